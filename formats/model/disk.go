@@ -1,0 +1,158 @@
+package model
+
+import (
+	"context"
+	"io"
+	"iter"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// ExtentList is a Disk helper: a fixed, sorted list of extents.
+type ExtentList []Extent
+
+// Seq yields the list in order, stopping early on ctx cancellation.
+func (l ExtentList) Seq(ctx context.Context) iter.Seq2[Extent, error] {
+	return func(yield func(Extent, error) bool) {
+		for _, e := range l {
+			if err := ctx.Err(); err != nil {
+				yield(Extent{}, err)
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// CollectExtents drains a Disk's extent iterator.
+func CollectExtents(ctx context.Context, d Disk) ([]Extent, error) {
+	var out []Extent
+	for e, err := range d.Extents(ctx) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// AllocatedBytes sums the lengths of non-zero extents.
+func AllocatedBytes(ctx context.Context, d Disk) (int64, error) {
+	var n int64
+	for e, err := range d.Extents(ctx) {
+		if err != nil {
+			return n, err
+		}
+		if e.Source != SourceZero {
+			n += e.Length
+		}
+	}
+	return n, nil
+}
+
+// FileDisk is a Disk over a region of a host file whose bytes are the guest
+// bytes one for one (a raw image, a flat extent, an external data file). Its
+// extents are given by the caller, usually from SEEK_DATA/SEEK_HOLE.
+type FileDisk struct {
+	R      io.ReaderAt
+	Name   string // host path, for extents
+	Base   int64  // host offset of guest byte 0
+	Len    int64  // guest size
+	Allocd ExtentList
+}
+
+func (d *FileDisk) Size() int64 { return d.Len }
+
+func (d *FileDisk) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, os.ErrInvalid
+	}
+	if off >= d.Len {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if rem := d.Len - off; int64(want) > rem {
+		want = int(rem)
+	}
+	n, err := d.R.ReadAt(p[:want], d.Base+off)
+	if n < want && (err == nil || err == io.EOF) {
+		// A short host file reads as zeros past its end, as QEMU does.
+		clear(p[n:want])
+		n, err = want, nil
+	}
+	if err == nil && want < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (d *FileDisk) Extents(ctx context.Context) iter.Seq2[Extent, error] { return d.Allocd.Seq(ctx) }
+
+// ZeroDisk is an empty guest space of a given size.
+type ZeroDisk int64
+
+func (z ZeroDisk) Size() int64 { return int64(z) }
+func (z ZeroDisk) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(z) {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if rem := int64(z) - off; int64(n) > rem {
+		n = int(rem)
+	}
+	clear(p[:n])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (z ZeroDisk) Extents(ctx context.Context) iter.Seq2[Extent, error] {
+	return ExtentList(nil).Seq(ctx)
+}
+
+// AdoptBacking turns the views of an opened backing image into views of the
+// image above it. The backing's current view becomes a "backing" view with ID
+// "<top>#backing:<name>"; its other views keep their kind and get IDs like
+// "<top>#backing:<name>#snapshot:x". Deeper backing views, already adopted by
+// the backing image itself, are re-prefixed the same way, so IDs stay stable
+// and unique along the chain.
+func AdoptBacking(topBase string, b *Image) []View {
+	name := filepath.Base(b.Path)
+	var out []View
+	for _, v := range b.Views {
+		nv := v
+		nv.Notes = slices.Clone(v.Notes)
+		rest := v.ID
+		if i := strings.Index(rest, "#"); i >= 0 {
+			rest = rest[i+1:]
+		} else {
+			rest = ""
+		}
+		switch {
+		case v.Kind == KindCurrent:
+			nv.Kind = KindBacking
+			nv.Name = name
+			nv.ID = topBase + "#backing:" + name
+		case strings.HasPrefix(rest, "backing:"):
+			// Already a backing view of the backing image: keep its chain.
+			nv.ID = topBase + "#" + rest
+		default:
+			nv.ID = topBase + "#backing:" + name + "#" + rest
+		}
+		out = append(out, nv)
+	}
+	return out
+}
+
+// ViewID builds the ID of a view of the image at path.
+func ViewID(path string, kind Kind, name string) string {
+	base := filepath.Base(path)
+	if name == "" {
+		return base + "#" + string(kind)
+	}
+	return base + "#" + string(kind) + ":" + name
+}

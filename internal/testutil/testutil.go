@@ -1,0 +1,52 @@
+// Package testutil holds helpers shared by tests that drive real tools
+// (qemu-img, qemu-io, mkfs.ext4, debugfs, qemu-system-x86_64).
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// RequireTool skips the test when a tool is missing, or fails it when
+// IMGAUDIT_REQUIRE_TOOLS=1 (as `make test` sets it after installing the
+// tools), so that CI can never pass by skipping.
+func RequireTool(t testing.TB, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			if os.Getenv("IMGAUDIT_REQUIRE_TOOLS") == "1" {
+				t.Fatalf("required tool %s not found: %v", name, err)
+			}
+			t.Skipf("%s not installed (make test installs it)", name)
+		}
+	}
+}
+
+// Run runs a command with a timeout and fails the test with its output on error.
+func Run(t testing.TB, name string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out.String())
+	}
+	return out.Bytes()
+}
+
+// FileSnapshot returns a file's bytes, to prove later that it did not change.
+func FileSnapshot(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
