@@ -1,0 +1,162 @@
+// Package report holds imgaudit's report model and its writers (table, JSON,
+// SARIF). The JSON form of Report is a public contract documented in
+// docs/report.md: fields may be added, never renamed or dropped.
+package report
+
+import "time"
+
+// SchemaVersion is bumped when fields are added; consumers ignore unknown fields.
+const SchemaVersion = 1
+
+// Exposure classes. Everything but Live is outside the guest's control.
+const (
+	ExposureLive         = "live"
+	ExposureDeleted      = "deleted"
+	ExposureSnapshot     = "snapshot"
+	ExposureBacking      = "backing"
+	ExposureUnreferenced = "unreferenced"
+	ExposureMemory       = "memory"
+	ExposureLayer        = "layer"
+)
+
+// ExposureOrder ranks classes for display: most surprising first.
+var exposureOrder = []string{ExposureSnapshot, ExposureBacking, ExposureDeleted, ExposureUnreferenced, ExposureMemory, ExposureLayer, ExposureLive}
+
+// ExposureRank returns the display rank of an exposure class (lower first).
+func ExposureRank(e string) int {
+	for i, x := range exposureOrder {
+		if x == e {
+			return i
+		}
+	}
+	return len(exposureOrder)
+}
+
+// Location states.
+const (
+	StateAllocated = "allocated"
+	StateFree      = "free"
+	StateUnknown   = "unknown"
+)
+
+// Report is the result of one imgaudit run.
+type Report struct {
+	SchemaVersion int       `json:"schema_version"`
+	Tool          Tool      `json:"tool"`
+	Command       string    `json:"command"` // "scan", "registry", "merge"
+	Started       time.Time `json:"started"`
+	Finished      time.Time `json:"finished"`
+	// Complete is false when the run was interrupted (Ctrl-C, deadline);
+	// findings are then partial.
+	Complete         bool      `json:"complete"`
+	IncompleteReason string    `json:"incomplete_reason,omitempty"`
+	FailOn           string    `json:"fail_on"`
+	Targets          []Target  `json:"targets"`
+	Findings         []Finding `json:"findings"`
+	Summary          Summary   `json:"summary"`
+}
+
+// Tool names the producer.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Target is one scanned file or directory member.
+type Target struct {
+	Path        string      `json:"path"`
+	Format      string      `json:"format,omitempty"`
+	VirtualSize int64       `json:"virtual_size,omitempty"`
+	Backing     []Backing   `json:"backing,omitempty"`
+	Views       []View      `json:"views"`
+	Errors      []string    `json:"errors"`
+	Partitions  []Partition `json:"partitions,omitempty"`
+	// Unattributed names filesystems whose findings carry no path or state
+	// (XFS, btrfs, NTFS, LVM, ...), so that nothing is silently skipped.
+	Unattributed []string `json:"unattributed,omitempty"`
+}
+
+// Backing is one link of a target's backing chain.
+type Backing struct {
+	Name   string `json:"name"`
+	Path   string `json:"path,omitempty"`
+	Format string `json:"format,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// View is one view of a target and what scanning it cost.
+type View struct {
+	ID             string            `json:"id"`
+	Kind           string            `json:"kind"`
+	Name           string            `json:"name"`
+	Created        *time.Time        `json:"created,omitempty"`
+	Size           int64             `json:"size"`
+	AllocatedBytes int64             `json:"allocated_bytes"`
+	ScannedBytes   int64             `json:"scanned_bytes"`
+	Notes          []string          `json:"notes,omitempty"`
+	Attrs          map[string]string `json:"attrs,omitempty"`
+	Error          string            `json:"error,omitempty"`
+}
+
+// Partition describes one partition or filesystem of a disk view.
+type Partition struct {
+	View       string `json:"view"`
+	Name       string `json:"name"`
+	Start      int64  `json:"start"`
+	Size       int64  `json:"size"`
+	FS         string `json:"fs,omitempty"`
+	Attributed bool   `json:"attributed"`
+	Note       string `json:"note,omitempty"`
+}
+
+// Finding is one secret, identified by its fingerprint, with every place it
+// persists.
+type Finding struct {
+	Rule           string `json:"rule"`
+	Description    string `json:"description"`
+	Category       string `json:"category"`
+	Severity       string `json:"severity"`
+	Fingerprint    string `json:"fingerprint"`
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	Preview        string `json:"preview"`
+	// Exposure is the set of classes over all locations, most surprising first.
+	Exposure []string `json:"exposure"`
+	// OutsideGuestControl is true when any exposure is not "live".
+	OutsideGuestControl bool              `json:"outside_guest_control"`
+	Metadata            map[string]string `json:"metadata,omitempty"`
+	// New is set by baseline/state comparison: true when the fingerprint was
+	// not known before. Absent when no baseline was given.
+	New       *bool      `json:"new,omitempty"`
+	Locations []Location `json:"locations"`
+}
+
+// Location is one place a finding's secret was seen.
+type Location struct {
+	Target   string `json:"target"`
+	View     string `json:"view"`
+	ViewKind string `json:"view_kind"`
+	// Offset is the guest offset (guest-physical address for memory views,
+	// host offset for unreferenced views).
+	Offset     int64  `json:"offset"`
+	Length     int64  `json:"length"`
+	FileOffset *int64 `json:"file_offset,omitempty"`
+	File       string `json:"file,omitempty"` // host file holding the bytes
+	Partition  string `json:"partition,omitempty"`
+	Path       string `json:"path,omitempty"`
+	State      string `json:"state"`
+	Exposure   string `json:"exposure"`
+	Encoding   string `json:"encoding,omitempty"`
+}
+
+// Summary counts what the run found and read.
+type Summary struct {
+	Targets              int            `json:"targets"`
+	TargetsFailed        int            `json:"targets_failed"`
+	Findings             int            `json:"findings"`
+	BySeverity           map[string]int `json:"by_severity"`
+	ByExposure           map[string]int `json:"by_exposure"`
+	OutsideGuestControl  int            `json:"outside_guest_control"`
+	SuppressedByBaseline int            `json:"suppressed_by_baseline"`
+	AllocatedBytes       int64          `json:"allocated_bytes"`
+	ScannedBytes         int64          `json:"scanned_bytes"`
+}

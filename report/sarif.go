@@ -1,0 +1,436 @@
+package report
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SARIF constants. The $schema URI is the one GitHub code scanning and most
+// viewers recognise; the document validates against the official OASIS /
+// SARIF SDK 2.1.0 schema (see TestSARIFValidatesAgainstOfficialSchema).
+const (
+	SARIFSchemaURI = "https://json.schemastore.org/sarif-2.1.0.json"
+	SARIFVersion   = "2.1.0"
+	// SARIFFingerprintKey names the partialFingerprints entry that carries
+	// Finding.Fingerprint; the /v1 suffix versions the recipe.
+	SARIFFingerprintKey = "imgaudit/v1"
+)
+
+// SARIFLevel maps a severity to a SARIF level: critical and high are
+// errors, medium a warning, low (and anything unknown) a note.
+func SARIFLevel(severity string) string {
+	switch severity {
+	case SeverityCritical, SeverityHigh:
+		return "error"
+	case SeverityMedium:
+		return "warning"
+	}
+	return "note"
+}
+
+// SARIFSecuritySeverity maps a severity to the CVSS-like score that GitHub
+// code scanning reads from properties["security-severity"] (a numeric
+// string: >= 9.0 critical, >= 7.0 high, >= 4.0 medium, else low).
+func SARIFSecuritySeverity(severity string) string {
+	switch severity {
+	case SeverityCritical:
+		return "9.5"
+	case SeverityHigh:
+		return "8.0"
+	case SeverityMedium:
+		return "5.0"
+	}
+	return "2.0"
+}
+
+// The SARIF object model, restricted to what imgaudit writes. Field order is
+// the output order.
+type (
+	sarifLog struct {
+		Schema  string     `json:"$schema"`
+		Version string     `json:"version"`
+		Runs    []sarifRun `json:"runs"`
+	}
+	sarifRun struct {
+		Tool        sarifTool         `json:"tool"`
+		Invocations []sarifInvocation `json:"invocations"`
+		Results     []sarifResult     `json:"results"`
+		Properties  map[string]any    `json:"properties,omitempty"`
+	}
+	sarifTool struct {
+		Driver sarifDriver `json:"driver"`
+	}
+	sarifDriver struct {
+		Name    string      `json:"name"`
+		Version string      `json:"version,omitempty"`
+		Rules   []sarifRule `json:"rules"`
+	}
+	sarifRule struct {
+		ID                   string         `json:"id"`
+		Name                 string         `json:"name,omitempty"`
+		ShortDescription     sarifText      `json:"shortDescription"`
+		DefaultConfiguration sarifConfig    `json:"defaultConfiguration"`
+		Properties           map[string]any `json:"properties"`
+	}
+	sarifConfig struct {
+		Level string `json:"level"`
+	}
+	sarifText struct {
+		Text string `json:"text"`
+	}
+	sarifInvocation struct {
+		ExecutionSuccessful        bool                `json:"executionSuccessful"`
+		StartTimeUTC               string              `json:"startTimeUtc,omitempty"`
+		EndTimeUTC                 string              `json:"endTimeUtc,omitempty"`
+		ToolExecutionNotifications []sarifNotification `json:"toolExecutionNotifications"`
+		Properties                 map[string]any      `json:"properties,omitempty"`
+	}
+	sarifNotification struct {
+		Level      string          `json:"level"`
+		Message    sarifText       `json:"message"`
+		Locations  []sarifLocation `json:"locations,omitempty"`
+		Properties map[string]any  `json:"properties,omitempty"`
+	}
+	sarifResult struct {
+		RuleID              string            `json:"ruleId"`
+		RuleIndex           int               `json:"ruleIndex"`
+		Level               string            `json:"level"`
+		Message             sarifText         `json:"message"`
+		Locations           []sarifLocation   `json:"locations"`
+		PartialFingerprints map[string]string `json:"partialFingerprints"`
+		BaselineState       string            `json:"baselineState,omitempty"`
+		Properties          map[string]any    `json:"properties"`
+	}
+	sarifLocation struct {
+		PhysicalLocation *sarifPhysical `json:"physicalLocation,omitempty"`
+		LogicalLocations []sarifLogical `json:"logicalLocations,omitempty"`
+		Properties       map[string]any `json:"properties,omitempty"`
+	}
+	sarifPhysical struct {
+		ArtifactLocation sarifArtifact `json:"artifactLocation"`
+		Region           *sarifRegion  `json:"region,omitempty"`
+	}
+	sarifArtifact struct {
+		URI string `json:"uri"`
+	}
+	sarifRegion struct {
+		ByteOffset int64 `json:"byteOffset"`
+		ByteLength int64 `json:"byteLength"`
+	}
+	sarifLogical struct {
+		Name               string `json:"name"`
+		FullyQualifiedName string `json:"fullyQualifiedName"`
+		Kind               string `json:"kind"`
+	}
+)
+
+// WriteSARIF writes r as a SARIF 2.1.0 log with one run. Each finding is one
+// result whose locations are all the places its secret persists. Each
+// location's physicalLocation is the host file and host byte range where the
+// scanner knows them (file_offset); otherwise it is the target file with the
+// guest offset inside the view, and properties.offset_space says which. The
+// logicalLocation always names the view and guest path. Target, backing and
+// view errors become toolExecutionNotifications, and
+// invocations[0].executionSuccessful is r.Complete. Only redacted previews
+// and fingerprints appear; Metadata is not written. r is not modified.
+func WriteSARIF(w io.Writer, r *Report) error {
+	if r == nil {
+		return errors.New("report: WriteSARIF: nil report")
+	}
+	findings := SortedFindings(r)
+
+	rules := []sarifRule{}
+	ruleIndex := map[string]int{}
+	for _, f := range findings {
+		i, ok := ruleIndex[f.Rule]
+		if !ok {
+			i = len(rules)
+			ruleIndex[f.Rule] = i
+			rules = append(rules, sarifRule{
+				ID:               f.Rule,
+				Name:             ruleName(f.Rule),
+				ShortDescription: sarifText{Text: cmp.Or(f.Description, f.Rule)},
+				Properties: map[string]any{
+					"category": f.Category,
+					"tags":     ruleTags(f.Category),
+				},
+			})
+		}
+		// A rule can report at several severities (an encrypted key is
+		// less severe); its default is the most severe one seen.
+		rule := &rules[i]
+		cur, _ := rule.Properties["severity"].(string)
+		if cur == "" || SeverityRank(f.Severity) < SeverityRank(cur) {
+			rule.Properties["severity"] = f.Severity
+			rule.Properties["security-severity"] = SARIFSecuritySeverity(f.Severity)
+			rule.DefaultConfiguration.Level = SARIFLevel(f.Severity)
+		}
+	}
+
+	results := make([]sarifResult, 0, len(findings))
+	for _, f := range findings {
+		results = append(results, sarifResultFor(f, ruleIndex[f.Rule]))
+	}
+
+	inv := sarifInvocation{
+		ExecutionSuccessful:        r.Complete,
+		StartTimeUTC:               sarifTime(r.Started),
+		EndTimeUTC:                 sarifTime(r.Finished),
+		ToolExecutionNotifications: sarifNotifications(r),
+	}
+	if !r.Complete {
+		inv.Properties = map[string]any{"incomplete_reason": r.IncompleteReason}
+	}
+
+	runProps := map[string]any{
+		"schema_version":         r.SchemaVersion,
+		"command":                r.Command,
+		"complete":               r.Complete,
+		"fail_on":                r.FailOn,
+		"targets":                len(r.Targets),
+		"suppressed_by_baseline": r.Summary.SuppressedByBaseline,
+		"scanned_bytes":          r.Summary.ScannedBytes,
+	}
+	if r.IncompleteReason != "" {
+		runProps["incomplete_reason"] = r.IncompleteReason
+	}
+
+	log := sarifLog{
+		Schema:  SARIFSchemaURI,
+		Version: SARIFVersion,
+		Runs: []sarifRun{{
+			Tool: sarifTool{Driver: sarifDriver{
+				Name:    cmp.Or(r.Tool.Name, "imgaudit"),
+				Version: r.Tool.Version,
+				Rules:   rules,
+			}},
+			Invocations: []sarifInvocation{inv},
+			Results:     results,
+			Properties:  runProps,
+		}},
+	}
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(log); err != nil {
+		return fmt.Errorf("report: encoding SARIF: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("report: writing SARIF: %w", err)
+	}
+	return nil
+}
+
+func sarifResultFor(f *Finding, ruleIndex int) sarifResult {
+	exposure := FindingExposure(f)
+	outside := IsOutsideGuestControl(f)
+	msg := cmp.Or(f.Description, f.Rule)
+	if f.Preview != "" {
+		msg += ": " + f.Preview
+	}
+	msg += ". Exposure: " + strings.Join(exposure, ", ")
+	if outside {
+		msg += " (outside the guest's control: rotating the secret in the guest does not remove every copy)"
+	}
+	msg += fmt.Sprintf(". %s.", plural(len(f.Locations), "location"))
+
+	props := map[string]any{
+		"exposure":              nonNil(exposure),
+		"outside_guest_control": outside,
+		"category":              f.Category,
+		"severity":              f.Severity,
+		"preview":               f.Preview,
+	}
+	if f.KeyFingerprint != "" {
+		props["key_fingerprint"] = f.KeyFingerprint
+	}
+	res := sarifResult{
+		RuleID:              f.Rule,
+		RuleIndex:           ruleIndex,
+		Level:               SARIFLevel(f.Severity),
+		Message:             sarifText{Text: msg},
+		Locations:           make([]sarifLocation, 0, len(f.Locations)),
+		PartialFingerprints: map[string]string{SARIFFingerprintKey: f.Fingerprint},
+		Properties:          props,
+	}
+	if f.New != nil {
+		props["new"] = *f.New
+		res.BaselineState = "unchanged"
+		if *f.New {
+			res.BaselineState = "new"
+		}
+	}
+	for _, l := range sortedLocations(f) {
+		res.Locations = append(res.Locations, sarifLocationFor(l))
+	}
+	return res
+}
+
+func sarifLocationFor(l Location) sarifLocation {
+	props := map[string]any{
+		"target":    l.Target,
+		"view":      l.View,
+		"view_kind": l.ViewKind,
+		"offset":    l.Offset,
+		"state":     l.State,
+		"exposure":  l.Exposure,
+	}
+	for k, v := range map[string]string{"partition": l.Partition, "path": l.Path, "file": l.File, "encoding": l.Encoding} {
+		if v != "" {
+			props[k] = v
+		}
+	}
+	phys := &sarifPhysical{}
+	length := max(l.Length, 0)
+	if l.FileOffset != nil && *l.FileOffset >= 0 {
+		props["file_offset"] = *l.FileOffset
+		props["offset_space"] = "host"
+		phys.ArtifactLocation.URI = fileURI(cmp.Or(l.File, l.Target))
+		phys.Region = &sarifRegion{ByteOffset: *l.FileOffset, ByteLength: length}
+	} else {
+		props["offset_space"] = "guest"
+		phys.ArtifactLocation.URI = fileURI(l.Target)
+		if l.Offset >= 0 {
+			phys.Region = &sarifRegion{ByteOffset: l.Offset, ByteLength: length}
+		}
+	}
+	view := cmp.Or(l.View, l.Target)
+	name := cmp.Or(l.Path, view)
+	fqn := view
+	if l.Path != "" {
+		fqn += ":" + l.Path
+	}
+	loc := sarifLocation{
+		LogicalLocations: []sarifLogical{{
+			Name:               name,
+			FullyQualifiedName: fqn,
+			Kind:               cmp.Or(l.ViewKind, "view"),
+		}},
+		Properties: props,
+	}
+	if phys.ArtifactLocation.URI != "" {
+		loc.PhysicalLocation = phys
+	}
+	return loc
+}
+
+// sarifNotifications turns target, backing and view errors into error
+// notifications, an interruption into one more, and unattributed
+// filesystems into notes.
+func sarifNotifications(r *Report) []sarifNotification {
+	out := []sarifNotification{}
+	if !r.Complete {
+		out = append(out, sarifNotification{
+			Level:   "error",
+			Message: sarifText{Text: "scan incomplete: " + cmp.Or(r.IncompleteReason, "interrupted") + "; findings are partial"},
+		})
+	}
+	for _, t := range r.Targets {
+		at := targetLocations(t.Path)
+		for _, e := range t.Errors {
+			out = append(out, sarifNotification{Level: "error", Message: sarifText{Text: t.Path + ": " + e}, Locations: at,
+				Properties: map[string]any{"target": t.Path}})
+		}
+		for _, b := range t.Backing {
+			if b.Error != "" {
+				out = append(out, sarifNotification{Level: "error", Message: sarifText{Text: t.Path + ": backing file " + cmp.Or(b.Path, b.Name) + ": " + b.Error},
+					Locations: targetLocations(cmp.Or(b.Path, t.Path)), Properties: map[string]any{"target": t.Path, "backing": cmp.Or(b.Path, b.Name)}})
+			}
+		}
+		for _, v := range t.Views {
+			if v.Error != "" {
+				out = append(out, sarifNotification{Level: "warning", Message: sarifText{Text: cmp.Or(v.ID, t.Path) + ": " + v.Error}, Locations: at,
+					Properties: map[string]any{"target": t.Path, "view": v.ID, "view_kind": v.Kind}})
+			}
+		}
+		for _, u := range t.Unattributed {
+			out = append(out, sarifNotification{Level: "note", Message: sarifText{Text: t.Path + ": unattributed filesystem: " + u + " (findings there carry no path or allocation state)"},
+				Locations: at, Properties: map[string]any{"target": t.Path, "unattributed": u}})
+		}
+		for _, p := range t.Partitions {
+			if p.Attributed {
+				continue
+			}
+			text := fmt.Sprintf("%s: partition %s", cmp.Or(p.View, t.Path), p.Name)
+			if p.FS != "" {
+				text += " (" + p.FS + ")"
+			}
+			text += " is not attributed: findings there carry no path or allocation state"
+			if p.Note != "" {
+				text += " (" + p.Note + ")"
+			}
+			out = append(out, sarifNotification{Level: "note", Message: sarifText{Text: text}, Locations: at,
+				Properties: map[string]any{"target": t.Path, "view": p.View, "partition": p.Name, "fs": p.FS, "start": p.Start, "size": p.Size}})
+		}
+	}
+	return out
+}
+
+func targetLocations(path string) []sarifLocation {
+	if path == "" {
+		return nil
+	}
+	return []sarifLocation{{PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: fileURI(path)}}}}
+}
+
+// fileURI turns a host path into a SARIF artifact URI: absolute paths become
+// file:// URIs, relative ones stay relative references; both are
+// percent-encoded (a '#' or '%' in a file name must not start a fragment).
+func fileURI(path string) string {
+	if path == "" {
+		return ""
+	}
+	p := filepath.ToSlash(path)
+	if filepath.IsAbs(path) {
+		if !strings.HasPrefix(p, "/") { // a Windows drive path
+			p = "/" + p
+		}
+		return (&url.URL{Scheme: "file", Path: p}).String()
+	}
+	// url.URL.String prefixes "./" when the first segment has a colon,
+	// so a relative path is never read as a scheme.
+	return (&url.URL{Path: p}).String()
+}
+
+func sarifTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// ruleName turns a rule id like "ssh-rsa-private-key" into the PascalCase
+// name SARIF viewers show ("SshRsaPrivateKey").
+func ruleName(id string) string {
+	var b strings.Builder
+	up := true
+	for _, r := range id {
+		switch {
+		case r == '-' || r == '_' || r == '.' || r == ' ' || r == '/':
+			up = true
+		case up:
+			b.WriteString(strings.ToUpper(string(r)))
+			up = false
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func ruleTags(category string) []string {
+	tags := []string{"security", "secret"}
+	if category != "" && category != "security" && category != "secret" {
+		tags = append(tags, category)
+	}
+	return tags
+}

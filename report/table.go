@@ -1,0 +1,444 @@
+package report
+
+import (
+	"bufio"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
+)
+
+// TableOptions tunes the human-readable report.
+type TableOptions struct {
+	// Color adds ANSI colours to severities (only when writing to a terminal).
+	Color bool
+	// MaxLocations caps the locations listed per finding; the rest are
+	// counted ("... and N more"). 0 means DefaultMaxLocations, <0 means all.
+	MaxLocations int
+}
+
+// DefaultMaxLocations is the per-finding location cap when
+// TableOptions.MaxLocations is 0.
+const DefaultMaxLocations = 5
+
+// ANSI colour codes for severities. All have the same length, so that
+// coloured and plain severities in one column stay aligned.
+func severityColor(s string) string {
+	switch s {
+	case SeverityCritical:
+		return "\x1b[1;31m"
+	case SeverityHigh:
+		return "\x1b[0;31m"
+	case SeverityMedium:
+		return "\x1b[0;33m"
+	case SeverityLow:
+		return "\x1b[0;36m"
+	}
+	return "\x1b[0;39m"
+}
+
+const colorReset = "\x1b[0m"
+
+// tableMetadataKey reports whether a metadata key may be shown in the
+// table. Metadata is non-secret by contract, but the table is what people
+// paste into tickets, so only descriptive keys are shown.
+func tableMetadataKey(k string) bool {
+	switch k {
+	case "key_type", "type", "algorithm", "bits", "curve", "encrypted", "user", "username":
+		return true
+	}
+	return false
+}
+
+// WriteTable writes the report for people: a run header, the findings
+// outside the guest's control, then the live ones, then target errors,
+// unattributed filesystems and a summary. Only redacted previews and
+// fingerprints of secrets are ever printed. Every string that comes from an
+// image (paths, previews, partition names) is escaped, so that a hostile
+// image cannot inject terminal control sequences.
+func WriteTable(w io.Writer, r *Report, opts TableOptions) error {
+	if r == nil {
+		return errors.New("report: WriteTable: nil report")
+	}
+	maxLoc := opts.MaxLocations
+	if maxLoc == 0 {
+		maxLoc = DefaultMaxLocations
+	}
+	bw := bufio.NewWriter(w)
+	tw := &tableWriter{w: bw, color: opts.Color, maxLoc: maxLoc}
+	tw.header(r)
+
+	findings := SortedFindings(r)
+	split := len(findings)
+	for i, f := range findings {
+		if !IsOutsideGuestControl(f) {
+			split = i
+			break
+		}
+	}
+	tw.section(fmt.Sprintf("OUTSIDE THE GUEST'S CONTROL (%d)", split),
+		"copies in snapshots, backing files, free blocks, unreferenced clusters, saved RAM or deleted layers: changing the guest does not remove them",
+		findings[:split])
+	tw.section(fmt.Sprintf("LIVE ONLY (%d)", len(findings)-split),
+		"in allocated files of the current state",
+		findings[split:])
+	tw.problems(r)
+	tw.summary(r, findings)
+	if tw.err != nil {
+		return fmt.Errorf("report: writing table: %w", tw.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("report: writing table: %w", err)
+	}
+	return nil
+}
+
+type tableWriter struct {
+	w      io.Writer
+	color  bool
+	maxLoc int
+	err    error
+}
+
+func (t *tableWriter) printf(format string, args ...any) {
+	if t.err == nil {
+		_, t.err = fmt.Fprintf(t.w, format, args...)
+	}
+}
+
+func (t *tableWriter) header(r *Report) {
+	views, failed := 0, 0
+	var scanned, allocated int64
+	for _, tg := range r.Targets {
+		views += len(tg.Views)
+		if len(tg.Errors) > 0 {
+			failed++
+		}
+		for _, v := range tg.Views {
+			scanned += v.ScannedBytes
+			allocated += v.AllocatedBytes
+		}
+	}
+	// The scanner's summary knows about bytes shared between views; prefer
+	// it when it was filled in.
+	if r.Summary.ScannedBytes > 0 || r.Summary.AllocatedBytes > 0 {
+		scanned, allocated = r.Summary.ScannedBytes, r.Summary.AllocatedBytes
+	}
+	state := "complete"
+	if !r.Complete {
+		state = "INCOMPLETE"
+		if r.IncompleteReason != "" {
+			state += ": " + clean(r.IncompleteReason)
+		}
+		state += " (findings are partial)"
+	}
+	name := cmp.Or(r.Tool.Name, "imgaudit")
+	cmd := cmp.Or(r.Command, "scan")
+	t.printf("%s %s: %s, %s, %s scanned of %s allocated, %s\n",
+		clean(name), clean(cmd), plural(len(r.Targets), "target"), plural(views, "view"),
+		humanBytes(scanned), humanBytes(allocated), state)
+	if failed > 0 {
+		t.printf("  %d of %d targets had errors (listed below)\n", failed, len(r.Targets))
+	}
+	for _, tg := range r.Targets {
+		format := cmp.Or(tg.Format, "?")
+		kinds := make([]string, 0, len(tg.Views))
+		for _, v := range tg.Views {
+			kinds = append(kinds, clean(viewLabel(v)))
+		}
+		line := fmt.Sprintf("  %s [%s]", clean(tg.Path), clean(format))
+		if tg.VirtualSize > 0 {
+			line += " " + humanBytes(tg.VirtualSize)
+		}
+		if len(kinds) > 0 {
+			line += ": " + strings.Join(kinds, ", ")
+		}
+		if len(tg.Errors) > 0 {
+			line += " (ERROR)"
+		}
+		t.printf("%s\n", line)
+	}
+}
+
+// viewLabel is the short name of a view: its kind, plus its name when set.
+func viewLabel(v View) string {
+	switch {
+	case v.Kind == "" && v.Name == "":
+		return v.ID
+	case v.Name == "" || v.Name == v.Kind:
+		return v.Kind
+	}
+	return v.Kind + ":" + v.Name
+}
+
+func (t *tableWriter) section(title, why string, findings []*Finding) {
+	t.printf("\n%s\n", title)
+	if len(findings) == 0 {
+		t.printf("  none\n")
+		return
+	}
+	t.printf("  %s\n", why)
+	ruleWidth := 0
+	for _, f := range findings {
+		ruleWidth = max(ruleWidth, utf8.RuneCountInString(clean(f.Rule)))
+	}
+	for _, f := range findings {
+		t.finding(f, ruleWidth)
+	}
+}
+
+func (t *tableWriter) finding(f *Finding, ruleWidth int) {
+	sev := strings.ToUpper(cmp.Or(f.Severity, "unknown"))
+	sevText := fmt.Sprintf("%-8s", clean(sev))
+	if t.color {
+		sevText = severityColor(f.Severity) + sevText + colorReset
+	}
+	var tags []string
+	if f.New != nil && *f.New {
+		tags = append(tags, "NEW")
+	}
+	tagText := ""
+	if len(tags) > 0 {
+		tagText = "  [" + strings.Join(tags, ",") + "]"
+	}
+	t.printf("\n%s  %-*s  exposure: %s%s\n", sevText, ruleWidth, clean(f.Rule),
+		clean(strings.Join(FindingExposure(f), ",")), tagText)
+	t.printf("  preview:     %s\n", clean(f.Preview))
+	if f.KeyFingerprint != "" {
+		t.printf("  key:         %s\n", clean(f.KeyFingerprint))
+	}
+	if meta := metadataText(f.Metadata); meta != "" {
+		t.printf("  details:     %s\n", meta)
+	}
+	t.printf("  fingerprint: %s\n", clean(f.Fingerprint))
+
+	locs := sortedLocations(f)
+	shown := capLocations(locs, t.maxLoc)
+	if len(shown) > 0 {
+		tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
+		for _, l := range shown {
+			view := cmp.Or(l.View, l.Target)
+			fmt.Fprintf(tw, "    %s\t0x%x\t%s\t%s\t%s\t%s\n",
+				dash(clean(view)), l.Offset, dash(clean(l.Partition)), dash(clean(l.Path)),
+				dash(clean(l.State)), dash(clean(l.Exposure)))
+		}
+		if err := tw.Flush(); err != nil && t.err == nil {
+			t.err = err
+		}
+	}
+	if n := len(locs) - len(shown); n > 0 {
+		t.printf("    ... and %s\n", plural(n, "more location"))
+	}
+}
+
+// capLocations picks at most max of the sorted locations (all when max < 0).
+// It first takes one location of each exposure class, so that a capped
+// finding still shows both where the secret persists and where it is live,
+// then fills up in order. The result keeps the sorted order.
+func capLocations(locs []Location, max int) []Location {
+	if max < 0 || len(locs) <= max {
+		return locs
+	}
+	pick := make([]bool, len(locs))
+	n := 0
+	seen := map[string]bool{}
+	for i, l := range locs {
+		if n < max && !seen[l.Exposure] {
+			seen[l.Exposure] = true
+			pick[i] = true
+			n++
+		}
+	}
+	for i := range locs {
+		if n < max && !pick[i] {
+			pick[i] = true
+			n++
+		}
+	}
+	out := make([]Location, 0, max)
+	for i, l := range locs {
+		if pick[i] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// metadataText renders the allow-listed metadata keys, sorted.
+func metadataText(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if tableMetadataKey(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+clean(m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func (t *tableWriter) problems(r *Report) {
+	var errs, notes []string
+	for _, tg := range r.Targets {
+		for _, e := range tg.Errors {
+			errs = append(errs, clean(tg.Path)+": "+clean(e))
+		}
+		for _, b := range tg.Backing {
+			if b.Error != "" {
+				errs = append(errs, clean(tg.Path)+": backing "+clean(cmp.Or(b.Path, b.Name))+": "+clean(b.Error))
+			}
+		}
+		for _, v := range tg.Views {
+			if v.Error != "" {
+				errs = append(errs, clean(cmp.Or(v.ID, tg.Path))+": "+clean(v.Error))
+			}
+		}
+		for _, u := range tg.Unattributed {
+			notes = append(notes, clean(tg.Path)+": "+clean(u))
+		}
+		for _, p := range tg.Partitions {
+			if p.Attributed {
+				continue
+			}
+			desc := clean(cmp.Or(p.View, tg.Path)) + " " + clean(p.Name)
+			if p.FS != "" {
+				desc += " (" + clean(p.FS) + ")"
+			}
+			desc += fmt.Sprintf(" at 0x%x, %s", p.Start, humanBytes(p.Size))
+			if p.Note != "" {
+				desc += ": " + clean(p.Note)
+			}
+			notes = append(notes, desc)
+		}
+	}
+	if len(errs) > 0 {
+		t.printf("\nTARGET ERRORS (%d)\n", len(errs))
+		for _, e := range errs {
+			t.printf("  %s\n", e)
+		}
+	}
+	if len(notes) > 0 {
+		t.printf("\nUNATTRIBUTED FILESYSTEMS (%d): findings there carry no path or allocation state\n", len(notes))
+		for _, n := range notes {
+			t.printf("  %s\n", n)
+		}
+	}
+}
+
+func (t *tableWriter) summary(r *Report, findings []*Finding) {
+	bySev := map[string]int{}
+	byExp := map[string]int{}
+	outside := 0
+	for _, f := range findings {
+		bySev[f.Severity]++
+		for _, e := range FindingExposure(f) {
+			byExp[e]++
+		}
+		if IsOutsideGuestControl(f) {
+			outside++
+		}
+	}
+	line := fmt.Sprintf("\nSUMMARY: %s", plural(len(findings), "finding"))
+	if len(findings) > 0 {
+		line += " (" + countList(bySev, severityNames()) + "); exposure: " + countList(byExp, exposureNames())
+		line += fmt.Sprintf("; %d outside the guest's control", outside)
+	}
+	if r.Summary.SuppressedByBaseline > 0 {
+		line += fmt.Sprintf("; %d suppressed by baseline", r.Summary.SuppressedByBaseline)
+	}
+	if !r.Complete {
+		line += "; INCOMPLETE"
+	}
+	t.printf("%s\n", line)
+}
+
+// countList renders counts in the given order, then any unknown keys
+// sorted, skipping zeros: "2 critical, 1 low".
+func countList(counts map[string]int, order []string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, k := range order {
+		seen[k] = true
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	var rest []string
+	for k := range counts {
+		if !seen[k] && counts[k] > 0 {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	for _, k := range rest {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], clean(cmp.Or(k, "unknown"))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func dash(s string) string { return cmp.Or(s, "-") }
+
+// humanBytes formats a byte count with binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// clean makes a string from an image safe to print on a terminal: control
+// characters (including ESC, tabs and newlines, which would also break the
+// alignment), invisible format characters and invalid UTF-8 are written as
+// Go escapes.
+func clean(s string) string {
+	safe := true
+	for _, r := range s {
+		if !printable(r) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case !printable(r):
+			q := fmt.Sprintf("%+q", string(r))
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func printable(r rune) bool {
+	return r != utf8.RuneError && unicode.IsPrint(r)
+}
