@@ -7,9 +7,21 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/memory"
+	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
+	"github.com/imgaudit/imgaudit/formats/memory/kdump"
+	"github.com/imgaudit/imgaudit/formats/memory/libvirtsave"
+	"github.com/imgaudit/imgaudit/formats/memory/lime"
+	"github.com/imgaudit/imgaudit/formats/memory/qemustream"
+	"github.com/imgaudit/imgaudit/formats/memory/vboxsav"
+	"github.com/imgaudit/imgaudit/formats/memory/vmware"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
+	"github.com/imgaudit/imgaudit/formats/vdi"
+	"github.com/imgaudit/imgaudit/formats/vhd"
+	"github.com/imgaudit/imgaudit/formats/vhdx"
 )
 
 // A reader recognises a format by its magic bytes and opens it.
@@ -23,6 +35,17 @@ type reader struct {
 // come first; raw is the fallback.
 func readers() []reader {
 	return []reader{
+		{"vhdx", vhdx.Probe, vhdx.Open},
+		{"libvirt-save", libvirtsave.Probe, libvirtsave.Open},
+		{"qemu-migration", qemustream.Probe, qemustream.Open},
+		{"elf-core", elfcore.Probe, elfcore.Open},
+		{"kdump", kdump.Probe, kdump.Open},
+		{"lime", lime.Probe, lime.Open},
+		{"vmware-state", vmware.Probe, vmware.Open},
+		{"vbox-sav", vboxsav.Probe, vboxsav.Open},
+		{"vdi", vdi.Probe, vdi.Open},
+		// VHD last before raw: a fixed VHD is only recognised by its footer.
+		{"vpc", vhd.Probe, vhd.Open},
 		{"raw", func([]byte, io.ReaderAt, int64) bool { return true }, raw.Open},
 	}
 }
@@ -95,6 +118,10 @@ func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 		// magic into a raw disk.
 		r = readers()[len(readers())-1]
 	}
+	if r.name == "raw" && strings.EqualFold(filepath.Ext(path), ".vmem") {
+		// VMware guest memory has no magic bytes; its name is all there is.
+		r = reader{"vmware-vmem", nil, vmware.Open}
+	}
 	if opts.Open == nil {
 		opts.Open = Open
 	}
@@ -103,5 +130,41 @@ func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.name, err)
 	}
+	parseMemoryViews(ctx, im)
 	return im, nil
+}
+
+// parseMemoryViews replaces the raw saved-VM-state views that disk readers
+// produce (a qcow2 snapshot's vmstate) by guest-physical memory views. When
+// the state cannot be parsed, the raw bytes stay as the view, with a note, so
+// they are still scanned.
+func parseMemoryViews(ctx context.Context, im *Image) {
+	var out []View
+	for _, v := range im.Views {
+		if v.Kind != KindMemory || v.Disk == nil || !isVMState(v.Disk) {
+			out = append(out, v)
+			continue
+		}
+		base, _, _ := strings.Cut(v.ID, "#")
+		views, err := memory.ViewsFromVMState(ctx, base, v.Name, v.Disk)
+		if err != nil || len(views) == 0 {
+			v.Notes = append(v.Notes, fmt.Sprintf("saved VM state not parsed, scanned as raw bytes: %v", err))
+			out = append(out, v)
+			continue
+		}
+		for i := range views {
+			views[i].ID = v.ID + strings.TrimPrefix(views[i].ID, model.ViewID(base, KindMemory, v.Name))
+			views[i].Created = v.Created
+			views[i].Attrs = v.Attrs
+			views[i].Notes = append(slices.Clone(v.Notes), views[i].Notes...)
+		}
+		out = append(out, views...)
+	}
+	im.Views = out
+}
+
+func isVMState(d Disk) bool {
+	var magic [8]byte
+	n, _ := d.ReadAt(magic[:], 0)
+	return n == 8 && string(magic[:4]) == "QEVM"
 }

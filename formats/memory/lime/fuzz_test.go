@@ -1,0 +1,23 @@
+package lime
+
+import (
+	"bytes"
+	"context"
+	"testing"
+)
+
+func FuzzLiME(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, _, err := NewDisk(context.Background(), "fuzz", bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 64)
+		for e, err := range d.Extents(context.Background()) {
+			if err != nil {
+				break
+			}
+			d.ReadAt(buf, e.Offset)
+		}
+	})
+}

@@ -1,0 +1,44 @@
+// Package memory turns saved guest RAM into guest-physical address spaces.
+// The readers live in subpackages (qemustream, libvirtsave, elfcore, kdump,
+// lime, vmware); this package holds what the integrator needs to give a qcow2
+// internal snapshot a memory view.
+package memory
+
+import (
+	"context"
+
+	"github.com/imgaudit/imgaudit/formats/memory/qemustream"
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// FromVMState parses the raw vmstate of a qcow2 snapshot (a QEVM migration
+// stream read through vmstate's ReaderAt) and returns its guest-physical RAM
+// with notes for the view. Pages stored verbatim in host clusters keep
+// their host location in the extents; others become SourceDerived.
+func FromVMState(ctx context.Context, name string, vmstate model.Disk) (model.Disk, []string, error) {
+	s, err := parseVMState(ctx, name, vmstate)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.Physical, append([]string{"offsets are guest-physical addresses"}, s.Notes...), nil
+}
+
+// ViewsFromVMState is FromVMState returning every memory view of the stream:
+// guest-physical RAM with ID ViewID(base, memory, name), plus
+// "<name>/superseded" (older page versions) and "<name>/block:<id>" (BIOS,
+// ROM and video RAM blocks) when they hold data.
+func ViewsFromVMState(ctx context.Context, base, name string, vmstate model.Disk) ([]model.View, error) {
+	s, err := parseVMState(ctx, name, vmstate)
+	if err != nil {
+		return nil, err
+	}
+	return s.Views(base, name), nil
+}
+
+func parseVMState(ctx context.Context, name string, vmstate model.Disk) (*qemustream.Stream, error) {
+	loc, err := qemustream.DiskLocator(ctx, vmstate)
+	if err != nil {
+		return nil, err
+	}
+	return qemustream.ParseWith(ctx, name, vmstate, vmstate.Size(), qemustream.Config{Locate: loc})
+}

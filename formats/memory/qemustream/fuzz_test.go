@@ -1,0 +1,146 @@
+package qemustream
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// readAll reads every extent of d (at most limit bytes), so that decoders run too.
+func readAll(t testing.TB, d model.Disk, limit int64) {
+	buf := make([]byte, 4096)
+	var n int64
+	for e, err := range d.Extents(context.Background()) {
+		if err != nil {
+			return
+		}
+		for off := e.Offset; off < e.End() && n < limit; off += int64(len(buf)) {
+			d.ReadAt(buf[:min(int64(len(buf)), e.End()-off)], off)
+			n += int64(len(buf))
+		}
+	}
+}
+
+func FuzzQEVMStream(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Parse(context.Background(), "fuzz", bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		readAll(t, s.Physical, 1<<22)
+		readAll(t, s.Superseded, 1<<22)
+		for _, r := range s.Regions {
+			readAll(t, r.Disk, 1<<20)
+		}
+	})
+}
+
+// TestSyntheticRecords covers records a paused TCG guest never makes QEMU
+// write: XBZRLE deltas, fill pages, a page zeroed after being sent, zlib
+// pages; the stream is the FuzzQEVMStream seed "synthetic-all-records".
+func TestSyntheticRecords(t *testing.T) {
+	b := seedBytes(t, "testdata/fuzz/FuzzQEVMStream/synthetic-all-records")
+	s, err := Parse(context.Background(), "tiny", bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func(d model.Disk, off int64) []byte {
+		p := make([]byte, 4096)
+		if _, err := d.ReadAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if s.Machine != "pc" || !s.Complete || !s.DeviceStateParsed {
+		t.Errorf("machine %q complete %v device %v", s.Machine, s.Complete, s.DeviceStateParsed)
+	}
+	if !bytes.Equal(page(s.Physical, 0x1000), make([]byte, 4096)) {
+		t.Error("page zeroed last is not zero")
+	}
+	if !bytes.Equal(page(s.Physical, 0x2000), bytes.Repeat([]byte{0x42}, 4096)) {
+		t.Error("zlib page")
+	}
+	if !bytes.Equal(page(s.Physical, 0x3000), bytes.Repeat([]byte{7}, 4096)) {
+		t.Error("fill page")
+	}
+	if len(s.SupersededRefs) != 2 || s.SupersededRefs[0].Phys != 0x1000 || s.SupersededRefs[1].Phys != 0x1000 {
+		t.Fatalf("superseded %+v", s.SupersededRefs)
+	}
+	if !bytes.Equal(page(s.Superseded, 0), bytes.Repeat([]byte{0x41}, 4096)) {
+		t.Error("first superseded version")
+	}
+	want := bytes.Repeat([]byte{0x41}, 4096)
+	copy(want[4:], "xyz")
+	if !bytes.Equal(page(s.Superseded, 4096), want) {
+		t.Error("XBZRLE version not decoded against the previous copy")
+	}
+	if s.XBZRLEPages != 1 || s.SkippedXBZRLE != 0 {
+		t.Errorf("xbzrle %d skipped %d", s.XBZRLEPages, s.SkippedXBZRLE)
+	}
+}
+
+func TestXBZRLEDecode(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delta []byte
+		want  int
+	}{
+		{"zrun+nzrun", []byte{4, 3, 'x', 'y', 'z'}, 7},
+		{"two-byte uleb", []byte{0x80, 0x01, 1, 'a'}, 129},
+		{"nzrun past page", []byte{0x80, 0x20, 1, 'a'}, -1},
+		{"zero nzrun", []byte{0, 0}, -1},
+		{"truncated", []byte{4}, -1},
+		{"nzrun bytes missing", []byte{0, 5, 'a'}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := xbzrleDecode(tc.delta, make([]byte, 4096), 4096); got != tc.want {
+				t.Errorf("got %d want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestX86LowMem(t *testing.T) {
+	const gib = int64(1) << 30
+	for _, tc := range []struct {
+		machine string
+		ram     int64
+		low     int64
+		ok      bool
+	}{
+		{"pc-i440fx-7.2", 64 << 20, 64 << 20, true},
+		{"pc-i440fx-7.2", 0xdff00000, 0xdff00000, true},
+		{"pc-i440fx-7.2", 0xe0000000, 0xc0000000, true},
+		{"pc-i440fx-7.2", 8 * gib, 3 * gib, true},
+		{"pc-i440fx-1.7", 4 * gib, 0xe0000000, true},
+		{"pc-1.0", 4 * gib, 0xe0000000, true},
+		{"pc-q35-7.2", 2 * gib, 2 * gib, true},
+		{"pc-q35-7.2", 0xb0000000, 2 * gib, true},
+		{"q35", 0xafff0000, 0xafff0000, true},
+		{"pc-q35-1.7", 4 * gib, 0xb0000000, true},
+		{"microvm", gib, 0, false},
+		{"", gib, 0, false},
+	} {
+		t.Run(tc.machine, func(t *testing.T) {
+			low, ok := X86LowMem(tc.machine, tc.ram)
+			if low != tc.low || ok != tc.ok {
+				t.Errorf("X86LowMem(%q, %#x) = %#x, %v; want %#x, %v", tc.machine, tc.ram, low, ok, tc.low, tc.ok)
+			}
+			if ok && tc.ram > low && X86Phys(low, low) != 4*gib {
+				t.Error("first high byte not at 4 GiB")
+			}
+		})
+	}
+}
+
+// seedBytes decodes a one-value corpus file.
+func seedBytes(t *testing.T, path string) []byte {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeCorpus(t, raw)
+}

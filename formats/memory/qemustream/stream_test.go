@@ -1,0 +1,156 @@
+package qemustream
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// compareWithELF checks that the physical Disk equals, byte for byte, the
+// memory QEMU itself wrote with dump-guest-memory from the same guest.
+// Below 1 MiB, 0xc0000-0xfffff reads the option ROM and BIOS copies while
+// the PAM registers are at their reset state, and the top 256 KiB below 4 GiB
+// is the BIOS: those segments are compared with the pc.rom and pc.bios
+// regions instead of pc.ram.
+func compareWithELF(t *testing.T, s *Stream, elfPath string) {
+	phys := s.Physical
+	t.Helper()
+	f, err := elf.Open(elfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Filesz == 0 {
+			continue
+		}
+		want := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(want, 0); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, p.Filesz)
+		var src io.ReaderAt = phys
+		at := int64(p.Paddr)
+		switch {
+		case at == 0xc0000:
+			src, at = s.region(t, "pc.rom"), 0
+		case at == 0xe0000:
+			src, at = s.region(t, "pc.bios"), s.region(t, "pc.bios").Size()-int64(p.Filesz)
+		case at >= 0xfffc0000 && at < 4<<30:
+			src, at = s.region(t, "pc.bios"), 0
+		}
+		if _, err := src.ReadAt(got, at); err != nil && err != io.EOF {
+			t.Fatalf("read 0x%x: %v", p.Paddr, err)
+		}
+		if !bytes.Equal(got, want) {
+			i := 0
+			for got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("physical 0x%x differs from dump-guest-memory at +0x%x", p.Paddr, i)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no PT_LOAD in dump")
+	}
+}
+
+func TestMigrationStream(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cfg      qemufixture.Config
+		caps     []string
+		machine  string
+		compress bool
+	}{
+		{"pc", qemufixture.Config{Machine: "pc"}, nil, "pc-i440fx-", false},
+		{"q35", qemufixture.Config{Machine: "q35"}, nil, "pc-q35-", false},
+		{"pc-compress", qemufixture.Config{Machine: "pc"}, []string{"migrate_set_capability compress on"}, "pc-i440fx-", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmds := append(append([]string{}, tc.caps...), `migrate "exec:cat > {dir}/mig.bin"`, "dump-guest-memory {dir}/dump.elf")
+			vm := qemufixture.Capture(t, tc.cfg, cmds...)
+			path := vm.Path("mig.bin")
+			before := qemufixture.FileSum(t, path)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			st, _ := f.Stat()
+			s, err := Parse(context.Background(), path, f, st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Machine) < len(tc.machine) || s.Machine[:len(tc.machine)] != tc.machine {
+				t.Errorf("machine %q", s.Machine)
+			}
+			if s.Physical.Size() != 64<<20 {
+				t.Errorf("physical size %d", s.Physical.Size())
+			}
+			if tc.compress && s.CompressedPages == 0 {
+				t.Errorf("no compressed pages with the compress capability on")
+			}
+			if !tc.compress && (s.Pages == 0 || s.CompressedPages != 0) {
+				t.Errorf("pages %d compressed %d", s.Pages, s.CompressedPages)
+			}
+			qemufixture.CheckPlants(t, tc.name, s.Physical, vm.Plants)
+			compareWithELF(t, s, vm.Path("dump.elf"))
+			checkExtents(t, s.Physical, f)
+			if len(s.Regions) == 0 {
+				t.Errorf("no ROM/BIOS regions exposed")
+			}
+			if qemufixture.FileSum(t, path) != before {
+				t.Fatal("stream file changed")
+			}
+			t.Logf("machine %s blocks %v pages %d zero %d compressed %d notes %q", s.Machine, s.Blocks, s.Pages, s.ZeroPages, s.CompressedPages, s.Notes)
+		})
+	}
+}
+
+// checkExtents verifies that extents are ordered and that data extents point
+// at the very bytes the Disk returns.
+func checkExtents(t *testing.T, d model.Disk, f io.ReaderAt) {
+	t.Helper()
+	last := int64(-1)
+	n := 0
+	for e, err := range d.Extents(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Offset < last || e.Length <= 0 || e.End() > d.Size() {
+			t.Fatalf("bad extent %+v after %d", e, last)
+		}
+		last = e.End()
+		if e.Source == model.SourceData && n%97 == 0 {
+			a, b := make([]byte, e.Length), make([]byte, e.Length)
+			d.ReadAt(a, e.Offset)
+			f.ReadAt(b, e.FileOffset)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("extent %+v: file bytes differ", e)
+			}
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no extents")
+	}
+}
+
+func (s *Stream) region(t *testing.T, name string) model.Disk {
+	for _, r := range s.Regions {
+		if r.Block == name {
+			return r.Disk
+		}
+	}
+	t.Fatalf("no region %s", name)
+	return nil
+}

@@ -1,0 +1,258 @@
+package vdi
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/vhd/blockmap/blockmaptest"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+func opener(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
+	return Open(ctx, path, opts)
+}
+
+var markOffsets = []int64{0, 512 * 3, 1 << 20, 2<<20 - 100, 4<<20 + 4096, 6<<20 - 4096}
+
+func makeImage(t testing.TB, dir, name, opts string, size int64, offs ...int64) string {
+	t.Helper()
+	if offs == nil {
+		offs = markOffsets
+	}
+	rawPath := filepath.Join(dir, name+".raw")
+	blockmaptest.PatternRaw(t, rawPath, name, size, offs...)
+	img := filepath.Join(dir, name+".vdi")
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vdi", "-o", opts, rawPath, img)
+	return img
+}
+
+func TestFidelity(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	cases := []struct {
+		name, opts, sub string
+		size            int64
+	}{
+		{"dynamic", "static=off", "dynamic", 6 << 20},
+		{"static", "static=on", "static", 6 << 20},
+		{"odd-size", "static=off", "dynamic", 5<<20 + 3*512},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := makeImage(t, dir, tc.name, tc.opts, tc.size)
+			before := blockmaptest.Sum(t, img)
+			want := blockmaptest.QemuRaw(t, img, "vdi")
+			if !Probe(testutil.FileSnapshot(t, img)[:512], nil, 0) {
+				t.Fatal("Probe did not recognise the image")
+			}
+			im, err := Open(context.Background(), img, model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if im.Attrs["subformat"] != tc.sub {
+				t.Errorf("subformat %q, want %q", im.Attrs["subformat"], tc.sub)
+			}
+			cur, _ := im.Current()
+			blockmaptest.CheckDisk(t, cur.Disk, want)
+			if got := blockmaptest.ExtentBytes(t, cur.Disk); !bytes.Equal(got, want) {
+				t.Error("extents miss data")
+			}
+			if blockmaptest.Sum(t, img) != before {
+				t.Fatal("image changed by reading it")
+			}
+		})
+	}
+}
+
+func hdrOf(t testing.TB, b []byte) header {
+	t.Helper()
+	return parseHeader(b[:headerEnd])
+}
+
+func TestUnreferenced(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	dir := t.TempDir()
+	img := makeImage(t, dir, "unref", "static=off", 6<<20)
+	b := testutil.FileSnapshot(t, img)
+	h := hdrOf(t, b)
+	at := int64(h.offBMap) + 4*4 // block 4 holds the marker at 4 MiB + 4096
+	e := binary.LittleEndian.Uint32(b[at:])
+	if e >= zeroBlock {
+		t.Fatal("block 4 not allocated by qemu-img")
+	}
+	binary.LittleEndian.PutUint32(b[at:], unallocated)
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := blockmaptest.QemuRaw(t, img, "vdi")
+	im, err := Open(context.Background(), img, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	cur, _ := im.Current()
+	blockmaptest.CheckDisk(t, cur.Disk, want)
+	mark := blockmaptest.Marker("unref", 4<<20+4096)
+	if bytes.Contains(want, mark[:32]) {
+		t.Fatal("qemu-img still reads the cleared block")
+	}
+	u, ok := im.View(model.ViewID(img, model.KindUnreferenced, ""))
+	if !ok {
+		t.Fatal("no unreferenced view")
+	}
+	got := blockmaptest.ExtentBytes(t, u.Disk)
+	hostOff := int64(h.offData) + int64(e)*int64(h.blockSize) + 4096
+	if !bytes.Equal(got[hostOff:hostOff+int64(len(mark))], mark) {
+		t.Fatalf("marker not at host offset %d of the unreferenced view", hostOff)
+	}
+	if bytes.Contains(got, blockmaptest.Marker("unref", 1<<20)[:32]) {
+		t.Fatal("a referenced block leaks into the unreferenced view")
+	}
+}
+
+// makeDifferencing turns a qemu-img dynamic VDI into a differencing image
+// of base (VDICore.h VDIHEADER1: image type VDI_IMAGE_TYPE_DIFF = 4,
+// uuidLinkage = the parent's uuidCreate, uuidParentModification = the
+// parent's uuidModify; unallocated blocks read from the parent).
+func makeDifferencing(t *testing.T, child, base string) {
+	t.Helper()
+	b := testutil.FileSnapshot(t, child)
+	pb := testutil.FileSnapshot(t, base)
+	binary.LittleEndian.PutUint32(b[0x4C:], typeDiff)
+	copy(b[0x1A8:0x1B8], pb[0x188:0x198])
+	copy(b[0x1B8:0x1C8], pb[0x198:0x1A8])
+	if err := os.WriteFile(child, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDifferencing(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	const size = 6 << 20
+	for _, layout := range []string{"same-dir", "snapshots-subdir"} {
+		t.Run(layout, func(t *testing.T) {
+			dir := t.TempDir()
+			base := makeImage(t, dir, "base", "static=off", size)
+			cdir := dir
+			if layout == "snapshots-subdir" {
+				cdir = filepath.Join(dir, "Snapshots")
+				os.Mkdir(cdir, 0o755)
+				// A decoy with another UUID must be skipped.
+				makeImage(t, cdir, "decoy", "static=off", size)
+			}
+			child := makeImage(t, cdir, "child", "static=off", size, 512*8, 4<<20+8192)
+			childData := blockmaptest.QemuRaw(t, child, "vdi")
+			childMap := blockmaptest.QemuMap(t, child, "vdi")
+			baseData := blockmaptest.QemuRaw(t, base, "vdi")
+			makeDifferencing(t, child, base)
+			want := bytes.Clone(baseData)
+			n := 0
+			for _, m := range childMap {
+				if m.Data {
+					n++
+					copy(want[m.Start:m.Start+m.Length], childData[m.Start:m.Start+m.Length])
+				}
+			}
+			if n == 0 {
+				t.Fatal("qemu-img map shows no child data")
+			}
+			before := blockmaptest.Sum(t, child)
+			im, err := Open(context.Background(), child, model.Options{Open: opener})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if len(im.Errors) > 0 {
+				t.Fatalf("errors: %v", im.Errors)
+			}
+			cur, _ := im.Current()
+			blockmaptest.CheckDisk(t, cur.Disk, want)
+			bv, ok := im.View("child.vdi#backing:base.vdi")
+			if !ok {
+				t.Fatal("no backing view")
+			}
+			blockmaptest.CheckDisk(t, bv.Disk, baseData)
+			if len(im.Backing) != 1 || im.Backing[0].Path != base {
+				t.Errorf("backing %+v", im.Backing)
+			}
+			if blockmaptest.Sum(t, child) != before {
+				t.Fatal("image changed")
+			}
+		})
+	}
+	t.Run("missing-parent", func(t *testing.T) {
+		dir := t.TempDir()
+		base := makeImage(t, dir, "base", "static=off", size)
+		child := makeImage(t, dir, "child", "static=off", size, 0)
+		makeDifferencing(t, child, base)
+		os.Remove(base)
+		im, err := Open(context.Background(), child, model.Options{Open: opener})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer im.Close()
+		if len(im.Errors) != 1 || !strings.Contains(im.Errors[0].Error(), "no .vdi with UUID") {
+			t.Fatalf("errors %v", im.Errors)
+		}
+	})
+}
+
+func TestHostile(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	dir := t.TempDir()
+	img := makeImage(t, dir, "h", "static=off", 6<<20)
+	orig := testutil.FileSnapshot(t, img)
+	put32 := func(off int, v uint32) func([]byte) []byte {
+		return func(b []byte) []byte { binary.LittleEndian.PutUint32(b[off:], v); return b }
+	}
+	cases := []struct {
+		name   string
+		mutate func([]byte) []byte
+		want   string
+	}{
+		{"signature", put32(0x40, 0x12345678), "signature"},
+		{"version", put32(0x44, 0x00020000), "version"},
+		{"type", put32(0x4C, 9), "image type"},
+		{"sector-size", put32(0x168, 4096), "sector size"},
+		{"block-size-zero", put32(0x178, 0), "block size"},
+		{"block-size-huge", put32(0x178, 1<<31), "block size"},
+		{"blocks-huge", put32(0x180, 0xffffff00), "blocks"},
+		{"bmap-past-eof", put32(0x180, 0x3ffffff0), "past the end"},
+		{"bmap-unaligned", put32(0x154, 0x201), "unaligned"},
+		{"disk-size", func(b []byte) []byte { binary.LittleEndian.PutUint64(b[0x170:], 1<<50); return b }, "exceeds"},
+		{"bmap-entry", func(b []byte) []byte {
+			h := hdrOf(t, b)
+			binary.LittleEndian.PutUint32(b[h.offBMap:], 0x7ffffff0)
+			return b
+		}, "points at block"},
+		{"truncated", func(b []byte) []byte { return b[:100] }, "too small"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name+".vdi")
+			if err := os.WriteFile(p, tc.mutate(bytes.Clone(orig)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			im, err := Open(context.Background(), p, model.Options{})
+			if err == nil {
+				im.Close()
+				t.Fatal("opened a hostile image")
+			}
+			var fe *model.FormatError
+			if !errors.As(err, &fe) || fe.File != p {
+				t.Fatalf("error %v is not a FormatError naming the file", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
