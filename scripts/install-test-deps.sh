@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian tools the test suite drives (real qemu-img, qemu-io,
+# qemu-system-x86_64, mkfs.ext4, debugfs, ...), only those that are missing.
+# Runs as root on Debian; elsewhere it says what to install and fails.
+set -euo pipefail
+
+# command:package pairs
+need=(
+  qemu-img:qemu-utils
+  qemu-io:qemu-utils
+  qemu-system-x86_64:qemu-system-x86
+  mkfs.ext4:e2fsprogs
+  debugfs:e2fsprogs
+  jq:jq
+  node:nodejs
+  npm:npm
+  sfdisk:fdisk
+  mkfs.vfat:dosfstools
+  mcopy:mtools
+  xorriso:xorriso
+  mksquashfs:squashfs-tools
+  ssh-keygen:openssh-client
+  docker-registry:docker-registry
+)
+
+missing=()
+for pair in "${need[@]}"; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
+    missing+=("$pkg")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "installing test tools: ${missing[*]}"
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "need root on Debian to install: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
