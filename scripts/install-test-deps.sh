@@ -15,6 +15,7 @@ need=(
   node:nodejs
   npm:npm
   sfdisk:fdisk
+  sgdisk:gdisk
   mkfs.vfat:dosfstools
   mcopy:mtools
   xorriso:xorriso

@@ -1,0 +1,351 @@
+package guestfs
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf16"
+)
+
+// FAT is read by a small parser of our own: go-diskfs's fat32 package gives a
+// file tree but not the cluster chains behind it, and has no FAT12/16 reader
+// with locations. We read the first FAT copy, follow each file's chain and
+// index its clusters.
+
+const (
+	maxFATBytes   = 64 << 20 // a FAT32 of 16M clusters
+	maxFATDirSize = 16 << 20
+)
+
+type fatFS struct {
+	r            io.ReaderAt
+	size         int64
+	bps          int64 // bytes per sector
+	clusterSize  int64
+	fatType      int // 12, 16, 32
+	fatOff       int64
+	rootDirOff   int64 // FAT12/16 fixed root directory
+	rootDirSize  int64
+	rootCluster  uint32 // FAT32
+	dataOff      int64  // byte offset of cluster 2
+	clusters     uint32 // data clusters (numbered 2..clusters+1)
+	fat          []byte
+	dirBudget    int64
+	visitedChain map[uint32]bool
+}
+
+func openFAT(r io.ReaderAt, size int64) (*fatFS, error) {
+	b := make([]byte, 512)
+	if err := readAtFull(r, b, 0); err != nil {
+		return nil, err
+	}
+	le := binary.LittleEndian
+	f := &fatFS{r: r, size: size}
+	f.bps = int64(le.Uint16(b[11:]))
+	spc := int64(b[13])
+	rsvd := int64(le.Uint16(b[14:]))
+	nfats := int64(b[16])
+	rootEnt := int64(le.Uint16(b[17:]))
+	tot := int64(le.Uint16(b[19:]))
+	if tot == 0 {
+		tot = int64(le.Uint32(b[32:]))
+	}
+	fatSz := int64(le.Uint16(b[22:]))
+	if fatSz == 0 {
+		fatSz = int64(le.Uint32(b[36:]))
+	}
+	if f.bps < 512 || f.bps > 4096 || f.bps&(f.bps-1) != 0 || spc == 0 || spc&(spc-1) != 0 || rsvd == 0 || nfats == 0 || fatSz == 0 {
+		return nil, fmt.Errorf("vfat: bad BPB")
+	}
+	f.clusterSize = f.bps * spc
+	rootSecs := (rootEnt*32 + f.bps - 1) / f.bps
+	firstData := rsvd + nfats*fatSz + rootSecs
+	if tot*f.bps > size || firstData >= tot {
+		return nil, fmt.Errorf("vfat: %d sectors do not fit the %d-byte partition", tot, size)
+	}
+	f.clusters = uint32((tot - firstData) / spc)
+	switch {
+	case f.clusters < 4085:
+		f.fatType = 12
+	case f.clusters < 65525:
+		f.fatType = 16
+	default:
+		f.fatType = 32
+		f.rootCluster = le.Uint32(b[44:])
+	}
+	f.fatOff = rsvd * f.bps
+	f.rootDirOff = (rsvd + nfats*fatSz) * f.bps
+	f.rootDirSize = rootSecs * f.bps
+	f.dataOff = firstData * f.bps
+	need := (int64(f.clusters) + 2) * int64(f.fatType) / 8
+	if need+2 > fatSz*f.bps {
+		return nil, fmt.Errorf("vfat: FAT of %d bytes too small for %d clusters", fatSz*f.bps, f.clusters)
+	}
+	if need > maxFATBytes {
+		return nil, fmt.Errorf("vfat: FAT of %d bytes: %w", need, errTooBig)
+	}
+	f.fat = make([]byte, need+2)
+	if err := readAtFull(r, f.fat, f.fatOff); err != nil {
+		return nil, fmt.Errorf("vfat: read FAT: %w", err)
+	}
+	f.dirBudget = size
+	f.visitedChain = map[uint32]bool{}
+	return f, nil
+}
+
+var errTooBig = fmt.Errorf("too big")
+
+// next returns the FAT entry of cluster c.
+func (f *fatFS) next(c uint32) uint32 {
+	le := binary.LittleEndian
+	switch f.fatType {
+	case 12:
+		o := int(c) * 3 / 2
+		v := uint32(le.Uint16(f.fat[o:]))
+		if c&1 != 0 {
+			return v >> 4
+		}
+		return v & 0xFFF
+	case 16:
+		return uint32(le.Uint16(f.fat[2*c:]))
+	}
+	return le.Uint32(f.fat[4*c:]) & 0x0FFFFFFF
+}
+
+func (f *fatFS) valid(c uint32) bool { return c >= 2 && c < f.clusters+2 }
+
+// chain follows a cluster chain, bounded by the cluster count (so a cycle
+// ends it), and returns its clusters.
+func (f *fatFS) chain(start uint32, maxLen int64) []uint32 {
+	var out []uint32
+	for c := start; f.valid(c) && int64(len(out)) < maxLen && len(out) <= int(f.clusters); c = f.next(c) {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (f *fatFS) clusterOff(c uint32) int64 { return f.dataOff + int64(c-2)*f.clusterSize }
+
+type fatEntry struct {
+	name    string
+	dir     bool
+	cluster uint32
+	size    int64
+}
+
+// readDir reads the entries of a directory held in raw bytes.
+func parseFATDir(b []byte) []fatEntry {
+	var out []fatEntry
+	var lfn []uint16
+	var lfnSum byte
+	for i := 0; i+32 <= len(b); i += 32 {
+		e := b[i : i+32]
+		if e[0] == 0 {
+			break
+		}
+		if e[0] == 0xE5 {
+			lfn = nil
+			continue
+		}
+		attr := e[11]
+		if attr&0x3F == 0x0F { // long name part
+			ord := int(e[0] & 0x1F)
+			if e[0]&0x40 != 0 {
+				lfn = make([]uint16, ord*13)
+				lfnSum = e[13]
+			}
+			if ord == 0 || ord*13 > len(lfn) || e[13] != lfnSum {
+				lfn = nil
+				continue
+			}
+			pos := (ord - 1) * 13
+			for j, o := range []int{1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30} {
+				lfn[pos+j] = binary.LittleEndian.Uint16(e[o:])
+			}
+			continue
+		}
+		if attr&0x08 != 0 { // volume label
+			lfn = nil
+			continue
+		}
+		name := ""
+		if lfn != nil && shortSum(e[:11]) == lfnSum {
+			n := len(lfn)
+			for j, c := range lfn {
+				if c == 0 {
+					n = j
+					break
+				}
+			}
+			name = string(utf16.Decode(lfn[:n]))
+		}
+		lfn = nil
+		if name == "" {
+			name = shortName(e)
+		}
+		le := binary.LittleEndian
+		out = append(out, fatEntry{
+			name:    name,
+			dir:     attr&0x10 != 0,
+			cluster: uint32(le.Uint16(e[20:]))<<16 | uint32(le.Uint16(e[26:])),
+			size:    int64(le.Uint32(e[28:])),
+		})
+	}
+	return out
+}
+
+func shortSum(n []byte) byte {
+	var s byte
+	for _, c := range n {
+		s = (s>>1 | s<<7) + c
+	}
+	return s
+}
+
+func shortName(e []byte) string {
+	base := strings.TrimRight(string(e[0:8]), " ")
+	ext := strings.TrimRight(string(e[8:11]), " ")
+	if e[0] == 0x05 {
+		base = "\xe5" + base[1:]
+	}
+	if e[12]&0x08 != 0 {
+		base = strings.ToLower(base)
+	}
+	if e[12]&0x10 != 0 {
+		ext = strings.ToLower(ext)
+	}
+	if ext != "" {
+		return base + "." + ext
+	}
+	return base
+}
+
+// buildFATIndex walks a FAT12/16/32 filesystem and indexes each file's and
+// directory's cluster chain. Deleted entries (0xE5) are skipped: their
+// clusters are free in the FAT, which is what Locate reports.
+func buildFATIndex(ctx context.Context, r io.ReaderAt, size int64, name string) (*fileIndex, []string, error) {
+	f, err := openFAT(r, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := newIndexBuilder("vfat")
+	var notes []string
+	type dir struct {
+		path  string
+		node  uint32
+		clust uint32 // 0: the FAT12/16 fixed root
+		depth int
+	}
+	// The root directory: a fixed region on FAT12/16, a chain on FAT32.
+	stack := []dir{{"/", 0, f.rootCluster, 0}}
+	if f.fatType != 32 {
+		b.addRun(run{off: f.rootDirOff, n: f.rootDirSize, node: 0})
+		b.x.nodes[0].size = f.rootDirSize
+		stack[0].clust = 0
+	}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		var raw []byte
+		if d.clust == 0 {
+			raw = make([]byte, f.rootDirSize)
+			if err := readAtFull(r, raw, f.rootDirOff); err != nil {
+				return nil, nil, fmt.Errorf("vfat: root directory: %w", err)
+			}
+		} else {
+			if f.visitedChain[d.clust] {
+				continue
+			}
+			f.visitedChain[d.clust] = true
+			ch := f.chain(d.clust, maxFATDirSize/f.clusterSize)
+			dirBytes := int64(len(ch)) * f.clusterSize
+			b.x.nodes[d.node].size = dirBytes
+			f.addChain(b, ch, d.node)
+			if f.dirBudget < dirBytes {
+				notes = append(notes, "directory bytes exceed the partition; walk stopped")
+				break
+			}
+			f.dirBudget -= dirBytes
+			raw = make([]byte, 0, dirBytes)
+			buf := make([]byte, f.clusterSize)
+			for _, c := range ch {
+				if err := readAtFull(r, buf, f.clusterOff(c)); err != nil {
+					return nil, nil, fmt.Errorf("vfat: directory %q: %w", d.path, err)
+				}
+				raw = append(raw, buf...)
+			}
+		}
+		for _, e := range parseFATDir(raw) {
+			if !validName(e.name) {
+				continue
+			}
+			p := joinPath(d.path, e.name)
+			if e.dir {
+				if !f.valid(e.cluster) || d.depth > 256 {
+					continue
+				}
+				id, ok := b.addNode(p, 0, true)
+				if ok {
+					stack = append(stack, dir{p, id, e.cluster, d.depth + 1})
+				}
+				continue
+			}
+			id, ok := b.addNode(p, e.size, false)
+			if !ok || e.size == 0 || !f.valid(e.cluster) {
+				continue
+			}
+			ch := f.chain(e.cluster, (e.size+f.clusterSize-1)/f.clusterSize+1)
+			f.addChain(b, ch, id)
+		}
+	}
+	if b.truncated {
+		notes = append(notes, "index truncated: some paths are not attributed")
+	}
+	x := b.finish()
+	x.fs = "vfat"
+	x.state = func(off int64) string {
+		if off < f.dataOff {
+			return StateAllocated // boot sector, FATs, fixed root directory
+		}
+		c := uint32((off-f.dataOff)/f.clusterSize) + 2
+		if !f.valid(c) {
+			return StateFree // past the last cluster
+		}
+		if f.next(c) == 0 {
+			return StateFree
+		}
+		return StateAllocated
+	}
+	return x, notes, nil
+}
+
+// addChain indexes a chain as runs of consecutive clusters.
+func (f *fatFS) addChain(b *indexBuilder, ch []uint32, id uint32) {
+	var fileOff int64
+	for i := 0; i < len(ch); {
+		j := i + 1
+		for j < len(ch) && ch[j] == ch[j-1]+1 {
+			j++
+		}
+		n := int64(j-i) * f.clusterSize
+		b.addRun(run{off: f.clusterOff(ch[i]), n: n, fileOff: fileOff, node: id})
+		fileOff += n
+		i = j
+	}
+}
+
+func validName(n string) bool {
+	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\x00")
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}

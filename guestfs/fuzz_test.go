@@ -1,0 +1,64 @@
+package guestfs
+
+import (
+	"context"
+	"io"
+	"iter"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// memDisk is a model.Disk over bytes padded with zeros to size.
+type memDisk struct {
+	data []byte
+	size int64
+}
+
+func (d memDisk) Size() int64 { return d.size }
+func (d memDisk) ReadAt(b []byte, off int64) (int, error) {
+	if off < 0 || off >= d.size {
+		return 0, io.EOF
+	}
+	n := len(b)
+	if rem := d.size - off; int64(n) > rem {
+		n = int(rem)
+	}
+	clear(b[:n])
+	if off < int64(len(d.data)) {
+		copy(b[:n], d.data[off:])
+	}
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (d memDisk) Extents(ctx context.Context) iter.Seq2[model.Extent, error] {
+	return model.ExtentList(nil).Seq(ctx)
+}
+
+// FuzzPartitionTable reads arbitrary bytes as a partitioned disk and then
+// analyzes it as a whole: tables, filesystem probes and indexes must never
+// panic or allocate without bound.
+func FuzzPartitionTable(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := memDisk{data, max(int64(len(data)), 1<<20)}
+		pt, err := readPartitionTable(d, d.size)
+		if err == nil {
+			for _, e := range pt.Entries {
+				if e.Index <= 0 {
+					t.Fatalf("entry index %d", e.Index)
+				}
+			}
+		}
+		m, err := Analyze(context.Background(), d)
+		if err != nil {
+			return
+		}
+		for _, off := range []int64{0, 512, 4096, d.size / 2, d.size - 1} {
+			m.Locate(off)
+		}
+		m.Unattributed()
+		m.ReadFile("/etc/shadow")
+	})
+}
