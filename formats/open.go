@@ -18,10 +18,13 @@ import (
 	"github.com/imgaudit/imgaudit/formats/memory/vboxsav"
 	"github.com/imgaudit/imgaudit/formats/memory/vmware"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/ova"
+	"github.com/imgaudit/imgaudit/formats/qcow2"
 	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/formats/vdi"
 	"github.com/imgaudit/imgaudit/formats/vhd"
 	"github.com/imgaudit/imgaudit/formats/vhdx"
+	"github.com/imgaudit/imgaudit/formats/vmdk"
 )
 
 // A reader recognises a format by its magic bytes and opens it.
@@ -35,6 +38,9 @@ type reader struct {
 // come first; raw is the fallback.
 func readers() []reader {
 	return []reader{
+		{"qcow2", qcow2.Probe, qcow2.Open},
+		{"vmdk", vmdk.Probe, vmdk.Open},
+		{"ova", ova.Probe, ova.Open},
 		{"vhdx", vhdx.Probe, vhdx.Open},
 		{"libvirt-save", libvirtsave.Probe, libvirtsave.Open},
 		{"qemu-migration", qemustream.Probe, qemustream.Open},

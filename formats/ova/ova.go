@@ -1,0 +1,474 @@
+// Package ova reads OVA exports (a tar holding an OVF descriptor and its
+// disks) in place: disk members are read through section readers over the
+// tar, never extracted. Compressed (ovf:compression="gzip") disks are
+// decompressed to a bounded, already-unlinked temporary file, because a
+// disk needs random access and gzip offers none; such views say so.
+package ova
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/vmdk"
+)
+
+const maxMembers = 100000
+
+// Config controls spooling of compressed disks.
+type Config struct {
+	TempDir    string // "" = os.TempDir()
+	SpoolLimit int64  // bytes one decompressed disk may take; 0 = DefaultSpoolLimit
+}
+
+// DefaultSpoolLimit bounds one decompressed disk unless the OVF gives a
+// smaller capacity.
+const DefaultSpoolLimit = 64 << 30
+
+// Probe reports whether a file is a tar (ustar magic at 257) with an .ovf
+// member among its first entries.
+func Probe(head []byte, r io.ReaderAt, size int64) bool {
+	if len(head) < 512 || !bytes.Equal(head[257:262], []byte("ustar")) {
+		return false
+	}
+	tr := tar.NewReader(io.NewSectionReader(r, 0, size))
+	for range 16 {
+		h, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if strings.EqualFold(path.Ext(h.Name), ".ovf") {
+			return true
+		}
+	}
+	return false
+}
+
+// Open opens an OVA with the default Config.
+func Open(ctx context.Context, p string, opts model.Options) (*model.Image, error) {
+	return OpenWith(ctx, p, opts, Config{})
+}
+
+type member struct {
+	name      string
+	off, size int64
+}
+
+// countingReader tracks the position of the tar stream so that each
+// member's data offset is known; Seek lets archive/tar skip data.
+type countingReader struct {
+	r   *io.SectionReader
+	pos int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.pos += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Seek(off int64, whence int) (int64, error) {
+	n, err := c.r.Seek(off, whence)
+	if err == nil {
+		c.pos = n
+	}
+	return n, err
+}
+
+// members lists the regular-file members of the tar with their data offsets.
+func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]member, error) {
+	cr := &countingReader{r: io.NewSectionReader(f, 0, size)}
+	tr := tar.NewReader(cr)
+	var out []member
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		at := cr.pos
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, model.Wrapf(err, file, at, "tar header")
+		}
+		if len(out) >= maxMembers {
+			return nil, model.Errorf(file, at, "more than %d tar members", maxMembers)
+		}
+		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+			continue // directories, links, GNU sparse files: never disk data in place
+		}
+		if h.Size < 0 || cr.pos+h.Size > size {
+			return nil, model.Errorf(file, at, "tar member %.80q runs past the end of the file", h.Name)
+		}
+		out = append(out, member{name: strings.TrimPrefix(h.Name, "./"), off: cr.pos, size: h.Size})
+	}
+}
+
+// OpenWith opens an OVA. Each disk of the OVF's DiskSection (or, without
+// one, each referenced file that is a VMDK) becomes a set of views with IDs
+// like "export.ova#current:disk1.vmdk". A disk that cannot be read is an
+// Image.Errors entry; the other disks still open.
+func OpenWith(ctx context.Context, p string, opts model.Options, cfg Config) (*model.Image, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("ova: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ova: %w", err)
+	}
+	im := &model.Image{Path: p, Format: "ova", Attrs: map[string]string{}}
+	im.AddCloser(f)
+	if err := openInto(ctx, im, f, st.Size(), opts, cfg); err != nil {
+		im.Close()
+		return nil, err
+	}
+	return im, nil
+}
+
+func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, opts model.Options, cfg Config) error {
+	p := im.Path
+	ms, err := members(ctx, f, size, p)
+	if err != nil {
+		return err
+	}
+	byName := map[string]member{}
+	var ovf *member
+	for i, m := range ms {
+		if _, dup := byName[m.name]; !dup {
+			byName[m.name] = m
+		}
+		if ovf == nil && strings.EqualFold(path.Ext(m.name), ".ovf") {
+			ovf = &ms[i]
+		}
+	}
+	if ovf == nil {
+		return model.Errorf(p, -1, "no .ovf descriptor in the archive")
+	}
+	if ovf.size > maxOVFSize {
+		return model.Errorf(p, ovf.off, "OVF descriptor %.80q is larger than %d bytes", ovf.name, maxOVFSize)
+	}
+	text := make([]byte, ovf.size)
+	if _, err := f.ReadAt(text, ovf.off); err != nil {
+		return model.Wrapf(err, p, ovf.off, "read OVF descriptor")
+	}
+	env, err := ParseOVF(text)
+	if err != nil {
+		return model.Wrapf(err, p, ovf.off, "%s", ovf.name)
+	}
+	im.Attrs["ovf"] = ovf.name
+	im.Attrs["files"] = strconv.Itoa(len(env.Files))
+	im.Attrs["disks"] = strconv.Itoa(len(env.Disks))
+
+	files := map[string]File{}
+	for _, fl := range env.Files {
+		files[fl.ID] = fl
+	}
+	type target struct {
+		file     File
+		capacity int64
+	}
+	var targets []target
+	if len(env.Disks) > 0 {
+		for _, d := range env.Disks {
+			fl, ok := files[d.FileRef]
+			if !ok {
+				im.Errors = append(im.Errors, model.Errorf(p, ovf.off, "disk %.80q refers to unknown file id %.80q", d.DiskID, d.FileRef))
+				continue
+			}
+			targets = append(targets, target{fl, d.Capacity})
+		}
+	} else {
+		for _, fl := range env.Files {
+			if strings.EqualFold(path.Ext(fl.Href), ".vmdk") {
+				targets = append(targets, target{fl, -1})
+			}
+		}
+	}
+	for _, tg := range targets {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		views, err := openDisk(ctx, im, f, byName, tg.file, tg.capacity, opts, cfg)
+		if err != nil {
+			im.Errors = append(im.Errors, err)
+			continue
+		}
+		im.Views = append(im.Views, views...)
+		if v, ok := firstCurrent(views); ok && im.VirtualSize == 0 {
+			im.VirtualSize = v.Disk.Size()
+		}
+	}
+	if len(im.Views) == 0 && len(im.Errors) > 0 {
+		return fmt.Errorf("ova: no disk could be opened: %w", errors.Join(im.Errors...))
+	}
+	return nil
+}
+
+func firstCurrent(vs []model.View) (model.View, bool) {
+	for _, v := range vs {
+		if v.Kind == model.KindCurrent {
+			return v, true
+		}
+	}
+	return model.View{}, false
+}
+
+// piece is a run of the disk's stored bytes inside the tar.
+type piece struct {
+	at   int64 // offset in the stored disk stream
+	off  int64 // offset in the tar
+	size int64
+}
+
+// pieces is an io.ReaderAt over the concatenation of tar members (a chunked
+// disk), read in place.
+type pieces struct {
+	r     io.ReaderAt
+	parts []piece
+	size  int64
+}
+
+func (c *pieces) ReadAt(p []byte, off int64) (int, error) {
+	if off >= c.size {
+		return 0, io.EOF
+	}
+	done := 0
+	for done < len(p) && off < c.size {
+		i := sort.Search(len(c.parts), func(i int) bool { return c.parts[i].at+c.parts[i].size > off })
+		pc := c.parts[i]
+		n := min(int64(len(p)-done), pc.at+pc.size-off)
+		k, err := c.r.ReadAt(p[done:done+int(n)], pc.off+off-pc.at)
+		done += k
+		off += int64(k)
+		if err != nil && !(err == io.EOF && int64(k) == n) {
+			return done, err
+		}
+	}
+	if done < len(p) {
+		return done, io.EOF
+	}
+	return done, nil
+}
+
+// hostOffset maps an offset in the stored stream to (tar offset, bytes left
+// in that piece).
+func (c *pieces) hostOffset(off int64) (int64, int64, bool) {
+	i := sort.Search(len(c.parts), func(i int) bool { return c.parts[i].at+c.parts[i].size > off })
+	if i >= len(c.parts) || off < 0 {
+		return 0, 0, false
+	}
+	pc := c.parts[i]
+	return pc.off + off - pc.at, pc.at + pc.size - off, true
+}
+
+func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[string]member, fl File, capacity int64, opts model.Options, cfg Config) ([]model.View, error) {
+	p := im.Path
+	st := &pieces{r: f}
+	if fl.ChunkSize > 0 {
+		for i := 0; ; i++ {
+			m, ok := byName[fmt.Sprintf("%s.%09d", fl.Href, i)]
+			if !ok {
+				break
+			}
+			if i >= maxMembers {
+				return nil, model.Errorf(p, m.off, "disk %.80q has too many chunks", fl.Href)
+			}
+			st.parts = append(st.parts, piece{at: st.size, off: m.off, size: m.size})
+			st.size += m.size
+		}
+		if len(st.parts) == 0 {
+			return nil, model.Errorf(p, -1, "chunked disk %.80q: no member %s.000000000", fl.Href, fl.Href)
+		}
+	} else {
+		m, ok := byName[fl.Href]
+		if !ok {
+			return nil, model.Errorf(p, -1, "disk file %.80q is not in the archive", fl.Href)
+		}
+		st.parts = []piece{{at: 0, off: m.off, size: m.size}}
+		st.size = m.size
+	}
+	var notes []string
+	var r io.ReaderAt = st
+	size := st.size
+	hostName := p
+	mapOff := st.hostOffset
+	if fl.ChunkSize > 0 {
+		notes = append(notes, fmt.Sprintf("disk stored in %d chunks of %s, read in place", len(st.parts), fl.Href))
+	} else {
+		notes = append(notes, fmt.Sprintf("disk read in place from the archive member at offset %d", st.parts[0].off))
+	}
+	if fl.Compression == "gzip" {
+		limit := cfg.SpoolLimit
+		if limit <= 0 {
+			limit = DefaultSpoolLimit
+		}
+		if capacity > 0 {
+			// A VMDK is never much larger than its disk's capacity.
+			limit = min(limit, capacity+capacity/8+(16<<20))
+		}
+		tmp, n, err := spool(ctx, io.NewSectionReader(st, 0, st.size), cfg.TempDir, limit)
+		if err != nil {
+			return nil, model.Wrapf(err, p, st.parts[0].off, "decompress %.80q", fl.Href)
+		}
+		im.AddCloser(tmp)
+		r, size = tmp, n
+		hostName = p + "!" + fl.Href
+		mapOff = func(off int64) (int64, int64, bool) { return off, n - off, true }
+		notes = append(notes, fmt.Sprintf("gzip-compressed disk: decompressed (%d bytes) to an unlinked temporary file for random access; extent offsets are offsets in the decompressed %s", n, fl.Href))
+	}
+
+	head := make([]byte, min(size, 4096))
+	if _, err := r.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, model.Wrapf(err, p, -1, "read disk %.80q", fl.Href)
+	}
+	var sub *model.Image
+	if vmdk.Probe(head, r, size) {
+		var err error
+		sub, err = vmdk.OpenReader(ctx, fl.Href, r, size, model.Options{Depth: opts.Depth, Chain: opts.Chain, NoBacking: true})
+		if err != nil {
+			return nil, fmt.Errorf("%s: disk %s: %w", p, fl.Href, err)
+		}
+		im.AddCloser(sub)
+		for _, e := range sub.Errors {
+			im.Errors = append(im.Errors, fmt.Errorf("%s: disk %s: %w", p, fl.Href, e))
+		}
+	} else {
+		sub = &model.Image{Path: fl.Href, Format: "raw", Views: []model.View{{
+			ID: model.ViewID(fl.Href, model.KindCurrent, ""), Kind: model.KindCurrent,
+			Disk: &model.FileDisk{R: r, Name: fl.Href, Len: size, Allocd: model.ExtentList{{Length: size, File: fl.Href, FileLength: size}}},
+		}}}
+		notes = append(notes, "disk is not a VMDK: read as raw")
+	}
+	base := filepath.Base(p)
+	var out []model.View
+	for _, v := range sub.Views {
+		nv := v
+		nv.Name = fl.Href
+		nv.ID = base + "#" + string(v.Kind) + ":" + fl.Href
+		if v.Name != "" && v.Kind != model.KindCurrent {
+			nv.ID += "#" + v.Name
+			nv.Name += "#" + v.Name
+		}
+		nv.Notes = append(append([]string{}, notes...), v.Notes...)
+		nv.Disk = &hostMapped{Disk: v.Disk, member: fl.Href, host: hostName, mapOff: mapOff}
+		if nv.Attrs == nil {
+			nv.Attrs = map[string]string{}
+		}
+		for k, a := range sub.Attrs {
+			nv.Attrs[k] = a
+		}
+		nv.Attrs["href"] = fl.Href
+		out = append(out, nv)
+	}
+	return out, nil
+}
+
+// spool decompresses a gzip stream into an unlinked temporary file, failing
+// once more than limit bytes come out.
+func spool(ctx context.Context, src io.Reader, dir string, limit int64) (*os.File, int64, error) {
+	zr, err := gzip.NewReader(src)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer zr.Close()
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	tmp, err := os.CreateTemp(dir, "imgaudit-ova-*.spool")
+	if err != nil {
+		return nil, 0, err
+	}
+	// Unlink at once: the space is freed when the file is closed, even if
+	// the process dies.
+	os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, &ctxReader{ctx: ctx, r: io.LimitReader(zr, limit+1)})
+	if err == nil && n > limit {
+		err = fmt.Errorf("decompressed disk exceeds the spool limit of %d bytes", limit)
+	}
+	if err != nil {
+		tmp.Close()
+		return nil, 0, err
+	}
+	return tmp, n, nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// hostMapped rewrites extents of a member disk so that (File, FileOffset)
+// name the bytes in the OVA itself, splitting data extents at chunk
+// boundaries.
+type hostMapped struct {
+	model.Disk
+	member string
+	host   string
+	mapOff func(int64) (int64, int64, bool)
+}
+
+func (h *hostMapped) Extents(ctx context.Context) iter.Seq2[model.Extent, error] {
+	return func(yield func(model.Extent, error) bool) {
+		for e, err := range h.Disk.Extents(ctx) {
+			if err != nil || e.File != h.member || e.FileOffset < 0 {
+				if !yield(e, err) {
+					return
+				}
+				continue
+			}
+			if e.Source != model.SourceData {
+				if off, left, ok := h.mapOff(e.FileOffset); ok {
+					e.File, e.FileOffset = h.host, off
+					if e.Source == model.SourceCompressed && e.FileLength > left {
+						// The stream crosses a chunk boundary: its host
+						// bytes are not contiguous in the archive.
+						e.Source = model.SourceDerived
+					}
+				}
+				if !yield(e, nil) {
+					return
+				}
+				continue
+			}
+			for e.Length > 0 {
+				off, left, ok := h.mapOff(e.FileOffset)
+				if !ok {
+					break
+				}
+				part := e
+				part.Length = min(e.Length, left)
+				part.FileLength = part.Length
+				part.File, part.FileOffset = h.host, off
+				if !yield(part, nil) {
+					return
+				}
+				e.Offset += part.Length
+				e.FileOffset += part.Length
+				e.Length -= part.Length
+			}
+		}
+	}
+}

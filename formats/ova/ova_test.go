@@ -1,0 +1,225 @@
+package ova
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zlib"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+const secret = "OVA-PLANTED-SECRET-4e1d"
+
+func ovfText(href, extra string, capacity int64) string {
+	return fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<Envelope vmw:buildId="build-1" xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:vmw="http://www.vmware.com/schema/ovf">
+  <References>
+    <File ovf:href="%s" ovf:id="file1" %s/>
+  </References>
+  <DiskSection>
+    <Info>Virtual disk information</Info>
+    <Disk ovf:capacity="%d" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <VirtualSystem ovf:id="vm"><Info>A VM</Info><Name>vm</Name></VirtualSystem>
+</Envelope>
+`, href, extra, capacity)
+}
+
+// makeDisk writes a raw image with a planted secret, converts it to a
+// streamOptimized VMDK and returns the VMDK path and qemu-img's raw reading.
+func makeDisk(t *testing.T, dir string) (string, []byte) {
+	t.Helper()
+	b := make([]byte, 3<<20)
+	r := rand.New(rand.NewPCG(5, 5))
+	for off := 0; off < len(b); off += 256 << 10 {
+		for i := off; i < off+32<<10; i++ {
+			b[i] = byte(r.Uint32())
+		}
+		copy(b[off+100<<10:], strings.Repeat(secret, 10))
+	}
+	rawPath := filepath.Join(dir, "src.raw")
+	os.WriteFile(rawPath, b, 0o644)
+	disk := filepath.Join(dir, "disk1.vmdk")
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", rawPath, disk)
+	out := filepath.Join(dir, "check.raw")
+	testutil.Run(t, "qemu-img", "convert", "-O", "raw", disk, out)
+	want, _ := os.ReadFile(out)
+	os.Remove(out)
+	os.Remove(rawPath)
+	return disk, want
+}
+
+func TestOVA(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "tar", "gzip", "split")
+	cases := []struct {
+		name     string
+		prepare  func(t *testing.T, dir, disk string) []string // returns members after the .ovf
+		attrs    string
+		wantNote string
+	}{
+		{name: "plain", prepare: func(t *testing.T, dir, disk string) []string { return []string{"disk1.vmdk"} },
+			wantNote: "in place"},
+		{name: "chunked", attrs: `ovf:chunkSize="50000"`, prepare: func(t *testing.T, dir, disk string) []string {
+			testutil.Run(t, "split", "-b", "50000", "-d", "-a", "9", disk, filepath.Join(dir, "disk1.vmdk."))
+			return chunks(t, dir)
+		}, wantNote: "chunks"},
+		{name: "gzip chunked", attrs: `ovf:compression="gzip" ovf:chunkSize="40000"`, prepare: func(t *testing.T, dir, disk string) []string {
+			testutil.Run(t, "gzip", "-k", disk)
+			testutil.Run(t, "split", "-b", "40000", "-d", "-a", "9", disk+".gz", filepath.Join(dir, "disk1.vmdk."))
+			os.Remove(disk + ".gz")
+			return chunks(t, dir)
+		}, wantNote: "temporary file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			disk, want := makeDisk(t, dir)
+			mem := c.prepare(t, dir, disk)
+			os.WriteFile(filepath.Join(dir, "export.ovf"), []byte(ovfText("disk1.vmdk", c.attrs, int64(len(want)))), 0o644)
+			ova := filepath.Join(t.TempDir(), "export.ova")
+			testutil.Run(t, "tar", append([]string{"--format=ustar", "-cf", ova, "-C", dir, "export.ovf"}, mem...)...)
+			before := sha256.Sum256(testutil.FileSnapshot(t, ova))
+
+			head := make([]byte, 4096)
+			f, _ := os.Open(ova)
+			st, _ := f.Stat()
+			f.ReadAt(head, 0)
+			if !Probe(head, f, st.Size()) {
+				t.Fatal("Probe rejects the OVA")
+			}
+			f.Close()
+
+			tmp := t.TempDir()
+			im, err := OpenWith(context.Background(), ova, model.Options{}, Config{TempDir: tmp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(im.Errors) != 0 {
+				t.Fatalf("errors: %v", im.Errors)
+			}
+			v, ok := im.View("export.ova#current:disk1.vmdk")
+			if !ok || v.Kind != model.KindCurrent {
+				t.Fatalf("no current view export.ova#current:disk1.vmdk")
+			}
+			if !strings.Contains(strings.Join(v.Notes, "\n"), c.wantNote) {
+				t.Fatalf("notes %q lack %q", v.Notes, c.wantNote)
+			}
+			got := make([]byte, v.Disk.Size())
+			if _, err := v.Disk.ReadAt(got, 0); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("current view differs from qemu-img convert of the disk")
+			}
+			// The planted secret is found reading extents only, and each
+			// compressed extent's host bytes inflate to the guest bytes.
+			ext, err := model.CollectExtents(context.Background(), v.Disk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := 0
+			of, _ := os.Open(ova)
+			defer of.Close()
+			for _, e := range ext {
+				buf := make([]byte, e.Length)
+				v.Disk.ReadAt(buf, e.Offset)
+				found += bytes.Count(buf, []byte(secret))
+				if e.File == ova && e.Source == model.SourceCompressed {
+					cb := make([]byte, e.FileLength)
+					of.ReadAt(cb, e.FileOffset)
+					zr, err := zlib.NewReader(bytes.NewReader(cb))
+					if err != nil {
+						t.Fatalf("extent %+v: host bytes are not the grain: %v", e, err)
+					}
+					g, _ := io.ReadAll(zr)
+					if len(g) < len(buf) || !bytes.Equal(g[:e.Length], buf) {
+						t.Fatalf("extent %+v: host bytes inflate to other data", e)
+					}
+				}
+			}
+			if found != bytes.Count(want, []byte(secret)) || found == 0 {
+				t.Fatalf("found %d planted secrets via extents, want %d", found, bytes.Count(want, []byte(secret)))
+			}
+			if _, ok := im.View("export.ova#unreferenced:disk1.vmdk"); !ok {
+				t.Fatal("no unreferenced view")
+			}
+			im.Close()
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Fatalf("temporary files left behind: %d", len(left))
+			}
+			if sha256.Sum256(testutil.FileSnapshot(t, ova)) != before {
+				t.Fatal("the OVA changed while reading")
+			}
+		})
+	}
+}
+
+func chunks(t *testing.T, dir string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, "disk1.vmdk.0*"))
+	if len(m) < 2 {
+		t.Fatalf("split made %d chunks", len(m))
+	}
+	var out []string
+	for _, p := range m {
+		out = append(out, filepath.Base(p))
+	}
+	return out
+}
+
+// TestOVAHostile: member names are never host paths, and broken archives
+// give errors naming the file.
+func TestOVAHostile(t *testing.T) {
+	testutil.RequireTool(t, "tar")
+	cases := []struct {
+		name    string
+		href    string
+		attrs   string
+		members map[string][]byte
+		wantErr string
+	}{
+		{name: "href escapes", href: "../outside.vmdk", wantErr: "not in the archive"},
+		{name: "absolute href", href: "/etc/passwd", wantErr: "not in the archive"},
+		{name: "gzip bomb", href: "d.vmdk", attrs: `ovf:compression="gzip"`, members: map[string][]byte{"d.vmdk": gzipZeros(t, 4<<20)}, wantErr: "spool limit"},
+		{name: "bad compression", href: "d.vmdk", attrs: `ovf:compression="bzip2"`, members: map[string][]byte{"d.vmdk": []byte("x")}, wantErr: "unsupported compression"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(filepath.Dir(dir), "outside.vmdk"), []byte("KDMV"), 0o644)
+			os.WriteFile(filepath.Join(dir, "e.ovf"), []byte(ovfText(c.href, c.attrs, 1<<20)), 0o644)
+			names := []string{"e.ovf"}
+			for n, b := range c.members {
+				os.WriteFile(filepath.Join(dir, n), b, 0o644)
+				names = append(names, n)
+			}
+			ova := filepath.Join(t.TempDir(), "e.ova")
+			testutil.Run(t, "tar", append([]string{"--format=ustar", "-cf", ova, "-C", dir}, names...)...)
+			im, err := OpenWith(context.Background(), ova, model.Options{}, Config{TempDir: t.TempDir(), SpoolLimit: 1 << 20})
+			if err == nil {
+				im.Close()
+				t.Fatalf("opened; want error %q", c.wantErr)
+			}
+			if !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "e.ova") {
+				t.Fatalf("error %q should name e.ova and say %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+func gzipZeros(t *testing.T, n int) []byte {
+	p := filepath.Join(t.TempDir(), "z")
+	os.WriteFile(p, make([]byte, n), 0o644)
+	testutil.Run(t, "gzip", p)
+	b, _ := os.ReadFile(p + ".gz")
+	return b
+}
