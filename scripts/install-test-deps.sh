@@ -21,6 +21,11 @@ need=(
   xorriso:xorriso
   mksquashfs:squashfs-tools
   ssh-keygen:openssh-client
+  puttygen:putty-tools
+  gpg:gnupg
+  ktutil:krb5-user
+  klist:krb5-user
+  zstd:zstd
   docker-registry:docker-registry
 )
 
