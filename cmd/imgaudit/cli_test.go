@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// makeImage builds a qcow2 with data, two internal snapshots and a backing
+// file, using the real qemu tools.
+func makeImage(t *testing.T) (dir, img, base string) {
+	testutil.RequireTool(t, "qemu-img", "qemu-io")
+	dir = t.TempDir()
+	base = filepath.Join(dir, "base.raw")
+	img = filepath.Join(dir, "web01.qcow2")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "raw", base, "8M")
+	testutil.Run(t, "qemu-io", "-f", "raw", "-c", "write -q -P 0x11 1M 512k", base)
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "base.raw", img)
+	testutil.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x22 0 64k", img)
+	testutil.Run(t, "qemu-img", "snapshot", "-c", "one", img)
+	testutil.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x33 1M 64k", img)
+	testutil.Run(t, "qemu-img", "snapshot", "-c", "two", img)
+	testutil.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x44 4M 128k", img)
+	return dir, img, base
+}
+
+func TestInfoAndExtractMatchQemu(t *testing.T) {
+	dir, img, base := makeImage(t)
+	before := map[string][]byte{img: testutil.FileSnapshot(t, img), base: testutil.FileSnapshot(t, base)}
+
+	code, out, errs := runCLI(t, "info", "--format", "json", img)
+	if code != 0 {
+		t.Fatalf("info exit %d: %s", code, errs)
+	}
+	var info struct {
+		Images []struct {
+			Format  string `json:"format"`
+			Backing []struct {
+				Name string `json:"name"`
+			} `json:"backing"`
+			Views []struct {
+				ID   string `json:"id"`
+				Kind string `json:"kind"`
+				Name string `json:"name"`
+			} `json:"views"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("info json: %v\n%s", err, out)
+	}
+	if len(info.Images) != 1 || info.Images[0].Format != "qcow2" {
+		t.Fatalf("info: %s", out)
+	}
+	if b := info.Images[0].Backing; len(b) != 1 || b[0].Name != "base.raw" {
+		t.Errorf("backing = %+v", b)
+	}
+	// Expected bytes of each view, from qemu-img itself.
+	want := map[string][]string{
+		"web01.qcow2#current":          {"convert", "-O", "raw", img},
+		"web01.qcow2#snapshot:one":     {"convert", "-l", "snapshot.name=one", "-O", "raw", img},
+		"web01.qcow2#snapshot:two":     {"convert", "-l", "snapshot.name=two", "-O", "raw", img},
+		"web01.qcow2#backing:base.raw": {"convert", "-f", "raw", "-O", "raw", base},
+	}
+	seen := map[string]bool{}
+	for _, v := range info.Images[0].Views {
+		seen[v.ID] = true
+	}
+	for id, args := range want {
+		t.Run(id, func(t *testing.T) {
+			if !seen[id] {
+				t.Fatalf("info lists no view %s: %s", id, out)
+			}
+			ref := filepath.Join(dir, "ref.raw")
+			testutil.Run(t, "qemu-img", append(args[:len(args)-1:len(args)-1], args[len(args)-1], ref)...)
+			got := filepath.Join(dir, "got.raw")
+			if code, _, errs := runCLI(t, "extract", img, "--view", id, "-o", got); code != 0 {
+				t.Fatalf("extract exit %d: %s", code, errs)
+			}
+			a, b := testutil.FileSnapshot(t, ref), testutil.FileSnapshot(t, got)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("extract of %s differs from qemu-img convert (%d vs %d bytes)", id, len(b), len(a))
+			}
+		})
+	}
+	for p, b := range before {
+		if !bytes.Equal(b, testutil.FileSnapshot(t, p)) {
+			t.Errorf("%s changed after info and extract", p)
+		}
+	}
+}
+
+func TestExtractRefusesToOverwriteItsInput(t *testing.T) {
+	_, img, base := makeImage(t)
+	before := testutil.FileSnapshot(t, base)
+	code, _, errs := runCLI(t, "extract", img, "-o", base)
+	if code != exitUsage || !strings.Contains(errs, "refusing") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if !bytes.Equal(before, testutil.FileSnapshot(t, base)) {
+		t.Fatal("backing file changed")
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{nil, exitUsage, "Usage"},
+		{[]string{"frobnicate"}, exitUsage, "unknown command"},
+		{[]string{"info"}, exitUsage, "no image"},
+		{[]string{"info", "--format", "xml", "x"}, exitUsage, "--format"},
+		{[]string{"extract", "x"}, exitUsage, "-o FILE"},
+		{[]string{"scan"}, exitUsage, "no target"},
+		{[]string{"scan", "--fail-on", "severe", "x"}, exitUsage, "fail-on"},
+		{[]string{"scan", "--disable-rule", "no-such-rule", "x"}, exitUsage, "no rule"},
+		{[]string{"scan", "/nonexistent/image.qcow2"}, exitUsage, "no target could be read"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, errs := runCLI(t, tt.args...)
+			if code != tt.code || !strings.Contains(errs, tt.msg) {
+				t.Errorf("exit %d (want %d), stderr %q (want %q)", code, tt.code, errs, tt.msg)
+			}
+		})
+	}
+	if code, _, errs := runCLI(t, "scan", "--help"); code != 0 || !strings.Contains(errs, "Exit codes") || !strings.Contains(errs, "-fail-on") {
+		t.Errorf("scan --help: exit %d, %q", code, errs)
+	}
+}

@@ -1,0 +1,233 @@
+package scanner_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+func newEngine(t testing.TB) *detectors.Engine {
+	t.Helper()
+	e, err := detectors.NewEngine(detectors.Builtin(), detectors.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func fp(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// pemBlock returns the armoured block of a key file without its trailing
+// newline: the secret value of the fingerprint contract.
+func pemBlock(t testing.TB, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimRight(b, "\n")
+}
+
+func readSecretField(t testing.TB, path, re string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(re).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s: no match for %s", path, re)
+	}
+	return string(m[1])
+}
+
+// buildDemo runs the committed demo generator into a temp dir, so the test
+// covers the very steps that made testdata/demo.
+func buildDemo(t testing.TB) (dir, secrets string) {
+	testutil.RequireTool(t, "qemu-img", "qemu-io", "mkfs.ext4", "debugfs", "sfdisk", "ssh-keygen")
+	dir = t.TempDir()
+	secrets = filepath.Join(dir, "secrets")
+	testutil.Run(t, "bash", filepath.Join(repoRoot(t), "testdata/demo/make-demo.sh"), filepath.Join(dir, "img"), secrets)
+	return filepath.Join(dir, "img"), secrets
+}
+
+func TestEndToEndLifetime(t *testing.T) {
+	dir, sec := buildDemo(t)
+	web01 := filepath.Join(dir, "web01.qcow2")
+	base := filepath.Join(dir, "base.qcow2")
+	before := map[string][]byte{web01: testutil.FileSnapshot(t, web01), base: testutil.FileSnapshot(t, base)}
+
+	awsSecret := readSecretField(t, filepath.Join(sec, "aws_credentials"), `aws_secret_access_key = (\S+)`)
+	gitPass := readSecretField(t, filepath.Join(sec, "git-credentials"), `deploy:([^@]+)@`)
+	type want struct {
+		name      string
+		fp        string
+		exposure  string   // this class must be in the finding's exposure
+		not       []string // and none of these
+		view      string   // a location in this view...
+		path      string   // ...with this path ("" = don't check)
+		state     string
+		partition bool
+	}
+	wants := []want{
+		{"current host key", fp(pemBlock(t, filepath.Join(sec, "host_new"))), "live", nil, "web01.qcow2#current", "/etc/ssh/ssh_host_ed25519_key", "allocated", true},
+		{"aws secret", fp([]byte(awsSecret)), "live", nil, "web01.qcow2#current", "/home/alice/.aws/credentials", "allocated", true},
+		{"deleted git credential", fp([]byte(gitPass)), "deleted", []string{"live"}, "web01.qcow2#current", "", "free", true},
+		{"rotated host key", fp(pemBlock(t, filepath.Join(sec, "host_old"))), "snapshot", []string{"live", "deleted"}, "web01.qcow2#snapshot:golden", "/etc/ssh/ssh_host_ed25519_key", "allocated", true},
+		{"backing-only app key", fp(pemBlock(t, filepath.Join(sec, "app"))), "backing", []string{"live", "deleted", "snapshot"}, "web01.qcow2#backing:base.qcow2", "/etc/ssl/private/app.key", "allocated", true},
+		{"key freed with snapshot", fp(pemBlock(t, filepath.Join(sec, "id_ecdsa"))), "unreferenced", []string{"live", "deleted", "snapshot", "backing"}, "web01.qcow2#unreferenced", "", "unknown", false},
+	}
+
+	rep, err := scanner.New(scanner.Options{Engine: newEngine(t)}).Scan(context.Background(), []string{web01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete {
+		t.Fatalf("report incomplete: %s", rep.IncompleteReason)
+	}
+	for _, w := range wants {
+		t.Run(w.name, func(t *testing.T) {
+			var f *report.Finding
+			for i := range rep.Findings {
+				if rep.Findings[i].Fingerprint == w.fp {
+					f = &rep.Findings[i]
+				}
+			}
+			if f == nil {
+				t.Fatalf("not found (fingerprint %s); findings: %s", w.fp, summary(rep))
+			}
+			if !slices.Contains(f.Exposure, w.exposure) {
+				t.Errorf("exposure = %v, want it to include %s; locations %+v", f.Exposure, w.exposure, f.Locations)
+			}
+			for _, bad := range w.not {
+				if slices.Contains(f.Exposure, bad) {
+					t.Errorf("exposure = %v, must not include %s; locations %+v", f.Exposure, bad, f.Locations)
+				}
+			}
+			ok := false
+			for _, l := range f.Locations {
+				if l.View != w.view {
+					continue
+				}
+				if (w.path == "" || l.Path == w.path) && l.State == w.state && (!w.partition || l.Partition != "") {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Errorf("no location in %s with path %q state %s partition %v: %+v", w.view, w.path, w.state, w.partition, f.Locations)
+			}
+			if w.exposure != "live" && !f.OutsideGuestControl {
+				t.Errorf("outside_guest_control = false for exposure %v", f.Exposure)
+			}
+		})
+	}
+	for p, b := range before {
+		if !bytes.Equal(b, testutil.FileSnapshot(t, p)) {
+			t.Errorf("%s changed during the scan", p)
+		}
+	}
+
+	// No secret value in any rendering.
+	secrets := []string{awsSecret, gitPass}
+	for _, k := range []string{"host_new", "host_old", "app", "id_ecdsa"} {
+		for _, line := range strings.Split(string(pemBlock(t, filepath.Join(sec, k))), "\n") {
+			if !strings.HasPrefix(line, "-----") && len(line) >= 16 {
+				secrets = append(secrets, line)
+			}
+		}
+	}
+	var outs []bytes.Buffer
+	outs = make([]bytes.Buffer, 3)
+	if err := report.WriteJSON(&outs[0], rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.WriteSARIF(&outs[1], rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.WriteTable(&outs[2], rep, report.TableOptions{MaxLocations: 100}); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range outs {
+		for _, s := range secrets {
+			if bytes.Contains(o.Bytes(), []byte(s)) {
+				t.Errorf("output %d leaks a secret value (%d chars)", i, len(s))
+			}
+		}
+	}
+}
+
+func summary(r *report.Report) string {
+	var b strings.Builder
+	for _, f := range r.Findings {
+		b.WriteString("\n  " + f.Rule + " " + f.Preview + " " + f.Fingerprint + " " + strings.Join(f.Exposure, ","))
+	}
+	return b.String()
+}
+
+// TestSharedSnapshotsScannedOnce: ten snapshots that share ~95% of their
+// data with the current state must cost well under 1.5x the bytes of the
+// same image without snapshots.
+func TestSharedSnapshotsScannedOnce(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-io")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "snaps.qcow2")
+	const size = 32 << 20
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", img, "32M")
+	// Fill the disk with non-zero data in a few big writes.
+	var fill []string
+	for off := 0; off < size; off += 4 << 20 {
+		fill = append(fill, "-c", "write -q -P 0x"+hex.EncodeToString([]byte{byte(0x41 + off>>22)})+" "+itoa(off)+" 4M")
+	}
+	testutil.Run(t, "qemu-io", append([]string{"-f", "qcow2"}, append(fill, img)...)...)
+	// Each snapshot is followed by rewriting 0.5% of the disk elsewhere.
+	for i := 0; i < 10; i++ {
+		testutil.Run(t, "qemu-img", "snapshot", "-c", "s"+itoa(i), img)
+		testutil.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x"+hex.EncodeToString([]byte{byte(0x61 + i)})+" "+itoa(i*(3<<20))+" 160k", img)
+	}
+	flat := filepath.Join(dir, "flat.qcow2")
+	testutil.Run(t, "qemu-img", "convert", "-O", "qcow2", img, flat)
+
+	scanned := func(path string, noDedupe bool) int64 {
+		rep, err := scanner.New(scanner.Options{Engine: newEngine(t), NoDedupe: noDedupe}).Scan(context.Background(), []string{path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Targets) != 1 || len(rep.Targets[0].Errors) > 0 {
+			t.Fatalf("targets: %+v", rep.Targets)
+		}
+		return rep.Summary.ScannedBytes
+	}
+	withSnaps, without, naive := scanned(img, false), scanned(flat, false), scanned(img, true)
+	t.Logf("bytes scanned: 10 snapshots %d, no snapshots %d (ratio %.3f), every view in full %d", withSnaps, without, float64(withSnaps)/float64(without), naive)
+	if without < size {
+		t.Fatalf("flat image scanned %d bytes, want at least %d", without, size)
+	}
+	if float64(withSnaps) >= 1.5*float64(without) {
+		t.Errorf("snapshots cost %.2fx the flat image, want < 1.5x", float64(withSnaps)/float64(without))
+	}
+	if naive < 5*without {
+		t.Errorf("scanning every view in full read only %d bytes; the test image does not exercise sharing", naive)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

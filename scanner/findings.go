@@ -1,0 +1,240 @@
+package scanner
+
+import (
+	"context"
+	"slices"
+	"sort"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// physIndex finds, for a physical position, every view that maps it.
+type physIndex map[physKey][]indexEntry
+
+type indexEntry struct {
+	start, end int64 // physical range of the extent
+	v          *viewState
+	ext        int // index into v.ext
+}
+
+func buildIndex(views []*viewState) physIndex {
+	idx := physIndex{}
+	for _, v := range views {
+		if !v.dedupe {
+			continue
+		}
+		for i, e := range v.ext {
+			p, ok := identity(e, v.files[i], v.view.ID, 0)
+			if !ok {
+				continue
+			}
+			idx[p.key] = append(idx[p.key], indexEntry{p.off, p.off + e.Length, v, i})
+		}
+	}
+	for _, es := range idx {
+		sort.Slice(es, func(i, j int) bool { return es[i].start < es[j].start })
+	}
+	return idx
+}
+
+// where lists the (view, guest offset) pairs whose bytes at [g, g+n) are
+// physically the same as those of v at [g, g+n).
+func (idx physIndex) where(v *viewState, g, n int64) []guestPos {
+	self := []guestPos{{v, g}}
+	if !v.dedupe {
+		return self
+	}
+	ps := pieces(v.ext, v.files, v.view.ID, g, n)
+	if len(ps) == 0 || ps[0].at.key == zeroKey {
+		return self
+	}
+	first := ps[0].at
+	var out []guestPos
+	for _, e := range idx[first.key] {
+		if e.start > first.off {
+			break
+		}
+		if first.off >= e.end {
+			continue
+		}
+		ext := e.v.ext[e.ext]
+		g2 := ext.Offset + (first.off - e.start)
+		if samePieces(ps, pieces(e.v.ext, e.v.files, e.v.view.ID, g2, n)) {
+			out = append(out, guestPos{e.v, g2})
+		}
+	}
+	if !slices.ContainsFunc(out, func(p guestPos) bool { return p.v == v && p.g == g }) {
+		out = append(out, self...)
+	}
+	return out
+}
+
+type guestPos struct {
+	v *viewState
+	g int64
+}
+
+// locKey deduplicates locations of one finding.
+type locKey struct {
+	v *viewState
+	g int64
+}
+
+type findingAcc struct {
+	f    report.Finding
+	sev  detectors.Severity
+	locs map[locKey]*report.Location
+	// byOffset maps (target, guest offset) to current-view locations, to
+	// decide whether a snapshot or backing copy is also in the current state.
+	keys []locKey
+}
+
+func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []rawHit) []report.Finding {
+	idx := buildIndex(views)
+	acc := map[string]*findingAcc{}
+	var order []string
+	for _, h := range hits {
+		m := h.m
+		key := m.RuleID + "\x00" + m.Fingerprint
+		fa := acc[key]
+		if fa == nil {
+			fa = &findingAcc{
+				f: report.Finding{
+					Rule: m.RuleID, Description: m.Description, Category: m.Category,
+					Severity: m.Severity.String(), Fingerprint: m.Fingerprint,
+					KeyFingerprint: m.KeyFingerprint, Preview: m.Preview, Metadata: m.Meta,
+				},
+				sev:  m.Severity,
+				locs: map[locKey]*report.Location{},
+			}
+			acc[key] = fa
+			order = append(order, key)
+		}
+		for _, gp := range idx.where(h.v, m.Start, m.End-m.Start) {
+			k := locKey{gp.v, gp.g}
+			if fa.locs[k] != nil {
+				continue
+			}
+			fa.locs[k] = &report.Location{
+				Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
+				Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
+			}
+			fa.keys = append(fa.keys, k)
+		}
+	}
+	var out []report.Finding
+	for _, key := range order {
+		fa := acc[key]
+		s.placeLocations(ctx, fa)
+		out = append(out, fa.f)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if sa, sb := sevRank(a.Severity), sevRank(b.Severity); sa != sb {
+			return sa > sb
+		}
+		if a.OutsideGuestControl != b.OutsideGuestControl {
+			return a.OutsideGuestControl
+		}
+		return a.Rule < b.Rule
+	})
+	return out
+}
+
+func sevRank(s string) int {
+	sev, err := detectors.ParseSeverity(s)
+	if err != nil {
+		return 0
+	}
+	return int(sev)
+}
+
+// placeLocations fills in host offsets, filesystem attribution and the
+// exposure class of each location, then the finding's exposure set.
+func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
+	// Current-state copies, by target and guest offset, decide whether a
+	// snapshot or backing copy is still what the guest sees.
+	current := map[*target]map[int64]*report.Location{}
+	for _, k := range fa.keys {
+		l := fa.locs[k]
+		v := k.v
+		if ps := pieces(v.ext, v.files, v.view.ID, k.g, 1); len(ps) == 1 && ps[0].at.key.src == model.SourceData && ps[0].at.key.file != "" && ps[0].at.key != zeroKey && v.dedupe {
+			off := ps[0].at.off
+			l.FileOffset = &off
+			l.File = ps[0].at.key.file
+		}
+		l.State = report.StateUnknown
+		if isDiskKind(v.view.Kind) {
+			if fi := v.filesystem(ctx); fi != nil {
+				part, path, state := fi.locate(k.g)
+				l.Partition, l.Path, l.State = part, path, state
+			}
+		}
+		if v.view.Kind == model.KindCurrent {
+			l.Exposure = report.ExposureLive
+			if l.State == report.StateFree {
+				l.Exposure = report.ExposureDeleted
+			}
+			if current[v.t] == nil {
+				current[v.t] = map[int64]*report.Location{}
+			}
+			current[v.t][k.g] = l
+		}
+	}
+	for _, k := range fa.keys {
+		l := fa.locs[k]
+		switch k.v.view.Kind {
+		case model.KindCurrent:
+		case model.KindSnapshot, model.KindBacking:
+			if c := current[k.v.t][k.g]; c != nil {
+				l.Exposure = c.Exposure
+			} else if k.v.view.Kind == model.KindSnapshot {
+				l.Exposure = report.ExposureSnapshot
+			} else {
+				l.Exposure = report.ExposureBacking
+			}
+		case model.KindUnreferenced:
+			l.Exposure = report.ExposureUnreferenced
+		case model.KindMemory:
+			l.Exposure = report.ExposureMemory
+		case model.KindLayer:
+			l.Exposure = report.ExposureLayer
+		default:
+			l.Exposure = string(k.v.view.Kind)
+		}
+	}
+	seen := map[string]bool{}
+	fa.f.Locations = make([]report.Location, 0, len(fa.keys))
+	for _, k := range fa.keys {
+		l := fa.locs[k]
+		fa.f.Locations = append(fa.f.Locations, *l)
+		if !seen[l.Exposure] {
+			seen[l.Exposure] = true
+			fa.f.Exposure = append(fa.f.Exposure, l.Exposure)
+		}
+	}
+	sort.Slice(fa.f.Exposure, func(i, j int) bool {
+		return report.ExposureRank(fa.f.Exposure[i]) < report.ExposureRank(fa.f.Exposure[j])
+	})
+	for _, e := range fa.f.Exposure {
+		if e != report.ExposureLive {
+			fa.f.OutsideGuestControl = true
+		}
+	}
+	sort.SliceStable(fa.f.Locations, func(i, j int) bool {
+		a, b := fa.f.Locations[i], fa.f.Locations[j]
+		if ra, rb := report.ExposureRank(a.Exposure), report.ExposureRank(b.Exposure); ra != rb {
+			return ra < rb
+		}
+		if a.View != b.View {
+			return a.View < b.View
+		}
+		return a.Offset < b.Offset
+	})
+}
+
+func isDiskKind(k model.Kind) bool {
+	return k == model.KindCurrent || k == model.KindSnapshot || k == model.KindBacking
+}

@@ -1,0 +1,131 @@
+package scanner
+
+import (
+	"sort"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// physKey names a physical byte space: a host file read as-is, one
+// compressed stream of a host file, or (for bytes with no host identity) a
+// view of its own.
+type physKey struct {
+	file   string
+	src    model.Source
+	stream int64 // start of the compressed stream; -1 for as-is bytes
+}
+
+// pos is a physical position: a key and an offset inside its byte space
+// (host offset for as-is bytes, offset in the decompressed output otherwise).
+type pos struct {
+	key physKey
+	off int64
+}
+
+// piece is a run of a view's guest bytes that is contiguous physically.
+type piece struct {
+	at  pos
+	len int64
+}
+
+// zeroKey stands for holes and zero extents, which have no identity.
+var zeroKey = physKey{src: model.SourceZero, stream: -1}
+
+// identity reports where guest byte delta of e lives. ok is false for bytes
+// that must never be deduplicated against other views.
+func identity(e model.Extent, file string, viewID string, delta int64) (pos, bool) {
+	switch e.Source {
+	case model.SourceData:
+		if e.FileOffset >= 0 && file != "" {
+			return pos{physKey{file, model.SourceData, -1}, e.FileOffset + delta}, true
+		}
+	case model.SourceCompressed, model.SourceDerived:
+		if e.FileOffset >= 0 && file != "" {
+			return pos{physKey{file, e.Source, e.FileOffset}, delta}, true
+		}
+	case model.SourceZero:
+		return pos{zeroKey, 0}, true
+	}
+	// Unique to this extent of this view.
+	return pos{physKey{"view:" + viewID, e.Source, e.Offset}, delta}, false
+}
+
+// segment is a maximal run of a view's extents contiguous both in guest and
+// in physical space.
+type segment struct {
+	guest int64
+	len   int64
+	start pos
+	dedup bool // identity is shared across views
+}
+
+func (s segment) end() int64 { return s.guest + s.len }
+
+// segments merges a view's extents (sorted by guest offset, no zero extents).
+func segments(ext []model.Extent, files []string, viewID string, dedupe bool) []segment {
+	var out []segment
+	for i, e := range ext {
+		p, ok := identity(e, files[i], viewID, 0)
+		ok = ok && dedupe
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.dedup == ok && last.end() == e.Offset && last.start.key == p.key &&
+				p.key.src == model.SourceData && last.start.off+last.len == p.off {
+				last.len += e.Length
+				continue
+			}
+		}
+		out = append(out, segment{guest: e.Offset, len: e.Length, start: p, dedup: ok})
+	}
+	return out
+}
+
+// pieces returns the physical makeup of guest range [g, g+n) of a view.
+func pieces(ext []model.Extent, files []string, viewID string, g, n int64) []piece {
+	var out []piece
+	add := func(p pos, l int64) {
+		if k := len(out); k > 0 {
+			last := &out[k-1]
+			if last.at.key == p.key && (p.key == zeroKey || last.at.off+last.len == p.off) {
+				last.len += l
+				return
+			}
+		}
+		out = append(out, piece{p, l})
+	}
+	end := g + n
+	i := sort.Search(len(ext), func(i int) bool { return ext[i].End() > g })
+	cur := g
+	for ; i < len(ext) && cur < end; i++ {
+		e := ext[i]
+		if e.Offset > cur {
+			gap := min(e.Offset, end) - cur
+			add(pos{zeroKey, 0}, gap)
+			cur += gap
+			if cur >= end {
+				break
+			}
+		}
+		delta := cur - e.Offset
+		l := min(e.End(), end) - cur
+		p, _ := identity(e, files[i], viewID, delta)
+		add(p, l)
+		cur += l
+	}
+	if cur < end {
+		add(pos{zeroKey, 0}, end-cur)
+	}
+	return out
+}
+
+func samePieces(a, b []piece) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

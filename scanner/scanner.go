@@ -1,0 +1,349 @@
+// Package scanner streams every view of every target through the detectors,
+// scanning each physical byte range about once, attributes each hit to every
+// view that maps the same bytes, places it in the guest filesystem, and
+// builds the lifetime model: where each secret persists and whether the
+// guest still controls it.
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// Options configure a scan.
+type Options struct {
+	Engine *detectors.Engine
+	// MemoryRulesEverywhere turns the memory-structure rules (AES key
+	// schedules, DER keys) on for disk views too; they are always on for
+	// memory views.
+	MemoryRulesEverywhere bool
+	// Progress receives a progress bar; nil for none.
+	Progress io.Writer
+	// Version is recorded in the report.
+	Version string
+	// NoDedupe scans every view in full (for measurements and debugging).
+	NoDedupe bool
+	// FailOn is recorded in the report.
+	FailOn string
+}
+
+// Scanner runs scans. It holds no state between runs.
+type Scanner struct{ opts Options }
+
+// New returns a Scanner.
+func New(opts Options) *Scanner { return &Scanner{opts: opts} }
+
+// target is one opened image.
+type target struct {
+	path  string
+	img   *model.Image
+	err   error
+	views []*viewState
+	rep   report.Target
+}
+
+// viewState is one view being scanned.
+type viewState struct {
+	t       *target
+	view    model.View
+	ext     []model.Extent // non-zero extents, sorted by guest offset
+	files   []string       // canonical host file of each extent
+	dedupe  bool
+	alloc   int64
+	scanned int64
+	err     error
+	notes   []string
+	fs      *fsInfo
+	fsOnce  sync.Once
+}
+
+// rawHit is one detector match in one view.
+type rawHit struct {
+	v *viewState
+	m detectors.Match
+}
+
+// Scan scans the targets (image files or directories) and returns the report.
+// When ctx is cancelled it returns the partial report, marked incomplete,
+// together with ctx's error.
+func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, error) {
+	rep := &report.Report{
+		SchemaVersion: report.SchemaVersion,
+		Tool:          report.Tool{Name: "imgaudit", Version: s.opts.Version},
+		Command:       "scan",
+		Started:       time.Now().UTC(),
+		Complete:      true,
+		FailOn:        s.opts.FailOn,
+		Targets:       []report.Target{},
+		Findings:      []report.Finding{},
+	}
+	ts := s.open(ctx, targets)
+	defer func() {
+		for _, t := range ts {
+			if t.img != nil {
+				t.img.Close()
+			}
+		}
+	}()
+	canon := newCanonicalizer()
+	var views []*viewState
+	for _, t := range ts {
+		if t.err != nil {
+			continue
+		}
+		for _, v := range t.img.Views {
+			vs := s.prepareView(ctx, t, v, canon)
+			t.views = append(t.views, vs)
+			views = append(views, vs)
+		}
+	}
+	// Views that are most likely to hold the shared bytes go first so that
+	// the others only scan what differs.
+	sort.SliceStable(views, func(i, j int) bool { return kindOrder(views[i].view.Kind) < kindOrder(views[j].view.Kind) })
+
+	hits, err := s.scanViews(ctx, views)
+	if err != nil {
+		rep.Complete = false
+		rep.IncompleteReason = err.Error()
+	}
+	findings := s.buildFindings(ctx, views, hits)
+	rep.Findings = findings
+	for _, t := range ts {
+		rep.Targets = append(rep.Targets, t.report())
+	}
+	rep.Finished = time.Now().UTC()
+	summarize(rep)
+	if err != nil && ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+	return rep, nil
+}
+
+func kindOrder(k model.Kind) int {
+	switch k {
+	case model.KindCurrent:
+		return 0
+	case model.KindBacking:
+		return 1
+	case model.KindSnapshot:
+		return 2
+	case model.KindLayer:
+		return 3
+	case model.KindUnreferenced:
+		return 4
+	case model.KindMemory:
+		return 5
+	}
+	return 6
+}
+
+// open expands directories and opens every image. Files that are backing
+// files of other images being scanned are not scanned again on their own:
+// their bytes are covered by the backing views of the images above them.
+func (s *Scanner) open(ctx context.Context, targets []string) []*target {
+	var ts []*target
+	fromDir := map[string]bool{}
+	for _, arg := range targets {
+		st, err := os.Stat(arg)
+		if err != nil {
+			ts = append(ts, &target{path: arg, err: err})
+			continue
+		}
+		if !st.IsDir() {
+			ts = append(ts, &target{path: arg})
+			continue
+		}
+		files, err := discoverImages(arg)
+		if err != nil {
+			ts = append(ts, &target{path: arg, err: err})
+		}
+		for _, f := range files {
+			ts = append(ts, &target{path: f})
+			fromDir[f] = true
+		}
+	}
+	backingOf := map[string]bool{}
+	for _, t := range ts {
+		if t.err != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			t.err = err
+			continue
+		}
+		t.img, t.err = formats.Open(ctx, t.path, formats.Options{})
+		if t.img != nil {
+			for _, b := range t.img.Backing {
+				if b.Path != "" {
+					backingOf[realPath(b.Path)] = true
+				}
+			}
+		}
+	}
+	var out []*target
+	for _, t := range ts {
+		if fromDir[t.path] && backingOf[realPath(t.path)] {
+			if t.img != nil {
+				t.img.Close()
+			}
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// discoverImages lists the files under dir that look like images: any
+// recognised format other than raw, and raw files with an image-like name or a
+// partition table.
+func discoverImages(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := formats.Detect(p)
+		if err != nil {
+			return nil
+		}
+		if f != "raw" || looksLikeRawImage(p) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func looksLikeRawImage(p string) bool {
+	switch filepath.Ext(p) {
+	case ".img", ".raw", ".dd", ".bin", ".iso", ".disk":
+		return true
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [1024 + 0x3a]byte
+	n, _ := f.ReadAt(b[:], 0)
+	if n >= 512 && b[510] == 0x55 && b[511] == 0xaa {
+		return true // MBR or protective MBR
+	}
+	if n >= 1024+0x3a && b[1024+0x38] == 0x53 && b[1024+0x39] == 0xef {
+		return true // ext2/3/4 superblock magic
+	}
+	return false
+}
+
+func realPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		p = r
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		p = a
+	}
+	return p
+}
+
+// canonicalizer caches canonical host paths so that extents naming one file
+// through different relative paths share a physical identity.
+type canonicalizer map[string]string
+
+func newCanonicalizer() canonicalizer { return canonicalizer{} }
+
+func (c canonicalizer) path(p string) string {
+	if p == "" {
+		return ""
+	}
+	if r, ok := c[p]; ok {
+		return r
+	}
+	r := realPath(p)
+	c[p] = r
+	return r
+}
+
+func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, canon canonicalizer) *viewState {
+	vs := &viewState{t: t, view: v, notes: slices.Clone(v.Notes)}
+	if v.Kind == model.KindMemory {
+		v2, notes := s.memoryView(ctx, v)
+		vs.view, vs.notes = v2, append(vs.notes, notes...)
+	}
+	vs.dedupe = !s.opts.NoDedupe && vs.view.Kind != model.KindMemory
+	if vs.view.Disk == nil {
+		vs.err = errors.New("view has no readable data")
+		return vs
+	}
+	for e, err := range vs.view.Disk.Extents(ctx) {
+		if err != nil {
+			vs.err = err
+			break
+		}
+		if e.Source == model.SourceZero || e.Length <= 0 {
+			continue
+		}
+		vs.ext = append(vs.ext, e)
+		vs.files = append(vs.files, canon.path(e.File))
+		vs.alloc += e.Length
+	}
+	return vs
+}
+
+// progress is the tiny part of a progress bar the scanner uses.
+type progress interface {
+	Add64(int64) error
+	Finish() error
+}
+
+func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, error) {
+	var total int64
+	for _, v := range views {
+		total += v.alloc
+	}
+	bar := newProgress(s.opts.Progress, total)
+	defer bar.Finish()
+
+	margin := int64(s.opts.Engine.Margin())
+	p := newPlanner(margin)
+	var hits []rawHit
+	for _, v := range views {
+		if v.err != nil && len(v.ext) == 0 {
+			bar.Add64(v.alloc)
+			continue
+		}
+		ranges := p.plan(v)
+		rs := make([]detectors.Range, len(ranges))
+		for i, r := range ranges {
+			rs[i] = detectors.Range{Start: r.start, End: r.end}
+		}
+		memory := v.view.Kind == model.KindMemory || s.opts.MemoryRulesEverywhere
+		n, err := s.opts.Engine.Scan(ctx, v.view.Disk, v.view.Disk.Size(), rs, detectors.ScanOptions{Memory: memory}, func(m detectors.Match) {
+			hits = append(hits, rawHit{v, m})
+		})
+		v.scanned += n
+		bar.Add64(v.alloc)
+		if err != nil {
+			if ctx.Err() != nil {
+				return hits, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())
+			}
+			v.err = err
+		}
+	}
+	return hits, nil
+}

