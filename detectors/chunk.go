@@ -1,0 +1,333 @@
+package detectors
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+)
+
+// Bounds of the structural (keyword-less) rules; they feed Margin.
+const (
+	maxKeytab         = 16 << 10 // keytab bytes handed to the parser
+	aesMaxScheduleLen = 240      // AES-256 expanded key
+	aesMaxBitErrors   = 10       // aeskeyfind's default tolerance
+	maxDERKey         = 12 << 10 // a 16384-bit PKCS#8 RSA key is about 9.4 KB
+	maxFullScanMatch  = 4 << 10  // assumed longest match of a keyword-less user rule
+	keytabAlign       = 512      // keytab files start on a sector/block boundary
+	zeroRunSkip       = 512      // zero runs this long split the AES search
+	followSpan        = 512      // bytes after a keyword a Follow gate sees
+)
+
+// found is a validated match in window coordinates. secret is only hashed.
+type found struct {
+	s, e     int
+	secret   []byte
+	sev      Severity
+	meta     map[string]string
+	keyFP    string
+	preview  string
+	rulePfx  bool // preview may show the keyword prefix of the secret
+	binLabel string
+}
+
+type seenKey struct {
+	rule       int
+	start, end int64
+}
+
+// chunkScanner is one worker's reusable state.
+type chunkScanner struct {
+	e    *Engine
+	buf  []byte
+	hits []keywordHit
+	dec  []byte
+	seen map[seenKey]struct{}
+	out  []Match
+}
+
+func (e *Engine) newChunkScanner() *chunkScanner {
+	return &chunkScanner{e: e, seen: map[seenKey]struct{}{}}
+}
+
+func (cs *chunkScanner) buffer(n int) []byte {
+	if cap(cs.buf) < n {
+		cs.buf = make([]byte, n)
+	}
+	return cs.buf[:n]
+}
+
+// scanChunk finds the matches whose start lies in own; buf holds the bytes
+// [base, base+len(buf)).
+func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOptions) []Match {
+	e := cs.e
+	cs.out = cs.out[:0]
+	clear(cs.seen)
+	lo, hi := int(own.Start-base), int(own.End-base)
+	cs.hits = e.pf.scan(buf, cs.hits[:0])
+	for _, h := range cs.hits {
+		kl := e.kwLen[h.kw]
+		for _, ref := range e.kwRules[h.kw] {
+			r := e.rules[ref.rule]
+			scale := 1
+			if ref.utf16 {
+				scale = 2
+			}
+			// A match reachable from this hit lies in
+			// [pos-Before, pos+len+After] (scaled); skip hits that cannot
+			// produce a match owned by this chunk.
+			if h.pos+kl+scale*r.After < lo || h.pos-scale*r.Before >= hi {
+				continue
+			}
+			if ref.utf16 {
+				cs.windowUTF16(buf, base, lo, hi, h.pos, kl, r)
+			} else {
+				cs.windowASCII(buf, base, lo, hi, h.pos, kl, r)
+			}
+		}
+	}
+	for _, ri := range e.fullScan {
+		r := e.rules[ri]
+		for _, m := range r.re.FindAllSubmatchIndex(buf, -1) {
+			if m[0] < lo || m[0] >= hi {
+				continue
+			}
+			if f, ok := cs.regexMatch(r, buf, m); ok {
+				cs.add(r, base, lo, hi, f, 0, 1, "")
+			}
+		}
+	}
+	if e.keytab != nil {
+		cs.scanKeytabs(buf, base, lo, hi)
+	}
+	if opts.Memory {
+		if e.aes != nil {
+			cs.scanAES(buf, base, lo, hi)
+		}
+		if e.rsaDER != nil {
+			cs.scanRSADER(buf, base, lo, hi)
+		}
+	}
+	return cs.out
+}
+
+func (cs *chunkScanner) windowASCII(buf []byte, base int64, lo, hi, pos, kl int, r *compiledRule) {
+	ws := max(0, pos-r.Before)
+	ws += lineStart(buf[ws:pos])
+	we := min(len(buf), pos+kl+r.After)
+	w := buf[ws:we]
+	cs.validate(r, w, pos-ws, kl, func(f found) { cs.add(r, base, lo, hi, f, ws, 1, "") })
+}
+
+// lineStart returns the offset just after the last line break or NUL in b
+// (0 if none): windows start at the keyword's line, so that (?m)^ in a rule
+// means a real line start, also for a file that begins after zero padding or
+// binary data.
+func lineStart(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '\n' || b[i] == 0 {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// windowUTF16 decodes the UTF-16LE window around a hit to ASCII (other code
+// units become NUL), validates it like ASCII text and maps offsets back.
+func (cs *chunkScanner) windowUTF16(buf []byte, base int64, lo, hi, pos, kl int, r *compiledRule) {
+	ws := pos - 2*min(r.Before, pos/2)
+	chars := kl/2 + r.After
+	we := pos + 2*min(chars, (len(buf)-pos)/2)
+	dec := cs.dec[:0]
+	for k := ws; k+1 < we; k += 2 {
+		c := buf[k]
+		if buf[k+1] != 0 || c >= 0x80 {
+			c = 0
+		}
+		dec = append(dec, c)
+	}
+	cs.dec = dec
+	kp := (pos - ws) / 2
+	adj := lineStart(dec[:kp])
+	w := dec[adj:]
+	cs.validate(r, w, kp-adj, kl/2, func(f found) { cs.add(r, base, lo, hi, f, ws+2*adj, 2, "utf16le") })
+}
+
+// validate runs a rule's validator over window w, whose keyword occurrence is
+// w[kp:kp+kl], and calls out for each accepted match.
+func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, out func(found)) {
+	switch r.check {
+	case checkPEM:
+		if f, ok := findPEM(r, w, kp, kl); ok {
+			out(f)
+		}
+		return
+	case checkPPK:
+		if f, ok := findPPK(r, w, kp, kl); ok {
+			out(f)
+		}
+		return
+	}
+	if r.follow != nil && !r.follow.Match(w[kp+kl:min(len(w), kp+kl+followSpan)]) {
+		return
+	}
+	for _, m := range r.re.FindAllSubmatchIndex(w, -1) {
+		if m[1] <= kp || m[0] >= kp+kl {
+			continue // the match must overlap its keyword
+		}
+		if f, ok := cs.regexMatch(r, w, m); ok {
+			out(f)
+		}
+	}
+}
+
+// add turns a found match (window offsets, window starting at buffer offset
+// ws, scale 2 for UTF-16) into a Match if this chunk owns it.
+func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws, scale int, enc string) {
+	start := ws + scale*f.s
+	if start < lo || start >= hi {
+		return
+	}
+	end := ws + scale*f.e
+	key := seenKey{rule: r.idx, start: base + int64(start), end: base + int64(end)}
+	if _, dup := cs.seen[key]; dup {
+		return
+	}
+	cs.seen[key] = struct{}{}
+	sum := sha256.Sum256(f.secret)
+	preview := f.preview
+	if preview == "" {
+		preview = redact(r, f)
+	}
+	cs.out = append(cs.out, Match{
+		RuleID: r.ID, Category: r.Category, Description: r.Description,
+		Severity: f.sev, Start: key.start, End: key.end,
+		Fingerprint:    "sha256:" + hex.EncodeToString(sum[:]),
+		Preview:        preview,
+		KeyFingerprint: f.keyFP,
+		Encoding:       enc,
+		Meta:           f.meta,
+	})
+}
+
+// redact builds the default preview: the rule's keyword when the secret
+// starts with it (a public token prefix such as "ghp_"), then the length.
+func redact(r *compiledRule, f found) string {
+	if f.binLabel != "" {
+		return f.binLabel + " (" + strconv.Itoa(len(f.secret)) + " bytes)"
+	}
+	pfx := ""
+	for _, k := range r.prefixes {
+		if len(k) > len(pfx) && len(k) <= 16 && len(k) < len(f.secret) && bytes.HasPrefix(f.secret, []byte(k)) {
+			pfx = k
+		}
+	}
+	return pfx + "…(" + strconv.Itoa(len(f.secret)) + " chars)"
+}
+
+func (cs *chunkScanner) scanKeytabs(buf []byte, base int64, lo, hi int) {
+	a := (base + int64(lo) + keytabAlign - 1) &^ (keytabAlign - 1)
+	for ; a < base+int64(hi); a += keytabAlign {
+		p := int(a - base)
+		if p+2 > len(buf) {
+			break
+		}
+		if buf[p] != 0x05 || buf[p+1] != 0x02 {
+			continue
+		}
+		n, principals, err := parseKeytab(buf[p:min(len(buf), p+maxKeytab)])
+		if err != nil || n <= 0 {
+			continue
+		}
+		f := found{s: p, e: p + n, secret: buf[p : p+n], sev: cs.e.keytab.Severity, binLabel: "Kerberos keytab",
+			meta: map[string]string{"entries": strconv.Itoa(len(principals))}}
+		if len(principals) > 0 {
+			f.meta["principals"] = joinLimited(principals, 8)
+		}
+		cs.add(cs.e.keytab, base, lo, hi, f, 0, 1, "")
+	}
+}
+
+func (cs *chunkScanner) scanAES(buf []byte, base int64, lo, hi int) {
+	r := cs.e.aes
+	for _, seg := range nonZeroSegments(buf) {
+		s := seg[0]
+		findAESKeySchedules(buf[seg[0]:seg[1]], aesMaxBitErrors, func(off int, key []byte) {
+			k := append([]byte(nil), key...)
+			bits := len(k) * 8
+			f := found{s: s + off, e: s + off + scheduleLen(len(k)), secret: k, sev: r.Severity,
+				binLabel: "AES-" + strconv.Itoa(bits) + " key", meta: map[string]string{"bits": strconv.Itoa(bits)}}
+			cs.add(r, base, lo, hi, f, 0, 1, "")
+		})
+	}
+}
+
+// scheduleLen is the size of the expanded AES key for a key of n bytes.
+func scheduleLen(n int) int {
+	switch n {
+	case 16:
+		return 176
+	case 24:
+		return 208
+	}
+	return 240
+}
+
+func (cs *chunkScanner) scanRSADER(buf []byte, base int64, lo, hi int) {
+	r := cs.e.rsaDER
+	findRSAPrivateDER(buf, func(off, length int, info keyInfo) {
+		if off < 0 || length <= 0 || off+length > len(buf) {
+			return
+		}
+		f := found{s: off, e: off + length, secret: buf[off : off+length], sev: r.Severity,
+			binLabel: "DER private key", keyFP: info.KeyFingerprint, meta: keyMeta(info)}
+		cs.add(r, base, lo, hi, f, 0, 1, "")
+	})
+}
+
+// nonZeroSegments splits buf at runs of at least zeroRunSkip zero bytes
+// (8-byte aligned words), so memory searches skip zero pages cheaply.
+func nonZeroSegments(buf []byte) [][2]int {
+	var segs [][2]int
+	start := 0
+	zeroStart := -1
+	n := len(buf) &^ 7
+	for i := 0; i < n; i += 8 {
+		if buf[i]|buf[i+1]|buf[i+2]|buf[i+3]|buf[i+4]|buf[i+5]|buf[i+6]|buf[i+7] == 0 {
+			if zeroStart < 0 {
+				zeroStart = i
+			}
+			continue
+		}
+		if zeroStart >= 0 && i-zeroStart >= zeroRunSkip {
+			if zeroStart > start {
+				segs = append(segs, [2]int{start, zeroStart})
+			}
+			start = i
+		}
+		zeroStart = -1
+	}
+	end := len(buf)
+	if zeroStart >= 0 && n-zeroStart >= zeroRunSkip {
+		end = zeroStart
+	}
+	if end > start {
+		segs = append(segs, [2]int{start, end})
+	}
+	return segs
+}
+
+func joinLimited(ss []string, n int) string {
+	var b bytes.Buffer
+	for i, s := range ss {
+		if i == n {
+			b.WriteString(",…")
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}

@@ -1,0 +1,355 @@
+package detectors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// Match is one occurrence of a secret. It never holds the secret itself:
+// only its fingerprint, a redacted preview and non-secret metadata.
+type Match struct {
+	RuleID, Category, Description string
+	Severity                      Severity
+	// Start and End are the absolute offsets of the secret value's text in
+	// the scanned space (for UTF-16LE text, of its UTF-16 bytes).
+	Start, End int64
+	// Fingerprint is "sha256:" + hex(sha256(secret value)).
+	Fingerprint string
+	// Preview is redacted: a non-secret prefix (token prefix, PEM BEGIN line)
+	// and the length.
+	Preview string
+	// KeyFingerprint is the OpenSSH "SHA256:…" fingerprint of a parsed key.
+	KeyFingerprint string
+	// Encoding is "" for ASCII/UTF-8 text and binary, "utf16le" for UTF-16LE.
+	Encoding string
+	// Meta holds non-secret metadata (key type, bits, user name, key id…).
+	Meta map[string]string
+}
+
+// EngineOptions configures NewEngine.
+type EngineOptions struct {
+	// Disable lists rule IDs to drop; an unknown ID is an error.
+	Disable []string
+	// Workers is the number of goroutines Scan uses (0: GOMAXPROCS).
+	Workers int
+	// ChunkSize is the number of bytes each work item owns (0: 8 MiB). Small
+	// values are for tests.
+	ChunkSize int
+}
+
+// ScanOptions configures one Scan.
+type ScanOptions struct {
+	// Memory enables the memory-structure rules (AES key schedules, DER RSA
+	// keys): on for memory views and swap, opt-in elsewhere.
+	Memory bool
+}
+
+// Range is a half-open byte range [Start, End) of the scanned space.
+type Range struct{ Start, End int64 }
+
+const defaultChunkSize = 8 << 20
+
+// ruleRef says which rule a keyword belongs to and in which encoding.
+type ruleRef struct {
+	rule  int
+	utf16 bool
+}
+
+// Engine matches a rule set against byte spaces. It is safe for concurrent use.
+type Engine struct {
+	rules     []*compiledRule
+	pf        *prefilter
+	kwRules   [][]ruleRef // per prefilter keyword
+	kwLen     []int       // keyword length in bytes (as matched)
+	fullScan  []int       // regex rules without keywords
+	keytab    *compiledRule
+	aes       *compiledRule
+	rsaDER    *compiledRule
+	margin    int
+	workers   int
+	chunkSize int
+}
+
+// Margin bounds the context needed around a range: the longest match any
+// rule can produce plus the window around its keyword. For the built-in set
+// it is 28672 bytes: the armoured-key rules allow 12 KiB after their keyword
+// (a JSON-escaped 4096-bit PEM key is about 3.4 KB, a PGP block with a
+// 4096-bit key and subkey about 7 KB), doubled for UTF-16LE text.
+func (e *Engine) Margin() int { return e.margin }
+
+// NewEngine compiles rules into an engine.
+func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
+	disabled := map[string]bool{}
+	for _, id := range opts.Disable {
+		disabled[id] = false
+	}
+	e := &Engine{workers: opts.Workers, chunkSize: opts.ChunkSize}
+	if e.workers <= 0 {
+		e.workers = runtime.GOMAXPROCS(0)
+	}
+	if e.chunkSize <= 0 {
+		e.chunkSize = defaultChunkSize
+	}
+	seen := map[string]bool{}
+	kwIndex := map[string]int{}
+	var keywords [][]byte
+	margin := 0
+	for _, r := range rules {
+		if seen[r.ID] {
+			return nil, fmt.Errorf("duplicate rule id %q", r.ID)
+		}
+		seen[r.ID] = true
+		if _, ok := disabled[r.ID]; ok {
+			disabled[r.ID] = true
+			continue
+		}
+		c, err := compileRule(r)
+		if err != nil {
+			return nil, err
+		}
+		c.idx = len(e.rules)
+		e.rules = append(e.rules, c)
+		switch c.check {
+		case checkKeytab:
+			e.keytab = c
+			margin = max(margin, maxKeytab)
+			continue
+		case checkAESSchedule:
+			e.aes = c
+			margin = max(margin, aesMaxScheduleLen)
+			continue
+		case checkRSADER:
+			e.rsaDER = c
+			margin = max(margin, maxDERKey)
+			continue
+		}
+		if len(c.Keywords) == 0 {
+			e.fullScan = append(e.fullScan, c.idx)
+			margin = max(margin, c.Before+c.After+maxFullScanMatch)
+			continue
+		}
+		for _, k := range c.Keywords {
+			forms := []struct {
+				b     []byte
+				utf16 bool
+			}{{[]byte(k), false}}
+			if !c.NoUTF16 {
+				forms = append(forms, struct {
+					b     []byte
+					utf16 bool
+				}{utf16le(k), true})
+			}
+			for _, f := range forms {
+				key := string(foldBytes(f.b))
+				if f.utf16 {
+					key = "u" + key
+				} else {
+					key = "a" + key
+				}
+				i, ok := kwIndex[key]
+				if !ok {
+					i = len(keywords)
+					kwIndex[key] = i
+					keywords = append(keywords, f.b)
+					e.kwRules = append(e.kwRules, nil)
+					e.kwLen = append(e.kwLen, len(f.b))
+				}
+				ref := ruleRef{rule: c.idx, utf16: f.utf16}
+				if !slices.Contains(e.kwRules[i], ref) {
+					e.kwRules[i] = append(e.kwRules[i], ref)
+				}
+				m := c.Before + len(k) + c.After
+				if f.utf16 {
+					m *= 2
+				}
+				margin = max(margin, m)
+			}
+		}
+	}
+	for id, used := range disabled {
+		if !used {
+			return nil, fmt.Errorf("disable: unknown rule id %q", id)
+		}
+	}
+	pf, err := newPrefilter(keywords)
+	if err != nil {
+		return nil, err
+	}
+	e.pf = pf
+	e.margin = (margin + 4095) &^ 4095
+	return e, nil
+}
+
+func foldBytes(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = fold(c)
+	}
+	return out
+}
+
+func utf16le(s string) []byte {
+	out := make([]byte, 0, 2*len(s))
+	for i := 0; i < len(s); i++ {
+		out = append(out, s[i], 0)
+	}
+	return out
+}
+
+// Rules returns the IDs of the enabled rules.
+func (e *Engine) Rules() []string {
+	out := make([]string, len(e.rules))
+	for i, r := range e.rules {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// job is one chunk: the bytes it owns and the bytes it reads.
+type job struct {
+	own        Range
+	readStart  int64
+	readLength int
+}
+
+// Scan reports every match whose Start lies in one of ranges (offsets in r's
+// space, [Start,End)), reading up to Margin() bytes of context before and
+// after each range (clipped to [0,size)). A match crossing chunk boundaries
+// is reported exactly once. Work is spread over all workers with one buffer
+// of ChunkSize+2*Margin bytes each; emit is called from one goroutine at a
+// time. It returns the number of bytes read.
+func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []Range, opts ScanOptions, emit func(Match)) (int64, error) {
+	merged := normalizeRanges(ranges, size)
+	if len(merged) == 0 {
+		return 0, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan job)
+	go func() {
+		defer close(jobs)
+		for _, rg := range merged {
+			for s := rg.Start; s < rg.End; s += int64(e.chunkSize) {
+				own := Range{s, min(s+int64(e.chunkSize), rg.End)}
+				rs := max(0, own.Start-int64(e.margin))
+				re := min(size, own.End+int64(e.margin))
+				select {
+				case jobs <- job{own: own, readStart: rs, readLength: int(re - rs)}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	var (
+		emitMu   sync.Mutex
+		scanned  atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	workers := e.workers
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs := e.newChunkScanner()
+			for j := range jobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				buf := cs.buffer(j.readLength)
+				n, err := r.ReadAt(buf, j.readStart)
+				if n < len(buf) || (err != nil && !errors.Is(err, io.EOF)) {
+					if err == nil || errors.Is(err, io.EOF) {
+						err = io.ErrUnexpectedEOF
+					}
+					fail(fmt.Errorf("read %d bytes at offset %d: %w", len(buf), j.readStart, err))
+					continue
+				}
+				scanned.Add(int64(n))
+				found := cs.scanChunk(buf, j.readStart, j.own, opts)
+				if len(found) > 0 {
+					emitMu.Lock()
+					for _, m := range found {
+						emit(m)
+					}
+					emitMu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return scanned.Load(), firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return scanned.Load(), err
+	}
+	return scanned.Load(), nil
+}
+
+// FindAll scans one buffer; offsets are relative to buf. Matches are sorted
+// by Start, then rule ID.
+func (e *Engine) FindAll(buf []byte, opts ScanOptions) []Match {
+	var out []Match
+	_, _ = e.Scan(context.Background(), bytes.NewReader(buf), int64(len(buf)), []Range{{0, int64(len(buf))}}, opts, func(m Match) {
+		out = append(out, m)
+	})
+	sortMatches(out)
+	return out
+}
+
+func sortMatches(ms []Match) {
+	sort.Slice(ms, func(i, j int) bool {
+		a, b := ms[i], ms[j]
+		if a.Start != b.Start {
+			return a.Start < b.Start
+		}
+		if a.RuleID != b.RuleID {
+			return a.RuleID < b.RuleID
+		}
+		return a.End < b.End
+	})
+}
+
+// normalizeRanges clips ranges to [0,size), sorts them and merges overlaps.
+func normalizeRanges(ranges []Range, size int64) []Range {
+	var out []Range
+	for _, r := range ranges {
+		r.Start = max(r.Start, 0)
+		r.End = min(r.End, size)
+		if r.Start < r.End {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Range) int {
+		if a.Start < b.Start {
+			return -1
+		}
+		if a.Start > b.Start {
+			return 1
+		}
+		return 0
+	})
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 && r.Start <= merged[n-1].End {
+			merged[n-1].End = max(merged[n-1].End, r.End)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
+}

@@ -1,0 +1,260 @@
+package detectors
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type key3 struct {
+	rule, fp string
+	start    int64
+}
+
+func keysOf(ms []Match) map[key3]int {
+	out := map[key3]int{}
+	for _, m := range ms {
+		out[key3{m.RuleID, m.Fingerprint, m.Start}]++
+	}
+	return out
+}
+
+func scanRanges(t *testing.T, e *Engine, buf []byte, ranges []Range, opts ScanOptions) []Match {
+	t.Helper()
+	var out []Match
+	_, err := e.Scan(context.Background(), bytes.NewReader(buf), int64(len(buf)), ranges, opts, func(m Match) { out = append(out, m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// boundaryFixture plants several kinds of secrets close together.
+func boundaryFixture(g *gen) []byte {
+	var b bytes.Buffer
+	b.Write(g.bytes(37))
+	b.WriteString("\nGITHUB_TOKEN=" + g.githubToken("ghp_") + "\n")
+	b.WriteString("aws_access_key_id = AKIA" + g.s(csUpperD, 16) + "\naws_secret_access_key = " + g.s(csB64, 40) + "\n")
+	b.Write(toUTF16("SLACK=xoxb-" + g.s("0123456789", 12) + "-" + g.s("0123456789", 12) + "-" + g.s(csAlnum, 24) + "\r\n"))
+	b.WriteString("root:$6$" + g.s(csCrypt, 16) + "$" + g.s(csCrypt, 86) + ":19700:0:99999:7:::\n")
+	b.Write(g.bytes(29))
+	return b.Bytes()
+}
+
+// TestChunkBoundary: every secret is reported exactly once, wherever the
+// cut between two ranges or two chunks falls.
+func TestChunkBoundary(t *testing.T) {
+	g := newGen("boundary")
+	buf := boundaryFixture(g)
+	ref := testEngine(t, EngineOptions{})
+	want := keysOf(ref.FindAll(buf, ScanOptions{}))
+	if len(want) < 5 {
+		t.Fatalf("fixture yields %d matches, want >= 5:\n%s", len(want), describe(ref.FindAll(buf, ScanOptions{})))
+	}
+	// Every cut between two separately scanned ranges.
+	for c := 0; c <= len(buf); c++ {
+		got := append(scanRanges(t, ref, buf, []Range{{0, int64(c)}}, ScanOptions{}),
+			scanRanges(t, ref, buf, []Range{{int64(c), int64(len(buf))}}, ScanOptions{})...)
+		if k := keysOf(got); fmt.Sprint(k) != fmt.Sprint(want) {
+			t.Fatalf("cut at %d: got %v, want %v", c, k, want)
+		}
+	}
+	// Tiny chunks: cuts inside every secret within one Scan, many workers.
+	for _, cs := range []int{1, 7, 64, 333} {
+		e := testEngine(t, EngineOptions{ChunkSize: cs, Workers: 3})
+		if k := keysOf(scanRanges(t, e, buf, []Range{{0, int64(len(buf))}}, ScanOptions{})); fmt.Sprint(k) != fmt.Sprint(want) {
+			t.Fatalf("chunk size %d: got %v, want %v", cs, k, want)
+		}
+	}
+}
+
+// TestMarginCoversLargestKey: a JSON-escaped 4096-bit PKCS#8 key stored as
+// UTF-16LE (the longest armoured match) is found exactly once with chunk
+// cuts all over it, and fits in Margin.
+func TestMarginCoversLargestKey(t *testing.T) {
+	rk, err := rsa.GenerateKey(rand.Reader, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, _ := x509.MarshalPKCS8PrivateKey(rk)
+	keyPEM := string(pemBytes("PRIVATE KEY", p8))
+	esc, _ := json.Marshal(keyPEM)
+	g := newGen("margin")
+	buf := append(g.bytes(5000), toUTF16(`{"private_key":`+string(esc)+`}`)...)
+	buf = append(buf, g.bytes(5000)...)
+	e := testEngine(t, EngineOptions{ChunkSize: 1000, Workers: 2})
+	ms := matchesOf(scanRanges(t, e, buf, []Range{{0, int64(len(buf))}}, ScanOptions{}), "private-key-pkcs8")
+	if len(ms) != 1 || ms[0].Fingerprint != fp(strings.TrimRight(keyPEM, "\n")) || ms[0].Encoding != "utf16le" {
+		t.Fatalf("got %s", describe(ms))
+	}
+	if n := ms[0].End - ms[0].Start; n > int64(e.Margin()) {
+		t.Fatalf("match of %d bytes exceeds margin %d", n, e.Margin())
+	}
+	t.Logf("JSON-escaped 4096-bit PKCS#8 key in UTF-16LE: %d bytes; margin %d", ms[0].End-ms[0].Start, e.Margin())
+	for c := int64(5000); c < int64(len(buf))-5000; c += 211 {
+		got := append(scanRanges(t, e, buf, []Range{{0, c}}, ScanOptions{}), scanRanges(t, e, buf, []Range{{c, int64(len(buf))}}, ScanOptions{})...)
+		if n := len(matchesOf(got, "private-key-pkcs8")); n != 1 {
+			t.Fatalf("cut at %d: %d matches", c, n)
+		}
+	}
+}
+
+func TestScanRanges(t *testing.T) {
+	g := newGen("ranges")
+	tok := g.githubToken("ghp_")
+	buf := append(g.bytes(1000), []byte("\ntoken="+tok+"\n")...)
+	buf = append(buf, g.bytes(1000)...)
+	start := int64(bytes.Index(buf, []byte(tok)))
+	e := testEngine(t, EngineOptions{})
+	for _, c := range []struct {
+		ranges []Range
+		want   int
+	}{
+		{[]Range{{start, start + 1}}, 1},                         // only the first byte: context is read around it
+		{[]Range{{0, start}}, 0},                                 // ends just before the secret
+		{[]Range{{start + 1, int64(len(buf))}}, 0},               // starts inside the secret
+		{[]Range{{0, 10}, {start - 5, start + 5}}, 1},            // several ranges
+		{[]Range{{-100, 1 << 40}}, 1},                            // clipped to [0,size)
+		{[]Range{{start, start + 3}, {start + 1, start + 2}}, 1}, // overlapping ranges: once
+	} {
+		var n int
+		scanned, err := e.Scan(context.Background(), bytes.NewReader(buf), int64(len(buf)), c.ranges, ScanOptions{}, func(m Match) {
+			if m.RuleID == "github-pat" {
+				n++
+			}
+		})
+		if err != nil || n != c.want {
+			t.Errorf("ranges %v: %d matches (err %v), want %d", c.ranges, n, err, c.want)
+		}
+		if scanned <= 0 || scanned > int64(len(buf))*int64(len(c.ranges)) {
+			t.Errorf("ranges %v: scanned %d", c.ranges, scanned)
+		}
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) ReadAt(p []byte, off int64) (int, error) { return 0, errors.New("device gone") }
+
+func TestScanErrors(t *testing.T) {
+	e := testEngine(t, EngineOptions{ChunkSize: 4096})
+	_, err := e.Scan(context.Background(), failingReader{}, 1<<20, []Range{{0, 1 << 20}}, ScanOptions{}, func(Match) {})
+	if err == nil || !strings.Contains(err.Error(), "offset") {
+		t.Errorf("read error: %v", err)
+	}
+	// A reader shorter than the claimed size.
+	_, err = e.Scan(context.Background(), bytes.NewReader(make([]byte, 100)), 1000, []Range{{0, 1000}}, ScanOptions{}, func(Match) {})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short reader: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = e.Scan(ctx, bytes.NewReader(make([]byte, 1<<20)), 1<<20, []Range{{0, 1 << 20}}, ScanOptions{}, func(Match) {})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+func TestRulesFileAndDisable(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.toml")
+	const file = `
+title = "corp rules"
+[allowlist]
+paths = ["vendor/"]
+
+[[rules]]
+id = "acme-api-token"
+description = "ACME internal API token"
+regex = '''acme_(?P<user>[a-z]{3,8})_([0-9a-f]{32})'''
+keywords = ["acme_"]
+secretGroup = 2
+entropy = 3.0
+severity = "critical"
+tags = ["internal"]
+
+[[rules]]
+id = "legacy-code"
+description = "no keywords: regex over every byte"
+regex = '''LEGACY-[0-9]{12}'''
+`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	custom, err := LoadRulesFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(custom) != 2 || custom[0].Severity != SeverityCritical || custom[1].Severity != SeverityMedium || custom[0].Category != "custom" {
+		t.Fatalf("loaded %+v", custom)
+	}
+	g := newGen("toml")
+	secret := g.s(csHex, 32)
+	gh := g.githubToken("ghp_")
+	text := []byte("x=acme_billing_" + secret + "\ny=" + gh + "\nz=LEGACY-123456789012\n")
+	e, err := NewEngine(append(Builtin(), custom...), EngineOptions{Disable: []string{"github-pat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := e.FindAll(text, ScanOptions{})
+	acme := matchesOf(ms, "acme-api-token")
+	if len(acme) != 1 || acme[0].Fingerprint != fp(secret) || acme[0].Meta["user"] != "billing" || acme[0].Severity != SeverityCritical {
+		t.Errorf("custom rule: %s", describe(acme))
+	}
+	if len(matchesOf(ms, "github-pat")) != 0 {
+		t.Errorf("disabled rule reported")
+	}
+	if len(matchesOf(ms, "legacy-code")) != 1 {
+		t.Errorf("keyword-less rule: %s", describe(ms))
+	}
+	// Errors: unknown disabled id, duplicate id, bad regex, bad severity, short keyword.
+	if _, err := NewEngine(Builtin(), EngineOptions{Disable: []string{"no-such-rule"}}); err == nil {
+		t.Error("unknown disabled id accepted")
+	}
+	if _, err := NewEngine(append(Builtin(), Builtin()[0]), EngineOptions{}); err == nil {
+		t.Error("duplicate id accepted")
+	}
+	for _, bad := range []string{
+		"[[rules]]\nid = \"x\"\nregex = '''(unclosed'''\n",
+		"[[rules]]\nid = \"x\"\nregex = 'a'\nseverity = \"urgent\"\n",
+		"[[rules]]\nid = \"x\"\nregex = 'abc'\nkeywords = [\"ab\"]\n",
+		"[[rules]]\nid = \"x\"\nregex = 'a'\nsecretGroup = 3\n",
+		"[[rules]]\nregex = 'a'\n",
+		"[[rules]]\nid = \"x\"\nregex = 'a'\ncheck = \"magic\"\n",
+		"[[rules]\n",
+	} {
+		p := filepath.Join(dir, "bad.toml")
+		_ = os.WriteFile(p, []byte(bad), 0o600)
+		if _, err := LoadRulesFile(p); err == nil {
+			t.Errorf("bad rules file accepted: %q", bad)
+		}
+	}
+	if _, err := LoadRulesFile(filepath.Join(dir, "missing.toml")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestSeverity(t *testing.T) {
+	for _, s := range []Severity{SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical} {
+		p, err := ParseSeverity(strings.ToUpper(s.String()))
+		if err != nil || p != s {
+			t.Errorf("%v: %v %v", s, p, err)
+		}
+	}
+	if _, err := ParseSeverity("severe"); err == nil {
+		t.Error("bad severity parsed")
+	}
+	if SeverityLow != 1 || SeverityCritical != 4 {
+		t.Error("severity values changed")
+	}
+}
