@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 
@@ -83,9 +84,10 @@ type locKey struct {
 }
 
 type findingAcc struct {
-	f    report.Finding
-	sev  detectors.Severity
-	locs map[locKey]*report.Location
+	f     report.Finding
+	sev   detectors.Severity
+	rules map[string]bool
+	locs  map[locKey]*report.Location
 	// byOffset maps (target, guest offset) to current-view locations, to
 	// decide whether a snapshot or backing copy is also in the current state.
 	keys []locKey
@@ -97,20 +99,26 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 	var order []string
 	for _, h := range hits {
 		m := h.m
-		key := m.RuleID + "\x00" + m.Fingerprint
+		// One secret is one finding, whichever rules matched it: the most
+		// severe rule names it and the others are listed in its metadata.
+		key := m.Fingerprint
 		fa := acc[key]
 		if fa == nil {
 			fa = &findingAcc{
 				f: report.Finding{
 					Rule: m.RuleID, Description: m.Description, Category: m.Category,
 					Severity: m.Severity.String(), Fingerprint: m.Fingerprint,
-					KeyFingerprint: m.KeyFingerprint, Preview: m.Preview, Metadata: m.Meta,
+					KeyFingerprint: m.KeyFingerprint, Preview: m.Preview, Metadata: maps.Clone(m.Meta),
 				},
-				sev:  m.Severity,
-				locs: map[locKey]*report.Location{},
+				sev:   m.Severity,
+				rules: map[string]bool{m.RuleID: true},
+				locs:  map[locKey]*report.Location{},
 			}
 			acc[key] = fa
 			order = append(order, key)
+		} else if !fa.rules[m.RuleID] {
+			fa.rules[m.RuleID] = true
+			fa.mergeRule(m)
 		}
 		for _, gp := range idx.where(h.v, m.Start, m.End-m.Start) {
 			k := locKey{gp.v, gp.g}
@@ -141,6 +149,32 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 		return a.Rule < b.Rule
 	})
 	return out
+}
+
+// mergeRule folds another rule's match of the same secret into the finding.
+func (fa *findingAcc) mergeRule(m detectors.Match) {
+	f := &fa.f
+	if f.Metadata == nil {
+		f.Metadata = map[string]string{}
+	}
+	for k, v := range m.Meta {
+		if _, ok := f.Metadata[k]; !ok {
+			f.Metadata[k] = v
+		}
+	}
+	if f.KeyFingerprint == "" {
+		f.KeyFingerprint = m.KeyFingerprint
+	}
+	other := m.RuleID
+	if m.Severity > fa.sev {
+		other = f.Rule
+		f.Rule, f.Description, f.Category, f.Severity, f.Preview = m.RuleID, m.Description, m.Category, m.Severity.String(), m.Preview
+		fa.sev = m.Severity
+	}
+	if f.Metadata["also_matched"] != "" {
+		other = f.Metadata["also_matched"] + "," + other
+	}
+	f.Metadata["also_matched"] = other
 }
 
 func sevRank(s string) int {

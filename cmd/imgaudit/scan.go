@@ -30,7 +30,7 @@ still written, marked incomplete).`, stderr)
 	fs.StringVar(&output, "output", "", "write the report to `FILE` instead of standard output")
 	fs.StringVar(&output, "o", "", "same as --output")
 	failOn := fs.String("fail-on", "low", "exit 1 when a finding has this `severity` or higher: low, medium, high, critical, or none")
-	baseline := fs.String("baseline", "", "previous JSON report: findings with fingerprints it lists are suppressed (`FILE`)")
+	baseline := fs.String("baseline", "", "previous JSON report `FILE`: findings whose fingerprints it lists are suppressed, the rest are marked new")
 	var ruleFiles, disable stringList
 	fs.Var(&ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable); see docs/rules.md")
 	fs.Var(&disable, "disable-rule", "rule `ID`s to turn off (repeatable, comma-separated)")

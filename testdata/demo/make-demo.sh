@@ -50,7 +50,7 @@ aws_id="AKIA$(rand 'A-Z2-7' 16)"
 aws_secret="$(rand 'A-Za-z0-9/+' 40)"
 git_pass="$(rand 'A-Za-z0-9' 24)"
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = eu-west-1\n' "$aws_id" "$aws_secret" > "$sec/aws_credentials"
-printf 'https://deploy:%s@git.internal.example.net\n' "$git_pass" > "$sec/git-credentials"
+printf 'https://deploy:%s@git.corp.internal\n' "$git_pass" > "$sec/git-credentials"
 
 # Root filesystem of the base image.
 root="$work/root"

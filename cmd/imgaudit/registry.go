@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/registry"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+func cmdRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlagSet("registry", "registry [flags] REF...",
+		`Scan container images in OCI registries for secrets, layer by layer, and
+report where each one persists: "live" in the image's merged filesystem, or
+"layer" when a later layer deleted or replaced it (it still ships to everyone
+who pulls the image). VM disk and memory images inside layers (KubeVirt
+containerDisks under /disk/, disk images pushed as OCI artifacts) are audited
+with the disk readers, with their own views and exposures.
+
+A REF is a tag (registry.example.com/team/app:1.2), a digest (...@sha256:...)
+or a repository (registry.example.com/team/app: its "latest" tag, or every
+tag with --all-tags). Multi-platform indexes are scanned for every platform
+unless --platform is given. Credentials come from the Docker config
+(~/.docker/config.json, credential helpers), as for docker pull.
+
+Nightly scans: --state FILE remembers the manifests and layers already
+scanned (they are not pulled again; their earlier findings are reused) and
+every secret already seen: findings get "new": true/false. --only-new keeps
+only the new ones. --shard i/n splits the repository list deterministically
+over n jobs; merge their JSON reports with 'imgaudit merge'.
+
+Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
+2 usage error or no image could be read; 130 interrupted (the report is
+still written, marked incomplete).`, stderr)
+	format := fs.String("format", "table", "report format: table, json or sarif")
+	var output string
+	fs.StringVar(&output, "output", "", "write the report to `FILE` instead of standard output")
+	fs.StringVar(&output, "o", "", "same as --output")
+	failOn := fs.String("fail-on", "low", "exit 1 when a finding has this `severity` or higher: low, medium, high, critical, or none")
+	baseline := fs.String("baseline", "", "previous JSON report: findings with fingerprints it lists are suppressed (`FILE`)")
+	var ruleFiles, disable stringList
+	fs.Var(&ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable); see docs/rules.md")
+	fs.Var(&disable, "disable-rule", "rule `ID`s to turn off (repeatable, comma-separated)")
+	workers := fs.Int("workers", 0, "detector goroutines (0 = one per CPU)")
+	maxLocs := fs.Int("max-locations", 5, "table format: locations shown per finding")
+	memRules := fs.Bool("memory-rules", false, "also run memory-structure rules (AES key schedules, DER keys) on layer files")
+	allTags := fs.Bool("all-tags", false, "scan every tag of each REF's repository")
+	platform := fs.String("platform", "", "scan only this platform of multi-platform indexes (`os/arch[/variant]`)")
+	plainHTTP := fs.Bool("plain-http", false, "talk plain HTTP to registries (labs, loopback)")
+	timeout := fs.Duration("timeout", registry.DefaultTimeout, "timeout for connecting, for response headers and for a stalled blob download")
+	retries := fs.Int("retries", registry.DefaultRetries, "retries of a request or a broken blob download on network errors (0 = none)")
+	statePath := fs.String("state", "", "state `FILE` for scheduled scans: skip what was scanned before, mark findings new")
+	onlyNew := fs.Bool("only-new", false, "with --state: report only findings not seen in earlier runs")
+	shard := fs.String("shard", "", "scan only shard `i/n` (0 <= i < n) of the repositories, split by a hash of the repository name")
+	refsFile := fs.String("refs-file", "", "read more REFs from `FILE`, one per line (# comments)")
+	tmpDir := fs.String("tmp-dir", "", "`DIR` for spooled disk images (default $TMPDIR)")
+	maxSpool := fs.String("max-spool-size", "16G", "largest disk image spooled to --tmp-dir (`SIZE`, e.g. 4G); bigger ones are scanned as plain bytes")
+	verbose := fs.Bool("v", false, "log each image and retried blob to standard error")
+	refs, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage, err
+	}
+	if *refsFile != "" {
+		more, err := readRefsFile(*refsFile)
+		if err != nil {
+			return exitUsage, usagef("--refs-file: %v", err)
+		}
+		refs = append(refs, more...)
+	}
+	if len(refs) == 0 {
+		return exitUsage, usagef("no REF given")
+	}
+	if err := checkFormat(*format); err != nil {
+		return exitUsage, err
+	}
+	threshold, err := parseFailOn(*failOn)
+	if err != nil {
+		return exitUsage, err
+	}
+	spool, err := parseSize(*maxSpool)
+	if err != nil {
+		return exitUsage, usagef("--max-spool-size: %v", err)
+	}
+	if *onlyNew && *statePath == "" {
+		return exitUsage, usagef("--only-new needs --state")
+	}
+	if *retries == 0 {
+		*retries = -1 // registry.Options: negative means none
+	}
+	var nameOpts []name.Option
+	if *plainHTTP {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	if *shard != "" {
+		sh, err := registry.ParseShard(*shard)
+		if err != nil {
+			return exitUsage, usagef("--shard: %v", err)
+		}
+		refs = sh.Select(refs, nameOpts...)
+	}
+	engine, err := buildEngine(ruleFiles, disable, *workers)
+	if err != nil {
+		return exitUsage, err
+	}
+	var known map[string]bool
+	if *baseline != "" {
+		if known, err = readBaseline(*baseline); err != nil {
+			return exitUsage, err
+		}
+	}
+	var state *registry.State
+	if *statePath != "" {
+		if state, err = registry.LoadState(*statePath); err != nil {
+			return exitUsage, err
+		}
+	}
+	opts := registry.Options{
+		Engine: engine, MemoryRules: *memRules, PlainHTTP: *plainHTTP, Platform: *platform, AllTags: *allTags,
+		Timeout: *timeout, Retries: *retries, TmpDir: *tmpDir, MaxSpoolSize: spool, State: state,
+		Version: version, FailOn: *failOn,
+	}
+	if *verbose {
+		opts.Log = stderr
+	}
+	sc, err := registry.New(opts)
+	if err != nil {
+		return exitUsage, usagef("%v", err)
+	}
+	var rep *report.Report
+	var scanErr error
+	if len(refs) == 0 {
+		// Every REF belongs to other shards: an empty, complete report.
+		now := time.Now().UTC()
+		rep = report.Merge(&report.Report{Complete: true, Started: now, Finished: now})
+		rep.Tool, rep.Command, rep.FailOn = report.Tool{Name: "imgaudit", Version: version}, "registry", *failOn
+	} else {
+		rep, scanErr = sc.ScanRefs(ctx, refs)
+	}
+	if state != nil {
+		if err := state.Save("imgaudit " + version); err != nil {
+			fmt.Fprintf(stderr, "imgaudit registry: %v\n", err)
+		}
+	}
+	if known != nil {
+		suppressByBaseline(rep, known)
+	}
+	if *onlyNew {
+		keepOnlyNew(rep)
+	}
+	if err := writeReport(rep, *format, output, *maxLocs, stdout); err != nil {
+		return exitUsage, err
+	}
+	if scanErr != nil {
+		return exitInterrupted, scanErr
+	}
+	return gateExit(rep, threshold)
+}
+
+// suppressByBaseline drops findings whose fingerprint the baseline knows;
+// the others keep the "new" mark the state gave them, or get new=true.
+func suppressByBaseline(rep *report.Report, known map[string]bool) {
+	kept := rep.Findings[:0]
+	for _, f := range rep.Findings {
+		if known[f.Fingerprint] {
+			rep.Summary.SuppressedByBaseline++
+			continue
+		}
+		if f.New == nil {
+			t := true
+			f.New = &t
+		}
+		kept = append(kept, f)
+	}
+	rep.Findings = kept
+	report.Summarize(rep)
+}
+
+// keepOnlyNew drops findings the state knew; they count as suppressed.
+func keepOnlyNew(rep *report.Report) {
+	kept := rep.Findings[:0]
+	for _, f := range rep.Findings {
+		if f.New != nil && !*f.New {
+			rep.Summary.SuppressedByBaseline++
+			continue
+		}
+		kept = append(kept, f)
+	}
+	rep.Findings = kept
+	report.Summarize(rep)
+}
+
+func checkFormat(f string) error {
+	switch f {
+	case "table", "json", "sarif":
+		return nil
+	}
+	return usagef("--format must be table, json or sarif, not %q", f)
+}
+
+func parseFailOn(s string) (detectors.Severity, error) {
+	if s == "none" {
+		return detectors.Severity(1 << 30), nil
+	}
+	t, err := detectors.ParseSeverity(s)
+	if err != nil {
+		return 0, usagef("--fail-on: %v", err)
+	}
+	return t, nil
+}
+
+// gateExit applies the exit-code contract of docs/report.md.
+func gateExit(rep *report.Report, threshold detectors.Severity) (int, error) {
+	if rep.Summary.Targets > 0 && rep.Summary.TargetsFailed == rep.Summary.Targets {
+		return exitUsage, fmt.Errorf("no target could be read")
+	}
+	for _, f := range rep.Findings {
+		if s, err := detectors.ParseSeverity(f.Severity); err == nil && s >= threshold {
+			return exitFindings, nil
+		}
+	}
+	return exitOK, nil
+}
+
+func writeReport(rep *report.Report, format, output string, maxLocs int, stdout io.Writer) error {
+	var w io.Writer = stdout
+	var f *os.File
+	if output != "" {
+		var err error
+		if f, err = os.Create(output); err != nil {
+			return err
+		}
+		w = f
+	}
+	var err error
+	switch format {
+	case "json":
+		err = report.WriteJSON(w, rep)
+	case "sarif":
+		err = report.WriteSARIF(w, rep)
+	default:
+		err = report.WriteTable(w, rep, report.TableOptions{MaxLocations: maxLocs})
+	}
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	return nil
+}
+
+// readRefsFile reads REFs one per line; blank lines and # comments are
+// skipped.
+func readRefsFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var refs []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line != "" {
+			refs = append(refs, line)
+		}
+	}
+	return refs, sc.Err()
+}
+
+// parseSize parses a byte count with an optional K, M, G or T suffix
+// (powers of 1024; a trailing "iB" or "B" is accepted).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v <= 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return v * mult, nil
+}
