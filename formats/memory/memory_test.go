@@ -24,8 +24,11 @@ func TestSavevmSnapshot(t *testing.T) {
 	defer im.Close()
 	var vmstate model.Disk
 	for _, v := range im.Views {
+		// The first memory view is guest-physical RAM; ROM blocks and
+		// superseded pages follow it.
 		if v.Kind == model.KindMemory {
 			vmstate = v.Disk
+			break
 		}
 	}
 	if vmstate == nil {
