@@ -53,7 +53,13 @@ type Report struct {
 	FailOn           string    `json:"fail_on"`
 	Targets          []Target  `json:"targets"`
 	Findings         []Finding `json:"findings"`
-	Summary          Summary   `json:"summary"`
+	// Timelines order each VM's views in time and say, for each secret,
+	// at which points it exists.
+	Timelines []Timeline `json:"timelines,omitempty"`
+	// SharedIdentity lists secrets and machine identities found in more
+	// than one VM: clones that share SSH host keys, TLS keys or machine-id.
+	SharedIdentity []SharedIdentity `json:"shared_identity,omitempty"`
+	Summary        Summary          `json:"summary"`
 }
 
 // Tool names the producer.
@@ -74,6 +80,12 @@ type Target struct {
 	// Unattributed names filesystems whose findings carry no path or state
 	// (XFS, btrfs, NTFS, LVM, ...), so that nothing is silently skipped.
 	Unattributed []string `json:"unattributed,omitempty"`
+	// Digest is the manifest digest of a container image target (registry,
+	// OCI layout, docker save tarball).
+	Digest string `json:"digest,omitempty"`
+	// Platform is a container image's os/arch[/variant], for images taken
+	// from a multi-platform index.
+	Platform string `json:"platform,omitempty"`
 }
 
 // Backing is one link of a target's backing chain.
@@ -146,6 +158,11 @@ type Location struct {
 	State      string `json:"state"`
 	Exposure   string `json:"exposure"`
 	Encoding   string `json:"encoding,omitempty"`
+	// LayerDigest and LayerIndex name the container image layer holding the
+	// bytes (index 0 is the base layer). For a disk image inside a layer,
+	// Target is "IMAGE!/path/in/layer" and these name its layer.
+	LayerDigest string `json:"layer_digest,omitempty"`
+	LayerIndex  *int   `json:"layer_index,omitempty"`
 }
 
 // Summary counts what the run found and read.

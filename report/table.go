@@ -73,7 +73,18 @@ func WriteTable(w io.Writer, r *Report, opts TableOptions) error {
 	tw := &tableWriter{w: bw, color: opts.Color, maxLoc: maxLoc}
 	tw.header(r)
 
-	findings := SortedFindings(r)
+	all := SortedFindings(r)
+	var findings, rollback []*Finding
+	for _, f := range all {
+		switch f.Category {
+		case CategoryRollbackRisk:
+			rollback = append(rollback, f)
+		case CategoryClonedIdentity:
+			// shown in the shared identity section
+		default:
+			findings = append(findings, f)
+		}
+	}
 	split := len(findings)
 	for i, f := range findings {
 		if !IsOutsideGuestControl(f) {
@@ -87,8 +98,11 @@ func WriteTable(w io.Writer, r *Report, opts TableOptions) error {
 	tw.section(fmt.Sprintf("LIVE ONLY (%d)", len(findings)-split),
 		"in allocated files of the current state",
 		findings[split:])
+	tw.rollback(rollback)
+	tw.sharedIdentity(r)
+	tw.timelines(r)
 	tw.problems(r)
-	tw.summary(r, findings)
+	tw.summary(r, all)
 	if tw.err != nil {
 		return fmt.Errorf("report: writing table: %w", tw.err)
 	}

@@ -52,7 +52,7 @@ type target struct {
 	img   *model.Image
 	err   error
 	views []*viewState
-	rep   report.Target
+	vm    string // VM name from store discovery; "" = the file name
 }
 
 // viewState is one view being scanned.
@@ -119,8 +119,9 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 		rep.Complete = false
 		rep.IncompleteReason = err.Error()
 	}
-	findings := s.buildFindings(ctx, views, hits)
-	rep.Findings = findings
+	rep.Findings = s.buildFindings(ctx, views, hits)
+	rep.Timelines = buildTimelines(ts, rep.Findings)
+	s.sharedIdentity(ctx, ts, rep)
 	for _, t := range ts {
 		rep.Targets = append(rep.Targets, t.report())
 	}

@@ -51,4 +51,7 @@ run_bench detectors/structural .
 run_bench formats/vmdk .
 run_bench formats/vhdx .
 run_bench formats/memory/qemustream .
+echo "== memory key search (AES schedules + RSA DER) over ${MEM_BENCH_MB:-1024} MiB of non-zero pages vs aeskeyfind, same file"
+IMGAUDIT_BENCH_MB=${MEM_BENCH_MB:-1024} go test -run '^$' -bench MemoryKeySearch -benchtime 1x -timeout 30m ./formats/memory | grep -E '^(Benchmark|ok|FAIL)|memory key search' || true
+echo
 echo "(MB/s columns come from b.SetBytes; compare each to the Baseline/Raw line printed beside it)"

@@ -113,6 +113,9 @@ type Config struct {
 	// Fill plants this many pseudo-random bytes at 16 MiB, so that a
 	// stream holds many non-zero pages (benchmarks).
 	Fill int
+	// Extra plants are loaded after the default ones (Plants) and are part
+	// of VM.Plants; they must not overlap them.
+	Extra []Plant
 }
 
 // VM is a stopped guest with a monitor.
@@ -137,7 +140,7 @@ func Start(t testing.TB, cfg Config) *VM {
 		cfg.MemMiB = 64
 	}
 	dir := t.TempDir()
-	vm := &VM{Dir: dir, Plants: Plants(cfg.MemMiB)}
+	vm := &VM{Dir: dir, Plants: append(Plants(cfg.MemMiB), cfg.Extra...)}
 	sock := filepath.Join(dir, "mon.sock")
 	args := []string{"-M", cfg.Machine, "-accel", "tcg", "-nodefaults", "-S", "-m", fmt.Sprint(cfg.MemMiB),
 		"-display", "none", "-monitor", "unix:" + sock + ",server=on,wait=off"}

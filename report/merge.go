@@ -1,0 +1,258 @@
+package report
+
+import (
+	"slices"
+	"strings"
+)
+
+// Merge combines reports into one: targets and timelines are concatenated,
+// shared identities with the same fingerprint and kind are united, findings with
+// the same rule and fingerprint become one finding whose locations are the
+// union of theirs (exact duplicates dropped), exposures and
+// outside_guest_control are recomputed from the locations, and the summary
+// is recounted. The result is complete only when every input is; its
+// command, tool and fail_on are the first input's (callers may override
+// them); started/finished span all inputs. A finding is new only when every
+// input that compared it against a baseline or state says so. Inputs are
+// not modified; nil inputs are skipped.
+func Merge(reports ...*Report) *Report {
+	out := &Report{SchemaVersion: SchemaVersion, Complete: true, Targets: []Target{}, Findings: []Finding{}}
+	type key struct{ rule, fp string }
+	index := map[key]int{}
+	seen := map[locKey]bool{} // (finding, location) pairs already merged
+	var reasons []string
+	first := true
+	for _, r := range reports {
+		if r == nil {
+			continue
+		}
+		if first {
+			out.Tool, out.Command, out.FailOn, out.Started, out.Finished = r.Tool, r.Command, r.FailOn, r.Started, r.Finished
+			first = false
+		}
+		out.SchemaVersion = max(out.SchemaVersion, r.SchemaVersion)
+		if out.FailOn == "" {
+			out.FailOn = r.FailOn
+		}
+		if !r.Started.IsZero() && (out.Started.IsZero() || r.Started.Before(out.Started)) {
+			out.Started = r.Started
+		}
+		if r.Finished.After(out.Finished) {
+			out.Finished = r.Finished
+		}
+		if !r.Complete {
+			out.Complete = false
+			if r.IncompleteReason != "" && !slices.Contains(reasons, r.IncompleteReason) {
+				reasons = append(reasons, r.IncompleteReason)
+			}
+		}
+		out.Summary.SuppressedByBaseline += r.Summary.SuppressedByBaseline
+		out.Targets = append(out.Targets, cloneTargets(r.Targets)...)
+		for _, tl := range r.Timelines {
+			tl.Targets = slices.Clone(tl.Targets)
+			tl.Points = slices.Clone(tl.Points)
+			tl.Secrets = slices.Clone(tl.Secrets)
+			out.Timelines = append(out.Timelines, tl)
+		}
+		for _, si := range r.SharedIdentity {
+			j := slices.IndexFunc(out.SharedIdentity, func(x SharedIdentity) bool { return x.Fingerprint == si.Fingerprint && x.Kind == si.Kind })
+			if j < 0 {
+				si.VMs, si.Paths = slices.Clone(si.VMs), slices.Clone(si.Paths)
+				out.SharedIdentity = append(out.SharedIdentity, si)
+				continue
+			}
+			d := &out.SharedIdentity[j]
+			d.VMs = unionStrings(d.VMs, si.VMs)
+			d.Paths = unionStrings(d.Paths, si.Paths)
+		}
+		for _, f := range r.Findings {
+			k := key{f.Rule, f.Fingerprint}
+			i, ok := index[k]
+			if !ok {
+				nf := f
+				nf.Locations = nil
+				nf.Metadata = cloneMap(f.Metadata)
+				nf.New = cloneBool(f.New)
+				index[k] = len(out.Findings)
+				out.Findings = append(out.Findings, nf)
+				i = len(out.Findings) - 1
+			} else {
+				mergeFinding(&out.Findings[i], &f)
+			}
+			dst := &out.Findings[i]
+			for _, l := range f.Locations {
+				lk := newLocKey(i, l)
+				if !seen[lk] {
+					seen[lk] = true
+					dst.Locations = append(dst.Locations, cloneLocation(l))
+				}
+			}
+		}
+	}
+	out.IncompleteReason = strings.Join(reasons, "; ")
+	for i := range out.Findings {
+		RecomputeExposure(&out.Findings[i])
+	}
+	Summarize(out)
+	return out
+}
+
+// mergeFinding folds src's fields into dst (same rule and fingerprint).
+func mergeFinding(dst, src *Finding) {
+	if dst.KeyFingerprint == "" {
+		dst.KeyFingerprint = src.KeyFingerprint
+	}
+	if SeverityRank(src.Severity) < SeverityRank(dst.Severity) {
+		dst.Severity = src.Severity
+	}
+	for k, v := range src.Metadata {
+		if _, ok := dst.Metadata[k]; !ok {
+			if dst.Metadata == nil {
+				dst.Metadata = map[string]string{}
+			}
+			dst.Metadata[k] = v
+		}
+	}
+	switch {
+	case src.New == nil:
+	case dst.New == nil:
+		dst.New = cloneBool(src.New)
+	default:
+		v := *dst.New && *src.New
+		dst.New = &v
+	}
+}
+
+// RecomputeExposure sets f.Exposure to the set of its locations' classes
+// (most surprising first) and OutsideGuestControl accordingly. A finding
+// without located exposures keeps what it had.
+func RecomputeExposure(f *Finding) {
+	var set []string
+	for _, l := range f.Locations {
+		if l.Exposure != "" && !slices.Contains(set, l.Exposure) {
+			set = append(set, l.Exposure)
+		}
+	}
+	if len(set) == 0 {
+		set = f.Exposure
+	}
+	g := Finding{Exposure: set}
+	f.Exposure = FindingExposure(&g)
+	f.OutsideGuestControl = false
+	for _, e := range f.Exposure {
+		if e != ExposureLive {
+			f.OutsideGuestControl = true
+		}
+	}
+}
+
+// Summarize recomputes r.Summary from its targets and findings, keeping
+// SuppressedByBaseline. A target counts as failed when it has errors and no
+// format (nothing of it could be read).
+func Summarize(r *Report) {
+	s := Summary{BySeverity: map[string]int{}, ByExposure: map[string]int{}, SuppressedByBaseline: r.Summary.SuppressedByBaseline}
+	s.Targets = len(r.Targets)
+	for _, t := range r.Targets {
+		if t.Format == "" && len(t.Errors) > 0 {
+			s.TargetsFailed++
+		}
+		for _, v := range t.Views {
+			s.AllocatedBytes += v.AllocatedBytes
+			s.ScannedBytes += v.ScannedBytes
+		}
+	}
+	s.Findings = len(r.Findings)
+	for _, f := range r.Findings {
+		s.BySeverity[f.Severity]++
+		for _, e := range FindingExposure(&f) {
+			s.ByExposure[e]++
+		}
+		if IsOutsideGuestControl(&f) {
+			s.OutsideGuestControl++
+		}
+	}
+	r.Summary = s
+}
+
+// locKey identifies a location of one merged finding by value (pointers
+// dereferenced), so that exact duplicates are merged in O(1).
+type locKey struct {
+	finding                 int
+	loc                     Location
+	fileOffset, layerIndex  int64
+	hasFileOffset, hasLayer bool
+}
+
+func newLocKey(finding int, l Location) locKey {
+	k := locKey{finding: finding, loc: l}
+	if l.FileOffset != nil {
+		k.fileOffset, k.hasFileOffset = *l.FileOffset, true
+	}
+	if l.LayerIndex != nil {
+		k.layerIndex, k.hasLayer = int64(*l.LayerIndex), true
+	}
+	k.loc.FileOffset, k.loc.LayerIndex = nil, nil
+	return k
+}
+
+func cloneLocation(l Location) Location {
+	if l.FileOffset != nil {
+		v := *l.FileOffset
+		l.FileOffset = &v
+	}
+	if l.LayerIndex != nil {
+		v := *l.LayerIndex
+		l.LayerIndex = &v
+	}
+	return l
+}
+
+func cloneTargets(ts []Target) []Target {
+	out := slices.Clone(ts)
+	for i := range out {
+		t := &out[i]
+		t.Views = slices.Clone(t.Views)
+		for j := range t.Views {
+			if c := t.Views[j].Created; c != nil {
+				v := *c
+				t.Views[j].Created = &v
+			}
+			t.Views[j].Notes = slices.Clone(t.Views[j].Notes)
+			t.Views[j].Attrs = cloneMap(t.Views[j].Attrs)
+		}
+		t.Errors = slices.Clone(t.Errors)
+		t.Backing = slices.Clone(t.Backing)
+		t.Partitions = slices.Clone(t.Partitions)
+		t.Unattributed = slices.Clone(t.Unattributed)
+	}
+	return out
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func cloneBool(b *bool) *bool {
+	if b == nil {
+		return nil
+	}
+	v := *b
+	return &v
+}
+
+// unionStrings appends the elements of b missing from a.
+func unionStrings(a, b []string) []string {
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			a = append(a, x)
+		}
+	}
+	return a
+}

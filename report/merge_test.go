@@ -1,0 +1,67 @@
+package report
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestMerge(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	yes, no := true, false
+	idx := 2
+	a := &Report{
+		SchemaVersion: 1, Command: "registry", Complete: true, FailOn: "high", Started: t0.Add(time.Minute), Finished: t0.Add(2 * time.Minute),
+		Targets: []Target{{Path: "img-a", Format: "oci-image", Views: []View{{ID: "img-a#layer:0:x", ScannedBytes: 10, AllocatedBytes: 20}}}},
+		Findings: []Finding{
+			{Rule: "r1", Severity: "critical", Fingerprint: "sha256:1", New: &yes,
+				Locations: []Location{{Target: "img-a", View: "img-a#layer:0:x", Exposure: ExposureLayer, LayerIndex: &idx}}},
+			{Rule: "r2", Severity: "low", Fingerprint: "sha256:2", New: &yes,
+				Locations: []Location{{Target: "img-a", View: "v", Exposure: ExposureLive}}},
+		},
+		Summary: Summary{SuppressedByBaseline: 1},
+	}
+	b := &Report{
+		SchemaVersion: 1, Command: "registry", Complete: false, IncompleteReason: "interrupted", Started: t0, Finished: t0.Add(time.Hour),
+		Targets: []Target{{Path: "img-b", Errors: []string{"boom"}}, {Path: "img-c", Format: "qcow2", Views: []View{{ScannedBytes: 5, AllocatedBytes: 7}}}},
+		Findings: []Finding{
+			{Rule: "r1", Severity: "critical", Fingerprint: "sha256:1", New: &no, KeyFingerprint: "SHA256:k",
+				Locations: []Location{
+					{Target: "img-a", View: "img-a#layer:0:x", Exposure: ExposureLayer, LayerIndex: &idx}, // duplicate of a's
+					{Target: "img-c", View: "img-c#current", Exposure: ExposureLive}}},
+			{Rule: "other-rule", Severity: "high", Fingerprint: "sha256:2",
+				Locations: []Location{{Target: "img-c", View: "w", Exposure: ExposureDeleted}}},
+		},
+		Summary: Summary{SuppressedByBaseline: 2},
+	}
+	aCopy := *a
+	m := Merge(a, nil, b)
+	if a.Findings[0].New != &yes || len(a.Findings[0].Locations) != 1 || aCopy.Summary.SuppressedByBaseline != a.Summary.SuppressedByBaseline {
+		t.Error("input modified")
+	}
+	if m.Complete || m.IncompleteReason != "interrupted" || !m.Started.Equal(t0) || !m.Finished.Equal(t0.Add(time.Hour)) || m.Command != "registry" || m.FailOn != "high" {
+		t.Errorf("header: %+v", m)
+	}
+	if len(m.Targets) != 3 || len(m.Findings) != 3 {
+		t.Fatalf("%d targets, %d findings; want 3, 3", len(m.Targets), len(m.Findings))
+	}
+	f := m.Findings[0]
+	if f.Rule != "r1" || len(f.Locations) != 2 || *f.New || f.KeyFingerprint != "SHA256:k" {
+		t.Errorf("merged r1: %+v", f)
+	}
+	if !slices.Equal(f.Exposure, []string{ExposureLayer, ExposureLive}) || !f.OutsideGuestControl {
+		t.Errorf("exposure %v outside %v", f.Exposure, f.OutsideGuestControl)
+	}
+	if m.Findings[1].New == nil || !*m.Findings[1].New || m.Findings[2].New != nil {
+		t.Errorf("new flags: %v %v", m.Findings[1].New, m.Findings[2].New)
+	}
+	s := m.Summary
+	if s.Targets != 3 || s.TargetsFailed != 1 || s.Findings != 3 || s.BySeverity["critical"] != 1 || s.BySeverity["high"] != 1 ||
+		s.ByExposure[ExposureLive] != 2 || s.ByExposure[ExposureLayer] != 1 || s.ByExposure[ExposureDeleted] != 1 ||
+		s.OutsideGuestControl != 2 || s.SuppressedByBaseline != 3 || s.ScannedBytes != 15 || s.AllocatedBytes != 27 {
+		t.Errorf("summary %+v", s)
+	}
+	if e := Merge(); e == nil || len(e.Targets) != 0 || e.Findings == nil || !e.Complete {
+		t.Errorf("empty merge: %+v", e)
+	}
+}

@@ -1,0 +1,298 @@
+package scanner
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// vmName is the VM a target belongs to: the name store discovery gave it,
+// else the image file's name without its extension.
+func (t *target) vmName() string {
+	if t.vm != "" {
+		return t.vm
+	}
+	b := filepath.Base(t.path)
+	if i := strings.IndexByte(b, '.'); i > 0 {
+		b = b[:i]
+	}
+	return b
+}
+
+// buildTimelines orders each VM's views in time and records, per secret,
+// the points at which it exists.
+func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
+	byVM := map[string][]*target{}
+	var order []string
+	for _, t := range ts {
+		if t.img == nil {
+			continue
+		}
+		vm := t.vmName()
+		if byVM[vm] == nil {
+			order = append(order, vm)
+		}
+		byVM[vm] = append(byVM[vm], t)
+	}
+	var out []report.Timeline
+	for _, vm := range order {
+		tl := report.Timeline{VM: vm, Points: []report.TimelinePoint{}, Secrets: []report.TimelineRow{}}
+		for _, t := range byVM[vm] {
+			tl.Targets = append(tl.Targets, t.path)
+			for _, v := range t.views {
+				if p, ok := timelinePoint(t, v); ok {
+					tl.Points = append(tl.Points, p)
+				}
+			}
+		}
+		sort.SliceStable(tl.Points, func(i, j int) bool { return pointBefore(tl.Points[i], tl.Points[j]) })
+		index := map[string]int{}
+		for i, p := range tl.Points {
+			index[p.View] = i
+		}
+		for _, f := range findings {
+			var at []int
+			for _, l := range f.Locations {
+				if i, ok := index[l.View]; ok && !slices.Contains(at, i) {
+					at = append(at, i)
+				}
+			}
+			if len(at) == 0 {
+				continue
+			}
+			slices.Sort(at)
+			row := report.TimelineRow{Fingerprint: f.Fingerprint, Rule: f.Rule, Preview: f.Preview}
+			for _, i := range at {
+				row.Present = append(row.Present, tl.Points[i].View)
+				if tl.Points[i].Kind == string(model.KindCurrent) {
+					row.Current = true
+				}
+			}
+			row.First, row.Last = row.Present[0], row.Present[len(row.Present)-1]
+			tl.Secrets = append(tl.Secrets, row)
+		}
+		if len(tl.Points) > 0 {
+			out = append(out, tl)
+		}
+	}
+	return out
+}
+
+// timelinePoint describes a view as a point in time; unreferenced bytes
+// belong to no point in time.
+func timelinePoint(t *target, v *viewState) (report.TimelinePoint, bool) {
+	kind := string(v.view.Kind)
+	switch v.view.Kind {
+	case model.KindUnreferenced:
+		return report.TimelinePoint{}, false
+	case model.KindBacking:
+		if !v.view.Created.IsZero() {
+			kind = "backup"
+		}
+	}
+	p := report.TimelinePoint{View: v.view.ID, Target: t.path, Kind: kind, Name: v.view.Name}
+	if !v.view.Created.IsZero() {
+		c := v.view.Created.UTC()
+		p.Time = &c
+	}
+	switch v.view.Kind {
+	case model.KindCurrent:
+		p.Label = "now"
+	case model.KindMemory:
+		p.Label = "mem:" + v.view.Name
+	default:
+		p.Label = v.view.Name
+	}
+	if p.Label == "" {
+		p.Label = v.view.ID
+	}
+	return p, true
+}
+
+// pointBefore orders points: backing files first (deepest, i.e. oldest,
+// first), then dated points by time, then the current state.
+func pointBefore(a, b report.TimelinePoint) bool {
+	ra, rb := pointRank(a), pointRank(b)
+	if ra != rb {
+		return ra < rb
+	}
+	if a.Time != nil && b.Time != nil && !a.Time.Equal(*b.Time) {
+		return a.Time.Before(*b.Time)
+	}
+	if ra == 0 {
+		// Undated backing views: a longer ID is a deeper link of the chain.
+		return strings.Count(a.View, "#backing:") > strings.Count(b.View, "#backing:")
+	}
+	return false
+}
+
+func pointRank(p report.TimelinePoint) int {
+	switch {
+	case p.Kind == string(model.KindCurrent):
+		return 2
+	case p.Time == nil && p.Kind == string(model.KindBacking):
+		return 0
+	}
+	return 1
+}
+
+// identityKinds are the shared secrets that make clones: one machine's
+// identity copied into many.
+func identityKind(f *report.Finding) string {
+	if strings.HasPrefix(f.Rule, "wireguard-private") {
+		return "wireguard-key"
+	}
+	if f.Category != "private-key" {
+		return ""
+	}
+	for _, l := range f.Locations {
+		switch {
+		case strings.HasPrefix(l.Path, "/etc/ssh/ssh_host_"):
+			return "ssh-host-key"
+		case strings.HasPrefix(l.Path, "/etc/ssl/"), strings.HasPrefix(l.Path, "/etc/pki/"):
+			return "tls-key"
+		}
+	}
+	return "private-key"
+}
+
+// sharedIdentity reports every fingerprint seen in more than one VM, and
+// adds a cloned-identity finding for keys and machine IDs, so that
+// --fail-on catches cloned machines.
+func (s *Scanner) sharedIdentity(ctx context.Context, ts []*target, rep *report.Report) {
+	vmOf := map[string]string{}
+	vms := map[string]bool{}
+	for _, t := range ts {
+		if t.img != nil {
+			vmOf[t.path] = t.vmName()
+			vms[t.vmName()] = true
+		}
+	}
+	if len(vms) < 2 {
+		return
+	}
+	var clones []report.Finding
+	for i := range rep.Findings {
+		f := &rep.Findings[i]
+		var names, paths []string
+		for _, l := range f.Locations {
+			if vm, ok := vmOf[l.Target]; ok && !slices.Contains(names, vm) {
+				names = append(names, vm)
+			}
+			if l.Path != "" && !slices.Contains(paths, l.Path) {
+				paths = append(paths, l.Path)
+			}
+		}
+		if len(names) < 2 {
+			continue
+		}
+		slices.Sort(names)
+		kind := identityKind(f)
+		shared := report.SharedIdentity{
+			Fingerprint: f.Fingerprint, Kind: cmpOr(kind, "secret"), Rule: f.Rule,
+			Preview: f.Preview, KeyFingerprint: f.KeyFingerprint, VMs: names, Paths: paths,
+		}
+		rep.SharedIdentity = append(rep.SharedIdentity, shared)
+		if kind != "" {
+			clones = append(clones, clonedFinding(shared, "high", f.Locations))
+		}
+	}
+	for _, m := range s.machineIDs(ctx, ts) {
+		rep.SharedIdentity = append(rep.SharedIdentity, m.shared)
+		clones = append(clones, clonedFinding(m.shared, "medium", m.locs))
+	}
+	rep.Findings = append(rep.Findings, clones...)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func clonedFinding(sh report.SharedIdentity, severity string, locs []report.Location) report.Finding {
+	f := report.Finding{
+		Rule: "cloned-identity", Category: report.CategoryClonedIdentity, Severity: severity,
+		Description: fmt.Sprintf("The same %s is in %d VMs (%s): clones share one identity", strings.ReplaceAll(sh.Kind, "-", " "), len(sh.VMs), strings.Join(sh.VMs, ", ")),
+		Fingerprint: sh.Fingerprint, KeyFingerprint: sh.KeyFingerprint, Preview: sh.Preview,
+		Metadata:  map[string]string{"identity_kind": sh.Kind, "vms": strings.Join(sh.VMs, ",")},
+		Locations: slices.Clone(locs),
+	}
+	report.RecomputeExposure(&f)
+	return f
+}
+
+type machineID struct {
+	shared report.SharedIdentity
+	locs   []report.Location
+}
+
+// machineIDs reads /etc/machine-id from each VM's current state and returns
+// the IDs that more than one VM shares.
+func (s *Scanner) machineIDs(ctx context.Context, ts []*target) []machineID {
+	type seen struct {
+		vms  []string
+		locs []report.Location
+		n    int
+	}
+	ids := map[string]*seen{}
+	var order []string
+	for _, t := range ts {
+		for _, v := range t.views {
+			if v.view.Kind != model.KindCurrent || v.view.Disk == nil {
+				continue
+			}
+			fi := v.filesystem(ctx)
+			if fi == nil || fi.m == nil {
+				continue
+			}
+			b, err := fi.m.ReadFile("/etc/machine-id")
+			if err != nil {
+				continue
+			}
+			id := string(bytes.TrimSpace(b))
+			if len(id) < 16 || strings.Trim(id, "0") == "" || id == "uninitialized" {
+				continue // empty, zeroed or first-boot placeholder: not an identity yet
+			}
+			sum := sha256.Sum256([]byte(id))
+			fp := "sha256:" + hex.EncodeToString(sum[:])
+			if ids[fp] == nil {
+				ids[fp] = &seen{}
+				order = append(order, fp)
+			}
+			e := ids[fp]
+			e.n = len(id)
+			if !slices.Contains(e.vms, t.vmName()) {
+				e.vms = append(e.vms, t.vmName())
+			}
+			e.locs = append(e.locs, report.Location{
+				Target: t.path, View: v.view.ID, ViewKind: string(v.view.Kind),
+				Path: "/etc/machine-id", State: report.StateAllocated, Exposure: report.ExposureLive,
+			})
+		}
+	}
+	var out []machineID
+	for _, fp := range order {
+		e := ids[fp]
+		if len(e.vms) < 2 {
+			continue
+		}
+		slices.Sort(e.vms)
+		out = append(out, machineID{
+			shared: report.SharedIdentity{Fingerprint: fp, Kind: "machine-id", Rule: "cloned-identity",
+				Preview: fmt.Sprintf("machine-id …(%d chars)", e.n), VMs: e.vms, Paths: []string{"/etc/machine-id"}},
+			locs: e.locs,
+		})
+	}
+	return out
+}
