@@ -31,15 +31,11 @@ func (f *fsInfo) locate(off int64) (partition, path, state string) {
 		return "", "", report.StateUnknown
 	}
 	l := f.m.Locate(off)
-	part := l.Partition
-	if l.FS != "" && part != "" {
-		part += " (" + l.FS + ")"
-	}
 	state = l.State
 	if state == "" {
 		state = report.StateUnknown
 	}
-	return part, l.Path, state
+	return l.Partition, l.Path, state
 }
 
 func (f *fsInfo) partitions(view string) []report.Partition {
