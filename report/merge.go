@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Merge combines reports into one: targets and timelines are concatenated,
+// Merge combines reports into one: targets (the same path, digest and
+// format once) and timelines are concatenated,
 // shared identities with the same fingerprint and kind are united, findings with
 // the same rule and fingerprint become one finding whose locations are the
 // union of theirs (exact duplicates dropped), exposures and
@@ -47,7 +48,16 @@ func Merge(reports ...*Report) *Report {
 			}
 		}
 		out.Summary.SuppressedByBaseline += r.Summary.SuppressedByBaseline
-		out.Targets = append(out.Targets, cloneTargets(r.Targets)...)
+		for _, t := range cloneTargets(r.Targets) {
+			// The same target (path, digest and format) from two inputs, e.g.
+			// a report merged with itself, is listed once.
+			if slices.ContainsFunc(out.Targets, func(x Target) bool {
+				return x.Path == t.Path && x.Digest == t.Digest && x.Format == t.Format
+			}) {
+				continue
+			}
+			out.Targets = append(out.Targets, t)
+		}
 		for _, tl := range r.Timelines {
 			tl.Targets = slices.Clone(tl.Targets)
 			tl.Points = slices.Clone(tl.Points)

@@ -60,6 +60,9 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 			index[p.View] = i
 		}
 		for _, f := range findings {
+			if f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity {
+				continue // derived from the secrets' own rows
+			}
 			var at []int
 			for _, l := range f.Locations {
 				if i, ok := index[l.View]; ok && !slices.Contains(at, i) {

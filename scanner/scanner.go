@@ -38,6 +38,8 @@ type Options struct {
 	NoDedupe bool
 	// FailOn is recorded in the report.
 	FailOn string
+	// NoRollback skips the rollback-risk analysis of older views.
+	NoRollback bool
 }
 
 // Scanner runs scans. It holds no state between runs.
@@ -120,6 +122,15 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 		rep.IncompleteReason = err.Error()
 	}
 	rep.Findings = s.buildFindings(ctx, views, hits)
+	if !s.opts.NoRollback && err == nil {
+		risks, rerr := s.rollbackRisks(ctx, ts)
+		rep.Findings = append(rep.Findings, risks...)
+		if rerr != nil {
+			err = rerr
+			rep.Complete = false
+			rep.IncompleteReason = rerr.Error()
+		}
+	}
 	rep.Timelines = buildTimelines(ts, rep.Findings)
 	s.sharedIdentity(ctx, ts, rep)
 	for _, t := range ts {

@@ -38,6 +38,7 @@ still written, marked incomplete).`, stderr)
 	memRules := fs.Bool("memory-rules", false, "also run memory-structure rules (AES key schedules, DER keys) on disk views; always on for memory views")
 	workers := fs.Int("workers", 0, "detector goroutines (0 = one per CPU)")
 	maxLocs := fs.Int("max-locations", 5, "table format: locations shown per finding")
+	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
 	noDedupe := fs.Bool("no-dedupe", false, "scan every view in full instead of shared bytes once (slower; for measurements)")
 	targets, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -73,7 +74,7 @@ still written, marked incomplete).`, stderr)
 	}
 	sc := scanner.New(scanner.Options{
 		Engine: engine, MemoryRulesEverywhere: *memRules, Progress: prog,
-		Version: version, NoDedupe: *noDedupe, FailOn: *failOn,
+		Version: version, NoDedupe: *noDedupe, FailOn: *failOn, NoRollback: *noRollback,
 	})
 	rep, scanErr := sc.Scan(ctx, targets)
 	if rep == nil {
