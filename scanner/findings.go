@@ -239,24 +239,11 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 			l.Exposure = string(k.v.view.Kind)
 		}
 	}
-	seen := map[string]bool{}
 	fa.f.Locations = make([]report.Location, 0, len(fa.keys))
 	for _, k := range fa.keys {
-		l := fa.locs[k]
-		fa.f.Locations = append(fa.f.Locations, *l)
-		if !seen[l.Exposure] {
-			seen[l.Exposure] = true
-			fa.f.Exposure = append(fa.f.Exposure, l.Exposure)
-		}
+		fa.f.Locations = append(fa.f.Locations, *fa.locs[k])
 	}
-	sort.Slice(fa.f.Exposure, func(i, j int) bool {
-		return report.ExposureRank(fa.f.Exposure[i]) < report.ExposureRank(fa.f.Exposure[j])
-	})
-	for _, e := range fa.f.Exposure {
-		if e != report.ExposureLive {
-			fa.f.OutsideGuestControl = true
-		}
-	}
+	report.RecomputeExposure(&fa.f)
 	sort.SliceStable(fa.f.Locations, func(i, j int) bool {
 		a, b := fa.f.Locations[i], fa.f.Locations[j]
 		if ra, rb := report.ExposureRank(a.Exposure), report.ExposureRank(b.Exposure); ra != rb {

@@ -137,7 +137,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 		rep.Targets = append(rep.Targets, t.report())
 	}
 	rep.Finished = time.Now().UTC()
-	summarize(rep)
+	report.Summarize(rep)
 	if err != nil && ctx.Err() != nil {
 		return rep, ctx.Err()
 	}

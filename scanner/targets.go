@@ -53,35 +53,6 @@ func (t *target) report() report.Target {
 	return rt
 }
 
-func summarize(r *report.Report) {
-	s := report.Summary{BySeverity: map[string]int{}, ByExposure: map[string]int{}}
-	s.Targets = len(r.Targets)
-	for _, t := range r.Targets {
-		if t.Format == "" && len(t.Errors) > 0 {
-			s.TargetsFailed++
-		}
-		for _, v := range t.Views {
-			s.AllocatedBytes += v.AllocatedBytes
-			s.ScannedBytes += v.ScannedBytes
-		}
-	}
-	s.Findings = len(r.Findings)
-	for _, f := range r.Findings {
-		s.BySeverity[f.Severity]++
-		for _, e := range f.Exposure {
-			s.ByExposure[e]++
-		}
-		if f.OutsideGuestControl {
-			s.OutsideGuestControl++
-		}
-	}
-	s.SuppressedByBaseline = r.Summary.SuppressedByBaseline
-	r.Summary = s
-}
-
-// Summarize recomputes a report's summary after findings were filtered.
-func Summarize(r *report.Report) { summarize(r) }
-
 type nopProgress struct{}
 
 func (nopProgress) Add64(int64) error { return nil }

@@ -180,7 +180,7 @@ func applyBaseline(rep *report.Report, known map[string]bool) {
 	}
 	rep.Findings = kept
 	rep.Summary.SuppressedByBaseline = suppressed
-	scanner.Summarize(rep)
+	report.Summarize(rep)
 }
 
 func isTerminal(w io.Writer) bool {
