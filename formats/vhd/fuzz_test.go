@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/vhd/blockmap/blockmaptest"
+	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 

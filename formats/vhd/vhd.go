@@ -18,7 +18,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
-	"github.com/imgaudit/imgaudit/formats/vhd/blockmap"
+	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 )
 
 const (

@@ -14,7 +14,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/vhd/blockmap/blockmaptest"
+	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
