@@ -33,6 +33,9 @@ Usage:
   imgaudit info    [flags] IMAGE...      show format, backing chain, snapshots and views
   imgaudit extract IMAGE --view ID -o FILE
                                          write one view's bytes (sparse) to FILE
+  imgaudit registry [flags] REF...       scan container images in a registry (tags,
+                                         digests, repositories with --all-tags)
+  imgaudit merge   REPORT.json...        merge JSON reports (sharded scans)
   imgaudit rules   [flags]               list the detection rules
   imgaudit version                       print the version
 
@@ -70,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code, err = cmdExtract(ctx, args[1:], stdout, stderr)
 	case "rules":
 		code, err = cmdRules(ctx, args[1:], stdout, stderr)
+	case "registry":
+		code, err = cmdRegistry(ctx, args[1:], stdout, stderr)
+	case "merge":
+		code, err = cmdMerge(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "imgaudit %s\n", version)
 		return exitOK

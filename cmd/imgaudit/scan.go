@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/registry"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -72,14 +73,48 @@ still written, marked incomplete).`, stderr)
 	if !*noProgress && isTerminal(stderr) {
 		prog = stderr
 	}
-	sc := scanner.New(scanner.Options{
-		Engine: engine, MemoryRulesEverywhere: *memRules, Progress: prog,
-		Version: version, NoDedupe: *noDedupe, FailOn: *failOn, NoRollback: *noRollback,
-	})
-	rep, scanErr := sc.Scan(ctx, targets)
-	if rep == nil {
+	// Container images (OCI layouts, docker/podman save tarballs) go to the
+	// registry scanner, everything else to the disk scanner.
+	var disks, images []string
+	for _, t := range targets {
+		if registry.IsContainerSource(t) {
+			images = append(images, t)
+		} else {
+			disks = append(disks, t)
+		}
+	}
+	var reps []*report.Report
+	var scanErr error
+	if len(disks) > 0 || len(images) == 0 {
+		sc := scanner.New(scanner.Options{
+			Engine: engine, MemoryRulesEverywhere: *memRules, Progress: prog,
+			Version: version, NoDedupe: *noDedupe, FailOn: *failOn, NoRollback: *noRollback,
+		})
+		rep, err := sc.Scan(ctx, disks)
+		if rep == nil {
+			return exitUsage, err
+		}
+		reps, scanErr = append(reps, rep), err
+	}
+	if len(images) > 0 && scanErr == nil {
+		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: *failOn, MemoryRules: *memRules})
+		if err != nil {
+			return exitUsage, usagef("%v", err)
+		}
+		crep, err := rs.ScanLocal(ctx, images)
+		if crep != nil {
+			reps = append(reps, crep)
+		}
+		scanErr = err
+	}
+	if len(reps) == 0 {
 		return exitUsage, scanErr
 	}
+	rep := reps[0]
+	if len(reps) > 1 {
+		rep = report.Merge(reps...)
+	}
+	rep.Command = "scan"
 	if known != nil {
 		applyBaseline(rep, known)
 	}

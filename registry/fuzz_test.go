@@ -1,0 +1,52 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+)
+
+// FuzzScanBlob feeds arbitrary bytes to the layer reader as a blob of a
+// (possibly compressed) tar: it must never panic, hang or allocate beyond
+// its windows, whatever the decompressor and tar reader make of them.
+func FuzzScanBlob(f *testing.F) {
+	s := newScanner(f, Options{MaxSpoolSize: 1 << 20})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b := blob{Digest: "sha256:fuzz", Kind: blobTar, Size: int64(len(data)), open: func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}}
+		res := s.scanBlobOnce(context.Background(), b)
+		if res.Bytes < 0 || res.Scanned > res.Bytes+int64(len(data))+1<<20 {
+			t.Fatalf("implausible counts: %d bytes, %d scanned", res.Bytes, res.Scanned)
+		}
+	})
+}
+
+// FuzzPathIndex checks that any entry list builds an index that survives
+// its JSON form and answers the same.
+func FuzzPathIndex(f *testing.F) {
+	f.Add([]byte("a/b\x00.wh.c\x00d/.wh..wh..opq\x00e/"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b indexBuilder
+		names := bytes.Split(data, []byte{0})
+		for _, n := range names {
+			b.add(cleanPath(string(n)), bytes.HasSuffix(n, []byte("/")))
+		}
+		x := b.build()
+		raw, err := x.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var y pathIndex
+		if err := y.UnmarshalJSON(raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			p := cleanPath(string(n))
+			if x.hides(p) != y.hides(p) {
+				t.Fatalf("hides(%q) differs after JSON", p)
+			}
+		}
+	})
+}

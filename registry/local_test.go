@@ -1,0 +1,120 @@
+package registry
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// TestLocalSources writes the same two-layer image as an OCI layout and as
+// a docker save tarball (go-containerregistry's layout and tarball writers)
+// and checks that both are recognised and give the same findings.
+func TestLocalSources(t *testing.T) {
+	deleted, live := npmToken(t), npmToken(t)
+	img := imageOf(t,
+		layer(t, "", file("root/.npmrc", "_authToken="+deleted+"\n"), file("app/env", "NPM_TOKEN="+live+"\n")),
+		layer(t, "", whiteout("root/.npmrc")))
+	dir := t.TempDir()
+	layoutDir := filepath.Join(dir, "layout")
+	lp, err := layout.Write(layoutDir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(dir, "image.tar")
+	tag, _ := name.NewTag("example.com/app:1")
+	if err := tarball.WriteToFile(tarPath, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	notSource := filepath.Join(dir, "plain.tar")
+	if err := os.WriteFile(notSource, tarBytes(t, []entry{file("x", "y")}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{{layoutDir, true}, {tarPath, true}, {notSource, false}, {dir, false}, {filepath.Join(dir, "missing"), false}} {
+		if got := IsContainerSource(tt.path); got != tt.want {
+			t.Errorf("IsContainerSource(%s) = %v, want %v", filepath.Base(tt.path), got, tt.want)
+		}
+	}
+	for _, src := range []string{layoutDir, tarPath} {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			before := treeDigest(t, src)
+			s := newScanner(t, Options{})
+			rep, err := s.ScanLocal(context.Background(), []string{src})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Targets) != 1 || len(rep.Targets[0].Errors) != 0 {
+				t.Fatalf("targets %+v", rep.Targets)
+			}
+			by := findingsByFP(rep)
+			for tok, want := range map[string]string{deleted: report.ExposureLayer, live: report.ExposureLive} {
+				if f := by[fp(tok)]; f == nil || len(f.Exposure) != 1 || f.Exposure[0] != want {
+					t.Errorf("want exposure %s, got %+v", want, f)
+				}
+			}
+			if after := treeDigest(t, src); after != before {
+				t.Errorf("%s changed while scanned", src)
+			}
+		})
+	}
+}
+
+// treeDigest hashes every file under p (or p itself).
+func treeDigest(t *testing.T, p string) string {
+	t.Helper()
+	var all []string
+	filepath.Walk(p, func(q string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			b, err := os.ReadFile(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, q, string(b))
+		}
+		return nil
+	})
+	return hashStrings(all)
+}
+
+// TestCompressions: gzip, zstd and uncompressed layers give the same finding.
+func TestCompressions(t *testing.T) {
+	tok := npmToken(t)
+	es := []entry{file("etc/npmrc", "_authToken="+tok+"\n")}
+	tests := []struct {
+		name string
+		l    v1.Layer
+	}{
+		{"gzip", layer(t, "", es...)},
+		{"zstd", layer(t, "zstd", es...)},
+		{"none", static.NewLayer(tarBytes(t, es), types.OCIUncompressedLayer)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newScanner(t, Options{})
+			rep := report.Merge(s.scanImage(context.Background(), testImage(t, "c", imageOf(t, tt.l))))
+			f := findingsByFP(rep)[fp(tok)]
+			if f == nil || f.Locations[0].Offset != int64(len("_authToken=")) {
+				t.Fatalf("finding %+v", f)
+			}
+			if got := rep.Targets[0].Views[0].Attrs["compression"]; got != tt.name {
+				t.Errorf("compression %q", got)
+			}
+		})
+	}
+}

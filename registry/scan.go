@@ -1,0 +1,496 @@
+// Package registry audits container images for secrets: images in OCI
+// registries (tags, digests, whole repositories, multi-platform indexes),
+// local OCI layout directories and docker/podman save tarballs. Layers are
+// streamed (gzip, zstd or plain) through a tar reader without extraction;
+// every regular file goes through the detectors, and files that are VM
+// disk or memory images (KubeVirt containerDisks, disk images pushed as
+// OCI artifacts) are spooled and audited with the disk readers. Whiteouts
+// and later overwrites decide each finding's exposure: "live" when the
+// bytes are in the image's merged filesystem, "layer" when a later layer
+// deleted or replaced them (they still ship to everyone who pulls).
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultTimeout      = 60 * time.Second
+	DefaultRetries      = 3
+	DefaultMaxSpoolSize = 16 << 30
+	// scanWindow is the per-file detector window: files larger than this
+	// are scanned in windows of this size (plus the engine's margin).
+	scanWindow = 8 << 20
+)
+
+// View kinds used for container images, besides model.KindLayer ("layer").
+const viewKindConfig = "config"
+
+// Options configure a Scanner.
+type Options struct {
+	// Engine runs the detectors (required).
+	Engine *detectors.Engine
+	// MemoryRules turns the memory-structure rules on for layer files.
+	MemoryRules bool
+	// DiskScanner audits a VM disk or memory image spooled from a layer;
+	// nil uses scanner.New with Engine.
+	DiskScanner func(ctx context.Context, path string) (*report.Report, error)
+
+	// Keychain resolves registry credentials; nil uses authn.DefaultKeychain
+	// (the Docker config, credential helpers).
+	Keychain authn.Keychain
+	// Transport is the base HTTP transport; nil uses one with the timeouts
+	// below.
+	Transport http.RoundTripper
+	// PlainHTTP talks HTTP instead of HTTPS to every registry (loopback
+	// registries are reached over HTTP anyway when HTTPS fails).
+	PlainHTTP bool
+	// Platform selects one platform ("os/arch[/variant]") of multi-platform
+	// indexes; "" scans them all.
+	Platform string
+	// AllTags scans every tag of each repository named by a REF.
+	AllTags bool
+	// Timeout bounds connecting, the wait for response headers and any
+	// stall while a blob streams (default DefaultTimeout).
+	Timeout time.Duration
+	// Retries is how often a request or a broken blob stream is retried on
+	// network errors (default DefaultRetries; negative for none).
+	Retries int
+
+	// TmpDir receives spooled disk images (default os.TempDir()).
+	TmpDir string
+	// MaxSpoolSize caps a spooled disk image (default DefaultMaxSpoolSize);
+	// bigger ones are scanned as plain bytes, with a note.
+	MaxSpoolSize int64
+
+	// State, when set, supplies earlier results (blobs already scanned are
+	// not pulled again) and receives this run's; findings are marked new
+	// when their fingerprint is not in it. The caller saves it.
+	State *State
+
+	// Version and FailOn are recorded in the report.
+	Version, FailOn string
+	// Log receives one line per image and retried blob; nil for none.
+	Log io.Writer
+}
+
+// Scanner scans container images. It is not safe for concurrent use.
+type Scanner struct {
+	opts     Options
+	platform *v1.Platform
+	// blobs caches this run's blob results by digest, so that a layer
+	// shared by many tags or platforms is read once.
+	blobs map[string]*blobResult
+	// counted records the blobs whose scanned bytes are already in a view.
+	counted map[string]bool
+}
+
+// New checks opts and returns a Scanner.
+func New(opts Options) (*Scanner, error) {
+	if opts.Engine == nil {
+		return nil, errors.New("registry: no detector engine")
+	}
+	s := &Scanner{opts: opts, blobs: map[string]*blobResult{}, counted: map[string]bool{}}
+	if opts.Platform != "" {
+		p, err := v1.ParsePlatform(opts.Platform)
+		if err != nil || p.OS == "" || p.Architecture == "" {
+			return nil, fmt.Errorf("platform %q: want os/arch[/variant]", opts.Platform)
+		}
+		s.platform = p
+	}
+	if s.opts.Timeout <= 0 {
+		s.opts.Timeout = DefaultTimeout
+	}
+	if s.opts.Retries == 0 {
+		s.opts.Retries = DefaultRetries
+	} else if s.opts.Retries < 0 {
+		s.opts.Retries = 0
+	}
+	if s.opts.TmpDir == "" {
+		s.opts.TmpDir = os.TempDir()
+	}
+	if s.opts.MaxSpoolSize <= 0 {
+		s.opts.MaxSpoolSize = DefaultMaxSpoolSize
+	}
+	if s.opts.Keychain == nil {
+		s.opts.Keychain = authn.DefaultKeychain
+	}
+	if s.opts.DiskScanner == nil {
+		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules})
+		s.opts.DiskScanner = func(ctx context.Context, path string) (*report.Report, error) {
+			return sc.Scan(ctx, []string{path})
+		}
+	}
+	if opts.State != nil {
+		opts.State.useRules(RulesKey(opts.Engine, opts.Version))
+	}
+	return s, nil
+}
+
+// RulesKey identifies a rule set and tool version: blob results in a
+// state file made with another key are not reused (a new rule could find
+// something in them).
+func RulesKey(e *detectors.Engine, version string) string {
+	return hashStrings(append([]string{"imgaudit " + version}, e.Rules()...))
+}
+
+func (s *Scanner) scanOpts() detectors.ScanOptions {
+	return detectors.ScanOptions{Memory: s.opts.MemoryRules}
+}
+
+func (s *Scanner) scanBuffer() []byte {
+	return make([]byte, scanWindow+2*s.opts.Engine.Margin())
+}
+
+func (s *Scanner) logf(format string, args ...any) {
+	if s.opts.Log != nil {
+		fmt.Fprintf(s.opts.Log, "imgaudit: "+format+"\n", args...)
+	}
+}
+
+// ScanRefs scans registry references: tags, digests and repositories
+// (with AllTags, every tag of the repository; without, a bare repository
+// means its "latest" tag). An image that cannot be read is listed as a
+// target with its error and the others go on. When ctx is cancelled, the
+// partial report is returned, marked incomplete, with ctx's error.
+func (s *Scanner) ScanRefs(ctx context.Context, refs []string) (*report.Report, error) {
+	return s.run(ctx, "registry", func(yield func(image) bool) {
+		for _, r := range refs {
+			for _, img := range s.resolveRemote(ctx, r) {
+				if !yield(img) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// ScanLocal scans local container sources: OCI layout directories (every
+// manifest of their index.json) and docker/podman save tarballs (every
+// image of their manifest.json). See IsContainerSource.
+func (s *Scanner) ScanLocal(ctx context.Context, paths []string) (*report.Report, error) {
+	return s.run(ctx, "scan", func(yield func(image) bool) {
+		for _, p := range paths {
+			for _, img := range s.resolveLocal(ctx, p) {
+				if !yield(img) {
+					return
+				}
+			}
+		}
+	})
+}
+
+func (s *Scanner) run(ctx context.Context, command string, images func(func(image) bool)) (*report.Report, error) {
+	started := time.Now().UTC()
+	parts := []*report.Report{}
+	for img := range images {
+		if ctx.Err() != nil {
+			break
+		}
+		parts = append(parts, s.scanImage(ctx, img))
+	}
+	rep := report.Merge(parts...)
+	rep.SchemaVersion = report.SchemaVersion
+	rep.Tool = report.Tool{Name: "imgaudit", Version: s.opts.Version}
+	rep.Command, rep.FailOn, rep.Started, rep.Finished = command, s.opts.FailOn, started, time.Now().UTC()
+	if st := s.opts.State; st != nil {
+		for i := range rep.Findings {
+			f := &rep.Findings[i]
+			isNew := !st.knows(f.Fingerprint)
+			f.New = &isNew
+		}
+		for _, f := range rep.Findings {
+			st.remember(f.Fingerprint, rep.Finished)
+		}
+	}
+	report.Summarize(rep)
+	if err := ctx.Err(); err != nil {
+		rep.Complete = false
+		rep.IncompleteReason = "interrupted: " + err.Error()
+		return rep, err
+	}
+	return rep, nil
+}
+
+// blob returns the result of scanning b: from this run, from the state,
+// or by scanning it now. fresh is true when it was read in this run.
+func (s *Scanner) blob(ctx context.Context, b blob) (res *blobResult, fresh bool) {
+	if r, ok := s.blobs[b.Digest]; ok {
+		return r, true
+	}
+	if st := s.opts.State; st != nil {
+		if r := st.blob(b.Digest); r != nil {
+			s.counted[b.Digest] = true // nothing read this run
+			return r, false
+		}
+	}
+	r := s.scanBlob(ctx, b)
+	if ctx.Err() == nil {
+		s.blobs[b.Digest] = r
+		if st := s.opts.State; st != nil && len(r.Errors) == 0 {
+			st.putBlob(r)
+		}
+	}
+	return r, true
+}
+
+// scanImage scans one image (one platform's manifest) and returns its part
+// of the report: the image target, the targets of disk images found in its
+// layers, and its findings with exposures decided by the layer stack.
+func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
+	rep := &report.Report{Complete: true}
+	t := report.Target{Path: img.Target, Format: img.Format, Digest: img.Digest, Platform: img.Platform, Views: []report.View{}, Errors: []string{}}
+	if img.Err != nil {
+		t.Format = ""
+		t.Errors = append(t.Errors, img.Err.Error())
+		rep.Targets = []report.Target{t}
+		s.logf("%s: %v", img.Target, img.Err)
+		return rep
+	}
+	s.logf("scanning %s (%d layers)", img.Target, len(img.Layers))
+	results := make([]*blobResult, len(img.Layers))
+	fresh := make([]bool, len(img.Layers))
+	for i, b := range img.Layers {
+		if ctx.Err() != nil {
+			rep.Complete = false
+			break
+		}
+		results[i], fresh[i] = s.blob(ctx, b)
+	}
+	indexes := make([]*pathIndex, len(results))
+	for i, r := range results {
+		if r != nil && r.Kind == blobTar && !img.artifact {
+			indexes[i] = &r.Index
+		}
+	}
+	for i, r := range results {
+		if r == nil {
+			continue
+		}
+		b := img.Layers[i]
+		vid := layerViewID(img.Target, i, b.Digest)
+		v := report.View{
+			ID: vid, Kind: "layer", Name: fmt.Sprintf("%d:%s", i, shortDigest(b.Digest)),
+			Size: r.Bytes, AllocatedBytes: r.Bytes, Notes: append([]string(nil), r.Notes...),
+			Attrs: map[string]string{"digest": b.Digest, "files": strconv.Itoa(r.Files), "compressed_size": strconv.FormatInt(r.CompressedSize, 10)},
+		}
+		if b.MediaType != "" {
+			v.Attrs["media_type"] = b.MediaType
+		}
+		if r.Compression != "" {
+			v.Attrs["compression"] = r.Compression
+		}
+		countedHere := false // this view carries the bytes read for the blob
+		if !fresh[i] {
+			v.Notes = append(v.Notes, "scanned in an earlier run (--state): not pulled again")
+		} else if !s.counted[b.Digest] {
+			v.ScannedBytes = r.Scanned
+			s.counted[b.Digest] = true
+			countedHere = true
+		}
+		if len(r.Errors) > 0 {
+			v.Error = strings.Join(r.Errors, "; ")
+			for _, e := range r.Errors {
+				t.Errors = append(t.Errors, fmt.Sprintf("layer %d: %s", i, e))
+			}
+		}
+		t.Views = append(t.Views, v)
+		above := indexes[min(i+1, len(indexes)):]
+		layerIndex := i
+		for _, f := range r.Findings {
+			f.Locations = append([]report.Location(nil), f.Locations...)
+			f.Metadata = cloneStrings(f.Metadata)
+			for j := range f.Locations {
+				l := &f.Locations[j]
+				li := layerIndex
+				l.LayerIndex, l.LayerDigest = &li, b.Digest
+				if l.Target == "" { // a plain file of the layer
+					l.Target, l.View = img.Target, vid
+					if l.Exposure != report.ExposureLayer {
+						l.Exposure = report.ExposureLive
+						if hiddenAbove(above, l.Path) {
+							l.Exposure = report.ExposureLayer
+						}
+					}
+					continue
+				}
+				// Inside a disk image at l.Target in the layer.
+				if l.Exposure == report.ExposureLive && hiddenAbove(above, l.Target) {
+					l.Exposure = report.ExposureLayer
+				}
+				inner := l.Target
+				l.Target = img.Target + "!" + inner
+				l.View = img.Target + "!" + l.View
+				if l.File != "" {
+					l.File = img.Target + "!" + l.File
+				}
+			}
+			report.RecomputeExposure(&f)
+			rep.Findings = append(rep.Findings, f)
+		}
+		for _, d := range r.Disks {
+			rep.Targets = append(rep.Targets, diskTarget(img.Target, d, !countedHere))
+		}
+	}
+	if img.Config != nil && ctx.Err() == nil {
+		r, fresh := s.blob(ctx, *img.Config)
+		v := report.View{ID: img.Target + "#config", Kind: viewKindConfig, Name: shortDigest(img.Config.Digest), Size: r.Bytes, AllocatedBytes: r.Bytes,
+			Attrs: map[string]string{"digest": img.Config.Digest}}
+		if fresh && !s.counted[img.Config.Digest] {
+			v.ScannedBytes = r.Scanned
+			s.counted[img.Config.Digest] = true
+		}
+		if len(r.Errors) > 0 {
+			v.Error = strings.Join(r.Errors, "; ")
+			t.Errors = append(t.Errors, "config: "+v.Error)
+		}
+		t.Views = append(t.Views, v)
+		for _, f := range r.Findings {
+			f.Locations = append([]report.Location(nil), f.Locations...)
+			for j := range f.Locations {
+				f.Locations[j].Target, f.Locations[j].View = img.Target, v.ID
+				f.Locations[j].Exposure = report.ExposureLive
+			}
+			report.RecomputeExposure(&f)
+			rep.Findings = append(rep.Findings, f)
+		}
+	}
+	if ctx.Err() != nil {
+		rep.Complete = false
+	} else if st := s.opts.State; st != nil && len(t.Errors) == 0 {
+		layers := make([]string, len(img.Layers))
+		for i, b := range img.Layers {
+			layers[i] = b.Digest
+		}
+		cfg := ""
+		if img.Config != nil {
+			cfg = img.Config.Digest
+		}
+		ref, _, _ := strings.Cut(img.Target, "@")
+		st.putManifest(img.Digest, ref, img.Platform, cfg, layers, time.Now().UTC())
+	}
+	rep.Targets = append([]report.Target{t}, rep.Targets...)
+	rep.Findings = collapseRules(rep.Findings)
+	return rep
+}
+
+// collapseRules makes one finding per secret, as the disk scanner does:
+// when several rules match the same fingerprint (an npm token is both an
+// "npm-access-token" and an "npmrc-auth-token"), the most severe rule
+// (then the first by name) names the finding and the others are listed in
+// metadata "also_matched". Locations are concatenated.
+func collapseRules(fs []report.Finding) []report.Finding {
+	groups := map[string][]int{}
+	var order []string
+	for i, f := range fs {
+		if _, ok := groups[f.Fingerprint]; !ok {
+			order = append(order, f.Fingerprint)
+		}
+		groups[f.Fingerprint] = append(groups[f.Fingerprint], i)
+	}
+	out := make([]report.Finding, 0, len(order))
+	for _, fpr := range order {
+		idx := groups[fpr]
+		best := idx[0]
+		for _, i := range idx[1:] {
+			a, b := fs[i], fs[best]
+			if ra, rb := report.SeverityRank(a.Severity), report.SeverityRank(b.Severity); ra < rb || ra == rb && a.Rule < b.Rule {
+				best = i
+			}
+		}
+		f := fs[best]
+		f.Metadata = cloneStrings(f.Metadata)
+		f.Locations = nil
+		others := map[string]bool{}
+		for _, i := range idx {
+			g := fs[i]
+			f.Locations = append(f.Locations, g.Locations...)
+			if g.Rule != f.Rule {
+				others[g.Rule] = true
+			}
+			for _, r := range strings.Split(g.Metadata["also_matched"], ",") {
+				if r != "" && r != f.Rule {
+					others[r] = true
+				}
+			}
+			if f.KeyFingerprint == "" {
+				f.KeyFingerprint = g.KeyFingerprint
+			}
+			for k, v := range g.Metadata {
+				if _, ok := f.Metadata[k]; !ok {
+					if f.Metadata == nil {
+						f.Metadata = map[string]string{}
+					}
+					f.Metadata[k] = v
+				}
+			}
+		}
+		if len(others) > 0 {
+			if f.Metadata == nil {
+				f.Metadata = map[string]string{}
+			}
+			f.Metadata["also_matched"] = strings.Join(slices.Sorted(maps.Keys(others)), ",")
+		}
+		report.RecomputeExposure(&f)
+		out = append(out, f)
+	}
+	return out
+}
+
+// layerViewID is "TARGET#layer:INDEX:SHORTDIGEST".
+func layerViewID(target string, i int, digest string) string {
+	_, hex, _ := strings.Cut(digest, ":")
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	return fmt.Sprintf("%s#layer:%d:%s", target, i, hex)
+}
+
+// diskTarget places a disk image target found in a layer under its image:
+// "IMAGE!/disk/disk.qcow2". cached zeroes its scanned bytes (nothing was
+// read in this run).
+func diskTarget(image string, d report.Target, cached bool) report.Target {
+	d.Path = image + "!" + d.Path
+	d.Views = append([]report.View(nil), d.Views...)
+	for i := range d.Views {
+		d.Views[i].ID = image + "!" + d.Views[i].ID
+		if cached {
+			d.Views[i].ScannedBytes = 0
+		}
+	}
+	d.Partitions = append([]report.Partition(nil), d.Partitions...)
+	for i := range d.Partitions {
+		d.Partitions[i].View = image + "!" + d.Partitions[i].View
+	}
+	d.Errors = append([]string{}, d.Errors...)
+	return d
+}
+
+func cloneStrings(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

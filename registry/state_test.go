@@ -1,0 +1,160 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/imgaudit/imgaudit/detectors"
+)
+
+func TestShardSplitsDeterministically(t *testing.T) {
+	var refs []string
+	for i := range 200 {
+		refs = append(refs, fmt.Sprintf("registry.example.com/team%d/app%d:v%d", i%17, i, i%3))
+	}
+	refs = append(refs, "registry.example.com/team1/app1:other", "registry.example.com/team1/app1@sha256:"+fmt.Sprintf("%064x", 1))
+	for _, n := range []int{1, 2, 5} {
+		owner := map[string]int{}
+		total := 0
+		for i := range n {
+			sh, err := ParseShard(fmt.Sprintf("%d/%d", i, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sel := sh.Select(refs)
+			total += len(sel)
+			for _, r := range sel {
+				ref, err := name.ParseReference(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				repo := ref.Context().Name()
+				if o, ok := owner[repo]; ok && o != i {
+					t.Errorf("repository of %s in shards %d and %d", r, o, i)
+				}
+				owner[repo] = i
+			}
+			if again := sh.Select(refs); len(again) != len(sel) {
+				t.Errorf("shard %d/%d not deterministic", i, n)
+			}
+		}
+		if total != len(refs) {
+			t.Errorf("n=%d: shards hold %d refs, want %d (each exactly once)", n, total, len(refs))
+		}
+	}
+	// All tags and digests of one repository go to one shard.
+	sh := Shard{I: 0, N: 7}
+	a := sh.Contains("registry.example.com/team1/app1:v1")
+	for _, r := range []string{"registry.example.com/team1/app1:other", "registry.example.com/team1/app1@sha256:" + fmt.Sprintf("%064x", 1), "registry.example.com/team1/app1"} {
+		if sh.Contains(r) != a {
+			t.Errorf("%s in another shard than its repository's other tags", r)
+		}
+	}
+	for _, bad := range []string{"", "1", "2/2", "-1/3", "a/b", "0/0"} {
+		if _, err := ParseShard(bad); err == nil {
+			t.Errorf("ParseShard(%q) accepted", bad)
+		}
+	}
+}
+
+func TestStateRoundTripAndRuleChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	tok := npmToken(t)
+	img := testImage(t, "st", imageOf(t, layer(t, "", file("a/b", "_authToken="+tok+"\n")), layer(t, "", whiteout("a/b"))))
+
+	st, err := LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScanner(t, Options{State: st})
+	rep, err := s.run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
+	if err != nil || len(rep.Findings) != 1 || !*rep.Findings[0].New {
+		t.Fatalf("first run: %v %+v", err, rep.Findings)
+	}
+	if err := st.Save("test"); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	if !json.Valid(raw) {
+		t.Fatal("state is not JSON")
+	}
+	if matches, _ := filepath.Glob(path + ".tmp-*"); len(matches) > 0 {
+		t.Errorf("temporary files left: %v", matches)
+	}
+
+	// Same rules: blobs come from the state (the opener is never called).
+	st2, err := LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := 0
+	img2 := img
+	img2.Layers = append([]blob(nil), img.Layers...)
+	for i := range img2.Layers {
+		orig := img2.Layers[i].open
+		img2.Layers[i].open = func(ctx context.Context) (io.ReadCloser, error) { opened++; return orig(ctx) }
+	}
+	s2 := newScanner(t, Options{State: st2})
+	rep2, _ := s2.run(context.Background(), "registry", func(yield func(image) bool) { yield(img2) })
+	if opened != 0 {
+		t.Errorf("%d layers opened although the state has them", opened)
+	}
+	if len(rep2.Findings) != 1 || *rep2.Findings[0].New || rep2.Findings[0].Exposure[0] != "layer" {
+		t.Errorf("second run: %+v", rep2.Findings)
+	}
+
+	// Another rule set: cached blobs are dropped, fingerprints kept.
+	rules := detectors.Builtin()[:len(detectors.Builtin())-1]
+	e, err := detectors.NewEngine(rules, detectors.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st3, _ := LoadState(path)
+	s3 := newScanner(t, Options{State: st3, Engine: e})
+	rep3, _ := s3.run(context.Background(), "registry", func(yield func(image) bool) { yield(img2) })
+	if opened == 0 {
+		t.Errorf("rule change did not invalidate cached blobs")
+	}
+	if len(rep3.Findings) != 1 || *rep3.Findings[0].New {
+		t.Errorf("after rule change, the known secret should not be new: %+v", rep3.Findings)
+	}
+	_ = s3
+}
+
+func TestPathIndexJSON(t *testing.T) {
+	var b indexBuilder
+	for _, p := range []string{"/a", "/a/b", "/.wh.x", "/d/.wh..wh..opq"} {
+		b.add(p, p == "/a")
+	}
+	x := b.build()
+	raw, err := json.Marshal(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var y pathIndex
+	if err := json.Unmarshal(raw, &y); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/a/b", "/x", "/x/y", "/d/z", "/a/b/c"} {
+		if x.hides(p) != y.hides(p) || !y.hides(p) {
+			t.Errorf("hides(%s): before %v after %v", p, x.hides(p), y.hides(p))
+		}
+	}
+	for _, p := range []string{"/b", "/d", "/dd/z"} {
+		if y.hides(p) {
+			t.Errorf("hides(%s) = true", p)
+		}
+	}
+	for _, bad := range []string{`"!!"`, `"AAA="`, `5`} {
+		if err := json.Unmarshal([]byte(bad), &y); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
