@@ -138,7 +138,12 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	}
 	rep.Finished = time.Now().UTC()
 	report.Summarize(rep)
-	if err != nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
+		// Interrupted: whatever was found so far is reported, marked partial.
+		rep.Complete = false
+		if rep.IncompleteReason == "" {
+			rep.IncompleteReason = "interrupted: " + ctx.Err().Error()
+		}
 		return rep, ctx.Err()
 	}
 	return rep, nil
