@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The user-rule example in docs/rules.md works as documented: it loads, is
+// listed, finds its token in an image and can be disabled again.
+func TestDocumentedUserRule(t *testing.T) {
+	doc := string(readAll(t, repoFile(t, "docs/rules.md")))
+	m := regexp.MustCompile("(?s)```toml\n(.*?)```").FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/rules.md has no toml example")
+	}
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.toml")
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(rules, []byte(m[1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	token := "acme_" + "q7w2e9r4t1y8u3i6o5p0a2s7d4f9g1h3"
+	data := make([]byte, 1<<20)
+	copy(data[300000:], "ACME_TOKEN="+token+"\n")
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI(t, "rules", "--rules", rules); code != 0 || !strings.Contains(out, "acme-api-token") {
+		t.Fatalf("rules: exit %d %s %s", code, out, errs)
+	}
+	code, out, errs := runCLI(t, "scan", "--no-progress", "--format", "json", "--rules", rules, img)
+	if code != exitFindings || !strings.Contains(out, `"rule": "acme-api-token"`) {
+		t.Fatalf("scan: exit %d, stderr %s\n%s", code, errs, out)
+	}
+	if strings.Contains(out, token) {
+		t.Fatal("report contains the token")
+	}
+	if code, out, _ := runCLI(t, "scan", "--no-progress", "--format", "json", "--rules", rules, "--disable-rule", "acme-api-token", img); code != exitOK || strings.Contains(out, "acme-api-token") {
+		t.Fatalf("disabled rule still reports: exit %d", code)
+	}
+}
