@@ -24,6 +24,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/vdi"
 	"github.com/imgaudit/imgaudit/formats/vhd"
 	"github.com/imgaudit/imgaudit/formats/vhdx"
+	"github.com/imgaudit/imgaudit/formats/vma"
 	"github.com/imgaudit/imgaudit/formats/vmdk"
 )
 
@@ -39,6 +40,7 @@ type reader struct {
 func readers() []reader {
 	return []reader{
 		{"qcow2", qcow2.Probe, qcow2.Open},
+		{"vma", vma.Probe, vma.Open},
 		{"vmdk", vmdk.Probe, vmdk.Open},
 		{"ova", ova.Probe, ova.Open},
 		{"vhdx", vhdx.Probe, vhdx.Open},
@@ -86,6 +88,11 @@ func detect(f *os.File, path string) (reader, error) {
 	}
 	head = head[:n]
 	for _, r := range readers() {
+		if r.name == "raw" && vma.ProbeName(path, head) {
+			// A compressed Proxmox backup (.vma.zst, .vma.gz) is recognised
+			// by its compression magic and its name together.
+			return reader{"vma", nil, vma.Open}, nil
+		}
 		if r.probe(head, f, size) {
 			return r, nil
 		}
