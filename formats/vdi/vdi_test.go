@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
+	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 

@@ -16,9 +16,9 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
-	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 )
 
 const (

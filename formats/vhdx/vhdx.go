@@ -18,9 +18,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
-	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 )
 
 const (
