@@ -103,17 +103,31 @@ func timelinePoint(t *target, v *viewState) (report.TimelinePoint, bool) {
 		}
 	}
 	p := report.TimelinePoint{View: v.view.ID, Target: t.path, Kind: kind, Name: v.view.Name}
-	if !v.view.Created.IsZero() {
-		c := v.view.Created.UTC()
+	created := v.view.Created
+	if v.view.Kind == model.KindMemory && created.IsZero() && !t.saved.IsZero() {
+		// A memory file found by store discovery: its save time.
+		created = t.saved
+		if t.savedFor != "" {
+			p.Name = t.savedFor
+		}
+	}
+	if sn, ok := t.snapshots[v.view.Name]; ok && v.view.Kind == model.KindBacking {
+		// A parent disk that holds a snapshot's state (VMware delta chains,
+		// libvirt external snapshots): name it after the snapshot.
+		p.Kind, p.Name = string(model.KindSnapshot), sn.Name
+		created = sn.Created
+	}
+	if !created.IsZero() {
+		c := created.UTC()
 		p.Time = &c
 	}
 	switch v.view.Kind {
 	case model.KindCurrent:
 		p.Label = "now"
 	case model.KindMemory:
-		p.Label = "mem:" + v.view.Name
+		p.Label = "mem:" + p.Name
 	default:
-		p.Label = v.view.Name
+		p.Label = p.Name
 	}
 	if p.Label == "" {
 		p.Label = v.view.ID

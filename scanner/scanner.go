@@ -21,6 +21,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/stores"
 )
 
 // Options configure a scan.
@@ -55,6 +56,11 @@ type target struct {
 	err   error
 	views []*viewState
 	vm    string // VM name from store discovery; "" = the file name
+	// From store discovery: when a memory file was saved and for which
+	// snapshot, and the store's snapshots by the base name of their files.
+	saved     time.Time
+	savedFor  string
+	snapshots map[string]stores.SnapshotInfo
 }
 
 // viewState is one view being scanned.
@@ -181,6 +187,13 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 		}
 		if !st.IsDir() {
 			ts = append(ts, &target{path: arg})
+			continue
+		}
+		if store, err := stores.Discover(ctx, arg); err == nil && store.Kind != "plain" {
+			for _, t := range storeTargets(store) {
+				ts = append(ts, t)
+				fromDir[t.path] = true
+			}
 			continue
 		}
 		files, err := discoverImages(arg)
