@@ -200,7 +200,7 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 			l.File = ps[0].at.key.file
 		}
 		l.State = report.StateUnknown
-		if isDiskKind(v.view.Kind) {
+		if isDiskKind(v.view.Kind) && !v.t.plainData() {
 			if fi := v.filesystem(ctx); fi != nil {
 				part, path, state := fi.locate(k.g)
 				l.Partition, l.Path, l.State = part, path, state
@@ -224,7 +224,9 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 		case model.KindSnapshot, model.KindBacking:
 			if c := current[k.v.t][k.g]; c != nil {
 				l.Exposure = c.Exposure
-			} else if k.v.view.Kind == model.KindSnapshot {
+			} else if _, ok := k.v.t.snapshots[k.v.view.Name]; k.v.view.Kind == model.KindSnapshot || ok {
+				// A parent disk that holds a snapshot's state (VMware delta
+				// chains, libvirt external snapshots) is a snapshot too.
 				l.Exposure = report.ExposureSnapshot
 			} else {
 				l.Exposure = report.ExposureBacking

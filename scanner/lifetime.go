@@ -34,7 +34,7 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 	byVM := map[string][]*target{}
 	var order []string
 	for _, t := range ts {
-		if t.img == nil {
+		if t.img == nil || (t.plainData() && t.vm == "") {
 			continue
 		}
 		vm := t.vmName()
@@ -46,11 +46,25 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 	var out []report.Timeline
 	for _, vm := range order {
 		tl := report.Timeline{VM: vm, Points: []report.TimelinePoint{}, Secrets: []report.TimelineRow{}}
+		// alias maps the extra memory views of a save (ROM blocks,
+		// superseded pages) to the save's own point.
+		alias := map[string]string{}
 		for _, t := range byVM[vm] {
 			tl.Targets = append(tl.Targets, t.path)
+			if t.plainData() {
+				continue
+			}
+			var mainMemory string
 			for _, v := range t.views {
+				if v.view.Kind == model.KindMemory && mainMemory != "" && strings.HasPrefix(v.view.ID, mainMemory) {
+					alias[v.view.ID] = mainMemory
+					continue
+				}
 				if p, ok := timelinePoint(t, v); ok {
 					tl.Points = append(tl.Points, p)
+					if v.view.Kind == model.KindMemory {
+						mainMemory = v.view.ID
+					}
 				}
 			}
 		}
@@ -58,6 +72,9 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 		index := map[string]int{}
 		for i, p := range tl.Points {
 			index[p.View] = i
+		}
+		for from, to := range alias {
+			index[from] = index[to]
 		}
 		for _, f := range findings {
 			if f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity {
@@ -126,6 +143,9 @@ func timelinePoint(t *target, v *viewState) (report.TimelinePoint, bool) {
 		p.Label = "now"
 	case model.KindMemory:
 		p.Label = "mem:" + p.Name
+		if p.Name == "" || p.Name == "memory" {
+			p.Label = "mem:save"
+		}
 	default:
 		p.Label = p.Name
 	}
@@ -189,7 +209,7 @@ func (s *Scanner) sharedIdentity(ctx context.Context, ts []*target, rep *report.
 	vmOf := map[string]string{}
 	vms := map[string]bool{}
 	for _, t := range ts {
-		if t.img != nil {
+		if t.img != nil && !t.plainData() {
 			vmOf[t.path] = t.vmName()
 			vms[t.vmName()] = true
 		}

@@ -61,6 +61,16 @@ type target struct {
 	saved     time.Time
 	savedFor  string
 	snapshots map[string]stores.SnapshotInfo
+	// storeFile marks a store's configuration and loose files: scanned,
+	// but plain data rather than a machine unless they are images.
+	storeFile bool
+}
+
+// plainData reports whether the target is a store's non-image file (a
+// domain XML, a .vmx, a log): it belongs to no timeline and has no
+// filesystem.
+func (t *target) plainData() bool {
+	return t.storeFile && t.img != nil && t.img.Format == "raw" && !looksLikeRawImage(t.path)
 }
 
 // viewState is one view being scanned.

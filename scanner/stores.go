@@ -38,10 +38,10 @@ func storeTargets(st *stores.Store) []*target {
 		}
 		// Configuration files (.vmx, domain XML, qemu-server.conf) can hold
 		// passwords too.
-		add(&target{path: vm.Config, vm: vm.Name})
+		add(&target{path: vm.Config, vm: vm.Name, storeFile: true})
 	}
 	for _, f := range st.Loose {
-		add(&target{path: f})
+		add(&target{path: f, storeFile: true})
 	}
 	return out
 }

@@ -12,8 +12,10 @@ package vmware
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -268,6 +270,12 @@ func Open(ctx context.Context, path string, _ model.Options) (*model.Image, erro
 		notes = append(notes, "no .vmss/.vmsn next to the .vmem")
 	}
 	mf, err := os.Open(memPath)
+	if errors.Is(err, fs.ErrNotExist) && statePath == path && (st == nil || len(st.Regions) == 0) {
+		// A powered-off snapshot: its state file holds no memory and no
+		// .vmem goes with it. Nothing to scan, and nothing wrong.
+		im.Attrs = map[string]string{"memory": "none (snapshot of a powered-off VM)"}
+		return im, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("vmware: memory file: %w", err)
 	}
