@@ -315,8 +315,11 @@ func (t *tableWriter) problems(r *Report) {
 				errs = append(errs, clean(cmp.Or(v.ID, tg.Path))+": "+clean(v.Error))
 			}
 		}
-		for _, u := range tg.Unattributed {
-			notes = append(notes, clean(tg.Path)+": "+clean(u))
+		if len(tg.Partitions) == 0 {
+			// Partitions, when present, say the same with offsets and sizes.
+			for _, u := range tg.Unattributed {
+				notes = append(notes, clean(tg.Path)+": "+clean(u))
+			}
 		}
 		for _, p := range tg.Partitions {
 			if p.Attributed {

@@ -285,6 +285,9 @@ func (s *Scanner) machineIDs(ctx context.Context, ts []*target) []machineID {
 	ids := map[string]*seen{}
 	var order []string
 	for _, t := range ts {
+		if t.plainData() {
+			continue
+		}
 		for _, v := range t.views {
 			if v.view.Kind != model.KindCurrent || v.view.Disk == nil {
 				continue
