@@ -44,10 +44,21 @@ type chunkScanner struct {
 	dec  []byte
 	seen map[seenKey]struct{}
 	out  []Match
+	// gates holds this worker's lazily built DFAs, two per rule (follow
+	// and main regexp).
+	gates []*gateDFA
 }
 
 func (e *Engine) newChunkScanner() *chunkScanner {
 	return &chunkScanner{e: e, seen: map[seenKey]struct{}{}}
+}
+
+// getChunkScanner returns an idle worker state, or a new one.
+func (e *Engine) getChunkScanner() *chunkScanner {
+	if cs, ok := e.scanners.Get().(*chunkScanner); ok {
+		return cs
+	}
+	return e.newChunkScanner()
 }
 
 func (cs *chunkScanner) buffer(n int) []byte {
@@ -64,7 +75,16 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	cs.out = cs.out[:0]
 	clear(cs.seen)
 	lo, hi := int(own.Start-base), int(own.End-base)
-	cs.hits = e.pf.scan(buf, cs.hits[:0])
+	// Every match overlaps its keyword occurrence and starts at most
+	// hitBefore bytes before it; so only keyword occurrences starting in
+	// (lo-maxKwLen, hi+hitBefore) can produce matches owned by this chunk,
+	// and the prefilter need not look at the rest of the margins.
+	pa := max(0, lo-e.maxKwLen)
+	pb := min(len(buf), hi+e.hitBefore+e.maxKwLen)
+	cs.hits = e.pf.scan(buf[pa:pb], cs.hits[:0])
+	for i := range cs.hits {
+		cs.hits[i].pos += pa
+	}
 	for _, h := range cs.hits {
 		kl := e.kwLen[h.kw]
 		for _, ref := range e.kwRules[h.kw] {
@@ -168,7 +188,14 @@ func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, out func
 		}
 		return
 	}
-	if r.follow != nil && !r.follow.Match(w[kp+kl:min(len(w), kp+kl+followSpan)]) {
+	if r.follow != nil {
+		after := w[kp+kl : min(len(w), kp+kl+followSpan)]
+		if !cs.mayMatch(r, gateFollow, after, len(after)) || !r.follow.Match(after) {
+			return
+		}
+	}
+	// A match must overlap the keyword, so it starts before kp+kl.
+	if !cs.mayMatch(r, gateRegex, w, kp+kl) {
 		return
 	}
 	for _, m := range r.re.FindAllSubmatchIndex(w, -1) {
@@ -179,6 +206,24 @@ func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, out func
 			out(f)
 		}
 	}
+}
+
+// mayMatch runs the DFA of a rule's follow or main regexp over b: false
+// means the regexp has no match in b that starts before startEnd.
+func (cs *chunkScanner) mayMatch(r *compiledRule, which int, b []byte, startEnd int) bool {
+	g := r.gate(which)
+	if g == nil {
+		return true
+	}
+	if cs.gates == nil {
+		cs.gates = make([]*gateDFA, 2*len(cs.e.rules))
+	}
+	d := cs.gates[2*r.idx+which]
+	if d == nil {
+		d = newGateDFA(g)
+		cs.gates[2*r.idx+which] = d
+	}
+	return d.mayMatch(b, startEnd)
 }
 
 // add turns a found match (window offsets, window starting at buffer offset

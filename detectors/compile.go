@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // checkKind is a named validator (Rule.Check).
@@ -61,6 +62,8 @@ type compiledRule struct {
 	idx         int
 	re          *regexp.Regexp
 	follow      *regexp.Regexp
+	gateOnce    [2]sync.Once
+	gates       [2]*gateProg // DFA programs for follow and re, built on first use
 	check       checkKind
 	meta        [][2]int // (group index, index into metaKeys)
 	metaKeys    []string
@@ -140,4 +143,24 @@ func compileRule(r Rule) (*compiledRule, error) {
 	}
 	c.prefixes = r.Keywords
 	return c, nil
+}
+
+// Gate indexes into compiledRule.gates.
+const (
+	gateFollow = iota
+	gateRegex
+)
+
+// gate returns the gate program of the rule's follow or main regexp (nil if
+// there is none).
+func (c *compiledRule) gate(which int) *gateProg {
+	c.gateOnce[which].Do(func() {
+		switch {
+		case which == gateFollow && c.follow != nil:
+			c.gates[which] = newGateProg(c.Follow)
+		case which == gateRegex && c.re != nil:
+			c.gates[which] = newGateProg(c.Regex)
+		}
+	})
+	return c.gates[which]
 }
