@@ -48,6 +48,12 @@ func Merge(reports ...*Report) *Report {
 			}
 		}
 		out.Summary.SuppressedByBaseline += r.Summary.SuppressedByBaseline
+		for f, n := range r.Summary.ScannedBytesByFile {
+			if out.Summary.ScannedBytesByFile == nil {
+				out.Summary.ScannedBytesByFile = map[string]int64{}
+			}
+			out.Summary.ScannedBytesByFile[f] += n
+		}
 		for _, t := range cloneTargets(r.Targets) {
 			// The same target (path, digest and format) from two inputs, e.g.
 			// a report merged with itself, is listed once.
@@ -160,7 +166,8 @@ func RecomputeExposure(f *Finding) {
 // SuppressedByBaseline. A target counts as failed when it has errors and no
 // format (nothing of it could be read).
 func Summarize(r *Report) {
-	s := Summary{BySeverity: map[string]int{}, ByExposure: map[string]int{}, SuppressedByBaseline: r.Summary.SuppressedByBaseline}
+	s := Summary{BySeverity: map[string]int{}, ByExposure: map[string]int{}, SuppressedByBaseline: r.Summary.SuppressedByBaseline,
+		ScannedBytesByFile: r.Summary.ScannedBytesByFile}
 	s.Targets = len(r.Targets)
 	for _, t := range r.Targets {
 		if t.Format == "" && len(t.Errors) > 0 {

@@ -176,4 +176,8 @@ type Summary struct {
 	SuppressedByBaseline int            `json:"suppressed_by_baseline"`
 	AllocatedBytes       int64          `json:"allocated_bytes"`
 	ScannedBytes         int64          `json:"scanned_bytes"`
+	// ScannedBytesByFile counts the bytes planned for scanning per host
+	// file (overlay, backing file, memory file), context margins excluded:
+	// a backing file shared by many overlays appears once.
+	ScannedBytesByFile map[string]int64 `json:"scanned_bytes_by_file,omitempty"`
 }

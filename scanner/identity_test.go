@@ -76,6 +76,25 @@ func TestClonedIdentityAcrossVMs(t *testing.T) {
 	if rep.Summary.ScannedBytes > one.Summary.ScannedBytes*3/2 {
 		t.Errorf("two overlays cost %d bytes, one costs %d: the shared base was read again", rep.Summary.ScannedBytes, one.Summary.ScannedBytes)
 	}
+	// Per host file: the shared base is planned once, not once per clone.
+	var baseAlloc int64
+	for _, tg := range rep.Targets {
+		for _, v := range tg.Views {
+			if v.Kind == "backing" {
+				baseAlloc = v.AllocatedBytes
+			}
+		}
+	}
+	var basePlanned int64
+	for f, n := range rep.Summary.ScannedBytesByFile {
+		if filepath.Base(f) == "base.raw" {
+			basePlanned = n
+		}
+	}
+	t.Logf("base.raw: %d bytes allocated, %d planned for scanning", baseAlloc, basePlanned)
+	if basePlanned < baseAlloc*9/10 || basePlanned > baseAlloc*13/10 {
+		t.Errorf("base.raw planned %d bytes for %d allocated: want about once", basePlanned, baseAlloc)
+	}
 	if len(rep.Timelines) != 2 || rep.Timelines[0].Points[len(rep.Timelines[0].Points)-1].Kind != "current" {
 		t.Errorf("timelines = %+v", rep.Timelines)
 	}

@@ -56,7 +56,8 @@ type segment struct {
 	guest int64
 	len   int64
 	start pos
-	dedup bool // identity is shared across views
+	file  string // host file of the first extent ("" when none)
+	dedup bool   // identity is shared across views
 }
 
 func (s segment) end() int64 { return s.guest + s.len }
@@ -75,7 +76,7 @@ func segments(ext []model.Extent, files []string, viewID string, dedupe bool) []
 				continue
 			}
 		}
-		out = append(out, segment{guest: e.Offset, len: e.Length, start: p, dedup: ok})
+		out = append(out, segment{guest: e.Offset, len: e.Length, start: p, file: files[i], dedup: ok})
 	}
 	return out
 }

@@ -15,6 +15,9 @@ type planner struct {
 	margin    int64
 	done      map[physKey]*spanSet
 	junctions map[junction]bool
+	// byFile counts the bytes planned for scanning per host file, so that a
+	// report can show each backing file was read about once.
+	byFile map[string]int64
 }
 
 type junction struct {
@@ -23,7 +26,7 @@ type junction struct {
 }
 
 func newPlanner(margin int64) *planner {
-	return &planner{margin: margin, done: map[physKey]*spanSet{}, junctions: map[junction]bool{}}
+	return &planner{margin: margin, done: map[physKey]*spanSet{}, junctions: map[junction]bool{}, byFile: map[string]int64{}}
 }
 
 // plan returns the guest ranges of v in which match starts must be reported.
@@ -34,6 +37,7 @@ func (p *planner) plan(v *viewState) []span {
 		interior := max(s.len-p.margin, 0)
 		if !s.dedup {
 			out = appendRange(out, s.guest, s.end())
+			p.byFile[s.file] += s.len
 			continue
 		}
 		set := p.done[s.start.key]
@@ -45,6 +49,7 @@ func (p *planner) plan(v *viewState) []span {
 			for _, m := range set.missing(s.start.off, s.start.off+interior) {
 				g := s.guest + (m.start - s.start.off)
 				out = appendRange(out, g, g+(m.end-m.start))
+				p.byFile[s.file] += m.end - m.start
 			}
 			set.add(s.start.off, s.start.off+interior)
 		}
@@ -60,6 +65,7 @@ func (p *planner) plan(v *viewState) []span {
 			continue
 		}
 		out = appendRange(out, s.guest+interior, s.end())
+		p.byFile[s.file] += s.len - interior
 		if reusable {
 			p.junctions[j] = true
 		}

@@ -132,7 +132,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	// the others only scan what differs.
 	sort.SliceStable(views, func(i, j int) bool { return kindOrder(views[i].view.Kind) < kindOrder(views[j].view.Kind) })
 
-	hits, err := s.scanViews(ctx, views)
+	hits, byFile, err := s.scanViews(ctx, views)
 	if err != nil {
 		rep.Complete = false
 		rep.IncompleteReason = err.Error()
@@ -153,6 +153,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 		rep.Targets = append(rep.Targets, t.report())
 	}
 	rep.Finished = time.Now().UTC()
+	rep.Summary.ScannedBytesByFile = byFile
 	report.Summarize(rep)
 	if ctx.Err() != nil {
 		// Interrupted: whatever was found so far is reported, marked partial.
@@ -351,7 +352,7 @@ type progress interface {
 	Finish() error
 }
 
-func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, error) {
+func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, map[string]int64, error) {
 	var total int64
 	for _, v := range views {
 		total += v.alloc
@@ -380,10 +381,11 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, 
 		bar.Add64(v.alloc)
 		if err != nil {
 			if ctx.Err() != nil {
-				return hits, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())
+				return hits, p.byFile, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())
 			}
 			v.err = err
 		}
 	}
-	return hits, nil
+	delete(p.byFile, "")
+	return hits, p.byFile, nil
 }
