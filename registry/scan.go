@@ -317,7 +317,7 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		layerIndex := i
 		for _, f := range r.Findings {
 			f.Locations = append([]report.Location(nil), f.Locations...)
-			f.Metadata = cloneStrings(f.Metadata)
+			f.Metadata = maps.Clone(f.Metadata)
 			for j := range f.Locations {
 				l := &f.Locations[j]
 				li := layerIndex
@@ -417,7 +417,7 @@ func collapseRules(fs []report.Finding) []report.Finding {
 			}
 		}
 		f := fs[best]
-		f.Metadata = cloneStrings(f.Metadata)
+		f.Metadata = maps.Clone(f.Metadata)
 		f.Locations = nil
 		others := map[string]bool{}
 		for _, i := range idx {
@@ -482,15 +482,4 @@ func diskTarget(image string, d report.Target, cached bool) report.Target {
 	}
 	d.Errors = append([]string{}, d.Errors...)
 	return d
-}
-
-func cloneStrings(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

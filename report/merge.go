@@ -1,6 +1,7 @@
 package report
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
@@ -87,7 +88,7 @@ func Merge(reports ...*Report) *Report {
 			if !ok {
 				nf := f
 				nf.Locations = nil
-				nf.Metadata = cloneMap(f.Metadata)
+				nf.Metadata = maps.Clone(f.Metadata)
 				nf.New = cloneBool(f.New)
 				index[k] = len(out.Findings)
 				out.Findings = append(out.Findings, nf)
@@ -235,23 +236,12 @@ func cloneTargets(ts []Target) []Target {
 				t.Views[j].Created = &v
 			}
 			t.Views[j].Notes = slices.Clone(t.Views[j].Notes)
-			t.Views[j].Attrs = cloneMap(t.Views[j].Attrs)
+			t.Views[j].Attrs = maps.Clone(t.Views[j].Attrs)
 		}
 		t.Errors = slices.Clone(t.Errors)
 		t.Backing = slices.Clone(t.Backing)
 		t.Partitions = slices.Clone(t.Partitions)
 		t.Unattributed = slices.Clone(t.Unattributed)
-	}
-	return out
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
 	}
 	return out
 }

@@ -58,12 +58,7 @@ Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 	if err := writeReport(merged, *format, output, *maxLocs, stdout); err != nil {
 		return exitUsage, err
 	}
-	for _, f := range merged.Findings {
-		if s, err := parseFailOn(f.Severity); err == nil && s >= threshold {
-			return exitFindings, nil
-		}
-	}
-	return exitOK, nil
+	return gateExit(merged, threshold)
 }
 
 func readReport(path string) (*report.Report, error) {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/registry"
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -41,18 +40,7 @@ over n jobs; merge their JSON reports with 'imgaudit merge'.
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 usage error or no image could be read; 130 interrupted (the report is
 still written, marked incomplete).`, stderr)
-	format := fs.String("format", "table", "report format: table, json or sarif")
-	var output string
-	fs.StringVar(&output, "output", "", "write the report to `FILE` instead of standard output")
-	fs.StringVar(&output, "o", "", "same as --output")
-	failOn := fs.String("fail-on", "low", "exit 1 when a finding has this `severity` or higher: low, medium, high, critical, or none")
-	baseline := fs.String("baseline", "", "previous JSON report: findings with fingerprints it lists are suppressed (`FILE`)")
-	var ruleFiles, disable stringList
-	fs.Var(&ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable); see docs/rules.md")
-	fs.Var(&disable, "disable-rule", "rule `ID`s to turn off (repeatable, comma-separated)")
-	workers := fs.Int("workers", 0, "detector goroutines (0 = one per CPU)")
-	maxLocs := fs.Int("max-locations", 5, "table format: locations shown per finding")
-	memRules := fs.Bool("memory-rules", false, "also run memory-structure rules (AES key schedules, DER keys) on layer files")
+	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on layer files")
 	allTags := fs.Bool("all-tags", false, "scan every tag of each REF's repository")
 	platform := fs.String("platform", "", "scan only this platform of multi-platform indexes (`os/arch[/variant]`)")
 	plainHTTP := fs.Bool("plain-http", false, "talk plain HTTP to registries (labs, loopback)")
@@ -79,10 +67,7 @@ still written, marked incomplete).`, stderr)
 	if len(refs) == 0 {
 		return exitUsage, usagef("no REF given")
 	}
-	if err := checkFormat(*format); err != nil {
-		return exitUsage, err
-	}
-	threshold, err := parseFailOn(*failOn)
+	threshold, known, err := rf.check()
 	if err != nil {
 		return exitUsage, err
 	}
@@ -107,15 +92,9 @@ still written, marked incomplete).`, stderr)
 		}
 		refs = sh.Select(refs, nameOpts...)
 	}
-	engine, err := buildEngine(ruleFiles, disable, *workers)
+	engine, err := rf.engine()
 	if err != nil {
 		return exitUsage, err
-	}
-	var known map[string]bool
-	if *baseline != "" {
-		if known, err = readBaseline(*baseline); err != nil {
-			return exitUsage, err
-		}
 	}
 	var state *registry.State
 	if *statePath != "" {
@@ -124,9 +103,9 @@ still written, marked incomplete).`, stderr)
 		}
 	}
 	opts := registry.Options{
-		Engine: engine, MemoryRules: *memRules, PlainHTTP: *plainHTTP, Platform: *platform, AllTags: *allTags,
+		Engine: engine, MemoryRules: rf.memRules, PlainHTTP: *plainHTTP, Platform: *platform, AllTags: *allTags,
 		Timeout: *timeout, Retries: *retries, TmpDir: *tmpDir, MaxSpoolSize: spool, State: state,
-		Version: version, FailOn: *failOn,
+		Version: version, FailOn: rf.failOn,
 	}
 	if *verbose {
 		opts.Log = stderr
@@ -141,7 +120,7 @@ still written, marked incomplete).`, stderr)
 		// Every REF belongs to other shards: an empty, complete report.
 		now := time.Now().UTC()
 		rep = report.Merge(&report.Report{Complete: true, Started: now, Finished: now})
-		rep.Tool, rep.Command, rep.FailOn = report.Tool{Name: "imgaudit", Version: version}, "registry", *failOn
+		rep.Tool, rep.Command, rep.FailOn = report.Tool{Name: "imgaudit", Version: version}, "registry", rf.failOn
 	} else {
 		rep, scanErr = sc.ScanRefs(ctx, refs)
 	}
@@ -156,108 +135,13 @@ still written, marked incomplete).`, stderr)
 	if *onlyNew {
 		keepOnlyNew(rep)
 	}
-	if err := writeReport(rep, *format, output, *maxLocs, stdout); err != nil {
+	if err := writeReport(rep, rf.format, rf.output, rf.maxLocs, stdout); err != nil {
 		return exitUsage, err
 	}
 	if scanErr != nil {
 		return exitInterrupted, scanErr
 	}
 	return gateExit(rep, threshold)
-}
-
-// suppressByBaseline drops findings whose fingerprint the baseline knows;
-// the others keep the "new" mark the state gave them, or get new=true.
-func suppressByBaseline(rep *report.Report, known map[string]bool) {
-	kept := rep.Findings[:0]
-	for _, f := range rep.Findings {
-		if known[f.Fingerprint] {
-			rep.Summary.SuppressedByBaseline++
-			continue
-		}
-		if f.New == nil {
-			t := true
-			f.New = &t
-		}
-		kept = append(kept, f)
-	}
-	rep.Findings = kept
-	report.Summarize(rep)
-}
-
-// keepOnlyNew drops findings the state knew; they count as suppressed.
-func keepOnlyNew(rep *report.Report) {
-	kept := rep.Findings[:0]
-	for _, f := range rep.Findings {
-		if f.New != nil && !*f.New {
-			rep.Summary.SuppressedByBaseline++
-			continue
-		}
-		kept = append(kept, f)
-	}
-	rep.Findings = kept
-	report.Summarize(rep)
-}
-
-func checkFormat(f string) error {
-	switch f {
-	case "table", "json", "sarif":
-		return nil
-	}
-	return usagef("--format must be table, json or sarif, not %q", f)
-}
-
-func parseFailOn(s string) (detectors.Severity, error) {
-	if s == "none" {
-		return detectors.Severity(1 << 30), nil
-	}
-	t, err := detectors.ParseSeverity(s)
-	if err != nil {
-		return 0, usagef("--fail-on: %v", err)
-	}
-	return t, nil
-}
-
-// gateExit applies the exit-code contract of docs/report.md.
-func gateExit(rep *report.Report, threshold detectors.Severity) (int, error) {
-	if rep.Summary.Targets > 0 && rep.Summary.TargetsFailed == rep.Summary.Targets {
-		return exitUsage, fmt.Errorf("no target could be read")
-	}
-	for _, f := range rep.Findings {
-		if s, err := detectors.ParseSeverity(f.Severity); err == nil && s >= threshold {
-			return exitFindings, nil
-		}
-	}
-	return exitOK, nil
-}
-
-func writeReport(rep *report.Report, format, output string, maxLocs int, stdout io.Writer) error {
-	var w io.Writer = stdout
-	var f *os.File
-	if output != "" {
-		var err error
-		if f, err = os.Create(output); err != nil {
-			return err
-		}
-		w = f
-	}
-	var err error
-	switch format {
-	case "json":
-		err = report.WriteJSON(w, rep)
-	case "sarif":
-		err = report.WriteSARIF(w, rep)
-	default:
-		err = report.WriteTable(w, rep, report.TableOptions{MaxLocations: maxLocs})
-	}
-	if f != nil {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("writing report: %w", err)
-	}
-	return nil
 }
 
 // readRefsFile reads REFs one per line; blank lines and # comments are

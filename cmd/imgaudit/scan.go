@@ -19,26 +19,19 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 current state, deleted but not wiped, kept by an internal snapshot, only in a
 backing file, in unreferenced host clusters, or in saved RAM.
 
-A TARGET is an image file (qcow2, raw, ...; detected by content) or a
-directory, in which every image is scanned and each backing file is read once
-however many overlays share it. Images are opened read-only.
+A TARGET is an image file (qcow2, VMDK, OVA, VHD(X), VDI, raw, Proxmox VMA,
+or saved RAM: QEMU/libvirt saves, ELF and kdump dumps, LiME, VMware .vmem;
+all detected by content), an OCI layout or docker/podman save tarball, or a
+directory. In a directory every image is scanned, libvirt, Proxmox and
+VMware store layouts are grouped into VMs with per-VM timelines, and each
+backing file is read once however many overlays share it. Images are
+opened read-only.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 usage error or no target could be read; 130 interrupted (the report is
 still written, marked incomplete).`, stderr)
-	format := fs.String("format", "table", "report format: table, json or sarif")
-	var output string
-	fs.StringVar(&output, "output", "", "write the report to `FILE` instead of standard output")
-	fs.StringVar(&output, "o", "", "same as --output")
-	failOn := fs.String("fail-on", "low", "exit 1 when a finding has this `severity` or higher: low, medium, high, critical, or none")
-	baseline := fs.String("baseline", "", "previous JSON report `FILE`: findings whose fingerprints it lists are suppressed, the rest are marked new")
-	var ruleFiles, disable stringList
-	fs.Var(&ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable); see docs/rules.md")
-	fs.Var(&disable, "disable-rule", "rule `ID`s to turn off (repeatable, comma-separated)")
+	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on disk views; always on for memory views")
 	noProgress := fs.Bool("no-progress", false, "no progress bar (it is shown only when stderr is a terminal)")
-	memRules := fs.Bool("memory-rules", false, "also run memory-structure rules (AES key schedules, DER keys) on disk views; always on for memory views")
-	workers := fs.Int("workers", 0, "detector goroutines (0 = one per CPU)")
-	maxLocs := fs.Int("max-locations", 5, "table format: locations shown per finding")
 	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
 	noDedupe := fs.Bool("no-dedupe", false, "scan every view in full instead of shared bytes once (slower; for measurements)")
 	targets, err := parseInterspersed(fs, args)
@@ -48,26 +41,13 @@ still written, marked incomplete).`, stderr)
 	if len(targets) == 0 {
 		return exitUsage, usagef("no target given")
 	}
-	switch *format {
-	case "table", "json", "sarif":
-	default:
-		return exitUsage, usagef("--format must be table, json or sarif, not %q", *format)
-	}
-	threshold := detectors.Severity(1 << 30)
-	if *failOn != "none" {
-		if threshold, err = detectors.ParseSeverity(*failOn); err != nil {
-			return exitUsage, usagef("--fail-on: %v", err)
-		}
-	}
-	engine, err := buildEngine(ruleFiles, disable, *workers)
+	threshold, known, err := rf.check()
 	if err != nil {
 		return exitUsage, err
 	}
-	var known map[string]bool
-	if *baseline != "" {
-		if known, err = readBaseline(*baseline); err != nil {
-			return exitUsage, err
-		}
+	engine, err := rf.engine()
+	if err != nil {
+		return exitUsage, err
 	}
 	var prog io.Writer
 	if !*noProgress && isTerminal(stderr) {
@@ -87,8 +67,8 @@ still written, marked incomplete).`, stderr)
 	var scanErr error
 	if len(disks) > 0 || len(images) == 0 {
 		sc := scanner.New(scanner.Options{
-			Engine: engine, MemoryRulesEverywhere: *memRules, Progress: prog,
-			Version: version, NoDedupe: *noDedupe, FailOn: *failOn, NoRollback: *noRollback,
+			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog,
+			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
 		})
 		rep, err := sc.Scan(ctx, disks)
 		if rep == nil {
@@ -97,7 +77,7 @@ still written, marked incomplete).`, stderr)
 		reps, scanErr = append(reps, rep), err
 	}
 	if len(images) > 0 && scanErr == nil {
-		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: *failOn, MemoryRules: *memRules})
+		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: rf.failOn, MemoryRules: rf.memRules})
 		if err != nil {
 			return exitUsage, usagef("%v", err)
 		}
@@ -116,40 +96,15 @@ still written, marked incomplete).`, stderr)
 	}
 	rep.Command = "scan"
 	if known != nil {
-		applyBaseline(rep, known)
+		suppressByBaseline(rep, known)
 	}
-	var w io.Writer = stdout
-	if output != "" {
-		f, err := os.Create(output)
-		if err != nil {
-			return exitUsage, err
-		}
-		defer f.Close()
-		w = f
-	}
-	switch *format {
-	case "json":
-		err = report.WriteJSON(w, rep)
-	case "sarif":
-		err = report.WriteSARIF(w, rep)
-	default:
-		err = report.WriteTable(w, rep, report.TableOptions{MaxLocations: *maxLocs})
-	}
-	if err != nil {
-		return exitUsage, fmt.Errorf("writing report: %w", err)
+	if err := writeReport(rep, rf.format, rf.output, rf.maxLocs, stdout); err != nil {
+		return exitUsage, err
 	}
 	if scanErr != nil {
 		return exitInterrupted, scanErr
 	}
-	if rep.Summary.Targets > 0 && rep.Summary.TargetsFailed == rep.Summary.Targets {
-		return exitUsage, fmt.Errorf("no target could be read")
-	}
-	for _, f := range rep.Findings {
-		if s, err := detectors.ParseSeverity(f.Severity); err == nil && s >= threshold {
-			return exitFindings, nil
-		}
-	}
-	return exitOK, nil
+	return gateExit(rep, threshold)
 }
 
 // loadRules returns the built-in rules plus those of the given TOML files.
@@ -197,25 +152,6 @@ func readBaseline(path string) (map[string]bool, error) {
 		known[f.Fingerprint] = true
 	}
 	return known, nil
-}
-
-// applyBaseline drops findings whose fingerprint the baseline knows and marks
-// the rest new.
-func applyBaseline(rep *report.Report, known map[string]bool) {
-	kept := rep.Findings[:0]
-	suppressed := 0
-	for _, f := range rep.Findings {
-		if known[f.Fingerprint] {
-			suppressed++
-			continue
-		}
-		t := true
-		f.New = &t
-		kept = append(kept, f)
-	}
-	rep.Findings = kept
-	rep.Summary.SuppressedByBaseline = suppressed
-	report.Summarize(rep)
 }
 
 func isTerminal(w io.Writer) bool {
