@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"io"
 	"iter"
 	"os"
@@ -322,7 +323,7 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 			// A VMDK is never much larger than its disk's capacity.
 			limit = min(limit, capacity+capacity/8+(16<<20))
 		}
-		tmp, n, err := spool(ctx, io.NewSectionReader(st, 0, st.size), cfg.TempDir, limit)
+		tmp, n, err := spoolGzip(ctx, io.NewSectionReader(st, 0, st.size), cfg.TempDir, limit)
 		if err != nil {
 			return nil, model.Wrapf(err, p, st.parts[0].off, "decompress %.80q", fl.Href)
 		}
@@ -379,45 +380,22 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 	return out, nil
 }
 
-// spool decompresses a gzip stream into an unlinked temporary file, failing
+// spoolGzip decompresses a gzip stream into an unlinked temporary file, failing
 // once more than limit bytes come out.
-func spool(ctx context.Context, src io.Reader, dir string, limit int64) (*os.File, int64, error) {
+func spoolGzip(ctx context.Context, src io.Reader, dir string, limit int64) (*os.File, int64, error) {
 	zr, err := gzip.NewReader(src)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer zr.Close()
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	tmp, err := os.CreateTemp(dir, "imgaudit-ova-*.spool")
+	tmp, n, err := spool.File(ctx, dir, "imgaudit-ova-*.spool", zr, limit)
 	if err != nil {
-		return nil, 0, err
-	}
-	// Unlink at once: the space is freed when the file is closed, even if
-	// the process dies.
-	os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, &ctxReader{ctx: ctx, r: io.LimitReader(zr, limit+1)})
-	if err == nil && n > limit {
-		err = fmt.Errorf("decompressed disk exceeds the spool limit of %d bytes", limit)
-	}
-	if err != nil {
-		tmp.Close()
-		return nil, 0, err
+		if tmp != nil {
+			tmp.Close()
+		}
+		return nil, 0, fmt.Errorf("decompressed disk: %w", err)
 	}
 	return tmp, n, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // hostMapped rewrites extents of a member disk so that (File, FileOffset)

@@ -11,6 +11,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"io"
 	"os"
 	"strings"
@@ -250,31 +251,14 @@ func decompress(ctx context.Context, path string, f *os.File, off, n int64, h *H
 	if max <= 0 {
 		max = DefaultMaxPayload
 	}
-	tmp, err := os.CreateTemp(lim.TempDir, "imgaudit-libvirt-payload-*")
-	if err != nil {
-		return nil, 0, fmt.Errorf("libvirtsave: temp file: %w", err)
+	tmp, w, err := spool.File(ctx, lim.TempDir, "imgaudit-libvirt-payload-*", rd, max)
+	if tmp == nil {
+		return nil, 0, fmt.Errorf("libvirtsave: %w", err)
 	}
-	// Unlink at once: the file lives while open and never outlives us.
-	os.Remove(tmp.Name())
-	w, err := io.Copy(tmp, &ctxReader{ctx: ctx, r: io.LimitReader(rd, max+1)})
-	if err == nil && w > max {
-		err = fmt.Errorf("decompressed payload exceeds %d bytes", max)
-	}
+	// A partial save (LibvirtQemudPart) keeps what could be decompressed.
 	if err != nil && !(h.Partial && w > 0 && !errors.Is(err, context.Canceled)) {
 		tmp.Close()
 		return nil, 0, model.Wrapf(err, path, off, "decompress %s payload", h.FormatName())
 	}
 	return tmp, w, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
