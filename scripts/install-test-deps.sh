@@ -26,6 +26,10 @@ need=(
   ktutil:krb5-user
   klist:krb5-user
   zstd:zstd
+  openssl:openssl
+  bzip2:bzip2
+  xz:xz-utils
+  gpgconf:gpgconf
   docker-registry:docker-registry
 )
 
