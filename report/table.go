@@ -354,7 +354,9 @@ func (t *tableWriter) summary(r *Report, findings []*Finding) {
 	bySev := map[string]int{}
 	byExp := map[string]int{}
 	outside := 0
+	byCat := map[string]int{}
 	for _, f := range findings {
+		byCat[f.Category]++
 		bySev[f.Severity]++
 		for _, e := range FindingExposure(f) {
 			byExp[e]++
@@ -367,6 +369,13 @@ func (t *tableWriter) summary(r *Report, findings []*Finding) {
 	if len(findings) > 0 {
 		line += " (" + countList(bySev, severityNames()) + "); exposure: " + countList(byExp, exposureNames())
 		line += fmt.Sprintf("; %d outside the guest's control", outside)
+		// Derived findings are listed in their own sections above.
+		if n := byCat[CategoryRollbackRisk]; n > 0 {
+			line += "; " + plural(n, "rollback risk")
+		}
+		if n := byCat[CategoryClonedIdentity]; n > 0 {
+			line += fmt.Sprintf("; %d cloned-identity", n)
+		}
 	}
 	if r.Summary.SuppressedByBaseline > 0 {
 		line += fmt.Sprintf("; %d suppressed by baseline", r.Summary.SuppressedByBaseline)
