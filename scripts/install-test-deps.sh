@@ -29,6 +29,7 @@ need=(
   openssl:openssl
   bzip2:bzip2
   xz:xz-utils
+  lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
 )

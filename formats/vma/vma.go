@@ -1,5 +1,6 @@
 // Package vma reads Proxmox VE backup archives (VMA, written by vzdump
-// through pve-qemu's vma-writer.c), plain or compressed with zstd or gzip.
+// through pve-qemu's vma-writer.c), plain or compressed with zstd, gzip or
+// lzop.
 //
 // An archive is a header (UUID, creation time, configuration files, device
 // list) followed by extents: a 512-byte header with 59 blockinfo entries
@@ -33,15 +34,16 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imgaudit/imgaudit/formats/internal/lzop"
 	"github.com/imgaudit/imgaudit/formats/memory"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
-// Compression magics (RFC 8878 frame magic, RFC 1952 ID1/ID2, lzop).
+// Compression magics (RFC 8878 frame magic, RFC 1952 ID1/ID2); lzop's is
+// lzop.IsLZOP.
 var (
 	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
 	magicGzip = []byte{0x1f, 0x8b}
-	magicLzop = []byte{0x89, 'L', 'Z', 'O', 0x00, 0x0d, 0x0a, 0x1a}
 )
 
 // DefaultSpoolLimit bounds the temporary file that holds the stored blocks
@@ -86,13 +88,13 @@ func compressionOf(name string, head []byte) string {
 		return "zstd"
 	case strings.HasSuffix(lower, ".vma.gz") && bytes.HasPrefix(head, magicGzip):
 		return "gzip"
-	case strings.HasSuffix(lower, ".vma.lzo") && bytes.HasPrefix(head, magicLzop):
+	case strings.HasSuffix(lower, ".vma.lzo") && lzop.IsLZOP(head):
 		return "lzo"
 	}
 	return ""
 }
 
-// Open opens a VMA archive (.vma, .vma.zst, .vma.gz) with the default
+// Open opens a VMA archive (.vma, .vma.zst, .vma.gz, .vma.lzo) with the default
 // Config.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
 	return OpenWith(ctx, path, opts, Config{})
@@ -115,7 +117,7 @@ func OpenWith(ctx context.Context, path string, opts model.Options, cfg Config) 
 		f.Close()
 		return nil, fmt.Errorf("vma: %w", err)
 	}
-	head := make([]byte, 8)
+	head := make([]byte, 16)
 	n, _ := f.ReadAt(head, 0)
 	head = head[:n]
 	var im *model.Image
@@ -124,12 +126,10 @@ func OpenWith(ctx context.Context, path string, opts model.Options, cfg Config) 
 		im, err = openPlain(ctx, path, f, st.Size())
 	case len(head) >= 8 && bytes.Equal(head[:4], magicVMA):
 		err = model.Wrapf(model.ErrUnsupported, path, 4, "VMA version %d (only version 1 exists)", binary.BigEndian.Uint32(head[4:]))
-	case comp == "zstd" || comp == "gzip":
+	case comp != "":
 		im, err = openStream(ctx, path, f, comp, cfg)
-	case comp == "lzo" || strings.HasSuffix(strings.ToLower(path), ".vma.lzo"):
-		err = model.Wrapf(model.ErrUnsupported, path, 0, "lzo-compressed VMA: no LZO decoder is available; decompress with lzop -d first")
 	default:
-		err = model.Errorf(path, 0, "not a VMA archive (no VMA magic, and no zstd/gzip magic with a .vma.zst/.vma.gz name)")
+		err = model.Errorf(path, 0, "not a VMA archive (no VMA magic, and no zstd/gzip/lzop magic with a .vma.zst/.vma.gz/.vma.lzo name)")
 	}
 	if err != nil {
 		f.Close()
@@ -217,6 +217,12 @@ func openStream(ctx context.Context, path string, f *os.File, comp string, cfg C
 		}
 		defer gr.Close()
 		dec = gr
+	case "lzo":
+		lr, err := lzop.NewReader(bufio.NewReaderSize(f, 1<<20))
+		if err != nil {
+			return nil, model.Wrapf(err, path, 0, "lzop")
+		}
+		dec = lr
 	}
 	r := bufio.NewReaderSize(dec, 1<<20)
 
@@ -282,7 +288,9 @@ func openStream(ctx context.Context, path string, f *os.File, comp string, cfg C
 			break
 		}
 		data := pos + extentHeaderSize
-		m, err := io.CopyN(w, r, eh.DataSize())
+		// Hide w's ReadFrom: bufio.Writer keeps a read error from it as
+		// its own, and the spool could then not be flushed.
+		m, err := io.CopyN(struct{ io.Writer }{w}, r, eh.DataSize())
 		ix.commit(eh, data, spooled, m)
 		spooled += m
 		pos = data + m

@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 
+	lzo "github.com/anchore/go-lzo"
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
@@ -129,7 +130,7 @@ type Info struct {
 	MaxMapnr       uint64
 	Pages          int // dumped pages (descriptors)
 	ZeroPages      int // pages pointing at the shared zero page
-	LZOPages       int // skipped: no LZO decoder available
+	LZOPages       int // LZO1X-compressed pages
 	CompressedZlib int
 	Snappy, Zstd   int
 }
@@ -244,8 +245,7 @@ func parse(ctx context.Context, name string, r io.ReaderAt, size int64, loc memd
 			case fl&flagZstd != 0:
 				pc.Src, info.Zstd = model.SourceCompressed, info.Zstd+1
 			case fl&flagLZO != 0:
-				info.LZOPages++
-				continue
+				pc.Src, info.LZOPages = model.SourceCompressed, info.LZOPages+1
 			case fl != 0 || sz != bs:
 				return nil, nil, nil, model.Errorf(name, at, "page descriptor of pfn %d: flags 0x%x size %d", pfn, fl, sz)
 			default:
@@ -267,9 +267,6 @@ func parse(ctx context.Context, name string, r io.ReaderAt, size int64, loc memd
 			continue
 		}
 		kept = append(kept, p)
-	}
-	if info.LZOPages > 0 {
-		notes = append(notes, fmt.Sprintf("%d LZO-compressed pages skipped: no LZO decoder available", info.LZOPages))
 	}
 	d, err := memdisk.New(name, r, int64(info.MaxMapnr)*bs, kept, decoder(r), loc)
 	return d, info, notes, err
@@ -310,7 +307,7 @@ func Open(ctx context.Context, path string, _ model.Options) (*model.Image, erro
 	}
 	im := &model.Image{Path: path, Format: "kdump", VirtualSize: d.Size(), Attrs: map[string]string{
 		"form": form, "block_size": fmt.Sprint(info.BlockSize), "pages": fmt.Sprint(info.Pages),
-		"zero_pages": fmt.Sprint(info.ZeroPages), "lzo_pages_skipped": fmt.Sprint(info.LZOPages),
+		"zero_pages": fmt.Sprint(info.ZeroPages), "lzo_pages": fmt.Sprint(info.LZOPages),
 	}}
 	im.AddCloser(f)
 	im.Views = []model.View{{ID: model.ViewID(path, model.KindMemory, ""), Kind: model.KindMemory, Name: "memory", Disk: d,
@@ -346,6 +343,17 @@ func decoder(r io.ReaderAt) memdisk.Decoder {
 			}
 			defer dec.Close()
 			out, err = dec.DecodeAll(src, dst[:0:len(dst)])
+		case p.Ref&flagLZO != 0:
+			// Decompress never writes past dst: a page that does not
+			// decode to exactly one page is an error.
+			n, err := lzo.Decompress(src, dst)
+			if err != nil {
+				return fmt.Errorf("LZO1X page (%d bytes decoded): %w", n, err)
+			}
+			if n != len(dst) {
+				return fmt.Errorf("LZO1X page decompresses to %d bytes, not %d", n, len(dst))
+			}
+			return nil
 		default:
 			return fmt.Errorf("page flags 0x%x", p.Ref)
 		}

@@ -11,13 +11,16 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"github.com/imgaudit/imgaudit/formats/internal/lzop"
+	"github.com/imgaudit/imgaudit/formats/internal/spool"
 
 	"github.com/imgaudit/imgaudit/formats/memory/qemustream"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -29,6 +32,14 @@ const (
 	PartialMagic = "LibvirtQemudPart"
 	HeaderSize   = 92
 	maxXML       = 16 << 20
+	// maxXZDict bounds the xz decoder's dictionary (xz -9 and -9e use
+	// 64 MiB; the format allows up to 4 GiB).
+	maxXZDict = 64 << 20
+	// minXZDict is lzma.MinDictCap: ulikunitz/xz treats DictCap as a
+	// floor under each block's own dictionary size, so the smallest
+	// value lets a block's header decide (within maxXZDict, checked by
+	// checkXZDict).
+	minXZDict = 4096
 )
 
 // Payload compression formats (virQEMUSaveFormat).
@@ -192,7 +203,7 @@ func open(ctx context.Context, path string, f *os.File, lim Limits) (*model.Imag
 		if err != nil {
 			return nil, err
 		}
-	case FormatGzip, FormatBzip2, FormatZstd:
+	case FormatGzip, FormatBzip2, FormatXZ, FormatLzop, FormatZstd:
 		tmp, n, err := decompress(ctx, path, f, payload, size-payload, h, lim)
 		if err != nil {
 			return nil, err
@@ -239,6 +250,21 @@ func decompress(ctx context.Context, path string, f *os.File, off, n int64, h *H
 		rd = zr
 	case FormatBzip2:
 		rd = bzip2.NewReader(src)
+	case FormatXZ:
+		if err := checkXZDict(src, n, maxXZDict); err != nil {
+			return nil, 0, model.Wrapf(err, path, off, "xz payload")
+		}
+		zr, err := xz.ReaderConfig{DictCap: minXZDict}.NewReader(src)
+		if err != nil {
+			return nil, 0, model.Wrapf(err, path, off, "xz payload")
+		}
+		rd = zr
+	case FormatLzop:
+		zr, err := lzop.NewReader(src)
+		if err != nil {
+			return nil, 0, model.Wrapf(err, path, off, "lzop payload")
+		}
+		rd = zr
 	case FormatZstd:
 		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
 		if err != nil {

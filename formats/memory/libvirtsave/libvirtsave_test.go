@@ -57,7 +57,7 @@ func wrap(t *testing.T, dir, name, magic string, format uint32, tool []string, s
 }
 
 func TestLibvirtSave(t *testing.T) {
-	testutil.RequireTool(t, "gzip", "zstd", "bzip2", "xz")
+	testutil.RequireTool(t, "gzip", "zstd", "bzip2", "xz", "lzop")
 	vm := qemufixture.Capture(t, qemufixture.Config{}, `migrate "exec:cat > {dir}/mig.bin"`)
 	stream, err := os.ReadFile(vm.Path("mig.bin"))
 	if err != nil {
@@ -79,7 +79,12 @@ func TestLibvirtSave(t *testing.T) {
 		{"gzip", Magic, FormatGzip, []string{"gzip", "-c"}, le, false, nil},
 		{"zstd", Magic, FormatZstd, []string{"zstd", "-c", "-q"}, le, false, nil},
 		{"bzip2", Magic, FormatBzip2, []string{"bzip2", "-c"}, le, false, nil},
-		{"xz", Magic, FormatXZ, []string{"xz", "-c"}, le, false, model.ErrUnsupported},
+		{"xz", Magic, FormatXZ, []string{"xz", "-c"}, le, false, nil},
+		{"xz-9-multiblock", Magic, FormatXZ, []string{"xz", "-c", "-9", "-T2", "--block-size=256KiB"}, le, false, nil},
+		{"xz-dict-too-big", Magic, FormatXZ, []string{"xz", "-c", "--lzma2=dict=128MiB"}, le, false, errXZDictSize},
+		{"lzop", Magic, FormatLzop, []string{"lzop", "-c"}, le, false, nil},
+		{"lzop-9-crc32", Magic, FormatLzop, []string{"lzop", "-c", "-9", "--crc32"}, be, false, nil},
+		{"lzop-filter", Magic, FormatLzop, []string{"lzop", "-c", "--filter=1"}, le, false, model.ErrUnsupported},
 		{"partial-raw", PartialMagic, FormatRaw, nil, le, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
