@@ -18,12 +18,13 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 		return found{}, false
 	}
 	f := found{s: s, e: e, secret: w[s:e], sev: r.Severity}
-	for _, mg := range r.meta {
+	rx := r.regexps()
+	for _, mg := range rx.meta {
 		if a, b := m[2*mg[0]], m[2*mg[0]+1]; a >= 0 && b > a {
 			if f.meta == nil {
 				f.meta = map[string]string{}
 			}
-			f.meta[r.metaKeys[mg[1]]] = printable(w[a:b])
+			f.meta[rx.metaKeys[mg[1]]] = printable(w[a:b])
 		}
 	}
 	switch r.check {
@@ -53,7 +54,7 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 		}
 		f.meta["user"] = printable(user)
 	case checkCrypt:
-		if lg := r.lockedGroup; lg > 0 && m[2*lg+1] > m[2*lg] {
+		if lg := rx.lockedGroup; lg > 0 && m[2*lg+1] > m[2*lg] {
 			if f.meta == nil {
 				f.meta = map[string]string{}
 			}

@@ -108,7 +108,7 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	}
 	for _, ri := range e.fullScan {
 		r := e.rules[ri]
-		for _, m := range r.re.FindAllSubmatchIndex(buf, -1) {
+		for _, m := range r.regexps().re.FindAllSubmatchIndex(buf, -1) {
 			if m[0] < lo || m[0] >= hi {
 				continue
 			}
@@ -188,9 +188,9 @@ func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, out func
 		}
 		return
 	}
-	if r.follow != nil {
+	if r.Follow != "" {
 		after := w[kp+kl : min(len(w), kp+kl+followSpan)]
-		if !cs.mayMatch(r, gateFollow, after, len(after)) || !r.follow.Match(after) {
+		if !cs.mayMatch(r, gateFollow, after, len(after)) || !r.regexps().follow.Match(after) {
 			return
 		}
 	}
@@ -198,7 +198,7 @@ func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, out func
 	if !cs.mayMatch(r, gateRegex, w, kp+kl) {
 		return
 	}
-	for _, m := range r.re.FindAllSubmatchIndex(w, -1) {
+	for _, m := range r.regexps().re.FindAllSubmatchIndex(w, -1) {
 		if m[1] <= kp || m[0] >= kp+kl {
 			continue // the match must overlap its keyword
 		}

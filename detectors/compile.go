@@ -59,16 +59,71 @@ var metaGroups = map[string]string{
 
 type compiledRule struct {
 	Rule
-	idx         int
-	re          *regexp.Regexp
-	follow      *regexp.Regexp
-	gateOnce    [2]sync.Once
-	gates       [2]*gateProg // DFA programs for follow and re, built on first use
-	check       checkKind
+	idx      int
+	rxOnce   sync.Once
+	rx       *ruleRegexps // see regexps
+	gateOnce [2]sync.Once
+	gates    [2]*gateProg // DFA programs for follow and re, built on first use
+	check    checkKind
+	prefixes []string // keywords as written, for previews
+}
+
+// ruleRegexps are a rule's compiled regexps and what is derived from them.
+type ruleRegexps struct {
+	re, follow  *regexp.Regexp
 	meta        [][2]int // (group index, index into metaKeys)
 	metaKeys    []string
 	lockedGroup int
-	prefixes    []string // keywords as written, for previews
+}
+
+// regexps returns the rule's compiled regexps. The built-in rules compile
+// theirs on first use: most of them never see a keyword hit in a scan, and
+// compiling all 171 up front was a third of the start-up of a scan. Their
+// regexps are tested to compile (TestBuiltinRegexpsCompile); should one not,
+// it matches nothing rather than take the scan down.
+func (c *compiledRule) regexps() *ruleRegexps {
+	c.rxOnce.Do(func() {
+		rx, err := compileRegexps(c.Rule)
+		if err != nil {
+			rx = &ruleRegexps{re: regexp.MustCompile(matchNothing)}
+		}
+		c.rx = rx
+	})
+	return c.rx
+}
+
+// matchNothing is a valid regexp without matches.
+const matchNothing = `[^\x00-\x{10FFFF}]`
+
+func compileRegexps(r Rule) (*ruleRegexps, error) {
+	rx := &ruleRegexps{}
+	if r.Regex != "" {
+		re, err := regexp.Compile(r.Regex)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.ID, err)
+		}
+		if r.SecretGroup < 0 || r.SecretGroup > re.NumSubexp() {
+			return nil, fmt.Errorf("rule %s: secretGroup %d but regex has %d groups", r.ID, r.SecretGroup, re.NumSubexp())
+		}
+		rx.re = re
+		for i, name := range re.SubexpNames() {
+			if key, ok := metaGroups[name]; ok && i != r.SecretGroup {
+				rx.meta = append(rx.meta, [2]int{i, len(rx.metaKeys)})
+				rx.metaKeys = append(rx.metaKeys, key)
+			}
+			if name == "locked" {
+				rx.lockedGroup = i
+			}
+		}
+	}
+	if r.Follow != "" {
+		re, err := regexp.Compile(r.Follow)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: follow: %w", r.ID, err)
+		}
+		rx.follow = re
+	}
+	return rx, nil
 }
 
 func compileRule(r Rule) (*compiledRule, error) {
@@ -112,34 +167,15 @@ func compileRule(r Rule) (*compiledRule, error) {
 			return nil, fmt.Errorf("rule %s: keyword holds a NUL byte", r.ID)
 		}
 	}
-	if r.Regex != "" {
-		re, err := regexp.Compile(r.Regex)
-		if err != nil {
-			return nil, fmt.Errorf("rule %s: %w", r.ID, err)
-		}
-		if r.SecretGroup < 0 || r.SecretGroup > re.NumSubexp() {
-			return nil, fmt.Errorf("rule %s: secretGroup %d but regex has %d groups", r.ID, r.SecretGroup, re.NumSubexp())
-		}
-		c.re = re
-		for i, name := range re.SubexpNames() {
-			if key, ok := metaGroups[name]; ok && i != r.SecretGroup {
-				c.meta = append(c.meta, [2]int{i, len(c.metaKeys)})
-				c.metaKeys = append(c.metaKeys, key)
-			}
-			if name == "locked" {
-				c.lockedGroup = i
-			}
-		}
+	if r.Follow != "" && len(r.Keywords) == 0 {
+		return nil, fmt.Errorf("rule %s: follow needs keywords", r.ID)
 	}
-	if r.Follow != "" {
-		if len(r.Keywords) == 0 {
-			return nil, fmt.Errorf("rule %s: follow needs keywords", r.ID)
-		}
-		re, err := regexp.Compile(r.Follow)
+	if !r.builtin {
+		rx, err := compileRegexps(r)
 		if err != nil {
-			return nil, fmt.Errorf("rule %s: follow: %w", r.ID, err)
+			return nil, err
 		}
-		c.follow = re
+		c.rxOnce.Do(func() { c.rx = rx })
 	}
 	c.prefixes = r.Keywords
 	return c, nil
@@ -156,9 +192,9 @@ const (
 func (c *compiledRule) gate(which int) *gateProg {
 	c.gateOnce[which].Do(func() {
 		switch {
-		case which == gateFollow && c.follow != nil:
+		case which == gateFollow && c.Follow != "":
 			c.gates[which] = newGateProg(c.Follow)
-		case which == gateRegex && c.re != nil:
+		case which == gateRegex && c.Regex != "":
 			c.gates[which] = newGateProg(c.Regex)
 		}
 	})

@@ -52,6 +52,11 @@ type Rule struct {
 	// Memory marks memory-structure rules (AES key schedules, DER keys),
 	// which run only when ScanOptions.Memory is set.
 	Memory bool
+
+	// builtin marks the embedded rules, whose regexps are compiled on
+	// first use (see compiledRule.regexps); every other rule is compiled,
+	// and so checked, by NewEngine.
+	builtin bool
 }
 
 // Window defaults, and the caps that bound Margin.
@@ -94,12 +99,16 @@ var builtinTOML string
 
 // Builtin returns the built-in rule set (a fresh copy each call).
 func Builtin() []Rule {
-	// The embedded set is compiled (and so validated) by NewEngine and by
-	// its tests; compiling it here as well would double every start-up.
+	// The embedded set is validated by its tests (TestBuiltinRules,
+	// TestBuiltinRegexpsCompile); validating it here would slow every
+	// start-up.
 	rules, err := parseRules(builtinTOML, "builtin_rules.toml", SeverityHigh, "", false)
 	if err != nil {
 		// The embedded file is tested; this cannot happen in a released binary.
 		panic("detectors: bad built-in rules: " + err.Error())
+	}
+	for i := range rules {
+		rules[i].builtin = true
 	}
 	return rules
 }

@@ -463,6 +463,21 @@ func TestBuiltinRules(t *testing.T) {
 	t.Logf("margin %d", e.Margin())
 }
 
+// TestBuiltinRegexpsCompile: the built-in rules compile their regexps on
+// first use, where an error would silently disable the rule; so each must
+// compile here, as a user rule would have to in NewEngine.
+func TestBuiltinRegexpsCompile(t *testing.T) {
+	for _, r := range Builtin() {
+		if !r.builtin {
+			t.Fatalf("rule %s not marked built-in", r.ID)
+		}
+		r.builtin = false
+		if _, err := compileRule(r); err != nil {
+			t.Errorf("built-in rule: %v", err)
+		}
+	}
+}
+
 // TestNoFindingsInNoise: random bytes, random base64/hex text and prose
 // must not produce findings above low severity.
 func TestNoFindingsInNoise(t *testing.T) {
