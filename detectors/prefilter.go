@@ -47,6 +47,8 @@ const (
 	// of a built-in keyword.
 	gram3Multi = 0x7a8900f5
 	foldMask64 = 0x4040404040404040
+	// secondMulti hashes q-grams for prefilter.second.
+	secondMulti = 0x85EBCA6B
 
 	gram3Bits  = 17 // 2^17-bit (16 KiB) bitset for ASCII trigrams
 	gram4Bits  = 17 // and for UTF-16LE 4-grams
@@ -61,6 +63,10 @@ const (
 	// and clear bit 5 of each: ASCII case folding in one AND.
 	gram3Fold = 0x00DFDFDF
 	gram4Fold = 0xDFDFDFDF
+
+	// Vector filters (prefilter.vector).
+	vectorAVX2   = "avx2"
+	vectorAVX512 = "avx512"
 
 	utf16Step       = 4
 	blockSize       = 64
@@ -77,6 +83,19 @@ func fold(c byte) byte { return c | (c&0x40)>>1 }
 // bit 5 cleared) to its bit in the table.
 func slot3(k uint32) uint32 { return (k*gram3Multi>>gram3Shift)<<5 | k&31 }
 func slot4(k uint32) uint32 { return k * hashMulti >> gram4Shift }
+
+// slot2 maps a folded trigram or 4-gram key to its bit in prefilter.second.
+func slot2(k uint32) uint32 { return k * secondMulti >> (32 - gram3Bits) }
+
+func (p *prefilter) setSecond(k uint32) {
+	s := slot2(k)
+	p.second[s>>5] |= 1 << (s & 31)
+}
+
+func (p *prefilter) inSecond(k uint32) bool {
+	s := slot2(k)
+	return p.second[s>>5]&(1<<(s&31)) != 0
+}
 
 func gramKey(b []byte) uint32 {
 	var k uint32
@@ -124,9 +143,19 @@ func (t *candTable) bucket(slot uint32) []kwCand {
 }
 
 type prefilter struct {
-	step   int // sampling step of the ASCII table: 1 or 2
+	step int // sampling step of the ASCII table: 1 or 2
+	// vector names the vector filter scanStep2 uses (vectorAVX2…), or is
+	// "" for the scalar loop: without such a CPU, and when a keyword q-gram
+	// hashes to the slot of an all-zero (or all-space) q-gram: the vector
+	// filters do not skip zero words, and would hit all over binaries.
+	vector string
 	bits3  [gram3Words]uint32
 	bits4  [gram4Words]uint32
+	// second holds every keyword q-gram again under another hash (slot2):
+	// a second, independent test of what the vector filter passed, which
+	// drops most hash collisions (99% of its hits in binaries) before the
+	// candidates are compared.
+	second [gram3Words]uint32
 	cands3 candTable
 	cands4 candTable
 	kws    [][]byte // folded keywords
@@ -183,6 +212,7 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 				s := slot4(gramKey(k[off : off+4]))
 				c4 = append(c4, cand(s, off))
 				p.bits4[s>>5] |= 1 << (s & 31)
+				p.setSecond(gramKey(k[off : off+4]))
 			}
 			continue
 		}
@@ -191,10 +221,15 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 			s := slot3(gramKey(k[off : off+3]))
 			c3 = append(c3, cand(s, off))
 			p.bits3[s>>5] |= 1 << (s & 31)
+			p.setSecond(gramKey(k[off:off+3]) & gram3Fold)
 		}
 	}
 	p.cands3 = newCandTable(c3)
 	p.cands4 = newCandTable(c4)
+	s3, s4 := slot3(0), slot4(0)
+	if p.bits3[s3>>5]&(1<<(s3&31)) == 0 && p.bits4[s4>>5]&(1<<(s4&31)) == 0 {
+		p.vector = vectorFilter()
+	}
 	return p, nil
 }
 
@@ -238,9 +273,12 @@ func (p *prefilter) scan(buf []byte, hits []keywordHit) []keywordHit {
 		return hits
 	}
 	n0 := len(hits)
-	if p.step == 2 {
+	switch {
+	case p.step == 2 && p.vector != "":
+		hits = p.scanStep2Vector(buf, hits)
+	case p.step == 2:
 		hits = p.scanStep2(buf, hits)
-	} else {
+	default:
 		hits = p.scanStep1(buf, hits)
 	}
 	// Keywords sampled at different offsets report out of order.
@@ -316,6 +354,43 @@ func (p *prefilter) scanStep2(buf []byte, hits []keywordHit) []keywordHit {
 		}
 	}
 	return p.verifyTail(buf, i, hits)
+}
+
+// scanStep2Vector is scanStep2 with the sampled q-grams of 64 bytes tested
+// at once by filterBlocks, which marks each q-gram that hits its bitset;
+// only those are compared. It tests the same q-grams as scanStep2 except in
+// zero words of blocks with non-zero bytes, which only adds misses to
+// compare.
+func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit) []keywordHit {
+	const seg = 512 // blocks per filterBlocks call (a 4 KiB array)
+	var blocks [seg]uint64
+	// filterBlocks reads 66 bytes per block; the q-gram loads below read
+	// 4 bytes from offset 62, and verifyTail takes a multiple of 8.
+	nb := 0
+	if len(buf) >= 66 {
+		nb = (len(buf) - 2) / 64
+	}
+	for b0 := 0; b0 < nb; b0 += seg {
+		n := min(seg, nb-b0)
+		for _, blk := range p.filterBlocks(buf[64*b0:], n, blocks[:n]) {
+			base := 64 * (b0 + int(blk>>48))
+			for m := blk & (1<<48 - 1); m != 0; m &= m - 1 {
+				l := bits.TrailingZeros64(m)
+				pos := base + 4*(l&15) + 2*(l>>4&1)
+				k := binary.LittleEndian.Uint32(buf[pos:])
+				if l < 32 {
+					if k &= gram3Fold; p.inSecond(k) {
+						s := slot3(k)
+						hits = p.compare(buf, pos, s, p.cands3.bucket(s), hits)
+					}
+				} else if k &= gram4Fold; p.inSecond(k) {
+					s := slot4(k)
+					hits = p.compare(buf, pos, s, p.cands4.bucket(s), hits)
+				}
+			}
+		}
+	}
+	return p.verifyTail(buf, 64*nb, hits)
 }
 
 // hasZeroByte64 reports whether the first 64 bytes of blk hold a zero byte.
@@ -482,14 +557,21 @@ func commonTrigrams() map[uint32]float64 {
 	// Measured frequency (parts per million) at some ranks; in between,
 	// interpolated on a log-log scale (the ranks follow Zipf's law).
 	anchors := [...][2]float64{{1, 6535}, {10, 2588}, {100, 850}, {1000, 188}, {4000, 35}}
+	var logs [len(anchors)][2]float64
+	for i, a := range anchors {
+		logs[i] = [2]float64{math.Log(a[0]), math.Log(a[1])}
+	}
 	m := make(map[uint32]float64, len(commonTrigramText)/3)
 	for r := 0; 3*r+3 <= len(commonTrigramText); r++ {
 		ppm := anchors[0][1]
-		for i := 1; i < len(anchors); i++ {
-			r0, f0, r1, f1 := anchors[i-1][0], anchors[i-1][1], anchors[i][0], anchors[i][1]
-			if float64(r) >= r0 {
-				x := min(1, (math.Log(float64(r))-math.Log(r0))/(math.Log(r1)-math.Log(r0)))
-				ppm = math.Exp(math.Log(f0) + x*(math.Log(f1)-math.Log(f0)))
+		// The last anchor at or below r starts r's segment; past the
+		// last anchor the frequency stays at its value.
+		for i := len(anchors) - 1; i >= 1; i-- {
+			if float64(r) >= anchors[i-1][0] {
+				lr0, lf0, lr1, lf1 := logs[i-1][0], logs[i-1][1], logs[i][0], logs[i][1]
+				x := min(1, (math.Log(float64(r))-lr0)/(lr1-lr0))
+				ppm = math.Exp(lf0 + x*(lf1-lf0))
+				break
 			}
 		}
 		// Text is half of the mix.

@@ -6,6 +6,22 @@ import (
 	"testing"
 )
 
+// filterVariants returns copies of pf, one per filter loop this CPU can
+// run: the scalar loop and each vector filter.
+func filterVariants(pf *prefilter) map[string]*prefilter {
+	out := map[string]*prefilter{}
+	for _, v := range append([]string{""}, supportedVectors()...) {
+		c := *pf
+		c.vector = v
+		name := v
+		if v == "" {
+			name = "scalar"
+		}
+		out[name] = &c
+	}
+	return out
+}
+
 // naiveHits is the reference: every position where a keyword matches under
 // fold.
 func naiveHits(kws [][]byte, buf []byte) []keywordHit {
@@ -23,7 +39,8 @@ func naiveHits(kws [][]byte, buf []byte) []keywordHit {
 // TestPrefilterFindsEveryOccurrence: the sampled, hashed prefilter must
 // report exactly the keyword occurrences a brute-force search finds, in
 // every alignment, case, encoding and block position, with zero padding and
-// random bytes around them.
+// random bytes around them; with the scalar loop and every vector filter
+// the CPU has.
 func TestPrefilterFindsEveryOccurrence(t *testing.T) {
 	e := testEngine(t, EngineOptions{})
 	short, err := newPrefilter([][]byte{[]byte("abc"), []byte("x_y"), utf16le("q=z")})
@@ -31,13 +48,18 @@ func TestPrefilterFindsEveryOccurrence(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		pf   *prefilter
-	}{{"builtin", e.pf}, {"3-byte keywords", short}} {
+		name     string
+		variants map[string]*prefilter
+	}{{"builtin", filterVariants(e.pf)}, {"3-byte keywords", map[string]*prefilter{"scalar": short}}} {
 		t.Run(tc.name, func(t *testing.T) {
+			kws := tc.variants["scalar"].kws
 			rng := rand.New(rand.NewPCG(5, 6))
 			for round := range 20 {
-				buf := make([]byte, 1000+rng.IntN(3000))
+				n := 1000 + rng.IntN(3000)
+				if round == 1 {
+					n = 40000 // past the vector filters' 32 KiB segments
+				}
+				buf := make([]byte, n)
 				for i := range buf {
 					switch rng.IntN(4) {
 					case 0: // zeros: exercises the zero-word skip and 4-gram blocks
@@ -50,8 +72,8 @@ func TestPrefilterFindsEveryOccurrence(t *testing.T) {
 				if round%4 == 0 {
 					clear(buf[rng.IntN(len(buf)):]) // a zero tail
 				}
-				for range 40 {
-					kw := tc.pf.kws[rng.IntN(len(tc.pf.kws))]
+				for range 40 + n/100 {
+					kw := kws[rng.IntN(len(kws))]
 					p := rng.IntN(len(buf) - len(kw) + 1)
 					for j, c := range kw {
 						if rng.IntN(2) == 0 && c >= 'a' && c <= 'z' {
@@ -65,13 +87,51 @@ func TestPrefilterFindsEveryOccurrence(t *testing.T) {
 				}
 				for _, cut := range []int{0, 1, 7, 63} {
 					b := buf[cut : len(buf)-cut/2]
-					got := tc.pf.scan(b, nil)
-					want := naiveHits(tc.pf.kws, b)
-					if !slices.Equal(got, want) {
-						t.Fatalf("round %d cut %d: %d hits, brute force %d", round, cut, len(got), len(want))
+					want := naiveHits(kws, b)
+					for name, pf := range tc.variants {
+						if got := pf.scan(b, nil); !slices.Equal(got, want) {
+							t.Fatalf("%s: round %d cut %d: %d hits, brute force %d", name, round, cut, len(got), len(want))
+						}
 					}
 				}
 			}
 		})
 	}
+}
+
+// TestVectorFilterUsed: on a CPU with AVX2 the built-in set runs a vector
+// filter (the tests above only compare what it finds).
+func TestVectorFilterUsed(t *testing.T) {
+	e := testEngine(t, EngineOptions{})
+	if want := vectorFilter(); e.pf.vector != want {
+		t.Errorf("prefilter runs %q, CPU offers %q", e.pf.vector, want)
+	}
+	t.Logf("vector filter: %q", e.pf.vector)
+}
+
+// FuzzPrefilter: on arbitrary bytes, with a keyword planted where the input
+// says, every filter loop finds exactly what a brute-force search finds.
+func FuzzPrefilter(f *testing.F) {
+	f.Add([]byte("password=hunter2 AKIA\x00\x00\x00\x00p\x00a\x00s\x00s\x00"), uint16(3), uint16(5))
+	f.Add(make([]byte, 200), uint16(0), uint16(64))
+	f.Add([]byte("\xff\xfe\x00\x01ghp_ghp_ghp_xoxb-xoxb-"), uint16(7), uint16(129))
+	e := testEngine(f, EngineOptions{})
+	variants := filterVariants(e.pf)
+	kws := e.pf.kws
+	f.Fuzz(func(t *testing.T, data []byte, kw, at uint16) {
+		if len(data) > 1<<14 {
+			return
+		}
+		buf := slices.Clone(data)
+		if k := kws[int(kw)%len(kws)]; len(buf) >= len(k) {
+			p := int(at) % (len(buf) - len(k) + 1)
+			copy(buf[p:], k)
+		}
+		want := naiveHits(kws, buf)
+		for name, pf := range variants {
+			if got := pf.scan(buf, nil); !slices.Equal(got, want) {
+				t.Fatalf("%s: %d hits, brute force %d", name, len(got), len(want))
+			}
+		}
+	})
 }

@@ -1,0 +1,47 @@
+package detectors
+
+import "golang.org/x/sys/cpu"
+
+// The vector filters are in prefilter_amd64.s.
+
+//go:noescape
+func filterAVX2(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+
+//go:noescape
+func filterAVX512(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+
+// vectorFilter names the vector filter this CPU runs ("" for none).
+func vectorFilter() string {
+	switch {
+	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW:
+		return vectorAVX512
+	case cpu.X86.HasAVX2:
+		return vectorAVX2
+	}
+	return ""
+}
+
+// supportedVectors lists the vector filters this CPU can run.
+func supportedVectors() []string {
+	var out []string
+	if cpu.X86.HasAVX2 {
+		out = append(out, vectorAVX2)
+	}
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW {
+		out = append(out, vectorAVX512)
+	}
+	return out
+}
+
+// filterBlocks runs the vector filter over n 64-byte blocks of buf (which
+// must hold 64*n+2 bytes) and returns the blocks with hits as
+// block<<48 | mask (see prefilter_amd64.s), in hits (room for n).
+func (p *prefilter) filterBlocks(buf []byte, n int, hits []uint64) []uint64 {
+	_ = buf[64*n+1]
+	_ = hits[n-1]
+	f := filterAVX2
+	if p.vector == vectorAVX512 {
+		f = filterAVX512
+	}
+	return hits[:f(&p.bits3[0], &p.bits4[0], &buf[0], n, &hits[0])]
+}

@@ -1,0 +1,253 @@
+#include "textflag.h"
+
+// The vector filters test the sampled q-grams of n 64-byte blocks at p
+// (which must hold 64*n+2 readable bytes), with the hashes of slot3 and
+// slot4 in prefilter.go. For each block with a hit they append
+// block<<48 | mask to hits (room for n entries) and return the count.
+// Lane l (0..15) of a block is its dword at 4l; mask bit l is set when the
+// folded trigram at 4l hits bits3, bit 16+l for the trigram at 4l+2, and bit
+// 32+l when the folded 4-gram at 4l hits bits4. 4-grams are only tested in
+// blocks that hold a zero byte, and all-zero blocks are skipped: no keyword
+// q-gram lies in either (see scanStep2). Every block's entry is stored, but
+// the count only advances past those with a hit: no branch on the mask.
+
+// func filterAVX2(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+TEXT ·filterAVX2(SB), NOSPLIT, $0-48
+	MOVQ bits3+0(FP), SI
+	MOVQ bits4+8(FP), DI
+	MOVQ p+16(FP), AX
+	MOVQ n+24(FP), CX
+	MOVQ hits+32(FP), DX
+	XORQ R9, R9   // block index
+	XORQ R10, R10 // count
+
+	MOVL         $0x00DFDFDF, BX
+	VMOVD        BX, X15
+	VPBROADCASTD X15, Y15      // trigram fold
+	MOVL         $0xDFDFDFDF, BX
+	VMOVD        BX, X14
+	VPBROADCASTD X14, Y14      // 4-gram fold
+	MOVL         $0x7a8900f5, BX
+	VMOVD        BX, X13
+	VPBROADCASTD X13, Y13      // gram3Multi
+	MOVL         $0x9E3779B1, BX
+	VMOVD        BX, X12
+	VPBROADCASTD X12, Y12      // hashMulti
+	MOVL         $31, BX
+	VMOVD        BX, X11
+	VPBROADCASTD X11, Y11
+	VPXOR        Y10, Y10, Y10
+
+loop2:
+	TESTQ   CX, CX
+	JZ      done2
+	VMOVDQU (AX), Y0   // dwords at 0,4,..,28
+	VMOVDQU 32(AX), Y1 // dwords at 32,..,60
+	VPOR    Y0, Y1, Y2
+	VPTEST  Y2, Y2
+	JZ      next2
+
+	// Trigrams at 4l: word (t*gram3Multi)>>20, bit t&31; the bit is
+	// shifted into the sign and collected with VMOVMSKPS.
+	VPAND      Y15, Y0, Y2
+	VPMULLD    Y13, Y2, Y4
+	VPSRLD     $20, Y4, Y4
+	VPCMPEQD   Y6, Y6, Y6
+	VPXOR      Y7, Y7, Y7
+	VPGATHERDD Y6, (SI)(Y4*4), Y7
+	VPANDN     Y11, Y2, Y8 // 31 - bit
+	VPSLLVD    Y8, Y7, Y7
+	VMOVMSKPS  Y7, BX
+
+	VPAND      Y15, Y1, Y2
+	VPMULLD    Y13, Y2, Y4
+	VPSRLD     $20, Y4, Y4
+	VPCMPEQD   Y6, Y6, Y6
+	VPXOR      Y7, Y7, Y7
+	VPGATHERDD Y6, (SI)(Y4*4), Y7
+	VPANDN     Y11, Y2, Y8
+	VPSLLVD    Y8, Y7, Y7
+	VMOVMSKPS  Y7, R8
+	SHLQ       $8, R8
+	ORQ        R8, BX
+
+	// Trigrams at 4l+2.
+	VMOVDQU    2(AX), Y3
+	VPAND      Y15, Y3, Y2
+	VPMULLD    Y13, Y2, Y4
+	VPSRLD     $20, Y4, Y4
+	VPCMPEQD   Y6, Y6, Y6
+	VPXOR      Y7, Y7, Y7
+	VPGATHERDD Y6, (SI)(Y4*4), Y7
+	VPANDN     Y11, Y2, Y8
+	VPSLLVD    Y8, Y7, Y7
+	VMOVMSKPS  Y7, R8
+	SHLQ       $16, R8
+	ORQ        R8, BX
+
+	VMOVDQU    34(AX), Y3
+	VPAND      Y15, Y3, Y2
+	VPMULLD    Y13, Y2, Y4
+	VPSRLD     $20, Y4, Y4
+	VPCMPEQD   Y6, Y6, Y6
+	VPXOR      Y7, Y7, Y7
+	VPGATHERDD Y6, (SI)(Y4*4), Y7
+	VPANDN     Y11, Y2, Y8
+	VPSLLVD    Y8, Y7, Y7
+	VMOVMSKPS  Y7, R8
+	SHLQ       $24, R8
+	ORQ        R8, BX
+
+	// 4-grams at 4l, only where the block holds a zero byte.
+	VPCMPEQB  Y10, Y0, Y8
+	VPCMPEQB  Y10, Y1, Y9
+	VPOR      Y8, Y9, Y8
+	VPMOVMSKB Y8, R8
+	TESTL     R8, R8
+	JZ        store2
+
+	VPAND      Y14, Y0, Y2
+	VPMULLD    Y12, Y2, Y3
+	VPSRLD     $15, Y3, Y3 // slot
+	VPSRLD     $5, Y3, Y4  // word
+	VPCMPEQD   Y6, Y6, Y6
+	VPXOR      Y7, Y7, Y7
+	VPGATHERDD Y6, (DI)(Y4*4), Y7
+	VPANDN     Y11, Y3, Y8
+	VPSLLVD    Y8, Y7, Y7
+	VMOVMSKPS  Y7, R8
+	SHLQ       $32, R8
+	ORQ        R8, BX
+
+	VPAND      Y14, Y1, Y2
+	VPMULLD    Y12, Y2, Y3
+	VPSRLD     $15, Y3, Y3
+	VPSRLD     $5, Y3, Y4
+	VPCMPEQD   Y6, Y6, Y6
+	VPXOR      Y7, Y7, Y7
+	VPGATHERDD Y6, (DI)(Y4*4), Y7
+	VPANDN     Y11, Y3, Y8
+	VPSLLVD    Y8, Y7, Y7
+	VMOVMSKPS  Y7, R8
+	SHLQ       $40, R8
+	ORQ        R8, BX
+
+store2:
+	XORQ  R11, R11
+	TESTQ BX, BX
+	SETNE R11
+	MOVQ  R9, R8
+	SHLQ  $48, R8
+	ORQ   R8, BX
+	MOVQ  BX, (DX)(R10*8)
+	ADDQ  R11, R10
+
+next2:
+	ADDQ $64, AX
+	INCQ R9
+	DECQ CX
+	JMP  loop2
+
+done2:
+	VZEROUPPER
+	MOVQ R10, ret+40(FP)
+	RET
+
+// func filterAVX512(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+TEXT ·filterAVX512(SB), NOSPLIT, $0-48
+	MOVQ bits3+0(FP), SI
+	MOVQ bits4+8(FP), DI
+	MOVQ p+16(FP), AX
+	MOVQ n+24(FP), CX
+	MOVQ hits+32(FP), DX
+	XORQ R9, R9
+	XORQ R10, R10
+
+	MOVL         $0x00DFDFDF, BX
+	VPBROADCASTD BX, Z15
+	MOVL         $0xDFDFDFDF, BX
+	VPBROADCASTD BX, Z14
+	MOVL         $0x7a8900f5, BX
+	VPBROADCASTD BX, Z13
+	MOVL         $0x9E3779B1, BX
+	VPBROADCASTD BX, Z12
+	MOVL         $31, BX
+	VPBROADCASTD BX, Z11
+	MOVL         $1, BX
+	VPBROADCASTD BX, Z10
+
+loop5:
+	TESTQ     CX, CX
+	JZ        done5
+	VMOVDQU32 (AX), Z0  // dwords at 0,4,..,60
+	VMOVDQU32 2(AX), Z1 // dwords at 2,6,..,62
+	VPTESTMD  Z0, Z0, K1
+	KORTESTW  K1, K1
+	JZ        next5
+
+	// Trigrams at 4l: test bit t&31 of word (t*gram3Multi)>>20.
+	VPANDD     Z15, Z0, Z2
+	VPMULLD    Z13, Z2, Z4
+	VPSRLD     $20, Z4, Z4
+	KXNORW     K2, K2, K2
+	VPXORD     Z7, Z7, Z7
+	VPGATHERDD (SI)(Z4*4), K2, Z7
+	VPANDD     Z11, Z2, Z8
+	VPSLLVD    Z8, Z10, Z8
+	VPTESTMD   Z8, Z7, K3
+	KMOVW      K3, BX
+
+	// Trigrams at 4l+2.
+	VPANDD     Z15, Z1, Z2
+	VPMULLD    Z13, Z2, Z4
+	VPSRLD     $20, Z4, Z4
+	KXNORW     K2, K2, K2
+	VPXORD     Z7, Z7, Z7
+	VPGATHERDD (SI)(Z4*4), K2, Z7
+	VPANDD     Z11, Z2, Z8
+	VPSLLVD    Z8, Z10, Z8
+	VPTESTMD   Z8, Z7, K3
+	KMOVW      K3, R8
+	SHLQ       $16, R8
+	ORQ        R8, BX
+
+	// 4-grams at 4l, only where the block holds a zero byte.
+	VPTESTNMB Z0, Z0, K4
+	KORTESTQ  K4, K4
+	JZ        store5
+
+	VPANDD     Z14, Z0, Z2
+	VPMULLD    Z12, Z2, Z3
+	VPSRLD     $15, Z3, Z3 // slot
+	VPSRLD     $5, Z3, Z4  // word
+	KXNORW     K2, K2, K2
+	VPXORD     Z7, Z7, Z7
+	VPGATHERDD (DI)(Z4*4), K2, Z7
+	VPANDD     Z11, Z3, Z8
+	VPSLLVD    Z8, Z10, Z8
+	VPTESTMD   Z8, Z7, K3
+	KMOVW      K3, R8
+	SHLQ       $32, R8
+	ORQ        R8, BX
+
+store5:
+	XORQ  R11, R11
+	TESTQ BX, BX
+	SETNE R11
+	MOVQ  R9, R8
+	SHLQ  $48, R8
+	ORQ   R8, BX
+	MOVQ  BX, (DX)(R10*8)
+	ADDQ  R11, R10
+
+next5:
+	ADDQ $64, AX
+	INCQ R9
+	DECQ CX
+	JMP  loop5
+
+done5:
+	VZEROUPPER
+	MOVQ R10, ret+40(FP)
+	RET
+

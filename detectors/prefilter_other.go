@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package detectors
+
+func vectorFilter() string { return "" }
+
+func supportedVectors() []string { return nil }
+
+func (p *prefilter) filterBlocks(buf []byte, n int, hits []uint64) []uint64 {
+	panic("detectors: no vector prefilter on this architecture")
+}
