@@ -63,6 +63,24 @@ type FileDisk struct {
 	Base   int64  // host offset of guest byte 0
 	Len    int64  // guest size
 	Allocd ExtentList
+	// Map, when set, is the host file mapped read-only (from host offset
+	// 0); Slice lends its bytes so that a scan need not copy them. A type
+	// that embeds FileDisk and reads differently must leave it nil.
+	Map []byte
+}
+
+// Slice lends the n guest bytes at off from Map without copying them
+// (detectors.Slicer). It reports false where Map does not hold all of them,
+// and the caller reads with ReadAt instead.
+func (d *FileDisk) Slice(off int64, n int) ([]byte, bool) {
+	if d.Map == nil || off < 0 || n < 0 || off > d.Len-int64(n) {
+		return nil, false
+	}
+	s := d.Base + off
+	if s < 0 || s > int64(len(d.Map))-int64(n) {
+		return nil, false
+	}
+	return d.Map[s : s+int64(n) : s+int64(n)], true
 }
 
 func (d *FileDisk) Size() int64 { return d.Len }

@@ -1,0 +1,113 @@
+//go:build unix
+
+package detectors
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// mappedFile lends the bytes of a read-only mapping, as a memory-mapped raw
+// image does (model.FileDisk.Slice).
+type mappedFile struct {
+	*bytes.Reader
+	m []byte
+}
+
+func (f mappedFile) Slice(off int64, n int) ([]byte, bool) {
+	if off < 0 || n < 0 || off > int64(len(f.m))-int64(n) {
+		return nil, false
+	}
+	return f.m[off : off+int64(n)], true
+}
+
+// mapFile writes b to a file and maps it PROT_READ, as raw.Open does.
+func mapFile(t *testing.T, b []byte) (string, []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "lent.bin")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := syscall.Mmap(int(f.Fd()), 0, len(b), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Munmap(m) })
+	return path, m
+}
+
+// lentCorpus holds every rule case, in ASCII and UTF-16LE, and the
+// boundary fixture: matches of every rule and check.
+func lentCorpus() []byte {
+	var b bytes.Buffer
+	for i, mk := range ruleCases() {
+		c := mk(newGen(strings.Repeat("l", i+1)))
+		w, _ := wrap(newGen(c.rule), []byte(c.text))
+		b.Write(w)
+		w, _ = wrap(newGen(c.rule+"16"), toUTF16(c.text))
+		b.Write(w)
+	}
+	b.Write(boundaryFixture(newGen("lent")))
+	return b.Bytes()
+}
+
+// TestScanLentBytes: scanning lent, read-only mapped bytes finds exactly
+// what scanning copies finds. The mapping is PROT_READ, so a write to a lent
+// buffer anywhere in the engine would fault and fail the scan.
+func TestScanLentBytes(t *testing.T) {
+	corpus := lentCorpus()
+	_, m := mapFile(t, corpus)
+	for _, chunk := range []int{0, 1 << 16, 4093} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			e := testEngine(t, EngineOptions{ChunkSize: chunk})
+			scan := func(r interface {
+				ReadAt([]byte, int64) (int, error)
+			}) []Match {
+				var out []Match
+				n, err := e.Scan(context.Background(), r, int64(len(corpus)), []Range{{0, int64(len(corpus))}}, ScanOptions{Memory: true}, func(m Match) { out = append(out, m) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n < int64(len(corpus)) {
+					t.Fatalf("scanned %d of %d bytes", n, len(corpus))
+				}
+				sortMatches(out)
+				return out
+			}
+			copied := scan(bytes.NewReader(corpus))
+			lent := scan(mappedFile{bytes.NewReader(corpus), m})
+			if len(copied) < len(ruleCases()) {
+				t.Fatalf("only %d matches in the corpus", len(copied))
+			}
+			if fmt.Sprint(keysOf(copied)) != fmt.Sprint(keysOf(lent)) {
+				t.Fatalf("lent bytes: %d matches, copies: %d", len(lent), len(copied))
+			}
+		})
+	}
+}
+
+// TestScanLentFault: a mapped file truncated under the scan makes the
+// mapping fault; Scan must return an error naming the offset, not crash.
+func TestScanLentFault(t *testing.T) {
+	data := bytes.Repeat([]byte("password = hunter2-but-longer\n"), 1<<16)
+	path, m := mapFile(t, data)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	e := testEngine(t, EngineOptions{})
+	_, err := e.Scan(context.Background(), mappedFile{bytes.NewReader(data), m}, int64(len(data)), []Range{{0, int64(len(data))}}, ScanOptions{}, func(Match) {})
+	if err == nil || !strings.Contains(err.Error(), "memory fault") || !strings.Contains(err.Error(), "offset") {
+		t.Fatalf("scan of a truncated mapping: %v, want a memory-fault error", err)
+	}
+}
