@@ -145,9 +145,10 @@ func (t *candTable) bucket(slot uint32) []kwCand {
 type prefilter struct {
 	step int // sampling step of the ASCII table: 1 or 2
 	// vector names the vector filter scanStep2 uses (vectorAVX2…), or is
-	// "" for the scalar loop: without such a CPU, and when a keyword q-gram
-	// hashes to the slot of an all-zero (or all-space) q-gram: the vector
-	// filters do not skip zero words, and would hit all over binaries.
+	// "" for the scalar loop: without such a CPU; when a keyword q-gram
+	// hashes to the slot of an all-zero (or all-space) q-gram, as the vector
+	// filters do not skip zero words and would hit all over binaries; and
+	// when a keyword has a byte outside 0x01..0x7F (asciiKeywords).
 	vector string
 	bits3  [gram3Words]uint32
 	bits4  [gram4Words]uint32
@@ -227,7 +228,7 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 	p.cands3 = newCandTable(c3)
 	p.cands4 = newCandTable(c4)
 	s3, s4 := slot3(0), slot4(0)
-	if p.bits3[s3>>5]&(1<<(s3&31)) == 0 && p.bits4[s4>>5]&(1<<(s4&31)) == 0 {
+	if p.bits3[s3>>5]&(1<<(s3&31)) == 0 && p.bits4[s4>>5]&(1<<(s4&31)) == 0 && asciiKeywords(keywords) {
 		p.vector = vectorFilter()
 	}
 	return p, nil
@@ -391,6 +392,21 @@ func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit) []keywordHit 
 		}
 	}
 	return p.verifyTail(buf, 64*nb, hits)
+}
+
+// asciiKeywords reports whether every keyword byte is in 0x01..0x7F, but
+// for the NULs of UTF-16LE keywords: the vector filters skip the 4-grams
+// that do not read as UTF-16LE ASCII text.
+func asciiKeywords(keywords [][]byte) bool {
+	for _, k := range keywords {
+		utf16 := isUTF16Keyword(k)
+		for i, c := range k {
+			if c >= 0x80 || c == 0 && !(utf16 && i%2 == 1) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // hasZeroByte64 reports whether the first 64 bytes of blk hold a zero byte.
