@@ -64,6 +64,16 @@ type Slicer interface {
 	Slice(off int64, n int) ([]byte, bool)
 }
 
+// A Releaser is a Slicer that wants to hear when lent bytes are no longer
+// needed: Scan calls Release with the part of each lent chunk it owned once
+// it is scanned (a mapped image drops those pages from its mapping, so that
+// a scan's resident memory does not grow to the image's size). Release
+// must not invalidate the bytes: other chunks' context may still read them.
+// Scan's workers call it concurrently.
+type Releaser interface {
+	Release(b []byte)
+}
+
 // Range is a half-open byte range [Start, End) of the scanned space.
 type Range struct{ Start, End int64 }
 
@@ -287,6 +297,7 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
 	slicer, _ := r.(Slicer)
+	releaser, _ := r.(Releaser)
 	workers := e.workers
 	for range workers {
 		wg.Add(1)
@@ -320,6 +331,9 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 					}
 				}
 				found, err := cs.scanLent(buf, j, opts, lent)
+				if lent && releaser != nil {
+					releaser.Release(buf[j.own.Start-j.readStart : j.own.End-j.readStart])
+				}
 				if err != nil {
 					fail(err)
 					continue

@@ -9,15 +9,26 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"unsafe"
 )
 
 // mappedFile lends the bytes of a read-only mapping, as a memory-mapped raw
-// image does (model.FileDisk.Slice).
+// image does (model.FileDisk.Slice), and counts the bytes released.
 type mappedFile struct {
 	*bytes.Reader
-	m []byte
+	m        []byte
+	mu       *sync.Mutex
+	released *[]Range
+}
+
+func (f mappedFile) Release(b []byte) {
+	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(unsafe.Pointer(unsafe.SliceData(f.m))))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*f.released = append(*f.released, Range{off, off + int64(len(b))})
 }
 
 func (f mappedFile) Slice(off int64, n int) ([]byte, bool) {
@@ -86,7 +97,19 @@ func TestScanLentBytes(t *testing.T) {
 				return out
 			}
 			copied := scan(bytes.NewReader(corpus))
-			lent := scan(mappedFile{bytes.NewReader(corpus), m})
+			var released []Range
+			lent := scan(mappedFile{bytes.NewReader(corpus), m, &sync.Mutex{}, &released})
+			// Each owned range is released once, after its scan.
+			if got := normalizeRanges(released, int64(len(corpus))); len(got) != 1 || got[0] != (Range{0, int64(len(corpus))}) {
+				t.Errorf("released %v, want the whole corpus once", got)
+			}
+			var sum int64
+			for _, r := range released {
+				sum += r.End - r.Start
+			}
+			if sum != int64(len(corpus)) {
+				t.Errorf("released %d bytes in all, want %d", sum, len(corpus))
+			}
 			if len(copied) < len(ruleCases()) {
 				t.Fatalf("only %d matches in the corpus", len(copied))
 			}
@@ -106,7 +129,8 @@ func TestScanLentFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := testEngine(t, EngineOptions{})
-	_, err := e.Scan(context.Background(), mappedFile{bytes.NewReader(data), m}, int64(len(data)), []Range{{0, int64(len(data))}}, ScanOptions{}, func(Match) {})
+	var released []Range
+	_, err := e.Scan(context.Background(), mappedFile{bytes.NewReader(data), m, &sync.Mutex{}, &released}, int64(len(data)), []Range{{0, int64(len(data))}}, ScanOptions{}, func(Match) {})
 	if err == nil || !strings.Contains(err.Error(), "memory fault") || !strings.Contains(err.Error(), "offset") {
 		t.Fatalf("scan of a truncated mapping: %v, want a memory-fault error", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -28,11 +29,13 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 	}
 	im := &model.Image{Path: path, Format: "raw", VirtualSize: d.Size()}
 	im.AddCloser(f)
+	var disk model.Disk = d
 	if m, ok := mapReadOnly(f, d.Len); ok {
 		d.Map = m
 		im.AddCloser(mapping(m)) // closed before f: closers run in reverse
+		disk = mappedDisk{d}
 	}
-	im.Views = []model.View{{ID: model.ViewID(path, model.KindCurrent, ""), Kind: model.KindCurrent, Name: "current", Disk: d}}
+	im.Views = []model.View{{ID: model.ViewID(path, model.KindCurrent, ""), Kind: model.KindCurrent, Name: "current", Disk: disk}}
 	return im, nil
 }
 
@@ -49,6 +52,24 @@ func mapReadOnly(f *os.File, size int64) ([]byte, bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// mappedDisk is a FileDisk over a mapped file that releases the pages a
+// scan is done with (detectors.Releaser): their page table entries go, the
+// pages stay in the page cache, so the scan's resident set stays at a few
+// chunks however large the image.
+type mappedDisk struct{ *model.FileDisk }
+
+func (d mappedDisk) Release(b []byte) {
+	// Whole pages inside b only: the neighbours' context may still be read.
+	const page = 4096
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	lo := int((page - start%page) % page)
+	hi := len(b) - int((start+uintptr(len(b)))%page)
+	if hi <= lo {
+		return
+	}
+	_ = unix.Madvise(b[lo:hi], unix.MADV_DONTNEED)
 }
 
 // mapping unmaps a mapReadOnly mapping when the image is closed.

@@ -25,7 +25,7 @@ func TestOpenMapsReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, ok := im.Views[0].Disk.(*model.FileDisk)
+	d, ok := im.Views[0].Disk.(mappedDisk)
 	if !ok || d.Map == nil {
 		t.Fatalf("raw view disk %T is not mapped", im.Views[0].Disk)
 	}
@@ -57,6 +57,12 @@ func TestOpenMapsReadOnly(t *testing.T) {
 			}
 			if !bytes.Equal(b, want) {
 				t.Fatalf("Slice(%d, %d) differs from ReadAt", tc.off, tc.n)
+			}
+			// Released bytes drop out of the mapping's page tables,
+			// not out of the file: they read the same again.
+			d.Release(b)
+			if !bytes.Equal(b, want) {
+				t.Fatalf("Slice(%d, %d) differs from ReadAt after Release", tc.off, tc.n)
 			}
 		})
 	}
