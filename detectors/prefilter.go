@@ -37,6 +37,13 @@ import (
 // multiplicative hashes and six bit tests, with no branch but the final one;
 // all hit handling lives out of line (verifyWord), so that the loop keeps its
 // state in registers.
+//
+// On amd64 the same hashes and bitsets are tested 64 bytes at a time by
+// vector filters (AVX-512 or AVX2 gathers, prefilter_amd64.s), which skip
+// 4-grams where the bytes do not read as UTF-16LE ASCII text; their hits
+// then pass a second bitset under another hash before any candidate is
+// compared. TestPrefilterFindsEveryOccurrence holds every loop to a
+// brute-force search.
 
 const (
 	minKeyword = 3
@@ -145,7 +152,8 @@ func (t *candTable) bucket(slot uint32) []kwCand {
 type prefilter struct {
 	step int // sampling step of the ASCII table: 1 or 2
 	// vector names the vector filter scanStep2 uses (vectorAVX2…), or is
-	// "" for the scalar loop: without such a CPU; when a keyword q-gram
+	// "" for a scalar loop: without such a CPU; with 3-byte keywords
+	// (step 1); when a keyword q-gram
 	// hashes to the slot of an all-zero (or all-space) q-gram, as the vector
 	// filters do not skip zero words and would hit all over binaries; and
 	// when a keyword has a byte outside 0x01..0x7F (asciiKeywords).
@@ -228,7 +236,7 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 	p.cands3 = newCandTable(c3)
 	p.cands4 = newCandTable(c4)
 	s3, s4 := slot3(0), slot4(0)
-	if p.bits3[s3>>5]&(1<<(s3&31)) == 0 && p.bits4[s4>>5]&(1<<(s4&31)) == 0 && asciiKeywords(keywords) {
+	if p.step == 2 && p.bits3[s3>>5]&(1<<(s3&31)) == 0 && p.bits4[s4>>5]&(1<<(s4&31)) == 0 && asciiKeywords(keywords) {
 		p.vector = vectorFilter()
 	}
 	return p, nil
@@ -275,7 +283,7 @@ func (p *prefilter) scan(buf []byte, hits []keywordHit) []keywordHit {
 	}
 	n0 := len(hits)
 	switch {
-	case p.step == 2 && p.vector != "":
+	case p.vector != "":
 		hits = p.scanStep2Vector(buf, hits)
 	case p.step == 2:
 		hits = p.scanStep2(buf, hits)
@@ -359,9 +367,10 @@ func (p *prefilter) scanStep2(buf []byte, hits []keywordHit) []keywordHit {
 
 // scanStep2Vector is scanStep2 with the sampled q-grams of 64 bytes tested
 // at once by filterBlocks, which marks each q-gram that hits its bitset;
-// only those are compared. It tests the same q-grams as scanStep2 except in
-// zero words of blocks with non-zero bytes, which only adds misses to
-// compare.
+// those that pass the second bitset too are compared. It tests the same
+// trigrams as scanStep2 plus those in zero words (which only add misses),
+// and the 4-grams of the lanes that read as UTF-16LE ASCII text, which
+// every sampled 4-gram of a keyword does.
 func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit) []keywordHit {
 	const seg = 512 // blocks per filterBlocks call (a 4 KiB array)
 	var blocks [seg]uint64
@@ -392,6 +401,14 @@ func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit) []keywordHit 
 		}
 	}
 	return p.verifyTail(buf, 64*nb, hits)
+}
+
+// vectorFilter names the fastest vector filter this CPU runs ("" for none).
+func vectorFilter() string {
+	if v := supportedVectors(); len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
 }
 
 // asciiKeywords reports whether every keyword byte is in 0x01..0x7F, but

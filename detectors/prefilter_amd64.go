@@ -10,18 +10,8 @@ func filterAVX2(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
 //go:noescape
 func filterAVX512(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
 
-// vectorFilter names the vector filter this CPU runs ("" for none).
-func vectorFilter() string {
-	switch {
-	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW:
-		return vectorAVX512
-	case cpu.X86.HasAVX2:
-		return vectorAVX2
-	}
-	return ""
-}
-
-// supportedVectors lists the vector filters this CPU can run.
+// supportedVectors lists the vector filters this CPU can run, the fastest
+// last.
 func supportedVectors() []string {
 	var out []string
 	if cpu.X86.HasAVX2 {

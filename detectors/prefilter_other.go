@@ -2,8 +2,6 @@
 
 package detectors
 
-func vectorFilter() string { return "" }
-
 func supportedVectors() []string { return nil }
 
 func (p *prefilter) filterBlocks(buf []byte, n int, hits []uint64) []uint64 {

@@ -100,11 +100,32 @@ func TestPrefilterFindsEveryOccurrence(t *testing.T) {
 }
 
 // TestVectorFilterUsed: on a CPU with AVX2 the built-in set runs a vector
-// filter (the tests above only compare what it finds).
+// filter (the tests above only compare what it finds); keyword sets the
+// vector filters cannot serve run the portable loop.
 func TestVectorFilterUsed(t *testing.T) {
 	e := testEngine(t, EngineOptions{})
-	if want := vectorFilter(); e.pf.vector != want {
-		t.Errorf("prefilter runs %q, CPU offers %q", e.pf.vector, want)
+	for _, tc := range []struct {
+		name string
+		kws  [][]byte
+		want string
+	}{
+		{"built-in", nil, vectorFilter()},
+		{"ascii", [][]byte{[]byte("acme_"), utf16le("token")}, vectorFilter()},
+		{"non-ascii keyword", [][]byte{[]byte("acme_"), []byte("p\xe4ssword")}, ""},
+		{"3-byte keyword", [][]byte{[]byte("acme_"), []byte("xy=")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pf := e.pf
+			if tc.kws != nil {
+				var err error
+				if pf, err = newPrefilter(tc.kws); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if pf.vector != tc.want {
+				t.Errorf("prefilter runs %q, want %q", pf.vector, tc.want)
+			}
+		})
 	}
 	t.Logf("vector filter: %q", e.pf.vector)
 }

@@ -61,8 +61,9 @@ func mapReadOnly(f *os.File, size int64) ([]byte, bool) {
 type mappedDisk struct{ *model.FileDisk }
 
 func (d mappedDisk) Release(b []byte) {
-	// Whole pages inside b only: the neighbours' context may still be read.
-	const page = 4096
+	// madvise takes whole pages: those inside b, as the pages at its ends
+	// hold bytes that other chunks own.
+	page := uintptr(os.Getpagesize())
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	lo := int((page - start%page) % page)
 	hi := len(b) - int((start+uintptr(len(b)))%page)
