@@ -50,6 +50,53 @@ GLOBL c00ff00ff<>(SB), RODATA|NOPTR, $32
 	VPCMPEQD Y10, t1, t1; \
 	VPAND    t1, dst, dst
 
+// TRIGRAMS_AVX2 tests the folded trigrams in the dword lanes of src: word
+// (t*gram3Multi)>>20 of bits3, bit t&31, which is shifted into the sign and
+// collected with VMOVMSKPS. The lane mask is ORed into BX at bit shift.
+#define TRIGRAMS_AVX2(src, shift) \
+	VPAND      Y15, src, Y2; \
+	VPMULLD    Y13, Y2, Y4; \
+	VPSRLD     $20, Y4, Y4; \
+	VPCMPEQD   Y6, Y6, Y6; \
+	VPXOR      Y7, Y7, Y7; \
+	VPGATHERDD Y6, (SI)(Y4*4), Y7; \
+	VPANDN     Y11, Y2, Y8; \
+	VPSLLVD    Y8, Y7, Y7; \
+	VMOVMSKPS  Y7, R8; \
+	SHLQ       shift, R8; \
+	ORQ        R8, BX
+
+// FOURGRAMS_AVX2 tests the folded 4-grams in the lanes of src that mask
+// selects (the mask is consumed): slot (q*hashMulti)>>15 of bits4.
+#define FOURGRAMS_AVX2(src, mask, shift) \
+	VPAND      Y14, src, Y2; \
+	VPMULLD    Y12, Y2, Y3; \
+	VPSRLD     $15, Y3, Y3; \
+	VPSRLD     $5, Y3, Y4; \
+	VPXOR      Y7, Y7, Y7; \
+	VPGATHERDD mask, (DI)(Y4*4), Y7; \
+	VPANDN     Y11, Y3, Y8; \
+	VPSLLVD    Y8, Y7, Y7; \
+	VMOVMSKPS  Y7, R8; \
+	SHLQ       shift, R8; \
+	ORQ        R8, BX
+
+// TRIGRAMS_AVX512 is TRIGRAMS_AVX2 for 16 lanes, testing the bit with
+// VPTESTMD.
+#define TRIGRAMS_AVX512(src, shift) \
+	VPANDD     Z15, src, Z2; \
+	VPMULLD    Z13, Z2, Z4; \
+	VPSRLD     $20, Z4, Z4; \
+	KXNORW     K2, K2, K2; \
+	VPXORD     Z7, Z7, Z7; \
+	VPGATHERDD (SI)(Z4*4), K2, Z7; \
+	VPANDD     Z11, Z2, Z8; \
+	VPSLLVD    Z8, Z10, Z8; \
+	VPTESTMD   Z8, Z7, K3; \
+	KMOVW      K3, R8; \
+	SHLQ       shift, R8; \
+	ORQ        R8, BX
+
 // func filterAVX2(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
 TEXT ·filterAVX2(SB), NOSPLIT, $0-48
 	MOVQ bits3+0(FP), SI
@@ -86,56 +133,14 @@ loop2:
 	VPTEST  Y2, Y2
 	JZ      next2
 
-	// Trigrams at 4l: word (t*gram3Multi)>>20, bit t&31; the bit is
-	// shifted into the sign and collected with VMOVMSKPS.
-	VPAND      Y15, Y0, Y2
-	VPMULLD    Y13, Y2, Y4
-	VPSRLD     $20, Y4, Y4
-	VPCMPEQD   Y6, Y6, Y6
-	VPXOR      Y7, Y7, Y7
-	VPGATHERDD Y6, (SI)(Y4*4), Y7
-	VPANDN     Y11, Y2, Y8 // 31 - bit
-	VPSLLVD    Y8, Y7, Y7
-	VMOVMSKPS  Y7, BX
-
-	VPAND      Y15, Y1, Y2
-	VPMULLD    Y13, Y2, Y4
-	VPSRLD     $20, Y4, Y4
-	VPCMPEQD   Y6, Y6, Y6
-	VPXOR      Y7, Y7, Y7
-	VPGATHERDD Y6, (SI)(Y4*4), Y7
-	VPANDN     Y11, Y2, Y8
-	VPSLLVD    Y8, Y7, Y7
-	VMOVMSKPS  Y7, R8
-	SHLQ       $8, R8
-	ORQ        R8, BX
-
-	// Trigrams at 4l+2.
-	VMOVDQU    2(AX), Y3
-	VPAND      Y15, Y3, Y2
-	VPMULLD    Y13, Y2, Y4
-	VPSRLD     $20, Y4, Y4
-	VPCMPEQD   Y6, Y6, Y6
-	VPXOR      Y7, Y7, Y7
-	VPGATHERDD Y6, (SI)(Y4*4), Y7
-	VPANDN     Y11, Y2, Y8
-	VPSLLVD    Y8, Y7, Y7
-	VMOVMSKPS  Y7, R8
-	SHLQ       $16, R8
-	ORQ        R8, BX
-
-	VMOVDQU    34(AX), Y3
-	VPAND      Y15, Y3, Y2
-	VPMULLD    Y13, Y2, Y4
-	VPSRLD     $20, Y4, Y4
-	VPCMPEQD   Y6, Y6, Y6
-	VPXOR      Y7, Y7, Y7
-	VPGATHERDD Y6, (SI)(Y4*4), Y7
-	VPANDN     Y11, Y2, Y8
-	VPSLLVD    Y8, Y7, Y7
-	VMOVMSKPS  Y7, R8
-	SHLQ       $24, R8
-	ORQ        R8, BX
+	// Trigrams at 4l (in Y0 and Y1), then at 4l+2.
+	XORQ BX, BX
+	TRIGRAMS_AVX2(Y0, $0)
+	TRIGRAMS_AVX2(Y1, $8)
+	VMOVDQU 2(AX), Y3
+	TRIGRAMS_AVX2(Y3, $16)
+	VMOVDQU 34(AX), Y3
+	TRIGRAMS_AVX2(Y3, $24)
 
 	// 4-grams at 4l, in the lanes that read as UTF-16LE text: Y5 and Y9
 	// are the gather masks of the two halves. Text has no zero bytes:
@@ -152,29 +157,8 @@ loop2:
 	VPTEST Y2, Y2
 	JZ     store2
 
-	VPAND      Y14, Y0, Y2
-	VPMULLD    Y12, Y2, Y3
-	VPSRLD     $15, Y3, Y3 // slot
-	VPSRLD     $5, Y3, Y4  // word
-	VPXOR      Y7, Y7, Y7
-	VPGATHERDD Y5, (DI)(Y4*4), Y7
-	VPANDN     Y11, Y3, Y8
-	VPSLLVD    Y8, Y7, Y7
-	VMOVMSKPS  Y7, R8
-	SHLQ       $32, R8
-	ORQ        R8, BX
-
-	VPAND      Y14, Y1, Y2
-	VPMULLD    Y12, Y2, Y3
-	VPSRLD     $15, Y3, Y3
-	VPSRLD     $5, Y3, Y4
-	VPXOR      Y7, Y7, Y7
-	VPGATHERDD Y9, (DI)(Y4*4), Y7
-	VPANDN     Y11, Y3, Y8
-	VPSLLVD    Y8, Y7, Y7
-	VMOVMSKPS  Y7, R8
-	SHLQ       $40, R8
-	ORQ        R8, BX
+	FOURGRAMS_AVX2(Y0, Y5, $32)
+	FOURGRAMS_AVX2(Y1, Y9, $40)
 
 store2:
 	XORQ  R11, R11
@@ -243,31 +227,10 @@ loop5:
 	KORTESTW  K1, K1
 	JZ        next5
 
-	// Trigrams at 4l: test bit t&31 of word (t*gram3Multi)>>20.
-	VPANDD     Z15, Z0, Z2
-	VPMULLD    Z13, Z2, Z4
-	VPSRLD     $20, Z4, Z4
-	KXNORW     K2, K2, K2
-	VPXORD     Z7, Z7, Z7
-	VPGATHERDD (SI)(Z4*4), K2, Z7
-	VPANDD     Z11, Z2, Z8
-	VPSLLVD    Z8, Z10, Z8
-	VPTESTMD   Z8, Z7, K3
-	KMOVW      K3, BX
-
-	// Trigrams at 4l+2.
-	VPANDD     Z15, Z1, Z2
-	VPMULLD    Z13, Z2, Z4
-	VPSRLD     $20, Z4, Z4
-	KXNORW     K2, K2, K2
-	VPXORD     Z7, Z7, Z7
-	VPGATHERDD (SI)(Z4*4), K2, Z7
-	VPANDD     Z11, Z2, Z8
-	VPSLLVD    Z8, Z10, Z8
-	VPTESTMD   Z8, Z7, K3
-	KMOVW      K3, R8
-	SHLQ       $16, R8
-	ORQ        R8, BX
+	// Trigrams at 4l (in Z0), then at 4l+2 (in Z1).
+	XORQ BX, BX
+	TRIGRAMS_AVX512(Z0, $0)
+	TRIGRAMS_AVX512(Z1, $16)
 
 	// 4-grams at 4l, in the lanes that read as UTF-16LE text (K4).
 	VPTESTNMD Z16, Z0, K4     // no byte >= 0x80
