@@ -81,21 +81,22 @@ GLOBL c00ff00ff<>(SB), RODATA|NOPTR, $32
 	SHLQ       shift, R8; \
 	ORQ        R8, BX
 
-// TRIGRAMS_AVX512 is TRIGRAMS_AVX2 for 16 lanes, testing the bit with
-// VPTESTMD.
-#define TRIGRAMS_AVX512(src, shift) \
+// TRIGRAMS_AVX512 tests the folded trigrams in the dword lanes of src like
+// TRIGRAMS_AVX2, for 16 lanes: the gathered word is rotated right by t&31
+// (VPRORVD takes the count mod 32), which brings the bit to test to bit 0,
+// and VPTESTMD against Z10 (ones) sets the lane's bit in the mask register
+// dst. The gather's mask K2 is set from R12 (0xFFFF), not with KXNORW
+// K2, K2, K2: that would wait for the previous gather, which clears K2 on
+// completion, and chain every gather to the last.
+#define TRIGRAMS_AVX512(src, dst) \
 	VPANDD     Z15, src, Z2; \
 	VPMULLD    Z13, Z2, Z4; \
 	VPSRLD     $20, Z4, Z4; \
-	KXNORW     K2, K2, K2; \
+	KMOVW      R12, K2; \
 	VPXORD     Z7, Z7, Z7; \
 	VPGATHERDD (SI)(Z4*4), K2, Z7; \
-	VPANDD     Z11, Z2, Z8; \
-	VPSLLVD    Z8, Z10, Z8; \
-	VPTESTMD   Z8, Z7, K3; \
-	KMOVW      K3, R8; \
-	SHLQ       shift, R8; \
-	ORQ        R8, BX
+	VPRORVD    Z2, Z7, Z8; \
+	VPTESTMD   Z10, Z8, dst
 
 // func filterAVX2(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
 TEXT ·filterAVX2(SB), NOSPLIT, $0-48
@@ -125,8 +126,9 @@ TEXT ·filterAVX2(SB), NOSPLIT, $0-48
 	VPXOR        Y10, Y10, Y10
 
 loop2:
-	TESTQ   CX, CX
-	JZ      done2
+	TESTQ      CX, CX
+	JZ         done2
+	PREFETCHT0 2048(AX) // see loop5
 	VMOVDQU (AX), Y0   // dwords at 0,4,..,28
 	VMOVDQU 32(AX), Y1 // dwords at 32,..,60
 	VPOR    Y0, Y1, Y2
@@ -199,10 +201,9 @@ TEXT ·filterAVX512(SB), NOSPLIT, $0-48
 	VPBROADCASTD BX, Z13
 	MOVL         $0x9E3779B1, BX
 	VPBROADCASTD BX, Z12
-	MOVL         $31, BX
-	VPBROADCASTD BX, Z11
 	MOVL         $1, BX
 	VPBROADCASTD BX, Z10
+	MOVL         $0xFFFF, R12
 	MOVL         $0x80808080, BX
 	VPBROADCASTD BX, Z16
 	MOVL         $0xFF00FF00, BX
@@ -219,20 +220,29 @@ TEXT ·filterAVX512(SB), NOSPLIT, $0-48
 	VPBROADCASTD BX, Z22
 
 loop5:
-	TESTQ     CX, CX
-	JZ        done5
-	VMOVDQU32 (AX), Z0  // dwords at 0,4,..,60
-	VMOVDQU32 2(AX), Z1 // dwords at 2,6,..,62
-	VPTESTMD  Z0, Z0, K1
-	KORTESTW  K1, K1
-	JZ        next5
+	TESTQ      CX, CX
+	JZ         done5
+	// A mapped file's pages are not contiguous in memory, and the
+	// hardware prefetcher stops at each 4 KiB page: without this, the
+	// first load of each page waits for memory.
+	PREFETCHT0 2048(AX)
+	VMOVDQU32  (AX), Z0  // dwords at 0,4,..,60
+	VMOVDQU32  2(AX), Z1 // dwords at 2,6,..,62
+	VPTESTMD   Z0, Z0, K1
+	KORTESTW   K1, K1
+	JZ         next5
 
-	// Trigrams at 4l (in Z0), then at 4l+2 (in Z1).
-	XORQ BX, BX
-	TRIGRAMS_AVX512(Z0, $0)
-	TRIGRAMS_AVX512(Z1, $16)
+	// Trigrams at 4l (in Z0), then at 4l+2 (in Z1): BX bits 0-31.
+	TRIGRAMS_AVX512(Z0, K3)
+	TRIGRAMS_AVX512(Z1, K1)
+	KUNPCKWD K3, K1, K3 // K3 low, K1 high
+	KMOVD    K3, BX
 
-	// 4-grams at 4l, in the lanes that read as UTF-16LE text (K4).
+	// 4-grams at 4l, in the lanes that read as UTF-16LE text (K4). Text
+	// and most random blocks hold no zero byte: a cheaper test first.
+	VPTESTNMB Z0, Z0, K4
+	KORTESTQ  K4, K4
+	JZ        store5
 	VPTESTNMD Z16, Z0, K4     // no byte >= 0x80
 	VPTESTNMD Z17, Z0, K5     // bytes 1 and 3 zero,
 	VPTESTMD  Z18, Z0, K5, K5 // byte 0
@@ -252,9 +262,8 @@ loop5:
 	KMOVW      K4, K2
 	VPXORD     Z7, Z7, Z7
 	VPGATHERDD (DI)(Z4*4), K2, Z7
-	VPANDD     Z11, Z3, Z8
-	VPSLLVD    Z8, Z10, Z8
-	VPTESTMD   Z8, Z7, K4, K3
+	VPRORVD    Z3, Z7, Z8
+	VPTESTMD   Z10, Z8, K4, K3
 	KMOVW      K3, R8
 	SHLQ       $32, R8
 	ORQ        R8, BX
