@@ -147,7 +147,7 @@ func BenchmarkPrefilterOnly(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			var hits []keywordHit
 			for b.Loop() {
-				hits = pf.scan(data, hits[:0])
+				hits = pf.scan(data, hits[:0], nil)
 			}
 			b.ReportMetric(float64(len(hits)), "hits")
 		}

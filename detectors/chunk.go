@@ -47,6 +47,8 @@ type chunkScanner struct {
 	// gates holds this worker's lazily built DFAs, two per rule (follow
 	// and main regexp).
 	gates []*gateDFA
+	// probe finds keytab candidates during the prefilter's pass.
+	probe sectorProbe
 }
 
 func (e *Engine) newChunkScanner() *chunkScanner {
@@ -81,7 +83,15 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	// and the prefilter need not look at the rest of the margins.
 	pa := max(0, lo-e.maxKwLen)
 	pb := min(len(buf), hi+e.hitBefore+e.maxKwLen)
-	cs.hits = e.pf.scan(buf[pa:pb], cs.hits[:0])
+	var probe *sectorProbe
+	if e.keytab != nil {
+		// Sector offsets are absolute: base+pa+o = 0 (mod keytabAlign).
+		phase := int((keytabAlign - (base+int64(pa))%keytabAlign) % keytabAlign)
+		// A keytab starts with its format version, 0x0502.
+		cs.probe = sectorProbe{phase: phase, align: keytabAlign, magic: [2]byte{0x05, 0x02}, found: cs.probe.found[:0]}
+		probe = &cs.probe
+	}
+	cs.hits = e.pf.scan(buf[pa:pb], cs.hits[:0], probe)
 	for i := range cs.hits {
 		cs.hits[i].pos += pa
 	}
@@ -118,7 +128,20 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		}
 	}
 	if e.keytab != nil {
-		cs.scanKeytabs(buf, base, lo, hi)
+		if !probe.done {
+			probe.found = probe.found[:0]
+			probe.phase = int((keytabAlign - base%keytabAlign) % keytabAlign)
+			probe.check(buf, lo, hi)
+		} else {
+			for i := range probe.found {
+				probe.found[i] += pa
+			}
+		}
+		for _, p := range probe.found {
+			if p >= lo && p < hi {
+				cs.keytabAt(buf, base, lo, hi, p)
+			}
+		}
 	}
 	if opts.Memory {
 		if e.aes != nil {
@@ -270,27 +293,18 @@ func redact(r *compiledRule, f found) string {
 	return pfx + "…(" + strconv.Itoa(len(f.secret)) + " chars)"
 }
 
-func (cs *chunkScanner) scanKeytabs(buf []byte, base int64, lo, hi int) {
-	a := (base + int64(lo) + keytabAlign - 1) &^ (keytabAlign - 1)
-	for ; a < base+int64(hi); a += keytabAlign {
-		p := int(a - base)
-		if p+2 > len(buf) {
-			break
-		}
-		if buf[p] != 0x05 || buf[p+1] != 0x02 {
-			continue
-		}
-		n, principals, err := parseKeytab(buf[p:min(len(buf), p+maxKeytab)])
-		if err != nil || n <= 0 {
-			continue
-		}
-		f := found{s: p, e: p + n, secret: buf[p : p+n], sev: cs.e.keytab.Severity, binLabel: "Kerberos keytab",
-			meta: map[string]string{"entries": strconv.Itoa(len(principals))}}
-		if len(principals) > 0 {
-			f.meta["principals"] = joinLimited(principals, 8)
-		}
-		cs.add(cs.e.keytab, base, lo, hi, f, 0, 1, "")
+// keytabAt reports the keytab at p, if the bytes there parse as one.
+func (cs *chunkScanner) keytabAt(buf []byte, base int64, lo, hi, p int) {
+	n, principals, err := parseKeytab(buf[p:min(len(buf), p+maxKeytab)])
+	if err != nil || n <= 0 {
+		return
 	}
+	f := found{s: p, e: p + n, secret: buf[p : p+n], sev: cs.e.keytab.Severity, binLabel: "Kerberos keytab",
+		meta: map[string]string{"entries": strconv.Itoa(len(principals))}}
+	if len(principals) > 0 {
+		f.meta["principals"] = joinLimited(principals, 8)
+	}
+	cs.add(cs.e.keytab, base, lo, hi, f, 0, 1, "")
 }
 
 func (cs *chunkScanner) scanAES(buf []byte, base int64, lo, hi int) {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -257,14 +258,23 @@ func TestKeytab(t *testing.T) {
 		t.Fatalf("ktutil: %v\n%s", err, out)
 	}
 	kt, _ := os.ReadFile(path)
-	g := newGen("keytab")
-	buf := append(g.bytes(4096), kt...) // a file starts on a block boundary
-	buf = append(buf, make([]byte, 4096-len(kt)%4096)...)
-	e := testEngine(t, EngineOptions{})
-	ms := matchesOf(e.FindAll(buf, ScanOptions{}), "kerberos-keytab")
-	if len(ms) != 1 || ms[0].Start != 4096 || ms[0].End != int64(4096+len(kt)) || ms[0].Fingerprint != fp(string(kt)) ||
-		!strings.Contains(ms[0].Meta["principals"], "HTTP/web01.corp.io@CORP.IO") {
-		t.Fatalf("got %s", describe(ms))
+	// A file starts on a block boundary: the keytab must be found at any
+	// sector, in any chunk, whether a chunk boundary cuts its sector or
+	// not.
+	for _, tc := range []struct{ at, chunk int }{
+		{4096, 0}, {4096, 4096}, {25 * 512, 4096}, {25 * 512, 1000}, {80 * 512, 3000}, {80 * 512, 512},
+	} {
+		t.Run(fmt.Sprintf("at=%d,chunk=%d", tc.at, tc.chunk), func(t *testing.T) {
+			g := newGen("keytab")
+			buf := append(g.bytes(tc.at), kt...)
+			buf = append(buf, make([]byte, 4096-len(kt)%4096)...)
+			e := testEngine(t, EngineOptions{ChunkSize: tc.chunk, Workers: 2})
+			ms := matchesOf(e.FindAll(buf, ScanOptions{}), "kerberos-keytab")
+			if len(ms) != 1 || ms[0].Start != int64(tc.at) || ms[0].End != int64(tc.at+len(kt)) || ms[0].Fingerprint != fp(string(kt)) ||
+				!strings.Contains(ms[0].Meta["principals"], "HTTP/web01.corp.io@CORP.IO") {
+				t.Fatalf("got %s", describe(ms))
+			}
+		})
 	}
 }
 

@@ -276,15 +276,38 @@ func windows2(k []byte) [][2]byte {
 	return out
 }
 
+// A sectorProbe asks scan to note, while each piece of buf is in the L1
+// cache, the offsets p = phase (mod align) where magic starts: the keytab
+// detector's first test, which on its own pass over a 4 MiB chunk misses
+// the cache at every sector.
+type sectorProbe struct {
+	phase, align int
+	magic        [2]byte
+	found        []int
+	// done is set when scan probed all of buf; else the caller must.
+	done bool
+}
+
+// check probes the offsets in [from, to) of buf.
+func (sp *sectorProbe) check(buf []byte, from, to int) {
+	to = min(to, len(buf)-1)
+	for o := from + ((sp.phase-from)%sp.align+sp.align)%sp.align; o < to; o += sp.align {
+		if buf[o] == sp.magic[0] && buf[o+1] == sp.magic[1] {
+			sp.found = append(sp.found, o)
+		}
+	}
+}
+
 // scan appends every keyword occurrence in buf to hits, ordered by position.
-func (p *prefilter) scan(buf []byte, hits []keywordHit) []keywordHit {
+// A non-nil probe is filled when the vector filter runs.
+func (p *prefilter) scan(buf []byte, hits []keywordHit, probe *sectorProbe) []keywordHit {
 	if len(p.kws) == 0 {
 		return hits
 	}
 	n0 := len(hits)
 	switch {
 	case p.vector != "":
-		hits = p.scanStep2Vector(buf, hits)
+		hits = p.scanStep2Vector(buf, hits, probe)
 	case p.step == 2:
 		hits = p.scanStep2(buf, hits)
 	default:
@@ -371,7 +394,7 @@ func (p *prefilter) scanStep2(buf []byte, hits []keywordHit) []keywordHit {
 // trigrams as scanStep2 plus those in zero words (which only add misses),
 // and the 4-grams of the lanes that read as UTF-16LE ASCII text, which
 // every sampled 4-gram of a keyword does.
-func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit) []keywordHit {
+func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit, probe *sectorProbe) []keywordHit {
 	const seg = 512 // blocks per filterBlocks call (a 4 KiB array)
 	var blocks [seg]uint64
 	// filterBlocks reads 66 bytes per block; the q-gram loads below read
@@ -382,7 +405,11 @@ func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit) []keywordHit 
 	}
 	for b0 := 0; b0 < nb; b0 += seg {
 		n := min(seg, nb-b0)
-		for _, blk := range p.filterBlocks(buf[64*b0:], n, blocks[:n]) {
+		filtered := p.filterBlocks(buf[64*b0:], n, blocks[:n])
+		if probe != nil {
+			probe.check(buf, 64*b0, 64*(b0+n))
+		}
+		for _, blk := range filtered {
 			base := 64 * (b0 + int(blk>>48))
 			for m := blk & (1<<48 - 1); m != 0; m &= m - 1 {
 				l := bits.TrailingZeros64(m)
@@ -399,6 +426,10 @@ func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit) []keywordHit 
 				}
 			}
 		}
+	}
+	if probe != nil {
+		probe.check(buf, 64*nb, len(buf))
+		probe.done = true
 	}
 	return p.verifyTail(buf, 64*nb, hits)
 }
