@@ -7,7 +7,8 @@ BENCH_MB=${BENCH_MB:-256}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-go build -o "$tmp/imgaudit" ./cmd/imgaudit
+# Built as make build builds it: static.
+CGO_ENABLED=0 go build -trimpath -o "$tmp/imgaudit" ./cmd/imgaudit
 # aeskeyfind is the baseline for the memory-key search; install it here, not for tests.
 if ! command -v aeskeyfind >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aeskeyfind) >/dev/null || true
