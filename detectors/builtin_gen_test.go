@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"bytes"
+	_ "embed"
 	"flag"
 	"fmt"
 	"go/format"
@@ -10,6 +11,12 @@ import (
 	"strconv"
 	"testing"
 )
+
+// builtinTOML is the source of builtin_rules_gen.go; only this test reads it,
+// so the binary does not carry it.
+//
+//go:embed builtin_rules.toml
+var builtinTOML string
 
 var updateBuiltin = flag.Bool("update", false, "rewrite builtin_rules_gen.go from builtin_rules.toml")
 
@@ -68,7 +75,7 @@ func builtinRulesSource(rules []Rule) ([]byte, error) {
 				fmt.Fprintf(&b, "\t\t\t%s: %d,\n", name, v)
 			}
 		}
-		flag := func(name string, v bool) {
+		boolean := func(name string, v bool) {
 			if v {
 				fmt.Fprintf(&b, "\t\t\t%s: true,\n", name)
 			}
@@ -103,8 +110,8 @@ func builtinRulesSource(rules []Rule) ([]byte, error) {
 		str("Check", r.Check)
 		num("Before", r.Before)
 		num("After", r.After)
-		flag("NoUTF16", r.NoUTF16)
-		flag("Memory", r.Memory)
+		boolean("NoUTF16", r.NoUTF16)
+		boolean("Memory", r.Memory)
 		b.WriteString("\t\t},\n")
 	}
 	b.WriteString("\t}\n}\n")

@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	_ "embed"
 	"fmt"
 	"os"
 	"strings"
@@ -94,14 +93,11 @@ type tomlRule struct {
 	Memory      bool     `toml:"memory"`
 }
 
-//go:embed builtin_rules.toml
-var builtinTOML string
-
 // Builtin returns the built-in rule set (a fresh copy each call): the rules
 // of builtin_rules.toml, compiled into Go (builtin_rules_gen.go, which
 // TestBuiltinRulesGenerated keeps in step) so that start-up parses no TOML.
 func Builtin() []Rule {
-	// The embedded set is validated by its tests (TestBuiltinRules,
+	// The built-in set is validated by its tests (TestBuiltinRules,
 	// TestBuiltinRegexpsCompile); validating it here would slow every
 	// start-up.
 	rules := builtinRules()
