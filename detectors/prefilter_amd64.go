@@ -5,10 +5,10 @@ import "golang.org/x/sys/cpu"
 // The vector filters are in prefilter_amd64.s.
 
 //go:noescape
-func filterAVX2(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+func filterAVX2(bitsV, bits4 *uint32, p *byte, n int, hits *uint64) int
 
 //go:noescape
-func filterAVX512(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+func filterAVX512(bitsV, bits4 *uint32, p *byte, n int, hits *uint64) int
 
 // supportedVectors lists the vector filters this CPU can run, the fastest
 // last.
@@ -33,5 +33,5 @@ func (p *prefilter) filterBlocks(buf []byte, n int, hits []uint64) []uint64 {
 	if p.vector == vectorAVX512 {
 		f = filterAVX512
 	}
-	return hits[:f(&p.bits3[0], &p.bits4[0], &buf[0], n, &hits[0])]
+	return hits[:f(&p.bitsV[0], &p.bits4[0], &buf[0], n, &hits[0])]
 }

@@ -1,11 +1,11 @@
 #include "textflag.h"
 
 // The vector filters test the sampled q-grams of n 64-byte blocks at p
-// (which must hold 64*n+2 readable bytes), with the hashes of slot3 and
-// slot4 in prefilter.go. For each block with a hit they append
+// (which must hold 64*n+2 readable bytes), with the hashes of slotV and
+// slot4 in prefilter.go: trigrams in bitsV, 4-grams in bits4. For each block with a hit they append
 // block<<48 | mask to hits (room for n entries) and return the count.
 // Lane l (0..15) of a block is its dword at 4l; mask bit l is set when the
-// folded trigram at 4l hits bits3, bit 16+l for the trigram at 4l+2, and bit
+// folded trigram at 4l hits bitsV, bit 16+l for the trigram at 4l+2, and bit
 // 32+l when the folded 4-gram at 4l hits bits4. All-zero blocks are
 // skipped: no keyword q-gram lies in one (see scanStep2). 4-grams are only
 // looked up in lanes that read as two UTF-16LE ASCII characters (c,0,c,0 or
@@ -30,6 +30,16 @@ DATA c00ff00ff<>+8(SB)/8, $0x00ff00ff00ff00ff
 DATA c00ff00ff<>+16(SB)/8, $0x00ff00ff00ff00ff
 DATA c00ff00ff<>+24(SB)/8, $0x00ff00ff00ff00ff
 GLOBL c00ff00ff<>(SB), RODATA|NOPTR, $32
+DATA c00010001<>+0(SB)/8, $0x0001000100010001
+DATA c00010001<>+8(SB)/8, $0x0001000100010001
+DATA c00010001<>+16(SB)/8, $0x0001000100010001
+DATA c00010001<>+24(SB)/8, $0x0001000100010001
+GLOBL c00010001<>(SB), RODATA|NOPTR, $32
+DATA c1fff<>+0(SB)/8, $0x00001fff00001fff
+DATA c1fff<>+8(SB)/8, $0x00001fff00001fff
+DATA c1fff<>+16(SB)/8, $0x00001fff00001fff
+DATA c1fff<>+24(SB)/8, $0x00001fff00001fff
+GLOBL c1fff<>(SB), RODATA|NOPTR, $32
 
 // UTF16LANES sets the dword lanes of dst (all ones) where src reads as two
 // UTF-16LE ASCII characters; t1 and t2 are clobbered, Y10 must be zero.
@@ -51,12 +61,15 @@ GLOBL c00ff00ff<>(SB), RODATA|NOPTR, $32
 	VPAND    t1, dst, dst
 
 // TRIGRAMS_AVX2 tests the folded trigrams in the dword lanes of src: word
-// (t*gram3Multi)>>20 of bits3, bit t&31, which is shifted into the sign and
-// collected with VMOVMSKPS. The lane mask is ORed into BX at bit shift.
+// (vecW0*b0 + vecW1*b1 + vecW2*b2) & 0x1FFF of bitsV (VPMADDUBSW multiplies
+// the bytes by the weights in Y13 and adds pairs; VPMADDWD adds the pairs),
+// bit t&31, which is shifted into the sign and collected with VMOVMSKPS.
+// The lane mask is ORed into BX at bit shift.
 #define TRIGRAMS_AVX2(src, shift) \
 	VPAND      Y15, src, Y2; \
-	VPMULLD    Y13, Y2, Y4; \
-	VPSRLD     $20, Y4, Y4; \
+	VPMADDUBSW Y13, Y2, Y4; \
+	VPMADDWD   c00010001<>(SB), Y4, Y4; \
+	VPAND      c1fff<>(SB), Y4, Y4; \
 	VPCMPEQD   Y6, Y6, Y6; \
 	VPXOR      Y7, Y7, Y7; \
 	VPGATHERDD Y6, (SI)(Y4*4), Y7; \
@@ -82,7 +95,7 @@ GLOBL c00ff00ff<>(SB), RODATA|NOPTR, $32
 	ORQ        R8, BX
 
 // TRIGRAMS_AVX512 tests the folded trigrams in the dword lanes of src like
-// TRIGRAMS_AVX2, for 16 lanes: the gathered word is rotated right by t&31
+// TRIGRAMS_AVX2, for 16 lanes (Z13 weights, Z9 words of 1, Z11 0x1FFF): the gathered word is rotated right by t&31
 // (VPRORVD takes the count mod 32), which brings the bit to test to bit 0,
 // and VPTESTMD against Z10 (ones) sets the lane's bit in the mask register
 // dst. The gather's mask K2 is set from R12 (0xFFFF), not with KXNORW
@@ -90,17 +103,18 @@ GLOBL c00ff00ff<>(SB), RODATA|NOPTR, $32
 // completion, and chain every gather to the last.
 #define TRIGRAMS_AVX512(src, dst) \
 	VPANDD     Z15, src, Z2; \
-	VPMULLD    Z13, Z2, Z4; \
-	VPSRLD     $20, Z4, Z4; \
+	VPMADDUBSW Z13, Z2, Z4; \
+	VPMADDWD   Z9, Z4, Z4; \
+	VPANDD     Z11, Z4, Z4; \
 	KMOVW      R12, K2; \
 	VPXORD     Z7, Z7, Z7; \
 	VPGATHERDD (SI)(Z4*4), K2, Z7; \
 	VPRORVD    Z2, Z7, Z8; \
 	VPTESTMD   Z10, Z8, dst
 
-// func filterAVX2(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+// func filterAVX2(bitsV, bits4 *uint32, p *byte, n int, hits *uint64) int
 TEXT ·filterAVX2(SB), NOSPLIT, $0-48
-	MOVQ bits3+0(FP), SI
+	MOVQ bitsV+0(FP), SI
 	MOVQ bits4+8(FP), DI
 	MOVQ p+16(FP), AX
 	MOVQ n+24(FP), CX
@@ -114,9 +128,9 @@ TEXT ·filterAVX2(SB), NOSPLIT, $0-48
 	MOVL         $0xDFDFDFDF, BX
 	VMOVD        BX, X14
 	VPBROADCASTD X14, Y14      // 4-gram fold
-	MOVL         $0x7a8900f5, BX
+	MOVL         $0x0051DD68, BX
 	VMOVD        BX, X13
-	VPBROADCASTD X13, Y13      // gram3Multi
+	VPBROADCASTD X13, Y13      // vecW0, vecW1, vecW2, 0 as int8
 	MOVL         $0x9E3779B1, BX
 	VMOVD        BX, X12
 	VPBROADCASTD X12, Y12      // hashMulti
@@ -183,9 +197,9 @@ done2:
 	MOVQ R10, ret+40(FP)
 	RET
 
-// func filterAVX512(bits3, bits4 *uint32, p *byte, n int, hits *uint64) int
+// func filterAVX512(bitsV, bits4 *uint32, p *byte, n int, hits *uint64) int
 TEXT ·filterAVX512(SB), NOSPLIT, $0-48
-	MOVQ bits3+0(FP), SI
+	MOVQ bitsV+0(FP), SI
 	MOVQ bits4+8(FP), DI
 	MOVQ p+16(FP), AX
 	MOVQ n+24(FP), CX
@@ -197,8 +211,12 @@ TEXT ·filterAVX512(SB), NOSPLIT, $0-48
 	VPBROADCASTD BX, Z15
 	MOVL         $0xDFDFDFDF, BX
 	VPBROADCASTD BX, Z14
-	MOVL         $0x7a8900f5, BX
-	VPBROADCASTD BX, Z13
+	MOVL         $0x0051DD68, BX
+	VPBROADCASTD BX, Z13 // vecW0, vecW1, vecW2, 0 as int8
+	MOVL         $0x00010001, BX
+	VPBROADCASTD BX, Z9
+	MOVL         $0x1FFF, BX
+	VPBROADCASTD BX, Z11
 	MOVL         $0x9E3779B1, BX
 	VPBROADCASTD BX, Z12
 	MOVL         $1, BX
