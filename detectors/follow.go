@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"encoding/binary"
 	"regexp/syntax"
 	"slices"
 	"strconv"
@@ -55,24 +56,43 @@ func newGateProg(expr string) *gateProg {
 		return nil
 	}
 	g := &gateProg{prog: prog}
-	var consume []int
-	for pc := range prog.Inst {
-		switch prog.Inst[pc].Op {
-		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-			consume = append(consume, pc)
-		}
-	}
 	// ASCII bytes taken by the same instructions share a class; all
 	// non-ASCII runes (first byte >= 0x80) form one more class, in which an
 	// instruction that takes some non-ASCII rune is assumed to take any.
+	// Counted repeats copy one character class many times, so the ASCII
+	// bytes of each distinct rune instruction are found once (this runs at
+	// each rule's first keyword hit in every process).
+	type runeInst struct {
+		op    syntax.InstOp
+		arg   uint32
+		runes string
+	}
+	seenInst := map[runeInst]bool{}
+	var takes [][2]uint64 // ASCII bytes taken, per distinct instruction
+	var key []byte
+	for pc := range prog.Inst {
+		in := &prog.Inst[pc]
+		switch in.Op {
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+		default:
+			continue
+		}
+		key = key[:0]
+		for _, r := range in.Rune {
+			key = binary.LittleEndian.AppendUint32(key, uint32(r))
+		}
+		ri := runeInst{in.Op, in.Arg, string(key)}
+		if seenInst[ri] {
+			continue
+		}
+		seenInst[ri] = true
+		takes = append(takes, asciiTaken(in))
+	}
 	sigs := map[string]uint8{}
-	sig := make([]byte, len(consume))
+	sig := make([]byte, len(takes))
 	for c := 0; c < utf8.RuneSelf; c++ {
-		for i, pc := range consume {
-			sig[i] = '0'
-			if matchesByte(&prog.Inst[pc], byte(c)) {
-				sig[i] = '1'
-			}
+		for i, t := range takes {
+			sig[i] = byte(t[c>>6] >> (c & 63) & 1)
 		}
 		k, ok := sigs[string(sig)]
 		if !ok {
@@ -143,6 +163,38 @@ func (g *gateProg) closure(pc uint32, atStart bool, set []int, seen []bool) ([]i
 		}
 	}
 	return set, match
+}
+
+// asciiTaken returns the set of ASCII bytes rune instruction in consumes.
+func asciiTaken(in *syntax.Inst) [2]uint64 {
+	var t [2]uint64
+	set := func(lo, hi rune) {
+		for c := max(lo, 0); c <= min(hi, utf8.RuneSelf-1); c++ {
+			t[c>>6] |= 1 << (c & 63)
+		}
+	}
+	switch {
+	case syntax.Flags(in.Arg)&syntax.FoldCase != 0 && in.Op != syntax.InstRuneAny && in.Op != syntax.InstRuneAnyNotNL:
+		// Case folding has non-ASCII partners ('k' and U+212A): ask
+		// the instruction.
+		for c := range utf8.RuneSelf {
+			if matchesByte(in, byte(c)) {
+				t[c>>6] |= 1 << (c & 63)
+			}
+		}
+	case in.Op == syntax.InstRuneAny:
+		set(0, utf8.RuneSelf-1)
+	case in.Op == syntax.InstRuneAnyNotNL:
+		set(0, '\n'-1)
+		set('\n'+1, utf8.RuneSelf-1)
+	case len(in.Rune) == 1:
+		set(in.Rune[0], in.Rune[0])
+	default:
+		for i := 0; i+1 < len(in.Rune); i += 2 {
+			set(in.Rune[i], in.Rune[i+1])
+		}
+	}
+	return t
 }
 
 // matchesByte reports whether rune instruction in consumes the ASCII byte c.

@@ -3,8 +3,10 @@ package detectors
 import (
 	"math/rand/v2"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // builtinGates returns the follow gates of the built-in rules with their DFAs.
@@ -119,4 +121,40 @@ func isASCII(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// TestASCIITaken holds asciiTaken's shortcut to what each rune instruction
+// of the built-in rules' regexps (and some edge cases) says byte by byte.
+func TestASCIITaken(t *testing.T) {
+	exprs := []string{`(?i)k`, `(?i)s`, `(?i)[a-z]`, `(?i)[^k]`, `.`, `(?s).`, `[^a]`, `\x{212A}`, `[\x00-\x{10FFFF}]`, `[~-\x{80}]`, `\d`, `(?i)\x{17F}`}
+	for _, r := range Builtin() {
+		exprs = append(exprs, r.Follow, r.Regex)
+	}
+	for _, expr := range exprs {
+		if expr == "" {
+			continue
+		}
+		re, err := syntax.Parse(expr, syntax.Perl)
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		prog, err := syntax.Compile(re.Simplify())
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		for pc := range prog.Inst {
+			in := &prog.Inst[pc]
+			switch in.Op {
+			case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			default:
+				continue
+			}
+			got := asciiTaken(in)
+			for c := range utf8.RuneSelf {
+				if want := matchesByte(in, byte(c)); got[c>>6]>>(c&63)&1 == 1 != want {
+					t.Errorf("%q: instruction %d (%v): byte %#x: asciiTaken says %v, the instruction %v", expr, pc, in, c, !want, want)
+				}
+			}
+		}
+	}
 }
