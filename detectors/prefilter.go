@@ -228,6 +228,7 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 	}
 	var c3, c4 []kwCand
 	common := commonTrigrams()
+	class := byteClassFreq()
 	for i, k := range p.kws {
 		var head, mask uint64
 		for j := 0; j < len(k) && j < 8; j++ {
@@ -238,7 +239,7 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 			return kwCand{slot: s, kw: uint32(i), off: uint32(off), n: uint32(len(k)), head: head, mask: mask}
 		}
 		if isUTF16Keyword(k) {
-			o := rarestGrams(k, 4, utf16Step, nil)
+			o := rarestGrams(k, 4, utf16Step, &class, nil)
 			for off := o; off < o+utf16Step; off++ {
 				s := slot4(gramKey(k[off : off+4]))
 				c4 = append(c4, cand(s, off))
@@ -247,7 +248,7 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 			}
 			continue
 		}
-		o := rarestGrams(k, 3, p.step, common)
+		o := rarestGrams(k, 3, p.step, &class, common)
 		for off := o; off < o+p.step; off++ {
 			s := slot3(gramKey(k[off : off+3]))
 			c3 = append(c3, cand(s, off))
@@ -267,14 +268,9 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 }
 
 // rarestGrams returns the offset o that minimises the expected frequency of
-// the q-grams at o .. o+step-1 of the folded keyword k.
-func rarestGrams(k []byte, q, step int, common map[uint32]float64) int {
-	// A data q-gram hits the filter whenever it equals a keyword q-gram with
-	// bit 5 of every byte cleared, so weigh each byte by that class.
-	var class [256]float64
-	for c := range 256 {
-		class[c&0xDF] += float64(byteFreq[c]) / 65536
-	}
+// the q-grams at o .. o+step-1 of the folded keyword k; class is
+// byteClassFreq's table.
+func rarestGrams(k []byte, q, step int, class *[256]float64, common map[uint32]float64) int {
 	best, bestScore := 0, -1.0
 	for o := 0; o+step-1+q <= len(k); o++ {
 		score := 0.0
@@ -290,6 +286,17 @@ func rarestGrams(k []byte, q, step int, common map[uint32]float64) int {
 		}
 	}
 	return best
+}
+
+// byteClassFreq weighs each byte by the frequency of its class: a data
+// q-gram hits the filter whenever it equals a keyword q-gram with bit 5 of
+// every byte cleared.
+func byteClassFreq() [256]float64 {
+	var class [256]float64
+	for c := range 256 {
+		class[c&0xDF] += float64(byteFreq[c]) / 65536
+	}
+	return class
 }
 
 func windows2(k []byte) [][2]byte {
