@@ -42,8 +42,9 @@ import (
 // (AVX-512 or AVX2 gathers, prefilter_amd64.s), which skip 4-grams where the
 // bytes do not read as UTF-16LE ASCII text. Their trigram table is twice
 // the size (32 KiB) under a hash that costs two vector instructions
-// (slotV); their hits then pass a second bitset under another hash before
-// any candidate is compared. TestPrefilterFindsEveryOccurrence holds every loop to a
+// (slotV); a trigram hit then needs the keyword 4-gram around it (from
+// the byte before it, or from it at a keyword's start) in a second bitset,
+// and a 4-gram hit its own 4-gram, before any candidate is compared. TestPrefilterFindsEveryOccurrence holds every loop to a
 // brute-force search.
 
 const (
@@ -67,8 +68,11 @@ const (
 	vecW0, vecW1, vecW2 = 104, -35, 81
 	vecBits             = 18 // 2^18-bit (32 KiB) bitset
 	vecWords            = 1 << (vecBits - 5)
-	// secondMulti hashes q-grams for prefilter.second.
-	secondMulti = 0x85EBCA6B
+	// secondMulti hashes q-grams for prefilter.second; keys of 4-grams
+	// that start a keyword are XORed with secondAtStart first, so that
+	// they only answer for lanes at a keyword's start.
+	secondMulti   = 0x85EBCA6B
+	secondAtStart = 0x5A3C96E1
 
 	gram3Bits  = 17 // 2^17-bit (16 KiB) bitset for ASCII trigrams
 	gram4Bits  = 17 // and for UTF-16LE 4-grams
@@ -182,10 +186,13 @@ type prefilter struct {
 	// bitsV holds the sampled trigrams again for the vector filters,
 	// under slotV.
 	bitsV [vecWords]uint32
-	// second holds every keyword q-gram again under another hash (slot2):
-	// a second, independent test of what the vector filter passed, which
-	// drops most hash collisions (99% of its hits in binaries) before the
-	// candidates are compared.
+	// second is a second test of what the vector filters passed, under
+	// another hash (slot2): for each sampled trigram of a keyword, the
+	// keyword 4-gram that starts a byte before it (or at it, at offset 0,
+	// under a different key: secondAtStart);
+	// for each sampled UTF-16LE 4-gram, itself. On make bench's image a
+	// fifth of the trigram lanes the filter passes get through it, most of
+	// them true hits of the trigram that are not keywords.
 	second [gram3Words]uint32
 	cands3 candTable
 	cands4 candTable
@@ -255,7 +262,12 @@ func newPrefilter(keywords [][]byte) (*prefilter, error) {
 			p.bits3[s>>5] |= 1 << (s & 31)
 			v := slotV(gramKey(k[off:off+3]) & gram3Fold)
 			p.bitsV[v>>5] |= 1 << (v & 31)
-			p.setSecond(gramKey(k[off:off+3]) & gram3Fold)
+			switch {
+			case off > 0:
+				p.setSecond(gramKey(k[off-1 : off+3]))
+			case len(k) >= 4:
+				p.setSecond(gramKey(k[:4]) ^ secondAtStart)
+			}
 		}
 	}
 	p.cands3 = newCandTable(c3)
@@ -421,7 +433,9 @@ func (p *prefilter) scanStep2(buf []byte, hits []keywordHit) []keywordHit {
 
 // scanStep2Vector is scanStep2 with the sampled q-grams of 64 bytes tested
 // at once by filterBlocks, which marks each q-gram that hits its bitset;
-// those that pass the second bitset too are compared. It tests the same
+// those that pass the second bitset too are compared (3-byte keywords,
+// whose trigram has no 4-gram around it, make step 1 and no vector
+// filter). It tests the same
 // trigrams as scanStep2 plus those in zero words (which only add misses),
 // and the 4-grams of the lanes that read as UTF-16LE ASCII text, which
 // every sampled 4-gram of a keyword does.
@@ -447,8 +461,11 @@ func (p *prefilter) scanStep2Vector(buf []byte, hits []keywordHit, probe *sector
 				pos := base + 4*(l&15) + 2*(l>>4&1)
 				k := binary.LittleEndian.Uint32(buf[pos:])
 				if l < 32 {
-					if k &= gram3Fold; p.inSecond(k) {
-						s := slot3(k)
+					// A keyword with this trigram at offset o >= 1 holds
+					// the 4-gram at pos-1; at o = 0, the one at pos.
+					before := binary.LittleEndian.Uint32(buf[max(pos, 1)-1:])
+					if p.inSecond(before&gram4Fold) || p.inSecond(k&gram4Fold^secondAtStart) {
+						s := slot3(k & gram3Fold)
 						hits = p.compare(buf, pos, s, p.cands3.bucket(s), hits)
 					}
 				} else if k &= gram4Fold; p.inSecond(k) {
