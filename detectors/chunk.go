@@ -221,7 +221,19 @@ func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, out func
 	if !cs.mayMatch(r, gateRegex, w, kp+kl) {
 		return
 	}
-	for _, m := range r.regexps().re.FindAllSubmatchIndex(w, -1) {
+	// Matches come in the order of their starts, and one that starts after
+	// the keyword ends the search: ask for a few at a time instead of all
+	// the window holds (a key dump has one on every line of it, and every
+	// line's keyword has such a window).
+	re := r.regexps().re
+	var ms [][]int
+	for n := 2; ; n *= 2 {
+		ms = re.FindAllSubmatchIndex(w, n)
+		if len(ms) < n || ms[n-1][0] >= kp+kl {
+			break
+		}
+	}
+	for _, m := range ms {
 		if m[1] <= kp || m[0] >= kp+kl {
 			continue // the match must overlap its keyword
 		}
