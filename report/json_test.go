@@ -232,3 +232,52 @@ func quoteAll(ss []string) []string {
 	}
 	return out
 }
+
+// TestWriteJSONStreamsTheEncodersBytes holds WriteJSON, which writes the
+// top-level arrays an element at a time, to the bytes json.Encoder writes
+// for the whole normalized report.
+func TestWriteJSONStreamsTheEncodersBytes(t *testing.T) {
+	full := sampleReport()
+	full.IncompleteReason = "stopped <early> & \"quoted\""
+	full.Timelines = []Timeline{{
+		VM: "vm1", Targets: []string{"a.qcow2", "b <x>.qcow2"},
+		Points:  []TimelinePoint{{View: "a.qcow2#current", Target: "a.qcow2", Kind: "current", Name: "current"}},
+		Secrets: []TimelineRow{{}},
+	}}
+	full.SharedIdentity = []SharedIdentity{{Fingerprint: fp("k"), Kind: "ssh-host-key", Rule: "r", Preview: "AAAA…", VMs: []string{"vm1", "vm2"}}}
+	withNils := emptyReport()
+	withNils.Findings = []Finding{{Rule: "x", Severity: SeverityLow, Fingerprint: fp("x")}, {Rule: "y", Fingerprint: fp("y"), Exposure: []string{"live"}}}
+	withNils.Targets = []Target{{Path: "a&b.raw"}}
+	tests := []struct {
+		name string
+		r    *Report
+	}{
+		{"sample", sampleReport()},
+		{"empty", emptyReport()},
+		{"interrupted", interruptedReport()},
+		{"every top-level field", full},
+		{"nil slices", withNils},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var want bytes.Buffer
+			enc := json.NewEncoder(&want)
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(normalized(tc.r)); err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if err := WriteJSON(&got, tc.r); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				i := 0
+				for i < min(got.Len(), want.Len()) && got.Bytes()[i] == want.Bytes()[i] {
+					i++
+				}
+				t.Errorf("differs from json.Encoder at byte %d:\n got …%q\nwant …%q", i, got.Bytes()[max(0, i-40):min(got.Len(), i+40)], want.Bytes()[max(0, i-40):min(want.Len(), i+40)])
+			}
+		})
+	}
+}
