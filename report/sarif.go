@@ -1,7 +1,7 @@
 package report
 
 import (
-	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -62,8 +62,10 @@ type (
 	sarifRun struct {
 		Tool        sarifTool         `json:"tool"`
 		Invocations []sarifInvocation `json:"invocations"`
-		Results     []sarifResult     `json:"results"`
-		Properties  map[string]any    `json:"properties,omitempty"`
+		// Results is []sarifResult, or sarifResultsMark where WriteSARIF
+		// writes them one at a time.
+		Results    any            `json:"results"`
+		Properties map[string]any `json:"properties,omitempty"`
 	}
 	sarifTool struct {
 		Driver sarifDriver `json:"driver"`
@@ -141,10 +143,53 @@ type (
 // view errors become toolExecutionNotifications, and
 // invocations[0].executionSuccessful is r.Complete. Only redacted previews
 // and fingerprints appear; Metadata is not written. r is not modified.
+//
+// The results are written one at a time, as WriteJSON writes findings: the
+// bytes are those json.Encoder would write for the whole log
+// (TestWriteSARIFStreamsTheEncodersBytes).
 func WriteSARIF(w io.Writer, r *Report) error {
 	if r == nil {
 		return errors.New("report: WriteSARIF: nil report")
 	}
+	log, findings, ruleIndex := sarifLogFor(r)
+	log.Runs[0].Results = sarifResultsMark
+	var head bytes.Buffer
+	enc := json.NewEncoder(&head)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(log); err != nil {
+		return fmt.Errorf("report: encoding SARIF: %w", err)
+	}
+	// User strings are escaped, so the unescaped mark is ours, once.
+	mark := []byte(`"results": "` + sarifResultsMark + `"`)
+	if bytes.Count(head.Bytes(), mark) != 1 {
+		return errors.New("report: encoding SARIF: results placeholder not found once")
+	}
+	before, after, _ := bytes.Cut(head.Bytes(), mark)
+	jw := newJSONWriter(w)
+	jw.raw(string(before))
+	jw.raw(`"results": [`)
+	for i, f := range findings {
+		if i > 0 {
+			jw.raw(",")
+		}
+		jw.raw("\n        ")
+		jw.value(sarifResultFor(f, ruleIndex[f.Rule]), "        ")
+	}
+	if len(findings) > 0 {
+		jw.raw("\n      ")
+	}
+	jw.raw("]")
+	jw.raw(string(after))
+	return jw.close()
+}
+
+// sarifResultsMark stands for the results in the log WriteSARIF encodes.
+const sarifResultsMark = "imgaudit:results"
+
+// sarifLogFor builds the SARIF log of r without its results, and returns
+// the findings in result order with each rule's index.
+func sarifLogFor(r *Report) (sarifLog, []*Finding, map[string]int) {
 	findings := SortedFindings(r)
 
 	rules := []sarifRule{}
@@ -173,11 +218,6 @@ func WriteSARIF(w io.Writer, r *Report) error {
 			rule.Properties["security-severity"] = SARIFSecuritySeverity(f.Severity)
 			rule.DefaultConfiguration.Level = SARIFLevel(f.Severity)
 		}
-	}
-
-	results := make([]sarifResult, 0, len(findings))
-	for _, f := range findings {
-		results = append(results, sarifResultFor(f, ruleIndex[f.Rule]))
 	}
 
 	inv := sarifInvocation{
@@ -213,21 +253,10 @@ func WriteSARIF(w io.Writer, r *Report) error {
 				Rules:   rules,
 			}},
 			Invocations: []sarifInvocation{inv},
-			Results:     results,
 			Properties:  runProps,
 		}},
 	}
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(log); err != nil {
-		return fmt.Errorf("report: encoding SARIF: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("report: writing SARIF: %w", err)
-	}
-	return nil
+	return log, findings, ruleIndex
 }
 
 func sarifResultFor(f *Finding, ruleIndex int) sarifResult {

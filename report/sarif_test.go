@@ -370,3 +370,47 @@ func TestSARIFValidatesAgainstOfficialSchema(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteSARIFStreamsTheEncodersBytes holds WriteSARIF, which writes the
+// results one at a time, to the bytes json.Encoder writes for the whole log.
+func TestWriteSARIFStreamsTheEncodersBytes(t *testing.T) {
+	tricky := sampleReport()
+	tricky.Targets[0].Path = `dir/"results": "imgaudit:results"`
+	tests := []struct {
+		name string
+		r    *Report
+	}{
+		{"sample", sampleReport()},
+		{"empty", emptyReport()},
+		{"interrupted", interruptedReport()},
+		{"a path that spells the placeholder", tricky},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			log, findings, ruleIndex := sarifLogFor(tc.r)
+			results := []sarifResult{}
+			for _, f := range findings {
+				results = append(results, sarifResultFor(f, ruleIndex[f.Rule]))
+			}
+			log.Runs[0].Results = results
+			var want bytes.Buffer
+			enc := json.NewEncoder(&want)
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(log); err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if err := WriteSARIF(&got, tc.r); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				i := 0
+				for i < min(got.Len(), want.Len()) && got.Bytes()[i] == want.Bytes()[i] {
+					i++
+				}
+				t.Errorf("differs from json.Encoder at byte %d:\n got …%q\nwant …%q", i, got.Bytes()[max(0, i-40):min(got.Len(), i+40)], want.Bytes()[max(0, i-40):min(want.Len(), i+40)])
+			}
+		})
+	}
+}
