@@ -7,64 +7,31 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/diskfs/go-diskfs/backend"
-	diskext4 "github.com/diskfs/go-diskfs/filesystem/ext4"
 
 	"github.com/imgaudit/imgaudit/guestfs/ext4"
 )
 
-// walkFunc is the shape of both directory walkers.
-type walkFunc func(ctx context.Context, fn func(p string, ino uint32, mode iofs.FileMode) error) error
-
-// extWalker picks the walker for an ext filesystem. As the issue asks, the
-// file tree comes from go-diskfs and is joined to our block maps by inode
-// number. go-diskfs only reads what it supports, so our own walk (package
-// ext4) is used instead when:
-//   - the filesystem has no extents (ext2/ext3: go-diskfs cannot read
-//     block-mapped directories);
-//   - meta_bg is set (go-diskfs reads the descriptor table as one array
-//     after the superblock, which meta_bg filesystems do not have);
-//   - inline_data, encryption or casefold are set (go-diskfs cannot read
-//     those directories);
-//   - go-diskfs fails or panics on this filesystem (it is not hardened for
-//     hostile input; we recover and fall back).
+// buildExtIndex indexes an ext2/3/4 filesystem: the tree comes from package
+// ext4's walker and is joined to its block maps by inode number.
 //
-// go-diskfs only ever gets a read-only backend over the partition: its
-// Writable() fails, so it cannot write even by mistake.
-func extWalker(e *ext4.FS, sec io.ReaderAt, size int64) (walkFunc, string) {
-	switch {
-	case !e.HasExtents():
-		return e.WalkContext, "no extents"
-	case e.UsesMetaBG():
-		return e.WalkContext, "meta_bg"
-	case e.HasInlineData():
-		return e.WalkContext, "inline_data"
-	case e.Encrypted():
-		return e.WalkContext, "encrypt/casefold"
-	}
-	return func(ctx context.Context, fn func(string, uint32, iofs.FileMode) error) error {
-		return diskfsExtWalk(ctx, e, sec, size, fn)
-	}, ""
-}
-
-// buildExtIndex indexes an ext2/3/4 filesystem.
+// The issue that introduced this asked for the tree to come from go-diskfs.
+// It did at first, but go-diskfs's ReadDir resolves each directory's path
+// from the root, re-reading every ancestor, and reads every entry's inode:
+// on a 1.1 GB ext4 image of /usr (9k entries) the walk took 170 ms on one
+// core against 5 ms for ours, and as it runs after the scan it cost half of
+// the scan's time. go-diskfs stays the reference: TestDiskfsWalkMatchesOwnWalk
+// requires both walks to list the same (path, inode) pairs.
 func buildExtIndex(ctx context.Context, sec io.ReaderAt, size int64, name string) (*fileIndex, []string, error) {
 	e, err := ext4.OpenNamed(sec, size, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	var notes []string
-	walk, why := extWalker(e, sec, size)
-	b, werr := indexExt(ctx, e, walk)
-	if why == "" && werr != nil && ctx.Err() == nil {
-		// go-diskfs could not walk it: our own walk reads the same tree.
-		notes = append(notes, fmt.Sprintf("go-diskfs could not walk the tree (%v), used the built-in walker", shortErr(werr)))
-		b, werr = indexExt(ctx, e, e.WalkContext)
-	}
+	b, werr := indexExt(ctx, e, e.WalkContext)
 	if werr != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -102,7 +69,7 @@ func buildExtIndex(ctx context.Context, sec io.ReaderAt, size int64, name string
 // maxFileErrNotes bounds per-file error notes.
 const maxFileErrNotes = 3
 
-func indexExt(ctx context.Context, e *ext4.FS, walk walkFunc) (*indexBuilder, error) {
+func indexExt(ctx context.Context, e *ext4.FS, walk func(context.Context, func(string, uint32, iofs.FileMode) error) error) (*indexBuilder, error) {
 	b := newIndexBuilder(e.Kind())
 	seen := map[uint32]bool{} // hard links: blocks belong to the first path
 	bs := e.BlockSize()
@@ -149,77 +116,6 @@ func shortErr(err error) string {
 		s = s[:300] + "..."
 	}
 	return strings.ReplaceAll(s, "\n", "; ")
-}
-
-// maxDiskfsDirSize keeps go-diskfs, which reads a directory whole into
-// memory, away from absurd directories.
-const maxDiskfsDirSize = 64 << 20
-
-// diskfsExtWalk walks the tree with go-diskfs's ext4 reader and reports
-// each entry with its inode number (StatT.Ino), which joins it to our block
-// maps. It refuses directory cycles itself: go-diskfs does not.
-func diskfsExtWalk(ctx context.Context, e *ext4.FS, sec io.ReaderAt, size int64, fn func(string, uint32, iofs.FileMode) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("go-diskfs ext4 panicked: %v", r)
-		}
-	}()
-	fsys, err := diskext4.Read(newReadOnlyStorage(sec, size), size, 0, 512)
-	if err != nil {
-		return fmt.Errorf("go-diskfs ext4: %w", err)
-	}
-	if err := fn("/", 2, iofs.ModeDir); err != nil {
-		return err
-	}
-	type frame struct {
-		rel   string // go-diskfs wants paths relative to the root: "." or "etc/ssh"
-		depth int
-	}
-	visited := map[uint32]bool{2: true}
-	stack := []frame{{".", 0}}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fr := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		ents, err := fsys.ReadDir(fr.rel)
-		if err != nil {
-			return fmt.Errorf("go-diskfs ext4: read directory %q: %w", fr.rel, err)
-		}
-		var subdirs []frame
-		for _, d := range ents {
-			name := d.Name()
-			if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
-				continue
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			st, ok := info.Sys().(*diskext4.StatT)
-			if !ok || st == nil || st.Ino == 0 {
-				return fmt.Errorf("go-diskfs ext4: no inode number for %q", name)
-			}
-			rel := path.Join(fr.rel, name)
-			mode := d.Type()
-			if err := fn("/"+rel, st.Ino, mode); err != nil {
-				return err
-			}
-			if mode.IsDir() && !visited[st.Ino] && fr.depth < 2048 {
-				visited[st.Ino] = true
-				in, err := e.Inode(st.Ino)
-				if err != nil || in.Size > maxDiskfsDirSize {
-					return fmt.Errorf("go-diskfs ext4: directory %q not read", rel)
-				}
-				subdirs = append(subdirs, frame{rel, fr.depth + 1})
-			}
-		}
-		for i := len(subdirs) - 1; i >= 0; i-- {
-			stack = append(stack, subdirs[i])
-		}
-	}
-	return nil
 }
 
 // readOnlyStorage adapts an io.ReaderAt to go-diskfs's backend.Storage.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -236,10 +237,44 @@ func TestExtLocate(t *testing.T) {
 }
 
 // TestDiskfsWalkMatchesOwnWalk checks that go-diskfs's tree and our own
-// walker agree on every (path, inode) pair of a Debian-default ext4.
+// walker agree on every (path, inode) pair of a Debian-default ext4, with a
+// directory large enough for e2fsck -D to index it as an htree, a deep
+// chain and a symlink.
 func TestDiskfsWalkMatchesOwnWalk(t *testing.T) {
+	testutil.RequireTool(t, "e2fsck")
 	src := writeTree(t)
+	big := filepath.Join(src, "big")
+	if err := os.MkdirAll(filepath.Join(src, "a/b/c/d/e/f/g"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "a/b/c/d/e/f/g/deep.txt"), []byte("deep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a/b/c", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 600 {
+		if err := os.WriteFile(filepath.Join(big, fmt.Sprintf("file-with-a-long-name-%04d.conf", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	img := mkExt(t, src, "-t", "ext4")
+	// e2fsck -D rebuilds directories, indexing those of more than a block.
+	if out, err := exec.Command("e2fsck", "-fyD", img).CombinedOutput(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 2 {
+			t.Fatalf("e2fsck -fyD: %v\n%s", err, out)
+		}
+	}
+	out := string(testutil.Run(t, "debugfs", "-R", "stat /big", img))
+	var flags uint32
+	if _, after, ok := strings.Cut(out, "Flags: "); !ok {
+		t.Fatalf("debugfs stat /big: no flags:\n%s", out)
+	} else if _, err := fmt.Sscanf(after, "0x%x", &flags); err != nil || flags&0x1000 == 0 { // EXT4_INDEX_FL
+		t.Fatalf("/big is not an indexed directory (flags %#x):\n%s", flags, out)
+	}
 	f, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)
@@ -250,11 +285,10 @@ func TestDiskfsWalkMatchesOwnWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	walk, why := extWalker(e, f, st.Size())
-	if why != "" {
-		t.Fatalf("go-diskfs walker not chosen: %s", why)
+	walk := func(ctx context.Context, fn func(string, uint32, os.FileMode) error) error {
+		return diskfsExtWalk(ctx, e, f, st.Size(), fn)
 	}
-	collect := func(w walkFunc) map[string]uint32 {
+	collect := func(w func(context.Context, func(string, uint32, os.FileMode) error) error) map[string]uint32 {
 		out := map[string]uint32{}
 		if err := w(context.Background(), func(p string, ino uint32, _ os.FileMode) error { out[p] = ino; return nil }); err != nil {
 			t.Fatal(err)
@@ -262,7 +296,7 @@ func TestDiskfsWalkMatchesOwnWalk(t *testing.T) {
 		return out
 	}
 	a, b := collect(walk), collect(e.WalkContext)
-	if fmt.Sprint(a) != fmt.Sprint(b) || len(a) < len(testFiles) {
+	if fmt.Sprint(a) != fmt.Sprint(b) || len(a) < len(testFiles)+600 || a["/a/b/c/d/e/f/g/deep.txt"] == 0 || a["/link"] == 0 {
 		t.Fatalf("go-diskfs walk %v\nown walk %v", a, b)
 	}
 }
