@@ -146,7 +146,12 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 		if a.OutsideGuestControl != b.OutsideGuestControl {
 			return a.OutsideGuestControl
 		}
-		return a.Rule < b.Rule
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		// Workers report in no fixed order: without this, two scans of
+		// one image wrote their findings in different orders.
+		return a.Fingerprint < b.Fingerprint
 	})
 	return out
 }
