@@ -360,6 +360,18 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, 
 	bar := newProgress(s.opts.Progress, total)
 	defer bar.Finish()
 
+	// The current state's filesystem is always analyzed (its findings'
+	// paths, /etc/machine-id): do it while the detectors run, not after
+	// them. Walking the tree of a 760 MiB image of /usr took 15 ms on one
+	// core, 10% of the scan's time. All of it is done when this returns.
+	for _, v := range views {
+		if v.view.Kind == model.KindCurrent && v.view.Disk != nil && v.err == nil && !v.t.plainData() {
+			done := make(chan struct{})
+			go func() { defer close(done); v.filesystem(ctx) }()
+			defer func() { <-done }()
+		}
+	}
+
 	margin := int64(s.opts.Engine.Margin())
 	p := newPlanner(margin)
 	var hits []rawHit
