@@ -17,21 +17,11 @@ fi
 now() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
 
-# e2e MB: imgaudit scan of an MB MiB raw image vs cat of the same file, page
-# cache warm, then cold (dropping the cache needs root; skipped elsewhere).
-# Start-up (about 10 ms) weighs on small images, so two sizes are measured.
-e2e() {
-  local mb=$1 img="$tmp/mixed.raw"
-  echo "== end to end: imgaudit scan of a ${mb} MiB raw image vs cat (same file, same run)"
-  # Mixed content: executables, text and random bytes, like a real disk.
-  : > "$img"
-  while [ "$(stat -c %s "$img")" -lt $(( mb * 1048576 )) ]; do
-    cat "$tmp/imgaudit" >> "$img"
-    find /usr/share/doc -name '*.gz' -size -200k 2>/dev/null | head -200 | xargs -r zcat 2>/dev/null | head -c 8388608 >> "$img" || true
-    head -c 8388608 /dev/urandom >> "$img"
-  done
-  truncate -s $(( mb * 1048576 )) "$img"
-  local bytes t0 t1 cat_mb scan_mb
+# measure IMG LABEL: imgaudit scan of IMG vs cat of the same file, page cache
+# warm, then cold (dropping the cache needs root; skipped elsewhere).
+measure() {
+  local img=$1 label=$2 bytes t0 t1 cat_mb scan_mb
+  echo "== end to end: imgaudit scan of ${label} vs cat (same file, same run)"
   bytes=$(stat -c %s "$img")
   cat "$img" > /dev/null
   for run in 1 2 3; do
@@ -50,12 +40,50 @@ e2e() {
     scan_mb=$(mbps "$bytes" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
     echo "cold, run $run: cat ${cat_mb} MB/s, imgaudit scan ${scan_mb} MB/s ($(awk -v a="$scan_mb" -v b="$cat_mb" 'BEGIN { printf "%.0f", 100 * a / b }')% of cat)"
   done
-  rm -f "$img"
   echo
+}
+
+# e2e MB: an MB MiB raw image of mixed content: executables, text and
+# random bytes, like a real disk, but with no filesystem. Start-up (about 10
+# ms with the rules' first use) weighs on small images, so two sizes run.
+e2e() {
+  local mb=$1 img="$tmp/mixed.raw"
+  : > "$img"
+  while [ "$(stat -c %s "$img")" -lt $(( mb * 1048576 )) ]; do
+    cat "$tmp/imgaudit" >> "$img"
+    find /usr/share/doc -name '*.gz' -size -200k 2>/dev/null | head -200 | xargs -r zcat 2>/dev/null | head -c 8388608 >> "$img" || true
+    head -c 8388608 /dev/urandom >> "$img"
+  done
+  truncate -s $(( mb * 1048576 )) "$img"
+  measure "$img" "a ${mb} MiB raw image"
+  rm -f "$img"
 }
 for mb in ${E2E_MB:-$BENCH_MB 1024}; do
   e2e "$mb"
 done
+
+# An ext4 filesystem of this machine's /usr/bin, /usr/share/doc and
+# /usr/lib/python3*, as mkfs.ext4 -d writes it, in a fully allocated raw
+# image: findings get partitions, paths and block states, which walks the
+# directory tree.
+if command -v mkfs.ext4 >/dev/null; then
+  src="$tmp/ext4src"
+  mkdir -p "$src"
+  for d in /usr/bin /usr/share/doc /usr/lib/python3*; do
+    [ -d "$d" ] && cp -a "$d" "$src/$(basename "$d")" 2>/dev/null || true
+  done
+  used=$(du -sm "$src" | awk '{print $1}')
+  truncate -s $(( used * 13 / 10 + 64 ))M "$tmp/ext4.sparse"
+  if mkfs.ext4 -q -F -d "$src" "$tmp/ext4.sparse" 2>/dev/null; then
+    cp --sparse=never "$tmp/ext4.sparse" "$tmp/ext4.raw"
+    rm -rf "$src" "$tmp/ext4.sparse"
+    measure "$tmp/ext4.raw" "a $(( $(stat -c %s "$tmp/ext4.raw") / 1048576 )) MiB ext4 image of /usr/bin, /usr/share/doc and Python"
+    rm -f "$tmp/ext4.raw"
+  else
+    echo "== ext4 image: skipped (mkfs.ext4 -d failed)"; echo
+    rm -rf "$src" "$tmp/ext4.sparse"
+  fi
+fi
 
 run_bench() {
   local pkg=$1 pattern=$2
