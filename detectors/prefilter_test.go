@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -128,6 +129,42 @@ func TestPrefilterFindsEveryOccurrence(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPrefilterKeywordsAtEdges puts every keyword at each of the first
+// eight offsets of a buffer and at each of the last four end positions, in
+// buffers whose last vector block ends 0 to 3 bytes before their end: the
+// second test reads 4-grams around a lane, which must stay inside the
+// buffer without losing a keyword that touches its edge. (The random test
+// above holds the rest of what scan reports to a brute-force search.)
+func TestPrefilterKeywordsAtEdges(t *testing.T) {
+	e := testEngine(t, EngineOptions{})
+	variants := filterVariants(e.pf)
+	for k, kw := range e.pf.kws {
+		for _, n := range []int{130, 131, 132, 133, 194, 195, 196, 197} {
+			var places []int
+			for i := range 8 {
+				places = append(places, i)
+			}
+			for gap := range 4 {
+				places = append(places, n-len(kw)-gap)
+			}
+			for _, p := range places {
+				buf := bytes.Repeat([]byte{'#'}, n)
+				for j, c := range kw {
+					if c == 0x7f {
+						c = '_'
+					}
+					buf[p+j] = c
+				}
+				for name, pf := range variants {
+					if !slices.Contains(pf.scan(buf, nil, nil), keywordHit{pos: p, kw: k}) {
+						t.Fatalf("%s: %q at %d of %d bytes not found", name, kw, p, n)
+					}
+				}
+			}
+		}
 	}
 }
 
