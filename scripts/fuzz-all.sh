@@ -1,13 +1,48 @@
 #!/usr/bin/env bash
 # Runs every Fuzz* target in the module for a short time (default 5s each).
+#
+# Go 1.26's fuzzing coordinator can fail a target with a bare "context
+# deadline exceeded" as -fuzztime runs out while a worker is busy
+# (go.dev/issue/75804, fixed in Go 1.27), without any failing input. A real
+# failure writes its input to testdata/fuzz/<target>/, so such a run is
+# retried once, and reported as a flake, not a failure, if it recurs.
 set -euo pipefail
 t=${1:-5s}
 fail=0
+flakes=()
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
-    echo "== $pkg $fz ($t)"
-    if ! go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$t" "$pkg"; then fail=1; fi
+    corpus="$dir/testdata/fuzz/$fz"
+    for try in 1 2; do
+      echo "== $pkg $fz ($t)"
+      before=$(ls "$corpus" 2>/dev/null | sort || true)
+      out=$(mktemp)
+      status=0
+      go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$t" "$pkg" 2>&1 | tee "$out" || status=$?
+      after=$(ls "$corpus" 2>/dev/null | sort || true)
+      deadline_only=0
+      if [ "$status" -ne 0 ] && [ "$before" = "$after" ] &&
+        grep -q '^    context deadline exceeded$' "$out" && ! grep -q -e 'panic:' -e 'Failing input' "$out"; then
+        deadline_only=1
+      fi
+      rm -f "$out"
+      if [ "$status" -eq 0 ]; then
+        break
+      elif [ "$deadline_only" -eq 1 ] && [ "$try" -eq 1 ]; then
+        echo "== $fz: 'context deadline exceeded' with no failing input (go.dev/issue/75804): once more"
+      elif [ "$deadline_only" -eq 1 ]; then
+        flakes+=("$pkg $fz")
+        break
+      else
+        fail=1
+        break
+      fi
+    done
   done
 done
+if [ ${#flakes[@]} -gt 0 ]; then
+  echo "== flaky twice with no failing input (go.dev/issue/75804), not counted as failures:"
+  printf '   %s\n' "${flakes[@]}"
+fi
 exit $fail
