@@ -41,8 +41,9 @@ type EngineOptions struct {
 	Disable []string
 	// Workers is the number of goroutines Scan uses (0: GOMAXPROCS).
 	Workers int
-	// ChunkSize is the number of bytes each work item owns (0: 4 MiB). Small
-	// values are for tests.
+	// ChunkSize is the number of bytes each work item owns (0: 4 MiB, or
+	// up to 16 MiB for lent bytes: see lentChunkSize). Small values are
+	// for tests.
 	ChunkSize int
 }
 
@@ -83,6 +84,20 @@ type Range struct{ Start, End int64 }
 // small share of L3.
 const defaultChunkSize = 4 << 20
 
+// lentChunkSize is the chunk size for total bytes lent by a Slicer (a
+// mapped raw image), which needs no buffer: up to 16 MiB, as long as each
+// worker still gets four chunks, and never below defaultChunkSize. Fewer,
+// larger chunks rescan less margin and release their pages in fewer calls
+// (each a TLB shootdown on the other cores): a warm 1 GiB raw scan went
+// from 86% to 89% of cat with 8 MiB chunks and its system time from 25 to
+// 13 ms.
+func lentChunkSize(total int64, workers int) int64 {
+	const maxLent = 16 << 20
+	c := total / int64(4*max(workers, 1))
+	c &^= 1<<20 - 1 // whole MiB
+	return min(max(c, defaultChunkSize), maxLent)
+}
+
 // ruleRef says which rule a keyword belongs to and in which encoding.
 type ruleRef struct {
 	rule  int
@@ -106,6 +121,8 @@ type Engine struct {
 	margin    int
 	workers   int
 	chunkSize int
+	// fixedChunk: ChunkSize was given, so lent bytes use it too.
+	fixedChunk bool
 	// scanners keeps idle workers' state (buffer, lazily built regexp
 	// DFAs) from one Scan to the next.
 	scanners sync.Pool
@@ -124,7 +141,7 @@ func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
 	for _, id := range opts.Disable {
 		disabled[id] = false
 	}
-	e := &Engine{workers: opts.Workers, chunkSize: opts.ChunkSize}
+	e := &Engine{workers: opts.Workers, chunkSize: opts.ChunkSize, fixedChunk: opts.ChunkSize > 0}
 	if e.workers <= 0 {
 		e.workers = runtime.GOMAXPROCS(0)
 	}
@@ -270,12 +287,22 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	slicer, _ := r.(Slicer)
+	releaser, _ := r.(Releaser)
+	chunk := int64(e.chunkSize)
+	if slicer != nil && !e.fixedChunk {
+		var total int64
+		for _, rg := range merged {
+			total += rg.End - rg.Start
+		}
+		chunk = lentChunkSize(total, e.workers)
+	}
 	jobs := make(chan job)
 	go func() {
 		defer close(jobs)
 		for _, rg := range merged {
-			for s := rg.Start; s < rg.End; s += int64(e.chunkSize) {
-				own := Range{s, min(s+int64(e.chunkSize), rg.End)}
+			for s := rg.Start; s < rg.End; s += chunk {
+				own := Range{s, min(s+chunk, rg.End)}
 				rs := max(0, own.Start-int64(e.margin))
 				re := min(size, own.End+int64(e.margin))
 				select {
@@ -296,8 +323,6 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
-	slicer, _ := r.(Slicer)
-	releaser, _ := r.(Releaser)
 	workers := e.workers
 	for range workers {
 		wg.Add(1)

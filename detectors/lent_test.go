@@ -135,3 +135,46 @@ func TestScanLentFault(t *testing.T) {
 		t.Fatalf("scan of a truncated mapping: %v, want a memory-fault error", err)
 	}
 }
+
+func TestLentChunkSize(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		total   int64
+		workers int
+		want    int64
+	}{
+		{0, 2, defaultChunkSize},
+		{10 * mib, 2, defaultChunkSize},
+		{64 * mib, 2, 8 * mib},
+		{100 * mib, 2, 12 * mib}, // 12.5 MiB, rounded down to whole MiB
+		{256 * mib, 2, 16 * mib},
+		{1 << 40, 2, 16 * mib},
+		{1 << 30, 16, 16 * mib},
+		{256 * mib, 16, defaultChunkSize},
+		{64 * mib, 0, 16 * mib}, // workers 0 counts as 1
+	} {
+		if got := lentChunkSize(c.total, c.workers); got != c.want {
+			t.Errorf("lentChunkSize(%d MiB, %d) = %d MiB, want %d MiB", c.total/mib, c.workers, got/mib, c.want/mib)
+		}
+	}
+}
+
+// TestScanLentChunks: lent bytes are scanned in lentChunkSize chunks unless
+// ChunkSize is set; each chunk releases its pages once.
+func TestScanLentChunks(t *testing.T) {
+	data := make([]byte, 40<<20)
+	_, m := mapFile(t, data)
+	for _, c := range []struct {
+		chunk int
+		want  int
+	}{{0, 4}, {8 << 20, 5}} { // lentChunkSize(40 MiB, 1 worker) = 10 MiB
+		e := testEngine(t, EngineOptions{Workers: 1, ChunkSize: c.chunk})
+		var released []Range
+		if _, err := e.Scan(context.Background(), mappedFile{bytes.NewReader(data), m, &sync.Mutex{}, &released}, int64(len(data)), []Range{{0, int64(len(data))}}, ScanOptions{}, func(Match) {}); err != nil {
+			t.Fatal(err)
+		}
+		if len(released) != c.want {
+			t.Errorf("ChunkSize %d: %d chunks released, want %d", c.chunk, len(released), c.want)
+		}
+	}
+}
