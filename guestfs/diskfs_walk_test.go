@@ -7,8 +7,10 @@ import (
 	iofs "io/fs"
 	"path"
 	"strings"
+	"testing"
 
 	diskext4 "github.com/diskfs/go-diskfs/filesystem/ext4"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 
 	"github.com/imgaudit/imgaudit/guestfs/ext4"
 )
@@ -85,4 +87,39 @@ func diskfsExtWalk(ctx context.Context, e *ext4.FS, sec io.ReaderAt, size int64,
 		}
 	}
 	return nil
+}
+
+// diskfsISOTree lists an ISO 9660 tree with go-diskfs, the reference for
+// isoTree: path -> [byte offset of the first extent, size, is directory].
+func diskfsISOTree(t *testing.T, r io.ReaderAt, size int64) map[string][3]int64 {
+	t.Helper()
+	fsys, err := iso9660.Read(newReadOnlyStorage(r, size), size, 0, isoBlock)
+	if err != nil {
+		t.Fatalf("go-diskfs: %v", err)
+	}
+	out := map[string][3]int64{}
+	var walk func(rel string)
+	walk = func(rel string) {
+		ents, err := fsys.ReadDir(rel)
+		if err != nil {
+			t.Logf("go-diskfs: %s: %v", rel, err)
+			return
+		}
+		for _, d := range ents {
+			info, err := d.Info()
+			if err != nil {
+				t.Fatalf("go-diskfs: %s: %v", d.Name(), err)
+			}
+			st := info.Sys().(*iso9660.StatT)
+			p := path.Join(rel, d.Name())
+			dir := int64(0)
+			if d.IsDir() {
+				dir = 1
+				walk(p)
+			}
+			out["/"+p] = [3]int64{int64(st.Location) * isoBlock, info.Size(), dir}
+		}
+	}
+	walk(".")
+	return out
 }

@@ -460,3 +460,78 @@ func BenchmarkAnalyze(b *testing.B) {
 		}
 	})
 }
+
+// TestISOWalkMatchesDiskfs: the ISO walker lists the files go-diskfs lists,
+// with the same names, extents and sizes, for the name schemes xorriso
+// writes: Rock Ridge (with and without Joliet), Joliet alone and plain ISO
+// 9660. Where go-diskfs fails (nested Joliet directories), the walker must
+// still list what the tree holds.
+func TestISOWalkMatchesDiskfs(t *testing.T) {
+	testutil.RequireTool(t, "xorriso")
+	src := writeTree(t)
+	deep := filepath.Join(src, "Mixed.Case", "nested dir")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"NOEXT", "a file with a long name beyond thirty-one characters.conf", "x.y.z"}
+	for i := range 80 { // a directory of several sectors
+		names = append(names, fmt.Sprintf("entry-%02d-with-a-name-long-enough-to-fill-sectors.txt", i))
+	}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(deep, n), []byte("data of "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"rock ridge", nil},
+		{"rock ridge and joliet", []string{"-J"}},
+		{"joliet", []string{"--norock", "-J"}},
+		{"plain", []string{"--norock"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "cd.iso")
+			testutil.Run(t, "xorriso", append(append([]string{"-as", "mkisofs", "-quiet"}, c.args...), "-o", img, src)...)
+			f, err := os.Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			st, _ := f.Stat()
+			want := diskfsISOTree(t, f, st.Size())
+			tree, err := openISOTree(f, st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][3]int64{}
+			if _, err := tree.walk(context.Background(), func(p string, rec isoDirRecord, _ []isoDirRecord) error {
+				dir := int64(0)
+				if rec.dir {
+					dir = 1
+				}
+				got[p] = [3]int64{int64(rec.lba) * isoBlock, int64(rec.size), dir}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) < len(testFiles)+85 {
+				t.Fatalf("walker listed %d entries: %v", len(got), got)
+			}
+			for p, w := range want {
+				if got[p] != w {
+					t.Errorf("%s: walker %v, go-diskfs %v", p, got[p], w)
+				}
+			}
+			if c.name != "joliet" && len(got) != len(want) {
+				t.Errorf("walker listed %d entries, go-diskfs %d:\n%v\n%v", len(got), len(want), got, want)
+			}
+			if c.name == "joliet" {
+				if _, ok := got["/Mixed.Case/nested dir/NOEXT"]; !ok {
+					t.Errorf("nested Joliet directory not walked: %v", got)
+				}
+			}
+		})
+	}
+}

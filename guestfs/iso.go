@@ -5,88 +5,48 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
-	"path"
 
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/diskfs/go-diskfs/filesystem/squashfs"
 )
 
 const (
 	isoBlock = 2048
-	// maxTreeEntries bounds walks through go-diskfs readers.
+	// maxTreeEntries bounds the entries a tree walk visits.
 	maxTreeEntries = 4 << 20
 )
 
-// buildISOIndex walks an ISO9660 filesystem with go-diskfs (Rock Ridge names
-// when present) and indexes each file's extent from StatT.Location. Files
-// recorded in several extents (over 4 GiB) are attributed by their first
-// extent only. Space no file covers (descriptors, path tables, directories)
-// is reported as allocated: an ISO has no free space.
-func buildISOIndex(ctx context.Context, r io.ReaderAt, size int64, name string) (x *fileIndex, notes []string, err error) {
-	defer func() {
-		if rec := recover(); rec != nil {
-			x, notes, err = nil, nil, fmt.Errorf("iso9660: go-diskfs panicked: %v", rec)
-		}
-	}()
-	fsys, err := iso9660.Read(newReadOnlyStorage(r, size), size, 0, isoBlock)
+// buildISOIndex walks an ISO 9660 filesystem (isoTree: Rock Ridge, Joliet or
+// plain names) and indexes the extents of each file and directory. Space no
+// file covers (descriptors, path tables) is reported as allocated: an ISO
+// has no free space.
+func buildISOIndex(ctx context.Context, r io.ReaderAt, size int64, name string) (*fileIndex, []string, error) {
+	t, err := openISOTree(r, size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("iso9660: %w", err)
+		return nil, nil, err
 	}
 	b := newIndexBuilder("iso9660")
-	type frame struct {
-		rel   string
-		depth int
-	}
-	visited := map[uint32]bool{}
-	stack := []frame{{".", 0}}
-	entries := 0
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+	notes, err := t.walk(ctx, func(p string, rec isoDirRecord, extents []isoDirRecord) error {
+		var total int64
+		for _, e := range extents {
+			total += int64(e.size)
 		}
-		fr := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		ents, err := fsys.ReadDir(fr.rel)
-		if err != nil {
-			if fr.rel == "." {
-				return nil, nil, fmt.Errorf("iso9660: root directory: %w", err)
-			}
-			notes = append(notes, fmt.Sprintf("directory %q unreadable", "/"+fr.rel))
-			continue
+		id, ok := b.addNode(p, total, rec.dir)
+		if !ok {
+			return nil
 		}
-		for _, d := range ents {
-			if entries++; entries > maxTreeEntries {
-				notes = append(notes, "too many entries; walk stopped")
-				stack = nil
-				break
-			}
-			if !validName(d.Name()) {
-				continue
-			}
-			info, err := d.Info()
-			if err != nil {
-				continue
-			}
-			st, ok := info.Sys().(*iso9660.StatT)
-			if !ok || st == nil {
-				continue
-			}
-			rel := path.Join(fr.rel, d.Name())
-			isDir := d.IsDir()
-			id, ok := b.addNode("/"+rel, info.Size(), isDir)
-			if !ok {
-				continue
-			}
-			off := int64(st.Location) * isoBlock
-			if n := info.Size(); n > 0 && off < size {
+		var fileOff int64
+		for _, e := range extents {
+			off := int64(e.lba) * isoBlock
+			if n := int64(e.size); n > 0 && off < size {
 				n = min(n, size-off)
-				b.addRun(run{off: off, n: (n + isoBlock - 1) / isoBlock * isoBlock, node: id})
+				b.addRun(run{off: off, n: (n + isoBlock - 1) / isoBlock * isoBlock, fileOff: fileOff, node: id})
 			}
-			if isDir && !visited[st.Location] && fr.depth < 256 {
-				visited[st.Location] = true
-				stack = append(stack, frame{rel, fr.depth + 1})
-			}
+			fileOff += int64(e.size)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if b.truncated {
 		notes = append(notes, "index truncated: some paths are not attributed")
