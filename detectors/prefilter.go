@@ -42,10 +42,11 @@ import (
 // (AVX-512 or AVX2 gathers, prefilter_amd64.s), which skip 4-grams where the
 // bytes do not read as UTF-16LE ASCII text. Their trigram table is twice
 // the size (32 KiB) under a hash that costs two vector instructions
-// (slotV); a trigram hit then needs the keyword 4-gram around it (from
-// the byte before it, or from it at a keyword's start) in a second bitset,
-// and a 4-gram hit its own 4-gram, before any candidate is compared. TestPrefilterFindsEveryOccurrence holds every loop to a
-// brute-force search.
+// (slotV); a trigram hit then needs the keyword 4-gram around it (from the
+// byte before it, or from it at a keyword's start) in a second bitset, and
+// a 4-gram hit its own 4-gram, before any candidate is compared.
+// TestPrefilterFindsEveryOccurrence holds every loop to a brute-force
+// search.
 
 const (
 	minKeyword = 3
@@ -189,10 +190,10 @@ type prefilter struct {
 	// second is a second test of what the vector filters passed, under
 	// another hash (slot2): for each sampled trigram of a keyword, the
 	// keyword 4-gram that starts a byte before it (or at it, at offset 0,
-	// under a different key: secondAtStart);
-	// for each sampled UTF-16LE 4-gram, itself. On make bench's image a
-	// fifth of the trigram lanes the filter passes get through it, most of
-	// them true hits of the trigram that are not keywords.
+	// under a different key: secondAtStart); for each sampled UTF-16LE
+	// 4-gram, itself. On make bench's image a fifth of the trigram lanes
+	// the filter passes get through it; most of the others were true
+	// hits of the trigram in words that are no keyword.
 	second [gram3Words]uint32
 	cands3 candTable
 	cands4 candTable
