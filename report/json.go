@@ -114,8 +114,11 @@ type jsonWriter struct {
 func newJSONWriter(w io.Writer) *jsonWriter { return &jsonWriter{bw: bufio.NewWriter(w)} }
 
 func (jw *jsonWriter) raw(s string) {
-	if jw.err == nil {
-		_, jw.err = jw.bw.WriteString(s)
+	if jw.err != nil {
+		return
+	}
+	if _, err := jw.bw.WriteString(s); err != nil {
+		jw.err = fmt.Errorf("report: writing JSON: %w", err)
 	}
 }
 
@@ -136,7 +139,7 @@ func (jw *jsonWriter) value(v any, prefix string) {
 		return
 	}
 	if _, err := jw.bw.Write(bytes.TrimSuffix(jw.buf.Bytes(), []byte("\n"))); err != nil {
-		jw.err = err
+		jw.err = fmt.Errorf("report: writing JSON: %w", err)
 	}
 }
 
