@@ -372,6 +372,9 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, 
 		}
 	}
 
+	ms := &mappings{m: map[string][]byte{}}
+	defer ms.close() // after every Scan below has returned
+
 	margin := int64(s.opts.Engine.Margin())
 	p := newPlanner(margin)
 	var hits []rawHit
@@ -386,7 +389,7 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, 
 			rs[i] = detectors.Range{Start: r.start, End: r.end}
 		}
 		memory := v.view.Kind == model.KindMemory || s.opts.MemoryRulesEverywhere
-		n, err := s.opts.Engine.Scan(ctx, v.view.Disk, v.view.Disk.Size(), rs, detectors.ScanOptions{Memory: memory}, func(m detectors.Match) {
+		n, err := s.opts.Engine.Scan(ctx, lendable(v, ms), v.view.Disk.Size(), rs, detectors.ScanOptions{Memory: memory}, func(m detectors.Match) {
 			hits = append(hits, rawHit{v, m})
 		})
 		v.scanned += n

@@ -60,9 +60,12 @@ func mapReadOnly(f *os.File, size int64) ([]byte, bool) {
 // chunks however large the image.
 type mappedDisk struct{ *model.FileDisk }
 
-func (d mappedDisk) Release(b []byte) {
-	// madvise takes whole pages: those inside b, as the pages at its ends
-	// hold bytes that other chunks own.
+func (d mappedDisk) Release(b []byte) { ReleasePages(b) }
+
+// ReleasePages drops the page table entries of the whole pages inside b, a
+// part of a read-only file mapping; the pages stay in the page cache. Only
+// whole pages go: the pages at b's ends hold bytes that others may own.
+func ReleasePages(b []byte) {
 	page := uintptr(os.Getpagesize())
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	lo := int((page - start%page) % page)
@@ -71,6 +74,27 @@ func (d mappedDisk) Release(b []byte) {
 		return
 	}
 	_ = unix.Madvise(b[lo:hi], unix.MADV_DONTNEED)
+}
+
+// MapFile maps the regular file at path read-only (PROT_READ of a
+// descriptor opened O_RDONLY, closed again at once) and returns the
+// mapping with the function that unmaps it. It fails for files that
+// cannot be mapped (empty, not regular, too large for this platform).
+func MapFile(path string) ([]byte, func() error, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("raw: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("raw: %w", err)
+	}
+	m, ok := mapReadOnly(f, st.Size())
+	if !ok {
+		return nil, nil, fmt.Errorf("raw: %s: cannot be mapped", path)
+	}
+	return m, func() error { return unix.Munmap(m) }, nil
 }
 
 // mapping unmaps a mapReadOnly mapping when the image is closed.

@@ -1,0 +1,179 @@
+package scanner
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// TestLendingDiskLendsGuestBytes: what lendingDisk lends for a range is what
+// the view reads there, on qcow2 and VMDK images made by qemu-img and
+// qemu-io with data, compressed, zero and partly written (subcluster)
+// clusters over a backing file; and images written in one go are lent
+// almost whole, so the test cannot pass by lending nothing.
+func TestLendingDiskLendsGuestBytes(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-io")
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.raw")
+	data := make([]byte, 8<<20)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(base, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(dir, "overlay.qcow2")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on", "-b", base, "-F", "raw", overlay, "8M")
+	// 1M-2M is written before 0-1M: guest neighbours, host in reverse.
+	testutil.Run(t, "qemu-io", "-c", "write -q -P 0x10 1M 1M", "-c", "write -q -P 0x11 0 1M", "-c", "write -q -P 0x12 2M 1M", "-c", "write -q -P 0x22 3200k 8k",
+		"-c", "write -q -c -P 0x33 4M 128k", "-c", "write -q -z 5M 64k", "-c", "write -q -P 0x44 6M 1M", overlay)
+	for _, c := range []struct {
+		name     string
+		make     func(path string)
+		minShare float64 // of the current view's allocated bytes, lent as whole runs
+	}{
+		{"qcow2 written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "qcow2", base, p) }, 0.99},
+		{"vmdk written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", base, p) }, 0.99},
+		{"qcow2 overlay", func(p string) {
+			b, err := os.ReadFile(overlay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Run(t, "qemu-img", "rebase", "-u", "-b", base, "-F", "raw", p)
+		}, 0.5},
+		{"streamOptimized vmdk", func(p string) {
+			testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", base, p)
+		}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			img := filepath.Join(dir, filepath.Base(c.name)+".img")
+			c.make(img)
+			im, err := formats.Open(context.Background(), img, formats.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			ms := &mappings{m: map[string][]byte{}}
+			defer ms.close()
+			s := New(Options{})
+			tg := &target{path: img, img: im}
+			for _, view := range im.Views {
+				v := s.prepareView(context.Background(), tg, view, newCanonicalizer())
+				if v.err != nil {
+					t.Fatalf("%s: %v", view.ID, v.err)
+				}
+				d := lendable(v, ms)
+				ld, ok := d.(lendingDisk)
+				var lent int64
+				check := func(off int64, n int) bool {
+					b, ok := ld.Slice(off, n)
+					if !ok {
+						return false
+					}
+					want := make([]byte, n)
+					if _, err := view.Disk.ReadAt(want, off); err != nil {
+						t.Fatalf("%s: ReadAt(%d, %d): %v", view.ID, off, n, err)
+					}
+					if !bytes.Equal(b, want) {
+						t.Fatalf("%s: lent %d bytes at %d differ from the view's", view.ID, n, off)
+					}
+					return true
+				}
+				if ok {
+					for _, r := range ld.runs {
+						if !check(r.off, int(r.end-r.off)) {
+							t.Fatalf("%s: run [%d, %d) not lent whole", view.ID, r.off, r.end)
+						}
+						lent += r.end - r.off
+						// Ranges that stick out of a run are not lent.
+						if r.off > 0 && check(r.off-1, 2) {
+							t.Fatalf("%s: range across the start of run [%d, %d) lent", view.ID, r.off, r.end)
+						}
+					}
+					for range 3000 {
+						off := rng.Int64N(view.Disk.Size())
+						check(off, 1+rng.IntN(int(min(256<<10, view.Disk.Size()-off))))
+					}
+				}
+				if view.Kind == "current" {
+					if share := float64(lent) / float64(max(v.alloc, 1)); share < c.minShare || c.minShare == 0 && ok {
+						t.Errorf("%s: %.0f%% of %d allocated bytes lent, want at least %.0f%%", view.ID, 100*share, v.alloc, 100*c.minShare)
+					}
+				}
+			}
+		})
+	}
+}
+
+// noDisk is a model.Disk that lends nothing and reads nothing.
+type noDisk struct{ size int64 }
+
+func (d noDisk) ReadAt(b []byte, off int64) (int, error) { return 0, fmt.Errorf("noDisk") }
+func (d noDisk) Size() int64                             { return d.size }
+func (d noDisk) Extents(context.Context) iter.Seq2[model.Extent, error] {
+	return func(func(model.Extent, error) bool) {}
+}
+
+// TestLendableRuns: extents merge into one lent run only where they
+// continue each other in the guest, in the same host file and at the next
+// host offset; other sources and unmappable files are not lent.
+func TestLendableRuns(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, f := range []string{a, b} {
+		if err := os.WriteFile(f, bytes.Repeat([]byte(filepath.Base(f)), 64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const k = 4096
+	ext := func(off int64, src model.Source, file string, host int64) model.Extent {
+		return model.Extent{Offset: off, Length: k, Source: src, File: file, FileOffset: host, FileLength: k}
+	}
+	for _, c := range []struct {
+		name string
+		ext  []model.Extent
+		want string // runs as [off,end)@file:host
+	}{
+		{"contiguous", []model.Extent{ext(0, model.SourceData, a, k), ext(k, model.SourceData, a, 2*k)}, "[0,8192)@a:4096"},
+		{"host reversed", []model.Extent{ext(0, model.SourceData, a, 2*k), ext(k, model.SourceData, a, k)}, "[0,4096)@a:8192 [4096,8192)@a:4096"},
+		{"other file at the next offset", []model.Extent{ext(0, model.SourceData, a, 0), ext(k, model.SourceData, b, k)}, "[0,4096)@a:0 [4096,8192)@b:4096"},
+		{"guest gap", []model.Extent{ext(0, model.SourceData, a, 0), ext(2*k, model.SourceData, a, k)}, "[0,4096)@a:0 [8192,12288)@a:4096"},
+		{"compressed and derived", []model.Extent{ext(0, model.SourceCompressed, a, 0), ext(k, model.SourceDerived, a, k)}, ""},
+		{"past the end of the file", []model.Extent{ext(0, model.SourceData, a, 64<<10)}, ""},
+		{"missing file", []model.Extent{ext(0, model.SourceData, filepath.Join(dir, "none"), 0)}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ms := &mappings{m: map[string][]byte{}}
+			defer ms.close()
+			v := &viewState{t: &target{img: &model.Image{Format: "qcow2"}}, view: model.View{Disk: noDisk{1 << 20}}, ext: c.ext}
+			for _, e := range c.ext {
+				v.files = append(v.files, e.File)
+			}
+			got := ""
+			if ld, ok := lendable(v, ms).(lendingDisk); ok {
+				for i, r := range ld.runs {
+					if i > 0 {
+						got += " "
+					}
+					got += fmt.Sprintf("[%d,%d)@%s:%d", r.off, r.end, filepath.Base(r.file), r.host)
+				}
+			}
+			if got != c.want {
+				t.Errorf("runs %q, want %q", got, c.want)
+			}
+		})
+	}
+}
