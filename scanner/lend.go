@@ -11,8 +11,15 @@ import (
 // lendsFromHost reports the formats whose views may be lent from mappings
 // of their host files: those whose tests prove that every data extent
 // names the host bytes it holds (checkHostBytes in formats/qcow2 and
-// formats/vmdk). Raw images lend their own mapping.
-func lendsFromHost(format string) bool { return format == "qcow2" || format == "vmdk" }
+// formats/vmdk, blockmaptest.CheckDisk for VHD, VHDX and VDI). Raw images
+// lend their own mapping.
+func lendsFromHost(format string) bool {
+	switch format {
+	case "qcow2", "vmdk", "vpc", "vhdx", "vdi":
+		return true
+	}
+	return false
+}
 
 // lentRun is a guest range [off, end) stored as-is, contiguously, in one
 // mapped host file from host offset host.
@@ -25,7 +32,8 @@ type lentRun struct {
 
 // lendingDisk lends a view's bytes from read-only mappings of the host
 // files behind its data extents (detectors.Slicer), so that the detectors
-// read qcow2 and VMDK data without a pread copy, as they read raw images:
+// read qcow2, VMDK, VHD(X) and VDI data without a pread copy, as they read
+// raw images:
 // a warm 1 GiB qcow2 scan spent half its time in the kernel copying. Ranges
 // that do not lie inside one run (compressed clusters, holes, the margins
 // at an extent's ends) are read with ReadAt as before.

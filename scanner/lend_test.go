@@ -16,7 +16,7 @@ import (
 )
 
 // TestLendingDiskLendsGuestBytes: what lendingDisk lends for a range is what
-// the view reads there, on qcow2 and VMDK images made by qemu-img and
+// the view reads there, on qcow2, VMDK, VHD, VHDX and VDI images made by qemu-img and
 // qemu-io with data, compressed, zero and partly written (subcluster)
 // clusters over a backing file; and images written in one go are lent
 // almost whole, so the test cannot pass by lending nothing.
@@ -44,6 +44,9 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 	}{
 		{"qcow2 written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "qcow2", base, p) }, 0.99},
 		{"vmdk written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", base, p) }, 0.99},
+		{"vhd written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vpc", base, p) }, 0.99},
+		{"vhdx written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vhdx", base, p) }, 0.99},
+		{"vdi written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vdi", base, p) }, 0.99},
 		{"qcow2 overlay", func(p string) {
 			b, err := os.ReadFile(overlay)
 			if err != nil {
