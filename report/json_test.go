@@ -260,24 +260,33 @@ func TestWriteJSONStreamsTheEncodersBytes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var want bytes.Buffer
-			enc := json.NewEncoder(&want)
-			enc.SetIndent("", "  ")
-			enc.SetEscapeHTML(false)
-			if err := enc.Encode(normalized(tc.r)); err != nil {
-				t.Fatal(err)
-			}
 			var got bytes.Buffer
 			if err := WriteJSON(&got, tc.r); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got.Bytes(), want.Bytes()) {
-				i := 0
-				for i < min(got.Len(), want.Len()) && got.Bytes()[i] == want.Bytes()[i] {
-					i++
-				}
-				t.Errorf("differs from json.Encoder at byte %d:\n got …%q\nwant …%q", i, got.Bytes()[max(0, i-40):min(got.Len(), i+40)], want.Bytes()[max(0, i-40):min(want.Len(), i+40)])
-			}
+			checkEncoderBytes(t, got.Bytes(), normalized(tc.r))
 		})
 	}
+}
+
+// checkEncoderBytes fails unless got is what json.Encoder, indenting by two
+// spaces without HTML escapes, writes for v.
+func checkEncoderBytes(t *testing.T, got []byte, v any) {
+	t.Helper()
+	var want bytes.Buffer
+	enc := json.NewEncoder(&want)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	w := want.Bytes()
+	if bytes.Equal(got, w) {
+		return
+	}
+	i := 0
+	for i < min(len(got), len(w)) && got[i] == w[i] {
+		i++
+	}
+	t.Errorf("differs from json.Encoder at byte %d:\n got …%q\nwant …%q", i, got[max(0, i-40):min(len(got), i+40)], w[max(0, i-40):min(len(w), i+40)])
 }
