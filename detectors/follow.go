@@ -72,9 +72,7 @@ func newGateProg(expr string) *gateProg {
 	var key []byte
 	for pc := range prog.Inst {
 		in := &prog.Inst[pc]
-		switch in.Op {
-		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-		default:
+		if !consumesRune(in.Op) {
 			continue
 		}
 		key = key[:0]
@@ -163,6 +161,15 @@ func (g *gateProg) closure(pc uint32, atStart bool, set []int, seen []bool) ([]i
 		}
 	}
 	return set, match
+}
+
+// consumesRune reports the instructions that consume a rune of input.
+func consumesRune(op syntax.InstOp) bool {
+	switch op {
+	case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+		return true
+	}
+	return false
 }
 
 // asciiTaken returns the set of ASCII bytes rune instruction in consumes.

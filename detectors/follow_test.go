@@ -144,9 +144,7 @@ func TestASCIITaken(t *testing.T) {
 		}
 		for pc := range prog.Inst {
 			in := &prog.Inst[pc]
-			switch in.Op {
-			case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-			default:
+			if !consumesRune(in.Op) {
 				continue
 			}
 			got := asciiTaken(in)
