@@ -173,6 +173,12 @@ type Options struct {
 	Chain []string
 	// NoBacking opens the image alone, without its backing chain.
 	NoBacking bool
+	// Opener resolves and opens every file the image names (backing and
+	// data files, extents, parents) under one policy; it is passed down
+	// the chain unchanged. When nil, formats.Open uses hostfile.Roots of
+	// the image's own directory for a top-level image and refuses every
+	// name below one (hostfile.For).
+	Opener Opener
 }
 
 // MaxChainDepth bounds backing chains; QEMU itself has no hard limit but a

@@ -1,0 +1,360 @@
+// Package hostfile opens host files for the image readers without trusting
+// the names written inside images. OpenRegular opens a file read-only only
+// if it is a regular file, and never blocks (a FIFO, a device or a /proc
+// file is refused before it is read). Roots and Sealed are the two
+// model.Opener policies: Roots resolves the names an image writes (backing
+// files, data files, extents, parents) only to regular files under a set
+// of allowed directories; Sealed, for disks found inside a container layer
+// or an archive, resolves no name at all.
+package hostfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// OpenRegular opens path read-only if it is a regular file. The file is
+// checked with stat before it is opened (opening a device can have side
+// effects), opened with O_NONBLOCK (opening a FIFO for reading otherwise
+// waits for a writer, forever and deaf to signals), and checked again with
+// fstat and fstatfs on the open descriptor: a FIFO, device, socket or
+// directory, or a file of /proc, /sys or another kernel pseudo file system
+// is refused with a *model.RefusedError wrapping model.ErrNotRegular.
+func OpenRegular(path string) (*os.File, error) {
+	return openRegular(path, path, 0)
+}
+
+// openRegular opens path, naming it name in errors; flags are added to the
+// open flags (O_NOFOLLOW for a path already resolved).
+func openRegular(path, name string, flags int) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if what := irregular(st.Mode()); what != "" {
+		return nil, &model.RefusedError{Name: name, Path: name, What: what, Err: model.ErrNotRegular}
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil && pseudoPath(real) {
+		return nil, &model.RefusedError{Name: name, Path: name, Real: real, What: "a kernel pseudo file (/proc, /sys)", Err: model.ErrNotRegular}
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC|flags, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := checkFD(fd, name); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// Reads from a regular file never block; the flag goes so that the
+	// descriptor behaves as os.Open's does.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// checkFD refuses an open descriptor that is not a regular file on a real
+// file system (the file may have been swapped after the stat).
+func checkFD(fd int, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &fs.PathError{Op: "fstat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &model.RefusedError{Name: name, Path: name, What: whatMode(st.Mode & unix.S_IFMT), Err: model.ErrNotRegular}
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err == nil && pseudoFS(int64(sfs.Type)) {
+		return &model.RefusedError{Name: name, Path: name, What: "a kernel pseudo file (/proc, /sys)", Err: model.ErrNotRegular}
+	}
+	return nil
+}
+
+// irregular names what a non-regular file is, or "" for a regular file.
+func irregular(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return ""
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "not a regular file"
+}
+
+func whatMode(m uint32) string {
+	switch m {
+	case unix.S_IFIFO:
+		return "a named pipe (FIFO)"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFDIR:
+		return "a directory"
+	}
+	return "not a regular file"
+}
+
+// pseudoPath reports whether a resolved path lies under /proc or /sys,
+// whose "regular" files are kernel state with sizes that lie.
+func pseudoPath(real string) bool {
+	for _, d := range []string{"/proc", "/sys"} {
+		if real == d || strings.HasPrefix(real, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// pseudoFS reports kernel pseudo file systems by their magic numbers
+// (statfs(2)), wherever they are mounted.
+func pseudoFS(t int64) bool {
+	switch t {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.DEBUGFS_MAGIC, unix.TRACEFS_MAGIC,
+		unix.SECURITYFS_MAGIC, unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC, unix.EFIVARFS_MAGIC,
+		unix.BPF_FS_MAGIC:
+		return true
+	}
+	return false
+}
+
+// Log records every name an Opener was asked for. It is safe for
+// concurrent use; a nil *Log records nothing.
+type Log struct {
+	mu   sync.Mutex
+	uses []model.NameUse
+}
+
+func (l *Log) add(u model.NameUse) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.uses = append(l.uses, u)
+	l.mu.Unlock()
+}
+
+// Uses returns the requests recorded so far, in order.
+func (l *Log) Uses() []model.NameUse {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]model.NameUse(nil), l.uses...)
+}
+
+// root is an allowed directory, as given (absolute) and after symlinks.
+type root struct{ abs, real string }
+
+// Roots allows the regular files under a set of directories: by default
+// the directory of the target (or the scanned directory), plus each
+// --backing-root.
+type Roots struct {
+	roots []root
+	log   *Log
+}
+
+var _ model.Opener = (*Roots)(nil)
+
+// NewRoots returns the policy that allows the regular files under dirs,
+// each of which must be an existing directory.
+func NewRoots(dirs ...string) (*Roots, error) {
+	r := &Roots{}
+	for _, d := range dirs {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, err
+		}
+		real, err := filepath.EvalSymlinks(abs)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(real)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("%s is not a directory", d)
+		}
+		if !r.has(real) {
+			r.roots = append(r.roots, root{abs: abs, real: real})
+		}
+	}
+	if len(r.roots) == 0 {
+		return nil, errors.New("hostfile: no allowed root")
+	}
+	return r, nil
+}
+
+func (r *Roots) has(real string) bool {
+	for _, x := range r.roots {
+		if x.real == real {
+			return true
+		}
+	}
+	return false
+}
+
+// WithLog returns the same policy recording each request in l.
+func (r *Roots) WithLog(l *Log) *Roots {
+	c := *r
+	c.log = l
+	return &c
+}
+
+// Dirs returns the allowed roots after symlinks.
+func (r *Roots) Dirs() []string {
+	var out []string
+	for _, x := range r.roots {
+		out = append(out, x.real)
+	}
+	return out
+}
+
+// Resolve implements model.Opener.
+func (r *Roots) Resolve(from, name string) (string, error) {
+	u, err := r.resolve(from, name)
+	r.log.add(u)
+	return u.Path, err
+}
+
+// Open implements model.Opener. The file is opened by its resolved path,
+// with O_NOFOLLOW, so that what is opened is what was checked.
+func (r *Roots) Open(from, name string) (model.File, string, error) {
+	u, err := r.resolve(from, name)
+	var f *os.File
+	if err == nil {
+		f, err = openRegular(u.Real, u.Path, unix.O_NOFOLLOW)
+		u.Opened, u.Err = err == nil, err
+	}
+	r.log.add(u)
+	if err != nil {
+		return nil, u.Path, err
+	}
+	return f, u.Path, nil
+}
+
+func (r *Roots) resolve(from, name string) (model.NameUse, error) {
+	u := model.NameUse{From: from, Name: name}
+	refuse := func(reason error, what string) (model.NameUse, error) {
+		err := &model.RefusedError{Name: name, Path: u.Path, Real: u.Real, What: what, Err: reason}
+		u.Err = err
+		return u, err
+	}
+	if name == "" || strings.ContainsRune(name, 0) {
+		return refuse(model.ErrBadName, "")
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(filepath.Dir(from), p)
+	}
+	u.Path = filepath.Clean(p)
+	abs, err := filepath.Abs(u.Path)
+	if err != nil {
+		u.Err = err
+		return u, err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		if !r.inside(abs, true) {
+			// Whether a file outside the roots exists is none of the
+			// image's business: the answer is the same either way.
+			return refuse(model.ErrOutsideRoots, "")
+		}
+		u.Err = err
+		return u, err
+	}
+	u.Real = real
+	if !r.inside(real, false) {
+		return refuse(model.ErrOutsideRoots, "")
+	}
+	if pseudoPath(real) {
+		return refuse(model.ErrNotRegular, "a kernel pseudo file (/proc, /sys)")
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		u.Err = err
+		return u, err
+	}
+	if what := irregular(st.Mode()); what != "" {
+		return refuse(model.ErrNotRegular, what)
+	}
+	return u, nil
+}
+
+// inside reports whether p lies under a root: after symlinks, or (lexical)
+// under a root as given or after symlinks.
+func (r *Roots) inside(p string, lexical bool) bool {
+	for _, x := range r.roots {
+		if under(p, x.real) || (lexical && under(p, x.abs)) {
+			return true
+		}
+	}
+	return false
+}
+
+func under(p, dir string) bool {
+	if dir == "/" {
+		return strings.HasPrefix(p, "/")
+	}
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// Sealed resolves no name: the policy for a disk found inside a container
+// layer or an archive (an OVA member, a spooled layer file), whose backing
+// and extent names mean files of that layer or archive, never of this
+// host. Resolving them inside the same layer through a tar index is the
+// next step (issue 18); until then every name is refused.
+type Sealed struct {
+	Log *Log // records the refusals; may be nil
+}
+
+var _ model.Opener = Sealed{}
+
+// Resolve implements model.Opener: always model.ErrSealed.
+func (s Sealed) Resolve(from, name string) (string, error) {
+	err := &model.RefusedError{Name: name, Err: model.ErrSealed}
+	s.Log.add(model.NameUse{From: from, Name: name, Err: err})
+	return "", err
+}
+
+// Open implements model.Opener: always model.ErrSealed.
+func (s Sealed) Open(from, name string) (model.File, string, error) {
+	_, err := s.Resolve(from, name)
+	return nil, "", err
+}
+
+// For returns the Opener a reader uses: opts.Opener when set; for a
+// top-level image opened without one, Roots of the image's own directory;
+// below the top (a backing file reached without an Opener passed down),
+// Sealed, so that a reader that forgets to pass the policy on fails
+// closed.
+func For(opts model.Options, path string) model.Opener {
+	if opts.Opener != nil {
+		return opts.Opener
+	}
+	if opts.Depth == 0 {
+		if r, err := NewRoots(filepath.Dir(path)); err == nil {
+			return r
+		}
+	}
+	return Sealed{}
+}

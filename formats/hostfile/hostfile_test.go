@@ -1,0 +1,257 @@
+package hostfile
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// tree lays out an allowed root beside a directory outside it:
+//
+//	dir/root/img.qcow2, base.qcow2, sub/deep.qcow2, fifo, sock,
+//	         to-outside -> ../outside/secret, to-base -> base.qcow2,
+//	         to-proc -> /proc/self/status, to-null -> /dev/null
+//	dir/outside/secret
+func tree(t *testing.T) (root, outside string) {
+	t.Helper()
+	dir := t.TempDir()
+	root, outside = filepath.Join(dir, "root"), filepath.Join(dir, "outside")
+	for _, d := range []string{root, outside, filepath.Join(root, "sub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"root/img.qcow2", "root/base.qcow2", "root/sub/deep.qcow2", "outside/secret"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("data of "+f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(root, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for name, target := range map[string]string{
+		"to-outside": "../outside/secret", "to-base": "base.qcow2",
+		"to-proc": "/proc/self/status", "to-null": "/dev/null",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, outside
+}
+
+// withTimeout fails the test if f blocks: a FIFO must never hang a scan.
+func withTimeout(t *testing.T, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocked for 10 s")
+	}
+}
+
+func TestRootsResolve(t *testing.T) {
+	root, outside := tree(t)
+	from := filepath.Join(root, "img.qcow2")
+	secret := filepath.Join(outside, "secret")
+	cases := []struct {
+		name     string
+		from     string
+		want     string // resolved path, or
+		wantErr  error  // the refusal
+		wantText string // in the error text
+	}{
+		{name: "base.qcow2", want: filepath.Join(root, "base.qcow2")},
+		{name: "./sub/deep.qcow2", want: filepath.Join(root, "sub/deep.qcow2")},
+		{name: "deep.qcow2", from: filepath.Join(root, "sub/x.qcow2"), want: filepath.Join(root, "sub/deep.qcow2")},
+		{name: "../base.qcow2", from: filepath.Join(root, "sub/x.qcow2"), want: filepath.Join(root, "base.qcow2")},
+		{name: filepath.Join(root, "base.qcow2"), want: filepath.Join(root, "base.qcow2")},
+		{name: "to-base", want: filepath.Join(root, "to-base")},
+		{name: secret, wantErr: model.ErrOutsideRoots, wantText: "outside the allowed roots: not followed (see --backing-root)"},
+		{name: "../outside/secret", wantErr: model.ErrOutsideRoots},
+		{name: "sub/../../outside/secret", wantErr: model.ErrOutsideRoots},
+		{name: "to-outside", wantErr: model.ErrOutsideRoots, wantText: "resolves to " + secret},
+		{name: "/etc/shadow", wantErr: model.ErrOutsideRoots},
+		{name: "/nonexistent/file", wantErr: model.ErrOutsideRoots},
+		{name: "missing.qcow2", wantErr: fs.ErrNotExist},
+		{name: "fifo", wantErr: model.ErrNotRegular, wantText: "named pipe"},
+		{name: "sock", wantErr: model.ErrNotRegular, wantText: "socket"},
+		{name: "sub", wantErr: model.ErrNotRegular, wantText: "directory"},
+		{name: "to-null", wantErr: model.ErrOutsideRoots},
+		{name: "to-proc", wantErr: model.ErrOutsideRoots},
+		{name: "", wantErr: model.ErrBadName},
+		{name: "base.qcow2\x00x", wantErr: model.ErrBadName},
+	}
+	log := &Log{}
+	r, err := NewRoots(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = r.WithLog(log)
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, "/", "|"), func(t *testing.T) {
+			f := c.from
+			if f == "" {
+				f = from
+			}
+			withTimeout(t, func() {
+				p, err := r.Resolve(f, c.name)
+				if c.wantErr == nil {
+					if err != nil || p != c.want {
+						t.Errorf("Resolve = %q, %v; want %q", p, err, c.want)
+					}
+					return
+				}
+				if !errors.Is(err, c.wantErr) || !strings.Contains(err.Error(), c.wantText) {
+					t.Errorf("Resolve = %q, %v; want %v with %q", p, err, c.wantErr, c.wantText)
+				}
+				of, _, oerr := r.Open(f, c.name)
+				if oerr == nil {
+					of.Close()
+					t.Errorf("Open succeeded where Resolve refused")
+				}
+			})
+		})
+	}
+	// The record: every request, and nothing outside the root allowed.
+	uses := log.Uses()
+	if len(uses) < len(cases) {
+		t.Fatalf("%d requests recorded for %d cases", len(uses), len(cases))
+	}
+	for _, u := range uses {
+		if u.Err == nil && !under(u.Real, r.Dirs()[0]) {
+			t.Errorf("allowed %q -> %q, outside the root", u.Name, u.Real)
+		}
+		if u.Opened {
+			t.Errorf("%q opened, but only refused names were opened", u.Name)
+		}
+	}
+}
+
+func TestRootsOpenAndExtraRoot(t *testing.T) {
+	root, outside := tree(t)
+	from := filepath.Join(root, "img.qcow2")
+	secret := filepath.Join(outside, "secret")
+	for _, c := range []struct {
+		roots []string
+		ok    bool
+	}{{[]string{root}, false}, {[]string{root, outside}, true}} {
+		r, err := NewRoots(c.roots...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := &Log{}
+		f, p, err := r.WithLog(log).Open(from, secret)
+		if (err == nil) != c.ok {
+			t.Fatalf("roots %v: Open(%s) err %v, want ok=%v", c.roots, secret, err, c.ok)
+		}
+		if err == nil {
+			b := make([]byte, 5)
+			if _, err := f.ReadAt(b, 0); err != nil || string(b) != "data " || p != secret {
+				t.Errorf("read %q, %v; path %q", b, err, p)
+			}
+			f.Close()
+		}
+		if u := log.Uses(); len(u) != 1 || u[0].Opened != c.ok || u[0].Name != secret {
+			t.Errorf("record %+v", u)
+		}
+	}
+	if _, err := NewRoots(filepath.Join(root, "missing")); err == nil {
+		t.Error("a missing root was accepted")
+	}
+	if _, err := NewRoots(from); err == nil {
+		t.Error("a file was accepted as a root")
+	}
+}
+
+func TestOpenRegular(t *testing.T) {
+	root, _ := tree(t)
+	for _, c := range []struct {
+		path    string
+		wantErr error
+		what    string
+	}{
+		{path: filepath.Join(root, "base.qcow2")},
+		{path: filepath.Join(root, "to-base")},
+		{path: filepath.Join(root, "fifo"), wantErr: model.ErrNotRegular, what: "named pipe"},
+		{path: filepath.Join(root, "sock"), wantErr: model.ErrNotRegular, what: "socket"},
+		{path: filepath.Join(root, "sub"), wantErr: model.ErrNotRegular, what: "directory"},
+		{path: "/dev/null", wantErr: model.ErrNotRegular, what: "character device"},
+		{path: filepath.Join(root, "to-null"), wantErr: model.ErrNotRegular, what: "character device"},
+		{path: "/proc/self/status", wantErr: model.ErrNotRegular, what: "/proc"},
+		{path: filepath.Join(root, "to-proc"), wantErr: model.ErrNotRegular, what: "/proc"},
+		{path: "/sys/kernel/mm/transparent_hugepage/enabled", wantErr: model.ErrNotRegular, what: "/sys"},
+		{path: filepath.Join(root, "missing"), wantErr: fs.ErrNotExist},
+	} {
+		t.Run(filepath.Base(c.path), func(t *testing.T) {
+			if _, err := os.Lstat(c.path); err != nil && c.wantErr != fs.ErrNotExist {
+				t.Skipf("%s: %v", c.path, err)
+			}
+			withTimeout(t, func() {
+				f, err := OpenRegular(c.path)
+				if c.wantErr == nil {
+					if err != nil {
+						t.Fatalf("OpenRegular: %v", err)
+					}
+					defer f.Close()
+					// The descriptor reads like os.Open's: blocking mode.
+					fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+					if err != nil || fl&unix.O_NONBLOCK != 0 {
+						t.Errorf("flags %#x, %v: O_NONBLOCK left set", fl, err)
+					}
+					return
+				}
+				if err == nil {
+					f.Close()
+					t.Fatal("opened")
+				}
+				if !errors.Is(err, c.wantErr) || !strings.Contains(err.Error(), c.what) {
+					t.Errorf("error %v; want %v with %q", err, c.wantErr, c.what)
+				}
+			})
+		})
+	}
+}
+
+func TestSealedAndFor(t *testing.T) {
+	root, _ := tree(t)
+	log := &Log{}
+	s := Sealed{Log: log}
+	for _, name := range []string{"base.qcow2", "/etc/shadow", "../x"} {
+		if _, err := s.Resolve(filepath.Join(root, "img.qcow2"), name); !errors.Is(err, model.ErrSealed) {
+			t.Errorf("Sealed.Resolve(%q) = %v", name, err)
+		}
+		if f, _, err := s.Open(filepath.Join(root, "img.qcow2"), name); f != nil || !errors.Is(err, model.ErrSealed) {
+			t.Errorf("Sealed.Open(%q) = %v", name, err)
+		}
+	}
+	if n := len(log.Uses()); n != 6 {
+		t.Errorf("%d refusals recorded, want 6", n)
+	}
+	img := filepath.Join(root, "img.qcow2")
+	if _, err := For(model.Options{}, img).Resolve(img, "base.qcow2"); err != nil {
+		t.Errorf("default opener of a top-level image: %v", err)
+	}
+	if _, err := For(model.Options{Depth: 1}, img).Resolve(img, "base.qcow2"); !errors.Is(err, model.ErrSealed) {
+		t.Errorf("no opener below the top must fail closed, got %v", err)
+	}
+	if got := For(model.Options{Opener: s}, img); got != s {
+		t.Errorf("For ignored opts.Opener")
+	}
+}
