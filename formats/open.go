@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory"
 	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
 	"github.com/imgaudit/imgaudit/formats/memory/kdump"
@@ -63,7 +64,7 @@ const headLen = 4096
 
 // Detect returns the name of the format of the file at path, by content.
 func Detect(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +102,9 @@ func detect(f *os.File, path string) (reader, error) {
 }
 
 // Open opens the image at path read-only, detecting its format by magic
-// bytes, and follows its backing chain unless opts.NoBacking is set.
+// bytes, and follows its backing chain unless opts.NoBacking is set. path
+// must be a regular file. Every file the image names is resolved through
+// opts.Opener (by default: regular files in path's own directory).
 func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 	if opts.Depth > model.MaxChainDepth {
 		return nil, model.Errorf(path, -1, "backing chain deeper than %d", model.MaxChainDepth)
@@ -116,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 	if slices.Contains(opts.Chain, real) {
 		return nil, model.Errorf(path, -1, "backing chain has a cycle: %s is its own ancestor", path)
 	}
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +141,7 @@ func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 	if opts.Open == nil {
 		opts.Open = Open
 	}
+	opts.Opener = hostfile.For(opts, path)
 	opts.Chain = append(slices.Clone(opts.Chain), real)
 	im, err := r.open(ctx, path, opts)
 	if err != nil {

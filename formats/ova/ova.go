@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"io"
 	"iter"
@@ -124,7 +125,7 @@ func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]mem
 // like "export.ova#current:disk1.vmdk". A disk that cannot be read is an
 // Image.Errors entry; the other disks still open.
 func OpenWith(ctx context.Context, p string, opts model.Options, cfg Config) (*model.Image, error) {
-	f, err := os.Open(p)
+	f, err := hostfile.OpenRegular(p)
 	if err != nil {
 		return nil, fmt.Errorf("ova: %w", err)
 	}

@@ -95,6 +95,7 @@ type header struct {
 	backingName   string
 	backingFormat string
 	dataFile      string
+	dataFileOff   int64 // where the data file name lies in the header
 	hasDataExt    bool
 	featureNames  map[featureKey]string
 	bitmaps       *bitmapsExt
@@ -343,6 +344,7 @@ func (h *header) parseExtensions(name string, head []byte) error {
 			h.luksOff, h.luksLen, h.hasLuks = be.Uint64(b), be.Uint64(b[8:]), true
 		case extDataFile:
 			h.dataFile = string(b)
+			h.dataFileOff = data
 			h.hasDataExt = true
 		}
 		off = data + (ln+7)&^7

@@ -10,12 +10,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
@@ -34,7 +34,7 @@ type opened struct {
 	h        *header
 	m        *mapper
 
-	dataFile *os.File // external data file, or nil
+	dataFile model.File // external data file, or nil
 	dataPath string
 	dataSize int64
 
@@ -55,7 +55,7 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 	if opts.Depth > model.MaxChainDepth {
 		return nil, model.Errorf(path, -1, "backing chain deeper than %d", model.MaxChainDepth)
 	}
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("qcow2: %w", err)
 	}
@@ -111,8 +111,9 @@ func open(ctx context.Context, f io.ReaderAt, size int64, path string, opts mode
 		}
 	}()
 
+	opener := hostfile.For(opts, path)
 	if h.hasDataFile() {
-		if err := o.openDataFile(); err != nil {
+		if err := o.openDataFile(opener); err != nil {
 			return nil, err
 		}
 		im.AddCloser(o.dataFile)
@@ -136,7 +137,7 @@ func open(ctx context.Context, f io.ReaderAt, size int64, path string, opts mode
 		}
 	}
 
-	backing, bim := o.openBacking(ctx, opts, im)
+	backing, bim := o.openBacking(ctx, opts, opener, im)
 	im.Views = append(im.Views, model.View{
 		ID: model.ViewID(path, model.KindCurrent, ""), Kind: model.KindCurrent, Name: "current",
 		Disk: &mapDisk{m: o.m, l1: o.activeL1, size: int64(h.size), backing: backing},
@@ -192,8 +193,9 @@ func hasProtocol(name string) bool {
 	return i >= 0 && name[i] == ':'
 }
 
-// resolve turns a name from the image into a host path: relative names are
-// relative to the image's own directory.
+// resolve turns a name from the image into a host path the way QEMU does,
+// without any check: relative names are relative to the image's own
+// directory. It only names a link that is not followed (NoBacking).
 func (o *opened) resolve(name string) string {
 	if filepath.IsAbs(name) {
 		return name
@@ -201,22 +203,24 @@ func (o *opened) resolve(name string) string {
 	return filepath.Join(filepath.Dir(o.path), name)
 }
 
-func (o *opened) openDataFile() error {
+// openDataFile opens the external data file through the Opener: a name
+// outside the allowed roots, or one that is not a regular file, is refused.
+func (o *opened) openDataFile(opener model.Opener) error {
 	h := o.h
 	name := h.dataFile
 	if name == "" || hasProtocol(name) {
-		return model.Wrapf(model.ErrUnsupported, o.path, -1, "external data file %q is not a local file name", printable(name))
+		return model.Wrapf(model.ErrUnsupported, o.path, h.dataFileOff, "external data file %q is not a local file name", printable(name))
 	}
-	o.dataPath = o.resolve(name)
-	df, err := os.Open(o.dataPath)
+	df, p, err := opener.Open(o.path, name)
 	if err != nil {
-		return model.Wrapf(err, o.path, -1, "open external data file %q", printable(name))
+		return model.Wrapf(err, o.path, h.dataFileOff, "external data file %q", printable(name))
 	}
 	st, err := df.Stat()
 	if err != nil {
 		df.Close()
-		return model.Wrapf(err, o.dataPath, -1, "stat external data file")
+		return model.Wrapf(err, p, -1, "stat external data file")
 	}
+	o.dataPath = p
 	o.dataFile, o.dataSize = df, st.Size()
 	o.m.data, o.m.dataName, o.m.hasDataFile = df, o.dataPath, true
 	return nil
@@ -239,10 +243,11 @@ func (o *opened) readRefcountTable() error {
 	return nil
 }
 
-// openBacking opens the backing file through opts.Open. Problems are
+// openBacking resolves the backing file name through the Opener and opens
+// the file through opts.Open. Problems, a refused name among them, are
 // recorded in im (the backing link's Err and im.Errors) and the image reads
 // zeros where the backing file would have supplied data.
-func (o *opened) openBacking(ctx context.Context, opts model.Options, im *model.Image) (model.Disk, *model.Image) {
+func (o *opened) openBacking(ctx context.Context, opts model.Options, opener model.Opener, im *model.Image) (model.Disk, *model.Image) {
 	h := o.h
 	if h.backingName == "" {
 		return nil, nil
@@ -259,16 +264,21 @@ func (o *opened) openBacking(ctx context.Context, opts model.Options, im *model.
 		return fail(model.Wrapf(model.ErrUnsupported, o.path, int64(h.backingOff),
 			"backing file %q names a protocol or URL; only local files are followed", printable(name)))
 	}
-	link.Path = o.resolve(name)
 	if opts.NoBacking || opts.Open == nil {
+		link.Path = o.resolve(name)
 		im.Backing = append(im.Backing, link)
 		return nil, nil
 	}
 	if opts.Depth+1 > model.MaxChainDepth {
 		return fail(model.Errorf(o.path, int64(h.backingOff), "backing chain deeper than %d", model.MaxChainDepth))
 	}
+	p, err := opener.Resolve(o.path, name)
+	if err != nil {
+		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "backing file %q", printable(name)))
+	}
+	link.Path = p
 	bim, err := opts.Open(ctx, link.Path, model.Options{
-		Open: opts.Open, Format: h.backingFormat, Depth: opts.Depth + 1, Chain: opts.Chain,
+		Open: opts.Open, Format: h.backingFormat, Depth: opts.Depth + 1, Chain: opts.Chain, Opener: opener,
 	})
 	if err != nil {
 		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "open backing file %q", printable(name)))

@@ -13,12 +13,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
 // Open opens path read-only as a raw image with a single current view.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("raw: %w", err)
 	}
@@ -81,7 +82,7 @@ func ReleasePages(b []byte) {
 // mapping with the function that unmaps it. It fails for files that
 // cannot be mapped (empty, not regular, too large for this platform).
 func MapFile(path string) ([]byte, func() error, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("raw: %w", err)
 	}

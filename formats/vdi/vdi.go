@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
@@ -126,7 +128,7 @@ func readHeader(f io.ReaderAt, path string, size int64) (header, error) {
 
 // Open opens a VDI read-only.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("vdi: %w", err)
 	}
@@ -139,6 +141,7 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 }
 
 func open(ctx context.Context, f *os.File, path string, opts model.Options) (*model.Image, error) {
+	opts.Opener = hostfile.For(opts, path)
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("vdi: %w", err)
@@ -235,8 +238,11 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 	}
 	self, _ := filepath.Abs(path)
 	dir := filepath.Dir(self)
-	seen := 0
-	for _, d := range []string{dir, filepath.Dir(dir)} {
+	seen, tried := 0, 0
+	var refused error
+	var refusedName string
+	for _, sub := range []string{"", ".."} {
+		d := filepath.Join(dir, sub)
 		ents, err := os.ReadDir(d)
 		if err != nil {
 			continue
@@ -245,13 +251,22 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 			if !strings.EqualFold(filepath.Ext(e.Name()), ".vdi") || !e.Type().IsRegular() {
 				continue
 			}
-			cand := filepath.Join(d, e.Name())
-			if cand == self {
+			if filepath.Join(d, e.Name()) == self {
 				continue
 			}
 			if seen++; seen > maxCandidates {
 				break
 			}
+			// The candidates are names next to the image or one directory
+			// up, under the same policy as names an image writes.
+			cand, err := opts.Opener.Resolve(path, filepath.Join(sub, e.Name()))
+			if err != nil {
+				if refused == nil && errors.As(err, new(*model.RefusedError)) {
+					refused, refusedName = err, filepath.Join(sub, e.Name())
+				}
+				continue
+			}
+			tried++
 			ph, err := candidateHeader(cand)
 			if err != nil || ph.uuidCreate != h.uuidLink {
 				continue
@@ -276,13 +291,18 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 			return
 		}
 	}
-	link.Err = model.Errorf(path, 0x1A8, "vdi: no .vdi with UUID %s next to the image or in the directory above", uuidString(h.uuidLink))
+	msg := fmt.Sprintf("vdi: no .vdi with UUID %s next to the image or in the directory above (%d examined)", uuidString(h.uuidLink), tried)
+	if refused != nil {
+		link.Err = model.Wrapf(refused, path, 0x1A8, "%s; candidate %q", msg, refusedName)
+	} else {
+		link.Err = model.Errorf(path, 0x1A8, "%s", msg)
+	}
 	im.Backing = append(im.Backing, link)
 	im.Errors = append(im.Errors, link.Err)
 }
 
 func candidateHeader(path string) (header, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return header{}, err
 	}

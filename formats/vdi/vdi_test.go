@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -165,7 +166,27 @@ func TestDifferencing(t *testing.T) {
 				t.Fatal("qemu-img map shows no child data")
 			}
 			before := blockmaptest.Sum(t, child)
-			im, err := Open(context.Background(), child, model.Options{Open: opener})
+			opts := model.Options{Open: opener}
+			if layout == "snapshots-subdir" {
+				// The parent lies one directory up: outside the default
+				// root (the child's directory), so it is refused until
+				// the VM folder is a root, as a scan of that folder or
+				// --backing-root makes it.
+				im, err := Open(context.Background(), child, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(im.Backing) != 1 || !errors.Is(im.Backing[0].Err, model.ErrOutsideRoots) {
+					t.Errorf("default roots: backing %+v, want a refusal", im.Backing)
+				}
+				im.Close()
+				roots, err := hostfile.NewRoots(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts.Opener = roots
+			}
+			im, err := Open(context.Background(), child, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
@@ -172,7 +173,7 @@ func parseDynHeader(b []byte, at int64) dynHeader {
 
 // Open opens a VHD read-only.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("vhd: %w", err)
 	}
@@ -185,6 +186,7 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 }
 
 func open(ctx context.Context, f *os.File, path string, opts model.Options) (*model.Image, error) {
+	opts.Opener = hostfile.For(opts, path)
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("vhd: %w", err)
@@ -375,7 +377,7 @@ const maxLocatorBytes = 64 << 10
 func openParent(ctx context.Context, f io.ReaderAt, im *model.Image, disk *blockmap.Disk, h dynHeader, size int64, opts model.Options) []blockmap.Range {
 	path := im.Path
 	var used []blockmap.Range
-	var rel, abs []string
+	var rel, abs []blockmap.Named
 	for _, l := range h.locators {
 		n := int64(l.dataLength)
 		off := int64(l.dataOffset)
@@ -398,34 +400,29 @@ func openParent(ctx context.Context, f io.ReaderAt, im *model.Image, disk *block
 		}
 		switch l.code {
 		case platW2ru:
-			rel = append(rel, blockmap.UTF16(b, false))
+			rel = append(rel, blockmap.Named{Name: blockmap.UTF16(b, false), Off: off})
 		case platW2ku:
-			abs = append(abs, blockmap.UTF16(b, false))
+			abs = append(abs, blockmap.Named{Name: blockmap.UTF16(b, false), Off: off})
 		case platMacX:
-			abs = append(abs, string(bytes.TrimRight(b, "\x00")))
+			abs = append(abs, blockmap.Named{Name: string(bytes.TrimRight(b, "\x00")), Off: off})
 		}
 	}
-	names := append(append(rel, abs...), h.parentName)
+	names := append(append(rel, abs...), blockmap.Named{Name: h.parentName, Off: h.at + 64})
 	link := model.BackingLink{Name: h.parentName, Format: "vpc"}
 	if len(rel) > 0 {
-		link.Name = rel[0]
+		link.Name = rel[0].Name
 	} else if len(abs) > 0 {
-		link.Name = abs[0]
+		link.Name = abs[0].Name
 	}
 	if opts.NoBacking {
 		im.Backing = append(im.Backing, link)
 		return used
 	}
-	var tried []string
-	for _, cand := range blockmap.Candidates(filepath.Dir(path), names...) {
-		if !blockmap.Exists(cand) {
-			continue
-		}
-		tried = append(tried, cand)
-		id, err := fileUUID(cand)
-		if err != nil || id != h.parentUUID {
-			continue
-		}
+	found := blockmap.FindParent(opts.Opener, path, blockmap.Candidates(names...), func(p string) bool {
+		id, err := fileUUID(p)
+		return err == nil && id == h.parentUUID
+	})
+	if cand := found.Path; cand != "" {
 		link.Path = cand
 		pim, pd, err := blockmap.OpenParent(ctx, opts, path, cand)
 		if err != nil {
@@ -439,7 +436,11 @@ func openParent(ctx context.Context, f io.ReaderAt, im *model.Image, disk *block
 		blockmap.Adopt(im, link, pim)
 		return used
 	}
-	link.Err = model.Errorf(path, h.at+40, "vhd: no parent with UUID %s found (tried %d existing candidates)", hex.EncodeToString(h.parentUUID[:]), len(tried))
+	if found.RefusedBy != nil {
+		link.Err = model.Wrapf(found.RefusedBy, path, found.Refused.Off, "vhd: parent %q", found.Refused.Name)
+	} else {
+		link.Err = model.Errorf(path, h.at+40, "vhd: no parent with UUID %s found (tried %d existing candidates)", hex.EncodeToString(h.parentUUID[:]), found.Tried)
+	}
 	im.Backing = append(im.Backing, link)
 	im.Errors = append(im.Errors, link.Err)
 	return used
@@ -447,7 +448,7 @@ func openParent(ctx context.Context, f io.ReaderAt, im *model.Image, disk *block
 
 // fileUUID reads the unique id of the VHD at path.
 func fileUUID(path string) ([16]byte, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return [16]byte{}, err
 	}

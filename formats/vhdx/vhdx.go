@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
@@ -147,7 +148,7 @@ type region struct {
 
 // Open opens a VHDX read-only.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("vhdx: %w", err)
 	}
@@ -178,6 +179,7 @@ type image struct {
 }
 
 func open(ctx context.Context, f *os.File, path string, opts model.Options) (*model.Image, error) {
+	opts.Opener = hostfile.For(opts, path)
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("vhdx: %w", err)
@@ -600,14 +602,15 @@ func (x *image) openParent(ctx context.Context, im *model.Image, disk *blockmap.
 		return
 	}
 	linkage2, _ := parseGUID(kv["parent_linkage2"])
-	for _, cand := range blockmap.Candidates(filepath.Dir(x.path), kv["relative_path"], kv["volume_path"], kv["absolute_win32_path"]) {
-		if !blockmap.Exists(cand) {
-			continue
-		}
-		dw, err := dataWriteGUID(cand)
-		if err != nil || (dw != linkage && (linkage2 == GUID{} || dw != linkage2)) {
-			continue
-		}
+	var names []blockmap.Named
+	for _, k := range []string{"relative_path", "volume_path", "absolute_win32_path"} {
+		names = append(names, blockmap.Named{Name: kv[k], Off: x.parentAt})
+	}
+	found := blockmap.FindParent(opts.Opener, x.path, blockmap.Candidates(names...), func(p string) bool {
+		dw, err := dataWriteGUID(p)
+		return err == nil && (dw == linkage || (linkage2 != GUID{} && dw == linkage2))
+	})
+	if cand := found.Path; cand != "" {
 		link.Path = cand
 		pim, pd, err := blockmap.OpenParent(ctx, opts, x.path, cand)
 		if err != nil {
@@ -621,14 +624,18 @@ func (x *image) openParent(ctx context.Context, im *model.Image, disk *blockmap.
 		blockmap.Adopt(im, link, pim)
 		return
 	}
-	link.Err = model.Errorf(x.path, x.parentAt, "vhdx: no parent whose DataWriteGuid is %s found", linkage)
+	if found.RefusedBy != nil {
+		link.Err = model.Wrapf(found.RefusedBy, x.path, x.parentAt, "vhdx: parent %q", found.Refused.Name)
+	} else {
+		link.Err = model.Errorf(x.path, x.parentAt, "vhdx: no parent whose DataWriteGuid is %s found", linkage)
+	}
 	im.Backing = append(im.Backing, link)
 	im.Errors = append(im.Errors, link.Err)
 }
 
 // dataWriteGUID reads the active header's DataWriteGuid of a VHDX.
 func dataWriteGUID(path string) (GUID, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return GUID{}, err
 	}

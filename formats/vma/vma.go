@@ -34,6 +34,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/lzop"
 	"github.com/imgaudit/imgaudit/formats/memory"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -108,7 +109,7 @@ func OpenWith(ctx context.Context, path string, opts model.Options, cfg Config) 
 	if cfg.SpoolLimit <= 0 {
 		cfg.SpoolLimit = DefaultSpoolLimit
 	}
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("vma: %w", err)
 	}

@@ -27,6 +27,7 @@ type Descriptor struct {
 	HasParentCID       bool
 	CreateType         string
 	ParentFileNameHint string
+	ParentHintPos      int // byte offset of the parentFileNameHint line
 	Extents            []ExtentLine
 	DDB                map[string]string
 }
@@ -133,7 +134,7 @@ func ParseDescriptor(b []byte) (*Descriptor, error) {
 		case "createType":
 			d.CreateType = val
 		case "parentFileNameHint":
-			d.ParentFileNameHint = val
+			d.ParentFileNameHint, d.ParentHintPos = val, linePos
 		default:
 			if strings.HasPrefix(key, "ddb.") {
 				if d.DDB == nil {

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
 )
@@ -60,7 +61,9 @@ type source struct {
 	name string      // path, or member name for OpenReader
 	r    io.ReaderAt // the descriptor or sparse file
 	size int64
-	dir  string // directory for extent and parent names; "" = none
+	// names resolves and opens the extent and parent files the descriptor
+	// names (hostfile.Sealed for a VMDK read from inside an archive).
+	names model.Opener
 }
 
 // Open opens the VMDK at path (a descriptor or a sparse extent file) with
@@ -85,7 +88,7 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 	}
 	opts.Chain = append(slices.Clone(chain), real)
 
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("vmdk: %w", err)
 	}
@@ -96,7 +99,7 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 	}
 	im := &model.Image{Path: path, Format: "vmdk"}
 	im.AddCloser(f)
-	if err := openInto(ctx, im, source{name: path, r: f, size: st.Size(), dir: filepath.Dir(path)}, opts); err != nil {
+	if err := openInto(ctx, im, source{name: path, r: f, size: st.Size(), names: hostfile.For(opts, path)}, opts); err != nil {
 		im.Close()
 		return nil, err
 	}
@@ -105,12 +108,18 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 
 // OpenReader opens a single-file VMDK (monolithicSparse, streamOptimized, a
 // bare COWD or seSparse extent) from r, e.g. a section of an OVA. name is
-// used for view IDs and in extents and errors; it is never opened. Parents
-// and descriptors that name other files are not followed.
+// used for view IDs and in extents and errors; it is never opened. The
+// files a descriptor names are resolved through opts.Opener, which is
+// hostfile.Sealed (no name resolves) when none is given: a VMDK inside an
+// archive never reaches the host's files.
 func OpenReader(ctx context.Context, name string, r io.ReaderAt, size int64, opts model.Options) (*model.Image, error) {
 	opts.Open = nil
+	names := opts.Opener
+	if names == nil {
+		names = hostfile.Sealed{}
+	}
 	im := &model.Image{Path: name, Format: "vmdk"}
-	if err := openInto(ctx, im, source{name: name, r: r, size: size}, opts); err != nil {
+	if err := openInto(ctx, im, source{name: name, r: r, size: size, names: names}, opts); err != nil {
 		im.Close()
 		return nil, err
 	}
@@ -282,33 +291,12 @@ var unsupportedCreateTypes = map[string]bool{
 	"fullDevice": true, "partitionedDevice": true,
 }
 
-// extentPath resolves an extent file name against the descriptor's
-// directory, refusing names that could reach outside it.
-func extentPath(dir, name string) (string, error) {
-	if strings.ContainsRune(name, 0) || filepath.IsAbs(name) || strings.HasPrefix(name, "\\") ||
-		(len(name) >= 2 && name[1] == ':') {
-		return "", fmt.Errorf("extent file name %q is absolute; only names relative to the descriptor are followed", name)
-	}
-	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == '\\' }) {
-		if part == ".." {
-			return "", fmt.Errorf("extent file name %q contains \"..\"; refusing to leave the descriptor's directory", name)
-		}
-	}
-	if !filepath.IsLocal(name) {
-		return "", fmt.Errorf("extent file name %q is not local to the descriptor's directory", name)
-	}
-	return filepath.Join(dir, name), nil
-}
-
 func openExtents(ctx context.Context, im *model.Image, d *disk, desc *Descriptor, src source, descBase int64, notes *[]string) error {
 	if unsupportedCreateTypes[desc.CreateType] {
 		return model.Wrapf(errUnsupported, src.name, descBase, "createType %q (a raw device)", desc.CreateType)
 	}
 	if len(desc.Extents) == 0 {
 		return model.Errorf(src.name, descBase, "descriptor lists no extents")
-	}
-	if src.dir == "" {
-		return model.Wrapf(errUnsupported, src.name, descBase, "descriptor names extent files, which cannot be opened from inside a container")
 	}
 	opened := map[string]*extent{}
 	for _, l := range desc.Extents {
@@ -331,18 +319,14 @@ func openExtents(ctx context.Context, im *model.Image, d *disk, desc *Descriptor
 			*notes = append(*notes, fmt.Sprintf("extent %q is NOACCESS: it reads as zeros", l.File))
 		}
 		if e.kind == extFlat || (e.kind != extZero && e.kind != extNoAccess) {
-			p, err := extentPath(src.dir, l.File)
+			f, p, err := src.names.Open(src.name, l.File)
 			if err != nil {
-				return model.Wrapf(err, src.name, pos, "extent")
+				return model.Wrapf(err, src.name, pos, "extent %q", l.File)
 			}
+			im.AddCloser(f)
 			if prev := opened[p]; prev != nil && prev.sp != nil && l.Type != "FLAT" && l.Type != "VMFS" {
 				return model.Errorf(src.name, pos, "sparse extent file %q is listed twice", l.File)
 			}
-			f, err := os.Open(p)
-			if err != nil {
-				return model.Wrapf(err, src.name, pos, "open extent")
-			}
-			im.AddCloser(f)
 			st, err := f.Stat()
 			if err != nil {
 				return model.Wrapf(err, p, -1, "stat extent")
@@ -352,8 +336,8 @@ func openExtents(ctx context.Context, im *model.Image, d *disk, desc *Descriptor
 			case "FLAT", "VMFS":
 				e.kind = extFlat
 				e.flatBase = l.Offset * sectorSize
-				if st.Mode().IsRegular() {
-					if e.flatData, err = raw.DataExtents(f, p, st.Size()); err != nil {
+				if osf, ok := f.(*os.File); ok && st.Mode().IsRegular() {
+					if e.flatData, err = raw.DataExtents(osf, p, st.Size()); err != nil {
 						return err
 					}
 					if e.flatData == nil {
@@ -397,32 +381,35 @@ func openParent(ctx context.Context, im *model.Image, desc *Descriptor, src sour
 		im.Errors = append(im.Errors, err)
 		return nil, nil, []string{note}
 	}
-	if src.dir == "" || opts.Open == nil {
-		return fail(model.Errorf(src.name, descBase, "parent %q not followed from here", hint),
-			"parent not followed: unallocated grains read as zeros here")
-	}
-	p := hint
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(src.dir, hint)
-	}
+	hintAt := descBase + int64(desc.ParentHintPos)
+	p, err := src.names.Resolve(src.name, hint)
 	var extra []string
-	if _, err := os.Stat(p); err != nil {
+	if err != nil && !errors.Is(err, model.ErrSealed) {
 		// VMware writes the absolute path of the host that made the delta
-		// (often a Windows path); a copied chain keeps parents side by side.
+		// (often a Windows path); a copied chain keeps parents side by
+		// side, so the base name is tried next to the delta, under the
+		// same policy.
 		parts := strings.FieldsFunc(hint, func(r rune) bool { return r == '/' || r == '\\' })
-		if len(parts) > 0 {
-			alt := filepath.Join(src.dir, parts[len(parts)-1])
-			if _, err2 := os.Stat(alt); err2 == nil && alt != p {
-				extra = append(extra, fmt.Sprintf("parent %q not found; using %q from the same directory", hint, filepath.Base(alt)))
-				p = alt
+		if len(parts) > 0 && parts[len(parts)-1] != hint {
+			if alt, err2 := src.names.Resolve(src.name, parts[len(parts)-1]); err2 == nil {
+				extra = append(extra, fmt.Sprintf("parent %q: %v; using %q from the same directory", hint, err, filepath.Base(alt)))
+				p, err = alt, nil
 			}
 		}
 	}
+	if err != nil {
+		return fail(model.Wrapf(err, src.name, hintAt, "parent %q", hint),
+			"parent not followed: unallocated grains read as zeros here")
+	}
+	if opts.Open == nil {
+		return fail(model.Errorf(src.name, hintAt, "parent %q not followed from here", hint),
+			"parent not followed: unallocated grains read as zeros here")
+	}
 	link.Path = p
-	popts := model.Options{Open: opts.Open, Format: "vmdk", Depth: opts.Depth + 1, Chain: opts.Chain}
+	popts := model.Options{Open: opts.Open, Format: "vmdk", Depth: opts.Depth + 1, Chain: opts.Chain, Opener: src.names}
 	pim, err := opts.Open(ctx, p, popts)
 	if err != nil {
-		return fail(model.Wrapf(err, src.name, descBase, "open parent %q", hint),
+		return fail(model.Wrapf(err, src.name, hintAt, "open parent %q", hint),
 			"parent could not be opened: unallocated grains read as zeros here")
 	}
 	im.AddCloser(pim)

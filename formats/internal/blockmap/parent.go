@@ -3,7 +3,6 @@ package blockmap
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,7 +15,8 @@ import (
 var ErrNoOpener = errors.New("parent not followed: no opener (open through formats.Open)")
 
 // OpenParent opens a parent image through opts.Open, one link deeper, and
-// returns it with its current view's disk.
+// returns it with its current view's disk. parent must come from
+// opts.Opener (FindParent); the Opener is passed down the chain.
 func OpenParent(ctx context.Context, opts model.Options, self, parent string) (*model.Image, model.Disk, error) {
 	if opts.Open == nil {
 		return nil, nil, ErrNoOpener
@@ -27,7 +27,7 @@ func OpenParent(ctx context.Context, opts model.Options, self, parent string) (*
 			chain = append(chain, abs)
 		}
 	}
-	im, err := opts.Open(ctx, parent, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: chain})
+	im, err := opts.Open(ctx, parent, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: chain, Opener: opts.Opener})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -65,35 +65,43 @@ func UTF16(b []byte, bigEndian bool) string {
 	return string(utf16.Decode(u))
 }
 
+// Named is a parent name as an image wrote it, and the offset where it
+// wrote it (for errors).
+type Named struct {
+	Name string
+	Off  int64
+}
+
 // Candidates turns parent names as Windows or Unix tools write them
-// ("..\dir\base.vhd", "C:\vms\base.vhd", "file:///...") into host paths to
-// try, relative names against dir first; the last resort is the base name
-// in dir. Duplicates and empty names are dropped.
-func Candidates(dir string, names ...string) []string {
-	var out []string
-	add := func(p string) {
-		if p != "" && !slices.Contains(out, p) {
-			out = append(out, p)
+// ("..\dir\base.vhd", "C:\vms\base.vhd", "file:///...") into names for an
+// Opener to resolve, relative to the image's directory or absolute; the
+// last resort is each base name, next to the image. Duplicates and empty
+// names are dropped.
+func Candidates(names ...Named) []Named {
+	var out []Named
+	add := func(n Named) {
+		if n.Name != "" && !slices.ContainsFunc(out, func(o Named) bool { return o.Name == n.Name }) {
+			out = append(out, n)
 		}
 	}
-	var bases []string
+	var bases []Named
 	for _, n := range names {
-		n = strings.TrimSpace(n)
-		n = strings.TrimPrefix(n, "file://")
-		if n == "" {
+		s := strings.TrimSpace(n.Name)
+		s = strings.TrimPrefix(s, "file://")
+		if s == "" {
 			continue
 		}
-		u := strings.ReplaceAll(n, `\`, "/")
+		u := strings.ReplaceAll(s, `\`, "/")
 		isWinAbs := len(u) >= 2 && u[1] == ':' || strings.HasPrefix(u, "//")
 		switch {
 		case isWinAbs:
 			// A Windows absolute path cannot be opened here.
 		case filepath.IsAbs(u):
-			add(filepath.Clean(u))
+			add(Named{filepath.Clean(u), n.Off})
 		default:
-			add(filepath.Join(dir, u))
+			add(Named{u, n.Off})
 		}
-		bases = append(bases, filepath.Join(dir, filepath.Base(u)))
+		bases = append(bases, Named{filepath.Base(u), n.Off})
 	}
 	for _, b := range bases {
 		add(b)
@@ -101,8 +109,36 @@ func Candidates(dir string, names ...string) []string {
 	return out
 }
 
-// Exists says whether path names a regular file.
-func Exists(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular()
+// Found is what FindParent found.
+type Found struct {
+	Path  string // the parent, "" when none matched
+	Tried int    // candidates that resolved and were examined
+	// Refused is the first candidate the Opener refused (outside the
+	// allowed roots, not a regular file), and why: when nothing matched,
+	// the likely reason the parent was not found.
+	Refused   Named
+	RefusedBy error
+}
+
+// FindParent resolves each candidate through opener, as names written in
+// the file from, and returns the first whose file match accepts. Names the
+// policy refuses are never opened.
+func FindParent(opener model.Opener, from string, cands []Named, match func(path string) bool) Found {
+	var f Found
+	for _, c := range cands {
+		p, err := opener.Resolve(from, c.Name)
+		if err != nil {
+			var re *model.RefusedError
+			if errors.As(err, &re) && f.RefusedBy == nil {
+				f.Refused, f.RefusedBy = c, err
+			}
+			continue
+		}
+		f.Tried++
+		if match(p) {
+			f.Path = p
+			return f
+		}
+	}
+	return f
 }

@@ -10,9 +10,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory/memdisk"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
@@ -187,7 +187,7 @@ func NewDisk(name string, r io.ReaderAt, size int64) (*memdisk.Disk, []string, e
 
 // Open opens an ELF core as an Image with one memory view.
 func Open(ctx context.Context, path string, _ model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("elfcore: %w", err)
 	}

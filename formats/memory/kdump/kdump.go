@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 
 	lzo "github.com/anchore/go-lzo"
@@ -19,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory/memdisk"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
@@ -287,7 +287,7 @@ func isZero(r io.ReaderAt, off, n int64) bool {
 
 // Open opens a kdump file as an Image with one memory view.
 func Open(ctx context.Context, path string, _ model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("kdump: %w", err)
 	}

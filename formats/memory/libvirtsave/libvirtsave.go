@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/lzop"
 	"github.com/imgaudit/imgaudit/formats/internal/spool"
 
@@ -137,7 +138,7 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 // OpenWith opens a libvirt save file: one memory view of guest-physical RAM
 // and the extra views of the migration stream (see qemustream.Stream.Views).
 func OpenWith(ctx context.Context, path string, _ model.Options, lim Limits) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("libvirtsave: %w", err)
 	}

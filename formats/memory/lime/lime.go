@@ -8,8 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory/memdisk"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
@@ -78,7 +78,7 @@ func NewDisk(ctx context.Context, name string, r io.ReaderAt, size int64) (*memd
 
 // Open opens a LiME file as an Image with one memory view.
 func Open(ctx context.Context, path string, _ model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("lime: %w", err)
 	}

@@ -3,16 +3,16 @@ package qemustream
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
 // Open opens a file holding a bare migration stream (`migrate "exec:cat >
 // F"`) as an Image of memory views (see Views).
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("qemustream: %w", err)
 	}

@@ -16,11 +16,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory/memdisk"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
@@ -222,30 +222,36 @@ func regionDisk(name string, r io.ReaderAt, base, n int64, regions []Region) (*m
 
 // Open opens a .vmem (with its .vmss/.vmsn sibling when present) or a
 // .vmss/.vmsn (its embedded memory, else its .vmem sibling).
-func Open(ctx context.Context, path string, _ model.Options) (*model.Image, error) {
+func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
+	// The sibling files are found by name next to path, under the same
+	// policy as the files an image names: regular files only.
+	siblings := hostfile.For(opts, path)
 	ext := strings.ToLower(filepath.Ext(path))
-	stem := strings.TrimSuffix(path, filepath.Ext(path))
+	stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	im := &model.Image{Path: path, Format: "vmware-memory"}
-	var statePath, memPath string
-	if ext == ".vmss" || ext == ".vmsn" {
-		statePath = path
-		memPath = stem + ".vmem"
-	} else {
-		memPath = path
-		for _, e := range []string{".vmss", ".vmsn"} {
-			if _, err := os.Stat(stem + e); err == nil {
-				statePath = stem + e
-				break
-			}
-		}
-	}
 	var st *State
 	var notes []string
-	if statePath != "" {
-		sf, err := os.Open(statePath)
+	var sf model.File
+	statePath := ""
+	if ext == ".vmss" || ext == ".vmsn" {
+		f, err := hostfile.OpenRegular(path)
 		if err != nil {
 			return nil, fmt.Errorf("vmware: %w", err)
 		}
+		sf, statePath = f, path
+	} else {
+		for _, e := range []string{".vmss", ".vmsn"} {
+			f, p, err := siblings.Open(path, stem+e)
+			if err == nil {
+				sf, statePath = f, p
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				notes = append(notes, fmt.Sprintf("%s not read: %v", stem+e, err))
+			}
+		}
+	}
+	if sf != nil {
 		fi, err := sf.Stat()
 		if err == nil {
 			st, err = ParseState(ctx, statePath, sf, fi.Size())
@@ -269,7 +275,14 @@ func Open(ctx context.Context, path string, _ model.Options) (*model.Image, erro
 	} else {
 		notes = append(notes, "no .vmss/.vmsn next to the .vmem")
 	}
-	mf, err := os.Open(memPath)
+	var mf model.File
+	memPath := path
+	var err error
+	if statePath == path {
+		mf, memPath, err = siblings.Open(path, stem+".vmem")
+	} else {
+		mf, err = hostfile.OpenRegular(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) && statePath == path && (st == nil || len(st.Regions) == 0) {
 		// A powered-off snapshot: its state file holds no memory and no
 		// .vmem goes with it. Nothing to scan, and nothing wrong.
