@@ -51,7 +51,8 @@ type Options struct {
 	// MemoryRules turns the memory-structure rules on for layer files.
 	MemoryRules bool
 	// DiskScanner audits a VM disk or memory image spooled from a layer;
-	// nil uses scanner.New with Engine.
+	// nil uses scanner.New with Engine and SealedTargets: a disk from a
+	// layer never resolves its backing or extent names on this host.
 	DiskScanner func(ctx context.Context, path string) (*report.Report, error)
 
 	// Keychain resolves registry credentials; nil uses authn.DefaultKeychain
@@ -134,7 +135,9 @@ func New(opts Options) (*Scanner, error) {
 		s.opts.Keychain = authn.DefaultKeychain
 	}
 	if s.opts.DiskScanner == nil {
-		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules})
+		// A disk spooled from a layer is sealed: its backing, data file
+		// and extent names mean files of the layer, never of this host.
+		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules, SealedTargets: true})
 		s.opts.DiskScanner = func(ctx context.Context, path string) (*report.Report, error) {
 			return sc.Scan(ctx, []string{path})
 		}

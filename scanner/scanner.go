@@ -19,6 +19,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/stores"
@@ -41,6 +42,18 @@ type Options struct {
 	FailOn string
 	// NoRollback skips the rollback-risk analysis of older views.
 	NoRollback bool
+	// BackingRoots are directories, besides each target's own (its
+	// directory, or the directory scan that found it), under which the
+	// files an image names (backing and data files, extents, parents) may
+	// be opened (--backing-root).
+	BackingRoots []string
+	// SealedTargets says that the targets were taken out of a container
+	// layer or an archive (spooled to temporary files): no name inside them
+	// resolves to any file on this host.
+	SealedTargets bool
+	// Names, when set, records every name the images asked to open and
+	// what the policy answered.
+	Names *hostfile.Log
 }
 
 // Scanner runs scans. It holds no state between runs.
@@ -51,7 +64,10 @@ func New(opts Options) *Scanner { return &Scanner{opts: opts} }
 
 // target is one opened image.
 type target struct {
-	path  string
+	path string
+	// root is the directory scan that found the target ("" for a target
+	// named on its own): an allowed root for the files its images name.
+	root  string
 	img   *model.Image
 	err   error
 	views []*viewState
@@ -202,6 +218,7 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 		}
 		if store, err := stores.Discover(ctx, arg); err == nil && store.Kind != "plain" {
 			for _, t := range storeTargets(store) {
+				t.root = store.Root
 				ts = append(ts, t)
 				fromDir[t.path] = true
 			}
@@ -212,7 +229,7 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 			ts = append(ts, &target{path: arg, err: err})
 		}
 		for _, f := range files {
-			ts = append(ts, &target{path: f})
+			ts = append(ts, &target{path: f, root: arg})
 			fromDir[f] = true
 		}
 	}
@@ -225,7 +242,7 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 			t.err = err
 			continue
 		}
-		t.img, t.err = formats.Open(ctx, t.path, formats.Options{})
+		t.img, t.err = s.openImage(ctx, t)
 		if t.img != nil {
 			for _, b := range t.img.Backing {
 				if b.Path != "" {
@@ -245,6 +262,26 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 		out = append(out, t)
 	}
 	return out
+}
+
+// openImage opens a target with the policy for the files its image names:
+// regular files under the target's root (its directory, or the directory
+// scan that found it) and the --backing-root directories; none at all for
+// sealed targets.
+func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error) {
+	var opener model.Opener = hostfile.Sealed{Log: s.opts.Names}
+	if !s.opts.SealedTargets {
+		root := t.root
+		if root == "" {
+			root = filepath.Dir(t.path)
+		}
+		roots, err := hostfile.NewRoots(append([]string{root}, s.opts.BackingRoots...)...)
+		if err != nil {
+			return nil, fmt.Errorf("allowed roots: %w", err)
+		}
+		opener = roots.WithLog(s.opts.Names)
+	}
+	return formats.Open(ctx, t.path, formats.Options{Opener: opener})
 }
 
 // discoverImages lists the files under dir that look like images: any
@@ -276,7 +313,7 @@ func looksLikeRawImage(p string) bool {
 	case ".img", ".raw", ".dd", ".bin", ".iso", ".disk":
 		return true
 	}
-	f, err := os.Open(p)
+	f, err := hostfile.OpenRegular(p)
 	if err != nil {
 		return false
 	}

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/vmdk"
 )
 
@@ -29,7 +29,7 @@ type links struct {
 
 // readLinks reads only the header of a qcow2 or VMDK file (never the data).
 func readLinks(path string) links {
-	f, err := os.Open(path)
+	f, err := hostfile.OpenRegular(path)
 	if err != nil {
 		return links{}
 	}
@@ -92,23 +92,16 @@ func isTextDescriptor(head []byte) bool {
 	return strings.HasPrefix(s, "# Disk DescriptorFile") || (strings.Contains(s, "createType") && strings.Contains(s, "version="))
 }
 
-// resolveLinked resolves a name found in an image header the way QEMU does:
-// relative to the directory of the image, or as an absolute path. The
-// result is only trusted when that file exists, so that a base file the
-// scanner could not reach through the chain is never dropped.
-func resolveLinked(image, name string) (string, bool) {
-	if name == "" || strings.ContainsRune(name, 0) {
-		return "", false
-	}
+// resolveLinked resolves a name found in an image header the way QEMU does
+// (relative to the directory of the image, or absolute) under the policy
+// of the scan: only a regular file inside the store's tree, after
+// symlinks, is linked. The result is only trusted when that file exists,
+// so that a base file the scanner could not reach through the chain is
+// never dropped.
+func resolveLinked(names model.Opener, image, name string) (string, bool) {
 	// QEMU protocol prefixes ("file:") are accepted as plain paths.
-	name = strings.TrimPrefix(name, "file:")
-	p := name
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(filepath.Dir(image), p)
-	}
-	p = filepath.Clean(p)
-	st, err := os.Stat(p)
-	if err != nil || !st.Mode().IsRegular() {
+	p, err := names.Resolve(image, strings.TrimPrefix(name, "file:"))
+	if err != nil {
 		return "", false
 	}
 	return p, true

@@ -13,6 +13,7 @@ package stores
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +21,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/model"
 )
 
 // Store is what Discover found under a directory.
@@ -90,7 +94,11 @@ func Discover(ctx context.Context, dir string) (*Store, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("stores: %s is not a directory", dir)
 	}
-	s := &scan{root: root, claimed: map[string]bool{}, links: map[string]links{}}
+	names, err := hostfile.NewRoots(root)
+	if err != nil {
+		return nil, fmt.Errorf("stores: %w", err)
+	}
+	s := &scan{root: root, names: names, claimed: map[string]bool{}, links: map[string]links{}}
 	if err := s.walk(ctx); err != nil {
 		return nil, err
 	}
@@ -118,7 +126,10 @@ func Discover(ctx context.Context, dir string) (*Store, error) {
 
 // scan is the state of one discovery.
 type scan struct {
-	root    string
+	root string
+	// names resolves the names image headers write: regular files inside
+	// the tree only.
+	names   model.Opener
 	files   []string         // every regular file, sorted
 	links   map[string]links // image headers, by path
 	parents map[string]string
@@ -187,12 +198,12 @@ func (s *scan) readImageLinks(ctx context.Context) {
 			continue
 		}
 		s.links[p] = l
-		if b, ok := resolveLinked(p, l.backing); ok && b != p {
+		if b, ok := resolveLinked(s.names, p, l.backing); ok && b != p {
 			s.parents[p] = b
 			s.children[b]++
 		}
 		for _, e := range l.extents {
-			if x, ok := resolveLinked(p, e); ok && x != p {
+			if x, ok := resolveLinked(s.names, p, e); ok && x != p {
 				s.children[x]++
 				s.claimed[x] = true // part of the disk p, read through it
 			}
@@ -261,9 +272,16 @@ func (s *scan) addDisk(vm *VM, p string) {
 
 func (s *scan) any(f func(string) bool) bool { return slices.ContainsFunc(s.files, f) }
 
-// readConfig reads a small text file, refusing large ones.
+// readConfig reads a small text file, refusing large ones and anything
+// but a regular file.
 func (s *scan) readConfig(p string) ([]byte, bool) {
-	st, err := os.Stat(p)
+	f, err := hostfile.OpenRegular(p)
+	if err != nil {
+		s.note("%s: %v", p, err)
+		return nil, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
 		s.note("%s: %v", p, err)
 		return nil, false
@@ -272,9 +290,13 @@ func (s *scan) readConfig(p string) ([]byte, bool) {
 		s.note("%s: %d bytes, larger than the %d-byte limit for configuration files; ignored", p, st.Size(), maxConfigSize)
 		return nil, false
 	}
-	b, err := os.ReadFile(p)
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {
 		s.note("%s: %v", p, err)
+		return nil, false
+	}
+	if len(b) > maxConfigSize {
+		s.note("%s: grew past the %d-byte limit for configuration files while read; ignored", p, maxConfigSize)
 		return nil, false
 	}
 	return b, true
