@@ -20,8 +20,12 @@ FILE may not be the image or one of its backing files.`, stderr)
 	viewID := fs.String("view", "", "ID of the view to extract (default: the current view)")
 	outPath := fs.String("o", "", "output file, or - for standard output (required)")
 	fs.StringVar(outPath, "output", "", "same as -o")
+	roots := addBackingRoots(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
+		return exitUsage, err
+	}
+	if err := roots.check(); err != nil {
 		return exitUsage, err
 	}
 	if len(pos) != 1 {
@@ -30,7 +34,7 @@ FILE may not be the image or one of its backing files.`, stderr)
 	if *outPath == "" {
 		return exitUsage, usagef("-o FILE is required")
 	}
-	im, err := formats.Open(ctx, pos[0], formats.Options{})
+	im, err := formats.Open(ctx, pos[0], roots.options(pos[0], formats.Options{}))
 	if err != nil {
 		return exitUsage, err
 	}

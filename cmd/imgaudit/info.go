@@ -47,11 +47,16 @@ func cmdInfo(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 		`Show each image's format, virtual size, backing chain, internal snapshots
 (name, date, vm state size) and every view imgaudit will scan, with its ID
 (for 'extract --view'), kind and allocated bytes, plus the bytes of
-non-zero data that no table references.`, stderr)
+non-zero data that no table references. The files an image names are
+opened only inside its own directory or a --backing-root DIR.`, stderr)
 	format := fs.String("format", "table", "output format: table or json")
 	noBacking := fs.Bool("no-backing", false, "do not open backing files")
+	roots := addBackingRoots(fs)
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
+		return exitUsage, err
+	}
+	if err := roots.check(); err != nil {
 		return exitUsage, err
 	}
 	if len(paths) == 0 {
@@ -63,7 +68,7 @@ non-zero data that no table references.`, stderr)
 	var out []infoImage
 	failed := 0
 	for _, p := range paths {
-		ii, err := describe(ctx, p, formats.Options{NoBacking: *noBacking})
+		ii, err := describe(ctx, p, roots.options(p, formats.Options{NoBacking: *noBacking}))
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitInterrupted, ctx.Err()
@@ -158,7 +163,7 @@ func writeInfoTable(w io.Writer, ii infoImage) {
 				s += " (" + b.Format + ")"
 			}
 			if b.Error != "" {
-				s += " [MISSING: " + b.Error + "]"
+				s += " [NOT OPENED: " + b.Error + "]"
 			}
 			fmt.Fprint(w, s)
 		}

@@ -27,6 +27,12 @@ VMware store layouts are grouped into VMs with per-VM timelines, and each
 backing file is read once however many overlays share it. Images are
 opened read-only.
 
+The files an image names (backing and data files, extents, parents) are
+opened only if they are regular files inside the image's directory, or the
+scanned directory, or a --backing-root DIR; any other name is refused and
+reported as an error of that image. Disks found inside container layers
+and archives never open files of this host.
+
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 usage error or no target could be read; 130 interrupted (the report is
 still written, marked incomplete).`, stderr)
@@ -34,8 +40,12 @@ still written, marked incomplete).`, stderr)
 	noProgress := fs.Bool("no-progress", false, "no progress bar (it is shown only when stderr is a terminal)")
 	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
 	noDedupe := fs.Bool("no-dedupe", false, "scan every view in full instead of shared bytes once (slower; for measurements)")
+	roots := addBackingRoots(fs)
 	targets, err := parseInterspersed(fs, args)
 	if err != nil {
+		return exitUsage, err
+	}
+	if err := roots.check(); err != nil {
 		return exitUsage, err
 	}
 	if len(targets) == 0 {
@@ -69,6 +79,7 @@ still written, marked incomplete).`, stderr)
 		sc := scanner.New(scanner.Options{
 			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog,
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
+			BackingRoots: *roots,
 		})
 		rep, err := sc.Scan(ctx, disks)
 		if rep == nil {

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"flag"
+	"path/filepath"
+	"strings"
+
+	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/hostfile"
+)
+
+// backingRoots is the repeatable --backing-root flag. Unlike stringList it
+// does not split on commas: a directory name may hold one.
+type backingRoots []string
+
+func (b *backingRoots) String() string { return strings.Join(*b, ",") }
+func (b *backingRoots) Set(v string) error {
+	*b = append(*b, v)
+	return nil
+}
+
+func addBackingRoots(fs *flag.FlagSet) *backingRoots {
+	b := &backingRoots{}
+	fs.Var(b, "backing-root", "also open the files an image names (backing and data files, extents, parents) under `DIR` (repeatable); "+
+		"by default only those in the image's own directory, or the scanned directory, are opened")
+	return b
+}
+
+// check refuses a --backing-root that is not an existing directory.
+func (b backingRoots) check() error {
+	for _, d := range b {
+		if _, err := hostfile.NewRoots(d); err != nil {
+			return usagef("--backing-root %s: %v", d, err)
+		}
+	}
+	return nil
+}
+
+// options opens an image named on the command line with its own directory
+// and the --backing-root directories as the allowed roots. Where the
+// image's directory does not exist, formats.Open fails on the image itself.
+func (b backingRoots) options(image string, o formats.Options) formats.Options {
+	if roots, err := hostfile.NewRoots(append([]string{filepath.Dir(image)}, b...)...); err == nil {
+		o.Opener = roots
+	}
+	return o
+}
