@@ -233,7 +233,10 @@ func (r *Roots) Dirs() []string {
 func (r *Roots) Resolve(from, name string) (string, error) {
 	u, err := r.resolve(from, name)
 	r.log.add(u)
-	return u.Path, err
+	if err != nil {
+		return "", err
+	}
+	return u.Path, nil
 }
 
 // Open implements model.Opener. The file is opened by its resolved path,
@@ -247,7 +250,7 @@ func (r *Roots) Open(from, name string) (model.File, string, error) {
 	}
 	r.log.add(u)
 	if err != nil {
-		return nil, u.Path, err
+		return nil, "", err
 	}
 	return f, u.Path, nil
 }
