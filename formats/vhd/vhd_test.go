@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unicode/utf16"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -370,4 +371,59 @@ func fileSize(t *testing.T, p string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// TestParentOutsideRoots: a differencing image whose parent (with the
+// right UUID) lies outside the allowed root is refused, with the parent
+// locator's offset, until the parent's directory is a root.
+func TestParentOutsideRoots(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	dir := t.TempDir()
+	root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
+	os.Mkdir(root, 0o755)
+	os.Mkdir(outside, 0o755)
+	const size = 6 << 20
+	base := makeImage(t, outside, "base", "subformat=dynamic,force_size=on", size)
+	child := makeImage(t, root, "child", "subformat=dynamic,force_size=on", size)
+	makeDifferencing(t, child, base, "../outside/base.vhd", nil)
+	// The relative (W2ru) locator is the first name tried; its data offset
+	// is in the dynamic header's first locator entry.
+	locAt := int64(binary.BigEndian.Uint64(head(t, child)[512+576+16:]))
+	for _, c := range []struct {
+		roots []string
+		ok    bool
+	}{{[]string{root}, false}, {[]string{root, outside}, true}} {
+		r, err := hostfile.NewRoots(c.roots...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := &hostfile.Log{}
+		im, err := Open(context.Background(), child, model.Options{Open: opener, Opener: r.WithLog(log)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer im.Close()
+		if len(im.Backing) != 1 {
+			t.Fatalf("backing %+v", im.Backing)
+		}
+		l := im.Backing[0]
+		if c.ok {
+			if l.Err != nil || l.Path != base {
+				t.Errorf("roots %v: link %+v, want the parent followed", c.roots, l)
+			}
+			continue
+		}
+		var fe *model.FormatError
+		if !errors.Is(l.Err, model.ErrOutsideRoots) || !errors.As(l.Err, &fe) || fe.File != child || fe.Offset != locAt {
+			t.Errorf("link error %v, want a refusal at offset %d of %s", l.Err, locAt, child)
+		}
+		if len(im.Errors) == 0 {
+			t.Error("the refusal is not in Image.Errors")
+		}
+		for _, u := range log.Uses() {
+			if u.Err == nil && !strings.HasPrefix(u.Real, root+"/") {
+				t.Errorf("allowed %q -> %q", u.Name, u.Real)
+			}
+		}
+	}
 }

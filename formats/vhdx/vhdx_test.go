@@ -13,6 +13,7 @@ import (
 	"testing"
 	"unicode/utf16"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -241,7 +242,11 @@ func makeDifferencing(t *testing.T, child, base string, clearSectors []int) {
 		}
 	}
 	// Parent locator item at +512 KiB in the metadata region.
-	keys := [][2]string{{"parent_linkage", "{" + bx.hdr.dataWriteGUID.String() + "}"}, {"relative_path", `.\` + filepath.Base(base)}}
+	rel, err := filepath.Rel(filepath.Dir(child), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := [][2]string{{"parent_linkage", "{" + bx.hdr.dataWriteGUID.String() + "}"}, {"relative_path", `.\` + strings.ReplaceAll(rel, "/", `\`)}}
 	item := make([]byte, 20+12*len(keys))
 	copy(item, parentLocatorVHD[:])
 	binary.LittleEndian.PutUint16(item[18:], uint16(len(keys)))
@@ -445,5 +450,59 @@ func TestHostile(t *testing.T) {
 				t.Fatalf("error %q does not mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParentOutsideRoots: a differencing image whose parent (found by its
+// relative_path, with the right DataWriteGuid) lies outside the allowed
+// root is refused, with the parent locator's offset, until the parent's
+// directory is a root.
+func TestParentOutsideRoots(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	dir := t.TempDir()
+	root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
+	os.Mkdir(root, 0o755)
+	os.Mkdir(outside, 0o755)
+	const size = 6 << 20
+	base := makeImage(t, outside, "base", "subformat=dynamic,block_size=1M", size)
+	child := makeImage(t, root, "child", "subformat=dynamic,block_size=1M", size)
+	locAt := parsed(t, child).meta.off + 512<<10
+	makeDifferencing(t, child, base, nil)
+	for _, c := range []struct {
+		roots []string
+		ok    bool
+	}{{[]string{root}, false}, {[]string{root, outside}, true}} {
+		r, err := hostfile.NewRoots(c.roots...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := &hostfile.Log{}
+		im, err := Open(context.Background(), child, model.Options{Open: opener, Opener: r.WithLog(log)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer im.Close()
+		if len(im.Backing) != 1 {
+			t.Fatalf("backing %+v", im.Backing)
+		}
+		l := im.Backing[0]
+		if c.ok {
+			if l.Err != nil || l.Path != base {
+				t.Errorf("roots %v: link %+v, want the parent followed", c.roots, l)
+			}
+			continue
+		}
+		var fe *model.FormatError
+		if !errors.Is(l.Err, model.ErrOutsideRoots) || !errors.As(l.Err, &fe) || fe.File != child || fe.Offset != locAt {
+			t.Errorf("link error %v, want a refusal at offset %d of %s", l.Err, locAt, child)
+		}
+		if len(im.Errors) == 0 {
+			t.Error("the refusal is not in Image.Errors")
+		}
+		for _, u := range log.Uses() {
+			if u.Err == nil && !strings.HasPrefix(u.Real, root+"/") {
+				t.Errorf("allowed %q -> %q", u.Name, u.Real)
+			}
+		}
 	}
 }
