@@ -373,9 +373,18 @@ func (h *header) describeBits(kind uint8, v uint64) string {
 
 // printable keeps a name from the image safe to show: ASCII graphic runes
 // only, others replaced, and bounded in length.
-func printable(s string) string {
-	if len(s) > 64 {
-		s = s[:64]
+func printable(s string) string { return printableN(s, 64) }
+
+// printableName is printable for a file name: whole up to QEMU's cap on
+// backing file names, so that the name a refusal reports is the name the
+// image wrote.
+func printableName(s string) string { return printableN(s, maxBackingName) }
+
+// printableN keeps at most n bytes of s and replaces control and non-ASCII
+// bytes by '?'.
+func printableN(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
 	}
 	b := []byte(s)
 	for i, c := range b {

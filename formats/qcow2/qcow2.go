@@ -171,11 +171,11 @@ func (o *opened) attrs() map[string]string {
 		"l1_size":          strconv.Itoa(int(h.l1Size)),
 	}
 	if h.hasDataFile() {
-		a["data_file"] = printable(h.dataFile)
+		a["data_file"] = printableName(h.dataFile)
 		a["data_file_raw"] = strconv.FormatBool(h.dataFileRaw())
 	}
 	if h.backingName != "" {
-		a["backing_file"] = printable(h.backingName)
+		a["backing_file"] = printableName(h.backingName)
 	}
 	if h.backingFormat != "" {
 		a["backing_format"] = printable(h.backingFormat)
@@ -209,11 +209,11 @@ func (o *opened) openDataFile(opener model.Opener) error {
 	h := o.h
 	name := h.dataFile
 	if name == "" || hasProtocol(name) {
-		return model.Wrapf(model.ErrUnsupported, o.path, h.dataFileOff, "external data file %q is not a local file name", printable(name))
+		return model.Wrapf(model.ErrUnsupported, o.path, h.dataFileOff, "external data file %q is not a local file name", printableName(name))
 	}
 	df, p, err := opener.Open(o.path, name)
 	if err != nil {
-		return model.Wrapf(err, o.path, h.dataFileOff, "external data file %q", printable(name))
+		return model.Wrapf(err, o.path, h.dataFileOff, "external data file %q", printableName(name))
 	}
 	st, err := df.Stat()
 	if err != nil {
@@ -262,7 +262,7 @@ func (o *opened) openBacking(ctx context.Context, opts model.Options, opener mod
 	}
 	if hasProtocol(name) {
 		return fail(model.Wrapf(model.ErrUnsupported, o.path, int64(h.backingOff),
-			"backing file %q names a protocol or URL; only local files are followed", printable(name)))
+			"backing file %q names a protocol or URL; only local files are followed", printableName(name)))
 	}
 	if opts.NoBacking || opts.Open == nil {
 		link.Path = o.resolve(name)
@@ -274,19 +274,19 @@ func (o *opened) openBacking(ctx context.Context, opts model.Options, opener mod
 	}
 	p, err := opener.Resolve(o.path, name)
 	if err != nil {
-		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "backing file %q", printable(name)))
+		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "backing file %q", printableName(name)))
 	}
 	link.Path = p
 	bim, err := opts.Open(ctx, link.Path, model.Options{
 		Open: opts.Open, Format: h.backingFormat, Depth: opts.Depth + 1, Chain: opts.Chain, Opener: opener,
 	})
 	if err != nil {
-		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "open backing file %q", printable(name)))
+		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "open backing file %q", printableName(name)))
 	}
 	cur, ok := bim.Current()
 	if !ok {
 		bim.Close()
-		return fail(model.Errorf(o.path, int64(h.backingOff), "backing file %q has no current view", printable(name)))
+		return fail(model.Errorf(o.path, int64(h.backingOff), "backing file %q has no current view", printableName(name)))
 	}
 	im.AddCloser(bim)
 	if link.Format == "" {
