@@ -54,7 +54,10 @@ FILE may not be the image or one of its backing files.`, stderr)
 		return exitUsage, usagef("no view %q in %s", *viewID, pos[0])
 	}
 	if *outPath == "-" {
-		return exitOK, formats.WriteStream(ctx, stdout, v.Disk)
+		if err := formats.WriteStream(ctx, stdout, v.Disk); err != nil {
+			return exitUsage, err
+		}
+		return incomplete(im, v, stderr)
 	}
 	if err := refuseTarget(*outPath, im); err != nil {
 		return exitUsage, err
@@ -70,7 +73,20 @@ FILE may not be the image or one of its backing files.`, stderr)
 	if err := f.Close(); err != nil {
 		return exitUsage, err
 	}
-	return exitOK, nil
+	return incomplete(im, v, stderr)
+}
+
+// incomplete fails an extract whose image had errors (a backing file not
+// followed reads as zeros): the bytes are written, but they may not be
+// what the guest sees, and a script must not take them for that.
+func incomplete(im *formats.Image, v formats.View, stderr io.Writer) (int, error) {
+	if len(im.Errors) == 0 {
+		return exitOK, nil
+	}
+	for _, e := range im.Errors {
+		fmt.Fprintf(stderr, "imgaudit extract: %v\n", e)
+	}
+	return exitUsage, fmt.Errorf("%s written, but the image is incomplete (errors above): its bytes may differ from what the guest sees", v.ID)
 }
 
 // refuseTarget keeps extract from ever writing over the image it reads.
