@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -191,6 +192,10 @@ func TestOVAHostile(t *testing.T) {
 		{name: "absolute href", href: "/etc/passwd", wantErr: "not in the archive"},
 		{name: "gzip bomb", href: "d.vmdk", attrs: `ovf:compression="gzip"`, members: map[string][]byte{"d.vmdk": gzipZeros(t, 4<<20)}, wantErr: "spool limit"},
 		{name: "bad compression", href: "d.vmdk", attrs: `ovf:compression="bzip2"`, members: map[string][]byte{"d.vmdk": []byte("x")}, wantErr: "unsupported compression"},
+		// A descriptor inside the archive is sealed: its extent names
+		// resolve neither to host files nor (yet) to other members.
+		{name: "extent names a host file", href: "d.vmdk", members: map[string][]byte{"d.vmdk": flatDescriptor(t, "/etc/passwd")}, wantErr: model.ErrSealed.Error()},
+		{name: "extent names a member", href: "d.vmdk", members: map[string][]byte{"d.vmdk": flatDescriptor(t, "d-flat.vmdk"), "d-flat.vmdk": make([]byte, 1<<20)}, wantErr: model.ErrSealed.Error()},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,6 +219,15 @@ func TestOVAHostile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// flatDescriptor is the descriptor qemu-img writes for a 1 MiB
+// monolithicFlat VMDK, its extent renamed to extent.
+func flatDescriptor(t *testing.T, extent string) []byte {
+	testutil.RequireTool(t, "qemu-img")
+	p := filepath.Join(t.TempDir(), "d.vmdk")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat", p, "1M")
+	return bytes.Replace(testutil.FileSnapshot(t, p), []byte(`"d-flat.vmdk"`), []byte(strconv.Quote(extent)), 1)
 }
 
 func gzipZeros(t *testing.T, n int) []byte {
