@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 )
 
 // maxTarEntries bounds how many headers are read while looking for a file
@@ -83,11 +85,9 @@ func (s *Scanner) resolveLayout(dir string) []image {
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout: %w", err)}}
 	}
-	ii, err := lp.ImageIndex()
-	if err != nil {
-		return []image{{Target: dir, Err: fmt.Errorf("OCI layout: %w", err)}}
-	}
-	raw, err := ii.RawManifest()
+	// index.json is read as a regular file only (a FIFO would block);
+	// go-containerregistry opens the blobs the same way.
+	raw, err := readRegular(filepath.Join(dir, "index.json"))
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout index.json: %w", err)}}
 	}
@@ -135,6 +135,16 @@ func (s *Scanner) resolveLayout(dir string) []image {
 		return []image{{Target: dir, Err: errors.New("OCI layout has no image manifest (for this --platform)")}}
 	}
 	return out
+}
+
+// readRegular reads a whole file if it is a regular file.
+func readRegular(p string) ([]byte, error) {
+	f, err := hostfile.OpenRegular(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // resolveTarball lists the images of a docker/podman save tarball. Its

@@ -3,15 +3,20 @@ package registry
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
 )
 
 // TestLayerDiskNamesAreSealed puts qcow2 disks whose backing names reach a
@@ -67,5 +72,72 @@ func TestLayerDiskNamesAreSealed(t *testing.T) {
 	}
 	if string(testutil.FileSnapshot(t, host)) != string(before) {
 		t.Error("host file changed")
+	}
+}
+
+// TestLayoutBlobsStayInside: an OCI layout whose layer blob is a symlink
+// to a file outside the layout, or a FIFO, or whose index.json is a FIFO,
+// is refused without blocking (the blobs are named by index.json, like the
+// files an image names; go-containerregistry refuses such blobs itself),
+// and the token in the outside file is never reported.
+func TestLayoutBlobsStayInside(t *testing.T) {
+	testutil.RequireTool(t, "mkfifo")
+	for _, kind := range []string{"symlink", "fifo", "index-fifo"} {
+		t.Run(kind, func(t *testing.T) {
+			tmp := t.TempDir()
+			token := npmToken(t)
+			l := layer(t, "", file("app/env", "NPM_TOKEN="+token+"\n"))
+			lp, err := layout.Write(filepath.Join(tmp, "layout"), empty.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lp.AppendImage(imageOf(t, l)); err != nil {
+				t.Fatal(err)
+			}
+			blob := filepath.Join(tmp, "layout", "blobs", "sha256", strings.TrimPrefix(layerDigest(t, l), "sha256:"))
+			moved := filepath.Join(tmp, "host-blob")
+			if err := os.Rename(blob, moved); err != nil {
+				t.Fatal(err)
+			}
+			switch kind {
+			case "symlink":
+				err = os.Symlink(moved, blob)
+			case "fifo":
+				err = exec.Command("mkfifo", blob).Run()
+			case "index-fifo":
+				index := filepath.Join(tmp, "layout", "index.json")
+				if err = os.Remove(index); err == nil {
+					err = exec.Command("mkfifo", index).Run()
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			var rep *report.Report
+			go func() {
+				defer close(done)
+				rep, err = newScanner(t, Options{}).ScanLocal(context.Background(), []string{filepath.Join(tmp, "layout")})
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("scan blocked")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if findingsByFP(rep)[fp(token)] != nil {
+				t.Error("the blob outside the layout was read")
+			}
+			want := map[string]string{"symlink": "is a symlink", "fifo": "not a regular file", "index-fifo": "named pipe"}[kind]
+			var errs []string
+			for _, tg := range rep.Targets {
+				errs = append(errs, tg.Errors...)
+			}
+			if !strings.Contains(strings.Join(errs, "\n"), want) {
+				t.Errorf("errors %q lack %q", errs, want)
+			}
+		})
 	}
 }
