@@ -32,6 +32,7 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  mkfifo:coreutils
 )
 
 missing=()
