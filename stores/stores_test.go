@@ -262,6 +262,31 @@ func TestLibvirtNoXML(t *testing.T) {
 	}, []string{"standalone.qcow2"}, []string{"base.qcow2"})
 }
 
+// TestLinksStayInTree: an overlay naming a backing file outside the
+// store's tree, by absolute path or by ../, is not linked to it (the file
+// outside is never taken for part of the store), while links inside the
+// tree still group the overlay with its base.
+func TestLinksStayInTree(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	top := t.TempDir()
+	dir, outside := filepath.Join(top, "store"), filepath.Join(top, "outside")
+	qimg(t, outside, "qcow2", "base.qcow2", "")
+	qimg(t, dir, "qcow2", "base.qcow2", "")
+	qimg(t, dir, "qcow2", "app.qcow2", "base.qcow2")
+	qimg(t, dir, "qcow2", "web.qcow2", filepath.Join(outside, "base.qcow2"))
+	qimg(t, dir, "qcow2", "db.qcow2", "../outside/base.qcow2")
+	st := check(t, dir, "libvirt", []wantVM{
+		{Name: "app", ID: "app", Disks: []string{"app.qcow2"}, Backing: []string{"base.qcow2"}},
+	}, []string{"db.qcow2", "web.qcow2"}, []string{"base.qcow2"})
+	for _, vm := range st.VMs {
+		for _, b := range vm.Backing {
+			if !strings.HasPrefix(b, st.Root+"/") {
+				t.Errorf("VM %s has a backing file outside the tree: %s", vm.Name, b)
+			}
+		}
+	}
+}
+
 // TestProxmox: a VM with a qcow2 and a raw disk, a snapshot with a state
 // volume, zstd and plain vzdump backups and a log, and a linked clone of
 // a template.
