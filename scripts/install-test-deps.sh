@@ -33,6 +33,11 @@ need=(
   gpgconf:gpgconf
   docker-registry:docker-registry
   mkfifo:coreutils
+  rpm:rpm
+  rpmbuild:rpm
+  rpmdb:rpm
+  sqlite3:sqlite3
+  db5.3_load:db5.3-util
 )
 
 missing=()

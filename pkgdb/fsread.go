@@ -1,0 +1,48 @@
+package pkgdb
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+)
+
+// readBounded reads one regular file of the guest, refusing it when it is
+// larger than max bytes. FS.ReadFile reads a whole file into memory, so the
+// size is checked first, from the file's entry in its directory; a file
+// that is a symlink is refused rather than followed to a size unknown.
+// A missing file or directory gives an error that errors.Is fs.ErrNotExist.
+func readBounded(fsys FS, name string, max int64) ([]byte, error) {
+	dir, base := path.Split(name)
+	entries, err := fsys.ReadDir(path.Clean(dir))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for _, e := range entries {
+		if e.Name() != base {
+			continue
+		}
+		if !e.Type().IsRegular() {
+			return nil, fmt.Errorf("%s: not a regular file (%v)", name, e.Type())
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if info.Size() > max {
+			return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", name, info.Size(), max)
+		}
+		b, err := fsys.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if int64(len(b)) > max { // the file grew between the listing and the read
+			return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", name, len(b), max)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+}
+
+// isNotExist says whether err means that a file or directory is absent.
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
