@@ -40,10 +40,26 @@ need=(
   db5.3_load:db5.3-util
 )
 
+# path:package pairs, for packages that install no command of their own
+# (Debian's python3 builds and installs wheels offline with these; a python3
+# earlier on PATH, such as pyenv's, may lack them).
+need_files=(
+  /usr/bin/python3:python3
+  /usr/bin/pip3:python3-pip
+  /usr/lib/python3/dist-packages/setuptools/__init__.py:python3-setuptools
+  /usr/lib/python3/dist-packages/wheel/__init__.py:python3-wheel
+)
+
 missing=()
 for pair in "${need[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
+    missing+=("$pkg")
+  fi
+done
+for pair in "${need_files[@]}"; do
+  file=${pair%%:*}; pkg=${pair#*:}
+  if [ ! -e "$file" ]; then
     missing+=("$pkg")
   fi
 done
