@@ -146,20 +146,7 @@ func TestReadAPK(t *testing.T) {
 		} else if b, err = os.ReadFile(filepath.Join(root, r.Path)); err != nil {
 			t.Fatal(err)
 		}
-		var sum []byte
-		switch r.Owner.Digest.Algo {
-		case "sha1":
-			s := sha1.Sum(b)
-			sum = s[:]
-		case "sha256":
-			s := sha256.Sum256(b)
-			sum = s[:]
-		case "md5":
-			s := md5.Sum(b)
-			sum = s[:]
-		default:
-			t.Fatalf("%s: digest algorithm %q", r.Path, r.Owner.Digest.Algo)
-		}
+		sum := digestOf(t, r.Owner.Digest.Algo, b)
 		if !bytes.Equal(sum, r.Owner.Digest.Sum) {
 			t.Errorf("%s: digest %x is not the file's %x", r.Path, r.Owner.Digest.Sum, sum)
 		}

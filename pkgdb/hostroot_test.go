@@ -1,6 +1,11 @@
 package pkgdb
 
 import (
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"hash"
 	"io/fs"
 	"os"
 	"path"
@@ -41,4 +46,25 @@ func (h hostRootFS) ReadDir(p string) ([]fs.DirEntry, error) {
 	}
 	defer f.Close()
 	return f.ReadDir(-1)
+}
+
+// digestOf digests b with the algorithm a Digest names, to check a
+// recorded digest against the bytes the real tool installed.
+func digestOf(t testing.TB, algo string, b []byte) []byte {
+	t.Helper()
+	var h hash.Hash
+	switch algo {
+	case "md5":
+		h = md5.New()
+	case "sha1":
+		h = sha1.New()
+	case "sha256":
+		h = sha256.New()
+	case "sha512":
+		h = sha512.New()
+	default:
+		t.Fatalf("digest algorithm %q", algo)
+	}
+	h.Write(b)
+	return h.Sum(nil)
 }

@@ -361,29 +361,24 @@ func rpmStrings(data []byte, typ uint32, off, cnt uint64) ([]string, error) {
 }
 
 func rpmInt32s(data []byte, typ uint32, off, cnt uint64) ([]uint32, error) {
-	if typ != rpmTypeInt32 {
-		return nil, fmt.Errorf("type %d, want int32", typ)
-	}
-	if cnt > maxRPMFilesPerPackage || off > uint64(len(data)) || 4*cnt > uint64(len(data))-off {
-		return nil, fmt.Errorf("%d int32s at offset %d overrun the %d-byte data", cnt, off, len(data))
-	}
-	out := make([]uint32, cnt)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint32(data[off+4*uint64(i):])
-	}
-	return out, nil
+	return rpmInts(data, typ, rpmTypeInt32, off, cnt, 4, binary.BigEndian.Uint32)
 }
 
 func rpmInt16s(data []byte, typ uint32, off, cnt uint64) ([]uint16, error) {
-	if typ != rpmTypeInt16 {
-		return nil, fmt.Errorf("type %d, want int16", typ)
+	return rpmInts(data, typ, rpmTypeInt16, off, cnt, 2, binary.BigEndian.Uint16)
+}
+
+// rpmInts reads cnt big-endian integers of size bytes at off.
+func rpmInts[T uint16 | uint32](data []byte, typ, want uint32, off, cnt, size uint64, get func([]byte) T) ([]T, error) {
+	if typ != want {
+		return nil, fmt.Errorf("type %d, want %d", typ, want)
 	}
-	if cnt > maxRPMFilesPerPackage || off > uint64(len(data)) || 2*cnt > uint64(len(data))-off {
-		return nil, fmt.Errorf("%d int16s at offset %d overrun the %d-byte data", cnt, off, len(data))
+	if cnt > maxRPMFilesPerPackage || off > uint64(len(data)) || size*cnt > uint64(len(data))-off {
+		return nil, fmt.Errorf("%d integers of %d bytes at offset %d overrun the %d-byte data", cnt, size, off, len(data))
 	}
-	out := make([]uint16, cnt)
+	out := make([]T, cnt)
 	for i := range out {
-		out[i] = binary.BigEndian.Uint16(data[off+2*uint64(i):])
+		out[i] = get(data[off+size*uint64(i):])
 	}
 	return out, nil
 }
