@@ -63,7 +63,13 @@ const (
 // Unusable rows and files are counted: the records of the rest are
 // returned with an error naming the first of them.
 func readPythonRecords(ctx context.Context, fsys FS) ([]Record, error) {
-	s := &pythonSearch{fsys: fsys, listings: maxPythonListings}
+	return searchPythonRecords(ctx, fsys, maxPythonListings)
+}
+
+// searchPythonRecords is readPythonRecords with a budget of directory
+// listings.
+func searchPythonRecords(ctx context.Context, fsys FS, listings int) ([]Record, error) {
+	s := &pythonSearch{fsys: fsys, listings: listings, budget: listings}
 	seen := map[string]bool{}
 	for _, pat := range pythonSitePatterns {
 		dirs := s.glob(pat)
@@ -86,6 +92,7 @@ func readPythonRecords(ctx context.Context, fsys FS) ([]Record, error) {
 type pythonSearch struct {
 	fsys     FS
 	listings int // directory listings left
+	budget   int // and at the start
 	recs     []Record
 	bad      []error
 	nbad     int
@@ -103,7 +110,7 @@ func (s *pythonSearch) problem(err error) {
 func (s *pythonSearch) list(dir string) []fs.DirEntry {
 	if s.listings <= 0 {
 		if s.listings == 0 {
-			s.problem(fmt.Errorf("search cut after %d directory listings, at %s", maxPythonListings, dir))
+			s.problem(fmt.Errorf("search cut after %d directory listings, at %s", s.budget, dir))
 			s.listings--
 		}
 		return nil
@@ -133,9 +140,17 @@ func (s *pythonSearch) glob(pattern string) []string {
 				if !e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
 					continue
 				}
-				if ok, _ := path.Match(c, e.Name()); ok {
-					next = append(next, path.Join(d, e.Name()))
+				if ok, _ := path.Match(c, e.Name()); !ok {
+					continue
 				}
+				// Each candidate costs a listing later: more candidates
+				// than listings left would never be read.
+				if len(next) > s.listings {
+					s.listings = 0
+					s.list(d) // says where the search was cut
+					return nil
+				}
+				next = append(next, path.Join(d, e.Name()))
 			}
 		}
 		cur = next

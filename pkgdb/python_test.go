@@ -233,3 +233,46 @@ func FuzzPythonRecord(f *testing.F) {
 		}
 	})
 }
+
+// countingFS counts directory listings.
+type countingFS struct {
+	FS
+	listings int
+}
+
+func (c *countingFS) ReadDir(p string) ([]fs.DirEntry, error) {
+	c.listings++
+	return c.FS.ReadDir(p)
+}
+
+// TestPythonSearchBounded: a guest with more home directories than the
+// search may list still gives the records found before the cut, and an
+// error that says where it was cut.
+func TestPythonSearchBounded(t *testing.T) {
+	root := t.TempDir()
+	site := filepath.Join(root, "usr/lib/python3/dist-packages")
+	if err := os.MkdirAll(filepath.Join(site, "tiny-1.0.dist-info"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(site, "tiny-1.0.dist-info/RECORD"), []byte("tiny.py,,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 40
+	for i := range budget + 10 {
+		if err := os.MkdirAll(filepath.Join(root, "home", fmt.Sprint("u", i), ".local/lib"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys := &countingFS{FS: newHostRootFS(t, root)}
+	recs, err := searchPythonRecords(context.Background(), fsys, budget)
+	if len(recs) != 1 || recs[0].Path != "/usr/lib/python3/dist-packages/tiny.py" || recs[0].Owner.Package != "tiny" || recs[0].Owner.Version != "1.0" {
+		t.Errorf("records %+v, want tiny.py of tiny 1.0", recs)
+	}
+	if err == nil || !strings.Contains(err.Error(), "search cut after 40 directory listings") {
+		t.Errorf("error %v, want the search cut", err)
+	}
+	// The search's own listings, and one per file read (its size check).
+	if fsys.listings > budget+2 {
+		t.Errorf("%d directory listings, over the cap of %d", fsys.listings, budget)
+	}
+}
