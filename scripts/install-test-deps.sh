@@ -12,6 +12,11 @@ need=(
   mkfs.ext4:e2fsprogs
   debugfs:e2fsprogs
   jq:jq
+  rpm:rpm
+  rpmbuild:rpm
+  rpmdb:rpm
+  sqlite3:sqlite3
+  db5.3_load:db5.3-util
   node:nodejs
   npm:npm
   sfdisk:fdisk
@@ -33,11 +38,6 @@ need=(
   gpgconf:gpgconf
   docker-registry:docker-registry
   mkfifo:coreutils
-  rpm:rpm
-  rpmbuild:rpm
-  rpmdb:rpm
-  sqlite3:sqlite3
-  db5.3_load:db5.3-util
 )
 
 # path:package pairs, for packages that install no command of their own
