@@ -353,11 +353,12 @@ var notPasswords = map[string]bool{
 	"example": true, "test": true, "prompt": true, "ask": true, "yes": true, "no": true,
 }
 
-// passwordQuality filters password-like values. strict (for generic
-// key=value rules) also wants two character classes and rejects code
-// references and paths; lax is for command lines with strong context.
+// passwordQuality filters password-like values: a value is text (see
+// isTextValue) and not a placeholder. strict (for generic key=value rules)
+// also wants two character classes and rejects code references and paths;
+// lax is for command lines with strong context.
 func passwordQuality(b []byte, strict bool) bool {
-	if len(b) < 3 || isPlaceholder(b) || notPasswords[strings.ToLower(string(b))] {
+	if len(b) < 3 || !isTextValue(b) || isPlaceholder(b) || notPasswords[strings.ToLower(string(b))] {
 		return false
 	}
 	if !strict {
@@ -384,6 +385,20 @@ func passwordQuality(b []byte, strict bool) bool {
 		}
 	}
 	return lower+upper+digit+sym >= 2
+}
+
+// isTextValue reports whether a value is text: valid UTF-8 without
+// control bytes other than tab. A value that runs into a NUL, a length
+// byte or other binary data is a string table or code, not a setting (the
+// built-in rules' regexps already end a value at a control byte; this
+// holds for user rules with a password check too).
+func isTextValue(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.Valid(b)
 }
 
 // isIdentifierChain reports values like self.password or config.db.pass.

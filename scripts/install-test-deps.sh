@@ -37,6 +37,7 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  gcc:gcc
   mkfifo:coreutils
 )
 
