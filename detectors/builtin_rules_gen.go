@@ -1594,7 +1594,7 @@ func builtinRules() []Rule {
 			Severity:    SeverityMedium,
 			Keywords:    []string{"secret"},
 			Regex:       "(?i)(?:^|[^0-9A-Za-z])(?:[a-z0-9]+[_.-])?(?:secret|secret[_.-]?key|api[_.-]?secret)[\"']?[ \\t]*(?:=|:|:=|=>)[ \\t]*[\"']?([0-9A-Za-z_+/=.~!@#%^*-]{12,128})",
-			Follow:      "^(?:[_.-]?key)?[\"']?[ \\t]*(?:=|:)",
+			Follow:      "(?i)^(?:[_.-]?key)?[\"']?[ \\t]*(?:=|:)",
 			SecretGroup: 1,
 			Entropy:     3.5,
 			Check:       "password",

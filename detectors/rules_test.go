@@ -271,6 +271,7 @@ func ruleCases() []caseFn {
 			text: "<UserAccounts><AdministratorPassword><Value>UABhAHMAcwB3AG8AcgBkADEAMgAzAA==</Value><PlainText>false</PlainText></AdministratorPassword>"}
 	})
 	simple("config-secret", "jwt_secret: ", func(g *gen) string { return g.s(csAlnum, 32) }, "\n", true)
+	simple("config-secret", "# Django settings\nSECRET_KEY = '", func(g *gen) string { return g.s(csAlnum, 12) + "!@#" + g.s(csAlnum, 20) }, "'\n", true)
 	simple("generic-api-key", `api_key = "`, func(g *gen) string { return g.s(csAlnum, 32) }, "\"\n", true)
 	add(func(*gen) ruleCase {
 		return ruleCase{rule: "php-db-password", secret: "Wp!Db#Pass2024", noTrunc: true, text: "define( 'DB_USER', 'wp' );\ndefine( 'DB_PASSWORD', 'Wp!Db#Pass2024' );\n"}
