@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -36,17 +38,13 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 		if !jwtValid(string(f.secret)) {
 			return found{}, false
 		}
-	case checkPassword:
-		if !passwordQuality(f.secret, true) {
-			return found{}, false
-		}
-	case checkPasswordLax:
-		if !passwordQuality(f.secret, false) {
+	case checkPassword, checkPasswordLax:
+		if !passwordQuality(f.secret, r.check == checkPassword, valueContextOf(rx, w, m, s, e)) {
 			return found{}, false
 		}
 	case checkDockerAuth:
 		user, pass, ok := decodeUserPass(f.secret)
-		if !ok || !passwordQuality(pass, false) {
+		if !ok || !passwordQuality(pass, false, valueContext{}) {
 			return found{}, false
 		}
 		if f.meta == nil {
@@ -305,16 +303,8 @@ func shannon(b []byte) float64 {
 	return h
 }
 
-// placeholderMarkers are substrings of values that are templates, format
-// strings or documentation placeholders rather than secrets.
-var placeholderMarkers = []string{
-	"${", "{{", "}}", "$(", "%s", "%v", "%d", "%(", "<", ">", "xxxx", "****", "....", "####",
-	"your_", "your-", "yourpass", "yoursecret", "placeholder", "changeme", "change_me", "redacted",
-	"replace_me", "replaceme", "dummy", "insert_", "todo", "fixme", "enter_", "here>",
-}
-
 func isPlaceholder(b []byte) bool {
-	if len(b) >= 6 && distinct(b) < 4 {
+	if len(b) >= 6 && distinct(b) < 4 || len(b) >= 3 && distinct(b) == 1 {
 		return true
 	}
 	l := strings.ToLower(string(b))
@@ -345,30 +335,63 @@ func distinct(b []byte) int {
 	return n
 }
 
-// notPasswords are values of password fields that are words, not secrets.
-var notPasswords = map[string]bool{
-	"password": true, "passwd": true, "secret": true, "null": true, "none": true, "true": true,
-	"false": true, "empty": true, "required": true, "optional": true, "string": true, "undefined": true,
-	"nil": true, "hidden": true, "notset": true, "unknown": true, "default": true, "pass": true,
-	"example": true, "test": true, "prompt": true, "ask": true, "yes": true, "no": true,
+// valueContext is what a generic rule's match says around its value: the
+// key the value is assigned to (the regexp's "key" group, if it has one),
+// whether the value is quoted, and the bytes after it.
+type valueContext struct {
+	key    []byte
+	quoted bool
+	after  []byte
 }
 
-// passwordQuality filters password-like values: a value is text (see
-// isTextValue) and not a placeholder. strict (for generic key=value rules)
-// also wants two character classes and rejects code references and paths;
-// lax is for command lines with strong context.
-func passwordQuality(b []byte, strict bool) bool {
-	if len(b) < 3 || !isTextValue(b) || isPlaceholder(b) || notPasswords[strings.ToLower(string(b))] {
+// valueContextOf builds the context of the value w[s:e] of match m.
+func valueContextOf(rx *ruleRegexps, w []byte, m []int, s, e int) valueContext {
+	var vc valueContext
+	if kg := rx.keyGroup; kg > 0 && m[2*kg] >= 0 {
+		vc.key = w[m[2*kg]:m[2*kg+1]]
+	}
+	vc.quoted = s > 0 && (w[s-1] == '"' || w[s-1] == '\'')
+	vc.after = w[e:min(len(w), e+1+utf8.UTFMax)]
+	return vc
+}
+
+// passwordQuality filters the values of the generic rules (password=,
+// secret=, api_key=, URL userinfo, .netrc, PWD=, command lines): a value
+// is text (no control byte, valid UTF-8), and not code or a template:
+// not a placeholder, format string or variable reference, not a path,
+// not a bare name that refers to something (a code literal, the key's own
+// name, a variable passed on). strict (for the key=value rules, whose key
+// alone says little) also wants two character classes and rejects
+// expressions, identifier chains and prose; lax is for contexts that are
+// credentials by their syntax (URL userinfo, .netrc, command lines).
+func passwordQuality(b []byte, strict bool, vc valueContext) bool {
+	if len(b) < 3 || !isTextValue(b) || isPlaceholder(b) || isTemplate(b) || isPath(b) {
 		return false
+	}
+	core := bytes.TrimRight(b, codeClosers)
+	if len(core) == 0 {
+		return false
+	}
+	if notPasswords[strings.ToLower(string(core))] || fillerOnly(core) || sameName(core, vc.key) {
+		return false
+	}
+	if codeName(core) && !vc.quoted && (len(core) < len(b) || len(vc.after) > 0 && strings.IndexByte(codeClosers, vc.after[0]) >= 0) {
+		return false // a name passed on in code: f(pwd=None), {Password: password16,}
+	}
+	if namesKey(core, vc.key) {
+		return false // password: newPassword, secret: clientSecret
 	}
 	if !strict {
 		return true
 	}
-	if bytes.ContainsAny(b, "()[]") || b[0] == '/' || bytes.HasPrefix(b, []byte("~/")) || bytes.HasPrefix(b, []byte("./")) {
+	if bytes.ContainsAny(b, "()[]") || isIdentifierChain(b) {
 		return false
 	}
-	if isIdentifierChain(b) {
-		return false
+	if isProse(b, vc.after) {
+		return false // ":param password: Unicode password.", "passwd: contraseña actualizada"
+	}
+	if isFieldList(b) {
+		return false // a layout, not a value: "name:password:UID:GID:GECOS"
 	}
 	var lower, upper, digit, sym int
 	for _, c := range b {
@@ -383,6 +406,9 @@ func passwordQuality(b []byte, strict bool) bool {
 		default:
 			sym = 1
 		}
+	}
+	if lower+digit == 0 {
+		return false // a NAME, not a value: SECRET_KEY, BASEDN:FLAGS:
 	}
 	return lower+upper+digit+sym >= 2
 }
@@ -400,6 +426,236 @@ func isTextValue(b []byte) bool {
 	}
 	return utf8.Valid(b)
 }
+
+// isTemplate reports format strings and references that isPlaceholder's
+// markers do not cover: printf directives (%-10s, %q, %1$s), brace
+// templates ({}, {0}, {password}, {self.password!r}), autoconf
+// substitutions (@DB_PASSWORD@) and shell command substitution (`cmd`).
+func isTemplate(b []byte) bool {
+	if b[0] == '`' {
+		return true
+	}
+	if len(b) > 2 && b[0] == '@' && b[len(b)-1] == '@' && isBareName(b[1:len(b)-1]) {
+		return true
+	}
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '%':
+			if printfDirective(b[i+1:]) {
+				return true
+			}
+		case '{':
+			if j := bytes.IndexByte(b[i+1:], '}'); j >= 0 && braceField(b[i+1:i+1+j]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// printfDirective reports whether b (what follows a '%') is the rest of a
+// printf directive: flags, an argument index, width and precision, then
+// one of formatVerbs.
+func printfDirective(b []byte) bool {
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i > 0 && i < len(b) && b[i] == '$' { // %1$s
+		i++
+	} else {
+		i = 0
+	}
+	for i < len(b) && strings.IndexByte("-+ #0", b[i]) >= 0 {
+		i++
+	}
+	for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '.') {
+		i++
+	}
+	return i < len(b) && strings.IndexByte(formatVerbs, b[i]) >= 0
+}
+
+// braceField reports whether f, the text between '{' and '}', is a
+// replacement field of str.format, an f-string, C# or a URI template:
+// empty, an index, or a name (dotted, no digits), each with an optional
+// conversion (!r) and format spec (:>10).
+func braceField(f []byte) bool {
+	if i := bytes.IndexAny(f, "!:"); i >= 0 {
+		f = f[:i]
+	}
+	if len(f) == 0 {
+		return true
+	}
+	digits := true
+	for _, c := range f {
+		if c < '0' || c > '9' {
+			digits = false
+		}
+	}
+	if digits {
+		return true
+	}
+	for _, c := range f {
+		if !(isLetter(c) || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// isPath reports values that are file system paths.
+func isPath(b []byte) bool {
+	return b[0] == '/' || bytes.HasPrefix(b, []byte("~/")) || bytes.HasPrefix(b, []byte("./")) || bytes.HasPrefix(b, []byte("../"))
+}
+
+// fillerOnly reports values made of fillerWords and separators, with no
+// digit: "your_api_key_here", "secret-password", "secret%3Dpassword".
+func fillerOnly(b []byte) bool {
+	l := strings.ToLower(string(b))
+	if u, err := url.QueryUnescape(l); err == nil {
+		l = u
+	}
+	words := 0
+	for w := range strings.FieldsFuncSeq(l, func(r rune) bool { return r < 'a' || r > 'z' }) {
+		if !fillerWords[w] {
+			return false
+		}
+		words++
+	}
+	return words > 0 && !strings.ContainsAny(l, "0123456789")
+}
+
+// normName folds a key or value for comparison: lower case, without the
+// separators that spell one name several ways (db_password, DB-PASSWORD,
+// db.password, dbPassword).
+func normName(b []byte) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		switch {
+		case c == '_' || c == '-' || c == '.':
+		case c >= 'A' && c <= 'Z':
+			out = append(out, c+'a'-'A')
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// sameName reports a value that is its key's name: password=password,
+// db_password: db_password, secret_key=SECRET_KEY.
+func sameName(v, key []byte) bool {
+	return len(key) > 0 && normName(v) == normName(key)
+}
+
+// namesKey reports a value that is a name (letters and '_' only) with a
+// credential word in it, assigned to a key: a variable that holds the
+// secret elsewhere (password: newPassword, client_secret=clientSecret,
+// api_key: apiKeyFromSettings).
+func namesKey(v, key []byte) bool {
+	if len(key) == 0 || !isBareName(v) {
+		return false
+	}
+	for _, w := range nameWords(v) {
+		if credentialWords[w] {
+			return true
+		}
+	}
+	return false
+}
+
+// nameWords splits a name into its lower-cased words at '_' and at
+// lower-to-upper case changes: apiKeyFromSettings is api, key, from,
+// settings.
+func nameWords(b []byte) []string {
+	var words []string
+	start := 0
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '_' || i > start && b[i] >= 'A' && b[i] <= 'Z' && b[i-1] >= 'a' && b[i-1] <= 'z' {
+			if i > start {
+				words = append(words, strings.ToLower(string(b[start:i])))
+			}
+			start = i
+			if i < len(b) && b[i] == '_' {
+				start++
+			}
+		}
+	}
+	return words
+}
+
+// isBareName reports a name without digits: letters and '_'.
+func isBareName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !isLetter(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// codeName reports a name as code spells a variable: letters and '_', or
+// with digits too if a credential word is in it (password16, pwd2); a
+// random password is an identifier too ("Xk8pq2vL9"), but rarely one of
+// these.
+func codeName(b []byte) bool {
+	if isBareName(b) {
+		return true
+	}
+	if len(b) == 0 || b[0] >= '0' && b[0] <= '9' {
+		return false
+	}
+	for _, c := range b {
+		if !isLetter(c) && c != '_' && !(c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	l := strings.ToLower(string(b))
+	for w := range credentialWords {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// isProse reports a value that is a word followed by another word: a
+// sentence or a message ("Results from getpw*()", "contraseña
+// actualizada"), not a setting, whose value would end the line or be
+// quoted.
+func isProse(b, after []byte) bool {
+	if len(after) < 2 || after[0] != ' ' {
+		return false
+	}
+	if r, _ := utf8.DecodeRune(after[1:]); !unicode.IsLetter(r) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsLetter(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// isFieldList reports a value made of two or more digit-free names
+// joined by ':', the layout of a colon-separated record in documentation
+// ("GID:user_list", "BASEDN:FLAGS:").
+func isFieldList(b []byte) bool {
+	parts := 0
+	for p := range bytes.SplitSeq(bytes.TrimSuffix(b, []byte(":")), []byte(":")) {
+		if !isBareName(p) {
+			return false
+		}
+		parts++
+	}
+	return parts >= 2
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // isIdentifierChain reports values like self.password or config.db.pass.
 func isIdentifierChain(b []byte) bool {

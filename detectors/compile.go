@@ -74,6 +74,10 @@ type ruleRegexps struct {
 	meta        [][2]int // (group index, index into metaKeys)
 	metaKeys    []string
 	lockedGroup int
+	// keyGroup is the "key" group: the name a generic rule's value is
+	// assigned to (password, DB_PASSWORD, client_secret), which
+	// passwordQuality compares the value with.
+	keyGroup int
 }
 
 // regexps returns the rule's compiled regexps. The built-in rules compile
@@ -111,8 +115,11 @@ func compileRegexps(r Rule) (*ruleRegexps, error) {
 				rx.meta = append(rx.meta, [2]int{i, len(rx.metaKeys)})
 				rx.metaKeys = append(rx.metaKeys, key)
 			}
-			if name == "locked" {
+			switch name {
+			case "locked":
 				rx.lockedGroup = i
+			case "key":
+				rx.keyGroup = i
 			}
 		}
 	}

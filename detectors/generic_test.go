@@ -167,7 +167,7 @@ func TestPasswordQualityText(t *testing.T) {
 		{[]byte("Xk8#\x00pq2!vL"), false}, {[]byte("Xk8#pq2!vL\x7f"), false}, {[]byte("gecos\xfa"), false},
 		{bytes.Repeat([]byte{0xe9}, 8), false},
 	} {
-		if got := passwordQuality(c.v, false); got != c.want {
+		if got := passwordQuality(c.v, false, valueContext{}); got != c.want {
 			t.Errorf("passwordQuality(%q) = %v, want %v", c.v, got, c.want)
 		}
 	}

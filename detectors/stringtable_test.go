@@ -25,6 +25,59 @@ func genericRuleIDs() map[string]bool {
 	return ids
 }
 
+// TestGettextCatalog: a gettext catalog made by msgfmt is a table of
+// NUL-terminated strings, where "Password: " is followed by the next
+// msgid; none of it is a password.
+func TestGettextCatalog(t *testing.T) {
+	testutil.RequireTool(t, "msgfmt")
+	dir := t.TempDir()
+	po := filepath.Join(dir, "de.po")
+	if err := os.WriteFile(po, []byte(`msgid ""
+msgstr ""
+"Content-Type: text/plain; charset=UTF-8\n"
+"Language: de\n"
+
+msgid "Password: "
+msgstr "Passwort: "
+
+msgid "Linux-PAM"
+msgstr "Linux-PAM"
+
+msgid "Database dump:"
+msgstr "Datenbankabzug:"
+
+msgid "Enter new password: "
+msgstr "Neues Passwort eingeben: "
+
+msgid "passwd: password updated successfully\n"
+msgstr "passwd: Passwort erfolgreich geändert\n"
+
+msgid "Retype new password:"
+msgstr "Neues Passwort wiederholen:"
+
+msgid "password:"
+msgstr "Kennwort:"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mo := filepath.Join(dir, "de.mo")
+	testutil.Run(t, "msgfmt", "-o", mo, po)
+	catalog, err := os.ReadFile(mo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !valueAcrossNUL.Match(catalog) {
+		t.Fatalf("catalog has no value across a NUL: the test tests nothing\n%q", catalog)
+	}
+	e := testEngine(t, EngineOptions{})
+	generic := genericRuleIDs()
+	for _, m := range e.FindAll(catalog, ScanOptions{}) {
+		if generic[m.RuleID] || m.RuleID == "config-password" {
+			t.Errorf("finding in a gettext catalog: %s [%d,%d) %s", m.RuleID, m.Start, m.End, m.Preview)
+		}
+	}
+}
+
 // TestELFStringTable: an executable built by gcc keeps its string
 // literals NUL-terminated side by side in .rodata. A prompt such as
 // "Password: " is not a password; "password=..." inside one literal is.

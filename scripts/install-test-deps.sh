@@ -37,6 +37,7 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  msgfmt:gettext
   gcc:gcc
   mkfifo:coreutils
 )
