@@ -677,9 +677,10 @@ func isIdentifierChain(b []byte) bool {
 }
 
 // isExample reports documentation examples (AKIAIOSFODNN7EXAMPLE, hosts like
-// example.com): they are reported, at low severity.
+// example.com, the values of documentationValues): they are reported, at
+// low severity.
 func isExample(secret []byte, meta map[string]string) bool {
-	if bytes.Contains(bytes.ToLower(secret), []byte("example")) {
+	if documentationValues[string(secret)] || bytes.Contains(bytes.ToLower(secret), []byte("example")) {
 		return true
 	}
 	for _, v := range meta {

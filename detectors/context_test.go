@@ -201,6 +201,21 @@ func TestGenericRuleRealSyntax(t *testing.T) {
 	}
 }
 
+// TestDocumentationValues: secrets printed in specifications are
+// reported as examples, at low severity.
+func TestDocumentationValues(t *testing.T) {
+	e := testEngine(t, EngineOptions{})
+	for _, c := range []struct{ rule, text, secret string }{
+		{"generic-api-key", "{\"access_token\":\"2YotnFZFEjr1zCsicMWpAA\",\"token_type\":\"bearer\"}", "2YotnFZFEjr1zCsicMWpAA"},
+		{"config-password", "password_mgr.add_password(None, uri, user='klem',\n    passwd='geheim$parole')\n", "geheim$parole"},
+	} {
+		ms := matchesOf(e.FindAll([]byte(c.text), ScanOptions{}), c.rule)
+		if len(ms) != 1 || ms[0].Fingerprint != fp(c.secret) || ms[0].Severity != SeverityLow || ms[0].Meta["example"] != "true" {
+			t.Errorf("%s in %q: want one low example finding, got:\n%s", c.rule, c.text, describe(ms))
+		}
+	}
+}
+
 func TestIsTemplate(t *testing.T) {
 	for _, c := range []struct {
 		v    string

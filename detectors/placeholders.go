@@ -65,3 +65,17 @@ const formatVerbs = "sdvq"
 // ("password: kEnumerableProperty,", "open(name, pwd=None)", "Password: password16,").
 // (Not ';': a shell line may end a real value with one.)
 const codeClosers = ",)]}"
+
+// documentationValues are secrets printed in specifications and
+// reference documentation, copied into every library that implements or
+// tests them: they are reported as examples (low severity), like values
+// that say "example".
+var documentationValues = map[string]bool{
+	"2YotnFZFEjr1zCsicMWpAA":       true, // RFC 6749 access token
+	"tGzv3JOkF0XG5Qx2TlKWIA":       true, // RFC 6749 refresh token
+	"SplxlOBeZQQYbYS6WxSbIA":       true, // RFC 6749 authorization code
+	"gX1fBat3bV":                   true, // RFC 6749 client secret (s6BhdRkqt3:gX1fBat3bV)
+	"czZCaGRSa3F0MzpnWDFmQmF0M2JW": true, // the same, base64 in its Basic header
+	"mF_9.B5f-4.1JqM":              true, // RFC 6750 bearer token
+	"geheim$parole":                true, // Python's urllib documentation
+}
