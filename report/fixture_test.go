@@ -28,7 +28,11 @@ func fp(secret string) string {
 }
 
 func i64(v int64) *int64 { return &v }
-func bptr(v bool) *bool  { return &v }
+
+// goneErr is the sample's error for its missing backing file.
+const goneErr = `/srv/images/web01.qcow2: offset 528 (0x210): open backing file "gone.raw": open gone.raw: no such file or directory`
+
+func bptr(v bool) *bool { return &v }
 
 // sampleReport builds a report with every exposure class, a finding with
 // more locations than the table shows, target errors, a failed backing
@@ -59,7 +63,7 @@ func sampleReport() *Report {
 		Targets: []Target{
 			{
 				Path: web, Format: "qcow2", VirtualSize: 10 << 30,
-				Backing: []Backing{{Name: "base.qcow2", Path: "/srv/images/base.qcow2", Format: "qcow2"}, {Name: "gone.raw", Error: "open gone.raw: no such file or directory"}},
+				Backing: []Backing{{Name: "base.qcow2", Path: "/srv/images/base.qcow2", Format: "qcow2"}, {Name: "gone.raw", Error: goneErr}},
 				Views: []View{
 					{ID: cur, Kind: "current", Name: "current", Size: 10 << 30, AllocatedBytes: 700 << 20, ScannedBytes: 700 << 20},
 					{ID: snap, Kind: "snapshot", Name: "golden", Created: &created, Size: 10 << 30, AllocatedBytes: 690 << 20, ScannedBytes: 40 << 20, Notes: []string{"vm state saved"}},
@@ -67,7 +71,9 @@ func sampleReport() *Report {
 					{ID: web + "#unreferenced", Kind: "unreferenced", Name: "unreferenced", Size: 3 << 20, AllocatedBytes: 3 << 20, ScannedBytes: 3 << 20},
 					{ID: web + "#memory:golden", Kind: "memory", Name: "golden", Size: 1 << 30, Error: "vmstate truncated at host offset 0x1234"},
 				},
-				Errors: []string{},
+				// As the scanner makes them: the target's errors include
+				// its backing links' and views'.
+				Errors: []string{goneErr, web + "#memory:golden: vmstate truncated at host offset 0x1234"},
 				Partitions: []Partition{
 					{View: cur, Name: "p1", Start: 1 << 20, Size: 8 << 30, FS: "ext4", Attributed: true},
 					{View: cur, Name: "p2", Start: 8<<30 + 1<<20, Size: 1 << 30, FS: "xfs", Attributed: false, Note: "XFS is not supported"},

@@ -224,6 +224,8 @@ func normalizedTop(r *Report) *Report {
 		t.Errors = nonNil(slices.Clone(t.Errors))
 	}
 	n.Findings = nonNil(r.Findings)
+	n.IncompleteReasons = nonNil(r.IncompleteReasons)
+	n.Skipped = nonNil(r.Skipped)
 	n.Summary.BySeverity = nonNilMap(maps.Clone(r.Summary.BySeverity))
 	n.Summary.ByExposure = nonNilMap(maps.Clone(r.Summary.ByExposure))
 	return &n

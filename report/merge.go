@@ -14,7 +14,8 @@ import (
 // outside_guest_control are recomputed from the locations, and the summary
 // is recounted. The result is complete only when every input is; its
 // command, tool and fail_on are the first input's (callers may override
-// them); started/finished span all inputs. A finding is new only when every
+// them); started/finished span all inputs. Skipped files are concatenated
+// and incomplete_reasons recomputed (CheckComplete). A finding is new only when every
 // input that compared it against a baseline or state says so. Inputs are
 // not modified; nil inputs are skipped.
 func Merge(reports ...*Report) *Report {
@@ -23,6 +24,7 @@ func Merge(reports ...*Report) *Report {
 	index := map[key]int{}
 	seen := map[locKey]bool{} // (finding, location) pairs already merged
 	var reasons []string
+	var runLevel []Incomplete // reasons that concern a run, not a target
 	first := true
 	for _, r := range reports {
 		if r == nil {
@@ -47,7 +49,17 @@ func Merge(reports ...*Report) *Report {
 			if r.IncompleteReason != "" && !slices.Contains(reasons, r.IncompleteReason) {
 				reasons = append(reasons, r.IncompleteReason)
 			}
+			if len(r.IncompleteReasons) == 0 && r.IncompleteReason != "" {
+				// A report from before incomplete_reasons: keep its reason.
+				runLevel = append(runLevel, Incomplete{Reason: r.IncompleteReason})
+			}
 		}
+		for _, x := range r.IncompleteReasons {
+			if x.Target == "" {
+				runLevel = append(runLevel, x)
+			}
+		}
+		out.Skipped = append(out.Skipped, r.Skipped...)
 		out.Summary.SuppressedByBaseline += r.Summary.SuppressedByBaseline
 		for f, n := range r.Summary.ScannedBytesByFile {
 			if out.Summary.ScannedBytesByFile == nil {
@@ -107,10 +119,12 @@ func Merge(reports ...*Report) *Report {
 		}
 	}
 	out.IncompleteReason = strings.Join(reasons, "; ")
+	out.IncompleteReasons = runLevel
 	for i := range out.Findings {
 		RecomputeExposure(&out.Findings[i])
 	}
 	Summarize(out)
+	CheckComplete(out)
 	return out
 }
 

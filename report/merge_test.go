@@ -39,7 +39,7 @@ func TestMerge(t *testing.T) {
 	if a.Findings[0].New != &yes || len(a.Findings[0].Locations) != 1 || aCopy.Summary.SuppressedByBaseline != a.Summary.SuppressedByBaseline {
 		t.Error("input modified")
 	}
-	if m.Complete || m.IncompleteReason != "interrupted" || !m.Started.Equal(t0) || !m.Finished.Equal(t0.Add(time.Hour)) || m.Command != "registry" || m.FailOn != "high" {
+	if m.Complete || m.IncompleteReason != "interrupted; 1 of 3 targets could not be read completely" || !m.Started.Equal(t0) || !m.Finished.Equal(t0.Add(time.Hour)) || m.Command != "registry" || m.FailOn != "high" {
 		t.Errorf("header: %+v", m)
 	}
 	if len(m.Targets) != 3 || len(m.Findings) != 3 {

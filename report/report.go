@@ -6,7 +6,7 @@ package report
 import "time"
 
 // SchemaVersion is bumped when fields are added; consumers ignore unknown fields.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Exposure classes. Everything but Live is outside the guest's control.
 const (
@@ -46,13 +46,20 @@ type Report struct {
 	Command       string    `json:"command"` // "scan", "registry", "merge"
 	Started       time.Time `json:"started"`
 	Finished      time.Time `json:"finished"`
-	// Complete is false when the run was interrupted (Ctrl-C, deadline);
-	// findings are then partial.
-	Complete         bool      `json:"complete"`
-	IncompleteReason string    `json:"incomplete_reason,omitempty"`
-	FailOn           string    `json:"fail_on"`
-	Targets          []Target  `json:"targets"`
-	Findings         []Finding `json:"findings"`
+	// Complete is false when the run was interrupted (Ctrl-C, deadline) or
+	// any target, view or backing file could not be read completely
+	// (CheckComplete); findings are then partial.
+	Complete         bool   `json:"complete"`
+	IncompleteReason string `json:"incomplete_reason,omitempty"`
+	// IncompleteReasons lists every reason the run is incomplete, one per
+	// target error, plus the interruption.
+	IncompleteReasons []Incomplete `json:"incomplete_reasons"`
+	FailOn            string       `json:"fail_on"`
+	Targets           []Target     `json:"targets"`
+	// Skipped lists the files of scanned directories that were not
+	// scanned, each with the reason.
+	Skipped  []Skipped `json:"skipped"`
+	Findings []Finding `json:"findings"`
 	// Timelines order each VM's views in time and say, for each secret,
 	// at which points it exists.
 	Timelines []Timeline `json:"timelines,omitempty"`
@@ -70,13 +77,16 @@ type Tool struct {
 
 // Target is one scanned file or directory member.
 type Target struct {
-	Path        string      `json:"path"`
-	Format      string      `json:"format,omitempty"`
-	VirtualSize int64       `json:"virtual_size,omitempty"`
-	Backing     []Backing   `json:"backing,omitempty"`
-	Views       []View      `json:"views"`
-	Errors      []string    `json:"errors"`
-	Partitions  []Partition `json:"partitions,omitempty"`
+	Path        string    `json:"path"`
+	Format      string    `json:"format,omitempty"`
+	VirtualSize int64     `json:"virtual_size,omitempty"`
+	Backing     []Backing `json:"backing,omitempty"`
+	Views       []View    `json:"views"`
+	Errors      []string  `json:"errors"`
+	// Notes are remarks on how the target was found: a symlink followed,
+	// a name whose extension contradicts the content.
+	Notes      []string    `json:"notes,omitempty"`
+	Partitions []Partition `json:"partitions,omitempty"`
 	// Unattributed names filesystems whose findings carry no path or state
 	// (XFS, btrfs, NTFS, LVM, ...), so that nothing is silently skipped.
 	Unattributed []string `json:"unattributed,omitempty"`

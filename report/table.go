@@ -159,6 +159,9 @@ func (t *tableWriter) header(r *Report) {
 	if failed > 0 {
 		t.printf("  %d of %d targets had errors (listed below)\n", failed, len(r.Targets))
 	}
+	if len(r.Skipped) > 0 {
+		t.printf("  %s skipped (listed below)\n", plural(len(r.Skipped), "file"))
+	}
 	for _, tg := range r.Targets {
 		format := cmp.Or(tg.Format, "?")
 		kinds := make([]string, 0, len(tg.Views))
@@ -176,6 +179,9 @@ func (t *tableWriter) header(r *Report) {
 			line += " (ERROR)"
 		}
 		t.printf("%s\n", line)
+		for _, n := range tg.Notes {
+			t.printf("    note: %s\n", clean(n))
+		}
 	}
 }
 
@@ -302,18 +308,11 @@ func metadataText(m map[string]string) string {
 func (t *tableWriter) problems(r *Report) {
 	var errs, notes []string
 	for _, tg := range r.Targets {
+		// A target's errors include those of its views and backing links
+		// (docs/report.md), and each names its file or view: each is
+		// printed once, as it is.
 		for _, e := range tg.Errors {
-			errs = append(errs, clean(tg.Path)+": "+clean(e))
-		}
-		for _, b := range tg.Backing {
-			if b.Error != "" {
-				errs = append(errs, clean(tg.Path)+": backing "+clean(cmp.Or(b.Path, b.Name))+": "+clean(b.Error))
-			}
-		}
-		for _, v := range tg.Views {
-			if v.Error != "" {
-				errs = append(errs, clean(cmp.Or(v.ID, tg.Path))+": "+clean(v.Error))
-			}
+			errs = append(errs, clean(e))
 		}
 		if len(tg.Partitions) == 0 {
 			// Partitions, when present, say the same with offsets and sizes.
@@ -342,6 +341,12 @@ func (t *tableWriter) problems(r *Report) {
 			t.printf("  %s\n", e)
 		}
 	}
+	if len(r.Skipped) > 0 {
+		t.printf("\nSKIPPED (%d): files of the scanned directories that were not scanned\n", len(r.Skipped))
+		for _, sk := range r.Skipped {
+			t.printf("  %s: %s\n", clean(sk.Path), clean(sk.Reason))
+		}
+	}
 	if len(notes) > 0 {
 		t.printf("\nUNATTRIBUTED FILESYSTEMS (%d): findings there carry no path or allocation state\n", len(notes))
 		for _, n := range notes {
@@ -351,6 +356,21 @@ func (t *tableWriter) problems(r *Report) {
 }
 
 func (t *tableWriter) summary(r *Report, findings []*Finding) {
+	t.printf("\n%s\n", summaryLine(r, findings))
+}
+
+// SummaryLine is the table's last line ("SUMMARY: 3 findings (...)"),
+// which the CLI also prints on standard error when the report goes to a
+// file.
+func SummaryLine(r *Report) string {
+	findings := make([]*Finding, len(r.Findings))
+	for i := range r.Findings {
+		findings[i] = &r.Findings[i]
+	}
+	return summaryLine(r, findings)
+}
+
+func summaryLine(r *Report, findings []*Finding) string {
 	bySev := map[string]int{}
 	byExp := map[string]int{}
 	outside := 0
@@ -365,7 +385,7 @@ func (t *tableWriter) summary(r *Report, findings []*Finding) {
 			outside++
 		}
 	}
-	line := fmt.Sprintf("\nSUMMARY: %s", plural(len(findings), "finding"))
+	line := fmt.Sprintf("SUMMARY: %s", plural(len(findings), "finding"))
 	if len(findings) > 0 {
 		line += " (" + countList(bySev, severityNames()) + "); exposure: " + countList(byExp, exposureNames())
 		line += fmt.Sprintf("; %d outside the guest's control", outside)
@@ -383,7 +403,7 @@ func (t *tableWriter) summary(r *Report, findings []*Finding) {
 	if !r.Complete {
 		line += "; INCOMPLETE"
 	}
-	t.printf("%s\n", line)
+	return line
 }
 
 // countList renders counts in the given order, then any unknown keys

@@ -42,7 +42,7 @@ func TestWriteTable(t *testing.T) {
 			r:    sampleReport(),
 			want: []string{
 				"imgaudit scan: 2 targets, 5 views, 1.2 GiB scanned of 1.8 GiB allocated, complete",
-				"1 of 2 targets had errors",
+				"2 of 2 targets had errors",
 				"/srv/images/web01.qcow2 [qcow2] 10.0 GiB: current, snapshot:golden, backing:base.qcow2, unreferenced, memory:golden",
 				"OUTSIDE THE GUEST'S CONTROL (3)",
 				"LIVE ONLY (1)",
@@ -58,8 +58,8 @@ func TestWriteTable(t *testing.T) {
 				"exposure: deleted  [NEW]",
 				"/srv/images/web01.qcow2#memory:golden      0x7fff000  -   -",
 				"TARGET ERRORS (3)",
-				"incoming/bad #1\\x1b[31m.qcow2: qcow2: bad #1.qcow2 at offset 0x30: L1 table offset beyond end of file",
-				"/srv/images/web01.qcow2: backing gone.raw: open gone.raw",
+				"\n  qcow2: bad #1.qcow2 at offset 0x30: L1 table offset beyond end of file\n",
+				"\n  " + goneErr + "\n",
 				"/srv/images/web01.qcow2#memory:golden: vmstate truncated",
 				// The partition line says what the unattributed note says,
 				// with offsets: it is printed once.
@@ -101,6 +101,17 @@ func TestWriteTable(t *testing.T) {
 			want:     []string{"imgaudit scan: 0 targets, 0 views, 0 B scanned of 0 B allocated, complete", "OUTSIDE THE GUEST'S CONTROL (0)\n  none", "SUMMARY: 0 findings\n"},
 			wantNot:  []string{"TARGET ERRORS", "UNATTRIBUTED"},
 			maxLines: 9,
+		},
+		{
+			name: "skipped files and target notes",
+			r: func() *Report {
+				r := emptyReport()
+				r.Targets = []Target{{Path: "d/link.qcow2", Format: "qcow2", Notes: []string{"symlink to d/real.qcow2, followed"}}}
+				r.Skipped = []Skipped{{Path: "d/notes\x1b.txt", Reason: "not an image: text"}}
+				return r
+			}(),
+			want: []string{"  1 file skipped (listed below)\n", "    note: symlink to d/real.qcow2, followed\n",
+				"SKIPPED (1): files of the scanned directories that were not scanned\n  d/notes\\x1b.txt: not an image: text\n"},
 		},
 		{
 			name: "color",
