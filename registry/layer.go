@@ -131,7 +131,9 @@ func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
 	res := &blobResult{Digest: b.Digest, Kind: b.Kind, MediaType: b.MediaType, CompressedSize: b.Size}
 	rc, err := b.open(ctx)
 	if err != nil {
-		res.Errors = append(res.Errors, fmt.Sprintf("%s: opening blob: %v", shortDigest(b.Digest), err))
+		// Errors are shown under the layer's view, whose ID names the
+		// digest: they do not repeat it.
+		res.Errors = append(res.Errors, fmt.Sprintf("opening blob: %v", err))
 		res.transient = isTransient(err)
 		return res
 	}
@@ -144,7 +146,7 @@ func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
 	}()
 	src := &sourceReader{r: rc}
 	fail := func(where string, err error) {
-		msg := fmt.Sprintf("%s: %s at compressed byte %d (uncompressed byte %d): %v", shortDigest(b.Digest), where, src.n, res.Bytes, err)
+		msg := fmt.Sprintf("%s at compressed byte %d (uncompressed byte %d): %v", where, src.n, res.Bytes, err)
 		res.Errors = append(res.Errors, msg)
 		res.transient = src.err != nil && isTransient(src.err)
 	}
@@ -547,8 +549,12 @@ func (fs *fileScanner) scanDisk(ctx context.Context, r io.Reader, head []byte, p
 		}
 		fs.res.Findings = append(fs.res.Findings, f)
 	}
-	if !inner.Complete && inner.IncompleteReason != "" {
-		return true, fmt.Errorf("auditing %s: %s", p, inner.IncompleteReason)
+	// The disk's own errors are in its target (above); only what concerns
+	// the whole audit, an interruption, is the layer's error.
+	for _, x := range inner.IncompleteReasons {
+		if x.Target == "" {
+			return true, fmt.Errorf("auditing %s: %s", p, x.Reason)
+		}
 	}
 	if err != nil {
 		return true, fmt.Errorf("auditing %s: %w", p, err)

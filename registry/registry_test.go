@@ -301,7 +301,7 @@ func TestBrokenLayerReportsOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg := rep.Targets[0]
-	if len(tg.Errors) != 1 || !strings.Contains(tg.Errors[0], "layer 1") || !strings.Contains(tg.Errors[0], "unexpected EOF") {
+	if len(tg.Errors) != 1 || !strings.Contains(tg.Errors[0], "#layer:1:") || !strings.Contains(tg.Errors[0], "unexpected EOF") {
 		t.Fatalf("errors %q", tg.Errors)
 	}
 	if rep.Summary.TargetsFailed != 0 {

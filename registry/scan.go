@@ -225,9 +225,9 @@ func (s *Scanner) run(ctx context.Context, command string, images func(func(imag
 		}
 	}
 	report.Summarize(rep)
+	report.CheckComplete(rep)
 	if err := ctx.Err(); err != nil {
-		rep.Complete = false
-		rep.IncompleteReason = "interrupted: " + err.Error()
+		report.MarkIncomplete(rep, "interrupted: "+err.Error())
 		return rep, err
 	}
 	return rep, nil
@@ -312,7 +312,9 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		if len(r.Errors) > 0 {
 			v.Error = strings.Join(r.Errors, "; ")
 			for _, e := range r.Errors {
-				t.Errors = append(t.Errors, fmt.Sprintf("layer %d: %s", i, e))
+				// Named by the view, as the disk scanner names view errors:
+				// each target error says where it is on its own.
+				t.Errors = append(t.Errors, vid+": "+e)
 			}
 		}
 		t.Views = append(t.Views, v)
@@ -363,7 +365,7 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		}
 		if len(r.Errors) > 0 {
 			v.Error = strings.Join(r.Errors, "; ")
-			t.Errors = append(t.Errors, "config: "+v.Error)
+			t.Errors = append(t.Errors, v.ID+": "+v.Error)
 		}
 		t.Views = append(t.Views, v)
 		for _, f := range r.Findings {

@@ -60,6 +60,7 @@ func Merge(reports ...*Report) *Report {
 			}
 		}
 		out.Skipped = append(out.Skipped, r.Skipped...)
+		out.Inputs = append(out.Inputs, r.Inputs...)
 		out.Summary.SuppressedByBaseline += r.Summary.SuppressedByBaseline
 		for f, n := range r.Summary.ScannedBytesByFile {
 			if out.Summary.ScannedBytesByFile == nil {

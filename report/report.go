@@ -67,6 +67,10 @@ type Report struct {
 	// than one VM: clones that share SSH host keys, TLS keys or machine-id.
 	SharedIdentity []SharedIdentity `json:"shared_identity,omitempty"`
 	Summary        Summary          `json:"summary"`
+	// Inputs are the host files the run read (targets, backing files,
+	// extents, data files), by real path: the CLI refuses to write a
+	// report over any of them. Not part of the JSON form.
+	Inputs []string `json:"-"`
 }
 
 // Tool names the producer.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,9 @@ type target struct {
 	// storeFile marks a store's configuration and loose files: scanned,
 	// but plain data rather than a machine unless they are images.
 	storeFile bool
+	// notes say how the target was found (a symlink followed, a name
+	// that contradicts the content).
+	notes []string
 }
 
 // plainData reports whether the target is a store's non-image file (a
@@ -124,7 +128,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 		Targets:       []report.Target{},
 		Findings:      []report.Finding{},
 	}
-	ts := s.open(ctx, targets)
+	ts, skipped, dirFiles := s.open(ctx, targets)
 	defer func() {
 		for _, t := range ts {
 			if t.img != nil {
@@ -148,19 +152,22 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	// the others only scan what differs.
 	sort.SliceStable(views, func(i, j int) bool { return kindOrder(views[i].view.Kind) < kindOrder(views[j].view.Kind) })
 
+	opened := openedFiles(ts, views)
+	rep.Inputs = slices.Sorted(maps.Keys(opened))
+	rep.Skipped = accountUnread(ts, dirFiles, opened, skipped)
+
 	hits, byFile, err := s.scanViews(ctx, views)
+	stopped := err != nil
 	if err != nil {
-		rep.Complete = false
-		rep.IncompleteReason = err.Error()
+		report.MarkIncomplete(rep, err.Error())
 	}
 	rep.Findings = s.buildFindings(ctx, views, hits)
 	if !s.opts.NoRollback && err == nil {
 		risks, rerr := s.rollbackRisks(ctx, ts)
 		rep.Findings = append(rep.Findings, risks...)
 		if rerr != nil {
-			err = rerr
-			rep.Complete = false
-			rep.IncompleteReason = rerr.Error()
+			stopped = true
+			report.MarkIncomplete(rep, rerr.Error())
 		}
 	}
 	rep.Timelines = buildTimelines(ts, rep.Findings)
@@ -171,15 +178,41 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	rep.Finished = time.Now().UTC()
 	rep.Summary.ScannedBytesByFile = byFile
 	report.Summarize(rep)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !stopped {
 		// Interrupted: whatever was found so far is reported, marked partial.
-		rep.Complete = false
-		if rep.IncompleteReason == "" {
-			rep.IncompleteReason = "interrupted: " + ctx.Err().Error()
-		}
+		report.MarkIncomplete(rep, "interrupted: "+ctx.Err().Error())
+	}
+	report.CheckComplete(rep)
+	if ctx.Err() != nil {
 		return rep, ctx.Err()
 	}
 	return rep, nil
+}
+
+// openedFiles is the set of host files the scan reads, by real path:
+// the targets, their backing files, and every file an extent of a view
+// lies in (VMDK extents, qcow2 data files).
+func openedFiles(ts []*target, views []*viewState) map[string]bool {
+	opened := map[string]bool{}
+	for _, t := range ts {
+		if t.img == nil {
+			continue
+		}
+		opened[realPath(t.path)] = true
+		for _, b := range t.img.Backing {
+			if b.Path != "" && b.Err == nil {
+				opened[realPath(b.Path)] = true
+			}
+		}
+	}
+	for _, v := range views {
+		for _, f := range v.files {
+			if f != "" {
+				opened[f] = true
+			}
+		}
+	}
+	return opened
 }
 
 func kindOrder(k model.Kind) int {
@@ -203,9 +236,21 @@ func kindOrder(k model.Kind) int {
 // open expands directories and opens every image. Files that are backing
 // files of other images being scanned are not scanned again on their own:
 // their bytes are covered by the backing views of the images above them.
-func (s *Scanner) open(ctx context.Context, targets []string) []*target {
-	var ts []*target
+// Every entry of a scanned directory that is no target is in skipped, with
+// the reason; dirFiles are the regular files found in directories, for
+// accountUnread.
+func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, skipped []report.Skipped, dirFiles []walked) {
 	fromDir := map[string]bool{}
+	// dirRoot is the directory being scanned: the allowed root of the
+	// files the images found in it name (a store's own root for its VMs).
+	var dirRoot string
+	addDir := func(t *target) {
+		if t.root == "" {
+			t.root = dirRoot
+		}
+		ts = append(ts, t)
+		fromDir[t.path] = true
+	}
 	for _, arg := range targets {
 		st, err := os.Stat(arg)
 		if err != nil {
@@ -216,21 +261,50 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 			ts = append(ts, &target{path: arg})
 			continue
 		}
-		if store, err := stores.Discover(ctx, arg); err == nil && store.Kind != "plain" {
-			for _, t := range storeTargets(store) {
-				t.root = store.Root
-				ts = append(ts, t)
-				fromDir[t.path] = true
-			}
-			continue
-		}
-		files, err := discoverImages(arg)
+		dirRoot = arg
+		entries, err := walkDir(ctx, arg)
 		if err != nil {
 			ts = append(ts, &target{path: arg, err: err})
+			continue
 		}
-		for _, f := range files {
-			ts = append(ts, &target{path: f, root: arg})
-			fromDir[f] = true
+		var listed map[string]bool // files a store layout lists
+		if store, err := stores.Discover(ctx, arg); err == nil && store.Kind != "plain" {
+			listed = map[string]bool{}
+			for _, t := range storeTargets(store) {
+				t.root = store.Root
+				addDir(t)
+				listed[realPath(t.path)] = true
+			}
+			for _, b := range store.Backing {
+				listed[realPath(b)] = true
+			}
+		}
+		for _, w := range entries {
+			switch {
+			case w.err != nil:
+				addDir(&target{path: w.path, err: w.err})
+			case w.skip != "":
+				skipped = append(skipped, report.Skipped{Path: w.path, Reason: w.skip})
+			case listed != nil && !w.link:
+				// A store's regular files are its targets, backing files
+				// and extents; accountUnread finds any it did not reach.
+				dirFiles = append(dirFiles, w)
+			case listed != nil && listed[w.real]:
+				skipped = append(skipped, report.Skipped{Path: w.path, Reason: "symlink to " + w.real + ", which is scanned as part of the store"})
+			case listed != nil:
+				// Store discovery does not follow links: the file it leads
+				// to is a plain target.
+				addDir(&target{path: w.path, storeFile: true, notes: []string{"symlink to " + w.real + ", followed"}})
+				dirFiles = append(dirFiles, w)
+			default:
+				t, why := classify(w)
+				if t == nil {
+					skipped = append(skipped, report.Skipped{Path: w.path, Reason: why})
+					continue
+				}
+				addDir(t)
+				dirFiles = append(dirFiles, w)
+			}
 		}
 	}
 	backingOf := map[string]bool{}
@@ -244,8 +318,11 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 		}
 		t.img, t.err = s.openImage(ctx, t)
 		if t.img != nil {
+			t.notes = append(t.notes, nameNotes(t.path, t.img.Format)...)
 			for _, b := range t.img.Backing {
-				if b.Path != "" {
+				// A backing file that could not be opened is not read
+				// through its child: it is scanned on its own.
+				if b.Path != "" && b.Err == nil {
 					backingOf[realPath(b.Path)] = true
 				}
 			}
@@ -261,7 +338,7 @@ func (s *Scanner) open(ctx context.Context, targets []string) []*target {
 		}
 		out = append(out, t)
 	}
-	return out
+	return out, skipped, dirFiles
 }
 
 // openImage opens a target with the policy for the files its image names:
@@ -284,33 +361,25 @@ func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error
 	return formats.Open(ctx, t.path, formats.Options{Opener: opener})
 }
 
-// discoverImages lists the files under dir that look like images: any
-// recognised format other than raw, and raw files with an image-like name or a
-// partition table.
-func discoverImages(dir string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
+// accountUnread lists in skipped the regular files found in directories
+// that no target is and no view read: with a store layout, files that
+// discovery did not reach (it searches 8 levels and 100000 files).
+func accountUnread(ts []*target, dirFiles []walked, opened map[string]bool, skipped []report.Skipped) []report.Skipped {
+	seen := map[string]bool{}
+	for _, t := range ts {
+		seen[realPath(t.path)] = true
+	}
+	for _, w := range dirFiles {
+		if !seen[w.real] && !opened[w.real] {
+			skipped = append(skipped, report.Skipped{Path: w.path, Reason: "not read: store discovery did not reach it"})
 		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		f, err := formats.Detect(p)
-		if err != nil {
-			return nil
-		}
-		if f != "raw" || looksLikeRawImage(p) {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out, err
+	}
+	return skipped
 }
 
 func looksLikeRawImage(p string) bool {
 	switch filepath.Ext(p) {
-	case ".img", ".raw", ".dd", ".bin", ".iso", ".disk":
+	case ".img", ".raw", ".dd", ".bin", ".iso", ".disk", ".vmem":
 		return true
 	}
 	f, err := hostfile.OpenRegular(p)

@@ -11,7 +11,7 @@ import (
 )
 
 func (t *target) report() report.Target {
-	rt := report.Target{Path: t.path, Views: []report.View{}, Errors: []string{}}
+	rt := report.Target{Path: t.path, Views: []report.View{}, Errors: []string{}, Notes: t.notes}
 	if t.err != nil {
 		rt.Errors = append(rt.Errors, t.err.Error())
 		return rt
