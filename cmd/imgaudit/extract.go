@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"slices"
 
 	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/internal/outfile"
 )
 
 func cmdExtract(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -59,19 +61,21 @@ FILE may not be the image or one of its backing files.`, stderr)
 		}
 		return incomplete(im, v, stderr)
 	}
-	if err := refuseTarget(*outPath, im); err != nil {
-		return exitUsage, err
-	}
-	f, err := os.OpenFile(*outPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	inputs, err := imageFiles(ctx, im, v)
 	if err != nil {
 		return exitUsage, err
 	}
-	if err := formats.WriteSparse(ctx, f, v.Disk); err != nil {
-		f.Close()
-		return exitUsage, fmt.Errorf("extract %s: %w", v.ID, err)
-	}
-	if err := f.Close(); err != nil {
+	out, err := checkOutput(*outPath, inputs)
+	if err != nil {
 		return exitUsage, err
+	}
+	err = out.Write(inputs, func(f *os.File) error { return formats.WriteSparse(ctx, f, v.Disk) })
+	var refused *outfile.Refused
+	switch {
+	case errors.As(err, &refused):
+		return exitUsage, err
+	case err != nil:
+		return exitUsage, fmt.Errorf("extract %s: %w", v.ID, err)
 	}
 	return incomplete(im, v, stderr)
 }
@@ -89,23 +93,21 @@ func incomplete(im *formats.Image, v formats.View, stderr io.Writer) (int, error
 	return exitUsage, fmt.Errorf("%s written, but the image is incomplete (errors above): its bytes may differ from what the guest sees", v.ID)
 }
 
-// refuseTarget keeps extract from ever writing over the image it reads.
-func refuseTarget(out string, im *formats.Image) error {
-	ost, err := os.Stat(out)
-	if err != nil {
-		return nil // does not exist yet
-	}
-	paths := []string{im.Path}
+// imageFiles lists the files extract reads and so may never write: the
+// image, its backing chain, and every file the view's extents lie in
+// (VMDK extents, qcow2 data files).
+func imageFiles(ctx context.Context, im *formats.Image, v formats.View) ([]string, error) {
+	files := []string{im.Path}
 	for _, b := range im.Backing {
-		paths = append(paths, b.Path)
+		files = append(files, b.Path)
 	}
-	for _, p := range paths {
-		if p == "" {
-			continue
+	for e, err := range v.Disk.Extents(ctx) {
+		if err != nil {
+			return nil, fmt.Errorf("extract %s: %w", v.ID, err)
 		}
-		if st, err := os.Stat(p); err == nil && os.SameFile(st, ost) {
-			return usagef("refusing to write %s: it is %s, which is being read", out, filepath.Base(p))
+		if e.File != "" && !slices.Contains(files, e.File) {
+			files = append(files, e.File)
 		}
 	}
-	return nil
+	return files, nil
 }

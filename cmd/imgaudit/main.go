@@ -18,10 +18,15 @@ var version = "0.1.0-dev"
 
 // Exit codes are a public contract (docs/report.md).
 const (
-	exitOK          = 0
-	exitFindings    = 1
-	exitUsage       = 2
-	exitInterrupted = 130
+	exitOK       = 0
+	exitFindings = 1 // findings at or above --fail-on
+	exitUsage    = 2
+	// exitIncomplete: a target, view or backing file could not be read
+	// completely (the gate fails closed), and no finding reached
+	// --fail-on; exitIncompleteFindings: incomplete, and findings did.
+	exitIncomplete         = 2
+	exitIncompleteFindings = 3
+	exitInterrupted        = 130
 )
 
 const usageText = `imgaudit audits VM images for secrets that persist where the guest no longer

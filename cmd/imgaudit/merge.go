@@ -40,6 +40,11 @@ Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 	if err != nil {
 		return exitUsage, err
 	}
+	rf := &reportFlags{format: *format, output: output, failOn: *failOn, maxLocs: *maxLocs}
+	out, err := checkOutput(output, paths)
+	if err != nil {
+		return exitUsage, err
+	}
 	var reps []*report.Report
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
@@ -55,10 +60,8 @@ Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 	merged.Command = "merge"
 	merged.FailOn = *failOn
 	merged.Tool = report.Tool{Name: "imgaudit", Version: version}
-	if err := writeReport(merged, *format, output, *maxLocs, stdout); err != nil {
-		return exitUsage, err
-	}
-	return gateExit(merged, threshold)
+	merged.Inputs = paths // the merged reports themselves, not the images they name
+	return finishReport("merge", merged, rf, out, threshold, nil, stdout, stderr)
 }
 
 func readReport(path string) (*report.Report, error) {

@@ -71,6 +71,10 @@ still written, marked incomplete).`, stderr)
 	if err != nil {
 		return exitUsage, err
 	}
+	out, err := checkOutput(rf.output, []string{*refsFile, *statePath})
+	if err != nil {
+		return exitUsage, err
+	}
 	spool, err := parseSize(*maxSpool)
 	if err != nil {
 		return exitUsage, usagef("--max-spool-size: %v", err)
@@ -135,13 +139,7 @@ still written, marked incomplete).`, stderr)
 	if *onlyNew {
 		keepOnlyNew(rep)
 	}
-	if err := writeReport(rep, rf.format, rf.output, rf.maxLocs, stdout); err != nil {
-		return exitUsage, err
-	}
-	if scanErr != nil {
-		return exitInterrupted, scanErr
-	}
-	return gateExit(rep, threshold)
+	return finishReport("registry", rep, rf, out, threshold, scanErr, stdout, stderr)
 }
 
 // readRefsFile reads REFs one per line; blank lines and # comments are

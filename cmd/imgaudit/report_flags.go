@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/outfile"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -103,50 +106,100 @@ func parseFailOn(s string) (detectors.Severity, error) {
 	}
 	t, err := detectors.ParseSeverity(s)
 	if err != nil {
-		return 0, usagef("--fail-on: %v", err)
+		return 0, usagef("--fail-on must be low, medium, high, critical or none, not %q", s)
 	}
 	return t, nil
 }
 
-// gateExit applies the exit-code contract of docs/report.md.
-func gateExit(rep *report.Report, threshold detectors.Severity) (int, error) {
+// gateExit applies the exit-code contract of docs/report.md: 2 when no
+// target could be read; 3 when the run is incomplete and has findings at
+// or above the threshold; 2 when it is incomplete without them; 1 for
+// findings; 0 otherwise. The verdict says why, for the CI log.
+func gateExit(rep *report.Report, threshold detectors.Severity, failOn string) (int, string, error) {
 	if rep.Summary.Targets > 0 && rep.Summary.TargetsFailed == rep.Summary.Targets {
-		return exitUsage, fmt.Errorf("no target could be read")
+		return exitUsage, "", fmt.Errorf("no target could be read")
 	}
+	n := 0
 	for _, f := range rep.Findings {
 		if s, err := detectors.ParseSeverity(f.Severity); err == nil && s >= threshold {
-			return exitFindings, nil
+			n++
 		}
 	}
-	return exitOK, nil
+	found := fmt.Sprintf("%s at or above --fail-on %s", pluralize(n, "finding"), failOn)
+	incomplete := "incomplete: " + cmp.Or(rep.IncompleteReason, "not everything could be read")
+	switch {
+	case !rep.Complete && n > 0:
+		return exitIncompleteFindings, fmt.Sprintf("FAIL (exit %d): %s; %s", exitIncompleteFindings, incomplete, found), nil
+	case !rep.Complete:
+		return exitIncomplete, fmt.Sprintf("FAIL (exit %d): %s", exitIncomplete, incomplete), nil
+	case n > 0:
+		return exitFindings, fmt.Sprintf("FAIL (exit %d): %s", exitFindings, found), nil
+	}
+	return exitOK, fmt.Sprintf("PASS (exit %d): %s", exitOK, found), nil
 }
 
-func writeReport(rep *report.Report, format, output string, maxLocs int, stdout io.Writer) error {
-	var w io.Writer = stdout
-	var f *os.File
-	if output != "" {
-		var err error
-		if f, err = os.Create(output); err != nil {
-			return err
+func pluralize(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// checkOutput validates -o before the work starts (see outfile.Check):
+// nil for standard output.
+func checkOutput(path string, inputs []string) (*outfile.Output, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return outfile.Check(path, inputs)
+}
+
+// writeReport writes the report to out (atomically, refusing any file the
+// run read) or to stdout.
+func writeReport(rep *report.Report, format string, out *outfile.Output, maxLocs int, stdout io.Writer) error {
+	write := func(w io.Writer) error {
+		switch format {
+		case "json":
+			return report.WriteJSON(w, rep)
+		case "sarif":
+			return report.WriteSARIF(w, rep)
 		}
-		w = f
+		return report.WriteTable(w, rep, report.TableOptions{MaxLocations: maxLocs})
 	}
 	var err error
-	switch format {
-	case "json":
-		err = report.WriteJSON(w, rep)
-	case "sarif":
-		err = report.WriteSARIF(w, rep)
-	default:
-		err = report.WriteTable(w, rep, report.TableOptions{MaxLocations: maxLocs})
+	if out == nil {
+		err = write(stdout)
+	} else {
+		err = out.Write(rep.Inputs, func(f *os.File) error { return write(f) })
 	}
-	if f != nil {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	var refused *outfile.Refused
+	if err != nil && !errors.As(err, &refused) {
 		return fmt.Errorf("writing report: %w", err)
 	}
-	return nil
+	return err
+}
+
+// finishReport writes the report, applies the gate and, when the report
+// went to a file or is not a table, says the summary and the verdict on
+// stderr so that a CI log shows why a run failed.
+func finishReport(cmdName string, rep *report.Report, rf *reportFlags, out *outfile.Output, threshold detectors.Severity,
+	runErr error, stdout, stderr io.Writer) (int, error) {
+	if err := writeReport(rep, rf.format, out, rf.maxLocs, stdout); err != nil {
+		return exitUsage, err
+	}
+	if runErr != nil {
+		return exitInterrupted, runErr
+	}
+	code, verdict, err := gateExit(rep, threshold, rf.failOn)
+	if out != nil || rf.format != "table" {
+		where := "standard output"
+		if out != nil {
+			where = out.Path()
+		}
+		fmt.Fprintf(stderr, "imgaudit %s: %s\nimgaudit %s: report written to %s\n", cmdName, report.SummaryLine(rep), cmdName, where)
+		if verdict != "" {
+			fmt.Fprintf(stderr, "imgaudit %s: %s\n", cmdName, verdict)
+		}
+	}
+	return code, err
 }

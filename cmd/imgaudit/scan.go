@@ -55,6 +55,13 @@ still written, marked incomplete).`, stderr)
 	if err != nil {
 		return exitUsage, err
 	}
+	// Before the scan: the report may not overwrite a target or land in a
+	// scanned directory. Files found during the scan (backing files) are
+	// checked again when the report is written.
+	out, err := checkOutput(rf.output, targets)
+	if err != nil {
+		return exitUsage, err
+	}
 	engine, err := rf.engine()
 	if err != nil {
 		return exitUsage, err
@@ -109,13 +116,7 @@ still written, marked incomplete).`, stderr)
 	if known != nil {
 		suppressByBaseline(rep, known)
 	}
-	if err := writeReport(rep, rf.format, rf.output, rf.maxLocs, stdout); err != nil {
-		return exitUsage, err
-	}
-	if scanErr != nil {
-		return exitInterrupted, scanErr
-	}
-	return gateExit(rep, threshold)
+	return finishReport("scan", rep, rf, out, threshold, scanErr, stdout, stderr)
 }
 
 // loadRules returns the built-in rules plus those of the given TOML files.

@@ -1,0 +1,129 @@
+package outfile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestCheckRefusesInputs(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "images", "web.qcow2")
+	other := filepath.Join(dir, "reports")
+	for _, d := range []string{filepath.Dir(img), other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(img, []byte("QFI\xfb"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hard := filepath.Join(other, "hard.json")
+	if err := os.Link(img, hard); err != nil {
+		t.Fatal(err)
+	}
+	sym := filepath.Join(other, "sym.json")
+	if err := os.Symlink(img, sym); err != nil {
+		t.Fatal(err)
+	}
+	notDir := filepath.Join(img, "r.json")
+	tests := []struct {
+		name   string
+		out    string
+		inputs []string
+		refuse bool   // a *Refused error
+		errHas string // any other error
+	}{
+		{name: "a new file elsewhere", out: filepath.Join(other, "r.json"), inputs: []string{img}},
+		{name: "the target itself", out: img, inputs: []string{img}, refuse: true},
+		{name: "the target through ..", out: filepath.Join(other, "..", "images", "web.qcow2"), inputs: []string{img}, refuse: true},
+		{name: "a hard link to the target", out: hard, inputs: []string{img}, refuse: true},
+		{name: "a symlink to the target", out: sym, inputs: []string{img}, refuse: true},
+		{name: "inside the scanned directory", out: filepath.Join(dir, "images", "r.json"), inputs: []string{filepath.Dir(img)}, refuse: true},
+		{name: "deep inside the scanned directory", out: filepath.Join(dir, "images", "r.json"), inputs: []string{dir}, refuse: true},
+		{name: "next to the scanned directory", out: filepath.Join(other, "r.json"), inputs: []string{filepath.Dir(img)}},
+		{name: "directory missing", out: filepath.Join(dir, "nonexistent", "r.json"), errHas: "no such file"},
+		{name: "directory is a file", out: notDir, errHas: "not a directory"},
+		{name: "output is a directory", out: other, errHas: "is a directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Check(tc.out, tc.inputs)
+			var ref *Refused
+			switch {
+			case tc.refuse && !errors.As(err, &ref):
+				t.Fatalf("Check = %v, want a refusal", err)
+			case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
+				t.Fatalf("Check = %v, want %q", err, tc.errHas)
+			case !tc.refuse && tc.errHas == "" && err != nil:
+				t.Fatalf("Check = %v", err)
+			}
+			// Write re-checks: an input found later is refused too.
+			if !tc.refuse && tc.errHas == "" {
+				o, _ := Check(tc.out, nil)
+				if err := o.Write([]string{filepath.Dir(tc.out)}, func(*os.File) error { return nil }); !errors.As(err, &ref) {
+					t.Fatalf("Write into an input directory = %v", err)
+				}
+			}
+		})
+	}
+	if b, err := os.ReadFile(img); err != nil || string(b) != "QFI\xfb" {
+		t.Fatalf("input changed: %q %v", b, err)
+	}
+}
+
+func TestWriteIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	kept := filepath.Join(dir, "baseline.json")
+	if err := os.WriteFile(kept, []byte("yesterday"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		path     string
+		fail     bool
+		want     string
+		wantMode os.FileMode
+	}{
+		{name: "new file: 0644 less the umask", path: filepath.Join(dir, "new.json"), want: "today", wantMode: 0o644},
+		{name: "replacing keeps the mode", path: kept, want: "today", wantMode: 0o600},
+		{name: "a failed write leaves the old file", path: kept, fail: true, want: "today", wantMode: 0o600},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := Check(tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = o.Write(nil, func(f *os.File) error {
+				if _, err := f.WriteString("to"); err != nil {
+					return err
+				}
+				if tc.fail {
+					return errors.New("disk full")
+				}
+				_, err := f.WriteString("day")
+				return err
+			})
+			if tc.fail != (err != nil) {
+				t.Fatalf("Write = %v", err)
+			}
+			b, _ := os.ReadFile(tc.path)
+			st, _ := os.Stat(tc.path)
+			if string(b) != tc.want || st.Mode().Perm() != tc.wantMode {
+				t.Fatalf("%s: %q mode %v, want %q %v", tc.path, b, st.Mode().Perm(), tc.want, tc.wantMode)
+			}
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if strings.Contains(e.Name(), ".tmp-") {
+					t.Fatalf("temporary file left: %s", e.Name())
+				}
+			}
+		})
+	}
+}
