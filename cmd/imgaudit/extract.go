@@ -18,9 +18,9 @@ func cmdExtract(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 size. Only allocated extents are written; holes stay holes, so FILE is sparse.
 Use 'imgaudit info IMAGE' to list view IDs. With -o -, the bytes go to
 standard output (zeros included). The image itself is opened read-only and
-FILE may not be the image or one of its backing files.`, stderr)
-	viewID := fs.String("view", "", "ID of the view to extract (default: the current view)")
-	outPath := fs.String("o", "", "output file, or - for standard output (required)")
+FILE may not be the image or one of its backing files.`, stdout)
+	viewID := fs.String("view", "", "`ID` of the view to extract (default: the current view)")
+	outPath := fs.String("o", "", "output `FILE`, or - for standard output (required)")
 	fs.StringVar(outPath, "output", "", "same as -o")
 	roots := addBackingRoots(fs)
 	pos, err := parseInterspersed(fs, args)

@@ -48,8 +48,8 @@ func cmdInfo(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 (name, date, vm state size) and every view imgaudit will scan, with its ID
 (for 'extract --view'), kind and allocated bytes, plus the bytes of
 non-zero data that no table references. The files an image names are
-opened only inside its own directory or a --backing-root DIR.`, stderr)
-	format := fs.String("format", "table", "output format: table or json")
+opened only inside its own directory or a --backing-root DIR.`, stdout)
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
 	noBacking := fs.Bool("no-backing", false, "do not open backing files")
 	roots := addBackingRoots(fs)
 	paths, err := parseInterspersed(fs, args)

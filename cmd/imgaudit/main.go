@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usageText)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "imgaudit: unknown command %q\n\n%s", args[0], usageText)
+		fmt.Fprintf(stderr, "imgaudit: unknown command %q\nRun 'imgaudit --help' for usage.\n", args[0])
 		return exitUsage
 	}
 	var ue usageError

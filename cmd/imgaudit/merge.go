@@ -19,13 +19,14 @@ new only if every report that marked it says so. The merged report is
 complete only if every input is.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
-2 usage error or unreadable input.`, stderr)
-	format := fs.String("format", "json", "report format: table, json or sarif")
+2 incomplete (an input is), usage error or unreadable input; 3 incomplete
+and findings at or above --fail-on.`, stdout)
+	format := fs.String("format", "json", "report `FORMAT`: table, json or sarif")
 	var output string
 	fs.StringVar(&output, "output", "", "write the merged report to `FILE` instead of standard output")
 	fs.StringVar(&output, "o", "", "same as --output")
-	failOn := fs.String("fail-on", "low", "exit 1 when a finding has this `severity` or higher: low, medium, high, critical, or none")
-	maxLocs := fs.Int("max-locations", 5, "table format: locations shown per finding")
+	failOn := fs.String("fail-on", "low", "exit 1 when a finding has this `SEVERITY` or higher: low, medium, high, critical, or none")
+	maxLocs := fs.Int("max-locations", 5, "table format: `N` locations shown per finding")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage, err

@@ -38,8 +38,10 @@ only the new ones. --shard i/n splits the repository list deterministically
 over n jobs; merge their JSON reports with 'imgaudit merge'.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
-2 usage error or no image could be read; 130 interrupted (the report is
-still written, marked incomplete).`, stderr)
+2 incomplete (an image, layer or disk in it could not be read completely),
+a usage error, or no image could be read; 3 incomplete and findings at or
+above --fail-on; 130 interrupted (the report is still written, marked
+incomplete).`, stdout)
 	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on layer files")
 	allTags := fs.Bool("all-tags", false, "scan every tag of each REF's repository")
 	platform := fs.String("platform", "", "scan only this platform of multi-platform indexes (`os/arch[/variant]`)")

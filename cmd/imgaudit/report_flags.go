@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,17 +21,17 @@ type reportFlags struct {
 	memRules                         bool
 }
 
-func addReportFlags(fs *flag.FlagSet, memHelp string) *reportFlags {
+func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	rf := &reportFlags{}
-	fs.StringVar(&rf.format, "format", "table", "report format: table, json or sarif")
+	fs.StringVar(&rf.format, "format", "table", "report `FORMAT`: table, json or sarif")
 	fs.StringVar(&rf.output, "output", "", "write the report to `FILE` instead of standard output")
 	fs.StringVar(&rf.output, "o", "", "same as --output")
-	fs.StringVar(&rf.failOn, "fail-on", "low", "exit 1 when a finding has this `severity` or higher: low, medium, high, critical, or none")
+	fs.StringVar(&rf.failOn, "fail-on", "low", "exit 1 when a finding has this `SEVERITY` or higher: low, medium, high, critical, or none")
 	fs.StringVar(&rf.baseline, "baseline", "", "previous JSON report `FILE`: findings whose fingerprints it lists are suppressed, the rest are marked new")
 	fs.Var(&rf.ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable); see docs/rules.md")
 	fs.Var(&rf.disable, "disable-rule", "rule `ID`s to turn off (repeatable, comma-separated)")
-	fs.IntVar(&rf.workers, "workers", 0, "detector goroutines (0 = one per CPU)")
-	fs.IntVar(&rf.maxLocs, "max-locations", 5, "table format: locations shown per finding")
+	fs.IntVar(&rf.workers, "workers", 0, "`N` detector goroutines (0 = one per CPU)")
+	fs.IntVar(&rf.maxLocs, "max-locations", 5, "table format: `N` locations shown per finding")
 	fs.BoolVar(&rf.memRules, "memory-rules", false, memHelp)
 	return rf
 }

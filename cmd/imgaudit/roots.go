@@ -19,7 +19,7 @@ func (b *backingRoots) Set(v string) error {
 	return nil
 }
 
-func addBackingRoots(fs *flag.FlagSet) *backingRoots {
+func addBackingRoots(fs *flagSet) *backingRoots {
 	b := &backingRoots{}
 	fs.Var(b, "backing-root", "also open the files an image names (backing and data files, extents, parents) under `DIR` (repeatable); "+
 		"by default only those in the image's own directory, or the scanned directory, are opened")

@@ -11,10 +11,10 @@ import (
 func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("rules", "rules [--rules FILE] [--format table|json]",
 		`List the detection rules: built-in ones plus those from --rules files, with
-their ID (for --disable-rule), severity, category and description.`, stderr)
+their ID (for --disable-rule), severity, category and description.`, stdout)
 	var ruleFiles stringList
 	fs.Var(&ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable)")
-	format := fs.String("format", "table", "table or json")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return exitUsage, err
 	}

@@ -34,8 +34,10 @@ reported as an error of that image. Disks found inside container layers
 and archives never open files of this host.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
-2 usage error or no target could be read; 130 interrupted (the report is
-still written, marked incomplete).`, stderr)
+2 incomplete (a target, view or backing file could not be read completely:
+the report says "complete": false and why), a usage error, or no target
+could be read; 3 incomplete and findings at or above --fail-on; 130
+interrupted (the report is still written, marked incomplete).`, stdout)
 	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on disk views; always on for memory views")
 	noProgress := fs.Bool("no-progress", false, "no progress bar (it is shown only when stderr is a terminal)")
 	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
