@@ -52,6 +52,11 @@ type ScanOptions struct {
 	// Memory enables the memory-structure rules (AES key schedules, DER RSA
 	// keys): on for memory views and swap, opt-in elsewhere.
 	Memory bool
+	// Progress, when set, hears the bytes of each range chunk as soon as
+	// that chunk is scanned (its own bytes, context margins excluded), so
+	// that a progress display moves within a long view. It is called from
+	// the scanning goroutines, concurrently.
+	Progress func(n int64)
 }
 
 // A Slicer lends bytes of its space without copying them: a memory-mapped
@@ -364,6 +369,9 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 					continue
 				}
 				scanned.Add(int64(len(buf)))
+				if opts.Progress != nil {
+					opts.Progress(j.own.End - j.own.Start)
+				}
 				if len(found) > 0 {
 					emitMu.Lock()
 					for _, m := range found {

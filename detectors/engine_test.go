@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -256,5 +257,30 @@ func TestSeverity(t *testing.T) {
 	}
 	if SeverityLow != 1 || SeverityCritical != 4 {
 		t.Error("severity values changed")
+	}
+}
+
+// Progress hears every chunk as it is scanned: the calls add up to the
+// ranges' bytes, and a range of many chunks gives many calls.
+func TestScanProgress(t *testing.T) {
+	buf := newGen("progress").bytes(100_000)
+	e := testEngine(t, EngineOptions{ChunkSize: 4096, Workers: 2})
+	for _, rs := range [][]Range{
+		{{0, int64(len(buf))}},
+		{{100, 50_000}, {60_000, 60_001}, {70_000, 99_999}},
+	} {
+		var want int64
+		for _, r := range rs {
+			want += r.End - r.Start
+		}
+		var mu sync.Mutex
+		var calls, got int64
+		opts := ScanOptions{Progress: func(n int64) { mu.Lock(); calls++; got += n; mu.Unlock() }}
+		if _, err := e.Scan(context.Background(), bytes.NewReader(buf), int64(len(buf)), rs, opts, func(Match) {}); err != nil {
+			t.Fatal(err)
+		}
+		if got != want || calls < want/4096 {
+			t.Errorf("ranges %v: progress %d bytes in %d calls, want %d bytes in at least %d", rs, got, calls, want, want/4096)
+		}
 	}
 }

@@ -439,7 +439,9 @@ func plural(n int, word string) string {
 
 func dash(s string) string { return cmp.Or(s, "-") }
 
-// humanBytes formats a byte count with binary units.
+// HumanBytes formats a byte count with binary units: "3.7 MiB".
+func HumanBytes(n int64) string { return humanBytes(n) }
+
 func humanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {

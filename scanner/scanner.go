@@ -33,8 +33,10 @@ type Options struct {
 	// schedules, DER keys) on for disk views too; they are always on for
 	// memory views.
 	MemoryRulesEverywhere bool
-	// Progress receives a progress bar; nil for none.
-	Progress io.Writer
+	// Progress receives a progress bar, or plain progress lines (see
+	// ProgressStyle); nil for none.
+	Progress      io.Writer
+	ProgressStyle ProgressOptions
 	// Version is recorded in the report.
 	Version string
 	// NoDedupe scans every view in full (for measurements and debugging).
@@ -452,19 +454,17 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 	return vs
 }
 
-// progress is the tiny part of a progress bar the scanner uses.
-type progress interface {
-	Add64(int64) error
-	Finish() error
-}
-
 func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, map[string]int64, error) {
 	var total int64
 	for _, v := range views {
 		total += v.alloc
 	}
-	bar := newProgress(s.opts.Progress, total)
-	defer bar.Finish()
+	bar := newProgress(s.opts.Progress, total, s.opts.ProgressStyle)
+	defer bar.close()
+	var onChunk func(int64)
+	if bar != nil {
+		onChunk = bar.scanned
+	}
 
 	// The current state's filesystem is always analyzed (its findings'
 	// paths, /etc/machine-id): do it while the detectors run, not after
@@ -486,20 +486,21 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, 
 	var hits []rawHit
 	for _, v := range views {
 		if v.err != nil && len(v.ext) == 0 {
-			bar.Add64(v.alloc)
+			bar.endView(v.alloc)
 			continue
 		}
+		bar.beginView(v.view.ID)
 		ranges := p.plan(v)
 		rs := make([]detectors.Range, len(ranges))
 		for i, r := range ranges {
 			rs[i] = detectors.Range{Start: r.start, End: r.end}
 		}
 		memory := v.view.Kind == model.KindMemory || s.opts.MemoryRulesEverywhere
-		n, err := s.opts.Engine.Scan(ctx, lendable(v, ms), v.view.Disk.Size(), rs, detectors.ScanOptions{Memory: memory}, func(m detectors.Match) {
+		n, err := s.opts.Engine.Scan(ctx, lendable(v, ms), v.view.Disk.Size(), rs, detectors.ScanOptions{Memory: memory, Progress: onChunk}, func(m detectors.Match) {
 			hits = append(hits, rawHit{v, m})
 		})
 		v.scanned += n
-		bar.Add64(v.alloc)
+		bar.endView(v.alloc)
 		if err != nil {
 			if ctx.Err() != nil {
 				return hits, p.byFile, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())

@@ -2,9 +2,6 @@ package scanner
 
 import (
 	"context"
-	"io"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/report"
@@ -51,25 +48,6 @@ func (t *target) report() report.Target {
 		rt.Views = append(rt.Views, rv)
 	}
 	return rt
-}
-
-type nopProgress struct{}
-
-func (nopProgress) Add64(int64) error { return nil }
-func (nopProgress) Finish() error     { return nil }
-
-func newProgress(w io.Writer, total int64) progress {
-	if w == nil {
-		return nopProgress{}
-	}
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("scanning"),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(200e6),
-		progressbar.OptionClearOnFinish(),
-	)
 }
 
 // memoryView turns a raw saved-VM-state view into guest-physical memory

@@ -39,7 +39,8 @@ the report says "complete": false and why), a usage error, or no target
 could be read; 3 incomplete and findings at or above --fail-on; 130
 interrupted (the report is still written, marked incomplete).`, stdout)
 	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on disk views; always on for memory views")
-	noProgress := fs.Bool("no-progress", false, "no progress bar (it is shown only when stderr is a terminal)")
+	noProgress := fs.Bool("no-progress", false, "no progress display")
+	showProgress := fs.Bool("progress", false, "show progress when standard error is not a terminal too: a plain line every 5 seconds (on a terminal there is a bar)")
 	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
 	noDedupe := fs.Bool("no-dedupe", false, "scan every view in full instead of shared bytes once (slower; for measurements)")
 	roots := addBackingRoots(fs)
@@ -69,7 +70,8 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 		return exitUsage, err
 	}
 	var prog io.Writer
-	if !*noProgress && isTerminal(stderr) {
+	style := scanner.ProgressOptions{Plain: !isTerminal(stderr)}
+	if !*noProgress && (*showProgress || !style.Plain) {
 		prog = stderr
 	}
 	// Container images (OCI layouts, docker/podman save tarballs) go to the
@@ -86,7 +88,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	var scanErr error
 	if len(disks) > 0 || len(images) == 0 {
 		sc := scanner.New(scanner.Options{
-			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog,
+			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog, ProgressStyle: style,
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
 			BackingRoots: *roots,
 		})
