@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +24,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -179,9 +179,6 @@ func TestRealRegistry(t *testing.T) {
 			t.Run(format, func(t *testing.T) {
 				live, deleted := npmToken(t), npmToken(t)
 				disk := ext4Disk(t, format, live, deleted)
-				if format == "qcow2" {
-					requireQcow2Reader(t, disk)
-				}
 				diskPath := "disk/disk." + map[string]string{"qcow2": "qcow2", "raw": "img"}[format]
 				l := layer(t, "", dir("disk/"), entry{name: diskPath, body: disk})
 				ref := host + "/kubevirt/vm-" + format + ":latest"
@@ -217,7 +214,6 @@ func TestRealRegistry(t *testing.T) {
 	t.Run("disk image pushed as an OCI artifact", func(t *testing.T) {
 		live, deleted := npmToken(t), npmToken(t)
 		disk := ext4Disk(t, "qcow2", live, deleted)
-		requireQcow2Reader(t, disk)
 		art, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
 			Layer:       static.NewLayer(disk, "application/vnd.example.disk.qcow2"),
 			Annotations: map[string]string{"org.opencontainers.image.title": "vm.qcow2"},
@@ -324,19 +320,6 @@ func TestRealRegistry(t *testing.T) {
 	})
 }
 
-// requireQcow2Reader skips when formats.Open does not know qcow2 yet (the
-// integrator wires the readers into formats/open.go).
-func requireQcow2Reader(t *testing.T, disk []byte) {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "probe.qcow2")
-	if err := os.WriteFile(p, disk, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := formats.Detect(p); err != nil || f != "qcow2" {
-		t.Skipf("formats.Open does not read qcow2 yet (detected %q)", f)
-	}
-}
-
 func containsStr(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {
@@ -377,5 +360,67 @@ func assertNoLeak(t *testing.T, rep *report.Report, secrets ...string) {
 				}
 			}
 		}
+	}
+}
+
+// requestLog records the requests a Scanner makes, after its own
+// transport wrappers: what goes on the wire.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []string // "GET http://host/v2/..."
+}
+
+func (l *requestLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	l.reqs = append(l.reqs, r.Method+" "+r.URL.Scheme+"://"+r.URL.Host+r.URL.Path)
+	l.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// With --plain-http no request is made over https, the registry is
+// pinged once per repository rather than before every blob, and a
+// registry's error detail reads as text, not as Go's map syntax.
+func TestRegistryRequests(t *testing.T) {
+	host := realRegistry(t)
+	sec := testSecrets(t)
+	push(t, host+"/team/app:1", imageOf(t,
+		layer(t, "", file("a", "_authToken="+sec.npm+"\n")), layer(t, "", file("b", "x\n")), layer(t, "", file("c", "y\n"))))
+	tests := []struct {
+		name      string
+		refs      []string
+		wantBlobs int    // at least
+		wantErr   string // in the target's error
+	}{
+		{name: "three layers and a config", refs: []string{host + "/team/app:1"}, wantBlobs: 4},
+		{name: "a tag that does not exist", refs: []string{host + "/team/app:nope"}, wantErr: "MANIFEST_UNKNOWN: manifest unknown (Tag=nope)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &requestLog{}
+			s := newScanner(t, Options{PlainHTTP: true, Transport: log})
+			rep, err := s.ScanRefs(context.Background(), tc.refs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pings, blobs := 0, 0
+			for _, r := range log.reqs {
+				if strings.Contains(r, "https://") {
+					t.Errorf("https request with --plain-http: %s", r)
+				}
+				if strings.HasSuffix(r, "/v2/") {
+					pings++
+				}
+				if strings.Contains(r, "/blobs/") {
+					blobs++
+				}
+			}
+			if pings != 1 || blobs < tc.wantBlobs {
+				t.Errorf("%d pings of /v2/ (want 1, one repository), %d blob requests (want >= %d):\n%s", pings, blobs, tc.wantBlobs, strings.Join(log.reqs, "\n"))
+			}
+			errs := strings.Join(rep.Targets[0].Errors, "\n")
+			if tc.wantErr != "" && !strings.Contains(errs, tc.wantErr) || strings.Contains(errs, "map[") {
+				t.Errorf("target errors %q, want %q and no Go map text", errs, tc.wantErr)
+			}
+		})
 	}
 }

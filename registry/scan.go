@@ -25,6 +25,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/report"
@@ -102,6 +103,10 @@ type Scanner struct {
 	blobs map[string]*blobResult
 	// counted records the blobs whose scanned bytes are already in a view.
 	counted map[string]bool
+	// puller keeps one authenticated transport per repository, so that a
+	// scan pings a registry's /v2/ once per repository, not before every
+	// manifest and blob.
+	puller *remote.Puller
 }
 
 // New checks opts and returns a Scanner.
@@ -145,6 +150,11 @@ func New(opts Options) (*Scanner, error) {
 	if opts.State != nil {
 		opts.State.useRules(RulesKey(opts.Engine, opts.Version))
 	}
+	p, err := remote.NewPuller(s.remoteOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	s.puller = p
 	return s, nil
 }
 

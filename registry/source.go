@@ -3,11 +3,14 @@ package registry
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -48,21 +52,39 @@ func (s *Scanner) nameOptions() []name.Option {
 
 // transport is the HTTP transport: timeouts on connect, TLS handshake and
 // response headers. Body reads are guarded by stallReader instead, since
-// a blob may legitimately take long to stream.
+// a blob may legitimately take long to stream. With PlainHTTP, registry
+// API requests are made over HTTP from the start: go-containerregistry
+// pings https first even for insecure registries.
 func (s *Scanner) transport() http.RoundTripper {
-	if s.opts.Transport != nil {
-		return s.opts.Transport
+	t := s.opts.Transport
+	if t == nil {
+		ht := remote.DefaultTransport.(*http.Transport).Clone()
+		ht.DialContext = (&net.Dialer{Timeout: s.opts.Timeout, KeepAlive: 30 * time.Second}).DialContext
+		ht.TLSHandshakeTimeout = s.opts.Timeout
+		ht.ResponseHeaderTimeout = s.opts.Timeout
+		t = ht
 	}
-	t := remote.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: s.opts.Timeout, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = s.opts.Timeout
-	t.ResponseHeaderTimeout = s.opts.Timeout
+	if s.opts.PlainHTTP {
+		t = plainHTTP{t}
+	}
 	return t
 }
 
-func (s *Scanner) remoteOptions(ctx context.Context) []remote.Option {
+// plainHTTP sends registry API requests (paths under /v2/) over HTTP; a
+// token service elsewhere keeps the scheme its challenge names.
+type plainHTTP struct{ next http.RoundTripper }
+
+func (p plainHTTP) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "https" && (r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/")) {
+		r = r.Clone(r.Context())
+		r.URL.Scheme = "http"
+	}
+	return p.next.RoundTrip(r)
+}
+
+// remoteOptions configure the puller; each call passes its context.
+func (s *Scanner) remoteOptions() []remote.Option {
 	return []remote.Option{
-		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(s.opts.Keychain),
 		remote.WithTransport(s.transport()),
 		remote.WithUserAgent("imgaudit/" + s.opts.Version),
@@ -94,9 +116,9 @@ func (s *Scanner) resolveRemote(ctx context.Context, refStr string) []image {
 		if err != nil {
 			return fail(fmt.Errorf("parsing repository: %w", err))
 		}
-		tags, err := remote.List(repo, s.remoteOptions(ctx)...)
+		tags, err := s.puller.List(ctx, repo)
 		if err != nil {
-			return fail(fmt.Errorf("listing tags of %s: %w", repo.Name(), err))
+			return fail(fmt.Errorf("listing tags of %s: %w", repo.Name(), remoteError(err)))
 		}
 		slices.Sort(tags)
 		var out []image
@@ -117,9 +139,9 @@ func (s *Scanner) resolveRemote(ctx context.Context, refStr string) []image {
 
 // resolveRef fetches a manifest; an index expands to its platforms.
 func (s *Scanner) resolveRef(ctx context.Context, ref name.Reference) []image {
-	desc, err := remote.Get(ref, s.remoteOptions(ctx)...)
+	desc, err := s.puller.Get(ctx, ref)
 	if err != nil {
-		return []image{{Target: ref.Name(), Err: fmt.Errorf("fetching manifest: %w", err)}}
+		return []image{{Target: ref.Name(), Err: fmt.Errorf("fetching manifest: %w", remoteError(err))}}
 	}
 	display := ref.Name()
 	if _, isDigest := ref.(name.Digest); !isDigest {
@@ -147,9 +169,9 @@ func (s *Scanner) expandRemoteIndex(ctx context.Context, repo name.Repository, d
 			break
 		}
 		target := base + "@" + child.Digest.String()
-		d, err := remote.Get(repo.Digest(child.Digest.String()), s.remoteOptions(ctx)...)
+		d, err := s.puller.Get(ctx, repo.Digest(child.Digest.String()))
 		if err != nil {
-			out = append(out, image{Target: target, Platform: platformString(child.Platform), Err: fmt.Errorf("fetching manifest: %w", err)})
+			out = append(out, image{Target: target, Platform: platformString(child.Platform), Err: fmt.Errorf("fetching manifest: %w", remoteError(err))})
 			continue
 		}
 		if d.MediaType.IsIndex() {
@@ -226,15 +248,15 @@ func (s *Scanner) remoteImage(repo name.Repository, target, digest string, mt ty
 	return imageFromManifest(target, digest, mt, raw, platform, func(h v1.Hash) func(context.Context) (io.ReadCloser, error) {
 		return func(ctx context.Context) (io.ReadCloser, error) {
 			ctx, cancel := context.WithCancel(ctx)
-			l, err := remote.Layer(repo.Digest(h.String()), s.remoteOptions(ctx)...)
+			l, err := s.puller.Layer(ctx, repo.Digest(h.String()))
 			if err != nil {
 				cancel()
-				return nil, err
+				return nil, remoteError(err)
 			}
 			rc, err := l.Compressed()
 			if err != nil {
 				cancel()
-				return nil, err
+				return nil, remoteError(err)
 			}
 			return newStallReader(rc, s.opts.Timeout, cancel), nil
 		}
@@ -293,3 +315,69 @@ func (r *stallReader) Close() error {
 	r.cancel()
 	return err
 }
+
+// remoteError rewrites a registry's error response for people: the
+// diagnostic's detail is shown as key=value pairs, not as Go's map text
+// ("MANIFEST_UNKNOWN: manifest unknown; map[Tag:nope]"). The error still
+// unwraps to go-containerregistry's *transport.Error.
+func remoteError(err error) error {
+	var te *transport.Error
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return err
+	}
+	var parts []string
+	for _, d := range te.Errors {
+		msg := string(d.Code)
+		if d.Message != "" {
+			msg += ": " + d.Message
+		}
+		if det := detailText(d.Detail); det != "" {
+			msg += " (" + det + ")"
+		}
+		parts = append(parts, msg)
+	}
+	text := strings.Join(parts, "; ")
+	if te.Request != nil {
+		text = te.Request.Method + " " + redactedURL(te.Request.URL) + ": " + text
+	}
+	return &rewordedError{msg: strings.Replace(err.Error(), te.Error(), text, 1), err: err}
+}
+
+// detailText renders a diagnostic's free-form detail: a JSON object as
+// sorted key=value pairs, anything else as compact JSON.
+func detailText(d any) string {
+	switch v := d.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case map[string]any:
+		keys := slices.Sorted(maps.Keys(v))
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+"="+detailText(v[k]))
+		}
+		return strings.Join(parts, ", ")
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Sprint(d)
+	}
+	return string(b)
+}
+
+// redactedURL is the URL as go-containerregistry shows it in errors: no
+// query string (it may carry tokens).
+func redactedURL(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.User = "", nil
+	return c.String()
+}
+
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }
