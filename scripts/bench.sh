@@ -9,7 +9,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 # Built as make build builds it: static.
 CGO_ENABLED=0 go build -trimpath -o "$tmp/imgaudit" ./cmd/imgaudit
-# aeskeyfind is the baseline for the memory-key search; install it here, not for tests.
+# aeskeyfind is the baseline for the memory-key search (make test installs it
+# too: detectors/structural compares its recall with aeskeyfind's).
 if ! command -v aeskeyfind >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aeskeyfind) >/dev/null || true
 fi

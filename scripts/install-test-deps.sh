@@ -37,19 +37,22 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  aeskeyfind:aeskeyfind
   msgfmt:gettext
   gcc:gcc
   mkfifo:coreutils
 )
 
 # path:package pairs, for packages that install no command of their own
-# (Debian's python3 builds and installs wheels offline with these; a python3
+# (Debian's python3 builds and installs wheels offline with these, and the kdump
+# snappy fixture compresses pages with python3-snappy; a python3
 # earlier on PATH, such as pyenv's, may lack them).
 need_files=(
   /usr/bin/python3:python3
   /usr/bin/pip3:python3-pip
   /usr/lib/python3/dist-packages/setuptools/__init__.py:python3-setuptools
   /usr/lib/python3/dist-packages/wheel/__init__.py:python3-wheel
+  /usr/lib/python3/dist-packages/snappy/__init__.py:python3-snappy
 )
 
 missing=()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -214,11 +213,7 @@ func offsets(h []aesHit) []int {
 // errors anywhere in them and checks that every key Debian's aeskeyfind
 // reports is reported by FindAESKeySchedules too.
 func TestFindAESRecallVsAeskeyfind(t *testing.T) {
-	// aeskeyfind is a benchmark comparator (make bench installs it), so this
-	// recall check runs wherever it is installed and is skipped elsewhere.
-	if _, err := exec.LookPath("aeskeyfind"); err != nil {
-		t.Skip("aeskeyfind not installed (make bench installs it)")
-	}
+	testutil.RequireTool(t, "aeskeyfind")
 	r := rand.New(rand.NewPCG(11, 12))
 	buf := randBytes(r, 1<<20)
 	var planted int

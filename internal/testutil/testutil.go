@@ -18,12 +18,20 @@ func RequireTool(t testing.TB, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		if _, err := exec.LookPath(name); err != nil {
-			if os.Getenv("IMGAUDIT_REQUIRE_TOOLS") == "1" {
-				t.Fatalf("required tool %s not found: %v", name, err)
-			}
-			t.Skipf("%s not installed (make test installs it)", name)
+			Missing(t, name)
 		}
 	}
+}
+
+// Missing skips the test for want of what, or fails it under
+// IMGAUDIT_REQUIRE_TOOLS=1, as RequireTool does for commands: for things
+// that are not commands (a python module).
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("IMGAUDIT_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("required %s not found", what)
+	}
+	t.Skipf("%s not installed (make test installs it)", what)
 }
 
 // Run runs a command with a timeout and fails the test with its output on error.

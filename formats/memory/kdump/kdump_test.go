@@ -58,6 +58,8 @@ func TestKdump(t *testing.T) {
 	rearrange(t, vm.Path("zlib.kdump"), normal)
 	lzoNormal := filepath.Join(t.TempDir(), "lzo-normal.kdump")
 	lzoPages := reencodeLZO(t, normal, lzoNormal)
+	snappyNormal := filepath.Join(t.TempDir(), "snappy-normal.kdump")
+	snappyPages := reencodeSnappy(t, normal, snappyNormal)
 	for _, tc := range []struct {
 		name, path string
 		flat, lzo  bool
@@ -69,6 +71,8 @@ func TestKdump(t *testing.T) {
 		// zlib pages re-encoded as LZO1X by the lzop CLI (reencodeLZO);
 		// named so that QEMU's missing kdump-lzo does not skip it.
 		{"lzo1x-normal", lzoNormal, false, true},
+		// zlib pages re-encoded by Google's libsnappy (reencodeSnappy).
+		{"libsnappy-normal", snappyNormal, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := unavailable[strings.Split(tc.name, "-")[0]]; err != nil {
@@ -96,6 +100,13 @@ func TestKdump(t *testing.T) {
 			}
 			if tc.name == "lzo1x-normal" && im.Attrs["lzo_pages"] != strconv.Itoa(len(lzoPages)) {
 				t.Errorf("lzo_pages %s, re-encoded %d", im.Attrs["lzo_pages"], len(lzoPages))
+			}
+			if tc.name == "libsnappy-normal" {
+				b := testutil.FileSnapshot(t, tc.path)
+				_, info, _, err := NewDisk(context.Background(), tc.path, bytes.NewReader(b), int64(len(b)))
+				if err != nil || len(snappyPages) == 0 || info.Snappy != len(snappyPages) {
+					t.Errorf("snappy pages %d, re-encoded %d (%v)", info.Snappy, len(snappyPages), err)
+				}
 			}
 			qemufixture.CheckPlants(t, tc.name, v.Disk, vm.Plants)
 			qemufixture.CompareWithELF(t, tc.name, v.Disk, vm.Path("dump.elf"))

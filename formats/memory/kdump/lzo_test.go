@@ -16,8 +16,8 @@ import (
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-// lzoPage is a page re-encoded as LZO1X in a dump: its data offset in
-// the new file and its size.
+// lzoPage is a page re-encoded in a dump (as LZO1X or snappy): its data
+// offset in the new file and its size.
 type lzoPage struct{ off, size int64 }
 
 // reencodeLZO copies the normal-form zlib kdump src to dst with its zlib
@@ -25,11 +25,42 @@ type lzoPage struct{ off, size int64 }
 // so the LZO1X bytes come from the real lzop CLI: each page goes through
 // `lzop` as its own page-sized file, and the one block of that lzop
 // container is the raw LZO1X stream of the page (lzop.Reader.NextBlock
-// exposes it). Pages lzop stores uncompressed stay zlib. The new data is
-// appended and the page descriptors are pointed at it.
+// exposes it). Pages lzop stores uncompressed stay zlib.
 func reencodeLZO(t *testing.T, src, dst string) []lzoPage {
 	t.Helper()
 	testutil.RequireTool(t, "lzop")
+	return reencodePages(t, src, dst, flagLZO, func(dir string, ats []int64, bs int64) map[int64][]byte {
+		testutil.Run(t, "sh", "-c", `cd "$1" && for f in *; do lzop -q "$f"; done`, "sh", dir)
+		out := map[int64][]byte{}
+		for _, at := range ats {
+			z := testutil.FileSnapshot(t, filepath.Join(dir, fmt.Sprintf("%08d.lzo", at)))
+			r, err := lzop.NewReader(bytes.NewReader(z))
+			if err != nil {
+				t.Fatal(err)
+			}
+			blk, err := r.NextBlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if blk.Size != int(bs) {
+				t.Fatalf("lzop block of %d bytes for a %d-byte page", blk.Size, bs)
+			}
+			if !blk.Stored {
+				out[at] = blk.Data
+			}
+		}
+		return out
+	})
+}
+
+// reencodePages copies the normal-form zlib kdump src to dst with its zlib
+// pages re-encoded by compress and flagged flag. compress gets a
+// directory holding each page as a file named after its descriptor's
+// offset ("%08d") and returns the new bytes per descriptor offset; pages
+// it leaves out stay zlib (a compressor that would store them). The new
+// data is appended and the page descriptors are pointed at it.
+func reencodePages(t *testing.T, src, dst string, flag uint32, compress func(dir string, ats []int64, bs int64) map[int64][]byte) []lzoPage {
+	t.Helper()
 	b := testutil.FileSnapshot(t, src)
 	bo := binary.LittleEndian
 	bs := int64(bo.Uint32(b[428:]))
@@ -66,29 +97,18 @@ func reencodeLZO(t *testing.T, src, dst string) []lzoPage {
 	if len(zlibDesc) == 0 {
 		t.Fatal("no zlib pages to re-encode")
 	}
-	testutil.Run(t, "sh", "-c", `cd "$1" && for f in *; do lzop -q "$f"; done`, "sh", pages)
+	enc := compress(pages, zlibDesc, bs)
 	var out []lzoPage
 	for _, at := range zlibDesc {
-		z := testutil.FileSnapshot(t, filepath.Join(pages, fmt.Sprintf("%08d.lzo", at)))
-		r, err := lzop.NewReader(bytes.NewReader(z))
-		if err != nil {
-			t.Fatal(err)
-		}
-		blk, err := r.NextBlock()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if blk.Size != int(bs) {
-			t.Fatalf("lzop block of %d bytes for a %d-byte page", blk.Size, bs)
-		}
-		if blk.Stored {
+		data, ok := enc[at]
+		if !ok {
 			continue
 		}
-		p := lzoPage{off: int64(len(b)), size: int64(len(blk.Data))}
-		b = append(b, blk.Data...)
+		p := lzoPage{off: int64(len(b)), size: int64(len(data))}
+		b = append(b, data...)
 		bo.PutUint64(b[at:], uint64(p.off))
 		bo.PutUint32(b[at+8:], uint32(p.size))
-		bo.PutUint32(b[at+12:], flagLZO)
+		bo.PutUint32(b[at+12:], flag)
 		out = append(out, p)
 	}
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
