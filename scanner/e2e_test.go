@@ -196,8 +196,9 @@ func summary(r *report.Report) string {
 }
 
 // TestSharedSnapshotsScannedOnce: ten snapshots that share ~95% of their
-// data with the current state must cost well under 1.5x the bytes of the
-// same image without snapshots.
+// data with the current state cost about 1.08x the bytes of the same image
+// without snapshots, and scanning every view in full about 11x: the
+// figures the README quotes. Bytes, not time, so the bounds are tight.
 func TestSharedSnapshotsScannedOnce(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "qemu-io")
 	dir := t.TempDir()
@@ -233,11 +234,11 @@ func TestSharedSnapshotsScannedOnce(t *testing.T) {
 	if without < size {
 		t.Fatalf("flat image scanned %d bytes, want at least %d", without, size)
 	}
-	if float64(withSnaps) >= 1.5*float64(without) {
-		t.Errorf("snapshots cost %.2fx the flat image, want < 1.5x", float64(withSnaps)/float64(without))
+	if r := float64(withSnaps) / float64(without); r > 1.09 {
+		t.Errorf("snapshots cost %.3fx the flat image, the README says about 1.08x", r)
 	}
-	if naive < 5*without {
-		t.Errorf("scanning every view in full read only %d bytes; the test image does not exercise sharing", naive)
+	if r := float64(naive) / float64(without); r < 10.5 {
+		t.Errorf("scanning every view in full read %.1fx the flat image, the README says 11x; the test image does not exercise sharing", r)
 	}
 }
 
