@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -151,6 +152,8 @@ func TestReadJSONRejects(t *testing.T) {
 func TestJSONSurvivesJQ(t *testing.T) {
 	testutil.RequireTool(t, "jq")
 	r := sampleReport()
+	CheckComplete(r) // its targets have errors
+	r.Skipped = []Skipped{{Path: "/srv/images/README", Reason: "not an image: text"}}
 	path := filepath.Join(t.TempDir(), "report.json")
 	var out bytes.Buffer
 	if err := WriteJSON(&out, r); err != nil {
@@ -180,6 +183,13 @@ func TestJSONSurvivesJQ(t *testing.T) {
 		}
 	}
 	firstPath, _ := json.Marshal(r.Findings[0].Locations[0].Path)
+	var reasons, skipped []string
+	for _, x := range r.IncompleteReasons {
+		reasons = append(reasons, cmp.Or(x.Target, "run")+": "+x.Reason)
+	}
+	for _, x := range r.Skipped {
+		skipped = append(skipped, x.Path+": "+x.Reason)
+	}
 
 	tests := []struct {
 		name, filter string
@@ -190,7 +200,9 @@ func TestJSONSurvivesJQ(t *testing.T) {
 		{"paths of critical findings", `.findings[] | select(.severity == "critical") | .locations[] | select(.path) | "\(.view):\(.path)"`, quoteAll(criticalPaths)},
 		{"baseline fingerprints", `[.findings[].fingerprint]`, nil},
 		{"target errors", `.targets[] | .path as $p | .errors[] | "\($p): \(.)"`, quoteAll(errs)},
-		{"complete", `.complete`, []string{"true"}},
+		{"complete", `.complete`, []string{"false"}},
+		{"incomplete reasons", `.incomplete_reasons[] | "\(.target // "run"): \(.reason)"`, quoteAll(reasons)},
+		{"skipped", `.skipped[] | "\(.path): \(.reason)"`, quoteAll(skipped)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
