@@ -161,6 +161,14 @@ func TestUnreadableTargetsMakeTheRunIncomplete(t *testing.T) {
 	if err := os.WriteFile(trunc, whole[:100000], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// An overlay whose backing file is gone: one error, said once (it was
+	// listed as a target error and again as a backing error).
+	gone, orphan := filepath.Join(dir, "gone.qcow2"), filepath.Join(dir, "orphan.qcow2")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", gone, "64M")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "gone.qcow2", orphan)
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		targets []string
@@ -168,6 +176,7 @@ func TestUnreadableTargetsMakeTheRunIncomplete(t *testing.T) {
 	}{
 		{"missing file", []string{img, filepath.Join(dir, "missing.qcow2")}, "1 of 2 targets could not be read completely"},
 		{"truncated qcow2 alone", []string{trunc}, "1 of 1 targets could not be read completely"},
+		{"backing file missing", []string{orphan}, "1 of 1 targets could not be read completely"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,7 +195,8 @@ func TestUnreadableTargetsMakeTheRunIncomplete(t *testing.T) {
 			if err := report.WriteTable(&buf, rep, report.TableOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(buf.String(), "TARGET ERRORS (1)\n  "+x.Reason+"\n") || strings.Contains(buf.String(), ", complete\n") {
+			if !strings.Contains(buf.String(), "TARGET ERRORS (1)\n  "+x.Reason+"\n") || strings.Contains(buf.String(), ", complete\n") ||
+				strings.Count(x.Reason, x.Target) != 1 {
 				t.Errorf("table:\n%s", buf.String())
 			}
 		})
