@@ -528,3 +528,19 @@ func TestDirectoryAccountingAsUnprivilegedUser(t *testing.T) {
 	os.Chmod(in("overlay.qcow2"), 0o644)
 	unchanged(t, before, root)
 }
+
+// info lists a missing backing file in the chain and says its error once.
+func TestInfoSaysEachErrorOnce(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	dir := t.TempDir()
+	base, top := filepath.Join(dir, "base.qcow2"), filepath.Join(dir, "top.qcow2")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "4M")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", top)
+	if err := os.Remove(base); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ := runCLI(t, "info", top)
+	if !strings.Contains(out, "<- base.qcow2 (qcow2) [NOT OPENED]") || strings.Count(out, "no such file or directory") != 1 {
+		t.Errorf("info:\n%s", out)
+	}
+}

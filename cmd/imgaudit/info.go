@@ -163,7 +163,7 @@ func writeInfoTable(w io.Writer, ii infoImage) {
 				s += " (" + b.Format + ")"
 			}
 			if b.Error != "" {
-				s += " [NOT OPENED: " + b.Error + "]"
+				s += " [NOT OPENED]" // the error itself is among the errors below
 			}
 			fmt.Fprint(w, s)
 		}
