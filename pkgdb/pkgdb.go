@@ -13,7 +13,10 @@ package pkgdb
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"path"
+	"strings"
 )
 
 // FS is the read-only access to a guest filesystem that the readers need.
@@ -37,6 +40,7 @@ type Owner struct {
 	Manager  string // "dpkg", "rpm", "apk", "python"
 	Package  string
 	Version  string
+	Arch     string // the package's architecture where the manager records one
 	Digest   Digest // zero when the manager recorded none for this file
 	Conffile bool   // a configuration file the admin is expected to edit
 }
@@ -62,4 +66,131 @@ func readers() []managerReader {
 		{"apk", readAPK},
 		{"python", readPythonRecords},
 	}
+}
+
+// maxRecords bounds the records one filesystem may contribute (a full
+// desktop's dpkg records ~300k files).
+const maxRecords = 1 << 22
+
+// DB is what every package manager of one filesystem records, by path.
+type DB struct {
+	byPath map[string][]Owner
+	// Managers lists the managers whose records were found, in reader order.
+	Managers []string
+	// Errors are the readers' errors: a reader that fails contributes what
+	// it read before failing, and the others still run.
+	Errors []error
+	// Truncated is set when the records passed maxRecords: paths past the
+	// cap are not owned as far as Lookup knows.
+	Truncated bool
+}
+
+// Read runs every manager's reader once over fsys and merges their
+// records. A path that the guest reaches through a symlinked top-level
+// directory (/lib -> usr/lib on merged-/usr systems) is filed under the
+// path the filesystem index reports, when fsys can read symlinks.
+func Read(ctx context.Context, fsys FS) *DB {
+	db := &DB{byPath: map[string][]Owner{}}
+	canon := newCanonicalizer(fsys)
+	n := 0
+	for _, r := range readers() {
+		if err := ctx.Err(); err != nil {
+			db.Errors = append(db.Errors, err)
+			break
+		}
+		recs, err := r.read(ctx, fsys)
+		if err != nil {
+			db.Errors = append(db.Errors, fmt.Errorf("pkgdb: %s: %w", r.name, err))
+		}
+		if len(recs) > 0 {
+			db.Managers = append(db.Managers, r.name)
+		}
+		for _, rec := range recs {
+			if n >= maxRecords {
+				db.Truncated = true
+				break
+			}
+			p := canon.path(rec.Path)
+			db.byPath[p] = append(db.byPath[p], rec.Owner)
+			n++
+		}
+	}
+	return db
+}
+
+// Lookup returns every package that records the file at absolute path p,
+// or nil when none does.
+func (db *DB) Lookup(p string) []Owner {
+	if db == nil {
+		return nil
+	}
+	return db.byPath[path.Clean("/"+p)]
+}
+
+// Len is the number of distinct paths recorded.
+func (db *DB) Len() int {
+	if db == nil {
+		return 0
+	}
+	return len(db.byPath)
+}
+
+// LinkReader is implemented by filesystems that can read symlinks; Read
+// then files records under the paths their top-level symlinks lead to.
+type LinkReader interface {
+	Readlink(path string) (string, error)
+}
+
+// canonicalizer maps a recorded path to the path the filesystem index
+// reports for the same file, resolving symlinks among the top-level
+// directories (merged /usr: /bin, /sbin, /lib*). Deeper symlinked
+// directories are rare in package records and are not resolved.
+type canonicalizer struct {
+	lr   LinkReader
+	tops map[string]string // first component -> its replacement ("" = none)
+}
+
+func newCanonicalizer(fsys FS) *canonicalizer {
+	lr, _ := fsys.(LinkReader)
+	return &canonicalizer{lr: lr, tops: map[string]string{}}
+}
+
+func (c *canonicalizer) path(p string) string {
+	p = path.Clean("/" + p)
+	if c.lr == nil {
+		return p
+	}
+	for range 4 { // a chain of top-level links; stop on loops
+		first, rest, _ := strings.Cut(p[1:], "/")
+		to, ok := c.tops[first]
+		if !ok {
+			to = c.resolve(first)
+			c.tops[first] = to
+		}
+		if to == "" || rest == "" {
+			return p
+		}
+		p = path.Join(to, rest)
+	}
+	return p
+}
+
+// resolve returns where the top-level entry name leads when it is a
+// symlink inside the filesystem, "" otherwise.
+func (c *canonicalizer) resolve(name string) string {
+	if name == "" || len(c.tops) > 1024 {
+		return ""
+	}
+	t, err := c.lr.Readlink("/" + name)
+	if err != nil || t == "" {
+		return ""
+	}
+	if !strings.HasPrefix(t, "/") {
+		t = "/" + t
+	}
+	t = path.Clean(t)
+	if t == "/" || t == "/"+name {
+		return ""
+	}
+	return t
 }

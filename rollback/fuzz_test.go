@@ -47,21 +47,6 @@ func FuzzDebVersion(f *testing.F) {
 	})
 }
 
-func FuzzDpkgStatus(f *testing.F) {
-	f.Add([]byte("Package: a\nStatus: install ok installed\nVersion: 1.0\n\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		pkgs := ParseDpkgStatus(b)
-		if len(pkgs) > maxPackages {
-			t.Fatalf("%d packages", len(pkgs))
-		}
-		for _, p := range pkgs {
-			if p.Name == "" || p.Version == "" {
-				t.Fatalf("incomplete package %+v", p)
-			}
-		}
-	})
-}
-
 func FuzzAuthorizedKeys(f *testing.F) {
 	f.Add([]byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9rZXk= c\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {

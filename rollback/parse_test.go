@@ -140,22 +140,6 @@ func TestCompareDebVersionsMatchesDpkg(t *testing.T) {
 	}
 }
 
-func TestParseDpkgStatus(t *testing.T) {
-	in := "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\nDescription: x\n long text\n .\n\n" +
-		"Package: b\nStatus: deinstall ok config-files\nVersion: 2.0\n\n\n\n" +
-		"Package: c\nStatus: install ok half-configured\nVersion: 3\n\n" +
-		"Package: d\nStatus: install ok installed\n\n" +
-		"Package: e\nstatus: install ok installed\nArchitecture: all\nVersion: 5"
-	want := []DpkgPackage{{"a", "amd64", "1.0-1", 1}, {"e", "all", "5", 22}}
-	got := ParseDpkgStatus([]byte(in))
-	if !slices.Equal(got, want) {
-		t.Errorf("got %+v\nwant %+v", got, want)
-	}
-	if got[0].Key() != "a:amd64" || got[1].Key() != "e" {
-		t.Errorf("keys %q %q", got[0].Key(), got[1].Key())
-	}
-}
-
 func TestParseAuthorizedKeys(t *testing.T) {
 	testutil.RequireTool(t, "ssh-keygen")
 	k := newSSHKey(t, "ed25519", "user@host")

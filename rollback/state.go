@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/imgaudit/imgaudit/guestfs"
+	"github.com/imgaudit/imgaudit/pkgdb"
 )
 
 // FS is the read-only access to a guest filesystem that rollback needs.
@@ -102,7 +103,7 @@ type state struct {
 	hostKeys []keyFile
 	tlsKeys  []keyFile
 	sudo     map[string]sudoAt // normalised rule text -> where
-	packages map[string]DpkgPackage
+	packages map[string]pkgdb.DpkgPackage
 	rpmDB    string // an RPM database directory that is present
 	notes    []string
 	// failed holds the categories (catAccounts, ...) for which a file
@@ -172,7 +173,7 @@ func (r *stateReader) dir(p string) []DirEntry {
 func readState(ctx context.Context, fsys FS) (*state, error) {
 	st := &state{
 		shadow: map[string]ShadowEntry{}, passwd: map[string]PasswdEntry{}, groups: map[string]GroupEntry{},
-		authKeys: map[string]map[string]keyAt{}, sudo: map[string]sudoAt{}, packages: map[string]DpkgPackage{},
+		authKeys: map[string]map[string]keyAt{}, sudo: map[string]sudoAt{}, packages: map[string]pkgdb.DpkgPackage{},
 		failed: map[string]bool{},
 	}
 	r := &stateReader{ctx: ctx, fs: fsys, st: st, read: map[string]bool{}, cat: catAccounts}
@@ -208,7 +209,7 @@ func readState(ctx context.Context, fsys FS) (*state, error) {
 	r.cat = catSudoers
 	r.readSudoers(sudoersPath, 0)
 	r.cat = catPackages
-	for _, p := range ParseDpkgStatus(r.file(dpkgStatusPath)) {
+	for _, p := range pkgdb.ParseDpkgStatus(r.file(dpkgStatusPath)) {
 		if _, dup := st.packages[p.Key()]; !dup {
 			st.packages[p.Key()] = p
 		}

@@ -37,6 +37,10 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  dpkg:dpkg
+  dpkg-deb:dpkg
+  dpkg-divert:dpkg
+  md5sum:coreutils
   aeskeyfind:aeskeyfind
   msgfmt:gettext
   gcc:gcc
