@@ -15,6 +15,8 @@ var fixtureSecrets = []string{
 	"wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY9",
 	"$6$saltsalt$Q9zT1m7a6e0rKpYb3u8sJ7xWq2Vn5cL4dH1gF0eR9tY6uI3oP8aS5dF2gH7jK4lZ1xC6vB9nM0qW3eR8tY5uI",
 	"hunter2-is-not-a-good-password-but-it-is-secret",
+	"MIIEpAIBAAKCAQEAselftestkeyofalibraryXYZ0123456789",
+	"AKIAZZZZTESTFIXTURE1/sk-in-a-tests-dir-0123456789abcdef",
 }
 
 // metaDecoy is a metadata value outside the table's allow-list; WriteTable
@@ -117,12 +119,34 @@ func sampleReport() *Report {
 					{Target: web, View: web + "#memory:golden", ViewKind: "memory", Offset: 0x7fff000, Length: 56, State: StateUnknown, Exposure: ExposureMemory, Encoding: "utf-16le"},
 				},
 			},
+			{
+				Rule: "private-key-rsa", Description: "RSA private key", Category: "private-key", Severity: SeverityInfo,
+				Fingerprint: fp(fixtureSecrets[4]), Preview: "-----BEGIN RSA PRIVATE KEY-----",
+				Exposure: []string{ExposureDeleted, ExposureLive}, OutsideGuestControl: true,
+				Reasons: []Reason{
+					{Code: ReasonPackageFileUnmodified, Text: "shipped by libgnutls30 3.7.9-2+deb12u3 (dpkg) in /usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3, unmodified since installed (md5 matches): the same bytes are on every machine that installed it", From: SeverityCritical, To: SeverityInfo},
+					{Code: ReasonPublicByPropagation, Text: "1 other location holds the same public bytes"},
+				},
+				Provenance: []Provenance{{Manager: "dpkg", Package: "libgnutls30", Version: "3.7.9-2+deb12u3", Arch: "amd64", Target: web,
+					Path: "/usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3\x1b[2J", Digest: "md5"}},
+				Locations: []Location{
+					{Target: web, View: cur, ViewKind: "current", Offset: 0x8800000, Length: 1190, Partition: "p1", Path: "/usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3\x1b[2J", State: StateAllocated, Exposure: ExposureLive},
+					{Target: web, View: cur, ViewKind: "current", Offset: 0x9900000, Length: 1190, Partition: "p1", State: StateFree, Exposure: ExposureDeleted},
+				},
+			},
+			{
+				Rule: "aws-access-key-pair", Description: "AWS access key pair", Category: "cloud", Severity: SeverityMedium,
+				Fingerprint: fp(fixtureSecrets[5]), Preview: "AKIA…(56 chars)",
+				Exposure:  []string{ExposureLive},
+				Reasons:   []Reason{{Code: ReasonTestPath, Text: "every file holding it is under a test directory (tests/ in /opt/app/tests/.env) that no package owns", From: SeverityCritical, To: SeverityMedium}},
+				Locations: []Location{{Target: web, View: cur, ViewKind: "current", Offset: 0xa000000, Length: 56, Partition: "p1", Path: "/opt/app/tests/.env", State: StateAllocated, Exposure: ExposureLive}},
+			},
 		},
 		Summary: Summary{
-			Targets: 2, TargetsFailed: 1, Findings: 4,
-			BySeverity:          map[string]int{SeverityCritical: 1, SeverityHigh: 1, SeverityMedium: 1, SeverityLow: 1},
-			ByExposure:          map[string]int{ExposureLive: 2, ExposureSnapshot: 1, ExposureDeleted: 1, ExposureBacking: 1, ExposureMemory: 1},
-			OutsideGuestControl: 3, SuppressedByBaseline: 2,
+			Targets: 2, TargetsFailed: 1, Findings: 6,
+			BySeverity:          map[string]int{SeverityCritical: 1, SeverityHigh: 1, SeverityMedium: 2, SeverityLow: 1, SeverityInfo: 1},
+			ByExposure:          map[string]int{ExposureLive: 4, ExposureSnapshot: 1, ExposureDeleted: 2, ExposureBacking: 1, ExposureMemory: 1},
+			OutsideGuestControl: 4, SuppressedByBaseline: 2,
 			AllocatedBytes: 1893 << 20, ScannedBytes: 1243 << 20,
 		},
 	}

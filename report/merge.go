@@ -103,6 +103,8 @@ func Merge(reports ...*Report) *Report {
 				nf.Locations = nil
 				nf.Metadata = maps.Clone(f.Metadata)
 				nf.New = cloneBool(f.New)
+				nf.Reasons = slices.Clone(f.Reasons)
+				nf.Provenance = slices.Clone(f.Provenance)
 				index[k] = len(out.Findings)
 				out.Findings = append(out.Findings, nf)
 				i = len(out.Findings) - 1
@@ -134,8 +136,21 @@ func mergeFinding(dst, src *Finding) {
 	if dst.KeyFingerprint == "" {
 		dst.KeyFingerprint = src.KeyFingerprint
 	}
-	if SeverityRank(src.Severity) < SeverityRank(dst.Severity) {
+	switch {
+	case src.Severity == dst.Severity:
+		dst.Reasons = appendReasons(dst.Reasons, src.Reasons, "")
+	case SeverityRank(src.Severity) < SeverityRank(dst.Severity):
+		// The more severe input wins; the other's downgrades no longer
+		// describe the finding's severity, but still say what it found.
+		dst.Reasons = appendReasons(slices.Clone(src.Reasons), dst.Reasons, dst.Severity)
 		dst.Severity = src.Severity
+	default:
+		dst.Reasons = appendReasons(dst.Reasons, src.Reasons, src.Severity)
+	}
+	for _, p := range src.Provenance {
+		if !slices.Contains(dst.Provenance, p) {
+			dst.Provenance = append(dst.Provenance, p)
+		}
 	}
 	for k, v := range src.Metadata {
 		if _, ok := dst.Metadata[k]; !ok {
@@ -153,6 +168,21 @@ func mergeFinding(dst, src *Finding) {
 		v := *dst.New && *src.New
 		dst.New = &v
 	}
+}
+
+// appendReasons adds the reasons of more that dst lacks. When more came
+// from an input that rated the finding otherwise (at severity other), its
+// reasons lose their from/to and say so.
+func appendReasons(dst, more []Reason, other string) []Reason {
+	for _, r := range more {
+		if other != "" {
+			r = Reason{Code: r.Code, Text: "another report rated it " + other + ": " + r.Text}
+		}
+		if !slices.Contains(dst, r) {
+			dst = append(dst, r)
+		}
+	}
+	return dst
 }
 
 // RecomputeExposure sets f.Exposure to the set of its locations' classes

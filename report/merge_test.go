@@ -65,3 +65,40 @@ func TestMerge(t *testing.T) {
 		t.Errorf("empty merge: %+v", e)
 	}
 }
+
+// TestMergeKeepsTheMoreSevereRating: a finding public (info) in one shard
+// and critical in another is critical once merged, and the info shard's
+// downgrade is kept as an explanation without from/to.
+func TestMergeKeepsTheMoreSevereRating(t *testing.T) {
+	pub := Reason{Code: ReasonPackageFileUnmodified, Text: "shipped by libx", From: SeverityCritical, To: SeverityInfo}
+	prov := Provenance{Manager: "dpkg", Package: "libx", Version: "1", Target: "a", Path: "/usr/lib/libx.so"}
+	info := func() *Report {
+		return &Report{SchemaVersion: SchemaVersion, Findings: []Finding{{Rule: "k", Fingerprint: "sha256:1", Severity: SeverityInfo,
+			Reasons: []Reason{pub}, Provenance: []Provenance{prov}, Locations: []Location{{Target: "a", View: "a#current"}}}}}
+	}
+	crit := &Report{SchemaVersion: SchemaVersion, Findings: []Finding{{Rule: "k", Fingerprint: "sha256:1", Severity: SeverityCritical,
+		Locations: []Location{{Target: "b", View: "b#current"}}}}}
+	demoted := Reason{Code: ReasonPackageFileUnmodified, Text: "another report rated it info: shipped by libx"}
+	cases := []struct {
+		name     string
+		in       []*Report
+		severity string
+		reasons  []Reason
+	}{
+		{"info then critical", []*Report{info(), crit}, SeverityCritical, []Reason{demoted}},
+		{"critical then info", []*Report{crit, info()}, SeverityCritical, []Reason{demoted}},
+		{"info twice", []*Report{info(), info()}, SeverityInfo, []Reason{pub}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := Merge(c.in...)
+			f := m.Findings[0]
+			if f.Severity != c.severity || !slices.Equal(f.Reasons, c.reasons) || !slices.Equal(f.Provenance, []Provenance{prov}) {
+				t.Errorf("severity %s, reasons %+v, provenance %+v", f.Severity, f.Reasons, f.Provenance)
+			}
+			if m.Summary.BySeverity[c.severity] != 1 {
+				t.Errorf("by_severity %v", m.Summary.BySeverity)
+			}
+		})
+	}
+}

@@ -5,16 +5,20 @@ import (
 	"slices"
 )
 
-// Severities, most severe first. The detectors emit exactly these.
+// Severities, most severe first. The detectors emit the first four; the
+// scanner gives SeverityInfo to a finding it proved public (shipped
+// unmodified by a package installed in the image): --fail-on never counts
+// it.
 const (
 	SeverityCritical = "critical"
 	SeverityHigh     = "high"
 	SeverityMedium   = "medium"
 	SeverityLow      = "low"
+	SeverityInfo     = "info"
 )
 
 // SeverityRank orders severities for display and for --fail-on: critical is
-// 0, low is 3, and anything unknown sorts after low (4).
+// 0, low is 3, info 4, and anything unknown sorts after info (5).
 func SeverityRank(s string) int {
 	switch s {
 	case SeverityCritical:
@@ -25,13 +29,26 @@ func SeverityRank(s string) int {
 		return 2
 	case SeverityLow:
 		return 3
+	case SeverityInfo:
+		return 4
 	}
-	return 4
+	return 5
 }
 
 // severityNames lists the known severities in rank order.
 func severityNames() []string {
-	return []string{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow}
+	return []string{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityInfo}
+}
+
+// LowerSeverity returns the severity steps levels below s, never below
+// low: lowering by context never makes a finding info, only proof that it
+// is public does. Unknown severities are returned unchanged.
+func LowerSeverity(s string, steps int) string {
+	r := SeverityRank(s)
+	if r > SeverityRank(SeverityLow) {
+		return s
+	}
+	return severityNames()[min(r+steps, SeverityRank(SeverityLow))]
 }
 
 // exposureNames lists the known exposure classes in display order.

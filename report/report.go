@@ -5,7 +5,9 @@ package report
 
 import "time"
 
-// SchemaVersion is bumped when fields are added; consumers ignore unknown fields.
+// SchemaVersion is bumped when fields are added; consumers ignore unknown
+// fields. 2 added incomplete_reasons, skipped, targets[].notes, severity
+// "info" and findings' reasons and provenance.
 const SchemaVersion = 2
 
 // Exposure classes. Everything but Live is outside the guest's control.
@@ -152,8 +154,63 @@ type Finding struct {
 	Metadata            map[string]string `json:"metadata,omitempty"`
 	// New is set by baseline/state comparison: true when the fingerprint was
 	// not known before. Absent when no baseline was given.
-	New       *bool      `json:"new,omitempty"`
-	Locations []Location `json:"locations"`
+	New *bool `json:"new,omitempty"`
+	// Reasons explain every change of the severity the rule gave (and
+	// why a severity was kept where a downgrade was considered), in the
+	// order they were applied.
+	Reasons []Reason `json:"reasons,omitempty"`
+	// Provenance lists the package files that hold the secret: which
+	// package installed each, and whether it is unmodified since.
+	Provenance []Provenance `json:"provenance,omitempty"`
+	Locations  []Location   `json:"locations"`
+}
+
+// Reason is one explanation of a finding's severity. From and To are set
+// when this reason changed the severity; a reason without them says why a
+// severity was kept.
+type Reason struct {
+	Code string `json:"code"`
+	Text string `json:"text"`
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+}
+
+// Reason codes.
+const (
+	// ReasonPackageFileUnmodified: the secret is in a file that a package
+	// installed and that still has the recorded digest: public material,
+	// severity info.
+	ReasonPackageFileUnmodified = "package-file-unmodified"
+	// ReasonPublicByPropagation: locations other than the package files
+	// (free blocks, other copies) hold the same public bytes.
+	ReasonPublicByPropagation = "public-by-propagation"
+	// ReasonPackageFileModified: a package installed the file, but its
+	// digest differs from the recorded one: severity kept.
+	ReasonPackageFileModified = "package-file-modified"
+	// ReasonPublicInSomeTargets: public in some targets only: severity kept.
+	ReasonPublicInSomeTargets = "public-in-some-targets"
+	// ReasonTestPath and ReasonDocumentationPath: every file holding the
+	// secret is a test file or documentation that no package owns.
+	ReasonTestPath          = "test-path"
+	ReasonDocumentationPath = "documentation-path"
+)
+
+// Provenance is what a package manager records about one file holding a
+// finding's secret, and whether the file is unmodified since.
+type Provenance struct {
+	Manager string `json:"manager"` // "dpkg", "rpm", "apk", "python"
+	Package string `json:"package"`
+	Version string `json:"version"`
+	Arch    string `json:"arch,omitempty"`
+	Target  string `json:"target"`
+	Path    string `json:"path"`
+	// Conffile: a configuration file, which the admin is expected to edit.
+	Conffile bool `json:"conffile,omitempty"`
+	// Modified: the file's digest differs from the one the manager recorded
+	// at install (or the manager recorded none); false: unmodified.
+	Modified bool `json:"modified"`
+	// Digest is the algorithm that was compared ("md5", "sha256"...).
+	Digest string `json:"digest,omitempty"`
 }
 
 // Location is one place a finding's secret was seen.

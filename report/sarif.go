@@ -25,7 +25,11 @@ const (
 )
 
 // SARIFLevel maps a severity to a SARIF level: critical and high are
-// errors, medium a warning, low (and anything unknown) a note.
+// errors, medium a warning, low, info (and anything unknown) a note. SARIF
+// 2.1.0 has four levels (error, warning, note, none); "none" is for
+// results whose kind is not "fail", and GitHub code scanning fails a
+// check on error (and, by default, on high or critical security
+// severity), never on note.
 func SARIFLevel(severity string) string {
 	switch severity {
 	case SeverityCritical, SeverityHigh:
@@ -38,7 +42,9 @@ func SARIFLevel(severity string) string {
 
 // SARIFSecuritySeverity maps a severity to the CVSS-like score that GitHub
 // code scanning reads from properties["security-severity"] (a numeric
-// string: >= 9.0 critical, >= 7.0 high, >= 4.0 medium, else low).
+// string: >= 9.0 critical, >= 7.0 high, >= 4.0 medium, 0.1 to 3.9 low).
+// Info has none (""): the property is left out, so that GitHub shows the
+// level (note) instead of ranking a public secret as a low-severity one.
 func SARIFSecuritySeverity(severity string) string {
 	switch severity {
 	case SeverityCritical:
@@ -47,6 +53,8 @@ func SARIFSecuritySeverity(severity string) string {
 		return "8.0"
 	case SeverityMedium:
 		return "5.0"
+	case SeverityInfo:
+		return ""
 	}
 	return "2.0"
 }
@@ -215,7 +223,10 @@ func sarifLogFor(r *Report) (sarifLog, []*Finding, map[string]int) {
 		cur, _ := rule.Properties["severity"].(string)
 		if cur == "" || SeverityRank(f.Severity) < SeverityRank(cur) {
 			rule.Properties["severity"] = f.Severity
-			rule.Properties["security-severity"] = SARIFSecuritySeverity(f.Severity)
+			delete(rule.Properties, "security-severity")
+			if ss := SARIFSecuritySeverity(f.Severity); ss != "" {
+				rule.Properties["security-severity"] = ss
+			}
 			rule.DefaultConfiguration.Level = SARIFLevel(f.Severity)
 		}
 	}
@@ -281,6 +292,15 @@ func sarifResultFor(f *Finding, ruleIndex int) sarifResult {
 	}
 	if f.KeyFingerprint != "" {
 		props["key_fingerprint"] = f.KeyFingerprint
+	}
+	if len(f.Reasons) > 0 {
+		props["reasons"] = f.Reasons
+		for _, r := range f.Reasons {
+			msg += " " + r.Text + "."
+		}
+	}
+	if len(f.Provenance) > 0 {
+		props["provenance"] = f.Provenance
 	}
 	res := sarifResult{
 		RuleID:              f.Rule,

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,6 +92,10 @@ func TestWriteSARIFMapping(t *testing.T) {
 		"aws-access-key":            {"error", "8.0", "cloud"},
 		"password-hash-sha512crypt": {"warning", "5.0", "password-hash"},
 		"generic-password":          {"note", "2.0", "credential"},
+		"aws-access-key-pair":       {"warning", "5.0", "cloud"},
+		// info: a note without a security-severity, so GitHub does not
+		// rank public material as a low-severity alert
+		"private-key-rsa": {"note", "<nil>", "private-key"},
 	}
 	if len(run.Tool.Driver.Rules) != len(wantRule) {
 		t.Errorf("%d rules, want %d (one per rule id used)", len(run.Tool.Driver.Rules), len(wantRule))
@@ -101,7 +106,7 @@ func TestWriteSARIFMapping(t *testing.T) {
 			t.Errorf("unexpected rule %q", rule.ID)
 			continue
 		}
-		if rule.DefaultConfiguration.Level != w.level || rule.Properties["security-severity"] != w.secSev || rule.Properties["category"] != w.category {
+		if rule.DefaultConfiguration.Level != w.level || fmt.Sprint(rule.Properties["security-severity"]) != w.secSev || rule.Properties["category"] != w.category {
 			t.Errorf("rule %s: level %q security-severity %v category %v, want %+v", rule.ID,
 				rule.DefaultConfiguration.Level, rule.Properties["security-severity"], rule.Properties["category"], w)
 		}
@@ -134,6 +139,23 @@ func TestWriteSARIFMapping(t *testing.T) {
 		}
 		if kf, _ := res.Properties["key_fingerprint"].(string); kf != f.KeyFingerprint {
 			t.Errorf("%s: key_fingerprint %q, want %q", f.Rule, kf, f.KeyFingerprint)
+		}
+		// reasons and provenance are result properties, as in the JSON
+		// (absent when the finding has none)
+		for key, field := range map[string]any{"reasons": f.Reasons, "provenance": f.Provenance} {
+			b, _ := json.Marshal(field)
+			var generic any // as the SARIF was read back: object keys sorted
+			json.Unmarshal(b, &generic)
+			want, _ := json.Marshal(generic)
+			got, _ := json.Marshal(res.Properties[key])
+			if string(got) != string(want) {
+				t.Errorf("%s: properties[%s] = %s, want %s", f.Rule, key, got, want)
+			}
+		}
+		for _, r := range f.Reasons {
+			if !strings.Contains(res.Message.Text, r.Text) {
+				t.Errorf("%s: message %q lacks reason %q", f.Rule, res.Message.Text, r.Text)
+			}
 		}
 		wantBaseline := ""
 		if f.New != nil {

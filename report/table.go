@@ -38,6 +38,8 @@ func severityColor(s string) string {
 		return "\x1b[0;33m"
 	case SeverityLow:
 		return "\x1b[0;36m"
+	case SeverityInfo:
+		return "\x1b[0;37m"
 	}
 	return "\x1b[0;39m"
 }
@@ -74,13 +76,15 @@ func WriteTable(w io.Writer, r *Report, opts TableOptions) error {
 	tw.header(r)
 
 	all := SortedFindings(r)
-	var findings, rollback []*Finding
+	var findings, rollback, public []*Finding
 	for _, f := range all {
-		switch f.Category {
-		case CategoryRollbackRisk:
+		switch {
+		case f.Category == CategoryRollbackRisk:
 			rollback = append(rollback, f)
-		case CategoryClonedIdentity:
+		case f.Category == CategoryClonedIdentity:
 			// shown in the shared identity section
+		case f.Severity == SeverityInfo:
+			public = append(public, f)
 		default:
 			findings = append(findings, f)
 		}
@@ -98,6 +102,7 @@ func WriteTable(w io.Writer, r *Report, opts TableOptions) error {
 	tw.section(fmt.Sprintf("LIVE ONLY (%d)", len(findings)-split),
 		"in allocated files of the current state",
 		findings[split:])
+	tw.knownPublic(public)
 	tw.rollback(rollback)
 	tw.sharedIdentity(r)
 	tw.timelines(r)
@@ -236,6 +241,9 @@ func (t *tableWriter) finding(f *Finding, ruleWidth int) {
 		t.printf("  details:     %s\n", meta)
 	}
 	t.printf("  fingerprint: %s\n", clean(f.Fingerprint))
+	for _, r := range f.Reasons {
+		t.printf("  %s\n", reasonText(r))
+	}
 
 	locs := sortedLocations(f)
 	shown := capLocations(locs, t.maxLoc)
@@ -254,6 +262,62 @@ func (t *tableWriter) finding(f *Finding, ruleWidth int) {
 	if n := len(locs) - len(shown); n > 0 {
 		t.printf("    ... and %s\n", plural(n, "more location"))
 	}
+}
+
+// reasonText is a finding's reason as one table line.
+func reasonText(r Reason) string {
+	head := "reason:     "
+	if r.From != "" && r.To != "" && r.From != r.To {
+		head = fmt.Sprintf("reason:      %s -> %s:", clean(r.From), clean(r.To))
+	}
+	return fmt.Sprintf("%s %s (%s)", head, clean(r.Text), clean(r.Code))
+}
+
+// knownPublic lists the findings proved public, folded: one line each,
+// with the package that ships the secret and how many places hold it.
+func (t *tableWriter) knownPublic(findings []*Finding) {
+	if len(findings) == 0 {
+		return
+	}
+	t.printf("\nKNOWN PUBLIC (%d)\n", len(findings))
+	t.printf("  shipped unmodified by packages installed in the image, so the same bytes are on every machine that installed them; --fail-on never counts them (--no-downgrade reports them at full severity)\n")
+	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
+	for _, f := range findings {
+		from := ""
+		for _, r := range f.Reasons {
+			if r.To == SeverityInfo && r.From != "" {
+				from = r.From
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", clean(f.Rule), dash(clean(from)), clean(f.Fingerprint),
+			publicSource(f), plural(len(f.Locations), "location"))
+	}
+	if err := tw.Flush(); err != nil && t.err == nil {
+		t.err = err
+	}
+}
+
+// publicSource names the first unmodified package file holding the
+// finding, and how many more there are.
+func publicSource(f *Finding) string {
+	var first *Provenance
+	n := 0
+	for i := range f.Provenance {
+		if p := &f.Provenance[i]; !p.Modified {
+			if first == nil {
+				first = p
+			}
+			n++
+		}
+	}
+	if first == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%s %s (%s) %s", clean(first.Package), clean(first.Version), clean(first.Manager), clean(first.Path))
+	if n > 1 {
+		s += fmt.Sprintf(" and %s", plural(n-1, "more package file"))
+	}
+	return s
 }
 
 // capLocations picks at most max of the sorted locations (all when max < 0).

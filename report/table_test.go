@@ -45,7 +45,12 @@ func TestWriteTable(t *testing.T) {
 				"2 of 2 targets had errors",
 				"/srv/images/web01.qcow2 [qcow2] 10.0 GiB: current, snapshot:golden, backing:base.qcow2, unreferenced, memory:golden",
 				"OUTSIDE THE GUEST'S CONTROL (3)",
-				"LIVE ONLY (1)",
+				"LIVE ONLY (2)",
+				// a lowered finding says why, under its fingerprint
+				"reason:      critical -> medium: every file holding it is under a test directory (tests/ in /opt/app/tests/.env) that no package owns (test-path)",
+				// a public finding is folded to one line, image strings escaped
+				"KNOWN PUBLIC (1)",
+				"private-key-rsa  critical  " + fp(fixtureSecrets[4]) + "  libgnutls30 3.7.9-2+deb12u3 (dpkg) /usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3\\x1b[2J  2 locations",
 				"exposure: snapshot,live",
 				"key:         SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
 				"details:     bits=3072 encrypted=false key_type=rsa",
@@ -65,13 +70,14 @@ func TestWriteTable(t *testing.T) {
 				// with offsets: it is printed once.
 				"UNATTRIBUTED FILESYSTEMS (1)",
 				"/srv/images/web01.qcow2#current p2 (xfs) at 0x200100000, 1.0 GiB: XFS is not supported",
-				"SUMMARY: 4 findings (1 critical, 1 high, 1 medium, 1 low); exposure: 1 snapshot, 1 backing, 1 deleted, 1 memory, 2 live; 3 outside the guest's control; 2 suppressed by baseline",
+				"SUMMARY: 6 findings (1 critical, 1 high, 2 medium, 1 low, 1 info); exposure: 1 snapshot, 1 backing, 2 deleted, 1 memory, 4 live; 4 outside the guest's control; 2 suppressed by baseline",
 			},
 			order: []string{
 				"OUTSIDE THE GUEST'S CONTROL", "CRITICAL  ssh-rsa-private-key", "HIGH      aws-access-key", "LOW       generic-password",
-				"LIVE ONLY", "MEDIUM    password-hash-sha512crypt", "TARGET ERRORS", "UNATTRIBUTED FILESYSTEMS", "SUMMARY",
+				"LIVE ONLY", "MEDIUM    aws-access-key-pair", "MEDIUM    password-hash-sha512crypt", "KNOWN PUBLIC", "TARGET ERRORS", "UNATTRIBUTED FILESYSTEMS", "SUMMARY",
 			},
-			wantNot: []string{"INCOMPLETE", "/var/backups/key.4", "\x1b", "\t", metaDecoy, "AKIAIOSFODNN7EXAMPLE"},
+			// the public finding is not listed with its locations
+			wantNot: []string{"INCOMPLETE", "/var/backups/key.4", "\x1b", "\t", metaDecoy, "AKIAIOSFODNN7EXAMPLE", "INFO ", "0x9900000"},
 		},
 		{
 			name:    "all locations",
