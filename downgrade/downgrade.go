@@ -233,6 +233,9 @@ func appendNew(list []report.Provenance, p report.Provenance) []report.Provenanc
 func packageFiles(ps []report.Provenance) string {
 	p := ps[0]
 	s := fmt.Sprintf("%s %s (%s) in %s", p.Package, p.Version, p.Manager, p.Path)
+	if p.Source != "" {
+		s = fmt.Sprintf("%s %s (%s) in %s, compiled to %s", p.Package, p.Version, p.Manager, p.Source, p.Path)
+	}
 	if len(ps) > 1 {
 		s += ", and " + plural(len(ps)-1, "more package file")
 	}

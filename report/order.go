@@ -45,7 +45,7 @@ func severityNames() []string {
 // is public does. Unknown severities are returned unchanged.
 func LowerSeverity(s string, steps int) string {
 	r := SeverityRank(s)
-	if r > SeverityRank(SeverityLow) {
+	if r > SeverityRank(SeverityLow) || steps < 0 {
 		return s
 	}
 	return severityNames()[min(r+steps, SeverityRank(SeverityLow))]

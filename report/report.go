@@ -211,6 +211,11 @@ type Provenance struct {
 	Modified bool `json:"modified"`
 	// Digest is the algorithm that was compared ("md5", "sha256"...).
 	Digest string `json:"digest,omitempty"`
+	// Source is set for a compiled file that no package records (a CPython
+	// __pycache__/*.pyc made at install): the package file it was compiled
+	// from, whose digest was compared, and which the compiled file's
+	// header names by size and modification time.
+	Source string `json:"source,omitempty"`
 }
 
 // Location is one place a finding's secret was seen.

@@ -16,6 +16,7 @@ func TestLowerSeverity(t *testing.T) {
 		{SeverityInfo, 1, SeverityInfo},
 		{"bogus", 1, "bogus"},
 		{SeverityHigh, 0, SeverityHigh},
+		{SeverityHigh, -1, SeverityHigh}, // never raised
 	}
 	for _, c := range cases {
 		if got := LowerSeverity(c.in, c.steps); got != c.want {

@@ -138,10 +138,17 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 		s.placeLocations(ctx, fa)
 		out = append(out, fa.f)
 	}
+	sortFindings(out)
+	return out
+}
+
+// sortFindings orders findings by severity, outside the guest's control
+// first, then by rule and fingerprint.
+func sortFindings(out []report.Finding) {
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		if sa, sb := sevRank(a.Severity), sevRank(b.Severity); sa != sb {
-			return sa > sb
+		if sa, sb := report.SeverityRank(a.Severity), report.SeverityRank(b.Severity); sa != sb {
+			return sa < sb
 		}
 		if a.OutsideGuestControl != b.OutsideGuestControl {
 			return a.OutsideGuestControl
@@ -153,7 +160,6 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 		// one image wrote their findings in different orders.
 		return a.Fingerprint < b.Fingerprint
 	})
-	return out
 }
 
 // mergeRule folds another rule's match of the same secret into the finding.
@@ -180,14 +186,6 @@ func (fa *findingAcc) mergeRule(m detectors.Match) {
 		other = f.Metadata["also_matched"] + "," + other
 	}
 	f.Metadata["also_matched"] = other
-}
-
-func sevRank(s string) int {
-	sev, err := detectors.ParseSeverity(s)
-	if err != nil {
-		return 0
-	}
-	return int(sev)
 }
 
 // placeLocations fills in host offsets, filesystem attribution and the

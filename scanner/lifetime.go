@@ -80,6 +80,9 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 			if f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity {
 				continue // derived from the secrets' own rows
 			}
+			if f.Severity == report.SeverityInfo {
+				continue // public material: no secret's history
+			}
 			var at []int
 			for _, l := range f.Locations {
 				if i, ok := index[l.View]; ok && !slices.Contains(at, i) {
@@ -220,6 +223,9 @@ func (s *Scanner) sharedIdentity(ctx context.Context, ts []*target, rep *report.
 	var clones []report.Finding
 	for i := range rep.Findings {
 		f := &rep.Findings[i]
+		if f.Severity == report.SeverityInfo {
+			continue // public bytes (a library's self-test key) identify no machine
+		}
 		var names, paths []string
 		for _, l := range f.Locations {
 			if vm, ok := vmOf[l.Target]; ok && !slices.Contains(names, vm) {

@@ -57,6 +57,9 @@ type Options struct {
 	// Names, when set, records every name the images asked to open and
 	// what the policy answered.
 	Names *hostfile.Log
+	// NoDowngrade reports every finding at its rule's severity: no package
+	// provenance (severity info for public material) and no path context.
+	NoDowngrade bool
 }
 
 // Scanner runs scans. It holds no state between runs.
@@ -164,6 +167,9 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 		report.MarkIncomplete(rep, err.Error())
 	}
 	rep.Findings = s.buildFindings(ctx, views, hits)
+	if !s.opts.NoDowngrade {
+		s.downgrade(ctx, ts, rep.Findings)
+	}
 	if !s.opts.NoRollback && err == nil {
 		risks, rerr := s.rollbackRisks(ctx, ts)
 		rep.Findings = append(rep.Findings, risks...)

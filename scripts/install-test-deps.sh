@@ -37,6 +37,7 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  python3:python3
   dpkg:dpkg
   dpkg-deb:dpkg
   dpkg-divert:dpkg

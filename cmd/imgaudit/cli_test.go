@@ -126,6 +126,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"extract", "x"}, exitUsage, "-o FILE"},
 		{[]string{"scan"}, exitUsage, "no target"},
 		{[]string{"scan", "--fail-on", "severe", "x"}, exitUsage, "fail-on"},
+		// info is no threshold: public material never fails a gate
+		{[]string{"scan", "--fail-on", "info", "x"}, exitUsage, "fail-on"},
 		{[]string{"scan", "--disable-rule", "no-such-rule", "x"}, exitUsage, "no rule"},
 		{[]string{"scan", "/nonexistent/image.qcow2"}, exitUsage, "no target could be read"},
 	}
@@ -138,4 +140,32 @@ func TestUsageErrors(t *testing.T) {
 		})
 	}
 
+}
+
+// TestFailOnNeverCountsPublicFindings: a scan whose only finding is a key
+// that an installed package ships unmodified (severity info) passes every
+// --fail-on threshold, even low; --no-downgrade restores the rule's
+// severity and the gate fails.
+func TestFailOnNeverCountsPublicFindings(t *testing.T) {
+	img := testutil.BuildPackagedImage(t, false).Image
+	cases := []struct {
+		args []string
+		code int
+		want string // in the output
+	}{
+		{[]string{"--fail-on", "low"}, exitOK, "KNOWN PUBLIC (1)"},
+		{nil, exitOK, "SUMMARY: 1 finding (1 info)"},
+		{[]string{"--format", "json"}, exitOK, `"severity": "info"`},
+		{[]string{"--format", "sarif"}, exitOK, `"level": "note"`},
+		{[]string{"--no-downgrade"}, exitFindings, "SUMMARY: 1 finding (1 critical)"},
+		{[]string{"--no-downgrade", "--fail-on", "critical"}, exitFindings, "CRITICAL"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, out, errs := runCLI(t, append(append([]string{"scan", "--no-progress"}, c.args...), img)...)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Errorf("exit %d (want %d), output lacks %q: %s\n%s", code, c.code, c.want, errs, out)
+			}
+		})
+	}
 }

@@ -26,7 +26,7 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	fs.StringVar(&rf.format, "format", "table", "report `FORMAT`: table, json or sarif")
 	fs.StringVar(&rf.output, "output", "", "write the report to `FILE` instead of standard output")
 	fs.StringVar(&rf.output, "o", "", "same as --output")
-	fs.StringVar(&rf.failOn, "fail-on", "low", "exit 1 when a finding has this `SEVERITY` or higher: low, medium, high, critical, or none")
+	fs.StringVar(&rf.failOn, "fail-on", "low", "exit 1 when a finding has this `SEVERITY` or higher: low, medium, high, critical, or none (findings of severity info, public material, never count)")
 	fs.StringVar(&rf.baseline, "baseline", "", "previous JSON report `FILE`: findings whose fingerprints it lists are suppressed, the rest are marked new")
 	fs.Var(&rf.ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable); see docs/rules.md")
 	fs.Var(&rf.disable, "disable-rule", "rule `ID`s to turn off (repeatable, comma-separated)")
@@ -120,6 +120,8 @@ func gateExit(rep *report.Report, threshold detectors.Severity, failOn string) (
 	}
 	n := 0
 	for _, f := range rep.Findings {
+		// Severity info (public material) is no detector severity: it
+		// does not parse, and never counts, whatever the threshold.
 		if s, err := detectors.ParseSeverity(f.Severity); err == nil && s >= threshold {
 			n++
 		}

@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sort"
@@ -47,6 +48,10 @@ func (f *FS) Open(p string) (*File, error) {
 
 // Size is the file's size in bytes (i_size).
 func (fl *File) Size() int64 { return int64(fl.in.Size) }
+
+// Mtime is the low 32 bits of the file's modification time in seconds
+// since 1970 (i_mtime), as Python's .pyc headers record it.
+func (fl *File) Mtime() uint32 { return binary.LittleEndian.Uint32(fl.in.raw[0x10:]) }
 
 // Read reads the next bytes of the file; it returns io.EOF at i_size.
 func (fl *File) Read(b []byte) (int, error) {

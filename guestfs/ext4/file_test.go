@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -39,6 +40,10 @@ func TestOpenStreamsWholeFiles(t *testing.T) {
 	f.Close()
 	testutil.Run(t, "truncate", "-s", "3M", sparse)
 	files["/var/lib/sparse.bin"] = testutil.FileSnapshot(t, sparse)
+	stamp := time.Date(2024, 5, 1, 12, 0, 7, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(src, "var/lib/huge.bin"), stamp, stamp); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, c := range fsCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,6 +72,9 @@ func TestOpenStreamsWholeFiles(t *testing.T) {
 				if err != nil || n != int64(len(want)) || !bytes.Equal(h.Sum(nil), sha256OfBytes(want)) {
 					t.Errorf("%s: streamed %d bytes, err %v, digest equal %v", p, n, err, bytes.Equal(h.Sum(nil), sha256OfBytes(want)))
 				}
+			}
+			if fl, err := e.Open("/var/lib/huge.bin"); err != nil || fl.Mtime() != uint32(stamp.Unix()) {
+				t.Errorf("Mtime of huge.bin: %v", err)
 			}
 			if _, err := e.ReadFile("/var/lib/huge.bin"); err == nil {
 				t.Errorf("ReadFile of a file over the cap succeeded")
