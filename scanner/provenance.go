@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -13,7 +14,10 @@ import (
 	"hash"
 	"io"
 	"path"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/guestfs"
@@ -24,8 +28,11 @@ import (
 // downgrade applies package provenance and path context to the findings
 // (package downgrade says how) and sorts them again by their new
 // severities. Package records are read once per view and partition, only
-// for views where some finding has a file, and only the files that hold
-// findings are hashed, each once.
+// for views where some finding lies in a file. Only files that hold
+// findings are hashed, each at most once, smallest first, and no more of a
+// finding's files once one has proved it public on that machine: the
+// others are public by propagation. Hashing is what costs (a desktop's
+// /usr holds findings in a gigabyte of packaged binaries).
 func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report.Finding) {
 	views := map[string]*viewState{}
 	machine := map[string]string{}
@@ -37,7 +44,31 @@ func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report
 			machine[t.path] = "VM " + t.vm
 		}
 	}
-	pr := &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}}
+	machineOf := func(target string) string { return machine[target] }
+	pr := &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}}
+	// The files each finding holds, smallest first, by finding.
+	cands := make([][]candidate, len(findings))
+	for i := range findings {
+		f := &findings[i]
+		if f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity {
+			continue
+		}
+		for j, l := range f.Locations {
+			if ctx.Err() != nil {
+				return
+			}
+			v := views[l.View]
+			if v == nil || l.Path == "" || l.State != report.StateAllocated || !isDiskKind(v.view.Kind) {
+				continue
+			}
+			if c, ok := pr.lookup(ctx, v, l); ok {
+				c.loc, c.machine = j, cmpOr(machineOf(l.Target), l.Target)
+				cands[i] = append(cands[i], c)
+			}
+		}
+		slices.SortStableFunc(cands[i], func(a, b candidate) int { return cmp.Compare(a.size, b.size) })
+	}
+	pr.hashAhead(ctx, cands)
 	for i := range findings {
 		if ctx.Err() != nil {
 			return
@@ -47,21 +78,82 @@ func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report
 			continue
 		}
 		facts := make([]downgrade.LocationFacts, len(f.Locations))
-		for j, l := range f.Locations {
-			if v := views[l.View]; v != nil && l.Path != "" && l.State == report.StateAllocated && isDiskKind(v.view.Kind) {
-				facts[j].Owners = pr.owners(ctx, v, l)
+		public := map[string]bool{}
+		for _, c := range cands[i] {
+			if public[c.machine] {
+				continue // public by propagation: no need to hash this file
+			}
+			facts[c.loc].Owners = pr.check(ctx, c)
+			for _, o := range facts[c.loc].Owners {
+				public[c.machine] = public[c.machine] || !o.Modified
 			}
 		}
-		downgrade.Apply(f, facts, func(target string) string { return machine[target] })
+		downgrade.Apply(f, facts, machineOf)
 	}
 	sortFindings(findings)
 }
 
+// hashAhead hashes, on every core, the files that the sequential pass
+// will hash first: each finding's smallest file on each machine. The
+// pass then finds their digests cached and hashes more only where a
+// first file was modified.
+func (pr *provenanceReader) hashAhead(ctx context.Context, cands [][]candidate) {
+	var jobs []fileKey
+	queued := map[fileKey]bool{}
+	for _, cs := range cands {
+		first := map[string]bool{}
+		for _, c := range cs {
+			if first[c.machine] {
+				continue
+			}
+			first[c.machine] = true
+			for _, o := range c.recs {
+				k := fileKey{c.pk, c.file, o.Digest.Algo}
+				if len(o.Digest.Sum) > 0 && newHash(k.algo) != nil && !queued[k] {
+					queued[k] = true
+					jobs = append(jobs, k)
+				}
+			}
+		}
+	}
+	sums := make([]fileSum, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				k := jobs[i]
+				sums[i].sum, sums[i].err = hashFile(ctx, k.v.filesystem(ctx).m.Files(k.part), k.path, k.algo)
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, k := range jobs {
+		pr.store(k, sums[i])
+	}
+}
+
+// store caches a digest and notes on the view why a file could not be
+// hashed.
+func (pr *provenanceReader) store(k fileKey, fs fileSum) {
+	pr.sums[k] = fs
+	if fs.err != nil && !errors.Is(fs.err, context.Canceled) {
+		k.v.notes = append(k.v.notes, fmt.Sprintf("package provenance: %s: %v", k.path, fs.err))
+	}
+}
+
 // provenanceReader caches package records per view and partition, and
-// file digests per view, partition, path and algorithm.
+// file sizes and digests per view, partition, path (and algorithm).
 type provenanceReader struct {
-	dbs  map[partKey]*pkgdb.DB
-	sums map[fileKey]fileSum
+	dbs   map[partKey]*pkgdb.DB
+	sums  map[fileKey]fileSum
+	sizes map[fileKey]int64
 }
 
 type partKey struct {
@@ -79,58 +171,83 @@ type fileSum struct {
 	err error
 }
 
-// owners returns the packages that record the file holding location l of
-// view v, each with Modified set by comparing the file's digest now with
-// the recorded one.
-func (pr *provenanceReader) owners(ctx context.Context, v *viewState, l report.Location) []report.Provenance {
+// candidate is a location whose file some package records: the file to
+// hash (the location's, or the source of a compiled .pyc) and its records.
+type candidate struct {
+	pk      partKey
+	path    string // the location's file
+	file    string // the file whose digest the records hold
+	recs    []pkgdb.Owner
+	size    int64
+	loc     int
+	machine string
+}
+
+// lookup finds the package records of the file holding location l of
+// view v: the file's own, or, for a CPython __pycache__/*.pyc that no
+// package records, its source's when the cache was compiled from that
+// very source (py3compile makes them at install).
+func (pr *provenanceReader) lookup(ctx context.Context, v *viewState, l report.Location) (candidate, bool) {
 	pk := partKey{v, l.Partition}
 	db, ok := pr.dbs[pk]
 	if !ok {
 		db = readPackages(ctx, v, l.Partition)
 		pr.dbs[pk] = db
 	}
-	if recs := db.Lookup(l.Path); len(recs) > 0 {
-		return pr.check(ctx, v, pk, l.Path, recs)
-	}
-	// A CPython bytecode cache no package records, compiled from a
-	// package's source at install: public when the source is unmodified
-	// and the cache was compiled from that very file.
-	src := pycSource(l.Path)
-	recs := db.Lookup(src)
-	if src == "" || len(recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(l.Partition), l.Path, src) {
-		return nil
-	}
-	var out []report.Provenance
-	for _, p := range pr.check(ctx, v, pk, src, recs) {
-		if !p.Modified {
-			p.Path, p.Source = l.Path, src
-			out = append(out, p)
+	c := candidate{pk: pk, path: l.Path, file: l.Path, recs: db.Lookup(l.Path)}
+	if len(c.recs) == 0 {
+		c.file = pycSource(l.Path)
+		if c.file == "" {
+			return c, false
+		}
+		if c.recs = db.Lookup(c.file); len(c.recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(l.Partition), l.Path, c.file) {
+			return c, false
 		}
 	}
-	return out
+	c.size = pr.size(ctx, c)
+	return c, true
 }
 
-// check compares the file at path p with each package record of it.
-func (pr *provenanceReader) check(ctx context.Context, v *viewState, pk partKey, p string, recs []pkgdb.Owner) []report.Provenance {
-	files := v.filesystem(ctx).m.Files(pk.part)
-	out := make([]report.Provenance, 0, len(recs))
-	for _, o := range recs {
+// size is the size of the file to hash, for hashing small files first.
+func (pr *provenanceReader) size(ctx context.Context, c candidate) int64 {
+	k := fileKey{c.pk, c.file, ""}
+	if n, ok := pr.sizes[k]; ok {
+		return n
+	}
+	n := int64(-1)
+	if f, err := c.pk.v.filesystem(ctx).m.Files(c.pk.part).Open(c.file); err == nil {
+		n = f.Size()
+	}
+	pr.sizes[k] = n
+	return n
+}
+
+// check compares the candidate's file with each of its records. For a
+// compiled file only the unmodified records count: a cache compiled from
+// an edited source is no package's file.
+func (pr *provenanceReader) check(ctx context.Context, c candidate) []report.Provenance {
+	v := c.pk.v
+	files := v.filesystem(ctx).m.Files(c.pk.part)
+	out := make([]report.Provenance, 0, len(c.recs))
+	for _, o := range c.recs {
 		prov := report.Provenance{Manager: o.Manager, Package: o.Package, Version: o.Version, Arch: o.Arch,
-			Target: v.t.path, Path: p, Conffile: o.Conffile, Modified: true}
+			Target: v.t.path, Path: c.path, Conffile: o.Conffile, Modified: true}
+		if c.file != c.path {
+			prov.Source = c.file
+		}
 		if len(o.Digest.Sum) > 0 && newHash(o.Digest.Algo) != nil {
 			prov.Digest = o.Digest.Algo
-			fk := fileKey{pk, p, o.Digest.Algo}
+			fk := fileKey{c.pk, c.file, o.Digest.Algo}
 			fs, ok := pr.sums[fk]
 			if !ok {
-				fs.sum, fs.err = hashFile(ctx, files, p, o.Digest.Algo)
-				pr.sums[fk] = fs
-				if fs.err != nil && ctx.Err() == nil {
-					v.notes = append(v.notes, fmt.Sprintf("package provenance: %s: %v", p, fs.err))
-				}
+				fs.sum, fs.err = hashFile(ctx, files, c.file, o.Digest.Algo)
+				pr.store(fk, fs)
 			}
 			prov.Modified = fs.err != nil || !bytes.Equal(fs.sum, o.Digest.Sum)
 		}
-		out = append(out, prov)
+		if prov.Source == "" || !prov.Modified {
+			out = append(out, prov)
+		}
 	}
 	return out
 }

@@ -34,9 +34,11 @@ const (
 )
 
 // BuildPackagedImage builds the image in a temporary directory. Keys:
-// "packaged" (shipped by package selftest-keys in PkgKeyPath and in the
-// Python module PkgPyPath, whose __pycache__ bytecode holds it too, and
-// left in free blocks by a deleted copy), "edited" (shipped by
+// "packaged" (shipped by package selftest-keys in PkgKeyPath, and left in
+// free blocks by a deleted copy), "compiled" (in selftest-keys' Python
+// module PkgPyPath as one string literal per line, which the compiler
+// joins: only the module's __pycache__ bytecode holds the key whole),
+// "edited" (shipped by
 // edited-keys, whose file was then edited), "etc", "home", "doc", and
 // "deleted" (only in free blocks). Without localSecrets the image holds
 // only "packaged": every finding of a scan is public material.
@@ -45,7 +47,7 @@ func BuildPackagedImage(t testing.TB, localSecrets bool) PackagedImage {
 	RequireTool(t, "ssh-keygen", "mkfs.ext4", "debugfs", "qemu-img", "python3")
 	dir := t.TempDir()
 	img := PackagedImage{Keys: map[string][]byte{}}
-	for _, k := range []string{"packaged", "edited", "etc", "home", "doc", "deleted"} {
+	for _, k := range []string{"packaged", "compiled", "edited", "etc", "home", "doc", "deleted"} {
 		f := filepath.Join(dir, "key-"+k)
 		Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
 		b, err := os.ReadFile(f)
@@ -58,7 +60,11 @@ func BuildPackagedImage(t testing.TB, localSecrets bool) PackagedImage {
 	img.AWSSecret = randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+")
 
 	key := func(k string) []byte { return append(append([]byte(nil), img.Keys[k]...), '\n') }
-	py := "# self-test material of a library\nSELFTEST_KEY = \"\"\"" + string(img.Keys["packaged"]) + "\n\"\"\"\n"
+	py := "# self-test material of a library\nSELFTEST_KEY = (\n"
+	for _, line := range strings.Split(string(img.Keys["compiled"]), "\n") {
+		py += "    \"" + line + "\\n\"\n"
+	}
+	py += ")\n"
 	debs := []string{
 		BuildDeb(t, dir, DebPackage{Name: "selftest-keys", Version: "1.0-1", Files: []DebFile{
 			{Path: PkgKeyPath, Data: key("packaged")},
