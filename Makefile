@@ -8,7 +8,7 @@ RACE_PKGS ?= ./formats/... ./detectors/... ./scanner/...
 FUZZTIME ?= 5s
 export IMGAUDIT_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test unit lint race fuzz bench demo deps clean
+.PHONY: all build test unit lint race fuzz bench precision demo deps clean
 
 all: build
 
@@ -40,6 +40,11 @@ fuzz:
 
 bench:
 	@scripts/bench.sh
+
+# False alarms on clean Debian images (debootstrap, cached under
+# .cache/precision); a benchmark, not a test. Needs root and the apt mirror.
+precision:
+	@scripts/precision.sh
 
 demo: build
 	@echo "== imgaudit info testdata/demo/web01.qcow2"

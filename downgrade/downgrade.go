@@ -184,14 +184,16 @@ func hasFile(l report.Location) bool {
 // Directories whose files are test data or documentation, by the number
 // of severity levels a finding there is lowered. test/ and tests/ hold
 // test code, and also an app's test configuration (a .env with real
-// credentials): one level. testdata/, fixtures/ and examples/ hold sample
+// credentials): one level, as Go's *_test.go files (test code by the
+// language's definition). testdata/, fixtures/ and examples/ hold sample
 // data by name, /usr/share/doc/ documentation: two levels. Names match
 // whole directory components, case-insensitively; a __pycache__ copy of a
 // file in such a directory is inside it too.
 var (
-	testDirs = map[string]int{"test": 1, "tests": 1, "testdata": 2, "fixtures": 2}
-	docDirs  = map[string]int{"examples": 2}
-	docRoots = []string{"/usr/share/doc/", "/usr/local/share/doc/"}
+	testDirs      = map[string]int{"test": 1, "tests": 1, "testdata": 2, "fixtures": 2}
+	docDirs       = map[string]int{"examples": 2}
+	docRoots      = []string{"/usr/share/doc/", "/usr/local/share/doc/"}
+	testFileLevel = 1 // *_test.go
 )
 
 // PathContext says whether guest path p is in a test or documentation
@@ -205,6 +207,9 @@ func PathContext(p string) (code string, levels int, dir string) {
 		if strings.HasPrefix(p, root) {
 			return report.ReasonDocumentationPath, 2, root
 		}
+	}
+	if strings.HasSuffix(p, "_test.go") {
+		code, levels, dir = report.ReasonTestPath, testFileLevel, "*_test.go"
 	}
 	parts := strings.Split(strings.Trim(path.Dir(p), "/"), "/")
 	for _, c := range parts {

@@ -24,12 +24,15 @@ func TestPathContext(t *testing.T) {
 		{"/usr/local/share/doc/app/README", report.ReasonDocumentationPath, 2},
 		{"/usr/lib/node_modules/x/examples/server.key", report.ReasonDocumentationPath, 2},
 		{"/usr/lib/python3/foo/tests/__pycache__/test_a.cpython-311.pyc", report.ReasonTestPath, 1},
+		{"/usr/local/go/src/net/url/url_test.go", report.ReasonTestPath, 1},
+		{"/usr/local/go/src/crypto/tls/testdata/x_test.go", report.ReasonTestPath, 2}, // the directory is stronger
 		// not test or documentation places
 		{"/etc/ssl/private/tests", "", 0}, // a file named tests, not a directory
 		{"/home/alice/.aws/credentials", "", 0},
 		{"/opt/app/latest/.env", "", 0},
 		{"/usr/share/docs/x", "", 0},
 		{"/srv/contest/key", "", 0},
+		{"/usr/local/go/src/net/url/url_test.go.orig", "", 0},
 	}
 	for _, c := range cases {
 		code, levels, _ := PathContext(c.path)
