@@ -90,6 +90,10 @@ type Options struct {
 
 	// Version and FailOn are recorded in the report.
 	Version, FailOn string
+	// NoDowngrade reports the findings of VM disks found in layers at
+	// their rules' severities (scanner.Options.NoDowngrade). Layer files
+	// themselves get no package provenance or path context yet.
+	NoDowngrade bool
 	// Log receives one line per image and retried blob; nil for none.
 	Log io.Writer
 }
@@ -142,13 +146,19 @@ func New(opts Options) (*Scanner, error) {
 	if s.opts.DiskScanner == nil {
 		// A disk spooled from a layer is sealed: its backing, data file
 		// and extent names mean files of the layer, never of this host.
-		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules, SealedTargets: true})
+		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules,
+			SealedTargets: true, NoDowngrade: opts.NoDowngrade})
 		s.opts.DiskScanner = func(ctx context.Context, path string) (*report.Report, error) {
 			return sc.Scan(ctx, []string{path})
 		}
 	}
 	if opts.State != nil {
-		opts.State.useRules(RulesKey(opts.Engine, opts.Version))
+		key := RulesKey(opts.Engine, opts.Version)
+		if opts.NoDowngrade {
+			// cached disk findings carry the severities they were rated at
+			key = hashStrings([]string{key, "no-downgrade"})
+		}
+		opts.State.useRules(key)
 	}
 	p, err := remote.NewPuller(s.remoteOptions()...)
 	if err != nil {

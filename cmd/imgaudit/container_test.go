@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -108,4 +109,44 @@ func readReportFile(t *testing.T, p string) *report.Report {
 		t.Fatal(err)
 	}
 	return &r
+}
+
+// A KubeVirt containerDisk whose disk holds only public material (a key
+// that an installed package ships unmodified): the disk scanner inside
+// the container scan rates it info, and --no-downgrade passes through.
+func TestContainerDiskDowngrades(t *testing.T) {
+	disk := readAll(t, testutil.BuildPackagedImage(t, false).Image)
+	var layerTar bytes.Buffer
+	tw := tar.NewWriter(&layerTar)
+	tw.WriteHeader(&tar.Header{Name: "disk/packaged.qcow2", Mode: 0o644, Size: int64(len(disk)), Typeflag: tar.TypeReg})
+	tw.Write(disk)
+	tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageTar := filepath.Join(t.TempDir(), "disk.tar")
+	tag, _ := name.NewTag("registry.test/vm:1")
+	if err := tarball.WriteToFile(imageTar, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		flags    []string
+		code     int
+		severity string
+	}{
+		{nil, exitOK, report.SeverityInfo},
+		{[]string{"--no-downgrade"}, exitFindings, report.SeverityCritical},
+	} {
+		out := filepath.Join(t.TempDir(), "r.json")
+		code, _, errs := runCLI(t, append(append([]string{"scan", "--no-progress", "--format", "json", "-o", out}, c.flags...), imageTar)...)
+		rep := readReportFile(t, out)
+		if code != c.code || rep.Summary.BySeverity[c.severity] == 0 {
+			t.Errorf("%v: exit %d (want %d), by_severity %v (want some %s): %s", c.flags, code, c.code, rep.Summary.BySeverity, c.severity, errs)
+		}
+	}
 }

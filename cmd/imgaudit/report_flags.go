@@ -18,7 +18,7 @@ type reportFlags struct {
 	format, output, failOn, baseline string
 	ruleFiles, disable               stringList
 	workers, maxLocs                 int
-	memRules                         bool
+	memRules, noDowngrade            bool
 }
 
 func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
@@ -33,6 +33,7 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	fs.IntVar(&rf.workers, "workers", 0, "`N` detector goroutines (0 = one per CPU)")
 	fs.IntVar(&rf.maxLocs, "max-locations", 5, "table format: `N` locations shown per finding")
 	fs.BoolVar(&rf.memRules, "memory-rules", false, memHelp)
+	fs.BoolVar(&rf.noDowngrade, "no-downgrade", false, "report every finding at its rule's severity: no severity info for secrets that an installed package ships unmodified (dpkg records), no lowering for files in test and documentation directories")
 	return rf
 }
 

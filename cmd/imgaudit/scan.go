@@ -44,7 +44,6 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
 	noDedupe := fs.Bool("no-dedupe", false, "scan every view in full instead of shared bytes once (slower; for measurements)")
 	roots := addBackingRoots(fs)
-	noDowngrade := fs.Bool("no-downgrade", false, "report every finding at its rule's severity: no severity info for secrets shipped unmodified by an installed package (dpkg records), no lowering for test and documentation paths")
 	targets, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -92,7 +91,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog, ProgressStyle: style,
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
 			BackingRoots: *roots,
-			NoDowngrade: *noDowngrade,
+			NoDowngrade:  rf.noDowngrade,
 		})
 		rep, err := sc.Scan(ctx, disks)
 		if rep == nil {
@@ -101,7 +100,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 		reps, scanErr = append(reps, rep), err
 	}
 	if len(images) > 0 && scanErr == nil {
-		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: rf.failOn, MemoryRules: rf.memRules})
+		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: rf.failOn, MemoryRules: rf.memRules, NoDowngrade: rf.noDowngrade})
 		if err != nil {
 			return exitUsage, usagef("%v", err)
 		}
