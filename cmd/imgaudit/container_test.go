@@ -36,25 +36,9 @@ func TestScanContainerTarballAndMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	var layerTar bytes.Buffer
-	tw := tar.NewWriter(&layerTar)
-	tw.WriteHeader(&tar.Header{Name: "etc/ssl/private/app.key", Mode: 0o600, Size: int64(len(pemKey)), Typeflag: tar.TypeReg})
-	tw.Write(pemKey)
-	tw.Close()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	imageTar := filepath.Join(dir, "app.tar")
-	tag, _ := name.NewTag("registry.test/app:1")
-	if err := tarball.WriteToFile(imageTar, tag, img); err != nil {
-		t.Fatal(err)
-	}
+	writeImageTar(t, imageTar, "registry.test/app:1", "etc/ssl/private/app.key", pemKey)
 
 	demo := repoFile(t, "testdata/demo/web01.qcow2")
 	out := filepath.Join(dir, "both.json")
@@ -95,6 +79,28 @@ func TestScanContainerTarballAndMerge(t *testing.T) {
 	}
 }
 
+// writeImageTar writes a docker save tarball of an image with one layer
+// holding one file.
+func writeImageTar(t *testing.T, path, ref, file string, data []byte) {
+	var layerTar bytes.Buffer
+	tw := tar.NewWriter(&layerTar)
+	tw.WriteHeader(&tar.Header{Name: file, Mode: 0o600, Size: int64(len(data)), Typeflag: tar.TypeReg})
+	tw.Write(data)
+	tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag(ref)
+	if err := tarball.WriteToFile(path, tag, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readAll(t *testing.T, p string) []byte {
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -116,24 +122,8 @@ func readReportFile(t *testing.T, p string) *report.Report {
 // the container scan rates it info, and --no-downgrade passes through.
 func TestContainerDiskDowngrades(t *testing.T) {
 	disk := readAll(t, testutil.BuildPackagedImage(t, false).Image)
-	var layerTar bytes.Buffer
-	tw := tar.NewWriter(&layerTar)
-	tw.WriteHeader(&tar.Header{Name: "disk/packaged.qcow2", Mode: 0o644, Size: int64(len(disk)), Typeflag: tar.TypeReg})
-	tw.Write(disk)
-	tw.Close()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	imageTar := filepath.Join(t.TempDir(), "disk.tar")
-	tag, _ := name.NewTag("registry.test/vm:1")
-	if err := tarball.WriteToFile(imageTar, tag, img); err != nil {
-		t.Fatal(err)
-	}
+	writeImageTar(t, imageTar, "registry.test/vm:1", "disk/packaged.qcow2", disk)
 	for _, c := range []struct {
 		flags    []string
 		code     int

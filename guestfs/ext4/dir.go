@@ -254,6 +254,15 @@ func (f *FS) ReadFile(p string) ([]byte, error) {
 
 // ReadFileLimit reads a regular file of at most limit bytes.
 func (f *FS) ReadFileLimit(p string, limit int64) ([]byte, error) {
+	in, err := f.regularInode(p)
+	if err != nil {
+		return nil, err
+	}
+	return f.readAll(in, limit)
+}
+
+// regularInode resolves p (symlinks followed) to a regular file's inode.
+func (f *FS) regularInode(p string) (*Inode, error) {
 	ino, err := f.Lookup(p)
 	if err != nil {
 		return nil, err
@@ -265,7 +274,7 @@ func (f *FS) ReadFileLimit(p string, limit int64) ([]byte, error) {
 	if in.Mode&0xF000 != 0x8000 {
 		return nil, fmt.Errorf("ext4: %s: not a regular file", p)
 	}
-	return f.readAll(in, limit)
+	return in, nil
 }
 
 // ErrTooLarge is returned (wrapped) by ReadFile for files over the cap.

@@ -23,16 +23,9 @@ type File struct {
 
 // Open opens the regular file p (symlinks followed) for streaming.
 func (f *FS) Open(p string) (*File, error) {
-	ino, err := f.Lookup(p)
+	in, err := f.regularInode(p)
 	if err != nil {
 		return nil, err
-	}
-	in, err := f.Inode(ino)
-	if err != nil {
-		return nil, err
-	}
-	if in.Mode&0xF000 != 0x8000 {
-		return nil, fmt.Errorf("ext4: %s: not a regular file", p)
 	}
 	file := &File{f: f, in: in}
 	if in.Inline() {
