@@ -351,8 +351,12 @@ func newHash(algo string) hash.Hash {
 		return md5.New()
 	case "sha1":
 		return sha1.New()
+	case "sha224":
+		return sha256.New224()
 	case "sha256":
 		return sha256.New()
+	case "sha384":
+		return sha512.New384()
 	case "sha512":
 		return sha512.New()
 	}
