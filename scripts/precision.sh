@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# make precision: how many false alarms imgaudit raises on clean operating
+# system images. A benchmark, not a test: it builds real Debian root
+# filesystems with debootstrap (once, cached under .cache/precision/), packs
+# each into ext4 in qcow2 with mkfs.ext4 -d and qemu-img, does the same for
+# this machine's own /usr (with its dpkg records), scans every image with
+# bin/imgaudit and prints, per image, the findings by severity, every
+# finding at medium or above with its rule and paths, and the scan time.
+#
+#   scripts/precision.sh            build what is missing, then scan all
+#   scripts/precision.sh build      only build the images
+#   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr)
+#   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
+#   PRECISION_FLAGS=--no-downgrade   extra scan flags
+#
+# Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
+# qemu-utils and jq. The apt mirror is the one this machine uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=${PRECISION_CACHE:-.cache/precision}
+mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
+suite=${PRECISION_SUITE:-bookworm}
+images=${PRECISION_IMAGES:-minbase server usr}
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+
+# Packages of each root filesystem (on top of debootstrap's own set).
+minbase_include=openssh-client,curl,ca-certificates
+server_include=openssh-server,nginx,postgresql,python3-pip,openjdk-17-jre-headless,golang-go,git,curl,ca-certificates
+
+# bootstrap NAME VARIANT INCLUDE: a debootstrapped root in $cache/NAME.root,
+# made once (the stamp file says it finished).
+bootstrap() {
+  local name=$1 variant=$2 include=$3 root=$cache/$1.root
+  [ -f "$root.done" ] && return 0
+  rm -rf "$root"
+  echo "== debootstrap $name ($variant, --include=$include); several minutes"
+  local args=(--include="$include")
+  [ "$variant" != default ] && args+=(--variant="$variant")
+  debootstrap "${args[@]}" "$suite" "$root" "$mirror" > "$cache/$name.debootstrap.log" 2>&1 || {
+    echo "debootstrap $name failed; see $cache/$name.debootstrap.log" >&2; tail -20 "$cache/$name.debootstrap.log" >&2; return 1; }
+  # Downloaded .debs are not part of an installed system.
+  rm -f "$root"/var/cache/apt/archives/*.deb
+  date -u +%FT%TZ > "$root.done"
+}
+
+# usr_root: this machine's /usr with the dpkg records that describe it,
+# laid out as a root filesystem (usr/, var/lib/dpkg/). Hard links when
+# .cache shares /usr's filesystem (no copy; nothing writes through them),
+# a copy otherwise.
+usr_root() {
+  local root=$cache/usr.root
+  [ -f "$root.done" ] && return 0
+  rm -rf "$root"
+  mkdir -p "$root/var/lib"
+  echo "== this machine's /usr and /var/lib/dpkg"
+  cp -al /usr "$root/usr" 2>/dev/null || { rm -rf "$root/usr"; cp -a /usr "$root/usr"; }
+  cp -a /var/lib/dpkg "$root/var/lib/dpkg"
+  # The top-level links of merged /usr (/lib -> usr/lib): dpkg records
+  # some files under /lib.
+  for l in /bin /sbin /lib /lib32 /lib64 /libx32; do
+    [ -L "$l" ] && cp -P "$l" "$root$l"
+  done
+  date -u +%FT%TZ > "$root.done"
+}
+
+# pack NAME: $cache/NAME.root as ext4 (mkfs.ext4 -d) in $cache/NAME.qcow2.
+pack() {
+  local name=$1 root=$cache/$1.root img=$cache/$1.qcow2
+  [ -f "$img" ] && [ "$img" -nt "$root.done" ] && return 0
+  echo "== mkfs.ext4 -d $name, qemu-img convert -O qcow2"
+  local mb inodes
+  mb=$(du -sm "$root" | awk '{print $1}')
+  inodes=$(find "$root" -xdev | wc -l)
+  rm -f "$cache/$name.raw" "$img"
+  truncate -s $(( mb * 13 / 10 + 256 ))M "$cache/$name.raw"
+  mkfs.ext4 -q -F -N $(( inodes * 12 / 10 + 4096 )) -d "$root" "$cache/$name.raw"
+  qemu-img convert -O qcow2 "$cache/$name.raw" "$img.tmp"
+  rm -f "$cache/$name.raw"
+  mv "$img.tmp" "$img"
+}
+
+build() {
+  for name in $images; do
+    # Several checkouts share .cache: one builder per image at a time.
+    exec 9>"$cache/$name.lock"
+    flock 9
+    case $name in
+      minbase) bootstrap minbase minbase "$minbase_include" ;;
+      server) bootstrap server default "$server_include" ;;
+      usr) usr_root ;;
+      *) echo "unknown image $name (minbase, server, usr)" >&2; exit 2 ;;
+    esac
+    pack "$name"
+    exec 9>&-
+  done
+}
+
+build
+[ "${1:-}" = build ] && exit 0
+
+# The scan: bin/imgaudit as make build builds it, page cache warmed by one
+# untimed run, then one timed run per image.
+bin=${PRECISION_BIN:-bin/imgaudit}
+if [ -z "${PRECISION_BIN:-}" ]; then
+  [ -x bin/imgaudit ] && [ -z "$(find cmd detectors downgrade formats guestfs pkgdb report rollback scanner stores registry -name '*.go' -newer bin/imgaudit -print -quit)" ] ||
+    CGO_ENABLED=0 go build -trimpath -o bin/imgaudit ./cmd/imgaudit
+fi
+echo "imgaudit precision on clean images ($(date -u +%F), $(nproc) cores, $bin of commit $(git describe --always --dirty)${PRECISION_FLAGS:+, $PRECISION_FLAGS})"
+json=$(mktemp)
+trap 'rm -f "$json"' EXIT
+for name in $images; do
+  img=$cache/$name.qcow2
+  "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > /dev/null
+  t0=$(date +%s.%N)
+  "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > "$json"
+  t1=$(date +%s.%N)
+  echo
+  echo "== $name: $(du -h --apparent-size "$img" | cut -f1) qcow2 ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+  echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
+  echo "at medium or above: $(jq '[.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")] | length' "$json")"
+  jq -r '.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")
+    | "  \(.severity | ascii_upcase)\t\(.rule)\t\([.locations[] | .path // "<\(.exposure)>"] | unique | (.[0:2] | join(" ")) + (if length > 2 then " (+\(length - 2) more)" else "" end))\(if .reasons then "\t[" + ([.reasons[].code] | join(",")) + "]" else "" end)"' "$json"
+done
