@@ -5,9 +5,12 @@ import (
 	"crypto/md5"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -121,4 +124,39 @@ func TestParseMD5Sums(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
+}
+
+// memRoot is an in-memory root filesystem for the fuzz target.
+type memRoot fstest.MapFS
+
+func (m memRoot) ReadFile(p string) ([]byte, error) {
+	return fs.ReadFile(fstest.MapFS(m), strings.TrimPrefix(path.Clean(p), "/"))
+}
+func (m memRoot) ReadDir(p string) ([]fs.DirEntry, error) {
+	return fs.ReadDir(fstest.MapFS(m), strings.TrimPrefix(path.Clean(p), "/"))
+}
+
+// FuzzReadDpkg reads arbitrary status, md5sums and diversions files: it
+// must never panic, and every record must have an absolute path, a
+// package and an md5 or no digest.
+func FuzzReadDpkg(f *testing.F) {
+	f.Add([]byte("Package: a\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\nConffiles:\n /etc/a 0123456789abcdef0123456789abcdef\n"),
+		[]byte("0123456789abcdef0123456789abcdef  usr/bin/a\n"),
+		[]byte("/usr/bin/a\n/usr/bin/a.real\nother\n"))
+	f.Fuzz(func(t *testing.T, status, sums, div []byte) {
+		root := memRoot{
+			"var/lib/dpkg/status":               {Data: status},
+			"var/lib/dpkg/info/a.md5sums":       {Data: sums},
+			"var/lib/dpkg/info/a:amd64.md5sums": {Data: sums},
+			"var/lib/dpkg/diversions":           {Data: div},
+		}
+		recs, _ := readDpkg(context.Background(), root)
+		for _, r := range recs {
+			if !strings.HasPrefix(r.Path, "/") || r.Owner.Package == "" || r.Owner.Manager != "dpkg" ||
+				r.Owner.Digest.Sum != nil && (r.Owner.Digest.Algo != "md5" || len(r.Owner.Digest.Sum) != 16) {
+				t.Fatalf("bad record %+v", r)
+			}
+		}
+		Read(context.Background(), root)
+	})
 }

@@ -51,10 +51,27 @@ func FuzzExt4Open(f *testing.F) {
 			}
 			if _, err := e.InodeBlocks(ino); err == nil && mode.IsRegular() {
 				e.ReadFileLimit(p, 1<<16)
+				streamPrefix(e, p)
 			}
 			return nil
 		})
 		e.ReadDir("/")
 		e.ReadFile("/l")
+		e.Readlink("/l")
 	})
+}
+
+// streamPrefix reads the first 64 KiB of a file through Open, as the
+// scanner hashes files, and checks that Read never returns more than the
+// file's size.
+func streamPrefix(e *FS, p string) {
+	fl, err := e.Open(p)
+	if err != nil {
+		return
+	}
+	fl.Mtime()
+	n, _ := io.Copy(io.Discard, io.LimitReader(fl, 1<<16))
+	if n > fl.Size() {
+		panic("read past i_size")
+	}
 }
