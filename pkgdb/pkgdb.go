@@ -68,9 +68,11 @@ func readers() []managerReader {
 	}
 }
 
-// maxRecords bounds the records one filesystem may contribute (a full
-// desktop's dpkg records ~300k files).
-const maxRecords = 1 << 22
+// maxRecords bounds the records one filesystem may contribute, and so
+// the memory a hostile image can make Read hold (about 250 bytes a
+// record): a full desktop's dpkg records ~300k files, a build server's
+// /usr here 93k.
+const maxRecords = 1 << 20
 
 // DB is what every package manager of one filesystem records, by path.
 type DB struct {
