@@ -119,8 +119,7 @@ func Apply(f *report.Finding, facts []LocationFacts, machine func(target string)
 	if len(modified) > 0 {
 		f.Reasons = append(f.Reasons, report.Reason{
 			Code: report.ReasonPackageFileModified,
-			Text: "in " + packageFiles(modified) + ", modified since installed (" + digests(modified) +
-				" differs from the package's record, or none was recorded): may hold a local secret, severity kept",
+			Text: "in " + packageFiles(modified) + ", " + modifiedHow(modified) + ": may hold a local secret, severity kept",
 		})
 	}
 	if len(public) > 0 || len(modified) > 0 {
@@ -260,6 +259,28 @@ func digests(ps []report.Provenance) string {
 		}
 	}
 	return strings.Join(algos, ", ")
+}
+
+// modifiedHow says why files count as modified: their digests differ,
+// or the package recorded none to compare.
+func modifiedHow(ps []report.Provenance) string {
+	var algos []string
+	unchecked := false
+	for _, p := range ps {
+		if p.Digest == "" {
+			unchecked = true
+		} else if !slices.Contains(algos, p.Digest) {
+			algos = append(algos, p.Digest)
+		}
+	}
+	var parts []string
+	if len(algos) > 0 {
+		parts = append(parts, "modified since installed ("+strings.Join(algos, ", ")+" differs from the package's record)")
+	}
+	if unchecked {
+		parts = append(parts, "with no digest recorded to prove it unmodified")
+	}
+	return strings.Join(parts, "; or ")
 }
 
 // otherExposures lists the exposure classes of the locations not proved
