@@ -250,12 +250,8 @@ func packageFiles(ps []report.Provenance) string {
 func digests(ps []report.Provenance) string {
 	var algos []string
 	for _, p := range ps {
-		a := p.Digest
-		if a == "" {
-			a = "no digest"
-		}
-		if !slices.Contains(algos, a) {
-			algos = append(algos, a)
+		if !slices.Contains(algos, p.Digest) {
+			algos = append(algos, p.Digest)
 		}
 	}
 	return strings.Join(algos, ", ")
