@@ -88,9 +88,7 @@ type findingAcc struct {
 	sev   detectors.Severity
 	rules map[string]bool
 	locs  map[locKey]*report.Location
-	// byOffset maps (target, guest offset) to current-view locations, to
-	// decide whether a snapshot or backing copy is also in the current state.
-	keys []locKey
+	keys  []locKey // locs in the order they were found
 }
 
 func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []rawHit) []report.Finding {
@@ -189,11 +187,12 @@ func (fa *findingAcc) mergeRule(m detectors.Match) {
 }
 
 // placeLocations fills in host offsets, filesystem attribution and the
-// exposure class of each location, then the finding's exposure set.
+// exposure class of each location, then the finding's exposure set. Every
+// location takes its state (allocated or free) from its own view's
+// filesystem and its class from its own view: a snapshot's or backing
+// file's copy keeps its class even where the current state holds the same
+// bytes, because no write of the guest ever reaches it.
 func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
-	// Current-state copies, by target and guest offset, decide whether a
-	// snapshot or backing copy is still what the guest sees.
-	current := map[*target]map[int64]*report.Location{}
 	for _, k := range fa.keys {
 		l := fa.locs[k]
 		v := k.v
@@ -209,40 +208,7 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 				l.Partition, l.Path, l.State = part, path, state
 			}
 		}
-		if v.view.Kind == model.KindCurrent {
-			l.Exposure = report.ExposureLive
-			if l.State == report.StateFree {
-				l.Exposure = report.ExposureDeleted
-			}
-			if current[v.t] == nil {
-				current[v.t] = map[int64]*report.Location{}
-			}
-			current[v.t][k.g] = l
-		}
-	}
-	for _, k := range fa.keys {
-		l := fa.locs[k]
-		switch k.v.view.Kind {
-		case model.KindCurrent:
-		case model.KindSnapshot, model.KindBacking:
-			if c := current[k.v.t][k.g]; c != nil {
-				l.Exposure = c.Exposure
-			} else if _, ok := k.v.t.snapshots[k.v.view.Name]; k.v.view.Kind == model.KindSnapshot || ok {
-				// A parent disk that holds a snapshot's state (VMware delta
-				// chains, libvirt external snapshots) is a snapshot too.
-				l.Exposure = report.ExposureSnapshot
-			} else {
-				l.Exposure = report.ExposureBacking
-			}
-		case model.KindUnreferenced:
-			l.Exposure = report.ExposureUnreferenced
-		case model.KindMemory:
-			l.Exposure = report.ExposureMemory
-		case model.KindLayer:
-			l.Exposure = report.ExposureLayer
-		default:
-			l.Exposure = string(k.v.view.Kind)
-		}
+		l.Exposure = v.exposure(l.State)
 	}
 	fa.f.Locations = make([]report.Location, 0, len(fa.keys))
 	for _, k := range fa.keys {
@@ -259,6 +225,40 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 		}
 		return a.Offset < b.Offset
 	})
+}
+
+// exposure is the class of a copy of a secret in view v whose state in v
+// is state (docs/report.md, Exposure classes).
+func (v *viewState) exposure(state string) string {
+	switch v.view.Kind {
+	case model.KindCurrent:
+		if state == report.StateFree {
+			return report.ExposureDeleted
+		}
+		return report.ExposureLive
+	case model.KindSnapshot:
+		return report.ExposureSnapshot
+	case model.KindBacking:
+		if v.holdsSnapshot() {
+			return report.ExposureSnapshot
+		}
+		return report.ExposureBacking
+	case model.KindUnreferenced:
+		return report.ExposureUnreferenced
+	case model.KindMemory:
+		return report.ExposureMemory
+	case model.KindLayer:
+		return report.ExposureLayer
+	}
+	return string(v.view.Kind)
+}
+
+// holdsSnapshot reports whether a backing view is a parent disk that holds
+// a snapshot's state (VMware delta chains, libvirt external snapshots): it
+// is a snapshot to the people who made it.
+func (v *viewState) holdsSnapshot() bool {
+	_, ok := v.t.snapshots[v.view.Name]
+	return v.view.Kind == model.KindBacking && ok
 }
 
 func isDiskKind(k model.Kind) bool {

@@ -34,6 +34,22 @@ func (s *Scanner) rollbackRisks(ctx context.Context, ts []*target) ([]report.Fin
 			return out, err
 		}
 		cur.notes = append(cur.notes, notes...)
+		byID := map[string]*viewState{}
+		for _, v := range t.views {
+			byID[v.view.ID] = v
+		}
+		for i := range fs {
+			// The view's own class: a backing view that holds a store
+			// snapshot's state is a snapshot, as for every other finding.
+			for j := range fs[i].Locations {
+				l := &fs[i].Locations[j]
+				if v := byID[l.View]; v != nil {
+					l.Exposure = v.exposure(l.State)
+				}
+			}
+			fs[i].Exposure = nil
+			report.RecomputeExposure(&fs[i])
+		}
 		out = append(out, fs...)
 	}
 	return out, nil
