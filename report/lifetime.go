@@ -39,8 +39,15 @@ type TimelineRow struct {
 	// the timeline in which the secret exists.
 	First string `json:"first"`
 	Last  string `json:"last"`
-	// Current is true when the current state holds it.
+	// Current is true when the current state holds it (as a file or in
+	// free blocks).
 	Current bool `json:"current"`
+	// Residue lists the points of Present at which the secret is only
+	// residue: free blocks of that view's filesystem, or clusters of the
+	// view's image file that no table references. Everywhere else in
+	// Present a file (or a view without a readable filesystem, or RAM)
+	// holds it.
+	Residue []string `json:"residue,omitempty"`
 }
 
 // SharedIdentity is one secret or identity seen in more than one VM.

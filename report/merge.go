@@ -62,6 +62,8 @@ func Merge(reports ...*Report) *Report {
 		out.Skipped = append(out.Skipped, r.Skipped...)
 		out.Inputs = append(out.Inputs, r.Inputs...)
 		out.Summary.SuppressedByBaseline += r.Summary.SuppressedByBaseline
+		out.Summary.Ignored += r.Summary.Ignored
+		out.Summary.HiddenBySeverity += r.Summary.HiddenBySeverity
 		for f, n := range r.Summary.ScannedBytesByFile {
 			if out.Summary.ScannedBytesByFile == nil {
 				out.Summary.ScannedBytesByFile = map[string]int64{}
@@ -213,7 +215,7 @@ func RecomputeExposure(f *Finding) {
 // format (nothing of it could be read).
 func Summarize(r *Report) {
 	s := Summary{BySeverity: map[string]int{}, ByExposure: map[string]int{}, SuppressedByBaseline: r.Summary.SuppressedByBaseline,
-		ScannedBytesByFile: r.Summary.ScannedBytesByFile}
+		ScannedBytesByFile: r.Summary.ScannedBytesByFile, Ignored: r.Summary.Ignored, HiddenBySeverity: r.Summary.HiddenBySeverity}
 	s.Targets = len(r.Targets)
 	for _, t := range r.Targets {
 		if t.Format == "" && len(t.Errors) > 0 {
@@ -232,6 +234,17 @@ func Summarize(r *Report) {
 		}
 		if IsOutsideGuestControl(&f) {
 			s.OutsideGuestControl++
+		}
+		switch f.Category {
+		case CategoryRollbackRisk:
+			s.RollbackRisks++
+		case CategoryClonedIdentity:
+			s.ClonedIdentities++
+		default:
+			s.Secrets++
+			if IsOutsideGuestControl(&f) {
+				s.SecretsOutsideGuestControl++
+			}
 		}
 	}
 	r.Summary = s

@@ -256,4 +256,25 @@ type Summary struct {
 	// file (overlay, backing file, memory file), context margins excluded:
 	// a backing file shared by many overlays appears once.
 	ScannedBytesByFile map[string]int64 `json:"scanned_bytes_by_file,omitempty"`
+
+	// Findings by kind, as the table's sections count them: Secrets are
+	// the findings that are secrets (neither rollback risks nor cloned
+	// identities), SecretsOutsideGuestControl those of them outside the
+	// guest's control; Secrets minus SecretsOutsideGuestControl is LIVE ONLY.
+	Secrets                    int `json:"secrets"`
+	SecretsOutsideGuestControl int `json:"secrets_outside_guest_control"`
+	RollbackRisks              int `json:"rollback_risks"`
+	ClonedIdentities           int `json:"cloned_identities"`
+	// Findings left out of the report, like SuppressedByBaseline: Ignored
+	// by the ignore file (--ignore, .imgauditignore), HiddenBySeverity by
+	// --severity.
+	Ignored          int `json:"ignored"`
+	HiddenBySeverity int `json:"hidden_by_severity"`
+}
+
+// IsSecret reports whether a finding is a secret, rather than a finding
+// the scanner derives from secrets and files (a rollback risk, a cloned
+// identity).
+func IsSecret(f *Finding) bool {
+	return f.Category != CategoryRollbackRisk && f.Category != CategoryClonedIdentity
 }

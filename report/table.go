@@ -419,11 +419,14 @@ func (t *tableWriter) problems(r *Report) {
 	}
 }
 
+// summary counts what the sections above list: the secrets (OUTSIDE THE
+// GUEST'S CONTROL plus LIVE ONLY), then the rollback risks and cloned
+// identities the scanner derived from them, then what was left out.
 func (t *tableWriter) summary(r *Report, findings []*Finding) {
 	t.printf("\n%s\n", summaryLine(r, findings))
 }
 
-// SummaryLine is the table's last line ("SUMMARY: 3 findings (...)"),
+// SummaryLine is the table's last line ("SUMMARY: 3 secrets (...)"),
 // which the CLI also prints on standard error when the report goes to a
 // file.
 func SummaryLine(r *Report) string {
@@ -435,13 +438,25 @@ func SummaryLine(r *Report) string {
 }
 
 func summaryLine(r *Report, findings []*Finding) string {
-	bySev := map[string]int{}
+	secretSev, rollbackSev := map[string]int{}, map[string]int{}
 	byExp := map[string]int{}
-	outside := 0
-	byCat := map[string]int{}
+	secrets, outside, rollback, cloned, public := 0, 0, 0, 0, 0
 	for _, f := range findings {
-		byCat[f.Category]++
-		bySev[f.Severity]++
+		switch {
+		case f.Category == CategoryRollbackRisk:
+			rollback++
+			rollbackSev[f.Severity]++
+			continue
+		case f.Category == CategoryClonedIdentity:
+			cloned++
+			continue
+		case f.Severity == SeverityInfo:
+			// listed, folded, under KNOWN PUBLIC
+			public++
+			continue
+		}
+		secrets++
+		secretSev[f.Severity]++
 		for _, e := range FindingExposure(f) {
 			byExp[e]++
 		}
@@ -449,25 +464,44 @@ func summaryLine(r *Report, findings []*Finding) string {
 			outside++
 		}
 	}
-	line := fmt.Sprintf("SUMMARY: %s", plural(len(findings), "finding"))
-	if len(findings) > 0 {
-		line += " (" + countList(bySev, severityNames()) + "); exposure: " + countList(byExp, exposureNames())
-		line += fmt.Sprintf("; %d outside the guest's control", outside)
-		// Derived findings are listed in their own sections above.
-		if n := byCat[CategoryRollbackRisk]; n > 0 {
-			line += "; " + plural(n, "rollback risk")
-		}
-		if n := byCat[CategoryClonedIdentity]; n > 0 {
-			line += fmt.Sprintf("; %d cloned-identity", n)
-		}
+	line := "SUMMARY: " + plural(secrets, "secret")
+	if secrets > 0 {
+		line += " (" + countList(secretSev, severityNames()) + ")"
+		line += fmt.Sprintf(": %d outside the guest's control, %d live only; exposure: %s", outside, secrets-outside, countList(byExp, exposureNames()))
+	}
+	if public > 0 {
+		line += "; " + plural(public, "known public finding")
+	}
+	if rollback > 0 {
+		line += "; " + plural(rollback, "rollback risk") + " (" + countList(rollbackSev, severityNames()) + ")"
+	}
+	if cloned > 0 {
+		line += "; " + pluralY(cloned, "cloned identit")
+	}
+	if rollback+cloned+public > 0 {
+		line += "; " + plural(len(findings), "finding") + " in all"
 	}
 	if r.Summary.SuppressedByBaseline > 0 {
 		line += fmt.Sprintf("; %d suppressed by baseline", r.Summary.SuppressedByBaseline)
+	}
+	if r.Summary.Ignored > 0 {
+		line += fmt.Sprintf("; %d ignored", r.Summary.Ignored)
+	}
+	if r.Summary.HiddenBySeverity > 0 {
+		line += fmt.Sprintf("; %d hidden by --severity", r.Summary.HiddenBySeverity)
 	}
 	if !r.Complete {
 		line += "; INCOMPLETE"
 	}
 	return line
+}
+
+// pluralY is plural for words ending in y: "1 identity", "2 identities".
+func pluralY(n int, stem string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %sy", n, stem)
+	}
+	return fmt.Sprintf("%d %sies", n, stem)
 }
 
 // countList renders counts in the given order, then any unknown keys

@@ -70,7 +70,7 @@ func (t *tableWriter) timelines(r *Report) {
 	if shown == 0 {
 		return
 	}
-	t.printf("\nTIMELINE\n  x = the secret exists at that point; columns are oldest first, \"now\" is the current state\n")
+	t.printf("\nTIMELINE\n  x = a file holds the secret at that point, r = only residue (free blocks, unreferenced clusters), . = absent;\n  columns are oldest first, \"now\" is the current state\n")
 	for _, tl := range r.Timelines {
 		if len(tl.Secrets) == 0 || len(tl.Points) < 2 {
 			continue
@@ -105,18 +105,10 @@ func (t *tableWriter) timelines(r *Report) {
 		}
 		t.printf("\n")
 		for i, s := range tl.Secrets {
-			present := make([]bool, len(tl.Points))
-			for _, v := range s.Present {
-				if c, ok := col[v]; ok {
-					present[c] = true
-				}
-			}
+			marks := timelineMarks(s, col, len(tl.Points))
 			t.printf("  %s%s", rowLabels[i], strings.Repeat(" ", width-utf8.RuneCountInString(rowLabels[i])))
 			for c, l := range labels {
-				mark := "."
-				if present[c] {
-					mark = "x"
-				}
+				mark := marks[c]
 				n := utf8.RuneCountInString(l)
 				pad := (n - 1) / 2
 				t.printf("  %s%s%s", strings.Repeat(" ", pad), mark, strings.Repeat(" ", n-1-pad))
@@ -124,4 +116,30 @@ func (t *tableWriter) timelines(r *Report) {
 			t.printf("\n")
 		}
 	}
+}
+
+// Timeline marks: a file holds the secret, only residue holds it, absent.
+const (
+	markFile    = "x"
+	markResidue = "r"
+	markAbsent  = "."
+)
+
+// timelineMarks returns one mark per column for a row.
+func timelineMarks(row TimelineRow, col map[string]int, n int) []string {
+	marks := make([]string, n)
+	for i := range marks {
+		marks[i] = markAbsent
+	}
+	for _, v := range row.Present {
+		if c, ok := col[v]; ok {
+			marks[c] = markFile
+		}
+	}
+	for _, v := range row.Residue {
+		if c, ok := col[v]; ok {
+			marks[c] = markResidue
+		}
+	}
+	return marks
 }

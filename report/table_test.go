@@ -70,7 +70,7 @@ func TestWriteTable(t *testing.T) {
 				// with offsets: it is printed once.
 				"UNATTRIBUTED FILESYSTEMS (1)",
 				"/srv/images/web01.qcow2#current p2 (xfs) at 0x200100000, 1.0 GiB: XFS is not supported",
-				"SUMMARY: 6 findings (1 critical, 1 high, 2 medium, 1 low, 1 info); exposure: 1 snapshot, 1 backing, 2 deleted, 1 memory, 4 live; 4 outside the guest's control; 2 suppressed by baseline",
+				"SUMMARY: 5 secrets (1 critical, 1 high, 2 medium, 1 low): 3 outside the guest's control, 2 live only; exposure: 1 snapshot, 1 backing, 1 deleted, 1 memory, 3 live; 1 known public finding; 6 findings in all; 2 suppressed by baseline",
 			},
 			order: []string{
 				"OUTSIDE THE GUEST'S CONTROL", "CRITICAL  ssh-rsa-private-key", "HIGH      aws-access-key", "LOW       generic-password",
@@ -98,13 +98,13 @@ func TestWriteTable(t *testing.T) {
 			r:    interruptedReport(),
 			want: []string{
 				"INCOMPLETE: interrupted (SIGINT) (findings are partial)",
-				"LIVE ONLY (0)\n  none", "SUMMARY: 1 finding (1 critical); exposure: 1 snapshot, 1 live; 1 outside the guest's control; 2 suppressed by baseline; INCOMPLETE",
+				"LIVE ONLY (0)\n  none", "SUMMARY: 1 secret (1 critical): 1 outside the guest's control, 0 live only; exposure: 1 snapshot, 1 live; 2 suppressed by baseline; INCOMPLETE",
 			},
 		},
 		{
 			name:     "empty",
 			r:        emptyReport(),
-			want:     []string{"imgaudit scan: 0 targets, 0 views, 0 B scanned of 0 B allocated, complete", "OUTSIDE THE GUEST'S CONTROL (0)\n  none", "SUMMARY: 0 findings\n"},
+			want:     []string{"imgaudit scan: 0 targets, 0 views, 0 B scanned of 0 B allocated, complete", "OUTSIDE THE GUEST'S CONTROL (0)\n  none", "SUMMARY: 0 secrets\n"},
 			wantNot:  []string{"TARGET ERRORS", "UNATTRIBUTED"},
 			maxLines: 9,
 		},

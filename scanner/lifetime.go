@@ -47,7 +47,9 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 	for _, vm := range order {
 		tl := report.Timeline{VM: vm, Points: []report.TimelinePoint{}, Secrets: []report.TimelineRow{}}
 		// alias maps the extra memory views of a save (ROM blocks,
-		// superseded pages) to the save's own point.
+		// superseded pages) to the save's own point, and the unreferenced
+		// clusters of an image file to the point of the view that file
+		// holds (residue of that point).
 		alias := map[string]string{}
 		for _, t := range byVM[vm] {
 			tl.Targets = append(tl.Targets, t.path)
@@ -58,6 +60,12 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 			for _, v := range t.views {
 				if v.view.Kind == model.KindMemory && mainMemory != "" && strings.HasPrefix(v.view.ID, mainMemory) {
 					alias[v.view.ID] = mainMemory
+					continue
+				}
+				if v.view.Kind == model.KindUnreferenced {
+					if owner := unreferencedOwner(t, v); owner != "" {
+						alias[v.view.ID] = owner
+					}
 					continue
 				}
 				if p, ok := timelinePoint(t, v); ok {
@@ -84,20 +92,32 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 				continue // public material: no secret's history
 			}
 			var at []int
+			file := map[int]bool{} // points where a file (not residue) holds it
+			current := false
 			for _, l := range f.Locations {
-				if i, ok := index[l.View]; ok && !slices.Contains(at, i) {
+				i, ok := index[l.View]
+				if !ok {
+					continue
+				}
+				if !slices.Contains(at, i) {
 					at = append(at, i)
+				}
+				if l.ViewKind != string(model.KindUnreferenced) && l.State != report.StateFree {
+					file[i] = true
+				}
+				if l.ViewKind == string(model.KindCurrent) {
+					current = true
 				}
 			}
 			if len(at) == 0 {
 				continue
 			}
 			slices.Sort(at)
-			row := report.TimelineRow{Fingerprint: f.Fingerprint, Rule: f.Rule, Preview: f.Preview}
+			row := report.TimelineRow{Fingerprint: f.Fingerprint, Rule: f.Rule, Preview: f.Preview, Current: current}
 			for _, i := range at {
 				row.Present = append(row.Present, tl.Points[i].View)
-				if tl.Points[i].Kind == string(model.KindCurrent) {
-					row.Current = true
+				if !file[i] {
+					row.Residue = append(row.Residue, tl.Points[i].View)
 				}
 			}
 			row.First, row.Last = row.Present[0], row.Present[len(row.Present)-1]
@@ -108,6 +128,27 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 		}
 	}
 	return out
+}
+
+// unreferencedOwner is the point view whose image file holds the
+// unreferenced view's clusters: the backing view of a backing file's
+// clusters ("T#backing:b#unreferenced"), else the current view.
+func unreferencedOwner(t *target, v *viewState) string {
+	id := v.view.ID
+	if i := strings.LastIndex(id, "#unreferenced"); i > 0 {
+		prefix := id[:i]
+		for _, o := range t.views {
+			if o.view.ID == prefix && o.view.Kind == model.KindBacking {
+				return prefix
+			}
+		}
+	}
+	for _, o := range t.views {
+		if o.view.Kind == model.KindCurrent {
+			return o.view.ID
+		}
+	}
+	return ""
 }
 
 // timelinePoint describes a view as a point in time; unreferenced bytes
