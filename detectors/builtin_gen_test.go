@@ -112,6 +112,24 @@ func builtinRulesSource(rules []Rule) ([]byte, error) {
 		num("After", r.After)
 		boolean("NoUTF16", r.NoUTF16)
 		boolean("Memory", r.Memory)
+		strs := func(name string, v []string) {
+			if v == nil {
+				return
+			}
+			fmt.Fprintf(&b, "\t\t\t%s: []string{", name)
+			for i, k := range v {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(strconv.Quote(k))
+			}
+			b.WriteString("},\n")
+		}
+		strs("SubsumedBy", r.SubsumedBy)
+		strs("Tags", r.Tags)
+		if len(r.Allowlists) > 0 {
+			return nil, fmt.Errorf("rule %s: built-in rules take no allowlists", r.ID)
+		}
 		b.WriteString("\t\t},\n")
 	}
 	b.WriteString("\t}\n}\n")

@@ -150,6 +150,7 @@ func builtinRules() []Rule {
 			SecretGroup: 1,
 			Before:      32,
 			After:       256,
+			SubsumedBy:  []string{"aws-access-key-pair"},
 		},
 		{
 			ID:          "aws-secret-access-key",

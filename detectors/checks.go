@@ -19,7 +19,7 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 	if s < 0 || e <= s {
 		return found{}, false
 	}
-	f := found{s: s, e: e, secret: w[s:e], sev: r.Severity}
+	f := found{s: s, e: e, secret: w[s:e], sev: r.Severity, ms: m[0], me: m[1]}
 	rx := r.regexps()
 	for _, mg := range rx.meta {
 		if a, b := m[2*mg[0]], m[2*mg[0]+1]; a >= 0 && b > a {

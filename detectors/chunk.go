@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"regexp"
 	"strconv"
 )
 
@@ -23,6 +24,9 @@ const (
 type found struct {
 	s, e     int
 	secret   []byte
+	ms, me   int    // the whole regex match (0, 0: the secret)
+	match    []byte // the whole match and the line(s) holding it, for
+	line     []byte // allowlists; nil for binary secrets
 	sev      Severity
 	meta     map[string]string
 	keyFP    string
@@ -44,6 +48,10 @@ type chunkScanner struct {
 	dec  []byte
 	seen map[seenKey]struct{}
 	out  []Match
+	// covers holds the spans of the whole matches of rules that subsume
+	// others, found in this chunk's bytes whether or not the chunk owns
+	// them (see dropSubsumed).
+	covers []cover
 	// gates holds this worker's lazily built DFAs, two per rule (follow
 	// and main regexp).
 	gates []*gateDFA
@@ -75,6 +83,7 @@ func (cs *chunkScanner) buffer(n int) []byte {
 func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOptions) []Match {
 	e := cs.e
 	cs.out = cs.out[:0]
+	cs.covers = cs.covers[:0]
 	clear(cs.seen)
 	lo, hi := int(own.Start-base), int(own.End-base)
 	// Every match overlaps its keyword occurrence and starts at most
@@ -123,6 +132,9 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 				continue
 			}
 			if f, ok := cs.regexMatch(r, buf, m); ok {
+				if len(r.allow) > 0 {
+					f.fillContext(buf)
+				}
 				cs.add(r, base, lo, hi, f, 0, 1, "")
 			}
 		}
@@ -151,7 +163,48 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			cs.scanRSADER(buf, base, lo, hi)
 		}
 	}
+	if len(cs.covers) > 0 {
+		cs.dropSubsumed()
+	}
 	return cs.out
+}
+
+// cover is the span of a whole match of a rule that subsumes others.
+type cover struct {
+	rule       int
+	start, end int64
+}
+
+// dropSubsumed removes the matches whose secret lies inside a whole match
+// of a rule that subsumes theirs: an AWS key ID inside a key-pair match is
+// part of that pair's finding. The pair's match starts at or just before
+// the key ID, so the chunk that owns the key ID has seen the pair's
+// keyword hit and match, whichever chunk owns the pair.
+func (cs *chunkScanner) dropSubsumed() {
+	kept := cs.out[:0]
+	for _, m := range cs.out {
+		if !cs.subsumed(m) {
+			kept = append(kept, m)
+		}
+	}
+	cs.out = kept
+}
+
+func (cs *chunkScanner) subsumed(m Match) bool {
+	r := cs.e.byID[m.RuleID]
+	if r == nil || len(r.subsumedBy) == 0 {
+		return false
+	}
+	for _, c := range cs.covers {
+		if c.start <= m.Start && m.End <= c.end {
+			for _, by := range r.subsumedBy {
+				if by == c.rule {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func (cs *chunkScanner) windowASCII(buf []byte, base int64, lo, hi, pos, kl int, r *compiledRule) {
@@ -198,7 +251,14 @@ func (cs *chunkScanner) windowUTF16(buf []byte, base int64, lo, hi, pos, kl int,
 
 // validate runs a rule's validator over window w, whose keyword occurrence is
 // w[kp:kp+kl], and calls out for each accepted match.
-func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, out func(found)) {
+func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, emit func(found)) {
+	out := emit
+	if len(r.allow) > 0 {
+		out = func(f found) {
+			f.fillContext(w)
+			emit(f)
+		}
+	}
 	switch r.check {
 	case checkPEM:
 		if f, ok := findPEM(r, w, kp, kl); ok {
@@ -264,6 +324,13 @@ func (cs *chunkScanner) mayMatch(r *compiledRule, which int, b []byte, startEnd 
 // add turns a found match (window offsets, window starting at buffer offset
 // ws, scale 2 for UTF-16) into a Match if this chunk owns it.
 func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws, scale int, enc string) {
+	if r.subsumes {
+		ms, me := f.ms, f.me
+		if ms == 0 && me == 0 {
+			ms, me = f.s, f.e
+		}
+		cs.covers = append(cs.covers, cover{r.idx, base + int64(ws+scale*ms), base + int64(ws+scale*me)})
+	}
 	start := ws + scale*f.s
 	if start < lo || start >= hi {
 		return
@@ -274,6 +341,14 @@ func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws
 		return
 	}
 	cs.seen[key] = struct{}{}
+	var allowedPaths []*regexp.Regexp
+	if len(r.allow) > 0 {
+		drop, paths := r.allowed(&f)
+		if drop {
+			return
+		}
+		allowedPaths = paths
+	}
 	sum := sha256.Sum256(f.secret)
 	preview := f.preview
 	if preview == "" {
@@ -287,6 +362,7 @@ func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws
 		KeyFingerprint: f.keyFP,
 		Encoding:       enc,
 		Meta:           f.meta,
+		allowedPaths:   allowedPaths,
 	})
 }
 

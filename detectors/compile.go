@@ -66,6 +66,14 @@ type compiledRule struct {
 	gates    [2]*gateProg // DFA programs for follow and re, built on first use
 	check    checkKind
 	prefixes []string // keywords as written, for previews
+	// allow are the rule's own allowlists and the global ones that cover
+	// it.
+	allow []*compiledAllowlist
+	// subsumedBy are the indexes of the enabled rules whose whole match
+	// covering this rule's secret drops this rule's match; subsumes marks
+	// those rules.
+	subsumedBy []int
+	subsumes   bool
 }
 
 // ruleRegexps are a rule's compiled regexps and what is derived from them.
@@ -148,6 +156,13 @@ func compileRule(r Rule) (*compiledRule, error) {
 		return nil, fmt.Errorf("rule %s: before/after must be within [0,%d]/[0,%d]", r.ID, maxBefore, maxAfter)
 	}
 	c := &compiledRule{Rule: r, check: ck}
+	for i, a := range r.Allowlists {
+		ca, err := compileAllowlist(a)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: allowlist #%d: %w", r.ID, i+1, err)
+		}
+		c.allow = append(c.allow, ca)
+	}
 	switch {
 	case ck.structural():
 		if r.Regex != "" || len(r.Keywords) > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -33,6 +34,9 @@ type Match struct {
 	Encoding string
 	// Meta holds non-secret metadata (key type, bits, user name, key id…).
 	Meta map[string]string
+	// allowedPaths are the allowlists' path patterns that cover this
+	// match's locations (see AllowedAt).
+	allowedPaths []*regexp.Regexp
 }
 
 // EngineOptions configures NewEngine.
@@ -45,6 +49,9 @@ type EngineOptions struct {
 	// up to 16 MiB for lent bytes: see lentChunkSize). Small values are
 	// for tests.
 	ChunkSize int
+	// Allowlists apply to every rule, or to the rules each names (a rules
+	// file's global [allowlist] tables: Config.Allowlists).
+	Allowlists []Allowlist
 }
 
 // ScanOptions configures one Scan.
@@ -112,6 +119,7 @@ type ruleRef struct {
 // Engine matches a rule set against byte spaces. It is safe for concurrent use.
 type Engine struct {
 	rules   []*compiledRule
+	byID    map[string]*compiledRule
 	pf      *prefilter
 	kwRules [][]ruleRef // per prefilter keyword
 	kwLen   []int       // keyword length in bytes (as matched)
@@ -153,6 +161,15 @@ func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
 	if e.chunkSize <= 0 {
 		e.chunkSize = defaultChunkSize
 	}
+	var global []*compiledAllowlist
+	for i, a := range opts.Allowlists {
+		c, err := compileAllowlist(a)
+		if err != nil {
+			return nil, fmt.Errorf("global allowlist #%d: %w", i+1, err)
+		}
+		global = append(global, c)
+	}
+	e.byID = map[string]*compiledRule{}
 	seen := map[string]bool{}
 	kwIndex := map[string]int{}
 	var keywords [][]byte
@@ -172,6 +189,12 @@ func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
 		}
 		c.idx = len(e.rules)
 		e.rules = append(e.rules, c)
+		e.byID[c.ID] = c
+		for _, g := range global {
+			if g.appliesTo(c.ID) {
+				c.allow = append(c.allow, g)
+			}
+		}
 		switch c.check {
 		case checkKeytab:
 			e.keytab = c
@@ -236,6 +259,25 @@ func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
 	for id, used := range disabled {
 		if !used {
 			return nil, fmt.Errorf("disable: unknown rule id %q", id)
+		}
+	}
+	for i, g := range global {
+		for _, id := range g.rules {
+			if !seen[id] {
+				return nil, fmt.Errorf("global allowlist #%d: targetRules: unknown rule id %q", i+1, id)
+			}
+		}
+	}
+	for _, c := range e.rules {
+		for _, id := range c.SubsumedBy {
+			if !seen[id] {
+				return nil, fmt.Errorf("rule %s: subsumedBy: unknown rule id %q", c.ID, id)
+			}
+			// A disabled rule subsumes nothing.
+			if by := e.byID[id]; by != nil && by != c {
+				by.subsumes = true
+				c.subsumedBy = append(c.subsumedBy, by.idx)
+			}
 		}
 	}
 	pf, err := newPrefilter(keywords)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,9 +193,16 @@ regex = '''LEGACY-[0-9]{12}'''
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	custom, err := LoadRulesFile(path)
+	cfg, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	custom := cfg.Rules
+	if len(cfg.Allowlists) != 1 || !slices.Equal(cfg.Allowlists[0].Paths, []string{"vendor/"}) || !slices.Equal(custom[0].Tags, []string{"internal"}) {
+		t.Errorf("global allowlist %+v, tags %q", cfg.Allowlists, custom[0].Tags)
+	}
+	if _, err := LoadRulesFile(path); err == nil {
+		t.Error("LoadRulesFile dropped the global allowlist without an error")
 	}
 	if len(custom) != 2 || custom[0].Severity != SeverityCritical || custom[1].Severity != SeverityMedium || custom[0].Category != "custom" {
 		t.Fatalf("loaded %+v", custom)

@@ -1,12 +1,6 @@
 package detectors
 
-import (
-	"fmt"
-	"os"
-	"strings"
-
-	"github.com/BurntSushi/toml"
-)
+import "fmt"
 
 // Rule is one detector: literal keywords gate a validator (a regular
 // expression on a bounded window around each keyword hit and/or a named
@@ -51,6 +45,15 @@ type Rule struct {
 	// Memory marks memory-structure rules (AES key schedules, DER keys),
 	// which run only when ScanOptions.Memory is set.
 	Memory bool
+	// SubsumedBy names rules whose match, covering this rule's secret,
+	// makes this match redundant: an AWS key ID next to its secret belongs
+	// to the key pair's finding, not to a finding of its own.
+	SubsumedBy []string
+	// Allowlists drop matches of this rule (Gitleaks' [rules.allowlist]).
+	Allowlists []Allowlist
+	// Tags are free-form labels (Gitleaks' tags); `imgaudit rules` lists
+	// them.
+	Tags []string
 
 	// builtin marks the embedded rules, whose regexps are compiled on
 	// first use (see compiledRule.regexps); every other rule is compiled,
@@ -71,28 +74,6 @@ const (
 	maxAfter = 12 << 10
 )
 
-// ruleFile is the TOML layout shared by the built-in rule set and --rules files.
-type ruleFile struct {
-	Rules []tomlRule `toml:"rules"`
-}
-
-type tomlRule struct {
-	ID          string   `toml:"id"`
-	Description string   `toml:"description"`
-	Category    string   `toml:"category"`
-	Severity    string   `toml:"severity"`
-	Keywords    []string `toml:"keywords"`
-	Regex       string   `toml:"regex"`
-	Follow      string   `toml:"follow"`
-	SecretGroup int      `toml:"secretGroup"`
-	Entropy     float64  `toml:"entropy"`
-	Check       string   `toml:"check"`
-	Before      *int     `toml:"before"`
-	After       *int     `toml:"after"`
-	NoUTF16     bool     `toml:"noUTF16"`
-	Memory      bool     `toml:"memory"`
-}
-
 // Builtin returns the built-in rule set (a fresh copy each call): the rules
 // of builtin_rules.toml, compiled into Go (builtin_rules_gen.go, which
 // TestBuiltinRulesGenerated keeps in step) so that start-up parses no TOML.
@@ -107,65 +88,16 @@ func Builtin() []Rule {
 	return rules
 }
 
-// LoadRulesFile reads user rules from a TOML file in the spirit of Gitleaks:
-//
-//	[[rules]]
-//	id = "acme-api-token"                 # required, unique
-//	description = "ACME API token"
-//	regex = '''acme_[a-z0-9]{32}'''       # RE2; required unless check is set
-//	keywords = ["acme_"]                  # literal anchors (>= 3 bytes each)
-//	secretGroup = 0                       # capture group with the secret
-//	entropy = 3.0                         # minimum Shannon entropy of the secret
-//	severity = "high"                     # low|medium|high|critical (default medium)
-//	category = "custom"                   # default "custom"
-//	before = 32                           # optional window bounds (see Rule)
-//	after = 256
-//	follow = '^\s*='                     # optional gate at the keyword's end
-//
-// Unknown keys (Gitleaks' allowlist, tags, path…) are ignored.
+// LoadRulesFile reads the rules of a TOML rules file (see LoadConfig). A
+// file that also holds global allowlists or disabled rules is refused:
+// dropping them would report what the file allowlists; use LoadConfig.
 func LoadRulesFile(path string) ([]Rule, error) {
-	b, err := os.ReadFile(path)
+	c, err := LoadConfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("read rules: %w", err)
+		return nil, err
 	}
-	return parseRules(string(b), path, SeverityMedium, "custom", true)
-}
-
-func parseRules(text, name string, defSev Severity, defCat string, validate bool) ([]Rule, error) {
-	var f ruleFile
-	if _, err := toml.Decode(text, &f); err != nil {
-		return nil, fmt.Errorf("rules %s: %w", name, err)
+	if len(c.Allowlists) > 0 || len(c.Disable) > 0 {
+		return nil, fmt.Errorf("rules %s: global allowlists and [extend] disabledRules need LoadConfig", path)
 	}
-	out := make([]Rule, 0, len(f.Rules))
-	for i, tr := range f.Rules {
-		r := Rule{
-			ID: strings.TrimSpace(tr.ID), Description: tr.Description, Category: tr.Category,
-			Severity: defSev, Keywords: tr.Keywords, Regex: tr.Regex, Follow: tr.Follow, SecretGroup: tr.SecretGroup,
-			Entropy: tr.Entropy, Check: tr.Check, Before: defaultBefore, After: defaultAfter,
-			NoUTF16: tr.NoUTF16, Memory: tr.Memory,
-		}
-		if r.Category == "" {
-			r.Category = defCat
-		}
-		if tr.Severity != "" {
-			s, err := ParseSeverity(tr.Severity)
-			if err != nil {
-				return nil, fmt.Errorf("rules %s: rule #%d (%s): %w", name, i+1, r.ID, err)
-			}
-			r.Severity = s
-		}
-		if tr.Before != nil {
-			r.Before = *tr.Before
-		}
-		if tr.After != nil {
-			r.After = *tr.After
-		}
-		if validate {
-			if _, err := compileRule(r); err != nil {
-				return nil, fmt.Errorf("rules %s: rule #%d: %w", name, i+1, err)
-			}
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return c.Rules, nil
 }
