@@ -162,6 +162,9 @@ func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
 		}
 		res.Bytes, res.Scanned = int64(len(data)), int64(len(data))
 		for _, m := range s.opts.Engine.FindAll(data, s.scanOpts()) {
+			if m.AllowedAt("config.json") {
+				continue
+			}
 			f := matchFinding(m)
 			f.Locations = []report.Location{{ViewKind: "config", Offset: m.Start, Length: m.End - m.Start, Path: "config.json", State: report.StateUnknown, Encoding: m.Encoding}}
 			res.Findings = append(res.Findings, f)
@@ -434,6 +437,9 @@ func (fs *fileScanner) scanStream(ctx context.Context, r io.Reader, buf []byte, 
 }
 
 func (fs *fileScanner) addHit(m detectors.Match, p string) {
+	if m.AllowedAt(p) {
+		return // an allowlist's paths cover this file
+	}
 	f := matchFinding(m)
 	f.Locations = []report.Location{{ViewKind: "layer", Offset: m.Start, Length: m.End - m.Start, Path: p, State: report.StateAllocated, Encoding: m.Encoding}}
 	if fs.hitsAt == nil {

@@ -51,6 +51,9 @@ type Options struct {
 	Engine *detectors.Engine
 	// MemoryRules turns the memory-structure rules on for layer files.
 	MemoryRules bool
+	// DisableRules turns off the disk scanner's own rules (rollback,
+	// cloned-identity; see scanner.DerivedRules) for disks in layers.
+	DisableRules []string
 	// DiskScanner audits a VM disk or memory image spooled from a layer;
 	// nil uses scanner.New with Engine and SealedTargets: a disk from a
 	// layer never resolves its backing or extent names on this host.
@@ -147,7 +150,7 @@ func New(opts Options) (*Scanner, error) {
 		// A disk spooled from a layer is sealed: its backing, data file
 		// and extent names mean files of the layer, never of this host.
 		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules,
-			SealedTargets: true, NoDowngrade: opts.NoDowngrade})
+			SealedTargets: true, NoDowngrade: opts.NoDowngrade, DisableRules: opts.DisableRules})
 		s.opts.DiskScanner = func(ctx context.Context, path string) (*report.Report, error) {
 			return sc.Scan(ctx, []string{path})
 		}

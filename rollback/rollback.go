@@ -40,6 +40,23 @@ const (
 	RulePackageDowngrade = "rollback-package-downgrade"
 )
 
+// Rules describes the rollback rules, at the severity each usually
+// reports (an encrypted key is reported one step lower, as low).
+func Rules() []report.RuleInfo {
+	r := func(id, sev, desc string) report.RuleInfo {
+		return report.RuleInfo{ID: id, Severity: sev, Category: Category, Description: desc}
+	}
+	return []report.RuleInfo{
+		r(RuleAccountUnlocked, report.SeverityHigh, "Reverting restores an account that is locked, removed or given a nologin shell now, with a usable password hash"),
+		r(RulePasswordRestored, report.SeverityHigh, "Reverting restores an account's old password hash"),
+		r(RuleAuthorizedKey, report.SeverityHigh, "Reverting restores SSH keys in authorized_keys that were removed since"),
+		r(RuleHostKey, report.SeverityMedium, "Reverting restores an SSH host key rotated or removed since"),
+		r(RuleTLSKey, report.SeverityMedium, "Reverting restores a TLS private key rotated or removed since"),
+		r(RulePrivilege, report.SeverityHigh, "Reverting restores sudoers rules or sudo/wheel/admin membership revoked since"),
+		r(RulePackageDowngrade, report.SeverityMedium, "Reverting restores older package versions: patched vulnerabilities come back"),
+	}
+}
+
 // ViewFS is a view and its guest filesystem. Err, when set, says why the
 // filesystem cannot be read (the view is then skipped with a note).
 type ViewFS struct {

@@ -89,6 +89,10 @@ type findingAcc struct {
 	rules map[string]bool
 	locs  map[locKey]*report.Location
 	keys  []locKey // locs in the order they were found
+	// allowIf holds, for a location that only matches with allowlist
+	// paths produced, those matches: the location is dropped when every
+	// one of them allowlists its guest path.
+	allowIf map[locKey][]detectors.Match
 }
 
 func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []rawHit) []report.Finding {
@@ -120,6 +124,7 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 		}
 		for _, gp := range idx.where(h.v, m.Start, m.End-m.Start) {
 			k := locKey{gp.v, gp.g}
+			fa.noteAllowlist(k, m)
 			if fa.locs[k] != nil {
 				continue
 			}
@@ -134,6 +139,9 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 	for _, key := range order {
 		fa := acc[key]
 		s.placeLocations(ctx, fa)
+		if len(fa.f.Locations) == 0 {
+			continue // every location allowlisted by path
+		}
 		out = append(out, fa.f)
 	}
 	sortFindings(out)
@@ -158,6 +166,39 @@ func sortFindings(out []report.Finding) {
 		// one image wrote their findings in different orders.
 		return a.Fingerprint < b.Fingerprint
 	})
+}
+
+// noteAllowlist records whether match m, seen at location k, may be
+// allowlisted there by path: k stays unless every match seen at it is.
+func (fa *findingAcc) noteAllowlist(k locKey, m detectors.Match) {
+	seen := fa.locs[k] != nil
+	ms, conditional := fa.allowIf[k]
+	switch {
+	case seen && !conditional:
+		// Already kept unconditionally.
+	case !m.HasAllowedPaths():
+		delete(fa.allowIf, k)
+	case !seen || conditional:
+		if fa.allowIf == nil {
+			fa.allowIf = map[locKey][]detectors.Match{}
+		}
+		fa.allowIf[k] = append(ms, m)
+	}
+}
+
+// allowlisted reports whether the allowlists of every match seen at k
+// cover its guest path.
+func (fa *findingAcc) allowlisted(k locKey, path string) bool {
+	ms, ok := fa.allowIf[k]
+	if !ok {
+		return false
+	}
+	for _, m := range ms {
+		if !m.AllowedAt(path) {
+			return false
+		}
+	}
+	return true
 }
 
 // mergeRule folds another rule's match of the same secret into the finding.
@@ -212,7 +253,9 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 	}
 	fa.f.Locations = make([]report.Location, 0, len(fa.keys))
 	for _, k := range fa.keys {
-		fa.f.Locations = append(fa.f.Locations, *fa.locs[k])
+		if l := fa.locs[k]; !fa.allowlisted(k, l.Path) {
+			fa.f.Locations = append(fa.f.Locations, *l)
+		}
 	}
 	report.RecomputeExposure(&fa.f)
 	sort.SliceStable(fa.f.Locations, func(i, j int) bool {

@@ -294,7 +294,7 @@ func (s *Scanner) sharedIdentity(ctx context.Context, ts []*target, rep *report.
 		rep.SharedIdentity = append(rep.SharedIdentity, m.shared)
 		clones = append(clones, clonedFinding(m.shared, "medium", m.locs))
 	}
-	rep.Findings = append(rep.Findings, clones...)
+	rep.Findings = append(rep.Findings, s.dropDisabled(clones)...)
 }
 
 func cmpOr(a, b string) string {
@@ -306,7 +306,7 @@ func cmpOr(a, b string) string {
 
 func clonedFinding(sh report.SharedIdentity, severity string, locs []report.Location) report.Finding {
 	f := report.Finding{
-		Rule: "cloned-identity", Category: report.CategoryClonedIdentity, Severity: severity,
+		Rule: RuleClonedIdentity, Category: report.CategoryClonedIdentity, Severity: severity,
 		Description: fmt.Sprintf("The same %s is in %d VMs (%s): clones share one identity", strings.ReplaceAll(sh.Kind, "-", " "), len(sh.VMs), strings.Join(sh.VMs, ", ")),
 		Fingerprint: sh.Fingerprint, KeyFingerprint: sh.KeyFingerprint, Preview: sh.Preview,
 		Metadata:  map[string]string{"identity_kind": sh.Kind, "vms": strings.Join(sh.VMs, ",")},
@@ -376,7 +376,7 @@ func (s *Scanner) machineIDs(ctx context.Context, ts []*target) []machineID {
 		}
 		slices.Sort(e.vms)
 		out = append(out, machineID{
-			shared: report.SharedIdentity{Fingerprint: fp, Kind: "machine-id", Rule: "cloned-identity",
+			shared: report.SharedIdentity{Fingerprint: fp, Kind: "machine-id", Rule: RuleClonedIdentity,
 				Preview: fmt.Sprintf("machine-id …(%d chars)", e.n), VMs: e.vms, Paths: []string{"/etc/machine-id"}},
 			locs: e.locs,
 		})

@@ -60,6 +60,9 @@ type Options struct {
 	// NoDowngrade reports every finding at its rule's severity: no package
 	// provenance (severity info for public material) and no path context.
 	NoDowngrade bool
+	// DisableRules turns off rules of DerivedRules (rollback rules,
+	// cloned-identity): their findings are not reported.
+	DisableRules []string
 }
 
 // Scanner runs scans. It holds no state between runs.
@@ -172,7 +175,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	}
 	if !s.opts.NoRollback && err == nil {
 		risks, rerr := s.rollbackRisks(ctx, ts)
-		rep.Findings = append(rep.Findings, risks...)
+		rep.Findings = append(rep.Findings, s.dropDisabled(risks)...)
 		if rerr != nil {
 			stopped = true
 			report.MarkIncomplete(rep, rerr.Error())

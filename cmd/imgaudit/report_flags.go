@@ -10,6 +10,7 @@ import (
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/internal/outfile"
 	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
 )
 
 // reportFlags are the flags that scan and registry share: how to report,
@@ -19,6 +20,13 @@ type reportFlags struct {
 	ruleFiles, disable               stringList
 	workers, maxLocs                 int
 	memRules, noDowngrade            bool
+	severity                         string
+	ignoreFiles                      stringList
+
+	// Set by check and engine.
+	show    []string          // --severity
+	ignore  report.IgnoreList // --ignore, .imgauditignore
+	derived []string          // --disable-rule IDs of the scanner's own rules
 }
 
 func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
@@ -34,6 +42,8 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	fs.IntVar(&rf.maxLocs, "max-locations", 5, "table format: `N` locations shown per finding")
 	fs.BoolVar(&rf.memRules, "memory-rules", false, memHelp)
 	fs.BoolVar(&rf.noDowngrade, "no-downgrade", false, "report every finding at its rule's severity: no severity info for secrets that an installed package ships unmodified (dpkg records), no lowering for files in test and documentation directories")
+	fs.StringVar(&rf.severity, "severity", "", "show only findings of these severities (comma `LIST`, e.g. critical,high); --fail-on still judges every finding")
+	fs.Var(&rf.ignoreFiles, "ignore", "ignore `FILE` of accepted fingerprints, one per line with a comment (sha256:... # why; repeatable; default ./"+report.DefaultIgnoreFile+" when present)")
 	return rf
 }
 
@@ -52,11 +62,28 @@ func (rf *reportFlags) check() (detectors.Severity, map[string]bool, error) {
 			return 0, nil, err
 		}
 	}
+	if rf.severity != "" {
+		if rf.show, err = report.ParseSeverityList(rf.severity); err != nil {
+			return 0, nil, usagef("--severity: %v", err)
+		}
+	}
+	if rf.ignore, err = report.LoadIgnoreFiles(rf.ignoreFiles); err != nil {
+		return 0, nil, usagef("--ignore: %v", err)
+	}
 	return threshold, known, nil
 }
 
 func (rf *reportFlags) engine() (*detectors.Engine, error) {
-	return buildEngine(rf.ruleFiles, rf.disable, rf.workers)
+	var det []string
+	det, rf.derived = scanner.SplitDisabled(rf.disable)
+	return buildEngine(rf.ruleFiles, det, rf.workers)
+}
+
+// write drops the ignored findings from rep and writes the severities
+// --severity shows; rep keeps the others for the gate.
+func (rf *reportFlags) write(rep *report.Report, out *outfile.Output, stdout io.Writer) error {
+	report.Ignore(rep, rf.ignore)
+	return writeReport(report.ShowSeverities(rep, rf.show), rf.format, out, rf.maxLocs, stdout)
 }
 
 // suppressByBaseline drops findings whose fingerprint the baseline knows;
@@ -186,7 +213,7 @@ func writeReport(rep *report.Report, format string, out *outfile.Output, maxLocs
 // stderr so that a CI log shows why a run failed.
 func finishReport(cmdName string, rep *report.Report, rf *reportFlags, out *outfile.Output, threshold detectors.Severity,
 	runErr error, stdout, stderr io.Writer) (int, error) {
-	if err := writeReport(rep, rf.format, out, rf.maxLocs, stdout); err != nil {
+	if err := rf.write(rep, out, stdout); err != nil {
 		return exitUsage, err
 	}
 	if runErr != nil {

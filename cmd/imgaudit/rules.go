@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
 )
 
 func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("rules", "rules [--rules FILE] [--format table|json]",
-		`List the detection rules: built-in ones plus those from --rules files, with
-their ID (for --disable-rule), severity, category and description.`, stdout)
+		`List the rules: the built-in detection rules, those from --rules files, and
+the scanner's own rules (rollback risks, cloned identity), with their ID
+(for --disable-rule), severity, category and description.`, stdout)
 	var ruleFiles stringList
 	fs.Var(&ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable)")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
@@ -22,20 +26,15 @@ their ID (for --disable-rule), severity, category and description.`, stdout)
 	if _, err := buildEngine(ruleFiles, nil, 1); err != nil {
 		return exitUsage, err
 	}
-	rules, err := loadRules(ruleFiles)
+	c, err := loadRules(ruleFiles)
 	if err != nil {
 		return exitUsage, err
 	}
-	type row struct {
-		ID          string `json:"id"`
-		Severity    string `json:"severity"`
-		Category    string `json:"category"`
-		Description string `json:"description"`
+	var rows []report.RuleInfo
+	for _, r := range c.Rules {
+		rows = append(rows, report.RuleInfo{ID: r.ID, Severity: r.Severity.String(), Category: r.Category, Description: r.Description, Tags: r.Tags})
 	}
-	var rows []row
-	for _, r := range rules {
-		rows = append(rows, row{r.ID, r.Severity.String(), r.Category, r.Description})
-	}
+	rows = append(rows, scanner.DerivedRules()...)
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -92,6 +92,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
 			BackingRoots: *roots,
 			NoDowngrade:  rf.noDowngrade,
+			DisableRules: rf.derived,
 		})
 		rep, err := sc.Scan(ctx, disks)
 		if rep == nil {
@@ -100,7 +101,8 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 		reps, scanErr = append(reps, rep), err
 	}
 	if len(images) > 0 && scanErr == nil {
-		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: rf.failOn, MemoryRules: rf.memRules, NoDowngrade: rf.noDowngrade})
+		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: rf.failOn, MemoryRules: rf.memRules,
+			NoDowngrade: rf.noDowngrade, DisableRules: rf.derived})
 		if err != nil {
 			return exitUsage, usagef("%v", err)
 		}
@@ -124,26 +126,29 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	return finishReport("scan", rep, rf, out, threshold, scanErr, stdout, stderr)
 }
 
-// loadRules returns the built-in rules plus those of the given TOML files.
-func loadRules(ruleFiles []string) ([]detectors.Rule, error) {
-	rules := detectors.Builtin()
+// loadRules returns the built-in rules plus those of the given TOML files,
+// with the files' global allowlists and disabled rules.
+func loadRules(ruleFiles []string) (detectors.Config, error) {
+	c := detectors.Config{Rules: detectors.Builtin()}
 	for _, f := range ruleFiles {
-		extra, err := detectors.LoadRulesFile(f)
+		extra, err := detectors.LoadConfig(f)
 		if err != nil {
-			return nil, usagef("--rules %s: %v", f, err)
+			return c, usagef("--rules %s: %v", f, err)
 		}
-		rules = append(rules, extra...)
+		c.Rules = append(c.Rules, extra.Rules...)
+		c.Allowlists = append(c.Allowlists, extra.Allowlists...)
+		c.Disable = append(c.Disable, extra.Disable...)
 	}
-	return rules, nil
+	return c, nil
 }
 
 func buildEngine(ruleFiles, disable []string, workers int) (*detectors.Engine, error) {
-	rules, err := loadRules(ruleFiles)
+	c, err := loadRules(ruleFiles)
 	if err != nil {
 		return nil, err
 	}
 	known := map[string]bool{}
-	for _, r := range rules {
+	for _, r := range c.Rules {
 		known[r.ID] = true
 	}
 	for _, id := range disable {
@@ -151,7 +156,11 @@ func buildEngine(ruleFiles, disable []string, workers int) (*detectors.Engine, e
 			return nil, usagef("--disable-rule: no rule %q (see 'imgaudit rules')", id)
 		}
 	}
-	return detectors.NewEngine(rules, detectors.EngineOptions{Disable: disable, Workers: workers})
+	e, err := detectors.NewEngine(c.Rules, detectors.EngineOptions{Disable: append(disable, c.Disable...), Workers: workers, Allowlists: c.Allowlists})
+	if err != nil {
+		return nil, usagef("--rules: %v", err)
+	}
+	return e, nil
 }
 
 func readBaseline(path string) (map[string]bool, error) {
