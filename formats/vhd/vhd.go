@@ -302,7 +302,7 @@ func addUnreferenced(im *model.Image, f *os.File, path string, size int64, data 
 		return
 	}
 	im.Views = append(im.Views, model.View{
-		ID: model.ViewID(path, model.KindUnreferenced, ""), Kind: model.KindUnreferenced, Name: "unreferenced", Disk: u,
+		ID: model.ViewID(path, model.KindUnreferenced, ""), Kind: model.KindUnreferenced, Name: filepath.Base(path), Disk: u,
 		Notes: []string{"host bytes outside the footer, header, BAT, parent locators and allocated blocks; guest offset = host offset; only non-zero sectors are listed"},
 	})
 }

@@ -249,7 +249,7 @@ func open(ctx context.Context, f *os.File, path string, opts model.Options) (*mo
 	u := blockmap.NewUnreferenced(f, path, x.size, data, used)
 	if len(u.Free) > 0 {
 		im.Views = append(im.Views, model.View{
-			ID: model.ViewID(path, model.KindUnreferenced, ""), Kind: model.KindUnreferenced, Name: "unreferenced", Disk: u,
+			ID: model.ViewID(path, model.KindUnreferenced, ""), Kind: model.KindUnreferenced, Name: filepath.Base(path), Disk: u,
 			Notes: []string{"host bytes outside the headers, log, regions, sector bitmaps and payload blocks in use; guest offset = host offset; only non-zero sectors are listed"},
 		})
 	}

@@ -61,10 +61,10 @@ func TestUnreferenced(t *testing.T) {
 		wantNote  string
 		goneFromC bool // the secret left the current view
 	}{
-		{name: "sparse grain dropped from GT", src: "monolithicSparse", edit: dropGrain(true), view: "", find: secret, goneFromC: true},
-		{name: "sparse primary GT disagrees", src: "monolithicSparse", edit: dropGrain(false), view: "", find: secret, wantNote: "redundant grain table", goneFromC: true},
-		{name: "stream grain dropped from GT", src: "streamOptimized", edit: dropGrain(true), view: "stale-grains", find: secret, goneFromC: true},
-		{name: "synthesized stale grain", gen: func() []byte { return synthStream(data, true, [][]byte{staleData}) }, view: "stale-grains", find: "STALE-" + secret},
+		{name: "sparse grain dropped from GT", src: "monolithicSparse", edit: dropGrain(true), view: "x.vmdk", find: secret, goneFromC: true},
+		{name: "sparse primary GT disagrees", src: "monolithicSparse", edit: dropGrain(false), view: "x.vmdk", find: secret, wantNote: "redundant grain table", goneFromC: true},
+		{name: "stream grain dropped from GT", src: "streamOptimized", edit: dropGrain(true), view: "x.vmdk:stale-grains", find: secret, goneFromC: true},
+		{name: "synthesized stale grain", gen: func() []byte { return synthStream(data, true, [][]byte{staleData}) }, view: "x.vmdk:stale-grains", find: "STALE-" + secret},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,11 +114,11 @@ func TestUnreferenced(t *testing.T) {
 				}
 				if bytes.Contains(buf, []byte(c.find)) {
 					found = true
-					if c.view == "" && !bytes.Equal(buf, b[e.FileOffset:e.FileOffset+e.Length]) {
+					if c.view == "x.vmdk" && !bytes.Equal(buf, b[e.FileOffset:e.FileOffset+e.Length]) {
 						t.Fatal("unreferenced extent is not the host bytes at its offset")
 					}
 				}
-				if c.view == "" && allZero(buf) {
+				if c.view == "x.vmdk" && allZero(buf) {
 					t.Fatalf("unreferenced extent %+v is all zeros", e)
 				}
 			}

@@ -250,13 +250,16 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 		Disk: d, Notes: notes,
 	})
 	for _, sp := range sparses {
+		// The ID names the extent file only when there are several (IDs
+		// stay as they were); the name always does, so that a backing
+		// file's unreferenced view does not read like the image's own.
 		name := ""
 		if len(sparses) > 1 {
 			name = filepath.Base(sp.file)
 		}
 		u := &unrefIndex{sp: sp}
 		im.Views = append(im.Views, model.View{
-			ID: model.ViewID(src.name, model.KindUnreferenced, name), Kind: model.KindUnreferenced, Name: name,
+			ID: model.ViewID(src.name, model.KindUnreferenced, name), Kind: model.KindUnreferenced, Name: filepath.Base(sp.file),
 			Disk:  &unrefDisk{u: u},
 			Notes: []string{"host bytes of " + filepath.Base(sp.file) + " that no grain directory, grain table or header references (guest offset = file offset); all-zero sectors omitted"},
 		})
@@ -266,7 +269,7 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 				sname = name + ":stale-grains"
 			}
 			im.Views = append(im.Views, model.View{
-				ID: model.ViewID(src.name, model.KindUnreferenced, sname), Kind: model.KindUnreferenced, Name: sname,
+				ID: model.ViewID(src.name, model.KindUnreferenced, sname), Kind: model.KindUnreferenced, Name: filepath.Base(sp.file) + ":stale-grains",
 				Disk:  &staleDisk{u: u},
 				Notes: []string{"compressed grains found in unreferenced space of " + filepath.Base(sp.file) + ", inflated; stale grain i is at guest offset i*grain_size"},
 			})

@@ -112,6 +112,16 @@ func TestDeltaChain(t *testing.T) {
 	if len(im.Backing) != 2 || im.Backing[0].Name != "mid.vmdk" || im.Backing[1].Name != "base.vmdk" {
 		t.Fatalf("backing links %+v", im.Backing)
 	}
+	// Every view has its own ID and its own kind:name (the label reports
+	// show): a parent's unreferenced view once read like the image's own.
+	ids, labels := map[string]bool{}, map[string]bool{}
+	for _, v := range im.Views {
+		label := string(v.Kind) + ":" + v.Name
+		if ids[v.ID] || labels[label] {
+			t.Errorf("view %s (%s) is not unique in %v", v.ID, label, im.Views)
+		}
+		ids[v.ID], labels[label] = true, true
+	}
 	im.Close()
 	checkUnchanged(t, dir, before)
 }
