@@ -144,6 +144,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 			}
 		}
 	}()
+	disambiguateViewIDs(ts)
 	canon := newCanonicalizer()
 	var views []*viewState
 	for _, t := range ts {

@@ -94,6 +94,29 @@ func TestInfoAndExtractMatchQemu(t *testing.T) {
 			}
 		})
 	}
+	// The IDs a report gives when several scanned files share a name
+	// (parent directories in front) select the same view; a directory
+	// that is not the image's does not.
+	for _, c := range []struct {
+		id string
+		ok bool
+	}{
+		{filepath.Base(dir) + "/web01.qcow2#snapshot:one", true},
+		{"elsewhere/web01.qcow2#snapshot:one", false},
+	} {
+		got := filepath.Join(dir, "prefixed.raw")
+		code, _, errs := runCLI(t, "extract", img, "--view", c.id, "-o", got)
+		if (code == 0) != c.ok {
+			t.Errorf("extract --view %s: exit %d, want success %v: %s", c.id, code, c.ok, errs)
+		}
+		if c.ok {
+			ref := filepath.Join(dir, "ref-one.raw")
+			testutil.Run(t, "qemu-img", "convert", "-l", "snapshot.name=one", "-O", "raw", img, ref)
+			if !bytes.Equal(testutil.FileSnapshot(t, got), testutil.FileSnapshot(t, ref)) {
+				t.Errorf("extract --view %s differs from qemu-img convert", c.id)
+			}
+		}
+	}
 	for p, b := range before {
 		if !bytes.Equal(b, testutil.FileSnapshot(t, p)) {
 			t.Errorf("%s changed after info and extract", p)

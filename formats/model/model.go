@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"path"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -135,10 +138,35 @@ func (im *Image) Close() error {
 	return errors.Join(errs...)
 }
 
-// View returns the view with the given ID.
+// View returns the view with the given ID. It also takes the ID a report
+// gives the view when several scanned files share a name: the image's ID
+// with parent directories of the image's path in front
+// ("a/disk.qcow2#current" for .../a/disk.qcow2, "x.ova/disk1.vmdk#current"
+// for the disk of .../x.ova).
 func (im *Image) View(id string) (View, bool) {
 	for _, v := range im.Views {
 		if v.ID == id {
+			return v, true
+		}
+	}
+	head, rest, ok := strings.Cut(id, "#")
+	dir, base := path.Split(head)
+	if !ok || dir == "" {
+		return View{}, false
+	}
+	p := filepath.ToSlash(im.Path)
+	if a, err := filepath.Abs(im.Path); err == nil {
+		p = filepath.ToSlash(a)
+	}
+	short := base + "#" + rest
+	switch {
+	case strings.HasSuffix("/"+p, "/"+head):
+	case strings.HasSuffix("/"+p, "/"+strings.TrimSuffix(dir, "/")):
+	default:
+		return View{}, false
+	}
+	for _, v := range im.Views {
+		if v.ID == short {
 			return v, true
 		}
 	}
