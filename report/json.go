@@ -33,6 +33,7 @@ func WriteJSON(w io.Writer, r *Report) error {
 		return errors.New("report: WriteJSON: nil report")
 	}
 	n := normalizedTop(r)
+	rm := newRemediator(r)
 	jw := newJSONWriter(w)
 	rv := reflect.ValueOf(n).Elem()
 	rt := rv.Type()
@@ -81,7 +82,7 @@ func WriteJSON(w io.Writer, r *Report) error {
 			jw.raw("\n    ")
 			e := m.v.Index(j).Interface()
 			if f, ok := e.(Finding); ok {
-				e = normalizedFinding(f)
+				e = normalizedFinding(f, rm)
 			}
 			jw.value(e, "    ")
 		}
@@ -206,9 +207,10 @@ func (r *Report) Fingerprints() map[string]bool {
 // public schema is non-nil. Slices are copied, so r is never modified.
 func normalized(r *Report) *Report {
 	n := normalizedTop(r)
+	rm := newRemediator(r)
 	n.Findings = slices.Clone(n.Findings)
 	for i, f := range n.Findings {
-		n.Findings[i] = normalizedFinding(f)
+		n.Findings[i] = normalizedFinding(f, rm)
 	}
 	return n
 }
@@ -231,9 +233,12 @@ func normalizedTop(r *Report) *Report {
 	return &n
 }
 
-func normalizedFinding(f Finding) Finding {
+// normalizedFinding also fills in the finding's remediation, from its
+// locations as they are now.
+func normalizedFinding(f Finding, rm *remediator) Finding {
 	f.Exposure = nonNil(slices.Clone(f.Exposure))
 	f.Locations = nonNil(slices.Clone(f.Locations))
+	f.Remediation = nonNil(rm.remediate(&f))
 	return f
 }
 

@@ -103,6 +103,7 @@ func Merge(reports ...*Report) *Report {
 			if !ok {
 				nf := f
 				nf.Locations = nil
+				nf.Remediation = nil // follows the merged locations
 				nf.Metadata = maps.Clone(f.Metadata)
 				nf.New = cloneBool(f.New)
 				nf.Reasons = slices.Clone(f.Reasons)
@@ -300,6 +301,10 @@ func cloneTargets(ts []Target) []Target {
 		t.Backing = slices.Clone(t.Backing)
 		t.Partitions = slices.Clone(t.Partitions)
 		t.Unattributed = slices.Clone(t.Unattributed)
+		if t.Store != nil {
+			st := *t.Store
+			t.Store = &st
+		}
 	}
 	return out
 }

@@ -102,6 +102,18 @@ type Target struct {
 	// Platform is a container image's os/arch[/variant], for images taken
 	// from a multi-platform index.
 	Platform string `json:"platform,omitempty"`
+	// Store says which VM of a libvirt, Proxmox or VMware store the target
+	// belongs to (store discovery); remediation names the store's own
+	// commands with it.
+	Store *StoreInfo `json:"store,omitempty"`
+}
+
+// StoreInfo places a target in a discovered store.
+type StoreInfo struct {
+	Kind   string `json:"kind"`             // "libvirt", "proxmox", "vmware"
+	VM     string `json:"vm"`               // the VM's name
+	ID     string `json:"id,omitempty"`     // libvirt UUID, Proxmox VMID, VMware uuid.bios
+	Config string `json:"config,omitempty"` // domain XML, qemu-server conf, .vmx
 }
 
 // Backing is one link of a target's backing chain.
@@ -163,6 +175,9 @@ type Finding struct {
 	// package installed each, and whether it is unmodified since.
 	Provenance []Provenance `json:"provenance,omitempty"`
 	Locations  []Location   `json:"locations"`
+	// Remediation says what removes each copy (Remediate); the writers
+	// fill it in from the locations.
+	Remediation []Remediation `json:"remediation"`
 }
 
 // Reason is one explanation of a finding's severity. From and To are set

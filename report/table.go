@@ -72,7 +72,7 @@ func WriteTable(w io.Writer, r *Report, opts TableOptions) error {
 		maxLoc = DefaultMaxLocations
 	}
 	bw := bufio.NewWriter(w)
-	tw := &tableWriter{w: bw, color: opts.Color, maxLoc: maxLoc}
+	tw := &tableWriter{w: bw, color: opts.Color, maxLoc: maxLoc, rm: newRemediator(r)}
 	tw.header(r)
 
 	all := SortedFindings(r)
@@ -121,6 +121,7 @@ type tableWriter struct {
 	w      io.Writer
 	color  bool
 	maxLoc int
+	rm     *remediator
 	err    error
 }
 
@@ -261,6 +262,22 @@ func (t *tableWriter) finding(f *Finding, ruleWidth int) {
 	}
 	if n := len(locs) - len(shown); n > 0 {
 		t.printf("    ... and %s\n", plural(n, "more location"))
+	}
+	if steps := t.rm.remediate(f); len(steps) > 0 {
+		t.printf("  remediation:\n")
+		t.remediation("    ", steps)
+	}
+}
+
+// remediation prints one line per step: the class whose copies it
+// removes, what to do and the command that does it.
+func (t *tableWriter) remediation(indent string, steps []Remediation) {
+	for _, s := range steps {
+		line := s.Action
+		if s.Command != "" {
+			line += "  $ " + s.Command
+		}
+		t.printf("%s%-12s  %s\n", indent, clean(s.Class), clean(line))
 	}
 }
 

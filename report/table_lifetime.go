@@ -37,6 +37,7 @@ func (t *tableWriter) rollback(fs []*Finding) {
 			t.printf("    %-8s %-28s %s\n", strings.ToUpper(f.Severity), clean(f.Rule), clean(view))
 			t.printf("             %s\n", clean(f.Description))
 			t.printf("             fingerprint %s\n", clean(f.Fingerprint))
+			t.remediation("             ", t.rm.remediate(f))
 		}
 	}
 }

@@ -81,6 +81,7 @@ type target struct {
 	err   error
 	views []*viewState
 	vm    string // VM name from store discovery; "" = the file name
+	store *report.StoreInfo
 	// From store discovery: when a memory file was saved and for which
 	// snapshot, and the store's snapshots by the base name of their files.
 	saved     time.Time

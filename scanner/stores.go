@@ -3,6 +3,7 @@ package scanner
 import (
 	"path/filepath"
 
+	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/stores"
 )
 
@@ -27,18 +28,19 @@ func storeTargets(st *stores.Store) []*target {
 				snaps[filepath.Base(d)] = sn
 			}
 		}
+		info := &report.StoreInfo{Kind: st.Kind, VM: vm.Name, ID: vm.ID, Config: vm.Config}
 		for _, d := range vm.Disks {
-			add(&target{path: d, vm: vm.Name, snapshots: snaps})
+			add(&target{path: d, vm: vm.Name, store: info, snapshots: snaps})
 		}
 		for _, m := range vm.Memory {
-			add(&target{path: m.Path, vm: vm.Name, saved: m.Created, savedFor: m.Snapshot})
+			add(&target{path: m.Path, vm: vm.Name, store: info, saved: m.Created, savedFor: m.Snapshot})
 		}
 		for _, b := range vm.Backups {
-			add(&target{path: b, vm: vm.Name})
+			add(&target{path: b, vm: vm.Name, store: info})
 		}
 		// Configuration files (.vmx, domain XML, qemu-server.conf) can hold
 		// passwords too.
-		add(&target{path: vm.Config, vm: vm.Name, storeFile: true})
+		add(&target{path: vm.Config, vm: vm.Name, store: info, storeFile: true})
 	}
 	for _, f := range st.Loose {
 		add(&target{path: f, storeFile: true})

@@ -1,0 +1,320 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Remediation is one step that removes copies of a finding's secret.
+type Remediation struct {
+	// Class is the exposure class whose copies the step removes, or
+	// RemediationAll for a step that concerns every copy (rotating the
+	// credential, giving clones their own identity).
+	Class string `json:"class"`
+	// Action says what to do, naming the snapshot, backing file, image
+	// file, saved RAM or layer concretely.
+	Action string `json:"action"`
+	// Command is one command that does it, with the real paths and names
+	// (shell-quoted), where one command does; omitted otherwise. Commands
+	// marked "in the guest" run inside the VM, the others on the host
+	// with the VM shut down.
+	Command string `json:"command,omitempty"`
+}
+
+// RemediationAll is the class of steps that concern every copy.
+const RemediationAll = "all"
+
+// Remediate says what removes each copy of f's secret: one step per
+// snapshot, backing file, image file, RAM save or layer that holds a
+// copy, after rotating the credential when any copy left the guest's
+// control. r supplies the targets (backing files, formats, stores) the
+// locations name; it may be nil.
+func Remediate(r *Report, f *Finding) []Remediation {
+	return newRemediator(r).remediate(f)
+}
+
+// FillRemediation sets every finding's Remediation (the writers do this
+// on what they write; programs that use the model directly may call it).
+func FillRemediation(r *Report) {
+	rm := newRemediator(r)
+	for i := range r.Findings {
+		r.Findings[i].Remediation = rm.remediate(&r.Findings[i])
+	}
+}
+
+// remediator indexes a report's targets and timelines once for the
+// findings' remediation.
+type remediator struct {
+	targets map[string]*Target
+	views   map[string]*View
+	// snapshotOf names the store snapshot a backing view holds (timeline
+	// points of kind snapshot).
+	snapshotOf map[string]string
+	// configOf is the VM configuration file of a VM (VMware .vmx).
+	configOf map[string]string
+}
+
+func newRemediator(r *Report) *remediator {
+	rm := &remediator{targets: map[string]*Target{}, views: map[string]*View{}, snapshotOf: map[string]string{}, configOf: map[string]string{}}
+	if r == nil {
+		return rm
+	}
+	for i := range r.Targets {
+		t := &r.Targets[i]
+		rm.targets[t.Path] = t
+		for j := range t.Views {
+			rm.views[t.Views[j].ID] = &t.Views[j]
+		}
+	}
+	for _, tl := range r.Timelines {
+		for _, p := range tl.Points {
+			if p.Kind == ExposureSnapshot && p.Name != "" {
+				if v := rm.views[p.View]; v != nil && v.Kind == ExposureBacking {
+					rm.snapshotOf[p.View] = p.Name
+				}
+			}
+		}
+	}
+	return rm
+}
+
+func (rm *remediator) remediate(f *Finding) []Remediation {
+	var out []Remediation
+	add := func(s Remediation) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	switch {
+	case f.Category == CategoryClonedIdentity:
+		for _, s := range rm.cloned(f) {
+			add(s)
+		}
+	case IsSecret(f) && IsOutsideGuestControl(f):
+		action := "rotate the credential: a copy is outside the guest's control"
+		if f.KeyFingerprint != "" {
+			action = "rotate the key and revoke " + f.KeyFingerprint + " wherever it is trusted: a copy is outside the guest's control"
+		}
+		add(Remediation{Class: RemediationAll, Action: action})
+	}
+	for _, l := range sortedLocations(f) {
+		if f.Category == CategoryClonedIdentity && l.Exposure == ExposureLive {
+			continue // the clones' own step says it
+		}
+		if s, ok := rm.step(f, l); ok {
+			add(s)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Remediation) int {
+		return cmp.Compare(remediationRank(a.Class), remediationRank(b.Class))
+	})
+	return out
+}
+
+func remediationRank(class string) int {
+	if class == RemediationAll {
+		return -1
+	}
+	return ExposureRank(class)
+}
+
+// step is what removes the copy at l.
+func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
+	t := rm.targets[l.Target]
+	image := l.Target
+	v := rm.views[l.View]
+	s := Remediation{Class: l.Exposure}
+	switch l.Exposure {
+	case ExposureLive:
+		switch {
+		case l.LayerDigest != "":
+			s.Action = fmt.Sprintf("remove %s from the build of %s and rebuild the image", cmp.Or(l.Path, "the file"), image)
+		case f.Category == CategoryRollbackRisk:
+			return s, false
+		case l.Path != "":
+			s.Action = fmt.Sprintf("delete or replace %s in the guest, then wipe free space", l.Path)
+			s.Command = "rm -- " + shellQuote(l.Path) + "   # in the guest"
+		default:
+			s.Action = "remove it in the guest"
+		}
+	case ExposureDeleted:
+		s.Action = fmt.Sprintf("wipe free space in %s (fstrim with discard in the guest, zerofree, or offline)", image)
+		s.Command = "virt-sparsify --in-place " + shellQuote(image)
+	case ExposureSnapshot:
+		return rm.snapshotStep(s, l, t, v), true
+	case ExposureBacking:
+		if t != nil && t.Format == "vma" {
+			s.Action = fmt.Sprintf("delete the backup %s", image)
+			s.Command = "rm -- " + shellQuote(image)
+			return s, true
+		}
+		file := rm.backingFile(t, v, l)
+		s.Action = fmt.Sprintf("flatten %s off backing file %s, then delete or rewrite %s (every image on it has the copy)", image, file, file)
+		if t != nil && t.Format == "qcow2" {
+			s.Command = "qemu-img rebase -b '' " + shellQuote(image)
+		} else {
+			s.Command = "qemu-img convert -O " + cmp.Or(formatOf(t), "qcow2") + " " + shellQuote(image) + " " + shellQuote(image+".flat")
+		}
+	case ExposureUnreferenced:
+		file, format := rm.unreferencedFile(t, l)
+		s.Action = fmt.Sprintf("rewrite %s so that unreferenced clusters go", file)
+		s.Command = "qemu-img convert -O " + format + " " + shellQuote(file) + " " + shellQuote(file+".new") + " && mv " + shellQuote(file+".new") + " " + shellQuote(file)
+	case ExposureMemory:
+		if v != nil && t != nil && t.Format == "qcow2" && strings.Contains(l.View, "#memory:") {
+			s.Action = fmt.Sprintf("delete snapshot %s of %s (its saved RAM)", v.Name, image)
+			s.Command = "qemu-img snapshot -d " + shellQuote(v.Name) + " " + shellQuote(image)
+			return s, true
+		}
+		s.Action = fmt.Sprintf("delete the saved RAM %s", image)
+		s.Command = "rm -- " + shellQuote(image)
+		if st := storeOf(t); st != nil && st.Kind == "libvirt" && strings.Contains(filepath.ToSlash(image), "/qemu/save/") {
+			s.Command = "virsh managedsave-remove " + shellQuote(st.VM)
+		}
+	case ExposureLayer:
+		layer := "a layer"
+		if l.LayerIndex != nil {
+			layer = "layer " + strconv.Itoa(*l.LayerIndex)
+		}
+		if l.LayerDigest != "" {
+			layer += " (" + l.LayerDigest + ")"
+		}
+		s.Action = fmt.Sprintf("rebuild %s without %s of %s, and delete the old image from registries (squashing alone keeps old layers)", image, cmp.Or(l.Path, "the file"), layer)
+	default:
+		s.Action = fmt.Sprintf("remove view %s of %s", l.View, image)
+	}
+	return s, true
+}
+
+// snapshotStep deletes the snapshot that holds the copy: an internal
+// snapshot, or the store snapshot a parent disk holds.
+func (rm *remediator) snapshotStep(s Remediation, l Location, t *Target, v *View) Remediation {
+	image := l.Target
+	name := rm.snapshotOf[l.View]
+	external := name != ""
+	if !external && v != nil {
+		name = v.Name
+	}
+	name = cmp.Or(name, l.View)
+	st := storeOf(t)
+	if !external {
+		// An internal snapshot lives in the file whose view it is: the
+		// image, or a backing file with snapshots of its own.
+		if i := strings.LastIndex(l.View, "#backing:"); i >= 0 {
+			if j := strings.Index(l.View[i:], "#snapshot:"); j > 0 {
+				image = rm.backingFile(t, rm.views[l.View[:i+j]], l)
+				st = nil // the backing file is no VM's own disk
+			}
+		}
+	}
+	switch {
+	case st != nil && st.Kind == "libvirt":
+		s.Action = fmt.Sprintf("delete snapshot %s of VM %s, then rewrite %s (freed clusters keep the bytes)", name, st.VM, image)
+		s.Command = "virsh snapshot-delete " + shellQuote(st.VM) + " " + shellQuote(name)
+	case st != nil && st.Kind == "proxmox" && st.ID != "":
+		s.Action = fmt.Sprintf("delete snapshot %s of VM %s, then rewrite %s (freed clusters keep the bytes)", name, st.ID, image)
+		s.Command = "qm delsnapshot " + shellQuote(st.ID) + " " + shellQuote(name)
+	case st != nil && st.Kind == "vmware":
+		s.Action = fmt.Sprintf("delete snapshot %s of VM %s (consolidates the delta disks)", name, st.VM)
+		if st.Config != "" {
+			s.Command = "vmrun deleteSnapshot " + shellQuote(st.Config) + " " + shellQuote(name)
+		}
+	case external:
+		s.Action = fmt.Sprintf("delete snapshot %s of %s and the file that holds its state", name, image)
+	default:
+		s.Action = fmt.Sprintf("delete snapshot %s of %s, then rewrite the image (freed clusters keep the bytes)", name, image)
+		s.Command = "qemu-img snapshot -d " + shellQuote(name) + " " + shellQuote(image)
+	}
+	return s
+}
+
+// backingFile is the host path of the backing file a backing view reads.
+func (rm *remediator) backingFile(t *Target, v *View, l Location) string {
+	if v != nil && t != nil {
+		for _, b := range t.Backing {
+			if b.Name == v.Name || filepath.Base(b.Path) == v.Name || filepath.Base(b.Name) == v.Name {
+				return cmp.Or(b.Path, b.Name)
+			}
+		}
+		return v.Name
+	}
+	return cmp.Or(l.File, l.View)
+}
+
+// unreferencedFile is the image file whose unreferenced clusters hold the
+// copy (the target's own, or a backing file's: "T#backing:Y#unreferenced"),
+// and its format.
+func (rm *remediator) unreferencedFile(t *Target, l Location) (string, string) {
+	if i := strings.LastIndex(l.View, "#unreferenced"); i > 0 {
+		if v := rm.views[l.View[:i]]; v != nil && v.Kind == ExposureBacking && t != nil {
+			for _, b := range t.Backing {
+				if b.Name == v.Name || filepath.Base(b.Path) == v.Name {
+					return cmp.Or(b.Path, b.Name), cmp.Or(b.Format, "qcow2")
+				}
+			}
+		}
+	}
+	return l.Target, cmp.Or(formatOf(t), "qcow2")
+}
+
+// cloned gives every clone but one its own identity.
+func (rm *remediator) cloned(f *Finding) []Remediation {
+	kind := f.Metadata["identity_kind"]
+	op := ""
+	switch kind {
+	case "ssh-host-key":
+		op = "ssh-hostkeys"
+	case "machine-id":
+		op = "machine-id"
+	}
+	var out []Remediation
+	var images []string
+	for _, l := range f.Locations {
+		if l.Exposure == ExposureLive && !slices.Contains(images, l.Target) {
+			images = append(images, l.Target)
+		}
+	}
+	for _, image := range images {
+		s := Remediation{Class: RemediationAll, Action: fmt.Sprintf("give %s its own %s (in every clone but one)", image, strings.ReplaceAll(cmp.Or(kind, "identity"), "-", " "))}
+		if op != "" {
+			s.Command = "virt-sysprep -a " + shellQuote(image) + " --operations " + op
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func storeOf(t *Target) *StoreInfo {
+	if t == nil {
+		return nil
+	}
+	return t.Store
+}
+
+// formatOf is the qemu-img format name of a target.
+func formatOf(t *Target) string {
+	if t == nil {
+		return ""
+	}
+	switch t.Format {
+	case "qcow2", "vmdk", "vdi", "vhdx", "raw":
+		return t.Format
+	case "vhd":
+		return "vpc"
+	}
+	return ""
+}
+
+// shellQuote quotes s for a POSIX shell where it needs it: names from an
+// image (a snapshot called "x; rm -rf /") must not become commands.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_./:@%+=,-", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,141 @@
+package report
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRemediate: each class of copy gets the step that removes it, naming
+// the snapshot, backing file, image file, RAM save or layer, with the real
+// paths in the command; rotation comes first whenever a copy is outside
+// the guest's control.
+func TestRemediate(t *testing.T) {
+	layer := 2
+	web := Target{Path: "/srv/web01.qcow2", Format: "qcow2",
+		Backing: []Backing{{Name: "base.qcow2", Path: "/srv/base.qcow2", Format: "qcow2"}},
+		Views: []View{
+			{ID: "web01.qcow2#current", Kind: "current", Name: "current"},
+			{ID: "web01.qcow2#snapshot:golden", Kind: "snapshot", Name: "golden"},
+			{ID: "web01.qcow2#snapshot:x; rm -rf ~", Kind: "snapshot", Name: "x; rm -rf ~"},
+			{ID: "web01.qcow2#memory:golden", Kind: "memory", Name: "golden"},
+			{ID: "web01.qcow2#backing:base.qcow2", Kind: "backing", Name: "base.qcow2"},
+			{ID: "web01.qcow2#backing:base.qcow2#snapshot:s0", Kind: "snapshot", Name: "s0"},
+			{ID: "web01.qcow2#backing:base.qcow2#unreferenced", Kind: "unreferenced", Name: "base.qcow2"},
+			{ID: "web01.qcow2#unreferenced", Kind: "unreferenced", Name: "web01.qcow2"},
+		}}
+	libvirt := Target{Path: "/var/lib/libvirt/images/db.pre", Format: "qcow2",
+		Backing: []Backing{{Name: "/var/lib/libvirt/images/db.qcow2", Path: "/var/lib/libvirt/images/db.qcow2", Format: "qcow2"}},
+		Store:   &StoreInfo{Kind: "libvirt", VM: "db"},
+		Views: []View{
+			{ID: "db.pre#current", Kind: "current", Name: "current"},
+			{ID: "db.pre#backing:db.qcow2", Kind: "backing", Name: "db.qcow2"},
+			{ID: "db.pre#snapshot:s1", Kind: "snapshot", Name: "s1"},
+		}}
+	save := Target{Path: "/var/lib/libvirt/qemu/save/db.save", Format: "libvirt-save", Store: &StoreInfo{Kind: "libvirt", VM: "db"},
+		Views: []View{{ID: "db.save#memory", Kind: "memory", Name: "memory"}}}
+	vmware := Target{Path: "/vm/web/web-000001.vmdk", Format: "vmdk", Store: &StoreInfo{Kind: "vmware", VM: "web", Config: "/vm/web/web.vmx"},
+		Backing: []Backing{{Name: "web.vmdk", Path: "/vm/web/web.vmdk", Format: "vmdk"}},
+		Views:   []View{{ID: "web-000001.vmdk#backing:web.vmdk", Kind: "backing", Name: "web.vmdk"}}}
+	pve := Target{Path: "/pve/images/100/vm-100-disk-0.qcow2", Format: "qcow2", Store: &StoreInfo{Kind: "proxmox", VM: "vm100", ID: "100"},
+		Views: []View{{ID: "vm-100-disk-0.qcow2#snapshot:before", Kind: "snapshot", Name: "before"}}}
+	vma := Target{Path: "/pve/dump/vzdump-qemu-100.vma", Format: "vma", Views: []View{{ID: "vzdump-qemu-100.vma#backing:disk0", Kind: "backing", Name: "disk0"}}}
+	vhd := Target{Path: "/h/diff.vhd", Format: "vhd", Backing: []Backing{{Name: "parent.vhd", Path: "/h/parent.vhd", Format: "vhd"}},
+		Views: []View{{ID: "diff.vhd#backing:parent.vhd", Kind: "backing", Name: "parent.vhd"}}}
+	r := &Report{
+		Targets: []Target{web, libvirt, save, vmware, pve, vma, vhd, {Path: "reg.example/app:1@sha256:ab"}},
+		Timelines: []Timeline{
+			{VM: "db", Points: []TimelinePoint{{View: "db.pre#backing:db.qcow2", Kind: "snapshot", Name: "pre-rotate"}}},
+			{VM: "web", Points: []TimelinePoint{{View: "web-000001.vmdk#backing:web.vmdk", Kind: "snapshot", Name: "clean install"}}},
+		},
+	}
+	loc := func(target, view, class string) Location {
+		return Location{Target: target, View: view, Exposure: class, State: StateAllocated}
+	}
+	rotate := Remediation{Class: RemediationAll, Action: "rotate the credential: a copy is outside the guest's control"}
+	cases := []struct {
+		name string
+		f    Finding
+		want []Remediation
+	}{
+		{"live only: the guest can remove it", Finding{Category: "cloud", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", Path: "/root/.aws/credentials", Exposure: ExposureLive}}},
+			[]Remediation{{ExposureLive, "delete or replace /root/.aws/credentials in the guest, then wipe free space", "rm -- /root/.aws/credentials   # in the guest"}}},
+		{"deleted", Finding{Category: "cloud", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", State: StateFree, Exposure: ExposureDeleted}}},
+			[]Remediation{rotate, {ExposureDeleted, "wipe free space in /srv/web01.qcow2 (fstrim with discard in the guest, zerofree, or offline)", "virt-sparsify --in-place /srv/web01.qcow2"}}},
+		{"internal snapshot, and a hostile snapshot name quoted", Finding{Category: "cloud", Locations: []Location{loc(web.Path, "web01.qcow2#snapshot:golden", ExposureSnapshot), loc(web.Path, "web01.qcow2#snapshot:x; rm -rf ~", ExposureSnapshot)}},
+			[]Remediation{rotate,
+				{ExposureSnapshot, "delete snapshot golden of /srv/web01.qcow2, then rewrite the image (freed clusters keep the bytes)", "qemu-img snapshot -d golden /srv/web01.qcow2"},
+				{ExposureSnapshot, "delete snapshot x; rm -rf ~ of /srv/web01.qcow2, then rewrite the image (freed clusters keep the bytes)", "qemu-img snapshot -d 'x; rm -rf ~' /srv/web01.qcow2"}}},
+		{"a backing file's own snapshot", Finding{Category: "cloud", Locations: []Location{loc(web.Path, "web01.qcow2#backing:base.qcow2#snapshot:s0", ExposureSnapshot)}},
+			[]Remediation{rotate, {ExposureSnapshot, "delete snapshot s0 of /srv/base.qcow2, then rewrite the image (freed clusters keep the bytes)", "qemu-img snapshot -d s0 /srv/base.qcow2"}}},
+		{"backing file read through: live and backing", Finding{Category: "cloud", Locations: []Location{loc(web.Path, "web01.qcow2#backing:base.qcow2", ExposureBacking), {Target: web.Path, View: "web01.qcow2#current", Path: "/etc/app.env", Exposure: ExposureLive}}},
+			[]Remediation{rotate,
+				{ExposureBacking, "flatten /srv/web01.qcow2 off backing file /srv/base.qcow2, then delete or rewrite /srv/base.qcow2 (every image on it has the copy)", "qemu-img rebase -b '' /srv/web01.qcow2"},
+				{ExposureLive, "delete or replace /etc/app.env in the guest, then wipe free space", "rm -- /etc/app.env   # in the guest"}}},
+		{"unreferenced clusters of the image and of its backing file", Finding{Category: "cloud", Locations: []Location{loc(web.Path, "web01.qcow2#unreferenced", ExposureUnreferenced), loc(web.Path, "web01.qcow2#backing:base.qcow2#unreferenced", ExposureUnreferenced)}},
+			[]Remediation{rotate,
+				{ExposureUnreferenced, "rewrite /srv/base.qcow2 so that unreferenced clusters go", "qemu-img convert -O qcow2 /srv/base.qcow2 /srv/base.qcow2.new && mv /srv/base.qcow2.new /srv/base.qcow2"},
+				{ExposureUnreferenced, "rewrite /srv/web01.qcow2 so that unreferenced clusters go", "qemu-img convert -O qcow2 /srv/web01.qcow2 /srv/web01.qcow2.new && mv /srv/web01.qcow2.new /srv/web01.qcow2"}}},
+		{"a snapshot's saved RAM", Finding{Category: "memory", Locations: []Location{loc(web.Path, "web01.qcow2#memory:golden", ExposureMemory)}},
+			[]Remediation{rotate, {ExposureMemory, "delete snapshot golden of /srv/web01.qcow2 (its saved RAM)", "qemu-img snapshot -d golden /srv/web01.qcow2"}}},
+		{"libvirt: external snapshot, internal snapshot, managed save", Finding{Category: "cloud", Locations: []Location{loc(libvirt.Path, "db.pre#backing:db.qcow2", ExposureSnapshot), loc(libvirt.Path, "db.pre#snapshot:s1", ExposureSnapshot), loc(save.Path, "db.save#memory", ExposureMemory)}},
+			[]Remediation{rotate,
+				{ExposureSnapshot, "delete snapshot pre-rotate of VM db, then rewrite /var/lib/libvirt/images/db.pre (freed clusters keep the bytes)", "virsh snapshot-delete db pre-rotate"},
+				{ExposureSnapshot, "delete snapshot s1 of VM db, then rewrite /var/lib/libvirt/images/db.pre (freed clusters keep the bytes)", "virsh snapshot-delete db s1"},
+				{ExposureMemory, "delete the saved RAM /var/lib/libvirt/qemu/save/db.save", "virsh managedsave-remove db"}}},
+		{"VMware parent disk holding a snapshot", Finding{Category: "cloud", Locations: []Location{loc(vmware.Path, "web-000001.vmdk#backing:web.vmdk", ExposureSnapshot)}},
+			[]Remediation{rotate, {ExposureSnapshot, "delete snapshot clean install of VM web (consolidates the delta disks)", "vmrun deleteSnapshot /vm/web/web.vmx 'clean install'"}}},
+		{"Proxmox snapshot", Finding{Category: "cloud", Locations: []Location{loc(pve.Path, "vm-100-disk-0.qcow2#snapshot:before", ExposureSnapshot)}},
+			[]Remediation{rotate, {ExposureSnapshot, "delete snapshot before of VM 100, then rewrite /pve/images/100/vm-100-disk-0.qcow2 (freed clusters keep the bytes)", "qm delsnapshot 100 before"}}},
+		{"VMA backup", Finding{Category: "cloud", Locations: []Location{loc(vma.Path, "vzdump-qemu-100.vma#backing:disk0", ExposureBacking)}},
+			[]Remediation{rotate, {ExposureBacking, "delete the backup /pve/dump/vzdump-qemu-100.vma", "rm -- /pve/dump/vzdump-qemu-100.vma"}}},
+		{"VHD parent: flattened with convert", Finding{Category: "cloud", Locations: []Location{loc(vhd.Path, "diff.vhd#backing:parent.vhd", ExposureBacking)}},
+			[]Remediation{rotate, {ExposureBacking, "flatten /h/diff.vhd off backing file /h/parent.vhd, then delete or rewrite /h/parent.vhd (every image on it has the copy)", "qemu-img convert -O vpc /h/diff.vhd /h/diff.vhd.flat"}}},
+		{"container layer", Finding{Category: "cloud", Locations: []Location{{Target: "reg.example/app:1@sha256:ab", View: "reg.example/app:1@sha256:ab#layer:2:cd", Path: "/app/.env", Exposure: ExposureLayer, LayerDigest: "sha256:cd", LayerIndex: &layer}}},
+			[]Remediation{rotate, {ExposureLayer, "rebuild reg.example/app:1@sha256:ab without /app/.env of layer 2 (sha256:cd), and delete the old image from registries (squashing alone keeps old layers)", ""}}},
+		{"a key: revoke its fingerprint", Finding{Category: "private-key", KeyFingerprint: "SHA256:abc", Locations: []Location{loc(web.Path, "web01.qcow2#snapshot:golden", ExposureSnapshot)}},
+			[]Remediation{{RemediationAll, "rotate the key and revoke SHA256:abc wherever it is trusted: a copy is outside the guest's control", ""},
+				{ExposureSnapshot, "delete snapshot golden of /srv/web01.qcow2, then rewrite the image (freed clusters keep the bytes)", "qemu-img snapshot -d golden /srv/web01.qcow2"}}},
+		{"rollback risk: remove the view, nothing to rotate", Finding{Category: CategoryRollbackRisk, Locations: []Location{loc(web.Path, "web01.qcow2#snapshot:golden", ExposureSnapshot)}},
+			[]Remediation{{ExposureSnapshot, "delete snapshot golden of /srv/web01.qcow2, then rewrite the image (freed clusters keep the bytes)", "qemu-img snapshot -d golden /srv/web01.qcow2"}}},
+		{"cloned identity: each clone its own", Finding{Category: CategoryClonedIdentity, Metadata: map[string]string{"identity_kind": "ssh-host-key"},
+			Locations: []Location{{Target: "/a/web01.qcow2", Exposure: ExposureLive}, {Target: "/a/web02.qcow2", Exposure: ExposureLive}}},
+			[]Remediation{{RemediationAll, "give /a/web01.qcow2 its own ssh host key (in every clone but one)", "virt-sysprep -a /a/web01.qcow2 --operations ssh-hostkeys"},
+				{RemediationAll, "give /a/web02.qcow2 its own ssh host key (in every clone but one)", "virt-sysprep -a /a/web02.qcow2 --operations ssh-hostkeys"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.f.Exposure = nil
+			RecomputeExposure(&c.f)
+			got := Remediate(r, &c.f)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("got:\n%s\nwant:\n%s", steps(got), steps(c.want))
+			}
+		})
+	}
+}
+
+func steps(rs []Remediation) string {
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString("  " + r.Class + " | " + r.Action + " | " + r.Command + "\n")
+	}
+	return b.String()
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/srv/web01.qcow2":     "/srv/web01.qcow2",
+		"golden":               "golden",
+		"clean install":        "'clean install'",
+		"it's":                 `'it'\''s'`,
+		"$(reboot)":            "'$(reboot)'",
+		"":                     "''",
+		"a\nb":                 "'a\nb'",
+		"sha256:ab,c=d@e%f+-g": "sha256:ab,c=d@e%f+-g",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
