@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -68,8 +69,11 @@ type (
 		Runs    []sarifRun `json:"runs"`
 	}
 	sarifRun struct {
-		Tool        sarifTool         `json:"tool"`
-		Invocations []sarifInvocation `json:"invocations"`
+		Tool sarifTool `json:"tool"`
+		// OriginalURIBaseIDs resolves SARIFBaseID: the working directory
+		// the report's relative paths are relative to.
+		OriginalURIBaseIDs map[string]sarifArtifact `json:"originalUriBaseIds,omitempty"`
+		Invocations        []sarifInvocation        `json:"invocations"`
 		// Results is []sarifResult, or sarifResultsMark where WriteSARIF
 		// writes them one at a time.
 		Results    any            `json:"results"`
@@ -79,16 +83,24 @@ type (
 		Driver sarifDriver `json:"driver"`
 	}
 	sarifDriver struct {
-		Name    string      `json:"name"`
-		Version string      `json:"version,omitempty"`
-		Rules   []sarifRule `json:"rules"`
+		Name           string      `json:"name"`
+		Version        string      `json:"version,omitempty"`
+		InformationURI string      `json:"informationUri,omitempty"`
+		Rules          []sarifRule `json:"rules"`
 	}
 	sarifRule struct {
 		ID                   string         `json:"id"`
 		Name                 string         `json:"name,omitempty"`
 		ShortDescription     sarifText      `json:"shortDescription"`
+		FullDescription      sarifText      `json:"fullDescription"`
+		Help                 sarifHelp      `json:"help"`
+		HelpURI              string         `json:"helpUri"`
 		DefaultConfiguration sarifConfig    `json:"defaultConfiguration"`
 		Properties           map[string]any `json:"properties"`
+	}
+	sarifHelp struct {
+		Text     string `json:"text"`
+		Markdown string `json:"markdown"`
 	}
 	sarifConfig struct {
 		Level string `json:"level"`
@@ -129,7 +141,8 @@ type (
 		Region           *sarifRegion  `json:"region,omitempty"`
 	}
 	sarifArtifact struct {
-		URI string `json:"uri"`
+		URI       string `json:"uri"`
+		URIBaseID string `json:"uriBaseId,omitempty"`
 	}
 	sarifRegion struct {
 		ByteOffset int64 `json:"byteOffset"`
@@ -142,24 +155,40 @@ type (
 	}
 )
 
+// SARIFBaseID is the uriBaseId of artifact locations relative to the
+// working directory the report was written in (GitHub code scanning's
+// name for the checkout root).
+const SARIFBaseID = "%SRCROOT%"
+
 // WriteSARIF writes r as a SARIF 2.1.0 log with one run. Each finding is one
 // result whose locations are all the places its secret persists. Each
 // location's physicalLocation is the host file and host byte range where the
 // scanner knows them (file_offset); otherwise it is the target file with the
-// guest offset inside the view, and properties.offset_space says which. The
-// logicalLocation always names the view and guest path. Target, backing and
-// view errors become toolExecutionNotifications, and
-// invocations[0].executionSuccessful is r.Complete. Only redacted previews
-// and fingerprints appear; Metadata is not written. r is not modified.
+// guest offset inside the view, and properties.offset_space says which.
+// Files under the working directory are written as URIs relative to it
+// (uriBaseId SARIFBaseID, resolved by run.originalUriBaseIds); others as
+// absolute file: URIs. The logicalLocation always names the view and guest
+// path. The result message ends with what removes each copy (Remediate),
+// and each rule carries a description, help and a helpUri to its entry
+// in docs/rules.md. Target, backing and view errors become
+// toolExecutionNotifications, and invocations[0].executionSuccessful is
+// r.Complete. Only redacted previews and fingerprints appear; Metadata is
+// not written. r is not modified.
 //
 // The results are written one at a time, as WriteJSON writes findings: the
 // bytes are those json.Encoder would write for the whole log
 // (TestWriteSARIFStreamsTheEncodersBytes).
 func WriteSARIF(w io.Writer, r *Report) error {
+	wd, _ := os.Getwd() // "" when unknown: every URI absolute
+	return writeSARIFIn(w, r, wd)
+}
+
+func writeSARIFIn(w io.Writer, r *Report, wd string) error {
 	if r == nil {
 		return errors.New("report: WriteSARIF: nil report")
 	}
-	log, findings, ruleIndex := sarifLogFor(r)
+	sc := newSARIFContext(r, wd)
+	log, findings, ruleIndex := sc.logFor(r)
 	log.Runs[0].Results = sarifResultsMark
 	var head bytes.Buffer
 	enc := json.NewEncoder(&head)
@@ -182,7 +211,7 @@ func WriteSARIF(w io.Writer, r *Report) error {
 			jw.raw(",")
 		}
 		jw.raw("\n        ")
-		jw.value(sarifResultFor(f, ruleIndex[f.Rule]), "        ")
+		jw.value(sc.resultFor(f, ruleIndex[f.Rule]), "        ")
 	}
 	if len(findings) > 0 {
 		jw.raw("\n      ")
@@ -195,9 +224,24 @@ func WriteSARIF(w io.Writer, r *Report) error {
 // sarifResultsMark stands for the results in the log WriteSARIF encodes.
 const sarifResultsMark = "imgaudit:results"
 
-// sarifLogFor builds the SARIF log of r without its results, and returns
-// the findings in result order with each rule's index.
-func sarifLogFor(r *Report) (sarifLog, []*Finding, map[string]int) {
+// sarifContext is what the SARIF writer needs besides a finding: the
+// working directory that relative URIs are relative to, and the report's
+// targets for remediation.
+type sarifContext struct {
+	wd string // absolute; "" for none
+	rm *remediator
+}
+
+func newSARIFContext(r *Report, wd string) *sarifContext {
+	if wd != "" && !filepath.IsAbs(wd) {
+		wd = ""
+	}
+	return &sarifContext{wd: wd, rm: newRemediator(r)}
+}
+
+// logFor builds the SARIF log of r without its results, and returns the
+// findings in result order with each rule's index.
+func (sc *sarifContext) logFor(r *Report) (sarifLog, []*Finding, map[string]int) {
 	findings := SortedFindings(r)
 
 	rules := []sarifRule{}
@@ -207,15 +251,7 @@ func sarifLogFor(r *Report) (sarifLog, []*Finding, map[string]int) {
 		if !ok {
 			i = len(rules)
 			ruleIndex[f.Rule] = i
-			rules = append(rules, sarifRule{
-				ID:               f.Rule,
-				Name:             ruleName(f.Rule),
-				ShortDescription: sarifText{Text: cmp.Or(f.Description, f.Rule)},
-				Properties: map[string]any{
-					"category": f.Category,
-					"tags":     ruleTags(f.Category),
-				},
-			})
+			rules = append(rules, sarifRuleFor(f))
 		}
 		// A rule can report at several severities (an encrypted key is
 		// less severe); its default is the most severe one seen.
@@ -235,7 +271,7 @@ func sarifLogFor(r *Report) (sarifLog, []*Finding, map[string]int) {
 		ExecutionSuccessful:        r.Complete,
 		StartTimeUTC:               sarifTime(r.Started),
 		EndTimeUTC:                 sarifTime(r.Finished),
-		ToolExecutionNotifications: sarifNotifications(r),
+		ToolExecutionNotifications: sc.notifications(r),
 	}
 	if !r.Complete {
 		inv.Properties = map[string]any{"incomplete_reason": r.IncompleteReason}
@@ -254,23 +290,23 @@ func sarifLogFor(r *Report) (sarifLog, []*Finding, map[string]int) {
 		runProps["incomplete_reason"] = r.IncompleteReason
 	}
 
-	log := sarifLog{
-		Schema:  SARIFSchemaURI,
-		Version: SARIFVersion,
-		Runs: []sarifRun{{
-			Tool: sarifTool{Driver: sarifDriver{
-				Name:    cmp.Or(r.Tool.Name, "imgaudit"),
-				Version: r.Tool.Version,
-				Rules:   rules,
-			}},
-			Invocations: []sarifInvocation{inv},
-			Properties:  runProps,
+	run := sarifRun{
+		Tool: sarifTool{Driver: sarifDriver{
+			Name:           cmp.Or(r.Tool.Name, "imgaudit"),
+			Version:        r.Tool.Version,
+			InformationURI: InformationURI,
+			Rules:          rules,
 		}},
+		Invocations: []sarifInvocation{inv},
+		Properties:  runProps,
 	}
-	return log, findings, ruleIndex
+	if sc.wd != "" {
+		run.OriginalURIBaseIDs = map[string]sarifArtifact{SARIFBaseID: {URI: fileURI(strings.TrimSuffix(sc.wd, string(filepath.Separator)) + string(filepath.Separator))}}
+	}
+	return sarifLog{Schema: SARIFSchemaURI, Version: SARIFVersion, Runs: []sarifRun{run}}, findings, ruleIndex
 }
 
-func sarifResultFor(f *Finding, ruleIndex int) sarifResult {
+func (sc *sarifContext) resultFor(f *Finding, ruleIndex int) sarifResult {
 	exposure := FindingExposure(f)
 	outside := IsOutsideGuestControl(f)
 	msg := cmp.Or(f.Description, f.Rule)
@@ -282,6 +318,17 @@ func sarifResultFor(f *Finding, ruleIndex int) sarifResult {
 		msg += " (outside the guest's control: rotating the secret in the guest does not remove every copy)"
 	}
 	msg += fmt.Sprintf(". %s.", plural(len(f.Locations), "location"))
+	steps := sc.rm.remediate(f)
+	if len(steps) > 0 {
+		parts := make([]string, len(steps))
+		for i, st := range steps {
+			parts[i] = "(" + st.Class + ") " + st.Action
+			if st.Command != "" {
+				parts[i] += ": " + st.Command
+			}
+		}
+		msg += " To remove the copies: " + strings.Join(parts, "; ") + "."
+	}
 
 	props := map[string]any{
 		"exposure":              nonNil(exposure),
@@ -289,6 +336,7 @@ func sarifResultFor(f *Finding, ruleIndex int) sarifResult {
 		"category":              f.Category,
 		"severity":              f.Severity,
 		"preview":               f.Preview,
+		"remediation":           nonNil(steps),
 	}
 	if f.KeyFingerprint != "" {
 		props["key_fingerprint"] = f.KeyFingerprint
@@ -319,12 +367,12 @@ func sarifResultFor(f *Finding, ruleIndex int) sarifResult {
 		}
 	}
 	for _, l := range sortedLocations(f) {
-		res.Locations = append(res.Locations, sarifLocationFor(l))
+		res.Locations = append(res.Locations, sc.locationFor(l))
 	}
 	return res
 }
 
-func sarifLocationFor(l Location) sarifLocation {
+func (sc *sarifContext) locationFor(l Location) sarifLocation {
 	props := map[string]any{
 		"target":    l.Target,
 		"view":      l.View,
@@ -343,11 +391,11 @@ func sarifLocationFor(l Location) sarifLocation {
 	if l.FileOffset != nil && *l.FileOffset >= 0 {
 		props["file_offset"] = *l.FileOffset
 		props["offset_space"] = "host"
-		phys.ArtifactLocation.URI = fileURI(cmp.Or(l.File, l.Target))
+		phys.ArtifactLocation = sc.artifact(cmp.Or(l.File, l.Target))
 		phys.Region = &sarifRegion{ByteOffset: *l.FileOffset, ByteLength: length}
 	} else {
 		props["offset_space"] = "guest"
-		phys.ArtifactLocation.URI = fileURI(l.Target)
+		phys.ArtifactLocation = sc.artifact(l.Target)
 		if l.Offset >= 0 {
 			phys.Region = &sarifRegion{ByteOffset: l.Offset, ByteLength: length}
 		}
@@ -372,10 +420,32 @@ func sarifLocationFor(l Location) sarifLocation {
 	return loc
 }
 
+// artifact locates a host file: relative to the working directory (with
+// SARIFBaseID) when it lies under it, else by its absolute file: URI. A
+// relative path in the report is relative to the working directory; one
+// that leaves it ("../x") is made absolute.
+func (sc *sarifContext) artifact(path string) sarifArtifact {
+	if path == "" {
+		return sarifArtifact{}
+	}
+	if sc.wd == "" {
+		return sarifArtifact{URI: fileURI(path)}
+	}
+	abs := path
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(sc.wd, abs)
+	}
+	rel, err := filepath.Rel(sc.wd, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return sarifArtifact{URI: fileURI(filepath.Clean(abs))}
+	}
+	return sarifArtifact{URI: fileURI(rel), URIBaseID: SARIFBaseID}
+}
+
 // sarifNotifications turns target, backing and view errors into error
 // notifications, an interruption into one more, and unattributed
 // filesystems into notes.
-func sarifNotifications(r *Report) []sarifNotification {
+func (sc *sarifContext) notifications(r *Report) []sarifNotification {
 	out := []sarifNotification{}
 	if !r.Complete {
 		out = append(out, sarifNotification{
@@ -384,7 +454,7 @@ func sarifNotifications(r *Report) []sarifNotification {
 		})
 	}
 	for _, t := range r.Targets {
-		at := targetLocations(t.Path)
+		at := sc.targetLocations(t.Path)
 		for _, e := range t.Errors {
 			out = append(out, sarifNotification{Level: "error", Message: sarifText{Text: t.Path + ": " + e}, Locations: at,
 				Properties: map[string]any{"target": t.Path}})
@@ -392,7 +462,7 @@ func sarifNotifications(r *Report) []sarifNotification {
 		for _, b := range t.Backing {
 			if b.Error != "" {
 				out = append(out, sarifNotification{Level: "error", Message: sarifText{Text: t.Path + ": backing file " + cmp.Or(b.Path, b.Name) + ": " + b.Error},
-					Locations: targetLocations(cmp.Or(b.Path, t.Path)), Properties: map[string]any{"target": t.Path, "backing": cmp.Or(b.Path, b.Name)}})
+					Locations: sc.targetLocations(cmp.Or(b.Path, t.Path)), Properties: map[string]any{"target": t.Path, "backing": cmp.Or(b.Path, b.Name)}})
 			}
 		}
 		for _, v := range t.Views {
@@ -424,11 +494,11 @@ func sarifNotifications(r *Report) []sarifNotification {
 	return out
 }
 
-func targetLocations(path string) []sarifLocation {
+func (sc *sarifContext) targetLocations(path string) []sarifLocation {
 	if path == "" {
 		return nil
 	}
-	return []sarifLocation{{PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: fileURI(path)}}}}
+	return []sarifLocation{{PhysicalLocation: &sarifPhysical{ArtifactLocation: sc.artifact(path)}}}
 }
 
 // fileURI turns a host path into a SARIF artifact URI: absolute paths become

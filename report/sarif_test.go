@@ -344,6 +344,7 @@ func TestSARIFValidatesAgainstOfficialSchema(t *testing.T) {
 		{"sample", sampleReport()},
 		{"interrupted", interruptedReport()},
 		{"empty", emptyReport()},
+		{"relative and absolute URIs, rule help", githubReport()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -372,6 +373,16 @@ func TestSARIFValidatesAgainstOfficialSchema(t *testing.T) {
 			run := m["runs"].([]any)[0].(map[string]any)
 			loc := run["results"].([]any)[0].(map[string]any)["locations"].([]any)[0].(map[string]any)
 			loc["physicalLocation"].(map[string]any)["region"].(map[string]any)["byteLength"] = -1
+		}},
+		{"helpUri not a URI", func(m map[string]any) {
+			run := m["runs"].([]any)[0].(map[string]any)
+			rule := run["tool"].(map[string]any)["driver"].(map[string]any)["rules"].([]any)[0].(map[string]any)
+			rule["helpUri"] = "not a URI"
+		}},
+		{"help without text", func(m map[string]any) {
+			run := m["runs"].([]any)[0].(map[string]any)
+			rule := run["tool"].(map[string]any)["driver"].(map[string]any)["rules"].([]any)[0].(map[string]any)
+			delete(rule["help"].(map[string]any), "text")
 		}},
 		{"invocation without executionSuccessful", func(m map[string]any) {
 			run := m["runs"].([]any)[0].(map[string]any)
@@ -409,10 +420,15 @@ func TestWriteSARIFStreamsTheEncodersBytes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			log, findings, ruleIndex := sarifLogFor(tc.r)
+			wd, err := os.Getwd()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := newSARIFContext(tc.r, wd)
+			log, findings, ruleIndex := sc.logFor(tc.r)
 			results := []sarifResult{}
 			for _, f := range findings {
-				results = append(results, sarifResultFor(f, ruleIndex[f.Rule]))
+				results = append(results, sc.resultFor(f, ruleIndex[f.Rule]))
 			}
 			log.Runs[0].Results = results
 			var got bytes.Buffer
