@@ -2,6 +2,9 @@ package report
 
 import "strings"
 
+// The rule list of docs/rules.md, with the anchors RuleHelpURI links to.
+//go:generate go run ../internal/cmd/rulesdoc ../docs/rules.md
+
 // RuleInfo describes a rule for listings (`imgaudit rules`, docs/rules.md)
 // and SARIF: a detector rule, or one the scanner applies to what it found
 // (rollback risks, cloned identities).

@@ -42,3 +42,22 @@ func TestDocumentedUserRule(t *testing.T) {
 		t.Fatalf("disabled rule still reports: exit %d", code)
 	}
 }
+
+// Every TOML example in docs/rules.md loads: the documented keys are the
+// keys imgaudit honours.
+func TestDocumentedRulesFilesLoad(t *testing.T) {
+	doc := string(readAll(t, repoFile(t, "docs/rules.md")))
+	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(doc, -1)
+	if len(blocks) < 2 {
+		t.Fatalf("docs/rules.md has %d toml examples, want the rule and the allowlist ones", len(blocks))
+	}
+	for i, m := range blocks {
+		p := filepath.Join(t.TempDir(), "rules.toml")
+		if err := os.WriteFile(p, []byte(m[1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errs := runCLI(t, "rules", "--rules", p); code != 0 {
+			t.Errorf("example %d does not load: %s", i+1, errs)
+		}
+	}
+}
