@@ -79,23 +79,39 @@ func TestEndToEndLifetime(t *testing.T) {
 
 	awsSecret := readSecretField(t, filepath.Join(sec, "aws_credentials"), `aws_secret_access_key = (\S+)`)
 	gitPass := readSecretField(t, filepath.Join(sec, "git-credentials"), `deploy:([^@]+)@`)
-	type want struct {
-		name      string
-		fp        string
-		exposure  string   // this class must be in the finding's exposure
-		not       []string // and none of these
-		view      string   // a location in this view...
-		path      string   // ...with this path ("" = don't check)
-		state     string
-		partition bool
+	gitlabToken := readSecretField(t, filepath.Join(sec, "gitlab-token"), `(glpat-\S+)`)
+	stripeKey := readSecretField(t, filepath.Join(sec, "app.env"), `=(sk_live_\S+)`)
+	type loc struct {
+		view, path, state, exposure string // path "" = don't check
+		partition                   bool
 	}
+	type want struct {
+		name     string
+		fp       string
+		exposure []string // these classes must be in the finding's exposure
+		not      []string // and none of these
+		locs     []loc    // each must be among the locations
+	}
+	const cur, golden, backing, unref = "web01.qcow2#current", "web01.qcow2#snapshot:golden", "web01.qcow2#backing:base.qcow2", "web01.qcow2#unreferenced"
 	wants := []want{
-		{"current host key", fp(pemBlock(t, filepath.Join(sec, "host_new"))), "live", nil, "web01.qcow2#current", "/etc/ssh/ssh_host_ed25519_key", "allocated", true},
-		{"aws secret", fp([]byte(awsSecret)), "live", nil, "web01.qcow2#current", "/home/alice/.aws/credentials", "allocated", true},
-		{"deleted git credential", fp([]byte(gitPass)), "deleted", []string{"live"}, "web01.qcow2#current", "", "free", true},
-		{"rotated host key", fp(pemBlock(t, filepath.Join(sec, "host_old"))), "snapshot", []string{"live", "deleted"}, "web01.qcow2#snapshot:golden", "/etc/ssh/ssh_host_ed25519_key", "allocated", true},
-		{"backing-only app key", fp(pemBlock(t, filepath.Join(sec, "app"))), "backing", []string{"live", "deleted", "snapshot"}, "web01.qcow2#backing:base.qcow2", "/etc/ssl/private/app.key", "allocated", true},
-		{"key freed with snapshot", fp(pemBlock(t, filepath.Join(sec, "id_ecdsa"))), "unreferenced", []string{"live", "deleted", "snapshot", "backing"}, "web01.qcow2#unreferenced", "", "unknown", false},
+		{"current host key", fp(pemBlock(t, filepath.Join(sec, "host_new"))), []string{"live"}, []string{"snapshot", "backing"},
+			[]loc{{cur, "/etc/ssh/ssh_host_ed25519_key", "allocated", "live", true}}},
+		{"live now and in a snapshot", fp([]byte(awsSecret)), []string{"live", "snapshot"}, []string{"deleted", "backing"},
+			[]loc{{cur, "/home/alice/.aws/credentials", "allocated", "live", true}, {golden, "/home/alice/.aws/credentials", "allocated", "snapshot", true}}},
+		{"read through from the backing file", fp([]byte(gitlabToken)), []string{"live", "backing"}, []string{"deleted"},
+			[]loc{{cur, "/etc/gitlab-runner/token", "allocated", "live", true}, {backing, "/etc/gitlab-runner/token", "allocated", "backing", true}}},
+		{"live only", fp([]byte(stripeKey)), []string{"live"}, []string{"snapshot", "backing", "deleted", "unreferenced"},
+			[]loc{{cur, "/srv/app/.env", "allocated", "live", true}}},
+		{"deleted git credential", fp([]byte(gitPass)), []string{"deleted"}, []string{"live"},
+			[]loc{{cur, "", "free", "deleted", true}}},
+		{"a file in a snapshot, residue now", fp(pemBlock(t, filepath.Join(sec, "alice_2023"))), []string{"deleted", "snapshot"}, []string{"live"},
+			[]loc{{golden, "/home/alice/.ssh/id_ecdsa_2023", "allocated", "snapshot", true}, {cur, "", "free", "deleted", true}}},
+		{"rotated host key", fp(pemBlock(t, filepath.Join(sec, "host_old"))), []string{"snapshot"}, []string{"live", "deleted"},
+			[]loc{{golden, "/etc/ssh/ssh_host_ed25519_key", "allocated", "snapshot", true}}},
+		{"backing-only app key", fp(pemBlock(t, filepath.Join(sec, "app"))), []string{"backing"}, []string{"live", "deleted", "snapshot"},
+			[]loc{{backing, "/etc/ssl/private/app.key", "allocated", "backing", true}}},
+		{"key freed with snapshot", fp(pemBlock(t, filepath.Join(sec, "id_ecdsa"))), []string{"unreferenced"}, []string{"live", "deleted", "snapshot", "backing"},
+			[]loc{{unref, "", "unknown", "unreferenced", false}}},
 	}
 
 	rep, err := scanner.New(scanner.Options{Engine: newEngine(t)}).Scan(context.Background(), []string{web01})
@@ -107,40 +123,67 @@ func TestEndToEndLifetime(t *testing.T) {
 	}
 	for _, w := range wants {
 		t.Run(w.name, func(t *testing.T) {
-			var f *report.Finding
-			for i := range rep.Findings {
-				if rep.Findings[i].Fingerprint == w.fp && rep.Findings[i].Category != report.CategoryRollbackRisk {
-					f = &rep.Findings[i]
-				}
-			}
+			f := secretFinding(rep, w.fp)
 			if f == nil {
 				t.Fatalf("not found (fingerprint %s); findings: %s", w.fp, summary(rep))
 			}
-			if !slices.Contains(f.Exposure, w.exposure) {
-				t.Errorf("exposure = %v, want it to include %s; locations %+v", f.Exposure, w.exposure, f.Locations)
+			for _, e := range w.exposure {
+				if !slices.Contains(f.Exposure, e) {
+					t.Errorf("exposure = %v, want it to include %s; locations %+v", f.Exposure, e, f.Locations)
+				}
 			}
 			for _, bad := range w.not {
 				if slices.Contains(f.Exposure, bad) {
 					t.Errorf("exposure = %v, must not include %s; locations %+v", f.Exposure, bad, f.Locations)
 				}
 			}
-			ok := false
-			for _, l := range f.Locations {
-				if l.View != w.view {
-					continue
-				}
-				if (w.path == "" || l.Path == w.path) && l.State == w.state && (!w.partition || l.Partition != "") {
-					ok = true
+			for _, wl := range w.locs {
+				if !slices.ContainsFunc(f.Locations, func(l report.Location) bool {
+					return l.View == wl.view && (wl.path == "" || l.Path == wl.path) && l.State == wl.state && l.Exposure == wl.exposure && (!wl.partition || l.Partition != "")
+				}) {
+					t.Errorf("no location %+v among %+v", wl, f.Locations)
 				}
 			}
-			if !ok {
-				t.Errorf("no location in %s with path %q state %s partition %v: %+v", w.view, w.path, w.state, w.partition, f.Locations)
-			}
-			if w.exposure != "live" && !f.OutsideGuestControl {
-				t.Errorf("outside_guest_control = false for exposure %v", f.Exposure)
+			if outside := !slices.Equal(f.Exposure, []string{"live"}); f.OutsideGuestControl != outside {
+				t.Errorf("outside_guest_control = %v for exposure %v", f.OutsideGuestControl, f.Exposure)
 			}
 		})
 	}
+	// One credential is one finding: the AWS key ID belongs to the pair.
+	for _, f := range rep.Findings {
+		if f.Rule == "aws-access-key-id" {
+			t.Errorf("the AWS key ID next to its secret is a finding of its own: %+v", f)
+		}
+	}
+	checkDemoTimeline(t, rep, map[string]string{
+		fp([]byte(awsSecret)):                             ".xx",
+		fp([]byte(gitlabToken)):                           "xxx",
+		fp([]byte(stripeKey)):                             "..x",
+		fp([]byte(gitPass)):                               "..r",
+		fp(pemBlock(t, filepath.Join(sec, "alice_2023"))): ".xr",
+		fp(pemBlock(t, filepath.Join(sec, "host_old"))):   ".x.",
+		fp(pemBlock(t, filepath.Join(sec, "app"))):        "x..",
+		fp(pemBlock(t, filepath.Join(sec, "id_ecdsa"))):   "..r",
+		fp(pemBlock(t, filepath.Join(sec, "host_new"))):   "..x",
+	})
+	checkDemoCounts(t, rep)
+	checkDemoRemediation(t, rep, base, map[string][]report.Remediation{
+		fp(pemBlock(t, filepath.Join(sec, "alice_2023"))): {
+			{Class: "snapshot", Command: "qemu-img snapshot -d golden " + web01},
+			{Class: "deleted", Command: "virt-sparsify --in-place " + web01},
+		},
+		fp([]byte(gitlabToken)): {
+			{Class: "snapshot", Command: "qemu-img snapshot -d golden " + web01},
+			{Class: "backing", Command: "qemu-img rebase -b '' " + web01},
+			{Class: "live", Command: "rm -- /etc/gitlab-runner/token   # in the guest"},
+		},
+		fp(pemBlock(t, filepath.Join(sec, "id_ecdsa"))): {
+			{Class: "unreferenced", Command: "qemu-img convert -O qcow2 " + web01 + " " + web01 + ".new && mv " + web01 + ".new " + web01},
+		},
+		fp([]byte(gitPass)): {
+			{Class: "deleted", Command: "virt-sparsify --in-place " + web01},
+		},
+	}, fp([]byte(stripeKey)))
 	// Rolling back to "golden" brings the rotated host key back; booting the
 	// base brings back the app key.
 	risks := map[string]string{}

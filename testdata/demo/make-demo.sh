@@ -5,9 +5,17 @@
 # generated, format-valid, used nowhere).
 #
 #   live          /etc/ssh/ssh_host_ed25519_key (current host key),
-#                 /home/alice/.aws/credentials (AWS key pair)
+#                 /home/alice/.aws/credentials (AWS key pair; also in
+#                 snapshot "golden": live and snapshot)
+#   live only     /srv/app/.env (Stripe key): written last, so no
+#                 snapshot, backing file or free cluster has it
+#   live, backing /etc/gitlab-runner/token (GitLab token): written in
+#                 base.qcow2 and never changed, so the current state reads
+#                 it through from the backing file
 #   deleted       /root/.git-credentials: written, then rm'ed (blocks freed,
 #                 not wiped)
+#   deleted,      /home/alice/.ssh/id_ecdsa_2023: a file in snapshot
+#   snapshot      "golden", rm'ed (not wiped) since: free blocks now
 #   snapshot      the previous ed25519 host key: rotated (shredded, removed,
 #                 replaced) after internal snapshot "golden" was taken
 #   backing       /etc/ssl/private/app.key (RSA): in base.qcow2 only; the
@@ -45,19 +53,24 @@ ssh-keygen -q -t ed25519 -N '' -C 'root@web01-old' -f "$sec/host_old"
 ssh-keygen -q -t ed25519 -N '' -C 'root@web01' -f "$sec/host_new"
 ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -C 'app' -f "$sec/app"
 ssh-keygen -q -t ecdsa -b 256 -m PEM -N '' -C 'root@web01' -f "$sec/id_ecdsa"
+ssh-keygen -q -t ecdsa -b 256 -N '' -C 'alice@laptop-2023' -f "$sec/alice_2023"
 rand() { (set +o pipefail; LC_ALL=C tr -dc "$1" </dev/urandom | head -c "$2"); }
 aws_id="AKIA$(rand 'A-Z2-7' 16)"
 aws_secret="$(rand 'A-Za-z0-9/+' 40)"
 git_pass="$(rand 'A-Za-z0-9' 24)"
+gitlab_token="glpat-$(rand 'A-Za-z0-9' 20)"
+printf '%s\n' "$gitlab_token" > "$sec/gitlab-token"
+printf 'STRIPE_API_KEY=sk_live_%s\n' "$(rand 'A-Za-z0-9' 32)" > "$sec/app.env"
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = eu-west-1\n' "$aws_id" "$aws_secret" > "$sec/aws_credentials"
 printf 'https://deploy:%s@git.corp.internal\n' "$git_pass" > "$sec/git-credentials"
 
 # Root filesystem of the base image.
 root="$work/root"
-mkdir -p "$root/etc/ssh" "$root/etc/ssl/private" "$root/root/.ssh" "$root/home/alice/.aws" "$root/var/log"
+mkdir -p "$root/etc/ssh" "$root/etc/ssl/private" "$root/root/.ssh" "$root/home/alice/.aws" "$root/home/alice/.ssh" "$root/etc/gitlab-runner" "$root/srv/app" "$root/var/log"
 echo web01 > "$root/etc/hostname"
 printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\n' > "$root/etc/ssh/sshd_config"
 cp "$sec/app" "$root/etc/ssl/private/app.key"
+cp "$sec/gitlab-token" "$root/etc/gitlab-runner/token"
 seq 1 20000 | sed 's/^/log line /' > "$root/var/log/syslog"
 
 # disk.raw: GPT with one Linux partition holding ext4.
@@ -78,13 +91,12 @@ q qemu-img create -f qcow2 -F qcow2 -b base.qcow2 "$out/web01.qcow2"
 # sync copies into web01.qcow2 every 64 KiB chunk that changed since the
 # last sync, the way a running guest's writes would reach the overlay.
 sync_overlay() {
-  local n=$(( DISK_MB * 1048576 / CHUNK )) i cmds=()
-  for (( i = 0; i < n; i++ )); do
-    if ! cmp -s <(dd if="$work/prev.raw" bs=$CHUNK skip=$i count=1 status=none) \
-                <(dd if="$disk" bs=$CHUNK skip=$i count=1 status=none); then
-      dd if="$disk" of="$work/chunk.$i" bs=$CHUNK skip=$i count=1 status=none
-      cmds+=(-c "write -s $work/chunk.$i $(( i * CHUNK )) $CHUNK")
-    fi
+  local i cmds=()
+  # cmp -l lists every differing byte (1-based offsets, ascending): one
+  # pass over the disk instead of three processes per chunk.
+  for i in $( { cmp -l "$work/prev.raw" "$disk" || true; } | awk -v c=$CHUNK '{ print int(($1 - 1) / c) }' | uniq); do
+    dd if="$disk" of="$work/chunk.$i" bs=$CHUNK skip=$i count=1 status=none
+    cmds+=(-c "write -s $work/chunk.$i $(( i * CHUNK )) $CHUNK")
   done
   if [ ${#cmds[@]} -gt 0 ]; then
     q qemu-io -f qcow2 "${cmds[@]}" "$out/web01.qcow2"
@@ -106,6 +118,7 @@ shred_rm() {
 #    alice gets AWS credentials; first boot creates the host key.
 shred_rm /etc/ssl/private/app.key
 dbg "write $sec/aws_credentials /home/alice/.aws/credentials"
+dbg "write $sec/alice_2023 /home/alice/.ssh/id_ecdsa_2023"
 dbg "write $sec/host_old /etc/ssh/ssh_host_ed25519_key"
 dbg "write $sec/host_old.pub /etc/ssh/ssh_host_ed25519_key.pub"
 put_fs; sync_overlay
@@ -127,10 +140,15 @@ put_fs; sync_overlay
 q qemu-img snapshot --image-opts -d tmp "driver=qcow2,file.filename=$out/web01.qcow2,pass-discard-snapshot=off"
 
 # 4. Root's git credentials are written, then deleted without wiping: the
-#    blocks are free but still hold them. Nothing is written afterwards.
+#    blocks are free but still hold them. alice's 2023 key, a file in
+#    "golden", is deleted the same way. The app's Stripe key is written
+#    last: only the current state has it. Nothing is written afterwards.
 dbg "write $sec/git-credentials /root/.git-credentials"
 put_fs; sync_overlay
+# Written before the deletions, so that it cannot reuse their blocks.
+dbg "write $sec/app.env /srv/app/.env"
 dbg "rm /root/.git-credentials"
+dbg "rm /home/alice/.ssh/id_ecdsa_2023"
 put_fs; sync_overlay
 
 q qemu-img check "$out/web01.qcow2"
