@@ -128,6 +128,12 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 	image := l.Target
 	v := rm.views[l.View]
 	s := Remediation{Class: l.Exposure}
+	if ref, disk, ok := strings.Cut(l.Target, "!"); ok && l.LayerDigest != "" {
+		// A VM disk built into a container image: the copy ships with
+		// the image, whatever its class inside the disk.
+		s.Action = fmt.Sprintf("remove the %s copy from the disk image %s before building it into %s (it is in %s); rebuild the image and delete the old one from registries", l.Exposure, disk, ref, layerName(l))
+		return s, true
+	}
 	switch l.Exposure {
 	case ExposureLive:
 		switch {
@@ -175,14 +181,7 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 			s.Command = "virsh managedsave-remove " + shellQuote(st.VM)
 		}
 	case ExposureLayer:
-		layer := "a layer"
-		if l.LayerIndex != nil {
-			layer = "layer " + strconv.Itoa(*l.LayerIndex)
-		}
-		if l.LayerDigest != "" {
-			layer += " (" + l.LayerDigest + ")"
-		}
-		s.Action = fmt.Sprintf("rebuild %s without %s of %s, and delete the old image from registries (squashing alone keeps old layers)", image, cmp.Or(l.Path, "the file"), layer)
+		s.Action = fmt.Sprintf("rebuild %s without %s of %s, and delete the old image from registries (squashing alone keeps old layers)", image, cmp.Or(l.Path, "the file"), layerName(l))
 	default:
 		s.Action = fmt.Sprintf("remove view %s of %s", l.View, image)
 	}
@@ -211,6 +210,10 @@ func (rm *remediator) snapshotStep(s Remediation, l Location, t *Target, v *View
 		}
 	}
 	switch {
+	case st != nil && st.Kind == "libvirt" && external:
+		holder := rm.backingFile(t, v, l)
+		s.Action = fmt.Sprintf("delete snapshot %s of VM %s, then delete or rewrite %s, which holds its state", name, st.VM, holder)
+		s.Command = "virsh snapshot-delete " + shellQuote(st.VM) + " " + shellQuote(name)
 	case st != nil && st.Kind == "libvirt":
 		s.Action = fmt.Sprintf("delete snapshot %s of VM %s, then rewrite %s (freed clusters keep the bytes)", name, st.VM, image)
 		s.Command = "virsh snapshot-delete " + shellQuote(st.VM) + " " + shellQuote(name)
@@ -223,7 +226,7 @@ func (rm *remediator) snapshotStep(s Remediation, l Location, t *Target, v *View
 			s.Command = "vmrun deleteSnapshot " + shellQuote(st.Config) + " " + shellQuote(name)
 		}
 	case external:
-		s.Action = fmt.Sprintf("delete snapshot %s of %s and the file that holds its state", name, image)
+		s.Action = fmt.Sprintf("delete snapshot %s of %s, then delete or rewrite %s, which holds its state", name, image, rm.backingFile(t, v, l))
 	default:
 		s.Action = fmt.Sprintf("delete snapshot %s of %s, then rewrite the image (freed clusters keep the bytes)", name, image)
 		s.Command = "qemu-img snapshot -d " + shellQuote(name) + " " + shellQuote(image)
@@ -285,6 +288,18 @@ func (rm *remediator) cloned(f *Finding) []Remediation {
 		out = append(out, s)
 	}
 	return out
+}
+
+// layerName names the container layer of a location: "layer 2 (sha256:…)".
+func layerName(l Location) string {
+	layer := "a layer"
+	if l.LayerIndex != nil {
+		layer = "layer " + strconv.Itoa(*l.LayerIndex)
+	}
+	if l.LayerDigest != "" {
+		layer += " (" + l.LayerDigest + ")"
+	}
+	return layer
 }
 
 func storeOf(t *Target) *StoreInfo {
