@@ -39,6 +39,7 @@ const (
 )
 
 type compiledAllowlist struct {
+	src       Allowlist // as given, for AllowlistKeys
 	and       bool
 	target    int
 	regexes   []*regexp.Regexp
@@ -48,7 +49,7 @@ type compiledAllowlist struct {
 }
 
 func compileAllowlist(a Allowlist) (*compiledAllowlist, error) {
-	c := &compiledAllowlist{rules: a.TargetRules}
+	c := &compiledAllowlist{src: a, rules: a.TargetRules}
 	switch strings.ToUpper(a.Condition) {
 	case "", "OR":
 	case "AND":
@@ -203,4 +204,17 @@ func (f *found) fillContext(w []byte) {
 		le = len(w)
 	}
 	f.line = w[ls:le]
+}
+
+// AllowlistKeys describes every allowlist in effect, per rule, so that
+// cached results (registry --state) are not reused under other
+// allowlists.
+func (e *Engine) AllowlistKeys() []string {
+	var out []string
+	for _, r := range e.rules {
+		for _, a := range r.allow {
+			out = append(out, fmt.Sprintf("%s:%+v", r.ID, a.src))
+		}
+	}
+	return out
 }

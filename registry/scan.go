@@ -171,11 +171,16 @@ func New(opts Options) (*Scanner, error) {
 	return s, nil
 }
 
-// RulesKey identifies a rule set and tool version: blob results in a
-// state file made with another key are not reused (a new rule could find
-// something in them).
+// RulesKey identifies a rule set, its allowlists and the tool version:
+// blob results in a state file made with another key are not reused (a
+// new rule could find something in them, a changed allowlist keep or drop
+// something).
 func RulesKey(e *detectors.Engine, version string) string {
-	return hashStrings(append([]string{"imgaudit " + version}, e.Rules()...))
+	key := append([]string{"imgaudit " + version}, e.Rules()...)
+	if al := e.AllowlistKeys(); len(al) > 0 {
+		key = append(append(key, "allowlists"), al...)
+	}
+	return hashStrings(key)
 }
 
 func (s *Scanner) scanOpts() detectors.ScanOptions {
