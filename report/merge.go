@@ -236,11 +236,13 @@ func Summarize(r *Report) {
 		if IsOutsideGuestControl(&f) {
 			s.OutsideGuestControl++
 		}
-		switch f.Category {
-		case CategoryRollbackRisk:
+		switch {
+		case f.Category == CategoryRollbackRisk:
 			s.RollbackRisks++
-		case CategoryClonedIdentity:
+		case f.Category == CategoryClonedIdentity:
 			s.ClonedIdentities++
+		case f.Severity == SeverityInfo:
+			s.KnownPublic++
 		default:
 			s.Secrets++
 			if IsOutsideGuestControl(&f) {

@@ -83,6 +83,10 @@ func newRemediator(r *Report) *remediator {
 }
 
 func (rm *remediator) remediate(f *Finding) []Remediation {
+	if f.Severity == SeverityInfo {
+		// Public material: removing this copy removes nothing secret.
+		return []Remediation{{Class: RemediationAll, Action: "none needed: public material that an installed package ships unmodified (see provenance); every machine that installed it has the same bytes"}}
+	}
 	var out []Remediation
 	add := func(s Remediation) {
 		if !slices.Contains(out, s) {

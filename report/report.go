@@ -274,12 +274,14 @@ type Summary struct {
 
 	// Findings by kind, as the table's sections count them: Secrets are
 	// the findings that are secrets (neither rollback risks nor cloned
-	// identities), SecretsOutsideGuestControl those of them outside the
+	// identities, nor public material of severity info, which KnownPublic
+	// counts), SecretsOutsideGuestControl those of them outside the
 	// guest's control; Secrets minus SecretsOutsideGuestControl is LIVE ONLY.
 	Secrets                    int `json:"secrets"`
 	SecretsOutsideGuestControl int `json:"secrets_outside_guest_control"`
 	RollbackRisks              int `json:"rollback_risks"`
 	ClonedIdentities           int `json:"cloned_identities"`
+	KnownPublic                int `json:"known_public"`
 	// Findings left out of the report, like SuppressedByBaseline: Ignored
 	// by the ignore file (--ignore, .imgauditignore), HiddenBySeverity by
 	// --severity.
