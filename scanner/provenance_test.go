@@ -86,7 +86,6 @@ func TestPackageProvenanceAndPathContext(t *testing.T) {
 		{"free blocks only", key("deleted"), 0, nil, nil},
 		{"documentation example", key("doc"), 2, []string{report.ReasonDocumentationPath}, nil},
 		{"/opt/app/tests/.env", fp([]byte(img.AWSSecret)), 1, []string{report.ReasonTestPath}, nil},
-		{"/opt/app/tests/.env, the key id alone", fp([]byte(img.AWSID)), 1, []string{report.ReasonTestPath}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
