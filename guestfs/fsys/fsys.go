@@ -14,6 +14,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"strings"
 )
 
 // Location states, as the report shows them.
@@ -67,7 +68,9 @@ type FS interface {
 	// directory before its entries, and a file with several hard links
 	// once. An error returned by fn stops the walk and is returned. Walks
 	// bound their work (entries, depth, bytes of metadata read) and stop
-	// when ctx is done.
+	// when ctx is done. fn must not keep e.Runs after it returns: a walk
+	// may reuse its array for the next entry. A walk that skipped what it
+	// could not read returns a *PartialError.
 	Walk(ctx context.Context, fn func(Entry) error) error
 	// State says whether the byte at off, which no walked run covers, is
 	// allocated (metadata, orphaned data) or free, or StateUnknown where
@@ -101,4 +104,16 @@ type Driver struct {
 	// Open opens the filesystem on r, of size bytes. name ("p1", "disk",
 	// "vg0/root") is for errors and notes. Notes say what is partial.
 	Open func(ctx context.Context, r io.ReaderAt, size int64, name string) (fs FS, notes []string, err error)
+}
+
+// PartialError is what Walk returns when it visited every entry it could
+// read but skipped parts it could not (an unreadable directory, a corrupt
+// inode): the entries it gave are valid, and Notes say, briefly, what is
+// missing. Any other error from Walk means the walk failed.
+type PartialError struct {
+	Notes []string
+}
+
+func (e *PartialError) Error() string {
+	return "walk incomplete: " + strings.Join(e.Notes, "; ")
 }
