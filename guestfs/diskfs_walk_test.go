@@ -10,9 +10,11 @@ import (
 	"testing"
 
 	diskext4 "github.com/diskfs/go-diskfs/filesystem/ext4"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	diskiso "github.com/diskfs/go-diskfs/filesystem/iso9660"
 
 	"github.com/imgaudit/imgaudit/guestfs/ext4"
+	"github.com/imgaudit/imgaudit/guestfs/internal/diskfsio"
+	"github.com/imgaudit/imgaudit/guestfs/iso9660"
 )
 
 // go-diskfs's ext4 walk is the reference for package ext4's: see
@@ -31,7 +33,7 @@ func diskfsExtWalk(ctx context.Context, e *ext4.FS, sec io.ReaderAt, size int64,
 			err = fmt.Errorf("go-diskfs ext4 panicked: %v", r)
 		}
 	}()
-	fsys, err := diskext4.Read(newReadOnlyStorage(sec, size), size, 0, 512)
+	fsys, err := diskext4.Read(diskfsio.ReadOnly(sec, size), size, 0, 512)
 	if err != nil {
 		return fmt.Errorf("go-diskfs ext4: %w", err)
 	}
@@ -90,10 +92,11 @@ func diskfsExtWalk(ctx context.Context, e *ext4.FS, sec io.ReaderAt, size int64,
 }
 
 // diskfsISOTree lists an ISO 9660 tree with go-diskfs, the reference for
-// isoTree: path -> [byte offset of the first extent, size, is directory].
+// package iso9660: path -> [byte offset of the first extent, size, is
+// directory].
 func diskfsISOTree(t *testing.T, r io.ReaderAt, size int64) map[string][3]int64 {
 	t.Helper()
-	fsys, err := iso9660.Read(newReadOnlyStorage(r, size), size, 0, isoBlock)
+	fsys, err := diskiso.Read(diskfsio.ReadOnly(r, size), size, 0, iso9660.Block)
 	if err != nil {
 		t.Fatalf("go-diskfs: %v", err)
 	}
@@ -110,14 +113,14 @@ func diskfsISOTree(t *testing.T, r io.ReaderAt, size int64) map[string][3]int64 
 			if err != nil {
 				t.Fatalf("go-diskfs: %s: %v", d.Name(), err)
 			}
-			st := info.Sys().(*iso9660.StatT)
+			st := info.Sys().(*diskiso.StatT)
 			p := path.Join(rel, d.Name())
 			dir := int64(0)
 			if d.IsDir() {
 				dir = 1
 				walk(p)
 			}
-			out["/"+p] = [3]int64{int64(st.Location) * isoBlock, info.Size(), dir}
+			out["/"+p] = [3]int64{int64(st.Location) * iso9660.Block, info.Size(), dir}
 		}
 	}
 	walk(".")

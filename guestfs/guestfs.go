@@ -25,18 +25,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"slices"
 	"strings"
 
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/guestfs/ext4"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 // States of a Location.
 const (
-	StateAllocated = "allocated"
-	StateFree      = "free"
-	StateUnknown   = "unknown"
+	StateAllocated = fsys.StateAllocated
+	StateFree      = fsys.StateFree
+	StateUnknown   = fsys.StateUnknown
+	// StateDeletedRecord: a deleted file whose record is intact, so its
+	// path is known although its space is free (NTFS).
+	StateDeletedRecord = fsys.StateDeletedRecord
 )
 
 // WholeDisk names the "partition" of a disk without a partition table.
@@ -122,40 +126,37 @@ func (m *Map) analyzePartition(ctx context.Context, d model.Disk, p *partition) 
 		p.info.Note = joinNote(p.info.Note, fmt.Sprintf("unreadable: %v", err))
 		return
 	}
-	p.info.FS = detectFS(head)
-	name := p.info.Name
-	var idx *fileIndex
+	kind, drv := detectFS(head, drivers())
+	p.info.FS = kind
 	var notes []string
-	switch p.info.FS {
-	case "ext4":
-		idx, notes, err = buildExtIndex(ctx, sec, p.info.Size, name)
-		if idx != nil {
-			p.info.FS = idx.fs
+	switch {
+	case drv != nil:
+		var f fsys.FS
+		f, notes, err = drv.Open(ctx, sec, p.info.Size, p.info.Name)
+		if err == nil {
+			p.info.FS = f.Kind()
+			var more []string
+			p.idx, more, err = buildIndex(ctx, f)
+			notes = append(notes, more...)
 		}
-	case "vfat":
-		idx, notes, err = buildFATIndex(ctx, sec, p.info.Size, name)
-	case "iso9660":
-		idx, notes, err = buildISOIndex(ctx, sec, p.info.Size, name)
-	case "squashfs":
-		idx, notes, err = buildSquashfsIndex(ctx, sec, p.info.Size, name)
-	case "":
+	case kind == "":
 		err = errors.New("no filesystem recognised")
-	case "swap":
+	case kind == "swap":
 		err = errors.New("swap space, findings there are unattributed (and may be saved guest memory)")
-	case "luks":
+	case kind == "luks":
 		err = fmt.Errorf("encrypted (LUKS): %w, findings there are unattributed", model.ErrEncrypted)
 	default:
-		err = fmt.Errorf("%s: filesystem %w, findings there are unattributed", p.info.FS, model.ErrUnsupported)
+		err = fmt.Errorf("%s: filesystem %w, findings there are unattributed", kind, model.ErrUnsupported)
 	}
 	if err != nil {
+		p.idx = nil
 		p.info.Note = joinNote(p.info.Note, err.Error())
 		return
 	}
 	if len(notes) > 0 {
 		p.info.Note = joinNote(p.info.Note, strings.Join(notes, "; "))
 	}
-	p.idx = idx
-	p.info.Attributed = !idx.noPaths
+	p.info.Attributed = !p.idx.noPaths
 }
 
 func joinNote(a, b string) string {
@@ -229,60 +230,88 @@ func (m *Map) partitionAt(off int64) *partition {
 	return nil
 }
 
-// ErrNoFilesystem is returned when no readable ext filesystem has the path.
-var ErrNoFilesystem = errors.New("guestfs: no readable ext filesystem has this path")
+// ErrNoFilesystem is returned when no readable filesystem has the path.
+var ErrNoFilesystem = errors.New("guestfs: no readable filesystem has this path")
 
-// ReadFile reads a regular file (at most ext4.MaxReadFile bytes) from the
-// first ext2/3/4 filesystem that has it, following symlinks inside that
-// filesystem.
+// MaxReadFile is ReadFile's size cap.
+const MaxReadFile = 16 << 20
+
+// ErrTooLarge is returned (wrapped) by ReadFile for files over MaxReadFile.
+var ErrTooLarge = errors.New("guestfs: file too large")
+
+// readers lists the filesystems that can be read by path, in disk order.
+func (m *Map) readers() []namedReader {
+	var out []namedReader
+	for _, p := range m.parts {
+		if p.idx == nil {
+			continue
+		}
+		if r, ok := p.idx.fs.(fsys.Reader); ok {
+			out = append(out, namedReader{p.info.Name, r})
+		}
+	}
+	return out
+}
+
+type namedReader struct {
+	name string
+	r    fsys.Reader
+}
+
+// firstHaving runs op on each readable filesystem in disk order and
+// returns the first success; a filesystem without the path is skipped.
+func firstHaving[T any](m *Map, path string, op func(fsys.Reader) (T, error)) (T, error) {
+	var errs []error
+	for _, nr := range m.readers() {
+		v, err := op(nr.r)
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, iofs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("%s: %w", nr.name, err))
+		}
+	}
+	var zero T
+	if len(errs) > 0 {
+		return zero, errors.Join(errs...)
+	}
+	return zero, fmt.Errorf("%s: %w", path, ErrNoFilesystem)
+}
+
+// Open opens a regular file from the first filesystem that has it,
+// following symlinks inside that filesystem. Its bytes are read on demand:
+// this is the way to hash large files.
+func (m *Map) Open(path string) (fsys.File, error) {
+	return firstHaving(m, path, func(r fsys.Reader) (fsys.File, error) { return r.Open(path) })
+}
+
+// ReadFile reads a regular file of at most MaxReadFile bytes from the
+// first filesystem that has it, following symlinks inside that filesystem.
 func (m *Map) ReadFile(path string) ([]byte, error) {
-	var errs []error
-	for _, p := range m.parts {
-		if p.idx == nil || p.idx.ext == nil {
-			continue
-		}
-		b, err := p.idx.ext.ReadFile(path)
-		if err == nil {
-			return b, nil
-		}
-		if !errors.Is(err, ext4.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("%s: %w", p.info.Name, err))
-		}
+	f, err := m.Open(path)
+	if err != nil {
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if f.Size() > MaxReadFile {
+		return nil, fmt.Errorf("%s: %d bytes: %w", path, f.Size(), ErrTooLarge)
 	}
-	return nil, fmt.Errorf("%s: %w", path, ErrNoFilesystem)
+	b := make([]byte, f.Size())
+	if n, err := f.ReadAt(b, 0); n != len(b) {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
 }
 
-// ListDir lists a directory from the first ext2/3/4 filesystem that has it.
-func (m *Map) ListDir(path string) ([]ext4.DirEntry, error) {
-	var errs []error
-	for _, p := range m.parts {
-		if p.idx == nil || p.idx.ext == nil {
-			continue
-		}
-		ents, err := p.idx.ext.ReadDir(path)
-		if err == nil {
-			return ents, nil
-		}
-		if !errors.Is(err, ext4.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("%s: %w", p.info.Name, err))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return nil, fmt.Errorf("%s: %w", path, ErrNoFilesystem)
+// ReadDir lists a directory, without "." and "..", from the first
+// filesystem that has it. With ReadFile it makes *Map the read-only guest
+// filesystem that rollback and pkgdb read.
+func (m *Map) ReadDir(path string) ([]iofs.DirEntry, error) {
+	return firstHaving(m, path, func(r fsys.Reader) ([]iofs.DirEntry, error) { return r.ReadDir(path) })
 }
 
-// HasReadableFS reports whether some partition has an ext2/3/4 filesystem
-// that ReadFile and ListDir can read (for "rollback analysis skipped" notes).
-func (m *Map) HasReadableFS() bool {
-	for _, p := range m.parts {
-		if p.idx != nil && p.idx.ext != nil {
-			return true
-		}
-	}
-	return false
-}
+// ListDir is ReadDir.
+func (m *Map) ListDir(path string) ([]iofs.DirEntry, error) { return m.ReadDir(path) }
+
+// HasReadableFS reports whether some partition has a filesystem that
+// ReadFile and ReadDir can read (for "rollback analysis skipped" notes).
+func (m *Map) HasReadableFS() bool { return len(m.readers()) > 0 }

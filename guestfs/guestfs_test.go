@@ -14,6 +14,8 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/guestfs/ext4"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/guestfs/iso9660"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -218,7 +220,7 @@ func TestExtLocate(t *testing.T) {
 					t.Errorf("ReadFile of a deleted file succeeded")
 				}
 				ents, err := m.ListDir("/home/alice/.aws")
-				if err != nil || len(ents) != 1 || ents[0].Name != "credentials" {
+				if err != nil || len(ents) != 1 || ents[0].Name() != "credentials" {
 					t.Errorf("ListDir: %v, %v", ents, err)
 				}
 				ps := m.Partitions()
@@ -295,7 +297,7 @@ func TestDiskfsWalkMatchesOwnWalk(t *testing.T) {
 		}
 		return out
 	}
-	a, b := collect(walk), collect(e.WalkContext)
+	a, b := collect(walk), collect(e.WalkInodes)
 	if fmt.Sprint(a) != fmt.Sprint(b) || len(a) < len(testFiles)+600 || a["/a/b/c/d/e/f/g/deep.txt"] == 0 || a["/link"] == 0 {
 		t.Fatalf("go-diskfs walk %v\nown walk %v", a, b)
 	}
@@ -501,17 +503,23 @@ func TestISOWalkMatchesDiskfs(t *testing.T) {
 			defer f.Close()
 			st, _ := f.Stat()
 			want := diskfsISOTree(t, f, st.Size())
-			tree, err := openISOTree(f, st.Size())
+			tree, err := iso9660.Open(f, st.Size())
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := map[string][3]int64{}
-			if _, err := tree.walk(context.Background(), func(p string, rec isoDirRecord, _ []isoDirRecord) error {
-				dir := int64(0)
-				if rec.dir {
+			if err := tree.Walk(context.Background(), func(e fsys.Entry) error {
+				if e.Path == "/" {
+					return nil
+				}
+				dir, off := int64(0), int64(-1)
+				if e.Mode.IsDir() {
 					dir = 1
 				}
-				got[p] = [3]int64{int64(rec.lba) * isoBlock, int64(rec.size), dir}
+				if len(e.Runs) > 0 {
+					off = e.Runs[0].Off
+				}
+				got[e.Path] = [3]int64{off, e.Size, dir}
 				return nil
 			}); err != nil {
 				t.Fatal(err)

@@ -2,10 +2,12 @@ package guestfs
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"slices"
 	"strings"
 
-	"github.com/imgaudit/imgaudit/guestfs/ext4"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 const (
@@ -18,13 +20,21 @@ const (
 	maxPathDepth = 4096
 )
 
-// run maps n bytes at partition offset off to byte fileOff of node's file.
+// Run flags, from fsys.Run and fsys.Entry.
+const (
+	runUnwritten uint8 = 1 << iota
+	runCompressed
+	runInline
+	runDeleted
+)
+
+// run maps n bytes at filesystem offset off to byte fileOff of node's file.
 type run struct {
-	off       int64
-	n         int64
-	fileOff   int64
-	node      uint32
-	unwritten bool // preallocated: the guest reads zeros here
+	off     int64
+	n       int64
+	fileOff int64
+	node    uint32
+	flags   uint8
 }
 
 // node is one path component: the path of node i is path(parent) + "/" + name.
@@ -35,17 +45,15 @@ type node struct {
 	size   int64 // file size, for slack
 }
 
-// fileIndex attributes the bytes of one filesystem.
+// fileIndex attributes the bytes of one filesystem: the runs its walk gave,
+// sorted, and the filesystem itself for the bytes no run covers and for
+// reading files.
 type fileIndex struct {
-	fs    string
+	fs    fsys.FS
 	runs  []run // sorted by off
 	nodes []node
-	// state tells whether bytes no run covers are allocated (metadata,
-	// orphaned data) or free; nil means allocated.
-	state func(off int64) string
-	ext   *ext4.FS // for ReadFile/ListDir; nil for other filesystems
-	// noPaths marks a filesystem whose files cannot be located (squashfs):
-	// everything is allocated, nothing has a path.
+	// noPaths marks a filesystem whose walk visited nothing (squashfs):
+	// its findings are never attributed to paths.
 	noPaths bool
 }
 
@@ -54,18 +62,26 @@ func (x *fileIndex) locate(off int64) (path, state string) {
 	if i > 0 {
 		r := x.runs[i-1]
 		if off < r.off+r.n {
-			nd := x.nodes[r.node]
-			fo := r.fileOff + (off - r.off)
-			if r.unwritten || fo >= nd.size {
-				return x.path(r.node), StateFree // slack or preallocated space
+			p := x.path(r.node)
+			switch {
+			case r.flags&runDeleted != 0:
+				return p, StateDeletedRecord
+			case r.flags&runUnwritten != 0:
+				return p, StateFree // preallocated: the guest reads zeros
+			case r.flags&(runCompressed|runInline) != 0:
+				// Compressed offsets do not map one to one onto the file,
+				// and inline data is inside live metadata: no slack.
+				return p, StateAllocated
+			case r.fileOff+(off-r.off) >= x.nodes[r.node].size:
+				return p, StateFree // slack past the end of the file
 			}
-			return x.path(r.node), StateAllocated
+			return p, StateAllocated
 		}
 	}
-	if x.state == nil {
+	if x.fs == nil {
 		return "", StateAllocated
 	}
-	return "", x.state(off)
+	return "", x.fs.State(off)
 }
 
 func (x *fileIndex) path(n uint32) string {
@@ -82,6 +98,64 @@ func (x *fileIndex) path(n uint32) string {
 	return "/" + strings.Join(parts, "/")
 }
 
+// buildIndex walks f and indexes every entry's runs. A partial walk (a
+// *fsys.PartialError) gives an index and notes; any other error, none.
+func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
+	b := newIndexBuilder()
+	visited := 0
+	err := f.Walk(ctx, func(e fsys.Entry) error {
+		visited++
+		id, ok := b.addNode(e.Path, e.Size, e.Mode.IsDir())
+		if !ok {
+			return nil
+		}
+		var extra uint8
+		if e.Deleted {
+			extra = runDeleted
+		}
+		for _, r := range e.Runs {
+			fl := extra
+			if r.Unwritten {
+				fl |= runUnwritten
+			}
+			if r.Compressed {
+				fl |= runCompressed
+			}
+			if r.Inline {
+				fl |= runInline
+			}
+			b.addRun(run{off: r.Off, n: r.Len, fileOff: r.FileOff, node: id, flags: fl})
+		}
+		return nil
+	})
+	var notes []string
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		var pe *fsys.PartialError
+		if !errors.As(err, &pe) {
+			return nil, nil, err
+		}
+		notes = append(notes, shortErr(pe))
+	}
+	if b.truncated {
+		notes = append(notes, "index truncated: some paths are not attributed")
+	}
+	x := b.finish()
+	x.fs = f
+	x.noPaths = visited == 0
+	return x, notes, nil
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
 // indexBuilder collects nodes and runs during a walk. Walks visit a
 // directory before its entries, so a parent's node always exists.
 type indexBuilder struct {
@@ -90,24 +164,27 @@ type indexBuilder struct {
 	truncated bool
 }
 
-func newIndexBuilder(fsName string) *indexBuilder {
+func newIndexBuilder() *indexBuilder {
 	return &indexBuilder{
-		x:    fileIndex{fs: fsName, nodes: []node{{}}},
+		x:    fileIndex{nodes: []node{{}}},
 		dirs: map[string]uint32{"/": 0},
 	}
 }
 
-// addNode adds the node for absolute path p (not "/") and returns its id.
+// addNode adds the node for absolute path p and returns its id.
 func (b *indexBuilder) addNode(p string, size int64, isDir bool) (uint32, bool) {
 	if p == "/" {
 		b.x.nodes[0].size = size
 		return 0, true
 	}
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return 0, false // not absolute
+	}
 	if len(b.x.nodes) >= maxNodes {
 		b.truncated = true
 		return 0, false
 	}
-	i := strings.LastIndexByte(p, '/')
 	parentPath, name := p[:i], p[i+1:]
 	if parentPath == "" {
 		parentPath = "/"

@@ -28,7 +28,8 @@ type DirEntry struct {
 	Dir  bool // a directory (symlinks are not, though they may lead to one)
 }
 
-// MapFS adapts a guestfs.Map (its ext2/3/4 filesystems) to FS.
+// MapFS adapts a guestfs.Map (any of its filesystems that can be read by
+// path) to FS.
 func MapFS(m *guestfs.Map) FS { return mapFS{m} }
 
 type mapFS struct{ m *guestfs.Map }
@@ -36,13 +37,13 @@ type mapFS struct{ m *guestfs.Map }
 func (f mapFS) ReadFile(p string) ([]byte, error) { return f.m.ReadFile(p) }
 
 func (f mapFS) ReadDir(p string) ([]DirEntry, error) {
-	ents, err := f.m.ListDir(p)
+	ents, err := f.m.ReadDir(p)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DirEntry, 0, len(ents))
 	for _, e := range ents {
-		out = append(out, DirEntry{Name: e.Name, Dir: e.Mode.IsDir()})
+		out = append(out, DirEntry{Name: e.Name(), Dir: e.IsDir()})
 	}
 	return out, nil
 }

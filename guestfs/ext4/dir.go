@@ -147,8 +147,9 @@ func validName(n string) bool {
 	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\x00")
 }
 
-// ReadDir lists directory p (absolute, symlinks followed), without "." and "..".
-func (f *FS) ReadDir(p string) ([]DirEntry, error) {
+// List lists directory p (absolute, symlinks followed), without "." and
+// "..", with inode numbers.
+func (f *FS) List(p string) ([]DirEntry, error) {
 	ino, err := f.Lookup(p)
 	if err != nil {
 		return nil, err
@@ -323,17 +324,13 @@ func (f *FS) readAll(in *Inode, limit int64) ([]byte, error) {
 	return out, nil
 }
 
-// Walk visits every reachable entry below the root, depth first, directories
-// before their contents, calling fn with the absolute path, the inode number
-// and the entry's type (from the directory entry, or the inode where the
-// filesystem has no file types). A directory is entered once even if
-// hostile entries link it from several places. fn's error stops the walk.
-func (f *FS) Walk(fn func(path string, ino uint32, mode fs.FileMode) error) error {
-	return f.WalkContext(context.Background(), fn)
-}
-
-// WalkContext is Walk with cancellation.
-func (f *FS) WalkContext(ctx context.Context, fn func(path string, ino uint32, mode fs.FileMode) error) error {
+// WalkInodes visits every reachable entry below the root, depth first,
+// directories before their contents, calling fn with the absolute path, the
+// inode number and the entry's type (from the directory entry, or the inode
+// where the filesystem has no file types). A directory is entered once even
+// if hostile entries link it from several places. fn's error stops the
+// walk. Walk (the fsys.FS walk) is built on it.
+func (f *FS) WalkInodes(ctx context.Context, fn func(path string, ino uint32, mode fs.FileMode) error) error {
 	d := f.newDirReader()
 	visited := map[uint32]bool{rootIno: true}
 	if err := fn("/", rootIno, fs.ModeDir); err != nil {

@@ -2,6 +2,7 @@ package ext4
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -119,7 +120,7 @@ func TestWalkReadFileBlocks(t *testing.T) {
 			e, _ := openImage(t, img)
 
 			seen := map[string]fs.FileMode{}
-			if err := e.Walk(func(p string, ino uint32, mode fs.FileMode) error {
+			if err := e.WalkInodes(context.Background(), func(p string, ino uint32, mode fs.FileMode) error {
 				seen[p] = mode
 				return nil
 			}); err != nil {
@@ -149,7 +150,7 @@ func TestWalkReadFileBlocks(t *testing.T) {
 			if _, err := e.ReadFile("/etc/nope"); err == nil {
 				t.Errorf("ReadFile of a missing file succeeded")
 			}
-			ents, err := e.ReadDir("/etc/ssh")
+			ents, err := e.List("/etc/ssh")
 			if err != nil || len(ents) != 1 || ents[0].Name != "ssh_host_rsa_key" {
 				t.Errorf("ReadDir(/etc/ssh) = %v, %v", ents, err)
 			}

@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"context"
 	"io"
 	"io/fs"
 	"testing"
@@ -45,7 +46,7 @@ func FuzzExt4Open(f *testing.F) {
 			e.BlockAllocated(blk)
 		}
 		n := 0
-		e.Walk(func(p string, ino uint32, mode fs.FileMode) error {
+		e.WalkInodes(context.Background(), func(p string, ino uint32, mode fs.FileMode) error {
 			if n++; n > 10000 {
 				return fs.SkipAll
 			}
@@ -55,7 +56,7 @@ func FuzzExt4Open(f *testing.F) {
 			}
 			return nil
 		})
-		e.ReadDir("/")
+		e.List("/")
 		e.ReadFile("/l")
 		e.Readlink("/l")
 	})

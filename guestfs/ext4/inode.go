@@ -31,6 +31,7 @@ type Inode struct {
 	Links uint16
 	block [60]byte // i_block: extent root, block pointers, inline data or fast symlink
 	raw   []byte   // the whole on-disk inode, for in-inode xattrs
+	off   int64    // byte offset of the on-disk inode
 }
 
 // Run maps Len file blocks starting at file block Logical to the
@@ -94,6 +95,7 @@ func (f *FS) Inode(ino uint32) (*Inode, error) {
 		Links: le.Uint16(raw[0x1A:]),
 		Flags: le.Uint32(raw[0x20:]),
 		raw:   raw,
+		off:   off,
 	}
 	copy(in.block[:], raw[0x28:0x28+60])
 	return in, nil

@@ -1,12 +1,19 @@
-package guestfs
+// Package fat reads FAT12, FAT16 and FAT32 filesystems for package guestfs:
+// the paths of files and directories with the clusters that hold them, and
+// whether a cluster is allocated in the FAT.
+package fat
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 // FAT is read by a small parser of our own: go-diskfs's fat32 package gives a
@@ -19,30 +26,31 @@ const (
 	maxFATDirSize = 16 << 20
 )
 
-type fatFS struct {
-	r            io.ReaderAt
-	size         int64
-	bps          int64 // bytes per sector
-	clusterSize  int64
-	fatType      int // 12, 16, 32
-	fatOff       int64
-	rootDirOff   int64 // FAT12/16 fixed root directory
-	rootDirSize  int64
-	rootCluster  uint32 // FAT32
-	dataOff      int64  // byte offset of cluster 2
-	clusters     uint32 // data clusters (numbered 2..clusters+1)
-	fat          []byte
-	dirBudget    int64
-	visitedChain map[uint32]bool
+// FS is an opened FAT filesystem. It is safe for concurrent use.
+type FS struct {
+	r           io.ReaderAt
+	size        int64
+	bps         int64 // bytes per sector
+	clusterSize int64
+	fatType     int // 12, 16, 32
+	fatOff      int64
+	rootDirOff  int64 // FAT12/16 fixed root directory
+	rootDirSize int64
+	rootCluster uint32 // FAT32
+	dataOff     int64  // byte offset of cluster 2
+	clusters    uint32 // data clusters (numbered 2..clusters+1)
+	fat         []byte
 }
 
-func openFAT(r io.ReaderAt, size int64) (*fatFS, error) {
+// Open reads the boot sector and the first FAT of the filesystem in
+// r[0:size).
+func Open(r io.ReaderAt, size int64) (*FS, error) {
 	b := make([]byte, 512)
-	if err := readAtFull(r, b, 0); err != nil {
+	if err := fsys.ReadFull(r, b, 0); err != nil {
 		return nil, err
 	}
 	le := binary.LittleEndian
-	f := &fatFS{r: r, size: size}
+	f := &FS{r: r, size: size}
 	f.bps = int64(le.Uint16(b[11:]))
 	spc := int64(b[13])
 	rsvd := int64(le.Uint16(b[14:]))
@@ -87,18 +95,16 @@ func openFAT(r io.ReaderAt, size int64) (*fatFS, error) {
 		return nil, fmt.Errorf("vfat: FAT of %d bytes: %w", need, errTooBig)
 	}
 	f.fat = make([]byte, need+2)
-	if err := readAtFull(r, f.fat, f.fatOff); err != nil {
+	if err := fsys.ReadFull(r, f.fat, f.fatOff); err != nil {
 		return nil, fmt.Errorf("vfat: read FAT: %w", err)
 	}
-	f.dirBudget = size
-	f.visitedChain = map[uint32]bool{}
 	return f, nil
 }
 
 var errTooBig = fmt.Errorf("too big")
 
 // next returns the FAT entry of cluster c.
-func (f *fatFS) next(c uint32) uint32 {
+func (f *FS) next(c uint32) uint32 {
 	le := binary.LittleEndian
 	switch f.fatType {
 	case 12:
@@ -114,11 +120,11 @@ func (f *fatFS) next(c uint32) uint32 {
 	return le.Uint32(f.fat[4*c:]) & 0x0FFFFFFF
 }
 
-func (f *fatFS) valid(c uint32) bool { return c >= 2 && c < f.clusters+2 }
+func (f *FS) valid(c uint32) bool { return c >= 2 && c < f.clusters+2 }
 
 // chain follows a cluster chain, bounded by the cluster count (so a cycle
 // ends it), and returns its clusters.
-func (f *fatFS) chain(start uint32, maxLen int64) []uint32 {
+func (f *FS) chain(start uint32, maxLen int64) []uint32 {
 	var out []uint32
 	for c := start; f.valid(c) && int64(len(out)) < maxLen && len(out) <= int(f.clusters); c = f.next(c) {
 		out = append(out, c)
@@ -126,7 +132,7 @@ func (f *fatFS) chain(start uint32, maxLen int64) []uint32 {
 	return out
 }
 
-func (f *fatFS) clusterOff(c uint32) int64 { return f.dataOff + int64(c-2)*f.clusterSize }
+func (f *FS) clusterOff(c uint32) int64 { return f.dataOff + int64(c-2)*f.clusterSize }
 
 type fatEntry struct {
 	name    string
@@ -222,110 +228,117 @@ func shortName(e []byte) string {
 	return base
 }
 
-// buildFATIndex walks a FAT12/16/32 filesystem and indexes each file's and
-// directory's cluster chain. Deleted entries (0xE5) are skipped: their
-// clusters are free in the FAT, which is what Locate reports.
-func buildFATIndex(ctx context.Context, r io.ReaderAt, size int64, name string) (*fileIndex, []string, error) {
-	f, err := openFAT(r, size)
-	if err != nil {
-		return nil, nil, err
-	}
-	b := newIndexBuilder("vfat")
-	var notes []string
+// Walk visits every directory and file with the runs of its cluster
+// chain. Deleted entries (0xE5) are skipped: their clusters are free in the
+// FAT, which is what State reports.
+func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	type dir struct {
 		path  string
-		node  uint32
 		clust uint32 // 0: the FAT12/16 fixed root
 		depth int
 	}
+	var notes []string
+	visited := map[uint32]bool{}
+	budget := f.size // directory bytes read, at most the filesystem's size
 	// The root directory: a fixed region on FAT12/16, a chain on FAT32.
-	stack := []dir{{"/", 0, f.rootCluster, 0}}
+	stack := []dir{{"/", f.rootCluster, 0}}
 	if f.fatType != 32 {
-		b.addRun(run{off: f.rootDirOff, n: f.rootDirSize, node: 0})
-		b.x.nodes[0].size = f.rootDirSize
 		stack[0].clust = 0
 	}
 	for len(stack) > 0 {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return err
 		}
 		d := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		var raw []byte
 		if d.clust == 0 {
+			if err := fn(fsys.Entry{Path: "/", Mode: fs.ModeDir | 0o755, Size: f.rootDirSize,
+				Runs: []fsys.Run{{Off: f.rootDirOff, Len: f.rootDirSize}}}); err != nil {
+				return err
+			}
 			raw = make([]byte, f.rootDirSize)
-			if err := readAtFull(r, raw, f.rootDirOff); err != nil {
-				return nil, nil, fmt.Errorf("vfat: root directory: %w", err)
+			if err := fsys.ReadFull(f.r, raw, f.rootDirOff); err != nil {
+				return fmt.Errorf("vfat: root directory at offset %d: %w", f.rootDirOff, err)
 			}
 		} else {
-			if f.visitedChain[d.clust] {
+			if visited[d.clust] {
 				continue
 			}
-			f.visitedChain[d.clust] = true
+			visited[d.clust] = true
 			ch := f.chain(d.clust, maxFATDirSize/f.clusterSize)
 			dirBytes := int64(len(ch)) * f.clusterSize
-			b.x.nodes[d.node].size = dirBytes
-			f.addChain(b, ch, d.node)
-			if f.dirBudget < dirBytes {
+			if err := fn(fsys.Entry{Path: d.path, Mode: fs.ModeDir | 0o755, Size: dirBytes, Runs: f.runs(ch)}); err != nil {
+				return err
+			}
+			if budget < dirBytes {
 				notes = append(notes, "directory bytes exceed the partition; walk stopped")
 				break
 			}
-			f.dirBudget -= dirBytes
+			budget -= dirBytes
 			raw = make([]byte, 0, dirBytes)
 			buf := make([]byte, f.clusterSize)
 			for _, c := range ch {
-				if err := readAtFull(r, buf, f.clusterOff(c)); err != nil {
-					return nil, nil, fmt.Errorf("vfat: directory %q: %w", d.path, err)
+				if err := fsys.ReadFull(f.r, buf, f.clusterOff(c)); err != nil {
+					return fmt.Errorf("vfat: directory %q at offset %d: %w", d.path, f.clusterOff(c), err)
 				}
 				raw = append(raw, buf...)
 			}
 		}
 		for _, e := range parseFATDir(raw) {
-			if !validName(e.name) {
+			if !fsys.ValidName(e.name) {
 				continue
 			}
-			p := joinPath(d.path, e.name)
+			p := fsys.Join(d.path, e.name)
 			if e.dir {
-				if !f.valid(e.cluster) || d.depth > 256 {
-					continue
-				}
-				id, ok := b.addNode(p, 0, true)
-				if ok {
-					stack = append(stack, dir{p, id, e.cluster, d.depth + 1})
+				if f.valid(e.cluster) && d.depth <= maxDepth {
+					stack = append(stack, dir{p, e.cluster, d.depth + 1})
 				}
 				continue
 			}
-			id, ok := b.addNode(p, e.size, false)
-			if !ok || e.size == 0 || !f.valid(e.cluster) {
-				continue
+			ent := fsys.Entry{Path: p, Mode: 0o644, Size: e.size}
+			if e.size > 0 && f.valid(e.cluster) {
+				ent.Runs = f.runs(f.chain(e.cluster, (e.size+f.clusterSize-1)/f.clusterSize+1))
 			}
-			ch := f.chain(e.cluster, (e.size+f.clusterSize-1)/f.clusterSize+1)
-			f.addChain(b, ch, id)
+			if err := fn(ent); err != nil {
+				return err
+			}
 		}
 	}
-	if b.truncated {
-		notes = append(notes, "index truncated: some paths are not attributed")
+	if len(notes) > 0 {
+		return &fsys.PartialError{Notes: notes}
 	}
-	x := b.finish()
-	x.fs = "vfat"
-	x.state = func(off int64) string {
-		if off < f.dataOff {
-			return StateAllocated // boot sector, FATs, fixed root directory
-		}
-		c := uint32((off-f.dataOff)/f.clusterSize) + 2
-		if !f.valid(c) {
-			return StateFree // past the last cluster
-		}
-		if f.next(c) == 0 {
-			return StateFree
-		}
-		return StateAllocated
-	}
-	return x, notes, nil
+	return nil
 }
 
-// addChain indexes a chain as runs of consecutive clusters.
-func (f *fatFS) addChain(b *indexBuilder, ch []uint32, id uint32) {
+// maxDepth bounds directory nesting.
+const maxDepth = 256
+
+// Kind is "vfat".
+func (f *FS) Kind() string { return "vfat" }
+
+// State: the boot sector, FATs and fixed root directory are allocated; a
+// cluster is free when its FAT entry is 0.
+func (f *FS) State(off int64) string {
+	if off < 0 {
+		return fsys.StateUnknown
+	}
+	if off < f.dataOff {
+		return fsys.StateAllocated // boot sector, FATs, fixed root directory
+	}
+	c := uint32((off-f.dataOff)/f.clusterSize) + 2
+	if !f.valid(c) {
+		return fsys.StateFree // past the last cluster
+	}
+	if f.next(c) == 0 {
+		return fsys.StateFree
+	}
+	return fsys.StateAllocated
+}
+
+// runs turns a chain into runs of consecutive clusters.
+func (f *FS) runs(ch []uint32) []fsys.Run {
+	var out []fsys.Run
 	var fileOff int64
 	for i := 0; i < len(ch); {
 		j := i + 1
@@ -333,19 +346,44 @@ func (f *fatFS) addChain(b *indexBuilder, ch []uint32, id uint32) {
 			j++
 		}
 		n := int64(j-i) * f.clusterSize
-		b.addRun(run{off: f.clusterOff(ch[i]), n: n, fileOff: fileOff, node: id})
+		out = append(out, fsys.Run{Off: f.clusterOff(ch[i]), Len: n, FileOff: fileOff})
 		fileOff += n
 		i = j
 	}
+	return out
 }
 
-func validName(n string) bool {
-	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\x00")
-}
-
-func joinPath(dir, name string) string {
-	if dir == "/" {
-		return "/" + name
+// Probe reports a FAT boot sector: signature, a jump, and a sane BPB.
+func Probe(b []byte) bool {
+	if len(b) < 512 || binary.LittleEndian.Uint16(b[510:]) != 0xAA55 {
+		return false
 	}
-	return dir + "/" + name
+	if b[0] != 0xEB && b[0] != 0xE9 {
+		return false
+	}
+	bps := binary.LittleEndian.Uint16(b[11:])
+	spc := b[13]
+	if bps < 512 || bps > 4096 || bps&(bps-1) != 0 || spc == 0 || spc&(spc-1) != 0 {
+		return false
+	}
+	if binary.LittleEndian.Uint16(b[14:]) == 0 || b[16] == 0 {
+		return false // no reserved sectors or no FAT
+	}
+	return bytes.HasPrefix(b[54:], []byte("FAT")) || bytes.HasPrefix(b[82:], []byte("FAT32")) ||
+		binary.LittleEndian.Uint16(b[22:]) != 0 || binary.LittleEndian.Uint32(b[36:]) != 0
+}
+
+// Driver is the fsys driver of FAT12/16/32.
+func Driver() fsys.Driver {
+	return fsys.Driver{
+		Name:  "vfat",
+		Probe: Probe,
+		Open: func(_ context.Context, r io.ReaderAt, size int64, _ string) (fsys.FS, []string, error) {
+			f, err := Open(r, size)
+			if err != nil {
+				return nil, nil, err
+			}
+			return f, nil, nil
+		},
+	}
 }

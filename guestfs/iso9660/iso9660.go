@@ -1,78 +1,86 @@
-package guestfs
+// Package iso9660 reads ISO 9660 filesystems (with Rock Ridge or Joliet
+// names) for package guestfs: the paths of files and directories with the
+// extents that hold them. An ISO has no free space: every byte no file
+// covers (descriptors, path tables) is allocated.
+package iso9660
 
 import (
 	"context"
-	"fmt"
 	"io"
-	iofs "io/fs"
+	"io/fs"
 
-	"github.com/diskfs/go-diskfs/filesystem/squashfs"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 const (
-	isoBlock = 2048
+	// Block is the ISO 9660 logical block size.
+	Block = 2048
 	// maxTreeEntries bounds the entries a tree walk visits.
 	maxTreeEntries = 4 << 20
 )
 
-// buildISOIndex walks an ISO 9660 filesystem (isoTree: Rock Ridge, Joliet or
-// plain names) and indexes the extents of each file and directory. Space no
-// file covers (descriptors, path tables) is reported as allocated: an ISO
-// has no free space.
-func buildISOIndex(ctx context.Context, r io.ReaderAt, size int64, name string) (*fileIndex, []string, error) {
-	t, err := openISOTree(r, size)
-	if err != nil {
-		return nil, nil, err
+// Probe reports the "CD001" magic of the first volume descriptor.
+func Probe(head []byte) bool {
+	return len(head) >= 0x8006 && string(head[0x8001:0x8006]) == "CD001"
+}
+
+// Driver is the fsys driver of ISO 9660.
+func Driver() fsys.Driver {
+	return fsys.Driver{
+		Name:  "iso9660",
+		Probe: Probe,
+		Open: func(_ context.Context, r io.ReaderAt, size int64, _ string) (fsys.FS, []string, error) {
+			t, err := Open(r, size)
+			if err != nil {
+				return nil, nil, err
+			}
+			return t, nil, nil
+		},
 	}
-	b := newIndexBuilder("iso9660")
-	notes, err := t.walk(ctx, func(p string, rec isoDirRecord, extents []isoDirRecord) error {
+}
+
+// Kind is "iso9660".
+func (t *FS) Kind() string { return "iso9660" }
+
+// State: an ISO has no free space.
+func (t *FS) State(int64) string { return fsys.StateAllocated }
+
+// Walk visits every file and directory with the extents that hold it.
+func (t *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
+	if err := fn(fsys.Entry{Path: "/", Mode: fs.ModeDir | 0o555, Size: int64(t.root.size), Runs: t.runs([]dirRecord{t.root})}); err != nil {
+		return err
+	}
+	notes, err := t.walk(ctx, func(p string, rec dirRecord, extents []dirRecord) error {
 		var total int64
 		for _, e := range extents {
 			total += int64(e.size)
 		}
-		id, ok := b.addNode(p, total, rec.dir)
-		if !ok {
-			return nil
+		mode := fs.FileMode(0o444)
+		if rec.dir {
+			mode = fs.ModeDir | 0o555
 		}
-		var fileOff int64
-		for _, e := range extents {
-			off := int64(e.lba) * isoBlock
-			if n := int64(e.size); n > 0 && off < size {
-				n = min(n, size-off)
-				b.addRun(run{off: off, n: (n + isoBlock - 1) / isoBlock * isoBlock, fileOff: fileOff, node: id})
-			}
-			fileOff += int64(e.size)
-		}
-		return nil
+		return fn(fsys.Entry{Path: p, Mode: mode, Size: total, Runs: t.runs(extents)})
 	})
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	if b.truncated {
-		notes = append(notes, "index truncated: some paths are not attributed")
+	if len(notes) > 0 {
+		return &fsys.PartialError{Notes: notes}
 	}
-	return b.finish(), notes, nil
+	return nil
 }
 
-// buildSquashfsIndex checks that go-diskfs can read the squashfs tree but
-// attributes no paths: go-diskfs does not expose where a file's
-// (compressed) data blocks and fragments lie, and parsing squashfs inodes
-// needs every compressor it supports. Findings there are reported as
-// allocated without a path, and the partition notes it.
-func buildSquashfsIndex(ctx context.Context, r io.ReaderAt, size int64, name string) (x *fileIndex, notes []string, err error) {
-	defer func() {
-		if rec := recover(); rec != nil {
-			x, notes, err = nil, nil, fmt.Errorf("squashfs: go-diskfs panicked: %v", rec)
+// runs maps a file's extents (whole blocks each) to runs.
+func (t *FS) runs(extents []dirRecord) []fsys.Run {
+	var out []fsys.Run
+	var fileOff int64
+	for _, e := range extents {
+		off := int64(e.lba) * Block
+		if n := int64(e.size); n > 0 && off < t.size {
+			n = min(n, t.size-off)
+			out = append(out, fsys.Run{Off: off, Len: (n + Block - 1) / Block * Block, FileOff: fileOff})
 		}
-	}()
-	fsys, err := squashfs.Read(newReadOnlyStorage(r, size), size, 0, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("squashfs: %w", err)
+		fileOff += int64(e.size)
 	}
-	if _, err := iofs.ReadDir(fsys, "."); err != nil {
-		return nil, nil, fmt.Errorf("squashfs: root directory: %w", err)
-	}
-	x = newIndexBuilder("squashfs").finish()
-	x.noPaths = true
-	return x, []string{"squashfs: file paths not attributed (data block locations are not exposed by go-diskfs); findings there are reported as allocated without a path"}, nil
+	return out
 }

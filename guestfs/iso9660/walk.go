@@ -1,4 +1,4 @@
-package guestfs
+package iso9660
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 // ISO 9660 trees are read by a small walker of our own. go-diskfs's ReadDir
@@ -27,8 +29,8 @@ const (
 	maxSUSPAreas = 16
 )
 
-// isoDirRecord is the part of an ISO 9660 directory record the index needs.
-type isoDirRecord struct {
+// dirRecord is the part of an ISO 9660 directory record the index needs.
+type dirRecord struct {
 	lba   uint32
 	size  uint32
 	dir   bool
@@ -36,24 +38,32 @@ type isoDirRecord struct {
 	name  string
 }
 
-// isoTree is an ISO 9660 filesystem opened for walking.
-type isoTree struct {
+// FS is an ISO 9660 filesystem opened for walking. It is safe for
+// concurrent use: each walk has its own budget.
+type FS struct {
 	r        io.ReaderAt
 	size     int64
-	root     isoDirRecord
+	root     dirRecord
 	joliet   bool // the tree is Joliet's: names are UCS-2
 	rr       bool // the tree has SUSP: Rock Ridge names
 	suspSkip int  // bytes skipped at the start of each System Use area
-	budget   int64
 }
 
-// openISOTree picks the tree to walk from the volume descriptors.
-func openISOTree(r io.ReaderAt, size int64) (*isoTree, error) {
-	t := &isoTree{r: r, size: size, budget: max(size, maxISODirSize)}
-	var pvd, joliet *isoDirRecord
-	vd := make([]byte, isoBlock)
+// walker is one walk of an FS, with its budget of directory and
+// continuation-area bytes.
+type walker struct {
+	*FS
+	budget int64
+}
+
+// Open picks the tree to walk from the volume descriptors of the ISO in
+// r[0:size).
+func Open(r io.ReaderAt, size int64) (*FS, error) {
+	t := &FS{r: r, size: size}
+	var pvd, joliet *dirRecord
+	vd := make([]byte, Block)
 	for i := range isoMaxVDs {
-		off := int64(isoVDStart+i) * isoBlock
+		off := int64(isoVDStart+i) * Block
 		if err := t.read(vd, off); err != nil {
 			return nil, fmt.Errorf("iso9660: volume descriptor at offset %d: %w", off, err)
 		}
@@ -96,7 +106,7 @@ func openISOTree(r io.ReaderAt, size int64) (*isoTree, error) {
 	return t, nil
 }
 
-func (t *isoTree) read(b []byte, off int64) error {
+func (t *FS) read(b []byte, off int64) error {
 	if off < 0 || off > t.size-int64(len(b)) {
 		return fmt.Errorf("%d bytes at offset %d: beyond the end (%d bytes)", len(b), off, t.size)
 	}
@@ -112,12 +122,12 @@ func (t *isoTree) read(b []byte, off int64) error {
 
 // suspAt reports whether the root directory's "." record starts its System
 // Use area with an SP entry, and the skip count it gives.
-func (t *isoTree) suspAt(root isoDirRecord) (int, bool) {
+func (t *FS) suspAt(root dirRecord) (int, bool) {
 	if root.size < 34 {
 		return 0, false
 	}
-	b := make([]byte, min(int(root.size), isoBlock))
-	if t.read(b, int64(root.lba)*isoBlock) != nil {
+	b := make([]byte, min(int(root.size), Block))
+	if t.read(b, int64(root.lba)*Block) != nil {
 		return 0, false
 	}
 	n, nl := int(b[0]), int(b[32])
@@ -134,15 +144,15 @@ func (t *isoTree) suspAt(root isoDirRecord) (int, bool) {
 
 // parseRecord decodes one directory record (b is exactly its bytes); its
 // name is the ISO (or, for Joliet, UCS-2) name, without version.
-func (t *isoTree) parseRecord(b []byte, joliet bool) (isoDirRecord, error) {
+func (t *FS) parseRecord(b []byte, joliet bool) (dirRecord, error) {
 	if len(b) < 34 {
-		return isoDirRecord{}, fmt.Errorf("directory record of %d bytes", len(b))
+		return dirRecord{}, fmt.Errorf("directory record of %d bytes", len(b))
 	}
 	nl := int(b[32])
 	if 33+nl > len(b) {
-		return isoDirRecord{}, fmt.Errorf("name of %d bytes in a record of %d", nl, len(b))
+		return dirRecord{}, fmt.Errorf("name of %d bytes in a record of %d", nl, len(b))
 	}
-	rec := isoDirRecord{
+	rec := dirRecord{
 		lba:   binary.LittleEndian.Uint32(b[2:6]),
 		size:  binary.LittleEndian.Uint32(b[10:14]),
 		dir:   b[25]&0x02 != 0,
@@ -176,7 +186,7 @@ func (t *isoTree) parseRecord(b []byte, joliet bool) (isoDirRecord, error) {
 
 // rockRidgeName returns the NM name in the System Use area su (following
 // CE continuation areas), or "" if there is none.
-func (t *isoTree) rockRidgeName(su []byte) string {
+func (t *walker) rockRidgeName(su []byte) string {
 	var name strings.Builder
 	found := false
 	for areas := 0; areas < maxSUSPAreas; areas++ {
@@ -208,12 +218,12 @@ func (t *isoTree) rockRidgeName(su []byte) string {
 		lba := binary.LittleEndian.Uint32(ce[4:8])
 		off := binary.LittleEndian.Uint32(ce[12:16])
 		n := binary.LittleEndian.Uint32(ce[20:24])
-		if n == 0 || n > isoBlock || int64(n) > t.budget {
+		if n == 0 || n > Block || int64(n) > t.budget {
 			break
 		}
 		t.budget -= int64(n)
 		su = make([]byte, n)
-		if t.read(su, int64(lba)*isoBlock+int64(off)) != nil {
+		if t.read(su, int64(lba)*Block+int64(off)) != nil {
 			break
 		}
 	}
@@ -225,32 +235,32 @@ func (t *isoTree) rockRidgeName(su []byte) string {
 
 // records reads a directory's extent and returns its records (not "." or
 // "..") with their final names.
-func (t *isoTree) records(d isoDirRecord) ([]isoDirRecord, error) {
+func (t *walker) records(d dirRecord) ([]dirRecord, error) {
 	if d.size > maxISODirSize || int64(d.size) > t.budget {
-		return nil, fmt.Errorf("directory of %d bytes at offset %d: too large", d.size, int64(d.lba)*isoBlock)
+		return nil, fmt.Errorf("directory of %d bytes at offset %d: too large", d.size, int64(d.lba)*Block)
 	}
-	if off := int64(d.lba) * isoBlock; off > t.size-int64(d.size) {
+	if off := int64(d.lba) * Block; off > t.size-int64(d.size) {
 		return nil, fmt.Errorf("directory of %d bytes at offset %d: beyond the end (%d bytes)", d.size, off, t.size)
 	}
 	t.budget -= int64(d.size)
 	b := make([]byte, d.size)
-	if err := t.read(b, int64(d.lba)*isoBlock); err != nil {
+	if err := t.read(b, int64(d.lba)*Block); err != nil {
 		return nil, err
 	}
-	var out []isoDirRecord
+	var out []dirRecord
 	for pos := 0; pos < len(b); {
 		n := int(b[pos])
 		if n == 0 {
 			// Records do not cross sectors: the rest of this one is padding.
-			pos = (pos/isoBlock + 1) * isoBlock
+			pos = (pos/Block + 1) * Block
 			continue
 		}
 		if n < 34 || pos+n > len(b) {
-			return out, fmt.Errorf("directory record of %d bytes at offset %d", n, int64(d.lba)*isoBlock+int64(pos))
+			return out, fmt.Errorf("directory record of %d bytes at offset %d", n, int64(d.lba)*Block+int64(pos))
 		}
 		rec, err := t.parseRecord(b[pos:pos+n], t.joliet)
 		if err != nil {
-			return out, fmt.Errorf("directory record at offset %d: %w", int64(d.lba)*isoBlock+int64(pos), err)
+			return out, fmt.Errorf("directory record at offset %d: %w", int64(d.lba)*Block+int64(pos), err)
 		}
 		if t.rr {
 			nl := int(b[pos+32])
@@ -270,9 +280,10 @@ func (t *isoTree) records(d isoDirRecord) ([]isoDirRecord, error) {
 
 // walk calls fn for every file and directory under the root, with its
 // path ("/a/b") and the extents that hold its bytes, in tree order.
-func (t *isoTree) walk(ctx context.Context, fn func(path string, rec isoDirRecord, extents []isoDirRecord) error) (notes []string, err error) {
+func (f *FS) walk(ctx context.Context, fn func(path string, rec dirRecord, extents []dirRecord) error) (notes []string, err error) {
+	t := &walker{f, max(f.size, maxISODirSize)}
 	type frame struct {
-		rec   isoDirRecord
+		rec   dirRecord
 		path  string
 		depth int
 	}
@@ -295,7 +306,7 @@ func (t *isoTree) walk(ctx context.Context, fn func(path string, rec isoDirRecor
 		var subdirs []frame
 		for i := 0; i < len(recs); i++ {
 			rec := recs[i]
-			exts := []isoDirRecord{rec}
+			exts := []dirRecord{rec}
 			// A multi-extent file's records share its name, in order.
 			for rec.multi && i+1 < len(recs) && recs[i+1].name == rec.name {
 				i++
@@ -305,7 +316,7 @@ func (t *isoTree) walk(ctx context.Context, fn func(path string, rec isoDirRecor
 			if entries++; entries > maxTreeEntries {
 				return append(notes, "too many entries; walk stopped"), nil
 			}
-			if !validName(rec.name) {
+			if !fsys.ValidName(rec.name) {
 				continue
 			}
 			p := fr.path + "/" + rec.name

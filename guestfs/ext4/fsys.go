@@ -1,0 +1,186 @@
+package ext4
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
+)
+
+// This file makes *FS an fsys.FS and fsys.Reader: package guestfs indexes
+// and reads ext2/3/4 only through that interface.
+
+// iBlockOff is the offset of i_block (where inline data starts) in an inode.
+const iBlockOff = 0x28
+
+// maxWalkFileErrors bounds the per-file errors one walk reports.
+const maxWalkFileErrors = 3
+
+// Driver is the fsys driver of ext2/3/4.
+func Driver() fsys.Driver {
+	return fsys.Driver{
+		Name:  "ext4",
+		Probe: Probe,
+		Open: func(_ context.Context, r io.ReaderAt, size int64, name string) (fsys.FS, []string, error) {
+			f, err := OpenNamed(r, size, name)
+			if err != nil {
+				return nil, nil, err
+			}
+			return f, nil, nil
+		},
+	}
+}
+
+// Walk visits every directory, regular file and symlink with the runs of
+// its blocks (inline data: the bytes inside the inode), a file with several
+// hard links once, under its first path. Unreadable directories and inodes
+// are skipped and reported in a *fsys.PartialError.
+func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
+	seen := map[uint32]bool{}
+	bs := f.sb.BlockSize
+	var buf []fsys.Run // reused: fn does not keep e.Runs
+	var notes []string
+	skipped := 0
+	fileErr := func(err error) {
+		if skipped++; skipped <= maxWalkFileErrors {
+			notes = append(notes, err.Error())
+		}
+	}
+	err := f.WalkInodes(ctx, func(p string, ino uint32, mode fs.FileMode) error {
+		if !mode.IsDir() && !mode.IsRegular() && mode&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if seen[ino] {
+			return nil
+		}
+		seen[ino] = true
+		in, err := f.Inode(ino)
+		if err != nil {
+			fileErr(err)
+			return nil
+		}
+		e := fsys.Entry{Path: p, Mode: mode.Type() | in.FileMode().Perm(), Size: int64(in.Size)}
+		switch {
+		case in.Inline():
+			if n := min(int64(in.Size), int64(len(in.block))); n > 0 {
+				e.Runs = []fsys.Run{{Off: in.off + iBlockOff, Len: n, Inline: true}}
+			}
+		default:
+			runs, err := f.Blocks(in)
+			if err != nil {
+				fileErr(fmt.Errorf("%s: %w", p, err))
+			}
+			buf = buf[:0]
+			for _, r := range runs {
+				buf = append(buf, fsys.Run{
+					Off: int64(r.Physical) * bs, Len: int64(r.Len) * bs, FileOff: int64(r.Logical) * bs, Unwritten: r.Unwritten,
+				})
+			}
+			e.Runs = buf
+		}
+		return fn(e)
+	})
+	if we, ok := err.(*WalkError); ok {
+		for _, e := range we.Errs {
+			notes = append(notes, e.Error())
+		}
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	if skipped > maxWalkFileErrors {
+		notes = append(notes, fmt.Sprintf("and %d more unreadable files", skipped-maxWalkFileErrors))
+	}
+	if len(notes) > 0 {
+		return &fsys.PartialError{Notes: notes}
+	}
+	return nil
+}
+
+// State says whether a byte that no walked run covers is allocated (in the
+// block bitmap) or free.
+func (f *FS) State(off int64) string {
+	if off < 0 {
+		return fsys.StateUnknown
+	}
+	blk := uint64(off / f.sb.BlockSize)
+	if blk >= f.sb.BlocksCount {
+		return fsys.StateFree // inside the partition, past the filesystem
+	}
+	ok, err := f.BlockAllocated(blk)
+	switch {
+	case err != nil:
+		return fsys.StateUnknown
+	case ok:
+		return fsys.StateAllocated
+	}
+	return fsys.StateFree
+}
+
+// Open opens a regular file by path, following symlinks inside the
+// filesystem. Its bytes are read on demand.
+func (f *FS) Open(p string) (fsys.File, error) {
+	ino, err := f.Lookup(p)
+	if err != nil {
+		return nil, err
+	}
+	in, err := f.Inode(ino)
+	if err != nil {
+		return nil, err
+	}
+	if in.Mode&0xF000 != 0x8000 {
+		return nil, fmt.Errorf("ext4: %s: not a regular file", p)
+	}
+	if in.Inline() {
+		b, err := f.readAll(in, int64(in.Size))
+		if err != nil {
+			return nil, err
+		}
+		return bytes.NewReader(b), nil
+	}
+	runs, err := f.Blocks(in)
+	if err != nil {
+		return nil, err
+	}
+	bs := f.sb.BlockSize
+	fr := make([]fsys.Run, 0, len(runs))
+	for _, r := range runs {
+		fr = append(fr, fsys.Run{Off: int64(r.Physical) * bs, Len: int64(r.Len) * bs, FileOff: int64(r.Logical) * bs, Unwritten: r.Unwritten})
+	}
+	return fsys.NewRunFile(f.r, int64(in.Size), fr), nil
+}
+
+// ReadDir lists directory p (symlinks followed), without "." and "..".
+func (f *FS) ReadDir(p string) ([]fs.DirEntry, error) {
+	ents, err := f.List(p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fs.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		mode := e.Mode
+		if mode == 0 && f.sb.FeatureIncompat&incompatFiletype == 0 {
+			if in, err := f.Inode(e.Ino); err == nil {
+				mode = in.FileMode().Type()
+			}
+		}
+		ino := e.Ino
+		out = append(out, fsys.DirEntry{EntryName: e.Name, EntryType: mode, Stat: func() (fs.FileInfo, error) {
+			in, err := f.Inode(ino)
+			if err != nil {
+				return nil, err
+			}
+			return fsys.FileInfo{FileName: e.Name, FileSize: int64(in.Size), FileMode: in.FileMode()}, nil
+		}})
+	}
+	return out, nil
+}
+
+var (
+	_ fsys.FS     = (*FS)(nil)
+	_ fsys.Reader = (*FS)(nil)
+)
