@@ -17,7 +17,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/vdi"
 	"github.com/imgaudit/imgaudit/formats/vhd"
 	"github.com/imgaudit/imgaudit/formats/vhdx"
-	"github.com/imgaudit/imgaudit/guestfs/ext4"
+	"github.com/imgaudit/imgaudit/guestfs"
 )
 
 // sniffHead is how many leading bytes of a file sniffDisk looks at.
@@ -71,8 +71,8 @@ func sniffDisk(head []byte, size int64, name string) string {
 	if hasMBR(head) {
 		return "raw-mbr"
 	}
-	if ext4.Probe(head) {
-		return "raw-ext"
+	if kind := guestfs.Detect(head); kind != "" {
+		return "raw-" + kind // a filesystem (or LVM, LUKS) without a partition table
 	}
 	// A containerDisk may carry a raw disk with no recognisable table: by
 	// convention anything under /disk/ named *.img or *.raw is a disk.

@@ -156,8 +156,8 @@ func TestRollbackSkipsUnreadable(t *testing.T) {
 		others    []string
 		wantNotes []string
 	}{
-		{"junk snapshot", good, []string{junk, good}, []string{"rollback analysis skipped for snapshot s0 (img#snapshot:s0): no readable ext2/3/4 filesystem"}},
-		{"junk current", junk, []string{good, good}, []string{"rollback analysis skipped for 2 views: the current view img#current cannot be read: no readable ext2/3/4 filesystem"}},
+		{"junk snapshot", good, []string{junk, good}, []string{"rollback analysis skipped for snapshot s0 (img#snapshot:s0): no filesystem readable by path"}},
+		{"junk current", junk, []string{good, good}, []string{"rollback analysis skipped for 2 views: the current view img#current cannot be read: no filesystem readable by path"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

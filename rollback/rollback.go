@@ -5,10 +5,10 @@
 // rights and package versions that were since upgraded.
 //
 // It reads a small set of credential-bearing files through each view's
-// ext2/3/4 filesystem (package guestfs) and diffs them against the current
-// view. Secret values (password hashes, private keys) never leave the
-// package: findings carry only their SHA-256 fingerprints and redacted
-// previews, like every other imgaudit finding.
+// filesystems that package guestfs can read by path (ext2/3/4, XFS) and
+// diffs them against the current view. Secret values (password hashes,
+// private keys) never leave the package: findings carry only their SHA-256
+// fingerprints and redacted previews, like every other imgaudit finding.
 package rollback
 
 import (
@@ -69,7 +69,7 @@ type ViewFS struct {
 // with the current view of the same image and returns one rollback-risk
 // finding per difference that reverting to that view would bring back. A
 // difference found in several views is one finding with a location per
-// view. Views without a readable ext2/3/4 filesystem get one note each
+// view. Views without a filesystem readable by path get one note each
 // saying that rollback analysis was skipped and why; memory and
 // unreferenced views are not rollback targets and are ignored. err is only
 // the context's error.
@@ -106,7 +106,7 @@ func Analyze(ctx context.Context, target string, current model.View, others []mo
 // scanner) already built for the view, so that it is not built twice.
 func ViewFSFromMap(v model.View, m *guestfs.Map) ViewFS {
 	if m == nil || !m.HasReadableFS() {
-		why := "no readable ext2/3/4 filesystem"
+		why := "no filesystem readable by path"
 		if m != nil {
 			if u := m.Unattributed(); len(u) > 0 {
 				why += " (" + strings.Join(u, "; ") + ")"

@@ -22,6 +22,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/guestfs"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/stores"
 )
@@ -400,15 +401,12 @@ func looksLikeRawImage(p string) bool {
 		return false
 	}
 	defer f.Close()
-	var b [1024 + 0x3a]byte
+	var b [4096]byte
 	n, _ := f.ReadAt(b[:], 0)
 	if n >= 512 && b[510] == 0x55 && b[511] == 0xaa {
 		return true // MBR or protective MBR
 	}
-	if n >= 1024+0x3a && b[1024+0x38] == 0x53 && b[1024+0x39] == 0xef {
-		return true // ext2/3/4 superblock magic
-	}
-	return false
+	return guestfs.Detect(b[:n]) != "" // a filesystem, LVM PV or LUKS volume
 }
 
 func realPath(p string) string {
