@@ -44,11 +44,11 @@ const (
 	agiMagic = "XAGI"
 
 	// Superblock feature bits (xfs_format.h).
-	versionNumMask   = 0x000f
-	versionMoreBits  = 0x8000
-	features2FType   = 0x00000200
-	incompatFType    = 0x1
-	incompatNRExt64  = 0x20
+	versionNumMask  = 0x000f
+	versionMoreBits = 0x8000
+	features2FType  = 0x00000200
+	incompatFType   = 0x1
+	incompatNRExt64 = 0x20
 	// incompatKnown: ftype, sparse inodes, meta UUID, bigtime, needsrepair,
 	// nrext64, exchange-range, parent pointers, metadir, zoned, zone gaps.
 	// None but ftype and nrext64 changes what this reader parses.

@@ -406,7 +406,9 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-func isNotExist(err error) bool { return err != nil && strings.Contains(err.Error(), fs.ErrNotExist.Error()) }
+func isNotExist(err error) bool {
+	return err != nil && strings.Contains(err.Error(), fs.ErrNotExist.Error())
+}
 
 func readAll(t *testing.T, f *FS, p string) []byte {
 	t.Helper()
