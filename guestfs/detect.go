@@ -9,6 +9,7 @@ import (
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/iso9660"
 	"github.com/imgaudit/imgaudit/guestfs/squashfs"
+	"github.com/imgaudit/imgaudit/guestfs/xfs"
 )
 
 // probeSize covers every magic we test: btrfs's superblock sits at 64 KiB.
@@ -18,6 +19,7 @@ const probeSize = 0x10000 + 0x100
 // stricter magics first, FAT's loose boot-sector check last.
 func drivers() []fsys.Driver {
 	return []fsys.Driver{
+		xfs.Driver(),
 		squashfs.Driver(),
 		ext4.Driver(),
 		iso9660.Driver(),
@@ -48,7 +50,7 @@ func readHead(r io.ReaderAt, off, size int64) ([]byte, error) {
 
 // detectFS names what head (a partition's first bytes) holds: a container
 // ("luks", "lvm2"), a filesystem some driver reads (with that driver), one
-// recognised but not read ("xfs", "btrfs", "ntfs", "swap"), or "".
+// recognised but not read ("btrfs", "ntfs", "swap"), or "".
 func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 	at := func(off int, magic string) bool {
 		return len(head) >= off+len(magic) && string(head[off:off+len(magic)]) == magic
@@ -67,8 +69,6 @@ func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 		}
 	}
 	switch {
-	case at(0, "XFSB"):
-		return "xfs", nil
 	case at(3, "NTFS    "):
 		return "ntfs", nil
 	case at(0x10040, "_BHRfS_M"):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -387,7 +388,7 @@ func TestWalkMatchesXfsDB(t *testing.T) {
 			if target, err := f.readSymlink(in); err != nil || target != tr.symlinks["/longlink"] {
 				t.Errorf("/longlink: %q, %v", target, err)
 			}
-			if _, err := f.Open("/etc/nope"); !isNotExist(err) {
+			if _, err := f.Open("/etc/nope"); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("Open of a missing file: %v", err)
 			}
 			if sha256.Sum256(testutil.FileSnapshot(t, img)) != before {
@@ -404,10 +405,6 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func isNotExist(err error) bool {
-	return err != nil && strings.Contains(err.Error(), fs.ErrNotExist.Error())
 }
 
 func readAll(t *testing.T, f *FS, p string) []byte {
