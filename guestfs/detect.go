@@ -8,6 +8,8 @@ import (
 	"github.com/imgaudit/imgaudit/guestfs/fat"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/iso9660"
+	"github.com/imgaudit/imgaudit/guestfs/luks"
+	"github.com/imgaudit/imgaudit/guestfs/lvm"
 	"github.com/imgaudit/imgaudit/guestfs/squashfs"
 	"github.com/imgaudit/imgaudit/guestfs/xfs"
 )
@@ -55,13 +57,11 @@ func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 	at := func(off int, magic string) bool {
 		return len(head) >= off+len(magic) && string(head[off:off+len(magic)]) == magic
 	}
-	if at(0, "LUKS\xba\xbe") {
+	if luks.Probe(head) {
 		return "luks", nil
 	}
-	for s := 0; s < 4; s++ { // LVM2 label in one of the first four sectors
-		if at(512*s, "LABELONE") && at(512*s+0x18, "LVM2 001") {
-			return "lvm2", nil
-		}
+	if lvm.Probe(head) {
+		return "lvm2", nil
 	}
 	for i := range drivers {
 		if drivers[i].Probe(head) {

@@ -31,6 +31,8 @@ import (
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/guestfs/luks"
+	"github.com/imgaudit/imgaudit/guestfs/lvm"
 )
 
 // States of a Location.
@@ -48,10 +50,13 @@ const WholeDisk = "disk"
 
 // Location is what a guest offset belongs to.
 type Location struct {
-	Partition string // "p1" (table slot), "disk" without a table, "" outside every partition
-	FS        string // "ext4", "vfat", "iso9660", ... or ""
+	Partition string // "p1" (table slot), "disk" without a table, "vg0/root" (LVM2), "" outside every partition
+	FS        string // "ext4", "xfs", "vfat", "iso9660", "lvm2", "luks", ... or ""
 	Path      string // absolute path in the filesystem, "" for metadata/free space/unknown
-	State     string // StateAllocated, StateFree or StateUnknown
+	State     string // StateAllocated, StateFree, StateDeletedRecord or StateUnknown
+	// Excluded, when set, says why findings at this offset are not
+	// secrets (a LUKS key-slot area: key material): the scanner drops them.
+	Excluded string
 }
 
 // PartitionInfo describes one partition (or the whole disk).
@@ -60,7 +65,7 @@ type PartitionInfo struct {
 	Index      int    // table slot (1-based); 0 for the whole disk
 	Start      int64  // guest byte offset
 	Size       int64  // bytes
-	Type       string // "gpt:Linux filesystem", "mbr:0x83", "" for the whole disk
+	Type       string // "gpt:Linux filesystem", "mbr:0x83", "lvm2:linear", "" for the whole disk
 	FS         string // detected filesystem, "" when none was recognised
 	Attributed bool   // offsets inside map to paths
 	Note       string // why not, or what is partial
@@ -71,12 +76,23 @@ type Map struct {
 	size   int64
 	scheme string
 	parts  []*partition // sorted by Start
-	notes  []string
+	// lvs are the LVM2 logical volumes (and removed ones) of the PVs
+	// among parts, in VG metadata order.
+	lvs   []*partition
+	notes []string
 }
 
+// partition is a partition, the whole disk or a logical volume.
 type partition struct {
 	info PartitionInfo
 	idx  *fileIndex // nil when unattributed
+	// pv is set on a partition holding an LVM2 physical volume: its bytes
+	// belong to logical volumes or to the VG's free space.
+	pv *pvLayout
+	// excluded are partition-relative [start, end) ranges whose findings
+	// are not secrets (LUKS key material), and why.
+	excluded   [][2]int64
+	excludeWhy string
 }
 
 // Analyze reads d's partition table and filesystems and builds the index.
@@ -112,16 +128,21 @@ func Analyze(ctx context.Context, d model.Disk) (*Map, error) {
 			p.info.Size = size - e.Start
 			p.info.Note = fmt.Sprintf("truncated: table says %d bytes, disk has %d", e.Size, p.info.Size)
 		}
-		m.analyzePartition(ctx, d, p)
+		m.analyzeVolume(ctx, io.NewSectionReader(d, p.info.Start, p.info.Size), p, false)
 		m.parts = append(m.parts, p)
 	}
 	slices.SortStableFunc(m.parts, func(a, b *partition) int { return cmp.Compare(a.info.Start, b.info.Start) })
+	if err := m.analyzeLVM(ctx); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
-func (m *Map) analyzePartition(ctx context.Context, d model.Disk, p *partition) {
-	sec := io.NewSectionReader(d, p.info.Start, p.info.Size)
-	head, err := readHead(sec, 0, p.info.Size)
+// analyzeVolume detects and reads what r (a partition, the whole disk or
+// a logical volume, of p.info.Size bytes) holds. inLV says r is a logical
+// volume: an LVM2 PV there (nested LVM) is not read.
+func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, inLV bool) {
+	head, err := readHead(r, 0, p.info.Size)
 	if err != nil {
 		p.info.Note = joinNote(p.info.Note, fmt.Sprintf("unreadable: %v", err))
 		return
@@ -132,19 +153,33 @@ func (m *Map) analyzePartition(ctx context.Context, d model.Disk, p *partition) 
 	switch {
 	case drv != nil:
 		var f fsys.FS
-		f, notes, err = drv.Open(ctx, sec, p.info.Size, p.info.Name)
+		f, notes, err = drv.Open(ctx, r, p.info.Size, p.info.Name)
 		if err == nil {
 			p.info.FS = f.Kind()
 			var more []string
 			p.idx, more, err = buildIndex(ctx, f)
 			notes = append(notes, more...)
 		}
+	case kind == "lvm2" && !inLV:
+		var pv *lvm.PV
+		if pv, err = lvm.ReadPV(r, p.info.Size, p.info.Name); err == nil {
+			p.pv = &pvLayout{pv: pv, r: r}
+			notes = pv.Notes
+			if pv.VG == nil {
+				err = errors.New("LVM2 physical volume of no volume group (or with unreadable metadata), findings there are unattributed")
+			}
+		}
+	case kind == "luks":
+		var h *luks.Header
+		if h, err = luks.Read(r, p.info.Size, p.info.Name); err == nil {
+			p.excluded = h.KeyMaterial
+			p.excludeWhy = fmt.Sprintf("LUKS%d key-slot area (key material, not secrets)", h.Version)
+			err = fmt.Errorf("%s; findings there are unattributed, and those in its key-slot areas (%s) are dropped", h.Note(), rangesText(h.KeyMaterial))
+		}
 	case kind == "":
 		err = errors.New("no filesystem recognised")
 	case kind == "swap":
 		err = errors.New("swap space, findings there are unattributed (and may be saved guest memory)")
-	case kind == "luks":
-		err = fmt.Errorf("encrypted (LUKS): %w, findings there are unattributed", model.ErrEncrypted)
 	default:
 		err = fmt.Errorf("%s: filesystem %w, findings there are unattributed", kind, model.ErrUnsupported)
 	}
@@ -156,7 +191,16 @@ func (m *Map) analyzePartition(ctx context.Context, d model.Disk, p *partition) 
 	if len(notes) > 0 {
 		p.info.Note = joinNote(p.info.Note, strings.Join(notes, "; "))
 	}
-	p.info.Attributed = !p.idx.noPaths
+	p.info.Attributed = p.pv != nil || !p.idx.noPaths
+}
+
+// rangesText writes byte ranges as "bytes 4096-8191, 16384-20479".
+func rangesText(rs [][2]int64) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%d-%d", r[0], r[1]-1))
+	}
+	return "bytes " + strings.Join(parts, ", ")
 }
 
 func joinNote(a, b string) string {
@@ -169,13 +213,20 @@ func joinNote(a, b string) string {
 // Scheme is "gpt", "mbr", or "" for a disk without a partition table.
 func (m *Map) Scheme() string { return m.scheme }
 
-// Partitions lists the partitions (or the whole disk) in disk order.
+// Partitions lists the partitions (or the whole disk) in disk order, then
+// the LVM2 logical volumes (removed ones included, with Type
+// "lvm2:removed").
 func (m *Map) Partitions() []PartitionInfo {
-	out := make([]PartitionInfo, len(m.parts))
-	for i, p := range m.parts {
-		out[i] = p.info
+	out := make([]PartitionInfo, 0, len(m.parts)+len(m.lvs))
+	for _, p := range m.all() {
+		out = append(out, p.info)
 	}
 	return out
+}
+
+// all lists the partitions, then the logical volumes.
+func (m *Map) all() []*partition {
+	return append(slices.Clip(m.parts), m.lvs...)
 }
 
 // Unattributed lists, in words, the partitions whose findings cannot be
@@ -185,7 +236,7 @@ func (m *Map) Unattributed() []string {
 	for _, n := range m.notes {
 		out = append(out, "partition table: "+n)
 	}
-	for _, p := range m.parts {
+	for _, p := range m.all() {
 		if p.info.Attributed || p.idx != nil {
 			if p.info.Note != "" {
 				out = append(out, fmt.Sprintf("%s: %s: partial: %s", p.info.Name, p.info.FS, p.info.Note))
@@ -201,15 +252,25 @@ func (m *Map) Unattributed() []string {
 	return out
 }
 
-// Locate maps a guest offset to its partition, filesystem, path and state.
+// Locate maps a guest offset to its partition (or logical volume),
+// filesystem, path and state.
 func (m *Map) Locate(off int64) Location {
 	p := m.partitionAt(off)
 	if p == nil {
 		return Location{State: StateUnknown}
 	}
+	rel := off - p.info.Start
 	loc := Location{Partition: p.info.Name, FS: p.info.FS, State: StateUnknown}
-	if p.idx != nil {
-		loc.Path, loc.State = p.idx.locate(off - p.info.Start)
+	for _, x := range p.excluded {
+		if rel >= x[0] && rel < x[1] {
+			loc.Excluded = p.excludeWhy
+		}
+	}
+	switch {
+	case p.pv != nil:
+		return p.pv.locate(rel, loc)
+	case p.idx != nil:
+		loc.Path, loc.State = p.idx.locate(rel)
 	}
 	return loc
 }
@@ -242,7 +303,7 @@ var ErrTooLarge = errors.New("guestfs: file too large")
 // readers lists the filesystems that can be read by path, in disk order.
 func (m *Map) readers() []namedReader {
 	var out []namedReader
-	for _, p := range m.parts {
+	for _, p := range m.all() {
 		if p.idx == nil {
 			continue
 		}

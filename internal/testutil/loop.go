@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,27 +49,36 @@ func LoopMount(t testing.TB, img string, opts ...string) (dir string, unmount fu
 	return dir, unmount
 }
 
-// LoopDevice attaches img to a free loop device and returns its path; the
-// cleanup detaches it even if the test fails.
-func LoopDevice(t testing.TB, img string) string {
+// LoopDevice attaches size bytes of img from byte off (size 0: to the
+// end) to a free loop device and returns its path and a function that
+// detaches it, which the cleanup calls too if the test ends first.
+func LoopDevice(t testing.TB, img string, off, size int64) (dev string, detach func()) {
 	t.Helper()
 	RequireTool(t, "losetup")
+	args := []string{"--find", "--show", "--offset", strconv.FormatInt(off, 10)}
+	if size > 0 {
+		args = append(args, "--sizelimit", strconv.FormatInt(size, 10))
+	}
 	var out []byte
 	var err error
 	for try := 0; try < 5; try++ {
-		if out, err = exec.Command("losetup", "--find", "--show", img).CombinedOutput(); err == nil {
+		if out, err = exec.Command("losetup", append(args, img)...).CombinedOutput(); err == nil {
 			break
 		}
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("losetup --find --show %s: %v\n%s", img, err, out)
+		t.Fatalf("losetup %v %s: %v\n%s", args, img, err, out)
 	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v\n%s", dev, err, out)
-		}
-	})
-	return dev
+	dev = strings.TrimSpace(string(out))
+	var once sync.Once
+	detach = func() {
+		once.Do(func() {
+			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+				t.Errorf("losetup -d %s: %v\n%s", dev, err, out)
+			}
+		})
+	}
+	t.Cleanup(detach)
+	return dev, detach
 }

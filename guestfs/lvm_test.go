@@ -1,0 +1,403 @@
+package guestfs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// lvmTool runs an LVM2 command on the given devices only, without touching
+// /etc/lvm's backups and archives, and returns its standard output. This
+// kernel has no device-mapper: LVM warns about it and goes on writing
+// metadata, which is all these tests need.
+func lvmTool(t *testing.T, devs []string, args ...string) string {
+	t.Helper()
+	all := append([]string{"--devices", strings.Join(devs, ","), "--config", "backup { backup=0 archive=0 } devices { obtain_device_list_from_udev=0 }"}, args[1:]...)
+	t.Setenv("LVM_SUPPRESS_FD_WARNINGS", "1")
+	cmd := testutil.Run(t, args[0], all...)
+	return string(cmd)
+}
+
+// lvText is a logical_volumes entry for vgcfgrestore.
+func lvText(name, id string, visible bool, segs ...string) string {
+	status := `"READ", "WRITE"`
+	if visible {
+		status += `, "VISIBLE"`
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\t\t%s {\n\t\t\tid = %q\n\t\t\tstatus = [%s]\n\t\t\tflags = []\n\t\t\tsegment_count = %d\n", name, id, status, len(segs))
+	for i, s := range segs {
+		fmt.Fprintf(&b, "\t\t\tsegment%d {\n%s\n\t\t\t}\n", i+1, s)
+	}
+	b.WriteString("\t\t}\n")
+	return b.String()
+}
+
+func linearSeg(start, count int, pv string, pe int) string {
+	return fmt.Sprintf("start_extent = %d\nextent_count = %d\ntype = \"striped\"\nstripe_count = 1\nstripes = [%q, %d]", start, count, pv, pe)
+}
+
+// restoreVG adds lvs to the vgcfgbackup text of vg and writes it back with
+// vgcfgrestore: LVM2 writes the on-disk metadata itself, with seqno+1.
+func restoreVG(t *testing.T, devs []string, vg, backup string, seqno int, lvs ...string) {
+	t.Helper()
+	text := regexp.MustCompile(`seqno = \d+`).ReplaceAll(testutil.FileSnapshot(t, backup), []byte(fmt.Sprintf("seqno = %d", seqno)))
+	i := bytes.LastIndexByte(text, '}')
+	withLVs := string(text[:i]) + "\tlogical_volumes {\n" + strings.Join(lvs, "") + "\t}\n" + string(text[i:])
+	f := filepath.Join(t.TempDir(), "restore.txt")
+	if err := os.WriteFile(f, []byte(withLVs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lvmTool(t, devs, "vgcfgrestore", "--force", "-f", f, vg)
+}
+
+// peRanges returns, for each LV, its segments' PE ranges as lvs reports
+// them ("/dev/loop0:3-4 /dev/loop1:0-1") and its stripe size in bytes.
+func peRanges(t *testing.T, devs []string, vg string) map[string][2]string {
+	out := map[string][2]string{}
+	for _, line := range strings.Split(lvmTool(t, devs, "lvs", "-a", "--noheadings", "--separator", ";", "--segments", "--units", "b", "-o", "lv_name,seg_pe_ranges,stripe_size", vg), "\n") {
+		f := strings.Split(strings.TrimSpace(line), ";")
+		if len(f) == 3 {
+			out[f[0]] = [2]string{f[1], strings.TrimSuffix(f[2], "B")}
+		}
+	}
+	return out
+}
+
+// lvmDisk is a GPT disk with two LVM2 PVs (p1, p2) in one VG, with a
+// linear LV holding an ext4 filesystem, a striped LV holding another, a
+// thin pool with a thin volume, and an LV that was removed after its
+// filesystem was written.
+type lvmDisk struct {
+	path               string
+	vg                 string
+	p1, p2             int64 // partition starts
+	peStart            int64
+	live, deleted, old []byte
+	newContent         []byte
+	big                []byte
+	rootImg            string
+	deletedBlocks      []int64
+}
+
+func makeLVMDisk(t *testing.T) *lvmDisk {
+	testutil.RequireTool(t, "sfdisk", "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "lvs", "pvs", "mkfs.ext4", "debugfs")
+	d := &lvmDisk{vg: fmt.Sprintf("imgaudit%d", os.Getpid())}
+	dir := t.TempDir()
+	d.path = filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(d.path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(d.path, 128<<20); err != nil {
+		t.Fatal(err)
+	}
+	const lvmType = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
+	testutil.Run(t, "sh", "-c", fmt.Sprintf("sfdisk --no-reread --no-tell-kernel -q %s <<'EOF'\nlabel: gpt\nstart=2048, size=102400, type=%s\nstart=104448, size=102400, type=%s\nEOF\n", d.path, lvmType, lvmType))
+	d.p1, d.p2 = 2048*512, 104448*512
+	a, detachA := testutil.LoopDevice(t, d.path, d.p1, 102400*512)
+	b, detachB := testutil.LoopDevice(t, d.path, d.p2, 102400*512)
+	devs := []string{a, b}
+	lvmTool(t, devs, "pvcreate", "-q", a, b)
+	lvmTool(t, devs, "vgcreate", "-q", d.vg, a, b)
+	backup := filepath.Join(dir, "vg.txt")
+	lvmTool(t, devs, "vgcfgbackup", "-f", backup, d.vg)
+	root := lvText("root", "root00-0000-0000-0000-0000-0000-000000", true, linearSeg(0, 3, "pv0", 0))
+	data := lvText("data", "data00-0000-0000-0000-0000-0000-000000", true,
+		"start_extent = 0\nextent_count = 4\ntype = \"striped\"\nstripe_count = 2\nstripe_size = 128\nstripes = [\"pv0\", 3, \"pv1\", 0]")
+	old := lvText("old", "old000-0000-0000-0000-0000-0000-000000", true, linearSeg(0, 2, "pv0", 8))
+	pool := lvText("pool", "pool00-0000-0000-0000-0000-0000-000000", true,
+		"start_extent = 0\nextent_count = 2\ntype = \"thin-pool\"\nmetadata = \"pool_tmeta\"\npool = \"pool_tdata\"\ntransaction_id = 0\nchunk_size = 128\ndiscards = \"passdown\"\nzero_new_blocks = 1")
+	tmeta := lvText("pool_tmeta", "tmeta0-0000-0000-0000-0000-0000-000000", false, linearSeg(0, 1, "pv1", 6))
+	tdata := lvText("pool_tdata", "tdata0-0000-0000-0000-0000-0000-000000", false, linearSeg(0, 2, "pv1", 4))
+	// First the VG with "old", then without: the first copy stays in the
+	// metadata area's circular buffer.
+	restoreVG(t, devs, d.vg, backup, 1, root, data, old, pool, tmeta, tdata)
+	ranges := peRanges(t, devs, d.vg)
+	restoreVG(t, devs, d.vg, backup, 2, root, data, pool, tmeta, tdata)
+	now := peRanges(t, devs, d.vg)
+	if _, ok := now["old"]; ok {
+		t.Fatalf("old LV still listed: %v", now)
+	}
+	var peStart int64
+	for _, line := range strings.Split(lvmTool(t, devs, "pvs", "--noheadings", "--units", "b", "-o", "pe_start", a), "\n") {
+		if v := strings.TrimSuffix(strings.TrimSpace(line), "B"); v != "" {
+			peStart, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	detachA()
+	detachB()
+	if peStart == 0 {
+		t.Fatal("pvs gave no pe_start")
+	}
+	d.peStart = peStart
+	const extent = 4 << 20 // vgcreate's default
+	// where converts "/dev/loopN:a-b" to the disk offset of extent a.
+	where := func(r string) int64 {
+		dev, pes, _ := strings.Cut(r, ":")
+		first, _, _ := strings.Cut(pes, "-")
+		n, _ := strconv.ParseInt(first, 10, 64)
+		base := map[string]int64{a: d.p1, b: d.p2}[dev]
+		return base + peStart + n*extent
+	}
+
+	// The root LV: an ext4 with a live file, a deleted one and one
+	// overwritten in place (through a loop mount).
+	src := filepath.Join(dir, "src")
+	d.live = marker("/etc/lvm-secret", 9000)
+	d.deleted = marker("/tmp/lvm-deleted", 7000)
+	oldContent := marker("/srv/lvm-old", 5000)
+	d.newContent = marker("/srv/lvm-new", 5000)
+	for p, c := range map[string][]byte{"/etc/secret": d.live, "/tmp/token": d.deleted, "/srv/over": oldContent} {
+		full := filepath.Join(src, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, c, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.rootImg = filepath.Join(dir, "root.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-d", src, d.rootImg, "12M")
+	d.deletedBlocks = debugfsBlocks(t, d.rootImg, "/tmp/token")
+	testutil.Run(t, "debugfs", "-w", "-R", "rm /tmp/token", d.rootImg)
+	mnt, unmount := testutil.LoopMount(t, d.rootImg)
+	f, err := os.OpenFile(filepath.Join(mnt, "srv/over"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(d.newContent, 0)
+	f.Sync()
+	f.Close()
+	unmount()
+	embed(t, d.path, d.rootImg, where(ranges["root"][0]))
+
+	// The striped LV: an ext4 with a file large enough to cross stripes,
+	// written chunk by chunk as LVM stripes it.
+	bigSrc := filepath.Join(dir, "bigsrc")
+	os.MkdirAll(bigSrc, 0o755)
+	for i := 0; i < 80; i++ {
+		d.big = append(d.big, marker(fmt.Sprintf("/big-%04d", i), 4096)...)
+	}
+	if err := os.WriteFile(filepath.Join(bigSrc, "big"), d.big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataImg := filepath.Join(dir, "data.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-d", bigSrc, dataImg, "16M")
+	stripes := strings.Fields(ranges["data"][0])
+	stripeSize, _ := strconv.ParseInt(ranges["data"][1], 10, 64)
+	if len(stripes) != 2 || stripeSize == 0 {
+		t.Fatalf("lvs: data LV %v", ranges["data"])
+	}
+	dataBytes := testutil.FileSnapshot(t, dataImg)
+	disk, err := os.OpenFile(d.path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	for chunk := int64(0); chunk*stripeSize < int64(len(dataBytes)); chunk++ {
+		s, row := chunk%2, chunk/2
+		b := dataBytes[chunk*stripeSize : (chunk+1)*stripeSize]
+		if _, err := disk.WriteAt(b, where(stripes[s])+row*stripeSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the removed LV held.
+	d.old = marker("/removed-lv-data", 8192)
+	if _, err := disk.WriteAt(d.old, where(ranges["old"][0])+12345); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestLVMLocate(t *testing.T) {
+	d := makeLVMDisk(t)
+	m, data := analyzeFile(t, d.path)
+	parts := map[string]PartitionInfo{}
+	for _, p := range m.Partitions() {
+		parts[p.Name] = p
+	}
+	vg := d.vg
+	for _, c := range []struct {
+		name, typ, fs string
+		attributed    bool
+		start         int64
+	}{
+		{"p1", "gpt:Linux LVM", "lvm2", true, d.p1},
+		{"p2", "gpt:Linux LVM", "lvm2", true, d.p2},
+		{vg + "/root", "lvm2:linear", "ext4", true, d.p1 + d.peStart},
+		{vg + "/data", "lvm2:striped", "ext4", true, d.p1 + d.peStart + 3<<22},
+		{vg + "/old", "lvm2:removed", "", false, d.p1 + d.peStart + 8<<22},
+		{vg + "/pool", "lvm2:thin-pool", "", false, -1},
+		{vg + "/pool_tdata", "lvm2:linear", "", false, d.p2 + d.peStart + 4<<22},
+	} {
+		p, ok := parts[c.name]
+		if !ok || p.FS != c.fs || p.Attributed != c.attributed || p.Start != c.start || (c.typ != "" && p.Type != c.typ) {
+			t.Errorf("%s: %+v, want %+v", c.name, p, c)
+		}
+	}
+	u := strings.Join(m.Unattributed(), "\n")
+	for _, want := range []string{vg + "/pool: unknown: thin-pool logical volume: unsupported", vg + "/pool_tdata: unknown: data of thin-pool pool: unsupported", vg + "/old: unknown: removed logical volume: in metadata seqno"} {
+		if !strings.Contains(u, want) {
+			t.Errorf("unattributed lacks %q:\n%s", want, u)
+		}
+	}
+	at := func(content []byte) int64 {
+		i := bytes.Index(data, content[:64])
+		if i < 0 {
+			t.Fatalf("content not on the disk")
+		}
+		return int64(i)
+	}
+	// debugfs is the independent reader of where the live file is in
+	// the root LV, and of which blocks the deleted one freed.
+	first := debugfsBlocks(t, d.rootImg, "/etc/secret")[0]
+	if want := d.p1 + d.peStart + first*4096; at(d.live) != want {
+		t.Errorf("live file at %d, debugfs says %d", at(d.live), want)
+	}
+	for _, b := range d.deletedBlocks {
+		if out := string(testutil.Run(t, "debugfs", "-R", fmt.Sprintf("testb %d", b), d.rootImg)); !strings.Contains(out, "not in use") {
+			t.Errorf("debugfs: block %d of the deleted file: %s", b, out)
+		}
+	}
+	root := vg + "/root"
+	for _, c := range []struct {
+		off  int64
+		want Location
+	}{
+		{at(d.live), Location{Partition: root, FS: "ext4", Path: "/etc/secret", State: StateAllocated}},
+		{at(d.newContent), Location{Partition: root, FS: "ext4", Path: "/srv/over", State: StateAllocated}},
+		{at(d.deleted), Location{Partition: root, FS: "ext4", State: StateFree}},
+		{d.p1 + d.peStart + d.deletedBlocks[0]*4096, Location{Partition: root, FS: "ext4", State: StateFree}},
+		{at(d.old), Location{Partition: vg + "/old", State: StateFree}},
+		{d.p2 + d.peStart + 10<<22, Location{Partition: "p2", FS: "lvm2", State: StateFree}},     // a free extent of the VG
+		{d.p1 + 4096 + 100, Location{Partition: "p1", FS: "lvm2", State: StateAllocated}},        // metadata area
+		{d.p2 + d.peStart + 4<<22, Location{Partition: vg + "/pool_tdata", State: StateUnknown}}, // thin pool data
+	} {
+		if got := m.Locate(c.off); got != c.want {
+			t.Errorf("Locate(%d) = %+v, want %+v", c.off, got, c.want)
+		}
+	}
+	// Every 4 KiB piece of the striped file, on either PV, maps to it.
+	onP1, onP2 := 0, 0
+	for i := 0; i < 80; i++ {
+		off := at(marker(fmt.Sprintf("/big-%04d", i), 64))
+		if got := m.Locate(off); got.Partition != vg+"/data" || got.Path != "/big" || got.State != StateAllocated {
+			t.Errorf("piece %d at %d: %+v", i, off, got)
+		}
+		if off < d.p2 {
+			onP1++
+		} else {
+			onP2++
+		}
+	}
+	if onP1 == 0 || onP2 == 0 {
+		t.Errorf("striped file: %d pieces on p1, %d on p2", onP1, onP2)
+	}
+	// Files are read through the LVs.
+	if b, err := m.ReadFile("/etc/secret"); err != nil || !bytes.Equal(b, d.live) {
+		t.Errorf("ReadFile /etc/secret: %d bytes, %v", len(b), err)
+	}
+	if b, err := m.ReadFile("/big"); err != nil || !bytes.Equal(b, d.big) {
+		t.Errorf("ReadFile /big (striped): %d bytes, %v", len(b), err)
+	}
+}
+
+// debugfsBlocks lists a file's blocks as debugfs reports them.
+func debugfsBlocks(t *testing.T, img, p string) []int64 {
+	var out []int64
+	// debugfs writes its banner on stderr, which testutil.Run keeps.
+	_, list, _ := strings.Cut(string(testutil.Run(t, "debugfs", "-R", "blocks "+p, img)), ")\n")
+	for _, f := range strings.Fields(list) {
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("debugfs lists no block of %s", p)
+	}
+	return out
+}
+
+// TestLVMPartialVG: a VG over two disks, of which the image holds one. An
+// LV whose second segment lies on the other disk is partial: its
+// filesystem is read where its extents are on this disk, and the note
+// says which PV is missing.
+func TestLVMPartialVG(t *testing.T) {
+	testutil.RequireTool(t, "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "pvs", "mkfs.ext4")
+	dir := t.TempDir()
+	vg := fmt.Sprintf("imgauditp%d", os.Getpid())
+	disk, other := filepath.Join(dir, "disk.img"), filepath.Join(dir, "other.img")
+	for _, f := range []string{disk, other} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(f, 32<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, detachA := testutil.LoopDevice(t, disk, 0, 0)
+	b, detachB := testutil.LoopDevice(t, other, 0, 0)
+	devs := []string{a, b}
+	lvmTool(t, devs, "pvcreate", "-q", a, b)
+	lvmTool(t, devs, "vgcreate", "-q", vg, a, b)
+	backup := filepath.Join(dir, "vg.txt")
+	lvmTool(t, devs, "vgcfgbackup", "-f", backup, vg)
+	restoreVG(t, devs, vg, backup, 1, lvText("span", "span00-0000-0000-0000-0000-0000-000000", true,
+		linearSeg(0, 3, "pv0", 0), linearSeg(3, 2, "pv1", 0)))
+	var peStart int64
+	for _, line := range strings.Split(lvmTool(t, devs, "pvs", "--noheadings", "--units", "b", "-o", "pe_start", a), "\n") {
+		if v := strings.TrimSuffix(strings.TrimSpace(line), "B"); v != "" {
+			peStart, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	detachA()
+	detachB()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
+	secret := marker("/etc/partial-secret", 6000)
+	if err := os.WriteFile(filepath.Join(src, "etc/secret"), secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fsImg := filepath.Join(dir, "span.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-d", src, fsImg, "20M")
+	fsBytes := testutil.FileSnapshot(t, fsImg)
+	// The first 12 MiB go to this disk, the rest to the other one.
+	for _, w := range []struct {
+		file     string
+		from, to int64
+	}{{disk, 0, 12 << 20}, {other, 12 << 20, 20 << 20}} {
+		f, err := os.OpenFile(w.file, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(fsBytes[w.from:w.to], peStart); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	m, data := analyzeFile(t, disk)
+	var span PartitionInfo
+	for _, p := range m.Partitions() {
+		if p.Name == vg+"/span" {
+			span = p
+		}
+	}
+	if span.FS != "ext4" || !span.Attributed || !strings.Contains(span.Note, "PV pv1, which is not on this disk") {
+		t.Errorf("span: %+v", span)
+	}
+	off := int64(bytes.Index(data, secret[:64]))
+	if off < 0 {
+		t.Fatal("secret not on this disk (ext4 put it past 12 MiB)")
+	}
+	if got, want := m.Locate(off), (Location{Partition: vg + "/span", FS: "ext4", Path: "/etc/secret", State: StateAllocated}); got != want {
+		t.Errorf("Locate: %+v, want %+v", got, want)
+	}
+	if u := strings.Join(m.Unattributed(), "\n"); !strings.Contains(u, vg+"/span: ext4: partial: extents on PV pv1") {
+		t.Errorf("unattributed: %s", u)
+	}
+}
