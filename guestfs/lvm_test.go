@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,56 +12,11 @@ import (
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-// lvmTool runs an LVM2 command on the given devices only, without touching
-// /etc/lvm's backups and archives, and returns its standard output. This
-// kernel has no device-mapper: LVM warns about it and goes on writing
-// metadata, which is all these tests need.
-func lvmTool(t *testing.T, devs []string, args ...string) string {
-	t.Helper()
-	all := append([]string{"--devices", strings.Join(devs, ","), "--config", "backup { backup=0 archive=0 } devices { obtain_device_list_from_udev=0 }"}, args[1:]...)
-	t.Setenv("LVM_SUPPRESS_FD_WARNINGS", "1")
-	cmd := testutil.Run(t, args[0], all...)
-	return string(cmd)
-}
-
-// lvText is a logical_volumes entry for vgcfgrestore.
-func lvText(name, id string, visible bool, segs ...string) string {
-	status := `"READ", "WRITE"`
-	if visible {
-		status += `, "VISIBLE"`
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\t\t%s {\n\t\t\tid = %q\n\t\t\tstatus = [%s]\n\t\t\tflags = []\n\t\t\tsegment_count = %d\n", name, id, status, len(segs))
-	for i, s := range segs {
-		fmt.Fprintf(&b, "\t\t\tsegment%d {\n%s\n\t\t\t}\n", i+1, s)
-	}
-	b.WriteString("\t\t}\n")
-	return b.String()
-}
-
-func linearSeg(start, count int, pv string, pe int) string {
-	return fmt.Sprintf("start_extent = %d\nextent_count = %d\ntype = \"striped\"\nstripe_count = 1\nstripes = [%q, %d]", start, count, pv, pe)
-}
-
-// restoreVG adds lvs to the vgcfgbackup text of vg and writes it back with
-// vgcfgrestore: LVM2 writes the on-disk metadata itself, with seqno+1.
-func restoreVG(t *testing.T, devs []string, vg, backup string, seqno int, lvs ...string) {
-	t.Helper()
-	text := regexp.MustCompile(`seqno = \d+`).ReplaceAll(testutil.FileSnapshot(t, backup), []byte(fmt.Sprintf("seqno = %d", seqno)))
-	i := bytes.LastIndexByte(text, '}')
-	withLVs := string(text[:i]) + "\tlogical_volumes {\n" + strings.Join(lvs, "") + "\t}\n" + string(text[i:])
-	f := filepath.Join(t.TempDir(), "restore.txt")
-	if err := os.WriteFile(f, []byte(withLVs), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	lvmTool(t, devs, "vgcfgrestore", "--force", "-f", f, vg)
-}
-
 // peRanges returns, for each LV, its segments' PE ranges as lvs reports
 // them ("/dev/loop0:3-4 /dev/loop1:0-1") and its stripe size in bytes.
 func peRanges(t *testing.T, devs []string, vg string) map[string][2]string {
 	out := map[string][2]string{}
-	for _, line := range strings.Split(lvmTool(t, devs, "lvs", "-a", "--noheadings", "--separator", ";", "--segments", "--units", "b", "-o", "lv_name,seg_pe_ranges,stripe_size", vg), "\n") {
+	for _, line := range strings.Split(testutil.LVM(t, devs, "lvs", "-a", "--noheadings", "--separator", ";", "--segments", "--units", "b", "-o", "lv_name,seg_pe_ranges,stripe_size", vg), "\n") {
 		f := strings.Split(strings.TrimSpace(line), ";")
 		if len(f) == 3 {
 			out[f[0]] = [2]string{f[1], strings.TrimSuffix(f[2], "B")}
@@ -104,38 +58,30 @@ func makeLVMDisk(t *testing.T) *lvmDisk {
 	a, detachA := testutil.LoopDevice(t, d.path, d.p1, 102400*512)
 	b, detachB := testutil.LoopDevice(t, d.path, d.p2, 102400*512)
 	devs := []string{a, b}
-	lvmTool(t, devs, "pvcreate", "-q", a, b)
-	lvmTool(t, devs, "vgcreate", "-q", d.vg, a, b)
+	testutil.LVM(t, devs, "pvcreate", "-q", a, b)
+	testutil.LVM(t, devs, "vgcreate", "-q", d.vg, a, b)
 	backup := filepath.Join(dir, "vg.txt")
-	lvmTool(t, devs, "vgcfgbackup", "-f", backup, d.vg)
-	root := lvText("root", "root00-0000-0000-0000-0000-0000-000000", true, linearSeg(0, 3, "pv0", 0))
-	data := lvText("data", "data00-0000-0000-0000-0000-0000-000000", true,
+	testutil.LVM(t, devs, "vgcfgbackup", "-f", backup, d.vg)
+	root := testutil.LVText("root", "root00-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 3, "pv0", 0))
+	data := testutil.LVText("data", "data00-0000-0000-0000-0000-0000-000000", true,
 		"start_extent = 0\nextent_count = 4\ntype = \"striped\"\nstripe_count = 2\nstripe_size = 128\nstripes = [\"pv0\", 3, \"pv1\", 0]")
-	old := lvText("old", "old000-0000-0000-0000-0000-0000-000000", true, linearSeg(0, 2, "pv0", 8))
-	pool := lvText("pool", "pool00-0000-0000-0000-0000-0000-000000", true,
+	old := testutil.LVText("old", "old000-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 2, "pv0", 8))
+	pool := testutil.LVText("pool", "pool00-0000-0000-0000-0000-0000-000000", true,
 		"start_extent = 0\nextent_count = 2\ntype = \"thin-pool\"\nmetadata = \"pool_tmeta\"\npool = \"pool_tdata\"\ntransaction_id = 0\nchunk_size = 128\ndiscards = \"passdown\"\nzero_new_blocks = 1")
-	tmeta := lvText("pool_tmeta", "tmeta0-0000-0000-0000-0000-0000-000000", false, linearSeg(0, 1, "pv1", 6))
-	tdata := lvText("pool_tdata", "tdata0-0000-0000-0000-0000-0000-000000", false, linearSeg(0, 2, "pv1", 4))
+	tmeta := testutil.LVText("pool_tmeta", "tmeta0-0000-0000-0000-0000-0000-000000", false, testutil.LinearSegment(0, 1, "pv1", 6))
+	tdata := testutil.LVText("pool_tdata", "tdata0-0000-0000-0000-0000-0000-000000", false, testutil.LinearSegment(0, 2, "pv1", 4))
 	// First the VG with "old", then without: the first copy stays in the
 	// metadata area's circular buffer.
-	restoreVG(t, devs, d.vg, backup, 1, root, data, old, pool, tmeta, tdata)
+	testutil.RestoreVG(t, devs, d.vg, backup, 1, root, data, old, pool, tmeta, tdata)
 	ranges := peRanges(t, devs, d.vg)
-	restoreVG(t, devs, d.vg, backup, 2, root, data, pool, tmeta, tdata)
+	testutil.RestoreVG(t, devs, d.vg, backup, 2, root, data, pool, tmeta, tdata)
 	now := peRanges(t, devs, d.vg)
 	if _, ok := now["old"]; ok {
 		t.Fatalf("old LV still listed: %v", now)
 	}
-	var peStart int64
-	for _, line := range strings.Split(lvmTool(t, devs, "pvs", "--noheadings", "--units", "b", "-o", "pe_start", a), "\n") {
-		if v := strings.TrimSuffix(strings.TrimSpace(line), "B"); v != "" {
-			peStart, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
+	peStart := testutil.PEStart(t, devs, a)
 	detachA()
 	detachB()
-	if peStart == 0 {
-		t.Fatal("pvs gave no pe_start")
-	}
 	d.peStart = peStart
 	const extent = 4 << 20 // vgcreate's default
 	// where converts "/dev/loopN:a-b" to the disk offset of extent a.
@@ -343,18 +289,13 @@ func TestLVMPartialVG(t *testing.T) {
 	a, detachA := testutil.LoopDevice(t, disk, 0, 0)
 	b, detachB := testutil.LoopDevice(t, other, 0, 0)
 	devs := []string{a, b}
-	lvmTool(t, devs, "pvcreate", "-q", a, b)
-	lvmTool(t, devs, "vgcreate", "-q", vg, a, b)
+	testutil.LVM(t, devs, "pvcreate", "-q", a, b)
+	testutil.LVM(t, devs, "vgcreate", "-q", vg, a, b)
 	backup := filepath.Join(dir, "vg.txt")
-	lvmTool(t, devs, "vgcfgbackup", "-f", backup, vg)
-	restoreVG(t, devs, vg, backup, 1, lvText("span", "span00-0000-0000-0000-0000-0000-000000", true,
-		linearSeg(0, 3, "pv0", 0), linearSeg(3, 2, "pv1", 0)))
-	var peStart int64
-	for _, line := range strings.Split(lvmTool(t, devs, "pvs", "--noheadings", "--units", "b", "-o", "pe_start", a), "\n") {
-		if v := strings.TrimSuffix(strings.TrimSpace(line), "B"); v != "" {
-			peStart, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
+	testutil.LVM(t, devs, "vgcfgbackup", "-f", backup, vg)
+	testutil.RestoreVG(t, devs, vg, backup, 1, testutil.LVText("span", "span00-0000-0000-0000-0000-0000-000000", true,
+		testutil.LinearSegment(0, 3, "pv0", 0), testutil.LinearSegment(3, 2, "pv1", 0)))
+	peStart := testutil.PEStart(t, devs, a)
 	detachA()
 	detachB()
 	src := filepath.Join(dir, "src")
