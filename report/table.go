@@ -100,7 +100,7 @@ func WriteTable(w io.Writer, r *Report, opts TableOptions) error {
 		"copies in snapshots, backing files, free blocks, unreferenced clusters, saved RAM or deleted layers: changing the guest does not remove them",
 		findings[:split])
 	tw.section(fmt.Sprintf("LIVE ONLY (%d)", len(findings)-split),
-		"in allocated files of the current state",
+		liveSectionNote(findings[split:]),
 		findings[split:])
 	tw.knownPublic(public)
 	tw.rollback(rollback)
