@@ -39,6 +39,9 @@ const (
 	StateAllocated = "allocated"
 	StateFree      = "free"
 	StateUnknown   = "unknown"
+	// StateDeletedRecord: the bytes of a deleted file whose record is
+	// still intact (an NTFS MFT record), so its path is known.
+	StateDeletedRecord = "deleted-record"
 )
 
 // Report is the result of one imgaudit run.

@@ -26,16 +26,19 @@ func (v *viewState) filesystem(ctx context.Context) *fsInfo {
 	return v.fs
 }
 
-func (f *fsInfo) locate(off int64) (partition, path, state string) {
+// locate places a guest offset. excluded, when set, says why a finding
+// there is not a secret (a LUKS key-slot area): the finding's location is
+// dropped.
+func (f *fsInfo) locate(off int64) (partition, path, state, excluded string) {
 	if f == nil || f.m == nil {
-		return "", "", report.StateUnknown
+		return "", "", report.StateUnknown, ""
 	}
 	l := f.m.Locate(off)
 	state = l.State
 	if state == "" {
 		state = report.StateUnknown
 	}
-	return l.Partition, l.Path, state
+	return l.Partition, l.Path, state, l.Excluded
 }
 
 func (f *fsInfo) partitions(view string) []report.Partition {

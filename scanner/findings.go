@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -136,13 +137,19 @@ func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []
 		}
 	}
 	var out []report.Finding
+	dropped := map[*viewState]map[string]int{} // view -> why -> locations
 	for _, key := range order {
 		fa := acc[key]
-		s.placeLocations(ctx, fa)
+		s.placeLocations(ctx, fa, dropped)
 		if len(fa.f.Locations) == 0 {
-			continue // every location allowlisted by path
+			continue // every location allowlisted by path, or in an excluded range
 		}
 		out = append(out, fa.f)
+	}
+	for _, v := range views {
+		for _, why := range slices.Sorted(maps.Keys(dropped[v])) {
+			v.notes = append(v.notes, fmt.Sprintf("%d findings dropped: in a %s", dropped[v][why], why))
+		}
 	}
 	sortFindings(out)
 	return out
@@ -232,8 +239,10 @@ func (fa *findingAcc) mergeRule(m detectors.Match) {
 // location takes its state (allocated or free) from its own view's
 // filesystem and its class from its own view: a snapshot's or backing
 // file's copy keeps its class even where the current state holds the same
-// bytes, because no write of the guest ever reaches it.
-func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
+// bytes, because no write of the guest ever reaches it. Locations in
+// ranges guestfs excludes (LUKS key material) are dropped and counted in
+// dropped.
+func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped map[*viewState]map[string]int) {
 	for _, k := range fa.keys {
 		l := fa.locs[k]
 		v := k.v
@@ -245,11 +254,21 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 		l.State = report.StateUnknown
 		if isDiskKind(v.view.Kind) && !v.t.plainData() {
 			if fi := v.filesystem(ctx); fi != nil {
-				part, path, state := fi.locate(k.g)
+				part, path, state, excluded := fi.locate(k.g)
 				l.Partition, l.Path, l.State = part, path, state
+				if excluded != "" {
+					if dropped[v] == nil {
+						dropped[v] = map[string]int{}
+					}
+					dropped[v][excluded]++
+					delete(fa.locs, k)
+					continue
+				}
 			}
 		}
 		l.Exposure = v.exposure(l.State)
+	}
+	fa.keys = slices.DeleteFunc(fa.keys, func(k locKey) bool { return fa.locs[k] == nil })
 	}
 	fa.f.Locations = make([]report.Location, 0, len(fa.keys))
 	for _, k := range fa.keys {
@@ -275,7 +294,7 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc) {
 func (v *viewState) exposure(state string) string {
 	switch v.view.Kind {
 	case model.KindCurrent:
-		if state == report.StateFree {
+		if state == report.StateFree || state == report.StateDeletedRecord {
 			return report.ExposureDeleted
 		}
 		return report.ExposureLive

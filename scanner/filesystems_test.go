@@ -1,0 +1,181 @@
+package scanner_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// newKey makes a PEM private key with ssh-keygen and returns its path.
+func newKey(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", p)
+	return p
+}
+
+// locationOf returns the finding with fingerprint fp and its location in
+// the current view, failing the test when there is none.
+func locationOf(t *testing.T, rep *report.Report, fp string) report.Location {
+	t.Helper()
+	for _, f := range rep.Findings {
+		if f.Fingerprint != fp {
+			continue
+		}
+		for _, l := range f.Locations {
+			if strings.HasSuffix(l.View, "#current") {
+				return l
+			}
+		}
+	}
+	t.Fatalf("no finding %s in the current view; findings: %s", fp, summary(rep))
+	return report.Location{}
+}
+
+func scan(t *testing.T, img string) *report.Report {
+	t.Helper()
+	before := testutil.FileSnapshot(t, img)
+	rep, err := scanner.New(scanner.Options{Engine: newEngine(t)}).Scan(context.Background(), []string{img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(before) != string(testutil.FileSnapshot(t, img)) {
+		t.Fatal("the image changed during the scan")
+	}
+	return rep
+}
+
+// TestScanXFS: on an XFS made by mkfs.xfs, a key in a live file is live
+// with its path; a key written, synced and deleted is deleted, in free
+// space.
+func TestScanXFS(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.xfs", "ssh-keygen")
+	dir := t.TempDir()
+	live, old := newKey(t, dir, "live.key"), newKey(t, dir, "old.key")
+	img := filepath.Join(dir, "xfs.img")
+	os.WriteFile(img, nil, 0o644)
+	if err := os.Truncate(img, 300<<20); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "mkfs.xfs", "-q", img)
+	mnt, unmount := testutil.LoopMount(t, img)
+	os.MkdirAll(filepath.Join(mnt, "etc/ssl/private"), 0o700)
+	testutil.Run(t, "cp", live, filepath.Join(mnt, "etc/ssl/private/web.key"))
+	testutil.Run(t, "cp", old, filepath.Join(mnt, "old.key"))
+	testutil.Run(t, "sync")
+	os.Remove(filepath.Join(mnt, "old.key"))
+	unmount()
+
+	rep := scan(t, img)
+	l := locationOf(t, rep, fp(pemBlock(t, live)))
+	if l.Partition != "disk" || l.Path != "/etc/ssl/private/web.key" || l.State != report.StateAllocated || l.Exposure != report.ExposureLive {
+		t.Errorf("live key: %+v", l)
+	}
+	d := locationOf(t, rep, fp(pemBlock(t, old)))
+	if d.Partition != "disk" || d.Path != "" || d.State != report.StateFree || d.Exposure != report.ExposureDeleted {
+		t.Errorf("deleted key: %+v", d)
+	}
+	if len(rep.Targets) != 1 || len(rep.Targets[0].Unattributed) != 0 {
+		t.Errorf("unattributed: %+v", rep.Targets)
+	}
+}
+
+// TestScanLVM: a key in an ext4 on an LVM2 logical volume (a whole-disk
+// PV, the LV written with vgcfgrestore) is located on the LV, by name.
+func TestScanLVM(t *testing.T) {
+	testutil.RequireTool(t, "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "pvs", "mkfs.ext4", "ssh-keygen")
+	dir := t.TempDir()
+	key := newKey(t, dir, "lv.key")
+	img := filepath.Join(dir, "pv.img")
+	os.WriteFile(img, nil, 0o644)
+	if err := os.Truncate(img, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	vg := fmt.Sprintf("imgauditscan%d", os.Getpid())
+	dev, detach := testutil.LoopDevice(t, img, 0, 0)
+	devs := []string{dev}
+	testutil.LVM(t, devs, "pvcreate", "-q", dev)
+	testutil.LVM(t, devs, "vgcreate", "-q", vg, dev)
+	backup := filepath.Join(dir, "vg.txt")
+	testutil.LVM(t, devs, "vgcfgbackup", "-f", backup, vg)
+	testutil.RestoreVG(t, devs, vg, backup, 1, testutil.LVText("root", "root00-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 4, "pv0", 2)))
+	peStart := testutil.PEStart(t, devs, dev)
+	detach()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(filepath.Join(src, "root/.ssh"), 0o700)
+	testutil.Run(t, "cp", key, filepath.Join(src, "root/.ssh/id_rsa"))
+	fsImg := filepath.Join(dir, "root.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", src, fsImg, "16M")
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(testutil.FileSnapshot(t, fsImg), peStart+2*4<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	rep := scan(t, img)
+	l := locationOf(t, rep, fp(pemBlock(t, key)))
+	if l.Partition != vg+"/root" || l.Path != "/root/.ssh/id_rsa" || l.State != report.StateAllocated || l.Exposure != report.ExposureLive {
+		t.Errorf("key on the LV: %+v", l)
+	}
+}
+
+// TestScanLUKS: findings in a LUKS key-slot area are dropped (a view note
+// counts them); a key in the encrypted data area stays, live, with the
+// state unknown, and the table does not claim it is in a file.
+func TestScanLUKS(t *testing.T) {
+	testutil.RequireTool(t, "cryptsetup", "ssh-keygen")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "luks.img")
+	os.WriteFile(img, nil, 0o644)
+	if err := os.Truncate(img, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("passphrase"), 0o600)
+	testutil.Run(t, "cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--key-file", pass, img)
+	// Key-shaped bytes in the key-slot area (cryptsetup's first slot is
+	// at 32 KiB) and in the data area (after 16 MiB).
+	inSlots, inData := newKey(t, dir, "slots.key"), newKey(t, dir, "data.key")
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(testutil.FileSnapshot(t, inSlots), 40<<10)
+	f.WriteAt(testutil.FileSnapshot(t, inData), 20<<20)
+	f.Close()
+
+	rep := scan(t, img)
+	for _, fd := range rep.Findings {
+		if fd.Fingerprint == fp(pemBlock(t, inSlots)) {
+			t.Errorf("finding in the key-slot area kept: %+v", fd)
+		}
+	}
+	l := locationOf(t, rep, fp(pemBlock(t, inData)))
+	if l.Partition != "disk" || l.State != report.StateUnknown || l.Exposure != report.ExposureLive || l.Path != "" {
+		t.Errorf("key in the data area: %+v", l)
+	}
+	notes := strings.Join(rep.Targets[0].Views[0].Notes, "\n")
+	if !strings.Contains(notes, "findings dropped: in a LUKS2 key-slot area (key material, not secrets)") {
+		t.Errorf("view notes: %s", notes)
+	}
+	if u := strings.Join(rep.Targets[0].Unattributed, "\n"); !strings.Contains(u, "encrypted: contents not visible (LUKS2, cipher aes-xts-plain64, 1 key slot)") {
+		t.Errorf("unattributed: %s", u)
+	}
+	var table strings.Builder
+	if err := report.WriteTable(&table, rep, report.TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := table.String(); !strings.Contains(out, "or where no filesystem could be read") || strings.Contains(out, "in allocated files of the current state") {
+		t.Errorf("LIVE ONLY header:\n%s", out)
+	}
+}
