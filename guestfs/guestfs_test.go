@@ -137,7 +137,11 @@ func sfdiskDisk(t *testing.T, fsImg, script string, off int64) string {
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(disk, 48<<20); err != nil {
+	st, err := os.Stat(fsImg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, max(48<<20, off+st.Size()+1<<20)); err != nil {
 		t.Fatal(err)
 	}
 	cmd := fmt.Sprintf("sfdisk --no-reread --no-tell-kernel -q %s <<'EOF'\n%sEOF\n", disk, script)

@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io"
 	"strings"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 // This is a small, bounded GPT/MBR reader of our own rather than go-diskfs's
@@ -42,17 +44,6 @@ type partitionTable struct {
 	Notes   []string
 }
 
-func readAtFull(r io.ReaderAt, b []byte, off int64) error {
-	n, err := r.ReadAt(b, off)
-	if n == len(b) {
-		return nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	return err
-}
-
 // readPartitionTable reads a GPT (512- or 4096-byte sectors) or an MBR with
 // its extended partition chain. A disk without a valid table yields an empty
 // scheme and no error.
@@ -62,7 +53,7 @@ func readPartitionTable(r io.ReaderAt, size int64) (partitionTable, error) {
 		return t, nil
 	}
 	mbr := make([]byte, 512)
-	if err := readAtFull(r, mbr, 0); err != nil {
+	if err := fsys.ReadFull(r, mbr, 0); err != nil {
 		return t, fmt.Errorf("read MBR: %w", err)
 	}
 	if binary.LittleEndian.Uint16(mbr[mbrSignatureOff:]) != 0xAA55 {
@@ -171,7 +162,7 @@ func readEBRChain(r io.ReaderAt, size, extStart int64) ([]tableEntry, string) {
 			return out, fmt.Sprintf("extended partition: EBR at byte %d outside the disk", cur)
 		}
 		seen[cur] = true
-		if err := readAtFull(r, ebr, cur); err != nil {
+		if err := fsys.ReadFull(r, ebr, cur); err != nil {
 			return out, fmt.Sprintf("extended partition: read EBR at byte %d: %v", cur, err)
 		}
 		if binary.LittleEndian.Uint16(ebr[mbrSignatureOff:]) != 0xAA55 {
@@ -214,7 +205,7 @@ func readGPT(r io.ReaderAt, size, sector int64) ([]tableEntry, []string, error) 
 		return nil, nil, fmt.Errorf("GPT: entry array at LBA %d outside the disk", entriesLBA)
 	}
 	arr := make([]byte, count*esize)
-	if err := readAtFull(r, arr, entriesLBA*sector); err != nil {
+	if err := fsys.ReadFull(r, arr, entriesLBA*sector); err != nil {
 		return nil, nil, fmt.Errorf("GPT: read entries: %w", err)
 	}
 	if crc32.ChecksumIEEE(arr) != le.Uint32(hdr[88:]) {
@@ -248,7 +239,7 @@ func readGPTHeader(r io.ReaderAt, size, sector, off int64) ([]byte, error) {
 		return nil, errors.New("header outside the disk")
 	}
 	hdr := make([]byte, sector)
-	if err := readAtFull(r, hdr, off); err != nil {
+	if err := fsys.ReadFull(r, hdr, off); err != nil {
 		return nil, err
 	}
 	if string(hdr[:8]) != gptSignature {

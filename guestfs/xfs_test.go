@@ -113,17 +113,7 @@ func TestXFSLocate(t *testing.T) {
 	}{
 		{"whole-disk", WholeDisk, func(t *testing.T) (string, int64) { return img, 0 }},
 		{"gpt", "p1", func(t *testing.T) (string, int64) {
-			testutil.RequireTool(t, "sfdisk")
-			disk := filepath.Join(t.TempDir(), "disk.img")
-			if err := os.WriteFile(disk, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(disk, 302<<20); err != nil {
-				t.Fatal(err)
-			}
-			testutil.Run(t, "sh", "-c", fmt.Sprintf("sfdisk --no-reread --no-tell-kernel -q %s <<'EOF'\nlabel: gpt\nstart=2048, size=614400, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\nEOF\n", disk))
-			embed(t, disk, img, partStart)
-			return disk, partStart
+			return sfdiskDisk(t, img, "label: gpt\nstart=2048, size=614400, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n", partStart), partStart
 		}},
 	} {
 		t.Run(l.name, func(t *testing.T) {

@@ -40,7 +40,6 @@ func Driver() fsys.Driver {
 // are skipped and reported in a *fsys.PartialError.
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	seen := map[uint32]bool{}
-	bs := f.sb.BlockSize
 	var buf []fsys.Run // reused: fn does not keep e.Runs
 	var notes []string
 	skipped := 0
@@ -73,12 +72,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			if err != nil {
 				fileErr(fmt.Errorf("%s: %w", p, err))
 			}
-			buf = buf[:0]
-			for _, r := range runs {
-				buf = append(buf, fsys.Run{
-					Off: int64(r.Physical) * bs, Len: int64(r.Len) * bs, FileOff: int64(r.Logical) * bs, Unwritten: r.Unwritten,
-				})
-			}
+			buf = f.byteRuns(runs, buf[:0])
 			e.Runs = buf
 		}
 		return fn(e)
@@ -124,16 +118,9 @@ func (f *FS) State(off int64) string {
 // Open opens a regular file by path, following symlinks inside the
 // filesystem. Its bytes are read on demand.
 func (f *FS) Open(p string) (fsys.File, error) {
-	ino, err := f.Lookup(p)
+	in, err := f.regular(p)
 	if err != nil {
 		return nil, err
-	}
-	in, err := f.Inode(ino)
-	if err != nil {
-		return nil, err
-	}
-	if in.Mode&0xF000 != 0x8000 {
-		return nil, fmt.Errorf("ext4: %s: not a regular file", p)
 	}
 	if in.Inline() {
 		b, err := f.readAll(in, int64(in.Size))
@@ -146,12 +133,16 @@ func (f *FS) Open(p string) (fsys.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fsys.NewRunFile(f.r, int64(in.Size), f.byteRuns(runs, nil)), nil
+}
+
+// byteRuns appends runs, converted from blocks to bytes, to buf.
+func (f *FS) byteRuns(runs []Run, buf []fsys.Run) []fsys.Run {
 	bs := f.sb.BlockSize
-	fr := make([]fsys.Run, 0, len(runs))
 	for _, r := range runs {
-		fr = append(fr, fsys.Run{Off: int64(r.Physical) * bs, Len: int64(r.Len) * bs, FileOff: int64(r.Logical) * bs, Unwritten: r.Unwritten})
+		buf = append(buf, fsys.Run{Off: int64(r.Physical) * bs, Len: int64(r.Len) * bs, FileOff: int64(r.Logical) * bs, Unwritten: r.Unwritten})
 	}
-	return fsys.NewRunFile(f.r, int64(in.Size), fr), nil
+	return buf
 }
 
 // ReadDir lists directory p (symlinks followed), without "." and "..".

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 const (
@@ -48,24 +49,7 @@ type Run struct {
 func (in *Inode) IsDir() bool { return in.Mode&0xF000 == 0x4000 }
 
 // FileMode converts i_mode to an fs.FileMode.
-func (in *Inode) FileMode() fs.FileMode {
-	m := fs.FileMode(in.Mode & 0o777)
-	switch in.Mode & 0xF000 {
-	case 0x4000:
-		m |= fs.ModeDir
-	case 0xA000:
-		m |= fs.ModeSymlink
-	case 0x2000:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case 0x6000:
-		m |= fs.ModeDevice
-	case 0x1000:
-		m |= fs.ModeNamedPipe
-	case 0xC000:
-		m |= fs.ModeSocket
-	}
-	return m
-}
+func (in *Inode) FileMode() fs.FileMode { return fsys.UnixMode(in.Mode) }
 
 // Inline reports an inode whose data lives in the inode itself.
 func (in *Inode) Inline() bool { return in.Flags&inodeFlagInline != 0 }

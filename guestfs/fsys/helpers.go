@@ -3,6 +3,7 @@ package fsys
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"strings"
 )
 
@@ -31,4 +32,25 @@ func Join(dir, name string) string {
 		return "/" + name
 	}
 	return dir + "/" + name
+}
+
+// UnixMode converts a Unix st_mode (type and permission bits, as ext4 and
+// XFS inodes keep it) to an fs.FileMode.
+func UnixMode(mode uint16) fs.FileMode {
+	m := fs.FileMode(mode & 0o777)
+	switch mode & 0xF000 {
+	case 0x4000:
+		m |= fs.ModeDir
+	case 0xA000:
+		m |= fs.ModeSymlink
+	case 0x2000:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case 0x6000:
+		m |= fs.ModeDevice
+	case 0x1000:
+		m |= fs.ModeNamedPipe
+	case 0xC000:
+		m |= fs.ModeSocket
+	}
+	return m
 }

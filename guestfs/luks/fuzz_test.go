@@ -2,11 +2,10 @@ package luks
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 //go:generate go run ./testdata/mkseeds testdata/fuzz/FuzzRead
@@ -35,15 +34,7 @@ func FuzzRead(f *testing.F) {
 // by cryptsetup luksFormat, each with one key slot.
 func TestFuzzSeeds(t *testing.T) {
 	for name, version := range map[string]int{"luks1": 1, "luks2": 2} {
-		b, err := os.ReadFile(filepath.Join("testdata/fuzz/FuzzRead", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, lit, _ := strings.Cut(strings.TrimSpace(string(b)), "[]byte(")
-		data, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := testutil.FuzzSeed(t, filepath.Join("testdata/fuzz/FuzzRead", name))
 		padded := make([]byte, 32<<20)
 		copy(padded, data)
 		h, err := Read(bytes.NewReader(padded), int64(len(padded)), name)

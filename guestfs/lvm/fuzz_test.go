@@ -3,11 +3,11 @@ package lvm
 import (
 	"bytes"
 	"io"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 //go:generate go run ./testdata/mkseeds testdata/fuzz/FuzzReadPV
@@ -55,16 +55,8 @@ func FuzzReadPV(f *testing.F) {
 // TestFuzzSeeds checks the committed seeds: a PV of a VG whose current
 // metadata has LVs and whose metadata area still holds an older copy.
 func TestFuzzSeeds(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("testdata/fuzz/FuzzReadPV", "pv-with-lvs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, lit, _ := strings.Cut(strings.TrimSpace(string(b)), "[]byte(")
-	data, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pv, err := ReadPV(paddedReader{[]byte(data)}, fuzzDeviceSize, "seed")
+	data := testutil.FuzzSeed(t, filepath.Join("testdata/fuzz/FuzzReadPV", "pv-with-lvs"))
+	pv, err := ReadPV(paddedReader{data}, fuzzDeviceSize, "seed")
 	if err != nil || pv.VG == nil {
 		t.Fatalf("%+v, %v", pv, err)
 	}
@@ -75,7 +67,7 @@ func TestFuzzSeeds(t *testing.T) {
 	if strings.Join(names, ",") != "root,data" || len(pv.Old) == 0 || len(pv.Old[0].LVs) != 3 {
 		t.Errorf("LVs %v, %d old copies", names, len(pv.Old))
 	}
-	if !bytes.Contains([]byte(data), []byte("LABELONE")) {
+	if !bytes.Contains(data, []byte("LABELONE")) {
 		t.Error("no label in the seed")
 	}
 }

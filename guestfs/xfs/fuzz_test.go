@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 //go:generate go run ./testdata/mkseeds testdata/fuzz/FuzzXFSOpen
@@ -108,19 +106,8 @@ func FuzzXFSOpen(f *testing.F) {
 func TestFuzzSeeds(t *testing.T) {
 	for _, name := range []string{"tiny-v5", "tiny-v4"} {
 		t.Run(name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata/fuzz/FuzzXFSOpen", name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, lit, ok := strings.Cut(strings.TrimSpace(string(b)), "[]byte(")
-			if !ok {
-				t.Fatalf("not a fuzz corpus file")
-			}
-			data, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			x, err := Open(decodeSparse([]byte(data)), fuzzDeviceSize, name)
+			data := testutil.FuzzSeed(t, filepath.Join("testdata/fuzz/FuzzXFSOpen", name))
+			x, err := Open(decodeSparse(data), fuzzDeviceSize, name)
 			if err != nil {
 				t.Fatal(err)
 			}

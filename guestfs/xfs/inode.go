@@ -53,24 +53,7 @@ func (in *inode) isReg() bool     { return in.mode&0xF000 == 0x8000 }
 func (in *inode) isSymlink() bool { return in.mode&0xF000 == 0xA000 }
 
 // fileMode converts di_mode to an fs.FileMode.
-func (in *inode) fileMode() fs.FileMode {
-	m := fs.FileMode(in.mode & 0o777)
-	switch in.mode & 0xF000 {
-	case 0x4000:
-		m |= fs.ModeDir
-	case 0xA000:
-		m |= fs.ModeSymlink
-	case 0x2000:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case 0x6000:
-		m |= fs.ModeDevice
-	case 0x1000:
-		m |= fs.ModeNamedPipe
-	case 0xC000:
-		m |= fs.ModeSocket
-	}
-	return m
-}
+func (in *inode) fileMode() fs.FileMode { return fsys.UnixMode(in.mode) }
 
 // inodeOff is the byte offset of inode ino, if the number lies inside the
 // filesystem: AG number, AG block and index in the block.
