@@ -1,22 +1,33 @@
 // Package guestfs maps guest offsets of a disk to what the guest keeps
-// there: the partition (GPT or MBR), the filesystem, the file path and
-// whether the bytes are in allocated or free filesystem space.
+// there: the partition (GPT or MBR, or an LVM2 logical volume), the
+// filesystem, the file path and whether the bytes are in allocated or free
+// filesystem space.
+//
+// guestfs only detects and dispatches: each filesystem is a package of its
+// own behind the fsys interface (guestfs/ext4, xfs, fat, iso9660,
+// squashfs), LVM2 and LUKS are read by guestfs/lvm and guestfs/luks, and
+// one generic index is built from any filesystem's walk.
 //
 // Analyze reads only metadata (partition tables, superblocks, group
-// descriptors, inodes, directories, FAT tables), never file contents, and
-// builds a compact index: per filesystem, one sorted slice of byte runs
-// pointing into a parent/name table of paths, searched by binary search.
+// descriptors, inodes, directories, B+trees, FAT tables, LVM metadata),
+// never file contents, and builds a compact index: per filesystem, one
+// sorted slice of byte runs pointing into a parent/name table of paths,
+// searched by binary search.
 //
 // States:
 //   - "allocated": the bytes belong to a live file, directory or
-//     filesystem metadata (Path is "" for metadata);
-//   - "free": free filesystem space, or the slack of a live file (bytes
+//     filesystem metadata (Path is "" for metadata), or to LVM's own
+//     label and metadata;
+//   - "free": free filesystem space, the slack of a live file (bytes
 //     past its end inside its last block, or in preallocated unwritten
-//     extents). Slack is reported as "free" with Path set to the file:
-//     the guest cannot read or overwrite it through the file, so, like
-//     free space, it is outside the guest's control;
-//   - "unknown": no filesystem could be read there (unsupported or
-//     unrecognised filesystem, space outside every partition).
+//     extents), extents of a volume group no logical volume uses, or a
+//     removed logical volume's extents. Slack is reported as "free" with
+//     Path set to the file: the guest cannot read or overwrite it through
+//     the file, so, like free space, it is outside the guest's control;
+//   - "deleted-record": a deleted file whose record is still intact
+//     (NTFS), with its path;
+//   - "unknown": no filesystem could be read there (unsupported,
+//     unrecognised or encrypted filesystem, space outside every partition).
 package guestfs
 
 import (

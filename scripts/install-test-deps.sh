@@ -37,6 +37,18 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  mkfs.xfs:xfsprogs
+  xfs_db:xfsprogs
+  pvcreate:lvm2
+  vgcreate:lvm2
+  vgcfgbackup:lvm2
+  vgcfgrestore:lvm2
+  pvs:lvm2
+  lvs:lvm2
+  cryptsetup:cryptsetup-bin
+  losetup:mount
+  mount:mount
+  fallocate:util-linux
   python3:python3
   dpkg:dpkg
   dpkg-deb:dpkg
