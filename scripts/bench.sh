@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_MB=${BENCH_MB:-256}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'umount "$tmp/xfsmnt" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # Built as make build builds it: static.
 CGO_ENABLED=0 go build -trimpath -o "$tmp/imgaudit" ./cmd/imgaudit
@@ -68,6 +68,29 @@ for mb in ${E2E_MB:-$BENCH_MB 1024}; do
   e2e "$mb"
 done
 
+# xfs_image SRC MB: an XFS filesystem holding XFS_COPIES (4) copies of the
+# tree SRC (MB MiB), as a loop mount fills it (mkfs.xfs has no -d), in a
+# fully allocated raw image of several GB. Needs root for the mount.
+xfs_image() {
+  local src=$1 used=$2 copies=${XFS_COPIES:-4} mnt="$tmp/xfsmnt"
+  if ! command -v mkfs.xfs >/dev/null || [ "$(id -u)" != 0 ]; then
+    echo "== XFS image: skipped (needs mkfs.xfs and root for a loop mount)"; echo
+    return
+  fi
+  truncate -s $(( used * copies * 13 / 10 + 320 ))M "$tmp/xfs.raw"
+  mkfs.xfs -q -f "$tmp/xfs.raw" && mkdir -p "$mnt"
+  if ! mount -o loop "$tmp/xfs.raw" "$mnt" 2>/dev/null; then
+    echo "== XFS image: skipped (loop mount failed)"; echo
+    rm -f "$tmp/xfs.raw"
+    return
+  fi
+  for i in $(seq "$copies"); do cp -a "$src" "$mnt/copy$i"; done
+  umount "$mnt"
+  cp --sparse=never "$tmp/xfs.raw" "$tmp/xfs.full" && mv "$tmp/xfs.full" "$tmp/xfs.raw"
+  measure "$tmp/xfs.raw" "a $(( $(stat -c %s "$tmp/xfs.raw") / 1048576 )) MiB XFS image of $copies copies of the same tree"
+  rm -f "$tmp/xfs.raw"
+}
+
 # An ext4 filesystem of this machine's /usr/bin, /usr/share/doc and
 # /usr/lib/python3*, as mkfs.ext4 -d writes it, in a fully allocated raw
 # image: findings get partitions, paths and block states, which walks the
@@ -82,13 +105,15 @@ if command -v mkfs.ext4 >/dev/null; then
   truncate -s $(( used * 13 / 10 + 64 ))M "$tmp/ext4.sparse"
   if mkfs.ext4 -q -F -d "$src" "$tmp/ext4.sparse" 2>/dev/null; then
     cp --sparse=never "$tmp/ext4.sparse" "$tmp/ext4.raw"
-    rm -rf "$src" "$tmp/ext4.sparse"
+    rm -f "$tmp/ext4.sparse"
     measure "$tmp/ext4.raw" "a $(( $(stat -c %s "$tmp/ext4.raw") / 1048576 )) MiB ext4 image of /usr/bin, /usr/share/doc and Python"
     rm -f "$tmp/ext4.raw"
   else
     echo "== ext4 image: skipped (mkfs.ext4 -d failed)"; echo
-    rm -rf "$src" "$tmp/ext4.sparse"
+    rm -f "$tmp/ext4.sparse"
   fi
+  xfs_image "$src" "$used"
+  rm -rf "$src"
 fi
 
 run_bench() {
