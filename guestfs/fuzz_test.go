@@ -2,11 +2,15 @@ package guestfs
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"iter"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 // memDisk is a model.Disk over bytes padded with zeros to size.
@@ -61,4 +65,24 @@ func FuzzPartitionTable(f *testing.F) {
 		m.Unattributed()
 		m.ReadFile("/etc/shadow")
 	})
+}
+
+// TestPartitionTableSeeds: the LVM2 and LUKS seeds of FuzzPartitionTable
+// reach the logical-volume mapping and the LUKS header reader.
+func TestPartitionTableSeeds(t *testing.T) {
+	for seed, want := range map[string]string{
+		"lvm-pv": "/root",
+		"luks2":  "encrypted: contents not visible (LUKS2",
+	} {
+		data := testutil.FuzzSeed(t, filepath.Join("testdata/fuzz/FuzzPartitionTable", seed))
+		d := memDisk{data, max(int64(len(data)), 1<<20)}
+		m, err := Analyze(context.Background(), d)
+		if err != nil {
+			t.Fatalf("%s: %v", seed, err)
+		}
+		got := fmt.Sprint(m.Partitions(), m.Unattributed())
+		if !strings.Contains(got, want) {
+			t.Errorf("%s: %s lacks %q", seed, got, want)
+		}
+	}
 }

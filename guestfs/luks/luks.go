@@ -30,6 +30,9 @@ const (
 	luks2BinHeader = 4096
 	// maxJSON bounds the LUKS2 JSON area read (cryptsetup allows 4 MiB).
 	maxJSON = 4 << 20
+	// maxLUKSBytes bounds offsets and sizes in LUKS2 metadata (JSON
+	// numbers are strings of up to 64 bits).
+	maxLUKSBytes = 1 << 62
 )
 
 var be = binary.BigEndian
@@ -97,8 +100,8 @@ func luks1(b []byte, size int64, name string) (*Header, error) {
 	}
 	h.DataOffset = int64(be.Uint32(b[104:])) * 512
 	keyBytes := int64(be.Uint32(b[108:]))
-	if h.DataOffset > size || keyBytes <= 0 || keyBytes > 1024 {
-		return nil, model.Errorf(name, 104, "luks: payload offset %d, %d key bytes", h.DataOffset, keyBytes)
+	if keyBytes <= 0 || keyBytes > 1024 {
+		return nil, model.Errorf(name, 108, "luks: %d key bytes", keyBytes)
 	}
 	for i := 0; i < luks1Slots; i++ {
 		s := b[luks1SlotOff+i*luks1SlotLen:]
@@ -111,11 +114,10 @@ func luks1(b []byte, size int64, name string) (*Header, error) {
 		if off == 0 || stripes <= 0 || stripes > 1<<20 {
 			continue
 		}
-		end := off + (keyBytes*stripes+511)/512*512
-		if off >= size || end > size {
-			return nil, model.Errorf(name, int64(luks1SlotOff+i*luks1SlotLen+40), "luks: key slot %d area %d-%d outside the %d-byte volume", i, off, end, size)
+		// Past the end of a truncated volume the area is clipped.
+		if end := min(off+(keyBytes*stripes+511)/512*512, size); off < end {
+			h.KeyMaterial = append(h.KeyMaterial, [2]int64{off, end})
 		}
-		h.KeyMaterial = append(h.KeyMaterial, [2]int64{off, end})
 	}
 	return h, nil
 }
@@ -158,27 +160,34 @@ func luks2(r io.ReaderAt, b []byte, size int64, name string) (*Header, error) {
 	h := &Header{Version: 2, KeySlots: len(meta.Keyslots)}
 	num := func(s string) (int64, error) {
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 || n > size {
-			return 0, errors.Join(err, fmt.Errorf("%q outside the %d-byte volume", s, size))
+		if err != nil || n < 0 || n > maxLUKSBytes {
+			return 0, errors.Join(err, fmt.Errorf("byte count %q", s))
 		}
 		return n, nil
+	}
+	// area adds [off, off+n), clipped to a truncated volume.
+	area := func(off, n int64) {
+		if end := min(off+n, size); off < end {
+			h.KeyMaterial = append(h.KeyMaterial, [2]int64{off, end})
+		}
 	}
 	// The key-slot region follows the two copies of the header; its
 	// size is in the config. Without it, each key slot's own area.
 	if ks := meta.Config.KeyslotsSize; ks != "" {
 		n, err := num(ks)
-		if err != nil || 2*hdrSize+n > size {
-			return nil, model.Errorf(name, luks2BinHeader, "luks: keyslots_size %s: %v", ks, err)
+		if err != nil {
+			return nil, model.Errorf(name, luks2BinHeader, "luks: keyslots_size: %v", err)
 		}
-		h.KeyMaterial = append(h.KeyMaterial, [2]int64{2 * hdrSize, 2*hdrSize + n})
+		area(2*hdrSize, n)
 	} else {
-		for id, k := range meta.Keyslots {
+		for _, id := range sortedKeys(meta.Keyslots) {
+			k := meta.Keyslots[id]
 			off, err1 := num(k.Area.Offset)
 			n, err2 := num(k.Area.Size)
-			if err := errors.Join(err1, err2); err != nil || off+n > size {
+			if err := errors.Join(err1, err2); err != nil {
 				return nil, model.Errorf(name, luks2BinHeader, "luks: key slot %s area: %v", id, err)
 			}
-			h.KeyMaterial = append(h.KeyMaterial, [2]int64{off, off + n})
+			area(off, n)
 		}
 	}
 	var ciphers []string
@@ -187,7 +196,7 @@ func luks2(r io.ReaderAt, b []byte, size int64, name string) (*Header, error) {
 		if s.Encryption != "" && !slices.Contains(ciphers, s.Encryption) {
 			ciphers = append(ciphers, s.Encryption)
 		}
-		if off, err := num(s.Offset); err == nil && (h.DataOffset == 0 || off < h.DataOffset) {
+		if off, err := num(s.Offset); err == nil && off <= size && (h.DataOffset == 0 || off < h.DataOffset) {
 			h.DataOffset = off
 		}
 	}

@@ -160,7 +160,9 @@ func parseLabel(r io.ReaderAt, size int64, name string, l []byte, at int64) (*PV
 			if off == 0 {
 				break
 			}
-			if off < 0 || off >= size || sz < 0 || sz > size-off {
+			// A data area may lie past the end of a truncated image (its
+			// extents are then unreadable); a metadata area must be here.
+			if off < 0 || sz < 0 || sz > maxBytes || (list == 1 && (off >= size || sz > size-off)) {
 				return nil, model.Errorf(name, at+int64(pos-16), "lvm: disk area %d+%d outside the %d-byte device", off, sz, size)
 			}
 			lists[list] = append(lists[list], [2]int64{off, sz})
@@ -295,7 +297,34 @@ func vgFromSection(s *section, id string, seq int64) (*VG, error) {
 			vg.LVs = append(vg.LVs, lv)
 		}
 	}
-	return vg, nil
+	return vg, vg.checkSizes()
+}
+
+// maxBytes bounds every byte offset and size the metadata implies, so that
+// extents times the extent size never overflow.
+const maxBytes = 1 << 62
+
+// checkSizes refuses extent counts whose byte sizes would pass maxBytes.
+func (vg *VG) checkSizes() error {
+	limit := maxBytes / vg.ExtentSize
+	for _, p := range vg.PVs {
+		if p.PECount > limit || p.PEStart > maxBytes-p.PECount*vg.ExtentSize {
+			return fmt.Errorf("VG %s: PV %s: %d extents from byte %d", vg.Name, p.Name, p.PECount, p.PEStart)
+		}
+	}
+	for _, lv := range vg.LVs {
+		for _, s := range lv.Segments {
+			if s.StartExtent > limit-s.ExtentCount {
+				return fmt.Errorf("VG %s: LV %s: extents %d+%d", vg.Name, lv.Name, s.StartExtent, s.ExtentCount)
+			}
+			for _, st := range s.Stripes {
+				if st.StartExtent > limit-s.ExtentCount {
+					return fmt.Errorf("VG %s: LV %s: stripe on %s from extent %d", vg.Name, lv.Name, st.PV, st.StartExtent)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func lvFromSection(l *section) (LV, error) {
