@@ -1,25 +1,29 @@
 package guestfs
 
 import (
+	"errors"
+	"fmt"
 	iofs "io/fs"
 	"path"
 	"sync"
 	"time"
 
 	"github.com/imgaudit/imgaudit/guestfs/ext4"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 // Files is read access to the files of one partition's filesystem, with
 // paths as Locate reports them for that partition. Package records
 // (pkgdb) are read through it and the files that hold findings are hashed
-// through it. Only ext2/3/4 can be read today; other filesystems get
-// readers of their own behind the same type.
+// through it. Any filesystem whose package implements fsys.Reader can be
+// read.
 //
-// It keeps the last directory it listed: reading the many files of one
-// directory (dpkg's info/*.md5sums) then costs one directory read, not one
-// per file. It is safe for concurrent use.
+// On ext2/3/4 it keeps the last directory it listed: reading the many
+// files of one directory (dpkg's info/*.md5sums) then costs one directory
+// read, not one per file. It is safe for concurrent use.
 type Files struct {
-	e *ext4.FS
+	r fsys.Reader
+	e *ext4.FS // the same filesystem when it is ext2/3/4, else nil
 
 	mu      sync.Mutex
 	dirPath string
@@ -29,21 +33,30 @@ type Files struct {
 // Files returns read access to the filesystem of the named partition (as
 // in Location.Partition), or nil when it has none that can be read.
 func (m *Map) Files(partition string) *Files {
-	for _, p := range m.parts {
-		if p.info.Name == partition && p.idx != nil && p.idx.ext != nil {
-			return &Files{e: p.idx.ext}
+	for _, p := range m.all() {
+		if p.info.Name != partition || p.idx == nil {
+			continue
+		}
+		if r, ok := p.idx.fs.(fsys.Reader); ok {
+			f := &Files{r: r}
+			f.e, _ = r.(*ext4.FS)
+			return f
 		}
 	}
 	return nil
 }
 
-// ReadFile reads a regular file of at most ext4.MaxReadFile bytes,
-// following symlinks inside the filesystem.
+// ReadFile reads a regular file of at most MaxReadFile bytes, following
+// symlinks inside the filesystem.
 func (f *Files) ReadFile(p string) ([]byte, error) {
 	if ent, ok := f.cached(p); ok && ent.Mode.IsRegular() {
-		return f.e.ReadInodeFile(ent.Ino, ext4.MaxReadFile)
+		return f.e.ReadInodeFile(ent.Ino, MaxReadFile)
 	}
-	return f.e.ReadFile(p)
+	fl, err := f.r.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return readWhole(p, fl)
 }
 
 // cached looks p up in the last directory listed.
@@ -60,7 +73,10 @@ func (f *Files) cached(p string) (ext4.DirEntry, bool) {
 
 // ReadDir lists a directory (symlinks followed), without "." and "..".
 func (f *Files) ReadDir(p string) ([]iofs.DirEntry, error) {
-	ents, err := f.e.ReadDir(p)
+	if f.e == nil {
+		return f.r.ReadDir(p)
+	}
+	ents, err := f.e.List(p)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +92,28 @@ func (f *Files) ReadDir(p string) ([]iofs.DirEntry, error) {
 	return out, nil
 }
 
-// Readlink returns a symlink's target.
-func (f *Files) Readlink(p string) (string, error) { return f.e.Readlink(p) }
+// errNoSuchQuery is returned for what a filesystem package cannot tell.
+var errNoSuchQuery = errors.New("guestfs: not available on this filesystem")
 
-// Open opens a regular file for streaming, whatever its size.
-func (f *Files) Open(p string) (*ext4.File, error) { return f.e.Open(p) }
+// Readlink returns a symlink's target.
+func (f *Files) Readlink(p string) (string, error) {
+	if l, ok := f.r.(interface{ Readlink(string) (string, error) }); ok {
+		return l.Readlink(p)
+	}
+	return "", fmt.Errorf("readlink %s: %w", p, errNoSuchQuery)
+}
+
+// Open opens a regular file, whatever its size; it reads at any offset.
+func (f *Files) Open(p string) (fsys.File, error) { return f.r.Open(p) }
+
+// Mtime is the low 32 bits of a regular file's modification time in
+// seconds since 1970, as CPython's .pyc headers record it.
+func (f *Files) Mtime(p string) (uint32, error) {
+	if m, ok := f.r.(interface{ Mtime(string) (uint32, error) }); ok {
+		return m.Mtime(p)
+	}
+	return 0, fmt.Errorf("mtime of %s: %w", p, errNoSuchQuery)
+}
 
 // dirEntry adapts ext4.DirEntry to io/fs. Info carries the name and type
 // only: listing a directory reads no inodes.

@@ -364,6 +364,11 @@ func (m *Map) ReadFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readWhole(path, f)
+}
+
+// readWhole reads an opened file of at most MaxReadFile bytes.
+func readWhole(path string, f fsys.File) ([]byte, error) {
 	if f.Size() > MaxReadFile {
 		return nil, fmt.Errorf("%s: %d bytes: %w", path, f.Size(), ErrTooLarge)
 	}

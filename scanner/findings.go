@@ -269,7 +269,6 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 		l.Exposure = v.exposure(l.State)
 	}
 	fa.keys = slices.DeleteFunc(fa.keys, func(k locKey) bool { return fa.locs[k] == nil })
-	}
 	fa.f.Locations = make([]report.Location, 0, len(fa.keys))
 	for _, k := range fa.keys {
 		if l := fa.locs[k]; !fa.allowlisted(k, l.Path) {

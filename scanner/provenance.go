@@ -284,16 +284,20 @@ func pycCompiledFrom(files *guestfs.Files, pyc, src string) bool {
 		return false
 	}
 	var h [16]byte
-	if _, err := io.ReadFull(c, h[:]); err != nil {
+	if n, _ := c.ReadAt(h[:], 0); n != len(h) {
 		return false
 	}
 	s, err := files.Open(src)
 	if err != nil {
 		return false
 	}
+	mtime, err := files.Mtime(src)
+	if err != nil {
+		return false
+	}
 	le := binary.LittleEndian
 	return h[2] == '\r' && h[3] == '\n' && le.Uint32(h[4:]) == 0 &&
-		le.Uint32(h[8:]) == s.Mtime() && le.Uint32(h[12:]) == uint32(s.Size())
+		le.Uint32(h[8:]) == mtime && le.Uint32(h[12:]) == uint32(s.Size())
 }
 
 // readPackages reads the package records of one partition of a view. A
@@ -322,10 +326,11 @@ func readPackages(ctx context.Context, v *viewState, partition string) *pkgdb.DB
 
 // hashFile streams the file through the named digest.
 func hashFile(ctx context.Context, files *guestfs.Files, path, algo string) ([]byte, error) {
-	f, err := files.Open(path)
+	fl, err := files.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	f := io.NewSectionReader(fl, 0, fl.Size())
 	h := newHash(algo)
 	buf := make([]byte, 1<<20)
 	for {

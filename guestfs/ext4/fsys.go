@@ -118,7 +118,7 @@ func (f *FS) State(off int64) string {
 // Open opens a regular file by path, following symlinks inside the
 // filesystem. Its bytes are read on demand.
 func (f *FS) Open(p string) (fsys.File, error) {
-	in, err := f.regular(p)
+	in, err := f.regularInode(p)
 	if err != nil {
 		return nil, err
 	}

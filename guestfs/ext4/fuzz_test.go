@@ -70,8 +70,8 @@ func streamPrefix(e *FS, p string) {
 	if err != nil {
 		return
 	}
-	fl.Mtime()
-	n, _ := io.Copy(io.Discard, io.LimitReader(fl, 1<<16))
+	e.Mtime(p)
+	n, _ := io.Copy(io.Discard, io.NewSectionReader(fl, 0, min(fl.Size(), 1<<16)))
 	if n > fl.Size() {
 		panic("read past i_size")
 	}
