@@ -1,0 +1,178 @@
+package btrfs
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
+)
+
+// This file makes *FS an fsys.Reader: files are read by path from the
+// top-level subvolume (id 5), crossing into subvolumes where they are
+// linked, following symlinks inside the filesystem.
+
+// maxSymlinkTarget bounds a symlink's target.
+const maxSymlinkTarget = 4096
+
+// node is where a path component leads.
+type node struct {
+	tree   treeRoot
+	subvol uint64
+	ino    uint64
+	ftype  uint8
+}
+
+// lookup resolves p to its inode, following every symlink on the way and,
+// when it is one, the last component.
+func (f *FS) lookup(ctx context.Context, p string) (node, error) {
+	tree, dirid, err := f.findRoot(ctx, fsTreeID)
+	if err != nil {
+		return node{}, fmt.Errorf("btrfs: %s: top-level subvolume: %w", f.name, err)
+	}
+	root := node{tree: tree, subvol: fsTreeID, ino: dirid, ftype: ftDir}
+	stack := []node{root}
+	todo := strings.Split(p, "/")
+	hops := 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		cur := stack[len(stack)-1]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if cur.ftype != ftDir {
+			return node{}, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+		}
+		ents, err := f.listDir(ctx, cur.tree, cur.ino, nil)
+		if err != nil {
+			return node{}, fmt.Errorf("btrfs: %s: %s: %w", f.name, p, err)
+		}
+		var next *dirent
+		for i := range ents {
+			if ents[i].name == c {
+				next = &ents[i]
+				break
+			}
+		}
+		if next == nil {
+			return node{}, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+		}
+		switch {
+		case next.loc.typ == typeRootItem:
+			ok, err := f.hasRootRef(ctx, cur.subvol, next.loc.obj, cur.ino, c)
+			if err != nil || !ok {
+				return node{}, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+			}
+			t, d, err := f.findRoot(ctx, next.loc.obj)
+			if err != nil {
+				return node{}, fmt.Errorf("btrfs: %s: %s: subvolume %d: %w", f.name, p, next.loc.obj, err)
+			}
+			stack = append(stack, node{tree: t, subvol: next.loc.obj, ino: d, ftype: ftDir})
+		case next.ftype == ftSymlink:
+			if hops++; hops > maxSymlinks {
+				return node{}, fmt.Errorf("btrfs: %s: %s: too many symlinks", f.name, p)
+			}
+			target, err := f.readLink(ctx, cur.tree, next.loc.obj)
+			if err != nil {
+				return node{}, fmt.Errorf("btrfs: %s: %s: %w", f.name, p, err)
+			}
+			if strings.HasPrefix(target, "/") {
+				stack = []node{root}
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+		default:
+			stack = append(stack, node{tree: cur.tree, subvol: cur.subvol, ino: next.loc.obj, ftype: next.ftype})
+		}
+	}
+	return stack[len(stack)-1], nil
+}
+
+func (f *FS) readLink(ctx context.Context, tree treeRoot, ino uint64) (string, error) {
+	in, err := f.readInode(ctx, tree, ino, true, false, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if in.size > maxSymlinkTarget {
+		return "", fmt.Errorf("symlink of %d bytes: %w", in.size, errCorrupt)
+	}
+	b := make([]byte, in.size)
+	if _, err := fsys.NewRunFile(f.r, in.size, in.runs).ReadAt(b, 0); err != nil && len(b) > 0 {
+		return "", fmt.Errorf("symlink: %w", err)
+	}
+	return string(b), nil
+}
+
+// Open opens a regular file by path. Its bytes are read on demand through
+// its extents' first copies; compressed extents cannot be read
+// (fsys.ErrCompressed).
+func (f *FS) Open(p string) (fsys.File, error) {
+	ctx := context.Background()
+	n, err := f.lookup(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	in, err := f.readInode(ctx, n.tree, n.ino, true, false, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("btrfs: %s: %s: %w", f.name, p, err)
+	}
+	if in.mode&0xF000 != 0x8000 {
+		return nil, fmt.Errorf("btrfs: %s: not a regular file", p)
+	}
+	return fsys.NewRunFile(f.r, in.size, in.runs), nil
+}
+
+// ReadDir lists directory p (symlinks followed), without "." and "..".
+// A subvolume linked in p is listed as a directory.
+func (f *FS) ReadDir(p string) ([]fs.DirEntry, error) {
+	ctx := context.Background()
+	n, err := f.lookup(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if n.ftype != ftDir {
+		return nil, fmt.Errorf("btrfs: %s: not a directory", p)
+	}
+	ents, err := f.listDir(ctx, n.tree, n.ino, nil)
+	if err != nil {
+		return nil, fmt.Errorf("btrfs: %s: %s: %w", f.name, p, err)
+	}
+	out := make([]fs.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		var typ fs.FileMode
+		switch {
+		case e.loc.typ == typeRootItem || e.ftype == ftDir:
+			typ = fs.ModeDir
+		case e.ftype == ftSymlink:
+			typ = fs.ModeSymlink
+		case e.ftype == ftRegular:
+		default:
+			typ = fs.ModeIrregular
+		}
+		de := fsys.DirEntry{EntryName: e.name, EntryType: typ}
+		if e.loc.typ == typeInodeItem {
+			name, ino := e.name, e.loc.obj
+			de.Stat = func() (fs.FileInfo, error) {
+				in, err := f.readInode(ctx, n.tree, ino, false, false, nil, nil)
+				if err != nil {
+					return nil, err
+				}
+				return fsys.FileInfo{FileName: name, FileSize: in.size, FileMode: in.fileMode()}, nil
+			}
+		}
+		out = append(out, de)
+	}
+	return out, nil
+}
+
+var (
+	_ fsys.FS     = (*FS)(nil)
+	_ fsys.Reader = (*FS)(nil)
+)
