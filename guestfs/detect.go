@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/imgaudit/imgaudit/guestfs/btrfs"
 	"github.com/imgaudit/imgaudit/guestfs/ext4"
 	"github.com/imgaudit/imgaudit/guestfs/fat"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -23,6 +24,7 @@ func drivers() []fsys.Driver {
 	return []fsys.Driver{
 		xfs.Driver(),
 		squashfs.Driver(),
+		btrfs.Driver(),
 		ext4.Driver(),
 		iso9660.Driver(),
 		fat.Driver(),
