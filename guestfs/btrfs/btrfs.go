@@ -81,6 +81,7 @@ const (
 	maxSubvolumes = 4096
 	maxDirDepth   = 4096
 	maxEntries    = 4 << 20
+	maxFileRuns   = 1 << 20 // one file's runs (a run per extent and copy)
 	maxSymlinks   = 40
 	cacheBytes    = 32 << 20
 )

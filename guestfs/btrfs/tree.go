@@ -92,8 +92,16 @@ type item struct {
 var errStop = errors.New("stop")
 
 // budget bounds the tree blocks one walk visits: the same block reached
-// again and again through hostile keys costs a visit each time.
+// again and again through hostile keys costs a visit each time. Each visit
+// costs 1 and each item found earns itemCredit back: a sane search finds
+// at least one item within its at most maxLevel+1 visits, while searches
+// that wander through blocks holding nothing they want run out.
 type budget struct{ left int64 }
+
+const (
+	walkBudget = 1 << 20
+	itemCredit = 16
+)
 
 var errBudget = errors.New("tree block budget exhausted")
 
@@ -156,6 +164,9 @@ func (f *FS) descend(ctx context.Context, addr uint64, level int, lo, hi key, se
 			return fmt.Errorf("tree block at logical %d: item %d at %d+%d: %w", addr, i, o, sz, errCorrupt)
 		}
 		start := headerSize + int(o)
+		if b != nil {
+			b.left += itemCredit
+		}
 		if err := fn(item{k: k, data: node[start : start+int(sz)], leaf: addr, off: start}); err != nil {
 			return err
 		}

@@ -128,6 +128,9 @@ func (f *FS) readInode(ctx context.Context, tree treeRoot, ino uint64, dataToo, 
 // addExtent maps one EXTENT_DATA item to runs.
 func (f *FS) addExtent(in *inode, it item, allCopies bool, seenDisk *map[uint64]bool) error {
 	d := it.data
+	if len(in.runs) >= maxFileRuns {
+		return fmt.Errorf("more than %d runs: %w", maxFileRuns, errCorrupt)
+	}
 	if len(d) < fileExtentHeader {
 		return fmt.Errorf("extent item of %d bytes: %w", len(d), errCorrupt)
 	}
@@ -204,7 +207,7 @@ const maxWalkNotes = 8
 // skipped and reported in a *fsys.PartialError.
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	w := walker{f: f, ctx: ctx, fn: fn, seen: map[[2]uint64]bool{}, subvols: map[uint64]bool{fsTreeID: true},
-		b: &budget{left: max(1<<20, 64*f.size/int64(f.nodeSize))}}
+		b: &budget{left: walkBudget}}
 	tree, dirid, err := f.findRoot(ctx, fsTreeID)
 	if err != nil {
 		return fmt.Errorf("btrfs: %s: top-level subvolume: %w", f.name, err)

@@ -1,0 +1,137 @@
+// Command mkseed makes the committed fuzz seeds of guestfs/btrfs and
+// guestfs/ntfs: it builds small real filesystems with mkfs.btrfs (from a
+// directory, no mount) or mkntfs (populated through an ntfs-3g mount, as
+// root) and writes each, packed by sparseimg, as a Go fuzz corpus file.
+//
+//	go run ./guestfs/internal/mkseed -fs btrfs -dir guestfs/btrfs/testdata/fuzz/FuzzBtrfsOpen
+//	go run ./guestfs/internal/mkseed -fs ntfs -dir guestfs/ntfs/testdata/fuzz/FuzzNTFSOpen
+//
+// The packages' go:generate lines run it.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/imgaudit/imgaudit/guestfs/internal/sparseimg"
+)
+
+func main() {
+	kind := flag.String("fs", "", "btrfs or ntfs")
+	dir := flag.String("dir", "", "corpus directory to write the seeds into")
+	flag.Parse()
+	if *dir == "" {
+		log.Fatal("mkseed: -dir is required")
+	}
+	tmp, err := os.MkdirTemp("", "mkseed")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	var seeds map[string][]byte
+	switch *kind {
+	case "btrfs":
+		seeds = btrfsSeeds(tmp)
+	case "ntfs":
+		seeds = ntfsSeeds(tmp)
+	default:
+		log.Fatalf("mkseed: -fs %q: want btrfs or ntfs", *kind)
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	for name, img := range seeds {
+		packed := sparseimg.Encode(img, 64)
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", packed)
+		if err := os.WriteFile(filepath.Join(*dir, name), []byte(body), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("%s: %d-byte image packed into %d bytes", name, len(img), len(packed))
+	}
+}
+
+func run(name string, args ...string) {
+	cmd := exec.Command(name, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// tree writes a small directory tree: a file small enough to be inline
+// (btrfs) or resident (NTFS), a larger one, a nested directory, a symlink.
+func tree(root string) {
+	must(os.MkdirAll(filepath.Join(root, "etc/app"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "etc/small.conf"), []byte("password=hunter2\n"), 0o600))
+	must(os.WriteFile(filepath.Join(root, "etc/app/credentials"), bytes.Repeat([]byte("aws_secret_access_key = x\n"), 120), 0o600))
+	must(os.Symlink("../small.conf", filepath.Join(root, "etc/app/link")))
+}
+
+func image(path string, size int64) {
+	must(os.WriteFile(path, nil, 0o644))
+	must(os.Truncate(path, size))
+}
+
+func btrfsSeeds(tmp string) map[string][]byte {
+	src := filepath.Join(tmp, "src")
+	tree(src)
+	must(os.Link(filepath.Join(src, "etc/app/credentials"), filepath.Join(src, "etc/hardlink")))
+	out := map[string][]byte{}
+	for name, args := range map[string][]string{
+		"mkfs-4k-nodes-dup":    {"-n", "4096"},
+		"mkfs-4k-nodes-single": {"-n", "4096", "-m", "single"},
+	} {
+		img := filepath.Join(tmp, name)
+		image(img, 128<<20)
+		run("mkfs.btrfs", append(append([]string{"-q", "--rootdir", src}, args...), img)...)
+		b, err := os.ReadFile(img)
+		must(err)
+		out[name] = b
+	}
+	return out
+}
+
+func ntfsSeeds(tmp string) map[string][]byte {
+	img := filepath.Join(tmp, "ntfs.img")
+	image(img, 8<<20)
+	run("mkntfs", "-F", "-Q", "-q", img)
+	mnt := filepath.Join(tmp, "mnt")
+	must(os.Mkdir(mnt, 0o755))
+	cmd := exec.Command("ntfs-3g", "-o", "no_detach,streams_interface=windows", img, mnt)
+	must(cmd.Start())
+	for i := 0; ; i++ {
+		b, _ := os.ReadFile("/proc/self/mounts")
+		if strings.Contains(string(b), " "+mnt+" ") {
+			break
+		}
+		if i > 600 {
+			cmd.Process.Kill()
+			log.Fatal("mkseed: ntfs-3g did not mount")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tree(mnt)
+	must(os.WriteFile(filepath.Join(mnt, "etc/small.conf:stream"), []byte("ads data\n"), 0o644))
+	must(os.WriteFile(filepath.Join(mnt, "deleted.txt"), bytes.Repeat([]byte("deleted token\n"), 500), 0o644))
+	must(os.WriteFile(filepath.Join(mnt, "deleted-small.txt"), []byte("tiny deleted\n"), 0o644))
+	run("sync")
+	must(os.Remove(filepath.Join(mnt, "deleted.txt")))
+	must(os.Remove(filepath.Join(mnt, "deleted-small.txt")))
+	run("umount", mnt)
+	must(cmd.Wait())
+	b, err := os.ReadFile(img)
+	must(err)
+	return map[string][]byte{"mkntfs-populated": b}
+}
