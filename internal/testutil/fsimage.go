@@ -19,12 +19,13 @@ type FSContent struct {
 	// length) is written over them at offset 0.
 	Overwritten map[string][2][]byte
 	// Extra, when set, runs while the filesystem is mounted at mnt, after
-	// the files above are in place.
+	// the files above are written and before the deletions and overwrites
+	// (so that what it writes cannot reuse the deleted files' space).
 	Extra func(mnt string)
 }
 
-// populate writes c's files under mnt: every file synced, the deleted ones
-// removed, the overwritten ones rewritten in place and synced again.
+// populate writes c's files under mnt (every file synced), runs Extra,
+// removes the deleted ones and rewrites the overwritten ones in place.
 func (c FSContent) populate(t testing.TB, mnt string) {
 	t.Helper()
 	write := func(p string, b []byte) {
@@ -53,6 +54,9 @@ func (c FSContent) populate(t testing.TB, mnt string) {
 	for p, b := range c.Overwritten {
 		write(p, b[0])
 	}
+	if c.Extra != nil {
+		c.Extra(mnt)
+	}
 	Run(t, "sync")
 	for p := range c.Deleted {
 		if err := os.Remove(filepath.Join(mnt, p)); err != nil {
@@ -71,9 +75,6 @@ func (c FSContent) populate(t testing.TB, mnt string) {
 			t.Fatal(err)
 		}
 		f.Close()
-	}
-	if c.Extra != nil {
-		c.Extra(mnt)
 	}
 	Run(t, "sync")
 }

@@ -1,0 +1,216 @@
+package ntfs
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
+)
+
+// link builds each directory's list of children from the records'
+// $FILE_NAME parent references. A live record needs a live parent
+// directory with the sequence number its reference names. A deleted
+// record (in-use flag clear, record still intact) keeps its place under
+// a live parent with that sequence number, or under a deleted parent
+// directory whose sequence number is the one named or the next (NTFS
+// drivers increment it when they free a record).
+func (f *FS) link() {
+	n := len(f.recs)
+	f.firstChild = make([]int32, n)
+	f.next = make([]int32, n)
+	for i := range f.firstChild {
+		f.firstChild[i], f.next[i] = -1, -1
+	}
+	if recRoot >= n {
+		return
+	}
+	for i := n - 1; i >= 0; i-- { // pushed at the head: lists in record order
+		r := &f.recs[i]
+		p := int(r.parent)
+		if i == recRoot || r.flags&(recValid|recNamed) != recValid|recNamed || !fsys.ValidName(r.name) || p >= n || p == i {
+			continue
+		}
+		pr := &f.recs[p]
+		if pr.flags&(recValid|recDir) != recValid|recDir {
+			continue
+		}
+		live, parentLive := r.flags&recInUse != 0, pr.flags&recInUse != 0
+		seqOK := r.parentSeq == 0 || r.parentSeq == pr.seq
+		switch {
+		case live && !(parentLive && seqOK):
+			continue
+		case !live && !parentLive && !seqOK && r.parentSeq+1 != pr.seq:
+			continue
+		case !live && parentLive && !seqOK:
+			continue
+		}
+		f.next[i] = f.firstChild[p]
+		f.firstChild[p] = int32(i)
+	}
+	// Other names of live records, for the reader.
+	for i := range f.recs {
+		r := &f.recs[i]
+		if r.flags&recInUse == 0 {
+			continue
+		}
+		for _, l := range r.links {
+			if p := int(l.parent); p < n && f.recs[p].flags&(recInUse|recDir) == recInUse|recDir &&
+				(l.parentSeq == 0 || l.parentSeq == f.recs[p].seq) && fsys.ValidName(l.name) {
+				if f.links == nil {
+					f.links = map[int32][]namedChild{}
+				}
+				f.links[int32(p)] = append(f.links[int32(p)], namedChild{rec: int32(i), name: l.name})
+			}
+		}
+	}
+}
+
+// namedChild is a hard link: record rec under name in some directory.
+type namedChild struct {
+	rec  int32
+	name string
+}
+
+// Walk visits the root directory and, from it down, every directory, file
+// and alternate data stream ("path:stream") whose record names a
+// resolvable parent, each directory before its entries. Entries of deleted
+// records are marked Deleted; their runs are the parts whose clusters
+// $Bitmap still has free (clusters allocated again belong to their new
+// owner), and their resident data, which stays in the freed MFT record.
+// $MFT's own data is not given (its bytes are the records: they are
+// allocated metadata, with resident data attributed to its file).
+func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
+	if recRoot >= len(f.recs) || f.recs[recRoot].flags&(recValid|recInUse|recDir) != recValid|recInUse|recDir {
+		return fmt.Errorf("ntfs: %s: root directory (record %d) unreadable", f.name, recRoot)
+	}
+	type job struct {
+		rec   int
+		path  string
+		depth int
+	}
+	var buf []fsys.Run
+	emitRecord := func(i int, p string) error {
+		r := &f.recs[i]
+		deleted := r.flags&recInUse == 0
+		if r.flags&recDir != 0 {
+			buf = f.entryRuns(buf[:0], r.index, -1, deleted)
+			if err := fn(fsys.Entry{Path: p, Mode: fs.ModeDir | 0o755, Runs: buf, Deleted: deleted}); err != nil {
+				return err
+			}
+		} else if r.stream("") == nil {
+			if err := fn(fsys.Entry{Path: p, Mode: 0o644, Deleted: deleted}); err != nil {
+				return err
+			}
+		}
+		for _, s := range r.streams {
+			sp := p
+			if s.name != "" {
+				sp = p + ":" + s.name
+			} else if r.flags&recDir != 0 {
+				continue // a directory's unnamed data: none on a sane volume
+			}
+			buf = buf[:0]
+			if i != recMFT || s.name != "" {
+				buf = f.entryRuns(buf, s.runs, s.zeroFrom(), deleted)
+			}
+			if err := fn(fsys.Entry{Path: sp, Mode: 0o644, Size: s.size, Runs: buf, Deleted: deleted}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := emitRecord(recRoot, "/"); err != nil {
+		return err
+	}
+	seen := make([]bool, len(f.recs))
+	seen[recRoot] = true
+	stack := []job{{rec: recRoot, path: "/"}}
+	var notes []string
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		j := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for c := f.firstChild[j.rec]; c >= 0; c = f.next[c] {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			p := fsys.Join(j.path, f.recs[c].name)
+			if err := emitRecord(int(c), p); err != nil {
+				return err
+			}
+			if f.recs[c].flags&recDir != 0 && f.firstChild[c] >= 0 {
+				if j.depth >= maxDepth {
+					notes = append(notes, fmt.Sprintf("%s: deeper than %d directories: not walked", p, maxDepth))
+					continue
+				}
+				stack = append(stack, job{rec: int(c), path: p, depth: j.depth + 1})
+			}
+		}
+	}
+	if len(notes) > 0 {
+		return &fsys.PartialError{Notes: notes[:min(len(notes), 8)]}
+	}
+	return nil
+}
+
+// zeroFrom is where a stream's bytes start to read as zeros although the
+// file goes on (its initialized size), or -1.
+func (s *stream) zeroFrom() int64 {
+	if s.resident || s.init >= s.size {
+		return -1
+	}
+	return s.init
+}
+
+// entryRuns appends runs to dst for an entry: bytes from init (see
+// zeroFrom; -1 for none) on read as zeros, so they are Unwritten;
+// a deleted entry keeps only the clusters $Bitmap has free.
+func (f *FS) entryRuns(dst, runs []fsys.Run, init int64, deleted bool) []fsys.Run {
+	for _, r := range runs {
+		if init >= 0 && !r.Inline && !r.Compressed && r.FileOff+r.Len > init {
+			if cut := init - r.FileOff; cut > 0 {
+				head := r
+				head.Len = cut
+				dst = f.appendRun(dst, head, deleted)
+				r.Off, r.FileOff, r.Len = r.Off+cut, r.FileOff+cut, r.Len-cut
+			}
+			r.Unwritten = true
+		}
+		dst = f.appendRun(dst, r, deleted)
+	}
+	return dst
+}
+
+func (f *FS) appendRun(dst []fsys.Run, r fsys.Run, deleted bool) []fsys.Run {
+	if !deleted || r.Inline || f.bitmap == nil {
+		return append(dst, r)
+	}
+	// Split at cluster granularity into the stretches $Bitmap has free.
+	cs := f.clusterSize
+	start := int64(-1)
+	for off := r.Off; off < r.Off+r.Len; off += cs {
+		free := !f.clusterUsed(off / cs)
+		switch {
+		case free && start < 0:
+			start = off
+		case !free && start >= 0:
+			dst = append(dst, sub(r, start, off))
+			start = -1
+		}
+	}
+	if start >= 0 {
+		dst = append(dst, sub(r, start, r.Off+r.Len))
+	}
+	return dst
+}
+
+// sub is the part [a, z) of run r (device offsets).
+func sub(r fsys.Run, a, z int64) fsys.Run {
+	r.FileOff += a - r.Off
+	r.Off, r.Len = a, z-a
+	return r
+}
