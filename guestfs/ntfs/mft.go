@@ -415,7 +415,6 @@ func (f *FS) readRecords(ctx context.Context) error {
 		f.notes = append(f.notes, fmt.Sprintf("MFT of %d records: only the first %d are read", n, maxRecords))
 		n = maxRecords
 	}
-	f.recs = make([]record, n)
 	batch := max(1, (1<<20)/f.recordSize)
 	buf := make([]byte, batch*f.recordSize)
 	var exts []ext
@@ -451,6 +450,11 @@ func (f *FS) readRecords(ctx context.Context) error {
 				f.notes = append(f.notes, fmt.Sprintf("more than %d runs: records from %d on are not read", maxTotalRuns, no))
 				return nil
 			}
+			// The table grows to the last record read, not to what
+			// $MFT's size claims.
+			if grow := int(no) + 1 - len(f.recs); grow > 0 {
+				f.recs = append(f.recs, make([]record, grow)...)
+			}
 			if base != 0 {
 				exts = append(exts, ext{base: base, inUse: rec.flags&recInUse != 0, record: rec})
 				f.recs[no].flags = recExtension
@@ -463,7 +467,7 @@ func (f *FS) readRecords(ctx context.Context) error {
 		f.notes = append(f.notes, fmt.Sprintf("%d MFT records unreadable (first: %v)", bad, badErr))
 	}
 	for _, e := range exts {
-		if e.base >= n {
+		if e.base >= int64(len(f.recs)) {
 			continue
 		}
 		b := &f.recs[e.base]

@@ -44,7 +44,7 @@ var le = binary.LittleEndian
 const (
 	maxClusterSize = 2 << 20
 	maxRecordSize  = 64 << 10
-	maxRecords     = 4 << 20  // MFT records indexed (4 GiB of 1 KiB records)
+	maxRecords     = 1 << 20  // MFT records read (1 GiB of 1 KiB records; ~100 bytes each kept)
 	maxBitmapBytes = 64 << 20 // $Bitmap read: 512M clusters, 2 TiB at 4 KiB
 	maxMFTRuns     = 1 << 16
 	maxTotalRuns   = 8 << 20
@@ -115,6 +115,9 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, name string) (*FS, err
 	}
 	if err := f.readRecords(ctx); err != nil {
 		return nil, err
+	}
+	if recRoot >= len(f.recs) || f.recs[recRoot].flags&(recValid|recInUse|recDir) != recValid|recInUse|recDir {
+		return nil, fmt.Errorf("ntfs: %s: root directory (MFT record %d) unreadable: %w", name, recRoot, errCorrupt)
 	}
 	if err := f.readBitmap(); err != nil {
 		f.notes = append(f.notes, fmt.Sprintf("$Bitmap unreadable (%v): free and allocated clusters are unknown", err))

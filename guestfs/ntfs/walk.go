@@ -81,9 +81,6 @@ type namedChild struct {
 // $MFT's own data is not given (its bytes are the records: they are
 // allocated metadata, with resident data attributed to its file).
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
-	if recRoot >= len(f.recs) || f.recs[recRoot].flags&(recValid|recInUse|recDir) != recValid|recInUse|recDir {
-		return fmt.Errorf("ntfs: %s: root directory (record %d) unreadable", f.name, recRoot)
-	}
 	type job struct {
 		rec   int
 		path  string

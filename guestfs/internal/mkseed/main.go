@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"log"
@@ -20,7 +21,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/internal/sparseimg"
+	"github.com/imgaudit/imgaudit/guestfs/ntfs"
 )
 
 func main() {
@@ -133,5 +136,23 @@ func ntfsSeeds(tmp string) map[string][]byte {
 	must(cmd.Wait())
 	b, err := os.ReadFile(img)
 	must(err)
+	trimNTFS(b)
 	return map[string][]byte{"mkntfs-populated": b}
+}
+
+// trimNTFS zeroes the data of system files the reader never parses
+// ($UpCase's 128 KiB table, $AttrDef, $Secure's descriptors, $LogFile),
+// which would otherwise make most of the seed.
+func trimNTFS(b []byte) {
+	v, err := ntfs.Open(context.Background(), bytes.NewReader(b), int64(len(b)), "seed")
+	must(err)
+	must(v.Walk(context.Background(), func(e fsys.Entry) error {
+		switch e.Path {
+		case "/$UpCase", "/$AttrDef", "/$Secure:$SDS", "/$LogFile":
+			for _, r := range e.Runs {
+				clear(b[r.Off : r.Off+r.Len])
+			}
+		}
+		return nil
+	}))
 }
