@@ -11,6 +11,7 @@ import (
 	"github.com/imgaudit/imgaudit/guestfs/iso9660"
 	"github.com/imgaudit/imgaudit/guestfs/luks"
 	"github.com/imgaudit/imgaudit/guestfs/lvm"
+	"github.com/imgaudit/imgaudit/guestfs/ntfs"
 	"github.com/imgaudit/imgaudit/guestfs/squashfs"
 	"github.com/imgaudit/imgaudit/guestfs/xfs"
 )
@@ -27,6 +28,7 @@ func drivers() []fsys.Driver {
 		btrfs.Driver(),
 		ext4.Driver(),
 		iso9660.Driver(),
+		ntfs.Driver(),
 		fat.Driver(),
 	}
 }
