@@ -8,6 +8,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/internal/sparseimg"
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 //go:generate go run ../internal/mkseed -fs btrfs -dir testdata/fuzz/FuzzBtrfsOpen
@@ -55,11 +56,7 @@ func FuzzBtrfsOpen(f *testing.F) {
 // TestFuzzSeedsOpen: the committed seeds are btrfs filesystems the reader
 // opens and walks, down to the files mkseed put there.
 func TestFuzzSeedsOpen(t *testing.T) {
-	seeds := fuzzSeeds(t, "FuzzBtrfsOpen")
-	if len(seeds) < 2 {
-		t.Fatalf("%d seeds", len(seeds))
-	}
-	for _, data := range seeds {
+	for _, data := range fuzzSeeds(t) {
 		r := sparseimg.Decode(data)
 		b, err := Open(context.Background(), r, r.Size(), "seed")
 		if err != nil {
@@ -78,13 +75,12 @@ func TestFuzzSeedsOpen(t *testing.T) {
 	}
 }
 
-// fuzzSeeds reads the seeds mkseed made (named "mk..."), not the inputs
-// that fuzzing found and that stay as regression seeds.
-func fuzzSeeds(t *testing.T, target string) [][]byte {
-	t.Helper()
-	seeds, err := sparseimg.ReadCorpus("testdata/fuzz/"+target, "mk")
-	if err != nil {
-		t.Fatal(err)
+// fuzzSeeds reads the seeds mkseed made, not the inputs that fuzzing found
+// and that stay as regression seeds.
+func fuzzSeeds(t *testing.T) [][]byte {
+	var out [][]byte
+	for _, name := range []string{"mkfs-4k-nodes-dup", "mkfs-4k-nodes-single"} {
+		out = append(out, testutil.FuzzSeed(t, "testdata/fuzz/FuzzBtrfsOpen/"+name))
 	}
-	return seeds
+	return out
 }

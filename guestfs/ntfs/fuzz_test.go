@@ -8,6 +8,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/internal/sparseimg"
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 //go:generate go run ../internal/mkseed -fs ntfs -dir testdata/fuzz/FuzzNTFSOpen
@@ -57,11 +58,7 @@ func FuzzNTFSOpen(f *testing.F) {
 // opens and walks, down to the populated files, so that fuzzing starts
 // from deep inside the parser.
 func TestFuzzSeedsOpen(t *testing.T) {
-	seeds := fuzzSeeds(t, "FuzzNTFSOpen")
-	if len(seeds) == 0 {
-		t.Fatal("no seeds")
-	}
-	for _, data := range seeds {
+	for _, data := range fuzzSeeds(t) {
 		r := sparseimg.Decode(data)
 		v, err := Open(context.Background(), r, r.Size(), "seed")
 		if err != nil {
@@ -79,13 +76,12 @@ func TestFuzzSeedsOpen(t *testing.T) {
 	}
 }
 
-// fuzzSeeds reads the seeds mkseed made (named "mk..."), not the inputs
-// that fuzzing found and that stay as regression seeds.
-func fuzzSeeds(t *testing.T, target string) [][]byte {
-	t.Helper()
-	seeds, err := sparseimg.ReadCorpus("testdata/fuzz/"+target, "mk")
-	if err != nil {
-		t.Fatal(err)
+// fuzzSeeds reads the seeds mkseed made, not the inputs that fuzzing found
+// and that stay as regression seeds.
+func fuzzSeeds(t *testing.T) [][]byte {
+	var out [][]byte
+	for _, name := range []string{"mkntfs-populated"} {
+		out = append(out, testutil.FuzzSeed(t, "testdata/fuzz/FuzzNTFSOpen/"+name))
 	}
-	return seeds
+	return out
 }
