@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
@@ -176,8 +177,7 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, name string) (*FS, err
 	f.sector = le.Uint32(sb[0x90:])
 	if f.nodeSize < minNodeSize || f.nodeSize > maxNodeSize || f.nodeSize&(f.nodeSize-1) != 0 ||
 		f.sector < 512 || f.sector > f.nodeSize || f.sector&(f.sector-1) != 0 {
-		return nil, fmt.Errorf("btrfs: %s: superblock at byte %d: node size %d, sector size %d: %w",
-			name, off, f.nodeSize, f.sector, errCorrupt)
+		return nil, model.Wrapf(errCorrupt, name, off, "btrfs: superblock: node size %d, sector size %d", f.nodeSize, f.sector)
 	}
 	copy(f.fsid[:], sb[fsidOff:])
 	if le.Uint64(sb[incompatOff:])&incompatMUID != 0 {
@@ -193,16 +193,16 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, name string) (*FS, err
 	}
 	f.cache.init(cacheBytes / int(f.nodeSize))
 	if err := f.chunks.bootstrap(sb, f.devid); err != nil {
-		return nil, fmt.Errorf("btrfs: %s: superblock at byte %d: sys_chunk_array: %w", name, off, err)
+		return nil, model.Wrapf(err, name, off+sysArrayOff, "btrfs: sys_chunk_array")
 	}
 	chunkRoot := treeRoot{le.Uint64(sb[0x58:]), sb[0xc7]}
 	if err := f.readChunkTree(ctx, chunkRoot); err != nil {
-		return nil, fmt.Errorf("btrfs: %s: chunk tree at logical %d: %w", name, chunkRoot.bytenr, err)
+		return nil, model.Wrapf(err, name, f.physOf(chunkRoot.bytenr, off+0x58), "btrfs: chunk tree at logical %d", chunkRoot.bytenr)
 	}
 	f.notes = append(f.notes, f.chunks.notes...)
 	f.rootTree = treeRoot{le.Uint64(sb[0x50:]), sb[0xc6]}
 	if _, err := f.readNode(f.rootTree.bytenr, int(f.rootTree.level)); err != nil {
-		return nil, fmt.Errorf("btrfs: %s: root tree: %w", name, err)
+		return nil, model.Wrapf(err, name, f.physOf(f.rootTree.bytenr, off+0x50), "btrfs: root tree at logical %d", f.rootTree.bytenr)
 	}
 	if err := f.readExtentTree(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -241,7 +241,7 @@ func readSuper(r io.ReaderAt, size int64, name string) ([]byte, int64, error) {
 		b := make([]byte, superSize)
 		if err := fsys.ReadFull(r, b, off); err != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("btrfs: %s: read superblock at byte %d: %w", name, off, err)
+				firstErr = model.Wrapf(err, name, off, "btrfs: read superblock")
 			}
 			continue
 		}
@@ -299,4 +299,12 @@ func (c *nodeCache) put(addr uint64, b []byte) {
 		clear(c.nodes)
 	}
 	c.nodes[addr] = b
+}
+
+// physOf is the device offset of logical address addr's first copy, for
+// errors; where no chunk maps it, ref (the offset of the pointer to it).
+func (f *FS) physOf(addr uint64, ref int64) int64 {
+	off := ref
+	f.chunks.mapRange(addr, 1, false, func(p piece) { off = int64(p.phys) })
+	return off
 }

@@ -2,8 +2,11 @@ package btrfs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -83,4 +86,39 @@ func fuzzSeeds(t *testing.T) [][]byte {
 		out = append(out, testutil.FuzzSeed(t, "testdata/fuzz/FuzzBtrfsOpen/"+name))
 	}
 	return out
+}
+
+// TestOpenErrors: a damaged superblock or chunk tree fails Open with an
+// error that names the partition and the device offset.
+func TestOpenErrors(t *testing.T) {
+	seed := fuzzSeeds(t)[0]
+	for _, c := range []struct {
+		name  string
+		patch func(r *sparseimg.Reader, b []byte) []byte
+		want  string
+	}{
+		{"node size", func(r *sparseimg.Reader, b []byte) []byte { return patch(r, superOffset+0x94, []byte{0, 3, 0, 0}) },
+			"p9: offset 65536 (0x10000): btrfs: superblock: node size 768"},
+		{"chunk root", func(r *sparseimg.Reader, b []byte) []byte { return patch(r, superOffset+0x58, []byte{1, 2, 3, 4}) },
+			"p9: offset 65624 (0x10058): btrfs: chunk tree at logical 67305985"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := sparseimg.Decode(c.patch(sparseimg.Decode(seed), seed))
+			_, err := Open(context.Background(), r, r.Size(), "p9")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Open: %v, want %q in it", err, c.want)
+			}
+		})
+	}
+}
+
+// patch returns the image r with b written at off, packed again.
+func patch(r *sparseimg.Reader, off int64, b []byte) []byte {
+	img := make([]byte, r.Size())
+	r.ReadAt(img, 0)
+	copy(img[off:], b)
+	if off >= superOffset && off < superOffset+superSize {
+		binary.LittleEndian.PutUint32(img[superOffset:], crc32.Checksum(img[superOffset+32:superOffset+superSize], crcTab))
+	}
+	return sparseimg.Encode(img, 64)
 }

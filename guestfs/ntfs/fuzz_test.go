@@ -1,9 +1,13 @@
 package ntfs
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -84,4 +88,33 @@ func fuzzSeeds(t *testing.T) [][]byte {
 		out = append(out, testutil.FuzzSeed(t, "testdata/fuzz/FuzzNTFSOpen/"+name))
 	}
 	return out
+}
+
+// TestOpenErrors: a damaged boot sector or MFT fails Open with an error
+// that names the partition and the device offset.
+func TestOpenErrors(t *testing.T) {
+	seed := sparseimg.Decode(fuzzSeeds(t)[0])
+	img := make([]byte, seed.Size())
+	seed.ReadAt(img, 0)
+	mft := int64(binary.LittleEndian.Uint64(img[0x30:])) * int64(binary.LittleEndian.Uint16(img[0x0B:])) * int64(img[0x0D])
+	for _, c := range []struct {
+		name string
+		off  int64
+		b    []byte
+		want string
+	}{
+		{"record size", 0x40, []byte{0x7F}, "p9: offset 0 (0x0): ntfs: boot sector: 512-byte sectors"},
+		{"MFT cluster", 0x30, []byte{0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0}, "p9: offset 48 (0x30): ntfs: boot sector: $MFT at cluster 16777215"},
+		{"record 0 magic", mft, []byte("XXXX"), fmt.Sprintf("p9: offset %d (%#x): ntfs: $MFT record 0", mft, mft)},
+		{"root record", mft + recRoot*1024 + 22, []byte{0, 0}, "ntfs: root directory (MFT record 5) unreadable"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := bytes.Clone(img)
+			copy(b[c.off:], c.b)
+			_, err := Open(context.Background(), bytes.NewReader(b), int64(len(b)), "p9")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Open: %v, want %q in it", err, c.want)
+			}
+		})
+	}
 }

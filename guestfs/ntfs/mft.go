@@ -9,6 +9,7 @@ import (
 	"slices"
 	"unicode/utf16"
 
+	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
@@ -427,7 +428,7 @@ func (f *FS) readRecords(ctx context.Context) error {
 		k := min(batch, n-i)
 		b := buf[:k*f.recordSize]
 		if _, err := f.mft.ReadAt(b, i*f.recordSize); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("ntfs: %s: MFT records %d-%d: %w", f.name, i, i+k-1, err)
+			return model.Wrapf(err, f.name, f.recordOffset(i), "ntfs: MFT records %d-%d", i, i+k-1)
 		}
 		for j := int64(0); j < k; j++ {
 			no := i + j

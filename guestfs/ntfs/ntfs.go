@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
@@ -111,13 +112,13 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, name string) (*FS, err
 		return nil, err
 	}
 	if err := f.readMFTRuns(); err != nil {
-		return nil, fmt.Errorf("ntfs: %s: $MFT: %w", name, err)
+		return nil, model.Wrapf(err, name, f.mftRuns[0].Off, "ntfs: $MFT record 0")
 	}
 	if err := f.readRecords(ctx); err != nil {
 		return nil, err
 	}
 	if recRoot >= len(f.recs) || f.recs[recRoot].flags&(recValid|recInUse|recDir) != recValid|recInUse|recDir {
-		return nil, fmt.Errorf("ntfs: %s: root directory (MFT record %d) unreadable: %w", name, recRoot, errCorrupt)
+		return nil, model.Wrapf(errCorrupt, name, f.recordOffset(recRoot), "ntfs: root directory (MFT record %d) unreadable", recRoot)
 	}
 	if err := f.readBitmap(); err != nil {
 		f.notes = append(f.notes, fmt.Sprintf("$Bitmap unreadable (%v): free and allocated clusters are unknown", err))
@@ -129,7 +130,7 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, name string) (*FS, err
 func (f *FS) readBoot() error {
 	b := make([]byte, 512)
 	if err := fsys.ReadFull(f.r, b, 0); err != nil {
-		return fmt.Errorf("ntfs: %s: boot sector at byte 0: %w", f.name, err)
+		return model.Wrapf(err, f.name, 0, "ntfs: boot sector")
 	}
 	if !Probe(b) {
 		return fmt.Errorf("%s: %w", f.name, ErrNotNTFS)
@@ -160,13 +161,13 @@ func (f *FS) readBoot() error {
 		spc == 0 || spc&(spc-1) != 0 || f.clusterSize > maxClusterSize,
 		f.recordSize < 512 || f.recordSize > maxRecordSize || f.recordSize&(f.recordSize-1) != 0,
 		total <= 0 || total > f.size/bps+1:
-		return fmt.Errorf("ntfs: %s: boot sector at byte 0: %d-byte sectors, %d per cluster, %d-byte records, %d sectors in a %d-byte partition: %w",
-			f.name, bps, spc, f.recordSize, total, f.size, errCorrupt)
+		return model.Wrapf(errCorrupt, f.name, 0, "ntfs: boot sector: %d-byte sectors, %d per cluster, %d-byte records, %d sectors in a %d-byte partition",
+			bps, spc, f.recordSize, total, f.size)
 	}
 	f.volumeBytes = total * bps
 	f.clusters = f.volumeBytes / f.clusterSize
 	if mftLCN <= 0 || mftLCN >= f.clusters {
-		return fmt.Errorf("ntfs: %s: boot sector at byte 0: $MFT at cluster %d of %d: %w", f.name, mftLCN, f.clusters, errCorrupt)
+		return model.Wrapf(errCorrupt, f.name, 0x30, "ntfs: boot sector: $MFT at cluster %d of %d", mftLCN, f.clusters)
 	}
 	f.mftRuns = []fsys.Run{{Off: mftLCN * f.clusterSize, Len: f.recordSize}}
 	return nil
@@ -221,4 +222,13 @@ func (f *FS) readBitmap() error {
 	}
 	f.bitmap = b
 	return nil
+}
+
+// recordOffset is the device offset of MFT record no, for errors; -1 when
+// the MFT's runs do not map it.
+func (f *FS) recordOffset(no int64) int64 {
+	if rs := f.recordRuns(no, 0, 1, 0, nil); len(rs) > 0 {
+		return rs[0].Off
+	}
+	return -1
 }
