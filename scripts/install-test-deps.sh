@@ -25,6 +25,13 @@ need=(
   mcopy:mtools
   xorriso:xorriso
   mksquashfs:squashfs-tools
+  mkfs.btrfs:btrfs-progs
+  btrfs:btrfs-progs
+  mkntfs:ntfs-3g
+  ntfs-3g:ntfs-3g
+  ntfsls:ntfs-3g
+  ntfsinfo:ntfs-3g
+  ntfsundelete:ntfs-3g
   ssh-keygen:openssh-client
   puttygen:putty-tools
   gpg:gnupg
