@@ -2,9 +2,7 @@ package btrfs
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,15 +14,9 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/guestfs/internal/fstest"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
-
-// marker returns n bytes of a name repeated, so that the first occurrence
-// of its first 64 bytes in an image is the file's first byte.
-func marker(name string, n int) []byte {
-	m := []byte("<<" + name + ">>")
-	return bytes.Repeat(m, n/len(m)+1)[:n]
-}
 
 // fixture is the content of every test image: a live file, a small file
 // (inline), a deleted file, a file overwritten in place (copy-on-write
@@ -34,12 +26,12 @@ func marker(name string, n int) []byte {
 func fixture() testutil.FSContent {
 	return testutil.FSContent{
 		Live: map[string][]byte{
-			"/etc/app/credentials": marker("/etc/app/credentials", 9000),
-			"/etc/small.conf":      marker("/etc/small.conf", 40),
-			"/d/e/f/deep.txt":      marker("/d/e/f/deep.txt", 5000),
+			"/etc/app/credentials": testutil.Marker("/etc/app/credentials", 9000),
+			"/etc/small.conf":      testutil.Marker("/etc/small.conf", 40),
+			"/d/e/f/deep.txt":      testutil.Marker("/d/e/f/deep.txt", 5000),
 		},
-		Deleted:     map[string][]byte{"/tmp/token-deleted": marker("/tmp/token-deleted", 20000)},
-		Overwritten: map[string][2][]byte{"/srv/overwritten": {marker("/srv/overwritten-old", 12000), marker("/srv/overwritten-new", 12000)}},
+		Deleted:     map[string][]byte{"/tmp/token-deleted": testutil.Marker("/tmp/token-deleted", 20000)},
+		Overwritten: map[string][2][]byte{"/srv/overwritten": {testutil.Marker("/srv/overwritten-old", 12000), testutil.Marker("/srv/overwritten-new", 12000)}},
 	}
 }
 
@@ -64,7 +56,7 @@ func populateExtra(t *testing.T, mnt string) {
 		t.Fatal(err)
 	}
 	testutil.Run(t, "btrfs", "subvolume", "create", j("sv"))
-	if err := os.WriteFile(j("sv/inner.txt"), marker("/sv/inner.txt", 7000), 0o644); err != nil {
+	if err := os.WriteFile(j("sv/inner.txt"), testutil.Marker("/sv/inner.txt", 7000), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Run(t, "btrfs", "subvolume", "snapshot", "-r", j("sv"), j("snap"))
@@ -319,14 +311,6 @@ func toolExtent(t *testing.T, cs []toolChunk, it dtItem, have []fsys.Run) []fsys
 	return out
 }
 
-func sortRuns(rs []fsys.Run) []fsys.Run {
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b fsys.Run) int {
-		return cmp.Or(cmp.Compare(a.FileOff, b.FileOff), cmp.Compare(a.Off, b.Off))
-	})
-	return rs
-}
-
 // TestWalkMatchesDumpTree compares, for images made with several mkfs
 // options, every path, type, size and device run of our walk with what
 // btrfs-progs' dump-tree says about the same image.
@@ -366,7 +350,7 @@ func TestWalkMatchesDumpTree(t *testing.T) {
 				if in.mode != fs.ModeDir && e.Size != in.size {
 					t.Errorf("%s: size %d, dump-tree says %d", e.Path, e.Size, in.size)
 				}
-				if g, w := sortRuns(e.Runs), sortRuns(in.runs); !slices.Equal(g, w) {
+				if g, w := fstest.SortRuns(e.Runs), fstest.SortRuns(in.runs); !slices.Equal(g, w) {
 					t.Errorf("%s: runs\n  %+v\ndump-tree:\n  %+v", e.Path, g, w)
 				}
 				return nil
@@ -512,42 +496,19 @@ func TestStatesAndRead(t *testing.T) {
 		t.Errorf("unallocated device space: %s", got)
 	}
 
-	for p, want := range map[string][]byte{
+	fstest.ReadsBack(t, f, map[string][]byte{
 		"/etc/app/credentials": c.Live["/etc/app/credentials"],
 		"/etc/app/cred-link":   c.Live["/etc/app/credentials"],
 		"/d/e/f/deep.txt":      c.Live["/d/e/f/deep.txt"],
 		"/srv/overwritten":     over[1],
 		"/srv/link":            c.Live["/etc/small.conf"],
-		"/snap/inner.txt":      marker("/sv/inner.txt", 7000),
+		"/snap/inner.txt":      testutil.Marker("/sv/inner.txt", 7000),
 		"/sv/nested/n.txt":     []byte("nested\n"),
 		"/prealloc":            make([]byte, 65536),
-	} {
-		r, err := f.Open(p)
-		if err != nil {
-			t.Errorf("Open(%s): %v", p, err)
-			continue
-		}
-		b := make([]byte, r.Size())
-		if _, err := r.ReadAt(b, 0); err != nil || !bytes.Equal(b, want) {
-			t.Errorf("Open(%s): %d bytes, %v", p, len(b), err)
-		}
-	}
-	if r, err := f.Open("/comp.txt"); err != nil {
-		t.Errorf("Open(/comp.txt): %v", err)
-	} else if _, err := r.ReadAt(make([]byte, 10), 0); !errors.Is(err, fsys.ErrCompressed) {
-		t.Errorf("reading /comp.txt: %v", err)
-	}
-	if _, err := f.Open("/tmp/token-deleted"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Open of the deleted file: %v", err)
-	}
-	ents, err := f.ReadDir("/etc/app")
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	if err != nil || fmt.Sprint(names) != "[cred-link credentials]" {
-		t.Errorf("ReadDir(/etc/app) = %v, %v", names, err)
+	})
+	fstest.Unreadable(t, f, "/comp.txt", "/tmp/token-deleted")
+	if got := fstest.Names(t, f, "/etc/app"); got != "cred-link credentials" {
+		t.Errorf("ReadDir(/etc/app) = %s", got)
 	}
 	if ents, err := f.ReadDir("/"); err != nil || !slices.ContainsFunc(ents, func(e fs.DirEntry) bool { return e.Name() == "sv" && e.IsDir() }) {
 		t.Errorf("ReadDir(/): %v, %v", ents, err)

@@ -2,11 +2,7 @@ package ntfs
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,16 +13,9 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/guestfs/internal/fstest"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
-
-// marker returns n bytes of a name repeated, so that the first occurrence
-// of its first 64 bytes (or all of it, when shorter) in an image is the
-// file's first byte.
-func marker(name string, n int) []byte {
-	m := []byte("<<" + name + ">>")
-	return bytes.Repeat(m, n/len(m)+1)[:n]
-}
 
 // fixture is the content of the test image: live files (resident and not),
 // a resident file long enough to cross the record's first 512-byte stride
@@ -37,18 +26,18 @@ func marker(name string, n int) []byte {
 func fixture() testutil.FSContent {
 	return testutil.FSContent{
 		Live: map[string][]byte{
-			"/etc/app/credentials": marker("/etc/app/credentials", 9000),
-			"/etc/small.conf":      marker("/etc/small.conf", 40),
-			"/etc/straddle.conf":   marker("/etc/straddle.conf", 420),
-			"/d/e/f/deep.txt":      marker("/d/e/f/deep.txt", 5000),
+			"/etc/app/credentials": testutil.Marker("/etc/app/credentials", 9000),
+			"/etc/small.conf":      testutil.Marker("/etc/small.conf", 40),
+			"/etc/straddle.conf":   testutil.Marker("/etc/straddle.conf", 420),
+			"/d/e/f/deep.txt":      testutil.Marker("/d/e/f/deep.txt", 5000),
 		},
 		Deleted: map[string][]byte{
-			"/tmp/token-deleted": marker("/tmp/token-deleted", 20000),
-			"/tmp/small-deleted": marker("/tmp/small-deleted", 60),
+			"/tmp/token-deleted": testutil.Marker("/tmp/token-deleted", 20000),
+			"/tmp/small-deleted": testutil.Marker("/tmp/small-deleted", 60),
 		},
 		Overwritten: map[string][2][]byte{
-			"/srv/overwritten": {marker("/srv/overwritten-old", 12000), marker("/srv/overwritten-new", 12000)},
-			"/srv/small-over":  {marker("/srv/small-over-old", 50), marker("/srv/small-over-new", 50)},
+			"/srv/overwritten": {testutil.Marker("/srv/overwritten-old", 12000), testutil.Marker("/srv/overwritten-new", 12000)},
+			"/srv/small-over":  {testutil.Marker("/srv/small-over-old", 50), testutil.Marker("/srv/small-over-new", 50)},
 		},
 	}
 }
@@ -56,7 +45,7 @@ func fixture() testutil.FSContent {
 func populateExtra(t *testing.T, mnt string) {
 	t.Helper()
 	j := func(p string) string { return filepath.Join(mnt, p) }
-	if err := os.WriteFile(j("etc/small.conf:hidden"), marker("/etc/small.conf:hidden", 30), 0o644); err != nil {
+	if err := os.WriteFile(j("etc/small.conf:hidden"), testutil.Marker("/etc/small.conf:hidden", 30), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Link(j("etc/app/credentials"), j("etc/app/cred-link")); err != nil {
@@ -66,7 +55,7 @@ func populateExtra(t *testing.T, mnt string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(marker("/sparse.bin", 5000), 1<<20); err != nil {
+	if _, err := f.WriteAt(testutil.Marker("/sparse.bin", 5000), 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -348,14 +337,6 @@ func toolDeleted(t *testing.T, img string, cs int64) map[string][]toolDel {
 	return res
 }
 
-func sortRuns(rs []fsys.Run) []fsys.Run {
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b fsys.Run) int {
-		return cmp.Or(cmp.Compare(a.FileOff, b.FileOff), cmp.Compare(a.Off, b.Off))
-	})
-	return rs
-}
-
 // TestWalkMatchesNtfsTools compares every live path, type, size and run of
 // our walk with ntfsls and ntfsinfo, and every deleted entry with
 // ntfsundelete, on an image made by mkntfs and populated through ntfs-3g.
@@ -394,7 +375,7 @@ func TestWalkMatchesNtfsTools(t *testing.T) {
 		if !w.dir && e.Size != w.size {
 			t.Errorf("%s: size %d, ntfsinfo says %d", e.Path, e.Size, w.size)
 		}
-		if g, x := sortRuns(e.Runs), sortRuns(w.runs); !slices.Equal(g, x) {
+		if g, x := fstest.SortRuns(e.Runs), fstest.SortRuns(w.runs); !slices.Equal(g, x) {
 			t.Errorf("%s: runs\n  %+v\nntfsinfo:\n  %+v", e.Path, g, x)
 		}
 		return nil
@@ -442,7 +423,7 @@ func TestWalkMatchesNtfsTools(t *testing.T) {
 			if len(e.Runs) != 1 || !e.Runs[0].Inline || !bytes.Equal(data[e.Runs[0].Off:e.Runs[0].Off+e.Runs[0].Len], content) {
 				t.Errorf("%s: resident runs %+v do not hold its bytes", e.Path, e.Runs)
 			}
-		} else if g, x := sortRuns(e.Runs), sortRuns(tool[0].runs); !slices.Equal(g, x) {
+		} else if g, x := fstest.SortRuns(e.Runs), fstest.SortRuns(tool[0].runs); !slices.Equal(g, x) {
 			t.Errorf("%s: runs\n  %+v\nntfsundelete:\n  %+v", e.Path, g, x)
 		}
 	}
@@ -483,7 +464,7 @@ func TestStatesAndRead(t *testing.T) {
 	}{
 		{"live", c.Live["/etc/app/credentials"], "/etc/app/credentials", false, false},
 		{"resident", c.Live["/etc/small.conf"], "/etc/small.conf", false, true},
-		{"stream", marker("/etc/small.conf:hidden", 30), "/etc/small.conf:hidden", false, true},
+		{"stream", testutil.Marker("/etc/small.conf:hidden", 30), "/etc/small.conf:hidden", false, true},
 		{"resident across a stride end", straddle[:64], "/etc/straddle.conf", false, true},
 		{"overwritten", c.Overwritten["/srv/overwritten"][1], "/srv/overwritten", false, false},
 		{"resident overwritten", c.Overwritten["/srv/small-over"][1], "/srv/small-over", false, true},
@@ -525,42 +506,19 @@ func TestStatesAndRead(t *testing.T) {
 		t.Errorf("backup boot sector: %s", got)
 	}
 
-	for p, want := range map[string][]byte{
+	fstest.ReadsBack(t, f, map[string][]byte{
 		"/etc/app/credentials":   c.Live["/etc/app/credentials"],
 		"/ETC/APP/CRED-LINK":     c.Live["/etc/app/credentials"],
 		"/etc/small.conf":        c.Live["/etc/small.conf"],
-		"/etc/small.conf:hidden": marker("/etc/small.conf:hidden", 30),
+		"/etc/small.conf:hidden": testutil.Marker("/etc/small.conf:hidden", 30),
 		"/etc/straddle.conf":     straddle,
 		"/srv/overwritten":       c.Overwritten["/srv/overwritten"][1],
 		"/srv/small-over":        c.Overwritten["/srv/small-over"][1],
-		"/sparse.bin":            append(make([]byte, 1<<20), marker("/sparse.bin", 5000)...),
-	} {
-		r, err := f.Open(p)
-		if err != nil {
-			t.Errorf("Open(%s): %v", p, err)
-			continue
-		}
-		b := make([]byte, r.Size())
-		if _, err := r.ReadAt(b, 0); err != nil || !bytes.Equal(b, want) {
-			t.Errorf("Open(%s): %d bytes, %v", p, len(b), err)
-		}
-	}
-	if r, err := f.Open("/cdir/comp.txt"); err != nil {
-		t.Errorf("Open(/cdir/comp.txt): %v", err)
-	} else if _, err := r.ReadAt(make([]byte, 10), 0); !errors.Is(err, fsys.ErrCompressed) {
-		t.Errorf("reading /cdir/comp.txt: %v", err)
-	}
-	if _, err := f.Open("/tmp/token-deleted"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Open of a deleted file: %v", err)
-	}
-	ents, err := f.ReadDir("/etc")
-	var names []string
-	for _, e := range ents {
-		names = append(names, fmt.Sprintf("%s:%v", e.Name(), e.IsDir()))
-	}
-	slices.Sort(names)
-	if err != nil || fmt.Sprint(names) != "[app:true small.conf:false straddle.conf:false]" {
-		t.Errorf("ReadDir(/etc) = %v, %v", names, err)
+		"/sparse.bin":            append(make([]byte, 1<<20), testutil.Marker("/sparse.bin", 5000)...),
+	})
+	fstest.Unreadable(t, f, "/cdir/comp.txt", "/tmp/token-deleted")
+	if got := fstest.Names(t, f, "/etc"); got != "app/ small.conf straddle.conf" {
+		t.Errorf("ReadDir(/etc) = %s", got)
 	}
 }
 

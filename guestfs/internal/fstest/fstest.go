@@ -1,0 +1,130 @@
+// Package fstest holds what the tests of the filesystem packages share:
+// the fuzz targets' common exercise of an opened filesystem, the check
+// that a seed walks down to its files, and run sorting for comparisons.
+package fstest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
+)
+
+// FuzzSize bounds the device a fuzz target opens: sizes up to a terabyte
+// are the parser's business, but reading hundreds of megabytes of zeros
+// each run would stall fuzzing.
+const FuzzSize = 256 << 20
+
+// Exercise walks f (a filesystem of size bytes; at most 20000 entries),
+// failing t if a run lies outside the device, reads the first regular
+// files' first 64 KiB through f's fsys.Reader, asks State at a few
+// offsets and lists and opens paths. Errors are expected: it checks that
+// nothing panics, hangs or leaves the device.
+func Exercise(t *testing.T, f fsys.FS, size int64, paths ...string) {
+	r, _ := f.(fsys.Reader)
+	n := 0
+	f.Walk(context.Background(), func(e fsys.Entry) error {
+		if n++; n > 20000 {
+			return errors.New("enough")
+		}
+		for _, run := range e.Runs {
+			if run.Len <= 0 || run.Off < 0 || run.Off+run.Len > size || run.FileOff < 0 {
+				t.Fatalf("%s: run %+v outside the %d-byte device", e.Path, run, size)
+			}
+		}
+		if r != nil && !e.Deleted && e.Mode.IsRegular() && n < 50 {
+			if fl, err := r.Open(e.Path); err == nil {
+				fl.ReadAt(make([]byte, min(fl.Size(), 1<<16)), 0)
+			}
+		}
+		return nil
+	})
+	for _, off := range []int64{0, 0x10000, size / 3, size / 2, size - 1} {
+		f.State(off)
+	}
+	if r != nil {
+		for _, p := range append([]string{"/"}, paths...) {
+			r.ReadDir(p)
+			r.Open(p)
+		}
+	}
+}
+
+// WalksTo fails t unless a walk of f gives every path in want.
+func WalksTo(t *testing.T, f fsys.FS, want ...string) {
+	t.Helper()
+	var paths []string
+	if err := f.Walk(context.Background(), func(e fsys.Entry) error { paths = append(paths, e.Path); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range want {
+		if !slices.Contains(paths, p) {
+			t.Errorf("no %s in %q", p, paths)
+		}
+	}
+}
+
+// SortRuns returns a copy of rs sorted by file offset, then device offset.
+func SortRuns(rs []fsys.Run) []fsys.Run {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b fsys.Run) int {
+		return cmp.Or(cmp.Compare(a.FileOff, b.FileOff), cmp.Compare(a.Off, b.Off))
+	})
+	return rs
+}
+
+// ReadsBack fails t unless each file of want opens through r and reads
+// back as its bytes.
+func ReadsBack(t *testing.T, r fsys.Reader, want map[string][]byte) {
+	t.Helper()
+	for p, b := range want {
+		f, err := r.Open(p)
+		if err != nil {
+			t.Errorf("Open(%s): %v", p, err)
+			continue
+		}
+		got := make([]byte, f.Size())
+		if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("Open(%s): %d bytes, %v", p, len(got), err)
+		}
+	}
+}
+
+// Unreadable fails t unless the compressed file opens through r and its
+// reads fail with fsys.ErrCompressed, and the gone file does not exist.
+func Unreadable(t *testing.T, r fsys.Reader, compressed, gone string) {
+	t.Helper()
+	if f, err := r.Open(compressed); err != nil {
+		t.Errorf("Open(%s): %v", compressed, err)
+	} else if _, err := f.ReadAt(make([]byte, 10), 0); !errors.Is(err, fsys.ErrCompressed) {
+		t.Errorf("reading %s: %v", compressed, err)
+	}
+	if _, err := r.Open(gone); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open(%s): %v, want fs.ErrNotExist", gone, err)
+	}
+}
+
+// Names lists directory dir through r, sorted, "name/" for directories.
+func Names(t *testing.T, r fsys.Reader, dir string) string {
+	t.Helper()
+	ents, err := r.ReadDir(dir)
+	if err != nil {
+		t.Errorf("ReadDir(%s): %v", dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " ")
+}
