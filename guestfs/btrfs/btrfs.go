@@ -58,12 +58,14 @@ const (
 	rootTreeID    = 1
 	extentTreeID  = 2
 	fsTreeID      = 5
+	rootTreeDir   = 6 // the root tree's directory, holding "default"
 	firstChunkObj = 256
 )
 
 // Item types (key.type).
 const (
 	typeInodeItem    = 1
+	typeDirItem      = 84
 	typeDirIndex     = 96
 	typeExtentData   = 108
 	typeRootItem     = 132
@@ -156,6 +158,11 @@ type FS struct {
 	rootTree   treeRoot
 	notes      []string
 	cache      nodeCache
+	// root is where the reader resolves absolute paths (readerRoot),
+	// found at the first Open or ReadDir.
+	rootOnce sync.Once
+	root     node
+	rootErr  error
 }
 
 type treeRoot struct {

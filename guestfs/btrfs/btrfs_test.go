@@ -514,3 +514,50 @@ func TestStatesAndRead(t *testing.T) {
 		t.Errorf("ReadDir(/): %v, %v", ents, err)
 	}
 }
+
+// TestReaderRoot: the reader resolves paths from the subvolume the guest
+// mounts as its root: the default subvolume when one is set, else a
+// top-level "root" (Fedora) or "@" (Ubuntu) subvolume when the top level
+// has no /etc, else the top level. The walk keeps the top level's paths.
+func TestReaderRoot(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.btrfs", "btrfs", "mount")
+	osRelease := func(mnt, dir, id string) {
+		p := filepath.Join(mnt, dir, "etc/os-release")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("ID="+id+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		layout   func(mnt string)
+		want     string // ID in /etc/os-release as the reader sees it
+		walkPath string // where the walk finds that file
+	}{
+		{"top level", func(mnt string) { osRelease(mnt, "", "top") }, "top", "/etc/os-release"},
+		{"fedora", func(mnt string) {
+			testutil.Run(t, "btrfs", "subvolume", "create", filepath.Join(mnt, "root"))
+			testutil.Run(t, "btrfs", "subvolume", "create", filepath.Join(mnt, "home"))
+			osRelease(mnt, "root", "fedora")
+		}, "fedora", "/root/etc/os-release"},
+		{"ubuntu", func(mnt string) {
+			testutil.Run(t, "btrfs", "subvolume", "create", filepath.Join(mnt, "@"))
+			osRelease(mnt, "@", "ubuntu")
+		}, "ubuntu", "/@/etc/os-release"},
+		{"set-default", func(mnt string) {
+			osRelease(mnt, "", "top")
+			testutil.Run(t, "btrfs", "subvolume", "create", filepath.Join(mnt, "snap1"))
+			osRelease(mnt, "snap1", "default")
+			testutil.Run(t, "btrfs", "subvolume", "set-default", filepath.Join(mnt, "snap1"))
+		}, "default", "/snap1/etc/os-release"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			img := testutil.MakeBtrfs(t, 128<<20, testutil.FSContent{Extra: c.layout}, []string{"--mixed"})
+			f, _ := openImage(t, img)
+			fstest.ReadsBack(t, f, map[string][]byte{"/etc/os-release": []byte("ID=" + c.want + "\n")})
+			fstest.WalksTo(t, f, c.walkPath)
+		})
+	}
+}

@@ -9,9 +9,10 @@ import (
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
-// This file makes *FS an fsys.Reader: files are read by path from the
-// top-level subvolume (id 5), crossing into subvolumes where they are
-// linked, following symlinks inside the filesystem.
+// This file makes *FS an fsys.Reader: files are read by path as the guest
+// sees them, from the subvolume it mounts as its root (see readerRoot),
+// crossing into subvolumes where they are linked, following symlinks
+// inside the filesystem.
 
 // maxSymlinkTarget bounds a symlink's target.
 const maxSymlinkTarget = 4096
@@ -27,11 +28,11 @@ type node struct {
 // lookup resolves p to its inode, following every symlink on the way and,
 // when it is one, the last component.
 func (f *FS) lookup(ctx context.Context, p string) (node, error) {
-	tree, dirid, err := f.findRoot(ctx, fsTreeID)
-	if err != nil {
-		return node{}, fmt.Errorf("btrfs: %s: top-level subvolume: %w", f.name, err)
+	f.rootOnce.Do(func() { f.root, f.rootErr = f.readerRoot(ctx) })
+	if f.rootErr != nil {
+		return node{}, f.rootErr
 	}
-	root := node{tree: tree, subvol: fsTreeID, ino: dirid, ftype: ftDir}
+	root := f.root
 	stack := []node{root}
 	todo := strings.Split(p, "/")
 	hops := 0
@@ -93,6 +94,78 @@ func (f *FS) lookup(ctx context.Context, p string) (node, error) {
 		}
 	}
 	return stack[len(stack)-1], nil
+}
+
+// Names of a top-level subvolume that distributions mount as the root
+// filesystem: Fedora's "root", Ubuntu's and others' "@".
+var rootSubvolumes = []string{"root", "@"}
+
+// readerRoot is the directory the reader resolves absolute paths from:
+// the default subvolume when one is set (what a mount without subvol=
+// gives), else, when the top level has no /etc, its "root" or "@"
+// subvolume that has one (Fedora and Ubuntu layouts mount that with
+// subvol=), else the top level. The walk's paths stay those of the top
+// level.
+func (f *FS) readerRoot(ctx context.Context) (node, error) {
+	top, dirid, err := f.findRoot(ctx, fsTreeID)
+	if err != nil {
+		return node{}, fmt.Errorf("btrfs: %s: top-level subvolume: %w", f.name, err)
+	}
+	subvol := func(id uint64) (node, bool) {
+		t, d, err := f.findRoot(ctx, id)
+		return node{tree: t, subvol: id, ino: d, ftype: ftDir}, err == nil
+	}
+	if id := f.defaultSubvolume(ctx); id != 0 && id != fsTreeID {
+		if n, ok := subvol(id); ok {
+			return n, nil
+		}
+	}
+	root := node{tree: top, subvol: fsTreeID, ino: dirid, ftype: ftDir}
+	hasEtc := func(n node) bool {
+		ents, _ := f.listDir(ctx, n.tree, n.ino, nil)
+		for _, e := range ents {
+			if e.name == "etc" {
+				return true
+			}
+		}
+		return false
+	}
+	if hasEtc(root) {
+		return root, nil
+	}
+	ents, _ := f.listDir(ctx, top, dirid, nil)
+	for _, name := range rootSubvolumes {
+		for _, e := range ents {
+			if e.name != name || e.loc.typ != typeRootItem {
+				continue
+			}
+			if ok, _ := f.hasRootRef(ctx, fsTreeID, e.loc.obj, dirid, name); !ok {
+				continue
+			}
+			if n, ok := subvol(e.loc.obj); ok && hasEtc(n) {
+				return n, nil
+			}
+		}
+	}
+	return root, nil
+}
+
+// defaultSubvolume returns the subvolume id the root tree's "default"
+// directory item names (btrfs subvolume set-default), or 0.
+func (f *FS) defaultSubvolume(ctx context.Context) uint64 {
+	var id uint64
+	lo, hi := key{obj: rootTreeDir, typ: typeDirItem}, key{obj: rootTreeDir, typ: typeDirItem, off: ^uint64(0)}
+	f.iterate(ctx, f.rootTree, lo, hi, nil, func(it item) error {
+		d := it.data
+		if len(d) >= 30 {
+			if nl := int(le.Uint16(d[27:])); 30+nl <= len(d) && string(d[30:30+nl]) == "default" {
+				id = readKey(d).obj
+				return errStop
+			}
+		}
+		return nil
+	})
+	return id
 }
 
 func (f *FS) readLink(ctx context.Context, tree treeRoot, ino uint64) (string, error) {
