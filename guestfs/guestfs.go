@@ -62,7 +62,7 @@ const WholeDisk = "disk"
 // Location is what a guest offset belongs to.
 type Location struct {
 	Partition string // "p1" (table slot), "disk" without a table, "vg0/root" (LVM2), "" outside every partition
-	FS        string // "ext4", "xfs", "vfat", "iso9660", "lvm2", "luks", ... or ""
+	FS        string // "ext4", "xfs", "btrfs", "ntfs", "vfat", "iso9660", "lvm2", "luks", ... or ""
 	Path      string // absolute path in the filesystem, "" for metadata/free space/unknown
 	State     string // StateAllocated, StateFree, StateDeletedRecord or StateUnknown
 	// Excluded, when set, says why findings at this offset are not
