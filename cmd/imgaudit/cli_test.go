@@ -178,7 +178,7 @@ func TestFailOnNeverCountsPublicFindings(t *testing.T) {
 		not  string // not in the output
 	}{
 		{[]string{"--fail-on", "low"}, exitOK, "KNOWN PUBLIC (", "CRITICAL"},
-		{nil, exitOK, " info)", "CRITICAL"},
+		{nil, exitOK, " known public findings", "CRITICAL"},
 		{[]string{"--format", "json"}, exitOK, `"severity": "info"`, `"severity": "critical"`},
 		{[]string{"--format", "sarif"}, exitOK, `"level": "note"`, `"level": "error"`},
 		{[]string{"--no-downgrade"}, exitFindings, "critical", "KNOWN PUBLIC"},

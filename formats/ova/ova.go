@@ -363,9 +363,13 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 		nv := v
 		nv.Name = fl.Href
 		nv.ID = base + "#" + string(v.Kind) + ":" + fl.Href
-		if v.Name != "" && v.Kind != model.KindCurrent {
-			nv.ID += "#" + v.Name
-			nv.Name += "#" + v.Name
+		// The disk's own view ID says what tells its views of one kind
+		// apart ("disk1.vmdk#unreferenced:stale-grains"); its Name may
+		// say more (the file an unreferenced view's clusters are in).
+		_, rest, _ := strings.Cut(v.ID, "#")
+		if sfx, ok := strings.CutPrefix(rest, string(v.Kind)+":"); ok && v.Kind != model.KindCurrent {
+			nv.ID += "#" + sfx
+			nv.Name += "#" + sfx
 		}
 		nv.Notes = append(append([]string{}, notes...), v.Notes...)
 		nv.Disk = &hostMapped{Disk: v.Disk, member: fl.Href, host: hostName, mapOff: mapOff}
