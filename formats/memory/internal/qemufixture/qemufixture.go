@@ -116,6 +116,9 @@ type Config struct {
 	// Extra plants are loaded after the default ones (Plants) and are part
 	// of VM.Plants; they must not overlap them.
 	Extra []Plant
+	// Bare leaves out the default plants: the guest holds only Extra (a
+	// benchmark that fills RAM with its own contents and counts every key).
+	Bare bool
 }
 
 // VM is a stopped guest with a monitor.
@@ -141,6 +144,9 @@ func Start(t testing.TB, cfg Config) *VM {
 	}
 	dir := t.TempDir()
 	vm := &VM{Dir: dir, Plants: append(Plants(cfg.MemMiB), cfg.Extra...)}
+	if cfg.Bare {
+		vm.Plants = cfg.Extra
+	}
 	sock := filepath.Join(dir, "mon.sock")
 	args := []string{"-M", cfg.Machine, "-accel", "tcg", "-nodefaults", "-S", "-m", fmt.Sprint(cfg.MemMiB),
 		"-display", "none", "-monitor", "unix:" + sock + ",server=on,wait=off"}
