@@ -112,40 +112,6 @@ func lowEntropy(w []byte) bool {
 	return false
 }
 
-// FindAESKeySchedules finds AES-128/192/256 expanded key schedules in buf
-// (aeskeyfind's method, with 192-bit keys added), tolerating up to
-// maxBitErrors bit errors per schedule (aeskeyfind's default is 10). Every
-// byte offset is a candidate; emit gets the offset of the schedule start and
-// a copy of the key bytes as observed. An offset is reported once, with the
-// longest key size that matches. A schedule must lie wholly inside buf.
-//
-// Speed comes from a prefilter that needs no S-box: in every schedule the
-// words that are not the first of a key-length group satisfy
-// w[j] = w[j-Nk] ^ w[j-1], so bytes r, r+4Nk-4 and r+4Nk XOR to zero over the
-// 12 bytes (20 for AES-192) that start 4 bytes into the schedule. Those 12
-// bytes always contain two 4-byte-aligned words, so one 64-bit check per
-// aligned position (three loads and two XORs per key size, a popcount
-// against maxBitErrors) covers the four offsets whose relation region holds
-// it. Its bit errors are a subset of those aeskeyfind counts, so recall is
-// not lost; random data passes with probability about 1e-8 per size.
-func FindAESKeySchedules(buf []byte, maxBitErrors int, emit func(off int, key []byte)) {
-	m := max(maxBitErrors, 0)
-	n := len(buf)
-	// The smallest schedule is 176 bytes; q <= n-40 covers every start
-	// offset s with s+176 <= n because q <= s+7.
-	for q := 4; q+40 <= n; q += 4 {
-		w := buf[q : q+40 : q+40]
-		a := binary.LittleEndian.Uint64(w)
-		x128 := a ^ binary.LittleEndian.Uint64(w[12:]) ^ binary.LittleEndian.Uint64(w[16:])
-		x192 := a ^ binary.LittleEndian.Uint64(w[20:]) ^ binary.LittleEndian.Uint64(w[24:])
-		x256 := a ^ binary.LittleEndian.Uint64(w[28:]) ^ binary.LittleEndian.Uint64(w[32:])
-		if bits.OnesCount64(x128) > m && bits.OnesCount64(x192) > m && bits.OnesCount64(x256) > m {
-			continue
-		}
-		aesCandidates(buf, q, m, emit)
-	}
-}
-
 // aesCandidates checks in full the start offsets s in [q-7, q-4], whose
 // relation region begins in [q-3, q].
 func aesCandidates(buf []byte, q, m int, emit func(off int, key []byte)) {

@@ -9,33 +9,6 @@ import (
 // PKCS#1 key is about 310 bytes.
 const minRSADERLen = 256
 
-// FindRSAPrivateDER scans buf for DER-encoded RSA private keys: PKCS#1
-// RSAPrivateKey (version 0, n, e, d, p, q, dP, dQ, qInv) and PKCS#8
-// PrivateKeyInfo wrapping one. Only positions that start "30 82 LL LL 02 01
-// 00" are looked at; the lengths must nest exactly and p*q must equal n
-// before a key is emitted. length is the outer SEQUENCE length including its
-// header; the scan resumes after an emitted key, so a PKCS#1 key inside a
-// PKCS#8 one is reported once, as the PKCS#8 key.
-func FindRSAPrivateDER(buf []byte, emit func(off, length int, info KeyInfo)) {
-	hdr := []byte{0x30, 0x82}
-	for i := 0; i+8 <= len(buf); {
-		k := bytes.Index(buf[i:], hdr)
-		if k < 0 {
-			return
-		}
-		i += k
-		if i+8 > len(buf) {
-			return
-		}
-		if length, info, ok := rsaDERAt(buf, i); ok {
-			emit(i, length, info)
-			i += length
-			continue
-		}
-		i++
-	}
-}
-
 // rsaDERAt tries to parse an RSA private key whose SEQUENCE starts at buf[i].
 func rsaDERAt(buf []byte, i int) (int, KeyInfo, bool) {
 	l := int(binary.BigEndian.Uint16(buf[i+2:]))

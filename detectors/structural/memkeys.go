@@ -1,0 +1,227 @@
+package structural
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
+
+// The memory-key search looks for AES key schedules and DER RSA private
+// keys in one pass over the bytes. A block filter, run over 64-byte blocks
+// (vector code where the CPU has it, memKeyBlocksGo elsewhere, with the same
+// output), marks the few positions that can start either, and the exact
+// checks (aesCandidates, rsaDERAt) run at those only.
+//
+// AES. For a schedule of Nk key words starting at byte s, every word j
+// that is not the first of a key-length group satisfies
+// w[j] = w[j-Nk] ^ w[j-1], so bytes r, r+4Nk-4 and r+4Nk XOR to zero for
+// the 12 bytes (20 for AES-192) that start 4 bytes into the schedule, and
+// again one key length (16, 24 or 32 bytes) later. Those 12 bytes always
+// contain two 4-byte-aligned words, so the filter tests, at every aligned
+// position q, the 64-bit XOR of each relation in the first two rows for
+// each key size: q stands for the four start offsets s in [q-7, q-4]. The
+// bit errors of those two rows are some of the errors the full check
+// (aesScheduleErrors) counts, so their sum must not exceed maxBitErrors.
+// This linear test passes on sparse data (zeros satisfy every XOR
+// relation), the bulk of real memory; so a block of positions is also
+// dropped when the 64 bytes after it hold more than 8 zero bytes: those
+// bytes lie in the 176-byte entropy window (lowEntropy) of every start the
+// block covers, and a window with 9 equal bytes is no schedule. Both tests
+// are implied by the full check, so the search finds exactly what checking
+// every offset in full would find; on /usr bytes they leave about 1 in
+// 4,000 positions to check in full.
+//
+// DER. A PKCS#1 or PKCS#8 RSA key starts "30 82 LL LL 02 01 00"; the
+// filter marks the bytes where those six fixed bytes match.
+
+// memKeyBlockReach is how many bytes from a block's start the filter reads:
+// the last load is 64 bytes at offset 68 (the second row of an AES-256
+// relation for q = 4 mod 8).
+const memKeyBlockReach = 132
+
+// memKeyBatch is the number of blocks filtered per call, so that the hits
+// fit a fixed array on the stack.
+const memKeyBatch = 512
+
+// maxFilterErrors caps the bit-error budget the filter is given: the sum
+// of two 64-bit popcounts never exceeds 128.
+const maxFilterErrors = 128
+
+// memKeyBlocks returns how many 64-byte blocks of a buffer of n bytes the
+// filter covers: those with memKeyBlockReach bytes to read. No schedule
+// (176 bytes from a start at most 7 bytes before its block) and no DER key
+// (260 bytes at least) starts in a later block.
+func memKeyBlocks(n int) int {
+	if n < memKeyBlockReach {
+		return 0
+	}
+	return (n-memKeyBlockReach)/64 + 1
+}
+
+// memKeyBlocksGo is the portable block filter. For each block i of
+// [first, first+n) it computes three masks: even (bit k: the aligned
+// position q = 64i+8k passes the AES test of some key size), odd (bit k:
+// q = 64i+8k+4) and der (bit b: the DER prefix matches at 64i+b). For
+// each block with a mask set it appends i<<32 | odd<<8 | even and der to
+// out, and it returns the number of such blocks. buf must hold
+// 64*(first+n-1)+memKeyBlockReach bytes and out room for 2n words.
+func memKeyBlocksGo(buf []byte, first, n int, m uint64, out []uint64) int {
+	c := 0
+	for i := first; i < first+n; i++ {
+		b := buf[64*i : 64*i+memKeyBlockReach : 64*i+memKeyBlockReach]
+		der := derPrefixMask(b)
+		var even, odd uint64
+		if zeroBytes64(b[64:128]) <= aesMaxRepeats {
+			even, odd = aesBlockMasks(b, m)
+		}
+		if even|odd|der != 0 {
+			out[2*c] = uint64(i)<<32 | odd<<8 | even
+			out[2*c+1] = der
+			c++
+		}
+	}
+	return c
+}
+
+// zeroBytes64 counts the zero bytes of b[:64].
+func zeroBytes64(b []byte) int {
+	const lo7 = 0x7f7f7f7f7f7f7f7f
+	n := 0
+	for k := 0; k < 64; k += 8 {
+		w := binary.LittleEndian.Uint64(b[k:])
+		// The high bit of each byte of t is set where the byte is non-zero.
+		t := (w&lo7 + lo7) | w
+		n += bits.OnesCount64(^(t | lo7))
+	}
+	return n
+}
+
+// aesBlockMasks runs the AES relation test at the 16 aligned positions of
+// block b (see memKeyBlocksGo). The second rows are only looked at where
+// a first row passes, which is rare.
+func aesBlockMasks(b []byte, m uint64) (even, odd uint64) {
+	b = b[:memKeyBlockReach]
+	for q := 0; q <= 60; q += 4 {
+		a := le64(b, q)
+		r128 := popcnt(a ^ le64(b, q+12) ^ le64(b, q+16))
+		r192 := popcnt(a ^ le64(b, q+20) ^ le64(b, q+24))
+		r256 := popcnt(a ^ le64(b, q+28) ^ le64(b, q+32))
+		if r128 > m && r192 > m && r256 > m {
+			continue
+		}
+		if r128+popcnt(le64(b, q+16)^le64(b, q+28)^le64(b, q+32)) > m &&
+			r192+popcnt(le64(b, q+24)^le64(b, q+44)^le64(b, q+48)) > m &&
+			r256+popcnt(le64(b, q+32)^le64(b, q+60)^le64(b, q+64)) > m {
+			continue
+		}
+		if q%8 == 0 {
+			even |= 1 << (q / 8)
+		} else {
+			odd |= 1 << (q / 8)
+		}
+	}
+	return even, odd
+}
+
+func le64(b []byte, o int) uint64 { return binary.LittleEndian.Uint64(b[o:]) }
+
+func popcnt(x uint64) uint64 { return uint64(bits.OnesCount64(x)) }
+
+// derPrefixMask marks the offsets b (0..63) of block blk where
+// "30 82 ?? ?? 02 01 00" starts.
+func derPrefixMask(blk []byte) uint64 {
+	var mask uint64
+	for b := 0; b < 64; {
+		k := bytes.IndexByte(blk[b:64], 0x30)
+		if k < 0 {
+			break
+		}
+		b += k
+		if blk[b+1] == 0x82 && blk[b+4] == 0x02 && blk[b+5] == 0x01 && blk[b+6] == 0x00 {
+			mask |= 1 << b
+		}
+		b++
+	}
+	return mask
+}
+
+// FindMemoryKeys finds AES-128/192/256 key schedules and DER RSA private
+// keys in buf in one pass; either callback may be nil. AES schedules are
+// reported as FindAESKeySchedules reports them, DER keys as
+// FindRSAPrivateDER does.
+func FindMemoryKeys(buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info KeyInfo)) {
+	findMemoryKeys(memKeyFilter, buf, maxBitErrors, aes, der)
+}
+
+// blockFilter is memKeyBlocksGo or a vector version of it.
+type blockFilter func(buf []byte, first, n int, m uint64, out []uint64) int
+
+// findMemoryKeys is FindMemoryKeys with the given block filter.
+func findMemoryKeys(filter blockFilter, buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info KeyInfo)) {
+	m := min(max(maxBitErrors, 0), maxFilterErrors)
+	nb := memKeyBlocks(len(buf))
+	var out [2 * memKeyBatch]uint64
+	derNext := 0 // the DER search resumes after an emitted key
+	for first := 0; first < nb; first += memKeyBatch {
+		n := min(memKeyBatch, nb-first)
+		hits := filter(buf, first, n, uint64(m), out[:])
+		for h := 0; h < hits; h++ {
+			e, dm := out[2*h], out[2*h+1]
+			p := int(e>>32) * 64
+			if aes != nil {
+				for pm := spreadAESMask(e); pm != 0; pm &= pm - 1 {
+					aesCandidates(buf, p+4*bits.TrailingZeros64(pm), m, aes)
+				}
+			}
+			if der != nil {
+				for ; dm != 0; dm &= dm - 1 {
+					i := p + bits.TrailingZeros64(dm)
+					if i < derNext {
+						continue
+					}
+					if length, info, ok := rsaDERAt(buf, i); ok {
+						der(i, length, info)
+						derNext = i + length
+					}
+				}
+			}
+		}
+	}
+}
+
+// spreadAESMask turns a filter entry's even and odd masks into one mask
+// with bit k for the aligned position 4k of the block.
+func spreadAESMask(e uint64) uint64 {
+	const evenBits = 0x5555
+	return pdep8(e&0xff)&evenBits | pdep8(e>>8&0xff)<<1&^evenBits
+}
+
+// pdep8 spreads the 8 bits of v to the even bits 0, 2, ..., 14.
+func pdep8(v uint64) uint64 {
+	v = (v | v<<4) & 0x0f0f
+	v = (v | v<<2) & 0x3333
+	return (v | v<<1) & 0x5555
+}
+
+// FindAESKeySchedules finds AES-128/192/256 expanded key schedules in buf
+// (aeskeyfind's method, with 192-bit keys added), tolerating up to
+// maxBitErrors bit errors per schedule (aeskeyfind's default is 10). Every
+// byte offset is a candidate; emit gets the offset of the schedule start and
+// a copy of the key bytes as observed, in increasing offset order. An
+// offset is reported once, with the longest key size that matches. A
+// schedule must lie wholly inside buf. See FindMemoryKeys for how the search
+// avoids checking every offset in full.
+func FindAESKeySchedules(buf []byte, maxBitErrors int, emit func(off int, key []byte)) {
+	FindMemoryKeys(buf, maxBitErrors, emit, nil)
+}
+
+// FindRSAPrivateDER scans buf for DER-encoded RSA private keys: PKCS#1
+// RSAPrivateKey (version 0, n, e, d, p, q, dP, dQ, qInv) and PKCS#8
+// PrivateKeyInfo wrapping one. Only positions that start "30 82 LL LL 02 01
+// 00" are looked at; the lengths must nest exactly and p*q must equal n
+// before a key is emitted. length is the outer SEQUENCE length including its
+// header; the scan resumes after an emitted key, so a PKCS#1 key inside a
+// PKCS#8 one is reported once, as the PKCS#8 key.
+func FindRSAPrivateDER(buf []byte, emit func(off, length int, info KeyInfo)) {
+	FindMemoryKeys(buf, 0, nil, emit)
+}

@@ -1,0 +1,12 @@
+//go:build !amd64
+
+package structural
+
+// memKeyFilter runs the block filter over blocks [first, first+n) of buf
+// (see memKeyBlocksGo).
+func memKeyFilter(buf []byte, first, n int, m uint64, out []uint64) int {
+	return memKeyBlocksGo(buf, first, n, m, out)
+}
+
+// memKeyVector says whether memKeyFilter runs vector code: never here.
+func memKeyVector() bool { return false }
