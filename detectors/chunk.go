@@ -16,7 +16,6 @@ const (
 	maxDERKey         = 12 << 10 // a 16384-bit PKCS#8 RSA key is about 9.4 KB
 	maxFullScanMatch  = 4 << 10  // assumed longest match of a keyword-less user rule
 	keytabAlign       = 512      // keytab files start on a sector/block boundary
-	zeroRunSkip       = 512      // zero runs this long split the AES search
 	followSpan        = 512      // bytes after a keyword a Follow gate sees
 )
 
@@ -155,13 +154,8 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			}
 		}
 	}
-	if opts.Memory {
-		if e.aes != nil {
-			cs.scanAES(buf, base, lo, hi)
-		}
-		if e.rsaDER != nil {
-			cs.scanRSADER(buf, base, lo, hi)
-		}
+	if opts.Memory && (e.aes != nil || e.rsaDER != nil) {
+		cs.scanMemoryKeys(buf, base, lo, hi)
 	}
 	if len(cs.covers) > 0 {
 		cs.dropSubsumed()
@@ -395,18 +389,30 @@ func (cs *chunkScanner) keytabAt(buf []byte, base int64, lo, hi, p int) {
 	cs.add(cs.e.keytab, base, lo, hi, f, 0, 1, "")
 }
 
-func (cs *chunkScanner) scanAES(buf []byte, base int64, lo, hi int) {
-	r := cs.e.aes
-	for _, seg := range nonZeroSegments(buf) {
-		s := seg[0]
-		findAESKeySchedules(buf[seg[0]:seg[1]], aesMaxBitErrors, func(off int, key []byte) {
-			k := append([]byte(nil), key...)
-			bits := len(k) * 8
-			f := found{s: s + off, e: s + off + scheduleLen(len(k)), secret: k, sev: r.Severity,
+// scanMemoryKeys runs the AES key-schedule and DER RSA key searches in one
+// pass over buf (the search skips zero pages itself).
+func (cs *chunkScanner) scanMemoryKeys(buf []byte, base int64, lo, hi int) {
+	var aes func(off int, key []byte)
+	if r := cs.e.aes; r != nil {
+		aes = func(off int, key []byte) {
+			bits := len(key) * 8
+			f := found{s: off, e: off + scheduleLen(len(key)), secret: key, sev: r.Severity,
 				binLabel: "AES-" + strconv.Itoa(bits) + " key", meta: map[string]string{"bits": strconv.Itoa(bits)}}
 			cs.add(r, base, lo, hi, f, 0, 1, "")
-		})
+		}
 	}
+	var der func(off, length int, info keyInfo)
+	if r := cs.e.rsaDER; r != nil {
+		der = func(off, length int, info keyInfo) {
+			if off < 0 || length <= 0 || off+length > len(buf) {
+				return
+			}
+			f := found{s: off, e: off + length, secret: buf[off : off+length], sev: r.Severity,
+				binLabel: "DER private key", keyFP: info.KeyFingerprint, meta: keyMeta(info)}
+			cs.add(r, base, lo, hi, f, 0, 1, "")
+		}
+	}
+	findMemoryKeys(buf, aesMaxBitErrors, aes, der)
 }
 
 // scheduleLen is the size of the expanded AES key for a key of n bytes.
@@ -418,50 +424,6 @@ func scheduleLen(n int) int {
 		return 208
 	}
 	return 240
-}
-
-func (cs *chunkScanner) scanRSADER(buf []byte, base int64, lo, hi int) {
-	r := cs.e.rsaDER
-	findRSAPrivateDER(buf, func(off, length int, info keyInfo) {
-		if off < 0 || length <= 0 || off+length > len(buf) {
-			return
-		}
-		f := found{s: off, e: off + length, secret: buf[off : off+length], sev: r.Severity,
-			binLabel: "DER private key", keyFP: info.KeyFingerprint, meta: keyMeta(info)}
-		cs.add(r, base, lo, hi, f, 0, 1, "")
-	})
-}
-
-// nonZeroSegments splits buf at runs of at least zeroRunSkip zero bytes
-// (8-byte aligned words), so memory searches skip zero pages cheaply.
-func nonZeroSegments(buf []byte) [][2]int {
-	var segs [][2]int
-	start := 0
-	zeroStart := -1
-	n := len(buf) &^ 7
-	for i := 0; i < n; i += 8 {
-		if buf[i]|buf[i+1]|buf[i+2]|buf[i+3]|buf[i+4]|buf[i+5]|buf[i+6]|buf[i+7] == 0 {
-			if zeroStart < 0 {
-				zeroStart = i
-			}
-			continue
-		}
-		if zeroStart >= 0 && i-zeroStart >= zeroRunSkip {
-			if zeroStart > start {
-				segs = append(segs, [2]int{start, zeroStart})
-			}
-			start = i
-		}
-		zeroStart = -1
-	}
-	end := len(buf)
-	if zeroStart >= 0 && n-zeroStart >= zeroRunSkip {
-		end = zeroStart
-	}
-	if end > start {
-		segs = append(segs, [2]int{start, end})
-	}
-	return segs
 }
 
 func joinLimited(ss []string, n int) string {

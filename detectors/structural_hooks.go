@@ -14,9 +14,6 @@ func parsePGPPrivate(b []byte) (keyInfo, error)    { return structural.ParsePGPP
 func parseKeytab(b []byte) (int, []string, error)  { return structural.ParseKeytab(b) }
 func githubTokenValid(tok string) bool             { return structural.GitHubClassicTokenValid(tok) }
 func jwtValid(tok string) bool                     { return structural.JWTValid(tok) }
-func findRSAPrivateDER(buf []byte, emit func(off, length int, info keyInfo)) {
-	structural.FindRSAPrivateDER(buf, emit)
-}
-func findAESKeySchedules(buf []byte, maxBitErrors int, emit func(off int, key []byte)) {
-	structural.FindAESKeySchedules(buf, maxBitErrors, emit)
+func findMemoryKeys(buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info keyInfo)) {
+	structural.FindMemoryKeys(buf, maxBitErrors, aes, der)
 }
