@@ -9,11 +9,14 @@ trap 'umount "$tmp/xfsmnt" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # Built as make build builds it: static.
 CGO_ENABLED=0 go build -trimpath -o "$tmp/imgaudit" ./cmd/imgaudit
-# aeskeyfind is the baseline for the memory-key search (make test installs it
-# too: detectors/structural compares its recall with aeskeyfind's).
-if ! command -v aeskeyfind >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aeskeyfind) >/dev/null || true
-fi
+# aeskeyfind and rsakeyfind are the baselines for the memory-key search
+# (make test installs aeskeyfind too: detectors/structural compares its
+# recall with aeskeyfind's).
+for tool in aeskeyfind rsakeyfind; do
+  if ! command -v "$tool" >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool") >/dev/null || true
+  fi
+done
 
 now() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
@@ -136,7 +139,8 @@ run_bench formats/vma .
 echo "== registry: scanning a ${LAYER_BENCH_MB:-1024} MiB gzip layer vs gzip -dc of it, same run"
 IMGAUDIT_BENCH_MB=${LAYER_BENCH_MB:-1024} go test -run '^$' -bench LayerVsGzip -benchtime 1x -timeout 30m ./registry | grep -E '^(Benchmark|ok|FAIL)|ratio|gzip' || true
 echo
-echo "== memory key search (AES schedules + RSA DER) over ${MEM_BENCH_MB:-1024} MiB of non-zero pages vs aeskeyfind, same file"
-IMGAUDIT_BENCH_MB=${MEM_BENCH_MB:-1024} go test -run '^$' -bench MemoryKeySearch -benchtime 1x -timeout 30m ./formats/memory | grep -E '^(Benchmark|ok|FAIL)|memory key search' || true
+echo "== memory key search: imgaudit scan vs aeskeyfind and rsakeyfind on a ${MEM_BENCH_MB:-128} MiB dump-guest-memory ELF of /usr bytes, same file, interleaved runs"
+IMGAUDIT_BIN="$tmp/imgaudit" IMGAUDIT_BENCH_MB=${MEM_BENCH_MB:-128} IMGAUDIT_BENCH_RUNS=${MEM_BENCH_RUNS:-5} \
+  go test -run '^$' -bench MemoryKeySearch -benchtime 1x -timeout 30m ./formats/memory | grep -E '^(Benchmark|ok|FAIL)|memory key search' | sed 's/^ *bench_keys_test.go:[0-9]*: //' || true
 echo
 echo "(MB/s columns come from b.SetBytes; compare each to the Baseline/Raw line printed beside it)"
