@@ -113,13 +113,26 @@ func BenchmarkFindMemoryKeysHost(b *testing.B) {
 	})
 }
 
-// BenchmarkFindMemoryKeysHostPortable is the same search with the portable
-// filter, as on a CPU without AVX-512.
-func BenchmarkFindMemoryKeysHostPortable(b *testing.B) {
+// BenchmarkFindMemoryKeysHostFilter is the same search with each block
+// filter this CPU runs: the portable one, as on a CPU without AVX2, and the
+// vector ones.
+func BenchmarkFindMemoryKeysHostFilter(b *testing.B) {
 	data := benchHostData(b)
-	benchCPU(b, len(data), func() {
-		findMemoryKeys(memKeyBlocksGo, data, 10, func(int, []byte) {}, func(int, int, KeyInfo) {})
-	})
+	filters := map[string]blockFilter{"portable": memKeyBlocksGo}
+	for name, f := range memKeyVectors() {
+		filters[name] = f
+	}
+	for _, name := range []string{"portable", "avx2", "avx512"} {
+		f, ok := filters[name]
+		if !ok {
+			continue
+		}
+		b.Run(name, func(b *testing.B) {
+			benchCPU(b, len(data), func() {
+				findMemoryKeys(f, data, 10, func(int, []byte) {}, func(int, int, KeyInfo) {})
+			})
+		})
+	}
 }
 
 // BenchmarkBytesCountHostBaseline is the same-run baseline for the two

@@ -97,30 +97,55 @@ func zeroBytes64(b []byte) int {
 }
 
 // aesBlockMasks runs the AES relation test at the 16 aligned positions of
-// block b (see memKeyBlocksGo). The second rows are only looked at where
-// a first row passes, which is rare.
+// block b (see memKeyBlocksGo).
 func aesBlockMasks(b []byte, m uint64) (even, odd uint64) {
 	b = b[:memKeyBlockReach]
 	for q := 0; q <= 60; q += 4 {
+		// The first rows, written out (a call per position costs more
+		// than the test).
 		a := le64(b, q)
-		r128 := popcnt(a ^ le64(b, q+12) ^ le64(b, q+16))
-		r192 := popcnt(a ^ le64(b, q+20) ^ le64(b, q+24))
-		r256 := popcnt(a ^ le64(b, q+28) ^ le64(b, q+32))
-		if r128 > m && r192 > m && r256 > m {
+		if popcnt(a^le64(b, q+12)^le64(b, q+16)) > m &&
+			popcnt(a^le64(b, q+20)^le64(b, q+24)) > m &&
+			popcnt(a^le64(b, q+28)^le64(b, q+32)) > m {
 			continue
 		}
-		if r128+popcnt(le64(b, q+16)^le64(b, q+28)^le64(b, q+32)) > m &&
-			r192+popcnt(le64(b, q+24)^le64(b, q+44)^le64(b, q+48)) > m &&
-			r256+popcnt(le64(b, q+32)^le64(b, q+60)^le64(b, q+64)) > m {
-			continue
-		}
-		if q%8 == 0 {
-			even |= 1 << (q / 8)
-		} else {
-			odd |= 1 << (q / 8)
+		if aesSecondRows(b, q, m) {
+			if q%8 == 0 {
+				even |= 1 << (q / 8)
+			} else {
+				odd |= 1 << (q / 8)
+			}
 		}
 	}
 	return even, odd
+}
+
+// aesRefineMasks keeps the positions of masks that pass the first rows
+// whose second rows pass too.
+func aesRefineMasks(b []byte, even, odd, m uint64) (uint64, uint64) {
+	b = b[:memKeyBlockReach]
+	for k := range 8 {
+		if even&(1<<k) != 0 && !aesSecondRows(b, 8*k, m) {
+			even &^= 1 << k
+		}
+		if odd&(1<<k) != 0 && !aesSecondRows(b, 8*k+4, m) {
+			odd &^= 1 << k
+		}
+	}
+	return even, odd
+}
+
+// aesSecondRows says whether the first two rows of the relation at
+// position q of block b have at most m bit errors together, for some key
+// size.
+func aesSecondRows(b []byte, q int, m uint64) bool {
+	a := le64(b, q)
+	for _, g := range [3]int{16, 24, 32} {
+		if popcnt(a^le64(b, q+g-4)^le64(b, q+g))+popcnt(le64(b, q+g)^le64(b, q+2*g-4)^le64(b, q+2*g)) <= m {
+			return true
+		}
+	}
+	return false
 }
 
 func le64(b []byte, o int) uint64 { return binary.LittleEndian.Uint64(b[o:]) }

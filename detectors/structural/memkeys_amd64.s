@@ -142,3 +142,172 @@ next:
 	VZEROUPPER
 	MOVQ BX, ret+32(FP)
 	RET
+
+// memKeyBlocksAVX2 is the AVX2 version of the block filter, with one
+// difference: it tests the first rows of the AES relations only, and
+// memKeyBlocksAVX2Rows (memkeys_amd64.go) adds the second rows where they
+// pass. Without 64-bit popcounts and with 16 registers, that keeps the loop
+// short. Its entries are otherwise memKeyBlocksGo's. A 32-byte half h of
+// the block holds the positions q = 32h+8k (window at 32h) and 32h+8k+4
+// (window at 32h+4), k = 0..3.
+
+DATA memkeyNibblePop<>+0(SB)/8, $0x0302020102010100
+DATA memkeyNibblePop<>+8(SB)/8, $0x0403030203020201
+DATA memkeyNibblePop<>+16(SB)/8, $0x0302020102010100
+DATA memkeyNibblePop<>+24(SB)/8, $0x0403030203020201
+GLOBL memkeyNibblePop<>(SB), RODATA|NOPTR, $32
+DATA memkeyLowNibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA memkeyLowNibbles<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA memkeyLowNibbles<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA memkeyLowNibbles<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL memkeyLowNibbles<>(SB), RODATA|NOPTR, $32
+DATA memkey30<>+0(SB)/8, $0x3030303030303030
+DATA memkey30<>+8(SB)/8, $0x3030303030303030
+DATA memkey30<>+16(SB)/8, $0x3030303030303030
+DATA memkey30<>+24(SB)/8, $0x3030303030303030
+GLOBL memkey30<>(SB), RODATA|NOPTR, $32
+DATA memkey82<>+0(SB)/8, $0x8282828282828282
+DATA memkey82<>+8(SB)/8, $0x8282828282828282
+DATA memkey82<>+16(SB)/8, $0x8282828282828282
+DATA memkey82<>+24(SB)/8, $0x8282828282828282
+GLOBL memkey82<>(SB), RODATA|NOPTR, $32
+DATA memkey02<>+0(SB)/8, $0x0202020202020202
+DATA memkey02<>+8(SB)/8, $0x0202020202020202
+DATA memkey02<>+16(SB)/8, $0x0202020202020202
+DATA memkey02<>+24(SB)/8, $0x0202020202020202
+GLOBL memkey02<>(SB), RODATA|NOPTR, $32
+DATA memkey01<>+0(SB)/8, $0x0101010101010101
+DATA memkey01<>+8(SB)/8, $0x0101010101010101
+DATA memkey01<>+16(SB)/8, $0x0101010101010101
+DATA memkey01<>+24(SB)/8, $0x0101010101010101
+GLOBL memkey01<>(SB), RODATA|NOPTR, $32
+
+// FAILS2 sets fail to all ones in the qword lanes where popcount(a ^ the
+// 32 bytes at o1 ^ those at o2) > m (Y13); Y14 holds 0x0f bytes, Y15 the
+// nibble popcounts, Y12 zero; t and u are clobbered.
+#define FAILS2(a, o1, o2, fail, t, u) \
+	VPXOR    o1(SI), a, t; \
+	VPXOR    o2(SI), t, t; \
+	VPSRLW   $4, t, u; \
+	VPAND    Y14, t, t; \
+	VPAND    Y14, u, u; \
+	VPSHUFB  t, Y15, t; \
+	VPSHUFB  u, Y15, u; \
+	VPADDB   u, t, t; \
+	VPSADBW  Y12, t, t; \
+	VPCMPGTQ Y13, t, fail
+
+// FAILALL sets fail where all three key sizes fail at the positions of the
+// window at offset w (a holds it): the relations' words lie 12 and 16, 20
+// and 24, 28 and 32 bytes after the position.
+#define FAILALL(a, w, fail, t, u, v) \
+	FAILS2(a, w+12, w+16, fail, t, u); \
+	FAILS2(a, w+20, w+24, v, t, u); \
+	VPAND v, fail, fail; \
+	FAILS2(a, w+28, w+32, v, t, u); \
+	VPAND v, fail, fail
+
+// PASSMASK ORs into dst, at bit shift, the 4-bit mask of the lanes of the
+// window at offset w where some key size passes.
+#define PASSMASK(w, shift, dst) \
+	VMOVDQU   w(SI), Y0; \
+	FAILALL(Y0, w, Y1, Y2, Y3, Y4); \
+	VMOVMSKPD Y1, AX; \
+	XORQ      $15, AX; \
+	SHLQ      $shift, AX; \
+	ORQ       AX, dst
+
+// DERHALF sets the 32-bit DX mask of the DER prefix in the half at offset w.
+#define DERHALF(w) \
+	VMOVDQU   w(SI), Y0; \
+	VPCMPEQB  memkey30<>(SB), Y0, Y0; \
+	VMOVDQU   w+1(SI), Y1; \
+	VPCMPEQB  memkey82<>(SB), Y1, Y1; \
+	VPAND     Y1, Y0, Y0; \
+	VMOVDQU   w+4(SI), Y1; \
+	VPCMPEQB  memkey02<>(SB), Y1, Y1; \
+	VPAND     Y1, Y0, Y0; \
+	VMOVDQU   w+5(SI), Y1; \
+	VPCMPEQB  memkey01<>(SB), Y1, Y1; \
+	VPAND     Y1, Y0, Y0; \
+	VMOVDQU   w+6(SI), Y1; \
+	VPCMPEQB  Y12, Y1, Y1; \
+	VPAND     Y1, Y0, Y0; \
+	VPMOVMSKB Y0, DX
+
+// func memKeyBlocksAVX2(p *byte, n int, m uint64, out *uint64) int
+TEXT ·memKeyBlocksAVX2(SB), NOSPLIT, $0-40
+	MOVQ    p+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    m+16(FP), AX
+	MOVQ    out+24(FP), DI
+	MOVQ    AX, X13
+	VPBROADCASTQ X13, Y13
+	VMOVDQU memkeyNibblePop<>(SB), Y15
+	VMOVDQU memkeyLowNibbles<>(SB), Y14
+	VPXOR   Y12, Y12, Y12
+	XORQ    BX, BX // blocks with hits
+	XORQ    R8, R8 // block number
+
+avx2loop:
+	// DER, where "30 82" occurs at all (R10: the 64-bit mask).
+	XORQ      R10, R10
+	VMOVDQU   (SI), Y0
+	VPCMPEQB  memkey30<>(SB), Y0, Y0
+	VMOVDQU   1(SI), Y1
+	VPCMPEQB  memkey82<>(SB), Y1, Y1
+	VPAND     Y1, Y0, Y0
+	VMOVDQU   32(SI), Y2
+	VPCMPEQB  memkey30<>(SB), Y2, Y2
+	VMOVDQU   33(SI), Y1
+	VPCMPEQB  memkey82<>(SB), Y1, Y1
+	VPAND     Y1, Y2, Y2
+	VPOR      Y2, Y0, Y0
+	VPTEST    Y0, Y0
+	JZ        avx2aes
+	DERHALF(32)
+	MOVQ      DX, R10
+	SHLQ      $32, R10
+	DERHALF(0)
+	ORQ       DX, R10
+
+avx2aes:
+	XORQ R9, R9
+
+	// More than 8 zero bytes in [64, 128): no schedule starts here.
+	VPCMPEQB  64(SI), Y12, Y0
+	VPMOVMSKB Y0, AX
+	VPCMPEQB  96(SI), Y12, Y0
+	VPMOVMSKB Y0, DX
+	POPCNTL   AX, AX
+	POPCNTL   DX, DX
+	ADDQ      DX, AX
+	CMPQ      AX, $8
+	JA        avx2store
+
+	PASSMASK(0, 0, R9)
+	PASSMASK(32, 4, R9)
+	PASSMASK(4, 8, R9)
+	PASSMASK(36, 12, R9)
+
+avx2store:
+	MOVQ R9, AX
+	ORQ  R10, AX
+	JZ   avx2next
+	MOVQ R8, AX
+	SHLQ $32, AX
+	ORQ  R9, AX
+	MOVQ AX, (DI)
+	MOVQ R10, 8(DI)
+	ADDQ $16, DI
+	INCQ BX
+
+avx2next:
+	ADDQ $64, SI
+	INCQ R8
+	DECQ CX
+	JNZ  avx2loop
+
+	VZEROUPPER
+	MOVQ BX, ret+32(FP)
+	RET

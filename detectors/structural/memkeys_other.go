@@ -8,5 +8,5 @@ func memKeyFilter(buf []byte, first, n int, m uint64, out []uint64) int {
 	return memKeyBlocksGo(buf, first, n, m, out)
 }
 
-// memKeyVector says whether memKeyFilter runs vector code: never here.
-func memKeyVector() bool { return false }
+// memKeyVectors returns the vector block filters this CPU runs: none here.
+func memKeyVectors() map[string]blockFilter { return nil }

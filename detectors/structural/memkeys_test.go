@@ -145,7 +145,10 @@ func memKeyInputs(t *testing.T) map[string][]byte {
 // portable filter and with this CPU's vector filter, reports exactly what
 // checking every offset in full reports.
 func TestFindMemoryKeysExhaustive(t *testing.T) {
-	filters := map[string]blockFilter{"go": memKeyBlocksGo, "dispatch": memKeyFilter}
+	filters := map[string]blockFilter{"go": memKeyBlocksGo}
+	for name, f := range memKeyVectors() {
+		filters[name] = f
+	}
 	for name, buf := range memKeyInputs(t) {
 		wantDER := exhaustiveDER(buf)
 		if len(buf) >= 1<<14 && len(wantDER) < 3 {
@@ -171,24 +174,26 @@ func TestFindMemoryKeysExhaustive(t *testing.T) {
 	}
 }
 
-// TestMemKeyFilterVectorMatchesGo checks that the vector block filter's
-// entries equal the portable filter's, entry for entry.
+// TestMemKeyFilterVectorMatchesGo checks that each vector block filter
+// this CPU runs gives the portable filter's entries, entry for entry.
 func TestMemKeyFilterVectorMatchesGo(t *testing.T) {
-	if !memKeyVector() {
-		t.Skip("this CPU has no vector memory-key filter (AVX-512 F, BW and VPOPCNTDQ)")
+	vectors := memKeyVectors()
+	if len(vectors) == 0 {
+		t.Skip("this CPU runs no vector memory-key filter (AVX2, or AVX-512 F, BW and VPOPCNTDQ)")
 	}
 	for name, buf := range memKeyInputs(t) {
 		for _, m := range []uint64{0, 1, 10, 23, 64, maxFilterErrors} {
-			t.Run(fmt.Sprintf("%s/m%d", name, m), func(t *testing.T) {
-				want := filterOutput(memKeyBlocksGo, buf, m)
-				got := filterOutput(memKeyFilter, buf, m)
-				if !slices.Equal(got, want) {
-					t.Fatalf("vector filter: %d entries, portable %d; first difference at %d", len(got)/2, len(want)/2, firstDiff(got, want))
-				}
-				if name != "below-a-block" && name != "short" && len(want) == 0 {
-					t.Fatal("no filter entries: the input tests nothing")
-				}
-			})
+			want := filterOutput(memKeyBlocksGo, buf, m)
+			if name != "below-a-block" && name != "short" && len(want) == 0 {
+				t.Fatalf("%s: no filter entries: the input tests nothing", name)
+			}
+			for vname, f := range vectors {
+				t.Run(fmt.Sprintf("%s/m%d/%s", name, m, vname), func(t *testing.T) {
+					if got := filterOutput(f, buf, m); !slices.Equal(got, want) {
+						t.Fatalf("%d entries, portable %d; first difference at word %d", len(got)/2, len(want)/2, firstDiff(got, want))
+					}
+				})
+			}
 		}
 	}
 }
@@ -217,9 +222,10 @@ func FuzzMemKeyFilter(f *testing.F) {
 	f.Add(der, uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, maxErr uint8) {
 		m := int(maxErr % 24)
-		if memKeyVector() {
-			if got, want := filterOutput(memKeyFilter, data, uint64(m)), filterOutput(memKeyBlocksGo, data, uint64(m)); !slices.Equal(got, want) {
-				t.Fatalf("vector filter %x, portable %x", got, want)
+		want := filterOutput(memKeyBlocksGo, data, uint64(m))
+		for name, f := range memKeyVectors() {
+			if got := filterOutput(f, data, uint64(m)); !slices.Equal(got, want) {
+				t.Fatalf("%s filter %x, portable %x", name, got, want)
 			}
 		}
 		aes, der := searchWith(memKeyBlocksGo, data, m)
