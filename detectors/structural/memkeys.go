@@ -28,11 +28,11 @@ import (
 // bytes lie in the 176-byte entropy window (lowEntropy) of every start the
 // block covers, and a window with 9 equal bytes is no schedule. Both tests
 // are implied by the full check, so the search finds exactly what checking
-// every offset in full would find; on /usr bytes they leave about 1 in
-// 4,000 positions to check in full.
+// every offset in full would find; on /usr bytes they leave about one
+// aligned position in 4,000 to check in full.
 //
 // DER. A PKCS#1 or PKCS#8 RSA key starts "30 82 LL LL 02 01 00"; the
-// filter marks the bytes where those six fixed bytes match.
+// filter marks the bytes where its five fixed bytes match.
 
 // memKeyBlockReach is how many bytes from a block's start the filter reads:
 // the last load is 64 bytes at offset 68 (the second row of an AES-256
