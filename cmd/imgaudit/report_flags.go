@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -47,28 +46,29 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	return rf
 }
 
-// check validates the flags and reads the baseline.
-func (rf *reportFlags) check() (detectors.Severity, map[string]bool, error) {
+// check validates the flags and reads the baseline; it returns the
+// --fail-on threshold in the form report.Gate takes.
+func (rf *reportFlags) check() (string, map[string]bool, error) {
 	if err := checkFormat(rf.format); err != nil {
-		return 0, nil, err
+		return "", nil, err
 	}
 	threshold, err := parseFailOn(rf.failOn)
 	if err != nil {
-		return 0, nil, err
+		return "", nil, err
 	}
 	var known map[string]bool
 	if rf.baseline != "" {
 		if known, err = readBaseline(rf.baseline); err != nil {
-			return 0, nil, err
+			return "", nil, err
 		}
 	}
 	if rf.severity != "" {
 		if rf.show, err = report.ParseSeverityList(rf.severity); err != nil {
-			return 0, nil, usagef("--severity: %v", err)
+			return "", nil, usagef("--severity: %v", err)
 		}
 	}
 	if rf.ignore, err = report.LoadIgnoreFiles(rf.ignoreFiles); err != nil {
-		return 0, nil, usagef("--ignore: %v", err)
+		return "", nil, usagef("--ignore: %v", err)
 	}
 	return threshold, known, nil
 }
@@ -127,44 +127,25 @@ func checkFormat(f string) error {
 	return usagef("--format must be table, json or sarif, not %q", f)
 }
 
-func parseFailOn(s string) (detectors.Severity, error) {
-	if s == "none" {
-		return detectors.Severity(1 << 30), nil
-	}
-	t, err := detectors.ParseSeverity(s)
+func parseFailOn(s string) (string, error) {
+	t, err := report.ParseFailOn(s)
 	if err != nil {
-		return 0, usagef("--fail-on must be low, medium, high, critical or none, not %q", s)
+		return "", usagef("%v", err)
 	}
 	return t, nil
 }
 
-// gateExit applies the exit-code contract of docs/report.md: 2 when no
-// target could be read; 3 when the run is incomplete and has findings at
-// or above the threshold; 2 when it is incomplete without them; 1 for
-// findings; 0 otherwise. The verdict says why, for the CI log.
-func gateExit(rep *report.Report, threshold detectors.Severity, failOn string) (int, string, error) {
-	if rep.Summary.Targets > 0 && rep.Summary.TargetsFailed == rep.Summary.Targets {
-		return exitUsage, "", fmt.Errorf("no target could be read")
+// gateExit exits as report.Gate decides (the exit-code contract of
+// docs/report.md); the verdict says why, for the CI log.
+func gateExit(rep *report.Report, threshold string) (int, string, error) {
+	v, err := report.Gate(rep, threshold)
+	if err != nil {
+		return exitUsage, "", usagef("%v", err)
 	}
-	n := 0
-	for _, f := range rep.Findings {
-		// Severity info (public material) is no detector severity: it
-		// does not parse, and never counts, whatever the threshold.
-		if s, err := detectors.ParseSeverity(f.Severity); err == nil && s >= threshold {
-			n++
-		}
+	if v.NoTarget {
+		return v.Exit, "", fmt.Errorf("no target could be read")
 	}
-	found := fmt.Sprintf("%s at or above --fail-on %s", pluralize(n, "finding"), failOn)
-	incomplete := "incomplete: " + cmp.Or(rep.IncompleteReason, "not everything could be read")
-	switch {
-	case !rep.Complete && n > 0:
-		return exitIncompleteFindings, fmt.Sprintf("FAIL (exit %d): %s; %s", exitIncompleteFindings, incomplete, found), nil
-	case !rep.Complete:
-		return exitIncomplete, fmt.Sprintf("FAIL (exit %d): %s", exitIncomplete, incomplete), nil
-	case n > 0:
-		return exitFindings, fmt.Sprintf("FAIL (exit %d): %s", exitFindings, found), nil
-	}
-	return exitOK, fmt.Sprintf("PASS (exit %d): %s", exitOK, found), nil
+	return v.Exit, v.Text, nil
 }
 
 func pluralize(n int, word string) string {
@@ -211,7 +192,7 @@ func writeReport(rep *report.Report, format string, out *outfile.Output, maxLocs
 // finishReport writes the report, applies the gate and, when the report
 // went to a file or is not a table, says the summary and the verdict on
 // stderr so that a CI log shows why a run failed.
-func finishReport(cmdName string, rep *report.Report, rf *reportFlags, out *outfile.Output, threshold detectors.Severity,
+func finishReport(cmdName string, rep *report.Report, rf *reportFlags, out *outfile.Output, threshold string,
 	runErr error, stdout, stderr io.Writer) (int, error) {
 	if err := rf.write(rep, out, stdout); err != nil {
 		return exitUsage, err
@@ -219,7 +200,7 @@ func finishReport(cmdName string, rep *report.Report, rf *reportFlags, out *outf
 	if runErr != nil {
 		return exitInterrupted, runErr
 	}
-	code, verdict, err := gateExit(rep, threshold, rf.failOn)
+	code, verdict, err := gateExit(rep, threshold)
 	if out != nil || rf.format != "table" {
 		where := "standard output"
 		if out != nil {
