@@ -61,15 +61,7 @@ func readSecretField(t testing.TB, path, re string) string {
 	return string(m[1])
 }
 
-// buildDemo runs the committed demo generator into a temp dir, so the test
-// covers the very steps that made testdata/demo.
-func buildDemo(t testing.TB) (dir, secrets string) {
-	testutil.RequireTool(t, "qemu-img", "qemu-io", "mkfs.ext4", "debugfs", "sfdisk", "ssh-keygen")
-	dir = t.TempDir()
-	secrets = filepath.Join(dir, "secrets")
-	testutil.Run(t, "bash", filepath.Join(repoRoot(t), "testdata/demo/make-demo.sh"), filepath.Join(dir, "img"), secrets)
-	return filepath.Join(dir, "img"), secrets
-}
+func buildDemo(t testing.TB) (dir, secrets string) { return testutil.BuildDemo(t) }
 
 func TestEndToEndLifetime(t *testing.T) {
 	dir, sec := buildDemo(t)

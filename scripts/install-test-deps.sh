@@ -65,6 +65,7 @@ need=(
   msgfmt:gettext
   gcc:gcc
   mkfifo:coreutils
+  chromium:chromium
 )
 
 # path:package pairs, for packages that install no command of their own

@@ -7,6 +7,8 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -57,4 +59,23 @@ func FileSnapshot(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+}
+
+// BuildDemo runs the committed demo generator (testdata/demo/make-demo.sh)
+// into a temp dir, so that tests cover the very steps that made
+// testdata/demo. It returns the directory of the images (web01.qcow2 over
+// base.qcow2) and that of the secrets it planted.
+func BuildDemo(t testing.TB) (images, secrets string) {
+	t.Helper()
+	RequireTool(t, "qemu-img", "qemu-io", "mkfs.ext4", "debugfs", "sfdisk", "ssh-keygen")
+	dir := t.TempDir()
+	images, secrets = filepath.Join(dir, "img"), filepath.Join(dir, "secrets")
+	Run(t, "bash", filepath.Join(RepoRoot(), "testdata/demo/make-demo.sh"), images, secrets)
+	return images, secrets
 }
