@@ -46,16 +46,16 @@ func severityColor(s string) string {
 
 const colorReset = "\x1b[0m"
 
-// tableMetadataKey reports whether a metadata key may be shown in the
-// table. Metadata is non-secret by contract, but the table is what people
-// paste into tickets, so only descriptive keys are shown.
-func tableMetadataKey(k string) bool {
-	switch k {
-	case "key_type", "type", "algorithm", "bits", "curve", "encrypted", "user", "username":
-		return true
-	}
-	return false
+// tableMetadataKeys are the metadata keys the table (and the visible part
+// of the HTML report) may show. Metadata is non-secret by contract, but the
+// table is what people paste into tickets, so only descriptive keys are
+// shown.
+func tableMetadataKeys() []string {
+	return []string{"key_type", "type", "algorithm", "bits", "curve", "encrypted", "user", "username"}
 }
+
+// tableMetadataKey reports whether a metadata key may be shown in the table.
+func tableMetadataKey(k string) bool { return slices.Contains(tableMetadataKeys(), k) }
 
 // WriteTable writes the report for people: a run header, the findings
 // outside the guest's control, then the live ones, then target errors,
@@ -132,23 +132,8 @@ func (t *tableWriter) printf(format string, args ...any) {
 }
 
 func (t *tableWriter) header(r *Report) {
-	views, failed := 0, 0
-	var scanned, allocated int64
-	for _, tg := range r.Targets {
-		views += len(tg.Views)
-		if len(tg.Errors) > 0 {
-			failed++
-		}
-		for _, v := range tg.Views {
-			scanned += v.ScannedBytes
-			allocated += v.AllocatedBytes
-		}
-	}
-	// The scanner's summary knows about bytes shared between views; prefer
-	// it when it was filled in.
-	if r.Summary.ScannedBytes > 0 || r.Summary.AllocatedBytes > 0 {
-		scanned, allocated = r.Summary.ScannedBytes, r.Summary.AllocatedBytes
-	}
+	tot := totalsOf(r)
+	views, failed, scanned, allocated := tot.Views, tot.Failed, tot.Scanned, tot.Allocated
 	state := "complete"
 	if !r.Complete {
 		state = "INCOMPLETE"
@@ -189,6 +174,32 @@ func (t *tableWriter) header(r *Report) {
 			t.printf("    note: %s\n", clean(n))
 		}
 	}
+}
+
+// runTotals are the run's size: what the header of every report says.
+type runTotals struct {
+	Targets, Failed, Views int
+	Scanned, Allocated     int64
+}
+
+func totalsOf(r *Report) runTotals {
+	t := runTotals{Targets: len(r.Targets)}
+	for _, tg := range r.Targets {
+		t.Views += len(tg.Views)
+		if len(tg.Errors) > 0 {
+			t.Failed++
+		}
+		for _, v := range tg.Views {
+			t.Scanned += v.ScannedBytes
+			t.Allocated += v.AllocatedBytes
+		}
+	}
+	// The scanner's summary knows about bytes shared between views; prefer
+	// it when it was filled in.
+	if r.Summary.ScannedBytes > 0 || r.Summary.AllocatedBytes > 0 {
+		t.Scanned, t.Allocated = r.Summary.ScannedBytes, r.Summary.AllocatedBytes
+	}
+	return t
 }
 
 // viewLabel is the short name of a view: its kind, plus its name when set.
