@@ -203,7 +203,7 @@ func TestEndToEndLifetime(t *testing.T) {
 		}
 	}
 	var outs []bytes.Buffer
-	outs = make([]bytes.Buffer, 3)
+	outs = make([]bytes.Buffer, 4)
 	if err := report.WriteJSON(&outs[0], rep); err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +211,9 @@ func TestEndToEndLifetime(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := report.WriteTable(&outs[2], rep, report.TableOptions{MaxLocations: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.WriteHTML(&outs[3], rep); err != nil {
 		t.Fatal(err)
 	}
 	for i, o := range outs {

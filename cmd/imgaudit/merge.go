@@ -21,7 +21,7 @@ complete only if every input is.
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 incomplete (an input is), usage error or unreadable input; 3 incomplete
 and findings at or above --fail-on.`, stdout)
-	format := fs.String("format", "json", "report `FORMAT`: table, json or sarif")
+	format := fs.String("format", "json", "report `FORMAT`: table, json, sarif or html")
 	var output string
 	fs.StringVar(&output, "output", "", "write the merged report to `FILE` instead of standard output")
 	fs.StringVar(&output, "o", "", "same as --output")

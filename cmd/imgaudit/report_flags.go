@@ -30,7 +30,7 @@ type reportFlags struct {
 
 func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	rf := &reportFlags{}
-	fs.StringVar(&rf.format, "format", "table", "report `FORMAT`: table, json or sarif")
+	fs.StringVar(&rf.format, "format", "table", "report `FORMAT`: table, json, sarif or html")
 	fs.StringVar(&rf.output, "output", "", "write the report to `FILE` instead of standard output")
 	fs.StringVar(&rf.output, "o", "", "same as --output")
 	fs.StringVar(&rf.failOn, "fail-on", "low", "exit 1 when a finding has this `SEVERITY` or higher: low, medium, high, critical, or none (findings of severity info, public material, never count)")
@@ -121,10 +121,10 @@ func keepOnlyNew(rep *report.Report) {
 
 func checkFormat(f string) error {
 	switch f {
-	case "table", "json", "sarif":
+	case "table", "json", "sarif", "html":
 		return nil
 	}
-	return usagef("--format must be table, json or sarif, not %q", f)
+	return usagef("--format must be table, json, sarif or html, not %q", f)
 }
 
 func parseFailOn(s string) (string, error) {
@@ -173,6 +173,8 @@ func writeReport(rep *report.Report, format string, out *outfile.Output, maxLocs
 			return report.WriteJSON(w, rep)
 		case "sarif":
 			return report.WriteSARIF(w, rep)
+		case "html":
+			return report.WriteHTML(w, rep)
 		}
 		return report.WriteTable(w, rep, report.TableOptions{MaxLocations: maxLocs})
 	}
