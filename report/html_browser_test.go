@@ -638,3 +638,52 @@ func manyFindings(n int) *report.Report {
 	r.Timelines = []report.Timeline{tl}
 	return r
 }
+
+// TestHTMLReportManyImages: a store of many images draws the first
+// matrices, folds the others until they are opened, and counts the images
+// without secrets instead of drawing them.
+func TestHTMLReportManyImages(t *testing.T) {
+	requireChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const images, clean = 30, 12
+	r := &report.Report{SchemaVersion: report.SchemaVersion, Tool: report.Tool{Name: "imgaudit", Version: "test"}, Command: "registry", Complete: true, FailOn: "low"}
+	for i := range images {
+		img := fmt.Sprintf("registry.example/app%02d:latest", i)
+		var views []report.View
+		for l := range 3 {
+			views = append(views, report.View{ID: fmt.Sprintf("%s#layer:%d", img, l), Kind: "layer", Name: fmt.Sprintf("layer %d", l)})
+		}
+		r.Targets = append(r.Targets, report.Target{Path: img, Format: "oci", Views: views, Errors: []string{}})
+		if i >= images-clean {
+			continue
+		}
+		for k := range 2 {
+			v := views[k]
+			f := report.Finding{Rule: "generic-api-key", Category: "token", Severity: "high", Fingerprint: sha([]byte(fmt.Sprint(i, k))), Preview: "key_…(32 chars)",
+				Locations: []report.Location{{Target: img, View: v.ID, ViewKind: v.Kind, Path: "/app/.env", State: "allocated", Exposure: "layer"}}}
+			report.RecomputeExposure(&f)
+			r.Findings = append(r.Findings, f)
+		}
+	}
+	report.Summarize(r)
+	b := launch(t, ctx)
+	p := open(t, ctx, b, writeHTMLFile(t, r), true)
+	var got struct {
+		Drawn, Folded int
+		Clean         string
+		Opened        int
+	}
+	p.eval(t, ctx, `(async () => {
+	  const drawn = document.querySelectorAll('#lifetime > .matrix-group').length;
+	  const folds = document.querySelectorAll('#lifetime details.matrix-fold');
+	  const clean = Array.from(document.querySelectorAll('#lifetime > p.dim')).pop().textContent;
+	  folds[0].open = true;
+	  await new Promise(done => folds[0].addEventListener('toggle', () => setTimeout(done, 0), {once: true}));
+	  return {Drawn: drawn, Folded: folds.length, Clean: clean, Opened: folds[0].querySelectorAll('tr.secret-row').length};
+	})()`, &got)
+	if got.Drawn != 8 || got.Folded != images-clean-8 || got.Clean != fmt.Sprintf("%d VMs or images without secrets", clean) || got.Opened != 2 {
+		t.Errorf("got %+v, want 8 drawn, %d folded, %d without secrets, 2 rows in an opened fold", got, images-clean-8, clean)
+	}
+	p.checkQuiet(t)
+}

@@ -9,6 +9,7 @@
   var PAGE = 25;        // finding cards per page
   var MATRIX_PAGE = 50; // matrix rows per page
   var LOC_PAGE = 100;   // locations listed before "show all"
+  var OPEN_MATRICES = 8; // matrices drawn at once; the others when opened
 
   var cfg = JSON.parse(document.getElementById('imgaudit-config').textContent);
   var data = JSON.parse(document.getElementById('imgaudit-report').textContent);
@@ -308,11 +309,23 @@
       groups.push({ title: t.path, sub: t.format || '', targets: new Set([t.path]),
         cols: views.map(function (x) { return column(x.v, t.path); }), residue: new Map(), memory: [] });
     });
+    // The secrets of each target, in display order, so that a store of
+    // many images costs one pass over the findings, not one per image.
+    var byTarget = new Map();
+    items.forEach(function (x, k) {
+      if (x.section === 'rollback' || x.section === 'cloned') return;
+      x.targets.forEach(function (t) {
+        if (!byTarget.has(t)) byTarget.set(t, []);
+        byTarget.get(t).push(k);
+      });
+    });
     groups.forEach(function (g) {
       var at = new Map(g.cols.map(function (c, i) { return [c.view, i]; }));
+      var mine = [];
+      g.targets.forEach(function (t) { mine = mine.concat(byTarget.get(t) || []); });
       g.rows = [];
-      items.forEach(function (x) {
-        if (x.section === 'rollback' || x.section === 'cloned') return;
+      uniq(mine).sort(function (a, b) { return a - b; }).forEach(function (k) {
+        var x = items[k];
         var cells = g.cols.map(function () { return null; });
         var locs = [];
         (x.f.locations || []).forEach(function (l) {
@@ -412,8 +425,19 @@
     lifetime.appendChild(el('div', { class: 'legend' }, ['file', 'residue', 'public', 'absent'].map(function (c) {
       return el('span', null, el('i', { class: 'c-' + c }), MARK[c] + ' ' + TITLE[c]);
     })));
-    if (!groups.length) lifetime.appendChild(el('p', { class: 'empty', text: 'no views' }));
-    groups.forEach(function (g) { lifetime.appendChild(matrix(g, g.rows)); });
+    // VMs and images without secrets are counted, not drawn; past the
+    // first few, a matrix is drawn when it is opened.
+    var withRows = groups.filter(function (g) { return g.rows.length; });
+    if (!withRows.length) lifetime.appendChild(el('p', { class: 'empty', text: 'no secrets' }));
+    withRows.forEach(function (g, k) {
+      if (k < OPEN_MATRICES) { lifetime.appendChild(matrix(g, g.rows)); return; }
+      var d = el('details', { class: 'fold matrix-fold' }, el('summary', { text: g.title + ' (' + plural(g.rows.length, 'secret') + ')' }));
+      d.addEventListener('toggle', function () { if (d.open && d.children.length === 1) d.appendChild(matrix(g, g.rows)); });
+      lifetime.appendChild(d);
+    });
+    if (groups.length > withRows.length) {
+      lifetime.appendChild(el('p', { class: 'dim', text: (groups.length - withRows.length) + (groups.length - withRows.length === 1 ? ' VM or image' : ' VMs or images') + ' without secrets' }));
+    }
 
     findingsSec.textContent = '';
     findingsSec.appendChild(el('h2', { text: 'Findings' }));
