@@ -388,6 +388,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 		imgName    = `/home/<img src=x onerror="window.pwned=2">.pem`
 		target     = "/srv/<script>window.pwned=3</script>.qcow2"
 		comment    = "/etc/<!--/x.key"
+		noscript   = "/etc/</noscript><img src=z onerror=window.pwned=7>.key"
 	)
 	view := target + "#current"
 	snap := target + `#snapshot:<img src=y onerror="window.pwned=4">`
@@ -405,6 +406,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 				{Target: target, View: view, ViewKind: "current", Offset: 0x1000, Path: scriptName, Partition: "<i>p1</i>", State: "allocated", Exposure: "live"},
 				{Target: target, View: snap, ViewKind: "snapshot", Offset: 0x2000, Path: imgName, State: "allocated", Exposure: "snapshot"},
 				{Target: target, View: snap, ViewKind: "snapshot", Offset: 0x3000, Path: comment, State: "free", Exposure: "snapshot"},
+				{Target: target, View: view, ViewKind: "current", Offset: 0x4000, Path: noscript, State: "allocated", Exposure: "live"},
 			},
 		}},
 		Summary: report.Summary{Targets: 1, TargetsFailed: 1, Findings: 1},
@@ -419,7 +421,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 				// renders every name.
 				p.eval(t, ctx, `document.querySelectorAll('details').forEach(d => d.open = true);
 				  document.querySelectorAll('#lifetime td.secret').forEach(td => td.click()); true`, nil)
-				if err := p.WaitFor(ctx, `document.querySelectorAll('#findings tr.loc').length === 3`); err != nil {
+				if err := p.WaitFor(ctx, `document.querySelectorAll('#findings tr.loc').length === 4`); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -434,7 +436,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 			if got.Pwned != nil || got.Imgs != 0 || got.Svgs != 0 {
 				t.Errorf("hostile markup became elements: pwned=%v, %d img, %d svg", got.Pwned, got.Imgs, got.Svgs)
 			}
-			for _, name := range []string{scriptName, imgName, target, comment, "bad <b>table</b> at offset 0x30"} {
+			for _, name := range []string{scriptName, imgName, target, comment, noscript, "bad <b>table</b> at offset 0x30"} {
 				if !strings.Contains(got.Text, name) {
 					t.Errorf("the page does not show %q as text", name)
 				}
