@@ -1,15 +1,18 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
 
 // Exit codes of the gate: a public contract (docs/report.md).
 const (
-	ExitPass     = 0 // no finding at or above --fail-on
-	ExitFindings = 1 // findings at or above --fail-on
-	ExitNoTarget = 2 // no target could be read at all
+	ExitPass               = 0 // complete, no finding at or above --fail-on
+	ExitFindings           = 1 // complete, findings at or above --fail-on
+	ExitIncomplete         = 2 // incomplete, no finding at or above --fail-on
+	ExitIncompleteFindings = 3 // incomplete, and findings at or above --fail-on
+	ExitNoTarget           = 2 // no target could be read at all
 )
 
 // FailOnNone is the --fail-on value that counts no finding.
@@ -23,6 +26,9 @@ type Verdict struct {
 	// the gate.
 	AtOrAbove int  `json:"at_or_above"`
 	Pass      bool `json:"pass"`
+	// Incomplete is set when the run did not read everything: the gate
+	// fails closed, whatever the findings.
+	Incomplete bool `json:"incomplete"`
 	// NoTarget is set when every target failed: the run proves nothing.
 	NoTarget bool `json:"no_target"`
 	Exit     int  `json:"exit"`
@@ -44,9 +50,10 @@ func ParseFailOn(s string) (string, error) {
 
 // Gate applies the exit-code contract of docs/report.md to r: a finding
 // fails the gate when its severity is failOn or higher (findings dropped
-// by --baseline are no longer in r and do not count); a run in which no
-// target could be read fails whatever its findings. An empty failOn means
-// the default, low.
+// by --baseline are no longer in r and do not count); an incomplete run
+// fails whatever its findings (2, or 3 with findings); a run in which no
+// target could be read fails with 2. An empty failOn means the default,
+// low.
 func Gate(r *Report, failOn string) (Verdict, error) {
 	if failOn == "" {
 		failOn = SeverityLow
@@ -55,7 +62,7 @@ func Gate(r *Report, failOn string) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
-	v := Verdict{FailOn: fo}
+	v := Verdict{FailOn: fo, Incomplete: !r.Complete}
 	if fo != FailOnNone {
 		limit := SeverityRank(fo)
 		for i := range r.Findings {
@@ -66,10 +73,17 @@ func Gate(r *Report, failOn string) (Verdict, error) {
 		}
 	}
 	found := fmt.Sprintf("%s at or above --fail-on %s", plural(v.AtOrAbove, "finding"), fo)
+	incomplete := "incomplete: " + cmp.Or(r.IncompleteReason, "not everything could be read")
 	switch {
 	case r.Summary.Targets > 0 && r.Summary.TargetsFailed == r.Summary.Targets:
 		v.NoTarget, v.Exit = true, ExitNoTarget
 		v.Text = fmt.Sprintf("FAIL (exit %d): no target could be read", v.Exit)
+	case v.Incomplete && v.AtOrAbove > 0:
+		v.Exit = ExitIncompleteFindings
+		v.Text = fmt.Sprintf("FAIL (exit %d): %s; %s", v.Exit, incomplete, found)
+	case v.Incomplete:
+		v.Exit = ExitIncomplete
+		v.Text = fmt.Sprintf("FAIL (exit %d): %s", v.Exit, incomplete)
 	case v.AtOrAbove > 0:
 		v.Exit = ExitFindings
 		v.Text = fmt.Sprintf("FAIL (exit %d): %s", v.Exit, found)

@@ -11,6 +11,10 @@ func TestGate(t *testing.T) {
 		}
 		return r
 	}
+	incomplete := func(r *Report, reason string) *Report {
+		r.Complete, r.IncompleteReason = false, reason
+		return r
+	}
 	allFailed := withSeverities(SeverityCritical)
 	allFailed.Summary.TargetsFailed = 1
 	someFailed := withSeverities()
@@ -31,6 +35,9 @@ func TestGate(t *testing.T) {
 		{"unknown severities never count", "low", withSeverities("info", "weird"), ExitPass, 0, true, "PASS (exit 0): 0 findings at or above --fail-on low"},
 		{"every target failed", "none", allFailed, ExitNoTarget, 0, false, "FAIL (exit 2): no target could be read"},
 		{"some targets failed", "low", someFailed, ExitPass, 0, true, "PASS (exit 0): 0 findings at or above --fail-on low"},
+		{"incomplete", "high", incomplete(withSeverities(SeverityLow), ""), ExitIncomplete, 0, false, "FAIL (exit 2): incomplete: not everything could be read"},
+		{"incomplete with findings", "low", incomplete(withSeverities(SeverityLow), "interrupted"), ExitIncompleteFindings, 1, false, "FAIL (exit 3): incomplete: interrupted; 1 finding at or above --fail-on low"},
+		{"incomplete fails closed with none", "none", incomplete(withSeverities(SeverityCritical), "1 of 2 targets could not be read completely"), ExitIncomplete, 0, false, "FAIL (exit 2): incomplete: 1 of 2 targets could not be read completely"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := Gate(tc.r, tc.failOn)
