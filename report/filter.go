@@ -44,6 +44,11 @@ func ShowSeverities(r *Report, show []string) *Report {
 		return r
 	}
 	out := *r
+	if out.Judged == nil {
+		if v, err := Gate(r, r.FailOn); err == nil {
+			out.Judged = &v
+		}
+	}
 	out.Findings = make([]Finding, 0, len(r.Findings))
 	hidden := 0
 	for _, f := range r.Findings {

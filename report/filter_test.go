@@ -64,6 +64,13 @@ func TestSeverityFilters(t *testing.T) {
 	if len(shown.Findings) != want || shown.Summary.HiddenBySeverity != n-want || shown.Summary.Findings != want {
 		t.Errorf("shown %d findings, hidden %d", len(shown.Findings), shown.Summary.HiddenBySeverity)
 	}
+	whole, err := Gate(r, r.FailOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shown.Judged == nil || *shown.Judged != whole || whole.AtOrAbove <= want {
+		t.Errorf("the narrowed report's verdict %+v is not the whole run's %+v", shown.Judged, whole)
+	}
 	if len(r.Findings) != n || r.Summary.HiddenBySeverity != 0 {
 		t.Error("ShowSeverities modified the report the gate judges")
 	}

@@ -154,7 +154,9 @@ func newHTMLPage(r *Report, model map[string]any, data []byte) (*htmlPage, error
 	} else {
 		p.Title += fmt.Sprintf(": %s", plural(len(r.Targets), "target"))
 	}
-	if v, err := Gate(r, r.FailOn); err != nil {
+	if r.Judged != nil {
+		p.Verdict = *r.Judged // the whole run's, before --severity
+	} else if v, err := Gate(r, r.FailOn); err != nil {
 		p.VerdictErr = err.Error()
 	} else {
 		p.Verdict = v

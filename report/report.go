@@ -76,6 +76,10 @@ type Report struct {
 	// extents, data files), by real path: the CLI refuses to write a
 	// report over any of them. Not part of the JSON form.
 	Inputs []string `json:"-"`
+	// Judged, when set, is the --fail-on verdict on the whole run: a
+	// report that --severity narrowed (ShowSeverities) keeps the verdict
+	// of the report it came from, whose findings the gate judges.
+	Judged *Verdict `json:"-"`
 }
 
 // Tool names the producer.
