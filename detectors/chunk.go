@@ -17,6 +17,21 @@ const (
 	maxFullScanMatch  = 4 << 10  // assumed longest match of a keyword-less user rule
 	keytabAlign       = 512      // keytab files start on a sector/block boundary
 	followSpan        = 512      // bytes after a keyword a Follow gate sees
+	// A rule's gates and regexp read a window of a few hundred bytes at
+	// each keyword hit: the gate DFA at about 1 ns a byte, Go's regexp at
+	// 100 to 1000 ns a byte. Text that repeats a keyword every few bytes
+	// (64 MiB of "AKIA" ran at 0.1 MB/s) makes that work quadratic. So
+	// each rule gets a budget of work per chunk that found nothing new
+	// (a fruitless window): fruitlessBase units plus fruitlessPerByte per
+	// owned byte, a gate step costing one unit and a regexp byte
+	// regexpWeight. Once it is spent, the rule's further hits in the chunk
+	// are counted, not validated (Engine.Scan reports them through
+	// ScanOptions.Skipped). Windows that find a new secret never count:
+	// real secrets cost what they cost, and the caller's per-rule cap
+	// (ScanOptions.Enough) bounds how many it wants.
+	fruitlessBase    = 1 << 20
+	fruitlessPerByte = 4
+	regexpWeight     = 128
 )
 
 // found is a validated match in window coordinates. secret is only hashed.
@@ -56,6 +71,31 @@ type chunkScanner struct {
 	gates []*gateDFA
 	// probe finds keytab candidates during the prefilter's pass.
 	probe sectorProbe
+	// fruitless counts each rule's fruitless windows in this chunk, and
+	// skipped the hits left unvalidated once it reached the budget (or
+	// while ScanOptions.Enough says the rule has enough). coveredTo is,
+	// per rule and encoding, the buffer offset up to which an accepted
+	// match already covers the text: a keyword inside it is skipped.
+	fruitless, skipped []int
+	coveredTo          []int
+	enough             []bool
+	skips              []Skip
+	// secrets remembers the (rule, fingerprint) pairs this chunk already
+	// produced: a match that repeats one is fruitless too, so 64 MiB of
+	// one key on every line costs a bounded number of windows per chunk.
+	secrets map[ruleSecret]struct{}
+}
+
+type ruleSecret struct {
+	rule int
+	sum  [32]byte
+}
+
+// Skip says how many keyword hits of a rule one chunk left unvalidated
+// because the rule spent its budget of fruitless windows there.
+type Skip struct {
+	RuleID string
+	Hits   int
 }
 
 func (e *Engine) newChunkScanner() *chunkScanner {
@@ -103,6 +143,19 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	for i := range cs.hits {
 		cs.hits[i].pos += pa
 	}
+	if len(cs.fruitless) != len(e.rules) {
+		cs.fruitless, cs.skipped = make([]int, len(e.rules)), make([]int, len(e.rules))
+		cs.coveredTo, cs.enough = make([]int, 2*len(e.rules)), make([]bool, len(e.rules))
+		cs.secrets = map[ruleSecret]struct{}{}
+	}
+	clear(cs.fruitless)
+	clear(cs.skipped)
+	clear(cs.coveredTo)
+	clear(cs.secrets)
+	for i, r := range e.rules {
+		cs.enough[i] = opts.Enough != nil && opts.Enough(r.ID)
+	}
+	budget := fruitlessBase + (hi-lo)*fruitlessPerByte
 	for _, h := range cs.hits {
 		kl := e.kwLen[h.kw]
 		for _, ref := range e.kwRules[h.kw] {
@@ -115,6 +168,17 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			// [pos-Before, pos+len+After] (scaled); skip hits that cannot
 			// produce a match owned by this chunk.
 			if h.pos+kl+scale*r.After < lo || h.pos-scale*r.Before >= hi {
+				continue
+			}
+			cov := 2 * r.idx
+			if ref.utf16 {
+				cov++
+			}
+			if h.pos < cs.coveredTo[cov] {
+				continue // inside a match this rule already reported
+			}
+			if cs.fruitless[r.idx] >= budget || cs.enough[r.idx] {
+				cs.skipped[r.idx]++
 				continue
 			}
 			if ref.utf16 {
@@ -152,6 +216,12 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			if p >= lo && p < hi {
 				cs.keytabAt(buf, base, lo, hi, p)
 			}
+		}
+	}
+	cs.skips = cs.skips[:0]
+	for i, n := range cs.skipped {
+		if n > 0 {
+			cs.skips = append(cs.skips, Skip{RuleID: e.rules[i].ID, Hits: n})
 		}
 	}
 	if opts.Memory && (e.aes != nil || e.rsaDER != nil) {
@@ -206,7 +276,10 @@ func (cs *chunkScanner) windowASCII(buf []byte, base int64, lo, hi, pos, kl int,
 	ws += lineStart(buf[ws:pos])
 	we := min(len(buf), pos+kl+r.After)
 	w := buf[ws:we]
-	cs.validate(r, w, pos-ws, kl, func(f found) { cs.add(r, base, lo, hi, f, ws, 1, "") })
+	cs.validate(r, w, pos-ws, kl, func(f found) bool {
+		cs.coveredTo[2*r.idx] = max(cs.coveredTo[2*r.idx], ws+f.e)
+		return cs.add(r, base, lo, hi, f, ws, 1, "")
+	})
 }
 
 // lineStart returns the offset just after the last line break or NUL in b
@@ -240,69 +313,88 @@ func (cs *chunkScanner) windowUTF16(buf []byte, base int64, lo, hi, pos, kl int,
 	kp := (pos - ws) / 2
 	adj := lineStart(dec[:kp])
 	w := dec[adj:]
-	cs.validate(r, w, kp-adj, kl/2, func(f found) { cs.add(r, base, lo, hi, f, ws+2*adj, 2, "utf16le") })
+	cs.validate(r, w, kp-adj, kl/2, func(f found) bool {
+		cs.coveredTo[2*r.idx+1] = max(cs.coveredTo[2*r.idx+1], ws+2*adj+2*f.e)
+		return cs.add(r, base, lo, hi, f, ws+2*adj, 2, "utf16le")
+	})
 }
 
 // validate runs a rule's validator over window w, whose keyword occurrence is
-// w[kp:kp+kl], and calls out for each accepted match.
-func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, emit func(found)) {
+// w[kp:kp+kl], and calls emit for each accepted match; emit reports
+// whether the match was new (see chunkScanner.secrets).
+func (cs *chunkScanner) validate(r *compiledRule, w []byte, kp, kl int, emit func(found) bool) {
 	out := emit
 	if len(r.allow) > 0 {
-		out = func(f found) {
+		out = func(f found) bool {
 			f.fillContext(w)
-			emit(f)
+			return emit(f)
 		}
 	}
 	switch r.check {
-	case checkPEM:
-		if f, ok := findPEM(r, w, kp, kl); ok {
-			out(f)
+	case checkPEM, checkPPK:
+		// These search the text after the keyword for the end of the
+		// block (up to 12 KiB): a byte of it costs a unit.
+		find := findPEM
+		if r.check == checkPPK {
+			find = findPPK
 		}
-		return
-	case checkPPK:
-		if f, ok := findPPK(r, w, kp, kl); ok {
-			out(f)
+		if f, ok := find(r, w, kp, kl); !ok || !out(f) {
+			cs.fruitless[r.idx] += len(w) - kp
 		}
 		return
 	}
 	if r.Follow != "" {
 		after := w[kp+kl : min(len(w), kp+kl+followSpan)]
-		if !cs.mayMatch(r, gateFollow, after, len(after)) || !r.regexps().follow.Match(after) {
+		ok, n := cs.mayMatch(r, gateFollow, after, len(after))
+		if !ok {
+			cs.fruitless[r.idx] += n
+			return
+		}
+		if !r.regexps().follow.Match(after) {
+			cs.fruitless[r.idx] += (1 + regexpWeight) * n
 			return
 		}
 	}
 	// A match must overlap the keyword, so it starts before kp+kl.
-	if !cs.mayMatch(r, gateRegex, w, kp+kl) {
+	ok, gated := cs.mayMatch(r, gateRegex, w, kp+kl)
+	if !ok {
+		cs.fruitless[r.idx] += gated
 		return
 	}
 	// Matches come in the order of their starts, and one that starts after
 	// the keyword ends the search: ask for a few at a time instead of all
 	// the window holds (a key dump has one on every line of it, and every
-	// line's keyword has such a window).
+	// line's keyword has such a window). The first is most often the one
+	// at the keyword, and asking for one stops the search there.
 	re := r.regexps().re
 	var ms [][]int
-	for n := 2; ; n *= 2 {
+	for n := 1; ; n *= 2 {
 		ms = re.FindAllSubmatchIndex(w, n)
 		if len(ms) < n || ms[n-1][0] >= kp+kl {
 			break
 		}
 	}
+	fruitful := false
 	for _, m := range ms {
 		if m[1] <= kp || m[0] >= kp+kl {
 			continue // the match must overlap its keyword
 		}
-		if f, ok := cs.regexMatch(r, w, m); ok {
-			out(f)
+		if f, ok := cs.regexMatch(r, w, m); ok && out(f) {
+			fruitful = true
 		}
+	}
+	if !fruitful {
+		cs.fruitless[r.idx] += gated + regexpWeight*len(w)
 	}
 }
 
 // mayMatch runs the DFA of a rule's follow or main regexp over b: false
-// means the regexp has no match in b that starts before startEnd.
-func (cs *chunkScanner) mayMatch(r *compiledRule, which int, b []byte, startEnd int) bool {
+// means the regexp has no match in b that starts before startEnd. It also
+// returns the bytes the DFA read.
+func (cs *chunkScanner) mayMatch(r *compiledRule, which int, b []byte, startEnd int) (bool, int) {
 	g := r.gate(which)
 	if g == nil {
-		return true
+		return true, 0
 	}
 	if cs.gates == nil {
 		cs.gates = make([]*gateDFA, 2*len(cs.e.rules))
@@ -317,7 +409,7 @@ func (cs *chunkScanner) mayMatch(r *compiledRule, which int, b []byte, startEnd 
 
 // add turns a found match (window offsets, window starting at buffer offset
 // ws, scale 2 for UTF-16) into a Match if this chunk owns it.
-func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws, scale int, enc string) {
+func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws, scale int, enc string) bool {
 	if r.subsumes {
 		ms, me := f.ms, f.me
 		if ms == 0 && me == 0 {
@@ -327,23 +419,26 @@ func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws
 	}
 	start := ws + scale*f.s
 	if start < lo || start >= hi {
-		return
+		return true // another chunk's: says nothing about this one
 	}
 	end := ws + scale*f.e
 	key := seenKey{rule: r.idx, start: base + int64(start), end: base + int64(end)}
 	if _, dup := cs.seen[key]; dup {
-		return
+		return false
 	}
 	cs.seen[key] = struct{}{}
 	var allowedPaths []*regexp.Regexp
 	if len(r.allow) > 0 {
 		drop, paths := r.allowed(&f)
 		if drop {
-			return
+			return false // allowlisted: nothing new
 		}
 		allowedPaths = paths
 	}
 	sum := sha256.Sum256(f.secret)
+	rs := ruleSecret{r.idx, sum}
+	_, repeated := cs.secrets[rs]
+	cs.secrets[rs] = struct{}{}
 	preview := f.preview
 	if preview == "" {
 		preview = redact(r, f)
@@ -358,6 +453,7 @@ func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws
 		Meta:           f.meta,
 		allowedPaths:   allowedPaths,
 	})
+	return !repeated
 }
 
 // redact builds the default preview: the rule's keyword when the secret

@@ -64,6 +64,15 @@ type ScanOptions struct {
 	// that a progress display moves within a long view. It is called from
 	// the scanning goroutines, concurrently.
 	Progress func(n int64)
+	// Skipped, when set, hears of the keyword hits a chunk left
+	// unvalidated because their rule spent its budget of fruitless
+	// windows (see fruitlessBase); called from one goroutine at a time.
+	Skipped func(Skip)
+	// Enough, when set, is asked at the start of each chunk whether a
+	// rule already has all the findings its caller keeps (the scanner's
+	// per-view cap): such a rule's hits in the chunk are counted as
+	// skipped instead of validated. Called from every worker at once.
+	Enough func(ruleID string) bool
 }
 
 // A Slicer lends bytes of its space without copying them: a memory-mapped
@@ -305,6 +314,17 @@ func utf16le(s string) []byte {
 	return out
 }
 
+// RuleSeverity returns the severity an enabled rule gives its findings at
+// most (checks only ever lower it: documentation keys, encrypted keys).
+func (e *Engine) RuleSeverity(id string) (Severity, bool) {
+	for _, r := range e.rules {
+		if r.ID == id {
+			return r.Severity, true
+		}
+	}
+	return 0, false
+}
+
 // Rules returns the IDs of the enabled rules.
 func (e *Engine) Rules() []string {
 	out := make([]string, len(e.rules))
@@ -414,10 +434,15 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 				if opts.Progress != nil {
 					opts.Progress(j.own.End - j.own.Start)
 				}
-				if len(found) > 0 {
+				if len(found) > 0 || (len(cs.skips) > 0 && opts.Skipped != nil) {
 					emitMu.Lock()
 					for _, m := range found {
 						emit(m)
+					}
+					if opts.Skipped != nil {
+						for _, sk := range cs.skips {
+							opts.Skipped(sk)
+						}
 					}
 					emitMu.Unlock()
 				}

@@ -261,11 +261,12 @@ func newGateDFA(g *gateProg) *gateDFA {
 // mayMatch reports whether the regexp may match somewhere in b starting
 // before offset startEnd (regexp.Match semantics, restricted to such
 // matches): false is exact, true may be a false positive. Like regexp, it
-// reads b rune by rune (an invalid byte is one rune).
-func (d *gateDFA) mayMatch(b []byte, startEnd int) bool {
+// reads b rune by rune (an invalid byte is one rune). It also returns how
+// many bytes it read, the work a caller may want to account for.
+func (d *gateDFA) mayMatch(b []byte, startEnd int) (bool, int) {
 	s := int16(0)
 	if d.accept[0] {
-		return true
+		return true, 0
 	}
 	for i := 0; i < len(b); {
 		c := b[i]
@@ -287,14 +288,14 @@ func (d *gateDFA) mayMatch(b []byte, startEnd int) bool {
 			t = d.step(s, cl, i < startEnd)
 		}
 		if t == gateDead {
-			return false
+			return false, i
 		}
 		if d.accept[t] {
-			return true
+			return true, i
 		}
 		s = t
 	}
-	return false
+	return false, len(b)
 }
 
 // step computes and caches the transition of state s on class cl; starts
