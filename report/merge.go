@@ -218,6 +218,10 @@ func Summarize(r *Report) {
 	s := Summary{BySeverity: map[string]int{}, ByExposure: map[string]int{}, SuppressedByBaseline: r.Summary.SuppressedByBaseline,
 		ScannedBytesByFile: r.Summary.ScannedBytesByFile, Ignored: r.Summary.Ignored, HiddenBySeverity: r.Summary.HiddenBySeverity}
 	s.Targets = len(r.Targets)
+	tr := &Truncation{Views: []string{}}
+	if r.Summary.Truncated != nil {
+		tr.Limits = r.Summary.Truncated.Limits
+	}
 	for _, t := range r.Targets {
 		if t.Format == "" && len(t.Errors) > 0 {
 			s.TargetsFailed++
@@ -225,10 +229,20 @@ func Summarize(r *Report) {
 		for _, v := range t.Views {
 			s.AllocatedBytes += v.AllocatedBytes
 			s.ScannedBytes += v.ScannedBytes
+			if v.Truncated != nil {
+				tr.Views = append(tr.Views, v.ID)
+				for _, n := range v.Truncated.MatchesDropped {
+					tr.MatchesDropped += n
+				}
+				for _, n := range v.Truncated.HitsNotValidated {
+					tr.HitsNotValidated += n
+				}
+			}
 		}
 	}
 	s.Findings = len(r.Findings)
 	for _, f := range r.Findings {
+		tr.LocationsDropped += f.LocationsTruncated
 		s.BySeverity[f.Severity]++
 		for _, e := range FindingExposure(&f) {
 			s.ByExposure[e]++
@@ -249,6 +263,9 @@ func Summarize(r *Report) {
 				s.SecretsOutsideGuestControl++
 			}
 		}
+	}
+	if len(tr.Views) > 0 || tr.LocationsDropped > 0 {
+		s.Truncated = tr
 	}
 	r.Summary = s
 }

@@ -143,6 +143,39 @@ type View struct {
 	Notes          []string          `json:"notes,omitempty"`
 	Attrs          map[string]string `json:"attrs,omitempty"`
 	Error          string            `json:"error,omitempty"`
+	// Truncated says what the scan of this view found but did not keep,
+	// by rule; absent when nothing was cut.
+	Truncated *ViewTruncation `json:"truncated,omitempty"`
+}
+
+// ViewTruncation counts, per rule ID, what a view's scan cut to stay
+// within its limits (see Limits).
+type ViewTruncation struct {
+	// MatchesDropped: matches not kept because the rule already had
+	// Limits.FindingsPerRulePerView findings of that severity in the view
+	// (each match counts, so one secret seen twice counts twice).
+	MatchesDropped map[string]int64 `json:"matches_dropped,omitempty"`
+	// HitsNotValidated: keyword hits whose context was not examined
+	// because the rule's keyword repeated so densely that the rule spent
+	// its budget of fruitless regexp runs (see docs/rules.md).
+	HitsNotValidated map[string]int64 `json:"hits_not_validated,omitempty"`
+}
+
+// Limits are the caps a scan applies to what it keeps.
+type Limits struct {
+	FindingsPerRulePerView int `json:"findings_per_rule_per_view"`
+	LocationsPerFinding    int `json:"locations_per_finding"`
+}
+
+// Truncation sums the cuts of a run; see ViewTruncation and
+// Finding.LocationsTruncated.
+type Truncation struct {
+	Limits           Limits `json:"limits"`
+	MatchesDropped   int64  `json:"matches_dropped"`
+	LocationsDropped int64  `json:"locations_dropped"`
+	HitsNotValidated int64  `json:"hits_not_validated"`
+	// Views lists the ids of the views that cut something.
+	Views []string `json:"views"`
 }
 
 // Partition describes one partition or filesystem of a disk view.
@@ -182,6 +215,10 @@ type Finding struct {
 	// package installed each, and whether it is unmodified since.
 	Provenance []Provenance `json:"provenance,omitempty"`
 	Locations  []Location   `json:"locations"`
+	// LocationsTruncated counts further places the secret was found but
+	// not listed, beyond Limits.LocationsPerFinding (a place matched by
+	// two rules counts twice). Absent when every place is listed.
+	LocationsTruncated int64 `json:"locations_truncated,omitempty"`
 	// Remediation says what removes each copy (Remediate); the writers
 	// fill it in from the locations.
 	Remediation []Remediation `json:"remediation"`
@@ -294,6 +331,10 @@ type Summary struct {
 	// --severity.
 	Ignored          int `json:"ignored"`
 	HiddenBySeverity int `json:"hidden_by_severity"`
+	// Truncated is present when a limit cut what the run kept: findings
+	// beyond the per-rule, per-view cap, locations beyond the per-finding
+	// cap, or keyword hits left unvalidated.
+	Truncated *Truncation `json:"truncated,omitempty"`
 }
 
 // IsSecret reports whether a finding is a secret, rather than a finding

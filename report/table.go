@@ -452,6 +452,12 @@ func (t *tableWriter) problems(r *Report) {
 // identities the scanner derived from them, then what was left out.
 func (t *tableWriter) summary(r *Report, findings []*Finding) {
 	t.printf("\n%s\n", summaryLine(r, findings))
+	if tr := r.Summary.Truncated; tr != nil {
+		// Say what the limits cut, so that a person reading only the
+		// table knows the lists are not exhaustive.
+		t.printf("TRUNCATED: %d matches beyond %d findings per rule and view, %d locations beyond %d per finding, %d keyword hits not validated (too dense); in %s\n",
+			tr.MatchesDropped, tr.Limits.FindingsPerRulePerView, tr.LocationsDropped, tr.Limits.LocationsPerFinding, tr.HitsNotValidated, plural(len(tr.Views), "view"))
+	}
 }
 
 // SummaryLine is the table's last line ("SUMMARY: 3 secrets (...)"),

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -42,8 +43,24 @@ func buildIndex(views []*viewState) physIndex {
 }
 
 // where lists the (view, guest offset) pairs whose bytes at [g, g+n) are
-// physically the same as those of v at [g, g+n).
-func (idx physIndex) where(v *viewState, g, n int64) []guestPos {
+// physically the same as those of v at [g, g+n): at most limit of them
+// (v's own first), and how many more there are.
+func (idx physIndex) where(v *viewState, g, n int64, limit int) ([]guestPos, int64) {
+	all := idx.whereAll(v, g, n)
+	// v's own place first, so that the view that matched is always listed.
+	for i, p := range all {
+		if p.v == v && p.g == g {
+			all[0], all[i] = all[i], all[0]
+			break
+		}
+	}
+	if len(all) > limit {
+		return all[:limit], int64(len(all) - limit)
+	}
+	return all, 0
+}
+
+func (idx physIndex) whereAll(v *viewState, g, n int64) []guestPos {
 	self := []guestPos{{v, g}}
 	if !v.dedupe {
 		return self
@@ -89,64 +106,126 @@ type findingAcc struct {
 	sev   detectors.Severity
 	rules map[string]bool
 	locs  map[locKey]*report.Location
-	keys  []locKey // locs in the order they were found
+	// keys lists the locations in the order they were found; at most
+	// the collector's locations-per-finding limit.
+	keys []locKey
 	// allowIf holds, for a location that only matches with allowlist
 	// paths produced, those matches: the location is dropped when every
 	// one of them allowlists its guest path.
 	allowIf map[locKey][]detectors.Match
 }
 
-func (s *Scanner) buildFindings(ctx context.Context, views []*viewState, hits []rawHit) []report.Finding {
-	idx := buildIndex(views)
-	acc := map[string]*findingAcc{}
-	var order []string
-	for _, h := range hits {
-		m := h.m
-		// One secret is one finding, whichever rules matched it: the most
-		// severe rule names it and the others are listed in its metadata.
-		key := m.Fingerprint
-		fa := acc[key]
-		if fa == nil {
-			fa = &findingAcc{
-				f: report.Finding{
-					Rule: m.RuleID, Description: m.Description, Category: m.Category,
-					Severity: m.Severity.String(), Fingerprint: m.Fingerprint,
-					KeyFingerprint: m.KeyFingerprint, Preview: m.Preview, Metadata: maps.Clone(m.Meta),
-				},
-				sev:   m.Severity,
-				rules: map[string]bool{m.RuleID: true},
-				locs:  map[locKey]*report.Location{},
-			}
-			acc[key] = fa
-			order = append(order, key)
-		} else if !fa.rules[m.RuleID] {
-			fa.rules[m.RuleID] = true
-			fa.mergeRule(m)
-		}
-		for _, gp := range idx.where(h.v, m.Start, m.End-m.Start) {
-			k := locKey{gp.v, gp.g}
-			fa.noteAllowlist(k, m)
-			if fa.locs[k] != nil {
-				continue
-			}
-			fa.locs[k] = &report.Location{
-				Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
-				Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
-			}
-			fa.keys = append(fa.keys, k)
-		}
+// ruleView is the unit of the findings cap: one rule, one view, one
+// severity (a cut never hides a more severe finding of the rule).
+type ruleView struct {
+	v    *viewState
+	rule string
+	sev  detectors.Severity
+}
+
+// collector turns the detectors' matches into findings as they arrive,
+// within the scan's limits: at most FindingsPerRulePerView findings per
+// rule, view and severity, at most LocationsPerFinding locations each.
+// What it cuts it counts. Its memory is bounded by the limits, not by the
+// number of matches: 64 MiB of one repeated secret (three million
+// matches) was held as a slice of matches, 2.8 GB.
+type collector struct {
+	idx    physIndex
+	views  []*viewState
+	limits report.Limits
+	engine *detectors.Engine
+	acc    map[string]*findingAcc
+	order  []string
+	mu     sync.Mutex // guards kept: enough reads it from the workers
+	kept   map[ruleView]int
+}
+
+func newCollector(views []*viewState, limits report.Limits, e *detectors.Engine) *collector {
+	return &collector{idx: buildIndex(views), views: views, limits: limits, engine: e, acc: map[string]*findingAcc{}, kept: map[ruleView]int{}}
+}
+
+// enough reports whether a rule already has the limit of findings at its
+// highest severity in view v: no later match of it could be kept, so the
+// detectors need not validate its hits there (they count them instead).
+func (c *collector) enough(v *viewState, rule string) bool {
+	sev, ok := c.engine.RuleSeverity(rule)
+	if !ok {
+		return false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.kept[ruleView{v, rule, sev}] >= c.limits.FindingsPerRulePerView
+}
+
+// add records one match of view v.
+func (c *collector) add(v *viewState, m detectors.Match) {
+	// One secret is one finding, whichever rules matched it: the most
+	// severe rule names it and the others are listed in its metadata.
+	key := m.Fingerprint
+	fa := c.acc[key]
+	if fa == nil {
+		rv := ruleView{v, m.RuleID, m.Severity}
+		c.mu.Lock()
+		full := c.kept[rv] >= c.limits.FindingsPerRulePerView
+		if !full {
+			c.kept[rv]++
+		}
+		c.mu.Unlock()
+		if full {
+			v.dropMatch(m.RuleID)
+			return
+		}
+		fa = &findingAcc{
+			f: report.Finding{
+				Rule: m.RuleID, Description: m.Description, Category: m.Category,
+				Severity: m.Severity.String(), Fingerprint: m.Fingerprint,
+				KeyFingerprint: m.KeyFingerprint, Preview: m.Preview, Metadata: maps.Clone(m.Meta),
+			},
+			sev:   m.Severity,
+			rules: map[string]bool{m.RuleID: true},
+			locs:  map[locKey]*report.Location{},
+		}
+		c.acc[key] = fa
+		c.order = append(c.order, key)
+	} else if !fa.rules[m.RuleID] {
+		fa.rules[m.RuleID] = true
+		fa.mergeRule(m)
+	}
+	room := c.limits.LocationsPerFinding - len(fa.keys)
+	ps, more := c.idx.where(v, m.Start, m.End-m.Start, max(room, 0))
+	fa.f.LocationsTruncated += more
+	for _, gp := range ps {
+		k := locKey{gp.v, gp.g}
+		fa.noteAllowlist(k, m)
+		if fa.locs[k] != nil {
+			continue
+		}
+		if len(fa.keys) >= c.limits.LocationsPerFinding {
+			fa.f.LocationsTruncated++
+			continue
+		}
+		fa.locs[k] = &report.Location{
+			Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
+			Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
+		}
+		fa.keys = append(fa.keys, k)
+	}
+}
+
+// findings places every kept finding's locations and returns the findings
+// in the report's order.
+func (s *Scanner) findings(ctx context.Context, c *collector) []report.Finding {
 	var out []report.Finding
 	dropped := map[*viewState]map[string]int{} // view -> why -> locations
-	for _, key := range order {
-		fa := acc[key]
+	for _, key := range c.order {
+		fa := c.acc[key]
 		s.placeLocations(ctx, fa, dropped)
 		if len(fa.f.Locations) == 0 {
 			continue // every location allowlisted by path, or in an excluded range
 		}
 		out = append(out, fa.f)
 	}
-	for _, v := range views {
+	for _, v := range c.views {
 		for _, why := range slices.Sorted(maps.Keys(dropped[v])) {
 			v.notes = append(v.notes, fmt.Sprintf("%d findings dropped: in a %s", dropped[v][why], why))
 		}

@@ -64,6 +64,26 @@ type Options struct {
 	// DisableRules turns off rules of DerivedRules (rollback rules,
 	// cloned-identity): their findings are not reported.
 	DisableRules []string
+	// Limits cap what a scan keeps (zero fields: DefaultLimits).
+	Limits report.Limits
+}
+
+// DefaultLimits bound a scan's findings whatever the input: a rule keeps
+// at most 10,000 findings per view and severity (issue 22's figure), each
+// with at most 1,000 locations (a secret of a base image shared by a few
+// hundred overlays and snapshots still lists them all). What is cut is
+// counted in the report (docs/report.md, "truncated").
+var DefaultLimits = report.Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000}
+
+func (o Options) limits() report.Limits {
+	l := o.Limits
+	if l.FindingsPerRulePerView <= 0 {
+		l.FindingsPerRulePerView = DefaultLimits.FindingsPerRulePerView
+	}
+	if l.LocationsPerFinding <= 0 {
+		l.LocationsPerFinding = DefaultLimits.LocationsPerFinding
+	}
+	return l
 }
 
 // Scanner runs scans. It holds no state between runs.
@@ -116,12 +136,23 @@ type viewState struct {
 	notes   []string
 	fs      *fsInfo
 	fsOnce  sync.Once
+	// dropped counts matches cut by the findings cap, notValidated the
+	// keyword hits the detectors left unvalidated, by rule.
+	dropped, notValidated map[string]int64
 }
 
-// rawHit is one detector match in one view.
-type rawHit struct {
-	v *viewState
-	m detectors.Match
+func (v *viewState) dropMatch(rule string) {
+	if v.dropped == nil {
+		v.dropped = map[string]int64{}
+	}
+	v.dropped[rule]++
+}
+
+func (v *viewState) skipped(sk detectors.Skip) {
+	if v.notValidated == nil {
+		v.notValidated = map[string]int64{}
+	}
+	v.notValidated[sk.RuleID] += int64(sk.Hits)
 }
 
 // Scan scans the targets (image files or directories) and returns the report.
@@ -167,12 +198,14 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	rep.Inputs = slices.Sorted(maps.Keys(opened))
 	rep.Skipped = accountUnread(ts, dirFiles, opened, skipped)
 
-	hits, byFile, err := s.scanViews(ctx, views)
+	limits := s.opts.limits()
+	col := newCollector(views, limits, s.opts.Engine)
+	byFile, err := s.scanViews(ctx, views, col)
 	stopped := err != nil
 	if err != nil {
 		report.MarkIncomplete(rep, err.Error())
 	}
-	rep.Findings = s.buildFindings(ctx, views, hits)
+	rep.Findings = s.findings(ctx, col)
 	if !s.opts.NoDowngrade {
 		s.downgrade(ctx, ts, rep.Findings)
 	}
@@ -191,6 +224,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	}
 	rep.Finished = time.Now().UTC()
 	rep.Summary.ScannedBytesByFile = byFile
+	rep.Summary.Truncated = &report.Truncation{Limits: limits}
 	report.Summarize(rep)
 	if ctx.Err() != nil && !stopped {
 		// Interrupted: whatever was found so far is reported, marked partial.
@@ -463,7 +497,7 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 	return vs
 }
 
-func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, map[string]int64, error) {
+func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collector) (map[string]int64, error) {
 	var total int64
 	for _, v := range views {
 		total += v.alloc
@@ -492,7 +526,6 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, 
 
 	margin := int64(s.opts.Engine.Margin())
 	p := newPlanner(margin)
-	var hits []rawHit
 	for _, v := range views {
 		if v.err != nil && len(v.ext) == 0 {
 			bar.endView(v.alloc)
@@ -505,18 +538,20 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState) ([]rawHit, 
 			rs[i] = detectors.Range{Start: r.start, End: r.end}
 		}
 		memory := v.view.Kind == model.KindMemory || s.opts.MemoryRulesEverywhere
-		n, err := s.opts.Engine.Scan(ctx, lendable(v, ms), v.view.Disk.Size(), rs, detectors.ScanOptions{Memory: memory, Progress: onChunk}, func(m detectors.Match) {
-			hits = append(hits, rawHit{v, m})
+		opts := detectors.ScanOptions{Memory: memory, Progress: onChunk, Skipped: v.skipped,
+			Enough: func(rule string) bool { return col.enough(v, rule) }}
+		n, err := s.opts.Engine.Scan(ctx, lendable(v, ms), v.view.Disk.Size(), rs, opts, func(m detectors.Match) {
+			col.add(v, m)
 		})
 		v.scanned += n
 		bar.endView(v.alloc)
 		if err != nil {
 			if ctx.Err() != nil {
-				return hits, p.byFile, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())
+				return p.byFile, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())
 			}
 			v.err = err
 		}
 	}
 	delete(p.byFile, "")
-	return hits, p.byFile, nil
+	return p.byFile, nil
 }
