@@ -1,0 +1,95 @@
+package hostile
+
+import (
+	"context"
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+)
+
+var le = binary.LittleEndian
+
+// ELFAliasedSegments writes an ELF core (the dump-guest-memory format)
+// with 65,534 PT_LOAD program headers (e_phnum = PN_XNUM, the count in
+// section header 0) that all read the whole file from offset 0: 3.7 MB of
+// file claiming 240 GB of guest-physical memory, each segment placed after
+// the previous one. The file's tail holds HostileSecret, so every segment
+// has a hit.
+func ELFAliasedSegments(_ context.Context, dir string) (string, error) {
+	const (
+		nseg     = 65534
+		ehdr     = 64
+		phentsz  = 56
+		shentsz  = 64
+		phoff    = ehdr
+		shoff    = phoff + nseg*phentsz
+		tailSize = 16 << 10
+	)
+	size := shoff + shentsz + tailSize
+	b := make([]byte, size)
+	copy(b, elf.ELFMAG)
+	b[elf.EI_CLASS] = byte(elf.ELFCLASS64)
+	b[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
+	b[elf.EI_VERSION] = byte(elf.EV_CURRENT)
+	le.PutUint16(b[16:], uint16(elf.ET_CORE))
+	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
+	le.PutUint64(b[32:], phoff)
+	le.PutUint64(b[40:], shoff)
+	le.PutUint16(b[52:], ehdr)
+	le.PutUint16(b[54:], phentsz)
+	le.PutUint16(b[56:], 0xffff) // PN_XNUM
+	le.PutUint16(b[58:], shentsz)
+	le.PutUint16(b[60:], 1)
+	for i := range nseg {
+		p := b[phoff+i*phentsz:]
+		le.PutUint32(p[0:], uint32(elf.PT_LOAD))
+		le.PutUint64(p[8:], 0)                       // p_offset
+		le.PutUint64(p[24:], uint64(i)*uint64(size)) // p_paddr
+		le.PutUint64(p[32:], uint64(size))           // p_filesz
+		le.PutUint64(p[40:], uint64(size))           // p_memsz
+	}
+	le.PutUint32(b[shoff+44:], nseg) // sh_info of section 0: the real e_phnum
+	tail := b[shoff+shentsz:]
+	copy(tail, randomBytes(31, tailSize))
+	copy(tail[4096:], HostileSecret().Credentials())
+	path := filepath.Join(dir, "aliased-segments.elf")
+	return path, os.WriteFile(path, b, 0o644)
+}
+
+// KdumpAliasedPages writes a kdump file in the normal ("KDUMP   ") form
+// with a block size of 1 MiB and 100,000 page descriptors that all point at
+// one uncompressed 1 MiB block holding HostileSecret: 100 GB claimed by a
+// 6 MiB file.
+func KdumpAliasedPages(_ context.Context, dir string) (string, error) {
+	const (
+		bs      = 1 << 20
+		pages   = 100000
+		descOff = 2 * bs // header block, one bitmap block (both bitmaps)
+		dataOff = descOff + 3*bs
+	)
+	b := make([]byte, dataOff+bs)
+	copy(b, "KDUMP   ")
+	le.PutUint32(b[8:], 6)       // header_version
+	le.PutUint32(b[428:], bs)    // block_size
+	le.PutUint32(b[432:], 0)     // sub_hdr_size
+	le.PutUint32(b[436:], 1)     // bitmap_blocks
+	le.PutUint32(b[440:], pages) // max_mapnr
+	// Both bitmaps (each half a block) mark every pfn as dumped.
+	for i := range pages / 8 {
+		b[bs+i] = 0xff
+		b[bs+bs/2+i] = 0xff
+	}
+	for i := range pages {
+		d := b[descOff+24*i:]
+		le.PutUint64(d[0:], dataOff) // offset
+		le.PutUint32(d[8:], bs)      // size: stored as is
+		le.PutUint32(d[12:], 0)      // flags: not compressed
+	}
+	data := b[dataOff:]
+	copy(data, randomBytes(41, bs))
+	copy(data[8192:], HostileSecret().Credentials())
+	path := filepath.Join(dir, "aliased-pages.kdump")
+	return path, os.WriteFile(path, b, 0o644)
+}

@@ -1,0 +1,151 @@
+// Package hostile writes crafted inputs that attack the scanner: small files
+// that claim huge amounts of work (aliased qcow2 tables, ELF cores and kdump
+// files whose segments all read one block, migration streams of fill pages,
+// gzip bombs inside an OVA) and data that attacks the detectors (adversarial
+// repetition, millions of matches). Each case is one entry of Cases; the
+// hostile-input suite (suite_test.go) scans every one beside a good target
+// and checks that the scan stays bounded, and `go run
+// ./internal/hostile/cmd/genhostile DIR` writes them all out for manual
+// trials.
+//
+// Images are made with the real tools where a tool can make them (qemu-img
+// and qemu-io for qcow2), then edited byte by byte for the hostile part;
+// formats no tool here writes (ELF cores and kdump files come from a running
+// guest) are written from their specifications.
+package hostile
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// Case is one crafted input.
+type Case struct {
+	// Name identifies the case (and names its files).
+	Name string
+	// What says, in a sentence, what the input claims and what it is.
+	What string
+	// Tools are the external programs Make runs.
+	Tools []string
+	// Make writes the case's files into dir and returns the path of the
+	// target to scan.
+	Make func(ctx context.Context, dir string) (string, error)
+}
+
+// Cases lists every crafted input of issue 16 section 2, in the order of
+// the issue. Other kinds of hostile input (backing files outside the allowed
+// roots, FIFOs) are added here as more entries.
+func Cases() []Case {
+	return []Case{
+		{Name: "qcow2-alias-current", Tools: []string{"qemu-img", "qemu-io"}, Make: QCOW2AliasCurrent,
+			What: "a 384 KiB qcow2 whose 1 TiB current view maps every guest cluster to one host cluster"},
+		{Name: "qcow2-alias-vmstate", Tools: []string{"qemu-img", "qemu-io"}, Make: QCOW2AliasVMState,
+			What: "a qcow2 snapshot whose 1 TiB saved VM state repeats one host cluster of page records"},
+		{Name: "elf-aliased-segments", Make: ELFAliasedSegments,
+			What: "an ELF core with 65,534 program headers, all reading the file from offset 0 (240 GB claimed)"},
+		{Name: "kdump-aliased-pages", Make: KdumpAliasedPages,
+			What: "a kdump file with 100,000 page descriptors of 1 MiB, all pointing at one block"},
+		{Name: "qemu-fill-pages", Make: QEMUFillPages,
+			What: "a QEMU migration stream of 16 Mi fill pages claiming 64 GiB of RAM"},
+		{Name: "ova-gzip-bomb", Make: OVAGzipBomb,
+			What: "a 10 MB OVA whose gzip-compressed disk inflates to 10 GiB of zeros"},
+		{Name: "akia-repeated", Make: AKIARepeated,
+			What: "64 MiB of the keyword AKIA repeated, with no key after it"},
+		{Name: "one-hit-repeated", Make: OneHitRepeated,
+			What: "64 MiB of one AWS key ID repeated on every line"},
+		{Name: "distinct-hits", Make: DistinctHits,
+			What: "32 MiB of distinct AWS key IDs, one per line"},
+		{Name: "repeated-line", Make: RepeatedLine,
+			What: "256 MiB of one credentials line matched by several rules"},
+	}
+}
+
+// Secret is a planted secret: its value and the fingerprint a report gives it.
+type Secret struct {
+	KeyID, Value string
+}
+
+// Fingerprint is the report's fingerprint of the secret value.
+func (s Secret) Fingerprint() string {
+	sum := sha256.Sum256([]byte(s.Value))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Credentials is the secret as an AWS credentials file.
+func (s Secret) Credentials() string {
+	return "[default]\naws_access_key_id = " + s.KeyID + "\naws_secret_access_key = " + s.Value + "\n"
+}
+
+// NewSecret returns an AWS key pair made from seed: the same seed gives the
+// same pair, so a case and its test agree without sharing state.
+func NewSecret(seed uint64) Secret {
+	rng := rand.New(rand.NewPCG(seed, 0x1a2b3c))
+	return Secret{KeyID: "AKIA" + pick(rng, upperDigits, 16), Value: pick(rng, base64Chars, 40)}
+}
+
+const (
+	upperDigits = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	base64Chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+)
+
+func pick(rng *rand.Rand, set string, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = set[rng.IntN(len(set))]
+	}
+	return string(b)
+}
+
+// GoodSecret is the secret planted in the good target.
+func GoodSecret() Secret { return NewSecret(1) }
+
+// HostileSecret is the secret planted in the hostile inputs that carry one.
+func HostileSecret() Secret { return NewSecret(2) }
+
+// Good writes the good target: a small qcow2 (made by qemu-img from a raw
+// image) that holds GoodSecret, to be scanned beside each hostile case.
+func Good(ctx context.Context, dir string) (string, error) {
+	rawPath := filepath.Join(dir, "good.raw")
+	data := make([]byte, 1<<20)
+	copy(data[64<<10:], GoodSecret().Credentials())
+	if err := os.WriteFile(rawPath, data, 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "good.qcow2")
+	if err := run(ctx, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", rawPath, out); err != nil {
+		return "", err
+	}
+	return out, os.Remove(rawPath)
+}
+
+// run runs a tool, returning its output in the error when it fails.
+func run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %v: %w\n%s", name, args, err, out.String())
+	}
+	return nil
+}
+
+// randomBytes fills n bytes from seed: data that matches no rule and does
+// not compress.
+func randomBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := rng.Uint64()
+		for k := range 8 {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
