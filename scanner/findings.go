@@ -43,34 +43,29 @@ func buildIndex(views []*viewState) physIndex {
 }
 
 // where lists the (view, guest offset) pairs whose bytes at [g, g+n) are
-// physically the same as those of v at [g, g+n): at most limit of them
-// (v's own first), and how many more there are.
+// physically the same as those of v at [g, g+n): at most limit of them,
+// v's own place first, and how many more there are. A record that repeats
+// (aliased tables) stands for all its repetitions without listing them:
+// every repetition but the last reads the same bytes followed by the same
+// bytes, so one check covers them, and the count of a 1 TiB view of one
+// cluster costs no more than that of one cluster.
 func (idx physIndex) where(v *viewState, g, n int64, limit int) ([]guestPos, int64) {
-	all := idx.whereAll(v, g, n)
-	// v's own place first, so that the view that matched is always listed.
-	for i, p := range all {
-		if p.v == v && p.g == g {
-			all[0], all[i] = all[i], all[0]
-			break
+	pl := &places{self: guestPos{v, g}, limit: limit}
+	if limit > 0 {
+		pl.out = append(pl.out, pl.self)
+	} else {
+		pl.more++
+	}
+	ps := v.pieces(g, n)
+	if !v.dedupe || len(ps) == 0 || ps[0].at.key == zeroKey {
+		// Only v's own repetitions can share the bytes.
+		i := sort.Search(len(v.ext), func(i int) bool { return v.runEnd(i) > g })
+		if i < len(v.ext) && v.rep(i) > 1 && v.ext[i].Offset <= g {
+			pl.repeats(v, i, g, n, ps)
 		}
-	}
-	if len(all) > limit {
-		return all[:limit], int64(len(all) - limit)
-	}
-	return all, 0
-}
-
-func (idx physIndex) whereAll(v *viewState, g, n int64) []guestPos {
-	self := []guestPos{{v, g}}
-	if !v.dedupe {
-		return self
-	}
-	ps := pieces(v.ext, v.files, v.view.ID, g, n)
-	if len(ps) == 0 || ps[0].at.key == zeroKey {
-		return self
+		return pl.out, pl.more
 	}
 	first := ps[0].at
-	var out []guestPos
 	for _, e := range idx[first.key] {
 		if e.start > first.off {
 			break
@@ -78,16 +73,66 @@ func (idx physIndex) whereAll(v *viewState, g, n int64) []guestPos {
 		if first.off >= e.end {
 			continue
 		}
-		ext := e.v.ext[e.ext]
-		g2 := ext.Offset + (first.off - e.start)
-		if samePieces(ps, pieces(e.v.ext, e.v.files, e.v.view.ID, g2, n)) {
-			out = append(out, guestPos{e.v, g2})
+		if e.v.rep(e.ext) > 1 {
+			pl.repeats(e.v, e.ext, e.v.ext[e.ext].Offset+(first.off-e.start), n, ps)
+			continue
+		}
+		g2 := e.v.ext[e.ext].Offset + (first.off - e.start)
+		if samePieces(ps, e.v.pieces(g2, n)) {
+			pl.add(guestPos{e.v, g2})
 		}
 	}
-	if !slices.ContainsFunc(out, func(p guestPos) bool { return p.v == v && p.g == g }) {
-		out = append(out, self...)
+	return pl.out, pl.more
+}
+
+// places gathers where's answer: the first limit places, then a count.
+type places struct {
+	self  guestPos
+	limit int
+	out   []guestPos
+	more  int64
+}
+
+// add records place p: listed while there is room, else counted. The
+// view's own place is listed first, by where, and not again.
+func (pl *places) add(p guestPos) {
+	switch {
+	case p == pl.self:
+	case len(pl.out) < pl.limit:
+		pl.out = append(pl.out, p)
+	default:
+		pl.more++
 	}
-	return out
+}
+
+// repeats records the places of record i of view w whose bytes at
+// [g2, g2+n) are those described by ps, g2 being a place in any of the
+// record's repetitions.
+func (pl *places) repeats(w *viewState, i int, g2, n int64, ps []piece) {
+	e := w.ext[i]
+	k := w.rep(i)
+	in := (g2 - e.Offset) % e.Length
+	at := func(j int64) guestPos { return guestPos{w, e.Offset + j*e.Length + in} }
+	check := func(j int64) bool { return samePieces(ps, w.pieces(at(j).g, n)) }
+	// Repetitions 0..k-2 are followed by another repetition, so they all
+	// match or none does; the last one is followed by what follows the
+	// record.
+	if k > 1 && check(0) {
+		j := int64(0)
+		for ; j < k-1 && len(pl.out) < pl.limit; j++ {
+			if p := at(j); p != pl.self {
+				pl.out = append(pl.out, p)
+			}
+		}
+		rest := k - 1 - j
+		if pl.self.v == w && pl.self.g >= at(j).g && pl.self.g < at(k-1).g && (pl.self.g-e.Offset)%e.Length == in {
+			rest-- // the view's own place, listed first, is among them
+		}
+		pl.more += max(rest, 0)
+	}
+	if check(k - 1) {
+		pl.add(at(k - 1))
+	}
 }
 
 type guestPos struct {
@@ -190,6 +235,12 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 	} else if !fa.rules[m.RuleID] {
 		fa.rules[m.RuleID] = true
 		fa.mergeRule(m)
+	}
+	if fa.locs[locKey{v, v.firstRepetition(m.Start, m.End-m.Start)}] != nil {
+		// Already listed, so already expanded to every place sharing
+		// its bytes: the first and last repetitions of an aliased
+		// record are both scanned, and both would count the others.
+		return
 	}
 	room := c.limits.LocationsPerFinding - len(fa.keys)
 	ps, more := c.idx.where(v, m.Start, m.End-m.Start, max(room, 0))
@@ -325,7 +376,7 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 	for _, k := range fa.keys {
 		l := fa.locs[k]
 		v := k.v
-		if ps := pieces(v.ext, v.files, v.view.ID, k.g, 1); len(ps) == 1 && ps[0].at.key.src == model.SourceData && ps[0].at.key.file != "" && ps[0].at.key != zeroKey && v.dedupe {
+		if ps := v.pieces(k.g, 1); len(ps) == 1 && ps[0].at.key.src == model.SourceData && ps[0].at.key.file != "" && ps[0].at.key != zeroKey && v.dedupe {
 			off := ps[0].at.off
 			l.FileOffset = &off
 			l.File = ps[0].at.key.file

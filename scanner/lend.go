@@ -75,6 +75,20 @@ func (ms *mappings) get(path string) []byte {
 	return m
 }
 
+// appendLent adds data extent e of host file file to runs, joining the
+// last run where e continues it in the guest and in the file.
+func appendLent(runs []lentRun, ms *mappings, e model.Extent, file string) []lentRun {
+	m := ms.get(file)
+	if m == nil || e.FileOffset > int64(len(m))-e.Length {
+		return runs
+	}
+	if k := len(runs) - 1; k >= 0 && runs[k].end == e.Offset && runs[k].file == file && runs[k].host+(runs[k].end-runs[k].off) == e.FileOffset {
+		runs[k].end = e.End()
+		return runs
+	}
+	return append(runs, lentRun{off: e.Offset, end: e.End(), file: file, host: e.FileOffset, m: m})
+}
+
 // close unmaps every file; nothing lent from them may be used afterwards.
 func (ms *mappings) close() {
 	for _, u := range ms.unmaps {
@@ -97,15 +111,13 @@ func lendable(v *viewState, ms *mappings) model.Disk {
 		if e.Source != model.SourceData || e.FileOffset < 0 || e.Length <= 0 || v.files[i] == "" {
 			continue
 		}
-		m := ms.get(v.files[i])
-		if m == nil || e.FileOffset > int64(len(m))-e.Length {
-			continue
+		runs = appendLent(runs, ms, e, v.files[i])
+		if k := v.rep(i); k > 1 {
+			// Only the first and last repetitions are scanned; the
+			// others are read, as context, with ReadAt.
+			e.Offset += (k - 1) * e.Length
+			runs = appendLent(runs, ms, e, v.files[i])
 		}
-		if k := len(runs) - 1; k >= 0 && runs[k].end == e.Offset && runs[k].file == v.files[i] && runs[k].host+(runs[k].end-runs[k].off) == e.FileOffset {
-			runs[k].end = e.End()
-			continue
-		}
-		runs = append(runs, lentRun{off: e.Offset, end: e.End(), file: v.files[i], host: e.FileOffset, m: m})
 	}
 	if len(runs) == 0 {
 		return d

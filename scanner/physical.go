@@ -50,6 +50,38 @@ func identity(e model.Extent, file string, viewID string, delta int64) (pos, boo
 	return pos{physKey{"view:" + viewID, e.Source, e.Offset}, delta}, false
 }
 
+// rep is the number of times record i of a view repeats (see
+// viewState.reps): 1 for an ordinary extent.
+func (v *viewState) rep(i int) int64 {
+	if i < len(v.reps) {
+		return v.reps[i]
+	}
+	return 1
+}
+
+// runEnd is the guest offset just past record i and all its repetitions.
+func (v *viewState) runEnd(i int) int64 {
+	e := v.ext[i]
+	return e.Offset + e.Length*v.rep(i)
+}
+
+// firstRepetition maps guest range [g, g+n) to the same place in the first
+// repetition of the record holding it, where the bytes read are provably
+// the same (every repetition but the last, or the last when the range does
+// not run past it); else it returns g.
+func (v *viewState) firstRepetition(g, n int64) int64 {
+	i := sort.Search(len(v.ext), func(i int) bool { return v.runEnd(i) > g })
+	if i == len(v.ext) || v.rep(i) == 1 || v.ext[i].Offset > g {
+		return g
+	}
+	e := v.ext[i]
+	in := (g - e.Offset) % e.Length
+	if last := e.Offset + (v.rep(i)-1)*e.Length; g >= last && in+n > e.Length {
+		return g
+	}
+	return e.Offset + in
+}
+
 // segment is a maximal run of a view's extents contiguous both in guest and
 // in physical space.
 type segment struct {
@@ -62,27 +94,38 @@ type segment struct {
 
 func (s segment) end() int64 { return s.guest + s.len }
 
-// segments merges a view's extents (sorted by guest offset, no zero extents).
-func segments(ext []model.Extent, files []string, viewID string, dedupe bool) []segment {
+// segments merges a view's extents (sorted by guest offset, no zero
+// extents). A record that repeats (aliased tables: many guest ranges
+// reading one host range) gives only its first and last repetition: the
+// ones between read the same bytes, in the same surroundings, as the
+// first, so scanning them again could find nothing new.
+func (v *viewState) segments() []segment {
 	var out []segment
-	for i, e := range ext {
-		p, ok := identity(e, files[i], viewID, 0)
-		ok = ok && dedupe
+	add := func(e model.Extent, file string) {
+		p, ok := identity(e, file, v.view.ID, 0)
+		ok = ok && v.dedupe
 		if n := len(out); n > 0 {
 			last := &out[n-1]
 			if last.dedup == ok && last.end() == e.Offset && last.start.key == p.key &&
 				p.key.src == model.SourceData && last.start.off+last.len == p.off {
 				last.len += e.Length
-				continue
+				return
 			}
 		}
-		out = append(out, segment{guest: e.Offset, len: e.Length, start: p, file: files[i], dedup: ok})
+		out = append(out, segment{guest: e.Offset, len: e.Length, start: p, file: file, dedup: ok})
+	}
+	for i, e := range v.ext {
+		add(e, v.files[i])
+		if k := v.rep(i); k > 1 {
+			e.Offset += (k - 1) * e.Length
+			add(e, v.files[i])
+		}
 	}
 	return out
 }
 
 // pieces returns the physical makeup of guest range [g, g+n) of a view.
-func pieces(ext []model.Extent, files []string, viewID string, g, n int64) []piece {
+func (v *viewState) pieces(g, n int64) []piece {
 	var out []piece
 	add := func(p pos, l int64) {
 		if k := len(out); k > 0 {
@@ -95,10 +138,10 @@ func pieces(ext []model.Extent, files []string, viewID string, g, n int64) []pie
 		out = append(out, piece{p, l})
 	}
 	end := g + n
-	i := sort.Search(len(ext), func(i int) bool { return ext[i].End() > g })
+	i := sort.Search(len(v.ext), func(i int) bool { return v.runEnd(i) > g })
 	cur := g
-	for ; i < len(ext) && cur < end; i++ {
-		e := ext[i]
+	for i < len(v.ext) && cur < end {
+		e := v.ext[i]
 		if e.Offset > cur {
 			gap := min(e.Offset, end) - cur
 			add(pos{zeroKey, 0}, gap)
@@ -107,11 +150,16 @@ func pieces(ext []model.Extent, files []string, viewID string, g, n int64) []pie
 				break
 			}
 		}
-		delta := cur - e.Offset
-		l := min(e.End(), end) - cur
-		p, _ := identity(e, files[i], viewID, delta)
+		// Inside a repeating record, each repetition reads the same
+		// bytes: the delta is taken within one repetition.
+		delta := (cur - e.Offset) % e.Length
+		l := min(e.Length-delta, end-cur)
+		p, _ := identity(e, v.files[i], v.view.ID, delta)
 		add(p, l)
 		cur += l
+		if cur >= v.runEnd(i) {
+			i++
+		}
 	}
 	if cur < end {
 		add(pos{zeroKey, 0}, end-cur)

@@ -31,7 +31,7 @@ func newPlanner(margin int64) *planner {
 
 // plan returns the guest ranges of v in which match starts must be reported.
 func (p *planner) plan(v *viewState) []span {
-	segs := segments(v.ext, v.files, v.view.ID, v.dedupe)
+	segs := v.segments()
 	var out []span
 	for i, s := range segs {
 		interior := max(s.len-p.margin, 0)
