@@ -6,6 +6,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 
 	"github.com/imgaudit/imgaudit/formats/memory/qemustream"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -36,9 +37,20 @@ func ViewsFromVMState(ctx context.Context, base, name string, vmstate model.Disk
 }
 
 func parseVMState(ctx context.Context, name string, vmstate model.Disk) (*qemustream.Stream, error) {
-	loc, err := qemustream.DiskLocator(ctx, vmstate)
-	if err != nil {
-		return nil, err
+	loc, cut, cutErr := qemustream.StateLocator(ctx, vmstate)
+	if cut < 0 && cutErr != nil {
+		return nil, cutErr
 	}
-	return qemustream.ParseWith(ctx, name, vmstate, vmstate.Size(), qemustream.Config{Locate: loc})
+	size := vmstate.Size()
+	if cut >= 0 {
+		size = cut
+	}
+	s, err := qemustream.ParseWith(ctx, name, vmstate, size, qemustream.Config{Locate: loc})
+	if err != nil {
+		return nil, errors.Join(err, cutErr)
+	}
+	if cutErr != nil {
+		s.Notes = append(s.Notes, cutErr.Error())
+	}
+	return s, nil
 }

@@ -3,6 +3,7 @@ package qemustream
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
@@ -78,9 +79,45 @@ func (s *Stream) SupersededPage(off int64) (PageRef, bool) {
 // host bytes behind them, from the Disk's extents, so that pages stored
 // verbatim keep their host location.
 func DiskLocator(ctx context.Context, d model.Disk) (func(off, n int64) (string, int64, bool), error) {
-	ext, err := model.CollectExtents(ctx, d)
-	if err != nil {
-		return nil, err
+	loc, _, err := StateLocator(ctx, d)
+	return loc, err
+}
+
+// StateLocator is DiskLocator for a saved VM state that must not repeat
+// itself: a migration stream is written once, front to back, so no two
+// of its ranges can be stored in the same host bytes. A hostile qcow2 can
+// point every cluster of a "1 TiB" state at one cluster of page records,
+// which would parse as the same pages sent millions of times (5.8 GB of
+// index after 60 s). StateLocator stops at the first range stored in host
+// bytes an earlier range already used and returns that offset as cut (-1
+// when there is none), with an error that says where: the caller parses
+// only the stream before it. Memory stays bounded by the host bytes the
+// state really has.
+func StateLocator(ctx context.Context, d model.Disk) (loc func(off, n int64) (string, int64, bool), cut int64, err error) {
+	var ext []model.Extent
+	used := map[string]*hostRanges{}
+	cut = -1
+	for e, ierr := range d.Extents(ctx) {
+		if ierr != nil {
+			return nil, -1, ierr
+		}
+		if e.Source == model.SourceZero || e.Length <= 0 {
+			continue
+		}
+		if e.Source == model.SourceData && e.FileOffset >= 0 {
+			hr := used[e.File]
+			if hr == nil {
+				hr = &hostRanges{}
+				used[e.File] = hr
+			}
+			if at, ok := hr.overlap(e.FileOffset, e.FileOffset+e.Length); ok {
+				cut = e.Offset
+				err = model.Errorf(e.File, e.FileOffset, "saved VM state cut at its offset %d: its bytes there are stored in host bytes that its offset %d already uses (aliased clusters); a migration stream never repeats itself", e.Offset, at)
+				break
+			}
+			hr.add(e.FileOffset, e.FileOffset+e.Length, e.Offset)
+		}
+		ext = append(ext, e)
 	}
 	sort.Slice(ext, func(i, j int) bool { return ext[i].Offset < ext[j].Offset })
 	return func(off, n int64) (string, int64, bool) {
@@ -93,5 +130,25 @@ func DiskLocator(ctx context.Context, d model.Disk) (func(off, n int64) (string,
 			return "", 0, false
 		}
 		return e.File, e.FileOffset + (off - e.Offset), true
-	}, nil
+	}, cut, err
+}
+
+// hostRanges is a set of disjoint host ranges, each with the stream offset
+// that used it, sorted by start.
+type hostRanges struct{ r []hostRange }
+
+type hostRange struct{ start, end, by int64 }
+
+// overlap reports the stream offset of a range overlapping [start, end).
+func (h *hostRanges) overlap(start, end int64) (int64, bool) {
+	i := sort.Search(len(h.r), func(i int) bool { return h.r[i].end > start })
+	if i < len(h.r) && h.r[i].start < end {
+		return h.r[i].by + max(0, start-h.r[i].start), true
+	}
+	return 0, false
+}
+
+func (h *hostRanges) add(start, end, by int64) {
+	i := sort.Search(len(h.r), func(i int) bool { return h.r[i].start > start })
+	h.r = slices.Insert(h.r, i, hostRange{start, end, by})
 }
