@@ -26,6 +26,10 @@ type Piece struct {
 	Len     uint32       // guest length
 	Ref     uint32       // decoder-specific (version index, compression flags, fill byte)
 	Src     model.Source // Data, Compressed or Derived
+	// Fill marks a run of pages that all read as the byte Ref (a
+	// migration stream's same-byte pages): read without a decoder, and
+	// left out of Extents, since one byte repeated holds no secret.
+	Fill bool
 }
 
 // End is the guest offset just past the piece.
@@ -66,7 +70,7 @@ func New(name string, r io.ReaderAt, size int64, pieces []Piece, dec Decoder, lo
 		if i > 0 && pieces[i-1].End() > p.Off {
 			return nil, model.Errorf(name, p.FileOff, "memory ranges overlap at guest-physical 0x%x", p.Off)
 		}
-		if p.Src != model.SourceData && dec == nil {
+		if p.Src != model.SourceData && !p.Fill && dec == nil {
 			return nil, fmt.Errorf("memdisk: %s: encoded piece without decoder", name)
 		}
 	}
@@ -124,6 +128,12 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 
 func (d *Disk) readPiece(i int, in int64, dst []byte) error {
 	pc := &d.Pieces[i]
+	if pc.Fill {
+		for k := range dst {
+			dst[k] = byte(pc.Ref)
+		}
+		return nil
+	}
 	if pc.Src == model.SourceData {
 		n, err := d.R.ReadAt(dst, pc.FileOff+in)
 		if n == len(dst) {
@@ -168,7 +178,8 @@ func (d *Disk) Extent(i int) model.Extent {
 	return e
 }
 
-// Extents yields one extent per piece, in guest-physical order.
+// Extents yields one extent per piece, in guest-physical order; fill
+// pieces are left out (see Piece.Fill).
 func (d *Disk) Extents(ctx context.Context) iter.Seq2[model.Extent, error] {
 	return func(yield func(model.Extent, error) bool) {
 		for i := range d.Pieces {
@@ -177,6 +188,9 @@ func (d *Disk) Extents(ctx context.Context) iter.Seq2[model.Extent, error] {
 					yield(model.Extent{}, err)
 					return
 				}
+			}
+			if d.Pieces[i].Fill {
+				continue
 			}
 			if !yield(d.Extent(i), nil) {
 				return

@@ -18,6 +18,7 @@ package qemustream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,6 +72,9 @@ const (
 	maxXBZRLEChain = 256
 	maxConfigName  = 4096
 	maxVMDesc      = 64 << 20
+	// maxFillRuns bounds the runs of same-byte pages kept for reading
+	// back (24 bytes each); pages past it read as zeros, said in a note.
+	maxFillRuns = 1 << 20
 )
 
 // Block is one RAMBlock from the MEM_SIZE record.
@@ -192,6 +196,21 @@ type parser struct {
 	cur          int // current block index for CONTINUE, -1 none
 	total        int64
 	ignoreShared bool
+	// fills holds the same-byte pages of pages never sent otherwise, as
+	// runs: a stream of 16 Mi such pages ("65 GB") held one version and
+	// one map entry each, 8 GB, and was then scanned byte by byte. Such
+	// a page reads as its byte but is never scanned: one byte repeated
+	// holds no secret. lostFills counts those past maxFillRuns.
+	fills     []fillRun
+	lostFills int64
+}
+
+// fillRun is count same-byte pages from global page page, all of byte b,
+// in one block; recOff is the record of the first.
+type fillRun struct {
+	page, count, recOff int64
+	blk                 int
+	b                   byte
 }
 
 func (p *parser) header() error {
@@ -576,6 +595,18 @@ func (p *parser) add(blk int, addr int64, v version) error {
 	if v.kind == kZero && !seen {
 		return nil
 	}
+	if v.kind == kFill && !seen {
+		if n := len(p.fills) - 1; n >= 0 && p.fills[n].blk == blk && p.fills[n].b == byte(v.n) && p.fills[n].page+p.fills[n].count == v.page {
+			p.fills[n].count++
+			return nil
+		}
+		if len(p.fills) >= maxFillRuns {
+			p.lostFills++
+			return nil
+		}
+		p.fills = append(p.fills, fillRun{page: v.page, count: 1, recOff: v.recOff, blk: blk, b: byte(v.n)})
+		return nil
+	}
 	if len(p.vers) >= maxVersions {
 		return model.Errorf(p.s.Name, v.recOff, "more than %d page records", maxVersions)
 	}
@@ -631,6 +662,7 @@ func (p *parser) build(cfg Config) error {
 			regions[b] = append(regions[b], pc)
 		}
 	}
+	phys, regions = p.fillPieces(pages, main, phys, regions)
 	var err error
 	if s.Physical, err = memdisk.New(s.Name, p.r, physSize, phys, p.decode, cfg.Locate); err != nil {
 		return err
@@ -669,10 +701,65 @@ func (p *parser) build(cfg Config) error {
 	if s.SkippedXBZRLE > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d XBZRLE pages skipped: invalid delta", s.SkippedXBZRLE))
 	}
+	if s.FillPages > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d same-byte pages read as their byte but not scanned: one byte repeated holds no secret", s.FillPages))
+	}
+	if p.lostFills > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d same-byte pages past %d runs of them read as zeros", p.lostFills, maxFillRuns))
+	}
 	if len(sup) > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d superseded page versions kept as evidence (older copies of pages sent again)", len(sup)))
 	}
 	return nil
+}
+
+// fillPieces adds the runs of same-byte pages to the pieces of the main
+// block (phys) and the other blocks (regions), leaving out the pages that
+// have a version of their own (pages, sorted) and, where runs overlap, the
+// later ones.
+func (p *parser) fillPieces(pages []int64, main int, phys []memdisk.Piece, regions map[int][]memdisk.Piece) ([]memdisk.Piece, map[int][]memdisk.Piece) {
+	s := p.s
+	ps := s.PageSize
+	runs := p.fills
+	slices.SortStableFunc(runs, func(a, b fillRun) int { return cmp.Compare(a.page, b.page) })
+	next := int64(0) // pages below it are taken by an earlier run
+	for _, r := range runs {
+		start, end := max(r.page, next), r.page+r.count
+		for start < end {
+			// Skip the pages with versions of their own.
+			i, _ := slices.BinarySearch(pages, start)
+			stop := end
+			if i < len(pages) && pages[i] < end {
+				stop = pages[i]
+			}
+			if stop > start {
+				b := r.blk
+				off := (start - s.Blocks[b].base) * ps
+				n := (stop - start) * ps
+				for n > 0 {
+					l := min(n, memdisk.MaxPiece)
+					if b == main && off < s.LowMem {
+						l = min(l, s.LowMem-off) // the 4 GiB split moves the rest
+					}
+					pc := memdisk.Piece{Off: off, FileOff: r.recOff, Len: uint32(l), Ref: uint32(r.b), Src: model.SourceDerived, Fill: true}
+					if b == main {
+						pc.Off = X86Phys(off, s.LowMem)
+						phys = append(phys, pc)
+					} else {
+						regions[b] = append(regions[b], pc)
+					}
+					off += l
+					n -= l
+				}
+			}
+			start = stop
+			if i < len(pages) && pages[i] == start {
+				start++
+			}
+		}
+		next = max(next, end)
+	}
+	return phys, regions
 }
 
 // mainBlock picks the block mapped as guest-physical RAM and sets LowMem.
@@ -723,6 +810,8 @@ func (p *parser) piece(vi int32) memdisk.Piece {
 		pc.Src = model.SourceData
 	case kCompressed:
 		pc.Src = model.SourceCompressed
+	case kFill:
+		pc.Src, pc.FileOff, pc.Fill, pc.Ref = model.SourceDerived, v.recOff, true, v.n
 	default:
 		pc.Src = model.SourceDerived
 		pc.FileOff = v.recOff
