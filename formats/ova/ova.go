@@ -25,6 +25,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/formats/vmdk"
 )
 
@@ -324,7 +325,8 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 			// A VMDK is never much larger than its disk's capacity.
 			limit = min(limit, capacity+capacity/8+(16<<20))
 		}
-		tmp, n, err := spoolGzip(ctx, io.NewSectionReader(st, 0, st.size), cfg.TempDir, limit)
+		tmp, sp, err := spoolGzip(ctx, io.NewSectionReader(st, 0, st.size), cfg.TempDir, limit)
+		n := sp.Size
 		if err != nil {
 			return nil, model.Wrapf(err, p, st.parts[0].off, "decompress %.80q", fl.Href)
 		}
@@ -332,7 +334,7 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 		r, size = tmp, n
 		hostName = p + "!" + fl.Href
 		mapOff = func(off int64) (int64, int64, bool) { return off, n - off, true }
-		notes = append(notes, fmt.Sprintf("gzip-compressed disk: decompressed (%d bytes) to an unlinked temporary file for random access; extent offsets are offsets in the decompressed %s", n, fl.Href))
+		notes = append(notes, fmt.Sprintf("gzip-compressed disk: decompressed (%d bytes) to an unlinked temporary file for random access, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", n, sp.Written, fl.Href))
 	}
 
 	head := make([]byte, min(size, 4096))
@@ -340,6 +342,13 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 		return nil, model.Wrapf(err, p, -1, "read disk %.80q", fl.Href)
 	}
 	var sub *model.Image
+	allocd := model.ExtentList{{Length: size, File: fl.Href, FileLength: size}}
+	if tmp, ok := r.(*os.File); ok {
+		// The spool leaves zero blocks as holes: only its data is read.
+		if ext, err := raw.DataExtents(tmp, fl.Href, size); err == nil {
+			allocd = ext
+		}
+	}
 	if vmdk.Probe(head, r, size) {
 		var err error
 		sub, err = vmdk.OpenReader(ctx, fl.Href, r, size, model.Options{Depth: opts.Depth, Chain: opts.Chain, NoBacking: true})
@@ -353,7 +362,7 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 	} else {
 		sub = &model.Image{Path: fl.Href, Format: "raw", Views: []model.View{{
 			ID: model.ViewID(fl.Href, model.KindCurrent, ""), Kind: model.KindCurrent,
-			Disk: &model.FileDisk{R: r, Name: fl.Href, Len: size, Allocd: model.ExtentList{{Length: size, File: fl.Href, FileLength: size}}},
+			Disk: &model.FileDisk{R: r, Name: fl.Href, Len: size, Allocd: allocd},
 		}}}
 		notes = append(notes, "disk is not a VMDK: read as raw")
 	}
@@ -387,20 +396,20 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 
 // spoolGzip decompresses a gzip stream into an unlinked temporary file, failing
 // once more than limit bytes come out.
-func spoolGzip(ctx context.Context, src io.Reader, dir string, limit int64) (*os.File, int64, error) {
+func spoolGzip(ctx context.Context, src io.Reader, dir string, limit int64) (*os.File, spool.Stats, error) {
 	zr, err := gzip.NewReader(src)
 	if err != nil {
-		return nil, 0, err
+		return nil, spool.Stats{}, err
 	}
 	defer zr.Close()
-	tmp, n, err := spool.File(ctx, dir, "imgaudit-ova-*.spool", zr, limit)
+	tmp, st, err := spool.Sparse(ctx, dir, "imgaudit-ova-*.spool", zr, limit)
 	if err != nil {
 		if tmp != nil {
 			tmp.Close()
 		}
-		return nil, 0, fmt.Errorf("decompressed disk: %w", err)
+		return nil, st, fmt.Errorf("decompressed disk: %w", err)
 	}
-	return tmp, n, nil
+	return tmp, st, nil
 }
 
 // hostMapped rewrites extents of a member disk so that (File, FileOffset)
