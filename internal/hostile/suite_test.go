@@ -1,0 +1,315 @@
+package hostile_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/hostile"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// The budgets every hostile case must stay within, with room for a
+// shared 2-core machine: the documented bound on memory (README,
+// "Limits"), temporary disk a few times what the sparse spool writes, and
+// time far above what the cases take alone (0.1 to 10 s) and far below
+// what they took before (killed at 60 s, or never ending).
+const (
+	maxRSS     = 512 << 20
+	maxTempDir = 64 << 20
+	maxTime    = 150 * time.Second
+)
+
+// expect is what a case's report must show besides the common checks.
+type expect struct {
+	// note is a substring of the hostile target's view notes or errors,
+	// naming what was cut or refused.
+	note string
+	// truncated: the summary must say that a limit cut something.
+	truncated bool
+}
+
+// expectations lists, for every case of hostile.Cases, what its report
+// must say. A case without an entry fails: new cases must say what they
+// expect.
+var expectations = map[string]expect{
+	"qcow2-alias-current":  {note: "aliased tables", truncated: true},
+	"qcow2-alias-vmstate":  {note: "saved VM state cut at its offset 131072"},
+	"elf-aliased-segments": {note: "aliased tables", truncated: true},
+	"kdump-aliased-pages":  {note: "aliased tables", truncated: true},
+	"qemu-fill-pages":      {note: "16777216 same-byte pages read as their byte but not scanned"},
+	"ova-gzip-bomb":        {note: "65536 bytes written and the zero blocks left as holes"},
+	"akia-repeated":        {truncated: true},
+	"one-hit-repeated":     {truncated: true},
+	"distinct-hits":        {truncated: true},
+	"repeated-line":        {truncated: true},
+}
+
+// TestHostileInputs scans each crafted input beside a good target, each in
+// a child process (this test binary, re-run), so that its memory peak,
+// temporary disk and time are its own and a runaway case is killed
+// instead of taking the suite down. It checks: the child did not panic or
+// fail; peak RSS, temporary disk and time stayed within budget; the good
+// target still reports its planted secret; and the report names what the
+// case made it cut.
+func TestHostileInputs(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		t.Skip("child process")
+	}
+	root := t.TempDir()
+	ctx := context.Background()
+	testutil.RequireTool(t, "qemu-img", "qemu-io")
+	good, err := hostile.Good(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range hostile.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			want, ok := expectations[c.Name]
+			if !ok {
+				t.Fatalf("case %s has no expectation in this suite", c.Name)
+			}
+			testutil.RequireTool(t, c.Tools...)
+			dir := filepath.Join(root, c.Name)
+			tmp := filepath.Join(dir, "tmp")
+			if err := os.MkdirAll(tmp, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			target, err := c.Make(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := digest(t, target)
+			out := filepath.Join(dir, "report.json")
+			res := runChild(t, target, good, out, tmp)
+			t.Logf("%s: %.1f s, peak RSS %d MiB, peak temp %d KiB", c.Name, res.wall.Seconds(), res.rss>>20, res.temp>>10)
+			if res.err != nil {
+				t.Fatalf("child: %v\n%s", res.err, res.output)
+			}
+			if res.rss > maxRSS {
+				t.Errorf("peak RSS %d MiB, over the %d MiB budget", res.rss>>20, maxRSS>>20)
+			}
+			if res.temp > maxTempDir {
+				t.Errorf("temporary files reached %d MiB, over the %d MiB budget", res.temp>>20, maxTempDir>>20)
+			}
+			if after := digest(t, target); after != before {
+				t.Errorf("%s changed during the scan", target)
+			}
+			rep := readReport(t, out)
+			checkReport(t, rep, target, want)
+		})
+	}
+}
+
+func checkReport(t *testing.T, rep *report.Report, target string, want expect) {
+	t.Helper()
+	goodFP := hostile.GoodSecret().Fingerprint()
+	found := false
+	for _, f := range rep.Findings {
+		if f.Fingerprint == goodFP {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the good target's secret is missing from the report")
+	}
+	if want.truncated && rep.Summary.Truncated == nil {
+		t.Errorf("summary.truncated is absent, want the cut counted")
+	}
+	if want.note != "" {
+		var said []string
+		for _, tg := range rep.Targets {
+			if tg.Path != target {
+				continue
+			}
+			said = append(said, tg.Errors...)
+			for _, v := range tg.Views {
+				said = append(said, v.Notes...)
+				if v.Error != "" {
+					said = append(said, v.Error)
+				}
+			}
+		}
+		if !strings.Contains(strings.Join(said, "\n"), want.note) {
+			t.Errorf("the report of %s does not say %q; it says:\n%s", target, want.note, strings.Join(said, "\n"))
+		}
+	}
+}
+
+func readReport(t *testing.T, path string) *report.Report {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rep report.Report
+	if err := json.NewDecoder(f).Decode(&rep); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return &rep
+}
+
+const (
+	childEnv    = "IMGAUDIT_HOSTILE_CHILD"
+	childTarget = "IMGAUDIT_HOSTILE_TARGET"
+	childGood   = "IMGAUDIT_HOSTILE_GOOD"
+	childOut    = "IMGAUDIT_HOSTILE_OUT"
+)
+
+type childResult struct {
+	wall      time.Duration
+	rss, temp int64
+	err       error
+	output    string
+}
+
+// runChild runs TestHostileChild in a new process with TMPDIR at tmp,
+// sampling the size of the files it holds open under tmp (its spools are
+// unlinked at once, so the directory itself looks empty), and returns its
+// peak RSS from the kernel's accounting.
+func runChild(t *testing.T, target, good, out, tmp string) childResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), maxTime)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHostileChild$", "-test.v")
+	cmd.Env = append(os.Environ(), childEnv+"=1", childTarget+"="+target, childGood+"="+good, childOut+"="+out, "TMPDIR="+tmp)
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	peakTemp := make(chan int64, 1)
+	go func() {
+		var peak int64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak = max(peak, openBytesUnder(cmd.Process.Pid, tmp))
+			select {
+			case <-done:
+				peakTemp <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	res := childResult{wall: time.Since(start), temp: <-peakTemp, output: buf.String()}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("killed after %v: %w", maxTime, ctx.Err())
+	}
+	res.err = err
+	// The child's own high-water mark, which it writes as it ends (the
+	// rusage of a child counts the parent's memory at the fork).
+	if b, rerr := os.ReadFile(out + ".rss"); rerr == nil {
+		res.rss, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	} else if res.err == nil {
+		res.err = fmt.Errorf("the child wrote no peak RSS: %w", rerr)
+	}
+	return res
+}
+
+// peakRSS reads this process's VmHWM from /proc/self/status, in bytes.
+func peakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+// digest is a file's SHA-256, to prove the scan left it as it was without
+// holding 256 MiB of it.
+func digest(t *testing.T, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+// openBytesUnder sums the allocated size of the files process pid holds
+// open below dir, deleted ones included.
+func openBytesUnder(pid int, dir string) int64 {
+	fds := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, err := os.ReadDir(fds)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		link, err := os.Readlink(filepath.Join(fds, e.Name()))
+		if err != nil || !strings.HasPrefix(link, dir+"/") {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join(fds, e.Name()), &st) == nil {
+			n += st.Blocks * 512
+		}
+	}
+	return n
+}
+
+// TestHostileChild is the child side of TestHostileInputs: it scans the
+// hostile target and the good one with the scanner as the CLI sets it up,
+// and writes the JSON report. It does nothing unless run as a child.
+func TestHostileChild(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("run by TestHostileInputs")
+	}
+	e, err := detectors.NewEngine(detectors.Builtin(), detectors.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := scanner.New(scanner.Options{Engine: e, Version: "test"}).Scan(context.Background(),
+		[]string{os.Getenv(childTarget), os.Getenv(childGood)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(os.Getenv(childOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := report.WriteJSON(f, rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rss, err := peakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(os.Getenv(childOut)+".rss", []byte(strconv.FormatInt(rss, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
