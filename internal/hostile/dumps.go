@@ -17,15 +17,22 @@ var le = binary.LittleEndian
 // the previous one. The file's tail holds HostileSecret, so every segment
 // has a hit.
 func ELFAliasedSegments(_ context.Context, dir string) (string, error) {
+	path := filepath.Join(dir, "aliased-segments.elf")
+	return path, os.WriteFile(path, ELFAliased(65534, 16<<10), 0o644)
+}
+
+// ELFAliased returns an ELF core of nseg PT_LOAD headers that all read the
+// whole file from offset 0, followed by tail bytes (at least 8 KiB) that
+// hold HostileSecret: the bytes of ELFAliasedSegments, at any size (small
+// ones are fuzz seeds).
+func ELFAliased(nseg, tailSize int) []byte {
 	const (
-		nseg     = 65534
-		ehdr     = 64
-		phentsz  = 56
-		shentsz  = 64
-		phoff    = ehdr
-		shoff    = phoff + nseg*phentsz
-		tailSize = 16 << 10
+		ehdr    = 64
+		phentsz = 56
+		shentsz = 64
+		phoff   = ehdr
 	)
+	shoff := phoff + nseg*phentsz
 	size := shoff + shentsz + tailSize
 	b := make([]byte, size)
 	copy(b, elf.ELFMAG)
@@ -36,7 +43,7 @@ func ELFAliasedSegments(_ context.Context, dir string) (string, error) {
 	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
 	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
 	le.PutUint64(b[32:], phoff)
-	le.PutUint64(b[40:], shoff)
+	le.PutUint64(b[40:], uint64(shoff))
 	le.PutUint16(b[52:], ehdr)
 	le.PutUint16(b[54:], phentsz)
 	le.PutUint16(b[56:], 0xffff) // PN_XNUM
@@ -50,12 +57,11 @@ func ELFAliasedSegments(_ context.Context, dir string) (string, error) {
 		le.PutUint64(p[32:], uint64(size))           // p_filesz
 		le.PutUint64(p[40:], uint64(size))           // p_memsz
 	}
-	le.PutUint32(b[shoff+44:], nseg) // sh_info of section 0: the real e_phnum
+	le.PutUint32(b[shoff+44:], uint32(nseg)) // sh_info of section 0: the real e_phnum
 	tail := b[shoff+shentsz:]
 	copy(tail, randomBytes(31, tailSize))
 	copy(tail[4096:], HostileSecret().Credentials())
-	path := filepath.Join(dir, "aliased-segments.elf")
-	return path, os.WriteFile(path, b, 0o644)
+	return b
 }
 
 // KdumpAliasedPages writes a kdump file in the normal ("KDUMP   ") form
@@ -63,19 +69,24 @@ func ELFAliasedSegments(_ context.Context, dir string) (string, error) {
 // one uncompressed 1 MiB block holding HostileSecret: 100 GB claimed by a
 // 6 MiB file.
 func KdumpAliasedPages(_ context.Context, dir string) (string, error) {
-	const (
-		bs      = 1 << 20
-		pages   = 100000
-		descOff = 2 * bs // header block, one bitmap block (both bitmaps)
-		dataOff = descOff + 3*bs
-	)
+	path := filepath.Join(dir, "aliased-pages.kdump")
+	return path, os.WriteFile(path, KdumpAliased(1<<20, 100000), 0o644)
+}
+
+// KdumpAliased returns a normal-form kdump file with block size bs (at
+// least 16 KiB, a power of two) and pages descriptors that all point at one
+// stored block holding HostileSecret: the bytes of KdumpAliasedPages at
+// any size.
+func KdumpAliased(bs, pages int) []byte {
+	descOff := 2 * bs // header block, one bitmap block (both bitmaps)
+	dataOff := descOff + (24*pages+bs-1)/bs*bs
 	b := make([]byte, dataOff+bs)
 	copy(b, "KDUMP   ")
-	le.PutUint32(b[8:], 6)       // header_version
-	le.PutUint32(b[428:], bs)    // block_size
-	le.PutUint32(b[432:], 0)     // sub_hdr_size
-	le.PutUint32(b[436:], 1)     // bitmap_blocks
-	le.PutUint32(b[440:], pages) // max_mapnr
+	le.PutUint32(b[8:], 6)               // header_version
+	le.PutUint32(b[428:], uint32(bs))    // block_size
+	le.PutUint32(b[432:], 0)             // sub_hdr_size
+	le.PutUint32(b[436:], 1)             // bitmap_blocks
+	le.PutUint32(b[440:], uint32(pages)) // max_mapnr
 	// Both bitmaps (each half a block) mark every pfn as dumped.
 	for i := range pages / 8 {
 		b[bs+i] = 0xff
@@ -83,13 +94,12 @@ func KdumpAliasedPages(_ context.Context, dir string) (string, error) {
 	}
 	for i := range pages {
 		d := b[descOff+24*i:]
-		le.PutUint64(d[0:], dataOff) // offset
-		le.PutUint32(d[8:], bs)      // size: stored as is
-		le.PutUint32(d[12:], 0)      // flags: not compressed
+		le.PutUint64(d[0:], uint64(dataOff)) // offset
+		le.PutUint32(d[8:], uint32(bs))      // size: stored as is
+		le.PutUint32(d[12:], 0)              // flags: not compressed
 	}
 	data := b[dataOff:]
 	copy(data, randomBytes(41, bs))
 	copy(data[8192:], HostileSecret().Credentials())
-	path := filepath.Join(dir, "aliased-pages.kdump")
-	return path, os.WriteFile(path, b, 0o644)
+	return b
 }

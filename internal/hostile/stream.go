@@ -123,6 +123,31 @@ func vmstatePeriod() []byte {
 	return w.b
 }
 
+// VMStateStream returns the saved state that QCOW2AliasVMState makes its
+// qcow2 read: the head cluster, then the period cluster periods times.
+func VMStateStream(periods int) []byte {
+	b := vmstateHead()
+	p := vmstatePeriod()
+	for range periods {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// FillStream returns a migration stream of pages same-byte pages from
+// guest page 0: QEMUFillPages at any size.
+func FillStream(pages int) []byte {
+	var w streamWriter
+	w.header(int64(pages) * qemuPage)
+	w.fillRecord(0, 'A', false)
+	for i := 1; i < pages; i++ {
+		w.fillRecord(int64(i)*qemuPage, 'A', true)
+	}
+	w.u64(ramFlagEOS)
+	w.u8(0x00) // EOF
+	return w.b
+}
+
 // QEMUFillPages writes a migration stream that claims 64 GiB of RAM, all
 // sent as same-byte pages (RAM_SAVE_FLAG_ZERO with fill byte 0x41): 16 Mi
 // records of 9 bytes, 151 MB, then the end of the section and the stream.
