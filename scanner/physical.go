@@ -90,6 +90,12 @@ type segment struct {
 	start pos
 	file  string // host file of the first extent ("" when none)
 	dedup bool   // identity is shared across views
+	// next, when set, is where the bytes after the segment physically
+	// are although the next segment does not follow it in the guest:
+	// the first repetition of a record is followed by the record's own
+	// start (the repetitions between are not segments).
+	next    *pos
+	nextLen int64 // bytes of next before it repeats
 }
 
 func (s segment) end() int64 { return s.guest + s.len }
@@ -106,7 +112,7 @@ func (v *viewState) segments() []segment {
 		ok = ok && v.dedupe
 		if n := len(out); n > 0 {
 			last := &out[n-1]
-			if last.dedup == ok && last.end() == e.Offset && last.start.key == p.key &&
+			if last.next == nil && last.dedup == ok && last.end() == e.Offset && last.start.key == p.key &&
 				p.key.src == model.SourceData && last.start.off+last.len == p.off {
 				last.len += e.Length
 				return
@@ -117,6 +123,8 @@ func (v *viewState) segments() []segment {
 	for i, e := range v.ext {
 		add(e, v.files[i])
 		if k := v.rep(i); k > 1 {
+			p, _ := identity(e, v.files[i], v.view.ID, 0)
+			out[len(out)-1].next, out[len(out)-1].nextLen = &p, e.Length
 			e.Offset += (k - 1) * e.Length
 			add(e, v.files[i])
 		}

@@ -56,7 +56,12 @@ func (p *planner) plan(v *viewState) []span {
 		// The tail: match starts whose bytes may run into the next segment.
 		j := junction{end: pos{s.start.key, s.start.off + s.len}, next: pos{zeroKey, 0}}
 		reusable := true
-		if i+1 < len(segs) && segs[i+1].guest == s.end() {
+		if s.next != nil {
+			// The first repetition of an aliased record: what follows
+			// is the record again, as long as the record itself.
+			j.next = *s.next
+			reusable = s.nextLen >= p.margin
+		} else if i+1 < len(segs) && segs[i+1].guest == s.end() {
 			n := segs[i+1]
 			j.next = n.start
 			reusable = n.dedup && n.len >= p.margin

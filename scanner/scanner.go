@@ -488,6 +488,7 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 		return vs
 	}
 	var aliased int64
+	var firstAlias model.Extent
 	for e, err := range vs.view.Disk.Extents(ctx) {
 		if err != nil {
 			vs.err = err
@@ -502,6 +503,9 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 			// (every cluster of a 1 TiB qcow2 at one host cluster) or a
 			// dump whose segments all read one block.
 			vs.reps[n]++
+			if aliased == 0 {
+				firstAlias = e
+			}
 			aliased += e.Length
 			continue
 		}
@@ -514,7 +518,7 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 		vs.reps = append(vs.reps, 1)
 	}
 	if aliased > 0 {
-		vs.notes = append(vs.notes, fmt.Sprintf("%d bytes of this view repeat host bytes that the guest range right before them reads (aliased tables): each host range is scanned once, and a secret there is listed at its first places and counted at the rest", aliased))
+		vs.notes = append(vs.notes, fmt.Sprintf("%d bytes of this view repeat host bytes that the guest range right before them reads (aliased tables), the first at guest offset %d: %s at offset %d; each host range is scanned once, and a secret there is listed at its first places and counted at the rest", aliased, firstAlias.Offset, firstAlias.File, firstAlias.FileOffset))
 		if vs.view.Attrs == nil {
 			vs.view.Attrs = map[string]string{}
 		} else {
