@@ -77,7 +77,17 @@ func TestWriteTable(t *testing.T) {
 				"LIVE ONLY", "MEDIUM    aws-access-key-pair", "MEDIUM    password-hash-sha512crypt", "KNOWN PUBLIC", "TARGET ERRORS", "UNATTRIBUTED FILESYSTEMS", "SUMMARY",
 			},
 			// the public finding is not listed with its locations
-			wantNot: []string{"INCOMPLETE", "/var/backups/key.4", "\x1b", "\t", metaDecoy, "AKIAIOSFODNN7EXAMPLE", "INFO ", "0x9900000"},
+			wantNot: []string{"INCOMPLETE", "TRUNCATED", "/var/backups/key.4", "\x1b", "\t", metaDecoy, "AKIAIOSFODNN7EXAMPLE", "INFO ", "0x9900000"},
+		},
+		{
+			name: "truncated",
+			r: func() *Report {
+				r := sampleReport()
+				r.Summary.Truncated = &Truncation{Limits: Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000},
+					MatchesDropped: 12, LocationsDropped: 34, HitsNotValidated: 56, Views: []string{"a#current", "b#current"}}
+				return r
+			}(),
+			want: []string{"TRUNCATED: 12 matches beyond 10000 findings per rule and view, 34 locations beyond 1000 per finding, 56 keyword hits not validated (too dense); in 2 views"},
 		},
 		{
 			name:    "all locations",
