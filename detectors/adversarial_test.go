@@ -43,6 +43,9 @@ func TestAdversarialRepetition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scans about 250 MiB")
 	}
+	if raceEnabled {
+		t.Skip("throughput ratios are distorted by the race detector (make unit runs this test)")
+	}
 	e, err := NewEngine(Builtin(), EngineOptions{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
