@@ -39,7 +39,12 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 			return found{}, false
 		}
 	case checkPassword, checkPasswordLax:
-		if !passwordQuality(f.secret, r.check == checkPassword, valueContextOf(rx, w, m, s, e)) {
+		// A lax rule trusts its syntax (a URL's userinfo, a .netrc
+		// entry); where the syntax lets the login be absent and it is,
+		// what is left ("machine learning-based password strength") is
+		// as weak as a key=value pair, and is checked as strictly.
+		strict := r.check == checkPassword || rx.userGroup > 0 && m[2*rx.userGroup] < 0
+		if !passwordQuality(f.secret, strict, valueContextOf(rx, w, m, s, e)) {
 			return found{}, false
 		}
 	case checkDockerAuth:
@@ -393,6 +398,12 @@ func passwordQuality(b []byte, strict bool, vc valueContext) bool {
 	if isFieldList(b) {
 		return false // a layout, not a value: "name:password:UID:GID:GECOS"
 	}
+	if isRegexp(b) {
+		return false // a pattern: sed -e '/^passwd:\s.*#/ ...'
+	}
+	if encodesProse(b) {
+		return false // documentation: password: 'bm90IG15IHJlYWwgcGFzc3dvcmQ=' ("not my real password")
+	}
 	var lower, upper, digit, sym int
 	for _, c := range b {
 		switch {
@@ -653,6 +664,51 @@ func isFieldList(b []byte) bool {
 		parts++
 	}
 	return parts >= 2
+}
+
+// isRegexp reports a value that is a regular expression: one with a
+// character-class escape (\s, \d, \w and their negations, \b) or a
+// wildcard run (.* .+). Shell scripts and configuration tools match
+// "passwd:" lines with such patterns (a package's maintainer scripts edit
+// nsswitch.conf that way); a password with a backslash before one of
+// those letters is rare enough to lose.
+func isRegexp(b []byte) bool {
+	for i := 0; i+1 < len(b); i++ {
+		switch {
+		case b[i] == '\\' && strings.IndexByte("sSdDwWb", b[i+1]) >= 0:
+			return true
+		case b[i] == '.' && (b[i+1] == '*' || b[i+1] == '+'):
+			return true
+		}
+	}
+	return false
+}
+
+// encodesProse reports a value that is base64 of a phrase: printable
+// ASCII of three or more words, as documentation writes an example of an
+// encoded password ("not my real password"). An encoded secret decodes
+// to random bytes or to one token, never to a sentence with spaces.
+func encodesProse(b []byte) bool {
+	if len(b) < 16 || len(b)%4 != 0 {
+		return false
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		d, err := enc.DecodeString(string(b))
+		if err != nil {
+			continue
+		}
+		spaces := 0
+		for _, c := range d {
+			switch {
+			case c == ' ':
+				spaces++
+			case c < 0x20 || c > 0x7e:
+				return false
+			}
+		}
+		return spaces >= 2 && !bytes.Contains(d, []byte("  "))
+	}
+	return false
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

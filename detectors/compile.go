@@ -86,6 +86,8 @@ type ruleRegexps struct {
 	// assigned to (password, DB_PASSWORD, client_secret), which
 	// passwordQuality compares the value with.
 	keyGroup int
+	// userGroup is the "user" group (a login name beside the secret).
+	userGroup int
 }
 
 // regexps returns the rule's compiled regexps. The built-in rules compile
@@ -128,6 +130,8 @@ func compileRegexps(r Rule) (*ruleRegexps, error) {
 				rx.lockedGroup = i
 			case "key":
 				rx.keyGroup = i
+			case "user":
+				rx.userGroup = i
 			}
 		}
 	}

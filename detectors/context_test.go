@@ -30,6 +30,12 @@ var contextValues = []struct {
 		[]string{"self.password", "os.environ[\"X\"]", "os.getenv('X')", "getpass()", "getpass.getpass()", "config.db.pass",
 			"request.form['password']", "this.password", "$this->password", "params[:password]", "settings.SECRET_KEY",
 			"app.config.SECRET_KEY", "settings.GOOGLE_API_KEY", "None)", "kEnumerableProperty)", "password16)", "pwd2)"}},
+	{"regular expression",
+		[]string{"Xk8\\qz2!vLm4Z", "Tr0ub.4dor*3Xq", "Kq9.Lm2+zT8w", "Zr7*Tn.W!x9Lm"},
+		[]string{"\\s.*#/", "^\\d{6,}$", "\\S+@\\S+", "^passwd:.*$", "root:.+:0:0", "\\bsecret\\b"}},
+	{"encoded prose",
+		[]string{"nzocd+KwXUSIofDD", "c2VjcjN0LVBhc3N3MHJkIQ==", "Ym05MGJYbHlaV0ZzY0dGemMzZHZjbVE9"},
+		[]string{"bm90IG15IHJlYWwgcGFzc3dvcmQ=", "eW91ciBwYXNzd29yZCBoZXJl", "Y2hhbmdlIHRoaXMgdG8geW91ciBzZWNyZXQ="}},
 	{"key name",
 		[]string{"db_password_8Xq!", "Secret-Value-2024", "Secret-Value-2024x9Q"},
 		[]string{"password", "PASSWORD", "DB_PASSWORD", "db-password", "pwd", "client_secret", "clientSecret", "oauth_client_secret",
@@ -53,6 +59,10 @@ var familyAffected = map[string][]string{
 		"shell-pgpassword"},
 	"identifier": {"config-password", "config-secret", "generic-api-key", "odbc-pwd", "xml-password"},
 	"key name":   {"config-password", "config-secret", "generic-api-key", "odbc-pwd", "shell-export-secret"},
+	// Patterns and base64-encoded phrases are filtered in the strict
+	// key=value rules only.
+	"regular expression": {"config-password", "odbc-pwd"},
+	"encoded prose":      {"config-password", "config-secret", "generic-api-key", "odbc-pwd"},
 }
 
 // rawValue is the value a rule's regexp (and entropy bound) accepts in
@@ -136,6 +146,11 @@ func TestValueContext(t *testing.T) {
 	for _, c := range []struct{ rule, text, secret string }{
 		// the key's own name
 		{"config-password", "password=password\n", ""},
+		// a .netrc entry without a login is checked as strictly as a
+		// key=value pair: prose is not one
+		{"netrc-credentials", "A machine learning-based password strength evaluation library\n", ""},
+		{"netrc-credentials", "machine db.internal password Xk8#pq2!vLm4Z\n", "Xk8#pq2!vLm4Z"},
+		{"netrc-credentials", "machine db.internal login deploy password strength\n", "strength"},
 		{"config-password", "db_password: db_password\n", ""},
 		{"config-secret", "secret_key=SECRET_KEY_SETTING\n", ""},
 		{"shell-export-secret", "export MYSQL_PASSWORD=MYSQL_PASSWORD\n", ""},
