@@ -78,10 +78,29 @@ func MarkIncomplete(r *Report, reason string) {
 // viewOfError returns the ID of the view a target error is about: target
 // errors of views end with the view's own error.
 func viewOfError(t Target, e string) string {
-	for _, v := range t.Views {
-		if v.Error != "" && strings.HasSuffix(e, v.Error) {
-			return v.ID
-		}
+	if i := viewIndexOfError(t, e); i >= 0 {
+		return t.Views[i].ID
 	}
 	return ""
+}
+
+// viewIndexOfError is viewOfError's index in t.Views, or -1.
+func viewIndexOfError(t Target, e string) int {
+	for i, v := range t.Views {
+		if v.Error != "" && strings.HasSuffix(e, v.Error) {
+			return i
+		}
+	}
+	return -1
+}
+
+// backingOfError returns the index in t.Backing of the backing link whose
+// error a target error is (the readers put the same error in both), or -1.
+func backingOfError(t Target, e string) int {
+	for i, b := range t.Backing {
+		if b.Error != "" && (e == b.Error || strings.HasSuffix(e, ": "+b.Error)) {
+			return i
+		}
+	}
+	return -1
 }

@@ -444,7 +444,13 @@ func (sc *sarifContext) artifact(path string) sarifArtifact {
 
 // sarifNotifications turns target, backing and view errors into error
 // notifications, an interruption into one more, and unattributed
-// filesystems into notes.
+// filesystems into notes. Each error is said once: targets[].errors
+// already holds the errors of the target's views and backing links, so an
+// entry that is a view's or a backing link's error becomes that one
+// notification, carrying the view's or the backing file's properties, and
+// only the view and backing errors that targets[].errors lacks (reports
+// written by other tools or older versions) get notifications of their
+// own.
 func (sc *sarifContext) notifications(r *Report) []sarifNotification {
 	out := []sarifNotification{}
 	if !r.Complete {
@@ -455,19 +461,31 @@ func (sc *sarifContext) notifications(r *Report) []sarifNotification {
 	}
 	for _, t := range r.Targets {
 		at := sc.targetLocations(t.Path)
+		saidBacking := map[int]bool{}
+		saidView := map[int]bool{}
 		for _, e := range t.Errors {
-			out = append(out, sarifNotification{Level: "error", Message: sarifText{Text: t.Path + ": " + e}, Locations: at,
-				Properties: map[string]any{"target": t.Path}})
+			n := sarifNotification{Level: "error", Message: sarifText{Text: t.Path + ": " + e}, Locations: at,
+				Properties: map[string]any{"target": t.Path}}
+			if i := backingOfError(t, e); i >= 0 {
+				saidBacking[i] = true
+				b := t.Backing[i]
+				n.Properties["backing"] = cmp.Or(b.Path, b.Name)
+				n.Locations = sc.targetLocations(cmp.Or(b.Path, t.Path))
+			} else if i := viewIndexOfError(t, e); i >= 0 {
+				saidView[i] = true
+				n.Properties["view"], n.Properties["view_kind"] = t.Views[i].ID, t.Views[i].Kind
+			}
+			out = append(out, n)
 		}
-		for _, b := range t.Backing {
-			if b.Error != "" {
+		for i, b := range t.Backing {
+			if b.Error != "" && !saidBacking[i] {
 				out = append(out, sarifNotification{Level: "error", Message: sarifText{Text: t.Path + ": backing file " + cmp.Or(b.Path, b.Name) + ": " + b.Error},
 					Locations: sc.targetLocations(cmp.Or(b.Path, t.Path)), Properties: map[string]any{"target": t.Path, "backing": cmp.Or(b.Path, b.Name)}})
 			}
 		}
-		for _, v := range t.Views {
-			if v.Error != "" {
-				out = append(out, sarifNotification{Level: "warning", Message: sarifText{Text: cmp.Or(v.ID, t.Path) + ": " + v.Error}, Locations: at,
+		for i, v := range t.Views {
+			if v.Error != "" && !saidView[i] {
+				out = append(out, sarifNotification{Level: "error", Message: sarifText{Text: cmp.Or(v.ID, t.Path) + ": " + v.Error}, Locations: at,
 					Properties: map[string]any{"target": t.Path, "view": v.ID, "view_kind": v.Kind}})
 			}
 		}

@@ -207,14 +207,111 @@ func TestWriteSARIFMapping(t *testing.T) {
 	all := strings.Join(texts, "\n")
 	for _, want := range []string{
 		"error incoming/bad #1\x1b[31m.qcow2: qcow2: bad #1.qcow2 at offset 0x30",
-		"error /srv/images/web01.qcow2: backing file gone.raw",
-		"warning /srv/images/web01.qcow2#memory:golden: vmstate truncated",
+		"error /srv/images/web01.qcow2: " + goneErr,
+		"error /srv/images/web01.qcow2: /srv/images/web01.qcow2#memory:golden: vmstate truncated",
 		"note /srv/images/web01.qcow2: unattributed filesystem: xfs on p2",
 		"note /srv/images/web01.qcow2#current: partition p2 (xfs) is not attributed",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("notifications lack %q:\n%s", want, all)
 		}
+	}
+}
+
+// TestWriteSARIFSaysEachErrorOnce: a target's errors include its backing
+// links' and views' errors (as the scanner makes them), and each is said in
+// one notification, with the backing file or view in its properties; a
+// backing or view error that the target's errors lack (a report of another
+// tool) still gets its own.
+func TestWriteSARIFSaysEachErrorOnce(t *testing.T) {
+	const (
+		img      = "/srv/images/web01.qcow2"
+		backErr  = img + ": offset 528 (0x210): backing file \"/etc/shadow\": outside the allowed roots: not followed (see --backing-root)"
+		viewErr  = "more than 2097152 extents: view cut at guest offset 4096 (the rest is not scanned)"
+		orphan   = "saved VM state cut at its offset 131072"
+		orphanBk = "open backing file \"gone.raw\": no such file or directory"
+	)
+	tests := []struct {
+		name     string
+		target   Target
+		want     map[string]int // notification text -> times said
+		wantProp map[string]string
+	}{
+		{
+			name: "backing error in the target's errors",
+			target: Target{Path: img, Views: []View{},
+				Backing: []Backing{{Name: "/etc/shadow", Path: "/etc/shadow", Error: backErr}},
+				Errors:  []string{backErr}},
+			want:     map[string]int{img + ": " + backErr: 1},
+			wantProp: map[string]string{"backing": "/etc/shadow"},
+		},
+		{
+			name: "view error in the target's errors",
+			target: Target{Path: img,
+				Views:  []View{{ID: img + "#current", Kind: "current", Error: viewErr}},
+				Errors: []string{img + "#current: " + viewErr}},
+			want:     map[string]int{img + ": " + img + "#current: " + viewErr: 1},
+			wantProp: map[string]string{"view": img + "#current", "view_kind": "current"},
+		},
+		{
+			name: "errors the target's errors lack",
+			target: Target{Path: img, Errors: []string{},
+				Views:   []View{{ID: img + "#memory:s1", Kind: "memory", Error: orphan}},
+				Backing: []Backing{{Name: "gone.raw", Error: orphanBk}}},
+			want: map[string]int{
+				img + "#memory:s1: " + orphan:                 1,
+				img + ": backing file gone.raw: " + orphanBk: 1,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Report{SchemaVersion: SchemaVersion, Tool: Tool{Name: "imgaudit"}, Targets: []Target{tt.target}, Findings: []Finding{}}
+			CheckComplete(r)
+			var out bytes.Buffer
+			if err := WriteSARIF(&out, r); err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Runs []struct {
+					Invocations []struct {
+						Notes []struct {
+							Level      string
+							Message    struct{ Text string }
+							Properties map[string]any
+						} `json:"toolExecutionNotifications"`
+					}
+				}
+			}
+			if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			var errs []string
+			for _, n := range doc.Runs[0].Invocations[0].Notes {
+				if strings.HasPrefix(n.Message.Text, "scan incomplete: ") {
+					continue
+				}
+				got[n.Message.Text]++
+				errs = append(errs, n.Level+" "+n.Message.Text)
+				if n.Level != "error" {
+					t.Errorf("%q: level %s, want error (it makes the run incomplete)", n.Message.Text, n.Level)
+				}
+				for k, v := range tt.wantProp {
+					if n.Properties[k] != v {
+						t.Errorf("%q: properties[%s] = %v, want %s", n.Message.Text, k, n.Properties[k], v)
+					}
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("notifications:\n%s\nwant %d", strings.Join(errs, "\n"), len(tt.want))
+			}
+			for text, n := range tt.want {
+				if got[text] != n {
+					t.Errorf("%q said %d times, want %d; notifications:\n%s", text, got[text], n, strings.Join(errs, "\n"))
+				}
+			}
+		})
 	}
 }
 
