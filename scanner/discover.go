@@ -21,17 +21,25 @@ type walked struct {
 	path string // as found under the directory
 	real string // resolved path of a regular file or a followed symlink
 	link bool   // path is a symlink to real
-	skip string // why it is not scanned; "" for files to classify
-	err  error  // it could not be read: a failed target
+	// under is the --backing-root a followed symlink leads into ("" for
+	// the scanned directory).
+	under string
+	skip  string // why it is not scanned; "" for files to classify
+	err   error  // it could not be read: a failed target
 }
 
 // walkDir lists every entry under dir except directories. Symlinks are
-// followed to regular files inside dir (the path stays the link's, and
-// the target gets a note); any other symlink, FIFO, socket or device is
-// skipped with the reason. A subdirectory or entry that cannot be read is
-// an entry with its error. Only an unreadable dir itself is an error.
-func walkDir(ctx context.Context, dir string) ([]walked, error) {
-	root := realPath(dir)
+// followed to regular files inside dir or one of the extra allowed roots
+// (the --backing-root directories): the path stays the link's, and the
+// target gets a note naming where the link leads; any other symlink, FIFO,
+// socket or device is skipped with the reason. A subdirectory or entry
+// that cannot be read is an entry with its error. Only an unreadable dir
+// itself is an error.
+func walkDir(ctx context.Context, dir string, extra []string) ([]walked, error) {
+	roots := allowedLinkRoots{scanned: realPath(dir)}
+	for _, r := range extra {
+		roots.extra = append(roots.extra, realPath(r))
+	}
 	var out []walked
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -52,7 +60,7 @@ func walkDir(ctx context.Context, dir string) ([]walked, error) {
 		case t.IsRegular():
 			out = append(out, walked{path: p, real: realPath(p)})
 		case t&fs.ModeSymlink != 0:
-			out = append(out, followLink(root, p))
+			out = append(out, followLink(roots, p))
 		default:
 			out = append(out, walked{path: p, skip: "not a regular file: " + fileKind(t)})
 		}
@@ -83,9 +91,38 @@ func walkDir(ctx context.Context, dir string) ([]walked, error) {
 	return out, nil
 }
 
-// followLink decides about a symlink under root: only a regular file
-// inside root is followed.
-func followLink(root, p string) walked {
+// allowedLinkRoots are the directories a symlink of a directory scan may
+// lead into: the scanned directory, and the --backing-root directories
+// (resolved).
+type allowedLinkRoots struct {
+	scanned string
+	extra   []string
+}
+
+// where returns the allowed root that holds dst (resolved) and whether
+// it is the scanned directory; ok is false outside every root.
+func (r allowedLinkRoots) where(dst string) (root string, scanned, ok bool) {
+	if within(r.scanned, dst) {
+		return r.scanned, true, true
+	}
+	for _, x := range r.extra {
+		if within(x, dst) {
+			return x, false, true
+		}
+	}
+	return "", false, false
+}
+
+// within reports whether p lies under dir (both absolute and resolved).
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// followLink decides about a symlink of a scanned directory: only a
+// regular file inside an allowed root is followed; one under a
+// --backing-root says so in its note.
+func followLink(roots allowedLinkRoots, p string) walked {
 	dst, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return walked{path: p, skip: "broken symlink: not followed"}
@@ -93,7 +130,11 @@ func followLink(root, p string) walked {
 	if abs, err := filepath.Abs(dst); err == nil {
 		dst = abs
 	}
-	if rel, err := filepath.Rel(root, dst); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	root, scanned, ok := roots.where(dst)
+	if !ok {
+		if len(roots.extra) > 0 {
+			return walked{path: p, skip: "symlink to a file outside the scanned directory and every --backing-root: not followed"}
+		}
 		return walked{path: p, skip: "symlink to a file outside the scanned directory: not followed"}
 	}
 	st, err := os.Stat(dst)
@@ -105,7 +146,19 @@ func followLink(root, p string) walked {
 	case !st.Mode().IsRegular():
 		return walked{path: p, skip: "symlink to a " + fileKind(st.Mode().Type()) + ": not a regular file"}
 	}
-	return walked{path: p, real: dst, link: true}
+	w := walked{path: p, real: dst, link: true}
+	if !scanned {
+		w.under = root
+	}
+	return w
+}
+
+// linkNote is the note of a target reached through a followed symlink.
+func linkNote(w walked) string {
+	if w.under != "" {
+		return "symlink to " + w.real + " (under --backing-root " + w.under + "), followed"
+	}
+	return "symlink to " + w.real + ", followed"
 }
 
 func fileKind(m fs.FileMode) string {
@@ -133,7 +186,7 @@ func fileKind(m fs.FileMode) string {
 func classify(w walked) (*target, string) {
 	t := &target{path: w.path}
 	if w.link {
-		t.notes = append(t.notes, "symlink to "+w.real+", followed")
+		t.notes = append(t.notes, linkNote(w))
 	}
 	format, err := formats.Detect(w.path)
 	if err != nil {

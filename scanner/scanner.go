@@ -315,7 +315,7 @@ func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, ski
 			continue
 		}
 		dirRoot = arg
-		entries, err := walkDir(ctx, arg)
+		entries, err := walkDir(ctx, arg, s.opts.BackingRoots)
 		if err != nil {
 			ts = append(ts, &target{path: arg, err: err})
 			continue
@@ -347,7 +347,7 @@ func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, ski
 			case listed != nil:
 				// Store discovery does not follow links: the file it leads
 				// to is a plain target.
-				addDir(&target{path: w.path, storeFile: true, notes: []string{"symlink to " + w.real + ", followed"}})
+				addDir(&target{path: w.path, storeFile: true, notes: []string{linkNote(w)}})
 				dirFiles = append(dirFiles, w)
 			default:
 				t, why := classify(w)
