@@ -174,6 +174,9 @@ func parseMemoryViews(ctx context.Context, im *Image) {
 			views[i].Created = v.Created
 			views[i].Attrs = v.Attrs
 			views[i].Notes = append(slices.Clone(v.Notes), views[i].Notes...)
+			if views[i].Incomplete == nil {
+				views[i].Incomplete = v.Incomplete
+			}
 		}
 		out = append(out, views...)
 	}

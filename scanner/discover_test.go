@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/internal/hostile"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
@@ -193,14 +194,22 @@ func TestUnreadableTargetsMakeTheRunIncomplete(t *testing.T) {
 	if err := os.Remove(gone); err != nil {
 		t.Fatal(err)
 	}
+	// A saved VM state that repeats its own host bytes: its reader cuts it
+	// there (formats/memory), and the view says so as its error.
+	cutState, err := hostile.QCOW2AliasVMState(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		targets []string
 		reason  string
+		view    string // the view the reason is about, "" for the target
 	}{
-		{"missing file", []string{img, filepath.Join(dir, "missing.qcow2")}, "1 of 2 targets could not be read completely"},
-		{"truncated qcow2 alone", []string{trunc}, "1 of 1 targets could not be read completely"},
-		{"backing file missing", []string{orphan}, "1 of 1 targets could not be read completely"},
+		{"missing file", []string{img, filepath.Join(dir, "missing.qcow2")}, "1 of 2 targets could not be read completely", ""},
+		{"saved VM state cut", []string{cutState}, "1 of 1 targets could not be read completely", "#memory:saved"},
+		{"truncated qcow2 alone", []string{trunc}, "1 of 1 targets could not be read completely", ""},
+		{"backing file missing", []string{orphan}, "1 of 1 targets could not be read completely", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,6 +221,9 @@ func TestUnreadableTargetsMakeTheRunIncomplete(t *testing.T) {
 				t.Fatalf("complete=%v reason=%q reasons=%+v", rep.Complete, rep.IncompleteReason, rep.IncompleteReasons)
 			}
 			x := rep.IncompleteReasons[0]
+			if !strings.HasSuffix(x.View, tc.view) || (tc.view == "") != (x.View == "") {
+				t.Errorf("reason %+v is about view %q, want one ending %q", x, x.View, tc.view)
+			}
 			if x.Target != tc.targets[len(tc.targets)-1] || !strings.Contains(x.Reason, filepath.Base(x.Target)) {
 				t.Errorf("reason %+v does not name the target", x)
 			}

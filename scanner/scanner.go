@@ -6,6 +6,7 @@
 package scanner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -482,16 +483,19 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 		v2, notes := s.memoryView(ctx, v)
 		vs.view, vs.notes = v2, append(vs.notes, notes...)
 	}
+	// A reader that cut the view short says so; the rest of it is still
+	// scanned, and the target counts as incomplete.
+	vs.fail(vs.view.Incomplete)
 	vs.dedupe = !s.opts.NoDedupe && vs.view.Kind != model.KindMemory
 	if vs.view.Disk == nil {
-		vs.err = errors.New("view has no readable data")
+		vs.fail(errors.New("view has no readable data"))
 		return vs
 	}
 	var aliased int64
 	var firstAlias model.Extent
 	for e, err := range vs.view.Disk.Extents(ctx) {
 		if err != nil {
-			vs.err = err
+			vs.fail(err)
 			break
 		}
 		if e.Source == model.SourceZero || e.Length <= 0 {
@@ -510,7 +514,7 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 			continue
 		}
 		if len(vs.ext) >= maxExtentsPerView {
-			vs.err = fmt.Errorf("more than %d extents: view cut at guest offset %d (the rest is not scanned)", maxExtentsPerView, e.Offset)
+			vs.fail(model.Errorf(cmp.Or(e.File, vs.view.ID), e.FileOffset, "more than %d extents: view cut at guest offset %d (the rest is not scanned)", maxExtentsPerView, e.Offset))
 			break
 		}
 		vs.ext = append(vs.ext, e)
@@ -527,6 +531,18 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 		vs.view.Attrs["aliased_bytes"] = strconv.FormatInt(aliased, 10)
 	}
 	return vs
+}
+
+// fail records an error of the view, after any it already has (a view cut
+// by its reader can break off again while it is scanned): each is said.
+func (v *viewState) fail(err error) {
+	switch {
+	case err == nil:
+	case v.err == nil:
+		v.err = err
+	default:
+		v.err = fmt.Errorf("%w; %w", v.err, err)
+	}
 }
 
 // maxExtentsPerView bounds the extent records a view holds in memory
@@ -596,7 +612,7 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 			if ctx.Err() != nil {
 				return p.byFile, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())
 			}
-			v.err = err
+			v.fail(err)
 		}
 	}
 	delete(p.byFile, "")

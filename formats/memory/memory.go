@@ -50,7 +50,11 @@ func parseVMState(ctx context.Context, name string, vmstate model.Disk) (*qemust
 		return nil, errors.Join(err, cutErr)
 	}
 	if cutErr != nil {
+		// Parsed up to the cut: those pages are scanned, and the view
+		// says where the rest was left unread.
+		// The parse stops at the cut too: the cut is what to say.
 		s.Notes = append(s.Notes, cutErr.Error())
+		s.Cut = cutErr
 	}
 	return s, nil
 }

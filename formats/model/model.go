@@ -97,6 +97,13 @@ type View struct {
 	Notes []string
 	// Attrs are small, format-specific facts (vm_state_size, disk_size, ...).
 	Attrs map[string]string
+	// Incomplete says why part of the view's data could not be read: a
+	// reader's bound cut it (a saved VM state that repeats its own host
+	// bytes, a gzip disk inflated past its bound) or its stream breaks
+	// off. What Disk holds is still scanned; the scanner reports this as
+	// the view's error, so the target counts as incomplete (docs/report.md,
+	// "Completeness"). It names the file and the offset (a *FormatError).
+	Incomplete error
 }
 
 // BackingLink is one link of a backing chain as recorded in an image header.

@@ -48,7 +48,7 @@ func (s *Stream) Views(base, name string) []model.View {
 	}
 	notes := append([]string{"offsets are guest-physical addresses"}, s.Notes...)
 	views := []model.View{{ID: model.ViewID(base, model.KindMemory, name), Kind: model.KindMemory, Name: name,
-		Disk: s.Physical, Notes: notes, Attrs: s.Attrs()}}
+		Disk: s.Physical, Notes: notes, Attrs: s.Attrs(), Incomplete: s.Cut}}
 	if len(s.SupersededRefs) > 0 {
 		views = append(views, model.View{ID: model.ViewID(base, model.KindMemory, sub("superseded")), Kind: model.KindMemory,
 			Name: sub("superseded"), Disk: s.Superseded,

@@ -123,6 +123,11 @@ type Stream struct {
 	// Complete is true when the RAM section END or the EOF marker was seen.
 	Complete bool
 	Notes    []string
+	// Cut says why the stream was not read to its end (it breaks off, a
+	// bound stopped it, its state repeats its own host bytes), naming the
+	// file and the offset; nil when it was. Views puts it on the RAM view
+	// as model.View.Incomplete: what was indexed is still scanned.
+	Cut error
 }
 
 type vkind uint8
@@ -178,6 +183,7 @@ func ParseWith(ctx context.Context, name string, r io.ReaderAt, size int64, cfg 
 		// Keep what was indexed: a truncated stream (libvirt "Part",
 		// interrupted migration) still holds pages worth scanning.
 		p.s.Notes = append(p.s.Notes, "stream parsing stopped early: "+err.Error())
+		p.s.Cut = fmt.Errorf("stream parsing stopped early, the rest of the saved RAM is not scanned: %w", err)
 	}
 	if err := p.build(cfg); err != nil {
 		return nil, err

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
@@ -153,4 +155,53 @@ func (s *Stream) region(t *testing.T, name string) model.Disk {
 	}
 	t.Fatalf("no region %s", name)
 	return nil
+}
+
+// TestCutStreamIsIncomplete: a stream that breaks off (a migration killed
+// midway, a truncated copy) is indexed up to the break, and its RAM view
+// carries the cut as model.View.Incomplete, naming the file and the
+// offset, so that a scan of it is incomplete; the whole stream has none.
+func TestCutStreamIsIncomplete(t *testing.T) {
+	vm := qemufixture.Capture(t, qemufixture.Config{Machine: "pc"}, `migrate "exec:cat > {dir}/mig.bin"`)
+	whole, err := os.ReadFile(vm.Path("mig.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		size    int
+		wantCut bool
+	}{
+		{"whole", len(whole), false},
+		{"cut in the RAM pages", len(whole) / 3, true},
+		{"cut after the header", 4096, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "mig.bin")
+			if err := os.WriteFile(path, whole[:tc.size], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			im, err := Open(context.Background(), path, model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			got := im.Views[0].Incomplete
+			if (got != nil) != tc.wantCut {
+				t.Fatalf("Incomplete = %v, want a cut: %v", got, tc.wantCut)
+			}
+			if got == nil {
+				return
+			}
+			var fe *model.FormatError
+			if !errors.As(got, &fe) || fe.File != path || fe.Offset < 0 || fe.Offset > int64(tc.size) {
+				t.Errorf("Incomplete = %v, want a FormatError naming %s and an offset within its %d bytes", got, path, tc.size)
+			}
+			for _, v := range im.Views[1:] {
+				if v.Incomplete != nil {
+					t.Errorf("view %s repeats the cut: each cut is said once, on the RAM view", v.ID)
+				}
+			}
+		})
+	}
 }
