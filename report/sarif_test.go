@@ -259,7 +259,7 @@ func TestWriteSARIFSaysEachErrorOnce(t *testing.T) {
 				Views:   []View{{ID: img + "#memory:s1", Kind: "memory", Error: orphan}},
 				Backing: []Backing{{Name: "gone.raw", Error: orphanBk}}},
 			want: map[string]int{
-				img + "#memory:s1: " + orphan:                 1,
+				img + "#memory:s1: " + orphan:                1,
 				img + ": backing file gone.raw: " + orphanBk: 1,
 			},
 		},

@@ -36,7 +36,7 @@ func TestDirectoryAccounting(t *testing.T) {
 	tests := []struct {
 		name        string
 		overlay     bool
-		backingRoot bool // pass the directory far.qcow2 lies in as --backing-root
+		backingRoot bool              // pass the directory far.qcow2 lies in as --backing-root
 		wantTargets map[string]string // base name -> a note it must have ("" none)
 		wantSkipped func(dir string) map[string]string
 		wantRead    []string // read, but not as targets
