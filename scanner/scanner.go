@@ -68,6 +68,11 @@ type Options struct {
 	DisableRules []string
 	// Limits cap what a scan keeps (zero fields: DefaultLimits).
 	Limits report.Limits
+	// MaxInflate bounds the bytes the compressed disks inside one archive
+	// target (the gzip disks of an OVA) inflate to (0: the reader's
+	// default, ova.DefaultMaxInflate); a disk cut there is reported
+	// incomplete (--max-inflate).
+	MaxInflate int64
 }
 
 // DefaultLimits bound a scan's findings whatever the input: a rule keeps
@@ -412,7 +417,7 @@ func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error
 		}
 		opener = roots.WithLog(s.opts.Names)
 	}
-	return formats.Open(ctx, t.path, formats.Options{Opener: opener})
+	return formats.Open(ctx, t.path, formats.Options{Opener: opener, MaxInflate: s.opts.MaxInflate})
 }
 
 // accountUnread lists in skipped the regular files found in directories

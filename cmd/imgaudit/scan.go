@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/formats/ova"
 	"github.com/imgaudit/imgaudit/registry"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
@@ -44,9 +45,14 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
 	noDedupe := fs.Bool("no-dedupe", false, "scan every view in full instead of shared bytes once (slower; for measurements)")
 	roots := addBackingRoots(fs)
+	maxInflate := fs.String("max-inflate", fmt.Sprintf("%dG", ova.DefaultMaxInflate>>30), "stop inflating the gzip-compressed disks of an OVA after `SIZE` bytes (all its disks together, e.g. 16G); a disk cut there makes the run incomplete")
 	targets, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage, err
+	}
+	inflate, err := parseSize(*maxInflate)
+	if err != nil {
+		return exitUsage, usagef("--max-inflate: %v", err)
 	}
 	if err := roots.check(); err != nil {
 		return exitUsage, err
@@ -90,7 +96,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 		sc := scanner.New(scanner.Options{
 			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog, ProgressStyle: style,
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
-			BackingRoots: *roots,
+			BackingRoots: *roots, MaxInflate: inflate,
 			NoDowngrade:  rf.noDowngrade,
 			DisableRules: rf.derived,
 		})

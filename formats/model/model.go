@@ -214,6 +214,11 @@ type Options struct {
 	// the image's own directory for a top-level image and refuses every
 	// name below one (hostfile.For).
 	Opener Opener
+	// MaxInflate bounds the bytes the compressed disks inside one archive
+	// (the gzip disks of an OVA) inflate to, all together; 0: the
+	// reader's default. Past it a disk is cut, and its view says so
+	// (View.Incomplete).
+	MaxInflate int64
 }
 
 // MaxChainDepth bounds backing chains; QEMU itself has no hard limit but a

@@ -8,11 +8,11 @@ package ova
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/imgaudit/imgaudit/formats/hostfile"
-	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"io"
 	"iter"
 	"os"
@@ -24,6 +24,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/formats/vmdk"
@@ -35,11 +37,22 @@ const maxMembers = 100000
 type Config struct {
 	TempDir    string // "" = os.TempDir()
 	SpoolLimit int64  // bytes one decompressed disk may take; 0 = DefaultSpoolLimit
+	// MaxInflate bounds the decompressed bytes of all the gzip-compressed
+	// disks of one OVA together; 0 = the Options' MaxInflate, or
+	// DefaultMaxInflate.
+	MaxInflate int64
 }
 
 // DefaultSpoolLimit bounds one decompressed disk unless the OVF gives a
 // smaller capacity.
 const DefaultSpoolLimit = 64 << 30
+
+// DefaultMaxInflate bounds what the gzip disks of one OVA inflate to: a
+// 10 MB OVA can claim a disk of any capacity and inflate to it, at about
+// 2 GB/s of one core. 8 GiB is more than the gzip disks of the exports seen
+// in practice (a compressed disk is usually a streamOptimized VMDK, already
+// compressed grain by grain) and keeps such a bomb to a few seconds.
+const DefaultMaxInflate = 8 << 30
 
 // Probe reports whether a file is a tar (ustar magic at 257) with an .ovf
 // member among its first entries.
@@ -137,6 +150,9 @@ func OpenWith(ctx context.Context, p string, opts model.Options, cfg Config) (*m
 	}
 	im := &model.Image{Path: p, Format: "ova", Attrs: map[string]string{}}
 	im.AddCloser(f)
+	if cfg.MaxInflate <= 0 {
+		cfg.MaxInflate = cmp.Or(opts.MaxInflate, DefaultMaxInflate)
+	}
 	if err := openInto(ctx, im, f, st.Size(), opts, cfg); err != nil {
 		im.Close()
 		return nil, err
@@ -203,11 +219,12 @@ func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, o
 			}
 		}
 	}
+	inflate := &inflateBudget{left: cfg.MaxInflate}
 	for _, tg := range targets {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		views, err := openDisk(ctx, im, f, byName, tg.file, tg.capacity, opts, cfg)
+		views, err := openDisk(ctx, im, f, byName, tg.file, tg.capacity, opts, cfg, inflate)
 		if err != nil {
 			im.Errors = append(im.Errors, err)
 			continue
@@ -280,7 +297,7 @@ func (c *pieces) hostOffset(off int64) (int64, int64, bool) {
 	return pc.off + off - pc.at, pc.at + pc.size - off, true
 }
 
-func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[string]member, fl File, capacity int64, opts model.Options, cfg Config) ([]model.View, error) {
+func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[string]member, fl File, capacity int64, opts model.Options, cfg Config, inflate *inflateBudget) ([]model.View, error) {
 	p := im.Path
 	st := &pieces{r: f}
 	if fl.ChunkSize > 0 {
@@ -316,25 +333,28 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 	} else {
 		notes = append(notes, fmt.Sprintf("disk read in place from the archive member at offset %d", st.parts[0].off))
 	}
+	// cut says why a gzip disk was not inflated to its end.
+	var cut error
 	if fl.Compression == "gzip" {
-		limit := cfg.SpoolLimit
-		if limit <= 0 {
-			limit = DefaultSpoolLimit
-		}
-		if capacity > 0 {
-			// A VMDK is never much larger than its disk's capacity.
-			limit = min(limit, capacity+capacity/8+(16<<20))
-		}
-		tmp, sp, err := spoolGzip(ctx, io.NewSectionReader(st, 0, st.size), cfg.TempDir, limit)
-		n := sp.Size
+		sp, err := spoolGzip(ctx, st, cfg, capacity, inflate)
 		if err != nil {
 			return nil, model.Wrapf(err, p, st.parts[0].off, "decompress %.80q", fl.Href)
 		}
-		im.AddCloser(tmp)
-		r, size = tmp, n
+		n := sp.stats.Size
+		if sp.bound != "" {
+			// Stopped at its bound: what came out is still a disk to
+			// scan; the rest is unread, which the view says.
+			at := int64(-1)
+			if h, _, ok := st.hostOffset(min(sp.consumed, st.size-1)); ok {
+				at = h
+			}
+			cut = model.Errorf(p, at, "gzip-compressed disk %.80q cut after %d decompressed bytes, at %s: the rest is not inflated or scanned", fl.Href, n, sp.bound)
+		}
+		im.AddCloser(sp.file)
+		r, size = sp.file, n
 		hostName = p + "!" + fl.Href
 		mapOff = func(off int64) (int64, int64, bool) { return off, n - off, true }
-		notes = append(notes, fmt.Sprintf("gzip-compressed disk: decompressed (%d bytes) to an unlinked temporary file for random access, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", n, sp.Written, fl.Href))
+		notes = append(notes, fmt.Sprintf("gzip-compressed disk: decompressed (%d bytes) to an unlinked temporary file for random access, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", n, sp.stats.Written, fl.Href))
 	}
 
 	head := make([]byte, min(size, 4096))
@@ -353,6 +373,10 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 		var err error
 		sub, err = vmdk.OpenReader(ctx, fl.Href, r, size, model.Options{Depth: opts.Depth, Chain: opts.Chain, NoBacking: true})
 		if err != nil {
+			if cut != nil {
+				// The cut is why the VMDK does not open: say it first.
+				return nil, fmt.Errorf("%w; %s: disk %s: %w", cut, p, fl.Href, err)
+			}
 			return nil, fmt.Errorf("%s: disk %s: %w", p, fl.Href, err)
 		}
 		im.AddCloser(sub)
@@ -368,7 +392,7 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 	}
 	base := filepath.Base(p)
 	var out []model.View
-	for _, v := range sub.Views {
+	for i, v := range sub.Views {
 		nv := v
 		nv.Name = fl.Href
 		nv.ID = base + "#" + string(v.Kind) + ":" + fl.Href
@@ -389,27 +413,109 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 			nv.Attrs[k] = a
 		}
 		nv.Attrs["href"] = fl.Href
+		if i == 0 && nv.Incomplete == nil {
+			// One reason per cut: on the disk's first (current) view.
+			nv.Incomplete = cut
+		}
 		out = append(out, nv)
 	}
 	return out, nil
 }
 
-// spoolGzip decompresses a gzip stream into an unlinked temporary file, failing
-// once more than limit bytes come out.
-func spoolGzip(ctx context.Context, src io.Reader, dir string, limit int64) (*os.File, spool.Stats, error) {
-	zr, err := gzip.NewReader(src)
+// inflateBudget is what the gzip disks of one OVA may still inflate to.
+type inflateBudget struct{ left int64 }
+
+// spooled is a gzip disk inflated into an unlinked temporary file.
+type spooled struct {
+	file  *os.File
+	stats spool.Stats
+	// bound names the bound that stopped the inflating ("" when the
+	// stream ended first); consumed is how far into the stored stream
+	// the gzip reader had read by then.
+	bound    string
+	consumed int64
+}
+
+// spoolGzip inflates a gzip-compressed disk into an unlinked temporary
+// file, stopping at the lowest of its bounds: the OVF's capacity (exactly,
+// for a raw disk; for a sparse VMDK, its header's capacity plus room for
+// its tables), what is left of the OVA's inflate budget, and the spool
+// limit. A stream that goes on past its bound is cut there, not refused:
+// what came out is scanned and the caller reports the cut. The time an
+// inflating takes follows the bytes it yields (about 2 GB/s), so these
+// bounds are what bounds the time of a gzip bomb.
+func spoolGzip(ctx context.Context, src *pieces, cfg Config, capacity int64, budget *inflateBudget) (spooled, error) {
+	cr := &countingReader{r: io.NewSectionReader(src, 0, src.size)}
+	zr, err := gzip.NewReader(cr)
 	if err != nil {
-		return nil, spool.Stats{}, err
+		return spooled{}, err
 	}
 	defer zr.Close()
-	tmp, st, err := spool.Sparse(ctx, dir, "imgaudit-ova-*.spool", zr, limit)
+	head := make([]byte, 4096)
+	n, err := io.ReadFull(zr, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return spooled{}, fmt.Errorf("decompressed disk: %w", err)
+	}
+	head = head[:n]
+	limit, bound := inflateBound(head, capacity, cfg.SpoolLimit, budget.left)
+	tmp, st, err := spool.Sparse(ctx, cfg.TempDir, "imgaudit-ova-*.spool", io.MultiReader(bytes.NewReader(head), zr), limit)
+	sp := spooled{file: tmp, stats: st, consumed: cr.pos}
+	if errors.Is(err, spool.ErrLimit) {
+		// One block past the bound came out: keep the bound's bytes.
+		if terr := tmp.Truncate(limit); terr != nil {
+			tmp.Close()
+			return spooled{}, terr
+		}
+		sp.stats.Size, sp.bound = limit, bound
+		sp.stats.Written = min(sp.stats.Written, limit)
+		err = nil
+	}
 	if err != nil {
 		if tmp != nil {
 			tmp.Close()
 		}
-		return nil, st, fmt.Errorf("decompressed disk: %w", err)
+		return spooled{}, fmt.Errorf("decompressed disk: %w", err)
 	}
-	return tmp, st, nil
+	budget.left -= sp.stats.Size
+	return sp, nil
+}
+
+// inflateBound is the number of bytes a gzip disk whose first bytes are
+// head may inflate to, and the bound's name for the cut's error.
+func inflateBound(head []byte, capacity, spoolLimit, budget int64) (int64, string) {
+	limit, bound := max(budget, 0), fmt.Sprintf("the OVA's inflate bound (--max-inflate, %d bytes for all its gzip disks)", budget)
+	if spoolLimit <= 0 {
+		spoolLimit = DefaultSpoolLimit
+	}
+	if spoolLimit < limit {
+		limit, bound = spoolLimit, fmt.Sprintf("the spool limit of %d bytes", spoolLimit)
+	}
+	// A sparse VMDK is its grains plus tables: never much more than its
+	// capacity. A raw disk is its capacity.
+	slack := func(c int64) int64 { return c + c/8 + 16<<20 }
+	if c, ok := vmdkCapacity(head); ok {
+		if b := slack(c); b < limit {
+			limit, bound = b, fmt.Sprintf("the VMDK header's capacity of %d bytes (plus room for its tables)", c)
+		}
+		if capacity > 0 && slack(capacity) < limit {
+			limit, bound = slack(capacity), fmt.Sprintf("the OVF's capacity of %d bytes (plus room for the VMDK's tables)", capacity)
+		}
+	} else if capacity > 0 && capacity < limit {
+		limit, bound = capacity, fmt.Sprintf("the OVF's capacity of %d bytes", capacity)
+	}
+	return limit, bound
+}
+
+// vmdkCapacity reads the capacity (bytes) of a hosted sparse VMDK header.
+func vmdkCapacity(head []byte) (int64, bool) {
+	if len(head) < 20 || string(head[:4]) != "KDMV" {
+		return 0, false
+	}
+	sectors := binary.LittleEndian.Uint64(head[12:20])
+	if sectors > 1<<40 {
+		return 0, false // the VMDK reader refuses it
+	}
+	return int64(sectors) * 512, true
 }
 
 // hostMapped rewrites extents of a member disk so that (File, FileOffset)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -190,7 +191,6 @@ func TestOVAHostile(t *testing.T) {
 	}{
 		{name: "href escapes", href: "../outside.vmdk", wantErr: "not in the archive"},
 		{name: "absolute href", href: "/etc/passwd", wantErr: "not in the archive"},
-		{name: "gzip bomb", href: "d.vmdk", attrs: `ovf:compression="gzip"`, members: map[string][]byte{"d.vmdk": gzipZeros(t, 4<<20)}, wantErr: "spool limit"},
 		{name: "bad compression", href: "d.vmdk", attrs: `ovf:compression="bzip2"`, members: map[string][]byte{"d.vmdk": []byte("x")}, wantErr: "unsupported compression"},
 		// A descriptor inside the archive is sealed: its extent names
 		// resolve neither to host files nor (yet) to other members.
@@ -236,4 +236,108 @@ func gzipZeros(t *testing.T, n int) []byte {
 	testutil.Run(t, "gzip", p)
 	b, _ := os.ReadFile(p + ".gz")
 	return b
+}
+
+// TestOVAGzipInflateBound: a gzip disk is inflated only up to the lowest
+// of its bounds (the OVF's capacity, exactly for a raw disk; a sparse
+// VMDK's own capacity plus room for its tables; the OVA's inflate budget;
+// the spool limit). Past it the disk is cut, not refused: what came out is
+// still read, and its first view carries the cut as Incomplete, naming the
+// OVA and an offset inside the disk's member, and the bound.
+func TestOVAGzipInflateBound(t *testing.T) {
+	testutil.RequireTool(t, "tar", "gzip", "qemu-img")
+	const mib = 1 << 20
+	// raw is a disk of n bytes with the secret in its first MiB.
+	raw := func(n int) []byte {
+		b := make([]byte, n)
+		copy(b[4096:], secret)
+		return b
+	}
+	// sparseVMDK is a 3 MiB monolithicSparse VMDK (qemu-img's default)
+	// with the secret, followed by n bytes of zeros inside the gzip stream.
+	sparseVMDK := func(t *testing.T, n int) []byte {
+		dir := t.TempDir()
+		src, disk := filepath.Join(dir, "src.raw"), filepath.Join(dir, "d.vmdk")
+		os.WriteFile(src, raw(3*mib), 0o644)
+		testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", src, disk)
+		return append(testutil.FileSnapshot(t, disk), make([]byte, n)...)
+	}
+	tests := []struct {
+		name      string
+		disk      func(t *testing.T) []byte
+		capacity  int64
+		cfg       Config
+		wantSize  int64  // decompressed bytes kept
+		wantBound string // "" for no cut
+	}{
+		{name: "raw disk of its capacity", disk: func(*testing.T) []byte { return raw(2 * mib) }, capacity: 2 * mib, wantSize: 2 * mib},
+		{name: "raw disk past its capacity", disk: func(*testing.T) []byte { return raw(32 * mib) }, capacity: mib,
+			wantSize: mib, wantBound: "the OVF's capacity of 1048576 bytes"},
+		{name: "inflate budget", disk: func(*testing.T) []byte { return raw(32 * mib) }, capacity: 1 << 30, cfg: Config{MaxInflate: 3 * mib},
+			wantSize: 3 * mib, wantBound: "the OVA's inflate bound (--max-inflate, 3145728 bytes"},
+		{name: "spool limit", disk: func(*testing.T) []byte { return raw(32 * mib) }, capacity: 1 << 30, cfg: Config{SpoolLimit: 2 * mib},
+			wantSize: 2 * mib, wantBound: "the spool limit of 2097152 bytes"},
+		{name: "VMDK past its header's capacity", disk: func(t *testing.T) []byte { return sparseVMDK(t, 40*mib) }, capacity: 1 << 30,
+			wantSize: 3*mib + 3*mib/8 + 16*mib, wantBound: "the VMDK header's capacity of 3145728 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "d.img")
+			os.WriteFile(p, tc.disk(t), 0o644)
+			testutil.Run(t, "gzip", "-n", p)
+			os.Rename(p+".gz", p)
+			os.WriteFile(filepath.Join(dir, "e.ovf"), []byte(ovfText("d.img", `ovf:compression="gzip"`, tc.capacity)), 0o644)
+			ova := filepath.Join(t.TempDir(), "e.ova")
+			testutil.Run(t, "tar", "--format=ustar", "-cf", ova, "-C", dir, "e.ovf", "d.img")
+			tc.cfg.TempDir = t.TempDir()
+			im, err := OpenWith(context.Background(), ova, model.Options{}, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if len(im.Views) == 0 {
+				t.Fatal("no view")
+			}
+			v := im.Views[0]
+			if got, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(noteWith(v.Notes, "decompressed ("), "decompressed ("), " bytes)"), 10, 64); got != tc.wantSize {
+				t.Errorf("decompressed %d bytes (notes %q), want %d", got, v.Notes, tc.wantSize)
+			}
+			buf := make([]byte, mib)
+			v.Disk.ReadAt(buf, 0)
+			if !bytes.Contains(buf, []byte(secret)) {
+				t.Errorf("the secret before the cut is not read")
+			}
+			for _, w := range im.Views[1:] {
+				if w.Incomplete != nil {
+					t.Errorf("view %s repeats the cut", w.ID)
+				}
+			}
+			if tc.wantBound == "" {
+				if v.Incomplete != nil {
+					t.Fatalf("Incomplete = %v, want none", v.Incomplete)
+				}
+				return
+			}
+			var fe *model.FormatError
+			if !errors.As(v.Incomplete, &fe) || fe.File != ova || fe.Offset < 512 || fe.Offset > int64(len(testutil.FileSnapshot(t, ova))) {
+				t.Fatalf("Incomplete = %v, want a FormatError naming %s and an offset in it", v.Incomplete, ova)
+			}
+			if !strings.Contains(fe.Msg, tc.wantBound) || !strings.Contains(fe.Msg, "d.img") {
+				t.Errorf("Incomplete = %v, want it to name d.img and %q", v.Incomplete, tc.wantBound)
+			}
+		})
+	}
+}
+
+func noteWith(notes []string, sub string) string {
+	for _, n := range notes {
+		if i := strings.Index(n, sub); i >= 0 {
+			n = n[i:]
+			if j := strings.Index(n, ")"); j >= 0 {
+				return n[:j+1]
+			}
+		}
+	}
+	return ""
 }
