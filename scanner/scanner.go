@@ -68,6 +68,14 @@ type Options struct {
 	DisableRules []string
 	// Limits cap what a scan keeps (zero fields: DefaultLimits).
 	Limits report.Limits
+	// Opened, when set, is called once every target is opened and its
+	// views' extents are listed, before the detectors read any byte, with
+	// the host files the scan reads (what becomes report.Inputs: the
+	// targets, their backing chains, extents and data files). An error it
+	// returns ends the run there: Scan returns it and no report. The CLI
+	// checks its output path here, so that `scan -o` naming a backing file
+	// fails at once rather than after the scan.
+	Opened func(inputs []string) error
 	// MaxInflate bounds the bytes the compressed disks inside one archive
 	// target (the gzip disks of an OVA) inflate to (0: the reader's
 	// default, ova.DefaultMaxInflate); a disk cut there is reported
@@ -208,6 +216,11 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 	opened := openedFiles(ts, views)
 	rep.Inputs = slices.Sorted(maps.Keys(opened))
 	rep.Skipped = accountUnread(ts, dirFiles, opened, skipped)
+	if s.opts.Opened != nil {
+		if err := s.opts.Opened(rep.Inputs); err != nil {
+			return nil, err
+		}
+	}
 
 	limits := s.opts.limits()
 	col := newCollector(views, limits, s.opts.Engine)

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/imgaudit/imgaudit/detectors/structural"
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -339,9 +340,20 @@ func TestOutputRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, errs := runCLI(t, tc.args...)
+			args := tc.args
+			if args[0] == "scan" {
+				// Progress lines would say that the scan ran: every
+				// refusal comes before it, a backing file's too.
+				args = append([]string{"scan", "--progress"}, args[1:]...)
+			}
+			start := time.Now()
+			code, stdout, errs := runCLI(t, args...)
+			t.Logf("refused in %v", time.Since(start))
 			if code != exitUsage || !strings.Contains(errs, tc.want) || stdout != "" {
 				t.Fatalf("exit %d, stderr %q (want %q), stdout %q", code, errs, tc.want, stdout)
+			}
+			if strings.Contains(errs, " allocated") {
+				t.Errorf("the scan ran before the refusal: %q", errs)
 			}
 		})
 	}

@@ -65,8 +65,9 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 		return exitUsage, err
 	}
 	// Before the scan: the report may not overwrite a target or land in a
-	// scanned directory. Files found during the scan (backing files) are
-	// checked again when the report is written.
+	// scanned directory; once the targets are open, before any byte is
+	// scanned, nor any file they name (scanner.Options.Opened); and when
+	// the report is written, nor any file the run read.
 	out, err := checkOutput(rf.output, targets)
 	if err != nil {
 		return exitUsage, err
@@ -96,7 +97,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 		sc := scanner.New(scanner.Options{
 			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog, ProgressStyle: style,
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
-			BackingRoots: *roots, MaxInflate: inflate,
+			BackingRoots: *roots, MaxInflate: inflate, Opened: out.Refuse,
 			NoDowngrade:  rf.noDowngrade,
 			DisableRules: rf.derived,
 		})

@@ -99,6 +99,15 @@ func Refuse(path string, inputs []string) error {
 	return nil
 }
 
+// Refuse is the package's Refuse for this output, and nil for a nil
+// Output (no output file): a scanner.Options.Opened callback.
+func (o *Output) Refuse(inputs []string) error {
+	if o == nil {
+		return nil
+	}
+	return Refuse(o.path, inputs)
+}
+
 // Path returns the output path.
 func (o *Output) Path() string { return o.path }
 
