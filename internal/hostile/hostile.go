@@ -1,4 +1,8 @@
-// Package hostile writes crafted inputs that attack the scanner: small files
+// Package hostile writes crafted inputs that attack the scanner: images
+// that name host files outside their allowed roots (by absolute path, by
+// ../, through a symlink, as a qcow2 data file or a VMDK parent, from
+// inside a container layer) or files that are no regular files (a FIFO,
+// /dev/zero, /proc); small files
 // that claim huge amounts of work (aliased qcow2 tables, ELF cores and kdump
 // files whose segments all read one block, migration streams of fill pages,
 // gzip bombs inside an OVA) and data that attacks the detectors (adversarial
@@ -37,13 +41,38 @@ type Case struct {
 	// Make writes the case's files into dir and returns the path of the
 	// target to scan.
 	Make func(ctx context.Context, dir string) (string, error)
+	// Roots are the --backing-root directories to scan the case with
+	// (besides the target's own directory).
+	Roots []string
 }
 
-// Cases lists every crafted input of issue 16 section 2, in the order of
-// the issue. Other kinds of hostile input (backing files outside the allowed
-// roots, FIFOs) are added here as more entries.
+// Cases lists every crafted input of issue 16 sections 1 and 2, in the
+// order of the issue.
 func Cases() []Case {
+	qemu := []string{"qemu-img"}
 	return []Case{
+		{Name: "backing-absolute", Tools: qemu, Make: BackingAbsolute,
+			What: "a qcow2 whose backing file name is the absolute path of a planted host credential"},
+		{Name: "backing-dotdot", Tools: qemu, Make: BackingDotDot,
+			What: "a qcow2 whose backing file name is ../host/shadow"},
+		{Name: "backing-symlink", Tools: qemu, Make: BackingSymlink,
+			What: "a qcow2 whose backing file is a symlink beside it that leads out of its directory"},
+		{Name: "data-file-absolute", Tools: []string{"qemu-img", "qemu-io"}, Make: DataFileAbsolute,
+			What: "a qcow2 whose external data file name is the absolute path of a planted host credential"},
+		{Name: "data-file-dotdot", Tools: []string{"qemu-img", "qemu-io"}, Make: DataFileDotDot,
+			What: "a qcow2 whose external data file name is ../host/data.raw"},
+		{Name: "data-file-symlink", Tools: []string{"qemu-img", "qemu-io"}, Make: DataFileSymlink,
+			What: "a qcow2 whose external data file is a symlink beside it that leads out of its directory"},
+		{Name: "vmdk-parent-absolute", Tools: qemu, Make: VMDKParentAbsolute,
+			What: "a VMDK delta whose parentFileNameHint is the absolute path of a planted host VMDK"},
+		{Name: "layer-backing-host", Tools: qemu, Make: LayerBackingHost,
+			What: "a docker save tarball whose layer holds a qcow2 naming a host file as its backing file"},
+		{Name: "backing-fifo", Tools: qemu, Make: BackingFIFO,
+			What: "a qcow2 whose backing file is a named pipe beside it"},
+		{Name: "backing-dev-zero", Tools: qemu, Make: BackingDevZero, Roots: []string{"/dev"},
+			What: "a qcow2 whose backing file is /dev/zero, scanned with --backing-root /dev"},
+		{Name: "backing-proc", Tools: qemu, Make: BackingProc, Roots: []string{"/proc"},
+			What: "a qcow2 whose backing file is /proc/self/environ, scanned with --backing-root /proc"},
 		{Name: "qcow2-alias-current", Tools: []string{"qemu-img", "qemu-io"}, Make: QCOW2AliasCurrent,
 			What: "a 384 KiB qcow2 whose 1 TiB current view maps every guest cluster to one host cluster"},
 		{Name: "qcow2-alias-vmstate", Tools: []string{"qemu-img", "qemu-io"}, Make: QCOW2AliasVMState,
@@ -127,7 +156,13 @@ func Good(ctx context.Context, dir string) (string, error) {
 
 // run runs a tool, returning its output in the error when it fails.
 func run(ctx context.Context, name string, args ...string) error {
+	return runIn(ctx, "", name, args...)
+}
+
+// runIn is run in the working directory dir ("" for this process's).
+func runIn(ctx context.Context, dir, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

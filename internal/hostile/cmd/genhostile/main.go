@@ -3,7 +3,10 @@
 //
 //	go run ./internal/hostile/cmd/genhostile DIR [CASE...]
 //
-// With no CASE it writes every case. It prints one line per file.
+// With no CASE it writes every case. It prints one line per file, with the
+// --backing-root flags to scan it with where the case has some. The cases
+// that name host files plant them in CASE/host, beside CASE/images, which
+// holds the target.
 package main
 
 import (
@@ -46,7 +49,11 @@ func main() {
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", c.Name, err))
 		}
-		fmt.Printf("%-22s %s\n", c.Name, p)
+		fmt.Printf("%-22s %s", c.Name, p)
+		for _, r := range c.Roots {
+			fmt.Printf(" --backing-root %s", r)
+		}
+		fmt.Println()
 	}
 }
 
