@@ -53,8 +53,15 @@ func OneHitRepeated(_ context.Context, dir string) (string, error) {
 // million different secrets.
 func DistinctHits(_ context.Context, dir string) (string, error) {
 	path := filepath.Join(dir, "distinct-hits.raw")
+	return path, WriteDistinctHits(path, 32<<20)
+}
+
+// WriteDistinctHits writes size bytes of distinct AWS key IDs, one per
+// line, to path: an input that is cheap to write and slow to scan (each
+// line is a match to validate), for tests that need a scan to last.
+func WriteDistinctHits(path string, size int64) error {
 	line := []byte("AKIA0000000000000000\n")
-	return path, writeRepeated(path, 32<<20, func(i int64) []byte {
+	return writeRepeated(path, size, func(i int64) []byte {
 		for k := 19; k >= 4; k-- { // i in base 32 over the 16 ID characters
 			line[k] = upperDigits[i&31]
 			i >>= 5
