@@ -110,28 +110,6 @@ func (d *FileDisk) ReadAt(p []byte, off int64) (int, error) {
 
 func (d *FileDisk) Extents(ctx context.Context) iter.Seq2[Extent, error] { return d.Allocd.Seq(ctx) }
 
-// ZeroDisk is an empty guest space of a given size.
-type ZeroDisk int64
-
-func (z ZeroDisk) Size() int64 { return int64(z) }
-func (z ZeroDisk) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(z) {
-		return 0, io.EOF
-	}
-	n := len(p)
-	if rem := int64(z) - off; int64(n) > rem {
-		n = int(rem)
-	}
-	clear(p[:n])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-func (z ZeroDisk) Extents(ctx context.Context) iter.Seq2[Extent, error] {
-	return ExtentList(nil).Seq(ctx)
-}
-
 // AdoptBacking turns the views of an opened backing image into views of the
 // image above it. The backing's current view becomes a "backing" view with ID
 // "<top>#backing:<name>"; its other views keep their kind and get IDs like
