@@ -113,7 +113,7 @@ func TestRollbackCases(t *testing.T) {
 			mkfs(t, after, filepath.Join(dir, "after.img"), 8)
 			cur := openRaw(t, filepath.Join(dir, "after.img"), model.KindCurrent, "")
 			snap := openRaw(t, filepath.Join(dir, "before.img"), model.KindSnapshot, "s1")
-			findings, notes, err := Analyze(context.Background(), "img", cur, []model.View{snap})
+			findings, notes, err := analyzeViews(context.Background(), "img", cur, []model.View{snap})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestRollbackSkipsUnreadable(t *testing.T) {
 			}
 			// Memory views are not rollback targets: ignored, no note.
 			others = append(others, model.View{ID: "img#memory:s0", Kind: model.KindMemory})
-			findings, notes, err := Analyze(context.Background(), "img", cur, others)
+			findings, notes, err := analyzeViews(context.Background(), "img", cur, others)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +198,7 @@ func TestRollbackContextCancelled(t *testing.T) {
 	cancel()
 	cur := openRaw(t, p, model.KindCurrent, "")
 	snap := openRaw(t, p, model.KindSnapshot, "s")
-	if _, _, err := Analyze(ctx, "img", cur, []model.View{snap}); err == nil {
+	if _, _, err := analyzeViews(ctx, "img", cur, []model.View{snap}); err == nil {
 		t.Fatal("no error with a cancelled context")
 	}
 }

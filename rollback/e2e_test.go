@@ -238,7 +238,7 @@ func TestRollbackInternalSnapshots(t *testing.T) {
 	sum := fileSum(t, img)
 
 	_, cur, others := openImage(t, img)
-	findings, notes, err := Analyze(context.Background(), img, cur, others)
+	findings, notes, err := analyzeViews(context.Background(), img, cur, others)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestRollbackBackingFile(t *testing.T) {
 	sums := [][32]byte{fileSum(t, base), fileSum(t, overlay)}
 
 	_, cur, others := openImage(t, overlay)
-	findings, notes, err := Analyze(context.Background(), overlay, cur, others)
+	findings, notes, err := analyzeViews(context.Background(), overlay, cur, others)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,43 +65,6 @@ type ViewFS struct {
 	Err  error
 }
 
-// Analyze compares each non-current disk view (snapshot, backing, layer)
-// with the current view of the same image and returns one rollback-risk
-// finding per difference that reverting to that view would bring back. A
-// difference found in several views is one finding with a location per
-// view. Views without a filesystem readable by path get one note each
-// saying that rollback analysis was skipped and why; memory and
-// unreferenced views are not rollback targets and are ignored. err is only
-// the context's error.
-func Analyze(ctx context.Context, target string, current model.View, others []model.View) (findings []report.Finding, notes []string, err error) {
-	open := func(v model.View) ViewFS {
-		if v.Disk == nil {
-			return ViewFS{View: v, Err: fmt.Errorf("the view has no disk")}
-		}
-		m, err := guestfs.Analyze(ctx, v.Disk)
-		if err != nil {
-			return ViewFS{View: v, Err: err}
-		}
-		return ViewFSFromMap(v, m)
-	}
-	cur := open(current)
-	var rest []ViewFS
-	for _, v := range others {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		if !isRollbackTarget(v.Kind) {
-			continue
-		}
-		if cur.Err != nil {
-			rest = append(rest, ViewFS{View: v}) // not opened: skipped below
-			continue
-		}
-		rest = append(rest, open(v))
-	}
-	return AnalyzeFS(ctx, target, cur, rest)
-}
-
 // ViewFSFromMap builds a ViewFS from a guestfs.Map that a caller (the
 // scanner) already built for the view, so that it is not built twice.
 func ViewFSFromMap(v model.View, m *guestfs.Map) ViewFS {
@@ -134,7 +97,15 @@ func exposureOf(k model.Kind) string {
 	return ""
 }
 
-// AnalyzeFS is Analyze over filesystems the caller opened.
+// AnalyzeFS compares each non-current disk view (snapshot, backing, layer)
+// with the current view of the same image and returns one rollback-risk
+// finding per difference that reverting to that view would bring back. A
+// difference found in several views is one finding with a location per
+// view. The caller opens the views' filesystems (the scanner has them
+// already, see ViewFSFromMap). Views without a filesystem readable by path
+// get one note each saying that rollback analysis was skipped and why;
+// memory and unreferenced views are not rollback targets and are ignored.
+// err is only the context's error.
 func AnalyzeFS(ctx context.Context, target string, current ViewFS, others []ViewFS) ([]report.Finding, []string, error) {
 	var notes []string
 	var targets []ViewFS
