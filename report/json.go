@@ -203,20 +203,10 @@ func (r *Report) Fingerprints() map[string]bool {
 	return set
 }
 
-// normalized returns a copy of r in which every array and object of the
-// public schema is non-nil. Slices are copied, so r is never modified.
-func normalized(r *Report) *Report {
-	n := normalizedTop(r)
-	rm := newRemediator(r)
-	n.Findings = slices.Clone(n.Findings)
-	for i, f := range n.Findings {
-		n.Findings[i] = normalizedFinding(f, rm)
-	}
-	return n
-}
-
-// normalizedTop is normalized but for each finding's own slices, which
-// WriteJSON normalizes as it writes them.
+// normalizedTop returns a copy of r in which every array and object of the
+// public schema is non-nil, but for each finding's own slices, which
+// WriteJSON normalizes as it writes them (normalizedFinding). Slices are
+// copied, so r is never modified.
 func normalizedTop(r *Report) *Report {
 	n := *r
 	n.Targets = nonNil(slices.Clone(r.Targets))

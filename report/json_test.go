@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -301,4 +302,18 @@ func checkEncoderBytes(t *testing.T, got []byte, v any) {
 		i++
 	}
 	t.Errorf("differs from json.Encoder at byte %d:\n got …%q\nwant …%q", i, got[max(0, i-40):min(len(got), i+40)], w[max(0, i-40):min(len(w), i+40)])
+}
+
+// normalized is what WriteJSON writes for r, the oracle of the encoder's
+// tests: a copy of r in which every array and object of the public schema
+// is non-nil and every finding has its remediation. Slices are copied, so
+// r is never modified.
+func normalized(r *Report) *Report {
+	n := normalizedTop(r)
+	rm := newRemediator(r)
+	n.Findings = slices.Clone(n.Findings)
+	for i, f := range n.Findings {
+		n.Findings[i] = normalizedFinding(f, rm)
+	}
+	return n
 }

@@ -37,15 +37,6 @@ func Remediate(r *Report, f *Finding) []Remediation {
 	return newRemediator(r).remediate(f)
 }
 
-// FillRemediation sets every finding's Remediation (the writers do this
-// on what they write; programs that use the model directly may call it).
-func FillRemediation(r *Report) {
-	rm := newRemediator(r)
-	for i := range r.Findings {
-		r.Findings[i].Remediation = rm.remediate(&r.Findings[i])
-	}
-}
-
 // remediator indexes a report's targets and timelines once for the
 // findings' remediation.
 type remediator struct {
