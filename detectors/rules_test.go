@@ -22,10 +22,6 @@ type ruleCase struct {
 
 type caseFn func(g *gen) ruleCase
 
-func tokenCase(rule, before, tok, after string) caseFn {
-	return func(*gen) ruleCase { return ruleCase{rule: rule, text: before + tok + after, secret: tok} }
-}
-
 func ruleCases() []caseFn {
 	var cs []caseFn
 	add := func(f caseFn) { cs = append(cs, f) }
