@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -51,7 +49,7 @@ and findings at or above --fail-on.`, stdout)
 		if err := ctx.Err(); err != nil {
 			return exitInterrupted, err
 		}
-		r, err := readReport(p)
+		r, err := report.ReadJSONFile(p)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -63,17 +61,4 @@ and findings at or above --fail-on.`, stdout)
 	merged.Tool = report.Tool{Name: "imgaudit", Version: version}
 	merged.Inputs = paths // the merged reports themselves, not the images they name
 	return finishReport("merge", merged, rf, out, threshold, nil, stdout, stderr)
-}
-
-func readReport(path string) (*report.Report, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r, err := report.ReadJSON(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return r, nil
 }

@@ -136,10 +136,10 @@ incomplete).`, stdout)
 		}
 	}
 	if known != nil {
-		suppressByBaseline(rep, known)
+		report.SuppressBaseline(rep, known)
 	}
 	if *onlyNew {
-		keepOnlyNew(rep)
+		report.KeepOnlyNew(rep)
 	}
 	return finishReport("registry", rep, rf, out, threshold, scanErr, stdout, stderr)
 }

@@ -58,8 +58,8 @@ func (rf *reportFlags) check() (string, map[string]bool, error) {
 	}
 	var known map[string]bool
 	if rf.baseline != "" {
-		if known, err = readBaseline(rf.baseline); err != nil {
-			return "", nil, err
+		if known, err = report.ReadBaseline(rf.baseline); err != nil {
+			return "", nil, fmt.Errorf("--baseline: %w", err)
 		}
 	}
 	if rf.severity != "" {
@@ -84,39 +84,6 @@ func (rf *reportFlags) engine() (*detectors.Engine, error) {
 func (rf *reportFlags) write(rep *report.Report, out *outfile.Output, stdout io.Writer) error {
 	report.Ignore(rep, rf.ignore)
 	return writeReport(report.ShowSeverities(rep, rf.show), rf.format, out, rf.maxLocs, stdout)
-}
-
-// suppressByBaseline drops findings whose fingerprint the baseline knows;
-// the others keep the "new" mark the state gave them, or get new=true.
-func suppressByBaseline(rep *report.Report, known map[string]bool) {
-	kept := rep.Findings[:0]
-	for _, f := range rep.Findings {
-		if known[f.Fingerprint] {
-			rep.Summary.SuppressedByBaseline++
-			continue
-		}
-		if f.New == nil {
-			t := true
-			f.New = &t
-		}
-		kept = append(kept, f)
-	}
-	rep.Findings = kept
-	report.Summarize(rep)
-}
-
-// keepOnlyNew drops findings the state knew; they count as suppressed.
-func keepOnlyNew(rep *report.Report) {
-	kept := rep.Findings[:0]
-	for _, f := range rep.Findings {
-		if f.New != nil && !*f.New {
-			rep.Summary.SuppressedByBaseline++
-			continue
-		}
-		kept = append(kept, f)
-	}
-	rep.Findings = kept
-	report.Summarize(rep)
 }
 
 func checkFormat(f string) error {
@@ -146,13 +113,6 @@ func gateExit(rep *report.Report, threshold string) (int, string, error) {
 		return v.Exit, "", fmt.Errorf("no target could be read")
 	}
 	return v.Exit, v.Text, nil
-}
-
-func pluralize(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // checkOutput validates -o before the work starts (see outfile.Check):

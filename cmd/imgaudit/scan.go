@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -128,7 +127,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	}
 	rep.Command = "scan"
 	if known != nil {
-		suppressByBaseline(rep, known)
+		report.SuppressBaseline(rep, known)
 	}
 	return finishReport("scan", rep, rf, out, threshold, scanErr, stdout, stderr)
 }
@@ -168,23 +167,6 @@ func buildEngine(ruleFiles, disable []string, workers int) (*detectors.Engine, e
 		return nil, usagef("--rules: %v", err)
 	}
 	return e, nil
-}
-
-func readBaseline(path string) (map[string]bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("--baseline: %w", err)
-	}
-	defer f.Close()
-	r, err := report.ReadJSON(f)
-	if err != nil {
-		return nil, fmt.Errorf("--baseline %s: %w", path, err)
-	}
-	known := map[string]bool{}
-	for _, f := range r.Findings {
-		known[f.Fingerprint] = true
-	}
-	return known, nil
 }
 
 func isTerminal(w io.Writer) bool {
