@@ -78,7 +78,7 @@ func TestReadBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name, content string // content "": no file
+		name, content string          // content "": no file
 		want          map[string]bool // nil: an error that names the file
 	}{
 		{"report", js.String(), sampleReport().Fingerprints()},

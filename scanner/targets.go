@@ -15,28 +15,11 @@ func (t *target) report() report.Target {
 	}
 	im := t.img
 	rt.Format, rt.VirtualSize = im.Format, im.VirtualSize
-	for _, b := range im.Backing {
-		rb := report.Backing{Name: b.Name, Path: b.Path, Format: b.Format}
-		if b.Err != nil {
-			rb.Error = b.Err.Error()
-		}
-		rt.Backing = append(rt.Backing, rb)
-	}
-	for _, e := range im.Errors {
-		rt.Errors = append(rt.Errors, e.Error())
-	}
+	rt.Backing = reportBacking(im)
+	rt.Errors = append(rt.Errors, imageErrors(im)...)
 	for _, v := range t.views {
-		rv := report.View{
-			ID: v.view.ID, Kind: string(v.view.Kind), Name: v.view.Name,
-			AllocatedBytes: v.alloc, ScannedBytes: v.scanned, Notes: v.notes, Attrs: v.view.Attrs,
-		}
-		if v.view.Disk != nil {
-			rv.Size = v.view.Disk.Size()
-		}
-		if !v.view.Created.IsZero() {
-			c := v.view.Created.UTC()
-			rv.Created = &c
-		}
+		rv := reportView(v.view)
+		rv.AllocatedBytes, rv.ScannedBytes, rv.Notes = v.alloc, v.scanned, v.notes
 		if v.err != nil {
 			rv.Error = v.err.Error()
 			rt.Errors = append(rt.Errors, v.view.ID+": "+v.err.Error())
