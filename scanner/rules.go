@@ -3,6 +3,7 @@ package scanner
 import (
 	"slices"
 
+	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/rollback"
 )
@@ -19,6 +20,16 @@ func DerivedRules() []report.RuleInfo {
 		ID: RuleClonedIdentity, Severity: report.SeverityHigh, Category: report.CategoryClonedIdentity,
 		Description: "The same SSH host key, TLS key, WireGuard key, other private key (high) or /etc/machine-id (medium) in several VMs: clones that share one identity",
 	})
+}
+
+// DetectorRules describes detector rules as `imgaudit rules` and
+// docs/rules.md list them, beside DerivedRules.
+func DetectorRules(rules []detectors.Rule) []report.RuleInfo {
+	out := make([]report.RuleInfo, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, report.RuleInfo{ID: r.ID, Severity: r.Severity.String(), Category: r.Category, Description: r.Description, Tags: r.Tags})
+	}
+	return out
 }
 
 // SplitDisabled splits rule IDs given to --disable-rule into the

@@ -76,7 +76,11 @@ func (rf *reportFlags) check() (string, map[string]bool, error) {
 func (rf *reportFlags) engine() (*detectors.Engine, error) {
 	var det []string
 	det, rf.derived = scanner.SplitDisabled(rf.disable)
-	return buildEngine(rf.ruleFiles, det, rf.workers)
+	c, err := loadRules(rf.ruleFiles)
+	if err != nil {
+		return nil, err
+	}
+	return buildEngine(c, det, rf.workers)
 }
 
 // write drops the ignored findings from rep and writes the severities

@@ -7,7 +7,6 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
 
@@ -22,19 +21,15 @@ the scanner's own rules (rollback risks, cloned identity), with their ID
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return exitUsage, err
 	}
-	// Building an engine validates the rules (regexes compile, IDs unique).
-	if _, err := buildEngine(ruleFiles, nil, 1); err != nil {
-		return exitUsage, err
-	}
 	c, err := loadRules(ruleFiles)
 	if err != nil {
 		return exitUsage, err
 	}
-	var rows []report.RuleInfo
-	for _, r := range c.Rules {
-		rows = append(rows, report.RuleInfo{ID: r.ID, Severity: r.Severity.String(), Category: r.Category, Description: r.Description, Tags: r.Tags})
+	// Building an engine validates the rules (regexes compile, IDs unique).
+	if _, err := buildEngine(c, nil, 1); err != nil {
+		return exitUsage, err
 	}
-	rows = append(rows, scanner.DerivedRules()...)
+	rows := append(scanner.DetectorRules(c.Rules), scanner.DerivedRules()...)
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

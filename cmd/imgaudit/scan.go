@@ -132,37 +132,22 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	return finishReport("scan", rep, rf, out, threshold, scanErr, stdout, stderr)
 }
 
-// loadRules returns the built-in rules plus those of the given TOML files,
-// with the files' global allowlists and disabled rules.
+// loadRules reads the built-in rules and the --rules files.
 func loadRules(ruleFiles []string) (detectors.Config, error) {
-	c := detectors.Config{Rules: detectors.Builtin()}
-	for _, f := range ruleFiles {
-		extra, err := detectors.LoadConfig(f)
-		if err != nil {
-			return c, usagef("--rules %s: %v", f, err)
-		}
-		c.Rules = append(c.Rules, extra.Rules...)
-		c.Allowlists = append(c.Allowlists, extra.Allowlists...)
-		c.Disable = append(c.Disable, extra.Disable...)
+	c, err := detectors.LoadRules(ruleFiles)
+	if err != nil {
+		return c, usagef("--rules: %v", err)
 	}
 	return c, nil
 }
 
-func buildEngine(ruleFiles, disable []string, workers int) (*detectors.Engine, error) {
-	c, err := loadRules(ruleFiles)
-	if err != nil {
-		return nil, err
+// buildEngine builds the engine of the rules with the --disable-rule IDs
+// turned off; an ID no rule has is a usage error.
+func buildEngine(c detectors.Config, disable []string, workers int) (*detectors.Engine, error) {
+	if id, ok := c.UnknownRule(disable); ok {
+		return nil, usagef("--disable-rule: no rule %q (see 'imgaudit rules')", id)
 	}
-	known := map[string]bool{}
-	for _, r := range c.Rules {
-		known[r.ID] = true
-	}
-	for _, id := range disable {
-		if !known[id] {
-			return nil, usagef("--disable-rule: no rule %q (see 'imgaudit rules')", id)
-		}
-	}
-	e, err := detectors.NewEngine(c.Rules, detectors.EngineOptions{Disable: append(disable, c.Disable...), Workers: workers, Allowlists: c.Allowlists})
+	e, err := c.NewEngine(disable, workers)
 	if err != nil {
 		return nil, usagef("--rules: %v", err)
 	}

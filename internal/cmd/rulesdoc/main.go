@@ -67,10 +67,7 @@ func withRuleList(doc []byte) ([]byte, error) {
 // ruleList renders the rules as Markdown tables.
 func ruleList() string {
 	var b strings.Builder
-	var det []report.RuleInfo
-	for _, r := range detectors.Builtin() {
-		det = append(det, report.RuleInfo{ID: r.ID, Severity: r.Severity.String(), Category: r.Category, Description: r.Description})
-	}
+	det := scanner.DetectorRules(detectors.Builtin())
 	fmt.Fprintf(&b, "\n%d detection rules:\n\n", len(det))
 	table(&b, det)
 	derived := scanner.DerivedRules()
