@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/internal/outfile"
@@ -61,9 +60,9 @@ FILE may not be the image or one of its backing files.`, stdout)
 		}
 		return incomplete(im, v, stderr)
 	}
-	inputs, err := imageFiles(ctx, im, v)
+	inputs, err := im.Files(ctx, v)
 	if err != nil {
-		return exitUsage, err
+		return exitUsage, fmt.Errorf("extract %s: %w", v.ID, err)
 	}
 	out, err := checkOutput(*outPath, inputs)
 	if err != nil {
@@ -91,23 +90,4 @@ func incomplete(im *formats.Image, v formats.View, stderr io.Writer) (int, error
 		fmt.Fprintf(stderr, "imgaudit extract: %v\n", e)
 	}
 	return exitUsage, fmt.Errorf("%s written, but the image is incomplete (errors above): its bytes may differ from what the guest sees", v.ID)
-}
-
-// imageFiles lists the files extract reads and so may never write: the
-// image, its backing chain, and every file the view's extents lie in
-// (VMDK extents, qcow2 data files).
-func imageFiles(ctx context.Context, im *formats.Image, v formats.View) ([]string, error) {
-	files := []string{im.Path}
-	for _, b := range im.Backing {
-		files = append(files, b.Path)
-	}
-	for e, err := range v.Disk.Extents(ctx) {
-		if err != nil {
-			return nil, fmt.Errorf("extract %s: %w", v.ID, err)
-		}
-		if e.File != "" && !slices.Contains(files, e.File) {
-			files = append(files, e.File)
-		}
-	}
-	return files, nil
 }
