@@ -74,9 +74,13 @@ const (
 	maxAfter = 12 << 10
 )
 
+// builtin_rules_gen.go is builtin_rules.toml as Go.
+//go:generate go run ../internal/cmd/rulesgen builtin_rules.toml builtin_rules_gen.go
+
 // Builtin returns the built-in rule set (a fresh copy each call): the rules
-// of builtin_rules.toml, compiled into Go (builtin_rules_gen.go, which
-// TestBuiltinRulesGenerated keeps in step) so that start-up parses no TOML.
+// of builtin_rules.toml, compiled into Go (builtin_rules_gen.go, written by
+// `go generate ./detectors`; TestBuiltinRulesGenerated keeps it in step)
+// so that start-up parses no TOML.
 func Builtin() []Rule {
 	// The built-in set is validated by its tests (TestBuiltinRules,
 	// TestBuiltinRegexpsCompile); validating it here would slow every
