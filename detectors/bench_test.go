@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -157,6 +158,54 @@ func BenchmarkPrefilterOnly(b *testing.B) {
 	for _, name := range slices.Sorted(maps.Keys(variants)) {
 		b.Run(name, run(variants[name]))
 	}
+}
+
+// BenchmarkPrefilterCandidates counts, on the benchmark data, what the
+// prefilter's tables (prefilter_tables.go; with -tags prefiltermeasured,
+// this machine's measurement) make it examine: the 8-byte words whose
+// sampled trigrams hit the scalar loop's bitset, and the trigram lanes
+// that pass both of the vector filters' bitsets, each followed by an exact
+// comparison; and the keyword hits, which every table must find alike. It
+// models the loops' tests in plain Go; fewer is better. Deterministic for
+// a given test binary, so two tables compare within one run.
+func BenchmarkPrefilterCandidates(b *testing.B) {
+	data := benchData(b)
+	e, err := NewEngine(Builtin(), EngineOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := e.pf
+	var words, lanes, hits int
+	for b.Loop() {
+		words, lanes = 0, 0
+		for i := 0; i+16 <= len(data); i += 8 {
+			w := data[i : i+16]
+			if binary.LittleEndian.Uint64(w) == 0 {
+				continue // zero words are skipped
+			}
+			for _, o := range []int{0, 2, 4, 6} {
+				t := binary.LittleEndian.Uint32(w[o:]) & gram3Fold
+				if p.bits3[t*gram3Multi>>gram3Shift]&(1<<(t&31)) != 0 {
+					words++
+					break
+				}
+			}
+		}
+		for pos := 0; pos+4 <= len(data); pos += 2 {
+			k := binary.LittleEndian.Uint32(data[pos:])
+			if v := slotV(k & gram3Fold); p.bitsV[v>>5]&(1<<(v&31)) == 0 {
+				continue
+			}
+			before := binary.LittleEndian.Uint32(data[max(pos, 1)-1:])
+			if p.inSecond(before&gram4Fold) || p.inSecond(k&gram4Fold^secondAtStart) {
+				lanes++
+			}
+		}
+		hits = len(p.scan(data, nil, nil))
+	}
+	b.ReportMetric(float64(words), "words")
+	b.ReportMetric(float64(lanes), "lanes")
+	b.ReportMetric(float64(hits), "hits")
 }
 
 // BenchmarkBytesCountBaseline is the baseline: bytes.Count of one literal
