@@ -8,7 +8,7 @@ RACE_PKGS ?= ./formats/... ./detectors/... ./scanner/...
 FUZZTIME ?= 5s
 export IMGAUDIT_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test unit lint race fuzz bench precision demo deps clean
+.PHONY: all build test unit lint race fuzz seeds bench precision demo deps clean
 
 all: build
 
@@ -37,6 +37,14 @@ test: deps lint unit race
 # Short smoke run of every fuzz target (go test -fuzz takes one target at a time).
 fuzz:
 	@scripts/fuzz-all.sh $(FUZZTIME)
+
+# Rewrite the committed fuzz seed corpora (testdata/fuzz) from inputs the
+# real tools make: the guestfs generators behind go:generate, then every
+# TestWriteSeeds, which runs only with IMGAUDIT_WRITE_SEEDS=1. Seeds made
+# of fresh keys, UUIDs and dates change each time. Loop devices need root.
+seeds:
+	$(GO) generate -run mkseed ./guestfs/...
+	IMGAUDIT_WRITE_SEEDS=1 $(GO) test -count=1 -run '^TestWriteSeeds$$' ./...
 
 bench:
 	@scripts/bench.sh

@@ -6,7 +6,7 @@ import (
 )
 
 // The seed corpora live in testdata/fuzz/FuzzXxx (written by
-// TestWriteFuzzSeeds with IMGAUDIT_WRITE_FUZZ_SEEDS=1, from keys the real
+// TestWriteSeeds with IMGAUDIT_WRITE_SEEDS=1 (make seeds), from keys the real
 // tools generate). The targets check that nothing panics and that results
 // stay within their input.
 

@@ -9,39 +9,23 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-// TestWriteFuzzSeeds regenerates the committed seed corpora from throwaway
-// keys made by the real tools. It only runs with IMGAUDIT_WRITE_FUZZ_SEEDS=1.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("IMGAUDIT_WRITE_FUZZ_SEEDS") != "1" {
-		t.Skip("set IMGAUDIT_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
+// TestWriteSeeds regenerates the committed seed corpora from throwaway
+// keys made by the real tools. It only runs with IMGAUDIT_WRITE_SEEDS=1
+// (make seeds).
+func TestWriteSeeds(t *testing.T) {
+	if os.Getenv("IMGAUDIT_WRITE_SEEDS") != "1" {
+		t.Skip("set IMGAUDIT_WRITE_SEEDS=1 to rewrite testdata/fuzz")
 	}
 	testutil.RequireTool(t, "ssh-keygen", "puttygen", "gpg", "ktutil")
 	dir := t.TempDir()
 	seed := func(target, name string, args ...any) {
-		var b strings.Builder
-		b.WriteString("go test fuzz v1\n")
-		for _, a := range args {
-			switch v := a.(type) {
-			case []byte:
-				b.WriteString("[]byte(" + strconv.Quote(string(v)) + ")\n")
-			case string:
-				b.WriteString("string(" + strconv.Quote(v) + ")\n")
-			case uint8:
-				b.WriteString(fmt.Sprintf("byte(%d)\n", v))
-			}
-		}
-		d := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(d, name), []byte(b.String()), 0o644); err != nil {
+		if err := fuzzcorpus.Write(filepath.Join("testdata", "fuzz", target), name, args...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
 
 func FuzzOVF(f *testing.F) {
@@ -22,18 +24,19 @@ func FuzzOVF(f *testing.F) {
 	})
 }
 
-// IMGAUDIT_WRITE_SEEDS=1 go test -run TestWriteFuzzSeeds ./formats/ova/
-func TestWriteFuzzSeeds(t *testing.T) {
+// TestWriteSeeds regenerates the committed seed corpus (make seeds).
+func TestWriteSeeds(t *testing.T) {
 	if os.Getenv("IMGAUDIT_WRITE_SEEDS") != "1" {
 		t.Skip("set IMGAUDIT_WRITE_SEEDS=1 to rewrite testdata/fuzz")
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzOVF")
-	os.MkdirAll(dir, 0o755)
 	for i, s := range []string{
 		ovfText("disk1.vmdk", "", 1<<30),
 		ovfText("disk1.vmdk", `ovf:size="123" ovf:compression="gzip" ovf:chunkSize="7516192768"`, 20),
 		`<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/2"><References><File href="a.vmdk" id="f"/></References><DiskSection><Disk diskId="d" fileRef="f" capacity="4" capacityAllocationUnits="byte * 2^30"/></DiskSection></Envelope>`,
 	} {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)), 0o644)
+		if err := fuzzcorpus.Write(dir, fmt.Sprintf("seed-%d", i), []byte(s)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -2,18 +2,18 @@ package qcow2
 
 import (
 	"encoding/binary"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-// TestMakeFuzzSeeds regenerates the committed seed corpora in
-// testdata/fuzz/ from small images made by qemu-img and qemu-io. It runs
-// only with IMGAUDIT_WRITE_SEEDS=1.
-func TestMakeFuzzSeeds(t *testing.T) {
+// TestWriteSeeds regenerates the committed seed corpora in testdata/fuzz/
+// from small images made by qemu-img and qemu-io. It runs only with
+// IMGAUDIT_WRITE_SEEDS=1 (make seeds).
+func TestWriteSeeds(t *testing.T) {
 	if os.Getenv("IMGAUDIT_WRITE_SEEDS") != "1" {
 		t.Skip("set IMGAUDIT_WRITE_SEEDS=1 to regenerate the fuzz seed corpora")
 	}
@@ -61,34 +61,29 @@ func TestMakeFuzzSeeds(t *testing.T) {
 		}
 		return b
 	}
-	write := func(fuzz, name string, lines ...string) {
-		d := filepath.Join("testdata", "fuzz", fuzz)
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	write := func(fuzz, name string, values ...any) {
+		s, err := fuzzcorpus.Encode(values...)
+		if err != nil {
 			t.Fatal(err)
-		}
-		s := "go test fuzz v1\n"
-		for _, l := range lines {
-			s += l + "\n"
 		}
 		if len(s) > 64<<10 {
 			t.Fatalf("seed %s/%s is %d bytes", fuzz, name, len(s))
 		}
-		if err := os.WriteFile(filepath.Join(d, name), []byte(s), 0o644); err != nil {
+		if err := fuzzcorpus.Write(filepath.Join("testdata", "fuzz", fuzz), name, values...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	bytesLine := func(b []byte) string { return fmt.Sprintf("[]byte(%q)", b) }
 
 	for _, p := range []string{plain, v2, zstd, backed, datafile, ext, snaps} {
 		b := read(p)
-		write("FuzzHeader", filepath.Base(p), bytesLine(b[:min(len(b), 1024)]))
+		write("FuzzHeader", filepath.Base(p), b[:min(len(b), 1024)])
 	}
 	for _, p := range []string{plain, v2, zstd, zlib, snaps, backed, datafile} {
-		write("FuzzL1L2Walk", filepath.Base(p), bytesLine(read(p)))
+		write("FuzzL1L2Walk", filepath.Base(p), read(p))
 	}
 	b := read(snaps)
 	n := binary.BigEndian.Uint32(b[60:])
 	off := binary.BigEndian.Uint64(b[64:])
-	write("FuzzSnapshotTable", "two-snapshots", bytesLine(b[off:min(uint64(len(b)), off+512)]), fmt.Sprintf("uint16(%d)", n))
-	write("FuzzSnapshotTable", "claims-more", bytesLine(b[off:min(uint64(len(b)), off+200)]), "uint16(9)")
+	write("FuzzSnapshotTable", "two-snapshots", b[off:min(uint64(len(b)), off+512)], uint16(n))
+	write("FuzzSnapshotTable", "claims-more", b[off:min(uint64(len(b)), off+200)], uint16(9))
 }

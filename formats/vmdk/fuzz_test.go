@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
 
 func FuzzDescriptor(f *testing.F) {
@@ -92,9 +93,8 @@ func FuzzStreamMarkers(f *testing.F) {
 	})
 }
 
-// TestWriteFuzzSeeds regenerates the committed seed corpora:
-// IMGAUDIT_WRITE_SEEDS=1 go test -run TestWriteFuzzSeeds ./formats/vmdk/
-func TestWriteFuzzSeeds(t *testing.T) {
+// TestWriteSeeds regenerates the committed seed corpora (make seeds).
+func TestWriteSeeds(t *testing.T) {
 	if os.Getenv("IMGAUDIT_WRITE_SEEDS") != "1" {
 		t.Skip("set IMGAUDIT_WRITE_SEEDS=1 to rewrite testdata/fuzz")
 	}
@@ -120,13 +120,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	for name, list := range seeds {
 		dir := filepath.Join("testdata", "fuzz", name)
-		os.MkdirAll(dir, 0o755)
 		for i, b := range list {
 			if len(b) > 64<<10 {
 				t.Fatalf("%s seed %d is %d bytes", name, i, len(b))
 			}
-			content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(content), 0o644); err != nil {
+			if err := fuzzcorpus.Write(dir, fmt.Sprintf("seed-%d", i), b); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,9 +1,9 @@
 package testutil
 
 import (
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
 
 // FuzzSeed returns the []byte value of a committed one-argument fuzz corpus
@@ -11,13 +11,9 @@ import (
 // check that a seed still reaches what it was made for.
 func FuzzSeed(t testing.TB, path string) []byte {
 	t.Helper()
-	_, lit, ok := strings.Cut(strings.TrimSpace(string(FileSnapshot(t, path))), "[]byte(")
-	if !ok {
-		t.Fatalf("%s: not a []byte fuzz corpus file", path)
-	}
-	s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+	b, err := fuzzcorpus.Decode(FileSnapshot(t, path))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return []byte(s)
+	return b
 }

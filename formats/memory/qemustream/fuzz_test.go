@@ -3,10 +3,10 @@ package qemustream
 import (
 	"bytes"
 	"context"
-	"os"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 // readAll reads every extent of d (at most limit bytes), so that decoders run too.
@@ -42,7 +42,7 @@ func FuzzQEVMStream(f *testing.F) {
 // write: XBZRLE deltas, fill pages, a page zeroed after being sent, zlib
 // pages; the stream is the FuzzQEVMStream seed "synthetic-all-records".
 func TestSyntheticRecords(t *testing.T) {
-	b := seedBytes(t, "testdata/fuzz/FuzzQEVMStream/synthetic-all-records")
+	b := testutil.FuzzSeed(t, "testdata/fuzz/FuzzQEVMStream/synthetic-all-records")
 	s, err := Parse(context.Background(), "tiny", bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
@@ -134,13 +134,4 @@ func TestX86LowMem(t *testing.T) {
 			}
 		})
 	}
-}
-
-// seedBytes decodes a one-value corpus file.
-func seedBytes(t *testing.T, path string) []byte {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return decodeCorpus(t, raw)
 }

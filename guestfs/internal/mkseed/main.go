@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"fmt"
 	"log"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/internal/sparseimg"
 	"github.com/imgaudit/imgaudit/guestfs/ntfs"
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
 
 func main() {
@@ -47,13 +47,9 @@ func main() {
 	default:
 		log.Fatalf("mkseed: -fs %q: want btrfs or ntfs", *kind)
 	}
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		log.Fatal(err)
-	}
 	for name, img := range seeds {
 		packed := sparseimg.Encode(img, 64)
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", packed)
-		if err := os.WriteFile(filepath.Join(*dir, name), []byte(body), 0o644); err != nil {
+		if err := fuzzcorpus.Write(*dir, name, packed); err != nil {
 			log.Fatal(err)
 		}
 		log.Printf("%s: %d-byte image packed into %d bytes", name, len(img), len(packed))

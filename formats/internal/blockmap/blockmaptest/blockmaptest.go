@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -300,14 +301,10 @@ func allZeroBytes(b []byte) bool {
 // WriteSeed writes one corpus file in Go's fuzz corpus format.
 func WriteSeed(t testing.TB, dir, name string, data []byte) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	if len(data) >= 64<<10 {
 		t.Fatalf("seed %s is %d bytes, over 64 KiB", name, len(data))
 	}
-	body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+	if err := fuzzcorpus.Write(dir, name, data); err != nil {
 		t.Fatal(err)
 	}
 }

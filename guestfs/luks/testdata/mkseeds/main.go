@@ -7,11 +7,12 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
 
 func main() {
@@ -50,8 +51,7 @@ func main() {
 			n = int(binary.BigEndian.Uint64(b[8:]))
 		}
 		seed := bytes.TrimRight(b[:n], "\x00")
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", seed)
-		if err := os.WriteFile(filepath.Join(os.Args[1], typ), []byte(body), 0o644); err != nil {
+		if err := fuzzcorpus.Write(os.Args[1], typ, seed); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
 
 func run(name string, args ...string) string {
@@ -82,8 +84,7 @@ func main() {
 	b = bytes.TrimRight(b, "\x00")
 	// Host-specific text (creation host, time, device paths) is kept:
 	// it is what the parser meets.
-	body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-	if err := os.WriteFile(filepath.Join(os.Args[1], "pv-with-lvs"), []byte(body), 0o644); err != nil {
+	if err := fuzzcorpus.Write(os.Args[1], "pv-with-lvs", b); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
 
 const deviceSize = 16 << 20
@@ -56,8 +58,7 @@ func main() {
 			log.Fatal(err)
 		}
 		seed := encode(data)
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", seed)
-		if err := os.WriteFile(filepath.Join(out, c.name), []byte(body), 0o644); err != nil {
+		if err := fuzzcorpus.Write(out, c.name, seed); err != nil {
 			log.Fatal(err)
 		}
 	}
