@@ -1,9 +1,12 @@
 // Package report holds imgaudit's report model and its writers (table, JSON,
-// SARIF). The JSON form of Report is a public contract documented in
+// SARIF, HTML). The JSON form of Report is a public contract documented in
 // docs/report.md: fields may be added, never renamed or dropped.
 package report
 
 import "time"
+
+// docs/report.md's JSON examples are scans of the demo (testdata/demo).
+//go:generate go run ../internal/cmd/reportdoc ../testdata/demo ../docs/report.md
 
 // SchemaVersion is bumped when fields are added; consumers ignore unknown
 // fields. 2 added incomplete_reasons, skipped, targets[].notes, severity
@@ -21,7 +24,7 @@ const (
 	ExposureLayer        = "layer"
 )
 
-// ExposureOrder ranks classes for display: most surprising first.
+// exposureOrder ranks classes for display: most surprising first.
 var exposureOrder = []string{ExposureSnapshot, ExposureBacking, ExposureDeleted, ExposureUnreferenced, ExposureMemory, ExposureLayer, ExposureLive}
 
 // ExposureRank returns the display rank of an exposure class (lower first).
