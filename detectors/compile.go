@@ -44,10 +44,10 @@ var checkNames = map[string]checkKind{
 	"rsa-der":       checkRSADER,
 }
 
-// finderCheck reports checks that locate the match themselves (no regex).
+// finder reports checks that locate the match themselves (no regex).
 func (c checkKind) finder() bool { return c == checkPEM || c == checkPPK }
 
-// structuralCheck reports checks that scan raw bytes without keywords.
+// structural reports checks that scan raw bytes without keywords.
 func (c checkKind) structural() bool {
 	return c == checkKeytab || c == checkAESSchedule || c == checkRSADER
 }

@@ -138,10 +138,11 @@ type sshdKeyFiles struct {
 // defaultAuthorizedKeysFiles is sshd's built-in AuthorizedKeysFile.
 var defaultAuthorizedKeysFiles = []string{".ssh/authorized_keys", ".ssh/authorized_keys2"}
 
-// parseSSHDConfig reads AuthorizedKeysFile and Match from one sshd_config
-// file, calling include for each Include argument (already split). The
-// first global value wins, as in sshd.
-func (c *sshdKeyFiles) parse(b []byte, inMatch bool, include func(pattern string, inMatch bool)) bool {
+// parse reads AuthorizedKeysFile and Match from one sshd_config file
+// (inMatch: the file is included from inside a Match block), calling
+// include for each Include argument (already split). The first global
+// value wins, as in sshd.
+func (c *sshdKeyFiles) parse(b []byte, inMatch bool, include func(pattern string, inMatch bool)) {
 	forEachLine(b, func(_ int, line []byte) bool {
 		s := strings.TrimSpace(string(line))
 		if s == "" || s[0] == '#' || len(s) > 4096 {
@@ -172,7 +173,6 @@ func (c *sshdKeyFiles) parse(b []byte, inMatch bool, include func(pattern string
 		}
 		return true
 	})
-	return true
 }
 
 // patterns lists every pattern that may apply to some user.

@@ -226,8 +226,9 @@ func pointRank(p report.TimelinePoint) int {
 	return 1
 }
 
-// identityKinds are the shared secrets that make clones: one machine's
-// identity copied into many.
+// identityKind names the kind of identity f is (ssh-host-key, tls-key,
+// wireguard-key, private-key), or "" for a secret that is none: the
+// shared secrets that make clones, one machine's identity copied into many.
 func identityKind(f *report.Finding) string {
 	if strings.HasPrefix(f.Rule, "wireguard-private") {
 		return "wireguard-key"

@@ -190,8 +190,9 @@ func (im *Image) Current() (View, bool) {
 	return View{}, false
 }
 
-// OpenFunc opens an image of any known format; depth counts backing links
-// already followed so that readers can refuse absurd chains.
+// OpenFunc opens an image of any known format; opts.Depth counts the
+// backing links already followed, so that readers can refuse absurd chains
+// (MaxChainDepth).
 type OpenFunc func(ctx context.Context, path string, opts Options) (*Image, error)
 
 // Options control how an image is opened.

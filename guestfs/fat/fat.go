@@ -141,7 +141,7 @@ type fatEntry struct {
 	size    int64
 }
 
-// readDir reads the entries of a directory held in raw bytes.
+// parseFATDir parses the entries of a directory held in raw bytes.
 func parseFATDir(b []byte) []fatEntry {
 	var out []fatEntry
 	var lfn []uint16
