@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # make bench: every throughput figure is printed next to a baseline measured
 # in the same run on the same data, so the ratios survive noisy machines.
+# It ends with a summary table in Markdown, with the date and the machine:
+# the README's performance table is that table, pasted.
+#
+# Knobs (environment): BENCH_MB and E2E_MB (raw image sizes), WARM_RUNS,
+# BENCH_FS=0 (no ext4 and XFS images), XFS_COPIES, BENCHTIME,
+# LAYER_BENCH_MB, MEM_BENCH_MB, MEM_BENCH_RUNS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_MB=${BENCH_MB:-256}
 tmp=$(mktemp -d)
 trap 'umount "$tmp/xfsmnt" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+# The summary: one Markdown row per figure, printed at the end.
+summary=()
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+# range VALUES...: "min–max" of the numbers, or the one number.
+range() { printf '%s\n' "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print (lo == hi ? lo : lo "–" hi) }'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Built as make build builds it: static.
 CGO_ENABLED=0 go build -trimpath -o "$tmp/imgaudit" ./cmd/imgaudit
@@ -25,6 +39,7 @@ mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
 # warm, then cold (dropping the cache needs root; skipped elsewhere).
 measure() {
   local img=$1 label=$2 bytes t0 t1 cat_mb scan_mb
+  local cats=() scans=() cold=() cold_cats=() cold_scans=()
   echo "== end to end: imgaudit scan of ${label} vs cat (same file, same run)"
   bytes=$(stat -c %s "$img")
   cat "$img" > /dev/null
@@ -37,9 +52,11 @@ measure() {
     t0=$(now); "$tmp/imgaudit" scan --no-progress --format json --fail-on none "$img" > "$tmp/report.json"; t1=$(now)
     scan_mb=$(mbps "$bytes" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
     ratios+=("$(awk -v a="$scan_mb" -v b="$cat_mb" 'BEGIN { printf "%.0f", 100 * a / b }')")
+    cats+=("$cat_mb"); scans+=("$scan_mb")
     echo "warm, run $run: cat ${cat_mb} MB/s, imgaudit scan ${scan_mb} MB/s (${ratios[-1]}% of cat, $(nproc) cores)"
   done
-  echo "warm, median of ${#ratios[@]} runs: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')% of cat"
+  echo "warm, median of ${#ratios[@]} runs: $(median "${ratios[@]}")% of cat"
+  summary+=("| \`imgaudit scan\` of ${label}, page cache warm | $(range "${scans[@]}") MB/s; median of ${#ratios[@]} runs $(median "${ratios[@]}") % of \`cat\` (single runs $(range "${ratios[@]}") %) | \`cat\`: $(range "${cats[@]}") MB/s |")
   for run in 1 2 3; do
     sync && echo 3 2>/dev/null > /proc/sys/vm/drop_caches || { echo "cold: skipped (cannot drop the page cache)"; break; }
     t0=$(now); cat "$img" > /dev/null; t1=$(now)
@@ -47,8 +64,13 @@ measure() {
     echo 3 > /proc/sys/vm/drop_caches
     t0=$(now); "$tmp/imgaudit" scan --no-progress --format json --fail-on none "$img" > "$tmp/report.json"; t1=$(now)
     scan_mb=$(mbps "$bytes" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-    echo "cold, run $run: cat ${cat_mb} MB/s, imgaudit scan ${scan_mb} MB/s ($(awk -v a="$scan_mb" -v b="$cat_mb" 'BEGIN { printf "%.0f", 100 * a / b }')% of cat)"
+    cold+=("$(awk -v a="$scan_mb" -v b="$cat_mb" 'BEGIN { printf "%.0f", 100 * a / b }')")
+    cold_cats+=("$cat_mb"); cold_scans+=("$scan_mb")
+    echo "cold, run $run: cat ${cat_mb} MB/s, imgaudit scan ${scan_mb} MB/s (${cold[-1]}% of cat)"
   done
+  if [ ${#cold[@]} -gt 0 ]; then
+    summary+=("| the same, page cache cold | $(range "${cold_scans[@]}") MB/s ($(range "${cold[@]}") % of \`cat\`) | \`cat\`: $(range "${cold_cats[@]}") MB/s |")
+  fi
   echo
 }
 
@@ -98,7 +120,7 @@ xfs_image() {
 # /usr/lib/python3*, as mkfs.ext4 -d writes it, in a fully allocated raw
 # image: findings get partitions, paths and block states, which walks the
 # directory tree.
-if command -v mkfs.ext4 >/dev/null; then
+if [ "${BENCH_FS:-1}" = 1 ] && command -v mkfs.ext4 >/dev/null; then
   src="$tmp/ext4src"
   mkdir -p "$src"
   for d in /usr/bin /usr/share/doc /usr/lib/python3*; do
@@ -119,12 +141,37 @@ if command -v mkfs.ext4 >/dev/null; then
   rm -rf "$src"
 fi
 
+# bench_rows PKG: summary rows of go benchmark lines on stdin: each
+# benchmark's MB/s (or other metrics) beside the package's baseline
+# (a benchmark named Baseline, Raw or raw-) of the same run.
+bench_rows() {
+  awk -v pkg="$1" '
+    /^Benchmark/ {
+      name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
+      # name, iterations, then value-unit pairs; ns/op only where no
+      # MB/s says more.
+      fig = ""; ns = ""
+      for (i = 3; i < NF; i += 2) {
+        v = $i; u = $(i + 1)
+        if (u == "ns/op") { ns = sprintf("%.3g ms/op", v / 1e6); continue }
+        if (u == "MB/s") v = sprintf("%.0f", v)
+        fig = fig (fig == "" ? "" : ", ") v " " u
+      }
+      if (fig !~ /MB\/s/) fig = ns (fig == "" ? "" : ", " fig)
+      if (name ~ /Baseline|Raw|raw-/) { base = base (base == "" ? "" : "; ") name ": " fig; next }
+      n++; names[n] = name; figs[n] = fig
+    }
+    END { for (i = 1; i <= n; i++) printf "| `%s` %s | %s | %s |\n", pkg, names[i], figs[i], base }'
+}
+
 run_bench() {
-  local pkg=$1 pattern=$2
+  local pkg=$1 pattern=$2 out
   if [ -d "$pkg" ] && ls "$pkg"/*_test.go >/dev/null 2>&1 && grep -q "^func Benchmark" "$pkg"/*_test.go; then
     echo "== go test -bench '$pattern' ./$pkg"
-    go test -run '^$' -bench "$pattern" -benchtime "${BENCHTIME:-3x}" "./$pkg" | grep -E '^(Benchmark|ok|FAIL)' || true
+    out=$(go test -run '^$' -bench "$pattern" -benchtime "${BENCHTIME:-3x}" "./$pkg" | grep -E '^(Benchmark|ok|FAIL)' || true)
+    echo "$out"
     echo
+    while IFS= read -r row; do summary+=("$row"); done < <(echo "$out" | bench_rows "$pkg")
   fi
 }
 run_bench formats/qcow2 .
@@ -137,10 +184,29 @@ run_bench formats/vhd .
 run_bench formats/vdi .
 run_bench formats/vma .
 echo "== registry: scanning a ${LAYER_BENCH_MB:-1024} MiB gzip layer vs gzip -dc of it, same run"
-IMGAUDIT_BENCH_MB=${LAYER_BENCH_MB:-1024} go test -run '^$' -bench LayerVsGzip -benchtime 1x -timeout 30m ./registry | grep -E '^(Benchmark|ok|FAIL)|ratio|gzip' || true
+out=$(IMGAUDIT_BENCH_MB=${LAYER_BENCH_MB:-1024} go test -run '^$' -bench LayerVsGzip -benchtime 1x -timeout 30m ./registry | grep -E '^(Benchmark|ok|FAIL)|ratio|gzip' || true)
+echo "$out"
 echo
+summary+=("$(echo "$out" | awk -v mb="${LAYER_BENCH_MB:-1024}" '/^Benchmark/ { for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i }
+  END { if ("imgaudit-MB/s" in m) printf "| a %s MiB gzip container layer (`registry`) | %.0f MB/s | `gzip -dc`: %.0f MB/s (time ratio %.2f) |", mb, m["imgaudit-MB/s"], m["gzip-dc-MB/s"], m["time-ratio"] }')")
 echo "== memory key search: imgaudit scan vs aeskeyfind and rsakeyfind on a ${MEM_BENCH_MB:-128} MiB dump-guest-memory ELF of /usr bytes, same file, interleaved runs"
-IMGAUDIT_BIN="$tmp/imgaudit" IMGAUDIT_BENCH_MB=${MEM_BENCH_MB:-128} IMGAUDIT_BENCH_RUNS=${MEM_BENCH_RUNS:-5} \
-  go test -run '^$' -bench MemoryKeySearch -benchtime 1x -timeout 30m ./formats/memory | grep -E '^(Benchmark|ok|FAIL)|memory key search' | sed 's/^ *bench_keys_test.go:[0-9]*: //' || true
+out=$(IMGAUDIT_BIN="$tmp/imgaudit" IMGAUDIT_BENCH_MB=${MEM_BENCH_MB:-128} IMGAUDIT_BENCH_RUNS=${MEM_BENCH_RUNS:-5} \
+  go test -run '^$' -bench MemoryKeySearch -benchtime 1x -timeout 30m ./formats/memory | grep -E '^(Benchmark|ok|FAIL)|memory key search' | sed 's/^ *bench_keys_test.go:[0-9]*: //' || true)
+echo "$out"
 echo
+summary+=("$(echo "$out" | awk -v mb="${MEM_BENCH_MB:-128}" '/^Benchmark/ { for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i }
+  END { if ("x-aeskeyfind" in m) printf "| memory key search: `imgaudit scan` of a %s MiB `dump-guest-memory` ELF with planted AES and RSA keys (wall time, medians) | %.1fx faster than `aeskeyfind -q`, %.1fx faster than `rsakeyfind`; the search alone %.0f MB/s on one core | `aeskeyfind`, `rsakeyfind` on the same file, interleaved |", mb, m["x-aeskeyfind"], m["x-rsakeyfind"], m["MB/s-search-1core"] }')")
 echo "(MB/s columns come from b.SetBytes; compare each to the Baseline/Raw line printed beside it)"
+echo
+
+# The summary, in Markdown: the README's performance table.
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+echo "== summary"
+echo
+echo "\`make bench\` of $(git describe --tags --always --dirty 2>/dev/null || echo unknown), ${started} to $(date -u +%H:%MZ), on ${cpu:-$(uname -m)}, $(nproc) cores, $(free -g 2>/dev/null | awk '/^Mem:/ { print $2 " GiB" }'), $(go env GOVERSION); load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+echo
+echo "| what | imgaudit | same-run baseline |"
+echo "|---|---|---|"
+for row in "${summary[@]}"; do
+  [ -n "$row" ] && echo "$row"
+done
