@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/mdblock"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -119,14 +119,13 @@ func firstDiff(a, b any, path string) string {
 }
 
 // committedBlock returns the text of docs/report.md between b's markers.
-func committedBlock(t *testing.T, doc string, b block) string {
+func committedBlock(t *testing.T, doc string, b mdblock.Block) string {
 	t.Helper()
-	i := strings.Index(doc, b.begin)
-	j := strings.Index(doc, b.end)
-	if i < 0 || j < i {
-		t.Fatalf("docs/report.md has no markers %q", strings.TrimSpace(b.begin))
+	text, ok := mdblock.Text([]byte(doc), b)
+	if !ok {
+		t.Fatalf("docs/report.md has no markers %q", strings.TrimSpace(b.Begin))
 	}
-	return doc[i+len(b.begin) : j]
+	return text
 }
 
 // TestReportDocMatchesFreshDemo: the JSON examples of docs/report.md are
@@ -143,9 +142,9 @@ func TestReportDocMatchesFreshDemo(t *testing.T) {
 	}
 	doc := string(testutil.FileSnapshot(t, docPath))
 	for _, b := range blocks {
-		t.Run(strings.Fields(b.begin)[2], func(t *testing.T) {
+		t.Run(strings.Fields(b.Begin)[2], func(t *testing.T) {
 			gotProse, gotJSON := splitBlock(t, committedBlock(t, doc, b))
-			wantProse, wantJSON := splitBlock(t, b.text)
+			wantProse, wantJSON := splitBlock(t, b.Text)
 			if gotProse != wantProse {
 				t.Errorf("prose differs from what reportdoc writes (run go generate ./report):\n%s\nwant:\n%s", gotProse, wantProse)
 			}
@@ -155,13 +154,13 @@ func TestReportDocMatchesFreshDemo(t *testing.T) {
 		})
 	}
 	// The schema tables' examples are the demo's too.
-	_, incomplete := splitBlock(t, blocks[1].text)
+	_, incomplete := splitBlock(t, blocks[1].Text)
 	errs := incomplete.(map[string]any)["targets"].([]any)[0].(map[string]any)["errors"]
 	want, _ := json.Marshal(errs)
 	if row := tableExample(t, doc, "errors"); row != string(want) {
 		t.Errorf("Target table: errors example %s, want the truncated demo's %s", row, want)
 	}
-	_, full := splitBlock(t, blocks[0].text)
+	_, full := splitBlock(t, blocks[0].Text)
 	f := full.(map[string]any)["findings"].([]any)[0].(map[string]any)
 	for _, field := range []string{"rule", "description", "category", "severity", "preview"} {
 		want, _ := json.Marshal(f[field])
@@ -210,31 +209,6 @@ func TestDocsNameRealRules(t *testing.T) {
 		if p == docPath && n == 0 {
 			t.Errorf("%s quotes no rule", p)
 		}
-	}
-}
-
-func TestWithBlocks(t *testing.T) {
-	b := block{"<!-- B -->\n", "<!-- E -->\n", "new\n"}
-	for _, tc := range []struct {
-		name, doc, want string // want "": an error
-	}{
-		{"replaced", "a\n<!-- B -->\nold\n<!-- E -->\nz\n", "a\n<!-- B -->\nnew\n<!-- E -->\nz\n"},
-		{"empty", "<!-- B -->\n<!-- E -->\n", "<!-- B -->\nnew\n<!-- E -->\n"},
-		{"no end", "<!-- B -->\nold\n", ""},
-		{"reversed", "<!-- E -->\n<!-- B -->\n", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := withBlocks([]byte(tc.doc), []block{b})
-			if tc.want == "" {
-				if err == nil {
-					t.Fatalf("no error: %q", got)
-				}
-				return
-			}
-			if err != nil || !bytes.Equal(got, []byte(tc.want)) {
-				t.Errorf("withBlocks = %q, %v; want %q", got, err, tc.want)
-			}
-		})
 	}
 }
 

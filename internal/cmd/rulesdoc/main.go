@@ -10,13 +10,12 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/mdblock"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -38,31 +37,15 @@ func main() {
 }
 
 func rewrite(path string) error {
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	out, err := withRuleList(doc)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if bytes.Equal(out, doc) {
-		return nil
-	}
-	return os.WriteFile(path, out, 0o644)
+	return mdblock.Rewrite(path, ruleBlock())
 }
+
+// ruleBlock is the rule list between its markers.
+func ruleBlock() mdblock.Block { return mdblock.Block{Begin: begin, End: end, Text: ruleList()} }
 
 // withRuleList returns doc with the text between the markers replaced by
 // the rule list.
-func withRuleList(doc []byte) ([]byte, error) {
-	s := string(doc)
-	i := strings.Index(s, begin)
-	j := strings.Index(s, end)
-	if i < 0 || j < i {
-		return nil, errors.New("rule list markers not found")
-	}
-	return []byte(s[:i+len(begin)] + ruleList() + s[j:]), nil
-}
+func withRuleList(doc []byte) ([]byte, error) { return mdblock.Replace(doc, ruleBlock()) }
 
 // ruleList renders the rules as Markdown tables.
 func ruleList() string {

@@ -81,38 +81,6 @@ func source(rules []detectors.Rule) ([]byte, error) {
 				fmt.Fprintf(&b, "\t\t\t%s: true,\n", name)
 			}
 		}
-		str("ID", r.ID)
-		str("Description", r.Description)
-		str("Category", r.Category)
-		if r.Severity != 0 {
-			names := map[detectors.Severity]string{detectors.SeverityLow: "SeverityLow", detectors.SeverityMedium: "SeverityMedium", detectors.SeverityHigh: "SeverityHigh", detectors.SeverityCritical: "SeverityCritical"}
-			name, ok := names[r.Severity]
-			if !ok {
-				return nil, fmt.Errorf("rule %s: severity %d has no name", r.ID, r.Severity)
-			}
-			fmt.Fprintf(&b, "\t\t\tSeverity: %s,\n", name)
-		}
-		if r.Keywords != nil {
-			b.WriteString("\t\t\tKeywords: []string{")
-			for i, k := range r.Keywords {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(strconv.Quote(k))
-			}
-			b.WriteString("},\n")
-		}
-		str("Regex", r.Regex)
-		str("Follow", r.Follow)
-		num("SecretGroup", r.SecretGroup)
-		if r.Entropy != 0 {
-			fmt.Fprintf(&b, "\t\t\tEntropy: %s,\n", strconv.FormatFloat(r.Entropy, 'g', -1, 64))
-		}
-		str("Check", r.Check)
-		num("Before", r.Before)
-		num("After", r.After)
-		boolean("NoUTF16", r.NoUTF16)
-		boolean("Memory", r.Memory)
 		strs := func(name string, v []string) {
 			if v == nil {
 				return
@@ -126,6 +94,29 @@ func source(rules []detectors.Rule) ([]byte, error) {
 			}
 			b.WriteString("},\n")
 		}
+		str("ID", r.ID)
+		str("Description", r.Description)
+		str("Category", r.Category)
+		if r.Severity != 0 {
+			names := map[detectors.Severity]string{detectors.SeverityLow: "SeverityLow", detectors.SeverityMedium: "SeverityMedium", detectors.SeverityHigh: "SeverityHigh", detectors.SeverityCritical: "SeverityCritical"}
+			name, ok := names[r.Severity]
+			if !ok {
+				return nil, fmt.Errorf("rule %s: severity %d has no name", r.ID, r.Severity)
+			}
+			fmt.Fprintf(&b, "\t\t\tSeverity: %s,\n", name)
+		}
+		strs("Keywords", r.Keywords)
+		str("Regex", r.Regex)
+		str("Follow", r.Follow)
+		num("SecretGroup", r.SecretGroup)
+		if r.Entropy != 0 {
+			fmt.Fprintf(&b, "\t\t\tEntropy: %s,\n", strconv.FormatFloat(r.Entropy, 'g', -1, 64))
+		}
+		str("Check", r.Check)
+		num("Before", r.Before)
+		num("After", r.After)
+		boolean("NoUTF16", r.NoUTF16)
+		boolean("Memory", r.Memory)
 		strs("SubsumedBy", r.SubsumedBy)
 		strs("Tags", r.Tags)
 		if len(r.Allowlists) > 0 {
