@@ -20,12 +20,11 @@ type Block struct{ Begin, End, Text string }
 func Replace(doc []byte, blocks ...Block) ([]byte, error) {
 	s := string(doc)
 	for _, b := range blocks {
-		i := strings.Index(s, b.Begin)
-		j := strings.Index(s, b.End)
-		if i < 0 || j < i+len(b.Begin) {
+		i, j, ok := find(s, b)
+		if !ok {
 			return nil, fmt.Errorf("markers %q not found", strings.TrimSpace(b.Begin))
 		}
-		s = s[:i+len(b.Begin)] + b.Text + s[j:]
+		s = s[:i] + b.Text + s[j:]
 	}
 	return []byte(s), nil
 }
@@ -51,10 +50,16 @@ func Rewrite(path string, blocks ...Block) error {
 // there.
 func Text(doc []byte, b Block) (string, bool) {
 	s := string(doc)
+	i, j, ok := find(s, b)
+	return s[i:j], ok
+}
+
+// find returns where the text between b's markers starts and ends in s.
+func find(s string, b Block) (start, end int, ok bool) {
 	i := strings.Index(s, b.Begin)
 	j := strings.Index(s, b.End)
 	if i < 0 || j < i+len(b.Begin) {
-		return "", false
+		return 0, 0, false
 	}
-	return s[i+len(b.Begin) : j], true
+	return i + len(b.Begin), j, true
 }

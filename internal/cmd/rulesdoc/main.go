@@ -43,10 +43,6 @@ func rewrite(path string) error {
 // ruleBlock is the rule list between its markers.
 func ruleBlock() mdblock.Block { return mdblock.Block{Begin: begin, End: end, Text: ruleList()} }
 
-// withRuleList returns doc with the text between the markers replaced by
-// the rule list.
-func withRuleList(doc []byte) ([]byte, error) { return mdblock.Replace(doc, ruleBlock()) }
-
 // ruleList renders the rules as Markdown tables.
 func ruleList() string {
 	var b strings.Builder

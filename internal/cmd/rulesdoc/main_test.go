@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/mdblock"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -21,7 +22,7 @@ func TestRulesDocUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := withRuleList(doc)
+	want, err := mdblock.Replace(doc, ruleBlock())
 	if err != nil {
 		t.Fatal(err)
 	}
