@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_MB=${BENCH_MB:-256}
 tmp=$(mktemp -d)
-trap 'umount "$tmp/xfsmnt" 2>/dev/null; rm -rf "$tmp"' EXIT
+# (set -e holds in the trap: an umount of nothing mounted must not stop it
+# before the rm, nor fail the run.)
+trap 'umount "$tmp/xfsmnt" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 # The summary: one Markdown row per figure, printed at the end.
 summary=()
