@@ -41,6 +41,9 @@ func storeTargets(st *stores.Store) []*target {
 		// Configuration files (.vmx, domain XML, qemu-server.conf) can hold
 		// passwords too.
 		add(&target{path: vm.Config, vm: vm.Name, store: info, storeFile: true})
+		for _, f := range vm.Metadata {
+			add(&target{path: f, vm: vm.Name, store: info, storeFile: true})
+		}
 	}
 	for _, f := range st.Loose {
 		add(&target{path: f, storeFile: true})

@@ -342,12 +342,17 @@ func TestStoreLibvirt(t *testing.T) {
 			got = append(got, strings.TrimPrefix(tg.Path, dir+"/"))
 		}
 		// The base and web01.qcow2 are read as backing files only.
-		want := []string{"images/web01.pre-rotate", "qemu/web01.xml", "images/web02.qcow2", "qemu/save/web02.save", "qemu/web02.xml"}
+		// The snapshot XML, which discovery reads, is scanned as plain
+		// data like the domain XMLs (it holds a whole domain XML).
+		want := []string{"images/web01.pre-rotate", "qemu/web01.xml", "qemu/snapshot/web01/pre-rotate.xml", "images/web02.qcow2", "qemu/save/web02.save", "qemu/web02.xml"}
 		if !slices.Equal(got, want) {
 			t.Errorf("targets %q, want %q", got, want)
 		}
+		if len(rep.Skipped) != 0 {
+			t.Errorf("store files left unread: %+v", rep.Skipped)
+		}
 		for vm, want := range map[string][]string{
-			"web01": {images("web01.pre-rotate"), filepath.Join(dir, "qemu/web01.xml")},
+			"web01": {images("web01.pre-rotate"), filepath.Join(dir, "qemu/web01.xml"), filepath.Join(dir, "qemu/snapshot/web01/pre-rotate.xml")},
 			"web02": {images("web02.qcow2"), save, filepath.Join(dir, "qemu/web02.xml")},
 		} {
 			if tl := timelineOf(rep, vm); tl == nil || !slices.Equal(tl.Targets, want) {

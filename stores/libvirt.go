@@ -176,6 +176,7 @@ func (s *scan) libvirt(ctx context.Context, store *Store) {
 			dom = filepath.Base(filepath.Dir(sn.path)) // qemu/snapshot/<domain>/<name>.xml
 		}
 		vm := vmFor(dom, x.Domain.UUID)
+		vm.Metadata = append(vm.Metadata, sn.path)
 		info := SnapshotInfo{Name: x.Name, Parent: x.Parent.Name, Description: strings.TrimSpace(x.Description)}
 		if t, err := strconv.ParseInt(strings.TrimSpace(x.CreationTime), 10, 64); err == nil && t >= 0 && t < 1<<40 {
 			info.Created = time.Unix(t, 0).UTC()

@@ -51,6 +51,11 @@ type VM struct {
 	Backups   []string       // vzdump archives, oldest first (see BackupTime)
 	Snapshots []SnapshotInfo // in creation order
 	Config    string         // .vmx / domain XML / qemu-server conf
+	// Metadata lists the other files discovery read for this VM (libvirt
+	// snapshot XMLs, a VMware .vmsd): like Config, they are scanned as
+	// plain data (a snapshot XML holds the whole domain XML, VNC
+	// passwords included).
+	Metadata []string
 }
 
 // MemoryFile is a file holding saved guest RAM.

@@ -142,6 +142,7 @@ func (s *scan) vmsd(vm *VM, dir, stem string) []string {
 		return nil
 	}
 	s.claimed[path] = true
+	vm.Metadata = append(vm.Metadata, path)
 	idx := map[int]bool{}
 	for _, k := range v.Keys() {
 		if m := vmsdSnapshot.FindStringSubmatch(k); m != nil {
