@@ -10,6 +10,20 @@ import (
 	"strings"
 )
 
+// ClampRead starts a ReadAt of len(p) bytes at off in a space of size
+// bytes: it returns how many of them lie inside the space, or
+// os.ErrInvalid for a negative offset and io.EOF for one at or past the
+// end. A reader that then returns fewer than len(p) bytes adds io.EOF.
+func ClampRead(p []byte, off, size int64) (int, error) {
+	if off < 0 {
+		return 0, os.ErrInvalid
+	}
+	if off >= size {
+		return 0, io.EOF
+	}
+	return int(min(int64(len(p)), size-off)), nil
+}
+
 // ExtentList is a Disk helper: a fixed, sorted list of extents.
 type ExtentList []Extent
 
@@ -86,15 +100,9 @@ func (d *FileDisk) Slice(off int64, n int) ([]byte, bool) {
 func (d *FileDisk) Size() int64 { return d.Len }
 
 func (d *FileDisk) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, os.ErrInvalid
-	}
-	if off >= d.Len {
-		return 0, io.EOF
-	}
-	want := len(p)
-	if rem := d.Len - off; int64(want) > rem {
-		want = int(rem)
+	want, err := ClampRead(p, off, d.Len)
+	if err != nil {
+		return 0, err
 	}
 	n, err := d.R.ReadAt(p[:want], d.Base+off)
 	if n < want && (err == nil || err == io.EOF) {

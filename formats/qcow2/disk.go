@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"iter"
-	"os"
 	"sync"
 
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -33,21 +32,15 @@ func lazyL1(m *mapper, off uint64, n uint32, what string) func() ([]uint64, erro
 }
 
 func (d *mapDisk) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, os.ErrInvalid
-	}
-	if off >= d.size {
-		return 0, io.EOF
-	}
-	want := int64(len(p))
-	if rem := d.size - off; want > rem {
-		want = rem
+	want, err := model.ClampRead(p, off, d.size)
+	if err != nil {
+		return 0, err
 	}
 	if err := d.read(p[:want], off); err != nil {
 		return 0, err
 	}
-	if want < int64(len(p)) {
-		return int(want), io.EOF
+	if want < len(p) {
+		return want, io.EOF
 	}
 	return int(want), nil
 }

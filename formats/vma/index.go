@@ -161,15 +161,9 @@ func (d *deviceDisk) find(num uint32) (clusterRec, bool) {
 }
 
 func (d *deviceDisk) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("vma: negative offset %d", off)
-	}
-	if off >= d.size {
-		return 0, io.EOF
-	}
-	want := len(p)
-	if rem := d.size - off; int64(want) > rem {
-		want = int(rem)
+	want, err := model.ClampRead(p, off, d.size)
+	if err != nil {
+		return 0, err
 	}
 	done := 0
 	for done < want {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"iter"
-	"os"
 	"sort"
 
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -47,28 +46,25 @@ func (d *disk) find(off int64) int {
 
 // ReadAt reads guest bytes. It is safe for concurrent use.
 func (d *disk) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, os.ErrInvalid
+	want, err := model.ClampRead(p, off, d.size)
+	if err != nil {
+		return 0, err
 	}
-	if off >= d.size {
-		return 0, io.EOF
-	}
-	want := min(int64(len(p)), d.size-off)
 	q := p[:want]
 	for i := d.find(off); len(q) > 0 && i < len(d.exts); i++ {
 		e := d.exts[i]
 		rel := off - e.start
 		n := min(int64(len(q)), e.length-rel)
 		if err := d.readExtent(e, q[:n], rel, off); err != nil {
-			return int(want) - len(q), err
+			return want - len(q), err
 		}
 		q = q[n:]
 		off += n
 	}
-	if want < int64(len(p)) {
-		return int(want), io.EOF
+	if want < len(p) {
+		return want, io.EOF
 	}
-	return int(want), nil
+	return want, nil
 }
 
 func (d *disk) readExtent(e *extent, p []byte, rel, guest int64) error {

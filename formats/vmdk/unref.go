@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"iter"
-	"os"
 	"sort"
 	"sync"
 
@@ -254,13 +253,11 @@ func (d *unrefDisk) ReadAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	size := u.sp.fileSize
-	if off < 0 {
-		return 0, os.ErrInvalid
+	n, err := model.ClampRead(p, off, size)
+	if err != nil {
+		return 0, err
 	}
-	if off >= size {
-		return 0, io.EOF
-	}
-	want := min(int64(len(p)), size-off)
+	want := int64(n)
 	q := p[:want]
 	clear(q)
 	i := sort.Search(len(u.ext), func(i int) bool { return u.ext[i].End() > off })
@@ -310,13 +307,11 @@ func (d *staleDisk) ReadAt(p []byte, off int64) (int, error) {
 	}
 	gs := u.sp.grainSize
 	size := int64(len(u.stale)) * gs
-	if off < 0 {
-		return 0, os.ErrInvalid
+	n, err := model.ClampRead(p, off, size)
+	if err != nil {
+		return 0, err
 	}
-	if off >= size {
-		return 0, io.EOF
-	}
-	want := min(int64(len(p)), size-off)
+	want := int64(n)
 	g := make([]byte, gs)
 	for done := int64(0); done < want; {
 		i, in := (off+done)/gs, (off+done)%gs

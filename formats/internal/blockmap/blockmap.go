@@ -9,7 +9,6 @@ import (
 	"context"
 	"io"
 	"iter"
-	"os"
 
 	"github.com/imgaudit/imgaudit/formats/model"
 )
@@ -64,15 +63,9 @@ func (d *Disk) Size() int64 { return d.Len }
 // ReadAt reads guest bytes. Host-contiguous runs of whole blocks are read
 // with one call so that large sequential reads stay cheap.
 func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, os.ErrInvalid
-	}
-	if off >= d.Len {
-		return 0, io.EOF
-	}
-	want := len(p)
-	if rem := d.Len - off; int64(want) > rem {
-		want = int(rem)
+	want, err := model.ClampRead(p, off, d.Len)
+	if err != nil {
+		return 0, err
 	}
 	done := 0
 	for done < want {

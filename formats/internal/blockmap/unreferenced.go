@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"iter"
-	"os"
 	"slices"
 	"sort"
 
@@ -72,15 +71,9 @@ func NewUnreferenced(r io.ReaderAt, file string, size int64, data model.ExtentLi
 func (u *Unreferenced) Size() int64 { return u.Len }
 
 func (u *Unreferenced) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, os.ErrInvalid
-	}
-	if off >= u.Len {
-		return 0, io.EOF
-	}
-	want := len(p)
-	if rem := u.Len - off; int64(want) > rem {
-		want = int(rem)
+	want, err := model.ClampRead(p, off, u.Len)
+	if err != nil {
+		return 0, err
 	}
 	clear(p[:want])
 	end := off + int64(want)
