@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/zeros"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -580,7 +581,7 @@ func (w *sparseWriter) Write(p []byte) (int, error) {
 	const block = 64 << 10
 	for i := 0; i < len(p); i += block {
 		c := p[i:min(i+block, len(p))]
-		if isZero(c) {
+		if zeros.All(c) {
 			w.off += int64(len(c))
 			continue
 		}
@@ -595,21 +596,6 @@ func (w *sparseWriter) Write(p []byte) (int, error) {
 // finish sets the file's length (trailing holes are not written).
 func (w *sparseWriter) finish(size int64) error {
 	return w.f.Truncate(max(size, w.off))
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // matchFinding turns a detector match into a finding without locations.

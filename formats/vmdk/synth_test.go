@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/imgaudit/imgaudit/internal/zeros"
 	"github.com/klauspost/compress/zlib"
 )
 
@@ -82,7 +83,7 @@ func synthStream(data []byte, gdAtEnd bool, stale [][]byte) []byte {
 	gt := make([]uint32, nGT*512)
 	for i := 0; i < nGrains; i++ {
 		g := data[i*grain : min((i+1)*grain, len(data))]
-		if allZero(g) {
+		if zeros.All(g) {
 			continue // unallocated grain: GT entry 0
 		}
 		c := zlibBytes(g)
@@ -149,7 +150,7 @@ func synthCOWD(data []byte, grainSectors int) []byte {
 	f = append(f, gts...)
 	for i := 0; i < nGrains; i++ {
 		g := data[i*grain : min((i+1)*grain, len(data))]
-		if allZero(g) {
+		if zeros.All(g) {
 			continue
 		}
 		t := i / 4096
@@ -200,7 +201,7 @@ func synthSESparse(data []byte, zeroGrain int) []byte {
 			put64(f, pos, 0x2000000000000000)
 			continue
 		}
-		if allZero(g) {
+		if zeros.All(g) {
 			continue
 		}
 		put64(f, pos, 0x3000000000000000|(idx&0xfff)<<48|(idx>>12))

@@ -1,7 +1,6 @@
 package vmdk
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/zeros"
 )
 
 // unrefIndex finds the host bytes of a sparse extent file that nothing
@@ -179,7 +179,7 @@ func (u *unrefIndex) build(ctx context.Context) error {
 			for i := int64(0); i < int64(len(chunk)); {
 				a := off + i
 				b := min(roundUp(a+1, sectorSize), off+int64(len(chunk)))
-				if !allZero(chunk[i : b-off]) {
+				if !zeros.All(chunk[i : b-off]) {
 					addExt(a, b)
 				}
 				i = b - off
@@ -194,21 +194,6 @@ func (u *unrefIndex) build(ctx context.Context) error {
 		u.findStaleGrains(ctx)
 	}
 	return nil
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // findStaleGrains looks for grain markers at sector boundaries inside the
@@ -346,5 +331,3 @@ func (d *staleDisk) Extents(ctx context.Context) iter.Seq2[model.Extent, error] 
 		}
 	}
 }
-
-var _ = bytes.Equal

@@ -10,6 +10,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/internal/zeros"
 )
 
 // gteOffsets returns the file offsets of the grain table entries (primary,
@@ -118,7 +119,7 @@ func TestUnreferenced(t *testing.T) {
 						t.Fatal("unreferenced extent is not the host bytes at its offset")
 					}
 				}
-				if c.view == "x.vmdk" && allZero(buf) {
+				if c.view == "x.vmdk" && zeros.All(buf) {
 					t.Fatalf("unreferenced extent %+v is all zeros", e)
 				}
 			}

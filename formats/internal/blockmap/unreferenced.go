@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/zeros"
 )
 
 // Range is a half-open host byte range [Off, Off+Len).
@@ -115,7 +116,7 @@ func (u *Unreferenced) Extents(ctx context.Context) iter.Seq2[model.Extent, erro
 				for i := 0; i < len(chunk); {
 					s := pos + int64(i)
 					step := int(min(int64(len(chunk)-i), sectorSize-s%sectorSize))
-					if !allZero(chunk[i : i+step]) {
+					if !zeros.All(chunk[i : i+step]) {
 						if !m.add(model.Extent{Offset: s, Length: int64(step), Source: model.SourceData, File: u.File, FileOffset: s, FileLength: int64(step)}) {
 							return
 						}
@@ -130,19 +131,4 @@ func (u *Unreferenced) Extents(ctx context.Context) iter.Seq2[model.Extent, erro
 		}
 		m.flush()
 	}
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

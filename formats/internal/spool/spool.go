@@ -4,12 +4,13 @@
 package spool
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/imgaudit/imgaudit/internal/zeros"
 )
 
 // ErrLimit is returned (wrapped) when the stream is longer than the limit.
@@ -45,15 +46,13 @@ func Sparse(ctx context.Context, dir, pattern string, r io.Reader, limit int64) 
 	}
 	os.Remove(tmp.Name())
 	var st Stats
-	buf, zeros := make([]byte, holeBlock), make([]byte, holeBlock)
+	buf := make([]byte, holeBlock)
 	lr := &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)}
 	for {
 		n, rerr := io.ReadFull(lr, buf)
 		if n > 0 {
 			b := buf[:n]
-			// bytes.Equal compares with vector instructions: a
-			// byte-wise test cost as much as the inflating itself.
-			if bytes.Equal(b, zeros[:n]) {
+			if zeros.All(b) {
 				st.Size += int64(n)
 			} else {
 				w, werr := tmp.WriteAt(b, st.Size)

@@ -21,6 +21,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory/memdisk"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/zeros"
 )
 
 const (
@@ -274,15 +275,8 @@ func parse(ctx context.Context, name string, r io.ReaderAt, size int64, loc memd
 
 func isZero(r io.ReaderAt, off, n int64) bool {
 	b := make([]byte, n)
-	if _, err := r.ReadAt(b, off); err != nil {
-		return false
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+	_, err := r.ReadAt(b, off)
+	return err == nil && zeros.All(b)
 }
 
 // Open opens a kdump file as an Image with one memory view.

@@ -19,6 +19,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/internal/zeros"
 )
 
 // Marker returns the recognisable 4 KiB pattern planted at off, so a test
@@ -244,12 +245,12 @@ const maxSparseSize = 64 << 20
 func EncodeSparse(file []byte) []byte {
 	out := binary.LittleEndian.AppendUint64(nil, uint64(len(file)))
 	for off := 0; off < len(file); {
-		if allZeroBytes(file[off:min(off+512, len(file))]) {
+		if zeros.All(file[off:min(off+512, len(file))]) {
 			off += 512
 			continue
 		}
 		end := off
-		for end < len(file) && end-off < 32768 && !allZeroBytes(file[end:min(end+512, len(file))]) {
+		for end < len(file) && end-off < 32768 && !zeros.All(file[end:min(end+512, len(file))]) {
 			end = min(end+512, len(file))
 		}
 		out = binary.LittleEndian.AppendUint32(out, uint32(off))
@@ -287,15 +288,6 @@ func DecodeSparse(t testing.TB, dir string, in []byte) string {
 		in = in[n:]
 	}
 	return p
-}
-
-func allZeroBytes(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // WriteSeed writes one corpus file in Go's fuzz corpus format.
