@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,29 +32,29 @@ import (
 type reader struct {
 	name  string
 	probe func(head []byte, r io.ReaderAt, size int64) bool
-	open  model.OpenFunc
+	new   model.OpenFunc
 }
 
 // readers lists the formats in probe order. Formats with a magic at offset 0
 // come first; raw is the fallback.
 func readers() []reader {
 	return []reader{
-		{"qcow2", qcow2.Probe, qcow2.Open},
-		{"vma", vma.Probe, vma.Open},
-		{"vmdk", vmdk.Probe, vmdk.Open},
-		{"ova", ova.Probe, ova.Open},
-		{"vhdx", vhdx.Probe, vhdx.Open},
-		{"libvirt-save", libvirtsave.Probe, libvirtsave.Open},
-		{"qemu-migration", qemustream.Probe, qemustream.Open},
-		{"elf-core", elfcore.Probe, elfcore.Open},
-		{"kdump", kdump.Probe, kdump.Open},
-		{"lime", lime.Probe, lime.Open},
-		{"vmware-state", vmware.Probe, vmware.Open},
-		{"vbox-sav", vboxsav.Probe, vboxsav.Open},
-		{"vdi", vdi.Probe, vdi.Open},
+		{"qcow2", qcow2.Probe, qcow2.New},
+		{"vma", vma.Probe, vma.New},
+		{"vmdk", vmdk.Probe, vmdk.New},
+		{"ova", ova.Probe, ova.New},
+		{"vhdx", vhdx.Probe, vhdx.New},
+		{"libvirt-save", libvirtsave.Probe, libvirtsave.New},
+		{"qemu-migration", qemustream.Probe, qemustream.New},
+		{"elf-core", elfcore.Probe, elfcore.New},
+		{"kdump", kdump.Probe, kdump.New},
+		{"lime", lime.Probe, lime.New},
+		{"vmware-state", vmware.Probe, vmware.New},
+		{"vbox-sav", vboxsav.Probe, vboxsav.New},
+		{"vdi", vdi.Probe, vdi.New},
 		// VHD last before raw: a fixed VHD is only recognised by its footer.
-		{"vpc", vhd.Probe, vhd.Open},
-		{"raw", func([]byte, io.ReaderAt, int64) bool { return true }, raw.Open},
+		{"vpc", vhd.Probe, vhd.New},
+		{"raw", func([]byte, io.ReaderAt, int64) bool { return true }, raw.New},
 	}
 }
 
@@ -69,20 +68,19 @@ func Detect(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	r, err := detect(f, path)
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	r, err := detect(f, st.Size(), path)
 	if err != nil {
 		return "", err
 	}
 	return r.name, nil
 }
 
-func detect(f *os.File, path string) (reader, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return reader{}, err
-	}
-	size := st.Size()
-	head := make([]byte, headLen)
+func detect(f io.ReaderAt, size int64, path string) (reader, error) {
+	head := make([]byte, min(size, headLen))
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
 		return reader{}, model.Wrapf(err, path, 0, "read header")
@@ -92,7 +90,7 @@ func detect(f *os.File, path string) (reader, error) {
 		if r.name == "raw" && vma.ProbeName(path, head) {
 			// A compressed Proxmox backup (.vma.zst, .vma.gz) is recognised
 			// by its compression magic and its name together.
-			return reader{"vma", nil, vma.Open}, nil
+			return reader{"vma", nil, vma.New}, nil
 		}
 		if r.probe(head, f, size) {
 			return r, nil
@@ -106,25 +104,19 @@ func detect(f *os.File, path string) (reader, error) {
 // must be a regular file. Every file the image names is resolved through
 // opts.Opener (by default: regular files in path's own directory).
 func Open(ctx context.Context, path string, opts Options) (*Image, error) {
-	if opts.Depth > model.MaxChainDepth {
-		return nil, model.Errorf(path, -1, "backing chain deeper than %d", model.MaxChainDepth)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil, err
-	}
-	if abs, err := filepath.Abs(real); err == nil {
-		real = abs
-	}
-	if slices.Contains(opts.Chain, real) {
-		return nil, model.Errorf(path, -1, "backing chain has a cycle: %s is its own ancestor", path)
-	}
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	r, err := detect(f, path)
-	f.Close()
+	return hostfile.OpenImage(ctx, "", path, opts, New)
+}
+
+// New reads the image that r holds, size bytes, detecting its format by
+// magic bytes, and follows its backing chain unless opts.NoBacking is set:
+// the io.ReaderAt form of Open, for an image inside an archive or a
+// container layer (a section of it) or in a spool. name names the image
+// in views, extents and errors, and its ending decides where the content
+// cannot (.vmem, .vma.zst). Every file the image names is resolved
+// through opts.Opener; none is when it is nil. r is not closed with the
+// image.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts Options) (*Image, error) {
+	rd, err := detect(r, size, name)
 	if err != nil {
 		return nil, err
 	}
@@ -132,20 +124,21 @@ func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 		// A parent that declares its backing file raw is obeyed even when the
 		// bytes look like another format, as QEMU does: a guest can write any
 		// magic into a raw disk.
-		r = readers()[len(readers())-1]
+		rd = readers()[len(readers())-1]
 	}
-	if r.name == "raw" && strings.EqualFold(filepath.Ext(path), ".vmem") {
+	if rd.name == "raw" && strings.EqualFold(filepath.Ext(name), ".vmem") {
 		// VMware guest memory has no magic bytes; its name is all there is.
-		r = reader{"vmware-vmem", nil, vmware.Open}
+		rd = reader{"vmware-vmem", nil, vmware.New}
 	}
 	if opts.Open == nil {
-		opts.Open = Open
+		opts.Open = New
 	}
-	opts.Opener = hostfile.For(opts, path)
-	opts.Chain = append(slices.Clone(opts.Chain), real)
-	im, err := r.open(ctx, path, opts)
+	if opts.Opener == nil {
+		opts.Opener = hostfile.Sealed{}
+	}
+	im, err := rd.new(ctx, r, size, name, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.name, err)
+		return nil, fmt.Errorf("%s: %w", rd.name, err)
 	}
 	parseMemoryViews(ctx, im)
 	return im, nil

@@ -9,8 +9,10 @@
 package hostfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -255,6 +257,27 @@ func (r *Roots) Open(from, name string) (model.File, string, error) {
 	return f, u.Path, nil
 }
 
+// List implements model.Opener: the regular files of the directory dir
+// names, relative to from's directory. Listing is not opening: the names
+// it returns are each resolved by Open under the policy, which refuses
+// those outside the roots.
+func (r *Roots) List(from, dir string) ([]string, error) {
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(from), dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
 func (r *Roots) resolve(from, name string) (model.NameUse, error) {
 	u := model.NameUse{From: from, Name: name}
 	refuse := func(reason error, what string) (model.NameUse, error) {
@@ -324,8 +347,9 @@ func under(p, dir string) bool {
 // Sealed resolves no name: the policy for a disk found inside a container
 // layer or an archive (an OVA member, a spooled layer file), whose backing
 // and extent names mean files of that layer or archive, never of this
-// host. Resolving them inside the same layer through a tar index is the
-// next step (issue 18); until then every name is refused.
+// host. A disk read in place inside a layer or an archive resolves them
+// through a tar index instead (formats/tarindex); a disk spooled out of a
+// compressed stream has no such index, and Sealed refuses every name.
 type Sealed struct {
 	Log *Log // records the refusals; may be nil
 }
@@ -345,6 +369,12 @@ func (s Sealed) Open(from, name string) (model.File, string, error) {
 	return nil, "", err
 }
 
+// List implements model.Opener: always model.ErrSealed.
+func (s Sealed) List(from, dir string) ([]string, error) {
+	_, err := s.Resolve(from, dir)
+	return nil, err
+}
+
 // For returns the Opener a reader uses: opts.Opener when set; for a
 // top-level image opened without one, Roots of the image's own directory;
 // below the top (a backing file reached without an Opener passed down),
@@ -360,4 +390,48 @@ func For(opts model.Options, path string) model.Opener {
 		}
 	}
 	return Sealed{}
+}
+
+// OpenImage opens the regular file at path and reads the image in it with
+// newImage, a reader's io.ReaderAt constructor (qcow2.New, ...): the
+// path-based Open of every reader. The file is closed with the image. The
+// files the image names are resolved through opts.Opener, by default For's
+// policy. what, when set, prefixes the errors of opening the file
+// ("qcow2: ...").
+func OpenImage(ctx context.Context, what, path string, opts model.Options, newImage model.OpenFunc) (*model.Image, error) {
+	fail := func(err error) (*model.Image, error) {
+		if what != "" {
+			err = fmt.Errorf("%s: %w", what, err)
+		}
+		return nil, err
+	}
+	f, err := OpenRegular(path)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fail(err)
+	}
+	opts.Opener = For(opts, path)
+	im, err := newImage(ctx, f, st.Size(), path, opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	im.AddCloser(f)
+	return im, nil
+}
+
+// Enter is what a reader's io.ReaderAt constructor (New) does first when
+// its image may name other files: model.EnterChain (depth and cycles), and
+// when opts has no Opener, Sealed: nothing says where r came from, so none
+// of its names resolves.
+func Enter(r io.ReaderAt, name string, opts model.Options) (model.Options, error) {
+	opts, err := model.EnterChain(r, name, opts)
+	if opts.Opener == nil {
+		opts.Opener = Sealed{}
+	}
+	return opts, err
 }

@@ -190,30 +190,37 @@ func (im *Image) Current() (View, bool) {
 	return View{}, false
 }
 
-// OpenFunc opens an image of any known format; opts.Depth counts the
-// backing links already followed, so that readers can refuse absurd chains
-// (MaxChainDepth).
-type OpenFunc func(ctx context.Context, path string, opts Options) (*Image, error)
+// OpenFunc reads the image that r holds, size bytes of it, in the style of
+// debug/elf.NewFile: each reader's New, or formats.New for any format. name
+// names the image in view IDs, extents and errors, and the names the image
+// writes are resolved relative to it (through Options.Opener); r is never
+// reopened by name. The image does not own r: whoever opened r closes it,
+// after the image.
+type OpenFunc func(ctx context.Context, r io.ReaderAt, size int64, name string, opts Options) (*Image, error)
 
 // Options control how an image is opened.
 type Options struct {
-	// Open opens a backing or parent file of any format. formats.Open sets it;
-	// when nil, readers do not follow backing files.
+	// Open reads a backing or parent file of any format, once Opener has
+	// opened it. formats.New and formats.Open set it to formats.New; when
+	// nil, readers do not follow backing files.
 	Open OpenFunc
 	// Format, when set, is the format a parent declared for this file
 	// ("raw", "qcow2", "vmdk"); readers still check magic bytes.
 	Format string
 	// Depth is the number of backing links followed to reach this file.
 	Depth int
-	// Chain holds the real paths of the files above this one, to refuse cycles.
+	// Chain identifies the files above this one, to refuse cycles (see
+	// EnterChain).
 	Chain []string
 	// NoBacking opens the image alone, without its backing chain.
 	NoBacking bool
 	// Opener resolves and opens every file the image names (backing and
 	// data files, extents, parents) under one policy; it is passed down
-	// the chain unchanged. When nil, formats.Open uses hostfile.Roots of
-	// the image's own directory for a top-level image and refuses every
-	// name below one (hostfile.For).
+	// the chain unchanged. When nil, the path-based Open functions use
+	// hostfile.Roots of the image's own directory for a top-level image
+	// and refuse every name below one (hostfile.For); the io.ReaderAt
+	// constructors (New) refuse every name, since nothing says where r
+	// came from.
 	Opener Opener
 	// MaxInflate bounds the bytes the compressed disks inside one archive
 	// (the gzip disks of an OVA) inflate to, all together; 0: the

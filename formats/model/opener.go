@@ -15,8 +15,9 @@ import (
 // archive) allows nothing. Every reader receives its Opener through
 // Options and never opens a derived path itself.
 //
-// This is the opener that io.ReaderAt-based readers will take (issue 18):
-// a directory, a tar index or a layer can each implement it.
+// The io.ReaderAt-based readers (New) take it: a directory tree
+// (hostfile.Roots), nothing (hostfile.Sealed), or the members of the same
+// archive or container layer (tarindex).
 type Opener interface {
 	// Open resolves name, as written in the file from, and opens it
 	// read-only as a regular file. It returns the file and the path that
@@ -24,8 +25,14 @@ type Opener interface {
 	// from's directory, as QEMU forms them).
 	Open(from, name string) (File, string, error)
 	// Resolve applies the same policy without opening the file: the path
-	// a backing image is then opened by (through Options.Open).
+	// Open would name it by.
 	Resolve(from, name string) (string, error)
+	// List returns the names of the regular files in the directory dir,
+	// written (like a name) in the file from: for formats that find a
+	// file by its content rather than its name (a VDI's parent is the
+	// .vdi with the right UUID next to it or one directory up). Each name
+	// is still opened through Open, under the policy.
+	List(from, dir string) ([]string, error)
 }
 
 // File is a file an Opener opened: read-only and regular. *os.File is one;

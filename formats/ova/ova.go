@@ -78,6 +78,12 @@ func Open(ctx context.Context, p string, opts model.Options) (*model.Image, erro
 	return OpenWith(ctx, p, opts, Config{})
 }
 
+// New reads the OVA that r holds, size bytes, named name, with the default
+// Config.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	return NewWith(ctx, r, size, name, opts, Config{})
+}
+
 type member struct {
 	name      string
 	off, size int64
@@ -134,26 +140,24 @@ func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]mem
 	}
 }
 
-// OpenWith opens an OVA. Each disk of the OVF's DiskSection (or, without
-// one, each referenced file that is a VMDK) becomes a set of views with IDs
-// like "export.ova#current:disk1.vmdk". A disk that cannot be read is an
-// Image.Errors entry; the other disks still open.
+// OpenWith opens the OVA at path (see NewWith).
 func OpenWith(ctx context.Context, p string, opts model.Options, cfg Config) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(p)
-	if err != nil {
-		return nil, fmt.Errorf("ova: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("ova: %w", err)
-	}
-	im := &model.Image{Path: p, Format: "ova", Attrs: map[string]string{}}
-	im.AddCloser(f)
+	return hostfile.OpenImage(ctx, "ova", p, opts, func(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+		return NewWith(ctx, r, size, name, opts, cfg)
+	})
+}
+
+// NewWith reads the OVA that r holds, size bytes, named name. Each disk of
+// the OVF's DiskSection (or, without one, each referenced file that is a
+// VMDK) becomes a set of views with IDs like "export.ova#current:disk1.vmdk".
+// A disk that cannot be read is an Image.Errors entry; the other disks
+// still open. The disks' own names resolve to nothing.
+func NewWith(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options, cfg Config) (*model.Image, error) {
+	im := &model.Image{Path: name, Format: "ova", Attrs: map[string]string{}}
 	if cfg.MaxInflate <= 0 {
 		cfg.MaxInflate = cmp.Or(opts.MaxInflate, DefaultMaxInflate)
 	}
-	if err := openInto(ctx, im, f, st.Size(), opts, cfg); err != nil {
+	if err := openInto(ctx, im, r, size, opts, cfg); err != nil {
 		im.Close()
 		return nil, err
 	}
@@ -363,15 +367,15 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 	}
 	var sub *model.Image
 	allocd := model.ExtentList{{Length: size, File: fl.Href, FileLength: size}}
-	if tmp, ok := r.(*os.File); ok {
+	if _, ok := r.(*os.File); ok {
 		// The spool leaves zero blocks as holes: only its data is read.
-		if ext, err := raw.DataExtents(tmp, fl.Href, size); err == nil {
+		if ext, err := raw.Extents(r, fl.Href, size); err == nil {
 			allocd = ext
 		}
 	}
 	if vmdk.Probe(head, r, size) {
 		var err error
-		sub, err = vmdk.OpenReader(ctx, fl.Href, r, size, model.Options{Depth: opts.Depth, Chain: opts.Chain, NoBacking: true})
+		sub, err = vmdk.New(ctx, r, size, fl.Href, model.Options{Depth: opts.Depth, Chain: opts.Chain, NoBacking: true})
 		if err != nil {
 			if cut != nil {
 				// The cut is why the VMDK does not open: say it first.

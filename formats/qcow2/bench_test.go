@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -70,7 +71,7 @@ func readAllExtents(b *testing.B, d model.Disk, buf []byte) int64 {
 }
 
 func benchSequential(b *testing.B, path string) {
-	im, err := openAny(context.Background(), path, model.Options{})
+	im, err := formats.Open(context.Background(), path, model.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func BenchmarkReadZstd(b *testing.B) {
 	src := benchRaw(b, true)
 	img := filepath.Join(b.TempDir(), "bench.qcow2")
 	qemuImg(b, "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", src, img)
-	im, err := openAny(context.Background(), img, model.Options{})
+	im, err := formats.Open(context.Background(), img, model.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

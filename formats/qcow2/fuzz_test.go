@@ -42,7 +42,7 @@ func FuzzSnapshotTable(f *testing.F) {
 func FuzzL1L2Walk(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
-		im, err := open(ctx, bytes.NewReader(data), int64(len(data)), "fuzz.qcow2", model.Options{NoBacking: true})
+		im, err := New(ctx, bytes.NewReader(data), int64(len(data)), "fuzz.qcow2", model.Options{NoBacking: true})
 		if err != nil {
 			return
 		}

@@ -9,46 +9,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/qcow2"
-	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
-
-// openAny opens qcow2 or raw files by magic, refusing cycles and deep
-// chains like formats.Open does. The tests use it because formats.Open is
-// wired by the integrator.
-func openAny(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	if opts.Depth > model.MaxChainDepth {
-		return nil, model.Errorf(path, -1, "backing chain deeper than %d", model.MaxChainDepth)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil, err
-	}
-	if abs, err := filepath.Abs(real); err == nil {
-		real = abs
-	}
-	if slices.Contains(opts.Chain, real) {
-		return nil, model.Errorf(path, -1, "backing chain has a cycle: %s is its own ancestor", path)
-	}
-	opts.Chain = append(slices.Clone(opts.Chain), real)
-	opts.Open = openAny
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	head := make([]byte, 4096)
-	n, _ := f.ReadAt(head, 0)
-	f.Close()
-	if opts.Format != "raw" && qcow2.Probe(head[:n], nil, 0) {
-		return qcow2.Open(ctx, path, opts)
-	}
-	return raw.Open(ctx, path, opts)
-}
 
 // randFile writes n pseudo-random bytes, starting with a marker, to a file
 // in dir and returns its path and content.
@@ -191,7 +157,7 @@ func sha(t testing.TB, path string) [32]byte {
 
 func mustOpen(t testing.TB, path string) *model.Image {
 	t.Helper()
-	im, err := openAny(context.Background(), path, model.Options{})
+	im, err := formats.Open(context.Background(), path, model.Options{})
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}

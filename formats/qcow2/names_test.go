@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -133,7 +134,7 @@ func TestNamesOutsideRoots(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				im, err = openAny(context.Background(), img, model.Options{Opener: roots.WithLog(log)})
+				im, err = formats.Open(context.Background(), img, model.Options{Opener: roots.WithLog(log)})
 			}()
 			select {
 			case <-done:

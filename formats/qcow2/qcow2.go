@@ -52,30 +52,18 @@ type snapState struct {
 // Open opens the qcow2 image at path read-only, with its backing chain
 // (through opts.Open) unless opts.NoBacking is set or opts.Open is nil.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	if opts.Depth > model.MaxChainDepth {
-		return nil, model.Errorf(path, -1, "backing chain deeper than %d", model.MaxChainDepth)
-	}
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, fmt.Errorf("qcow2: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("qcow2: %w", err)
-	}
-	im, err := open(ctx, f, st.Size(), path, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	im.AddCloser(f)
-	return im, nil
+	return hostfile.OpenImage(ctx, "qcow2", path, opts, New)
 }
 
-// open reads the image from f, size bytes long; path names it in errors
-// and extents, and anchors relative backing and data file names.
-func open(ctx context.Context, f io.ReaderAt, size int64, path string, opts model.Options) (*model.Image, error) {
+// New reads the qcow2 image that f holds, size bytes; name names it in
+// views, errors and extents, and anchors relative backing and data file
+// names, which opts.Opener resolves (none when it is nil).
+func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	opts, err := hostfile.Enter(f, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	path := name
 	// The header, its extensions and the backing name lie in the first
 	// cluster (the name may end up to 1023 bytes past it).
 	probe := make([]byte, min(size, 4096))
@@ -111,7 +99,7 @@ func open(ctx context.Context, f io.ReaderAt, size int64, path string, opts mode
 		}
 	}()
 
-	opener := hostfile.For(opts, path)
+	opener := opts.Opener
 	if h.hasDataFile() {
 		if err := o.openDataFile(opener); err != nil {
 			return nil, err
@@ -243,8 +231,8 @@ func (o *opened) readRefcountTable() error {
 	return nil
 }
 
-// openBacking resolves the backing file name through the Opener and opens
-// the file through opts.Open. Problems, a refused name among them, are
+// openBacking opens the backing file through the Opener and reads it
+// through opts.Open. Problems, a refused name among them, are
 // recorded in im (the backing link's Err and im.Errors) and the image reads
 // zeros where the backing file would have supplied data.
 func (o *opened) openBacking(ctx context.Context, opts model.Options, opener model.Opener, im *model.Image) (model.Disk, *model.Image) {
@@ -272,14 +260,12 @@ func (o *opened) openBacking(ctx context.Context, opts model.Options, opener mod
 	if opts.Depth+1 > model.MaxChainDepth {
 		return fail(model.Errorf(o.path, int64(h.backingOff), "backing chain deeper than %d", model.MaxChainDepth))
 	}
-	p, err := opener.Resolve(o.path, name)
+	f, p, err := opener.Open(o.path, name)
 	if err != nil {
 		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "backing file %q", printableName(name)))
 	}
 	link.Path = p
-	bim, err := opts.Open(ctx, link.Path, model.Options{
-		Open: opts.Open, Format: h.backingFormat, Depth: opts.Depth + 1, Chain: opts.Chain, Opener: opener,
-	})
+	bim, err := model.OpenLinked(ctx, opts, f, p, h.backingFormat)
 	if err != nil {
 		return fail(model.Wrapf(err, o.path, int64(h.backingOff), "open backing file %q", printableName(name)))
 	}

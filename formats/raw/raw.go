@@ -19,25 +19,44 @@ import (
 
 // Open opens path read-only as a raw image with a single current view.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
+	return hostfile.OpenImage(ctx, "raw", path, opts, New)
+}
+
+// New reads r, size bytes, as a raw image named name, with a single
+// current view. Where r is a host file (*os.File: the path-based Open, a
+// spool), its holes are skipped (SEEK_DATA) and it is mapped read-only so
+// that scans read it without copies; any other io.ReaderAt (a member read
+// in place inside an archive or a layer) is one extent of data.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	ext, err := Extents(r, name, size)
 	if err != nil {
-		return nil, fmt.Errorf("raw: %w", err)
-	}
-	d, err := NewDisk(f, path)
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	im := &model.Image{Path: path, Format: "raw", VirtualSize: d.Size()}
-	im.AddCloser(f)
+	d := &model.FileDisk{R: r, Name: name, Len: size, Allocd: ext}
+	im := &model.Image{Path: name, Format: "raw", VirtualSize: size}
 	var disk model.Disk = d
-	if m, ok := mapReadOnly(f, d.Len); ok {
-		d.Map = m
-		im.AddCloser(mapping(m)) // closed before f: closers run in reverse
-		disk = mappedDisk{d}
+	if f, ok := r.(*os.File); ok {
+		if m, ok := mapReadOnly(f, size); ok {
+			d.Map = m
+			im.AddCloser(mapping(m))
+			disk = mappedDisk{d}
+		}
 	}
-	im.Views = []model.View{{ID: model.ViewID(path, model.KindCurrent, ""), Kind: model.KindCurrent, Name: "current", Disk: disk}}
+	im.Views = []model.View{{ID: model.ViewID(name, model.KindCurrent, ""), Kind: model.KindCurrent, Name: "current", Disk: disk}}
 	return im, nil
+}
+
+// Extents lists the data regions of r, size bytes: SEEK_DATA/SEEK_HOLE's
+// answer for a host file (DataExtents), one extent of the whole for any
+// other io.ReaderAt.
+func Extents(r io.ReaderAt, name string, size int64) (model.ExtentList, error) {
+	if f, ok := r.(*os.File); ok {
+		return DataExtents(f, name, size)
+	}
+	if size == 0 {
+		return nil, nil
+	}
+	return model.ExtentList{{Offset: 0, Length: size, Source: model.SourceData, File: name, FileOffset: 0, FileLength: size}}, nil
 }
 
 // mapReadOnly maps a regular file read-only (PROT_READ of a file opened

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -128,25 +127,18 @@ func readHeader(f io.ReaderAt, path string, size int64) (header, error) {
 
 // Open opens a VDI read-only.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, fmt.Errorf("vdi: %w", err)
-	}
-	im, err := open(ctx, f, path, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return im, nil
+	return hostfile.OpenImage(ctx, "vdi", path, opts, New)
 }
 
-func open(ctx context.Context, f *os.File, path string, opts model.Options) (*model.Image, error) {
-	opts.Opener = hostfile.For(opts, path)
-	st, err := f.Stat()
+// New reads the VDI that f holds, size bytes; name names it in views,
+// extents and errors, and a differencing image's parent is looked for
+// through opts.Opener (none when it is nil).
+func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	opts, err := hostfile.Enter(f, name, opts)
 	if err != nil {
-		return nil, fmt.Errorf("vdi: %w", err)
+		return nil, err
 	}
-	size := st.Size()
+	path := name
 	h, err := readHeader(f, path, size)
 	if err != nil {
 		return nil, err
@@ -183,7 +175,6 @@ func open(ctx context.Context, f *os.File, path string, opts model.Options) (*mo
 		"block_size": strconv.FormatInt(bs, 10),
 		"uuid":       uuidString(h.uuidCreate),
 	}}
-	im.AddCloser(f)
 	disk := &blockmap.Disk{R: f, File: path, Len: int64(h.diskSize), BlockSize: bs, SectorSize: sectorSize,
 		Lookup: func(i int64) blockmap.Block {
 			if i >= int64(h.blocks) {
@@ -207,7 +198,7 @@ func open(ctx context.Context, f *os.File, path string, opts model.Options) (*mo
 		cur.Notes = append(cur.Notes, "the parent's modification UUID differs from the one the child recorded: the parent changed after this image was made")
 	}
 	im.Views = append([]model.View{cur}, im.Views...)
-	data, err := raw.DataExtents(f, path, size)
+	data, err := raw.Extents(f, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -236,22 +227,17 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 		im.Backing = append(im.Backing, link)
 		return
 	}
-	self, _ := filepath.Abs(path)
-	dir := filepath.Dir(self)
 	seen, tried := 0, 0
 	var refused error
 	var refusedName string
-	for _, sub := range []string{"", ".."} {
-		d := filepath.Join(dir, sub)
-		ents, err := os.ReadDir(d)
+	for _, sub := range []string{".", ".."} {
+		names, err := opts.Opener.List(path, sub)
 		if err != nil {
 			continue
 		}
-		for _, e := range ents {
-			if !strings.EqualFold(filepath.Ext(e.Name()), ".vdi") || !e.Type().IsRegular() {
-				continue
-			}
-			if filepath.Join(d, e.Name()) == self {
+		for _, n := range names {
+			rel := filepath.Join(sub, n)
+			if !strings.EqualFold(filepath.Ext(n), ".vdi") || sub == "." && n == filepath.Base(path) {
 				continue
 			}
 			if seen++; seen > maxCandidates {
@@ -259,24 +245,25 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 			}
 			// The candidates are names next to the image or one directory
 			// up, under the same policy as names an image writes.
-			cand, err := opts.Opener.Resolve(path, filepath.Join(sub, e.Name()))
+			f, cand, err := opts.Opener.Open(path, rel)
 			if err != nil {
 				if refused == nil && errors.As(err, new(*model.RefusedError)) {
-					refused, refusedName = err, filepath.Join(sub, e.Name())
+					refused, refusedName = err, rel
 				}
 				continue
 			}
 			tried++
-			ph, err := candidateHeader(cand)
+			ph, err := candidateHeader(f)
 			if err != nil || ph.uuidCreate != h.uuidLink {
+				f.Close()
 				continue
 			}
 			link.Path = cand
-			pim, pd, err := blockmap.OpenParent(ctx, opts, path, cand)
+			pim, pd, err := blockmap.OpenParent(ctx, opts, f, cand)
 			if err != nil {
 				link.Err = err
 				im.Backing = append(im.Backing, link)
-				im.Errors = append(im.Errors, model.Wrapf(err, path, 0x1A8, "vdi: open parent %s", e.Name()))
+				im.Errors = append(im.Errors, model.Wrapf(err, path, 0x1A8, "vdi: open parent %s", n))
 				return
 			}
 			if h.uuidParent != ([16]byte{}) && ph.uuidModify != h.uuidParent {
@@ -301,18 +288,13 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 	im.Errors = append(im.Errors, link.Err)
 }
 
-func candidateHeader(path string) (header, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return header{}, err
-	}
-	defer f.Close()
+func candidateHeader(f model.File) (header, error) {
 	b := make([]byte, headerEnd)
 	if _, err := f.ReadAt(b, 0); err != nil {
 		return header{}, err
 	}
 	if binary.LittleEndian.Uint32(b[0x40:]) != signature {
-		return header{}, model.Errorf(path, 0x40, "not a VDI")
+		return header{}, errors.New("not a VDI")
 	}
 	return parseHeader(b), nil
 }

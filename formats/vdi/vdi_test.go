@@ -16,10 +16,6 @@ import (
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-func opener(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	return Open(ctx, path, opts)
-}
-
 var markOffsets = []int64{0, 512 * 3, 1 << 20, 2<<20 - 100, 4<<20 + 4096, 6<<20 - 4096}
 
 func makeImage(t testing.TB, dir, name, opts string, size int64, offs ...int64) string {
@@ -166,7 +162,7 @@ func TestDifferencing(t *testing.T) {
 				t.Fatal("qemu-img map shows no child data")
 			}
 			before := blockmaptest.Sum(t, child)
-			opts := model.Options{Open: opener}
+			opts := model.Options{Open: New}
 			if layout == "snapshots-subdir" {
 				// The parent lies one directory up: outside the default
 				// root (the child's directory), so it is refused until
@@ -215,7 +211,7 @@ func TestDifferencing(t *testing.T) {
 		child := makeImage(t, dir, "child", "static=off", size, 0)
 		makeDifferencing(t, child, base)
 		os.Remove(base)
-		im, err := Open(context.Background(), child, model.Options{Open: opener})
+		im, err := Open(context.Background(), child, model.Options{Open: New})
 		if err != nil {
 			t.Fatal(err)
 		}

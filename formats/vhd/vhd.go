@@ -10,9 +10,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -173,25 +171,18 @@ func parseDynHeader(b []byte, at int64) dynHeader {
 
 // Open opens a VHD read-only.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, fmt.Errorf("vhd: %w", err)
-	}
-	im, err := open(ctx, f, path, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return im, nil
+	return hostfile.OpenImage(ctx, "vhd", path, opts, New)
 }
 
-func open(ctx context.Context, f *os.File, path string, opts model.Options) (*model.Image, error) {
-	opts.Opener = hostfile.For(opts, path)
-	st, err := f.Stat()
+// New reads the VHD that f holds, size bytes; name names it in views,
+// extents and errors, and a differencing image's parent is looked for
+// through opts.Opener (none when it is nil).
+func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	opts, err := hostfile.Enter(f, name, opts)
 	if err != nil {
-		return nil, fmt.Errorf("vhd: %w", err)
+		return nil, err
 	}
-	size := st.Size()
+	path := name
 	if size < footerSize {
 		return nil, model.Errorf(path, 0, "vhd: file of %d bytes is too small for a footer", size)
 	}
@@ -208,8 +199,7 @@ func open(ctx context.Context, f *os.File, path string, opts model.Options) (*mo
 		"disk_type":   strconv.Itoa(int(ft.diskType)),
 		"uuid":        hex.EncodeToString(ft.uuid[:]),
 	}}
-	im.AddCloser(f)
-	data, err := raw.DataExtents(f, path, size)
+	data, err := raw.Extents(f, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +286,7 @@ func open(ctx context.Context, f *os.File, path string, opts model.Options) (*mo
 	return im, nil
 }
 
-func addUnreferenced(im *model.Image, f *os.File, path string, size int64, data model.ExtentList, used []blockmap.Range) {
+func addUnreferenced(im *model.Image, f io.ReaderAt, path string, size int64, data model.ExtentList, used []blockmap.Range) {
 	u := blockmap.NewUnreferenced(f, path, size, data, used)
 	if len(u.Free) == 0 {
 		return
@@ -418,13 +408,13 @@ func openParent(ctx context.Context, f io.ReaderAt, im *model.Image, disk *block
 		im.Backing = append(im.Backing, link)
 		return used
 	}
-	found := blockmap.FindParent(opts.Opener, path, blockmap.Candidates(names...), func(p string) bool {
-		id, err := fileUUID(p)
+	found := blockmap.FindParent(opts.Opener, path, blockmap.Candidates(names...), func(f model.File, p string) bool {
+		id, err := fileUUID(f, p)
 		return err == nil && id == h.parentUUID
 	})
-	if cand := found.Path; cand != "" {
+	if cand := found.Path; found.File != nil {
 		link.Path = cand
-		pim, pd, err := blockmap.OpenParent(ctx, opts, path, cand)
+		pim, pd, err := blockmap.OpenParent(ctx, opts, found.File, cand)
 		if err != nil {
 			link.Err = err
 			im.Backing = append(im.Backing, link)
@@ -446,13 +436,8 @@ func openParent(ctx context.Context, f io.ReaderAt, im *model.Image, disk *block
 	return used
 }
 
-// fileUUID reads the unique id of the VHD at path.
-func fileUUID(path string) ([16]byte, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return [16]byte{}, err
-	}
-	defer f.Close()
+// fileUUID reads the unique id of the VHD f, named path.
+func fileUUID(f model.File, path string) ([16]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return [16]byte{}, err

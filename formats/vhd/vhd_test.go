@@ -17,11 +17,6 @@ import (
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-// opener stands in for formats.Open for parents: the tests only chain VHDs.
-func opener(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	return Open(ctx, path, opts)
-}
-
 var markOffsets = []int64{0, 512 * 3, 1 << 20, 2<<20 - 100, 4<<20 + 4096, 6<<20 - 4096}
 
 func makeImage(t *testing.T, dir, name, opts string, size int64) string {
@@ -217,7 +212,7 @@ func TestDifferencing(t *testing.T) {
 	}
 
 	before := blockmaptest.Sum(t, child)
-	im, err := Open(context.Background(), child, model.Options{Open: opener})
+	im, err := Open(context.Background(), child, model.Options{Open: New})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +242,7 @@ func TestDifferencing(t *testing.T) {
 		if err := os.Rename(other, base); err != nil {
 			t.Fatal(err)
 		}
-		im, err := Open(context.Background(), child, model.Options{Open: opener})
+		im, err := Open(context.Background(), child, model.Options{Open: New})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,7 +393,7 @@ func TestParentOutsideRoots(t *testing.T) {
 			t.Fatal(err)
 		}
 		log := &hostfile.Log{}
-		im, err := Open(context.Background(), child, model.Options{Open: opener, Opener: r.WithLog(log)})
+		im, err := Open(context.Background(), child, model.Options{Open: New, Opener: r.WithLog(log)})
 		if err != nil {
 			t.Fatal(err)
 		}

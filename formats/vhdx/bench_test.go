@@ -33,7 +33,7 @@ func benchFixture(b *testing.B) (rawPath, vhdxPath string) {
 	return rawPath, vhdxPath
 }
 
-func benchRead(b *testing.B, open model.OpenFunc, path string) {
+func benchRead(b *testing.B, open func(context.Context, string, model.Options) (*model.Image, error), path string) {
 	im, err := open(context.Background(), path, model.Options{})
 	if err != nil {
 		b.Fatal(err)

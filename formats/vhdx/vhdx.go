@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -148,16 +147,7 @@ type region struct {
 
 // Open opens a VHDX read-only.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, fmt.Errorf("vhdx: %w", err)
-	}
-	im, err := open(ctx, f, path, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return im, nil
+	return hostfile.OpenImage(ctx, "vhdx", path, opts, New)
 }
 
 type image struct {
@@ -178,13 +168,16 @@ type image struct {
 	parentAt   int64
 }
 
-func open(ctx context.Context, f *os.File, path string, opts model.Options) (*model.Image, error) {
-	opts.Opener = hostfile.For(opts, path)
-	st, err := f.Stat()
+// New reads the VHDX that f holds, size bytes; name names it in views,
+// extents and errors, and a differencing image's parent is looked for
+// through opts.Opener (none when it is nil).
+func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	opts, err := hostfile.Enter(f, name, opts)
 	if err != nil {
-		return nil, fmt.Errorf("vhdx: %w", err)
+		return nil, err
 	}
-	x := &image{f: f, path: path, size: st.Size()}
+	path := name
+	x := &image{f: f, path: path, size: size}
 	if err := x.parse(); err != nil {
 		return nil, err
 	}
@@ -193,13 +186,12 @@ func open(ctx context.Context, f *os.File, path string, opts model.Options) (*mo
 		"logical_sector_size": strconv.FormatInt(x.lss, 10),
 		"data_write_guid":     x.hdr.dataWriteGUID.String(),
 	}}
-	im.AddCloser(f)
 	var notes []string
 	if x.hdr.logGUID != (GUID{}) {
 		notes = append(notes, "log GUID set but the log holds no entry for it: nothing to replay")
 		im.Attrs["log_guid"] = x.hdr.logGUID.String()
 	}
-	data, err := raw.DataExtents(f, path, x.size)
+	data, err := raw.Extents(f, path, x.size)
 	if err != nil {
 		return nil, err
 	}
@@ -606,13 +598,13 @@ func (x *image) openParent(ctx context.Context, im *model.Image, disk *blockmap.
 	for _, k := range []string{"relative_path", "volume_path", "absolute_win32_path"} {
 		names = append(names, blockmap.Named{Name: kv[k], Off: x.parentAt})
 	}
-	found := blockmap.FindParent(opts.Opener, x.path, blockmap.Candidates(names...), func(p string) bool {
-		dw, err := dataWriteGUID(p)
+	found := blockmap.FindParent(opts.Opener, x.path, blockmap.Candidates(names...), func(f model.File, p string) bool {
+		dw, err := dataWriteGUID(f, p)
 		return err == nil && (dw == linkage || (linkage2 != GUID{} && dw == linkage2))
 	})
-	if cand := found.Path; cand != "" {
+	if cand := found.Path; found.File != nil {
 		link.Path = cand
-		pim, pd, err := blockmap.OpenParent(ctx, opts, x.path, cand)
+		pim, pd, err := blockmap.OpenParent(ctx, opts, found.File, cand)
 		if err != nil {
 			link.Err = err
 			im.Backing = append(im.Backing, link)
@@ -633,13 +625,9 @@ func (x *image) openParent(ctx context.Context, im *model.Image, disk *blockmap.
 	im.Errors = append(im.Errors, link.Err)
 }
 
-// dataWriteGUID reads the active header's DataWriteGuid of a VHDX.
-func dataWriteGUID(path string) (GUID, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return GUID{}, err
-	}
-	defer f.Close()
+// dataWriteGUID reads the active header's DataWriteGuid of the VHDX f,
+// named path.
+func dataWriteGUID(f model.File, path string) (GUID, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return GUID{}, err

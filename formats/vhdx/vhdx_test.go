@@ -19,10 +19,6 @@ import (
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-func opener(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	return Open(ctx, path, opts)
-}
-
 var markOffsets = []int64{0, 512 * 3, 1 << 20, 2<<20 - 100, 4<<20 + 4096, 6<<20 - 4096}
 
 func makeImage(t testing.TB, dir, name, opts string, size int64) string {
@@ -333,7 +329,7 @@ func TestDifferencing(t *testing.T) {
 		copy(want[s*512:(s+1)*512], baseData[s*512:(s+1)*512])
 	}
 	before := blockmaptest.Sum(t, child)
-	im, err := Open(context.Background(), child, model.Options{Open: opener})
+	im, err := Open(context.Background(), child, model.Options{Open: New})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +473,7 @@ func TestParentOutsideRoots(t *testing.T) {
 			t.Fatal(err)
 		}
 		log := &hostfile.Log{}
-		im, err := Open(context.Background(), child, model.Options{Open: opener, Opener: r.WithLog(log)})
+		im, err := Open(context.Background(), child, model.Options{Open: New, Opener: r.WithLog(log)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -101,47 +101,45 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 	return OpenWith(ctx, path, opts, Config{})
 }
 
-// OpenWith opens a VMA archive. Header errors are fatal; an archive that
-// ends early or has a bad extent keeps the blocks read before the problem,
-// with the problem in Image.Errors (an interrupted vzdump leaves such
-// files, and their blocks are still worth scanning).
+// OpenWith opens the VMA archive at path (see NewWith).
 func OpenWith(ctx context.Context, path string, opts model.Options, cfg Config) (*model.Image, error) {
+	return hostfile.OpenImage(ctx, "vma", path, opts, func(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+		return NewWith(ctx, r, size, name, opts, cfg)
+	})
+}
+
+// New reads the VMA archive that r holds with the default Config.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	return NewWith(ctx, r, size, name, opts, Config{})
+}
+
+// NewWith reads the VMA archive that r holds, size bytes; name names it,
+// and its ending tells a compressed archive (".vma.zst", ...). Header
+// errors are fatal; an archive that ends early or has a bad extent keeps
+// the blocks read before the problem, with the problem in Image.Errors (an
+// interrupted vzdump leaves such files, and their blocks are still worth
+// scanning).
+func NewWith(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options, cfg Config) (*model.Image, error) {
 	if cfg.SpoolLimit <= 0 {
 		cfg.SpoolLimit = DefaultSpoolLimit
 	}
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, fmt.Errorf("vma: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("vma: %w", err)
-	}
 	head := make([]byte, 16)
-	n, _ := f.ReadAt(head, 0)
+	n, _ := r.ReadAt(head, 0)
 	head = head[:n]
-	var im *model.Image
-	switch comp := compressionOf(path, head); {
+	switch comp := compressionOf(name, head); {
 	case Probe(head, nil, 0):
-		im, err = openPlain(ctx, path, f, st.Size())
+		return openPlain(ctx, name, r, size)
 	case len(head) >= 8 && bytes.Equal(head[:4], magicVMA):
-		err = model.Wrapf(model.ErrUnsupported, path, 4, "VMA version %d (only version 1 exists)", binary.BigEndian.Uint32(head[4:]))
+		return nil, model.Wrapf(model.ErrUnsupported, name, 4, "VMA version %d (only version 1 exists)", binary.BigEndian.Uint32(head[4:]))
 	case comp != "":
-		im, err = openStream(ctx, path, f, comp, cfg)
-	default:
-		err = model.Errorf(path, 0, "not a VMA archive (no VMA magic, and no zstd/gzip/lzop magic with a .vma.zst/.vma.gz/.vma.lzo name)")
+		return openStream(ctx, name, io.NewSectionReader(r, 0, size), comp, cfg)
 	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return im, nil
+	return nil, model.Errorf(name, 0, "not a VMA archive (no VMA magic, and no zstd/gzip/lzop magic with a .vma.zst/.vma.gz/.vma.lzo name)")
 }
 
 // openPlain indexes an uncompressed archive by reading its extent headers
 // only, and serves reads from the file.
-func openPlain(ctx context.Context, path string, f *os.File, size int64) (*model.Image, error) {
+func openPlain(ctx context.Context, path string, f io.ReaderAt, size int64) (*model.Image, error) {
 	hb := make([]byte, fixedHeaderSize)
 	if _, err := f.ReadAt(hb, 0); err != nil {
 		return nil, model.Wrapf(err, path, 0, "read VMA header")
@@ -196,12 +194,11 @@ func openPlain(ctx context.Context, path string, f *os.File, size int64) (*model
 	errs = append(errs, wrapAll(path, ix.finish())...)
 	im := build(ctx, path, ix, f, model.SourceData, "", nil)
 	im.Errors = append(im.Errors, errs...)
-	im.AddCloser(f)
 	return im, nil
 }
 
 // openStream decompresses an archive once, spooling its stored blocks.
-func openStream(ctx context.Context, path string, f *os.File, comp string, cfg Config) (*model.Image, error) {
+func openStream(ctx context.Context, path string, f io.Reader, comp string, cfg Config) (*model.Image, error) {
 	var dec io.Reader
 	switch comp {
 	case "zstd":
@@ -308,7 +305,6 @@ func openStream(ctx context.Context, path string, f *os.File, comp string, cfg C
 		spool.Close()
 		return nil, fmt.Errorf("vma: %s: write spool: %w", path, err)
 	}
-	f.Close() // everything needed is in the spool now
 	errs = append(errs, wrapAll(path, ix.finish())...)
 	note := fmt.Sprintf("%s-compressed archive: read as one stream; its %d stored bytes were spooled to an unlinked temporary file (limit %d bytes) for random access; extent offsets are offsets in the decompressed archive", comp, spooled, cfg.SpoolLimit)
 	im := build(ctx, path, ix, spool, model.SourceDerived, comp, []string{note})

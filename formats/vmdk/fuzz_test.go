@@ -45,7 +45,7 @@ func FuzzSparseHeader(f *testing.F) {
 // bounded so that a huge declared capacity costs nothing.
 func exercise(t *testing.T, b []byte) {
 	ctx := context.Background()
-	im, err := OpenReader(ctx, "fuzz.vmdk", bytes.NewReader(b), int64(len(b)), model.Options{})
+	im, err := New(ctx, bytes.NewReader(b), int64(len(b)), "fuzz.vmdk", model.Options{})
 	if err != nil {
 		return
 	}

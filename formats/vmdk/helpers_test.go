@@ -174,7 +174,7 @@ func firstDiff(a, b []byte) int {
 	return -1
 }
 
-func openOpts() model.Options { return model.Options{Open: Open} }
+func openOpts() model.Options { return model.Options{Open: New} }
 
 func mustOpen(t testing.TB, path string) *model.Image {
 	t.Helper()

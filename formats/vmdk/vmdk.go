@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -58,68 +57,32 @@ func probeDescriptor(head []byte, size int64) bool {
 
 // source is the file a VMDK is opened from.
 type source struct {
-	name string      // path, or member name for OpenReader
+	name string      // path, or member name inside an archive
 	r    io.ReaderAt // the descriptor or sparse file
 	size int64
 	// names resolves and opens the extent and parent files the descriptor
-	// names (hostfile.Sealed for a VMDK read from inside an archive).
+	// names (opts.Opener).
 	names model.Opener
 }
 
 // Open opens the VMDK at path (a descriptor or a sparse extent file) with
 // its extents and, unless opts.NoBacking, its parent chain through opts.Open.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	if opts.Depth > model.MaxChainDepth {
-		return nil, model.Errorf(path, -1, "parent chain deeper than %d", model.MaxChainDepth)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil, fmt.Errorf("vmdk: %w", err)
-	}
-	if abs, err := filepath.Abs(real); err == nil {
-		real = abs
-	}
-	chain := opts.Chain
-	if n := len(chain); n > 0 && chain[n-1] == real {
-		chain = chain[:n-1] // formats.Open already added this file
-	}
-	if slices.Contains(chain, real) {
-		return nil, model.Errorf(path, -1, "parent chain has a cycle: %s is its own ancestor", path)
-	}
-	opts.Chain = append(slices.Clone(chain), real)
-
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, fmt.Errorf("vmdk: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("vmdk: %w", err)
-	}
-	im := &model.Image{Path: path, Format: "vmdk"}
-	im.AddCloser(f)
-	if err := openInto(ctx, im, source{name: path, r: f, size: st.Size(), names: hostfile.For(opts, path)}, opts); err != nil {
-		im.Close()
-		return nil, err
-	}
-	return im, nil
+	return hostfile.OpenImage(ctx, "vmdk", path, opts, New)
 }
 
-// OpenReader opens a single-file VMDK (monolithicSparse, streamOptimized, a
-// bare COWD or seSparse extent) from r, e.g. a section of an OVA. name is
-// used for view IDs and in extents and errors; it is never opened. The
-// files a descriptor names are resolved through opts.Opener, which is
-// hostfile.Sealed (no name resolves) when none is given: a VMDK inside an
-// archive never reaches the host's files.
-func OpenReader(ctx context.Context, name string, r io.ReaderAt, size int64, opts model.Options) (*model.Image, error) {
-	opts.Open = nil
-	names := opts.Opener
-	if names == nil {
-		names = hostfile.Sealed{}
+// New reads the VMDK that r holds, size bytes: a descriptor, a sparse
+// extent, or a single-file VMDK (monolithicSparse, streamOptimized, a bare
+// COWD or seSparse extent) such as a member of an OVA. name names it in
+// views, extents and errors; the extent and parent files a descriptor
+// names are resolved through opts.Opener (none when it is nil).
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	opts, err := hostfile.Enter(r, name, opts)
+	if err != nil {
+		return nil, err
 	}
 	im := &model.Image{Path: name, Format: "vmdk"}
-	if err := openInto(ctx, im, source{name: name, r: r, size: size, names: names}, opts); err != nil {
+	if err := openInto(ctx, im, source{name: name, r: r, size: size, names: opts.Opener}, opts); err != nil {
 		im.Close()
 		return nil, err
 	}
@@ -140,7 +103,6 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 	var notes []string
 	var desc *Descriptor
 	var descBase int64
-	var descText []byte
 	sparseMagic := bytes.HasPrefix(head, magicKDMV) || bytes.HasPrefix(head, magicCOWD) ||
 		(len(head) >= 8 && binary.LittleEndian.Uint64(head) == seSparseConstMagic)
 	if sparseMagic {
@@ -149,7 +111,6 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 			return err
 		}
 		notes = append(notes, n...)
-		descText = text
 		if sp != nil {
 			descBase = sp.descOff
 			d.exts = []*extent{{start: 0, length: sp.capacity, kind: extSparse, file: src.name, r: src.r, fileSize: src.size, sp: sp}}
@@ -182,7 +143,6 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 		if !probeDescriptor(head, src.size) && !bytes.Contains(head, []byte("createType")) {
 			return model.Errorf(src.name, 0, "not a VMDK: no sparse magic and no descriptor")
 		}
-		descText = head
 		pd, err := ParseDescriptor(head)
 		if err != nil {
 			return descError(err, src.name, 0)
@@ -192,7 +152,6 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 			return err
 		}
 	}
-	_ = descText
 	im.VirtualSize = d.size
 	im.Attrs = map[string]string{"extents": strconv.Itoa(len(d.exts))}
 	if desc != nil {
@@ -233,7 +192,6 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 		}
 	}
 
-	base := filepath.Base(src.name)
 	var backingViews []model.View
 	if desc != nil && desc.ParentFileNameHint != "" && !opts.NoBacking {
 		pv, vs, pnotes := openParent(ctx, im, desc, src, descBase, opts)
@@ -276,7 +234,6 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 		}
 	}
 	im.Views = append(im.Views, backingViews...)
-	_ = base
 	return nil
 }
 
@@ -385,7 +342,7 @@ func openParent(ctx context.Context, im *model.Image, desc *Descriptor, src sour
 		return nil, nil, []string{note}
 	}
 	hintAt := descBase + int64(desc.ParentHintPos)
-	p, err := src.names.Resolve(src.name, hint)
+	f, p, err := src.names.Open(src.name, hint)
 	var extra []string
 	if err != nil && !errors.Is(err, model.ErrSealed) {
 		// VMware writes the absolute path of the host that made the delta
@@ -394,9 +351,9 @@ func openParent(ctx context.Context, im *model.Image, desc *Descriptor, src sour
 		// same policy.
 		parts := strings.FieldsFunc(hint, func(r rune) bool { return r == '/' || r == '\\' })
 		if len(parts) > 0 && parts[len(parts)-1] != hint {
-			if alt, err2 := src.names.Resolve(src.name, parts[len(parts)-1]); err2 == nil {
+			if f2, alt, err2 := src.names.Open(src.name, parts[len(parts)-1]); err2 == nil {
 				extra = append(extra, fmt.Sprintf("parent %q: %v; using %q from the same directory", hint, err, filepath.Base(alt)))
-				p, err = alt, nil
+				f, p, err = f2, alt, nil
 			}
 		}
 	}
@@ -405,12 +362,12 @@ func openParent(ctx context.Context, im *model.Image, desc *Descriptor, src sour
 			"parent not followed: unallocated grains read as zeros here")
 	}
 	if opts.Open == nil {
+		f.Close()
 		return fail(model.Errorf(src.name, hintAt, "parent %q not followed from here", hint),
 			"parent not followed: unallocated grains read as zeros here")
 	}
 	link.Path = p
-	popts := model.Options{Open: opts.Open, Format: "vmdk", Depth: opts.Depth + 1, Chain: opts.Chain, Opener: src.names}
-	pim, err := opts.Open(ctx, p, popts)
+	pim, err := model.OpenLinked(ctx, opts, f, p, "vmdk")
 	if err != nil {
 		return fail(model.Wrapf(err, src.name, hintAt, "open parent %q", hint),
 			"parent could not be opened: unallocated grains read as zeros here")

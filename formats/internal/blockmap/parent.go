@@ -14,20 +14,16 @@ import (
 // ErrNoOpener is returned when a parent is needed but Options.Open is nil.
 var ErrNoOpener = errors.New("parent not followed: no opener (open through formats.Open)")
 
-// OpenParent opens a parent image through opts.Open, one link deeper, and
-// returns it with its current view's disk. parent must come from
-// opts.Opener (FindParent); the Opener is passed down the chain.
-func OpenParent(ctx context.Context, opts model.Options, self, parent string) (*model.Image, model.Disk, error) {
+// OpenParent reads f, the parent FindParent found and opened as parent,
+// through opts.Open one link deeper, and returns it with its current
+// view's disk. The Opener is passed down the chain; f is closed with the
+// image, or at once on an error.
+func OpenParent(ctx context.Context, opts model.Options, f model.File, parent string) (*model.Image, model.Disk, error) {
 	if opts.Open == nil {
+		f.Close()
 		return nil, nil, ErrNoOpener
 	}
-	chain := slices.Clone(opts.Chain)
-	if real, err := filepath.EvalSymlinks(self); err == nil {
-		if abs, err := filepath.Abs(real); err == nil && !slices.Contains(chain, abs) {
-			chain = append(chain, abs)
-		}
-	}
-	im, err := opts.Open(ctx, parent, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: chain, Opener: opts.Opener})
+	im, err := model.OpenLinked(ctx, opts, f, parent, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -111,8 +107,9 @@ func Candidates(names ...Named) []Named {
 
 // Found is what FindParent found.
 type Found struct {
-	Path  string // the parent, "" when none matched
-	Tried int    // candidates that resolved and were examined
+	File  model.File // the parent, open; nil when none matched
+	Path  string     // its name, as the Opener forms it
+	Tried int        // candidates that opened and were examined
 	// Refused is the first candidate the Opener refused (outside the
 	// allowed roots, not a regular file), and why: when nothing matched,
 	// the likely reason the parent was not found.
@@ -120,25 +117,26 @@ type Found struct {
 	RefusedBy error
 }
 
-// FindParent resolves each candidate through opener, as names written in
-// the file from, and returns the first whose file match accepts. Names the
-// policy refuses are never opened.
-func FindParent(opener model.Opener, from string, cands []Named, match func(path string) bool) Found {
-	var f Found
+// FindParent opens each candidate through opener, as names written in the
+// file from, and returns the first whose content match accepts, still
+// open; the others are closed. Names the policy refuses are never opened.
+func FindParent(opener model.Opener, from string, cands []Named, match func(f model.File, path string) bool) Found {
+	var found Found
 	for _, c := range cands {
-		p, err := opener.Resolve(from, c.Name)
+		f, p, err := opener.Open(from, c.Name)
 		if err != nil {
 			var re *model.RefusedError
-			if errors.As(err, &re) && f.RefusedBy == nil {
-				f.Refused, f.RefusedBy = c, err
+			if errors.As(err, &re) && found.RefusedBy == nil {
+				found.Refused, found.RefusedBy = c, err
 			}
 			continue
 		}
-		f.Tried++
-		if match(p) {
-			f.Path = p
-			return f
+		found.Tried++
+		if match(f, p) {
+			found.File, found.Path = f, p
+			return found
 		}
+		f.Close()
 	}
-	return f
+	return found
 }

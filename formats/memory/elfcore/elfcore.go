@@ -186,23 +186,18 @@ func NewDisk(name string, r io.ReaderAt, size int64) (*memdisk.Disk, []string, e
 }
 
 // Open opens an ELF core as an Image with one memory view.
-func Open(ctx context.Context, path string, _ model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
+func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
+	return hostfile.OpenImage(ctx, "elfcore", path, opts, New)
+}
+
+// New reads the ELF core that r holds, size bytes, named name.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
+	path := name
+	d, notes, err := NewDisk(path, r, size)
 	if err != nil {
-		return nil, fmt.Errorf("elfcore: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	d, notes, err := NewDisk(path, f, st.Size())
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	im := &model.Image{Path: path, Format: "elf-core", VirtualSize: d.Size()}
-	im.AddCloser(f)
 	im.Views = []model.View{{ID: model.ViewID(path, model.KindMemory, ""), Kind: model.KindMemory, Name: "memory", Disk: d,
 		Notes: append([]string{"offsets are guest-physical addresses (PT_LOAD p_paddr)"}, notes...)}}
 	return im, nil

@@ -280,19 +280,15 @@ func isZero(r io.ReaderAt, off, n int64) bool {
 }
 
 // Open opens a kdump file as an Image with one memory view.
-func Open(ctx context.Context, path string, _ model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
+func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
+	return hostfile.OpenImage(ctx, "kdump", path, opts, New)
+}
+
+// New reads the kdump file that r holds, size bytes, named name.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
+	path := name
+	d, info, notes, err := NewDisk(ctx, path, r, size)
 	if err != nil {
-		return nil, fmt.Errorf("kdump: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	d, info, notes, err := NewDisk(ctx, path, f, st.Size())
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	form := "normal"
@@ -303,7 +299,6 @@ func Open(ctx context.Context, path string, _ model.Options) (*model.Image, erro
 		"form": form, "block_size": fmt.Sprint(info.BlockSize), "pages": fmt.Sprint(info.Pages),
 		"zero_pages": fmt.Sprint(info.ZeroPages), "lzo_pages": fmt.Sprint(info.LZOPages),
 	}}
-	im.AddCloser(f)
 	im.Views = []model.View{{ID: model.ViewID(path, model.KindMemory, ""), Kind: model.KindMemory, Name: "memory", Disk: d,
 		Notes: append([]string{"offsets are guest-physical addresses (pfn * block size)"}, notes...), Attrs: im.Attrs}}
 	return im, nil

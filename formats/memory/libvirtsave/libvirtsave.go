@@ -135,27 +135,22 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 	return OpenWith(ctx, path, opts, Limits{})
 }
 
-// OpenWith opens a libvirt save file: one memory view of guest-physical RAM
-// and the extra views of the migration stream (see qemustream.Stream.Views).
-func OpenWith(ctx context.Context, path string, _ model.Options, lim Limits) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return nil, fmt.Errorf("libvirtsave: %w", err)
-	}
-	im, err := open(ctx, path, f, lim)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return im, nil
+// OpenWith opens the libvirt save file at path (see NewWith).
+func OpenWith(ctx context.Context, path string, opts model.Options, lim Limits) (*model.Image, error) {
+	return hostfile.OpenImage(ctx, "libvirtsave", path, opts, func(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+		return NewWith(ctx, r, size, name, opts, lim)
+	})
 }
 
-func open(ctx context.Context, path string, f *os.File, lim Limits) (*model.Image, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := st.Size()
+// New reads the libvirt save file that r holds with default Limits.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	return NewWith(ctx, r, size, name, opts, Limits{})
+}
+
+// NewWith reads the libvirt save file that f holds, size bytes, named
+// path: one memory view of guest-physical RAM and the extra views of the
+// migration stream (see qemustream.Stream.Views).
+func NewWith(ctx context.Context, f io.ReaderAt, size int64, path string, _ model.Options, lim Limits) (*model.Image, error) {
 	hb := make([]byte, HeaderSize)
 	if _, err := f.ReadAt(hb, 0); err != nil {
 		return nil, model.Wrapf(err, path, 0, "read libvirt save header")
@@ -221,7 +216,6 @@ func open(ctx context.Context, path string, f *os.File, lim Limits) (*model.Imag
 	default:
 		return nil, model.Wrapf(model.ErrUnsupported, path, 28, "libvirt save payload compressed with %s", h.FormatName())
 	}
-	im.AddCloser(f)
 	im.VirtualSize = s.Physical.Size()
 	im.Views = s.Views(path, "")
 	im.Views[0].Notes = append(im.Views[0].Notes, notes...)
@@ -238,7 +232,7 @@ func open(ctx context.Context, path string, f *os.File, lim Limits) (*model.Imag
 
 // decompress writes the payload to an unlinked temp file, at most
 // lim.MaxPayload bytes.
-func decompress(ctx context.Context, path string, f *os.File, off, n int64, h *Header, lim Limits) (*os.File, int64, error) {
+func decompress(ctx context.Context, path string, f io.ReaderAt, off, n int64, h *Header, lim Limits) (*os.File, int64, error) {
 	src := io.NewSectionReader(f, off, n)
 	var rd io.Reader
 	switch h.Format {

@@ -77,23 +77,18 @@ func NewDisk(ctx context.Context, name string, r io.ReaderAt, size int64) (*memd
 }
 
 // Open opens a LiME file as an Image with one memory view.
-func Open(ctx context.Context, path string, _ model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
+func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
+	return hostfile.OpenImage(ctx, "lime", path, opts, New)
+}
+
+// New reads the LiME file that r holds, size bytes, named name.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
+	path := name
+	d, notes, err := NewDisk(ctx, path, r, size)
 	if err != nil {
-		return nil, fmt.Errorf("lime: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	d, notes, err := NewDisk(ctx, path, f, st.Size())
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	im := &model.Image{Path: path, Format: "lime", VirtualSize: d.Size()}
-	im.AddCloser(f)
 	im.Views = []model.View{{ID: model.ViewID(path, model.KindMemory, ""), Kind: model.KindMemory, Name: "memory", Disk: d,
 		Notes: append([]string{"offsets are physical addresses"}, notes...)}}
 	return im, nil

@@ -3,6 +3,7 @@ package qemustream
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 
@@ -13,23 +14,17 @@ import (
 // Open opens a file holding a bare migration stream (`migrate "exec:cat >
 // F"`) as an Image of memory views (see Views).
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	f, err := hostfile.OpenRegular(path)
+	return hostfile.OpenImage(ctx, "qemustream", path, opts, New)
+}
+
+// New reads the migration stream that r holds, size bytes, named name.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
+	s, err := Parse(ctx, name, r, size)
 	if err != nil {
-		return nil, fmt.Errorf("qemustream: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("qemustream: %w", err)
-	}
-	s, err := Parse(ctx, path, f, st.Size())
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	im := &model.Image{Path: path, Format: "qemu-migration", VirtualSize: s.Physical.Size(), Attrs: s.Attrs()}
-	im.AddCloser(f)
-	im.Views = s.Views(path, "")
+	im := &model.Image{Path: name, Format: "qemu-migration", VirtualSize: s.Physical.Size(), Attrs: s.Attrs()}
+	im.Views = s.Views(name, "")
 	return im, nil
 }
 

@@ -223,90 +223,103 @@ func regionDisk(name string, r io.ReaderAt, base, n int64, regions []Region) (*m
 // Open opens a .vmem (with its .vmss/.vmsn sibling when present) or a
 // .vmss/.vmsn (its embedded memory, else its .vmem sibling).
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	// The sibling files are found by name next to path, under the same
-	// policy as the files an image names: regular files only.
-	siblings := hostfile.For(opts, path)
+	return hostfile.OpenImage(ctx, "vmware", path, opts, New)
+}
+
+// New reads the VMware file that r holds, size bytes, named name: a .vmem
+// or a .vmss/.vmsn, as name's ending says. The sibling files are found by
+// name next to it through opts.Opener (none when it is nil), under the
+// same policy as the files an image names: regular files only.
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	siblings := opts.Opener
+	if siblings == nil {
+		siblings = hostfile.Sealed{}
+	}
+	path := name
 	ext := strings.ToLower(filepath.Ext(path))
 	stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	im := &model.Image{Path: path, Format: "vmware-memory"}
 	var st *State
 	var notes []string
-	var sf model.File
+	var sf io.ReaderAt  // the state file
+	var sfOwn io.Closer // sf when a sibling opened here
+	var sfSize int64
 	statePath := ""
 	if ext == ".vmss" || ext == ".vmsn" {
-		f, err := hostfile.OpenRegular(path)
-		if err != nil {
-			return nil, fmt.Errorf("vmware: %w", err)
-		}
-		sf, statePath = f, path
+		sf, sfSize, statePath = r, size, path
 	} else {
 		for _, e := range []string{".vmss", ".vmsn"} {
 			f, p, err := siblings.Open(path, stem+e)
 			if err == nil {
-				sf, statePath = f, p
-				break
+				if fi, err := f.Stat(); err == nil {
+					sf, sfOwn, sfSize, statePath = f, f, fi.Size(), p
+					break
+				}
+				f.Close()
 			}
-			if !errors.Is(err, fs.ErrNotExist) {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				notes = append(notes, fmt.Sprintf("%s not read: %v", stem+e, err))
 			}
 		}
 	}
-	if sf != nil {
-		fi, err := sf.Stat()
-		if err == nil {
-			st, err = ParseState(ctx, statePath, sf, fi.Size())
+	closeState := func() {
+		if sfOwn != nil {
+			sfOwn.Close()
 		}
+	}
+	if sf != nil {
+		var err error
+		st, err = ParseState(ctx, statePath, sf, sfSize)
 		if err != nil {
-			sf.Close()
+			closeState()
 			return nil, err
 		}
 		if st.Embedded >= 0 {
 			d, n, err := regionDisk(statePath, sf, st.Embedded, st.EmbeddedLen, st.Regions)
 			if err != nil {
-				sf.Close()
+				closeState()
 				return nil, err
 			}
-			im.AddCloser(sf)
+			if sfOwn != nil {
+				im.AddCloser(sfOwn)
+			}
 			notes = append(notes, "memory embedded in "+filepath.Base(statePath))
 			return finish(im, d, append(notes, n...)), nil
 		}
-		sf.Close()
+		closeState()
 		notes = append(notes, "region table from "+filepath.Base(statePath))
 	} else {
 		notes = append(notes, "no .vmss/.vmsn next to the .vmem")
 	}
-	var mf model.File
-	memPath := path
-	var err error
+	mf, memSize, memPath := r, size, path
 	if statePath == path {
-		mf, memPath, err = siblings.Open(path, stem+".vmem")
-	} else {
-		mf, err = hostfile.OpenRegular(path)
-	}
-	if errors.Is(err, fs.ErrNotExist) && statePath == path && (st == nil || len(st.Regions) == 0) {
-		// A powered-off snapshot: its state file holds no memory and no
-		// .vmem goes with it. Nothing to scan, and nothing wrong.
-		im.Attrs = map[string]string{"memory": "none (snapshot of a powered-off VM)"}
-		return im, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("vmware: memory file: %w", err)
-	}
-	fi, err := mf.Stat()
-	if err != nil {
-		mf.Close()
-		return nil, err
+		f, p, err := siblings.Open(path, stem+".vmem")
+		if errors.Is(err, fs.ErrNotExist) && (st == nil || len(st.Regions) == 0) {
+			// A powered-off snapshot: its state file holds no memory and no
+			// .vmem goes with it. Nothing to scan, and nothing wrong.
+			im.Attrs = map[string]string{"memory": "none (snapshot of a powered-off VM)"}
+			return im, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("vmware: memory file: %w", err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		im.AddCloser(f)
+		mf, memSize, memPath = f, fi.Size(), p
 	}
 	var regions []Region
 	if st != nil {
 		regions = st.Regions
 	}
-	d, n, err := regionDisk(memPath, mf, 0, fi.Size(), regions)
+	d, n, err := regionDisk(memPath, mf, 0, memSize, regions)
 	if err != nil {
-		mf.Close()
+		im.Close()
 		return nil, err
 	}
-	im.AddCloser(mf)
 	return finish(im, d, append(notes, n...)), nil
 }
 
