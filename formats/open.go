@@ -4,99 +4,19 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory"
-	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
-	"github.com/imgaudit/imgaudit/formats/memory/kdump"
-	"github.com/imgaudit/imgaudit/formats/memory/libvirtsave"
-	"github.com/imgaudit/imgaudit/formats/memory/lime"
-	"github.com/imgaudit/imgaudit/formats/memory/qemustream"
-	"github.com/imgaudit/imgaudit/formats/memory/vboxsav"
-	"github.com/imgaudit/imgaudit/formats/memory/vmware"
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/ova"
-	"github.com/imgaudit/imgaudit/formats/qcow2"
-	"github.com/imgaudit/imgaudit/formats/raw"
-	"github.com/imgaudit/imgaudit/formats/vdi"
-	"github.com/imgaudit/imgaudit/formats/vhd"
-	"github.com/imgaudit/imgaudit/formats/vhdx"
-	"github.com/imgaudit/imgaudit/formats/vma"
-	"github.com/imgaudit/imgaudit/formats/vmdk"
 )
 
-// A reader recognises a format by its magic bytes and opens it.
-type reader struct {
-	name  string
-	probe func(head []byte, r io.ReaderAt, size int64) bool
-	new   model.OpenFunc
-}
-
-// readers lists the formats in probe order. Formats with a magic at offset 0
-// come first; raw is the fallback.
-func readers() []reader {
-	return []reader{
-		{"qcow2", qcow2.Probe, qcow2.New},
-		{"vma", vma.Probe, vma.New},
-		{"vmdk", vmdk.Probe, vmdk.New},
-		{"ova", ova.Probe, ova.New},
-		{"vhdx", vhdx.Probe, vhdx.New},
-		{"libvirt-save", libvirtsave.Probe, libvirtsave.New},
-		{"qemu-migration", qemustream.Probe, qemustream.New},
-		{"elf-core", elfcore.Probe, elfcore.New},
-		{"kdump", kdump.Probe, kdump.New},
-		{"lime", lime.Probe, lime.New},
-		{"vmware-state", vmware.Probe, vmware.New},
-		{"vbox-sav", vboxsav.Probe, vboxsav.New},
-		{"vdi", vdi.Probe, vdi.New},
-		// VHD last before raw: a fixed VHD is only recognised by its footer.
-		{"vpc", vhd.Probe, vhd.New},
-		{"raw", func([]byte, io.ReaderAt, int64) bool { return true }, raw.New},
-	}
-}
-
-// headLen is how much of the file probes see up front.
-const headLen = 4096
-
-// Detect returns the name of the format of the file at path, by content.
+// Detect returns the name of the format of the file at path, by content
+// (Probe's Match.Name).
 func Detect(path string) (string, error) {
-	f, err := hostfile.OpenRegular(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	r, err := detect(f, st.Size(), path)
-	if err != nil {
-		return "", err
-	}
-	return r.name, nil
-}
-
-func detect(f io.ReaderAt, size int64, path string) (reader, error) {
-	head := make([]byte, min(size, headLen))
-	n, err := f.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		return reader{}, model.Wrapf(err, path, 0, "read header")
-	}
-	head = head[:n]
-	for _, r := range readers() {
-		if r.name == "raw" && vma.ProbeName(path, head) {
-			// A compressed Proxmox backup (.vma.zst, .vma.gz) is recognised
-			// by its compression magic and its name together.
-			return reader{"vma", nil, vma.New}, nil
-		}
-		if r.probe(head, f, size) {
-			return r, nil
-		}
-	}
-	return reader{}, model.Wrapf(model.ErrUnknownFormat, path, 0, "no reader recognises this file")
+	m, err := ProbeFile(path)
+	return m.Name, err
 }
 
 // Open opens the image at path read-only, detecting its format by magic
@@ -116,7 +36,7 @@ func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 // through opts.Opener; none is when it is nil. r is not closed with the
 // image.
 func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts Options) (*Image, error) {
-	rd, err := detect(r, size, name)
+	m, err := ProbeReader(r, size, name)
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +44,10 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts Optio
 		// A parent that declares its backing file raw is obeyed even when the
 		// bytes look like another format, as QEMU does: a guest can write any
 		// magic into a raw disk.
-		rd = readers()[len(readers())-1]
+		m = probeRaw(nil)
 	}
-	if rd.name == "raw" && strings.EqualFold(filepath.Ext(name), ".vmem") {
-		// VMware guest memory has no magic bytes; its name is all there is.
-		rd = reader{"vmware-vmem", nil, vmware.New}
+	if m.Name == "raw" && vmemFormat.probe(nil, r, size, name) > 0 {
+		m = Match{Name: vmemFormat.name, Kind: vmemFormat.kind, Confidence: ByName, new: vmemFormat.new}
 	}
 	if opts.Open == nil {
 		opts.Open = New
@@ -136,9 +55,9 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts Optio
 	if opts.Opener == nil {
 		opts.Opener = hostfile.Sealed{}
 	}
-	im, err := rd.new(ctx, r, size, name, opts)
+	im, err := m.new(ctx, r, size, name, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rd.name, err)
+		return nil, fmt.Errorf("%s: %w", m.Name, err)
 	}
 	parseMemoryViews(ctx, im)
 	return im, nil

@@ -188,12 +188,12 @@ func classify(w walked) (*target, string) {
 	if w.link {
 		t.notes = append(t.notes, linkNote(w))
 	}
-	format, err := formats.Detect(w.path)
+	m, err := formats.ProbeFile(w.path)
 	if err != nil {
 		t.err = err
 		return t, ""
 	}
-	if _, named := formatOfExtension(w.path); named || format != "raw" || looksLikeRawImage(w.path) {
+	if _, named := formatOfExtension(w.path); named || m.Name != "raw" || m.Evidence != "" || hasRawImageExt(w.path) {
 		return t, ""
 	}
 	return nil, "not an image: " + describeContent(w.path)
@@ -213,7 +213,7 @@ func nameNotes(path, format string) []string {
 }
 
 // formatOfExtension maps the extensions that name one image format to
-// the name formats.Detect gives it.
+// the name formats.Probe gives it.
 func formatOfExtension(p string) (string, bool) {
 	f, ok := map[string]string{
 		".qcow2": "qcow2", ".qcow": "qcow2", ".vmdk": "vmdk", ".vdi": "vdi", ".vhd": "vpc", ".vhdx": "vhdx",

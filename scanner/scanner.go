@@ -24,7 +24,6 @@ import (
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/guestfs"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/stores"
 )
@@ -449,22 +448,25 @@ func accountUnread(ts []*target, dirFiles []walked, opened map[string]bool, skip
 	return skipped
 }
 
+// looksLikeRawImage reports whether a raw file is a disk image, by its
+// name or by its content: a partition table, a boot signature, a
+// filesystem, LVM PV or LUKS volume (formats.Probe's evidence).
 func looksLikeRawImage(p string) bool {
+	if hasRawImageExt(p) {
+		return true
+	}
+	m, err := formats.ProbeFile(p)
+	return err == nil && m.Evidence != ""
+}
+
+// hasRawImageExt reports the extensions that name a raw disk or memory
+// image.
+func hasRawImageExt(p string) bool {
 	switch filepath.Ext(p) {
 	case ".img", ".raw", ".dd", ".bin", ".iso", ".disk", ".vmem":
 		return true
 	}
-	f, err := hostfile.OpenRegular(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [4096]byte
-	n, _ := f.ReadAt(b[:], 0)
-	if n >= 512 && b[510] == 0x55 && b[511] == 0xaa {
-		return true // MBR or protective MBR
-	}
-	return guestfs.Detect(b[:n]) != "" // a filesystem, LVM PV or LUKS volume
+	return false
 }
 
 func realPath(p string) string {

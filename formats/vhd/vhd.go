@@ -47,7 +47,7 @@ var cookie = []byte("conectix")
 // Probe recognises a VHD by its footer cookie, at offset 0 (the footer copy
 // of dynamic and differencing images) or in the last 512 bytes (fixed).
 func Probe(head []byte, r io.ReaderAt, size int64) bool {
-	if bytes.HasPrefix(head, cookie) {
+	if ProbeHead(head) {
 		return true
 	}
 	if r == nil || size < footerSize {
@@ -57,6 +57,10 @@ func Probe(head []byte, r io.ReaderAt, size int64) bool {
 	n, _ := r.ReadAt(b[:], size-footerSize)
 	return n == len(b) && bytes.Equal(b[:], cookie)
 }
+
+// ProbeHead recognises the footer copy at offset 0 of a dynamic or
+// differencing VHD; a fixed VHD has its footer only at the end.
+func ProbeHead(head []byte) bool { return bytes.HasPrefix(head, cookie) }
 
 // footer is the 512-byte "hard disk footer" (spec section "Hard Disk Footer
 // Format").

@@ -26,13 +26,15 @@ import (
 // Probe reports whether a file is a VMDK: a sparse extent magic (KDMV, COWD,
 // seSparse) or a text descriptor.
 func Probe(head []byte, r io.ReaderAt, size int64) bool {
-	if bytes.HasPrefix(head, magicKDMV) || bytes.HasPrefix(head, magicCOWD) {
-		return true
-	}
-	if len(head) >= 8 && binary.LittleEndian.Uint64(head) == seSparseConstMagic {
-		return true
-	}
-	return probeDescriptor(head, size)
+	return ProbeExtent(head) || probeDescriptor(head, size)
+}
+
+// ProbeExtent reports whether head starts with the magic of a sparse
+// extent (KDMV, COWD, seSparse): a VMDK whose data is in the file itself,
+// unlike a text descriptor, whose extents are other files.
+func ProbeExtent(head []byte) bool {
+	return bytes.HasPrefix(head, magicKDMV) || bytes.HasPrefix(head, magicCOWD) ||
+		len(head) >= 8 && binary.LittleEndian.Uint64(head) == seSparseConstMagic
 }
 
 // probeDescriptor accepts small text files that start like a descriptor:
@@ -103,9 +105,7 @@ func openInto(ctx context.Context, im *model.Image, src source, opts model.Optio
 	var notes []string
 	var desc *Descriptor
 	var descBase int64
-	sparseMagic := bytes.HasPrefix(head, magicKDMV) || bytes.HasPrefix(head, magicCOWD) ||
-		(len(head) >= 8 && binary.LittleEndian.Uint64(head) == seSparseConstMagic)
-	if sparseMagic {
+	if ProbeExtent(head) {
 		sp, text, n, err := openSparse(src.name, src.r, src.size)
 		if err != nil {
 			return err
