@@ -147,7 +147,9 @@ type Log struct {
 	uses []model.NameUse
 }
 
-func (l *Log) add(u model.NameUse) {
+// Add records one request; Openers outside this package (an archive's
+// index) record theirs here too.
+func (l *Log) Add(u model.NameUse) {
 	if l == nil {
 		return
 	}
@@ -234,7 +236,7 @@ func (r *Roots) Dirs() []string {
 // Resolve implements model.Opener.
 func (r *Roots) Resolve(from, name string) (string, error) {
 	u, err := r.resolve(from, name)
-	r.log.add(u)
+	r.log.Add(u)
 	if err != nil {
 		return "", err
 	}
@@ -250,7 +252,7 @@ func (r *Roots) Open(from, name string) (model.File, string, error) {
 		f, err = openRegular(u.Real, u.Path, unix.O_NOFOLLOW)
 		u.Opened, u.Err = err == nil, err
 	}
-	r.log.add(u)
+	r.log.Add(u)
 	if err != nil {
 		return nil, "", err
 	}
@@ -359,7 +361,7 @@ var _ model.Opener = Sealed{}
 // Resolve implements model.Opener: always model.ErrSealed.
 func (s Sealed) Resolve(from, name string) (string, error) {
 	err := &model.RefusedError{Name: name, Err: model.ErrSealed}
-	s.Log.add(model.NameUse{From: from, Name: name, Err: err})
+	s.Log.Add(model.NameUse{From: from, Name: name, Err: err})
 	return "", err
 }
 

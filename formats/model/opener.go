@@ -57,6 +57,10 @@ var (
 	ErrSealed = errors.New("the image lies inside a container layer or archive, whose names are not resolved on this host: not followed")
 	// ErrBadName: the name cannot be a file name (empty, or with a NUL).
 	ErrBadName = errors.New("not a usable file name")
+	// ErrOutsideArchive: the naming file lies inside a container layer or
+	// an archive read in place, and the name (or a link it reaches)
+	// climbs out of it.
+	ErrOutsideArchive = errors.New("outside the container layer or archive that holds the image: not followed")
 )
 
 // RefusedError is an Opener's refusal of a name.
@@ -65,7 +69,7 @@ type RefusedError struct {
 	Path string // as joined to the naming file's directory ("" if not formed)
 	Real string // after symlinks ("" when not resolved)
 	What string // for ErrNotRegular: "a named pipe", "a character device", ...
-	Err  error  // ErrOutsideRoots, ErrNotRegular, ErrSealed or ErrBadName
+	Err  error  // ErrOutsideRoots, ErrNotRegular, ErrSealed, ErrOutsideArchive or ErrBadName
 }
 
 func (e *RefusedError) Error() string {

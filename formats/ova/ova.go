@@ -28,6 +28,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
+	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/formats/vmdk"
 )
 
@@ -89,55 +90,21 @@ type member struct {
 	off, size int64
 }
 
-// countingReader tracks the position of the tar stream so that each
-// member's data offset is known; Seek lets archive/tar skip data.
-type countingReader struct {
-	r   *io.SectionReader
-	pos int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.pos += int64(n)
-	return n, err
-}
-
-func (c *countingReader) Seek(off int64, whence int) (int64, error) {
-	n, err := c.r.Seek(off, whence)
-	if err == nil {
-		c.pos = n
-	}
-	return n, err
-}
-
-// members lists the regular-file members of the tar with their data offsets.
+// members lists the regular members of the tar with their data offsets.
+// Sparse members are left out: their data is not stored in one piece, so
+// it cannot be read in place.
 func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]member, error) {
-	cr := &countingReader{r: io.NewSectionReader(f, 0, size)}
-	tr := tar.NewReader(cr)
-	var out []member
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		at := cr.pos
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, model.Wrapf(err, file, at, "tar header")
-		}
-		if len(out) >= maxMembers {
-			return nil, model.Errorf(file, at, "more than %d tar members", maxMembers)
-		}
-		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
-			continue // directories, links, GNU sparse files: never disk data in place
-		}
-		if h.Size < 0 || cr.pos+h.Size > size {
-			return nil, model.Errorf(file, at, "tar member %.80q runs past the end of the file", h.Name)
-		}
-		out = append(out, member{name: strings.TrimPrefix(h.Name, "./"), off: cr.pos, size: h.Size})
+	x, err := tarindex.Build(ctx, f, size, file, maxMembers)
+	if err != nil {
+		return nil, err
 	}
+	var out []member
+	for _, e := range x.Entries() {
+		if (e.Type == tar.TypeReg || e.Type == tar.TypeRegA) && !e.Sparse {
+			out = append(out, member{name: strings.TrimPrefix(e.Raw, "./"), off: e.Offset, size: e.Size})
+		}
+	}
+	return out, nil
 }
 
 // OpenWith opens the OVA at path (see NewWith).
@@ -449,7 +416,7 @@ type spooled struct {
 // inflating takes follows the bytes it yields (about 2 GB/s), so these
 // bounds are what bounds the time of a gzip bomb.
 func spoolGzip(ctx context.Context, src *pieces, cfg Config, capacity int64, budget *inflateBudget) (spooled, error) {
-	cr := &countingReader{r: io.NewSectionReader(src, 0, src.size)}
+	cr := tarindex.NewCursor(src, src.size) // counts what the gzip reader consumed
 	zr, err := gzip.NewReader(cr)
 	if err != nil {
 		return spooled{}, err
@@ -463,7 +430,7 @@ func spoolGzip(ctx context.Context, src *pieces, cfg Config, capacity int64, bud
 	head = head[:n]
 	limit, bound := inflateBound(head, capacity, cfg.SpoolLimit, budget.left)
 	tmp, st, err := spool.Sparse(ctx, cfg.TempDir, "imgaudit-ova-*.spool", io.MultiReader(bytes.NewReader(head), zr), limit)
-	sp := spooled{file: tmp, stats: st, consumed: cr.pos}
+	sp := spooled{file: tmp, stats: st, consumed: cr.Pos()}
 	if errors.Is(err, spool.ErrLimit) {
 		// One block past the bound came out: keep the bound's bytes.
 		if terr := tmp.Truncate(limit); terr != nil {
