@@ -25,11 +25,11 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
-	"github.com/imgaudit/imgaudit/formats/internal/spool"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/formats/vmdk"
+	"github.com/imgaudit/imgaudit/internal/spool"
 )
 
 const maxMembers = 100000

@@ -21,7 +21,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/lzop"
-	"github.com/imgaudit/imgaudit/formats/internal/spool"
+	"github.com/imgaudit/imgaudit/internal/spool"
 
 	"github.com/imgaudit/imgaudit/formats/memory/qemustream"
 	"github.com/imgaudit/imgaudit/formats/model"

@@ -1,6 +1,7 @@
 // Package spool copies a stream into a bounded temporary file, for readers
 // that need random access to data that only arrives as a stream (gzip disks
-// in an OVA, compressed libvirt save payloads).
+// in an OVA, compressed libvirt save payloads, disks in compressed container
+// layers).
 package spool
 
 import (
