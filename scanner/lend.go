@@ -98,12 +98,13 @@ func (ms *mappings) close() {
 }
 
 // lendable returns the disk to scan for v: v's own when it lends already
-// (raw) or its format is not lendsFromHost, else a lendingDisk over the
+// (raw), its format is not lendsFromHost or its files are no host files
+// (a target of ScanReaders: its extents name members of a layer), else a lendingDisk over the
 // runs of its data extents, merged where they continue each other in the
 // guest and in one host file.
 func lendable(v *viewState, ms *mappings) model.Disk {
 	d := v.view.Disk
-	if _, ok := d.(detectors.Slicer); ok || v.t.img == nil || !lendsFromHost(v.t.img.Format) {
+	if _, ok := d.(detectors.Slicer); ok || v.t.img == nil || v.t.src != nil || !lendsFromHost(v.t.img.Format) {
 		return d
 	}
 	var runs []lentRun

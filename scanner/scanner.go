@@ -128,6 +128,8 @@ type target struct {
 	// notes say how the target was found (a symlink followed, a name
 	// that contradicts the content).
 	notes []string
+	// src is set for a target that is no host file (ScanReaders).
+	src *Reader
 }
 
 // plainData reports whether the target is a store's non-image file (a
@@ -177,6 +179,11 @@ func (v *viewState) skipped(sk detectors.Skip) {
 // When ctx is cancelled it returns the partial report, marked incomplete,
 // together with ctx's error.
 func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, error) {
+	return s.scan(ctx, func() ([]*target, []report.Skipped, []walked) { return s.open(ctx, targets) })
+}
+
+// scan opens the targets with open and scans them.
+func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Skipped, []walked)) (*report.Report, error) {
 	rep := &report.Report{
 		SchemaVersion: report.SchemaVersion,
 		Tool:          report.Tool{Name: "imgaudit", Version: s.opts.Version},
@@ -187,7 +194,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 		Targets:       []report.Target{},
 		Findings:      []report.Finding{},
 	}
-	ts, skipped, dirFiles := s.open(ctx, targets)
+	ts, skipped, dirFiles := open()
 	defer func() {
 		for _, t := range ts {
 			if t.img != nil {
@@ -266,7 +273,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string) (*report.Report, e
 func openedFiles(ts []*target, views []*viewState) map[string]bool {
 	opened := map[string]bool{}
 	for _, t := range ts {
-		if t.img == nil {
+		if t.img == nil || t.src != nil {
 			continue
 		}
 		opened[realPath(t.path)] = true
@@ -277,6 +284,9 @@ func openedFiles(ts []*target, views []*viewState) map[string]bool {
 		}
 	}
 	for _, v := range views {
+		if v.t.src != nil {
+			continue // its files are members of a layer or an archive
+		}
 		for _, f := range v.files {
 			if f != "" {
 				opened[f] = true
@@ -417,6 +427,9 @@ func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, ski
 // scan that found it) and the --backing-root directories; none at all for
 // sealed targets.
 func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error) {
+	if t.src != nil {
+		return s.openReader(ctx, t)
+	}
 	var opener model.Opener = hostfile.Sealed{Log: s.opts.Names}
 	if !s.opts.SealedTargets {
 		root := t.root
@@ -538,7 +551,7 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 			break
 		}
 		vs.ext = append(vs.ext, e)
-		vs.files = append(vs.files, canon.path(e.File))
+		vs.files = append(vs.files, t.hostFile(canon, e.File))
 		vs.reps = append(vs.reps, 1)
 	}
 	if aliased > 0 {

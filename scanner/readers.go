@@ -1,0 +1,79 @@
+package scanner
+
+import (
+	"context"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// Reader is a target that is no host file: an image inside a container
+// layer or an archive, read in place (a section of the layer) or from a
+// spool. Nothing of it is looked up on the host by name: its extents are
+// read through R, never mapped by file name, and the names it writes
+// (backing files, extents) resolve through Opener only.
+type Reader struct {
+	// Name is where the image lies in its layer or archive
+	// ("/disk/disk.qcow2"): the target's path in the report, the file of
+	// its extents and locations, and the start of its view IDs
+	// ("/disk/disk.qcow2#current"), since the layer's files are one tree.
+	Name string
+	R    io.ReaderAt
+	Size int64
+	// Opener resolves the names the image writes: the members of the
+	// same layer or archive (tarindex); nil resolves none.
+	Opener model.Opener
+}
+
+// ScanReaders scans images read from io.ReaderAts (see Reader) as Scan
+// scans image files.
+func (s *Scanner) ScanReaders(ctx context.Context, rs []Reader) (*report.Report, error) {
+	return s.scan(ctx, func() ([]*target, []report.Skipped, []walked) {
+		var ts []*target
+		for i := range rs {
+			t := &target{path: rs[i].Name, src: &rs[i]}
+			if err := ctx.Err(); err != nil {
+				t.err = err
+			} else {
+				t.img, t.err = s.openImage(ctx, t)
+			}
+			ts = append(ts, t)
+		}
+		return ts, nil, nil
+	})
+}
+
+// openReader opens a target of ScanReaders and names its views by the
+// target's full name.
+func (s *Scanner) openReader(ctx context.Context, t *target) (*model.Image, error) {
+	opener := t.src.Opener
+	if opener == nil {
+		opener = hostfile.Sealed{Log: s.opts.Names}
+	}
+	im, err := formats.New(ctx, t.src.R, t.src.Size, t.src.Name, formats.Options{Opener: opener})
+	if err != nil {
+		return nil, err
+	}
+	dir, base := path.Split(t.src.Name)
+	for i, v := range im.Views {
+		if strings.HasPrefix(v.ID, base+"#") {
+			im.Views[i].ID = dir + v.ID
+		}
+	}
+	return im, nil
+}
+
+// hostFile is the canonical host file of an extent of t's views, which
+// tells physical copies apart: the real path of a host file, or the name
+// as the reader gives it for a target that is no host file.
+func (t *target) hostFile(canon canonicalizer, file string) string {
+	if t.src != nil {
+		return file
+	}
+	return canon.path(file)
+}
