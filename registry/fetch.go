@@ -1,0 +1,252 @@
+package registry
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// Blob kinds recorded in blobResult.Kind.
+const (
+	blobTar    = "tar"    // an image layer: a tar stream
+	blobFile   = "blob"   // an artifact blob that is not a tar: scanned as one file
+	blobConfig = "config" // an image config (JSON)
+)
+
+// maxConfigBytes bounds an image config read into memory.
+const maxConfigBytes = 8 << 20
+
+// zstdMaxWindow bounds the zstd decoder's window (and so its memory); real
+// layers use a few MiB, zstd --long=27 uses 128 MiB.
+const zstdMaxWindow = 1 << 27
+
+// blobResult is what scanning one blob yields, independent of the image
+// and the position it has there, so that it can be reused by every image
+// sharing the blob and cached in the --state file by digest.
+//
+// Findings in plain files have one location each with ViewKind "layer",
+// an empty Target, the file's path in the layer as Path and the offset in
+// the file as Offset; Exposure is "layer" when a later entry of the same
+// layer replaced the file, else empty (decided per image). Findings in a
+// disk image inside the layer keep the disk scanner's locations, with
+// Target, View and File rewritten relative to the disk's path in the layer
+// ("/disk/disk.qcow2", "/disk/disk.qcow2#current").
+type blobResult struct {
+	Digest         string           `json:"digest"`
+	Kind           string           `json:"kind"`
+	MediaType      string           `json:"media_type,omitempty"`
+	Compression    string           `json:"compression,omitempty"`
+	CompressedSize int64            `json:"compressed_size"`
+	Bytes          int64            `json:"bytes"`
+	Scanned        int64            `json:"scanned"`
+	Files          int              `json:"files"`
+	Findings       []report.Finding `json:"findings"`
+	Disks          []report.Target  `json:"disks,omitempty"`
+	Index          pathIndex        `json:"index"`
+	Notes          []string         `json:"notes,omitempty"`
+	Errors         []string         `json:"errors,omitempty"`
+
+	// transient is set when the blob stream itself failed (network), so
+	// that the scan is retried; not stored.
+	transient bool
+}
+
+// blob is one blob of an image to scan: a layer, a config or an artifact
+// blob, with a way to open its (possibly compressed) stream.
+type blob struct {
+	Digest    string // cache key: the blob digest (diff ID for docker save layers)
+	MediaType string
+	Size      int64
+	Title     string // org.opencontainers.image.title, for artifact blobs
+	Kind      string // blobTar or blobConfig; a tar kind that is no tar becomes blobFile
+	open      func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// scanBlob scans one blob, retrying from the start (at most opts.Retries
+// times) when the stream breaks on a network error. Other errors (a
+// truncated or corrupt layer) are recorded in the result, whose findings
+// up to the error are kept.
+func (s *Scanner) scanBlob(ctx context.Context, b blob) *blobResult {
+	var res *blobResult
+	for attempt := 0; ; attempt++ {
+		res = s.scanBlobOnce(ctx, b)
+		if !res.transient || attempt >= s.opts.Retries || ctx.Err() != nil {
+			break
+		}
+		s.logf("retrying %s after: %s", shortDigest(b.Digest), strings.Join(res.Errors, "; "))
+	}
+	if res.Findings == nil {
+		res.Findings = []report.Finding{}
+	}
+	return res
+}
+
+// sourceReader counts the bytes read from a blob stream and remembers the
+// stream's own error, to tell a network failure from a corrupt layer.
+type sourceReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *sourceReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+func isTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, unix.ECONNRESET)
+}
+
+func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
+	res := &blobResult{Digest: b.Digest, Kind: b.Kind, MediaType: b.MediaType, CompressedSize: b.Size}
+	rc, err := b.open(ctx)
+	if err != nil {
+		// Errors are shown under the layer's view, whose ID names the
+		// digest: they do not repeat it.
+		res.Errors = append(res.Errors, fmt.Sprintf("opening blob: %v", err))
+		res.transient = isTransient(err)
+		return res
+	}
+	var cleanup []func() error // run in order: stop readers, then close the stream
+	defer func() {
+		for _, c := range cleanup {
+			c()
+		}
+		rc.Close()
+	}()
+	src := &sourceReader{r: rc}
+	fail := func(where string, err error) {
+		msg := fmt.Sprintf("%s at compressed byte %d (uncompressed byte %d): %v", where, src.n, res.Bytes, err)
+		res.Errors = append(res.Errors, msg)
+		res.transient = src.err != nil && isTransient(src.err)
+	}
+	if b.Kind == blobConfig {
+		data, err := io.ReadAll(io.LimitReader(src, maxConfigBytes+1))
+		if err != nil {
+			fail("reading config", err)
+			return res
+		}
+		if len(data) > maxConfigBytes {
+			res.Notes = append(res.Notes, fmt.Sprintf("config larger than %d bytes: only its start was scanned", maxConfigBytes))
+			data = data[:maxConfigBytes]
+		}
+		res.Bytes, res.Scanned = int64(len(data)), int64(len(data))
+		for _, m := range s.opts.Engine.FindAll(data, s.scanOpts()) {
+			if m.AllowedAt("config.json") {
+				continue
+			}
+			f := matchFinding(m)
+			f.Locations = []report.Location{{ViewKind: "config", Offset: m.Start, Length: m.End - m.Start, Path: "config.json", State: report.StateUnknown, Encoding: m.Encoding}}
+			res.Findings = append(res.Findings, f)
+		}
+		return res
+	}
+	raw := bufio.NewReaderSize(src, 64<<10)
+	dec, comp, err := decompressor(raw)
+	if err != nil {
+		fail("starting decompression", err)
+		return res
+	}
+	res.Compression = comp
+	ra := newReadAhead(ctx, dec, 1<<20, 4)
+	// The read-ahead goroutine may be blocked reading the network: closing
+	// the stream first unblocks it; the decompressor is closed only once
+	// the goroutine is gone.
+	cleanup = append(cleanup, func() error { ra.stop(); return nil }, rc.Close, ra.Close, dec.Close)
+	ub := &countReader{r: ra, n: &res.Bytes}
+	head := bufio.NewReaderSize(ub, 64<<10)
+	first, err := head.Peek(512)
+	if err != nil && !(errors.Is(err, io.EOF) && len(first) > 0) {
+		if errors.Is(err, io.EOF) && len(first) == 0 {
+			return res // an empty blob
+		}
+		fail("reading "+comp+" stream", err)
+		return res
+	}
+	fs := &fileScanner{s: s, res: res, buf: s.scanBuffer()}
+	if b.Kind == blobTar && looksLikeTar(first) {
+		fs.walkTar(ctx, head, fail)
+		return res
+	}
+	// An artifact blob that is no tar: one file, named by its title.
+	res.Kind = blobFile
+	name := "/" + b.Title
+	if b.Title == "" {
+		name = "/" + strings.ReplaceAll(b.Digest, ":", "-")
+	}
+	name = cleanPath(name)
+	size := int64(-1)
+	if comp == "none" && b.Size > 0 {
+		size = b.Size
+	}
+	var ib indexBuilder
+	ib.add(name, false)
+	res.Index = ib.build()
+	res.Files = 1
+	if err := fs.scanFile(ctx, head, name, size, 0); err != nil {
+		fail("reading blob", err)
+	}
+	return res
+}
+
+// decompressor detects gzip and zstd by their magic (media types lie) and
+// returns a reader of the uncompressed stream.
+func decompressor(r *bufio.Reader) (io.ReadCloser, string, error) {
+	magic, _ := r.Peek(4)
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, "gzip", err
+		}
+		return zr, "gzip", nil
+	case len(magic) >= 4 && bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, "zstd", err
+		}
+		return zr.IOReadCloser(), "zstd", nil
+	}
+	return io.NopCloser(r), "none", nil
+}
+
+// countReader counts the bytes read into *n.
+type countReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	*c.n += int64(k)
+	return k, err
+}
+
+// shortDigest shortens "sha256:0123456789ab..." to "sha256:0123456789ab".
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) <= 12 {
+		return d
+	}
+	return alg + ":" + hex[:12]
+}

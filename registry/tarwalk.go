@@ -1,0 +1,223 @@
+package registry
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// maxFileName bounds a tar entry name that is kept in memory (PAX allows
+// any length).
+const maxFileName = 4096
+
+// looksLikeTar accepts a ustar/GNU/PAX header, a V7 header with a valid
+// checksum, or an all-zero block (an empty archive).
+func looksLikeTar(b []byte) bool {
+	if len(b) < 512 {
+		return false
+	}
+	b = b[:512]
+	if bytes.Equal(b, make([]byte, 512)) {
+		return true
+	}
+	if string(b[257:262]) == "ustar" {
+		return true
+	}
+	field := strings.TrimRight(strings.TrimSpace(string(bytes.TrimRight(b[148:156], "\x00"))), "\x00 ")
+	want, err := strconv.ParseInt(field, 8, 64)
+	if err != nil {
+		return false
+	}
+	var sum int64
+	for i, c := range b {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		sum += int64(c)
+	}
+	return sum == want
+}
+
+// fileScanner scans the files of one blob.
+type fileScanner struct {
+	s   *Scanner
+	res *blobResult
+	buf []byte
+	// lastHit maps a path with findings to the index (in res.Findings) of
+	// its first finding from the latest entry, so that an entry that
+	// appears again later in the same tar marks the earlier copy replaced.
+	hitsAt map[string][]int
+}
+
+// walkTar reads every entry of a layer tar. Regular files go through the
+// detectors (or the disk scanner); every entry goes into the path index.
+func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(string, error)) {
+	tr := tar.NewReader(r)
+	var ib indexBuilder
+	defer func() { fs.res.Index = ib.build() }()
+	prev := "(start of layer)"
+	for n := 0; ; n++ {
+		if err := ctx.Err(); err != nil {
+			fail("reading tar", err)
+			return
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			fail(fmt.Sprintf("reading tar entry %d (after %q)", n, prev), err)
+			return
+		}
+		name := hdr.Name
+		if len(name) > maxFileName {
+			name = name[:maxFileName]
+		}
+		p := cleanPath(name)
+		prev = p
+		isDir := hdr.Typeflag == tar.TypeDir
+		ib.add(p, isDir)
+		fs.replaced(p)
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeGNUSparse {
+			continue
+		}
+		if _, _, wh := whiteoutOf(p); wh {
+			continue
+		}
+		fs.res.Files++
+		if err := fs.scanFile(ctx, tr, p, hdr.Size, n); err != nil {
+			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
+			return
+		}
+	}
+}
+
+// replaced marks the findings of an earlier entry at p in the same layer
+// as replaced: the later entry is what the merged filesystem holds.
+func (fs *fileScanner) replaced(p string) {
+	for _, i := range fs.hitsAt[p] {
+		for j := range fs.res.Findings[i].Locations {
+			fs.res.Findings[i].Locations[j].Exposure = report.ExposureLayer
+		}
+	}
+	delete(fs.hitsAt, p)
+}
+
+// scanFile scans one file of size bytes (-1: unknown, read to EOF) from r:
+// a VM disk or memory image is spooled and audited with the disk readers,
+// anything else streams through the detectors in windows of the scan
+// buffer, so that memory stays bounded whatever the file size.
+func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size int64, entry int) error {
+	buf := fs.buf
+	n, err := io.ReadFull(r, buf[:min(int64(len(buf)), sizeOr(size, int64(len(buf))))])
+	eof := false
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		eof = true
+		if size >= 0 && int64(n) < size {
+			// The stream broke inside this file: scan what arrived, then
+			// report the break.
+			return fs.scanStream(ctx, r, buf, n, true, p, size)
+		}
+	case err != nil:
+		if serr := fs.scanStream(ctx, r, buf, n, true, p, -1); serr != nil {
+			return serr
+		}
+		return err
+	}
+	if size >= 0 && int64(n) == size {
+		eof = true
+	}
+	if format := sniffDisk(buf[:min(n, sniffHead)], sizeOr(size, int64(n)), p); format != "" && (size >= 0 || eof) {
+		handled, err := fs.scanDisk(ctx, r, buf[:n], p, size, format)
+		if handled || err != nil {
+			return err
+		}
+	}
+	return fs.scanStream(ctx, r, buf, n, eof, p, size)
+}
+
+func sizeOr(size, def int64) int64 {
+	if size < 0 {
+		return def
+	}
+	return size
+}
+
+// scanStream runs the detectors over a file whose first n bytes are in
+// buf, reading the rest from r window by window; each window keeps
+// Margin bytes of the previous one so that no match is cut.
+func (fs *fileScanner) scanStream(ctx context.Context, r io.Reader, buf []byte, n int, eof bool, p string, size int64) error {
+	e := fs.s.opts.Engine
+	margin := int64(e.Margin())
+	var base, ownStart int64 // file offset of buf[0]; first offset not yet owned
+	var readErr error
+	filled := n
+	for {
+		ownEnd := base + int64(filled)
+		if !eof {
+			ownEnd -= margin
+		}
+		if ownEnd > ownStart {
+			window := buf[:filled]
+			_, err := e.Scan(ctx, bytes.NewReader(window), int64(filled), []detectors.Range{{Start: ownStart - base, End: ownEnd - base}}, fs.s.scanOpts(), func(m detectors.Match) {
+				m.Start += base
+				m.End += base
+				fs.addHit(m, p)
+			})
+			if err != nil {
+				return err
+			}
+			fs.res.Scanned += ownEnd - ownStart
+			ownStart = ownEnd
+		}
+		if eof {
+			if readErr == nil && size >= 0 && base+int64(filled) < size {
+				readErr = fmt.Errorf("file ends after %d of %d bytes: %w", base+int64(filled), size, io.ErrUnexpectedEOF)
+			}
+			return readErr
+		}
+		keep := int(max(0, ownStart-margin-base))
+		copy(buf, buf[keep:filled])
+		filled -= keep
+		base += int64(keep)
+		k, err := io.ReadFull(r, buf[filled:])
+		filled += k
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			eof = true
+		case err != nil:
+			// Scan what arrived before the error, then report it.
+			readErr = err
+			eof = true
+		}
+	}
+}
+
+func (fs *fileScanner) addHit(m detectors.Match, p string) {
+	if m.AllowedAt(p) {
+		return // an allowlist's paths cover this file
+	}
+	f := matchFinding(m)
+	f.Locations = []report.Location{{ViewKind: "layer", Offset: m.Start, Length: m.End - m.Start, Path: p, State: report.StateAllocated, Encoding: m.Encoding}}
+	if fs.hitsAt == nil {
+		fs.hitsAt = map[string][]int{}
+	}
+	fs.hitsAt[p] = append(fs.hitsAt[p], len(fs.res.Findings))
+	fs.res.Findings = append(fs.res.Findings, f)
+}
+
+// matchFinding turns a detector match into a finding without locations.
+func matchFinding(m detectors.Match) report.Finding {
+	return report.Finding{
+		Rule: m.RuleID, Description: m.Description, Category: m.Category, Severity: m.Severity.String(),
+		Fingerprint: m.Fingerprint, KeyFingerprint: m.KeyFingerprint, Preview: m.Preview, Metadata: m.Meta,
+	}
+}
