@@ -1,28 +1,97 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/imgaudit/imgaudit/internal/zeros"
+	"github.com/imgaudit/imgaudit/formats/tarindex"
+	"github.com/imgaudit/imgaudit/internal/spool"
+	"github.com/imgaudit/imgaudit/scanner"
 )
 
-// scanDisk spools a VM disk or memory image found in a layer to a private
-// temporary directory under TmpDir (the disk readers need random access)
-// and audits it with the disk scanner. It returns handled=false, without
-// consuming more of r, when the file is larger than MaxSpoolSize or the
-// temporary file system lacks room; the caller then scans it as bytes.
+// diskAt is a VM disk or memory image found in a blob read in place.
+type diskAt struct {
+	path   string // in the layer
+	off    int64  // where its data starts in the blob
+	size   int64
+	format string // sniffDisk's
+}
+
+// diskInPlace sniffs the file p, size bytes, whose data starts at the tar
+// reader's position in a blob read in place. A VM disk or memory image is
+// recorded, to be audited where it lies once the walk is over
+// (scanDisksInPlace), and the caller skips its data.
+func (fs *fileScanner) diskInPlace(p string, size int64) bool {
+	off := fs.pos()
+	head := fs.buf[:min(size, sniffHead)]
+	n, err := fs.at.ReadAt(head, off)
+	if err != nil && err != io.EOF {
+		return false // scanFile reads it, and says what is wrong
+	}
+	format := sniffDisk(head[:n], size, p)
+	if format == "" {
+		return false
+	}
+	fs.disks = append(fs.disks, diskAt{path: p, off: off, size: size, format: format})
+	return true
+}
+
+// scanDisksInPlace audits the disks found in a blob read in place, where
+// they lie: each is a section of the blob, never a copy. The names such a
+// disk writes (a qcow2 overlay's backing file, a VMDK's extents) resolve
+// to other members of the same layer, through an index of its tar, and
+// never to files of this host.
+func (fs *fileScanner) scanDisksInPlace(ctx context.Context, fail func(string, error)) {
+	if len(fs.disks) == 0 {
+		return
+	}
+	var layer *tarindex.Index
+	if fs.res.Kind == blobTar {
+		x, err := tarindex.Build(ctx, fs.at, fs.res.Bytes, fs.res.Digest, maxTarEntries)
+		if err != nil {
+			fail("indexing the layer for the disks in it", err)
+			return
+		}
+		layer = x
+	}
+	for _, d := range fs.disks {
+		r := scanner.Reader{Name: d.path, R: io.NewSectionReader(fs.at, d.off, d.size), Size: d.size}
+		if layer != nil {
+			m, err := layer.At(d.off)
+			if err != nil {
+				fail(fmt.Sprintf("reading %q", d.path), err)
+				return
+			}
+			r.R, r.Opener = m, layer
+		}
+		note := fmt.Sprintf("read in place: bytes %d to %d of the uncompressed layer", d.off, d.off+d.size)
+		if err := fs.auditDisk(ctx, r, d.format, note); err != nil {
+			fail(fmt.Sprintf("reading %q", d.path), err)
+			return
+		}
+	}
+}
+
+// scanDisk spools a VM disk or memory image found in a layer that is read
+// as a stream (compressed, or pulled from a registry) to an unlinked
+// temporary file under TmpDir (the disk readers need random access), with
+// its zero blocks left as holes, and audits it. It returns handled=false,
+// without consuming more of r, when the file is larger than MaxSpoolSize
+// or the temporary file system lacks room; the caller then scans it as
+// bytes. The names a spooled disk writes resolve to nothing: the rest of
+// its layer is not at hand.
 func (fs *fileScanner) scanDisk(ctx context.Context, r io.Reader, head []byte, p string, size int64, format string) (bool, error) {
 	s := fs.s
 	note := func(msg string) { fs.res.Notes = append(fs.res.Notes, p+": "+msg) }
+	if size < 0 {
+		size = int64(len(head)) // the whole file is in head
+	}
 	if size > s.opts.MaxSpoolSize {
 		note(fmt.Sprintf("%s disk image of %d bytes exceeds --max-spool-size %d: scanned as plain bytes, without views or exposures", format, size, s.opts.MaxSpoolSize))
 		return false, nil
@@ -35,130 +104,51 @@ func (fs *fileScanner) scanDisk(ctx context.Context, r io.Reader, head []byte, p
 		note(fmt.Sprintf("%s disk image of %d bytes does not fit in --tmp-dir %s: scanned as plain bytes", format, size, s.opts.TmpDir))
 		return false, nil
 	}
-	dir, err := os.MkdirTemp(s.opts.TmpDir, "imgaudit-spool-")
+	rest := io.LimitReader(r, max(size-int64(len(head)), 0))
+	f, sp, err := spool.Sparse(ctx, s.opts.TmpDir, "imgaudit-spool-*", io.MultiReader(bytes.NewReader(head), rest), size)
+	if err == nil && sp.Size < size {
+		err = fmt.Errorf("file ends after %d of %d bytes: %w", sp.Size, size, io.ErrUnexpectedEOF)
+	}
 	if err != nil {
-		return false, fmt.Errorf("spooling %s: %w", p, err)
-	}
-	defer os.RemoveAll(dir)
-	base := path.Base(p)
-	if base == "/" || base == "." || base == ".." {
-		base = "disk"
-	}
-	spool := filepath.Join(dir, base)
-	f, err := os.OpenFile(spool, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return false, fmt.Errorf("spooling %s: %w", p, err)
-	}
-	w := &sparseWriter{f: f}
-	if _, err := w.Write(head); err != nil {
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		return true, fmt.Errorf("spooling %s: %w", p, err)
 	}
-	rest := size - int64(len(head))
-	copied, err := io.CopyBuffer(w, io.LimitReader(r, max(rest, 0)), make([]byte, 1<<20))
-	if err == nil && copied < rest {
-		err = fmt.Errorf("file ends after %d of %d bytes: %w", int64(len(head))+copied, size, io.ErrUnexpectedEOF)
-	}
-	if err == nil {
-		err = w.finish(size)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return true, fmt.Errorf("spooling %s: %w", p, err)
-	}
-	inner, err := s.opts.DiskScanner(ctx, spool)
+	defer f.Close()
+	how := fmt.Sprintf("spooled: the layer is read as a stream, so the disk was copied to an unlinked temporary file (%d of its %d bytes written, the zero blocks left as holes)", sp.Written, size)
+	return true, fs.auditDisk(ctx, scanner.Reader{Name: p, R: f, Size: size}, format, how)
+}
+
+// auditDisk audits a disk of the layer with the disk scanner and adds its
+// target, which says how the disk was read (note), and its findings to the
+// blob's result. The disk scanner names everything by the disk's path in
+// the layer: nothing is renamed.
+func (fs *fileScanner) auditDisk(ctx context.Context, r scanner.Reader, format, note string) error {
+	inner, err := fs.s.opts.DiskScanner(ctx, r)
 	if inner == nil {
 		if err == nil {
 			err = errors.New("disk scanner returned no report")
 		}
-		return true, fmt.Errorf("auditing %s disk image %s: %w", format, p, err)
-	}
-	rw := strings.NewReplacer(spool, p, dir+string(filepath.Separator), "")
-	rewriteView := func(id string) string {
-		if strings.HasPrefix(id, base+"#") {
-			return path.Dir(p) + "/" + id
-		}
-		return rw.Replace(id)
-	}
-	if path.Dir(p) == "/" {
-		rewriteView = func(id string) string {
-			if strings.HasPrefix(id, base+"#") {
-				return "/" + id
-			}
-			return rw.Replace(id)
-		}
+		return fmt.Errorf("auditing %s disk image %s: %w", format, r.Name, err)
 	}
 	for _, t := range inner.Targets {
-		t.Path = rw.Replace(t.Path)
-		for i := range t.Views {
-			t.Views[i].ID = rewriteView(t.Views[i].ID)
-			t.Views[i].Error = rw.Replace(t.Views[i].Error)
-		}
-		for i := range t.Errors {
-			t.Errors[i] = rw.Replace(t.Errors[i])
-		}
-		for i := range t.Partitions {
-			t.Partitions[i].View = rewriteView(t.Partitions[i].View)
-		}
-		for i := range t.Unattributed {
-			t.Unattributed[i] = rw.Replace(t.Unattributed[i])
-		}
-		for i := range t.Backing {
-			t.Backing[i].Path = rw.Replace(t.Backing[i].Path)
-			t.Backing[i].Error = rw.Replace(t.Backing[i].Error)
-		}
+		t.Notes = append(t.Notes, note)
 		fs.res.Disks = append(fs.res.Disks, t)
 	}
 	for _, f := range inner.Findings {
 		f.New = nil
-		for i := range f.Locations {
-			l := &f.Locations[i]
-			l.Target = rw.Replace(l.Target)
-			l.View = rewriteView(l.View)
-			l.File = rw.Replace(l.File)
-		}
 		fs.res.Findings = append(fs.res.Findings, f)
 	}
 	// The disk's own errors are in its target (above); only what concerns
 	// the whole audit, an interruption, is the layer's error.
 	for _, x := range inner.IncompleteReasons {
 		if x.Target == "" {
-			return true, fmt.Errorf("auditing %s: %s", p, x.Reason)
+			return fmt.Errorf("auditing %s: %s", r.Name, x.Reason)
 		}
 	}
 	if err != nil {
-		return true, fmt.Errorf("auditing %s: %w", p, err)
+		return fmt.Errorf("auditing %s: %w", r.Name, err)
 	}
-	return true, nil
-}
-
-// sparseWriter writes a spooled disk image, seeking over all-zero blocks so
-// that the temporary file takes only the space of its data (disk images
-// are mostly zeros) and the disk readers see holes as holes.
-type sparseWriter struct {
-	f   *os.File
-	off int64
-}
-
-func (w *sparseWriter) Write(p []byte) (int, error) {
-	const block = 64 << 10
-	for i := 0; i < len(p); i += block {
-		c := p[i:min(i+block, len(p))]
-		if zeros.All(c) {
-			w.off += int64(len(c))
-			continue
-		}
-		if _, err := w.f.WriteAt(c, w.off); err != nil {
-			return i, err
-		}
-		w.off += int64(len(c))
-	}
-	return len(p), nil
-}
-
-// finish sets the file's length (trailing holes are not written).
-func (w *sparseWriter) finish(size int64) error {
-	return w.f.Truncate(max(size, w.off))
+	return nil
 }

@@ -71,6 +71,24 @@ type blob struct {
 	Title     string // org.opencontainers.image.title, for artifact blobs
 	Kind      string // blobTar or blobConfig; a tar kind that is no tar becomes blobFile
 	open      func(ctx context.Context) (io.ReadCloser, error)
+	// openAt, when set, opens the blob in place: it is a local file (an
+	// OCI layout's blob, a docker save tarball's member). Uncompressed, it
+	// is read where it lies and the disks in it are not spooled.
+	openAt func(ctx context.Context) (*blobFileAt, error)
+}
+
+// blobFileAt is a blob that lies in a local file, read in place.
+type blobFileAt struct {
+	io.ReaderAt
+	size  int64
+	close func() error
+}
+
+// blobSource opens one blob of an image: as a stream, and in place when it
+// is a local file (openAt is nil for a registry's blobs).
+type blobSource struct {
+	open   func(ctx context.Context) (io.ReadCloser, error)
+	openAt func(ctx context.Context) (*blobFileAt, error)
 }
 
 // scanBlob scans one blob, retrying from the start (at most opts.Retries
@@ -118,6 +136,11 @@ func isTransient(err error) bool {
 }
 
 func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
+	if b.Kind != blobConfig && b.openAt != nil {
+		if res := s.scanInPlace(ctx, b); res != nil {
+			return res
+		}
+	}
 	res := &blobResult{Digest: b.Digest, Kind: b.Kind, MediaType: b.MediaType, CompressedSize: b.Size}
 	rc, err := b.open(ctx)
 	if err != nil {
@@ -183,30 +206,100 @@ func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
 		fail("reading "+comp+" stream", err)
 		return res
 	}
-	fs := &fileScanner{s: s, res: res, buf: s.scanBuffer()}
-	if b.Kind == blobTar && looksLikeTar(first) {
-		fs.walkTar(ctx, head, fail)
-		return res
+	size := int64(-1)
+	if comp == "none" && b.Size > 0 {
+		size = b.Size
 	}
-	// An artifact blob that is no tar: one file, named by its title.
+	fs := &fileScanner{s: s, res: res, buf: s.scanBuffer()}
+	fs.scanContent(ctx, b, head, first, size, fail)
+	return res
+}
+
+// scanInPlace scans a blob that lies uncompressed in a local file where it
+// lies: its tar is walked through a reader that seeks over what it skips,
+// and the disks in it are read in place (disks.go). It returns nil, for
+// the caller to stream the blob, when the blob is compressed or cannot be
+// opened so.
+func (s *Scanner) scanInPlace(ctx context.Context, b blob) *blobResult {
+	at, err := b.openAt(ctx)
+	if err != nil {
+		return nil
+	}
+	defer at.close()
+	first := make([]byte, min(at.size, 512))
+	if n, err := at.ReadAt(first, 0); err != nil && err != io.EOF || n < len(first) {
+		return nil
+	}
+	if compressed(first) {
+		return nil
+	}
+	res := &blobResult{Digest: b.Digest, Kind: b.Kind, MediaType: b.MediaType, CompressedSize: b.Size, Compression: "none", Bytes: at.size}
+	if at.size == 0 {
+		return res // an empty blob
+	}
+	c := &seekCounter{r: io.NewSectionReader(at, 0, at.size)}
+	fail := func(where string, err error) {
+		res.Errors = append(res.Errors, fmt.Sprintf("%s at compressed byte %d (uncompressed byte %d): %v", where, c.pos, c.pos, err))
+	}
+	fs := &fileScanner{s: s, res: res, buf: s.scanBuffer(), at: at, pos: func() int64 { return c.pos }}
+	fs.scanContent(ctx, b, c, first, at.size, fail)
+	fs.scanDisksInPlace(ctx, fail)
+	return res
+}
+
+// scanContent scans a blob's uncompressed bytes r, size bytes (-1:
+// unknown), whose first bytes are first: a layer's tar is walked; an
+// artifact blob that is no tar is one file, named by its title.
+func (fs *fileScanner) scanContent(ctx context.Context, b blob, r io.Reader, first []byte, size int64, fail func(string, error)) {
+	res := fs.res
+	if b.Kind == blobTar && looksLikeTar(first) {
+		fs.walkTar(ctx, r, fail)
+		return
+	}
 	res.Kind = blobFile
 	name := "/" + b.Title
 	if b.Title == "" {
 		name = "/" + strings.ReplaceAll(b.Digest, ":", "-")
 	}
 	name = cleanPath(name)
-	size := int64(-1)
-	if comp == "none" && b.Size > 0 {
-		size = b.Size
-	}
 	var ib indexBuilder
 	ib.add(name, false)
 	res.Index = ib.build()
 	res.Files = 1
-	if err := fs.scanFile(ctx, head, name, size, 0); err != nil {
+	if fs.at != nil && fs.diskInPlace(name, size) {
+		return
+	}
+	if err := fs.scanFile(ctx, r, name, size, 0); err != nil {
 		fail("reading blob", err)
 	}
-	return res
+}
+
+// compressed reports the gzip and zstd magics (media types lie).
+func compressed(magic []byte) bool {
+	return bytes.HasPrefix(magic, []byte{0x1f, 0x8b}) || bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd})
+}
+
+// seekCounter is a blob read in place as the tar reader sees it: it counts
+// the position, so that each member's data offset is known, and seeks, so
+// that the reader skips what it does not read (the disks, read in place
+// afterwards).
+type seekCounter struct {
+	r   *io.SectionReader
+	pos int64
+}
+
+func (c *seekCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.pos += int64(n)
+	return n, err
+}
+
+func (c *seekCounter) Seek(off int64, whence int) (int64, error) {
+	n, err := c.r.Seek(off, whence)
+	if err == nil {
+		c.pos = n
+	}
+	return n, err
 }
 
 // decompressor detects gzip and zstd by their magic (media types lie) and
@@ -214,13 +307,14 @@ func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
 func decompressor(r *bufio.Reader) (io.ReadCloser, string, error) {
 	magic, _ := r.Peek(4)
 	switch {
-	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+	case !compressed(magic):
+	case magic[0] == 0x1f:
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, "gzip", err
 		}
 		return zr, "gzip", nil
-	case len(magic) >= 4 && bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+	default:
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			return nil, "zstd", err

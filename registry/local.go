@@ -19,10 +19,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/tarindex"
 )
 
-// maxTarEntries bounds how many headers are read while looking for a file
-// in a docker save tarball.
+// maxTarEntries bounds how many headers are indexed in a docker save
+// tarball, and in a layer whose disks are read in place.
 const maxTarEntries = 1 << 20
 
 // IsContainerSource reports whether path is a local container image source
@@ -91,8 +92,15 @@ func (s *Scanner) resolveLayout(dir string) []image {
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout index.json: %w", err)}}
 	}
-	open := func(h v1.Hash) func(context.Context) (io.ReadCloser, error) {
-		return func(context.Context) (io.ReadCloser, error) { return lp.Blob(h) }
+	open := func(h v1.Hash) blobSource {
+		return blobSource{
+			open: func(context.Context) (io.ReadCloser, error) { return lp.Blob(h) },
+			// The blob is a file of the layout: read in place, unless it
+			// is a link (go-containerregistry refuses those as streams).
+			openAt: func(context.Context) (*blobFileAt, error) {
+				return openFileAt(filepath.Join(dir, "blobs", h.Algorithm, h.Hex), hostfile.OpenRegularNoFollow)
+			},
+		}
 	}
 	var walk func(raw []byte, depth int) []image
 	walk = func(raw []byte, depth int) []image {
@@ -185,7 +193,7 @@ func (s *Scanner) resolveTarball(file string) []image {
 			if i < len(diffIDs) {
 				key = diffIDs[i].String()
 			}
-			img.Layers = append(img.Layers, blob{Digest: key, Kind: blobTar, open: tarFileOpener(file, lp)})
+			img.Layers = append(img.Layers, blob{Digest: key, Kind: blobTar, open: tarFileOpener(file, lp), openAt: tarMemberAt(file, lp)})
 		}
 		img.Config = &blob{Digest: id, Kind: blobConfig, MediaType: string(types.DockerConfigJSON), Size: int64(len(cfgBytes)),
 			open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(cfgBytes)), nil }}
@@ -197,68 +205,74 @@ func (s *Scanner) resolveTarball(file string) []image {
 	return out
 }
 
+// openFileAt opens a regular file with open as a blob read in place.
+func openFileAt(p string, open func(string) (*os.File, error)) (*blobFileAt, error) {
+	f, err := open(p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &blobFileAt{ReaderAt: f, size: st.Size(), close: f.Close}, nil
+}
+
+// tarMemberAt opens a member of a tarball (a docker save layer.tar) as a
+// blob read in place.
+func tarMemberAt(file, name string) func(context.Context) (*blobFileAt, error) {
+	return func(ctx context.Context) (*blobFileAt, error) { return openTarMember(ctx, file, name) }
+}
+
 func tarFileOpener(file, name string) func(context.Context) (io.ReadCloser, error) {
-	return func(context.Context) (io.ReadCloser, error) { return openTarFile(file, name, 0) }
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		m, err := openTarMember(ctx, file, name)
+		if err != nil {
+			return nil, err
+		}
+		return tarMember{io.NewSectionReader(m, 0, m.size), m.close}, nil
+	}
 }
 
 // readTarFile reads a small member of a tarball.
 func readTarFile(file, name string, limit int64) ([]byte, error) {
-	rc, err := openTarFile(file, name, 0)
+	m, err := openTarMember(context.Background(), file, name)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
+	defer m.close()
+	if m.size > limit {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
-	return b, nil
+	return io.ReadAll(io.NewSectionReader(m, 0, m.size))
 }
 
+// tarMember is a member of a tarball read as a stream.
 type tarMember struct {
 	io.Reader
-	f *os.File
+	close func() error
 }
 
-func (t tarMember) Close() error { return t.f.Close() }
+func (t tarMember) Close() error { return t.close() }
 
-// openTarFile opens a member of a tarball, following symbolic and hard
-// links within it (docker save shares layer.tar files through links).
-func openTarFile(file, name string, depth int) (io.ReadCloser, error) {
-	if depth > 8 {
-		return nil, fmt.Errorf("%s: too many links", name)
-	}
-	f, err := os.Open(file)
+// openTarMember opens a member of a tarball in place, following the
+// tarball's symbolic and hard links (docker save shares layer.tar files
+// through links).
+func openTarMember(ctx context.Context, file, name string) (*blobFileAt, error) {
+	f, err := openFileAt(file, hostfile.OpenRegular)
 	if err != nil {
 		return nil, err
 	}
-	want := path.Clean(name)
-	tr := tar.NewReader(f)
-	for range maxTarEntries {
-		h, err := tr.Next()
-		if err != nil {
-			f.Close()
-			if err == io.EOF {
-				return nil, fmt.Errorf("%s: not in %s", name, file)
-			}
-			return nil, fmt.Errorf("%s: reading %s: %w", name, file, err)
-		}
-		if path.Clean(h.Name) != want {
-			continue
-		}
-		switch h.Typeflag {
-		case tar.TypeSymlink:
-			f.Close()
-			return openTarFile(file, path.Join(path.Dir(want), h.Linkname), depth+1)
-		case tar.TypeLink:
-			f.Close()
-			return openTarFile(file, h.Linkname, depth+1)
-		}
-		return tarMember{Reader: tr, f: f}, nil
+	x, err := tarindex.Build(ctx, f, f.size, file, maxTarEntries)
+	if err != nil {
+		f.close()
+		return nil, err
 	}
-	f.Close()
-	return nil, fmt.Errorf("%s: more than %d entries in %s", name, maxTarEntries, file)
+	m, err := x.Member(tarindex.Clean(name))
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &blobFileAt{ReaderAt: m, size: m.Size(), close: f.close}, nil
 }

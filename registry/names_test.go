@@ -12,7 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -82,11 +84,15 @@ func TestLayerDiskNamesAreSealed(t *testing.T) {
 // and the token in the outside file is never reported.
 func TestLayoutBlobsStayInside(t *testing.T) {
 	testutil.RequireTool(t, "mkfifo")
-	for _, kind := range []string{"symlink", "fifo", "index-fifo"} {
+	for _, kind := range []string{"symlink", "symlink-uncompressed", "fifo", "index-fifo"} {
 		t.Run(kind, func(t *testing.T) {
 			tmp := t.TempDir()
 			token := npmToken(t)
 			l := layer(t, "", file("app/env", "NPM_TOKEN="+token+"\n"))
+			if kind == "symlink-uncompressed" {
+				// A blob read in place is opened without following links too.
+				l = static.NewLayer(tarBytes(t, []entry{file("app/env", "NPM_TOKEN="+token+"\n")}), types.OCIUncompressedLayer)
+			}
 			lp, err := layout.Write(filepath.Join(tmp, "layout"), empty.Index)
 			if err != nil {
 				t.Fatal(err)
@@ -100,7 +106,7 @@ func TestLayoutBlobsStayInside(t *testing.T) {
 				t.Fatal(err)
 			}
 			switch kind {
-			case "symlink":
+			case "symlink", "symlink-uncompressed":
 				err = os.Symlink(moved, blob)
 			case "fifo":
 				err = exec.Command("mkfifo", blob).Run()
@@ -130,7 +136,7 @@ func TestLayoutBlobsStayInside(t *testing.T) {
 			if findingsByFP(rep)[fp(token)] != nil {
 				t.Error("the blob outside the layout was read")
 			}
-			want := map[string]string{"symlink": "is a symlink", "fifo": "not a regular file", "index-fifo": "named pipe"}[kind]
+			want := map[string]string{"symlink": "is a symlink", "symlink-uncompressed": "is a symlink", "fifo": "not a regular file", "index-fifo": "named pipe"}[kind]
 			var errs []string
 			for _, tg := range rep.Targets {
 				errs = append(errs, tg.Errors...)

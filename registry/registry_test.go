@@ -173,8 +173,8 @@ func testImage(t *testing.T, target string, img v1.Image) image {
 	}
 	mt, _ := img.MediaType()
 	d, _ := img.Digest()
-	return imageFromManifest(target, d.String(), mt, raw, "", func(h v1.Hash) func(context.Context) (io.ReadCloser, error) {
-		return func(context.Context) (io.ReadCloser, error) {
+	return imageFromManifest(target, d.String(), mt, raw, "", func(h v1.Hash) blobSource {
+		return blobSource{open: func(context.Context) (io.ReadCloser, error) {
 			if cfg, _ := img.ConfigName(); cfg == h {
 				b, err := img.RawConfigFile()
 				return io.NopCloser(bytes.NewReader(b)), err
@@ -184,7 +184,7 @@ func testImage(t *testing.T, target string, img v1.Image) image {
 				return nil, err
 			}
 			return l.Compressed()
-		}
+		}}
 	})
 }
 

@@ -4,7 +4,8 @@
 // streamed (gzip, zstd or plain) through a tar reader without extraction;
 // every regular file goes through the detectors, and files that are VM
 // disk or memory images (KubeVirt containerDisks, disk images pushed as
-// OCI artifacts) are spooled and audited with the disk readers. Whiteouts
+// OCI artifacts) are audited with the disk readers: in place when the
+// layer is an uncompressed local file, else from a spool. Whiteouts
 // and later overwrites decide each finding's exposure: "live" when the
 // bytes are in the image's merged filesystem, "layer" when a later layer
 // deleted or replaced them (they still ship to everyone who pulls).
@@ -54,10 +55,11 @@ type Options struct {
 	// DisableRules turns off the disk scanner's own rules (rollback,
 	// cloned-identity; see scanner.DerivedRules) for disks in layers.
 	DisableRules []string
-	// DiskScanner audits a VM disk or memory image spooled from a layer;
-	// nil uses scanner.New with Engine and SealedTargets: a disk from a
-	// layer never resolves its backing or extent names on this host.
-	DiskScanner func(ctx context.Context, path string) (*report.Report, error)
+	// DiskScanner audits a VM disk or memory image found in a layer, read
+	// in place or from a spool; nil uses scanner.New with Engine
+	// (ScanReaders: a disk from a layer never resolves its backing or
+	// extent names on this host, only in its own layer).
+	DiskScanner func(ctx context.Context, disk scanner.Reader) (*report.Report, error)
 
 	// Keychain resolves registry credentials; nil uses authn.DefaultKeychain
 	// (the Docker config, credential helpers).
@@ -80,7 +82,9 @@ type Options struct {
 	// network errors (default DefaultRetries; negative for none).
 	Retries int
 
-	// TmpDir receives spooled disk images (default os.TempDir()).
+	// TmpDir receives spooled disk images (default os.TempDir()): those of
+	// layers read as streams (pulled, or compressed); a local uncompressed
+	// layer's disks are read in place.
 	TmpDir string
 	// MaxSpoolSize caps a spooled disk image (default DefaultMaxSpoolSize);
 	// bigger ones are scanned as plain bytes, with a note.
@@ -147,12 +151,12 @@ func New(opts Options) (*Scanner, error) {
 		s.opts.Keychain = authn.DefaultKeychain
 	}
 	if s.opts.DiskScanner == nil {
-		// A disk spooled from a layer is sealed: its backing, data file
-		// and extent names mean files of the layer, never of this host.
+		// A disk from a layer is no host file: its backing, data file and
+		// extent names mean files of the layer, never of this host.
 		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules,
 			SealedTargets: true, NoDowngrade: opts.NoDowngrade, DisableRules: opts.DisableRules})
-		s.opts.DiskScanner = func(ctx context.Context, path string) (*report.Report, error) {
-			return sc.Scan(ctx, []string{path})
+		s.opts.DiskScanner = func(ctx context.Context, disk scanner.Reader) (*report.Report, error) {
+			return sc.ScanReaders(ctx, []scanner.Reader{disk})
 		}
 	}
 	if opts.State != nil {

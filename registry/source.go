@@ -212,7 +212,7 @@ func platformString(p *v1.Platform) string {
 
 // imageFromManifest builds the image of a manifest; openBlob opens a blob
 // by digest.
-func imageFromManifest(target, digest string, mt types.MediaType, raw []byte, platform string, openBlob func(v1.Hash) func(context.Context) (io.ReadCloser, error)) image {
+func imageFromManifest(target, digest string, mt types.MediaType, raw []byte, platform string, blobs func(v1.Hash) blobSource) image {
 	img := image{Target: target, Digest: digest, Platform: platform}
 	switch mt {
 	case types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
@@ -233,20 +233,21 @@ func imageFromManifest(target, digest string, mt types.MediaType, raw []byte, pl
 		img.Format, img.artifact = "oci-artifact", true
 	}
 	for _, l := range m.Layers {
+		src := blobs(l.Digest)
 		img.Layers = append(img.Layers, blob{
 			Digest: l.Digest.String(), MediaType: string(l.MediaType), Size: l.Size,
-			Title: l.Annotations["org.opencontainers.image.title"], Kind: blobTar, open: openBlob(l.Digest),
+			Title: l.Annotations["org.opencontainers.image.title"], Kind: blobTar, open: src.open, openAt: src.openAt,
 		})
 	}
 	if isImage && m.Config.Size <= maxConfigBytes {
-		img.Config = &blob{Digest: m.Config.Digest.String(), MediaType: string(m.Config.MediaType), Size: m.Config.Size, Kind: blobConfig, open: openBlob(m.Config.Digest)}
+		img.Config = &blob{Digest: m.Config.Digest.String(), MediaType: string(m.Config.MediaType), Size: m.Config.Size, Kind: blobConfig, open: blobs(m.Config.Digest).open}
 	}
 	return img
 }
 
 func (s *Scanner) remoteImage(repo name.Repository, target, digest string, mt types.MediaType, raw []byte, platform string) image {
-	return imageFromManifest(target, digest, mt, raw, platform, func(h v1.Hash) func(context.Context) (io.ReadCloser, error) {
-		return func(ctx context.Context) (io.ReadCloser, error) {
+	return imageFromManifest(target, digest, mt, raw, platform, func(h v1.Hash) blobSource {
+		return blobSource{open: func(ctx context.Context) (io.ReadCloser, error) {
 			ctx, cancel := context.WithCancel(ctx)
 			l, err := s.puller.Layer(ctx, repo.Digest(h.String()))
 			if err != nil {
@@ -259,7 +260,7 @@ func (s *Scanner) remoteImage(repo name.Repository, target, digest string, mt ty
 				return nil, remoteError(err)
 			}
 			return newStallReader(rc, s.opts.Timeout, cancel), nil
-		}
+		}}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -54,6 +55,13 @@ type fileScanner struct {
 	// its first finding from the latest entry, so that an entry that
 	// appears again later in the same tar marks the earlier copy replaced.
 	hitsAt map[string][]int
+
+	// at is the blob when it is read in place, pos the position of the
+	// tar reader in it: the data of the current file starts there. The
+	// disks found are read in place after the walk (disks.go).
+	at    io.ReaderAt
+	pos   func() int64
+	disks []diskAt
 }
 
 // walkTar reads every entry of a layer tar. Regular files go through the
@@ -92,6 +100,9 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 			continue
 		}
 		fs.res.Files++
+		if fs.at != nil && !tarindex.IsSparse(hdr) && fs.diskInPlace(p, hdr.Size) {
+			continue // the tar reader seeks over it
+		}
 		if err := fs.scanFile(ctx, tr, p, hdr.Size, n); err != nil {
 			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
 			return
@@ -111,7 +122,8 @@ func (fs *fileScanner) replaced(p string) {
 }
 
 // scanFile scans one file of size bytes (-1: unknown, read to EOF) from r:
-// a VM disk or memory image is spooled and audited with the disk readers,
+// a VM disk or memory image is spooled and audited with the disk readers
+// (a blob read in place reads its disks in place instead: diskInPlace),
 // anything else streams through the detectors in windows of the scan
 // buffer, so that memory stays bounded whatever the file size.
 func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size int64, entry int) error {

@@ -35,6 +35,13 @@ func OpenRegular(path string) (*os.File, error) {
 	return openRegular(path, path, 0)
 }
 
+// OpenRegularNoFollow is OpenRegular for a file that must not be a
+// symbolic link (a blob of an OCI layout, named by its digest): a link is
+// refused, whatever it points at.
+func OpenRegularNoFollow(path string) (*os.File, error) {
+	return openRegular(path, path, unix.O_NOFOLLOW)
+}
+
 // openRegular opens path, naming it name in errors; flags are added to the
 // open flags (O_NOFOLLOW for a path already resolved).
 func openRegular(path, name string, flags int) (*os.File, error) {

@@ -11,6 +11,7 @@ package tarindex
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -107,7 +108,7 @@ func Build(ctx context.Context, r io.ReaderAt, size int64, name string, maxEntri
 		if len(x.entries) >= maxEntries {
 			return nil, model.Errorf(name, at, "more than %d tar members", maxEntries)
 		}
-		e := Entry{Name: Clean(h.Name), Raw: h.Name, Type: h.Typeflag, Linkname: h.Linkname, Header: at, Offset: c.pos, Size: h.Size, Sparse: isSparse(h)}
+		e := Entry{Name: Clean(h.Name), Raw: h.Name, Type: h.Typeflag, Linkname: h.Linkname, Header: at, Offset: c.pos, Size: h.Size, Sparse: IsSparse(h)}
 		if e.regular() && !e.Sparse && (h.Size < 0 || c.pos+h.Size > size) {
 			return nil, model.Errorf(name, at, "tar member %.80q runs past the end of the file", h.Name)
 		}
@@ -116,7 +117,9 @@ func Build(ctx context.Context, r io.ReaderAt, size int64, name string, maxEntri
 	}
 }
 
-func isSparse(h *tar.Header) bool {
+// IsSparse reports a GNU or PAX sparse member, whose data is not stored
+// in one piece (and so cannot be read in place).
+func IsSparse(h *tar.Header) bool {
 	if h.Typeflag == tar.TypeGNUSparse {
 		return true
 	}
@@ -164,6 +167,23 @@ func (m *Member) Stat() (fs.FileInfo, error) { return m.info, nil }
 // Close does nothing: the archive stays open.
 func (m *Member) Close() error { return nil }
 
+// At opens the regular member whose data starts at offset off of the
+// archive: the very copy a walk of the archive found there, even where a
+// later copy of the same name replaces it.
+func (x *Index) At(off int64) (*Member, error) {
+	i, ok := slices.BinarySearchFunc(x.entries, off, func(e Entry, off int64) int { return cmp.Compare(e.Offset, off) })
+	for ; ok && i < len(x.entries) && x.entries[i].Offset == off; i++ {
+		if e := x.entries[i]; e.regular() && !e.Sparse {
+			return x.member(e), nil
+		}
+	}
+	return nil, model.Errorf(x.name, off, "no regular member's data starts here")
+}
+
+func (x *Index) member(e Entry) *Member {
+	return &Member{SectionReader: io.NewSectionReader(x.r, e.Offset, e.Size), info: fileInfo{name: path.Base(e.Name), size: e.Size}, id: x.name + "!" + e.Name}
+}
+
 // Member opens the regular member at the cleaned, rooted name p, after the
 // archive's links.
 func (x *Index) Member(p string) (*Member, error) {
@@ -184,7 +204,7 @@ func (x *Index) open(p, real string) (*Member, error) {
 		what := kindOf(e)
 		return nil, &model.RefusedError{Name: p, Path: p, Real: real, What: what, Err: model.ErrNotRegular}
 	}
-	return &Member{SectionReader: io.NewSectionReader(x.r, e.Offset, e.Size), info: fileInfo{name: path.Base(real), size: e.Size}, id: x.name + "!" + real}, nil
+	return x.member(e), nil
 }
 
 func kindOf(e Entry) string {

@@ -454,8 +454,8 @@ func TestHostileChild(t *testing.T) {
 		layers := opts
 		layers.SealedTargets, layers.BackingRoots = true, nil
 		rs, err := registry.New(registry.Options{Engine: e, Version: "test",
-			DiskScanner: func(ctx context.Context, p string) (*report.Report, error) {
-				return scanner.New(layers).Scan(ctx, []string{p})
+			DiskScanner: func(ctx context.Context, disk scanner.Reader) (*report.Report, error) {
+				return scanner.New(layers).ScanReaders(ctx, []scanner.Reader{disk})
 			}})
 		if err != nil {
 			t.Fatal(err)
