@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -160,46 +159,21 @@ type findingAcc struct {
 	allowIf map[locKey][]detectors.Match
 }
 
-// ruleView is the unit of the findings cap: one rule, one view, one
-// severity (a cut never hides a more severe finding of the rule).
-type ruleView struct {
-	v    *viewState
-	rule string
-	sev  detectors.Severity
-}
-
 // collector turns the detectors' matches into findings as they arrive,
-// within the scan's limits: at most FindingsPerRulePerView findings per
-// rule, view and severity, at most LocationsPerFinding locations each.
-// What it cuts it counts. Its memory is bounded by the limits, not by the
-// number of matches: 64 MiB of one repeated secret (three million
-// matches) was held as a slice of matches, 2.8 GB.
+// within the scan's limits (Limiter): what it cuts it counts. Its memory
+// is bounded by the limits, not by the number of matches: 64 MiB of one
+// repeated secret (three million matches) was held as a slice of matches,
+// 2.8 GB.
 type collector struct {
-	idx    physIndex
-	views  []*viewState
-	limits report.Limits
-	engine *detectors.Engine
-	acc    map[string]*findingAcc
-	order  []string
-	mu     sync.Mutex // guards kept: enough reads it from the workers
-	kept   map[ruleView]int
+	idx   physIndex
+	views []*viewState
+	lim   *Limiter
+	acc   map[string]*findingAcc
+	order []string
 }
 
-func newCollector(views []*viewState, limits report.Limits, e *detectors.Engine) *collector {
-	return &collector{idx: buildIndex(views), views: views, limits: limits, engine: e, acc: map[string]*findingAcc{}, kept: map[ruleView]int{}}
-}
-
-// enough reports whether a rule already has the limit of findings at its
-// highest severity in view v: no later match of it could be kept, so the
-// detectors need not validate its hits there (they count them instead).
-func (c *collector) enough(v *viewState, rule string) bool {
-	sev, ok := c.engine.RuleSeverity(rule)
-	if !ok {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.kept[ruleView{v, rule, sev}] >= c.limits.FindingsPerRulePerView
+func newCollector(views []*viewState, lim *Limiter) *collector {
+	return &collector{idx: buildIndex(views), views: views, lim: lim, acc: map[string]*findingAcc{}}
 }
 
 // add records one match of view v.
@@ -209,15 +183,8 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 	key := m.Fingerprint
 	fa := c.acc[key]
 	if fa == nil {
-		rv := ruleView{v, m.RuleID, m.Severity}
-		c.mu.Lock()
-		full := c.kept[rv] >= c.limits.FindingsPerRulePerView
-		if !full {
-			c.kept[rv]++
-		}
-		c.mu.Unlock()
-		if full {
-			v.dropMatch(m.RuleID)
+		if !c.lim.Admit(v, m.RuleID, m.Severity) {
+			v.cuts.Drop(m.RuleID)
 			return
 		}
 		fa = &findingAcc{
@@ -242,7 +209,7 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 		// record are both scanned, and both would count the others.
 		return
 	}
-	room := c.limits.LocationsPerFinding - len(fa.keys)
+	room := c.lim.Limits().LocationsPerFinding - len(fa.keys)
 	ps, more := c.idx.where(v, m.Start, m.End-m.Start, max(room, 0))
 	fa.f.LocationsTruncated += more
 	for _, gp := range ps {
@@ -251,8 +218,7 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 		if fa.locs[k] != nil {
 			continue
 		}
-		if len(fa.keys) >= c.limits.LocationsPerFinding {
-			fa.f.LocationsTruncated++
+		if !c.lim.KeepLocation(&fa.f, len(fa.keys)) {
 			continue
 		}
 		fa.locs[k] = &report.Location{

@@ -89,17 +89,6 @@ type Options struct {
 // counted in the report (docs/report.md, "truncated").
 var DefaultLimits = report.Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000}
 
-func (o Options) limits() report.Limits {
-	l := o.Limits
-	if l.FindingsPerRulePerView <= 0 {
-		l.FindingsPerRulePerView = DefaultLimits.FindingsPerRulePerView
-	}
-	if l.LocationsPerFinding <= 0 {
-		l.LocationsPerFinding = DefaultLimits.LocationsPerFinding
-	}
-	return l
-}
-
 // Scanner runs scans. It holds no state between runs.
 type Scanner struct{ opts Options }
 
@@ -156,23 +145,9 @@ type viewState struct {
 	notes   []string
 	fs      *fsInfo
 	fsOnce  sync.Once
-	// dropped counts matches cut by the findings cap, notValidated the
-	// keyword hits the detectors left unvalidated, by rule.
-	dropped, notValidated map[string]int64
-}
-
-func (v *viewState) dropMatch(rule string) {
-	if v.dropped == nil {
-		v.dropped = map[string]int64{}
-	}
-	v.dropped[rule]++
-}
-
-func (v *viewState) skipped(sk detectors.Skip) {
-	if v.notValidated == nil {
-		v.notValidated = map[string]int64{}
-	}
-	v.notValidated[sk.RuleID] += int64(sk.Hits)
+	// cuts counts the matches cut by the findings cap and the keyword
+	// hits the detectors left unvalidated, by rule.
+	cuts Cuts
 }
 
 // Scan scans the targets (image files or directories) and returns the report.
@@ -228,8 +203,8 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 		}
 	}
 
-	limits := s.opts.limits()
-	col := newCollector(views, limits, s.opts.Engine)
+	lim := NewLimiter(s.opts.Limits, s.opts.Engine)
+	col := newCollector(views, lim)
 	byFile, err := s.scanViews(ctx, views, col)
 	stopped := err != nil
 	if err != nil {
@@ -254,7 +229,7 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	}
 	rep.Finished = time.Now().UTC()
 	rep.Summary.ScannedBytesByFile = byFile
-	rep.Summary.Truncated = &report.Truncation{Limits: limits}
+	rep.Summary.Truncated = &report.Truncation{Limits: lim.Limits()}
 	report.Summarize(rep)
 	if ctx.Err() != nil && !stopped {
 		// Interrupted: whatever was found so far is reported, marked partial.
@@ -634,8 +609,8 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 			rs[i] = detectors.Range{Start: r.start, End: r.end}
 		}
 		memory := v.view.Kind == model.KindMemory || s.opts.MemoryRulesEverywhere
-		opts := detectors.ScanOptions{Memory: memory, Progress: onChunk, Skipped: v.skipped,
-			Enough: func(rule string) bool { return col.enough(v, rule) }}
+		opts := detectors.ScanOptions{Memory: memory, Progress: onChunk, Skipped: v.cuts.Skipped,
+			Enough: func(rule string) bool { return col.lim.Enough(v, rule) }}
 		n, err := s.opts.Engine.Scan(ctx, lendable(v, ms), v.view.Disk.Size(), rs, opts, func(m detectors.Match) {
 			col.add(v, m)
 		})

@@ -24,9 +24,7 @@ func (t *target) report() report.Target {
 			rv.Error = v.err.Error()
 			rt.Errors = append(rt.Errors, v.view.ID+": "+v.err.Error())
 		}
-		if len(v.dropped) > 0 || len(v.notValidated) > 0 {
-			rv.Truncated = &report.ViewTruncation{MatchesDropped: v.dropped, HitsNotValidated: v.notValidated}
-		}
+		rv.Truncated = v.cuts.Truncation()
 		if v.fs != nil {
 			rt.Partitions = append(rt.Partitions, v.fs.partitions(v.view.ID)...)
 			rt.Unattributed = append(rt.Unattributed, v.fs.unattributed(v.view.ID)...)
