@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
 )
 
 // Blob kinds recorded in blobResult.Kind.
@@ -56,6 +57,11 @@ type blobResult struct {
 	Index          pathIndex        `json:"index"`
 	Notes          []string         `json:"notes,omitempty"`
 	Errors         []string         `json:"errors,omitempty"`
+	// Truncated counts what the scan of the blob's files cut to stay
+	// within the scan's limits, as a view's truncated does.
+	Truncated *report.ViewTruncation `json:"truncated,omitempty"`
+	// cuts counts it while the blob is scanned.
+	cuts scanner.Cuts
 
 	// transient is set when the blob stream itself failed (network), so
 	// that the scan is retried; not stored.
@@ -107,6 +113,7 @@ func (s *Scanner) scanBlob(ctx context.Context, b blob) *blobResult {
 	if res.Findings == nil {
 		res.Findings = []report.Finding{}
 	}
+	res.Truncated = res.cuts.Truncation()
 	return res
 }
 
@@ -174,13 +181,12 @@ func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
 			data = data[:maxConfigBytes]
 		}
 		res.Bytes, res.Scanned = int64(len(data)), int64(len(data))
+		fs := s.newFileScanner(res, nil)
 		for _, m := range s.opts.Engine.FindAll(data, s.scanOpts()) {
 			if m.AllowedAt("config.json") {
 				continue
 			}
-			f := matchFinding(m)
-			f.Locations = []report.Location{{ViewKind: "config", Offset: m.Start, Length: m.End - m.Start, Path: "config.json", State: report.StateUnknown, Encoding: m.Encoding}}
-			res.Findings = append(res.Findings, f)
+			fs.keep(m, report.Location{ViewKind: "config", Offset: m.Start, Length: m.End - m.Start, Path: "config.json", State: report.StateUnknown, Encoding: m.Encoding})
 		}
 		return res
 	}
@@ -210,7 +216,7 @@ func (s *Scanner) scanBlobOnce(ctx context.Context, b blob) *blobResult {
 	if comp == "none" && b.Size > 0 {
 		size = b.Size
 	}
-	fs := &fileScanner{s: s, res: res, buf: s.scanBuffer()}
+	fs := s.newFileScanner(res, s.scanBuffer())
 	fs.scanContent(ctx, b, head, first, size, fail)
 	return res
 }
@@ -241,7 +247,8 @@ func (s *Scanner) scanInPlace(ctx context.Context, b blob) *blobResult {
 	fail := func(where string, err error) {
 		res.Errors = append(res.Errors, fmt.Sprintf("%s at compressed byte %d (uncompressed byte %d): %v", where, c.pos, c.pos, err))
 	}
-	fs := &fileScanner{s: s, res: res, buf: s.scanBuffer(), at: at, pos: func() int64 { return c.pos }}
+	fs := s.newFileScanner(res, s.scanBuffer())
+	fs.at, fs.pos = at, func() int64 { return c.pos }
 	fs.scanContent(ctx, b, c, first, at.size, fail)
 	fs.scanDisksInPlace(ctx, fail)
 	return res

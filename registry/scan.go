@@ -103,6 +103,10 @@ type Options struct {
 	NoDowngrade bool
 	// Log receives one line per image and retried blob; nil for none.
 	Log io.Writer
+	// Limits cap what the scan keeps (zero fields: scanner.DefaultLimits):
+	// per layer for its files, per view for the disks in layers, and per
+	// finding over the image. What is cut is counted in the report.
+	Limits report.Limits
 }
 
 // Scanner scans container images. It is not safe for concurrent use.
@@ -154,7 +158,7 @@ func New(opts Options) (*Scanner, error) {
 		// A disk from a layer is no host file: its backing, data file and
 		// extent names mean files of the layer, never of this host.
 		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules,
-			SealedTargets: true, NoDowngrade: opts.NoDowngrade, DisableRules: opts.DisableRules})
+			SealedTargets: true, NoDowngrade: opts.NoDowngrade, DisableRules: opts.DisableRules, Limits: opts.Limits})
 		s.opts.DiskScanner = func(ctx context.Context, disk scanner.Reader) (*report.Report, error) {
 			return sc.ScanReaders(ctx, []scanner.Reader{disk})
 		}
@@ -256,6 +260,7 @@ func (s *Scanner) run(ctx context.Context, command string, images func(func(imag
 			st.remember(f.Fingerprint, rep.Finished)
 		}
 	}
+	rep.Summary.Truncated = &report.Truncation{Limits: s.limiter().Limits()}
 	report.Summarize(rep)
 	report.CheckComplete(rep)
 	if err := ctx.Err(); err != nil {
@@ -264,6 +269,9 @@ func (s *Scanner) run(ctx context.Context, command string, images func(func(imag
 	}
 	return rep, nil
 }
+
+// limiter is a Limiter of the scan's limits, whose zero fields it fills.
+func (s *Scanner) limiter() *scanner.Limiter { return scanner.NewLimiter(s.opts.Limits, s.opts.Engine) }
 
 // blob returns the result of scanning b: from this run, from the state,
 // or by scanning it now. fresh is true when it was read in this run.
@@ -325,7 +333,8 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		v := report.View{
 			ID: vid, Kind: "layer", Name: fmt.Sprintf("%d:%s", i, shortDigest(b.Digest)),
 			Size: r.Bytes, AllocatedBytes: r.Bytes, Notes: append([]string(nil), r.Notes...),
-			Attrs: map[string]string{"digest": b.Digest, "files": strconv.Itoa(r.Files), "compressed_size": strconv.FormatInt(r.CompressedSize, 10)},
+			Attrs:     map[string]string{"digest": b.Digest, "files": strconv.Itoa(r.Files), "compressed_size": strconv.FormatInt(r.CompressedSize, 10)},
+			Truncated: r.Truncated,
 		}
 		if b.MediaType != "" {
 			v.Attrs["media_type"] = b.MediaType
@@ -390,7 +399,7 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 	if img.Config != nil && ctx.Err() == nil {
 		r, fresh := s.blob(ctx, *img.Config)
 		v := report.View{ID: img.Target + "#config", Kind: viewKindConfig, Name: shortDigest(img.Config.Digest), Size: r.Bytes, AllocatedBytes: r.Bytes,
-			Attrs: map[string]string{"digest": img.Config.Digest}}
+			Attrs: map[string]string{"digest": img.Config.Digest}, Truncated: r.Truncated}
 		if fresh && !s.counted[img.Config.Digest] {
 			v.ScannedBytes = r.Scanned
 			s.counted[img.Config.Digest] = true
@@ -425,7 +434,7 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		st.putManifest(img.Digest, ref, img.Platform, cfg, layers, time.Now().UTC())
 	}
 	rep.Targets = append([]report.Target{t}, rep.Targets...)
-	rep.Findings = collapseRules(rep.Findings)
+	rep.Findings = collapseRules(rep.Findings, s.limiter().Limits().LocationsPerFinding)
 	return rep
 }
 
@@ -433,8 +442,9 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 // when several rules match the same fingerprint (an npm token is both an
 // "npm-access-token" and an "npmrc-auth-token"), the most severe rule
 // (then the first by name) names the finding and the others are listed in
-// metadata "also_matched". Locations are concatenated.
-func collapseRules(fs []report.Finding) []report.Finding {
+// metadata "also_matched". Locations are concatenated, up to
+// maxLocations; the rest are counted in locations_truncated.
+func collapseRules(fs []report.Finding, maxLocations int) []report.Finding {
 	groups := map[string][]int{}
 	var order []string
 	for i, f := range fs {
@@ -455,11 +465,12 @@ func collapseRules(fs []report.Finding) []report.Finding {
 		}
 		f := fs[best]
 		f.Metadata = maps.Clone(f.Metadata)
-		f.Locations = nil
+		f.Locations, f.LocationsTruncated = nil, 0
 		others := map[string]bool{}
 		for _, i := range idx {
 			g := fs[i]
 			f.Locations = append(f.Locations, g.Locations...)
+			f.LocationsTruncated += g.LocationsTruncated
 			if g.Rule != f.Rule {
 				others[g.Rule] = true
 			}
@@ -485,6 +496,10 @@ func collapseRules(fs []report.Finding) []report.Finding {
 				f.Metadata = map[string]string{}
 			}
 			f.Metadata["also_matched"] = strings.Join(slices.Sorted(maps.Keys(others)), ",")
+		}
+		if n := len(f.Locations) - maxLocations; n > 0 {
+			f.Locations = f.Locations[:maxLocations]
+			f.LocationsTruncated += int64(n)
 		}
 		report.RecomputeExposure(&f)
 		out = append(out, f)

@@ -12,6 +12,7 @@ import (
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
 )
 
 // maxFileName bounds a tar entry name that is kept in memory (PAX allows
@@ -51,10 +52,14 @@ type fileScanner struct {
 	s   *Scanner
 	res *blobResult
 	buf []byte
-	// lastHit maps a path with findings to the index (in res.Findings) of
-	// its first finding from the latest entry, so that an entry that
-	// appears again later in the same tar marks the earlier copy replaced.
-	hitsAt map[string][]int
+	// lim keeps the blob's findings within the scan's limits; byRule finds
+	// the finding (in res.Findings) of a rule and secret.
+	lim    *scanner.Limiter
+	byRule map[string]int
+	// hitsAt maps a path with findings to the places (finding, location)
+	// of those of its latest entry, so that an entry that appears again
+	// later in the same tar marks the earlier copy replaced.
+	hitsAt map[string][][2]int
 
 	// at is the blob when it is read in place, pos the position of the
 	// tar reader in it: the data of the current file starts there. The
@@ -113,10 +118,8 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 // replaced marks the findings of an earlier entry at p in the same layer
 // as replaced: the later entry is what the merged filesystem holds.
 func (fs *fileScanner) replaced(p string) {
-	for _, i := range fs.hitsAt[p] {
-		for j := range fs.res.Findings[i].Locations {
-			fs.res.Findings[i].Locations[j].Exposure = report.ExposureLayer
-		}
+	for _, at := range fs.hitsAt[p] {
+		fs.res.Findings[at[0]].Locations[at[1]].Exposure = report.ExposureLayer
 	}
 	delete(fs.hitsAt, p)
 }
@@ -169,6 +172,9 @@ func sizeOr(size, def int64) int64 {
 func (fs *fileScanner) scanStream(ctx context.Context, r io.Reader, buf []byte, n int, eof bool, p string, size int64) error {
 	e := fs.s.opts.Engine
 	margin := int64(e.Margin())
+	opts := fs.s.scanOpts()
+	opts.Skipped = fs.res.cuts.Skipped
+	opts.Enough = func(rule string) bool { return fs.lim.Enough(layerView, rule) }
 	var base, ownStart int64 // file offset of buf[0]; first offset not yet owned
 	var readErr error
 	filled := n
@@ -179,7 +185,7 @@ func (fs *fileScanner) scanStream(ctx context.Context, r io.Reader, buf []byte, 
 		}
 		if ownEnd > ownStart {
 			window := buf[:filled]
-			_, err := e.Scan(ctx, bytes.NewReader(window), int64(filled), []detectors.Range{{Start: ownStart - base, End: ownEnd - base}}, fs.s.scanOpts(), func(m detectors.Match) {
+			_, err := e.Scan(ctx, bytes.NewReader(window), int64(filled), []detectors.Range{{Start: ownStart - base, End: ownEnd - base}}, opts, func(m detectors.Match) {
 				m.Start += base
 				m.End += base
 				fs.addHit(m, p)
@@ -217,13 +223,48 @@ func (fs *fileScanner) addHit(m detectors.Match, p string) {
 	if m.AllowedAt(p) {
 		return // an allowlist's paths cover this file
 	}
-	f := matchFinding(m)
-	f.Locations = []report.Location{{ViewKind: "layer", Offset: m.Start, Length: m.End - m.Start, Path: p, State: report.StateAllocated, Encoding: m.Encoding}}
-	if fs.hitsAt == nil {
-		fs.hitsAt = map[string][]int{}
+	i, j, ok := fs.keep(m, report.Location{ViewKind: "layer", Offset: m.Start, Length: m.End - m.Start, Path: p, State: report.StateAllocated, Encoding: m.Encoding})
+	if !ok {
+		return
 	}
-	fs.hitsAt[p] = append(fs.hitsAt[p], len(fs.res.Findings))
-	fs.res.Findings = append(fs.res.Findings, f)
+	if fs.hitsAt == nil {
+		fs.hitsAt = map[string][][2]int{}
+	}
+	fs.hitsAt[p] = append(fs.hitsAt[p], [2]int{i, j})
+}
+
+// layerView is the one view of a blob's file scan, for the Limiter.
+const layerView = "layer"
+
+// newFileScanner returns the scanner of res's files, with buf as its
+// detector window (nil for a config, scanned whole).
+func (s *Scanner) newFileScanner(res *blobResult, buf []byte) *fileScanner {
+	return &fileScanner{s: s, res: res, buf: buf, lim: scanner.NewLimiter(s.opts.Limits, s.opts.Engine), byRule: map[string]int{}}
+}
+
+// keep adds match m, found at loc, to the blob's findings within the
+// scan's limits (scanner.Limiter, as the disk scanner keeps its own): one
+// finding per rule and secret, at most LocationsPerFinding locations
+// each, at most FindingsPerRulePerView findings per rule and severity.
+// What is cut is counted. It returns where loc was put, if it was.
+func (fs *fileScanner) keep(m detectors.Match, loc report.Location) (finding, location int, ok bool) {
+	k := m.RuleID + "\x00" + m.Fingerprint
+	i, seen := fs.byRule[k]
+	if !seen {
+		if !fs.lim.Admit(layerView, m.RuleID, m.Severity) {
+			fs.res.cuts.Drop(m.RuleID)
+			return 0, 0, false
+		}
+		i = len(fs.res.Findings)
+		fs.res.Findings = append(fs.res.Findings, matchFinding(m))
+		fs.byRule[k] = i
+	}
+	f := &fs.res.Findings[i]
+	if !fs.lim.KeepLocation(f, len(f.Locations)) {
+		return 0, 0, false
+	}
+	f.Locations = append(f.Locations, loc)
+	return i, len(f.Locations) - 1, true
 }
 
 // matchFinding turns a detector match into a finding without locations.
