@@ -3,7 +3,6 @@ package qemustream
 import (
 	"bytes"
 	"context"
-	"debug/elf"
 	"errors"
 	"io"
 	"os"
@@ -21,48 +20,19 @@ import (
 // is the BIOS: those segments are compared with the pc.rom and pc.bios
 // regions instead of pc.ram.
 func compareWithELF(t *testing.T, s *Stream, elfPath string) {
-	phys := s.Physical
 	t.Helper()
-	f, err := elf.Open(elfPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_LOAD || p.Filesz == 0 {
-			continue
-		}
-		want := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(want, 0); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]byte, p.Filesz)
-		var src io.ReaderAt = phys
-		at := int64(p.Paddr)
+	qemufixture.CompareWithELFFrom(t, "stream", elfPath, func(paddr, size int64) (io.ReaderAt, int64) {
 		switch {
-		case at == 0xc0000:
-			src, at = s.region(t, "pc.rom"), 0
-		case at == 0xe0000:
-			src, at = s.region(t, "pc.bios"), s.region(t, "pc.bios").Size()-int64(p.Filesz)
-		case at >= 0xfffc0000 && at < 4<<30:
-			src, at = s.region(t, "pc.bios"), 0
+		case paddr == 0xc0000:
+			return s.region(t, "pc.rom"), 0
+		case paddr == 0xe0000:
+			bios := s.region(t, "pc.bios")
+			return bios, bios.Size() - size
+		case paddr >= 0xfffc0000 && paddr < 4<<30:
+			return s.region(t, "pc.bios"), 0
 		}
-		if _, err := src.ReadAt(got, at); err != nil && err != io.EOF {
-			t.Fatalf("read 0x%x: %v", p.Paddr, err)
-		}
-		if !bytes.Equal(got, want) {
-			i := 0
-			for got[i] == want[i] {
-				i++
-			}
-			t.Fatalf("physical 0x%x differs from dump-guest-memory at +0x%x", p.Paddr, i)
-		}
-		n++
-	}
-	if n == 0 {
-		t.Fatal("no PT_LOAD in dump")
-	}
+		return s.Physical, paddr
+	})
 }
 
 func TestMigrationStream(t *testing.T) {

@@ -11,6 +11,15 @@ import (
 // ELF file reads back identically from r at its physical address.
 func CompareWithELF(t testing.TB, what string, r io.ReaderAt, elfPath string) {
 	t.Helper()
+	CompareWithELFFrom(t, what, elfPath, func(paddr, _ int64) (io.ReaderAt, int64) { return r, paddr })
+}
+
+// CompareWithELFFrom is CompareWithELF where source says, for each PT_LOAD
+// segment (its physical address and size), what to read it from and at
+// which offset: a migration stream keeps the option ROM and BIOS copies in
+// RAM blocks of their own.
+func CompareWithELFFrom(t testing.TB, what, elfPath string, source func(paddr, size int64) (io.ReaderAt, int64)) {
+	t.Helper()
 	f, err := elf.Open(elfPath)
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +35,8 @@ func CompareWithELF(t testing.TB, what string, r io.ReaderAt, elfPath string) {
 			t.Fatal(err)
 		}
 		got := make([]byte, p.Filesz)
-		if _, err := r.ReadAt(got, int64(p.Paddr)); err != nil && err != io.EOF {
+		r, at := source(int64(p.Paddr), int64(p.Filesz))
+		if _, err := r.ReadAt(got, at); err != nil && err != io.EOF {
 			t.Fatalf("%s: read 0x%x: %v", what, p.Paddr, err)
 		}
 		if !bytes.Equal(got, want) {
