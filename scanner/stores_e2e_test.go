@@ -615,13 +615,6 @@ vmgenid: 3e8c1f0a-5b6d-4e7f-8a9b-0c1d2e3f4a5b
 	})
 }
 
-// vmsdTime splits a time into a .vmsd's createTimeHigh/createTimeLow:
-// microseconds since the epoch, in two signed 32-bit halves.
-func vmsdTime(t time.Time) (int64, int32) {
-	us := t.UnixMicro()
-	return us >> 32, int32(uint32(us))
-}
-
 // vmsnStub is the header of a powered-off snapshot's .vmsn (magic
 // 0xbed2bed2, version 8, one group that is not "memory"): no RAM.
 func vmsnStub() []byte {
@@ -670,8 +663,6 @@ func TestStoreVMware(t *testing.T) {
 	vmem := make([]byte, 8<<20)
 	copy(vmem[0x1000:], "Linux version 6.8.0-45-generic")
 	copy(vmem[memOff:], testutil.FileSnapshot(t, memKey))
-	h1, l1 := vmsdTime(t1)
-	h2, l2 := vmsdTime(t2)
 	writeTree(t, vmdir, map[string][]byte{
 		"web01-5a3c2b1d.vmem":  vmem,
 		"web01-Snapshot1.vmsn": vmsnStub(),
@@ -693,29 +684,7 @@ ethernet0.virtualDev = "vmxnet3"
 ethernet0.addressType = "generated"
 nvram = "web01.nvram"
 `),
-		"web01.vmsd": fmt.Appendf(nil, `.encoding = "UTF-8"
-snapshot.lastUID = "2"
-snapshot.current = "2"
-snapshot0.uid = "1"
-snapshot0.filename = "web01-Snapshot1.vmsn"
-snapshot0.displayName = "clean install"
-snapshot0.description = "OS installed, installer key present"
-snapshot0.createTimeHigh = "%d"
-snapshot0.createTimeLow = "%d"
-snapshot0.numDisks = "1"
-snapshot0.disk0.fileName = "web01.vmdk"
-snapshot0.disk0.node = "scsi0:0"
-snapshot1.uid = "2"
-snapshot1.filename = "web01-Snapshot2.vmsn"
-snapshot1.parent = "1"
-snapshot1.displayName = "with app"
-snapshot1.createTimeHigh = "%d"
-snapshot1.createTimeLow = "%d"
-snapshot1.numDisks = "1"
-snapshot1.disk0.fileName = "web01-000001.vmdk"
-snapshot1.disk0.node = "scsi0:0"
-snapshot.numSnapshots = "2"
-`, h1, l1, h2, l2),
+		"web01.vmsd": testutil.TwoSnapshotVMSD(t1, t2, "OS installed, installer key present"),
 	})
 	if err := os.Chtimes(f("web01-5a3c2b1d.vmem"), t3, t3); err != nil {
 		t.Fatal(err)

@@ -346,12 +346,6 @@ vmstate: local:100/vm-100-state-before.raw
 	}
 }
 
-// vmsdTimes splits a time into VMware's createTimeHigh/createTimeLow.
-func vmsdTimes(t time.Time) (int64, int32) {
-	us := t.UnixMicro()
-	return us >> 32, int32(uint32(us))
-}
-
 // TestVMware: a base disk and two delta disks linked by
 // parentFileNameHint, a .vmsd with two snapshots (the second powered on,
 // with a .vmem), a current .vmem, a log and an nvram.
@@ -365,8 +359,8 @@ func TestVMware(t *testing.T) {
 	memoryFile(t, dir, "web01/web01-Snapshot2.vmem", "web01/web01-5a3c.vmem")
 	t1 := time.Date(2024, 3, 1, 10, 0, 0, 123456000, time.UTC)
 	t2 := time.Date(2024, 4, 2, 11, 30, 0, 0, time.UTC)
-	h1, l1 := vmsdTimes(t1)
-	h2, l2 := vmsdTimes(t2)
+	_, l1 := testutil.VMSDTime(t1)
+	_, l2 := testutil.VMSDTime(t2)
 	if l1 >= 0 && l2 >= 0 {
 		t.Log("neither low half is negative; the signed decoding is not exercised")
 	}
@@ -387,29 +381,7 @@ ide1:0.deviceType = "cdrom-image"
 ide1:0.fileName = "/vmfs/volumes/ds1/iso/ubuntu.iso"
 nvram = "web01.nvram"
 `,
-		"web01/web01.vmsd": fmt.Sprintf(`.encoding = "UTF-8"
-snapshot.lastUID = "2"
-snapshot.current = "2"
-snapshot0.uid = "1"
-snapshot0.filename = "web01-Snapshot1.vmsn"
-snapshot0.displayName = "clean install"
-snapshot0.description = "fresh OS"
-snapshot0.createTimeHigh = "%d"
-snapshot0.createTimeLow = "%d"
-snapshot0.numDisks = "1"
-snapshot0.disk0.fileName = "web01.vmdk"
-snapshot0.disk0.node = "scsi0:0"
-snapshot1.uid = "2"
-snapshot1.filename = "web01-Snapshot2.vmsn"
-snapshot1.parent = "1"
-snapshot1.displayName = "with app"
-snapshot1.createTimeHigh = "%d"
-snapshot1.createTimeLow = "%d"
-snapshot1.numDisks = "1"
-snapshot1.disk0.fileName = "web01-000001.vmdk"
-snapshot1.disk0.node = "scsi0:0"
-snapshot.numSnapshots = "2"
-`, h1, l1, h2, l2),
+		"web01/web01.vmsd":           string(testutil.TwoSnapshotVMSD(t1, t2, "fresh OS")),
 		"web01/web01-Snapshot1.vmsn": "\xd2\xbe\xd2\xbe", // a vmsn header stub; the test only groups files
 		"web01/web01-Snapshot2.vmsn": "\xd2\xbe\xd2\xbe",
 		"web01/vmware.log":           "2024-04-02T11:30:00.000Z In(05) vmx Log for VMware\n",

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 func TestParseVMX(t *testing.T) {
@@ -44,7 +46,7 @@ func TestParseVMX(t *testing.T) {
 
 func TestVMSDTime(t *testing.T) {
 	want := time.Date(2024, 3, 1, 10, 0, 0, 123456000, time.UTC)
-	h, l := vmsdTimes(want)
+	h, l := testutil.VMSDTime(want)
 	if got := vmsdTime(strconv.FormatInt(h, 10), strconv.FormatInt(int64(l), 10)); !got.Equal(want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
