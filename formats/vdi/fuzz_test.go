@@ -1,30 +1,18 @@
 package vdi
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
-	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 // FuzzVDIHeader feeds headers and block maps (as a sparse file
 // description, see blockmaptest.EncodeSparse) to Open and reads what it
 // yields.
-func FuzzVDIHeader(f *testing.F) {
-	f.Fuzz(func(t *testing.T, in []byte) {
-		p := blockmaptest.DecodeSparse(t, t.TempDir(), in)
-		im, err := Open(context.Background(), p, model.Options{})
-		if err != nil {
-			return
-		}
-		defer im.Close()
-		blockmaptest.FuzzDisk(im, 64)
-	})
-}
+func FuzzVDIHeader(f *testing.F) { blockmaptest.FuzzImage(f, Open) }
 
 // TestWriteSeeds regenerates testdata/fuzz/FuzzVDIHeader from images made
 // by qemu-img (run with IMGAUDIT_WRITE_SEEDS=1).

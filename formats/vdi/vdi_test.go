@@ -16,18 +16,9 @@ import (
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-var markOffsets = []int64{0, 512 * 3, 1 << 20, 2<<20 - 100, 4<<20 + 4096, 6<<20 - 4096}
-
 func makeImage(t testing.TB, dir, name, opts string, size int64, offs ...int64) string {
 	t.Helper()
-	if offs == nil {
-		offs = markOffsets
-	}
-	rawPath := filepath.Join(dir, name+".raw")
-	blockmaptest.PatternRaw(t, rawPath, name, size, offs...)
-	img := filepath.Join(dir, name+".vdi")
-	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vdi", "-o", opts, rawPath, img)
-	return img
+	return blockmaptest.MakeImage(t, dir, name, "vdi", "vdi", opts, size, offs...)
 }
 
 func TestFidelity(t *testing.T) {
@@ -42,29 +33,8 @@ func TestFidelity(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			img := makeImage(t, dir, tc.name, tc.opts, tc.size)
-			before := blockmaptest.Sum(t, img)
-			want := blockmaptest.QemuRaw(t, img, "vdi")
-			if !Probe(testutil.FileSnapshot(t, img)[:512], nil, 0) {
-				t.Fatal("Probe did not recognise the image")
-			}
-			im, err := Open(context.Background(), img, model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			if im.Attrs["subformat"] != tc.sub {
-				t.Errorf("subformat %q, want %q", im.Attrs["subformat"], tc.sub)
-			}
-			cur, _ := im.Current()
-			blockmaptest.CheckDisk(t, cur.Disk, want)
-			if got := blockmaptest.ExtentBytes(t, cur.Disk); !bytes.Equal(got, want) {
-				t.Error("extents miss data")
-			}
-			if blockmaptest.Sum(t, img) != before {
-				t.Fatal("image changed by reading it")
-			}
+			img := makeImage(t, t.TempDir(), tc.name, tc.opts, tc.size)
+			blockmaptest.CheckFidelity(t, Open, Probe, img, "vdi", tc.sub)
 		})
 	}
 }
@@ -89,30 +59,8 @@ func TestUnreferenced(t *testing.T) {
 	if err := os.WriteFile(img, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := blockmaptest.QemuRaw(t, img, "vdi")
-	im, err := Open(context.Background(), img, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	cur, _ := im.Current()
-	blockmaptest.CheckDisk(t, cur.Disk, want)
-	mark := blockmaptest.Marker("unref", 4<<20+4096)
-	if bytes.Contains(want, mark[:32]) {
-		t.Fatal("qemu-img still reads the cleared block")
-	}
-	u, ok := im.View(model.ViewID(img, model.KindUnreferenced, ""))
-	if !ok {
-		t.Fatal("no unreferenced view")
-	}
-	got := blockmaptest.ExtentBytes(t, u.Disk)
 	hostOff := int64(h.offData) + int64(e)*int64(h.blockSize) + 4096
-	if !bytes.Equal(got[hostOff:hostOff+int64(len(mark))], mark) {
-		t.Fatalf("marker not at host offset %d of the unreferenced view", hostOff)
-	}
-	if bytes.Contains(got, blockmaptest.Marker("unref", 1<<20)[:32]) {
-		t.Fatal("a referenced block leaks into the unreferenced view")
-	}
+	blockmaptest.CheckUnreferenced(t, Open, img, "vdi", hostOff)
 }
 
 // makeDifferencing turns a qemu-img dynamic VDI into a differencing image
@@ -161,7 +109,6 @@ func TestDifferencing(t *testing.T) {
 			if n == 0 {
 				t.Fatal("qemu-img map shows no child data")
 			}
-			before := blockmaptest.Sum(t, child)
 			opts := model.Options{Open: New}
 			if layout == "snapshots-subdir" {
 				// The parent lies one directory up: outside the default
@@ -182,27 +129,7 @@ func TestDifferencing(t *testing.T) {
 				}
 				opts.Opener = roots
 			}
-			im, err := Open(context.Background(), child, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			if len(im.Errors) > 0 {
-				t.Fatalf("errors: %v", im.Errors)
-			}
-			cur, _ := im.Current()
-			blockmaptest.CheckDisk(t, cur.Disk, want)
-			bv, ok := im.View("child.vdi#backing:base.vdi")
-			if !ok {
-				t.Fatal("no backing view")
-			}
-			blockmaptest.CheckDisk(t, bv.Disk, baseData)
-			if len(im.Backing) != 1 || im.Backing[0].Path != base {
-				t.Errorf("backing %+v", im.Backing)
-			}
-			if blockmaptest.Sum(t, child) != before {
-				t.Fatal("image changed")
-			}
+			blockmaptest.CheckDifferencing(t, Open, opts, child, base, "child.vdi#backing:base.vdi", want, baseData)
 		})
 	}
 	t.Run("missing-parent", func(t *testing.T) {
@@ -254,22 +181,7 @@ func TestHostile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(dir, tc.name+".vdi")
-			if err := os.WriteFile(p, tc.mutate(bytes.Clone(orig)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			im, err := Open(context.Background(), p, model.Options{})
-			if err == nil {
-				im.Close()
-				t.Fatal("opened a hostile image")
-			}
-			var fe *model.FormatError
-			if !errors.As(err, &fe) || fe.File != p {
-				t.Fatalf("error %v is not a FormatError naming the file", err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not mention %q", err, tc.want)
-			}
+			blockmaptest.CheckRefused(t, Open, filepath.Join(dir, tc.name+".vdi"), tc.mutate(bytes.Clone(orig)), tc.want)
 		})
 	}
 }

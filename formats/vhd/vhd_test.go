@@ -4,28 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf16"
 
-	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-var markOffsets = []int64{0, 512 * 3, 1 << 20, 2<<20 - 100, 4<<20 + 4096, 6<<20 - 4096}
-
-func makeImage(t *testing.T, dir, name, opts string, size int64) string {
+func makeImage(t *testing.T, dir, name, opts string, size int64, offs ...int64) string {
 	t.Helper()
-	rawPath := filepath.Join(dir, name+".raw")
-	blockmaptest.PatternRaw(t, rawPath, name, size, markOffsets...)
-	img := filepath.Join(dir, name+".vhd")
-	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", opts, rawPath, img)
-	return img
+	return blockmaptest.MakeImage(t, dir, name, "vpc", "vhd", opts, size, offs...)
 }
 
 func TestFidelity(t *testing.T) {
@@ -42,35 +34,8 @@ func TestFidelity(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			img := makeImage(t, dir, tc.name, tc.opts, tc.size)
-			before := blockmaptest.Sum(t, img)
-			want := blockmaptest.QemuRaw(t, img, "vpc")
-			if !Probe(head(t, img), openR(t, img), fileSize(t, img)) {
-				t.Fatal("Probe did not recognise the image")
-			}
-			im, err := Open(context.Background(), img, model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			if im.Attrs["subformat"] != tc.sub {
-				t.Errorf("subformat %q, want %q", im.Attrs["subformat"], tc.sub)
-			}
-			if im.VirtualSize != int64(len(want)) {
-				t.Errorf("virtual size %d, qemu-img says %d", im.VirtualSize, len(want))
-			}
-			cur, ok := im.Current()
-			if !ok {
-				t.Fatal("no current view")
-			}
-			blockmaptest.CheckDisk(t, cur.Disk, want)
-			if got := blockmaptest.ExtentBytes(t, cur.Disk); !bytes.Equal(got, want) {
-				t.Error("extents miss data")
-			}
-			if blockmaptest.Sum(t, img) != before {
-				t.Fatal("image changed by reading it")
-			}
+			img := makeImage(t, t.TempDir(), tc.name, tc.opts, tc.size)
+			blockmaptest.CheckFidelity(t, Open, Probe, img, "vpc", tc.sub)
 		})
 	}
 }
@@ -187,10 +152,7 @@ func TestDifferencing(t *testing.T) {
 	const size = 6 << 20
 	base := makeImage(t, dir, "base", "subformat=dynamic,force_size=on", size)
 	// The child has its own markers at other offsets in block 0 and 2.
-	childRaw := filepath.Join(dir, "child.raw")
-	blockmaptest.PatternRaw(t, childRaw, "child", size, 512*8, 4<<20+8192)
-	child := filepath.Join(dir, "child.vhd")
-	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", childRaw, child)
+	child := makeImage(t, dir, "child", "subformat=dynamic,force_size=on", size, 512*8, 4<<20+8192)
 	childData := blockmaptest.QemuRaw(t, child, "vpc")
 	childMap := blockmaptest.QemuMap(t, child, "vpc")
 	baseData := blockmaptest.QemuRaw(t, base, "vpc")
@@ -326,22 +288,7 @@ func TestHostile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(dir, tc.name+".vhd")
-			if err := os.WriteFile(p, tc.mutate(append([]byte(nil), orig...)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			im, err := Open(context.Background(), p, model.Options{})
-			if err == nil {
-				im.Close()
-				t.Fatal("opened a hostile image")
-			}
-			var fe *model.FormatError
-			if !errors.As(err, &fe) || fe.File != p {
-				t.Fatalf("error %v is not a FormatError naming the file", err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not mention %q", err, tc.want)
-			}
+			blockmaptest.CheckRefused(t, Open, filepath.Join(dir, tc.name+".vhd"), tc.mutate(append([]byte(nil), orig...)), tc.want)
 		})
 	}
 }
@@ -349,23 +296,6 @@ func TestHostile(t *testing.T) {
 func head(t *testing.T, p string) []byte {
 	b := testutil.FileSnapshot(t, p)
 	return b[:min(len(b), 4096)]
-}
-
-func openR(t *testing.T, p string) *os.File {
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
-func fileSize(t *testing.T, p string) int64 {
-	st, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Size()
 }
 
 // TestParentOutsideRoots: a differencing image whose parent (with the
@@ -384,41 +314,5 @@ func TestParentOutsideRoots(t *testing.T) {
 	// The relative (W2ru) locator is the first name tried; its data offset
 	// is in the dynamic header's first locator entry.
 	locAt := int64(binary.BigEndian.Uint64(head(t, child)[512+576+16:]))
-	for _, c := range []struct {
-		roots []string
-		ok    bool
-	}{{[]string{root}, false}, {[]string{root, outside}, true}} {
-		r, err := hostfile.NewRoots(c.roots...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log := &hostfile.Log{}
-		im, err := Open(context.Background(), child, model.Options{Open: New, Opener: r.WithLog(log)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer im.Close()
-		if len(im.Backing) != 1 {
-			t.Fatalf("backing %+v", im.Backing)
-		}
-		l := im.Backing[0]
-		if c.ok {
-			if l.Err != nil || l.Path != base {
-				t.Errorf("roots %v: link %+v, want the parent followed", c.roots, l)
-			}
-			continue
-		}
-		var fe *model.FormatError
-		if !errors.Is(l.Err, model.ErrOutsideRoots) || !errors.As(l.Err, &fe) || fe.File != child || fe.Offset != locAt {
-			t.Errorf("link error %v, want a refusal at offset %d of %s", l.Err, locAt, child)
-		}
-		if len(im.Errors) == 0 {
-			t.Error("the refusal is not in Image.Errors")
-		}
-		for _, u := range log.Uses() {
-			if u.Err == nil && !strings.HasPrefix(u.Real, root+"/") {
-				t.Errorf("allowed %q -> %q", u.Name, u.Real)
-			}
-		}
-	}
+	blockmaptest.CheckParentOutsideRoots(t, Open, New, child, base, root, outside, locAt)
 }

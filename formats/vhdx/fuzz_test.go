@@ -2,13 +2,11 @@ package vhdx
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
-	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -16,17 +14,7 @@ import (
 // and sector bitmaps (as a sparse file description, see
 // blockmaptest.EncodeSparse: a VHDX is at least 1 MiB) to Open and reads
 // what it yields.
-func FuzzVHDX(f *testing.F) {
-	f.Fuzz(func(t *testing.T, in []byte) {
-		p := blockmaptest.DecodeSparse(t, t.TempDir(), in)
-		im, err := Open(context.Background(), p, model.Options{})
-		if err != nil {
-			return
-		}
-		defer im.Close()
-		blockmaptest.FuzzDisk(im, 64)
-	})
-}
+func FuzzVHDX(f *testing.F) { blockmaptest.FuzzImage(f, Open) }
 
 // TestWriteSeeds regenerates testdata/fuzz/FuzzVHDX from images made by
 // qemu-img (run with IMGAUDIT_WRITE_SEEDS=1).

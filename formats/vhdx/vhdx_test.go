@@ -13,21 +13,14 @@ import (
 	"testing"
 	"unicode/utf16"
 
-	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-var markOffsets = []int64{0, 512 * 3, 1 << 20, 2<<20 - 100, 4<<20 + 4096, 6<<20 - 4096}
-
-func makeImage(t testing.TB, dir, name, opts string, size int64) string {
+func makeImage(t testing.TB, dir, name, opts string, size int64, offs ...int64) string {
 	t.Helper()
-	rawPath := filepath.Join(dir, name+".raw")
-	blockmaptest.PatternRaw(t, rawPath, name, size, markOffsets...)
-	img := filepath.Join(dir, name+".vhdx")
-	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", opts, rawPath, img)
-	return img
+	return blockmaptest.MakeImage(t, dir, name, "vhdx", "vhdx", opts, size, offs...)
 }
 
 func TestFidelity(t *testing.T) {
@@ -44,26 +37,8 @@ func TestFidelity(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			img := makeImage(t, dir, tc.name, tc.opts, tc.size)
-			before := blockmaptest.Sum(t, img)
-			want := blockmaptest.QemuRaw(t, img, "vhdx")
-			if !Probe(testutil.FileSnapshot(t, img)[:4096], nil, 0) {
-				t.Fatal("Probe did not recognise the image")
-			}
-			im, err := Open(context.Background(), img, model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			cur, _ := im.Current()
-			blockmaptest.CheckDisk(t, cur.Disk, want)
-			if got := blockmaptest.ExtentBytes(t, cur.Disk); !bytes.Equal(got, want) {
-				t.Error("extents miss data")
-			}
-			if blockmaptest.Sum(t, img) != before {
-				t.Fatal("image changed by reading it")
-			}
+			img := makeImage(t, t.TempDir(), tc.name, tc.opts, tc.size)
+			blockmaptest.CheckFidelity(t, Open, Probe, img, "vhdx", "")
 		})
 	}
 }
@@ -113,29 +88,7 @@ func TestUnreferenced(t *testing.T) {
 	if err := os.WriteFile(img, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := blockmaptest.QemuRaw(t, img, "vhdx")
-	im, err := Open(context.Background(), img, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	cur, _ := im.Current()
-	blockmaptest.CheckDisk(t, cur.Disk, want)
-	mark := blockmaptest.Marker("unref", 4<<20+4096)
-	if bytes.Contains(want, mark[:32]) {
-		t.Fatal("qemu-img still reads the unmapped block")
-	}
-	u, ok := im.View(model.ViewID(img, model.KindUnreferenced, ""))
-	if !ok {
-		t.Fatal("no unreferenced view")
-	}
-	got := blockmaptest.ExtentBytes(t, u.Disk)
-	if !bytes.Equal(got[hostOff:hostOff+int64(len(mark))], mark) {
-		t.Fatalf("marker not at host offset %d of the unreferenced view", hostOff)
-	}
-	if bytes.Contains(got, blockmaptest.Marker("unref", 1<<20)[:32]) {
-		t.Fatal("a referenced block leaks into the unreferenced view")
-	}
+	blockmaptest.CheckUnreferenced(t, Open, img, "vhdx", hostOff)
 }
 
 // logEntry builds one log entry header sector (spec 2.3.1.1) with no
@@ -299,10 +252,7 @@ func TestDifferencing(t *testing.T) {
 	dir := t.TempDir()
 	const size = 6 << 20
 	base := makeImage(t, dir, "base", "subformat=dynamic,block_size=1M", size)
-	childRaw := filepath.Join(dir, "child.raw")
-	blockmaptest.PatternRaw(t, childRaw, "child", size, 512*8, 4<<20+8192)
-	child := filepath.Join(dir, "child.vhdx")
-	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic,block_size=1M", childRaw, child)
+	child := makeImage(t, dir, "child", "subformat=dynamic,block_size=1M", size, 512*8, 4<<20+8192)
 	childData := blockmaptest.QemuRaw(t, child, "vhdx")
 	// qemu-img map reports every VHDX block as data, so the child's own
 	// BAT says which blocks it stores.
@@ -328,28 +278,7 @@ func TestDifferencing(t *testing.T) {
 	for _, s := range cleared {
 		copy(want[s*512:(s+1)*512], baseData[s*512:(s+1)*512])
 	}
-	before := blockmaptest.Sum(t, child)
-	im, err := Open(context.Background(), child, model.Options{Open: New})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	if len(im.Errors) > 0 {
-		t.Fatalf("errors: %v", im.Errors)
-	}
-	cur, _ := im.Current()
-	blockmaptest.CheckDisk(t, cur.Disk, want)
-	bv, ok := im.View("child.vhdx#backing:base.vhdx")
-	if !ok {
-		t.Fatal("no backing view")
-	}
-	blockmaptest.CheckDisk(t, bv.Disk, baseData)
-	if len(im.Backing) != 1 || im.Backing[0].Path != base {
-		t.Errorf("backing %+v", im.Backing)
-	}
-	if blockmaptest.Sum(t, child) != before {
-		t.Fatal("image changed")
-	}
+	blockmaptest.CheckDifferencing(t, Open, model.Options{Open: New}, child, base, "child.vhdx#backing:base.vhdx", want, baseData)
 }
 
 func TestHostile(t *testing.T) {
@@ -429,22 +358,7 @@ func TestHostile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(dir, tc.name+".vhdx")
-			if err := os.WriteFile(p, tc.mutate(bytes.Clone(orig)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			im, err := Open(context.Background(), p, model.Options{})
-			if err == nil {
-				im.Close()
-				t.Fatal("opened a hostile image")
-			}
-			var fe *model.FormatError
-			if !errors.As(err, &fe) || fe.File != p {
-				t.Fatalf("error %v is not a FormatError naming the file", err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not mention %q", err, tc.want)
-			}
+			blockmaptest.CheckRefused(t, Open, filepath.Join(dir, tc.name+".vhdx"), tc.mutate(bytes.Clone(orig)), tc.want)
 		})
 	}
 }
@@ -464,41 +378,5 @@ func TestParentOutsideRoots(t *testing.T) {
 	child := makeImage(t, root, "child", "subformat=dynamic,block_size=1M", size)
 	locAt := parsed(t, child).meta.off + 512<<10
 	makeDifferencing(t, child, base, nil)
-	for _, c := range []struct {
-		roots []string
-		ok    bool
-	}{{[]string{root}, false}, {[]string{root, outside}, true}} {
-		r, err := hostfile.NewRoots(c.roots...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log := &hostfile.Log{}
-		im, err := Open(context.Background(), child, model.Options{Open: New, Opener: r.WithLog(log)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer im.Close()
-		if len(im.Backing) != 1 {
-			t.Fatalf("backing %+v", im.Backing)
-		}
-		l := im.Backing[0]
-		if c.ok {
-			if l.Err != nil || l.Path != base {
-				t.Errorf("roots %v: link %+v, want the parent followed", c.roots, l)
-			}
-			continue
-		}
-		var fe *model.FormatError
-		if !errors.Is(l.Err, model.ErrOutsideRoots) || !errors.As(l.Err, &fe) || fe.File != child || fe.Offset != locAt {
-			t.Errorf("link error %v, want a refusal at offset %d of %s", l.Err, locAt, child)
-		}
-		if len(im.Errors) == 0 {
-			t.Error("the refusal is not in Image.Errors")
-		}
-		for _, u := range log.Uses() {
-			if u.Err == nil && !strings.HasPrefix(u.Real, root+"/") {
-				t.Errorf("allowed %q -> %q", u.Name, u.Real)
-			}
-		}
-	}
+	blockmaptest.CheckParentOutsideRoots(t, Open, New, child, base, root, outside, locAt)
 }
