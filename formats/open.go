@@ -12,13 +12,6 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
-// Detect returns the name of the format of the file at path, by content
-// (Probe's Match.Name).
-func Detect(path string) (string, error) {
-	m, err := ProbeFile(path)
-	return m.Name, err
-}
-
 // Open opens the image at path read-only, detecting its format by magic
 // bytes, and follows its backing chain unless opts.NoBacking is set. path
 // must be a regular file. Every file the image names is resolved through

@@ -55,8 +55,7 @@ const (
 
 // Match is what Probe recognised.
 type Match struct {
-	// Name is the format as formats.Detect and the errors of formats.Open
-	// name it: "qcow2", "vmdk", "vpc", "vhdx", "vdi", "raw", "ova", "vma",
+	// Name is the format as the errors of formats.Open name it: "qcow2", "vmdk", "vpc", "vhdx", "vdi", "raw", "ova", "vma",
 	// "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
 	// "vmware-state", "vmware-vmem", "vbox-sav".
 	Name       string

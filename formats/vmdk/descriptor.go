@@ -43,11 +43,6 @@ type ExtentLine struct {
 	Pos     int    // byte offset of the line in the descriptor text
 }
 
-// HasParent reports whether the descriptor names a parent (a delta disk).
-func (d *Descriptor) HasParent() bool {
-	return d.ParentFileNameHint != "" || (d.HasParentCID && d.ParentCID != noParentCID)
-}
-
 // DescriptorError is a malformed descriptor; Pos is the byte offset of the
 // offending line within the descriptor text.
 type DescriptorError struct {

@@ -26,9 +26,6 @@ import (
 // magic starts every lzop file.
 var magic = [9]byte{0x89, 'L', 'Z', 'O', 0x00, 0x0d, 0x0a, 0x1a, 0x0a}
 
-// Magic returns the 9 bytes that start every lzop file.
-func Magic() []byte { return bytes.Clone(magic[:]) }
-
 // IsLZOP reports whether head starts with the lzop magic.
 func IsLZOP(head []byte) bool { return bytes.HasPrefix(head, magic[:]) }
 

@@ -11,13 +11,14 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
-// Open opens a file holding a bare migration stream (`migrate "exec:cat >
-// F"`) as an Image of memory views (see Views).
+// Open opens a file holding a bare migration stream (see New).
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
 	return hostfile.OpenImage(ctx, "qemustream", path, opts, New)
 }
 
-// New reads the migration stream that r holds, size bytes, named name.
+// New reads a file holding a bare migration stream (`migrate "exec:cat >
+// F"`), which r holds, size bytes, named name, as an Image of memory views
+// (see Views).
 func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
 	s, err := Parse(ctx, name, r, size)
 	if err != nil {

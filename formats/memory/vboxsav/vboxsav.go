@@ -18,12 +18,7 @@ func Probe(head []byte, _ io.ReaderAt, _ int64) bool {
 	return bytes.HasPrefix(head, []byte(Magic))
 }
 
-// Open always fails: the SSM format (compressed units) is not read yet.
-func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
-	return New(ctx, nil, 0, path, opts)
-}
-
-// New always fails, as Open does.
+// New always fails: the SSM format (compressed units) is not read yet.
 func New(_ context.Context, _ io.ReaderAt, _ int64, name string, _ model.Options) (*model.Image, error) {
 	return nil, model.Wrapf(model.ErrUnsupported, name, 0, "VirtualBox saved state (.sav) is not supported yet")
 }

@@ -188,16 +188,6 @@ func firstDiff(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// ReadView reads a whole disk.
-func ReadView(t testing.TB, d model.Disk) []byte {
-	t.Helper()
-	b := make([]byte, d.Size())
-	if n, err := d.ReadAt(b, 0); n != len(b) || (err != nil && err != io.EOF) {
-		t.Fatalf("ReadAt: n=%d err=%v", n, err)
-	}
-	return b
-}
-
 // ExtentBytes reads only the extents of d (what a scanner sees).
 func ExtentBytes(t testing.TB, d model.Disk) []byte {
 	t.Helper()
