@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -243,12 +244,12 @@ func (s *Scanner) scanInPlace(ctx context.Context, b blob) *blobResult {
 	if at.size == 0 {
 		return res // an empty blob
 	}
-	c := &seekCounter{r: io.NewSectionReader(at, 0, at.size)}
+	c := tarindex.NewCursor(at, at.size)
 	fail := func(where string, err error) {
-		res.Errors = append(res.Errors, fmt.Sprintf("%s at compressed byte %d (uncompressed byte %d): %v", where, c.pos, c.pos, err))
+		res.Errors = append(res.Errors, fmt.Sprintf("%s at compressed byte %d (uncompressed byte %d): %v", where, c.Pos(), c.Pos(), err))
 	}
 	fs := s.newFileScanner(res, s.scanBuffer())
-	fs.at, fs.pos = at, func() int64 { return c.pos }
+	fs.at, fs.pos = at, c.Pos
 	fs.scanContent(ctx, b, c, first, at.size, fail)
 	fs.scanDisksInPlace(ctx, fail)
 	return res
@@ -284,29 +285,6 @@ func (fs *fileScanner) scanContent(ctx context.Context, b blob, r io.Reader, fir
 // compressed reports the gzip and zstd magics (media types lie).
 func compressed(magic []byte) bool {
 	return bytes.HasPrefix(magic, []byte{0x1f, 0x8b}) || bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd})
-}
-
-// seekCounter is a blob read in place as the tar reader sees it: it counts
-// the position, so that each member's data offset is known, and seeks, so
-// that the reader skips what it does not read (the disks, read in place
-// afterwards).
-type seekCounter struct {
-	r   *io.SectionReader
-	pos int64
-}
-
-func (c *seekCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.pos += int64(n)
-	return n, err
-}
-
-func (c *seekCounter) Seek(off int64, whence int) (int64, error) {
-	n, err := c.r.Seek(off, whence)
-	if err == nil {
-		c.pos = n
-	}
-	return n, err
 }
 
 // decompressor detects gzip and zstd by their magic (media types lie) and
