@@ -1,3 +1,7 @@
+// Package formats opens VM disk and memory images of any supported format,
+// detected by content (Probe), and exposes them through one model (package
+// model): an Image with named views, each a guest byte space (Disk) with
+// allocated extents.
 package formats
 
 import (
@@ -16,7 +20,7 @@ import (
 // bytes, and follows its backing chain unless opts.NoBacking is set. path
 // must be a regular file. Every file the image names is resolved through
 // opts.Opener (by default: regular files in path's own directory).
-func Open(ctx context.Context, path string, opts Options) (*Image, error) {
+func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
 	return hostfile.OpenImage(ctx, "", path, opts, New)
 }
 
@@ -28,7 +32,7 @@ func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 // cannot (.vmem, .vma.zst). Every file the image names is resolved
 // through opts.Opener; none is when it is nil. r is not closed with the
 // image.
-func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts Options) (*Image, error) {
+func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
 	m, err := ProbeReader(r, size, name)
 	if err != nil {
 		return nil, err
@@ -60,10 +64,10 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts Optio
 // produce (a qcow2 snapshot's vmstate) by guest-physical memory views. When
 // the state cannot be parsed, the raw bytes stay as the view, with a note, so
 // they are still scanned.
-func parseMemoryViews(ctx context.Context, im *Image) {
-	var out []View
+func parseMemoryViews(ctx context.Context, im *model.Image) {
+	var out []model.View
 	for _, v := range im.Views {
-		if v.Kind != KindMemory || v.Disk == nil || !isVMState(v.Disk) {
+		if v.Kind != model.KindMemory || v.Disk == nil || !isVMState(v.Disk) {
 			out = append(out, v)
 			continue
 		}
@@ -75,7 +79,7 @@ func parseMemoryViews(ctx context.Context, im *Image) {
 			continue
 		}
 		for i := range views {
-			views[i].ID = v.ID + strings.TrimPrefix(views[i].ID, model.ViewID(base, KindMemory, v.Name))
+			views[i].ID = v.ID + strings.TrimPrefix(views[i].ID, model.ViewID(base, model.KindMemory, v.Name))
 			views[i].Created = v.Created
 			views[i].Attrs = v.Attrs
 			views[i].Notes = append(slices.Clone(v.Notes), views[i].Notes...)
@@ -88,7 +92,7 @@ func parseMemoryViews(ctx context.Context, im *Image) {
 	im.Views = out
 }
 
-func isVMState(d Disk) bool {
+func isVMState(d model.Disk) bool {
 	var magic [8]byte
 	n, _ := d.ReadAt(magic[:], 0)
 	return n == 8 && string(magic[:4]) == "QEVM"

@@ -13,7 +13,7 @@ import (
 // non-zero bytes that no table references. It reads allocation maps, not
 // the views' data. The error is formats.Open's, or the context's; the
 // ImageInfo is filled as far as it got.
-func Describe(ctx context.Context, path string, opts formats.Options) (report.ImageInfo, error) {
+func Describe(ctx context.Context, path string, opts model.Options) (report.ImageInfo, error) {
 	ii := report.ImageInfo{Path: path, Backing: []report.Backing{}, Views: []report.InfoView{}, Errors: []string{}}
 	im, err := formats.Open(ctx, path, opts)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/model"
 )
 
 // TestDescribe: what `imgaudit info` shows, from the same conversion the
@@ -30,7 +30,7 @@ func TestDescribe(t *testing.T) {
 		{"missing", filepath.Join(dir, "missing.qcow2"), true, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ii, err := Describe(context.Background(), tc.path, formats.Options{})
+			ii, err := Describe(context.Background(), tc.path, model.Options{})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
 			}

@@ -64,7 +64,7 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			img := filepath.Join(dir, filepath.Base(c.name)+".img")
 			c.make(img)
-			im, err := formats.Open(context.Background(), img, formats.Options{})
+			im, err := formats.Open(context.Background(), img, model.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

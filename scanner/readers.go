@@ -55,7 +55,7 @@ func (s *Scanner) openReader(ctx context.Context, t *target) (*model.Image, erro
 	if opener == nil {
 		opener = hostfile.Sealed{Log: s.opts.Names}
 	}
-	im, err := formats.New(ctx, t.src.R, t.src.Size, t.src.Name, formats.Options{Opener: opener})
+	im, err := formats.New(ctx, t.src.R, t.src.Size, t.src.Name, model.Options{Opener: opener})
 	if err != nil {
 		return nil, err
 	}

@@ -417,7 +417,7 @@ func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error
 		}
 		opener = roots.WithLog(s.opts.Names)
 	}
-	return formats.Open(ctx, t.path, formats.Options{Opener: opener, MaxInflate: s.opts.MaxInflate})
+	return formats.Open(ctx, t.path, model.Options{Opener: opener, MaxInflate: s.opts.MaxInflate})
 }
 
 // accountUnread lists in skipped the regular files found in directories

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/outfile"
 )
 
@@ -35,12 +36,12 @@ FILE may not be the image or one of its backing files.`, stdout)
 	if *outPath == "" {
 		return exitUsage, usagef("-o FILE is required")
 	}
-	im, err := formats.Open(ctx, pos[0], roots.options(pos[0], formats.Options{}))
+	im, err := formats.Open(ctx, pos[0], roots.options(pos[0], model.Options{}))
 	if err != nil {
 		return exitUsage, err
 	}
 	defer im.Close()
-	var v formats.View
+	var v model.View
 	var ok bool
 	if *viewID == "" {
 		v, ok = im.Current()
@@ -82,7 +83,7 @@ FILE may not be the image or one of its backing files.`, stdout)
 // incomplete fails an extract whose image had errors (a backing file not
 // followed reads as zeros): the bytes are written, but they may not be
 // what the guest sees, and a script must not take them for that.
-func incomplete(im *formats.Image, v formats.View, stderr io.Writer) (int, error) {
+func incomplete(im *model.Image, v model.View, stderr io.Writer) (int, error) {
 	if len(im.Errors) == 0 {
 		return exitOK, nil
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -36,7 +36,7 @@ opened only inside its own directory or a --backing-root DIR.`, stdout)
 	var out []report.ImageInfo
 	failed := 0
 	for _, p := range paths {
-		ii, err := scanner.Describe(ctx, p, roots.options(p, formats.Options{NoBacking: *noBacking}))
+		ii, err := scanner.Describe(ctx, p, roots.options(p, model.Options{NoBacking: *noBacking}))
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitInterrupted, ctx.Err()

@@ -4,8 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/model"
 )
 
 // backingRoots is the repeatable --backing-root flag. Unlike stringList it
@@ -38,7 +38,7 @@ func (b backingRoots) check() error {
 // options opens an image named on the command line with its own directory
 // and the --backing-root directories as the allowed roots. Where the
 // image's directory does not exist, formats.Open fails on the image itself.
-func (b backingRoots) options(image string, o formats.Options) formats.Options {
+func (b backingRoots) options(image string, o model.Options) model.Options {
 	if roots, err := hostfile.NewRoots(append([]string{filepath.Dir(image)}, b...)...); err == nil {
 		o.Opener = roots
 	}

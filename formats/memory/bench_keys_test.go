@@ -305,7 +305,7 @@ func memoryRulesOnly(b *testing.B, workers int) *detectors.Engine {
 func scanMemoryView(b *testing.B, e *detectors.Engine, path string) (int64, timing) {
 	b.Helper()
 	ctx := context.Background()
-	im, err := formats.Open(ctx, path, formats.Options{})
+	im, err := formats.Open(ctx, path, model.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

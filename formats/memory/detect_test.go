@@ -296,7 +296,7 @@ func TestDetectorsFindPlantedSecrets(t *testing.T) {
 			wantView := filepath.Base(path) + tc.view
 
 			// The planted bytes read back at their guest-physical addresses.
-			im, err := formats.Open(ctx, path, formats.Options{})
+			im, err := formats.Open(ctx, path, model.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,7 +17,7 @@ func TestSavevmSnapshot(t *testing.T) {
 	vm := qemufixture.Capture(t, qemufixture.Config{Disk: true}, "savevm golden")
 	path := vm.Path("disk.qcow2")
 	before := qemufixture.FileSum(t, path)
-	im, err := formats.Open(context.Background(), path, formats.Options{})
+	im, err := formats.Open(context.Background(), path, model.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

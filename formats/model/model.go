@@ -1,7 +1,8 @@
 // Package model is the small data model every format reader produces: a guest
 // byte space (Disk) with its allocated extents, and an Image made of named
-// views of such spaces. Package formats re-exports it; readers import this
-// package directly so that formats.Open can import the readers without a cycle.
+// views of such spaces. Every package uses it directly (readers, formats,
+// guestfs, scanner...): formats imports the readers and guestfs, so they
+// could not use a re-export of it from formats.
 package model
 
 import (
