@@ -292,3 +292,98 @@ func TestScanProgress(t *testing.T) {
 		}
 	}
 }
+
+// packJobs cuts ranges into jobs of at most a chunk, packing ranges closer
+// than two margins into one job.
+func TestPackJobs(t *testing.T) {
+	const size, chunk, margin = 1000, 100, 10
+	type want struct {
+		own   Range
+		parts []Range
+		read  Range
+	}
+	for _, c := range []struct {
+		name   string
+		ranges []Range
+		want   []want
+	}{
+		{"one range, one chunk", []Range{{5, 50}}, []want{{Range{5, 50}, nil, Range{0, 60}}}},
+		{"one range cut at chunks", []Range{{0, 250}}, []want{
+			{Range{0, 100}, nil, Range{0, 110}}, {Range{100, 200}, nil, Range{90, 210}}, {Range{200, 250}, nil, Range{190, 260}}}},
+		{"close ranges packed", []Range{{100, 120}, {130, 150}, {170, 180}}, []want{
+			{Range{100, 180}, []Range{{100, 120}, {130, 150}, {170, 180}}, Range{90, 190}}}},
+		{"a gap of two margins still packs", []Range{{100, 120}, {140, 150}}, []want{
+			{Range{100, 150}, []Range{{100, 120}, {140, 150}}, Range{90, 160}}}},
+		{"a wider gap splits", []Range{{100, 120}, {141, 150}}, []want{
+			{Range{100, 120}, nil, Range{90, 130}}, {Range{141, 150}, nil, Range{131, 160}}}},
+		{"a packed job ends at a chunk, inside a range", []Range{{100, 150}, {160, 260}}, []want{
+			{Range{100, 200}, []Range{{100, 150}, {160, 200}}, Range{90, 210}}, {Range{200, 260}, nil, Range{190, 270}}}},
+		{"the next range starts a chunk past the first", []Range{{100, 110}, {115, 199}, {200, 205}}, []want{
+			{Range{100, 199}, []Range{{100, 110}, {115, 199}}, Range{90, 209}}, {Range{200, 205}, nil, Range{190, 215}}}},
+		{"context clipped to the space", []Range{{995, 1000}}, []want{{Range{995, 1000}, nil, Range{985, 1000}}}},
+		{"nothing", nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []want
+			packJobs(c.ranges, size, chunk, margin, func(j job) bool {
+				got = append(got, want{j.own, j.parts, Range{j.readStart, j.readStart + int64(j.readLength)}})
+				return true
+			})
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("got  %v\nwant %v", got, c.want)
+			}
+		})
+	}
+	// yield's false stops the cutting.
+	n := 0
+	packJobs([]Range{{0, 1000}}, size, chunk, margin, func(job) bool { n++; return n < 3 })
+	if n != 3 {
+		t.Errorf("packJobs went on after yield returned false: %d jobs", n)
+	}
+}
+
+// A scan of many small ranges (a memory dump's runs of pages between its
+// holes) reports what scanning each range alone does: the matches that
+// start in a range, wherever they end, and none that start between them.
+func TestScanPackedRanges(t *testing.T) {
+	g := newGen("packed")
+	var buf []byte
+	var starts []int64
+	for range 60 {
+		buf = append(buf, g.bytes(150+len(buf)%97)...)
+		tok := g.githubToken("ghp_")
+		buf = append(buf, "\ntoken="...)
+		starts = append(starts, int64(len(buf)))
+		buf = append(buf, tok+"\n"...)
+	}
+	buf = append(buf, g.bytes(500)...)
+	// Ranges of 300 bytes every 350 bytes: some secrets start inside one
+	// (some of them running past its end), others in the gaps.
+	var ranges []Range
+	for s := int64(0); s < int64(len(buf)); s += 350 {
+		ranges = append(ranges, Range{s, min(s+300, int64(len(buf)))})
+	}
+	ref := testEngine(t, EngineOptions{})
+	var want []Match
+	for _, r := range ranges {
+		want = append(want, scanRanges(t, ref, buf, []Range{r}, ScanOptions{})...)
+	}
+	in, between := 0, 0
+	for _, s := range starts {
+		if (s % 350) < 300 {
+			in++
+		} else {
+			between++
+		}
+	}
+	if in < 10 || between < 5 || len(matchesOf(want, "github-pat")) != in {
+		t.Fatalf("fixture: %d secrets start in ranges, %d between them, %d found alone", in, between, len(matchesOf(want, "github-pat")))
+	}
+	for _, chunk := range []int{0, 1000, 4096} {
+		e := testEngine(t, EngineOptions{ChunkSize: chunk, Workers: 3})
+		got := scanRanges(t, e, buf, ranges, ScanOptions{})
+		if k, w := keysOf(got), keysOf(want); fmt.Sprint(k) != fmt.Sprint(w) {
+			t.Errorf("chunk size %d: got %v\nwant %v", chunk, k, w)
+		}
+	}
+}
