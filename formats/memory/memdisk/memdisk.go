@@ -54,10 +54,25 @@ type Disk struct {
 	Locate Locator
 	Name   string // file name for errors
 
+	// mu guards the decoded piece kept for reads that want part of it
+	// (cacheIdx, cache); decoding itself runs outside it, so that the
+	// scanner's workers decode compressed pages in parallel.
 	mu       sync.Mutex
 	cacheIdx int
 	cache    []byte
+	// runs holds the buffers of readRun (*[]byte of maxRun bytes).
+	runs sync.Pool
 }
+
+// Coalesced reads (readRun): stored pieces that continue each other in
+// the guest and lie at most maxRunGap bytes apart in the file are read
+// with one ReadAt of at most maxRun bytes. A migration stream stores each
+// page after an 8-byte record header: a 4 MiB scan chunk made 1,024
+// preads, 21% of the scan's time.
+const (
+	maxRunGap = 64
+	maxRun    = 1 << 20
+)
 
 // New sorts pieces and checks that they do not overlap and lie below size.
 func New(name string, r io.ReaderAt, size int64, pieces []Piece, dec Decoder, loc Locator) (*Disk, error) {
@@ -113,6 +128,15 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 			continue
 		}
 		in := cur - pc.Off
+		if pc.Src == model.SourceData && !pc.Fill {
+			k, n, err := d.readRun(i, in, buf[pos:])
+			if err != nil {
+				return pos, err
+			}
+			pos += n
+			i += k
+			continue
+		}
 		n := int(min(int64(want-pos), int64(pc.Len)-in))
 		if err := d.readPiece(i, in, buf[pos:pos+n]); err != nil {
 			return pos, err
@@ -126,6 +150,70 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 	return want, nil
 }
 
+// readRun reads stored pieces from piece i (in bytes into it) into dst,
+// as far as dst goes and the pieces continue each other in the guest, with
+// one ReadAt where they lie within maxRunGap of each other in the file. It
+// returns how many pieces it finished or entered and the bytes it wrote.
+func (d *Disk) readRun(i int, in int64, dst []byte) (pieces, n int, err error) {
+	first := &d.Pieces[i]
+	start := first.FileOff + in
+	n = int(min(int64(len(dst)), int64(first.Len)-in))
+	end := start + int64(n) // file end of the bytes wanted so far
+	j := i + 1
+	gaps := false
+	// Each piece but the last is taken whole: n < len(dst) says so.
+	for ; j < len(d.Pieces) && n < len(dst); j++ {
+		q, prev := &d.Pieces[j], &d.Pieces[j-1]
+		if q.Src != model.SourceData || q.Fill || q.Off != prev.End() || q.FileOff < end || q.FileOff-end > maxRunGap {
+			break
+		}
+		take := int(min(int64(len(dst)-n), int64(q.Len)))
+		if q.FileOff+int64(take)-start > maxRun {
+			break
+		}
+		gaps = gaps || q.FileOff != end
+		n += take
+		end = q.FileOff + int64(take)
+	}
+	if !gaps {
+		// One piece, or pieces stored back to back: read in place.
+		got, rerr := d.R.ReadAt(dst[:n], start)
+		if got < n {
+			return 0, 0, d.readErr(rerr, start, first.Off+in)
+		}
+		return j - i, n, nil
+	}
+	bp, _ := d.runs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, maxRun)
+		bp = &b
+	}
+	defer d.runs.Put(bp)
+	span := (*bp)[:end-start]
+	if got, rerr := d.R.ReadAt(span, start); got < len(span) {
+		return 0, 0, d.readErr(rerr, start, first.Off+in)
+	}
+	w := copy(dst, span[:int64(first.Len)-in])
+	for k := i + 1; k < j; k++ {
+		q := &d.Pieces[k]
+		w += copy(dst[w:min(n, w+int(q.Len))], span[q.FileOff-start:])
+	}
+	return j - i, n, nil
+}
+
+// readErr is the error of a short read of stored bytes at file offset off
+// (guest-physical guest).
+func (d *Disk) readErr(err error, off, guest int64) error {
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return model.Wrapf(err, d.Name, off, "read memory at guest-physical 0x%x", guest)
+}
+
+// readPiece reads the bytes [in, in+len(dst)) of piece i, one that is not
+// stored as is: a fill, or decoded. A whole piece is decoded into dst;
+// part of one through a decoded copy kept for the next read, which
+// likely wants more of it.
 func (d *Disk) readPiece(i int, in int64, dst []byte) error {
 	pc := &d.Pieces[i]
 	if pc.Fill {
@@ -134,30 +222,27 @@ func (d *Disk) readPiece(i int, in int64, dst []byte) error {
 		}
 		return nil
 	}
-	if pc.Src == model.SourceData {
-		n, err := d.R.ReadAt(dst, pc.FileOff+in)
-		if n == len(dst) {
-			return nil
-		}
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return model.Wrapf(err, d.Name, pc.FileOff+in, "read memory at guest-physical 0x%x", pc.Off+in)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cacheIdx != i {
-		if cap(d.cache) < int(pc.Len) {
-			d.cache = make([]byte, pc.Len)
-		}
-		d.cache = d.cache[:pc.Len]
-		d.cacheIdx = -1
-		if err := d.Decode(pc, d.cache); err != nil {
+	if in == 0 && len(dst) == int(pc.Len) {
+		if err := d.Decode(pc, dst); err != nil {
 			return model.Wrapf(err, d.Name, pc.FileOff, "decode memory at guest-physical 0x%x", pc.Off)
 		}
-		d.cacheIdx = i
+		return nil
 	}
-	copy(dst, d.cache[in:])
+	d.mu.Lock()
+	if d.cacheIdx == i {
+		copy(dst, d.cache[in:])
+		d.mu.Unlock()
+		return nil
+	}
+	d.mu.Unlock()
+	page := make([]byte, pc.Len)
+	if err := d.Decode(pc, page); err != nil {
+		return model.Wrapf(err, d.Name, pc.FileOff, "decode memory at guest-physical 0x%x", pc.Off)
+	}
+	copy(dst, page[in:])
+	d.mu.Lock()
+	d.cacheIdx, d.cache = i, page
+	d.mu.Unlock()
 	return nil
 }
 
