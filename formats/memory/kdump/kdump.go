@@ -15,7 +15,6 @@ import (
 
 	lzo "github.com/anchore/go-lzo"
 	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
@@ -306,6 +305,7 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Op
 
 // decoder returns the page decoder reading stored pages from r.
 func decoder(r io.ReaderAt) memdisk.Decoder {
+	var zlibPages memdisk.Inflater
 	return func(p *memdisk.Piece, dst []byte) error {
 		src := make([]byte, p.FileLen)
 		if _, err := r.ReadAt(src, p.FileOff); err != nil {
@@ -315,14 +315,8 @@ func decoder(r io.ReaderAt) memdisk.Decoder {
 		var err error
 		switch {
 		case p.Ref&flagZlib != 0:
-			zr, e := zlib.NewReader(bytes.NewReader(src))
-			if e != nil {
-				return e
-			}
-			if _, err = io.ReadFull(zr, dst); err != nil {
-				return err
-			}
-			return nil
+			_, err := zlibPages.Inflate(src, dst)
+			return err
 		case p.Ref&flagSnappy != 0:
 			out, err = snappy.Decode(dst[:0:len(dst)], src)
 		case p.Ref&flagZstd != 0:

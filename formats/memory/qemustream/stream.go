@@ -17,7 +17,6 @@
 package qemustream
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -26,8 +25,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/klauspost/compress/zlib"
 
 	"github.com/imgaudit/imgaudit/formats/memory/memdisk"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -209,6 +206,8 @@ type parser struct {
 	// holds no secret. lostFills counts those past maxFillRuns.
 	fills     []fillRun
 	lostFills int64
+	// zlibPages inflates compressed pages, for the Disks' decoders.
+	zlibPages memdisk.Inflater
 }
 
 // fillRun is count same-byte pages from global page page, all of byte b,
@@ -849,11 +848,7 @@ func (p *parser) version(vi int32, dst []byte) error {
 		if _, err := p.r.ReadAt(buf, v.fileOff); err != nil {
 			return err
 		}
-		zr, err := zlib.NewReader(bytes.NewReader(buf))
-		if err != nil {
-			return err
-		}
-		n, err := io.ReadFull(zr, dst)
+		n, err := p.zlibPages.Inflate(buf, dst)
 		if err != nil {
 			return fmt.Errorf("compressed page inflates to %d bytes: %w", n, err)
 		}
