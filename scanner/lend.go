@@ -11,11 +11,14 @@ import (
 // lendsFromHost reports the formats whose views may be lent from mappings
 // of their host files: those whose tests prove that every data extent
 // names the host bytes it holds (checkHostBytes in formats/qcow2 and
-// formats/vmdk, blockmaptest.CheckDisk for VHD, VHDX and VDI). Raw images
-// lend their own mapping.
+// formats/vmdk, blockmaptest.CheckDisk for VHD, VHDX and VDI,
+// qemufixture.CheckHostBytes for ELF cores, LiME and VMware memory files).
+// Raw images lend their own mapping. Memory files whose pages lie apart
+// (migration streams, whose page records have headers; kdump files) are
+// read with ReadAt: no scan chunk would lie within one run.
 func lendsFromHost(format string) bool {
 	switch format {
-	case "qcow2", "vmdk", "vpc", "vhdx", "vdi":
+	case "qcow2", "vmdk", "vpc", "vhdx", "vdi", "elf-core", "lime", "vmware-memory":
 		return true
 	}
 	return false
@@ -32,8 +35,8 @@ type lentRun struct {
 
 // lendingDisk lends a view's bytes from read-only mappings of the host
 // files behind its data extents (detectors.Slicer), so that the detectors
-// read qcow2, VMDK, VHD(X) and VDI data without a pread copy, as they read
-// raw images:
+// read qcow2, VMDK, VHD(X) and VDI data, and the RAM of ELF cores, LiME and
+// VMware memory files, without a pread copy, as they read raw images:
 // a warm 1 GiB qcow2 scan spent half its time in the kernel copying. Ranges
 // that do not lie inside one run (compressed clusters, holes, the margins
 // at an extent's ends) are read with ReadAt as before.

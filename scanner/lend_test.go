@@ -2,12 +2,15 @@ package scanner
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"iter"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats"
@@ -37,17 +40,19 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 	// 1M-2M is written before 0-1M: guest neighbours, host in reverse.
 	testutil.Run(t, "qemu-io", "-c", "write -q -P 0x10 1M 1M", "-c", "write -q -P 0x11 0 1M", "-c", "write -q -P 0x12 2M 1M", "-c", "write -q -P 0x22 3200k 8k",
 		"-c", "write -q -c -P 0x33 4M 128k", "-c", "write -q -z 5M 64k", "-c", "write -q -P 0x44 6M 1M", overlay)
+	testutil.RequireTool(t, "qemu-system-x86_64")
 	for _, c := range []struct {
 		name     string
+		ext      string // the image's file name extension; .img if empty
 		make     func(path string)
-		minShare float64 // of the current view's allocated bytes, lent as whole runs
+		minShare float64 // of the current or memory view's allocated bytes, lent as whole runs
 	}{
-		{"qcow2 written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "qcow2", base, p) }, 0.99},
-		{"vmdk written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", base, p) }, 0.99},
-		{"vhd written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vpc", base, p) }, 0.99},
-		{"vhdx written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vhdx", base, p) }, 0.99},
-		{"vdi written in one go", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vdi", base, p) }, 0.99},
-		{"qcow2 overlay", func(p string) {
+		{"qcow2 written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "qcow2", base, p) }, 0.99},
+		{"vmdk written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", base, p) }, 0.99},
+		{"vhd written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vpc", base, p) }, 0.99},
+		{"vhdx written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vhdx", base, p) }, 0.99},
+		{"vdi written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vdi", base, p) }, 0.99},
+		{"qcow2 overlay", "", func(p string) {
 			b, err := os.ReadFile(overlay)
 			if err != nil {
 				t.Fatal(err)
@@ -57,12 +62,31 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 			}
 			testutil.Run(t, "qemu-img", "rebase", "-u", "-b", base, "-F", "raw", p)
 		}, 0.5},
-		{"streamOptimized vmdk", func(p string) {
+		{"streamOptimized vmdk", "", func(p string) {
 			testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", base, p)
 		}, 0},
+		{"elf-core", "", func(p string) { dumpGuestMemory(t, base, p) }, 0.99},
+		{"vmem", ".vmem", func(p string) {
+			// A VMware memory file without its state file: the guest
+			// RAM from 0, as QEMU dumped it.
+			elf := filepath.Join(dir, "ram.elf")
+			dumpGuestMemory(t, base, elf)
+			im, err := formats.Open(context.Background(), elf, formats.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			ram := make([]byte, 16<<20)
+			if _, err := im.Views[0].Disk.ReadAt(ram, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, ram, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, 0.99},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			img := filepath.Join(dir, filepath.Base(c.name)+".img")
+			img := filepath.Join(dir, filepath.Base(c.name)+cmp.Or(c.ext, ".img"))
 			c.make(img)
 			im, err := formats.Open(context.Background(), img, model.Options{})
 			if err != nil {
@@ -111,13 +135,28 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 						check(off, 1+rng.IntN(int(min(256<<10, view.Disk.Size()-off))))
 					}
 				}
-				if view.Kind == "current" {
+				if view.Kind == model.KindCurrent || view.Kind == model.KindMemory {
 					if share := float64(lent) / float64(max(v.alloc, 1)); share < c.minShare || c.minShare == 0 && ok {
 						t.Errorf("%s: %.0f%% of %d allocated bytes lent, want at least %.0f%%", view.ID, 100*share, v.alloc, 100*c.minShare)
 					}
 				}
 			}
 		})
+	}
+}
+
+// dumpGuestMemory writes the ELF core of a 16 MiB guest whose RAM holds
+// the file data from 1 MiB on, with QEMU's dump-guest-memory.
+func dumpGuestMemory(t *testing.T, data, out string) {
+	t.Helper()
+	cmd := exec.Command("qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "16", "-nodefaults", "-display", "none",
+		"-S", "-monitor", "stdio", "-device", "loader,file="+data+",addr=0x100000")
+	cmd.Stdin = strings.NewReader("dump-guest-memory " + out + "\nquit\n")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("qemu-system-x86_64: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("dump-guest-memory wrote no %s: %v", out, err)
 	}
 }
 

@@ -59,6 +59,7 @@ func TestELFCore(t *testing.T) {
 			}
 			qemufixture.CheckPlants(t, tc.name, d, vm.Plants)
 			qemufixture.CompareWithELF(t, tc.name, d, elfPath)
+			qemufixture.CheckHostBytes(t, tc.name, d)
 			for e, err := range d.Extents(context.Background()) {
 				if err != nil || e.Source != model.SourceData || e.File != tc.path {
 					t.Fatalf("extent %+v %v", e, err)

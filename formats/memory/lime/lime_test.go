@@ -61,6 +61,7 @@ func TestLiME(t *testing.T) {
 	d := im.Views[0].Disk
 	qemufixture.CheckPlants(t, "lime", d, vm.Plants)
 	qemufixture.CompareWithELF(t, "lime", d, vm.Path("dump.elf"))
+	qemufixture.CheckHostBytes(t, "lime", d)
 	if qemufixture.FileSum(t, p) != before {
 		t.Fatal("file changed")
 	}

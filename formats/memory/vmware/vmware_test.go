@@ -114,6 +114,7 @@ func TestVMware(t *testing.T) {
 				plants = append(plants, pl)
 			}
 			qemufixture.CheckPlants(t, tc.name, im.Views[0].Disk, plants)
+			qemufixture.CheckHostBytes(t, tc.name, im.Views[0].Disk)
 			if qemufixture.FileSum(t, p) != before {
 				t.Fatal("file changed")
 			}
