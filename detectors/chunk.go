@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"regexp"
+	"slices"
 	"strconv"
 )
 
@@ -83,8 +84,30 @@ type chunkScanner struct {
 	// secrets remembers the (rule, fingerprint) pairs this chunk already
 	// produced: a match that repeats one is fruitless too, so 64 MiB of
 	// one key on every line costs a bounded number of windows per chunk.
+	// It is emptied when it reaches maxChunkSecrets.
 	secrets map[ruleSecret]struct{}
+	// flush, when set, hands matches to the caller before the chunk
+	// ends (see flushBefore); flushAt is the size of out that calls it.
+	flush   func([]Match)
+	flushAt int
+	ready   []Match
 }
+
+// Bounds on what one chunk holds, whatever its bytes: a chunk of nothing
+// but distinct secrets (a 4 MiB chunk of 98-byte lines holds 128,000
+// matches) held them all until it ended, 60 MB per worker, 1 GB of RSS
+// with 16 workers.
+const (
+	// hitWindow: bytes of a chunk whose keyword hits are held at once.
+	hitWindow = 256 << 10
+	// flushMatches: matches a chunk holds before it hands on those no
+	// later keyword hit can drop or repeat.
+	flushMatches = 2048
+	// maxChunkSecrets: (rule, secret) pairs remembered for the fruitless
+	// budget. Past it the chunk forgets them, so a repeated secret
+	// costs a window again; its rule's findings are capped by then.
+	maxChunkSecrets = 1 << 14
+)
 
 type ruleSecret struct {
 	rule int
@@ -139,10 +162,6 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		cs.probe = sectorProbe{phase: phase, align: keytabAlign, magic: [2]byte{0x05, 0x02}, found: cs.probe.found[:0]}
 		probe = &cs.probe
 	}
-	cs.hits = e.pf.scan(buf[pa:pb], cs.hits[:0], probe)
-	for i := range cs.hits {
-		cs.hits[i].pos += pa
-	}
 	if len(cs.fruitless) != len(e.rules) {
 		cs.fruitless, cs.skipped = make([]int, len(e.rules)), make([]int, len(e.rules))
 		cs.coveredTo, cs.enough = make([]int, 2*len(e.rules)), make([]bool, len(e.rules))
@@ -156,37 +175,28 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		cs.enough[i] = opts.Enough != nil && opts.Enough(r.ID)
 	}
 	budget := fruitlessBase + (hi-lo)*fruitlessPerByte
-	for _, h := range cs.hits {
-		kl := e.kwLen[h.kw]
-		for _, ref := range e.kwRules[h.kw] {
-			r := e.rules[ref.rule]
-			scale := 1
-			if ref.utf16 {
-				scale = 2
-			}
-			// A match reachable from this hit lies in
-			// [pos-Before, pos+len+After] (scaled); skip hits that cannot
-			// produce a match owned by this chunk.
-			if h.pos+kl+scale*r.After < lo || h.pos-scale*r.Before >= hi {
-				continue
-			}
-			cov := 2 * r.idx
-			if ref.utf16 {
-				cov++
-			}
-			if h.pos < cs.coveredTo[cov] {
-				continue // inside a match this rule already reported
-			}
-			if cs.fruitless[r.idx] >= budget || cs.enough[r.idx] {
-				cs.skipped[r.idx]++
-				continue
-			}
-			if ref.utf16 {
-				cs.windowUTF16(buf, base, lo, hi, h.pos, kl, r)
-			} else {
-				cs.windowASCII(buf, base, lo, hi, h.pos, kl, r)
+	cs.flushAt = flushMatches
+	// The prefilter's hits are taken a window at a time: 4 MiB of a
+	// keyword repeated are a million hits, 16 MB per worker held at
+	// once.
+	for wa := pa; wa < pb; wa += hitWindow {
+		wb := min(pb, wa+hitWindow)
+		end := min(pb, wb+e.maxKwLen-1) // keywords starting before wb
+		wp := probe
+		if wa != pa || end != pb {
+			wp = nil // the probe is run over the chunk below
+		}
+		cs.hits = e.pf.scan(buf[wa:end], cs.hits[:0], wp)
+		n := 0
+		for _, h := range cs.hits {
+			if wa+h.pos < wb || end == pb {
+				h.pos += wa
+				cs.hits[n] = h
+				n++
 			}
 		}
+		cs.hits = cs.hits[:n]
+		cs.validateHits(buf, base, lo, hi, budget, opts)
 	}
 	for _, ri := range e.fullScan {
 		r := e.rules[ri]
@@ -231,6 +241,87 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		cs.dropSubsumed()
 	}
 	return cs.out
+}
+
+// flushBefore hands the caller (cs.flush) the matches found so far that
+// start before buffer offset horizon, leaving out those a cover found so
+// far subsumes: a later keyword hit at or past horizon+hitBefore can
+// neither repeat such a match (its windows start at or past horizon) nor
+// subsume it (its covers start there too). Where a rule without keywords
+// subsumes others (its covers come after every hit), the matches of
+// rules it may subsume wait for the chunk's end. Then the caller is asked
+// again which rules have enough (ScanOptions.Enough), so that a rule
+// filled within the chunk stops being validated there.
+func (cs *chunkScanner) flushBefore(base int64, horizon int, opts ScanOptions) {
+	e := cs.e
+	cut := base + int64(horizon)
+	ready, kept := cs.ready[:0], cs.out[:0]
+	for _, m := range cs.out {
+		subsumable := len(e.byID[m.RuleID].subsumedBy) > 0
+		switch {
+		case m.Start >= cut || subsumable && e.lateCovers:
+			kept = append(kept, m)
+		case !subsumable || !cs.subsumed(m):
+			ready = append(ready, m)
+		}
+	}
+	clear(cs.out[len(kept):]) // drop the strings and maps handed on
+	cs.out, cs.ready = kept, ready
+	if len(ready) > 0 {
+		cs.flush(ready)
+		clear(ready)
+	}
+	for k := range cs.seen {
+		if k.start < cut {
+			delete(cs.seen, k)
+		}
+	}
+	cs.covers = slices.DeleteFunc(cs.covers, func(c cover) bool { return c.end <= cut })
+	for i, r := range e.rules {
+		cs.enough[i] = opts.Enough != nil && opts.Enough(r.ID)
+	}
+	cs.flushAt = max(flushMatches, 2*len(cs.out))
+}
+
+// validateHits runs the rules of each keyword hit in cs.hits over its
+// window of buf, within the rules' fruitless budget.
+func (cs *chunkScanner) validateHits(buf []byte, base int64, lo, hi, budget int, opts ScanOptions) {
+	e := cs.e
+	for _, h := range cs.hits {
+		if len(cs.out) >= cs.flushAt && cs.flush != nil {
+			cs.flushBefore(base, h.pos-e.hitBefore, opts)
+		}
+		kl := e.kwLen[h.kw]
+		for _, ref := range e.kwRules[h.kw] {
+			r := e.rules[ref.rule]
+			scale := 1
+			if ref.utf16 {
+				scale = 2
+			}
+			// A match reachable from this hit lies in
+			// [pos-Before, pos+len+After] (scaled); skip hits that cannot
+			// produce a match owned by this chunk.
+			if h.pos+kl+scale*r.After < lo || h.pos-scale*r.Before >= hi {
+				continue
+			}
+			cov := 2 * r.idx
+			if ref.utf16 {
+				cov++
+			}
+			if h.pos < cs.coveredTo[cov] {
+				continue // inside a match this rule already reported
+			}
+			if cs.fruitless[r.idx] >= budget || cs.enough[r.idx] {
+				cs.skipped[r.idx]++
+				continue
+			}
+			if ref.utf16 {
+				cs.windowUTF16(buf, base, lo, hi, h.pos, kl, r)
+			} else {
+				cs.windowASCII(buf, base, lo, hi, h.pos, kl, r)
+			}
+		}
+	}
 }
 
 // cover is the span of a whole match of a rule that subsumes others.
@@ -438,6 +529,9 @@ func (cs *chunkScanner) add(r *compiledRule, base int64, lo, hi int, f found, ws
 	sum := sha256.Sum256(f.secret)
 	rs := ruleSecret{r.idx, sum}
 	_, repeated := cs.secrets[rs]
+	if len(cs.secrets) >= maxChunkSecrets {
+		clear(cs.secrets)
+	}
 	cs.secrets[rs] = struct{}{}
 	preview := f.preview
 	if preview == "" {

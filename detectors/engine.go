@@ -137,12 +137,15 @@ type Engine struct {
 	hitBefore int
 	maxKwLen  int
 	fullScan  []int // regex rules without keywords
-	keytab    *compiledRule
-	aes       *compiledRule
-	rsaDER    *compiledRule
-	margin    int
-	workers   int
-	chunkSize int
+	// lateCovers: a rule without keywords subsumes others, so its
+	// covers are known only at a chunk's end (see flushBefore).
+	lateCovers bool
+	keytab     *compiledRule
+	aes        *compiledRule
+	rsaDER     *compiledRule
+	margin     int
+	workers    int
+	chunkSize  int
 	// fixedChunk: ChunkSize was given, so lent bytes use it too.
 	fixedChunk bool
 	// scanners keeps idle workers' state (buffer, lazily built regexp
@@ -286,6 +289,7 @@ func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
 			if by := e.byID[id]; by != nil && by != c {
 				by.subsumes = true
 				c.subsumedBy = append(c.subsumedBy, by.idx)
+				e.lateCovers = e.lateCovers || len(by.Keywords) == 0
 			}
 		}
 	}
@@ -467,9 +471,19 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 			}
 			cs := e.getChunkScanner()
 			defer e.scanners.Put(cs)
+			defer func() { cs.flush = nil }()
 			for j := range jobs {
 				if ctx.Err() != nil {
 					continue
+				}
+				cs.flush = func(ms []Match) {
+					emitMu.Lock()
+					defer emitMu.Unlock()
+					for _, m := range ms {
+						if j.owns(m.Start) {
+							emit(m)
+						}
+					}
 				}
 				var buf []byte
 				lent := false

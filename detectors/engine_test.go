@@ -387,3 +387,103 @@ func TestScanPackedRanges(t *testing.T) {
 		}
 	}
 }
+
+// denseSecrets returns n lines of distinct GitHub tokens, and every tenth
+// line an AWS key pair: a key ID and its secret key, whose finding
+// subsumes the key ID's.
+func denseSecrets(g *gen, n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		if i%10 == 0 {
+			b.WriteString("id=AKIA" + g.s(csUpperD, 16) + " secret=" + g.s(csB64, 40) + "\n")
+		}
+		b.WriteString("token=" + g.githubToken("ghp_") + "\n")
+	}
+	return b.Bytes()
+}
+
+// A chunk holding more matches than it keeps before handing them on
+// reports what scanning it in pieces too small for that does: every match
+// once, and the key IDs inside a key pair's match dropped.
+func TestDenseChunkFlushes(t *testing.T) {
+	buf := denseSecrets(newGen("dense"), 12*flushMatches)
+	e := testEngine(t, EngineOptions{Workers: 2})
+	var want []Match
+	const piece = 16 << 10 // about 300 matches: never handed on early
+	for s := 0; s < len(buf); s += piece {
+		want = append(want, scanRanges(t, e, buf, []Range{{int64(s), int64(min(s+piece, len(buf)))}}, ScanOptions{})...)
+	}
+	tokens, pairs, ids := len(matchesOf(want, "github-pat")), len(matchesOf(want, "aws-access-key-pair")), len(matchesOf(want, "aws-access-key-id"))
+	if tokens != 12*flushMatches || pairs < 12*flushMatches/10-2 || ids > 2 {
+		t.Fatalf("fixture: %d tokens, %d key pairs, %d key IDs", tokens, pairs, ids)
+	}
+	for _, chunk := range []int{0, len(buf) / 3} {
+		e := testEngine(t, EngineOptions{Workers: 2, ChunkSize: chunk})
+		got := scanRanges(t, e, buf, []Range{{0, int64(len(buf))}}, ScanOptions{})
+		if k, w := keysOf(got), keysOf(want); fmt.Sprint(k) != fmt.Sprint(w) {
+			t.Errorf("chunk size %d: %d matches (%d key IDs), want %d", chunk, len(got), len(matchesOf(got, "aws-access-key-id")), len(want))
+		}
+	}
+}
+
+// A rule that gets enough findings within a chunk stops being validated
+// there: the matches it hands on stay near the caller's cap (a flush
+// past it), not the chunk's hundred thousand, and the rest are counted as
+// skipped.
+func TestEnoughWithinChunk(t *testing.T) {
+	buf := denseSecrets(newGen("enough"), 40*flushMatches)
+	e := testEngine(t, EngineOptions{Workers: 1, ChunkSize: len(buf)})
+	const enough = 100
+	var emitted, skipped int
+	var mu sync.Mutex
+	opts := ScanOptions{
+		Enough: func(rule string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return rule == "github-pat" && emitted >= enough
+		},
+		Skipped: func(sk Skip) {
+			if sk.RuleID == "github-pat" {
+				skipped += sk.Hits
+			}
+		},
+	}
+	_, err := e.Scan(context.Background(), bytes.NewReader(buf), int64(len(buf)), []Range{{0, int64(len(buf))}}, opts, func(m Match) {
+		if m.RuleID == "github-pat" {
+			mu.Lock()
+			emitted++
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emitted < enough || emitted > enough+2*flushMatches || skipped < 30*flushMatches {
+		t.Errorf("one chunk of %d tokens: %d handed on, %d skipped; want %d to %d handed on and the rest skipped",
+			40*flushMatches, emitted, skipped, enough, enough+2*flushMatches)
+	}
+}
+
+// A chunk's keyword hits are taken a window at a time: a keyword across
+// the edge between two windows is found once, whatever byte it starts at.
+func TestHitWindowEdges(t *testing.T) {
+	g := newGen("windows")
+	buf := bytes.Repeat([]byte{' '}, 8*hitWindow)
+	var want []string
+	for k := 1; k < 8; k++ {
+		tok := g.githubToken("ghp_")
+		at := k*hitWindow + (k - 4) // the keyword starts 3 bytes before to 3 bytes after the edge
+		copy(buf[at-1:], "\n"+tok+"\n")
+		want = append(want, fp(tok))
+	}
+	e := testEngine(t, EngineOptions{Workers: 1, ChunkSize: len(buf)})
+	var got []string
+	for _, m := range scanRanges(t, e, buf, []Range{{0, int64(len(buf))}}, ScanOptions{}) {
+		got = append(got, m.Fingerprint)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("found %d tokens, want the %d planted, once each", len(got), len(want))
+	}
+}
