@@ -155,8 +155,9 @@ type View struct {
 // within its limits (see Limits).
 type ViewTruncation struct {
 	// MatchesDropped: matches not kept because the rule already had
-	// Limits.FindingsPerRulePerView findings of that severity in the view
-	// (each match counts, so one secret seen twice counts twice).
+	// Limits.FindingsPerRulePerView findings of that severity in the view,
+	// or the run Limits.FindingsPerScan findings (each match counts, so
+	// one secret seen twice counts twice).
 	MatchesDropped map[string]int64 `json:"matches_dropped,omitempty"`
 	// HitsNotValidated: keyword hits whose context was not examined
 	// because the rule's keyword repeated so densely that the rule spent
@@ -168,6 +169,12 @@ type ViewTruncation struct {
 type Limits struct {
 	FindingsPerRulePerView int `json:"findings_per_rule_per_view"`
 	LocationsPerFinding    int `json:"locations_per_finding"`
+	// FindingsPerScan and LocationsPerScan cap what the whole run keeps,
+	// all rules, views and targets together, so that its memory stays
+	// bounded however many rules an input fills. Absent in reports made
+	// before they existed.
+	FindingsPerScan  int `json:"findings_per_scan,omitempty"`
+	LocationsPerScan int `json:"locations_per_scan,omitempty"`
 }
 
 // Truncation sums the cuts of a run; see ViewTruncation and
@@ -219,8 +226,9 @@ type Finding struct {
 	Provenance []Provenance `json:"provenance,omitempty"`
 	Locations  []Location   `json:"locations"`
 	// LocationsTruncated counts further places the secret was found but
-	// not listed, beyond Limits.LocationsPerFinding (a place matched by
-	// two rules counts twice). Absent when every place is listed.
+	// not listed, beyond Limits.LocationsPerFinding or, once the run has
+	// Limits.LocationsPerScan, beyond what it had (a place matched by two
+	// rules counts twice). Absent when every place is listed.
 	LocationsTruncated int64 `json:"locations_truncated,omitempty"`
 	// Remediation says what removes each copy (Remediate); the writers
 	// fill it in from the locations.

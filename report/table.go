@@ -455,8 +455,15 @@ func (t *tableWriter) summary(r *Report, findings []*Finding) {
 	if tr := r.Summary.Truncated; tr != nil {
 		// Say what the limits cut, so that a person reading only the
 		// table knows the lists are not exhaustive.
-		t.printf("TRUNCATED: %d matches beyond %d findings per rule and view, %d locations beyond %d per finding, %d keyword hits not validated (too dense); in %s\n",
-			tr.MatchesDropped, tr.Limits.FindingsPerRulePerView, tr.LocationsDropped, tr.Limits.LocationsPerFinding, tr.HitsNotValidated, plural(len(tr.Views), "view"))
+		perScan := func(n int) string {
+			if n <= 0 { // a report made before the per-scan limits
+				return ""
+			}
+			return fmt.Sprintf(" or %d per scan", n)
+		}
+		t.printf("TRUNCATED: %d matches beyond %d findings per rule and view%s, %d locations beyond %d per finding%s, %d keyword hits not validated (too dense); in %s\n",
+			tr.MatchesDropped, tr.Limits.FindingsPerRulePerView, perScan(tr.Limits.FindingsPerScan), tr.LocationsDropped, tr.Limits.LocationsPerFinding,
+			perScan(tr.Limits.LocationsPerScan), tr.HitsNotValidated, plural(len(tr.Views), "view"))
 	}
 }
 

@@ -90,6 +90,16 @@ func TestWriteTable(t *testing.T) {
 			want: []string{"TRUNCATED: 12 matches beyond 10000 findings per rule and view, 34 locations beyond 1000 per finding, 56 keyword hits not validated (too dense); in 2 views"},
 		},
 		{
+			name: "truncated, with the per-scan limits",
+			r: func() *Report {
+				r := sampleReport()
+				r.Summary.Truncated = &Truncation{Limits: Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000, FindingsPerScan: 100000, LocationsPerScan: 500000},
+					MatchesDropped: 12, LocationsDropped: 34, HitsNotValidated: 56, Views: []string{"a#current"}}
+				return r
+			}(),
+			want: []string{"TRUNCATED: 12 matches beyond 10000 findings per rule and view or 100000 per scan, 34 locations beyond 1000 per finding or 500000 per scan, 56 keyword hits not validated (too dense); in 1 view"},
+		},
+		{
 			name:    "all locations",
 			r:       sampleReport(),
 			opts:    TableOptions{MaxLocations: -1},

@@ -71,7 +71,7 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 			// RAM from 0, as QEMU dumped it.
 			elf := filepath.Join(dir, "ram.elf")
 			dumpGuestMemory(t, base, elf)
-			im, err := formats.Open(context.Background(), elf, formats.Options{})
+			im, err := formats.Open(context.Background(), elf, model.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

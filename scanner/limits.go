@@ -11,14 +11,18 @@ import (
 // matches arrive, so that memory and the report stay bounded whatever the
 // input: at most FindingsPerRulePerView findings per rule, view and
 // severity (a cut never hides a more severe finding of the rule), at most
-// LocationsPerFinding locations each. The scanner's views and the
-// registry's layers share it; a view is any comparable value that tells
-// the views of one scan apart. It is safe for concurrent use.
+// LocationsPerFinding locations each, and at most FindingsPerScan
+// findings and LocationsPerScan locations in all (an input that fills
+// many rules at once). The scanner's views and the registry's layers
+// share it; a view is any comparable value that tells the views of one
+// scan apart. It is safe for concurrent use.
 type Limiter struct {
 	limits report.Limits
 	engine *detectors.Engine
 	mu     sync.Mutex
 	kept   map[limitKey]int
+	// findings and locations count what the whole scan keeps.
+	findings, locations int
 }
 
 type limitKey struct {
@@ -36,6 +40,12 @@ func NewLimiter(limits report.Limits, e *detectors.Engine) *Limiter {
 	if limits.LocationsPerFinding <= 0 {
 		limits.LocationsPerFinding = DefaultLimits.LocationsPerFinding
 	}
+	if limits.FindingsPerScan <= 0 {
+		limits.FindingsPerScan = DefaultLimits.FindingsPerScan
+	}
+	if limits.LocationsPerScan <= 0 {
+		limits.LocationsPerScan = DefaultLimits.LocationsPerScan
+	}
 	return &Limiter{limits: limits, engine: e, kept: map[limitKey]int{}}
 }
 
@@ -48,10 +58,11 @@ func (l *Limiter) Admit(view any, rule string, sev detectors.Severity) bool {
 	k := limitKey{view, rule, sev}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.kept[k] >= l.limits.FindingsPerRulePerView {
+	if l.kept[k] >= l.limits.FindingsPerRulePerView || l.findings >= l.limits.FindingsPerScan {
 		return false
 	}
 	l.kept[k]++
+	l.findings++
 	return true
 }
 
@@ -66,7 +77,7 @@ func (l *Limiter) Enough(view any, rule string) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.kept[limitKey{view, rule, sev}] >= l.limits.FindingsPerRulePerView
+	return l.kept[limitKey{view, rule, sev}] >= l.limits.FindingsPerRulePerView || l.findings >= l.limits.FindingsPerScan
 }
 
 // KeepLocation reports whether finding f, which lists have locations, may
@@ -74,7 +85,12 @@ func (l *Limiter) Enough(view any, rule string) bool {
 // f.LocationsTruncated.
 func (l *Limiter) KeepLocation(f *report.Finding, have int) bool {
 	if have < l.limits.LocationsPerFinding {
-		return true
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.locations < l.limits.LocationsPerScan {
+			l.locations++
+			return true
+		}
 	}
 	f.LocationsTruncated++
 	return false

@@ -13,14 +13,23 @@ import (
 )
 
 // TestFindingLimits scans text files with small limits and checks that
-// the findings and locations kept stop at the limits, that what is cut is
-// counted in the finding, the view and the summary, and that a cut never
-// hides a more severe finding of the same rule.
+// the findings and locations kept stop at the limits, per rule and view
+// and per scan, that what is cut is counted in the finding, the view and
+// the summary, and that a cut never hides a more severe finding of the
+// same rule.
 func TestFindingLimits(t *testing.T) {
 	keyID := func(i int) string { return fmt.Sprintf("AKIAQZ%014d", i) }
+	distinct := func(from, n int) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString(keyID(from+i) + "\n")
+		}
+		return b.String()
+	}
 	tests := []struct {
 		name   string
 		text   string
+		more   []string // further targets' texts
 		limits report.Limits
 		// wanted: findings of rule aws-access-key-id, their locations
 		// listed and truncated in all, matches dropped in the view.
@@ -36,13 +45,13 @@ func TestFindingLimits(t *testing.T) {
 				}
 				return b.String()
 			}(),
-			limits:       report.Limits{FindingsPerRulePerView: 10, LocationsPerFinding: 100},
+			limits:       report.Limits{FindingsPerRulePerView: 10, LocationsPerFinding: 100, FindingsPerScan: 100, LocationsPerScan: 1000},
 			wantFindings: 10, wantListed: 10, wantDrop: 40,
 		},
 		{
 			name:         "one key past the locations limit",
 			text:         strings.Repeat(keyID(7)+"\n", 30),
-			limits:       report.Limits{FindingsPerRulePerView: 10, LocationsPerFinding: 5},
+			limits:       report.Limits{FindingsPerRulePerView: 10, LocationsPerFinding: 5, FindingsPerScan: 100, LocationsPerScan: 1000},
 			wantFindings: 1, wantListed: 5, wantTruncated: 25,
 		},
 		{
@@ -54,23 +63,41 @@ func TestFindingLimits(t *testing.T) {
 				}
 				return b.String() + keyID(1) + "\n"
 			}(),
-			limits:       report.Limits{FindingsPerRulePerView: 5, LocationsPerFinding: 5},
+			limits:       report.Limits{FindingsPerRulePerView: 5, LocationsPerFinding: 5, FindingsPerScan: 100, LocationsPerScan: 1000},
 			wantFindings: 6, wantListed: 6, wantDrop: 15,
+		},
+		{
+			name:         "distinct keys in two targets past the scan's findings limit",
+			text:         distinct(0, 10),
+			more:         []string{distinct(100, 10)},
+			limits:       report.Limits{FindingsPerRulePerView: 100, LocationsPerFinding: 100, FindingsPerScan: 15, LocationsPerScan: 1000},
+			wantFindings: 15, wantListed: 15, wantDrop: 5,
+		},
+		{
+			name:         "keys repeated past the scan's locations limit",
+			text:         strings.Repeat(keyID(1)+"\n"+keyID(2)+"\n", 10),
+			limits:       report.Limits{FindingsPerRulePerView: 100, LocationsPerFinding: 100, FindingsPerScan: 100, LocationsPerScan: 12},
+			wantFindings: 2, wantListed: 12, wantTruncated: 8,
 		},
 		{
 			name:         "within the limits nothing is cut",
 			text:         keyID(1) + "\n" + keyID(2) + "\n",
-			limits:       report.Limits{FindingsPerRulePerView: 5, LocationsPerFinding: 5},
+			limits:       report.Limits{FindingsPerRulePerView: 5, LocationsPerFinding: 5, FindingsPerScan: 100, LocationsPerScan: 1000},
 			wantFindings: 2, wantListed: 2,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "keys.txt")
-			if err := os.WriteFile(path, []byte(tt.text), 0o644); err != nil {
-				t.Fatal(err)
+			dir := t.TempDir()
+			var paths []string
+			for i, text := range append([]string{tt.text}, tt.more...) {
+				path := filepath.Join(dir, fmt.Sprintf("keys%d.txt", i))
+				if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				paths = append(paths, path)
 			}
-			rep, err := scanner.New(scanner.Options{Engine: newEngine(t), Limits: tt.limits}).Scan(context.Background(), []string{path})
+			rep, err := scanner.New(scanner.Options{Engine: newEngine(t), Limits: tt.limits}).Scan(context.Background(), paths)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,9 +115,11 @@ func TestFindingLimits(t *testing.T) {
 				}
 			}
 			var drop int64
-			for _, v := range rep.Targets[0].Views {
-				if v.Truncated != nil {
-					drop += v.Truncated.MatchesDropped["aws-access-key-id"]
+			for _, tg := range rep.Targets {
+				for _, v := range tg.Views {
+					if v.Truncated != nil {
+						drop += v.Truncated.MatchesDropped["aws-access-key-id"]
+					}
 				}
 			}
 			if findings != tt.wantFindings || listed != tt.wantListed || truncated != tt.wantTruncated || drop != tt.wantDrop {

@@ -85,9 +85,12 @@ type Options struct {
 // DefaultLimits bound a scan's findings whatever the input: a rule keeps
 // at most 10,000 findings per view and severity (issue 22's figure), each
 // with at most 1,000 locations (a secret of a base image shared by a few
-// hundred overlays and snapshots still lists them all). What is cut is
-// counted in the report (docs/report.md, "truncated").
-var DefaultLimits = report.Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000}
+// hundred overlays and snapshots still lists them all); the run keeps at
+// most 100,000 findings and 500,000 locations in all, which bounds its
+// memory however many rules an input fills. What is cut is counted in the
+// report (docs/report.md, "truncated").
+var DefaultLimits = report.Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000,
+	FindingsPerScan: 100_000, LocationsPerScan: 500_000}
 
 // Scanner runs scans. It holds no state between runs.
 type Scanner struct{ opts Options }
