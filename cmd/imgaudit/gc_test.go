@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -14,24 +15,32 @@ func gcPercent() int {
 	return p
 }
 
+// memLimit reads the soft memory limit without changing it.
+func memLimit() int64 { return debug.SetMemoryLimit(-1) }
+
 func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(gcPercent())
+	defer debug.SetMemoryLimit(memLimit())
 
-	t.Run("GOGC set", func(t *testing.T) {
+	t.Run("GOGC and GOMEMLIMIT set", func(t *testing.T) {
 		t.Setenv("GOGC", "50")
+		t.Setenv("GOMEMLIMIT", "1GiB")
 		debug.SetGCPercent(50)
+		debug.SetMemoryLimit(1 << 30)
 		tuneGC()
-		if p := gcPercent(); p != 50 {
-			t.Fatalf("GOGC=50 in the environment: target %d, want 50 kept", p)
+		if p, l := gcPercent(), memLimit(); p != 50 || l != 1<<30 {
+			t.Fatalf("GOGC=50 and GOMEMLIMIT=1GiB in the environment: target %d, limit %d; want both kept", p, l)
 		}
 	})
 
 	t.Run("default", func(t *testing.T) {
 		t.Setenv("GOGC", "")
+		t.Setenv("GOMEMLIMIT", "")
 		debug.SetGCPercent(100)
+		debug.SetMemoryLimit(math.MaxInt64)
 		tuneGC()
-		if p := gcPercent(); p != gcStartPercent {
-			t.Fatalf("after tuneGC: target %d, want %d", p, gcStartPercent)
+		if p, l := gcPercent(), memLimit(); p != gcStartPercent || l != gcMemLimit {
+			t.Fatalf("after tuneGC: target %d, limit %d; want %d and %d", p, l, gcStartPercent, gcMemLimit)
 		}
 		// A small live heap keeps the raised target across collections.
 		runtime.GC()
@@ -40,7 +49,8 @@ func TestTuneGC(t *testing.T) {
 		if p := gcPercent(); p != gcStartPercent {
 			t.Fatalf("small heap, after collections: target %d, want %d", p, gcStartPercent)
 		}
-		// Past gcTunedUntil live, Go's default comes back.
+		// Past gcTunedUntil live, Go's default comes back; the limit
+		// stays until half of it is live.
 		live := make([]byte, gcTunedUntil+(16<<20))
 		for i := range live {
 			live[i] = byte(i)
@@ -53,6 +63,22 @@ func TestTuneGC(t *testing.T) {
 			runtime.GC()
 			time.Sleep(time.Millisecond)
 		}
+		if l := memLimit(); l != gcMemLimit {
+			t.Fatalf("live heap of %d MiB: limit %d, want %d kept", len(live)>>20, l, gcMemLimit)
+		}
+		// Past half the limit live, the limit is lifted.
+		more := make([]byte, gcMemLimit/2)
+		for i := range more {
+			more[i] = byte(i)
+		}
+		for memLimit() != math.MaxInt64 {
+			if time.Now().After(deadline.Add(5 * time.Second)) {
+				t.Fatalf("live heap of %d MiB: limit still %d, want none", (len(live)+len(more))>>20, memLimit())
+			}
+			runtime.GC()
+			time.Sleep(time.Millisecond)
+		}
 		runtime.KeepAlive(live)
+		runtime.KeepAlive(more)
 	})
 }

@@ -374,21 +374,6 @@ func runChild(t *testing.T, target, good, out, tmp string, roots []string) child
 	return res
 }
 
-// peakRSS reads this process's VmHWM from /proc/self/status, in bytes.
-func peakRSS() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
-}
-
 // digest is a file's SHA-256, to prove the scan left it as it was without
 // holding 256 MiB of it.
 func digest(t *testing.T, path string) [32]byte {
@@ -497,7 +482,7 @@ func TestHostileChild(t *testing.T) {
 	if err := os.WriteFile(os.Getenv(childOut)+".names", b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rss, err := peakRSS()
+	rss, err := testutil.PeakRSS()
 	if err != nil {
 		t.Fatal(err)
 	}
