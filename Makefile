@@ -8,7 +8,7 @@ RACE_PKGS ?= ./formats/... ./detectors/... ./scanner/...
 FUZZTIME ?= 5s
 export IMGAUDIT_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test unit lint race fuzz seeds bench precision demo deps clean
+.PHONY: all build test unit lint race fuzz seeds bench scaling scaling-bins precision demo deps clean
 
 all: build
 
@@ -48,6 +48,14 @@ seeds:
 
 bench:
 	@scripts/bench.sh
+
+# Throughput on 1, 2, 4, 8, 16 cores (scripts/scaling.sh). scaling-bins
+# builds its two static binaries into bin/ for a machine without Go.
+scaling:
+	@scripts/scaling.sh
+
+scaling-bins: build
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/genbench ./internal/benchdata/cmd/genbench
 
 # False alarms on clean Debian images (debootstrap, cached under
 # .cache/precision); a benchmark, not a test. Needs root and the apt mirror.

@@ -21,7 +21,6 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 # range VALUES...: "min–max" of the numbers, or the one number.
 range() { printf '%s\n' "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print (lo == hi ? lo : lo "–" hi) }'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Built as make build builds it: static.
 CGO_ENABLED=0 go build -trimpath -o "$tmp/imgaudit" ./cmd/imgaudit
@@ -34,8 +33,8 @@ for tool in aeskeyfind rsakeyfind; do
   fi
 done
 
-now() { date +%s.%N; }
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
+# shellcheck source=scripts/timing.sh
+. scripts/timing.sh
 
 # measure IMG LABEL: imgaudit scan of IMG vs cat of the same file, page cache
 # warm, then cold (dropping the cache needs root; skipped elsewhere).
@@ -165,6 +164,9 @@ bench_rows() {
     }
     END { for (i = 1; i <= n; i++) printf "| `%s` %s | %s | %s |\n", pkg, names[i], figs[i], base }'
 }
+
+# Memory views on one core and on all: scripts/memviews.sh.
+scripts/memviews.sh "$tmp/imgaudit"
 
 run_bench() {
   local pkg=$1 pattern=$2 out
