@@ -68,10 +68,12 @@ type ScanOptions struct {
 	// unvalidated because their rule spent its budget of fruitless
 	// windows (see fruitlessBase); called from one goroutine at a time.
 	Skipped func(Skip)
-	// Enough, when set, is asked at the start of each chunk whether a
-	// rule already has all the findings its caller keeps (the scanner's
-	// per-view cap): such a rule's hits in the chunk are counted as
-	// skipped instead of validated. Called from every worker at once.
+	// Enough, when set, is asked at the start of each chunk, and again
+	// each time a chunk hands on a batch of matches, whether a rule
+	// already has all the findings its caller keeps (the scanner's caps
+	// per view and per scan): such a rule's further hits in the chunk are
+	// counted as skipped instead of validated. Called from every worker at
+	// once.
 	Enough func(ruleID string) bool
 }
 
