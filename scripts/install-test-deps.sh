@@ -41,6 +41,12 @@ need=(
   openssl:openssl
   bzip2:bzip2
   xz:xz-utils
+  gzip:gzip
+  lz4:lz4
+  zip:zip
+  tar:tar
+  cpio:cpio
+  ar:binutils
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry

@@ -1,0 +1,246 @@
+package decode
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// leafSeen is one leaf a walk gave: its chain and its bytes.
+type leafSeen struct {
+	chain []Step
+	data  []byte
+}
+
+func walkAll(t *testing.T, data []byte, opts Options) ([]leafSeen, Result) {
+	t.Helper()
+	var out []leafSeen
+	res, err := Walk(context.Background(), bytes.NewReader(data), int64(len(data)), opts, func(l Leaf) error {
+		b, err := io.ReadAll(l.R)
+		out = append(out, leafSeen{chain: append([]Step(nil), l.Chain...), data: b})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("walk: %v", err)
+	}
+	return out, res
+}
+
+// sh runs a shell pipeline in dir (the tools' own flags, as a person
+// would type them).
+func sh(t *testing.T, dir, script string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+}
+
+// tree writes the files of a small tree under dir/src: a secret-bearing
+// file among others.
+func tree(t *testing.T, dir string, secret []byte) {
+	t.Helper()
+	files := map[string][]byte{
+		"src/etc/dropbear/dropbear_rsa_host_key": secret,
+		"src/etc/hostname":                       []byte("web01\n"),
+		"src/usr/share/doc/readme.txt":           bytes.Repeat([]byte("documentation line\n"), 400),
+	}
+	for p, b := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWalkRealTools(t *testing.T) {
+	secret := testutil.Marker("decode-secret", 3000)
+	const key = "etc/dropbear/dropbear_rsa_host_key"
+	cases := []struct {
+		name   string
+		tools  []string
+		script string // makes "out" in the case's directory from src/
+		chain  string // the secret's chain
+		// offset of the chain's first step
+		first int64
+	}{
+		{"gzip", []string{"gzip"}, "gzip -c src/" + key + " > out", "gzip", 0},
+		{"xz", []string{"xz"}, "xz -c src/" + key + " > out", "xz", 0},
+		{"xz crc64 two streams", []string{"xz"}, "xz -c -C crc64 src/etc/hostname > out; xz -c -C sha256 src/" + key + " >> out", "xz", 0},
+		{"zstd", []string{"zstd"}, "zstd -q -c src/" + key + " > out", "zstd", 0},
+		{"bzip2", []string{"bzip2"}, "bzip2 -c src/" + key + " > out", "bzip2", 0},
+		{"lz4", []string{"lz4"}, "lz4 -q -c src/" + key + " > out", "lz4", 0},
+		{"lz4 legacy", []string{"lz4"}, "lz4 -q -l -c src/" + key + " > out", "lz4", 0},
+		{"tar", []string{"tar"}, "tar -C src -cf out .", "tar member " + key, -1},
+		{"tar.gz", []string{"tar", "gzip"}, "tar -C src -czf out .", "gzip > tar member " + key, 0},
+		{"tar.xz", []string{"tar", "xz"}, "tar -C src -cJf out .", "xz > tar member " + key, 0},
+		{"tar.zst", []string{"tar", "zstd"}, "tar -C src --zstd -cf out .", "zstd > tar member " + key, 0},
+		{"tar.bz2", []string{"tar", "bzip2"}, "tar -C src -cjf out .", "bzip2 > tar member " + key, 0},
+		{"zip deflate", []string{"zip"}, "cd src && zip -q -r ../out.zip . && mv ../out.zip ../out", "zip member " + key, -1},
+		{"zip stored", []string{"zip"}, "cd src && zip -q -0 -r ../out.zip . && mv ../out.zip ../out", "zip member " + key, -1},
+		{"zip from a pipe (data descriptors)", []string{"zip"}, "cd src && cat " + key + " | zip -q ../out.zip - && mv ../out.zip ../out", "zip member -", -1},
+		{"cpio newc", []string{"cpio"}, "cd src && find . | cpio -o -H newc --quiet > ../out", "cpio member " + key, -1},
+		{"cpio odc", []string{"cpio"}, "cd src && find . | cpio -o -H odc --quiet > ../out", "cpio member " + key, -1},
+		// An initramfs: an uncompressed early cpio (microcode), then the
+		// main cpio compressed, as mkinitramfs and dracut write it.
+		{"initramfs", []string{"cpio", "zstd"}, "mkdir -p early/kernel/x86/microcode && echo ucode > early/kernel/x86/microcode/GenuineIntel.bin && " +
+			"(cd early && find . | cpio -o -H newc --quiet) > out && (cd src && find . | cpio -o -H newc --quiet | zstd -q -19) >> out", "zstd > cpio member " + key, -2},
+		{"initramfs gzip", []string{"cpio", "gzip"}, "mkdir -p early/kernel && echo ucode > early/kernel/ucode.bin && " +
+			"(cd early && find . | cpio -o -H newc --quiet) > out && (cd src && find . | cpio -o -H newc --quiet | gzip -9) >> out", "gzip > cpio member " + key, -2},
+		{"deb", []string{"dpkg-deb", "xz"}, "mkdir -p src/DEBIAN && printf 'Package: t\\nVersion: 1\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > src/DEBIAN/control && dpkg-deb -Zxz --root-owner-group -b src out >/dev/null",
+			"ar member data.tar.xz > xz > tar member " + key, -1},
+		{"tar.gz in zip", []string{"zip", "tar", "gzip"}, "tar -C src -czf inner.tar.gz . && zip -q -0 out.zip inner.tar.gz && mv out.zip out", "zip member inner.tar.gz > gzip > tar member " + key, -1},
+		{"squashfs gzip", []string{"mksquashfs"}, "mksquashfs src out -quiet -no-progress -comp gzip >/dev/null", "squashfs member " + key, -1},
+		{"squashfs xz", []string{"mksquashfs"}, "mksquashfs src out -quiet -no-progress -comp xz >/dev/null", "squashfs member " + key, -1},
+		{"squashfs zstd", []string{"mksquashfs"}, "mksquashfs src out -quiet -no-progress -comp zstd >/dev/null", "squashfs member " + key, -1},
+		{"squashfs lz4", []string{"mksquashfs"}, "mksquashfs src out -quiet -no-progress -comp lz4 >/dev/null", "squashfs member " + key, -1},
+		{"squashfs lzo", []string{"mksquashfs"}, "mksquashfs src out -quiet -no-progress -comp lzo >/dev/null", "squashfs member " + key, -1},
+		{"squashfs without fragments, 4 KiB blocks", []string{"mksquashfs"}, "mksquashfs src out -quiet -no-progress -comp gzip -no-fragments -b 4096 >/dev/null", "squashfs member " + key, -1},
+		{"squashfs.gz", []string{"mksquashfs", "gzip"}, "mksquashfs src sq -quiet -no-progress -comp xz >/dev/null && gzip -c sq > out", "gzip > squashfs member " + key, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			testutil.RequireTool(t, c.tools...)
+			dir := t.TempDir()
+			tree(t, dir, secret)
+			sh(t, dir, c.script)
+			data, err := os.ReadFile(filepath.Join(dir, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind := Sniff(data[:min(len(data), SniffLen)]); kind == "" {
+				t.Fatalf("Sniff does not recognise the %s output", c.name)
+			}
+			leaves, res := walkAll(t, data, Options{})
+			var got []string
+			found := false
+			for _, l := range leaves {
+				cs := ChainString(l.chain)
+				got = append(got, cs)
+				if cs == c.chain && bytes.Contains(l.data, secret) {
+					found = true
+					switch {
+					case c.first >= 0 && l.chain[0].Offset != c.first:
+						t.Errorf("first step at offset %d, want %d", l.chain[0].Offset, c.first)
+					case c.first == -2 && l.chain[0].Offset == 0:
+						t.Errorf("the compressed segment is at offset 0, want after the early cpio")
+					}
+					// An archive member's offset is where its bytes are in
+					// the level above: for stored members, the secret itself.
+					last := l.chain[len(l.chain)-1]
+					if last.Member != "" && (c.name == "tar" || c.name == "cpio newc" || c.name == "cpio odc" || c.name == "zip stored") &&
+						!bytes.HasPrefix(data[last.Offset:], secret[:64]) {
+						t.Errorf("member offset %d does not hold the member's bytes", last.Offset)
+					}
+				}
+			}
+			if !found {
+				t.Fatalf("no leaf %q holds the secret; leaves: %q (skipped %v)", c.chain, got, res.Skipped)
+			}
+			if len(res.Skipped) > 0 {
+				t.Errorf("skipped %v", res.Skipped)
+			}
+		})
+	}
+}
+
+// TestBombs: each bomb stays inside the caps, in bounded time, with the
+// cap counted.
+func TestBombs(t *testing.T) {
+	cases := []struct {
+		name   string
+		tools  []string
+		script string // writes out, or the bomb to standard output (pipe)
+		pipe   bool
+		reason string // a substring of the counted reason
+		opts   Options
+	}{
+		// 10 GiB of zeros through gzip -1 (46 MB here), read from the
+		// pipe as gzip writes it: the walk stops at the ratio cap, and the
+		// rest is never made.
+		{"gzip of 10 GiB of zeros", []string{"gzip"}, "head -c 10G /dev/zero | gzip -1", true, "gzip stream over the 100:1 expansion ratio", Options{}},
+		// A zip of many members of zeros, 20 MiB each (20 KB).
+		{"zip bomb of many members", []string{"zip"}, "head -c 20M /dev/zero > z && for i in $(seq 16); do ln z z$i; done && zip -q -9 out.zip z* && mv out.zip out", false, "zip stream over the 100:1 expansion ratio", Options{}},
+		// Members that do not compress, within a small decoded budget:
+		// the absolute cap.
+		{"decoded cap", []string{"zip"}, "for i in $(seq 40); do head -c 2M /dev/urandom > r$i; done && zip -q -0 out.zip r* && mv out.zip out", false, "over the 16.0 MiB decoded cap", Options{Budget: NewBudget(16 << 20)}},
+		// tar.gz in tar.gz, 12 levels deep.
+		{"self-nesting beyond the depth cap", []string{"tar", "gzip"}, "echo leaf > f && tar -czf l0.tgz f && for i in $(seq 12); do tar -czf l$i.tgz l$((i-1)).tgz; rm l$((i-1)).tgz; done && mv l12.tgz out", false, "nested deeper than 8 levels", Options{}},
+		// 42.zip's shape: zips of 16 copies of a zip, four levels, over a
+		// zip of zeros: 64 Ki times 10 MiB from a few tens of KB.
+		{"nested zip bomb", []string{"zip"}, "head -c 10M /dev/zero > z && zip -q -9 l0.zip z && rm z && for i in 1 2 3 4; do for j in $(seq 16); do cp l$((i-1)).zip c$j.zip; done; zip -q -9 l$i.zip c*.zip; rm c*.zip; done && mv l4.zip out", false, "expansion ratio", Options{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			testutil.RequireTool(t, c.tools...)
+			dir := t.TempDir()
+			var decoded, size int64
+			count := func(l Leaf) error {
+				n, err := io.Copy(io.Discard, l.R)
+				decoded += n
+				return err
+			}
+			start := time.Now()
+			var res Result
+			var err error
+			if c.pipe {
+				cmd := exec.Command("bash", "-c", c.script)
+				out, perr := cmd.StdoutPipe()
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				res, err = WalkStream(context.Background(), out, c.opts, count)
+				cmd.Process.Kill()
+				cmd.Wait()
+				size = res.Consumed
+			} else {
+				sh(t, dir, c.script)
+				f, ferr := os.Open(filepath.Join(dir, "out"))
+				if ferr != nil {
+					t.Fatal(ferr)
+				}
+				defer f.Close()
+				st, _ := f.Stat()
+				size = st.Size()
+				start = time.Now()
+				res, err = Walk(context.Background(), f, size, c.opts, count)
+			}
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hit := false
+			for r := range res.Skipped {
+				hit = hit || strings.Contains(r, c.reason)
+			}
+			if !hit {
+				t.Errorf("no cap %q counted: %v", c.reason, res.Notes())
+			}
+			// Bounded: a stream grows to its floor or 100 times its
+			// input, and the whole walk the same.
+			lim := DefaultLimits
+			if bound := lim.MaxRatio*size + 2*lim.RatioFloor + (16 << 20); decoded > bound {
+				t.Errorf("decoded %d bytes from %d, over %d", decoded, size, bound)
+			}
+			t.Logf("%d bytes in, %d decoded in %v; %v", size, decoded, took, res.Notes())
+			if took > 20*time.Second {
+				t.Errorf("took %v", took)
+			}
+		})
+	}
+}

@@ -1,0 +1,122 @@
+package decode
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// fuzzLimits keep a fuzzing run's walks small and quick.
+var fuzzLimits = Limits{MaxTime: 2 * time.Second, MaxDecoderMemory: 48 << 20, MaxSpool: 4 << 20, MaxMembers: 1000}
+
+// fuzzWalk walks data as a container (or with codec given) both ways,
+// through Walk and WalkStream, and checks the caps held.
+func fuzzWalk(t *testing.T, data []byte, codec string) {
+	const budget = 8 << 20
+	for _, stream := range []bool{false, true} {
+		opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec}
+		var got int64
+		fn := func(l Leaf) error {
+			n, err := io.Copy(io.Discard, l.R)
+			got += n
+			if len(l.Chain) == 0 || len(l.Chain) > DefaultLimits.MaxDepth {
+				t.Fatalf("leaf with a chain of %d steps", len(l.Chain))
+			}
+			return err
+		}
+		var res Result
+		var err error
+		if stream {
+			res, err = WalkStream(context.Background(), bytes.NewReader(data), opts, fn)
+		} else {
+			res, err = Walk(context.Background(), bytes.NewReader(data), int64(len(data)), opts, fn)
+		}
+		if err != nil {
+			t.Fatalf("walk: %v", err)
+		}
+		if got > budget {
+			t.Fatalf("decoded %d bytes, over the budget of %d", got, budget)
+		}
+		if res.Decoded != got {
+			t.Fatalf("result counts %d decoded bytes, leaves gave %d", res.Decoded, got)
+		}
+		_ = res.Notes()
+	}
+}
+
+// FuzzWalk decodes arbitrary bytes as whatever container they start with.
+// It must never panic, hang, or decode past its caps.
+func FuzzWalk(f *testing.F) {
+	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzWalk(t, data, "") })
+}
+
+// FuzzInflate decodes arbitrary bytes as raw deflate, the way compressed
+// cluster slack is tried.
+func FuzzInflate(f *testing.F) {
+	f.Add([]byte{0x4b, 0x4c, 0x4a, 0x06, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzWalk(t, data, Deflate) })
+}
+
+// IMGAUDIT_WRITE_SEEDS=1 go test -run TestWriteFuzzSeeds ./decode/
+// writes the seed corpora from the real tools' output.
+func TestWriteFuzzSeeds(t *testing.T) {
+	if os.Getenv("IMGAUDIT_WRITE_SEEDS") != "1" {
+		t.Skip("set IMGAUDIT_WRITE_SEEDS=1 to rewrite testdata/fuzz")
+	}
+	testutil.RequireTool(t, "gzip", "xz", "zstd", "bzip2", "lz4", "zip", "tar", "cpio", "mksquashfs", "dpkg-deb", "python3")
+	dir := t.TempDir()
+	tree(t, dir, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nseed\n"))
+	const key = "src/etc/dropbear/dropbear_rsa_host_key"
+	seeds := map[string]string{
+		"gzip":           "gzip -c " + key,
+		"xz":             "xz -c " + key,
+		"zstd":           "zstd -q -c " + key,
+		"bzip2":          "bzip2 -c " + key,
+		"lz4":            "lz4 -q -c " + key,
+		"lz4-legacy":     "lz4 -q -l -c " + key,
+		"tar-gz":         "tar -C src -czf - etc",
+		"zip":            "cd src && zip -q -r - etc",
+		"zip-descriptor": "cat " + key + " | zip -q - -",
+		"cpio-newc":      "cd src && find etc | cpio -o -H newc --quiet",
+		"cpio-odc":       "cd src && find etc | cpio -o -H odc --quiet",
+		"initramfs":      "(cd src && find etc/hostname | cpio -o -H newc --quiet) && (cd src && find etc | cpio -o -H newc --quiet | zstd -q)",
+		"squashfs-gzip":  "mksquashfs src/etc sq -quiet -no-progress -comp gzip >/dev/null && cat sq && rm sq",
+		"squashfs-xz":    "mksquashfs src/etc sq -quiet -no-progress -comp xz >/dev/null && cat sq && rm sq",
+		"squashfs-zstd":  "mksquashfs src/etc sq -quiet -no-progress -comp zstd >/dev/null && cat sq && rm sq",
+		"squashfs-lz4":   "mksquashfs src/etc sq -quiet -no-progress -comp lz4 >/dev/null && cat sq && rm sq",
+		"squashfs-lzo":   "mksquashfs src/etc sq -quiet -no-progress -comp lzo >/dev/null && cat sq && rm sq",
+	}
+	write := func(target, name string, b []byte) {
+		d := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, name), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, script := range seeds {
+		sh(t, dir, "("+script+") > seed")
+		b, err := os.ReadFile(filepath.Join(dir, "seed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("FuzzWalk", name, b)
+	}
+	// Raw deflate as zlib writes it (Python's zlib, wbits -15), as qcow2
+	// compressed clusters hold it.
+	sh(t, dir, `python3 -c 'import sys, zlib; c = zlib.compressobj(6, zlib.DEFLATED, -15); sys.stdout.buffer.write(c.compress(open("`+key+`", "rb").read() * 20) + c.flush())' > seed`)
+	b, err := os.ReadFile(filepath.Join(dir, "seed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("FuzzInflate", "deflate", b)
+}

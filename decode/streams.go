@@ -1,0 +1,191 @@
+package decode
+
+import (
+	"compress/bzip2"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// Decoder memory, as charged against Limits.MaxDecoderMemory: what each
+// decoder holds at most besides its input buffer.
+const (
+	memGzip  = 64 << 10
+	memBzip2 = 4 << 20 // 900k block, its tables and output
+	memLZ4   = 8 << 20 // two 4 MiB blocks
+)
+
+// stream decodes one compressed stream starting at s's position and walks
+// what it holds as the next level.
+func (w *walker) stream(kind string, s *src, start int64, depth int) (more bool, err error) {
+	dec, cost, exact, err := w.open(kind, s)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if c, ok := dec.(io.Closer); ok {
+			c.Close()
+		}
+		w.mem -= cost
+	}()
+	g := &guard{w: w, r: dec, in: s, inStart: start, kind: kind}
+	w.push(Step{Codec: kind, Offset: start})
+	err = w.segments(newSrc(g), depth+1, false)
+	w.pop()
+	if err != nil {
+		return false, err
+	}
+	if g.err != nil && !errors.Is(g.err, io.EOF) {
+		return false, nil // counted by the level that met it
+	}
+	if !exact {
+		return false, nil
+	}
+	// Another segment may follow: read this stream to its end first,
+	// within the same caps.
+	if _, err := io.Copy(io.Discard, g); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// open starts the decoder of kind on s. cost is the memory it is charged;
+// exact says that it reads s no further than its stream's end.
+func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool, err error) {
+	charge := func(n int64) error {
+		if w.mem+n > w.lim.MaxDecoderMemory {
+			return &capError{reason: fmt.Sprintf("%s decoder would need %s, over the %s decoder memory cap", kind, HumanBytes(n), HumanBytes(w.lim.MaxDecoderMemory))}
+		}
+		w.mem += n
+		return nil
+	}
+	switch kind {
+	case Gzip:
+		z, err := gzip.NewReader(s)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		z.Multistream(false)
+		return z, 0, true, charge(0)
+	case Deflate:
+		return flate.NewReader(s), 0, true, charge(0)
+	case Bzip2:
+		if err := charge(memBzip2); err != nil {
+			return nil, 0, false, err
+		}
+		return bzip2.NewReader(s), memBzip2, false, nil
+	case LZ4:
+		if err := charge(memLZ4); err != nil {
+			return nil, 0, false, err
+		}
+		z := lz4.NewReader(s)
+		if err := z.Apply(lz4.ConcurrencyOption(1)); err != nil {
+			w.mem -= memLZ4
+			return nil, 0, false, err
+		}
+		return z, memLZ4, false, nil
+	case Zstd:
+		// The window is what the decoder holds; a frame that asks for
+		// more than is left fails with ErrWindowSizeExceeded.
+		win := w.lim.MaxDecoderMemory - w.mem
+		if win < zstd.MinWindowSize {
+			return nil, 0, false, &capError{reason: fmt.Sprintf("zstd decoder over the %s decoder memory cap", HumanBytes(w.lim.MaxDecoderMemory))}
+		}
+		win = min(win, zstd.MaxWindowSize)
+		z, err := zstd.NewReader(s, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(uint64(win)))
+		if err != nil {
+			return nil, 0, false, err
+		}
+		w.mem += win
+		return zstdReader{z}, win, false, nil
+	case Xz:
+		x, err := newXzReader(s, charge)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		x.w = w
+		return x, 0, true, nil // x releases its dictionaries' charge itself
+	}
+	return nil, 0, false, fmt.Errorf("decode: %s is not a stream", kind)
+}
+
+// zstdReader turns the decoder's window error into a cap.
+type zstdReader struct{ d *zstd.Decoder }
+
+func (z zstdReader) Read(p []byte) (int, error) {
+	n, err := z.d.Read(p)
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = &capError{reason: "zstd window over the decoder memory cap"}
+	}
+	return n, err
+}
+
+func (z zstdReader) Close() error { z.d.Close(); return nil }
+
+// guard reads a decoder's output within the caps: the stream's expansion
+// ratio, the walk's, and the walk's time.
+type guard struct {
+	w       *walker
+	r       io.Reader
+	in      counter // the compressed input
+	inStart int64
+	out     int64
+	kind    string
+	err     error
+}
+
+func (g *guard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if err := g.w.check(); err != nil {
+		g.err = err
+		return 0, err
+	}
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	g.w.decoded += int64(n)
+	lim := g.w.lim
+	switch {
+	case g.out > lim.RatioFloor && g.out > lim.MaxRatio*(g.in.pos()-g.inStart+1):
+		err = &capError{reason: fmt.Sprintf("%s stream over the %d:1 expansion ratio cap", g.kind, lim.MaxRatio)}
+	case g.w.decoded > lim.RatioFloor && g.w.decoded > lim.MaxRatio*(g.w.consumed()+1):
+		err = &capError{reason: fmt.Sprintf("container over the %d:1 expansion ratio cap (nested archives)", lim.MaxRatio), whole: true}
+	}
+	if err != nil {
+		g.err = err
+		if errors.Is(err, io.EOF) {
+			return n, io.EOF
+		}
+		var c *capError
+		if !errors.As(err, &c) && !isStop(err) {
+			g.err = &streamError{kind: g.kind, err: err}
+		}
+		return n, g.err
+	}
+	return n, nil
+}
+
+// counter is a reader's position: how much compressed input a decoder
+// took so far.
+type counter interface{ pos() int64 }
+
+func (s *src) pos() int64 { return s.n }
+
+// consumed is how many bytes of the container the walk has read.
+func (w *walker) consumed() int64 { return w.rootSrc.n + w.atRead }
+
+// streamError is a corrupt or truncated stream: what decoded before it was
+// walked.
+type streamError struct {
+	kind string
+	err  error
+}
+
+func (e *streamError) Error() string { return fmt.Sprintf("%s: %v", e.kind, e.err) }
+func (e *streamError) Unwrap() error { return e.err }

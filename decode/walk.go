@@ -1,0 +1,364 @@
+package decode
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// bufSize is the read buffer of each nesting level.
+const bufSize = 32 << 10
+
+// maxZeroPad bounds the zero padding skipped between concatenated segments
+// (an initramfs pads its early cpio archive to a block).
+const maxZeroPad = 1 << 20
+
+// src is one level's byte stream: buffered, and counting the bytes taken
+// from it, so that a step's offset is exact.
+type src struct {
+	br *bufio.Reader
+	n  int64
+}
+
+func newSrc(r io.Reader) *src { return &src{br: bufio.NewReaderSize(r, bufSize)} }
+
+func (s *src) Read(p []byte) (int, error) {
+	n, err := s.br.Read(p)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *src) ReadByte() (byte, error) {
+	c, err := s.br.ReadByte()
+	if err == nil {
+		s.n++
+	}
+	return c, err
+}
+
+func (s *src) Peek(n int) ([]byte, error) { return s.br.Peek(n) }
+
+func (s *src) Discard(n int64) (int64, error) {
+	var done int64
+	for done < n {
+		k, err := s.br.Discard(int(min(n-done, 1<<30)))
+		done += int64(k)
+		s.n += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// walker is the state of one walk.
+type walker struct {
+	parent context.Context // the caller's
+	ctx    context.Context // parent, bounded by MaxTime
+	lim    Limits
+	budget *Budget
+	res    *Result
+	fn     func(Leaf) error
+	chain  []Step
+	// root is the container, for archives that need random access
+	// (squashfs) at its first level; rootSrc counts what the walk read.
+	root     io.ReaderAt
+	rootSize int64
+	rootSrc  *src
+	codec    string // Options.Codec, for the first level
+	atRead   int64  // container bytes read at random (squashfs)
+	mem      int64  // decoder memory held
+	decoded  int64  // bytes all streams of the walk decoded
+}
+
+// Walk decodes the container in r (size bytes: a file, a partition, or the
+// rest of a view from a signature on) and calls fn for every leaf. The
+// container must be one that Sniff names (or Options.Codec); anything else
+// yields no leaf. An error from fn stops the walk and is returned; caps
+// and corrupt data end the affected stream (counted in the Result), and a
+// cap on the whole walk (time, the budget) ends it without error.
+func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn func(Leaf) error) (Result, error) {
+	var res Result
+	lim := opts.Limits.withDefaults()
+	ctx, cancel := deadline(parent, lim)
+	defer cancel()
+	top := newSrc(io.NewSectionReader(r, 0, size))
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, rootSrc: top, codec: opts.Codec}
+	err := w.segments(top, 0, true)
+	res.Consumed = top.n
+	return res, w.outcome(err)
+}
+
+// WalkStream is Walk over a stream (a file of a container layer): the
+// same, except that a squashfs image is read into memory first (up to
+// Limits.MaxSpool).
+func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf) error) (Result, error) {
+	var res Result
+	lim := opts.Limits.withDefaults()
+	ctx, cancel := deadline(parent, lim)
+	defer cancel()
+	top := newSrc(r)
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, rootSrc: top, codec: opts.Codec}
+	err := w.segments(top, 0, true)
+	res.Consumed = top.n
+	return res, w.outcome(err)
+}
+
+// outcome turns a walk's error into Walk's: a cap that ends the walk is
+// counted and is no error; the callback's errors and the caller's
+// cancellation are.
+func (w *walker) outcome(err error) error {
+	if err == nil {
+		return nil
+	}
+	var c *capError
+	if errors.As(err, &c) {
+		w.res.skip(c.reason)
+		return nil
+	}
+	return err
+}
+
+// callbackError wraps an error returned by the callback, which ends the
+// walk as it is.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+func (e callbackError) Unwrap() error { return e.err }
+
+// check returns the cap error for a walk past its time, or the caller's
+// cancellation.
+func (w *walker) check() error {
+	if err := w.parent.Err(); err != nil {
+		return err
+	}
+	if w.ctx.Err() != nil {
+		return &capError{reason: fmt.Sprintf("over the %s time cap", w.lim.MaxTime), whole: true}
+	}
+	return nil
+}
+
+// segments reads one level: a leaf, or containers back to back
+// (concatenated cpio archives and compressed streams, as an initramfs
+// holds them). root marks the container itself, which is never a leaf: its
+// raw bytes are scanned by the caller.
+func (w *walker) segments(s *src, depth int, root bool) error {
+	for first := true; ; first = false {
+		if err := w.check(); err != nil {
+			return err
+		}
+		head, _ := s.Peek(SniffLen)
+		if len(head) == 0 {
+			return nil
+		}
+		kind := Sniff(head)
+		if root && first && w.codec != "" {
+			kind = w.codec
+		}
+		if kind == "" {
+			if first && !root {
+				return w.counted(w.leaf(s), "")
+			}
+			return nil
+		}
+		if depth >= w.lim.MaxDepth {
+			w.res.skip(fmt.Sprintf("nested deeper than %d levels", w.lim.MaxDepth))
+			return nil
+		}
+		more, err := w.container(kind, s, depth, root && first)
+		if err != nil {
+			return w.counted(err, kind)
+		}
+		if !more {
+			return nil
+		}
+		if err := skipZeros(s); err != nil {
+			return nil
+		}
+	}
+}
+
+// counted counts an error that ends a level (a cap, corrupt data in a
+// stream of kind) and returns nil, or returns an error that ends the walk
+// (a cap on the whole walk, the callback's error, cancellation).
+func (w *walker) counted(err error, kind string) error {
+	if err == nil {
+		return nil
+	}
+	var c *capError
+	var se *streamError
+	switch {
+	case errors.As(err, &c) && c.whole, isStop(err):
+		return err
+	case errors.As(err, &c):
+		w.res.skip(c.reason)
+	case errors.As(err, &se):
+		w.res.skip(corruptReason(se.kind))
+	case kind != "":
+		w.res.skip(corruptReason(kind))
+	default:
+		w.res.skip("unreadable data")
+	}
+	return nil
+}
+
+// isStop reports errors that end the walk: the callback's, and the
+// caller's cancellation.
+func isStop(err error) bool {
+	var cb callbackError
+	return errors.As(err, &cb) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func corruptReason(kind string) string {
+	return "corrupt or truncated " + kind + " data (what decoded before the damage was scanned)"
+}
+
+// skipZeros skips the zero padding between segments; an error (or too
+// much padding) ends the level.
+func skipZeros(s *src) error {
+	var skipped int64
+	for skipped < maxZeroPad {
+		b, err := s.Peek(512)
+		if len(b) == 0 {
+			return io.EOF
+		}
+		n := 0
+		for n < len(b) && b[n] == 0 {
+			n++
+		}
+		if n == 0 {
+			return nil
+		}
+		s.Discard(int64(n))
+		skipped += int64(n)
+		if n < len(b) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return errors.New("too much zero padding")
+}
+
+// leaf hands s's bytes to the callback. The callback should return the
+// error its reads met (a cap, a corrupt stream), or nil; the walker
+// counts those itself.
+func (w *walker) leaf(s *src) error {
+	start := s.n
+	lr := &leafReader{w: w, r: s}
+	w.res.Leaves++
+	err := w.fn(Leaf{Chain: w.chain, R: lr})
+	w.res.Decoded += s.n - start
+	if err == nil {
+		return lr.err
+	}
+	var c *capError
+	var se *streamError
+	if errors.As(err, &c) || errors.As(err, &se) {
+		return err
+	}
+	return callbackError{err}
+}
+
+// leafReader reads a leaf within the walk's budget, and keeps the first
+// error other than the end.
+type leafReader struct {
+	w   *walker
+	r   io.Reader
+	err error
+}
+
+func (l *leafReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.r.Read(p)
+	if n > 0 && !l.w.budget.take(int64(n)) {
+		l.err = &capError{reason: fmt.Sprintf("over the %s decoded cap", HumanBytes(l.w.budget.Max())), whole: true}
+		return n, l.err
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		l.err = err
+	}
+	return n, err
+}
+
+// push and pop maintain the chain.
+func (w *walker) push(st Step) { w.chain = append(w.chain, st) }
+func (w *walker) pop()         { w.chain = w.chain[:len(w.chain)-1] }
+
+// container decodes one container that starts at s's position. more says
+// whether the container's end is known exactly, so that another may
+// follow it.
+func (w *walker) container(kind string, s *src, depth int, first bool) (more bool, err error) {
+	start := s.n
+	switch kind {
+	case Gzip, Xz, Zstd, Bzip2, LZ4, Deflate:
+		return w.stream(kind, s, start, depth)
+	case Tar:
+		return true, w.tarMembers(s, depth)
+	case Cpio:
+		return true, w.cpioMembers(s, depth)
+	case Zip:
+		return false, w.zipMembers(s, depth)
+	case Ar:
+		return false, w.arMembers(s, depth)
+	case Squashfs:
+		return false, w.squashfs(s, start, depth, first)
+	}
+	return false, fmt.Errorf("decode: unknown codec %q", kind)
+}
+
+// member walks one archive member whose data s reads, as the next level.
+func (w *walker) member(kind, name string, off int64, r io.Reader, depth int) error {
+	w.push(Step{Codec: kind, Member: name, Offset: off})
+	defer w.pop()
+	err := w.segments(newSrc(r), depth+1, false)
+	return err
+}
+
+// counter counts members against MaxMembers.
+func (w *walker) tooMany(n int) bool {
+	if n >= w.lim.MaxMembers {
+		w.res.skip(fmt.Sprintf("archive cut after %d members (the members cap)", w.lim.MaxMembers))
+		return true
+	}
+	return false
+}
+
+// memberError decides what an error from a member's level means for the
+// archive: a cap on the whole walk or a stop ends it, anything else was
+// counted where it happened.
+func memberError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var c *capError
+	if errors.As(err, &c) && c.whole || isStop(err) {
+		return err
+	}
+	return nil
+}
+
+// cleanName makes an archive member's name fit for a report: no leading
+// "./" or "/", no control characters, no invalid UTF-8, at most 1 KiB.
+func cleanName(n string) string {
+	n = strings.TrimLeft(strings.TrimPrefix(n, "./"), "/")
+	if len(n) > 1024 {
+		n = n[:1024]
+	}
+	if !utf8.ValidString(n) {
+		n = strings.ToValidUTF8(n, "?")
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, n)
+}
