@@ -91,6 +91,8 @@ type chunkScanner struct {
 	flush   func([]Match)
 	flushAt int
 	ready   []Match
+	// sigs are the signatures found in the chunk (ScanOptions.Signatures).
+	sigs []sigHit
 }
 
 // Bounds on what one chunk holds, whatever its bytes: a chunk of nothing

@@ -75,7 +75,20 @@ type ScanOptions struct {
 	// counted as skipped instead of validated. Called from every worker at
 	// once.
 	Enough func(ruleID string) bool
+	// Signatures are byte strings (magic numbers) looked for at every
+	// offset of the scanned ranges that is a multiple of SignatureAlign,
+	// while the chunk is in the cache: a file's first byte is at a block
+	// boundary, in free space as in RAM, so a deleted compressed file is
+	// found without a pass of its own. SignatureAt hears each one found
+	// (its offset and its index in Signatures), from one goroutine at a
+	// time.
+	Signatures  [][]byte
+	SignatureAt func(off int64, sig int)
 }
+
+// SignatureAlign is the alignment at which ScanOptions.Signatures are
+// looked for: a sector.
+const SignatureAlign = 512
 
 // A Slicer lends bytes of its space without copying them: a memory-mapped
 // raw image. Scan uses Slice instead of ReadAt where r implements it, which
@@ -515,10 +528,13 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 				if opts.Progress != nil {
 					opts.Progress(j.ownBytes())
 				}
-				if len(found) > 0 || (len(cs.skips) > 0 && opts.Skipped != nil) {
+				if len(found) > 0 || (len(cs.skips) > 0 && opts.Skipped != nil) || len(cs.sigs) > 0 {
 					emitMu.Lock()
 					for _, m := range found {
 						emit(m)
+					}
+					for _, h := range cs.sigs {
+						opts.SignatureAt(h.off, h.sig)
 					}
 					if opts.Skipped != nil {
 						for _, sk := range cs.skips {
@@ -559,7 +575,43 @@ func (cs *chunkScanner) scanLent(buf []byte, j job, opts ScanOptions, lent bool)
 		// Matches starting between the parts are not the job's.
 		found = slices.DeleteFunc(found, func(m Match) bool { return !j.owns(m.Start) })
 	}
+	cs.probeSignatures(buf, &j, opts)
 	return found, nil
+}
+
+// sigHit is a signature found at an aligned offset.
+type sigHit struct {
+	off int64
+	sig int
+}
+
+// probeSignatures looks for opts.Signatures at the aligned offsets that
+// job j owns (not in the gaps between a packed job's parts).
+func (cs *chunkScanner) probeSignatures(buf []byte, j *job, opts ScanOptions) {
+	base, own := j.readStart, j.own
+	cs.sigs = cs.sigs[:0]
+	if len(opts.Signatures) == 0 || opts.SignatureAt == nil {
+		return
+	}
+	var first [256]bool
+	for _, s := range opts.Signatures {
+		if len(s) > 0 {
+			first[s[0]] = true
+		}
+	}
+	start := (own.Start + SignatureAlign - 1) / SignatureAlign * SignatureAlign
+	for o := start; o < own.End; o += SignatureAlign {
+		p := buf[o-base:]
+		if !first[p[0]] || j.parts != nil && !j.owns(o) {
+			continue
+		}
+		for i, s := range opts.Signatures {
+			if len(s) > 0 && bytes.HasPrefix(p, s) {
+				cs.sigs = append(cs.sigs, sigHit{o, i})
+				break
+			}
+		}
+	}
 }
 
 // FindAll scans one buffer; offsets are relative to buf. Matches are sorted

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 type key3 struct {
@@ -485,5 +486,83 @@ func TestHitWindowEdges(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("found %d tokens, want the %d planted, once each", len(got), len(want))
+	}
+}
+
+// TestScanStream: a stream read in windows finds what FindAll finds in the
+// same bytes, with windows cut inside every secret, whatever the sizes the
+// reader returns.
+func TestScanStream(t *testing.T) {
+	buf := boundaryFixture(newGen("stream"))
+	want := keysOf(testEngine(t, EngineOptions{}).FindAll(buf, ScanOptions{}))
+	for _, cs := range []int{1, 7, 64, 333, 4096} {
+		for _, step := range []int{1, 100, 1 << 20} {
+			e := testEngine(t, EngineOptions{ChunkSize: cs})
+			var got []Match
+			n, err := e.ScanStream(context.Background(), iotest.HalfReader(&stepReader{buf: buf, step: step}), ScanOptions{}, func(m Match) { got = append(got, m) })
+			if err != nil || n != int64(len(buf)) {
+				t.Fatalf("chunk %d, step %d: scanned %d of %d bytes: %v", cs, step, n, len(buf), err)
+			}
+			sortMatches(got)
+			if k := keysOf(got); fmt.Sprint(k) != fmt.Sprint(want) {
+				t.Fatalf("chunk %d, step %d: got %v, want %v", cs, step, k, want)
+			}
+		}
+	}
+	// A reader's error ends the scan after what came before it.
+	e := testEngine(t, EngineOptions{})
+	boom := errors.New("corrupt stream")
+	var got []Match
+	_, err := e.ScanStream(context.Background(), io.MultiReader(bytes.NewReader(buf), iotest.ErrReader(boom)), ScanOptions{}, func(m Match) { got = append(got, m) })
+	if !errors.Is(err, boom) || fmt.Sprint(keysOf(got)) != fmt.Sprint(want) {
+		t.Fatalf("after an error: %v, %v", err, keysOf(got))
+	}
+}
+
+// stepReader returns at most step bytes a read.
+type stepReader struct {
+	buf  []byte
+	step int
+}
+
+func (s *stepReader) Read(p []byte) (int, error) {
+	if len(s.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), s.step)], s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
+}
+
+// TestSignatures: magic numbers are heard at aligned offsets only, once
+// each, whatever the chunks; unaligned ones are not.
+func TestSignatures(t *testing.T) {
+	buf := make([]byte, 64<<10)
+	gz, zs := []byte{0x1f, 0x8b, 0x08}, []byte{0x28, 0xb5, 0x2f, 0xfd}
+	want := map[int64]int{}
+	for _, at := range []struct {
+		off int64
+		sig []byte
+		i   int
+	}{{0, gz, 0}, {512, zs, 1}, {4096, gz, 0}, {65024, zs, 1}} {
+		copy(buf[at.off:], at.sig)
+		want[at.off] = at.i
+	}
+	copy(buf[1000:], gz) // not aligned
+	for _, cs := range []int{1000, 4096, 1 << 20} {
+		e := testEngine(t, EngineOptions{ChunkSize: cs, Workers: 2})
+		got := map[int64]int{}
+		opts := ScanOptions{Signatures: [][]byte{gz, zs}, SignatureAt: func(off int64, sig int) {
+			if _, dup := got[off]; dup {
+				t.Errorf("offset %d heard twice", off)
+			}
+			got[off] = sig
+		}}
+		if _, err := e.Scan(context.Background(), bytes.NewReader(buf), int64(len(buf)), []Range{{0, int64(len(buf))}}, opts, func(Match) {}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("chunk %d: got %v, want %v", cs, got, want)
+		}
 	}
 }
