@@ -67,7 +67,9 @@ func sampleReport() *Report {
 				Path: web, Format: "qcow2", VirtualSize: 10 << 30,
 				Backing: []Backing{{Name: "base.qcow2", Path: "/srv/images/base.qcow2", Format: "qcow2"}, {Name: "gone.raw", Error: goneErr}},
 				Views: []View{
-					{ID: cur, Kind: "current", Name: "current", Size: 10 << 30, AllocatedBytes: 700 << 20, ScannedBytes: 700 << 20},
+					{ID: cur, Kind: "current", Name: "current", Size: 10 << 30, AllocatedBytes: 700 << 20, ScannedBytes: 700 << 20,
+						Notes:    []string{"1 member or stream not decoded in full: over the 4.0 GiB decoded cap"},
+						Decoding: &ViewDecoding{Containers: 12, Leaves: 40, DecodedBytes: 9 << 20, Skipped: map[string]int64{"over the 4.0 GiB decoded cap": 1}}},
 					{ID: snap, Kind: "snapshot", Name: "golden", Created: &created, Size: 10 << 30, AllocatedBytes: 690 << 20, ScannedBytes: 40 << 20, Notes: []string{"vm state saved"}},
 					{ID: base, Kind: "backing", Name: "base.qcow2", Size: 10 << 30, AllocatedBytes: 500 << 20, ScannedBytes: 500 << 20},
 					{ID: web + "#unreferenced", Kind: "unreferenced", Name: "unreferenced", Size: 3 << 20, AllocatedBytes: 3 << 20, ScannedBytes: 3 << 20},
@@ -108,7 +110,11 @@ func sampleReport() *Report {
 				Fingerprint: fp(fixtureSecrets[1]), Preview: "AKIA…MPLE / wJal…(40 chars)",
 				Exposure: []string{ExposureDeleted}, OutsideGuestControl: true, New: bptr(true),
 				Metadata:  map[string]string{"key_id": "AKIAIOSFODNN7EXAMPLE"},
-				Locations: []Location{{Target: web, View: cur, ViewKind: "current", Offset: 0x5550000, Length: 40, FileOffset: i64(0x70000), File: web, Partition: "p1", State: StateFree, Exposure: ExposureDeleted}},
+				Locations: []Location{{Target: web, View: cur, ViewKind: "current", Offset: 0x5550000, Length: 40, FileOffset: i64(0x70000), File: web, Partition: "p1", State: StateFree, Exposure: ExposureDeleted},
+					// A deleted tar.gz in free blocks, whose member name is
+					// hostile.
+					{Target: web, View: cur, ViewKind: "current", Offset: 0x5560000, Length: 40, FileOffset: i64(0x80000), File: web, Partition: "p1", State: StateFree, Exposure: ExposureDeleted,
+						Decoded: []DecodedStep{{Codec: "gzip"}, {Codec: "tar", Member: "root/.aws/\x1b[31mcredentials", Offset: 1536}}, DecodedOffset: i64(27)}},
 			},
 			{
 				Rule: "generic-password", Description: "password= assignment in a config file", Category: "credential", Severity: SeverityLow,

@@ -323,6 +323,8 @@ func htmlFuncs() template.FuncMap {
 		"plural": plural,
 		"deref":  func(b *bool) bool { return b != nil && *b },
 		"dash":   func(s string) string { return dash(clean(s)) },
+		// decoded is a location's chain ("gzip > tar member etc/x"), or "".
+		"decoded": func(l Location) string { return clean(DecodedText(l)) },
 		"time": func(t time.Time) string {
 			if t.IsZero() {
 				return ""

@@ -389,6 +389,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 		target     = "/srv/<script>window.pwned=3</script>.qcow2"
 		comment    = "/etc/<!--/x.key"
 		noscript   = "/etc/</noscript><img src=z onerror=window.pwned=7>.key"
+		member     = `etc/<img src=m onerror="window.pwned=8">/key`
 	)
 	view := target + "#current"
 	snap := target + `#snapshot:<img src=y onerror="window.pwned=4">`
@@ -407,6 +408,8 @@ func TestHTMLReportHostileNames(t *testing.T) {
 				{Target: target, View: snap, ViewKind: "snapshot", Offset: 0x2000, Path: imgName, State: "allocated", Exposure: "snapshot"},
 				{Target: target, View: snap, ViewKind: "snapshot", Offset: 0x3000, Path: comment, State: "free", Exposure: "snapshot"},
 				{Target: target, View: view, ViewKind: "current", Offset: 0x4000, Path: noscript, State: "allocated", Exposure: "live"},
+				{Target: target, View: view, ViewKind: "current", Offset: 0x5000, Path: "/var/log/auth.log.2.gz", State: "allocated", Exposure: "live",
+					Decoded: []report.DecodedStep{{Codec: "gzip"}, {Codec: "tar", Member: member, Offset: 512}}},
 			},
 		}},
 		Summary: report.Summary{Targets: 1, TargetsFailed: 1, Findings: 1},
@@ -421,7 +424,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 				// renders every name.
 				p.eval(t, ctx, `document.querySelectorAll('details').forEach(d => d.open = true);
 				  document.querySelectorAll('#lifetime td.secret').forEach(td => td.click()); true`, nil)
-				if err := p.WaitFor(ctx, `document.querySelectorAll('#findings tr.loc').length === 4`); err != nil {
+				if err := p.WaitFor(ctx, `document.querySelectorAll('#findings tr.loc').length === 5`); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -436,7 +439,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 			if got.Pwned != nil || got.Imgs != 0 || got.Svgs != 0 {
 				t.Errorf("hostile markup became elements: pwned=%v, %d img, %d svg", got.Pwned, got.Imgs, got.Svgs)
 			}
-			for _, name := range []string{scriptName, imgName, target, comment, noscript, "bad <b>table</b> at offset 0x30"} {
+			for _, name := range []string{scriptName, imgName, target, comment, noscript, "bad <b>table</b> at offset 0x30", "in: gzip > tar member " + member} {
 				if !strings.Contains(got.Text, name) {
 					t.Errorf("the page does not show %q as text", name)
 				}

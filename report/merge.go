@@ -1,8 +1,10 @@
 package report
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -273,21 +275,41 @@ func Summarize(r *Report) {
 // locKey identifies a location of one merged finding by value (pointers
 // dereferenced), so that exact duplicates are merged in O(1).
 type locKey struct {
-	finding                 int
-	loc                     Location
-	fileOffset, layerIndex  int64
-	hasFileOffset, hasLayer bool
+	finding int
+	loc     locFields
+	// decoded is the chain and the decoded offset, written out.
+	decoded string
+}
+
+// locFields are a Location's comparable fields, pointers dereferenced
+// (TestLocFieldsCoverLocation keeps the list whole).
+type locFields struct {
+	Target, View, ViewKind                           string
+	Offset, Length                                   int64
+	File, Partition, Path, State, Exposure, Encoding string
+	LayerDigest                                      string
+	fileOffset, layerIndex                           int64
+	hasFileOffset, hasLayer                          bool
 }
 
 func newLocKey(finding int, l Location) locKey {
-	k := locKey{finding: finding, loc: l}
+	k := locKey{finding: finding, loc: locFields{
+		Target: l.Target, View: l.View, ViewKind: l.ViewKind, Offset: l.Offset, Length: l.Length,
+		File: l.File, Partition: l.Partition, Path: l.Path, State: l.State, Exposure: l.Exposure,
+		Encoding: l.Encoding, LayerDigest: l.LayerDigest,
+	}}
 	if l.FileOffset != nil {
-		k.fileOffset, k.hasFileOffset = *l.FileOffset, true
+		k.loc.fileOffset, k.loc.hasFileOffset = *l.FileOffset, true
 	}
 	if l.LayerIndex != nil {
-		k.layerIndex, k.hasLayer = int64(*l.LayerIndex), true
+		k.loc.layerIndex, k.loc.hasLayer = int64(*l.LayerIndex), true
 	}
-	k.loc.FileOffset, k.loc.LayerIndex = nil, nil
+	if len(l.Decoded) > 0 || l.DecodedOffset != nil {
+		k.decoded = fmt.Sprint(l.Decoded)
+		if l.DecodedOffset != nil {
+			k.decoded += "@" + strconv.FormatInt(*l.DecodedOffset, 10)
+		}
+	}
 	return k
 }
 
@@ -300,6 +322,11 @@ func cloneLocation(l Location) Location {
 		v := *l.LayerIndex
 		l.LayerIndex = &v
 	}
+	if l.DecodedOffset != nil {
+		v := *l.DecodedOffset
+		l.DecodedOffset = &v
+	}
+	l.Decoded = slices.Clone(l.Decoded)
 	return l
 }
 

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -100,5 +101,29 @@ func TestMergeKeepsTheMoreSevereRating(t *testing.T) {
 				t.Errorf("by_severity %v", m.Summary.BySeverity)
 			}
 		})
+	}
+}
+
+// TestLocFieldsCoverLocation: merging tells locations apart by every field
+// of Location; a field added to Location must be added to locFields (or,
+// for a slice or pointer, to newLocKey).
+func TestLocFieldsCoverLocation(t *testing.T) {
+	keyed := map[string]bool{"FileOffset": true, "LayerIndex": true, "Decoded": true, "DecodedOffset": true}
+	lf := reflect.TypeOf(locFields{})
+	for i := range reflect.TypeOf(Location{}).NumField() {
+		name := reflect.TypeOf(Location{}).Field(i).Name
+		if _, ok := lf.FieldByName(name); !ok && !keyed[name] {
+			t.Errorf("Location.%s is not part of merge's location key", name)
+		}
+	}
+	// Two locations that differ only in their decoded chain stay two.
+	off := int64(3)
+	a := Location{View: "v", Offset: 1, Decoded: []DecodedStep{{Codec: "gzip"}}, DecodedOffset: &off}
+	b := a
+	b.Decoded = []DecodedStep{{Codec: "zstd"}}
+	r := Merge(&Report{Findings: []Finding{{Rule: "r", Fingerprint: "f", Locations: []Location{a}}}},
+		&Report{Findings: []Finding{{Rule: "r", Fingerprint: "f", Locations: []Location{a, b}}}})
+	if n := len(r.Findings[0].Locations); n != 2 {
+		t.Fatalf("%d locations, want 2", n)
 	}
 }

@@ -81,7 +81,7 @@ func TestModelHoldsNoSecretField(t *testing.T) {
 		}
 		return false
 	}
-	for _, typ := range []reflect.Type{reflect.TypeFor[Report](), reflect.TypeFor[Target](), reflect.TypeFor[View](), reflect.TypeFor[Finding](), reflect.TypeFor[Location]()} {
+	for _, typ := range []reflect.Type{reflect.TypeFor[Report](), reflect.TypeFor[Target](), reflect.TypeFor[View](), reflect.TypeFor[Finding](), reflect.TypeFor[Location](), reflect.TypeFor[DecodedStep](), reflect.TypeFor[ViewDecoding]()} {
 		for f := range typ.Fields() {
 			if forbidden(f.Name) || forbidden(f.Tag.Get("json")) {
 				t.Errorf("%s.%s (json %q) looks like it holds secret material", typ.Name(), f.Name, f.Tag.Get("json"))

@@ -3,7 +3,10 @@
 // docs/report.md: fields may be added, never renamed or dropped.
 package report
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // docs/report.md's JSON examples are scans of the demo (testdata/demo).
 //go:generate go run ../internal/cmd/reportdoc ../testdata/demo ../docs/report.md
@@ -149,6 +152,24 @@ type View struct {
 	// Truncated says what the scan of this view found but did not keep,
 	// by rule; absent when nothing was cut.
 	Truncated *ViewTruncation `json:"truncated,omitempty"`
+	// Decoding says what decoding the compressed and archived content of
+	// this view read, and what it left out; absent when it decoded
+	// nothing (or with --no-decode).
+	Decoding *ViewDecoding `json:"decoding,omitempty"`
+}
+
+// ViewDecoding counts what decoding read in one view: the containers
+// (files, partitions, streams found by their signature in free space,
+// unreferenced clusters or RAM, freed compressed clusters) and what they
+// held, and, by reason, the members and streams it did not decode in full
+// (a cap, an encrypted member, corrupt data). A container whose bytes
+// another view shares is decoded once, and counted in the view that
+// decoded it.
+type ViewDecoding struct {
+	Containers   int64            `json:"containers"`
+	Leaves       int64            `json:"leaves"`
+	DecodedBytes int64            `json:"decoded_bytes"`
+	Skipped      map[string]int64 `json:"skipped,omitempty"`
 }
 
 // ViewTruncation counts, per rule ID, what a view's scan cut to stay
@@ -309,6 +330,46 @@ type Location struct {
 	// Target is "IMAGE!/path/in/layer" and these name its layer.
 	LayerDigest string `json:"layer_digest,omitempty"`
 	LayerIndex  *int   `json:"layer_index,omitempty"`
+	// Decoded, when set, says that the secret is inside compressed or
+	// archived bytes (a rotated log, an initramfs, a backup, a squashfs
+	// image, a deleted .gz in free blocks, a freed compressed cluster):
+	// how they were decoded, from the container's first byte to the
+	// bytes holding the secret. The container is what the rest of the
+	// location names: its view, its first byte's Offset (and
+	// FileOffset), Partition, Path and State; Exposure is the
+	// container's. Length is the secret's, in decoded bytes.
+	Decoded []DecodedStep `json:"decoded,omitempty"`
+	// DecodedOffset is the secret's offset in the bytes that the last
+	// step of Decoded yields (an archive member's contents, or a
+	// decoded stream); set with Decoded.
+	DecodedOffset *int64 `json:"decoded_offset,omitempty"`
+}
+
+// DecodedStep is one level of a decoded location's chain. Offset is where
+// the level starts in the bytes of the level above (the first step's, in
+// the container): a compressed stream's first byte, or an archive
+// member's first data byte.
+type DecodedStep struct {
+	// Codec is gzip, xz, zstd, bzip2, lz4, deflate (raw, as in qcow2
+	// compressed clusters), zip, tar, cpio, ar or squashfs.
+	Codec string `json:"codec"`
+	// Member names the archive member ("" for a compressed stream).
+	Member string `json:"member,omitempty"`
+	Offset int64  `json:"offset"`
+}
+
+// DecodedText writes a location's chain as the table shows it: "gzip >
+// cpio member etc/dropbear/dropbear_rsa_host_key", or "" when the
+// location is not decoded.
+func DecodedText(l Location) string {
+	parts := make([]string, len(l.Decoded))
+	for i, s := range l.Decoded {
+		parts[i] = s.Codec
+		if s.Member != "" {
+			parts[i] += " member " + s.Member
+		}
+	}
+	return strings.Join(parts, " > ")
 }
 
 // Summary counts what the run found and read.

@@ -386,8 +386,20 @@ func (sc *sarifContext) locationFor(l Location) sarifLocation {
 			props[k] = v
 		}
 	}
+	if len(l.Decoded) > 0 {
+		props["decoded"] = l.Decoded
+		props["decoded_text"] = DecodedText(l)
+		if l.DecodedOffset != nil {
+			props["decoded_offset"] = *l.DecodedOffset
+		}
+	}
 	phys := &sarifPhysical{}
 	length := max(l.Length, 0)
+	if len(l.Decoded) > 0 {
+		// The secret is in decoded bytes: the region is where its
+		// container starts, and has no length in the image file.
+		length = 0
+	}
 	if l.FileOffset != nil && *l.FileOffset >= 0 {
 		props["file_offset"] = *l.FileOffset
 		props["offset_space"] = "host"

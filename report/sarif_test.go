@@ -173,13 +173,19 @@ func TestWriteSARIFMapping(t *testing.T) {
 			if reg == nil {
 				t.Fatalf("%s location %d: no region", f.Rule, i)
 			}
-			wantURI, wantOff := "file://"+l.Target, l.Offset
+			wantURI, wantOff, wantLen := "file://"+l.Target, l.Offset, l.Length
 			if l.FileOffset != nil {
 				wantURI, wantOff = "file://"+l.File, *l.FileOffset
 			}
-			if got.PhysicalLocation.ArtifactLocation.URI != wantURI || reg.ByteOffset != wantOff || reg.ByteLength != l.Length {
+			if len(l.Decoded) > 0 {
+				wantLen = 0 // decoded bytes: the container's first byte
+				if got.Properties["decoded_text"] != DecodedText(l) {
+					t.Errorf("%s location %d: decoded_text %v, want %q", f.Rule, i, got.Properties["decoded_text"], DecodedText(l))
+				}
+			}
+			if got.PhysicalLocation.ArtifactLocation.URI != wantURI || reg.ByteOffset != wantOff || reg.ByteLength != wantLen {
 				t.Errorf("%s location %d: %s @%d+%d, want %s @%d+%d", f.Rule, i,
-					got.PhysicalLocation.ArtifactLocation.URI, reg.ByteOffset, reg.ByteLength, wantURI, wantOff, l.Length)
+					got.PhysicalLocation.ArtifactLocation.URI, reg.ByteOffset, reg.ByteLength, wantURI, wantOff, wantLen)
 			}
 			wantFQN := l.View
 			if l.Path != "" {

@@ -266,6 +266,11 @@ func (t *tableWriter) finding(f *Finding, ruleWidth int) {
 			fmt.Fprintf(tw, "    %s\t0x%x\t%s\t%s\t%s\t%s\n",
 				dash(clean(view)), l.Offset, dash(clean(l.Partition)), dash(clean(l.Path)),
 				dash(clean(l.State)), dash(clean(l.Exposure)))
+			if d := DecodedText(l); d != "" {
+				// Under the path, as the row's last cell: it does not
+				// widen the columns.
+				fmt.Fprintf(tw, "    \t\t\tin: %s\n", clean(shorten(d, maxDecodedText)))
+			}
 		}
 		if err := tw.Flush(); err != nil && t.err == nil {
 			t.err = err
@@ -278,6 +283,22 @@ func (t *tableWriter) finding(f *Finding, ruleWidth int) {
 		t.printf("  remediation:\n")
 		t.remediation("    ", steps)
 	}
+}
+
+// maxDecodedText bounds a decoded chain on its table line.
+const maxDecodedText = 120
+
+// shorten cuts s to at most n bytes, keeping its end (the member that holds
+// the secret) and marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := len(s) - (n - len("…"))
+	for cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut++
+	}
+	return "…" + s[cut:]
 }
 
 // remediation prints one line per step: the class whose copies it

@@ -241,3 +241,36 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodedLocations: a location inside compressed or archived bytes says
+// how it was reached, in every writer, with hostile member names cleaned.
+func TestDecodedLocations(t *testing.T) {
+	for _, w := range writers() {
+		var out bytes.Buffer
+		if err := w.write(&out, sampleReport()); err != nil {
+			t.Fatal(err)
+		}
+		s := out.String()
+		if strings.Contains(s, "\x1b[31mcredentials") {
+			t.Errorf("%s prints a member name's escape sequence", w.name)
+		}
+		var want string
+		switch w.name {
+		case "table", "table-color":
+			want = `in: gzip > tar member root/.aws/\x1b[31mcredentials`
+		case "sarif":
+			want = `"decoded_text": "gzip > tar member root/.aws/\u001b[31mcredentials"`
+		case "json":
+			want = `"decoded": [`
+		case "html":
+			// Without script, and in the embedded JSON for the script.
+			want = `in: gzip &gt; tar member root/.aws/\x1b[31mcredentials`
+			if !strings.Contains(s, `"member": "root/.aws/\u001b[31mcredentials"`) {
+				t.Errorf("html's embedded report lacks the chain")
+			}
+		}
+		if !strings.Contains(s, want) {
+			t.Errorf("%s lacks %q", w.name, want)
+		}
+	}
+}

@@ -228,7 +228,9 @@ func (g *grouper) add(v model.View, r risk) {
 	}
 	loc := report.Location{Target: g.target, View: v.ID, ViewKind: string(v.Kind), Path: r.path,
 		State: report.StateAllocated, Exposure: exp}
-	if !slices.Contains(gr.f.Locations, loc) {
+	if !slices.ContainsFunc(gr.f.Locations, func(l report.Location) bool {
+		return l.Target == loc.Target && l.View == loc.View && l.Path == loc.Path && l.Exposure == loc.Exposure
+	}) {
 		gr.f.Locations = append(gr.f.Locations, loc)
 	}
 	for k, val := range r.meta {

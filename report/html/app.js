@@ -174,7 +174,7 @@
           el('td', null, el('code', { text: dash(l.view || l.target) })),
           el('td', null, el('code', { text: hex(l.offset) })),
           el('td', { text: dash(l.partition) }),
-          el('td', null, el('code', { text: dash(l.path) })),
+          el('td', null, el('code', { text: dash(l.path) }), decodedChain(l)),
           el('td', { text: dash(l.state) }),
           el('td', { text: dash(l.exposure) })));
       });
@@ -185,6 +185,14 @@
     var more = el('button', { type: 'button', onclick: function () { fill(locs.length); more.remove(); } },
       'show all ' + locs.length + ' locations');
     return el('div', null, table, more);
+  }
+  // decodedChain says how a secret inside compressed or archived bytes was
+  // reached from its container: "in: gzip > cpio member etc/…".
+  function decodedChain(l) {
+    var steps = list(l.decoded);
+    if (!steps.length) return null;
+    var text = steps.map(function (s) { return s.member ? s.codec + ' member ' + s.member : s.codec; }).join(' > ');
+    return el('div', { class: 'dim decoded', text: 'in: ' + text });
   }
   function remediation(f) {
     var steps = list(f.remediation);
