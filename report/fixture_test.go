@@ -109,7 +109,7 @@ func sampleReport() *Report {
 				Rule: "aws-access-key", Description: "AWS access key pair", Category: "cloud", Severity: SeverityHigh,
 				Fingerprint: fp(fixtureSecrets[1]), Preview: "AKIA…MPLE / wJal…(40 chars)",
 				Exposure: []string{ExposureDeleted}, OutsideGuestControl: true, New: bptr(true),
-				Metadata:  map[string]string{"key_id": "AKIAIOSFODNN7EXAMPLE"},
+				Metadata: map[string]string{"key_id": "AKIAIOSFODNN7EXAMPLE"},
 				Locations: []Location{{Target: web, View: cur, ViewKind: "current", Offset: 0x5550000, Length: 40, FileOffset: i64(0x70000), File: web, Partition: "p1", State: StateFree, Exposure: ExposureDeleted},
 					// A deleted tar.gz in free blocks, whose member name is
 					// hostile.
