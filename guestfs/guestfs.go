@@ -96,7 +96,11 @@ type Map struct {
 // partition is a partition, the whole disk or a logical volume.
 type partition struct {
 	info PartitionInfo
-	idx  *fileIndex // nil when unattributed
+	// r reads the volume (a partition, the whole disk, a logical
+	// volume), and lv maps a logical volume's offsets to the disk.
+	r   io.ReaderAt
+	lv  *lvReader
+	idx *fileIndex // nil when unattributed
 	// pv is set on a partition holding an LVM2 physical volume: its bytes
 	// belong to logical volumes or to the VG's free space.
 	pv *pvLayout
@@ -153,6 +157,8 @@ func Analyze(ctx context.Context, d model.Disk) (*Map, error) {
 // a logical volume, of p.info.Size bytes) holds. inLV says r is a logical
 // volume: an LVM2 PV there (nested LVM) is not read.
 func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, inLV bool) {
+	p.r = r
+	p.lv, _ = r.(*lvReader)
 	head, err := readHead(r, 0, p.info.Size)
 	if err != nil {
 		p.info.Note = joinNote(p.info.Note, fmt.Sprintf("unreadable: %v", err))

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	iofs "io/fs"
 	"slices"
 	"strings"
 
@@ -40,9 +41,10 @@ type run struct {
 // node is one path component: the path of node i is path(parent) + "/" + name.
 // Node 0 is the root directory.
 type node struct {
-	parent uint32
-	name   string
-	size   int64 // file size, for slack
+	parent  uint32
+	name    string
+	size    int64 // file size, for slack
+	regular bool  // a regular file (RegularFiles lists those)
 }
 
 // fileIndex attributes the bytes of one filesystem: the runs its walk gave,
@@ -105,7 +107,7 @@ func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
 	visited := 0
 	err := f.Walk(ctx, func(e fsys.Entry) error {
 		visited++
-		id, ok := b.addNode(e.Path, e.Size, e.Mode.IsDir())
+		id, ok := b.addNode(e.Path, e.Size, e.Mode)
 		if !ok {
 			return nil
 		}
@@ -172,7 +174,8 @@ func newIndexBuilder() *indexBuilder {
 }
 
 // addNode adds the node for absolute path p and returns its id.
-func (b *indexBuilder) addNode(p string, size int64, isDir bool) (uint32, bool) {
+func (b *indexBuilder) addNode(p string, size int64, mode iofs.FileMode) (uint32, bool) {
+	isDir := mode.IsDir()
 	if p == "/" {
 		b.x.nodes[0].size = size
 		return 0, true
@@ -194,7 +197,7 @@ func (b *indexBuilder) addNode(p string, size int64, isDir bool) (uint32, bool) 
 		return 0, false // parent not indexed (truncated or unreadable)
 	}
 	id := uint32(len(b.x.nodes))
-	b.x.nodes = append(b.x.nodes, node{parent: parent, name: name, size: size})
+	b.x.nodes = append(b.x.nodes, node{parent: parent, name: name, size: size, regular: mode.IsRegular()})
 	if isDir {
 		b.dirs[p] = id
 	}
