@@ -148,6 +148,7 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	e := cs.e
 	cs.out = cs.out[:0]
 	cs.covers = cs.covers[:0]
+	cs.sigs = cs.sigs[:0]
 	clear(cs.seen)
 	lo, hi := int(own.Start-base), int(own.End-base)
 	// Every match overlaps its keyword occurrence and starts at most
@@ -157,11 +158,15 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	pa := max(0, lo-e.maxKwLen)
 	pb := min(len(buf), hi+e.hitBefore+e.maxKwLen)
 	var probe *sectorProbe
-	if e.keytab != nil {
+	if e.keytab != nil || len(opts.Signatures) > 0 && opts.SignatureAt != nil {
 		// Sector offsets are absolute: base+pa+o = 0 (mod keytabAlign).
 		phase := int((keytabAlign - (base+int64(pa))%keytabAlign) % keytabAlign)
 		// A keytab starts with its format version, 0x0502.
-		cs.probe = sectorProbe{phase: phase, align: keytabAlign, magic: [2]byte{0x05, 0x02}, found: cs.probe.found[:0]}
+		cs.probe = sectorProbe{phase: phase, align: keytabAlign, keytab: e.keytab != nil, magic: [2]byte{0x05, 0x02},
+			found: cs.probe.found[:0], sigFound: cs.probe.sigFound[:0], later: cs.probe.later}
+		if opts.SignatureAt != nil {
+			cs.probe.setSignatures(opts.Signatures)
+		}
 		probe = &cs.probe
 	}
 	if len(cs.fruitless) != len(e.rules) {
@@ -214,16 +219,27 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			}
 		}
 	}
-	if e.keytab != nil {
+	if probe != nil {
 		if !probe.done {
-			probe.found = probe.found[:0]
+			probe.found, probe.sigFound = probe.found[:0], probe.sigFound[:0]
 			probe.phase = int((keytabAlign - base%keytabAlign) % keytabAlign)
 			probe.check(buf, lo, hi)
 		} else {
 			for i := range probe.found {
 				probe.found[i] += pa
 			}
+			for i := range probe.sigFound {
+				probe.sigFound[i].off += int64(pa)
+			}
 		}
+		cs.sigs = cs.sigs[:0]
+		for _, h := range probe.sigFound {
+			if o := int(h.off); o >= lo && o < hi {
+				cs.sigs = append(cs.sigs, sigHit{base + h.off, h.sig})
+			}
+		}
+	}
+	if e.keytab != nil {
 		for _, p := range probe.found {
 			if p >= lo && p < hi {
 				cs.keytabAt(buf, base, lo, hi, p)

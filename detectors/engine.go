@@ -75,15 +75,22 @@ type ScanOptions struct {
 	// counted as skipped instead of validated. Called from every worker at
 	// once.
 	Enough func(ruleID string) bool
-	// Signatures are byte strings (magic numbers) looked for at every
-	// offset of the scanned ranges that is a multiple of SignatureAlign,
-	// while the chunk is in the cache: a file's first byte is at a block
-	// boundary, in free space as in RAM, so a deleted compressed file is
+	// Signatures are magic numbers looked for at every offset of the
+	// scanned ranges that is a multiple of SignatureAlign, while the chunk
+	// is in the cache: a file's first byte is at a block boundary, in
+	// free space as in RAM, so a compressed file, live or deleted, is
 	// found without a pass of its own. SignatureAt hears each one found
-	// (its offset and its index in Signatures), from one goroutine at a
-	// time.
-	Signatures  [][]byte
+	// (the aligned offset and its index in Signatures), from one
+	// goroutine at a time.
+	Signatures  []Signature
 	SignatureAt func(off int64, sig int)
+}
+
+// Signature is a magic number At bytes past an aligned offset (tar's
+// "ustar" is 257 bytes into its header).
+type Signature struct {
+	At    int
+	Magic []byte
 }
 
 // SignatureAlign is the alignment at which ScanOptions.Signatures are
@@ -572,10 +579,11 @@ func (cs *chunkScanner) scanLent(buf []byte, j job, opts ScanOptions, lent bool)
 	}
 	found = cs.scanChunk(buf, j.readStart, j.own, opts)
 	if j.parts != nil {
-		// Matches starting between the parts are not the job's.
+		// Matches and signatures starting between the parts are not the
+		// job's.
 		found = slices.DeleteFunc(found, func(m Match) bool { return !j.owns(m.Start) })
+		cs.sigs = slices.DeleteFunc(cs.sigs, func(h sigHit) bool { return !j.owns(h.off) })
 	}
-	cs.probeSignatures(buf, &j, opts)
 	return found, nil
 }
 
@@ -583,35 +591,6 @@ func (cs *chunkScanner) scanLent(buf []byte, j job, opts ScanOptions, lent bool)
 type sigHit struct {
 	off int64
 	sig int
-}
-
-// probeSignatures looks for opts.Signatures at the aligned offsets that
-// job j owns (not in the gaps between a packed job's parts).
-func (cs *chunkScanner) probeSignatures(buf []byte, j *job, opts ScanOptions) {
-	base, own := j.readStart, j.own
-	cs.sigs = cs.sigs[:0]
-	if len(opts.Signatures) == 0 || opts.SignatureAt == nil {
-		return
-	}
-	var first [256]bool
-	for _, s := range opts.Signatures {
-		if len(s) > 0 {
-			first[s[0]] = true
-		}
-	}
-	start := (own.Start + SignatureAlign - 1) / SignatureAlign * SignatureAlign
-	for o := start; o < own.End; o += SignatureAlign {
-		p := buf[o-base:]
-		if !first[p[0]] || j.parts != nil && !j.owns(o) {
-			continue
-		}
-		for i, s := range opts.Signatures {
-			if len(s) > 0 && bytes.HasPrefix(p, s) {
-				cs.sigs = append(cs.sigs, sigHit{o, i})
-				break
-			}
-		}
-	}
 }
 
 // FindAll scans one buffer; offsets are relative to buf. Matches are sorted

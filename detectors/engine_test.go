@@ -538,21 +538,22 @@ func (s *stepReader) Read(p []byte) (int, error) {
 // each, whatever the chunks; unaligned ones are not.
 func TestSignatures(t *testing.T) {
 	buf := make([]byte, 64<<10)
-	gz, zs := []byte{0x1f, 0x8b, 0x08}, []byte{0x28, 0xb5, 0x2f, 0xfd}
+	gz, zs, tar := []byte{0x1f, 0x8b, 0x08}, []byte{0x28, 0xb5, 0x2f, 0xfd}, []byte("ustar")
 	want := map[int64]int{}
 	for _, at := range []struct {
 		off int64
 		sig []byte
 		i   int
-	}{{0, gz, 0}, {512, zs, 1}, {4096, gz, 0}, {65024, zs, 1}} {
+	}{{0, gz, 0}, {512, zs, 1}, {4096, gz, 0}, {8192 + 257, tar, 2}, {65024, zs, 1}} {
 		copy(buf[at.off:], at.sig)
-		want[at.off] = at.i
+		want[at.off-at.off%512] = at.i
 	}
-	copy(buf[1000:], gz) // not aligned
+	copy(buf[1000:], gz)  // not aligned
+	copy(buf[2048:], tar) // not where tar has it
 	for _, cs := range []int{1000, 4096, 1 << 20} {
 		e := testEngine(t, EngineOptions{ChunkSize: cs, Workers: 2})
 		got := map[int64]int{}
-		opts := ScanOptions{Signatures: [][]byte{gz, zs}, SignatureAt: func(off int64, sig int) {
+		opts := ScanOptions{Signatures: []Signature{{0, gz}, {0, zs}, {257, tar}}, SignatureAt: func(off int64, sig int) {
 			if _, dup := got[off]; dup {
 				t.Errorf("offset %d heard twice", off)
 			}

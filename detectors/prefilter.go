@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -326,13 +327,22 @@ func windows2(k []byte) [][2]byte {
 }
 
 // A sectorProbe asks scan to note, while each piece of buf is in the L1
-// cache, the offsets p = phase (mod align) where magic starts: the keytab
-// detector's first test, which on its own pass over a 4 MiB chunk misses
-// the cache at every sector.
+// cache, the offsets p = phase (mod align) where magic starts (when keytab
+// is set: the keytab detector's first test) and where a signature starts
+// (ScanOptions.Signatures), which on a pass of their own over a 4 MiB
+// chunk miss the cache at every sector.
 type sectorProbe struct {
 	phase, align int
+	keytab       bool
 	magic        [2]byte
 	found        []int
+	// first says, by a sector's first byte, which signatures with At 0
+	// may start there (a bit per signature index); later lists those with
+	// At > 0.
+	sigs     []Signature
+	first    *[256]uint64
+	later    []int
+	sigFound []sigHit // offsets in buf
 	// done is set when scan probed all of buf; else the caller must.
 	done bool
 }
@@ -341,10 +351,49 @@ type sectorProbe struct {
 func (sp *sectorProbe) check(buf []byte, from, to int) {
 	to = min(to, len(buf)-1)
 	for o := from + ((sp.phase-from)%sp.align+sp.align)%sp.align; o < to; o += sp.align {
-		if buf[o] == sp.magic[0] && buf[o+1] == sp.magic[1] {
+		if sp.keytab && buf[o] == sp.magic[0] && buf[o+1] == sp.magic[1] {
 			sp.found = append(sp.found, o)
 		}
+		if sp.first == nil {
+			continue
+		}
+		if m := sp.first[buf[o]]; m != 0 {
+			for ; m != 0; m &= m - 1 {
+				i := bits.TrailingZeros64(m)
+				if bytes.HasPrefix(buf[o:], sp.sigs[i].Magic) {
+					sp.sigFound = append(sp.sigFound, sigHit{int64(o), i})
+					goto next
+				}
+			}
+		}
+		for _, i := range sp.later {
+			s := sp.sigs[i]
+			if q := o + s.At; q < len(buf) && buf[q] == s.Magic[0] && bytes.HasPrefix(buf[q:], s.Magic) {
+				sp.sigFound = append(sp.sigFound, sigHit{int64(o), i})
+				break
+			}
+		}
+	next:
 	}
+}
+
+// setSignatures prepares the probe for sigs (at most 64).
+func (sp *sectorProbe) setSignatures(sigs []Signature) {
+	sp.sigs, sp.first, sp.later = sigs, nil, sp.later[:0]
+	if len(sigs) == 0 {
+		return
+	}
+	var first [256]uint64
+	for i, s := range sigs[:min(len(sigs), 64)] {
+		switch {
+		case len(s.Magic) == 0:
+		case s.At == 0:
+			first[s.Magic[0]] |= 1 << i
+		default:
+			sp.later = append(sp.later, i)
+		}
+	}
+	sp.first = &first
 }
 
 // scan appends every keyword occurrence in buf to hits, ordered by position.
