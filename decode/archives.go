@@ -2,6 +2,7 @@ package decode
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"encoding/binary"
@@ -34,7 +35,7 @@ func (w *walker) tarMembers(s *src, depth int) error {
 		if w.tooMany(n) {
 			return nil
 		}
-		if err := memberError(w.member(Tar, cleanName(hdr.Name), s.n, tr, depth)); err != nil {
+		if err := memberError(w.member(Tar, cleanName(hdr.Name), s.pos(), tr, depth)); err != nil {
 			return err
 		}
 	}
@@ -51,7 +52,7 @@ const (
 // cpioMembers walks the regular files of one cpio archive (up to its
 // TRAILER!!! entry); what follows it is the caller's.
 func (w *walker) cpioMembers(s *src, depth int) error {
-	start := s.n
+	start := s.pos()
 	var hdr [newcHeaderLen]byte
 	for n := 0; ; n++ {
 		if err := w.check(); err != nil {
@@ -71,7 +72,7 @@ func (w *walker) cpioMembers(s *src, depth int) error {
 			field := func(i int) uint64 {
 				v, e := strconv.ParseUint(string(hdr[6+8*i:14+8*i]), 16, 32)
 				if e != nil && err == nil {
-					err = fmt.Errorf("cpio: bad header field at offset %d", s.n-newcHeaderLen+int64(6+8*i))
+					err = fmt.Errorf("cpio: bad header field at offset %d", s.pos()-newcHeaderLen+int64(6+8*i))
 				}
 				return v
 			}
@@ -84,13 +85,13 @@ func (w *walker) cpioMembers(s *src, depth int) error {
 			oct := func(a, b int) uint64 {
 				v, e := strconv.ParseUint(string(hdr[a:b]), 8, 64)
 				if e != nil && err == nil {
-					err = fmt.Errorf("cpio: bad header field at offset %d", s.n-odcHeaderLen+int64(a))
+					err = fmt.Errorf("cpio: bad header field at offset %d", s.pos()-odcHeaderLen+int64(a))
 				}
 				return v
 			}
 			mode, nameLen, size = oct(18, 24), oct(59, 65), oct(65, 76)
 		default:
-			return fmt.Errorf("cpio: bad magic at offset %d", s.n-6)
+			return fmt.Errorf("cpio: bad magic at offset %d", s.pos()-6)
 		}
 		if err != nil {
 			return err
@@ -103,13 +104,13 @@ func (w *walker) cpioMembers(s *src, depth int) error {
 			return io.ErrUnexpectedEOF
 		}
 		name = bytes.TrimRight(name, "\x00")
-		if _, err := s.Discard(pad(s.n-start, align)); err != nil {
+		if _, err := s.Discard(pad(s.pos()-start, align)); err != nil {
 			return io.ErrUnexpectedEOF
 		}
 		if string(name) == "TRAILER!!!" {
 			return nil
 		}
-		dataStart := s.n
+		dataStart := s.pos()
 		if mode&0o170000 == 0o100000 && size > 0 {
 			if w.tooMany(n) {
 				return nil
@@ -118,10 +119,10 @@ func (w *walker) cpioMembers(s *src, depth int) error {
 				return err
 			}
 		}
-		if _, err := s.Discard(dataStart + int64(size) - s.n); err != nil {
+		if _, err := s.Discard(dataStart + int64(size) - s.pos()); err != nil {
 			return io.ErrUnexpectedEOF
 		}
-		if _, err := s.Discard(pad(s.n-start, align)); err != nil {
+		if _, err := s.Discard(pad(s.pos()-start, align)); err != nil {
 			return io.ErrUnexpectedEOF
 		}
 	}
@@ -187,7 +188,7 @@ func (w *walker) zipMembers(s *src, depth int) error {
 			x = x[4+l:]
 		}
 		_ = usize
-		dataStart := s.n
+		dataStart := s.pos()
 		sized := flags&zipFlagDescr == 0 || csize != 0
 		if csize >= 1<<62 {
 			return fmt.Errorf("zip: member %q claims %d bytes", name, csize)
@@ -213,7 +214,7 @@ func (w *walker) zipMembers(s *src, depth int) error {
 			}
 		}
 		if sized {
-			if _, err := s.Discard(dataStart + int64(csize) - s.n); err != nil {
+			if _, err := s.Discard(dataStart + int64(csize) - s.pos()); err != nil {
 				return io.ErrUnexpectedEOF
 			}
 		} else if dir || flags&zipFlagCrypt != 0 {
@@ -244,7 +245,12 @@ func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dat
 	case zipStore:
 		dec = in
 	case zipDeflate:
-		dec = flate.NewReader(byteSrc{in, s})
+		if _, sized := in.(*io.LimitedReader); sized {
+			// Read ahead within the member's bytes only.
+			dec = flate.NewReader(bufio.NewReaderSize(in, bufSize))
+		} else {
+			dec = flate.NewReader(s.br) // exactly to the stream's end
+		}
 	case zipBzip2:
 		if w.mem+memBzip2 > w.lim.MaxDecoderMemory {
 			w.res.skip("zip member's bzip2 decoder over the decoder memory cap")
@@ -313,29 +319,6 @@ func (w *walker) zipError(err error) error {
 	return nil
 }
 
-// byteSrc gives a limited reader over s the ReadByte that flate needs to
-// read no further than its stream.
-type byteSrc struct {
-	r io.Reader
-	s *src
-}
-
-func (b byteSrc) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func (b byteSrc) ReadByte() (byte, error) {
-	if lr, ok := b.r.(*io.LimitedReader); ok {
-		if lr.N <= 0 {
-			return 0, io.EOF
-		}
-		c, err := b.s.ReadByte()
-		if err == nil {
-			lr.N--
-		}
-		return c, err
-	}
-	return b.s.ReadByte()
-}
-
 // ar (Unix archive, .deb) header fields.
 const (
 	arHeaderLen = 60
@@ -362,14 +345,14 @@ func (w *walker) arMembers(s *src, depth int) error {
 			return io.ErrUnexpectedEOF
 		}
 		if h[58] != '`' || h[59] != '\n' {
-			return fmt.Errorf("ar: bad header at offset %d", s.n-arHeaderLen)
+			return fmt.Errorf("ar: bad header at offset %d", s.pos()-arHeaderLen)
 		}
 		size, err := strconv.ParseInt(strings.TrimSpace(string(h[48:58])), 10, 64)
 		if err != nil || size < 0 {
-			return fmt.Errorf("ar: bad member size at offset %d", s.n-12)
+			return fmt.Errorf("ar: bad member size at offset %d", s.pos()-12)
 		}
 		name := strings.TrimRight(string(h[:16]), " ")
-		dataStart := s.n
+		dataStart := s.pos()
 		switch {
 		case name == "//":
 			if size > maxArNames {
@@ -385,7 +368,7 @@ func (w *walker) arMembers(s *src, depth int) error {
 		case strings.HasPrefix(name, "#1/"):
 			l, err := strconv.ParseInt(name[3:], 10, 64)
 			if err != nil || l < 0 || l > maxCpioName || l > size {
-				return fmt.Errorf("ar: bad BSD name at offset %d", s.n-arHeaderLen)
+				return fmt.Errorf("ar: bad BSD name at offset %d", s.pos()-arHeaderLen)
 			}
 			b := make([]byte, l)
 			if _, err := io.ReadFull(s, b); err != nil {
@@ -395,23 +378,23 @@ func (w *walker) arMembers(s *src, depth int) error {
 		case len(name) > 1 && name[0] == '/' && names != nil:
 			i, err := strconv.Atoi(name[1:])
 			if err != nil || i < 0 || i >= len(names) {
-				return fmt.Errorf("ar: bad long name at offset %d", s.n-arHeaderLen)
+				return fmt.Errorf("ar: bad long name at offset %d", s.pos()-arHeaderLen)
 			}
 			name, _, _ = strings.Cut(string(names[i:]), "/\n")
 		default:
 			name = strings.TrimSuffix(name, "/")
 		}
 		end := dataStart + size
-		if name != "" && end > s.n {
+		if name != "" && end > s.pos() {
 			if w.tooMany(n) {
 				return nil
 			}
-			if err := memberError(w.member(Ar, cleanName(name), s.n, io.LimitReader(s, end-s.n), depth)); err != nil {
+			if err := memberError(w.member(Ar, cleanName(name), s.pos(), io.LimitReader(s, end-s.pos()), depth)); err != nil {
 				return err
 			}
 		}
-		if _, err := s.Discard(end - s.n + size%2); err != nil {
-			if s.n >= end {
+		if _, err := s.Discard(end - s.pos() + size%2); err != nil {
+			if s.pos() >= end {
 				return nil // the last member's padding byte may be missing
 			}
 			return io.ErrUnexpectedEOF

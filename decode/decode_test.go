@@ -244,3 +244,39 @@ func TestBombs(t *testing.T) {
 		})
 	}
 }
+
+// TestExactly: a raw deflate stream (as zlib writes it with negative window
+// bits, as qemu writes compressed clusters) is found among other bytes at
+// its exact place, and only a stream of the size asked for.
+func TestExactly(t *testing.T) {
+	testutil.RequireTool(t, "python3")
+	dir := t.TempDir()
+	sh(t, dir, `python3 -c '
+import sys, zlib
+data = bytes(range(256)) * 256
+c = zlib.compressobj(6, zlib.DEFLATED, -12)
+sys.stdout.buffer.write(b"\xaa" * 100 + c.compress(data) + c.flush() + b"\x55" * 100)' > out`)
+	b, err := os.ReadFile(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := -1
+	for p := range b {
+		out, used, err := Exactly(b[p:], Deflate, 65536)
+		if err == nil {
+			if found >= 0 {
+				t.Fatalf("streams at %d and %d", found, p)
+			}
+			found = p
+			if len(out) != 65536 || out[300] != byte(300%256) || p+used != len(b)-100 {
+				t.Errorf("stream at %d: %d bytes, used %d", p, len(out), used)
+			}
+		}
+	}
+	if found != 100 {
+		t.Errorf("stream found at %d, want 100", found)
+	}
+	if _, _, err := Exactly(b[100:], Deflate, 65535); err == nil {
+		t.Error("a stream of 65536 bytes passed for one of 65535")
+	}
+}

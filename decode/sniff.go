@@ -61,13 +61,35 @@ func IsStream(codec string) bool {
 	return false
 }
 
-// CarveSignatures are the magic numbers worth looking for where no file
-// says what the bytes are (free space, unreferenced clusters, RAM): those
-// of the compressed streams and zip archives that can be decoded from
-// their first byte on without knowing where they end. Each is at least
-// three bytes that text does not hold.
-func CarveSignatures() [][]byte {
-	return [][]byte{magicGzip, magicZstd, magicZip, magicXz[:4], []byte("BZh")}
+// Signature is a container's magic number, At bytes into it.
+type Signature struct {
+	Codec string
+	At    int
+	Magic []byte
+	// Carve marks the containers worth decoding where no file says what
+	// the bytes are (free space, unreferenced clusters, RAM): compressed
+	// streams and zip archives, which decode from their first byte on
+	// without knowing where they end, with magic numbers of at least
+	// three bytes that text does not hold.
+	Carve bool
+}
+
+// Signatures lists the magic numbers of the containers Sniff knows, for a
+// scanner to look for at the places files start; Sniff has the last word.
+func Signatures() []Signature {
+	return []Signature{
+		{Codec: Gzip, Magic: magicGzip, Carve: true},
+		{Codec: Zstd, Magic: magicZstd, Carve: true},
+		{Codec: Zip, Magic: magicZip, Carve: true},
+		{Codec: Xz, Magic: magicXz, Carve: true},
+		{Codec: Bzip2, Magic: []byte("BZh"), Carve: true},
+		{Codec: LZ4, Magic: magicLZ4},
+		{Codec: LZ4, Magic: magicLZ4Legacy},
+		{Codec: Ar, Magic: magicAr},
+		{Codec: Cpio, Magic: []byte("07070")},
+		{Codec: Squashfs, Magic: magicSquashfs},
+		{Codec: Tar, At: 257, Magic: []byte("ustar")},
+	}
 }
 
 func isBzip2(h []byte) bool {

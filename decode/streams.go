@@ -66,24 +66,24 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 	}
 	switch kind {
 	case Gzip:
-		z, err := gzip.NewReader(s)
+		z, err := gzip.NewReader(s.br)
 		if err != nil {
 			return nil, 0, false, err
 		}
 		z.Multistream(false)
 		return z, 0, true, charge(0)
 	case Deflate:
-		return flate.NewReader(s), 0, true, charge(0)
+		return flate.NewReader(s.br), 0, true, charge(0)
 	case Bzip2:
 		if err := charge(memBzip2); err != nil {
 			return nil, 0, false, err
 		}
-		return bzip2.NewReader(s), memBzip2, false, nil
+		return bzip2.NewReader(s.br), memBzip2, false, nil
 	case LZ4:
 		if err := charge(memLZ4); err != nil {
 			return nil, 0, false, err
 		}
-		z := lz4.NewReader(s)
+		z := lz4.NewReader(s.br)
 		if err := z.Apply(lz4.ConcurrencyOption(1)); err != nil {
 			w.mem -= memLZ4
 			return nil, 0, false, err
@@ -97,7 +97,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 			return nil, 0, false, &capError{reason: fmt.Sprintf("zstd decoder over the %s decoder memory cap", HumanBytes(w.lim.MaxDecoderMemory))}
 		}
 		win = min(win, zstd.MaxWindowSize)
-		z, err := zstd.NewReader(s, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(uint64(win)))
+		z, err := zstd.NewReader(s.br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(uint64(win)))
 		if err != nil {
 			return nil, 0, false, err
 		}
@@ -175,10 +175,8 @@ func (g *guard) Read(p []byte) (int, error) {
 // took so far.
 type counter interface{ pos() int64 }
 
-func (s *src) pos() int64 { return s.n }
-
 // consumed is how many bytes of the container the walk has read.
-func (w *walker) consumed() int64 { return w.rootSrc.n + w.atRead }
+func (w *walker) consumed() int64 { return w.rootSrc.pos() + w.atRead }
 
 // streamError is a corrupt or truncated stream: what decoded before it was
 // walked.

@@ -104,7 +104,7 @@ func (x *xzReader) release() {
 // next reads a block header and starts its LZMA2 reader, or reads the
 // index, the stream footer and any following stream.
 func (x *xzReader) next() error {
-	x.bstart = x.s.n
+	x.bstart = x.s.pos()
 	b, err := x.s.ReadByte()
 	if err != nil {
 		return io.ErrUnexpectedEOF
@@ -155,7 +155,7 @@ func (x *xzReader) next() error {
 		return err
 	}
 	x.held = dict
-	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(x.s)
+	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(x.s.br)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func dictSize(b byte) (int64, error) {
 // endBlock skips the block padding and the check.
 func (x *xzReader) endBlock() error {
 	x.cur = nil
-	pad := (4 - (x.s.n-x.bstart)%4) % 4
+	pad := (4 - (x.s.pos()-x.bstart)%4) % 4
 	if _, err := x.s.Discard(pad + int64(x.check)); err != nil {
 		return io.ErrUnexpectedEOF
 	}
@@ -188,7 +188,7 @@ func (x *xzReader) endBlock() error {
 // stream padding.
 func (x *xzReader) index() error {
 	x.release()
-	start := x.s.n - 1
+	start := x.s.pos() - 1
 	n, err := binaryUvarint(x.s)
 	if err != nil {
 		return err
@@ -206,7 +206,7 @@ func (x *xzReader) index() error {
 			}
 		}
 	}
-	pad := (4 - (x.s.n-start)%4) % 4
+	pad := (4 - (x.s.pos()-start)%4) % 4
 	if _, err := x.s.Discard(pad + 4 + 12); err != nil {
 		return io.ErrUnexpectedEOF
 	}

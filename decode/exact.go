@@ -1,0 +1,69 @@
+package decode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/zstd"
+)
+
+// ErrNotExact is returned by Exactly when the bytes do not hold one whole
+// stream of the size asked for.
+var ErrNotExact = errors.New("decode: not a stream of that size")
+
+// Exactly decodes the stream of codec (deflate or zstd) at the start of b
+// and returns its bytes and how many bytes of b it used, when it ends
+// cleanly and decodes to exactly size bytes; else ErrNotExact. It decodes
+// at most size+1 bytes whatever b holds, so trying it at many places (the
+// slack of qcow2 compressed clusters, where a freed cluster's stream
+// decodes to one cluster) costs little where there is no stream.
+func Exactly(b []byte, codec string, size int) ([]byte, int, error) {
+	if size <= 0 {
+		return nil, 0, ErrNotExact
+	}
+	br := bytes.NewReader(b)
+	var r io.Reader
+	switch codec {
+	case Deflate:
+		fr := flate.NewReader(br)
+		defer fr.Close()
+		r = fr
+	case Zstd:
+		if !bytes.HasPrefix(b, magicZstd) {
+			return nil, 0, ErrNotExact
+		}
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(uint64(max(size, zstd.MinWindowSize))), zstd.WithDecoderMaxMemory(uint64(size)+1))
+		if err != nil {
+			return nil, 0, ErrNotExact
+		}
+		defer d.Close()
+		r = d
+	default:
+		return nil, 0, fmt.Errorf("decode: Exactly: codec %q", codec)
+	}
+	out := make([]byte, size+1)
+	n := 0
+	for {
+		k, err := r.Read(out[n:])
+		n += k
+		if err == io.EOF {
+			break // the stream's end, not the input's
+		}
+		if err != nil || n > size {
+			return nil, 0, ErrNotExact
+		}
+	}
+	if n != size {
+		return nil, 0, ErrNotExact
+	}
+	used := len(b) - br.Len()
+	if codec == Zstd {
+		// The decoder reads ahead: the frame's end is not known here.
+		used = 0
+	}
+	return out[:n], used, nil
+}
