@@ -45,6 +45,11 @@ type hostUse struct {
 	partial  []span // referenced ranges that do not cover whole clusters
 	pastEOF  int64  // references to bytes past the end of the file
 	zeroHeld bitset // host clusters kept behind zero-flag entries
+	// compressed lists the live compressed clusters' referenced ranges
+	// (sector-rounded, as L2 entries give them), and codec their codec:
+	// the slack between them is where freed streams lie.
+	compressed []span
+	codec      string
 }
 
 func newHostUse(name string, f io.ReaderAt, size int64, clusterBits uint) *hostUse {
@@ -109,6 +114,7 @@ func (o *opened) walkTables(ctx context.Context) *usage {
 	q := u.qcow
 	h := o.h
 	fail := func(err error) { u.errs = append(u.errs, err) }
+	q.codec = map[uint8]string{compressionZlib: "deflate", compressionZstd: "zstd"}[h.compression]
 
 	q.mark(0, max(h.extensionsEnd, int64(h.headerLen)))
 	if h.backingOff != 0 {
@@ -179,6 +185,9 @@ func (o *opened) walkL2(tbl []byte, tblOff int64, q, data *hostUse) {
 		if e&flagCompressed != 0 {
 			coff, clen := m.compressed(e)
 			q.mark(coff, clen)
+			if coff >= 0 && clen > 0 && coff < q.size {
+				q.compressed = append(q.compressed, span{coff, coff + clen})
+			}
 			continue
 		}
 		off := int64(e & offsetMask)
@@ -461,6 +470,50 @@ func findResidue(ctx context.Context, u *hostUse) (model.ExtentList, error) {
 	}
 	if cur.Length > 0 {
 		out = append(out, cur)
+	}
+	return out, nil
+}
+
+// maxSlackStreams bounds the candidate windows one file gives (a window
+// costs up to a sector of decode attempts).
+const maxSlackStreams = 1 << 20
+
+// SlackStreams lists where freed compressed clusters' streams may start.
+// qemu packs compressed clusters byte by byte, in the order it writes
+// them, and an L2 entry gives a cluster's start and the sector of its last
+// byte. So when the next live stream (by host offset) starts past that
+// sector, the bytes between are not all this stream's: a freed stream may
+// begin anywhere in its last sector (where this one really ends) and end
+// by the next live start. Where the next stream starts inside the last
+// sector there is no room for a freed stream longer than that sector,
+// and such a stream (one cluster compressed below 512 bytes) is not
+// looked for.
+func (d *residueDisk) SlackStreams(ctx context.Context) ([]model.SlackStream, error) {
+	u := d.use
+	if len(u.compressed) == 0 || u.codec == "" {
+		return nil, nil
+	}
+	cs := slices.Clone(u.compressed)
+	slices.SortFunc(cs, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	cs = slices.CompactFunc(cs, func(a, b span) bool { return a.start == b.start })
+	var out []model.SlackStream
+	for i, c := range cs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		next := u.size
+		if i+1 < len(cs) {
+			next = cs[i+1].start
+		}
+		lastSector := (c.end - 1) &^ (sectorSize - 1)
+		if next <= c.end {
+			continue // the next stream starts inside this one's last sector
+		}
+		from := max(c.start+1, lastSector)
+		out = append(out, model.SlackStream{From: from, To: c.end + 1, Limit: next, Codec: u.codec, Size: u.cs})
+		if len(out) >= maxSlackStreams {
+			break
+		}
 	}
 	return out, nil
 }
