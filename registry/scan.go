@@ -101,6 +101,10 @@ type Options struct {
 	// their rules' severities (scanner.Options.NoDowngrade). Layer files
 	// themselves get no package provenance or path context yet.
 	NoDowngrade bool
+	// NoDecode scans raw bytes only: compressed streams and archives in
+	// layer files and in VM disks found in layers are not decoded
+	// (scanner.Options.NoDecode).
+	NoDecode bool
 	// Log receives one line per image and retried blob; nil for none.
 	Log io.Writer
 	// Limits cap what the scan keeps (zero fields: scanner.DefaultLimits):
@@ -158,7 +162,7 @@ func New(opts Options) (*Scanner, error) {
 		// A disk from a layer is no host file: its backing, data file and
 		// extent names mean files of the layer, never of this host.
 		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules,
-			SealedTargets: true, NoDowngrade: opts.NoDowngrade, DisableRules: opts.DisableRules, Limits: opts.Limits})
+			SealedTargets: true, NoDowngrade: opts.NoDowngrade, NoDecode: opts.NoDecode, DisableRules: opts.DisableRules, Limits: opts.Limits})
 		s.opts.DiskScanner = func(ctx context.Context, disk scanner.Reader) (*report.Report, error) {
 			return sc.ScanReaders(ctx, []scanner.Reader{disk})
 		}
@@ -168,6 +172,10 @@ func New(opts Options) (*Scanner, error) {
 		if opts.NoDowngrade {
 			// cached disk findings carry the severities they were rated at
 			key = hashStrings([]string{key, "no-downgrade"})
+		}
+		if opts.NoDecode {
+			// cached results lack what decoding finds
+			key = hashStrings([]string{key, "no-decode"})
 		}
 		opts.State.useRules(key)
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -143,6 +144,9 @@ type guestPos struct {
 type locKey struct {
 	v *viewState
 	g int64
+	// dec tells apart the decoded locations of one container: their
+	// chain and decoded offset ("" for raw bytes).
+	dec string
 }
 
 type findingAcc struct {
@@ -178,6 +182,57 @@ func newCollector(views []*viewState, lim *Limiter) *collector {
 
 // add records one match of view v.
 func (c *collector) add(v *viewState, m detectors.Match) {
+	fa := c.accFor(v, m)
+	if fa == nil {
+		return
+	}
+	if fa.locs[locKey{v: v, g: v.firstRepetition(m.Start, m.End-m.Start)}] != nil {
+		// Already listed, so already expanded to every place sharing
+		// its bytes: the first and last repetitions of an aliased
+		// record are both scanned, and both would count the others.
+		return
+	}
+	room := c.lim.Limits().LocationsPerFinding - len(fa.keys)
+	ps, more := c.idx.where(v, m.Start, m.End-m.Start, max(room, 0))
+	fa.f.LocationsTruncated += more
+	for _, gp := range ps {
+		fa.addLocation(c, locKey{v: gp.v, g: gp.g}, m, func() *report.Location {
+			return &report.Location{
+				Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
+				Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
+			}
+		})
+	}
+}
+
+// addDecoded records a match in the decoded bytes of a container that
+// starts at each of places (the first one is where it was decoded): one
+// location per place, with the container's offset and the decoding chain
+// (chainKey writes chain out).
+func (c *collector) addDecoded(places []guestPos, chain []report.DecodedStep, chainKey string, m detectors.Match) {
+	if len(places) == 0 {
+		return
+	}
+	fa := c.accFor(places[0].v, m)
+	if fa == nil {
+		return
+	}
+	off := m.Start
+	dec := chainKey + "@" + strconv.FormatInt(off, 10)
+	for _, gp := range places {
+		fa.addLocation(c, locKey{v: gp.v, g: gp.g, dec: dec}, m, func() *report.Location {
+			return &report.Location{
+				Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
+				Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
+				Decoded: chain, DecodedOffset: &off,
+			}
+		})
+	}
+}
+
+// accFor returns the finding that match m (seen in view v) belongs to,
+// making it if it is new; nil when the findings cap drops it.
+func (c *collector) accFor(v *viewState, m detectors.Match) *findingAcc {
 	// One secret is one finding, whichever rules matched it: the most
 	// severe rule names it and the others are listed in its metadata.
 	key := m.Fingerprint
@@ -185,7 +240,7 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 	if fa == nil {
 		if !c.lim.Admit(v, m.RuleID, m.Severity) {
 			v.cuts.Drop(m.RuleID)
-			return
+			return nil
 		}
 		fa = &findingAcc{
 			f: report.Finding{
@@ -203,30 +258,21 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 		fa.rules[m.RuleID] = true
 		fa.mergeRule(m)
 	}
-	if fa.locs[locKey{v, v.firstRepetition(m.Start, m.End-m.Start)}] != nil {
-		// Already listed, so already expanded to every place sharing
-		// its bytes: the first and last repetitions of an aliased
-		// record are both scanned, and both would count the others.
+	return fa
+}
+
+// addLocation lists location k (made by mk) unless it is listed already
+// or the limits leave no room for it, which counts it instead.
+func (fa *findingAcc) addLocation(c *collector, k locKey, m detectors.Match, mk func() *report.Location) {
+	fa.noteAllowlist(k, m)
+	if fa.locs[k] != nil {
 		return
 	}
-	room := c.lim.Limits().LocationsPerFinding - len(fa.keys)
-	ps, more := c.idx.where(v, m.Start, m.End-m.Start, max(room, 0))
-	fa.f.LocationsTruncated += more
-	for _, gp := range ps {
-		k := locKey{gp.v, gp.g}
-		fa.noteAllowlist(k, m)
-		if fa.locs[k] != nil {
-			continue
-		}
-		if !c.lim.KeepLocation(&fa.f, len(fa.keys)) {
-			continue
-		}
-		fa.locs[k] = &report.Location{
-			Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
-			Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
-		}
-		fa.keys = append(fa.keys, k)
+	if !c.lim.KeepLocation(&fa.f, len(fa.keys)) {
+		return
 	}
+	fa.locs[k] = mk()
+	fa.keys = append(fa.keys, k)
 }
 
 // findings places every kept finding's locations and returns the findings

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
@@ -80,6 +81,14 @@ type Options struct {
 	// default, ova.DefaultMaxInflate); a disk cut there is reported
 	// incomplete (--max-inflate).
 	MaxInflate int64
+	// NoDecode turns off decoding compressed and archived content
+	// (--no-decode): only raw bytes are scanned.
+	NoDecode bool
+	// DecodeLimits bound each container's decoding (zero fields:
+	// decode.DefaultLimits), and DecodeBudget the decoded bytes of one
+	// target (0: DefaultDecodeBudget).
+	DecodeLimits decode.Limits
+	DecodeBudget int64
 }
 
 // DefaultLimits bound a scan's findings whatever the input: a rule keeps
@@ -151,6 +160,8 @@ type viewState struct {
 	// cuts counts the matches cut by the findings cap and the keyword
 	// hits the detectors left unvalidated, by rule.
 	cuts Cuts
+	// decoding counts what the decode pass read in this view.
+	decoding report.ViewDecoding
 }
 
 // Scan scans the targets (image files or directories) and returns the report.
@@ -208,7 +219,16 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 
 	lim := NewLimiter(s.opts.Limits, s.opts.Engine)
 	col := newCollector(views, lim)
-	byFile, err := s.scanViews(ctx, views, col)
+	var hits map[*viewState]*sigHits
+	if !s.opts.NoDecode {
+		hits = map[*viewState]*sigHits{}
+	}
+	byFile, err := s.scanViews(ctx, views, col, hits)
+	if err == nil && hits != nil {
+		if derr := s.decodeAll(ctx, views, col, hits); derr != nil {
+			err = fmt.Errorf("interrupted while decoding compressed and archived content: %w", derr)
+		}
+	}
 	stopped := err != nil
 	if err != nil {
 		report.MarkIncomplete(rep, err.Error())
@@ -571,7 +591,10 @@ func repeats(last model.Extent, reps int64, e model.Extent) bool {
 		e.Length == last.Length && last.Offset+last.Length*reps == e.Offset
 }
 
-func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collector) (map[string]int64, error) {
+// scanViews runs the detectors over every view. With hits set, the scan
+// also notes the magic numbers of compressed and archived content at
+// every 512-byte boundary, by view, for the decode pass.
+func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collector, hits map[*viewState]*sigHits) (map[string]int64, error) {
 	var total int64
 	for _, v := range views {
 		total += v.alloc
@@ -600,6 +623,7 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 
 	margin := int64(s.opts.Engine.Margin())
 	p := newPlanner(margin)
+	sigs := detectorSignatures(decode.Signatures())
 	for _, v := range views {
 		if v.err != nil && len(v.ext) == 0 {
 			bar.endView(v.alloc)
@@ -614,6 +638,11 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 		memory := v.view.Kind == model.KindMemory || s.opts.MemoryRulesEverywhere
 		opts := detectors.ScanOptions{Memory: memory, Progress: onChunk, Skipped: v.cuts.Skipped,
 			Enough: func(rule string) bool { return col.lim.Enough(v, rule) }}
+		if hits != nil {
+			h := &sigHits{}
+			hits[v] = h
+			opts.Signatures, opts.SignatureAt = sigs, h.record
+		}
 		n, err := s.opts.Engine.Scan(ctx, lendable(v, ms), v.view.Disk.Size(), rs, opts, func(m detectors.Match) {
 			col.add(v, m)
 		})

@@ -25,6 +25,7 @@ func (t *target) report() report.Target {
 			rt.Errors = append(rt.Errors, v.view.ID+": "+v.err.Error())
 		}
 		rv.Truncated = v.cuts.Truncation()
+		rv.Decoding = v.decodingReport()
 		if v.fs != nil {
 			rt.Partitions = append(rt.Partitions, v.fs.partitions(v.view.ID)...)
 			rt.Unattributed = append(rt.Unattributed, v.fs.unattributed(v.view.ID)...)

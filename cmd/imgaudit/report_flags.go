@@ -18,7 +18,7 @@ type reportFlags struct {
 	format, output, failOn, baseline string
 	ruleFiles, disable               stringList
 	workers, maxLocs                 int
-	memRules, noDowngrade            bool
+	memRules, noDowngrade, noDecode  bool
 	severity                         string
 	ignoreFiles                      stringList
 
@@ -40,6 +40,7 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	fs.IntVar(&rf.workers, "workers", 0, "`N` detector goroutines (0 = one per CPU)")
 	fs.IntVar(&rf.maxLocs, "max-locations", 5, "table format: `N` locations shown per finding")
 	fs.BoolVar(&rf.memRules, "memory-rules", false, memHelp)
+	fs.BoolVar(&rf.noDecode, "no-decode", false, "scan raw bytes only: do not decode compressed streams and archives (gzip, xz, zstd, bzip2, lz4, zip, tar, cpio, ar, squashfs) in files, free space, unreferenced clusters or RAM")
 	fs.BoolVar(&rf.noDowngrade, "no-downgrade", false, "report every finding at its rule's severity: no severity info for secrets that an installed package ships unmodified (dpkg records), no lowering for files in test and documentation directories")
 	fs.StringVar(&rf.severity, "severity", "", "show only findings of these severities (comma `LIST`, e.g. critical,high); --fail-on still judges every finding")
 	fs.Var(&rf.ignoreFiles, "ignore", "ignore `FILE` of accepted fingerprints, one per line with a comment (sha256:... # why; repeatable; default ./"+report.DefaultIgnoreFile+" when present)")

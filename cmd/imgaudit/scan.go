@@ -99,6 +99,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
 			BackingRoots: *roots, MaxInflate: inflate, Opened: out.Refuse,
 			NoDowngrade:  rf.noDowngrade,
+			NoDecode:     rf.noDecode,
 			DisableRules: rf.derived,
 		})
 		rep, err := sc.Scan(ctx, disks)
@@ -109,7 +110,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	}
 	if len(images) > 0 && scanErr == nil {
 		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: rf.failOn, MemoryRules: rf.memRules,
-			NoDowngrade: rf.noDowngrade, DisableRules: rf.derived})
+			NoDowngrade: rf.noDowngrade, NoDecode: rf.noDecode, DisableRules: rf.derived})
 		if err != nil {
 			return exitUsage, usagef("%v", err)
 		}

@@ -1,0 +1,592 @@
+package scanner
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"maps"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/imgaudit/imgaudit/decode"
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/guestfs"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// Decoding compressed and archived content (docs/report.md, "Decoded
+// locations"). The raw scan's own pass notes the containers' magic numbers
+// at every 512-byte boundary (detectors.ScanOptions.Signatures), where
+// files start. Then:
+//
+//   - files: every regular file of a disk view whose first byte carries a
+//     magic number (read where it is not on a boundary) is a container;
+//   - partitions holding squashfs are containers;
+//   - elsewhere (free space, unreferenced clusters, RAM) a compressed
+//     stream's or a zip's magic number starts one (carved);
+//   - a qcow2 unreferenced view lists where freed compressed clusters'
+//     streams may start (model.SlackLister), and only there is raw inflate
+//     tried.
+//
+// Each container is decoded once, however many views and places hold its
+// bytes: places holding the same physical bytes (the planner's identity)
+// or the same content (same size, same SHA-256) share one decoding, and a
+// match in it gets a location at each place.
+
+// DefaultDecodeBudget is the decoded bytes one target may yield in all.
+const DefaultDecodeBudget = 4 << 30
+
+const (
+	// minContainer is the smallest container worth a look (an empty
+	// gzip stream is 20 bytes).
+	minContainer = 18
+	// maxSignatureHits bounds the magic numbers one view remembers (a tar
+	// of small files has one per member).
+	maxSignatureHits = 4 << 20
+	// maxBufferedMatches bounds the matches one container's decoding keeps
+	// before they are placed (places past the first get them then).
+	maxBufferedMatches = 100000
+	// maxSlackTry bounds the bytes read to try one slack window: a
+	// compressed cluster takes at most about a cluster.
+	slackPad = 4096
+)
+
+// sigHits are the magic numbers the raw scan of one view found.
+type sigHits struct {
+	at      []sigAt
+	dropped int64
+}
+
+type sigAt struct {
+	g   int64
+	sig int
+}
+
+// container is a place whose bytes decode: a file, a partition, a stream
+// found by its magic number, a freed compressed cluster.
+type container struct {
+	v    *viewState
+	g    int64 // guest offset of the first byte: the locations' offset
+	size int64
+	r    io.ReaderAt
+	// runs are a file's bytes, to find the same file in other views.
+	runs []guestfs.GuestRun
+	// carved: found by its magic number where no file says what the bytes
+	// are; its other places are those sharing the bytes it decoded.
+	carved bool
+	// slack: already decoded (data), with its codec.
+	slack *slackStream
+	key   string
+}
+
+type slackStream struct {
+	codec string
+	data  []byte
+}
+
+// decodedMatch is a match in a container's decoded bytes.
+type decodedMatch struct {
+	chain    []report.DecodedStep
+	chainKey string
+	m        detectors.Match
+}
+
+// decoder is one run of the decode pass.
+type decoder struct {
+	s    *Scanner
+	col  *collector
+	sigs []decode.Signature
+	lim  decode.Limits
+
+	mu      sync.Mutex // guards col, the views' decoding counts and budgets
+	budgets map[*target]*decode.Budget
+}
+
+// detectorSignatures are the containers' magic numbers, for the raw scan.
+func detectorSignatures(sigs []decode.Signature) []detectors.Signature {
+	out := make([]detectors.Signature, len(sigs))
+	for i, s := range sigs {
+		out[i] = detectors.Signature{At: s.At, Magic: s.Magic}
+	}
+	return out
+}
+
+// record returns the SignatureAt callback that keeps a view's hits.
+func (h *sigHits) record(off int64, sig int) {
+	if len(h.at) >= maxSignatureHits {
+		h.dropped++
+		return
+	}
+	h.at = append(h.at, sigAt{off, sig})
+}
+
+// decodeAll runs the decode pass over the views the raw scan read.
+func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collector, hits map[*viewState]*sigHits) error {
+	d := &decoder{s: s, col: col, sigs: decode.Signatures(), lim: s.opts.DecodeLimits, budgets: map[*target]*decode.Budget{}}
+	phys := map[pos]int{}
+	for _, v := range views {
+		h := hits[v]
+		if h == nil {
+			continue
+		}
+		if h.dropped > 0 {
+			v.notes = append(v.notes, fmt.Sprintf("%d magic numbers of compressed or archived content not followed: over the %d a view keeps", h.dropped, maxSignatureHits))
+		}
+		for _, a := range h.at {
+			if p, ok := posOf(v, a.g); ok {
+				if _, seen := phys[p]; !seen {
+					phys[p] = a.sig
+				}
+			}
+		}
+	}
+	var cs []*container
+	for _, v := range views {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		own := hits[v] != nil && len(hits[v].at) > 0
+		if isDiskKind(v.view.Kind) && !v.t.plainData() && v.view.Disk != nil && (own || (v.view.Kind == model.KindCurrent && len(phys) > 0)) {
+			if fi := v.filesystem(ctx); fi != nil && fi.m != nil {
+				found, err := d.files(ctx, v, fi.m, phys)
+				if err != nil {
+					return err
+				}
+				cs = append(cs, found...)
+				cs = append(cs, d.partitions(v, fi.m)...)
+			}
+		}
+		if own {
+			cs = append(cs, d.carve(ctx, v, hits[v].at)...)
+		}
+		if v.view.Kind == model.KindUnreferenced {
+			cs = append(cs, d.slack(ctx, v)...)
+		}
+	}
+	groups, err := d.group(ctx, cs)
+	if err != nil {
+		return err
+	}
+	err = d.run(ctx, groups)
+	for _, v := range views {
+		v.notes = append(v.notes, v.decodingNotes()...)
+	}
+	return err
+}
+
+// posOf is the physical position of guest offset g of v.
+func posOf(v *viewState, g int64) (pos, bool) {
+	ps := v.pieces(g, 1)
+	if len(ps) == 0 || ps[0].at.key == zeroKey {
+		return pos{}, false
+	}
+	return ps[0].at, true
+}
+
+// files lists v's regular files whose first bytes are a container's magic
+// number.
+func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys map[pos]int) ([]*container, error) {
+	var out []*container
+	head := make([]byte, decode.SniffLen)
+	err := m.RegularFiles(ctx, minContainer, func(f guestfs.RegularFile) error {
+		st := f.Start()
+		if st < 0 {
+			return nil
+		}
+		if st%detectors.SignatureAlign == 0 {
+			p, ok := posOf(v, st)
+			if !ok {
+				return nil
+			}
+			if _, hit := phys[p]; !hit {
+				return nil
+			}
+		} else {
+			// Not on a sector boundary (inline or resident data): the
+			// scan did not look; read the head.
+			n, _ := f.File.ReadAt(head, 0)
+			if decode.Sniff(head[:n]) == "" {
+				return nil
+			}
+		}
+		out = append(out, &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs)})
+		return nil
+	})
+	return out, err
+}
+
+// partitions lists v's squashfs partitions (a live image's root).
+func (d *decoder) partitions(v *viewState, m *guestfs.Map) []*container {
+	var out []*container
+	for _, p := range m.Partitions() {
+		if p.FS == "squashfs" && p.Start >= 0 && p.Size > 0 && !strings.HasPrefix(p.Type, "lvm2") {
+			out = append(out, &container{v: v, g: p.Start, size: p.Size, r: io.NewSectionReader(v.view.Disk, p.Start, p.Size),
+				runs: []guestfs.GuestRun{{Off: p.Start, Len: p.Size}}})
+		}
+	}
+	return out
+}
+
+// carve lists the streams and zips whose magic numbers the raw scan of v
+// found where no file says what the bytes are: free space and slack of a
+// disk view's filesystem, space no filesystem accounts for, and every
+// place of unreferenced, memory and layer views.
+func (d *decoder) carve(ctx context.Context, v *viewState, hits []sigAt) []*container {
+	var out []*container
+	var fi *fsInfo
+	disk := isDiskKind(v.view.Kind) && !v.t.plainData()
+	size := v.view.Disk.Size()
+	for _, h := range hits {
+		if !d.sigs[h.sig].Carve || h.g >= size {
+			continue
+		}
+		if disk {
+			if fi == nil {
+				fi = v.filesystem(ctx)
+			}
+			if _, path, state, _ := fi.locate(h.g); state == report.StateAllocated || (path != "" && state != report.StateFree && state != report.StateDeletedRecord) {
+				continue // a file's, or metadata: the file pass has it
+			}
+		}
+		out = append(out, &container{v: v, g: h.g, size: size - h.g, r: io.NewSectionReader(v.view.Disk, h.g, size-h.g), carved: true})
+	}
+	return out
+}
+
+// slack tries raw inflate (or zstd) where an unreferenced view says freed
+// compressed clusters' streams may start, and returns those that decode
+// to exactly one cluster.
+func (d *decoder) slack(ctx context.Context, v *viewState) []*container {
+	sl, ok := v.view.Disk.(model.SlackLister)
+	if !ok {
+		return nil
+	}
+	streams, err := sl.SlackStreams(ctx)
+	if err != nil {
+		v.notes = append(v.notes, "compressed-cluster slack not decoded: "+err.Error())
+		return nil
+	}
+	var out []*container
+	var buf []byte
+	for _, st := range streams {
+		if ctx.Err() != nil {
+			return out
+		}
+		end := min(st.Limit, st.From+2*st.Size+slackPad, v.view.Disk.Size())
+		if end <= st.From || st.Size <= 0 || st.Size > 4<<20 {
+			continue
+		}
+		buf = slices.Grow(buf[:0], int(end-st.From))[:end-st.From]
+		if n, err := v.view.Disk.ReadAt(buf, st.From); n < len(buf) && err != nil && err != io.EOF {
+			continue
+		}
+		for p := st.From; p < st.To && p < end; p++ {
+			data, used, err := decode.Exactly(buf[p-st.From:], st.Codec, int(st.Size))
+			if err != nil {
+				continue
+			}
+			out = append(out, &container{v: v, g: p, size: int64(used), slack: &slackStream{codec: st.Codec, data: data}})
+			// Clusters freed one after the other lie back to back.
+			if used <= 0 {
+				break
+			}
+			p += int64(used) - 1
+			st.To = max(st.To, p+2)
+		}
+	}
+	return out
+}
+
+// group gives each container its key: the physical identity of its bytes
+// (so that views sharing them share it), then, among files of one size,
+// their content's digest.
+func (d *decoder) group(ctx context.Context, cs []*container) ([][]*container, error) {
+	bySize := map[int64][]string{}
+	byKey := map[string][]*container{}
+	var keys []string
+	for _, c := range cs {
+		switch {
+		case c.slack != nil:
+			c.key = fmt.Sprintf("s:%p:%d", c.v, c.g)
+		case c.carved:
+			p, _ := posOf(c.v, c.g)
+			c.key = fmt.Sprintf("c:%v:%d:%d:%s", p.key.file, p.key.src, p.key.stream, strconv.FormatInt(p.off, 10))
+			if !c.v.dedupe {
+				c.key += fmt.Sprintf(":%p", c.v)
+			}
+		default:
+			c.key = "f:" + physicalKey(c)
+		}
+		if byKey[c.key] == nil {
+			keys = append(keys, c.key)
+			if !c.carved && c.slack == nil {
+				bySize[c.size] = append(bySize[c.size], c.key)
+			}
+		}
+		byKey[c.key] = append(byKey[c.key], c)
+	}
+	// Files of one size with other bytes: the same content?
+	for _, ks := range bySize {
+		if len(ks) < 2 {
+			continue
+		}
+		byDigest := map[[32]byte]string{}
+		for _, k := range ks {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			c := byKey[k][0]
+			h := sha256.New()
+			if _, err := io.Copy(h, io.NewSectionReader(c.r, 0, c.size)); err != nil {
+				continue
+			}
+			var sum [32]byte
+			h.Sum(sum[:0])
+			if first, ok := byDigest[sum]; ok {
+				byKey[first] = append(byKey[first], byKey[k]...)
+				delete(byKey, k)
+				continue
+			}
+			byDigest[sum] = k
+		}
+	}
+	var out [][]*container
+	for _, k := range keys {
+		if g := byKey[k]; g != nil {
+			out = append(out, g)
+		}
+	}
+	// Larger first, so that the workers end together.
+	slices.SortStableFunc(out, func(a, b []*container) int { return cmp.Compare(b[0].size, a[0].size) })
+	return out, nil
+}
+
+// physicalKey writes out where a file's bytes physically are.
+func physicalKey(c *container) string {
+	h := sha256.New()
+	var b [8]byte
+	put := func(n int64) {
+		binary.LittleEndian.PutUint64(b[:], uint64(n))
+		h.Write(b[:])
+	}
+	put(c.size)
+	for _, r := range c.runs {
+		put(r.FileOff)
+		for _, p := range c.v.pieces(r.Off, r.Len) {
+			h.Write([]byte(p.at.key.file))
+			put(int64(p.at.key.src))
+			put(p.at.key.stream)
+			put(p.at.off)
+			put(p.len)
+		}
+	}
+	return string(h.Sum(nil))
+}
+
+// run decodes one container of each group, on every core, and places its
+// matches at every place of the group.
+func (d *decoder) run(ctx context.Context, groups [][]*container) error {
+	next := make(chan []*container)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(groups), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := range next {
+				d.decodeGroup(ctx, g)
+			}
+		}()
+	}
+	for _, g := range groups {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- g
+	}
+	close(next)
+	wg.Wait()
+	return ctx.Err()
+}
+
+// budget is the target's decoded-bytes budget.
+func (d *decoder) budget(t *target) *decode.Budget {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b := d.budgets[t]
+	if b == nil {
+		max := d.s.opts.DecodeBudget
+		if max <= 0 {
+			max = DefaultDecodeBudget
+		}
+		b = decode.NewBudget(max)
+		d.budgets[t] = b
+	}
+	return b
+}
+
+// decodeGroup decodes the first container of a group and places its
+// matches.
+func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
+	c := g[0]
+	var found []decodedMatch
+	truncated := int64(0)
+	keep := func(dm decodedMatch) {
+		if len(found) >= maxBufferedMatches {
+			truncated++
+			return
+		}
+		found = append(found, dm)
+	}
+	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere}
+	var res decode.Result
+	var consumed int64
+	if c.slack != nil {
+		chain := []report.DecodedStep{{Codec: c.slack.codec}}
+		ck := chainKey(chain)
+		_, err := d.s.opts.Engine.ScanStream(ctx, bytes.NewReader(c.slack.data), opts, func(m detectors.Match) {
+			keep(decodedMatch{chain, ck, m})
+		})
+		if err != nil {
+			return
+		}
+		res = decode.Result{Leaves: 1, Decoded: int64(len(c.slack.data))}
+		consumed = c.size
+	} else {
+		var err error
+		res, err = decode.Walk(ctx, c.r, c.size, decode.Options{Limits: d.lim, Budget: d.budget(c.v.t)}, func(l decode.Leaf) error {
+			chain := reportChain(l.Chain)
+			ck := chainKey(chain)
+			_, err := d.s.opts.Engine.ScanStream(ctx, l.R, opts, func(m detectors.Match) {
+				keep(decodedMatch{chain, ck, m})
+			})
+			return err
+		})
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		consumed = res.Consumed
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := &c.v.decoding
+	if res.Leaves > 0 || len(res.Skipped) > 0 || !c.carved {
+		st.Containers++
+	}
+	st.Leaves += res.Leaves
+	st.DecodedBytes += res.Decoded
+	for k, n := range res.Skipped {
+		if st.Skipped == nil {
+			st.Skipped = map[string]int64{}
+		}
+		st.Skipped[k] += n
+	}
+	if truncated > 0 {
+		if st.Skipped == nil {
+			st.Skipped = map[string]int64{}
+		}
+		st.Skipped[fmt.Sprintf("matches past the first %d of one container not placed", maxBufferedMatches)] += truncated
+	}
+	if len(found) == 0 {
+		return
+	}
+	var places []guestPos
+	for _, x := range g {
+		places = append(places, d.placesOf(x, consumed)...)
+	}
+	places = uniquePlaces(places)
+	for _, dm := range found {
+		d.col.addDecoded(places, dm.chain, dm.chainKey, dm.m)
+	}
+}
+
+// placesOf lists where container c's bytes are: its own place first, then
+// the places of other views that hold the same bytes (for a carved
+// stream, the consumed bytes from its start; for a file, all its runs at
+// the same distance from each other).
+func (d *decoder) placesOf(c *container, consumed int64) []guestPos {
+	self := guestPos{c.v, c.g}
+	limit := d.col.lim.Limits().LocationsPerFinding
+	switch {
+	case c.slack != nil:
+		return []guestPos{self}
+	case c.carved:
+		ps, _ := d.col.idx.where(c.v, c.g, max(consumed, 1), limit)
+		return ps
+	case len(c.runs) == 0:
+		return []guestPos{self}
+	}
+	r0 := c.runs[0]
+	cands, _ := d.col.idx.where(c.v, r0.Off, r0.Len, limit)
+	out := []guestPos{self}
+	for _, gp := range cands {
+		if gp.v == c.v && gp.g == r0.Off {
+			continue
+		}
+		delta := gp.g - r0.Off
+		same := true
+		for _, r := range c.runs[1:] {
+			if !samePieces(c.v.pieces(r.Off, r.Len), gp.v.pieces(r.Off+delta, r.Len)) {
+				same = false
+				break
+			}
+		}
+		if same {
+			out = append(out, guestPos{gp.v, c.g + delta})
+		}
+	}
+	return out
+}
+
+func uniquePlaces(ps []guestPos) []guestPos {
+	seen := map[guestPos]bool{}
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// reportChain converts a decode chain to the report's form (a copy).
+func reportChain(ch []decode.Step) []report.DecodedStep {
+	out := make([]report.DecodedStep, len(ch))
+	for i, s := range ch {
+		out[i] = report.DecodedStep{Codec: s.Codec, Member: s.Member, Offset: s.Offset}
+	}
+	return out
+}
+
+// chainKey writes a chain out, to tell locations apart.
+func chainKey(ch []report.DecodedStep) string {
+	var b strings.Builder
+	for _, s := range ch {
+		fmt.Fprintf(&b, "%s\x00%s\x00%d\x00", s.Codec, s.Member, s.Offset)
+	}
+	return b.String()
+}
+
+// decodingReport is a view's decoding counts for the report, and their
+// notes; nil when it decoded nothing.
+func (v *viewState) decodingReport() *report.ViewDecoding {
+	st := v.decoding
+	if st.Containers == 0 && len(st.Skipped) == 0 {
+		return nil
+	}
+	st.Skipped = maps.Clone(st.Skipped)
+	return &st
+}
+
+// decodingNotes says in words what decoding left out in v.
+func (v *viewState) decodingNotes() []string {
+	return decode.Result{Skipped: v.decoding.Skipped}.Notes()
+}

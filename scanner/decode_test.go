@@ -1,0 +1,305 @@
+package scanner_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// shIn runs a bash script in dir (the tools' own flags, as a person types
+// them).
+func shIn(t *testing.T, dir, script string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+}
+
+// freshKey makes a fresh ed25519 key with ssh-keygen and returns its file's
+// bytes; the fingerprint is of the PEM block without the last newline.
+func freshKey(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	f := filepath.Join(dir, "key-"+name)
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func findingOf(t *testing.T, r *report.Report, fingerprint string) *report.Finding {
+	t.Helper()
+	for i := range r.Findings {
+		if r.Findings[i].Fingerprint == fingerprint && r.Findings[i].Category != report.CategoryRollbackRisk {
+			return &r.Findings[i]
+		}
+	}
+	t.Fatalf("no finding %s:%s", fingerprint, summary(r))
+	return nil
+}
+
+func chainText(l report.Location) string { return report.DecodedText(l) }
+
+func scanFile(t *testing.T, opts scanner.Options, img string) *report.Report {
+	t.Helper()
+	before := testutil.FileSnapshot(t, img)
+	if opts.Engine == nil {
+		opts.Engine = newEngine(t)
+	}
+	rep, err := scanner.New(opts).Scan(context.Background(), []string{img})
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if !bytes.Equal(before, testutil.FileSnapshot(t, img)) {
+		t.Fatal("the image changed during the scan")
+	}
+	return rep
+}
+
+// TestDecodedContent builds an ext4 image (mkfs.ext4 -d) whose files are
+// compressed and archived by the real tools, each holding a fresh key, and
+// a deleted .gz in free blocks (debugfs rm). Each key is found with its
+// container's path, state and exposure and the chain that reached it;
+// --no-decode finds none of them.
+func TestDecodedContent(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "debugfs", "ssh-keygen", "gzip", "xz", "zstd", "bzip2", "lz4", "zip", "tar", "cpio", "mksquashfs")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	log := strings.Repeat("Dec  6 10:00:01 web01 sshd[811]: Accepted publickey for deploy\n", 40)
+	cases := []struct {
+		name   string
+		path   string // the container, in the guest
+		script string // makes root/PATH from the key in key.pem (cwd dir)
+		chain  string
+		offset int64 // decoded_offset of the key; -1: not checked
+		state  string
+		expo   string
+	}{
+		{"rotated log, gzip", "/var/log/auth.log.2.gz", "(printf '%s' \"$LOG\"; cat key.pem) | gzip -9 > root/var/log/auth.log.2.gz", "gzip", int64(len(log)), "allocated", "live"},
+		{"rotated log, xz", "/var/log/syslog.3.xz", "(printf '%s' \"$LOG\"; cat key.pem) | xz > root/var/log/syslog.3.xz", "xz", int64(len(log)), "allocated", "live"},
+		{"zstd", "/var/log/journal.txt.zst", "(printf '%s' \"$LOG\"; cat key.pem) | zstd -q > root/var/log/journal.txt.zst", "zstd", int64(len(log)), "allocated", "live"},
+		{"bzip2", "/root/key.bz2", "bzip2 -c key.pem > root/root/key.bz2", "bzip2", 0, "allocated", "live"},
+		{"lz4", "/root/key.lz4", "lz4 -q -c key.pem > root/root/key.lz4", "lz4", 0, "allocated", "live"},
+		{"zip", "/home/alice/keys.zip", "mkdir -p z/.ssh && cp key.pem z/.ssh/id_ed25519 && (cd z && zip -q -r ../keys.zip .ssh) && mv keys.zip root/home/alice/", "zip member .ssh/id_ed25519", 0, "allocated", "live"},
+		{"tar.gz backup", "/home/alice/backup.tar.gz", "mkdir -p b/home/alice/.ssh && cp key.pem b/home/alice/.ssh/id_ed25519 && tar -C b -czf root/home/alice/backup.tar.gz home", "gzip > tar member home/alice/.ssh/id_ed25519", 0, "allocated", "live"},
+		// As mkinitramfs writes it: an uncompressed early cpio
+		// (microcode), then the main cpio compressed.
+		{"initramfs", "/boot/initrd.img-6.1.0-13-amd64", "mkdir -p early/kernel/x86/microcode i/etc/dropbear && echo ucode > early/kernel/x86/microcode/AuthenticAMD.bin && cp key.pem i/etc/dropbear/dropbear_ed25519_host_key && " +
+			"(cd early && find . | cpio -o -H newc --quiet) > root/boot/initrd.img-6.1.0-13-amd64 && (cd i && find . | cpio -o -H newc --quiet | zstd -q -19) >> root/boot/initrd.img-6.1.0-13-amd64",
+			"zstd > cpio member etc/dropbear/dropbear_ed25519_host_key", 0, "allocated", "live"},
+		{"snap (squashfs)", "/var/lib/snapd/snaps/app_1.snap", "mkdir -p s/etc/app && cp key.pem s/etc/app/server.key && mksquashfs s root/var/lib/snapd/snaps/app_1.snap -quiet -no-progress -comp xz >/dev/null", "squashfs member etc/app/server.key", 0, "allocated", "live"},
+		{"deleted .gz in free blocks", "/var/tmp/old-credentials.gz", "(printf '%s' \"$LOG\"; cat key.pem) | gzip > root/var/tmp/old-credentials.gz", "gzip", int64(len(log)), "free", "deleted"},
+	}
+	keys := map[string][]byte{}
+	for i, c := range cases {
+		keys[c.name] = freshKey(t, dir, fmt.Sprint(i))
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(c.path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "key.pem"), keys[c.name], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		shIn(t, dir, "export LOG='"+log+"'; "+c.script)
+	}
+	// One key both raw and inside a .gz: one finding, both places.
+	both := freshKey(t, dir, "both")
+	if err := os.MkdirAll(filepath.Join(root, "etc/app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "etc/app/tls.key"), both, 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), both, 0o600)
+	shIn(t, dir, "gzip -c key.pem > root/root/tls.key.gz")
+
+	img := filepath.Join(dir, "fs.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-d", root, img, "64M")
+	testutil.Run(t, "debugfs", "-w", "-R", "rm /var/tmp/old-credentials.gz", img)
+
+	rep := scanFile(t, scanner.Options{}, img)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := findingOf(t, rep, fp(bytes.TrimRight(keys[c.name], "\n")))
+			var got []string
+			ok := false
+			for _, l := range f.Locations {
+				got = append(got, fmt.Sprintf("%s %q %s %s @%v", l.Path, chainText(l), l.State, l.Exposure, l.DecodedOffset))
+				if chainText(l) != c.chain || l.State != c.state || l.Exposure != c.expo || l.DecodedOffset == nil {
+					continue
+				}
+				if c.state == "allocated" && l.Path != c.path {
+					continue
+				}
+				if c.offset >= 0 && *l.DecodedOffset != c.offset {
+					t.Errorf("decoded offset %d, want %d", *l.DecodedOffset, c.offset)
+				}
+				ok = true
+			}
+			if !ok {
+				t.Errorf("no location %s %q %s %s; got %q", c.path, c.chain, c.state, c.expo, got)
+			}
+			if c.expo == "deleted" && !f.OutsideGuestControl {
+				t.Errorf("a key in free blocks is not outside the guest's control")
+			}
+		})
+	}
+	f := findingOf(t, rep, fp(bytes.TrimRight(both, "\n")))
+	if len(f.Locations) != 2 || !slices.ContainsFunc(f.Locations, func(l report.Location) bool { return l.Path == "/etc/app/tls.key" && l.Decoded == nil }) ||
+		!slices.ContainsFunc(f.Locations, func(l report.Location) bool { return l.Path == "/root/tls.key.gz" && chainText(l) == "gzip" }) {
+		t.Errorf("raw and decoded copies of one key: %+v", f.Locations)
+	}
+	cur := rep.Targets[0].Views[0]
+	if cur.Decoding == nil || cur.Decoding.Containers < int64(len(cases)) || len(cur.Decoding.Skipped) > 0 {
+		t.Errorf("view decoding counts %+v", cur.Decoding)
+	}
+
+	// --no-decode: raw bytes only.
+	plain := scanFile(t, scanner.Options{NoDecode: true}, img)
+	for _, f := range plain.Findings {
+		for _, l := range f.Locations {
+			if l.Decoded != nil {
+				t.Errorf("--no-decode gave a decoded location %+v", l)
+			}
+		}
+	}
+	for _, c := range cases {
+		for _, f := range plain.Findings {
+			if f.Fingerprint == fp(bytes.TrimRight(keys[c.name], "\n")) && c.name != "zip" && c.name != "snap (squashfs)" {
+				t.Errorf("--no-decode found %s", c.name)
+			}
+		}
+	}
+	if plain.Targets[0].Views[0].Decoding != nil {
+		t.Errorf("--no-decode counts decoding: %+v", plain.Targets[0].Views[0].Decoding)
+	}
+}
+
+// TestCompressedClusterSlack: qemu-img convert -c writes compressed
+// clusters back to back; qemu-io then overwrites the one holding a key,
+// whose old deflate stream stays in a host cluster that other compressed
+// clusters still use. The key is found there, unreferenced, decoded from
+// raw deflate (and from zstd with compression_type=zstd); the current
+// state no longer has it.
+func TestCompressedClusterSlack(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-io", "ssh-keygen", "python3")
+	for _, c := range []struct{ name, opts, codec string }{
+		{"zlib", "cluster_size=65536", "deflate"},
+		{"zstd", "cluster_size=65536,compression_type=zstd", "zstd"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			key := freshKey(t, dir, "slack")
+			os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
+			// 16 clusters of log-like text that compress to a few KB each;
+			// the key in cluster 5, amid random lines (so that its stream
+			// is not short).
+			shIn(t, dir, `python3 - <<'EOF'
+import random
+random.seed(7)
+words = [b"alpha", b"beta", b"gamma", b"delta", b"error", b"warning", b"session", b"opened"]
+out = b""
+for i in range(16):
+    blk = b" ".join(random.choice(words) + str(random.randrange(10**6)).encode() for _ in range(12000))
+    if i == 5:
+        blk = open("key.pem", "rb").read() + blk
+    out += blk[:65536].ljust(65536, b".")
+open("disk.raw", "wb").write(out)
+EOF`)
+			img := filepath.Join(dir, "disk.qcow2")
+			testutil.Run(t, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", c.opts, filepath.Join(dir, "disk.raw"), img)
+			testutil.Run(t, "qemu-io", "-c", "write -P 0x41 327680 65536", img)
+			rep := scanFile(t, scanner.Options{}, img)
+			f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
+			for _, l := range f.Locations {
+				if l.Exposure != report.ExposureUnreferenced || chainText(l) != c.codec || l.ViewKind != "unreferenced" {
+					t.Errorf("location %+v: want unreferenced, decoded %s", l, c.codec)
+				}
+			}
+			if len(f.Locations) == 0 || !slices.Equal(f.Exposure, []string{report.ExposureUnreferenced}) {
+				t.Errorf("exposure %v, locations %+v", f.Exposure, f.Locations)
+			}
+		})
+	}
+}
+
+// TestDecodingBombs: bombs inside an ext4 image stay inside the caps, each
+// counted in the view's decoding and notes, in bounded time.
+func TestDecodingBombs(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "zip", "tar", "gzip")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(root, "home/mallory"), 0o755)
+	shIn(t, dir, `cd root/home/mallory
+head -c 20M /dev/zero > z && for i in $(seq 16); do ln z z$i; done && zip -q -9 bomb.zip z* && rm z*
+echo leaf > f && tar -czf l0.tgz f && rm f && for i in $(seq 12); do tar -czf l$i.tgz l$((i-1)).tgz; rm l$((i-1)).tgz; done && mv l12.tgz deep.tar.gz
+head -c 200M /dev/zero | gzip -9 > zeros.gz`)
+	img := filepath.Join(dir, "fs.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, img, "32M")
+	start := time.Now()
+	rep := scanFile(t, scanner.Options{}, img)
+	took := time.Since(start)
+	v := rep.Targets[0].Views[0]
+	if v.Decoding == nil {
+		t.Fatalf("no decoding counts: %+v", v)
+	}
+	notes := strings.Join(v.Notes, "\n")
+	for _, want := range []string{"zip stream over the 100:1 expansion ratio cap", "nested deeper than 8 levels", "gzip stream over the 100:1 expansion ratio cap"} {
+		if v.Decoding.Skipped[want] == 0 || !strings.Contains(notes, "not decoded in full: "+want) {
+			t.Errorf("cap %q not counted: %+v; notes %q", want, v.Decoding.Skipped, notes)
+		}
+	}
+	if v.Decoding.DecodedBytes > 256<<20 {
+		t.Errorf("decoded %d bytes", v.Decoding.DecodedBytes)
+	}
+	t.Logf("bombs: %v, %+v", took, v.Decoding)
+	if took > time.Minute {
+		t.Errorf("took %v", took)
+	}
+}
+
+// TestDecodedProvenance: a key inside a .gz that a package ships (its
+// documentation), unmodified, is public material like the package's plain
+// files: severity info, the .gz as its provenance; --no-downgrade keeps the
+// rule's severity.
+func TestDecodedProvenance(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "ssh-keygen", "gzip", "dpkg")
+	dir := t.TempDir()
+	key := freshKey(t, dir, "pkg")
+	os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
+	shIn(t, dir, "gzip -9 -n -c key.pem > example.key.gz")
+	gz, err := os.ReadFile(filepath.Join(dir, "example.key.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "/usr/share/doc/libselftest/examples/example.key.gz"
+	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "libselftest", Version: "1.2-1", Files: []testutil.DebFile{{Path: path, Data: gz}}})
+	root := filepath.Join(dir, "root")
+	testutil.DpkgInstall(t, root, deb)
+	img := filepath.Join(dir, "fs.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, img, "16M")
+	for _, noDowngrade := range []bool{false, true} {
+		rep := scanFile(t, scanner.Options{NoDowngrade: noDowngrade}, img)
+		f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
+		if len(f.Locations) != 1 || f.Locations[0].Path != path || chainText(f.Locations[0]) != "gzip" {
+			t.Fatalf("locations %+v", f.Locations)
+		}
+		switch {
+		case !noDowngrade && (f.Severity != report.SeverityInfo || len(f.Provenance) != 1 || f.Provenance[0].Path != path || f.Provenance[0].Modified):
+			t.Errorf("severity %s, provenance %+v: want info from %s", f.Severity, f.Provenance, path)
+		case noDowngrade && f.Severity == report.SeverityInfo:
+			t.Errorf("--no-downgrade: severity info")
+		}
+	}
+}
