@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/report"
@@ -60,6 +61,8 @@ type fileScanner struct {
 	// of those of its latest entry, so that an entry that appears again
 	// later in the same tar marks the earlier copy replaced.
 	hitsAt map[string][][2]int
+	// budget bounds what decoding this blob's files yields.
+	budget *decode.Budget
 
 	// at is the blob when it is read in place, pos the position of the
 	// tar reader in it: the data of the current file starts there. The
@@ -156,6 +159,9 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 			return err
 		}
 	}
+	if !fs.s.opts.NoDecode && decode.Sniff(buf[:min(n, decode.SniffLen)]) != "" {
+		return fs.scanDecoding(ctx, r, buf, n, eof, p, size)
+	}
 	return fs.scanStream(ctx, r, buf, n, eof, p, size)
 }
 
@@ -220,10 +226,15 @@ func (fs *fileScanner) scanStream(ctx context.Context, r io.Reader, buf []byte, 
 }
 
 func (fs *fileScanner) addHit(m detectors.Match, p string) {
+	fs.addLocated(m, p, report.Location{ViewKind: "layer", Offset: m.Start, Length: m.End - m.Start, Path: p, State: report.StateAllocated, Encoding: m.Encoding})
+}
+
+// addLocated records match m of the file at p, seen at loc.
+func (fs *fileScanner) addLocated(m detectors.Match, p string, loc report.Location) {
 	if m.AllowedAt(p) {
 		return // an allowlist's paths cover this file
 	}
-	i, j, ok := fs.keep(m, report.Location{ViewKind: "layer", Offset: m.Start, Length: m.End - m.Start, Path: p, State: report.StateAllocated, Encoding: m.Encoding})
+	i, j, ok := fs.keep(m, loc)
 	if !ok {
 		return
 	}
