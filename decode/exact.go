@@ -10,6 +10,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// exactMaxWindow is the largest zstd window Exactly accepts.
+const exactMaxWindow = 8 << 20
+
 // ErrNotExact is returned by Exactly when the bytes do not hold one whole
 // stream of the size asked for.
 var ErrNotExact = errors.New("decode: not a stream of that size")
@@ -35,8 +38,11 @@ func Exactly(b []byte, codec string, size int) ([]byte, int, error) {
 		if !bytes.HasPrefix(b, magicZstd) {
 			return nil, 0, ErrNotExact
 		}
+		// A frame written from a stream declares a window larger than
+		// its contents; what is read stays bounded by size below.
+		win := uint64(max(size, exactMaxWindow))
 		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(uint64(max(size, zstd.MinWindowSize))), zstd.WithDecoderMaxMemory(uint64(size)+1))
+			zstd.WithDecoderMaxWindow(win), zstd.WithDecoderMaxMemory(win))
 		if err != nil {
 			return nil, 0, ErrNotExact
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +105,15 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	writeArgs := func(target, name, args string) {
+		d := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, name), []byte("go test fuzz v1\n"+args), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for name, script := range seeds {
 		sh(t, dir, "("+script+") > seed")
 		b, err := os.ReadFile(filepath.Join(dir, "seed"))
@@ -119,4 +130,68 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("FuzzInflate", "deflate", b)
+	// A cluster's worth (64 KiB) of raw deflate and of zstd, as qcow2's
+	// zlib and zstd compression types write them.
+	sh(t, dir, `python3 -c 'import sys, zlib; c = zlib.compressobj(6, zlib.DEFLATED, -12); sys.stdout.buffer.write(c.compress((open("`+key+`", "rb").read() * 2000)[:65536]) + c.flush())' > seed`)
+	if b, err = os.ReadFile(filepath.Join(dir, "seed")); err != nil {
+		t.Fatal(err)
+	}
+	writeArgs("FuzzExactly", "deflate-cluster", fmt.Sprintf("[]byte(%q)\nbool(false)\n", b))
+	sh(t, dir, `python3 -c 'import sys; sys.stdout.buffer.write((open("`+key+`", "rb").read() * 2000)[:65536])' | zstd -q -c > seed`)
+	if b, err = os.ReadFile(filepath.Join(dir, "seed")); err != nil {
+		t.Fatal(err)
+	}
+	writeArgs("FuzzExactly", "zstd-cluster", fmt.Sprintf("[]byte(%q)\nbool(true)\n", b))
+}
+
+// FuzzExactly tries arbitrary bytes as one deflate or zstd stream of a
+// cluster's size, as compressed-cluster slack is tried.
+func FuzzExactly(f *testing.F) {
+	f.Add([]byte{0x4b, 0x4c, 0x4a, 0x06, 0x00}, false)
+	f.Fuzz(func(t *testing.T, data []byte, zstd bool) {
+		codec := Deflate
+		if zstd {
+			codec = Zstd
+		}
+		for _, size := range []int{1, 4096, 65536} {
+			out, used, err := Exactly(data, codec, size)
+			if err == nil && (len(out) != size || used < 0 || used > len(data)) {
+				t.Fatalf("%d bytes out, %d used of %d, for size %d", len(out), used, len(data), size)
+			}
+		}
+	})
+}
+
+// TestFuzzSeedsDecode: the committed seeds still reach what they were
+// made for: each FuzzWalk seed yields a leaf, each FuzzExactly seed is a
+// stream of one 64 KiB cluster.
+func TestFuzzSeedsDecode(t *testing.T) {
+	walk, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzWalk", "*"))
+	exact, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzExactly", "*"))
+	if len(walk) < 10 || len(exact) < 2 {
+		t.Fatalf("%d FuzzWalk and %d FuzzExactly seeds", len(walk), len(exact))
+	}
+	for _, p := range walk {
+		leaves, _ := walkAll(t, testutil.FuzzSeed(t, p), Options{})
+		if len(leaves) == 0 {
+			t.Errorf("%s yields no leaf", p)
+		}
+	}
+	for _, p := range exact {
+		lines := strings.Split(strings.TrimSpace(string(testutil.FileSnapshot(t, p))), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("%s: %d lines", p, len(lines))
+		}
+		b, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		codec := Deflate
+		if lines[2] == "bool(true)" {
+			codec = Zstd
+		}
+		if _, _, err := Exactly([]byte(b), codec, 65536); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
 }
