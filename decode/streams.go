@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
@@ -78,7 +79,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		if err := charge(memBzip2); err != nil {
 			return nil, 0, false, err
 		}
-		return bzip2.NewReader(s.br), memBzip2, false, nil
+		return &bzip2Reader{r: bzip2.NewReader(s.br)}, memBzip2, false, nil
 	case LZ4:
 		if err := charge(memLZ4); err != nil {
 			return nil, 0, false, err
@@ -102,7 +103,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 			return nil, 0, false, err
 		}
 		w.mem += win
-		return zstdReader{z}, win, false, nil
+		return &zstdReader{d: z}, win, false, nil
 	case Xz:
 		x, err := newXzReader(s, charge)
 		if err != nil {
@@ -114,18 +115,44 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 	return nil, 0, false, fmt.Errorf("decode: %s is not a stream", kind)
 }
 
-// zstdReader turns the decoder's window error into a cap.
-type zstdReader struct{ d *zstd.Decoder }
+// zstdReader turns the decoder's window error into a cap, and bytes that
+// are no frame after a whole frame into the stream's end: frames follow
+// each other, and a stream found in free space is followed by whatever
+// the space holds.
+type zstdReader struct {
+	d   *zstd.Decoder
+	out int64
+}
 
-func (z zstdReader) Read(p []byte) (int, error) {
+func (z *zstdReader) Read(p []byte) (int, error) {
 	n, err := z.d.Read(p)
-	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+	z.out += int64(n)
+	switch {
+	case errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded):
 		err = &capError{reason: "zstd window over the decoder memory cap"}
+	case errors.Is(err, zstd.ErrMagicMismatch) && z.out > 0:
+		err = io.EOF
 	}
 	return n, err
 }
 
-func (z zstdReader) Close() error { z.d.Close(); return nil }
+func (z *zstdReader) Close() error { z.d.Close(); return nil }
+
+// bzip2Reader turns bytes that are no stream after a whole stream into the
+// end (compress/bzip2 reads on to a next stream).
+type bzip2Reader struct {
+	r   io.Reader
+	out int64
+}
+
+func (b *bzip2Reader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.out += int64(n)
+	if err != nil && b.out > 0 && strings.Contains(err.Error(), "continuation file") {
+		err = io.EOF
+	}
+	return n, err
+}
 
 // guard reads a decoder's output within the caps: the stream's expansion
 // ratio, the walk's, and the walk's time.

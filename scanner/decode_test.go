@@ -303,3 +303,54 @@ func TestDecodedProvenance(t *testing.T) {
 		}
 	}
 }
+
+// TestCarvedStreams: compressed streams and zips that no file holds any
+// more are found by their magic numbers at a page or cluster boundary and
+// decoded from there: in saved RAM (a VMware .vmem holding a key
+// compressed by gzip, zstd, bzip2, xz and zip, written at page boundaries
+// among random bytes with dd), and in a qcow2's unreferenced clusters (a
+// .gz qemu-io wrote into a cluster that only a snapshot kept, then the
+// snapshot deleted without discarding its clusters, as the demo's "tmp").
+func TestCarvedStreams(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "gzip", "zstd", "bzip2", "xz", "zip", "dd", "qemu-img", "qemu-io")
+	t.Run("RAM", func(t *testing.T) {
+		dir := t.TempDir()
+		key := freshKey(t, dir, "ram")
+		os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
+		shIn(t, dir, `head -c 8M /dev/urandom > ram.vmem
+put() { dd of=ram.vmem bs=4096 seek=$1 conv=notrunc status=none; }
+gzip -c key.pem | put 300; zstd -q -c key.pem | put 900; bzip2 -c key.pem | put 1200; xz -c key.pem | put 1500; zip -q - key.pem | put 1700`)
+		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "ram.vmem"))
+		f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
+		var got []string
+		for _, l := range f.Locations {
+			if l.Exposure != report.ExposureMemory || l.Offset%4096 != 0 {
+				t.Errorf("location %+v", l)
+			}
+			got = append(got, fmt.Sprintf("%d:%s", l.Offset/4096, chainText(l)))
+		}
+		slices.Sort(got)
+		if want := []string{"1200:bzip2", "1500:xz", "1700:zip member key.pem", "300:gzip", "900:zstd"}; !slices.Equal(got, want) {
+			t.Errorf("locations %q, want %q", got, want)
+		}
+		if d := rep.Targets[0].Views[0].Decoding; d == nil || d.Containers != 5 || len(d.Skipped) != 0 {
+			t.Errorf("decoding %+v: trailing random bytes are no corruption", d)
+		}
+	})
+	t.Run("unreferenced clusters", func(t *testing.T) {
+		dir := t.TempDir()
+		key := freshKey(t, dir, "unref")
+		os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
+		shIn(t, dir, `gzip -c key.pem > key.gz
+qemu-img create -q -f qcow2 disk.qcow2 4M
+qemu-io -c "write -s key.gz 1M $(stat -c %s key.gz)" disk.qcow2 >/dev/null
+qemu-img snapshot -c old disk.qcow2
+qemu-io -c "write -P 0x41 1M 64k" disk.qcow2 >/dev/null
+qemu-img snapshot --image-opts -d old "driver=qcow2,file.filename=disk.qcow2,pass-discard-snapshot=off"`)
+		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.qcow2"))
+		f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
+		if len(f.Locations) != 1 || f.Locations[0].Exposure != report.ExposureUnreferenced || chainText(f.Locations[0]) != "gzip" {
+			t.Errorf("locations %+v", f.Locations)
+		}
+	})
+}
