@@ -152,11 +152,14 @@ type Result struct {
 	Skipped map[string]int64
 }
 
-func (r *Result) skip(reason string) {
+func (r *Result) skip(reason string) { r.Skip(reason, 1) }
+
+// Skip counts n members or streams not decoded in full for reason.
+func (r *Result) Skip(reason string, n int64) {
 	if r.Skipped == nil {
 		r.Skipped = map[string]int64{}
 	}
-	r.Skipped[reason]++
+	r.Skipped[reason] += n
 }
 
 // Add sums another walk's counts into r.
@@ -165,10 +168,7 @@ func (r *Result) Add(o Result) {
 	r.Decoded += o.Decoded
 	r.Consumed += o.Consumed
 	for k, n := range o.Skipped {
-		if r.Skipped == nil {
-			r.Skipped = map[string]int64{}
-		}
-		r.Skipped[k] += n
+		r.Skip(k, n)
 	}
 }
 
@@ -265,18 +265,4 @@ type Options struct {
 // deadline returns the walk's context, bounded by MaxTime.
 func deadline(ctx context.Context, l Limits) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, l.MaxTime)
-}
-
-// HumanBytes writes n bytes as "4.0 GiB", for cap reasons.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -34,17 +34,6 @@ func walkAll(t *testing.T, data []byte, opts Options) ([]leafSeen, Result) {
 	return out, res
 }
 
-// sh runs a shell pipeline in dir (the tools' own flags, as a person
-// would type them).
-func sh(t *testing.T, dir, script string) {
-	t.Helper()
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, out)
-	}
-}
-
 // tree writes the files of a small tree under dir/src: a secret-bearing
 // file among others.
 func tree(t *testing.T, dir string, secret []byte) {
@@ -115,7 +104,7 @@ func TestWalkRealTools(t *testing.T) {
 			testutil.RequireTool(t, c.tools...)
 			dir := t.TempDir()
 			tree(t, dir, secret)
-			sh(t, dir, c.script)
+			testutil.Bash(t, dir, c.script)
 			data, err := os.ReadFile(filepath.Join(dir, "out"))
 			if err != nil {
 				t.Fatal(err)
@@ -209,7 +198,7 @@ func TestBombs(t *testing.T) {
 				cmd.Wait()
 				size = res.Consumed
 			} else {
-				sh(t, dir, c.script)
+				testutil.Bash(t, dir, c.script)
 				f, ferr := os.Open(filepath.Join(dir, "out"))
 				if ferr != nil {
 					t.Fatal(ferr)
@@ -251,7 +240,7 @@ func TestBombs(t *testing.T) {
 func TestExactly(t *testing.T) {
 	testutil.RequireTool(t, "python3")
 	dir := t.TempDir()
-	sh(t, dir, `python3 -c '
+	testutil.Bash(t, dir, `python3 -c '
 import sys, zlib
 data = bytes(range(256)) * 256
 c = zlib.compressobj(6, zlib.DEFLATED, -12)

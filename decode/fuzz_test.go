@@ -115,7 +115,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 	for name, script := range seeds {
-		sh(t, dir, "("+script+") > seed")
+		testutil.Bash(t, dir, "("+script+") > seed")
 		b, err := os.ReadFile(filepath.Join(dir, "seed"))
 		if err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	// Raw deflate as zlib writes it (Python's zlib, wbits -15), as qcow2
 	// compressed clusters hold it.
-	sh(t, dir, `python3 -c 'import sys, zlib; c = zlib.compressobj(6, zlib.DEFLATED, -15); sys.stdout.buffer.write(c.compress(open("`+key+`", "rb").read() * 20) + c.flush())' > seed`)
+	testutil.Bash(t, dir, `python3 -c 'import sys, zlib; c = zlib.compressobj(6, zlib.DEFLATED, -15); sys.stdout.buffer.write(c.compress(open("`+key+`", "rb").read() * 20) + c.flush())' > seed`)
 	b, err := os.ReadFile(filepath.Join(dir, "seed"))
 	if err != nil {
 		t.Fatal(err)
@@ -132,12 +132,12 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	write("FuzzInflate", "deflate", b)
 	// A cluster's worth (64 KiB) of raw deflate and of zstd, as qcow2's
 	// zlib and zstd compression types write them.
-	sh(t, dir, `python3 -c 'import sys, zlib; c = zlib.compressobj(6, zlib.DEFLATED, -12); sys.stdout.buffer.write(c.compress((open("`+key+`", "rb").read() * 2000)[:65536]) + c.flush())' > seed`)
+	testutil.Bash(t, dir, `python3 -c 'import sys, zlib; c = zlib.compressobj(6, zlib.DEFLATED, -12); sys.stdout.buffer.write(c.compress((open("`+key+`", "rb").read() * 2000)[:65536]) + c.flush())' > seed`)
 	if b, err = os.ReadFile(filepath.Join(dir, "seed")); err != nil {
 		t.Fatal(err)
 	}
 	writeArgs("FuzzExactly", "deflate-cluster", fmt.Sprintf("[]byte(%q)\nbool(false)\n", b))
-	sh(t, dir, `python3 -c 'import sys; sys.stdout.buffer.write((open("`+key+`", "rb").read() * 2000)[:65536])' | zstd -q -c > seed`)
+	testutil.Bash(t, dir, `python3 -c 'import sys; sys.stdout.buffer.write((open("`+key+`", "rb").read() * 2000)[:65536])' | zstd -q -c > seed`)
 	if b, err = os.ReadFile(filepath.Join(dir, "seed")); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz/lzma"
+
+	"github.com/imgaudit/imgaudit/report"
 )
 
 // A squashfs (version 4) reader of its own: go-diskfs's reads whole
@@ -80,7 +82,7 @@ func (w *walker) squashfs(s *src, start int64, depth int, first bool) error {
 			return err
 		}
 		if int64(len(b)) > lim {
-			return &capError{reason: fmt.Sprintf("squashfs image inside a stream over the %s spool cap", HumanBytes(lim))}
+			return &capError{reason: fmt.Sprintf("squashfs image inside a stream over the %s spool cap", report.HumanBytes(lim))}
 		}
 		w.mem += int64(len(b))
 		defer func() { w.mem -= int64(len(b)) }()

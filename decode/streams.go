@@ -11,6 +11,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/imgaudit/imgaudit/report"
 )
 
 // Decoder memory, as charged against Limits.MaxDecoderMemory: what each
@@ -60,7 +62,7 @@ func (w *walker) stream(kind string, s *src, start int64, depth int) (more bool,
 func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool, err error) {
 	charge := func(n int64) error {
 		if w.mem+n > w.lim.MaxDecoderMemory {
-			return &capError{reason: fmt.Sprintf("%s decoder would need %s, over the %s decoder memory cap", kind, HumanBytes(n), HumanBytes(w.lim.MaxDecoderMemory))}
+			return &capError{reason: fmt.Sprintf("%s decoder would need %s, over the %s decoder memory cap", kind, report.HumanBytes(n), report.HumanBytes(w.lim.MaxDecoderMemory))}
 		}
 		w.mem += n
 		return nil
@@ -95,7 +97,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		// more than is left fails with ErrWindowSizeExceeded.
 		win := w.lim.MaxDecoderMemory - w.mem
 		if win < zstd.MinWindowSize {
-			return nil, 0, false, &capError{reason: fmt.Sprintf("zstd decoder over the %s decoder memory cap", HumanBytes(w.lim.MaxDecoderMemory))}
+			return nil, 0, false, &capError{reason: fmt.Sprintf("zstd decoder over the %s decoder memory cap", report.HumanBytes(w.lim.MaxDecoderMemory))}
 		}
 		win = min(win, zstd.MaxWindowSize)
 		z, err := zstd.NewReader(s.br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(uint64(win)))

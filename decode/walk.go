@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/imgaudit/imgaudit/report"
 )
 
 // bufSize is the read buffer of each nesting level.
@@ -287,7 +289,7 @@ func (l *leafReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	if n > 0 && !l.w.budget.take(int64(n)) {
-		l.err = &capError{reason: fmt.Sprintf("over the %s decoded cap", HumanBytes(l.w.budget.Max())), whole: true}
+		l.err = &capError{reason: fmt.Sprintf("over the %s decoded cap", report.HumanBytes(l.w.budget.Max())), whole: true}
 		return n, l.err
 	}
 	if err != nil && !errors.Is(err, io.EOF) {

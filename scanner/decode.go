@@ -476,24 +476,13 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := &c.v.decoding
 	if res.Leaves > 0 || len(res.Skipped) > 0 || !c.carved {
-		st.Containers++
-	}
-	st.Leaves += res.Leaves
-	st.DecodedBytes += res.Decoded
-	for k, n := range res.Skipped {
-		if st.Skipped == nil {
-			st.Skipped = map[string]int64{}
-		}
-		st.Skipped[k] += n
+		c.v.containers++
 	}
 	if truncated > 0 {
-		if st.Skipped == nil {
-			st.Skipped = map[string]int64{}
-		}
-		st.Skipped[fmt.Sprintf("matches past the first %d of one container not placed", maxBufferedMatches)] += truncated
+		res.Skip(fmt.Sprintf("matches past the first %d of one container not placed", maxBufferedMatches), truncated)
 	}
+	c.v.decoding.Add(res)
 	if len(found) == 0 {
 		return
 	}
@@ -579,14 +568,11 @@ func chainKey(ch []report.DecodedStep) string {
 // notes; nil when it decoded nothing.
 func (v *viewState) decodingReport() *report.ViewDecoding {
 	st := v.decoding
-	if st.Containers == 0 && len(st.Skipped) == 0 {
+	if v.containers == 0 && len(st.Skipped) == 0 {
 		return nil
 	}
-	st.Skipped = maps.Clone(st.Skipped)
-	return &st
+	return &report.ViewDecoding{Containers: v.containers, Leaves: st.Leaves, DecodedBytes: st.Decoded, Skipped: maps.Clone(st.Skipped)}
 }
 
 // decodingNotes says in words what decoding left out in v.
-func (v *viewState) decodingNotes() []string {
-	return decode.Result{Skipped: v.decoding.Skipped}.Notes()
-}
+func (v *viewState) decodingNotes() []string { return v.decoding.Notes() }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,17 +15,6 @@ import (
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
-
-// shIn runs a bash script in dir (the tools' own flags, as a person types
-// them).
-func shIn(t *testing.T, dir, script string) {
-	t.Helper()
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, out)
-	}
-}
 
 // freshKey makes a fresh ed25519 key with ssh-keygen and returns its file's
 // bytes; the fingerprint is of the PEM block without the last newline.
@@ -113,7 +101,7 @@ func TestDecodedContent(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "key.pem"), keys[c.name], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		shIn(t, dir, "export LOG='"+log+"'; "+c.script)
+		testutil.Bash(t, dir, "export LOG='"+log+"'; "+c.script)
 	}
 	// One key both raw and inside a .gz: one finding, both places.
 	both := freshKey(t, dir, "both")
@@ -122,7 +110,7 @@ func TestDecodedContent(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(root, "etc/app/tls.key"), both, 0o600)
 	os.WriteFile(filepath.Join(dir, "key.pem"), both, 0o600)
-	shIn(t, dir, "gzip -c key.pem > root/root/tls.key.gz")
+	testutil.Bash(t, dir, "gzip -c key.pem > root/root/tls.key.gz")
 
 	img := filepath.Join(dir, "fs.img")
 	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-d", root, img, "64M")
@@ -205,7 +193,7 @@ func TestCompressedClusterSlack(t *testing.T) {
 			// 16 clusters of log-like text that compress to a few KB each;
 			// the key in cluster 5, amid random lines (so that its stream
 			// is not short).
-			shIn(t, dir, `python3 - <<'EOF'
+			testutil.Bash(t, dir, `python3 - <<'EOF'
 import random
 random.seed(7)
 words = [b"alpha", b"beta", b"gamma", b"delta", b"error", b"warning", b"session", b"opened"]
@@ -241,7 +229,7 @@ func TestDecodingBombs(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
 	os.MkdirAll(filepath.Join(root, "home/mallory"), 0o755)
-	shIn(t, dir, `cd root/home/mallory
+	testutil.Bash(t, dir, `cd root/home/mallory
 head -c 20M /dev/zero > z && for i in $(seq 16); do ln z z$i; done && zip -q -9 bomb.zip z* && rm z*
 echo leaf > f && tar -czf l0.tgz f && rm f && for i in $(seq 12); do tar -czf l$i.tgz l$((i-1)).tgz; rm l$((i-1)).tgz; done && mv l12.tgz deep.tar.gz
 head -c 200M /dev/zero | gzip -9 > zeros.gz`)
@@ -278,7 +266,7 @@ func TestDecodedProvenance(t *testing.T) {
 	dir := t.TempDir()
 	key := freshKey(t, dir, "pkg")
 	os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
-	shIn(t, dir, "gzip -9 -n -c key.pem > example.key.gz")
+	testutil.Bash(t, dir, "gzip -9 -n -c key.pem > example.key.gz")
 	gz, err := os.ReadFile(filepath.Join(dir, "example.key.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +305,7 @@ func TestCarvedStreams(t *testing.T) {
 		dir := t.TempDir()
 		key := freshKey(t, dir, "ram")
 		os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
-		shIn(t, dir, `head -c 8M /dev/urandom > ram.vmem
+		testutil.Bash(t, dir, `head -c 8M /dev/urandom > ram.vmem
 put() { dd of=ram.vmem bs=4096 seek=$1 conv=notrunc status=none; }
 gzip -c key.pem | put 300; zstd -q -c key.pem | put 900; bzip2 -c key.pem | put 1200; xz -c key.pem | put 1500; zip -q - key.pem | put 1700`)
 		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "ram.vmem"))
@@ -341,7 +329,7 @@ gzip -c key.pem | put 300; zstd -q -c key.pem | put 900; bzip2 -c key.pem | put 
 		dir := t.TempDir()
 		key := freshKey(t, dir, "unref")
 		os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
-		shIn(t, dir, `gzip -c key.pem > key.gz
+		testutil.Bash(t, dir, `gzip -c key.pem > key.gz
 qemu-img create -q -f qcow2 disk.qcow2 4M
 qemu-io -c "write -s key.gz 1M $(stat -c %s key.gz)" disk.qcow2 >/dev/null
 qemu-img snapshot -c old disk.qcow2

@@ -160,8 +160,10 @@ type viewState struct {
 	// cuts counts the matches cut by the findings cap and the keyword
 	// hits the detectors left unvalidated, by rule.
 	cuts Cuts
-	// decoding counts what the decode pass read in this view.
-	decoding report.ViewDecoding
+	// decoding counts what the decode pass read in this view, and
+	// containers the containers it decoded there.
+	decoding   decode.Result
+	containers int64
 }
 
 // Scan scans the targets (image files or directories) and returns the report.

@@ -79,3 +79,15 @@ func BuildDemo(t testing.TB) (images, secrets string) {
 	Run(t, "bash", filepath.Join(RepoRoot(), "testdata/demo/make-demo.sh"), images, secrets)
 	return images, secrets
 }
+
+// Bash runs a bash script (with -euo pipefail) in dir and fails the test
+// with its output on error: for fixtures made by piping the real tools
+// together, as a person types them.
+func Bash(t testing.TB, dir, script string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+}
