@@ -2,6 +2,7 @@ package guestfs
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -250,6 +251,24 @@ func TestLVMLocate(t *testing.T) {
 	}
 	if b, err := m.ReadFile("/big"); err != nil || !bytes.Equal(b, d.big) {
 		t.Errorf("ReadFile /big (striped): %d bytes, %v", len(b), err)
+	}
+	// RegularFiles maps the LVs' runs to the disk: the striped file's
+	// runs, in guest offsets, hold its bytes on both PVs.
+	files := map[string]RegularFile{}
+	m.RegularFiles(context.Background(), 1, func(f RegularFile) error { files[f.Partition+":"+f.Path] = f; return nil })
+	if f := files[root+":/etc/secret"]; f.Start() != at(d.live) {
+		t.Errorf("RegularFiles: /etc/secret starts at %d, want %d", f.Start(), at(d.live))
+	}
+	big := files[vg+"/data:/big"]
+	var got []byte
+	for _, r := range big.Runs {
+		if r.FileOff != int64(len(got)) {
+			t.Fatalf("/big: run at file offset %d after %d bytes", r.FileOff, len(got))
+		}
+		got = append(got, data[r.Off:r.Off+r.Len]...)
+	}
+	if len(big.Runs) < 2 || !bytes.Equal(got[:len(d.big)], d.big) {
+		t.Errorf("RegularFiles: /big's %d runs do not hold its bytes", len(big.Runs))
 	}
 }
 
