@@ -462,6 +462,12 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
 	} else {
 		var err error
 		res, err = decode.Walk(ctx, c.r, c.size, decode.Options{Limits: d.lim, Budget: d.budget(c.v.t)}, func(l decode.Leaf) error {
+			// The seam for VM disks inside archives (a qcow2 in a
+			// .tar.gz): such a leaf is scanned here as its raw bytes.
+			// Once the disk readers open an io.ReaderAt (issue 18), a
+			// leaf that formats' probe names a disk can be spooled
+			// within the budget and opened as a target of its own, as
+			// registry does for disks in layers.
 			chain := reportChain(l.Chain)
 			ck := chainKey(chain)
 			_, err := d.s.opts.Engine.ScanStream(ctx, l.R, opts, func(m detectors.Match) {
