@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench-decode.sh IMGAUDIT IMAGE: what decoding compressed and archived
+# content costs, as make bench measures it on its ext4 image of /usr (its
+# /usr/share/doc is full of .gz files): `imgaudit scan --no-decode` and
+# `imgaudit scan` of the same image, page cache warm, runs interleaved
+# (DECODE_RUNS, default 7), medians of wall and CPU time (user + system),
+# and what the decoding read; its last line is the row of make bench's
+# summary table.
+set -euo pipefail
+bin=$1 img=$2 runs=${DECODE_RUNS:-7}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+cat "$img" > /dev/null
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+run() { # run NAME FLAGS...: appends "wall cpu" to $out/NAME
+  local name=$1; shift
+  /usr/bin/time -f '%e %U %S' -o "$out/t" "$bin" scan "$@" --no-progress --format json --fail-on none "$img" > "$out/$name.json" 2>/dev/null || true
+  awk '{ printf "%s %.2f\n", $1, $2 + $3 }' "$out/t" >> "$out/$name"
+}
+for i in $(seq "$runs"); do
+  run raw --no-decode
+  run decode
+done
+echo "== decoding: imgaudit scan vs --no-decode of $(basename "$img") ($(( $(stat -c %s "$img") / 1048576 )) MiB), $runs interleaved runs, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for name in raw decode; do
+  mapfile -t walls < <(awk '{ print $1 }' "$out/$name")
+  mapfile -t cpus < <(awk '{ print $2 }' "$out/$name")
+  echo "$name: wall ${walls[*]} s (median $(median "${walls[@]}")), cpu ${cpus[*]} s (median $(median "${cpus[@]}"))"
+done
+mapfile -t rw < <(paste "$out/raw" "$out/decode" | awk '{ printf "%.2f\n", $3 / $1 }')
+mapfile -t rc < <(paste "$out/raw" "$out/decode" | awk '{ printf "%.2f\n", $4 / $2 }')
+echo "decode / no-decode, median of the per-run ratios: wall $(median "${rw[@]}"), cpu $(median "${rc[@]}")"
+python3 - "$out/decode.json" <<'PY' 2>/dev/null || true
+import json, sys
+r = json.load(open(sys.argv[1]))
+for t in r["targets"]:
+    for v in t["views"]:
+        d = v.get("decoding")
+        if d:
+            print(f"{v['id']}: {d['containers']} containers decoded, {d['leaves']} leaves, {d['decoded_bytes'] / 1e6:.0f} MB decoded, skipped {d.get('skipped', {})}")
+PY
+mapfile -t dw < <(awk '{ print $1 }' "$out/decode")
+mapfile -t dc < <(awk '{ print $2 }' "$out/decode")
+mapfile -t nw < <(awk '{ print $1 }' "$out/raw")
+mapfile -t nc < <(awk '{ print $2 }' "$out/raw")
+echo "| \`imgaudit scan\` of the ext4 image with decoding (the default), page cache warm, $runs runs interleaved with \`--no-decode\` | CPU median $(median "${dc[@]}") s, wall median $(median "${dw[@]}") s: $(median "${rc[@]}")× the CPU, $(median "${rw[@]}")× the wall time | \`--no-decode\`: CPU median $(median "${nc[@]}") s, wall median $(median "${nw[@]}") s |"
