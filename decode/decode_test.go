@@ -167,6 +167,11 @@ func TestBombs(t *testing.T) {
 		{"decoded cap", []string{"zip"}, "for i in $(seq 40); do head -c 2M /dev/urandom > r$i; done && zip -q -0 out.zip r* && mv out.zip out", false, "over the 16.0 MiB decoded cap", Options{Budget: NewBudget(16 << 20)}},
 		// tar.gz in tar.gz, 12 levels deep.
 		{"self-nesting beyond the depth cap", []string{"tar", "gzip"}, "echo leaf > f && tar -czf l0.tgz f && for i in $(seq 12); do tar -czf l$i.tgz l$((i-1)).tgz; rm l$((i-1)).tgz; done && mv l12.tgz out", false, "nested deeper than 8 levels", Options{}},
+		// No ratio cap: the walk's time cap stops it.
+		{"time cap", []string{"gzip"}, "head -c 10G /dev/zero | gzip -1", true, "over the 200ms time cap", Options{Limits: Limits{MaxTime: 200 * time.Millisecond, MaxRatio: 1 << 40}}},
+		// An xz block asking for a 192 MiB dictionary: refused before
+		// anything is allocated.
+		{"xz dictionary over the memory cap", []string{"xz"}, "echo hi | xz --lzma2=dict=192MiB,mode=fast > out", false, "xz decoder would need 192.0 MiB, over the 160.0 MiB decoder memory cap", Options{}},
 		// 42.zip's shape: zips of 16 copies of a zip, four levels, over a
 		// zip of zeros: 64 Ki times 10 MiB from a few tens of KB.
 		{"nested zip bomb", []string{"zip"}, "head -c 10M /dev/zero > z && zip -q -9 l0.zip z && rm z && for i in 1 2 3 4; do for j in $(seq 16); do cp l$((i-1)).zip c$j.zip; done; zip -q -9 l$i.zip c*.zip; rm c*.zip; done && mv l4.zip out", false, "expansion ratio", Options{}},
@@ -222,8 +227,8 @@ func TestBombs(t *testing.T) {
 			}
 			// Bounded: a stream grows to its floor or 100 times its
 			// input, and the whole walk the same.
-			lim := DefaultLimits
-			if bound := lim.MaxRatio*size + 2*lim.RatioFloor + (16 << 20); decoded > bound {
+			lim := c.opts.Limits.withDefaults()
+			if bound := min(lim.MaxRatio, DefaultLimits.MaxRatio)*size + 2*lim.RatioFloor + (16 << 20); decoded > bound && c.name != "time cap" {
 				t.Errorf("decoded %d bytes from %d, over %d", decoded, size, bound)
 			}
 			t.Logf("%d bytes in, %d decoded in %v; %v", size, decoded, took, res.Notes())

@@ -122,15 +122,15 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 // counted and is no error; the callback's errors and the caller's
 // cancellation are.
 func (w *walker) outcome(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || isStop(err) {
+		return err
 	}
 	var c *capError
 	if errors.As(err, &c) {
-		w.res.skip(c.reason)
+		w.res.skip(c.reason) // a cap on the whole walk
 		return nil
 	}
-	return err
+	return w.counted(err, w.codec)
 }
 
 // callbackError wraps an error returned by the callback, which ends the
@@ -161,8 +161,11 @@ func (w *walker) segments(s *src, depth int, root bool) error {
 		if err := w.check(); err != nil {
 			return err
 		}
-		head, _ := s.Peek(SniffLen)
+		head, perr := s.Peek(SniffLen)
 		if len(head) == 0 {
+			if perr != nil && !errors.Is(perr, io.EOF) {
+				return perr // a cap or a corrupt stream: the level above counts it
+			}
 			return nil
 		}
 		kind := Sniff(head)
