@@ -3,15 +3,14 @@ package decode
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -67,9 +66,9 @@ func FuzzInflate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzWalk(t, data, Deflate) })
 }
 
-// IMGAUDIT_WRITE_SEEDS=1 go test -run TestWriteFuzzSeeds ./decode/
-// writes the seed corpora from the real tools' output.
-func TestWriteFuzzSeeds(t *testing.T) {
+// TestWriteSeeds regenerates the committed seed corpora from the real
+// tools' output (make seeds).
+func TestWriteSeeds(t *testing.T) {
 	if os.Getenv("IMGAUDIT_WRITE_SEEDS") != "1" {
 		t.Skip("set IMGAUDIT_WRITE_SEEDS=1 to rewrite testdata/fuzz")
 	}
@@ -96,21 +95,8 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"squashfs-lz4":   "mksquashfs src/etc sq -quiet -no-progress -comp lz4 >/dev/null && cat sq && rm sq",
 		"squashfs-lzo":   "mksquashfs src/etc sq -quiet -no-progress -comp lzo >/dev/null && cat sq && rm sq",
 	}
-	write := func(target, name string, b []byte) {
-		d := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(d, name), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeArgs := func(target, name, args string) {
-		d := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(d, name), []byte("go test fuzz v1\n"+args), 0o644); err != nil {
+	write := func(target, name string, values ...any) {
+		if err := fuzzcorpus.Write(filepath.Join("testdata", "fuzz", target), name, values...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,12 +122,12 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if b, err = os.ReadFile(filepath.Join(dir, "seed")); err != nil {
 		t.Fatal(err)
 	}
-	writeArgs("FuzzExactly", "deflate-cluster", fmt.Sprintf("[]byte(%q)\nbool(false)\n", b))
+	write("FuzzExactly", "deflate-cluster", b, false)
 	testutil.Bash(t, dir, `python3 -c 'import sys; sys.stdout.buffer.write((open("`+key+`", "rb").read() * 2000)[:65536])' | zstd -q -c > seed`)
 	if b, err = os.ReadFile(filepath.Join(dir, "seed")); err != nil {
 		t.Fatal(err)
 	}
-	writeArgs("FuzzExactly", "zstd-cluster", fmt.Sprintf("[]byte(%q)\nbool(true)\n", b))
+	write("FuzzExactly", "zstd-cluster", b, true)
 }
 
 // FuzzExactly tries arbitrary bytes as one deflate or zstd stream of a
@@ -178,19 +164,16 @@ func TestFuzzSeedsDecode(t *testing.T) {
 		}
 	}
 	for _, p := range exact {
-		lines := strings.Split(strings.TrimSpace(string(testutil.FileSnapshot(t, p))), "\n")
-		if len(lines) != 3 {
-			t.Fatalf("%s: %d lines", p, len(lines))
-		}
-		b, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		file := testutil.FileSnapshot(t, p)
+		b, err := fuzzcorpus.Decode(file)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", p, err)
 		}
 		codec := Deflate
-		if lines[2] == "bool(true)" {
+		if strings.HasSuffix(strings.TrimSpace(string(file)), "bool(true)") {
 			codec = Zstd
 		}
-		if _, _, err := Exactly([]byte(b), codec, 65536); err != nil {
+		if _, _, err := Exactly(b, codec, 65536); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
