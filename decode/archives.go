@@ -35,10 +35,34 @@ func (w *walker) tarMembers(s *src, depth int) error {
 		if w.tooMany(n) {
 			return nil
 		}
-		if err := memberError(w.member(Tar, cleanName(hdr.Name), s.pos(), tr, depth)); err != nil {
+		at := s.pos()
+		g := &tarGuard{r: tr, s: s, start: at, lim: w.lim}
+		if err := memberError(w.member(Tar, cleanName(hdr.Name), at, g, depth)); err != nil {
 			return err
 		}
 	}
+}
+
+// tarGuard bounds a tar member's data by the archive bytes read for it:
+// archive/tar fills a sparse member's holes with zeros, so that 6 KiB of
+// headers can stand for 60 GiB of them (Go's own archive/tar testdata
+// does). A member past the ratio cap ends there; its holes hold nothing
+// but zeros, and the members after it are still walked.
+type tarGuard struct {
+	r     io.Reader
+	s     *src
+	start int64
+	out   int64
+	lim   Limits
+}
+
+func (g *tarGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	if g.out > g.lim.RatioFloor && g.out > g.lim.MaxRatio*(g.s.pos()-g.start+1) {
+		return n, &capError{reason: fmt.Sprintf("tar member over the %d:1 expansion ratio cap (a sparse file's holes)", g.lim.MaxRatio)}
+	}
+	return n, err
 }
 
 // cpio header sizes: "new ASCII" (newc, and crc with a checksum) and the
