@@ -383,6 +383,9 @@ func passwordQuality(b []byte, strict bool, vc valueContext) bool {
 	if codeName(core) && !vc.quoted && (len(core) < len(b) || len(vc.after) > 0 && strings.IndexByte(codeClosers, vc.after[0]) >= 0) {
 		return false // a name passed on in code: f(pwd=None), {Password: password16,}
 	}
+	if codeName(core) && !vc.quoted && len(core) == len(b) && startsOperator(vc.after) {
+		return false // a name in an expression: password = proxyUser + ":" + proxyPass;
+	}
 	if namesKey(core, vc.key) {
 		return false // password: newPassword, secret: clientSecret
 	}
@@ -422,6 +425,21 @@ func passwordQuality(b []byte, strict bool, vc valueContext) bool {
 		return false // a NAME, not a value: SECRET_KEY, BASEDN:FLAGS:
 	}
 	return lower+upper+digit+sym >= 2
+}
+
+// startsOperator reports whether the bytes after a value are a space and
+// a binary operator of code (" + ", " || ", " && ", " ? ", " . "): the
+// value was a name in an expression. A setting's value ends its line or is
+// followed by a comment.
+func startsOperator(after []byte) bool {
+	if len(after) < 3 || after[0] != ' ' {
+		return false
+	}
+	switch string(after[1:3]) {
+	case "+ ", "? ", ". ", "||", "&&", "..", "?:", "??":
+		return true
+	}
+	return false
 }
 
 // isTextValue reports whether a value is text: valid UTF-8 without

@@ -165,6 +165,11 @@ func TestValueContext(t *testing.T) {
 		{"netrc-credentials", "f'machine {host} login {self.username} password {self.password}'\n", ""},
 		{"odbc-pwd", "    def open(self, name, mode=\"r\", pwd=None):\n", ""},
 		{"odbc-pwd", "        with self.open(member, pwd=pwd) as source:\n", ""},
+		{"config-password", "    String password = proxyUser + \":\" + proxyPass;\n", ""},
+		{"config-password", "  $password = $user . ':' . $pass;\n", ""},
+		{"config-password", "password = cfgPassword || defaultPassword\n", ""},
+		{"config-password", "password = Xk8pq2vL9 + suffix\n", "Xk8pq2vL9"},
+		{"config-password", "password = Tr0ub4dor # old\n", "Tr0ub4dor"},
 		// prose and record layouts
 		{"config-password", "        :param password: Unicode password.\n", ""},
 		{"config-password", "passwd: contraseña actualizada correctamente\n", ""},
