@@ -170,6 +170,10 @@ type ViewDecoding struct {
 	Leaves       int64            `json:"leaves"`
 	DecodedBytes int64            `json:"decoded_bytes"`
 	Skipped      map[string]int64 `json:"skipped,omitempty"`
+	// UnmodifiedPackageFiles counts the compressed or archived files
+	// not decoded because package records prove them unmodified (their
+	// content is the package's, public; --no-downgrade decodes them).
+	UnmodifiedPackageFiles int64 `json:"unmodified_package_files,omitempty"`
 }
 
 // ViewTruncation counts, per rule ID, what a view's scan cut to stay

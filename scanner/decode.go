@@ -85,6 +85,9 @@ type container struct {
 	// slack: already decoded (data), with its codec.
 	slack *slackStream
 	key   string
+	// part and path name a file's partition and path ("" for the rest);
+	// codec is what its magic number says it is.
+	part, path, codec string
 }
 
 type slackStream struct {
@@ -129,7 +132,7 @@ func (h *sigHits) record(off int64, sig int) {
 }
 
 // decodeAll runs the decode pass over the views the raw scan read.
-func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collector, hits map[*viewState]*sigHits) error {
+func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collector, hits map[*viewState]*sigHits, pr *provenanceReader) error {
 	d := &decoder{s: s, col: col, sigs: decode.Signatures(), lim: s.opts.DecodeLimits, budgets: map[*target]*decode.Budget{}}
 	phys := map[pos]int{}
 	for _, v := range views {
@@ -171,6 +174,9 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 			cs = append(cs, d.slack(ctx, v)...)
 		}
 	}
+	if pr != nil {
+		cs = d.dropPackaged(ctx, cs, pr)
+	}
 	groups, err := d.group(ctx, cs)
 	if err != nil {
 		return err
@@ -201,26 +207,119 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 		if st < 0 {
 			return nil
 		}
+		var codec string
 		if st%detectors.SignatureAlign == 0 {
 			p, ok := posOf(v, st)
 			if !ok {
 				return nil
 			}
-			if _, hit := phys[p]; !hit {
+			sig, hit := phys[p]
+			if !hit {
 				return nil
 			}
+			codec = d.sigs[sig].Codec
 		} else {
 			// Not on a sector boundary (inline or resident data): the
 			// scan did not look; read the head.
 			n, _ := f.File.ReadAt(head, 0)
-			if decode.Sniff(head[:n]) == "" {
+			if codec = decode.Sniff(head[:n]); codec == "" {
 				return nil
 			}
 		}
-		out = append(out, &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs)})
+		c := &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: codec}
+		if !f.Deleted {
+			c.part, c.path = f.Partition, f.Path
+		}
+		out = append(out, c)
 		return nil
 	})
 	return out, err
+}
+
+// dropPackaged leaves out the compressed files that package records
+// prove unmodified (their digest is the one the package manager
+// recorded): what they decode to is the package's own, the same on every
+// machine that installed it, and package provenance would make every
+// finding in it info. Inflating them is most of what decoding costs on a
+// real guest (/usr/share/doc's changelogs, man pages, gzip'd charmaps).
+// A modified file, one that no package records, and a deleted one are
+// decoded; so are uncompressed archives (tar, ar, cpio), whose decoding
+// costs a scan of their bytes, less than hashing them; --no-downgrade (no
+// provenance) decodes them all. The digests are computed on every core
+// through the file readers the containers already hold, and kept for the
+// findings' provenance.
+func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provenanceReader) []*container {
+	type job struct {
+		c    *container
+		cand candidate
+		keys []fileKey // the digests to compute
+	}
+	var jobs []*job
+	for _, c := range cs {
+		if c.path == "" || !decode.IsStream(c.codec) && c.codec != decode.Zip && c.codec != decode.Squashfs {
+			continue
+		}
+		if ctx.Err() != nil {
+			return cs
+		}
+		// Not pr.lookup: it opens the file by its path to learn its
+		// size, and a path lookup reads every directory on the way (a
+		// /usr of 24,000 compressed files took 34 s of lookups).
+		pk := partKey{c.v, c.part}
+		recs := pr.packages(ctx, pk).Lookup(c.path)
+		if len(recs) == 0 {
+			continue
+		}
+		cand := candidate{pk: pk, path: c.path, file: c.path, recs: recs, size: c.size}
+		pr.sizes[fileKey{pk, c.path, ""}] = c.size
+		j := &job{c: c, cand: cand}
+		for _, o := range cand.recs {
+			k := fileKey{cand.pk, cand.file, o.Digest.Algo}
+			if _, done := pr.sums[k]; !done && len(o.Digest.Sum) > 0 && newHash(k.algo) != nil && !slices.Contains(j.keys, k) {
+				j.keys = append(j.keys, k)
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		return cs
+	}
+	sums := make([][]fileSum, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 256<<10)
+			for i := range next {
+				j := jobs[i]
+				for _, k := range j.keys {
+					sum, err := hashReader(ctx, io.NewSectionReader(j.c.r, 0, j.c.size), k.algo, buf)
+					sums[i] = append(sums[i], fileSum{sum, err})
+				}
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	drop := map[*container]bool{}
+	for i, j := range jobs {
+		for n, k := range j.keys {
+			pr.store(k, sums[i][n])
+		}
+		for _, prov := range pr.check(ctx, j.cand) {
+			if !prov.Modified {
+				drop[j.c] = true
+				j.c.v.packagedFiles++
+				break
+			}
+		}
+	}
+	return slices.DeleteFunc(cs, func(c *container) bool { return drop[c] })
 }
 
 // partitions lists v's squashfs partitions (a live image's root).
@@ -574,10 +673,11 @@ func chainKey(ch []report.DecodedStep) string {
 // notes; nil when it decoded nothing.
 func (v *viewState) decodingReport() *report.ViewDecoding {
 	st := v.decoding
-	if v.containers == 0 && len(st.Skipped) == 0 {
+	if v.containers == 0 && len(st.Skipped) == 0 && v.packagedFiles == 0 {
 		return nil
 	}
-	return &report.ViewDecoding{Containers: v.containers, Leaves: st.Leaves, DecodedBytes: st.Decoded, Skipped: maps.Clone(st.Skipped)}
+	return &report.ViewDecoding{Containers: v.containers, Leaves: st.Leaves, DecodedBytes: st.Decoded, Skipped: maps.Clone(st.Skipped),
+		UnmodifiedPackageFiles: v.packagedFiles}
 }
 
 // decodingNotes says in words what decoding left out in v.

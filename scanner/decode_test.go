@@ -257,37 +257,67 @@ head -c 200M /dev/zero | gzip -9 > zeros.gz`)
 	}
 }
 
-// TestDecodedProvenance: a key inside a .gz that a package ships (its
-// documentation), unmodified, is public material like the package's plain
-// files: severity info, the .gz as its provenance; --no-downgrade keeps the
-// rule's severity.
+// TestDecodedProvenance: a .gz that a package ships (its documentation)
+// and package records prove unmodified is not decoded: its content is
+// the package's, public, and would only yield info findings; it is
+// counted in views[].decoding. The same package's other .gz, replaced
+// after installation, is decoded and its key keeps the rule's severity,
+// with a modified provenance. --no-downgrade (no package provenance)
+// decodes both and keeps the rule's severity.
 func TestDecodedProvenance(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "ssh-keygen", "gzip", "dpkg")
 	dir := t.TempDir()
 	key := freshKey(t, dir, "pkg")
+	edited := freshKey(t, dir, "edited")
 	os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
-	testutil.Bash(t, dir, "gzip -9 -n -c key.pem > example.key.gz")
+	os.WriteFile(filepath.Join(dir, "edited.pem"), edited, 0o600)
+	testutil.Bash(t, dir, "gzip -9 -n -c key.pem > example.key.gz && echo '# shipped' | gzip -9 -n > other.gz")
 	gz, err := os.ReadFile(filepath.Join(dir, "example.key.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	other, err := os.ReadFile(filepath.Join(dir, "other.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	const path = "/usr/share/doc/libselftest/examples/example.key.gz"
-	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "libselftest", Version: "1.2-1", Files: []testutil.DebFile{{Path: path, Data: gz}}})
+	const otherPath = "/usr/share/doc/libselftest/examples/other.key.gz"
+	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "libselftest", Version: "1.2-1", Files: []testutil.DebFile{{Path: path, Data: gz}, {Path: otherPath, Data: other}}})
 	root := filepath.Join(dir, "root")
 	testutil.DpkgInstall(t, root, deb)
+	testutil.Bash(t, dir, "gzip -9 -n -c edited.pem > root"+otherPath)
 	img := filepath.Join(dir, "fs.img")
 	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, img, "16M")
 	for _, noDowngrade := range []bool{false, true} {
 		rep := scanFile(t, scanner.Options{NoDowngrade: noDowngrade}, img)
-		f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
-		if len(f.Locations) != 1 || f.Locations[0].Path != path || chainText(f.Locations[0]) != "gzip" {
-			t.Fatalf("locations %+v", f.Locations)
+		d := rep.Targets[0].Views[0].Decoding
+		if d == nil {
+			t.Fatalf("no decoding counts")
 		}
-		switch {
-		case !noDowngrade && (f.Severity != report.SeverityInfo || len(f.Provenance) != 1 || f.Provenance[0].Path != path || f.Provenance[0].Modified):
-			t.Errorf("severity %s, provenance %+v: want info from %s", f.Severity, f.Provenance, path)
-		case noDowngrade && f.Severity == report.SeverityInfo:
-			t.Errorf("--no-downgrade: severity info")
+		if noDowngrade {
+			if d.UnmodifiedPackageFiles != 0 {
+				t.Errorf("--no-downgrade: %d unmodified package files not decoded", d.UnmodifiedPackageFiles)
+			}
+			f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
+			if len(f.Locations) != 1 || f.Locations[0].Path != path || chainText(f.Locations[0]) != "gzip" || f.Severity == report.SeverityInfo {
+				t.Errorf("--no-downgrade: %s, locations %+v", f.Severity, f.Locations)
+			}
+		} else {
+			if d.UnmodifiedPackageFiles != 1 {
+				t.Errorf("%d unmodified package files not decoded, want 1", d.UnmodifiedPackageFiles)
+			}
+			for _, f := range rep.Findings {
+				if f.Fingerprint == fp(bytes.TrimRight(key, "\n")) {
+					t.Errorf("the unmodified package file was decoded: %+v", f.Locations)
+				}
+			}
+		}
+		f := findingOf(t, rep, fp(bytes.TrimRight(edited, "\n")))
+		if len(f.Locations) != 1 || f.Locations[0].Path != otherPath || chainText(f.Locations[0]) != "gzip" || f.Severity == report.SeverityInfo {
+			t.Errorf("modified package file: %s, locations %+v", f.Severity, f.Locations)
+		}
+		if !noDowngrade && (len(f.Provenance) != 1 || !f.Provenance[0].Modified) {
+			t.Errorf("modified package file: provenance %+v", f.Provenance)
 		}
 	}
 }

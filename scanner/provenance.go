@@ -33,7 +33,7 @@ import (
 // finding's files once one has proved it public on that machine: the
 // others are public by propagation. Hashing is what costs (a desktop's
 // /usr holds findings in a gigabyte of packaged binaries).
-func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report.Finding) {
+func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report.Finding, pr *provenanceReader) {
 	views := map[string]*viewState{}
 	machine := map[string]string{}
 	for _, t := range ts {
@@ -45,7 +45,9 @@ func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report
 		}
 	}
 	machineOf := func(target string) string { return machine[target] }
-	pr := &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}}
+	if pr == nil {
+		pr = newProvenanceReader()
+	}
 	// The files each finding holds, smallest first, by finding.
 	cands := make([][]candidate, len(findings))
 	for i := range findings {
@@ -156,6 +158,10 @@ type provenanceReader struct {
 	sizes map[fileKey]int64
 }
 
+func newProvenanceReader() *provenanceReader {
+	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}}
+}
+
 type partKey struct {
 	v    *viewState
 	part string
@@ -189,23 +195,28 @@ type candidate struct {
 // very source (py3compile makes them at install).
 func (pr *provenanceReader) lookup(ctx context.Context, v *viewState, l report.Location) (candidate, bool) {
 	pk := partKey{v, l.Partition}
-	db, ok := pr.dbs[pk]
-	if !ok {
-		db = readPackages(ctx, v, l.Partition)
-		pr.dbs[pk] = db
-	}
-	c := candidate{pk: pk, path: l.Path, file: l.Path, recs: db.Lookup(l.Path)}
+	c := candidate{pk: pk, path: l.Path, file: l.Path, recs: pr.packages(ctx, pk).Lookup(l.Path)}
 	if len(c.recs) == 0 {
 		c.file = pycSource(l.Path)
 		if c.file == "" {
 			return c, false
 		}
-		if c.recs = db.Lookup(c.file); len(c.recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(l.Partition), l.Path, c.file) {
+		if c.recs = pr.packages(ctx, pk).Lookup(c.file); len(c.recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(l.Partition), l.Path, c.file) {
 			return c, false
 		}
 	}
 	c.size = pr.size(ctx, c)
 	return c, true
+}
+
+// packages returns the package records of a view's partition, read once.
+func (pr *provenanceReader) packages(ctx context.Context, pk partKey) *pkgdb.DB {
+	db, ok := pr.dbs[pk]
+	if !ok {
+		db = readPackages(ctx, pk.v, pk.part)
+		pr.dbs[pk] = db
+	}
+	return db
 }
 
 // size is the size of the file to hash, for hashing small files first.
@@ -330,9 +341,12 @@ func hashFile(ctx context.Context, files *guestfs.Files, path, algo string) ([]b
 	if err != nil {
 		return nil, err
 	}
-	f := io.NewSectionReader(fl, 0, fl.Size())
+	return hashReader(ctx, io.NewSectionReader(fl, 0, fl.Size()), algo, make([]byte, min(fl.Size()+1, 1<<20)))
+}
+
+// hashReader streams f through the named digest, reading into buf.
+func hashReader(ctx context.Context, f io.Reader, algo string, buf []byte) ([]byte, error) {
 	h := newHash(algo)
-	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err

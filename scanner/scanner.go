@@ -164,6 +164,9 @@ type viewState struct {
 	// containers the containers it decoded there.
 	decoding   decode.Result
 	containers int64
+	// packagedFiles: containers not decoded, package records prove them
+	// unmodified (dropPackaged).
+	packagedFiles int64
 }
 
 // Scan scans the targets (image files or directories) and returns the report.
@@ -226,8 +229,14 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 		hits = map[*viewState]*sigHits{}
 	}
 	byFile, err := s.scanViews(ctx, views, col, hits)
+	// Package records and file digests are read once, for decoding and
+	// for the findings' provenance.
+	var pr *provenanceReader
+	if !s.opts.NoDowngrade {
+		pr = newProvenanceReader()
+	}
 	if err == nil && hits != nil {
-		if derr := s.decodeAll(ctx, views, col, hits); derr != nil {
+		if derr := s.decodeAll(ctx, views, col, hits, pr); derr != nil {
 			err = fmt.Errorf("interrupted while decoding compressed and archived content: %w", derr)
 		}
 	}
@@ -237,7 +246,7 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	}
 	rep.Findings = s.findings(ctx, col)
 	if !s.opts.NoDowngrade {
-		s.downgrade(ctx, ts, rep.Findings)
+		s.downgrade(ctx, ts, rep.Findings, pr)
 	}
 	if !s.opts.NoRollback && err == nil {
 		risks, rerr := s.rollbackRisks(ctx, ts)

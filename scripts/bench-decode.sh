@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# bench-decode.sh IMGAUDIT IMAGE: what decoding compressed and archived
-# content costs, as make bench measures it on its ext4 image of /usr (its
-# /usr/share/doc is full of .gz files): `imgaudit scan --no-decode` and
+# bench-decode.sh IMGAUDIT IMAGE [LABEL]: what decoding compressed and
+# archived content costs, as make bench measures it on its ext4 image of
+# /usr (its /usr/share/doc is full of .gz files, and it has no package
+# records) and on make precision's Debian installs when they are cached
+# (LABEL names the image in the summary row; default "the ext4 image"):
+# `imgaudit scan --no-decode` and
 # `imgaudit scan` of the same image, page cache warm, runs interleaved
 # (DECODE_RUNS, default 7), medians of wall and CPU time (user + system),
 # and what the decoding read; its last line is the row of make bench's
 # summary table.
 set -euo pipefail
-bin=$1 img=$2 runs=${DECODE_RUNS:-7}
+bin=$1 img=$2 label=${3:-the ext4 image} runs=${DECODE_RUNS:-7}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cat "$img" > /dev/null
@@ -37,10 +40,10 @@ for t in r["targets"]:
     for v in t["views"]:
         d = v.get("decoding")
         if d:
-            print(f"{v['id']}: {d['containers']} containers decoded, {d['leaves']} leaves, {d['decoded_bytes'] / 1e6:.0f} MB decoded, skipped {d.get('skipped', {})}")
+            print(f"{v['id']}: {d['containers']} containers decoded, {d['leaves']} leaves, {d['decoded_bytes'] / 1e6:.0f} MB decoded, {d.get('unmodified_package_files', 0)} unmodified package files not decoded, skipped {d.get('skipped', {})}")
 PY
 mapfile -t dw < <(awk '{ print $1 }' "$out/decode")
 mapfile -t dc < <(awk '{ print $2 }' "$out/decode")
 mapfile -t nw < <(awk '{ print $1 }' "$out/raw")
 mapfile -t nc < <(awk '{ print $2 }' "$out/raw")
-echo "| \`imgaudit scan\` of the ext4 image with decoding (the default), page cache warm, $runs runs interleaved with \`--no-decode\` | CPU median $(median "${dc[@]}") s, wall median $(median "${dw[@]}") s: $(median "${rc[@]}")× the CPU, $(median "${rw[@]}")× the wall time | \`--no-decode\`: CPU median $(median "${nc[@]}") s, wall median $(median "${nw[@]}") s |"
+echo "| \`imgaudit scan\` of $label with decoding (the default), page cache warm, $runs runs interleaved with \`--no-decode\` | CPU median $(median "${dc[@]}") s, wall median $(median "${dw[@]}") s: $(median "${rc[@]}")× the CPU, $(median "${rw[@]}")× the wall time | \`--no-decode\`: CPU median $(median "${nc[@]}") s, wall median $(median "${nw[@]}") s |"

@@ -148,6 +148,19 @@ if [ "${BENCH_FS:-1}" = 1 ] && command -v mkfs.ext4 >/dev/null; then
   rm -rf "$src"
 fi
 
+# Decoding on real Debian installs, whose package records let imgaudit
+# leave the packages' own compressed files undecoded: make precision's
+# images, when its cache holds them (make bench does not build them: a
+# debootstrap takes minutes).
+for name in minbase server; do
+  img=.cache/precision/$name.qcow2
+  [ -f "$img" ] || continue
+  out=$(scripts/bench-decode.sh "$tmp/imgaudit" "$img" "make precision's Debian 12 $name install ($(( $(stat -c %s "$img") / 1048576 )) MiB qcow2)")
+  echo "$out" | grep -v '^|'
+  summary+=("$(echo "$out" | grep '^|')")
+  echo
+done
+
 # bench_rows PKG: summary rows of go benchmark lines on stdin: each
 # benchmark's MB/s (or other metrics) beside the package's baseline
 # (a benchmark named Baseline, Raw or raw-) of the same run.
