@@ -103,3 +103,57 @@ func KdumpAliased(bs, pages int) []byte {
 	copy(data[8192:], HostileSecret().Credentials())
 	return b
 }
+
+// ELFTruncatedDump writes an ELF core cut short, as a dump to a full disk
+// leaves it: one PT_LOAD segment of 64 MiB of which the file holds the
+// first MiB (with HostileSecret in it).
+func ELFTruncatedDump(_ context.Context, dir string) (string, error) {
+	const (
+		ehdr    = 64
+		phentsz = 56
+		dataOff = 4096
+		claimed = 64 << 20
+		held    = 1 << 20
+	)
+	b := make([]byte, dataOff+held)
+	copy(b, elf.ELFMAG)
+	b[elf.EI_CLASS] = byte(elf.ELFCLASS64)
+	b[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
+	b[elf.EI_VERSION] = byte(elf.EV_CURRENT)
+	le.PutUint16(b[16:], uint16(elf.ET_CORE))
+	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
+	le.PutUint64(b[32:], ehdr) // e_phoff
+	le.PutUint16(b[52:], ehdr)
+	le.PutUint16(b[54:], phentsz)
+	le.PutUint16(b[56:], 1)
+	p := b[ehdr:]
+	le.PutUint32(p[0:], uint32(elf.PT_LOAD))
+	le.PutUint64(p[8:], dataOff)  // p_offset
+	le.PutUint64(p[24:], 1<<20)   // p_paddr
+	le.PutUint64(p[32:], claimed) // p_filesz
+	le.PutUint64(p[40:], claimed) // p_memsz
+	copy(b[dataOff:], randomBytes(41, held))
+	copy(b[dataOff+8192:], HostileSecret().Credentials())
+	path := filepath.Join(dir, "truncated.elf")
+	return path, os.WriteFile(path, b, 0o644)
+}
+
+// LiMETruncatedCapture writes a LiME capture cut short: one range of
+// 64 MiB of which the file holds the first MiB (with HostileSecret in it).
+func LiMETruncatedCapture(_ context.Context, dir string) (string, error) {
+	const (
+		header  = 32
+		claimed = 64 << 20
+		held    = 1 << 20
+	)
+	b := make([]byte, header+held)
+	le.PutUint32(b[0:], 0x4c694d45) // "EMiL"
+	le.PutUint32(b[4:], 1)
+	le.PutUint64(b[8:], 1<<20)            // first physical address
+	le.PutUint64(b[16:], 1<<20+claimed-1) // last
+	copy(b[header:], randomBytes(43, held))
+	copy(b[header+8192:], HostileSecret().Credentials())
+	path := filepath.Join(dir, "truncated.lime")
+	return path, os.WriteFile(path, b, 0o644)
+}

@@ -75,6 +75,8 @@ var expectations = map[string]expect{
 	"qcow2-alias-vmstate":  {note: "saved VM state cut at its offset 131072", incomplete: true},
 	"elf-aliased-segments": {note: "aliased tables", truncated: true},
 	"kdump-aliased-pages":  {note: "aliased tables", truncated: true},
+	"elf-truncated":        {note: "truncated dump", incomplete: true},
+	"lime-truncated":       {note: "truncated capture", incomplete: true},
 	"qemu-fill-pages":      {note: "16777216 same-byte pages read as their byte but not scanned"},
 	"ova-gzip-bomb":        {note: "cut after 8589934592 decompressed bytes, at the OVA's inflate bound", incomplete: true},
 	"akia-repeated":        {truncated: true},

@@ -142,15 +142,15 @@ func Segments(name string, r io.ReaderAt, size int64) ([]Segment, error) {
 }
 
 // NewDisk builds the guest-physical Disk of an ELF core. Segments that run
-// past the end of the file are cut (and noted); overlapping ones keep the
-// first bytes seen.
-func NewDisk(name string, r io.ReaderAt, size int64) (*memdisk.Disk, []string, error) {
+// past the end of the file are cut (and noted; cut names the first, for
+// View.Incomplete: a truncated dump was not read in full); overlapping
+// ones keep the first bytes seen.
+func NewDisk(name string, r io.ReaderAt, size int64) (d *memdisk.Disk, notes []string, cut error, err error) {
 	segs, err := Segments(name, r, size)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sort.SliceStable(segs, func(i, j int) bool { return segs[i].Paddr < segs[j].Paddr })
-	var notes []string
 	var pieces []memdisk.Piece
 	var end int64
 	const maxAddr = int64(1) << 52
@@ -159,15 +159,21 @@ func NewDisk(name string, r io.ReaderAt, size int64) (*memdisk.Disk, []string, e
 			continue
 		}
 		if s.Paddr >= uint64(maxAddr) || s.Filesz >= uint64(maxAddr) || s.Paddr+s.Filesz > uint64(maxAddr) {
-			return nil, nil, model.Errorf(name, int64(s.Offset), "segment at physical 0x%x beyond 2^52", s.Paddr)
+			return nil, nil, nil, model.Errorf(name, int64(s.Offset), "segment at physical 0x%x beyond 2^52", s.Paddr)
 		}
 		pa, off, n := int64(s.Paddr), int64(s.Offset), int64(s.Filesz)
 		if s.Offset >= uint64(size) {
 			notes = append(notes, fmt.Sprintf("segment at physical 0x%x lies past the end of the file (truncated dump)", pa))
+			if cut == nil {
+				cut = model.Errorf(name, size, "truncated dump: the segment at physical 0x%x (%d bytes at file offset 0x%x) lies past the end of the file", pa, n, off)
+			}
 			continue
 		}
 		if off+n > size {
 			notes = append(notes, fmt.Sprintf("segment at physical 0x%x cut at the end of the file (truncated dump)", pa))
+			if cut == nil {
+				cut = model.Errorf(name, size, "truncated dump: the segment at physical 0x%x (%d bytes at file offset 0x%x) is cut at the end of the file, %d bytes missing", pa, n, off, off+n-size)
+			}
 			n = size - off
 		}
 		if pa < end { // overlap: skip what is already covered
@@ -181,8 +187,8 @@ func NewDisk(name string, r io.ReaderAt, size int64) (*memdisk.Disk, []string, e
 		pieces = memdisk.SplitRun(pieces, pa, off, n)
 		end = pa + n
 	}
-	d, err := memdisk.New(name, r, end, pieces, nil, nil)
-	return d, notes, err
+	d, err = memdisk.New(name, r, end, pieces, nil, nil)
+	return d, notes, cut, err
 }
 
 // Open opens an ELF core as an Image with one memory view.
@@ -193,12 +199,12 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 // New reads the ELF core that r holds, size bytes, named name.
 func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
 	path := name
-	d, notes, err := NewDisk(path, r, size)
+	d, notes, cut, err := NewDisk(path, r, size)
 	if err != nil {
 		return nil, err
 	}
 	im := &model.Image{Path: path, Format: "elf-core", VirtualSize: d.Size()}
 	im.Views = []model.View{{ID: model.ViewID(path, model.KindMemory, ""), Kind: model.KindMemory, Name: "memory", Disk: d,
-		Notes: append([]string{"offsets are guest-physical addresses (PT_LOAD p_paddr)"}, notes...)}}
+		Notes: append([]string{"offsets are guest-physical addresses (PT_LOAD p_paddr)"}, notes...), Incomplete: cut}}
 	return im, nil
 }

@@ -8,7 +8,7 @@ import (
 
 func FuzzLiME(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d, _, err := NewDisk(context.Background(), "fuzz", bytes.NewReader(b), int64(len(b)))
+		d, _, _, err := NewDisk(context.Background(), "fuzz", bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			return
 		}

@@ -26,44 +26,46 @@ func Probe(head []byte, _ io.ReaderAt, _ int64) bool {
 	return len(head) >= 8 && binary.LittleEndian.Uint32(head) == Magic && binary.LittleEndian.Uint32(head[4:]) == 1
 }
 
-// NewDisk indexes the ranges of a LiME file.
-func NewDisk(ctx context.Context, name string, r io.ReaderAt, size int64) (*memdisk.Disk, []string, error) {
+// NewDisk indexes the ranges of a LiME file. A range cut at the end of
+// the file is noted, and cut names the first (View.Incomplete: the
+// capture was not read in full).
+func NewDisk(ctx context.Context, name string, r io.ReaderAt, size int64) (d *memdisk.Disk, notes []string, cut error, err error) {
 	var pieces []memdisk.Piece
-	var notes []string
 	var end int64
 	var h [headerSize]byte
 	for off := int64(0); off < size; {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(pieces) >= maxRanges {
-			return nil, nil, model.Errorf(name, off, "more than %d LiME ranges", maxRanges)
+			return nil, nil, nil, model.Errorf(name, off, "more than %d LiME ranges", maxRanges)
 		}
 		if size-off < headerSize {
 			notes = append(notes, fmt.Sprintf("%d trailing bytes after the last range", size-off))
 			break
 		}
 		if _, err := r.ReadAt(h[:], off); err != nil {
-			return nil, nil, model.Wrapf(err, name, off, "read LiME header")
+			return nil, nil, nil, model.Wrapf(err, name, off, "read LiME header")
 		}
 		le := binary.LittleEndian
 		if le.Uint32(h[:]) != Magic {
-			return nil, nil, model.Errorf(name, off, "bad LiME range magic 0x%08x", le.Uint32(h[:]))
+			return nil, nil, nil, model.Errorf(name, off, "bad LiME range magic 0x%08x", le.Uint32(h[:]))
 		}
 		if v := le.Uint32(h[4:]); v != 1 {
-			return nil, nil, model.Wrapf(model.ErrUnsupported, name, off+4, "LiME version %d", v)
+			return nil, nil, nil, model.Wrapf(model.ErrUnsupported, name, off+4, "LiME version %d", v)
 		}
 		start, last := le.Uint64(h[8:]), le.Uint64(h[16:])
 		if last < start || last >= uint64(maxAddr) {
-			return nil, nil, model.Errorf(name, off+8, "LiME range 0x%x-0x%x", start, last)
+			return nil, nil, nil, model.Errorf(name, off+8, "LiME range 0x%x-0x%x", start, last)
 		}
 		n := int64(last-start) + 1
 		data := off + headerSize
 		if int64(start) < end {
-			return nil, nil, model.Errorf(name, off+8, "LiME range at 0x%x overlaps or is out of order", start)
+			return nil, nil, nil, model.Errorf(name, off+8, "LiME range at 0x%x overlaps or is out of order", start)
 		}
 		if n > size-data {
 			notes = append(notes, fmt.Sprintf("range at physical 0x%x cut at the end of the file (truncated capture)", start))
+			cut = model.Errorf(name, size, "truncated capture: the range at physical 0x%x (%d bytes at file offset 0x%x) is cut at the end of the file, %d bytes missing", start, n, data, n-(size-data))
 			n = size - data
 		}
 		if n > 0 {
@@ -72,8 +74,8 @@ func NewDisk(ctx context.Context, name string, r io.ReaderAt, size int64) (*memd
 		}
 		off = data + n
 	}
-	d, err := memdisk.New(name, r, end, pieces, nil, nil)
-	return d, notes, err
+	d, err = memdisk.New(name, r, end, pieces, nil, nil)
+	return d, notes, cut, err
 }
 
 // Open opens a LiME file as an Image with one memory view.
@@ -84,12 +86,12 @@ func Open(ctx context.Context, path string, opts model.Options) (*model.Image, e
 // New reads the LiME file that r holds, size bytes, named name.
 func New(ctx context.Context, r io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
 	path := name
-	d, notes, err := NewDisk(ctx, path, r, size)
+	d, notes, cut, err := NewDisk(ctx, path, r, size)
 	if err != nil {
 		return nil, err
 	}
 	im := &model.Image{Path: path, Format: "lime", VirtualSize: d.Size()}
 	im.Views = []model.View{{ID: model.ViewID(path, model.KindMemory, ""), Kind: model.KindMemory, Name: "memory", Disk: d,
-		Notes: append([]string{"offsets are physical addresses"}, notes...)}}
+		Notes: append([]string{"offsets are physical addresses"}, notes...), Incomplete: cut}}
 	return im, nil
 }

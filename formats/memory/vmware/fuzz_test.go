@@ -13,7 +13,7 @@ func FuzzVMSS(f *testing.F) {
 		if err != nil || st.Embedded < 0 {
 			return
 		}
-		d, _, err := regionDisk("fuzz", r, st.Embedded, st.EmbeddedLen, st.Regions)
+		d, _, _, err := regionDisk("fuzz", r, st.Embedded, st.EmbeddedLen, st.Regions)
 		if err != nil {
 			return
 		}

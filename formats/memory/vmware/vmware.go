@@ -191,8 +191,9 @@ func ParseState(ctx context.Context, name string, r io.ReaderAt, size int64) (*S
 }
 
 // regionDisk maps regions of a memory file (at base in r, n bytes long).
-func regionDisk(name string, r io.ReaderAt, base, n int64, regions []Region) (*memdisk.Disk, []string, error) {
-	var notes []string
+// A region past the end of the file is noted, and cut names the first
+// (View.Incomplete: the memory was not read in full).
+func regionDisk(name string, r io.ReaderAt, base, n int64, regions []Region) (d *memdisk.Disk, notes []string, cut error, err error) {
 	if len(regions) == 0 {
 		notes = append(notes, "no region table: memory file taken as guest-physical from 0")
 		regions = []Region{{0, 0, n}}
@@ -204,20 +205,26 @@ func regionDisk(name string, r io.ReaderAt, base, n int64, regions []Region) (*m
 		l := rg.Len
 		if rg.FileOff >= n {
 			notes = append(notes, fmt.Sprintf("region at physical 0x%x lies past the end of the memory file", rg.Phys))
+			if cut == nil {
+				cut = model.Errorf(name, base+n, "truncated memory file: the region at physical 0x%x (%d bytes at memory offset 0x%x) lies past its end", rg.Phys, l, rg.FileOff)
+			}
 			continue
 		}
 		if rg.FileOff+l > n {
 			notes = append(notes, fmt.Sprintf("region at physical 0x%x cut at the end of the memory file", rg.Phys))
+			if cut == nil {
+				cut = model.Errorf(name, base+n, "truncated memory file: the region at physical 0x%x (%d bytes at memory offset 0x%x) is cut at its end, %d bytes missing", rg.Phys, l, rg.FileOff, rg.FileOff+l-n)
+			}
 			l = n - rg.FileOff
 		}
 		if rg.Phys < end {
-			return nil, nil, model.Errorf(name, -1, "memory regions overlap at physical 0x%x", rg.Phys)
+			return nil, nil, nil, model.Errorf(name, -1, "memory regions overlap at physical 0x%x", rg.Phys)
 		}
 		pieces = memdisk.SplitRun(pieces, rg.Phys, base+rg.FileOff, l)
 		end = rg.Phys + l
 	}
-	d, err := memdisk.New(name, r, end, pieces, nil, nil)
-	return d, notes, err
+	d, err = memdisk.New(name, r, end, pieces, nil, nil)
+	return d, notes, cut, err
 }
 
 // Open opens a .vmem (with its .vmss/.vmsn sibling when present) or a
@@ -275,7 +282,7 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 			return nil, err
 		}
 		if st.Embedded >= 0 {
-			d, n, err := regionDisk(statePath, sf, st.Embedded, st.EmbeddedLen, st.Regions)
+			d, n, cut, err := regionDisk(statePath, sf, st.Embedded, st.EmbeddedLen, st.Regions)
 			if err != nil {
 				closeState()
 				return nil, err
@@ -284,7 +291,7 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 				im.AddCloser(sfOwn)
 			}
 			notes = append(notes, "memory embedded in "+filepath.Base(statePath))
-			return finish(im, d, append(notes, n...)), nil
+			return finish(im, d, append(notes, n...), cut), nil
 		}
 		closeState()
 		notes = append(notes, "region table from "+filepath.Base(statePath))
@@ -315,17 +322,17 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 	if st != nil {
 		regions = st.Regions
 	}
-	d, n, err := regionDisk(memPath, mf, 0, memSize, regions)
+	d, n, cut, err := regionDisk(memPath, mf, 0, memSize, regions)
 	if err != nil {
 		im.Close()
 		return nil, err
 	}
-	return finish(im, d, append(notes, n...)), nil
+	return finish(im, d, append(notes, n...), cut), nil
 }
 
-func finish(im *model.Image, d *memdisk.Disk, notes []string) *model.Image {
+func finish(im *model.Image, d *memdisk.Disk, notes []string, cut error) *model.Image {
 	im.VirtualSize = d.Size()
 	im.Views = []model.View{{ID: model.ViewID(im.Path, model.KindMemory, ""), Kind: model.KindMemory, Name: "memory", Disk: d,
-		Notes: append([]string{"offsets are guest-physical addresses"}, notes...)}}
+		Notes: append([]string{"offsets are guest-physical addresses"}, notes...), Incomplete: cut}}
 	return im
 }

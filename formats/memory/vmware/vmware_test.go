@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,7 +60,7 @@ func TestVMware(t *testing.T) {
 	}
 	defer ef.Close()
 	fi, _ := ef.Stat()
-	ed, _, err := elfcore.NewDisk(vm.Path("dump.elf"), ef, fi.Size())
+	ed, _, _, err := elfcore.NewDisk(vm.Path("dump.elf"), ef, fi.Size())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +83,11 @@ func TestVMware(t *testing.T) {
 	}
 	write("suspended.vmem", ram)
 	write("suspended.vmss", state(split, nil))
+	// A .vmem cut short (a copy that ran out of space): the second
+	// region ends early.
+	const cut = 40 << 20
+	write("cut.vmem", ram[:cut])
+	write("cut.vmss", state(split, nil))
 	write("plain.vmem", ram)
 	write("embedded.vmsn", state(nil, ram))
 	moved := func(addr int64) int64 {
@@ -94,11 +100,13 @@ func TestVMware(t *testing.T) {
 		name string
 		open string
 		addr func(int64) int64
+		held int64 // the guest RAM bytes the files hold
 	}{
-		{"vmem+vmss regions", "suspended.vmem", moved},
-		{"vmss opened", "suspended.vmss", moved},
-		{"vmem alone", "plain.vmem", func(a int64) int64 { return a }},
-		{"vmsn embedded", "embedded.vmsn", func(a int64) int64 { return a }},
+		{"vmem+vmss regions", "suspended.vmem", moved, int64(len(ram))},
+		{"vmss opened", "suspended.vmss", moved, int64(len(ram))},
+		{"vmem alone", "plain.vmem", func(a int64) int64 { return a }, int64(len(ram))},
+		{"vmsn embedded", "embedded.vmsn", func(a int64) int64 { return a }, int64(len(ram))},
+		{"vmem cut short", "cut.vmem", moved, cut},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, tc.open)
@@ -108,8 +116,21 @@ func TestVMware(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer im.Close()
+			// A cut file is still read up to the cut, and its view says
+			// it is incomplete, naming the memory file and the offset.
+			inc := im.Views[0].Incomplete
+			var fe *model.FormatError
+			switch {
+			case tc.held < int64(len(ram)) && (!errors.As(inc, &fe) || fe.File != filepath.Join(dir, "cut.vmem") || fe.Offset != cut):
+				t.Errorf("incomplete %v, want the memory file's end at offset %d", inc, cut)
+			case tc.held == int64(len(ram)) && inc != nil:
+				t.Errorf("incomplete %v", inc)
+			}
 			var plants []qemufixture.Plant
 			for _, pl := range vm.Plants {
+				if pl.Addr+int64(len(pl.Data)) > tc.held {
+					continue
+				}
 				pl.Addr = tc.addr(pl.Addr)
 				plants = append(plants, pl)
 			}
