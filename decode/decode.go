@@ -101,21 +101,24 @@ type Limits struct {
 	MaxSpool int64
 }
 
-// DefaultLimits are the caps a scan applies: xz -9 uses a 64 MiB
+// DefaultLimits returns the caps a scan applies: xz -9 uses a 64 MiB
 // dictionary and zstd --long=27 a 128 MiB window, the largest that
-// ordinary tools write.
-var DefaultLimits = Limits{
-	MaxDepth:         8,
-	MaxRatio:         100,
-	RatioFloor:       1 << 20,
-	MaxMembers:       200000,
-	MaxTime:          60 * time.Second,
-	MaxDecoderMemory: 160 << 20,
-	MaxSpool:         64 << 20,
+// ordinary tools write. A function, not a variable: no caller can change
+// another's defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxDepth:         8,
+		MaxRatio:         100,
+		RatioFloor:       1 << 20,
+		MaxMembers:       200000,
+		MaxTime:          60 * time.Second,
+		MaxDecoderMemory: 160 << 20,
+		MaxSpool:         64 << 20,
+	}
 }
 
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
+	d := DefaultLimits()
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = d.MaxDepth
 	}

@@ -233,7 +233,7 @@ func TestBombs(t *testing.T) {
 			// Bounded: a stream grows to its floor or 100 times its
 			// input, and the whole walk the same.
 			lim := c.opts.Limits.withDefaults()
-			if bound := min(lim.MaxRatio, DefaultLimits.MaxRatio)*size + 2*lim.RatioFloor + (16 << 20); decoded > bound && c.name != "time cap" {
+			if bound := min(lim.MaxRatio, DefaultLimits().MaxRatio)*size + 2*lim.RatioFloor + (16 << 20); decoded > bound && c.name != "time cap" {
 				t.Errorf("decoded %d bytes from %d, over %d", decoded, size, bound)
 			}
 			t.Logf("%d bytes in, %d decoded in %v; %v", size, decoded, took, res.Notes())

@@ -27,7 +27,7 @@ func fuzzWalk(t *testing.T, data []byte, codec string) {
 		fn := func(l Leaf) error {
 			n, err := io.Copy(io.Discard, l.R)
 			got += n
-			if len(l.Chain) == 0 || len(l.Chain) > DefaultLimits.MaxDepth {
+			if len(l.Chain) == 0 || len(l.Chain) > DefaultLimits().MaxDepth {
 				t.Fatalf("leaf with a chain of %d steps", len(l.Chain))
 			}
 			return err

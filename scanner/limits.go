@@ -35,16 +35,16 @@ type limitKey struct {
 // DefaultLimits'; e says the rules' severities (Enough).
 func NewLimiter(limits report.Limits, e *detectors.Engine) *Limiter {
 	if limits.FindingsPerRulePerView <= 0 {
-		limits.FindingsPerRulePerView = DefaultLimits.FindingsPerRulePerView
+		limits.FindingsPerRulePerView = DefaultLimits().FindingsPerRulePerView
 	}
 	if limits.LocationsPerFinding <= 0 {
-		limits.LocationsPerFinding = DefaultLimits.LocationsPerFinding
+		limits.LocationsPerFinding = DefaultLimits().LocationsPerFinding
 	}
 	if limits.FindingsPerScan <= 0 {
-		limits.FindingsPerScan = DefaultLimits.FindingsPerScan
+		limits.FindingsPerScan = DefaultLimits().FindingsPerScan
 	}
 	if limits.LocationsPerScan <= 0 {
-		limits.LocationsPerScan = DefaultLimits.LocationsPerScan
+		limits.LocationsPerScan = DefaultLimits().LocationsPerScan
 	}
 	return &Limiter{limits: limits, engine: e, kept: map[limitKey]int{}}
 }

@@ -97,9 +97,12 @@ type Options struct {
 // hundred overlays and snapshots still lists them all); the run keeps at
 // most 100,000 findings and 500,000 locations in all, which bounds its
 // memory however many rules an input fills. What is cut is counted in the
-// report (docs/report.md, "truncated").
-var DefaultLimits = report.Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000,
-	FindingsPerScan: 100_000, LocationsPerScan: 500_000}
+// report (docs/report.md, "truncated"). A function, not a variable: no
+// caller can change another's defaults.
+func DefaultLimits() report.Limits {
+	return report.Limits{FindingsPerRulePerView: 10000, LocationsPerFinding: 1000,
+		FindingsPerScan: 100_000, LocationsPerScan: 500_000}
+}
 
 // Scanner runs scans. It holds no state between runs.
 type Scanner struct{ opts Options }

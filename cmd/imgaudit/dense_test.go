@@ -41,7 +41,7 @@ func TestDenseDumpMemoryBound(t *testing.T) {
 	if os.Getenv(denseChildEnv) != "" {
 		t.Skip("child process")
 	}
-	limits := scanner.DefaultLimits
+	limits := scanner.DefaultLimits()
 	for _, c := range []struct {
 		name  string
 		write func(path string, size int64, src benchdata.Filler) error
