@@ -149,18 +149,55 @@ type locKey struct {
 	dec string
 }
 
+// findingAcc is one finding while the scan runs. It is kept lean, since
+// a dense input makes a hundred thousand of them: the rules that matched
+// in a slice, the locations as small records (the report's Location,
+// five times their size, is made when the findings are placed), indexed
+// by a map only once there are more than a few.
 type findingAcc struct {
 	f     report.Finding
 	sev   detectors.Severity
-	rules map[string]bool
-	locs  map[locKey]*report.Location
-	// keys lists the locations in the order they were found; at most
+	rules []string
+	// locs lists the locations in the order they were found; at most
 	// the collector's locations-per-finding limit.
-	keys []locKey
+	locs []leanLoc
+	// index finds a location in locs by its key, once locs holds more
+	// than leanScan of them.
+	index map[locKey]int
 	// allowIf holds, for a location that only matches with allowlist
 	// paths produced, those matches: the location is dropped when every
 	// one of them allowlists its guest path.
 	allowIf map[locKey][]detectors.Match
+}
+
+// leanLoc is a location while the scan runs: where it is (view, guest
+// offset, decoded chain), how long, and in which encoding.
+type leanLoc struct {
+	k        locKey
+	length   int64
+	encoding string
+	// decoded is the container's chain (shared by its matches) and
+	// decodedOff the match's offset in the decoded bytes.
+	decoded    []report.DecodedStep
+	decodedOff int64
+}
+
+// leanScan is how many locations a finding searches one by one before it
+// indexes them: most findings have one.
+const leanScan = 8
+
+// has reports whether location k is listed.
+func (fa *findingAcc) has(k locKey) bool {
+	if fa.index != nil {
+		_, ok := fa.index[k]
+		return ok
+	}
+	for i := range fa.locs {
+		if fa.locs[i].k == k {
+			return true
+		}
+	}
+	return false
 }
 
 // collector turns the detectors' matches into findings as they arrive,
@@ -186,22 +223,17 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 	if fa == nil {
 		return
 	}
-	if fa.locs[locKey{v: v, g: v.firstRepetition(m.Start, m.End-m.Start)}] != nil {
+	if fa.has(locKey{v: v, g: v.firstRepetition(m.Start, m.End-m.Start)}) {
 		// Already listed, so already expanded to every place sharing
 		// its bytes: the first and last repetitions of an aliased
 		// record are both scanned, and both would count the others.
 		return
 	}
-	room := c.lim.Limits().LocationsPerFinding - len(fa.keys)
+	room := c.lim.Limits().LocationsPerFinding - len(fa.locs)
 	ps, more := c.idx.where(v, m.Start, m.End-m.Start, max(room, 0))
 	fa.f.LocationsTruncated += more
 	for _, gp := range ps {
-		fa.addLocation(c, locKey{v: gp.v, g: gp.g}, m, func() *report.Location {
-			return &report.Location{
-				Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
-				Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
-			}
-		})
+		fa.addLocation(c, leanLoc{k: locKey{v: gp.v, g: gp.g}, length: m.End - m.Start, encoding: m.Encoding}, m)
 	}
 }
 
@@ -220,13 +252,8 @@ func (c *collector) addDecoded(places []guestPos, chain []report.DecodedStep, ch
 	off := m.Start
 	dec := chainKey + "@" + strconv.FormatInt(off, 10)
 	for _, gp := range places {
-		fa.addLocation(c, locKey{v: gp.v, g: gp.g, dec: dec}, m, func() *report.Location {
-			return &report.Location{
-				Target: gp.v.t.path, View: gp.v.view.ID, ViewKind: string(gp.v.view.Kind),
-				Offset: gp.g, Length: m.End - m.Start, Encoding: m.Encoding,
-				Decoded: chain, DecodedOffset: &off,
-			}
-		})
+		fa.addLocation(c, leanLoc{k: locKey{v: gp.v, g: gp.g, dec: dec}, length: m.End - m.Start, encoding: m.Encoding,
+			decoded: chain, decodedOff: off}, m)
 	}
 }
 
@@ -249,30 +276,37 @@ func (c *collector) accFor(v *viewState, m detectors.Match) *findingAcc {
 				KeyFingerprint: m.KeyFingerprint, Preview: m.Preview, Metadata: maps.Clone(m.Meta),
 			},
 			sev:   m.Severity,
-			rules: map[string]bool{m.RuleID: true},
-			locs:  map[locKey]*report.Location{},
+			rules: []string{m.RuleID},
 		}
 		c.acc[key] = fa
 		c.order = append(c.order, key)
-	} else if !fa.rules[m.RuleID] {
-		fa.rules[m.RuleID] = true
+	} else if !slices.Contains(fa.rules, m.RuleID) {
+		fa.rules = append(fa.rules, m.RuleID)
 		fa.mergeRule(m)
 	}
 	return fa
 }
 
-// addLocation lists location k (made by mk) unless it is listed already
-// or the limits leave no room for it, which counts it instead.
-func (fa *findingAcc) addLocation(c *collector, k locKey, m detectors.Match, mk func() *report.Location) {
-	fa.noteAllowlist(k, m)
-	if fa.locs[k] != nil {
+// addLocation lists location l unless it is listed already or the limits
+// leave no room for it, which counts it instead.
+func (fa *findingAcc) addLocation(c *collector, l leanLoc, m detectors.Match) {
+	fa.noteAllowlist(l.k, m)
+	if fa.has(l.k) {
 		return
 	}
-	if !c.lim.KeepLocation(&fa.f, len(fa.keys)) {
+	if !c.lim.KeepLocation(&fa.f, len(fa.locs)) {
 		return
 	}
-	fa.locs[k] = mk()
-	fa.keys = append(fa.keys, k)
+	fa.locs = append(fa.locs, l)
+	switch {
+	case fa.index != nil:
+		fa.index[l.k] = len(fa.locs) - 1
+	case len(fa.locs) > leanScan:
+		fa.index = make(map[locKey]int, 2*len(fa.locs))
+		for i := range fa.locs {
+			fa.index[fa.locs[i].k] = i
+		}
+	}
 }
 
 // findings places every kept finding's locations and returns the findings
@@ -320,7 +354,7 @@ func sortFindings(out []report.Finding) {
 // noteAllowlist records whether match m, seen at location k, may be
 // allowlisted there by path: k stays unless every match seen at it is.
 func (fa *findingAcc) noteAllowlist(k locKey, m detectors.Match) {
-	seen := fa.locs[k] != nil
+	seen := fa.has(k)
 	ms, conditional := fa.allowIf[k]
 	switch {
 	case seen && !conditional:
@@ -385,9 +419,18 @@ func (fa *findingAcc) mergeRule(m detectors.Match) {
 // ranges guestfs excludes (LUKS key material) are dropped and counted in
 // dropped.
 func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped map[*viewState]map[string]int) {
-	for _, k := range fa.keys {
-		l := fa.locs[k]
-		v := k.v
+	fa.f.Locations = make([]report.Location, 0, len(fa.locs))
+	for i := range fa.locs {
+		ll := &fa.locs[i]
+		k, v := ll.k, ll.k.v
+		l := &report.Location{
+			Target: v.t.path, View: v.view.ID, ViewKind: string(v.view.Kind),
+			Offset: k.g, Length: ll.length, Encoding: ll.encoding,
+		}
+		if ll.decoded != nil {
+			off := ll.decodedOff
+			l.Decoded, l.DecodedOffset = ll.decoded, &off
+		}
 		if ps := v.pieces(k.g, 1); len(ps) == 1 && ps[0].at.key.src == model.SourceData && ps[0].at.key.file != "" && ps[0].at.key != zeroKey && v.dedupe {
 			off := ps[0].at.off
 			l.FileOffset = &off
@@ -403,20 +446,16 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 						dropped[v] = map[string]int{}
 					}
 					dropped[v][excluded]++
-					delete(fa.locs, k)
 					continue
 				}
 			}
 		}
 		l.Exposure = v.exposure(l.State)
-	}
-	fa.keys = slices.DeleteFunc(fa.keys, func(k locKey) bool { return fa.locs[k] == nil })
-	fa.f.Locations = make([]report.Location, 0, len(fa.keys))
-	for _, k := range fa.keys {
-		if l := fa.locs[k]; !fa.allowlisted(k, l.Path) {
+		if !fa.allowlisted(k, l.Path) {
 			fa.f.Locations = append(fa.f.Locations, *l)
 		}
 	}
+	fa.locs, fa.index = nil, nil // placed: the report's locations hold them now
 	report.RecomputeExposure(&fa.f)
 	sort.SliceStable(fa.f.Locations, func(i, j int) bool {
 		a, b := fa.f.Locations[i], fa.f.Locations[j]
