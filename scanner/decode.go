@@ -285,27 +285,17 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 		return cs
 	}
 	sums := make([][]fileSum, len(jobs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			for i := range next {
-				j := jobs[i]
-				for _, k := range j.keys {
-					sum, err := hashReader(ctx, io.NewSectionReader(j.c.r, 0, j.c.size), k.algo, buf)
-					sums[i] = append(sums[i], fileSum{sum, err})
-				}
-			}
-		}()
-	}
-	for i := range jobs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	bufs := make([][]byte, runtime.GOMAXPROCS(0)) // one per worker of onEveryCore
+	onEveryCore(ctx, len(jobs), func(w, i int) {
+		if bufs[w] == nil {
+			bufs[w] = make([]byte, 256<<10)
+		}
+		j := jobs[i]
+		for _, k := range j.keys {
+			sum, err := hashReader(ctx, io.NewSectionReader(j.c.r, 0, j.c.size), k.algo, bufs[w])
+			sums[i] = append(sums[i], fileSum{sum, err})
+		}
+	})
 	drop := map[*container]bool{}
 	for i, j := range jobs {
 		for n, k := range j.keys {
@@ -493,25 +483,7 @@ func physicalKey(c *container) string {
 // run decodes one container of each group, on every core, and places its
 // matches at every place of the group.
 func (d *decoder) run(ctx context.Context, groups [][]*container) error {
-	next := make(chan []*container)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(groups), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for g := range next {
-				d.decodeGroup(ctx, g)
-			}
-		}()
-	}
-	for _, g := range groups {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- g
-	}
-	close(next)
-	wg.Wait()
+	onEveryCore(ctx, len(groups), func(_, i int) { d.decodeGroup(ctx, groups[i]) })
 	return ctx.Err()
 }
 

@@ -14,10 +14,8 @@ import (
 	"hash"
 	"io"
 	"path"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/guestfs"
@@ -119,23 +117,10 @@ func (pr *provenanceReader) hashAhead(ctx context.Context, cands [][]candidate) 
 		}
 	}
 	sums := make([]fileSum, len(jobs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				k := jobs[i]
-				sums[i].sum, sums[i].err = hashFile(ctx, k.v.filesystem(ctx).m.Files(k.part), k.path, k.algo)
-			}
-		}()
-	}
-	for i := range jobs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	onEveryCore(ctx, len(jobs), func(_, i int) {
+		k := jobs[i]
+		sums[i].sum, sums[i].err = hashFile(ctx, k.v.filesystem(ctx).m.Files(k.part), k.path, k.algo)
+	})
 	for i, k := range jobs {
 		pr.store(k, sums[i])
 	}

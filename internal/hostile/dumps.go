@@ -35,20 +35,7 @@ func ELFAliased(nseg, tailSize int) []byte {
 	shoff := phoff + nseg*phentsz
 	size := shoff + shentsz + tailSize
 	b := make([]byte, size)
-	copy(b, elf.ELFMAG)
-	b[elf.EI_CLASS] = byte(elf.ELFCLASS64)
-	b[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
-	b[elf.EI_VERSION] = byte(elf.EV_CURRENT)
-	le.PutUint16(b[16:], uint16(elf.ET_CORE))
-	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
-	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
-	le.PutUint64(b[32:], phoff)
-	le.PutUint64(b[40:], uint64(shoff))
-	le.PutUint16(b[52:], ehdr)
-	le.PutUint16(b[54:], phentsz)
-	le.PutUint16(b[56:], 0xffff) // PN_XNUM
-	le.PutUint16(b[58:], shentsz)
-	le.PutUint16(b[60:], 1)
+	putELFCoreHeader(b, 0xffff, uint64(shoff), 1) // PN_XNUM: the real count is in section 0
 	for i := range nseg {
 		p := b[phoff+i*phentsz:]
 		le.PutUint32(p[0:], uint32(elf.PT_LOAD))
@@ -104,6 +91,26 @@ func KdumpAliased(bs, pages int) []byte {
 	return b
 }
 
+// putELFCoreHeader writes the header of a 64-bit little-endian x86-64
+// ELF core whose program headers follow it (e_phoff 64, 56 bytes each),
+// with phnum of them and shnum 64-byte section headers at shoff.
+func putELFCoreHeader(b []byte, phnum uint16, shoff uint64, shnum uint16) {
+	copy(b, elf.ELFMAG)
+	b[elf.EI_CLASS] = byte(elf.ELFCLASS64)
+	b[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
+	b[elf.EI_VERSION] = byte(elf.EV_CURRENT)
+	le.PutUint16(b[16:], uint16(elf.ET_CORE))
+	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
+	le.PutUint64(b[32:], 64) // e_phoff: right after this header
+	le.PutUint64(b[40:], shoff)
+	le.PutUint16(b[52:], 64) // e_ehsize
+	le.PutUint16(b[54:], 56) // e_phentsize
+	le.PutUint16(b[56:], phnum)
+	le.PutUint16(b[58:], 64) // e_shentsize
+	le.PutUint16(b[60:], shnum)
+}
+
 // ELFTruncatedDump writes an ELF core cut short, as a dump to a full disk
 // leaves it: one PT_LOAD segment of 64 MiB of which the file holds the
 // first MiB (with HostileSecret in it).
@@ -116,17 +123,7 @@ func ELFTruncatedDump(_ context.Context, dir string) (string, error) {
 		held    = 1 << 20
 	)
 	b := make([]byte, dataOff+held)
-	copy(b, elf.ELFMAG)
-	b[elf.EI_CLASS] = byte(elf.ELFCLASS64)
-	b[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
-	b[elf.EI_VERSION] = byte(elf.EV_CURRENT)
-	le.PutUint16(b[16:], uint16(elf.ET_CORE))
-	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
-	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
-	le.PutUint64(b[32:], ehdr) // e_phoff
-	le.PutUint16(b[52:], ehdr)
-	le.PutUint16(b[54:], phentsz)
-	le.PutUint16(b[56:], 1)
+	putELFCoreHeader(b, 1, 0, 0)
 	p := b[ehdr:]
 	le.PutUint32(p[0:], uint32(elf.PT_LOAD))
 	le.PutUint64(p[8:], dataOff)  // p_offset
