@@ -296,6 +296,9 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 			sums[i] = append(sums[i], fileSum{sum, err})
 		}
 	})
+	if ctx.Err() != nil {
+		return cs // not every digest was computed; the caller stops too
+	}
 	drop := map[*container]bool{}
 	for i, j := range jobs {
 		for n, k := range j.keys {
