@@ -423,7 +423,7 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 	for i := range fa.locs {
 		ll := &fa.locs[i]
 		k, v := ll.k, ll.k.v
-		l := &report.Location{
+		l := report.Location{
 			Target: v.t.path, View: v.view.ID, ViewKind: string(v.view.Kind),
 			Offset: k.g, Length: ll.length, Encoding: ll.encoding,
 		}
@@ -452,7 +452,7 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 		}
 		l.Exposure = v.exposure(l.State)
 		if !fa.allowlisted(k, l.Path) {
-			fa.f.Locations = append(fa.f.Locations, *l)
+			fa.f.Locations = append(fa.f.Locations, l)
 		}
 	}
 	fa.locs, fa.index = nil, nil // placed: the report's locations hold them now
