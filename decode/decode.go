@@ -148,6 +148,8 @@ type Result struct {
 	// Leaves handed to the callback and the bytes read from them.
 	Leaves  int64
 	Decoded int64
+	// StoredSkipped counts the members Options.SkipStoredLeaves left out.
+	StoredSkipped int64
 	// Consumed is how many bytes of the container the walk read.
 	Consumed int64
 	// Skipped counts, by reason, the members and streams the walk did not
@@ -169,6 +171,7 @@ func (r *Result) Skip(reason string, n int64) {
 func (r *Result) Add(o Result) {
 	r.Leaves += o.Leaves
 	r.Decoded += o.Decoded
+	r.StoredSkipped += o.StoredSkipped
 	r.Consumed += o.Consumed
 	for k, n := range o.Skipped {
 		r.Skip(k, n)
@@ -263,6 +266,14 @@ type Options struct {
 	// Codec, when set, is the container's codec, taken as given instead
 	// of sniffed: raw deflate, which has no magic, is found this way.
 	Codec string
+	// SkipStoredLeaves leaves out the members whose bytes are the
+	// container's own bytes, unchanged: the plain members (no container
+	// inside) of a tar, ar or cpio archive that no stream encloses. A
+	// caller sets it for a container whose raw bytes it has scanned
+	// already and found nothing in; such members are read past, not
+	// handed to the callback, and counted in Result.StoredSkipped.
+	// Containers inside them are still decoded.
+	SkipStoredLeaves bool
 }
 
 // deadline returns the walk's context, bounded by MaxTime.

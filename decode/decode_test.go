@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,5 +278,56 @@ sys.stdout.buffer.write(b"\xaa" * 100 + c.compress(data) + c.flush() + b"\x55" *
 	}
 	if _, _, err := Exactly(b[100:], Deflate, 65535); err == nil {
 		t.Error("a stream of 65536 bytes passed for one of 65535")
+	}
+}
+
+// TestSkipStoredLeaves: with Options.SkipStoredLeaves, the plain members
+// of uncompressed archives (whose bytes are the container's own) are not
+// handed over, and counted; a container inside such a member, and every
+// member of an archive inside a stream, still are.
+func TestSkipStoredLeaves(t *testing.T) {
+	testutil.RequireTool(t, "tar", "gzip", "cpio", "ar")
+	secret := testutil.Marker("stored-secret", 3000)
+	cases := []struct {
+		name, script string
+		leaves       []string // the chains handed over with SkipStoredLeaves
+		skipped      int64
+	}{
+		{"tar with a plain member and a .gz member", "tar -C src -cf out plain.txt key.gz", []string{"tar member key.gz > gzip"}, 1},
+		{"cpio", "cd src && printf 'plain.txt\\nkey.gz\\n' | cpio -o -H newc --quiet > ../out", []string{"cpio member key.gz > gzip"}, 1},
+		{"ar", "cd src && ar rc ../out plain.txt key.gz", []string{"ar member key.gz > gzip"}, 1},
+		{"tar inside gzip: nothing is the container's own bytes", "tar -C src -czf out plain.txt key.gz", []string{"gzip > tar member plain.txt", "gzip > tar member key.gz > gzip"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, "src", "plain.txt"), bytes.Repeat([]byte("plain text, no secret\n"), 5000), 0o644)
+			os.WriteFile(filepath.Join(dir, "src", "key"), secret, 0o644)
+			testutil.Bash(t, dir, "gzip -n -c src/key > src/key.gz && "+c.script)
+			data, err := os.ReadFile(filepath.Join(dir, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, _ := walkAll(t, data, Options{})
+			leaves, res := walkAll(t, data, Options{SkipStoredLeaves: true})
+			var got []string
+			for _, l := range leaves {
+				got = append(got, ChainString(l.chain))
+			}
+			if !slices.Equal(got, c.leaves) || res.StoredSkipped != c.skipped {
+				t.Errorf("leaves %q, %d stored members skipped; want %q, %d", got, res.StoredSkipped, c.leaves, c.skipped)
+			}
+			if want := len(c.leaves) + int(c.skipped); len(full) != want {
+				t.Errorf("without the option: %d leaves, want %d", len(full), want)
+			}
+			for _, l := range leaves {
+				if strings.HasSuffix(ChainString(l.chain), "key.gz > gzip") && !bytes.Equal(l.data, secret) {
+					t.Errorf("the nested stream's leaf does not hold the secret")
+				}
+			}
+		})
 	}
 }

@@ -80,9 +80,11 @@ type walker struct {
 	rootSize int64
 	rootSrc  *src
 	codec    string // Options.Codec, for the first level
-	atRead   int64  // container bytes read at random (squashfs)
-	mem      int64  // decoder memory held
-	decoded  int64  // bytes all streams of the walk decoded
+	// skipStored is Options.SkipStoredLeaves.
+	skipStored bool
+	atRead     int64 // container bytes read at random (squashfs)
+	mem        int64 // decoder memory held
+	decoded    int64 // bytes all streams of the walk decoded
 }
 
 // Walk decodes the container in r (size bytes: a file, a partition, or the
@@ -97,7 +99,7 @@ func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn fu
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	top := newSrc(io.NewSectionReader(r, 0, size))
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, rootSrc: top, codec: opts.Codec}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, rootSrc: top, codec: opts.Codec, skipStored: opts.SkipStoredLeaves}
 	err := w.segments(top, 0, true)
 	res.Consumed = top.pos()
 	return res, w.outcome(err)
@@ -112,7 +114,7 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	top := newSrc(r)
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, rootSrc: top, codec: opts.Codec}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, rootSrc: top, codec: opts.Codec, skipStored: opts.SkipStoredLeaves}
 	err := w.segments(top, 0, true)
 	res.Consumed = top.pos()
 	return res, w.outcome(err)
@@ -174,6 +176,10 @@ func (w *walker) segments(s *src, depth int, root bool) error {
 		}
 		if kind == "" {
 			if first && !root {
+				if w.skipStored && w.stored() {
+					w.res.StoredSkipped++
+					return nil // the caller reads past the member
+				}
 				return w.counted(w.leaf(s), "")
 			}
 			return nil
@@ -299,6 +305,18 @@ func (l *leafReader) Read(p []byte) (int, error) {
 		l.err = err
 	}
 	return n, err
+}
+
+// stored reports whether the current member's bytes are the container's
+// own: every step of the chain is a member of an uncompressed archive
+// (tar, ar, cpio), so no stream changed them.
+func (w *walker) stored() bool {
+	for _, st := range w.chain {
+		if st.Codec != Tar && st.Codec != Ar && st.Codec != Cpio {
+			return false
+		}
+	}
+	return len(w.chain) > 0
 }
 
 // push and pop maintain the chain.

@@ -174,6 +174,11 @@ type ViewDecoding struct {
 	// not decoded because package records prove them unmodified (their
 	// content is the package's, public; --no-downgrade decodes them).
 	UnmodifiedPackageFiles int64 `json:"unmodified_package_files,omitempty"`
+	// StoredMembersNotRescanned counts the plain members of uncompressed
+	// archives (tar, ar, cpio) that were not scanned a second time: their
+	// bytes are the archive file's own, which the raw scan read and found
+	// nothing in.
+	StoredMembersNotRescanned int64 `json:"stored_members_not_rescanned,omitempty"`
 }
 
 // ViewTruncation counts, per rule ID, what a view's scan cut to stay

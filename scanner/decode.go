@@ -111,6 +111,9 @@ type decoder struct {
 
 	mu      sync.Mutex // guards col, the views' decoding counts and budgets
 	budgets map[*target]*decode.Budget
+	// raw lists, by view, the guest offsets of the raw scan's locations,
+	// sorted (rawOffsets).
+	raw map[*viewState][]int64
 }
 
 // detectorSignatures are the containers' magic numbers, for the raw scan.
@@ -181,6 +184,7 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 	if err != nil {
 		return err
 	}
+	d.raw = col.rawOffsets()
 	err = d.run(ctx, groups)
 	for _, v := range views {
 		v.notes = append(v.notes, v.decodingNotes()...)
@@ -535,7 +539,8 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
 		consumed = c.size
 	} else {
 		var err error
-		res, err = decode.Walk(ctx, c.r, c.size, decode.Options{Limits: d.lim, Budget: d.budget(c.v.t)}, func(l decode.Leaf) error {
+		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g)}
+		res, err = decode.Walk(ctx, c.r, c.size, wopts, func(l decode.Leaf) error {
 			// The seam for VM disks inside archives (a qcow2 in a
 			// .tar.gz): such a leaf is scanned here as its raw bytes.
 			// Once the disk readers open an io.ReaderAt (issue 18), a
@@ -574,6 +579,29 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
 	for _, dm := range found {
 		d.col.addDecoded(places, dm.chain, dm.chainKey, dm.m)
 	}
+}
+
+// scannedClean reports whether a group's containers are uncompressed
+// archives (tar, ar, cpio) in whose bytes the raw scan kept no location:
+// their plain members are those very bytes, scanned already, and would
+// only be scanned again (Go's package archives are most of what a Debian
+// server's decoding reads). Their nested containers are still decoded. A
+// container that holds a finding is walked in full, so that the finding
+// gets its member's name.
+func (d *decoder) scannedClean(g []*container) bool {
+	for _, c := range g {
+		if c.codec != decode.Tar && c.codec != decode.Ar && c.codec != decode.Cpio || len(c.runs) == 0 {
+			return false
+		}
+		offs := d.raw[c.v]
+		for _, r := range c.runs {
+			i, _ := slices.BinarySearch(offs, r.Off)
+			if i < len(offs) && offs[i] < r.Off+r.Len {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // placesOf lists where container c's bytes are: its own place first, then
@@ -652,7 +680,7 @@ func (v *viewState) decodingReport() *report.ViewDecoding {
 		return nil
 	}
 	return &report.ViewDecoding{Containers: v.containers, Leaves: st.Leaves, DecodedBytes: st.Decoded, Skipped: maps.Clone(st.Skipped),
-		UnmodifiedPackageFiles: v.packagedFiles}
+		UnmodifiedPackageFiles: v.packagedFiles, StoredMembersNotRescanned: st.StoredSkipped}
 }
 
 // decodingNotes says in words what decoding left out in v.

@@ -372,3 +372,58 @@ qemu-img snapshot --image-opts -d old "driver=qcow2,file.filename=disk.qcow2,pas
 		}
 	})
 }
+
+// TestStoredMembersScannedOnce: the plain members of an uncompressed
+// archive are its own bytes, which the raw scan reads; they are scanned
+// again only when the raw scan found something in the archive (so that
+// the finding gets its member's name), and a stream inside a member is
+// decoded either way. ext4 made by mkfs.ext4 -d holding backup.tar (a
+// plain member with a key, and key.gz) and tools.a (an ar of 2 MiB of
+// text and another key's .gz).
+func TestStoredMembersScannedOnce(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "ssh-keygen", "gzip", "tar", "ar")
+	dir := t.TempDir()
+	plain, inTar, inAr := freshKey(t, dir, "plain"), freshKey(t, dir, "tar-gz"), freshKey(t, dir, "ar-gz")
+	root := filepath.Join(dir, "root")
+	for _, d := range []string{"src", "root/srv"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "src", "id_ed25519"), plain, 0o600)
+	os.WriteFile(filepath.Join(dir, "src", "a"), inTar, 0o600)
+	os.WriteFile(filepath.Join(dir, "src", "b"), inAr, 0o600)
+	os.WriteFile(filepath.Join(dir, "src", "notes.txt"), bytes.Repeat([]byte("release notes, nothing secret\n"), 70000), 0o644)
+	testutil.Bash(t, dir, `cd src && gzip -n -c a > a.gz && gzip -n -c b > b.gz &&
+tar -cf ../root/srv/backup.tar id_ed25519 a.gz notes.txt && ar rc ../root/srv/tools.a notes.txt b.gz`)
+	img := filepath.Join(dir, "fs.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, img, "32M")
+	rep := scanFile(t, scanner.Options{}, img)
+	for _, c := range []struct {
+		key  []byte
+		path string
+		want []string // the chains of its locations ("" raw)
+	}{
+		{plain, "/srv/backup.tar", []string{"", "tar member id_ed25519"}},
+		{inTar, "/srv/backup.tar", []string{"tar member a.gz > gzip"}},
+		{inAr, "/srv/tools.a", []string{"ar member b.gz > gzip"}},
+	} {
+		f := findingOf(t, rep, fp(bytes.TrimRight(c.key, "\n")))
+		var got []string
+		for _, l := range f.Locations {
+			if l.Path != c.path {
+				t.Errorf("location in %q, want %q", l.Path, c.path)
+			}
+			got = append(got, chainText(l))
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: chains %q, want %q", c.path, got, c.want)
+		}
+	}
+	// backup.tar holds a raw finding: walked in full (3 members); in
+	// tools.a the raw scan found nothing: its notes.txt is not scanned
+	// again, and what is decoded is little more than the key.
+	d := rep.Targets[0].Views[0].Decoding
+	if d == nil || d.StoredMembersNotRescanned != 1 || d.Leaves != 4 || d.DecodedBytes > 3<<20 {
+		t.Errorf("decoding %+v: want tools.a's notes.txt not scanned again, 4 leaves", d)
+	}
+}

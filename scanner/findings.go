@@ -237,6 +237,23 @@ func (c *collector) add(v *viewState, m detectors.Match) {
 	}
 }
 
+// rawOffsets lists, by view, the guest offsets of the locations the raw
+// scan kept (not decoded ones), sorted.
+func (c *collector) rawOffsets() map[*viewState][]int64 {
+	out := map[*viewState][]int64{}
+	for _, fa := range c.acc {
+		for _, l := range fa.locs {
+			if l.k.dec == "" {
+				out[l.k.v] = append(out[l.k.v], l.k.g)
+			}
+		}
+	}
+	for _, offs := range out {
+		slices.Sort(offs)
+	}
+	return out
+}
+
 // addDecoded records a match in the decoded bytes of a container that
 // starts at each of places (the first one is where it was decoded): one
 // location per place, with the container's offset and the decoding chain
