@@ -18,11 +18,13 @@ import (
 var fuzzLimits = Limits{MaxTime: 2 * time.Second, MaxDecoderMemory: 48 << 20, MaxSpool: 4 << 20, MaxMembers: 1000}
 
 // fuzzWalk walks data as a container (or with codec given) both ways,
-// through Walk and WalkStream, and checks the caps held.
+// through Walk and WalkStream, with and without SkipStoredLeaves, and
+// checks the caps held.
 func fuzzWalk(t *testing.T, data []byte, codec string) {
 	const budget = 8 << 20
-	for _, stream := range []bool{false, true} {
-		opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec}
+	for _, mode := range []struct{ stream, skipStored bool }{{false, false}, {true, false}, {false, true}} {
+		stream := mode.stream
+		opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored}
 		var got int64
 		fn := func(l Leaf) error {
 			n, err := io.Copy(io.Discard, l.R)
