@@ -535,22 +535,25 @@ func (s *stepReader) Read(p []byte) (int, error) {
 }
 
 // TestSignatures: magic numbers are heard at aligned offsets only, once
-// each, whatever the chunks; unaligned ones are not.
+// each, whatever the chunks; unaligned ones are not. A chunk is probed a
+// hit window at a time, so some sit at the windows' edges.
 func TestSignatures(t *testing.T) {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 1<<20)
 	gz, zs, tar := []byte{0x1f, 0x8b, 0x08}, []byte{0x28, 0xb5, 0x2f, 0xfd}, []byte("ustar")
 	want := map[int64]int{}
+	w := int64(hitWindow)
 	for _, at := range []struct {
 		off int64
 		sig []byte
 		i   int
-	}{{0, gz, 0}, {512, zs, 1}, {4096, gz, 0}, {8192 + 257, tar, 2}, {65024, zs, 1}} {
+	}{{0, gz, 0}, {512, zs, 1}, {4096, gz, 0}, {8192 + 257, tar, 2}, {65024, zs, 1},
+		{w - 512, gz, 0}, {w, zs, 1}, {w + 512 + 257, tar, 2}, {2*w - 512 + 257, tar, 2}, {2 * w, gz, 0}, {3*w - 1024, zs, 1}, {1<<20 - 512, gz, 0}} {
 		copy(buf[at.off:], at.sig)
 		want[at.off-at.off%512] = at.i
 	}
 	copy(buf[1000:], gz)  // not aligned
 	copy(buf[2048:], tar) // not where tar has it
-	for _, cs := range []int{1000, 4096, 1 << 20} {
+	for _, cs := range []int{1000, 4096, 1 << 20, 4 << 20} {
 		e := testEngine(t, EngineOptions{ChunkSize: cs, Workers: 2})
 		got := map[int64]int{}
 		opts := ScanOptions{Signatures: []Signature{{0, gz}, {0, zs}, {257, tar}}, SignatureAt: func(off int64, sig int) {

@@ -345,11 +345,17 @@ type sectorProbe struct {
 	sigFound []sigHit // offsets in buf
 	// done is set when scan probed all of buf; else the caller must.
 	done bool
+	// end, when positive, bounds the offsets probed: a window of a
+	// chunk probes only up to where the next window starts.
+	end int
 }
 
 // check probes the offsets in [from, to) of buf.
 func (sp *sectorProbe) check(buf []byte, from, to int) {
 	to = min(to, len(buf)-1)
+	if sp.end > 0 {
+		to = min(to, sp.end)
+	}
 	for o := from + ((sp.phase-from)%sp.align+sp.align)%sp.align; o < to; o += sp.align {
 		if sp.keytab && buf[o] == sp.magic[0] && buf[o+1] == sp.magic[1] {
 			sp.found = append(sp.found, o)
