@@ -54,8 +54,8 @@ const (
 	// maxBufferedMatches bounds the matches one container's decoding keeps
 	// before they are placed (places past the first get them then).
 	maxBufferedMatches = 100000
-	// maxSlackTry bounds the bytes read to try one slack window: a
-	// compressed cluster takes at most about a cluster.
+	// slackPad is read past twice a freed cluster's size to try one
+	// slack window: a compressed cluster takes at most about a cluster.
 	slackPad = 4096
 )
 
