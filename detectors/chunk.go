@@ -59,6 +59,7 @@ type seenKey struct {
 type chunkScanner struct {
 	e    *Engine
 	buf  []byte
+	keys memoryKeySearch // the memory-key search of the chunk at hand
 	hits []keywordHit
 	dec  []byte
 	seen map[seenKey]struct{}
@@ -190,7 +191,9 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	// the cache (a pass of its own over the chunk afterwards missed the
 	// cache at every sector: three times the cost), each window probing
 	// up to where the next one starts.
-	probedAll := probe != nil
+	// The memory-key search, likewise, takes each window's blocks right
+	// after the prefilter has read them.
+	keys := opts.Memory && cs.startMemoryKeys(buf, base, lo, hi)
 	for wa := pa; wa < pb; wa += hitWindow {
 		wb := min(pb, wa+hitWindow)
 		end := min(pb, wb+e.maxKwLen-1) // keywords starting before wb
@@ -204,8 +207,17 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			nf, ns = len(probe.found), len(probe.sigFound)
 		}
 		cs.hits = e.pf.scan(buf[wa:end], cs.hits[:0], probe)
+		if keys {
+			cs.keys.Until(wb)
+		}
 		if probe != nil {
-			probedAll = probedAll && probe.done
+			if !probe.done {
+				// No vector filter ran (or no keyword is enabled):
+				// probe the window here, while it is in the cache. (Its
+				// reads, a sector apart, wait for memory at each one
+				// when they come first.)
+				probe.check(buf[wa:end], 0, end-wa)
+			}
 			for i := nf; i < len(probe.found); i++ {
 				probe.found[i] += wa
 			}
@@ -224,6 +236,9 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		cs.hits = cs.hits[:n]
 		cs.validateHits(buf, base, lo, hi, budget, opts)
 	}
+	if keys {
+		cs.keys.Finish()
+	}
 	for _, ri := range e.fullScan {
 		r := e.rules[ri]
 		for _, m := range r.regexps().re.FindAllSubmatchIndex(buf, -1) {
@@ -239,14 +254,6 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		}
 	}
 	if probe != nil {
-		if !probedAll {
-			// Some window's pass did not probe (no vector filter):
-			// probe the chunk now.
-			probe.found, probe.sigFound = probe.found[:0], probe.sigFound[:0]
-			probe.phase = int((keytabAlign - base%keytabAlign) % keytabAlign)
-			probe.end = 0
-			probe.check(buf, lo, hi)
-		}
 		cs.sigs = cs.sigs[:0]
 		for _, h := range probe.sigFound {
 			if o := int(h.off); o >= lo && o < hi {
@@ -266,9 +273,6 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		if n > 0 {
 			cs.skips = append(cs.skips, Skip{RuleID: e.rules[i].ID, Hits: n})
 		}
-	}
-	if opts.Memory && (e.aes != nil || e.rsaDER != nil) {
-		cs.scanMemoryKeys(buf, base, lo, hi)
 	}
 	if len(cs.covers) > 0 {
 		cs.dropSubsumed()
@@ -612,9 +616,13 @@ func (cs *chunkScanner) keytabAt(buf []byte, base int64, lo, hi, p int) {
 	cs.add(cs.e.keytab, base, lo, hi, f, 0, 1, "")
 }
 
-// scanMemoryKeys runs the AES key-schedule and DER RSA key searches in one
-// pass over buf (the search skips zero pages itself).
-func (cs *chunkScanner) scanMemoryKeys(buf []byte, base int64, lo, hi int) {
+// startMemoryKeys starts the AES key-schedule and DER RSA key searches,
+// one pass over buf that the caller runs in parts with cs.keys (the search
+// skips zero pages itself); it returns false when neither rule is enabled.
+func (cs *chunkScanner) startMemoryKeys(buf []byte, base int64, lo, hi int) bool {
+	if cs.e.aes == nil && cs.e.rsaDER == nil {
+		return false
+	}
 	var aes func(off int, key []byte)
 	if r := cs.e.aes; r != nil {
 		aes = func(off int, key []byte) {
@@ -635,7 +643,8 @@ func (cs *chunkScanner) scanMemoryKeys(buf []byte, base int64, lo, hi int) {
 			cs.add(r, base, lo, hi, f, 0, 1, "")
 		}
 	}
-	findMemoryKeys(buf, aesMaxBitErrors, aes, der)
+	cs.keys.Start(buf, aesMaxBitErrors, aes, der)
+	return true
 }
 
 // scheduleLen is the size of the expanded AES key for a key of n bytes.

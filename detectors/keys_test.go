@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -361,5 +362,83 @@ func TestMemoryStructures(t *testing.T) {
 	derMs := matchesOf(ms, "rsa-private-key-der")
 	if len(pemMs) != 1 || len(derMs) != 1 || pemMs[0].KeyFingerprint != derMs[0].KeyFingerprint || derMs[0].KeyFingerprint == "" {
 		t.Errorf("key fingerprints differ: pem %s der %s", describe(pemMs), describe(derMs))
+	}
+}
+
+// TestMemoryKeysAcrossWindows: the memory-key search runs a prefilter
+// window at a time (and, without AES, with a filter of its own); keys
+// planted across window and chunk boundaries are found as one pass of
+// structural.FindMemoryKeys over the whole buffer finds them, with every
+// rule enabled, with the memory rules alone, and with each alone.
+func TestMemoryKeysAcrossWindows(t *testing.T) {
+	g := newGen("windows")
+	mem := g.bytes(3 << 20)
+	var keys []int
+	for i, off := range []int{hitWindow - 100, 2*hitWindow - 30, 5*hitWindow + 7, 1<<20 - 90, 2<<20 + 3} {
+		if i%2 == 0 {
+			copy(mem[off:], structural.ExpandAESKey(g.bytes(16+8*(i%3))))
+		} else {
+			rk, err := rsa.GenerateKey(rand.Reader, 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(mem[off:], x509.MarshalPKCS1PrivateKey(rk))
+		}
+		keys = append(keys, off)
+	}
+	var wantAES, wantDER []int64
+	structural.FindMemoryKeys(mem, aesMaxBitErrors,
+		func(off int, _ []byte) { wantAES = append(wantAES, int64(off)) },
+		func(off, _ int, _ structural.KeyInfo) { wantDER = append(wantDER, int64(off)) })
+	if len(wantAES) != 3 || len(wantDER) != 2 {
+		t.Fatalf("one pass found AES at %v and DER at %v; planted at %v", wantAES, wantDER, keys)
+	}
+	allBut := func(keep ...string) []string {
+		var ids []string
+		for _, r := range Builtin() {
+			if !slices.Contains(keep, r.ID) {
+				ids = append(ids, r.ID)
+			}
+		}
+		return ids
+	}
+	for _, c := range []struct {
+		name     string
+		disable  []string
+		aes, der bool
+	}{
+		{"all rules", nil, true, true},
+		{"memory rules", allBut("aes-key-schedule", "rsa-private-key-der"), true, true},
+		{"aes alone", allBut("aes-key-schedule"), true, false},
+		{"der alone", allBut("rsa-private-key-der"), false, true},
+	} {
+		for _, chunk := range []int{0, 1 << 20} {
+			t.Run(fmt.Sprintf("%s/chunk=%d", c.name, chunk), func(t *testing.T) {
+				e := testEngine(t, EngineOptions{Disable: c.disable, ChunkSize: chunk, Workers: 2})
+				ms := e.FindAll(mem, ScanOptions{Memory: true})
+				starts := func(rule string) []int64 {
+					var s []int64
+					for _, m := range matchesOf(ms, rule) {
+						s = append(s, m.Start)
+					}
+					slices.Sort(s)
+					return s
+				}
+				var want []int64
+				if c.aes {
+					want = wantAES
+				}
+				if got := starts("aes-key-schedule"); !slices.Equal(got, want) {
+					t.Errorf("AES at %v, want %v", got, want)
+				}
+				want = nil
+				if c.der {
+					want = wantDER
+				}
+				if got := starts("rsa-private-key-der"); !slices.Equal(got, want) {
+					t.Errorf("DER at %v, want %v", got, want)
+				}
+			})
+		}
 	}
 }

@@ -7,6 +7,10 @@ import "github.com/imgaudit/imgaudit/detectors/structural"
 
 type keyInfo = structural.KeyInfo
 
+// memoryKeySearch is the AES key-schedule and DER RSA key search, run a
+// window at a time.
+type memoryKeySearch = structural.MemoryKeySearch
+
 func unescapeArmored(b []byte) []byte              { return structural.UnescapeArmored(b) }
 func parsePrivateKeyPEM(b []byte) (keyInfo, error) { return structural.ParsePrivateKeyPEM(b) }
 func parsePPK(b []byte) (keyInfo, error)           { return structural.ParsePPK(b) }
@@ -14,6 +18,3 @@ func parsePGPPrivate(b []byte) (keyInfo, error)    { return structural.ParsePGPP
 func parseKeytab(b []byte) (int, []string, error)  { return structural.ParseKeytab(b) }
 func githubTokenValid(tok string) bool             { return structural.GitHubClassicTokenValid(tok) }
 func jwtValid(tok string) bool                     { return structural.JWTValid(tok) }
-func findMemoryKeys(buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info keyInfo)) {
-	structural.FindMemoryKeys(buf, maxBitErrors, aes, der)
-}

@@ -83,6 +83,23 @@ func memKeyBlocksGo(buf []byte, first, n int, m uint64, out []uint64) int {
 	return c
 }
 
+// derBlocksGo is the block filter of a search for DER keys alone: the
+// entries of memKeyBlocksGo that have a DER mask, with the AES masks left
+// empty. The AES relation tests are nearly all of the filter's cost, so a
+// search without AES (only the rsa-private-key-der rule enabled, the
+// search rsakeyfind does) skips them.
+func derBlocksGo(buf []byte, first, n int, _ uint64, out []uint64) int {
+	c := 0
+	for i := first; i < first+n; i++ {
+		if der := derPrefixMask(buf[64*i : 64*i+memKeyBlockReach : 64*i+memKeyBlockReach]); der != 0 {
+			out[2*c] = uint64(i) << 32
+			out[2*c+1] = der
+			c++
+		}
+	}
+	return c
+}
+
 // zeroBytes64 counts the zero bytes of b[:64].
 func zeroBytes64(b []byte) int {
 	const lo7 = 0x7f7f7f7f7f7f7f7f
@@ -175,7 +192,91 @@ func derPrefixMask(blk []byte) uint64 {
 // reported as FindAESKeySchedules reports them, DER keys as
 // FindRSAPrivateDER does.
 func FindMemoryKeys(buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info KeyInfo)) {
-	findMemoryKeys(memKeyFilter, buf, maxBitErrors, aes, der)
+	var s MemoryKeySearch
+	s.Start(buf, maxBitErrors, aes, der)
+	s.Finish()
+}
+
+// MemoryKeySearch is FindMemoryKeys taken a part at a time, so that a
+// caller that passes over a buffer in windows can search each window
+// while its bytes are in the cache: the filter is cheap enough that a
+// pass of its own, reading the buffer back from memory, cost twice as
+// much. The zero value is ready for Start; a search may be started again.
+type MemoryKeySearch struct {
+	filter  blockFilter
+	buf     []byte
+	m       int
+	aes     func(off int, key []byte)
+	der     func(off, length int, info KeyInfo)
+	nb      int // blocks of buf the filter covers
+	next    int // the first block not searched yet
+	derNext int // the DER search resumes after an emitted key
+	out     [2 * memKeyBatch]uint64
+}
+
+// Start begins a search of buf like FindMemoryKeys's; Until and Finish
+// run it. Without aes the filter leaves out the AES tests (see
+// derBlocksGo); without either callback there is nothing to search.
+func (s *MemoryKeySearch) Start(buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info KeyInfo)) {
+	filter := memKeyFilter
+	if aes == nil {
+		filter = derFilter
+	}
+	s.start(filter, buf, maxBitErrors, aes, der)
+}
+
+func (s *MemoryKeySearch) start(filter blockFilter, buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info KeyInfo)) {
+	s.filter, s.buf, s.aes, s.der = filter, buf, aes, der
+	s.m = min(max(maxBitErrors, 0), maxFilterErrors)
+	s.nb, s.next, s.derNext = memKeyBlocks(len(buf)), 0, 0
+	if aes == nil && der == nil {
+		s.nb = 0
+	}
+}
+
+// Until searches the positions before pos not searched yet (whole 64-byte
+// blocks: up to pos rounded down to one). A key found may extend past pos:
+// the search reads all of buf.
+func (s *MemoryKeySearch) Until(pos int) {
+	s.searchBlocks(min(s.nb, max(pos, 0)/64))
+}
+
+// Finish searches the rest of buf and drops the reference to it.
+func (s *MemoryKeySearch) Finish() {
+	s.searchBlocks(s.nb)
+	s.buf, s.aes, s.der = nil, nil, nil
+}
+
+// searchBlocks runs the filter over blocks [s.next, to) and the exact
+// checks at the positions it marks.
+func (s *MemoryKeySearch) searchBlocks(to int) {
+	buf, m := s.buf, s.m
+	for first := s.next; first < to; first += memKeyBatch {
+		n := min(memKeyBatch, to-first)
+		hits := s.filter(buf, first, n, uint64(m), s.out[:])
+		for h := 0; h < hits; h++ {
+			e, dm := s.out[2*h], s.out[2*h+1]
+			p := int(e>>32) * 64
+			if s.aes != nil {
+				for pm := spreadAESMask(e); pm != 0; pm &= pm - 1 {
+					aesCandidates(buf, p+4*bits.TrailingZeros64(pm), m, s.aes)
+				}
+			}
+			if s.der != nil {
+				for ; dm != 0; dm &= dm - 1 {
+					i := p + bits.TrailingZeros64(dm)
+					if i < s.derNext {
+						continue
+					}
+					if length, info, ok := rsaDERAt(buf, i); ok {
+						s.der(i, length, info)
+						s.derNext = i + length
+					}
+				}
+			}
+		}
+	}
+	s.next = max(s.next, to)
 }
 
 // blockFilter is memKeyBlocksGo or a vector version of it.
@@ -183,35 +284,9 @@ type blockFilter func(buf []byte, first, n int, m uint64, out []uint64) int
 
 // findMemoryKeys is FindMemoryKeys with the given block filter.
 func findMemoryKeys(filter blockFilter, buf []byte, maxBitErrors int, aes func(off int, key []byte), der func(off, length int, info KeyInfo)) {
-	m := min(max(maxBitErrors, 0), maxFilterErrors)
-	nb := memKeyBlocks(len(buf))
-	var out [2 * memKeyBatch]uint64
-	derNext := 0 // the DER search resumes after an emitted key
-	for first := 0; first < nb; first += memKeyBatch {
-		n := min(memKeyBatch, nb-first)
-		hits := filter(buf, first, n, uint64(m), out[:])
-		for h := 0; h < hits; h++ {
-			e, dm := out[2*h], out[2*h+1]
-			p := int(e>>32) * 64
-			if aes != nil {
-				for pm := spreadAESMask(e); pm != 0; pm &= pm - 1 {
-					aesCandidates(buf, p+4*bits.TrailingZeros64(pm), m, aes)
-				}
-			}
-			if der != nil {
-				for ; dm != 0; dm &= dm - 1 {
-					i := p + bits.TrailingZeros64(dm)
-					if i < derNext {
-						continue
-					}
-					if length, info, ok := rsaDERAt(buf, i); ok {
-						der(i, length, info)
-						derNext = i + length
-					}
-				}
-			}
-		}
-	}
+	var s MemoryKeySearch
+	s.start(filter, buf, maxBitErrors, aes, der)
+	s.Finish()
 }
 
 // spreadAESMask turns a filter entry's even and odd masks into one mask

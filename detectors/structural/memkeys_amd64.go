@@ -17,6 +17,11 @@ func memKeyBlocksAVX512(p *byte, n int, m uint64, out *uint64) int
 //go:noescape
 func memKeyBlocksAVX2(p *byte, n int, m uint64, out *uint64) int
 
+// derBlocksAVX2 is derBlocksGo for blocks [0, n) at p; it needs AVX2.
+//
+//go:noescape
+func derBlocksAVX2(p *byte, n int, out *uint64) int
+
 // memKeyVectors returns the vector block filters this CPU (and OS) runs,
 // the fastest first.
 func memKeyVectors() map[string]blockFilter {
@@ -42,6 +47,33 @@ func memKeyFilter(buf []byte, first, n int, m uint64, out []uint64) int {
 		return memKeyFilterAVX2(buf, first, n, m, out)
 	}
 	return memKeyBlocksGo(buf, first, n, m, out)
+}
+
+// derVectors returns the vector DER-only block filters this CPU runs.
+func derVectors() map[string]blockFilter {
+	if cpu.X86.HasAVX2 {
+		return map[string]blockFilter{"avx2": derFilterAVX2}
+	}
+	return nil
+}
+
+// derFilter is memKeyFilter for a search without AES (see derBlocksGo).
+func derFilter(buf []byte, first, n int, m uint64, out []uint64) int {
+	if n > 0 && cpu.X86.HasAVX2 {
+		return derFilterAVX2(buf, first, n, m, out)
+	}
+	return derBlocksGo(buf, first, n, m, out)
+}
+
+func derFilterAVX2(buf []byte, first, n int, _ uint64, out []uint64) int {
+	if n == 0 {
+		return 0
+	}
+	c := derBlocksAVX2(vectorArgs(buf, first, n, out), n, &out[0])
+	for h := range c {
+		out[2*h] += uint64(first) << 32
+	}
+	return c
 }
 
 // vectorArgs checks the bounds the vector code relies on and returns the

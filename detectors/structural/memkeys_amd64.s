@@ -311,3 +311,44 @@ avx2next:
 	VZEROUPPER
 	MOVQ BX, ret+32(FP)
 	RET
+
+// func derBlocksAVX2(p *byte, n int, out *uint64) int
+//
+// derBlocksAVX2 is the DER half of memKeyBlocksAVX2 alone, for a search
+// without AES: for each of the n blocks at p whose DER mask is not zero it
+// appends i<<32 and the mask to out. Without the AES relations a block
+// costs a tenth as much.
+TEXT ·derBlocksAVX2(SB), NOSPLIT, $0-32
+	MOVQ  p+0(FP), SI
+	MOVQ  n+8(FP), CX
+	MOVQ  out+16(FP), DI
+	VPXOR Y12, Y12, Y12
+	XORQ  BX, BX // blocks with hits
+	XORQ  R8, R8 // block number
+	TESTQ CX, CX
+	JZ    derdone
+
+derloop:
+	DERHALF(0)
+	MOVQ DX, R10
+	DERHALF(32)
+	SHLQ $32, DX
+	ORQ  DX, R10
+	JZ   dernext
+	MOVQ R8, AX
+	SHLQ $32, AX
+	MOVQ AX, (DI)
+	MOVQ R10, 8(DI)
+	ADDQ $16, DI
+	INCQ BX
+
+dernext:
+	ADDQ $64, SI
+	INCQ R8
+	DECQ CX
+	JNZ  derloop
+
+derdone:
+	VZEROUPPER
+	MOVQ BX, ret+24(FP)
+	RET

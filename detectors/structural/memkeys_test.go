@@ -228,6 +228,15 @@ func FuzzMemKeyFilter(f *testing.F) {
 				t.Fatalf("%s filter %x, portable %x", name, got, want)
 			}
 		}
+		wantDER := derEntries(want)
+		if got := filterOutput(derBlocksGo, data, uint64(m)); !slices.Equal(got, wantDER) {
+			t.Fatalf("DER-only filter %x, the full filter's DER entries %x", got, wantDER)
+		}
+		for name, f := range derVectors() {
+			if got := filterOutput(f, data, uint64(m)); !slices.Equal(got, wantDER) {
+				t.Fatalf("%s DER-only filter %x, portable %x", name, got, wantDER)
+			}
+		}
 		aes, der := searchWith(memKeyBlocksGo, data, m)
 		if want := exhaustiveAES(data, m); !slices.Equal(aes, want) {
 			t.Fatalf("AES: got %v, want %v", aes, want)
@@ -236,4 +245,105 @@ func FuzzMemKeyFilter(f *testing.F) {
 			t.Fatalf("DER: got %v, want %v", der, want)
 		}
 	})
+}
+
+// derEntries is the DER-only filter's output expected from the full
+// filter's entries: those with a DER mask, without their AES masks.
+func derEntries(all []uint64) []uint64 {
+	var want []uint64
+	for h := 0; h+1 < len(all); h += 2 {
+		if all[h+1] != 0 {
+			want = append(want, all[h]&^0xffffffff, all[h+1])
+		}
+	}
+	return want
+}
+
+// TestDERFilter checks the filter of a search without AES: portable and
+// vector alike, it gives the DER entries of the full filter, and the
+// search with it finds exactly the DER keys that trying every "30 82"
+// finds.
+func TestDERFilter(t *testing.T) {
+	filters := map[string]blockFilter{"go": derBlocksGo}
+	for name, f := range derVectors() {
+		filters[name] = f
+	}
+	for name, buf := range memKeyInputs(t) {
+		want := derEntries(filterOutput(memKeyBlocksGo, buf, 10))
+		wantDER := exhaustiveDER(buf)
+		if len(buf) >= 1<<14 && (len(want) == 0 || len(wantDER) < 3) {
+			t.Fatalf("%s: %d DER filter entries and %d keys: the input tests nothing", name, len(want)/2, len(wantDER))
+		}
+		for fname, f := range filters {
+			t.Run(name+"/"+fname, func(t *testing.T) {
+				if got := filterOutput(f, buf, 10); !slices.Equal(got, want) {
+					t.Fatalf("%d entries, want %d; first difference at word %d", len(got)/2, len(want)/2, firstDiff(got, want))
+				}
+				var der []derHit
+				findMemoryKeys(f, buf, 10, nil, func(off, length int, info KeyInfo) { der = append(der, derHit{off, length, info}) })
+				if !slices.EqualFunc(der, wantDER, func(a, b derHit) bool { return a.off == b.off && a.length == b.length }) {
+					t.Errorf("DER: got %v, want %v", der, wantDER)
+				}
+			})
+		}
+	}
+}
+
+// TestMemoryKeySearchInParts checks that a search run in parts (Until at
+// arbitrary positions, some repeated or going back, then Finish), as the
+// engine runs it a window at a time, reports what one pass reports, with
+// and without AES, and that a search value can be started again.
+func TestMemoryKeySearchInParts(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(5, 6))
+	var s MemoryKeySearch
+	for name, buf := range memKeyInputs(t) {
+		for _, withAES := range []bool{true, false} {
+			var wantAES []aesHit
+			var wantDER []derHit
+			onAES := func(off int, key []byte) { wantAES = append(wantAES, aesHit{off, hex.EncodeToString(key)}) }
+			onDER := func(off, length int, info KeyInfo) { wantDER = append(wantDER, derHit{off, length, info}) }
+			if !withAES {
+				onAES = nil
+			}
+			FindMemoryKeys(buf, 10, onAES, onDER)
+			if len(buf) >= 1<<14 && (withAES && len(wantAES) == 0 || len(wantDER) == 0) {
+				t.Fatalf("%s: %d AES and %d DER keys: the input tests nothing", name, len(wantAES), len(wantDER))
+			}
+			for trial := range 4 {
+				var aes []aesHit
+				var der []derHit
+				var onAES func(int, []byte)
+				if withAES {
+					onAES = func(off int, key []byte) { aes = append(aes, aesHit{off, hex.EncodeToString(key)}) }
+				}
+				s.Start(buf, 10, onAES, func(off, length int, info KeyInfo) { der = append(der, derHit{off, length, info}) })
+				if trial == 0 {
+					// Cut next to every key: a block searched twice or
+					// not at all shows there.
+					var cuts []int
+					for _, h := range wantAES {
+						cuts = append(cuts, h.off-64, h.off, h.off+1, h.off+64)
+					}
+					for _, h := range wantDER {
+						cuts = append(cuts, h.off-64, h.off, h.off+1, h.off+64)
+					}
+					slices.Sort(cuts)
+					for _, c := range cuts {
+						s.Until(c)
+					}
+				}
+				for pos := 0; pos < len(buf); {
+					pos += r.IntN(1<<16) - 1000
+					s.Until(pos)
+				}
+				s.Finish()
+				if !slices.Equal(aes, wantAES) {
+					t.Errorf("%s/aes=%v/trial %d: AES %v, one pass %v", name, withAES, trial, offsets(aes), offsets(wantAES))
+				}
+				if !slices.EqualFunc(der, wantDER, func(a, b derHit) bool { return a.off == b.off && a.length == b.length }) {
+					t.Errorf("%s/aes=%v/trial %d: DER %v, one pass %v", name, withAES, trial, der, wantDER)
+				}
+			}
+		}
+	}
 }
