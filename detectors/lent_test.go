@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -133,6 +134,73 @@ func TestScanLentFault(t *testing.T) {
 	_, err := e.Scan(context.Background(), mappedFile{bytes.NewReader(data), m, &sync.Mutex{}, &released}, int64(len(data)), []Range{{0, int64(len(data))}}, ScanOptions{}, func(Match) {})
 	if err == nil || !strings.Contains(err.Error(), "memory fault") || !strings.Contains(err.Error(), "offset") {
 		t.Fatalf("scan of a truncated mapping: %v, want a memory-fault error", err)
+	}
+}
+
+// runsFile lends only ranges that lie inside one of its runs, as a
+// lendingDisk lends each RAM segment of an ELF core, and counts the bytes
+// read with ReadAt.
+type runsFile struct {
+	mappedFile
+	runs []Range
+	read *atomic.Int64
+}
+
+func (f runsFile) Slice(off int64, n int) ([]byte, bool) {
+	for _, r := range f.runs {
+		if off >= r.Start && off+int64(n) <= r.End {
+			return f.mappedFile.Slice(off, n)
+		}
+	}
+	return nil, false
+}
+
+func (f runsFile) ReadAt(p []byte, off int64) (int, error) {
+	f.read.Add(int64(len(p)))
+	return f.mappedFile.ReadAt(p, off)
+}
+
+// TestScanSplitsForLending: where a chunk's context reaches past the run
+// its bytes lie in (the last chunk of a RAM segment, the first of the
+// next), the chunk is lent but for two edges of a few margins, read with
+// ReadAt; the scan finds exactly what scanning copies finds.
+func TestScanSplitsForLending(t *testing.T) {
+	corpus := lentCorpus()
+	data := bytes.Repeat(corpus, (10<<20)/len(corpus)+1)
+	_, m := mapFile(t, data)
+	// Three segments with gaps wider than two margins between them, so
+	// that no job spans two (packJobs), ends not chunk-aligned.
+	size := int64(len(data))
+	runs := []Range{{0, 3<<20 + 12345}, {3<<20 + 400<<10, 7<<20 + 999}, {7<<20 + 300<<10, size}}
+	e := testEngine(t, EngineOptions{ChunkSize: 1 << 20, Workers: 2})
+	if 8*2*int64(e.Margin()) > 1<<20 {
+		t.Fatalf("margin %d: 1 MiB chunks are too small to split", e.Margin())
+	}
+	scan := func(r interface {
+		ReadAt([]byte, int64) (int, error)
+	}) []Match {
+		var out []Match
+		if _, err := e.Scan(context.Background(), r, size, runs, ScanOptions{Memory: true}, func(m Match) { out = append(out, m) }); err != nil {
+			t.Fatal(err)
+		}
+		sortMatches(out)
+		return out
+	}
+	copied := scan(bytes.NewReader(data))
+	var read atomic.Int64
+	var released []Range
+	lent := scan(runsFile{mappedFile{bytes.NewReader(data), m, &sync.Mutex{}, &released}, runs, &read})
+	if len(copied) < 3*len(ruleCases()) {
+		t.Fatalf("only %d matches in the segments", len(copied))
+	}
+	if fmt.Sprint(keysOf(copied)) != fmt.Sprint(keysOf(lent)) {
+		t.Fatalf("split and lent: %d matches, copies: %d", len(lent), len(copied))
+	}
+	// Four chunks reach past a segment's end or start, the first and
+	// last of the segments in between: each reads two edges of at most
+	// four margins. Read whole, each would read more than a chunk.
+	if got, most := read.Load(), int64(4*2*4*e.Margin()); got == 0 || got > most {
+		t.Errorf("read %d bytes with ReadAt, want some and at most %d", got, most)
 	}
 }
 
