@@ -40,6 +40,7 @@ TEXT ·memKeyBlocksAVX512(SB), NOSPLIT, $0-40
 	XORQ R8, R8 // block number
 
 loop:
+	PREFETCHT0 4096(SI) // see derloop
 	// DER: 30 82 at +0 and +1, then 02 01 00 at +4, +5, +6 where those
 	// two match.
 	XORQ      DX, DX
@@ -250,6 +251,7 @@ TEXT ·memKeyBlocksAVX2(SB), NOSPLIT, $0-40
 	XORQ    R8, R8 // block number
 
 avx2loop:
+	PREFETCHT0 4096(SI) // see derloop
 	// DER, where "30 82" occurs at all (R10: the 64-bit mask).
 	XORQ      R10, R10
 	VMOVDQU   (SI), Y0
@@ -329,6 +331,13 @@ TEXT ·derBlocksAVX2(SB), NOSPLIT, $0-32
 	JZ    derdone
 
 derloop:
+	// The bytes are often a mapped file's pages, which are not
+	// contiguous in memory, and the hardware prefetcher stops at each
+	// 4 KiB page: when this filter is the first to read them (no
+	// keyword rule enabled), each page's first load waited for memory.
+	// A page ahead: 22.3 -> 16.0 ms for a 128 MiB ELF core (1024
+	// bytes ahead: 18.6 ms).
+	PREFETCHT0 4096(SI)
 	DERHALF(0)
 	MOVQ DX, R10
 	DERHALF(32)
