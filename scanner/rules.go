@@ -47,6 +47,31 @@ func SplitDisabled(ids []string) (detectorIDs, derivedIDs []string) {
 	return detectorIDs, derivedIDs
 }
 
+// RulesOutside returns the IDs of the detector rules and DerivedRules that
+// enable does not list: the rules --enable-rule turns off. unknown is the
+// first ID of enable that no rule has, if any.
+func RulesOutside(rules []detectors.Rule, enable []string) (others []string, unknown string) {
+	known := map[string]bool{}
+	for _, r := range rules {
+		known[r.ID] = true
+		if !slices.Contains(enable, r.ID) {
+			others = append(others, r.ID)
+		}
+	}
+	for _, r := range DerivedRules() {
+		known[r.ID] = true
+		if !slices.Contains(enable, r.ID) {
+			others = append(others, r.ID)
+		}
+	}
+	for _, id := range enable {
+		if !known[id] {
+			return nil, id
+		}
+	}
+	return others, ""
+}
+
 // dropDisabled removes the findings of rules in Options.DisableRules.
 func (s *Scanner) dropDisabled(fs []report.Finding) []report.Finding {
 	if len(s.opts.DisableRules) == 0 {

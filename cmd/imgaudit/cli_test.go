@@ -152,6 +152,8 @@ func TestUsageErrors(t *testing.T) {
 		// info is no threshold: public material never fails a gate
 		{[]string{"scan", "--fail-on", "info", "x"}, exitUsage, "fail-on"},
 		{[]string{"scan", "--disable-rule", "no-such-rule", "x"}, exitUsage, "no rule"},
+		{[]string{"scan", "--enable-rule", "no-such-rule", "x"}, exitUsage, "--enable-rule: no rule"},
+		{[]string{"registry", "--enable-rule", "no-such-rule", "x"}, exitUsage, "--enable-rule: no rule"},
 		{[]string{"scan", "/nonexistent/image.qcow2"}, exitUsage, "no target could be read"},
 	}
 	for _, tt := range tests {

@@ -180,4 +180,32 @@ func TestFilters(t *testing.T) {
 			t.Errorf("unknown rule: exit %d %s", code, errs)
 		}
 	})
+
+	t.Run("enable-rule runs only the rules it names", func(t *testing.T) {
+		code, r, errs := scanJSON(t, "--enable-rule", "gitlab-pat", "--enable-rule", "stripe-secret-key,rollback-host-key", img)
+		if r == nil {
+			t.Fatalf("--enable-rule refused: exit %d %s", code, errs)
+		}
+		got := rulesOf(r)
+		slices.Sort(got)
+		got = slices.Compact(got)
+		if want := []string{"gitlab-pat", "rollback-host-key", "stripe-secret-key"}; !slices.Equal(got, want) {
+			t.Errorf("rules found with --enable-rule: %q, want %q", got, want)
+		}
+		if code != exitFindings {
+			t.Errorf("exit %d, want %d: the enabled rules' findings still fail the gate", code, exitFindings)
+		}
+		// --disable-rule wins over --enable-rule.
+		_, r, errs = scanJSON(t, "--enable-rule", "gitlab-pat,stripe-secret-key", "--disable-rule", "stripe-secret-key", img)
+		if r == nil {
+			t.Fatalf("--enable-rule with --disable-rule refused: %s", errs)
+		}
+		if got := rulesOf(r); len(got) == 0 || slices.ContainsFunc(got, func(id string) bool { return id != "gitlab-pat" }) {
+			t.Errorf("rules found: %q, want gitlab-pat alone", got)
+		}
+		// A rule that finds nothing here: a clean report and exit 0.
+		if code, r, errs := scanJSON(t, "--enable-rule", "cloned-identity", img); r == nil || code != exitOK || len(r.Findings) != 0 {
+			t.Errorf("--enable-rule cloned-identity: exit %d, %d findings, %s", code, len(r.Findings), errs)
+		}
+	})
 }

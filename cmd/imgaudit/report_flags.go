@@ -16,7 +16,7 @@ import (
 // when to fail, which rules to run.
 type reportFlags struct {
 	format, output, failOn, baseline string
-	ruleFiles, disable               stringList
+	ruleFiles, disable, enable       stringList
 	workers, maxLocs                 int
 	memRules, noDowngrade, noDecode  bool
 	severity                         string
@@ -37,6 +37,7 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	fs.StringVar(&rf.baseline, "baseline", "", "previous JSON report `FILE`: findings whose fingerprints it lists are suppressed, the rest are marked new")
 	fs.Var(&rf.ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable); see docs/rules.md")
 	fs.Var(&rf.disable, "disable-rule", "rule `ID`s to turn off (repeatable, comma-separated)")
+	fs.Var(&rf.enable, "enable-rule", "run only the rules with these `ID`s (repeatable, comma-separated; as Gitleaks' --enable-rule); --disable-rule still turns rules off, and findings of other rules are neither reported nor judged by --fail-on")
 	fs.IntVar(&rf.workers, "workers", 0, "`N` detector goroutines (0 = one per CPU)")
 	fs.IntVar(&rf.maxLocs, "max-locations", 5, "table format: `N` locations shown per finding")
 	fs.BoolVar(&rf.memRules, "memory-rules", false, memHelp)
@@ -75,12 +76,20 @@ func (rf *reportFlags) check() (string, map[string]bool, error) {
 }
 
 func (rf *reportFlags) engine() (*detectors.Engine, error) {
-	var det []string
-	det, rf.derived = scanner.SplitDisabled(rf.disable)
 	c, err := loadRules(rf.ruleFiles)
 	if err != nil {
 		return nil, err
 	}
+	disable := []string(rf.disable)
+	if len(rf.enable) > 0 {
+		others, unknown := scanner.RulesOutside(c.Rules, rf.enable)
+		if unknown != "" {
+			return nil, usagef("--enable-rule: no rule %q (see 'imgaudit rules')", unknown)
+		}
+		disable = append(others, disable...)
+	}
+	var det []string
+	det, rf.derived = scanner.SplitDisabled(disable)
 	return buildEngine(c, det, rf.workers)
 }
 

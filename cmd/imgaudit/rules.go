@@ -14,7 +14,7 @@ func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	fs := newFlagSet("rules", "rules [--rules FILE] [--format table|json]",
 		`List the rules: the built-in detection rules, those from --rules files, and
 the scanner's own rules (rollback risks, cloned identity), with their ID
-(for --disable-rule), severity, category and description.`, stdout)
+(for --enable-rule and --disable-rule), severity, category and description.`, stdout)
 	var ruleFiles stringList
 	fs.Var(&ruleFiles, "rules", "TOML `FILE` of extra rules (repeatable)")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
