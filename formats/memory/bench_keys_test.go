@@ -359,8 +359,10 @@ func loadAvg() string {
 // default 128) whose RAM holds this machine's /usr/lib and /usr/bin files,
 // with AES-128/192/256 key schedules and openssl's RSA private keys (PKCS#1
 // and PKCS#8 DER) planted, some across 4 KiB pages. It times the built
-// imgaudit binary's whole `scan` (every rule), aeskeyfind and rsakeyfind on
-// the same file in interleaved runs (IMGAUDIT_BENCH_RUNS, default 5),
+// imgaudit binary's whole `scan` (every rule), its scan with only the rule
+// of each tool's search (--enable-rule aes-key-schedule, and
+// rsa-private-key-der), aeskeyfind and rsakeyfind on the same file in
+// interleaved runs (IMGAUDIT_BENCH_RUNS, default 5),
 // prints the medians, the ratios and which planted keys each tool found,
 // and the key search alone in-process on one core. Run it with -benchtime
 // 1x; make bench does.
@@ -387,8 +389,8 @@ func BenchmarkMemoryKeySearch(b *testing.B) {
 		b.Fatal(err)
 	}
 	load0 := loadAvg()
-	var ours, aes, rsa, search runs
-	var oursOut, aesOut, rsaOut []byte
+	var ours, oursAES, oursRSA, aes, rsa, search runs
+	var oursOut, oursAESOut, oursRSAOut, aesOut, rsaOut []byte
 	var searched int64
 	engine := memoryRulesOnly(b, 1)
 	for b.Loop() {
@@ -400,6 +402,17 @@ func BenchmarkMemoryKeySearch(b *testing.B) {
 					out, t := timeCommand(b, bin, "scan", "--no-progress", "--format", "json", "--fail-on", "none", path)
 					oursOut = out
 					ours.add(t)
+				},
+				// The search each tool does, and nothing else.
+				func() {
+					out, t := timeCommand(b, bin, "scan", "--no-progress", "--format", "json", "--fail-on", "none", "--enable-rule", "aes-key-schedule", path)
+					oursAESOut = out
+					oursAES.add(t)
+				},
+				func() {
+					out, t := timeCommand(b, bin, "scan", "--no-progress", "--format", "json", "--fail-on", "none", "--enable-rule", "rsa-private-key-der", path)
+					oursRSAOut = out
+					oursRSA.add(t)
 				},
 				func() { out, t := timeCommand(b, "aeskeyfind", "-q", path); aesOut = out; aes.add(t) },
 				func() { out, t := timeCommand(b, "rsakeyfind", path); rsaOut = out; rsa.add(t) },
@@ -415,20 +428,28 @@ func BenchmarkMemoryKeySearch(b *testing.B) {
 		}
 	}
 	oursFound := imgauditFound(b, oursOut, keys)
+	oursAESFound, oursRSAFound := imgauditFound(b, oursAESOut, keys), imgauditFound(b, oursRSAOut, keys)
 	for i, k := range keys {
 		if !oursFound[i] {
 			b.Errorf("imgaudit missed the %s at guest-physical 0x%x", k.kind, k.addr)
+		}
+		if aesKey := strings.HasPrefix(k.kind, "AES"); aesKey && !oursAESFound[i] || !aesKey && !oursRSAFound[i] {
+			b.Errorf("imgaudit with only the rule for it missed the %s at guest-physical 0x%x", k.kind, k.addr)
 		}
 	}
 	mbps := float64(searched) / 1e6 / median(search.wall).Seconds()
 	cpuMBps := float64(searched) / 1e6 / median(search.cpu).Seconds()
 	b.ReportMetric(median(aes.wall).Seconds()/median(ours.wall).Seconds(), "x-aeskeyfind")
 	b.ReportMetric(median(rsa.wall).Seconds()/median(ours.wall).Seconds(), "x-rsakeyfind")
+	b.ReportMetric(median(aes.wall).Seconds()/median(oursAES.wall).Seconds(), "x-aeskeyfind-same-search")
+	b.ReportMetric(median(rsa.wall).Seconds()/median(oursRSA.wall).Seconds(), "x-rsakeyfind-same-search")
 	b.ReportMetric(mbps, "MB/s-search-1core")
 	b.Logf("memory key search: %d MiB ELF dump from QEMU dump-guest-memory (%d bytes) of /usr/lib and /usr/bin files, %d keys planted; %d interleaved runs, medians; load average %s before, %s after; %d cores",
 		mb, st.Size(), len(keys), nruns, load0, loadAvg(), runtime.NumCPU())
 	b.Logf("memory key search: imgaudit scan (all rules): %s; AES recall %s; RSA recall %s", &ours, recall(keys, oursFound, "AES"), recall(keys, oursFound, "RSA"))
 	b.Logf("memory key search: aeskeyfind -q:            %s; AES recall %s; imgaudit is %s faster", &aes, recall(keys, aesKeyFindFound(aesOut, keys), "AES"), aes.ratio(&ours))
 	b.Logf("memory key search: rsakeyfind (no modulus):  %s; RSA recall %s; imgaudit is %s faster", &rsa, recall(keys, rsaKeyFindFound(rsaOut, keys), "RSA"), rsa.ratio(&ours))
+	b.Logf("memory key search: imgaudit scan --enable-rule aes-key-schedule:    %s; AES recall %s; %s faster than aeskeyfind", &oursAES, recall(keys, oursAESFound, "AES"), aes.ratio(&oursAES))
+	b.Logf("memory key search: imgaudit scan --enable-rule rsa-private-key-der: %s; RSA recall %s; %s faster than rsakeyfind", &oursRSA, recall(keys, oursRSAFound, "RSA"), rsa.ratio(&oursRSA))
 	b.Logf("memory key search: key search alone (AES + RSA DER rules, memory view of the dump), in-process, 1 core: %.0f MB/s (%.0f MB per CPU-second) over %d MiB of guest memory", mbps, cpuMBps, searched>>20)
 }
