@@ -9,17 +9,84 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
-// cursor reads a stream sequentially through a buffer, tracking the offset
-// so that errors and the page index can name it.
+// cursor reads a stream sequentially, tracking the offset so that errors
+// and the page index can name it.
 type cursor struct {
 	name string
-	br   *bufio.Reader
+	br   source
 	pos  int64
 	size int64
 }
 
+// source is what a cursor reads: a bufio.Reader over the stream, or the
+// stream's bytes in place (inPlace).
+type source interface {
+	io.Reader
+	io.ByteReader
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+}
+
+// newCursor reads r through a buffer: every byte is copied, page data
+// included, though the parse only skips it.
 func newCursor(name string, r io.ReaderAt, size int64) *cursor {
 	return &cursor{name: name, br: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 256<<10), size: size}
+}
+
+// newCursorInPlace reads b, the whole stream, in place: skipping page
+// data is moving an offset, and only the record headers are read (see
+// mapStream).
+func newCursorInPlace(name string, b []byte) *cursor {
+	return &cursor{name: name, br: &inPlace{b: b}, size: int64(len(b))}
+}
+
+// inPlace is a source over bytes in memory, with bufio.Reader's semantics
+// for the methods a cursor uses.
+type inPlace struct {
+	b   []byte
+	off int
+}
+
+func (r *inPlace) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *inPlace) ReadByte() (byte, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	r.off++
+	return r.b[r.off-1], nil
+}
+
+func (r *inPlace) Peek(n int) ([]byte, error) {
+	if n < 0 {
+		return nil, bufio.ErrNegativeCount
+	}
+	if k := len(r.b) - r.off; k < n {
+		return r.b[r.off:], io.EOF
+	}
+	return r.b[r.off : r.off+n], nil
+}
+
+func (r *inPlace) Discard(n int) (int, error) {
+	if n < 0 {
+		return 0, bufio.ErrNegativeCount
+	}
+	k := min(n, len(r.b)-r.off)
+	r.off += k
+	if k < n {
+		return k, io.EOF
+	}
+	return k, nil
 }
 
 var errTruncated = errors.New("stream truncated")

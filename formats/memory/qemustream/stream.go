@@ -162,18 +162,46 @@ func Parse(ctx context.Context, name string, r io.ReaderAt, size int64) (*Stream
 
 // ParseWith is Parse with a Config.
 func ParseWith(ctx context.Context, name string, r io.ReaderAt, size int64, cfg Config) (*Stream, error) {
-	p := &parser{
-		s:       &Stream{Name: name, PageSize: 4096},
-		c:       newCursor(name, r, size),
-		r:       r,
-		latest:  map[int64]int32{},
+	p := newParser(ctx, name, r, size)
+	if b, unmap, ok := mapStream(r, size); ok {
+		// Only the parse reads the mapping; the pages are read with
+		// ReadAt once indexed.
+		defer unmap()
+		return p.parseInPlace(b, cfg)
+	}
+	p.c = newCursor(name, r, size)
+	return p.parse(cfg, func(parse func() error) error { return parse() })
+}
+
+// newParser is the parser of the stream r holds, size bytes, before its
+// cursor is chosen.
+func newParser(ctx context.Context, name string, r io.ReaderAt, size int64) *parser {
+	return &parser{
+		s: &Stream{Name: name, PageSize: 4096},
+		r: r,
+		// Sized for the pages the file can hold (a record is a page and
+		// an 8-byte header), up to 256 Ki, rather than grown a page at
+		// a time.
+		latest:  make(map[int64]int32, min(max(size, 0)/4104, 1<<18)),
 		ramSecs: map[uint32]bool{},
 		ctx:     ctx,
 	}
-	if err := p.header(); err != nil {
+}
+
+// parseInPlace parses b, the stream's bytes (a mapping of the file r
+// reads), in place.
+func (p *parser) parseInPlace(b []byte, cfg Config) (*Stream, error) {
+	p.c = newCursorInPlace(p.s.Name, b)
+	return p.parse(cfg, func(parse func() error) error { return readingMapped(p.s.Name, p.c, parse) })
+}
+
+// parse reads the stream's records (through run, which guards reads of a
+// mapping) and builds the index.
+func (p *parser) parse(cfg Config, run func(func() error) error) (*Stream, error) {
+	if err := run(p.header); err != nil {
 		return nil, err
 	}
-	if err := p.sections(); err != nil {
+	if err := run(p.sections); err != nil {
 		if len(p.vers) == 0 || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, err
 		}

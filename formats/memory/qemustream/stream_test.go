@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
@@ -61,6 +62,30 @@ func TestMigrationStream(t *testing.T) {
 			s, err := Parse(context.Background(), path, f, st.Size())
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The file is parsed in place, from a mapping; through a
+			// buffer (any other io.ReaderAt, a qcow2's vmstate), and from
+			// a section of a larger file (a libvirt save), the index is
+			// the same.
+			if _, unmap, ok := mapStream(f, st.Size()); !ok {
+				t.Error("the stream file was not mapped: the test covers the buffered parse only")
+			} else {
+				unmap()
+			}
+			buffered, err := Parse(context.Background(), path, struct{ io.ReaderAt }{f}, st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := streamSummary(s), streamSummary(buffered); a != b {
+				t.Errorf("mapped:\n%s\nbuffered:\n%s", a, b)
+			}
+			sectioned := sectionOf(t, path, 5000)
+			section, err := Parse(context.Background(), path, io.NewSectionReader(sectioned, 5000, st.Size()), st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := streamSummary(s), streamSummary(section); a != b || !sameBytes(t, s.Physical, section.Physical) {
+				t.Errorf("mapped at offset 5000 of another file:\n%s\nfrom its own file:\n%s", b, a)
 			}
 			if len(s.Machine) < len(tc.machine) || s.Machine[:len(tc.machine)] != tc.machine {
 				t.Errorf("machine %q", s.Machine)
@@ -173,5 +198,84 @@ func TestCutStreamIsIncomplete(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sectionOf writes a copy of the file at path after pad bytes of another
+// file, as a libvirt save holds its stream, and returns it open.
+func sectionOf(t *testing.T, path string, pad int) *os.File {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "padded.bin")
+	if err := os.WriteFile(out, append(make([]byte, pad), b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, unmap, ok := mapStream(io.NewSectionReader(f, int64(pad), int64(len(b))), int64(len(b))); !ok {
+		t.Error("a section of a file was not mapped")
+	} else {
+		unmap()
+	}
+	return f
+}
+
+// sameBytes reads two disks whole and compares them.
+func sameBytes(t *testing.T, a, b model.Disk) bool {
+	t.Helper()
+	if a.Size() != b.Size() {
+		return false
+	}
+	x, y := make([]byte, 1<<20), make([]byte, 1<<20)
+	for off := int64(0); off < a.Size(); off += int64(len(x)) {
+		n := min(int64(len(x)), a.Size()-off)
+		if _, err := a.ReadAt(x[:n], off); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if _, err := b.ReadAt(y[:n], off); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(x[:n], y[:n]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestMappedStreamFault: a mapped stream file truncated under the parse
+// makes its reads fault; the fault is an error naming the file, not a
+// crash.
+func TestMappedStreamFault(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cut.bin")
+	if err := os.WriteFile(path, bytes.Repeat([]byte{0xaa}, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, unmap, ok := mapStream(f, 1<<20)
+	if !ok {
+		t.Fatal("not mapped")
+	}
+	defer unmap()
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := newCursorInPlace(path, b)
+	err = readingMapped(path, c, func() error { return c.skip(1<<19, "page data") })
+	if err != nil {
+		t.Fatalf("skipping reads nothing, yet: %v", err)
+	}
+	err = readingMapped(path, c, func() error { _, err := c.be64("record header"); return err })
+	if err == nil || !strings.Contains(err.Error(), "memory fault") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("read of a truncated mapping: %v, want a memory-fault error naming the file", err)
 	}
 }
