@@ -409,9 +409,8 @@ func packJobs(merged []Range, size, chunk, margin int64, yield func(job) bool) {
 		if len(cur.parts) == 1 {
 			cur.parts = nil
 		}
-		rs := max(0, cur.own.Start-margin)
-		re := min(size, cur.own.End+margin)
-		cur.readStart, cur.readLength = rs, int(re-rs)
+		read := jobFor(cur.own, size, margin)
+		cur.readStart, cur.readLength = read.readStart, read.readLength
 		ok := yield(cur)
 		cur = job{}
 		return ok
