@@ -17,7 +17,7 @@ import (
 
 // tarMembers walks the regular files of a tar archive.
 func (w *walker) tarMembers(s *src, depth int) error {
-	tr := tar.NewReader(s)
+	tr := tar.NewReader(tarSrc{s})
 	for n := 0; ; n++ {
 		if err := w.check(); err != nil {
 			return err
@@ -41,6 +41,23 @@ func (w *walker) tarMembers(s *src, depth int) error {
 			return err
 		}
 	}
+}
+
+// tarSrc is s for archive/tar, which skips a member's unread data by
+// seeking when its reader is an io.Seeker: where s is the container itself,
+// src.Discard then seeks over it rather than reading it.
+type tarSrc struct{ *src }
+
+func (t tarSrc) Seek(off int64, whence int) (int64, error) {
+	if _, ok := t.cr.r.(*io.SectionReader); !ok || whence != io.SeekCurrent || off < 0 {
+		return 0, errors.ErrUnsupported // tar reads past instead
+	}
+	if _, err := t.Discard(off); err != nil {
+		// Short: the archive is cut inside the member, which reading
+		// past it reports as such.
+		return t.pos(), io.ErrUnexpectedEOF
+	}
+	return t.pos(), nil
 }
 
 // tarGuard bounds a tar member's data by the archive bytes read for it:

@@ -35,6 +35,18 @@ func walkAll(t *testing.T, data []byte, opts Options) ([]leafSeen, Result) {
 	return out, res
 }
 
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
+}
+
 // tree writes the files of a small tree under dir/src: a secret-bearing
 // file among others.
 func tree(t *testing.T, dir string, secret []byte) {
@@ -311,8 +323,25 @@ func TestSkipStoredLeaves(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			full, _ := walkAll(t, data, Options{})
+			full, fullRes := walkAll(t, data, Options{})
 			leaves, res := walkAll(t, data, Options{SkipStoredLeaves: true})
+			// A skipped member at the first level is seeked over, not read,
+			// and still counts as consumed.
+			if res.Consumed != fullRes.Consumed {
+				t.Errorf("consumed %d bytes skipping, %d reading", res.Consumed, fullRes.Consumed)
+			}
+			if c.skipped > 0 {
+				cr := &countingReaderAt{r: bytes.NewReader(data)}
+				if _, err := Walk(context.Background(), cr, int64(len(data)), Options{SkipStoredLeaves: true}, func(l Leaf) error {
+					_, err := io.Copy(io.Discard, l.R)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if plain := int64(110000); cr.n > int64(len(data))-plain+2*bufSize {
+					t.Errorf("read %d of the container's %d bytes: the skipped member's %d were read", cr.n, len(data), plain)
+				}
+			}
 			var got []string
 			for _, l := range leaves {
 				got = append(got, ChainString(l.chain))
