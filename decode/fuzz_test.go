@@ -130,6 +130,7 @@ func TestWriteSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("FuzzExactly", "zstd-cluster", b, true)
+	writeBtrfsSeeds(t)
 }
 
 // FuzzExactly tries arbitrary bytes as one deflate or zstd stream of a

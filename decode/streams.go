@@ -106,6 +106,8 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		}
 		w.mem += win
 		return &zstdReader{d: z}, win, false, nil
+	case BtrfsZlib, BtrfsLZO, BtrfsZstd:
+		return w.openBtrfs(kind, s)
 	case Xz:
 		x, err := newXzReader(s, charge)
 		if err != nil {

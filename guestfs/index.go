@@ -27,7 +27,36 @@ const (
 	runCompressed
 	runInline
 	runDeleted
+	// A compressed run's codec (fsys.Run.Codec) takes the next two bits
+	// (codecFlags).
+	runCodecShift = 4
 )
+
+// codecFlags is a compressed run's codec as a run's flags keep it.
+func codecFlags(codec string) uint8 {
+	switch codec {
+	case "zlib":
+		return 1 << runCodecShift
+	case "lzo":
+		return 2 << runCodecShift
+	case "zstd":
+		return 3 << runCodecShift
+	}
+	return 0
+}
+
+// codec is the compressed run's codec, or "" where none is known.
+func (r run) codec() string {
+	switch r.flags >> runCodecShift & 3 {
+	case 1:
+		return "zlib"
+	case 2:
+		return "lzo"
+	case 3:
+		return "zstd"
+	}
+	return ""
+}
 
 // run maps n bytes at filesystem offset off to byte fileOff of node's file.
 type run struct {
@@ -121,7 +150,7 @@ func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
 				fl |= runUnwritten
 			}
 			if r.Compressed {
-				fl |= runCompressed
+				fl |= runCompressed | codecFlags(r.Codec)
 			}
 			if r.Inline {
 				fl |= runInline

@@ -3,6 +3,7 @@ package guestfs
 import (
 	"cmp"
 	"context"
+	"io"
 	"slices"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -120,4 +121,58 @@ func (m *Map) appendGuestRuns(out []GuestRun, p *partition, r fsys.Run) []GuestR
 		done += n
 	}
 	return out
+}
+
+// CompressedRun is one compressed extent of a regular file whose codec the
+// filesystem names (btrfs: zlib, lzo, zstd): the stored stream, which
+// decodes to the file's bytes from FileOff on.
+type CompressedRun struct {
+	Partition string
+	Path      string
+	Codec     string
+	FileOff   int64
+	// Guest is where the stream starts on the disk (a guest offset), or
+	// -1 when it is not on this disk (a logical volume's extent
+	// elsewhere).
+	Guest int64
+	// Deleted marks a deleted file whose record is intact.
+	Deleted bool
+	// R reads the stored stream, Size bytes.
+	R    io.ReaderAt
+	Size int64
+}
+
+// CompressedRuns calls fn for every compressed run with a known codec of a
+// regular file in an attributed filesystem, every stored copy of it (a
+// btrfs inline extent sits in metadata that is often kept twice). An
+// extent striped over several devices' ranges (btrfs RAID0) gives one run
+// per stripe, of which only the first starts the stream. An error from fn
+// stops the walk.
+func (m *Map) CompressedRuns(ctx context.Context, fn func(CompressedRun) error) error {
+	for _, p := range m.all() {
+		x := p.idx
+		if x == nil || p.r == nil {
+			continue
+		}
+		for _, r := range x.runs {
+			if r.flags&runCompressed == 0 || r.codec() == "" || !x.nodes[r.node].regular {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := CompressedRun{
+				Partition: p.info.Name, Path: x.path(r.node), Codec: r.codec(), FileOff: r.fileOff,
+				Guest: -1, Deleted: r.flags&runDeleted != 0,
+				R: io.NewSectionReader(p.r, r.off, r.n), Size: r.n,
+			}
+			if g := m.appendGuestRuns(nil, p, fsys.Run{Off: r.off, Len: r.n}); len(g) > 0 && g[0].FileOff == 0 {
+				c.Guest = g[0].Off
+			}
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

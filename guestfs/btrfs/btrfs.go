@@ -192,7 +192,7 @@ func Open(ctx context.Context, r io.ReaderAt, size int64, name string) (*FS, err
 	}
 	f.csum = le.Uint16(sb[csumTypeOff:]) == csumCRC32C
 	if c := compressionNames(le.Uint64(sb[incompatOff:])); c != "" {
-		f.notes = append(f.notes, "compression in use ("+c+"): compressed extents are attributed to their files but hold compressed bytes, which the scan cannot read")
+		f.notes = append(f.notes, "compression in use ("+c+"): compressed extents are attributed to their files and hold compressed bytes, which only decoding reads")
 	}
 	f.devid = le.Uint64(sb[devItemOff:])
 	if n := le.Uint64(sb[0x88:]); n > 1 {

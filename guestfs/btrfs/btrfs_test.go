@@ -276,6 +276,12 @@ func toolWalk(t *testing.T, img string) map[string]*toolInode {
 	return inodes
 }
 
+// toolCodec names dump-tree's compression numbers (the kernel's
+// btrfs_compression_type, include/uapi/linux/btrfs_tree.h).
+func toolCodec(n string) string {
+	return map[string]string{"1": "zlib", "2": "lzo", "3": "zstd"}[n]
+}
+
 func toolExtent(t *testing.T, cs []toolChunk, it dtItem, have []fsys.Run) []fsys.Run {
 	var out []fsys.Run
 	if strings.Contains(it.text, "type 0 (inline)") {
@@ -283,7 +289,7 @@ func toolExtent(t *testing.T, cs []toolChunk, it dtItem, have []fsys.Run) []fsys
 		n := num(m[0])
 		for _, leaf := range toolPhys(t, cs, it.leaf, 1) {
 			out = append(out, fsys.Run{Off: int64(leaf) + headerSize + int64(it.itemOff) + fileExtentHeader, Len: int64(n),
-				FileOff: int64(it.off), Inline: true, Compressed: m[1] != "0"})
+				FileOff: int64(it.off), Inline: true, Compressed: m[1] != "0", Codec: toolCodec(m[1])})
 		}
 		return out
 	}
@@ -301,7 +307,7 @@ func toolExtent(t *testing.T, cs []toolChunk, it dtItem, have []fsys.Run) []fsys
 			}
 		}
 		for _, p := range toolPhys(t, cs, disk, diskN) {
-			out = append(out, fsys.Run{Off: int64(p), Len: int64(diskN), FileOff: max(0, int64(it.off)-int64(off)), Compressed: true})
+			out = append(out, fsys.Run{Off: int64(p), Len: int64(diskN), FileOff: max(0, int64(it.off)-int64(off)), Compressed: true, Codec: toolCodec(comp[1])})
 		}
 		return out
 	}

@@ -138,6 +138,7 @@ func (f *FS) addExtent(in *inode, it item, allCopies bool, seenDisk *map[uint64]
 		return fmt.Errorf("file offset %d: %w", it.k.off, errCorrupt)
 	}
 	compressed := d[16] != 0
+	codec := compressionCodec(d[16])
 	if d[20] == extentInline {
 		n := uint64(len(d) - fileExtentHeader)
 		if n == 0 {
@@ -149,7 +150,7 @@ func (f *FS) addExtent(in *inode, it item, allCopies bool, seenDisk *map[uint64]
 		// The inline bytes sit in the leaf: map the leaf's copies.
 		start := uint64(it.off + fileExtentHeader)
 		return f.chunks.mapRange(it.leaf, uint64(f.nodeSize), allCopies, func(p piece) {
-			in.runs = append(in.runs, fsys.Run{Off: int64(p.phys + start), Len: int64(n), FileOff: int64(it.k.off), Inline: true, Compressed: compressed})
+			in.runs = append(in.runs, fsys.Run{Off: int64(p.phys + start), Len: int64(n), FileOff: int64(it.k.off), Inline: true, Compressed: compressed, Codec: codec})
 		})
 	}
 	if len(d) < fileExtentFull {
@@ -182,9 +183,22 @@ func (f *FS) addExtent(in *inode, it item, allCopies bool, seenDisk *map[uint64]
 	return f.chunks.mapRange(logical, n, allCopies, func(p piece) {
 		in.runs = append(in.runs, fsys.Run{
 			Off: int64(p.phys), Len: int64(p.length), FileOff: fileOff + int64(p.logical-logical),
-			Unwritten: unwritten, Compressed: compressed,
+			Unwritten: unwritten, Compressed: compressed, Codec: codec,
 		})
 	})
+}
+
+// compressionCodec names an extent's compression byte (btrfs_compression_type).
+func compressionCodec(b byte) string {
+	switch b {
+	case 1:
+		return "zlib"
+	case 2:
+		return "lzo"
+	case 3:
+		return "zstd"
+	}
+	return ""
 }
 
 // dirJob is a directory whose entries the walk has yet to visit.

@@ -41,6 +41,9 @@ type Run struct {
 	// (btrfs, NTFS): FileOff is then the offset of the extent's first
 	// decompressed byte, and offsets inside do not map one to one.
 	Compressed bool
+	// Codec names a compressed run's compression where the package knows
+	// it ("zlib", "lzo", "zstd": btrfs), for the scanner's decoding.
+	Codec string
 	// Inline marks data kept inside filesystem metadata: NTFS resident
 	// $DATA in an MFT record, a btrfs inline extent in a tree leaf, ext4
 	// inline data in an inode.
