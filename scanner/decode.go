@@ -170,6 +170,18 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 				cs = append(cs, d.partitions(v, fi.m)...)
 			}
 		}
+		// Files that btrfs stores compressed hold their bytes only in the
+		// compressed extents, which no magic number announces: the current
+		// view's filesystem is read for them whatever the raw scan found.
+		if isDiskKind(v.view.Kind) && !v.t.plainData() && v.view.Disk != nil && (own || v.view.Kind == model.KindCurrent) {
+			if fi := v.filesystem(ctx); fi != nil && fi.m != nil {
+				found, err := d.compressedRuns(ctx, v, fi.m)
+				if err != nil {
+					return err
+				}
+				cs = append(cs, found...)
+			}
+		}
 		if own {
 			cs = append(cs, d.carve(ctx, v, hits[v].at)...)
 		}
@@ -233,6 +245,25 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 		c := &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: codec}
 		if !f.Deleted {
 			c.part, c.path = f.Partition, f.Path
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
+// compressedRuns lists the compressed extents of v's files whose codec the
+// filesystem names (btrfs), as containers of that codec.
+func (d *decoder) compressedRuns(ctx context.Context, v *viewState, m *guestfs.Map) ([]*container, error) {
+	var out []*container
+	err := m.CompressedRuns(ctx, func(r guestfs.CompressedRun) error {
+		codec := "btrfs-" + r.Codec
+		if r.Guest < 0 || !decode.Magicless(codec) {
+			return nil
+		}
+		c := &container{v: v, g: r.Guest, size: r.Size, r: r.R, runs: []guestfs.GuestRun{{Off: r.Guest, Len: r.Size}}, codec: codec}
+		if !r.Deleted {
+			c.part, c.path = r.Partition, r.Path
 		}
 		out = append(out, c)
 		return nil
@@ -434,7 +465,11 @@ func (d *decoder) group(ctx context.Context, cs []*container) ([][]*container, e
 		if len(ks) < 2 {
 			continue
 		}
-		byDigest := map[[32]byte]string{}
+		type content struct {
+			sum   [32]byte
+			codec string // the same bytes under another codec decode otherwise
+		}
+		byDigest := map[content]string{}
 		for _, k := range ks {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -446,12 +481,13 @@ func (d *decoder) group(ctx context.Context, cs []*container) ([][]*container, e
 			}
 			var sum [32]byte
 			h.Sum(sum[:0])
-			if first, ok := byDigest[sum]; ok {
+			ck := content{sum, c.codec}
+			if first, ok := byDigest[ck]; ok {
 				byKey[first] = append(byKey[first], byKey[k]...)
 				delete(byKey, k)
 				continue
 			}
-			byDigest[sum] = k
+			byDigest[ck] = k
 		}
 	}
 	var out [][]*container
@@ -540,6 +576,9 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
 	} else {
 		var err error
 		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g)}
+		if decode.Magicless(c.codec) {
+			wopts.Codec = c.codec
+		}
 		res, err = decode.Walk(ctx, c.r, c.size, wopts, func(l decode.Leaf) error {
 			// The seam for VM disks inside archives (a qcow2 in a
 			// .tar.gz): such a leaf is scanned here as its raw bytes.

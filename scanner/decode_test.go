@@ -427,3 +427,70 @@ tar -cf ../root/srv/backup.tar id_ed25519 a.gz notes.txt && ar rc ../root/srv/to
 		t.Errorf("decoding %+v: want tools.a's notes.txt not scanned again, 4 leaves", d)
 	}
 }
+
+// TestBtrfsCompressedFiles: on a btrfs mounted with compress-force, a
+// file's bytes are only in compressed extents, so the raw scan cannot see
+// a key in it. With each of btrfs's codecs, the host key (an inline
+// extent) and the key in a log (past its first 128 KiB extent) are found
+// at their paths, live, through the extent's codec; --no-decode finds
+// neither. A deleted file's zstd extent, left in free space, is found by
+// its frame's magic number: deleted.
+func TestBtrfsCompressedFiles(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.btrfs", "mount", "ssh-keygen")
+	dir := t.TempDir()
+	var log strings.Builder
+	for i := 0; log.Len() < 250000; i++ {
+		fmt.Fprintf(&log, "Dec  6 10:%02d:%02d web01 sshd[%d]: Accepted publickey for deploy\n", i/60%60, i%60, 800+i)
+	}
+	for _, codec := range []string{"zstd", "zlib", "lzo"} {
+		t.Run(codec, func(t *testing.T) {
+			host, logged, gone := freshKey(t, dir, codec+"-host"), freshKey(t, dir, codec+"-log"), freshKey(t, dir, codec+"-gone")
+			img := testutil.MakeBtrfs(t, 256<<20, testutil.FSContent{
+				Live: map[string][]byte{
+					"/etc/ssh/ssh_host_ed25519_key": host,
+					"/var/log/auth.log":             append([]byte(log.String()), logged...),
+				},
+				Deleted: map[string][]byte{"/tmp/old-token": append([]byte(log.String()[:20000]), gone...)},
+			}, nil, "compress-force="+codec)
+			rep := scanFile(t, scanner.Options{}, img)
+			chain := "btrfs-" + codec
+			for _, c := range []struct {
+				key    []byte
+				path   string
+				offset int64 // in the extent's decoded bytes
+			}{
+				{host, "/etc/ssh/ssh_host_ed25519_key", 0},
+				{logged, "/var/log/auth.log", int64(log.Len()) % (128 << 10)},
+			} {
+				f := findingOf(t, rep, fp(bytes.TrimRight(c.key, "\n")))
+				ok := false
+				var got []string
+				for _, l := range f.Locations {
+					got = append(got, fmt.Sprintf("%s %q %s %s @%v", l.Path, chainText(l), l.State, l.Exposure, l.DecodedOffset))
+					if l.Path == c.path && chainText(l) == chain && l.State == "allocated" && l.Exposure == report.ExposureLive && l.DecodedOffset != nil && *l.DecodedOffset == c.offset {
+						ok = true
+					}
+				}
+				if !ok {
+					t.Errorf("%s: no location %s %q allocated live @%d; got %q", c.path, c.path, chain, c.offset, got)
+				}
+			}
+			if codec == "zstd" {
+				f := findingOf(t, rep, fp(bytes.TrimRight(gone, "\n")))
+				if !slices.ContainsFunc(f.Locations, func(l report.Location) bool {
+					return chainText(l) == "zstd" && l.Exposure == report.ExposureDeleted && l.Path == ""
+				}) {
+					t.Errorf("the deleted file's extent: %+v", f.Locations)
+				}
+			}
+			plain := scanFile(t, scanner.Options{NoDecode: true}, img)
+			for _, f := range plain.Findings {
+				for _, k := range [][]byte{host, logged} {
+					if f.Fingerprint == fp(bytes.TrimRight(k, "\n")) {
+						t.Errorf("--no-decode found a key that btrfs stored compressed: %+v", f.Locations)
+					}
+				}
+			}
+		})
+	}
+}
