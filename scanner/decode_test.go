@@ -494,3 +494,42 @@ func TestBtrfsCompressedFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestBtrfsCompressedProvenance: on a btrfs mounted with compress-force,
+// dpkg's records and a packaged file are both stored compressed. The key
+// the package ships is found through its extent's codec, and the records,
+// read by path through the decompressing reader, prove the file
+// unmodified: info, with its package. A copy edited after installation
+// keeps its severity.
+func TestBtrfsCompressedProvenance(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.btrfs", "mount", "ssh-keygen", "dpkg", "cp")
+	dir := t.TempDir()
+	shipped, edited := freshKey(t, dir, "shipped"), freshKey(t, dir, "edited")
+	const path, editedPath = "/usr/share/libselftest/test.key", "/usr/share/libselftest/other.key"
+	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "libselftest", Version: "1.2-1", Files: []testutil.DebFile{
+		{Path: path, Data: shipped}, {Path: editedPath, Data: []byte("# a placeholder the admin replaced\n")},
+	}})
+	root := filepath.Join(dir, "root")
+	testutil.DpkgInstall(t, root, deb)
+	if err := os.WriteFile(filepath.Join(root, editedPath), edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	img := testutil.MakeBtrfs(t, 256<<20, testutil.FSContent{Extra: func(mnt string) {
+		testutil.Run(t, "cp", "-a", root+"/.", mnt)
+		testutil.Run(t, "sync")
+	}}, nil, "compress-force=zstd")
+	rep := scanFile(t, scanner.Options{}, img)
+	for _, c := range []struct {
+		key  []byte
+		path string
+		info bool
+	}{{shipped, path, true}, {edited, editedPath, false}} {
+		f := findingOf(t, rep, fp(bytes.TrimRight(c.key, "\n")))
+		if !slices.ContainsFunc(f.Locations, func(l report.Location) bool { return l.Path == c.path && chainText(l) == "btrfs-zstd" }) {
+			t.Errorf("%s: locations %+v", c.path, f.Locations)
+		}
+		if got := f.Severity == report.SeverityInfo; got != c.info || len(f.Provenance) != 1 || f.Provenance[0].Package != "libselftest" || f.Provenance[0].Modified == c.info {
+			t.Errorf("%s: severity %s, provenance %+v", c.path, f.Severity, f.Provenance)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package btrfs
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"hash/crc32"
@@ -31,7 +32,7 @@ func FuzzBtrfsOpen(f *testing.F) {
 // TestFuzzSeedsOpen: the committed seeds are btrfs filesystems the reader
 // opens and walks, down to the files mkseed put there.
 func TestFuzzSeedsOpen(t *testing.T) {
-	for _, data := range fuzzSeeds(t) {
+	for i, data := range fuzzSeeds(t) {
 		r := sparseimg.Decode(data)
 		b, err := Open(context.Background(), r, r.Size(), "seed")
 		if err != nil {
@@ -39,6 +40,13 @@ func TestFuzzSeedsOpen(t *testing.T) {
 		}
 		// /etc/app/credentials is walked under its first link, /etc/hardlink.
 		fstest.WalksTo(t, b, "/etc/hardlink", "/etc/small.conf", "/etc/app/link")
+		if i >= 2 { // the compressed ones: they read back as mkseed wrote them
+			fstest.ReadsBack(t, b, map[string][]byte{
+				"/etc/small.conf":      []byte("password=hunter2\n"),
+				"/etc/app/credentials": bytes.Repeat([]byte("aws_secret_access_key = x\n"), 120),
+				"/etc/app/log":         bytes.Repeat([]byte("Dec  6 10:00:01 web01 sshd[811]: Accepted publickey\n"), 4000),
+			})
+		}
 	}
 }
 
@@ -46,7 +54,7 @@ func TestFuzzSeedsOpen(t *testing.T) {
 // and that stay as regression seeds.
 func fuzzSeeds(t *testing.T) [][]byte {
 	var out [][]byte
-	for _, name := range []string{"mkfs-4k-nodes-dup", "mkfs-4k-nodes-single"} {
+	for _, name := range []string{"mkfs-4k-nodes-dup", "mkfs-4k-nodes-single", "mount-compress-zstd", "mount-compress-lzo", "mount-compress-zlib"} {
 		out = append(out, testutil.FuzzSeed(t, "testdata/fuzz/FuzzBtrfsOpen/"+name))
 	}
 	return out

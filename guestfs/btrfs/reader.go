@@ -1,9 +1,11 @@
 package btrfs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -184,8 +186,8 @@ func (f *FS) readLink(ctx context.Context, tree treeRoot, ino uint64) (string, e
 }
 
 // Open opens a regular file by path. Its bytes are read on demand through
-// its extents' first copies; compressed extents cannot be read
-// (fsys.ErrCompressed).
+// its extents' first copies; a compressed extent is decoded whole (zlib,
+// LZO, zstd) when the file reads a byte of it.
 func (f *FS) Open(p string) (fsys.File, error) {
 	ctx := context.Background()
 	n, err := f.lookup(ctx, p)
@@ -199,7 +201,19 @@ func (f *FS) Open(p string) (fsys.File, error) {
 	if in.mode&0xF000 != 0x8000 {
 		return nil, fmt.Errorf("btrfs: %s: not a regular file", p)
 	}
-	return fsys.NewRunFile(f.r, in.size, in.runs), nil
+	if len(in.refs) == 0 {
+		return fsys.NewRunFile(f.r, in.size, in.runs), nil
+	}
+	plain := make([]fsys.Run, 0, len(in.runs))
+	for _, r := range in.runs {
+		if !r.Compressed {
+			plain = append(plain, r)
+		}
+	}
+	// In the tree's key order already, unless the tree is damaged.
+	refs := slices.Clone(in.refs)
+	slices.SortStableFunc(refs, func(a, b compressedRef) int { return cmp.Compare(a.fileOff, b.fileOff) })
+	return &compressedFile{f: f, plain: fsys.NewRunFile(f.r, in.size, plain), refs: refs, lastRef: -1}, nil
 }
 
 // ReadDir lists directory p (symlinks followed), without "." and "..".

@@ -67,6 +67,21 @@ type inode struct {
 	runs []fsys.Run
 	// compressed counts the runs whose bytes are compressed.
 	compressed int
+	// refs are the file's compressed extent items, each as the file reads
+	// it (runs give a shared compressed extent once; a file may use parts
+	// of one extent at several offsets).
+	refs []compressedRef
+}
+
+// compressedRef is one compressed EXTENT_DATA item: file bytes
+// [fileOff, fileOff+n) are the extent's decoded bytes from skip on. The
+// stored stream is len bytes at filesystem offset off (a tree leaf's
+// bytes for an inline extent); off is -1 when its bytes are not in one
+// piece on this device (striped), which cannot be read.
+type compressedRef struct {
+	fileOff, n, skip int64
+	codec            string
+	off, len         int64
 }
 
 func (in *inode) fileMode() fs.FileMode {
@@ -149,6 +164,15 @@ func (f *FS) addExtent(in *inode, it item, allCopies bool, seenDisk *map[uint64]
 		}
 		// The inline bytes sit in the leaf: map the leaf's copies.
 		start := uint64(it.off + fileExtentHeader)
+		if compressed {
+			ref := compressedRef{fileOff: int64(it.k.off), n: int64(le.Uint64(d[8:])), codec: codec, off: -1, len: int64(n)}
+			f.chunks.mapRange(it.leaf, uint64(f.nodeSize), false, func(p piece) {
+				if ref.off < 0 && p.length == uint64(f.nodeSize) {
+					ref.off = int64(p.phys + start)
+				}
+			})
+			f.addRef(in, ref, true)
+		}
 		return f.chunks.mapRange(it.leaf, uint64(f.nodeSize), allCopies, func(p piece) {
 			in.runs = append(in.runs, fsys.Run{Off: int64(p.phys + start), Len: int64(n), FileOff: int64(it.k.off), Inline: true, Compressed: compressed, Codec: codec})
 		})
@@ -164,6 +188,13 @@ func (f *FS) addExtent(in *inode, it item, allCopies bool, seenDisk *map[uint64]
 	unwritten := d[20] == extentPrealloc
 	logical, fileOff := diskBytenr+offset, int64(it.k.off)
 	if compressed {
+		ref := compressedRef{fileOff: int64(it.k.off), n: int64(n), skip: int64(offset), codec: codec, off: -1, len: int64(diskLen)}
+		f.chunks.mapRange(diskBytenr, diskLen, false, func(p piece) {
+			if ref.off < 0 && p.logical == diskBytenr && p.length == diskLen {
+				ref.off = int64(p.phys)
+			}
+		})
+		f.addRef(in, ref, false)
 		// The whole disk extent is the compressed stream; several file
 		// extents may share it. Give it once, at its first file offset.
 		if *seenDisk == nil {
@@ -186,6 +217,27 @@ func (f *FS) addExtent(in *inode, it item, allCopies bool, seenDisk *map[uint64]
 			Unwritten: unwritten, Compressed: compressed, Codec: codec,
 		})
 	})
+}
+
+// addRef keeps a compressed extent item for reading, within the bounds of
+// what btrfs writes: an extent holds at most 128 KiB of a file, stored in
+// at most as much; a regular extent's item covers whole sectors of the
+// file, and an inline one less than a sector at its start. Anything else
+// is corrupt, and left unreadable: the bounds keep a read of n bytes to at
+// most n/4096+2 extents to decode, whatever a hostile tree says.
+func (f *FS) addRef(in *inode, r compressedRef, inline bool) {
+	bad := r.len <= 0 || r.len > maxExtentBytes || r.n <= 0 || r.skip < 0 || r.skip+r.n > maxExtentBytes || r.fileOff < 0
+	if inline {
+		bad = bad || r.fileOff != 0 || r.n > Sector
+	} else {
+		bad = bad || r.fileOff%Sector != 0 || r.n%Sector != 0 || r.skip%Sector != 0
+	}
+	if bad {
+		r.off = -1
+	}
+	if len(in.refs) < maxFileRuns {
+		in.refs = append(in.refs, r)
+	}
 }
 
 // compressionCodec names an extent's compression byte (btrfs_compression_type).

@@ -99,6 +99,24 @@ func btrfsSeeds(tmp string) map[string][]byte {
 		must(err)
 		out[name] = b
 	}
+	// Files that btrfs stores compressed, which only a mounted btrfs
+	// writes (this mkfs.btrfs has no --compress): inline and regular
+	// compressed extents, for the reader's decompression.
+	for _, codec := range []string{"zstd", "lzo", "zlib"} {
+		name := "mount-compress-" + codec
+		img := filepath.Join(tmp, name)
+		image(img, 128<<20)
+		run("mkfs.btrfs", "-q", "-n", "4096", "-m", "single", img)
+		mnt := filepath.Join(tmp, "mnt-"+codec)
+		must(os.Mkdir(mnt, 0o755))
+		run("mount", "-o", "loop,compress-force="+codec, img, mnt)
+		run("cp", "-a", src+"/.", mnt)
+		must(os.WriteFile(filepath.Join(mnt, "etc/app/log"), bytes.Repeat([]byte("Dec  6 10:00:01 web01 sshd[811]: Accepted publickey\n"), 4000), 0o644))
+		run("umount", mnt)
+		b, err := os.ReadFile(img)
+		must(err)
+		out[name] = b
+	}
 	return out
 }
 
