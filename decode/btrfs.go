@@ -18,13 +18,18 @@ const (
 	BtrfsZlib = "btrfs-zlib" // one zlib stream (RFC 1950)
 	BtrfsLZO  = "btrfs-lzo"  // btrfs's own framing of LZO1X segments
 	BtrfsZstd = "btrfs-zstd" // one zstd frame
+	// NTFSLZNT1 is a file that NTFS stores compressed (LZNT1, in units
+	// with holes), which the filesystem's reader decompresses: the
+	// container's bytes are already the file's, and decode reads them as
+	// they are.
+	NTFSLZNT1 = "ntfs-lznt1"
 )
 
 // Magicless reports codecs that have no magic number: a container of one
 // is only decoded as that codec (Options.Codec), never found by Sniff.
 func Magicless(codec string) bool {
 	switch codec {
-	case Deflate, BtrfsZlib, BtrfsLZO, BtrfsZstd:
+	case Deflate, BtrfsZlib, BtrfsLZO, BtrfsZstd, NTFSLZNT1:
 		return true
 	}
 	return false

@@ -108,6 +108,8 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		return &zstdReader{d: z}, win, false, nil
 	case BtrfsZlib, BtrfsLZO, BtrfsZstd:
 		return w.openBtrfs(kind, s)
+	case NTFSLZNT1:
+		return s.br, 0, false, nil
 	case Xz:
 		x, err := newXzReader(s, charge)
 		if err != nil {

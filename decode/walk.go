@@ -351,7 +351,7 @@ func (w *walker) pop()         { w.chain = w.chain[:len(w.chain)-1] }
 func (w *walker) container(kind string, s *src, depth int, first bool) (more bool, err error) {
 	start := s.pos()
 	switch kind {
-	case Gzip, Xz, Zstd, Bzip2, LZ4, Deflate, BtrfsZlib, BtrfsLZO, BtrfsZstd:
+	case Gzip, Xz, Zstd, Bzip2, LZ4, Deflate, BtrfsZlib, BtrfsLZO, BtrfsZstd, NTFSLZNT1:
 		return w.stream(kind, s, start, depth)
 	case Tar:
 		return true, w.tarMembers(s, depth)

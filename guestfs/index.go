@@ -27,8 +27,8 @@ const (
 	runCompressed
 	runInline
 	runDeleted
-	// A compressed run's codec (fsys.Run.Codec) takes the next two bits
-	// (codecFlags).
+	// A compressed run's codec (fsys.Run.Codec) takes the next three
+	// bits (codecFlags).
 	runCodecShift = 4
 )
 
@@ -41,19 +41,23 @@ func codecFlags(codec string) uint8 {
 		return 2 << runCodecShift
 	case "zstd":
 		return 3 << runCodecShift
+	case "lznt1":
+		return 4 << runCodecShift
 	}
 	return 0
 }
 
 // codec is the compressed run's codec, or "" where none is known.
 func (r run) codec() string {
-	switch r.flags >> runCodecShift & 3 {
+	switch r.flags >> runCodecShift & 7 {
 	case 1:
 		return "zlib"
 	case 2:
 		return "lzo"
 	case 3:
 		return "zstd"
+	case 4:
+		return "lznt1"
 	}
 	return ""
 }

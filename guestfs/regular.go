@@ -123,6 +123,10 @@ func (m *Map) appendGuestRuns(out []GuestRun, p *partition, r fsys.Run) []GuestR
 	return out
 }
 
+// extentCodec reports the codecs whose compressed runs are each one whole
+// stream (btrfs's extents), unlike NTFS's units.
+func extentCodec(codec string) bool { return codec == "zlib" || codec == "lzo" || codec == "zstd" }
+
 // CompressedRun is one compressed extent of a regular file whose codec the
 // filesystem names (btrfs: zlib, lzo, zstd): the stored stream, which
 // decodes to the file's bytes from FileOff on.
@@ -155,7 +159,7 @@ func (m *Map) CompressedRuns(ctx context.Context, fn func(CompressedRun) error) 
 			continue
 		}
 		for _, r := range x.runs {
-			if r.flags&runCompressed == 0 || r.codec() == "" || !x.nodes[r.node].regular {
+			if r.flags&runCompressed == 0 || !extentCodec(r.codec()) || !x.nodes[r.node].regular {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
@@ -170,6 +174,59 @@ func (m *Map) CompressedRuns(ctx context.Context, fn func(CompressedRun) error) 
 				c.Guest = g[0].Off
 			}
 			if err := fn(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CompressedFiles calls fn for every regular file that NTFS stores
+// compressed (LZNT1), with File reading its bytes decompressed through
+// the filesystem's reader; deleted files (whose record is intact) are
+// left out, since the reader opens files by path. An error from fn
+// stops the walk.
+func (m *Map) CompressedFiles(ctx context.Context, minSize int64, fn func(RegularFile) error) error {
+	for _, p := range m.all() {
+		x := p.idx
+		if x == nil || p.r == nil {
+			continue
+		}
+		rd, ok := x.fs.(fsys.Reader)
+		if !ok {
+			continue
+		}
+		// The compressed files' runs, by file, in one pass over the index.
+		byNode := map[uint32][]run{}
+		var nodes []uint32
+		for _, r := range x.runs {
+			if r.flags&runCompressed == 0 || r.flags&runDeleted != 0 || r.codec() != "lznt1" {
+				continue
+			}
+			if nd := x.nodes[r.node]; !nd.regular || nd.size < minSize {
+				continue
+			}
+			if byNode[r.node] == nil {
+				nodes = append(nodes, r.node)
+			}
+			byNode[r.node] = append(byNode[r.node], r)
+		}
+		slices.Sort(nodes)
+		for _, n := range nodes {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			path := x.path(n)
+			fl, err := rd.Open(path)
+			if err != nil {
+				continue // unreadable by path
+			}
+			f := RegularFile{Partition: p.info.Name, Path: path, Size: x.nodes[n].size, File: fl}
+			for _, q := range byNode[n] {
+				f.Runs = m.appendGuestRuns(f.Runs, p, fsys.Run{Off: q.off, Len: q.n, FileOff: q.fileOff})
+			}
+			slices.SortFunc(f.Runs, func(a, b GuestRun) int { return cmp.Compare(a.FileOff, b.FileOff) })
+			if err := fn(f); err != nil {
 				return err
 			}
 		}

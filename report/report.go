@@ -360,8 +360,9 @@ type Location struct {
 // member's first data byte.
 type DecodedStep struct {
 	// Codec is gzip, xz, zstd, bzip2, lz4, deflate (raw, as in qcow2
-	// compressed clusters), zip, tar, cpio, ar, squashfs, or btrfs-zlib,
-	// btrfs-lzo or btrfs-zstd (a btrfs compressed extent).
+	// compressed clusters), zip, tar, cpio, ar, squashfs, btrfs-zlib,
+	// btrfs-lzo or btrfs-zstd (a btrfs compressed extent), or ntfs-lznt1
+	// (a file NTFS stores compressed).
 	Codec string `json:"codec"`
 	// Member names the archive member ("" for a compressed stream).
 	Member string `json:"member,omitempty"`

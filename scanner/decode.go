@@ -253,7 +253,8 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 }
 
 // compressedRuns lists the compressed extents of v's files whose codec the
-// filesystem names (btrfs), as containers of that codec.
+// filesystem names (btrfs), as containers of that codec, and the files
+// NTFS stores compressed, as containers of their decompressed bytes.
 func (d *decoder) compressedRuns(ctx context.Context, v *viewState, m *guestfs.Map) ([]*container, error) {
 	var out []*container
 	err := m.CompressedRuns(ctx, func(r guestfs.CompressedRun) error {
@@ -266,6 +267,18 @@ func (d *decoder) compressedRuns(ctx context.Context, v *viewState, m *guestfs.M
 			c.part, c.path = r.Partition, r.Path
 		}
 		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	// NTFS's compressed files: its reader decompresses them whole.
+	err = m.CompressedFiles(ctx, 1, func(f guestfs.RegularFile) error {
+		if len(f.Runs) == 0 {
+			return nil
+		}
+		out = append(out, &container{v: v, g: f.Runs[0].Off, size: f.Size, r: f.File, runs: f.Runs,
+			part: f.Partition, path: f.Path, codec: decode.NTFSLZNT1})
 		return nil
 	})
 	return out, err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -530,6 +531,52 @@ func TestBtrfsCompressedProvenance(t *testing.T) {
 		}
 		if got := f.Severity == report.SeverityInfo; got != c.info || len(f.Provenance) != 1 || f.Provenance[0].Package != "libselftest" || f.Provenance[0].Modified == c.info {
 			t.Errorf("%s: severity %s, provenance %+v", c.path, f.Severity, f.Provenance)
+		}
+	}
+}
+
+// TestNTFSCompressedFiles: a key in a log that ntfs-3g wrote compressed
+// (LZNT1, in a folder with the compressed attribute) is found at its path,
+// live, through the filesystem's decompression, at its offset in the
+// file; --no-decode does not find it in the file.
+func TestNTFSCompressedFiles(t *testing.T) {
+	testutil.RequireTool(t, "mkntfs", "ntfs-3g", "ssh-keygen")
+	dir := t.TempDir()
+	key := freshKey(t, dir, "ntfs")
+	var log strings.Builder
+	for i := 0; log.Len() < 150000; i++ {
+		fmt.Fprintf(&log, "Dec  6 10:%02d:%02d web01 sshd[%d]: Accepted publickey for deploy\n", i/60%60, i%60, 800+i)
+	}
+	img := testutil.MakeNTFS(t, 64<<20, testutil.FSContent{Extra: func(mnt string) {
+		d := filepath.Join(mnt, "Logs")
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Setxattr(d, "system.ntfs_attrib_be", []byte{0, 0, 0x08, 0}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "deploy.log"), append([]byte(log.String()), key...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	rep := scanFile(t, scanner.Options{}, img)
+	f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
+	if !slices.ContainsFunc(f.Locations, func(l report.Location) bool {
+		return l.Path == "/Logs/deploy.log" && chainText(l) == "ntfs-lznt1" && l.State == "allocated" && l.Exposure == report.ExposureLive &&
+			l.DecodedOffset != nil && *l.DecodedOffset == int64(log.Len())
+	}) {
+		var got []string
+		for _, l := range f.Locations {
+			got = append(got, fmt.Sprintf("%s %q %s %s @%v", l.Path, chainText(l), l.State, l.Exposure, l.DecodedOffset))
+		}
+		t.Errorf("locations %q", got)
+	}
+	// Raw, the key is not in the file (ntfs-3g may leave a plain copy in
+	// free clusters, which is found as such).
+	plain := scanFile(t, scanner.Options{NoDecode: true}, img)
+	for _, f := range plain.Findings {
+		if f.Fingerprint == fp(bytes.TrimRight(key, "\n")) && slices.ContainsFunc(f.Locations, func(l report.Location) bool { return l.Path != "" }) {
+			t.Errorf("--no-decode found the key NTFS stored compressed: %+v", f.Locations)
 		}
 	}
 }

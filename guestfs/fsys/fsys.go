@@ -42,7 +42,9 @@ type Run struct {
 	// decompressed byte, and offsets inside do not map one to one.
 	Compressed bool
 	// Codec names a compressed run's compression where the package knows
-	// it ("zlib", "lzo", "zstd": btrfs), for the scanner's decoding.
+	// it, for the scanner's decoding: "zlib", "lzo", "zstd" (btrfs: each
+	// run is one compressed extent), "lznt1" (NTFS: the runs of a stream
+	// together, in compression units, which only the file reader decodes).
 	Codec string
 	// Inline marks data kept inside filesystem metadata: NTFS resident
 	// $DATA in an MFT record, a btrfs inline extent in a tree leaf, ext4

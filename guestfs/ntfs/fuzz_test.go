@@ -25,7 +25,7 @@ func FuzzNTFSOpen(f *testing.F) {
 		r := sparseimg.Decode(data)
 		size := min(r.Size(), fstest.FuzzSize)
 		if v, err := Open(context.Background(), r, size, "fuzz"); err == nil {
-			fstest.Exercise(t, v, size, "/etc/app", "/etc/small.conf:stream")
+			fstest.Exercise(t, v, size, "/etc/app", "/etc/small.conf:stream", "/cdir/comp.txt")
 		}
 	})
 }
@@ -41,6 +41,16 @@ func TestFuzzSeedsOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		fstest.WalksTo(t, v, "/etc/app/credentials", "/etc/small.conf:stream", "/deleted.txt", "/deleted-small.txt")
+		// The compressed file reads back: LZNT1, stored and sparse units.
+		f, err := v.Open("/cdir/comp.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, f.Size())
+		text := bytes.Repeat([]byte("aws_secret_access_key = x\n"), 3000)
+		if _, err := f.ReadAt(b, 0); err != nil || len(b) != len(text)+(64<<10)+(128<<10) || !bytes.HasPrefix(b, text) || len(bytes.Trim(b[len(b)-128<<10:], "\x00")) != 0 {
+			t.Errorf("/cdir/comp.txt: %d bytes, %v", len(b), err)
+		}
 	}
 }
 
@@ -52,6 +62,18 @@ func fuzzSeeds(t *testing.T) [][]byte {
 		out = append(out, testutil.FuzzSeed(t, "testdata/fuzz/FuzzNTFSOpen/"+name))
 	}
 	return out
+}
+
+// FuzzLZNT1 decodes arbitrary bytes as a compression unit's LZNT1. It
+// must never panic, nor write past the unit.
+func FuzzLZNT1(f *testing.F) {
+	f.Add([]byte{0x05, 0xB0, 0x02, 'a', 0x00, 0x30})
+	f.Fuzz(func(t *testing.T, src []byte) {
+		dst := make([]byte, 64<<10)
+		if n, _ := decompressLZNT1(src, dst); n < 0 || n > len(dst) {
+			t.Fatalf("%d bytes decoded into %d", n, len(dst))
+		}
+	})
 }
 
 // TestOpenErrors: a damaged boot sector or MFT fails Open with an error

@@ -70,6 +70,7 @@ type stream struct {
 	size, init int64
 	resident   bool
 	compressed bool
+	cuLog      uint8 // a compressed stream's unit: 1<<cuLog clusters
 	// runs are device runs. Resident data is one Inline run (or one per
 	// piece when the record spans two MFT runs) at the value's place in
 	// the record.
@@ -181,6 +182,7 @@ type nonResident struct {
 	lowVCN     int64
 	size, init int64
 	compressed bool
+	cuLog      uint8
 	runlist    []byte
 }
 
@@ -193,6 +195,7 @@ func (a attr) nonResidentHeader() (nonResident, error) {
 		size:       int64(le.Uint64(a.b[48:])),
 		init:       int64(le.Uint64(a.b[56:])),
 		compressed: le.Uint16(a.b[12:])&attrFlagCompressed != 0 && a.b[34] != 0,
+		cuLog:      a.b[34],
 	}
 	rl := int(le.Uint16(a.b[32:]))
 	if rl > len(a.b) || h.lowVCN < 0 || h.size < 0 || h.init < 0 {
@@ -236,7 +239,11 @@ func (f *FS) decodeRuns(b []byte, vcn int64, compressed bool) ([]fsys.Run, error
 			if lcn < 0 || lcn >= f.clusters || length > f.clusters-lcn {
 				return out, fmt.Errorf("runlist byte %d: %d clusters at cluster %d of %d: %w", i, length, lcn, f.clusters, errCorrupt)
 			}
-			out = append(out, fsys.Run{Off: lcn * f.clusterSize, Len: length * f.clusterSize, FileOff: vcn * f.clusterSize, Compressed: compressed})
+			r := fsys.Run{Off: lcn * f.clusterSize, Len: length * f.clusterSize, FileOff: vcn * f.clusterSize, Compressed: compressed}
+			if compressed {
+				r.Codec = "lznt1"
+			}
+			out = append(out, r)
 		}
 		vcn += length
 		i += 1 + ls + os
@@ -525,7 +532,7 @@ func (r *record) merge(e *record) {
 		}
 		d.runs = append(d.runs, s.runs...)
 		if s.sized && !d.sized {
-			d.size, d.init, d.sized, d.compressed = s.size, s.init, true, s.compressed
+			d.size, d.init, d.sized, d.compressed, d.cuLog = s.size, s.init, true, s.compressed, s.cuLog
 		}
 	}
 }
@@ -611,7 +618,7 @@ func (f *FS) addStream(rec *record, a attr, no int64) error {
 		return err
 	}
 	if h.lowVCN == 0 {
-		s.size, s.init, s.sized, s.compressed = h.size, min(h.init, h.size), true, h.compressed
+		s.size, s.init, s.sized, s.compressed, s.cuLog = h.size, min(h.init, h.size), true, h.compressed, h.cuLog
 	}
 	rs, err := f.decodeRuns(h.runlist, h.lowVCN, h.compressed)
 	s.runs = append(s.runs, rs...)

@@ -72,7 +72,8 @@ func (f *FS) child(dir int, name string) int {
 
 // Open opens a file's data (or "path:stream", an alternate data stream).
 // Resident data is read from its MFT record with the update sequence
-// fixups applied; compressed data cannot be read (fsys.ErrCompressed).
+// fixups applied; a compressed stream is decoded one compression unit
+// at a time (LZNT1).
 func (f *FS) Open(p string) (fsys.File, error) {
 	i, sn, err := f.lookup(p)
 	if err != nil {
@@ -95,6 +96,13 @@ func (f *FS) Open(p string) (fsys.File, error) {
 			return nil, fmt.Errorf("ntfs: %s: %s: %w", f.name, p, err)
 		}
 		return bytes.NewReader(b), nil
+	}
+	if s.compressed {
+		c, err := f.newCompressedStream(s, s.runs)
+		if err != nil {
+			return nil, fmt.Errorf("ntfs: %s: %s: %w", f.name, p, err)
+		}
+		return c, nil
 	}
 	runs := f.entryRuns(nil, s.runs, s.zeroFrom(), false)
 	return fsys.NewRunFile(f.r, s.size, runs), nil

@@ -14,10 +14,12 @@ import (
 	"context"
 	"flag"
 	"log"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -141,6 +143,15 @@ func ntfsSeeds(tmp string) map[string][]byte {
 	}
 	tree(mnt)
 	must(os.WriteFile(filepath.Join(mnt, "etc/small.conf:stream"), []byte("ads data\n"), 0o644))
+	// A compressed folder (the attribute through ntfs-3g's xattr): its
+	// file holds LZNT1 units, a unit stored as is (random bytes) and a
+	// sparse one.
+	must(os.Mkdir(filepath.Join(mnt, "cdir"), 0o755))
+	must(syscall.Setxattr(filepath.Join(mnt, "cdir"), "system.ntfs_attrib_be", []byte{0, 0, 0x08, 0}, 0))
+	noise := make([]byte, 64<<10)
+	rand.New(rand.NewSource(1)).Read(noise)
+	comp := append(bytes.Repeat([]byte("aws_secret_access_key = x\n"), 3000), noise...)
+	must(os.WriteFile(filepath.Join(mnt, "cdir/comp.txt"), append(comp, make([]byte, 128<<10)...), 0o644))
 	must(os.WriteFile(filepath.Join(mnt, "deleted.txt"), bytes.Repeat([]byte("deleted token\n"), 500), 0o644))
 	must(os.WriteFile(filepath.Join(mnt, "deleted-small.txt"), []byte("tiny deleted\n"), 0o644))
 	run("sync")
