@@ -9,11 +9,11 @@ import (
 	"github.com/imgaudit/imgaudit/report"
 )
 
-// Streams that btrfs stores for a compressed extent (its transparent
-// compression, which Fedora turns on by default): the file's bytes are
-// only in them. They have no magic of their own; the filesystem's extent
-// records say which is which, so they are only decoded as a container of
-// that codec (Options.Codec).
+// What filesystems store compressed: btrfs's compressed extents (its
+// transparent compression, which Fedora turns on by default) and NTFS's
+// compressed files. A file's bytes are only in them. They have no magic
+// of their own; the filesystem's records say which is which, so they are
+// only decoded as a container of that codec (Options.Codec).
 const (
 	BtrfsZlib = "btrfs-zlib" // one zlib stream (RFC 1950)
 	BtrfsLZO  = "btrfs-lzo"  // btrfs's own framing of LZO1X segments
