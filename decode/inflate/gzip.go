@@ -1,0 +1,189 @@
+package inflate
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+)
+
+// The gzip errors are compress/gzip's (klauspost/compress/gzip uses the
+// same values), so that errors.Is matches whichever reader gave them.
+var (
+	// ErrChecksum: the trailer's CRC-32 or size does not match the data.
+	ErrChecksum = gzip.ErrChecksum
+	// ErrHeader: the bytes are not a gzip header.
+	ErrHeader = gzip.ErrHeader
+)
+
+// gzip header flags (RFC 1952 section 2.3.1).
+const (
+	gzipHdrCRC  = 1 << 1
+	gzipExtra   = 1 << 2
+	gzipName    = 1 << 3
+	gzipComment = 1 << 4
+	// maxGzipString bounds FNAME and FCOMMENT as compress/gzip does: a
+	// longer one is not a header.
+	maxGzipString = 511
+)
+
+// A GzipHeader is what a gzip member's header says of its data.
+type GzipHeader struct {
+	Name    string // FNAME, read as Latin-1
+	Comment string // FCOMMENT, read as Latin-1
+	Extra   []byte // FEXTRA
+	ModTime time.Time
+	OS      byte
+}
+
+// A GzipReader inflates one gzip member: its header, its DEFLATE stream,
+// and its trailer, whose CRC-32 and size it checks. After io.EOF its
+// bufio.Reader stands exactly after the trailer, where a next member may
+// start (as klauspost/compress/gzip's Reader with Multistream(false)
+// leaves it).
+type GzipReader struct {
+	GzipHeader
+	br    *bufio.Reader
+	z     *Reader
+	crc   uint32
+	size  uint32
+	err   error
+	hdrOK bool
+}
+
+// NewGzipReader reads a gzip member's header from br and returns a reader
+// of its data. Input that ends before any byte gives io.EOF, as
+// compress/gzip does; one that is not a gzip header, ErrHeader.
+func NewGzipReader(br *bufio.Reader) (*GzipReader, error) {
+	z := &GzipReader{z: NewReader(br)}
+	if err := z.Reset(br); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+// Reset makes z read a new member from br, keeping its buffers, and reads
+// the member's header.
+func (z *GzipReader) Reset(br *bufio.Reader) error {
+	*z = GzipReader{br: br, z: z.z}
+	if z.z == nil {
+		z.z = NewReader(br)
+	} else {
+		z.z.Reset(br)
+	}
+	z.GzipHeader, z.err = z.readHeader()
+	return z.err
+}
+
+// Close ends the use of z, reporting the member's error if it failed.
+func (z *GzipReader) Close() error {
+	if z.err == io.EOF {
+		return nil
+	}
+	return z.err
+}
+
+// readHeader reads the member's header, with the checks compress/gzip
+// makes.
+func (z *GzipReader) readHeader() (GzipHeader, error) {
+	var h GzipHeader
+	var b [10]byte
+	if _, err := io.ReadFull(z.br, b[:]); err != nil {
+		return h, err // io.EOF if there is no member at all
+	}
+	if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
+		return h, ErrHeader
+	}
+	flags := b[3]
+	if t := int64(binary.LittleEndian.Uint32(b[4:8])); t > 0 {
+		h.ModTime = time.Unix(t, 0)
+	}
+	h.OS = b[9]
+	crc := crc32.ChecksumIEEE(b[:])
+	if flags&gzipExtra != 0 {
+		if _, err := io.ReadFull(z.br, b[:2]); err != nil {
+			return h, noEOF(err)
+		}
+		crc = crc32.Update(crc, crc32.IEEETable, b[:2])
+		h.Extra = make([]byte, binary.LittleEndian.Uint16(b[:2]))
+		if _, err := io.ReadFull(z.br, h.Extra); err != nil {
+			return h, noEOF(err)
+		}
+		crc = crc32.Update(crc, crc32.IEEETable, h.Extra)
+	}
+	var err error
+	if flags&gzipName != 0 {
+		if h.Name, crc, err = z.readString(crc); err != nil {
+			return h, err
+		}
+	}
+	if flags&gzipComment != 0 {
+		if h.Comment, crc, err = z.readString(crc); err != nil {
+			return h, err
+		}
+	}
+	if flags&gzipHdrCRC != 0 {
+		if _, err := io.ReadFull(z.br, b[:2]); err != nil {
+			return h, noEOF(err)
+		}
+		if binary.LittleEndian.Uint16(b[:2]) != uint16(crc) {
+			return h, fmt.Errorf("header CRC-16 mismatch: %w", ErrHeader)
+		}
+	}
+	if flags>>5 != 0 {
+		return h, fmt.Errorf("reserved flags %#x: %w", flags, ErrHeader)
+	}
+	z.hdrOK = true
+	return h, nil
+}
+
+// readString reads a zero-terminated Latin-1 header string.
+func (z *GzipReader) readString(crc uint32) (string, uint32, error) {
+	var s []rune
+	for {
+		c, err := z.br.ReadByte()
+		if err != nil {
+			return "", crc, noEOF(err)
+		}
+		crc = crc32.Update(crc, crc32.IEEETable, []byte{c})
+		if c == 0 {
+			return string(s), crc, nil
+		}
+		if len(s) == maxGzipString {
+			return "", crc, fmt.Errorf("header string over %d bytes: %w", maxGzipString, ErrHeader)
+		}
+		s = append(s, rune(c))
+	}
+}
+
+// Read reads the member's inflated data. After the last byte it reads and
+// checks the trailer, and returns io.EOF, or ErrChecksum if the data's
+// CRC-32 or size does not match.
+func (z *GzipReader) Read(p []byte) (int, error) {
+	if z.err != nil {
+		return 0, z.err
+	}
+	n, err := z.z.Read(p)
+	z.crc = crc32.Update(z.crc, crc32.IEEETable, p[:n])
+	z.size += uint32(n)
+	switch {
+	case err == io.EOF:
+		var t [8]byte
+		if _, err := io.ReadFull(z.br, t[:]); err != nil {
+			z.err = noEOF(err)
+		} else if crc, size := binary.LittleEndian.Uint32(t[:4]), binary.LittleEndian.Uint32(t[4:]); crc != z.crc || size != z.size {
+			z.err = ErrChecksum
+		} else {
+			z.err = io.EOF
+		}
+	case err != nil:
+		z.err = err
+	}
+	if n > 0 && z.err == io.EOF {
+		return n, nil // the end, on the next call
+	}
+	return n, z.err
+}
