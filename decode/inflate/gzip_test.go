@@ -1,0 +1,226 @@
+package inflate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	kgzip "github.com/klauspost/compress/gzip"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// gzResult is what a gzip reader made of one member.
+type gzResult struct {
+	result
+	hdr GzipHeader
+}
+
+func gzOurs(data []byte, bufSize, readSize int) gzResult {
+	br := bufio.NewReaderSize(bytes.NewReader(data), bufSize)
+	var res gzResult
+	z, err := NewGzipReader(br)
+	if err == nil {
+		res.hdr = z.GzipHeader
+		res.out, err = readAll(z, readSize)
+		if err == nil && z.Close() != nil {
+			err = fmt.Errorf("Close after the end: %v", z.Close())
+		}
+	}
+	res.err = err
+	res.rest, _ = io.ReadAll(br)
+	return res
+}
+
+// gzReference reads one member with klauspost's gzip reader, as the
+// decode package did: Multistream(false) over a bufio.Reader.
+func gzReference(data []byte) gzResult {
+	br := bufio.NewReader(bytes.NewReader(data))
+	var res gzResult
+	z, err := kgzip.NewReader(br)
+	if err == nil {
+		z.Multistream(false)
+		res.hdr = GzipHeader{Name: z.Name, Comment: z.Comment, Extra: z.Extra, ModTime: z.ModTime, OS: z.OS}
+		res.out, err = readAll(z, 32<<10)
+	}
+	res.err = err
+	res.rest, _ = io.ReadAll(br)
+	return res
+}
+
+// gzCheck reads data every way and checks it against klauspost: the
+// verdict (and the kind of error: EOF, ErrUnexpectedEOF, ErrHeader,
+// ErrChecksum), the header, the output, where the member ends.
+func gzCheck(t *testing.T, name string, data []byte) gzResult {
+	t.Helper()
+	return gzCheckShapes(t, name, data, readShapes)
+}
+
+func gzCheckShapes(t *testing.T, name string, data []byte, shapes []struct{ buf, read int }) gzResult {
+	t.Helper()
+	want := gzReference(data)
+	for _, s := range shapes {
+		got := gzOurs(data, s.buf, s.read)
+		n := fmt.Sprintf("%s (bufio %d, reads of %d)", name, s.buf, s.read)
+		agree(t, n, got.result, want.result)
+		for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, ErrHeader, ErrChecksum} {
+			if errors.Is(got.err, e) != errors.Is(want.err, e) {
+				t.Fatalf("%s: error %v, klauspost's %v", n, got.err, want.err)
+			}
+		}
+		if want.err == nil && fmt.Sprint(got.hdr) != fmt.Sprint(want.hdr) {
+			t.Fatalf("%s: header %+v, klauspost's %+v", n, got.hdr, want.hdr)
+		}
+	}
+	return want
+}
+
+// member builds a gzip member by hand: header flags and fields, the
+// deflate stream, the trailer.
+func member(flags byte, extra []byte, name, comment string, hcrc bool, deflate []byte, crc, size uint32) []byte {
+	h := []byte{0x1f, 0x8b, 8, flags, 0x78, 0x56, 0x34, 0x12, 0, 3}
+	if extra != nil {
+		h = binary.LittleEndian.AppendUint16(h, uint16(len(extra)))
+		h = append(h, extra...)
+	}
+	if name != "" {
+		h = append(append(h, name...), 0)
+	}
+	if comment != "" {
+		h = append(append(h, comment...), 0)
+	}
+	if hcrc {
+		h = binary.LittleEndian.AppendUint16(h, uint16(crc32.ChecksumIEEE(h)))
+	}
+	h = append(h, deflate...)
+	h = binary.LittleEndian.AppendUint32(h, crc)
+	return binary.LittleEndian.AppendUint32(h, size)
+}
+
+// TestGzipRealTool reads what the gzip tool writes, with FNAME (-N, as
+// for a named file) and without, and concatenated members one at a time.
+func TestGzipRealTool(t *testing.T) {
+	testutil.RequireTool(t, "gzip")
+	dir := t.TempDir()
+	i := 0
+	var all []byte
+	var outs [][]byte
+	for name, data := range sampleFiles(t) {
+		p := filepath.Join(dir, fmt.Sprintf("f%d.bin", i))
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		level := []int{1, 6, 9}[i%3]
+		testutil.Bash(t, dir, fmt.Sprintf("gzip -N -k -%d f%d.bin && gzip -c -%d < f%d.bin > f%d.anon.gz", level, i, level, i, i))
+		for _, f := range []string{fmt.Sprintf("f%d.bin.gz", i), fmt.Sprintf("f%d.anon.gz", i)} {
+			gz, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := gzCheck(t, name+" "+f, gz)
+			if res.err != nil || !bytes.Equal(res.out, data) {
+				t.Fatalf("%s: %v", f, res.err)
+			}
+			all = append(all, gz...)
+			outs = append(outs, data)
+		}
+		if res := gzCheck(t, name, all); res.err != nil || len(res.rest) == 0 && len(outs) > 1 {
+			t.Fatalf("%s: first of concatenated members: %v, %d bytes left", name, res.err, len(res.rest))
+		}
+		i++
+	}
+	if z := gzReference(all[:20]); z.hdr.Name != "f0.bin" && z.err == nil {
+		t.Fatalf("gzip -N wrote no FNAME: %+v", z.hdr)
+	}
+
+	// The members one after another from one bufio.Reader, as the
+	// decode package reads a stream of concatenated members.
+	for _, size := range []int{16, 4096, 1 << 20} {
+		br := bufio.NewReaderSize(bytes.NewReader(all), size)
+		var z GzipReader
+		for k, want := range outs {
+			if err := z.Reset(br); err != nil {
+				t.Fatalf("bufio %d, member %d: %v", size, k, err)
+			}
+			got, err := readAll(&z, 1000)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("bufio %d, member %d: %d bytes, %v", size, k, len(got), err)
+			}
+		}
+		if err := z.Reset(br); err != io.EOF {
+			t.Fatalf("bufio %d: after the last member: %v, want io.EOF", size, err)
+		}
+	}
+}
+
+// TestGzipHeaders reads members with every header field, and with wrong
+// trailers and headers.
+func TestGzipHeaders(t *testing.T) {
+	data := bytes.Repeat([]byte("gzip header fields "), 500)
+	d := goFlate(t, data, 6)
+	crc, size := crc32.ChecksumIEEE(data), uint32(len(data))
+	long := string(bytes.Repeat([]byte("n"), 511))
+	cases := []struct {
+		name string
+		gz   []byte
+		want error // nil: decodes to data
+	}{
+		{"no fields", member(0, nil, "", "", false, d, crc, size), nil},
+		{"FTEXT", member(1, nil, "", "", false, d, crc, size), nil},
+		{"FEXTRA", member(4, []byte("AB\x04\x00data"), "", "", false, d, crc, size), nil},
+		{"empty FEXTRA", member(4, []byte{}, "", "", false, d, crc, size), nil},
+		{"FNAME", member(8, nil, "name.txt", "", false, d, crc, size), nil},
+		{"FNAME, Latin-1", member(8, nil, "caf\xe9", "", false, d, crc, size), nil},
+		{"FNAME of 511 bytes", member(8, nil, long, "", false, d, crc, size), nil},
+		{"FNAME of 512 bytes", member(8, nil, long+"x", "", false, d, crc, size), ErrHeader},
+		{"FCOMMENT", member(16, nil, "", "a comment", false, d, crc, size), nil},
+		{"FHCRC", member(2, nil, "", "", true, d, crc, size), nil},
+		{"all fields", member(2|4|8|16, []byte("XY\x00\x00"), "n", "c", true, d, crc, size), nil},
+		{"bad FHCRC", func() []byte { m := member(2|8, nil, "n", "", true, d, crc, size); m[12] ^= 1; return m }(), ErrHeader},
+		{"reserved flag", member(32, nil, "", "", false, d, crc, size), ErrHeader},
+		{"not gzip", append([]byte("PK\x03\x04"), d...), ErrHeader},
+		{"method 7", func() []byte { m := member(0, nil, "", "", false, d, crc, size); m[2] = 7; return m }(), ErrHeader},
+		{"bad CRC", member(0, nil, "", "", false, d, crc^1, size), ErrChecksum},
+		{"bad ISIZE", member(0, nil, "", "", false, d, crc, size+1), ErrChecksum},
+		{"empty input", nil, io.EOF},
+		{"header only", member(0, nil, "", "", false, nil, crc, size)[:10], io.ErrUnexpectedEOF},
+		{"no trailer", member(0, nil, "", "", false, d, crc, size)[:10+len(d)], io.ErrUnexpectedEOF},
+		{"half a trailer", member(0, nil, "", "", false, d, crc, size)[:10+len(d)+5], io.ErrUnexpectedEOF},
+	}
+	for _, c := range cases {
+		res := gzCheck(t, c.name, c.gz)
+		switch {
+		case c.want == nil && (res.err != nil || !bytes.Equal(res.out, data)):
+			t.Fatalf("%s: %v", c.name, res.err)
+		case c.want != nil && !errors.Is(res.err, c.want):
+			t.Fatalf("%s: klauspost says %v, the case %v", c.name, res.err, c.want)
+		}
+		// And followed by another member: it must stop at its own end.
+		if c.want == nil {
+			gzCheck(t, c.name+", then another", append(append([]byte(nil), c.gz...), c.gz...))
+		}
+	}
+}
+
+// TestGzipTruncated cuts a member at every byte.
+func TestGzipTruncated(t *testing.T) {
+	data := bytes.Repeat([]byte("cut me anywhere "), 100)
+	gz := member(2|4|8|16, []byte("ex"), "name", "comment", true, goFlate(t, data, 6), crc32.ChecksumIEEE(data), uint32(len(data)))
+	for cut := range len(gz) {
+		res := gzCheck(t, fmt.Sprintf("cut at %d", cut), gz[:cut])
+		want := io.ErrUnexpectedEOF
+		if cut == 0 {
+			want = io.EOF
+		}
+		if !errors.Is(res.err, want) {
+			t.Fatalf("cut at %d: %v", cut, res.err)
+		}
+	}
+}
