@@ -3,15 +3,16 @@ package inflate
 import "encoding/binary"
 
 const (
-	// fastInMargin is the window the fast loop needs left for one
-	// iteration: its refills load 8 bytes at a time and each advances at
-	// most 7.
-	fastInMargin = 16
+	// fastInMargin is the window the fast loop needs left to enter or
+	// go on: at most three refills (the one on entry, then two in an
+	// iteration), each loading 8 bytes and advancing at most 7.
+	fastInMargin = 24
 	// fastOutMargin is the room one iteration may write: a whole match,
 	// and the 8-byte stores' overrun past it.
 	fastOutMargin = maxMatch + 8
 
 	bufMask = bufLen - 1
+	litMask = 1<<litTableBits - 1
 )
 
 // fastLoop decodes the current block's symbols while the input window
@@ -20,9 +21,18 @@ const (
 // window it takes from the bit buffer: the caller gives back what it
 // holds unused.
 //
-// One refill gives at least 56 bits, enough for any whole symbol: a
-// litlen codeword (15 bits) with its extra bits (5), then a distance
-// codeword (15) with its extra bits (13).
+// The bit accounting follows libdeflate's. A refill leaves nbits at 56 to
+// 63 and all 64 bits of the buffer real input, so that after consuming c
+// bits the buffer still holds 64-c real bits, nbits+1 of them at least:
+// a table lookup needs only that many (11 for litlen), and may be done
+// before the bits it reads are counted as held. The next litlen entry is
+// looked up (preloaded) before the refill that ends each iteration, so
+// that the lookup's latency overlaps the refill and the match copy.
+// Three literals (at most 11 bits each from the main table) fit one
+// refill; so do a length (at most 20 bits) and a distance (28). Symbols
+// are consumed by subtracting the whole entry from nbits: only its low
+// byte counts, and that byte of the entry is the bits to consume, which
+// never exceed what nbits holds.
 func (r *Reader) fastLoop(limit int) error {
 	in := r.in
 	inEnd := len(in) - fastInMargin
@@ -31,39 +41,70 @@ func (r *Reader) fastLoop(limit int) error {
 	lit, dist := r.lit, r.dist
 	bits, nbits, pos, op := r.bits, r.nbits, r.pos, r.op
 	reason := ""
-	for pos <= inEnd && op < outEnd {
-		// Branchless refill: load 8 bytes and keep as many whole ones as
-		// fit; the bits above nbits are the next input's, so that
-		// loading them again is harmless.
-		bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
-		pos += int(7 - nbits>>3&7)
-		nbits |= 56
 
-		e := lit[bits&(1<<litTableBits-1)]
+	bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
+	pos += int(7 - nbits>>3&7)
+	nbits |= 56
+	e := lit[bits&litMask]
+	for {
+		// Here: at least 56 bits held, e the next litlen entry.
+		saved := bits
+		bits >>= e & 63
+		nbits -= uint(e)
 		if e&entLiteral != 0 {
+			c := byte(e >> 16)
+			e = lit[bits&litMask]
+			saved = bits
 			bits >>= e & 63
-			nbits -= uint(e & 63)
-			buf[op&bufMask] = byte(e >> 16)
+			nbits -= uint(e)
+			buf[op&bufMask] = c
 			op++
-			continue
+			if e&entLiteral != 0 {
+				c := byte(e >> 16)
+				e = lit[bits&litMask]
+				saved = bits
+				bits >>= e & 63
+				nbits -= uint(e)
+				buf[op&bufMask] = c
+				op++
+				if e&entLiteral != 0 {
+					c := byte(e >> 16)
+					e = lit[bits&litMask]
+					bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
+					pos += int(7 - nbits>>3&7)
+					nbits |= 56
+					buf[op&bufMask] = c
+					op++
+					if pos > inEnd || op >= outEnd {
+						break
+					}
+					continue
+				}
+			}
 		}
+		// e is consumed, and not a literal from the main table.
 		if e&entExceptional != 0 {
 			if e&entSubtable != 0 {
-				bits >>= litTableBits
-				nbits -= litTableBits
 				e = lit[(e>>16+uint32(bits)&(1<<(e>>8&15)-1))&(litTableSize-1)]
+				saved = bits
+				bits >>= e & 63
+				nbits -= uint(e)
 				if e&entLiteral != 0 {
-					bits >>= e & 63
-					nbits -= uint(e & 63)
-					buf[op&bufMask] = byte(e >> 16)
+					c := byte(e >> 16)
+					e = lit[bits&litMask]
+					bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
+					pos += int(7 - nbits>>3&7)
+					nbits |= 56
+					buf[op&bufMask] = c
 					op++
+					if pos > inEnd || op >= outEnd {
+						break
+					}
 					continue
 				}
 			}
 			if e&entExceptional != 0 {
 				if e&entEOB != 0 {
-					bits >>= e & 63
-					nbits -= uint(e & 63)
 					r.state = stateHeader
 				} else {
 					reason = "invalid literal/length code"
@@ -72,13 +113,16 @@ func (r *Reader) fastLoop(limit int) error {
 			}
 		}
 
-		// A match: its length, then its distance.
-		saved := bits
-		bits >>= e & 63
-		nbits -= uint(e & 63)
+		// A match: its length (whose bits are consumed), then its
+		// distance, which may need a refill first: up to 28 bits, and
+		// 11 left after for the next lookup.
 		length := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&15))
-
 		d := dist[bits&(1<<distTableBits-1)]
+		if uint8(nbits) < 38 {
+			bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
+			pos += int(7 - nbits>>3&7)
+			nbits |= 56
+		}
 		if d&entExceptional != 0 {
 			if d&entSubtable != 0 {
 				bits >>= distTableBits
@@ -92,12 +136,16 @@ func (r *Reader) fastLoop(limit int) error {
 		}
 		saved = bits
 		bits >>= d & 63
-		nbits -= uint(d & 63)
+		nbits -= uint(d)
 		distance := int(d>>16) + int(saved&(1<<(d&63)-1)>>(d>>8&15))
 		if distance > op {
 			reason = "distance too far back"
 			break
 		}
+		e = lit[bits&litMask]
+		bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
+		pos += int(7 - nbits>>3&7)
+		nbits |= 56
 
 		// Copy 8 bytes at a time, past the match's end if need be (the
 		// buffer has the room; the next symbols overwrite it).
@@ -105,34 +153,30 @@ func (r *Reader) fastLoop(limit int) error {
 		end := op + length
 		switch {
 		case distance >= 8:
-			for {
-				v := binary.LittleEndian.Uint64(buf[src&bufMask:])
-				binary.LittleEndian.PutUint64(buf[op&bufMask:], v)
-				op += 8
-				src += 8
-				if op >= end {
-					break
-				}
+			// Two words cover most matches: no loop test for them.
+			binary.LittleEndian.PutUint64(buf[op&bufMask:], binary.LittleEndian.Uint64(buf[src&bufMask:]))
+			binary.LittleEndian.PutUint64(buf[(op+8)&bufMask:], binary.LittleEndian.Uint64(buf[(src+8)&bufMask:]))
+			for op, src = op+16, src+16; op < end; op, src = op+8, src+8 {
+				binary.LittleEndian.PutUint64(buf[op&bufMask:], binary.LittleEndian.Uint64(buf[src&bufMask:]))
 			}
 		case distance == 1:
 			v := uint64(buf[src&bufMask]) * 0x0101010101010101
-			for {
+			for ; op < end; op += 8 {
 				binary.LittleEndian.PutUint64(buf[op&bufMask:], v)
-				op += 8
-				if op >= end {
-					break
-				}
 			}
 		default:
-			// The match overlaps the bytes it writes: byte by byte.
-			for ; op < end; op++ {
-				buf[op&bufMask] = buf[src&bufMask]
-				src++
+			// The match overlaps the bytes it writes: each word copied
+			// is right for its first distance bytes, so step by that.
+			for ; op < end; op, src = op+distance, src+distance {
+				binary.LittleEndian.PutUint64(buf[op&bufMask:], binary.LittleEndian.Uint64(buf[src&bufMask:]))
 			}
 		}
 		op = end
+		if pos > inEnd || op >= outEnd {
+			break
+		}
 	}
-	r.bits, r.nbits, r.pos, r.op = bits, nbits, pos, op
+	r.bits, r.nbits, r.pos, r.op = bits, nbits&0xff, pos, op
 	if reason != "" {
 		return r.corrupt(reason)
 	}

@@ -593,3 +593,52 @@ func TestReadError(t *testing.T) {
 		t.Fatalf("got %v, want the reader's error", err)
 	}
 }
+
+// TestWindowEdges decodes streams through bufio.Readers of every small
+// size, over readers that return short reads, so that the input window
+// ends at every place in the fast loop's refills and the careful path.
+func TestWindowEdges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	text := bytes.Repeat([]byte("window edges: the fast loop stops short of them. "), 400)
+	ll, dl := randomLens(rng, 286, 286, 15, endOfBlock), randomLens(rng, 30, 30, 15)
+	streams := map[string][]byte{
+		"level 6":         goFlate(t, text, 6),
+		"huffman only":    goFlate(t, text, flate.HuffmanOnly),
+		"15-bit codes":    encode(block{kind: 2, final: true, litLens: ll, distLens: dl, tokens: randomTokens(rng, ll, dl, 0, 3000)}),
+		"stored and more": encode(block{kind: 0, stored: text[:999]}, block{kind: 1, final: true, tokens: []token{{lit: 'x'}, {length: 258, dist: 999}}}),
+	}
+	for name, s := range streams {
+		want := reference(s)
+		if want.err != nil {
+			t.Fatalf("%s: %v", name, want.err)
+		}
+		in := append(append([]byte(nil), s...), "tail"...)
+		for size := 16; size < 400; size++ {
+			for _, short := range []bool{false, true} {
+				var src io.Reader = bytes.NewReader(in)
+				if short {
+					src = &shortReader{data: in, rng: rand.New(rand.NewPCG(uint64(size), 1))}
+				}
+				br := bufio.NewReaderSize(src, size)
+				out, err := readAll(NewReader(br), 4096)
+				rest, _ := io.ReadAll(br)
+				agree(t, fmt.Sprintf("%s, bufio %d, short reads %v", name, size, short), result{out, err, rest}, result{want.out, nil, []byte("tail")})
+			}
+		}
+	}
+}
+
+// shortReader returns 1 to 40 bytes a Read.
+type shortReader struct {
+	data []byte
+	rng  *rand.Rand
+}
+
+func (s *shortReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 1+s.rng.IntN(40))], s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
