@@ -12,8 +12,8 @@ import (
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
-// fuzzShapes keep a fuzzing run quick: the fast path, and the careful
-// path with Reads that cut the output anywhere.
+// fuzzShapes keep a fuzzing run quick: the fast path by Read and by
+// WriteTo, and the careful path with Reads that cut the output anywhere.
 var fuzzShapes = readShapes[:3]
 
 // FuzzInflate decodes arbitrary bytes as raw DEFLATE, alone and followed

@@ -159,6 +159,53 @@ func (z *GzipReader) readString(crc uint32) (string, uint32, error) {
 	}
 }
 
+// WriteTo writes the member's inflated data to w without copying it
+// first (io.Copy uses it), then reads and checks the trailer as Read
+// does. It returns nil at the member's end.
+func (z *GzipReader) WriteTo(w io.Writer) (int64, error) {
+	if z.err != nil {
+		if z.err == io.EOF {
+			return 0, nil
+		}
+		return 0, z.err
+	}
+	n, err := z.z.WriteTo(crcWriter{z, w})
+	if err != nil {
+		z.err = err
+		return n, err
+	}
+	z.err = z.trailer()
+	if z.err == io.EOF {
+		return n, nil
+	}
+	return n, z.err
+}
+
+// crcWriter sums what it passes on to w.
+type crcWriter struct {
+	z *GzipReader
+	w io.Writer
+}
+
+func (c crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.z.crc = crc32.Update(c.z.crc, crc32.IEEETable, p[:n])
+	c.z.size += uint32(n)
+	return n, err
+}
+
+// trailer reads and checks the member's trailer: io.EOF if it matches.
+func (z *GzipReader) trailer() error {
+	var t [8]byte
+	if _, err := io.ReadFull(z.br, t[:]); err != nil {
+		return noEOF(err)
+	}
+	if binary.LittleEndian.Uint32(t[:4]) != z.crc || binary.LittleEndian.Uint32(t[4:]) != z.size {
+		return ErrChecksum
+	}
+	return io.EOF
+}
+
 // Read reads the member's inflated data. After the last byte it reads and
 // checks the trailer, and returns io.EOF, or ErrChecksum if the data's
 // CRC-32 or size does not match.
@@ -171,14 +218,7 @@ func (z *GzipReader) Read(p []byte) (int, error) {
 	z.size += uint32(n)
 	switch {
 	case err == io.EOF:
-		var t [8]byte
-		if _, err := io.ReadFull(z.br, t[:]); err != nil {
-			z.err = noEOF(err)
-		} else if crc, size := binary.LittleEndian.Uint32(t[:4]), binary.LittleEndian.Uint32(t[4:]); crc != z.crc || size != z.size {
-			z.err = ErrChecksum
-		} else {
-			z.err = io.EOF
-		}
+		z.err = z.trailer()
 	case err != nil:
 		z.err = err
 	}

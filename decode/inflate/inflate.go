@@ -152,6 +152,37 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo writes the inflated stream to w, straight from r's buffer (no
+// copy into a caller's buffer: io.Copy uses it). It returns nil at the
+// stream's end, as io.Copy expects, and leaves br where Read would.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if r.rpos < r.op {
+			n, err := w.Write(r.buf[r.rpos:r.op])
+			r.rpos += n
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+			if r.rpos < r.op {
+				return total, io.ErrShortWrite
+			}
+		}
+		if r.err != nil {
+			if r.err == io.EOF {
+				return total, nil
+			}
+			return total, r.err
+		}
+		if r.op >= slideAt {
+			copy(r.buf[:windowSize], r.buf[r.op-windowSize:r.op])
+			r.op, r.rpos = windowSize, windowSize
+		}
+		r.decode(bufLen)
+	}
+}
+
 // decode inflates until the buffer holds output up to limit (or as near as
 // whole symbols allow), the buffer is full, or the stream ends or fails.
 // It gives the input window back to br before it returns.
