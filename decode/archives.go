@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/flate"
+	"github.com/imgaudit/imgaudit/decode/inflate"
 )
 
 // tarMembers walks the regular files of a tar archive.
@@ -286,12 +286,15 @@ func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dat
 	case zipStore:
 		dec = in
 	case zipDeflate:
+		var z *inflate.Reader
 		if _, sized := in.(*io.LimitedReader); sized {
 			// Read ahead within the member's bytes only.
-			dec = flate.NewReader(bufio.NewReaderSize(in, bufSize))
+			z = w.inflater(bufio.NewReaderSize(in, bufSize))
 		} else {
-			dec = flate.NewReader(s.br) // exactly to the stream's end
+			z = w.inflater(s.br) // exactly to the stream's end
 		}
+		defer w.release(z)
+		dec = z
 	case zipBzip2:
 		if w.mem+memBzip2 > w.lim.MaxDecoderMemory {
 			w.res.skip("zip member's bzip2 decoder over the decoder memory cap")

@@ -1,17 +1,17 @@
 package decode
 
 import (
+	"bufio"
 	"compress/bzip2"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -34,6 +34,7 @@ func (w *walker) stream(kind string, s *src, start int64, depth int) (more bool,
 		if c, ok := dec.(io.Closer); ok {
 			c.Close()
 		}
+		w.release(dec)
 		w.mem -= cost
 	}()
 	g := &guard{w: w, r: dec, in: s, inStart: start, kind: kind}
@@ -69,14 +70,14 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 	}
 	switch kind {
 	case Gzip:
-		z, err := gzip.NewReader(s.br)
+		// One member: the next, if any, is the next segment.
+		z, err := w.gzipReader(s.br)
 		if err != nil {
 			return nil, 0, false, err
 		}
-		z.Multistream(false)
 		return z, 0, true, charge(0)
 	case Deflate:
-		return flate.NewReader(s.br), 0, true, charge(0)
+		return w.inflater(s.br), 0, true, charge(0)
 	case Bzip2:
 		if err := charge(memBzip2); err != nil {
 			return nil, 0, false, err
@@ -119,6 +120,47 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		return x, 0, true, nil // x releases its dictionaries' charge itself
 	}
 	return nil, 0, false, fmt.Errorf("decode: %s is not a stream", kind)
+}
+
+// inflater returns a DEFLATE reader of br that stops exactly at its
+// stream's end: one that an earlier stream of the walk released, if any
+// (a reader holds a 256 KiB buffer, worth keeping for the many small
+// streams that a walk meets), else a new one.
+func (w *walker) inflater(br *bufio.Reader) *inflate.Reader {
+	if n := len(w.inflaters); n > 0 {
+		r := w.inflaters[n-1]
+		w.inflaters = w.inflaters[:n-1]
+		r.Reset(br)
+		return r
+	}
+	return inflate.NewReader(br)
+}
+
+// gzipReader reads a gzip member's header from br and returns a reader of
+// the member, kept from an earlier stream of the walk if it can be.
+func (w *walker) gzipReader(br *bufio.Reader) (*inflate.GzipReader, error) {
+	z := new(inflate.GzipReader)
+	if n := len(w.gzips); n > 0 {
+		z = w.gzips[n-1]
+		w.gzips = w.gzips[:n-1]
+	}
+	if err := z.Reset(br); err != nil {
+		w.gzips = append(w.gzips, z)
+		return nil, err
+	}
+	return z, nil
+}
+
+// release keeps a decoder that the walk is done with for its next stream.
+// The walk reads one stream of a level at a time, so it keeps at most a
+// few: one for each level of nesting.
+func (w *walker) release(dec io.Reader) {
+	switch d := dec.(type) {
+	case *inflate.Reader:
+		w.inflaters = append(w.inflaters, d)
+	case *inflate.GzipReader:
+		w.gzips = append(w.gzips, d)
+	}
 }
 
 // zstdReader turns the decoder's window error into a cap, and bytes that

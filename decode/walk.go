@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -107,6 +108,9 @@ type walker struct {
 	atRead     int64 // container bytes read at random (squashfs)
 	mem        int64 // decoder memory held
 	decoded    int64 // bytes all streams of the walk decoded
+	// DEFLATE and gzip readers that streams of the walk are done with.
+	inflaters []*inflate.Reader
+	gzips     []*inflate.GzipReader
 }
 
 // Walk decodes the container in r (size bytes: a file, a partition, or the

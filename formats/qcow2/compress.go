@@ -1,13 +1,15 @@
 package qcow2
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"sync"
 
-	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/imgaudit/imgaudit/decode/inflate"
 )
 
 // decompressor inflates single compressed clusters. It is safe for
@@ -17,12 +19,19 @@ type decompressor struct {
 	typ         uint8
 	clusterSize int64
 	inPool      sync.Pool // *[]byte input buffers of maxInput bytes
-	flatePool   sync.Pool // flate readers (flate.Resetter)
+	flatePool   sync.Pool // *clusterInflater
 	zstdPool    sync.Pool // *zstd.Decoder
 
 	mu    sync.Mutex
 	cache []cachedCluster // a few recently inflated clusters, for small reads
 	next  int
+}
+
+// clusterInflater is a DEFLATE reader with the buffered reader it reads
+// from, reused together.
+type clusterInflater struct {
+	br *bufio.Reader
+	z  *inflate.Reader
 }
 
 type cachedCluster struct {
@@ -31,6 +40,9 @@ type cachedCluster struct {
 }
 
 const decompressedCacheLen = 8
+
+// inflateReadSize is the buffer a compressed cluster is inflated from.
+const inflateReadSize = 32 << 10
 
 func newDecompressor(typ uint8, clusterSize int64) *decompressor {
 	return &decompressor{typ: typ, clusterSize: clusterSize}
@@ -62,14 +74,16 @@ func (d *decompressor) inflate(r io.ReaderAt, coff, clen int64, out []byte) erro
 	src := bytes.NewReader(in)
 	switch d.typ {
 	case compressionZlib:
-		fr, _ := d.flatePool.Get().(io.ReadCloser)
-		if fr == nil {
-			fr = flate.NewReader(src)
-		} else if err := fr.(flate.Resetter).Reset(src, nil); err != nil {
-			return err
+		ci, _ := d.flatePool.Get().(*clusterInflater)
+		if ci == nil {
+			ci = &clusterInflater{br: bufio.NewReaderSize(src, inflateReadSize)}
+			ci.z = inflate.NewReader(ci.br)
+		} else {
+			ci.br.Reset(src)
+			ci.z.Reset(ci.br)
 		}
-		defer d.flatePool.Put(fr)
-		if _, err := io.ReadFull(fr, out); err != nil {
+		defer d.flatePool.Put(ci)
+		if _, err := io.ReadFull(ci.z, out); err != nil {
 			return fmt.Errorf("deflate: %w", err)
 		}
 	case compressionZstd:
