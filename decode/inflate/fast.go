@@ -3,57 +3,66 @@ package inflate
 import "encoding/binary"
 
 const (
-	// fastInMargin is the window the fast loop needs left to enter or
-	// go on: at most three refills (the one on entry, then two in an
-	// iteration), each loading 8 bytes and advancing at most 7.
+	// fastInMargin is the window the fast loop needs left to enter: the
+	// refill on entry, then an iteration's two (each loads 8 bytes and
+	// advances at most 7). An iteration starts only with 16 left.
 	fastInMargin = 24
+	fastInIter   = 16
 	// fastOutMargin is the room one iteration may write: a whole match,
 	// and the 8-byte stores' overrun past it.
 	fastOutMargin = maxMatch + 8
 
-	bufMask = bufLen - 1
-	litMask = 1<<litTableBits - 1
+	bufMask  = bufLen - 1
+	litMask  = 1<<litTableBits - 1
+	distMask = 1<<distTableBits - 1
 )
 
 // fastLoop decodes the current block's symbols while the input window
-// holds fastInMargin bytes and the buffer has fastOutMargin of room,
-// until the output reaches limit or the block ends. All it reads of the
-// window it takes from the bit buffer: the caller gives back what it
-// holds unused.
+// holds fastInIter bytes and the buffer has fastOutMargin of room, until
+// the output reaches limit or the block ends. All it reads of the window
+// it takes from the bit buffer: the caller gives back what it holds
+// unused.
 //
 // The bit accounting follows libdeflate's. A refill leaves nbits at 56 to
 // 63 and all 64 bits of the buffer real input, so that after consuming c
 // bits the buffer still holds 64-c real bits, nbits+1 of them at least:
 // a table lookup needs only that many (11 for litlen), and may be done
 // before the bits it reads are counted as held. The next litlen entry is
-// looked up (preloaded) before the refill that ends each iteration, so
+// looked up (preloaded) before the refill that starts each iteration, so
 // that the lookup's latency overlaps the refill and the match copy.
 // Three literals (at most 11 bits each from the main table) fit one
 // refill; so do a length (at most 20 bits) and a distance (28). Symbols
 // are consumed by subtracting the whole entry from nbits: only its low
 // byte counts, and that byte of the entry is the bits to consume, which
 // never exceed what nbits holds.
+//
+// Every path goes back through the loop's condition (one back edge), so
+// that the compiler keeps the state in the same registers on all of them.
 func (r *Reader) fastLoop(limit int) error {
 	in := r.in
-	inEnd := len(in) - fastInMargin
+	inEnd := len(in) - fastInIter
 	outEnd := min(limit, bufLen-fastOutMargin)
 	buf := r.buf
-	lit, dist := r.lit, r.dist
+	t := r.cur
 	bits, nbits, pos, op := r.bits, r.nbits, r.pos, r.op
 	reason := ""
 
-	bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
+	bits |= binary.LittleEndian.Uint64(in[pos:pos+8]) << (nbits & 63)
 	pos += int(7 - nbits>>3&7)
 	nbits |= 56
-	e := lit[bits&litMask]
-	for {
-		// Here: at least 56 bits held, e the next litlen entry.
+	e := t[bits&litMask]
+	for pos <= inEnd && op < outEnd {
+		// e is the next litlen entry, looked up from real bits.
+		bits |= binary.LittleEndian.Uint64(in[pos:pos+8]) << (nbits & 63)
+		pos += int(7 - nbits>>3&7)
+		nbits |= 56
+
 		saved := bits
 		bits >>= e & 63
 		nbits -= uint(e)
 		if e&entLiteral != 0 {
 			c := byte(e >> 16)
-			e = lit[bits&litMask]
+			e = t[bits&litMask]
 			saved = bits
 			bits >>= e & 63
 			nbits -= uint(e)
@@ -61,23 +70,16 @@ func (r *Reader) fastLoop(limit int) error {
 			op++
 			if e&entLiteral != 0 {
 				c := byte(e >> 16)
-				e = lit[bits&litMask]
+				e = t[bits&litMask]
 				saved = bits
 				bits >>= e & 63
 				nbits -= uint(e)
 				buf[op&bufMask] = c
 				op++
 				if e&entLiteral != 0 {
-					c := byte(e >> 16)
-					e = lit[bits&litMask]
-					bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
-					pos += int(7 - nbits>>3&7)
-					nbits |= 56
-					buf[op&bufMask] = c
+					buf[op&bufMask] = byte(e >> 16)
 					op++
-					if pos > inEnd || op >= outEnd {
-						break
-					}
+					e = t[bits&litMask]
 					continue
 				}
 			}
@@ -85,21 +87,14 @@ func (r *Reader) fastLoop(limit int) error {
 		// e is consumed, and not a literal from the main table.
 		if e&entExceptional != 0 {
 			if e&entSubtable != 0 {
-				e = lit[(e>>16+uint32(bits)&(1<<(e>>8&15)-1))&(litTableSize-1)]
+				e = t[(e>>16+uint32(bits)&(1<<(e>>8&15)-1))&(litTableSize-1)]
 				saved = bits
 				bits >>= e & 63
 				nbits -= uint(e)
 				if e&entLiteral != 0 {
-					c := byte(e >> 16)
-					e = lit[bits&litMask]
-					bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
-					pos += int(7 - nbits>>3&7)
-					nbits |= 56
-					buf[op&bufMask] = c
+					buf[op&bufMask] = byte(e >> 16)
 					op++
-					if pos > inEnd || op >= outEnd {
-						break
-					}
+					e = t[bits&litMask]
 					continue
 				}
 			}
@@ -117,9 +112,9 @@ func (r *Reader) fastLoop(limit int) error {
 		// distance, which may need a refill first: up to 28 bits, and
 		// 11 left after for the next lookup.
 		length := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&15))
-		d := dist[bits&(1<<distTableBits-1)]
+		d := t[litTableSize+bits&distMask]
 		if uint8(nbits) < 38 {
-			bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
+			bits |= binary.LittleEndian.Uint64(in[pos:pos+8]) << (nbits & 63)
 			pos += int(7 - nbits>>3&7)
 			nbits |= 56
 		}
@@ -127,7 +122,7 @@ func (r *Reader) fastLoop(limit int) error {
 			if d&entSubtable != 0 {
 				bits >>= distTableBits
 				nbits -= distTableBits
-				d = dist[(d>>16+uint32(bits)&(1<<(d>>8&15)-1))&(distTableSize-1)]
+				d = t[litTableSize+(d>>16+uint32(bits)&(1<<(d>>8&15)-1))&(distTableSize-1)]
 			}
 			if d&entExceptional != 0 {
 				reason = "invalid distance code"
@@ -142,10 +137,7 @@ func (r *Reader) fastLoop(limit int) error {
 			reason = "distance too far back"
 			break
 		}
-		e = lit[bits&litMask]
-		bits |= binary.LittleEndian.Uint64(in[pos:]) << (nbits & 63)
-		pos += int(7 - nbits>>3&7)
-		nbits |= 56
+		e = t[bits&litMask]
 
 		// Copy 8 bytes at a time, past the match's end if need be (the
 		// buffer has the room; the next symbols overwrite it).
@@ -172,9 +164,6 @@ func (r *Reader) fastLoop(limit int) error {
 			}
 		}
 		op = end
-		if pos > inEnd || op >= outEnd {
-			break
-		}
 	}
 	r.bits, r.nbits, r.pos, r.op = bits, nbits&0xff, pos, op
 	if reason != "" {

@@ -64,11 +64,16 @@ var (
 	preSym  [numPre]uint32
 )
 
-// The fixed Huffman code's tables (RFC 1951 section 3.2.6), built once.
-var (
-	fixedLit  [litTableSize]uint32
-	fixedDist [distTableSize]uint32
-)
+// decodeTables are a block's litlen table and, after it, its distance
+// table: one array, so that the fast loop holds one pointer for both.
+type decodeTables [litTableSize + distTableSize]uint32
+
+func (t *decodeTables) lit() []uint32  { return t[:litTableSize] }
+func (t *decodeTables) dist() []uint32 { return t[litTableSize:] }
+
+// fixedTables are the fixed Huffman code's (RFC 1951 section 3.2.6),
+// built once.
+var fixedTables decodeTables
 
 func init() {
 	for s := range 256 {
@@ -121,14 +126,14 @@ func init() {
 			lens[s] = 8
 		}
 	}
-	if !buildTable(fixedLit[:], lens[:], litSym[:], litTableBits) {
+	if !buildTable(fixedTables.lit(), lens[:], litSym[:], litTableBits) {
 		panic("inflate: the fixed litlen code does not build")
 	}
 	var dlens [numDist]uint8
 	for s := range dlens {
 		dlens[s] = 5
 	}
-	if !buildTable(fixedDist[:], dlens[:], distSym[:], distTableBits) {
+	if !buildTable(fixedTables.dist(), dlens[:], distSym[:], distTableBits) {
 		panic("inflate: the fixed distance code does not build")
 	}
 }

@@ -13,6 +13,8 @@
 // the gzip trailer, the next zip member or the next concatenated stream
 // follow there. It gets the speed of wide loads anyway by decoding from
 // the bufio.Reader's buffer (Peek) and discarding only what it consumed.
+// It may fill that buffer one Read of the underlying reader before it
+// needs the bytes, never more.
 package inflate
 
 import (
@@ -84,8 +86,7 @@ type Reader struct {
 	state      int
 	final      bool // the current block is the last
 	storedLeft int
-	lit        *[litTableSize]uint32 // the current block's tables
-	dist       *[distTableSize]uint32
+	cur        *decodeTables // the current block's
 	err        error // sticky: io.EOF after the final block
 
 	tabs *tables
@@ -93,8 +94,7 @@ type Reader struct {
 
 // tables are a dynamic block's decode tables and code lengths.
 type tables struct {
-	lit  [litTableSize]uint32
-	dist [distTableSize]uint32
+	dec  decodeTables
 	pre  [preTableSize]uint32
 	lens [maxNumLit + maxNumDist]uint8
 }
@@ -311,13 +311,13 @@ func (r *Reader) blockHeader() error {
 		r.storedLeft = int(v & 0xffff)
 		r.state = stateStored
 	case 1:
-		r.lit, r.dist = &fixedLit, &fixedDist
+		r.cur = &fixedTables
 		r.state = stateHuffman
 	case 2:
 		if err := r.dynamicHeader(); err != nil {
 			return err
 		}
-		r.lit, r.dist = &r.tabs.lit, &r.tabs.dist
+		r.cur = &r.tabs.dec
 		r.state = stateHuffman
 	default:
 		return r.corrupt("reserved block type")
@@ -396,10 +396,10 @@ func (r *Reader) dynamicHeader() error {
 			i++
 		}
 	}
-	if !buildTable(t.lit[:], lens[:nlit], litSym[:], litTableBits) {
+	if !buildTable(t.dec.lit(), lens[:nlit], litSym[:], litTableBits) {
 		return r.corrupt("invalid literal/length code lengths")
 	}
-	if !buildTable(t.dist[:], lens[nlit:], distSym[:], distTableBits) {
+	if !buildTable(t.dec.dist(), lens[nlit:], distSym[:], distTableBits) {
 		return r.corrupt("invalid distance code lengths")
 	}
 	return nil
@@ -460,9 +460,14 @@ func (r *Reader) stored(limit int) error {
 func (r *Reader) huffman(limit int) error {
 	for r.state == stateHuffman && r.op < limit {
 		if len(r.in)-r.pos < fastInMargin {
-			// Take a fuller window if br has one buffered, without
-			// reading: the careful path reads only when it must.
+			// Take a fuller window: what br has buffered, topped up by
+			// one Read of its reader if that is less than the fast loop
+			// needs. (Reading a little ahead into br's buffer consumes
+			// nothing; the careful path takes the stream's last bytes.)
 			r.syncInput()
+			if n := r.br.Buffered(); n < fastInMargin && n < r.br.Size() && r.inErr == nil {
+				_, r.inErr = r.br.Peek(n + 1)
+			}
 			r.in, _ = r.br.Peek(r.br.Buffered())
 		}
 		if len(r.in)-r.pos >= fastInMargin && r.op < min(limit, bufLen-fastOutMargin) {
@@ -481,7 +486,7 @@ func (r *Reader) huffman(limit int) error {
 // slowSymbol decodes one literal, match or end of block, reading input a
 // byte at a time as it needs it.
 func (r *Reader) slowSymbol() error {
-	e, err := r.slowEntry(r.lit[:], litTableBits)
+	e, err := r.slowEntry(r.cur.lit(), litTableBits)
 	if err != nil {
 		return err
 	}
@@ -507,7 +512,7 @@ func (r *Reader) slowSymbol() error {
 	r.bits >>= e & 63
 	r.nbits -= uint(e & 63)
 
-	d, err := r.slowEntry(r.dist[:], distTableBits)
+	d, err := r.slowEntry(r.cur.dist(), distTableBits)
 	if err != nil {
 		return err
 	}
