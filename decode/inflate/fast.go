@@ -34,7 +34,9 @@ const (
 // refill; so do a length (at most 20 bits) and a distance (28). Symbols
 // are consumed by subtracting the whole entry from nbits: only its low
 // byte counts, and that byte of the entry is the bits to consume, which
-// never exceed what nbits holds.
+// never exceed what nbits holds. A length's or distance's extra bits are
+// taken before its entry is consumed, so that no copy of the bit buffer
+// stays live.
 //
 // Every path goes back through the loop's condition (one back edge), so
 // that the compiler keeps the state in the same registers on all of them.
@@ -42,64 +44,61 @@ func (r *Reader) fastLoop(limit int) error {
 	in := r.in
 	inEnd := len(in) - fastInIter
 	outEnd := min(limit, bufLen-fastOutMargin)
-	buf := r.buf
-	t := r.cur
+	m := r.m
 	bits, nbits, pos, op := r.bits, r.nbits, r.pos, r.op
 	reason := ""
 
 	bits |= binary.LittleEndian.Uint64(in[pos:pos+8]) << (nbits & 63)
 	pos += int(7 - nbits>>3&7)
 	nbits |= 56
-	e := t[bits&litMask]
+	e := m.dec[bits&litMask]
 	for pos <= inEnd && op < outEnd {
 		// e is the next litlen entry, looked up from real bits.
 		bits |= binary.LittleEndian.Uint64(in[pos:pos+8]) << (nbits & 63)
 		pos += int(7 - nbits>>3&7)
 		nbits |= 56
 
-		saved := bits
-		bits >>= e & 63
-		nbits -= uint(e)
 		if e&entLiteral != 0 {
-			c := byte(e >> 16)
-			e = t[bits&litMask]
-			saved = bits
 			bits >>= e & 63
 			nbits -= uint(e)
-			buf[op&bufMask] = c
+			m.buf[op&bufMask] = byte(e >> 16)
 			op++
+			e = m.dec[bits&litMask]
 			if e&entLiteral != 0 {
-				c := byte(e >> 16)
-				e = t[bits&litMask]
-				saved = bits
 				bits >>= e & 63
 				nbits -= uint(e)
-				buf[op&bufMask] = c
+				m.buf[op&bufMask] = byte(e >> 16)
 				op++
+				e = m.dec[bits&litMask]
 				if e&entLiteral != 0 {
-					buf[op&bufMask] = byte(e >> 16)
+					bits >>= e & 63
+					nbits -= uint(e)
+					m.buf[op&bufMask] = byte(e >> 16)
 					op++
-					e = t[bits&litMask]
+					e = m.dec[bits&litMask]
 					continue
 				}
 			}
 		}
-		// e is consumed, and not a literal from the main table.
+		// e is not a literal from the main table.
 		if e&entExceptional != 0 {
 			if e&entSubtable != 0 {
-				e = t[(e>>16+uint32(bits)&(1<<(e>>8&15)-1))&(litTableSize-1)]
-				saved = bits
-				bits >>= e & 63
-				nbits -= uint(e)
+				bits >>= litTableBits
+				nbits -= litTableBits
+				e = m.dec[(e>>16+uint32(bits)&(1<<(e>>8&15)-1))&(litTableSize-1)]
 				if e&entLiteral != 0 {
-					buf[op&bufMask] = byte(e >> 16)
+					bits >>= e & 63
+					nbits -= uint(e)
+					m.buf[op&bufMask] = byte(e >> 16)
 					op++
-					e = t[bits&litMask]
+					e = m.dec[bits&litMask]
 					continue
 				}
 			}
 			if e&entExceptional != 0 {
 				if e&entEOB != 0 {
+					bits >>= e & 63
+					nbits -= uint(e)
 					r.state = stateHeader
 				} else {
 					reason = "invalid literal/length code"
@@ -108,11 +107,13 @@ func (r *Reader) fastLoop(limit int) error {
 			}
 		}
 
-		// A match: its length (whose bits are consumed), then its
-		// distance, which may need a refill first: up to 28 bits, and
-		// 11 left after for the next lookup.
-		length := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&15))
-		d := t[litTableSize+bits&distMask]
+		// A match: its length, then its distance, which may need a
+		// refill first: up to 28 bits, and 11 left after for the next
+		// lookup.
+		length := int(e>>16) + int(bits&(1<<(e&63)-1)>>(e>>8&15))
+		bits >>= e & 63
+		nbits -= uint(e)
+		d := m.dec[litTableSize+bits&distMask]
 		if uint8(nbits) < 38 {
 			bits |= binary.LittleEndian.Uint64(in[pos:pos+8]) << (nbits & 63)
 			pos += int(7 - nbits>>3&7)
@@ -122,22 +123,21 @@ func (r *Reader) fastLoop(limit int) error {
 			if d&entSubtable != 0 {
 				bits >>= distTableBits
 				nbits -= distTableBits
-				d = t[litTableSize+(d>>16+uint32(bits)&(1<<(d>>8&15)-1))&(distTableSize-1)]
+				d = m.dec[litTableSize+(d>>16+uint32(bits)&(1<<(d>>8&15)-1))&(distTableSize-1)]
 			}
 			if d&entExceptional != 0 {
 				reason = "invalid distance code"
 				break
 			}
 		}
-		saved = bits
+		distance := int(d>>16) + int(bits&(1<<(d&63)-1)>>(d>>8&15))
 		bits >>= d & 63
 		nbits -= uint(d)
-		distance := int(d>>16) + int(saved&(1<<(d&63)-1)>>(d>>8&15))
 		if distance > op {
 			reason = "distance too far back"
 			break
 		}
-		e = t[bits&litMask]
+		e = m.dec[bits&litMask]
 
 		// Copy 8 bytes at a time, past the match's end if need be (the
 		// buffer has the room; the next symbols overwrite it).
@@ -146,21 +146,21 @@ func (r *Reader) fastLoop(limit int) error {
 		switch {
 		case distance >= 8:
 			// Two words cover most matches: no loop test for them.
-			binary.LittleEndian.PutUint64(buf[op&bufMask:], binary.LittleEndian.Uint64(buf[src&bufMask:]))
-			binary.LittleEndian.PutUint64(buf[(op+8)&bufMask:], binary.LittleEndian.Uint64(buf[(src+8)&bufMask:]))
+			binary.LittleEndian.PutUint64(m.buf[op&bufMask:], binary.LittleEndian.Uint64(m.buf[src&bufMask:]))
+			binary.LittleEndian.PutUint64(m.buf[(op+8)&bufMask:], binary.LittleEndian.Uint64(m.buf[(src+8)&bufMask:]))
 			for op, src = op+16, src+16; op < end; op, src = op+8, src+8 {
-				binary.LittleEndian.PutUint64(buf[op&bufMask:], binary.LittleEndian.Uint64(buf[src&bufMask:]))
+				binary.LittleEndian.PutUint64(m.buf[op&bufMask:], binary.LittleEndian.Uint64(m.buf[src&bufMask:]))
 			}
 		case distance == 1:
-			v := uint64(buf[src&bufMask]) * 0x0101010101010101
+			v := uint64(m.buf[src&bufMask]) * 0x0101010101010101
 			for ; op < end; op += 8 {
-				binary.LittleEndian.PutUint64(buf[op&bufMask:], v)
+				binary.LittleEndian.PutUint64(m.buf[op&bufMask:], v)
 			}
 		default:
 			// The match overlaps the bytes it writes: each word copied
 			// is right for its first distance bytes, so step by that.
 			for ; op < end; op, src = op+distance, src+distance {
-				binary.LittleEndian.PutUint64(buf[op&bufMask:], binary.LittleEndian.Uint64(buf[src&bufMask:]))
+				binary.LittleEndian.PutUint64(m.buf[op&bufMask:], binary.LittleEndian.Uint64(m.buf[src&bufMask:]))
 			}
 		}
 		op = end

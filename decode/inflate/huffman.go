@@ -164,23 +164,21 @@ func buildTable(table []uint32, lens []uint8, syms []uint32, tableBits uint) boo
 		total += count[l]
 	}
 	mainSize := 1 << tableBits
+	invalid := uint32(0)
 	if left != 0 {
-		// Incomplete. Fill what no codeword will: a lookup there is a
-		// corrupt stream, found after reading as many bits as zlib does.
-		var invalid uint32
+		// Incomplete. What no codeword fills is a corrupt stream if
+		// met, found after reading as many bits as zlib reads.
 		switch {
 		case total == 0:
 			invalid = entExceptional // fails at once when used
+			for i := range table[:mainSize] {
+				table[i] = invalid
+			}
+			return true
 		case total == 1 && count[1] == 1:
 			invalid = entExceptional | 1 | 1<<8
 		default:
 			return false
-		}
-		for i := range table[:mainSize] {
-			table[i] = invalid
-		}
-		if total == 0 {
-			return true
 		}
 	}
 
@@ -198,57 +196,71 @@ func buildTable(table []uint32, lens []uint8, syms []uint32, tableBits uint) boo
 		}
 	}
 
-	var next [maxCodeLen + 1]int // the next codeword of each length
-	code := 0
-	for l := 1; l <= maxCodeLen; l++ {
-		code = (code + count[l-1]) << 1
-		next[l] = code
+	// The main table, a length at a time: the table of the codewords up
+	// to length l-1 is doubled (each entry then stands for both values of
+	// bit l-1, which those codewords do not read), and the codewords of
+	// length l go where they belong. A codeword is stored once, and the
+	// doubling is a copy, not a strided loop of 2^(tableBits-l) stores
+	// for each codeword.
+	main := table[:mainSize]
+	main[0], main[1] = invalid, invalid // all but an incomplete code's fill these
+	code, i := 0, 0                     // the next canonical codeword, its symbol's index in sorted
+	for l := uint(1); l <= tableBits; l++ {
+		if l > 1 {
+			copy(main[1<<(l-1):1<<l], main[:1<<(l-1)])
+		}
+		for range count[l] {
+			s := sorted[i]
+			main[reverse(code, l)&(mainSize-1)] = syms[s] + uint32(l) | uint32(l)<<8
+			code++
+			i++
+		}
+		code <<= 1
 	}
+
+	// Longer codewords: the first tableBits bits of each pick its
+	// subtable (a pointer entry in the main table), and the codewords
+	// that share them are consecutive.
 	remaining := count // long codewords not yet placed, by length
 	end := mainSize
 	prefix, subStart, subBits := -1, 0, uint(0)
-	for _, s := range sorted[:total] {
-		l := uint(lens[s])
-		code := next[l]
-		next[l]++
-		if l <= tableBits {
-			e := syms[s] + uint32(l) | uint32(l)<<8
-			for i := reverse(code, l); i < mainSize; i += 1 << l {
-				table[i] = e
-			}
-			continue
-		}
-		// The first tableBits bits of a long codeword pick its
-		// subtable; the codewords that share them are consecutive.
-		if p := code >> (l - tableBits); p != prefix {
-			prefix = p
-			// The subtable is as wide as the longest codeword that
-			// shares the prefix needs: grow it until the codewords left
-			// fill it.
-			subBits = l - tableBits
-			room := 1 << subBits
-			for subBits+tableBits < maxLen {
-				room -= remaining[subBits+tableBits]
-				if room <= 0 {
-					break
+	for l := tableBits + 1; l <= maxLen; l++ {
+		for range count[l] {
+			s := sorted[i]
+			if p := code >> (l - tableBits); p != prefix {
+				prefix = p
+				// The subtable is as wide as the longest codeword that
+				// shares the prefix needs: grow it until the codewords
+				// left fill it.
+				subBits = l - tableBits
+				room := 1 << subBits
+				for subBits+tableBits < maxLen {
+					room -= remaining[subBits+tableBits]
+					if room <= 0 {
+						break
+					}
+					subBits++
+					room <<= 1
 				}
-				subBits++
-				room <<= 1
+				subStart = end
+				end += 1 << subBits
+				if end > len(table) {
+					return false // cannot happen for a code that passed the checks above
+				}
+				main[reverse(p, tableBits)&(mainSize-1)] = entExceptional | entSubtable | uint32(subStart)<<16 | uint32(subBits)<<8 | uint32(tableBits)
 			}
-			subStart = end
-			end += 1 << subBits
-			if end > len(table) {
-				return false // cannot happen for a code that passed the checks above
+			sl := l - tableBits
+			e := syms[s] + uint32(sl) | uint32(sl)<<8
+			sub := table[subStart : subStart+1<<subBits]
+			step := 1 << sl
+			for j := reverse(code&(step-1), sl); j < len(sub); j += step {
+				sub[j] = e
 			}
-			table[reverse(p, tableBits)] = entExceptional | entSubtable | uint32(subStart)<<16 | uint32(subBits)<<8 | uint32(tableBits)
+			remaining[l]--
+			code++
+			i++
 		}
-		sl := l - tableBits
-		e := syms[s] + uint32(sl) | uint32(sl)<<8
-		sub := table[subStart : subStart+1<<subBits]
-		for i := reverse(code&(1<<sl-1), sl); i < len(sub); i += 1 << sl {
-			sub[i] = e
-		}
-		remaining[l]--
+		code <<= 1
 	}
 	return true
 }

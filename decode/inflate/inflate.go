@@ -79,30 +79,31 @@ type Reader struct {
 	inOff int64  // bytes discarded from br since the stream's start
 	inErr error  // br's error once it has no more bytes
 
-	buf  *[bufLen + bufSlack]byte
+	m    *mem
 	op   int // where the next output byte goes
 	rpos int // the next output byte that Read has not returned
 
 	state      int
 	final      bool // the current block is the last
 	storedLeft int
-	cur        *decodeTables // the current block's
 	err        error // sticky: io.EOF after the final block
-
-	tabs *tables
 }
 
-// tables are a dynamic block's decode tables and code lengths.
-type tables struct {
-	dec  decodeTables
-	pre  [preTableSize]uint32
-	lens [maxNumLit + maxNumDist]uint8
+// mem is a Reader's fixed memory, one allocation: the output buffer, and
+// after it the current block's decode tables, so that the fast loop
+// addresses both from one pointer.
+type mem struct {
+	buf   [bufLen + bufSlack]byte
+	dec   decodeTables // the current block's
+	fixed bool         // dec holds fixedTables
+	pre   [preTableSize]uint32
+	lens  [maxNumLit + maxNumDist]uint8
 }
 
 // NewReader returns a Reader that inflates the raw DEFLATE stream read
 // from br.
 func NewReader(br *bufio.Reader) *Reader {
-	r := &Reader{buf: new([bufLen + bufSlack]byte), tabs: new(tables)}
+	r := &Reader{m: new(mem)}
 	r.Reset(br)
 	return r
 }
@@ -110,7 +111,7 @@ func NewReader(br *bufio.Reader) *Reader {
 // Reset makes r inflate a new stream read from br, keeping its buffer and
 // tables.
 func (r *Reader) Reset(br *bufio.Reader) {
-	*r = Reader{br: br, buf: r.buf, tabs: r.tabs}
+	*r = Reader{br: br, m: r.m}
 }
 
 // Close ends the use of r. It reports the stream's error, if it failed,
@@ -142,12 +143,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 		if r.op >= slideAt {
 			// All output is read: keep the history that matches may
 			// still reach.
-			copy(r.buf[:windowSize], r.buf[r.op-windowSize:r.op])
+			copy(r.m.buf[:windowSize], r.m.buf[r.op-windowSize:r.op])
 			r.op, r.rpos = windowSize, windowSize
 		}
 		r.decode(r.op + max(len(p), decodeChunk))
 	}
-	n := copy(p, r.buf[r.rpos:r.op])
+	n := copy(p, r.m.buf[r.rpos:r.op])
 	r.rpos += n
 	return n, nil
 }
@@ -159,7 +160,7 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		if r.rpos < r.op {
-			n, err := w.Write(r.buf[r.rpos:r.op])
+			n, err := w.Write(r.m.buf[r.rpos:r.op])
 			r.rpos += n
 			total += int64(n)
 			if err != nil {
@@ -176,7 +177,7 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			return total, r.err
 		}
 		if r.op >= slideAt {
-			copy(r.buf[:windowSize], r.buf[r.op-windowSize:r.op])
+			copy(r.m.buf[:windowSize], r.m.buf[r.op-windowSize:r.op])
 			r.op, r.rpos = windowSize, windowSize
 		}
 		r.decode(bufLen)
@@ -311,13 +312,15 @@ func (r *Reader) blockHeader() error {
 		r.storedLeft = int(v & 0xffff)
 		r.state = stateStored
 	case 1:
-		r.cur = &fixedTables
+		if !r.m.fixed {
+			r.m.dec = fixedTables // 18 KiB, when a dynamic block came before
+			r.m.fixed = true
+		}
 		r.state = stateHuffman
 	case 2:
 		if err := r.dynamicHeader(); err != nil {
 			return err
 		}
-		r.cur = &r.tabs.dec
 		r.state = stateHuffman
 	default:
 		return r.corrupt("reserved block type")
@@ -339,7 +342,8 @@ func (r *Reader) dynamicHeader() error {
 	if ndist > maxNumDist {
 		return r.corrupt(fmt.Sprintf("%d distance codes", ndist))
 	}
-	t := r.tabs
+	t := r.m
+	t.fixed = false
 	var plens [numPre]uint8
 	for _, s := range codeOrder[:npre] {
 		l, err := r.getBits(3)
@@ -437,7 +441,7 @@ func (r *Reader) slowEntry(table []uint32, tableBits uint) (uint32, error) {
 // stored copies a stored block's bytes straight from br.
 func (r *Reader) stored(limit int) error {
 	for r.storedLeft > 0 && r.op < limit {
-		n, err := r.br.Read(r.buf[r.op:min(limit, r.op+r.storedLeft)])
+		n, err := r.br.Read(r.m.buf[r.op:min(limit, r.op+r.storedLeft)])
 		r.op += n
 		r.storedLeft -= n
 		r.inOff += int64(n)
@@ -486,7 +490,7 @@ func (r *Reader) huffman(limit int) error {
 // slowSymbol decodes one literal, match or end of block, reading input a
 // byte at a time as it needs it.
 func (r *Reader) slowSymbol() error {
-	e, err := r.slowEntry(r.cur.lit(), litTableBits)
+	e, err := r.slowEntry(r.m.dec.lit(), litTableBits)
 	if err != nil {
 		return err
 	}
@@ -494,7 +498,7 @@ func (r *Reader) slowSymbol() error {
 	case e&entLiteral != 0:
 		r.bits >>= e & 63
 		r.nbits -= uint(e & 63)
-		r.buf[r.op] = byte(e >> 16)
+		r.m.buf[r.op] = byte(e >> 16)
 		r.op++
 		return nil
 	case e&entEOB != 0:
@@ -512,7 +516,7 @@ func (r *Reader) slowSymbol() error {
 	r.bits >>= e & 63
 	r.nbits -= uint(e & 63)
 
-	d, err := r.slowEntry(r.cur.dist(), distTableBits)
+	d, err := r.slowEntry(r.m.dec.dist(), distTableBits)
 	if err != nil {
 		return err
 	}
@@ -528,8 +532,8 @@ func (r *Reader) slowSymbol() error {
 	if dist > r.op {
 		return r.corrupt("distance too far back")
 	}
-	out := r.buf[r.op : r.op+length]
-	src := r.buf[r.op-dist : r.op-dist+length]
+	out := r.m.buf[r.op : r.op+length]
+	src := r.m.buf[r.op-dist : r.op-dist+length]
 	for i := range out {
 		out[i] = src[i]
 	}
