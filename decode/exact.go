@@ -23,8 +23,9 @@ const (
 
 // exactInflaters keeps Exactly's DEFLATE readers between calls. Exactly
 // is tried at every byte of a slack area and most tries fail within a few
-// bytes, where a new reader's buffers (over 256 KiB, zeroed) would cost
-// more than the try: 53 against 20 us a try on random bytes.
+// bytes, where a new reader's buffers (about 150 KiB, zeroed) would cost
+// more than the try: on random bytes, 36 us a try against klauspost's 20;
+// pooled, 12.
 var exactInflaters = sync.Pool{New: func() any {
 	e := &exactInflater{br: bufio.NewReaderSize(nil, exactReadSize)}
 	e.z = inflate.NewReader(e.br)

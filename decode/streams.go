@@ -124,7 +124,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 
 // inflater returns a DEFLATE reader of br that stops exactly at its
 // stream's end: one that an earlier stream of the walk released, if any
-// (a reader holds a 256 KiB buffer, worth keeping for the many small
+// (a reader holds a 128 KiB buffer, worth keeping for the many small
 // streams that a walk meets), else a new one.
 func (w *walker) inflater(br *bufio.Reader) *inflate.Reader {
 	if n := len(w.inflaters); n > 0 {

@@ -25,7 +25,7 @@ import (
 
 const (
 	windowSize = 32 << 10 // DEFLATE's history: the farthest a match reaches back
-	bufLen     = 256 << 10
+	bufLen     = 128 << 10
 	// bufSlack lets the fast loop's 8-byte stores run past a match's end,
 	// and lets indexes masked to bufLen-1 address 8 bytes without a
 	// bounds check.
@@ -63,7 +63,7 @@ const (
 )
 
 // A Reader inflates one raw DEFLATE stream. Its memory is fixed: a
-// 256 KiB buffer that holds the 32 KiB history and the output not yet
+// 128 KiB buffer that holds the 32 KiB history and the output not yet
 // read, and the decode tables, whatever the stream.
 type Reader struct {
 	br *bufio.Reader
