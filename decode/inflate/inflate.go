@@ -19,6 +19,7 @@ package inflate
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 )
@@ -357,8 +358,17 @@ func (r *Reader) dynamicHeader() error {
 	}
 	lens := t.lens[:nlit+ndist]
 	for i := 0; i < len(lens); {
-		e, err := r.slowEntry(t.pre[:], preTableBits)
-		if err != nil {
+		// A codeword (7 bits at most) and its extra bits (7): taken
+		// from a branchless refill while the window has 8 bytes.
+		if r.nbits < 14 && len(r.in)-r.pos >= 8 {
+			r.bits |= binary.LittleEndian.Uint64(r.in[r.pos:r.pos+8]) << (r.nbits & 63)
+			r.pos += int(7 - r.nbits>>3&7)
+			r.nbits |= 56
+		}
+		var e uint32
+		if r.nbits >= 14 {
+			e = t.pre[r.bits&(preTableSize-1)]
+		} else if e, err = r.slowEntry(t.pre[:], preTableBits); err != nil {
 			return err
 		}
 		if e&entExceptional != 0 {
