@@ -43,10 +43,11 @@ const (
 	slideAt = bufLen - decodeChunk
 )
 
-// A CorruptError is a stream that is not valid DEFLATE (or a gzip member
-// whose header or trailer is wrong). Offset counts the stream's bytes
-// from its start up to and including the one being read when the error
-// was found.
+// A CorruptError is a stream that is not valid DEFLATE, by the rules
+// that zlib and Go's compress/flate apply (see buildTable for the codes
+// they accept). Offset counts the stream's bytes from its start up to and
+// including the one being read when the error was found. (A gzip
+// member's bad header or trailer is ErrHeader or ErrChecksum instead.)
 type CorruptError struct {
 	Offset int64
 	Reason string

@@ -56,11 +56,23 @@ func readAll(r io.Reader, n int) ([]byte, error) {
 	}
 }
 
+// reused are the Reader and GzipReader that ours and gzOurs Reset for
+// each stream (a new one's memory would be most of a fuzzing run's work):
+// every stream meets the stale history and tables of the one before.
+var reused struct {
+	r *Reader
+	z *GzipReader
+}
+
 // ours inflates data with a Reader over a bufio.Reader of bufSize bytes,
 // reading readSize bytes at a time.
 func ours(data []byte, bufSize, readSize int) result {
 	br := bufio.NewReaderSize(bytes.NewReader(data), bufSize)
-	r := NewReader(br)
+	if reused.r == nil {
+		reused.r = NewReader(br)
+	}
+	r := reused.r
+	r.Reset(br)
 	out, err := readAll(r, readSize)
 	rest, _ := io.ReadAll(br)
 	if err == nil && r.InputOffset() != int64(len(data)-len(rest)) {
