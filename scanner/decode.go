@@ -416,6 +416,7 @@ func (d *decoder) slack(ctx context.Context, v *viewState) []*container {
 	}
 	var out []*container
 	var buf []byte
+	var ex decode.Exacter
 	for _, st := range streams {
 		if ctx.Err() != nil {
 			return out
@@ -429,7 +430,7 @@ func (d *decoder) slack(ctx context.Context, v *viewState) []*container {
 			continue
 		}
 		for p := st.From; p < st.To && p < end; p++ {
-			data, used, err := decode.Exactly(buf[p-st.From:], st.Codec, int(st.Size))
+			data, used, err := ex.Exactly(buf[p-st.From:], st.Codec, int(st.Size))
 			if err != nil {
 				continue
 			}
