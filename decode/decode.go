@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imgaudit/imgaudit/decode/inflate"
 )
 
 // Codec and archive names, as reports show them.
@@ -274,6 +276,18 @@ type Options struct {
 	// handed to the callback, and counted in Result.StoredSkipped.
 	// Containers inside them are still decoded.
 	SkipStoredLeaves bool
+	// Scratch, when set, keeps the walk's decoders for the caller's next
+	// walk: a disk holds thousands of small streams (a gzip'd changelog
+	// each), and a new DEFLATE reader allocates and zeroes 150 KiB. One
+	// walk at a time may use a Scratch.
+	Scratch *Scratch
+}
+
+// Scratch holds decoders that walks are done with, for the next walk on
+// the same goroutine. Its zero value is ready to use.
+type Scratch struct {
+	inflaters []*inflate.Reader
+	gzips     []*inflate.GzipReader
 }
 
 // deadline returns the walk's context, bounded by MaxTime.

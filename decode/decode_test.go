@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -358,5 +359,36 @@ func TestSkipStoredLeaves(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScratchReused: walks that share a Scratch reuse one gzip reader (and
+// its 150 KiB of buffer and tables) instead of making one each, and decode
+// the same as walks without one.
+func TestScratchReused(t *testing.T) {
+	testutil.RequireTool(t, "gzip")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), bytes.Repeat([]byte("some text to compress\n"), 5000), 0o644)
+	testutil.Bash(t, dir, "gzip -c a > a.gz")
+	data, err := os.ReadFile(filepath.Join(dir, "a.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc Scratch
+	var first *inflate.GzipReader
+	for i := 0; i < 3; i++ {
+		leaves, _ := walkAll(t, data, Options{Scratch: &sc})
+		plain, _ := walkAll(t, data, Options{})
+		if len(leaves) != 1 || len(plain) != 1 || !bytes.Equal(leaves[0].data, plain[0].data) || len(leaves[0].data) != 110000 {
+			t.Fatalf("walk %d: %d leaves", i, len(leaves))
+		}
+		if len(sc.gzips) != 1 {
+			t.Fatalf("walk %d: the scratch keeps %d gzip readers, want 1", i, len(sc.gzips))
+		}
+		if first == nil {
+			first = sc.gzips[0]
+		} else if sc.gzips[0] != first {
+			t.Errorf("walk %d made a new gzip reader", i)
+		}
 	}
 }

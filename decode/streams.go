@@ -127,9 +127,9 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 // (a reader holds a 128 KiB buffer, worth keeping for the many small
 // streams that a walk meets), else a new one.
 func (w *walker) inflater(br *bufio.Reader) *inflate.Reader {
-	if n := len(w.inflaters); n > 0 {
-		r := w.inflaters[n-1]
-		w.inflaters = w.inflaters[:n-1]
+	if n := len(w.scratch.inflaters); n > 0 {
+		r := w.scratch.inflaters[n-1]
+		w.scratch.inflaters = w.scratch.inflaters[:n-1]
 		r.Reset(br)
 		return r
 	}
@@ -140,12 +140,12 @@ func (w *walker) inflater(br *bufio.Reader) *inflate.Reader {
 // the member, kept from an earlier stream of the walk if it can be.
 func (w *walker) gzipReader(br *bufio.Reader) (*inflate.GzipReader, error) {
 	z := new(inflate.GzipReader)
-	if n := len(w.gzips); n > 0 {
-		z = w.gzips[n-1]
-		w.gzips = w.gzips[:n-1]
+	if n := len(w.scratch.gzips); n > 0 {
+		z = w.scratch.gzips[n-1]
+		w.scratch.gzips = w.scratch.gzips[:n-1]
 	}
 	if err := z.Reset(br); err != nil {
-		w.gzips = append(w.gzips, z)
+		w.scratch.gzips = append(w.scratch.gzips, z)
 		return nil, err
 	}
 	return z, nil
@@ -157,9 +157,9 @@ func (w *walker) gzipReader(br *bufio.Reader) (*inflate.GzipReader, error) {
 func (w *walker) release(dec io.Reader) {
 	switch d := dec.(type) {
 	case *inflate.Reader:
-		w.inflaters = append(w.inflaters, d)
+		w.scratch.inflaters = append(w.scratch.inflaters, d)
 	case *inflate.GzipReader:
-		w.gzips = append(w.gzips, d)
+		w.scratch.gzips = append(w.scratch.gzips, d)
 	}
 }
 

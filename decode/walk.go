@@ -9,7 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -108,9 +107,9 @@ type walker struct {
 	atRead     int64 // container bytes read at random (squashfs)
 	mem        int64 // decoder memory held
 	decoded    int64 // bytes all streams of the walk decoded
-	// DEFLATE and gzip readers that streams of the walk are done with.
-	inflaters []*inflate.Reader
-	gzips     []*inflate.GzipReader
+	// scratch keeps the DEFLATE and gzip readers that streams are done
+	// with (Options.Scratch, or the walk's own).
+	scratch *Scratch
 }
 
 // Walk decodes the container in r (size bytes: a file, a partition, or the
@@ -125,7 +124,10 @@ func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn fu
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	top := newSrc(io.NewSectionReader(r, 0, size))
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, rootSrc: top, codec: opts.Codec, skipStored: opts.SkipStoredLeaves}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, rootSrc: top, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, scratch: opts.Scratch}
+	if w.scratch == nil {
+		w.scratch = new(Scratch)
+	}
 	err := w.segments(top, 0, true)
 	res.Consumed = top.pos()
 	return res, w.outcome(err)
@@ -140,7 +142,10 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	top := newSrc(r)
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, rootSrc: top, codec: opts.Codec, skipStored: opts.SkipStoredLeaves}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, rootSrc: top, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, scratch: opts.Scratch}
+	if w.scratch == nil {
+		w.scratch = new(Scratch)
+	}
 	err := w.segments(top, 0, true)
 	res.Consumed = top.pos()
 	return res, w.outcome(err)

@@ -43,7 +43,7 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 	go func() {
 		defer close(done)
 		e := fs.s.opts.Engine
-		res, walkErr = decode.WalkStream(ctx, io.MultiReader(bytes.NewReader(head), pr), decode.Options{Budget: fs.budget}, func(l decode.Leaf) error {
+		res, walkErr = decode.WalkStream(ctx, io.MultiReader(bytes.NewReader(head), pr), decode.Options{Budget: fs.budget, Scratch: &fs.scratch}, func(l decode.Leaf) error {
 			chain := make([]report.DecodedStep, len(l.Chain))
 			for i, s := range l.Chain {
 				chain[i] = report.DecodedStep{Codec: s.Codec, Member: s.Member, Offset: s.Offset}

@@ -61,6 +61,9 @@ type fileScanner struct {
 	// of those of its latest entry, so that an entry that appears again
 	// later in the same tar marks the earlier copy replaced.
 	hitsAt map[string][][2]int
+	// scratch keeps decoders from one file's decoding for the next (the
+	// walks of a blob run one after the other).
+	scratch decode.Scratch
 	// budget bounds what decoding this blob's files yields.
 	budget *decode.Budget
 

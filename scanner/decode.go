@@ -540,7 +540,8 @@ func physicalKey(c *container) string {
 // run decodes one container of each group, on every core, and places its
 // matches at every place of the group.
 func (d *decoder) run(ctx context.Context, groups [][]*container) error {
-	onEveryCore(ctx, len(groups), func(_, i int) { d.decodeGroup(ctx, groups[i]) })
+	scratch := make([]decode.Scratch, runtime.GOMAXPROCS(0)) // one per worker
+	onEveryCore(ctx, len(groups), func(w, i int) { d.decodeGroup(ctx, groups[i], &scratch[w]) })
 	return ctx.Err()
 }
 
@@ -562,7 +563,7 @@ func (d *decoder) budget(t *target) *decode.Budget {
 
 // decodeGroup decodes the first container of a group and places its
 // matches.
-func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
+func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *decode.Scratch) {
 	c := g[0]
 	var found []decodedMatch
 	truncated := int64(0)
@@ -589,7 +590,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container) {
 		consumed = c.size
 	} else {
 		var err error
-		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g)}
+		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g), Scratch: scratch}
 		if decode.Magicless(c.codec) {
 			wopts.Codec = c.codec
 		}
