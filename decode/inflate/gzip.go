@@ -46,12 +46,11 @@ type GzipHeader struct {
 // leaves it).
 type GzipReader struct {
 	GzipHeader
-	br    *bufio.Reader
-	z     *Reader
-	crc   uint32
-	size  uint32
-	err   error
-	hdrOK bool
+	br   *bufio.Reader
+	z    *Reader
+	crc  uint32
+	size uint32
+	err  error
 }
 
 // NewGzipReader reads a gzip member's header from br and returns a reader
@@ -95,7 +94,7 @@ func (z *GzipReader) readHeader() (GzipHeader, error) {
 		return h, err // io.EOF if there is no member at all
 	}
 	if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
-		return h, ErrHeader
+		return h, fmt.Errorf("magic and method %x, not gzip's 1f8b08: %w", b[:3], ErrHeader)
 	}
 	flags := b[3]
 	if t := int64(binary.LittleEndian.Uint32(b[4:8])); t > 0 {
@@ -136,7 +135,6 @@ func (z *GzipReader) readHeader() (GzipHeader, error) {
 	if flags>>5 != 0 {
 		return h, fmt.Errorf("reserved flags %#x: %w", flags, ErrHeader)
 	}
-	z.hdrOK = true
 	return h, nil
 }
 

@@ -144,7 +144,11 @@ func init() {
 // zlib and Go's compress/flate reject: one that is over-subscribed, or
 // incomplete other than the two cases they allow, an empty code (which
 // fails only if used) and a single codeword of length 1 (the other 1-bit
-// pattern fails if met).
+// pattern fails if met). An empty code's table is all invalid entries,
+// whatever the table held before: klauspost/compress v1.20.4 decodes an
+// empty code with its decoder's previous table instead, and so accepts a
+// match in a block without distance codes (TestStaleTable); zlib and
+// compress/flate reject it, and so do we.
 func buildTable(table []uint32, lens []uint8, syms []uint32, tableBits uint) bool {
 	var count [maxCodeLen + 1]int
 	for _, l := range lens {
