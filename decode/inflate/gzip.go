@@ -225,3 +225,54 @@ func (z *GzipReader) Read(p []byte) (int, error) {
 	}
 	return n, z.err
 }
+
+// A MultiGzipReader reads the gzip members that follow each other in its
+// bufio.Reader as one stream, as compress/gzip's Reader does by default:
+// a container layer or a file may hold several. Bytes after a member
+// that are not another member's header are ErrHeader, as there.
+type MultiGzipReader struct {
+	z   GzipReader
+	err error
+}
+
+// NewMultiGzipReader reads the first member's header from br.
+func NewMultiGzipReader(br *bufio.Reader) (*MultiGzipReader, error) {
+	m := new(MultiGzipReader)
+	if err := m.z.Reset(br); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *MultiGzipReader) Read(p []byte) (int, error) {
+	for m.err == nil {
+		n, err := m.z.Read(p)
+		if err != io.EOF {
+			if err != nil {
+				m.err = err
+			}
+			return n, err
+		}
+		// The member ended: another may follow.
+		if _, perr := m.z.br.Peek(1); perr != nil {
+			m.err = io.EOF
+		} else if herr := m.z.Reset(m.z.br); herr != nil {
+			if herr == io.EOF {
+				herr = io.ErrUnexpectedEOF
+			}
+			m.err = herr
+		}
+		if n > 0 || len(p) == 0 {
+			return n, nil
+		}
+	}
+	return 0, m.err
+}
+
+// Close ends the use of m, reporting its error if it failed.
+func (m *MultiGzipReader) Close() error {
+	if m.err == io.EOF {
+		return nil
+	}
+	return m.err
+}

@@ -266,3 +266,48 @@ func TestGzipTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiGzip: members back to back (gzip of two files, concatenated by
+// cat) read as one stream, as compress/gzip reads them; bytes after the
+// last member that are no header fail as there; an empty input is io.EOF
+// at once.
+func TestMultiGzip(t *testing.T) {
+	testutil.RequireTool(t, "gzip")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), bytes.Repeat([]byte("first member's line\n"), 30000), 0o644)
+	os.WriteFile(filepath.Join(dir, "b"), bytes.Repeat([]byte("the second one\n"), 20000), 0o644)
+	testutil.Bash(t, dir, "gzip -c a > one.gz && gzip -c b >> one.gz")
+	two, err := os.ReadFile(filepath.Join(dir, "one.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		in   []byte
+	}{
+		{"two members", two},
+		{"trailing garbage", append(bytes.Clone(two), "not gzip"...)},
+		{"cut in the second", two[:len(two)-100]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want, wantErr := func() ([]byte, error) {
+				z, err := gzip.NewReader(bytes.NewReader(c.in))
+				if err != nil {
+					return nil, err
+				}
+				return io.ReadAll(z)
+			}()
+			m, err := NewMultiGzipReader(bufio.NewReaderSize(bytes.NewReader(c.in), 4096))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, gotErr := io.ReadAll(m)
+			if !bytes.Equal(got, want) || (gotErr == nil) != (wantErr == nil) {
+				t.Errorf("%d bytes, %v; compress/gzip: %d bytes, %v", len(got), gotErr, len(want), wantErr)
+			}
+		})
+	}
+	if _, err := NewMultiGzipReader(bufio.NewReader(bytes.NewReader(nil))); err != io.EOF {
+		t.Errorf("empty input: %v, want io.EOF", err)
+	}
+}
