@@ -31,9 +31,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/lzop"
 	"github.com/imgaudit/imgaudit/formats/memory"
@@ -209,7 +209,7 @@ func openStream(ctx context.Context, path string, f io.Reader, comp string, cfg 
 		defer zr.Close()
 		dec = zr
 	case "gzip":
-		gr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+		gr, err := inflate.NewMultiGzipReader(bufio.NewReaderSize(f, 1<<20))
 		if err != nil {
 			return nil, model.Wrapf(err, path, 0, "gzip")
 		}

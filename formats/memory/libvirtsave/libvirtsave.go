@@ -4,6 +4,7 @@
 package libvirtsave
 
 import (
+	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"context"
@@ -15,10 +16,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/lzop"
 	"github.com/imgaudit/imgaudit/internal/spool"
@@ -237,7 +238,7 @@ func decompress(ctx context.Context, path string, f io.ReaderAt, off, n int64, h
 	var rd io.Reader
 	switch h.Format {
 	case FormatGzip:
-		zr, err := gzip.NewReader(src)
+		zr, err := inflate.NewMultiGzipReader(bufio.NewReaderSize(src, 1<<20))
 		if err != nil {
 			return nil, 0, model.Wrapf(err, path, off, "gzip payload")
 		}
