@@ -286,6 +286,11 @@ func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dat
 	case zipStore:
 		dec = in
 	case zipDeflate:
+		if w.mem+memInflate > w.lim.MaxDecoderMemory {
+			w.res.skip("zip member's deflate decoder over the decoder memory cap")
+			return nil
+		}
+		cost = memInflate
 		var z *inflate.Reader
 		if _, sized := in.(*io.LimitedReader); sized {
 			// Read ahead within the member's bytes only.

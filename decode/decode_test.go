@@ -392,3 +392,25 @@ func TestScratchReused(t *testing.T) {
 		}
 	}
 }
+
+// TestInflaterMemoryCharged: a gzip stream's reader (about 150 KiB) counts
+// against the decoder memory cap like the other decoders.
+func TestInflaterMemoryCharged(t *testing.T) {
+	testutil.RequireTool(t, "gzip")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), []byte("some text\n"), 0o644)
+	testutil.Bash(t, dir, "gzip -c a > a.gz")
+	data, err := os.ReadFile(filepath.Join(dir, "a.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mem    int64
+		leaves int
+	}{{100 << 10, 0}, {1 << 20, 1}} {
+		leaves, res := walkAll(t, data, Options{Limits: Limits{MaxDecoderMemory: c.mem}})
+		if len(leaves) != c.leaves || (c.leaves == 0) != (len(res.Skipped) == 1) {
+			t.Errorf("cap %d: %d leaves, skipped %v", c.mem, len(leaves), res.Skipped)
+		}
+	}
+}

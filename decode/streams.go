@@ -18,9 +18,11 @@ import (
 // Decoder memory, as charged against Limits.MaxDecoderMemory: what each
 // decoder holds at most besides its input buffer.
 const (
-	memGzip  = 64 << 10
-	memBzip2 = 4 << 20 // 900k block, its tables and output
-	memLZ4   = 8 << 20 // two 4 MiB blocks
+	// memInflate is decode/inflate's reader: a 128 KiB buffer and the
+	// decode tables, about 150 KiB (gzip and raw deflate).
+	memInflate = 160 << 10
+	memBzip2   = 4 << 20 // 900k block, its tables and output
+	memLZ4     = 8 << 20 // two 4 MiB blocks
 )
 
 // stream decodes one compressed stream starting at s's position and walks
@@ -71,13 +73,20 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 	switch kind {
 	case Gzip:
 		// One member: the next, if any, is the next segment.
-		z, err := w.gzipReader(s.br)
-		if err != nil {
+		if err := charge(memInflate); err != nil {
 			return nil, 0, false, err
 		}
-		return z, 0, true, charge(0)
+		z, err := w.gzipReader(s.br)
+		if err != nil {
+			w.mem -= memInflate
+			return nil, 0, false, err
+		}
+		return z, memInflate, true, nil
 	case Deflate:
-		return w.inflater(s.br), 0, true, charge(0)
+		if err := charge(memInflate); err != nil {
+			return nil, 0, false, err
+		}
+		return w.inflater(s.br), memInflate, true, nil
 	case Bzip2:
 		if err := charge(memBzip2); err != nil {
 			return nil, 0, false, err
