@@ -311,3 +311,48 @@ func TestMultiGzip(t *testing.T) {
 		t.Errorf("empty input: %v, want io.EOF", err)
 	}
 }
+
+// TestZlib: zlib streams as Python's zlib (the C library) writes them, at
+// several levels, read as compress/zlib reads them, stopping exactly after
+// the checksum; a damaged checksum, a bad header and a preset dictionary
+// fail as there.
+func TestZlib(t *testing.T) {
+	testutil.RequireTool(t, "python3")
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("a zlib stream of some text, as btrfs writes for an extent\n"), 3000)
+	os.WriteFile(filepath.Join(dir, "in"), data, 0o644)
+	for _, level := range []string{"1", "6", "9"} {
+		testutil.Bash(t, dir, `python3 -c 'import sys, zlib; sys.stdout.buffer.write(zlib.compress(open("in", "rb").read(), `+level+`))' > out`+level)
+		stream, err := os.ReadFile(filepath.Join(dir, "out"+level))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			in   []byte
+			ok   bool
+		}{
+			{"as written, then trailing bytes", append(bytes.Clone(stream), "next"...), true},
+			{"checksum damaged", append(bytes.Clone(stream[:len(stream)-1]), stream[len(stream)-1]^1), false},
+			{"bad header", append([]byte{0x78, 0x9d}, stream[2:]...), false},
+			{"preset dictionary", append([]byte{0x78, 0xbb}, stream[2:]...), false},
+			{"cut", stream[:len(stream)-2], false},
+		} {
+			br := bufio.NewReaderSize(bytes.NewReader(c.in), 512)
+			var got []byte
+			z, err := NewZlibReader(br)
+			if err == nil {
+				got, err = io.ReadAll(z)
+			}
+			if c.ok != (err == nil) || c.ok && !bytes.Equal(got, data) {
+				t.Errorf("level %s, %s: %d bytes, %v", level, c.name, len(got), err)
+			}
+			if c.ok {
+				rest, _ := io.ReadAll(br)
+				if string(rest) != "next" {
+					t.Errorf("level %s: %q left after the stream", level, rest)
+				}
+			}
+		}
+	}
+}

@@ -10,9 +10,9 @@ import (
 	"sync"
 
 	lzo "github.com/anchore/go-lzo"
-	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
@@ -47,7 +47,7 @@ func ExtentMemory(codec string) int64 {
 	case "lzo":
 		return maxLZOSegment + Sector
 	}
-	return 64 << 10
+	return 160 << 10 // decode/inflate's reader
 }
 
 // ErrLZOFraming is corrupt LZO framing in a compressed extent.
@@ -59,7 +59,11 @@ var ErrLZOFraming = errors.New("btrfs: corrupt lzo extent framing")
 func NewExtentReader(codec string, r io.Reader) (io.ReadCloser, error) {
 	switch codec {
 	case "zlib":
-		return zlib.NewReader(r)
+		br, ok := r.(*bufio.Reader)
+		if !ok {
+			br = bufio.NewReaderSize(r, 32<<10)
+		}
+		return inflate.NewZlibReader(br)
 	case "zstd":
 		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
