@@ -7,6 +7,7 @@ package ova
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -22,8 +23,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-
+	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
@@ -417,7 +417,10 @@ type spooled struct {
 // bounds are what bounds the time of a gzip bomb.
 func spoolGzip(ctx context.Context, src *pieces, cfg Config, capacity int64, budget *inflateBudget) (spooled, error) {
 	cr := tarindex.NewCursor(src, src.size) // counts what the gzip reader consumed
-	zr, err := gzip.NewReader(cr)
+	// decode/inflate: about 2.4 times klauspost's rate. What it has
+	// consumed is what the cursor gave less what br still holds.
+	br := bufio.NewReaderSize(cr, 1<<20)
+	zr, err := inflate.NewMultiGzipReader(br)
 	if err != nil {
 		return spooled{}, err
 	}
@@ -430,7 +433,7 @@ func spoolGzip(ctx context.Context, src *pieces, cfg Config, capacity int64, bud
 	head = head[:n]
 	limit, bound := inflateBound(head, capacity, cfg.SpoolLimit, budget.left)
 	tmp, st, err := spool.Sparse(ctx, cfg.TempDir, "imgaudit-ova-*.spool", io.MultiReader(bytes.NewReader(head), zr), limit)
-	sp := spooled{file: tmp, stats: st, consumed: cr.Pos()}
+	sp := spooled{file: tmp, stats: st, consumed: cr.Pos() - int64(br.Buffered())}
 	if errors.Is(err, spool.ErrLimit) {
 		// One block past the bound came out: keep the bound's bytes.
 		if terr := tmp.Truncate(limit); terr != nil {
