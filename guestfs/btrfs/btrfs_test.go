@@ -3,7 +3,6 @@ package btrfs
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -514,9 +513,7 @@ func TestStatesAndRead(t *testing.T) {
 		"/prealloc":            make([]byte, 65536),
 		"/comp.txt":            bytes.Repeat([]byte("compressible line of text\n"), 20000),
 	})
-	if _, err := f.Open("/tmp/token-deleted"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Open(/tmp/token-deleted): %v, want fs.ErrNotExist", err)
-	}
+	fstest.Gone(t, f, "/tmp/token-deleted")
 	if got := fstest.Names(t, f, "/etc/app"); got != "cred-link credentials" {
 		t.Errorf("ReadDir(/etc/app) = %s", got)
 	}
