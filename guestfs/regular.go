@@ -183,9 +183,9 @@ func (m *Map) CompressedRuns(ctx context.Context, fn func(CompressedRun) error) 
 
 // CompressedFiles calls fn for every regular file that NTFS stores
 // compressed (LZNT1), with File reading its bytes decompressed through
-// the filesystem's reader; deleted files (whose record is intact) are
-// left out, since the reader opens files by path. An error from fn
-// stops the walk.
+// the filesystem's reader: a live file opened by its path, a deleted one
+// (whose record is intact) from the clusters of it that are still free
+// (fsys.CompressedRunReader). An error from fn stops the walk.
 func (m *Map) CompressedFiles(ctx context.Context, minSize int64, fn func(RegularFile) error) error {
 	for _, p := range m.all() {
 		x := p.idx
@@ -200,7 +200,7 @@ func (m *Map) CompressedFiles(ctx context.Context, minSize int64, fn func(Regula
 		byNode := map[uint32][]run{}
 		var nodes []uint32
 		for _, r := range x.runs {
-			if r.flags&runCompressed == 0 || r.flags&runDeleted != 0 || r.codec() != "lznt1" {
+			if r.flags&runCompressed == 0 || r.codec() != "lznt1" {
 				continue
 			}
 			if nd := x.nodes[r.node]; !nd.regular || nd.size < minSize {
@@ -216,13 +216,26 @@ func (m *Map) CompressedFiles(ctx context.Context, minSize int64, fn func(Regula
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			path := x.path(n)
-			fl, err := rd.Open(path)
-			if err != nil {
-				continue // unreadable by path
+			path, runs := x.path(n), byNode[n]
+			f := RegularFile{Partition: p.info.Name, Path: path, Size: x.nodes[n].size, Deleted: runs[0].flags&runDeleted != 0}
+			var err error
+			if f.Deleted {
+				cr, ok := x.fs.(fsys.CompressedRunReader)
+				if !ok {
+					continue
+				}
+				stored := make([]fsys.Run, len(runs))
+				for i, q := range runs {
+					stored[i] = fsys.Run{Off: q.off, Len: q.n, FileOff: q.fileOff, Compressed: true, Codec: q.codec()}
+				}
+				f.File, err = cr.OpenCompressedRuns(stored, f.Size)
+			} else {
+				f.File, err = rd.Open(path)
 			}
-			f := RegularFile{Partition: p.info.Name, Path: path, Size: x.nodes[n].size, File: fl}
-			for _, q := range byNode[n] {
+			if err != nil {
+				continue // unreadable
+			}
+			for _, q := range runs {
 				f.Runs = m.appendGuestRuns(f.Runs, p, fsys.Run{Off: q.off, Len: q.n, FileOff: q.fileOff})
 			}
 			slices.SortFunc(f.Runs, func(a, b GuestRun) int { return cmp.Compare(a.FileOff, b.FileOff) })

@@ -272,13 +272,17 @@ func (d *decoder) compressedRuns(ctx context.Context, v *viewState, m *guestfs.M
 	if err != nil {
 		return out, err
 	}
-	// NTFS's compressed files: its reader decompresses them whole.
+	// NTFS's compressed files: its reader decompresses them whole, a
+	// deleted file's from what is left of its clusters.
 	err = m.CompressedFiles(ctx, 1, func(f guestfs.RegularFile) error {
 		if len(f.Runs) == 0 {
 			return nil
 		}
-		out = append(out, &container{v: v, g: f.Runs[0].Off, size: f.Size, r: f.File, runs: f.Runs,
-			part: f.Partition, path: f.Path, codec: decode.NTFSLZNT1})
+		c := &container{v: v, g: f.Runs[0].Off, size: f.Size, r: f.File, runs: f.Runs, codec: decode.NTFSLZNT1}
+		if !f.Deleted {
+			c.part, c.path = f.Partition, f.Path
+		}
+		out = append(out, c)
 		return nil
 	})
 	return out, err

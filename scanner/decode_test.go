@@ -538,11 +538,13 @@ func TestBtrfsCompressedProvenance(t *testing.T) {
 // TestNTFSCompressedFiles: a key in a log that ntfs-3g wrote compressed
 // (LZNT1, in a folder with the compressed attribute) is found at its path,
 // live, through the filesystem's decompression, at its offset in the
-// file; --no-decode does not find it in the file.
+// file; --no-decode does not find it in the file. A key in such a log
+// that was then deleted (its MFT record intact, its clusters free) is
+// found decoded from them, deleted.
 func TestNTFSCompressedFiles(t *testing.T) {
 	testutil.RequireTool(t, "mkntfs", "ntfs-3g", "ssh-keygen")
 	dir := t.TempDir()
-	key := freshKey(t, dir, "ntfs")
+	key, gone := freshKey(t, dir, "ntfs"), freshKey(t, dir, "ntfs-gone")
 	var log strings.Builder
 	for i := 0; log.Len() < 150000; i++ {
 		fmt.Fprintf(&log, "Dec  6 10:%02d:%02d web01 sshd[%d]: Accepted publickey for deploy\n", i/60%60, i%60, 800+i)
@@ -558,6 +560,14 @@ func TestNTFSCompressedFiles(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(d, "deploy.log"), append([]byte(log.String()), key...), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		old := filepath.Join(d, "deploy.log.1")
+		if err := os.WriteFile(old, append([]byte(log.String()), gone...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Sync()
+		if err := os.Remove(old); err != nil {
+			t.Fatal(err)
+		}
 	}})
 	rep := scanFile(t, scanner.Options{}, img)
 	f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
@@ -571,12 +581,21 @@ func TestNTFSCompressedFiles(t *testing.T) {
 		}
 		t.Errorf("locations %q", got)
 	}
-	// Raw, the key is not in the file (ntfs-3g may leave a plain copy in
-	// free clusters, which is found as such).
+	g := findingOf(t, rep, fp(bytes.TrimRight(gone, "\n")))
+	if !slices.ContainsFunc(g.Locations, func(l report.Location) bool {
+		return l.Path == "/Logs/deploy.log.1" && chainText(l) == "ntfs-lznt1" && l.State == report.StateDeletedRecord && l.Exposure == report.ExposureDeleted &&
+			l.DecodedOffset != nil && *l.DecodedOffset == int64(log.Len())
+	}) {
+		t.Errorf("the deleted log's key: %+v", g.Locations)
+	}
+	// Raw, the keys are not in the files (ntfs-3g may leave a plain copy
+	// in free clusters, which is found as such).
 	plain := scanFile(t, scanner.Options{NoDecode: true}, img)
 	for _, f := range plain.Findings {
-		if f.Fingerprint == fp(bytes.TrimRight(key, "\n")) && slices.ContainsFunc(f.Locations, func(l report.Location) bool { return l.Path != "" }) {
-			t.Errorf("--no-decode found the key NTFS stored compressed: %+v", f.Locations)
+		for _, k := range [][]byte{key, gone} {
+			if f.Fingerprint == fp(bytes.TrimRight(k, "\n")) && slices.ContainsFunc(f.Locations, func(l report.Location) bool { return l.Path != "" }) {
+				t.Errorf("--no-decode found a key NTFS stored compressed: %+v", f.Locations)
+			}
 		}
 	}
 }

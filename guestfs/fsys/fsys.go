@@ -94,6 +94,15 @@ type Reader interface {
 	ReadDir(path string) ([]fs.DirEntry, error)
 }
 
+// CompressedRunReader is implemented by filesystems whose compressed
+// runs only a file reader can decode, a stream's runs together (NTFS's
+// compression units). It reads a file's bytes from the runs a walk gave
+// for it: that is how the data of a deleted file, which no path opens, is
+// decoded.
+type CompressedRunReader interface {
+	OpenCompressedRuns(runs []Run, size int64) (File, error)
+}
+
 // File is an opened regular file of a guest filesystem.
 type File interface {
 	io.ReaderAt

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/internal/fstest"
 	"github.com/imgaudit/imgaudit/guestfs/internal/sparseimg"
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -40,7 +41,7 @@ func TestFuzzSeedsOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fstest.WalksTo(t, v, "/etc/app/credentials", "/etc/small.conf:stream", "/deleted.txt", "/deleted-small.txt")
+		fstest.WalksTo(t, v, "/etc/app/credentials", "/etc/small.conf:stream", "/deleted.txt", "/deleted-small.txt", "/cdir/gone.txt")
 		// The compressed file reads back: LZNT1, stored and sparse units.
 		f, err := v.Open("/cdir/comp.txt")
 		if err != nil {
@@ -51,6 +52,21 @@ func TestFuzzSeedsOpen(t *testing.T) {
 		if _, err := f.ReadAt(b, 0); err != nil || len(b) != len(text)+(64<<10)+(128<<10) || !bytes.HasPrefix(b, text) || len(bytes.Trim(b[len(b)-128<<10:], "\x00")) != 0 {
 			t.Errorf("/cdir/comp.txt: %d bytes, %v", len(b), err)
 		}
+		// The deleted compressed file decodes from its runs.
+		gone := bytes.Repeat([]byte("deleted compressed token\n"), 4000)
+		v.Walk(context.Background(), func(e fsys.Entry) error {
+			if e.Path == "/cdir/gone.txt" {
+				g, err := v.OpenCompressedRuns(e.Runs, e.Size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := make([]byte, g.Size())
+				if _, err := g.ReadAt(b, 0); err != nil || !bytes.Equal(b, gone) {
+					t.Errorf("/cdir/gone.txt: %d bytes, %v", len(b), err)
+				}
+			}
+			return nil
+		})
 	}
 }
 

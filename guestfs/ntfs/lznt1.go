@@ -96,6 +96,11 @@ type compressedStream struct {
 	size, init int64      // bytes from init on read as zeros
 	unit       int64      // bytes in a compression unit
 	runs       []fsys.Run // the allocated clusters, by file offset
+	// salvage marks a deleted file's stream, read from the clusters
+	// $Bitmap still has free (OpenCompressedRuns): a unit reads what its
+	// clusters decode to up to the first one that is missing or does
+	// not decode, and zeros after it.
+	salvage bool
 
 	mu     sync.Mutex
 	cached int64 // the unit in buf, -1 for none
@@ -115,6 +120,31 @@ func (f *FS) newCompressedStream(s *stream, runs []fsys.Run) (*compressedStream,
 	rs := slices.Clone(runs)
 	slices.SortFunc(rs, func(a, b fsys.Run) int { return cmp.Compare(a.FileOff, b.FileOff) })
 	return &compressedStream{f: f, size: s.size, init: s.init, unit: unit, runs: rs, cached: -1}, nil
+}
+
+// OpenCompressedRuns reads a compressed stream from the runs a walk gave
+// for it: how a deleted file's data, which no path opens, is decoded.
+// Such a file's runs are the clusters $Bitmap still has free, so a unit
+// some of whose clusters were allocated again since reads as what the
+// clusters before the first one missing decode to, and zeros after:
+// what the file held there is gone, and the new owner's bytes are not
+// the deleted file's. The unit is 16 clusters, the only one that Windows
+// and ntfs-3g write (the runs do not carry the record's own).
+func (f *FS) OpenCompressedRuns(runs []fsys.Run, size int64) (fsys.File, error) {
+	for _, r := range runs {
+		if !r.Compressed || r.Codec != "lznt1" {
+			return nil, fmt.Errorf("ntfs: %s: run of %d bytes at %d is not LZNT1-compressed", f.name, r.Len, r.Off)
+		}
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("ntfs: %s: size %d", f.name, size)
+	}
+	c, err := f.newCompressedStream(&stream{size: size, init: size, compressed: true, cuLog: 4}, runs)
+	if err != nil {
+		return nil, fmt.Errorf("ntfs: %s: %w", f.name, err)
+	}
+	c.salvage = true
+	return c, nil
 }
 
 func (c *compressedStream) Size() int64 { return c.size }
@@ -167,6 +197,9 @@ func (c *compressedStream) load(u int64) error {
 	for ; i < len(c.runs) && c.runs[i].FileOff < end; i++ {
 		r := c.runs[i]
 		s, e := max(start, r.FileOff), min(end, r.FileOff+r.Len)
+		if c.salvage && s != start+int64(len(c.stored)) {
+			break // a cluster allocated again: the unit's data stops here
+		}
 		if s >= e || int64(len(c.stored))+(e-s) > c.unit {
 			continue
 		}
@@ -182,7 +215,9 @@ func (c *compressedStream) load(u int64) error {
 		copy(c.buf, c.stored)
 	case 0: // sparse
 	default:
-		if _, err := decompressLZNT1(c.stored, c.buf); err != nil {
+		// A salvaged unit keeps what decoded before the error (its
+		// later clusters were allocated again); c.buf is zeros after.
+		if _, err := decompressLZNT1(c.stored, c.buf); err != nil && !c.salvage {
 			return err
 		}
 	}

@@ -43,6 +43,12 @@ func Exercise(t *testing.T, f fsys.FS, size int64, paths ...string) {
 				fl.ReadAt(make([]byte, min(fl.Size(), 1<<16)), 0)
 			}
 		}
+		// A deleted file's compressed data, decoded from its runs.
+		if cr, ok := f.(fsys.CompressedRunReader); ok && e.Deleted && len(e.Runs) > 0 && e.Runs[0].Compressed && n < 50 {
+			if fl, err := cr.OpenCompressedRuns(e.Runs, e.Size); err == nil {
+				fl.ReadAt(make([]byte, min(fl.Size(), 1<<17)), 0)
+			}
+		}
 		return nil
 	})
 	for _, off := range []int64{0, 0x10000, size / 3, size / 2, size - 1} {

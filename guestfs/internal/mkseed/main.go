@@ -152,10 +152,13 @@ func ntfsSeeds(tmp string) map[string][]byte {
 	rand.New(rand.NewSource(1)).Read(noise)
 	comp := append(bytes.Repeat([]byte("aws_secret_access_key = x\n"), 3000), noise...)
 	must(os.WriteFile(filepath.Join(mnt, "cdir/comp.txt"), append(comp, make([]byte, 128<<10)...), 0o644))
+	// A deleted compressed file: its units decode from its runs.
+	must(os.WriteFile(filepath.Join(mnt, "cdir/gone.txt"), bytes.Repeat([]byte("deleted compressed token\n"), 4000), 0o644))
 	must(os.WriteFile(filepath.Join(mnt, "deleted.txt"), bytes.Repeat([]byte("deleted token\n"), 500), 0o644))
 	must(os.WriteFile(filepath.Join(mnt, "deleted-small.txt"), []byte("tiny deleted\n"), 0o644))
 	run("sync")
 	must(os.Remove(filepath.Join(mnt, "deleted.txt")))
+	must(os.Remove(filepath.Join(mnt, "cdir/gone.txt")))
 	must(os.Remove(filepath.Join(mnt, "deleted-small.txt")))
 	run("umount", mnt)
 	must(cmd.Wait())
