@@ -56,7 +56,7 @@ const (
 // Match is what Probe recognised.
 type Match struct {
 	// Name is the format as the errors of formats.Open name it: "qcow2", "vmdk", "vpc", "vhdx", "vdi", "raw", "ova", "vma",
-	// "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
+	// "tar", "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
 	// "vmware-state", "vmware-vmem", "vbox-sav".
 	Name       string
 	Kind       FormatKind
@@ -103,6 +103,15 @@ func formatTable() []format {
 			}
 			return 0
 		}, ova.New},
+		// A tar of VM disks without an OVF, or any gzip-compressed tar of
+		// them (a GCE image's disk.raw, a Vagrant box): its members'
+		// first bytes say so.
+		{"tar", FormatArchive, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
+			if ova.ProbeTarball(head, r, size) {
+				return Layout
+			}
+			return 0
+		}, ova.NewTarball},
 		{"vhdx", FormatDisk, magic(vhdx.Probe), vhdx.New},
 		{"libvirt-save", FormatMemory, magic(libvirtsave.Probe), libvirtsave.New},
 		{"qemu-migration", FormatMemory, magic(qemustream.Probe), qemustream.New},

@@ -97,3 +97,63 @@ func TestOVAEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestTarballEndToEnd: VM disks shipped in tarballs scan as disks: a GCE
+// image (disk.raw, a GNU sparse member of a tar.gz), a Vagrant libvirt box
+// (a qcow2 in a tar.gz) and a Vagrant VirtualBox box (an OVF and a
+// streamOptimized VMDK in a tar.gz). The planted key is found at its path
+// in the guest's ext4, live. Read as raw bytes, the disks had been decoded
+// only up to the 100:1 expansion cap, and the key was not found at all.
+// Past --max-inflate, the run is incomplete.
+func TestTarballEndToEnd(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "mkfs.ext4", "ssh-keygen", "tar", "gzip")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "root/root/.ssh"), 0o700)
+	key := filepath.Join(dir, "root/root/.ssh/id_rsa")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", key)
+	want := fp(pemBlock(t, key))
+	testutil.Bash(t, dir, `
+truncate -s 64M disk.raw
+mkfs.ext4 -q -d root disk.raw
+qemu-img convert -f raw -O qcow2 disk.raw box.img
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized disk.raw box-disk001.vmdk
+echo '{"provider":"libvirt","format":"qcow2"}' > metadata.json
+cat > box.ovf <<'OVF'
+<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References><File ovf:href="box-disk001.vmdk" ovf:id="file1"/></References>
+  <DiskSection><Info>disks</Info><Disk ovf:capacity="67108864" ovf:diskId="vmdisk1" ovf:fileRef="file1"/></DiskSection>
+</Envelope>
+OVF
+tar --format=oldgnu -Sczf gce.tar.gz disk.raw
+tar czf libvirt.box metadata.json box.img
+tar czf virtualbox.box box.ovf box-disk001.vmdk metadata.json
+`)
+	for _, c := range []struct{ file, view string }{
+		{"gce.tar.gz", "gce.tar.gz#current:disk.raw"},
+		{"libvirt.box", "libvirt.box#current:box.img"},
+		{"virtualbox.box", "virtualbox.box#current:box-disk001.vmdk"},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			img := filepath.Join(dir, c.file)
+			rep := scanFile(t, scanner.Options{}, img)
+			if !rep.Complete || len(rep.Targets) != 1 || rep.Targets[0].Format != "tar" {
+				t.Fatalf("complete %v, targets %+v", rep.Complete, rep.Targets)
+			}
+			found := false
+			for _, f := range rep.Findings {
+				for _, l := range f.Locations {
+					if f.Fingerprint == want && l.View == c.view && l.Path == "/root/.ssh/id_rsa" && l.Exposure == "live" {
+						found = true
+					}
+				}
+			}
+			if !found {
+				t.Errorf("planted key not found at its path in %s; findings: %s", c.view, summary(rep))
+			}
+		})
+	}
+	if rep := scanFile(t, scanner.Options{MaxInflate: 8 << 20}, filepath.Join(dir, "gce.tar.gz")); rep.Complete {
+		t.Errorf("a disk cut at --max-inflate left the run complete")
+	}
+}

@@ -1,10 +1,17 @@
 package ova
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/raw"
 
 	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 )
@@ -39,4 +46,47 @@ func TestWriteSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// FuzzTarball probes and opens arbitrary bytes as a tarball of disks, its
+// disks read by the raw reader. It must never panic, and never inflate or
+// spool past its bound. The seeds are a plain tar and a tar.gz whose one
+// member starts with a partition table.
+func FuzzTarball(f *testing.F) {
+	disk := make([]byte, 8192)
+	disk[446], disk[450], disk[454], disk[458] = 0x80, 0x83, 1, 4
+	disk[510], disk[511] = 0x55, 0xAA
+	copy(disk[4096:], "api_token = FUZZ-SEED")
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	tw.WriteHeader(&tar.Header{Name: "metadata.json", Mode: 0o644, Size: 2})
+	tw.Write([]byte("{}"))
+	tw.WriteHeader(&tar.Header{Name: "disk.raw", Mode: 0o644, Size: int64(len(disk))})
+	tw.Write(disk)
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain.Bytes())
+	zw.Close()
+	f.Add(plain.Bytes())
+	f.Add(gz.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		head := data[:min(len(data), 4096)]
+		if !ProbeTarball(head, r, int64(len(data))) {
+			return
+		}
+		const bound = 4 << 20
+		im, err := NewTarball(context.Background(), r, int64(len(data)), "fuzz", model.Options{Open: raw.New, MaxInflate: bound})
+		if err != nil {
+			return
+		}
+		defer im.Close()
+		for _, v := range im.Views {
+			if v.Disk.Size() > bound {
+				t.Fatalf("view %s: %d bytes, past the %d-byte bound", v.ID, v.Disk.Size(), bound)
+			}
+			v.Disk.ReadAt(make([]byte, 4096), 0)
+		}
+	})
 }

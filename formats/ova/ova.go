@@ -361,12 +361,25 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 		}}}
 		notes = append(notes, "disk is not a VMDK: read as raw")
 	}
+	out := renameViews(p, fl.Href, sub, notes, hostName, mapOff)
+	if len(out) > 0 && out[0].Incomplete == nil {
+		// One reason per cut: on the disk's first (current) view.
+		out[0].Incomplete = cut
+	}
+	return out, nil
+}
+
+// renameViews gives the views of the disk in archive member href of the
+// archive at p IDs like "export.ova#current:disk1.vmdk", notes before
+// their own, the disk's attributes, and extents in the archive's terms:
+// host, at the offset mapOff gives.
+func renameViews(p, href string, sub *model.Image, notes []string, host string, mapOff func(int64) (int64, int64, bool)) []model.View {
 	base := filepath.Base(p)
 	var out []model.View
-	for i, v := range sub.Views {
+	for _, v := range sub.Views {
 		nv := v
-		nv.Name = fl.Href
-		nv.ID = base + "#" + string(v.Kind) + ":" + fl.Href
+		nv.Name = href
+		nv.ID = base + "#" + string(v.Kind) + ":" + href
 		// The disk's own view ID says what tells its views of one kind
 		// apart ("disk1.vmdk#unreferenced:stale-grains"); its Name may
 		// say more (the file an unreferenced view's clusters are in).
@@ -376,21 +389,18 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 			nv.Name += "#" + sfx
 		}
 		nv.Notes = append(append([]string{}, notes...), v.Notes...)
-		nv.Disk = &hostMapped{Disk: v.Disk, member: fl.Href, host: hostName, mapOff: mapOff}
-		if nv.Attrs == nil {
-			nv.Attrs = map[string]string{}
+		nv.Disk = &hostMapped{Disk: v.Disk, member: href, host: host, mapOff: mapOff}
+		nv.Attrs = map[string]string{}
+		for k, a := range v.Attrs {
+			nv.Attrs[k] = a
 		}
 		for k, a := range sub.Attrs {
 			nv.Attrs[k] = a
 		}
-		nv.Attrs["href"] = fl.Href
-		if i == 0 && nv.Incomplete == nil {
-			// One reason per cut: on the disk's first (current) view.
-			nv.Incomplete = cut
-		}
+		nv.Attrs["href"] = href
 		out = append(out, nv)
 	}
-	return out, nil
+	return out
 }
 
 // inflateBudget is what the gzip disks of one OVA may still inflate to.

@@ -1,0 +1,339 @@
+package ova
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/imgaudit/imgaudit/decode/inflate"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/qcow2"
+	"github.com/imgaudit/imgaudit/formats/tarindex"
+	"github.com/imgaudit/imgaudit/formats/vdi"
+	"github.com/imgaudit/imgaudit/formats/vhdx"
+	"github.com/imgaudit/imgaudit/formats/vmdk"
+	"github.com/imgaudit/imgaudit/guestfs"
+	"github.com/imgaudit/imgaudit/internal/spool"
+)
+
+// Tarballs: VM disks shipped in a tar without an OVF descriptor, or in a
+// gzip-compressed tar. A Google Compute Engine image is a disk.raw in a
+// .tar.gz; a Vagrant box (.box) is a tar or tar.gz of a qcow2 (box.img,
+// libvirt) or of an OVF and its VMDK (VirtualBox). Read as raw bytes, the
+// disks of a compressed one were only decoded up to the decoders' 100:1
+// expansion cap (a disk is mostly zeros), and nothing in them was
+// attributed to a file.
+
+// What ProbeTarball reads of a gzip-compressed file: enough input to
+// decode the first members' headers, whatever they hold.
+const (
+	probeInput  = 64 << 10
+	probeOutput = 1 << 20
+)
+
+// ProbeTarball reports whether a file is a tarball of VM disks: a tar,
+// plain or gzip-compressed, among whose members that start in its first
+// MiB (decompressed) one starts like a disk (the magic number of qcow2,
+// VMDK, VHDX or VDI, a partition table, or a filesystem guestfs
+// recognises), or, in a compressed tar, is an .ovf descriptor (a plain tar
+// with one is an OVA: Probe). The content decides, never the file's name,
+// so that a source tarball stays a file whose members the decoders read.
+func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
+	compressed := len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b
+	var b []byte
+	if compressed {
+		in := make([]byte, min(size, probeInput))
+		n, _ := r.ReadAt(in, 0)
+		zr, err := inflate.NewMultiGzipReader(bufio.NewReader(bytes.NewReader(in[:n])))
+		if err != nil {
+			return false
+		}
+		b, _ = io.ReadAll(io.LimitReader(zr, probeOutput))
+	} else {
+		if len(head) < 512 || !bytes.Equal(head[257:262], []byte("ustar")) {
+			return false
+		}
+		b = make([]byte, min(size, probeOutput))
+		n, _ := r.ReadAt(b, 0)
+		b = b[:n]
+	}
+	if len(b) < 512 || !bytes.Equal(b[257:262], []byte("ustar")) {
+		return false
+	}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for range 16 {
+		h, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if compressed && strings.EqualFold(path.Ext(h.Name), ".ovf") {
+			return true
+		}
+		if !regularType(h.Typeflag) {
+			continue
+		}
+		mh := make([]byte, min(h.Size, 4096))
+		n, _ := io.ReadFull(tr, mh)
+		if diskHead(mh[:n]) {
+			return true
+		}
+	}
+	return false
+}
+
+// diskHead reports whether b, a file's first bytes, starts a VM disk.
+func diskHead(b []byte) bool {
+	switch {
+	case qcow2.Probe(b, nil, 0), vmdk.ProbeExtent(b), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0):
+		return true
+	case len(b) >= 520 && string(b[512:520]) == "EFI PART":
+		return true
+	case len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA:
+		return true // an MBR, or a FAT or NTFS boot sector
+	}
+	return guestfs.Detect(b) != ""
+}
+
+// maxTarballDepth refuses a tarball inside a disk inside a tarball, and
+// so on, past a few levels: each level spools.
+const maxTarballDepth = 4
+
+// NewTarball reads a tarball of VM disks that r holds, size bytes, named
+// name (see ProbeTarball). Each member that starts like a disk becomes the
+// views of its format (formats.New, through Options.Open), opened alone
+// (its own names, a qcow2's backing file, resolve to nothing), with IDs
+// like "image.tar.gz#current:disk.raw"; other members are not read.
+//
+// A plain tar's disks are read in place. A gzip-compressed tar is
+// inflated once, as a stream: each disk member goes to an
+// already-unlinked temporary file with its zero blocks left as holes (a
+// disk is mostly zeros; a GNU sparse member, as GCE's `tar -S` writes
+// disk.raw, is expanded the same way), and what the whole tar inflates
+// to is bounded by the Options' MaxInflate (--max-inflate, 8 GiB by
+// default). Past it the disk being inflated is cut there and read up to
+// the cut, and its view says so: the run is incomplete.
+func NewTarball(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	if opts.Depth >= maxTarballDepth {
+		return nil, model.Errorf(name, 0, "tarball nested %d deep", opts.Depth)
+	}
+	im := &model.Image{Path: name, Format: "tar", Attrs: map[string]string{}}
+	head := make([]byte, min(size, 2))
+	r.ReadAt(head, 0)
+	var err error
+	if bytes.Equal(head, []byte{0x1f, 0x8b}) {
+		im.Attrs["compression"] = "gzip"
+		err = streamTar(ctx, im, r, size, opts)
+	} else {
+		err = inPlaceTar(ctx, im, r, size, opts)
+	}
+	if err == nil && len(im.Views) == 0 {
+		err = model.Errorf(name, -1, "no member of the tar is a VM disk")
+	}
+	if err != nil {
+		im.Close()
+		if len(im.Errors) > 0 {
+			err = fmt.Errorf("%w; %w", err, errors.Join(im.Errors...))
+		}
+		return nil, err
+	}
+	return im, nil
+}
+
+// inPlaceTar opens the disks of a plain tar where they are; a sparse
+// member, whose data is not stored in one piece, is expanded to a
+// temporary file first.
+func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, opts model.Options) error {
+	x, err := tarindex.Build(ctx, r, size, im.Path, maxMembers)
+	if err != nil {
+		return err
+	}
+	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
+	for _, e := range x.Entries() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !regularType(e.Type) {
+			continue
+		}
+		m := member{name: strings.TrimPrefix(e.Raw, "./"), off: e.Offset, size: e.Size}
+		if e.Sparse {
+			tr := tar.NewReader(io.NewSectionReader(r, e.Header, size-e.Header))
+			h, err := tr.Next()
+			if err != nil {
+				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, e.Header, "tar member %.80q", m.name))
+				continue
+			}
+			spent, _, err := spoolMember(ctx, im, tr, m.name, h.Size, e.Header, budget, func() bool { return false }, opts)
+			budget -= spent
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		mh := make([]byte, min(m.size, 4096))
+		if _, err := r.ReadAt(mh, m.off); err != nil && err != io.EOF {
+			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, m.off, "read tar member %.80q", m.name))
+			continue
+		}
+		if !diskHead(mh) {
+			continue
+		}
+		sr := io.NewSectionReader(r, m.off, m.size)
+		sub, err := openDiskMember(ctx, im, sr, m.size, m.name, m.off, opts)
+		if err != nil {
+			im.Errors = append(im.Errors, err)
+			continue
+		}
+		st := &pieces{r: r, parts: []piece{{at: 0, off: m.off, size: m.size}}, size: m.size}
+		note := fmt.Sprintf("%s disk read in place from the tar member %s at offset %d", sub.Format, m.name, m.off)
+		addViews(im, renameViews(im.Path, m.name, sub, []string{note}, im.Path, st.hostOffset))
+	}
+	return nil
+}
+
+// streamTar inflates a gzip-compressed tar once and opens its disks from
+// temporary files.
+func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, opts model.Options) error {
+	cr := tarindex.NewCursor(r, size)
+	br := bufio.NewReaderSize(cr, 1<<20)
+	zr, err := inflate.NewMultiGzipReader(br)
+	if err != nil {
+		return model.Wrapf(err, im.Path, 0, "gzip")
+	}
+	defer zr.Close()
+	// All the tar inflates to, skipped members included, counts: a member
+	// that is no disk is still inflated to reach the next header.
+	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
+	lr := &io.LimitedReader{R: zr, N: budget}
+	tr := tar.NewReader(lr)
+	consumed := func() int64 { return cr.Pos() - int64(br.Buffered()) }
+	for range maxMembers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if lr.N <= 0 {
+				err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached between members", budget)
+			}
+			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "gzip-compressed tar"))
+			return nil
+		}
+		if !regularType(h.Typeflag) {
+			continue
+		}
+		_, cut, err := spoolMember(ctx, im, tr, strings.TrimPrefix(h.Name, "./"), h.Size, consumed(), lr.N, func() bool { return lr.N <= 0 }, opts)
+		if err != nil || cut {
+			return err // a cut disk says why; nothing after it was inflated
+		}
+	}
+	im.Errors = append(im.Errors, model.Errorf(im.Path, consumed(), "more than %d tar members", maxMembers))
+	return nil
+}
+
+// spoolMember reads the member tr is at, and if it starts like a disk,
+// writes it to an unlinked temporary file (zero blocks as holes), at most
+// limit bytes, and opens it. size is the member's (expanded) size from
+// its header; at is where the member is in the archive
+// (the compressed stream's offset, for a compressed tar); exhausted
+// reports whether what feeds tr has reached its inflate bound, which then
+// is why the member ends early. It returns the bytes it spooled and
+// whether the disk was cut; only a cancelled ctx is an error.
+func spoolMember(ctx context.Context, im *model.Image, tr *tar.Reader, name string, size, at, limit int64, exhausted func() bool, opts model.Options) (int64, bool, error) {
+	mh := make([]byte, 4096)
+	n, err := io.ReadFull(tr, mh)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		im.Errors = append(im.Errors, model.Wrapf(err, im.Path, at, "tar member %.80q", name))
+		return 0, true, nil
+	}
+	if !diskHead(mh[:n]) {
+		return 0, false, nil
+	}
+	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-tar-*.spool", io.MultiReader(bytes.NewReader(mh[:n]), tr), limit)
+	var cut error
+	switch {
+	case err != nil && ctx.Err() != nil:
+		if tmp != nil {
+			tmp.Close()
+		}
+		return st.Size, true, ctx.Err()
+	case errors.Is(err, spool.ErrLimit) || st.Size < size && exhausted():
+		if st.Size > limit {
+			if terr := tmp.Truncate(limit); terr != nil {
+				tmp.Close()
+				return limit, true, terr
+			}
+			st.Size = limit
+		}
+		cut = model.Errorf(im.Path, at, "disk %.80q cut after %d bytes, at the inflate bound (--max-inflate): the rest is not inflated or scanned", name, st.Size)
+	case err != nil:
+		// The stream broke inside the member: what came out is read,
+		// and the view says the rest is missing.
+		cut = model.Wrapf(err, im.Path, at, "disk %.80q cut after %d bytes", name, st.Size)
+	case st.Size < size:
+		// The spool takes a stream that ends early for the end.
+		cut = model.Errorf(im.Path, at, "disk %.80q ends after %d of its %d bytes: the archive is cut short", name, st.Size, size)
+	}
+	if tmp == nil {
+		im.Errors = append(im.Errors, cut)
+		return st.Size, true, nil
+	}
+	im.AddCloser(tmp)
+	sub, err := openDiskMember(ctx, im, tmp, st.Size, name, at, opts)
+	if err != nil {
+		im.Errors = append(im.Errors, errors.Join(cut, err))
+		return st.Size, cut != nil, nil
+	}
+	note := fmt.Sprintf("%s disk in the tar member %s, %d bytes: inflated or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the member", sub.Format, name, st.Size, min(st.Written, st.Size))
+	views := renameViews(im.Path, name, sub, []string{note}, im.Path+"!"+name, func(off int64) (int64, int64, bool) {
+		return off, st.Size - off, off >= 0 && off < st.Size
+	})
+	if len(views) > 0 && views[0].Incomplete == nil {
+		views[0].Incomplete = cut
+	} else if cut != nil {
+		im.Errors = append(im.Errors, cut)
+	}
+	addViews(im, views)
+	return st.Size, cut != nil, nil
+}
+
+// openDiskMember opens the disk in a tar member as whatever format its
+// bytes are (Options.Open: formats.New), alone: no backing file, no name
+// resolved.
+func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, name string, at int64, opts model.Options) (*model.Image, error) {
+	if opts.Open == nil {
+		return nil, model.Errorf(im.Path, at, "tar member %.80q: no reader for its format", name)
+	}
+	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, NoBacking: true})
+	if err != nil {
+		return nil, model.Wrapf(err, im.Path, at, "tar member %.80q", name)
+	}
+	im.AddCloser(sub)
+	for _, e := range sub.Errors {
+		im.Errors = append(im.Errors, fmt.Errorf("%s: tar member %s: %w", im.Path, name, e))
+	}
+	return sub, nil
+}
+
+// regularType reports a regular file's tar type, a GNU sparse one's
+// included.
+func regularType(t byte) bool {
+	return t == tar.TypeReg || t == tar.TypeRegA || t == tar.TypeGNUSparse
+}
+
+func addViews(im *model.Image, views []model.View) {
+	im.Views = append(im.Views, views...)
+	if v, ok := firstCurrent(views); ok && im.VirtualSize == 0 {
+		im.VirtualSize = v.Disk.Size()
+	}
+}

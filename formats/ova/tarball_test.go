@@ -1,0 +1,173 @@
+package ova_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/ova"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// tarballDisks makes, with the real tools, an ext4 disk (mkfs.ext4 -d)
+// holding a file, its qcow2 (qemu-img convert), and the tarballs that
+// ship such disks: a GCE image (tar --format=oldgnu -Sczf of disk.raw, a
+// GNU sparse member), a Vagrant libvirt box (tar.gz of metadata.json,
+// Vagrantfile and box.img, a qcow2), a plain tar and a plain sparse tar.
+// It returns the directory and each disk's bytes as `qemu-img convert -O
+// raw` writes them.
+func tarballDisks(t *testing.T) (string, map[string][]byte) {
+	t.Helper()
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "tar", "gzip")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `
+mkdir -p root/etc/app
+printf 'api_token = TARBALL-PLANTED-SECRET-7c2a\n' > root/etc/app/credentials
+truncate -s 48M disk.raw
+mkfs.ext4 -q -d root disk.raw
+qemu-img convert -f raw -O qcow2 disk.raw box.img
+echo '{"provider":"libvirt","format":"qcow2","virtual_size":1}' > metadata.json
+echo 'Vagrant.configure("2") do |config| end' > Vagrantfile
+tar --format=oldgnu -Sczf gce.tar.gz disk.raw
+tar czf libvirt.box metadata.json Vagrantfile box.img
+tar cf plain.tar metadata.json disk.raw
+tar -Scf sparse.tar disk.raw
+qemu-img convert -O raw box.img box.raw
+mkdir src && cp root/etc/app/credentials src/ && tar czf source.tar.gz src
+`)
+	want := map[string][]byte{}
+	for name, file := range map[string]string{"disk.raw": "disk.raw", "box.img": "box.raw"} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = b
+	}
+	return dir, want
+}
+
+// TestTarball: each tarball opens as the disks it ships, each view's bytes
+// identical to what qemu-img convert -O raw gives of the disk; a
+// compressed one's disk is spooled with its zero blocks as holes (its
+// allocated extents are its data, not its size). A tar of files that are
+// no disks stays a raw file, for the decoders.
+func TestTarball(t *testing.T) {
+	dir, want := tarballDisks(t)
+	for _, c := range []struct {
+		file, member, format string
+		spooled              bool // expanded to a temporary file, zero blocks as holes
+	}{
+		{"gce.tar.gz", "disk.raw", "raw", true},
+		{"libvirt.box", "box.img", "qcow2", true},
+		{"plain.tar", "disk.raw", "raw", false},
+		{"sparse.tar", "disk.raw", "raw", true},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			before := testutil.FileSnapshot(t, filepath.Join(dir, c.file))
+			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if im.Format != "tar" || len(im.Views) == 0 || len(im.Errors) != 0 {
+				t.Fatalf("format %q, %d views, errors %v", im.Format, len(im.Views), im.Errors)
+			}
+			v := im.Views[0]
+			if v.ID != c.file+"#current:"+c.member || v.Kind != model.KindCurrent || v.Incomplete != nil {
+				t.Errorf("view %q kind %s incomplete %v", v.ID, v.Kind, v.Incomplete)
+			}
+			got := make([]byte, v.Disk.Size())
+			if _, err := v.Disk.ReadAt(got, 0); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want[c.member]) {
+				t.Errorf("%s: %d bytes, not what qemu-img convert -O raw gives (%d bytes)", c.member, len(got), len(want[c.member]))
+			}
+			if !strings.Contains(strings.Join(v.Notes, " "), c.format+" disk") {
+				t.Errorf("notes %q do not name the %s disk", v.Notes, c.format)
+			}
+			var allocated int64
+			for e, err := range v.Disk.Extents(context.Background()) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				allocated += e.Length
+			}
+			if c.member == "disk.raw" && c.spooled != (allocated < v.Disk.Size()/4) {
+				t.Errorf("%d of %d bytes allocated", allocated, v.Disk.Size())
+			}
+			if !bytes.Equal(before, testutil.FileSnapshot(t, filepath.Join(dir, c.file))) {
+				t.Errorf("%s changed", c.file)
+			}
+		})
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "source.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := formats.Probe(b[:min(len(b), formats.HeadLen)], bytes.NewReader(b), int64(len(b)), "source.tar.gz"); m.Name != "raw" {
+		t.Errorf("a tar.gz of files probes as %q", m.Name)
+	}
+}
+
+// TestTarballInflateBound: past --max-inflate, the disk being inflated is
+// cut there, read up to the cut, and its view says so, naming the file
+// and the offset of the member in it; the temporary file holds no more
+// than the bound. A gzip of 256 MiB of zeros behind a partition table
+// stays inside a 16 MiB bound.
+func TestTarballInflateBound(t *testing.T) {
+	dir, _ := tarballDisks(t)
+	testutil.Bash(t, dir, `
+truncate -s 256M zeros.raw
+printf '\x55\xaa' | dd of=zeros.raw bs=1 seek=510 conv=notrunc status=none
+printf '\x80\x00\x00\x00\x83\x00\x00\x00\x00\x08\x00\x00\x00\x00\x01\x00' | dd of=zeros.raw bs=1 seek=446 conv=notrunc status=none
+tar czf bomb.tar.gz zeros.raw
+`)
+	for _, c := range []struct {
+		file  string
+		bound int64
+	}{
+		{"gce.tar.gz", 4 << 20},
+		{"bomb.tar.gz", 16 << 20},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{MaxInflate: c.bound})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if len(im.Views) != 1 {
+				t.Fatalf("%d views, errors %v", len(im.Views), im.Errors)
+			}
+			v := im.Views[0]
+			if v.Incomplete == nil || !strings.Contains(v.Incomplete.Error(), c.file+": offset ") || !strings.Contains(v.Incomplete.Error(), "--max-inflate") {
+				t.Errorf("incomplete: %v", v.Incomplete)
+			}
+			if v.Disk.Size() > c.bound {
+				t.Errorf("%d bytes inflated, bound %d", v.Disk.Size(), c.bound)
+			}
+		})
+	}
+}
+
+// TestProbeTarballPlainHead: a file that is no tar is not read further
+// than its head.
+func TestProbeTarballPlainHead(t *testing.T) {
+	head := make([]byte, 4096)
+	if ova.ProbeTarball(head, failingReader{t}, 1<<40) {
+		t.Errorf("zeros probe as a tarball")
+	}
+}
+
+type failingReader struct{ t *testing.T }
+
+func (f failingReader) ReadAt([]byte, int64) (int, error) {
+	f.t.Errorf("ProbeTarball read past the head of a file that is no tar")
+	return 0, io.EOF
+}
