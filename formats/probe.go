@@ -56,7 +56,7 @@ const (
 // Match is what Probe recognised.
 type Match struct {
 	// Name is the format as the errors of formats.Open name it: "qcow2", "vmdk", "vpc", "vhdx", "vdi", "raw", "ova", "vma",
-	// "tar", "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
+	// "tar", "compressed", "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
 	// "vmware-state", "vmware-vmem", "vbox-sav".
 	Name       string
 	Kind       FormatKind
@@ -112,6 +112,14 @@ func formatTable() []format {
 			}
 			return 0
 		}, ova.NewTarball},
+		// A disk compressed whole (disk.raw.xz, disk.img.gz): its first
+		// decompressed bytes say so.
+		{"compressed", FormatDisk, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
+			if ova.ProbeCompressed(head, r, size) {
+				return Layout
+			}
+			return 0
+		}, ova.NewCompressed},
 		{"vhdx", FormatDisk, magic(vhdx.Probe), vhdx.New},
 		{"libvirt-save", FormatMemory, magic(libvirtsave.Probe), libvirtsave.New},
 		{"qemu-migration", FormatMemory, magic(qemustream.Probe), qemustream.New},

@@ -98,15 +98,15 @@ func TestOVAEndToEnd(t *testing.T) {
 	}
 }
 
-// TestTarballEndToEnd: VM disks shipped in tarballs scan as disks: a GCE
-// image (disk.raw, a GNU sparse member of a tar.gz), a Vagrant libvirt box
-// (a qcow2 in a tar.gz) and a Vagrant VirtualBox box (an OVF and a
-// streamOptimized VMDK in a tar.gz). The planted key is found at its path
+// TestTarballEndToEnd: VM disks shipped in tarballs or compressed whole
+// scan as disks: a GCE image (disk.raw, a GNU sparse member of a tar.gz),
+// a Vagrant libvirt box (a qcow2 in a tar.gz), a Vagrant VirtualBox box
+// (an OVF and a streamOptimized VMDK in a tar.gz) and a disk.raw.xz. The planted key is found at its path
 // in the guest's ext4, live. Read as raw bytes, the disks had been decoded
 // only up to the 100:1 expansion cap, and the key was not found at all.
 // Past --max-inflate, the run is incomplete.
 func TestTarballEndToEnd(t *testing.T) {
-	testutil.RequireTool(t, "qemu-img", "mkfs.ext4", "ssh-keygen", "tar", "gzip")
+	testutil.RequireTool(t, "qemu-img", "mkfs.ext4", "ssh-keygen", "tar", "gzip", "xz")
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "root/root/.ssh"), 0o700)
 	key := filepath.Join(dir, "root/root/.ssh/id_rsa")
@@ -128,16 +128,18 @@ OVF
 tar --format=oldgnu -Sczf gce.tar.gz disk.raw
 tar czf libvirt.box metadata.json box.img
 tar czf virtualbox.box box.ovf box-disk001.vmdk metadata.json
+xz -T1 -c disk.raw > disk.raw.xz
 `)
-	for _, c := range []struct{ file, view string }{
-		{"gce.tar.gz", "gce.tar.gz#current:disk.raw"},
-		{"libvirt.box", "libvirt.box#current:box.img"},
-		{"virtualbox.box", "virtualbox.box#current:box-disk001.vmdk"},
+	for _, c := range []struct{ file, view, format string }{
+		{"gce.tar.gz", "gce.tar.gz#current:disk.raw", "tar"},
+		{"libvirt.box", "libvirt.box#current:box.img", "tar"},
+		{"virtualbox.box", "virtualbox.box#current:box-disk001.vmdk", "tar"},
+		{"disk.raw.xz", "disk.raw.xz#current:disk.raw", "compressed"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			img := filepath.Join(dir, c.file)
 			rep := scanFile(t, scanner.Options{}, img)
-			if !rep.Complete || len(rep.Targets) != 1 || rep.Targets[0].Format != "tar" {
+			if !rep.Complete || len(rep.Targets) != 1 || rep.Targets[0].Format != c.format {
 				t.Fatalf("complete %v, targets %+v", rep.Complete, rep.Targets)
 			}
 			found := false

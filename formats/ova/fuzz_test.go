@@ -48,10 +48,11 @@ func TestWriteSeeds(t *testing.T) {
 	}
 }
 
-// FuzzTarball probes and opens arbitrary bytes as a tarball of disks, its
-// disks read by the raw reader. It must never panic, and never inflate or
-// spool past its bound. The seeds are a plain tar and a tar.gz whose one
-// member starts with a partition table.
+// FuzzTarball probes and opens arbitrary bytes as a tarball of disks or a
+// disk compressed whole, its disks read by the raw reader. It must never
+// panic, and never inflate or spool past its bound. The seeds are a plain
+// tar and a tar.gz whose disk member starts with a partition table, and
+// that disk gzip'd.
 func FuzzTarball(f *testing.F) {
 	disk := make([]byte, 8192)
 	disk[446], disk[450], disk[454], disk[458] = 0x80, 0x83, 1, 4
@@ -68,16 +69,26 @@ func FuzzTarball(f *testing.F) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(plain.Bytes())
 	zw.Close()
+	var gzDisk bytes.Buffer
+	zw = gzip.NewWriter(&gzDisk)
+	zw.Write(disk)
+	zw.Close()
 	f.Add(plain.Bytes())
 	f.Add(gz.Bytes())
+	f.Add(gzDisk.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		head := data[:min(len(data), 4096)]
-		if !ProbeTarball(head, r, int64(len(data))) {
+		open := NewTarball
+		switch {
+		case ProbeTarball(head, r, int64(len(data))):
+		case ProbeCompressed(head, r, int64(len(data))):
+			open = NewCompressed
+		default:
 			return
 		}
 		const bound = 4 << 20
-		im, err := NewTarball(context.Background(), r, int64(len(data)), "fuzz", model.Options{Open: raw.New, MaxInflate: bound})
+		im, err := open(context.Background(), r, int64(len(data)), "fuzz", model.Options{Open: raw.New, MaxInflate: bound})
 		if err != nil {
 			return
 		}

@@ -1,8 +1,11 @@
-// Package ova reads OVA exports (a tar holding an OVF descriptor and its
-// disks) in place: disk members are read through section readers over the
-// tar, never extracted. Compressed (ovf:compression="gzip") disks are
-// decompressed to a bounded, already-unlinked temporary file, because a
-// disk needs random access and gzip offers none; such views say so.
+// Package ova reads VM disks shipped in archives. OVA exports (a tar
+// holding an OVF descriptor and its disks) are read in place: disk members
+// are read through section readers over the tar, never extracted.
+// Compressed (ovf:compression="gzip") disks are decompressed to a bounded,
+// already-unlinked temporary file, because a disk needs random access and
+// gzip offers none; such views say so. Tarballs of disks without an OVF or
+// compressed whole (a GCE image, a Vagrant box: tarball.go) and disks
+// compressed whole (disk.raw.xz: compressed.go) are read the same way.
 package ova
 
 import (

@@ -171,3 +171,62 @@ func (f failingReader) ReadAt([]byte, int64) (int, error) {
 	f.t.Errorf("ProbeTarball read past the head of a file that is no tar")
 	return 0, io.EOF
 }
+
+// TestCompressedDisk: a disk compressed whole (xz, gzip, zstd, bzip2, as
+// the tools write them) opens as its disk, its bytes identical to what
+// qemu-img convert -O raw gives of it, spooled with its zero blocks as
+// holes; past --max-inflate it is cut, and its view says where.
+func TestCompressedDisk(t *testing.T) {
+	testutil.RequireTool(t, "xz", "zstd", "bzip2")
+	dir, want := tarballDisks(t)
+	testutil.Bash(t, dir, `
+xz -T1 -c disk.raw > disk.raw.xz
+gzip -c box.img > box.img.gz
+zstd -q -c disk.raw > disk.raw.zst
+bzip2 -c disk.raw > disk.raw.bz2
+gzip -c root/etc/app/credentials > credentials.gz
+`)
+	for _, c := range []struct{ file, inner, format string }{
+		{"disk.raw.xz", "disk.raw", "raw"},
+		{"box.img.gz", "box.img", "qcow2"},
+		{"disk.raw.zst", "disk.raw", "raw"},
+		{"disk.raw.bz2", "disk.raw", "raw"},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if im.Format != "compressed" || len(im.Views) == 0 || len(im.Errors) != 0 {
+				t.Fatalf("format %q, %d views, errors %v", im.Format, len(im.Views), im.Errors)
+			}
+			v := im.Views[0]
+			if v.ID != c.file+"#current:"+c.inner || v.Incomplete != nil || !strings.Contains(strings.Join(v.Notes, " "), c.format+" disk compressed whole") {
+				t.Errorf("view %q incomplete %v notes %q", v.ID, v.Incomplete, v.Notes)
+			}
+			got := make([]byte, v.Disk.Size())
+			if _, err := v.Disk.ReadAt(got, 0); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want[c.inner]) {
+				t.Errorf("%d bytes, not what qemu-img convert -O raw gives (%d bytes)", len(got), len(want[c.inner]))
+			}
+		})
+	}
+	im, err := formats.Open(context.Background(), filepath.Join(dir, "disk.raw.xz"), model.Options{MaxInflate: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if v := im.Views[0]; v.Disk.Size() != 4<<20 || v.Incomplete == nil || !strings.Contains(v.Incomplete.Error(), "disk.raw.xz: offset ") {
+		t.Errorf("cut at 4 MiB: %d bytes, %v", v.Disk.Size(), v.Incomplete)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "credentials.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := formats.Probe(b, bytes.NewReader(b), int64(len(b)), "credentials.gz"); m.Name != "raw" {
+		t.Errorf("a gzip'd text file probes as %q", m.Name)
+	}
+}

@@ -1,0 +1,59 @@
+package decode
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/imgaudit/imgaudit/decode/inflate"
+)
+
+// NewStreamReader returns what the compressed stream that r holds decodes
+// to, codec being one of the streams Sniff names (gzip, xz, zstd, bzip2,
+// lz4; concatenated gzip members, xz streams and zstd frames follow each
+// other). It uses the walks' decoders under their memory cap, at most
+// maxMemory bytes (an xz dictionary or zstd window that asks for more is
+// an error before anything is allocated; 0: the default cap). It is for
+// the readers of a file compressed whole (a disk image shipped as
+// disk.raw.xz), which want the bytes, not a walk. Cancelling ctx ends it
+// at its next xz block or read.
+func NewStreamReader(ctx context.Context, codec string, r io.Reader, maxMemory int64) (io.ReadCloser, error) {
+	if codec == Gzip {
+		z, err := inflate.NewMultiGzipReader(bufio.NewReaderSize(r, 1<<20))
+		if err != nil {
+			return nil, err
+		}
+		return &ctxStream{ctx: ctx, r: z, close: z.Close}, nil
+	}
+	if codec == Deflate || !IsStream(codec) {
+		return nil, fmt.Errorf("decode: %s is not a stream this reads", codec)
+	}
+	lim := Limits{MaxDecoderMemory: maxMemory}.withDefaults()
+	w := &walker{parent: ctx, ctx: ctx, lim: lim, scratch: &Scratch{}}
+	dec, _, _, err := w.open(codec, newSrc(r))
+	if err != nil {
+		return nil, err
+	}
+	cs := &ctxStream{ctx: ctx, r: dec, close: func() error { return nil }}
+	if c, ok := dec.(io.Closer); ok {
+		cs.close = c.Close
+	}
+	return cs, nil
+}
+
+// ctxStream stops reading once its context is done.
+type ctxStream struct {
+	ctx   context.Context
+	r     io.Reader
+	close func() error
+}
+
+func (c *ctxStream) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (c *ctxStream) Close() error { return c.close() }
