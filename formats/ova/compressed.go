@@ -102,7 +102,7 @@ func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, 
 	inner := strings.TrimSuffix(path.Base(name), path.Ext(name))
 	im := &model.Image{Path: name, Format: "compressed", Attrs: map[string]string{"compression": codec}}
 	im.AddCloser(tmp)
-	sub, err := opts.Open(ctx, tmp, st.Size, inner, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, NoBacking: true})
+	sub, err := opts.Open(ctx, tmp, st.Size, inner, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, NoBacking: true, MaxInflate: max(limit-st.Size, 1)})
 	if err != nil {
 		im.Close()
 		return nil, errors.Join(model.Wrapf(err, name, -1, "the %s-compressed disk", codec), cut)

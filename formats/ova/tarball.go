@@ -101,6 +101,11 @@ func diskHead(b []byte) bool {
 	return guestfs.Detect(b) != ""
 }
 
+// maxDiskViews bounds the views of one tarball: a tar of many small
+// members that each start like a disk would otherwise make a view of
+// each. Past it, a disk is an error, so the run is incomplete.
+const maxDiskViews = 256
+
 // maxTarballDepth refuses a tarball inside a disk inside a tarball, and
 // so on, past a few levels: each level spools.
 const maxTarballDepth = 4
@@ -186,7 +191,7 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 			continue
 		}
 		sr := io.NewSectionReader(r, m.off, m.size)
-		sub, err := openDiskMember(ctx, im, sr, m.size, m.name, m.off, opts)
+		sub, err := openDiskMember(ctx, im, sr, m.size, m.name, m.off, budget, opts)
 		if err != nil {
 			im.Errors = append(im.Errors, err)
 			continue
@@ -289,7 +294,7 @@ func spoolMember(ctx context.Context, im *model.Image, tr *tar.Reader, name stri
 		return st.Size, true, nil
 	}
 	im.AddCloser(tmp)
-	sub, err := openDiskMember(ctx, im, tmp, st.Size, name, at, opts)
+	sub, err := openDiskMember(ctx, im, tmp, st.Size, name, at, max(limit-st.Size, 1), opts)
 	if err != nil {
 		im.Errors = append(im.Errors, errors.Join(cut, err))
 		return st.Size, cut != nil, nil
@@ -309,12 +314,15 @@ func spoolMember(ctx context.Context, im *model.Image, tr *tar.Reader, name stri
 
 // openDiskMember opens the disk in a tar member as whatever format its
 // bytes are (Options.Open: formats.New), alone: no backing file, no name
-// resolved.
-func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, name string, at int64, opts model.Options) (*model.Image, error) {
+// resolved; what it may still inflate (an archive in it) is budget.
+func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, name string, at, budget int64, opts model.Options) (*model.Image, error) {
 	if opts.Open == nil {
 		return nil, model.Errorf(im.Path, at, "tar member %.80q: no reader for its format", name)
 	}
-	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, NoBacking: true})
+	if len(im.Views) >= maxDiskViews {
+		return nil, model.Errorf(im.Path, at, "tar member %.80q: not opened: the archive already has %d views", name, maxDiskViews)
+	}
+	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, NoBacking: true, MaxInflate: budget})
 	if err != nil {
 		return nil, model.Wrapf(err, im.Path, at, "tar member %.80q", name)
 	}

@@ -230,3 +230,24 @@ gzip -c root/etc/app/credentials > credentials.gz
 		t.Errorf("a gzip'd text file probes as %q", m.Name)
 	}
 }
+
+// TestTarballManyDisks: a tar of 300 members that each start like a disk
+// (a boot signature) gives 256 views, and says that it opened no more.
+func TestTarballManyDisks(t *testing.T) {
+	testutil.RequireTool(t, "tar")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `
+mkdir m
+{ head -c 510 /dev/zero; printf '\x55\xaa'; } > m/000
+for i in $(seq 1 299); do cp m/000 m/$(printf %03d $i); done
+tar cf many.tar -C m .
+`)
+	im, err := formats.Open(context.Background(), filepath.Join(dir, "many.tar"), model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if len(im.Views) != 256 || len(im.Errors) != 300-256 || !strings.Contains(im.Errors[0].Error(), "already has 256 views") {
+		t.Errorf("%d views, %d errors (%v)", len(im.Views), len(im.Errors), im.Errors[:min(len(im.Errors), 1)])
+	}
+}
