@@ -56,7 +56,7 @@ const (
 // Match is what Probe recognised.
 type Match struct {
 	// Name is the format as the errors of formats.Open name it: "qcow2", "vmdk", "vpc", "vhdx", "vdi", "raw", "ova", "vma",
-	// "tar", "compressed", "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
+	// "tar", "zip", "compressed", "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
 	// "vmware-state", "vmware-vmem", "vbox-sav".
 	Name       string
 	Kind       FormatKind
@@ -112,6 +112,14 @@ func formatTable() []format {
 			}
 			return 0
 		}, ova.NewTarball},
+		// A zip of VM disks or OVAs (a downloaded appliance): its members'
+		// first bytes say so.
+		{"zip", FormatArchive, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
+			if ova.ProbeZip(head, r, size) {
+				return Layout
+			}
+			return 0
+		}, ova.NewZip},
 		// A disk compressed whole (disk.raw.xz, disk.img.gz): its first
 		// decompressed bytes say so.
 		{"compressed", FormatDisk, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {

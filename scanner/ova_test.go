@@ -101,12 +101,13 @@ func TestOVAEndToEnd(t *testing.T) {
 // TestTarballEndToEnd: VM disks shipped in tarballs or compressed whole
 // scan as disks: a GCE image (disk.raw, a GNU sparse member of a tar.gz),
 // a Vagrant libvirt box (a qcow2 in a tar.gz), a Vagrant VirtualBox box
-// (an OVF and a streamOptimized VMDK in a tar.gz) and a disk.raw.xz. The planted key is found at its path
+// (an OVF and a streamOptimized VMDK in a tar.gz), a disk.raw.xz and a
+// zip of a qcow2. The planted key is found at its path
 // in the guest's ext4, live. Read as raw bytes, the disks had been decoded
 // only up to the 100:1 expansion cap, and the key was not found at all.
 // Past --max-inflate, the run is incomplete.
 func TestTarballEndToEnd(t *testing.T) {
-	testutil.RequireTool(t, "qemu-img", "mkfs.ext4", "ssh-keygen", "tar", "gzip", "xz")
+	testutil.RequireTool(t, "qemu-img", "mkfs.ext4", "ssh-keygen", "tar", "gzip", "xz", "zip")
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "root/root/.ssh"), 0o700)
 	key := filepath.Join(dir, "root/root/.ssh/id_rsa")
@@ -129,12 +130,14 @@ tar --format=oldgnu -Sczf gce.tar.gz disk.raw
 tar czf libvirt.box metadata.json box.img
 tar czf virtualbox.box box.ovf box-disk001.vmdk metadata.json
 xz -T1 -c disk.raw > disk.raw.xz
+zip -q appliance.zip box.img metadata.json
 `)
 	for _, c := range []struct{ file, view, format string }{
 		{"gce.tar.gz", "gce.tar.gz#current:disk.raw", "tar"},
 		{"libvirt.box", "libvirt.box#current:box.img", "tar"},
 		{"virtualbox.box", "virtualbox.box#current:box-disk001.vmdk", "tar"},
 		{"disk.raw.xz", "disk.raw.xz#current:disk.raw", "compressed"},
+		{"appliance.zip", "appliance.zip#current:box.img", "zip"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			img := filepath.Join(dir, c.file)

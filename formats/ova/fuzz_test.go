@@ -2,6 +2,7 @@ package ova
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -48,11 +49,12 @@ func TestWriteSeeds(t *testing.T) {
 	}
 }
 
-// FuzzTarball probes and opens arbitrary bytes as a tarball of disks or a
-// disk compressed whole, its disks read by the raw reader. It must never
-// panic, and never inflate or spool past its bound. The seeds are a plain
-// tar and a tar.gz whose disk member starts with a partition table, and
-// that disk gzip'd.
+// FuzzTarball probes and opens arbitrary bytes as a tarball of disks, a
+// disk compressed whole or a zip of disks, its disks read by the raw
+// reader. It must never panic, and never inflate or spool past its
+// bound. The seeds are a plain tar and a tar.gz whose disk member starts
+// with a partition table, that disk gzip'd, and a zip of it deflated and
+// stored.
 func FuzzTarball(f *testing.F) {
 	disk := make([]byte, 8192)
 	disk[446], disk[450], disk[454], disk[458] = 0x80, 0x83, 1, 4
@@ -73,9 +75,17 @@ func FuzzTarball(f *testing.F) {
 	zw = gzip.NewWriter(&gzDisk)
 	zw.Write(disk)
 	zw.Close()
+	var zipped bytes.Buffer
+	zipw := zip.NewWriter(&zipped)
+	for _, m := range []uint16{zip.Deflate, zip.Store} {
+		w, _ := zipw.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("disk%d.raw", m), Method: m})
+		w.Write(disk)
+	}
+	zipw.Close()
 	f.Add(plain.Bytes())
 	f.Add(gz.Bytes())
 	f.Add(gzDisk.Bytes())
+	f.Add(zipped.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		head := data[:min(len(data), 4096)]
@@ -84,6 +94,8 @@ func FuzzTarball(f *testing.F) {
 		case ProbeTarball(head, r, int64(len(data))):
 		case ProbeCompressed(head, r, int64(len(data))):
 			open = NewCompressed
+		case ProbeZip(head, r, int64(len(data))):
+			open = NewZip
 		default:
 			return
 		}

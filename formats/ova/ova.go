@@ -4,8 +4,9 @@
 // Compressed (ovf:compression="gzip") disks are decompressed to a bounded,
 // already-unlinked temporary file, because a disk needs random access and
 // gzip offers none; such views say so. Tarballs of disks without an OVF or
-// compressed whole (a GCE image, a Vagrant box: tarball.go) and disks
-// compressed whole (disk.raw.xz: compressed.go) are read the same way.
+// compressed whole (a GCE image, a Vagrant box: tarball.go), zips of disks
+// (zip.go) and disks compressed whole (disk.raw.xz: compressed.go) are
+// read the same way.
 package ova
 
 import (
@@ -384,10 +385,11 @@ func renameViews(p, href string, sub *model.Image, notes []string, host string, 
 		nv.Name = href
 		nv.ID = base + "#" + string(v.Kind) + ":" + href
 		// The disk's own view ID says what tells its views of one kind
-		// apart ("disk1.vmdk#unreferenced:stale-grains"); its Name may
-		// say more (the file an unreferenced view's clusters are in).
+		// apart ("disk1.vmdk#unreferenced:stale-grains", an OVA's
+		// "vm.ova#current:disk1.vmdk" in a zip); its Name may say more
+		// (the file an unreferenced view's clusters are in).
 		_, rest, _ := strings.Cut(v.ID, "#")
-		if sfx, ok := strings.CutPrefix(rest, string(v.Kind)+":"); ok && v.Kind != model.KindCurrent {
+		if sfx, ok := strings.CutPrefix(rest, string(v.Kind)+":"); ok {
 			nv.ID += "#" + sfx
 			nv.Name += "#" + sfx
 		}

@@ -88,9 +88,14 @@ func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
 	return false
 }
 
-// diskHead reports whether b, a file's first bytes, starts a VM disk.
+// diskHead reports whether b, a file's first bytes, starts a VM disk, or
+// an OVA (a tar whose first member is its .ovf descriptor, as the OVF
+// specification puts it).
 func diskHead(b []byte) bool {
 	switch {
+	case len(b) >= 512 && bytes.Equal(b[257:262], []byte("ustar")):
+		name, _, _ := bytes.Cut(b[:100], []byte{0})
+		return strings.EqualFold(path.Ext(string(name)), ".ovf")
 	case qcow2.Probe(b, nil, 0), vmdk.ProbeExtent(b), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0):
 		return true
 	case len(b) >= 520 && string(b[512:520]) == "EFI PART":
@@ -246,7 +251,8 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 	return nil
 }
 
-// spoolMember reads the member tr is at, and if it starts like a disk,
+// spoolMember reads a member from tr (a tar's, or a zip member's
+// decompressor), and if it starts like a disk,
 // writes it to an unlinked temporary file (zero blocks as holes), at most
 // limit bytes, and opens it. size is the member's (expanded) size from
 // its header; at is where the member is in the archive
@@ -254,7 +260,7 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 // reports whether what feeds tr has reached its inflate bound, which then
 // is why the member ends early. It returns the bytes it spooled and
 // whether the disk was cut; only a cancelled ctx is an error.
-func spoolMember(ctx context.Context, im *model.Image, tr *tar.Reader, name string, size, at, limit int64, exhausted func() bool, opts model.Options) (int64, bool, error) {
+func spoolMember(ctx context.Context, im *model.Image, tr io.Reader, name string, size, at, limit int64, exhausted func() bool, opts model.Options) (int64, bool, error) {
 	mh := make([]byte, 4096)
 	n, err := io.ReadFull(tr, mh)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -299,7 +305,7 @@ func spoolMember(ctx context.Context, im *model.Image, tr *tar.Reader, name stri
 		im.Errors = append(im.Errors, errors.Join(cut, err))
 		return st.Size, cut != nil, nil
 	}
-	note := fmt.Sprintf("%s disk in the tar member %s, %d bytes: inflated or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the member", sub.Format, name, st.Size, min(st.Written, st.Size))
+	note := fmt.Sprintf("%s disk in the archive member %s, %d bytes: decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the member", sub.Format, name, st.Size, min(st.Written, st.Size))
 	views := renameViews(im.Path, name, sub, []string{note}, im.Path+"!"+name, func(off int64) (int64, int64, bool) {
 		return off, st.Size - off, off >= 0 && off < st.Size
 	})

@@ -251,3 +251,62 @@ tar cf many.tar -C m .
 		t.Errorf("%d views, %d errors (%v)", len(im.Views), len(im.Errors), im.Errors[:min(len(im.Errors), 1)])
 	}
 }
+
+// TestZip: zips as appliances are downloaded: a deflated qcow2, a stored
+// raw disk (read in place) and an OVA (an OVF and a streamOptimized VMDK,
+// as tar writes it) open as their disks, each view's bytes identical to
+// what qemu-img convert -O raw gives; past --max-inflate the deflated
+// disk is cut and its view says so.
+func TestZip(t *testing.T) {
+	testutil.RequireTool(t, "zip")
+	dir, want := tarballDisks(t)
+	testutil.Bash(t, dir, `
+zip -q app.zip metadata.json box.img
+zip -q -0 stored.zip disk.raw
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized disk.raw d1.vmdk
+cat > vm.ovf <<'OVF'
+<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References><File ovf:href="d1.vmdk" ovf:id="file1"/></References>
+  <DiskSection><Info>disks</Info><Disk ovf:capacity="50331648" ovf:diskId="vmdisk1" ovf:fileRef="file1"/></DiskSection>
+</Envelope>
+OVF
+tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
+zip -q ova.zip vm.ova
+`)
+	for _, c := range []struct{ file, view, disk, note string }{
+		{"app.zip", "app.zip#current:box.img", "box.img", "qcow2 disk in the archive member box.img"},
+		{"stored.zip", "stored.zip#current:disk.raw", "disk.raw", "raw disk read in place from the stored zip member disk.raw"},
+		{"ova.zip", "ova.zip#current:vm.ova#d1.vmdk", "disk.raw", "ova disk in the archive member vm.ova"},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if im.Format != "zip" || len(im.Views) == 0 || len(im.Errors) != 0 {
+				t.Fatalf("format %q, %d views, errors %v", im.Format, len(im.Views), im.Errors)
+			}
+			v := im.Views[0]
+			if v.ID != c.view || v.Incomplete != nil || !strings.Contains(strings.Join(v.Notes, " "), c.note) {
+				t.Errorf("view %q incomplete %v notes %q", v.ID, v.Incomplete, v.Notes)
+			}
+			got := make([]byte, v.Disk.Size())
+			if _, err := v.Disk.ReadAt(got, 0); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want[c.disk]) {
+				t.Errorf("%d bytes, not what qemu-img convert -O raw gives (%d bytes)", len(got), len(want[c.disk]))
+			}
+		})
+	}
+	im, err := formats.Open(context.Background(), filepath.Join(dir, "app.zip"), model.Options{MaxInflate: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if v := im.Views[0]; v.Incomplete == nil || !strings.Contains(v.Incomplete.Error(), "app.zip: offset ") {
+		t.Errorf("cut at 256 KiB: %v", v.Incomplete)
+	}
+}

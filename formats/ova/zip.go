@@ -1,0 +1,150 @@
+package ova
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/imgaudit/imgaudit/decode/inflate"
+	"github.com/imgaudit/imgaudit/formats/model"
+)
+
+// Zips of VM disks: appliances and developer VMs are downloaded as a .zip
+// of an OVA, a VMDK and its OVF, or a VHDX. Read as raw bytes, such a disk
+// was decoded only up to the decoders' 100:1 expansion cap.
+
+// probeZipMembers is how many members (in central directory order)
+// ProbeZip looks at.
+const probeZipMembers = 64
+
+// ProbeZip reports whether a file is a zip archive one of whose first
+// members starts like a VM disk or an OVA (see diskHead).
+func ProbeZip(head []byte, r io.ReaderAt, size int64) bool {
+	if !bytes.HasPrefix(head, []byte("PK\x03\x04")) {
+		return false
+	}
+	zr, err := newZipReader(r, size)
+	if err != nil {
+		return false
+	}
+	for _, f := range zr.File[:min(len(zr.File), probeZipMembers)] {
+		if !f.Mode().IsRegular() {
+			continue
+		}
+		if b, err := zipHead(f); err == nil && diskHead(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// newZipReader reads the zip's central directory, with this repository's
+// DEFLATE decoder (decode/inflate: over twice compress/flate's rate).
+func newZipReader(r io.ReaderAt, size int64) (*zip.Reader, error) {
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	zr.RegisterDecompressor(zip.Deflate, func(in io.Reader) io.ReadCloser {
+		return inflate.NewReader(bufio.NewReaderSize(in, 64<<10))
+	})
+	return zr, nil
+}
+
+// zipHead returns a member's first 4 KiB, decompressed.
+func zipHead(f *zip.File) ([]byte, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, 4096)
+	n, err := io.ReadFull(rc, b)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil
+	}
+	return b[:n], err
+}
+
+// NewZip reads a zip of VM disks that r holds, size bytes, named name
+// (see ProbeZip). Each member that starts like a disk or an OVA becomes
+// the views of its format (formats.New, through Options.Open), opened
+// alone, with IDs like "appliance.zip#current:disk1.vmdk"; other members
+// are not read. A stored member is read in place; a compressed one is
+// decompressed once to an unlinked temporary file, its zero blocks left
+// as holes, all of them together at most to the Options' MaxInflate
+// (--max-inflate, 8 GiB by default): past it the disk is cut there, read
+// up to the cut, and its view says so. A member whose CRC-32 does not
+// match is read as far as it decoded, its view incomplete.
+func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+	if opts.Depth >= maxTarballDepth {
+		return nil, model.Errorf(name, 0, "zip nested %d deep", opts.Depth)
+	}
+	zr, err := newZipReader(r, size)
+	if err != nil {
+		return nil, model.Wrapf(err, name, 0, "zip")
+	}
+	im := &model.Image{Path: name, Format: "zip", Attrs: map[string]string{}}
+	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
+	for _, f := range zr.File {
+		if err := ctx.Err(); err != nil {
+			im.Close()
+			return nil, err
+		}
+		if !f.Mode().IsRegular() {
+			continue
+		}
+		at, _ := f.DataOffset()
+		b, err := zipHead(f)
+		if err != nil {
+			im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
+			continue
+		}
+		if !diskHead(b) {
+			continue
+		}
+		usize := int64(min(f.UncompressedSize64, 1<<62))
+		if f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at {
+			sr := io.NewSectionReader(r, at, usize)
+			sub, err := openDiskMember(ctx, im, sr, usize, f.Name, at, budget, opts)
+			if err != nil {
+				im.Errors = append(im.Errors, err)
+				continue
+			}
+			st := &pieces{r: r, parts: []piece{{at: 0, off: at, size: usize}}, size: usize}
+			note := fmt.Sprintf("%s disk read in place from the stored zip member %s at offset %d", sub.Format, f.Name, at)
+			addViews(im, renameViews(name, f.Name, sub, []string{note}, name, st.hostOffset))
+			continue
+		}
+		if budget <= 0 {
+			im.Errors = append(im.Errors, model.Errorf(name, at, "zip member %.80q not decompressed: the inflate bound (--max-inflate) is spent", f.Name))
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
+			continue
+		}
+		spent, _, err := spoolMember(ctx, im, rc, f.Name, usize, at, budget, func() bool { return false }, opts)
+		rc.Close()
+		budget -= spent
+		if err != nil {
+			im.Close()
+			return nil, err
+		}
+	}
+	if len(im.Views) == 0 {
+		im.Close()
+		err := model.Errorf(name, -1, "no member of the zip is a VM disk")
+		if len(im.Errors) > 0 {
+			err = fmt.Errorf("%w; %w", err, errors.Join(im.Errors...))
+		}
+		return nil, err
+	}
+	return im, nil
+}
