@@ -139,6 +139,10 @@ if [ "${BENCH_FS:-1}" = 1 ] && command -v mkfs.ext4 >/dev/null; then
     echo "$out" | grep -v '^|'
     summary+=("$(echo "$out" | grep '^|')")
     echo
+    out=$(scripts/bench-tarball.sh "$tmp/imgaudit" "$tmp/ext4.raw")
+    echo "$out" | grep -v '^|'
+    summary+=("$(echo "$out" | grep '^|')")
+    echo
     rm -f "$tmp/ext4.raw"
   else
     echo "== ext4 image: skipped (mkfs.ext4 -d failed)"; echo

@@ -12,7 +12,6 @@ import (
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/internal/spool"
 )
 
 // Disks compressed whole: a cloud image shipped as disk.raw.xz (Fedora's
@@ -75,55 +74,20 @@ func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, 
 		return nil, model.Wrapf(err, name, 0, "%s", codec)
 	}
 	defer d.Close()
-	limit := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
-	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-disk-*.spool", d, limit)
-	var cut error
-	switch {
-	case err != nil && ctx.Err() != nil:
-		if tmp != nil {
-			tmp.Close()
-		}
-		return nil, ctx.Err()
-	case errors.Is(err, spool.ErrLimit):
-		if terr := tmp.Truncate(limit); terr != nil {
-			tmp.Close()
-			return nil, terr
-		}
-		st.Size = limit
-		cut = model.Errorf(name, in.n, "%s-compressed disk cut after %d decompressed bytes, at the inflate bound (--max-inflate): the rest is not decompressed or scanned", codec, limit)
-	case err != nil:
-		// The stream broke: what came out is read, and the view says
-		// the rest is missing.
-		cut = model.Wrapf(err, name, in.n, "%s-compressed disk cut after %d decompressed bytes", codec, st.Size)
-	}
-	if tmp == nil {
-		return nil, cut
-	}
 	inner := strings.TrimSuffix(path.Base(name), path.Ext(name))
 	im := &model.Image{Path: name, Format: "compressed", Attrs: map[string]string{"compression": codec}}
-	im.AddCloser(tmp)
-	sub, err := opts.Open(ctx, tmp, st.Size, inner, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, NoBacking: true, MaxInflate: max(limit-st.Size, 1)})
-	if err != nil {
+	disk := spooledDisk{name: inner, where: "compressed whole with " + codec, size: -1, at: func() int64 { return in.n }}
+	if _, _, err := spoolDisk(ctx, im, d, disk, cmp.Or(opts.MaxInflate, DefaultMaxInflate), func() bool { return false }, opts); err != nil {
 		im.Close()
-		return nil, errors.Join(model.Wrapf(err, name, -1, "the %s-compressed disk", codec), cut)
+		return nil, err
 	}
-	im.AddCloser(sub)
-	for _, e := range sub.Errors {
-		im.Errors = append(im.Errors, fmt.Errorf("%s: the %s-compressed disk: %w", name, codec, e))
-	}
-	note := fmt.Sprintf("%s disk compressed whole with %s: decompressed once (%d bytes) to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", sub.Format, codec, st.Size, min(st.Written, st.Size), inner)
-	views := renameViews(name, inner, sub, []string{note}, name+"!"+inner, func(off int64) (int64, int64, bool) {
-		return off, st.Size - off, off >= 0 && off < st.Size
-	})
-	if len(views) > 0 && views[0].Incomplete == nil {
-		views[0].Incomplete = cut
-	} else if cut != nil {
-		im.Errors = append(im.Errors, cut)
-	}
-	addViews(im, views)
 	if len(im.Views) == 0 {
 		im.Close()
-		return nil, errors.Join(model.Errorf(name, -1, "the %s-compressed disk has no view", codec), cut)
+		err := model.Errorf(name, 0, "the %s-compressed file is no disk", codec)
+		if len(im.Errors) > 0 {
+			err = fmt.Errorf("%w; %w", err, errors.Join(im.Errors...))
+		}
+		return nil, err
 	}
 	return im, nil
 }

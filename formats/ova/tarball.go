@@ -180,7 +180,7 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, e.Header, "tar member %.80q", m.name))
 				continue
 			}
-			spent, _, err := spoolMember(ctx, im, tr, m.name, h.Size, e.Header, budget, func() bool { return false }, opts)
+			spent, _, err := spoolDisk(ctx, im, tr, memberDisk(m.name, h.Size, e.Header), budget, func() bool { return false }, opts)
 			budget -= spent
 			if err != nil {
 				return err
@@ -242,7 +242,9 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 		if !regularType(h.Typeflag) {
 			continue
 		}
-		_, cut, err := spoolMember(ctx, im, tr, strings.TrimPrefix(h.Name, "./"), h.Size, consumed(), lr.N, func() bool { return lr.N <= 0 }, opts)
+		name := strings.TrimPrefix(h.Name, "./")
+		d := spooledDisk{name: name, where: "in the archive member " + name, size: h.Size, at: consumed}
+		_, cut, err := spoolDisk(ctx, im, tr, d, lr.N, func() bool { return lr.N <= 0 }, opts)
 		if err != nil || cut {
 			return err // a cut disk says why; nothing after it was inflated
 		}
@@ -251,26 +253,37 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 	return nil
 }
 
-// spoolMember reads a member from tr (a tar's, or a zip member's
-// decompressor), and if it starts like a disk,
-// writes it to an unlinked temporary file (zero blocks as holes), at most
-// limit bytes, and opens it. size is the member's (expanded) size from
-// its header; at is where the member is in the archive
-// (the compressed stream's offset, for a compressed tar); exhausted
-// reports whether what feeds tr has reached its inflate bound, which then
-// is why the member ends early. It returns the bytes it spooled and
-// whether the disk was cut; only a cancelled ctx is an error.
-func spoolMember(ctx context.Context, im *model.Image, tr io.Reader, name string, size, at, limit int64, exhausted func() bool, opts model.Options) (int64, bool, error) {
+// spooledDisk says what spoolDisk reads: a disk named name, size bytes
+// by its archive's record (-1: unknown), described in its view's note as
+// where ("in the archive member disk.raw"). at gives the offset in the
+// archive that an error names: where the member starts, or where the
+// decompression had read to.
+type spooledDisk struct {
+	name, where string
+	size        int64
+	at          func() int64
+}
+
+// spoolDisk reads a disk's bytes from r (a tar's member, a zip member's
+// decompressor, a stream's decoder), and if they start like a disk,
+// writes them to an unlinked temporary file (zero blocks as holes), at
+// most limit bytes, and opens that; exhausted reports whether what feeds
+// r has reached its inflate bound, which then is why it ends early. A disk
+// cut short (the bound, a broken stream, fewer bytes than its record
+// says) is read as far as it goes and its first view is incomplete. It
+// returns the bytes it spooled and whether the disk was cut; only a
+// cancelled ctx is an error.
+func spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk, limit int64, exhausted func() bool, opts model.Options) (int64, bool, error) {
 	mh := make([]byte, 4096)
-	n, err := io.ReadFull(tr, mh)
+	n, err := io.ReadFull(r, mh)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		im.Errors = append(im.Errors, model.Wrapf(err, im.Path, at, "tar member %.80q", name))
+		im.Errors = append(im.Errors, model.Wrapf(err, im.Path, d.at(), "%.80q", d.name))
 		return 0, true, nil
 	}
 	if !diskHead(mh[:n]) {
 		return 0, false, nil
 	}
-	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-tar-*.spool", io.MultiReader(bytes.NewReader(mh[:n]), tr), limit)
+	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-disk-*.spool", io.MultiReader(bytes.NewReader(mh[:n]), r), limit)
 	var cut error
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -278,7 +291,7 @@ func spoolMember(ctx context.Context, im *model.Image, tr io.Reader, name string
 			tmp.Close()
 		}
 		return st.Size, true, ctx.Err()
-	case errors.Is(err, spool.ErrLimit) || st.Size < size && exhausted():
+	case errors.Is(err, spool.ErrLimit) || st.Size < d.size && exhausted():
 		if st.Size > limit {
 			if terr := tmp.Truncate(limit); terr != nil {
 				tmp.Close()
@@ -286,27 +299,27 @@ func spoolMember(ctx context.Context, im *model.Image, tr io.Reader, name string
 			}
 			st.Size = limit
 		}
-		cut = model.Errorf(im.Path, at, "disk %.80q cut after %d bytes, at the inflate bound (--max-inflate): the rest is not inflated or scanned", name, st.Size)
+		cut = model.Errorf(im.Path, d.at(), "disk %.80q cut after %d bytes, at the inflate bound (--max-inflate): the rest is not decompressed or scanned", d.name, st.Size)
 	case err != nil:
-		// The stream broke inside the member: what came out is read,
-		// and the view says the rest is missing.
-		cut = model.Wrapf(err, im.Path, at, "disk %.80q cut after %d bytes", name, st.Size)
-	case st.Size < size:
+		// The stream broke inside the disk: what came out is read, and
+		// the view says the rest is missing.
+		cut = model.Wrapf(err, im.Path, d.at(), "disk %.80q cut after %d bytes", d.name, st.Size)
+	case st.Size < d.size:
 		// The spool takes a stream that ends early for the end.
-		cut = model.Errorf(im.Path, at, "disk %.80q ends after %d of its %d bytes: the archive is cut short", name, st.Size, size)
+		cut = model.Errorf(im.Path, d.at(), "disk %.80q ends after %d of its %d bytes: the archive is cut short", d.name, st.Size, d.size)
 	}
 	if tmp == nil {
 		im.Errors = append(im.Errors, cut)
 		return st.Size, true, nil
 	}
 	im.AddCloser(tmp)
-	sub, err := openDiskMember(ctx, im, tmp, st.Size, name, at, max(limit-st.Size, 1), opts)
+	sub, err := openDiskMember(ctx, im, tmp, st.Size, d.name, d.at(), max(limit-st.Size, 1), opts)
 	if err != nil {
 		im.Errors = append(im.Errors, errors.Join(cut, err))
 		return st.Size, cut != nil, nil
 	}
-	note := fmt.Sprintf("%s disk in the archive member %s, %d bytes: decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the member", sub.Format, name, st.Size, min(st.Written, st.Size))
-	views := renameViews(im.Path, name, sub, []string{note}, im.Path+"!"+name, func(off int64) (int64, int64, bool) {
+	note := fmt.Sprintf("%s disk %s, %d bytes: decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", sub.Format, d.where, st.Size, min(st.Written, st.Size), d.name)
+	views := renameViews(im.Path, d.name, sub, []string{note}, im.Path+"!"+d.name, func(off int64) (int64, int64, bool) {
 		return off, st.Size - off, off >= 0 && off < st.Size
 	})
 	if len(views) > 0 && views[0].Incomplete == nil {
@@ -316,6 +329,11 @@ func spoolMember(ctx context.Context, im *model.Image, tr io.Reader, name string
 	}
 	addViews(im, views)
 	return st.Size, cut != nil, nil
+}
+
+// member is a spooledDisk for an archive member that starts at at.
+func memberDisk(name string, size, at int64) spooledDisk {
+	return spooledDisk{name: name, where: "in the archive member " + name, size: size, at: func() int64 { return at }}
 }
 
 // openDiskMember opens the disk in a tar member as whatever format its

@@ -130,7 +130,7 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 			im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
 			continue
 		}
-		spent, _, err := spoolMember(ctx, im, rc, f.Name, usize, at, budget, func() bool { return false }, opts)
+		spent, _, err := spoolDisk(ctx, im, rc, memberDisk(f.Name, usize, at), budget, func() bool { return false }, opts)
 		rc.Close()
 		budget -= spent
 		if err != nil {
