@@ -89,6 +89,17 @@ func magic(probe func([]byte, io.ReaderAt, int64) bool) func([]byte, io.ReaderAt
 	}
 }
 
+// layout turns a reader's Probe into a probe that answers Layout: what
+// the content says beyond a magic number at its start (a tar's members).
+func layout(probe func([]byte, io.ReaderAt, int64) bool) func([]byte, io.ReaderAt, int64, string) Confidence {
+	return func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
+		if probe(head, r, size) {
+			return Layout
+		}
+		return 0
+	}
+}
+
 // formatTable lists the formats in probe order: magics at offset 0 first,
 // then what needs more than a magic, then what only the name tells; raw,
 // the fallback, is last. A new format is added here, and only here.
@@ -97,37 +108,17 @@ func formatTable() []format {
 		{"qcow2", FormatDisk, magic(qcow2.Probe), qcow2.New},
 		{"vma", FormatArchive, magic(vma.Probe), vma.New},
 		{"vmdk", FormatDisk, probeVMDK, vmdk.New},
-		{"ova", FormatArchive, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
-			if ova.Probe(head, r, size) {
-				return Layout // a tar (ustar) holding an .ovf
-			}
-			return 0
-		}, ova.New},
+		{"ova", FormatArchive, layout(ova.Probe), ova.New}, // a tar (ustar) holding an .ovf
 		// A tar of VM disks without an OVF, or any gzip-compressed tar of
 		// them (a GCE image's disk.raw, a Vagrant box): its members'
 		// first bytes say so.
-		{"tar", FormatArchive, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
-			if ova.ProbeTarball(head, r, size) {
-				return Layout
-			}
-			return 0
-		}, ova.NewTarball},
+		{"tar", FormatArchive, layout(ova.ProbeTarball), ova.NewTarball},
 		// A zip of VM disks or OVAs (a downloaded appliance): its members'
 		// first bytes say so.
-		{"zip", FormatArchive, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
-			if ova.ProbeZip(head, r, size) {
-				return Layout
-			}
-			return 0
-		}, ova.NewZip},
+		{"zip", FormatArchive, layout(ova.ProbeZip), ova.NewZip},
 		// A disk compressed whole (disk.raw.xz, disk.img.gz): its first
 		// decompressed bytes say so.
-		{"compressed", FormatDisk, func(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
-			if ova.ProbeCompressed(head, r, size) {
-				return Layout
-			}
-			return 0
-		}, ova.NewCompressed},
+		{"compressed", FormatDisk, layout(ova.ProbeCompressed), ova.NewCompressed},
 		{"vhdx", FormatDisk, magic(vhdx.Probe), vhdx.New},
 		{"libvirt-save", FormatMemory, magic(libvirtsave.Probe), libvirtsave.New},
 		{"qemu-migration", FormatMemory, magic(qemustream.Probe), qemustream.New},

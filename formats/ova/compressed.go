@@ -12,6 +12,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/tarindex"
 )
 
 // Disks compressed whole: a cloud image shipped as disk.raw.xz (Fedora's
@@ -68,7 +69,7 @@ func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, 
 	}
 	// in counts the compressed bytes read: where a cut falls (the
 	// decoder reads up to 1 MiB ahead of what it has decoded).
-	in := &countingReader{r: io.NewSectionReader(r, 0, size)}
+	in := tarindex.NewCursor(r, size)
 	d, err := decode.NewStreamReader(ctx, codec, in, 0)
 	if err != nil {
 		return nil, model.Wrapf(err, name, 0, "%s", codec)
@@ -76,7 +77,7 @@ func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, 
 	defer d.Close()
 	inner := strings.TrimSuffix(path.Base(name), path.Ext(name))
 	im := &model.Image{Path: name, Format: "compressed", Attrs: map[string]string{"compression": codec}}
-	disk := spooledDisk{name: inner, where: "compressed whole with " + codec, size: -1, at: func() int64 { return in.n }}
+	disk := spooledDisk{name: inner, where: "compressed whole with " + codec, size: -1, at: in.Pos}
 	if _, _, err := spoolDisk(ctx, im, d, disk, cmp.Or(opts.MaxInflate, DefaultMaxInflate), func() bool { return false }, opts); err != nil {
 		im.Close()
 		return nil, err
@@ -90,16 +91,4 @@ func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, 
 		return nil, err
 	}
 	return im, nil
-}
-
-// countingReader counts what it read.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -82,10 +82,7 @@ func TestTarball(t *testing.T) {
 			if v.ID != c.file+"#current:"+c.member || v.Kind != model.KindCurrent || v.Incomplete != nil {
 				t.Errorf("view %q kind %s incomplete %v", v.ID, v.Kind, v.Incomplete)
 			}
-			got := make([]byte, v.Disk.Size())
-			if _, err := v.Disk.ReadAt(got, 0); err != nil && err != io.EOF {
-				t.Fatal(err)
-			}
+			got := viewBytes(t, v)
 			if !bytes.Equal(got, want[c.member]) {
 				t.Errorf("%s: %d bytes, not what qemu-img convert -O raw gives (%d bytes)", c.member, len(got), len(want[c.member]))
 			}
@@ -156,6 +153,16 @@ tar czf bomb.tar.gz zeros.raw
 	}
 }
 
+// viewBytes reads all of a view's disk.
+func viewBytes(t *testing.T, v model.View) []byte {
+	t.Helper()
+	b := make([]byte, v.Disk.Size())
+	if _, err := v.Disk.ReadAt(b, 0); err != nil && err != io.EOF {
+		t.Fatalf("%s: %v", v.ID, err)
+	}
+	return b
+}
+
 // TestProbeTarballPlainHead: a file that is no tar is not read further
 // than its head.
 func TestProbeTarballPlainHead(t *testing.T) {
@@ -205,10 +212,7 @@ gzip -c root/etc/app/credentials > credentials.gz
 			if v.ID != c.file+"#current:"+c.inner || v.Incomplete != nil || !strings.Contains(strings.Join(v.Notes, " "), c.format+" disk compressed whole") {
 				t.Errorf("view %q incomplete %v notes %q", v.ID, v.Incomplete, v.Notes)
 			}
-			got := make([]byte, v.Disk.Size())
-			if _, err := v.Disk.ReadAt(got, 0); err != nil && err != io.EOF {
-				t.Fatal(err)
-			}
+			got := viewBytes(t, v)
 			if !bytes.Equal(got, want[c.inner]) {
 				t.Errorf("%d bytes, not what qemu-img convert -O raw gives (%d bytes)", len(got), len(want[c.inner]))
 			}
@@ -292,10 +296,7 @@ zip -q ova.zip vm.ova
 			if v.ID != c.view || v.Incomplete != nil || !strings.Contains(strings.Join(v.Notes, " "), c.note) {
 				t.Errorf("view %q incomplete %v notes %q", v.ID, v.Incomplete, v.Notes)
 			}
-			got := make([]byte, v.Disk.Size())
-			if _, err := v.Disk.ReadAt(got, 0); err != nil && err != io.EOF {
-				t.Fatal(err)
-			}
+			got := viewBytes(t, v)
 			if !bytes.Equal(got, want[c.disk]) {
 				t.Errorf("%d bytes, not what qemu-img convert -O raw gives (%d bytes)", len(got), len(want[c.disk]))
 			}
