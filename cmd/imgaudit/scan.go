@@ -45,7 +45,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	noRollback := fs.Bool("no-rollback", false, "skip the rollback-risk analysis (what reverting to a snapshot or backing file would bring back)")
 	noDedupe := fs.Bool("no-dedupe", false, "scan every view in full instead of shared bytes once (slower; for measurements)")
 	roots := addBackingRoots(fs)
-	maxInflate := fs.String("max-inflate", fmt.Sprintf("%dG", ova.DefaultMaxInflate>>30), "stop inflating the gzip-compressed disks of an OVA, a gzip-compressed tarball of disks (a GCE image, a Vagrant box), the deflated disks of a zip or a disk compressed whole (disk.raw.xz) after `SIZE` bytes (all its disks together, e.g. 16G); a disk cut there makes the run incomplete")
+	maxInflate := fs.String("max-inflate", fmt.Sprintf("%dG", ova.DefaultMaxInflate>>30), "stop inflating the gzip-compressed disks of an OVA, a compressed tarball of disks (a GCE image, a Vagrant box), the deflated disks of a zip or a disk compressed whole (disk.raw.xz) after `SIZE` bytes (all its disks together, e.g. 16G); a disk cut there makes the run incomplete")
 	targets, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage, err

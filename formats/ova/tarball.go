@@ -2,7 +2,6 @@ package ova
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -12,7 +11,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/imgaudit/imgaudit/decode/inflate"
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/qcow2"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
@@ -24,14 +23,14 @@ import (
 )
 
 // Tarballs: VM disks shipped in a tar without an OVF descriptor, or in a
-// gzip-compressed tar. A Google Compute Engine image is a disk.raw in a
+// compressed tar (gzip above all; xz, zstd, bzip2, lz4). A Google Compute Engine image is a disk.raw in a
 // .tar.gz; a Vagrant box (.box) is a tar or tar.gz of a qcow2 (box.img,
 // libvirt) or of an OVF and its VMDK (VirtualBox). Read as raw bytes, the
 // disks of a compressed one were only decoded up to the decoders' 100:1
 // expansion cap (a disk is mostly zeros), and nothing in them was
 // attributed to a file.
 
-// What ProbeTarball reads of a gzip-compressed file: enough input to
+// What ProbeTarball reads of a compressed file: enough input to
 // decode the first members' headers, whatever they hold.
 const (
 	probeInput  = 64 << 10
@@ -39,23 +38,25 @@ const (
 )
 
 // ProbeTarball reports whether a file is a tarball of VM disks: a tar,
-// plain or gzip-compressed, among whose members that start in its first
+// plain or compressed (gzip, xz, zstd, bzip2, lz4), among whose members that start in its first
 // MiB (decompressed) one starts like a disk (the magic number of qcow2,
 // VMDK, VHDX or VDI, a partition table, or a filesystem guestfs
 // recognises), or, in a compressed tar, is an .ovf descriptor (a plain tar
 // with one is an OVA: Probe). The content decides, never the file's name,
 // so that a source tarball stays a file whose members the decoders read.
 func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
-	compressed := len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b
+	codec := decode.Sniff(head)
+	compressed := decode.IsStream(codec)
 	var b []byte
 	if compressed {
 		in := make([]byte, min(size, probeInput))
 		n, _ := r.ReadAt(in, 0)
-		zr, err := inflate.NewMultiGzipReader(bufio.NewReader(bytes.NewReader(in[:n])))
+		d, err := decode.NewStreamReader(context.Background(), codec, bytes.NewReader(in[:n]), probeDecoderMemory)
 		if err != nil {
 			return false
 		}
-		b, _ = io.ReadAll(io.LimitReader(zr, probeOutput))
+		b, _ = io.ReadAll(io.LimitReader(d, probeOutput))
+		d.Close()
 	} else {
 		if len(head) < 512 || !bytes.Equal(head[257:262], []byte("ustar")) {
 			return false
@@ -121,8 +122,8 @@ const maxTarballDepth = 4
 // (its own names, a qcow2's backing file, resolve to nothing), with IDs
 // like "image.tar.gz#current:disk.raw"; other members are not read.
 //
-// A plain tar's disks are read in place. A gzip-compressed tar is
-// inflated once, as a stream: each disk member goes to an
+// A plain tar's disks are read in place. A compressed tar is
+// decompressed once, as a stream: each disk member goes to an
 // already-unlinked temporary file with its zero blocks left as holes (a
 // disk is mostly zeros; a GNU sparse member, as GCE's `tar -S` writes
 // disk.raw, is expanded the same way), and what the whole tar inflates
@@ -134,12 +135,12 @@ func NewTarball(ctx context.Context, r io.ReaderAt, size int64, name string, opt
 		return nil, model.Errorf(name, 0, "tarball nested %d deep", opts.Depth)
 	}
 	im := &model.Image{Path: name, Format: "tar", Attrs: map[string]string{}}
-	head := make([]byte, min(size, 2))
+	head := make([]byte, min(size, decode.SniffLen))
 	r.ReadAt(head, 0)
 	var err error
-	if bytes.Equal(head, []byte{0x1f, 0x8b}) {
-		im.Attrs["compression"] = "gzip"
-		err = streamTar(ctx, im, r, size, opts)
+	if codec := decode.Sniff(head); decode.IsStream(codec) {
+		im.Attrs["compression"] = codec
+		err = streamTar(ctx, im, r, size, codec, opts)
 	} else {
 		err = inPlaceTar(ctx, im, r, size, opts)
 	}
@@ -208,14 +209,13 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 	return nil
 }
 
-// streamTar inflates a gzip-compressed tar once and opens its disks from
+// streamTar decompresses a compressed tar once and opens its disks from
 // temporary files.
-func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, opts model.Options) error {
+func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, codec string, opts model.Options) error {
 	cr := tarindex.NewCursor(r, size)
-	br := bufio.NewReaderSize(cr, 1<<20)
-	zr, err := inflate.NewMultiGzipReader(br)
+	zr, err := decode.NewStreamReader(ctx, codec, cr, 0)
 	if err != nil {
-		return model.Wrapf(err, im.Path, 0, "gzip")
+		return model.Wrapf(err, im.Path, 0, "%s", codec)
 	}
 	defer zr.Close()
 	// All the tar inflates to, skipped members included, counts: a member
@@ -223,7 +223,7 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
 	lr := &io.LimitedReader{R: zr, N: budget}
 	tr := tar.NewReader(lr)
-	consumed := func() int64 { return cr.Pos() - int64(br.Buffered()) }
+	consumed := cr.Pos // where decompression had read to (up to 1 MiB ahead of what it decoded)
 	for range maxMembers {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -236,7 +236,7 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 			if lr.N <= 0 {
 				err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached between members", budget)
 			}
-			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "gzip-compressed tar"))
+			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar", im.Attrs["compression"]))
 			return nil
 		}
 		if !regularType(h.Typeflag) {

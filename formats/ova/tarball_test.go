@@ -18,13 +18,14 @@ import (
 // tarballDisks makes, with the real tools, an ext4 disk (mkfs.ext4 -d)
 // holding a file, its qcow2 (qemu-img convert), and the tarballs that
 // ship such disks: a GCE image (tar --format=oldgnu -Sczf of disk.raw, a
-// GNU sparse member), a Vagrant libvirt box (tar.gz of metadata.json,
-// Vagrantfile and box.img, a qcow2), a plain tar and a plain sparse tar.
+// GNU sparse member; and the same through xz), a Vagrant libvirt box
+// (tar.gz of metadata.json, Vagrantfile and box.img, a qcow2; and a
+// tar.zst of it), a plain tar and a plain sparse tar.
 // It returns the directory and each disk's bytes as `qemu-img convert -O
 // raw` writes them.
 func tarballDisks(t *testing.T) (string, map[string][]byte) {
 	t.Helper()
-	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "tar", "gzip")
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "tar", "gzip", "xz", "zstd")
 	dir := t.TempDir()
 	testutil.Bash(t, dir, `
 mkdir -p root/etc/app
@@ -38,6 +39,8 @@ tar --format=oldgnu -Sczf gce.tar.gz disk.raw
 tar czf libvirt.box metadata.json Vagrantfile box.img
 tar cf plain.tar metadata.json disk.raw
 tar -Scf sparse.tar disk.raw
+tar --format=oldgnu -Scf - disk.raw | xz -T1 > gce.tar.xz
+tar cf - metadata.json box.img | zstd -q > libvirt.tar.zst
 qemu-img convert -O raw box.img box.raw
 mkdir src && cp root/etc/app/credentials src/ && tar czf source.tar.gz src
 `)
@@ -67,6 +70,8 @@ func TestTarball(t *testing.T) {
 		{"libvirt.box", "box.img", "qcow2", true},
 		{"plain.tar", "disk.raw", "raw", false},
 		{"sparse.tar", "disk.raw", "raw", true},
+		{"gce.tar.xz", "disk.raw", "raw", true},
+		{"libvirt.tar.zst", "box.img", "qcow2", true},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			before := testutil.FileSnapshot(t, filepath.Join(dir, c.file))
