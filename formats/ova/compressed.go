@@ -51,8 +51,8 @@ const probeDecoderMemory = 64 << 20
 // to the Options' MaxInflate (--max-inflate, 8 GiB by default): past it
 // the disk is cut there, read up to the cut, and its view says so, so the
 // run is incomplete. The disk is then opened as whatever format its bytes
-// are (formats.New, through Options.Open), alone (its own names, a qcow2's
-// backing file, resolve to nothing), its views named like
+// are (formats.New, through Options.Open), alone (a backing file it names
+// is not followed, and is an error), its views named like
 // "disk.raw.xz#current:disk.raw".
 func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
 	head := make([]byte, min(size, decode.SniffLen))

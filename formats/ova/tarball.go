@@ -119,7 +119,8 @@ const maxTarballDepth = 4
 // NewTarball reads a tarball of VM disks that r holds, size bytes, named
 // name (see ProbeTarball). Each member that starts like a disk becomes the
 // views of its format (formats.New, through Options.Open), opened alone
-// (its own names, a qcow2's backing file, resolve to nothing), with IDs
+// (a name it gives, a qcow2's backing file, is not followed: an error,
+// so the run is incomplete), with IDs
 // like "image.tar.gz#current:disk.raw"; other members are not read.
 //
 // A plain tar's disks are read in place. A compressed tar is
@@ -336,9 +337,13 @@ func memberDisk(name string, size, at int64) spooledDisk {
 	return spooledDisk{name: name, where: "in the archive member " + name, size: size, at: func() int64 { return at }}
 }
 
-// openDiskMember opens the disk in a tar member as whatever format its
-// bytes are (Options.Open: formats.New), alone: no backing file, no name
-// resolved; what it may still inflate (an archive in it) is budget.
+// openDiskMember opens the disk in a tar or zip member as whatever format
+// its bytes are (Options.Open: formats.New). Every name it gives (a
+// qcow2's backing file, a VMDK's parent) is refused, since it names a
+// file of whoever made the archive (formats.New's Sealed opener): the
+// refusal is an error of the image, so the run is incomplete, as for a
+// backing file outside the allowed roots. What it may still inflate (an
+// archive in it) is budget.
 func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, name string, at, budget int64, opts model.Options) (*model.Image, error) {
 	if opts.Open == nil {
 		return nil, model.Errorf(im.Path, at, "tar member %.80q: no reader for its format", name)
@@ -346,7 +351,7 @@ func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size in
 	if len(im.Views) >= maxDiskViews {
 		return nil, model.Errorf(im.Path, at, "tar member %.80q: not opened: the archive already has %d views", name, maxDiskViews)
 	}
-	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, NoBacking: true, MaxInflate: budget})
+	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, MaxInflate: budget})
 	if err != nil {
 		return nil, model.Wrapf(err, im.Path, at, "tar member %.80q", name)
 	}

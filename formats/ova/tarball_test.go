@@ -3,6 +3,7 @@ package ova_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -314,5 +315,31 @@ zip -q ova.zip vm.ova
 	defer im.Close()
 	if v := im.Views[0]; v.Incomplete == nil || !strings.Contains(v.Incomplete.Error(), "app.zip: offset ") {
 		t.Errorf("cut at 256 KiB: %v", v.Incomplete)
+	}
+}
+
+// TestArchivedDiskBacking: a qcow2 whose backing file is /etc/passwd,
+// shipped in a tar.gz, a zip or gzip'd whole, opens without following it:
+// the image's errors say it is not followed, naming the member and the
+// offset of the name in it, so the run is incomplete.
+func TestArchivedDiskBacking(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "tar", "gzip", "zip")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `
+qemu-img create -q -f qcow2 -b /etc/passwd -F raw evil.qcow2 16M
+tar czf evil.tar.gz evil.qcow2
+zip -q evil.zip evil.qcow2
+gzip -c evil.qcow2 > evil.qcow2.gz
+`)
+	for _, file := range []string{"evil.tar.gz", "evil.zip", "evil.qcow2.gz"} {
+		im, err := formats.Open(context.Background(), filepath.Join(dir, file), model.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		msg := fmt.Sprint(im.Errors)
+		if len(im.Views) == 0 || !strings.Contains(msg, `backing file "/etc/passwd"`) || !strings.Contains(msg, "not followed") || !strings.Contains(msg, "offset ") {
+			t.Errorf("%s: %d views, errors %s", file, len(im.Views), msg)
+		}
+		im.Close()
 	}
 }

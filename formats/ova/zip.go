@@ -74,7 +74,8 @@ func zipHead(f *zip.File) ([]byte, error) {
 // NewZip reads a zip of VM disks that r holds, size bytes, named name
 // (see ProbeZip). Each member that starts like a disk or an OVA becomes
 // the views of its format (formats.New, through Options.Open), opened
-// alone, with IDs like "appliance.zip#current:disk1.vmdk"; other members
+// alone (a backing file it names is not followed, and is an error), with
+// IDs like "appliance.zip#current:disk1.vmdk"; other members
 // are not read. A stored member is read in place; a compressed one is
 // decompressed once to an unlinked temporary file, its zero blocks left
 // as holes, all of them together at most to the Options' MaxInflate
