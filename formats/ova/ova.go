@@ -97,10 +97,10 @@ type member struct {
 // members lists the regular members of the tar with their data offsets.
 // Sparse members are left out: their data is not stored in one piece, so
 // it cannot be read in place.
-func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]member, error) {
+func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]member, *tarindex.Index, error) {
 	x, err := tarindex.Build(ctx, f, size, file, maxMembers)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []member
 	for _, e := range x.Entries() {
@@ -108,7 +108,7 @@ func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]mem
 			out = append(out, member{name: strings.TrimPrefix(e.Raw, "./"), off: e.Offset, size: e.Size})
 		}
 	}
-	return out, nil
+	return out, x, nil
 }
 
 // OpenWith opens the OVA at path (see NewWith).
@@ -137,7 +137,7 @@ func NewWith(ctx context.Context, r io.ReaderAt, size int64, name string, opts m
 
 func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, opts model.Options, cfg Config) error {
 	p := im.Path
-	ms, err := members(ctx, f, size, p)
+	ms, idx, err := members(ctx, f, size, p)
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, o
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		views, err := openDisk(ctx, im, f, byName, tg.file, tg.capacity, opts, cfg, inflate)
+		views, err := openDisk(ctx, im, f, byName, idx, tg.file, tg.capacity, opts, cfg, inflate)
 		if err != nil {
 			im.Errors = append(im.Errors, err)
 			continue
@@ -272,7 +272,7 @@ func (c *pieces) hostOffset(off int64) (int64, int64, bool) {
 	return pc.off + off - pc.at, pc.at + pc.size - off, true
 }
 
-func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[string]member, fl File, capacity int64, opts model.Options, cfg Config, inflate *inflateBudget) ([]model.View, error) {
+func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[string]member, idx *tarindex.Index, fl File, capacity int64, opts model.Options, cfg Config, inflate *inflateBudget) ([]model.View, error) {
 	p := im.Path
 	st := &pieces{r: f}
 	if fl.ChunkSize > 0 {
@@ -346,7 +346,11 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 	}
 	if vmdk.Probe(head, r, size) {
 		var err error
-		sub, err = vmdk.New(ctx, r, size, fl.Href, model.Options{Depth: opts.Depth, Chain: opts.Chain, NoBacking: true})
+		// A parent the VMDK names is another member of the OVA
+		// (tarindex resolves names inside the archive only); one that is
+		// not there is an error of the image, so the run is incomplete
+		// rather than the delta passing for the disk.
+		sub, err = vmdk.New(ctx, r, size, fl.Href, model.Options{Open: opts.Open, Depth: opts.Depth, Chain: opts.Chain, Opener: idx})
 		if err != nil {
 			if cut != nil {
 				// The cut is why the VMDK does not open: say it first.
@@ -388,8 +392,15 @@ func renameViews(p, href string, sub *model.Image, notes []string, host string, 
 		// apart ("disk1.vmdk#unreferenced:stale-grains", an OVA's
 		// "vm.ova#current:disk1.vmdk" in a zip); its Name may say more
 		// (the file an unreferenced view's clusters are in).
+		// A view of a backing file keeps all of its own ID's rest
+		// ("ovl.qcow2#backing:base.img#unreferenced"), so that it stays
+		// apart from the disk's own view of that kind.
 		_, rest, _ := strings.Cut(v.ID, "#")
-		if sfx, ok := strings.CutPrefix(rest, string(v.Kind)+":"); ok {
+		sfx, ok := strings.CutPrefix(rest, string(v.Kind)+":")
+		if !ok && rest == string(v.Kind) {
+			sfx = ""
+		}
+		if sfx != "" {
 			nv.ID += "#" + sfx
 			nv.Name += "#" + sfx
 		}

@@ -192,10 +192,10 @@ func TestOVAHostile(t *testing.T) {
 		{name: "href escapes", href: "../outside.vmdk", wantErr: "not in the archive"},
 		{name: "absolute href", href: "/etc/passwd", wantErr: "not in the archive"},
 		{name: "bad compression", href: "d.vmdk", attrs: `ovf:compression="bzip2"`, members: map[string][]byte{"d.vmdk": []byte("x")}, wantErr: "unsupported compression"},
-		// A descriptor inside the archive is sealed: its extent names
-		// resolve neither to host files nor (yet) to other members.
-		{name: "extent names a host file", href: "d.vmdk", members: map[string][]byte{"d.vmdk": flatDescriptor(t, "/etc/passwd")}, wantErr: model.ErrSealed.Error()},
-		{name: "extent names a member", href: "d.vmdk", members: map[string][]byte{"d.vmdk": flatDescriptor(t, "d-flat.vmdk"), "d-flat.vmdk": make([]byte, 1<<20)}, wantErr: model.ErrSealed.Error()},
+		// A descriptor's extent names resolve to other members of the
+		// archive (its tar index), never to host files.
+		{name: "extent names a host file", href: "d.vmdk", members: map[string][]byte{"d.vmdk": flatDescriptor(t, "/etc/passwd")}, wantErr: "extent \"/etc/passwd\": open /etc/passwd: no such member in the layer or archive"},
+		{name: "extent escapes the archive", href: "d.vmdk", members: map[string][]byte{"d.vmdk": flatDescriptor(t, "../outside.vmdk")}, wantErr: model.ErrOutsideArchive.Error()},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -218,6 +218,35 @@ func TestOVAHostile(t *testing.T) {
 				t.Fatalf("error %q should name e.ova and say %q", err, c.wantErr)
 			}
 		})
+	}
+}
+
+// TestOVAExtentMember: a descriptor VMDK in an OVA whose extent is another
+// member reads that member, in place.
+func TestOVAExtentMember(t *testing.T) {
+	testutil.RequireTool(t, "tar")
+	dir := t.TempDir()
+	flat := make([]byte, 1<<20)
+	copy(flat[4096:], secret)
+	os.WriteFile(filepath.Join(dir, "e.ovf"), []byte(ovfText("d.vmdk", "", 1<<20)), 0o644)
+	os.WriteFile(filepath.Join(dir, "d.vmdk"), flatDescriptor(t, "d-flat.vmdk"), 0o644)
+	os.WriteFile(filepath.Join(dir, "d-flat.vmdk"), flat, 0o644)
+	ova := filepath.Join(t.TempDir(), "e.ova")
+	testutil.Run(t, "tar", "--format=ustar", "-cf", ova, "-C", dir, "e.ovf", "d.vmdk", "d-flat.vmdk")
+	im, err := OpenWith(context.Background(), ova, model.Options{}, Config{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if len(im.Errors) != 0 || len(im.Views) == 0 || im.Views[0].ID != "e.ova#current:d.vmdk" {
+		t.Fatalf("views %d, errors %v", len(im.Views), im.Errors)
+	}
+	got := make([]byte, im.Views[0].Disk.Size())
+	if _, err := im.Views[0].Disk.ReadAt(got, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, flat) {
+		t.Errorf("the view does not read the extent member")
 	}
 }
 

@@ -198,7 +198,7 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 			continue
 		}
 		sr := io.NewSectionReader(r, m.off, m.size)
-		sub, err := openDiskMember(ctx, im, sr, m.size, m.name, m.off, budget, opts)
+		sub, err := openDiskMember(ctx, im, sr, m.size, m.name, m.off, budget, x, opts)
 		if err != nil {
 			im.Errors = append(im.Errors, err)
 			continue
@@ -314,7 +314,7 @@ func spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk,
 		return st.Size, true, nil
 	}
 	im.AddCloser(tmp)
-	sub, err := openDiskMember(ctx, im, tmp, st.Size, d.name, d.at(), max(limit-st.Size, 1), opts)
+	sub, err := openDiskMember(ctx, im, tmp, st.Size, d.name, d.at(), max(limit-st.Size, 1), nil, opts)
 	if err != nil {
 		im.Errors = append(im.Errors, errors.Join(cut, err))
 		return st.Size, cut != nil, nil
@@ -338,20 +338,22 @@ func memberDisk(name string, size, at int64) spooledDisk {
 }
 
 // openDiskMember opens the disk in a tar or zip member as whatever format
-// its bytes are (Options.Open: formats.New). Every name it gives (a
-// qcow2's backing file, a VMDK's parent) is refused, since it names a
-// file of whoever made the archive (formats.New's Sealed opener): the
-// refusal is an error of the image, so the run is incomplete, as for a
-// backing file outside the allowed roots. What it may still inflate (an
-// archive in it) is budget.
-func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, name string, at, budget int64, opts model.Options) (*model.Image, error) {
+// its bytes are (Options.Open: formats.New). A name it gives (a qcow2's
+// backing file, a VMDK's parent) resolves through opener: a plain tar's
+// index, so another member of the archive, never a host file; nil (a
+// member read from a stream: the archive cannot be read at random)
+// refuses every name (formats.New's Sealed opener). A refusal is an
+// error of the image, so the run is incomplete, as for a backing file
+// outside the allowed roots. What it may still inflate (an archive in
+// it) is budget.
+func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, name string, at, budget int64, opener model.Opener, opts model.Options) (*model.Image, error) {
 	if opts.Open == nil {
 		return nil, model.Errorf(im.Path, at, "tar member %.80q: no reader for its format", name)
 	}
 	if len(im.Views) >= maxDiskViews {
 		return nil, model.Errorf(im.Path, at, "tar member %.80q: not opened: the archive already has %d views", name, maxDiskViews)
 	}
-	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, MaxInflate: budget})
+	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, MaxInflate: budget, Opener: opener})
 	if err != nil {
 		return nil, model.Wrapf(err, im.Path, at, "tar member %.80q", name)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -319,25 +320,47 @@ zip -q ova.zip vm.ova
 }
 
 // TestArchivedDiskBacking: a qcow2 whose backing file is /etc/passwd,
-// shipped in a tar.gz, a zip or gzip'd whole, opens without following it:
-// the image's errors say it is not followed, naming the member and the
-// offset of the name in it, so the run is incomplete.
+// shipped in a plain tar, a tar.gz, a zip or gzip'd whole, opens without
+// following it: the image's errors say it is not followed, naming the
+// member and the offset of the name in it, so the run is incomplete. In
+// a plain tar, a backing file that is another member is followed there
+// (the tar's index resolves names inside the archive only).
 func TestArchivedDiskBacking(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "tar", "gzip", "zip")
 	dir := t.TempDir()
 	testutil.Bash(t, dir, `
 qemu-img create -q -f qcow2 -b /etc/passwd -F raw evil.qcow2 16M
+tar cf evil.tar evil.qcow2
 tar czf evil.tar.gz evil.qcow2
 zip -q evil.zip evil.qcow2
 gzip -c evil.qcow2 > evil.qcow2.gz
+qemu-img create -q -f qcow2 base.qcow2 16M
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2
+tar cf chain.tar overlay.qcow2 base.qcow2
 `)
-	for _, file := range []string{"evil.tar.gz", "evil.zip", "evil.qcow2.gz"} {
+	im, err := formats.Open(context.Background(), filepath.Join(dir, "chain.tar"), model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, v := range im.Views {
+		ids = append(ids, v.ID)
+	}
+	if len(im.Errors) != 0 || !slices.Contains(ids, "chain.tar#backing:overlay.qcow2#base.qcow2") {
+		t.Errorf("chain.tar: views %q, errors %v", ids, im.Errors)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
+		t.Errorf("chain.tar: view IDs repeat: %q", ids)
+	}
+	im.Close()
+	for _, file := range []string{"evil.tar", "evil.tar.gz", "evil.zip", "evil.qcow2.gz"} {
 		im, err := formats.Open(context.Background(), filepath.Join(dir, file), model.Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
 		msg := fmt.Sprint(im.Errors)
-		if len(im.Views) == 0 || !strings.Contains(msg, `backing file "/etc/passwd"`) || !strings.Contains(msg, "not followed") || !strings.Contains(msg, "offset ") {
+		refused := strings.Contains(msg, "not followed") || strings.Contains(msg, "no such member in the layer or archive")
+		if len(im.Views) == 0 || !strings.Contains(msg, `backing file "/etc/passwd"`) || !refused || !strings.Contains(msg, "offset ") {
 			t.Errorf("%s: %d views, errors %s", file, len(im.Views), msg)
 		}
 		im.Close()

@@ -112,7 +112,7 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 		usize := int64(min(f.UncompressedSize64, 1<<62))
 		if f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at {
 			sr := io.NewSectionReader(r, at, usize)
-			sub, err := openDiskMember(ctx, im, sr, usize, f.Name, at, budget, opts)
+			sub, err := openDiskMember(ctx, im, sr, usize, f.Name, at, budget, nil, opts)
 			if err != nil {
 				im.Errors = append(im.Errors, err)
 				continue
