@@ -31,13 +31,7 @@ func TestReadCompressed(t *testing.T) {
 	noise := make([]byte, 200<<10)
 	rand.Read(noise)
 	c := testutil.FSContent{Extra: func(mnt string) {
-		dir := filepath.Join(mnt, "c")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Setxattr(dir, "system.ntfs_attrib_be", []byte{0, 0, 0x08, 0}, 0); err != nil {
-			t.Fatal(err)
-		}
+		dir := compressedDir(t, mnt)
 		for name, b := range map[string][]byte{
 			"text.log":  []byte(text.String()),
 			"noise.bin": noise,
@@ -104,13 +98,7 @@ func TestOpenCompressedRuns(t *testing.T) {
 	}
 	want := map[string][]byte{}
 	c := testutil.FSContent{Extra: func(mnt string) {
-		dir := filepath.Join(mnt, "c")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Setxattr(dir, "system.ntfs_attrib_be", []byte{0, 0, 0x08, 0}, 0); err != nil {
-			t.Fatal(err)
-		}
+		dir := compressedDir(t, mnt)
 		for name, b := range files {
 			p := filepath.Join(dir, name)
 			if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -189,6 +177,20 @@ func TestOpenCompressedRuns(t *testing.T) {
 	if _, err := f.OpenCompressedRuns([]fsys.Run{{Off: 0, Len: cs}}, cs); err == nil {
 		t.Errorf("OpenCompressedRuns took a run that is not compressed")
 	}
+}
+
+// compressedDir makes the folder mnt/c with NTFS's compressed attribute,
+// set through ntfs-3g's xattr: the files written in it are compressed.
+func compressedDir(t *testing.T, mnt string) string {
+	t.Helper()
+	dir := filepath.Join(mnt, "c")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setxattr(dir, "system.ntfs_attrib_be", []byte{0, 0, 0x08, 0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // TestLZNT1Corrupt: damaged units are errors, never a panic or a read
