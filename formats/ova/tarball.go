@@ -284,6 +284,11 @@ func spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk,
 	if !diskHead(mh[:n]) {
 		return 0, false, nil
 	}
+	if len(im.Views) >= maxDiskViews {
+		// Not spooled for nothing: openDiskMember would refuse it.
+		im.Errors = append(im.Errors, model.Errorf(im.Path, d.at(), "%.80q: not opened: the archive already has %d views", d.name, maxDiskViews))
+		return 0, false, nil
+	}
 	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-disk-*.spool", io.MultiReader(bytes.NewReader(mh[:n]), r), limit)
 	var cut error
 	switch {
