@@ -139,6 +139,10 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 		case l.Path != "":
 			s.Action = fmt.Sprintf("delete or replace %s in the guest, then wipe free space", l.Path)
 			s.Command = "rm -- " + shellQuote(l.Path) + "   # in the guest"
+		case v != nil && v.Attrs["archive_file"] == "true":
+			// A file an archive ships beside its disks (a Vagrantfile,
+			// an OVF): not the guest's.
+			s.Action = fmt.Sprintf("remove it from %s in the archive %s, repack the archive, and delete the old one", v.Name, image)
 		default:
 			s.Action = "remove it in the guest"
 		}

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
 
@@ -105,7 +107,9 @@ func TestOVAEndToEnd(t *testing.T) {
 // zip of a qcow2. The planted key is found at its path
 // in the guest's ext4, live. Read as raw bytes, the disks had been decoded
 // only up to the 100:1 expansion cap, and the key was not found at all.
-// Past --max-inflate, the run is incomplete.
+// The key in the libvirt box's Vagrantfile is found in that file's view,
+// and its remediation is to repack the archive. Past --max-inflate, the
+// run is incomplete.
 func TestTarballEndToEnd(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "mkfs.ext4", "ssh-keygen", "tar", "gzip", "xz", "zip")
 	dir := t.TempDir()
@@ -113,7 +117,13 @@ func TestTarballEndToEnd(t *testing.T) {
 	key := filepath.Join(dir, "root/root/.ssh/id_rsa")
 	testutil.Run(t, "ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", key)
 	want := fp(pemBlock(t, key))
+	// A deploy key in the box's Vagrantfile, a file the box ships
+	// beside its disk.
+	deploy := filepath.Join(dir, "deploy_key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", deploy)
+	wantDeploy := fp(pemBlock(t, deploy))
 	testutil.Bash(t, dir, `
+{ echo 'Vagrant.configure("2") do |config|'; echo '  config.vm.provision "shell", inline: <<-SHELL'; cat deploy_key; echo '  SHELL'; echo 'end'; } > Vagrantfile
 truncate -s 64M disk.raw
 mkfs.ext4 -q -d root disk.raw
 qemu-img convert -f raw -O qcow2 disk.raw box.img
@@ -127,7 +137,7 @@ cat > box.ovf <<'OVF'
 </Envelope>
 OVF
 tar --format=oldgnu -Sczf gce.tar.gz disk.raw
-tar czf libvirt.box metadata.json box.img
+tar czf libvirt.box metadata.json Vagrantfile box.img
 tar czf virtualbox.box box.ovf box-disk001.vmdk metadata.json
 xz -T1 -c disk.raw > disk.raw.xz
 zip -q appliance.zip box.img metadata.json
@@ -156,6 +166,23 @@ zip -q appliance.zip box.img metadata.json
 			if !found {
 				t.Errorf("planted key not found at its path in %s; findings: %s", c.view, summary(rep))
 			}
+			if c.file != "libvirt.box" {
+				return
+			}
+			for _, f := range rep.Findings {
+				if f.Fingerprint != wantDeploy {
+					continue
+				}
+				rem := report.Remediate(rep, &f)
+				for _, l := range f.Locations {
+					if l.View == "libvirt.box#current:Vagrantfile" && l.Exposure == "live" && len(rem) > 0 && strings.Contains(rem[0].Action, "remove it from Vagrantfile in the archive") {
+						return
+					}
+				}
+				t.Errorf("the Vagrantfile's key: %+v, remediation %+v", f.Locations, rem)
+				return
+			}
+			t.Errorf("the Vagrantfile's key was not found; findings: %s", summary(rep))
 		})
 	}
 	if rep := scanFile(t, scanner.Options{MaxInflate: 8 << 20}, filepath.Join(dir, "gce.tar.gz")); rep.Complete {

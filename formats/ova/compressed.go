@@ -78,7 +78,7 @@ func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, 
 	inner := strings.TrimSuffix(path.Base(name), path.Ext(name))
 	im := &model.Image{Path: name, Format: "compressed", Attrs: map[string]string{"compression": codec}}
 	disk := spooledDisk{name: inner, where: "compressed whole with " + codec, size: -1, at: in.Pos}
-	if _, _, err := spoolDisk(ctx, im, d, disk, cmp.Or(opts.MaxInflate, DefaultMaxInflate), func() bool { return false }, opts); err != nil {
+	if _, _, err := spoolDisk(ctx, im, d, disk, cmp.Or(opts.MaxInflate, DefaultMaxInflate), func() bool { return false }, opts); err != nil && err != errNoDisk {
 		im.Close()
 		return nil, err
 	}

@@ -212,6 +212,11 @@ func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, o
 	if len(im.Views) == 0 && len(im.Errors) > 0 {
 		return fmt.Errorf("ova: no disk could be opened: %w", errors.Join(im.Errors...))
 	}
+	// The descriptor is scanned too: vApp properties can hold the
+	// passwords given when the VM was deployed.
+	desc := &archiveFiles{}
+	desc.inPlace(p, ovf.name, f, ovf.off, ovf.size)
+	desc.finish(im)
 	return nil
 }
 

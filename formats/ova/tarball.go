@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/imgaudit/imgaudit/decode"
@@ -167,6 +168,8 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 		return err
 	}
 	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
+	files := &archiveFiles{}
+	defer files.finish(im)
 	for _, e := range x.Entries() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -184,6 +187,10 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 			}
 			spent, _, err := spoolDisk(ctx, im, tr, memberDisk(m.name, h.Size, e.Header), budget, func() bool { return false }, opts)
 			budget -= spent
+			if err == errNoDisk {
+				files.skip() // not stored in one piece: not read in place
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -195,6 +202,7 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 			continue
 		}
 		if !diskHead(mh) {
+			files.inPlace(im.Path, m.name, r, m.off, m.size)
 			continue
 		}
 		sr := io.NewSectionReader(r, m.off, m.size)
@@ -224,6 +232,8 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
 	lr := &io.LimitedReader{R: zr, N: budget}
 	tr := tar.NewReader(lr)
+	files := &archiveFiles{}
+	defer files.finish(im)
 	consumed := cr.Pos // where decompression had read to (up to 1 MiB ahead of what it decoded)
 	for range maxMembers {
 		if err := ctx.Err(); err != nil {
@@ -244,8 +254,31 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 			continue
 		}
 		name := strings.TrimPrefix(h.Name, "./")
+		var mr io.Reader = tr
+		if h.Size <= maxFileBytes {
+			// Small enough to hold: a file the archive ships (a
+			// Vagrantfile), or a small disk, spooled from memory.
+			at := consumed()
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				if lr.N <= 0 {
+					err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached", budget)
+				}
+				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar: member %.80q", im.Attrs["compression"], name))
+				return nil
+			}
+			if !diskHead(b) {
+				files.inMemory(im.Path, name, b, at)
+				continue
+			}
+			mr = bytes.NewReader(b)
+		}
 		d := spooledDisk{name: name, where: "in the archive member " + name, size: h.Size, at: consumed}
-		_, cut, err := spoolDisk(ctx, im, tr, d, lr.N, func() bool { return lr.N <= 0 }, opts)
+		_, cut, err := spoolDisk(ctx, im, mr, d, lr.N, func() bool { return lr.N <= 0 }, opts)
+		if err == errNoDisk {
+			files.skip()
+			continue
+		}
 		if err != nil || cut {
 			return err // a cut disk says why; nothing after it was inflated
 		}
@@ -253,6 +286,10 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 	im.Errors = append(im.Errors, model.Errorf(im.Path, consumed(), "more than %d tar members", maxMembers))
 	return nil
 }
+
+// errNoDisk is spoolDisk's answer for bytes that do not start like a
+// disk: nothing was spooled, and the caller goes on.
+var errNoDisk = errors.New("not a disk")
 
 // spooledDisk says what spoolDisk reads: a disk named name, size bytes
 // by its archive's record (-1: unknown), described in its view's note as
@@ -272,8 +309,8 @@ type spooledDisk struct {
 // r has reached its inflate bound, which then is why it ends early. A disk
 // cut short (the bound, a broken stream, fewer bytes than its record
 // says) is read as far as it goes and its first view is incomplete. It
-// returns the bytes it spooled and whether the disk was cut; only a
-// cancelled ctx is an error.
+// returns the bytes it spooled and whether the disk was cut; its error
+// is errNoDisk for bytes that are no disk, else only a cancelled ctx.
 func spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk, limit int64, exhausted func() bool, opts model.Options) (int64, bool, error) {
 	mh := make([]byte, 4096)
 	n, err := io.ReadFull(r, mh)
@@ -282,7 +319,7 @@ func spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk,
 		return 0, true, nil
 	}
 	if !diskHead(mh[:n]) {
-		return 0, false, nil
+		return 0, false, errNoDisk
 	}
 	if len(im.Views) >= maxDiskViews {
 		// Not spooled for nothing: openDiskMember would refuse it.
@@ -367,6 +404,76 @@ func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size in
 		im.Errors = append(im.Errors, fmt.Errorf("%s: tar member %s: %w", im.Path, name, e))
 	}
 	return sub, nil
+}
+
+// A member that is no disk (a Vagrantfile, metadata.json, an OVF, a
+// README) is a file the archive ships with its disks: each is scanned as
+// it is, as a view of its own ("box.tar.gz#current:Vagrantfile"), up to
+// maxFileViews of them and maxFileBytes each; the others are counted in
+// a note on the first view.
+const (
+	maxFileViews = 64
+	maxFileBytes = 4 << 20
+)
+
+// archiveFiles collects the views of an archive's files that are no disk.
+type archiveFiles struct {
+	views   []model.View
+	skipped int
+}
+
+// inPlace adds the member name, size bytes at off in the archive r.
+func (a *archiveFiles) inPlace(archive, name string, r io.ReaderAt, off, size int64) {
+	if !a.room(size) {
+		return
+	}
+	ext := model.ExtentList{{Length: size, File: archive, FileOffset: off, FileLength: size}}
+	a.add(archive, name, &model.FileDisk{R: r, Name: archive, Base: off, Len: size, Allocd: ext}, fmt.Sprintf("read in place from the archive at offset %d", off))
+}
+
+// inMemory adds the member name, decompressed into b; at is where the
+// decompression had read to when it began.
+func (a *archiveFiles) inMemory(archive, name string, b []byte, at int64) {
+	if !a.room(int64(len(b))) {
+		return
+	}
+	n := int64(len(b))
+	ext := model.ExtentList{{Length: n, Source: model.SourceDerived, File: archive, FileOffset: at, FileLength: n}}
+	a.add(archive, name, &model.FileDisk{R: bytes.NewReader(b), Name: archive + "!" + name, Len: n, Allocd: ext}, "decompressed from the archive")
+}
+
+func (a *archiveFiles) room(size int64) bool {
+	if size == 0 {
+		return false
+	}
+	if size > maxFileBytes || len(a.views) >= maxFileViews {
+		a.skipped++
+		return false
+	}
+	return true
+}
+
+func (a *archiveFiles) skip() { a.skipped++ }
+
+func (a *archiveFiles) add(archive, name string, d model.Disk, how string) {
+	a.views = append(a.views, model.View{
+		ID: filepath.Base(archive) + "#" + string(model.KindCurrent) + ":" + name, Kind: model.KindCurrent, Name: name, Disk: d,
+		Notes: []string{"a file the archive ships beside its disks, scanned as it is: " + how},
+		Attrs: map[string]string{"href": name, "archive_file": "true"},
+	})
+}
+
+// finish adds the files' views after the disks' (only to an archive that
+// has a disk: the caller fails one without), and says how many files were
+// not scanned.
+func (a *archiveFiles) finish(im *model.Image) {
+	if len(im.Views) == 0 {
+		return
+	}
+	if a.skipped > 0 {
+		im.Views[0].Notes = append(im.Views[0].Notes, fmt.Sprintf("%d other members of the archive not scanned: not disks, and over %d bytes each, not stored in one piece, or past %d files", a.skipped, maxFileBytes, maxFileViews))
+	}
+	im.Views = append(im.Views, a.views...)
 }
 
 // regularType reports a regular file's tar type, a GNU sparse one's

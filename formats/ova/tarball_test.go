@@ -366,3 +366,62 @@ tar cf chain.tar overlay.qcow2 base.qcow2
 		im.Close()
 	}
 }
+
+// TestArchiveFiles: the members of an archive that are no disk are
+// scanned as files, each a view of its own with its bytes: a Vagrantfile
+// and metadata.json in a tar.gz (decompressed) and in a plain tar (in
+// place), deflated and stored in a zip, and an OVA's .ovf descriptor. An
+// empty member gives no view.
+func TestArchiveFiles(t *testing.T) {
+	testutil.RequireTool(t, "zip")
+	dir, _ := tarballDisks(t)
+	testutil.Bash(t, dir, `
+: > empty
+tar cf files.tar metadata.json Vagrantfile empty disk.raw
+zip -q files.zip box.img Vagrantfile && zip -q -0 files.zip metadata.json
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized disk.raw d1.vmdk
+cat > vm.ovf <<'OVF'
+<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References><File ovf:href="d1.vmdk" ovf:id="file1"/></References>
+  <DiskSection><Info>disks</Info><Disk ovf:capacity="50331648" ovf:diskId="vmdisk1" ovf:fileRef="file1"/></DiskSection>
+  <ProductSection><Property ovf:key="guestinfo.admin.password" ovf:value="planted"/></ProductSection>
+</Envelope>
+OVF
+tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
+`)
+	for _, c := range []struct {
+		file  string
+		files []string
+	}{
+		{"libvirt.box", []string{"metadata.json", "Vagrantfile"}},
+		{"files.tar", []string{"metadata.json", "Vagrantfile"}},
+		{"files.zip", []string{"Vagrantfile", "metadata.json"}},
+		{"vm.ova", []string{"vm.ovf"}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			var got []string
+			for _, v := range im.Views {
+				if v.Attrs["archive_file"] != "true" {
+					continue
+				}
+				got = append(got, v.Name)
+				want, err := os.ReadFile(filepath.Join(dir, v.Name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.ID != c.file+"#current:"+v.Name || v.Kind != model.KindCurrent || !bytes.Equal(viewBytes(t, v), want) {
+					t.Errorf("view %q (%s): not the bytes of %s", v.ID, v.Kind, v.Name)
+				}
+			}
+			if !slices.Equal(got, c.files) || im.Views[0].Attrs["archive_file"] != "" {
+				t.Errorf("file views %q, want %q after the disks'", got, c.files)
+			}
+		})
+	}
+}

@@ -56,6 +56,17 @@ func newZipReader(r io.ReaderAt, size int64) (*zip.Reader, error) {
 	return zr, nil
 }
 
+// readZipMember returns a member's bytes, decompressed (at most
+// maxFileBytes: its record said no more), its CRC-32 checked.
+func readZipMember(f *zip.File) ([]byte, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, maxFileBytes+1))
+}
+
 // zipHead returns a member's first 4 KiB, decompressed.
 func zipHead(f *zip.File) ([]byte, error) {
 	rc, err := f.Open()
@@ -92,6 +103,7 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 	}
 	im := &model.Image{Path: name, Format: "zip", Attrs: map[string]string{}}
 	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
+	files := &archiveFiles{}
 	for _, f := range zr.File {
 		if err := ctx.Err(); err != nil {
 			im.Close()
@@ -106,10 +118,23 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 			im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
 			continue
 		}
+		usize := int64(min(f.UncompressedSize64, 1<<62))
 		if !diskHead(b) {
+			switch {
+			case f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at:
+				files.inPlace(name, f.Name, r, at, usize)
+			case usize <= maxFileBytes && budget >= usize:
+				if data, err := readZipMember(f); err == nil {
+					files.inMemory(name, f.Name, data, at)
+					budget -= int64(len(data))
+				} else {
+					im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
+				}
+			default:
+				files.skip()
+			}
 			continue
 		}
-		usize := int64(min(f.UncompressedSize64, 1<<62))
 		if f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at {
 			sr := io.NewSectionReader(r, at, usize)
 			sub, err := openDiskMember(ctx, im, sr, usize, f.Name, at, budget, nil, opts)
@@ -139,6 +164,7 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 			return nil, err
 		}
 	}
+	files.finish(im)
 	if len(im.Views) == 0 {
 		im.Close()
 		err := model.Errorf(name, -1, "no member of the zip is a VM disk")
