@@ -169,6 +169,11 @@ zip -q appliance.zip box.img metadata.json
 			if c.file != "libvirt.box" {
 				return
 			}
+			for _, u := range rep.Targets[0].Unattributed {
+				if strings.Contains(u, "Vagrantfile") {
+					t.Errorf("a file of the archive listed as an unattributed disk: %s", u)
+				}
+			}
 			for _, f := range rep.Findings {
 				if f.Fingerprint != wantDeploy {
 					continue
