@@ -77,11 +77,7 @@ func TestTarball(t *testing.T) {
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			before := testutil.FileSnapshot(t, filepath.Join(dir, c.file))
-			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
+			im := openArchive(t, filepath.Join(dir, c.file), model.Options{})
 			if im.Format != "tar" || len(im.Views) == 0 || len(im.Errors) != 0 {
 				t.Fatalf("format %q, %d views, errors %v", im.Format, len(im.Views), im.Errors)
 			}
@@ -141,11 +137,7 @@ tar czf bomb.tar.gz zeros.raw
 		{"bomb.tar.gz", 16 << 20},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{MaxInflate: c.bound})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
+			im := openArchive(t, filepath.Join(dir, c.file), model.Options{MaxInflate: c.bound})
 			if len(im.Views) != 1 {
 				t.Fatalf("%d views, errors %v", len(im.Views), im.Errors)
 			}
@@ -157,6 +149,34 @@ tar czf bomb.tar.gz zeros.raw
 				t.Errorf("%d bytes inflated, bound %d", v.Disk.Size(), c.bound)
 			}
 		})
+	}
+}
+
+// openArchive opens path as formats.Open does, closing it when t ends.
+func openArchive(t *testing.T, path string, opts model.Options) *model.Image {
+	t.Helper()
+	im, err := formats.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatalf("%s: %v", filepath.Base(path), err)
+	}
+	t.Cleanup(func() { im.Close() })
+	return im
+}
+
+// checkDiskView fails t unless im is of format, opened without errors,
+// and its first view is id, complete, with note among its notes, and
+// reads want (what qemu-img convert -O raw gives of the disk).
+func checkDiskView(t *testing.T, im *model.Image, format, id, note string, want []byte) {
+	t.Helper()
+	if im.Format != format || len(im.Views) == 0 || len(im.Errors) != 0 {
+		t.Fatalf("format %q, %d views, errors %v", im.Format, len(im.Views), im.Errors)
+	}
+	v := im.Views[0]
+	if v.ID != id || v.Incomplete != nil || !strings.Contains(strings.Join(v.Notes, " "), note) {
+		t.Errorf("view %q incomplete %v notes %q", v.ID, v.Incomplete, v.Notes)
+	}
+	if got := viewBytes(t, v); !bytes.Equal(got, want) {
+		t.Errorf("%d bytes, not what qemu-img convert -O raw gives (%d bytes)", len(got), len(want))
 	}
 }
 
@@ -207,29 +227,11 @@ gzip -c root/etc/app/credentials > credentials.gz
 		{"disk.raw.bz2", "disk.raw", "raw"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			if im.Format != "compressed" || len(im.Views) == 0 || len(im.Errors) != 0 {
-				t.Fatalf("format %q, %d views, errors %v", im.Format, len(im.Views), im.Errors)
-			}
-			v := im.Views[0]
-			if v.ID != c.file+"#current:"+c.inner || v.Incomplete != nil || !strings.Contains(strings.Join(v.Notes, " "), c.format+" disk compressed whole") {
-				t.Errorf("view %q incomplete %v notes %q", v.ID, v.Incomplete, v.Notes)
-			}
-			got := viewBytes(t, v)
-			if !bytes.Equal(got, want[c.inner]) {
-				t.Errorf("%d bytes, not what qemu-img convert -O raw gives (%d bytes)", len(got), len(want[c.inner]))
-			}
+			im := openArchive(t, filepath.Join(dir, c.file), model.Options{})
+			checkDiskView(t, im, "compressed", c.file+"#current:"+c.inner, c.format+" disk compressed whole", want[c.inner])
 		})
 	}
-	im, err := formats.Open(context.Background(), filepath.Join(dir, "disk.raw.xz"), model.Options{MaxInflate: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
+	im := openArchive(t, filepath.Join(dir, "disk.raw.xz"), model.Options{MaxInflate: 4 << 20})
 	if v := im.Views[0]; v.Disk.Size() != 4<<20 || v.Incomplete == nil || !strings.Contains(v.Incomplete.Error(), "disk.raw.xz: offset ") {
 		t.Errorf("cut at 4 MiB: %d bytes, %v", v.Disk.Size(), v.Incomplete)
 	}
@@ -253,11 +255,7 @@ mkdir m
 for i in $(seq 1 299); do cp m/000 m/$(printf %03d $i); done
 tar cf many.tar -C m .
 `)
-	im, err := formats.Open(context.Background(), filepath.Join(dir, "many.tar"), model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
+	im := openArchive(t, filepath.Join(dir, "many.tar"), model.Options{})
 	if len(im.Views) != 256 || len(im.Errors) != 300-256 || !strings.Contains(im.Errors[0].Error(), "already has 256 views") {
 		t.Errorf("%d views, %d errors (%v)", len(im.Views), len(im.Errors), im.Errors[:min(len(im.Errors), 1)])
 	}
@@ -291,29 +289,11 @@ zip -q ova.zip vm.ova
 		{"ova.zip", "ova.zip#current:vm.ova#d1.vmdk", "disk.raw", "ova disk in the archive member vm.ova"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			if im.Format != "zip" || len(im.Views) == 0 || len(im.Errors) != 0 {
-				t.Fatalf("format %q, %d views, errors %v", im.Format, len(im.Views), im.Errors)
-			}
-			v := im.Views[0]
-			if v.ID != c.view || v.Incomplete != nil || !strings.Contains(strings.Join(v.Notes, " "), c.note) {
-				t.Errorf("view %q incomplete %v notes %q", v.ID, v.Incomplete, v.Notes)
-			}
-			got := viewBytes(t, v)
-			if !bytes.Equal(got, want[c.disk]) {
-				t.Errorf("%d bytes, not what qemu-img convert -O raw gives (%d bytes)", len(got), len(want[c.disk]))
-			}
+			im := openArchive(t, filepath.Join(dir, c.file), model.Options{})
+			checkDiskView(t, im, "zip", c.view, c.note, want[c.disk])
 		})
 	}
-	im, err := formats.Open(context.Background(), filepath.Join(dir, "app.zip"), model.Options{MaxInflate: 256 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
+	im := openArchive(t, filepath.Join(dir, "app.zip"), model.Options{MaxInflate: 256 << 10})
 	if v := im.Views[0]; v.Incomplete == nil || !strings.Contains(v.Incomplete.Error(), "app.zip: offset ") {
 		t.Errorf("cut at 256 KiB: %v", v.Incomplete)
 	}
@@ -338,10 +318,7 @@ qemu-img create -q -f qcow2 base.qcow2 16M
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2
 tar cf chain.tar overlay.qcow2 base.qcow2
 `)
-	im, err := formats.Open(context.Background(), filepath.Join(dir, "chain.tar"), model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	im := openArchive(t, filepath.Join(dir, "chain.tar"), model.Options{})
 	var ids []string
 	for _, v := range im.Views {
 		ids = append(ids, v.ID)
@@ -352,18 +329,13 @@ tar cf chain.tar overlay.qcow2 base.qcow2
 	if len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
 		t.Errorf("chain.tar: view IDs repeat: %q", ids)
 	}
-	im.Close()
 	for _, file := range []string{"evil.tar", "evil.tar.gz", "evil.zip", "evil.qcow2.gz"} {
-		im, err := formats.Open(context.Background(), filepath.Join(dir, file), model.Options{})
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
+		im := openArchive(t, filepath.Join(dir, file), model.Options{})
 		msg := fmt.Sprint(im.Errors)
 		refused := strings.Contains(msg, "not followed") || strings.Contains(msg, "no such member in the layer or archive")
 		if len(im.Views) == 0 || !strings.Contains(msg, `backing file "/etc/passwd"`) || !refused || !strings.Contains(msg, "offset ") {
 			t.Errorf("%s: %d views, errors %s", file, len(im.Views), msg)
 		}
-		im.Close()
 	}
 }
 
@@ -400,11 +372,7 @@ tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
 		{"vm.ova", []string{"vm.ovf"}},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			im, err := formats.Open(context.Background(), filepath.Join(dir, c.file), model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
+			im := openArchive(t, filepath.Join(dir, c.file), model.Options{})
 			var got []string
 			for _, v := range im.Views {
 				if v.Attrs["archive_file"] != "true" {
