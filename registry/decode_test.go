@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -36,19 +37,75 @@ func TestLayerArchivesDecoded(t *testing.T) {
 	img := testImage(t, "app", imageOf(t, layer(t, "", dir("home/"), file("home/backup.tar.gz", string(tgz)))))
 	for _, noDecode := range []bool{false, true} {
 		rep := report.Merge(newScanner(t, Options{NoDecode: noDecode}).scanImage(context.Background(), img))
-		f := findingsByFP(rep)[fp(tok)]
-		if noDecode {
-			if f != nil {
-				t.Errorf("NoDecode found the token: %+v", f.Locations)
+		checkArchivedToken(t, rep, tok, noDecode, "/home/backup.tar.gz", "")
+	}
+}
+
+// checkArchivedToken asserts that tok, which lies in .npmrc in a .tar.gz
+// at path, was found there through gzip and tar, live, in a view whose
+// ID holds view; and that with noDecode it was not found at all.
+func checkArchivedToken(t *testing.T, rep *report.Report, tok string, noDecode bool, path, view string) {
+	t.Helper()
+	f := findingsByFP(rep)[fp(tok)]
+	if noDecode {
+		if f != nil {
+			t.Errorf("NoDecode found the token: %+v", f.Locations)
+		}
+		return
+	}
+	if f == nil {
+		t.Fatalf("token in %s not found", path)
+	}
+	l := f.Locations[0]
+	if l.Path != path || report.DecodedText(l) != "gzip > tar member root/.npmrc" || l.DecodedOffset == nil || l.Exposure != report.ExposureLive || !strings.Contains(l.View, view) {
+		t.Errorf("location %+v (%s)", l, report.DecodedText(l))
+	}
+	assertNoLeak(t, rep, tok)
+}
+
+// TestContainerDiskArchiveDecoded is the nesting the issue names: a
+// .tar.gz (made by tar and gzip) in the ext4 (mkfs.ext4 -d) of a qcow2
+// (qemu-img) that is a KubeVirt containerDisk in a gzip layer. The disk is
+// spooled and opened as a disk, its filesystem walked, and the archive in
+// it decoded: the token is found at the archive's path in the guest, with
+// the chain through gzip and tar, live, in the disk's view; with NoDecode
+// it is not found.
+func TestContainerDiskArchiveDecoded(t *testing.T) {
+	testutil.RequireTool(t, "tar", "gzip", "mkfs.ext4", "qemu-img")
+	tok := npmToken(t)
+	tmp := t.TempDir()
+	for p, body := range map[string]string{
+		"src/root/.npmrc":    "//registry.npmjs.org/:_authToken=" + tok + "\n",
+		"fs/etc/hostname":    "vm01\n",
+		"fs/root/readme.txt": "backups\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, p), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Run(t, "tar", "-C", filepath.Join(tmp, "src"), "-czf", filepath.Join(tmp, "fs/root/backup.tar.gz"), "root")
+	fsImg := filepath.Join(tmp, "fs.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", "-d", filepath.Join(tmp, "fs"), fsImg, "8M")
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", fsImg, filepath.Join(tmp, "disk.qcow2"))
+	disk, err := os.ReadFile(filepath.Join(tmp, "disk.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imageOf(t, layer(t, "", dir("disk/"), entry{name: "disk/disk.qcow2", body: disk}))
+	src := writeSource(t, "oci-layout", img)
+	for _, noDecode := range []bool{false, true} {
+		rep, err := newScanner(t, Options{NoDecode: noDecode}).ScanLocal(context.Background(), []string{src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tg := range rep.Targets {
+			if len(tg.Errors) > 0 {
+				t.Fatalf("target %s: errors %q", tg.Path, tg.Errors)
 			}
-			continue
 		}
-		if f == nil {
-			t.Fatalf("token in the layer's .tar.gz not found")
-		}
-		l := f.Locations[0]
-		if l.Path != "/home/backup.tar.gz" || report.DecodedText(l) != "gzip > tar member root/.npmrc" || l.DecodedOffset == nil || l.Exposure != report.ExposureLive {
-			t.Errorf("location %+v (%s)", l, report.DecodedText(l))
-		}
+		checkArchivedToken(t, rep, tok, noDecode, "/root/backup.tar.gz", "!/disk/disk.qcow2#current")
 	}
 }
