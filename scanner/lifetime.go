@@ -62,7 +62,9 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 					alias[v.view.ID] = mainMemory
 					continue
 				}
-				if v.view.Kind == model.KindUnreferenced {
+				if v.view.Kind == model.KindUnreferenced || v.view.Attrs[model.AttrArchiveFile] == "true" {
+					// A file an archive ships beside its disks is there
+					// now, as its disks are: no column of its own.
 					if owner := unreferencedOwner(t, v); owner != "" {
 						alias[v.view.ID] = owner
 					}
@@ -132,7 +134,8 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 
 // unreferencedOwner is the point view whose image file holds the
 // unreferenced view's clusters: the backing view of a backing file's
-// clusters ("T#backing:b#unreferenced"), else the current view.
+// clusters ("T#backing:b#unreferenced"), else the current view (that of
+// the first disk, for an archive's file).
 func unreferencedOwner(t *target, v *viewState) string {
 	id := v.view.ID
 	if i := strings.LastIndex(id, "#unreferenced"); i > 0 {
@@ -144,7 +147,7 @@ func unreferencedOwner(t *target, v *viewState) string {
 		}
 	}
 	for _, o := range t.views {
-		if o.view.Kind == model.KindCurrent {
+		if o.view.Kind == model.KindCurrent && o.view.Attrs[model.AttrArchiveFile] != "true" {
 			return o.view.ID
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -173,6 +174,15 @@ zip -q appliance.zip box.img metadata.json
 				if strings.Contains(u, "Vagrantfile") {
 					t.Errorf("a file of the archive listed as an unattributed disk: %s", u)
 				}
+			}
+			// The archive's files are no points in time: the VM's one
+			// point is its disk's current state, where the deploy key is.
+			if len(rep.Timelines) != 1 || len(rep.Timelines[0].Points) != 1 || rep.Timelines[0].Points[0].View != c.view {
+				t.Errorf("timelines: %s", describeTimelines(rep))
+			} else if rows := rep.Timelines[0].Secrets; !slices.ContainsFunc(rows, func(r report.TimelineRow) bool {
+				return r.Fingerprint == wantDeploy && slices.Equal(r.Present, []string{c.view}) && r.Current && len(r.Residue) == 0
+			}) {
+				t.Errorf("no timeline row puts the Vagrantfile's key in the current state: %s", describeTimelines(rep))
 			}
 			for _, f := range rep.Findings {
 				if f.Fingerprint != wantDeploy {

@@ -28,7 +28,7 @@ func (t *target) report() report.Target {
 		rv.Decoding = v.decodingReport()
 		// A file an archive ships beside its disks (a Vagrantfile) is no
 		// disk: it has no partition, and no filesystem to miss.
-		if v.fs != nil && v.view.Attrs["archive_file"] != "true" {
+		if v.fs != nil && v.view.Attrs[model.AttrArchiveFile] != "true" {
 			rt.Partitions = append(rt.Partitions, v.fs.partitions(v.view.ID)...)
 			rt.Unattributed = append(rt.Unattributed, v.fs.unattributed(v.view.ID)...)
 		}

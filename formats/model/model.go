@@ -107,6 +107,11 @@ type View struct {
 	Incomplete error
 }
 
+// AttrArchiveFile marks, with "true", a view that is a file an archive
+// ships beside its disks (a Vagrantfile, an OVA's .ovf): bytes of the
+// archive, in no disk, no partition and no point in time of its own.
+const AttrArchiveFile = "archive_file"
+
 // BackingLink is one link of a backing chain as recorded in an image header.
 type BackingLink struct {
 	Name   string // the name as written in the image

@@ -459,7 +459,7 @@ func (a *archiveFiles) add(archive, name string, d model.Disk, how string) {
 	a.views = append(a.views, model.View{
 		ID: filepath.Base(archive) + "#" + string(model.KindCurrent) + ":" + name, Kind: model.KindCurrent, Name: name, Disk: d,
 		Notes: []string{"a file the archive ships beside its disks, scanned as it is: " + how},
-		Attrs: map[string]string{"href": name, "archive_file": "true"},
+		Attrs: map[string]string{"href": name, model.AttrArchiveFile: "true"},
 	})
 }
 
