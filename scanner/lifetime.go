@@ -79,6 +79,7 @@ func buildTimelines(ts []*target, findings []report.Finding) []report.Timeline {
 			}
 		}
 		sort.SliceStable(tl.Points, func(i, j int) bool { return pointBefore(tl.Points[i], tl.Points[j]) })
+		labelCurrentDisks(tl.Points)
 		index := map[string]int{}
 		for i, p := range tl.Points {
 			index[p.View] = i
@@ -200,6 +201,29 @@ func timelinePoint(t *target, v *viewState) (report.TimelinePoint, bool) {
 		p.Label = v.view.ID
 	}
 	return p, true
+}
+
+// labelCurrentDisks labels the current points of a VM of several disks
+// "now:" and the disk (the view's name, an archive's member, else the
+// target's file name): each disk's current state is "now", and columns
+// that all read "now" would not say which is which.
+func labelCurrentDisks(points []report.TimelinePoint) {
+	var current []int
+	for i, p := range points {
+		if p.Kind == string(model.KindCurrent) {
+			current = append(current, i)
+		}
+	}
+	if len(current) < 2 {
+		return
+	}
+	for _, i := range current {
+		disk := points[i].Name
+		if disk == "" || disk == string(model.KindCurrent) {
+			disk = filepath.Base(points[i].Target)
+		}
+		points[i].Label = "now:" + disk
+	}
 }
 
 // pointBefore orders points: backing files first (deepest, i.e. oldest,

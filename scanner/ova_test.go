@@ -33,15 +33,23 @@ func TestOVAEndToEnd(t *testing.T) {
 	want := fp(pemBlock(t, key))
 
 	tests := []struct {
-		name  string
-		attrs string
-		parts func(t *testing.T, work string) []string
+		name   string
+		attrs  string
+		hrefs  []string // the OVF's disks
+		labels []string // the timeline's columns
+		parts  func(t *testing.T, work string) []string
 	}{
-		{"plain", "", func(t *testing.T, work string) []string {
+		{"plain", "", []string{"disk1.vmdk"}, []string{"now"}, func(t *testing.T, work string) []string {
 			testutil.Run(t, "cp", vmdk, filepath.Join(work, "disk1.vmdk"))
 			return []string{"disk1.vmdk"}
 		}},
-		{"gzip chunked", `ovf:compression="gzip" ovf:chunkSize="1000"`, func(t *testing.T, work string) []string {
+		// Each disk's current state is a column, labelled with its disk.
+		{"two disks", "", []string{"disk1.vmdk", "disk2.vmdk"}, []string{"now:disk1.vmdk", "now:disk2.vmdk"}, func(t *testing.T, work string) []string {
+			testutil.Run(t, "cp", vmdk, filepath.Join(work, "disk1.vmdk"))
+			testutil.Run(t, "cp", vmdk, filepath.Join(work, "disk2.vmdk"))
+			return []string{"disk1.vmdk", "disk2.vmdk"}
+		}},
+		{"gzip chunked", `ovf:compression="gzip" ovf:chunkSize="1000"`, []string{"disk1.vmdk"}, []string{"now"}, func(t *testing.T, work string) []string {
 			testutil.Run(t, "cp", vmdk, filepath.Join(work, "disk1.vmdk"))
 			testutil.Run(t, "gzip", filepath.Join(work, "disk1.vmdk"))
 			testutil.Run(t, "split", "-b", "1000", "-d", "-a", "9", filepath.Join(work, "disk1.vmdk.gz"), filepath.Join(work, "disk1.vmdk."))
@@ -62,15 +70,20 @@ func TestOVAEndToEnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			work := t.TempDir()
 			members := tt.parts(t, work)
+			var refs, disks string
+			for i, href := range tt.hrefs {
+				refs += fmt.Sprintf(`<File ovf:href="%s" ovf:id="file%d" %s/>`, href, i+1, tt.attrs)
+				disks += fmt.Sprintf(`<Disk ovf:capacity="%d" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk%d" ovf:fileRef="file%d" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>`, st.Size(), i+1, i+1)
+			}
 			ovf := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
-  <References><File ovf:href="disk1.vmdk" ovf:id="file1" %s/></References>
+  <References>%s</References>
   <DiskSection><Info>disks</Info>
-    <Disk ovf:capacity="%d" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+    %s
   </DiskSection>
   <VirtualSystem ovf:id="vm"><Info>A VM</Info><Name>export</Name></VirtualSystem>
 </Envelope>
-`, tt.attrs, st.Size())
+`, refs, disks)
 			os.WriteFile(filepath.Join(work, "export.ovf"), []byte(ovf), 0o644)
 			ova := filepath.Join(t.TempDir(), "export.ova")
 			testutil.Run(t, "tar", append([]string{"--format=ustar", "-cf", ova, "-C", work, "export.ovf"}, members...)...)
@@ -93,6 +106,16 @@ func TestOVAEndToEnd(t *testing.T) {
 			}
 			if !found {
 				t.Fatalf("planted key not found with its path; findings: %s", summary(rep))
+			}
+			// The .ovf, a file the OVA ships, is no column of its own.
+			var labels []string
+			for _, tl := range rep.Timelines {
+				for _, p := range tl.Points {
+					labels = append(labels, p.Label)
+				}
+			}
+			if !slices.Equal(labels, tt.labels) {
+				t.Errorf("timeline columns %q, want %q", labels, tt.labels)
 			}
 			if string(before) != string(testutil.FileSnapshot(t, ova)) {
 				t.Fatal("the OVA changed during the scan")
