@@ -62,6 +62,11 @@ var _ model.Opener = (*Index)(nil)
 type Cursor struct {
 	r   *io.SectionReader
 	pos int64
+	// block is where the first read of a whole 512-byte block began
+	// since it was last set to -1: the first header block that
+	// tar.Reader.Next reads, once it has skipped the previous member's
+	// data (a seek and reads of one byte) and padding (under 512 bytes).
+	block int64
 }
 
 // NewCursor returns a Cursor at the start of the size bytes r holds.
@@ -73,6 +78,9 @@ func NewCursor(r io.ReaderAt, size int64) *Cursor {
 func (c *Cursor) Pos() int64 { return c.pos }
 
 func (c *Cursor) Read(p []byte) (int, error) {
+	if c.block == -1 && len(p) == 512 {
+		c.block = c.pos
+	}
 	n, err := c.r.Read(p)
 	c.pos += int64(n)
 	return n, err
@@ -97,8 +105,16 @@ func Build(ctx context.Context, r io.ReaderAt, size int64, name string, maxEntri
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		// Next skips what is left of the previous member before it reads
+		// this one's header: the header starts where its first block is
+		// read, not where the cursor stands now (in a member's data, since
+		// nothing reads it).
 		at := c.pos
+		c.block = -1
 		h, err := tr.Next()
+		if c.block >= 0 {
+			at = c.block
+		}
 		if err == io.EOF {
 			return x, nil
 		}

@@ -1,6 +1,7 @@
 package tarindex
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -178,5 +179,71 @@ func TestBuild(t *testing.T) {
 		if types[name] != want {
 			t.Errorf("%s: type %q, want %q", name, types[name], want)
 		}
+	}
+}
+
+// TestHeaderOffsets: each entry's Header is where its header begins, so
+// that a tar reader started there reads that member again, data and all:
+// after a regular member, after a sparse one, and for a long name (GNU
+// tar's ././@LongLink, or a PAX record), in the formats GNU tar writes.
+// The index had recorded where the previous member's data began.
+func TestHeaderOffsets(t *testing.T) {
+	testutil.RequireTool(t, "tar", "fallocate")
+	root := t.TempDir()
+	long := "d/" + string(bytes.Repeat([]byte("n"), 120))
+	want := map[string][]byte{
+		"a.txt":   []byte("first\n"),
+		"sp1.img": nil, // 3 MiB: holes around a run of data
+		long:      []byte("long name\n"),
+		"sp2.img": nil,
+		"z.txt":   []byte("last\n"),
+	}
+	os.MkdirAll(filepath.Join(root, "d"), 0o755)
+	for _, n := range []string{"sp1.img", "sp2.img"} {
+		b := make([]byte, 3<<20)
+		copy(b[1<<20:], bytes.Repeat([]byte(n), 5000))
+		want[n] = b
+	}
+	for n, b := range want {
+		if err := os.WriteFile(filepath.Join(root, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Punch the holes back: os.WriteFile wrote the zeros.
+	for _, n := range []string{"sp1.img", "sp2.img"} {
+		testutil.Run(t, "fallocate", "--dig-holes", filepath.Join(root, n))
+	}
+	for _, format := range []string{"gnu", "oldgnu", "posix"} {
+		t.Run(format, func(t *testing.T) {
+			tarPath := filepath.Join(t.TempDir(), "a.tar")
+			testutil.Run(t, "tar", "--format="+format, "--sparse", "-cf", tarPath, "-C", root, "a.txt", "sp1.img", long, "sp2.img", "z.txt")
+			tb, err := os.ReadFile(tarPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, err := Build(context.Background(), bytes.NewReader(tb), int64(len(tb)), "a.tar", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sparse := 0
+			for _, e := range x.Entries() {
+				if e.Sparse {
+					sparse++
+				}
+				tr := tar.NewReader(bytes.NewReader(tb[e.Header:]))
+				h, err := tr.Next()
+				if err != nil || h.Name != e.Raw {
+					t.Errorf("%s: header at %d reads %v, %v", e.Raw, e.Header, h, err)
+					continue
+				}
+				got, err := io.ReadAll(tr)
+				if err != nil || !bytes.Equal(got, want[e.Raw]) {
+					t.Errorf("%s: the member read from its header at %d is not the file (%d bytes, %v)", e.Raw, e.Header, len(got), err)
+				}
+			}
+			if sparse != 2 {
+				t.Errorf("%d sparse members, want 2", sparse)
+			}
+		})
 	}
 }
