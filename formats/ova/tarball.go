@@ -179,18 +179,26 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 		}
 		m := member{name: strings.TrimPrefix(e.Raw, "./"), off: e.Offset, size: e.Size}
 		if e.Sparse {
+			// Not stored in one piece: expanded to a temporary file.
 			tr := tar.NewReader(io.NewSectionReader(r, e.Header, size-e.Header))
 			h, err := tr.Next()
+			var mh []byte
+			if err == nil {
+				mh, err = readHead(tr)
+			}
 			if err != nil {
 				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, e.Header, "tar member %.80q", m.name))
 				continue
 			}
-			spent, _, err := spoolDisk(ctx, im, tr, memberDisk(m.name, h.Size, e.Header), budget, func() bool { return false }, opts)
-			budget -= spent
-			if err == errNoDisk {
-				files.skip() // not stored in one piece: not read in place
-				continue
+			mr := io.MultiReader(bytes.NewReader(mh), tr)
+			never := func() bool { return false }
+			var spent int64
+			if diskHead(mh) {
+				spent, _, err = spoolDisk(ctx, im, mr, memberDisk(m.name, h.Size, e.Header), budget, never, opts)
+			} else {
+				spent, _, err = files.fromStream(ctx, im, m.name, mr, h.Size, budget, never, func() int64 { return e.Header })
 			}
+			budget -= spent
 			if err != nil {
 				return err
 			}
@@ -254,37 +262,43 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 			continue
 		}
 		name := strings.TrimPrefix(h.Name, "./")
-		var mr io.Reader = tr
-		if h.Size <= maxFileBytes {
-			// Small enough to hold: a file the archive ships (a
-			// Vagrantfile), or a small disk, spooled from memory.
-			at := consumed()
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				if lr.N <= 0 {
-					err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached", budget)
-				}
-				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar: member %.80q", im.Attrs["compression"], name))
-				return nil
+		at := consumed()
+		mh, err := readHead(tr)
+		if err != nil {
+			if lr.N <= 0 {
+				err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached", budget)
 			}
-			if !diskHead(b) {
-				files.inMemory(im.Path, name, b, at)
-				continue
-			}
-			mr = bytes.NewReader(b)
+			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar: member %.80q", im.Attrs["compression"], name))
+			return nil
 		}
-		d := spooledDisk{name: name, where: "in the archive member " + name, size: h.Size, at: consumed}
-		_, cut, err := spoolDisk(ctx, im, mr, d, lr.N, func() bool { return lr.N <= 0 }, opts)
-		if err == errNoDisk {
-			files.skip()
+		mr := io.MultiReader(bytes.NewReader(mh), tr)
+		exhausted := func() bool { return lr.N <= 0 }
+		if !diskHead(mh) {
+			_, cut, err := files.fromStream(ctx, im, name, mr, h.Size, lr.N+int64(len(mh)), exhausted, func() int64 { return at })
+			if err != nil || cut {
+				return err // a cut file says why; nothing after it was inflated
+			}
 			continue
 		}
+		d := spooledDisk{name: name, where: "in the archive member " + name, size: h.Size, at: consumed}
+		_, cut, err := spoolDisk(ctx, im, mr, d, lr.N+int64(len(mh)), exhausted, opts)
 		if err != nil || cut {
 			return err // a cut disk says why; nothing after it was inflated
 		}
 	}
 	im.Errors = append(im.Errors, model.Errorf(im.Path, consumed(), "more than %d tar members", maxMembers))
 	return nil
+}
+
+// readHead reads a member's first 4 KiB (fewer if it is shorter), which
+// say whether it is a disk (diskHead).
+func readHead(r io.Reader) ([]byte, error) {
+	mh := make([]byte, 4096)
+	n, err := io.ReadFull(r, mh)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	return mh[:n], err
 }
 
 // errNoDisk is spoolDisk's answer for bytes that do not start like a
@@ -407,71 +421,137 @@ func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size in
 }
 
 // A member that is no disk (a Vagrantfile, metadata.json, an OVF, a
-// README) is a file the archive ships with its disks: each is scanned as
-// it is, as a view of its own ("box.tar.gz#current:Vagrantfile"), up to
-// maxFileViews of them and maxFileBytes each; the others are counted in
-// a note on the first view.
+// README, a provisioning bundle) is a file the archive ships with its
+// disks: each is scanned as it is, as a view of its own
+// ("box.tar.gz#current:Vagrantfile"). One stored whole in the archive is
+// read in place, whatever its size; a decompressed one is held in memory
+// when small (maxHeldBytes each, maxHeldTotal in all), else spooled to an
+// unlinked temporary file as a disk is, within the inflate bound. Past
+// maxFileViews of them, a member is not scanned, and that is an error of
+// the image: the run is incomplete, so the gate fails closed.
 const (
-	maxFileViews = 64
-	maxFileBytes = 4 << 20
+	maxFileViews = 256
+	maxHeldBytes = 256 << 10
+	maxHeldTotal = 16 << 20
 )
 
 // archiveFiles collects the views of an archive's files that are no disk.
 type archiveFiles struct {
 	views   []model.View
-	skipped int
+	held    int64 // bytes held in memory
+	skipped int   // members past maxFileViews
+	firstAt int64 // where the first of them is in the archive
 }
 
 // inPlace adds the member name, size bytes at off in the archive r.
 func (a *archiveFiles) inPlace(archive, name string, r io.ReaderAt, off, size int64) {
-	if !a.room(size) {
+	if !a.room(size, off) {
 		return
 	}
 	ext := model.ExtentList{{Length: size, File: archive, FileOffset: off, FileLength: size}}
-	a.add(archive, name, &model.FileDisk{R: r, Name: archive, Base: off, Len: size, Allocd: ext}, fmt.Sprintf("read in place from the archive at offset %d", off))
+	a.add(archive, name, &model.FileDisk{R: r, Name: archive, Base: off, Len: size, Allocd: ext}, fmt.Sprintf("read in place from the archive at offset %d", off), nil)
 }
 
-// inMemory adds the member name, decompressed into b; at is where the
-// decompression had read to when it began.
-func (a *archiveFiles) inMemory(archive, name string, b []byte, at int64) {
-	if !a.room(int64(len(b))) {
-		return
+// fromStream adds the member name, whose bytes r gives (decompressed, or
+// a sparse member expanded), size bytes by the archive's record (-1 when
+// unknown), reading at most limit bytes of it; exhausted reports whether
+// what feeds r has reached its inflate bound, and at where the
+// decompression had read to. A member that r ends early or breaks in is
+// scanned as far as it goes, and its view is incomplete. It returns the bytes it read (what the bound is charged)
+// and whether the member was cut, and an error only for a cancelled ctx.
+func (a *archiveFiles) fromStream(ctx context.Context, im *model.Image, name string, r io.Reader, size, limit int64, exhausted func() bool, at func() int64) (int64, bool, error) {
+	if !a.room(size, at()) {
+		return 0, false, nil
 	}
-	n := int64(len(b))
-	ext := model.ExtentList{{Length: n, Source: model.SourceDerived, File: archive, FileOffset: at, FileLength: n}}
-	a.add(archive, name, &model.FileDisk{R: bytes.NewReader(b), Name: archive + "!" + name, Len: n, Allocd: ext}, "decompressed from the archive")
+	derived := func(n int64) model.ExtentList {
+		return model.ExtentList{{Length: n, Source: model.SourceDerived, File: im.Path, FileOffset: at(), FileLength: n}}
+	}
+	if size >= 0 && size <= maxHeldBytes && a.held+size <= maxHeldTotal && size <= limit {
+		b, err := io.ReadAll(io.LimitReader(r, size+1)) // to the end: a zip member's CRC-32 is checked there
+		var cut error
+		switch {
+		case int64(len(b)) > size:
+			b = b[:size]
+			cut = model.Errorf(im.Path, at(), "archive member %.80q is longer than its record's %d bytes", name, size)
+		case err != nil:
+			cut = model.Wrapf(err, im.Path, at(), "archive member %.80q cut after %d bytes", name, len(b))
+		case int64(len(b)) < size:
+			cut = model.Errorf(im.Path, at(), "archive member %.80q ends after %d of its %d bytes: the archive is cut short", name, len(b), size)
+		}
+		a.held += int64(len(b))
+		if len(b) > 0 {
+			a.add(im.Path, name, &model.FileDisk{R: bytes.NewReader(b), Name: im.Path + "!" + name, Len: int64(len(b)), Allocd: derived(int64(len(b)))}, "decompressed or expanded from the archive", cut)
+		} else if cut != nil {
+			im.Errors = append(im.Errors, cut)
+		}
+		return int64(len(b)), cut != nil, nil
+	}
+	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-file-*.spool", r, limit)
+	var cut error
+	switch {
+	case err != nil && ctx.Err() != nil:
+		if tmp != nil {
+			tmp.Close()
+		}
+		return st.Size, true, ctx.Err()
+	case errors.Is(err, spool.ErrLimit) || size >= 0 && st.Size < size && exhausted():
+		st.Size = min(st.Size, limit)
+		cut = model.Errorf(im.Path, at(), "archive member %.80q cut after %d bytes, at the inflate bound (--max-inflate): the rest is not decompressed or scanned", name, st.Size)
+	case err != nil:
+		cut = model.Wrapf(err, im.Path, at(), "archive member %.80q cut after %d bytes", name, st.Size)
+	case size >= 0 && st.Size < size:
+		cut = model.Errorf(im.Path, at(), "archive member %.80q ends after %d of its %d bytes: the archive is cut short", name, st.Size, size)
+	}
+	if tmp == nil {
+		im.Errors = append(im.Errors, cut)
+		return st.Size, true, nil
+	}
+	im.AddCloser(tmp)
+	if st.Size == 0 {
+		if cut != nil {
+			im.Errors = append(im.Errors, cut)
+		}
+		return 0, cut != nil, nil
+	}
+	how := fmt.Sprintf("decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes", min(st.Written, st.Size))
+	a.add(im.Path, name, &model.FileDisk{R: tmp, Name: im.Path + "!" + name, Len: st.Size, Allocd: derived(st.Size)}, how, cut)
+	return st.Size, cut != nil, nil
 }
 
-func (a *archiveFiles) room(size int64) bool {
+// room reports whether a member of size bytes at off gets a view: an
+// empty one needs none, and past maxFileViews none is made.
+func (a *archiveFiles) room(size, off int64) bool {
 	if size == 0 {
 		return false
 	}
-	if size > maxFileBytes || len(a.views) >= maxFileViews {
+	if len(a.views) >= maxFileViews {
+		if a.skipped == 0 {
+			a.firstAt = off
+		}
 		a.skipped++
 		return false
 	}
 	return true
 }
 
-func (a *archiveFiles) skip() { a.skipped++ }
-
-func (a *archiveFiles) add(archive, name string, d model.Disk, how string) {
+func (a *archiveFiles) add(archive, name string, d model.Disk, how string, incomplete error) {
 	a.views = append(a.views, model.View{
 		ID: filepath.Base(archive) + "#" + string(model.KindCurrent) + ":" + name, Kind: model.KindCurrent, Name: name, Disk: d,
-		Notes: []string{"a file the archive ships beside its disks, scanned as it is: " + how},
-		Attrs: map[string]string{"href": name, model.AttrArchiveFile: "true"},
+		Notes:      []string{"a file the archive ships beside its disks, scanned as it is: " + how},
+		Attrs:      map[string]string{"href": name, model.AttrArchiveFile: "true"},
+		Incomplete: incomplete,
 	})
 }
 
 // finish adds the files' views after the disks' (only to an archive that
-// has a disk: the caller fails one without), and says how many files were
-// not scanned.
+// has a disk: the caller fails one without), and makes the members past
+// maxFileViews an error of the image.
 func (a *archiveFiles) finish(im *model.Image) {
 	if len(im.Views) == 0 {
 		return
 	}
 	if a.skipped > 0 {
-		im.Views[0].Notes = append(im.Views[0].Notes, fmt.Sprintf("%d other members of the archive not scanned: not disks, and over %d bytes each, not stored in one piece, or past %d files", a.skipped, maxFileBytes, maxFileViews))
+		im.Errors = append(im.Errors, model.Errorf(im.Path, a.firstAt, "%d members of the archive not scanned: no disks, past the %d files scanned beside its disks", a.skipped, maxFileViews))
 	}
 	im.Views = append(im.Views, a.views...)
 }

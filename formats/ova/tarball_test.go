@@ -3,6 +3,7 @@ package ova_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -343,14 +344,23 @@ tar cf chain.tar overlay.qcow2 base.qcow2
 // scanned as files, each a view of its own with its bytes: a Vagrantfile
 // and metadata.json in a tar.gz (decompressed) and in a plain tar (in
 // place), deflated and stored in a zip, and an OVA's .ovf descriptor. An
-// empty member gives no view.
+// empty member gives no view. A large member (6 MiB, over what is held in
+// memory) is spooled from a tar.gz, a tar.zst and a deflated zip member,
+// read in place from a plain tar and a stored zip member; a sparse one
+// (GNU tar -S, not stored in one piece) is expanded.
 func TestArchiveFiles(t *testing.T) {
 	testutil.RequireTool(t, "zip")
 	dir, _ := tarballDisks(t)
 	testutil.Bash(t, dir, `
 : > empty
-tar cf files.tar metadata.json Vagrantfile empty disk.raw
-zip -q files.zip box.img Vagrantfile && zip -q -0 files.zip metadata.json
+{ head -c 3M /dev/urandom; printf 'BUNDLE-PLANTED-SECRET'; head -c 3M /dev/urandom; } > bundle.bin
+truncate -s 16M holes.bin && printf 'SPARSE-PLANTED-SECRET' | dd of=holes.bin bs=1 seek=9M conv=notrunc status=none
+tar cf files.tar metadata.json Vagrantfile empty disk.raw bundle.bin
+zip -q files.zip box.img Vagrantfile bundle.bin && zip -q -0 files.zip metadata.json
+zip -q -0 stored.zip box.img bundle.bin
+tar czf big.tar.gz box.img bundle.bin Vagrantfile
+tar cf - box.img bundle.bin | zstd -q > big.tar.zst
+tar --format=gnu -Scf holes.tar disk.raw holes.bin
 qemu-img convert -f raw -O vmdk -o subformat=streamOptimized disk.raw d1.vmdk
 cat > vm.ovf <<'OVF'
 <?xml version="1.0"?>
@@ -367,8 +377,12 @@ tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
 		files []string
 	}{
 		{"libvirt.box", []string{"metadata.json", "Vagrantfile"}},
-		{"files.tar", []string{"metadata.json", "Vagrantfile"}},
-		{"files.zip", []string{"Vagrantfile", "metadata.json"}},
+		{"files.tar", []string{"metadata.json", "Vagrantfile", "bundle.bin"}},
+		{"files.zip", []string{"Vagrantfile", "bundle.bin", "metadata.json"}},
+		{"stored.zip", []string{"bundle.bin"}},
+		{"big.tar.gz", []string{"bundle.bin", "Vagrantfile"}},
+		{"big.tar.zst", []string{"bundle.bin"}},
+		{"holes.tar", []string{"holes.bin"}},
 		{"vm.ova", []string{"vm.ovf"}},
 	} {
 		t.Run(c.file, func(t *testing.T) {
@@ -383,13 +397,50 @@ tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
 				if err != nil {
 					t.Fatal(err)
 				}
-				if v.ID != c.file+"#current:"+v.Name || v.Kind != model.KindCurrent || !bytes.Equal(viewBytes(t, v), want) {
-					t.Errorf("view %q (%s): not the bytes of %s", v.ID, v.Kind, v.Name)
+				if v.ID != c.file+"#current:"+v.Name || v.Kind != model.KindCurrent || !bytes.Equal(viewBytes(t, v), want) || v.Incomplete != nil {
+					t.Errorf("view %q (%s, incomplete %v): not the bytes of %s", v.ID, v.Kind, v.Incomplete, v.Name)
 				}
 			}
 			if !slices.Equal(got, c.files) || im.Views[0].Attrs["archive_file"] != "" {
 				t.Errorf("file views %q, want %q after the disks'", got, c.files)
 			}
 		})
+	}
+}
+
+// TestArchiveFilesBounds: what an archive ships beside its disks is read
+// within bounds, and what is left unread is an error, never only a note:
+// past the inflate bound a spooled member is cut there and its view is
+// incomplete; past maxFileViews (256) members, the rest are not scanned,
+// and the image says so in an error (the run is incomplete, so the gate
+// fails closed).
+func TestArchiveFilesBounds(t *testing.T) {
+	dir, _ := tarballDisks(t)
+	testutil.Bash(t, dir, `
+head -c 8M /dev/urandom > bundle.bin
+tar czf big.tar.gz box.img bundle.bin
+mkdir many && for i in $(seq 300); do echo "file $i" > many/f$i.txt; done
+tar czf many.tar.gz box.img many
+`)
+	im := openArchive(t, filepath.Join(dir, "big.tar.gz"), model.Options{MaxInflate: 8 << 20})
+	var cut *model.View
+	for i, v := range im.Views {
+		if v.Name == "bundle.bin" {
+			cut = &im.Views[i]
+		}
+	}
+	if cut == nil || cut.Incomplete == nil || !strings.Contains(cut.Incomplete.Error(), "--max-inflate") || cut.Disk.Size() > 8<<20 {
+		t.Errorf("bundle.bin past the inflate bound: view %+v", cut)
+	}
+	im = openArchive(t, filepath.Join(dir, "many.tar.gz"), model.Options{})
+	files := 0
+	for _, v := range im.Views {
+		if v.Attrs[model.AttrArchiveFile] == "true" {
+			files++
+		}
+	}
+	errs := errors.Join(im.Errors...)
+	if files != 256 || errs == nil || !strings.Contains(errs.Error(), "44 members of the archive not scanned") {
+		t.Errorf("%d file views, errors %v; want 256 and an error for the other 44", files, errs)
 	}
 }

@@ -56,17 +56,6 @@ func newZipReader(r io.ReaderAt, size int64) (*zip.Reader, error) {
 	return zr, nil
 }
 
-// readZipMember returns a member's bytes, decompressed (at most
-// maxFileBytes: its record said no more), its CRC-32 checked.
-func readZipMember(f *zip.File) ([]byte, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, maxFileBytes+1))
-}
-
 // zipHead returns a member's first 4 KiB, decompressed.
 func zipHead(f *zip.File) ([]byte, error) {
 	rc, err := f.Open()
@@ -119,23 +108,27 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 			continue
 		}
 		usize := int64(min(f.UncompressedSize64, 1<<62))
+		stored := f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at
+		if !diskHead(b) && stored {
+			files.inPlace(name, f.Name, r, at, usize)
+			continue
+		}
 		if !diskHead(b) {
-			switch {
-			case f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at:
-				files.inPlace(name, f.Name, r, at, usize)
-			case usize <= maxFileBytes && budget >= usize:
-				if data, err := readZipMember(f); err == nil {
-					files.inMemory(name, f.Name, data, at)
-					budget -= int64(len(data))
-				} else {
-					im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
-				}
-			default:
-				files.skip()
+			rc, err := f.Open()
+			if err != nil {
+				im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
+				continue
+			}
+			spent, _, err := files.fromStream(ctx, im, f.Name, rc, usize, budget, func() bool { return false }, func() int64 { return at })
+			rc.Close()
+			budget -= spent
+			if err != nil {
+				im.Close()
+				return nil, err
 			}
 			continue
 		}
-		if f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at {
+		if stored {
 			sr := io.NewSectionReader(r, at, usize)
 			sub, err := openDiskMember(ctx, im, sr, usize, f.Name, at, budget, nil, opts)
 			if err != nil {
