@@ -141,6 +141,10 @@ func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, o
 	if err != nil {
 		return err
 	}
+	// The members the disks open by name (a VMDK's extents or parent) are
+	// theirs, not files to scan again on their own.
+	opened := &hostfile.Log{}
+	idx = idx.WithLog(opened)
 	byName := map[string]member{}
 	var ovf *member
 	for i, m := range ms {
@@ -212,11 +216,34 @@ func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, o
 	if len(im.Views) == 0 && len(im.Errors) > 0 {
 		return fmt.Errorf("ova: no disk could be opened: %w", errors.Join(im.Errors...))
 	}
-	// The descriptor is scanned too: vApp properties can hold the
-	// passwords given when the VM was deployed.
-	desc := &archiveFiles{}
-	desc.inPlace(p, ovf.name, f, ovf.off, ovf.size)
-	desc.finish(im)
+	// The descriptor is scanned too (vApp properties can hold the
+	// passwords given when the VM was deployed), and so is every other
+	// member no disk reads (a manifest, an NVRAM file, an ISO).
+	used := map[string]bool{tarindex.Clean(ovf.name): true}
+	for _, tg := range targets {
+		used[tarindex.Clean(tg.file.Href)] = true
+		for i := 0; tg.file.ChunkSize > 0 && i < maxMembers; i++ {
+			chunk := fmt.Sprintf("%s.%09d", tg.file.Href, i)
+			if _, ok := byName[chunk]; !ok {
+				break
+			}
+			used[tarindex.Clean(chunk)] = true
+		}
+	}
+	for _, u := range opened.Uses() {
+		if u.Opened {
+			used[u.Real] = true
+		}
+	}
+	others := &archiveFiles{}
+	others.inPlace(p, ovf.name, f, ovf.off, ovf.size)
+	for _, m := range ms {
+		if name := tarindex.Clean(m.name); !used[name] {
+			used[name] = true // a name the tar holds twice is scanned once
+			others.inPlace(p, m.name, f, m.off, m.size)
+		}
+	}
+	others.finish(im)
 	return nil
 }
 

@@ -248,6 +248,12 @@ func TestOVAExtentMember(t *testing.T) {
 	if !bytes.Equal(got, flat) {
 		t.Errorf("the view does not read the extent member")
 	}
+	// The extent is the disk's: no file view of its own reads it again.
+	for _, v := range im.Views {
+		if v.Attrs[model.AttrArchiveFile] == "true" && v.Name != "e.ovf" {
+			t.Errorf("view %s: a member a disk reads, scanned again as a file", v.ID)
+		}
+	}
 }
 
 // flatDescriptor is the descriptor qemu-img writes for a 1 MiB

@@ -281,7 +281,9 @@ cat > vm.ovf <<'OVF'
   <DiskSection><Info>disks</Info><Disk ovf:capacity="50331648" ovf:diskId="vmdisk1" ovf:fileRef="file1"/></DiskSection>
 </Envelope>
 OVF
-tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
+sha256sum --tag d1.vmdk vm.ovf > vm.mf
+head -c 128K /dev/urandom > vm.nvram
+tar --format=ustar -cf vm.ova vm.ovf d1.vmdk vm.mf vm.nvram
 zip -q ova.zip vm.ova
 `)
 	for _, c := range []struct{ file, view, disk, note string }{
@@ -343,7 +345,8 @@ tar cf chain.tar overlay.qcow2 base.qcow2
 // TestArchiveFiles: the members of an archive that are no disk are
 // scanned as files, each a view of its own with its bytes: a Vagrantfile
 // and metadata.json in a tar.gz (decompressed) and in a plain tar (in
-// place), deflated and stored in a zip, and an OVA's .ovf descriptor. An
+// place), deflated and stored in a zip, and an OVA's .ovf descriptor,
+// manifest and NVRAM file (the disk's own member is no file view). An
 // empty member gives no view. A large member (6 MiB, over what is held in
 // memory) is spooled from a tar.gz, a tar.zst and a deflated zip member,
 // read in place from a plain tar and a stored zip member; a sparse one
@@ -370,7 +373,9 @@ cat > vm.ovf <<'OVF'
   <ProductSection><Property ovf:key="guestinfo.admin.password" ovf:value="planted"/></ProductSection>
 </Envelope>
 OVF
-tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
+sha256sum --tag d1.vmdk vm.ovf > vm.mf
+head -c 128K /dev/urandom > vm.nvram
+tar --format=ustar -cf vm.ova vm.ovf d1.vmdk vm.mf vm.nvram
 `)
 	for _, c := range []struct {
 		file  string
@@ -383,7 +388,7 @@ tar --format=ustar -cf vm.ova vm.ovf d1.vmdk
 		{"big.tar.gz", []string{"bundle.bin", "Vagrantfile"}},
 		{"big.tar.zst", []string{"bundle.bin"}},
 		{"holes.tar", []string{"holes.bin"}},
-		{"vm.ova", []string{"vm.ovf"}},
+		{"vm.ova", []string{"vm.ovf", "vm.mf", "vm.nvram"}},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			im := openArchive(t, filepath.Join(dir, c.file), model.Options{})
