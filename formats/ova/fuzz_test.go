@@ -54,7 +54,8 @@ func TestWriteSeeds(t *testing.T) {
 // reader. It must never panic, and never inflate or spool past its
 // bound. The seeds are a plain tar and a tar.gz whose disk member starts
 // with a partition table, that disk gzip'd, and a zip of it deflated and
-// stored.
+// stored. An OVA (a plain tar whose first member is its .ovf) opens as
+// one: seeds with the disk stored, gzip'd in chunks, and a manifest.
 func FuzzTarball(f *testing.F) {
 	disk := make([]byte, 8192)
 	disk[446], disk[450], disk[454], disk[458] = 0x80, 0x83, 1, 4
@@ -83,6 +84,32 @@ func FuzzTarball(f *testing.F) {
 	}
 	zipw.Close()
 	f.Add(plain.Bytes())
+	for _, attrs := range []string{"", `ovf:compression="gzip" ovf:chunkSize="1000"`} {
+		var ova bytes.Buffer
+		tw := tar.NewWriter(&ova)
+		ovf := ovfText("disk.raw", attrs, int64(len(disk)))
+		tw.WriteHeader(&tar.Header{Name: "vm.ovf", Mode: 0o644, Size: int64(len(ovf))})
+		tw.Write([]byte(ovf))
+		if attrs == "" {
+			tw.WriteHeader(&tar.Header{Name: "disk.raw", Mode: 0o644, Size: int64(len(disk))})
+			tw.Write(disk)
+		} else {
+			var g bytes.Buffer
+			zw := gzip.NewWriter(&g)
+			zw.Write(disk)
+			zw.Close()
+			for i, b := 0, g.Bytes(); len(b) > 0; i++ {
+				n := min(len(b), 1000)
+				tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("disk.raw.%09d", i), Mode: 0o644, Size: int64(n)})
+				tw.Write(b[:n])
+				b = b[n:]
+			}
+		}
+		tw.WriteHeader(&tar.Header{Name: "vm.mf", Mode: 0o644, Size: 5})
+		tw.Write([]byte("SHA1("))
+		tw.Close()
+		f.Add(ova.Bytes())
+	}
 	f.Add(gz.Bytes())
 	f.Add(gzDisk.Bytes())
 	f.Add(zipped.Bytes())
@@ -91,6 +118,8 @@ func FuzzTarball(f *testing.F) {
 		head := data[:min(len(data), 4096)]
 		open := NewTarball
 		switch {
+		case Probe(head, r, int64(len(data))):
+			open = New
 		case ProbeTarball(head, r, int64(len(data))):
 		case ProbeCompressed(head, r, int64(len(data))):
 			open = NewCompressed
