@@ -52,7 +52,7 @@ const probeDecoderMemory = 64 << 20
 // the disk is cut there, read up to the cut, and its view says so, so the
 // run is incomplete. The disk is then opened as whatever format its bytes
 // are (formats.New, through Options.Open), alone (a backing file it names
-// is not followed, and is an error), its views named like
+// resolves to nothing, and is an error), its views named like
 // "disk.raw.xz#current:disk.raw".
 func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
 	head := make([]byte, min(size, decode.SniffLen))
@@ -78,7 +78,13 @@ func NewCompressed(ctx context.Context, r io.ReaderAt, size int64, name string, 
 	inner := strings.TrimSuffix(path.Base(name), path.Ext(name))
 	im := &model.Image{Path: name, Format: "compressed", Attrs: map[string]string{"compression": codec}}
 	disk := spooledDisk{name: inner, where: "compressed whole with " + codec, size: -1, at: in.Pos}
-	if _, _, err := spoolDisk(ctx, im, d, disk, cmp.Or(opts.MaxInflate, DefaultMaxInflate), func() bool { return false }, opts); err != nil && err != errNoDisk {
+	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
+	a := &archiveMembers{}
+	spent, _, err := a.spoolDisk(ctx, im, d, disk, budget, func() bool { return false })
+	if err == nil {
+		err = a.open(ctx, im, nil, max(budget-spent, 1), opts)
+	}
+	if err != nil && err != errNoDisk {
 		im.Close()
 		return nil, err
 	}

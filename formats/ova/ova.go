@@ -243,7 +243,7 @@ func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, o
 			others.inPlace(p, m.name, f, m.off, m.size)
 		}
 	}
-	others.finish(im)
+	others.finish(im, nil)
 	return nil
 }
 

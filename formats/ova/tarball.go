@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/imgaudit/imgaudit/decode"
+	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/qcow2"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
@@ -90,16 +91,16 @@ func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
 	return false
 }
 
-// diskHead reports whether b, a file's first bytes, starts a VM disk, or
-// an OVA (a tar whose first member is its .ovf descriptor, as the OVF
+// diskHead reports whether b, a file's first bytes (up to 4 KiB), starts
+// a VM disk (a VMDK descriptor included: it is small), or an OVA (a tar whose first member is its .ovf descriptor, as the OVF
 // specification puts it).
 func diskHead(b []byte) bool {
 	switch {
 	case len(b) >= 512 && bytes.Equal(b[257:262], []byte("ustar")):
 		name, _, _ := bytes.Cut(b[:100], []byte{0})
 		return strings.EqualFold(path.Ext(string(name)), ".ovf")
-	case qcow2.Probe(b, nil, 0), vmdk.ProbeExtent(b), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0):
-		return true
+	case qcow2.Probe(b, nil, 0), vmdk.Probe(b, nil, int64(len(b))), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0):
+		return true // vmdk.Probe: a sparse extent, or a descriptor naming its extents
 	case len(b) >= 520 && string(b[512:520]) == "EFI PART":
 		return true
 	case len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA:
@@ -108,8 +109,8 @@ func diskHead(b []byte) bool {
 	return guestfs.Detect(b) != ""
 }
 
-// maxDiskViews bounds the views of one tarball: a tar of many small
-// members that each start like a disk would otherwise make a view of
+// maxDiskViews bounds the disks of one archive: a tar of many small
+// members that each start like a disk would otherwise make views of
 // each. Past it, a disk is an error, so the run is incomplete.
 const maxDiskViews = 256
 
@@ -118,13 +119,16 @@ const maxDiskViews = 256
 const maxTarballDepth = 4
 
 // NewTarball reads a tarball of VM disks that r holds, size bytes, named
-// name (see ProbeTarball). Each member that starts like a disk becomes the
-// views of its format (formats.New, through Options.Open), opened alone
-// (a name it gives, a qcow2's backing file, is not followed: an error,
-// so the run is incomplete), with IDs
-// like "image.tar.gz#current:disk.raw"; other members are not read.
+// name (see ProbeTarball). Each member that starts like a disk (or is a
+// VMDK descriptor) is opened as whatever format its bytes are
+// (formats.New, through Options.Open), with IDs like
+// "image.tar.gz#current:disk.raw". The names a disk writes (a VMDK
+// descriptor's extents, an overlay's base) resolve to the archive's other
+// members and nothing else (see openDisks); a member another disk reads
+// is that disk's, not a disk of its own. Members that are no disk are
+// scanned as files (archiveFiles).
 //
-// A plain tar's disks are read in place. A compressed tar is
+// A plain tar's members are read in place. A compressed tar is
 // decompressed once, as a stream: each disk member goes to an
 // already-unlinked temporary file with its zero blocks left as holes (a
 // disk is mostly zeros; a GNU sparse member, as GCE's `tar -S` writes
@@ -161,15 +165,14 @@ func NewTarball(ctx context.Context, r io.ReaderAt, size int64, name string, opt
 
 // inPlaceTar opens the disks of a plain tar where they are; a sparse
 // member, whose data is not stored in one piece, is expanded to a
-// temporary file first.
+// temporary file first. Names resolve through the tar's own index.
 func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, opts model.Options) error {
 	x, err := tarindex.Build(ctx, r, size, im.Path, maxMembers)
 	if err != nil {
 		return err
 	}
 	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
-	files := &archiveFiles{}
-	defer files.finish(im)
+	a := &archiveMembers{}
 	for _, e := range x.Entries() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -177,7 +180,7 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 		if !regularType(e.Type) {
 			continue
 		}
-		m := member{name: strings.TrimPrefix(e.Raw, "./"), off: e.Offset, size: e.Size}
+		name := strings.TrimPrefix(e.Raw, "./")
 		if e.Sparse {
 			// Not stored in one piece: expanded to a temporary file.
 			tr := tar.NewReader(io.NewSectionReader(r, e.Header, size-e.Header))
@@ -187,16 +190,16 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 				mh, err = readHead(tr)
 			}
 			if err != nil {
-				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, e.Header, "tar member %.80q", m.name))
+				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, e.Header, "tar member %.80q", name))
 				continue
 			}
 			mr := io.MultiReader(bytes.NewReader(mh), tr)
 			never := func() bool { return false }
 			var spent int64
 			if diskHead(mh) {
-				spent, _, err = spoolDisk(ctx, im, mr, memberDisk(m.name, h.Size, e.Header), budget, never, opts)
+				spent, _, err = a.spoolDisk(ctx, im, mr, memberDisk(name, h.Size, e.Header), budget, never)
 			} else {
-				spent, _, err = files.fromStream(ctx, im, m.name, mr, h.Size, budget, never, func() int64 { return e.Header })
+				spent, _, err = a.files.fromStream(ctx, im, name, mr, h.Size, budget, never, func() int64 { return e.Header })
 			}
 			budget -= spent
 			if err != nil {
@@ -204,26 +207,18 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 			}
 			continue
 		}
-		mh := make([]byte, min(m.size, 4096))
-		if _, err := r.ReadAt(mh, m.off); err != nil && err != io.EOF {
-			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, m.off, "read tar member %.80q", m.name))
+		mh := make([]byte, min(e.Size, 4096))
+		if _, err := r.ReadAt(mh, e.Offset); err != nil && err != io.EOF {
+			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, e.Offset, "read tar member %.80q", name))
 			continue
 		}
 		if !diskHead(mh) {
-			files.inPlace(im.Path, m.name, r, m.off, m.size)
+			a.files.inPlace(im.Path, name, r, e.Offset, e.Size)
 			continue
 		}
-		sr := io.NewSectionReader(r, m.off, m.size)
-		sub, err := openDiskMember(ctx, im, sr, m.size, m.name, m.off, budget, x, opts)
-		if err != nil {
-			im.Errors = append(im.Errors, err)
-			continue
-		}
-		st := &pieces{r: r, parts: []piece{{at: 0, off: m.off, size: m.size}}, size: m.size}
-		note := fmt.Sprintf("%s disk read in place from the tar member %s at offset %d", sub.Format, m.name, m.off)
-		addViews(im, renameViews(im.Path, m.name, sub, []string{note}, im.Path, st.hostOffset))
+		a.inPlace(im, r, name, e.Offset, e.Size, "tar member")
 	}
-	return nil
+	return a.open(ctx, im, x, budget, opts)
 }
 
 // streamTar decompresses a compressed tar once and opens its disks from
@@ -240,54 +235,57 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
 	lr := &io.LimitedReader{R: zr, N: budget}
 	tr := tar.NewReader(lr)
-	files := &archiveFiles{}
-	defer files.finish(im)
+	a := &archiveMembers{}
 	consumed := cr.Pos // where decompression had read to (up to 1 MiB ahead of what it decoded)
-	for range maxMembers {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			if lr.N <= 0 {
-				err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached between members", budget)
+	err = func() error {
+		for range maxMembers {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar", im.Attrs["compression"]))
-			return nil
-		}
-		if !regularType(h.Typeflag) {
-			continue
-		}
-		name := strings.TrimPrefix(h.Name, "./")
-		at := consumed()
-		mh, err := readHead(tr)
-		if err != nil {
-			if lr.N <= 0 {
-				err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached", budget)
+			h, err := tr.Next()
+			if err == io.EOF {
+				return nil
 			}
-			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar: member %.80q", im.Attrs["compression"], name))
-			return nil
-		}
-		mr := io.MultiReader(bytes.NewReader(mh), tr)
-		exhausted := func() bool { return lr.N <= 0 }
-		if !diskHead(mh) {
-			_, cut, err := files.fromStream(ctx, im, name, mr, h.Size, lr.N+int64(len(mh)), exhausted, func() int64 { return at })
+			if err != nil {
+				if lr.N <= 0 {
+					err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached between members", budget)
+				}
+				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar", im.Attrs["compression"]))
+				return nil
+			}
+			if !regularType(h.Typeflag) {
+				continue
+			}
+			name := strings.TrimPrefix(h.Name, "./")
+			at := consumed()
+			mh, err := readHead(tr)
+			if err != nil {
+				if lr.N <= 0 {
+					err = fmt.Errorf("the inflate bound (--max-inflate, %d bytes) reached", budget)
+				}
+				im.Errors = append(im.Errors, model.Wrapf(err, im.Path, consumed(), "%s-compressed tar: member %.80q", im.Attrs["compression"], name))
+				return nil
+			}
+			mr := io.MultiReader(bytes.NewReader(mh), tr)
+			exhausted := func() bool { return lr.N <= 0 }
+			var cut bool
+			if diskHead(mh) {
+				d := spooledDisk{name: name, where: "in the archive member " + name, size: h.Size, at: consumed}
+				_, cut, err = a.spoolDisk(ctx, im, mr, d, lr.N+int64(len(mh)), exhausted)
+			} else {
+				_, cut, err = a.files.fromStream(ctx, im, name, mr, h.Size, lr.N+int64(len(mh)), exhausted, func() int64 { return at })
+			}
 			if err != nil || cut {
-				return err // a cut file says why; nothing after it was inflated
+				return err // a cut member says why; nothing after it was inflated
 			}
-			continue
 		}
-		d := spooledDisk{name: name, where: "in the archive member " + name, size: h.Size, at: consumed}
-		_, cut, err := spoolDisk(ctx, im, mr, d, lr.N+int64(len(mh)), exhausted, opts)
-		if err != nil || cut {
-			return err // a cut disk says why; nothing after it was inflated
-		}
+		im.Errors = append(im.Errors, model.Errorf(im.Path, consumed(), "more than %d tar members", maxMembers))
+		return nil
+	}()
+	if err != nil {
+		return err
 	}
-	im.Errors = append(im.Errors, model.Errorf(im.Path, consumed(), "more than %d tar members", maxMembers))
-	return nil
+	return a.open(ctx, im, nil, max(lr.N, 1), opts)
 }
 
 // readHead reads a member's first 4 KiB (fewer if it is shorter), which
@@ -299,6 +297,49 @@ func readHead(r io.Reader) ([]byte, error) {
 		err = nil
 	}
 	return mh[:n], err
+}
+
+// archiveMembers gathers an archive's members before any disk among them
+// is opened: a disk may name another member (a VMDK descriptor its
+// extents, an overlay its base), which a stream may give only later.
+type archiveMembers struct {
+	disks []diskMember
+	files archiveFiles
+}
+
+// diskMember is a member that starts like a disk, not opened yet.
+type diskMember struct {
+	name string
+	r    io.ReaderAt // its bytes: a section of the archive, or a temporary file
+	size int64
+	at   int64  // where it is in the archive, for errors
+	how  string // how it is read, for its views' notes
+	// file is the file its extents name (the archive, or archive!member
+	// for a temporary file), and host maps its offsets to file's.
+	file string
+	host func(off int64) (int64, int64, bool)
+	cut  error // why it ends early, or nil
+}
+
+// room reports whether another disk may be gathered, and makes the one
+// that may not an error of the image.
+func (a *archiveMembers) room(im *model.Image, name string, at int64) bool {
+	if len(a.disks) < maxDiskViews {
+		return true
+	}
+	im.Errors = append(im.Errors, model.Errorf(im.Path, at, "archive member %.80q: not opened: the archive already has %d disks", name, maxDiskViews))
+	return false
+}
+
+// inPlace gathers the disk member name, size bytes at off in the archive
+// r (what holds it: "tar member", "stored zip member").
+func (a *archiveMembers) inPlace(im *model.Image, r io.ReaderAt, name string, off, size int64, what string) {
+	if !a.room(im, name, off) {
+		return
+	}
+	st := &pieces{r: r, parts: []piece{{at: 0, off: off, size: size}}, size: size}
+	a.disks = append(a.disks, diskMember{name: name, r: io.NewSectionReader(r, off, size), size: size, at: off,
+		how: fmt.Sprintf("read in place from the %s %s at offset %d", what, name, off), file: im.Path, host: st.hostOffset})
 }
 
 // errNoDisk is spoolDisk's answer for bytes that do not start like a
@@ -319,28 +360,26 @@ type spooledDisk struct {
 // spoolDisk reads a disk's bytes from r (a tar's member, a zip member's
 // decompressor, a stream's decoder), and if they start like a disk,
 // writes them to an unlinked temporary file (zero blocks as holes), at
-// most limit bytes, and opens that; exhausted reports whether what feeds
-// r has reached its inflate bound, which then is why it ends early. A disk
-// cut short (the bound, a broken stream, fewer bytes than its record
-// says) is read as far as it goes and its first view is incomplete. It
-// returns the bytes it spooled and whether the disk was cut; its error
-// is errNoDisk for bytes that are no disk, else only a cancelled ctx.
-func spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk, limit int64, exhausted func() bool, opts model.Options) (int64, bool, error) {
-	mh := make([]byte, 4096)
-	n, err := io.ReadFull(r, mh)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+// most limit bytes, and gathers that; exhausted reports whether what
+// feeds r has reached its inflate bound, which then is why it ends early.
+// A disk cut short (the bound, a broken stream, fewer bytes than its
+// record says) is read as far as it goes and its first view is
+// incomplete. It returns the bytes it spooled and whether the disk was
+// cut; its error is errNoDisk for bytes that are no disk, else only a
+// cancelled ctx.
+func (a *archiveMembers) spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk, limit int64, exhausted func() bool) (int64, bool, error) {
+	mh, err := readHead(r)
+	if err != nil {
 		im.Errors = append(im.Errors, model.Wrapf(err, im.Path, d.at(), "%.80q", d.name))
 		return 0, true, nil
 	}
-	if !diskHead(mh[:n]) {
+	if !diskHead(mh) {
 		return 0, false, errNoDisk
 	}
-	if len(im.Views) >= maxDiskViews {
-		// Not spooled for nothing: openDiskMember would refuse it.
-		im.Errors = append(im.Errors, model.Errorf(im.Path, d.at(), "%.80q: not opened: the archive already has %d views", d.name, maxDiskViews))
-		return 0, false, nil
+	if !a.room(im, d.name, d.at()) {
+		return 0, false, nil // not spooled for nothing
 	}
-	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-disk-*.spool", io.MultiReader(bytes.NewReader(mh[:n]), r), limit)
+	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-disk-*.spool", io.MultiReader(bytes.NewReader(mh), r), limit)
 	var cut error
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -370,54 +409,122 @@ func spoolDisk(ctx context.Context, im *model.Image, r io.Reader, d spooledDisk,
 		return st.Size, true, nil
 	}
 	im.AddCloser(tmp)
-	sub, err := openDiskMember(ctx, im, tmp, st.Size, d.name, d.at(), max(limit-st.Size, 1), nil, opts)
-	if err != nil {
-		im.Errors = append(im.Errors, errors.Join(cut, err))
-		return st.Size, cut != nil, nil
-	}
-	note := fmt.Sprintf("%s disk %s, %d bytes: decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", sub.Format, d.where, st.Size, min(st.Written, st.Size), d.name)
-	views := renameViews(im.Path, d.name, sub, []string{note}, im.Path+"!"+d.name, func(off int64) (int64, int64, bool) {
-		return off, st.Size - off, off >= 0 && off < st.Size
+	size := st.Size
+	a.disks = append(a.disks, diskMember{name: d.name, r: tmp, size: size, at: d.at(), cut: cut,
+		how:  fmt.Sprintf("%s, %d bytes: decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", d.where, size, min(st.Written, size), d.name),
+		file: im.Path + "!" + d.name,
+		host: func(off int64) (int64, int64, bool) { return off, size - off, off >= 0 && off < size },
 	})
-	if len(views) > 0 && views[0].Incomplete == nil {
-		views[0].Incomplete = cut
-	} else if cut != nil {
-		im.Errors = append(im.Errors, cut)
-	}
-	addViews(im, views)
-	return st.Size, cut != nil, nil
+	return size, cut != nil, nil
 }
 
-// member is a spooledDisk for an archive member that starts at at.
+// memberDisk is a spooledDisk for an archive member that starts at at.
 func memberDisk(name string, size, at int64) spooledDisk {
 	return spooledDisk{name: name, where: "in the archive member " + name, size: size, at: func() int64 { return at }}
 }
 
-// openDiskMember opens the disk in a tar or zip member as whatever format
-// its bytes are (Options.Open: formats.New). A name it gives (a qcow2's
-// backing file, a VMDK's parent) resolves through opener: a plain tar's
-// index, so another member of the archive, never a host file; nil (a
-// member read from a stream: the archive cannot be read at random)
-// refuses every name (formats.New's Sealed opener). A refusal is an
-// error of the image, so the run is incomplete, as for a backing file
-// outside the allowed roots. What it may still inflate (an archive in
-// it) is budget.
-func openDiskMember(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, name string, at, budget int64, opener model.Opener, opts model.Options) (*model.Image, error) {
-	if opts.Open == nil {
-		return nil, model.Errorf(im.Path, at, "tar member %.80q: no reader for its format", name)
+// open opens the gathered disks, each as whatever format its bytes are
+// (Options.Open: formats.New), and adds their views and then the files'
+// to im. The names a disk writes (a qcow2's backing file, a VMDK's
+// extents or parent) resolve through x, the tar's index, or, when x is
+// nil (members decompressed from a stream, a zip's), an index of the
+// gathered members (tarindex.FromMembers): another member of the
+// archive, never a host file; one that is not there is an error of the
+// image, so the run is incomplete. A member that another opened disk
+// reads is that disk's: it is no disk, and no file, of its own (an
+// extent, a base). What the disks may still inflate (an archive in one)
+// is budget.
+func (a *archiveMembers) open(ctx context.Context, im *model.Image, x *tarindex.Index, budget int64, opts model.Options) error {
+	if x == nil {
+		var members []tarindex.Entry
+		for _, d := range a.disks {
+			members = append(members, tarindex.Entry{Name: d.name, R: d.r, Size: d.size, Offset: d.at})
+		}
+		for _, f := range a.files.members {
+			members = append(members, f)
+		}
+		x = tarindex.FromMembers(im.Path, members)
 	}
-	if len(im.Views) >= maxDiskViews {
-		return nil, model.Errorf(im.Path, at, "tar member %.80q: not opened: the archive already has %d views", name, maxDiskViews)
+	type opened struct {
+		sub   *model.Image
+		err   error
+		reads map[string]bool // the members it opened by name
 	}
-	sub, err := opts.Open(ctx, r, size, name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, MaxInflate: budget, Opener: opener})
-	if err != nil {
-		return nil, model.Wrapf(err, im.Path, at, "tar member %.80q", name)
+	res := make([]opened, len(a.disks))
+	for i, d := range a.disks {
+		if err := ctx.Err(); err != nil {
+			for _, o := range res[:i] {
+				if o.sub != nil {
+					o.sub.Close()
+				}
+			}
+			return err
+		}
+		if opts.Open == nil {
+			res[i].err = model.Errorf(im.Path, d.at, "archive member %.80q: no reader for its format", d.name)
+			continue
+		}
+		log := &hostfile.Log{}
+		sub, err := opts.Open(ctx, d.r, d.size, d.name, model.Options{Open: opts.Open, Depth: opts.Depth + 1, Chain: opts.Chain, MaxInflate: budget, Opener: x.WithLog(log)})
+		if err != nil {
+			res[i].err = model.Wrapf(err, im.Path, d.at, "archive member %.80q", d.name)
+			continue
+		}
+		res[i].sub, res[i].reads = sub, map[string]bool{}
+		for _, u := range log.Uses() {
+			if u.Opened && u.Real != tarindex.Clean(d.name) {
+				res[i].reads[u.Real] = true
+			}
+		}
 	}
-	im.AddCloser(sub)
-	for _, e := range sub.Errors {
-		im.Errors = append(im.Errors, fmt.Errorf("%s: tar member %s: %w", im.Path, name, e))
+	// A disk that a kept disk reads is dropped, until none is left to
+	// drop; of two that read each other (a cycle, which the later open
+	// refused), the first goes and the second stays, with its error.
+	kept := make([]bool, len(a.disks))
+	for i := range kept {
+		kept[i] = res[i].sub != nil
 	}
-	return sub, nil
+	for changed := true; changed; {
+		changed = false
+		for i, d := range a.disks {
+			for j := range a.disks {
+				if kept[i] && j != i && kept[j] && res[j].reads[tarindex.Clean(d.name)] {
+					kept[i], changed = false, true
+				}
+			}
+		}
+	}
+	read := map[string]bool{}
+	for i, d := range a.disks {
+		o := res[i]
+		switch {
+		case o.err != nil:
+			im.Errors = append(im.Errors, errors.Join(d.cut, o.err))
+			continue
+		case !kept[i]:
+			o.sub.Close()
+			if d.cut != nil {
+				im.Errors = append(im.Errors, d.cut) // what reads it reads it cut
+			}
+			continue
+		}
+		for n := range o.reads {
+			read[n] = true
+		}
+		im.AddCloser(o.sub)
+		for _, e := range o.sub.Errors {
+			im.Errors = append(im.Errors, fmt.Errorf("%s: archive member %s: %w", im.Path, d.name, e))
+		}
+		views := renameViews(im.Path, d.name, o.sub, []string{fmt.Sprintf("%s disk %s", o.sub.Format, d.how)}, d.file, d.host)
+		if len(views) > 0 && views[0].Incomplete == nil {
+			views[0].Incomplete = d.cut
+		} else if d.cut != nil {
+			im.Errors = append(im.Errors, d.cut)
+		}
+		addViews(im, views)
+	}
+	a.files.finish(im, read)
+	return nil
 }
 
 // A member that is no disk (a Vagrantfile, metadata.json, an OVF, a
@@ -437,7 +544,10 @@ const (
 
 // archiveFiles collects the views of an archive's files that are no disk.
 type archiveFiles struct {
-	views   []model.View
+	views []model.View
+	// members are the same files, for the names a disk writes (a flat
+	// VMDK extent need not start like a disk).
+	members []tarindex.Entry
 	held    int64 // bytes held in memory
 	skipped int   // members past maxFileViews
 	firstAt int64 // where the first of them is in the archive
@@ -534,7 +644,8 @@ func (a *archiveFiles) room(size, off int64) bool {
 	return true
 }
 
-func (a *archiveFiles) add(archive, name string, d model.Disk, how string, incomplete error) {
+func (a *archiveFiles) add(archive, name string, d *model.FileDisk, how string, incomplete error) {
+	a.members = append(a.members, tarindex.Entry{Name: name, R: io.NewSectionReader(d.R, d.Base, d.Len), Size: d.Len, Offset: d.Allocd[0].FileOffset})
 	a.views = append(a.views, model.View{
 		ID: filepath.Base(archive) + "#" + string(model.KindCurrent) + ":" + name, Kind: model.KindCurrent, Name: name, Disk: d,
 		Notes:      []string{"a file the archive ships beside its disks, scanned as it is: " + how},
@@ -544,16 +655,21 @@ func (a *archiveFiles) add(archive, name string, d model.Disk, how string, incom
 }
 
 // finish adds the files' views after the disks' (only to an archive that
-// has a disk: the caller fails one without), and makes the members past
-// maxFileViews an error of the image.
-func (a *archiveFiles) finish(im *model.Image) {
+// has a disk: the caller fails one without), but not those of the files
+// a disk reads (read: cleaned names, as tarindex.Clean makes them), and
+// makes the members past maxFileViews an error of the image.
+func (a *archiveFiles) finish(im *model.Image, read map[string]bool) {
 	if len(im.Views) == 0 {
 		return
 	}
 	if a.skipped > 0 {
 		im.Errors = append(im.Errors, model.Errorf(im.Path, a.firstAt, "%d members of the archive not scanned: no disks, past the %d files scanned beside its disks", a.skipped, maxFileViews))
 	}
-	im.Views = append(im.Views, a.views...)
+	for _, v := range a.views {
+		if !read[tarindex.Clean(v.Name)] {
+			im.Views = append(im.Views, v)
+		}
+	}
 }
 
 // regularType reports a regular file's tar type, a GNU sparse one's

@@ -257,7 +257,7 @@ for i in $(seq 1 299); do cp m/000 m/$(printf %03d $i); done
 tar cf many.tar -C m .
 `)
 	im := openArchive(t, filepath.Join(dir, "many.tar"), model.Options{})
-	if len(im.Views) != 256 || len(im.Errors) != 300-256 || !strings.Contains(im.Errors[0].Error(), "already has 256 views") {
+	if len(im.Views) != 256 || len(im.Errors) != 300-256 || !strings.Contains(im.Errors[0].Error(), "already has 256 disks") {
 		t.Errorf("%d views, %d errors (%v)", len(im.Views), len(im.Errors), im.Errors[:min(len(im.Errors), 1)])
 	}
 }
@@ -307,7 +307,8 @@ zip -q ova.zip vm.ova
 // following it: the image's errors say it is not followed, naming the
 // member and the offset of the name in it, so the run is incomplete. In
 // a plain tar, a backing file that is another member is followed there
-// (the tar's index resolves names inside the archive only).
+// (the tar's index resolves names inside the archive only), and is no
+// disk of its own.
 func TestArchivedDiskBacking(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "tar", "gzip", "zip")
 	dir := t.TempDir()
@@ -331,6 +332,9 @@ tar cf chain.tar overlay.qcow2 base.qcow2
 	}
 	if len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
 		t.Errorf("chain.tar: view IDs repeat: %q", ids)
+	}
+	if slices.Contains(ids, "chain.tar#current:base.qcow2") {
+		t.Errorf("chain.tar: the overlay's base is also a disk of its own: %q", ids)
 	}
 	for _, file := range []string{"evil.tar", "evil.tar.gz", "evil.zip", "evil.qcow2.gz"} {
 		im := openArchive(t, filepath.Join(dir, file), model.Options{})
@@ -447,5 +451,67 @@ tar czf many.tar.gz box.img many
 	errs := errors.Join(im.Errors...)
 	if files != 256 || errs == nil || !strings.Contains(errs.Error(), "44 members of the archive not scanned") {
 		t.Errorf("%d file views, errors %v; want 256 and an error for the other 44", files, errs)
+	}
+}
+
+// TestArchivedSplitVMDK: a VMware Workstation disk split in 2 GiB extents
+// (a descriptor and its -s001, -s002 sparse extents, as qemu-img's
+// twoGbMaxExtentSparse writes them) with a snapshot over it (its own
+// descriptor and extents, parentFileNameHint the base), shipped in a
+// plain tar, a tar.gz, a deflated and a stored zip, the extents before
+// the descriptors. Each opens as one disk, the snapshot's descriptor,
+// with the base as its backing view: the descriptors' names resolve to
+// the archive's members, and the members a disk reads are no disks or
+// files of their own. The bytes are qemu-img convert -O raw's, on both
+// sides of the 2 GiB extent boundary. Before, each extent was a disk of
+// its own, its filesystem cut at 2 GiB, and a descriptor a file.
+func TestArchivedSplitVMDK(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-io", "tar", "gzip", "zip")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `
+truncate -s 2100M d.raw
+head -c 1M /dev/urandom | dd of=d.raw conv=notrunc status=none
+head -c 1M /dev/urandom | dd of=d.raw bs=1M seek=2047 conv=notrunc status=none
+qemu-img convert -f raw -O vmdk -o subformat=twoGbMaxExtentSparse d.raw vm.vmdk
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse -b vm.vmdk -F vmdk top.vmdk
+qemu-io -c "write -P 0x5a 2070M 1M" -c "write -P 0xa5 4M 64K" top.vmdk > /dev/null
+qemu-img convert -O raw top.vmdk top.raw
+set -- top-s002.vmdk vm-s001.vmdk top-s001.vmdk vm-s002.vmdk top.vmdk vm.vmdk
+tar cf split.tar "$@"
+tar czf split.tar.gz "$@"
+zip -q split.zip "$@"
+zip -q -0 split0.zip "$@"
+`)
+	ref, err := os.Open(filepath.Join(dir, "top.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, file := range []string{"split.tar", "split.tar.gz", "split.zip", "split0.zip"} {
+		t.Run(file, func(t *testing.T) {
+			im := openArchive(t, filepath.Join(dir, file), model.Options{})
+			var current *model.View
+			var ids []string
+			for i, v := range im.Views {
+				ids = append(ids, v.ID)
+				if v.Kind == model.KindCurrent {
+					current = &im.Views[i]
+				}
+			}
+			if len(im.Errors) > 0 || current == nil || current.ID != file+"#current:top.vmdk" || !slices.Contains(ids, file+"#backing:top.vmdk#vm.vmdk") {
+				t.Fatalf("views %q, errors %v", ids, im.Errors)
+			}
+			if current.Disk.Size() != 2100<<20 {
+				t.Errorf("current view: %d bytes, want %d", current.Disk.Size(), 2100<<20)
+			}
+			for _, off := range []int64{0, 4 << 20, 2047 << 20, 2048<<20 - 4096, 2070 << 20, 2099 << 20} {
+				got, want := make([]byte, 1<<20), make([]byte, 1<<20)
+				current.Disk.ReadAt(got, off)
+				ref.ReadAt(want, off)
+				if !bytes.Equal(got, want) {
+					t.Errorf("current view at %d: not qemu-img's bytes", off)
+				}
+			}
+		})
 	}
 }

@@ -73,10 +73,10 @@ func zipHead(f *zip.File) ([]byte, error) {
 
 // NewZip reads a zip of VM disks that r holds, size bytes, named name
 // (see ProbeZip). Each member that starts like a disk or an OVA becomes
-// the views of its format (formats.New, through Options.Open), opened
-// alone (a backing file it names is not followed, and is an error), with
-// IDs like "appliance.zip#current:disk1.vmdk"; other members
-// are not read. A stored member is read in place; a compressed one is
+// the views of its format (formats.New, through Options.Open), with IDs
+// like "appliance.zip#current:disk1.vmdk"; the names it writes resolve to
+// the zip's other members only, as in a tarball (archiveMembers.open).
+// Other members are scanned as files. A stored member is read in place; a compressed one is
 // decompressed once to an unlinked temporary file, its zero blocks left
 // as holes, all of them together at most to the Options' MaxInflate
 // (--max-inflate, 8 GiB by default): past it the disk is cut there, read
@@ -92,7 +92,7 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 	}
 	im := &model.Image{Path: name, Format: "zip", Attrs: map[string]string{}}
 	budget := cmp.Or(opts.MaxInflate, DefaultMaxInflate)
-	files := &archiveFiles{}
+	a := &archiveMembers{}
 	for _, f := range zr.File {
 		if err := ctx.Err(); err != nil {
 			im.Close()
@@ -109,38 +109,15 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 		}
 		usize := int64(min(f.UncompressedSize64, 1<<62))
 		stored := f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at
-		if !diskHead(b) && stored {
-			files.inPlace(name, f.Name, r, at, usize)
+		disk := diskHead(b)
+		switch {
+		case stored && disk:
+			a.inPlace(im, r, f.Name, at, usize, "stored zip member")
 			continue
-		}
-		if !diskHead(b) {
-			rc, err := f.Open()
-			if err != nil {
-				im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
-				continue
-			}
-			spent, _, err := files.fromStream(ctx, im, f.Name, rc, usize, budget, func() bool { return false }, func() int64 { return at })
-			rc.Close()
-			budget -= spent
-			if err != nil {
-				im.Close()
-				return nil, err
-			}
+		case stored:
+			a.files.inPlace(name, f.Name, r, at, usize)
 			continue
-		}
-		if stored {
-			sr := io.NewSectionReader(r, at, usize)
-			sub, err := openDiskMember(ctx, im, sr, usize, f.Name, at, budget, nil, opts)
-			if err != nil {
-				im.Errors = append(im.Errors, err)
-				continue
-			}
-			st := &pieces{r: r, parts: []piece{{at: 0, off: at, size: usize}}, size: usize}
-			note := fmt.Sprintf("%s disk read in place from the stored zip member %s at offset %d", sub.Format, f.Name, at)
-			addViews(im, renameViews(name, f.Name, sub, []string{note}, name, st.hostOffset))
-			continue
-		}
-		if budget <= 0 {
+		case disk && budget <= 0:
 			im.Errors = append(im.Errors, model.Errorf(name, at, "zip member %.80q not decompressed: the inflate bound (--max-inflate) is spent", f.Name))
 			continue
 		}
@@ -149,7 +126,13 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 			im.Errors = append(im.Errors, model.Wrapf(err, name, at, "zip member %.80q", f.Name))
 			continue
 		}
-		spent, _, err := spoolDisk(ctx, im, rc, memberDisk(f.Name, usize, at), budget, func() bool { return false }, opts)
+		var spent int64
+		never := func() bool { return false }
+		if disk {
+			spent, _, err = a.spoolDisk(ctx, im, rc, memberDisk(f.Name, usize, at), budget, never)
+		} else {
+			spent, _, err = a.files.fromStream(ctx, im, f.Name, rc, usize, budget, never, func() int64 { return at })
+		}
 		rc.Close()
 		budget -= spent
 		if err != nil {
@@ -157,7 +140,10 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 			return nil, err
 		}
 	}
-	files.finish(im)
+	if err := a.open(ctx, im, nil, max(budget, 1), opts); err != nil {
+		im.Close()
+		return nil, err
+	}
 	if len(im.Views) == 0 {
 		im.Close()
 		err := model.Errorf(name, -1, "no member of the zip is a VM disk")

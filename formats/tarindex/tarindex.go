@@ -41,6 +41,9 @@ type Entry struct {
 	// Sparse marks a GNU or PAX sparse member: its data is not stored
 	// contiguously, so it cannot be read in place.
 	Sparse bool
+	// R, when set, holds the member's bytes from its offset 0, instead of
+	// the archive at Offset (FromMembers).
+	R io.ReaderAt
 }
 
 // Index is the member list of a tar archive read in place.
@@ -133,6 +136,22 @@ func Build(ctx context.Context, r io.ReaderAt, size int64, name string, maxEntri
 	}
 }
 
+// FromMembers indexes regular members whose bytes are not read in place
+// from a tar: members decompressed from a stream to temporary files, or
+// a zip's, each with its bytes in R (Name as it is written, Offset where
+// the member is in the archive, for errors). The names the files in it
+// write (a VMDK descriptor's extents, an overlay's base) then resolve to
+// the others under the same policy as in a tar, and to nothing else.
+func FromMembers(archive string, members []Entry) *Index {
+	x := &Index{name: archive, last: map[string]int{}}
+	for _, e := range members {
+		e.Raw, e.Name, e.Type, e.Sparse = e.Name, Clean(e.Name), tar.TypeReg, false
+		x.last[e.Name] = len(x.entries)
+		x.entries = append(x.entries, e)
+	}
+	return x
+}
+
 // IsSparse reports a GNU or PAX sparse member, whose data is not stored
 // in one piece (and so cannot be read in place).
 func IsSparse(h *tar.Header) bool {
@@ -197,7 +216,11 @@ func (x *Index) At(off int64) (*Member, error) {
 }
 
 func (x *Index) member(e Entry) *Member {
-	return &Member{SectionReader: io.NewSectionReader(x.r, e.Offset, e.Size), info: fileInfo{name: path.Base(e.Name), size: e.Size}, id: x.name + "!" + e.Name}
+	r, off := x.r, e.Offset
+	if e.R != nil {
+		r, off = e.R, 0
+	}
+	return &Member{SectionReader: io.NewSectionReader(r, off, e.Size), info: fileInfo{name: path.Base(e.Name), size: e.Size}, id: x.name + "!" + e.Name}
 }
 
 // Member opens the regular member at the cleaned, rooted name p, after the
