@@ -6,8 +6,8 @@ import (
 
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/memory"
-	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 )
 
 // TestSavevmSnapshot takes `savevm` into a qcow2 and reads the planted bytes

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 )
 
 // BenchmarkStream compares reading a real migration stream's file raw with

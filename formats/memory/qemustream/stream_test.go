@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 )
 
 // compareWithELF checks that the physical Disk equals, byte for byte, the

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
-	"github.com/imgaudit/imgaudit/formats/memory/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 )
 
 // tag encodes one tag of a .vmss memory group.
