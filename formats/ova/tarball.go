@@ -14,6 +14,12 @@ import (
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
+	"github.com/imgaudit/imgaudit/formats/memory/kdump"
+	"github.com/imgaudit/imgaudit/formats/memory/libvirtsave"
+	"github.com/imgaudit/imgaudit/formats/memory/lime"
+	"github.com/imgaudit/imgaudit/formats/memory/qemustream"
+	"github.com/imgaudit/imgaudit/formats/memory/vmware"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/qcow2"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
@@ -92,7 +98,10 @@ func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
 }
 
 // diskHead reports whether b, a file's first bytes (up to 4 KiB), starts
-// a VM disk (a VMDK descriptor included: it is small), or an OVA (a tar whose first member is its .ovf descriptor, as the OVF
+// a VM disk (a VMDK descriptor included: it is small), a memory image
+// with a magic number (not a VirtualBox .sav, which no reader opens), or
+// an OVA (not a Proxmox backup: a compressed one, .vma.zst, is the vma
+// reader's, which knows its name) (a tar whose first member is its .ovf descriptor, as the OVF
 // specification puts it).
 func diskHead(b []byte) bool {
 	switch {
@@ -101,12 +110,23 @@ func diskHead(b []byte) bool {
 		return strings.EqualFold(path.Ext(string(name)), ".ovf")
 	case qcow2.Probe(b, nil, 0), vmdk.Probe(b, nil, int64(len(b))), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0):
 		return true // vmdk.Probe: a sparse extent, or a descriptor naming its extents
+	case libvirtsave.Probe(b, nil, 0), qemustream.Probe(b, nil, 0), elfcore.Probe(b, nil, 0), kdump.Probe(b, nil, 0), lime.Probe(b, nil, 0), vmware.Probe(b, nil, 0):
+		return true // a memory image: opened as what it is
 	case len(b) >= 520 && string(b[512:520]) == "EFI PART":
 		return true
 	case len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA:
 		return true // an MBR, or a FAT or NTFS boot sector
 	}
 	return guestfs.Detect(b) != ""
+}
+
+// imageMember reports whether an archive member, named name and starting
+// with head, is opened as an image: it starts like one (diskHead), or it
+// is VMware guest memory, a .vmem, which has no magic number and is known
+// by its name alone, as in a VMware VM's folder (the archive itself was
+// recognised by content: ProbeTarball, ProbeZip).
+func imageMember(name string, head []byte) bool {
+	return diskHead(head) || strings.EqualFold(path.Ext(name), ".vmem")
 }
 
 // maxDiskViews bounds the disks of one archive: a tar of many small
@@ -196,7 +216,7 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 			mr := io.MultiReader(bytes.NewReader(mh), tr)
 			never := func() bool { return false }
 			var spent int64
-			if diskHead(mh) {
+			if imageMember(name, mh) {
 				spent, _, err = a.spoolDisk(ctx, im, mr, memberDisk(name, h.Size, e.Header), budget, never)
 			} else {
 				spent, _, err = a.files.fromStream(ctx, im, name, mr, h.Size, budget, never, func() int64 { return e.Header })
@@ -212,7 +232,7 @@ func inPlaceTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64,
 			im.Errors = append(im.Errors, model.Wrapf(err, im.Path, e.Offset, "read tar member %.80q", name))
 			continue
 		}
-		if !diskHead(mh) {
+		if !imageMember(name, mh) {
 			a.files.inPlace(im.Path, name, r, e.Offset, e.Size)
 			continue
 		}
@@ -269,7 +289,7 @@ func streamTar(ctx context.Context, im *model.Image, r io.ReaderAt, size int64, 
 			mr := io.MultiReader(bytes.NewReader(mh), tr)
 			exhausted := func() bool { return lr.N <= 0 }
 			var cut bool
-			if diskHead(mh) {
+			if imageMember(name, mh) {
 				d := spooledDisk{name: name, where: "in the archive member " + name, size: h.Size, at: consumed}
 				_, cut, err = a.spoolDisk(ctx, im, mr, d, lr.N+int64(len(mh)), exhausted)
 			} else {
@@ -373,7 +393,7 @@ func (a *archiveMembers) spoolDisk(ctx context.Context, im *model.Image, r io.Re
 		im.Errors = append(im.Errors, model.Wrapf(err, im.Path, d.at(), "%.80q", d.name))
 		return 0, true, nil
 	}
-	if !diskHead(mh) {
+	if !imageMember(d.name, mh) {
 		return 0, false, errNoDisk
 	}
 	if !a.room(im, d.name, d.at()) {

@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/ova"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -511,6 +513,68 @@ zip -q -0 split0.zip "$@"
 				if !bytes.Equal(got, want) {
 					t.Errorf("current view at %d: not qemu-img's bytes", off)
 				}
+			}
+		})
+	}
+}
+
+// TestArchivedMemory: a guest's memory, captured by QEMU (an ELF core
+// from dump-guest-memory, a migration stream), shipped in a tar.gz and a
+// zip beside a file, or gzip'd whole, opens as memory: each a memory view
+// from which every planted run reads back at its guest-physical address.
+// So does a .vmem (VMware guest memory, no magic number: its name says
+// so), here the ELF core's memory laid out raw. Before, each was a file,
+// scanned as bytes with no memory view (no key-schedule search).
+func TestArchivedMemory(t *testing.T) {
+	testutil.RequireTool(t, "tar", "gzip", "zip")
+	vm := qemufixture.Capture(t, qemufixture.Config{}, "dump-guest-memory {dir}/dump.elf", `migrate "exec:cat > {dir}/mig.bin"`)
+	dir := vm.Dir
+	// The .vmem: the guest's RAM as the core holds it, laid out raw (what
+	// a VMware .vmem of a guest this small holds).
+	ef, err := os.Open(vm.Path("dump.elf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	fi, _ := ef.Stat()
+	ed, _, _, err := elfcore.NewDisk(vm.Path("dump.elf"), ef, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram := make([]byte, 64<<20)
+	ed.ReadAt(ram, 0)
+	if err := os.WriteFile(vm.Path("vm.vmem"), ram, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Bash(t, dir, `
+echo notes > notes.txt
+tar czf mem.tar.gz notes.txt dump.elf mig.bin vm.vmem
+zip -q mem.zip notes.txt dump.elf mig.bin vm.vmem
+gzip -c dump.elf > dump.elf.gz
+`)
+	for _, c := range []struct {
+		file    string
+		members []string
+	}{
+		{"mem.tar.gz", []string{"dump.elf", "mig.bin", "vm.vmem"}},
+		{"mem.zip", []string{"dump.elf", "mig.bin", "vm.vmem"}},
+		{"dump.elf.gz", []string{"dump.elf"}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			im := openArchive(t, filepath.Join(dir, c.file), model.Options{})
+			if len(im.Errors) > 0 {
+				t.Fatalf("errors: %v", im.Errors)
+			}
+			var got []string
+			for _, v := range im.Views {
+				if v.Kind != model.KindMemory || strings.Contains(v.Name, "#") {
+					continue // a ROM or VRAM block of a migration stream
+				}
+				got = append(got, v.Name)
+				qemufixture.CheckPlants(t, v.ID, v.Disk, vm.Plants)
+			}
+			if !slices.Equal(got, c.members) {
+				t.Errorf("memory views of %q, want %q", got, c.members)
 			}
 		})
 	}

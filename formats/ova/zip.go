@@ -109,7 +109,7 @@ func NewZip(ctx context.Context, r io.ReaderAt, size int64, name string, opts mo
 		}
 		usize := int64(min(f.UncompressedSize64, 1<<62))
 		stored := f.Method == zip.Store && f.Flags&1 == 0 && at > 0 && usize <= size-at
-		disk := diskHead(b)
+		disk := imageMember(f.Name, b)
 		switch {
 		case stored && disk:
 			a.inPlace(im, r, f.Name, at, usize, "stored zip member")
