@@ -24,7 +24,8 @@ A TARGET is an image file (qcow2, VMDK, OVA, VHD(X), VDI, raw, Proxmox VMA;
 such disks shipped in a tar, a compressed tar or a zip, as GCE images,
 Vagrant boxes and downloaded appliances are, or compressed whole, as
 disk.raw.xz; or saved RAM: QEMU/libvirt saves, ELF and kdump dumps, LiME,
-VMware .vmem; all detected by content), an OCI layout or docker/podman save
+VMware .vmem, also inside such archives; all detected by content), an OCI
+layout or docker/podman save
 tarball, or a directory. In a directory every image is scanned, libvirt, Proxmox and
 VMware store layouts are grouped into VMs with per-VM timelines, and each
 backing file is read once however many overlays share it. Images are
