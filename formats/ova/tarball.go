@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -399,43 +400,68 @@ func (a *archiveMembers) spoolDisk(ctx context.Context, im *model.Image, r io.Re
 	if !a.room(im, d.name, d.at()) {
 		return 0, false, nil // not spooled for nothing
 	}
-	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-disk-*.spool", io.MultiReader(bytes.NewReader(mh), r), limit)
-	var cut error
+	res, err := spoolMember(ctx, im, io.MultiReader(bytes.NewReader(mh), r), fmt.Sprintf("disk %.80q", d.name), d.size, limit, exhausted, d.at)
+	if err != nil || res.f == nil {
+		return res.size, true, err
+	}
+	size := res.size
+	a.disks = append(a.disks, diskMember{name: d.name, r: res.f, size: size, at: d.at(), cut: res.cut,
+		how:  fmt.Sprintf("%s, %d bytes: decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", d.where, size, res.written, d.name),
+		file: im.Path + "!" + d.name,
+		host: func(off int64) (int64, int64, bool) { return off, size - off, off >= 0 && off < size },
+	})
+	return size, res.cut != nil, nil
+}
+
+// spooledMember is what spoolMember made of a member.
+type spooledMember struct {
+	f       *os.File // nil when no temporary file could be made: cut says why
+	size    int64    // the member's bytes it holds
+	written int64    // of which were written: the rest are holes
+	cut     error    // why it ends early, or nil
+}
+
+// spoolMember copies a member's bytes from r to an unlinked temporary
+// file (zero blocks as holes), at most limit bytes, and says why it ends
+// early, if it does: the inflate bound (limit reached, or exhausted
+// reporting that what feeds r has reached its own while the member is
+// short of its record's size bytes), a broken stream, or an archive cut
+// short (size -1: unknown, never short). what names the member in those
+// errors ("disk \"disk.raw\""), at where it is in the archive (called
+// once the copy is done: where decompression had read to). The file is
+// im's to close. Its error is only ctx's, or a failed truncation.
+func spoolMember(ctx context.Context, im *model.Image, r io.Reader, what string, size, limit int64, exhausted func() bool, at func() int64) (spooledMember, error) {
+	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-member-*.spool", r, limit)
+	res := spooledMember{f: tmp, size: st.Size, written: min(st.Written, st.Size)}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		if tmp != nil {
 			tmp.Close()
 		}
-		return st.Size, true, ctx.Err()
-	case errors.Is(err, spool.ErrLimit) || st.Size < d.size && exhausted():
+		return spooledMember{size: st.Size}, ctx.Err()
+	case errors.Is(err, spool.ErrLimit) || size >= 0 && st.Size < size && exhausted():
 		if st.Size > limit {
 			if terr := tmp.Truncate(limit); terr != nil {
 				tmp.Close()
-				return limit, true, terr
+				return spooledMember{size: limit}, terr
 			}
-			st.Size = limit
+			res.size = limit
 		}
-		cut = model.Errorf(im.Path, d.at(), "disk %.80q cut after %d bytes, at the inflate bound (--max-inflate): the rest is not decompressed or scanned", d.name, st.Size)
+		res.cut = model.Errorf(im.Path, at(), "%s cut after %d bytes, at the inflate bound (--max-inflate): the rest is not decompressed or scanned", what, res.size)
 	case err != nil:
-		// The stream broke inside the disk: what came out is read, and
-		// the view says the rest is missing.
-		cut = model.Wrapf(err, im.Path, d.at(), "disk %.80q cut after %d bytes", d.name, st.Size)
-	case st.Size < d.size:
+		// The stream broke inside the member: what came out is read,
+		// and the view says the rest is missing.
+		res.cut = model.Wrapf(err, im.Path, at(), "%s cut after %d bytes", what, st.Size)
+	case size >= 0 && st.Size < size:
 		// The spool takes a stream that ends early for the end.
-		cut = model.Errorf(im.Path, d.at(), "disk %.80q ends after %d of its %d bytes: the archive is cut short", d.name, st.Size, d.size)
+		res.cut = model.Errorf(im.Path, at(), "%s ends after %d of its %d bytes: the archive is cut short", what, st.Size, size)
 	}
 	if tmp == nil {
-		im.Errors = append(im.Errors, cut)
-		return st.Size, true, nil
+		im.Errors = append(im.Errors, res.cut)
+		return res, nil
 	}
 	im.AddCloser(tmp)
-	size := st.Size
-	a.disks = append(a.disks, diskMember{name: d.name, r: tmp, size: size, at: d.at(), cut: cut,
-		how:  fmt.Sprintf("%s, %d bytes: decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes; extent offsets are offsets in the decompressed %s", d.where, size, min(st.Written, size), d.name),
-		file: im.Path + "!" + d.name,
-		host: func(off int64) (int64, int64, bool) { return off, size - off, off >= 0 && off < size },
-	})
-	return size, cut != nil, nil
+	return res, nil
 }
 
 // memberDisk is a spooledDisk for an archive member that starts at at.
@@ -616,36 +642,19 @@ func (a *archiveFiles) fromStream(ctx context.Context, im *model.Image, name str
 		}
 		return int64(len(b)), cut != nil, nil
 	}
-	tmp, st, err := spool.Sparse(ctx, "", "imgaudit-file-*.spool", r, limit)
-	var cut error
-	switch {
-	case err != nil && ctx.Err() != nil:
-		if tmp != nil {
-			tmp.Close()
+	res, err := spoolMember(ctx, im, r, fmt.Sprintf("archive member %.80q", name), size, limit, exhausted, at)
+	if err != nil || res.f == nil {
+		return res.size, true, err
+	}
+	if res.size == 0 {
+		if res.cut != nil {
+			im.Errors = append(im.Errors, res.cut)
 		}
-		return st.Size, true, ctx.Err()
-	case errors.Is(err, spool.ErrLimit) || size >= 0 && st.Size < size && exhausted():
-		st.Size = min(st.Size, limit)
-		cut = model.Errorf(im.Path, at(), "archive member %.80q cut after %d bytes, at the inflate bound (--max-inflate): the rest is not decompressed or scanned", name, st.Size)
-	case err != nil:
-		cut = model.Wrapf(err, im.Path, at(), "archive member %.80q cut after %d bytes", name, st.Size)
-	case size >= 0 && st.Size < size:
-		cut = model.Errorf(im.Path, at(), "archive member %.80q ends after %d of its %d bytes: the archive is cut short", name, st.Size, size)
+		return 0, res.cut != nil, nil
 	}
-	if tmp == nil {
-		im.Errors = append(im.Errors, cut)
-		return st.Size, true, nil
-	}
-	im.AddCloser(tmp)
-	if st.Size == 0 {
-		if cut != nil {
-			im.Errors = append(im.Errors, cut)
-		}
-		return 0, cut != nil, nil
-	}
-	how := fmt.Sprintf("decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes", min(st.Written, st.Size))
-	a.add(im.Path, name, &model.FileDisk{R: tmp, Name: im.Path + "!" + name, Len: st.Size, Allocd: derived(st.Size)}, how, cut)
-	return st.Size, cut != nil, nil
+	how := fmt.Sprintf("decompressed or expanded once to an unlinked temporary file, %d bytes written and the zero blocks left as holes", res.written)
+	a.add(im.Path, name, &model.FileDisk{R: res.f, Name: im.Path + "!" + name, Len: res.size, Allocd: derived(res.size)}, how, res.cut)
+	return res.size, res.cut != nil, nil
 }
 
 // room reports whether a member of size bytes at off gets a view: an
