@@ -570,7 +570,25 @@ func (a *archiveMembers) open(ctx context.Context, im *model.Image, x *tarindex.
 		addViews(im, views)
 	}
 	a.files.finish(im, read)
+	uniqueViewIDs(im.Views)
 	return nil
+}
+
+// uniqueViewIDs gives a view whose ID an earlier view has (a tar that
+// holds a name twice, as appending to it does: both copies are scanned,
+// though extraction keeps the later) the ID with "~2", "~3" appended.
+func uniqueViewIDs(views []model.View) {
+	taken := map[string]bool{}
+	for _, v := range views {
+		taken[v.ID] = false
+	}
+	for i := range views {
+		id := views[i].ID
+		for n := 2; taken[views[i].ID]; n++ {
+			views[i].ID = fmt.Sprintf("%s~%d", id, n)
+		}
+		taken[views[i].ID] = true
+	}
 }
 
 // A member that is no disk (a Vagrantfile, metadata.json, an OVF, a

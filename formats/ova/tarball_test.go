@@ -579,3 +579,51 @@ gzip -c dump.elf > dump.elf.gz
 		})
 	}
 }
+
+// TestArchiveRepeatedNames: a tar that holds a name twice (tar -r
+// appends: a disk and a file written again) gives every copy a view with
+// an ID of its own, "~2" on the later one, each reading its own copy:
+// both ship in the archive, though extraction keeps the later.
+func TestArchiveRepeatedNames(t *testing.T) {
+	testutil.RequireTool(t, "tar", "mkfs.ext4")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `
+mkdir r && echo one > r/a
+truncate -s 8M disk.raw && mkfs.ext4 -q -d r disk.raw && cp disk.raw first.raw
+echo 'first' > Vagrantfile && tar cf d.tar disk.raw Vagrantfile
+echo two > r/b && mkfs.ext4 -q -F -d r disk.raw
+echo 'second' > Vagrantfile && tar rf d.tar disk.raw Vagrantfile
+`)
+	im := openArchive(t, filepath.Join(dir, "d.tar"), model.Options{})
+	want := map[string]string{
+		"d.tar#current:disk.raw":      "first.raw",
+		"d.tar#current:disk.raw~2":    "disk.raw",
+		"d.tar#current:Vagrantfile":   "first",
+		"d.tar#current:Vagrantfile~2": "second",
+	}
+	seen := 0
+	for _, v := range im.Views {
+		w, ok := want[v.ID]
+		if !ok {
+			continue
+		}
+		seen++
+		wb := []byte(w + "\n")
+		if strings.HasSuffix(w, ".raw") {
+			var err error
+			if wb, err = os.ReadFile(filepath.Join(dir, w)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(viewBytes(t, v), wb) {
+			t.Errorf("%s: not the bytes of its copy (%s)", v.ID, w)
+		}
+	}
+	if seen != len(want) || len(im.Errors) > 0 {
+		var ids []string
+		for _, v := range im.Views {
+			ids = append(ids, v.ID)
+		}
+		t.Errorf("views %q, errors %v", ids, im.Errors)
+	}
+}
