@@ -1,6 +1,7 @@
 package ova_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
@@ -625,5 +626,38 @@ echo 'second' > Vagrantfile && tar rf d.tar disk.raw Vagrantfile
 			ids = append(ids, v.ID)
 		}
 		t.Errorf("views %q, errors %v", ids, im.Errors)
+	}
+}
+
+// TestZipMemberBound: a zip of a disk and 120,000 tiny deflated files
+// (written by archive/zip) reads its first 100,000 members only, and says
+// so in an error, so the run is incomplete; the disk, the first member,
+// is still opened. Past the 256 files scanned beside the disk, the rest
+// are an error too.
+func TestZipMemberBound(t *testing.T) {
+	dir, want := tarballDisks(t)
+	p := filepath.Join(dir, "many.zip")
+	out, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(out)
+	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "disk.raw", Method: zip.Deflate})
+	w.Write(want["disk.raw"])
+	for i := range 120000 {
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("f%06d.txt", i), Method: zip.Deflate})
+		w.Write([]byte("x"))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	im := openArchive(t, p, model.Options{})
+	errs := errors.Join(im.Errors...)
+	if errs == nil || !strings.Contains(errs.Error(), "more than 100000 zip members: the other 20001 are not read") || !strings.Contains(errs.Error(), "99743 members of the archive not scanned") {
+		t.Errorf("errors: %v", errs)
+	}
+	if len(im.Views) == 0 || im.Views[0].ID != "many.zip#current:disk.raw" || !bytes.Equal(viewBytes(t, im.Views[0]), want["disk.raw"]) {
+		t.Errorf("the disk was not opened")
 	}
 }
