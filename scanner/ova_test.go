@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
@@ -225,5 +226,74 @@ zip -q appliance.zip box.img metadata.json
 	}
 	if rep := scanFile(t, scanner.Options{MaxInflate: 8 << 20}, filepath.Join(dir, "gce.tar.gz")); rep.Complete {
 		t.Errorf("a disk cut at --max-inflate left the run complete")
+	}
+}
+
+// TestZippedVMwareFolder: a suspended VMware Workstation VM, zipped as
+// such VMs are shared: its .vmx and .nvram, its disk split in 2 GiB
+// extents (qemu-img's twoGbMaxExtentSparse: a descriptor and -s001,
+// -s002) with an ext4 holding a private key, and its guest memory (.vmem)
+// holding an AES-128 key schedule. The key is found at its path in the
+// guest, live, in the descriptor's view (not an extent's); the schedule
+// in the memory view; the extents are no views of their own; the VM's
+// timeline has its memory point and "now".
+func TestZippedVMwareFolder(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "mkfs.ext4", "ssh-keygen", "zip")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "root/root/.ssh"), 0o700)
+	key := filepath.Join(dir, "root/root/.ssh/id_rsa")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", key)
+	want := fp(pemBlock(t, key))
+	mem := make([]byte, 16<<20)
+	copy(mem[5<<20:], qemufixture.AES128Schedule([]byte("0123456789abcdef")))
+	if err := os.WriteFile(filepath.Join(dir, "vm.vmem"), mem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Bash(t, dir, `
+truncate -s 2100M d.raw
+mkfs.ext4 -q -d root d.raw
+qemu-img convert -f raw -O vmdk -o subformat=twoGbMaxExtentSparse d.raw vm.vmdk
+rm d.raw
+printf '.encoding = "UTF-8"\nscsi0:0.fileName = "vm.vmdk"\n' > vm.vmx
+head -c 8K /dev/zero > vm.nvram
+zip -q vm.zip vm.vmx vm.nvram vm-s002.vmdk vm-s001.vmdk vm.vmdk vm.vmem
+`)
+	rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "vm.zip"))
+	if !rep.Complete || len(rep.Targets) != 1 || rep.Targets[0].Format != "zip" {
+		t.Fatalf("complete %v, targets %+v", rep.Complete, rep.Targets)
+	}
+	var views []string
+	for _, v := range rep.Targets[0].Views {
+		views = append(views, v.ID)
+		if strings.Contains(v.ID, "-s00") && !strings.Contains(v.ID, "unreferenced") {
+			t.Errorf("an extent is a view of its own: %s", v.ID)
+		}
+	}
+	var keyAt, aesAt []string
+	for _, f := range rep.Findings {
+		for _, l := range f.Locations {
+			switch {
+			case f.Fingerprint == want:
+				keyAt = append(keyAt, l.View+" "+l.Path+" "+l.Exposure)
+			case f.Rule == "aes-key-schedule":
+				aesAt = append(aesAt, l.View)
+			}
+		}
+	}
+	if !slices.Contains(keyAt, "vm.zip#current:vm.vmdk /root/.ssh/id_rsa live") {
+		t.Errorf("the key: %q; views %q", keyAt, views)
+	}
+	if !slices.Contains(aesAt, "vm.zip#memory:vm.vmem") {
+		t.Errorf("the AES key schedule: %q; views %q", aesAt, views)
+	}
+	if len(rep.Timelines) != 1 {
+		t.Fatalf("timelines: %s", describeTimelines(rep))
+	}
+	var labels []string
+	for _, p := range rep.Timelines[0].Points {
+		labels = append(labels, p.Kind)
+	}
+	if !slices.Equal(labels, []string{"memory", "current"}) {
+		t.Errorf("timeline points %q: %s", labels, describeTimelines(rep))
 	}
 }
