@@ -2,7 +2,6 @@ package decode
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"encoding/binary"
@@ -294,7 +293,9 @@ func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dat
 		var z *inflate.Reader
 		if _, sized := in.(*io.LimitedReader); sized {
 			// Read ahead within the member's bytes only.
-			z = w.inflater(bufio.NewReaderSize(in, bufSize))
+			sub := w.src(in)
+			defer w.freeSrc(sub)
+			z = w.inflater(sub.br)
 		} else {
 			z = w.inflater(s.br) // exactly to the stream's end
 		}
@@ -308,7 +309,8 @@ func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dat
 		dec, cost = bzip2.NewReader(in), memBzip2
 	case zipZstd, zipXz:
 		kind := map[uint16]string{zipZstd: Zstd, zipXz: Xz}[method]
-		sub := newSrc(in)
+		sub := w.src(in)
+		defer w.freeSrc(sub)
 		r, c, _, err := w.open(kind, sub)
 		if err != nil {
 			return w.zipError(err)

@@ -288,6 +288,7 @@ type Options struct {
 type Scratch struct {
 	inflaters []*inflate.Reader
 	gzips     []*inflate.GzipReader
+	srcs      []*src
 }
 
 // deadline returns the walk's context, bounded by MaxTime.

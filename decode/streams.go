@@ -41,7 +41,9 @@ func (w *walker) stream(kind string, s *src, start int64, depth int) (more bool,
 	}()
 	g := &guard{w: w, r: dec, in: s, inStart: start, kind: kind}
 	w.push(Step{Codec: kind, Offset: start})
-	err = w.segments(newSrc(g), depth+1, false)
+	sub := w.src(g)
+	err = w.segments(sub, depth+1, false)
+	w.freeSrc(sub)
 	w.pop()
 	if err != nil {
 		return false, err
