@@ -57,6 +57,9 @@ const (
 	// slackPad is read past twice a freed cluster's size to try one
 	// slack window: a compressed cluster takes at most about a cluster.
 	slackPad = 4096
+	// groupHeadLen is how much of each file of a shared size is compared
+	// before the files are hashed whole.
+	groupHeadLen = 4096
 )
 
 // sigHits are the magic numbers the raw scan of one view found.
@@ -478,35 +481,70 @@ func (d *decoder) group(ctx context.Context, cs []*container) ([][]*container, e
 		}
 		byKey[c.key] = append(byKey[c.key], c)
 	}
-	// Files of one size with other bytes: the same content?
+	// Files of one size with other bytes: the same content? Most are
+	// not, and their first bytes tell (a gzip header, then its first
+	// block): only those whose heads agree are hashed, on every core.
+	// Hashing every file of a shared size was most of this pass's own
+	// time on a /usr full of gzip'd changelogs, all of it on one core.
+	type content struct {
+		sum   [32]byte
+		codec string // the same bytes under another codec decode otherwise
+	}
+	var candidates []string // in the order of cs within each size
+	head := make([]byte, groupHeadLen)
 	for _, ks := range bySize {
 		if len(ks) < 2 {
 			continue
 		}
-		type content struct {
-			sum   [32]byte
-			codec string // the same bytes under another codec decode otherwise
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		byDigest := map[content]string{}
+		byHead := map[string][]string{}
+		var heads []string
 		for _, k := range ks {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
 			c := byKey[k][0]
-			h := sha256.New()
-			if _, err := io.Copy(h, io.NewSectionReader(c.r, 0, c.size)); err != nil {
-				continue
+			n, err := c.r.ReadAt(head[:min(int64(len(head)), c.size)], 0)
+			if n < int(min(int64(len(head)), c.size)) && err != nil {
+				continue // unreadable: decoded on its own
 			}
-			var sum [32]byte
-			h.Sum(sum[:0])
-			ck := content{sum, c.codec}
-			if first, ok := byDigest[ck]; ok {
-				byKey[first] = append(byKey[first], byKey[k]...)
-				delete(byKey, k)
-				continue
+			hk := c.codec + "\x00" + string(head[:n])
+			if byHead[hk] == nil {
+				heads = append(heads, hk)
 			}
-			byDigest[ck] = k
+			byHead[hk] = append(byHead[hk], k)
 		}
+		for _, hk := range heads {
+			if len(byHead[hk]) > 1 {
+				candidates = append(candidates, byHead[hk]...)
+			}
+		}
+	}
+	sums := make([]*[32]byte, len(candidates))
+	onEveryCore(ctx, len(candidates), func(_, i int) {
+		c := byKey[candidates[i]][0]
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(c.r, 0, c.size)); err != nil {
+			return
+		}
+		var sum [32]byte
+		h.Sum(sum[:0])
+		sums[i] = &sum
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	byDigest := map[content]string{}
+	for i, k := range candidates {
+		if sums[i] == nil {
+			continue
+		}
+		ck := content{*sums[i], byKey[k][0].codec}
+		if first, ok := byDigest[ck]; ok {
+			byKey[first] = append(byKey[first], byKey[k]...)
+			delete(byKey, k)
+			continue
+		}
+		byDigest[ck] = k
 	}
 	var out [][]*container
 	for _, k := range keys {

@@ -429,6 +429,61 @@ tar -cf ../root/srv/backup.tar id_ed25519 a.gz notes.txt && ar rc ../root/srv/to
 	}
 }
 
+// TestDecodedSameContent: files holding the same bytes in different
+// places are decoded once, and a match in them is placed at each path;
+// files of one size whose first blocks agree but whose bytes differ are
+// decoded each on its own (grouping compares heads before hashing, and
+// must not take a shared head for shared content).
+func TestDecodedSameContent(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "ssh-keygen", "gzip", "tar")
+	dir := t.TempDir()
+	shared, first, second := freshKey(t, dir, "shared"), freshKey(t, dir, "first"), freshKey(t, dir, "second")
+	root := filepath.Join(dir, "root")
+	for _, d := range []string{"root/srv/a", "root/srv/b", "t1", "t2"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "shared.pem"), shared, 0o600)
+	filler := bytes.Repeat([]byte("build log line, nothing secret\n"), 400) // 12 KiB: past the compared head
+	for i, k := range [][]byte{first, second} {
+		d := filepath.Join(dir, fmt.Sprintf("t%d", i+1))
+		os.WriteFile(filepath.Join(d, "build.log"), filler, 0o644)
+		os.WriteFile(filepath.Join(d, "deploy.key"), k, 0o600)
+	}
+	testutil.Bash(t, dir, `gzip -c shared.pem > root/srv/a/creds.gz && cp root/srv/a/creds.gz root/srv/b/creds.gz &&
+for i in 1 2; do tar -C t$i --mtime=@0 --owner=0 --group=0 --numeric-owner -cf root/srv/release-$i.tar build.log deploy.key; done &&
+cmp -s root/srv/release-1.tar root/srv/release-2.tar && exit 1
+[ $(stat -c %s root/srv/release-1.tar) = $(stat -c %s root/srv/release-2.tar) ] && cmp -s -n 8192 root/srv/release-1.tar root/srv/release-2.tar`)
+	img := filepath.Join(dir, "fs.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, img, "32M")
+	rep := scanFile(t, scanner.Options{}, img)
+	decodedAt := func(key []byte) []string {
+		var out []string
+		for _, l := range findingOf(t, rep, fp(bytes.TrimRight(key, "\n"))).Locations {
+			if l.Decoded != nil {
+				out = append(out, l.Path+" "+chainText(l))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct {
+		key  []byte
+		want []string
+	}{
+		{shared, []string{"/srv/a/creds.gz gzip", "/srv/b/creds.gz gzip"}},
+		{first, []string{"/srv/release-1.tar tar member deploy.key"}},
+		{second, []string{"/srv/release-2.tar tar member deploy.key"}},
+	} {
+		if got := decodedAt(c.key); !slices.Equal(got, c.want) {
+			t.Errorf("decoded locations %q, want %q", got, c.want)
+		}
+	}
+	// creds.gz once, each release tar once.
+	if d := rep.Targets[0].Views[0].Decoding; d == nil || d.Containers != 3 {
+		t.Errorf("decoding %+v: want 3 containers decoded", d)
+	}
+}
+
 // TestBtrfsCompressedFiles: on a btrfs mounted with compress-force, a
 // file's bytes are only in compressed extents, so the raw scan cannot see
 // a key in it. With each of btrfs's codecs, the host key (an inline
