@@ -520,10 +520,14 @@ func (d *decoder) group(ctx context.Context, cs []*container) ([][]*container, e
 		}
 	}
 	sums := make([]*[32]byte, len(candidates))
-	onEveryCore(ctx, len(candidates), func(_, i int) {
+	bufs := make([][]byte, runtime.GOMAXPROCS(0)) // one per worker of onEveryCore
+	onEveryCore(ctx, len(candidates), func(w, i int) {
+		if bufs[w] == nil {
+			bufs[w] = make([]byte, 64<<10)
+		}
 		c := byKey[candidates[i]][0]
 		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(c.r, 0, c.size)); err != nil {
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(c.r, 0, c.size), bufs[w]); err != nil {
 			return
 		}
 		var sum [32]byte
