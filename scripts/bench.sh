@@ -135,7 +135,7 @@ if [ "${BENCH_FS:-1}" = 1 ] && command -v mkfs.ext4 >/dev/null; then
     cp --sparse=never "$tmp/ext4.sparse" "$tmp/ext4.raw"
     rm -f "$tmp/ext4.sparse"
     measure "$tmp/ext4.raw" "a $(( $(stat -c %s "$tmp/ext4.raw") / 1048576 )) MiB ext4 image of /usr/bin, /usr/share/doc and Python"
-    out=$(scripts/bench-decode.sh "$tmp/imgaudit" "$tmp/ext4.raw")
+    out=$(DECODE_SRC="$src" scripts/bench-decode.sh "$tmp/imgaudit" "$tmp/ext4.raw")
     echo "$out" | grep -v '^|'
     summary+=("$(echo "$out" | grep '^|')")
     echo
