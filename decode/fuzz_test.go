@@ -3,9 +3,13 @@ package decode
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,39 +23,58 @@ var fuzzLimits = Limits{MaxTime: 2 * time.Second, MaxDecoderMemory: 48 << 20, Ma
 
 // fuzzWalk walks data as a container (or with codec given) both ways,
 // through Walk and WalkStream, with and without SkipStoredLeaves, and
-// checks the caps held.
+// checks the caps held. The walks share one Scratch, as a scanner worker's
+// walks do, and a last walk through it must give what a walk with a fresh
+// one gave: decoders and buffers that earlier walks left behind change
+// nothing.
 func fuzzWalk(t *testing.T, data []byte, codec string) {
-	const budget = 8 << 20
-	for _, mode := range []struct{ stream, skipStored bool }{{false, false}, {true, false}, {false, true}} {
-		stream := mode.stream
-		opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored}
-		var got int64
-		fn := func(l Leaf) error {
-			n, err := io.Copy(io.Discard, l.R)
-			got += n
-			if len(l.Chain) == 0 || len(l.Chain) > DefaultLimits().MaxDepth {
-				t.Fatalf("leaf with a chain of %d steps", len(l.Chain))
-			}
-			return err
-		}
-		var res Result
-		var err error
-		if stream {
-			res, err = WalkStream(context.Background(), bytes.NewReader(data), opts, fn)
-		} else {
-			res, err = Walk(context.Background(), bytes.NewReader(data), int64(len(data)), opts, fn)
-		}
-		if err != nil {
-			t.Fatalf("walk: %v", err)
-		}
-		if got > budget {
-			t.Fatalf("decoded %d bytes, over the budget of %d", got, budget)
-		}
-		if res.Decoded != got {
-			t.Fatalf("result counts %d decoded bytes, leaves gave %d", res.Decoded, got)
-		}
-		_ = res.Notes()
+	type mode struct{ stream, skipStored bool }
+	fresh, freshLeaves := fuzzWalkOnce(t, data, codec, mode{}, nil)
+	var scratch Scratch
+	for _, m := range []mode{{false, false}, {true, false}, {false, true}} {
+		fuzzWalkOnce(t, data, codec, m, &scratch)
 	}
+	again, againLeaves := fuzzWalkOnce(t, data, codec, mode{}, &scratch)
+	if !reflect.DeepEqual(fresh, again) || !slices.Equal(freshLeaves, againLeaves) {
+		t.Fatalf("a reused Scratch changed the walk: %+v %q, fresh %+v %q", again, againLeaves, fresh, freshLeaves)
+	}
+}
+
+// fuzzWalkOnce walks data once and returns the result and, for each leaf,
+// its chain and a digest of its bytes.
+func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode struct{ stream, skipStored bool }, scratch *Scratch) (Result, []string) {
+	const budget = 8 << 20
+	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, Scratch: scratch}
+	var got int64
+	var leaves []string
+	fn := func(l Leaf) error {
+		h := sha256.New()
+		n, err := io.Copy(h, l.R)
+		got += n
+		if len(l.Chain) == 0 || len(l.Chain) > DefaultLimits().MaxDepth {
+			t.Fatalf("leaf with a chain of %d steps", len(l.Chain))
+		}
+		leaves = append(leaves, fmt.Sprintf("%+v %x", l.Chain, h.Sum(nil)))
+		return err
+	}
+	var res Result
+	var err error
+	if mode.stream {
+		res, err = WalkStream(context.Background(), bytes.NewReader(data), opts, fn)
+	} else {
+		res, err = Walk(context.Background(), bytes.NewReader(data), int64(len(data)), opts, fn)
+	}
+	if err != nil {
+		t.Fatalf("walk: %v", err)
+	}
+	if got > budget {
+		t.Fatalf("decoded %d bytes, over the budget of %d", got, budget)
+	}
+	if res.Decoded != got {
+		t.Fatalf("result counts %d decoded bytes, leaves gave %d", res.Decoded, got)
+	}
+	_ = res.Notes()
+	return res, leaves
 }
 
 // FuzzWalk decodes arbitrary bytes as whatever container they start with.
