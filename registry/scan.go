@@ -105,6 +105,10 @@ type Options struct {
 	// layer files and in VM disks found in layers are not decoded
 	// (scanner.Options.NoDecode).
 	NoDecode bool
+	// NoNestedImages leaves the disk images stored as files inside VM
+	// disks found in layers as those files' bytes
+	// (scanner.Options.NoNestedImages).
+	NoNestedImages bool
 	// Log receives one line per image and retried blob; nil for none.
 	Log io.Writer
 	// Limits cap what the scan keeps (zero fields: scanner.DefaultLimits):
@@ -162,7 +166,7 @@ func New(opts Options) (*Scanner, error) {
 		// A disk from a layer is no host file: its backing, data file and
 		// extent names mean files of the layer, never of this host.
 		sc := scanner.New(scanner.Options{Engine: opts.Engine, Version: opts.Version, FailOn: opts.FailOn, MemoryRulesEverywhere: opts.MemoryRules,
-			SealedTargets: true, NoDowngrade: opts.NoDowngrade, NoDecode: opts.NoDecode, DisableRules: opts.DisableRules, Limits: opts.Limits})
+			SealedTargets: true, NoDowngrade: opts.NoDowngrade, NoDecode: opts.NoDecode, NoNestedImages: opts.NoNestedImages, DisableRules: opts.DisableRules, Limits: opts.Limits})
 		s.opts.DiskScanner = func(ctx context.Context, disk scanner.Reader) (*report.Report, error) {
 			return sc.ScanReaders(ctx, []scanner.Reader{disk})
 		}

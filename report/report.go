@@ -119,6 +119,19 @@ type Target struct {
 	// belongs to (store discovery); remediation names the store's own
 	// commands with it.
 	Store *StoreInfo `json:"store,omitempty"`
+	// Inside places a disk image that was found as a file in another
+	// target's guest filesystem (a hypervisor host's
+	// /var/lib/libvirt/images) and scanned as a target of its own.
+	Inside *Containment `json:"inside,omitempty"`
+}
+
+// Containment is where a target lies in another target: the view and
+// the partition whose filesystem holds it, and its path there.
+type Containment struct {
+	Target    string `json:"target"`
+	View      string `json:"view"`
+	Partition string `json:"partition,omitempty"`
+	Path      string `json:"path"`
 }
 
 // StoreInfo places a target in a discovered store.

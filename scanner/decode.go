@@ -62,10 +62,17 @@ const (
 	groupHeadLen = 4096
 )
 
-// sigHits are the magic numbers the raw scan of one view found.
+// sigHits are the magic numbers the raw scan of one view found: those
+// of compressed and archived content (at, for the decode pass) and those
+// of disk images (images, guest offsets, for nestedImages).
 type sigHits struct {
 	at      []sigAt
 	dropped int64
+	// decodeSigs is how many of the signatures are the decode pass's (the
+	// first ones; disk images' follow).
+	decodeSigs    int
+	images        []int64
+	imagesDropped int64
 }
 
 type sigAt struct {
@@ -130,6 +137,14 @@ func detectorSignatures(sigs []decode.Signature) []detectors.Signature {
 
 // record returns the SignatureAt callback that keeps a view's hits.
 func (h *sigHits) record(off int64, sig int) {
+	if sig >= h.decodeSigs {
+		if len(h.images) >= maxSignatureHits {
+			h.imagesDropped++
+			return
+		}
+		h.images = append(h.images, off)
+		return
+	}
 	if len(h.at) >= maxSignatureHits {
 		h.dropped++
 		return

@@ -26,8 +26,12 @@ type Reader struct {
 	R    io.ReaderAt
 	Size int64
 	// Opener resolves the names the image writes: the members of the
-	// same layer or archive (tarindex); nil resolves none.
+	// same layer or archive (tarindex), the files of the same guest
+	// filesystem; nil resolves none.
 	Opener model.Opener
+	// Inside, for an image found as a file in a guest filesystem, says
+	// where (the report's target.inside).
+	Inside *report.Containment
 }
 
 // ScanReaders scans images read from io.ReaderAts (see Reader) as Scan

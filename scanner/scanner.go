@@ -89,6 +89,11 @@ type Options struct {
 	// target (0: DefaultDecodeBudget).
 	DecodeLimits decode.Limits
 	DecodeBudget int64
+	// NoNestedImages leaves disk images stored as files in a guest's
+	// filesystem (a qcow2 in /var/lib/libvirt/images) as those files' raw
+	// bytes, instead of scanning each as a target of its own
+	// (--no-nested-images).
+	NoNestedImages bool
 }
 
 // DefaultLimits bound a scan's findings whatever the input: a rule keeps
@@ -105,7 +110,12 @@ func DefaultLimits() report.Limits {
 }
 
 // Scanner runs scans. It holds no state between runs.
-type Scanner struct{ opts Options }
+type Scanner struct {
+	opts Options
+	// depth counts the images inside images above this scan's targets
+	// (nestedImages): 0 for the targets a caller names.
+	depth int
+}
 
 // New returns a Scanner.
 func New(opts Options) *Scanner { return &Scanner{opts: opts} }
@@ -228,7 +238,7 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	lim := NewLimiter(s.opts.Limits, s.opts.Engine)
 	col := newCollector(views, lim)
 	var hits map[*viewState]*sigHits
-	if !s.opts.NoDecode {
+	if !s.opts.NoDecode || s.nestedImagesOn() {
 		hits = map[*viewState]*sigHits{}
 	}
 	byFile, err := s.scanViews(ctx, views, col, hits)
@@ -238,10 +248,14 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	if !s.opts.NoDowngrade {
 		pr = newProvenanceReader()
 	}
-	if err == nil && hits != nil {
+	if err == nil && !s.opts.NoDecode {
 		if derr := s.decodeAll(ctx, views, col, hits, pr); derr != nil {
 			err = fmt.Errorf("interrupted while decoding compressed and archived content: %w", derr)
 		}
+	}
+	var nested []Reader
+	if err == nil {
+		nested = s.nestedImages(ctx, ts, hits)
 	}
 	stopped := err != nil
 	if err != nil {
@@ -268,6 +282,9 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	rep.Summary.ScannedBytesByFile = byFile
 	rep.Summary.Truncated = &report.Truncation{Limits: lim.Limits()}
 	report.Summarize(rep)
+	if len(nested) > 0 && ctx.Err() == nil {
+		rep = s.scanNested(ctx, nested, rep, lim.Limits())
+	}
 	if ctx.Err() != nil && !stopped {
 		// Interrupted: whatever was found so far is reported, marked partial.
 		report.MarkIncomplete(rep, "interrupted: "+ctx.Err().Error())
@@ -637,7 +654,16 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 
 	margin := int64(s.opts.Engine.Margin())
 	p := newPlanner(margin)
-	sigs := detectorSignatures(decode.Signatures())
+	// The decode pass's signatures first, then the disk images' (each
+	// only when its pass runs: every signature costs the probe a little).
+	var sigs []detectors.Signature
+	if !s.opts.NoDecode {
+		sigs = detectorSignatures(decode.Signatures())
+	}
+	decodeSigs := len(sigs)
+	if s.nestedImagesOn() {
+		sigs = append(sigs, imageSignatures()...)
+	}
 	for _, v := range views {
 		if v.err != nil && len(v.ext) == 0 {
 			bar.endView(v.alloc)
@@ -653,7 +679,7 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 		opts := detectors.ScanOptions{Memory: memory, Progress: onChunk, Skipped: v.cuts.Skipped,
 			Enough: func(rule string) bool { return col.lim.Enough(v, rule) }}
 		if hits != nil {
-			h := &sigHits{}
+			h := &sigHits{decodeSigs: decodeSigs}
 			hits[v] = h
 			opts.Signatures, opts.SignatureAt = sigs, h.record
 		}

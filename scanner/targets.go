@@ -9,6 +9,9 @@ import (
 
 func (t *target) report() report.Target {
 	rt := report.Target{Path: t.path, Views: []report.View{}, Errors: []string{}, Notes: t.notes, Store: t.store}
+	if t.src != nil {
+		rt.Inside = t.src.Inside
+	}
 	if t.err != nil {
 		rt.Errors = append(rt.Errors, t.err.Error())
 		return rt

@@ -111,7 +111,7 @@ incomplete).`, stdout)
 	opts := registry.Options{
 		Engine: engine, MemoryRules: rf.memRules, PlainHTTP: *plainHTTP, Platform: *platform, AllTags: *allTags,
 		Timeout: *timeout, Retries: *retries, TmpDir: *tmpDir, MaxSpoolSize: spool, State: state,
-		Version: version, FailOn: rf.failOn, NoDowngrade: rf.noDowngrade, NoDecode: rf.noDecode, DisableRules: rf.derived,
+		Version: version, FailOn: rf.failOn, NoDowngrade: rf.noDowngrade, NoDecode: rf.noDecode, NoNestedImages: rf.noNested, DisableRules: rf.derived,
 	}
 	if *verbose {
 		opts.Log = stderr

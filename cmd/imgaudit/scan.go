@@ -35,7 +35,10 @@ The files an image names (backing and data files, extents, parents) are
 opened only if they are regular files inside the image's directory, or the
 scanned directory, or a --backing-root DIR; any other name is refused and
 reported as an error of that image. Disks found inside container layers
-and archives never open files of this host.
+and archives never open files of this host. A disk image stored as a file
+in a guest's filesystem (a host's /var/lib/libvirt/images/*.qcow2) is also
+scanned as a target of its own, its names resolved in that filesystem
+(--no-nested-images turns this off).
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 incomplete (a target, view or backing file could not be read completely:
@@ -101,9 +104,10 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 			Engine: engine, MemoryRulesEverywhere: rf.memRules, Progress: prog, ProgressStyle: style,
 			Version: version, NoDedupe: *noDedupe, FailOn: rf.failOn, NoRollback: *noRollback,
 			BackingRoots: *roots, MaxInflate: inflate, Opened: out.Refuse,
-			NoDowngrade:  rf.noDowngrade,
-			NoDecode:     rf.noDecode,
-			DisableRules: rf.derived,
+			NoDowngrade:    rf.noDowngrade,
+			NoDecode:       rf.noDecode,
+			NoNestedImages: rf.noNested,
+			DisableRules:   rf.derived,
 		})
 		rep, err := sc.Scan(ctx, disks)
 		if rep == nil {
@@ -113,7 +117,7 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	}
 	if len(images) > 0 && scanErr == nil {
 		rs, err := registry.New(registry.Options{Engine: engine, Version: version, FailOn: rf.failOn, MemoryRules: rf.memRules,
-			NoDowngrade: rf.noDowngrade, NoDecode: rf.noDecode, DisableRules: rf.derived})
+			NoDowngrade: rf.noDowngrade, NoDecode: rf.noDecode, NoNestedImages: rf.noNested, DisableRules: rf.derived})
 		if err != nil {
 			return exitUsage, usagef("%v", err)
 		}

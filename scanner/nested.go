@@ -1,0 +1,381 @@
+package scanner
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/guestfs"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// Disk images stored as files in a guest's filesystem: a hypervisor
+// host's /var/lib/libvirt/images, a build machine's packer output, an
+// appliance downloaded into a home. The raw scan reads such a file's
+// bytes, but not as a disk: a compressed qcow2's clusters and a
+// stream-optimized VMDK's grains are deflate streams no magic number
+// announces, so what they hold was never seen, and what was seen has the
+// host's path, not the inner guest's. Each one is scanned again as a
+// target of its own (ScanReaders), read in place through the guest's
+// filesystem; the names it writes (backing files, extents) resolve in
+// that same filesystem, never on the host.
+
+const (
+	// maxNestedDepth is how many levels of images inside images are
+	// opened: an image in an image in a target, no deeper.
+	maxNestedDepth = 2
+	// maxNestedImages bounds the images one scan opens at one level; the
+	// rest are still scanned as the files' raw bytes.
+	maxNestedImages = 64
+)
+
+// nestedImagesOn reports whether this scan opens the disk images it
+// finds in its targets' filesystems.
+func (s *Scanner) nestedImagesOn() bool { return !s.opts.NoNestedImages }
+
+// imageSignatures are the magic numbers of the disk formats nestedFormat
+// accepts, for the raw scan to note where files start: a file is probed
+// only where one was found, so that a guest of many files costs nothing.
+func imageSignatures() []detectors.Signature {
+	return []detectors.Signature{
+		{Magic: []byte("QFI\xfb")},                          // qcow2
+		{Magic: []byte("KDMV")},                             // VMDK sparse extent
+		{Magic: []byte("COWD")},                             // VMDK ESX sparse extent
+		{Magic: []byte("\xbe\xba\xfe\xca\x00\x00\x00\x00")}, // VMDK seSparse
+		{Magic: []byte("vhdxfile")},                         // VHDX
+		{Magic: []byte("conectix")},                         // dynamic VHD
+		{Magic: []byte("<<< ")},                             // VDI: its pre-header's text ("<<< Oracle VM VirtualBox Disk Image >>>"); Probe checks the signature at 0x40
+		{Magic: []byte("# Disk DescriptorFile")},            // VMDK text descriptor
+	}
+}
+
+// nestedFormat says whether a guest file is opened as a disk image: one
+// that a magic number at its start recognises, or a VMDK text descriptor
+// (a split disk's extents are read through it); not raw, nor a fixed VHD,
+// known only by its footer.
+func nestedFormat(m formats.Match) bool {
+	return m.Kind == formats.FormatDisk && (m.Confidence == formats.Magic || m.Name == "vmdk" && m.Confidence == formats.Layout)
+}
+
+// imageOffsets lists, for current view v, the guest offsets where the raw
+// scan found a disk format's magic number: in v's own pass, or in another
+// current view's over the same physical bytes at the same offset (two
+// overlays of one base), since each byte is scanned once.
+func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []int64 {
+	var out []int64
+	if h := hits[v]; h != nil {
+		out = append(out, h.images...)
+	}
+	for w, h := range hits {
+		if w == v || w.view.Kind != model.KindCurrent {
+			continue
+		}
+		for _, g := range h.images {
+			p, ok := posOf(w, g)
+			if q, ok2 := posOf(v, g); ok && ok2 && p == q {
+				out = append(out, g)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// nestedImages lists the disk images stored as regular files in the
+// current views of ts, as targets of a scan one level down; what it
+// leaves out is said in the views' notes. A file is looked at only where
+// the raw scan found a disk format's magic number: the filesystem's
+// index names the file there, which is opened by its path and probed.
+func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*viewState]*sigHits) []Reader {
+	if !s.nestedImagesOn() {
+		return nil
+	}
+	var out []Reader
+	var over int
+	head := make([]byte, formats.HeadLen)
+	reads := &nestedReads{by: map[string][]string{}}
+	for v, h := range hits {
+		if h.imagesDropped > 0 {
+			v.notes = append(v.notes, fmt.Sprintf("%d magic numbers of disk images not followed: over the %d a view keeps", h.imagesDropped, maxSignatureHits))
+		}
+	}
+	for _, t := range ts {
+		for _, v := range t.views {
+			if v.view.Kind != model.KindCurrent || v.view.Disk == nil || t.plainData() || v.err != nil || ctx.Err() != nil {
+				continue
+			}
+			offs := imageOffsets(v, hits)
+			if len(offs) == 0 {
+				continue
+			}
+			fi := v.filesystem(ctx)
+			if fi == nil || fi.m == nil {
+				continue
+			}
+			var found []Reader
+			seen := map[string]bool{}
+			for _, g := range offs {
+				loc := fi.m.Locate(g)
+				key := loc.Partition + ":" + loc.Path
+				if loc.State != report.StateAllocated || loc.Path == "" || seen[key] {
+					continue
+				}
+				seen[key] = true
+				files := fi.m.Files(loc.Partition)
+				if files == nil {
+					continue
+				}
+				f, err := files.Open(loc.Path)
+				if err != nil {
+					continue
+				}
+				n, _ := f.ReadAt(head[:min(int64(len(head)), f.Size())], 0)
+				m := formats.Probe(head[:n], f, f.Size(), loc.Path)
+				if !nestedFormat(m) {
+					continue
+				}
+				where := partPrefix(loc.Partition) + loc.Path
+				if s.depth >= maxNestedDepth {
+					v.notes = append(v.notes, fmt.Sprintf("%s: a %s disk image inside an image %d levels deep: not opened (scanned as the file's bytes)", where, m.Name, s.depth))
+					continue
+				}
+				if len(out)+len(found) >= maxNestedImages {
+					over++
+					continue
+				}
+				in := &report.Containment{Target: t.path, View: v.view.ID, Partition: loc.Partition, Path: loc.Path}
+				prefix := v.view.ID + ":" + partPrefix(loc.Partition)
+				found = append(found, Reader{Name: v.view.ID + ":" + where, R: f, Size: f.Size(), Inside: in,
+					Opener: &guestOpener{files: files, prefix: prefix, log: s.opts.Names, owner: v.view.ID + ":" + where, reads: reads}})
+			}
+			if len(found) > 0 {
+				v.notes = append(v.notes, fmt.Sprintf("%d disk images in its filesystem opened with the disk readers: each a target of its own, or part of one that reads it (a base, an extent)", len(found)))
+			}
+			out = append(out, found...)
+			if over > 0 {
+				v.notes = append(v.notes, fmt.Sprintf("%d disk images in its filesystem not opened: over the %d a scan opens (scanned as the files' bytes)", over, maxNestedImages))
+				over = 0
+			}
+		}
+	}
+	return out
+}
+
+// partPrefix is a partition's name and a colon, "" for none.
+func partPrefix(p string) string {
+	if p == "" {
+		return ""
+	}
+	return p + ":"
+}
+
+// scanNested scans the disk images stored in ts's guest filesystems, and
+// merges their report into rep. An image that another one reads (its
+// base, an extent of a split VMDK) is that image's, not a target of its
+// own, as in a directory scan; of two that read each other, the later
+// stays.
+func (s *Scanner) scanNested(ctx context.Context, rs []Reader, rep *report.Report, lim report.Limits) *report.Report {
+	opts := s.opts
+	opts.Progress, opts.Opened = nil, nil
+	sub := &Scanner{opts: opts, depth: s.depth + 1}
+	inner, err := sub.scan(ctx, func() ([]*target, []report.Skipped, []walked) {
+		var ts []*target
+		for i := range rs {
+			t := &target{path: rs[i].Name, src: &rs[i]}
+			if err := ctx.Err(); err != nil {
+				t.err = err
+			} else {
+				t.img, t.err = sub.openImage(ctx, t)
+			}
+			ts = append(ts, t)
+		}
+		return readByNone(ts), nil, nil
+	})
+	if inner == nil {
+		inner = &report.Report{}
+		report.MarkIncomplete(inner, fmt.Sprintf("disk images inside the targets' filesystems: %v", err))
+	}
+	merged := report.Merge(rep, inner)
+	merged.Summary.Truncated = &report.Truncation{Limits: lim}
+	report.Summarize(merged) // counts the cuts again, under this scan's limits
+	return merged
+}
+
+// nestedReads records which images of one scan level read which guest
+// files (by the names paths get in views), through their guestOpeners.
+type nestedReads struct {
+	mu sync.Mutex
+	by map[string][]string // path -> the images (Reader.Name) that opened it
+}
+
+func (r *nestedReads) add(path, owner string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !slices.Contains(r.by[path], owner) {
+		r.by[path] = append(r.by[path], owner)
+	}
+}
+
+func (r *nestedReads) readers(path string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.by[path])
+}
+
+// readByNone drops the targets that another kept target reads, closing
+// them: the later of two that read each other stays. A target whose
+// opening failed is kept, with its error.
+func readByNone(ts []*target) []*target {
+	kept := map[string]bool{}
+	for _, t := range ts {
+		kept[t.path] = true
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, t := range ts {
+			o, ok := t.src.Opener.(*guestOpener)
+			if !kept[t.path] || !ok {
+				continue
+			}
+			for _, by := range o.reads.readers(t.path) {
+				if by != t.path && kept[by] {
+					kept[t.path], changed = false, true
+					break
+				}
+			}
+		}
+	}
+	var out []*target
+	for _, t := range ts {
+		if kept[t.path] {
+			out = append(out, t)
+		} else if t.img != nil {
+			t.img.Close()
+		}
+	}
+	return out
+}
+
+// guestOpener resolves the names a disk image stored in a guest
+// filesystem writes (backing files, extents, parents) in that same
+// filesystem: an absolute name from its root, a relative one from the
+// naming file's directory, as QEMU would on that guest. Nothing resolves
+// on the host. Paths it returns start with prefix (the view and
+// partition), as the image's own name does.
+type guestOpener struct {
+	files  *guestfs.Files // nil: the partition has no filesystem to read
+	prefix string
+	log    interface{ Add(model.NameUse) }
+	// owner is the image this opener serves, and reads records what it
+	// opened for it.
+	owner string
+	reads *nestedReads
+}
+
+var _ model.Opener = (*guestOpener)(nil)
+
+func (o *guestOpener) resolve(from, name string) (model.NameUse, string, error) {
+	u := model.NameUse{From: from, Name: name}
+	if name == "" || strings.ContainsRune(name, 0) {
+		u.Err = &model.RefusedError{Name: name, Err: model.ErrBadName}
+		return u, "", u.Err
+	}
+	dir := path.Dir(strings.TrimPrefix(from, o.prefix))
+	p := path.Clean(name)
+	if !path.IsAbs(p) {
+		p = path.Join(dir, name)
+	}
+	u.Path = o.prefix + p
+	return u, p, nil
+}
+
+func (o *guestOpener) add(u model.NameUse) {
+	if o.log != nil {
+		o.log.Add(u)
+	}
+}
+
+// Resolve implements model.Opener.
+func (o *guestOpener) Resolve(from, name string) (string, error) {
+	f, p, err := o.Open(from, name)
+	if f != nil {
+		f.Close()
+	}
+	return p, err
+}
+
+// Open implements model.Opener: the guest file name names, read in place.
+func (o *guestOpener) Open(from, name string) (model.File, string, error) {
+	u, p, err := o.resolve(from, name)
+	var gf fsys.File
+	if err == nil {
+		if o.files == nil {
+			err = fmt.Errorf("%s: %w", u.Path, fs.ErrNotExist)
+		} else if gf, err = o.files.Open(p); err != nil {
+			err = fmt.Errorf("%s, in the guest filesystem that holds the image: %w", u.Path, err)
+		}
+		u.Err, u.Opened = err, err == nil
+	}
+	o.add(u)
+	if err != nil {
+		return nil, "", err
+	}
+	o.reads.add(u.Path, o.owner)
+	return guestFile{gf, path.Base(p)}, u.Path, nil
+}
+
+// List implements model.Opener: the regular files directly in dir.
+func (o *guestOpener) List(from, dir string) ([]string, error) {
+	u, p, err := o.resolve(from, dir)
+	o.add(u)
+	if err != nil {
+		return nil, err
+	}
+	if o.files == nil {
+		return nil, fmt.Errorf("%s: %w", u.Path, fs.ErrNotExist)
+	}
+	ents, err := o.files.ReadDir(p)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			out = append(out, e.Name())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// guestFile is a guest file as a model.File.
+type guestFile struct {
+	fsys.File
+	name string
+}
+
+func (f guestFile) Close() error { return nil }
+func (f guestFile) Stat() (fs.FileInfo, error) {
+	return guestFileInfo{f.name, f.Size()}, nil
+}
+
+type guestFileInfo struct {
+	name string
+	size int64
+}
+
+func (i guestFileInfo) Name() string       { return i.name }
+func (i guestFileInfo) Size() int64        { return i.size }
+func (i guestFileInfo) Mode() fs.FileMode  { return 0o444 }
+func (i guestFileInfo) ModTime() time.Time { return time.Time{} }
+func (i guestFileInfo) IsDir() bool        { return false }
+func (i guestFileInfo) Sys() any           { return nil }

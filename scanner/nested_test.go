@@ -1,0 +1,184 @@
+package scanner_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// TestNestedImages: a hypervisor host's disk (ext4, mkfs.ext4 -d) holds
+// its guests' images in /var/lib/libvirt/images: a compressed qcow2
+// (qemu-img convert -c), a stream-optimized VMDK, a split VMDK (a text
+// descriptor and its sparse extent), a VDI, a VHDX, an overlay whose
+// backing file is the qcow2 by a relative name, and a qcow2 whose backing
+// file is a host path that only this machine has. The compressed images
+// hold the guest's host key in none of the host disk's raw bytes. Each
+// image is scanned as a target of its own, inside the host disk, except
+// those another one reads (the overlay's base, the split disk's extent),
+// as in a directory scan: the key is found at its path in each, live, and
+// in the overlay's backing view, which it reads in the host disk's
+// filesystem; the host file the last one names is never opened (its key
+// is not found, it is no input) and that image's target fails, so the
+// run is incomplete. With NoNestedImages the key is found only raw, in
+// the images that store it uncompressed.
+func TestNestedImages(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen")
+	dir := t.TempDir()
+	key := freshKey(t, dir, "guest")
+	hostKey := freshKey(t, dir, "host")
+	for _, d := range []string{"guest/etc/ssh", "hostfile/etc/ssh", "host/var/lib/libvirt/images"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "guest/etc/ssh/ssh_host_ed25519_key"), key, 0o600)
+	os.WriteFile(filepath.Join(dir, "hostfile/etc/ssh/ssh_host_ed25519_key"), hostKey, 0o600)
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d guest guest.raw 16M
+mkfs.ext4 -q -F -d hostfile hostfile.raw 16M
+cd host/var/lib/libvirt/images
+qemu-img convert -c -O qcow2 ../../../../../guest.raw vm.qcow2
+qemu-img convert -O vmdk -o subformat=streamOptimized ../../../../../guest.raw vm.vmdk
+qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse ../../../../../guest.raw split.vmdk
+qemu-img convert -O vdi ../../../../../guest.raw vm.vdi
+qemu-img convert -O vhdx ../../../../../guest.raw vm.vhdx
+test -f split-s001.vmdk
+qemu-img create -q -f qcow2 -b vm.qcow2 -F qcow2 overlay.qcow2
+qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil.qcow2 16M`)
+	img := filepath.Join(dir, "host.raw")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(dir, "host"), img, "96M")
+
+	rep := scanFile(t, scanner.Options{}, img)
+	const images = "/var/lib/libvirt/images/"
+	prefix := "host.raw#current:disk:" + images
+	var got []string
+	for _, l := range findingOf(t, rep, fp(bytes.TrimRight(key, "\n"))).Locations {
+		got = append(got, l.View+" "+l.Path+" "+l.Exposure)
+	}
+	slices.Sort(got)
+	want := []string{
+		// Raw, where the images store it uncompressed.
+		"host.raw#current " + images + "split-s001.vmdk live",
+		"host.raw#current " + images + "vm.vdi live",
+		"host.raw#current " + images + "vm.vhdx live",
+		prefix + "overlay.qcow2#backing:vm.qcow2 /etc/ssh/ssh_host_ed25519_key backing",
+		prefix + "overlay.qcow2#current /etc/ssh/ssh_host_ed25519_key live",
+		prefix + "split.vmdk#current /etc/ssh/ssh_host_ed25519_key live",
+		prefix + "vm.vdi#current /etc/ssh/ssh_host_ed25519_key live",
+		prefix + "vm.vhdx#current /etc/ssh/ssh_host_ed25519_key live",
+		prefix + "vm.vmdk#current /etc/ssh/ssh_host_ed25519_key live",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("key's locations:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, f := range rep.Findings {
+		if f.Fingerprint == fp(bytes.TrimRight(hostKey, "\n")) {
+			t.Errorf("the host file an image in the guest names was read: %+v", f.Locations)
+		}
+	}
+	for _, in := range rep.Inputs {
+		if strings.Contains(in, "hostfile") {
+			t.Errorf("input %s: a host file an image in the guest names", in)
+		}
+	}
+	byPath := map[string]report.Target{}
+	for _, tg := range rep.Targets {
+		byPath[tg.Path] = tg
+	}
+	for _, name := range []string{"vm.vmdk", "split.vmdk", "vm.vdi", "vm.vhdx", "overlay.qcow2", "evil.qcow2"} {
+		tg, ok := byPath[prefix+name]
+		if !ok {
+			t.Errorf("no target %s%s", prefix, name)
+			continue
+		}
+		if tg.Inside == nil || tg.Inside.Target != img || tg.Inside.View != "host.raw#current" || tg.Inside.Path != images+name {
+			t.Errorf("%s: inside %+v", name, tg.Inside)
+		}
+		if failed := len(tg.Errors) > 0; failed != (name == "evil.qcow2") {
+			t.Errorf("%s: errors %q", name, tg.Errors)
+		}
+	}
+	for _, name := range []string{"vm.qcow2", "split-s001.vmdk"} {
+		if _, ok := byPath[prefix+name]; ok {
+			t.Errorf("%s is a target of its own: another image reads it", name)
+		}
+	}
+	if len(rep.Targets) != 7 {
+		t.Errorf("%d targets, want the host disk and 6 images", len(rep.Targets))
+	}
+	if ov := byPath[prefix+"overlay.qcow2"]; len(ov.Backing) != 1 || ov.Backing[0].Path != prefix+"vm.qcow2" || ov.Backing[0].Error != "" {
+		t.Errorf("overlay's backing %+v, want the qcow2 beside it in the guest", ov.Backing)
+	}
+	if rep.Complete {
+		t.Error("complete, with an image whose backing file could not be read")
+	}
+	if host := byPath[img]; host.Views[0].Notes == nil || !slices.ContainsFunc(host.Views[0].Notes, func(n string) bool { return strings.Contains(n, "8 disk images") }) {
+		t.Errorf("host view's notes %q", host.Views[0].Notes)
+	}
+
+	plain := scanFile(t, scanner.Options{NoNestedImages: true}, img)
+	if len(plain.Targets) != 1 {
+		t.Errorf("NoNestedImages: %d targets", len(plain.Targets))
+	}
+	for _, f := range plain.Findings {
+		if f.Fingerprint != fp(bytes.TrimRight(key, "\n")) {
+			continue
+		}
+		for _, l := range f.Locations {
+			if l.View != "host.raw#current" || !slices.Contains([]string{"split-s001.vmdk", "vm.vdi", "vm.vhdx"}, strings.TrimPrefix(l.Path, images)) {
+				t.Errorf("NoNestedImages: the key at %s %s, want only the uncompressed images' raw bytes", l.View, l.Path)
+			}
+		}
+	}
+}
+
+// TestNestedImagesDepth: an image in an image in an image in a target.
+// The first two levels are opened (the key of the second is found there);
+// the third is left as its file's bytes, with a note in the view that
+// holds it.
+func TestNestedImagesDepth(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen")
+	dir := t.TempDir()
+	second, third := freshKey(t, dir, "second"), freshKey(t, dir, "third")
+	for _, d := range []string{"l3/root", "l2/root", "l2/images", "l1/images", "top/images"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "l3/root/id_ed25519"), third, 0o600)
+	os.WriteFile(filepath.Join(dir, "l2/root/id_ed25519"), second, 0o600)
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d l3 l3.raw 8M && qemu-img convert -c -O qcow2 l3.raw l2/images/l3.qcow2
+mkfs.ext4 -q -F -d l2 l2.raw 16M && qemu-img convert -c -O qcow2 l2.raw l1/images/l2.qcow2
+mkfs.ext4 -q -F -d l1 l1.raw 24M && qemu-img convert -c -O qcow2 l1.raw top/images/l1.qcow2`)
+	img := filepath.Join(dir, "top.raw")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(dir, "top"), img, "48M")
+	rep := scanFile(t, scanner.Options{}, img)
+	l2 := "top.raw#current:disk:/images/l1.qcow2#current:disk:/images/l2.qcow2"
+	f := findingOf(t, rep, fp(bytes.TrimRight(second, "\n")))
+	if len(f.Locations) != 1 || f.Locations[0].View != l2+"#current" || f.Locations[0].Path != "/root/id_ed25519" {
+		t.Errorf("second level's key at %+v", f.Locations)
+	}
+	for _, f := range rep.Findings {
+		if f.Fingerprint == fp(bytes.TrimRight(third, "\n")) {
+			t.Errorf("third level opened: %+v", f.Locations)
+		}
+	}
+	var notes []string
+	for _, tg := range rep.Targets {
+		if tg.Path == l2 {
+			notes = tg.Views[0].Notes
+		}
+	}
+	if !slices.ContainsFunc(notes, func(n string) bool {
+		return strings.Contains(n, "/images/l3.qcow2: a qcow2 disk image inside an image 2 levels deep: not opened")
+	}) {
+		t.Errorf("second level's notes %q", notes)
+	}
+	if len(rep.Targets) != 3 || !rep.Complete {
+		t.Errorf("%d targets, complete %v", len(rep.Targets), rep.Complete)
+	}
+}
