@@ -36,6 +36,11 @@ const (
 	// maxNestedImages bounds the images one scan opens at one level; the
 	// rest are still scanned as the files' raw bytes.
 	maxNestedImages = 64
+	// maxImagePlaces bounds the places with a disk format's magic number
+	// that one view looks up (a hostile filesystem can put one at every
+	// sector); maxNamedInNotes the paths a note lists.
+	maxImagePlaces  = 65536
+	maxNamedInNotes = 8
 )
 
 // nestedImagesOn reports whether this scan opens the disk images it
@@ -122,7 +127,12 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 				continue
 			}
 			var found []Reader
+			var deep []string
 			seen := map[string]bool{}
+			if len(offs) > maxImagePlaces {
+				v.notes = append(v.notes, fmt.Sprintf("%d places where a disk image's magic number starts a sector not looked at: over the %d a view looks up", len(offs)-maxImagePlaces, maxImagePlaces))
+				offs = offs[:maxImagePlaces]
+			}
 			for _, g := range offs {
 				loc := fi.m.Locate(g)
 				key := loc.Partition + ":" + loc.Path
@@ -145,7 +155,7 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 				}
 				where := partPrefix(loc.Partition) + loc.Path
 				if s.depth >= maxNestedDepth {
-					v.notes = append(v.notes, fmt.Sprintf("%s: a %s disk image inside an image %d levels deep: not opened (scanned as the file's bytes)", where, m.Name, s.depth))
+					deep = append(deep, where)
 					continue
 				}
 				if len(out)+len(found) >= maxNestedImages {
@@ -165,9 +175,20 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 				v.notes = append(v.notes, fmt.Sprintf("%d disk images in its filesystem not opened: over the %d a scan opens (scanned as the files' bytes)", over, maxNestedImages))
 				over = 0
 			}
+			if len(deep) > 0 {
+				v.notes = append(v.notes, fmt.Sprintf("%d disk images in its filesystem not opened: %d levels of images inside images already (scanned as the files' bytes): %s", len(deep), s.depth, namedInNote(deep)))
+			}
 		}
 	}
 	return out
+}
+
+// namedInNote lists paths for a note, the first maxNamedInNotes of them.
+func namedInNote(paths []string) string {
+	if len(paths) <= maxNamedInNotes {
+		return strings.Join(paths, ", ")
+	}
+	return strings.Join(paths[:maxNamedInNotes], ", ") + fmt.Sprintf(" and %d more", len(paths)-maxNamedInNotes)
 }
 
 // partPrefix is a partition's name and a colon, "" for none.

@@ -174,11 +174,31 @@ mkfs.ext4 -q -F -d l1 l1.raw 24M && qemu-img convert -c -O qcow2 l1.raw top/imag
 		}
 	}
 	if !slices.ContainsFunc(notes, func(n string) bool {
-		return strings.Contains(n, "/images/l3.qcow2: a qcow2 disk image inside an image 2 levels deep: not opened")
+		return n == "1 disk images in its filesystem not opened: 2 levels of images inside images already (scanned as the files' bytes): disk:/images/l3.qcow2"
 	}) {
 		t.Errorf("second level's notes %q", notes)
 	}
 	if len(rep.Targets) != 3 || !rep.Complete {
 		t.Errorf("%d targets, complete %v", len(rep.Targets), rep.Complete)
+	}
+}
+
+// TestNestedImagesBound: a guest holding more disk images than a scan
+// opens (64) gets 64 targets and a note counting the rest, and the run
+// stays complete: their bytes were scanned, as files.
+func TestNestedImagesBound(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "root/images"), 0o755)
+	testutil.Bash(t, dir, `for i in $(seq 70); do qemu-img create -q -f qcow2 root/images/vm$i.qcow2 1M; done`)
+	img := filepath.Join(dir, "host.raw")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(dir, "root"), img, "64M")
+	rep := scanFile(t, scanner.Options{}, img)
+	if len(rep.Targets) != 65 || !rep.Complete {
+		t.Errorf("%d targets (want the host and 64 images), complete %v", len(rep.Targets), rep.Complete)
+	}
+	notes := rep.Targets[0].Views[0].Notes
+	if !slices.Contains(notes, "6 disk images in its filesystem not opened: over the 64 a scan opens (scanned as the files' bytes)") {
+		t.Errorf("notes %q", notes)
 	}
 }
