@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/imgaudit/imgaudit/formats/vma/vmatest"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
@@ -200,5 +202,81 @@ func TestNestedImagesBound(t *testing.T) {
 	notes := rep.Targets[0].Views[0].Notes
 	if !slices.Contains(notes, "6 disk images in its filesystem not opened: over the 64 a scan opens (scanned as the files' bytes)") {
 		t.Errorf("notes %q", notes)
+	}
+}
+
+// TestNestedArchives: archives of disks stored in a guest are opened as
+// such too: an OVA of a stream-optimized VMDK, as an appliance is
+// downloaded (tar, the real tool), and a Proxmox backup (.vma, vmatest:
+// Proxmox's vma tool is not packaged here) on a Proxmox host's disk. The
+// key is found in each, at its path in the guest; with decoding off too,
+// where the raw scan's pass looks for tars itself. A zip of the same VMDK
+// is not opened (only OVAs among archives are): no target. With
+// NoNestedImages the key is found only raw, in the backup, which stores
+// blocks uncompressed.
+func TestNestedArchives(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen", "tar", "zip")
+	dir := t.TempDir()
+	key := freshKey(t, dir, "appliance")
+	for _, d := range []string{"guest/etc/ssh", "host/home/alice/Downloads", "host/var/lib/vz/dump", "ova"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "guest/etc/ssh/ssh_host_ed25519_key"), key, 0o600)
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d guest guest.raw 16M
+qemu-img convert -O vmdk -o subformat=streamOptimized guest.raw ova/disk1.vmdk
+cat > ova/appliance.ovf <<'OVF'
+<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References><File ovf:href="disk1.vmdk" ovf:id="file1"/></References>
+  <DiskSection><Info>Virtual disks</Info><Disk ovf:capacity="16777216" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/></DiskSection>
+  <VirtualSystem ovf:id="appliance"><Info>A VM</Info><Name>appliance</Name></VirtualSystem>
+</Envelope>
+OVF
+tar -C ova -cf host/home/alice/Downloads/appliance.ova appliance.ovf disk1.vmdk
+(cd ova && zip -q ../host/home/alice/Downloads/appliance.zip disk1.vmdk)`)
+	raw, err := os.ReadFile(filepath.Join(dir, "guest.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = vmatest.WriteFile(filepath.Join(dir, "host/var/lib/vz/dump/vzdump-qemu-100-2026_12_01-00_00_00.vma"), vmatest.Archive{CTime: time.Unix(1764547200, 0),
+		Configs: []vmatest.ConfigFile{{Name: "qemu-server.conf", Data: []byte("name: web\n")}},
+		Devices: []vmatest.Device{{Name: "drive-scsi0", Data: raw}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "host.raw")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(dir, "host"), img, "96M")
+	const prefix = "host.raw#current:disk:"
+	for _, noDecode := range []bool{false, true} {
+		rep := scanFile(t, scanner.Options{NoDecode: noDecode}, img)
+		var got []string
+		for _, l := range findingOf(t, rep, fp(bytes.TrimRight(key, "\n"))).Locations {
+			if l.View != "host.raw#current" {
+				got = append(got, strings.SplitN(strings.TrimPrefix(l.View, prefix), "#", 2)[0]+" "+l.Path+" "+l.Exposure)
+			}
+		}
+		slices.Sort(got)
+		want := []string{
+			"/home/alice/Downloads/appliance.ova /etc/ssh/ssh_host_ed25519_key live",
+			"/var/lib/vz/dump/vzdump-qemu-100-2026_12_01-00_00_00.vma /etc/ssh/ssh_host_ed25519_key backing",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("no-decode %v: the key in the archives at\n%s\nwant\n%s", noDecode, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if len(rep.Targets) != 3 || !rep.Complete {
+			t.Errorf("no-decode %v: %d targets, complete %v", noDecode, len(rep.Targets), rep.Complete)
+		}
+	}
+	plain := scanFile(t, scanner.Options{NoNestedImages: true}, img)
+	for _, f := range plain.Findings {
+		if f.Fingerprint != fp(bytes.TrimRight(key, "\n")) {
+			continue
+		}
+		for _, l := range f.Locations {
+			if !strings.HasPrefix(l.Path, "/var/lib/vz/dump/") {
+				t.Errorf("NoNestedImages: the key at %s %s %q, want only the backup's raw bytes", l.View, l.Path, chainText(l))
+			}
+		}
 	}
 }

@@ -662,7 +662,7 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 	}
 	decodeSigs := len(sigs)
 	if s.nestedImagesOn() {
-		sigs = append(sigs, imageSignatures()...)
+		sigs = append(sigs, imageSignatures(s.opts.NoDecode)...)
 	}
 	for _, v := range views {
 		if v.err != nil && len(v.ext) == 0 {

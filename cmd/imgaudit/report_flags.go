@@ -43,7 +43,7 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	fs.IntVar(&rf.maxLocs, "max-locations", 5, "table format: `N` locations shown per finding")
 	fs.BoolVar(&rf.memRules, "memory-rules", false, memHelp)
 	fs.BoolVar(&rf.noDecode, "no-decode", false, "scan raw bytes only: do not decode compressed streams and archives (gzip, xz, zstd, bzip2, lz4, zip, tar, cpio, ar, squashfs) in files, free space, unreferenced clusters or RAM")
-	fs.BoolVar(&rf.noNested, "no-nested-images", false, "do not open the disk images found as files in a guest's filesystem (qcow2, VMDK, VHDX, VHD, VDI by their magic numbers, e.g. a host's /var/lib/libvirt/images) as targets of their own: scan them as those files' raw bytes only")
+	fs.BoolVar(&rf.noNested, "no-nested-images", false, "do not open the disk images found as files in a guest's filesystem (qcow2, VMDK, VHDX, VHD, VDI by their magic numbers, OVAs, Proxmox .vma backups; e.g. a host's /var/lib/libvirt/images) as targets of their own: scan them as those files' raw bytes only")
 	fs.BoolVar(&rf.noDowngrade, "no-downgrade", false, "report every finding at its rule's severity: no severity info for secrets that an installed package ships unmodified (dpkg, rpm, apk, Python records), no lowering for files in test and documentation directories; compressed files that packages ship unmodified are decoded too")
 	fs.StringVar(&rf.severity, "severity", "", "show only findings of these severities (comma `LIST`, e.g. critical,high); --fail-on still judges every finding")
 	fs.Var(&rf.ignoreFiles, "ignore", "ignore `FILE` of accepted fingerprints, one per line with a comment (sha256:... # why; repeatable; default ./"+report.DefaultIgnoreFile+" when present)")
