@@ -263,6 +263,9 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 		c := &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: codec}
 		if !f.Deleted {
 			c.part, c.path = f.Partition, f.Path
+			if codec == decode.Tar && v.view.Kind == model.KindCurrent && d.s.nestedImagesOn() {
+				v.tarStarts = append(v.tarStarts, st)
+			}
 		}
 		out = append(out, c)
 		return nil

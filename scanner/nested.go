@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -53,8 +52,8 @@ func (s *Scanner) nestedImagesOn() bool { return !s.opts.NoNestedImages }
 // imageSignatures are the magic numbers of the disk formats nestedFormat
 // accepts, for the raw scan to note where files start: a file is probed
 // only where one was found, so that a guest of many files costs nothing.
-func imageSignatures(withArchives bool) []detectors.Signature {
-	sigs := []detectors.Signature{
+func imageSignatures() []detectors.Signature {
+	return []detectors.Signature{
 		{Magic: []byte("QFI\xfb")},                          // qcow2
 		{Magic: []byte("KDMV")},                             // VMDK sparse extent
 		{Magic: []byte("COWD")},                             // VMDK ESX sparse extent
@@ -65,25 +64,6 @@ func imageSignatures(withArchives bool) []detectors.Signature {
 		{Magic: []byte("# Disk DescriptorFile")},            // VMDK text descriptor
 		{Magic: []byte("VMA\x00")},                          // Proxmox backup
 	}
-	if withArchives {
-		// OVAs (a tar whose first members hold the .ovf): the decode
-		// pass's signatures find tars when it runs (archivePlaces).
-		sigs = append(sigs, detectors.Signature{At: 257, Magic: []byte("ustar")})
-	}
-	return sigs
-}
-
-// archivePlaces are the places where the decode pass's signatures found
-// a tar (an OVA, or any other), in h.
-func archivePlaces(h *sigHits) []int64 {
-	sigs := decode.Signatures()
-	var out []int64
-	for _, a := range h.at {
-		if a.sig < len(sigs) && sigs[a.sig].Codec == decode.Tar {
-			out = append(out, a.g)
-		}
-	}
-	return out
 }
 
 // nestedFormat says whether a guest file is opened as a disk image: one
@@ -107,7 +87,11 @@ func nestedFormat(m formats.Match) bool {
 // only asked whether it is an OVA (its first members name an .ovf: a
 // few headers read), not whether its members are disks: a guest holds
 // many tars (Go's test data), and probing each one's members (and each
-// zip's) cost a Debian server install's scan 7 % of its CPU.
+// zip's) cost a Debian server install's scan 7 % of its CPU. Tars are
+// known from the decode pass, which finds the files that start with one,
+// and from their members' magic numbers (an OVA's VMDK starts on a
+// 512-byte boundary, where the raw scan looks): the places found are
+// those of the files that hold them, whatever their offset in the file.
 func probeNested(head []byte, f io.ReaderAt, size int64, name string) formats.Match {
 	if len(head) >= 262 && string(head[257:262]) == "ustar" {
 		if ova.Probe(head, f, size) {
@@ -121,18 +105,18 @@ func probeNested(head []byte, f io.ReaderAt, size int64, name string) formats.Ma
 // imageOffsets lists, for current view v, the guest offsets where the raw
 // scan found a disk format's magic number: in v's own pass, or in another
 // current view's over the same physical bytes at the same offset (two
-// overlays of one base), since each byte is scanned once.
+// overlays of one base), since each byte is scanned once; and where the
+// decode pass found a tar file to start (an OVA, perhaps).
 func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []int64 {
-	var out []int64
+	out := slices.Clone(v.tarStarts)
 	if h := hits[v]; h != nil {
 		out = append(out, h.images...)
-		out = append(out, archivePlaces(h)...)
 	}
 	for w, h := range hits {
 		if w == v || w.view.Kind != model.KindCurrent {
 			continue
 		}
-		for _, g := range append(slices.Clone(h.images), archivePlaces(h)...) {
+		for _, g := range h.images {
 			p, ok := posOf(w, g)
 			if q, ok2 := posOf(v, g); ok && ok2 && p == q {
 				out = append(out, g)

@@ -209,11 +209,13 @@ func TestNestedImagesBound(t *testing.T) {
 // such too: an OVA of a stream-optimized VMDK, as an appliance is
 // downloaded (tar, the real tool), and a Proxmox backup (.vma, vmatest:
 // Proxmox's vma tool is not packaged here) on a Proxmox host's disk. The
-// key is found in each, at its path in the guest; with decoding off too,
-// where the raw scan's pass looks for tars itself. A zip of the same VMDK
-// is not opened (only OVAs among archives are): no target. With
-// NoNestedImages the key is found only raw, in the backup, which stores
-// blocks uncompressed.
+// key is found in each, at its path in the guest; with decoding off too
+// (the decode pass finds the files that start with a tar; without it, the
+// OVA is found by its VMDK member's magic number, which a tar keeps on a
+// 512-byte boundary). An OVA whose disk is gzip'd (ovf:compression) has
+// no such number: only the decode pass finds it. A zip of the same VMDK is not opened (only OVAs
+// among archives are): no target. With NoNestedImages the key is found
+// only raw, in the backup, which stores blocks uncompressed.
 func TestNestedArchives(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen", "tar", "zip")
 	dir := t.TempDir()
@@ -234,6 +236,9 @@ cat > ova/appliance.ovf <<'OVF'
 </Envelope>
 OVF
 tar -C ova -cf host/home/alice/Downloads/appliance.ova appliance.ovf disk1.vmdk
+mkdir ovagz && gzip -c ova/disk1.vmdk > ovagz/disk1.vmdk
+sed 's|ovf:id="file1"|ovf:id="file1" ovf:compression="gzip"|' ova/appliance.ovf > ovagz/appliance.ovf
+tar -C ovagz -cf host/home/alice/Downloads/appliance-gz.ova appliance.ovf disk1.vmdk
 (cd ova && zip -q ../host/home/alice/Downloads/appliance.zip disk1.vmdk)`)
 	raw, err := os.ReadFile(filepath.Join(dir, "guest.raw"))
 	if err != nil {
@@ -258,13 +263,17 @@ tar -C ova -cf host/home/alice/Downloads/appliance.ova appliance.ovf disk1.vmdk
 		}
 		slices.Sort(got)
 		want := []string{
+			"/home/alice/Downloads/appliance-gz.ova /etc/ssh/ssh_host_ed25519_key live",
 			"/home/alice/Downloads/appliance.ova /etc/ssh/ssh_host_ed25519_key live",
 			"/var/lib/vz/dump/vzdump-qemu-100-2026_12_01-00_00_00.vma /etc/ssh/ssh_host_ed25519_key backing",
+		}
+		if noDecode {
+			want = want[1:]
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("no-decode %v: the key in the archives at\n%s\nwant\n%s", noDecode, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-		if len(rep.Targets) != 3 || !rep.Complete {
+		if len(rep.Targets) != 1+len(want) || !rep.Complete {
 			t.Errorf("no-decode %v: %d targets, complete %v", noDecode, len(rep.Targets), rep.Complete)
 		}
 	}

@@ -180,6 +180,9 @@ type viewState struct {
 	// packagedFiles: containers not decoded, package records prove them
 	// unmodified (dropPackaged).
 	packagedFiles int64
+	// tarStarts are where the decode pass found tar files of this
+	// (current) view to start: OVAs, perhaps (nestedImages).
+	tarStarts []int64
 }
 
 // Scan scans the targets (image files or directories) and returns the report.
@@ -662,7 +665,7 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 	}
 	decodeSigs := len(sigs)
 	if s.nestedImagesOn() {
-		sigs = append(sigs, imageSignatures(s.opts.NoDecode)...)
+		sigs = append(sigs, imageSignatures()...)
 	}
 	for _, v := range views {
 		if v.err != nil && len(v.ext) == 0 {
