@@ -130,8 +130,9 @@ func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []int64 {
 // nestedImages lists the disk images stored as regular files in the
 // current views of ts, as targets of a scan one level down; what it
 // leaves out is said in the views' notes. A file is looked at only where
-// the raw scan found a disk format's magic number: the filesystem's
-// index names the file there, which is opened by its path and probed.
+// the raw scan found a disk format's magic number or the decode pass a
+// tar file's start (imageOffsets): the filesystem's index names the file
+// there, which is opened by its path and probed.
 func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*viewState]*sigHits) []Reader {
 	if !s.nestedImagesOn() {
 		return nil
