@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats"
@@ -242,17 +241,7 @@ func (s *Scanner) scanNested(ctx context.Context, rs []Reader, rep *report.Repor
 	opts.Progress, opts.Opened = nil, nil
 	sub := &Scanner{opts: opts, depth: s.depth + 1}
 	inner, err := sub.scan(ctx, func() ([]*target, []report.Skipped, []walked) {
-		var ts []*target
-		for i := range rs {
-			t := &target{path: rs[i].Name, src: &rs[i]}
-			if err := ctx.Err(); err != nil {
-				t.err = err
-			} else {
-				t.img, t.err = sub.openImage(ctx, t)
-			}
-			ts = append(ts, t)
-		}
-		return readByNone(ts), nil, nil
+		return readByNone(sub.openReaders(ctx, rs)), nil, nil
 	})
 	if inner == nil {
 		inner = &report.Report{}
@@ -417,19 +406,5 @@ type guestFile struct {
 	name string
 }
 
-func (f guestFile) Close() error { return nil }
-func (f guestFile) Stat() (fs.FileInfo, error) {
-	return guestFileInfo{f.name, f.Size()}, nil
-}
-
-type guestFileInfo struct {
-	name string
-	size int64
-}
-
-func (i guestFileInfo) Name() string       { return i.name }
-func (i guestFileInfo) Size() int64        { return i.size }
-func (i guestFileInfo) Mode() fs.FileMode  { return 0o444 }
-func (i guestFileInfo) ModTime() time.Time { return time.Time{} }
-func (i guestFileInfo) IsDir() bool        { return false }
-func (i guestFileInfo) Sys() any           { return nil }
+func (f guestFile) Close() error               { return nil }
+func (f guestFile) Stat() (fs.FileInfo, error) { return model.NewFileInfo(f.name, f.Size()), nil }

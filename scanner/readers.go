@@ -37,19 +37,22 @@ type Reader struct {
 // ScanReaders scans images read from io.ReaderAts (see Reader) as Scan
 // scans image files.
 func (s *Scanner) ScanReaders(ctx context.Context, rs []Reader) (*report.Report, error) {
-	return s.scan(ctx, func() ([]*target, []report.Skipped, []walked) {
-		var ts []*target
-		for i := range rs {
-			t := &target{path: rs[i].Name, src: &rs[i]}
-			if err := ctx.Err(); err != nil {
-				t.err = err
-			} else {
-				t.img, t.err = s.openImage(ctx, t)
-			}
-			ts = append(ts, t)
+	return s.scan(ctx, func() ([]*target, []report.Skipped, []walked) { return s.openReaders(ctx, rs), nil, nil })
+}
+
+// openReaders opens the targets of ScanReaders (each one's error its own).
+func (s *Scanner) openReaders(ctx context.Context, rs []Reader) []*target {
+	var ts []*target
+	for i := range rs {
+		t := &target{path: rs[i].Name, src: &rs[i]}
+		if err := ctx.Err(); err != nil {
+			t.err = err
+		} else {
+			t.img, t.err = s.openImage(ctx, t)
 		}
-		return ts, nil, nil
-	})
+		ts = append(ts, t)
+	}
+	return ts
 }
 
 // openReader opens a target of ScanReaders and names its views by the

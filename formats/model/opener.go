@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"time"
 )
 
 // Opener is the one policy for the files an image names: backing files,
@@ -98,3 +99,19 @@ type NameUse struct {
 	Opened bool   // Open (not only Resolve) was asked and succeeded
 	Err    error  // nil: allowed
 }
+
+// NewFileInfo describes a read-only regular file that is no host file (an
+// archive member, a file of a guest filesystem), for File.Stat.
+func NewFileInfo(name string, size int64) fs.FileInfo { return fileInfo{name, size} }
+
+type fileInfo struct {
+	name string
+	size int64
+}
+
+func (i fileInfo) Name() string       { return i.name }
+func (i fileInfo) Size() int64        { return i.size }
+func (i fileInfo) Mode() fs.FileMode  { return 0o444 }
+func (i fileInfo) ModTime() time.Time { return time.Time{} }
+func (i fileInfo) IsDir() bool        { return false }
+func (i fileInfo) Sys() any           { return nil }

@@ -19,7 +19,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -188,7 +187,7 @@ func (x *Index) WithLog(l *hostfile.Log) *Index {
 // the archive (model.File).
 type Member struct {
 	*io.SectionReader
-	info fileInfo
+	info fs.FileInfo
 	id   string
 }
 
@@ -220,7 +219,7 @@ func (x *Index) member(e Entry) *Member {
 	if e.R != nil {
 		r, off = e.R, 0
 	}
-	return &Member{SectionReader: io.NewSectionReader(r, off, e.Size), info: fileInfo{name: path.Base(e.Name), size: e.Size}, id: x.name + "!" + e.Name}
+	return &Member{SectionReader: io.NewSectionReader(r, off, e.Size), info: model.NewFileInfo(path.Base(e.Name), e.Size), id: x.name + "!" + e.Name}
 }
 
 // Member opens the regular member at the cleaned, rooted name p, after the
@@ -402,19 +401,6 @@ func (x *Index) List(from, dir string) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
-
-// fileInfo describes a member (Member.Stat).
-type fileInfo struct {
-	name string
-	size int64
-}
-
-func (i fileInfo) Name() string       { return i.name }
-func (i fileInfo) Size() int64        { return i.size }
-func (i fileInfo) Mode() fs.FileMode  { return 0o444 }
-func (i fileInfo) ModTime() time.Time { return time.Time{} }
-func (i fileInfo) IsDir() bool        { return false }
-func (i fileInfo) Sys() any           { return nil }
 
 // errNotInArchive is fs.ErrNotExist for a name that resolves, inside the
 // archive, to no member.
