@@ -93,6 +93,23 @@ func TestScanLVM(t *testing.T) {
 	testutil.RequireTool(t, "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "pvs", "mkfs.ext4", "ssh-keygen")
 	dir := t.TempDir()
 	key := newKey(t, dir, "lv.key")
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(filepath.Join(src, "root/.ssh"), 0o700)
+	testutil.Run(t, "cp", key, filepath.Join(src, "root/.ssh/id_rsa"))
+	img, vg := lvmDisk(t, dir, src)
+
+	rep := scan(t, img)
+	l := locationOf(t, rep, fp(pemBlock(t, key)))
+	if l.Partition != vg+"/root" || l.Path != "/root/.ssh/id_rsa" || l.State != report.StateAllocated || l.Exposure != report.ExposureLive {
+		t.Errorf("key on the LV: %+v", l)
+	}
+}
+
+// lvmDisk makes dir/pv.img: a whole-disk LVM2 PV whose logical volume
+// "root" (16 MiB, written with vgcfgrestore) holds an ext4 of the tree src
+// (mkfs.ext4 -d). It returns the image and the VG's name.
+func lvmDisk(t *testing.T, dir, src string) (string, string) {
+	t.Helper()
 	img := filepath.Join(dir, "pv.img")
 	os.WriteFile(img, nil, 0o644)
 	if err := os.Truncate(img, 64<<20); err != nil {
@@ -108,9 +125,6 @@ func TestScanLVM(t *testing.T) {
 	testutil.RestoreVG(t, devs, vg, backup, 1, testutil.LVText("root", "root00-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 4, "pv0", 2)))
 	peStart := testutil.PEStart(t, devs, dev)
 	detach()
-	src := filepath.Join(dir, "src")
-	os.MkdirAll(filepath.Join(src, "root/.ssh"), 0o700)
-	testutil.Run(t, "cp", key, filepath.Join(src, "root/.ssh/id_rsa"))
 	fsImg := filepath.Join(dir, "root.img")
 	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", src, fsImg, "16M")
 	f, err := os.OpenFile(img, os.O_WRONLY, 0)
@@ -121,12 +135,7 @@ func TestScanLVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-
-	rep := scan(t, img)
-	l := locationOf(t, rep, fp(pemBlock(t, key)))
-	if l.Partition != vg+"/root" || l.Path != "/root/.ssh/id_rsa" || l.State != report.StateAllocated || l.Exposure != report.ExposureLive {
-		t.Errorf("key on the LV: %+v", l)
-	}
+	return img, vg
 }
 
 // TestScanLUKS: findings in a LUKS key-slot area are dropped (a view note

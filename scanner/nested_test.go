@@ -289,3 +289,35 @@ tar -C ovagz -cf host/home/alice/Downloads/appliance-gz.ova appliance.ovf disk1.
 		}
 	}
 }
+
+// TestNestedImagesLVM: a compressed qcow2 on an ext4 in an LVM2 logical
+// volume is opened like one on a plain partition, its target named by
+// the volume ("VG/root"), its base found beside it on the volume.
+func TestNestedImagesLVM(t *testing.T) {
+	testutil.RequireTool(t, "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "pvs", "mkfs.ext4", "qemu-img", "ssh-keygen")
+	dir := t.TempDir()
+	key := freshKey(t, dir, "lvm")
+	for _, d := range []string{"guest/etc/ssh", "src/images"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "guest/etc/ssh/ssh_host_ed25519_key"), key, 0o600)
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d guest guest.raw 8M
+qemu-img convert -c -O qcow2 guest.raw src/images/base.qcow2
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 src/images/vm.qcow2`)
+	img, vg := lvmDisk(t, dir, filepath.Join(dir, "src"))
+	rep := scanFile(t, scanner.Options{}, img)
+	name := "pv.img#current:" + vg + "/root:/images/vm.qcow2"
+	var got []string
+	for _, l := range findingOf(t, rep, fp(bytes.TrimRight(key, "\n"))).Locations {
+		got = append(got, l.View+" "+l.Path)
+	}
+	slices.Sort(got)
+	want := []string{name + "#backing:base.qcow2 /etc/ssh/ssh_host_ed25519_key", name + "#current /etc/ssh/ssh_host_ed25519_key"}
+	if !slices.Equal(got, want) {
+		t.Errorf("key at %q, want %q", got, want)
+	}
+	if len(rep.Targets) != 2 || !rep.Complete || rep.Targets[1].Inside == nil || rep.Targets[1].Inside.Partition != vg+"/root" {
+		t.Errorf("%d targets, complete %v, inside %+v", len(rep.Targets), rep.Complete, rep.Targets[len(rep.Targets)-1].Inside)
+	}
+}
