@@ -109,3 +109,55 @@ func TestContainerDiskArchiveDecoded(t *testing.T) {
 		checkArchivedToken(t, rep, tok, noDecode, "/root/backup.tar.gz", "!/disk/disk.qcow2#current")
 	}
 }
+
+// TestContainerDiskNestedImage: a containerDisk (qcow2, in a gzip layer)
+// whose ext4 holds a compressed qcow2 (qemu-img convert -c) of another
+// guest: the inner image is opened too, and the token in its ext4 is found
+// at its path there, live; with NoNestedImages it is not found (its
+// clusters are deflate).
+func TestContainerDiskNestedImage(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img")
+	tok := npmToken(t)
+	tmp := t.TempDir()
+	for p, body := range map[string]string{"inner/root/.npmrc": "//registry.npmjs.org/:_authToken=" + tok + "\n", "outer/etc/hostname": "host01\n"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, p), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(tmp, "outer/images"), 0o755)
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(tmp, "inner"), filepath.Join(tmp, "inner.img"), "8M")
+	testutil.Run(t, "qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", filepath.Join(tmp, "inner.img"), filepath.Join(tmp, "outer/images/inner.qcow2"))
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(tmp, "outer"), filepath.Join(tmp, "outer.img"), "16M")
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", filepath.Join(tmp, "outer.img"), filepath.Join(tmp, "disk.qcow2"))
+	disk, err := os.ReadFile(filepath.Join(tmp, "disk.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := writeSource(t, "oci-layout", imageOf(t, layer(t, "", dir("disk/"), entry{name: "disk/disk.qcow2", body: disk})))
+	for _, noNested := range []bool{false, true} {
+		rep, err := newScanner(t, Options{NoNestedImages: noNested}).ScanLocal(context.Background(), []string{src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := findingsByFP(rep)[fp(tok)]
+		if noNested {
+			if f != nil {
+				t.Errorf("NoNestedImages found the token: %+v", f.Locations)
+			}
+			continue
+		}
+		if f == nil || len(f.Locations) != 1 {
+			t.Fatalf("token: %+v", f)
+		}
+		if l := f.Locations[0]; l.Path != "/root/.npmrc" || l.Exposure != report.ExposureLive || !strings.HasSuffix(l.View, "/disk/disk.qcow2#current:disk:/images/inner.qcow2#current") {
+			t.Errorf("location %s %s %s", l.View, l.Path, l.Exposure)
+		}
+		if !rep.Complete {
+			t.Errorf("incomplete: %s", rep.IncompleteReason)
+		}
+		assertNoLeak(t, rep, tok)
+	}
+}
