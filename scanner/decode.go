@@ -263,8 +263,8 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 		c := &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: codec}
 		if !f.Deleted {
 			c.part, c.path = f.Partition, f.Path
-			if codec == decode.Tar && v.view.Kind == model.KindCurrent && d.s.nestedImagesOn() {
-				v.tarStarts = append(v.tarStarts, st)
+			if v.view.Kind == model.KindCurrent && d.s.nestedImagesOn() && (codec == decode.Tar || decode.IsStream(codec) && compressedBackup(f.Path)) {
+				v.archiveStarts = append(v.archiveStarts, st)
 			}
 		}
 		out = append(out, c)

@@ -68,18 +68,27 @@ func imageSignatures() []detectors.Signature {
 // nestedFormat says whether a guest file is opened as a disk image: one
 // that a magic number at its start recognises, or a VMDK text descriptor
 // (a split disk's extents are read through it); an OVA (a downloaded
-// appliance); a Proxmox backup (.vma). Not raw, nor a fixed VHD, known
-// only by its footer, nor a tar or zip of disks without an OVF, nor what
-// is compressed whole (a .qcow2.gz, a .tar.gz, a .vma.zst): those are
-// decoded as archives and streams instead, their disks as bytes.
+// appliance); a Proxmox backup (.vma, and .vma.zst or .vma.gz by its
+// name, as vzdump writes them). Not raw, nor a fixed VHD, known only by
+// its footer, nor a tar or zip of disks without an OVF, nor other disks
+// compressed whole (a .qcow2.gz, a .tar.gz): those are decoded as
+// archives and streams instead, their disks as bytes.
 func nestedFormat(m formats.Match) bool {
 	switch m.Kind {
 	case formats.FormatDisk:
 		return m.Confidence == formats.Magic || m.Name == "vmdk" && m.Confidence == formats.Layout
 	case formats.FormatArchive:
-		return m.Name == "vma" && m.Confidence == formats.Magic || m.Name == "ova"
+		return m.Name == "vma" || m.Name == "ova"
 	}
 	return false
+}
+
+// compressedBackup reports a name vzdump gives a compressed Proxmox
+// backup: the vma reader streams those (formats.Probe knows them by name
+// and compression magic).
+func compressedBackup(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasSuffix(n, ".vma.zst") || strings.HasSuffix(n, ".vma.gz")
 }
 
 // probeNested recognises a guest file's format for nestedFormat. A tar is
@@ -105,9 +114,10 @@ func probeNested(head []byte, f io.ReaderAt, size int64, name string) formats.Ma
 // scan found a disk format's magic number: in v's own pass, or in another
 // current view's over the same physical bytes at the same offset (two
 // overlays of one base), since each byte is scanned once; and where the
-// decode pass found a tar file to start (an OVA, perhaps).
+// decode pass found a tar file (an OVA, perhaps) or a compressed Proxmox
+// backup to start.
 func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []int64 {
-	out := slices.Clone(v.tarStarts)
+	out := slices.Clone(v.archiveStarts)
 	if h := hits[v]; h != nil {
 		out = append(out, h.images...)
 	}

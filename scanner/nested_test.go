@@ -213,11 +213,12 @@ func TestNestedImagesBound(t *testing.T) {
 // (the decode pass finds the files that start with a tar; without it, the
 // OVA is found by its VMDK member's magic number, which a tar keeps on a
 // 512-byte boundary). An OVA whose disk is gzip'd (ovf:compression) has
-// no such number: only the decode pass finds it. A zip of the same VMDK is not opened (only OVAs
+// no such number, nor has a backup vzdump compressed (.vma.zst, the real
+// zstd): only the decode pass finds them. A zip of the same VMDK is not opened (only OVAs
 // among archives are): no target. With NoNestedImages the key is found
 // only raw, in the backup, which stores blocks uncompressed.
 func TestNestedArchives(t *testing.T) {
-	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen", "tar", "zip")
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen", "tar", "zip", "zstd")
 	dir := t.TempDir()
 	key := freshKey(t, dir, "appliance")
 	for _, d := range []string{"guest/etc/ssh", "host/home/alice/Downloads", "host/var/lib/vz/dump", "ova"} {
@@ -244,12 +245,16 @@ tar -C ovagz -cf host/home/alice/Downloads/appliance-gz.ova appliance.ovf disk1.
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = vmatest.WriteFile(filepath.Join(dir, "host/var/lib/vz/dump/vzdump-qemu-100-2026_12_01-00_00_00.vma"), vmatest.Archive{CTime: time.Unix(1764547200, 0),
-		Configs: []vmatest.ConfigFile{{Name: "qemu-server.conf", Data: []byte("name: web\n")}},
-		Devices: []vmatest.Device{{Name: "drive-scsi0", Data: raw}}})
-	if err != nil {
-		t.Fatal(err)
+	for _, vmid := range []string{"100", "101"} {
+		err = vmatest.WriteFile(filepath.Join(dir, "host/var/lib/vz/dump/vzdump-qemu-"+vmid+"-2026_12_01-00_00_00.vma"), vmatest.Archive{CTime: time.Unix(1764547200, 0),
+			Configs: []vmatest.ConfigFile{{Name: "qemu-server.conf", Data: []byte("name: web\n")}},
+			Devices: []vmatest.Device{{Name: "drive-scsi0", Data: raw}}})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	// As vzdump compresses by default.
+	testutil.Run(t, "zstd", "-q", "--rm", filepath.Join(dir, "host/var/lib/vz/dump/vzdump-qemu-101-2026_12_01-00_00_00.vma"))
 	img := filepath.Join(dir, "host.raw")
 	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(dir, "host"), img, "96M")
 	const prefix = "host.raw#current:disk:"
@@ -266,9 +271,10 @@ tar -C ovagz -cf host/home/alice/Downloads/appliance-gz.ova appliance.ovf disk1.
 			"/home/alice/Downloads/appliance-gz.ova /etc/ssh/ssh_host_ed25519_key live",
 			"/home/alice/Downloads/appliance.ova /etc/ssh/ssh_host_ed25519_key live",
 			"/var/lib/vz/dump/vzdump-qemu-100-2026_12_01-00_00_00.vma /etc/ssh/ssh_host_ed25519_key backing",
+			"/var/lib/vz/dump/vzdump-qemu-101-2026_12_01-00_00_00.vma.zst /etc/ssh/ssh_host_ed25519_key backing",
 		}
 		if noDecode {
-			want = want[1:]
+			want = want[1:3]
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("no-decode %v: the key in the archives at\n%s\nwant\n%s", noDecode, strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -180,9 +180,10 @@ type viewState struct {
 	// packagedFiles: containers not decoded, package records prove them
 	// unmodified (dropPackaged).
 	packagedFiles int64
-	// tarStarts are where the decode pass found tar files of this
-	// (current) view to start: OVAs, perhaps (nestedImages).
-	tarStarts []int64
+	// archiveStarts are where the decode pass found tar files of this
+	// (current) view to start (OVAs, perhaps), and compressed Proxmox
+	// backups (nestedImages).
+	archiveStarts []int64
 }
 
 // Scan scans the targets (image files or directories) and returns the report.
