@@ -13,8 +13,11 @@ import (
 
 // SchemaVersion is bumped when fields are added; consumers ignore unknown
 // fields. 2 added incomplete_reasons, skipped, targets[].notes, severity
-// "info" and findings' reasons and provenance.
-const SchemaVersion = 2
+// "info" and findings' reasons and provenance; 3 added what the scan cuts
+// (summary.truncated, views[].truncated, locations_truncated), decoding
+// (views[].decoding, locations' decoded and decoded_offset), provenance's
+// source and targets[].inside. docs/report.md lists them.
+const SchemaVersion = 3
 
 // Exposure classes. Everything but Live is outside the guest's control.
 const (
