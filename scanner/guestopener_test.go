@@ -1,10 +1,12 @@
 package scanner
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/model"
 )
 
@@ -50,5 +52,20 @@ func TestGuestOpenerNames(t *testing.T) {
 	}
 	if len(o.reads.by) != 0 {
 		t.Errorf("reads recorded: %v", o.reads.by)
+	}
+}
+
+// TestMemorySignaturesProbe: every magic number the raw scan notes for
+// saved RAM starts a file that formats.Probe recognises as memory by its
+// magic number, so that nestedImages opens it (a magic written wrong,
+// a byte order swapped, would silently open nothing).
+func TestMemorySignaturesProbe(t *testing.T) {
+	for _, sig := range memorySignatures() {
+		head := make([]byte, formats.HeadLen)
+		copy(head[sig.At:], sig.Magic)
+		m := formats.Probe(head, bytes.NewReader(head), int64(len(head)), "file")
+		if m.Kind != formats.FormatMemory || !nestedFormat(m) {
+			t.Errorf("%q: probed as %q (%s, confidence %v)", sig.Magic, m.Name, m.Kind, m.Confidence)
+		}
 	}
 }

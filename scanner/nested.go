@@ -12,6 +12,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/ova"
 	"github.com/imgaudit/imgaudit/guestfs"
@@ -48,11 +49,12 @@ const (
 // finds in its targets' filesystems.
 func (s *Scanner) nestedImagesOn() bool { return !s.opts.NoNestedImages }
 
-// imageSignatures are the magic numbers of the disk formats nestedFormat
-// accepts, for the raw scan to note where files start: a file is probed
-// only where one was found, so that a guest of many files costs nothing.
+// imageSignatures are the magic numbers of the disk and memory image
+// formats nestedFormat accepts, for the raw scan to note where files
+// start: a file is probed only where one was found, so that a guest of
+// many files costs nothing.
 func imageSignatures() []detectors.Signature {
-	return []detectors.Signature{
+	return append([]detectors.Signature{
 		{Magic: []byte("QFI\xfb")},                          // qcow2
 		{Magic: []byte("KDMV")},                             // VMDK sparse extent
 		{Magic: []byte("COWD")},                             // VMDK ESX sparse extent
@@ -62,11 +64,39 @@ func imageSignatures() []detectors.Signature {
 		{Magic: []byte("<<< ")},                             // VDI: its pre-header's text ("<<< Oracle VM VirtualBox Disk Image >>>"); Probe checks the signature at 0x40
 		{Magic: []byte("# Disk DescriptorFile")},            // VMDK text descriptor
 		{Magic: []byte("VMA\x00")},                          // Proxmox backup
+	}, memorySignatures()...)
+}
+
+// memorySignatures are the magic numbers of the memory image formats
+// nestedFormat accepts.
+func memorySignatures() []detectors.Signature {
+	return []detectors.Signature{
+		// Saved RAM: a libvirt save (virsh save, managedsave: a
+		// hypervisor host's /var/lib/libvirt/qemu/save), a QEMU migration
+		// stream, a guest-memory dump as QEMU writes it (virsh dump
+		// --memory-only; ELF core, e_type 4, in either byte order, OS ABI
+		// 0), kdump and makedumpfile's flat format, LiME, VMware's
+		// suspend and snapshot state (its four magics), VirtualBox's .sav.
+		{Magic: []byte("LibvirtQemudSave")},
+		{Magic: []byte("LibvirtQemudPart")},
+		{Magic: []byte("QEVM\x00\x00\x00\x03")},
+		{Magic: []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00")},
+		{Magic: []byte("\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00")},
+		{Magic: []byte("\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04")},
+		{Magic: []byte("KDUMP   ")},
+		{Magic: []byte("makedumpfile\x00\x00\x00\x00")},
+		{Magic: []byte("EMiL\x01\x00\x00\x00")},
+		{Magic: []byte("\xd0\xbe\xd0\xbe")},
+		{Magic: []byte("\xd1\xba\xd1\xba")},
+		{Magic: []byte("\xd2\xbe\xd2\xbe")},
+		{Magic: []byte("\xd3\xbe\xd3\xbe")},
+		{Magic: []byte("\x7fVirtualBox SavedState ")},
 	}
 }
 
-// nestedFormat says whether a guest file is opened as a disk image: one
-// that a magic number at its start recognises, or a VMDK text descriptor
+// nestedFormat says whether a guest file is opened as a disk or memory
+// image: one that a magic number at its start recognises (memory: saved
+// RAM, a guest-memory dump), or a VMDK text descriptor
 // (a split disk's extents are read through it); an OVA (a downloaded
 // appliance); a Proxmox backup (.vma, and .vma.zst or .vma.gz by its
 // name, as vzdump writes them). Not raw, nor a fixed VHD, known only by
@@ -77,6 +107,8 @@ func nestedFormat(m formats.Match) bool {
 	switch m.Kind {
 	case formats.FormatDisk:
 		return m.Confidence == formats.Magic || m.Name == "vmdk" && m.Confidence == formats.Layout
+	case formats.FormatMemory:
+		return m.Confidence == formats.Magic // not a .vmem, known by its name only
 	case formats.FormatArchive:
 		return m.Name == "vma" || m.Name == "ova"
 	}
@@ -107,7 +139,14 @@ func probeNested(head []byte, f io.ReaderAt, size int64, name string) formats.Ma
 		}
 		return formats.Match{}
 	}
-	return formats.Probe(head, f, size, name)
+	m := formats.Probe(head, f, size, name)
+	if m.Name == "elf-core" {
+		// A process's core (a crash, Go's test data) is no guest's RAM.
+		if segs, err := elfcore.Segments(name, f, size); err == nil && !elfcore.GuestPhysical(segs) {
+			return formats.Match{}
+		}
+	}
+	return m
 }
 
 // imageOffsets lists, for current view v, the guest offsets where the raw
@@ -152,7 +191,7 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 	reads := &nestedReads{by: map[string][]string{}}
 	for v, h := range hits {
 		if h.imagesDropped > 0 {
-			v.notes = append(v.notes, fmt.Sprintf("%d magic numbers of disk images not followed: over the %d a view keeps", h.imagesDropped, maxSignatureHits))
+			v.notes = append(v.notes, fmt.Sprintf("%d magic numbers of disk or memory images not followed: over the %d a view keeps", h.imagesDropped, maxSignatureHits))
 		}
 	}
 	for _, t := range ts {
@@ -172,7 +211,7 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 			var deep []string
 			seen := map[string]bool{}
 			if len(offs) > maxImagePlaces {
-				v.notes = append(v.notes, fmt.Sprintf("%d places where a disk image's magic number starts a sector not looked at: over the %d a view looks up", len(offs)-maxImagePlaces, maxImagePlaces))
+				v.notes = append(v.notes, fmt.Sprintf("%d places where a disk or memory image's magic number starts a sector not looked at: over the %d a view looks up", len(offs)-maxImagePlaces, maxImagePlaces))
 				offs = offs[:maxImagePlaces]
 			}
 			for _, g := range offs {
@@ -210,15 +249,15 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 					Opener: &guestOpener{files: files, prefix: prefix, log: s.opts.Names, owner: v.view.ID + ":" + where, reads: reads}})
 			}
 			if len(found) > 0 {
-				v.notes = append(v.notes, fmt.Sprintf("%d disk images in its filesystem opened with the disk readers: each a target of its own, or part of one that reads it (a base, an extent)", len(found)))
+				v.notes = append(v.notes, fmt.Sprintf("%d disk or memory images in its filesystem opened with their formats' readers: each a target of its own, or part of one that reads it (a base, an extent)", len(found)))
 			}
 			out = append(out, found...)
 			if over > 0 {
-				v.notes = append(v.notes, fmt.Sprintf("%d disk images in its filesystem not opened: over the %d a scan opens (scanned as the files' bytes)", over, maxNestedImages))
+				v.notes = append(v.notes, fmt.Sprintf("%d disk or memory images in its filesystem not opened: over the %d a scan opens (scanned as the files' bytes)", over, maxNestedImages))
 				over = 0
 			}
 			if len(deep) > 0 {
-				v.notes = append(v.notes, fmt.Sprintf("%d disk images in its filesystem not opened: %d levels of images inside images already (scanned as the files' bytes): %s", len(deep), s.depth, namedInNote(deep)))
+				v.notes = append(v.notes, fmt.Sprintf("%d disk or memory images in its filesystem not opened: %d levels of images inside images already (scanned as the files' bytes): %s", len(deep), s.depth, namedInNote(deep)))
 			}
 		}
 	}

@@ -2,14 +2,17 @@ package scanner_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imgaudit/imgaudit/formats/vma/vmatest"
+	"github.com/imgaudit/imgaudit/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
@@ -119,7 +122,7 @@ qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil
 	if rep.Complete {
 		t.Error("complete, with an image whose backing file could not be read")
 	}
-	if host := byPath[img]; host.Views[0].Notes == nil || !slices.ContainsFunc(host.Views[0].Notes, func(n string) bool { return strings.Contains(n, "8 disk images") }) {
+	if host := byPath[img]; host.Views[0].Notes == nil || !slices.ContainsFunc(host.Views[0].Notes, func(n string) bool { return strings.Contains(n, "8 disk or memory images") }) {
 		t.Errorf("host view's notes %q", host.Views[0].Notes)
 	}
 
@@ -176,7 +179,7 @@ mkfs.ext4 -q -F -d l1 l1.raw 24M && qemu-img convert -c -O qcow2 l1.raw top/imag
 		}
 	}
 	if !slices.ContainsFunc(notes, func(n string) bool {
-		return n == "1 disk images in its filesystem not opened: 2 levels of images inside images already (scanned as the files' bytes): disk:/images/l3.qcow2"
+		return n == "1 disk or memory images in its filesystem not opened: 2 levels of images inside images already (scanned as the files' bytes): disk:/images/l3.qcow2"
 	}) {
 		t.Errorf("second level's notes %q", notes)
 	}
@@ -200,7 +203,7 @@ func TestNestedImagesBound(t *testing.T) {
 		t.Errorf("%d targets (want the host and 64 images), complete %v", len(rep.Targets), rep.Complete)
 	}
 	notes := rep.Targets[0].Views[0].Notes
-	if !slices.Contains(notes, "6 disk images in its filesystem not opened: over the 64 a scan opens (scanned as the files' bytes)") {
+	if !slices.Contains(notes, "6 disk or memory images in its filesystem not opened: over the 64 a scan opens (scanned as the files' bytes)") {
 		t.Errorf("notes %q", notes)
 	}
 }
@@ -325,5 +328,94 @@ qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 src/images/vm.qcow2`)
 	}
 	if len(rep.Targets) != 2 || !rep.Complete || rep.Targets[1].Inside == nil || rep.Targets[1].Inside.Partition != vg+"/root" {
 		t.Errorf("%d targets, complete %v, inside %+v", len(rep.Targets), rep.Complete, rep.Targets[len(rep.Targets)-1].Inside)
+	}
+}
+
+// TestNestedMemoryImages: a hypervisor host's disk (ext4, mkfs.ext4 -d)
+// holds saved guest RAM: a libvirt save of a QEMU migration stream, the
+// same save compressed with zstd (libvirt's save_image_format "zstd"), a
+// guest-memory dump (QEMU's dump-guest-memory, as virsh dump
+// --memory-only writes it) and a process's core (Go's own test data,
+// hello-world-core), which is no guest's RAM. Each guest's RAM is a target
+// of its own, with memory views, where the AES key schedule that QEMU
+// held is found (a memory rule: disk views are not searched for key
+// schedules) at its guest-physical address; the compressed save's bytes
+// are zstd, so without its memory view nothing in it is found. The
+// process core is not opened. With NoNestedImages there is no key schedule.
+func TestNestedMemoryImages(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "zstd", "gzip")
+	vm := qemufixture.Capture(t, qemufixture.Config{}, "dump-guest-memory {dir}/dump.elf", `migrate "exec:cat > {dir}/mig.bin"`)
+	dir := t.TempDir()
+	host := filepath.Join(dir, "host")
+	save := filepath.Join(host, "var/lib/libvirt/qemu/save")
+	os.MkdirAll(filepath.Join(host, "var/crash"), 0o755)
+	os.MkdirAll(filepath.Join(host, "home/dev"), 0o755)
+	const xml = "<domain type='kvm'><name>web01</name></domain>"
+	libvirtSave(t, filepath.Join(save, "web01.save"), xml, vm.Path("mig.bin"))
+	testutil.Run(t, "zstd", "-q", "-f", vm.Path("mig.bin"), "-o", vm.Path("mig.zst"))
+	zst, err := os.ReadFile(vm.Path("mig.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	libvirtSavePayload(t, filepath.Join(save, "web02.save"), xml, 5, zst)
+	testutil.Bash(t, dir, `set -e
+cp `+vm.Path("dump.elf")+` host/var/crash/web01.core
+gzip -dc `+filepath.Join(runtime.GOROOT(), "src/debug/elf/testdata/hello-world-core.gz")+` > host/home/dev/core
+mkfs.ext4 -q -F -d host host.raw 160M`)
+	img := filepath.Join(dir, "host.raw")
+
+	rep := scanFile(t, scanner.Options{}, img)
+	prefix := "host.raw#current:disk:"
+	byPath := map[string]report.Target{}
+	for _, tg := range rep.Targets {
+		byPath[tg.Path] = tg
+	}
+	for name, format := range map[string]string{
+		"/var/lib/libvirt/qemu/save/web01.save": "libvirt-save",
+		"/var/lib/libvirt/qemu/save/web02.save": "libvirt-save",
+		"/var/crash/web01.core":                 "elf-core",
+	} {
+		tg, ok := byPath[prefix+name]
+		if !ok {
+			t.Errorf("no target %s%s", prefix, name)
+			continue
+		}
+		if tg.Format != format || len(tg.Errors) > 0 || tg.Inside == nil || tg.Inside.Path != name {
+			t.Errorf("%s: format %q, errors %q, inside %+v", name, tg.Format, tg.Errors, tg.Inside)
+		}
+	}
+	if _, ok := byPath[prefix+"/home/dev/core"]; ok {
+		t.Error("a process's core is a target: it is no guest's RAM")
+	}
+	if len(rep.Targets) != 4 || !rep.Complete {
+		t.Errorf("%d targets, complete %v: %q", len(rep.Targets), rep.Complete, rep.IncompleteReasons)
+	}
+	var aesAt []string
+	for _, f := range rep.Findings {
+		if f.Rule != "aes-key-schedule" {
+			continue
+		}
+		for _, l := range f.Locations {
+			aesAt = append(aesAt, fmt.Sprintf("%s 0x%x %s", l.View, l.Offset, l.Exposure))
+		}
+	}
+	slices.Sort(aesAt)
+	const at = 0x5ff60 // qemufixture.Plants: the AES-128 key schedule
+	var want []string
+	for _, name := range []string{"/var/crash/web01.core", "/var/lib/libvirt/qemu/save/web01.save", "/var/lib/libvirt/qemu/save/web02.save"} {
+		want = append(want, fmt.Sprintf("%s%s#memory 0x%x memory", prefix, name, at))
+	}
+	if !slices.Equal(aesAt, want) {
+		t.Errorf("the AES key schedule at\n%s\nwant\n%s", strings.Join(aesAt, "\n"), strings.Join(want, "\n"))
+	}
+
+	plain := scanFile(t, scanner.Options{NoNestedImages: true}, img)
+	for _, f := range plain.Findings {
+		if f.Rule == "aes-key-schedule" {
+			t.Errorf("NoNestedImages: a key schedule at %+v", f.Locations)
+		}
+	}
+	if len(plain.Targets) != 1 {
+		t.Errorf("NoNestedImages: %d targets", len(plain.Targets))
 	}
 }

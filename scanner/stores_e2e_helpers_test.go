@@ -209,6 +209,14 @@ func libvirtSave(t *testing.T, path, domainXML, stream string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	libvirtSavePayload(t, path, domainXML, 0, mig)
+}
+
+// libvirtSavePayload writes a libvirt save file whose payload is mig,
+// compressed as format says (virQEMUSaveFormat: 0 raw, 1 gzip, 2 bzip2,
+// 3 xz, 4 lzop, 5 zstd; the caller compresses).
+func libvirtSavePayload(t *testing.T, path, domainXML string, format uint32, mig []byte) {
+	t.Helper()
 	// libvirt leaves NUL padding after the XML so that it can be edited in
 	// place later (virsh save-image-edit); the reader stops at the NUL.
 	xml := make([]byte, len(domainXML)+1024)
@@ -219,7 +227,7 @@ func libvirtSave(t *testing.T, path, domainXML, stream string) {
 	le.PutUint32(h[16:], 2)                // version
 	le.PutUint32(h[20:], uint32(len(xml))) // data_len
 	le.PutUint32(h[24:], 1)                // was_running
-	le.PutUint32(h[28:], 0)                // raw payload
+	le.PutUint32(h[28:], format)           // the payload's compression
 	var b bytes.Buffer
 	b.Write(h)
 	b.Write(xml)

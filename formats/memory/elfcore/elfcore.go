@@ -37,6 +37,25 @@ func Probe(head []byte, _ io.ReaderAt, _ int64) bool {
 	return elf.Type(bo.Uint16(head[16:])) == elf.ET_CORE
 }
 
+// GuestPhysical reports whether segs are a guest-memory dump's: their
+// p_paddr are guest-physical addresses. A process's core (the kernel's,
+// gdb's gcore, systemd-coredump's) maps virtual memory, and writes 0 as
+// every segment's p_paddr; such a core is no guest's RAM, and NewDisk
+// would keep only its first segment.
+func GuestPhysical(segs []Segment) bool {
+	n, zero := 0, 0
+	for _, s := range segs {
+		if s.Filesz == 0 {
+			continue
+		}
+		n++
+		if s.Paddr == 0 {
+			zero++
+		}
+	}
+	return n > 0 && (n == 1 || zero < n)
+}
+
 // Segments reads the PT_LOAD program headers, handling e_phnum == PN_XNUM
 // (0xffff: the real count is in section header 0's sh_info), which
 // debug/elf.NewFile does not.

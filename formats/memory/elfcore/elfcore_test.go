@@ -1,10 +1,13 @@
 package elfcore
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -69,5 +72,62 @@ func TestELFCore(t *testing.T) {
 				t.Fatal("file changed")
 			}
 		})
+	}
+}
+
+// TestGuestPhysical: QEMU's dump of a guest's RAM is guest-physical; a
+// process's core (Go's own test data, hello-world-core, written by the
+// Linux kernel) maps virtual memory with every p_paddr 0. The table covers
+// the edges the cores do not.
+func TestGuestPhysical(t *testing.T) {
+	vm := qemufixture.Capture(t, qemufixture.Config{}, "dump-guest-memory {dir}/dump.elf")
+	proc := filepath.Join(t.TempDir(), "core")
+	gz, err := os.Open(filepath.Join(runtime.GOROOT(), "src/debug/elf/testdata/hello-world-core.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gz.Close()
+	zr, err := gzip.NewReader(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(proc, b, 0o644)
+	for _, c := range []struct {
+		path string
+		want bool
+	}{{vm.Path("dump.elf"), true}, {proc, false}} {
+		f, err := os.Open(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		segs, err := Segments(c.path, f, fi.Size())
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := GuestPhysical(segs); got != c.want {
+			t.Errorf("%s (%d segments): GuestPhysical %v", c.path, len(segs), got)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		segs []Segment
+		want bool
+	}{
+		{"none", nil, false},
+		{"only empty", []Segment{{Paddr: 0x1000}}, false},
+		{"one at 0", []Segment{{Paddr: 0, Filesz: 4096}}, true},
+		{"two at 0", []Segment{{Paddr: 0, Filesz: 4096}, {Paddr: 0, Filesz: 4096}}, false},
+		{"0 and above", []Segment{{Paddr: 0, Filesz: 4096}, {Paddr: 1 << 20, Filesz: 4096}}, true},
+		{"two at 0, one empty", []Segment{{Paddr: 0, Filesz: 4096}, {Paddr: 0}}, true},
+	} {
+		if got := GuestPhysical(c.segs); got != c.want {
+			t.Errorf("%s: %v", c.name, got)
+		}
 	}
 }
