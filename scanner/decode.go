@@ -17,7 +17,9 @@ import (
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/ova"
 	"github.com/imgaudit/imgaudit/guestfs"
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -641,6 +643,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere}
 	var res decode.Result
 	var consumed int64
+	imageFound := false
 	if c.slack != nil {
 		chain := []report.DecodedStep{{Codec: c.slack.codec}}
 		ck := chainKey(chain)
@@ -658,18 +661,32 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		if decode.Magicless(c.codec) {
 			wopts.Codec = c.codec
 		}
+		wantImages := d.s.nestedImagesOn() && slices.ContainsFunc(g, func(x *container) bool {
+			return x.path != "" && x.v.view.Kind == model.KindCurrent
+		})
+		var head *headReader
 		res, err = decode.Walk(ctx, c.r, c.size, wopts, func(l decode.Leaf) error {
-			// The seam for VM disks inside archives (a qcow2 in a
-			// .tar.gz): such a leaf is scanned here as its raw bytes.
-			// Once the disk readers open an io.ReaderAt (issue 18), a
-			// leaf that formats' probe names a disk can be spooled
-			// within the budget and opened as a target of its own, as
-			// registry does for disks in layers.
+			// A VM disk or memory image compressed whole, or a member of
+			// a tar (plain or compressed) or a zip: such a leaf is
+			// scanned here as its raw bytes, and its head noted, so that
+			// nestedImages opens the file as an archive of images (a
+			// .qcow2.gz, a Vagrant box) with the formats' readers.
 			chain := reportChain(l.Chain)
 			ck := chainKey(chain)
-			_, err := d.s.opts.Engine.ScanStream(ctx, l.R, opts, func(m detectors.Match) {
+			r := l.R
+			if wantImages && !imageFound && archiveOfImages(l.Chain) {
+				if head == nil {
+					head = &headReader{}
+				}
+				head.reset(l.R)
+				r = head
+			}
+			_, err := d.s.opts.Engine.ScanStream(ctx, r, opts, func(m detectors.Match) {
 				keep(decodedMatch{chain, ck, m})
 			})
+			if r == head && ova.ImageHead(head.head()) {
+				imageFound = true
+			}
 			return err
 		})
 		if err != nil && ctx.Err() != nil {
@@ -686,6 +703,13 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		res.Skip(fmt.Sprintf("matches past the first %d of one container not placed", maxBufferedMatches), truncated)
 	}
 	c.v.decoding.Add(res)
+	if imageFound {
+		for _, x := range g {
+			if x.path != "" && x.v.view.Kind == model.KindCurrent {
+				x.v.imageArchives = append(x.v.imageArchives, x.g)
+			}
+		}
+	}
 	if len(found) == 0 {
 		return
 	}
@@ -803,3 +827,36 @@ func (v *viewState) decodingReport() *report.ViewDecoding {
 
 // decodingNotes says in words what decoding left out in v.
 func (v *viewState) decodingNotes() []string { return v.decoding.Notes() }
+
+// archiveOfImages reports whether a leaf reached by chain may be an image
+// that the formats' readers open from the container file itself: the
+// file's decoded bytes (a disk compressed whole: a .qcow2.gz, disk.raw.xz),
+// or a member of a tar, plain or compressed (a Vagrant box, a GCE image),
+// or of a zip (an appliance).
+func archiveOfImages(chain []decode.Step) bool {
+	switch len(chain) {
+	case 1:
+		return decode.IsStream(chain[0].Codec) || chain[0].Codec == decode.Tar || chain[0].Codec == decode.Zip
+	case 2:
+		return decode.IsStream(chain[0].Codec) && chain[1].Codec == decode.Tar
+	}
+	return false
+}
+
+// headReader passes a leaf's bytes through, keeping the first
+// formats.HeadLen of them.
+type headReader struct {
+	r   interface{ Read([]byte) (int, error) }
+	buf [formats.HeadLen]byte
+	n   int
+}
+
+func (h *headReader) reset(r interface{ Read([]byte) (int, error) }) { h.r, h.n = r, 0 }
+
+func (h *headReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.n += copy(h.buf[h.n:], p[:n])
+	return n, err
+}
+
+func (h *headReader) head() []byte { return h.buf[:h.n] }

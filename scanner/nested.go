@@ -1,6 +1,7 @@
 package scanner
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -96,21 +97,32 @@ func memorySignatures() []detectors.Signature {
 
 // nestedFormat says whether a guest file is opened as a disk or memory
 // image: one that a magic number at its start recognises (memory: saved
-// RAM, a guest-memory dump), or a VMDK text descriptor
-// (a split disk's extents are read through it); an OVA (a downloaded
-// appliance); a Proxmox backup (.vma, and .vma.zst or .vma.gz by its
-// name, as vzdump writes them). Not raw, nor a fixed VHD, known only by
-// its footer, nor a tar or zip of disks without an OVF, nor other disks
-// compressed whole (a .qcow2.gz, a .tar.gz): those are decoded as
-// archives and streams instead, their disks as bytes.
+// RAM, a guest-memory dump), or a VMDK text descriptor (a split disk's
+// extents are read through it); an OVA (a downloaded appliance); a
+// Proxmox backup (.vma, and .vma.zst or .vma.gz by its name, as vzdump
+// writes them); a disk compressed whole, a tar or a zip of disks (probed
+// only at deep places: probeNested). Not raw, nor a fixed VHD, known only
+// by its footer.
 func nestedFormat(m formats.Match) bool {
 	switch m.Kind {
 	case formats.FormatDisk:
-		return m.Confidence == formats.Magic || m.Name == "vmdk" && m.Confidence == formats.Layout
+		return m.Confidence == formats.Magic || m.Confidence == formats.Layout && (m.Name == "vmdk" || m.Name == "compressed")
 	case formats.FormatMemory:
 		return m.Confidence == formats.Magic // not a .vmem, known by its name only
 	case formats.FormatArchive:
-		return m.Name == "vma" || m.Name == "ova"
+		return m.Name == "vma" || m.Name == "ova" || m.Name == "tar" || m.Name == "zip"
+	}
+	return false
+}
+
+// spools reports a format whose reader may decompress the disks it holds
+// into temporary files (a tar or zip of disks, an OVA, a disk compressed
+// whole): nestedImages scans such images one at a time, so that the
+// temporary disk a scan uses stays within one archive's --max-inflate.
+func spools(m formats.Match) bool {
+	switch m.Name {
+	case "tar", "zip", "ova", "compressed":
+		return true
 	}
 	return false
 }
@@ -123,23 +135,25 @@ func compressedBackup(name string) bool {
 	return strings.HasSuffix(n, ".vma.zst") || strings.HasSuffix(n, ".vma.gz")
 }
 
-// probeNested recognises a guest file's format for nestedFormat. A tar is
-// only asked whether it is an OVA (its first members name an .ovf: a
-// few headers read), not whether its members are disks: a guest holds
-// many tars (Go's test data), and probing each one's members (and each
-// zip's) cost a Debian server install's scan 7 % of its CPU. Tars are
-// known from the decode pass, which finds the files that start with one,
-// and from their members' magic numbers (an OVA's VMDK starts on a
-// 512-byte boundary, where the raw scan looks): the places found are
-// those of the files that hold them, whatever their offset in the file.
-func probeNested(head []byte, f io.ReaderAt, size int64, name string) formats.Match {
-	if len(head) >= 262 && string(head[257:262]) == "ustar" {
+// probeNested recognises a guest file's format for nestedFormat. At a
+// shallow place (imagePlace), a tar is only asked whether it is an OVA
+// (its first members name an .ovf: a few headers read), not whether its
+// members are disks, and no archive or compressed file is asked what it
+// holds: a guest holds many tars (Go's test data), and probing each one's
+// members (and each zip's) cost a Debian server install's scan 7 % of its
+// CPU. A file at a deep place holds an image's magic number: every format
+// is asked, tars, zips and disks compressed whole included.
+func probeNested(head []byte, f io.ReaderAt, size int64, name string, deep bool) formats.Match {
+	if !deep && len(head) >= 262 && string(head[257:262]) == "ustar" {
 		if ova.Probe(head, f, size) {
 			return formats.Match{Name: "ova", Kind: formats.FormatArchive, Confidence: formats.Layout}
 		}
 		return formats.Match{}
 	}
 	m := formats.Probe(head, f, size, name)
+	if !deep && spools(m) && m.Name != "ova" {
+		return formats.Match{} // a shallow place: only OVAs and backups
+	}
 	if m.Name == "elf-core" {
 		// A process's core (a crash, Go's test data) is no guest's RAM.
 		if segs, err := elfcore.Segments(name, f, size); err == nil && !elfcore.GuestPhysical(segs) {
@@ -149,16 +163,29 @@ func probeNested(head []byte, f io.ReaderAt, size int64, name string) formats.Ma
 	return m
 }
 
+// imagePlace is a guest offset where a file may start that nestedImages
+// opens. deep: the file holds an image's magic number (the raw scan saw
+// it at a sector's start, or the decode pass in its decoded bytes), so it
+// is probed for every format, a tar or zip of disks or a disk compressed
+// whole included; else it is a tar file or a compressed Proxmox backup
+// the decode pass listed, probed only as an OVA or a backup (asking every
+// tar whether its members are disks cost a Debian server's scan 7 %).
+type imagePlace struct {
+	off  int64
+	deep bool
+}
+
 // imageOffsets lists, for current view v, the guest offsets where the raw
-// scan found a disk format's magic number: in v's own pass, or in another
-// current view's over the same physical bytes at the same offset (two
-// overlays of one base), since each byte is scanned once; and where the
-// decode pass found a tar file (an OVA, perhaps) or a compressed Proxmox
+// scan found a disk or memory format's magic number: in v's own pass, or
+// in another current view's over the same physical bytes at the same
+// offset (two overlays of one base), since each byte is scanned once;
+// where the decode pass found a file whose decoded bytes hold an image;
+// and where it found a tar file (an OVA, perhaps) or a compressed Proxmox
 // backup to start.
-func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []int64 {
-	out := slices.Clone(v.archiveStarts)
+func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []imagePlace {
+	deep := slices.Clone(v.imageArchives)
 	if h := hits[v]; h != nil {
-		out = append(out, h.images...)
+		deep = append(deep, h.images...)
 	}
 	for w, h := range hits {
 		if w == v || w.view.Kind != model.KindCurrent {
@@ -167,12 +194,33 @@ func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []int64 {
 		for _, g := range h.images {
 			p, ok := posOf(w, g)
 			if q, ok2 := posOf(v, g); ok && ok2 && p == q {
-				out = append(out, g)
+				deep = append(deep, g)
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	isDeep := map[int64]bool{}
+	for _, g := range v.archiveStarts {
+		isDeep[g] = false
+	}
+	for _, g := range deep {
+		isDeep[g] = true
+	}
+	out := make([]imagePlace, 0, len(isDeep))
+	for g, d := range isDeep {
+		out = append(out, imagePlace{g, d})
+	}
+	// Deep places first (a file found both ways is probed deep), then by
+	// offset.
+	slices.SortFunc(out, func(a, b imagePlace) int {
+		if a.deep != b.deep {
+			if a.deep {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.off, b.off)
+	})
+	return out
 }
 
 // nestedImages lists the disk images stored as regular files in the
@@ -214,8 +262,8 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 				v.notes = append(v.notes, fmt.Sprintf("%d places where a disk or memory image's magic number starts a sector not looked at: over the %d a view looks up", len(offs)-maxImagePlaces, maxImagePlaces))
 				offs = offs[:maxImagePlaces]
 			}
-			for _, g := range offs {
-				loc := fi.m.Locate(g)
+			for _, pl := range offs {
+				loc := fi.m.Locate(pl.off)
 				key := loc.Partition + ":" + loc.Path
 				if loc.State != report.StateAllocated || loc.Path == "" || seen[key] {
 					continue
@@ -230,7 +278,7 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 					continue
 				}
 				n, _ := f.ReadAt(head[:min(int64(len(head)), f.Size())], 0)
-				m := probeNested(head[:n], f, f.Size(), loc.Path)
+				m := probeNested(head[:n], f, f.Size(), loc.Path, pl.deep)
 				if !nestedFormat(m) {
 					continue
 				}
@@ -245,7 +293,7 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 				}
 				in := &report.Containment{Target: t.path, View: v.view.ID, Partition: loc.Partition, Path: loc.Path}
 				prefix := v.view.ID + ":" + partPrefix(loc.Partition)
-				found = append(found, Reader{Name: v.view.ID + ":" + where, R: f, Size: f.Size(), Inside: in,
+				found = append(found, Reader{Name: v.view.ID + ":" + where, R: f, Size: f.Size(), Inside: in, alone: spools(m),
 					Opener: &guestOpener{files: files, prefix: prefix, log: s.opts.Names, owner: v.view.ID + ":" + where, reads: reads}})
 			}
 			if len(found) > 0 {
@@ -288,15 +336,33 @@ func partPrefix(p string) string {
 func (s *Scanner) scanNested(ctx context.Context, rs []Reader, rep *report.Report, lim report.Limits) *report.Report {
 	opts := s.opts
 	opts.Progress, opts.Opened = nil, nil
-	sub := &Scanner{opts: opts, depth: s.depth + 1}
-	inner, err := sub.scan(ctx, func() ([]*target, []report.Skipped, []walked) {
-		return readByNone(sub.openReaders(ctx, rs)), nil, nil
-	})
-	if inner == nil {
-		inner = &report.Report{}
-		report.MarkIncomplete(inner, fmt.Sprintf("disk images inside the targets' filesystems: %v", err))
+	var together []Reader
+	var alone [][]Reader
+	for _, r := range rs {
+		if r.alone {
+			alone = append(alone, []Reader{r})
+		} else {
+			together = append(together, r)
+		}
 	}
-	merged := report.Merge(rep, inner)
+	reports := []*report.Report{rep}
+	// The images that may read each other together, then each archive on
+	// its own: its temporary files are gone before the next one opens.
+	for _, group := range append([][]Reader{together}, alone...) {
+		if len(group) == 0 {
+			continue
+		}
+		sub := &Scanner{opts: opts, depth: s.depth + 1}
+		inner, err := sub.scan(ctx, func() ([]*target, []report.Skipped, []walked) {
+			return readByNone(sub.openReaders(ctx, group)), nil, nil
+		})
+		if inner == nil {
+			inner = &report.Report{}
+			report.MarkIncomplete(inner, fmt.Sprintf("disk images inside the targets' filesystems: %v", err))
+		}
+		reports = append(reports, inner)
+	}
+	merged := report.Merge(reports...)
 	merged.Summary.Truncated = &report.Truncation{Limits: lim}
 	report.Summarize(merged) // counts the cuts again, under this scan's limits
 	return merged

@@ -217,8 +217,9 @@ func TestNestedImagesBound(t *testing.T) {
 // OVA is found by its VMDK member's magic number, which a tar keeps on a
 // 512-byte boundary). An OVA whose disk is gzip'd (ovf:compression) has
 // no such number, nor has a backup vzdump compressed (.vma.zst, the real
-// zstd): only the decode pass finds them. A zip of the same VMDK is not opened (only OVAs
-// among archives are): no target. With NoNestedImages the key is found
+// zstd): only the decode pass finds them. So is a zip of the same VMDK
+// (deflated: the decode pass sees its member start like a disk; see
+// TestNestedImageArchives). With NoNestedImages the key is found
 // only raw, in the backup, which stores blocks uncompressed.
 func TestNestedArchives(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen", "tar", "zip", "zstd")
@@ -273,11 +274,12 @@ tar -C ovagz -cf host/home/alice/Downloads/appliance-gz.ova appliance.ovf disk1.
 		want := []string{
 			"/home/alice/Downloads/appliance-gz.ova /etc/ssh/ssh_host_ed25519_key live",
 			"/home/alice/Downloads/appliance.ova /etc/ssh/ssh_host_ed25519_key live",
+			"/home/alice/Downloads/appliance.zip /etc/ssh/ssh_host_ed25519_key live",
 			"/var/lib/vz/dump/vzdump-qemu-100-2026_12_01-00_00_00.vma /etc/ssh/ssh_host_ed25519_key backing",
 			"/var/lib/vz/dump/vzdump-qemu-101-2026_12_01-00_00_00.vma.zst /etc/ssh/ssh_host_ed25519_key backing",
 		}
 		if noDecode {
-			want = want[1:3]
+			want = []string{want[1], want[3]}
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("no-decode %v: the key in the archives at\n%s\nwant\n%s", noDecode, strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -417,5 +419,104 @@ mkfs.ext4 -q -F -d host host.raw 160M`)
 	}
 	if len(plain.Targets) != 1 {
 		t.Errorf("NoNestedImages: %d targets", len(plain.Targets))
+	}
+}
+
+// TestNestedImageArchives: disks compressed or archived in a guest, as a
+// build machine or a download directory holds them: a compressed qcow2
+// gzip'd (vm.qcow2.gz), an ext4 xz'd whole (disk.raw.xz, as Fedora ships
+// raw images), a Vagrant box (a tar.gz of a qcow2, metadata.json and a
+// Vagrantfile), a plain tar of a compressed qcow2, and a zip of a
+// stream-optimized VMDK. The decode pass finds them by their decoded
+// bytes (a member's, for the tars and the zip), and the raw scan the plain
+// tar too, by the qcow2's magic number at a sector's start (a tar's
+// members start on one; a zip's do not); each is opened with the formats' readers as a target of its own,
+// and the guest's key is found at its path in the inner disk, live. In
+// the qcow2 and the VMDK the key is compressed: without opening them it
+// is not found there at all. A tar.gz of plain files is no target.
+// Decoding off, only the plain tar is opened.
+func TestNestedImageArchives(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen", "gzip", "xz", "tar", "zip")
+	dir := t.TempDir()
+	key := freshKey(t, dir, "guest")
+	for _, d := range []string{"guest/etc/ssh", "host/srv/images", "host/srv/boxes", "host/home/dev/notes"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "guest/etc/ssh/ssh_host_ed25519_key"), key, 0o600)
+	os.WriteFile(filepath.Join(dir, "host/home/dev/notes/todo.txt"), []byte("nothing here\n"), 0o644)
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d guest guest.raw 16M
+qemu-img convert -c -O qcow2 guest.raw box.img
+qemu-img convert -O vmdk -o subformat=streamOptimized guest.raw disk1.vmdk
+gzip -c box.img > host/srv/images/vm.qcow2.gz
+xz -T1 -c guest.raw > host/srv/images/disk.raw.xz
+echo '{"provider": "libvirt", "format": "qcow2", "virtual_size": 1}' > metadata.json
+echo 'Vagrant.configure("2") { |c| }' > Vagrantfile
+tar czf host/srv/boxes/web.box metadata.json Vagrantfile box.img
+tar cf host/srv/boxes/plain.tar box.img
+zip -q -0 host/srv/boxes/appliance.zip disk1.vmdk
+tar czf host/home/dev/notes.tar.gz -C host/home/dev notes
+mkfs.ext4 -q -F -d host host.raw 96M`)
+	img := filepath.Join(dir, "host.raw")
+	prefix := "host.raw#current:disk:"
+	archives := map[string]string{
+		"/srv/images/vm.qcow2.gz":  "compressed",
+		"/srv/images/disk.raw.xz":  "compressed",
+		"/srv/boxes/web.box":       "tar",
+		"/srv/boxes/plain.tar":     "tar",
+		"/srv/boxes/appliance.zip": "zip",
+	}
+	for _, c := range []struct {
+		name   string
+		opts   scanner.Options
+		opened []string
+	}{
+		{"decoding", scanner.Options{}, []string{"/srv/boxes/appliance.zip", "/srv/boxes/plain.tar", "/srv/boxes/web.box", "/srv/images/disk.raw.xz", "/srv/images/vm.qcow2.gz"}},
+		{"no-decode", scanner.Options{NoDecode: true}, []string{"/srv/boxes/plain.tar"}},
+		{"no-nested-images", scanner.Options{NoNestedImages: true}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep := scanFile(t, c.opts, img)
+			var opened []string
+			for _, tg := range rep.Targets {
+				if tg.Path == img {
+					continue
+				}
+				name := strings.TrimPrefix(tg.Path, prefix)
+				opened = append(opened, name)
+				if tg.Format != archives[name] || len(tg.Errors) > 0 || tg.Inside == nil || tg.Inside.Path != name {
+					t.Errorf("%s: format %q, errors %q, inside %+v", name, tg.Format, tg.Errors, tg.Inside)
+				}
+			}
+			slices.Sort(opened)
+			if !slices.Equal(opened, c.opened) {
+				t.Errorf("opened %q, want %q", opened, c.opened)
+			}
+			if !rep.Complete {
+				t.Errorf("incomplete: %q", rep.IncompleteReasons)
+			}
+			var inner []string
+			for _, f := range rep.Findings {
+				if f.Fingerprint != fp(bytes.TrimRight(key, "\n")) {
+					continue
+				}
+				for _, l := range f.Locations {
+					if l.View != "host.raw#current" {
+						inner = append(inner, l.View+" "+l.Path+" "+l.Exposure)
+					}
+				}
+			}
+			slices.Sort(inner)
+			var want []string
+			for _, name := range c.opened {
+				member := map[string]string{"/srv/images/vm.qcow2.gz": "vm.qcow2", "/srv/images/disk.raw.xz": "disk.raw",
+					"/srv/boxes/web.box": "box.img", "/srv/boxes/plain.tar": "box.img", "/srv/boxes/appliance.zip": "disk1.vmdk"}[name]
+				want = append(want, prefix+name+"#current:"+member+" /etc/ssh/ssh_host_ed25519_key live")
+			}
+			slices.Sort(want)
+			if !slices.Equal(inner, want) {
+				t.Errorf("the key inside the archives:\n%s\nwant\n%s", strings.Join(inner, "\n"), strings.Join(want, "\n"))
+			}
+		})
 	}
 }

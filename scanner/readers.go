@@ -32,6 +32,10 @@ type Reader struct {
 	// Inside, for an image found as a file in a guest filesystem, says
 	// where (the report's target.inside).
 	Inside *report.Containment
+	// alone: an archive of images found in a guest filesystem, whose
+	// reader may spool its disks to temporary files; scanNested scans it
+	// on its own, after the others.
+	alone bool
 }
 
 // ScanReaders scans images read from io.ReaderAts (see Reader) as Scan
@@ -62,7 +66,7 @@ func (s *Scanner) openReader(ctx context.Context, t *target) (*model.Image, erro
 	if opener == nil {
 		opener = hostfile.Sealed{Log: s.opts.Names}
 	}
-	im, err := formats.New(ctx, t.src.R, t.src.Size, t.src.Name, model.Options{Opener: opener})
+	im, err := formats.New(ctx, t.src.R, t.src.Size, t.src.Name, model.Options{Opener: opener, MaxInflate: s.opts.MaxInflate})
 	if err != nil {
 		return nil, err
 	}

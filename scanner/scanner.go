@@ -184,6 +184,10 @@ type viewState struct {
 	// (current) view to start (OVAs, perhaps), and compressed Proxmox
 	// backups (nestedImages).
 	archiveStarts []int64
+	// imageArchives are where files start whose decoded bytes start like
+	// a disk or memory image, or one of whose members' do (a .qcow2.gz,
+	// a Vagrant box): nestedImages opens them as archives of images.
+	imageArchives []int64
 }
 
 // Scan scans the targets (image files or directories) and returns the report.

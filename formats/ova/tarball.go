@@ -104,6 +104,13 @@ func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
 // an OVA (not a Proxmox backup: a compressed one, .vma.zst, is the vma
 // reader's, which knows its name) (a tar whose first member is its .ovf descriptor, as the OVF
 // specification puts it).
+// ImageHead reports whether b, the first bytes of a file or member,
+// start like a disk or memory image that ProbeTarball, ProbeZip and
+// ProbeCompressed open: a format's magic number, a VMDK descriptor, a
+// partition table or a filesystem. The scanner asks it of what the decode
+// pass decodes, to find archives of images in a guest.
+func ImageHead(b []byte) bool { return diskHead(b) }
+
 func diskHead(b []byte) bool {
 	switch {
 	case len(b) >= 512 && bytes.Equal(b[257:262], []byte("ustar")):
@@ -111,8 +118,8 @@ func diskHead(b []byte) bool {
 		return strings.EqualFold(path.Ext(string(name)), ".ovf")
 	case qcow2.Probe(b, nil, 0), vmdk.Probe(b, nil, int64(len(b))), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0):
 		return true // vmdk.Probe: a sparse extent, or a descriptor naming its extents
-	case libvirtsave.Probe(b, nil, 0), qemustream.Probe(b, nil, 0), elfcore.Probe(b, nil, 0), kdump.Probe(b, nil, 0), lime.Probe(b, nil, 0), vmware.Probe(b, nil, 0):
-		return true // a memory image: opened as what it is
+	case libvirtsave.Probe(b, nil, 0), qemustream.Probe(b, nil, 0), elfcore.ProbeGuest(b), kdump.Probe(b, nil, 0), lime.Probe(b, nil, 0), vmware.Probe(b, nil, 0):
+		return true // a memory image: opened as what it is (a process's core is none)
 	case len(b) >= 520 && string(b[512:520]) == "EFI PART":
 		return true
 	case len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA:

@@ -56,6 +56,18 @@ func GuestPhysical(segs []Segment) bool {
 	return n > 0 && (n == 1 || zero < n)
 }
 
+// ProbeGuest reports whether head, the first bytes of a file, is an ELF
+// core of guest memory: Probe, and, where the program headers lie within
+// head, GuestPhysical (a process's core is not). Where they do not, it
+// cannot tell, and says yes.
+func ProbeGuest(head []byte) bool {
+	if !Probe(head, nil, 0) {
+		return false
+	}
+	segs, err := Segments("", bytes.NewReader(head), int64(len(head)))
+	return err != nil || GuestPhysical(segs)
+}
+
 // Segments reads the PT_LOAD program headers, handling e_phnum == PN_XNUM
 // (0xffff: the real count is in section header 0's sh_info), which
 // debug/elf.NewFile does not.

@@ -77,7 +77,8 @@ func TestELFCore(t *testing.T) {
 
 // TestGuestPhysical: QEMU's dump of a guest's RAM is guest-physical; a
 // process's core (Go's own test data, hello-world-core, written by the
-// Linux kernel) maps virtual memory with every p_paddr 0. The table covers
+// Linux kernel) maps virtual memory with every p_paddr 0. ProbeGuest
+// tells them apart from their first 4 KiB. The table covers
 // the edges the cores do not.
 func TestGuestPhysical(t *testing.T) {
 	vm := qemufixture.Capture(t, qemufixture.Config{}, "dump-guest-memory {dir}/dump.elf")
@@ -106,7 +107,12 @@ func TestGuestPhysical(t *testing.T) {
 		}
 		fi, _ := f.Stat()
 		segs, err := Segments(c.path, f, fi.Size())
+		head := make([]byte, 4096)
+		f.ReadAt(head, 0)
 		f.Close()
+		if ProbeGuest(head) != c.want {
+			t.Errorf("%s: ProbeGuest of its first 4 KiB %v", c.path, !c.want)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

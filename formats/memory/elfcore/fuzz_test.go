@@ -8,6 +8,7 @@ import (
 
 func FuzzELFCore(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
+		ProbeGuest(b) // must not panic, whatever the program headers say
 		d, _, _, err := NewDisk("fuzz", bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			return
