@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -643,7 +644,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere}
 	var res decode.Result
 	var consumed int64
-	imageFound := false
+	imageFound, cutForNested := false, false
 	if c.slack != nil {
 		chain := []report.DecodedStep{{Codec: c.slack.codec}}
 		ck := chainKey(chain)
@@ -664,31 +665,45 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		wantImages := d.s.nestedImagesOn() && slices.ContainsFunc(g, func(x *container) bool {
 			return x.path != "" && x.v.view.Kind == model.KindCurrent
 		})
-		var head *headReader
+		var hbuf []byte
 		res, err = decode.Walk(ctx, c.r, c.size, wopts, func(l decode.Leaf) error {
-			// A VM disk or memory image compressed whole, or a member of
-			// a tar (plain or compressed) or a zip: such a leaf is
-			// scanned here as its raw bytes, and its head noted, so that
-			// nestedImages opens the file as an archive of images (a
-			// .qcow2.gz, a Vagrant box) with the formats' readers.
 			chain := reportChain(l.Chain)
 			ck := chainKey(chain)
-			r := l.R
+			var r io.Reader = l.R
 			if wantImages && !imageFound && archiveOfImages(l.Chain) {
-				if head == nil {
-					head = &headReader{}
+				// A VM disk or memory image compressed whole, or a
+				// member of a tar (plain or compressed) or a zip: its
+				// head says so, and nestedImages opens the file as an
+				// archive of images (a .qcow2.gz, a Vagrant box) with
+				// the formats' readers. Where it surely will, the walk
+				// stops here: those readers decompress it again, and
+				// decoding it as bytes would spend the target's
+				// decoding budget on it.
+				if hbuf == nil {
+					hbuf = make([]byte, formats.HeadLen)
 				}
-				head.reset(l.R)
-				r = head
+				n, herr := io.ReadFull(l.R, hbuf)
+				h := hbuf[:n]
+				if ova.ImageHead(h) || compressedBackupHead(g, h) {
+					imageFound = true
+					if d.leftToNested(g) {
+						cutForNested = true
+						return errLeftToNested
+					}
+				}
+				r = io.MultiReader(bytes.NewReader(h), l.R)
+				if herr != nil && herr != io.EOF && herr != io.ErrUnexpectedEOF {
+					r = io.MultiReader(bytes.NewReader(h), errReader{herr})
+				}
 			}
 			_, err := d.s.opts.Engine.ScanStream(ctx, r, opts, func(m detectors.Match) {
 				keep(decodedMatch{chain, ck, m})
 			})
-			if r == head && ova.ImageHead(head.head()) {
-				imageFound = true
-			}
 			return err
 		})
+		if errors.Is(err, errLeftToNested) {
+			err = nil
+		}
 		if err != nil && ctx.Err() != nil {
 			return
 		}
@@ -707,6 +722,12 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		for _, x := range g {
 			if x.path != "" && x.v.view.Kind == model.KindCurrent {
 				x.v.imageArchives = append(x.v.imageArchives, x.g)
+				if cutForNested {
+					if x.v.leftToNested == nil {
+						x.v.leftToNested = map[int64]bool{}
+					}
+					x.v.leftToNested[x.g] = true
+				}
 			}
 		}
 	}
@@ -843,20 +864,38 @@ func archiveOfImages(chain []decode.Step) bool {
 	return false
 }
 
-// headReader passes a leaf's bytes through, keeping the first
-// formats.HeadLen of them.
-type headReader struct {
-	r   interface{ Read([]byte) (int, error) }
-	buf [formats.HeadLen]byte
-	n   int
+// errLeftToNested ends a walk whose container nestedImages opens.
+var errLeftToNested = errors.New("left to the image readers")
+
+// errReader returns its error: what a leaf's reader said after the head
+// was read.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// compressedBackupHead reports a Proxmox backup vzdump compressed (by a
+// copy's name) whose decoded bytes start like one.
+func compressedBackupHead(g []*container, h []byte) bool {
+	return bytes.HasPrefix(h, []byte("VMA\x00")) && slices.ContainsFunc(g, func(x *container) bool { return compressedBackup(x.path) })
 }
 
-func (h *headReader) reset(r interface{ Read([]byte) (int, error) }) { h.r, h.n = r, 0 }
-
-func (h *headReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	h.n += copy(h.buf[h.n:], p[:n])
-	return n, err
+// leftToNested reports whether the decode pass may leave a group of
+// copies of an archive of images to nestedImages, which will open each of
+// them: every copy is a current view's file (a copy in a snapshot, or
+// deleted, is decoded, for its own exposure), the scan opens images one
+// level further down, and the formats' readers open the file as what it
+// holds (the probe nestedImages makes).
+func (d *decoder) leftToNested(g []*container) bool {
+	if d.s.depth >= maxNestedDepth {
+		return false
+	}
+	for _, x := range g {
+		if x.path == "" || x.v.view.Kind != model.KindCurrent || x.v.t.plainData() {
+			return false
+		}
+	}
+	c := g[0]
+	head := make([]byte, formats.HeadLen)
+	n, _ := c.r.ReadAt(head[:min(int64(len(head)), c.size)], 0)
+	return nestedFormat(probeNested(head[:n], c.r, c.size, c.path, true))
 }
-
-func (h *headReader) head() []byte { return h.buf[:h.n] }

@@ -209,16 +209,20 @@ func imageOffsets(v *viewState, hits map[*viewState]*sigHits) []imagePlace {
 	for g, d := range isDeep {
 		out = append(out, imagePlace{g, d})
 	}
-	// Deep places first (a file found both ways is probed deep), then by
-	// offset.
-	slices.SortFunc(out, func(a, b imagePlace) int {
-		if a.deep != b.deep {
-			if a.deep {
-				return -1
-			}
+	// The archives the decode pass left undecoded first (they must get
+	// their slots), then deep places (a file found both ways is probed
+	// deep), each by offset.
+	rank := func(p imagePlace) int {
+		switch {
+		case v.leftToNested[p.off]:
+			return 0
+		case p.deep:
 			return 1
 		}
-		return cmp.Compare(a.off, b.off)
+		return 2
+	}
+	slices.SortFunc(out, func(a, b imagePlace) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.off, b.off))
 	})
 	return out
 }
@@ -244,7 +248,7 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 	}
 	for _, t := range ts {
 		for _, v := range t.views {
-			if v.view.Kind != model.KindCurrent || v.view.Disk == nil || t.plainData() || v.err != nil || ctx.Err() != nil {
+			if v.view.Kind != model.KindCurrent || v.view.Disk == nil || t.plainData() || v.err != nil && len(v.leftToNested) == 0 || ctx.Err() != nil {
 				continue
 			}
 			offs := imageOffsets(v, hits)
@@ -253,6 +257,9 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 			}
 			fi := v.filesystem(ctx)
 			if fi == nil || fi.m == nil {
+				if len(v.leftToNested) > 0 {
+					v.fail(fmt.Errorf("%d archives of disk images in its filesystem neither decoded nor opened: its files could not be listed again", len(v.leftToNested)))
+				}
 				continue
 			}
 			var found []Reader
@@ -295,6 +302,21 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 				prefix := v.view.ID + ":" + partPrefix(loc.Partition)
 				found = append(found, Reader{Name: v.view.ID + ":" + where, R: f, Size: f.Size(), Inside: in, alone: spools(m),
 					Opener: &guestOpener{files: files, prefix: prefix, log: s.opts.Names, owner: v.view.ID + ":" + where, reads: reads}})
+			}
+			// The decode pass left these to the image readers: one not
+			// opened was read by neither, so the view is incomplete.
+			var lost []string
+			for g := range v.leftToNested {
+				loc := fi.m.Locate(g)
+				if !slices.ContainsFunc(found, func(r Reader) bool {
+					return r.Inside.Partition == loc.Partition && r.Inside.Path == loc.Path
+				}) {
+					lost = append(lost, partPrefix(loc.Partition)+loc.Path)
+				}
+			}
+			if len(lost) > 0 {
+				slices.Sort(lost)
+				v.fail(fmt.Errorf("%d archives of disk images in its filesystem neither decoded nor opened (over the %d images a scan opens, or no longer readable): %s", len(lost), maxNestedImages, namedInNote(lost)))
 			}
 			if len(found) > 0 {
 				v.notes = append(v.notes, fmt.Sprintf("%d disk or memory images in its filesystem opened with their formats' readers: each a target of its own, or part of one that reads it (a base, an extent)", len(found)))

@@ -190,7 +190,8 @@ mkfs.ext4 -q -F -d l1 l1.raw 24M && qemu-img convert -c -O qcow2 l1.raw top/imag
 
 // TestNestedImagesBound: a guest holding more disk images than a scan
 // opens (64) gets 64 targets and a note counting the rest, and the run
-// stays complete: their bytes were scanned, as files.
+// stays complete: their bytes were scanned, as files. Gzip'd, the images
+// over the bound are an error of the view (neither decoded nor opened).
 func TestNestedImagesBound(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "qemu-img")
 	dir := t.TempDir()
@@ -205,6 +206,19 @@ func TestNestedImagesBound(t *testing.T) {
 	notes := rep.Targets[0].Views[0].Notes
 	if !slices.Contains(notes, "6 disk or memory images in its filesystem not opened: over the 64 a scan opens (scanned as the files' bytes)") {
 		t.Errorf("notes %q", notes)
+	}
+
+	// Gzip'd, the decode pass leaves them to the image readers, undecoded:
+	// the 6 over the bound are read by neither, and the run is incomplete.
+	testutil.Bash(t, dir, `set -e
+for i in $(seq 70); do gzip root/images/vm$i.qcow2; done
+mkfs.ext4 -q -F -d root host.raw 64M`)
+	rep = scanFile(t, scanner.Options{}, img)
+	if len(rep.Targets) != 65 || rep.Complete {
+		t.Errorf("gzip'd: %d targets (want the host and 64 images), complete %v", len(rep.Targets), rep.Complete)
+	}
+	if errs := rep.Targets[0].Errors; len(errs) != 1 || !strings.Contains(errs[0], "6 archives of disk images in its filesystem neither decoded nor opened (over the 64 images a scan opens") {
+		t.Errorf("gzip'd: host errors %q", errs)
 	}
 }
 
@@ -433,7 +447,8 @@ mkfs.ext4 -q -F -d host host.raw 160M`)
 // members start on one; a zip's do not); each is opened with the formats' readers as a target of its own,
 // and the guest's key is found at its path in the inner disk, live. In
 // the qcow2 and the VMDK the key is compressed: without opening them it
-// is not found there at all. A tar.gz of plain files is no target.
+// is not found there at all. The decode pass does not decode as bytes
+// what the image readers open. A tar.gz of plain files is no target.
 // Decoding off, only the plain tar is opened.
 func TestNestedImageArchives(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen", "gzip", "xz", "tar", "zip")
@@ -507,6 +522,21 @@ mkfs.ext4 -q -F -d host host.raw 96M`)
 				}
 			}
 			slices.Sort(inner)
+			// The archives the image readers open are not decoded as
+			// bytes too (nor spend the host's decoding budget): the key
+			// in disk.raw.xz's decoded bytes is found there only when
+			// images are not opened.
+			var decoded []string
+			for _, f := range rep.Findings {
+				for _, l := range f.Locations {
+					if f.Fingerprint == fp(bytes.TrimRight(key, "\n")) && l.View == "host.raw#current" && len(l.Decoded) > 0 {
+						decoded = append(decoded, l.Path+" "+chainText(l))
+					}
+				}
+			}
+			if wantDecoded := c.name == "no-nested-images"; wantDecoded != (len(decoded) > 0) || wantDecoded && !slices.Equal(decoded, []string{"/srv/images/disk.raw.xz xz"}) {
+				t.Errorf("the key decoded in the host's view at %q", decoded)
+			}
 			var want []string
 			for _, name := range c.opened {
 				member := map[string]string{"/srv/images/vm.qcow2.gz": "vm.qcow2", "/srv/images/disk.raw.xz": "disk.raw",

@@ -188,6 +188,10 @@ type viewState struct {
 	// a disk or memory image, or one of whose members' do (a .qcow2.gz,
 	// a Vagrant box): nestedImages opens them as archives of images.
 	imageArchives []int64
+	// leftToNested are those of imageArchives that the decode pass did
+	// not decode, for nestedImages opens them; one it cannot open (over
+	// its bounds) fails the view.
+	leftToNested map[int64]bool
 }
 
 // Scan scans the targets (image files or directories) and returns the report.
