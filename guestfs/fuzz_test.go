@@ -86,3 +86,43 @@ func TestPartitionTableSeeds(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLVDisk reads arbitrary bytes as a logical volume holding a VM's
+// disk (analyzeLVDisk): its partition table, each partition's filesystem,
+// and Locate through the LV's mapping must never panic. The seeds are
+// GPT and MBR tables that sgdisk and sfdisk write at fuzz time, with an
+// ext4 (mkfs.ext4) in the first partition.
+func FuzzLVDisk(f *testing.F) {
+	testutil.RequireTool(f, "sgdisk", "sfdisk", "mkfs.ext4")
+	dir := f.TempDir()
+	testutil.Bash(f, dir, `set -e
+truncate -s 1M gpt.img mbr.img
+sgdisk -a 8 -n 1:64:+512K -n 2:1200:+64K gpt.img >/dev/null
+printf 'label: dos\nstart=64, size=1024, type=83\n' | sfdisk -q --no-reread --no-tell-kernel mbr.img
+mkdir -p root/etc && echo hello > root/etc/hostname
+mkfs.ext4 -q -F -b 1024 -d root fs.img 512K
+dd if=fs.img of=gpt.img bs=512 seek=64 conv=notrunc status=none
+dd if=fs.img of=mbr.img bs=512 seek=64 conv=notrunc status=none`)
+	for _, name := range []string{"gpt.img", "mbr.img"} {
+		f.Add(testutil.FileSnapshot(f, filepath.Join(dir, name)))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := int64(len(data))
+		if n == 0 {
+			return
+		}
+		layout := &pvLayout{r: memDisk{data, n}, size: n}
+		seg := &lvSegment{start: 0, n: n, stripes: []lvStripe{{pv: layout, pvName: "pv0"}}}
+		m := &Map{size: n}
+		m.parts = []*partition{{info: PartitionInfo{Name: WholeDisk, Size: n}, pv: layout}}
+		lv := &partition{info: PartitionInfo{Name: "vg/lv", Size: n}}
+		layout.areas = []pvArea{{off: 0, n: n, lv: lv, seg: seg}}
+		m.lvs = append(m.lvs, lv)
+		m.analyzeVolume(context.Background(), &lvReader{name: "vg/lv", size: n, segs: []*lvSegment{seg}}, lv, true)
+		for _, off := range []int64{0, 512, 64 * 512, n / 2, n - 1} {
+			m.Locate(off)
+		}
+		m.Unattributed()
+		m.RegularFiles(context.Background(), 1, func(RegularFile) error { return nil })
+	})
+}

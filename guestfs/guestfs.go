@@ -98,9 +98,14 @@ type partition struct {
 	info PartitionInfo
 	// r reads the volume (a partition, the whole disk, a logical
 	// volume), and lv maps a logical volume's offsets to the disk.
-	r   io.ReaderAt
-	lv  *lvReader
-	idx *fileIndex // nil when unattributed
+	r  io.ReaderAt
+	lv *lvReader
+	// lvOff is where a partition inside a logical volume (a VM's disk
+	// in an LV, with its own partition table) starts in the LV, whose
+	// lvReader lv then is; subs are such an LV's partitions.
+	lvOff int64
+	subs  []*partition
+	idx   *fileIndex // nil when unattributed
 	// pv is set on a partition holding an LVM2 physical volume: its bytes
 	// belong to logical volumes or to the VG's free space.
 	pv *pvLayout
@@ -193,6 +198,13 @@ func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, in
 			p.excludeWhy = fmt.Sprintf("LUKS%d key-slot area (key material, not secrets)", h.Version)
 			err = fmt.Errorf("%s; findings there are unattributed, and those in its key-slot areas (%s) are dropped", h.Note(), rangesText(h.KeyMaterial))
 		}
+	case kind == "" && inLV && p.lv != nil:
+		// A VM's disk in a logical volume (a Proxmox host's LVM storage,
+		// a libvirt logical pool): its own partition table.
+		err = m.analyzeLVDisk(ctx, r, p)
+		if err == nil {
+			return
+		}
 	case kind == "":
 		err = errors.New("no filesystem recognised")
 	case kind == "swap":
@@ -209,6 +221,69 @@ func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, in
 		p.info.Note = joinNote(p.info.Note, strings.Join(notes, "; "))
 	}
 	p.info.Attributed = p.pv != nil || !p.idx.noPaths
+}
+
+// maxLVPartitions bounds the partitions read in one logical volume
+// (a GPT holds 128 entries).
+const maxLVPartitions = 128
+
+// analyzeLVDisk reads the partition table a logical volume holds, as the
+// disk of a VM that the host keeps in an LV, and each partition's
+// filesystem, as partitions "vg/lv/p1"... of the map. No table: an error,
+// the LV holds no filesystem known here. A partition holding an LVM2 PV
+// (the VM's own volume group) is not read.
+func (m *Map) analyzeLVDisk(ctx context.Context, r io.ReaderAt, p *partition) error {
+	pt, err := readPartitionTable(r, p.info.Size)
+	if err != nil || pt.Scheme == "" {
+		return errors.New("no filesystem recognised")
+	}
+	for _, e := range pt.Entries[:min(len(pt.Entries), maxLVPartitions)] {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sub := &partition{info: PartitionInfo{
+			Name: fmt.Sprintf("%s/p%d", p.info.Name, e.Index), Index: e.Index, Start: -1, Size: e.Size, Type: e.Type,
+		}}
+		if e.Start >= p.info.Size {
+			sub.info.Size = 0
+			sub.info.Note = "starts past the end of the logical volume"
+			m.lvs = append(m.lvs, sub)
+			continue
+		}
+		if e.Size > p.info.Size-e.Start {
+			sub.info.Size = p.info.Size - e.Start
+			sub.info.Note = fmt.Sprintf("truncated: table says %d bytes, logical volume has %d", e.Size, sub.info.Size)
+		}
+		m.analyzeVolume(ctx, io.NewSectionReader(r, e.Start, sub.info.Size), sub, true)
+		sub.lv, sub.lvOff = p.lv, e.Start
+		if g := m.appendGuestRuns(nil, sub, fsys.Run{Off: 0, Len: 1}); len(g) > 0 {
+			sub.info.Start = g[0].Off
+		}
+		p.subs = append(p.subs, sub)
+		m.lvs = append(m.lvs, sub)
+	}
+	// The type says what the LV holds ("lvm2:linear,gpt"); the note only
+	// what was not read.
+	p.info.Type += "," + pt.Scheme
+	p.info.Attributed = true
+	notes := pt.Notes
+	if len(pt.Entries) > maxLVPartitions {
+		notes = append(notes, fmt.Sprintf("%d more partitions of its %s not read (over %d)", len(pt.Entries)-maxLVPartitions, strings.ToUpper(pt.Scheme), maxLVPartitions))
+	}
+	if len(notes) > 0 {
+		p.info.Note = joinNote(p.info.Note, strings.Join(notes, "; "))
+	}
+	return nil
+}
+
+// subAt returns the partition of LV p holding LV offset lo, nil for none.
+func (p *partition) subAt(lo int64) *partition {
+	for _, s := range p.subs {
+		if lo >= s.lvOff && lo-s.lvOff < s.info.Size {
+			return s
+		}
+	}
+	return nil
 }
 
 // rangesText writes byte ranges as "bytes 4096-8191, 16384-20479".

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -359,5 +360,134 @@ func TestLVMPartialVG(t *testing.T) {
 	}
 	if u := strings.Join(m.Unattributed(), "\n"); !strings.Contains(u, vg+"/span: ext4: partial: extents on PV pv1") {
 		t.Errorf("unattributed: %s", u)
+	}
+}
+
+// TestLVMVMDisk: a VM's disk kept in a logical volume, as Proxmox's LVM
+// storage and libvirt's logical pools keep them: a GPT (sgdisk) with two
+// ext4 partitions (mkfs.ext4 -d), in an LV of two segments stored out of
+// order on the PV, the second partition across the segments' seam. The
+// LV is attributed through its partitions ("vg/vm-100-disk-0/p1"): every
+// block debugfs lists for a file holds that file's bytes at the guest
+// offset the mapping gives and locates to that file; files start where
+// RegularFiles says and read by path. The GPT's own sectors are the LV's,
+// unknown.
+func TestLVMVMDisk(t *testing.T) {
+	testutil.RequireTool(t, "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "pvs", "mkfs.ext4", "debugfs", "sgdisk")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "pv.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	vg := fmt.Sprintf("imgauditvmdisk%d", os.Getpid())
+	dev, detach := testutil.LoopDevice(t, img, 0, 0)
+	devs := []string{dev}
+	testutil.LVM(t, devs, "pvcreate", "-q", dev)
+	testutil.LVM(t, devs, "vgcreate", "-q", vg, dev)
+	backup := filepath.Join(dir, "vg.txt")
+	testutil.LVM(t, devs, "vgcfgbackup", "-f", backup, vg)
+	// Six 4 MiB extents: the LV's first four on PEs 6-9, the last two on PEs 1-2.
+	testutil.RestoreVG(t, devs, vg, backup, 1, testutil.LVText("vm-100-disk-0", "vmdisk-0000-0000-0000-0000-0000-000000", true,
+		testutil.LinearSegment(0, 4, "pv0", 6), testutil.LinearSegment(4, 2, "pv0", 1)))
+	peStart := testutil.PEStart(t, devs, dev)
+	detach()
+	lvToGuest := func(lo int64) int64 {
+		if lo < 16<<20 {
+			return peStart + 6<<22 + lo
+		}
+		return peStart + 1<<22 + lo - 16<<20
+	}
+
+	hello, big := make([]byte, 20000), make([]byte, 6<<20)
+	rand.NewChaCha8([32]byte{1}).Read(hello)
+	rand.NewChaCha8([32]byte{2}).Read(big)
+	for p, b := range map[string][]byte{"r1/etc/hello": hello, "r2/data/big": big} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), b, 0o644)
+	}
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -b 4096 -d r1 p1.img 8M
+mkfs.ext4 -q -F -b 4096 -d r2 p2.img 12M
+truncate -s 24M vmdisk.img
+sgdisk -n 1:2048:+8M -n 2:20480:+12M vmdisk.img >/dev/null
+dd if=p1.img of=vmdisk.img bs=512 seek=2048 conv=notrunc status=none
+dd if=p2.img of=vmdisk.img bs=512 seek=20480 conv=notrunc status=none`)
+	vmdisk := testutil.FileSnapshot(t, filepath.Join(dir, "vmdisk.img"))
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(vmdisk[:16<<20], lvToGuest(0))
+	f.WriteAt(vmdisk[16<<20:], lvToGuest(16<<20))
+	f.Close()
+
+	m, data := analyzeFile(t, img)
+	lv := vg + "/vm-100-disk-0"
+	parts := map[string]PartitionInfo{}
+	for _, p := range m.Partitions() {
+		parts[p.Name] = p
+	}
+	for _, c := range []struct {
+		name, typ, fs string
+		start         int64
+	}{
+		{lv, "lvm2:linear,gpt", "", lvToGuest(0)},
+		{lv + "/p1", "gpt:Linux filesystem", "ext4", lvToGuest(1 << 20)},
+		{lv + "/p2", "gpt:Linux filesystem", "ext4", lvToGuest(10 << 20)},
+	} {
+		p, ok := parts[c.name]
+		if !ok || p.Type != c.typ || p.FS != c.fs || p.Start != c.start || !p.Attributed {
+			t.Errorf("%s: %+v, want %+v", c.name, p, c)
+		}
+	}
+	if u := strings.Join(m.Unattributed(), "\n"); strings.Contains(u, "no filesystem") {
+		t.Errorf("unattributed: %s", u)
+	}
+	for _, c := range []struct {
+		part, img, path string
+		partStart       int64 // in the LV
+		content         []byte
+	}{
+		{lv + "/p1", "p1.img", "/etc/hello", 1 << 20, hello},
+		{lv + "/p2", "p2.img", "/data/big", 10 << 20, big},
+	} {
+		blocks := debugfsBlocks(t, filepath.Join(dir, c.img), c.path)
+		for i, b := range blocks {
+			g := lvToGuest(c.partStart + b*4096)
+			want := c.content[i*4096 : min(len(c.content), (i+1)*4096)]
+			if !bytes.Equal(data[g:g+int64(len(want))], want) {
+				t.Fatalf("%s block %d: guest offset %d does not hold it", c.path, i, g)
+			}
+			if loc := m.Locate(g); loc.Partition != c.part || loc.Path != c.path || loc.State != StateAllocated || loc.FS != "ext4" {
+				t.Errorf("%s block %d at %d: %+v", c.path, i, g, loc)
+			}
+		}
+		files := m.Files(c.part)
+		if files == nil {
+			t.Fatalf("%s: no files; partitions %+v", c.part, m.Partitions())
+		}
+		got, err := files.ReadFile(c.path)
+		if err != nil || !bytes.Equal(got, c.content) {
+			t.Errorf("%s: ReadFile: %d bytes, %v", c.path, len(got), err)
+		}
+		found := false
+		m.RegularFiles(context.Background(), 1, func(f RegularFile) error {
+			if f.Partition == c.part && f.Path == c.path {
+				found = true
+				if f.Start() != lvToGuest(c.partStart+blocks[0]*4096) {
+					t.Errorf("%s starts at %d, want %d", c.path, f.Start(), lvToGuest(c.partStart+blocks[0]*4096))
+				}
+			}
+			return nil
+		})
+		if !found {
+			t.Errorf("RegularFiles lists no %s", c.path)
+		}
+	}
+	if loc := m.Locate(lvToGuest(512)); loc.Partition != lv || loc.State != StateUnknown {
+		t.Errorf("the GPT header: %+v", loc)
 	}
 }

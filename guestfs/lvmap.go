@@ -380,12 +380,30 @@ func (l *pvLayout) locate(o int64, loc Location) Location {
 		}
 		lv := a.lv
 		loc.Partition, loc.FS = lv.info.Name, lv.info.FS
-		switch {
-		case a.seg == nil:
+		if a.seg == nil {
 			loc.State = StateFree
-		case lv.idx != nil:
-			loc.Path, loc.State = lv.idx.locate(a.seg.start + a.seg.fromPV(a.stripe, o-a.off))
-		default:
+			return loc
+		}
+		lo := a.seg.start + a.seg.fromPV(a.stripe, o-a.off)
+		if len(lv.subs) > 0 {
+			// A VM's disk in the LV: outside its partitions (its table,
+			// gaps), the state is unknown.
+			loc.State = StateUnknown
+			sub := lv.subAt(lo)
+			if sub == nil {
+				return loc
+			}
+			lv, lo = sub, lo-sub.lvOff
+			loc.Partition, loc.FS = lv.info.Name, lv.info.FS
+		}
+		for _, x := range lv.excluded {
+			if lo >= x[0] && lo < x[1] {
+				loc.Excluded = lv.excludeWhy
+			}
+		}
+		if lv.idx != nil {
+			loc.Path, loc.State = lv.idx.locate(lo)
+		} else {
 			loc.State = StateUnknown
 		}
 		return loc

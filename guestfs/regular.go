@@ -105,7 +105,7 @@ func (m *Map) appendGuestRuns(out []GuestRun, p *partition, r fsys.Run) []GuestR
 		return append(out, GuestRun{Off: p.info.Start + r.Off, Len: r.Len, FileOff: r.FileOff})
 	}
 	for done := int64(0); done < r.Len; {
-		pos := r.Off + done
+		pos := p.lvOff + r.Off + done
 		i, _ := slices.BinarySearchFunc(p.lv.segs, pos+1, func(s *lvSegment, t int64) int { return cmp.Compare(s.start, t) })
 		if i == 0 || pos >= p.lv.segs[i-1].start+p.lv.segs[i-1].n {
 			return out

@@ -105,10 +105,46 @@ func TestScanLVM(t *testing.T) {
 	}
 }
 
+// TestScanLVMVMDisk: a VM's disk in a logical volume (a Proxmox host's
+// LVM storage): a GPT (sgdisk) whose ext4 partition (mkfs.ext4 -d) holds
+// the VM's host key. The key is located in the LV's partition, by name
+// ("VG/root/p1"), at its path, live; nothing is unattributed.
+func TestScanLVMVMDisk(t *testing.T) {
+	testutil.RequireTool(t, "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "pvs", "mkfs.ext4", "sgdisk", "ssh-keygen")
+	dir := t.TempDir()
+	key := newKey(t, dir, "vm.key")
+	os.MkdirAll(filepath.Join(dir, "src/etc/ssh"), 0o755)
+	testutil.Run(t, "cp", key, filepath.Join(dir, "src/etc/ssh/ssh_host_rsa_key"))
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d src p1.img 12M
+truncate -s 16M vmdisk.img
+sgdisk -n 1:2048:+12M vmdisk.img >/dev/null
+dd if=p1.img of=vmdisk.img bs=512 seek=2048 conv=notrunc status=none`)
+	img, vg := lvmDiskOf(t, dir, testutil.FileSnapshot(t, filepath.Join(dir, "vmdisk.img")))
+
+	rep := scan(t, img)
+	l := locationOf(t, rep, fp(pemBlock(t, key)))
+	if l.Partition != vg+"/root/p1" || l.Path != "/etc/ssh/ssh_host_rsa_key" || l.State != report.StateAllocated || l.Exposure != report.ExposureLive {
+		t.Errorf("key in the VM's disk on the LV: %+v", l)
+	}
+	if len(rep.Targets) != 1 || len(rep.Targets[0].Unattributed) != 0 {
+		t.Errorf("unattributed: %q", rep.Targets[0].Unattributed)
+	}
+}
+
 // lvmDisk makes dir/pv.img: a whole-disk LVM2 PV whose logical volume
 // "root" (16 MiB, written with vgcfgrestore) holds an ext4 of the tree src
 // (mkfs.ext4 -d). It returns the image and the VG's name.
 func lvmDisk(t *testing.T, dir, src string) (string, string) {
+	t.Helper()
+	fsImg := filepath.Join(dir, "root.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", src, fsImg, "16M")
+	return lvmDiskOf(t, dir, testutil.FileSnapshot(t, fsImg))
+}
+
+// lvmDiskOf makes dir/pv.img as lvmDisk does, its logical volume "root"
+// holding lv (at most 16 MiB).
+func lvmDiskOf(t *testing.T, dir string, lv []byte) (string, string) {
 	t.Helper()
 	img := filepath.Join(dir, "pv.img")
 	os.WriteFile(img, nil, 0o644)
@@ -125,13 +161,11 @@ func lvmDisk(t *testing.T, dir, src string) (string, string) {
 	testutil.RestoreVG(t, devs, vg, backup, 1, testutil.LVText("root", "root00-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 4, "pv0", 2)))
 	peStart := testutil.PEStart(t, devs, dev)
 	detach()
-	fsImg := filepath.Join(dir, "root.img")
-	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", src, fsImg, "16M")
 	f, err := os.OpenFile(img, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(testutil.FileSnapshot(t, fsImg), peStart+2*4<<20); err != nil {
+	if _, err := f.WriteAt(lv, peStart+2*4<<20); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
