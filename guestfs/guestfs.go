@@ -100,12 +100,18 @@ type partition struct {
 	// volume), and lv maps a logical volume's offsets to the disk.
 	r  io.ReaderAt
 	lv *lvReader
-	// lvOff is where a partition inside a logical volume (a VM's disk
-	// in an LV, with its own partition table) starts in the LV, whose
-	// lvReader lv then is; subs are such an LV's partitions.
-	lvOff int64
-	subs  []*partition
-	idx   *fileIndex // nil when unattributed
+	// parent is the logical volume (linear, striped or thin) that a
+	// partition of a VM's disk kept in it lies in, from byte lvOff of
+	// the volume; subs are such a volume's partitions.
+	parent *partition
+	lvOff  int64
+	subs   []*partition
+	// thin maps a thin volume's blocks to its pool's data volume; pool,
+	// on a thin pool's data volume, maps its blocks back to the thin
+	// volumes (for Locate).
+	thin *thinVolume
+	pool *thinData
+	idx  *fileIndex // nil when unattributed
 	// pv is set on a partition holding an LVM2 physical volume: its bytes
 	// belong to logical volumes or to the VG's free space.
 	pv *pvLayout
@@ -198,7 +204,7 @@ func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, in
 			p.excludeWhy = fmt.Sprintf("LUKS%d key-slot area (key material, not secrets)", h.Version)
 			err = fmt.Errorf("%s; findings there are unattributed, and those in its key-slot areas (%s) are dropped", h.Note(), rangesText(h.KeyMaterial))
 		}
-	case kind == "" && inLV && p.lv != nil:
+	case kind == "" && inLV && (p.lv != nil || p.thin != nil):
 		// A VM's disk in a logical volume (a Proxmox host's LVM storage,
 		// a libvirt logical pool): its own partition table.
 		err = m.analyzeLVDisk(ctx, r, p)
@@ -254,8 +260,8 @@ func (m *Map) analyzeLVDisk(ctx context.Context, r io.ReaderAt, p *partition) er
 			sub.info.Size = p.info.Size - e.Start
 			sub.info.Note = fmt.Sprintf("truncated: table says %d bytes, logical volume has %d", e.Size, sub.info.Size)
 		}
+		sub.parent, sub.lvOff = p, e.Start
 		m.analyzeVolume(ctx, io.NewSectionReader(r, e.Start, sub.info.Size), sub, true)
-		sub.lv, sub.lvOff = p.lv, e.Start
 		if g := m.appendGuestRuns(nil, sub, fsys.Run{Off: 0, Len: 1}); len(g) > 0 {
 			sub.info.Start = g[0].Off
 		}

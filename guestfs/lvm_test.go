@@ -189,7 +189,7 @@ func TestLVMLocate(t *testing.T) {
 		}
 	}
 	u := strings.Join(m.Unattributed(), "\n")
-	for _, want := range []string{vg + "/pool: unknown: thin-pool logical volume: unsupported", vg + "/pool_tdata: unknown: data of thin-pool pool: unsupported", vg + "/old: unknown: removed logical volume: in metadata seqno"} {
+	for _, want := range []string{vg + "/pool: unknown: thin-pool logical volume: its metadata could not be read: " + vg + "/pool_tmeta: offset 32 (0x20): not thin pool metadata", vg + "/pool_tdata: unknown: data of thin-pool pool: unsupported", vg + "/old: unknown: removed logical volume: in metadata seqno"} {
 		if !strings.Contains(u, want) {
 			t.Errorf("unattributed lacks %q:\n%s", want, u)
 		}

@@ -23,8 +23,9 @@ import (
 // The VG's metadata comes from the PV with the highest seqno among the VG's
 // PVs on this disk. Extents on a PV that is not on this disk (a VG spread
 // over several disks) cannot be read: the LV is reported partial and reads
-// there fail. Thin pools, thin volumes, old-style snapshots, mirrors and
-// RAID are reported unsupported. Logical volumes that older metadata
+// there fail. Thin volumes are read through their pool (thinmap.go);
+// old-style snapshots, mirrors and RAID are reported unsupported. Logical
+// volumes that older metadata
 // copies in the metadata area still name, and the current metadata no
 // longer does, were removed: their extents (those no current LV took
 // since) are free space of the VG, reported as partitions of type
@@ -201,6 +202,7 @@ func (m *Map) analyzeVG(ctx context.Context, pvs []*pvLayout, owner map[*pvLayou
 		current[lv.ID] = true
 		m.addLV(ctx, vg, lv, byName, roles[lv.Name])
 	}
+	m.addThinVolumes(ctx, vg)
 	m.addRemovedLVs(vg, pvs, byName, current)
 	for _, l := range pvs {
 		slices.SortFunc(l.areas, func(a, b pvArea) int { return cmp.Compare(a.off, b.off) })
@@ -246,6 +248,42 @@ func segments(vg *lvm.VG, lv lvm.LV, byName map[string]*pvLayout) (segs []*lvSeg
 	return segs, missing, unsupported
 }
 
+// locateIn places byte lo of logical volume lv (loc names lv): in a thin
+// pool's data volume, in the thin volume that maps that block (free when
+// none does); in a VM's disk in the volume, in its partition (unknown
+// outside them: its table, gaps); then in the filesystem.
+func (lv *partition) locateIn(lo int64, loc Location) Location {
+	if lv.pool != nil {
+		vol, vlo, ok := lv.pool.owner(lo)
+		if !ok {
+			loc.State = StateFree // a block of the pool no thin volume maps
+			return loc
+		}
+		lv, lo = vol, vlo
+		loc.Partition, loc.FS = lv.info.Name, lv.info.FS
+	}
+	if len(lv.subs) > 0 {
+		loc.State = StateUnknown
+		sub := lv.subAt(lo)
+		if sub == nil {
+			return loc
+		}
+		lv, lo = sub, lo-sub.lvOff
+		loc.Partition, loc.FS = lv.info.Name, lv.info.FS
+	}
+	for _, x := range lv.excluded {
+		if lo >= x[0] && lo < x[1] {
+			loc.Excluded = lv.excludeWhy
+		}
+	}
+	if lv.idx != nil {
+		loc.Path, loc.State = lv.idx.locate(lo)
+	} else {
+		loc.State = StateUnknown
+	}
+	return loc
+}
+
 // addLV adds logical volume lv as a partition and maps its extents.
 func (m *Map) addLV(ctx context.Context, vg *lvm.VG, lv lvm.LV, byName map[string]*pvLayout, role string) {
 	p := &partition{info: PartitionInfo{Name: vg.Name + "/" + lv.Name, Start: -1}}
@@ -268,6 +306,10 @@ func (m *Map) addLV(ctx context.Context, vg *lvm.VG, lv lvm.LV, byName map[strin
 		}
 	}
 	p.info.Size = size
+	if len(segs) > 0 {
+		// Also for the LVs a thin pool reads (its data and metadata).
+		p.lv = &lvReader{name: p.info.Name, size: size, segs: segs}
+	}
 	m.lvs = append(m.lvs, p)
 	switch {
 	case len(unsupported) > 0:
@@ -284,7 +326,7 @@ func (m *Map) addLV(ctx context.Context, vg *lvm.VG, lv lvm.LV, byName map[strin
 	if len(missing) > 0 {
 		p.info.Note = fmt.Sprintf("extents on PV %s, which is not on this disk, cannot be read", strings.Join(missing, ", "))
 	}
-	m.analyzeVolume(ctx, &lvReader{name: p.info.Name, size: size, segs: segs}, p, true)
+	m.analyzeVolume(ctx, p.lv, p, true)
 }
 
 // addRemovedLVs lists the LVs that older metadata copies name and the
@@ -384,29 +426,7 @@ func (l *pvLayout) locate(o int64, loc Location) Location {
 			loc.State = StateFree
 			return loc
 		}
-		lo := a.seg.start + a.seg.fromPV(a.stripe, o-a.off)
-		if len(lv.subs) > 0 {
-			// A VM's disk in the LV: outside its partitions (its table,
-			// gaps), the state is unknown.
-			loc.State = StateUnknown
-			sub := lv.subAt(lo)
-			if sub == nil {
-				return loc
-			}
-			lv, lo = sub, lo-sub.lvOff
-			loc.Partition, loc.FS = lv.info.Name, lv.info.FS
-		}
-		for _, x := range lv.excluded {
-			if lo >= x[0] && lo < x[1] {
-				loc.Excluded = lv.excludeWhy
-			}
-		}
-		if lv.idx != nil {
-			loc.Path, loc.State = lv.idx.locate(lo)
-		} else {
-			loc.State = StateUnknown
-		}
-		return loc
+		return lv.locateIn(a.seg.start+a.seg.fromPV(a.stripe, o-a.off), loc)
 	}
 	if l.vg == nil {
 		return loc

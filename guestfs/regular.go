@@ -101,11 +101,16 @@ func (m *Map) RegularFiles(ctx context.Context, minSize int64, fn func(RegularFi
 
 // appendGuestRuns maps a run of volume p to guest offsets.
 func (m *Map) appendGuestRuns(out []GuestRun, p *partition, r fsys.Run) []GuestRun {
-	if p.lv == nil {
+	switch {
+	case p.parent != nil:
+		return m.appendGuestRuns(out, p.parent, fsys.Run{Off: p.lvOff + r.Off, Len: r.Len, FileOff: r.FileOff})
+	case p.thin != nil:
+		return m.appendThinRuns(out, p.thin, r)
+	case p.lv == nil:
 		return append(out, GuestRun{Off: p.info.Start + r.Off, Len: r.Len, FileOff: r.FileOff})
 	}
 	for done := int64(0); done < r.Len; {
-		pos := p.lvOff + r.Off + done
+		pos := r.Off + done
 		i, _ := slices.BinarySearchFunc(p.lv.segs, pos+1, func(s *lvSegment, t int64) int { return cmp.Compare(s.start, t) })
 		if i == 0 || pos >= p.lv.segs[i-1].start+p.lv.segs[i-1].n {
 			return out

@@ -1,6 +1,7 @@
 package scanner_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -129,6 +130,44 @@ dd if=p1.img of=vmdisk.img bs=512 seek=2048 conv=notrunc status=none`)
 	}
 	if len(rep.Targets) != 1 || len(rep.Targets[0].Unattributed) != 0 {
 		t.Errorf("unattributed: %q", rep.Targets[0].Unattributed)
+	}
+}
+
+// TestScanLVMThin: a Proxmox host's local-lvm: a thin pool (metadata by
+// thin_restore) holding a VM's disk (a GPT, an ext4 with the VM's host
+// key) and a thin snapshot of it taken before the key was rotated (its
+// ext4 holds the old key). Each key is located in its volume's
+// partition, at its path, allocated; nothing but the pool's metadata is
+// unattributed.
+func TestScanLVMThin(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "sgdisk", "ssh-keygen")
+	dir := t.TempDir()
+	now, old := freshKey(t, dir, "now"), freshKey(t, dir, "old")
+	disk := func(name string, key []byte) []byte {
+		os.MkdirAll(filepath.Join(dir, name, "etc/ssh"), 0o755)
+		os.WriteFile(filepath.Join(dir, name, "etc/ssh/ssh_host_ed25519_key"), key, 0o600)
+		testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d `+name+` `+name+`.p1 12M
+truncate -s 16M `+name+`.img
+sgdisk -n 1:2048:+12M `+name+`.img >/dev/null
+dd if=`+name+`.p1 of=`+name+`.img bs=512 seek=2048 conv=notrunc status=none`)
+		return testutil.FileSnapshot(t, filepath.Join(dir, name+".img"))
+	}
+	pool := testutil.ThinPoolDisk(t, dir, 1, testutil.ThinVolume{Name: "vm-100-disk-0", Data: disk("now", now)},
+		testutil.ThinVolume{Name: "snap_vm-100-disk-0_before", Data: disk("before", old), Origin: "vm-100-disk-0"})
+
+	rep := scan(t, pool.Path)
+	for _, c := range []struct {
+		key  []byte
+		part string
+	}{{now, pool.VG + "/vm-100-disk-0/p1"}, {old, pool.VG + "/snap_vm-100-disk-0_before/p1"}} {
+		l := locationOf(t, rep, fp(bytes.TrimRight(c.key, "\n")))
+		if l.Partition != c.part || l.Path != "/etc/ssh/ssh_host_ed25519_key" || l.State != report.StateAllocated || l.Exposure != report.ExposureLive {
+			t.Errorf("key in %s: %+v", c.part, l)
+		}
+	}
+	if u := rep.Targets[0].Unattributed; len(u) != 1 || !strings.Contains(u[0], "pool_tmeta") {
+		t.Errorf("unattributed: %q", u)
 	}
 }
 

@@ -58,6 +58,8 @@ need=(
   vgcfgrestore:lvm2
   pvs:lvm2
   lvs:lvm2
+  thin_restore:thin-provisioning-tools
+  thin_dump:thin-provisioning-tools
   cryptsetup:cryptsetup-bin
   losetup:mount
   mount:mount

@@ -110,6 +110,8 @@ type Segment struct {
 	// Pool and Metadata name the sub-LVs of a thin pool (and Pool the
 	// pool of a thin volume).
 	Pool, Metadata string
+	// DeviceID is a thin volume's device in its pool's metadata.
+	DeviceID int64
 }
 
 // Stripe is one stripe of a segment: its PV and first physical extent.
@@ -342,6 +344,10 @@ func lvFromSection(l *section) (LV, error) {
 		seg.COWStore, _ = sg.str("cow_store")
 		seg.Pool, _ = sg.str("pool")
 		seg.Metadata, _ = sg.str("metadata")
+		if seg.Type == "thin" {
+			seg.Pool, _ = sg.str("thin_pool")
+			seg.DeviceID, _ = sg.num("device_id")
+		}
 		if seg.StartExtent < 0 || seg.ExtentCount <= 0 || seg.StartExtent > maxExtentCount || seg.ExtentCount > maxExtentCount {
 			return LV{}, fmt.Errorf("LV %s: %s: extents %d+%d", l.name, sg.name, seg.StartExtent, seg.ExtentCount)
 		}

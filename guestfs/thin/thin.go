@@ -81,6 +81,30 @@ type Run struct {
 	VBlock, DBlock, Len uint64
 }
 
+// Find returns the data block that virtual block v maps to and how many
+// blocks from v on map to consecutive data blocks (ok); or, v unmapped,
+// how many blocks from v on are unmapped (n 0: all the rest).
+func (d *Device) Find(v uint64) (db, n uint64, ok bool) {
+	i, _ := slices.BinarySearchFunc(d.Runs, v+1, func(r Run, t uint64) int {
+		switch {
+		case r.VBlock < t:
+			return -1
+		case r.VBlock > t:
+			return 1
+		}
+		return 0
+	})
+	if i > 0 {
+		if r := d.Runs[i-1]; v < r.VBlock+r.Len {
+			return r.DBlock + (v - r.VBlock), r.VBlock + r.Len - v, true
+		}
+	}
+	if i < len(d.Runs) {
+		return 0, d.Runs[i].VBlock - v, false
+	}
+	return 0, 0, false
+}
+
 // Lookup returns the data block that virtual block v maps to.
 func (d *Device) Lookup(v uint64) (uint64, bool) {
 	i, _ := slices.BinarySearchFunc(d.Runs, v+1, func(r Run, t uint64) int {

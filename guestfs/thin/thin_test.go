@@ -153,9 +153,15 @@ func TestRead(t *testing.T) {
 				if got, ok := d.Lookup(r.VBlock + i); !ok || got != r.DBlock+i {
 					t.Fatalf("device %d: Lookup(%d) = %d, %v", id, r.VBlock+i, got, ok)
 				}
+				if db, n, ok := d.Find(r.VBlock + i); !ok || db != r.DBlock+i || n != r.Len-i {
+					t.Fatalf("device %d: Find(%d) = %d, %d, %v", id, r.VBlock+i, db, n, ok)
+				}
 			}
-			if _, ok := d.Lookup(r.VBlock + r.Len); ok && !slices.ContainsFunc(runs, func(x Run) bool { return x.VBlock == r.VBlock+r.Len }) {
+			if _, ok := d.Lookup(r.VBlock + r.Len); ok {
 				t.Errorf("device %d: block %d after a run is mapped", id, r.VBlock+r.Len)
+			}
+			if _, n, ok := d.Find(r.VBlock + r.Len); ok || n == 0 && r != runs[len(runs)-1] {
+				t.Errorf("device %d: Find(%d) after a run: %d unmapped, %v", id, r.VBlock+r.Len, n, ok)
 			}
 		}
 		if d.MappedBlocks != mapped {

@@ -1,0 +1,167 @@
+package guestfs
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/guestfs/thin"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// thinVMDisks makes two VM disks (16 MiB, a GPT, an ext4 partition at
+// 1 MiB): the origin's, with /etc/hello and /data/big, and its snapshot's,
+// whose filesystem has one more file, /etc/old (debugfs -w).
+func thinVMDisks(t *testing.T, dir string) (vmdisk, snapdisk []byte, hello, big, old []byte) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	hello, big, old = make([]byte, 20000), make([]byte, 3<<20), make([]byte, 9000)
+	for _, b := range [][]byte{hello, big, old} {
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+	}
+	for p, b := range map[string][]byte{"root/etc/hello": hello, "root/data/big": big, "old": old} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), b, 0o644)
+	}
+	testutil.RequireTool(t, "mkfs.ext4", "debugfs", "sgdisk")
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -b 4096 -d root p1.img 12M
+cp p1.img p1snap.img
+debugfs -w -R "write old /etc/old" p1snap.img >/dev/null 2>&1
+truncate -s 16M vmdisk.img
+sgdisk -n 1:2048:+12M vmdisk.img >/dev/null
+cp vmdisk.img snapvm.img
+dd if=p1.img of=vmdisk.img bs=512 seek=2048 conv=notrunc status=none
+dd if=p1snap.img of=snapvm.img bs=512 seek=2048 conv=notrunc status=none`)
+	return testutil.FileSnapshot(t, filepath.Join(dir, "vmdisk.img")), testutil.FileSnapshot(t, filepath.Join(dir, "snapvm.img")), hello, big, old
+}
+
+const thinPart = 1 << 20 // p1's start in the VM's disk
+
+// TestLVMThin: a thin pool as Proxmox's local-lvm keeps VM disks (the
+// metadata written by thin_restore, the VG by vgcfgrestore): the thin
+// volume's VM disk (GPT, ext4) and its thin snapshot's are read through
+// the pool, the data volume split in two segments out of order. Every
+// block debugfs lists for a file holds its bytes at the guest offset the
+// mappings give, and locates to that file: the origin's files in the
+// origin, though the snapshot shares those blocks; the file only the
+// snapshot has, in the snapshot. A data block no volume maps is free
+// space of the pool. Files read by path, RegularFiles start where the
+// mapping says; the metadata volume alone is unattributed.
+func TestLVMThin(t *testing.T) {
+	dir := t.TempDir()
+	vmdisk, snapdisk, hello, big, old := thinVMDisks(t, dir)
+	// The snapshot comes first in the VG's metadata: a shared block is
+	// still the origin's.
+	d := testutil.ThinPoolDisk(t, dir, 5, testutil.ThinVolume{Name: "vm-100-disk-0", Data: vmdisk},
+		testutil.ThinVolume{Name: "snap_vm-100-disk-0_s1", Data: snapdisk, Origin: "vm-100-disk-0"})
+	m, data := analyzeFile(t, d.Path)
+	vm, snap := d.VG+"/vm-100-disk-0", d.VG+"/snap_vm-100-disk-0_s1"
+	parts := map[string]PartitionInfo{}
+	for _, p := range m.Partitions() {
+		parts[p.Name] = p
+	}
+	for _, c := range []struct {
+		name, typ, fs string
+		start         int64
+	}{
+		{vm, "lvm2:thin,gpt", "", d.At("vm-100-disk-0", 0)},
+		{vm + "/p1", "gpt:Linux filesystem", "ext4", d.At("vm-100-disk-0", thinPart)},
+		{snap, "lvm2:thin,gpt", "", d.At("snap_vm-100-disk-0_s1", 0)},
+		{snap + "/p1", "gpt:Linux filesystem", "ext4", d.At("snap_vm-100-disk-0_s1", thinPart)},
+		{d.VG + "/pool", "lvm2:thin-pool", "", -1},
+		{d.VG + "/pool_tdata", "lvm2:linear", "", d.Guest(0)},
+	} {
+		p, ok := parts[c.name]
+		if !ok || p.Type != c.typ || p.FS != c.fs || p.Start != c.start || !p.Attributed {
+			t.Errorf("%s: %+v, want %+v", c.name, p, c)
+		}
+	}
+	if u := m.Unattributed(); len(u) != 1 || !strings.Contains(u[0], "pool_tmeta: unknown: metadata of thin-pool pool") {
+		t.Errorf("unattributed: %q", u)
+	}
+	for _, c := range []struct {
+		part, img, path, vol string
+		content              []byte
+	}{
+		{vm + "/p1", "p1.img", "/etc/hello", "vm-100-disk-0", hello},
+		{vm + "/p1", "p1.img", "/data/big", "vm-100-disk-0", big},
+		{snap + "/p1", "p1snap.img", "/etc/old", "snap_vm-100-disk-0_s1", old},
+	} {
+		blocks := debugfsBlocks(t, filepath.Join(dir, c.img), c.path)
+		for i, b := range blocks {
+			g := d.At(c.vol, thinPart+b*4096)
+			want := c.content[i*4096 : min(len(c.content), (i+1)*4096)]
+			if !bytes.Equal(data[g:g+int64(len(want))], want) {
+				t.Fatalf("%s block %d: guest offset %d does not hold it", c.path, i, g)
+			}
+			if loc := m.Locate(g); loc.Partition != c.part || loc.Path != c.path || loc.State != StateAllocated {
+				t.Errorf("%s block %d at %d: %+v", c.path, i, g, loc)
+			}
+		}
+		files := m.Files(c.part)
+		if files == nil {
+			t.Fatalf("%s: no files", c.part)
+		}
+		if got, err := files.ReadFile(c.path); err != nil || !bytes.Equal(got, c.content) {
+			t.Errorf("%s: ReadFile: %d bytes, %v", c.path, len(got), err)
+		}
+		start := int64(-2)
+		m.RegularFiles(context.Background(), 1, func(f RegularFile) error {
+			if f.Partition == c.part && f.Path == c.path {
+				start = f.Start()
+			}
+			return nil
+		})
+		if want := d.At(c.vol, thinPart+blocks[0]*4096); start != want {
+			t.Errorf("%s: RegularFiles starts it at %d, want %d", c.path, start, want)
+		}
+	}
+	if _, err := m.Files(vm + "/p1").ReadFile("/etc/old"); err == nil {
+		t.Error("the origin has the snapshot's file")
+	}
+	g := d.Guest(d.Free * testutil.ThinBlock)
+	if !bytes.Equal(data[g:g+testutil.ThinBlock], d.FreeBytes) {
+		t.Fatal("the free data block is not where the mapping says")
+	}
+	if loc := m.Locate(g + 100); loc.Partition != d.VG+"/pool_tdata" || loc.State != StateFree {
+		t.Errorf("a data block no volume maps: %+v", loc)
+	}
+}
+
+// TestThinDataOwners: the data blocks a volume added earlier holds stay
+// its own; a later volume gets the rest of its runs, cut around them;
+// one volume's runs that claim a data block twice (hostile metadata)
+// keep the first claim. The owners stay sorted and disjoint.
+func TestThinDataOwners(t *testing.T) {
+	a, b, c := &partition{info: PartitionInfo{Name: "a"}}, &partition{info: PartitionInfo{Name: "b"}}, &partition{info: PartitionInfo{Name: "c"}}
+	d := &thinData{bs: 1}
+	d.add(a, []thin.Run{{VBlock: 0, DBlock: 10, Len: 5}, {VBlock: 20, DBlock: 30, Len: 2}})
+	d.add(b, []thin.Run{{VBlock: 100, DBlock: 8, Len: 30}})                                 // around a's: 8-9, 15-29, 32-37
+	d.add(c, []thin.Run{{VBlock: 0, DBlock: 50, Len: 4}, {VBlock: 10, DBlock: 52, Len: 4}}) // 52-53 claimed twice
+	for _, x := range []struct {
+		db      int64
+		vol     *partition
+		vb      int64
+		unowned bool
+	}{
+		{7, nil, 0, true}, {8, b, 100, false}, {9, b, 101, false}, {10, a, 0, false}, {14, a, 4, false},
+		{15, b, 107, false}, {29, b, 121, false}, {30, a, 20, false}, {31, a, 21, false}, {32, b, 124, false},
+		{37, b, 129, false}, {38, nil, 0, true}, {52, c, 2, false}, {55, c, 13, false}, {56, nil, 0, true},
+	} {
+		vol, vb, ok := d.owner(x.db)
+		if ok == x.unowned || ok && (vol != x.vol || vb != x.vb) {
+			t.Errorf("data block %d: %v %d %v", x.db, vol, vb, ok)
+		}
+	}
+	for i := 1; i < len(d.owners); i++ {
+		if p, o := d.owners[i-1], d.owners[i]; o.db < p.db+p.n {
+			t.Errorf("owners overlap: %+v %+v", p, o)
+		}
+	}
+}
