@@ -88,8 +88,9 @@ func TestPartitionTableSeeds(t *testing.T) {
 }
 
 // FuzzLVDisk reads arbitrary bytes as a logical volume holding a VM's
-// disk (analyzeLVDisk): its partition table, each partition's filesystem,
-// and Locate through the LV's mapping must never panic. The seeds are
+// disk (analyzeLVDisk): its partition table, each partition's filesystem
+// or volume group (analyzeNestedLVM), and Locate through the LV's
+// mapping must never panic. The seeds are
 // GPT and MBR tables that sgdisk and sfdisk write at fuzz time, with an
 // ext4 (mkfs.ext4) in the first partition.
 func FuzzLVDisk(f *testing.F) {
@@ -119,6 +120,7 @@ dd if=fs.img of=mbr.img bs=512 seek=64 conv=notrunc status=none`)
 		layout.areas = []pvArea{{off: 0, n: n, lv: lv, seg: seg}}
 		m.lvs = append(m.lvs, lv)
 		m.analyzeVolume(context.Background(), &lvReader{name: "vg/lv", size: n, segs: []*lvSegment{seg}}, lv, true)
+		m.analyzeNestedLVM(context.Background()) // a PV in a partition: the VM's own VG
 		for _, off := range []int64{0, 512, 64 * 512, n / 2, n - 1} {
 			m.Locate(off)
 		}

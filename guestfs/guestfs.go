@@ -91,6 +91,9 @@ type Map struct {
 	// among parts, in VG metadata order.
 	lvs   []*partition
 	notes []string
+	// nesting is set while the VMs' own volume groups are analyzed
+	// (analyzeNestedLVM): the LVs added are nested.
+	nesting bool
 }
 
 // partition is a partition, the whole disk or a logical volume.
@@ -111,7 +114,11 @@ type partition struct {
 	// volumes (for Locate).
 	thin *thinVolume
 	pool *thinData
-	idx  *fileIndex // nil when unattributed
+	// nested marks the logical volumes of a VM's own volume group (in
+	// a VM's disk kept in an LV), and their partitions: a PV in them is
+	// not read (one level of nesting).
+	nested bool
+	idx    *fileIndex // nil when unattributed
 	// pv is set on a partition holding an LVM2 physical volume: its bytes
 	// belong to logical volumes or to the VG's free space.
 	pv *pvLayout
@@ -161,6 +168,9 @@ func Analyze(ctx context.Context, d model.Disk) (*Map, error) {
 	if err := m.analyzeLVM(ctx); err != nil {
 		return nil, err
 	}
+	if err := m.analyzeNestedLVM(ctx); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -188,10 +198,12 @@ func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, in
 			p.idx, more, err = buildIndex(ctx, f)
 			notes = append(notes, more...)
 		}
-	case kind == "lvm2" && !inLV:
+	case kind == "lvm2" && (!inLV || p.parent != nil && !p.parent.nested):
+		// A PV on the disk, or in a partition of a VM's disk kept in
+		// an LV (the VM's own volume group), not deeper.
 		var pv *lvm.PV
 		if pv, err = lvm.ReadPV(r, p.info.Size, p.info.Name); err == nil {
-			p.pv = &pvLayout{pv: pv, r: r}
+			p.pv = &pvLayout{pv: pv, r: r, owner: p}
 			notes = pv.Notes
 			if pv.VG == nil {
 				err = errors.New("LVM2 physical volume of no volume group (or with unreadable metadata), findings there are unattributed")
@@ -260,7 +272,7 @@ func (m *Map) analyzeLVDisk(ctx context.Context, r io.ReaderAt, p *partition) er
 			sub.info.Size = p.info.Size - e.Start
 			sub.info.Note = fmt.Sprintf("truncated: table says %d bytes, logical volume has %d", e.Size, sub.info.Size)
 		}
-		sub.parent, sub.lvOff = p, e.Start
+		sub.parent, sub.lvOff, sub.nested = p, e.Start, p.nested
 		m.analyzeVolume(ctx, io.NewSectionReader(r, e.Start, sub.info.Size), sub, true)
 		if g := m.appendGuestRuns(nil, sub, fsys.Run{Off: 0, Len: 1}); len(g) > 0 {
 			sub.info.Start = g[0].Off

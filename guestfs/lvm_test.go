@@ -491,3 +491,139 @@ dd if=p2.img of=vmdisk.img bs=512 seek=20480 conv=notrunc status=none`)
 		t.Errorf("the GPT header: %+v", loc)
 	}
 }
+
+// TestLVMNestedVG: a VM's disk in a logical volume whose own root is on
+// LVM, as Ubuntu's installer lays it out: the host's LV (two segments out
+// of order) holds a GPT whose partition is a PV of the VM's volume group,
+// whose LV holds an ext4. The VM's LV is a partition named after the
+// disk's ("host/vm-101-disk-0/guest/root"); every block debugfs lists
+// for its file holds the file's bytes where the three mappings (the
+// VM's LV, its partition, the host's LV) put it, and locates there; the
+// VM's VG's unused extents are free. A clone of the VM (another LV, the
+// same VG name and UUID inside) keeps its own.
+func TestLVMNestedVG(t *testing.T) {
+	testutil.RequireTool(t, "pvcreate", "vgcreate", "vgcfgbackup", "vgcfgrestore", "pvs", "mkfs.ext4", "debugfs", "sgdisk")
+	dir := t.TempDir()
+	secret := make([]byte, 50000)
+	rand.NewChaCha8([32]byte{9}).Read(secret)
+	os.MkdirAll(filepath.Join(dir, "root/etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "root/etc/secret"), secret, 0o600)
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -b 4096 -d root guestroot.img 12M
+truncate -s 24M vmdisk.img
+sgdisk -n 1:2048:+20M vmdisk.img >/dev/null`)
+	vmdisk := filepath.Join(dir, "vmdisk.img")
+	// The VM's VG on its partition: root, 3 extents from its PE 1.
+	guestVG := fmt.Sprintf("guest%d", os.Getpid())
+	gdev, gdetach := testutil.LoopDevice(t, vmdisk, 1<<20, 20<<20)
+	gdevs := []string{gdev}
+	testutil.LVM(t, gdevs, "pvcreate", "-q", gdev)
+	testutil.LVM(t, gdevs, "vgcreate", "-q", guestVG, gdev)
+	testutil.LVM(t, gdevs, "vgcfgbackup", "-f", filepath.Join(dir, "guest.txt"), guestVG)
+	testutil.RestoreVG(t, gdevs, guestVG, filepath.Join(dir, "guest.txt"), 1, testutil.LVText("root", "groot0-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 3, "pv0", 1)))
+	gPEStart := testutil.PEStart(t, gdevs, gdev)
+	gdetach()
+	f, err := os.OpenFile(vmdisk, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(testutil.FileSnapshot(t, filepath.Join(dir, "guestroot.img")), 1<<20+gPEStart+1<<22)
+	f.Close()
+
+	// The host's LV holding the VM's disk: 6 extents, the first 4 at PE
+	// 8, the last 2 at PE 2.
+	img := filepath.Join(dir, "host.img")
+	os.WriteFile(img, nil, 0o644)
+	os.Truncate(img, 64<<20)
+	hostVG := fmt.Sprintf("host%d", os.Getpid())
+	hdev, hdetach := testutil.LoopDevice(t, img, 0, 0)
+	hdevs := []string{hdev}
+	testutil.LVM(t, hdevs, "pvcreate", "-q", hdev)
+	testutil.LVM(t, hdevs, "vgcreate", "-q", hostVG, hdev)
+	testutil.LVM(t, hdevs, "vgcfgbackup", "-f", filepath.Join(dir, "host.txt"), hostVG)
+	testutil.RestoreVG(t, hdevs, hostVG, filepath.Join(dir, "host.txt"), 1, testutil.LVText("vm-101-disk-0", "vm1010-0000-0000-0000-0000-0000-000000", true,
+		testutil.LinearSegment(0, 4, "pv0", 8), testutil.LinearSegment(4, 2, "pv0", 2)),
+		testutil.LVText("vm-102-disk-0", "vm1020-0000-0000-0000-0000-0000-000000", true,
+			testutil.LinearSegment(0, 4, "pv0", 4), testutil.LinearSegment(4, 2, "pv0", 12)))
+	hPEStart := testutil.PEStart(t, hdevs, hdev)
+	hdetach()
+	disk := testutil.FileSnapshot(t, vmdisk)
+	hostLV := func(lo int64) int64 {
+		if lo < 16<<20 {
+			return hPEStart + 8<<22 + lo
+		}
+		return hPEStart + 2<<22 + lo - 16<<20
+	}
+	f, err = os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(disk[:16<<20], hostLV(0))
+	f.WriteAt(disk[16<<20:], hostLV(16<<20))
+	// vm-102: a clone, its VG of the same name and UUID.
+	f.WriteAt(disk[:16<<20], hPEStart+4<<22)
+	f.WriteAt(disk[16<<20:], hPEStart+12<<22)
+	f.Close()
+	// A byte of the VM's root LV, on the host's disk.
+	at := func(lo int64) int64 { return hostLV(1<<20 + gPEStart + 1<<22 + lo) }
+
+	m, data := analyzeFile(t, img)
+	lv, part, root := hostVG+"/vm-101-disk-0", hostVG+"/vm-101-disk-0/p1", hostVG+"/vm-101-disk-0/"+guestVG+"/root"
+	parts := map[string]PartitionInfo{}
+	for _, p := range m.Partitions() {
+		parts[p.Name] = p
+	}
+	for _, c := range []struct {
+		name, typ, fs string
+		start         int64
+	}{
+		{lv, "lvm2:linear,gpt", "", hostLV(0)},
+		{part, "gpt:Linux filesystem", "lvm2", hostLV(1 << 20)},
+		{root, "lvm2:linear", "ext4", at(0)},
+	} {
+		p, ok := parts[c.name]
+		if !ok || p.Type != c.typ || p.FS != c.fs || p.Start != c.start || !p.Attributed {
+			t.Errorf("%s: %+v, want %+v", c.name, p, c)
+		}
+	}
+	if u := m.Unattributed(); len(u) != 0 {
+		t.Errorf("unattributed: %q", u)
+	}
+	blocks := debugfsBlocks(t, filepath.Join(dir, "guestroot.img"), "/etc/secret")
+	for i, b := range blocks {
+		g := at(b * 4096)
+		want := secret[i*4096 : min(len(secret), (i+1)*4096)]
+		if !bytes.Equal(data[g:g+int64(len(want))], want) {
+			t.Fatalf("block %d: guest offset %d does not hold it", i, g)
+		}
+		if loc := m.Locate(g); loc.Partition != root || loc.Path != "/etc/secret" || loc.State != StateAllocated || loc.FS != "ext4" {
+			t.Errorf("block %d at %d: %+v", i, g, loc)
+		}
+	}
+	files := m.Files(root)
+	if files == nil {
+		t.Fatalf("no files in %s: %+v", root, m.Partitions())
+	}
+	if got, err := files.ReadFile("/etc/secret"); err != nil || !bytes.Equal(got, secret) {
+		t.Errorf("ReadFile: %d bytes, %v", len(got), err)
+	}
+	// The clone's copy is its own.
+	clone := hPEStart + 4<<22 + 1<<20 + gPEStart + 1<<22 + blocks[0]*4096
+	if loc := m.Locate(clone); loc.Partition != hostVG+"/vm-102-disk-0/"+guestVG+"/root" || loc.Path != "/etc/secret" {
+		t.Errorf("the clone's copy: %+v", loc)
+	}
+	start := int64(-2)
+	m.RegularFiles(context.Background(), 1, func(f RegularFile) error {
+		if f.Partition == root && f.Path == "/etc/secret" {
+			start = f.Start()
+		}
+		return nil
+	})
+	if start != at(blocks[0]*4096) {
+		t.Errorf("RegularFiles starts it at %d, want %d", start, at(blocks[0]*4096))
+	}
+	// The VM's VG's extent 0, which no LV uses.
+	if loc := m.Locate(hostLV(1<<20 + gPEStart + 100)); loc.Partition != part || loc.State != StateFree {
+		t.Errorf("the VM's VG's free extent: %+v", loc)
+	}
+}

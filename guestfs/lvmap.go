@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/guestfs/lvm"
 )
 
@@ -35,6 +36,7 @@ import (
 type pvLayout struct {
 	pv    *lvm.PV
 	r     io.ReaderAt
+	owner *partition // the partition (or the whole disk) that holds the PV
 	size  int64
 	vg    *lvm.VG   // the VG's current metadata, once analyzeLVM ran
 	ref   lvm.PVRef // this PV in vg
@@ -148,20 +150,60 @@ func (m *Map) analyzeLVM(ctx context.Context) error {
 		owner[p.pv] = p
 	}
 	for _, id := range order {
-		if err := m.analyzeVG(ctx, groups[id], owner); err != nil {
+		if err := m.analyzeVG(ctx, groups[id], owner, ""); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (m *Map) analyzeVG(ctx context.Context, pvs []*pvLayout, owner map[*pvLayout]*partition) error {
+// analyzeNestedLVM reads the volume groups of the VMs whose disks are
+// kept in logical volumes: a PV in a partition of such a disk (Ubuntu's
+// installer puts its root on LVM). Their LVs are named after the disk's
+// LV ("pve/vm-100-disk-0/ubuntu-vg/ubuntu-lv"), and so are their PVs
+// grouped: two VMs cloned from one template have VGs of the same name
+// and UUID. One level: a PV in those LVs is not read.
+func (m *Map) analyzeNestedLVM(ctx context.Context) error {
+	var order []string
+	groups := map[string][]*pvLayout{}
+	owner := map[*pvLayout]*partition{}
+	prefix := map[string]string{}
+	for _, p := range m.lvs {
+		if p.pv == nil || p.pv.pv.VG == nil || p.parent == nil {
+			continue
+		}
+		key := p.parent.info.Name + "\x00" + p.pv.pv.VG.ID
+		if groups[key] == nil {
+			order = append(order, key)
+			prefix[key] = p.parent.info.Name + "/"
+		}
+		groups[key] = append(groups[key], p.pv)
+		owner[p.pv] = p
+	}
+	m.nesting = true
+	defer func() { m.nesting = false }()
+	for _, key := range order {
+		if err := m.analyzeVG(ctx, groups[key], owner, prefix[key]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// analyzeVG maps the LVs of the VG whose PVs are pvs, named prefix +
+// "vg/lv".
+func (m *Map) analyzeVG(ctx context.Context, pvs []*pvLayout, owner map[*pvLayout]*partition, prefix string) error {
 	// The newest metadata among this disk's PVs of the VG.
 	vg := pvs[0].pv.VG
 	for _, l := range pvs {
 		if l.pv.VG.Seqno > vg.Seqno {
 			vg = l.pv.VG
 		}
+	}
+	if prefix != "" {
+		named := *vg
+		named.Name = prefix + vg.Name
+		vg = &named
 	}
 	byName := map[string]*pvLayout{}
 	for _, ref := range vg.PVs {
@@ -270,6 +312,9 @@ func (lv *partition) locateIn(lo int64, loc Location) Location {
 		}
 		lv, lo = sub, lo-sub.lvOff
 		loc.Partition, loc.FS = lv.info.Name, lv.info.FS
+		if lv.pv != nil { // the VM's own volume group
+			return lv.pv.locate(lo, loc)
+		}
 	}
 	for _, x := range lv.excluded {
 		if lo >= x[0] && lo < x[1] {
@@ -286,7 +331,7 @@ func (lv *partition) locateIn(lo int64, loc Location) Location {
 
 // addLV adds logical volume lv as a partition and maps its extents.
 func (m *Map) addLV(ctx context.Context, vg *lvm.VG, lv lvm.LV, byName map[string]*pvLayout, role string) {
-	p := &partition{info: PartitionInfo{Name: vg.Name + "/" + lv.Name, Start: -1}}
+	p := &partition{info: PartitionInfo{Name: vg.Name + "/" + lv.Name, Start: -1}, nested: m.nesting}
 	segs, missing, unsupported := segments(vg, lv, byName)
 	var size int64
 	p.info.Type = "lvm2:linear"
@@ -400,6 +445,13 @@ func (l *pvLayout) unused(off, n int64) [][2]int64 {
 
 // diskOffset converts a PV offset to a guest offset.
 func (m *Map) diskOffset(l *pvLayout, off int64) int64 {
+	if o := l.owner; o != nil && (o.parent != nil || o.lv != nil || o.thin != nil) {
+		// A PV in a VM's disk kept in an LV: through that LV.
+		if g := m.appendGuestRuns(nil, o, fsys.Run{Off: off, Len: 1}); len(g) > 0 {
+			return g[0].Off
+		}
+		return -1
+	}
 	for _, p := range m.parts {
 		if p.pv == l {
 			return p.info.Start + off
