@@ -42,6 +42,10 @@ const (
 	maxDepth = 8
 )
 
+// maxBlock bounds the byte offsets of the blocks Read accepts, virtual
+// and data (2^60: no pool is an exbibyte).
+const maxBlock = 1 << 60
+
 // Limits bound what Read keeps.
 type Limits struct {
 	// MaxRuns bounds the runs of all devices together (a run is a range
@@ -164,7 +168,7 @@ func Read(r io.ReaderAt, size int64, name string, lim Limits) (*Metadata, error)
 		rd.maxRuns = DefaultMaxRuns
 	}
 	// The device details: mapped blocks, for the report.
-	err := rd.walk(detailsRoot, 24, 0, func(k uint64, v []byte) error {
+	err := rd.walk(detailsRoot, 24, 0, func(k uint64, v []byte, _ int64) error {
 		md.Devices[k] = &Device{ID: k, MappedBlocks: le.Uint64(v)}
 		return nil
 	})
@@ -173,7 +177,7 @@ func Read(r io.ReaderAt, size int64, name string, lim Limits) (*Metadata, error)
 	}
 	// The top level: device id -> the root of its mapping tree.
 	var roots [][2]uint64
-	err = rd.walk(mappingRoot, 8, 0, func(k uint64, v []byte) error {
+	err = rd.walk(mappingRoot, 8, 0, func(k uint64, v []byte, _ int64) error {
 		roots = append(roots, [2]uint64{k, le.Uint64(v)})
 		return nil
 	})
@@ -186,10 +190,15 @@ func Read(r io.ReaderAt, size int64, name string, lim Limits) (*Metadata, error)
 			d = &Device{ID: kr[0]}
 			md.Devices[kr[0]] = d
 		}
-		err := rd.walk(kr[1], 8, 0, func(vb uint64, v []byte) error {
+		err := rd.walk(kr[1], 8, 0, func(vb uint64, v []byte, at int64) error {
 			db := le.Uint64(v) >> 24
 			if md.DataBlocks > 0 && db >= md.DataBlocks {
-				return model.Errorf(name, 0, "device %d: virtual block %d maps to data block %d of %d", d.ID, vb, db, md.DataBlocks)
+				return model.Errorf(name, at, "device %d: virtual block %d maps to data block %d of %d", d.ID, vb, db, md.DataBlocks)
+			}
+			// Byte offsets must fit an int64, with room to add (a data
+			// block, 40 bits, always does).
+			if vb >= maxBlock/uint64(md.DataBlockSize) {
+				return model.Errorf(name, at, "device %d: virtual block %d: past 2^60 bytes", d.ID, vb)
 			}
 			if n := len(d.Runs); n > 0 {
 				last := &d.Runs[n-1]
@@ -222,7 +231,7 @@ const maxNodeReads = 1 << 22
 // nodes: 8-byte block numbers), keys must ascend across the whole tree,
 // and no node is read twice in one tree (trees may share nodes: a thin
 // snapshot's and its origin's).
-func (rd *reader) walk(block uint64, valueSize int, depth int, fn func(k uint64, v []byte) error) error {
+func (rd *reader) walk(block uint64, valueSize int, depth int, fn func(k uint64, v []byte, at int64) error) error {
 	last, first := uint64(0), true
 	visited := map[uint64]bool{}
 	var visit func(block uint64, depth int) error
@@ -272,7 +281,7 @@ func (rd *reader) walk(block uint64, valueSize int, depth int, fn func(k uint64,
 				return model.Errorf(rd.name, off+headerSize+8*int64(i), "B-tree keys out of order: %d after %d", k, last)
 			}
 			first, last = false, k
-			if err := fn(k, v); err != nil {
+			if err := fn(k, v, off+int64(headerSize+8*maxEntries+vs*i)); err != nil {
 				return err
 			}
 		}

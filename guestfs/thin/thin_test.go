@@ -175,7 +175,8 @@ func TestRead(t *testing.T) {
 
 // TestReadHostile: damaged metadata is refused with the offset, never
 // read without bound: a node made to point at itself (a cycle), a
-// truncated device, a bad magic, and a cap on runs.
+// truncated device, a bad magic, a virtual block whose byte offset would
+// overflow, and a cap on runs.
 func TestReadHostile(t *testing.T) {
 	dir := t.TempDir()
 	meta := restore(t, dir, metadataXML(3000))
@@ -205,6 +206,10 @@ func TestReadHostile(t *testing.T) {
 	put(n1, headerSize+8*m1, dev1) // its first child is itself
 	badMagic := slices.Clone(meta)
 	badMagic[32] ^= 1
+	// A virtual block past 2^60 bytes: its byte offset would overflow.
+	huge := slices.Clone(meta)
+	leaf := le(meta[dev1*BlockSize:], headerSize+8*m1)
+	put(huge[leaf*BlockSize:], headerSize, 1<<59)
 	for _, c := range []struct {
 		name string
 		data []byte
@@ -215,6 +220,7 @@ func TestReadHostile(t *testing.T) {
 		{"cycle", cycle, Limits{}, "reached twice (a cycle)", nil},
 		{"truncated", meta[:int(dev1)*BlockSize], Limits{}, "outside the", nil},
 		{"magic", badMagic, Limits{}, "offset 32 (0x20): not thin pool metadata", nil},
+		{"huge", huge, Limits{}, "past 2^60 bytes", nil},
 		{"runs", meta, Limits{MaxRuns: 10}, "more than 10 runs", ErrTooManyRuns},
 	} {
 		_, err := Read(bytes.NewReader(c.data), int64(len(c.data)), "tmeta", c.lim)
