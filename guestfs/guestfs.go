@@ -92,8 +92,22 @@ type Map struct {
 	lvs   []*partition
 	notes []string
 	// nesting is set while the VMs' own volume groups are analyzed
-	// (analyzeNestedLVM): the LVs added are nested.
-	nesting bool
+	// (analyzeNestedLVM): the LVs added are nested, in the snapshot of
+	// nestingOrigin when it is set.
+	nesting       bool
+	nestingOrigin string
+}
+
+// SnapshotOf says, for a partition as Location names it, the logical
+// volume it is a snapshot of when it lies in an LVM2 thin snapshot
+// volume (a Proxmox snapshot of a VM on local-lvm), "" otherwise.
+func (m *Map) SnapshotOf(partition string) string {
+	for _, p := range m.lvs {
+		if p.info.Name == partition {
+			return p.origin
+		}
+	}
+	return ""
 }
 
 // partition is a partition, the whole disk or a logical volume.
@@ -114,6 +128,10 @@ type partition struct {
 	// volumes (for Locate).
 	thin *thinVolume
 	pool *thinData
+	// origin, on a thin snapshot volume and what lies in it (its VM
+	// disk's partitions, their volume groups' LVs), names the volume it
+	// is a snapshot of.
+	origin string
 	// nested marks the logical volumes of a VM's own volume group (in
 	// a VM's disk kept in an LV), and their partitions: a PV in them is
 	// not read (one level of nesting).
@@ -272,7 +290,7 @@ func (m *Map) analyzeLVDisk(ctx context.Context, r io.ReaderAt, p *partition) er
 			sub.info.Size = p.info.Size - e.Start
 			sub.info.Note = fmt.Sprintf("truncated: table says %d bytes, logical volume has %d", e.Size, sub.info.Size)
 		}
-		sub.parent, sub.lvOff, sub.nested = p, e.Start, p.nested
+		sub.parent, sub.lvOff, sub.nested, sub.origin = p, e.Start, p.nested, p.origin
 		m.analyzeVolume(ctx, io.NewSectionReader(r, e.Start, sub.info.Size), sub, true)
 		if g := m.appendGuestRuns(nil, sub, fsys.Run{Off: 0, Len: 1}); len(g) > 0 {
 			sub.info.Start = g[0].Off

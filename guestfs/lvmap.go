@@ -181,8 +181,9 @@ func (m *Map) analyzeNestedLVM(ctx context.Context) error {
 		owner[p.pv] = p
 	}
 	m.nesting = true
-	defer func() { m.nesting = false }()
+	defer func() { m.nesting, m.nestingOrigin = false, "" }()
 	for _, key := range order {
+		m.nestingOrigin = owner[groups[key][0]].origin
 		if err := m.analyzeVG(ctx, groups[key], owner, prefix[key]); err != nil {
 			return err
 		}
@@ -331,7 +332,7 @@ func (lv *partition) locateIn(lo int64, loc Location) Location {
 
 // addLV adds logical volume lv as a partition and maps its extents.
 func (m *Map) addLV(ctx context.Context, vg *lvm.VG, lv lvm.LV, byName map[string]*pvLayout, role string) {
-	p := &partition{info: PartitionInfo{Name: vg.Name + "/" + lv.Name, Start: -1}, nested: m.nesting}
+	p := &partition{info: PartitionInfo{Name: vg.Name + "/" + lv.Name, Start: -1}, nested: m.nesting, origin: m.nestingOrigin}
 	segs, missing, unsupported := segments(vg, lv, byName)
 	var size int64
 	p.info.Type = "lvm2:linear"

@@ -241,6 +241,9 @@ func (m *Map) addThinVolumes(ctx context.Context, vg *lvm.VG) {
 			}
 			v := &thinVolume{dev: dev, bs: md.DataBlockSize, data: data}
 			p.thin, p.info.Type, p.info.Note = v, "lvm2:thin", ""
+			if s.Origin != "" {
+				p.origin = vg.Name + "/" + s.Origin
+			}
 			p.info.Size = (s.StartExtent + s.ExtentCount) * vg.ExtentSize
 			p.info.Start = -1
 			if g := m.appendThinRuns(nil, v, fsys.Run{Off: 0, Len: p.info.Size}); len(g) > 0 {

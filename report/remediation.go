@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,10 +188,32 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 	return s, true
 }
 
+// viewKindCurrent is a View.Kind: a target's current state.
+const viewKindCurrent = "current"
+
+// proxmoxThinSnapshot is how Proxmox names a VM disk's snapshot on an
+// LVM-thin storage: the VM's ID and the snapshot's name.
+var proxmoxThinSnapshot = regexp.MustCompile(`^snap_vm-(\d+)-disk-\d+_(.+)$`)
+
 // snapshotStep deletes the snapshot that holds the copy: an internal
 // snapshot, or the store snapshot a parent disk holds.
 func (rm *remediator) snapshotStep(s Remediation, l Location, t *Target, v *View) Remediation {
 	image := l.Target
+	if v != nil && v.Kind == viewKindCurrent && strings.Count(l.Partition, "/") >= 1 {
+		// An LVM2 thin snapshot volume on the disk ("vg/lv", then
+		// whatever lies in it): Proxmox names its snapshots of a VM on
+		// local-lvm snap_vm-ID-disk-N_NAME.
+		vg, rest, _ := strings.Cut(l.Partition, "/")
+		lv, _, _ := strings.Cut(rest, "/")
+		if m := proxmoxThinSnapshot.FindStringSubmatch(lv); m != nil {
+			s.Action = fmt.Sprintf("delete snapshot %s of VM %s (the thin volume %s/%s on %s), then discard the thin pool's free blocks", m[2], m[1], vg, lv, image)
+			s.Command = "qm delsnapshot " + shellQuote(m[1]) + " " + shellQuote(m[2]) + "   # on the Proxmox host"
+			return s
+		}
+		s.Action = fmt.Sprintf("delete the thin snapshot volume %s/%s on %s, then discard the thin pool's free blocks", vg, lv, image)
+		s.Command = "lvremove " + shellQuote(vg+"/"+lv) + "   # on the host"
+		return s
+	}
 	name := rm.snapshotOf[l.View]
 	external := name != ""
 	if !external && v != nil {

@@ -39,11 +39,12 @@ func TestRemediate(t *testing.T) {
 		Views:   []View{{ID: "web-000001.vmdk#backing:web.vmdk", Kind: "backing", Name: "web.vmdk"}}}
 	pve := Target{Path: "/pve/images/100/vm-100-disk-0.qcow2", Format: "qcow2", Store: &StoreInfo{Kind: "proxmox", VM: "vm100", ID: "100"},
 		Views: []View{{ID: "vm-100-disk-0.qcow2#snapshot:before", Kind: "snapshot", Name: "before"}}}
+	host := Target{Path: "/img/pve-host.raw", Format: "raw", Views: []View{{ID: "pve-host.raw#current", Kind: "current", Name: "current"}}}
 	vma := Target{Path: "/pve/dump/vzdump-qemu-100.vma", Format: "vma", Views: []View{{ID: "vzdump-qemu-100.vma#backing:disk0", Kind: "backing", Name: "disk0"}}}
 	vhd := Target{Path: "/h/diff.vhd", Format: "vhd", Backing: []Backing{{Name: "parent.vhd", Path: "/h/parent.vhd", Format: "vhd"}},
 		Views: []View{{ID: "diff.vhd#backing:parent.vhd", Kind: "backing", Name: "parent.vhd"}}}
 	r := &Report{
-		Targets: []Target{web, libvirt, save, vmware, pve, vma, vhd, {Path: "reg.example/app:1@sha256:ab"}},
+		Targets: []Target{web, libvirt, save, vmware, pve, host, vma, vhd, {Path: "reg.example/app:1@sha256:ab"}},
 		Timelines: []Timeline{
 			{VM: "db", Points: []TimelinePoint{{View: "db.pre#backing:db.qcow2", Kind: "snapshot", Name: "pre-rotate"}}},
 			{VM: "web", Points: []TimelinePoint{{View: "web-000001.vmdk#backing:web.vmdk", Kind: "snapshot", Name: "clean install"}}},
@@ -87,6 +88,12 @@ func TestRemediate(t *testing.T) {
 			[]Remediation{rotate, {ExposureSnapshot, "delete snapshot clean install of VM web (consolidates the delta disks)", "vmrun deleteSnapshot /vm/web/web.vmx 'clean install'"}}},
 		{"Proxmox snapshot", Finding{Category: "cloud", Locations: []Location{loc(pve.Path, "vm-100-disk-0.qcow2#snapshot:before", ExposureSnapshot)}},
 			[]Remediation{rotate, {ExposureSnapshot, "delete snapshot before of VM 100, then rewrite /pve/images/100/vm-100-disk-0.qcow2 (freed clusters keep the bytes)", "qm delsnapshot 100 before"}}},
+		{"LVM thin snapshots on a host's disk: Proxmox's, and another's", Finding{Category: "cloud", Locations: []Location{
+			{Target: host.Path, View: "pve-host.raw#current", Partition: "pve/snap_vm-100-disk-0_before/p1", Exposure: ExposureSnapshot},
+			{Target: host.Path, View: "pve-host.raw#current", Partition: "vg0/nightly/ubuntu-vg/ubuntu-lv", Exposure: ExposureSnapshot}}},
+			[]Remediation{rotate,
+				{ExposureSnapshot, "delete snapshot before of VM 100 (the thin volume pve/snap_vm-100-disk-0_before on /img/pve-host.raw), then discard the thin pool's free blocks", "qm delsnapshot 100 before   # on the Proxmox host"},
+				{ExposureSnapshot, "delete the thin snapshot volume vg0/nightly on /img/pve-host.raw, then discard the thin pool's free blocks", "lvremove vg0/nightly   # on the host"}}},
 		{"VMA backup", Finding{Category: "cloud", Locations: []Location{loc(vma.Path, "vzdump-qemu-100.vma#backing:disk0", ExposureBacking)}},
 			[]Remediation{rotate, {ExposureBacking, "delete the backup /pve/dump/vzdump-qemu-100.vma", "rm -- /pve/dump/vzdump-qemu-100.vma"}}},
 		{"VHD parent: flattened with convert", Finding{Category: "cloud", Locations: []Location{loc(vhd.Path, "diff.vhd#backing:parent.vhd", ExposureBacking)}},

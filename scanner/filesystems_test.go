@@ -137,8 +137,10 @@ dd if=p1.img of=vmdisk.img bs=512 seek=2048 conv=notrunc status=none`)
 // thin_restore) holding a VM's disk (a GPT, an ext4 with the VM's host
 // key) and a thin snapshot of it taken before the key was rotated (its
 // ext4 holds the old key). Each key is located in its volume's
-// partition, at its path, allocated; nothing but the pool's metadata is
-// unattributed.
+// partition, at its path, allocated: the current key live, the rotated
+// one a snapshot's (outside the guest's control), whose remediation is
+// Proxmox's command deleting that snapshot; nothing but the pool's
+// metadata is unattributed.
 func TestScanLVMThin(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "sgdisk", "ssh-keygen")
 	dir := t.TempDir()
@@ -158,12 +160,21 @@ dd if=`+name+`.p1 of=`+name+`.img bs=512 seek=2048 conv=notrunc status=none`)
 
 	rep := scan(t, pool.Path)
 	for _, c := range []struct {
-		key  []byte
-		part string
-	}{{now, pool.VG + "/vm-100-disk-0/p1"}, {old, pool.VG + "/snap_vm-100-disk-0_before/p1"}} {
-		l := locationOf(t, rep, fp(bytes.TrimRight(c.key, "\n")))
-		if l.Partition != c.part || l.Path != "/etc/ssh/ssh_host_ed25519_key" || l.State != report.StateAllocated || l.Exposure != report.ExposureLive {
-			t.Errorf("key in %s: %+v", c.part, l)
+		key            []byte
+		part, exposure string
+		command        string
+	}{
+		{now, pool.VG + "/vm-100-disk-0/p1", report.ExposureLive, "rm -- /etc/ssh/ssh_host_ed25519_key   # in the guest"},
+		{old, pool.VG + "/snap_vm-100-disk-0_before/p1", report.ExposureSnapshot, "qm delsnapshot 100 before   # on the Proxmox host"},
+	} {
+		f := findingOf(t, rep, fp(bytes.TrimRight(c.key, "\n")))
+		l := f.Locations[0]
+		if len(f.Locations) != 1 || l.Partition != c.part || l.Path != "/etc/ssh/ssh_host_ed25519_key" || l.State != report.StateAllocated || l.Exposure != c.exposure {
+			t.Errorf("key in %s: %+v", c.part, f.Locations)
+		}
+		// (A copy outside the guest's control adds a first step: rotate.)
+		if rs := report.Remediate(rep, f); len(rs) == 0 || rs[len(rs)-1].Command != c.command || rs[len(rs)-1].Class != c.exposure {
+			t.Errorf("key in %s: remediation %+v", c.part, rs)
 		}
 	}
 	if u := rep.Targets[0].Unattributed; len(u) != 1 || !strings.Contains(u[0], "pool_tmeta") {

@@ -467,7 +467,7 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 				}
 			}
 		}
-		l.Exposure = v.exposure(l.State)
+		l.Exposure = v.exposureOf(l)
 		if !fa.allowlisted(k, l.Path) {
 			fa.f.Locations = append(fa.f.Locations, l)
 		}
@@ -484,6 +484,17 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 		}
 		return a.Offset < b.Offset
 	})
+}
+
+// exposureOf is the class of location l of view v: the view's, for l's
+// state (exposure), but a copy in an LVM2 thin snapshot volume on a
+// current view's disk (a Proxmox snapshot of a VM on local-lvm) is a
+// snapshot's, whatever its state there.
+func (v *viewState) exposureOf(l report.Location) string {
+	if v.view.Kind == model.KindCurrent && l.Partition != "" && v.fs != nil && v.fs.m != nil && v.fs.m.SnapshotOf(l.Partition) != "" {
+		return report.ExposureSnapshot
+	}
+	return v.exposure(l.State)
 }
 
 // exposure is the class of a copy of a secret in view v whose state in v

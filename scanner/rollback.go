@@ -44,7 +44,7 @@ func (s *Scanner) rollbackRisks(ctx context.Context, ts []*target) ([]report.Fin
 			for j := range fs[i].Locations {
 				l := &fs[i].Locations[j]
 				if v := byID[l.View]; v != nil {
-					l.Exposure = v.exposure(l.State)
+					l.Exposure = v.exposureOf(*l)
 				}
 			}
 			fs[i].Exposure = nil
