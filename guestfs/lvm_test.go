@@ -383,17 +383,9 @@ func TestLVMVMDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	vg := fmt.Sprintf("imgauditvmdisk%d", os.Getpid())
-	dev, detach := testutil.LoopDevice(t, img, 0, 0)
-	devs := []string{dev}
-	testutil.LVM(t, devs, "pvcreate", "-q", dev)
-	testutil.LVM(t, devs, "vgcreate", "-q", vg, dev)
-	backup := filepath.Join(dir, "vg.txt")
-	testutil.LVM(t, devs, "vgcfgbackup", "-f", backup, vg)
 	// Six 4 MiB extents: the LV's first four on PEs 6-9, the last two on PEs 1-2.
-	testutil.RestoreVG(t, devs, vg, backup, 1, testutil.LVText("vm-100-disk-0", "vmdisk-0000-0000-0000-0000-0000-000000", true,
+	peStart := testutil.SinglePV(t, img, 0, 0, vg, testutil.LVText("vm-100-disk-0", "vmdisk-0000-0000-0000-0000-0000-000000", true,
 		testutil.LinearSegment(0, 4, "pv0", 6), testutil.LinearSegment(4, 2, "pv0", 1)))
-	peStart := testutil.PEStart(t, devs, dev)
-	detach()
 	lvToGuest := func(lo int64) int64 {
 		if lo < 16<<20 {
 			return peStart + 6<<22 + lo
@@ -426,23 +418,11 @@ dd if=p2.img of=vmdisk.img bs=512 seek=20480 conv=notrunc status=none`)
 
 	m, data := analyzeFile(t, img)
 	lv := vg + "/vm-100-disk-0"
-	parts := map[string]PartitionInfo{}
-	for _, p := range m.Partitions() {
-		parts[p.Name] = p
-	}
-	for _, c := range []struct {
-		name, typ, fs string
-		start         int64
-	}{
+	checkPartitions(t, m, []wantPartition{
 		{lv, "lvm2:linear,gpt", "", lvToGuest(0)},
 		{lv + "/p1", "gpt:Linux filesystem", "ext4", lvToGuest(1 << 20)},
 		{lv + "/p2", "gpt:Linux filesystem", "ext4", lvToGuest(10 << 20)},
-	} {
-		p, ok := parts[c.name]
-		if !ok || p.Type != c.typ || p.FS != c.fs || p.Start != c.start || !p.Attributed {
-			t.Errorf("%s: %+v, want %+v", c.name, p, c)
-		}
-	}
+	})
 	if u := strings.Join(m.Unattributed(), "\n"); strings.Contains(u, "no filesystem") {
 		t.Errorf("unattributed: %s", u)
 	}
@@ -515,14 +495,7 @@ sgdisk -n 1:2048:+20M vmdisk.img >/dev/null`)
 	vmdisk := filepath.Join(dir, "vmdisk.img")
 	// The VM's VG on its partition: root, 3 extents from its PE 1.
 	guestVG := fmt.Sprintf("guest%d", os.Getpid())
-	gdev, gdetach := testutil.LoopDevice(t, vmdisk, 1<<20, 20<<20)
-	gdevs := []string{gdev}
-	testutil.LVM(t, gdevs, "pvcreate", "-q", gdev)
-	testutil.LVM(t, gdevs, "vgcreate", "-q", guestVG, gdev)
-	testutil.LVM(t, gdevs, "vgcfgbackup", "-f", filepath.Join(dir, "guest.txt"), guestVG)
-	testutil.RestoreVG(t, gdevs, guestVG, filepath.Join(dir, "guest.txt"), 1, testutil.LVText("root", "groot0-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 3, "pv0", 1)))
-	gPEStart := testutil.PEStart(t, gdevs, gdev)
-	gdetach()
+	gPEStart := testutil.SinglePV(t, vmdisk, 1<<20, 20<<20, guestVG, testutil.LVText("root", "groot0-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 3, "pv0", 1)))
 	f, err := os.OpenFile(vmdisk, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -536,17 +509,10 @@ sgdisk -n 1:2048:+20M vmdisk.img >/dev/null`)
 	os.WriteFile(img, nil, 0o644)
 	os.Truncate(img, 64<<20)
 	hostVG := fmt.Sprintf("host%d", os.Getpid())
-	hdev, hdetach := testutil.LoopDevice(t, img, 0, 0)
-	hdevs := []string{hdev}
-	testutil.LVM(t, hdevs, "pvcreate", "-q", hdev)
-	testutil.LVM(t, hdevs, "vgcreate", "-q", hostVG, hdev)
-	testutil.LVM(t, hdevs, "vgcfgbackup", "-f", filepath.Join(dir, "host.txt"), hostVG)
-	testutil.RestoreVG(t, hdevs, hostVG, filepath.Join(dir, "host.txt"), 1, testutil.LVText("vm-101-disk-0", "vm1010-0000-0000-0000-0000-0000-000000", true,
+	hPEStart := testutil.SinglePV(t, img, 0, 0, hostVG, testutil.LVText("vm-101-disk-0", "vm1010-0000-0000-0000-0000-0000-000000", true,
 		testutil.LinearSegment(0, 4, "pv0", 8), testutil.LinearSegment(4, 2, "pv0", 2)),
 		testutil.LVText("vm-102-disk-0", "vm1020-0000-0000-0000-0000-0000-000000", true,
 			testutil.LinearSegment(0, 4, "pv0", 4), testutil.LinearSegment(4, 2, "pv0", 12)))
-	hPEStart := testutil.PEStart(t, hdevs, hdev)
-	hdetach()
 	disk := testutil.FileSnapshot(t, vmdisk)
 	hostLV := func(lo int64) int64 {
 		if lo < 16<<20 {
@@ -569,23 +535,11 @@ sgdisk -n 1:2048:+20M vmdisk.img >/dev/null`)
 
 	m, data := analyzeFile(t, img)
 	lv, part, root := hostVG+"/vm-101-disk-0", hostVG+"/vm-101-disk-0/p1", hostVG+"/vm-101-disk-0/"+guestVG+"/root"
-	parts := map[string]PartitionInfo{}
-	for _, p := range m.Partitions() {
-		parts[p.Name] = p
-	}
-	for _, c := range []struct {
-		name, typ, fs string
-		start         int64
-	}{
+	checkPartitions(t, m, []wantPartition{
 		{lv, "lvm2:linear,gpt", "", hostLV(0)},
 		{part, "gpt:Linux filesystem", "lvm2", hostLV(1 << 20)},
 		{root, "lvm2:linear", "ext4", at(0)},
-	} {
-		p, ok := parts[c.name]
-		if !ok || p.Type != c.typ || p.FS != c.fs || p.Start != c.start || !p.Attributed {
-			t.Errorf("%s: %+v, want %+v", c.name, p, c)
-		}
-	}
+	})
 	if u := m.Unattributed(); len(u) != 0 {
 		t.Errorf("unattributed: %q", u)
 	}
@@ -625,5 +579,27 @@ sgdisk -n 1:2048:+20M vmdisk.img >/dev/null`)
 	// The VM's VG's extent 0, which no LV uses.
 	if loc := m.Locate(hostLV(1<<20 + gPEStart + 100)); loc.Partition != part || loc.State != StateFree {
 		t.Errorf("the VM's VG's free extent: %+v", loc)
+	}
+}
+
+// wantPartition is what a test expects of one attributed partition.
+type wantPartition struct {
+	name, typ, fs string
+	start         int64
+}
+
+// checkPartitions asserts that m lists each partition of want, attributed,
+// with its type, filesystem and start.
+func checkPartitions(t *testing.T, m *Map, want []wantPartition) {
+	t.Helper()
+	parts := map[string]PartitionInfo{}
+	for _, p := range m.Partitions() {
+		parts[p.Name] = p
+	}
+	for _, c := range want {
+		p, ok := parts[c.name]
+		if !ok || p.Type != c.typ || p.FS != c.fs || p.Start != c.start || !p.Attributed {
+			t.Errorf("%s: %+v, want %+v", c.name, p, c)
+		}
 	}
 }

@@ -62,26 +62,14 @@ func TestLVMThin(t *testing.T) {
 		testutil.ThinVolume{Name: "snap_vm-100-disk-0_s1", Data: snapdisk, Origin: "vm-100-disk-0"})
 	m, data := analyzeFile(t, d.Path)
 	vm, snap := d.VG+"/vm-100-disk-0", d.VG+"/snap_vm-100-disk-0_s1"
-	parts := map[string]PartitionInfo{}
-	for _, p := range m.Partitions() {
-		parts[p.Name] = p
-	}
-	for _, c := range []struct {
-		name, typ, fs string
-		start         int64
-	}{
+	checkPartitions(t, m, []wantPartition{
 		{vm, "lvm2:thin,gpt", "", d.At("vm-100-disk-0", 0)},
 		{vm + "/p1", "gpt:Linux filesystem", "ext4", d.At("vm-100-disk-0", thinPart)},
 		{snap, "lvm2:thin,gpt", "", d.At("snap_vm-100-disk-0_s1", 0)},
 		{snap + "/p1", "gpt:Linux filesystem", "ext4", d.At("snap_vm-100-disk-0_s1", thinPart)},
 		{d.VG + "/pool", "lvm2:thin-pool", "", -1},
 		{d.VG + "/pool_tdata", "lvm2:linear", "", d.Guest(0)},
-	} {
-		p, ok := parts[c.name]
-		if !ok || p.Type != c.typ || p.FS != c.fs || p.Start != c.start || !p.Attributed {
-			t.Errorf("%s: %+v, want %+v", c.name, p, c)
-		}
-	}
+	})
 	if u := m.Unattributed(); len(u) != 1 || !strings.Contains(u[0], "pool_tmeta: unknown: metadata of thin-pool pool") {
 		t.Errorf("unattributed: %q", u)
 	}

@@ -202,15 +202,7 @@ func lvmDiskOf(t *testing.T, dir string, lv []byte) (string, string) {
 		t.Fatal(err)
 	}
 	vg := fmt.Sprintf("imgauditscan%d", os.Getpid())
-	dev, detach := testutil.LoopDevice(t, img, 0, 0)
-	devs := []string{dev}
-	testutil.LVM(t, devs, "pvcreate", "-q", dev)
-	testutil.LVM(t, devs, "vgcreate", "-q", vg, dev)
-	backup := filepath.Join(dir, "vg.txt")
-	testutil.LVM(t, devs, "vgcfgbackup", "-f", backup, vg)
-	testutil.RestoreVG(t, devs, vg, backup, 1, testutil.LVText("root", "root00-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 4, "pv0", 2)))
-	peStart := testutil.PEStart(t, devs, dev)
-	detach()
+	peStart := testutil.SinglePV(t, img, 0, 0, vg, testutil.LVText("root", "root00-0000-0000-0000-0000-0000-000000", true, testutil.LinearSegment(0, 4, "pv0", 2)))
 	f, err := os.OpenFile(img, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

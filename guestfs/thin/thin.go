@@ -111,23 +111,8 @@ func (d *Device) Find(v uint64) (db, n uint64, ok bool) {
 
 // Lookup returns the data block that virtual block v maps to.
 func (d *Device) Lookup(v uint64) (uint64, bool) {
-	i, _ := slices.BinarySearchFunc(d.Runs, v+1, func(r Run, t uint64) int {
-		switch {
-		case r.VBlock < t:
-			return -1
-		case r.VBlock > t:
-			return 1
-		}
-		return 0
-	})
-	if i == 0 {
-		return 0, false
-	}
-	r := d.Runs[i-1]
-	if v >= r.VBlock+r.Len {
-		return 0, false
-	}
-	return r.DBlock + (v - r.VBlock), true
+	db, _, ok := d.Find(v)
+	return db, ok
 }
 
 // reader reads one metadata device.

@@ -74,3 +74,21 @@ func PEStart(t testing.TB, devs []string, dev string) int64 {
 	}
 	return n
 }
+
+// SinglePV makes the size bytes of path from off (0: the rest of the
+// file) one LVM2 PV of a new VG vg whose logical volumes are lvs (LVText
+// entries, their PV named "pv0"), written with vgcfgrestore, and returns
+// the PV's first extent's offset in it (pe_start). The file must exist
+// and be large enough; the caller writes the LVs' contents.
+func SinglePV(t testing.TB, path string, off, size int64, vg string, lvs ...string) int64 {
+	t.Helper()
+	dev, detach := LoopDevice(t, path, off, size)
+	defer detach()
+	devs := []string{dev}
+	LVM(t, devs, "pvcreate", "-q", dev)
+	LVM(t, devs, "vgcreate", "-q", vg, dev)
+	backup := filepath.Join(t.TempDir(), "vg.txt")
+	LVM(t, devs, "vgcfgbackup", "-f", backup, vg)
+	RestoreVG(t, devs, vg, backup, 1, lvs...)
+	return PEStart(t, devs, dev)
+}

@@ -134,20 +134,12 @@ func ThinPoolDisk(t testing.TB, dir string, seed uint64, vols ...ThinVolume) *Th
 	if err := os.Truncate(p.Path, 96<<20); err != nil {
 		t.Fatal(err)
 	}
-	dev, detach := LoopDevice(t, p.Path, 0, 0)
-	devs := []string{dev}
-	LVM(t, devs, "pvcreate", "-q", dev)
-	LVM(t, devs, "vgcreate", "-q", p.VG, dev)
-	backup := filepath.Join(dir, "vg.txt")
-	LVM(t, devs, "vgcfgbackup", "-f", backup, p.VG)
 	lvs = append(lvs,
 		LVText("pool", "pool00-0000-0000-0000-0000-0000-000000", true,
 			fmt.Sprintf("start_extent = 0\nextent_count = 6\ntype = \"thin-pool\"\nmetadata = \"pool_tmeta\"\npool = \"pool_tdata\"\ntransaction_id = %d\nchunk_size = %d\ndiscards = \"passdown\"\nzero_new_blocks = 1", len(vols), ThinBlock/512)),
 		LVText("pool_tmeta", "tmeta0-0000-0000-0000-0000-0000-000000", false, LinearSegment(0, 1, "pv0", 1)),
 		LVText("pool_tdata", "tdata0-0000-0000-0000-0000-0000-000000", false, LinearSegment(0, 4, "pv0", 10), LinearSegment(4, 2, "pv0", 3)))
-	RestoreVG(t, devs, p.VG, backup, 1, lvs...)
-	p.PEStart = PEStart(t, devs, dev)
-	detach()
+	p.PEStart = SinglePV(t, p.Path, 0, 0, p.VG, lvs...)
 	f, err := os.OpenFile(p.Path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
