@@ -115,16 +115,24 @@ func nestedFormat(m formats.Match) bool {
 	return false
 }
 
-// spools reports a format whose reader may decompress the disks it holds
-// into temporary files (a tar or zip of disks, an OVA, a disk compressed
-// whole): nestedImages scans such images one at a time, so that the
-// temporary disk a scan uses stays within one archive's --max-inflate.
-func spools(m formats.Match) bool {
+// archiveOfDisks reports a tar or zip of disks or a disk compressed
+// whole, which probeNested accepts at deep places only.
+func archiveOfDisks(m formats.Match) bool {
 	switch m.Name {
-	case "tar", "zip", "ova", "compressed":
+	case "tar", "zip", "compressed":
 		return true
 	}
 	return false
+}
+
+// spools reports a format whose reader may write what it holds to
+// temporary files: an archive of disks or an OVA (its compressed disks,
+// within --max-inflate), a Proxmox backup vzdump compressed (its stored
+// blocks), a libvirt save with a compressed payload (up to 64 GiB).
+// nestedImages scans such images one at a time, so that the temporary
+// disk a scan uses stays within one of them.
+func spools(m formats.Match) bool {
+	return archiveOfDisks(m) || m.Name == "ova" || m.Name == "vma" || m.Name == "libvirt-save"
 }
 
 // compressedBackup reports a name vzdump gives a compressed Proxmox
@@ -151,7 +159,7 @@ func probeNested(head []byte, f io.ReaderAt, size int64, name string, deep bool)
 		return formats.Match{}
 	}
 	m := formats.Probe(head, f, size, name)
-	if !deep && spools(m) && m.Name != "ova" {
+	if !deep && archiveOfDisks(m) {
 		return formats.Match{} // a shallow place: only OVAs and backups
 	}
 	if m.Name == "elf-core" {
