@@ -115,6 +115,10 @@ type thinOwner struct {
 type thinData struct {
 	bs     int64
 	owners []thinOwner // sorted by db, disjoint
+	// added are the metadata's leaves whose blocks owners hold: a leaf
+	// that a volume shares with one added before (a snapshot's with its
+	// origin's) gives it nothing, so it is not gone through again.
+	added map[*thin.Leaf]bool
 }
 
 // owner returns the thin volume holding byte lo of the data volume, and
@@ -130,6 +134,23 @@ func (d *thinData) owner(lo int64) (*partition, int64, bool) {
 		return nil, 0, false
 	}
 	return o.vol, int64(o.vb+(b-o.db))*d.bs + lo%d.bs, true
+}
+
+// addDevice gives vol the data blocks of dev that no volume added before
+// holds, going through each of the metadata's leaves once for the whole
+// pool (however many snapshots share it).
+func (d *thinData) addDevice(vol *partition, dev *thin.Device) {
+	if d.added == nil {
+		d.added = map[*thin.Leaf]bool{}
+	}
+	var runs []thin.Run
+	for l := range dev.Leaves() {
+		if !d.added[l] {
+			d.added[l] = true
+			runs = append(runs, l.Runs...)
+		}
+	}
+	d.add(vol, runs)
 }
 
 // add gives vol the data blocks of runs that no volume added before
@@ -246,10 +267,14 @@ func (m *Map) addThinVolumes(ctx context.Context, vg *lvm.VG) {
 			}
 			p.info.Size = (s.StartExtent + s.ExtentCount) * vg.ExtentSize
 			p.info.Start = -1
-			if g := m.appendThinRuns(nil, v, fsys.Run{Off: 0, Len: p.info.Size}); len(g) > 0 {
-				p.info.Start = g[0].Off
+			if r, ok := dev.First(); ok {
+				if off := int64(r.VBlock) * v.bs; off < p.info.Size {
+					if g := m.appendThinRuns(nil, v, fsys.Run{Off: off, Len: min(v.bs, p.info.Size-off)}); len(g) > 0 {
+						p.info.Start = g[0].Off
+					}
+				}
 			}
-			pd.add(p, dev.Runs)
+			pd.addDevice(p, dev)
 			m.analyzeVolume(ctx, &thinReader{name: p.info.Name, size: p.info.Size, v: v}, p, true)
 		}
 		// The data volume's bytes are located in the thin volumes (and

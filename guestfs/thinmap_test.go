@@ -3,6 +3,8 @@ package guestfs
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -151,5 +153,87 @@ func TestThinDataOwners(t *testing.T) {
 		if p, o := d.owners[i-1], d.owners[i]; o.db < p.db+p.n {
 			t.Errorf("owners overlap: %+v %+v", p, o)
 		}
+	}
+}
+
+// TestThinDataSharedLeaves: a volume whose tree shares the metadata's
+// leaves with a volume added before (a snapshot nothing wrote to, whose
+// tree is its origin's) is given what going through all its runs would
+// give it, nothing, without going through them: metadata thin_restore
+// writes for an origin (2,000 blocks, trees of several levels) and a
+// snapshot that shares a third of its data blocks, then a third device
+// pointed at the origin's tree.
+func TestThinDataSharedLeaves(t *testing.T) {
+	testutil.RequireTool(t, "thin_restore")
+	rng := rand.New(rand.NewPCG(3, 4))
+	var x strings.Builder
+	x.WriteString(`<superblock uuid="" time="1" transaction="1" flags="0" version="2" data_block_size="128" nr_data_blocks="10000">` + "\n")
+	var origin, snap []string
+	v, d := 0, 0
+	for v < 2000 {
+		l := 1 + rng.IntN(4)
+		m := fmt.Sprintf(`<range_mapping origin_begin="%d" data_begin="%d" length="%d" time="0"/>`, v, d, l)
+		origin = append(origin, m)
+		if rng.IntN(3) == 0 {
+			snap = append(snap, m)
+		} else {
+			snap = append(snap, fmt.Sprintf(`<range_mapping origin_begin="%d" data_begin="%d" length="%d" time="1"/>`, v, 5000+d, l))
+		}
+		v += l + 1 + rng.IntN(3)
+		d += l + rng.IntN(2)
+	}
+	for _, dev := range []struct {
+		id   int
+		maps []string
+	}{{1, origin}, {2, snap}, {3, origin}} {
+		fmt.Fprintf(&x, `<device dev_id="%d" mapped_blocks="0" transaction="0" creation_time="0" snap_time="0">`+"\n%s\n</device>\n", dev.id, strings.Join(dev.maps, "\n"))
+	}
+	x.WriteString("</superblock>\n")
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "meta.xml"), filepath.Join(dir, "tmeta.img")
+	if err := os.WriteFile(in, []byte(x.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "thin_restore", "-i", in, "-o", out)
+	meta := testutil.FileSnapshot(t, out)
+	// Point device 3's top-level entry at device 1's tree.
+	le := binary.LittleEndian
+	top := meta[le.Uint64(meta[320:])*thin.BlockSize:]
+	nr, maxEntries := int(le.Uint32(top[16:])), int(le.Uint32(top[20:]))
+	if top[4]&2 == 0 || nr != 3 {
+		t.Fatalf("top-level node: flags %d, %d entries", top[4], nr)
+	}
+	vals := top[32+8*maxEntries:]
+	le.PutUint64(vals[16:], le.Uint64(vals[0:]))
+	md, err := thin.Read(bytes.NewReader(meta), int64(len(meta)), "tmeta", thin.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := &partition{info: PartitionInfo{Name: "a"}}, &partition{info: PartitionInfo{Name: "b"}}, &partition{info: PartitionInfo{Name: "c"}}
+	byRuns, byLeaves := &thinData{bs: 1}, &thinData{bs: 1}
+	for i, vol := range []*partition{a, b, c} {
+		dev := md.Devices[uint64(i+1)]
+		byRuns.add(vol, dev.Runs())
+		byLeaves.addDevice(vol, dev)
+	}
+	if len(byLeaves.added) < 4 {
+		t.Fatalf("%d leaves added: no trees of several levels", len(byLeaves.added))
+	}
+	owned := map[*partition]int{}
+	for db := int64(0); db < 10000; db++ {
+		v1, vb1, ok1 := byRuns.owner(db)
+		v2, vb2, ok2 := byLeaves.owner(db)
+		if v1 != v2 || vb1 != vb2 || ok1 != ok2 {
+			t.Fatalf("data block %d: by runs %v %d %v, by leaves %v %d %v", db, v1, vb1, ok1, v2, vb2, ok2)
+		}
+		if ok2 {
+			owned[v2]++
+		}
+	}
+	if owned[a] == 0 || owned[b] == 0 || owned[c] != 0 {
+		t.Errorf("data blocks owned: origin %d, snapshot %d, shared device %d", owned[a], owned[b], owned[c])
 	}
 }

@@ -2,6 +2,7 @@ package thin
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -143,33 +144,124 @@ func TestRead(t *testing.T) {
 		if d == nil {
 			t.Fatalf("no device %d", id)
 		}
-		if !slices.Equal(d.Runs, runs) {
-			t.Errorf("device %d: %d runs, thin_dump %d", id, len(d.Runs), len(runs))
+		if got := d.Runs(); !slices.Equal(got, runs) {
+			t.Errorf("device %d: %d runs, thin_dump %d", id, len(got), len(runs))
 		}
 		var mapped uint64
-		for _, r := range runs {
+		for j, r := range runs {
 			mapped += r.Len
 			for i := range r.Len {
 				if got, ok := d.Lookup(r.VBlock + i); !ok || got != r.DBlock+i {
 					t.Fatalf("device %d: Lookup(%d) = %d, %v", id, r.VBlock+i, got, ok)
 				}
-				if db, n, ok := d.Find(r.VBlock + i); !ok || db != r.DBlock+i || n != r.Len-i {
-					t.Fatalf("device %d: Find(%d) = %d, %d, %v", id, r.VBlock+i, db, n, ok)
+			}
+			// Find's runs end where the run does, or earlier at a leaf's
+			// end (runs are joined within a leaf only).
+			for v := r.VBlock; v < r.VBlock+r.Len; {
+				db, n, ok := d.Find(v)
+				if !ok || db != r.DBlock+(v-r.VBlock) || n == 0 || n > r.VBlock+r.Len-v {
+					t.Fatalf("device %d: Find(%d) = %d, %d, %v in run %+v", id, v, db, n, ok, r)
 				}
+				v += n
 			}
 			if _, ok := d.Lookup(r.VBlock + r.Len); ok {
 				t.Errorf("device %d: block %d after a run is mapped", id, r.VBlock+r.Len)
 			}
-			if _, n, ok := d.Find(r.VBlock + r.Len); ok || n == 0 && r != runs[len(runs)-1] {
-				t.Errorf("device %d: Find(%d) after a run: %d unmapped, %v", id, r.VBlock+r.Len, n, ok)
+			_, n, ok := d.Find(r.VBlock + r.Len)
+			switch {
+			case ok:
+				t.Errorf("device %d: Find(%d) after a run is mapped", id, r.VBlock+r.Len)
+			case j+1 < len(runs) && n != runs[j+1].VBlock-(r.VBlock+r.Len):
+				t.Errorf("device %d: Find(%d) after a run: %d unmapped, the next run starts at %d", id, r.VBlock+r.Len, n, runs[j+1].VBlock)
+			case j+1 == len(runs) && n != 0:
+				t.Errorf("device %d: Find(%d) after the last run: %d unmapped, want 0 (all the rest)", id, r.VBlock+r.Len, n)
 			}
+		}
+		if len(runs) > 0 {
+			if _, n, ok := d.Find(0); runs[0].VBlock > 0 && (ok || n != runs[0].VBlock) {
+				t.Errorf("device %d: Find(0) = %d, %v; the first run starts at %d", id, n, ok, runs[0].VBlock)
+			}
+			if f, ok := d.First(); !ok || f.VBlock != runs[0].VBlock || f.DBlock != runs[0].DBlock {
+				t.Errorf("device %d: First() = %+v, %v; thin_dump's first run %+v", id, f, ok, runs[0])
+			}
+		} else if _, ok := d.First(); ok {
+			t.Errorf("device %d maps nothing, First() found a run", id)
 		}
 		if d.MappedBlocks != mapped {
 			t.Errorf("device %d: %d mapped blocks, thin_dump's mappings %d", id, d.MappedBlocks, mapped)
 		}
 	}
-	if len(md.Devices[1].Runs) < 300 {
-		t.Errorf("device 1 has %d runs: the tree has one level", len(md.Devices[1].Runs))
+	if n := len(md.Devices[1].Runs()); n < 300 {
+		t.Errorf("device 1 has %d runs: the tree has one level", n)
+	}
+}
+
+// TestReadShared: trees that share nodes (a snapshot's tree shares its
+// origin's until either writes) are read once and kept once. Metadata
+// thin_restore writes, with 200 more devices whose top-level entries are
+// then pointed at device 1's tree (as 200 snapshots of it that nothing
+// wrote to): they read as device 1, through the very same leaves, within
+// a cap of twice device 1's runs, where walking each tree anew would need
+// 200 times.
+func TestReadShared(t *testing.T) {
+	var extra strings.Builder
+	for id := 100; id < 300; id++ {
+		fmt.Fprintf(&extra, "  <device dev_id=\"%d\" mapped_blocks=\"1\" transaction=\"0\" creation_time=\"0\" snap_time=\"0\">\n    <single_mapping origin_block=\"0\" data_block=\"%d\" time=\"0\"/>\n  </device>\n", id, 20000+id)
+	}
+	x := strings.Replace(metadataXML(3000), "</superblock>", extra.String()+"</superblock>", 1)
+	x = strings.Replace(x, `nr_data_blocks="12100"`, `nr_data_blocks="30000"`, 1)
+	meta := restore(t, t.TempDir(), x)
+	le := binary.LittleEndian
+	top := meta[le.Uint64(meta[320:])*BlockSize:]
+	if top[4]&flagLeaf == 0 {
+		t.Fatal("the top-level tree is not one leaf")
+	}
+	nr, maxEntries := int(le.Uint32(top[16:])), int(le.Uint32(top[20:]))
+	var root1 uint64
+	for i := range nr {
+		if le.Uint64(top[headerSize+8*i:]) == 1 {
+			root1 = le.Uint64(top[headerSize+8*maxEntries+8*i:])
+		}
+	}
+	shared := 0
+	for i := range nr {
+		if id := le.Uint64(top[headerSize+8*i:]); id >= 100 {
+			le.PutUint64(top[headerSize+8*maxEntries+8*i:], root1)
+			shared++
+		}
+	}
+	if root1 == 0 || shared != 200 {
+		t.Fatalf("device 1's root %d, %d devices repointed", root1, shared)
+	}
+	md, err := Read(bytes.NewReader(meta), int64(len(meta)), "tmeta", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := md.Devices[1]
+	runs := one.Runs()
+	var leaves []*Leaf
+	for l := range one.Leaves() {
+		leaves = append(leaves, l)
+	}
+	if len(leaves) < 2 {
+		t.Fatalf("device 1 has %d leaves: no tree of several levels", len(leaves))
+	}
+	md, err = Read(bytes.NewReader(meta), int64(len(meta)), "tmeta", Limits{MaxEntries: 2*len(runs) + 400})
+	if err != nil {
+		t.Fatalf("shared trees counted more than once: %v", err)
+	}
+	first := slices.Collect(md.Devices[1].Leaves())
+	for id := uint64(100); id < 300; id++ {
+		d := md.Devices[id]
+		if d == nil {
+			t.Fatalf("no device %d", id)
+		}
+		if got := slices.Collect(d.Leaves()); !slices.Equal(got, first) {
+			t.Fatalf("device %d: %d leaves, not device 1's %d", id, len(got), len(first))
+		}
+		if !slices.Equal(d.Runs(), runs) {
+			t.Fatalf("device %d: runs differ from device 1's", id)
+		}
 	}
 }
 
@@ -221,7 +313,7 @@ func TestReadHostile(t *testing.T) {
 		{"truncated", meta[:int(dev1)*BlockSize], Limits{}, "outside the", nil},
 		{"magic", badMagic, Limits{}, "offset 32 (0x20): not thin pool metadata", nil},
 		{"huge", huge, Limits{}, "past 2^60 bytes", nil},
-		{"runs", meta, Limits{MaxRuns: 10}, "more than 10 runs", ErrTooManyRuns},
+		{"entries", meta, Limits{MaxEntries: 10}, "more than 10 devices, runs and nodes kept", ErrTooManyEntries},
 	} {
 		_, err := Read(bytes.NewReader(c.data), int64(len(c.data)), "tmeta", c.lim)
 		if err == nil || !strings.Contains(err.Error(), c.want) || c.is != nil && !errors.Is(err, c.is) {
@@ -242,14 +334,31 @@ func FuzzRead(f *testing.F) {
 	}
 	f.Add(seed[:end])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		md, err := Read(bytes.NewReader(b), int64(len(b)), "fuzz", Limits{MaxRuns: 1 << 16})
+		md, err := Read(bytes.NewReader(b), int64(len(b)), "fuzz", Limits{MaxEntries: 1 << 16})
 		if err != nil {
 			return
 		}
 		for _, d := range md.Devices {
-			for i := 1; i < len(d.Runs); i++ {
-				if d.Runs[i].VBlock < d.Runs[i-1].VBlock+d.Runs[i-1].Len {
+			runs := d.Runs()
+			for i := 1; i < len(runs); i++ {
+				if runs[i].VBlock < runs[i-1].VBlock+runs[i-1].Len {
 					t.Fatalf("device %d: runs overlap", d.ID)
+				}
+			}
+			// Find agrees with the runs, at their ends too.
+			for i, r := range runs {
+				if db, n, ok := d.Find(r.VBlock); !ok || db != r.DBlock || n == 0 || n > r.Len {
+					t.Fatalf("device %d: Find(%d) = %d, %d, %v in run %+v", d.ID, r.VBlock, db, n, ok, r)
+				}
+				end := r.VBlock + r.Len
+				if i+1 < len(runs) && runs[i+1].VBlock == end { // the next run starts there: Find is checked at it
+					continue
+				}
+				if _, n, ok := d.Find(end); ok || i+1 < len(runs) && end+n != runs[i+1].VBlock || i+1 == len(runs) && n != 0 {
+					t.Fatalf("device %d: Find(%d) after run %+v: %d, %v", d.ID, r.VBlock+r.Len, r, n, ok)
+				}
+				if i == 100 {
+					break
 				}
 			}
 		}
