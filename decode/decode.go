@@ -227,8 +227,8 @@ type Budget struct {
 // NewBudget returns a budget of max decoded bytes.
 func NewBudget(max int64) *Budget { return &Budget{max: max} }
 
-// take reserves n bytes; false when the budget is spent.
-func (b *Budget) take(n int64) bool {
+// Take reserves n bytes; false when the budget is spent.
+func (b *Budget) Take(n int64) bool {
 	if b == nil {
 		return true
 	}

@@ -357,7 +357,7 @@ func (l *leafReader) Read(p []byte) (int, error) {
 		return 0, l.err
 	}
 	n, err := l.r.Read(p)
-	if n > 0 && !l.w.budget.take(int64(n)) {
+	if n > 0 && !l.w.budget.Take(int64(n)) {
 		l.err = &capError{reason: fmt.Sprintf("over the %s decoded cap", report.HumanBytes(l.w.budget.Max())), whole: true}
 		return n, l.err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/ova"
 	"github.com/imgaudit/imgaudit/guestfs"
@@ -97,7 +98,11 @@ type container struct {
 	carved bool
 	// slack: already decoded (data), with its codec.
 	slack *slackStream
-	key   string
+	// core: a process's core (a crash's, gdb's gcore), scanned again
+	// with the memory rules, which the raw scan of a disk view does not
+	// run; what they find is placed at the file's own bytes.
+	core bool
+	key  string
 	// part and path name a file's partition and path ("" for the rest);
 	// codec is what its magic number says it is.
 	part, path, codec string
@@ -159,10 +164,16 @@ func (h *sigHits) record(off int64, sig int) {
 func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collector, hits map[*viewState]*sigHits, pr *provenanceReader) error {
 	d := &decoder{s: s, col: col, sigs: decode.Signatures(), lim: s.opts.DecodeLimits, budgets: map[*target]*decode.Budget{}}
 	phys := map[pos]int{}
+	images := map[pos]bool{} // where a disk or memory image's magic number is
 	for _, v := range views {
 		h := hits[v]
 		if h == nil {
 			continue
+		}
+		for _, g := range h.images {
+			if p, ok := posOf(v, g); ok {
+				images[p] = true
+			}
 		}
 		if h.dropped > 0 {
 			v.notes = append(v.notes, fmt.Sprintf("%d magic numbers of compressed or archived content not followed: over the %d a view keeps", h.dropped, maxSignatureHits))
@@ -180,10 +191,10 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		own := hits[v] != nil && len(hits[v].at) > 0
-		if isDiskKind(v.view.Kind) && !v.t.plainData() && v.view.Disk != nil && (own || (v.view.Kind == model.KindCurrent && len(phys) > 0)) {
+		own := hits[v] != nil && (len(hits[v].at) > 0 || len(hits[v].images) > 0)
+		if isDiskKind(v.view.Kind) && !v.t.plainData() && v.view.Disk != nil && (own || (v.view.Kind == model.KindCurrent && len(phys)+len(images) > 0)) {
 			if fi := v.filesystem(ctx); fi != nil && fi.m != nil {
-				found, err := d.files(ctx, v, fi.m, phys)
+				found, err := d.files(ctx, v, fi.m, phys, images)
 				if err != nil {
 					return err
 				}
@@ -203,7 +214,7 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 				cs = append(cs, found...)
 			}
 		}
-		if own {
+		if hits[v] != nil && len(hits[v].at) > 0 {
 			cs = append(cs, d.carve(ctx, v, hits[v].at)...)
 		}
 		if v.view.Kind == model.KindUnreferenced {
@@ -235,8 +246,9 @@ func posOf(v *viewState, g int64) (pos, bool) {
 }
 
 // files lists v's regular files whose first bytes are a container's magic
-// number.
-func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys map[pos]int) ([]*container, error) {
+// number, and the processes' cores among those that start with an ELF
+// core's (images).
+func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys map[pos]int, images map[pos]bool) ([]*container, error) {
 	var out []*container
 	head := make([]byte, decode.SniffLen)
 	err := m.RegularFiles(ctx, minContainer, func(f guestfs.RegularFile) error {
@@ -252,6 +264,13 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 			}
 			sig, hit := phys[p]
 			if !hit {
+				if images[p] && processCore(f) {
+					c := &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: "elf-core", core: true}
+					if !f.Deleted {
+						c.part, c.path = f.Partition, f.Path
+					}
+					out = append(out, c)
+				}
 				return nil
 			}
 			codec = d.sigs[sig].Codec
@@ -274,6 +293,14 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 		return nil
 	})
 	return out, err
+}
+
+// processCore reports whether f is a process's core: an ELF core whose
+// segments map virtual memory (elfcore.GuestPhysical: a guest-memory
+// dump's are nestedImages' to open).
+func processCore(f guestfs.RegularFile) bool {
+	segs, err := elfcore.Segments(f.Path, f.File, f.Size)
+	return err == nil && !elfcore.GuestPhysical(segs)
 }
 
 // compressedRuns lists the compressed extents of v's files whose codec the
@@ -642,6 +669,10 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		found = append(found, dm)
 	}
 	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere}
+	if c.core {
+		d.scanCore(ctx, g)
+		return
+	}
 	var res decode.Result
 	var consumed int64
 	imageFound, cutForNested := false, false
@@ -696,7 +727,24 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 					r = io.MultiReader(bytes.NewReader(h), errReader{herr})
 				}
 			}
-			_, err := d.s.opts.Engine.ScanStream(ctx, r, opts, func(m detectors.Match) {
+			lopts := opts
+			if !lopts.Memory {
+				// A process's core compressed (systemd-coredump's
+				// core.*.zst): its memory rules too.
+				var h [20]byte
+				n, herr := io.ReadFull(r, h[:])
+				lopts.Memory = elfcore.Probe(h[:n], nil, 0)
+				head := bytes.NewReader(slices.Clone(h[:n]))
+				switch {
+				case herr == nil:
+					r = io.MultiReader(head, r)
+				case herr == io.EOF || herr == io.ErrUnexpectedEOF:
+					r = head
+				default:
+					r = io.MultiReader(head, errReader{herr})
+				}
+			}
+			_, err := d.s.opts.Engine.ScanStream(ctx, r, lopts, func(m detectors.Match) {
 				keep(decodedMatch{chain, ck, m})
 			})
 			return err
@@ -742,6 +790,57 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	for _, dm := range found {
 		d.col.addDecoded(places, dm.chain, dm.chainKey, dm.m)
 	}
+}
+
+// scanCore scans a process's core (the first of group g) again with the
+// memory rules, within its target's decoding budget, and places what
+// only they find at the file's bytes: at the view offsets its runs give,
+// and wherever the raw scan's index finds the same bytes. Its text was
+// the raw scan's.
+func (d *decoder) scanCore(ctx context.Context, g []*container) {
+	c := g[0]
+	if !d.budget(c.v.t).Take(c.size) {
+		var res decode.Result
+		res.Skip(fmt.Sprintf("processes' cores not scanned with the memory rules: over the %d-byte decoded cap", d.budget(c.v.t).Max()), 1)
+		d.mu.Lock()
+		c.v.decoding.Add(res)
+		d.mu.Unlock()
+		return
+	}
+	var found []detectors.Match
+	_, err := d.s.opts.Engine.ScanStream(ctx, io.NewSectionReader(c.r, 0, c.size), detectors.ScanOptions{Memory: true}, func(m detectors.Match) {
+		if m.Category == memoryCategory && len(found) < maxBufferedMatches {
+			found = append(found, m)
+		}
+	})
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range found {
+		at, ok := fileToGuest(c.runs, m.Start)
+		if !ok {
+			continue
+		}
+		m.Start, m.End = at, at+(m.End-m.Start)
+		d.col.add(c.v, m)
+	}
+}
+
+// memoryCategory is the memory-structure rules' category (detectors'
+// built-in rules: AES key schedules, DER RSA keys).
+const memoryCategory = "memory"
+
+// fileToGuest maps byte off of a file to its guest offset through the
+// file's runs.
+func fileToGuest(runs []guestfs.GuestRun, off int64) (int64, bool) {
+	for _, r := range runs {
+		if off >= r.FileOff && off-r.FileOff < r.Len {
+			return r.Off + off - r.FileOff, true
+		}
+	}
+	return 0, false
 }
 
 // scannedClean reports whether a group's containers are uncompressed

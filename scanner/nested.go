@@ -71,19 +71,15 @@ func imageSignatures() []detectors.Signature {
 // memorySignatures are the magic numbers of the memory image formats
 // nestedFormat accepts.
 func memorySignatures() []detectors.Signature {
-	return []detectors.Signature{
+	return append(coreSignatures(), []detectors.Signature{
 		// Saved RAM: a libvirt save (virsh save, managedsave: a
 		// hypervisor host's /var/lib/libvirt/qemu/save), a QEMU migration
-		// stream, a guest-memory dump as QEMU writes it (virsh dump
-		// --memory-only; ELF core, e_type 4, in either byte order, OS ABI
-		// 0), kdump and makedumpfile's flat format, LiME, VMware's
-		// suspend and snapshot state (its four magics), VirtualBox's .sav.
+		// stream, kdump and makedumpfile's flat format, LiME, VMware's
+		// suspend and snapshot state (its four magics), VirtualBox's .sav;
+		// and guest-memory dumps (coreSignatures).
 		{Magic: []byte("LibvirtQemudSave")},
 		{Magic: []byte("LibvirtQemudPart")},
 		{Magic: []byte("QEVM\x00\x00\x00\x03")},
-		{Magic: []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00")},
-		{Magic: []byte("\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00")},
-		{Magic: []byte("\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04")},
 		{Magic: []byte("KDUMP   ")},
 		{Magic: []byte("makedumpfile\x00\x00\x00\x00")},
 		{Magic: []byte("EMiL\x01\x00\x00\x00")},
@@ -92,6 +88,18 @@ func memorySignatures() []detectors.Signature {
 		{Magic: []byte("\xd2\xbe\xd2\xbe")},
 		{Magic: []byte("\xd3\xbe\xd3\xbe")},
 		{Magic: []byte("\x7fVirtualBox SavedState ")},
+	}...)
+}
+
+// coreSignatures are an ELF core's first bytes (e_type 4, in either byte
+// order, OS ABI 0): a guest-memory dump as QEMU writes it (virsh dump
+// --memory-only), or a process's core, which the decode pass scans again
+// with the memory rules (decoder.files).
+func coreSignatures() []detectors.Signature {
+	return []detectors.Signature{
+		{Magic: []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00")},
+		{Magic: []byte("\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00")},
+		{Magic: []byte("\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04")},
 	}
 }
 

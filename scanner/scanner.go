@@ -673,8 +673,11 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 		sigs = detectorSignatures(decode.Signatures())
 	}
 	decodeSigs := len(sigs)
-	if s.nestedImagesOn() {
+	switch {
+	case s.nestedImagesOn():
 		sigs = append(sigs, imageSignatures()...)
+	case !s.opts.NoDecode:
+		sigs = append(sigs, coreSignatures()...) // process cores, for the decode pass
 	}
 	for _, v := range views {
 		if v.err != nil && len(v.ext) == 0 {

@@ -39,6 +39,7 @@ need=(
   klist:krb5-user
   zstd:zstd
   openssl:openssl
+  gcore:gdb
   bzip2:bzip2
   xz:xz-utils
   gzip:gzip

@@ -1,0 +1,115 @@
+package scanner_test
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// opensslCore runs `openssl enc -aes-128-cbc` with a fresh key on 256 KiB
+// of its stdin, which it then waits on, and writes the running process's
+// core with gdb's gcore: a real process core holding that key's AES key
+// schedule. It returns the core's path and the key.
+func opensslCore(t *testing.T, dir string) (string, []byte) {
+	t.Helper()
+	testutil.RequireTool(t, "openssl", "gcore")
+	key := make([]byte, 16)
+	rand.Read(key)
+	cmd := exec.Command("openssl", "enc", "-aes-128-cbc", "-K", hex.EncodeToString(key), "-iv", strings.Repeat("00", 16), "-out", os.DevNull)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		in.Close()
+		cmd.Wait()
+	}()
+	if _, err := in.Write(make([]byte, 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // encrypted, and waiting for more
+	prefix := filepath.Join(dir, "core")
+	testutil.Run(t, "gcore", "-o", prefix, fmt.Sprint(cmd.Process.Pid))
+	return fmt.Sprintf("%s.%d", prefix, cmd.Process.Pid), key
+}
+
+// TestProcessCores: a guest's crashed processes' cores, as they are kept
+// on disk: one plain (/var/crash, a core file), one zstd'd as
+// systemd-coredump stores them (/var/lib/systemd/coredump/core.*.zst).
+// A real process core (gcore of openssl enc) holds the AES key schedule
+// of the key the process used. Disk views are not searched for key
+// schedules, and a process's core is no guest's RAM (no memory target);
+// the decode pass scans such cores again with the memory rules: the key
+// is found at both paths, live, the plain core's at the file's own bytes
+// (no decoded chain), the compressed one's in its zstd stream. With
+// decoding off it is not found.
+func TestProcessCores(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "zstd")
+	dir := t.TempDir()
+	core, key := opensslCore(t, dir)
+	host := filepath.Join(dir, "host")
+	for _, d := range []string{"var/crash", "var/lib/systemd/coredump"} {
+		os.MkdirAll(filepath.Join(host, d), 0o755)
+	}
+	zst := "/var/lib/systemd/coredump/core.openssl.0.6d0b0c8e.4242.1700000000000000.zst"
+	testutil.Bash(t, dir, fmt.Sprintf(`set -e
+cp %s host/var/crash/core.openssl
+zstd -q %s -o host%s
+mkfs.ext4 -q -F -d host host.raw 64M`, core, core, zst))
+	img := filepath.Join(dir, "host.raw")
+	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
+	where := func(rep *report.Report) []string {
+		var out []string
+		for _, f := range rep.Findings {
+			if f.Rule != "aes-key-schedule" || f.Fingerprint != want {
+				continue
+			}
+			for _, l := range f.Locations {
+				var chain []string
+				for _, s := range l.Decoded {
+					chain = append(chain, s.Codec)
+				}
+				out = append(out, fmt.Sprintf("%s %s %s [%s]", l.Path, l.State, l.Exposure, strings.Join(chain, " ")))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	rep := scanFile(t, scanner.Options{}, img)
+	got := where(rep)
+	exp := []string{
+		"/var/crash/core.openssl allocated live []",
+		zst + " allocated live [zstd]",
+	}
+	if !slices.Equal(got, exp) {
+		t.Errorf("the key schedule at\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(exp, "\n"))
+	}
+	if len(rep.Targets) != 1 || !rep.Complete {
+		t.Errorf("%d targets, complete %v: %q", len(rep.Targets), rep.Complete, rep.IncompleteReasons)
+	}
+
+	if got := where(scanFile(t, scanner.Options{NoDecode: true}, img)); len(got) > 0 {
+		t.Errorf("NoDecode: the key schedule at %q", got)
+	}
+	// Nested images off: cores are still scanned (the decode pass looks
+	// for their magic number on its own).
+	if got := where(scanFile(t, scanner.Options{NoNestedImages: true}, img)); !slices.Equal(got, exp) {
+		t.Errorf("NoNestedImages: the key schedule at %q", got)
+	}
+}
