@@ -127,3 +127,17 @@ func (d dirEntry) Size() int64                  { return 0 }
 func (d dirEntry) Mode() iofs.FileMode          { return d.e.Mode }
 func (d dirEntry) ModTime() time.Time           { return time.Time{} }
 func (d dirEntry) Sys() any                     { return nil }
+
+// FileData returns the byte ranges of the regular file at path p in
+// partition that hold data (file offsets, [start, end), sorted): its
+// holes and preallocated ranges read as zeros and are left out. False
+// when the index cannot tell (no such file, an index cut at its caps,
+// compressed or inline data): the whole file is then data.
+func (m *Map) FileData(partition, p string) ([][2]int64, bool) {
+	for _, q := range m.all() {
+		if q.info.Name == partition && q.idx != nil {
+			return q.idx.dataOf(p)
+		}
+	}
+	return nil, false
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"path"
 	"slices"
 	"strings"
 
@@ -90,6 +91,61 @@ type fileIndex struct {
 	// noPaths marks a filesystem whose walk visited nothing (squashfs):
 	// its findings are never attributed to paths.
 	noPaths bool
+	// truncated: some entries or runs are not indexed (over the caps).
+	truncated bool
+}
+
+// dataOf returns the byte ranges of the regular file at path p that hold
+// data, in file offsets ([start, end), sorted, joined), and false when
+// the index cannot tell: no live regular file there, an index cut at its
+// caps, runs whose offsets do not map one to one onto the file
+// (compressed, inline). Preallocated runs (unwritten) read as zeros, so
+// they are no data.
+func (x *fileIndex) dataOf(p string) ([][2]int64, bool) {
+	if x.truncated || x.noPaths || !path.IsAbs(p) {
+		return nil, false
+	}
+	n := uint32(0)
+	for _, name := range strings.Split(strings.Trim(path.Clean(p), "/"), "/") {
+		found := false
+		for i := range x.nodes {
+			if nd := &x.nodes[i]; i != 0 && nd.parent == n && nd.name == name {
+				n, found = uint32(i), true
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	if !x.nodes[n].regular {
+		return nil, false
+	}
+	var out [][2]int64
+	for _, r := range x.runs {
+		if r.node != n {
+			continue
+		}
+		switch {
+		case r.flags&runDeleted != 0:
+			return nil, false // a deleted entry of the same name: which is which
+		case r.flags&(runCompressed|runInline) != 0:
+			return nil, false
+		case r.flags&runUnwritten != 0:
+			continue
+		}
+		out = append(out, [2]int64{r.fileOff, r.fileOff + r.n})
+	}
+	slices.SortFunc(out, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	joined := out[:0]
+	for _, r := range out {
+		if k := len(joined); k > 0 && r[0] <= joined[k-1][1] {
+			joined[k-1][1] = max(joined[k-1][1], r[1])
+			continue
+		}
+		joined = append(joined, r)
+	}
+	return joined, true
 }
 
 func (x *fileIndex) locate(off int64) (path, state string) {
@@ -180,6 +236,7 @@ func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
 	x := b.finish()
 	x.fs = f
 	x.noPaths = visited == 0
+	x.truncated = b.truncated
 	return x, notes, nil
 }
 

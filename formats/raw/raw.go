@@ -46,15 +46,34 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 	return im, nil
 }
 
+// DataRanger is a file that knows its data ranges ([start, end) in file
+// offsets, sorted, disjoint; false: it cannot tell): a guest file read
+// through its filesystem, whose holes are known from its extents.
+type DataRanger interface {
+	DataRanges() ([][2]int64, bool)
+}
+
 // Extents lists the data regions of r, size bytes: SEEK_DATA/SEEK_HOLE's
-// answer for a host file (DataExtents), one extent of the whole for any
-// other io.ReaderAt.
+// answer for a host file (DataExtents), a DataRanger's ranges (within
+// size), one extent of the whole for any other io.ReaderAt.
 func Extents(r io.ReaderAt, name string, size int64) (model.ExtentList, error) {
 	if f, ok := r.(*os.File); ok {
 		return DataExtents(f, name, size)
 	}
 	if size == 0 {
 		return nil, nil
+	}
+	if d, ok := r.(DataRanger); ok {
+		if rs, ok := d.DataRanges(); ok {
+			var out model.ExtentList
+			for _, x := range rs {
+				lo, hi := max(x[0], 0), min(x[1], size)
+				if lo < hi {
+					out = append(out, model.Extent{Offset: lo, Length: hi - lo, Source: model.SourceData, File: name, FileOffset: lo, FileLength: hi - lo})
+				}
+			}
+			return out, nil
+		}
 	}
 	return model.ExtentList{{Offset: 0, Length: size, Source: model.SourceData, File: name, FileOffset: 0, FileLength: size}}, nil
 }
