@@ -102,7 +102,7 @@ func (rm *remediator) remediate(f *Finding) []Remediation {
 			continue // the clones' own step says it
 		}
 		if s, ok := rm.step(f, l); ok {
-			add(s)
+			add(rm.onHost(s, l.Target))
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Remediation) int {
@@ -307,9 +307,35 @@ func (rm *remediator) cloned(f *Finding) []Remediation {
 		if op != "" {
 			s.Command = "virt-sysprep -a " + shellQuote(image) + " --operations " + op
 		}
-		out = append(out, s)
+		out = append(out, rm.onHost(s, image))
 	}
 	return out
+}
+
+// onHost rewrites a step for an image found as a file in another
+// target's guest filesystem (Target.Inside: a VM's disk on a hypervisor
+// host's disk): its name in the report ("host.raw#current:p1:/var/lib/
+// libvirt/images/web01.qcow2") is no path anyone can open; the commands
+// name the file by its path in that filesystem, to be run on the machine
+// whose disk the outer target is, and the action says so.
+func (rm *remediator) onHost(s Remediation, target string) Remediation {
+	t := rm.targets[target]
+	if t == nil || t.Inside == nil {
+		return s
+	}
+	in := t.Inside
+	prefix := in.View + ":"
+	if in.Partition != "" {
+		prefix += in.Partition + ":"
+	}
+	where := "on the machine whose disk is " + in.Target
+	if strings.Contains(s.Command, prefix) {
+		s.Command = strings.ReplaceAll(s.Command, prefix, "") + "   # " + where
+	}
+	if strings.Contains(s.Action, prefix) {
+		s.Action = strings.ReplaceAll(s.Action, prefix, "") + " (" + where + ")"
+	}
+	return s
 }
 
 // layerName names the container layer of a location: "layer 2 (sha256:…)".

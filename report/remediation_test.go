@@ -43,8 +43,16 @@ func TestRemediate(t *testing.T) {
 	vma := Target{Path: "/pve/dump/vzdump-qemu-100.vma", Format: "vma", Views: []View{{ID: "vzdump-qemu-100.vma#backing:disk0", Kind: "backing", Name: "disk0"}}}
 	vhd := Target{Path: "/h/diff.vhd", Format: "vhd", Backing: []Backing{{Name: "parent.vhd", Path: "/h/parent.vhd", Format: "vhd"}},
 		Views: []View{{ID: "diff.vhd#backing:parent.vhd", Kind: "backing", Name: "parent.vhd"}}}
+	// A VM's disk found as a file on a hypervisor host's disk: a target
+	// of its own, named by the host's view, partition and path.
+	inner := Target{Path: "host.raw#current:p1:/var/lib/libvirt/images/web01.qcow2", Format: "qcow2",
+		Inside: &Containment{Target: "/srv/host.raw", View: "host.raw#current", Partition: "p1", Path: "/var/lib/libvirt/images/web01.qcow2"},
+		Views: []View{
+			{ID: "host.raw#current:p1:/var/lib/libvirt/images/web01.qcow2#current", Kind: "current", Name: "current"},
+			{ID: "host.raw#current:p1:/var/lib/libvirt/images/web01.qcow2#snapshot:golden", Kind: "snapshot", Name: "golden"},
+		}}
 	r := &Report{
-		Targets: []Target{web, libvirt, save, vmware, pve, host, vma, vhd, {Path: "reg.example/app:1@sha256:ab"}},
+		Targets: []Target{web, libvirt, save, vmware, pve, host, vma, vhd, inner, {Path: "reg.example/app:1@sha256:ab"}},
 		Timelines: []Timeline{
 			{VM: "db", Points: []TimelinePoint{{View: "db.pre#backing:db.qcow2", Kind: "snapshot", Name: "pre-rotate"}}},
 			{VM: "web", Points: []TimelinePoint{{View: "web-000001.vmdk#backing:web.vmdk", Kind: "snapshot", Name: "clean install"}}},
@@ -107,6 +115,18 @@ func TestRemediate(t *testing.T) {
 				{ExposureSnapshot, "delete snapshot golden of /srv/web01.qcow2, then rewrite the image (freed clusters keep the bytes)", "qemu-img snapshot -d golden /srv/web01.qcow2"}}},
 		{"rollback risk: remove the view, nothing to rotate", Finding{Category: CategoryRollbackRisk, Locations: []Location{loc(web.Path, "web01.qcow2#snapshot:golden", ExposureSnapshot)}},
 			[]Remediation{{ExposureSnapshot, "delete snapshot golden of /srv/web01.qcow2, then rewrite the image (freed clusters keep the bytes)", "qemu-img snapshot -d golden /srv/web01.qcow2"}}},
+		{"an image in a host's filesystem: its path there, on that machine", Finding{Category: "cloud", Locations: []Location{
+			{Target: inner.Path, View: inner.Views[0].ID, State: StateFree, Exposure: ExposureDeleted},
+			loc(inner.Path, inner.Views[1].ID, ExposureSnapshot),
+			{Target: inner.Path, View: inner.Views[0].ID, Path: "/etc/app.env", Exposure: ExposureLive}}},
+			[]Remediation{rotate,
+				{ExposureSnapshot, "delete snapshot golden of /var/lib/libvirt/images/web01.qcow2, then rewrite the image (freed clusters keep the bytes) (on the machine whose disk is /srv/host.raw)", "qemu-img snapshot -d golden '/var/lib/libvirt/images/web01.qcow2'   # on the machine whose disk is /srv/host.raw"},
+				{ExposureDeleted, "wipe free space in /var/lib/libvirt/images/web01.qcow2 (fstrim with discard in the guest, zerofree, or offline) (on the machine whose disk is /srv/host.raw)", "virt-sparsify --in-place '/var/lib/libvirt/images/web01.qcow2'   # on the machine whose disk is /srv/host.raw"},
+				{ExposureLive, "delete or replace /etc/app.env in the guest, then wipe free space", "rm -- /etc/app.env   # in the guest"}}},
+		{"cloned identity in images in a host's filesystem", Finding{Category: CategoryClonedIdentity, Metadata: map[string]string{"identity_kind": "machine-id"},
+			Locations: []Location{{Target: inner.Path, Exposure: ExposureLive}, {Target: "/a/web02.qcow2", Exposure: ExposureLive}}},
+			[]Remediation{{RemediationAll, "give /var/lib/libvirt/images/web01.qcow2 its own machine id (in every clone but one) (on the machine whose disk is /srv/host.raw)", "virt-sysprep -a '/var/lib/libvirt/images/web01.qcow2' --operations machine-id   # on the machine whose disk is /srv/host.raw"},
+				{RemediationAll, "give /a/web02.qcow2 its own machine id (in every clone but one)", "virt-sysprep -a /a/web02.qcow2 --operations machine-id"}}},
 		{"cloned identity: each clone its own", Finding{Category: CategoryClonedIdentity, Metadata: map[string]string{"identity_kind": "ssh-host-key"},
 			Locations: []Location{{Target: "/a/web01.qcow2", Exposure: ExposureLive}, {Target: "/a/web02.qcow2", Exposure: ExposureLive}}},
 			[]Remediation{{RemediationAll, "give /a/web01.qcow2 its own ssh host key (in every clone but one)", "virt-sysprep -a /a/web01.qcow2 --operations ssh-hostkeys"},
