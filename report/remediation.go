@@ -333,7 +333,7 @@ func (rm *remediator) onHost(s Remediation, target string) Remediation {
 		s.Command = strings.ReplaceAll(s.Command, prefix, "") + "   # " + where
 	}
 	if strings.Contains(s.Action, prefix) {
-		s.Action = strings.ReplaceAll(s.Action, prefix, "") + " (" + where + ")"
+		s.Action = where + ": " + strings.ReplaceAll(s.Action, prefix, "")
 	}
 	return s
 }
