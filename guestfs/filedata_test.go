@@ -1,6 +1,7 @@
 package guestfs
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,7 +15,8 @@ import (
 // TestFileData: a sparse file's data ranges (dd at three places of a
 // 12 MiB file, mkfs.ext4 -d keeping its holes) are the logical ranges
 // of the extents that debugfs, e2fsprogs' own reader, lists for it, in
-// every partition layout; a path that names no regular file has none.
+// every partition layout, and FileRuns places each of those bytes in the
+// disk; a path that names no regular file has none.
 func TestFileData(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "debugfs")
 	src := filepath.Join(t.TempDir(), "src")
@@ -27,6 +29,10 @@ dd if=/dev/urandom of=d/sparse bs=4096 count=33 seek=2047 conv=notrunc status=no
 truncate -s 12M d/sparse`)
 	if fi, err := os.Stat(f); err != nil || fi.Size() != 12<<20 {
 		t.Fatalf("sparse file: %v", err)
+	}
+	content, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
 	}
 	fsImg := mkExt(t, src, "-b", "4096")
 	var want [][2]int64
@@ -45,10 +51,27 @@ truncate -s 12M d/sparse`)
 	}
 	for _, l := range layouts {
 		t.Run(l.name, func(t *testing.T) {
-			m, _ := analyzeFile(t, l.build(t, fsImg))
+			m, img := analyzeFile(t, l.build(t, fsImg))
 			got, ok := m.FileData(l.part, "/d/sparse")
 			if !ok || !slices.Equal(got, want) {
 				t.Errorf("FileData = %v, %v; debugfs: %v", got, ok, want)
+			}
+			// FileRuns: the same data, each run's bytes in the disk
+			// the file's own.
+			runs, ok := m.FileRuns(l.part, "/d/sparse")
+			var covered int64
+			for _, r := range runs {
+				covered += r.Len
+				if !bytes.Equal(img[r.Off:r.Off+r.Len], content[r.FileOff:r.FileOff+r.Len]) {
+					t.Errorf("run %+v: not the file's bytes", r)
+				}
+			}
+			var wantLen int64
+			for _, w := range want {
+				wantLen += w[1] - w[0]
+			}
+			if !ok || covered != wantLen {
+				t.Errorf("FileRuns: %d bytes in %d runs, %v; the data is %d bytes", covered, len(runs), ok, wantLen)
 			}
 			for _, p := range []string{"/d", "/d/none", "d/sparse"} {
 				if got, ok := m.FileData(l.part, p); ok {

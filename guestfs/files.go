@@ -141,3 +141,24 @@ func (m *Map) FileData(partition, p string) ([][2]int64, bool) {
 	}
 	return nil, false
 }
+
+// FileRuns returns where the data of the regular file at path p in
+// partition lies in the disk Analyze read (runs sorted by file offset;
+// bytes on no PV of this disk are left out), and false when the index
+// cannot tell (as FileData).
+func (m *Map) FileRuns(partition, p string) ([]GuestRun, bool) {
+	for _, q := range m.all() {
+		if q.info.Name == partition && q.idx != nil {
+			runs, ok := q.idx.dataRuns(p)
+			if !ok {
+				return nil, false
+			}
+			var out []GuestRun
+			for _, r := range runs {
+				out = m.appendGuestRuns(out, q, fsys.Run{Off: r.off, Len: r.n, FileOff: r.fileOff})
+			}
+			return out, true
+		}
+	}
+	return nil, false
+}

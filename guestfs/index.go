@@ -97,11 +97,29 @@ type fileIndex struct {
 
 // dataOf returns the byte ranges of the regular file at path p that hold
 // data, in file offsets ([start, end), sorted, joined), and false when
-// the index cannot tell: no live regular file there, an index cut at its
-// caps, runs whose offsets do not map one to one onto the file
-// (compressed, inline). Preallocated runs (unwritten) read as zeros, so
-// they are no data.
+// the index cannot tell (see dataRuns).
 func (x *fileIndex) dataOf(p string) ([][2]int64, bool) {
+	runs, ok := x.dataRuns(p)
+	if !ok {
+		return nil, false
+	}
+	var out [][2]int64
+	for _, r := range runs {
+		if k := len(out); k > 0 && r.fileOff <= out[k-1][1] {
+			out[k-1][1] = max(out[k-1][1], r.fileOff+r.n)
+			continue
+		}
+		out = append(out, [2]int64{r.fileOff, r.fileOff + r.n})
+	}
+	return out, true
+}
+
+// dataRuns returns the runs of the regular file at path p that hold data,
+// sorted by file offset, and false when the index cannot tell: no live
+// regular file there, an index cut at its caps, runs whose offsets do not
+// map one to one onto the file (compressed, inline). Preallocated runs
+// (unwritten) read as zeros, so they are no data.
+func (x *fileIndex) dataRuns(p string) ([]run, bool) {
 	if x.truncated || x.noPaths || !path.IsAbs(p) {
 		return nil, false
 	}
@@ -120,7 +138,7 @@ func (x *fileIndex) dataOf(p string) ([][2]int64, bool) {
 	if !found {
 		return nil, false
 	}
-	var out [][2]int64
+	var out []run
 	for _, r := range x.runs {
 		if r.node != n {
 			continue
@@ -133,18 +151,10 @@ func (x *fileIndex) dataOf(p string) ([][2]int64, bool) {
 		case r.flags&runUnwritten != 0:
 			continue
 		}
-		out = append(out, [2]int64{r.fileOff, r.fileOff + r.n})
+		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
-	joined := out[:0]
-	for _, r := range out {
-		if k := len(joined); k > 0 && r[0] <= joined[k-1][1] {
-			joined[k-1][1] = max(joined[k-1][1], r[1])
-			continue
-		}
-		joined = append(joined, r)
-	}
-	return joined, true
+	slices.SortFunc(out, func(a, b run) int { return cmp.Compare(a.fileOff, b.fileOff) })
+	return out, true
 }
 
 func (x *fileIndex) locate(off int64) (path, state string) {

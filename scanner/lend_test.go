@@ -15,6 +15,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/formats"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/guestfs"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -217,5 +218,82 @@ func TestLendableRuns(t *testing.T) {
 				t.Errorf("runs %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestRawGuestFileLends: a raw disk stored as a file (6 MiB of random
+// bytes, mkfs.ext4 -d) in a mapped raw image lends, for a range inside
+// one of its runs, the very bytes the file holds there, and lends most
+// ranges, so the test cannot pass by lending nothing. With its runs cut
+// in two at an odd offset, a range across the cut is not lent, and those
+// on either side still are, rightly.
+func TestRawGuestFileLends(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	rng := rand.New(rand.NewPCG(3, 5))
+	content := make([]byte, 6<<20)
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(src, "disk.raw"), content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "host.raw")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", src, img, "32M")
+	im, err := formats.Open(context.Background(), img, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	v := &viewState{view: im.Views[0]}
+	if _, ok := v.view.Disk.(interface {
+		Slice(int64, int) ([]byte, bool)
+	}); !ok {
+		t.Fatal("the raw image is not mapped")
+	}
+	m, err := guestfs.Analyze(context.Background(), v.view.Disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gf, err := m.Files(guestfs.WholeDisk).Open("/disk.raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := newRawGuestFile(v, m, gf, guestfs.WholeDisk, "/disk.raw")
+	if !ok || f.outer == nil || len(f.runs) == 0 {
+		t.Fatalf("no runs to lend from: %v, %d runs", ok, len(f.runs))
+	}
+	lent, n := 0, 0
+	for off := int64(0); off < int64(len(content)); off += 64<<10 + 4093 {
+		size := int(min(int64(256<<10), int64(len(content))-off))
+		n++
+		b, ok := f.Slice(off, size)
+		if !ok {
+			continue
+		}
+		lent++
+		if !bytes.Equal(b, content[off:off+int64(size)]) {
+			t.Fatalf("lent %d bytes at %d: not the file's", size, off)
+		}
+		f.Release(b)
+	}
+	if lent < n/2 {
+		t.Errorf("lent %d of %d ranges", lent, n)
+	}
+	if _, ok := f.Slice(int64(len(content))-10, 20); ok {
+		t.Error("lent past the file's end")
+	}
+	r := f.runs[0]
+	cut := r.FileOff + r.Len/2 + 7
+	f.runs = append([]guestfs.GuestRun{{Off: r.Off, Len: cut - r.FileOff, FileOff: r.FileOff}, {Off: r.Off + cut - r.FileOff, Len: r.Len - (cut - r.FileOff), FileOff: cut}}, f.runs[1:]...)
+	if _, ok := f.Slice(cut-5, 10); ok {
+		t.Error("lent a range across two runs")
+	}
+	for _, off := range []int64{cut - 4096, cut} {
+		if b, ok := f.Slice(off, 4096); !ok || !bytes.Equal(b, content[off:off+4096]) {
+			t.Errorf("at %d, beside the cut: lent %v", off, ok)
+		}
 	}
 }

@@ -234,13 +234,56 @@ func iso9660(f io.ReaderAt, size int64) bool {
 
 // rawGuestFile is a raw disk stored in a guest file, with the file's data
 // ranges (formats/raw.DataRanger): its holes, which the guest's
-// filesystem knows, are not read as zeros and scanned.
+// filesystem knows, are not read as zeros and scanned. Where the outer
+// view lends its bytes (a mapped raw image: detectors.Slicer), so does
+// the file (formats/raw.Lender), through its runs there: a range inside
+// one run is the outer mapping's, without the copies of a read through
+// the guest's filesystem.
 type rawGuestFile struct {
 	fsys.File
-	data [][2]int64
+	data  [][2]int64
+	runs  []guestfs.GuestRun // sorted by FileOff
+	outer detectors.Slicer   // nil: nothing is lent
 }
 
 func (f rawGuestFile) DataRanges() ([][2]int64, bool) { return f.data, true }
+
+func (f rawGuestFile) Slice(off int64, n int) ([]byte, bool) {
+	if f.outer == nil || n <= 0 {
+		return nil, false
+	}
+	i, _ := slices.BinarySearchFunc(f.runs, off+1, func(r guestfs.GuestRun, t int64) int { return cmp.Compare(r.FileOff, t) })
+	if i == 0 {
+		return nil, false
+	}
+	r := f.runs[i-1]
+	if off < r.FileOff || off-r.FileOff > r.Len-int64(n) {
+		return nil, false
+	}
+	return f.outer.Slice(r.Off+off-r.FileOff, n)
+}
+
+func (f rawGuestFile) Release(b []byte) {
+	if rl, ok := f.outer.(interface{ Release([]byte) }); ok {
+		rl.Release(b)
+	}
+}
+
+// newRawGuestFile reads a raw disk stored at path in partition of v's
+// guest filesystem m; false when m cannot say where its data is.
+func newRawGuestFile(v *viewState, m *guestfs.Map, f fsys.File, partition, path string) (rawGuestFile, bool) {
+	data, ok := m.FileData(partition, path)
+	if !ok {
+		return rawGuestFile{}, false
+	}
+	g := rawGuestFile{File: f, data: data}
+	if s, ok := v.view.Disk.(detectors.Slicer); ok {
+		if runs, ok := m.FileRuns(partition, path); ok {
+			g.runs, g.outer = runs, s
+		}
+	}
+	return g, true
+}
 
 // imagePlace is a guest offset where a file may start that nestedImages
 // opens. deep: the file holds an image's magic number (the raw scan saw
@@ -385,12 +428,12 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 					// data: a sparse disk's holes would be read as zeros
 					// and scanned (a terabyte of them, for a hostile
 					// guest's file).
-					data, ok := fi.m.FileData(loc.Partition, loc.Path)
+					g, ok := newRawGuestFile(v, fi.m, f, loc.Partition, loc.Path)
 					if !ok {
 						unmapped = append(unmapped, where)
 						continue
 					}
-					r = rawGuestFile{File: f, data: data}
+					r = g
 				}
 				found = append(found, Reader{Name: v.view.ID + ":" + where, R: r, Size: f.Size(), Inside: in, alone: spools(m),
 					Opener: &guestOpener{files: files, prefix: prefix, log: s.opts.Names, owner: v.view.ID + ":" + where, reads: reads}})

@@ -41,6 +41,8 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 			im.AddCloser(mapping(m))
 			disk = mappedDisk{d}
 		}
+	} else if l, ok := r.(Lender); ok {
+		disk = lentDisk{d, l}
 	}
 	im.Views = []model.View{{ID: model.ViewID(name, model.KindCurrent, ""), Kind: model.KindCurrent, Name: "current", Disk: disk}}
 	return im, nil
@@ -98,6 +100,23 @@ func mapReadOnly(f *os.File, size int64) ([]byte, bool) {
 // pages stay in the page cache, so the scan's resident set stays at a few
 // chunks however large the image.
 type mappedDisk struct{ *model.FileDisk }
+
+// Lender is a reader that lends its bytes without a copy where it can
+// (detectors.Slicer), and is told when they are no longer used: a raw
+// disk stored as a file in a guest whose own disk is mapped.
+type Lender interface {
+	Slice(off int64, n int) ([]byte, bool)
+	Release(b []byte)
+}
+
+// lentDisk is a raw disk whose reader lends its bytes.
+type lentDisk struct {
+	*model.FileDisk
+	l Lender
+}
+
+func (d lentDisk) Slice(off int64, n int) ([]byte, bool) { return d.l.Slice(off, n) }
+func (d lentDisk) Release(b []byte)                      { d.l.Release(b) }
 
 func (d mappedDisk) Release(b []byte) { ReleasePages(b) }
 
