@@ -159,7 +159,7 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	pa := max(0, lo-e.maxKwLen)
 	pb := min(len(buf), hi+e.hitBefore+e.maxKwLen)
 	var probe *sectorProbe
-	if e.keytab != nil || len(opts.Signatures) > 0 && opts.SignatureAt != nil {
+	if !opts.MemoryOnly && (e.keytab != nil || len(opts.Signatures) > 0 && opts.SignatureAt != nil) {
 		// Sector offsets are absolute: base+pa+o = 0 (mod keytabAlign).
 		phase := int((keytabAlign - (base+int64(pa))%keytabAlign) % keytabAlign)
 		// A keytab starts with its format version, 0x0502.
@@ -206,7 +206,11 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			}
 			nf, ns = len(probe.found), len(probe.sigFound)
 		}
-		cs.hits = e.pf.scan(buf[wa:end], cs.hits[:0], probe)
+		if opts.MemoryOnly {
+			cs.hits = cs.hits[:0]
+		} else {
+			cs.hits = e.pf.scan(buf[wa:end], cs.hits[:0], probe)
+		}
 		if keys {
 			cs.keys.Until(wb)
 		}
@@ -240,6 +244,9 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 		cs.keys.Finish()
 	}
 	for _, ri := range e.fullScan {
+		if opts.MemoryOnly {
+			break
+		}
 		r := e.rules[ri]
 		for _, m := range r.regexps().re.FindAllSubmatchIndex(buf, -1) {
 			if m[0] < lo || m[0] >= hi {
@@ -261,7 +268,7 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 			}
 		}
 	}
-	if e.keytab != nil {
+	if e.keytab != nil && probe != nil {
 		for _, p := range probe.found {
 			if p >= lo && p < hi {
 				cs.keytabAt(buf, base, lo, hi, p)

@@ -59,6 +59,11 @@ type ScanOptions struct {
 	// Memory enables the memory-structure rules (AES key schedules, DER RSA
 	// keys): on for memory views and swap, opt-in elsewhere.
 	Memory bool
+	// MemoryOnly runs the memory-structure rules alone (with Memory): no
+	// keyword, regexp or keytab rule, no signature probe. For bytes whose
+	// text a scan has read already (a process's core, a swap area in a
+	// disk view), at the key searches' speed.
+	MemoryOnly bool
 	// Progress, when set, hears the bytes of each range chunk as soon as
 	// that chunk is scanned (its own bytes, context margins excluded), so
 	// that a progress display moves within a long view. It is called from

@@ -357,6 +357,20 @@ func TestMemoryStructures(t *testing.T) {
 			t.Errorf("%s at %d not found; got:\n%s", w.rule, w.off, describe(ms))
 		}
 	}
+	// MemoryOnly: the same memory matches, and nothing else, though a PEM
+	// key and an AWS key ID sit in the same bytes.
+	withText := slices.Clone(mem)
+	copy(withText[200000:], pemBytes("RSA PRIVATE KEY", der))
+	copy(withText[240000:], "aws_access_key_id = AKIAQYLPMN5HHHFPZAM2\n")
+	all := withText
+	if n := len(e.FindAll(all, ScanOptions{Memory: true})) - len(ms); n < 2 {
+		t.Fatalf("the text rules found %d more matches, want at least 2", n)
+	}
+	only := e.FindAll(all, ScanOptions{Memory: true, MemoryOnly: true})
+	if describe(only) != describe(ms) {
+		t.Errorf("MemoryOnly:\n%s\nwant the memory matches alone:\n%s", describe(only), describe(ms))
+	}
+
 	// The DER key fingerprints like the same key in PEM.
 	pemMs := matchesOf(e.FindAll(pemBytes("RSA PRIVATE KEY", der), ScanOptions{}), "private-key-rsa")
 	derMs := matchesOf(ms, "rsa-private-key-der")
