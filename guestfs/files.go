@@ -3,6 +3,7 @@ package guestfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"path"
 	"sync"
@@ -161,4 +162,26 @@ func (m *Map) FileRuns(partition, p string) ([]GuestRun, bool) {
 		}
 	}
 	return nil, false
+}
+
+// SwapArea is a swap partition or logical volume: the paged-out memory of
+// the guest's processes.
+type SwapArea struct {
+	Name string      // as Location names it: "p2", "vg0/swap_1"
+	R    io.ReaderAt // its bytes
+	Size int64
+	Runs []GuestRun // where they lie in the disk (FileOff: the area's offset)
+}
+
+// SwapAreas lists the swap partitions and logical volumes.
+func (m *Map) SwapAreas() []SwapArea {
+	var out []SwapArea
+	for _, p := range m.all() {
+		if p.info.FS != "swap" || p.r == nil || p.info.Size <= 0 {
+			continue
+		}
+		out = append(out, SwapArea{Name: p.info.Name, R: p.r, Size: p.info.Size,
+			Runs: m.appendGuestRuns(nil, p, fsys.Run{Off: 0, Len: p.info.Size})})
+	}
+	return out
 }

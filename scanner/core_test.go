@@ -113,3 +113,54 @@ mkfs.ext4 -q -F -d host host.raw 64M`, core, core, zst))
 		t.Errorf("NoNestedImages: the key schedule at %q", got)
 	}
 }
+
+// TestSwapMemoryKeys: swap holds processes' paged-out memory. A disk
+// (sgdisk) with an ext4 partition holding a swap file (mkswap'd, as
+// Ubuntu's /swap.img) and a swap partition (mkswap), each holding, past
+// its header page, a real process's memory (gcore of openssl enc with a
+// fresh key, written where the kernel would page it out): the key's AES
+// schedule is found in both, the swap file's at its path, the partition's
+// in it, live (the guest can turn swap off and wipe it). Disk views do
+// not run the memory rules elsewhere; with decoding off they do not run
+// here either.
+func TestSwapMemoryKeys(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "mkswap", "sgdisk")
+	dir := t.TempDir()
+	core, key := opensslCore(t, dir)
+	os.MkdirAll(filepath.Join(dir, "root"), 0o755)
+	testutil.Bash(t, dir, fmt.Sprintf(`set -e
+truncate -s 8M root/swap.img
+mkswap -q root/swap.img
+dd if=%[1]s of=root/swap.img bs=4096 seek=1 conv=notrunc status=none
+truncate -s 16M swap.part
+mkswap -q swap.part
+dd if=%[1]s of=swap.part bs=4096 seek=1 conv=notrunc status=none
+truncate -s 64M disk.raw
+sgdisk -n 1:2048:83967 -n 2:83968:0 -t 2:8200 disk.raw >/dev/null
+mkfs.ext4 -q -F -d root -E offset=1048576 disk.raw 40M
+dd if=swap.part of=disk.raw bs=512 seek=83968 conv=notrunc status=none`, core))
+	img := filepath.Join(dir, "disk.raw")
+	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
+	where := func(rep *report.Report) []string {
+		var out []string
+		for _, f := range rep.Findings {
+			if f.Rule == "aes-key-schedule" && f.Fingerprint == want {
+				for _, l := range f.Locations {
+					out = append(out, fmt.Sprintf("%s %s %s", l.Partition, l.Path, l.Exposure))
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	rep := scanFile(t, scanner.Options{}, img)
+	if got, exp := where(rep), []string{"p1 /swap.img live", "p2  live"}; !slices.Equal(got, exp) {
+		t.Errorf("the key schedule at %q, want %q", got, exp)
+	}
+	if !rep.Complete {
+		t.Errorf("incomplete: %q", rep.IncompleteReasons)
+	}
+	if got := where(scanFile(t, scanner.Options{NoDecode: true}, img)); len(got) > 0 {
+		t.Errorf("NoDecode: the key schedule at %q", got)
+	}
+}

@@ -98,11 +98,13 @@ type container struct {
 	carved bool
 	// slack: already decoded (data), with its codec.
 	slack *slackStream
-	// core: a process's core (a crash's, gdb's gcore), scanned again
-	// with the memory rules, which the raw scan of a disk view does not
-	// run; what they find is placed at the file's own bytes.
-	core bool
-	key  string
+	// memoryOnly: a process's core (a crash's, gdb's gcore; codec
+	// "elf-core") or a swap area (a partition, a logical volume or a
+	// swap file; "swap"), scanned again with the memory rules alone,
+	// which the raw scan of a disk view does not run; what they find is
+	// placed at the area's own bytes.
+	memoryOnly bool
+	key        string
 	// part and path name a file's partition and path ("" for the rest);
 	// codec is what its magic number says it is.
 	part, path, codec string
@@ -212,6 +214,7 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 					return err
 				}
 				cs = append(cs, found...)
+				cs = append(cs, d.swapAreas(v, fi.m)...)
 			}
 		}
 		if hits[v] != nil && len(hits[v].at) > 0 {
@@ -252,6 +255,13 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 	var out []*container
 	head := make([]byte, decode.SniffLen)
 	err := m.RegularFiles(ctx, minContainer, func(f guestfs.RegularFile) error {
+		if !f.Deleted && len(f.Runs) > 0 && swapFile(f) {
+			// Its first page is zeros but for the header (a hole, where
+			// the filesystem's blocks are smaller): no magic number where
+			// it starts.
+			out = append(out, &container{v: v, g: f.Runs[0].Off, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: "swap", memoryOnly: true, part: f.Partition, path: f.Path})
+			return nil
+		}
 		st := f.Start()
 		if st < 0 {
 			return nil
@@ -265,7 +275,7 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 			sig, hit := phys[p]
 			if !hit {
 				if images[p] && processCore(f) {
-					c := &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: "elf-core", core: true}
+					c := &container{v: v, g: st, size: f.Size, r: f.File, runs: slices.Clone(f.Runs), codec: "elf-core", memoryOnly: true}
 					if !f.Deleted {
 						c.part, c.path = f.Partition, f.Path
 					}
@@ -293,6 +303,34 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 		return nil
 	})
 	return out, err
+}
+
+// minSwapFile is the smallest file checked for a swap header: mkswap
+// wants 40 KiB, and a swap file worth its name has megabytes.
+const minSwapFile = 1 << 20
+
+// swapFile reports whether f is a swap file (mkswap's header: its magic
+// "SWAPSPACE2" ends the first 4 KiB page).
+func swapFile(f guestfs.RegularFile) bool {
+	if f.Size < minSwapFile {
+		return false
+	}
+	var b [10]byte
+	n, _ := f.File.ReadAt(b[:], 4096-10)
+	return n == len(b) && string(b[:]) == "SWAPSPACE2"
+}
+
+// swapAreas lists v's swap partitions and logical volumes, for the memory
+// rules.
+func (d *decoder) swapAreas(v *viewState, m *guestfs.Map) []*container {
+	var out []*container
+	for _, a := range m.SwapAreas() {
+		if len(a.Runs) == 0 {
+			continue // none of its bytes on this disk
+		}
+		out = append(out, &container{v: v, g: a.Runs[0].Off, size: a.Size, r: a.R, runs: a.Runs, codec: "swap", memoryOnly: true, part: a.Name})
+	}
+	return out
 }
 
 // processCore reports whether f is a process's core: an ELF core whose
@@ -669,8 +707,8 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		found = append(found, dm)
 	}
 	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere}
-	if c.core {
-		d.scanCore(ctx, g)
+	if c.memoryOnly {
+		d.scanMemoryOnly(ctx, g)
 		return
 	}
 	var res decode.Result
@@ -792,23 +830,27 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	}
 }
 
-// scanCore scans a process's core (the first of group g) again with the
-// memory rules, within its target's decoding budget, and places what
-// only they find at the file's bytes: at the view offsets its runs give,
-// and wherever the raw scan's index finds the same bytes. Its text was
-// the raw scan's.
-func (d *decoder) scanCore(ctx context.Context, g []*container) {
+// scanMemoryOnly scans a process's core or a swap area (the first of
+// group g) again with the memory rules alone, within its target's
+// decoding budget, and places what they find at its bytes: at the view
+// offsets its runs give, and wherever the raw scan's index finds the
+// same bytes. Its text was the raw scan's.
+func (d *decoder) scanMemoryOnly(ctx context.Context, g []*container) {
 	c := g[0]
 	if !d.budget(c.v.t).Take(c.size) {
+		what := "processes' cores"
+		if c.codec == "swap" {
+			what = "swap areas"
+		}
 		var res decode.Result
-		res.Skip(fmt.Sprintf("processes' cores not scanned with the memory rules: over the %d-byte decoded cap", d.budget(c.v.t).Max()), 1)
+		res.Skip(fmt.Sprintf("%s not scanned with the memory rules: over the %d-byte decoded cap", what, d.budget(c.v.t).Max()), 1)
 		d.mu.Lock()
 		c.v.decoding.Add(res)
 		d.mu.Unlock()
 		return
 	}
 	var found []detectors.Match
-	_, err := d.s.opts.Engine.ScanStream(ctx, io.NewSectionReader(c.r, 0, c.size), detectors.ScanOptions{Memory: true}, func(m detectors.Match) {
+	_, err := d.s.opts.Engine.ScanStream(ctx, io.NewSectionReader(c.r, 0, c.size), detectors.ScanOptions{Memory: true, MemoryOnly: true}, func(m detectors.Match) {
 		if m.Category == memoryCategory && len(found) < maxBufferedMatches {
 			found = append(found, m)
 		}
