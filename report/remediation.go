@@ -140,6 +140,12 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 		case l.Path != "":
 			s.Action = fmt.Sprintf("delete or replace %s in the guest, then wipe free space", l.Path)
 			s.Command = "rm -- " + shellQuote(l.Path) + "   # in the guest"
+		case t != nil && l.Partition != "" && slices.ContainsFunc(t.Partitions, func(p Partition) bool {
+			return p.View == l.View && p.Name == l.Partition && p.FS == "swap"
+		}):
+			// Paged-out memory: deleting nothing removes it; only
+			// overwriting the area does.
+			s.Action = fmt.Sprintf("in the guest, turn off the swap area %s, overwrite it (blkdiscard -z, or dd from /dev/zero), then mkswap and swapon it again: it keeps paged-out memory until overwritten", l.Partition)
 		case v != nil && v.Attrs["archive_file"] == "true":
 			// A file an archive ships beside its disks (a Vagrantfile,
 			// an OVF): not the guest's.

@@ -39,7 +39,8 @@ func TestRemediate(t *testing.T) {
 		Views:   []View{{ID: "web-000001.vmdk#backing:web.vmdk", Kind: "backing", Name: "web.vmdk"}}}
 	pve := Target{Path: "/pve/images/100/vm-100-disk-0.qcow2", Format: "qcow2", Store: &StoreInfo{Kind: "proxmox", VM: "vm100", ID: "100"},
 		Views: []View{{ID: "vm-100-disk-0.qcow2#snapshot:before", Kind: "snapshot", Name: "before"}}}
-	host := Target{Path: "/img/pve-host.raw", Format: "raw", Views: []View{{ID: "pve-host.raw#current", Kind: "current", Name: "current"}}}
+	host := Target{Path: "/img/pve-host.raw", Format: "raw", Views: []View{{ID: "pve-host.raw#current", Kind: "current", Name: "current"}},
+		Partitions: []Partition{{View: "pve-host.raw#current", Name: "p3", FS: "swap"}, {View: "pve-host.raw#current", Name: "p2", FS: "ext4"}}}
 	vma := Target{Path: "/pve/dump/vzdump-qemu-100.vma", Format: "vma", Views: []View{{ID: "vzdump-qemu-100.vma#backing:disk0", Kind: "backing", Name: "disk0"}}}
 	vhd := Target{Path: "/h/diff.vhd", Format: "vhd", Backing: []Backing{{Name: "parent.vhd", Path: "/h/parent.vhd", Format: "vhd"}},
 		Views: []View{{ID: "diff.vhd#backing:parent.vhd", Kind: "backing", Name: "parent.vhd"}}}
@@ -102,6 +103,12 @@ func TestRemediate(t *testing.T) {
 			[]Remediation{rotate,
 				{ExposureSnapshot, "delete snapshot before of VM 100 (the thin volume pve/snap_vm-100-disk-0_before on /img/pve-host.raw), then discard the thin pool's free blocks", "qm delsnapshot 100 before   # on the Proxmox host"},
 				{ExposureSnapshot, "delete the thin snapshot volume vg0/nightly on /img/pve-host.raw, then discard the thin pool's free blocks", "lvremove vg0/nightly   # on the host"}}},
+		{"in a swap partition: overwrite it", Finding{Category: "cloud", Locations: []Location{
+			{Target: host.Path, View: "pve-host.raw#current", Partition: "p3", State: StateUnknown, Exposure: ExposureLive},
+			{Target: host.Path, View: "pve-host.raw#current", Partition: "p2", State: StateUnknown, Exposure: ExposureLive}}},
+			[]Remediation{
+				{ExposureLive, "in the guest, turn off the swap area p3, overwrite it (blkdiscard -z, or dd from /dev/zero), then mkswap and swapon it again: it keeps paged-out memory until overwritten", ""},
+				{ExposureLive, "remove it in the guest", ""}}},
 		{"VMA backup", Finding{Category: "cloud", Locations: []Location{loc(vma.Path, "vzdump-qemu-100.vma#backing:disk0", ExposureBacking)}},
 			[]Remediation{rotate, {ExposureBacking, "delete the backup /pve/dump/vzdump-qemu-100.vma", "rm -- /pve/dump/vzdump-qemu-100.vma"}}},
 		{"VHD parent: flattened with convert", Finding{Category: "cloud", Locations: []Location{loc(vhd.Path, "diff.vhd#backing:parent.vhd", ExposureBacking)}},
