@@ -831,26 +831,22 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 }
 
 // scanMemoryOnly scans a process's core or a swap area (the first of
-// group g) again with the memory rules alone, within its target's
-// decoding budget, and places what they find at its bytes: at the view
-// offsets its runs give, and wherever the raw scan's index finds the
-// same bytes. Its text was the raw scan's.
+// group g) again with the memory rules alone, and places what they find
+// at its bytes: the view's own, where the area's runs lie (each match is
+// then placed wherever the raw scan's index finds the same bytes). Only
+// the view's allocated bytes there are read, which the raw scan read
+// once already: a swap partition of a sparse disk is not read as zeros,
+// and no budget is needed beyond the view's own size. Its text was the
+// raw scan's.
 func (d *decoder) scanMemoryOnly(ctx context.Context, g []*container) {
 	c := g[0]
-	if !d.budget(c.v.t).Take(c.size) {
-		what := "processes' cores"
-		if c.codec == "swap" {
-			what = "swap areas"
-		}
-		var res decode.Result
-		res.Skip(fmt.Sprintf("%s not scanned with the memory rules: over the %d-byte decoded cap", what, d.budget(c.v.t).Max()), 1)
-		d.mu.Lock()
-		c.v.decoding.Add(res)
-		d.mu.Unlock()
+	disk := c.v.view.Disk
+	ranges := allocatedIn(c.runs, c.v.ext)
+	if disk == nil || len(ranges) == 0 {
 		return
 	}
 	var found []detectors.Match
-	_, err := d.s.opts.Engine.ScanStream(ctx, io.NewSectionReader(c.r, 0, c.size), detectors.ScanOptions{Memory: true, MemoryOnly: true}, func(m detectors.Match) {
+	_, err := d.s.opts.Engine.Scan(ctx, disk, disk.Size(), ranges, detectors.ScanOptions{Memory: true, MemoryOnly: true}, func(m detectors.Match) {
 		if m.Category == memoryCategory && len(found) < maxBufferedMatches {
 			found = append(found, m)
 		}
@@ -861,29 +857,55 @@ func (d *decoder) scanMemoryOnly(ctx context.Context, g []*container) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, m := range found {
-		at, ok := fileToGuest(c.runs, m.Start)
-		if !ok {
-			continue
-		}
-		m.Start, m.End = at, at+(m.End-m.Start)
 		d.col.add(c.v, m)
 	}
+}
+
+// allocatedIn returns the parts of runs (guest ranges, in any order,
+// perhaps overlapping) that ext (a view's extents holding data, sorted
+// by offset) covers, as sorted, disjoint ranges.
+func allocatedIn(runs []guestfs.GuestRun, ext []model.Extent) []detectors.Range {
+	rs := make([]detectors.Range, 0, len(runs))
+	for _, r := range runs {
+		if r.Len > 0 {
+			rs = append(rs, detectors.Range{Start: r.Off, End: r.Off + r.Len})
+		}
+	}
+	slices.SortFunc(rs, func(a, b detectors.Range) int { return cmp.Compare(a.Start, b.Start) })
+	merged := rs[:0]
+	for _, r := range rs {
+		if k := len(merged); k > 0 && r.Start <= merged[k-1].End {
+			merged[k-1].End = max(merged[k-1].End, r.End)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	var out []detectors.Range
+	for _, r := range merged {
+		i, _ := slices.BinarySearchFunc(ext, r.Start, func(e model.Extent, t int64) int {
+			if e.Offset+e.Length <= t {
+				return -1
+			}
+			return 1
+		})
+		for j := i; j < len(ext) && ext[j].Offset < r.End; j++ {
+			lo, hi := max(r.Start, ext[j].Offset), min(r.End, ext[j].Offset+ext[j].Length)
+			if lo >= hi {
+				continue
+			}
+			if k := len(out); k > 0 && out[k-1].End == lo {
+				out[k-1].End = hi
+				continue
+			}
+			out = append(out, detectors.Range{Start: lo, End: hi})
+		}
+	}
+	return out
 }
 
 // memoryCategory is the memory-structure rules' category (detectors'
 // built-in rules: AES key schedules, DER RSA keys).
 const memoryCategory = "memory"
-
-// fileToGuest maps byte off of a file to its guest offset through the
-// file's runs.
-func fileToGuest(runs []guestfs.GuestRun, off int64) (int64, bool) {
-	for _, r := range runs {
-		if off >= r.FileOff && off-r.FileOff < r.Len {
-			return r.Off + off - r.FileOff, true
-		}
-	}
-	return 0, false
-}
 
 // scannedClean reports whether a group's containers are uncompressed
 // archives (tar, ar, cpio) in whose bytes the raw scan kept no location:
