@@ -39,5 +39,19 @@ func FuzzScan(f *testing.F) {
 		if fmt.Sprint(keysOf(a)) != fmt.Sprint(keysOf(b)) {
 			t.Fatalf("whole %v != chunked %v", keysOf(a), keysOf(b))
 		}
+		if memory {
+			// MemoryOnly: the memory rules' matches of the same scan,
+			// nothing else.
+			var mem []Match
+			for _, m := range a {
+				if m.Category == "memory" {
+					mem = append(mem, m)
+				}
+			}
+			only := tiny.FindAll(data, ScanOptions{Memory: true, MemoryOnly: true})
+			if fmt.Sprint(keysOf(only)) != fmt.Sprint(keysOf(mem)) {
+				t.Fatalf("MemoryOnly %v != the memory matches %v", keysOf(only), keysOf(mem))
+			}
+		}
 	})
 }
