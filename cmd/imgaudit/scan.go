@@ -36,10 +36,13 @@ opened only if they are regular files inside the image's directory, or the
 scanned directory, or a --backing-root DIR; any other name is refused and
 reported as an error of that image. Disks found inside container layers
 and archives never open files of this host. A disk image stored as a file
-in a guest's filesystem (a host's /var/lib/libvirt/images/*.qcow2), or
-saved guest RAM (/var/lib/libvirt/qemu/save/*.save, a guest-memory dump),
-is also scanned as a target of its own, its names resolved in that
-filesystem (--no-nested-images turns this off).
+in a guest's filesystem (a host's /var/lib/libvirt/images/*.qcow2, a raw
+disk that a partition table or a filesystem starts), or saved guest RAM
+(/var/lib/libvirt/qemu/save/*.save, a guest-memory dump), is also
+scanned as a target of its own, its names resolved in that filesystem
+(--no-nested-images turns this off). Processes' cores and swap areas in
+a guest are scanned again for key schedules and DER keys (the memory
+rules), unless --no-decode.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 incomplete (a target, view or backing file could not be read completely:
