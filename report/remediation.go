@@ -137,6 +137,11 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 			s.Action = fmt.Sprintf("remove %s from the build of %s and rebuild the image", cmp.Or(l.Path, "the file"), image)
 		case f.Category == CategoryRollbackRisk:
 			return s, false
+		case windowsPagefile(l.Path):
+			// Windows keeps it while paging is on; deleting is not the
+			// way to clear it.
+			s.Action = fmt.Sprintf("in the guest, have Windows clear its paging file %s at shutdown (the policy \"Shutdown: Clear virtual memory pagefile\"), then shut it down; or turn paging off and delete the file", l.Path)
+			s.Command = `reg add "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management" /v ClearPageFileAtShutdown /t REG_DWORD /d 1 /f   # in the guest, then shut it down`
 		case l.Path != "":
 			s.Action = fmt.Sprintf("delete or replace %s in the guest, then wipe free space", l.Path)
 			s.Command = "rm -- " + shellQuote(l.Path) + "   # in the guest"
@@ -316,6 +321,16 @@ func (rm *remediator) cloned(f *Finding) []Remediation {
 		out = append(out, rm.onHost(s, image))
 	}
 	return out
+}
+
+// windowsPagefile reports a Windows paging file at a volume's root, which
+// the scanner searches with the memory rules.
+func windowsPagefile(p string) bool {
+	switch strings.ToLower(p) {
+	case "/pagefile.sys", "/swapfile.sys":
+		return true
+	}
+	return false
 }
 
 // onHost rewrites a step for an image found as a file in another

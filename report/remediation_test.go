@@ -109,6 +109,8 @@ func TestRemediate(t *testing.T) {
 			[]Remediation{
 				{ExposureLive, "in the guest, turn off the swap area p3, overwrite it (blkdiscard -z, or dd from /dev/zero), then mkswap and swapon it again: it keeps paged-out memory until overwritten", ""},
 				{ExposureLive, "remove it in the guest", ""}}},
+		{"Windows' paging file: cleared at shutdown", Finding{Category: "memory", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", Partition: "p2", Path: "/pagefile.sys", State: StateAllocated, Exposure: ExposureLive}}},
+			[]Remediation{{ExposureLive, "in the guest, have Windows clear its paging file /pagefile.sys at shutdown (the policy \"Shutdown: Clear virtual memory pagefile\"), then shut it down; or turn paging off and delete the file", `reg add "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management" /v ClearPageFileAtShutdown /t REG_DWORD /d 1 /f   # in the guest, then shut it down`}}},
 		{"VMA backup", Finding{Category: "cloud", Locations: []Location{loc(vma.Path, "vzdump-qemu-100.vma#backing:disk0", ExposureBacking)}},
 			[]Remediation{rotate, {ExposureBacking, "delete the backup /pve/dump/vzdump-qemu-100.vma", "rm -- /pve/dump/vzdump-qemu-100.vma"}}},
 		{"VHD parent: flattened with convert", Finding{Category: "cloud", Locations: []Location{loc(vhd.Path, "diff.vhd#backing:parent.vhd", ExposureBacking)}},

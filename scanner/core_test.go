@@ -164,3 +164,37 @@ dd if=swap.part of=disk.raw bs=512 seek=83968 conv=notrunc status=none`, core))
 		t.Errorf("NoDecode: the key schedule at %q", got)
 	}
 }
+
+// TestWindowsPagefile: Windows pages memory out to pagefile.sys at the
+// root of its volume, raw 4 KiB pages with no header. An NTFS volume
+// (mkntfs, populated through ntfs-3g) whose /pagefile.sys holds a real
+// process's memory (gcore of openssl enc, a fresh key) gives that key's
+// AES schedule at /pagefile.sys, live; the same bytes in a file of
+// another name are a file's, not searched with the memory rules.
+func TestWindowsPagefile(t *testing.T) {
+	dir := t.TempDir()
+	core, key := opensslCore(t, dir)
+	mem, err := os.ReadFile(core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := append(make([]byte, 4096), mem...)
+	page = append(page, make([]byte, (1<<20)-len(page)%(1<<20))...)
+	img := testutil.MakeNTFS(t, 64<<20, testutil.FSContent{Live: map[string][]byte{
+		"pagefile.sys":       page,
+		"Users/dev/dump.bin": page,
+	}})
+	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
+	var got []string
+	rep := scanFile(t, scanner.Options{}, img)
+	for _, f := range rep.Findings {
+		if f.Rule == "aes-key-schedule" && f.Fingerprint == want {
+			for _, l := range f.Locations {
+				got = append(got, fmt.Sprintf("%s %s %s", l.Path, l.State, l.Exposure))
+			}
+		}
+	}
+	if exp := []string{"/pagefile.sys allocated live"}; !slices.Equal(got, exp) {
+		t.Errorf("the key schedule at %q, want %q", got, exp)
+	}
+}
