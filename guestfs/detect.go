@@ -3,6 +3,7 @@ package guestfs
 import (
 	"errors"
 	"io"
+	"strings"
 
 	"github.com/imgaudit/imgaudit/guestfs/btrfs"
 	"github.com/imgaudit/imgaudit/guestfs/ext4"
@@ -77,10 +78,28 @@ func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 		return "ntfs", nil
 	case at(0x10040, "_BHRfS_M"):
 		return "btrfs", nil
-	case at(4096-10, "SWAPSPACE2") || at(4096-10, "SWAP-SPACE"):
+	case len(head) >= 4096 && SwapMagic(head[4096-10:4096]):
 		return "swap", nil
 	}
 	return "", nil
+}
+
+// SwapMagic reports whether b, the 10 bytes that end a swap area's first
+// 4 KiB page, are mkswap's magic ("SWAPSPACE2", or the old
+// "SWAP-SPACE"), or the signature a Linux hibernation image writes there
+// while it is in the area: the kernel's (swsusp: "S1SUSPEND"), uswsusp's
+// ("ULSUSPEND") or TuxOnIce's ("LINHIB0001"). A hibernated area is
+// still swap, and its image is the guest's RAM.
+func SwapMagic(b []byte) bool {
+	if len(b) != 10 {
+		return false
+	}
+	for _, m := range []string{"SWAPSPACE2", "SWAP-SPACE", "S1SUSPEND", "ULSUSPEND", "LINHIB0001"} {
+		if strings.HasPrefix(string(b), m) {
+			return true
+		}
+	}
+	return false
 }
 
 // Detect names the filesystem or container whose magic starts head (the

@@ -375,6 +375,15 @@ func TestSquashfsAndUnsupported(t *testing.T) {
 			}
 			testutil.Run(t, "mkswap", img)
 		}},
+		// While Linux is hibernated to it, the kernel's signature
+		// (swsusp's S1SUSPEND) stands where mkswap's was.
+		{"hibernated-swap", "mkswap", "swap", false, func(t *testing.T, img string) {
+			if err := os.Truncate(img, 4<<20); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Run(t, "mkswap", img)
+			testutil.Bash(t, filepath.Dir(img), "printf 'S1SUSPEND\\0' | dd of="+filepath.Base(img)+" bs=1 seek=4086 conv=notrunc status=none")
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -118,9 +118,11 @@ mkfs.ext4 -q -F -d host host.raw 64M`, core, core, zst))
 // (sgdisk) with an ext4 partition holding a swap file (mkswap'd, as
 // Ubuntu's /swap.img) and a swap partition (mkswap), each holding, past
 // its header page, a real process's memory (gcore of openssl enc with a
-// fresh key, written where the kernel would page it out): the key's AES
-// schedule is found in both, the swap file's at its path, the partition's
-// in it, live (the guest can turn swap off and wipe it). Disk views do
+// fresh key, written where the kernel would page it out), and a copy of
+// the swap file as Linux leaves it while hibernated to it (swsusp's
+// S1SUSPEND where mkswap's magic was): the key's AES schedule is found in
+// all three, the swap files' at their paths, the partition's in it, live
+// (the guest can turn swap off and wipe it). Disk views do
 // not run the memory rules elsewhere; with decoding off they do not run
 // here either.
 func TestSwapMemoryKeys(t *testing.T) {
@@ -132,6 +134,8 @@ func TestSwapMemoryKeys(t *testing.T) {
 truncate -s 8M root/swap.img
 mkswap -q root/swap.img
 dd if=%[1]s of=root/swap.img bs=4096 seek=1 conv=notrunc status=none
+cp root/swap.img root/hibernated.img
+printf 'S1SUSPEND\0' | dd of=root/hibernated.img bs=1 seek=4086 conv=notrunc status=none
 truncate -s 16M swap.part
 mkswap -q swap.part
 dd if=%[1]s of=swap.part bs=4096 seek=1 conv=notrunc status=none
@@ -154,7 +158,7 @@ dd if=swap.part of=disk.raw bs=512 seek=83968 conv=notrunc status=none`, core))
 		return out
 	}
 	rep := scanFile(t, scanner.Options{}, img)
-	if got, exp := where(rep), []string{"p1 /swap.img live", "p2  live"}; !slices.Equal(got, exp) {
+	if got, exp := where(rep), []string{"p1 /hibernated.img live", "p1 /swap.img live", "p2  live"}; !slices.Equal(got, exp) {
 		t.Errorf("the key schedule at %q, want %q", got, exp)
 	}
 	if !rep.Complete {

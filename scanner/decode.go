@@ -309,15 +309,16 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 // wants 40 KiB, and a swap file worth its name has megabytes.
 const minSwapFile = 1 << 20
 
-// swapFile reports whether f is a swap file (mkswap's header: its magic
-// "SWAPSPACE2" ends the first 4 KiB page).
+// swapFile reports whether f is a swap file: mkswap's magic
+// ("SWAPSPACE2") ends its first 4 KiB page, or a hibernation image's
+// signature does (guestfs.SwapMagic).
 func swapFile(f guestfs.RegularFile) bool {
 	if f.Size < minSwapFile {
 		return false
 	}
 	var b [10]byte
 	n, _ := f.File.ReadAt(b[:], 4096-10)
-	return n == len(b) && string(b[:]) == "SWAPSPACE2"
+	return n == len(b) && guestfs.SwapMagic(b[:])
 }
 
 // windowsPagefile reports Windows' paging files at a volume's root
