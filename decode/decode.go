@@ -41,6 +41,9 @@ const (
 	Cpio     = "cpio"
 	Ar       = "ar"
 	Squashfs = "squashfs"
+	// Apport is an Ubuntu crash report (/var/crash/*.crash): its binary
+	// fields, each a member named by its key (CoreDump).
+	Apport = "apport"
 )
 
 // Step is one level of a decoded chain. Offset is where this level starts

@@ -81,6 +81,8 @@ func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode struct{ stream, 
 // It must never panic, hang, or decode past its caps.
 func FuzzWalk(f *testing.F) {
 	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"))
+	// An Ubuntu crash report: a text field and two binary ones.
+	f.Add(apportReport(f, [][2]string{{"ProcStatus", "Name:\tx\nState:\tS"}}, [][2]any{{"CoreDump", []byte("core bytes\n")}, {"ProcMaps", []byte("maps")}}))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzWalk(t, data, "") })
 }
 

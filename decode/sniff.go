@@ -47,6 +47,8 @@ func Sniff(head []byte) string {
 		return Squashfs
 	case isTar(head):
 		return Tar
+	case bytes.HasPrefix(head, magicApport):
+		return Apport
 	}
 	return ""
 }
@@ -89,6 +91,7 @@ func Signatures() []Signature {
 		{Codec: Cpio, Magic: []byte("07070")},
 		{Codec: Squashfs, Magic: magicSquashfs},
 		{Codec: Tar, At: 257, Magic: []byte("ustar")},
+		{Codec: Apport, Magic: magicApport},
 	}
 }
 

@@ -401,6 +401,8 @@ func (w *walker) container(kind string, s *src, depth int, first bool) (more boo
 		return false, w.arMembers(s, depth)
 	case Squashfs:
 		return false, w.squashfs(s, start, depth, first)
+	case Apport:
+		return false, w.apportMembers(s, depth)
 	}
 	return false, fmt.Errorf("decode: unknown codec %q", kind)
 }

@@ -202,3 +202,61 @@ func TestWindowsPagefile(t *testing.T) {
 		t.Errorf("the key schedule at %q, want %q", got, exp)
 	}
 }
+
+// TestApportCrashReport: Ubuntu keeps a crashed process's core in its
+// crash report (/var/crash/*.crash), base64 lines of a gzip stream in the
+// CoreDump field, where no raw byte of it shows. A report written as
+// apport writes it (decode's TestApport says how; apport is not in this
+// machine's mirror) around a real process's core (gcore of openssl enc,
+// a fresh key), in ext4: the key's AES schedule is found in the report,
+// live, its chain the CoreDump field, then gzip.
+func TestApportCrashReport(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "python3")
+	dir := t.TempDir()
+	core, key := opensslCore(t, dir)
+	os.MkdirAll(filepath.Join(dir, "root/var/crash"), 0o755)
+	// The same layout as decode's apportReport, from Python's zlib: the
+	// gzip header naming the key, each 1 MiB block's deflate output on a
+	// line of its own, the rest with gzip's trailer.
+	testutil.Bash(t, dir, `set -e
+python3 - `+core+` root/var/crash/_usr_bin_openssl.0.crash <<'PY'
+import base64, sys, zlib, struct
+core, out = sys.argv[1], sys.argv[2]
+with open(out, "wb") as f:
+    f.write(b"ProblemType: Crash\nExecutablePath: /usr/bin/openssl\nProcStatus:\n Name:\topenssl\n State:\tS (sleeping)\n")
+    f.write(b"CoreDump: base64\n ")
+    f.write(base64.b64encode(b"\037\213\010\010\000\000\000\000\002\377CoreDump\000") + b"\n ")
+    bc = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+    crc, size = zlib.crc32(b""), 0
+    with open(core, "rb") as c:
+        while True:
+            block = c.read(1048576)
+            if not block:
+                break
+            size += len(block)
+            crc = zlib.crc32(block, crc)
+            o = bc.compress(block)
+            if o:
+                f.write(base64.b64encode(o) + b"\n ")
+    last = bc.flush() + struct.pack("<L", crc & 0xffffffff) + struct.pack("<L", size & 0xffffffff)
+    f.write(base64.b64encode(last) + b"\n")
+PY
+mkfs.ext4 -q -F -d root host.raw 32M`)
+	img := filepath.Join(dir, "host.raw")
+	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
+	var got []string
+	rep := scanFile(t, scanner.Options{}, img)
+	for _, f := range rep.Findings {
+		if f.Rule == "aes-key-schedule" && f.Fingerprint == want {
+			for _, l := range f.Locations {
+				got = append(got, fmt.Sprintf("%s %s %s [%s]", l.Path, l.State, l.Exposure, chainText(l)))
+			}
+		}
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "/var/crash/_usr_bin_openssl.0.crash allocated live [apport member CoreDump") || !strings.Contains(got[0], "gzip") {
+		t.Errorf("the key schedule at %q", got)
+	}
+	if !rep.Complete {
+		t.Errorf("incomplete: %q", rep.IncompleteReasons)
+	}
+}
