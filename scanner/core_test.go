@@ -56,10 +56,11 @@ func opensslCore(t *testing.T, dir string) (string, []byte) {
 // schedules, and a process's core is no guest's RAM (no memory target);
 // the decode pass scans such cores again with the memory rules: the key
 // is found at both paths, live, the plain core's at the file's own bytes
-// (no decoded chain), the compressed one's in its zstd stream. With
-// decoding off it is not found.
+// (no decoded chain), the compressed one's in its zstd stream; and in a
+// third copy deleted (debugfs rm), in free space, deleted. With decoding
+// off it is not found.
 func TestProcessCores(t *testing.T) {
-	testutil.RequireTool(t, "mkfs.ext4", "zstd")
+	testutil.RequireTool(t, "mkfs.ext4", "zstd", "debugfs")
 	dir := t.TempDir()
 	core, key := opensslCore(t, dir)
 	host := filepath.Join(dir, "host")
@@ -68,9 +69,11 @@ func TestProcessCores(t *testing.T) {
 	}
 	zst := "/var/lib/systemd/coredump/core.openssl.0.6d0b0c8e.4242.1700000000000000.zst"
 	testutil.Bash(t, dir, fmt.Sprintf(`set -e
-cp %s host/var/crash/core.openssl
-zstd -q %s -o host%s
-mkfs.ext4 -q -F -d host host.raw 64M`, core, core, zst))
+cp %[1]s host/var/crash/core.openssl
+cp %[1]s host/var/crash/old.core
+zstd -q %[1]s -o host%[2]s
+mkfs.ext4 -q -F -d host host.raw 64M
+debugfs -w -R "rm /var/crash/old.core" host.raw 2>/dev/null`, core, zst))
 	img := filepath.Join(dir, "host.raw")
 	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
 	where := func(rep *report.Report) []string {
@@ -94,6 +97,7 @@ mkfs.ext4 -q -F -d host host.raw 64M`, core, core, zst))
 	rep := scanFile(t, scanner.Options{}, img)
 	got := where(rep)
 	exp := []string{
+		" free deleted []",
 		"/var/crash/core.openssl allocated live []",
 		zst + " allocated live [zstd]",
 	}

@@ -220,6 +220,9 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 		if hits[v] != nil && len(hits[v].at) > 0 {
 			cs = append(cs, d.carve(ctx, v, hits[v].at)...)
 		}
+		if hits[v] != nil && len(hits[v].images) > 0 {
+			cs = append(cs, d.carveCores(ctx, v, hits[v].images)...)
+		}
 		if v.view.Kind == model.KindUnreferenced {
 			cs = append(cs, d.slack(ctx, v)...)
 		}
@@ -333,6 +336,83 @@ func windowsPagefile(f guestfs.RegularFile) bool {
 		return true
 	}
 	return false
+}
+
+// maxCarvedCore bounds the bytes of an ELF core found in free space that
+// are searched with the memory rules (its segments' end, from its own
+// headers), and maxCarvedCores how many a view searches.
+const (
+	maxCarvedCore  = 4 << 30
+	maxCarvedCores = 256
+)
+
+// fewSegments reports an ELF header (64 bytes) whose program header table
+// is a plain count under 65535: one that defers to a section header
+// (PN_XNUM) may list 2^32, whose reading a guest's free space should not
+// decide.
+func fewSegments(h []byte) bool {
+	if len(h) < 64 {
+		return false
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	if h[5] == 2 {
+		bo = binary.BigEndian
+	}
+	at := 56 // e_phnum, 64-bit
+	if h[4] == 1 {
+		at = 44
+	}
+	return bo.Uint16(h[at:]) < 0xffff
+}
+
+// carveCores lists the ELF cores that start in v's free space (a deleted
+// process's core, a deleted guest-memory dump), where the raw scan's
+// probe saw one's first bytes: the memory rules search them from there to
+// their last segment's end, as far as the view's allocated bytes go.
+// Cores in files are the file pass's.
+func (d *decoder) carveCores(ctx context.Context, v *viewState, images []int64) []*container {
+	if !isDiskKind(v.view.Kind) || v.t.plainData() || v.view.Disk == nil {
+		return nil
+	}
+	var out []*container
+	var fi *fsInfo
+	size := v.view.Disk.Size()
+	head := make([]byte, 64)
+	for _, g := range images {
+		if g >= size || ctx.Err() != nil {
+			continue
+		}
+		if n, _ := v.view.Disk.ReadAt(head, g); !elfcore.Probe(head[:n], nil, 0) || !fewSegments(head[:n]) {
+			continue // another format's magic number, or a header that would read megabytes
+		}
+		if len(out) >= maxCarvedCores {
+			v.notes = append(v.notes, fmt.Sprintf("ELF cores in free space past the first %d not searched with the memory rules", maxCarvedCores))
+			break
+		}
+		if fi == nil {
+			fi = v.filesystem(ctx)
+		}
+		if _, path, state, _ := fi.locate(g); state == report.StateAllocated || (path != "" && state != report.StateFree && state != report.StateDeletedRecord) {
+			continue // a file's, or metadata
+		}
+		segs, err := elfcore.Segments(v.view.ID, io.NewSectionReader(v.view.Disk, g, size-g), size-g)
+		if err != nil {
+			continue
+		}
+		var end int64
+		for _, s := range segs {
+			if s.Filesz > 0 && s.Offset < maxCarvedCore {
+				end = max(end, int64(min(s.Offset+min(s.Filesz, maxCarvedCore), maxCarvedCore)))
+			}
+		}
+		end = min(end, size-g)
+		if end <= 0 {
+			continue
+		}
+		out = append(out, &container{v: v, g: g, size: end, r: io.NewSectionReader(v.view.Disk, g, end),
+			runs: []guestfs.GuestRun{{Off: g, Len: end}}, codec: "elf-core", memoryOnly: true, carved: true})
+	}
+	return out
 }
 
 // swapAreas lists v's swap partitions and logical volumes, for the memory
