@@ -137,7 +137,7 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 			s.Action = fmt.Sprintf("remove %s from the build of %s and rebuild the image", cmp.Or(l.Path, "the file"), image)
 		case f.Category == CategoryRollbackRisk:
 			return s, false
-		case windowsPagefile(l.Path):
+		case WindowsPagefile(l.Path):
 			// Windows keeps it while paging is on; deleting is not the
 			// way to clear it.
 			s.Action = fmt.Sprintf("in the guest, have Windows clear its paging file %s at shutdown (the policy \"Shutdown: Clear virtual memory pagefile\"), then shut it down; or turn paging off and delete the file", l.Path)
@@ -323,9 +323,11 @@ func (rm *remediator) cloned(f *Finding) []Remediation {
 	return out
 }
 
-// windowsPagefile reports a Windows paging file at a volume's root, which
-// the scanner searches with the memory rules.
-func windowsPagefile(p string) bool {
+// WindowsPagefile reports a Windows paging file at a volume's root
+// (pagefile.sys, and swapfile.sys for store apps): raw pages of paged-out
+// memory, known by name only. The scanner searches them with the memory
+// rules; their remediation is Windows' own.
+func WindowsPagefile(p string) bool {
 	switch strings.ToLower(p) {
 	case "/pagefile.sys", "/swapfile.sys":
 		return true

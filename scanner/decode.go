@@ -258,7 +258,7 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 	var out []*container
 	head := make([]byte, decode.SniffLen)
 	err := m.RegularFiles(ctx, minContainer, func(f guestfs.RegularFile) error {
-		if !f.Deleted && len(f.Runs) > 0 && (swapFile(f) || windowsPagefile(f)) {
+		if !f.Deleted && len(f.Runs) > 0 && (swapFile(f) || f.Size >= minSwapFile && report.WindowsPagefile(f.Path)) {
 			// Its first page is zeros but for the header (a hole, where
 			// the filesystem's blocks are smaller): no magic number where
 			// it starts.
@@ -322,20 +322,6 @@ func swapFile(f guestfs.RegularFile) bool {
 	var b [10]byte
 	n, _ := f.File.ReadAt(b[:], 4096-10)
 	return n == len(b) && guestfs.SwapMagic(b[:])
-}
-
-// windowsPagefile reports Windows' paging files at a volume's root
-// (pagefile.sys, and swapfile.sys for store apps): raw 4 KiB pages of
-// paged-out memory, with no header to know them by.
-func windowsPagefile(f guestfs.RegularFile) bool {
-	if f.Size < minSwapFile {
-		return false
-	}
-	switch strings.ToLower(f.Path) {
-	case "/pagefile.sys", "/swapfile.sys":
-		return true
-	}
-	return false
 }
 
 // maxCarvedCore bounds the bytes of an ELF core found in free space that
