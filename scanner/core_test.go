@@ -48,6 +48,22 @@ func opensslCore(t *testing.T, dir string) (string, []byte) {
 	return fmt.Sprintf("%s.%d", prefix, cmd.Process.Pid), key
 }
 
+// scheduleAt lists, sorted, where rep found the AES key schedule of key,
+// each location as at writes it.
+func scheduleAt(rep *report.Report, key []byte, at func(report.Location) string) []string {
+	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
+	var out []string
+	for _, f := range rep.Findings {
+		if f.Rule == "aes-key-schedule" && f.Fingerprint == want {
+			for _, l := range f.Locations {
+				out = append(out, at(l))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // TestProcessCores: a guest's crashed processes' cores, as they are kept
 // on disk: one plain (/var/crash, a core file), one zstd'd as
 // systemd-coredump stores them (/var/lib/systemd/coredump/core.*.zst).
@@ -75,23 +91,14 @@ zstd -q %[1]s -o host%[2]s
 mkfs.ext4 -q -F -d host host.raw 64M
 debugfs -w -R "rm /var/crash/old.core" host.raw 2>/dev/null`, core, zst))
 	img := filepath.Join(dir, "host.raw")
-	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
 	where := func(rep *report.Report) []string {
-		var out []string
-		for _, f := range rep.Findings {
-			if f.Rule != "aes-key-schedule" || f.Fingerprint != want {
-				continue
+		return scheduleAt(rep, key, func(l report.Location) string {
+			var chain []string
+			for _, s := range l.Decoded {
+				chain = append(chain, s.Codec)
 			}
-			for _, l := range f.Locations {
-				var chain []string
-				for _, s := range l.Decoded {
-					chain = append(chain, s.Codec)
-				}
-				out = append(out, fmt.Sprintf("%s %s %s [%s]", l.Path, l.State, l.Exposure, strings.Join(chain, " ")))
-			}
-		}
-		slices.Sort(out)
-		return out
+			return fmt.Sprintf("%s %s %s [%s]", l.Path, l.State, l.Exposure, strings.Join(chain, " "))
+		})
 	}
 
 	rep := scanFile(t, scanner.Options{}, img)
@@ -148,18 +155,10 @@ sgdisk -n 1:2048:83967 -n 2:83968:0 -t 2:8200 disk.raw >/dev/null
 mkfs.ext4 -q -F -d root -E offset=1048576 disk.raw 40M
 dd if=swap.part of=disk.raw bs=512 seek=83968 conv=notrunc status=none`, core))
 	img := filepath.Join(dir, "disk.raw")
-	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
 	where := func(rep *report.Report) []string {
-		var out []string
-		for _, f := range rep.Findings {
-			if f.Rule == "aes-key-schedule" && f.Fingerprint == want {
-				for _, l := range f.Locations {
-					out = append(out, fmt.Sprintf("%s %s %s", l.Partition, l.Path, l.Exposure))
-				}
-			}
-		}
-		slices.Sort(out)
-		return out
+		return scheduleAt(rep, key, func(l report.Location) string {
+			return fmt.Sprintf("%s %s %s", l.Partition, l.Path, l.Exposure)
+		})
 	}
 	rep := scanFile(t, scanner.Options{}, img)
 	if got, exp := where(rep), []string{"p1 /hibernated.img live", "p1 /swap.img live", "p2  live"}; !slices.Equal(got, exp) {
@@ -192,16 +191,8 @@ func TestWindowsPagefile(t *testing.T) {
 		"pagefile.sys":       page,
 		"Users/dev/dump.bin": page,
 	}})
-	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
-	var got []string
 	rep := scanFile(t, scanner.Options{}, img)
-	for _, f := range rep.Findings {
-		if f.Rule == "aes-key-schedule" && f.Fingerprint == want {
-			for _, l := range f.Locations {
-				got = append(got, fmt.Sprintf("%s %s %s", l.Path, l.State, l.Exposure))
-			}
-		}
-	}
+	got := scheduleAt(rep, key, func(l report.Location) string { return fmt.Sprintf("%s %s %s", l.Path, l.State, l.Exposure) })
 	if exp := []string{"/pagefile.sys allocated live"}; !slices.Equal(got, exp) {
 		t.Errorf("the key schedule at %q, want %q", got, exp)
 	}
@@ -247,16 +238,10 @@ with open(out, "wb") as f:
 PY
 mkfs.ext4 -q -F -d root host.raw 32M`)
 	img := filepath.Join(dir, "host.raw")
-	want := fmt.Sprintf("sha256:%x", sha256.Sum256(key))
-	var got []string
 	rep := scanFile(t, scanner.Options{}, img)
-	for _, f := range rep.Findings {
-		if f.Rule == "aes-key-schedule" && f.Fingerprint == want {
-			for _, l := range f.Locations {
-				got = append(got, fmt.Sprintf("%s %s %s [%s]", l.Path, l.State, l.Exposure, chainText(l)))
-			}
-		}
-	}
+	got := scheduleAt(rep, key, func(l report.Location) string {
+		return fmt.Sprintf("%s %s %s [%s]", l.Path, l.State, l.Exposure, chainText(l))
+	})
 	if len(got) != 1 || !strings.HasPrefix(got[0], "/var/crash/_usr_bin_openssl.0.crash allocated live [apport member CoreDump") || !strings.Contains(got[0], "gzip") {
 		t.Errorf("the key schedule at %q", got)
 	}
