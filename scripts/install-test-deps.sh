@@ -65,6 +65,7 @@ need=(
   losetup:mount
   mount:mount
   fallocate:util-linux
+  mkswap:util-linux
   python3:python3
   dpkg:dpkg
   dpkg-deb:dpkg
