@@ -3,24 +3,27 @@
 # system images. A benchmark, not a test: it builds real Debian root
 # filesystems with debootstrap (once, cached under .cache/precision/), packs
 # each into ext4 in qcow2 with mkfs.ext4 -d and qemu-img, does the same for
-# this machine's own /usr (with its dpkg records), scans every image with
-# bin/imgaudit and prints, per image, the findings by severity, every
-# finding at medium or above with its rule and paths, and the scan time.
+# this machine's own /usr (with its dpkg records), boots the server install
+# (with Debian's kernel added) in QEMU and dumps its RAM once it is up,
+# scans every image with bin/imgaudit and prints, per image, the findings
+# by severity, every finding at medium or above with its rule and paths,
+# and the scan time.
 #
 #   scripts/precision.sh            build what is missing, then scan all
 #   scripts/precision.sh build      only build the images
-#   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr)
+#   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr, ram)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
-# qemu-utils and jq. The apt mirror is the one this machine uses.
+# qemu-utils, qemu-system-x86, python3 and jq. The apt mirror is the one
+# this machine uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
 suite=${PRECISION_SUITE:-bookworm}
-images=${PRECISION_IMAGES:-minbase server usr}
+images=${PRECISION_IMAGES:-minbase server usr ram}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -64,6 +67,87 @@ usr_root() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# vm_root: the server install made bootable, in $cache/vm.root: a copy
+# with Debian's kernel (linux-image-amd64, from the same mirror, which the
+# install's apt lists name), an fstab and a hostname. The server image
+# itself stays as debootstrap made it.
+vm_root() {
+  local root=$cache/vm.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$cache/server.root.done" ] && return 0
+  rm -rf "$root"
+  echo "== the server install with linux-image-amd64, to boot"
+  cp -a "$cache/server.root" "$root"
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  mount -t proc proc "$root/proc"
+  local rc=0
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends linux-image-amd64 \
+    > "$cache/vm.apt.log" 2>&1 || rc=$?
+  umount "$root/proc"
+  if [ $rc != 0 ]; then
+    echo "installing the kernel failed; see $cache/vm.apt.log" >&2; tail -20 "$cache/vm.apt.log" >&2; return 1
+  fi
+  rm -f "$root/etc/resolv.conf" "$root"/var/cache/apt/archives/*.deb
+  echo "/dev/vda / ext4 defaults 0 1" > "$root/etc/fstab"
+  echo precision-vm > "$root/etc/hostname"
+  date -u +%FT%TZ > "$root.done"
+}
+
+# ram: boot $cache/vm.qcow2 in QEMU (TCG: the same on every machine; about
+# 40 s to the login prompt on 2 cores), wait until the serial console
+# offers a login and 20 s more for the services to settle, then pause it
+# and write its RAM with dump-guest-memory (an ELF core) to
+# $cache/ram.elf. The disk is opened with snapshot=on: the guest's writes
+# go to a temporary overlay, never to the cached image.
+ram() {
+  local img=$cache/ram.elf dir
+  [ -f "$img" ] && [ "$img" -nt "$cache/vm.qcow2" ] && return 0
+  echo "== boot the server install in QEMU and dump its RAM"
+  dir=$(mktemp -d)
+  local kernel initrd
+  kernel=$(ls "$cache"/vm.root/boot/vmlinuz-* | tail -1)
+  initrd=$(ls "$cache"/vm.root/boot/initrd.img-* | tail -1)
+  rm -f "$img" "$img.tmp"
+  qemu-system-x86_64 -accel tcg -m 1024 -nodefaults -display none \
+    -kernel "$kernel" -initrd "$initrd" -append "root=/dev/vda rw console=ttyS0" \
+    -drive "file=$cache/vm.qcow2,format=qcow2,if=virtio,snapshot=on" \
+    -serial "file:$dir/serial.log" -monitor "unix:$dir/monitor.sock,server,nowait" &
+  local pid=$! i
+  for i in $(seq 300); do
+    grep -q "login:" "$dir/serial.log" 2>/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 1
+  done
+  if ! grep -q "login:" "$dir/serial.log" 2>/dev/null; then
+    kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
+    echo "the VM did not reach a login prompt in 300 s; its console:" >&2; tail -20 "$dir/serial.log" >&2
+    rm -rf "$dir"; return 1
+  fi
+  echo "   login prompt after ${i} s"
+  sleep 20
+  # The human monitor, over its socket: each command's output ends with
+  # the next prompt.
+  python3 - "$dir/monitor.sock" stop "dump-guest-memory $img.tmp" quit <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(600)
+def prompt():
+    buf = b""
+    while not buf.endswith(b"(qemu) "):
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+prompt()
+for cmd in sys.argv[2:]:
+    s.sendall(cmd.encode() + b"\n")
+    prompt()
+PY
+  wait $pid 2>/dev/null || true
+  rm -rf "$dir"
+  mv "$img.tmp" "$img"
+}
+
 # pack NAME: $cache/NAME.root as ext4 (mkfs.ext4 -d) in $cache/NAME.qcow2.
 pack() {
   local name=$1 root=$cache/$1.root img=$cache/$1.qcow2
@@ -89,9 +173,14 @@ build() {
       minbase) bootstrap minbase minbase "$minbase_include" ;;
       server) bootstrap server default "$server_include" ;;
       usr) usr_root ;;
-      *) echo "unknown image $name (minbase, server, usr)" >&2; exit 2 ;;
+      ram)
+        exec 8>"$cache/server.lock"; flock 8
+        bootstrap server default "$server_include"
+        exec 8>&-
+        vm_root; pack vm; ram ;;
+      *) echo "unknown image $name (minbase, server, usr, ram)" >&2; exit 2 ;;
     esac
-    pack "$name"
+    [ "$name" = ram ] || pack "$name"
     exec 9>&-
   done
 }
@@ -111,14 +200,16 @@ json=$(mktemp)
 trap 'rm -f "$json"' EXIT
 for name in $images; do
   img=$cache/$name.qcow2
+  [ "$name" = ram ] && img=$cache/ram.elf
   "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > /dev/null
   t0=$(date +%s.%N)
   "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > "$json"
   t1=$(date +%s.%N)
   echo
-  echo "== $name: $(du -h --apparent-size "$img" | cut -f1) qcow2 ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+  kind=qcow2; [ "$name" = ram ] && kind="ELF core of the booted server's RAM"
+  echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
   echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
   echo "at medium or above: $(jq '[.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")] | length' "$json")"
   jq -r '.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")
-    | "  \(.severity | ascii_upcase)\t\(.rule)\t\([.locations[] | .path // "<\(.exposure)>"] | unique | (.[0:2] | join(" ")) + (if length > 2 then " (+\(length - 2) more)" else "" end))\(if .reasons then "\t[" + ([.reasons[].code] | join(",")) + "]" else "" end)"' "$json"
+    | "  \(.severity | ascii_upcase)\t\(.rule)\t\([.locations[] | .path // "<\(.exposure)>"] | unique | (.[0:2] | join(" ")) + (if length > 2 then " (+\(length - 2) more)" else "" end))\(if ([.locations[].path | select(.)] | length) == 0 then "\t" + .preview else "" end)\(if .reasons then "\t[" + ([.reasons[].code] | join(",")) + "]" else "" end)"' "$json"
 done
