@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -98,8 +99,10 @@ type Options struct {
 	// Version and FailOn are recorded in the report.
 	Version, FailOn string
 	// NoDowngrade reports the findings of VM disks found in layers at
-	// their rules' severities (scanner.Options.NoDowngrade). Layer files
-	// themselves get no package provenance or path context yet.
+	// their rules' severities (scanner.Options.NoDowngrade), and keys
+	// that software publishes (downgrade.KnownPublic) at theirs too.
+	// Layer files themselves get no package provenance or path context
+	// yet.
 	NoDowngrade bool
 	// NoDecode scans raw bytes only: compressed streams and archives in
 	// layer files and in VM disks found in layers are not decoded
@@ -447,7 +450,29 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 	}
 	rep.Targets = append([]report.Target{t}, rep.Targets...)
 	rep.Findings = collapseRules(rep.Findings, s.limiter().Limits().LocationsPerFinding)
+	if !s.opts.NoDowngrade {
+		publishedKeys(rep.Findings)
+	}
 	return rep
+}
+
+// publishedKeys makes the keys that software publishes info (package
+// downgrade's list: GnuTLS's self-test keys are in every image with apt),
+// in layer files as in disks found in layers, whose scanner did the same,
+// and moves them after the others.
+func publishedKeys(fs []report.Finding) {
+	known := downgrade.NewKnownPublic()
+	changed := false
+	for i := range fs {
+		if fs[i].Severity != report.SeverityInfo && known.Apply(&fs[i]) {
+			changed = true
+		}
+	}
+	if changed {
+		slices.SortStableFunc(fs, func(a, b report.Finding) int {
+			return report.SeverityRank(a.Severity) - report.SeverityRank(b.Severity)
+		})
+	}
 }
 
 // collapseRules makes one finding per secret, as the disk scanner does:

@@ -230,7 +230,7 @@ func htmlSections() []htmlSection {
 		{ID: htmlSectionOutside, Title: "Outside the guest's control",
 			Why: "copies in snapshots, backing files, free blocks, unreferenced clusters, saved RAM or deleted layers: nothing done inside the guest removes them"},
 		{ID: htmlSectionLive, Title: "Live only", Why: "only in allocated files of the current state: the guest can remove every copy"},
-		{ID: htmlSectionPublic, Title: "Known public", Why: "shipped unmodified by a package installed in the image: public material, not a secret of this machine"},
+		{ID: htmlSectionPublic, Title: "Known public", Why: "shipped unmodified by a package installed in the image, or a key that software publishes (a self-test or test key): public material, not a secret of this machine"},
 		{ID: htmlSectionRisk, Title: "Rollback risks", Why: "what reverting to an older snapshot, backing file or backup would bring back"},
 		{ID: htmlSectionCloned, Title: "Cloned identities", Why: "one machine's identity found in several VMs"},
 	}

@@ -309,7 +309,16 @@ const (
 	// secret is a test file or documentation that no package owns.
 	ReasonTestPath          = "test-path"
 	ReasonDocumentationPath = "documentation-path"
+	// ReasonKnownPublicKey: the key is one that software or a standard
+	// publishes (a self-test vector, a test key compiled into a
+	// program): severity info, wherever it lies.
+	ReasonKnownPublicKey = "known-public-key"
 )
+
+// MetadataPublishedBy is the metadata key that names the source of a
+// published key (a finding with a ReasonKnownPublicKey reason):
+// "gnutls-self-tests".
+const MetadataPublishedBy = "published_by"
 
 // Provenance is what a package manager records about one file holding a
 // finding's secret, and whether the file is unmodified since.

@@ -329,7 +329,7 @@ func (t *tableWriter) knownPublic(findings []*Finding) {
 		return
 	}
 	t.printf("\nKNOWN PUBLIC (%d)\n", len(findings))
-	t.printf("  shipped unmodified by packages installed in the image, so the same bytes are on every machine that installed them; --fail-on never counts them (--no-downgrade reports them at full severity)\n")
+	t.printf("  shipped unmodified by packages installed in the image, so the same bytes are on every machine that installed them, or keys that software publishes (self-test and test keys); --fail-on never counts them (--no-downgrade reports them at full severity)\n")
 	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
 	for _, f := range findings {
 		from := ""
@@ -347,7 +347,8 @@ func (t *tableWriter) knownPublic(findings []*Finding) {
 }
 
 // publicSource names the first unmodified package file holding the
-// finding, and how many more there are.
+// finding, and how many more there are, or the source of a published
+// key.
 func publicSource(f *Finding) string {
 	var first *Provenance
 	n := 0
@@ -360,6 +361,9 @@ func publicSource(f *Finding) string {
 		}
 	}
 	if first == nil {
+		if src := f.Metadata[MetadataPublishedBy]; src != "" {
+			return "published: " + clean(src)
+		}
 		return "-"
 	}
 	s := fmt.Sprintf("%s %s (%s) %s", clean(first.Package), clean(first.Version), clean(first.Manager), clean(first.Path))

@@ -23,8 +23,8 @@ import (
 	"github.com/imgaudit/imgaudit/report"
 )
 
-// downgrade applies package provenance and path context to the findings
-// (package downgrade says how) and sorts them again by their new
+// downgrade applies the list of published keys, package provenance and
+// path context to the findings (package downgrade says how) and sorts them again by their new
 // severities. Package records are read once per view and partition, only
 // for views where some finding lies in a file. Only files that hold
 // findings are hashed, each at most once, smallest first, and no more of a
@@ -46,11 +46,18 @@ func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report
 	if pr == nil {
 		pr = newProvenanceReader()
 	}
+	// A published key (a kernel's self-test vector in RAM, a test key in
+	// a program) is public wherever it lies: no file need be hashed.
+	known := downgrade.NewKnownPublic()
+	published := make([]bool, len(findings))
 	// The files each finding holds, smallest first, by finding.
 	cands := make([][]candidate, len(findings))
 	for i := range findings {
 		f := &findings[i]
 		if f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity {
+			continue
+		}
+		if published[i] = known.Apply(f); published[i] {
 			continue
 		}
 		for j, l := range f.Locations {
@@ -74,7 +81,7 @@ func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report
 			return
 		}
 		f := &findings[i]
-		if f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity {
+		if f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity || published[i] {
 			continue
 		}
 		facts := make([]downgrade.LocationFacts, len(f.Locations))

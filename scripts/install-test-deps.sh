@@ -88,6 +88,7 @@ need_files=(
   /usr/lib/python3/dist-packages/setuptools/__init__.py:python3-setuptools
   /usr/lib/python3/dist-packages/wheel/__init__.py:python3-wheel
   /usr/lib/python3/dist-packages/snappy/__init__.py:python3-snappy
+  /usr/lib/x86_64-linux-gnu/libgnutls.so.30:libgnutls30
 )
 
 missing=()

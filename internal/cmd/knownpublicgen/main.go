@@ -1,0 +1,290 @@
+// Command knownpublicgen writes downgrade/knownpublic_gen.go from
+// downgrade/known_public.toml: the fingerprints of the private keys that
+// the named software publishes (test keys compiled into a program or a
+// library, a kernel's self-test vectors, a standard's examples).
+//
+//	go generate ./downgrade   # runs: go run ../internal/cmd/knownpublicgen known_public.toml knownpublic_gen.go
+//
+// For each source that names a Debian package it runs `apt-get download`
+// (the apt mirror and lists of this machine) in a temporary directory,
+// unpacks the .deb with `dpkg-deb -x`, and scans the files its globs
+// match with every built-in rule, the memory rules included. A package
+// whose files match no glob is followed to its dependencies, one level,
+// so a metapackage (linux-image-amd64) names the package of the day. A
+// Linux bzImage is scanned as its decompressed kernel (the setup
+// header's payload: xz, gzip or zstd). Sources with aes_keys list AES
+// keys directly; their fingerprints are those of the keys' schedules as
+// the aes-key-schedule rule reports them.
+//
+// It needs root (apt-get download as root), apt, dpkg-deb and xz. It is a
+// generator, never run by tests: the list is data, checked in, and the
+// tests check findings against it on real files.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"go/format"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/detectors/structural"
+)
+
+type sourceSpec struct {
+	ID          string   `toml:"id"`
+	Description string   `toml:"description"`
+	Package     string   `toml:"package"`
+	Files       []string `toml:"files"`
+	AESKeys     []string `toml:"aes_keys"`
+	From        string   `toml:"from"` // where aes_keys come from
+}
+
+type key struct{ rule, fingerprint, keyFingerprint string }
+
+type source struct {
+	spec sourceSpec
+	from string
+	keys []key
+}
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: knownpublicgen known_public.toml knownpublic_gen.go")
+		os.Exit(2)
+	}
+	if err := run(os.Args[1], os.Args[2]); err != nil {
+		fmt.Fprintln(os.Stderr, "knownpublicgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(in, out string) error {
+	var spec struct {
+		Source []sourceSpec `toml:"source"`
+	}
+	if _, err := toml.DecodeFile(in, &spec); err != nil {
+		return err
+	}
+	engine, err := detectors.NewEngine(detectors.Builtin(), detectors.EngineOptions{})
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "knownpublicgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	var sources []source
+	for _, sp := range spec.Source {
+		s := source{spec: sp}
+		switch {
+		case sp.Package != "":
+			files, from, err := fetch(tmp, sp.Package, sp.Files)
+			if err != nil {
+				return fmt.Errorf("source %s: %w", sp.ID, err)
+			}
+			s.from = from
+			for _, f := range files {
+				b, err := contents(f)
+				if err != nil {
+					return fmt.Errorf("source %s: %w", sp.ID, err)
+				}
+				s.keys = appendKeys(s.keys, engine.FindAll(b, detectors.ScanOptions{Memory: true}))
+			}
+		case len(sp.AESKeys) > 0 && sp.From != "":
+			s.from = sp.From
+			for _, h := range sp.AESKeys {
+				k, err := hex.DecodeString(h)
+				if err != nil {
+					return fmt.Errorf("source %s: AES key %q: %w", sp.ID, h, err)
+				}
+				ms := engine.FindAll(structural.ExpandAESKey(k), detectors.ScanOptions{Memory: true})
+				if len(ms) == 0 {
+					return fmt.Errorf("source %s: the schedule of AES key %s is not found by the rules", sp.ID, h)
+				}
+				s.keys = appendKeys(s.keys, ms)
+			}
+		default:
+			return fmt.Errorf("source %s: neither a package nor aes_keys with from", sp.ID)
+		}
+		if len(s.keys) == 0 {
+			return fmt.Errorf("source %s: no private key found in %s", sp.ID, s.from)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %d keys in %s\n", sp.ID, len(s.keys), s.from)
+		sources = append(sources, s)
+	}
+	src, err := generated(filepath.Base(in), sources)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, src, 0o644)
+}
+
+// appendKeys adds the private keys among ms (rules of category
+// private-key and memory), each (rule, fingerprint) once.
+func appendKeys(keys []key, ms []detectors.Match) []key {
+	for _, m := range ms {
+		if m.Category != "private-key" && m.Category != "memory" {
+			continue
+		}
+		k := key{m.RuleID, m.Fingerprint, m.KeyFingerprint}
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// fetch downloads pkg, unpacks it under dir and returns the files its
+// globs match, and what they are ("openssl 3.0.17-1~deb12u2: /usr/bin/openssl").
+// A package without such files is followed to its dependencies.
+func fetch(dir, pkg string, globs []string) ([]string, string, error) {
+	deb, err := download(dir, pkg)
+	if err != nil {
+		return nil, "", err
+	}
+	files, from, err := unpack(dir, deb, globs)
+	if err != nil || len(files) > 0 {
+		return files, from, err
+	}
+	deps, err := exec.Command("dpkg-deb", "-f", deb, "Depends").Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("dpkg-deb -f %s Depends: %w", deb, err)
+	}
+	for _, d := range strings.Split(string(deps), ",") {
+		name := strings.Fields(strings.Split(d, "|")[0])
+		if len(name) == 0 {
+			continue
+		}
+		deb, err := download(dir, name[0])
+		if err != nil {
+			return nil, "", err
+		}
+		if files, from, err := unpack(dir, deb, globs); err != nil || len(files) > 0 {
+			return files, from, err
+		}
+	}
+	return nil, "", fmt.Errorf("%s and its dependencies hold no file matching %q", pkg, globs)
+}
+
+func download(dir, pkg string) (string, error) {
+	cmd := exec.Command("apt-get", "download", "-q", pkg)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("apt-get download %s: %w: %s", pkg, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("apt-get download %s: %d .deb files", pkg, len(debs))
+	}
+	return debs[0], nil
+}
+
+func unpack(dir, deb string, globs []string) ([]string, string, error) {
+	root := strings.TrimSuffix(deb, ".deb")
+	if out, err := exec.Command("dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
+	}
+	var files, names []string
+	for _, g := range globs {
+		m, err := filepath.Glob(filepath.Join(root, g))
+		if err != nil {
+			return nil, "", err
+		}
+		for _, f := range m {
+			if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
+				files = append(files, f)
+				names = append(names, "/"+strings.TrimPrefix(f, root+"/"))
+			}
+		}
+	}
+	fields, err := exec.Command("dpkg-deb", "-W", "--showformat", "${Package} ${Version}", deb).Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("dpkg-deb -W %s: %w", deb, err)
+	}
+	return files, string(fields) + ": " + strings.Join(names, ", "), nil
+}
+
+// contents reads a file; a Linux bzImage is read as the kernel it
+// decompresses to, where the self-test vectors are.
+func contents(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 0x250 || string(b[0x202:0x206]) != "HdrS" {
+		return b, nil
+	}
+	// The boot protocol's setup header: the protected-mode kernel starts
+	// after (setup_sects + 1) sectors; payload_offset and payload_length
+	// place the compressed kernel in it.
+	start := (int(b[0x1f1]) + 1) * 512
+	off, n := int(binary.LittleEndian.Uint32(b[0x248:])), int(binary.LittleEndian.Uint32(b[0x24c:]))
+	if start+off+n > len(b) || n == 0 {
+		return nil, fmt.Errorf("%s: bzImage payload at %d+%d outside the file", path, start+off, n)
+	}
+	payload := b[start+off : start+off+n]
+	var r io.Reader
+	switch {
+	case bytes.HasPrefix(payload, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		// The kernel's xz stream uses the x86 BCJ filter, which
+		// ulikunitz/xz does not implement: xz(1) does.
+		cmd := exec.Command("xz", "-dc", "--single-stream")
+		cmd.Stdin = bytes.NewReader(payload)
+		kernel, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("%s: bzImage payload: xz -dc: %w", path, err)
+		}
+		return kernel, nil
+	case bytes.HasPrefix(payload, []byte{0x1f, 0x8b}):
+		r, err = gzip.NewReader(bytes.NewReader(payload))
+	case bytes.HasPrefix(payload, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		var d *zstd.Decoder
+		d, err = zstd.NewReader(bytes.NewReader(payload))
+		r = d
+	default:
+		return nil, fmt.Errorf("%s: bzImage payload at %d compressed with an unknown method (% x)", path, start+off, payload[:4])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: bzImage payload: %w", path, err)
+	}
+	kernel, err := io.ReadAll(r)
+	// xz payloads are padded with zeros past the stream.
+	if err != nil && len(kernel) == 0 {
+		return nil, fmt.Errorf("%s: bzImage payload: %w", path, err)
+	}
+	return kernel, nil
+}
+
+func generated(in string, sources []source) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Code generated by internal/cmd/knownpublicgen from %s; DO NOT EDIT.\n\npackage downgrade\n\n", in)
+	b.WriteString("// knownPublicSources returns a fresh copy of the sources and their keys.\nfunc knownPublicSources() []KnownSource {\n\treturn []KnownSource{\n")
+	for _, s := range sources {
+		fmt.Fprintf(&b, "\t\t{\n\t\t\tID: %s,\n\t\t\tDescription: %s,\n\t\t\tFrom: %s,\n\t\t\tKeys: []KnownKey{\n",
+			strconv.Quote(s.spec.ID), strconv.Quote(s.spec.Description), strconv.Quote(s.from))
+		for _, k := range s.keys {
+			fmt.Fprintf(&b, "\t\t\t\t{Rule: %s, Fingerprint: %s", strconv.Quote(k.rule), strconv.Quote(k.fingerprint))
+			if k.keyFingerprint != "" {
+				fmt.Fprintf(&b, ", KeyFingerprint: %s", strconv.Quote(k.keyFingerprint))
+			}
+			b.WriteString("},\n")
+		}
+		b.WriteString("\t\t\t},\n\t\t},\n")
+	}
+	b.WriteString("\t}\n}\n")
+	return format.Source(b.Bytes())
+}

@@ -1,0 +1,117 @@
+package scanner_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/downgrade"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// TestKnownPublicKeys: keys that software publishes are info wherever
+// they lie, with the reason known-public-key, and the secrets beside them
+// are not. A real openssl process's core (gcore) holds the RSA keys of
+// `openssl speed`, compiled into the program (rsa-private-key-der, by the
+// memory rules a core meets); a copy of this machine's libgnutls that no
+// package records (under /opt) holds GnuTLS's self-test keys (PEM). The
+// process's own AES key stays high. With NoDowngrade every one of them
+// keeps its rule's severity.
+func TestKnownPublicKeys(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4")
+	gnutls, _ := filepath.Glob("/usr/lib/x86_64-linux-gnu/libgnutls.so.30.*")
+	if len(gnutls) == 0 {
+		testutil.Missing(t, "libgnutls30")
+	}
+	dir := t.TempDir()
+	core, key := opensslCore(t, dir)
+	testutil.Bash(t, dir, fmt.Sprintf(`set -e
+mkdir -p root/var/crash root/opt/app/lib
+cp %s root/var/crash/core.openssl
+cp %s root/opt/app/lib/libgnutls.so.30
+mkfs.ext4 -q -F -d root host.raw 64M`, core, gnutls[0]))
+	img := filepath.Join(dir, "host.raw")
+	known := downgrade.NewKnownPublic()
+	// bySource: the published keys' findings by source, each as
+	// "rule severity reason-codes path published_by".
+	bySource := func(rep *report.Report) map[string][]string {
+		out := map[string][]string{}
+		for _, f := range rep.Findings {
+			s, ok := known.Lookup(&f)
+			if !ok {
+				continue
+			}
+			var codes []string
+			for _, r := range f.Reasons {
+				codes = append(codes, r.Code)
+			}
+			out[s.ID] = append(out[s.ID], fmt.Sprintf("%s %s %v %s %s", f.Rule, f.Severity, codes, f.Locations[0].Path, f.Metadata[report.MetadataPublishedBy]))
+		}
+		return out
+	}
+	count := func(id string) int {
+		for _, s := range known.Sources() {
+			if s.ID == id {
+				return len(s.Keys)
+			}
+		}
+		return 0
+	}
+
+	rep := scanFile(t, scanner.Options{}, img)
+	got := bySource(rep)
+	for id, path := range map[string]string{"openssl-speed": "/var/crash/core.openssl", "gnutls-self-tests": "/opt/app/lib/libgnutls.so.30"} {
+		if len(got[id]) != count(id) {
+			t.Errorf("%s: %d findings, want each of its %d keys: %q", id, len(got[id]), count(id), got[id])
+		}
+		for _, g := range got[id] {
+			var rule string
+			fmt.Sscan(g, &rule)
+			if want := fmt.Sprintf("%s info [%s] %s %s", rule, report.ReasonKnownPublicKey, path, id); g != want {
+				t.Errorf("%s: %q, want %q", id, g, want)
+			}
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("published keys of %d sources: %q", len(got), got)
+	}
+	if sev := severityOf(rep, "aes-key-schedule", fmt.Sprintf("sha256:%x", sha256.Sum256(key))); sev != "high" {
+		t.Errorf("the process's own AES key: severity %q, want high", sev)
+	}
+	for _, f := range rep.Findings {
+		if f.Severity == report.SeverityCritical {
+			t.Errorf("critical %s at %s: no published key", f.Rule, f.Locations[0].Path)
+		}
+	}
+
+	// NoDowngrade: the same keys at their rules' severities.
+	got = bySource(scanFile(t, scanner.Options{NoDowngrade: true}, img))
+	for _, id := range []string{"openssl-speed", "gnutls-self-tests"} {
+		if len(got[id]) != count(id) {
+			t.Errorf("NoDowngrade: %s: %d findings, want %d", id, len(got[id]), count(id))
+		}
+		for _, g := range got[id] {
+			if rule, sev, codes := fields(g); sev == report.SeverityInfo || codes != "[]" {
+				t.Errorf("NoDowngrade: %s: %s is %s, reasons %s", id, rule, sev, codes)
+			}
+		}
+	}
+}
+
+func severityOf(rep *report.Report, rule, fingerprint string) string {
+	for _, f := range rep.Findings {
+		if f.Rule == rule && f.Fingerprint == fingerprint {
+			return f.Severity
+		}
+	}
+	return ""
+}
+
+// fields splits one of bySource's entries.
+func fields(s string) (rule, severity, codes string) {
+	fmt.Sscan(s, &rule, &severity, &codes)
+	return rule, severity, codes
+}
