@@ -61,6 +61,18 @@ type blobResult struct {
 	// Truncated counts what the scan of the blob's files cut to stay
 	// within the scan's limits, as a view's truncated does.
 	Truncated *report.ViewTruncation `json:"truncated,omitempty"`
+	// Records are the layer's package-record files (pkgdb.IsRecordFile:
+	// dpkg's status and md5sums, an rpm database...), by path, within
+	// maxLayerRecordBytes, and Links its top-level symlinks (merged /usr):
+	// the image's package records are merged from its layers'
+	// (layerProvenance). Digests are the digests of the layer's files
+	// that hold findings, by path and algorithm, for files the scan
+	// window held whole.
+	Records map[string][]byte            `json:"records,omitempty"`
+	Links   map[string]string            `json:"links,omitempty"`
+	Digests map[string]map[string][]byte `json:"digests,omitempty"`
+	// recordBytes counts Records' bytes while the blob is scanned.
+	recordBytes int64
 	// cuts counts it while the blob is scanned.
 	cuts scanner.Cuts
 

@@ -98,11 +98,11 @@ type Options struct {
 
 	// Version and FailOn are recorded in the report.
 	Version, FailOn string
-	// NoDowngrade reports the findings of VM disks found in layers at
-	// their rules' severities (scanner.Options.NoDowngrade), and keys
-	// that software publishes (downgrade.KnownPublic) at theirs too.
-	// Layer files themselves get no package provenance or path context
-	// yet.
+	// NoDowngrade reports every finding at its rule's severity: those of
+	// VM disks found in layers (scanner.Options.NoDowngrade), and those
+	// of layer files, which otherwise get the list of published keys,
+	// package provenance from the image's merged package records, and
+	// path context (layerProvenance).
 	NoDowngrade bool
 	// NoDecode scans raw bytes only: compressed streams and archives in
 	// layer files and in VM disks found in layers are not decoded
@@ -450,28 +450,26 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 	}
 	rep.Targets = append([]report.Target{t}, rep.Targets...)
 	rep.Findings = collapseRules(rep.Findings, s.limiter().Limits().LocationsPerFinding)
-	if !s.opts.NoDowngrade {
+	if !s.opts.NoDowngrade && ctx.Err() == nil {
 		publishedKeys(rep.Findings)
+		notes := layerProvenance(ctx, img.Target, results, indexes, rep.Findings)
+		rep.Targets[0].Notes = append(rep.Targets[0].Notes, notes...)
+		slices.SortStableFunc(rep.Findings, func(a, b report.Finding) int {
+			return report.SeverityRank(a.Severity) - report.SeverityRank(b.Severity)
+		})
 	}
 	return rep
 }
 
 // publishedKeys makes the keys that software publishes info (package
 // downgrade's list: GnuTLS's self-test keys are in every image with apt),
-// in layer files as in disks found in layers, whose scanner did the same,
-// and moves them after the others.
+// in layer files as in disks found in layers, whose scanner did the same.
 func publishedKeys(fs []report.Finding) {
 	known := downgrade.NewKnownPublic()
-	changed := false
 	for i := range fs {
-		if fs[i].Severity != report.SeverityInfo && known.Apply(&fs[i]) {
-			changed = true
+		if fs[i].Severity != report.SeverityInfo {
+			known.Apply(&fs[i])
 		}
-	}
-	if changed {
-		slices.SortStableFunc(fs, func(a, b report.Finding) int {
-			return report.SeverityRank(a.Severity) - report.SeverityRank(b.Severity)
-		})
 	}
 }
 

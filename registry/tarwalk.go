@@ -4,14 +4,21 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
+	"hash"
 	"io"
+	"path"
 	"strconv"
 	"strings"
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
+	"github.com/imgaudit/imgaudit/pkgdb"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -104,6 +111,9 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 		isDir := hdr.Typeflag == tar.TypeDir
 		ib.add(p, isDir)
 		fs.replaced(p)
+		if hdr.Typeflag == tar.TypeSymlink && path.Dir(p) == "/" {
+			fs.keepLink(p, hdr.Linkname)
+		}
 		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeGNUSparse {
 			continue
 		}
@@ -114,7 +124,18 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 		if fs.at != nil && !tarindex.IsSparse(hdr) && fs.diskInPlace(p, hdr.Size) {
 			continue // the tar reader seeks over it
 		}
-		if err := fs.scanFile(ctx, tr, p, hdr.Size, n); err != nil {
+		var r io.Reader = tr
+		if hdr.Typeflag == tar.TypeReg && pkgdb.IsRecordFile(p) {
+			b, err := fs.keepRecord(tr, p, hdr.Size)
+			if err != nil {
+				fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
+				return
+			}
+			if b != nil {
+				r = bytes.NewReader(b)
+			}
+		}
+		if err := fs.scanFile(ctx, r, p, hdr.Size, n); err != nil {
 			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
 			return
 		}
@@ -122,12 +143,73 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 }
 
 // replaced marks the findings of an earlier entry at p in the same layer
-// as replaced: the later entry is what the merged filesystem holds.
+// as replaced: the later entry is what the merged filesystem holds. The
+// earlier entry's digests go (its findings get no provenance: they are
+// rare, and the path now names other bytes), and so do its records.
 func (fs *fileScanner) replaced(p string) {
 	for _, at := range fs.hitsAt[p] {
 		fs.res.Findings[at[0]].Locations[at[1]].Exposure = report.ExposureLayer
 	}
 	delete(fs.hitsAt, p)
+	delete(fs.res.Digests, p)
+	if b, ok := fs.res.Records[p]; ok {
+		fs.res.recordBytes -= int64(len(b))
+		delete(fs.res.Records, p)
+	}
+	delete(fs.res.Links, p)
+}
+
+// maxLayerRecordBytes bounds the package-record files a layer keeps
+// (dpkg's md5sums of a large install are a few MiB, an rpm database tens
+// of MiB), and so what a hostile layer can make the scan hold.
+const maxLayerRecordBytes = 128 << 20
+
+// keepRecord reads the package-record file at p (size bytes) whole and
+// keeps it for layerProvenance; the caller scans the returned bytes. Past
+// maxLayerRecordBytes it keeps nothing and returns nil, with a note: the
+// files those records list get no provenance.
+func (fs *fileScanner) keepRecord(r io.Reader, p string, size int64) ([]byte, error) {
+	if size < 0 || fs.res.recordBytes+size > maxLayerRecordBytes {
+		fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package records over %d MiB in the layer: not kept, so the files they list get no package provenance", p, maxLayerRecordBytes>>20))
+		return nil, nil
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	if fs.res.Records == nil {
+		fs.res.Records = map[string][]byte{}
+	}
+	fs.res.Records[p] = b
+	fs.res.recordBytes += size
+	return b, nil
+}
+
+// keepLink keeps a top-level symlink (/lib -> usr/lib), for the package
+// records' paths of a merged-/usr system. A hostile layer could list
+// many: past 64 the rest are ignored.
+func (fs *fileScanner) keepLink(p, target string) {
+	if fs.res.Links == nil {
+		fs.res.Links = map[string]string{}
+	}
+	if len(fs.res.Links) < 64 {
+		fs.res.Links[p] = target
+	}
+}
+
+// keepDigests keeps the digests of a file that holds findings, whose
+// bytes are b, for layerProvenance: every algorithm a package manager
+// records.
+func (fs *fileScanner) keepDigests(p string, b []byte) {
+	if fs.res.Digests == nil {
+		fs.res.Digests = map[string]map[string][]byte{}
+	}
+	sums := map[string][]byte{}
+	for algo, h := range map[string]hash.Hash{"md5": md5.New(), "sha1": sha1.New(), "sha256": sha256.New(), "sha512": sha512.New()} {
+		h.Write(b)
+		sums[algo] = h.Sum(nil)
+	}
+	fs.res.Digests[p] = sums
 }
 
 // scanFile scans one file of size bytes (-1: unknown, read to EOF) from r:
@@ -162,10 +244,20 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 			return err
 		}
 	}
+	// A file the window holds whole and that turns out to hold findings
+	// is hashed from the window, for its package provenance: neither
+	// scanStream nor scanDecoding changes a window that holds the whole
+	// file.
+	whole, hits := eof && size >= 0 && int64(n) == size, len(fs.hitsAt[p])
 	if !fs.s.opts.NoDecode && decode.Sniff(buf[:min(n, decode.SniffLen)]) != "" {
-		return fs.scanDecoding(ctx, r, buf, n, eof, p, size)
+		err = fs.scanDecoding(ctx, r, buf, n, eof, p, size)
+	} else {
+		err = fs.scanStream(ctx, r, buf, n, eof, p, size)
 	}
-	return fs.scanStream(ctx, r, buf, n, eof, p, size)
+	if err == nil && whole && len(fs.hitsAt[p]) > hits {
+		fs.keepDigests(p, buf[:n])
+	}
+	return err
 }
 
 func sizeOr(size, def int64) int64 {

@@ -5,13 +5,16 @@
 # each into ext4 in qcow2 with mkfs.ext4 -d and qemu-img, does the same for
 # this machine's own /usr (with its dpkg records), boots the server install
 # (with Debian's kernel added) in QEMU and dumps its RAM once it is up,
-# scans every image with bin/imgaudit and prints, per image, the findings
-# by severity, every finding at medium or above with its rule and paths,
-# and the scan time.
+# tars the minbase and server installs as one-layer container images (a
+# docker save tarball, read as a registry scan reads layers), scans every
+# image with bin/imgaudit and prints, per image, the findings by severity,
+# every finding at medium or above with its rule and paths, and the scan
+# time.
 #
 #   scripts/precision.sh            build what is missing, then scan all
 #   scripts/precision.sh build      only build the images
-#   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr, ram)
+#   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr, ram,
+#                                   minbase-image, server-image)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
@@ -23,7 +26,7 @@ cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
 suite=${PRECISION_SUITE:-bookworm}
-images=${PRECISION_IMAGES:-minbase server usr ram}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -148,6 +151,23 @@ PY
   mv "$img.tmp" "$img"
 }
 
+# container NAME: $cache/NAME.root as a one-layer container image in
+# $cache/NAME-image.tar, laid out as `docker save` writes one (the layer
+# made by tar, its config and manifest.json).
+container() {
+  local name=$1 root=$cache/$1.root out=$cache/$1-image.tar dir d
+  [ -f "$out" ] && [ "$out" -nt "$root.done" ] && return 0
+  echo "== tar $name as a container image (docker save layout)"
+  dir=$(mktemp -d "$cache/tmp.XXXXXX")
+  tar --numeric-owner -C "$root" -cf "$dir/layer.tar" .
+  d=$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"config":{}}' "$d" > "$dir/config.json"
+  printf '[{"Config":"config.json","RepoTags":["precision/%s:latest"],"Layers":["layer.tar"]}]' "$name" > "$dir/manifest.json"
+  tar -C "$dir" -cf "$out.tmp" manifest.json config.json layer.tar
+  rm -rf "$dir"
+  mv "$out.tmp" "$out"
+}
+
 # pack NAME: $cache/NAME.root as ext4 (mkfs.ext4 -d) in $cache/NAME.qcow2.
 pack() {
   local name=$1 root=$cache/$1.root img=$cache/$1.qcow2
@@ -178,9 +198,11 @@ build() {
         bootstrap server default "$server_include"
         exec 8>&-
         vm_root; pack vm; ram ;;
-      *) echo "unknown image $name (minbase, server, usr, ram)" >&2; exit 2 ;;
+      minbase-image) bootstrap minbase minbase "$minbase_include"; container minbase ;;
+      server-image) bootstrap server default "$server_include"; container server ;;
+      *) echo "unknown image $name (minbase, server, usr, ram, minbase-image, server-image)" >&2; exit 2 ;;
     esac
-    [ "$name" = ram ] || pack "$name"
+    case $name in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
   done
 }
@@ -201,12 +223,14 @@ trap 'rm -f "$json"' EXIT
 for name in $images; do
   img=$cache/$name.qcow2
   [ "$name" = ram ] && img=$cache/ram.elf
+  case $name in *-image) img=$cache/$name.tar ;; esac
   "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > /dev/null
   t0=$(date +%s.%N)
   "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > "$json"
   t1=$(date +%s.%N)
   echo
   kind=qcow2; [ "$name" = ram ] && kind="ELF core of the booted server's RAM"
+  case $name in *-image) kind="docker save tarball of one layer" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
   echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
   echo "at medium or above: $(jq '[.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")] | length' "$json")"

@@ -1,0 +1,111 @@
+package pkgdb
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+func TestIsRecordFile(t *testing.T) {
+	cases := []struct {
+		path string
+		want bool
+	}{
+		{"/var/lib/dpkg/status", true},
+		{"var/lib/dpkg/diversions", true},
+		{"/var/lib/dpkg/info/libc6:amd64.md5sums", true},
+		{"/var/lib/dpkg/info/libc6:amd64.list", false},
+		{"/var/lib/dpkg/status-old", false},
+		{"/var/lib/rpm/rpmdb.sqlite", true},
+		{"/usr/lib/sysimage/rpm/Packages.db", true},
+		{"/var/lib/rpm/sub/Packages", false},
+		{"/lib/apk/db/installed", true},
+		{"/usr/lib/python3/dist-packages/requests-2.28.1.dist-info/RECORD", true},
+		{"/opt/app/venv/lib/python3.11/site-packages/flask-3.0.dist-info/METADATA", true},
+		{"/usr/lib/python3/dist-packages/requests-2.28.1.dist-info/LICENSE", false},
+		{"/tmp/x.dist-info/RECORD", false},
+		{"/etc/passwd", false},
+	}
+	for _, c := range cases {
+		if got := IsRecordFile(c.path); got != c.want {
+			t.Errorf("IsRecordFile(%s) = %v, want %v", c.path, got, c.want)
+		}
+	}
+}
+
+// TestMemFSReadsAsTheRoot: the record files of a root that the real dpkg
+// populated (as TestReadDpkgInstalledByDpkg: a conffile, Multi-Arch: same,
+// a diversion, a package shipping under /lib on merged /usr), gathered
+// by IsRecordFile with the root's top-level symlinks, as a container
+// layer walk keeps them, give Read the same records as the root itself.
+func TestMemFSReadsAsTheRoot(t *testing.T) {
+	testutil.RequireTool(t, "dpkg-divert")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/lib", filepath.Join(root, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.DpkgInstall(t, root,
+		testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "demo", Version: "1.0-1", Files: []testutil.DebFile{
+			{Path: "/usr/share/demo/data.txt", Data: []byte("shipped data\n")},
+			{Path: "/etc/demo/demo.conf", Data: []byte("key = value\n"), Conffile: true},
+		}}),
+		testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "libdemo1", Version: "2.0-3", Arch: "amd64", MultiArchSame: true, Files: []testutil.DebFile{
+			{Path: "/lib/x86_64-linux-gnu/libdemo.so.1", Data: []byte("library bytes\n")},
+		}}),
+		testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "tool", Version: "3", Files: []testutil.DebFile{
+			{Path: "/usr/bin/tool", Data: []byte("#!/bin/sh\n")},
+		}}))
+	testutil.Run(t, "dpkg-divert", "--root="+root, "--package", "wrapper", "--rename",
+		"--divert", "/usr/bin/tool.real", "--add", "/usr/bin/tool")
+
+	files, links := map[string][]byte{}, map[string]string{}
+	var paths []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := "/" + filepath.ToSlash(must(filepath.Rel(root, p)))
+		paths = append(paths, rel)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0 && filepath.Dir(rel) == "/":
+			links[rel] = must(os.Readlink(p))
+		case d.Type().IsRegular() && IsRecordFile(rel):
+			b, err := os.ReadFile(p)
+			files[rel] = b
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Read(context.Background(), hostRoot(root))
+	got := Read(context.Background(), NewMemFS(files, links))
+	if want.Len() == 0 || got.Len() != want.Len() || len(got.Errors) > 0 || !reflect.DeepEqual(got.Managers, want.Managers) {
+		t.Fatalf("%d records (errors %v, managers %v), want %d (%v)", got.Len(), got.Errors, got.Managers, want.Len(), want.Managers)
+	}
+	for _, p := range append(paths, "/usr/lib/x86_64-linux-gnu/libdemo.so.1", "/usr/bin/tool.real") {
+		if g, w := got.Lookup(p), want.Lookup(p); !reflect.DeepEqual(g, w) {
+			t.Errorf("Lookup(%s) = %+v, want %+v", p, g, w)
+		}
+	}
+	if _, err := NewMemFS(files, links).ReadFile("/etc/passwd"); !isNotExist(err) {
+		t.Errorf("a file it does not hold: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

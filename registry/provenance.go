@@ -1,0 +1,98 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/imgaudit/imgaudit/downgrade"
+	"github.com/imgaudit/imgaudit/pkgdb"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// layerProvenance applies package provenance and path context (package
+// downgrade, as the disk scanner does for a guest's files) to the
+// findings in an image's layer files. The image's package records are
+// its layers' record files merged as the image's filesystem merges them
+// (a layer's whiteouts and replacements hide what lies below), read by
+// pkgdb over memory; a file's digests are those its layer's walk took
+// (files of up to the scan window that hold findings). A finding that
+// also lies inside a disk image in a layer is left to the disk scanner's
+// downgrades, and so is one already info (a published key). It returns
+// notes for the image's target: the readers' errors.
+func layerProvenance(ctx context.Context, target string, results []*blobResult, indexes []*pathIndex, findings []report.Finding) []string {
+	files, links := map[string][]byte{}, map[string]string{}
+	for i, r := range results {
+		if r == nil || indexes[i] == nil {
+			continue
+		}
+		for p := range files {
+			if indexes[i].hides(p) {
+				delete(files, p)
+			}
+		}
+		for p := range links {
+			if indexes[i].hides(p) {
+				delete(links, p)
+			}
+		}
+		for p, b := range r.Records {
+			files[p] = b
+		}
+		for p, t := range r.Links {
+			links[p] = t
+		}
+	}
+	var db *pkgdb.DB
+	var notes []string
+	if len(files) > 0 {
+		db = pkgdb.Read(ctx, pkgdb.NewMemFS(files, links))
+		for _, err := range db.Errors {
+			notes = append(notes, fmt.Sprintf("package provenance: %v", err))
+		}
+		if db.Truncated {
+			notes = append(notes, "package provenance: the package records list more files than are kept; the rest get no provenance")
+		}
+	}
+	for i := range findings {
+		f := &findings[i]
+		if f.Severity == report.SeverityInfo || f.Category == report.CategoryRollbackRisk || f.Category == report.CategoryClonedIdentity ||
+			slices.ContainsFunc(f.Locations, func(l report.Location) bool { return l.Target != target }) {
+			continue
+		}
+		facts := make([]downgrade.LocationFacts, len(f.Locations))
+		for j, l := range f.Locations {
+			if l.Path == "" || l.LayerIndex == nil || *l.LayerIndex < 0 || *l.LayerIndex >= len(results) || results[*l.LayerIndex] == nil {
+				continue
+			}
+			facts[j].Owners = layerOwners(db, target, l.Path, results[*l.LayerIndex].Digests[l.Path])
+		}
+		downgrade.Apply(f, facts, nil)
+	}
+	return notes
+}
+
+// layerOwners is what the records say of the layer file at p whose
+// digests are sums: each owner, unmodified when the digest it records
+// equals the file's. A file that was not hashed (larger than the scan
+// window) is not judged: no owners, as if no package recorded it.
+func layerOwners(db *pkgdb.DB, target, p string, sums map[string][]byte) []report.Provenance {
+	owners := db.Lookup(p)
+	if len(owners) == 0 || sums == nil {
+		return nil
+	}
+	out := make([]report.Provenance, 0, len(owners))
+	for _, o := range owners {
+		prov := report.Provenance{Manager: o.Manager, Package: o.Package, Version: o.Version, Arch: o.Arch,
+			Target: target, Path: p, Conffile: o.Conffile, Modified: true}
+		if len(o.Digest.Sum) > 0 {
+			if sum, ok := sums[o.Digest.Algo]; ok {
+				prov.Digest = o.Digest.Algo
+				prov.Modified = !bytes.Equal(sum, o.Digest.Sum)
+			}
+		}
+		out = append(out, prov)
+	}
+	return out
+}

@@ -1,0 +1,171 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// TestLayerPackageProvenance: an image whose first layer dpkg populated
+// (two real packages, installed with dpkg --root, then tar'd by tar) and
+// whose second layer copies one packaged file again. The image's package
+// records come from the first layer and judge both layers' files, as on
+// a disk: a key a package ships is info, in either layer, and so is the
+// key in a gzip'd package file (decoded in the layer); a package file
+// edited since install keeps its severity and says so; a key in /etc
+// keeps it; one under tests/ is lowered a level. With NoDowngrade every
+// key is at its rule's severity.
+func TestLayerPackageProvenance(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar", "gzip")
+	dir := t.TempDir()
+	keys := map[string]string{}
+	for _, k := range []string{"packaged", "gzipped", "edited", "etc", "tests"} {
+		f := filepath.Join(dir, "key-"+k)
+		testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[k] = strings.TrimRight(string(b), "\n")
+	}
+	testutil.Run(t, "gzip", "-9n", filepath.Join(dir, "key-gzipped"))
+	gz, err := os.ReadFile(filepath.Join(dir, "key-gzipped.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		pkgKey    = "/usr/share/selftest/test.key"
+		gzKey     = "/usr/share/selftest/test.key.gz"
+		editedKey = "/usr/share/edited/edited.key"
+		etcKey    = "/etc/app/secret.key"
+		testsKey  = "/opt/app/tests/id_ed25519"
+	)
+	root := filepath.Join(dir, "root")
+	testutil.DpkgInstall(t, root,
+		testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "selftest-keys", Version: "1.0-1", Files: []testutil.DebFile{
+			{Path: pkgKey, Data: []byte(keys["packaged"] + "\n")},
+			{Path: gzKey, Data: gz},
+		}}),
+		testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "edited-keys", Version: "2.0-1", Files: []testutil.DebFile{
+			{Path: editedKey, Data: []byte(keys["edited"] + "\n")},
+		}}))
+	write := func(root, p, data string) {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(root, editedKey, keys["edited"]+"\n# edited by the admin\n")
+	write(root, etcKey, keys["etc"]+"\n")
+	write(root, testsKey, keys["tests"]+"\n")
+	upper := filepath.Join(dir, "upper")
+	write(upper, pkgKey, keys["packaged"]+"\n")
+	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
+	testutil.Run(t, "tar", "-C", upper, "-cf", filepath.Join(dir, "l2.tar"), ".")
+	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := tarball.LayerFromFile(filepath.Join(dir, "l2.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, "app", imageOf(t, l1, l2))
+
+	// got: each key's finding as "severity [reason codes] provenance".
+	got := func(rep *report.Report) map[string]string {
+		out := map[string]string{}
+		for name, k := range keys {
+			f := findingsByFP(rep)[fp(k)]
+			if f == nil {
+				out[name] = "not found"
+				continue
+			}
+			var codes, provs []string
+			for _, r := range f.Reasons {
+				codes = append(codes, r.Code)
+			}
+			for _, p := range f.Provenance {
+				provs = append(provs, fmt.Sprintf("%s %s %s %s %s modified=%v", p.Manager, p.Package, p.Version, p.Path, p.Digest, p.Modified))
+			}
+			out[name] = fmt.Sprintf("%s %v %v", f.Severity, codes, provs)
+		}
+		return out
+	}
+	rep := report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img))
+	want := map[string]string{
+		"packaged": "info [package-file-unmodified] [dpkg selftest-keys 1.0-1 /usr/share/selftest/test.key md5 modified=false]",
+		"gzipped":  "info [package-file-unmodified] [dpkg selftest-keys 1.0-1 /usr/share/selftest/test.key.gz md5 modified=false]",
+		"edited":   "critical [package-file-modified] [dpkg edited-keys 2.0-1 /usr/share/edited/edited.key md5 modified=true]",
+		"etc":      "critical [] []",
+		"tests":    "high [test-path] []",
+	}
+	g := got(rep)
+	for name, w := range want {
+		if g[name] != w {
+			t.Errorf("%s: %s\nwant %s", name, g[name], w)
+		}
+	}
+	// The packaged key is in both layers: the first layer's copy is
+	// hidden by the second's, and both are judged by the first layer's
+	// records.
+	f := findingsByFP(rep)[fp(keys["packaged"])]
+	var layersOf []string
+	for _, l := range f.Locations {
+		layersOf = append(layersOf, fmt.Sprintf("%d %s", *l.LayerIndex, l.Exposure))
+	}
+	slices.Sort(layersOf)
+	if !slices.Equal(layersOf, []string{"0 layer", "1 live"}) {
+		t.Errorf("the packaged key in layers %q", layersOf)
+	}
+
+	// A nightly scan's state keeps each layer's records and digests: a
+	// second run, from the state, judges the same.
+	statePath := filepath.Join(dir, "state.json")
+	opened := 0
+	for i := range img.Layers {
+		orig := img.Layers[i].open
+		img.Layers[i].open = func(ctx context.Context) (io.ReadCloser, error) { opened++; return orig(ctx) }
+		img.Layers[i].openAt = nil
+	}
+	for run := range 2 {
+		st, err := LoadState(statePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := newScanner(t, Options{State: st}).run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := got(rep); !maps.Equal(g, want) {
+			t.Errorf("run %d with --state: %v\nwant %v", run, g, want)
+		}
+		if run == 1 && opened != 2 {
+			t.Errorf("layers opened %d times in two runs: the second did not use the state", opened)
+		}
+		if err := st.Save("test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	plain := got(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))
+	for name := range keys {
+		if plain[name] != "critical [] []" {
+			t.Errorf("NoDowngrade: %s: %s", name, plain[name])
+		}
+	}
+}
