@@ -1,17 +1,33 @@
 package registry
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"io"
+	"slices"
 	"testing"
 )
 
 // FuzzScanBlob feeds arbitrary bytes to the layer reader as a blob of a
 // (possibly compressed) tar: it must never panic, hang or allocate beyond
 // its windows, whatever the decompressor and tar reader make of them.
+// The layer's findings are then judged by the package records it kept
+// (layerProvenance), which must not panic either. A seed is a layer with
+// dpkg records that own a file holding a key.
 func FuzzScanBlob(f *testing.F) {
 	s := newScanner(f, Options{MaxSpoolSize: 1 << 20})
+	key := testSecrets(f).rsaPEM
+	sum := md5.Sum([]byte(key))
+	f.Add(tarBytes(f, []entry{
+		dir("lib/"), {name: "lib", typ: tar.TypeSymlink, link: "usr/lib"},
+		file("var/lib/dpkg/status", "Package: keys\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n"),
+		file("var/lib/dpkg/info/keys.md5sums", hex.EncodeToString(sum[:])+"  usr/share/keys/test.pem\n"),
+		file("usr/share/keys/test.pem", key),
+		file("opt/app/tests/other.pem", key+"\n"),
+	}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := blob{Digest: "sha256:fuzz", Kind: blobTar, Size: int64(len(data)), open: func(context.Context) (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(data)), nil
@@ -20,6 +36,14 @@ func FuzzScanBlob(f *testing.F) {
 		if res.Bytes < 0 || res.Scanned > res.Bytes+int64(len(data))+1<<20 {
 			t.Fatalf("implausible counts: %d bytes, %d scanned", res.Bytes, res.Scanned)
 		}
+		findings := slices.Clone(res.Findings)
+		for i := range findings {
+			findings[i].Locations = slices.Clone(findings[i].Locations)
+			for j := range findings[i].Locations {
+				findings[i].Locations[j].Target, findings[i].Locations[j].LayerIndex = "fuzz", new(int)
+			}
+		}
+		layerProvenance(context.Background(), "fuzz", []*blobResult{res}, []*pathIndex{&res.Index}, findings)
 	})
 }
 

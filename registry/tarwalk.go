@@ -80,6 +80,9 @@ type fileScanner struct {
 	at    io.ReaderAt
 	pos   func() int64
 	disks []diskAt
+
+	// recordsCut is set once keepRecord passed its caps (one note).
+	recordsCut bool
 }
 
 // walkTar reads every entry of a layer tar. Regular files go through the
@@ -159,18 +162,26 @@ func (fs *fileScanner) replaced(p string) {
 	delete(fs.res.Links, p)
 }
 
-// maxLayerRecordBytes bounds the package-record files a layer keeps
-// (dpkg's md5sums of a large install are a few MiB, an rpm database tens
-// of MiB), and so what a hostile layer can make the scan hold.
-const maxLayerRecordBytes = 128 << 20
+// maxLayerRecordBytes and maxLayerRecordFiles bound the package-record
+// files a layer keeps (a large Debian install's status and md5sums are
+// a few MiB in a few thousand files, an rpm database tens of MiB), and
+// so what a hostile layer can make the scan hold: every layer of an
+// image keeps its own until the image is judged.
+const (
+	maxLayerRecordBytes = 64 << 20
+	maxLayerRecordFiles = 1 << 16
+)
 
 // keepRecord reads the package-record file at p (size bytes) whole and
 // keeps it for layerProvenance; the caller scans the returned bytes. Past
 // maxLayerRecordBytes it keeps nothing and returns nil, with a note: the
 // files those records list get no provenance.
 func (fs *fileScanner) keepRecord(r io.Reader, p string, size int64) ([]byte, error) {
-	if size < 0 || fs.res.recordBytes+size > maxLayerRecordBytes {
-		fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package records over %d MiB in the layer: not kept, so the files they list get no package provenance", p, maxLayerRecordBytes>>20))
+	if size < 0 || fs.res.recordBytes+size > maxLayerRecordBytes || len(fs.res.Records) >= maxLayerRecordFiles {
+		if !fs.recordsCut {
+			fs.recordsCut = true
+			fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package records over %d MiB or %d files in the layer: this and later ones are not kept, so the files they list get no package provenance", p, maxLayerRecordBytes>>20, maxLayerRecordFiles))
+		}
 		return nil, nil
 	}
 	b := make([]byte, size)
