@@ -142,6 +142,14 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 			// way to clear it.
 			s.Action = fmt.Sprintf("in the guest, have Windows clear its paging file %s at shutdown (the policy \"Shutdown: Clear virtual memory pagefile\"), then shut it down; or turn paging off and delete the file", l.Path)
 			s.Command = `reg add "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management" /v ClearPageFileAtShutdown /t REG_DWORD /d 1 /f   # in the guest, then shut it down`
+		case t != nil && l.Path != "" && slices.ContainsFunc(t.Partitions, func(p Partition) bool {
+			return p.View == l.View && p.Name == l.Partition && slices.Contains(p.SwapFiles, l.Path)
+		}):
+			// A swap file keeps paged-out memory until overwritten, and
+			// deleting it leaves its blocks in free space.
+			s.Action = fmt.Sprintf("in the guest, turn off the swap file %s, overwrite it in place (shred -n 0 -z keeps its size and blocks), then mkswap and swapon it again: it keeps paged-out memory until overwritten, and deleting it leaves its blocks in free space", l.Path)
+			q := shellQuote(l.Path)
+			s.Command = fmt.Sprintf("swapoff %s && shred -n 0 -z %s && mkswap %s && swapon %s   # in the guest", q, q, q, q)
 		case l.Path != "":
 			s.Action = fmt.Sprintf("delete or replace %s in the guest, then wipe free space", l.Path)
 			s.Command = "rm -- " + shellQuote(l.Path) + "   # in the guest"

@@ -40,7 +40,7 @@ func TestRemediate(t *testing.T) {
 	pve := Target{Path: "/pve/images/100/vm-100-disk-0.qcow2", Format: "qcow2", Store: &StoreInfo{Kind: "proxmox", VM: "vm100", ID: "100"},
 		Views: []View{{ID: "vm-100-disk-0.qcow2#snapshot:before", Kind: "snapshot", Name: "before"}}}
 	host := Target{Path: "/img/pve-host.raw", Format: "raw", Views: []View{{ID: "pve-host.raw#current", Kind: "current", Name: "current"}},
-		Partitions: []Partition{{View: "pve-host.raw#current", Name: "p3", FS: "swap"}, {View: "pve-host.raw#current", Name: "p2", FS: "ext4"}}}
+		Partitions: []Partition{{View: "pve-host.raw#current", Name: "p3", FS: "swap"}, {View: "pve-host.raw#current", Name: "p2", FS: "ext4", SwapFiles: []string{"/swap.img"}}}}
 	vma := Target{Path: "/pve/dump/vzdump-qemu-100.vma", Format: "vma", Views: []View{{ID: "vzdump-qemu-100.vma#backing:disk0", Kind: "backing", Name: "disk0"}}}
 	vhd := Target{Path: "/h/diff.vhd", Format: "vhd", Backing: []Backing{{Name: "parent.vhd", Path: "/h/parent.vhd", Format: "vhd"}},
 		Views: []View{{ID: "diff.vhd#backing:parent.vhd", Kind: "backing", Name: "parent.vhd"}}}
@@ -109,6 +109,13 @@ func TestRemediate(t *testing.T) {
 			[]Remediation{
 				{ExposureLive, "in the guest, turn off the swap area p3, overwrite it (blkdiscard -z, or dd from /dev/zero), then mkswap and swapon it again: it keeps paged-out memory until overwritten", ""},
 				{ExposureLive, "remove it in the guest", ""}}},
+		{"in a swap file: overwrite it in place; another file of the same name elsewhere is a file", Finding{Category: "cloud", Locations: []Location{
+			{Target: host.Path, View: "pve-host.raw#current", Partition: "p2", Path: "/swap.img", State: StateAllocated, Exposure: ExposureLive},
+			{Target: host.Path, View: "pve-host.raw#current", Partition: "p3", Path: "/swap.img", State: StateAllocated, Exposure: ExposureLive}}},
+			[]Remediation{
+				{ExposureLive, "in the guest, turn off the swap file /swap.img, overwrite it in place (shred -n 0 -z keeps its size and blocks), then mkswap and swapon it again: it keeps paged-out memory until overwritten, and deleting it leaves its blocks in free space",
+					"swapoff /swap.img && shred -n 0 -z /swap.img && mkswap /swap.img && swapon /swap.img   # in the guest"},
+				{ExposureLive, "delete or replace /swap.img in the guest, then wipe free space", "rm -- /swap.img   # in the guest"}}},
 		{"Windows' paging file: cleared at shutdown", Finding{Category: "memory", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", Partition: "p2", Path: "/pagefile.sys", State: StateAllocated, Exposure: ExposureLive}}},
 			[]Remediation{{ExposureLive, "in the guest, have Windows clear its paging file /pagefile.sys at shutdown (the policy \"Shutdown: Clear virtual memory pagefile\"), then shut it down; or turn paging off and delete the file", `reg add "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management" /v ClearPageFileAtShutdown /t REG_DWORD /d 1 /f   # in the guest, then shut it down`}}},
 		{"VMA backup", Finding{Category: "cloud", Locations: []Location{loc(vma.Path, "vzdump-qemu-100.vma#backing:disk0", ExposureBacking)}},

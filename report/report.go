@@ -243,6 +243,11 @@ type Partition struct {
 	FS         string `json:"fs,omitempty"`
 	Attributed bool   `json:"attributed"`
 	Note       string `json:"note,omitempty"`
+	// SwapFiles are the Linux swap files of the partition's filesystem
+	// (a swap or hibernation signature ends the file's first page), as
+	// the decode pass found them: their remediation overwrites them in
+	// place.
+	SwapFiles []string `json:"swap_files,omitempty"`
 }
 
 // Finding is one secret, identified by its fingerprint, with every place it

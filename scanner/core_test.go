@@ -167,6 +167,30 @@ dd if=swap.part of=disk.raw bs=512 seek=83968 conv=notrunc status=none`, core))
 	if !rep.Complete {
 		t.Errorf("incomplete: %q", rep.IncompleteReasons)
 	}
+	// The swap files are named in their partition, and their copies'
+	// remediation overwrites them in place.
+	var swapFiles []string
+	for _, p := range rep.Targets[0].Partitions {
+		for _, f := range p.SwapFiles {
+			swapFiles = append(swapFiles, p.Name+":"+f)
+		}
+	}
+	slices.Sort(swapFiles)
+	if exp := []string{"p1:/hibernated.img", "p1:/swap.img"}; !slices.Equal(swapFiles, exp) {
+		t.Errorf("swap files %q, want %q", swapFiles, exp)
+	}
+	var commands []string
+	for _, f := range rep.Findings {
+		if f.Rule != "aes-key-schedule" || f.Fingerprint != fmt.Sprintf("sha256:%x", sha256.Sum256(key)) {
+			continue
+		}
+		for _, r := range report.Remediate(rep, &f) {
+			commands = append(commands, r.Command)
+		}
+	}
+	if !slices.Contains(commands, "swapoff /swap.img && shred -n 0 -z /swap.img && mkswap /swap.img && swapon /swap.img   # in the guest") {
+		t.Errorf("no swap file remediation among %q", commands)
+	}
 	if got := where(scanFile(t, scanner.Options{NoDecode: true}, img)); len(got) > 0 {
 		t.Errorf("NoDecode: the key schedule at %q", got)
 	}

@@ -259,6 +259,12 @@ func (d *decoder) files(ctx context.Context, v *viewState, m *guestfs.Map, phys 
 	head := make([]byte, decode.SniffLen)
 	err := m.RegularFiles(ctx, minContainer, func(f guestfs.RegularFile) error {
 		if !f.Deleted && len(f.Runs) > 0 && (swapFile(f) || f.Size >= minSwapFile && report.WindowsPagefile(f.Path)) {
+			if !report.WindowsPagefile(f.Path) {
+				if v.swapFiles == nil {
+					v.swapFiles = map[string][]string{}
+				}
+				v.swapFiles[f.Partition] = append(v.swapFiles[f.Partition], f.Path)
+			}
 			// Its first page is zeros but for the header (a hole, where
 			// the filesystem's blocks are smaller): no magic number where
 			// it starts.

@@ -173,6 +173,9 @@ type viewState struct {
 	// cuts counts the matches cut by the findings cap and the keyword
 	// hits the detectors left unvalidated, by rule.
 	cuts Cuts
+	// swapFiles lists the Linux swap files the decode pass found, by
+	// partition: the report's partitions name them, for remediation.
+	swapFiles map[string][]string
 	// decoding counts what the decode pass read in this view, and
 	// containers the containers it decoded there.
 	decoding   decode.Result

@@ -32,7 +32,10 @@ func (t *target) report() report.Target {
 		// A file an archive ships beside its disks (a Vagrantfile) is no
 		// disk: it has no partition, and no filesystem to miss.
 		if v.fs != nil && v.view.Attrs[model.AttrArchiveFile] != "true" {
-			rt.Partitions = append(rt.Partitions, v.fs.partitions(v.view.ID)...)
+			for _, p := range v.fs.partitions(v.view.ID) {
+				p.SwapFiles = v.swapFiles[p.Name]
+				rt.Partitions = append(rt.Partitions, p)
+			}
 			rt.Unattributed = append(rt.Unattributed, v.fs.unattributed(v.view.ID)...)
 		}
 		rt.Views = append(rt.Views, rv)
