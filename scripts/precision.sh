@@ -96,23 +96,26 @@ vm_root() {
 }
 
 # ram: boot $cache/vm.qcow2 in QEMU (TCG: the same on every machine; about
-# 40 s to the login prompt on 2 cores), wait until the serial console
-# offers a login and 20 s more for the services to settle, then pause it
-# and write its RAM with dump-guest-memory (an ELF core) to
-# $cache/ram.elf. The disk is opened with snapshot=on: the guest's writes
-# go to a temporary overlay, never to the cached image.
+# 40 s to the login prompt on 2 cores), with a virtio NIC on user
+# networking, wait until the serial console offers a login and 20 s more
+# for the services to settle, then pause it and write its RAM three
+# ways: dump-guest-memory as an ELF core ($cache/ram.elf) and as a kdump
+# file with zlib pages (ram.kdump), and a migration stream (ram.mig). The
+# disk is opened with snapshot=on: the guest's writes go to a temporary
+# overlay, never to the cached image.
 ram() {
   local img=$cache/ram.elf dir
-  [ -f "$img" ] && [ "$img" -nt "$cache/vm.qcow2" ] && return 0
+  [ -f "$img" ] && [ "$img" -nt "$cache/vm.qcow2" ] && [ -f "$cache/ram.kdump" ] && [ -f "$cache/ram.mig" ] && return 0
   echo "== boot the server install in QEMU and dump its RAM"
   dir=$(mktemp -d)
   local kernel initrd
   kernel=$(ls "$cache"/vm.root/boot/vmlinuz-* | tail -1)
   initrd=$(ls "$cache"/vm.root/boot/initrd.img-* | tail -1)
-  rm -f "$img" "$img.tmp"
+  rm -f "$img" "$img.tmp" "$cache/ram.kdump" "$cache/ram.mig"
   qemu-system-x86_64 -accel tcg -m 1024 -nodefaults -display none \
     -kernel "$kernel" -initrd "$initrd" -append "root=/dev/vda rw console=ttyS0" \
     -drive "file=$cache/vm.qcow2,format=qcow2,if=virtio,snapshot=on" \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
     -serial "file:$dir/serial.log" -monitor "unix:$dir/monitor.sock,server,nowait" &
   local pid=$! i
   for i in $(seq 300); do
@@ -129,8 +132,9 @@ ram() {
   sleep 20
   # The human monitor, over its socket: each command's output ends with
   # the next prompt.
-  python3 - "$dir/monitor.sock" stop "dump-guest-memory $img.tmp" quit <<'PY'
-import socket, sys
+  python3 - "$dir/monitor.sock" stop "dump-guest-memory $img.tmp" "dump-guest-memory -z $cache/ram.kdump.tmp" \
+    "migrate \"exec:cat > $cache/ram.mig.tmp\"" <<'PY'
+import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 s.settimeout(600)
@@ -141,14 +145,45 @@ def prompt():
         if not d:
             break
         buf += d
+    return buf.decode(errors="replace")
+def run(cmd):
+    s.sendall(cmd.encode() + b"\n")
+    return prompt()
 prompt()
 for cmd in sys.argv[2:]:
-    s.sendall(cmd.encode() + b"\n")
-    prompt()
+    run(cmd)
+for _ in range(600):  # the migration runs in the background
+    out = run("info migrate")
+    if "completed" in out or "failed" in out:
+        break
+    time.sleep(1)
+if "completed" not in out:
+    sys.exit("migration did not complete: " + out)
+run("quit")
 PY
   wait $pid 2>/dev/null || true
   rm -rf "$dir"
+  mv "$cache/ram.kdump.tmp" "$cache/ram.kdump"
+  mv "$cache/ram.mig.tmp" "$cache/ram.mig"
   mv "$img.tmp" "$img"
+}
+
+# ram_formats: the RAM as the three formats hold it, read by
+# `imgaudit extract` (each one's memory view), must be the same bytes,
+# and scans of the three must find the same.
+ram_formats() {
+  local tmp=$1 f
+  for f in ram.elf ram.kdump ram.mig; do
+    "$bin" extract "$cache/$f" --view "$f#memory" -o "$tmp/$f.bin" > /dev/null
+    "$bin" scan --no-progress --format json --fail-on none "$cache/$f" 2> /dev/null | jq -c .summary.by_severity > "$tmp/$f.sev"
+  done
+  for f in ram.kdump ram.mig; do
+    if cmp -s -n 1073741824 "$tmp/ram.elf.bin" "$tmp/$f.bin" && cmp -s "$tmp/ram.elf.sev" "$tmp/$f.sev"; then
+      echo "$f: the same 1 GiB of RAM as ram.elf's memory view, the same findings ($(cat "$tmp/$f.sev"))"
+    else
+      echo "$f: DIFFERS from ram.elf (RAM bytes or findings: $(cat "$tmp/$f.sev") against $(cat "$tmp/ram.elf.sev"))"
+    fi
+  done
 }
 
 # container NAME: $cache/NAME.root as a one-layer container image in
@@ -234,6 +269,11 @@ for name in $images; do
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
   echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
   echo "at medium or above: $(jq '[.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")] | length' "$json")"
+  if [ "$name" = ram ]; then
+    d=$(mktemp -d)
+    ram_formats "$d"
+    rm -rf "$d"
+  fi
   jq -r '.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")
     | "  \(.severity | ascii_upcase)\t\(.rule)\t\([.locations[] | .path // "<\(.exposure)>"] | unique | (.[0:2] | join(" ")) + (if length > 2 then " (+\(length - 2) more)" else "" end))\(if ([.locations[].path | select(.)] | length) == 0 then "\t" + .preview else "" end)\(if .reasons then "\t[" + ([.reasons[].code] | join(",")) + "]" else "" end)"' "$json"
 done
