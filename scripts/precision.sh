@@ -98,23 +98,26 @@ vm_root() {
 # ram: boot $cache/vm.qcow2 in QEMU (TCG: the same on every machine; about
 # 40 s to the login prompt on 2 cores), with a virtio NIC on user
 # networking, wait until the serial console offers a login and 20 s more
-# for the services to settle, then pause it and write its RAM three
-# ways: dump-guest-memory as an ELF core ($cache/ram.elf) and as a kdump
-# file with zlib pages (ram.kdump), and a migration stream (ram.mig). The
-# disk is opened with snapshot=on: the guest's writes go to a temporary
-# overlay, never to the cached image.
+# for the services to settle, then pause it and write its RAM four ways:
+# dump-guest-memory as an ELF core ($cache/ram.elf) and as a kdump file
+# with zlib pages (ram.kdump), savevm into the disk (an internal snapshot
+# "booted" of ram-vm.qcow2, whose vm state holds the RAM), and a
+# migration stream (ram.mig). The guest writes to ram-vm.qcow2, an
+# overlay on the cached image, which QEMU opens read-only as its backing
+# file.
 ram() {
-  local img=$cache/ram.elf dir
-  [ -f "$img" ] && [ "$img" -nt "$cache/vm.qcow2" ] && [ -f "$cache/ram.kdump" ] && [ -f "$cache/ram.mig" ] && return 0
+  local img=$cache/ram.elf dir f
+  [ -f "$img" ] && [ "$img" -nt "$cache/vm.qcow2" ] && [ -f "$cache/ram.kdump" ] && [ -f "$cache/ram.mig" ] && [ -f "$cache/ram-vm.qcow2" ] && return 0
   echo "== boot the server install in QEMU and dump its RAM"
   dir=$(mktemp -d)
   local kernel initrd
   kernel=$(ls "$cache"/vm.root/boot/vmlinuz-* | tail -1)
   initrd=$(ls "$cache"/vm.root/boot/initrd.img-* | tail -1)
-  rm -f "$img" "$img.tmp" "$cache/ram.kdump" "$cache/ram.mig"
+  for f in "$img" "$cache/ram.kdump" "$cache/ram.mig" "$cache/ram-vm.qcow2"; do rm -f "$f" "$f.tmp"; done
+  qemu-img create -q -f qcow2 -b vm.qcow2 -F qcow2 "$cache/ram-vm.qcow2.tmp"
   qemu-system-x86_64 -accel tcg -m 1024 -nodefaults -display none \
     -kernel "$kernel" -initrd "$initrd" -append "root=/dev/vda rw console=ttyS0" \
-    -drive "file=$cache/vm.qcow2,format=qcow2,if=virtio,snapshot=on" \
+    -drive "file=$cache/ram-vm.qcow2.tmp,format=qcow2,if=virtio" \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
     -serial "file:$dir/serial.log" -monitor "unix:$dir/monitor.sock,server,nowait" &
   local pid=$! i
@@ -133,7 +136,7 @@ ram() {
   # The human monitor, over its socket: each command's output ends with
   # the next prompt.
   python3 - "$dir/monitor.sock" stop "dump-guest-memory $img.tmp" "dump-guest-memory -z $cache/ram.kdump.tmp" \
-    "migrate \"exec:cat > $cache/ram.mig.tmp\"" <<'PY'
+    "savevm booted" "migrate \"exec:cat > $cache/ram.mig.tmp\"" <<'PY'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
@@ -163,23 +166,27 @@ run("quit")
 PY
   wait $pid 2>/dev/null || true
   rm -rf "$dir"
+  # The overlay names its backing file relative to itself.
+  mv "$cache/ram-vm.qcow2.tmp" "$cache/ram-vm.qcow2"
   mv "$cache/ram.kdump.tmp" "$cache/ram.kdump"
   mv "$cache/ram.mig.tmp" "$cache/ram.mig"
   mv "$img.tmp" "$img"
 }
 
-# ram_formats: the RAM as the three formats hold it, read by
+# ram_formats: the RAM as the four formats hold it, read by
 # `imgaudit extract` (each one's memory view), must be the same bytes,
-# and scans of the three must find the same.
+# and the findings in those views the same.
 ram_formats() {
-  local tmp=$1 f
-  for f in ram.elf ram.kdump ram.mig; do
-    "$bin" extract "$cache/$f" --view "$f#memory" -o "$tmp/$f.bin" > /dev/null
-    "$bin" scan --no-progress --format json --fail-on none "$cache/$f" 2> /dev/null | jq -c .summary.by_severity > "$tmp/$f.sev"
+  local tmp=$1 f view
+  for f in ram.elf ram.kdump ram.mig ram-vm.qcow2; do
+    view="$f#memory"; [ "$f" = ram-vm.qcow2 ] && view="$f#memory:booted"
+    "$bin" extract --backing-root "$cache" "$cache/$f" --view "$view" -o "$tmp/$f.bin" > /dev/null
+    "$bin" scan --no-progress --format json --fail-on none --backing-root "$cache" "$cache/$f" 2> /dev/null |
+      jq -c --arg v "$view" '[.findings[] | select(any(.locations[]; .view == $v)) | .severity] | group_by(.) | map({(.[0]): length}) | add' > "$tmp/$f.sev"
   done
-  for f in ram.kdump ram.mig; do
+  for f in ram.kdump ram.mig ram-vm.qcow2; do
     if cmp -s -n 1073741824 "$tmp/ram.elf.bin" "$tmp/$f.bin" && cmp -s "$tmp/ram.elf.sev" "$tmp/$f.sev"; then
-      echo "$f: the same 1 GiB of RAM as ram.elf's memory view, the same findings ($(cat "$tmp/$f.sev"))"
+      echo "$f: the same 1 GiB of RAM as ram.elf's memory view, the same findings there ($(cat "$tmp/$f.sev"))"
     else
       echo "$f: DIFFERS from ram.elf (RAM bytes or findings: $(cat "$tmp/$f.sev") against $(cat "$tmp/ram.elf.sev"))"
     fi
