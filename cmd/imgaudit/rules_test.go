@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/imgaudit/imgaudit/downgrade"
 )
 
 // The user-rule example in docs/rules.md works as documented: it loads, is
@@ -59,5 +64,45 @@ func TestDocumentedRulesFilesLoad(t *testing.T) {
 		if code, _, errs := runCLI(t, "rules", "--rules", p); code != 0 {
 			t.Errorf("example %d does not load: %s", i+1, errs)
 		}
+	}
+}
+
+// TestRulesPublishedKeys: `rules --published-keys` lists every published
+// key, in the table and in JSON, as the list downgrade holds them.
+func TestRulesPublishedKeys(t *testing.T) {
+	var want []string
+	for _, s := range downgrade.NewKnownPublic().Sources() {
+		for _, k := range s.Keys {
+			want = append(want, s.ID+" "+k.Fingerprint)
+		}
+	}
+	code, out, errs := runCLI(t, "rules", "--published-keys")
+	if code != 0 || !strings.HasSuffix(out, fmt.Sprintf("%d published keys\n", len(want))) {
+		t.Fatalf("exit %d, stderr %s\n%s", code, errs, out)
+	}
+	for _, w := range want {
+		id, fp, _ := strings.Cut(w, " ")
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(id) + `\s+\S+\s+` + regexp.QuoteMeta(fp) + `\s`).MatchString(out) {
+			t.Errorf("table lacks %s", w)
+		}
+	}
+	code, out, _ = runCLI(t, "rules", "--published-keys", "--format", "json")
+	var list []struct {
+		ID   string `json:"id"`
+		Keys []struct {
+			Fingerprint string `json:"fingerprint"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil {
+		t.Fatalf("json: exit %d, %v", code, err)
+	}
+	var got []string
+	for _, s := range list {
+		for _, k := range s.Keys {
+			got = append(got, s.ID+" "+k.Fingerprint)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("json lists %q, want %q", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 // Command rulesdoc writes the rule list of docs/rules.md: every built-in
 // detection rule and every rule the scanner applies to what it found, each
-// with the anchor that SARIF's helpUri points at (report.RuleAnchor). It
+// with the anchor that SARIF's helpUri points at (report.RuleAnchor), and
+// the published keys that are info wherever they are found. It
 // replaces the text between the BEGIN and END markers and nothing else.
 //
 //	go generate ./report    # runs: go run ../internal/cmd/rulesdoc ../docs/rules.md
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/internal/mdblock"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
@@ -52,8 +54,33 @@ func ruleList() string {
 	derived := scanner.DerivedRules()
 	fmt.Fprintf(&b, "\n%d rules the scanner applies to what it found (rollback risks, cloned identity):\n\n", len(derived))
 	table(&b, derived)
+	publishedKeys(&b)
 	b.WriteString("\n")
 	return b.String()
+}
+
+// publishedKeys lists the keys that software publishes, which are
+// severity info wherever they are found (downgrade.KnownPublic).
+func publishedKeys(b *strings.Builder) {
+	sources := downgrade.NewKnownPublic().Sources()
+	n := 0
+	for _, s := range sources {
+		n += len(s.Keys)
+	}
+	fmt.Fprintf(b, "\n%d published keys, from %d sources, reported at severity `info` wherever they are found (reason `known-public-key`; `imgaudit rules --published-keys`):\n\n", n, len(sources))
+	b.WriteString("| source | what it is | rule | fingerprint | key fingerprint |\n|---|---|---|---|---|\n")
+	for _, s := range sources {
+		for _, k := range s.Keys {
+			fmt.Fprintf(b, "| `%s` | %s (%s) | `%s` | `%s` | %s |\n", s.ID, strings.ReplaceAll(s.Description, "|", "\\|"), s.From, k.Rule, k.Fingerprint, codeOr(k.KeyFingerprint))
+		}
+	}
+}
+
+func codeOr(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return "`" + s + "`"
 }
 
 func table(b *strings.Builder, rules []report.RuleInfo) {
