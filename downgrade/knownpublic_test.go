@@ -13,19 +13,28 @@ import (
 	"github.com/imgaudit/imgaudit/report"
 )
 
+// sourceSpec is what the tests read of a source in known_public.toml.
+type sourceSpec struct {
+	ID      string   `toml:"id"`
+	AESKeys []string `toml:"aes_keys"`
+}
+
+// sourcesSpec reads known_public.toml, the generator's input.
+func sourcesSpec(t *testing.T) (spec struct {
+	Source []sourceSpec `toml:"source"`
+}) {
+	t.Helper()
+	if _, err := toml.DecodeFile("known_public.toml", &spec); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
 // TestKnownPublicList: the generated list holds every source of
 // known_public.toml, in order, each with keys of built-in rules,
 // well-formed fingerprints, and no key in two sources.
 func TestKnownPublicList(t *testing.T) {
-	var spec struct {
-		Source []struct {
-			ID      string   `toml:"id"`
-			AESKeys []string `toml:"aes_keys"`
-		} `toml:"source"`
-	}
-	if _, err := toml.DecodeFile("known_public.toml", &spec); err != nil {
-		t.Fatal(err)
-	}
+	spec := sourcesSpec(t)
 	sources := NewKnownPublic().Sources()
 	var ids []string
 	for _, s := range sources {
@@ -70,15 +79,7 @@ func TestKnownPublicList(t *testing.T) {
 // schedules a program keeps in memory and found by the aes-key-schedule
 // rule, are known; a key one bit away is not.
 func TestKnownPublicAESKeys(t *testing.T) {
-	var spec struct {
-		Source []struct {
-			ID      string   `toml:"id"`
-			AESKeys []string `toml:"aes_keys"`
-		} `toml:"source"`
-	}
-	if _, err := toml.DecodeFile("known_public.toml", &spec); err != nil {
-		t.Fatal(err)
-	}
+	spec := sourcesSpec(t)
 	engine, err := detectors.NewEngine(detectors.Builtin(), detectors.EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
