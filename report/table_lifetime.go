@@ -88,9 +88,15 @@ func (t *tableWriter) timelines(r *Report) {
 		}
 		rowLabels := make([]string, len(tl.Secrets))
 		width := 0
+		// Previews that two rows share ("AES-256 key (32 bytes)" for every
+		// key schedule in RAM) cannot tell the rows apart.
+		alike := map[string]int{}
+		for _, s := range tl.Secrets {
+			alike[s.Rule+"\x00"+s.Preview]++
+		}
 		for i, s := range tl.Secrets {
 			id := s.Preview
-			if strings.HasPrefix(id, "-----") && len(s.Fingerprint) > 19 {
+			if (strings.HasPrefix(id, "-----") || alike[s.Rule+"\x00"+s.Preview] > 1) && len(s.Fingerprint) > 19 {
 				id = s.Fingerprint[:19] + "…" // key previews are all alike
 			}
 			l := clean(s.Rule + " " + id)

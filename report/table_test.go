@@ -274,3 +274,28 @@ func TestDecodedLocations(t *testing.T) {
 		}
 	}
 }
+
+// TestTimelineRowsTellAlikePreviewsApart: rows whose previews are alike
+// (every AES key schedule in RAM reads "AES-256 key (32 bytes)", every
+// PEM key its BEGIN line) are labelled by their fingerprints; a row
+// whose preview is its own keeps it.
+func TestTimelineRowsTellAlikePreviewsApart(t *testing.T) {
+	fpA, fpB, fpC := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64), "sha256:"+strings.Repeat("c", 64)
+	r := &Report{Timelines: []Timeline{{VM: "vm", Points: []TimelinePoint{
+		{View: "d#snapshot:s", Kind: "snapshot", Name: "s", Label: "s"},
+		{View: "d#memory:s", Kind: "memory", Name: "s", Label: "mem:s"},
+	}, Secrets: []TimelineRow{
+		{Fingerprint: fpA, Rule: "aes-key-schedule", Preview: "AES-256 key (32 bytes)", Present: []string{"d#memory:s"}},
+		{Fingerprint: fpB, Rule: "aes-key-schedule", Preview: "AES-256 key (32 bytes)", Present: []string{"d#memory:s"}},
+		{Fingerprint: fpC, Rule: "github-pat", Preview: "ghp_…(40 chars)", Present: []string{"d#snapshot:s"}},
+	}}}}
+	out := writeTable(t, r, TableOptions{})
+	for _, want := range []string{"aes-key-schedule " + fpA[:19] + "…", "aes-key-schedule " + fpB[:19] + "…", "github-pat ghp_…(40 chars)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no row %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "aes-key-schedule AES-256") {
+		t.Errorf("a row labelled by a preview two rows share:\n%s", out)
+	}
+}
