@@ -325,6 +325,16 @@ const (
 // "gnutls-self-tests".
 const MetadataPublishedBy = "published_by"
 
+// MetadataLikely is the metadata key that says what a finding most likely
+// is where its layout tells more than its rule: "openssl-ctr-drbg" for an
+// AES-256 key schedule kept twice 464 bytes apart, as OpenSSL 3's
+// CTR-DRBG keeps its key in its ECB and CTR cipher contexts (a random
+// generator's state, not a data key).
+const (
+	MetadataLikely = "likely"
+	LikelyDRBG     = "openssl-ctr-drbg"
+)
+
 // Provenance is what a package manager records about one file holding a
 // finding's secret, and whether the file is unmodified since.
 type Provenance struct {

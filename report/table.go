@@ -51,7 +51,7 @@ const colorReset = "\x1b[0m"
 // table is what people paste into tickets, so only descriptive keys are
 // shown.
 func tableMetadataKeys() []string {
-	return []string{"key_type", "type", "algorithm", "bits", "curve", "encrypted", "user", "username"}
+	return []string{"key_type", "type", "algorithm", "bits", "curve", "encrypted", "user", "username", MetadataLikely}
 }
 
 // tableMetadataKey reports whether a metadata key may be shown in the table.

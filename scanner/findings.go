@@ -344,8 +344,54 @@ func (s *Scanner) findings(ctx context.Context, c *collector) []report.Finding {
 			v.notes = append(v.notes, fmt.Sprintf("%d findings dropped: in a %s", dropped[v][why], why))
 		}
 	}
+	markRandomGeneratorStates(out)
 	sortFindings(out)
 	return out
+}
+
+// drbgCopyDistance is how far apart OpenSSL 3's CTR-DRBG keeps the two
+// copies of its AES-256 key schedule (its ECB and CTR cipher contexts,
+// allocated one after the other: x86-64, glibc's malloc). Every
+// process that draws random bytes through OpenSSL holds such pairs: 14
+// of the 15 AES-256 keys in make precision's booted server's RAM, and
+// each of a gcore'd Python process's that called ssl.RAND_bytes.
+const drbgCopyDistance = 464
+
+// markRandomGeneratorStates labels AES-256 key schedules found twice in
+// one view exactly drbgCopyDistance bytes apart as likely a random
+// generator's state (metadata likely=openssl-ctr-drbg). The severity
+// stays: a restored or cloned copy of the memory replays that process's
+// random output until it reseeds. A pair split by a page boundary in
+// guest-physical memory is not recognised, and two contexts of one data
+// key allocated alike would be labelled too: it is a hint for the
+// reader, never a downgrade.
+func markRandomGeneratorStates(fs []report.Finding) {
+	for i := range fs {
+		f := &fs[i]
+		if f.Rule != "aes-key-schedule" || f.Metadata["bits"] != "256" || !pairedAt(f.Locations, drbgCopyDistance) {
+			continue
+		}
+		f.Metadata = maps.Clone(f.Metadata) // the matcher's map may be shared
+		f.Metadata[report.MetadataLikely] = report.LikelyDRBG
+	}
+}
+
+// pairedAt reports whether two locations in one view are d bytes apart.
+func pairedAt(ls []report.Location, d int64) bool {
+	type at struct {
+		view string
+		off  int64
+	}
+	seen := make(map[at]bool, len(ls))
+	for _, l := range ls {
+		seen[at{l.View, l.Offset}] = true
+	}
+	for _, l := range ls {
+		if seen[at{l.View, l.Offset + d}] {
+			return true
+		}
+	}
+	return false
 }
 
 // sortFindings orders findings by severity, outside the guest's control
