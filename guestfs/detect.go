@@ -14,11 +14,13 @@ import (
 	"github.com/imgaudit/imgaudit/guestfs/lvm"
 	"github.com/imgaudit/imgaudit/guestfs/ntfs"
 	"github.com/imgaudit/imgaudit/guestfs/squashfs"
+	"github.com/imgaudit/imgaudit/guestfs/ufs"
 	"github.com/imgaudit/imgaudit/guestfs/xfs"
 )
 
-// probeSize covers every magic we test: btrfs's superblock sits at 64 KiB.
-const probeSize = 0x10000 + 0x100
+// probeSize covers every magic we test: btrfs's superblock sits at 64 KiB,
+// and so does UFS2's, whose magic ends 1376 bytes into it.
+const probeSize = 0x10000 + 0x600
 
 // drivers lists the filesystems guestfs reads, in probing order: the
 // stricter magics first, FAT's loose boot-sector check last.
@@ -30,6 +32,7 @@ func drivers() []fsys.Driver {
 		ext4.Driver(),
 		iso9660.Driver(),
 		ntfs.Driver(),
+		ufs.Driver(),
 		fat.Driver(),
 	}
 }
@@ -57,7 +60,7 @@ func readHead(r io.ReaderAt, off, size int64) ([]byte, error) {
 
 // detectFS names what head (a partition's first bytes) holds: a container
 // ("luks", "lvm2"), a filesystem some driver reads (with that driver), one
-// recognised but not read ("btrfs", "ntfs", "swap"), or "".
+// recognised but not read ("btrfs", "ntfs", "swap", "ufs1"), or "".
 func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 	at := func(off int, magic string) bool {
 		return len(head) >= off+len(magic) && string(head[off:off+len(magic)]) == magic
@@ -80,6 +83,8 @@ func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 		return "btrfs", nil
 	case len(head) >= 4096 && SwapMagic(head[4096-10:4096]):
 		return "swap", nil
+	case ufs.IsUFS1(head):
+		return "ufs1", nil
 	}
 	return "", nil
 }
@@ -104,7 +109,7 @@ func SwapMagic(b []byte) bool {
 
 // Detect names the filesystem or container whose magic starts head (the
 // first bytes of a disk or partition; 4 KiB is enough for every kind but
-// ISO 9660 and btrfs), or "" when none is recognised. Callers that sniff
+// ISO 9660, btrfs and UFS), or "" when none is recognised. Callers that sniff
 // files ("is this a raw disk?") use it instead of testing magics of their
 // own.
 func Detect(head []byte) string {

@@ -53,6 +53,7 @@ need=(
   docker-registry:docker-registry
   mkfs.xfs:xfsprogs
   xfs_db:xfsprogs
+  makefs:makefs
   pvcreate:lvm2
   vgcreate:lvm2
   vgcfgbackup:lvm2

@@ -112,8 +112,9 @@ type File interface {
 // Driver probes for and opens one kind of filesystem.
 type Driver struct {
 	Name string
-	// Probe reports whether head, the filesystem's first bytes (64 KiB, or
-	// fewer on a smaller device), looks like this filesystem.
+	// Probe reports whether head, the filesystem's first bytes (a little
+	// over 64 KiB, enough for a superblock there, or fewer on a smaller
+	// device), looks like this filesystem.
 	Probe func(head []byte) bool
 	// Open opens the filesystem on r, of size bytes. name ("p1", "disk",
 	// "vg0/root") is for errors and notes. Notes say what is partial.
