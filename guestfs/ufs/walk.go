@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"path"
-	"strings"
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -31,94 +29,40 @@ const (
 // skipped. Unreadable directories and inodes are skipped and reported in
 // a *fsys.PartialError.
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
-	var notes []string
-	skipped := 0
-	note := func(err error) {
-		if skipped++; skipped <= maxWalkNotes {
-			notes = append(notes, err.Error())
-		}
-	}
 	budget := f.newReadBudget()
 	var buf []fsys.Run // reused: fn does not keep e.Runs
-	// entry reads inode ino and gives its Entry to fn.
-	entry := func(p string, ino uint32) (*inode, error) {
-		in, err := f.inode(ino)
-		if err != nil {
-			note(fmt.Errorf("%s: %w", p, err))
-			return nil, nil
-		}
-		if !in.isDir() && !in.isReg() && !in.isSymlink() {
-			return nil, nil
-		}
-		if f.isSnapshot(in) {
-			note(fmt.Errorf("%s: snapshot file: its data is not read", p))
-		}
-		buf, err = f.runs(in, buf[:0], budget)
-		if err != nil {
-			note(fmt.Errorf("%s: %w", p, err))
-		}
-		return in, fn(fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size, Runs: buf})
-	}
-	root, err := entry("/", rootIno)
-	if err != nil {
-		return err
-	}
-	if root == nil || !root.isDir() {
-		return model.Errorf(f.name, -1, "ufs2: root inode %d is not a readable directory", rootIno)
-	}
-	type frame struct {
-		path  string
-		in    *inode
-		depth int
-	}
-	seen := map[uint32]bool{rootIno: true}
-	stack := []frame{{"/", root, 0}}
-	entries := 0
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fr := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		ents, err := f.entries(fr.in, budget)
-		if err != nil {
-			note(fmt.Errorf("directory %q: %w", fr.path, err))
-		}
-		var subdirs []frame
-		for _, de := range ents {
-			if !fsys.ValidName(de.name) || seen[de.ino] {
-				continue
-			}
-			if entries++; entries > maxWalkEntries {
-				notes = append(notes, fmt.Sprintf("more than %d entries: walk stopped", maxWalkEntries))
-				return &fsys.PartialError{Notes: notes}
-			}
-			p := fsys.Join(fr.path, de.name)
-			if used, err := f.inodeAllocated(de.ino); err != nil || !used {
-				note(fmt.Errorf("%s: entry names free or unreadable inode %d", p, de.ino))
-				continue
-			}
-			seen[de.ino] = true
-			in, err := entry(p, de.ino)
+	w := fsys.TreeWalk[*inode]{
+		Kind: "ufs2", Name: f.name, Root: rootIno,
+		MaxDepth: maxWalkDepth, MaxEntries: maxWalkEntries, MaxNotes: maxWalkNotes,
+		// Visit reads inode ino and gives its Entry to fn.
+		Visit: func(p string, ino uint64, note func(error)) (*inode, bool, bool, error) {
+			in, err := f.inode(uint32(ino))
 			if err != nil {
-				return err
+				note(fmt.Errorf("%s: %w", p, err))
+				return nil, false, false, nil
 			}
-			if in != nil && in.isDir() && fr.depth < maxWalkDepth {
-				subdirs = append(subdirs, frame{p, in, fr.depth + 1})
+			if !in.isDir() && !in.isReg() && !in.isSymlink() {
+				return nil, false, false, nil
 			}
-		}
-		// Push in reverse so the walk visits subdirectories in entry order.
-		for i := len(subdirs) - 1; i >= 0; i-- {
-			stack = append(stack, subdirs[i])
-		}
+			if f.isSnapshot(in) {
+				note(fmt.Errorf("%s: snapshot file: its data is not read", p))
+			}
+			buf, err = f.runs(in, buf[:0], budget)
+			if err != nil {
+				note(fmt.Errorf("%s: %w", p, err))
+			}
+			return in, true, in.isDir(), fn(fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size, Runs: buf})
+		},
+		Entries: func(in *inode) ([]fsys.TreeEntry, error) {
+			ents, err := f.entries(in, budget)
+			return treeEntries(ents), err
+		},
+		InUse: func(ino uint64) bool {
+			used, err := f.inodeAllocated(uint32(ino))
+			return err == nil && used
+		},
 	}
-	if skipped > maxWalkNotes {
-		notes = append(notes, fmt.Sprintf("and %d more problems", skipped-maxWalkNotes))
-	}
-	if len(notes) > 0 {
-		return &fsys.PartialError{Notes: notes}
-	}
-	return nil
+	return w.Run(ctx)
 }
 
 // lookup resolves an absolute path to its inode, following symlinks
@@ -126,65 +70,27 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 // symlink in the last component is followed.
 func (f *FS) lookup(p string, followLast bool) (*inode, error) {
 	budget := f.newReadBudget()
-	links := 0
-	cur, err := f.inode(rootIno)
-	if err != nil {
-		return nil, err
+	l := fsys.TreeLookup[*inode]{
+		Kind: "ufs2", Root: rootIno, MaxSteps: maxWalkDepth * 2, MaxSymlinks: maxSymlinks,
+		Inode:     func(ino uint64) (*inode, error) { return f.inode(uint32(ino)) },
+		IsDir:     (*inode).isDir,
+		IsSymlink: (*inode).isSymlink,
+		Entries: func(in *inode) ([]fsys.TreeEntry, error) {
+			ents, err := f.entries(in, budget)
+			return treeEntries(ents), err
+		},
+		ReadSymlink: func(in *inode) (string, error) { return f.readSymlink(in, budget) },
 	}
-	var stack []*inode // the directories above cur, for ".."
-	rest := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	for steps := 0; len(rest) > 0; steps++ {
-		if steps > maxWalkDepth*2 {
-			return nil, fmt.Errorf("ufs2: %s: path too deep", p)
-		}
-		name := rest[0]
-		rest = rest[1:]
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) > 0 {
-				cur, stack = stack[len(stack)-1], stack[:len(stack)-1]
-			}
-			continue
-		}
-		if !cur.isDir() {
-			return nil, fmt.Errorf("ufs2: %s: not a directory", p)
-		}
-		ents, err := f.entries(cur, budget)
-		if err != nil {
-			return nil, err
-		}
-		var next *inode
-		for _, e := range ents {
-			if e.name == name {
-				if next, err = f.inode(e.ino); err != nil {
-					return nil, err
-				}
-				break
-			}
-		}
-		if next == nil {
-			return nil, fmt.Errorf("ufs2: %s: %w", p, fs.ErrNotExist)
-		}
-		if next.isSymlink() && (len(rest) > 0 || followLast) {
-			if links++; links > maxSymlinks {
-				return nil, fmt.Errorf("ufs2: %s: too many symlinks", p)
-			}
-			target, err := f.readSymlink(next, budget)
-			if err != nil {
-				return nil, err
-			}
-			if strings.HasPrefix(target, "/") && len(stack) > 0 {
-				cur, stack = stack[0], nil // back to the root
-			}
-			rest = append(strings.Split(strings.Trim(target, "/"), "/"), rest...)
-			continue
-		}
-		stack = append(stack, cur)
-		cur = next
+	return l.Lookup(p, followLast)
+}
+
+// treeEntries gives a directory's entries as fsys's tree walks take them.
+func treeEntries(ents []dirent) []fsys.TreeEntry {
+	out := make([]fsys.TreeEntry, len(ents))
+	for i, de := range ents {
+		out[i] = fsys.TreeEntry{Name: de.name, Ino: uint64(de.ino)}
 	}
-	return cur, nil
+	return out
 }
 
 // readSymlink returns a symlink's target: kept in the inode's block

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"path"
-	"strings"
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -35,96 +33,40 @@ const (
 // *fsys.PartialError.
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	imap, notes := f.readInodeMap()
-	skipped := 0
-	note := func(err error) {
-		if skipped++; skipped <= maxWalkNotes {
-			notes = append(notes, err.Error())
-		}
-	}
 	d := f.newDirReader()
 	var cache inodeCache
 	var buf []fsys.Run // reused: fn does not keep e.Runs
-	// entry reads inode ino and gives its Entry to fn.
-	entry := func(p string, ino uint64) (*inode, error) {
-		in, err := f.inode(ino, &cache)
-		if err != nil {
-			note(fmt.Errorf("%s: %w", p, err))
-			return nil, nil
-		}
-		if !in.isDir() && !in.isReg() && !in.isSymlink() {
-			return nil, nil
-		}
-		e := fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size}
-		if in.flags&diFlagRealtime == 0 {
-			exts, err := f.extents(in)
+	w := fsys.TreeWalk[*inode]{
+		Kind: "xfs", Name: f.name, Root: f.sb.RootIno, Notes: notes,
+		MaxDepth: maxWalkDepth, MaxEntries: maxWalkEntries, MaxNotes: maxWalkNotes,
+		// Visit reads inode ino and gives its Entry to fn.
+		Visit: func(p string, ino uint64, note func(error)) (*inode, bool, bool, error) {
+			in, err := f.inode(ino, &cache)
 			if err != nil {
 				note(fmt.Errorf("%s: %w", p, err))
+				return nil, false, false, nil
 			}
-			buf = f.runs(exts, buf[:0])
-			e.Runs = buf
-		}
-		return in, fn(e)
-	}
-	root, err := entry("/", f.sb.RootIno)
-	if err != nil {
-		return err
-	}
-	if root == nil || !root.isDir() {
-		return model.Errorf(f.name, -1, "xfs: root inode %d is not a readable directory", f.sb.RootIno)
-	}
-	type frame struct {
-		path  string
-		in    *inode
-		depth int
-	}
-	seen := map[uint64]bool{f.sb.RootIno: true}
-	stack := []frame{{"/", root, 0}}
-	entries := 0
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fr := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		ents, err := d.entries(fr.in)
-		if err != nil {
-			note(fmt.Errorf("directory %q: %w", fr.path, err))
-		}
-		var subdirs []frame
-		for _, de := range ents {
-			if !fsys.ValidName(de.name) || seen[de.ino] {
-				continue
+			if !in.isDir() && !in.isReg() && !in.isSymlink() {
+				return nil, false, false, nil
 			}
-			if entries++; entries > maxWalkEntries {
-				notes = append(notes, fmt.Sprintf("more than %d entries: walk stopped", maxWalkEntries))
-				return &fsys.PartialError{Notes: notes}
+			e := fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size}
+			if in.flags&diFlagRealtime == 0 {
+				exts, err := f.extents(in)
+				if err != nil {
+					note(fmt.Errorf("%s: %w", p, err))
+				}
+				buf = f.runs(exts, buf[:0])
+				e.Runs = buf
 			}
-			if !imap.allocated(f, de.ino) {
-				note(fmt.Errorf("%s: entry names free inode %d", fsys.Join(fr.path, de.name), de.ino))
-				continue
-			}
-			seen[de.ino] = true
-			p := fsys.Join(fr.path, de.name)
-			in, err := entry(p, de.ino)
-			if err != nil {
-				return err
-			}
-			if in != nil && in.isDir() && fr.depth < maxWalkDepth {
-				subdirs = append(subdirs, frame{p, in, fr.depth + 1})
-			}
-		}
-		// Push in reverse so the walk visits subdirectories in entry order.
-		for i := len(subdirs) - 1; i >= 0; i-- {
-			stack = append(stack, subdirs[i])
-		}
+			return in, true, in.isDir(), fn(e)
+		},
+		Entries: func(in *inode) ([]fsys.TreeEntry, error) {
+			ents, err := d.entries(in)
+			return treeEntries(ents), err
+		},
+		InUse: func(ino uint64) bool { return imap.allocated(f, ino) },
 	}
-	if skipped > maxWalkNotes {
-		notes = append(notes, fmt.Sprintf("and %d more problems", skipped-maxWalkNotes))
-	}
-	if len(notes) > 0 {
-		return &fsys.PartialError{Notes: notes}
-	}
-	return nil
+	return w.Run(ctx)
 }
 
 // lookup resolves an absolute path to its inode, following symlinks
@@ -132,65 +74,27 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 // symlink in the last component is followed.
 func (f *FS) lookup(p string, followLast bool) (*inode, error) {
 	d := f.newDirReader()
-	links := 0
-	cur, err := f.inode(f.sb.RootIno, nil)
-	if err != nil {
-		return nil, err
+	l := fsys.TreeLookup[*inode]{
+		Kind: "xfs", Root: f.sb.RootIno, MaxSteps: maxWalkDepth * 2, MaxSymlinks: maxSymlinks,
+		Inode:     func(ino uint64) (*inode, error) { return f.inode(ino, nil) },
+		IsDir:     (*inode).isDir,
+		IsSymlink: (*inode).isSymlink,
+		Entries: func(in *inode) ([]fsys.TreeEntry, error) {
+			ents, err := d.entries(in)
+			return treeEntries(ents), err
+		},
+		ReadSymlink: f.readSymlink,
 	}
-	var stack []*inode // the directories above cur, for ".."
-	rest := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	for steps := 0; len(rest) > 0; steps++ {
-		if steps > maxWalkDepth*2 {
-			return nil, fmt.Errorf("xfs: %s: path too deep", p)
-		}
-		name := rest[0]
-		rest = rest[1:]
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) > 0 {
-				cur, stack = stack[len(stack)-1], stack[:len(stack)-1]
-			}
-			continue
-		}
-		if !cur.isDir() {
-			return nil, fmt.Errorf("xfs: %s: not a directory", p)
-		}
-		ents, err := d.entries(cur)
-		if err != nil {
-			return nil, err
-		}
-		var next *inode
-		for _, e := range ents {
-			if e.name == name {
-				if next, err = f.inode(e.ino, nil); err != nil {
-					return nil, err
-				}
-				break
-			}
-		}
-		if next == nil {
-			return nil, fmt.Errorf("xfs: %s: %w", p, fs.ErrNotExist)
-		}
-		if next.isSymlink() && (len(rest) > 0 || followLast) {
-			if links++; links > maxSymlinks {
-				return nil, fmt.Errorf("xfs: %s: too many symlinks", p)
-			}
-			target, err := f.readSymlink(next)
-			if err != nil {
-				return nil, err
-			}
-			if strings.HasPrefix(target, "/") && len(stack) > 0 {
-				cur, stack = stack[0], nil // back to the root
-			}
-			rest = append(strings.Split(strings.Trim(target, "/"), "/"), rest...)
-			continue
-		}
-		stack = append(stack, cur)
-		cur = next
+	return l.Lookup(p, followLast)
+}
+
+// treeEntries gives a directory's entries as fsys's tree walks take them.
+func treeEntries(ents []dirent) []fsys.TreeEntry {
+	out := make([]fsys.TreeEntry, len(ents))
+	for i, de := range ents {
+		out[i] = fsys.TreeEntry{Name: de.name, Ino: de.ino}
 	}
-	return cur, nil
+	return out
 }
 
 // readSymlink returns a symlink's target: kept in the inode (local), or in
