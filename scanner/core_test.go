@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,24 +29,40 @@ func opensslCore(t *testing.T, dir string) (string, []byte) {
 	key := make([]byte, 16)
 	rand.Read(key)
 	cmd := exec.Command("openssl", "enc", "-aes-128-cbc", "-K", hex.EncodeToString(key), "-iv", strings.Repeat("00", 16), "-out", os.DevNull)
+	core := gcoreWhenReady(t, filepath.Join(dir, "core"), cmd, func(in io.Writer, _ io.Reader) error {
+		_, err := in.Write(make([]byte, 256<<10))
+		time.Sleep(200 * time.Millisecond) // encrypted, and waiting for more
+		return err
+	})
+	return core, key
+}
+
+// gcoreWhenReady starts cmd with its stdin and stdout piped, waits until
+// ready (given both) says the process holds what the test wants in
+// memory, writes its core with gdb's gcore to prefix.PID and returns that
+// path. The process ends when the test does (its stdin is closed).
+func gcoreWhenReady(t *testing.T, prefix string, cmd *exec.Cmd, ready func(stdin io.Writer, stdout io.Reader) error) string {
+	t.Helper()
 	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		in.Close()
 		cmd.Wait()
-	}()
-	if _, err := in.Write(make([]byte, 256<<10)); err != nil {
-		t.Fatal(err)
+	})
+	if err := ready(in, out); err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
 	}
-	time.Sleep(200 * time.Millisecond) // encrypted, and waiting for more
-	prefix := filepath.Join(dir, "core")
 	testutil.Run(t, "gcore", "-o", prefix, fmt.Sprint(cmd.Process.Pid))
-	return fmt.Sprintf("%s.%d", prefix, cmd.Process.Pid), key
+	return fmt.Sprintf("%s.%d", prefix, cmd.Process.Pid)
 }
 
 // scheduleAt lists, sorted, where rep found the AES key schedule of key,

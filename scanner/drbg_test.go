@@ -2,6 +2,7 @@ package scanner_test
 
 import (
 	"fmt"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -22,28 +23,14 @@ func TestRandomGeneratorStates(t *testing.T) {
 	testutil.RequireTool(t, "python3", "gcore")
 	dir := t.TempDir()
 	cmd := exec.Command("python3", "-c", "import ssl, sys; ssl.RAND_bytes(32); print('ready', flush=True); sys.stdin.read()")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		in.Close()
-		cmd.Wait()
-	}()
-	ready := make([]byte, 6)
-	if _, err := out.Read(ready); err != nil || string(ready[:5]) != "ready" {
-		t.Fatalf("python3: %q %v", ready, err)
-	}
-	prefix := filepath.Join(dir, "py")
-	testutil.Run(t, "gcore", "-o", prefix, fmt.Sprint(cmd.Process.Pid))
-	rep := scanFile(t, scanner.Options{}, fmt.Sprintf("%s.%d", prefix, cmd.Process.Pid))
+	core := gcoreWhenReady(t, filepath.Join(dir, "py"), cmd, func(_ io.Writer, out io.Reader) error {
+		ready := make([]byte, 6)
+		if _, err := io.ReadFull(out, ready); err != nil || string(ready) != "ready\n" {
+			return fmt.Errorf("printed %q: %v", ready, err)
+		}
+		return nil
+	})
+	rep := scanFile(t, scanner.Options{}, core)
 	labelled := 0
 	for _, f := range rep.Findings {
 		if f.Rule != "aes-key-schedule" {
