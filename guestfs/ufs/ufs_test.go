@@ -15,6 +15,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/guestfs/internal/fstest"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -243,7 +244,7 @@ func TestWalkMatchesSource(t *testing.T) {
 				if err != nil || !bytes.Equal(got, w.data) {
 					t.Errorf("%s: %d bytes through its runs (%v), want %d", p, len(got), err, len(w.data))
 				}
-				if got := readAll(t, f, p); !bytes.Equal(got, w.data) {
+				if got := fstest.ReadFile(t, f, p); !bytes.Equal(got, w.data) {
 					t.Errorf("%s: %d bytes through Open, want %d", p, len(got), len(w.data))
 				}
 			}
@@ -267,10 +268,10 @@ func TestWalkMatchesSource(t *testing.T) {
 					t.Errorf("%s: inline %v for a %d-byte target", link, inline, len(target))
 				}
 			}
-			if got := readAll(t, f, "/shortlink"); !bytes.Equal(got, want["/etc/ssh/ssh_host_rsa_key"].data) {
+			if got := fstest.ReadFile(t, f, "/shortlink"); !bytes.Equal(got, want["/etc/ssh/ssh_host_rsa_key"].data) {
 				t.Errorf("/shortlink: %d bytes", len(got))
 			}
-			if got := readAll(t, f, "/longlink"); !bytes.Equal(got, want["/var/lib/big.bin"].data) {
+			if got := fstest.ReadFile(t, f, "/longlink"); !bytes.Equal(got, want["/var/lib/big.bin"].data) {
 				t.Errorf("/longlink: %d bytes", len(got))
 			}
 			if _, err := f.Open("/etc/nope"); !errors.Is(err, fs.ErrNotExist) {
@@ -361,20 +362,6 @@ func freeFragments(f *FS) (int64, error) {
 	return n, nil
 }
 
-func readAll(t *testing.T, f *FS, p string) []byte {
-	t.Helper()
-	fl, err := f.Open(p)
-	if err != nil {
-		t.Errorf("Open(%s): %v", p, err)
-		return nil
-	}
-	b, err := io.ReadAll(io.NewSectionReader(fl, 0, fl.Size()))
-	if err != nil {
-		t.Errorf("read %s: %v", p, err)
-	}
-	return b
-}
-
 // TestHole: makefs writes every block, holes included, so a hole is made
 // by clearing a direct block address in a copy of the image: the runs
 // leave that block out and the file reads zeros there.
@@ -408,7 +395,7 @@ func TestHole(t *testing.T) {
 	}
 	want := content(100<<10, 2)
 	clear(want[4096:8192])
-	if got := readAll(t, f, "/var/lib/medium.bin"); !bytes.Equal(got, want) {
+	if got := fstest.ReadFile(t, f, "/var/lib/medium.bin"); !bytes.Equal(got, want) {
 		t.Error("the hole does not read as zeros, or the rest differs")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/guestfs/internal/fstest"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -374,11 +374,11 @@ func TestWalkMatchesXfsDB(t *testing.T) {
 
 			// Reader: contents through Open, symlinks followed.
 			for p, want := range tr.files {
-				if got := readAll(t, f, p); !bytes.Equal(got, want) {
+				if got := fstest.ReadFile(t, f, p); !bytes.Equal(got, want) {
 					t.Errorf("%s: read %d bytes, want %d", p, len(got), len(want))
 				}
 			}
-			if got := readAll(t, f, "/shortlink"); !bytes.Equal(got, tr.files["/etc/ssh/ssh_host_rsa_key"]) {
+			if got := fstest.ReadFile(t, f, "/shortlink"); !bytes.Equal(got, tr.files["/etc/ssh/ssh_host_rsa_key"]) {
 				t.Errorf("/shortlink: %d bytes", len(got))
 			}
 			in, err := f.lookup("/longlink", false)
@@ -405,20 +405,6 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func readAll(t *testing.T, f *FS, p string) []byte {
-	t.Helper()
-	fl, err := f.Open(p)
-	if err != nil {
-		t.Errorf("Open(%s): %v", p, err)
-		return nil
-	}
-	b, err := io.ReadAll(io.NewSectionReader(fl, 0, fl.Size()))
-	if err != nil {
-		t.Errorf("read %s: %v", p, err)
-	}
-	return b
 }
 
 // parseBmaps reads "echo ==PATH" markers and bmap lines ("data offset 0

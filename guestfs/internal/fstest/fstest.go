@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"slices"
 	"strings"
@@ -100,6 +101,22 @@ func ReadsBack(t *testing.T, r fsys.Reader, want map[string][]byte) {
 			t.Errorf("Open(%s): %d bytes, %v", p, len(got), err)
 		}
 	}
+}
+
+// ReadFile opens path through r and reads it whole, failing t (and
+// returning what it read, or nil) when it cannot.
+func ReadFile(t *testing.T, r fsys.Reader, path string) []byte {
+	t.Helper()
+	f, err := r.Open(path)
+	if err != nil {
+		t.Errorf("Open(%s): %v", path, err)
+		return nil
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		t.Errorf("read %s: %v", path, err)
+	}
+	return b
 }
 
 // Gone fails t unless path does not exist through r (a deleted file).
