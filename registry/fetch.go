@@ -67,10 +67,13 @@ type blobResult struct {
 	// the image's package records are merged from its layers'
 	// (layerProvenance). Digests are the digests of the layer's files
 	// that hold findings, by path and algorithm, for files the scan
-	// window held whole.
-	Records map[string][]byte            `json:"records,omitempty"`
-	Links   map[string]string            `json:"links,omitempty"`
-	Digests map[string]map[string][]byte `json:"digests,omitempty"`
+	// window held whole. Once the blob is scanned its records are held
+	// packed (PackedRecords, zstd per file: records.go); Records is
+	// then empty, unless read from a state file written before packing.
+	Records       map[string][]byte            `json:"records,omitempty"`
+	PackedRecords map[string][]byte            `json:"records_zstd,omitempty"`
+	Links         map[string]string            `json:"links,omitempty"`
+	Digests       map[string]map[string][]byte `json:"digests,omitempty"`
 	// recordBytes counts Records' bytes while the blob is scanned.
 	recordBytes int64
 	// cuts counts it while the blob is scanned.

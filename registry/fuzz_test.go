@@ -14,9 +14,10 @@ import (
 // FuzzScanBlob feeds arbitrary bytes to the layer reader as a blob of a
 // (possibly compressed) tar: it must never panic, hang or allocate beyond
 // its windows, whatever the decompressor and tar reader make of them.
-// The layer's findings are then judged by the package records it kept
-// (layerProvenance), which must not panic either. A seed is a layer with
-// dpkg records that own a file holding a key.
+// The layer's findings are then judged by the package records it kept,
+// packed as a run holds them (layerProvenance), which must not panic
+// either. A seed is a layer with dpkg records that own a file holding a
+// key.
 func FuzzScanBlob(f *testing.F) {
 	s := newScanner(f, Options{MaxSpoolSize: 1 << 20})
 	key := testSecrets(f).rsaPEM
@@ -33,6 +34,9 @@ func FuzzScanBlob(f *testing.F) {
 			return io.NopCloser(bytes.NewReader(data)), nil
 		}}
 		res := s.scanBlobOnce(context.Background(), b)
+		if err := res.packRecords(); err != nil {
+			t.Fatal(err)
+		}
 		if res.Bytes < 0 || res.Scanned > res.Bytes+int64(len(data))+1<<20 {
 			t.Fatalf("implausible counts: %d bytes, %d scanned", res.Bytes, res.Scanned)
 		}

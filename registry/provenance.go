@@ -9,6 +9,7 @@ import (
 	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/pkgdb"
 	"github.com/imgaudit/imgaudit/report"
+	"github.com/klauspost/compress/zstd"
 )
 
 // layerProvenance applies package provenance and path context (package
@@ -23,9 +24,29 @@ import (
 // notes for the image's target: the readers' errors.
 func layerProvenance(ctx context.Context, target string, results []*blobResult, indexes []*pathIndex, findings []report.Finding) []string {
 	files, links := map[string][]byte{}, map[string]string{}
+	var notes []string
+	var dec *zstd.Decoder
+	defer func() {
+		if dec != nil {
+			dec.Close()
+		}
+	}()
 	for i, r := range results {
 		if r == nil || indexes[i] == nil {
 			continue
+		}
+		records := r.Records
+		if len(r.PackedRecords) > 0 {
+			var err error
+			if dec == nil {
+				dec, err = newRecordDecoder()
+			}
+			if err == nil {
+				records, err = r.unpackedRecords(dec)
+			}
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("package provenance: layer %d: %v", i, err))
+			}
 		}
 		for p := range files {
 			if indexes[i].hides(p) {
@@ -37,7 +58,7 @@ func layerProvenance(ctx context.Context, target string, results []*blobResult, 
 				delete(links, p)
 			}
 		}
-		for p, b := range r.Records {
+		for p, b := range records {
 			files[p] = b
 		}
 		for p, t := range r.Links {
@@ -45,7 +66,6 @@ func layerProvenance(ctx context.Context, target string, results []*blobResult, 
 		}
 	}
 	var db *pkgdb.DB
-	var notes []string
 	if len(files) > 0 {
 		db = pkgdb.Read(ctx, pkgdb.NewMemFS(files, links))
 		for _, err := range db.Errors {

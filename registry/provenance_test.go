@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -156,6 +158,108 @@ func TestLayerPackageProvenance(t *testing.T) {
 		}
 		if run == 1 && opened != 2 {
 			t.Errorf("layers opened %d times in two runs: the second did not use the state", opened)
+		}
+		if err := st.Save("test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The state holds the records packed. One written before they were
+	// packed holds them raw, under "records": it judges the same.
+	raw, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state map[string]any
+	if err := json.Unmarshal(raw, &state); err != nil {
+		t.Fatal(err)
+	}
+	packedLayers := 0
+	for _, b := range state["blobs"].(map[string]any) {
+		blob := b.(map[string]any)
+		if _, ok := blob["records"]; ok {
+			t.Errorf("the state holds unpacked records")
+		}
+		packed, ok := blob["records_zstd"].(map[string]any)
+		if !ok {
+			continue
+		}
+		packedLayers++
+		dec, err := newRecordDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		unpacked := map[string][]byte{}
+		for p, v := range packed {
+			z, err := base64.StdEncoding.DecodeString(v.(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if unpacked[p], err = dec.DecodeAll(z, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dec.Close()
+		delete(blob, "records_zstd")
+		blob["records"] = unpacked
+	}
+	if packedLayers != 1 {
+		t.Errorf("%d layers with packed records in the state, want 1 (the dpkg layer)", packedLayers)
+	}
+	legacyPath := filepath.Join(dir, "legacy-state.json")
+	legacy, err := json.Marshal(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacyPath, legacy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := LoadState(legacyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openedBefore := opened
+	rep, err = newScanner(t, Options{State: st}).run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := got(rep); !maps.Equal(g, want) || opened != openedBefore {
+		t.Errorf("from a state with unpacked records (%d layers opened): %v\nwant %v", opened-openedBefore, g, want)
+	}
+
+	// Past the run's cap on held records a layer keeps none, says so in
+	// its view, and is not stored in the state: the packaged key is
+	// judged as if no package listed it, and a later run reads the layer
+	// again.
+	cappedState := filepath.Join(dir, "capped-state.json")
+	for run := range 2 {
+		st, err := LoadState(cappedState)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newScanner(t, Options{State: st})
+		s.maxRecordBytes = 1
+		openedBefore := opened
+		rep, err := s.run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := got(rep)["packaged"]; g != "critical [] []" {
+			t.Errorf("run %d past the records cap: packaged key %s", run, g)
+		}
+		var note string
+		for _, v := range rep.Targets[0].Views {
+			for _, n := range v.Notes {
+				if strings.HasPrefix(n, "package records not kept: the run already holds") {
+					note = n
+				}
+			}
+		}
+		if note == "" {
+			t.Errorf("run %d: no view notes the records cap", run)
+		}
+		if want := 2 - run; opened-openedBefore != want { // the second run reads the records layer again
+			t.Errorf("run %d past the records cap opened %d layers, want %d", run, opened-openedBefore, want)
 		}
 		if err := st.Save("test"); err != nil {
 			t.Fatal(err)

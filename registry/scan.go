@@ -129,6 +129,10 @@ type Scanner struct {
 	blobs map[string]*blobResult
 	// counted records the blobs whose scanned bytes are already in a view.
 	counted map[string]bool
+	// heldRecordBytes counts the packed package records of the blobs
+	// this run read, up to maxRecordBytes (maxRunRecordBytes; tests
+	// set less).
+	heldRecordBytes, maxRecordBytes int64
 	// puller keeps one authenticated transport per repository, so that a
 	// scan pings a registry's /v2/ once per repository, not before every
 	// manifest and blob.
@@ -140,7 +144,7 @@ func New(opts Options) (*Scanner, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("registry: no detector engine")
 	}
-	s := &Scanner{opts: opts, blobs: map[string]*blobResult{}, counted: map[string]bool{}}
+	s := &Scanner{opts: opts, blobs: map[string]*blobResult{}, counted: map[string]bool{}, maxRecordBytes: maxRunRecordBytes}
 	if opts.Platform != "" {
 		p, err := v1.ParsePlatform(opts.Platform)
 		if err != nil || p.OS == "" || p.Architecture == "" {
@@ -301,9 +305,19 @@ func (s *Scanner) blob(ctx context.Context, b blob) (res *blobResult, fresh bool
 		}
 	}
 	r := s.scanBlob(ctx, b)
+	store := true
+	if err := r.packRecords(); err != nil {
+		r.dropRecords(err.Error())
+		store = false
+	} else if n := r.packedRecordBytes(); n > 0 && s.heldRecordBytes+n > s.maxRecordBytes {
+		r.dropRecords(fmt.Sprintf("the run already holds %d MiB of other layers' records, packed; its cap is %d MiB", s.heldRecordBytes>>20, s.maxRecordBytes>>20))
+		store = false // a later run, holding less, reads the layer again
+	} else {
+		s.heldRecordBytes += n
+	}
 	if ctx.Err() == nil {
 		s.blobs[b.Digest] = r
-		if st := s.opts.State; st != nil && len(r.Errors) == 0 {
+		if st := s.opts.State; st != nil && len(r.Errors) == 0 && store {
 			st.putBlob(r)
 		}
 	}

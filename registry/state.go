@@ -48,7 +48,10 @@ const maxStateBytes = 4 << 30
 //	              disks (targets of disk images inside), index (base64 of
 //	              the sorted 8-byte hashes of the blob's paths, whiteouts
 //	              and opaque directories, to decide exposures in images that
-//	              stack it under new layers), notes
+//	              stack it under new layers), notes, records_zstd (the
+//	              layer's package-record files, zstd-packed each;
+//	              "records", unpacked, in states written before), links,
+//	              digests
 //	fingerprints  secret fingerprint → time first seen
 //
 // Blobs that failed (network, truncated stream) are not stored, so that the
