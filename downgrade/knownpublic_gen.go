@@ -8,7 +8,7 @@ func knownPublicSources() []KnownSource {
 		{
 			ID:          "linux-crypto-self-tests",
 			Description: "a test vector of the Linux kernel's crypto self-tests (crypto/testmgr.h), which the kernel runs at boot and keeps in its memory",
-			From:        "linux-image-6.1.0-57-amd64 6.1.192-3: /boot/vmlinuz-6.1.0-57-amd64",
+			From:        "linux-image-6.1.0-57-amd64 6.1.192-3: /boot/vmlinuz-6.1.0-57-amd64; linux-image-6.12.117+deb13-amd64 6.12.117-1: /boot/vmlinuz-6.12.117+deb13-amd64",
 			Keys: []KnownKey{
 				{Rule: "rsa-private-key-der", Fingerprint: "sha256:0c8ca6c33a0a1f647fecfd77acc40f390b6213aacd61b5ce741e579f7cfd39af", KeyFingerprint: "SHA256:FUobQP84LaGlDUwdQTlCn0Zuc+OsuTKJrQRTdmRJ/Xw"},
 				{Rule: "rsa-private-key-der", Fingerprint: "sha256:d7a2ac395c1b85ddd188fc0223da17981b43099386e5bcc6da74cd5f152aaa2f", KeyFingerprint: "SHA256:CZbC10D15snfz+/LjCbH2LfTZrA+MfjTYlrhl6g1tlA"},
@@ -17,7 +17,7 @@ func knownPublicSources() []KnownSource {
 		{
 			ID:          "gnutls-self-tests",
 			Description: "a key of GnuTLS's self-tests (lib/crypto-selftests-pk.c), compiled into libgnutls",
-			From:        "libgnutls30 3.7.9-2+deb12u7: /usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3",
+			From:        "libgnutls30 3.7.9-2+deb12u7: /usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3; libgnutls30t64 3.8.9-3+deb13u4: /usr/lib/x86_64-linux-gnu/libgnutls.so.30.40.3",
 			Keys: []KnownKey{
 				{Rule: "private-key-pkcs8", Fingerprint: "sha256:a4d138d7ef9748464117b44fb9c0a4b5b85a1599a127d02690abaa96d03c16e6"},
 				{Rule: "private-key-pkcs8", Fingerprint: "sha256:fa0b06a72461ec0a963dcfccb8d5b61bd88a6074fc7271573bff68ab86b8c1af"},
@@ -25,12 +25,14 @@ func knownPublicSources() []KnownSource {
 				{Rule: "private-key-ec", Fingerprint: "sha256:91ea1699ff6b1a34b4a1d500a9c75a808441e47b9ea68da6fb0195e01ce1dc61", KeyFingerprint: "SHA256:/s7hC1qbiBH8ldTc08GJSkZlmCiNIbFLFmlDUIrRkck"},
 				{Rule: "private-key-dsa", Fingerprint: "sha256:7c4c63ee462e0e700cd9e29c8e0f730b3f1b484c4abdd83f1e69fcd477c061fa", KeyFingerprint: "SHA256:aTOClQtdjWd6ramaZSkxPI9c4L5sDR/3RimBlUMfraM"},
 				{Rule: "private-key-rsa", Fingerprint: "sha256:d039c8119a029ab9f9c83c04d67002d887b6bc6026c4264402ab27cdf24cf138", KeyFingerprint: "SHA256:EYb3seR7zeXfX5vRAHvcZ4f/25rWfBmDoC5t2UVlUYs"},
+				{Rule: "private-key-pkcs8", Fingerprint: "sha256:fed7079dd4491609e4c996e232f366ac434fa4cc9df19df363391d079d470964"},
+				{Rule: "private-key-pkcs8", Fingerprint: "sha256:5a09eb5df3674472eda0077d83cbccef72692c3d052ab393368ac57295439c58", KeyFingerprint: "SHA256:85sRUZ5k7kgCuU3orkuAILO56foNfvL03ht/UP88ACY"},
 			},
 		},
 		{
 			ID:          "openssl-speed",
 			Description: "a test key of `openssl speed` (apps/testrsa.h and apps/testdsa.h), compiled into the openssl program",
-			From:        "openssl 3.0.22-1~deb12u2: /usr/bin/openssl",
+			From:        "openssl 3.0.22-1~deb12u2: /usr/bin/openssl; openssl 3.5.9-1~deb13u1: /usr/bin/openssl",
 			Keys: []KnownKey{
 				{Rule: "rsa-private-key-der", Fingerprint: "sha256:25eec4ddd628fd5e72aa14ad2a894cb91272852bfcae48ac193656ba350f6e40", KeyFingerprint: "SHA256:1PQUJIouzC7Gnb+ilp2UBrN99VsfJrs8IK2MJTonMus"},
 				{Rule: "rsa-private-key-der", Fingerprint: "sha256:32620d7d2ae52c11db7cc95e333e585c2552abe20da6bd5169c010fedfa4c73e", KeyFingerprint: "SHA256:G9n1dyGImyFoFIWYkfnfk2jFlcnHZlRfrXk3scPJV/E"},

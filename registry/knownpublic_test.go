@@ -44,6 +44,9 @@ func TestLayerPublishedKeys(t *testing.T) {
 				if f.Fingerprint == fp(tok) && f.Severity == report.SeverityInfo {
 					t.Errorf("NoDowngrade %v: the token is info", noDowngrade)
 				}
+				if f.Fingerprint != fp(tok) {
+					t.Errorf("NoDowngrade %v: %s at %s is not in the list of published keys", noDowngrade, f.Rule, f.Locations[0].Path)
+				}
 				continue
 			}
 			n++
@@ -55,7 +58,9 @@ func TestLayerPublishedKeys(t *testing.T) {
 				t.Errorf("NoDowngrade %v: %s is %s, reasons %+v", noDowngrade, f.Rule, f.Severity, f.Reasons)
 			}
 		}
-		if n != len(gnutls.Keys) {
+		// The list holds the keys of several Debian releases (GnuTLS 3.8
+		// has two more than 3.7); this machine's library, its own.
+		if n == 0 || n > len(gnutls.Keys) {
 			t.Errorf("NoDowngrade %v: %d of GnuTLS's %d keys found", noDowngrade, n, len(gnutls.Keys))
 		}
 		if _, ok := findingsByFP(rep)[fp(tok)]; !ok {

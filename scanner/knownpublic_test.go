@@ -64,8 +64,12 @@ mkfs.ext4 -q -F -d root host.raw 64M`, core, gnutls[0]))
 	rep := scanFile(t, scanner.Options{}, img)
 	got := bySource(rep)
 	for id, path := range map[string]string{"openssl-speed": "/var/crash/core.openssl", "gnutls-self-tests": "/opt/app/lib/libgnutls.so.30"} {
-		if len(got[id]) != count(id) {
-			t.Errorf("%s: %d findings, want each of its %d keys: %q", id, len(got[id]), count(id), got[id])
+		// The list holds the keys of several Debian releases (GnuTLS 3.8
+		// has two more than 3.7): this machine's copy holds its own
+		// release's, each of which must be in the list (no critical
+		// finding, below).
+		if n := len(got[id]); n == 0 || n > count(id) || id == "openssl-speed" && n != count(id) {
+			t.Errorf("%s: %d findings, want this release's of its %d keys: %q", id, n, count(id), got[id])
 		}
 		for _, g := range got[id] {
 			var rule string
@@ -88,10 +92,11 @@ mkfs.ext4 -q -F -d root host.raw 64M`, core, gnutls[0]))
 	}
 
 	// NoDowngrade: the same keys at their rules' severities.
+	before := got
 	got = bySource(scanFile(t, scanner.Options{NoDowngrade: true}, img))
 	for _, id := range []string{"openssl-speed", "gnutls-self-tests"} {
-		if len(got[id]) != count(id) {
-			t.Errorf("NoDowngrade: %s: %d findings, want %d", id, len(got[id]), count(id))
+		if len(got[id]) != len(before[id]) {
+			t.Errorf("NoDowngrade: %s: %d findings, want %d", id, len(got[id]), len(before[id]))
 		}
 		for _, g := range got[id] {
 			if rule, sev, codes := fields(g); sev == report.SeverityInfo || codes != "[]" {

@@ -8,7 +8,11 @@
 // For each source that names a Debian package it runs `apt-get download`
 // (the apt mirror and lists of this machine) in a temporary directory,
 // unpacks the .deb with `dpkg-deb -x`, and scans the files its globs
-// match with every built-in rule, the memory rules included. A package
+// match with every built-in rule, the memory rules included; then the
+// same for each of the file's suites (a later Debian release: guests run
+// other releases than this machine), from lists of their own that `apt-get
+// update` fetches into the temporary directory from the file's mirror,
+// leaving this machine's apt state alone. A package
 // whose files match no glob is followed to its dependencies, one level,
 // so a metapackage (linux-image-amd64) names the package of the day. A
 // Linux bzImage is scanned as its decompressed kernel (the setup
@@ -52,6 +56,15 @@ type sourceSpec struct {
 	From        string   `toml:"from"` // where aes_keys come from
 }
 
+// spec is known_public.toml.
+type spec struct {
+	// Mirror and Suites: the Debian releases whose packages are scanned
+	// besides this machine's own (its apt lists), from Mirror.
+	Mirror string       `toml:"mirror"`
+	Suites []string     `toml:"suites"`
+	Source []sourceSpec `toml:"source"`
+}
+
 type key struct{ rule, fingerprint, keyFingerprint string }
 
 type source struct {
@@ -72,9 +85,7 @@ func main() {
 }
 
 func run(in, out string) error {
-	var spec struct {
-		Source []sourceSpec `toml:"source"`
-	}
+	var spec spec
 	if _, err := toml.DecodeFile(in, &spec); err != nil {
 		return err
 	}
@@ -87,23 +98,39 @@ func run(in, out string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	apts := []apt{{}} // this machine's own configuration first
+	for _, suite := range spec.Suites {
+		a, err := suiteApt(filepath.Join(tmp, "apt-"+suite), spec.Mirror, suite)
+		if err != nil {
+			return err
+		}
+		apts = append(apts, a)
+	}
 	var sources []source
 	for _, sp := range spec.Source {
 		s := source{spec: sp}
 		switch {
 		case sp.Package != "":
-			files, from, err := fetch(tmp, sp.Package, sp.Files)
-			if err != nil {
-				return fmt.Errorf("source %s: %w", sp.ID, err)
-			}
-			s.from = from
-			for _, f := range files {
-				b, err := contents(f)
+			var froms []string
+			for i, a := range apts {
+				dir := filepath.Join(tmp, fmt.Sprintf("%s-%d", sp.ID, i))
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					return err
+				}
+				files, from, err := fetch(a, dir, sp.Package, sp.Files)
 				if err != nil {
 					return fmt.Errorf("source %s: %w", sp.ID, err)
 				}
-				s.keys = appendKeys(s.keys, engine.FindAll(b, detectors.ScanOptions{Memory: true}))
+				froms = append(froms, from)
+				for _, f := range files {
+					b, err := contents(f)
+					if err != nil {
+						return fmt.Errorf("source %s: %w", sp.ID, err)
+					}
+					s.keys = appendKeys(s.keys, engine.FindAll(b, detectors.ScanOptions{Memory: true}))
+				}
 			}
+			s.from = strings.Join(froms, "; ")
 		case len(sp.AESKeys) > 0 && sp.From != "":
 			s.from = sp.From
 			for _, h := range sp.AESKeys {
@@ -148,11 +175,57 @@ func appendKeys(keys []key, ms []detectors.Match) []key {
 	return keys
 }
 
-// fetch downloads pkg, unpacks it under dir and returns the files its
-// globs match, and what they are ("openssl 3.0.17-1~deb12u2: /usr/bin/openssl").
-// A package without such files is followed to its dependencies.
-func fetch(dir, pkg string, globs []string) ([]string, string, error) {
-	deb, err := download(dir, pkg)
+// apt is the apt configuration packages are downloaded with: options
+// for apt-get (none: this machine's).
+type apt struct{ options []string }
+
+// suiteApt makes an apt configuration for suite of mirror under dir (its
+// sources list, lists and cache) and fetches its lists. Only the Release
+// files signed by a key of this machine's keyring are accepted.
+func suiteApt(dir, mirror, suite string) (apt, error) {
+	if mirror == "" {
+		return apt{}, fmt.Errorf("suite %s: no mirror", suite)
+	}
+	for _, d := range []string{"lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return apt{}, err
+		}
+	}
+	list := filepath.Join(dir, "sources.list")
+	if err := os.WriteFile(list, []byte(fmt.Sprintf("deb %s %s main\n", mirror, suite)), 0o644); err != nil {
+		return apt{}, err
+	}
+	a := apt{options: []string{
+		"-o", "Dir::Etc::SourceList=" + list,
+		"-o", "Dir::Etc::SourceParts=" + filepath.Join(dir, "sources.list.d"),
+		"-o", "Dir::Etc::Preferences=/dev/null",
+		"-o", "Dir::Etc::PreferencesParts=" + filepath.Join(dir, "preferences.d"),
+		"-o", "Dir::State::Lists=" + filepath.Join(dir, "lists"),
+		"-o", "Dir::Cache=" + filepath.Join(dir, "cache"),
+		"-o", "Dir::State::status=/dev/null",
+		"-o", "APT::Sandbox::User=root",
+	}}
+	cmd := exec.Command("apt-get", append(slices.Clone(a.options), "update", "-q")...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return apt{}, fmt.Errorf("apt-get update for %s %s: %w: %s", mirror, suite, err, out)
+	}
+	return a, nil
+}
+
+// fetch downloads pkg with a, unpacks it under dir and returns the files
+// its globs match, and what they are ("openssl 3.0.17-1~deb12u2:
+// /usr/bin/openssl"). A package without such files is followed to its
+// dependencies.
+func fetch(a apt, dir, pkg string, globs []string) ([]string, string, error) {
+	// "libgnutls30t64 | libgnutls30": the first a suite has (packages
+	// renamed between releases).
+	var deb string
+	var err error
+	for _, alt := range strings.Split(pkg, "|") {
+		if deb, err = download(a, dir, strings.TrimSpace(alt)); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -169,7 +242,7 @@ func fetch(dir, pkg string, globs []string) ([]string, string, error) {
 		if len(name) == 0 {
 			continue
 		}
-		deb, err := download(dir, name[0])
+		deb, err := download(a, dir, name[0])
 		if err != nil {
 			return nil, "", err
 		}
@@ -180,8 +253,8 @@ func fetch(dir, pkg string, globs []string) ([]string, string, error) {
 	return nil, "", fmt.Errorf("%s and its dependencies hold no file matching %q", pkg, globs)
 }
 
-func download(dir, pkg string) (string, error) {
-	cmd := exec.Command("apt-get", "download", "-q", pkg)
+func download(a apt, dir, pkg string) (string, error) {
+	cmd := exec.Command("apt-get", append(slices.Clone(a.options), "download", "-q", pkg)...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("apt-get download %s: %w: %s", pkg, err, out)
