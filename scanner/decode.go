@@ -559,11 +559,38 @@ func (d *decoder) partitions(v *viewState, m *guestfs.Map) []*container {
 // found where no file says what the bytes are: free space and slack of a
 // disk view's filesystem, space no filesystem accounts for, and every
 // place of unreferenced, memory and layer views.
+//
+// Each ends where the next magic number of a carved kind starts: the
+// bytes from there are carved on their own. Decoders follow concatenated
+// streams (gzip members, xz streams, zstd frames, bzip2 streams), so N
+// files back to back (a kernel's .ko.xz modules in a guest's page cache,
+// deleted .gz files in free blocks) were decoded N(N+1)/2 times, each
+// from every carved start before it: a Debian 13 guest's RAM decoded 894
+// MB where its 430 streams hold 78 MB. Segments that do not start on a
+// 512-byte boundary (the second member of a multi-member gzip file) have
+// no magic number noted, and are still read with the first. A magic
+// number that compressed bytes hold by chance on a boundary (2^-24 of
+// sectors, for gzip's) ends the stream before it early.
 func (d *decoder) carve(ctx context.Context, v *viewState, hits []sigAt) []*container {
 	var out []*container
 	var fi *fsInfo
 	disk := isDiskKind(v.view.Kind) && !v.t.plainData()
 	size := v.view.Disk.Size()
+	var starts []int64
+	for _, h := range hits {
+		if d.sigs[h.sig].Carve && h.g < size {
+			starts = append(starts, h.g)
+		}
+	}
+	slices.Sort(starts)
+	starts = slices.Compact(starts)
+	end := func(g int64) int64 {
+		i, _ := slices.BinarySearch(starts, g+1)
+		if i < len(starts) {
+			return starts[i]
+		}
+		return size
+	}
 	for _, h := range hits {
 		if !d.sigs[h.sig].Carve || h.g >= size {
 			continue
@@ -576,7 +603,8 @@ func (d *decoder) carve(ctx context.Context, v *viewState, hits []sigAt) []*cont
 				continue // a file's, or metadata: the file pass has it
 			}
 		}
-		out = append(out, &container{v: v, g: h.g, size: size - h.g, r: io.NewSectionReader(v.view.Disk, h.g, size-h.g), carved: true})
+		e := end(h.g)
+		out = append(out, &container{v: v, g: h.g, size: e - h.g, r: io.NewSectionReader(v.view.Disk, h.g, e-h.g), carved: true})
 	}
 	return out
 }

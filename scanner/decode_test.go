@@ -356,6 +356,65 @@ gzip -c key.pem | put 300; zstd -q -c key.pem | put 900; bzip2 -c key.pem | put 
 			t.Errorf("decoding %+v: trailing random bytes are no corruption", d)
 		}
 	})
+	t.Run("back to back", func(t *testing.T) {
+		// Files compressed one by one lie back to back in RAM, each from
+		// a page start (a kernel's .ko.xz modules in the page cache), and
+		// so do deleted files in free blocks. Each stream is decoded
+		// once, from its own start: a key is found at its own page only,
+		// and the view decodes each key's bytes once. Decoders follow
+		// concatenated streams, so each stream was decoded again from
+		// every start before it. A second gzip member that does not start
+		// on a sector boundary has no magic number noted: it is read with
+		// the first.
+		dir := t.TempDir()
+		codecs := []struct{ name, cmd string }{{"gzip", "gzip -c"}, {"xz", "xz -c"}, {"zstd", "zstd -q -c"}, {"bzip2", "bzip2 -c"}}
+		const perCodec = 6
+		var script strings.Builder
+		script.WriteString("head -c 8M /dev/urandom > ram.vmem\n: > run\n")
+		keys := map[string]string{} // fingerprint: "codec:page"
+		var keyBytes int64
+		page := 0
+		for _, c := range codecs {
+			for i := range perCodec {
+				name := fmt.Sprintf("%s-%d", c.name, i)
+				key := freshKey(t, dir, name)
+				keyBytes += int64(len(key))
+				os.WriteFile(filepath.Join(dir, name+".pem"), key, 0o600)
+				keys[fp(bytes.TrimRight(key, "\n"))] = fmt.Sprintf("%s:%d", c.name, 100+page)
+				// Each stream padded with zeros to its pages' end.
+				fmt.Fprintf(&script, "%s %s.pem > s && truncate -s %%4096 s && cat s >> run\n", c.cmd, name)
+				page++
+			}
+		}
+		two := [2][]byte{freshKey(t, dir, "member-1"), freshKey(t, dir, "member-2")}
+		os.WriteFile(filepath.Join(dir, "m1.pem"), two[0], 0o600)
+		os.WriteFile(filepath.Join(dir, "m2.pem"), two[1], 0o600)
+		keyBytes += int64(len(two[0]) + len(two[1]))
+		script.WriteString("dd if=run of=ram.vmem bs=4096 seek=100 conv=notrunc status=none\n")
+		script.WriteString("cat <(gzip -c m1.pem) <(gzip -c m2.pem) | dd of=ram.vmem bs=4096 seek=1000 conv=notrunc status=none\n")
+		testutil.Bash(t, dir, script.String())
+		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "ram.vmem"))
+		for fpr, want := range keys {
+			f := findingOf(t, rep, fpr)
+			var got []string
+			for _, l := range f.Locations {
+				got = append(got, fmt.Sprintf("%s:%d", chainText(l), l.Offset/4096))
+			}
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("key at %s: locations %q", want, got)
+			}
+		}
+		for i, k := range two {
+			f := findingOf(t, rep, fp(bytes.TrimRight(k, "\n")))
+			if len(f.Locations) != 1 || f.Locations[0].Offset != 1000*4096 || chainText(f.Locations[0]) != "gzip" {
+				t.Errorf("gzip member %d: locations %+v", i+1, f.Locations)
+			}
+		}
+		d := rep.Targets[0].Views[0].Decoding
+		if d == nil || d.DecodedBytes != keyBytes || d.Containers != int64(len(keys)+1) || len(d.Skipped) != 0 {
+			t.Errorf("decoding %+v, want %d containers decoding %d bytes, each key's once", d, len(keys)+1, keyBytes)
+		}
+	})
 	t.Run("unreferenced clusters", func(t *testing.T) {
 		dir := t.TempDir()
 		key := freshKey(t, dir, "unref")
