@@ -14,7 +14,10 @@
 #   scripts/precision.sh            build what is missing, then scan all
 #   scripts/precision.sh build      only build the images
 #   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr, ram,
-#                                   minbase-image, server-image)
+#                                   minbase-image, server-image; and the same
+#                                   of Debian 13 as trixie-minbase,
+#                                   trixie-server, trixie-ram,
+#                                   trixie-server-image)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
@@ -25,22 +28,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-suite=${PRECISION_SUITE:-bookworm}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
 # Packages of each root filesystem (on top of debootstrap's own set).
+# An image name without a suite is Debian 12 (bookworm), the release this
+# machine runs; "trixie-" names Debian 13's, whose Java is 21.
 minbase_include=openssh-client,curl,ca-certificates
 server_include=openssh-server,nginx,postgresql,python3-pip,openjdk-17-jre-headless,golang-go,git,curl,ca-certificates
+trixie_server_include=openssh-server,nginx,postgresql,python3-pip,openjdk-21-jre-headless,golang-go,git,curl,ca-certificates
+
+# suite_of NAME: the Debian suite of image NAME ("trixie-server": trixie).
+suite_of() {
+  case $1 in trixie-*) echo trixie ;; *) echo bookworm ;; esac
+}
 
 # bootstrap NAME VARIANT INCLUDE: a debootstrapped root in $cache/NAME.root,
-# made once (the stamp file says it finished).
+# made once (the stamp file says it finished), from NAME's suite.
 bootstrap() {
-  local name=$1 variant=$2 include=$3 root=$cache/$1.root
+  local name=$1 variant=$2 include=$3 root=$cache/$1.root suite
+  suite=$(suite_of "$name")
   [ -f "$root.done" ] && return 0
   rm -rf "$root"
-  echo "== debootstrap $name ($variant, --include=$include); several minutes"
+  echo "== debootstrap $name ($suite, $variant, --include=$include); several minutes"
   local args=(--include="$include")
   [ "$variant" != default ] && args+=(--variant="$variant")
   debootstrap "${args[@]}" "$suite" "$root" "$mirror" > "$cache/$name.debootstrap.log" 2>&1 || {
@@ -70,24 +81,25 @@ usr_root() {
   date -u +%FT%TZ > "$root.done"
 }
 
-# vm_root: the server install made bootable, in $cache/vm.root: a copy
-# with Debian's kernel (linux-image-amd64, from the same mirror, which the
-# install's apt lists name), an fstab and a hostname. The server image
-# itself stays as debootstrap made it.
+# vm_root PREFIX: the server install ($cache/PREFIXserver.root) made
+# bootable, in $cache/PREFIXvm.root: a copy with Debian's kernel
+# (linux-image-amd64, from the same mirror, which the install's apt lists
+# name), an fstab and a hostname. The server image itself stays as
+# debootstrap made it.
 vm_root() {
-  local root=$cache/vm.root
-  [ -f "$root.done" ] && [ "$root.done" -nt "$cache/server.root.done" ] && return 0
+  local p=$1 root=$cache/$1vm.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$cache/${p}server.root.done" ] && return 0
   rm -rf "$root"
-  echo "== the server install with linux-image-amd64, to boot"
-  cp -a "$cache/server.root" "$root"
+  echo "== the ${p}server install with linux-image-amd64, to boot"
+  cp -a "$cache/${p}server.root" "$root"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   mount -t proc proc "$root/proc"
   local rc=0
   chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends linux-image-amd64 \
-    > "$cache/vm.apt.log" 2>&1 || rc=$?
+    > "$cache/${p}vm.apt.log" 2>&1 || rc=$?
   umount "$root/proc"
   if [ $rc != 0 ]; then
-    echo "installing the kernel failed; see $cache/vm.apt.log" >&2; tail -20 "$cache/vm.apt.log" >&2; return 1
+    echo "installing the kernel failed; see $cache/${p}vm.apt.log" >&2; tail -20 "$cache/${p}vm.apt.log" >&2; return 1
   fi
   rm -f "$root/etc/resolv.conf" "$root"/var/cache/apt/archives/*.deb
   echo "/dev/vda / ext4 defaults 0 1" > "$root/etc/fstab"
@@ -95,29 +107,30 @@ vm_root() {
   date -u +%FT%TZ > "$root.done"
 }
 
-# ram: boot $cache/vm.qcow2 in QEMU (TCG: the same on every machine; about
+# ram PREFIX: boot $cache/PREFIXvm.qcow2 in QEMU (TCG: the same on every machine; about
 # 40 s to the login prompt on 2 cores), with a virtio NIC on user
 # networking, wait until the serial console offers a login and 20 s more
 # for the services to settle, then pause it and write its RAM four ways:
-# dump-guest-memory as an ELF core ($cache/ram.elf) and as a kdump file
-# with zlib pages (ram.kdump), savevm into the disk (an internal snapshot
-# "booted" of ram-vm.qcow2, whose vm state holds the RAM), and a
-# migration stream (ram.mig). The guest writes to ram-vm.qcow2, an
-# overlay on the cached image, which QEMU opens read-only as its backing
-# file.
+# dump-guest-memory as an ELF core ($cache/PREFIXram.elf) and as a kdump
+# file with zlib pages (PREFIXram.kdump), savevm into the disk (an
+# internal snapshot "booted" of PREFIXram-vm.qcow2, whose vm state holds
+# the RAM), and a migration stream (PREFIXram.mig). The guest writes to
+# PREFIXram-vm.qcow2, an overlay on the cached image, which QEMU opens
+# read-only as its backing file.
 ram() {
-  local img=$cache/ram.elf dir f
-  [ -f "$img" ] && [ "$img" -nt "$cache/vm.qcow2" ] && [ -f "$cache/ram.kdump" ] && [ -f "$cache/ram.mig" ] && [ -f "$cache/ram-vm.qcow2" ] && return 0
-  echo "== boot the server install in QEMU and dump its RAM"
+  local p=$1 img=$cache/$1ram.elf dir f
+  local kdump=$cache/${p}ram.kdump mig=$cache/${p}ram.mig overlay=$cache/${p}ram-vm.qcow2
+  [ -f "$img" ] && [ "$img" -nt "$cache/${p}vm.qcow2" ] && [ -f "$kdump" ] && [ -f "$mig" ] && [ -f "$overlay" ] && return 0
+  echo "== boot the ${p}server install in QEMU and dump its RAM"
   dir=$(mktemp -d)
   local kernel initrd
-  kernel=$(ls "$cache"/vm.root/boot/vmlinuz-* | tail -1)
-  initrd=$(ls "$cache"/vm.root/boot/initrd.img-* | tail -1)
-  for f in "$img" "$cache/ram.kdump" "$cache/ram.mig" "$cache/ram-vm.qcow2"; do rm -f "$f" "$f.tmp"; done
-  qemu-img create -q -f qcow2 -b vm.qcow2 -F qcow2 "$cache/ram-vm.qcow2.tmp"
+  kernel=$(ls "$cache/${p}vm.root"/boot/vmlinuz-* | tail -1)
+  initrd=$(ls "$cache/${p}vm.root"/boot/initrd.img-* | tail -1)
+  for f in "$img" "$kdump" "$mig" "$overlay"; do rm -f "$f" "$f.tmp"; done
+  qemu-img create -q -f qcow2 -b "${p}vm.qcow2" -F qcow2 "$overlay.tmp"
   qemu-system-x86_64 -accel tcg -m 1024 -nodefaults -display none \
     -kernel "$kernel" -initrd "$initrd" -append "root=/dev/vda rw console=ttyS0" \
-    -drive "file=$cache/ram-vm.qcow2.tmp,format=qcow2,if=virtio" \
+    -drive "file=$overlay.tmp,format=qcow2,if=virtio" \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
     -serial "file:$dir/serial.log" -monitor "unix:$dir/monitor.sock,server,nowait" &
   local pid=$! i
@@ -135,8 +148,8 @@ ram() {
   sleep 20
   # The human monitor, over its socket: each command's output ends with
   # the next prompt.
-  python3 - "$dir/monitor.sock" stop "dump-guest-memory $img.tmp" "dump-guest-memory -z $cache/ram.kdump.tmp" \
-    "savevm booted" "migrate \"exec:cat > $cache/ram.mig.tmp\"" <<'PY'
+  python3 - "$dir/monitor.sock" stop "dump-guest-memory $img.tmp" "dump-guest-memory -z $kdump.tmp" \
+    "savevm booted" "migrate \"exec:cat > $mig.tmp\"" <<'PY'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
@@ -167,28 +180,28 @@ PY
   wait $pid 2>/dev/null || true
   rm -rf "$dir"
   # The overlay names its backing file relative to itself.
-  mv "$cache/ram-vm.qcow2.tmp" "$cache/ram-vm.qcow2"
-  mv "$cache/ram.kdump.tmp" "$cache/ram.kdump"
-  mv "$cache/ram.mig.tmp" "$cache/ram.mig"
+  mv "$overlay.tmp" "$overlay"
+  mv "$kdump.tmp" "$kdump"
+  mv "$mig.tmp" "$mig"
   mv "$img.tmp" "$img"
 }
 
-# ram_formats: the RAM as the four formats hold it, read by
+# ram_formats TMP PREFIX: the RAM as the four formats hold it, read by
 # `imgaudit extract` (each one's memory view), must be the same bytes,
 # and the findings in those views the same.
 ram_formats() {
-  local tmp=$1 f view
-  for f in ram.elf ram.kdump ram.mig ram-vm.qcow2; do
-    view="$f#memory"; [ "$f" = ram-vm.qcow2 ] && view="$f#memory:booted"
+  local tmp=$1 p=$2 f view
+  for f in ${p}ram.elf ${p}ram.kdump ${p}ram.mig ${p}ram-vm.qcow2; do
+    view="$f#memory"; [ "$f" = "${p}ram-vm.qcow2" ] && view="$f#memory:booted"
     "$bin" extract --backing-root "$cache" "$cache/$f" --view "$view" -o "$tmp/$f.bin" > /dev/null
     "$bin" scan --no-progress --format json --fail-on none --backing-root "$cache" "$cache/$f" 2> /dev/null |
       jq -c --arg v "$view" '[.findings[] | select(any(.locations[]; .view == $v)) | .severity] | group_by(.) | map({(.[0]): length}) | add' > "$tmp/$f.sev"
   done
-  for f in ram.kdump ram.mig ram-vm.qcow2; do
-    if cmp -s -n 1073741824 "$tmp/ram.elf.bin" "$tmp/$f.bin" && cmp -s "$tmp/ram.elf.sev" "$tmp/$f.sev"; then
-      echo "$f: the same 1 GiB of RAM as ram.elf's memory view, the same findings there ($(cat "$tmp/$f.sev"))"
+  for f in ${p}ram.kdump ${p}ram.mig ${p}ram-vm.qcow2; do
+    if cmp -s -n 1073741824 "$tmp/${p}ram.elf.bin" "$tmp/$f.bin" && cmp -s "$tmp/${p}ram.elf.sev" "$tmp/$f.sev"; then
+      echo "$f: the same 1 GiB of RAM as ${p}ram.elf's memory view, the same findings there ($(cat "$tmp/$f.sev"))"
     else
-      echo "$f: DIFFERS from ram.elf (RAM bytes or findings: $(cat "$tmp/$f.sev") against $(cat "$tmp/ram.elf.sev"))"
+      echo "$f: DIFFERS from ${p}ram.elf (RAM bytes or findings: $(cat "$tmp/$f.sev") against $(cat "$tmp/${p}ram.elf.sev"))"
     fi
   done
 }
@@ -227,24 +240,29 @@ pack() {
 }
 
 build() {
+  local name
   for name in $images; do
     # Several checkouts share .cache: one builder per image at a time.
     exec 9>"$cache/$name.lock"
     flock 9
-    case $name in
-      minbase) bootstrap minbase minbase "$minbase_include" ;;
-      server) bootstrap server default "$server_include" ;;
-      usr) usr_root ;;
+    local p="" kind=$name include
+    case $name in trixie-*) p=trixie- kind=${name#trixie-} ;; esac
+    include=$server_include
+    [ "$p" = trixie- ] && include=$trixie_server_include
+    case $kind in
+      minbase) bootstrap "${p}minbase" minbase "$minbase_include" ;;
+      server) bootstrap "${p}server" default "$include" ;;
+      usr) [ -z "$p" ] || { echo "no image $name: usr is this machine's own /usr" >&2; exit 2; }; usr_root ;;
       ram)
-        exec 8>"$cache/server.lock"; flock 8
-        bootstrap server default "$server_include"
+        exec 8>"$cache/${p}server.lock"; flock 8
+        bootstrap "${p}server" default "$include"
         exec 8>&-
-        vm_root; pack vm; ram ;;
-      minbase-image) bootstrap minbase minbase "$minbase_include"; container minbase ;;
-      server-image) bootstrap server default "$server_include"; container server ;;
-      *) echo "unknown image $name (minbase, server, usr, ram, minbase-image, server-image)" >&2; exit 2 ;;
+        vm_root "$p"; pack "${p}vm"; ram "$p" ;;
+      minbase-image) bootstrap "${p}minbase" minbase "$minbase_include"; container "${p}minbase" ;;
+      server-image) bootstrap "${p}server" default "$include"; container "${p}server" ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image)" >&2; exit 2 ;;
     esac
-    case $name in ram|*-image) ;; *) pack "$name" ;; esac
+    case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
   done
 }
@@ -264,21 +282,22 @@ json=$(mktemp)
 trap 'rm -f "$json"' EXIT
 for name in $images; do
   img=$cache/$name.qcow2
-  [ "$name" = ram ] && img=$cache/ram.elf
+  case $name in ram|trixie-ram) img=$cache/${name%ram}ram.elf ;; esac
   case $name in *-image) img=$cache/$name.tar ;; esac
   "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > /dev/null
   t0=$(date +%s.%N)
   "$bin" scan --no-progress --format json --fail-on none ${PRECISION_FLAGS:-} "$img" > "$json"
   t1=$(date +%s.%N)
   echo
-  kind=qcow2; [ "$name" = ram ] && kind="ELF core of the booted server's RAM"
-  case $name in *-image) kind="docker save tarball of one layer" ;; esac
+  kind="qcow2, Debian $(suite_of "$name")"; [ "$name" = usr ] && kind="qcow2 of this machine's /usr"
+  case $name in ram|trixie-ram) kind="ELF core of the booted $(suite_of "$name") server's RAM" ;; esac
+  case $name in *-image) kind="docker save tarball of one layer, Debian $(suite_of "$name")" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
   echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
   echo "at medium or above: $(jq '[.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")] | length' "$json")"
-  if [ "$name" = ram ]; then
+  if [ "$name" = ram ] || [ "$name" = trixie-ram ]; then
     d=$(mktemp -d)
-    ram_formats "$d"
+    ram_formats "$d" "${name%ram}"
     rm -rf "$d"
   fi
   jq -r '.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")
