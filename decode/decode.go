@@ -279,6 +279,13 @@ type Options struct {
 	// handed to the callback, and counted in Result.StoredSkipped.
 	// Containers inside them are still decoded.
 	SkipStoredLeaves bool
+	// HeadOnly is for a caller that reads only a leaf's first bytes:
+	// decoders whose window fills before they return a byte (xz's
+	// LZMA2 decoder fills its dictionary, a MiB for a kernel module's
+	// stream) get the smallest window their format allows (4 KiB), so
+	// that the first bytes cost little. Bytes past that window may not
+	// decode.
+	HeadOnly bool
 	// Scratch, when set, keeps the walk's decoders for the caller's next
 	// walk: a disk holds thousands of small streams (a gzip'd changelog
 	// each), and a new DEFLATE reader allocates and zeroes 150 KiB. One

@@ -127,11 +127,11 @@ type walker struct {
 	rootSize int64
 	rootSrc  *src
 	codec    string // Options.Codec, for the first level
-	// skipStored is Options.SkipStoredLeaves.
-	skipStored bool
-	atRead     int64 // container bytes read at random (squashfs)
-	mem        int64 // decoder memory held
-	decoded    int64 // bytes all streams of the walk decoded
+	// skipStored is Options.SkipStoredLeaves, headOnly Options.HeadOnly.
+	skipStored, headOnly bool
+	atRead               int64 // container bytes read at random (squashfs)
+	mem                  int64 // decoder memory held
+	decoded              int64 // bytes all streams of the walk decoded
 	// scratch keeps the DEFLATE and gzip readers that streams are done
 	// with (Options.Scratch, or the walk's own).
 	scratch *Scratch
@@ -148,7 +148,7 @@ func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn fu
 	lim := opts.Limits.withDefaults()
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, scratch: opts.Scratch}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, scratch: opts.Scratch}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -168,7 +168,7 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 	lim := opts.Limits.withDefaults()
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, scratch: opts.Scratch}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, scratch: opts.Scratch}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}

@@ -155,7 +155,11 @@ func (x *xzReader) next() error {
 		return err
 	}
 	x.held = dict
-	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(x.s.br)
+	dictCap := int(max(dict, lzma.MinDictCap))
+	if x.w != nil && x.w.headOnly {
+		dictCap = lzma.MinDictCap // Options.HeadOnly
+	}
+	r, err := lzma.Reader2Config{DictCap: dictCap}.NewReader2(x.s.br)
 	if err != nil {
 		return err
 	}

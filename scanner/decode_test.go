@@ -415,6 +415,49 @@ gzip -c key.pem | put 300; zstd -q -c key.pem | put 900; bzip2 -c key.pem | put 
 			t.Errorf("decoding %+v, want %d containers decoding %d bytes, each key's once", d, len(keys)+1, keyBytes)
 		}
 	})
+	t.Run("kernel modules", func(t *testing.T) {
+		// A compressed ELF relocatable object (a kernel module: Debian
+		// 13's .ko.xz) found by its magic number is not decoded: it is
+		// counted in decoding.skipped, and a stream beside it is decoded
+		// as before. The same object as a file is decoded. The object is
+		// made by objcopy from a key, so that decoding it would find the
+		// key: in RAM it is not found, in the file it is.
+		testutil.RequireTool(t, "objcopy", "mkfs.ext4")
+		dir := t.TempDir()
+		inModule := freshKey(t, dir, "module")
+		beside := freshKey(t, dir, "beside")
+		os.WriteFile(filepath.Join(dir, "module.pem"), inModule, 0o600)
+		os.WriteFile(filepath.Join(dir, "beside.pem"), beside, 0o600)
+		testutil.Bash(t, dir, `set -e
+objcopy -I binary -O elf64-x86-64 -B i386:x86-64 module.pem module.o
+xz -c --check=crc32 module.o > module.ko.xz
+head -c 8M /dev/urandom > ram.vmem
+put() { dd of=ram.vmem bs=4096 seek=$1 conv=notrunc status=none; }
+put 300 < module.ko.xz; xz -c beside.pem | put 400
+mkdir -p root/opt/driver && cp module.ko.xz root/opt/driver/
+mkfs.ext4 -q -F -d root disk.raw 16M`)
+		if obj, err := os.ReadFile(filepath.Join(dir, "module.o")); err != nil || len(obj) < 18 || obj[16] != 1 || obj[17] != 0 {
+			t.Fatalf("objcopy's object is no ET_REL ELF object (%v)", err)
+		}
+		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "ram.vmem"))
+		if f := findingOf(t, rep, fp(bytes.TrimRight(beside, "\n"))); len(f.Locations) != 1 || f.Locations[0].Offset != 400*4096 || chainText(f.Locations[0]) != "xz" {
+			t.Errorf("the stream beside the module: locations %+v", f.Locations)
+		}
+		for _, f := range rep.Findings {
+			if f.Fingerprint == fp(bytes.TrimRight(inModule, "\n")) {
+				t.Errorf("the module's key found in RAM at %+v: the module was decoded", f.Locations)
+			}
+		}
+		d := rep.Targets[0].Views[0].Decoding
+		if d == nil || d.Skipped[scanner.SkippedKernelModule] != 1 || d.Containers != 2 {
+			t.Errorf("decoding %+v, want the module counted as skipped", d)
+		}
+		rep = scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.raw"))
+		f := findingOf(t, rep, fp(bytes.TrimRight(inModule, "\n")))
+		if l := f.Locations[0]; l.Path != "/opt/driver/module.ko.xz" || chainText(l) != "xz" {
+			t.Errorf("the module as a file: location %+v", l)
+		}
+	})
 	t.Run("unreferenced clusters", func(t *testing.T) {
 		dir := t.TempDir()
 		key := freshKey(t, dir, "unref")
