@@ -22,16 +22,16 @@ import (
 var fuzzLimits = Limits{MaxTime: 2 * time.Second, MaxDecoderMemory: 48 << 20, MaxSpool: 4 << 20, MaxMembers: 1000}
 
 // fuzzWalk walks data as a container (or with codec given) both ways,
-// through Walk and WalkStream, with and without SkipStoredLeaves, and
-// checks the caps held. The walks share one Scratch, as a scanner worker's
-// walks do, and a last walk through it must give what a walk with a fresh
-// one gave: decoders and buffers that earlier walks left behind change
-// nothing.
+// through Walk and WalkStream, with and without SkipStoredLeaves and
+// HeadOnly, and checks the caps held. The walks share one Scratch, as a
+// scanner worker's walks do, and a last walk through it must give what a
+// walk with a fresh one gave: decoders and buffers that earlier walks left
+// behind change nothing.
 func fuzzWalk(t *testing.T, data []byte, codec string) {
-	type mode struct{ stream, skipStored bool }
+	type mode struct{ stream, skipStored, headOnly bool }
 	fresh, freshLeaves := fuzzWalkOnce(t, data, codec, mode{}, nil)
 	var scratch Scratch
-	for _, m := range []mode{{false, false}, {true, false}, {false, true}} {
+	for _, m := range []mode{{false, false, false}, {true, false, false}, {false, true, false}, {false, false, true}} {
 		fuzzWalkOnce(t, data, codec, m, &scratch)
 	}
 	again, againLeaves := fuzzWalkOnce(t, data, codec, mode{}, &scratch)
@@ -42,9 +42,9 @@ func fuzzWalk(t *testing.T, data []byte, codec string) {
 
 // fuzzWalkOnce walks data once and returns the result and, for each leaf,
 // its chain and a digest of its bytes.
-func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode struct{ stream, skipStored bool }, scratch *Scratch) (Result, []string) {
+func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode struct{ stream, skipStored, headOnly bool }, scratch *Scratch) (Result, []string) {
 	const budget = 8 << 20
-	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, Scratch: scratch}
+	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, HeadOnly: mode.headOnly, Scratch: scratch}
 	var got int64
 	var leaves []string
 	fn := func(l Leaf) error {
