@@ -3,6 +3,7 @@ package decode
 import (
 	"bufio"
 	"compress/bzip2"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -105,11 +106,17 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		}
 		return z, memLZ4, false, nil
 	case Zstd:
-		// The window is what the decoder holds; a frame that asks for
-		// more than is left fails with ErrWindowSizeExceeded.
-		win := w.lim.MaxDecoderMemory - w.mem
-		if win < zstd.MinWindowSize {
-			return nil, 0, false, &capError{reason: fmt.Sprintf("zstd decoder over the %s decoder memory cap", report.HumanBytes(w.lim.MaxDecoderMemory))}
+		// The window is what the decoder holds: it is charged the window
+		// its first frame's header asks for (zstdWindow), so that what
+		// the stream holds can be decoded too (a .tar.zst of .gz files,
+		// an initramfs's .ko.xz modules: charging all that was left, as
+		// before, failed every stream inside on the memory cap). A later
+		// frame that asks for more fails with ErrWindowSizeExceeded.
+		left := w.lim.MaxDecoderMemory - w.mem
+		head, _ := s.Peek(zstdMaxFrameHeader)
+		win := max(zstdWindow(head), zstd.MinWindowSize)
+		if win > left {
+			return nil, 0, false, &capError{reason: fmt.Sprintf("zstd decoder would need %s, over the %s decoder memory cap", report.HumanBytes(win), report.HumanBytes(w.lim.MaxDecoderMemory))}
 		}
 		win = min(win, zstd.MaxWindowSize)
 		z, err := zstd.NewReader(s.br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(uint64(win)))
@@ -273,3 +280,48 @@ type streamError struct {
 
 func (e *streamError) Error() string { return fmt.Sprintf("%s: %v", e.kind, e.err) }
 func (e *streamError) Unwrap() error { return e.err }
+
+// zstdMaxFrameHeader is the longest zstd frame header: magic, descriptor,
+// window descriptor, a 4-byte dictionary ID, an 8-byte content size.
+const zstdMaxFrameHeader = 4 + 1 + 1 + 4 + 8
+
+// zstdWindow is the window that the zstd frame whose header starts head
+// declares (RFC 8878, 3.1.1.1): its window descriptor, or for a single
+// segment its content size. A header it cannot read gives 8 MiB, what
+// the zstd tool's levels up to 19 use at most.
+func zstdWindow(head []byte) int64 {
+	const fallback = 8 << 20
+	if len(head) < 6 || string(head[:4]) != string(magicZstd) {
+		return fallback
+	}
+	fhd := head[4]
+	if fhd&0x20 == 0 { // a window descriptor
+		exp, mant := int64(head[5]>>3), int64(head[5]&7)
+		base := int64(1) << (10 + exp)
+		return base + base/8*mant
+	}
+	// Single segment: the window is the content size.
+	at := 5 + []int{0, 1, 2, 4}[fhd&3]
+	switch fhd >> 6 {
+	case 0:
+		if len(head) >= at+1 {
+			return int64(head[at])
+		}
+	case 1:
+		if len(head) >= at+2 {
+			return int64(binary.LittleEndian.Uint16(head[at:])) + 256
+		}
+	case 2:
+		if len(head) >= at+4 {
+			return int64(binary.LittleEndian.Uint32(head[at:]))
+		}
+	case 3:
+		if len(head) >= at+8 {
+			if v := binary.LittleEndian.Uint64(head[at:]); v < 1<<62 {
+				return int64(v)
+			}
+			return 1 << 62
+		}
+	}
+	return fallback
+}
