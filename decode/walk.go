@@ -408,7 +408,13 @@ func (w *walker) container(kind string, s *src, depth int, first bool) (more boo
 }
 
 // member walks one archive member whose data s reads, as the next level.
+// A compressed kernel module in the container's own archive is counted
+// and left (kmod.go).
 func (w *walker) member(kind, name string, off int64, r io.Reader, depth int) error {
+	if w.rootMemberIsModule(off) {
+		w.res.skip(SkippedKernelModule)
+		return nil
+	}
 	w.push(Step{Codec: kind, Member: name, Offset: off})
 	defer w.pop()
 	sub := w.src(r)

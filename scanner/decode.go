@@ -826,10 +826,12 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		d.scanMemoryOnly(ctx, g)
 		return
 	}
-	if c.carved && d.kernelModule(ctx, c, scratch) {
+	// A compressed kernel module found by its magic number is counted and
+	// left (decode.IsKernelModule).
+	if c.carved && decode.IsKernelModule(ctx, c.r, c.size, d.lim, scratch) {
 		d.mu.Lock()
 		c.v.containers++
-		c.v.decoding.Skip(SkippedKernelModule, 1)
+		c.v.decoding.Skip(decode.SkippedKernelModule, 1)
 		d.mu.Unlock()
 		return
 	}
@@ -1151,59 +1153,6 @@ func archiveOfImages(chain []decode.Step) bool {
 
 // errLeftToNested ends a walk whose container nestedImages opens.
 var errLeftToNested = errors.New("left to the image readers")
-
-// SkippedKernelModule is the decoding.skipped reason of carved streams
-// that hold an ELF relocatable object, a compressed kernel module. Debian
-// 13 compresses its kernel modules with xz (Ubuntu and Fedora with zstd):
-// a booted guest's page cache holds hundreds of them, and a kernel
-// upgrade leaves the old kernel's 4,000 in free blocks, which cost a
-// Debian 13 VM's scan 24 s of CPU where its raw scan takes 0.5 s, to
-// decode 700 MB of compiled code that its distribution publishes. Files
-// are still decoded (a live module no package vouches for, a DKMS
-// build); only streams found by their magic number, which no file
-// names, are left.
-const SkippedKernelModule = "compressed kernel modules (ELF relocatable objects) found by their magic number in free space, unreferenced clusters or RAM: not decoded"
-
-// kernelModulePeek is how much of a carved stream kernelModule reads at
-// most: an LZMA2 chunk's compressed bytes (its decoder returns nothing
-// before it has them whole), and the decoders' windows are the smallest
-// (decode.Options.HeadOnly), so that little is decoded.
-const kernelModulePeek = 64 << 10
-
-// kernelModule reports whether carved container c is a compressed ELF
-// relocatable object: its first decoded bytes, from its first
-// kernelModulePeek bytes, are such a header.
-func (d *decoder) kernelModule(ctx context.Context, c *container, scratch *decode.Scratch) bool {
-	var head [20]byte
-	var n int
-	peek := io.NewSectionReader(c.r, 0, min(c.size, kernelModulePeek))
-	decode.Walk(ctx, peek, peek.Size(), decode.Options{Limits: d.lim, HeadOnly: true, Scratch: scratch}, func(l decode.Leaf) error {
-		if len(l.Chain) == 1 {
-			n, _ = io.ReadFull(l.R, head[:])
-		}
-		return errPeeked
-	})
-	return relocatableELF(head[:n])
-}
-
-// errPeeked ends kernelModule's walk after its first leaf.
-var errPeeked = errors.New("peeked")
-
-// relocatableELF reports whether head starts an ELF relocatable object
-// (e_type ET_REL, in the byte order the header declares): a kernel
-// module, or an object file.
-func relocatableELF(head []byte) bool {
-	if len(head) < 18 || string(head[:4]) != "\x7fELF" || head[4] != 1 && head[4] != 2 {
-		return false
-	}
-	switch head[5] {
-	case 1:
-		return binary.LittleEndian.Uint16(head[16:]) == 1
-	case 2:
-		return binary.BigEndian.Uint16(head[16:]) == 1
-	}
-	return false
-}
 
 // errReader returns its error: what a leaf's reader said after the head
 // was read.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
@@ -449,13 +450,62 @@ mkfs.ext4 -q -F -d root disk.raw 16M`)
 			}
 		}
 		d := rep.Targets[0].Views[0].Decoding
-		if d == nil || d.Skipped[scanner.SkippedKernelModule] != 1 || d.Containers != 2 {
+		if d == nil || d.Skipped[decode.SkippedKernelModule] != 1 || d.Containers != 2 {
 			t.Errorf("decoding %+v, want the module counted as skipped", d)
 		}
 		rep = scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.raw"))
 		f := findingOf(t, rep, fp(bytes.TrimRight(inModule, "\n")))
 		if l := f.Locations[0]; l.Path != "/opt/driver/module.ko.xz" || chainText(l) != "xz" {
 			t.Errorf("the module as a file: location %+v", l)
+		}
+	})
+	t.Run("initramfs", func(t *testing.T) {
+		// Debian 13's initramfs: the modules it boots with, xz'd, in a
+		// first uncompressed cpio archive, then a compressed one with the
+		// rest (a dropbear host key). A module in the file's own cpio is
+		// counted and not decoded; one inside the compressed archive is
+		// decoded as before, and so is the key. (That module, an xz
+		// stream inside a zstd one, was not decoded until the zstd
+		// decoder was charged its frame's window: it had been charged
+		// all the decoder memory left, so every stream inside a zstd one
+		// failed on the memory cap.)
+		testutil.RequireTool(t, "objcopy", "mkfs.ext4", "cpio")
+		dir := t.TempDir()
+		keys := map[string][]byte{}
+		for _, k := range []string{"early", "late", "dropbear"} {
+			keys[k] = freshKey(t, dir, k)
+			os.WriteFile(filepath.Join(dir, k+".pem"), keys[k], 0o600)
+		}
+		testutil.Bash(t, dir, `set -e
+for k in early late; do
+  objcopy -I binary -O elf64-x86-64 -B i386:x86-64 $k.pem $k.o
+  xz -c --check=crc32 $k.o > $k.ko.xz
+done
+mkdir -p first/usr/lib/modules/6.12/kernel main/usr/lib/modules/6.12/extra main/etc/dropbear root/boot
+cp early.ko.xz first/usr/lib/modules/6.12/kernel/
+cp late.ko.xz main/usr/lib/modules/6.12/extra/
+cp dropbear.pem main/etc/dropbear/dropbear_ed25519_host_key
+(cd first && find . | cpio -o -H newc --quiet) > root/boot/initrd.img
+(cd main && find . | cpio -o -H newc --quiet | zstd -q) >> root/boot/initrd.img
+mkfs.ext4 -q -F -d root disk.raw 16M`)
+		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.raw"))
+		for _, f := range rep.Findings {
+			if f.Fingerprint == fp(bytes.TrimRight(keys["early"], "\n")) {
+				t.Errorf("the module in the uncompressed cpio was decoded: %+v", f.Locations)
+			}
+		}
+		for k, want := range map[string]string{
+			"late":     "zstd > cpio member usr/lib/modules/6.12/extra/late.ko.xz > xz",
+			"dropbear": "zstd > cpio member etc/dropbear/dropbear_ed25519_host_key",
+		} {
+			f := findingOf(t, rep, fp(bytes.TrimRight(keys[k], "\n")))
+			if l := f.Locations[0]; l.Path != "/boot/initrd.img" || chainText(l) != want {
+				t.Errorf("%s: location %s %q, want %q", k, l.Path, chainText(l), want)
+			}
+		}
+		d := rep.Targets[0].Views[0].Decoding
+		if d == nil || d.Skipped[decode.SkippedKernelModule] != 1 {
+			t.Errorf("decoding %+v, want one kernel module counted", d)
 		}
 	})
 	t.Run("unreferenced clusters", func(t *testing.T) {
