@@ -36,6 +36,18 @@ const moduleProbeLen = 64<<10 + 64
 // (size bytes) decodes to an ELF relocatable object, from its first bytes
 // alone.
 func IsKernelModule(ctx context.Context, r io.ReaderAt, size int64, lim Limits, scratch *Scratch) bool {
+	// Only the codecs kernels compress modules with (CONFIG_MODULE_COMPRESS_
+	// GZIP, _XZ, _ZSTD): a bzip2 stream would decode a whole block (up to
+	// 900 kB) twice to tell, and a zip is read again as a zip.
+	var magic [10]byte
+	if m, _ := r.ReadAt(magic[:], 0); m < len(magic) {
+		return false
+	}
+	switch Sniff(magic[:]) {
+	case Gzip, Xz, Zstd:
+	default:
+		return false
+	}
 	var head [20]byte
 	n := 0
 	Walk(ctx, io.NewSectionReader(r, 0, min(size, moduleProbeLen)), min(size, moduleProbeLen), Options{Limits: lim, HeadOnly: true, Scratch: scratch}, func(l Leaf) error {

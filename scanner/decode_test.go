@@ -418,11 +418,12 @@ gzip -c key.pem | put 300; zstd -q -c key.pem | put 900; bzip2 -c key.pem | put 
 	})
 	t.Run("kernel modules", func(t *testing.T) {
 		// A compressed ELF relocatable object (a kernel module: Debian
-		// 13's .ko.xz) found by its magic number is not decoded: it is
-		// counted in decoding.skipped, and a stream beside it is decoded
-		// as before. The same object as a file is decoded. The object is
-		// made by objcopy from a key, so that decoding it would find the
-		// key: in RAM it is not found, in the file it is.
+		// 13's .ko.xz, a .ko.gz, Ubuntu's .ko.zst) found by its magic
+		// number is not decoded: it is counted in decoding.skipped, and
+		// a stream beside it is decoded as before. The same object as a
+		// file is decoded. The object is made by objcopy from a key, so
+		// that decoding it would find the key: in RAM it is not found,
+		// in the file it is.
 		testutil.RequireTool(t, "objcopy", "mkfs.ext4")
 		dir := t.TempDir()
 		inModule := freshKey(t, dir, "module")
@@ -434,7 +435,7 @@ objcopy -I binary -O elf64-x86-64 -B i386:x86-64 module.pem module.o
 xz -c --check=crc32 module.o > module.ko.xz
 head -c 8M /dev/urandom > ram.vmem
 put() { dd of=ram.vmem bs=4096 seek=$1 conv=notrunc status=none; }
-put 300 < module.ko.xz; xz -c beside.pem | put 400
+put 300 < module.ko.xz; gzip -c module.o | put 320; zstd -q -c module.o | put 340; xz -c beside.pem | put 400
 mkdir -p root/opt/driver && cp module.ko.xz root/opt/driver/
 mkfs.ext4 -q -F -d root disk.raw 16M`)
 		if obj, err := os.ReadFile(filepath.Join(dir, "module.o")); err != nil || len(obj) < 18 || obj[16] != 1 || obj[17] != 0 {
@@ -450,8 +451,8 @@ mkfs.ext4 -q -F -d root disk.raw 16M`)
 			}
 		}
 		d := rep.Targets[0].Views[0].Decoding
-		if d == nil || d.Skipped[decode.SkippedKernelModule] != 1 || d.Containers != 2 {
-			t.Errorf("decoding %+v, want the module counted as skipped", d)
+		if d == nil || d.Skipped[decode.SkippedKernelModule] != 3 || d.Containers != 4 {
+			t.Errorf("decoding %+v, want the module, xz'd, gzip'd and zstd'd, counted as skipped three times", d)
 		}
 		rep = scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.raw"))
 		f := findingOf(t, rep, fp(bytes.TrimRight(inModule, "\n")))
