@@ -569,16 +569,26 @@ func (d *decoder) partitions(v *viewState, m *guestfs.Map) []*container {
 // MB where its 430 streams hold 78 MB. Segments that do not start on a
 // 512-byte boundary (the second member of a multi-member gzip file) have
 // no magic number noted, and are still read with the first. A magic
-// number that compressed bytes hold by chance on a boundary (2^-24 of
-// sectors, for gzip's) ends the stream before it early.
+// number that compressed bytes hold by chance on a boundary, with a header
+// that reads as its codec's (2^-27 of sectors for gzip's, 2^-32 or less
+// for the others), ends the stream before it early.
 func (d *decoder) carve(ctx context.Context, v *viewState, hits []sigAt) []*container {
 	var out []*container
 	var fi *fsInfo
 	disk := isDiskKind(v.view.Kind) && !v.t.plainData()
 	size := v.view.Disk.Size()
+	// Only a magic number whose header reads as its codec's ends the
+	// stream before it (decode.Sniff: gzip's flags, bzip2's block magic, a
+	// zip header's length), so that one that compressed bytes hold by
+	// chance rarely cuts a stream short.
 	var starts []int64
+	head := make([]byte, 32)
 	for _, h := range hits {
-		if d.sigs[h.sig].Carve && h.g < size {
+		if !d.sigs[h.sig].Carve || h.g >= size {
+			continue
+		}
+		n, _ := v.view.Disk.ReadAt(head[:min(int64(len(head)), size-h.g)], h.g)
+		if decode.Sniff(head[:n]) != "" {
 			starts = append(starts, h.g)
 		}
 	}

@@ -416,6 +416,40 @@ gzip -c key.pem | put 300; zstd -q -c key.pem | put 900; bzip2 -c key.pem | put 
 			t.Errorf("decoding %+v, want %d containers decoding %d bytes, each key's once", d, len(keys)+1, keyBytes)
 		}
 	})
+	t.Run("a magic number inside a stream", func(t *testing.T) {
+		// gzip stores incompressible data as is, so a gzip stream can
+		// hold gzip's magic number on a sector boundary, here with flags
+		// that no gzip header has. It does not end the carved stream: the
+		// key in a later block is found, decoded.
+		testutil.RequireTool(t, "python3")
+		dir := t.TempDir()
+		key := freshKey(t, dir, "stored")
+		os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
+		testutil.Bash(t, dir, `set -e
+python3 -c '
+import os
+d = bytearray(os.urandom(60000))
+d[1009:1013] = b"\x1f\x8b\x08\xe0"  # at 1024 of the gzip stream: 10 bytes of header, 5 of stored block
+k = open("key.pem", "rb").read()
+d[40000:40000+len(k)] = k  # in a later deflate block
+open("data", "wb").write(d)'
+gzip -n -c data > data.gz
+head -c 8M /dev/urandom > ram.vmem
+dd if=data.gz of=ram.vmem bs=4096 seek=600 conv=notrunc status=none`)
+		gz, err := os.ReadFile(filepath.Join(dir, "data.gz"))
+		if err != nil || len(gz) < 1028 || !bytes.Equal(gz[1024:1028], []byte{0x1f, 0x8b, 0x08, 0xe0}) {
+			t.Fatalf("gzip did not store the data as is (%v)", err)
+		}
+		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "ram.vmem"))
+		f := findingOf(t, rep, fp(bytes.TrimRight(key, "\n")))
+		var chains []string
+		for _, l := range f.Locations {
+			chains = append(chains, fmt.Sprintf("%d:%s", l.Offset/4096, chainText(l)))
+		}
+		if !slices.Contains(chains, "600:gzip") {
+			t.Errorf("locations %q: the key was not found decoded from the stream at page 600", chains)
+		}
+	})
 	t.Run("kernel modules", func(t *testing.T) {
 		// A compressed ELF relocatable object (a kernel module: Debian
 		// 13's .ko.xz, a .ko.gz, Ubuntu's .ko.zst) found by its magic
