@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -27,6 +28,7 @@ import (
 	"github.com/imgaudit/imgaudit/internal/hostile"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
+	"golang.org/x/sys/unix"
 )
 
 // gateFixture holds images made at test time.
@@ -298,6 +300,52 @@ func TestExtractToStdout(t *testing.T) {
 		t.Fatalf("extract -o -: exit %d, %d bytes, want %d: %s", code, len(stdout), len(testutil.FileSnapshot(t, ref)), errs)
 	}
 	unchanged(t, before, f.dir)
+}
+
+// -o names a pipe or a character device: scan writes its report into the
+// pipe (a FIFO's reader gets the JSON), extract writes the view's bytes
+// as a stream, and the device node stays a device (renaming a report over
+// /dev/null had made it a regular file). A node of /dev/null's device in
+// a temporary directory stands for /dev/null.
+func TestOutputToPipesAndDevices(t *testing.T) {
+	f := newGateFixture(t)
+	dir := t.TempDir()
+	null := filepath.Join(dir, "null")
+	if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatalf("mknod (the suite runs as root): %v", err)
+	}
+	for _, args := range [][]string{
+		{"scan", "--no-progress", "--format", "json", "--fail-on", "none", "-o", null, f.clean},
+		{"extract", f.demo, "-o", null},
+	} {
+		if code, _, errs := runCLI(t, args...); code != exitOK {
+			t.Errorf("%s -o %s: exit %d: %s", args[0], null, code, errs)
+		}
+		if st, err := os.Lstat(null); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+			t.Fatalf("%s: the device node is now %v (%v)", args[0], st.Mode(), err)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- b
+	}()
+	if code, _, errs := runCLI(t, "scan", "--no-progress", "--format", "json", "--fail-on", "none", "-o", fifo, f.clean); code != exitOK {
+		t.Fatalf("scan -o FIFO: exit %d: %s", code, errs)
+	}
+	select {
+	case b := <-got:
+		var rep struct{ Targets []json.RawMessage }
+		if err := json.Unmarshal(b, &rep); err != nil || len(rep.Targets) != 1 {
+			t.Errorf("the FIFO's reader got %d bytes that are no report of one target: %v", len(b), err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the FIFO's reader got nothing in 30 s")
+	}
 }
 
 // No output path may overwrite evidence: a target, a file in a scanned

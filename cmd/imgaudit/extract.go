@@ -69,7 +69,12 @@ FILE may not be the image or one of its backing files.`, stdout)
 	if err != nil {
 		return exitUsage, err
 	}
-	err = out.Write(inputs, func(f *os.File) error { return formats.WriteSparse(ctx, f, v.Disk) })
+	err = out.Write(inputs, func(f *os.File) error {
+		if out.Stream() { // a pipe or /dev/null: no holes to seek over
+			return formats.WriteStream(ctx, f, v.Disk)
+		}
+		return formats.WriteSparse(ctx, f, v.Disk)
+	})
 	var refused *outfile.Refused
 	switch {
 	case errors.As(err, &refused):

@@ -4,7 +4,9 @@
 // hard link to any of them) is refused, the output's directory is checked
 // before the long work starts, and the file is replaced atomically (a
 // temporary file in the same directory, fsync, rename), so that a crash
-// never leaves half a report over yesterday's baseline.
+// never leaves half a report over yesterday's baseline. A character
+// device or a pipe (/dev/null, /dev/stdout, a FIFO) is written in place,
+// and a block device is refused.
 package outfile
 
 import (
@@ -22,6 +24,11 @@ import (
 type Output struct {
 	path string // as given
 	dir  string // its directory
+	// stream is set for a character device or a pipe (/dev/null,
+	// /dev/stdout, a FIFO, a shell's >(command)): written in place,
+	// since renaming a file over it would replace /dev/null with a
+	// regular file, and a pipe's reader would never see the report.
+	stream bool
 }
 
 // Refused is the error for an output path that would overwrite an input.
@@ -57,8 +64,18 @@ func Check(path string, inputs []string) (*Output, error) {
 	if err := Refuse(path, inputs); err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("output %s is a directory", path)
+	if st, err := os.Stat(path); err == nil {
+		switch m := st.Mode(); {
+		case m.IsDir():
+			return nil, fmt.Errorf("output %s is a directory", path)
+		case m&fs.ModeDevice != 0 && m&fs.ModeCharDevice == 0:
+			// A disk: a report written there would destroy it.
+			return nil, fmt.Errorf("output %s is a block device", path)
+		case m&(fs.ModeCharDevice|fs.ModeNamedPipe) != 0:
+			return &Output{path: path, dir: dir, stream: true}, nil
+		case !m.IsRegular():
+			return nil, fmt.Errorf("output %s is neither a regular file, a character device nor a pipe (%s)", path, m.Type())
+		}
 	}
 	// Writable: the only sure test is to create a file there (access(2)
 	// is not what root or ACLs see).
@@ -111,15 +128,36 @@ func (o *Output) Refuse(inputs []string) error {
 // Path returns the output path.
 func (o *Output) Path() string { return o.path }
 
+// Stream reports whether the output is a character device or a pipe,
+// written in place from its start: it cannot be sought or truncated.
+func (o *Output) Stream() bool { return o.stream }
+
 // Write replaces the output file with what write writes, atomically: into
 // a new file in the same directory, synced, then renamed over the path
 // (whose permission bits it keeps; a new file gets 0644 less the umask).
 // inputs are checked again first: files that the run opened and that Check
 // could not know (backing files found during a scan). On any error the
 // output path is left as it was.
+//
+// A character device or a pipe (Check decided) is written in place
+// instead: there is no file to replace.
 func (o *Output) Write(inputs []string, write func(f *os.File) error) (err error) {
 	if err := Refuse(o.path, inputs); err != nil {
 		return err
+	}
+	if o.stream {
+		f, err := os.OpenFile(o.path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", o.path, err)
+		}
+		if err := write(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing %s: %w", o.path, err)
+		}
+		return nil
 	}
 	f, err := createTemp(o.dir, filepath.Base(o.path))
 	if err != nil {

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCheckRefusesInputs(t *testing.T) {
@@ -125,5 +128,77 @@ func TestWriteIsAtomic(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteToDevicesAndPipes: a character device or a pipe is written in
+// place: /dev/null stays a character device (renaming a report over it
+// had made it a regular file, which every later write on the machine then
+// filled), and a FIFO's reader gets the report. A block device is refused
+// before any work starts.
+func TestWriteToDevicesAndPipes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(o *Output) error {
+		return o.Write(nil, func(f *os.File) error {
+			_, err := f.WriteString("today")
+			return err
+		})
+	}
+
+	// A node of /dev/null's own device in the test's directory, so that
+	// a regression replaces that node, not the machine's /dev/null.
+	null := filepath.Join(dir, "null")
+	if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatalf("mknod (the suite runs as root): %v", err)
+	}
+	o, err := Check(null, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(o); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(null); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("the null device after the write: %v, %v", st.Mode(), err)
+	}
+	os.Remove(null)
+
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo) // opens for reading: the writer's open returns
+		got <- string(b)
+	}()
+	if o, err = Check(fifo, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(o); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case g := <-got:
+		if g != "today" {
+			t.Errorf("the FIFO's reader got %q", g)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the FIFO's reader got nothing in 10 s: the FIFO was not opened for writing")
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO after the write: %v, %v", st.Mode(), err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("%d entries in the FIFO's directory, want the FIFO alone", len(ents))
+	}
+
+	disk := filepath.Join(dir, "loop")
+	if err := unix.Mknod(disk, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))); err != nil {
+		t.Fatalf("mknod (the suite runs as root): %v", err)
+	}
+	if _, err := Check(disk, nil); err == nil || !strings.Contains(err.Error(), "block device") {
+		t.Errorf("Check of a block device: %v", err)
 	}
 }
