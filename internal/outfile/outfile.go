@@ -23,7 +23,12 @@ import (
 // Output is an output path that passed Check.
 type Output struct {
 	path string // as given
-	dir  string // its directory
+	// target is the file a regular output's rename replaces: path with
+	// its symbolic links resolved, so that a link to a report (or
+	// /dev/stdout, when standard output is a file) stays a link and
+	// the file it names gets the report; dir is target's directory.
+	target string
+	dir    string
 	// stream is set for a character device or a pipe (/dev/null,
 	// /dev/stdout, a FIFO, a shell's >(command)): written in place,
 	// since renaming a file over it would replace /dev/null with a
@@ -64,6 +69,10 @@ func Check(path string, inputs []string) (*Output, error) {
 	if err := Refuse(path, inputs); err != nil {
 		return nil, err
 	}
+	target := path
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		target, dir = r, filepath.Dir(r)
+	}
 	if st, err := os.Stat(path); err == nil {
 		switch m := st.Mode(); {
 		case m.IsDir():
@@ -72,7 +81,7 @@ func Check(path string, inputs []string) (*Output, error) {
 			// A disk: a report written there would destroy it.
 			return nil, fmt.Errorf("output %s is a block device", path)
 		case m&(fs.ModeCharDevice|fs.ModeNamedPipe) != 0:
-			return &Output{path: path, dir: dir, stream: true}, nil
+			return &Output{path: path, target: path, dir: dir, stream: true}, nil
 		case !m.IsRegular():
 			return nil, fmt.Errorf("output %s is neither a regular file, a character device nor a pipe (%s)", path, m.Type())
 		}
@@ -85,7 +94,7 @@ func Check(path string, inputs []string) (*Output, error) {
 	}
 	f.Close()
 	os.Remove(f.Name())
-	return &Output{path: path, dir: dir}, nil
+	return &Output{path: path, target: target, dir: dir}, nil
 }
 
 // Refuse returns a *Refused error when path is one of inputs, the same
@@ -159,7 +168,7 @@ func (o *Output) Write(inputs []string, write func(f *os.File) error) (err error
 		}
 		return nil
 	}
-	f, err := createTemp(o.dir, filepath.Base(o.path))
+	f, err := createTemp(o.dir, filepath.Base(o.target))
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", o.path, err)
 	}
@@ -169,7 +178,7 @@ func (o *Output) Write(inputs []string, write func(f *os.File) error) (err error
 			os.Remove(f.Name())
 		}
 	}()
-	if st, err := os.Stat(o.path); err == nil {
+	if st, err := os.Stat(o.target); err == nil {
 		if err := f.Chmod(st.Mode().Perm()); err != nil {
 			return fmt.Errorf("writing %s: %w", o.path, err)
 		}
@@ -183,7 +192,7 @@ func (o *Output) Write(inputs []string, write func(f *os.File) error) (err error
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", o.path, err)
 	}
-	if err := os.Rename(f.Name(), o.path); err != nil {
+	if err := os.Rename(f.Name(), o.target); err != nil {
 		return fmt.Errorf("writing %s: %w", o.path, err)
 	}
 	// The rename itself is durable once the directory is synced; a

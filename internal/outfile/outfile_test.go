@@ -202,3 +202,45 @@ func TestWriteToDevicesAndPipes(t *testing.T) {
 		t.Errorf("Check of a block device: %v", err)
 	}
 }
+
+// TestWriteThroughSymlink: an output that is a symbolic link to a file
+// (a report kept elsewhere, or /dev/stdout when standard output is a
+// file) stays a link, and the file it names gets the report, atomically
+// in that file's directory.
+func TestWriteThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	linked := filepath.Join(dir, "reports", "latest.json")
+	if err := os.MkdirAll(filepath.Dir(linked), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(linked, []byte("yesterday"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "report.json")
+	if err := os.Symlink(linked, link); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Check(link, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(nil, func(f *os.File) error { _, err := f.WriteString("today"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link after the write: %v, %v", st.Mode(), err)
+	}
+	b, _ := os.ReadFile(linked)
+	st, _ := os.Stat(linked)
+	if string(b) != "today" || st.Mode().Perm() != 0o640 {
+		t.Errorf("the linked file: %q, mode %v", b, st.Mode().Perm())
+	}
+	for _, d := range []string{dir, filepath.Dir(linked)} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if strings.Contains(e.Name(), ".tmp-") {
+				t.Errorf("temporary file left in %s: %s", d, e.Name())
+			}
+		}
+	}
+}
