@@ -48,6 +48,7 @@ need=(
   tar:tar
   cpio:cpio
   ar:binutils
+  objcopy:binutils
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
