@@ -86,9 +86,17 @@ func (w *walker) rootMemberIsModule(off int64) bool {
 	if w.root == nil || len(w.chain) != 0 || off < 0 || off >= w.rootSize {
 		return false
 	}
-	var head [SniffLen]byte
-	n, _ := w.root.ReadAt(head[:min(int64(len(head)), w.rootSize-off)], off)
-	if !IsStream(Sniff(head[:n])) {
+	// The member's first bytes: where the walk reads them anyway (the
+	// root source stands at the member's data), else read where they lie.
+	var head []byte
+	if w.rootSrc != nil && w.rootSrc.pos() == off {
+		head, _ = w.rootSrc.Peek(SniffLen)
+	} else {
+		var b [SniffLen]byte
+		n, _ := w.root.ReadAt(b[:min(int64(len(b)), w.rootSize-off)], off)
+		head = b[:n]
+	}
+	if !IsStream(Sniff(head)) {
 		return false
 	}
 	return IsKernelModule(w.ctx, io.NewSectionReader(w.root, off, w.rootSize-off), w.rootSize-off, w.lim, nil)
