@@ -299,6 +299,7 @@ type Scratch struct {
 	inflaters []*inflate.Reader
 	gzips     []*inflate.GzipReader
 	srcs      []*src
+	probes    []*src // sources that hold moduleProbeLen bytes (kmod.go)
 }
 
 // deadline returns the walk's context, bounded by MaxTime.

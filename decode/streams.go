@@ -41,8 +41,19 @@ func (w *walker) stream(kind string, s *src, start int64, depth int) (more bool,
 		w.mem -= cost
 	}()
 	g := &guard{w: w, r: dec, in: s, inStart: start, kind: kind}
+	inMember := len(w.chain) > 0 && w.chain[len(w.chain)-1].Member != ""
 	w.push(Step{Codec: kind, Offset: start})
 	sub := w.src(g)
+	if inMember && moduleCodec(kind) {
+		// An archive's member that decodes to a kernel module is left
+		// here, without reading the stream to its end (kmod.go).
+		if head, _ := sub.Peek(SniffLen); relocatableELF(head) {
+			w.freeSrc(sub)
+			w.pop()
+			w.res.skip(SkippedKernelModule)
+			return false, nil
+		}
+	}
 	err = w.segments(sub, depth+1, false)
 	w.freeSrc(sub)
 	w.pop()

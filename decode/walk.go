@@ -407,19 +407,26 @@ func (w *walker) container(kind string, s *src, depth int, first bool) (more boo
 	return false, fmt.Errorf("decode: unknown codec %q", kind)
 }
 
-// member walks one archive member whose data s reads, as the next level.
-// A compressed kernel module in the container's own archive is counted
-// and left (kmod.go).
+// member walks one archive member whose data r reads, as the next level.
+// A compressed kernel module is counted and left (kmod.go).
 func (w *walker) member(kind, name string, off int64, r io.Reader, depth int) error {
-	if w.rootMemberIsModule(off) {
+	sub := w.src(r)
+	defer w.freeSrc(sub)
+	level, isModule := sub, false
+	if w.rereadable(off) {
+		isModule = w.rootMemberIsModule(off)
+	} else if head, _ := sub.Peek(SniffLen); Sniff(head) == Xz {
+		level = w.probeSrc(sub)
+		defer w.freeProbeSrc(level)
+		isModule = w.bufferedIsModule(level)
+	}
+	if isModule {
 		w.res.skip(SkippedKernelModule)
 		return nil
 	}
 	w.push(Step{Codec: kind, Member: name, Offset: off})
 	defer w.pop()
-	sub := w.src(r)
-	defer w.freeSrc(sub)
-	return w.segments(sub, depth+1, false)
+	return w.segments(level, depth+1, false)
 }
 
 // counter counts members against MaxMembers.

@@ -498,12 +498,8 @@ mkfs.ext4 -q -F -d root disk.raw 16M`)
 		// Debian 13's initramfs: the modules it boots with, xz'd, in a
 		// first uncompressed cpio archive, then a compressed one with the
 		// rest (a dropbear host key). A module in the file's own cpio is
-		// counted and not decoded; one inside the compressed archive is
-		// decoded as before, and so is the key. (That module, an xz
-		// stream inside a zstd one, was not decoded until the zstd
-		// decoder was charged its frame's window: it had been charged
-		// all the decoder memory left, so every stream inside a zstd one
-		// failed on the memory cap.)
+		// counted and not decoded, and so is one inside the compressed
+		// archive; the key is decoded.
 		testutil.RequireTool(t, "objcopy", "mkfs.ext4", "cpio")
 		dir := t.TempDir()
 		keys := map[string][]byte{}
@@ -525,22 +521,80 @@ cp dropbear.pem main/etc/dropbear/dropbear_ed25519_host_key
 mkfs.ext4 -q -F -d root disk.raw 16M`)
 		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.raw"))
 		for _, f := range rep.Findings {
-			if f.Fingerprint == fp(bytes.TrimRight(keys["early"], "\n")) {
-				t.Errorf("the module in the uncompressed cpio was decoded: %+v", f.Locations)
+			if f.Fingerprint == fp(bytes.TrimRight(keys["early"], "\n")) || f.Fingerprint == fp(bytes.TrimRight(keys["late"], "\n")) {
+				t.Errorf("a module was decoded: %+v", f.Locations)
 			}
 		}
-		for k, want := range map[string]string{
-			"late":     "zstd > cpio member usr/lib/modules/6.12/extra/late.ko.xz > xz",
-			"dropbear": "zstd > cpio member etc/dropbear/dropbear_ed25519_host_key",
-		} {
-			f := findingOf(t, rep, fp(bytes.TrimRight(keys[k], "\n")))
-			if l := f.Locations[0]; l.Path != "/boot/initrd.img" || chainText(l) != want {
-				t.Errorf("%s: location %s %q, want %q", k, l.Path, chainText(l), want)
-			}
+		f := findingOf(t, rep, fp(bytes.TrimRight(keys["dropbear"], "\n")))
+		if l := f.Locations[0]; l.Path != "/boot/initrd.img" || chainText(l) != "zstd > cpio member etc/dropbear/dropbear_ed25519_host_key" {
+			t.Errorf("dropbear: location %s %q", l.Path, chainText(l))
 		}
 		d := rep.Targets[0].Views[0].Decoding
-		if d == nil || d.Skipped[decode.SkippedKernelModule] != 1 {
-			t.Errorf("decoding %+v, want one kernel module counted", d)
+		if d == nil || d.Skipped[decode.SkippedKernelModule] != 2 {
+			t.Errorf("decoding %+v, want both kernel modules counted", d)
+		}
+	})
+	t.Run("kernel modules in archives", func(t *testing.T) {
+		// Compressed kernel modules that are members of a compressed
+		// archive, as a kernel package (a .deb's data.tar.xz) or a
+		// .tar.gz of modules holds them, are counted and not decoded: an
+		// xz one (probed from its first 64 KiB, also one whose first
+		// LZMA2 chunk fills them) and a gzip or zstd one (left after
+		// their first decoded bytes). A key beside them is decoded.
+		testutil.RequireTool(t, "objcopy", "mkfs.ext4", "dpkg-deb", "python3")
+		dir := t.TempDir()
+		keys := map[string][]byte{}
+		for _, k := range []string{"small", "big", "gz", "zst", "tgz", "beside"} {
+			keys[k] = freshKey(t, dir, k)
+			os.WriteFile(filepath.Join(dir, k+".pem"), keys[k], 0o600)
+		}
+		testutil.Bash(t, dir, `set -e
+python3 -c 'import os; open("big.bin", "wb").write(os.urandom(300000) + open("big.pem", "rb").read())'
+objcopy -I binary -O elf64-x86-64 -B i386:x86-64 big.bin big.o
+for k in small gz zst tgz; do objcopy -I binary -O elf64-x86-64 -B i386:x86-64 $k.pem $k.o; done
+m=pkg/usr/lib/modules/6.12.0-custom/kernel/drivers
+mkdir -p pkg/DEBIAN pkg/usr/share $m tgz/extra root/root
+printf 'Package: linux-image-custom
+Version: 1
+Architecture: all
+Maintainer: t <t@example.invalid>
+Description: t
+' > pkg/DEBIAN/control
+xz -c --check=crc32 --lzma2=dict=1MiB small.o > $m/small.ko.xz
+xz -c --check=crc32 --lzma2=dict=1MiB big.o > $m/big.ko.xz
+gzip -n -c gz.o > $m/gz.ko.gz
+zstd -q -c zst.o > $m/zst.ko.zst
+xz -c beside.pem > pkg/usr/share/beside.pem.xz
+dpkg-deb -Zxz --build pkg root/root/linux-image-custom.deb >/dev/null
+zstd -q -c tgz.o > tgz/extra/tgz.ko.zst
+tar -C tgz -czf root/root/modules.tar.gz extra
+mkfs.ext4 -q -F -d root disk.raw 16M`)
+		if fi, err := os.Stat(filepath.Join(dir, "pkg/usr/lib/modules/6.12.0-custom/kernel/drivers/big.ko.xz")); err != nil || fi.Size() < 64<<10 {
+			t.Fatalf("the big module is too small to fill the probe (%v)", err)
+		}
+		rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.raw"))
+		for _, k := range []string{"small", "big", "gz", "zst", "tgz"} {
+			for _, f := range rep.Findings {
+				if f.Fingerprint == fp(bytes.TrimRight(keys[k], "\n")) {
+					t.Errorf("module %s was decoded: %+v", k, f.Locations)
+				}
+			}
+		}
+		f := findingOf(t, rep, fp(bytes.TrimRight(keys["beside"], "\n")))
+		if l := f.Locations[0]; l.Path != "/root/linux-image-custom.deb" || chainText(l) != "ar member data.tar.xz > xz > tar member usr/share/beside.pem.xz > xz" {
+			t.Errorf("the key beside: location %s %q", l.Path, chainText(l))
+		}
+		if d := rep.Targets[0].Views[0].Decoding; d == nil || d.Skipped[decode.SkippedKernelModule] != 5 {
+			t.Errorf("decoding %+v, want five kernel modules counted", d)
+		}
+		// The same modules as files of their own are decoded: the test's
+		// objects do hold keys that decoding finds.
+		testutil.Bash(t, dir, "mkdir -p files && cp -r pkg/usr tgz/extra files/ && mkfs.ext4 -q -F -d files files.raw 16M")
+		rep = scanFile(t, scanner.Options{}, filepath.Join(dir, "files.raw"))
+		for _, k := range []string{"small", "big", "gz", "zst", "tgz"} {
+			if f := findingOf(t, rep, fp(bytes.TrimRight(keys[k], "\n"))); len(f.Locations[0].Decoded) != 1 {
+				t.Errorf("module %s as a file: location %+v", k, f.Locations[0])
+			}
 		}
 	})
 	t.Run("unreferenced clusters", func(t *testing.T) {
