@@ -37,7 +37,7 @@ type Digest struct {
 
 // Owner is what one package manager records about one installed file.
 type Owner struct {
-	Manager  string // "dpkg", "rpm", "apk", "python"
+	Manager  string // "dpkg", "rpm", "apk", "python", "apt" (a package in apt's cache)
 	Package  string
 	Version  string
 	Arch     string // the package's architecture where the manager records one
@@ -65,6 +65,7 @@ func readers() []managerReader {
 		{"rpm", readRPM},
 		{"apk", readAPK},
 		{"python", readPythonRecords},
+		{"apt", readAptCache},
 	}
 }
 

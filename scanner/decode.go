@@ -23,6 +23,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/ova"
 	"github.com/imgaudit/imgaudit/guestfs"
+	"github.com/imgaudit/imgaudit/pkgdb"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -472,7 +473,9 @@ func (d *decoder) compressedRuns(ctx context.Context, v *viewState, m *guestfs.M
 // real guest (/usr/share/doc's changelogs, man pages, gzip'd charmaps).
 // A modified file, one that no package records, and a deleted one are
 // decoded; so are uncompressed archives (tar, ar, cpio), whose decoding
-// costs a scan of their bytes, less than hashing them; --no-downgrade (no
+// costs a scan of their bytes, less than hashing them, except a package
+// in apt's cache that the apt lists record (an ar whose members are
+// compressed: a kernel package's data.tar.xz takes seconds); --no-downgrade (no
 // provenance) decodes them all. The digests are computed on every core
 // through the file readers the containers already hold, and kept for the
 // findings' provenance.
@@ -484,7 +487,7 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 	}
 	var jobs []*job
 	for _, c := range cs {
-		if c.path == "" || !decode.IsStream(c.codec) && c.codec != decode.Zip && c.codec != decode.Squashfs {
+		if c.path == "" || !decode.IsStream(c.codec) && c.codec != decode.Zip && c.codec != decode.Squashfs && c.codec != decode.Ar {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -495,7 +498,7 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 		// /usr of 24,000 compressed files took 34 s of lookups).
 		pk := partKey{c.v, c.part}
 		recs := pr.packages(ctx, pk).Lookup(c.path)
-		if len(recs) == 0 {
+		if len(recs) == 0 || c.codec == decode.Ar && !slices.ContainsFunc(recs, func(o pkgdb.Owner) bool { return o.Manager == "apt" }) {
 			continue
 		}
 		cand := candidate{pk: pk, path: c.path, file: c.path, recs: recs, size: c.size}

@@ -72,6 +72,8 @@ need=(
   dpkg:dpkg
   dpkg-deb:dpkg
   dpkg-divert:dpkg
+  dpkg-scanpackages:dpkg-dev
+  apt-get:apt
   md5sum:coreutils
   aeskeyfind:aeskeyfind
   msgfmt:gettext

@@ -1,0 +1,70 @@
+package scanner_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
+)
+
+// TestAptCachedPackages scans a disk whose /var/cache/apt/archives the
+// real apt filled (apt-get install --download-only from a repository of
+// two packages, each shipping a key in its data.tar.xz). The package whose
+// cached .deb still has the SHA-256 of the guest's apt lists is the
+// repository's own: it is not decoded, and counts as an unmodified
+// package file. The other was replaced in the cache after the download
+// (rebuilt with another key): it is decoded, and its key keeps its
+// severity, with a provenance that says the file differs from its index
+// entry. With --no-downgrade both are decoded.
+func TestAptCachedPackages(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	keys := map[string][]byte{}
+	for _, k := range []string{"vouched", "shipped", "replaced"} {
+		keys[k] = freshKey(t, dir, k)
+	}
+	debs := []string{
+		testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "acme-agent", Version: "1:2.0-1", Files: []testutil.DebFile{{Path: "/opt/acme/agent.pem", Data: keys["vouched"]}}}),
+		testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "acme-tools", Version: "1.0-1", Files: []testutil.DebFile{{Path: "/opt/acme/tools.pem", Data: keys["shipped"]}}}),
+	}
+	testutil.AptDownload(t, dir, root, debs, []string{"acme-agent", "acme-tools"}, false)
+	rebuilt := filepath.Join(dir, "rebuilt")
+	os.MkdirAll(rebuilt, 0o755)
+	deb := testutil.BuildDeb(t, rebuilt, testutil.DebPackage{Name: "acme-tools", Version: "1.0-1", Files: []testutil.DebFile{{Path: "/opt/acme/tools.pem", Data: keys["replaced"]}}})
+	testutil.Bash(t, dir, "cp "+deb+" root/var/cache/apt/archives/acme-tools_1.0-1_all.deb && mkfs.ext4 -q -F -d root disk.raw 32M")
+	img := filepath.Join(dir, "disk.raw")
+	before := testutil.FileSnapshot(t, img)
+
+	rep := scanFile(t, scanner.Options{}, img)
+	plain := scanFile(t, scanner.Options{NoDowngrade: true}, img)
+	if !bytes.Equal(before, testutil.FileSnapshot(t, img)) {
+		t.Fatal("the image changed during the scans")
+	}
+	for _, f := range rep.Findings {
+		if f.Fingerprint == fp(bytes.TrimRight(keys["vouched"], "\n")) {
+			t.Errorf("the vouched package was decoded: %+v", f.Locations)
+		}
+	}
+	if d := rep.Targets[0].Views[0].Decoding; d == nil || d.UnmodifiedPackageFiles != 1 {
+		t.Errorf("decoding %+v, want one unmodified package file", d)
+	}
+	const replacedDeb = "/var/cache/apt/archives/acme-tools_1.0-1_all.deb"
+	f := findingOf(t, rep, fp(bytes.TrimRight(keys["replaced"], "\n")))
+	pf := findingOf(t, plain, fp(bytes.TrimRight(keys["replaced"], "\n")))
+	if l := f.Locations[0]; l.Path != replacedDeb || chainText(l) != "ar member data.tar.xz > xz > tar member opt/acme/tools.pem" {
+		t.Errorf("the replaced package's key: location %s %q", l.Path, chainText(l))
+	}
+	if f.Severity != pf.Severity || len(f.Provenance) != 1 || f.Provenance[0] != (report.Provenance{Manager: "apt", Package: "acme-tools", Version: "1.0-1",
+		Arch: "all", Target: img, Path: replacedDeb, Modified: true, Digest: "sha256"}) {
+		t.Errorf("the replaced package's key: severity %s (%s without downgrades), provenance %+v", f.Severity, pf.Severity, f.Provenance)
+	}
+	v := findingOf(t, plain, fp(bytes.TrimRight(keys["vouched"], "\n")))
+	if l := v.Locations[0]; l.Path != "/var/cache/apt/archives/acme-agent_1%3a2.0-1_all.deb" || chainText(l) != "ar member data.tar.xz > xz > tar member opt/acme/agent.pem" {
+		t.Errorf("--no-downgrade: the vouched package's key at %s %q", l.Path, chainText(l))
+	}
+}
