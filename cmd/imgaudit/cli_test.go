@@ -146,6 +146,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, exitUsage, "unknown command"},
 		{[]string{"info"}, exitUsage, "no image"},
 		{[]string{"info", "--format", "xml", "x"}, exitUsage, "--format"},
+		{[]string{"rules", "--format", "xml"}, exitUsage, "--format must be table or json"},
+		{[]string{"rules", "--published-keys", "--format", "sarif"}, exitUsage, "--format must be table or json"},
 		{[]string{"extract", "x"}, exitUsage, "-o FILE"},
 		{[]string{"scan"}, exitUsage, "no target"},
 		{[]string{"scan", "--fail-on", "severe", "x"}, exitUsage, "fail-on"},

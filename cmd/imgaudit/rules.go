@@ -24,6 +24,9 @@ the scanner's own rules (rollback risks, cloned identity), with their ID
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return exitUsage, err
 	}
+	if *format != "table" && *format != "json" {
+		return exitUsage, usagef("--format must be table or json, not %q", *format)
+	}
 	if *published {
 		return listPublishedKeys(stdout, *format == "json")
 	}
