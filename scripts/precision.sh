@@ -14,10 +14,11 @@
 #   scripts/precision.sh            build what is missing, then scan all
 #   scripts/precision.sh build      only build the images
 #   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr, ram,
-#                                   minbase-image, server-image; and the same
-#                                   of Debian 13 as trixie-minbase,
-#                                   trixie-server, trixie-ram,
-#                                   trixie-server-image)
+#                                   minbase-image, server-image, server-apt:
+#                                   the server with its packages in apt's
+#                                   cache; and the same of Debian 13 as
+#                                   trixie-minbase, trixie-server, trixie-ram,
+#                                   trixie-server-image, trixie-server-apt)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
@@ -28,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -206,6 +207,47 @@ ram_formats() {
   done
 }
 
+# apt_cache PREFIX: the server install as apt-get leaves a machine that
+# was never cleaned: every package it installed also in
+# /var/cache/apt/archives, as `apt-get install` downloaded it. The
+# packages come from the same mirror, in the versions the install's dpkg
+# records, fetched by `apt-get download` (which names them as the cache
+# does) through the install's own apt lists, with apt state of its own
+# (APT_CONFIG), into $cache/PREFIXserver-apt.debs. $cache/PREFIXserver-apt.root
+# is the server root and those files, hard-linked (nothing writes through
+# them), for pack.
+apt_cache() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1server-apt.root debs=$cache/$1server-apt.debs dir
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && return 0
+  echo "== the ${p}server install with its packages in apt's cache"
+  rm -rf "$root" "$debs"
+  dir=$(mktemp -d "$cache/tmp.XXXXXX")
+  mkdir -p "$debs" "$dir/cache/archives/partial" "$dir/lists/partial" "$dir/etc/apt.conf.d" "$dir/etc/preferences.d"
+  cp "$src"/var/lib/apt/lists/*_Packages "$src"/var/lib/apt/lists/*Release* "$dir/lists/"
+  printf '%s\n' \
+    "Dir::State::status \"$src/var/lib/dpkg/status\";" \
+    "Dir::State::Lists \"$dir/lists/\";" \
+    "Dir::Cache \"$dir/cache/\";" \
+    "Dir::Etc \"$dir/etc/\";" \
+    "Dir::Etc::sourcelist \"$src/etc/apt/sources.list\";" \
+    "Dir::Etc::sourceparts \"$src/etc/apt/sources.list.d\";" \
+    "Dir::Etc::trusted \"$src/etc/apt/trusted.gpg\";" \
+    "Dir::Etc::trustedparts \"$src/etc/apt/trusted.gpg.d\";" \
+    'APT::Architecture "amd64";' \
+    'APT::Sandbox::User "root";' \
+    'Debug::NoLocking "true";' > "$dir/apt.conf"
+  local pkgs rc=0
+  pkgs=$(dpkg-query --admindir="$src/var/lib/dpkg" -W -f '${db:Status-Status} ${Package}:${Architecture}=${Version}\n' | awk '$1 == "installed" { print $2 }')
+  (cd "$debs" && APT_CONFIG="$dir/apt.conf" apt-get -q download $pkgs) > "$cache/${p}server-apt.apt.log" 2>&1 || rc=$?
+  rm -rf "$dir"
+  if [ $rc != 0 ]; then
+    echo "apt-get download failed; see $cache/${p}server-apt.apt.log" >&2; tail -20 "$cache/${p}server-apt.apt.log" >&2; return 1
+  fi
+  cp -al "$src" "$root"
+  cp -al "$debs"/*.deb "$root/var/cache/apt/archives/"
+  date -u +%FT%TZ > "$root.done"
+}
+
 # container NAME: $cache/NAME.root as a one-layer container image in
 # $cache/NAME-image.tar, laid out as `docker save` writes one (the layer
 # made by tar, its config and manifest.json).
@@ -260,7 +302,8 @@ build() {
         vm_root "$p"; pack "${p}vm"; ram "$p" ;;
       minbase-image) bootstrap "${p}minbase" minbase "$minbase_include"; container "${p}minbase" ;;
       server-image) bootstrap "${p}server" default "$include"; container "${p}server" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image)" >&2; exit 2 ;;
+      server-apt) bootstrap "${p}server" default "$include"; apt_cache "$p" ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -292,6 +335,7 @@ for name in $images; do
   kind="qcow2, Debian $(suite_of "$name")"; [ "$name" = usr ] && kind="qcow2 of this machine's /usr"
   case $name in ram|trixie-ram) kind="ELF core of the booted $(suite_of "$name") server's RAM" ;; esac
   case $name in *-image) kind="docker save tarball of one layer, Debian $(suite_of "$name")" ;; esac
+  case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
   echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
   echo "at medium or above: $(jq '[.findings[] | select(.severity == "critical" or .severity == "high" or .severity == "medium")] | length' "$json")"
