@@ -35,15 +35,25 @@ const (
 	// maxAptCached bounds the cached packages recorded (a server that
 	// was never cleaned holds a few thousand).
 	maxAptCached = 1 << 16
-	// maxAptLists bounds the index files read, and maxAptListBytes what
-	// one decompresses to: Debian 13's main index is 57 MB, the whole
-	// of Ubuntu's universe about 80 MB.
-	maxAptLists     = 256
-	maxAptListBytes = 1 << 30
-	// maxAptLine bounds one line of an index (a long Description line,
-	// a Depends list; Debian's longest are a few KiB).
+	// maxAptLine bounds one line of an index (a Provides or Built-Using
+	// list: Debian 13's longest is 75,649 bytes).
 	maxAptLine = 1 << 20
 )
+
+// aptLimits bound what readAptCache reads of the lists: how many index
+// files, how many bytes one decompresses to, and all of them together.
+type aptLimits struct {
+	lists               int
+	listBytes, allBytes int64
+}
+
+// defaultAptLimits: Debian 13's main index is 57 MB decompressed, and a
+// machine with several suites, components and architectures holds a few
+// dozen such files; the total keeps 256 small gzip bombs from making 256
+// GiB.
+func defaultAptLimits() aptLimits {
+	return aptLimits{lists: 256, listBytes: 1 << 30, allBytes: 2 << 30}
+}
 
 // Opener is implemented by filesystems that open a file to read in place
 // (guestfs.Files). A reader streams large files through it instead of
@@ -59,6 +69,10 @@ type Opener interface {
 // architecture its name spells. Nothing is read when the cache holds no
 // package, so a cleaned machine pays one directory listing.
 func readAptCache(ctx context.Context, files FS) ([]Record, error) {
+	return readAptCacheWith(ctx, files, defaultAptLimits())
+}
+
+func readAptCacheWith(ctx context.Context, files FS, lim aptLimits) ([]Record, error) {
 	ents, err := files.ReadDir(aptArchivesDir)
 	if err != nil {
 		if isNotExist(err) {
@@ -88,20 +102,25 @@ func readAptCache(ctx context.Context, files FS) ([]Record, error) {
 	var out []Record
 	var errs []error
 	n := 0
+	left := lim.allBytes
 	for _, e := range lists {
 		codec, ok := aptIndexCodec(e.Name())
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
-		if n++; n > maxAptLists {
-			errs = append(errs, fmt.Errorf("%s: over %d package indexes: the rest are not read", aptListsDir, maxAptLists))
+		if n++; n > lim.lists {
+			errs = append(errs, fmt.Errorf("%s: over %d package indexes: the rest are not read", aptListsDir, lim.lists))
 			break
 		}
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
 		file := path.Join(aptListsDir, e.Name())
-		err := readAptIndex(ctx, files, file, codec, func(pkg, version, arch string, sum []byte) {
+		if left <= 0 {
+			errs = append(errs, fmt.Errorf("%s: package indexes over %d bytes in all, decompressed: the rest are not read", aptListsDir, lim.allBytes))
+			break
+		}
+		err := readAptIndex(ctx, files, file, codec, min(lim.listBytes, left), &left, func(pkg, version, arch string, sum []byte) {
 			name := aptCacheName(pkg, version, arch)
 			if cached[name] {
 				out = append(out, Record{Path: path.Join(aptArchivesDir, name), Owner: Owner{
@@ -132,7 +151,7 @@ func aptIndexCodec(name string) (string, bool) {
 // readAptIndex calls fn with the package, version, architecture and
 // SHA-256 of each entry of one Packages index. Entries without all four
 // are skipped. The file is streamed when fsys can open it.
-func readAptIndex(ctx context.Context, files FS, file, codec string, fn func(pkg, version, arch string, sum []byte)) error {
+func readAptIndex(ctx context.Context, files FS, file, codec string, limit int64, left *int64, fn func(pkg, version, arch string, sum []byte)) error {
 	var raw io.Reader
 	if o, ok := files.(Opener); ok {
 		f, err := o.Open(file)
@@ -141,7 +160,7 @@ func readAptIndex(ctx context.Context, files FS, file, codec string, fn func(pkg
 		}
 		raw = io.NewSectionReader(f, 0, f.Size())
 	} else {
-		b, err := readBounded(files, file, maxAptListBytes)
+		b, err := readBounded(files, file, limit)
 		if err != nil {
 			return err
 		}
@@ -152,12 +171,14 @@ func readAptIndex(ctx context.Context, files FS, file, codec string, fn func(pkg
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	defer r.Close()
-	lr := &io.LimitedReader{R: r, N: maxAptListBytes + 1}
-	if err := parseAptIndex(ctx, lr, fn); err != nil {
+	lr := &io.LimitedReader{R: r, N: limit + 1}
+	err = parseAptIndex(ctx, lr, fn)
+	*left -= limit + 1 - lr.N
+	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	if lr.N <= 0 {
-		return fmt.Errorf("%s: over %d bytes decompressed: the rest is not read", file, maxAptListBytes)
+		return fmt.Errorf("%s: over %d bytes decompressed: the rest is not read", file, limit)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -127,4 +128,39 @@ func FuzzReadAptCache(f *testing.F) {
 		}
 		Read(context.Background(), root)
 	})
+}
+
+// TestAptCacheLimits: index files past the limits (how many files, how
+// many bytes one decompresses to, all of them together) are cut, each
+// with an error that says which limit, and what was read before stays
+// recorded. The oversized indexes are gzip bombs made by gzip.
+func TestAptCacheLimits(t *testing.T) {
+	testutil.RequireTool(t, "gzip")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "acme-agent", Version: "1:2.0-1", Files: []testutil.DebFile{{Path: "/opt/acme/agent.conf", Data: []byte("x\n")}}})
+	testutil.AptDownload(t, dir, root, []string{deb}, []string{"acme-agent"}, false)
+	// apt's own index sorts first ("_tmp_..."), then the bombs.
+	testutil.Bash(t, filepath.Join(root, "var/lib/apt/lists"), `for n in a b c d; do head -c 8M < <(yes 'Description: padding') | gzip > ${n}_Packages.gz; done`)
+	for _, c := range []struct {
+		name string
+		lim  aptLimits
+		want []string
+	}{
+		{"one file's bytes", aptLimits{lists: 8, listBytes: 1 << 20, allBytes: 64 << 20}, []string{"a_Packages.gz: over 1048576 bytes decompressed", "d_Packages.gz: over 1048576 bytes decompressed"}},
+		{"all files' bytes", aptLimits{lists: 8, listBytes: 1 << 20, allBytes: 5 << 19}, []string{"c_Packages.gz: over ", "package indexes over 2621440 bytes in all"}},
+		{"files", aptLimits{lists: 2, listBytes: 64 << 20, allBytes: 64 << 20}, []string{"over 2 package indexes"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			recs, err := readAptCacheWith(context.Background(), hostRoot(root), c.lim)
+			if len(recs) != 1 || recs[0].Owner.Package != "acme-agent" {
+				t.Errorf("records %+v, want acme-agent's, read before the limits", recs)
+			}
+			for _, w := range c.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want %q", err, w)
+				}
+			}
+		})
+	}
 }
