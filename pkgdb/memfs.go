@@ -26,6 +26,9 @@ func IsRecordFile(p string) bool {
 	case slices.Contains(rpmDBDirs, dir):
 		return true
 	}
+	if strings.Contains(p, "/"+npmCacheDir+"/index-v5/") {
+		return true
+	}
 	if base := path.Base(p); (base == "RECORD" || base == "METADATA") && strings.HasSuffix(dir, ".dist-info") {
 		site := path.Dir(dir)
 		for _, pat := range pythonSitePatterns {

@@ -37,7 +37,7 @@ type Digest struct {
 
 // Owner is what one package manager records about one installed file.
 type Owner struct {
-	Manager  string // "dpkg", "rpm", "apk", "python", "apt" (a package in apt's cache)
+	Manager  string // "dpkg", "rpm", "apk", "python", "apt" (a package in apt's cache), "npm" (a tarball in npm's cache)
 	Package  string
 	Version  string
 	Arch     string // the package's architecture where the manager records one
@@ -66,6 +66,7 @@ func readers() []managerReader {
 		{"apk", readAPK},
 		{"python", readPythonRecords},
 		{"apt", readAptCache},
+		{"npm", readNPMCache},
 	}
 }
 

@@ -273,3 +273,46 @@ func TestLayerPackageProvenance(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNPMCache: a layer where the real npm installed a package
+// (from a registry on 127.0.0.1), leaving its tarball in /root/.npm and
+// its files in node_modules, as a Dockerfile's `RUN npm install` leaves
+// an image. The cache's index is among the layer's package records: the
+// package's test key is info with the tarball's npm provenance, in the
+// tarball and in node_modules alike. With --no-downgrade it is not.
+func TestLayerNPMCache(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar")
+	dir := t.TempDir()
+	f := filepath.Join(dir, "key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+	key, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	testutil.NPMInstall(t, dir, filepath.Join(root, "root/.npm"), filepath.Join(root, "srv/app"), []testutil.NPMPackage{
+		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
+	})
+	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
+	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, "node", imageOf(t, l1))
+	k := fp(strings.TrimRight(string(key), "\n"))
+	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
+	if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "npm" || fd.Provenance[0].Package != "acme-fixtures" || fd.Provenance[0].Modified ||
+		!strings.HasPrefix(fd.Provenance[0].Path, "/root/.npm/_cacache/content-v2/sha512/") {
+		t.Fatalf("the package's key: %+v", fd)
+	}
+	var inModules bool
+	for _, l := range fd.Locations {
+		inModules = inModules || l.Path == "/srv/app/node_modules/acme-fixtures/test/fixtures/id_ed25519"
+	}
+	if !inModules {
+		t.Errorf("no location in node_modules: %+v", fd.Locations)
+	}
+	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
+		t.Errorf("--no-downgrade: %+v", pf)
+	}
+}

@@ -501,6 +501,12 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 		if len(recs) == 0 || c.codec == decode.Ar && !slices.ContainsFunc(recs, func(o pkgdb.Owner) bool { return o.Manager == "apt" }) {
 			continue
 		}
+		// A tarball in npm's cache is decoded all the same: what it holds
+		// proves the copies that npm install put in node_modules public
+		// (propagation), and no package record covers those.
+		if slices.ContainsFunc(recs, func(o pkgdb.Owner) bool { return o.Manager == "npm" }) {
+			continue
+		}
 		cand := candidate{pk: pk, path: c.path, file: c.path, recs: recs, size: c.size}
 		pr.sizes[fileKey{pk, c.path, ""}] = c.size
 		j := &job{c: c, cand: cand}

@@ -1,0 +1,119 @@
+package testutil
+
+import (
+	"crypto/sha1"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// NPMPackage is a package for NPMInstall: its name ("@scope/name" for a
+// scoped one), version and files, by their path inside the package.
+type NPMPackage struct {
+	Name, Version string
+	Files         map[string][]byte
+}
+
+// NPMInstall has the real npm install packages into appDir, with its
+// cache in cacheDir (a user's ~/.npm), as `npm install` leaves a machine:
+// each package is packed by `npm pack` and served by a registry on
+// 127.0.0.1 that speaks the npm registry's protocol (a package document
+// naming the tarball and its integrity, and the tarball), since the
+// public registry is not reachable at test time. It returns the tarballs
+// npm pack made, by package name.
+func NPMInstall(t testing.TB, dir, cacheDir, appDir string, pkgs []NPMPackage) map[string]string {
+	t.Helper()
+	RequireTool(t, "npm", "node")
+	home := filepath.Join(dir, "npm-home") // no ~/.npmrc of the host's
+	for _, d := range []string{home, appDir, cacheDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(), "HOME="+home, "npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false")
+	tarballs := map[string]string{}
+	docs := map[string][]byte{}  // package document by request path
+	files := map[string]string{} // tarball by request path
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := url.PathUnescape(r.URL.EscapedPath())
+		if b, ok := docs[p]; ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(b)
+			return
+		}
+		if f, ok := files[p]; ok {
+			http.ServeFile(w, r, f)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	var names []string
+	for _, p := range pkgs {
+		src := filepath.Join(dir, "npm-src", strings.ReplaceAll(p.Name, "/", "_"))
+		manifest, _ := json.Marshal(map[string]string{"name": p.Name, "version": p.Version})
+		all := map[string][]byte{"package.json": manifest}
+		for name, data := range p.Files {
+			all[name] = data
+		}
+		for name, data := range all {
+			f := filepath.Join(src, name)
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		packDir := filepath.Join(dir, "npm-packed", strings.ReplaceAll(p.Name, "/", "_"))
+		os.MkdirAll(packDir, 0o755)
+		cmd := exec.Command("npm", "pack", "--silent", "--pack-destination", packDir)
+		cmd.Dir, cmd.Env = src, env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("npm pack %s: %v", p.Name, err)
+		}
+		tgz := filepath.Join(packDir, strings.TrimSpace(string(out)))
+		b, err := os.ReadFile(tgz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s512, s1 := sha512.Sum512(b), sha1.Sum(b)
+		base := p.Name[strings.LastIndex(p.Name, "/")+1:]
+		tarPath := "/" + p.Name + "/-/" + base + "-" + p.Version + ".tgz"
+		files[tarPath] = tgz
+		doc, _ := json.Marshal(map[string]any{
+			"name":      p.Name,
+			"dist-tags": map[string]string{"latest": p.Version},
+			"versions": map[string]any{p.Version: map[string]any{
+				"name": p.Name, "version": p.Version,
+				"dist": map[string]string{
+					"tarball":   srv.URL + tarPath,
+					"integrity": "sha512-" + base64.StdEncoding.EncodeToString(s512[:]),
+					"shasum":    hex.EncodeToString(s1[:]),
+				},
+			}},
+		})
+		docs["/"+p.Name] = doc
+		tarballs[p.Name] = tgz
+		names = append(names, p.Name)
+	}
+	if err := os.WriteFile(filepath.Join(appDir, "package.json"), []byte(`{"name":"app","version":"1.0.0","private":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("npm", append([]string{"install", "--registry", srv.URL + "/", "--cache", cacheDir}, names...)...)
+	cmd.Dir, cmd.Env = appDir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm install: %v\n%s", err, out)
+	}
+	return tarballs
+}
