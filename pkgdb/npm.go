@@ -240,3 +240,14 @@ func validSHA1(sum, js []byte) bool {
 	hex.Encode(want[:], h[:])
 	return bytes.Equal(sum, want[:])
 }
+
+// StreamDigest names the digest that the records of the file at p hold
+// when its path alone says so (npm's cache is addressed by each file's
+// SHA-512), for a reader that must hash a file as it streams, before the
+// records are known: "" for any other path.
+func StreamDigest(p string) string {
+	if strings.Contains(p, "/"+npmCacheDir+"/content-v2/sha512/") {
+		return "sha512"
+	}
+	return ""
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -278,8 +279,9 @@ func TestLayerPackageProvenance(t *testing.T) {
 // (from a registry on 127.0.0.1), leaving its tarball in /root/.npm and
 // its files in node_modules, as a Dockerfile's `RUN npm install` leaves
 // an image. The cache's index is among the layer's package records: the
-// package's test key is info with the tarball's npm provenance, in the
-// tarball and in node_modules alike. With --no-downgrade it is not.
+// packages' test key is info with the tarballs' npm provenance (one of
+// them larger than the scan window), in the tarballs and in node_modules
+// alike. With --no-downgrade it is not.
 func TestLayerNPMCache(t *testing.T) {
 	testutil.RequireTool(t, "ssh-keygen", "tar")
 	dir := t.TempDir()
@@ -289,9 +291,16 @@ func TestLayerNPMCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second package's tarball is larger than the scan window: it is
+	// hashed as it streams.
+	big := make([]byte, 9<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
 	root := filepath.Join(dir, "root")
 	testutil.NPMInstall(t, dir, filepath.Join(root, "root/.npm"), filepath.Join(root, "srv/app"), []testutil.NPMPackage{
 		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
+		{Name: "acme-big", Version: "3.1.4", Files: map[string][]byte{"data/blob.bin": big, "test/fixtures/id_ed25519": key}},
 	})
 	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
 	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
@@ -301,9 +310,15 @@ func TestLayerNPMCache(t *testing.T) {
 	img := testImage(t, "node", imageOf(t, l1))
 	k := fp(strings.TrimRight(string(key), "\n"))
 	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
-	if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "npm" || fd.Provenance[0].Package != "acme-fixtures" || fd.Provenance[0].Modified ||
-		!strings.HasPrefix(fd.Provenance[0].Path, "/root/.npm/_cacache/content-v2/sha512/") {
-		t.Fatalf("the package's key: %+v", fd)
+	if fd == nil || fd.Severity != report.SeverityInfo {
+		t.Fatalf("the packages' key: %+v", fd)
+	}
+	pkgs := map[string]bool{}
+	for _, p := range fd.Provenance {
+		pkgs[p.Package] = p.Manager == "npm" && !p.Modified && strings.HasPrefix(p.Path, "/root/.npm/_cacache/content-v2/sha512/")
+	}
+	if len(pkgs) != 2 || !pkgs["acme-fixtures"] || !pkgs["acme-big"] {
+		t.Errorf("provenance %+v, want both cached tarballs unmodified (the big one hashed as it streamed)", fd.Provenance)
 	}
 	var inModules bool
 	for _, l := range fd.Locations {

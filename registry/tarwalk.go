@@ -260,13 +260,31 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	// scanStream nor scanDecoding changes a window that holds the whole
 	// file.
 	whole, hits := eof && size >= 0 && int64(n) == size, len(fs.hitsAt[p])
+	// A larger file is hashed as it streams where its path says which
+	// digest its records hold (npm's cache, addressed by SHA-512: an
+	// 11.8 MB aws-sdk tarball is common), since its records may come
+	// later in the layer.
+	var streamed hash.Hash
+	algo := pkgdb.StreamDigest(p)
+	if !whole && algo != "" {
+		streamed = sha512.New()
+		streamed.Write(buf[:n])
+		r = io.TeeReader(r, streamed)
+	}
 	if !fs.s.opts.NoDecode && decode.Sniff(buf[:min(n, decode.SniffLen)]) != "" {
 		err = fs.scanDecoding(ctx, r, buf, n, eof, p, size)
 	} else {
 		err = fs.scanStream(ctx, r, buf, n, eof, p, size)
 	}
-	if err == nil && whole && len(fs.hitsAt[p]) > hits {
+	switch {
+	case err != nil || len(fs.hitsAt[p]) == hits:
+	case whole:
 		fs.keepDigests(p, buf[:n])
+	case streamed != nil:
+		if fs.res.Digests == nil {
+			fs.res.Digests = map[string]map[string][]byte{}
+		}
+		fs.res.Digests[p] = map[string][]byte{algo: streamed.Sum(nil)}
 	}
 	return err
 }
