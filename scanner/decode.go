@@ -840,7 +840,11 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		}
 		found = append(found, dm)
 	}
-	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere}
+	// The keyword hits the detectors leave unvalidated in what decodes
+	// (a rule's fruitless windows spent) are counted in the view's
+	// truncation, as the raw scan's are; they went uncounted before.
+	notValidated := map[string]int{}
+	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere, Skipped: func(sk detectors.Skip) { notValidated[sk.RuleID] += sk.Hits }}
 	if c.memoryOnly {
 		d.scanMemoryOnly(ctx, g)
 		return
@@ -945,6 +949,9 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	}
 	if truncated > 0 {
 		res.Skip(fmt.Sprintf("matches past the first %d of one container not placed", maxBufferedMatches), truncated)
+	}
+	for rule, n := range notValidated {
+		c.v.cuts.Skipped(detectors.Skip{RuleID: rule, Hits: n})
 	}
 	c.v.decoding.Add(res)
 	if imageFound {

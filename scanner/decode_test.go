@@ -895,3 +895,29 @@ func TestNTFSCompressedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodedHitsNotValidated: a rule's keyword hits that the detectors
+// leave unvalidated in decoded content (its budget of fruitless windows
+// spent: a file of weak-password URLs, as a URL parser's tests hold them)
+// are counted in the view's truncation, as the raw scan's are; they went
+// uncounted before. The file is gzip'd in ext4.
+func TestDecodedHitsNotValidated(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "gzip", "python3")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `mkdir -p root/opt && python3 -c '
+import sys
+for i in range(400):
+    sys.stdout.write("  %d: http://user%d:pw@host%d.internal.test/path is parsed\n" % (i, i, i))
+' | gzip -n > root/opt/urls.txt.gz && mkfs.ext4 -q -F -d root disk.raw 16M`)
+	rep := scanFile(t, scanner.Options{}, filepath.Join(dir, "disk.raw"))
+	v := rep.Targets[0].Views[0]
+	if v.Decoding == nil || v.Decoding.Leaves != 1 {
+		t.Fatalf("decoding %+v, want the gzip'd file decoded", v.Decoding)
+	}
+	if v.Truncated == nil || v.Truncated.HitsNotValidated["url-credentials"] == 0 {
+		t.Errorf("truncated %+v, want url-credentials hits not validated", v.Truncated)
+	}
+	if s := rep.Summary.Truncated; s == nil || s.HitsNotValidated == 0 {
+		t.Errorf("summary.truncated %+v", s)
+	}
+}
