@@ -16,20 +16,22 @@
 #   PRECISION_IMAGES="minbase usr"  scan only these (minbase, server, usr, ram,
 #                                   minbase-image, server-image, server-apt:
 #                                   the server with its packages in apt's
-#                                   cache; and the same of Debian 13 as
+#                                   cache, node: the server with a Node.js
+#                                   application; and the same of Debian 13 as
 #                                   trixie-minbase, trixie-server, trixie-ram,
-#                                   trixie-server-image, trixie-server-apt)
+#                                   trixie-server-image, trixie-server-apt,
+#                                   trixie-node)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
-# qemu-utils, qemu-system-x86, python3 and jq. The apt mirror is the one
-# this machine uses.
+# qemu-utils, qemu-system-x86, python3, jq, and npm for the node images.
+# The apt mirror is the one this machine uses; npm's registry is npm's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -248,6 +250,32 @@ apt_cache() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# node_app PREFIX: the server install with a Node.js application, as
+# `npm ci` leaves a machine: scripts/precision-node's package.json and
+# lock file (20 popular packages, express, ssh2, aws-sdk, jest among
+# them, and their 400-odd dependencies) installed into /srv/app by this
+# machine's npm from the public registry, with root's npm cache
+# (/root/.npm) kept, as npm keeps it. $cache/PREFIXnode.root is a
+# hard-linked copy of the server root (nothing writes through the links:
+# npm only adds files).
+node_app() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1node.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/package-lock.json ] && return 0
+  echo "== the ${p}server install with a Node.js application (npm ci)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  mkdir -p "$root/srv/app" "$root/root/.npm"
+  cp scripts/precision-node/package.json scripts/precision-node/package-lock.json "$root/srv/app/"
+  local home rc=0
+  home=$(mktemp -d "$cache/tmp.XXXXXX")
+  (cd "$root/srv/app" && HOME=$home npm ci --no-audit --no-fund --cache "$root/root/.npm") > "$cache/${p}node.npm.log" 2>&1 || rc=$?
+  rm -rf "$home"
+  if [ $rc != 0 ]; then
+    echo "npm ci failed; see $cache/${p}node.npm.log" >&2; tail -20 "$cache/${p}node.npm.log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # container NAME: $cache/NAME.root as a one-layer container image in
 # $cache/NAME-image.tar, laid out as `docker save` writes one (the layer
 # made by tar, its config and manifest.json).
@@ -303,7 +331,8 @@ build() {
       minbase-image) bootstrap "${p}minbase" minbase "$minbase_include"; container "${p}minbase" ;;
       server-image) bootstrap "${p}server" default "$include"; container "${p}server" ;;
       server-apt) bootstrap "${p}server" default "$include"; apt_cache "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt)" >&2; exit 2 ;;
+      node) bootstrap "${p}server" default "$include"; node_app "$p" ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -335,6 +364,7 @@ for name in $images; do
   kind="qcow2, Debian $(suite_of "$name")"; [ "$name" = usr ] && kind="qcow2 of this machine's /usr"
   case $name in ram|trixie-ram) kind="ELF core of the booted $(suite_of "$name") server's RAM" ;; esac
   case $name in *-image) kind="docker save tarball of one layer, Debian $(suite_of "$name")" ;; esac
+  case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
   echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
