@@ -11,6 +11,7 @@ require (
 	github.com/pierrec/lz4/v4 v4.1.26
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/ulikunitz/xz v0.5.15
+	golang.org/x/mod v0.39.0
 	golang.org/x/sys v0.50.0
 )
 

@@ -29,6 +29,9 @@ func IsRecordFile(p string) bool {
 	if strings.Contains(p, "/"+npmCacheDir+"/index-v5/") {
 		return true
 	}
+	if strings.HasSuffix(p, ".ziphash") && strings.Contains(p, "/"+goModDownload+"/") {
+		return true
+	}
 	if base := path.Base(p); (base == "RECORD" || base == "METADATA") && strings.HasSuffix(dir, ".dist-info") {
 		site := path.Dir(dir)
 		for _, pat := range pythonSitePatterns {

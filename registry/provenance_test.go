@@ -331,3 +331,42 @@ func TestLayerNPMCache(t *testing.T) {
 		t.Errorf("--no-downgrade: %+v", pf)
 	}
 }
+
+// TestLayerGoModCache: a layer where the real go command downloaded a
+// module (from a file:// proxy) into /root/go, as a Dockerfile's `RUN go
+// build` leaves a builder image. The ziphash files are among the layer's
+// package records, and the zip is hashed as the go command hashes it:
+// the module's test key is info with the zip's go provenance, in the zip
+// and in the extracted tree alike.
+func TestLayerGoModCache(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar")
+	dir := t.TempDir()
+	f := filepath.Join(dir, "key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+	key, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	testutil.GoModDownload(t, dir, filepath.Join(root, "root/go"), []testutil.GoModule{
+		{Path: "example.com/acme", Version: "v1.2.0", Files: map[string][]byte{"testdata/id_ed25519": key}},
+	})
+	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
+	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, "builder", imageOf(t, l1))
+	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[fp(strings.TrimRight(string(key), "\n"))]
+	if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "go" || fd.Provenance[0].Modified ||
+		fd.Provenance[0].Path != "/root/go/pkg/mod/cache/download/example.com/acme/@v/v1.2.0.zip" || fd.Provenance[0].Digest != "h1" {
+		t.Fatalf("the module's key: %+v", fd)
+	}
+	var inTree bool
+	for _, l := range fd.Locations {
+		inTree = inTree || l.Path == "/root/go/pkg/mod/example.com/acme@v1.2.0/testdata/id_ed25519"
+	}
+	if !inTree {
+		t.Errorf("no location in the extracted tree: %+v", fd.Locations)
+	}
+}

@@ -220,6 +220,11 @@ func (fs *fileScanner) keepDigests(p string, b []byte) {
 		h.Write(b)
 		sums[algo] = h.Sum(nil)
 	}
+	if pkgdb.IsGoModZip(p) {
+		if h1, err := pkgdb.ZipHash1(bytes.NewReader(b), int64(len(b)), pkgdb.MaxGoModZipBytes); err == nil {
+			sums[pkgdb.GoModHashAlgo] = h1
+		}
+	}
 	fs.res.Digests[p] = sums
 }
 

@@ -338,7 +338,7 @@ const (
 // Provenance is what a package manager records about one file holding a
 // finding's secret, and whether the file is unmodified since.
 type Provenance struct {
-	Manager string `json:"manager"` // "dpkg", "rpm", "apk", "python", "apt"
+	Manager string `json:"manager"` // "dpkg", "rpm", "apk", "python", "apt", "npm", "go"
 	Package string `json:"package"`
 	Version string `json:"version"`
 	Arch    string `json:"arch,omitempty"`

@@ -116,7 +116,7 @@ func (pr *provenanceReader) hashAhead(ctx context.Context, cands [][]candidate) 
 			first[c.machine] = true
 			for _, o := range c.recs {
 				k := fileKey{c.pk, c.file, o.Digest.Algo}
-				if len(o.Digest.Sum) > 0 && newHash(k.algo) != nil && !queued[k] {
+				if len(o.Digest.Sum) > 0 && checkable(k.algo) && !queued[k] {
 					queued[k] = true
 					jobs = append(jobs, k)
 				}
@@ -238,7 +238,7 @@ func (pr *provenanceReader) check(ctx context.Context, c candidate) []report.Pro
 		if c.file != c.path {
 			prov.Source = c.file
 		}
-		if len(o.Digest.Sum) > 0 && newHash(o.Digest.Algo) != nil {
+		if len(o.Digest.Sum) > 0 && checkable(o.Digest.Algo) {
 			prov.Digest = o.Digest.Algo
 			fk := fileKey{c.pk, c.file, o.Digest.Algo}
 			fs, ok := pr.sums[fk]
@@ -327,11 +327,15 @@ func readPackages(ctx context.Context, v *viewState, partition string) *pkgdb.DB
 	return db
 }
 
-// hashFile streams the file through the named digest.
+// hashFile streams the file through the named digest. A Go module zip's
+// "h1" hash reads the zip's members (pkgdb.ZipHash1).
 func hashFile(ctx context.Context, files *guestfs.Files, path, algo string) ([]byte, error) {
 	fl, err := files.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	if algo == pkgdb.GoModHashAlgo {
+		return pkgdb.ZipHash1(fl, fl.Size(), pkgdb.MaxGoModZipBytes)
 	}
 	return hashReader(ctx, io.NewSectionReader(fl, 0, fl.Size()), algo, make([]byte, min(fl.Size()+1, 1<<20)))
 }
@@ -353,6 +357,9 @@ func hashReader(ctx context.Context, f io.Reader, algo string, buf []byte) ([]by
 		}
 	}
 }
+
+// checkable reports whether hashFile computes the digest algorithm.
+func checkable(algo string) bool { return newHash(algo) != nil || algo == pkgdb.GoModHashAlgo }
 
 // newHash returns a hash for a package manager's digest algorithm, or nil
 // for one that cannot be checked.
