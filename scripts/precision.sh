@@ -17,21 +17,23 @@
 #                                   minbase-image, server-image, server-apt:
 #                                   the server with its packages in apt's
 #                                   cache, node: the server with a Node.js
-#                                   application; and the same of Debian 13 as
-#                                   trixie-minbase, trixie-server, trixie-ram,
-#                                   trixie-server-image, trixie-server-apt,
-#                                   trixie-node)
+#                                   application, go: the server with a Go
+#                                   module cache; and the same of Debian 13
+#                                   as trixie-minbase, trixie-server,
+#                                   trixie-ram, trixie-server-image,
+#                                   trixie-server-apt, trixie-node, trixie-go)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
-# qemu-utils, qemu-system-x86, python3, jq, and npm for the node images.
-# The apt mirror is the one this machine uses; npm's registry is npm's.
+# qemu-utils, qemu-system-x86, python3, jq, npm for the node images and go
+# for the go images. The apt mirror is the one this machine uses; npm's
+# registry and the Go module proxy are their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-go}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -276,6 +278,30 @@ node_app() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# go_dev PREFIX: the server install as a Go developer's or CI machine
+# leaves it: the modules of scripts/precision-go/go.mod (imgaudit's own
+# dependencies, go-containerregistry and docker/cli among them) fetched
+# by this machine's go command (`go mod download`, from the Go module
+# proxy) into root's module cache, /root/go/pkg/mod: each zip with its
+# .ziphash, and the tree extracted from it. $cache/PREFIXgo.root is a
+# hard-linked copy of the server root (the go command only adds files).
+go_dev() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1go.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-go/go.sum ] && return 0
+  echo "== the ${p}server install with a Go module cache (go mod download)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  local work rc=0
+  work=$(mktemp -d "$cache/tmp.XXXXXX")
+  cp scripts/precision-go/go.mod scripts/precision-go/go.sum "$work/"
+  (cd "$work" && HOME=$work GOPATH="$root/root/go" GOMODCACHE="$root/root/go/pkg/mod" GOFLAGS=-modcacherw GOTOOLCHAIN=local go mod download) > "$cache/${p}go.download.log" 2>&1 || rc=$?
+  rm -rf "$work"
+  if [ $rc != 0 ]; then
+    echo "go mod download failed; see $cache/${p}go.download.log" >&2; tail -20 "$cache/${p}go.download.log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # container NAME: $cache/NAME.root as a one-layer container image in
 # $cache/NAME-image.tar, laid out as `docker save` writes one (the layer
 # made by tar, its config and manifest.json).
@@ -332,7 +358,8 @@ build() {
       server-image) bootstrap "${p}server" default "$include"; container "${p}server" ;;
       server-apt) bootstrap "${p}server" default "$include"; apt_cache "$p" ;;
       node) bootstrap "${p}server" default "$include"; node_app "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node)" >&2; exit 2 ;;
+      go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]go)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -364,6 +391,7 @@ for name in $images; do
   kind="qcow2, Debian $(suite_of "$name")"; [ "$name" = usr ] && kind="qcow2 of this machine's /usr"
   case $name in ram|trixie-ram) kind="ELF core of the booted $(suite_of "$name") server's RAM" ;; esac
   case $name in *-image) kind="docker save tarball of one layer, Debian $(suite_of "$name")" ;; esac
+  case $name in *go) kind="qcow2, Debian $(suite_of "$name"), the server with root's Go module cache" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
