@@ -49,14 +49,7 @@ const (
 // readGoModCache reads the module caches under /root/go and each home
 // under /home.
 func readGoModCache(ctx context.Context, files FS) ([]Record, error) {
-	homes := []string{"/root"}
-	if ents, err := files.ReadDir("/home"); err == nil {
-		for _, e := range ents {
-			if e.IsDir() && len(homes) < maxNPMHomes {
-				homes = append(homes, path.Join("/home", e.Name()))
-			}
-		}
-	}
+	homes := userHomes(files)
 	w := &goModWalk{ctx: ctx, files: files, dirs: maxGoModDirs}
 	for _, h := range homes {
 		root := path.Join(h, goModDownload)

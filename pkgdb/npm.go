@@ -40,20 +40,29 @@ const (
 	// their dependencies: 1,198 files of about 600 bytes).
 	maxNPMIndexFiles = 1 << 20
 	maxNPMIndexBytes = 256 << 20
-	maxNPMHomes      = 4096
+	// maxHomes bounds the home directories a per-user cache is looked
+	// for in.
+	maxHomes = 4096
 )
 
-// readNPMCache reads the npm caches of root and of each home directory
-// under /home.
-func readNPMCache(ctx context.Context, files FS) ([]Record, error) {
+// userHomes lists root's home and the directories under /home, where
+// per-user package caches (npm's, Go's) live.
+func userHomes(files FS) []string {
 	homes := []string{"/root"}
 	if ents, err := files.ReadDir("/home"); err == nil {
 		for _, e := range ents {
-			if e.IsDir() && len(homes) < maxNPMHomes {
+			if e.IsDir() && len(homes) < maxHomes {
 				homes = append(homes, path.Join("/home", e.Name()))
 			}
 		}
 	}
+	return homes
+}
+
+// readNPMCache reads the npm caches of root and of each home directory
+// under /home.
+func readNPMCache(ctx context.Context, files FS) ([]Record, error) {
+	homes := userHomes(files)
 	budget := &npmBudget{files: maxNPMIndexFiles, bytes: maxNPMIndexBytes}
 	var out []Record
 	var errs []error
