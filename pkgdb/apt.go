@@ -122,7 +122,7 @@ func readAptCacheWith(ctx context.Context, files FS, lim aptLimits) ([]Record, e
 		}
 		err := readAptIndex(ctx, files, file, codec, min(lim.listBytes, left), &left, func(pkg, version, arch string, sum []byte) {
 			name := aptCacheName(pkg, version, arch)
-			if cached[name] {
+			if cached[name] && len(out) < maxRecords {
 				out = append(out, Record{Path: path.Join(aptArchivesDir, name), Owner: Owner{
 					Manager: "apt", Package: pkg, Version: version, Arch: arch,
 					Digest: Digest{Algo: "sha256", Sum: sum},

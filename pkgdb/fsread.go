@@ -44,5 +44,31 @@ func readBounded(fsys FS, name string, max int64) ([]byte, error) {
 	return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
 }
 
+// readEntry reads the regular file that entry e of directory dir names,
+// refusing it when it is larger than max bytes. Where the caller has the
+// listing already, this spares readBounded's listing of dir for each of
+// its files (quadratic in a directory of many).
+func readEntry(fsys FS, dir string, e fs.DirEntry, max int64) ([]byte, error) {
+	name := path.Join(dir, e.Name())
+	if !e.Type().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v)", name, e.Type())
+	}
+	info, err := e.Info()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if info.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", name, info.Size(), max)
+	}
+	b, err := fsys.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", name, len(b), max)
+	}
+	return b, nil
+}
+
 // isNotExist says whether err means that a file or directory is absent.
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

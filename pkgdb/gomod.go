@@ -124,6 +124,9 @@ func (w *goModWalk) versions(dir, escaped string) {
 		return
 	}
 	for _, e := range ents {
+		if len(w.out) >= maxRecords {
+			return
+		}
 		// The zip itself need not be listed: a container layer's
 		// records hold the ziphash files alone.
 		ev, ok := strings.CutSuffix(e.Name(), ".ziphash")
@@ -134,7 +137,7 @@ func (w *goModWalk) versions(dir, escaped string) {
 		if err != nil {
 			continue
 		}
-		b, err := readBounded(w.files, path.Join(dir, e.Name()), 256)
+		b, err := readEntry(w.files, dir, e, 256)
 		if err != nil {
 			continue
 		}

@@ -128,8 +128,7 @@ func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudge
 				if budget.files--; budget.spent() {
 					return npmRecords(dir, entries), errors.Join(errs...)
 				}
-				name := path.Join(sub, f.Name())
-				data, err := readBounded(files, name, max(budget.bytes, 0))
+				data, err := readEntry(files, sub, f, max(budget.bytes, 0))
 				if err != nil {
 					if len(errs) < 8 {
 						errs = append(errs, err)
@@ -185,6 +184,9 @@ func npmRecords(dir string, entries map[string]npmEntry) []Record {
 		sum := sha512Integrity(*e.Integrity)
 		if sum == nil {
 			continue
+		}
+		if len(out) >= maxRecords {
+			break
 		}
 		h := hex.EncodeToString(sum)
 		out = append(out, Record{
