@@ -19,27 +19,9 @@ func readBounded(fsys FS, name string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	for _, e := range entries {
-		if e.Name() != base {
-			continue
+		if e.Name() == base {
+			return readEntry(fsys, path.Clean(dir), e, max)
 		}
-		if !e.Type().IsRegular() {
-			return nil, fmt.Errorf("%s: not a regular file (%v)", name, e.Type())
-		}
-		info, err := e.Info()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		if info.Size() > max {
-			return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", name, info.Size(), max)
-		}
-		b, err := fsys.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		if int64(len(b)) > max { // the file grew between the listing and the read
-			return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", name, len(b), max)
-		}
-		return b, nil
 	}
 	return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
 }
