@@ -36,8 +36,9 @@ const (
 	// what follows is the URL.
 	npmKeyPrefix = "make-fetch-happen:request-cache:"
 	// maxNPMIndexFiles and maxNPMIndexBytes bound the index read per
-	// filesystem (this machine's cache after installing 20 packages with
-	// their dependencies: 1,198 files of about 600 bytes).
+	// filesystem, its directories counted as files (this machine's cache
+	// after installing 20 packages with their dependencies: 1,198 files
+	// of about 600 bytes).
 	maxNPMIndexFiles = 1 << 20
 	maxNPMIndexBytes = 256 << 20
 	// maxHomes bounds the home directories a per-user cache is looked
@@ -100,22 +101,34 @@ func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudge
 	entries := map[string]npmEntry{} // by key: the bucket's last word
 	var errs []error
 	for _, a := range l1 {
+		// Directories count toward the files budget too: an index of
+		// empty directories costs a listing each.
 		if !a.IsDir() {
 			continue
 		}
+		if budget.files--; budget.spent() {
+			return npmRecords(dir, entries), errors.Join(errs...)
+		}
 		l2, err := files.ReadDir(path.Join(index, a.Name()))
 		if err != nil {
-			errs = append(errs, err)
+			if len(errs) < 8 {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		for _, b := range l2 {
 			if !b.IsDir() {
 				continue
 			}
+			if budget.files--; budget.spent() {
+				return npmRecords(dir, entries), errors.Join(errs...)
+			}
 			sub := path.Join(index, a.Name(), b.Name())
 			buckets, err := files.ReadDir(sub)
 			if err != nil {
-				errs = append(errs, err)
+				if len(errs) < 8 {
+					errs = append(errs, err)
+				}
 				continue
 			}
 			for _, f := range buckets {
