@@ -570,3 +570,67 @@ func TestSignatures(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectedMatchesBudget: a small stream dense with matches that a
+// check rejects (URLs with weak passwords, as in the url package's
+// test.js: 34 among its 313 URLs) still has its one strong password
+// validated. A rejected match costs the fruitless budget what the regexp
+// read up to it, not its whole 600-byte window: before, 15 such windows
+// spent a 40 KB stream's budget, and what followed was skipped. The
+// flood rows keep the bound: rejected matches on every line are still
+// cut off once their real cost reaches the budget.
+func TestRejectedMatchesBudget(t *testing.T) {
+	weak := []string{"user:pass@example.com:8000", "u:p@h.com", "user:pw@www.example.com", "user:password@mt0.google.com"}
+	const strong = "deploy:Xk9mQ2vLp7Rt4wZ@db.internal.example.org"
+	text := func(lines, weakLines int) []byte {
+		var b bytes.Buffer
+		for i := range lines {
+			if i < weakLines {
+				fmt.Fprintf(&b, "  'http://%s/path/%d': {\n    'href': 'x', 'protocol': 'http:', 'slashes': true\n  },\n", weak[i%len(weak)], i)
+			} else {
+				fmt.Fprintf(&b, "  'http://www.example.com:%d/p?q=1': {\n    'href': 'x', 'protocol': 'http:', 'slashes': true\n  },\n", 8000+i)
+			}
+		}
+		fmt.Fprintf(&b, "  'http://%s/': {}\n", strong)
+		return b.Bytes()
+	}
+	for _, tc := range []struct {
+		name             string
+		lines, weakLines int
+		wantFound        bool
+	}{
+		{"no weak URLs", 300, 0, true},
+		{"34 weak among 313, as test.js", 313, 34, true},
+		{"100 weak among 400", 400, 100, true},
+		// 8,000 rejected matches in 0.7 MB cost far more than one
+		// stream's budget: the strong one at the end is skipped, and
+		// counted.
+		{"a flood of weak URLs", 8000, 8000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := text(tc.lines, tc.weakLines)
+			e := testEngine(t, EngineOptions{})
+			skipped := 0
+			found := false
+			opts := ScanOptions{Skipped: func(sk Skip) {
+				if sk.RuleID == "url-credentials" {
+					skipped += sk.Hits
+				}
+			}}
+			_, err := e.ScanStream(context.Background(), bytes.NewReader(buf), opts, func(m Match) {
+				if m.RuleID == "url-credentials" {
+					found = true
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tc.wantFound {
+				t.Errorf("%d bytes, %d weak URLs: strong password found %v, want %v (%d hits skipped)", len(buf), tc.weakLines, found, tc.wantFound, skipped)
+			}
+			if !found && skipped == 0 {
+				t.Errorf("the strong password was neither found nor counted as skipped")
+			}
+		})
+	}
+}
