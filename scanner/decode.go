@@ -496,8 +496,8 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 		// Not pr.lookup: it opens the file by its path to learn its
 		// size, and a path lookup reads every directory on the way (a
 		// /usr of 24,000 compressed files took 34 s of lookups).
-		pk := partKey{c.v, c.part}
-		recs := pr.packages(ctx, pk).Lookup(c.path)
+		pk, owned := recordsKey(c.v, c.part, c.path)
+		recs := pr.packages(ctx, pk).Lookup(owned)
 		if len(recs) == 0 || c.codec == decode.Ar && !slices.ContainsFunc(recs, func(o pkgdb.Owner) bool { return o.Manager == "apt" }) {
 			continue
 		}

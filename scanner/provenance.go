@@ -19,6 +19,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/guestfs"
+	"github.com/imgaudit/imgaudit/guestfs/layerstore"
 	"github.com/imgaudit/imgaudit/pkgdb"
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -148,15 +149,38 @@ type provenanceReader struct {
 	dbs   map[partKey]*pkgdb.DB
 	sums  map[fileKey]fileSum
 	sizes map[fileKey]int64
+	// layerDBs counts the container layers whose records were read, per
+	// view (maxLayerDBs).
+	layerDBs map[*viewState]int
 }
 
 func newProvenanceReader() *provenanceReader {
-	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}}
+	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}, layerDBs: map[*viewState]int{}}
 }
 
+// partKey names a set of package records: a view's partition, or a
+// container image layer in it (layer is the layer's directory; its
+// records are the merged layers' own, see layerstore).
 type partKey struct {
-	v    *viewState
-	part string
+	v     *viewState
+	part  string
+	layer string
+}
+
+// maxLayerDBs bounds the container layers per view whose package records
+// are read (a Docker host keeps hundreds; each read parses a dpkg
+// database). Findings in further layers get no provenance, with a note.
+const maxLayerDBs = 256
+
+// recordsKey returns the records that may own the file at guest path p
+// of a view's partition, and p's path in them: a file inside a container
+// image layer (/var/lib/docker/overlay2/ID/diff/usr/...) is owned by the
+// layer's own package records, as /usr/..., not by the VM's.
+func recordsKey(v *viewState, part, p string) (partKey, string) {
+	if l, inner, ok := layerstore.Split(p); ok {
+		return partKey{v, part, l.Dir}, inner
+	}
+	return partKey{v, part, ""}, p
 }
 
 type fileKey struct {
@@ -186,14 +210,14 @@ type candidate struct {
 // package records, its source's when the cache was compiled from that
 // very source (py3compile makes them at install).
 func (pr *provenanceReader) lookup(ctx context.Context, v *viewState, l report.Location) (candidate, bool) {
-	pk := partKey{v, l.Partition}
-	c := candidate{pk: pk, path: l.Path, file: l.Path, recs: pr.packages(ctx, pk).Lookup(l.Path)}
+	pk, owned := recordsKey(v, l.Partition, l.Path)
+	c := candidate{pk: pk, path: l.Path, file: l.Path, recs: pr.packages(ctx, pk).Lookup(owned)}
 	if len(c.recs) == 0 {
 		c.file = pycSource(l.Path)
 		if c.file == "" {
 			return c, false
 		}
-		if c.recs = pr.packages(ctx, pk).Lookup(c.file); len(c.recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(l.Partition), l.Path, c.file) {
+		if c.recs = pr.packages(ctx, pk).Lookup(pycSource(owned)); len(c.recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(l.Partition), l.Path, c.file) {
 			return c, false
 		}
 	}
@@ -201,11 +225,18 @@ func (pr *provenanceReader) lookup(ctx context.Context, v *viewState, l report.L
 	return c, true
 }
 
-// packages returns the package records of a view's partition, read once.
+// packages returns the package records of a view's partition, or of a
+// container layer in it, read once.
 func (pr *provenanceReader) packages(ctx context.Context, pk partKey) *pkgdb.DB {
 	db, ok := pr.dbs[pk]
 	if !ok {
-		db = readPackages(ctx, pk.v, pk.part)
+		if pk.layer == "" {
+			db = readPackages(ctx, pk.v, pk.part)
+		} else if pr.layerDBs[pk.v]++; pr.layerDBs[pk.v] <= maxLayerDBs {
+			db = readLayerPackages(ctx, pk.v, pk.part, pk.layer)
+		} else if pr.layerDBs[pk.v] == maxLayerDBs+1 {
+			pk.v.notes = append(pk.v.notes, fmt.Sprintf("package records of container layers: only the first %d layers holding findings were read; files in others get no provenance", maxLayerDBs))
+		}
 		pr.dbs[pk] = db
 	}
 	return db
@@ -323,6 +354,39 @@ func readPackages(ctx context.Context, v *viewState, partition string) *pkgdb.DB
 	}
 	if db.Truncated {
 		v.notes = append(v.notes, fmt.Sprintf("package records on %s: too many, the rest were not read", partition))
+	}
+	return db
+}
+
+// readLayerPackages reads the package records of a container image layer
+// in a partition of a view: those of the layer's merged filesystem (its
+// directory over the layers below it), as the container sees them.
+func readLayerPackages(ctx context.Context, v *viewState, partition, dir string) *pkgdb.DB {
+	fi := v.filesystem(ctx)
+	if fi == nil || fi.m == nil {
+		return nil
+	}
+	files := fi.m.Files(partition)
+	if files == nil {
+		return nil
+	}
+	l, _, ok := layerstore.Split(path.Join(dir, "x"))
+	if !ok || l.Dir != dir {
+		return nil
+	}
+	dirs, err := layerstore.Chain(files, l)
+	if err != nil {
+		// The layers read so far still give what they record.
+		v.notes = append(v.notes, fmt.Sprintf("package records of container layer %s on %s: %v", dir, partition, err))
+	}
+	db := pkgdb.Read(ctx, layerstore.NewMerged(files, dirs))
+	for _, err := range db.Errors {
+		if !errors.Is(err, context.Canceled) {
+			v.notes = append(v.notes, fmt.Sprintf("package records of container layer %s on %s: %v", dir, partition, err))
+		}
+	}
+	if db.Truncated {
+		v.notes = append(v.notes, fmt.Sprintf("package records of container layer %s on %s: too many, the rest were not read", dir, partition))
 	}
 	return db
 }

@@ -52,6 +52,8 @@ need=(
   lzop:lzop
   gpgconf:gpgconf
   docker-registry:docker-registry
+  dockerd:docker.io
+  docker:docker.io
   mkfs.xfs:xfsprogs
   xfs_db:xfsprogs
   makefs:makefs
