@@ -21,19 +21,21 @@
 #                                   module cache; and the same of Debian 13
 #                                   as trixie-minbase, trixie-server,
 #                                   trixie-ram, trixie-server-image,
-#                                   trixie-server-apt, trixie-node, trixie-go)
+#                                   trixie-server-apt, trixie-node, trixie-go;
+#                                   docker: the server as a Docker host with
+#                                   two Debian images in /var/lib/docker)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
-# qemu-utils, qemu-system-x86, python3, jq, npm for the node images and go
-# for the go images. The apt mirror is the one this machine uses; npm's
+# qemu-utils, qemu-system-x86, python3, jq, npm for the node images, go
+# for the go images and docker.io (dockerd) for the docker images. The apt mirror is the one this machine uses; npm's
 # registry and the Go module proxy are their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-go}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-go trixie-docker}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -302,6 +304,47 @@ go_dev() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# docker_host PREFIX: the server install as a Docker host that pulled two
+# Debian images: the server itself as one layer ($cache/PREFIXserver-image.tar),
+# and the same server as two layers, debootstrap's minbase and then what
+# installing the server's packages added and changed
+# (scripts/precision-layerdiff.py, with whiteouts for what it removed).
+# A private dockerd (overlay2, no networking) loads both into
+# /var/lib/docker of a hard-linked copy of the server root, as `docker
+# pull` would have: each layer's files in overlay2/<id>/diff, whose
+# package records are the image's dpkg database, not the VM's.
+docker_host() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1docker.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt "$cache/${p}server-image.tar" ] && return 0
+  echo "== the ${p}server install as a Docker host (dockerd, docker load)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  local work rc=0 d1 d2 run pid
+  work=$(mktemp -d "$cache/tmp.XXXXXX")
+  python3 scripts/precision-layerdiff.py "$cache/${p}minbase.root" "$src" "$work/upper"
+  tar --numeric-owner -C "$cache/${p}minbase.root" -cf "$work/layer0.tar" .
+  tar --numeric-owner -C "$work/upper" -cf "$work/layer1.tar" .
+  d1=$(sha256sum "$work/layer0.tar" | cut -d' ' -f1)
+  d2=$(sha256sum "$work/layer1.tar" | cut -d' ' -f1)
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s","sha256:%s"]},"config":{}}' "$d1" "$d2" > "$work/config.json"
+  printf '[{"Config":"config.json","RepoTags":["precision/%sserver-layered:latest"],"Layers":["layer0.tar","layer1.tar"]}]' "$p" > "$work/manifest.json"
+  tar -C "$work" -cf "$work/layered.tar" manifest.json config.json layer0.tar layer1.tar
+  rm -rf "$work/upper" "$work/layer0.tar" "$work/layer1.tar"
+  run=$(mktemp -d /tmp/dockerd.XXXXXX) # the socket's path must stay short
+  dockerd --data-root "$root/var/lib/docker" --exec-root "$run/exec" --pidfile "$run/pid" -H "unix://$run/sock" \
+    --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none > "$cache/${p}docker.dockerd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do docker -H "unix://$run/sock" version > /dev/null 2>&1 && break; sleep 0.2; done
+  { docker -H "unix://$run/sock" load -i "$cache/${p}server-image.tar" &&
+    docker -H "unix://$run/sock" load -i "$work/layered.tar"; } >> "$cache/${p}docker.dockerd.log" 2>&1 || rc=$?
+  kill "$pid"; wait "$pid" || true
+  rm -rf "$work" "$run"
+  if [ $rc != 0 ]; then
+    echo "docker load failed; see $cache/${p}docker.dockerd.log" >&2; tail -20 "$cache/${p}docker.dockerd.log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # container NAME: $cache/NAME.root as a one-layer container image in
 # $cache/NAME-image.tar, laid out as `docker save` writes one (the layer
 # made by tar, its config and manifest.json).
@@ -359,7 +402,10 @@ build() {
       server-apt) bootstrap "${p}server" default "$include"; apt_cache "$p" ;;
       node) bootstrap "${p}server" default "$include"; node_app "$p" ;;
       go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]go)" >&2; exit 2 ;;
+      docker)
+        bootstrap "${p}minbase" minbase "$minbase_include"
+        bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]go, [trixie-]docker)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -392,6 +438,7 @@ for name in $images; do
   case $name in ram|trixie-ram) kind="ELF core of the booted $(suite_of "$name") server's RAM" ;; esac
   case $name in *-image) kind="docker save tarball of one layer, Debian $(suite_of "$name")" ;; esac
   case $name in *go) kind="qcow2, Debian $(suite_of "$name"), the server with root's Go module cache" ;; esac
+  case $name in *docker) kind="qcow2, Debian $(suite_of "$name"), the server as a Docker host with two Debian images ($(ls "$cache/$name.root/var/lib/docker/overlay2" | grep -vc '^l$') layers)" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
