@@ -18,6 +18,7 @@ package decode
 
 import (
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"sort"
@@ -155,6 +156,8 @@ type Result struct {
 	Decoded int64
 	// StoredSkipped counts the members Options.SkipStoredLeaves left out.
 	StoredSkipped int64
+	// PackagedMembers counts the members Options.PackagedMD5 left out.
+	PackagedMembers int64
 	// Consumed is how many bytes of the container the walk read.
 	Consumed int64
 	// Skipped counts, by reason, the members and streams the walk did not
@@ -177,6 +180,7 @@ func (r *Result) Add(o Result) {
 	r.Leaves += o.Leaves
 	r.Decoded += o.Decoded
 	r.StoredSkipped += o.StoredSkipped
+	r.PackagedMembers += o.PackagedMembers
 	r.Consumed += o.Consumed
 	for k, n := range o.Skipped {
 		r.Skip(k, n)
@@ -286,6 +290,17 @@ type Options struct {
 	// that the first bytes cost little. Bytes past that window may not
 	// decode.
 	HeadOnly bool
+	// PackagedMD5, when set, says whether a file with this MD5 is a
+	// compressed file that package records prove unmodified, which the
+	// caller left undecoded: its content is the package's, public. An
+	// archive member that holds a container (a compressed stream, an
+	// archive) of at most MaxPackagedMember bytes is hashed before it is
+	// walked, and one it accepts is left, counted in
+	// Result.PackagedMembers: the same bytes as that package file (a
+	// container store's layer blob holds the man pages that the unpacked
+	// layer has as files). One member is held at a time: members inside
+	// it are walked unchecked.
+	PackagedMD5 func([md5.Size]byte) bool
 	// Scratch, when set, keeps the walk's decoders for the caller's next
 	// walk: a disk holds thousands of small streams (a gzip'd changelog
 	// each), and a new DEFLATE reader allocates and zeroes 150 KiB. One
@@ -296,6 +311,7 @@ type Options struct {
 // Scratch holds decoders that walks are done with, for the next walk on
 // the same goroutine. Its zero value is ready to use.
 type Scratch struct {
+	packaged  []byte // MaxPackagedMember+1 bytes, for Options.PackagedMD5
 	inflaters []*inflate.Reader
 	gzips     []*inflate.GzipReader
 	srcs      []*src

@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"io"
 	"os"
 	"os/exec"
@@ -417,5 +418,72 @@ func TestInflaterMemoryCharged(t *testing.T) {
 		if len(leaves) != c.leaves || (c.leaves == 0) != (len(res.Skipped) == 1) {
 			t.Errorf("cap %d: %d leaves, skipped %v", c.mem, len(leaves), res.Skipped)
 		}
+	}
+}
+
+// TestPackagedMembers: an archive member whose bytes have an MD5 that
+// Options.PackagedMD5 accepts (a compressed package file the caller
+// proved unmodified) is left, counted, and not decoded; another member
+// of the same archive is; a member over MaxPackagedMember is walked
+// unchecked; members inside a member held for the check are walked
+// unchecked. Archives made by gzip, tar and zip.
+func TestPackagedMembers(t *testing.T) {
+	testutil.RequireTool(t, "tar", "gzip", "zip", "head")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "packaged"), testutil.Marker("packaged-page", 4000), 0o644)
+	os.WriteFile(filepath.Join(src, "local"), testutil.Marker("local-notes", 4000), 0o644)
+	// "big" compresses to more than MaxPackagedMember bytes: random data.
+	testutil.Bash(t, dir, "head -c 3000000 /dev/urandom > src/big && cd src && gzip -n -k packaged local big && tar -czf nested.tar.gz packaged.gz")
+	sum := func(name string) [md5.Size]byte {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return md5.Sum(b)
+	}
+	accepted := map[[md5.Size]byte]bool{sum("packaged.gz"): true, sum("big.gz"): true}
+	packaged := func(s [md5.Size]byte) bool { return accepted[s] }
+	cases := []struct {
+		name, script string
+		leaves       []string // the chains handed over with PackagedMD5
+		packaged     int64
+	}{
+		{"tar", "tar -C src -cf out packaged.gz local.gz big.gz", []string{"tar member local.gz > gzip", "tar member big.gz > gzip"}, 1},
+		{"tar.gz, as a container store's layer blob", "tar -C src -czf out packaged.gz local.gz", []string{"gzip > tar member local.gz > gzip"}, 1},
+		{"zip", "cd src && zip -q -0 - packaged.gz local.gz > ../out", []string{"zip member local.gz > gzip"}, 1},
+		{"a member inside a held member is not checked", "tar -C src -cf out nested.tar.gz", []string{"tar member nested.tar.gz > gzip > tar member packaged.gz > gzip"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			testutil.Bash(t, dir, "rm -f out && "+c.script)
+			data, err := os.ReadFile(filepath.Join(dir, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, fullRes := walkAll(t, data, Options{})
+			leaves, res := walkAll(t, data, Options{PackagedMD5: packaged})
+			var got []string
+			for _, l := range leaves {
+				got = append(got, ChainString(l.chain))
+			}
+			if !slices.Equal(got, c.leaves) || res.PackagedMembers != c.packaged {
+				t.Errorf("leaves %q, %d packaged members; want %q, %d", got, res.PackagedMembers, c.leaves, c.packaged)
+			}
+			if len(full) != len(c.leaves)+int(c.packaged) || fullRes.PackagedMembers != 0 {
+				t.Errorf("without the option: %d leaves, %d packaged members", len(full), fullRes.PackagedMembers)
+			}
+			// What is walked decodes the same whether it was held or not.
+			for _, l := range leaves {
+				for _, f := range full {
+					if ChainString(f.chain) == ChainString(l.chain) && (!bytes.Equal(f.data, l.data) || !slices.Equal(f.chain, l.chain)) {
+						t.Errorf("%s: held, it decodes %d bytes at %+v; unheld %d at %+v", ChainString(l.chain), len(l.data), l.chain, len(f.data), f.chain)
+					}
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -28,23 +29,37 @@ var fuzzLimits = Limits{MaxTime: 2 * time.Second, MaxDecoderMemory: 48 << 20, Ma
 // walk with a fresh one gave: decoders and buffers that earlier walks left
 // behind change nothing.
 func fuzzWalk(t *testing.T, data []byte, codec string) {
-	type mode struct{ stream, skipStored, headOnly bool }
-	fresh, freshLeaves := fuzzWalkOnce(t, data, codec, mode{}, nil)
+	fresh, freshLeaves := fuzzWalkOnce(t, data, codec, walkMode{}, nil)
 	var scratch Scratch
-	for _, m := range []mode{{false, false, false}, {true, false, false}, {false, true, false}, {false, false, true}} {
+	for _, m := range []walkMode{{stream: true}, {skipStored: true}, {headOnly: true}, {packaged: packagedHalf}} {
 		fuzzWalkOnce(t, data, codec, m, &scratch)
 	}
-	again, againLeaves := fuzzWalkOnce(t, data, codec, mode{}, &scratch)
+	again, againLeaves := fuzzWalkOnce(t, data, codec, walkMode{}, &scratch)
 	if !reflect.DeepEqual(fresh, again) || !slices.Equal(freshLeaves, againLeaves) {
 		t.Fatalf("a reused Scratch changed the walk: %+v %q, fresh %+v %q", again, againLeaves, fresh, freshLeaves)
 	}
+	// Members held and hashed, none accepted, walk as if never held.
+	none, noneLeaves := fuzzWalkOnce(t, data, codec, walkMode{packaged: packagedNone}, &scratch)
+	if !reflect.DeepEqual(fresh, none) || !slices.Equal(freshLeaves, noneLeaves) {
+		t.Fatalf("holding members for PackagedMD5 changed the walk: %+v %q, fresh %+v %q", none, noneLeaves, fresh, freshLeaves)
+	}
 }
+
+// walkMode is how fuzzWalkOnce walks.
+type walkMode struct {
+	stream, skipStored, headOnly bool
+	packaged                     func([md5.Size]byte) bool
+}
+
+// packagedNone accepts no member; packagedHalf about half of them.
+func packagedNone([md5.Size]byte) bool     { return false }
+func packagedHalf(sum [md5.Size]byte) bool { return sum[0]&1 == 0 }
 
 // fuzzWalkOnce walks data once and returns the result and, for each leaf,
 // its chain and a digest of its bytes.
-func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode struct{ stream, skipStored, headOnly bool }, scratch *Scratch) (Result, []string) {
+func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode walkMode, scratch *Scratch) (Result, []string) {
 	const budget = 8 << 20
-	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, HeadOnly: mode.headOnly, Scratch: scratch}
+	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, HeadOnly: mode.headOnly, PackagedMD5: mode.packaged, Scratch: scratch}
 	var got int64
 	var leaves []string
 	fn := func(l Leaf) error {

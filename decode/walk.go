@@ -2,7 +2,9 @@ package decode
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -129,9 +131,13 @@ type walker struct {
 	codec    string // Options.Codec, for the first level
 	// skipStored is Options.SkipStoredLeaves, headOnly Options.HeadOnly.
 	skipStored, headOnly bool
-	atRead               int64 // container bytes read at random (squashfs)
-	mem                  int64 // decoder memory held
-	decoded              int64 // bytes all streams of the walk decoded
+	// packagedMD5 is Options.PackagedMD5; packagedHeld says that a member
+	// is held in scratch.packaged while it is walked.
+	packagedMD5  func([md5.Size]byte) bool
+	packagedHeld bool
+	atRead       int64 // container bytes read at random (squashfs)
+	mem          int64 // decoder memory held
+	decoded      int64 // bytes all streams of the walk decoded
 	// scratch keeps the DEFLATE and gzip readers that streams are done
 	// with (Options.Scratch, or the walk's own).
 	scratch *Scratch
@@ -148,7 +154,7 @@ func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn fu
 	lim := opts.Limits.withDefaults()
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, scratch: opts.Scratch}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packagedMD5: opts.PackagedMD5, scratch: opts.Scratch}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -168,7 +174,7 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 	lim := opts.Limits.withDefaults()
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, scratch: opts.Scratch}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packagedMD5: opts.PackagedMD5, scratch: opts.Scratch}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -424,10 +430,57 @@ func (w *walker) member(kind, name string, off int64, r io.Reader, depth int) er
 		w.res.skip(SkippedKernelModule)
 		return nil
 	}
+	if w.packagedMD5 != nil && !w.packagedHeld {
+		if head, _ := level.Peek(SniffLen); Sniff(head) != "" {
+			held, packaged := w.packagedMember(level)
+			if packaged {
+				w.res.PackagedMembers++
+				return nil
+			}
+			defer w.freeSrc(held)
+			w.packagedHeld = true
+			defer func() { w.packagedHeld = false }()
+			level = held
+		}
+	}
 	w.push(Step{Codec: kind, Member: name, Offset: off})
 	defer w.pop()
 	return w.segments(level, depth+1, false)
 }
+
+// MaxPackagedMember is the largest archive member that Options.PackagedMD5
+// checks: Debian's compressed man pages, changelogs and test data are
+// smaller, and a walk holds one such member at a time.
+const MaxPackagedMember = 2 << 20
+
+// packagedMember reads the member that s holds, up to MaxPackagedMember
+// bytes, and reports whether Options.PackagedMD5 accepts its MD5; if not,
+// it returns a source that reads the member again from its start (past
+// the cap, the bytes held and then the rest of s, unchecked).
+func (w *walker) packagedMember(s *src) (*src, bool) {
+	if w.scratch.packaged == nil {
+		w.scratch.packaged = make([]byte, MaxPackagedMember+1)
+	}
+	buf := w.scratch.packaged
+	n, err := io.ReadFull(s, buf)
+	var r io.Reader = bytes.NewReader(buf[:n])
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if w.packagedMD5(md5.Sum(buf[:n])) {
+			return nil, true
+		}
+	case err == nil:
+		r = io.MultiReader(r, s)
+	default:
+		r = io.MultiReader(r, errorReader{err})
+	}
+	return w.src(r), false
+}
+
+// errorReader returns err, a read error met while a member was held.
+type errorReader struct{ err error }
+
+func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
 
 // counter counts members against MaxMembers.
 func (w *walker) tooMany(n int) bool {

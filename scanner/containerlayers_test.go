@@ -136,3 +136,120 @@ func TestContainerLayerProvenance(t *testing.T) {
 		t.Errorf("--no-downgrade: the example key is not placed in its layer: %+v", f.Locations)
 	}
 }
+
+// TestContainerdStoreProvenance scans a VM disk holding a containerd
+// image store (a Kubernetes node's, or Docker 29's), as the real
+// containerd lays it out (testutil.ContainerdImport): the layer's
+// gzip'd blob in the content store and its unpacked copy in an
+// overlayfs snapshot. The layer is a dpkg-installed package (a key file
+// and a gzip'd example key) and a key of its own in /etc.
+//
+//   - the example's copy in the snapshot is left undecoded as a package
+//     file unmodified, and so is its copy inside the blob (a tar member
+//     with the same bytes): its key is no finding at all;
+//   - the package's key is info in both copies (the blob's by
+//     propagation);
+//   - the layer's own key keeps its severity;
+//   - with --no-downgrade, the example is decoded in both places.
+func TestContainerdStoreProvenance(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "gzip", "mkfs.ext4", "dpkg-deb", "dpkg")
+	dir := t.TempDir()
+	keys := map[string][]byte{}
+	for _, k := range []string{"packaged", "example", "local"} {
+		f := filepath.Join(dir, "key-"+k)
+		testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[k] = b
+	}
+	testutil.Run(t, "gzip", "-n", "-9", filepath.Join(dir, "key-example"))
+	exampleGz, err := os.ReadFile(filepath.Join(dir, "key-example.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const examplePath = "/usr/share/doc/selftest-keys/examples/example.key.gz"
+	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "selftest-keys", Version: "1.0-1", Files: []testutil.DebFile{
+		{Path: testutil.PkgKeyPath, Data: keys["packaged"]},
+		{Path: examplePath, Data: exampleGz},
+	}})
+	layer := filepath.Join(dir, "layer")
+	testutil.DpkgInstall(t, layer, deb)
+	if err := os.MkdirAll(filepath.Join(layer, filepath.Dir(testutil.EtcKeyPath)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(layer, testutil.EtcKeyPath), keys["local"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(dir, "guest")
+	testutil.ContainerdImport(t, filepath.Join(guest, "var/lib/containerd"), "app:1", layer)
+	img := filepath.Join(dir, "k8s-node.raw")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-d", guest, img, "64M")
+
+	scan := func(noDowngrade bool) *report.Report {
+		rep, err := scanner.New(scanner.Options{Engine: newEngine(t), NoDowngrade: noDowngrade}).Scan(context.Background(), []string{img})
+		if err != nil || !rep.Complete {
+			t.Fatalf("scan: %v %s", err, rep.IncompleteReason)
+		}
+		return rep
+	}
+	rep, plain := scan(false), scan(true)
+	find := func(r *report.Report, k string) *report.Finding {
+		for i := range r.Findings {
+			if r.Findings[i].Fingerprint == fp(bytes.TrimRight(keys[k], "\n")) {
+				return &r.Findings[i]
+			}
+		}
+		return nil
+	}
+	const snapshots = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/"
+	const blobs = "/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256/"
+	// where says where a finding lies: in the snapshot's file p, and in
+	// the blob as tar member p (decoded from the gzip'd layer).
+	where := func(f *report.Finding, p string) (snapshot, blob bool) {
+		for _, l := range f.Locations {
+			if strings.HasPrefix(l.Path, snapshots) && strings.HasSuffix(l.Path, "/fs"+p) {
+				snapshot = true
+			}
+			for _, st := range l.Decoded {
+				if strings.HasPrefix(l.Path, blobs) && st.Codec == "tar" && "/"+st.Member == p {
+					blob = true
+				}
+			}
+		}
+		return snapshot, blob
+	}
+
+	if f := find(rep, "example"); f != nil {
+		t.Errorf("the package's gzip'd example was decoded: %+v", f.Locations)
+	}
+	packaged := int64(0)
+	for _, tg := range rep.Targets {
+		for _, v := range tg.Views {
+			if v.Decoding != nil {
+				packaged += v.Decoding.UnmodifiedPackageFiles
+			}
+		}
+	}
+	if packaged < 2 {
+		t.Errorf("%d compressed files left as package files unmodified, want the snapshot's example and the blob's", packaged)
+	}
+	f := find(rep, "packaged")
+	if f == nil || f.Severity != report.SeverityInfo {
+		t.Fatalf("the package's key: %+v%s", f, summary(rep))
+	}
+	if s, b := where(f, testutil.PkgKeyPath); !s || !b {
+		t.Errorf("the package's key: in the snapshot %v, in the blob %v: %+v", s, b, f.Locations)
+	}
+	if f := find(rep, "local"); f == nil || f.Severity == report.SeverityInfo {
+		t.Errorf("the layer's own key: %+v", f)
+	}
+	f = find(plain, "example")
+	if f == nil || f.Severity == report.SeverityInfo {
+		t.Fatalf("--no-downgrade: the example key: %+v", f)
+	}
+	if s, b := where(f, examplePath); !s || !b {
+		t.Errorf("--no-downgrade: the example key in the snapshot %v, in the blob %v: %+v", s, b, f.Locations)
+	}
+}

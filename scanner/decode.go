@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -135,6 +136,11 @@ type decoder struct {
 	// raw lists, by view, the guest offsets of the raw scan's locations,
 	// sorted (rawOffsets).
 	raw map[*viewState][]int64
+	// packagedMD5 holds, by target, the MD5s of the compressed files that
+	// dropPackaged left undecoded as unmodified package files: an archive
+	// member with the same bytes is that file (decode.Options.PackagedMD5).
+	// Written before the walks start, read-only during them.
+	packagedMD5 map[*target]map[[md5.Size]byte]bool
 }
 
 // detectorSignatures are the containers' magic numbers, for the raw scan.
@@ -546,11 +552,27 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 			if !prov.Modified {
 				drop[j.c] = true
 				j.c.v.packagedFiles++
+				d.notePackaged(j.c.v.t, pr.sums[fileKey{j.cand.pk, j.cand.file, "md5"}])
 				break
 			}
 		}
 	}
 	return slices.DeleteFunc(cs, func(c *container) bool { return drop[c] })
+}
+
+// notePackaged keeps the MD5 of a compressed file that package records
+// prove unmodified, where its records gave one (dpkg's do).
+func (d *decoder) notePackaged(t *target, fs fileSum) {
+	if fs.err != nil || len(fs.sum) != md5.Size {
+		return
+	}
+	if d.packagedMD5 == nil {
+		d.packagedMD5 = map[*target]map[[md5.Size]byte]bool{}
+	}
+	if d.packagedMD5[t] == nil {
+		d.packagedMD5[t] = map[[md5.Size]byte]bool{}
+	}
+	d.packagedMD5[t][[md5.Size]byte(fs.sum)] = true
 }
 
 // partitions lists v's squashfs partitions (a live image's root).
@@ -876,6 +898,9 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	} else {
 		var err error
 		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g), Scratch: scratch}
+		if sums := d.packagedMD5[c.v.t]; len(sums) > 0 {
+			wopts.PackagedMD5 = func(sum [md5.Size]byte) bool { return sums[sum] }
+		}
 		if decode.Magicless(c.codec) {
 			wopts.Codec = c.codec
 		}
@@ -955,6 +980,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		c.v.cuts.Skipped(detectors.Skip{RuleID: rule, Hits: n})
 	}
 	c.v.decoding.Add(res)
+	c.v.packagedFiles += res.PackagedMembers
 	if imageFound {
 		for _, x := range g {
 			if x.path != "" && x.v.view.Kind == model.KindCurrent {

@@ -54,6 +54,8 @@ need=(
   docker-registry:docker-registry
   dockerd:docker.io
   docker:docker.io
+  containerd:containerd
+  ctr:containerd
   mkfs.xfs:xfsprogs
   xfs_db:xfsprogs
   makefs:makefs

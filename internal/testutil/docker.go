@@ -25,6 +25,56 @@ import (
 func DockerLoad(t testing.TB, dataRoot, tag string, layerDirs ...string) {
 	t.Helper()
 	RequireTool(t, "dockerd", "docker", "tar")
+	image := saveTarball(t, tag, layerDirs, false)
+	// The daemon's socket path must stay under 108 bytes: not t.TempDir.
+	run, err := os.MkdirTemp("/tmp", "dockerd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	sock := "unix://" + filepath.Join(run, "sock")
+	d := exec.Command("dockerd", "--data-root", dataRoot, "--exec-root", filepath.Join(run, "exec"),
+		"--pidfile", filepath.Join(run, "pid"), "-H", sock, "--storage-driver", "overlay2",
+		"--iptables=false", "--ip6tables=false", "--bridge=none")
+	stop := startDaemon(t, d, filepath.Join(run, "log"), "docker", "-H", sock, "version")
+	defer stop()
+	Run(t, "docker", "-H", sock, "load", "-i", image)
+}
+
+// ContainerdImport lays out a container image in a containerd root as
+// the real containerd does on a host that pulled it (a Kubernetes node,
+// or Docker 29's containerd image store): a private containerd is
+// started on root, `ctr images import` unpacks a `docker save` tarball
+// whose layers are layerDirs tar'd by tar (bottom layer first) and
+// compressed by gzip, as a registry serves them, with the overlayfs
+// snapshotter, and the daemon is stopped again. root then holds
+// the layers' blobs in io.containerd.content.v1.content/blobs/sha256/ and
+// the unpacked layers in io.containerd.snapshotter.v1.overlayfs/snapshots/<n>/fs.
+func ContainerdImport(t testing.TB, root, tag string, layerDirs ...string) {
+	t.Helper()
+	RequireTool(t, "containerd", "ctr", "tar", "gzip")
+	image := saveTarball(t, tag, layerDirs, true)
+	run, err := os.MkdirTemp("/tmp", "containerd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	sock := filepath.Join(run, "sock")
+	config := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\n[grpc]\n  address = %q\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
+		root, filepath.Join(run, "state"), sock)
+	if err := os.WriteFile(filepath.Join(run, "config.toml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := exec.Command("containerd", "--config", filepath.Join(run, "config.toml"))
+	stop := startDaemon(t, d, filepath.Join(run, "log"), "ctr", "-a", sock, "version")
+	defer stop()
+	Run(t, "ctr", "-a", sock, "images", "import", "--snapshotter", "overlayfs", image)
+}
+
+// saveTarball writes a `docker save` tarball of the layers, each tar'd by
+// tar (and compressed by gzip -n with gzipLayers), and returns its path.
+func saveTarball(t testing.TB, tag string, layerDirs []string, gzipLayers bool) string {
+	t.Helper()
 	work := t.TempDir()
 	var layers, diffIDs []string
 	for i, d := range layerDirs {
@@ -34,7 +84,11 @@ func DockerLoad(t testing.TB, dataRoot, tag string, layerDirs ...string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256(b)
+		sum := sha256.Sum256(b) // a diff ID is the uncompressed layer's
+		if gzipLayers {
+			Run(t, "gzip", "-n", filepath.Join(work, name))
+			name += ".gz"
+		}
 		layers = append(layers, name)
 		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
 	}
@@ -54,29 +108,25 @@ func DockerLoad(t testing.TB, dataRoot, tag string, layerDirs ...string) {
 	}
 	image := filepath.Join(work, "image.tar")
 	Run(t, "tar", append([]string{"-C", work, "-cf", image, "manifest.json", "config.json"}, layers...)...)
+	return image
+}
 
-	// The daemon's socket path must stay under 108 bytes: not t.TempDir.
-	run, err := os.MkdirTemp("/tmp", "dockerd")
+// startDaemon starts d with its output in logPath, waits until the ready
+// command succeeds (a minute at most), and returns what stops it.
+func startDaemon(t testing.TB, d *exec.Cmd, logPath string, ready ...string) (stop func()) {
+	t.Helper()
+	log, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(run)
-	sock := "unix://" + filepath.Join(run, "sock")
-	log, err := os.Create(filepath.Join(work, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	d := exec.Command("dockerd", "--data-root", dataRoot, "--exec-root", filepath.Join(run, "exec"),
-		"--pidfile", filepath.Join(run, "pid"), "-H", sock, "--storage-driver", "overlay2",
-		"--iptables=false", "--ip6tables=false", "--bridge=none")
 	d.Stdout, d.Stderr = log, log
 	if err := d.Start(); err != nil {
+		log.Close()
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- d.Wait() }()
-	stop := func() {
+	stop = func() {
 		_ = d.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -84,16 +134,16 @@ func DockerLoad(t testing.TB, dataRoot, tag string, layerDirs ...string) {
 			_ = d.Process.Kill()
 			<-exited
 		}
+		log.Close()
 	}
-	defer stop()
 	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
-		if exec.Command("docker", "-H", sock, "version").Run() == nil {
-			break
+		if exec.Command(ready[0], ready[1:]...).Run() == nil {
+			return stop
 		}
 		if time.Since(start) > 60*time.Second {
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("dockerd did not answer within a minute:\n%s", b)
+			stop()
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("%s did not answer within a minute:\n%s", d.Path, b)
 		}
 	}
-	Run(t, "docker", "-H", sock, "load", "-i", image)
 }
