@@ -23,19 +23,22 @@
 #                                   trixie-ram, trixie-server-image,
 #                                   trixie-server-apt, trixie-node, trixie-go;
 #                                   docker: the server as a Docker host with
-#                                   two Debian images in /var/lib/docker)
+#                                   two Debian images in /var/lib/docker;
+#                                   containerd: the server as a Kubernetes
+#                                   node, its image in /var/lib/containerd)
 #   PRECISION_BIN=/tmp/old-imgaudit  scan with another build (a before/after)
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
 # qemu-utils, qemu-system-x86, python3, jq, npm for the node images, go
-# for the go images and docker.io (dockerd) for the docker images. The apt mirror is the one this machine uses; npm's
+# for the go images, docker.io (dockerd) for the docker images and
+# containerd (ctr) for the containerd images. The apt mirror is the one this machine uses; npm's
 # registry and the Go module proxy are their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-go trixie-docker}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-go trixie-docker trixie-containerd}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -345,6 +348,43 @@ docker_host() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# containerd_host PREFIX: the server install as a Kubernetes node or a
+# Docker 29 host keeps images, in containerd's store: the server itself
+# as one image (its layer compressed by gzip, as a registry serves it)
+# imported by a private containerd (`ctr images import`, overlayfs
+# snapshotter) into /var/lib/containerd of a hard-linked copy of the
+# server root. The store keeps the layer twice: the .tar.gz blob in its
+# content store, and the unpacked snapshot.
+containerd_host() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1containerd.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt "$cache/${p}server-image.tar" ] && return 0
+  echo "== the ${p}server install as a containerd host (containerd, ctr images import)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  local work rc=0 d run pid
+  work=$(mktemp -d "$cache/tmp.XXXXXX")
+  tar -C "$work" -xf "$cache/${p}server-image.tar" layer.tar
+  d=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+  gzip -n "$work/layer.tar"
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"config":{}}' "$d" > "$work/config.json"
+  printf '[{"Config":"config.json","RepoTags":["precision/%sserver:latest"],"Layers":["layer.tar.gz"]}]' "$p" > "$work/manifest.json"
+  tar -C "$work" -cf "$work/image.tar" manifest.json config.json layer.tar.gz
+  rm -f "$work/layer.tar.gz"
+  run=$(mktemp -d /tmp/containerd.XXXXXX) # the socket's path must stay short
+  printf 'version = 2\nroot = "%s"\nstate = "%s"\n[grpc]\n  address = "%s"\n[plugins."io.containerd.grpc.v1.cri"]\n  disable = true\n' \
+    "$root/var/lib/containerd" "$run/state" "$run/sock" > "$run/config.toml"
+  containerd --config "$run/config.toml" > "$cache/${p}containerd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do ctr -a "$run/sock" version > /dev/null 2>&1 && break; sleep 0.2; done
+  ctr -a "$run/sock" images import --snapshotter overlayfs "$work/image.tar" >> "$cache/${p}containerd.log" 2>&1 || rc=$?
+  kill "$pid"; wait "$pid" || true
+  rm -rf "$work" "$run"
+  if [ $rc != 0 ]; then
+    echo "ctr images import failed; see $cache/${p}containerd.log" >&2; tail -20 "$cache/${p}containerd.log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # container NAME: $cache/NAME.root as a one-layer container image in
 # $cache/NAME-image.tar, laid out as `docker save` writes one (the layer
 # made by tar, its config and manifest.json).
@@ -405,7 +445,8 @@ build() {
       docker)
         bootstrap "${p}minbase" minbase "$minbase_include"
         bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]go, [trixie-]docker)" >&2; exit 2 ;;
+      containerd) bootstrap "${p}server" default "$include"; container "${p}server"; containerd_host "$p" ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -438,6 +479,7 @@ for name in $images; do
   case $name in ram|trixie-ram) kind="ELF core of the booted $(suite_of "$name") server's RAM" ;; esac
   case $name in *-image) kind="docker save tarball of one layer, Debian $(suite_of "$name")" ;; esac
   case $name in *go) kind="qcow2, Debian $(suite_of "$name"), the server with root's Go module cache" ;; esac
+  case $name in *containerd) kind="qcow2, Debian $(suite_of "$name"), the server as a containerd host (a Kubernetes node) with the server's image in /var/lib/containerd" ;; esac
   case $name in *docker) kind="qcow2, Debian $(suite_of "$name"), the server as a Docker host with two Debian images ($(ls "$cache/$name.root/var/lib/docker/overlay2" | grep -vc '^l$') layers)" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
