@@ -15,7 +15,8 @@ import (
 
 // TestContainerLayerProvenance scans a VM disk that holds a Docker host's
 // image store, as the real dockerd lays it out (testutil.DockerLoad) in
-// an ext4 made by mkfs.ext4 -d. The image has two layers: the bottom one
+// an ext4 made by mkfs.ext4 -d, and one that holds Podman's
+// (testutil.PodmanLoad). The image has two layers: the bottom one
 // as dpkg installed a package (its key file, a gzip'd example key in its
 // documentation, and the dpkg database), the top one re-adding the
 // package's key file unchanged, and a key of its own in /etc. The VM
@@ -30,6 +31,21 @@ import (
 //   - with --no-downgrade, each has its rule's severity and the example is
 //     decoded, so the test would fail without layer provenance.
 func TestContainerLayerProvenance(t *testing.T) {
+	for _, engine := range []struct {
+		name        string
+		load        func(t testing.TB, root, tag string, layerDirs ...string)
+		root, store string // the engine's root in the guest, and its layers' directory
+	}{
+		{"docker", testutil.DockerLoad, "var/lib/docker", "/var/lib/docker/overlay2/"},
+		{"podman", testutil.PodmanLoad, "var/lib/containers/storage", "/var/lib/containers/storage/overlay/"},
+	} {
+		t.Run(engine.name, func(t *testing.T) {
+			testContainerLayerProvenance(t, engine.load, engine.root, engine.store)
+		})
+	}
+}
+
+func testContainerLayerProvenance(t *testing.T, load func(t testing.TB, root, tag string, layerDirs ...string), engineRoot, store string) {
 	testutil.RequireTool(t, "ssh-keygen", "gzip", "mkfs.ext4", "dpkg-deb", "dpkg")
 	dir := t.TempDir()
 	keys := map[string][]byte{}
@@ -68,8 +84,8 @@ func TestContainerLayerProvenance(t *testing.T) {
 		}
 	}
 	guest := filepath.Join(dir, "guest")
-	testutil.DockerLoad(t, filepath.Join(guest, "var/lib/docker"), "app:1", bottom, top)
-	img := filepath.Join(dir, "docker-host.raw")
+	load(t, filepath.Join(guest, engineRoot), "app:1", bottom, top)
+	img := filepath.Join(dir, "container-host.raw")
 	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-d", guest, img, "64M")
 	before := testutil.FileSnapshot(t, img)
 
@@ -94,7 +110,7 @@ func TestContainerLayerProvenance(t *testing.T) {
 	}
 	inLayer := func(f *report.Finding, p string) bool {
 		for _, l := range f.Locations {
-			if strings.HasPrefix(l.Path, "/var/lib/docker/overlay2/") && strings.HasSuffix(l.Path, "/diff"+p) {
+			if strings.HasPrefix(l.Path, store) && strings.HasSuffix(l.Path, "/diff"+p) {
 				return true
 			}
 		}

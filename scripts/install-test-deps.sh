@@ -56,6 +56,7 @@ need=(
   docker:docker.io
   containerd:containerd
   ctr:containerd
+  podman:podman
   mkfs.xfs:xfsprogs
   xfs_db:xfsprogs
   makefs:makefs

@@ -88,13 +88,30 @@ func (h hostFS) ReadDir(p string) ([]fs.DirEntry, error) {
 }
 func (h hostFS) Readlink(p string) (string, error) { return os.Readlink(filepath.Join(string(h), p)) }
 
-// TestDockerLayers reads the layers that the real dockerd stores for a
-// three-layer image (testutil.DockerLoad): the top layer's chain is its
-// own directory and the two below, and the merged view is what the
-// container sees: the upper layer's copy of a file wins, whiteouts of a
-// file and of a directory hide the lower layer's, and a lower layer's
-// symlink shows through.
-func TestDockerLayers(t *testing.T) {
+// TestOverlayLayers reads the layers that the real dockerd
+// (testutil.DockerLoad) and the real podman (testutil.PodmanLoad) store
+// for a three-layer image: the top layer's chain is its own directory
+// and the two below, and the merged view is what the container sees: the
+// upper layer's copy of a file wins, whiteouts of a file and of a
+// directory hide the lower layer's, and a lower layer's symlink shows
+// through.
+func TestOverlayLayers(t *testing.T) {
+	for _, engine := range []struct {
+		name  string
+		load  func(t testing.TB, root, tag string, layerDirs ...string)
+		store string // the driver's directory in root
+		kind  Kind
+	}{
+		{"docker", testutil.DockerLoad, "overlay2", DockerOverlay2},
+		{"podman", testutil.PodmanLoad, "overlay", ContainersOverlay},
+	} {
+		t.Run(engine.name, func(t *testing.T) {
+			testOverlayLayers(t, engine.load, engine.store, engine.kind)
+		})
+	}
+}
+
+func testOverlayLayers(t *testing.T, load func(t testing.TB, root, tag string, layerDirs ...string), store string, kind Kind) {
 	dir := t.TempDir()
 	write := func(p, s string) {
 		full := filepath.Join(dir, p)
@@ -115,11 +132,11 @@ func TestDockerLayers(t *testing.T) {
 	write("l2/.wh.a", "")
 	write("l2/.wh.d", "")
 	write("l3/b", "b")
-	data := filepath.Join(dir, "docker")
-	testutil.DockerLoad(t, data, "layers:1", filepath.Join(dir, "l1"), filepath.Join(dir, "l2"), filepath.Join(dir, "l3"))
+	data := filepath.Join(dir, "store")
+	load(t, data, "layers:1", filepath.Join(dir, "l1"), filepath.Join(dir, "l2"), filepath.Join(dir, "l3"))
 
 	fsys := hostFS(data)
-	ents, err := os.ReadDir(filepath.Join(data, "overlay2"))
+	ents, err := os.ReadDir(filepath.Join(data, store))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,12 +144,12 @@ func TestDockerLayers(t *testing.T) {
 	var chain []string
 	n := 0
 	for _, e := range ents {
-		if e.Name() == "l" {
-			continue
+		if e.Name() == "l" || !e.IsDir() {
+			continue // the links, podman's lock files
 		}
 		n++
-		l, rest, ok := Split("/overlay2/" + e.Name() + "/diff/etc/x")
-		if !ok || rest != "/etc/x" || l.Kind != DockerOverlay2 || l.ID != e.Name() {
+		l, rest, ok := Split("/" + store + "/" + e.Name() + "/diff/etc/x")
+		if !ok || rest != "/etc/x" || l.Kind != kind || l.ID != e.Name() {
 			t.Fatalf("layer %s: Split gives %+v %q %v", e.Name(), l, rest, ok)
 		}
 		dirs, err := Chain(fsys, l)

@@ -41,6 +41,26 @@ func DockerLoad(t testing.TB, dataRoot, tag string, layerDirs ...string) {
 	Run(t, "docker", "-H", sock, "load", "-i", image)
 }
 
+// PodmanLoad lays out a container image in a containers/storage graph
+// root (Podman's, Buildah's and CRI-O's /var/lib/containers/storage) as
+// the real podman does: `podman load` with the overlay driver reads a
+// `docker save` tarball whose layers are layerDirs tar'd by tar, bottom
+// layer first. graphRoot then holds overlay/<id>/diff directories with
+// the same lower-layer lists as Docker's overlay2, and whiteouts as
+// character devices.
+func PodmanLoad(t testing.TB, graphRoot, tag string, layerDirs ...string) {
+	t.Helper()
+	RequireTool(t, "podman", "tar")
+	image := saveTarball(t, tag, layerDirs, false)
+	// podman refuses a run root path over 50 characters: not t.TempDir.
+	run, err := os.MkdirTemp("/tmp", "podman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	Run(t, "podman", "--root", graphRoot, "--runroot", run, "--storage-driver", "overlay", "load", "-i", image)
+}
+
 // ContainerdImport lays out a container image in a containerd root as
 // the real containerd does on a host that pulled it (a Kubernetes node,
 // or Docker 29's containerd image store): a private containerd is
