@@ -53,7 +53,7 @@ func (w *walker) apportMembers(s *src, depth int) error {
 		}
 		n++
 		f := &apportField{s: s}
-		if err := memberError(w.member(Apport, cleanName(string(key)), s.pos(), f, depth)); err != nil {
+		if err := memberError(w.member(Apport, cleanName(string(key)), s.pos(), -1, f, depth)); err != nil {
 			return err
 		}
 		if err := f.skip(); err != nil {

@@ -36,7 +36,7 @@ func (w *walker) tarMembers(s *src, depth int) error {
 		}
 		at := s.pos()
 		g := &tarGuard{r: tr, s: s, start: at, lim: w.lim}
-		if err := memberError(w.member(Tar, cleanName(hdr.Name), at, g, depth)); err != nil {
+		if err := memberError(w.member(Tar, cleanName(hdr.Name), at, hdr.Size, g, depth)); err != nil {
 			return err
 		}
 	}
@@ -155,7 +155,7 @@ func (w *walker) cpioMembers(s *src, depth int) error {
 			if w.tooMany(n) {
 				return nil
 			}
-			if err := memberError(w.member(Cpio, cleanName(string(name)), dataStart, io.LimitReader(s, int64(size)), depth)); err != nil {
+			if err := memberError(w.member(Cpio, cleanName(string(name)), dataStart, int64(size), io.LimitReader(s, int64(size)), depth)); err != nil {
 				return err
 			}
 		}
@@ -227,7 +227,6 @@ func (w *walker) zipMembers(s *src, depth int) error {
 			}
 			x = x[4+l:]
 		}
-		_ = usize
 		dataStart := s.pos()
 		sized := flags&zipFlagDescr == 0 || csize != 0
 		if csize >= 1<<62 {
@@ -249,7 +248,13 @@ func (w *walker) zipMembers(s *src, depth int) error {
 			if sized {
 				in = io.LimitReader(s, int64(csize))
 			}
-			if err := w.zipMember(s, in, method, name, dataStart, depth); err != nil {
+			// The local header's size of the member's data, once
+			// decompressed: zero, and so unknown, with a data descriptor.
+			size := int64(-1)
+			if sized && usize < 1<<62 {
+				size = int64(usize)
+			}
+			if err := w.zipMember(s, in, method, name, dataStart, size, depth); err != nil {
 				return err
 			}
 		}
@@ -278,7 +283,7 @@ func (w *walker) zipMembers(s *src, depth int) error {
 // zipMember decodes one member's data from in (which s underlies) and walks
 // it. A member of unknown size is read to the end of its compressed data,
 // so that the next header can be found.
-func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dataStart int64, depth int) error {
+func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dataStart, size int64, depth int) error {
 	var dec io.Reader
 	var cost int64
 	switch method {
@@ -329,7 +334,7 @@ func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dat
 	w.mem += cost
 	defer func() { w.mem -= cost }()
 	g := &guard{w: w, r: dec, in: s, inStart: dataStart, kind: Zip}
-	err := memberError(w.member(Zip, name, dataStart, g, depth))
+	err := memberError(w.member(Zip, name, dataStart, size, g, depth))
 	if err != nil {
 		return err
 	}
@@ -440,7 +445,7 @@ func (w *walker) arMembers(s *src, depth int) error {
 			if w.tooMany(n) {
 				return nil
 			}
-			if err := memberError(w.member(Ar, cleanName(name), s.pos(), io.LimitReader(s, end-s.pos()), depth)); err != nil {
+			if err := memberError(w.member(Ar, cleanName(name), s.pos(), end-s.pos(), io.LimitReader(s, end-s.pos()), depth)); err != nil {
 				return err
 			}
 		}

@@ -156,7 +156,7 @@ type Result struct {
 	Decoded int64
 	// StoredSkipped counts the members Options.SkipStoredLeaves left out.
 	StoredSkipped int64
-	// PackagedMembers counts the members Options.PackagedMD5 left out.
+	// PackagedMembers counts the members Options.Packaged left out.
 	PackagedMembers int64
 	// Consumed is how many bytes of the container the walk read.
 	Consumed int64
@@ -290,17 +290,18 @@ type Options struct {
 	// that the first bytes cost little. Bytes past that window may not
 	// decode.
 	HeadOnly bool
-	// PackagedMD5, when set, says whether a file with this MD5 is a
-	// compressed file that package records prove unmodified, which the
-	// caller left undecoded: its content is the package's, public. An
-	// archive member that holds a container (a compressed stream, an
-	// archive) of at most MaxPackagedMember bytes is hashed before it is
-	// walked, and one it accepts is left, counted in
+	// Packaged, when set, is the set of compressed files that package
+	// records prove unmodified, which the caller left undecoded: their
+	// content is the packages', public. An archive member that holds a
+	// container (a compressed stream, an archive), of at most
+	// MaxPackagedMember bytes and of a size that some file of the set
+	// has (or of a size its archive does not give), is read and hashed
+	// before it is walked, and one of the set is left, counted in
 	// Result.PackagedMembers: the same bytes as that package file (a
 	// container store's layer blob holds the man pages that the unpacked
 	// layer has as files). One member is held at a time: members inside
 	// it are walked unchecked.
-	PackagedMD5 func([md5.Size]byte) bool
+	Packaged PackagedFiles
 	// Scratch, when set, keeps the walk's decoders for the caller's next
 	// walk: a disk holds thousands of small streams (a gzip'd changelog
 	// each), and a new DEFLATE reader allocates and zeroes 150 KiB. One
@@ -308,10 +309,18 @@ type Options struct {
 	Scratch *Scratch
 }
 
+// PackagedFiles is a set of files by size and MD5 (Options.Packaged).
+type PackagedFiles interface {
+	// HasSize says whether a file of the set has this size.
+	HasSize(size int64) bool
+	// Has says whether the set holds a file of this size and MD5.
+	Has(size int64, sum [md5.Size]byte) bool
+}
+
 // Scratch holds decoders that walks are done with, for the next walk on
 // the same goroutine. Its zero value is ready to use.
 type Scratch struct {
-	packaged  []byte // MaxPackagedMember+1 bytes, for Options.PackagedMD5
+	packaged  []byte // MaxPackagedMember+1 bytes, for Options.Packaged
 	inflaters []*inflate.Reader
 	gzips     []*inflate.GzipReader
 	srcs      []*src

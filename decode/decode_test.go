@@ -421,12 +421,23 @@ func TestInflaterMemoryCharged(t *testing.T) {
 	}
 }
 
-// TestPackagedMembers: an archive member whose bytes have an MD5 that
-// Options.PackagedMD5 accepts (a compressed package file the caller
+// packagedSet is a PackagedFiles of files by size and MD5.
+type packagedSet map[int64][md5.Size]byte
+
+func (p packagedSet) HasSize(n int64) bool { _, ok := p[n]; return ok }
+func (p packagedSet) Has(n int64, sum [md5.Size]byte) bool {
+	s, ok := p[n]
+	return ok && s == sum
+}
+
+// TestPackagedMembers: an archive member whose size and MD5 are those of
+// a file of Options.Packaged (a compressed package file the caller
 // proved unmodified) is left, counted, and not decoded; another member
 // of the same archive is; a member over MaxPackagedMember is walked
-// unchecked; members inside a member held for the check are walked
-// unchecked. Archives made by gzip, tar and zip.
+// unchecked; a member of a size that no file of the set has is not held,
+// so members inside it are checked; a member of a size in the set is
+// held while it is walked, so members inside it are not. Archives made
+// by gzip, tar and zip.
 func TestPackagedMembers(t *testing.T) {
 	testutil.RequireTool(t, "tar", "gzip", "zip", "head")
 	dir := t.TempDir()
@@ -438,24 +449,37 @@ func TestPackagedMembers(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "local"), testutil.Marker("local-notes", 4000), 0o644)
 	// "big" compresses to more than MaxPackagedMember bytes: random data.
 	testutil.Bash(t, dir, "head -c 3000000 /dev/urandom > src/big && cd src && gzip -n -k packaged local big && tar -czf nested.tar.gz packaged.gz")
-	sum := func(name string) [md5.Size]byte {
+	file := func(name string) (int64, [md5.Size]byte) {
 		b, err := os.ReadFile(filepath.Join(src, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return md5.Sum(b)
+		return int64(len(b)), md5.Sum(b)
 	}
-	accepted := map[[md5.Size]byte]bool{sum("packaged.gz"): true, sum("big.gz"): true}
-	packaged := func(s [md5.Size]byte) bool { return accepted[s] }
+	set := packagedSet{}
+	for _, name := range []string{"packaged.gz", "big.gz"} {
+		n, sum := file(name)
+		set[n] = sum
+	}
+	// With a file of nested.tar.gz's size but other bytes, nested.tar.gz
+	// is held, and not left.
+	n, sum := file("nested.tar.gz")
+	sum[0] ^= 1
+	withNested := packagedSet{n: sum}
+	for k, v := range set {
+		withNested[k] = v
+	}
 	cases := []struct {
 		name, script string
-		leaves       []string // the chains handed over with PackagedMD5
+		set          packagedSet
+		leaves       []string // the chains handed over with the set
 		packaged     int64
 	}{
-		{"tar", "tar -C src -cf out packaged.gz local.gz big.gz", []string{"tar member local.gz > gzip", "tar member big.gz > gzip"}, 1},
-		{"tar.gz, as a container store's layer blob", "tar -C src -czf out packaged.gz local.gz", []string{"gzip > tar member local.gz > gzip"}, 1},
-		{"zip", "cd src && zip -q -0 - packaged.gz local.gz > ../out", []string{"zip member local.gz > gzip"}, 1},
-		{"a member inside a held member is not checked", "tar -C src -cf out nested.tar.gz", []string{"tar member nested.tar.gz > gzip > tar member packaged.gz > gzip"}, 0},
+		{"tar", "tar -C src -cf out packaged.gz local.gz big.gz", set, []string{"tar member local.gz > gzip", "tar member big.gz > gzip"}, 1},
+		{"tar.gz, as a container store's layer blob", "tar -C src -czf out packaged.gz local.gz", set, []string{"gzip > tar member local.gz > gzip"}, 1},
+		{"zip", "cd src && zip -q -0 - packaged.gz local.gz > ../out", set, []string{"zip member local.gz > gzip"}, 1},
+		{"a member inside a member of another size", "tar -C src -cf out nested.tar.gz", set, nil, 1},
+		{"a member inside a held member is not checked", "tar -C src -cf out nested.tar.gz", withNested, []string{"tar member nested.tar.gz > gzip > tar member packaged.gz > gzip"}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -465,7 +489,7 @@ func TestPackagedMembers(t *testing.T) {
 				t.Fatal(err)
 			}
 			full, fullRes := walkAll(t, data, Options{})
-			leaves, res := walkAll(t, data, Options{PackagedMD5: packaged})
+			leaves, res := walkAll(t, data, Options{Packaged: c.set})
 			var got []string
 			for _, l := range leaves {
 				got = append(got, ChainString(l.chain))

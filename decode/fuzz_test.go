@@ -31,7 +31,7 @@ var fuzzLimits = Limits{MaxTime: 2 * time.Second, MaxDecoderMemory: 48 << 20, Ma
 func fuzzWalk(t *testing.T, data []byte, codec string) {
 	fresh, freshLeaves := fuzzWalkOnce(t, data, codec, walkMode{}, nil)
 	var scratch Scratch
-	for _, m := range []walkMode{{stream: true}, {skipStored: true}, {headOnly: true}, {packaged: packagedHalf}} {
+	for _, m := range []walkMode{{stream: true}, {skipStored: true}, {headOnly: true}, {packaged: packagedHalfSet{}}} {
 		fuzzWalkOnce(t, data, codec, m, &scratch)
 	}
 	again, againLeaves := fuzzWalkOnce(t, data, codec, walkMode{}, &scratch)
@@ -39,7 +39,7 @@ func fuzzWalk(t *testing.T, data []byte, codec string) {
 		t.Fatalf("a reused Scratch changed the walk: %+v %q, fresh %+v %q", again, againLeaves, fresh, freshLeaves)
 	}
 	// Members held and hashed, none accepted, walk as if never held.
-	none, noneLeaves := fuzzWalkOnce(t, data, codec, walkMode{packaged: packagedNone}, &scratch)
+	none, noneLeaves := fuzzWalkOnce(t, data, codec, walkMode{packaged: packagedNoneSet{}}, &scratch)
 	if !reflect.DeepEqual(fresh, none) || !slices.Equal(freshLeaves, noneLeaves) {
 		t.Fatalf("holding members for PackagedMD5 changed the walk: %+v %q, fresh %+v %q", none, noneLeaves, fresh, freshLeaves)
 	}
@@ -48,18 +48,26 @@ func fuzzWalk(t *testing.T, data []byte, codec string) {
 // walkMode is how fuzzWalkOnce walks.
 type walkMode struct {
 	stream, skipStored, headOnly bool
-	packaged                     func([md5.Size]byte) bool
+	packaged                     PackagedFiles
 }
 
-// packagedNone accepts no member; packagedHalf about half of them.
-func packagedNone([md5.Size]byte) bool     { return false }
-func packagedHalf(sum [md5.Size]byte) bool { return sum[0]&1 == 0 }
+// packagedNoneSet holds every size and no file; packagedHalfSet about
+// half of the files of every size.
+type (
+	packagedNoneSet struct{}
+	packagedHalfSet struct{}
+)
+
+func (packagedNoneSet) HasSize(int64) bool                   { return true }
+func (packagedNoneSet) Has(int64, [md5.Size]byte) bool       { return false }
+func (packagedHalfSet) HasSize(int64) bool                   { return true }
+func (packagedHalfSet) Has(_ int64, sum [md5.Size]byte) bool { return sum[0]&1 == 0 }
 
 // fuzzWalkOnce walks data once and returns the result and, for each leaf,
 // its chain and a digest of its bytes.
 func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode walkMode, scratch *Scratch) (Result, []string) {
 	const budget = 8 << 20
-	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, HeadOnly: mode.headOnly, PackagedMD5: mode.packaged, Scratch: scratch}
+	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, HeadOnly: mode.headOnly, Packaged: mode.packaged, Scratch: scratch}
 	var got int64
 	var leaves []string
 	fn := func(l Leaf) error {

@@ -475,7 +475,7 @@ func (q *sqfs) file(in inode, name string, depth int) error {
 		}
 	}
 	g := &guard{w: q.w, r: f, in: q, inStart: q.compressed, kind: Squashfs}
-	err := memberError(q.w.member(Squashfs, cleanName(name), max(off, 0), g, depth))
+	err := memberError(q.w.member(Squashfs, cleanName(name), max(off, 0), int64(in.size), g, depth))
 	if err != nil {
 		return err
 	}

@@ -131,9 +131,9 @@ type walker struct {
 	codec    string // Options.Codec, for the first level
 	// skipStored is Options.SkipStoredLeaves, headOnly Options.HeadOnly.
 	skipStored, headOnly bool
-	// packagedMD5 is Options.PackagedMD5; packagedHeld says that a member
-	// is held in scratch.packaged while it is walked.
-	packagedMD5  func([md5.Size]byte) bool
+	// packaged is Options.Packaged; packagedHeld says that a member is
+	// held in scratch.packaged while it is walked.
+	packaged     PackagedFiles
 	packagedHeld bool
 	atRead       int64 // container bytes read at random (squashfs)
 	mem          int64 // decoder memory held
@@ -154,7 +154,7 @@ func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn fu
 	lim := opts.Limits.withDefaults()
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packagedMD5: opts.PackagedMD5, scratch: opts.Scratch}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packaged: opts.Packaged, scratch: opts.Scratch}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -174,7 +174,7 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 	lim := opts.Limits.withDefaults()
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
-	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packagedMD5: opts.PackagedMD5, scratch: opts.Scratch}
+	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packaged: opts.Packaged, scratch: opts.Scratch}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -413,9 +413,11 @@ func (w *walker) container(kind string, s *src, depth int, first bool) (more boo
 	return false, fmt.Errorf("decode: unknown codec %q", kind)
 }
 
-// member walks one archive member whose data r reads, as the next level.
-// A compressed kernel module is counted and left (kmod.go).
-func (w *walker) member(kind, name string, off int64, r io.Reader, depth int) error {
+// member walks one archive member whose data r reads, as the next level;
+// size is the member's size where its archive says (-1 where not). A
+// compressed kernel module is counted and left (kmod.go), and so is a
+// compressed package file (Options.Packaged).
+func (w *walker) member(kind, name string, off, size int64, r io.Reader, depth int) error {
 	sub := w.src(r)
 	defer w.freeSrc(sub)
 	level, isModule := sub, false
@@ -430,7 +432,7 @@ func (w *walker) member(kind, name string, off int64, r io.Reader, depth int) er
 		w.res.skip(SkippedKernelModule)
 		return nil
 	}
-	if w.packagedMD5 != nil && !w.packagedHeld {
+	if w.packaged != nil && !w.packagedHeld && size <= MaxPackagedMember && (size < 0 || w.packaged.HasSize(size)) {
 		if head, _ := level.Peek(SniffLen); Sniff(head) != "" {
 			held, packaged := w.packagedMember(level)
 			if packaged {
@@ -454,7 +456,7 @@ func (w *walker) member(kind, name string, off int64, r io.Reader, depth int) er
 const MaxPackagedMember = 2 << 20
 
 // packagedMember reads the member that s holds, up to MaxPackagedMember
-// bytes, and reports whether Options.PackagedMD5 accepts its MD5; if not,
+// bytes, and reports whether Options.Packaged holds it; if not,
 // it returns a source that reads the member again from its start (past
 // the cap, the bytes held and then the rest of s, unchecked).
 func (w *walker) packagedMember(s *src) (*src, bool) {
@@ -466,7 +468,7 @@ func (w *walker) packagedMember(s *src) (*src, bool) {
 	var r io.Reader = bytes.NewReader(buf[:n])
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		if w.packagedMD5(md5.Sum(buf[:n])) {
+		if w.packaged.Has(int64(n), md5.Sum(buf[:n])) {
 			return nil, true
 		}
 	case err == nil:

@@ -136,11 +136,12 @@ type decoder struct {
 	// raw lists, by view, the guest offsets of the raw scan's locations,
 	// sorted (rawOffsets).
 	raw map[*viewState][]int64
-	// packagedMD5 holds, by target, the MD5s of the compressed files that
-	// dropPackaged left undecoded as unmodified package files: an archive
-	// member with the same bytes is that file (decode.Options.PackagedMD5).
-	// Written before the walks start, read-only during them.
-	packagedMD5 map[*target]map[[md5.Size]byte]bool
+	// packaged holds, by target, the sizes and MD5s of the compressed
+	// files that dropPackaged left undecoded as unmodified package files:
+	// an archive member with the same bytes is that file
+	// (decode.Options.Packaged). Written before the walks start,
+	// read-only during them.
+	packaged map[*target]*packagedFiles
 }
 
 // detectorSignatures are the containers' magic numbers, for the raw scan.
@@ -552,7 +553,7 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 			if !prov.Modified {
 				drop[j.c] = true
 				j.c.v.packagedFiles++
-				d.notePackaged(j.c.v.t, pr.sums[fileKey{j.cand.pk, j.cand.file, "md5"}])
+				d.notePackaged(j.c.v.t, j.c.size, pr.sums[fileKey{j.cand.pk, j.cand.file, "md5"}])
 				break
 			}
 		}
@@ -560,20 +561,39 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 	return slices.DeleteFunc(cs, func(c *container) bool { return drop[c] })
 }
 
-// notePackaged keeps the MD5 of a compressed file that package records
-// prove unmodified, where its records gave one (dpkg's do).
-func (d *decoder) notePackaged(t *target, fs fileSum) {
+// notePackaged keeps the size and MD5 of a compressed file that package
+// records prove unmodified, where its records gave an MD5 (dpkg's do).
+func (d *decoder) notePackaged(t *target, size int64, fs fileSum) {
 	if fs.err != nil || len(fs.sum) != md5.Size {
 		return
 	}
-	if d.packagedMD5 == nil {
-		d.packagedMD5 = map[*target]map[[md5.Size]byte]bool{}
+	if d.packaged == nil {
+		d.packaged = map[*target]*packagedFiles{}
 	}
-	if d.packagedMD5[t] == nil {
-		d.packagedMD5[t] = map[[md5.Size]byte]bool{}
+	p := d.packaged[t]
+	if p == nil {
+		p = &packagedFiles{files: map[packagedFile]bool{}, sizes: map[int64]bool{}}
+		d.packaged[t] = p
 	}
-	d.packagedMD5[t][[md5.Size]byte(fs.sum)] = true
+	p.files[packagedFile{size, [md5.Size]byte(fs.sum)}] = true
+	p.sizes[size] = true
 }
+
+// packagedFiles is a set of files by size and MD5 (decode.PackagedFiles).
+type packagedFiles struct {
+	files map[packagedFile]bool
+	sizes map[int64]bool
+}
+
+type packagedFile struct {
+	size int64
+	sum  [md5.Size]byte
+}
+
+func (p *packagedFiles) Has(size int64, sum [md5.Size]byte) bool {
+	return p.files[packagedFile{size, sum}]
+}
+func (p *packagedFiles) HasSize(size int64) bool { return p.sizes[size] }
 
 // partitions lists v's squashfs partitions (a live image's root).
 func (d *decoder) partitions(v *viewState, m *guestfs.Map) []*container {
@@ -898,8 +918,8 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	} else {
 		var err error
 		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g), Scratch: scratch}
-		if sums := d.packagedMD5[c.v.t]; len(sums) > 0 {
-			wopts.PackagedMD5 = func(sum [md5.Size]byte) bool { return sums[sum] }
+		if p := d.packaged[c.v.t]; p != nil {
+			wopts.Packaged = p
 		}
 		if decode.Magicless(c.codec) {
 			wopts.Codec = c.codec
