@@ -13,6 +13,39 @@ import (
 	"github.com/imgaudit/imgaudit/scanner"
 )
 
+// selftestExample is where selftestPackage's package ships its gzip'd
+// example key.
+const selftestExample = "/usr/share/doc/selftest-keys/examples/example.key.gz"
+
+// selftestPackage generates three keys with ssh-keygen, "packaged",
+// "example" and "local" (each a PEM block and a newline), and builds with
+// dpkg-deb into dir the package selftest-keys, which ships "packaged" at
+// testutil.PkgKeyPath and "example", compressed by gzip, at
+// selftestExample. It returns the keys and the package's path.
+func selftestPackage(t *testing.T, dir string) (map[string][]byte, string) {
+	t.Helper()
+	keys := map[string][]byte{}
+	for _, k := range []string{"packaged", "example", "local"} {
+		f := filepath.Join(dir, "key-"+k)
+		testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[k] = b
+	}
+	testutil.Run(t, "gzip", "-n", "-9", filepath.Join(dir, "key-example"))
+	exampleGz, err := os.ReadFile(filepath.Join(dir, "key-example.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "selftest-keys", Version: "1.0-1", Files: []testutil.DebFile{
+		{Path: testutil.PkgKeyPath, Data: keys["packaged"]},
+		{Path: selftestExample, Data: exampleGz},
+	}})
+	return keys, deb
+}
+
 // TestContainerLayerProvenance scans a VM disk that holds a Docker host's
 // image store, as the real dockerd lays it out (testutil.DockerLoad) in
 // an ext4 made by mkfs.ext4 -d, and one that holds Podman's
@@ -48,26 +81,7 @@ func TestContainerLayerProvenance(t *testing.T) {
 func testContainerLayerProvenance(t *testing.T, load func(t testing.TB, root, tag string, layerDirs ...string), engineRoot, store string) {
 	testutil.RequireTool(t, "ssh-keygen", "gzip", "mkfs.ext4", "dpkg-deb", "dpkg")
 	dir := t.TempDir()
-	keys := map[string][]byte{}
-	for _, k := range []string{"packaged", "example", "local"} {
-		f := filepath.Join(dir, "key-"+k)
-		testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[k] = b
-	}
-	testutil.Run(t, "gzip", "-n", "-9", filepath.Join(dir, "key-example"))
-	exampleGz, err := os.ReadFile(filepath.Join(dir, "key-example.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const examplePath = "/usr/share/doc/selftest-keys/examples/example.key.gz"
-	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "selftest-keys", Version: "1.0-1", Files: []testutil.DebFile{
-		{Path: testutil.PkgKeyPath, Data: keys["packaged"]},
-		{Path: examplePath, Data: exampleGz},
-	}})
+	keys, deb := selftestPackage(t, dir)
 	bottom, top := filepath.Join(dir, "bottom"), filepath.Join(dir, "top")
 	testutil.DpkgInstall(t, bottom, deb)
 	// The bottom layer keeps the records, the top one the file.
@@ -148,7 +162,7 @@ func testContainerLayerProvenance(t *testing.T, load func(t testing.TB, root, ta
 			t.Errorf("--no-downgrade: key %s: %+v", k, f)
 		}
 	}
-	if f := find(plain, "example"); f != nil && !inLayer(f, examplePath) {
+	if f := find(plain, "example"); f != nil && !inLayer(f, selftestExample) {
 		t.Errorf("--no-downgrade: the example key is not placed in its layer: %+v", f.Locations)
 	}
 }
@@ -170,26 +184,7 @@ func testContainerLayerProvenance(t *testing.T, load func(t testing.TB, root, ta
 func TestContainerdStoreProvenance(t *testing.T) {
 	testutil.RequireTool(t, "ssh-keygen", "gzip", "mkfs.ext4", "dpkg-deb", "dpkg")
 	dir := t.TempDir()
-	keys := map[string][]byte{}
-	for _, k := range []string{"packaged", "example", "local"} {
-		f := filepath.Join(dir, "key-"+k)
-		testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[k] = b
-	}
-	testutil.Run(t, "gzip", "-n", "-9", filepath.Join(dir, "key-example"))
-	exampleGz, err := os.ReadFile(filepath.Join(dir, "key-example.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const examplePath = "/usr/share/doc/selftest-keys/examples/example.key.gz"
-	deb := testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "selftest-keys", Version: "1.0-1", Files: []testutil.DebFile{
-		{Path: testutil.PkgKeyPath, Data: keys["packaged"]},
-		{Path: examplePath, Data: exampleGz},
-	}})
+	keys, deb := selftestPackage(t, dir)
 	layer := filepath.Join(dir, "layer")
 	testutil.DpkgInstall(t, layer, deb)
 	if err := os.MkdirAll(filepath.Join(layer, filepath.Dir(testutil.EtcKeyPath)), 0o755); err != nil {
@@ -265,7 +260,7 @@ func TestContainerdStoreProvenance(t *testing.T) {
 	if f == nil || f.Severity == report.SeverityInfo {
 		t.Fatalf("--no-downgrade: the example key: %+v", f)
 	}
-	if s, b := where(f, examplePath); !s || !b {
+	if s, b := where(f, selftestExample); !s || !b {
 		t.Errorf("--no-downgrade: the example key in the snapshot %v, in the blob %v: %+v", s, b, f.Locations)
 	}
 }

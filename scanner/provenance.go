@@ -231,9 +231,9 @@ func (pr *provenanceReader) packages(ctx context.Context, pk partKey) *pkgdb.DB 
 	db, ok := pr.dbs[pk]
 	if !ok {
 		if pk.layer == "" {
-			db = readPackages(ctx, pk.v, pk.part)
+			db = readPackages(ctx, pk.v, pk.part, "")
 		} else if pr.layerDBs[pk.v]++; pr.layerDBs[pk.v] <= maxLayerDBs {
-			db = readLayerPackages(ctx, pk.v, pk.part, pk.layer)
+			db = readPackages(ctx, pk.v, pk.part, pk.layer)
 		} else if pr.layerDBs[pk.v] == maxLayerDBs+1 {
 			pk.v.notes = append(pk.v.notes, fmt.Sprintf("package records of container layers: only the first %d layers holding findings were read; files in others get no provenance", maxLayerDBs))
 		}
@@ -334,10 +334,13 @@ func pycCompiledFrom(files *guestfs.Files, pyc, src string) bool {
 		le.Uint32(h[8:]) == mtime && le.Uint32(h[12:]) == uint32(s.Size())
 }
 
-// readPackages reads the package records of one partition of a view. A
+// readPackages reads the package records of one partition of a view, or,
+// with layer set, those of the container image layer in that directory
+// of the partition: the records of the layer's merged filesystem (its
+// directory over the layers below it), as the container sees them. A
 // partition whose filesystem cannot be read has none: its files count as
 // owned by no package.
-func readPackages(ctx context.Context, v *viewState, partition string) *pkgdb.DB {
+func readPackages(ctx context.Context, v *viewState, partition, layer string) *pkgdb.DB {
 	fi := v.filesystem(ctx)
 	if fi == nil || fi.m == nil {
 		return nil
@@ -346,47 +349,29 @@ func readPackages(ctx context.Context, v *viewState, partition string) *pkgdb.DB
 	if files == nil {
 		return nil
 	}
-	db := pkgdb.Read(ctx, files)
+	where := "package records on " + partition
+	var fsys pkgdb.FS = files
+	if layer != "" {
+		where = fmt.Sprintf("package records of container layer %s on %s", layer, partition)
+		l, _, ok := layerstore.Split(path.Join(layer, "x"))
+		if !ok || l.Dir != layer {
+			return nil
+		}
+		dirs, err := layerstore.Chain(files, l)
+		if err != nil {
+			// The layers read so far still give what they record.
+			v.notes = append(v.notes, fmt.Sprintf("%s: %v", where, err))
+		}
+		fsys = layerstore.NewMerged(files, dirs)
+	}
+	db := pkgdb.Read(ctx, fsys)
 	for _, err := range db.Errors {
 		if !errors.Is(err, context.Canceled) {
-			v.notes = append(v.notes, fmt.Sprintf("package records on %s: %v", partition, err))
+			v.notes = append(v.notes, fmt.Sprintf("%s: %v", where, err))
 		}
 	}
 	if db.Truncated {
-		v.notes = append(v.notes, fmt.Sprintf("package records on %s: too many, the rest were not read", partition))
-	}
-	return db
-}
-
-// readLayerPackages reads the package records of a container image layer
-// in a partition of a view: those of the layer's merged filesystem (its
-// directory over the layers below it), as the container sees them.
-func readLayerPackages(ctx context.Context, v *viewState, partition, dir string) *pkgdb.DB {
-	fi := v.filesystem(ctx)
-	if fi == nil || fi.m == nil {
-		return nil
-	}
-	files := fi.m.Files(partition)
-	if files == nil {
-		return nil
-	}
-	l, _, ok := layerstore.Split(path.Join(dir, "x"))
-	if !ok || l.Dir != dir {
-		return nil
-	}
-	dirs, err := layerstore.Chain(files, l)
-	if err != nil {
-		// The layers read so far still give what they record.
-		v.notes = append(v.notes, fmt.Sprintf("package records of container layer %s on %s: %v", dir, partition, err))
-	}
-	db := pkgdb.Read(ctx, layerstore.NewMerged(files, dirs))
-	for _, err := range db.Errors {
-		if !errors.Is(err, context.Canceled) {
-			v.notes = append(v.notes, fmt.Sprintf("package records of container layer %s on %s: %v", dir, partition, err))
-		}
-	}
-	if db.Truncated {
-		v.notes = append(v.notes, fmt.Sprintf("package records of container layer %s on %s: too many, the rest were not read", dir, partition))
+		v.notes = append(v.notes, where+": too many, the rest were not read")
 	}
 	return db
 }
