@@ -150,12 +150,14 @@ type provenanceReader struct {
 	sums  map[fileKey]fileSum
 	sizes map[fileKey]int64
 	// layerDBs counts the container layers whose records were read, per
-	// view (maxLayerDBs).
-	layerDBs map[*viewState]int
+	// view (maxLayerDBs), and layerLookups bounds their lookups in layer
+	// directories, per view (maxLayerLookups).
+	layerDBs     map[*viewState]int
+	layerLookups map[*viewState]*layerstore.Budget
 }
 
 func newProvenanceReader() *provenanceReader {
-	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}, layerDBs: map[*viewState]int{}}
+	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}, layerDBs: map[*viewState]int{}, layerLookups: map[*viewState]*layerstore.Budget{}}
 }
 
 // partKey names a set of package records: a view's partition, or a
@@ -170,7 +172,16 @@ type partKey struct {
 // maxLayerDBs bounds the container layers per view whose package records
 // are read (a Docker host keeps hundreds; each read parses a dpkg
 // database). Findings in further layers get no provenance, with a note.
-const maxLayerDBs = 256
+// maxLayerLookups bounds the lookups their merged filesystems make in
+// layer directories, per view: a file that upper layers lack is looked
+// up in each, and a guest's lower lists may chain 500 layers. A Debian
+// image's records cost a few hundred (268 to 412 a layer on make
+// precision's trixie-docker); past the bound, the readers' errors say so
+// in the view's notes.
+const (
+	maxLayerDBs     = 256
+	maxLayerLookups = 4 << 20
+)
 
 // recordsKey returns the records that may own the file at guest path p
 // of a view's partition, and p's path in them: a file inside a container
@@ -231,9 +242,12 @@ func (pr *provenanceReader) packages(ctx context.Context, pk partKey) *pkgdb.DB 
 	db, ok := pr.dbs[pk]
 	if !ok {
 		if pk.layer == "" {
-			db = readPackages(ctx, pk.v, pk.part, "")
+			db = readPackages(ctx, pk.v, pk.part, "", nil)
 		} else if pr.layerDBs[pk.v]++; pr.layerDBs[pk.v] <= maxLayerDBs {
-			db = readPackages(ctx, pk.v, pk.part, pk.layer)
+			if pr.layerLookups[pk.v] == nil {
+				pr.layerLookups[pk.v] = layerstore.NewBudget(maxLayerLookups)
+			}
+			db = readPackages(ctx, pk.v, pk.part, pk.layer, pr.layerLookups[pk.v])
 		} else if pr.layerDBs[pk.v] == maxLayerDBs+1 {
 			pk.v.notes = append(pk.v.notes, fmt.Sprintf("package records of container layers: only the first %d layers holding findings were read; files in others get no provenance", maxLayerDBs))
 		}
@@ -337,10 +351,11 @@ func pycCompiledFrom(files *guestfs.Files, pyc, src string) bool {
 // readPackages reads the package records of one partition of a view, or,
 // with layer set, those of the container image layer in that directory
 // of the partition: the records of the layer's merged filesystem (its
-// directory over the layers below it), as the container sees them. A
+// directory over the layers below it), as the container sees them,
+// within the view's budget of lookups in layer directories. A
 // partition whose filesystem cannot be read has none: its files count as
 // owned by no package.
-func readPackages(ctx context.Context, v *viewState, partition, layer string) *pkgdb.DB {
+func readPackages(ctx context.Context, v *viewState, partition, layer string, lookups *layerstore.Budget) *pkgdb.DB {
 	fi := v.filesystem(ctx)
 	if fi == nil || fi.m == nil {
 		return nil
@@ -362,7 +377,7 @@ func readPackages(ctx context.Context, v *viewState, partition, layer string) *p
 			// The layers read so far still give what they record.
 			v.notes = append(v.notes, fmt.Sprintf("%s: %v", where, err))
 		}
-		fsys = layerstore.NewMerged(files, dirs)
+		fsys = layerstore.NewMerged(files, dirs, lookups)
 	}
 	db := pkgdb.Read(ctx, fsys)
 	for _, err := range db.Errors {

@@ -263,17 +263,49 @@ func readSmall(fsys FS, dir, name string, max int) ([]byte, error) {
 // seen: their lower layers' entries show through. It implements the
 // package readers' filesystem (pkgdb.FS and pkgdb.LinkReader).
 type Merged struct {
-	fsys FS
-	dirs []string
+	fsys   FS
+	dirs   []string
+	budget *Budget
 }
 
-// NewMerged returns the union of dirs, topmost first.
-func NewMerged(fsys FS, dirs []string) *Merged { return &Merged{fsys: fsys, dirs: dirs} }
+// Budget bounds the lookups that Merged filesystems make in their layer
+// directories: a file that the upper layers lack is looked up in each of
+// them, so a chain of hundreds of layers (a guest's lower lists say how
+// many) multiplies what the package readers cost. NewBudget gives one;
+// nil allows any number. It is not safe for concurrent use.
+type Budget struct{ left int64 }
+
+// NewBudget allows n lookups.
+func NewBudget(n int64) *Budget { return &Budget{left: n} }
+
+// ErrLookups is the error of a read past the Budget.
+var ErrLookups = errors.New("over the budget of lookups in container layer directories")
+
+// take spends one lookup, false once the budget is spent.
+func (b *Budget) take() bool {
+	if b == nil {
+		return true
+	}
+	if b.left <= 0 {
+		return false
+	}
+	b.left--
+	return true
+}
+
+// NewMerged returns the union of dirs, topmost first; each lookup in one
+// of them spends one of budget's (nil: unbounded).
+func NewMerged(fsys FS, dirs []string, budget *Budget) *Merged {
+	return &Merged{fsys: fsys, dirs: dirs, budget: budget}
+}
 
 // ReadFile reads the topmost layer's file at p.
 func (m *Merged) ReadFile(p string) ([]byte, error) {
 	p = path.Clean("/" + p)
 	for _, d := range m.dirs {
+		if !m.budget.take() {
+			return nil, &fs.PathError{Op: "read", Path: p, Err: ErrLookups}
+		}
 		b, err := m.fsys.ReadFile(path.Join(d, p))
 		if err == nil {
 			return b, nil
@@ -294,6 +326,9 @@ func (m *Merged) ReadFile(p string) ([]byte, error) {
 // Only called when reading p there failed other than by its absence.
 func (m *Merged) whiteout(d, p string) bool {
 	for q := p; q != "/"; q = path.Dir(q) {
+		if !m.budget.take() {
+			return true // no more lookups: read nothing below
+		}
 		ents, err := m.fsys.ReadDir(path.Join(d, path.Dir(q)))
 		if err != nil {
 			continue
@@ -317,6 +352,9 @@ func (m *Merged) ReadDir(p string) ([]fs.DirEntry, error) {
 	seen := map[string]bool{}
 	found := false
 	for _, d := range m.dirs {
+		if !m.budget.take() {
+			return nil, &fs.PathError{Op: "readdir", Path: p, Err: ErrLookups}
+		}
 		ents, err := m.fsys.ReadDir(path.Join(d, p))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -348,6 +386,9 @@ func (m *Merged) ReadDir(p string) ([]fs.DirEntry, error) {
 func (m *Merged) Readlink(p string) (string, error) {
 	p = path.Clean("/" + p)
 	for _, d := range m.dirs {
+		if !m.budget.take() {
+			return "", &fs.PathError{Op: "readlink", Path: p, Err: ErrLookups}
+		}
 		t, err := m.fsys.Readlink(path.Join(d, p))
 		if err == nil {
 			return t, nil

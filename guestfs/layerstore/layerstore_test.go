@@ -2,6 +2,7 @@ package layerstore
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -163,7 +164,7 @@ func testOverlayLayers(t *testing.T, load func(t testing.TB, root, tag string, l
 	if n != 3 || len(chain) != 3 || chain[0] != top.Dir {
 		t.Fatalf("%d layers; the longest chain is %q", n, chain)
 	}
-	m := NewMerged(fsys, chain)
+	m := NewMerged(fsys, chain, nil)
 	read := func(p string) string {
 		b, err := m.ReadFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -198,7 +199,7 @@ func testOverlayLayers(t *testing.T, load func(t testing.TB, root, tag string, l
 		t.Errorf("Readlink(/lib) = %q, %v", target, err)
 	}
 	// Alone, the bottom layer still has what the upper ones hide.
-	bottom := NewMerged(fsys, chain[2:])
+	bottom := NewMerged(fsys, chain[2:], nil)
 	if b, err := bottom.ReadFile("/a"); err != nil || string(b) != "a" {
 		t.Errorf("the bottom layer's /a: %q, %v", b, err)
 	}
@@ -284,4 +285,47 @@ func FuzzSplit(f *testing.F) {
 			t.Fatalf("Split(%q) = %+v %q", p, l, rest)
 		}
 	})
+}
+
+// TestMergedBudget: a merged filesystem spends a lookup for each layer
+// directory it looks in, and once the budget is spent its reads fail with
+// ErrLookups, which the package readers report; what it read before
+// stands.
+func TestMergedBudget(t *testing.T) {
+	dir := t.TempDir()
+	var dirs []string
+	for i := range 100 {
+		d := filepath.Join(dir, fmt.Sprintf("layer%03d", i))
+		if err := os.MkdirAll(filepath.Join(d, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, "/"+filepath.Base(d))
+	}
+	// Only the bottom layer has the file: reading it looks in all 100.
+	if err := os.WriteFile(filepath.Join(dir, "layer099/etc/f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		budget int64
+		reads  int // of /etc/f that succeed
+	}{
+		{100, 1}, {250, 2}, {99, 0}, {0, 0},
+	} {
+		b := NewBudget(tc.budget)
+		m := NewMerged(hostFS(dir), dirs, b)
+		ok := 0
+		for range 3 {
+			if _, err := m.ReadFile("/etc/f"); err == nil {
+				ok++
+			} else if !errors.Is(err, ErrLookups) {
+				t.Fatalf("budget %d: %v", tc.budget, err)
+			}
+		}
+		if ok != tc.reads {
+			t.Errorf("budget %d: %d of 3 reads, want %d", tc.budget, ok, tc.reads)
+		}
+		if _, err := m.ReadDir("/etc"); tc.budget < 300 && !errors.Is(err, ErrLookups) {
+			t.Errorf("budget %d: listing past the budget: %v", tc.budget, err)
+		}
+	}
 }
