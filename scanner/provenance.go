@@ -175,7 +175,7 @@ type partKey struct {
 // maxLayerLookups bounds the lookups their merged filesystems make in
 // layer directories, per view: a file that upper layers lack is looked
 // up in each, and a guest's lower lists may chain 500 layers. A Debian
-// image's records cost a few hundred (268 to 412 a layer on make
+// image's records cost a few hundred (139 to 412 a layer on make
 // precision's trixie-docker); past the bound, the readers' errors say so
 // in the view's notes.
 const (

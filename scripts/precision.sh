@@ -322,17 +322,13 @@ docker_host() {
   echo "== the ${p}server install as a Docker host (dockerd, docker load)"
   rm -rf "$root"
   cp -al "$src" "$root"
-  local work rc=0 d1 d2 run pid
+  local work rc=0 run pid
   work=$(mktemp -d "$cache/tmp.XXXXXX")
   python3 scripts/precision-layerdiff.py "$cache/${p}minbase.root" "$src" "$work/upper"
   tar --numeric-owner -C "$cache/${p}minbase.root" -cf "$work/layer0.tar" .
   tar --numeric-owner -C "$work/upper" -cf "$work/layer1.tar" .
-  d1=$(sha256sum "$work/layer0.tar" | cut -d' ' -f1)
-  d2=$(sha256sum "$work/layer1.tar" | cut -d' ' -f1)
-  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s","sha256:%s"]},"config":{}}' "$d1" "$d2" > "$work/config.json"
-  printf '[{"Config":"config.json","RepoTags":["precision/%sserver-layered:latest"],"Layers":["layer0.tar","layer1.tar"]}]' "$p" > "$work/manifest.json"
-  tar -C "$work" -cf "$work/layered.tar" manifest.json config.json layer0.tar layer1.tar
-  rm -rf "$work/upper" "$work/layer0.tar" "$work/layer1.tar"
+  rm -rf "$work/upper"
+  save_tarball "$work/layered.tar" "precision/${p}server-layered:latest" "$work/layer0.tar" "$work/layer1.tar"
   run=$(mktemp -d /tmp/dockerd.XXXXXX) # the socket's path must stay short
   dockerd --data-root "$root/var/lib/docker" --exec-root "$run/exec" --pidfile "$run/pid" -H "unix://$run/sock" \
     --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none > "$cache/${p}docker.dockerd.log" 2>&1 &
@@ -361,15 +357,11 @@ containerd_host() {
   echo "== the ${p}server install as a containerd host (containerd, ctr images import)"
   rm -rf "$root"
   cp -al "$src" "$root"
-  local work rc=0 d run pid
+  local work rc=0 run pid
   work=$(mktemp -d "$cache/tmp.XXXXXX")
   tar -C "$work" -xf "$cache/${p}server-image.tar" layer.tar
-  d=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
   gzip -n "$work/layer.tar"
-  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"config":{}}' "$d" > "$work/config.json"
-  printf '[{"Config":"config.json","RepoTags":["precision/%sserver:latest"],"Layers":["layer.tar.gz"]}]' "$p" > "$work/manifest.json"
-  tar -C "$work" -cf "$work/image.tar" manifest.json config.json layer.tar.gz
-  rm -f "$work/layer.tar.gz"
+  save_tarball "$work/image.tar" "precision/${p}server:latest" "$work/layer.tar.gz"
   run=$(mktemp -d /tmp/containerd.XXXXXX) # the socket's path must stay short
   printf 'version = 2\nroot = "%s"\nstate = "%s"\n[grpc]\n  address = "%s"\n[plugins."io.containerd.grpc.v1.cri"]\n  disable = true\n' \
     "$root/var/lib/containerd" "$run/state" "$run/sock" > "$run/config.toml"
@@ -389,17 +381,36 @@ containerd_host() {
 # $cache/NAME-image.tar, laid out as `docker save` writes one (the layer
 # made by tar, its config and manifest.json).
 container() {
-  local name=$1 root=$cache/$1.root out=$cache/$1-image.tar dir d
+  local name=$1 root=$cache/$1.root out=$cache/$1-image.tar dir
   [ -f "$out" ] && [ "$out" -nt "$root.done" ] && return 0
   echo "== tar $name as a container image (docker save layout)"
   dir=$(mktemp -d "$cache/tmp.XXXXXX")
   tar --numeric-owner -C "$root" -cf "$dir/layer.tar" .
-  d=$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
-  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"config":{}}' "$d" > "$dir/config.json"
-  printf '[{"Config":"config.json","RepoTags":["precision/%s:latest"],"Layers":["layer.tar"]}]' "$name" > "$dir/manifest.json"
-  tar -C "$dir" -cf "$out.tmp" manifest.json config.json layer.tar
+  save_tarball "$out.tmp" "precision/$name:latest" "$dir/layer.tar"
   rm -rf "$dir"
   mv "$out.tmp" "$out"
+}
+
+# save_tarball OUT TAG LAYER...: a `docker save` tarball in OUT of the
+# layer tars (bottom first, all in one directory; a LAYER.gz is gzip'd,
+# and its diff ID is its tar's), with their config and manifest.json,
+# which are written beside the layers. The layers are removed.
+save_tarball() {
+  local out=$1 tag=$2 dir ids="" names="" l d
+  shift 2
+  dir=$(dirname "$1")
+  for l; do
+    case $l in
+      *.gz) d=$(gzip -dc "$l" | sha256sum | cut -d' ' -f1) ;;
+      *) d=$(sha256sum "$l" | cut -d' ' -f1) ;;
+    esac
+    ids+="${ids:+,}\"sha256:$d\""
+    names+="${names:+,}\"${l##*/}\""
+  done
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]},"config":{}}' "$ids" > "$dir/config.json"
+  printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":[%s]}]' "$tag" "$names" > "$dir/manifest.json"
+  tar -C "$dir" -cf "$out" manifest.json config.json "${@##*/}"
+  rm -f "$@"
 }
 
 # pack NAME: $cache/NAME.root as ext4 (mkfs.ext4 -d) in $cache/NAME.qcow2.
