@@ -29,6 +29,9 @@ func IsRecordFile(p string) bool {
 	if strings.Contains(p, "/"+npmCacheDir+"/index-v5/") {
 		return true
 	}
+	if isPnpmIndex(p) {
+		return true
+	}
 	if strings.HasSuffix(p, ".ziphash") && strings.Contains(p, "/"+goModDownload+"/") {
 		return true
 	}

@@ -29,6 +29,11 @@ func TestIsRecordFile(t *testing.T) {
 		{"/opt/app/venv/lib/python3.11/site-packages/flask-3.0.dist-info/METADATA", true},
 		{"/usr/lib/python3/dist-packages/requests-2.28.1.dist-info/LICENSE", false},
 		{"/tmp/x.dist-info/RECORD", false},
+		{"/root/.local/share/pnpm/store/v10/index/6f/a894b0-@babel+helper@7.29.17.json", true},
+		{"/home/dev/.pnpm-store/v3/files/3f/99a890-index.json", true},
+		{"/root/.local/share/pnpm/store/v3/files/3f/99a890", false},
+		{"/root/.local/share/pnpm/store/v10/files/3f/99a890-exec", false},
+		{"/root/.local/share/pnpm/store/v10/projects/d758386a9911d6c0", false},
 		{"/etc/passwd", false},
 	}
 	for _, c := range cases {

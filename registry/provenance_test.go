@@ -370,3 +370,43 @@ func TestLayerGoModCache(t *testing.T) {
 		t.Errorf("no location in the extracted tree: %+v", fd.Locations)
 	}
 }
+
+// TestLayerPnpmStore: a layer where the real pnpm added a package (from
+// a registry on 127.0.0.1), with root's store kept, as a Node.js image
+// built with pnpm holds it: the store file and its hard link in
+// node_modules, tar'd by tar. pnpm's index files are among the layer's
+// record files, so the package's test key is info, owned by the store
+// file, unmodified.
+func TestLayerPnpmStore(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar")
+	dir := t.TempDir()
+	f := filepath.Join(dir, "key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+	key, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	testutil.PnpmInstall(t, dir, filepath.Join(root, "root/.local/share/pnpm/store"), filepath.Join(root, "srv/app"), []testutil.NPMPackage{
+		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
+	})
+	// Sorted, /root's store comes first: the file's data is the store
+	// file's, and node_modules holds a hard link to it (tar writes a
+	// file's data under the first of its names).
+	testutil.Run(t, "tar", "--sort=name", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
+	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, "node", imageOf(t, l1))
+	k := fp(strings.TrimRight(string(key), "\n"))
+	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
+	if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "pnpm" ||
+		fd.Provenance[0].Package != "acme-fixtures" || fd.Provenance[0].Modified ||
+		!strings.HasPrefix(fd.Provenance[0].Path, "/root/.local/share/pnpm/store/v10/files/") {
+		t.Fatalf("the package's key: %+v", fd)
+	}
+	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
+		t.Errorf("--no-downgrade: %+v", pf)
+	}
+}

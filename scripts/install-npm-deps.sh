@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the pinned npm packages the SARIF schema test uses (ajv and the
 # SARIF 2.1.0 schema shipped in @microsoft/sarif-multitool-linux) into
-# .cache/sarif-validate, once.
+# .cache/sarif-validate, once, and pnpm for the pnpm store tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.cache/sarif-validate
-if [ -f "$dir/.installed" ] && cmp -s report/testdata/sarif/package-lock.json "$dir/package-lock.json"; then
-  exit 0
+if ! { [ -f "$dir/.installed" ] && cmp -s report/testdata/sarif/package-lock.json "$dir/package-lock.json"; }; then
+  sh report/testdata/sarif/install.sh "$PWD/$dir"
+  touch "$dir/.installed"
 fi
-sh report/testdata/sarif/install.sh "$PWD/$dir"
-touch "$dir/.installed"
+
+# pnpm, for the pnpm store tests (pkgdb, scanner): Debian 12 packages no
+# pnpm, so npm installs this pinned release globally when none is on PATH.
+if ! command -v pnpm >/dev/null 2>&1; then
+  npm install -g --no-fund --no-audit pnpm@10.34.9
+fi

@@ -17,7 +17,8 @@
 #                                   minbase-image, server-image, server-apt:
 #                                   the server with its packages in apt's
 #                                   cache, node: the server with a Node.js
-#                                   application, go: the server with a Go
+#                                   application, pnpm: the same installed by
+#                                   pnpm, go: the server with a Go
 #                                   module cache; and the same of Debian 13
 #                                   as trixie-minbase, trixie-server,
 #                                   trixie-ram, trixie-server-image,
@@ -30,7 +31,8 @@
 #   PRECISION_FLAGS=--no-downgrade   extra scan flags
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
-# qemu-utils, qemu-system-x86, python3, jq, npm for the node images, go
+# qemu-utils, qemu-system-x86, python3, jq, npm for the node images, pnpm
+# for the pnpm images, go
 # for the go images, docker.io (dockerd) for the docker images and
 # containerd (ctr) for the containerd images. The apt mirror is the one this machine uses; npm's
 # registry and the Go module proxy are their own.
@@ -38,7 +40,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-go trixie-docker trixie-containerd}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-go trixie-docker trixie-containerd}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -283,6 +285,32 @@ node_app() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# pnpm_app PREFIX: the server install with the same Node.js application
+# installed by pnpm instead of npm: scripts/precision-node's lock file
+# converted by `pnpm import` (npm's resolved versions) and
+# installed with `pnpm install --frozen-lockfile` from the public
+# registry, with root's store (/root/.local/share/pnpm/store) kept, whose
+# files node_modules/.pnpm hard-links. pnpm is this machine's (make
+# test's install-npm-deps.sh installs it).
+pnpm_app() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1pnpm.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/package-lock.json ] && return 0
+  echo "== the ${p}server install with a Node.js application (pnpm install)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  mkdir -p "$root/srv/app"
+  cp scripts/precision-node/package.json scripts/precision-node/package-lock.json "$root/srv/app/"
+  local home rc=0
+  home=$(mktemp -d "$cache/tmp.XXXXXX")
+  (cd "$root/srv/app" && HOME=$home pnpm import && rm package-lock.json &&
+    HOME=$home pnpm install --frozen-lockfile --store-dir "$root/root/.local/share/pnpm/store") > "$cache/${p}pnpm.pnpm.log" 2>&1 || rc=$?
+  rm -rf "$home"
+  if [ $rc != 0 ]; then
+    echo "pnpm install failed; see $cache/${p}pnpm.pnpm.log" >&2; tail -20 "$cache/${p}pnpm.pnpm.log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # go_dev PREFIX: the server install as a Go developer's or CI machine
 # leaves it: the modules of scripts/precision-go/go.mod (imgaudit's own
 # dependencies, go-containerregistry and docker/cli among them) fetched
@@ -452,12 +480,13 @@ build() {
       server-image) bootstrap "${p}server" default "$include"; container "${p}server" ;;
       server-apt) bootstrap "${p}server" default "$include"; apt_cache "$p" ;;
       node) bootstrap "${p}server" default "$include"; node_app "$p" ;;
+      pnpm) bootstrap "${p}server" default "$include"; pnpm_app "$p" ;;
       go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
       docker)
         bootstrap "${p}minbase" minbase "$minbase_include"
         bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
       containerd) bootstrap "${p}server" default "$include"; container "${p}server"; containerd_host "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -492,6 +521,7 @@ for name in $images; do
   case $name in *go) kind="qcow2, Debian $(suite_of "$name"), the server with root's Go module cache" ;; esac
   case $name in *containerd) kind="qcow2, Debian $(suite_of "$name"), the server as a containerd host (a Kubernetes node) with the server's image in /var/lib/containerd" ;; esac
   case $name in *docker) kind="qcow2, Debian $(suite_of "$name"), the server as a Docker host with two Debian images ($(ls "$cache/$name.root/var/lib/docker/overlay2" | grep -vc '^l$') layers)" ;; esac
+  case $name in *pnpm) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by pnpm, root's pnpm store kept" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"

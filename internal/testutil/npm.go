@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,6 +22,7 @@ import (
 type NPMPackage struct {
 	Name, Version string
 	Files         map[string][]byte
+	Executable    []string // files of Files packed with mode 0755
 }
 
 // NPMInstall has the real npm install packages into appDir, with its
@@ -33,8 +35,44 @@ type NPMPackage struct {
 func NPMInstall(t testing.TB, dir, cacheDir, appDir string, pkgs []NPMPackage) map[string]string {
 	t.Helper()
 	RequireTool(t, "npm", "node")
-	home := filepath.Join(dir, "npm-home") // no ~/.npmrc of the host's
-	for _, d := range []string{home, appDir, cacheDir} {
+	registry, env, tarballs, names := npmRegistry(t, dir, appDir, pkgs)
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("npm", append([]string{"install", "--registry", registry, "--cache", cacheDir}, names...)...)
+	cmd.Dir, cmd.Env = appDir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm install: %v\n%s", err, out)
+	}
+	return tarballs
+}
+
+// PnpmInstall has the real pnpm add the packages to appDir, with its
+// content-addressable store in storeDir (a user's
+// ~/.local/share/pnpm/store), served as NPMInstall serves them: pnpm
+// keeps each package file once in the store and hard-links it into
+// appDir's node_modules/.pnpm.
+func PnpmInstall(t testing.TB, dir, storeDir, appDir string, pkgs []NPMPackage) {
+	t.Helper()
+	RequireTool(t, "pnpm", "npm", "node")
+	registry, env, _, names := npmRegistry(t, dir, appDir, pkgs)
+	cmd := exec.Command("pnpm", append([]string{"add", "--registry", registry, "--store-dir", storeDir, "--reporter", "silent"}, names...)...)
+	cmd.Dir, cmd.Env = appDir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pnpm add: %v\n%s", err, out)
+	}
+}
+
+// npmRegistry packs each package with `npm pack` and serves them from a
+// registry on 127.0.0.1 that speaks the npm registry's protocol (a
+// package document naming the tarball and its integrity, and the
+// tarball), and writes appDir's package.json. It returns the registry's
+// URL, the environment for npm and pnpm (a HOME of its own, so no ~/.npmrc
+// of the host's), the tarballs by package name, and the names.
+func npmRegistry(t testing.TB, dir, appDir string, pkgs []NPMPackage) (string, []string, map[string]string, []string) {
+	t.Helper()
+	home := filepath.Join(dir, "npm-home")
+	for _, d := range []string{home, appDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +108,11 @@ func NPMInstall(t testing.TB, dir, cacheDir, appDir string, pkgs []NPMPackage) m
 			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(f, data, 0o644); err != nil {
+			mode := os.FileMode(0o644)
+			if slices.Contains(p.Executable, name) {
+				mode = 0o755
+			}
+			if err := os.WriteFile(f, data, mode); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -110,10 +152,5 @@ func NPMInstall(t testing.TB, dir, cacheDir, appDir string, pkgs []NPMPackage) m
 	if err := os.WriteFile(filepath.Join(appDir, "package.json"), []byte(`{"name":"app","version":"1.0.0","private":true}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("npm", append([]string{"install", "--registry", srv.URL + "/", "--cache", cacheDir}, names...)...)
-	cmd.Dir, cmd.Env = appDir, env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install: %v\n%s", err, out)
-	}
-	return tarballs
+	return srv.URL + "/", env, tarballs, names
 }
