@@ -161,12 +161,12 @@ func newProvenanceReader() *provenanceReader {
 }
 
 // partKey names a set of package records: a view's partition, or a
-// container image layer in it (layer is the layer's directory; its
-// records are the merged layers' own, see layerstore).
+// container image layer in it (layer, when its Dir is set: its records
+// are the merged layers' own, see layerstore).
 type partKey struct {
 	v     *viewState
 	part  string
-	layer string
+	layer layerstore.Layer
 }
 
 // maxLayerDBs bounds the container layers per view whose package records
@@ -189,9 +189,9 @@ const (
 // layer's own package records, as /usr/..., not by the VM's.
 func recordsKey(v *viewState, part, p string) (partKey, string) {
 	if l, inner, ok := layerstore.Split(p); ok {
-		return partKey{v, part, l.Dir}, inner
+		return partKey{v, part, l}, inner
 	}
-	return partKey{v, part, ""}, p
+	return partKey{v: v, part: part}, p
 }
 
 type fileKey struct {
@@ -241,8 +241,8 @@ func (pr *provenanceReader) lookup(ctx context.Context, v *viewState, l report.L
 func (pr *provenanceReader) packages(ctx context.Context, pk partKey) *pkgdb.DB {
 	db, ok := pr.dbs[pk]
 	if !ok {
-		if pk.layer == "" {
-			db = readPackages(ctx, pk.v, pk.part, "", nil)
+		if pk.layer.Dir == "" {
+			db = readPackages(ctx, pk.v, pk.part, pk.layer, nil)
 		} else if pr.layerDBs[pk.v]++; pr.layerDBs[pk.v] <= maxLayerDBs {
 			if pr.layerLookups[pk.v] == nil {
 				pr.layerLookups[pk.v] = layerstore.NewBudget(maxLayerLookups)
@@ -349,13 +349,12 @@ func pycCompiledFrom(files *guestfs.Files, pyc, src string) bool {
 }
 
 // readPackages reads the package records of one partition of a view, or,
-// with layer set, those of the container image layer in that directory
-// of the partition: the records of the layer's merged filesystem (its
+// with layer set, those of that container image layer of the partition: the records of the layer's merged filesystem (its
 // directory over the layers below it), as the container sees them,
 // within the view's budget of lookups in layer directories. A
 // partition whose filesystem cannot be read has none: its files count as
 // owned by no package.
-func readPackages(ctx context.Context, v *viewState, partition, layer string, lookups *layerstore.Budget) *pkgdb.DB {
+func readPackages(ctx context.Context, v *viewState, partition string, layer layerstore.Layer, lookups *layerstore.Budget) *pkgdb.DB {
 	fi := v.filesystem(ctx)
 	if fi == nil || fi.m == nil {
 		return nil
@@ -366,13 +365,9 @@ func readPackages(ctx context.Context, v *viewState, partition, layer string, lo
 	}
 	where := "package records on " + partition
 	var fsys pkgdb.FS = files
-	if layer != "" {
-		where = fmt.Sprintf("package records of container layer %s on %s", layer, partition)
-		l, _, ok := layerstore.Split(path.Join(layer, "x"))
-		if !ok || l.Dir != layer {
-			return nil
-		}
-		dirs, err := layerstore.Chain(files, l)
+	if layer.Dir != "" {
+		where = fmt.Sprintf("package records of container layer %s on %s", layer.Dir, partition)
+		dirs, err := layerstore.Chain(files, layer)
 		if err != nil {
 			// The layers read so far still give what they record.
 			v.notes = append(v.notes, fmt.Sprintf("%s: %v", where, err))
