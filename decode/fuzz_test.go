@@ -41,7 +41,7 @@ func fuzzWalk(t *testing.T, data []byte, codec string) {
 	// Members held and hashed, none accepted, walk as if never held.
 	none, noneLeaves := fuzzWalkOnce(t, data, codec, walkMode{packaged: packagedNoneSet{}}, &scratch)
 	if !reflect.DeepEqual(fresh, none) || !slices.Equal(freshLeaves, noneLeaves) {
-		t.Fatalf("holding members for PackagedMD5 changed the walk: %+v %q, fresh %+v %q", none, noneLeaves, fresh, freshLeaves)
+		t.Fatalf("holding members for Options.Packaged changed the walk: %+v %q, fresh %+v %q", none, noneLeaves, fresh, freshLeaves)
 	}
 }
 

@@ -450,7 +450,7 @@ func (w *walker) member(kind, name string, off, size int64, r io.Reader, depth i
 	return w.segments(level, depth+1, false)
 }
 
-// MaxPackagedMember is the largest archive member that Options.PackagedMD5
+// MaxPackagedMember is the largest archive member that Options.Packaged
 // checks: Debian's compressed man pages, changelogs and test data are
 // smaller, and a walk holds one such member at a time.
 const MaxPackagedMember = 2 << 20
