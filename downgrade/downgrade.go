@@ -128,8 +128,8 @@ func Apply(f *report.Finding, facts []LocationFacts, machine func(target string)
 	pathContext(f, facts)
 }
 
-// pathContext lowers f when every file holding it is a test file or
-// documentation that no package owns.
+// pathContext lowers f when every file holding it, under every name, is
+// a test file or documentation that no package owns.
 func pathContext(f *report.Finding, facts []LocationFacts) {
 	levels, code, where, files := 0, "", "", 0
 	for i, l := range f.Locations {
@@ -139,13 +139,20 @@ func pathContext(f *report.Finding, facts []LocationFacts) {
 		if i < len(facts) && len(facts[i].Owners) > 0 {
 			return // a package file: provenance decides, not the path
 		}
-		c, n, dir := PathContext(l.Path)
-		if n == 0 {
-			return // a file outside test and documentation directories
+		if l.LinksOmitted > 0 {
+			return // names not listed: they may be anywhere
 		}
-		files++
-		if levels == 0 || n < levels {
-			levels, code, where = n, c, dir+" in "+l.Path
+		// Every name of the file counts: a key hard-linked into a test
+		// directory is still the one in /etc.
+		for _, name := range l.Names() {
+			c, n, dir := PathContext(name)
+			if n == 0 {
+				return // a file outside test and documentation directories
+			}
+			files++
+			if levels == 0 || n < levels {
+				levels, code, where = n, c, dir+" in "+name
+			}
 		}
 	}
 	if levels == 0 {

@@ -59,6 +59,10 @@ func TestApply(t *testing.T) {
 	slack := func(target, p string) report.Location {
 		return report.Location{Target: target, View: target + "#current", Path: p, State: report.StateFree, Exposure: report.ExposureDeleted}
 	}
+	linked := func(l report.Location, omitted int, links ...string) report.Location {
+		l.Links, l.LinksOmitted = links, omitted
+		return l
+	}
 	own := func(ps ...report.Provenance) LocationFacts { return LocationFacts{Owners: ps} }
 	none := LocationFacts{}
 
@@ -112,6 +116,15 @@ func TestApply(t *testing.T) {
 			report.SeverityLow, []string{report.ReasonDocumentationPath}, 0, "already at low"},
 		{"a live file outside test paths prevents lowering", report.SeverityCritical,
 			[]report.Location{file(tA, "/opt/app/tests/.env"), file(tA, "/etc/app.env")}, nil, nil,
+			report.SeverityCritical, nil, 0, ""},
+		{"a hard link outside test paths prevents lowering", report.SeverityCritical,
+			[]report.Location{linked(file(tA, "/srv/testdata/tls.key"), 0, "/etc/ssl/private/tls.key")}, nil, nil,
+			report.SeverityCritical, nil, 0, ""},
+		{"every name in test paths: lowered by the smallest", report.SeverityCritical,
+			[]report.Location{linked(file(tA, "/srv/testdata/k.pem"), 0, "/srv/tests/k.pem")}, nil, nil,
+			report.SeverityHigh, []string{report.ReasonTestPath}, 0, "tests/ in /srv/tests/k.pem, and 1 more file"},
+		{"names not listed prevent lowering", report.SeverityCritical,
+			[]report.Location{linked(file(tA, "/srv/testdata/k.pem"), 2, "/srv/testdata/k2.pem")}, nil, nil,
 			report.SeverityCritical, nil, 0, ""},
 		{"slack of a test file is not a test file", report.SeverityCritical,
 			[]report.Location{slack(tA, "/opt/app/tests/.env")}, nil, nil,

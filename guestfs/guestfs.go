@@ -65,9 +65,18 @@ type Location struct {
 	FS        string // "ext4", "xfs", "btrfs", "ntfs", "vfat", "iso9660", "lvm2", "luks", ... or ""
 	Path      string // absolute path in the filesystem, "" for metadata/free space/unknown
 	State     string // StateAllocated, StateFree, StateDeletedRecord or StateUnknown
+	// Links are the file's other paths (hard links), sorted, at most
+	// MaxLinkNames; LinksOmitted counts the rest. Path is the name the
+	// walk met first.
+	Links        []string
+	LinksOmitted int
 	// Excluded, when set, says why findings at this offset are not
 	// secrets (a LUKS key-slot area: key material): the scanner drops them.
 	Excluded string
+}
+
+func (l *Location) setPlace(pl place) {
+	l.Path, l.State, l.Links, l.LinksOmitted = pl.path, pl.state, pl.links, pl.linksOmitted
 }
 
 // PartitionInfo describes one partition (or the whole disk).
@@ -398,7 +407,7 @@ func (m *Map) Locate(off int64) Location {
 	case p.pv != nil:
 		return p.pv.locate(rel, loc)
 	case p.idx != nil:
-		loc.Path, loc.State = p.idx.locate(rel)
+		loc.setPlace(p.idx.locate(rel))
 	}
 	return loc
 }

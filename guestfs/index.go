@@ -20,6 +20,10 @@ const (
 	maxNodes = 4 << 20
 	// maxPathDepth bounds path reconstruction on a corrupt parent chain.
 	maxPathDepth = 4096
+	// MaxLinkNames bounds the other names (hard links) a location lists;
+	// the rest are counted (a backup tree that hard-links a file into
+	// hundreds of daily copies).
+	MaxLinkNames = 64
 )
 
 // Run flags, from fsys.Run and fsys.Entry.
@@ -75,7 +79,10 @@ type run struct {
 // node is one path component: the path of node i is path(parent) + "/" + name.
 // Node 0 is the root directory.
 type node struct {
-	parent  uint32
+	parent uint32
+	// alias, when not 0, is the node of the file's entry with runs: this
+	// node is another name of that file (a hard link).
+	alias   uint32
 	name    string
 	size    int64 // file size, for slack
 	regular bool  // a regular file (RegularFiles lists those)
@@ -88,6 +95,9 @@ type fileIndex struct {
 	fs    fsys.FS
 	runs  []run // sorted by off
 	nodes []node
+	// links are the other names of files with several (hard links), by
+	// the node that carries the runs.
+	links map[uint32][]uint32
 	// noPaths marks a filesystem whose walk visited nothing (squashfs):
 	// its findings are never attributed to paths.
 	noPaths bool
@@ -130,8 +140,11 @@ func (x *fileIndex) dataRuns(p string) ([]run, bool) {
 	base := path.Base(p)
 	n, found := uint32(0), false
 	for i := 1; i < len(x.nodes); i++ {
-		if x.nodes[i].name == base && x.nodes[i].regular && x.path(uint32(i)) == p {
+		if nd := x.nodes[i]; nd.name == base && (nd.regular || nd.alias != 0) && x.path(uint32(i)) == p {
 			n, found = uint32(i), true
+			if nd.alias != 0 {
+				n = nd.alias // another name of the same file
+			}
 			break
 		}
 	}
@@ -157,31 +170,66 @@ func (x *fileIndex) dataRuns(p string) ([]run, bool) {
 	return out, true
 }
 
-func (x *fileIndex) locate(off int64) (path, state string) {
+// place is what the index says of one offset.
+type place struct {
+	path, state string
+	// links are the file's other names (hard links), at most
+	// MaxLinkNames of them, sorted; linksOmitted counts the rest.
+	links        []string
+	linksOmitted int
+}
+
+func (x *fileIndex) locate(off int64) place {
 	i, _ := slices.BinarySearchFunc(x.runs, off+1, func(r run, t int64) int { return cmp.Compare(r.off, t) })
 	if i > 0 {
 		r := x.runs[i-1]
 		if off < r.off+r.n {
-			p := x.path(r.node)
+			pl := place{path: x.path(r.node), state: StateAllocated}
+			pl.links, pl.linksOmitted = x.linkNames(r.node, pl.path)
 			switch {
 			case r.flags&runDeleted != 0:
-				return p, StateDeletedRecord
+				pl.state = StateDeletedRecord
 			case r.flags&runUnwritten != 0:
-				return p, StateFree // preallocated: the guest reads zeros
+				pl.state = StateFree // preallocated: the guest reads zeros
 			case r.flags&(runCompressed|runInline) != 0:
 				// Compressed offsets do not map one to one onto the file,
 				// and inline data is inside live metadata: no slack.
-				return p, StateAllocated
 			case r.fileOff+(off-r.off) >= x.nodes[r.node].size:
-				return p, StateFree // slack past the end of the file
+				pl.state = StateFree // slack past the end of the file
 			}
-			return p, StateAllocated
+			return pl
 		}
 	}
 	if x.fs == nil {
-		return "", StateAllocated
+		return place{state: StateAllocated}
 	}
-	return "", x.fs.State(off)
+	return place{state: x.fs.State(off)}
+}
+
+// linkNames lists the other names of node n's file, whose own path is
+// p: at most MaxLinkNames, sorted, and how many more there are.
+func (x *fileIndex) linkNames(n uint32, p string) ([]string, int) {
+	ids := x.links[n]
+	if len(ids) == 0 {
+		return nil, 0
+	}
+	seen := map[string]bool{p: true}
+	var out []string
+	omitted := 0
+	for _, a := range ids {
+		q := x.path(a)
+		if seen[q] {
+			continue // a corrupt directory naming the file twice
+		}
+		seen[q] = true
+		if len(out) == MaxLinkNames {
+			omitted++
+			continue
+		}
+		out = append(out, q)
+	}
+	slices.Sort(out)
+	return out, omitted
 }
 
 func (x *fileIndex) path(n uint32) string {
@@ -208,6 +256,18 @@ func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
 		id, ok := b.addNode(e.Path, e.Size, e.Mode)
 		if !ok {
 			return nil
+		}
+		switch {
+		case e.Link:
+			if e.ID != ([2]uint64{}) {
+				b.x.nodes[id].regular = false
+				b.pending = append(b.pending, pendingLink{id, e.ID})
+			}
+			return nil // its runs are the entry with the same ID's
+		case e.ID != ([2]uint64{}) && e.Mode.IsRegular() && !e.Deleted:
+			if _, dup := b.byID[e.ID]; !dup {
+				b.byID[e.ID] = id
+			}
 		}
 		var extra uint8
 		if e.Deleted {
@@ -263,12 +323,24 @@ type indexBuilder struct {
 	x         fileIndex
 	dirs      map[string]uint32 // directory path -> node, during the build only
 	truncated bool
+	// byID is the node of each regular file with runs, by Entry.ID, and
+	// pending the Link entries to tie to them once the walk is done (a
+	// walk may give a link before the file's entry with runs).
+	byID    map[[2]uint64]uint32
+	pending []pendingLink
+}
+
+// pendingLink is a Link entry's node and the ID of the file it names.
+type pendingLink struct {
+	node uint32
+	id   [2]uint64
 }
 
 func newIndexBuilder() *indexBuilder {
 	return &indexBuilder{
 		x:    fileIndex{nodes: []node{{}}},
 		dirs: map[string]uint32{"/": 0},
+		byID: map[[2]uint64]uint32{},
 	}
 }
 
@@ -315,6 +387,16 @@ func (b *indexBuilder) addRun(r run) {
 }
 
 func (b *indexBuilder) finish() *fileIndex {
+	for _, l := range b.pending {
+		if n, ok := b.byID[l.id]; ok && n != l.node {
+			b.x.nodes[l.node].alias = n
+			if b.x.links == nil {
+				b.x.links = map[uint32][]uint32{}
+			}
+			b.x.links[n] = append(b.x.links[n], l.node)
+		}
+	}
+	b.byID, b.pending = nil, nil
 	slices.SortFunc(b.x.runs, func(a, c run) int { return cmp.Compare(a.off, c.off) })
 	b.x.runs = slices.Clip(b.x.runs)
 	b.x.nodes = slices.Clip(b.x.nodes)

@@ -323,7 +323,7 @@ func (lv *partition) locateIn(lo int64, loc Location) Location {
 		}
 	}
 	if lv.idx != nil {
-		loc.Path, loc.State = lv.idx.locate(lo)
+		loc.setPlace(lv.idx.locate(lo))
 	} else {
 		loc.State = StateUnknown
 	}

@@ -135,7 +135,7 @@ func TestXFSLocate(t *testing.T) {
 					t.Fatalf("content of %s not in the disk", c.want.Path)
 				}
 				for _, o := range []int64{off, off + int64(len(c.content)) - 1} {
-					if got := m.Locate(o); got != c.want {
+					if got := m.Locate(o); !sameLoc(got, c.want) {
 						t.Errorf("Locate(%d) = %+v, want %+v", o, got, c.want)
 					}
 				}

@@ -95,7 +95,7 @@ func sampleReport() *Report {
 				Rule: "password-hash-sha512crypt", Description: "SHA-512 crypt password hash", Category: "password-hash", Severity: SeverityMedium,
 				Fingerprint: fp(fixtureSecrets[2]), Preview: "$6$saltsa…(106 chars)",
 				Exposure: []string{ExposureLive}, Metadata: map[string]string{"user": "deploy", "comment": metaDecoy},
-				Locations: []Location{{Target: web, View: cur, ViewKind: "current", Offset: 0x7000, Length: 98, Partition: "p1", Path: "/etc/shadow", State: StateAllocated, Exposure: ExposureLive}},
+				Locations: []Location{{Target: web, View: cur, ViewKind: "current", Offset: 0x7000, Length: 98, Partition: "p1", Path: "/etc/shadow", Links: []string{"/root/shadow.bak\x1b[31m"}, LinksOmitted: 2, State: StateAllocated, Exposure: ExposureLive}},
 			},
 			{
 				Rule: "ssh-rsa-private-key", Description: "RSA private key (OpenSSH host key)", Category: "private-key", Severity: SeverityCritical,

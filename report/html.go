@@ -325,6 +325,8 @@ func htmlFuncs() template.FuncMap {
 		"dash":   func(s string) string { return dash(clean(s)) },
 		// decoded is a location's chain ("gzip > tar member etc/x"), or "".
 		"decoded": func(l Location) string { return clean(DecodedText(l)) },
+		// links are a location's other names (hard links), or "".
+		"links": func(l Location) string { return clean(linksText(l)) },
 		"time": func(t time.Time) string {
 			if t.IsZero() {
 				return ""

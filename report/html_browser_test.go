@@ -390,6 +390,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 		comment    = "/etc/<!--/x.key"
 		noscript   = "/etc/</noscript><img src=z onerror=window.pwned=7>.key"
 		member     = `etc/<img src=m onerror="window.pwned=8">/key`
+		linkName   = `/srv/<img src=l onerror="window.pwned=9">/key`
 	)
 	view := target + "#current"
 	snap := target + `#snapshot:<img src=y onerror="window.pwned=4">`
@@ -407,7 +408,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 				{Target: target, View: view, ViewKind: "current", Offset: 0x1000, Path: scriptName, Partition: "<i>p1</i>", State: "allocated", Exposure: "live"},
 				{Target: target, View: snap, ViewKind: "snapshot", Offset: 0x2000, Path: imgName, State: "allocated", Exposure: "snapshot"},
 				{Target: target, View: snap, ViewKind: "snapshot", Offset: 0x3000, Path: comment, State: "free", Exposure: "snapshot"},
-				{Target: target, View: view, ViewKind: "current", Offset: 0x4000, Path: noscript, State: "allocated", Exposure: "live"},
+				{Target: target, View: view, ViewKind: "current", Offset: 0x4000, Path: noscript, Links: []string{linkName}, LinksOmitted: 2, State: "allocated", Exposure: "live"},
 				{Target: target, View: view, ViewKind: "current", Offset: 0x5000, Path: "/var/log/auth.log.2.gz", State: "allocated", Exposure: "live",
 					Decoded: []report.DecodedStep{{Codec: "gzip"}, {Codec: "tar", Member: member, Offset: 512}}},
 			},
@@ -439,7 +440,7 @@ func TestHTMLReportHostileNames(t *testing.T) {
 			if got.Pwned != nil || got.Imgs != 0 || got.Svgs != 0 {
 				t.Errorf("hostile markup became elements: pwned=%v, %d img, %d svg", got.Pwned, got.Imgs, got.Svgs)
 			}
-			for _, name := range []string{scriptName, imgName, target, comment, noscript, "bad <b>table</b> at offset 0x30", "in: gzip > tar member " + member} {
+			for _, name := range []string{scriptName, imgName, target, comment, noscript, "bad <b>table</b> at offset 0x30", "in: gzip > tar member " + member, "also: " + linkName + " and 2 more"} {
 				if !strings.Contains(got.Text, name) {
 					t.Errorf("the page does not show %q as text", name)
 				}

@@ -279,6 +279,8 @@ type locKey struct {
 	loc     locFields
 	// decoded is the chain and the decoded offset, written out.
 	decoded string
+	// links are the file's other names, written out.
+	links string
 }
 
 // locFields are a Location's comparable fields, pointers dereferenced
@@ -288,6 +290,7 @@ type locFields struct {
 	Offset, Length                                   int64
 	File, Partition, Path, State, Exposure, Encoding string
 	LayerDigest                                      string
+	LinksOmitted                                     int
 	fileOffset, layerIndex                           int64
 	hasFileOffset, hasLayer                          bool
 }
@@ -296,8 +299,8 @@ func newLocKey(finding int, l Location) locKey {
 	k := locKey{finding: finding, loc: locFields{
 		Target: l.Target, View: l.View, ViewKind: l.ViewKind, Offset: l.Offset, Length: l.Length,
 		File: l.File, Partition: l.Partition, Path: l.Path, State: l.State, Exposure: l.Exposure,
-		Encoding: l.Encoding, LayerDigest: l.LayerDigest,
-	}}
+		Encoding: l.Encoding, LayerDigest: l.LayerDigest, LinksOmitted: l.LinksOmitted,
+	}, links: strings.Join(l.Links, "\x00")}
 	if l.FileOffset != nil {
 		k.loc.fileOffset, k.loc.hasFileOffset = *l.FileOffset, true
 	}

@@ -108,7 +108,7 @@ func TestMergeKeepsTheMoreSevereRating(t *testing.T) {
 // of Location; a field added to Location must be added to locFields (or,
 // for a slice or pointer, to newLocKey).
 func TestLocFieldsCoverLocation(t *testing.T) {
-	keyed := map[string]bool{"FileOffset": true, "LayerIndex": true, "Decoded": true, "DecodedOffset": true}
+	keyed := map[string]bool{"FileOffset": true, "LayerIndex": true, "Decoded": true, "DecodedOffset": true, "Links": true}
 	lf := reflect.TypeOf(locFields{})
 	for i := range reflect.TypeOf(Location{}).NumField() {
 		name := reflect.TypeOf(Location{}).Field(i).Name

@@ -150,6 +150,19 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 			s.Action = fmt.Sprintf("in the guest, turn off the swap file %s, overwrite it in place (shred -n 0 -z keeps its size and blocks), then mkswap and swapon it again: it keeps paged-out memory until overwritten, and deleting it leaves its blocks in free space", l.Path)
 			q := shellQuote(l.Path)
 			s.Command = fmt.Sprintf("swapoff %s && shred -n 0 -z %s && mkswap %s && swapon %s   # in the guest", q, q, q, q)
+		case l.Path != "" && len(l.Links) > 0:
+			// Every name: the bytes stay while one links to them.
+			names := l.Names()
+			q := make([]string, len(names))
+			for i, n := range names {
+				q[i] = shellQuote(n)
+			}
+			more := ""
+			if l.LinksOmitted > 0 {
+				more = fmt.Sprintf(" and its %s not listed (find / -samefile %s)", plural(l.LinksOmitted, "other name"), q[0])
+			}
+			s.Action = fmt.Sprintf("delete or replace %s in the guest (one file under %s: hard links)%s, then wipe free space", strings.Join(names, ", "), plural(len(names), "name"), more)
+			s.Command = "rm -- " + strings.Join(q, " ") + "   # in the guest"
 		case l.Path != "":
 			s.Action = fmt.Sprintf("delete or replace %s in the guest, then wipe free space", l.Path)
 			s.Command = "rm -- " + shellQuote(l.Path) + "   # in the guest"

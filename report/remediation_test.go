@@ -70,6 +70,10 @@ func TestRemediate(t *testing.T) {
 	}{
 		{"live only: the guest can remove it", Finding{Category: "cloud", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", Path: "/root/.aws/credentials", Exposure: ExposureLive}}},
 			[]Remediation{{ExposureLive, "delete or replace /root/.aws/credentials in the guest, then wipe free space", "rm -- /root/.aws/credentials   # in the guest"}}},
+		{"live under several names (hard links), one hostile: every name removed, quoted", Finding{Category: "private-key", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", Path: "/srv/testdata/tls.key", Links: []string{"/etc/ssl/private/tls.key", "/tmp/x; rm -rf ~"}, Exposure: ExposureLive}}},
+			[]Remediation{{ExposureLive, "delete or replace /srv/testdata/tls.key, /etc/ssl/private/tls.key, /tmp/x; rm -rf ~ in the guest (one file under 3 names: hard links), then wipe free space", "rm -- /srv/testdata/tls.key /etc/ssl/private/tls.key '/tmp/x; rm -rf ~'   # in the guest"}}},
+		{"live under more names than listed", Finding{Category: "private-key", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", Path: "/a.key", Links: []string{"/b.key"}, LinksOmitted: 3, Exposure: ExposureLive}}},
+			[]Remediation{{ExposureLive, "delete or replace /a.key, /b.key in the guest (one file under 2 names: hard links) and its 3 other names not listed (find / -samefile /a.key), then wipe free space", "rm -- /a.key /b.key   # in the guest"}}},
 		{"deleted", Finding{Category: "cloud", Locations: []Location{{Target: web.Path, View: "web01.qcow2#current", State: StateFree, Exposure: ExposureDeleted}}},
 			[]Remediation{rotate, {ExposureDeleted, "wipe free space in /srv/web01.qcow2 (fstrim with discard in the guest, zerofree, or offline)", "virt-sparsify --in-place /srv/web01.qcow2"}}},
 		{"internal snapshot, and a hostile snapshot name quoted", Finding{Category: "cloud", Locations: []Location{loc(web.Path, "web01.qcow2#snapshot:golden", ExposureSnapshot), loc(web.Path, "web01.qcow2#snapshot:x; rm -rf ~", ExposureSnapshot)}},

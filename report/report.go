@@ -16,8 +16,9 @@ import (
 // "info" and findings' reasons and provenance; 3 added what the scan cuts
 // (summary.truncated, views[].truncated, locations_truncated), decoding
 // (views[].decoding, locations' decoded and decoded_offset), provenance's
-// source and targets[].inside. docs/report.md lists them.
-const SchemaVersion = 3
+// source and targets[].inside; 4 added locations' links and
+// links_omitted (hard links). docs/report.md lists them.
+const SchemaVersion = 4
 
 // Exposure classes. Everything but Live is outside the guest's control.
 const (
@@ -371,9 +372,15 @@ type Location struct {
 	File       string `json:"file,omitempty"` // host file holding the bytes
 	Partition  string `json:"partition,omitempty"`
 	Path       string `json:"path,omitempty"`
-	State      string `json:"state"`
-	Exposure   string `json:"exposure"`
-	Encoding   string `json:"encoding,omitempty"`
+	// Links are the file's other paths (hard links: a pnpm store file
+	// and its node_modules name, a backup tree made with cp -al), sorted,
+	// at most 64; LinksOmitted counts the rest. Path is the name the
+	// filesystem walk met first. Every name reaches the same bytes.
+	Links        []string `json:"links,omitempty"`
+	LinksOmitted int      `json:"links_omitted,omitempty"`
+	State        string   `json:"state"`
+	Exposure     string   `json:"exposure"`
+	Encoding     string   `json:"encoding,omitempty"`
 	// LayerDigest and LayerIndex name the container image layer holding the
 	// bytes (index 0 is the base layer). For a disk image inside a layer,
 	// Target is "IMAGE!/path/in/layer" and these name its layer.
@@ -392,6 +399,14 @@ type Location struct {
 	// step of Decoded yields (an archive member's contents, or a
 	// decoded stream); set with Decoded.
 	DecodedOffset *int64 `json:"decoded_offset,omitempty"`
+}
+
+// Names returns every path of the location's file: Path, then Links.
+func (l Location) Names() []string {
+	if l.Path == "" {
+		return nil
+	}
+	return append([]string{l.Path}, l.Links...)
 }
 
 // DecodedStep is one level of a decoded location's chain. Offset is where

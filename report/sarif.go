@@ -386,6 +386,12 @@ func (sc *sarifContext) locationFor(l Location) sarifLocation {
 			props[k] = v
 		}
 	}
+	if len(l.Links) > 0 {
+		props["links"] = l.Links
+		if l.LinksOmitted > 0 {
+			props["links_omitted"] = l.LinksOmitted
+		}
+	}
 	if len(l.Decoded) > 0 {
 		props["decoded"] = l.Decoded
 		props["decoded_text"] = DecodedText(l)
@@ -425,6 +431,9 @@ func (sc *sarifContext) locationFor(l Location) sarifLocation {
 			Kind:               cmp.Or(l.ViewKind, "view"),
 		}},
 		Properties: props,
+	}
+	for _, p := range l.Links { // the same file's other names
+		loc.LogicalLocations = append(loc.LogicalLocations, sarifLogical{Name: p, FullyQualifiedName: view + ":" + p, Kind: cmp.Or(l.ViewKind, "view")})
 	}
 	if phys.ArtifactLocation.URI != "" {
 		loc.PhysicalLocation = phys

@@ -191,8 +191,17 @@ func TestWriteSARIFMapping(t *testing.T) {
 			if l.Path != "" {
 				wantFQN += ":" + l.Path
 			}
-			if len(got.LogicalLocations) != 1 || got.LogicalLocations[0].FullyQualifiedName != wantFQN || got.LogicalLocations[0].Kind != l.ViewKind {
+			// One logical location per name of the file (hard links).
+			if len(got.LogicalLocations) != 1+len(l.Links) || got.LogicalLocations[0].FullyQualifiedName != wantFQN || got.LogicalLocations[0].Kind != l.ViewKind {
 				t.Errorf("%s location %d: logicalLocations %+v, want fqn %q", f.Rule, i, got.LogicalLocations, wantFQN)
+			}
+			for j, p := range l.Links {
+				if ll := got.LogicalLocations[min(1+j, len(got.LogicalLocations)-1)]; ll.FullyQualifiedName != l.View+":"+p || ll.Name != p {
+					t.Errorf("%s location %d: link %d is %+v, want %s", f.Rule, i, j, ll, p)
+				}
+			}
+			if len(l.Links) > 0 && (fmt.Sprint(got.Properties["links"]) != fmt.Sprint(l.Links) || got.Properties["links_omitted"] != float64(l.LinksOmitted)) {
+				t.Errorf("%s location %d: properties links %v (%v omitted), want %q (%d)", f.Rule, i, got.Properties["links"], got.Properties["links_omitted"], l.Links, l.LinksOmitted)
 			}
 			for k, want := range map[string]any{"view": l.View, "view_kind": l.ViewKind, "state": l.State, "exposure": l.Exposure, "offset": float64(l.Offset)} {
 				if got.Properties[k] != want {

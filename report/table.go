@@ -266,6 +266,10 @@ func (t *tableWriter) finding(f *Finding, ruleWidth int) {
 			fmt.Fprintf(tw, "    %s\t0x%x\t%s\t%s\t%s\t%s\n",
 				dash(clean(view)), l.Offset, dash(clean(l.Partition)), dash(clean(l.Path)),
 				dash(clean(l.State)), dash(clean(l.Exposure)))
+			if len(l.Links) > 0 {
+				// The file's other names (hard links), under the path.
+				fmt.Fprintf(tw, "    \t\t\talso: %s\n", clean(linksText(l)))
+			}
 			if d := DecodedText(l); d != "" {
 				// Under the path, as the row's last cell: it does not
 				// widen the columns.
@@ -283,6 +287,16 @@ func (t *tableWriter) finding(f *Finding, ruleWidth int) {
 		t.printf("  remediation:\n")
 		t.remediation("    ", steps)
 	}
+}
+
+// linksText lists a location's other names as the table and the HTML
+// report show them.
+func linksText(l Location) string {
+	s := strings.Join(l.Links, ", ")
+	if l.LinksOmitted > 0 {
+		s += fmt.Sprintf(" and %s", plural(l.LinksOmitted, "more name"))
+	}
+	return s
 }
 
 // maxDecodedText bounds a decoded chain on its table line.

@@ -275,6 +275,35 @@ func TestDecodedLocations(t *testing.T) {
 	}
 }
 
+// TestLinkedLocations: a file's other names (hard links) are in every
+// writer, with hostile names cleaned.
+func TestLinkedLocations(t *testing.T) {
+	for _, w := range writers() {
+		var out bytes.Buffer
+		if err := w.write(&out, sampleReport()); err != nil {
+			t.Fatal(err)
+		}
+		s := out.String()
+		if strings.Contains(s, "shadow.bak\x1b") {
+			t.Errorf("%s prints a link name's escape sequence", w.name)
+		}
+		var want string
+		switch w.name {
+		case "table", "table-color":
+			want = `also: /root/shadow.bak\x1b[31m and 2 more names`
+		case "sarif":
+			want = `"links_omitted": 2`
+		case "json":
+			want = `"links": [`
+		case "html":
+			want = `also: /root/shadow.bak\x1b[31m and 2 more names`
+		}
+		if !strings.Contains(s, want) {
+			t.Errorf("%s lacks %q", w.name, want)
+		}
+	}
+}
+
 // TestTimelineRowsTellAlikePreviewsApart: rows whose previews are alike
 // (every AES key schedule in RAM reads "AES-256 key (32 bytes)", every
 // PEM key its BEGIN line) are labelled by their fingerprints; a row

@@ -26,19 +26,19 @@ func (v *viewState) filesystem(ctx context.Context) *fsInfo {
 	return v.fs
 }
 
-// locate places a guest offset. excluded, when set, says why a finding
+// locate places a guest offset: its partition, path (and the file's
+// other names), state (never ""). Excluded, when set, says why a finding
 // there is not a secret (a LUKS key-slot area): the finding's location is
 // dropped.
-func (f *fsInfo) locate(off int64) (partition, path, state, excluded string) {
+func (f *fsInfo) locate(off int64) guestfs.Location {
 	if f == nil || f.m == nil {
-		return "", "", report.StateUnknown, ""
+		return guestfs.Location{State: report.StateUnknown}
 	}
 	l := f.m.Locate(off)
-	state = l.State
-	if state == "" {
-		state = report.StateUnknown
+	if l.State == "" {
+		l.State = report.StateUnknown
 	}
-	return l.Partition, l.Path, state, l.Excluded
+	return l
 }
 
 func (f *fsInfo) partitions(view string) []report.Partition {

@@ -392,7 +392,7 @@ func (d *decoder) carveCores(ctx context.Context, v *viewState, images []int64) 
 		if fi == nil {
 			fi = v.filesystem(ctx)
 		}
-		if _, path, state, _ := fi.locate(g); state == report.StateAllocated || (path != "" && state != report.StateFree && state != report.StateDeletedRecord) {
+		if at := fi.locate(g); at.State == report.StateAllocated || (at.Path != "" && at.State != report.StateFree && at.State != report.StateDeletedRecord) {
 			continue // a file's, or metadata
 		}
 		segs, err := elfcore.Segments(v.view.ID, io.NewSectionReader(v.view.Disk, g, size-g), size-g)
@@ -661,7 +661,7 @@ func (d *decoder) carve(ctx context.Context, v *viewState, hits []sigAt) []*cont
 			if fi == nil {
 				fi = v.filesystem(ctx)
 			}
-			if _, path, state, _ := fi.locate(h.g); state == report.StateAllocated || (path != "" && state != report.StateFree && state != report.StateDeletedRecord) {
+			if at := fi.locate(h.g); at.State == report.StateAllocated || (at.Path != "" && at.State != report.StateFree && at.State != report.StateDeletedRecord) {
 				continue // a file's, or metadata: the file pass has it
 			}
 		}

@@ -433,15 +433,23 @@ func (fa *findingAcc) noteAllowlist(k locKey, m detectors.Match) {
 }
 
 // allowlisted reports whether the allowlists of every match seen at k
-// cover its guest path.
-func (fa *findingAcc) allowlisted(k locKey, path string) bool {
+// cover location l's guest path, and every other name of its file.
+func (fa *findingAcc) allowlisted(k locKey, l report.Location) bool {
 	ms, ok := fa.allowIf[k]
-	if !ok {
+	if !ok || l.LinksOmitted > 0 {
 		return false
 	}
 	for _, m := range ms {
-		if !m.AllowedAt(path) {
-			return false
+		// Every name of the file must be allowed: a key hard-linked
+		// into an allowlisted directory is still where else it is.
+		names := l.Names()
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, p := range names {
+			if !m.AllowedAt(p) {
+				return false
+			}
 		}
 	}
 	return true
@@ -502,19 +510,20 @@ func (s *Scanner) placeLocations(ctx context.Context, fa *findingAcc, dropped ma
 		l.State = report.StateUnknown
 		if isDiskKind(v.view.Kind) && !v.t.plainData() {
 			if fi := v.filesystem(ctx); fi != nil {
-				part, path, state, excluded := fi.locate(k.g)
-				l.Partition, l.Path, l.State = part, path, state
-				if excluded != "" {
+				at := fi.locate(k.g)
+				l.Partition, l.Path, l.State = at.Partition, at.Path, at.State
+				l.Links, l.LinksOmitted = at.Links, at.LinksOmitted
+				if at.Excluded != "" {
 					if dropped[v] == nil {
 						dropped[v] = map[string]int{}
 					}
-					dropped[v][excluded]++
+					dropped[v][at.Excluded]++
 					continue
 				}
 			}
 		}
 		l.Exposure = v.exposureOf(l)
-		if !fa.allowlisted(k, l.Path) {
+		if !fa.allowlisted(k, l) {
 			fa.f.Locations = append(fa.f.Locations, l)
 		}
 	}

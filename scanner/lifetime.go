@@ -263,15 +263,18 @@ func identityKind(f *report.Finding) string {
 	if f.Category != "private-key" {
 		return ""
 	}
+	kind := "private-key"
 	for _, l := range f.Locations {
-		switch {
-		case strings.HasPrefix(l.Path, "/etc/ssh/ssh_host_"):
-			return "ssh-host-key"
-		case strings.HasPrefix(l.Path, "/etc/ssl/"), strings.HasPrefix(l.Path, "/etc/pki/"):
-			return "tls-key"
+		for _, p := range l.Names() { // a hard link elsewhere is the same file
+			switch {
+			case strings.HasPrefix(p, "/etc/ssh/ssh_host_"):
+				return "ssh-host-key"
+			case strings.HasPrefix(p, "/etc/ssl/"), strings.HasPrefix(p, "/etc/pki/"):
+				kind = "tls-key"
+			}
 		}
 	}
-	return "private-key"
+	return kind
 }
 
 // sharedIdentity reports every fingerprint seen in more than one VM, and

@@ -220,15 +220,28 @@ type candidate struct {
 // view v: the file's own, or, for a CPython __pycache__/*.pyc that no
 // package records, its source's when the cache was compiled from that
 // very source (py3compile makes them at install).
+//
+// A file with several names (hard links) is looked up under each in turn:
+// a package file hard-linked elsewhere is still that package's bytes.
 func (pr *provenanceReader) lookup(ctx context.Context, v *viewState, l report.Location) (candidate, bool) {
-	pk, owned := recordsKey(v, l.Partition, l.Path)
-	c := candidate{pk: pk, path: l.Path, file: l.Path, recs: pr.packages(ctx, pk).Lookup(owned)}
+	for _, p := range l.Names() {
+		if c, ok := pr.lookupPath(ctx, v, l.Partition, p); ok {
+			return c, true
+		}
+	}
+	return candidate{}, false
+}
+
+// lookupPath is lookup for one name of the file.
+func (pr *provenanceReader) lookupPath(ctx context.Context, v *viewState, partition, name string) (candidate, bool) {
+	pk, owned := recordsKey(v, partition, name)
+	c := candidate{pk: pk, path: name, file: name, recs: pr.packages(ctx, pk).Lookup(owned)}
 	if len(c.recs) == 0 {
-		c.file = pycSource(l.Path)
+		c.file = pycSource(name)
 		if c.file == "" {
 			return c, false
 		}
-		if c.recs = pr.packages(ctx, pk).Lookup(pycSource(owned)); len(c.recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(l.Partition), l.Path, c.file) {
+		if c.recs = pr.packages(ctx, pk).Lookup(pycSource(owned)); len(c.recs) == 0 || !pycCompiledFrom(v.filesystem(ctx).m.Files(partition), name, c.file) {
 			return c, false
 		}
 	}

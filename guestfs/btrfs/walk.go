@@ -268,7 +268,8 @@ const maxWalkNotes = 8
 // Walk visits every directory, regular file and symlink of the top-level
 // subvolume (id 5) and, under the paths where they are linked, of every
 // other subvolume and snapshot, each directory before its entries, a file
-// with several hard links once. Runs are device offsets of every copy
+// with several hard links once with its runs, and under each other name
+// as a Link entry. Runs are device offsets of every copy
 // (both copies of DUP metadata for inline data). Unreadable parts are
 // skipped and reported in a *fsys.PartialError.
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
@@ -368,6 +369,9 @@ func (w *walker) child(j dirJob, d dirent) error {
 	case d.ftype == ftRegular || d.ftype == ftSymlink:
 		id := [2]uint64{j.subvol, d.loc.obj}
 		if w.seen[id] {
+			if d.ftype == ftRegular {
+				return w.emit(fsys.Entry{Path: p, Mode: 0o644, ID: id, Link: true})
+			}
 			return nil
 		}
 		w.seen[id] = true
@@ -381,7 +385,11 @@ func (w *walker) child(j dirJob, d dirent) error {
 				return err
 			}
 		}
-		return w.emit(fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size, Runs: in.runs})
+		e := fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size, Runs: in.runs}
+		if e.Mode.IsRegular() {
+			e.ID = id
+		}
+		return w.emit(e)
 	}
 	return nil
 }

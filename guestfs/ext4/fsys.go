@@ -36,7 +36,8 @@ func Driver() fsys.Driver {
 
 // Walk visits every directory, regular file and symlink with the runs of
 // its blocks (inline data: the bytes inside the inode), a file with several
-// hard links once, under its first path. Unreadable directories and inodes
+// hard links once with its runs, under its first path, and under each
+// other path as a Link entry. Unreadable directories and inodes
 // are skipped and reported in a *fsys.PartialError.
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	seen := map[uint32]bool{}
@@ -53,6 +54,11 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			return nil
 		}
 		if seen[ino] {
+			if mode.IsRegular() {
+				// Another name of a file given already: the index ties
+				// it to that entry by ID.
+				return fn(fsys.LinkEntry(p, uint64(ino)))
+			}
 			return nil
 		}
 		seen[ino] = true
@@ -62,6 +68,9 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			return nil
 		}
 		e := fsys.Entry{Path: p, Mode: mode.Type() | in.FileMode().Perm(), Size: int64(in.Size)}
+		if mode.IsRegular() {
+			e.ID = [2]uint64{0, uint64(ino)}
+		}
 		switch {
 		case in.Inline():
 			if n := min(int64(in.Size), int64(len(in.block))); n > 0 {

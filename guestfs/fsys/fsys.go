@@ -61,6 +61,15 @@ type Entry struct {
 	// Deleted marks an entry recovered from an intact record of a
 	// deleted file: its runs are reported StateDeletedRecord.
 	Deleted bool
+	// ID identifies a regular file across its names (hard links), where
+	// the filesystem has them: its inode number (ext4, XFS, UFS2), its
+	// subvolume and inode (btrfs), its MFT record (NTFS). Zero where the
+	// walk does not say.
+	ID [2]uint64
+	// Link marks a further name of the regular file whose entry with the
+	// same ID carries the runs: it has no runs of its own. A walk gives
+	// it after or before that entry, in directory order.
+	Link bool
 }
 
 // FS is one opened filesystem. Implementations are safe for concurrent
@@ -71,7 +80,9 @@ type FS interface {
 	Kind() string
 	// Walk visits every directory, regular file and symlink, each
 	// directory before its entries, and a file with several hard links
-	// once. An error returned by fn stops the walk and is returned. Walks
+	// once with its runs, and under each other name as a Link entry (so
+	// that a finding in it can name every path that reaches it: a key
+	// hard-linked into a test directory is still the one in /etc). An error returned by fn stops the walk and is returned. Walks
 	// bound their work (entries, depth, bytes of metadata read) and stop
 	// when ctx is done. fn must not keep e.Runs after it returns: a walk
 	// may reuse its array for the next entry. A walk that skipped what it

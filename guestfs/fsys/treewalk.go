@@ -13,7 +13,8 @@ import (
 // TreeWalk is the walk that filesystems whose directories name inodes by
 // number share (XFS, UFS2), as FS.Walk describes it: from the root, depth
 // first, each directory before its entries and subdirectories in entry
-// order, a file with several hard links once, under its first path.
+// order, a file with several hard links once, under its first path (and
+// to Link under each other path).
 // Entries naming an inode that is not in use are stale and skipped; what
 // cannot be read is skipped and noted, at most MaxNotes times, and Run
 // then returns a *PartialError. The walk bounds the entries it visits and
@@ -32,11 +33,22 @@ type TreeWalk[N any] struct {
 	Entries func(dir N) ([]TreeEntry, error)
 	// InUse says whether inode ino is allocated.
 	InUse func(ino uint64) bool
+	// Link, when set, gives path p as another name of inode ino, a file
+	// that Visit gave earlier (a hard link; see Entry.Link).
+	Link func(p string, ino uint64) error
 	// Notes are problems found before the walk (an unreadable inode map).
 	Notes []string
 	// MaxDepth, MaxEntries and MaxNotes bound the directories descended,
 	// the entries visited and the problems listed.
 	MaxDepth, MaxEntries, MaxNotes int
+}
+
+// LinkEntry is the Link entry for path p, a further name of inode ino of
+// a filesystem whose regular files' IDs are {0, inode}. A hard link to a
+// symlink gets one too; it names no regular file's ID, and the index
+// drops it.
+func LinkEntry(p string, ino uint64) Entry {
+	return Entry{Path: p, Mode: 0o644, ID: [2]uint64{0, ino}, Link: true}
 }
 
 // TreeEntry is one directory entry: a name and the inode it names.
@@ -66,7 +78,13 @@ func (w *TreeWalk[N]) Run(ctx context.Context) error {
 		node  N
 		depth int
 	}
-	seen := map[uint64]bool{w.Root: true}
+	// seen says what each visited inode was: a later name of a file
+	// given (linkable) is another hard link.
+	const (
+		visited uint8 = iota + 1
+		linkable
+	)
+	seen := map[uint64]uint8{w.Root: visited}
 	stack := []frame{{"/", root, 0}}
 	entries := 0
 	for len(stack) > 0 {
@@ -81,7 +99,8 @@ func (w *TreeWalk[N]) Run(ctx context.Context) error {
 		}
 		var subdirs []frame
 		for _, de := range ents {
-			if !ValidName(de.Name) || seen[de.Ino] {
+			was := seen[de.Ino]
+			if !ValidName(de.Name) || was == visited || was == linkable && w.Link == nil {
 				continue
 			}
 			if entries++; entries > w.MaxEntries {
@@ -89,14 +108,23 @@ func (w *TreeWalk[N]) Run(ctx context.Context) error {
 				return &PartialError{Notes: notes}
 			}
 			p := Join(fr.path, de.Name)
+			if was == linkable {
+				if err := w.Link(p, de.Ino); err != nil {
+					return err
+				}
+				continue
+			}
 			if !w.InUse(de.Ino) {
 				note(fmt.Errorf("%s: entry names free or unreadable inode %d", p, de.Ino))
 				continue
 			}
-			seen[de.Ino] = true
+			seen[de.Ino] = visited
 			node, ok, dir, err := w.Visit(p, de.Ino, note)
 			if err != nil {
 				return err
+			}
+			if ok && !dir {
+				seen[de.Ino] = linkable
 			}
 			if ok && dir && fr.depth < w.MaxDepth {
 				subdirs = append(subdirs, frame{p, node, fr.depth + 1})

@@ -74,7 +74,8 @@ type namedChild struct {
 
 // Walk visits the root directory and, from it down, every directory, file
 // and alternate data stream ("path:stream") whose record names a
-// resolvable parent, each directory before its entries. Entries of deleted
+// resolvable parent, each directory before its entries, and a live file's
+// other names (hard links) as Link entries. Entries of deleted
 // records are marked Deleted; their runs are the parts whose clusters
 // $Bitmap still has free (clusters allocated again belong to their new
 // owner), and their resident data, which stays in the freed MFT record.
@@ -90,13 +91,17 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	emitRecord := func(i int, p string) error {
 		r := &f.recs[i]
 		deleted := r.flags&recInUse == 0
+		var id [2]uint64 // the file's unnamed stream: other names link to it
+		if !deleted && r.flags&recDir == 0 {
+			id = recordID(i)
+		}
 		if r.flags&recDir != 0 {
 			buf = f.entryRuns(buf[:0], r.index, -1, deleted)
 			if err := fn(fsys.Entry{Path: p, Mode: fs.ModeDir | 0o755, Runs: buf, Deleted: deleted}); err != nil {
 				return err
 			}
 		} else if r.stream("") == nil {
-			if err := fn(fsys.Entry{Path: p, Mode: 0o644, Deleted: deleted}); err != nil {
+			if err := fn(fsys.Entry{Path: p, Mode: 0o644, Deleted: deleted, ID: id}); err != nil {
 				return err
 			}
 		}
@@ -111,7 +116,11 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			if i != recMFT || s.name != "" {
 				buf = f.entryRuns(buf, s.runs, s.zeroFrom(), deleted)
 			}
-			if err := fn(fsys.Entry{Path: sp, Mode: 0o644, Size: s.size, Runs: buf, Deleted: deleted}); err != nil {
+			e := fsys.Entry{Path: sp, Mode: 0o644, Size: s.size, Runs: buf, Deleted: deleted}
+			if s.name == "" {
+				e.ID = id
+			}
+			if err := fn(e); err != nil {
 				return err
 			}
 		}
@@ -139,12 +148,20 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			if err := emitRecord(int(c), p); err != nil {
 				return err
 			}
-			if f.recs[c].flags&recDir != 0 && f.firstChild[c] >= 0 {
+			if f.recs[c].flags&recDir != 0 && (f.firstChild[c] >= 0 || len(f.links[c]) > 0) {
 				if j.depth >= maxDepth {
 					notes = append(notes, fmt.Sprintf("%s: deeper than %d directories: not walked", p, maxDepth))
 					continue
 				}
 				stack = append(stack, job{rec: int(c), path: p, depth: j.depth + 1})
+			}
+		}
+		// The other names (hard links) of live files in this directory.
+		for _, l := range f.links[int32(j.rec)] {
+			if f.recs[l.rec].flags&recDir == 0 {
+				if err := fn(fsys.Entry{Path: fsys.Join(j.path, l.name), Mode: 0o644, ID: recordID(int(l.rec)), Link: true}); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -153,6 +170,9 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	}
 	return nil
 }
+
+// recordID is the Entry.ID of the file in MFT record i.
+func recordID(i int) [2]uint64 { return [2]uint64{0, uint64(i) + 1} }
 
 // zeroFrom is where a stream's bytes start to read as zeros although the
 // file goes on (its initialized size), or -1.

@@ -172,7 +172,12 @@ func TestWalkMatchesSource(t *testing.T) {
 
 			walked := map[string]fsys.Entry{}
 			var order []string
+			var links []fsys.Entry // other names of files walked (hard links)
 			if err := f.Walk(context.Background(), func(e fsys.Entry) error {
+				if e.Link {
+					links = append(links, e)
+					return nil
+				}
 				e.Runs = append([]fsys.Run(nil), e.Runs...)
 				if _, dup := walked[e.Path]; dup {
 					t.Errorf("%s walked twice", e.Path)
@@ -188,11 +193,19 @@ func TestWalkMatchesSource(t *testing.T) {
 			}
 
 			// Paths, types and sizes: the source's, the hard-linked file
-			// under one of its two names.
-			_, a := walked["/etc/hostname"]
-			_, b := walked["/hardlink"]
-			if a == b {
-				t.Errorf("hard link walked under /etc/hostname: %v, /hardlink: %v; want exactly one", a, b)
+			// under one of its two names, and under the other as a Link
+			// entry with its ID.
+			a, aok := walked["/etc/hostname"]
+			b, bok := walked["/hardlink"]
+			if aok == bok {
+				t.Errorf("hard link walked under /etc/hostname: %v, /hardlink: %v; want exactly one", aok, bok)
+			}
+			first, other := a, "/hardlink"
+			if bok {
+				first, other = b, "/etc/hostname"
+			}
+			if len(links) != 1 || links[0].Path != other || links[0].ID != first.ID || first.ID == ([2]uint64{}) {
+				t.Errorf("Link entries %+v; want %s with ID %v", links, other, first.ID)
 			}
 			for p, w := range want {
 				e, ok := walked[p]

@@ -24,7 +24,8 @@ const (
 
 // Walk visits every directory, regular file and symlink reachable from the
 // root, depth first, each directory before its entries, with the runs of
-// its data; a file with several hard links once, under its first path.
+// its data; a file with several hard links once, under its first path,
+// and under each other path as a Link entry.
 // Entries naming an inode its group's inode map says is free are stale and
 // skipped. Unreadable directories and inodes are skipped and reported in
 // a *fsys.PartialError.
@@ -51,7 +52,11 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			if err != nil {
 				note(fmt.Errorf("%s: %w", p, err))
 			}
-			return in, true, in.isDir(), fn(fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size, Runs: buf})
+			e := fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size, Runs: buf}
+			if in.isReg() {
+				e.ID = [2]uint64{0, ino}
+			}
+			return in, true, in.isDir(), fn(e)
 		},
 		Entries: func(in *inode) ([]fsys.TreeEntry, error) {
 			ents, err := f.entries(in, budget)
@@ -61,6 +66,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			used, err := f.inodeAllocated(uint32(ino))
 			return err == nil && used
 		},
+		Link: func(p string, ino uint64) error { return fn(fsys.LinkEntry(p, ino)) },
 	}
 	return w.Run(ctx)
 }

@@ -28,7 +28,7 @@ const (
 // Walk visits every directory, regular file and symlink reachable from the
 // root, depth first, each directory before its entries, with the runs of
 // its data fork; a file with several hard links once, under its first
-// path. Entries whose inode the inode B+trees record as free are stale and
+// path, and under each other path as a Link entry. Entries whose inode the inode B+trees record as free are stale and
 // skipped. Unreadable directories and inodes are skipped and reported in a
 // *fsys.PartialError.
 func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
@@ -50,6 +50,9 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 				return nil, false, false, nil
 			}
 			e := fsys.Entry{Path: p, Mode: in.fileMode(), Size: in.size}
+			if in.isReg() {
+				e.ID = [2]uint64{0, ino}
+			}
 			if in.flags&diFlagRealtime == 0 {
 				exts, err := f.extents(in)
 				if err != nil {
@@ -65,6 +68,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			return treeEntries(ents), err
 		},
 		InUse: func(ino uint64) bool { return imap.allocated(f, ino) },
+		Link:  func(p string, ino uint64) error { return fn(fsys.LinkEntry(p, ino)) },
 	}
 	return w.Run(ctx)
 }

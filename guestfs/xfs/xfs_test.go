@@ -246,7 +246,12 @@ func TestWalkMatchesXfsDB(t *testing.T) {
 			f := openXFS(t, img)
 
 			walked := map[string]fsys.Entry{}
+			var links []fsys.Entry // other names of files walked (hard links)
 			if err := f.Walk(context.Background(), func(e fsys.Entry) error {
+				if e.Link {
+					links = append(links, e)
+					return nil
+				}
 				e.Runs = append([]fsys.Run(nil), e.Runs...)
 				walked[e.Path] = e
 				return nil
@@ -255,9 +260,30 @@ func TestWalkMatchesXfsDB(t *testing.T) {
 			}
 
 			// Paths: each walked path is one of its inode's names in
-			// ncheck, and each inode ncheck names was walked once.
+			// ncheck, and each inode ncheck names was walked once, and
+			// under its other names as Link entries (/hardlink).
 			names := ncheck(t, img)
 			inodes := map[uint64]string{}
+			byName := fstest.NewHardLinks[uint64]()
+			for _, l := range links {
+				in, err := f.lookup(l.Path, false)
+				if err != nil {
+					t.Fatalf("lookup %s: %v", l.Path, err)
+				}
+				byName.Add(t, in.ino, l)
+			}
+			if !c.proto {
+				// ncheck names an inode once; mkXFS made /hardlink a
+				// second name of /etc/hostname.
+				in, err := f.lookup("/hardlink", false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all := map[uint64][]string{in.ino: {"/etc/hostname", "/hardlink"}}
+				defer func() { byName.Check(t, all) }()
+			} else if len(links) > 0 {
+				t.Errorf("Link entries %+v in a fixture without hard links", links)
+			}
 			for p := range walked {
 				if p == "/" {
 					continue
@@ -269,9 +295,7 @@ func TestWalkMatchesXfsDB(t *testing.T) {
 				if !contains(names[in.ino], p) {
 					t.Errorf("%s: inode %d, xfs_db names %v", p, in.ino, names[in.ino])
 				}
-				if q, dup := inodes[in.ino]; dup {
-					t.Errorf("inode %d walked twice: %s and %s", in.ino, q, p)
-				}
+				byName.Add(t, in.ino, walked[p])
 				inodes[in.ino] = p
 			}
 			for ino, ps := range names {

@@ -174,7 +174,7 @@
           el('td', null, el('code', { text: dash(l.view || l.target) })),
           el('td', null, el('code', { text: hex(l.offset) })),
           el('td', { text: dash(l.partition) }),
-          el('td', null, el('code', { text: dash(l.path) }), decodedChain(l)),
+          el('td', null, el('code', { text: dash(l.path) }), linkNames(l), decodedChain(l)),
           el('td', { text: dash(l.state) }),
           el('td', { text: dash(l.exposure) })));
       });
@@ -185,6 +185,14 @@
     var more = el('button', { type: 'button', onclick: function () { fill(locs.length); more.remove(); } },
       'show all ' + locs.length + ' locations');
     return el('div', null, table, more);
+  }
+  // linkNames lists the file's other names (hard links): "also: /etc/…".
+  function linkNames(l) {
+    var names = list(l.links);
+    if (!names.length) return null;
+    var text = names.join(', ');
+    if (l.links_omitted) text += ' and ' + l.links_omitted + ' more';
+    return el('div', { class: 'dim links', text: 'also: ' + text });
   }
   // decodedChain says how a secret inside compressed or archived bytes was
   // reached from its container: "in: gzip > cpio member etc/…".

@@ -145,3 +145,70 @@ func Names(t *testing.T, r fsys.Reader, dir string) string {
 	slices.Sort(names)
 	return strings.Join(names, " ")
 }
+
+// HardLinks checks the names a walk gives each file of a tool's listing
+// (K identifies a file there): one entry with the file's runs, which the
+// caller compares with the tool's, and a Link entry with its ID for each
+// other name (fsys.FS.Walk).
+type HardLinks[K comparable] struct {
+	first map[K]fsys.Entry // Runs not kept
+	links map[K][]fsys.Entry
+}
+
+// NewHardLinks returns an empty check.
+func NewHardLinks[K comparable]() *HardLinks[K] {
+	return &HardLinks[K]{first: map[K]fsys.Entry{}, links: map[K][]fsys.Entry{}}
+}
+
+// Add records entry e of file k and reports whether it is the file's
+// entry with runs, false for a Link entry (no size or runs to compare).
+// It fails t for a second entry with runs.
+func (h *HardLinks[K]) Add(t *testing.T, k K, e fsys.Entry) bool {
+	t.Helper()
+	e.Runs = nil
+	if e.Link {
+		h.links[k] = append(h.links[k], e)
+		return false
+	}
+	if prev, dup := h.first[k]; dup {
+		t.Errorf("%s and %s: the same file given twice with runs", prev.Path, e.Path)
+	}
+	h.first[k] = e
+	return true
+}
+
+// Given reports whether file k was given with its runs.
+func (h *HardLinks[K]) Given(k K) bool { _, ok := h.first[k]; return ok }
+
+// Check fails t unless every file with several names in want (k: all
+// its paths) was given under each exactly once, its Link entries with a
+// non-zero ID equal to its entry's, and no file with one name got a Link.
+func (h *HardLinks[K]) Check(t *testing.T, want map[K][]string) {
+	t.Helper()
+	for k, paths := range want {
+		first, ok := h.first[k]
+		if !ok {
+			continue // the caller reports files not walked
+		}
+		got := []string{first.Path}
+		for _, l := range h.links[k] {
+			got = append(got, l.Path)
+			if l.ID != first.ID || l.ID == ([2]uint64{}) {
+				t.Errorf("%s: link ID %v, %s has %v", l.Path, l.ID, first.Path, first.ID)
+			}
+		}
+		slices.Sort(got)
+		w := slices.Sorted(slices.Values(paths))
+		if !slices.Equal(got, w) {
+			t.Errorf("file %s given under %q, the tool names %q", first.Path, got, w)
+		}
+		if len(paths) > 1 && first.ID == ([2]uint64{}) {
+			t.Errorf("%s: several names but no ID", first.Path)
+		}
+	}
+	for k, ls := range h.links {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: a Link entry for a file the tool does not list", ls[0].Path)
+		}
+	}
+}
