@@ -1555,7 +1555,7 @@ func builtinRules() []Rule {
 			Category:    "credentials",
 			Severity:    SeverityHigh,
 			Keywords:    []string{"password", "passwd"},
-			Regex:       "(?i)(?:^|[^0-9A-Za-z])(?P<key>(?:[a-z0-9]+[_.-])?(?:password|passwd))[\"']?[ \\t]*(?:=|:|:=|=>)[ \\t]*[\"']?([^\"'<>;,&\\x00-\\x20\\x7f]{6,128})",
+			Regex:       "(?i)(?:^|[^0-9A-Za-z]|\\\\[nrt])(?P<key>(?:[a-z0-9]+[_.-])?(?:password|passwd))[\"']?[ \\t]*(?:=|:|:=|=>)[ \\t]*[\"']?([^\"'<>;,&\\x00-\\x20\\x7f]{6,128})",
 			Follow:      "^[\"']?[ \\t]*(?:=|:)",
 			SecretGroup: 2,
 			Check:       "password",

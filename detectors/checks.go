@@ -39,6 +39,18 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 			return found{}, false
 		}
 	case checkPassword, checkPasswordLax:
+		// In text kept inside a JSON or C string (a package's readme in
+		// yarn's cache metadata, a config file in a JSON document), a
+		// line break is the two bytes \n: the value ends there, as at a
+		// real line break, and none on the line is no value.
+		if i := escapedLineBreak(f.secret); i >= 0 {
+			if i == 0 {
+				return found{}, false
+			}
+			f.e = f.s + i
+			f.secret = w[f.s:f.e]
+			e = f.e
+		}
 		// A lax rule trusts its syntax (a URL's userinfo, a .netrc
 		// entry); where the syntax lets the login be absent and it is,
 		// what is left ("machine learning-based password strength") is
@@ -96,6 +108,22 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 		f.meta["example"] = "true"
 	}
 	return f, true
+}
+
+// escapedLineBreak returns the offset of the first escaped line break in
+// b (a backslash and n or r; an escaped backslash is skipped), or -1.
+func escapedLineBreak(b []byte) int {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		switch b[i+1] {
+		case 'n', 'r':
+			return i
+		}
+		i++ // the escaped byte, a backslash included
+	}
+	return -1
 }
 
 var (

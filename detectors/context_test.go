@@ -177,6 +177,12 @@ func TestValueContext(t *testing.T) {
 		{"config-password", "// \tgroupname:password:GID:user_list\n", ""},
 		{"config-password", "HOST:PORT:BINDNAME:PASSWORD:BASEDN:FLAGS:\n", ""},
 		{"config-password", "password=Xk8:pq2:vL9\n", "Xk8:pq2:vL9"},
+		// text inside a JSON or C string: \n is the line break that
+		// ends the value (a readme in yarn's cache metadata)
+		{"config-password", `"readme": "#### To hash a password:\n\nTechnique 1 (generate a salt)\n",` + "\n", ""},
+		{"config-password", `{"config": "user=app\npassword=Xk8pq2vL9\nhost=db"}` + "\n", "Xk8pq2vL9"},
+		{"config-password", `{"config": "password=Xk8pq2vL9\r\n"}` + "\n", "Xk8pq2vL9"},
+		{"config-password", `{"a": "password=Xk8\\npq2vL9"}` + "\n", `Xk8\\npq2vL9`},
 		// paths
 		{"shell-export-secret", "export DB_PASSWORD_FILE=/run/secrets/db_password\n", ""},
 		{"odbc-pwd", "env PWD=/home/app ls\n", ""},
