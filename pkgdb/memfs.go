@@ -29,7 +29,7 @@ func IsRecordFile(p string) bool {
 	if strings.Contains(p, "/"+npmCacheDir+"/index-v5/") {
 		return true
 	}
-	if isPnpmIndex(p) {
+	if isPnpmIndex(p) || isYarnMetadata(p) {
 		return true
 	}
 	if strings.HasSuffix(p, ".ziphash") && strings.Contains(p, "/"+goModDownload+"/") {

@@ -267,10 +267,12 @@ func validSHA1(sum, js []byte) bool {
 
 // StreamDigest names the digest that the records of the file at p hold
 // when its path alone says so (npm's cache is addressed by each file's
-// SHA-512), for a reader that must hash a file as it streams, before the
-// records are known: "" for any other path.
+// SHA-512; yarn's metadata gives its kept tarball's), for a reader that
+// must hash a file as it streams, before the records are known: "" for
+// any other path.
 func StreamDigest(p string) string {
-	if strings.Contains(p, "/"+npmCacheDir+"/content-v2/sha512/") {
+	if strings.Contains(p, "/"+npmCacheDir+"/content-v2/sha512/") ||
+		path.Base(p) == yarnTarball && isYarnMetadata(path.Join(path.Dir(p), yarnMetadata)) {
 		return "sha512"
 	}
 	return ""

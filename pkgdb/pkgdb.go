@@ -37,7 +37,7 @@ type Digest struct {
 
 // Owner is what one package manager records about one installed file.
 type Owner struct {
-	Manager  string // "dpkg", "rpm", "apk", "python", "apt" (a package in apt's cache), "npm" (a tarball in npm's cache), "pnpm" (a file in pnpm's store), "go" (a module zip)
+	Manager  string // "dpkg", "rpm", "apk", "python", "apt" (a package in apt's cache), "npm" (a tarball in npm's cache), "pnpm" (a file in pnpm's store), "yarn" (a tarball in yarn's cache), "go" (a module zip)
 	Package  string
 	Version  string
 	Arch     string // the package's architecture where the manager records one
@@ -68,6 +68,7 @@ func readers() []managerReader {
 		{"apt", readAptCache},
 		{"npm", readNPMCache},
 		{"pnpm", readPnpmStore},
+		{"yarn", readYarnCache},
 		{"go", readGoModCache},
 	}
 }

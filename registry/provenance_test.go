@@ -410,3 +410,59 @@ func TestLayerPnpmStore(t *testing.T) {
 		t.Errorf("--no-downgrade: %+v", pf)
 	}
 }
+
+// TestLayerYarnCache: a layer where the real yarn 1 installed packages
+// (from a registry on 127.0.0.1), leaving them in root's cache
+// (/usr/local/share/.cache/yarn) with their tarballs, as a Dockerfile's
+// `RUN yarn install` leaves an image. The cache's metadata files are
+// among the layer's package records: the packages' test key is info
+// with the tarballs' yarn provenance (one of them larger than the scan
+// window, hashed as it streams), in the tarballs, the cache and
+// node_modules alike. With --no-downgrade it is not.
+func TestLayerYarnCache(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar")
+	dir := t.TempDir()
+	f := filepath.Join(dir, "key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+	key, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 9<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	testutil.YarnInstall(t, dir, filepath.Join(root, "usr/local/share/.cache/yarn"), filepath.Join(root, "srv/app"), []testutil.NPMPackage{
+		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
+		{Name: "acme-big", Version: "3.1.4", Files: map[string][]byte{"data/blob.bin": big, "test/fixtures/id_ed25519": key}},
+	})
+	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
+	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, "node", imageOf(t, l1))
+	k := fp(strings.TrimRight(string(key), "\n"))
+	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
+	if fd == nil || fd.Severity != report.SeverityInfo {
+		t.Fatalf("the packages' key: %+v", fd)
+	}
+	pkgs := map[string]bool{}
+	for _, p := range fd.Provenance {
+		pkgs[p.Package] = p.Manager == "yarn" && !p.Modified && strings.HasPrefix(p.Path, "/usr/local/share/.cache/yarn/v") && strings.HasSuffix(p.Path, "/.yarn-tarball.tgz")
+	}
+	if len(pkgs) != 2 || !pkgs["acme-fixtures"] || !pkgs["acme-big"] {
+		t.Errorf("provenance %+v, want both kept tarballs unmodified (the big one hashed as it streamed)", fd.Provenance)
+	}
+	var inModules bool
+	for _, l := range fd.Locations {
+		inModules = inModules || l.Path == "/srv/app/node_modules/acme-fixtures/test/fixtures/id_ed25519"
+	}
+	if !inModules {
+		t.Errorf("no location in node_modules: %+v", fd.Locations)
+	}
+	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
+		t.Errorf("--no-downgrade: %+v", pf)
+	}
+}

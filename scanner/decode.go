@@ -508,11 +508,12 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 		if len(recs) == 0 || c.codec == decode.Ar && !slices.ContainsFunc(recs, func(o pkgdb.Owner) bool { return o.Manager == "apt" }) {
 			continue
 		}
-		// A tarball in npm's cache, or a zip in Go's module cache, is
-		// decoded all the same: what it holds proves public the copies
-		// that npm install put in node_modules, or that the go command
-		// extracted (propagation), and no package record covers those.
-		if slices.ContainsFunc(recs, func(o pkgdb.Owner) bool { return o.Manager == "npm" || o.Manager == "go" }) {
+		// A tarball in npm's or yarn's cache, or a zip in Go's module
+		// cache, is decoded all the same: what it holds proves public the
+		// copies that npm or yarn install put in node_modules, or that the
+		// go command extracted (propagation), and no package record
+		// covers those.
+		if slices.ContainsFunc(recs, func(o pkgdb.Owner) bool { return o.Manager == "npm" || o.Manager == "yarn" || o.Manager == "go" }) {
 			continue
 		}
 		cand := candidate{pk: pk, path: c.path, file: c.path, recs: recs, size: c.size}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned npm packages the SARIF schema test uses (ajv and the
 # SARIF 2.1.0 schema shipped in @microsoft/sarif-multitool-linux) into
-# .cache/sarif-validate, once, and pnpm for the pnpm store tests.
+# .cache/sarif-validate, once, pnpm for the pnpm store tests and yarn for
+# the yarn cache tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.cache/sarif-validate
@@ -14,4 +15,11 @@ fi
 # pnpm, so npm installs this pinned release globally when none is on PATH.
 if ! command -v pnpm >/dev/null 2>&1; then
   npm install -g --no-fund --no-audit pnpm@10.34.9
+fi
+
+# yarn 1 (classic), for the yarn cache tests (pkgdb, scanner): Debian's
+# yarnpkg does not run on the Node.js that npm needs here, so npm installs
+# this pinned release globally when no yarn is on PATH.
+if ! command -v yarn >/dev/null 2>&1; then
+  npm install -g --no-fund --no-audit yarn@1.22.22
 fi

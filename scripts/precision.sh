@@ -18,7 +18,8 @@
 #                                   the server with its packages in apt's
 #                                   cache, node: the server with a Node.js
 #                                   application, pnpm: the same installed by
-#                                   pnpm, go: the server with a Go
+#                                   pnpm, yarn: the same installed by
+#                                   yarn 1, go: the server with a Go
 #                                   module cache; and the same of Debian 13
 #                                   as trixie-minbase, trixie-server,
 #                                   trixie-ram, trixie-server-image,
@@ -32,7 +33,7 @@
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
 # qemu-utils, qemu-system-x86, python3, jq, npm for the node images, pnpm
-# for the pnpm images, go
+# for the pnpm images, yarn for the yarn images, go
 # for the go images, docker.io (dockerd) for the docker images and
 # containerd (ctr) for the containerd images. The apt mirror is the one this machine uses; npm's
 # registry and the Go module proxy are their own.
@@ -40,7 +41,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-go trixie-docker trixie-containerd}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-go trixie-docker trixie-containerd}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -311,6 +312,34 @@ pnpm_app() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# yarn_app PREFIX: the server install with the same Node.js application
+# installed by yarn 1 instead of npm: scripts/precision-node/yarn.lock
+# (made by `yarn import` from the node_modules that `npm ci` of the npm
+# lock file installs, so the same versions; yarn 1 cannot read a version
+# 3 package-lock.json) installed with `yarn install --frozen-lockfile`
+# from the public registry, with root's yarn cache
+# (/usr/local/share/.cache/yarn, where yarn keeps it when it runs as
+# root) kept, each package unpacked there beside its tarball. yarn is
+# this machine's (make test's install-npm-deps.sh installs it).
+yarn_app() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1yarn.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/yarn.lock ] && return 0
+  echo "== the ${p}server install with a Node.js application (yarn install)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  mkdir -p "$root/srv/app"
+  cp scripts/precision-node/package.json scripts/precision-node/yarn.lock "$root/srv/app/"
+  local home rc=0
+  home=$(mktemp -d "$cache/tmp.XXXXXX")
+  (cd "$root/srv/app" && HOME=$home yarn install --frozen-lockfile --non-interactive --no-progress \
+    --cache-folder "$root/usr/local/share/.cache/yarn") > "$cache/${p}yarn.yarn.log" 2>&1 || rc=$?
+  rm -rf "$home"
+  if [ $rc != 0 ]; then
+    echo "yarn install failed; see $cache/${p}yarn.yarn.log" >&2; tail -20 "$cache/${p}yarn.yarn.log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # go_dev PREFIX: the server install as a Go developer's or CI machine
 # leaves it: the modules of scripts/precision-go/go.mod (imgaudit's own
 # dependencies, go-containerregistry and docker/cli among them) fetched
@@ -481,12 +510,13 @@ build() {
       server-apt) bootstrap "${p}server" default "$include"; apt_cache "$p" ;;
       node) bootstrap "${p}server" default "$include"; node_app "$p" ;;
       pnpm) bootstrap "${p}server" default "$include"; pnpm_app "$p" ;;
+      yarn) bootstrap "${p}server" default "$include"; yarn_app "$p" ;;
       go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
       docker)
         bootstrap "${p}minbase" minbase "$minbase_include"
         bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
       containerd) bootstrap "${p}server" default "$include"; container "${p}server"; containerd_host "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -521,6 +551,7 @@ for name in $images; do
   case $name in *go) kind="qcow2, Debian $(suite_of "$name"), the server with root's Go module cache" ;; esac
   case $name in *containerd) kind="qcow2, Debian $(suite_of "$name"), the server as a containerd host (a Kubernetes node) with the server's image in /var/lib/containerd" ;; esac
   case $name in *docker) kind="qcow2, Debian $(suite_of "$name"), the server as a Docker host with two Debian images ($(ls "$cache/$name.root/var/lib/docker/overlay2" | grep -vc '^l$') layers)" ;; esac
+  case $name in *yarn) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by yarn 1, root's yarn cache kept" ;; esac
   case $name in *pnpm) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by pnpm, root's pnpm store kept" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac

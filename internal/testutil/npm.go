@@ -63,6 +63,22 @@ func PnpmInstall(t testing.TB, dir, storeDir, appDir string, pkgs []NPMPackage) 
 	}
 }
 
+// YarnInstall has the real yarn 1 add the packages to appDir, served as
+// NPMInstall serves them, with its cache in cacheFolder (root's is
+// /usr/local/share/.cache/yarn, a user's ~/.cache/yarn): yarn unpacks each
+// package there, keeps its tarball beside it (.yarn-tarball.tgz) and
+// copies the files into appDir's node_modules.
+func YarnInstall(t testing.TB, dir, cacheFolder, appDir string, pkgs []NPMPackage) {
+	t.Helper()
+	RequireTool(t, "yarn", "npm", "node")
+	registry, env, _, names := npmRegistry(t, dir, appDir, pkgs)
+	cmd := exec.Command("yarn", append([]string{"add", "--registry", registry, "--cache-folder", cacheFolder, "--non-interactive", "--silent", "--no-progress"}, names...)...)
+	cmd.Dir, cmd.Env = appDir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("yarn add: %v\n%s", err, out)
+	}
+}
+
 // npmRegistry packs each package with `npm pack` and serves them from a
 // registry on 127.0.0.1 that speaks the npm registry's protocol (a
 // package document naming the tarball and its integrity, and the
