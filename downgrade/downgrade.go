@@ -129,7 +129,10 @@ func Apply(f *report.Finding, facts []LocationFacts, machine func(target string)
 }
 
 // pathContext lowers f when every file holding it, under every name, is
-// a test file or documentation that no package owns.
+// a test file or documentation that no package owns. A secret inside an
+// archive is in the file that is the archive's member: under a test
+// directory when the archive is, or when a member on the way is
+// (node_modules/ssh2/test/fixtures/id_rsa in a yarn cache zip).
 func pathContext(f *report.Finding, facts []LocationFacts) {
 	levels, code, where, files := 0, "", "", 0
 	for i, l := range f.Locations {
@@ -139,20 +142,13 @@ func pathContext(f *report.Finding, facts []LocationFacts) {
 		if i < len(facts) && len(facts[i].Owners) > 0 {
 			return // a package file: provenance decides, not the path
 		}
-		if l.LinksOmitted > 0 {
-			return // names not listed: they may be anywhere
+		c, n, w := locationContext(l)
+		if n == 0 {
+			return // a file outside test and documentation directories
 		}
-		// Every name of the file counts: a key hard-linked into a test
-		// directory is still the one in /etc.
-		for _, name := range l.Names() {
-			c, n, dir := PathContext(name)
-			if n == 0 {
-				return // a file outside test and documentation directories
-			}
-			files++
-			if levels == 0 || n < levels {
-				levels, code, where = n, c, dir+" in "+name
-			}
+		files++
+		if levels == 0 || n < levels {
+			levels, code, where = n, c, w
 		}
 	}
 	if levels == 0 {
@@ -178,6 +174,37 @@ func pathContext(f *report.Finding, facts []LocationFacts) {
 	}
 	f.Severity = to
 	f.Reasons = append(f.Reasons, r)
+}
+
+// locationContext is the test or documentation context of the file that
+// holds location l: the reason code, the levels it lowers (0 for none)
+// and where, for the reason's text. The file on the filesystem is in one
+// when every name it has is (a key in /etc hard-linked into testdata/
+// is still the one in /etc); the secret, when that file or an archive
+// member on the way to it is: the largest lowering counts, as for the
+// directories of one path.
+func locationContext(l report.Location) (code string, levels int, where string) {
+	if l.LinksOmitted == 0 {
+		for _, name := range l.Names() {
+			c, n, dir := PathContext(name)
+			if n == 0 {
+				levels = 0
+				break
+			}
+			if levels == 0 || n < levels {
+				code, levels, where = c, n, dir+" in "+name
+			}
+		}
+	}
+	for _, st := range l.Decoded {
+		if st.Member == "" {
+			continue
+		}
+		if c, n, dir := PathContext(st.Member); n > levels {
+			code, levels, where = c, n, dir+" in "+l.Path+", member "+st.Member
+		}
+	}
+	return code, levels, where
 }
 
 // hasFile reports whether the location is inside a file's data: a path

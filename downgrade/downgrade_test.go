@@ -63,6 +63,13 @@ func TestApply(t *testing.T) {
 		l.Links, l.LinksOmitted = links, omitted
 		return l
 	}
+	member := func(l report.Location, members ...string) report.Location {
+		l.Decoded = []report.DecodedStep{{Codec: "gzip"}}
+		for _, m := range members {
+			l.Decoded = append(l.Decoded, report.DecodedStep{Codec: "tar", Member: m})
+		}
+		return l
+	}
 	own := func(ps ...report.Provenance) LocationFacts { return LocationFacts{Owners: ps} }
 	none := LocationFacts{}
 
@@ -122,7 +129,19 @@ func TestApply(t *testing.T) {
 			report.SeverityCritical, nil, 0, ""},
 		{"every name in test paths: lowered by the smallest", report.SeverityCritical,
 			[]report.Location{linked(file(tA, "/srv/testdata/k.pem"), 0, "/srv/tests/k.pem")}, nil, nil,
-			report.SeverityHigh, []string{report.ReasonTestPath}, 0, "tests/ in /srv/tests/k.pem, and 1 more file"},
+			report.SeverityHigh, []string{report.ReasonTestPath}, 0, "tests/ in /srv/tests/k.pem) that"},
+		{"an archive member under a test directory", report.SeverityCritical,
+			[]report.Location{member(file(tA, "/root/.yarn/berry/cache/ssh2-npm-1.16.0-bee6b5f04c-10c0.zip"), "node_modules/ssh2/test/fixtures/id_rsa")}, nil, nil,
+			report.SeverityMedium, []string{report.ReasonTestPath}, 0, "fixtures/ in /root/.yarn/berry/cache/ssh2-npm-1.16.0-bee6b5f04c-10c0.zip, member node_modules/ssh2/test/fixtures/id_rsa"},
+		{"an archive in testdata: its members are test data", report.SeverityCritical,
+			[]report.Location{member(file(tA, "/src/pkg/testdata/keys.tar.gz"), "keys/server.pem")}, nil, nil,
+			report.SeverityMedium, []string{report.ReasonTestPath}, 0, "testdata/ in /src/pkg/testdata/keys.tar.gz"},
+		{"a backup archive's member outside test paths is not", report.SeverityCritical,
+			[]report.Location{member(file(tA, "/var/backups/etc.tar.gz"), "etc/ssl/private/tls.key")}, nil, nil,
+			report.SeverityCritical, nil, 0, ""},
+		{"a member in a test directory, and the same key in /etc", report.SeverityCritical,
+			[]report.Location{member(file(tA, "/srv/app.zip"), "app/tests/k.pem"), file(tA, "/etc/k.pem")}, nil, nil,
+			report.SeverityCritical, nil, 0, ""},
 		{"names not listed prevent lowering", report.SeverityCritical,
 			[]report.Location{linked(file(tA, "/srv/testdata/k.pem"), 2, "/srv/testdata/k2.pem")}, nil, nil,
 			report.SeverityCritical, nil, 0, ""},
