@@ -142,6 +142,12 @@ func pathContext(f *report.Finding, facts []LocationFacts) {
 		if i < len(facts) && len(facts[i].Owners) > 0 {
 			return // a package file: provenance decides, not the path
 		}
+		if len(l.Decoded) == 0 && decodedIn(f.Locations, l) {
+			// The raw scan saw a member an archive stores uncompressed
+			// (a zip's small files) in the archive's own bytes; the
+			// decoded location names that member, and judges for both.
+			continue
+		}
 		c, n, w := locationContext(l)
 		if n == 0 {
 			return // a file outside test and documentation directories
@@ -174,6 +180,14 @@ func pathContext(f *report.Finding, facts []LocationFacts) {
 	}
 	f.Severity = to
 	f.Reasons = append(f.Reasons, r)
+}
+
+// decodedIn reports whether locs hold a decoded location inside the same
+// file as raw location l.
+func decodedIn(locs []report.Location, l report.Location) bool {
+	return slices.ContainsFunc(locs, func(d report.Location) bool {
+		return len(d.Decoded) > 0 && d.Target == l.Target && d.View == l.View && d.Partition == l.Partition && d.Path == l.Path && hasFile(d)
+	})
 }
 
 // locationContext is the test or documentation context of the file that

@@ -29,7 +29,7 @@ func IsRecordFile(p string) bool {
 	if strings.Contains(p, "/"+npmCacheDir+"/index-v5/") {
 		return true
 	}
-	if isPnpmIndex(p) || isYarnMetadata(p) {
+	if isPnpmIndex(p) || isYarnMetadata(p) || path.Base(p) == yarnLockName {
 		return true
 	}
 	if strings.HasSuffix(p, ".ziphash") && strings.Contains(p, "/"+goModDownload+"/") {

@@ -272,7 +272,8 @@ func validSHA1(sum, js []byte) bool {
 // any other path.
 func StreamDigest(p string) string {
 	if strings.Contains(p, "/"+npmCacheDir+"/content-v2/sha512/") ||
-		path.Base(p) == yarnTarball && isYarnMetadata(path.Join(path.Dir(p), yarnMetadata)) {
+		path.Base(p) == yarnTarball && isYarnMetadata(path.Join(path.Dir(p), yarnMetadata)) ||
+		isYarnZip(p) {
 		return "sha512"
 	}
 	return ""

@@ -68,7 +68,7 @@ func readers() []managerReader {
 		{"apt", readAptCache},
 		{"npm", readNPMCache},
 		{"pnpm", readPnpmStore},
-		{"yarn", readYarnCache},
+		{"yarn", readYarn},
 		{"go", readGoModCache},
 	}
 }

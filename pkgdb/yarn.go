@@ -44,6 +44,13 @@ const (
 	maxYarnMetadata = 16 << 20
 )
 
+// readYarn reads yarn 1's caches and the lock files of yarn 2+ projects.
+func readYarn(ctx context.Context, files FS) ([]Record, error) {
+	classic, err1 := readYarnCache(ctx, files)
+	berry, err2 := readYarnBerry(ctx, files)
+	return append(classic, berry...), errors.Join(err1, err2)
+}
+
 // readYarnCache reads root's yarn cache and each home's.
 func readYarnCache(ctx context.Context, files FS) ([]Record, error) {
 	roots := []string{yarnRootCache}

@@ -466,3 +466,50 @@ func TestLayerYarnCache(t *testing.T) {
 		t.Errorf("--no-downgrade: %+v", pf)
 	}
 }
+
+// TestLayerYarnBerry: a layer where the real yarn 4 installed packages
+// into /app (Plug'n'Play: the packages stay in their zips), with root's
+// global cache, as a Dockerfile's `RUN yarn install` leaves an image. The
+// lock file is among the layer's package records: the packages' test key
+// is info with the zips' yarn provenance (one zip larger than the scan
+// window, hashed as it streams). With --no-downgrade it is not.
+func TestLayerYarnBerry(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar")
+	dir := t.TempDir()
+	f := filepath.Join(dir, "key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+	key, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 9<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	testutil.YarnBerryInstall(t, dir, filepath.Join(root, "root"), filepath.Join(root, "app"), "pnp", []testutil.NPMPackage{
+		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
+		{Name: "acme-big", Version: "3.1.4", Files: map[string][]byte{"data/blob.bin": big, "test/fixtures/id_ed25519": key}},
+	})
+	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
+	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, "node", imageOf(t, l1))
+	k := fp(strings.TrimRight(string(key), "\n"))
+	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
+	if fd == nil || fd.Severity != report.SeverityInfo {
+		t.Fatalf("the packages' key: %+v", fd)
+	}
+	pkgs := map[string]bool{}
+	for _, p := range fd.Provenance {
+		pkgs[p.Package] = p.Manager == "yarn" && !p.Modified && strings.HasPrefix(p.Path, "/root/.yarn/berry/cache/"+p.Package+"-npm-")
+	}
+	if len(pkgs) != 2 || !pkgs["acme-fixtures"] || !pkgs["acme-big"] {
+		t.Errorf("provenance %+v, want both zips unmodified (the big one hashed as it streamed)", fd.Provenance)
+	}
+	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
+		t.Errorf("--no-downgrade: %+v", pf)
+	}
+}

@@ -14,7 +14,9 @@ import (
 
 // TestArchiveMemberPathContext: a secret inside an archive lies in the
 // archive's member, and a member under a test directory is a test file
-// (a package's fixtures in the zip yarn 2+ caches, made here by zip); a
+// (a package's fixtures in the zip yarn 2+ caches, made here by zip,
+// stored: the key is in the zip's bytes too, where the decoded member
+// judges for it); a
 // member of a backup elsewhere keeps its severity (tar). Both archives
 // sit in directories that are no test directories, in an ext4 made by
 // mkfs.ext4 -d.
@@ -35,7 +37,9 @@ func TestArchiveMemberPathContext(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "root/root/.yarn/berry/cache"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Bash(t, dir, "(cd zipsrc && zip -q -r ../root/root/.yarn/berry/cache/acme-npm-1.0.0-0123456789-10c0.zip node_modules) && "+
+	// Stored, not deflated, as yarn stores small files: the raw scan
+	// also sees the key in the zip's own bytes.
+	testutil.Bash(t, dir, "(cd zipsrc && zip -q -0 -r ../root/root/.yarn/berry/cache/acme-npm-1.0.0-0123456789-10c0.zip node_modules) && "+
 		"mkdir -p root/var/backups && tar -C tarsrc -czf root/var/backups/etc.tar.gz etc && mkfs.ext4 -q -F -d root disk.raw 32M")
 	img := filepath.Join(dir, "disk.raw")
 	rep := scanFile(t, scanner.Options{}, img)

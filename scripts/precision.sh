@@ -19,7 +19,8 @@
 #                                   cache, node: the server with a Node.js
 #                                   application, pnpm: the same installed by
 #                                   pnpm, yarn: the same installed by
-#                                   yarn 1, go: the server with a Go
+#                                   yarn 1, berry: the same installed by
+#                                   yarn 4, go: the server with a Go
 #                                   module cache; and the same of Debian 13
 #                                   as trixie-minbase, trixie-server,
 #                                   trixie-ram, trixie-server-image,
@@ -33,7 +34,7 @@
 #
 # Needs root (debootstrap, and reading all of /usr), debootstrap, e2fsprogs,
 # qemu-utils, qemu-system-x86, python3, jq, npm for the node images, pnpm
-# for the pnpm images, yarn for the yarn images, go
+# for the pnpm images, yarn and yarn-berry for the yarn images, go
 # for the go images, docker.io (dockerd) for the docker images and
 # containerd (ctr) for the containerd images. The apt mirror is the one this machine uses; npm's
 # registry and the Go module proxy are their own.
@@ -41,7 +42,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-go trixie-docker trixie-containerd}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-berry trixie-go trixie-docker trixie-containerd}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -340,6 +341,31 @@ yarn_app() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# berry_app PREFIX: the server install with the same Node.js application
+# installed by yarn 4 (this machine's yarn-berry, which make test's
+# install-npm-deps.sh installs) with its defaults: Plug'n'Play (the
+# packages stay in their zips, no node_modules) and root's global cache
+# (/root/.yarn/berry/cache). yarn 4 migrates scripts/precision-node's
+# yarn 1 lock file, keeping its versions, and writes its own; migrating,
+# it would pick node_modules, so .yarnrc.yml names Plug'n'Play.
+berry_app() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1berry.root
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/yarn.lock ] && return 0
+  echo "== the ${p}server install with a Node.js application (yarn 4 install)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  mkdir -p "$root/srv/app"
+  cp scripts/precision-node/package.json scripts/precision-node/yarn.lock "$root/srv/app/"
+  echo "nodeLinker: pnp" > "$root/srv/app/.yarnrc.yml"
+  local rc=0
+  (cd "$root/srv/app" && HOME=$root/root YARN_ENABLE_TELEMETRY=0 YARN_ENABLE_IMMUTABLE_INSTALLS=false YARN_ENABLE_PROGRESS_BARS=false \
+    yarn-berry install) > "$cache/${p}berry.yarn.log" 2>&1 || rc=$?
+  if [ $rc != 0 ]; then
+    echo "yarn 4 install failed; see $cache/${p}berry.yarn.log" >&2; tail -20 "$cache/${p}berry.yarn.log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # go_dev PREFIX: the server install as a Go developer's or CI machine
 # leaves it: the modules of scripts/precision-go/go.mod (imgaudit's own
 # dependencies, go-containerregistry and docker/cli among them) fetched
@@ -511,12 +537,13 @@ build() {
       node) bootstrap "${p}server" default "$include"; node_app "$p" ;;
       pnpm) bootstrap "${p}server" default "$include"; pnpm_app "$p" ;;
       yarn) bootstrap "${p}server" default "$include"; yarn_app "$p" ;;
+      berry) bootstrap "${p}server" default "$include"; berry_app "$p" ;;
       go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
       docker)
         bootstrap "${p}minbase" minbase "$minbase_include"
         bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
       containerd) bootstrap "${p}server" default "$include"; container "${p}server"; containerd_host "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]berry, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -551,6 +578,7 @@ for name in $images; do
   case $name in *go) kind="qcow2, Debian $(suite_of "$name"), the server with root's Go module cache" ;; esac
   case $name in *containerd) kind="qcow2, Debian $(suite_of "$name"), the server as a containerd host (a Kubernetes node) with the server's image in /var/lib/containerd" ;; esac
   case $name in *docker) kind="qcow2, Debian $(suite_of "$name"), the server as a Docker host with two Debian images ($(ls "$cache/$name.root/var/lib/docker/overlay2" | grep -vc '^l$') layers)" ;; esac
+  case $name in *berry) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by yarn 4 (Plug'n'Play), root's global cache kept" ;; esac
   case $name in *yarn) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by yarn 1, root's yarn cache kept" ;; esac
   case $name in *pnpm) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by pnpm, root's pnpm store kept" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -76,6 +77,33 @@ func YarnInstall(t testing.TB, dir, cacheFolder, appDir string, pkgs []NPMPackag
 	cmd.Dir, cmd.Env = appDir, env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("yarn add: %v\n%s", err, out)
+	}
+}
+
+// YarnBerryInstall has the real yarn 4 (the command yarn-berry) add the
+// packages to appDir, served as NPMInstall serves them, with its global
+// cache in home (home/.yarn/berry/cache) and appDir's yarn.lock
+// recording each package's zip by its SHA-512. linker is yarn's
+// nodeLinker: "pnp" (the default: packages are read from the zips) or
+// "node-modules" (unpacked into node_modules too). The registry's
+// documents carry no publish times, so yarn's age gate (a day by
+// default) is off.
+func YarnBerryInstall(t testing.TB, dir, home, appDir, linker string, pkgs []NPMPackage) {
+	t.Helper()
+	RequireTool(t, "yarn-berry", "npm", "node")
+	registry, env, _, names := npmRegistry(t, dir, appDir, pkgs)
+	rc := fmt.Sprintf("npmRegistryServer: %q\nunsafeHttpWhitelist:\n  - 127.0.0.1\nenableGlobalCache: true\nnodeLinker: %s\nenableTelemetry: false\nnpmMinimalAgeGate: 0\n",
+		strings.TrimSuffix(registry, "/"), linker)
+	for name, data := range map[string]string{".yarnrc.yml": rc, "yarn.lock": ""} {
+		if err := os.WriteFile(filepath.Join(appDir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("yarn-berry", append([]string{"add"}, names...)...)
+	cmd.Dir = appDir
+	cmd.Env = append(env, "HOME="+home, "YARN_ENABLE_IMMUTABLE_INSTALLS=false", "YARN_ENABLE_PROGRESS_BARS=false", "CI=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("yarn-berry add: %v\n%s", err, out)
 	}
 }
 
