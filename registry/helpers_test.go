@@ -14,6 +14,8 @@ import (
 	"log"
 	"math/big"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -85,6 +88,31 @@ func layer(t testing.TB, comp compression.Compression, entries ...entry) v1.Laye
 		opts = append(opts, tarball.WithCompression(comp))
 	}
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// sshKey is a fresh ed25519 private key, as ssh-keygen writes it.
+func sshKey(t testing.TB) []byte {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
+	key, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// tarLayer tars directory root with the real tar (tar's extra arguments
+// first) into a layer.
+func tarLayer(t testing.TB, root string, tarArgs ...string) v1.Layer {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "layer.tar")
+	testutil.Run(t, "tar", append(tarArgs, "-C", root, "-cf", out, ".")...)
+	l, err := tarball.LayerFromFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -77,17 +75,7 @@ func TestLayerPackageProvenance(t *testing.T) {
 	write(root, testsKey, keys["tests"]+"\n")
 	upper := filepath.Join(dir, "upper")
 	write(upper, pkgKey, keys["packaged"]+"\n")
-	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
-	testutil.Run(t, "tar", "-C", upper, "-cf", filepath.Join(dir, "l2.tar"), ".")
-	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2, err := tarball.LayerFromFile(filepath.Join(dir, "l2.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := testImage(t, "app", imageOf(t, l1, l2))
+	img := testImage(t, "app", imageOf(t, tarLayer(t, root), tarLayer(t, upper)))
 
 	// got: each key's finding as "severity [reason codes] provenance".
 	got := func(rep *report.Report) map[string]string {
@@ -275,63 +263,6 @@ func TestLayerPackageProvenance(t *testing.T) {
 	}
 }
 
-// TestLayerNPMCache: a layer where the real npm installed a package
-// (from a registry on 127.0.0.1), leaving its tarball in /root/.npm and
-// its files in node_modules, as a Dockerfile's `RUN npm install` leaves
-// an image. The cache's index is among the layer's package records: the
-// packages' test key is info with the tarballs' npm provenance (one of
-// them larger than the scan window), in the tarballs and in node_modules
-// alike. With --no-downgrade it is not.
-func TestLayerNPMCache(t *testing.T) {
-	testutil.RequireTool(t, "ssh-keygen", "tar")
-	dir := t.TempDir()
-	f := filepath.Join(dir, "key")
-	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
-	key, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second package's tarball is larger than the scan window: it is
-	// hashed as it streams.
-	big := make([]byte, 9<<20)
-	if _, err := rand.Read(big); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(dir, "root")
-	testutil.NPMInstall(t, dir, filepath.Join(root, "root/.npm"), filepath.Join(root, "srv/app"), []testutil.NPMPackage{
-		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
-		{Name: "acme-big", Version: "3.1.4", Files: map[string][]byte{"data/blob.bin": big, "test/fixtures/id_ed25519": key}},
-	})
-	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
-	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := testImage(t, "node", imageOf(t, l1))
-	k := fp(strings.TrimRight(string(key), "\n"))
-	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
-	if fd == nil || fd.Severity != report.SeverityInfo {
-		t.Fatalf("the packages' key: %+v", fd)
-	}
-	pkgs := map[string]bool{}
-	for _, p := range fd.Provenance {
-		pkgs[p.Package] = p.Manager == "npm" && !p.Modified && strings.HasPrefix(p.Path, "/root/.npm/_cacache/content-v2/sha512/")
-	}
-	if len(pkgs) != 2 || !pkgs["acme-fixtures"] || !pkgs["acme-big"] {
-		t.Errorf("provenance %+v, want both cached tarballs unmodified (the big one hashed as it streamed)", fd.Provenance)
-	}
-	var inModules bool
-	for _, l := range fd.Locations {
-		inModules = inModules || l.Path == "/srv/app/node_modules/acme-fixtures/test/fixtures/id_ed25519"
-	}
-	if !inModules {
-		t.Errorf("no location in node_modules: %+v", fd.Locations)
-	}
-	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
-		t.Errorf("--no-downgrade: %+v", pf)
-	}
-}
-
 // TestLayerGoModCache: a layer where the real go command downloaded a
 // module (from a file:// proxy) into /root/go, as a Dockerfile's `RUN go
 // build` leaves a builder image. The ziphash files are among the layer's
@@ -341,21 +272,12 @@ func TestLayerNPMCache(t *testing.T) {
 func TestLayerGoModCache(t *testing.T) {
 	testutil.RequireTool(t, "ssh-keygen", "tar")
 	dir := t.TempDir()
-	f := filepath.Join(dir, "key")
-	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
-	key, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := sshKey(t)
 	root := filepath.Join(dir, "root")
 	testutil.GoModDownload(t, dir, filepath.Join(root, "root/go"), []testutil.GoModule{
 		{Path: "example.com/acme", Version: "v1.2.0", Files: map[string][]byte{"testdata/id_ed25519": key}},
 	})
-	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
-	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l1 := tarLayer(t, root)
 	img := testImage(t, "builder", imageOf(t, l1))
 	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[fp(strings.TrimRight(string(key), "\n"))]
 	if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "go" || fd.Provenance[0].Modified ||
@@ -380,12 +302,7 @@ func TestLayerGoModCache(t *testing.T) {
 func TestLayerPnpmStore(t *testing.T) {
 	testutil.RequireTool(t, "ssh-keygen", "tar")
 	dir := t.TempDir()
-	f := filepath.Join(dir, "key")
-	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
-	key, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := sshKey(t)
 	root := filepath.Join(dir, "root")
 	testutil.PnpmInstall(t, dir, filepath.Join(root, "root/.local/share/pnpm/store"), filepath.Join(root, "srv/app"), []testutil.NPMPackage{
 		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
@@ -393,11 +310,7 @@ func TestLayerPnpmStore(t *testing.T) {
 	// Sorted, /root's store comes first: the file's data is the store
 	// file's, and node_modules holds a hard link to it (tar writes a
 	// file's data under the first of its names).
-	testutil.Run(t, "tar", "--sort=name", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
-	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l1 := tarLayer(t, root, "--sort=name")
 	img := testImage(t, "node", imageOf(t, l1))
 	k := fp(strings.TrimRight(string(key), "\n"))
 	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
@@ -411,105 +324,72 @@ func TestLayerPnpmStore(t *testing.T) {
 	}
 }
 
-// TestLayerYarnCache: a layer where the real yarn 1 installed packages
-// (from a registry on 127.0.0.1), leaving them in root's cache
-// (/usr/local/share/.cache/yarn) with their tarballs, as a Dockerfile's
-// `RUN yarn install` leaves an image. The cache's metadata files are
-// among the layer's package records: the packages' test key is info
-// with the tarballs' yarn provenance (one of them larger than the scan
-// window, hashed as it streams), in the tarballs, the cache and
-// node_modules alike. With --no-downgrade it is not.
-func TestLayerYarnCache(t *testing.T) {
+// TestLayerNodeCaches: for each Node.js package manager that keeps what it
+// downloads, a layer where the real tool installed two packages (from a
+// registry on 127.0.0.1) into an application, as a Dockerfile's `RUN npm
+// install` or `RUN yarn install` leaves an image: npm's tarballs in
+// /root/.npm (vouched by its cache index), yarn 1's in root's cache
+// (/usr/local/share/.cache/yarn, by their .yarn-metadata.json), yarn 4's
+// zips in /root/.yarn/berry/cache (Plug'n'Play, by /app/yarn.lock). Those
+// records are among the layer's package records: the packages' test key
+// is info with both kept files' provenance, one of them larger than the
+// scan window and hashed as it streams. With --no-downgrade it is not.
+func TestLayerNodeCaches(t *testing.T) {
 	testutil.RequireTool(t, "ssh-keygen", "tar")
-	dir := t.TempDir()
-	f := filepath.Join(dir, "key")
-	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
-	key, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := make([]byte, 9<<20)
-	if _, err := rand.Read(big); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(dir, "root")
-	testutil.YarnInstall(t, dir, filepath.Join(root, "usr/local/share/.cache/yarn"), filepath.Join(root, "srv/app"), []testutil.NPMPackage{
-		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
-		{Name: "acme-big", Version: "3.1.4", Files: map[string][]byte{"data/blob.bin": big, "test/fixtures/id_ed25519": key}},
-	})
-	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
-	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := testImage(t, "node", imageOf(t, l1))
-	k := fp(strings.TrimRight(string(key), "\n"))
-	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
-	if fd == nil || fd.Severity != report.SeverityInfo {
-		t.Fatalf("the packages' key: %+v", fd)
-	}
-	pkgs := map[string]bool{}
-	for _, p := range fd.Provenance {
-		pkgs[p.Package] = p.Manager == "yarn" && !p.Modified && strings.HasPrefix(p.Path, "/usr/local/share/.cache/yarn/v") && strings.HasSuffix(p.Path, "/.yarn-tarball.tgz")
-	}
-	if len(pkgs) != 2 || !pkgs["acme-fixtures"] || !pkgs["acme-big"] {
-		t.Errorf("provenance %+v, want both kept tarballs unmodified (the big one hashed as it streamed)", fd.Provenance)
-	}
-	var inModules bool
-	for _, l := range fd.Locations {
-		inModules = inModules || l.Path == "/srv/app/node_modules/acme-fixtures/test/fixtures/id_ed25519"
-	}
-	if !inModules {
-		t.Errorf("no location in node_modules: %+v", fd.Locations)
-	}
-	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
-		t.Errorf("--no-downgrade: %+v", pf)
-	}
-}
-
-// TestLayerYarnBerry: a layer where the real yarn 4 installed packages
-// into /app (Plug'n'Play: the packages stay in their zips), with root's
-// global cache, as a Dockerfile's `RUN yarn install` leaves an image. The
-// lock file is among the layer's package records: the packages' test key
-// is info with the zips' yarn provenance (one zip larger than the scan
-// window, hashed as it streams). With --no-downgrade it is not.
-func TestLayerYarnBerry(t *testing.T) {
-	testutil.RequireTool(t, "ssh-keygen", "tar")
-	dir := t.TempDir()
-	f := filepath.Join(dir, "key")
-	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", f)
-	key, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := make([]byte, 9<<20)
-	if _, err := rand.Read(big); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(dir, "root")
-	testutil.YarnBerryInstall(t, dir, filepath.Join(root, "root"), filepath.Join(root, "app"), "pnp", []testutil.NPMPackage{
-		{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
-		{Name: "acme-big", Version: "3.1.4", Files: map[string][]byte{"data/blob.bin": big, "test/fixtures/id_ed25519": key}},
-	})
-	testutil.Run(t, "tar", "-C", root, "-cf", filepath.Join(dir, "l1.tar"), ".")
-	l1, err := tarball.LayerFromFile(filepath.Join(dir, "l1.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := testImage(t, "node", imageOf(t, l1))
-	k := fp(strings.TrimRight(string(key), "\n"))
-	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
-	if fd == nil || fd.Severity != report.SeverityInfo {
-		t.Fatalf("the packages' key: %+v", fd)
-	}
-	pkgs := map[string]bool{}
-	for _, p := range fd.Provenance {
-		pkgs[p.Package] = p.Manager == "yarn" && !p.Modified && strings.HasPrefix(p.Path, "/root/.yarn/berry/cache/"+p.Package+"-npm-")
-	}
-	if len(pkgs) != 2 || !pkgs["acme-fixtures"] || !pkgs["acme-big"] {
-		t.Errorf("provenance %+v, want both zips unmodified (the big one hashed as it streamed)", fd.Provenance)
-	}
-	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
-		t.Errorf("--no-downgrade: %+v", pf)
+	for _, c := range []struct {
+		name, manager string
+		install       func(t *testing.T, dir, root string, p []testutil.NPMPackage)
+		// kept says whether a provenance path is the kept file of pkg.
+		kept func(path, pkg string) bool
+		// modules: the packages are unpacked into /app/node_modules too.
+		modules bool
+	}{
+		{"npm", "npm", func(t *testing.T, dir, root string, p []testutil.NPMPackage) {
+			testutil.NPMInstall(t, dir, filepath.Join(root, "root/.npm"), filepath.Join(root, "app"), p)
+		}, func(path, _ string) bool { return strings.HasPrefix(path, "/root/.npm/_cacache/content-v2/sha512/") }, true},
+		{"yarn 1", "yarn", func(t *testing.T, dir, root string, p []testutil.NPMPackage) {
+			testutil.YarnInstall(t, dir, filepath.Join(root, "usr/local/share/.cache/yarn"), filepath.Join(root, "app"), p)
+		}, func(path, pkg string) bool {
+			return strings.HasPrefix(path, "/usr/local/share/.cache/yarn/v") && strings.HasSuffix(path, "/node_modules/"+pkg+"/.yarn-tarball.tgz")
+		}, true},
+		{"yarn 4", "yarn", func(t *testing.T, dir, root string, p []testutil.NPMPackage) {
+			testutil.YarnBerryInstall(t, dir, filepath.Join(root, "root"), filepath.Join(root, "app"), "pnp", p)
+		}, func(path, pkg string) bool { return strings.HasPrefix(path, "/root/.yarn/berry/cache/"+pkg+"-npm-") }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			key := sshKey(t)
+			big := make([]byte, 9<<20)
+			if _, err := rand.Read(big); err != nil {
+				t.Fatal(err)
+			}
+			root := filepath.Join(dir, "root")
+			c.install(t, dir, root, []testutil.NPMPackage{
+				{Name: "acme-fixtures", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_ed25519": key}},
+				{Name: "acme-big", Version: "3.1.4", Files: map[string][]byte{"data/blob.bin": big, "test/fixtures/id_ed25519": key}},
+			})
+			l1 := tarLayer(t, root)
+			img := testImage(t, "node", imageOf(t, l1))
+			k := fp(strings.TrimRight(string(key), "\n"))
+			fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[k]
+			if fd == nil || fd.Severity != report.SeverityInfo {
+				t.Fatalf("the packages' key: %+v", fd)
+			}
+			pkgs := map[string]bool{}
+			for _, p := range fd.Provenance {
+				pkgs[p.Package] = p.Manager == c.manager && !p.Modified && c.kept(p.Path, p.Package)
+			}
+			if len(pkgs) != 2 || !pkgs["acme-fixtures"] || !pkgs["acme-big"] {
+				t.Errorf("provenance %+v, want both kept files unmodified (the big one hashed as it streamed)", fd.Provenance)
+			}
+			if c.modules && !slices.ContainsFunc(fd.Locations, func(l report.Location) bool {
+				return l.Path == "/app/node_modules/acme-fixtures/test/fixtures/id_ed25519"
+			}) {
+				t.Errorf("no location in node_modules: %+v", fd.Locations)
+			}
+			if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[k]; pf == nil || pf.Severity == report.SeverityInfo {
+				t.Errorf("--no-downgrade: %+v", pf)
+			}
+		})
 	}
 }

@@ -24,16 +24,8 @@ func TestArchiveMemberPathContext(t *testing.T) {
 	testutil.RequireTool(t, "mkfs.ext4", "zip", "tar", "ssh-keygen")
 	dir := t.TempDir()
 	fixture, backup := freshKey(t, dir, "fixture"), freshKey(t, dir, "backup")
-	write := func(p string, b []byte) {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(filepath.Join(dir, "zipsrc/node_modules/acme/test/fixtures/id_ed25519"), fixture)
-	write(filepath.Join(dir, "tarsrc/etc/ssh/id_ed25519"), backup)
+	write(t, filepath.Join(dir, "zipsrc/node_modules/acme/test/fixtures/id_ed25519"), fixture)
+	write(t, filepath.Join(dir, "tarsrc/etc/ssh/id_ed25519"), backup)
 	if err := os.MkdirAll(filepath.Join(dir, "root/root/.yarn/berry/cache"), 0o755); err != nil {
 		t.Fatal(err)
 	}

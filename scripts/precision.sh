@@ -261,110 +261,79 @@ apt_cache() {
   date -u +%FT%TZ > "$root.done"
 }
 
+# app_on_server PREFIX KIND LOCK WHAT INSTALL: $cache/PREFIXKIND.root, a
+# hard-linked copy of the server root (nothing writes through the links:
+# the package managers only add files) with scripts/precision-node's
+# package.json and lock file LOCK in /srv/app, where the function INSTALL
+# installs the application (its arguments: the root, and a scratch home
+# for the tool's own settings); its output goes to $cache/PREFIXKIND.log.
+# Rebuilt when the server root or LOCK is newer. The tools are this
+# machine's (make test's install-npm-deps.sh installs pnpm, yarn and
+# yarn-berry), the registry npm's public one.
+app_on_server() {
+  local p=$1 kind=$2 lock=$3 what=$4 install=$5
+  local src=$cache/${p}server.root root=$cache/${p}$kind.root log=$cache/${p}$kind.log
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt "$lock" ] && return 0
+  echo "== the ${p}server install with a Node.js application ($what)"
+  rm -rf "$root"
+  cp -al "$src" "$root"
+  mkdir -p "$root/srv/app"
+  cp scripts/precision-node/package.json "$lock" "$root/srv/app/"
+  local home rc=0
+  home=$(mktemp -d "$cache/tmp.XXXXXX")
+  (cd "$root/srv/app" && "$install" "$root" "$home") > "$log" 2>&1 || rc=$?
+  rm -rf "$home"
+  if [ $rc != 0 ]; then
+    echo "$what failed; see $log" >&2; tail -20 "$log" >&2; return 1
+  fi
+  date -u +%FT%TZ > "$root.done"
+}
+
 # node_app PREFIX: the server install with a Node.js application, as
 # `npm ci` leaves a machine: scripts/precision-node's package.json and
 # lock file (20 popular packages, express, ssh2, aws-sdk, jest among
-# them, and their 400-odd dependencies) installed into /srv/app by this
-# machine's npm from the public registry, with root's npm cache
-# (/root/.npm) kept, as npm keeps it. $cache/PREFIXnode.root is a
-# hard-linked copy of the server root (nothing writes through the links:
-# npm only adds files).
-node_app() {
-  local p=$1 src=$cache/$1server.root root=$cache/$1node.root
-  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/package-lock.json ] && return 0
-  echo "== the ${p}server install with a Node.js application (npm ci)"
-  rm -rf "$root"
-  cp -al "$src" "$root"
-  mkdir -p "$root/srv/app" "$root/root/.npm"
-  cp scripts/precision-node/package.json scripts/precision-node/package-lock.json "$root/srv/app/"
-  local home rc=0
-  home=$(mktemp -d "$cache/tmp.XXXXXX")
-  (cd "$root/srv/app" && HOME=$home npm ci --no-audit --no-fund --cache "$root/root/.npm") > "$cache/${p}node.npm.log" 2>&1 || rc=$?
-  rm -rf "$home"
-  if [ $rc != 0 ]; then
-    echo "npm ci failed; see $cache/${p}node.npm.log" >&2; tail -20 "$cache/${p}node.npm.log" >&2; return 1
-  fi
-  date -u +%FT%TZ > "$root.done"
+# them, and their 400-odd dependencies) installed into /srv/app, with
+# root's npm cache (/root/.npm) kept, as npm keeps it.
+npm_install() {
+  mkdir -p "$1/root/.npm"
+  HOME=$2 npm ci --no-audit --no-fund --cache "$1/root/.npm"
 }
+node_app() { app_on_server "$1" node scripts/precision-node/package-lock.json "npm ci" npm_install; }
 
-# pnpm_app PREFIX: the server install with the same Node.js application
-# installed by pnpm instead of npm: scripts/precision-node's lock file
-# converted by `pnpm import` (npm's resolved versions) and
-# installed with `pnpm install --frozen-lockfile` from the public
-# registry, with root's store (/root/.local/share/pnpm/store) kept, whose
-# files node_modules/.pnpm hard-links. pnpm is this machine's (make
-# test's install-npm-deps.sh installs it).
-pnpm_app() {
-  local p=$1 src=$cache/$1server.root root=$cache/$1pnpm.root
-  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/package-lock.json ] && return 0
-  echo "== the ${p}server install with a Node.js application (pnpm install)"
-  rm -rf "$root"
-  cp -al "$src" "$root"
-  mkdir -p "$root/srv/app"
-  cp scripts/precision-node/package.json scripts/precision-node/package-lock.json "$root/srv/app/"
-  local home rc=0
-  home=$(mktemp -d "$cache/tmp.XXXXXX")
-  (cd "$root/srv/app" && HOME=$home pnpm import && rm package-lock.json &&
-    HOME=$home pnpm install --frozen-lockfile --store-dir "$root/root/.local/share/pnpm/store") > "$cache/${p}pnpm.pnpm.log" 2>&1 || rc=$?
-  rm -rf "$home"
-  if [ $rc != 0 ]; then
-    echo "pnpm install failed; see $cache/${p}pnpm.pnpm.log" >&2; tail -20 "$cache/${p}pnpm.pnpm.log" >&2; return 1
-  fi
-  date -u +%FT%TZ > "$root.done"
+# pnpm_app PREFIX: the same application installed by pnpm instead: the
+# lock file converted by `pnpm import` (npm's resolved versions) and
+# installed with `pnpm install --frozen-lockfile`, with root's store
+# (/root/.local/share/pnpm/store) kept, whose files node_modules/.pnpm
+# hard-links.
+pnpm_install() {
+  HOME=$2 pnpm import && rm package-lock.json &&
+    HOME=$2 pnpm install --frozen-lockfile --store-dir "$1/root/.local/share/pnpm/store"
 }
+pnpm_app() { app_on_server "$1" pnpm scripts/precision-node/package-lock.json "pnpm install" pnpm_install; }
 
-# yarn_app PREFIX: the server install with the same Node.js application
-# installed by yarn 1 instead of npm: scripts/precision-node/yarn.lock
-# (made by `yarn import` from the node_modules that `npm ci` of the npm
-# lock file installs, so the same versions; yarn 1 cannot read a version
-# 3 package-lock.json) installed with `yarn install --frozen-lockfile`
-# from the public registry, with root's yarn cache
+# yarn_app PREFIX: the same application installed by yarn 1:
+# scripts/precision-node/yarn.lock (made by `yarn import` from the
+# node_modules that `npm ci` of the npm lock file installs, so the same
+# versions; yarn 1 cannot read a version 3 package-lock.json) installed
+# with `yarn install --frozen-lockfile`, with root's yarn cache
 # (/usr/local/share/.cache/yarn, where yarn keeps it when it runs as
-# root) kept, each package unpacked there beside its tarball. yarn is
-# this machine's (make test's install-npm-deps.sh installs it).
-yarn_app() {
-  local p=$1 src=$cache/$1server.root root=$cache/$1yarn.root
-  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/yarn.lock ] && return 0
-  echo "== the ${p}server install with a Node.js application (yarn install)"
-  rm -rf "$root"
-  cp -al "$src" "$root"
-  mkdir -p "$root/srv/app"
-  cp scripts/precision-node/package.json scripts/precision-node/yarn.lock "$root/srv/app/"
-  local home rc=0
-  home=$(mktemp -d "$cache/tmp.XXXXXX")
-  (cd "$root/srv/app" && HOME=$home yarn install --frozen-lockfile --non-interactive --no-progress \
-    --cache-folder "$root/usr/local/share/.cache/yarn") > "$cache/${p}yarn.yarn.log" 2>&1 || rc=$?
-  rm -rf "$home"
-  if [ $rc != 0 ]; then
-    echo "yarn install failed; see $cache/${p}yarn.yarn.log" >&2; tail -20 "$cache/${p}yarn.yarn.log" >&2; return 1
-  fi
-  date -u +%FT%TZ > "$root.done"
+# root) kept, each package unpacked there beside its tarball.
+yarn_install() {
+  HOME=$2 yarn install --frozen-lockfile --non-interactive --no-progress --cache-folder "$1/usr/local/share/.cache/yarn"
 }
+yarn_app() { app_on_server "$1" yarn scripts/precision-node/yarn.lock "yarn install" yarn_install; }
 
-# berry_app PREFIX: the server install with the same Node.js application
-# installed by yarn 4 (this machine's yarn-berry, which make test's
-# install-npm-deps.sh installs) with its defaults: Plug'n'Play (the
-# packages stay in their zips, no node_modules) and root's global cache
-# (/root/.yarn/berry/cache). yarn 4 migrates scripts/precision-node's
-# yarn 1 lock file, keeping its versions, and writes its own; migrating,
-# it would pick node_modules, so .yarnrc.yml names Plug'n'Play.
-berry_app() {
-  local p=$1 src=$cache/$1server.root root=$cache/$1berry.root
-  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && [ "$root.done" -nt scripts/precision-node/yarn.lock ] && return 0
-  echo "== the ${p}server install with a Node.js application (yarn 4 install)"
-  rm -rf "$root"
-  cp -al "$src" "$root"
-  mkdir -p "$root/srv/app"
-  cp scripts/precision-node/package.json scripts/precision-node/yarn.lock "$root/srv/app/"
-  echo "nodeLinker: pnp" > "$root/srv/app/.yarnrc.yml"
-  local rc=0
-  (cd "$root/srv/app" && HOME=$root/root YARN_ENABLE_TELEMETRY=0 YARN_ENABLE_IMMUTABLE_INSTALLS=false YARN_ENABLE_PROGRESS_BARS=false \
-    yarn-berry install) > "$cache/${p}berry.yarn.log" 2>&1 || rc=$?
-  if [ $rc != 0 ]; then
-    echo "yarn 4 install failed; see $cache/${p}berry.yarn.log" >&2; tail -20 "$cache/${p}berry.yarn.log" >&2; return 1
-  fi
-  date -u +%FT%TZ > "$root.done"
+# berry_app PREFIX: the same application installed by yarn 4 with its
+# defaults: Plug'n'Play (the packages stay in their zips, no
+# node_modules) and root's global cache (/root/.yarn/berry/cache). yarn 4
+# migrates the yarn 1 lock file, keeping its versions, and writes its
+# own; migrating, it would pick node_modules, so .yarnrc.yml names
+# Plug'n'Play.
+berry_install() {
+  echo "nodeLinker: pnp" > .yarnrc.yml
+  HOME=$1/root YARN_ENABLE_TELEMETRY=0 YARN_ENABLE_IMMUTABLE_INSTALLS=false YARN_ENABLE_PROGRESS_BARS=false yarn-berry install
 }
+berry_app() { app_on_server "$1" berry scripts/precision-node/yarn.lock "yarn 4 install" berry_install; }
 
 # go_dev PREFIX: the server install as a Go developer's or CI machine
 # leaves it: the modules of scripts/precision-go/go.mod (imgaudit's own
