@@ -60,11 +60,16 @@ func readYarnCache(ctx context.Context, files FS) ([]Record, error) {
 	budget := &npmBudget{files: maxYarnFiles, bytes: maxYarnBytes}
 	var out []Record
 	var errs []error
+	note := func(err error) {
+		if len(errs) < 8 {
+			errs = append(errs, err)
+		}
+	}
 	for _, r := range roots {
 		ents, err := files.ReadDir(r)
 		if err != nil {
 			if !isNotExist(err) {
-				errs = append(errs, fmt.Errorf("%s: %w", r, err))
+				note(fmt.Errorf("%s: %w", r, err))
 			}
 			continue
 		}
@@ -72,10 +77,11 @@ func readYarnCache(ctx context.Context, files FS) ([]Record, error) {
 			if !v.IsDir() || !isYarnCacheVersion(v.Name()) {
 				continue
 			}
+			budget.files--
 			recs, err := readYarnCacheDir(ctx, files, path.Join(r, v.Name()), budget, maxRecords-len(out))
 			out = append(out, recs...)
 			if err != nil {
-				errs = append(errs, err)
+				note(err)
 			}
 			if err := ctx.Err(); err != nil {
 				return out, err

@@ -57,11 +57,16 @@ func readYarnBerry(ctx context.Context, files FS) ([]Record, error) {
 	}
 	var out []Record
 	var errs []error
+	note := func(err error) {
+		if len(errs) < 8 {
+			errs = append(errs, err)
+		}
+	}
 	seen := map[string]bool{}
 	for _, r := range roots {
 		locks, err := findYarnLocks(ctx, files, r, budget)
 		if err != nil {
-			errs = append(errs, err)
+			note(err)
 		}
 		for _, l := range locks {
 			if seen[l] {
@@ -70,19 +75,17 @@ func readYarnBerry(ctx context.Context, files FS) ([]Record, error) {
 			seen[l] = true
 			data, err := readYarnLock(files, l, budget)
 			if err != nil {
-				errs = append(errs, err)
+				note(err)
 				continue
 			}
 			dirs := append([]string{path.Join(path.Dir(l), yarnProjectDir)}, globals...)
-			recs, err := yarnBerryRecords(data, dirs)
+			recs, err := yarnBerryRecords(data, dirs, maxRecords-len(out))
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", l, err))
+				note(fmt.Errorf("%s: %w", l, err))
 			}
-			for _, rec := range recs {
-				if len(out) >= maxRecords {
-					return out, errors.Join(errs...)
-				}
-				out = append(out, rec)
+			out = append(out, recs...)
+			if len(out) >= maxRecords {
+				return out, errors.Join(errs...)
 			}
 		}
 		if err := ctx.Err(); err != nil {
@@ -126,7 +129,7 @@ func findYarnLocks(ctx context.Context, files FS, root string, budget *npmBudget
 			switch {
 			case name == yarnLockName && e.Type().IsRegular():
 				out = append(out, path.Join(d.p, name))
-			case e.IsDir() && d.depth < maxYarnLockDepth && name != "node_modules" && !strings.HasPrefix(name, "."):
+			case e.IsDir() && d.depth < maxYarnLockDepth && name != "node_modules" && !strings.HasPrefix(name, ".") && len(stack) < maxYarnLockDirs:
 				stack = append(stack, dir{path.Join(d.p, name), d.depth + 1})
 			}
 		}
@@ -157,9 +160,10 @@ func readYarnLock(files FS, p string, budget *npmBudget) ([]byte, error) {
 var yarnNPMResolution = regexp.MustCompile(`^(?:@([A-Za-z0-9][A-Za-z0-9._~-]*)/)?([A-Za-z0-9._~-][A-Za-z0-9._~-]*)@npm:([0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?)$`)
 
 // yarnBerryRecords returns, for each registry package of a yarn 2+ lock
-// file, the record of its zip in each cache directory of dirs. A lock
-// file of yarn 1 (no __metadata) gives none.
-func yarnBerryRecords(data []byte, dirs []string) ([]Record, error) {
+// file, the record of its zip in each cache directory of dirs, at most
+// room of them (a lock file's entries times the homes could be
+// billions). A lock file of yarn 1 (no __metadata) gives none.
+func yarnBerryRecords(data []byte, dirs []string, room int) ([]Record, error) {
 	type entry struct{ resolution, checksum string }
 	var entries []entry
 	var cur *entry
@@ -220,6 +224,9 @@ func yarnBerryRecords(data []byte, dirs []string) ([]Record, error) {
 			pkg = "@" + scope + "/" + name
 		}
 		for _, d := range dirs {
+			if len(out) >= room {
+				return out, nil
+			}
 			out = append(out, Record{
 				Path:  path.Join(d, file),
 				Owner: Owner{Manager: "yarn", Package: pkg, Version: version, Digest: Digest{Algo: "sha512", Sum: digest}},
