@@ -68,12 +68,14 @@ func readYarnBerry(ctx context.Context, files FS) ([]Record, error) {
 		if err != nil {
 			note(err)
 		}
-		for _, l := range locks {
+		for _, lf := range locks {
+			l := path.Join(lf.dir, lf.e.Name())
 			if seen[l] {
 				continue
 			}
 			seen[l] = true
-			data, err := readYarnLock(files, l, budget)
+			data, err := readEntry(files, lf.dir, lf.e, min(max(budget.bytes, 0), maxYarnLockFile))
+			budget.bytes -= int64(len(data)) + 1<<10 // an unreadable or oversized file still costs
 			if err != nil {
 				note(err)
 				continue
@@ -101,12 +103,12 @@ func readYarnBerry(ctx context.Context, files FS) ([]Record, error) {
 
 // findYarnLocks lists the yarn.lock files at most maxYarnLockDepth
 // directories below root, not inside node_modules or hidden directories.
-func findYarnLocks(ctx context.Context, files FS, root string, budget *npmBudget) ([]string, error) {
+func findYarnLocks(ctx context.Context, files FS, root string, budget *npmBudget) ([]lockFile, error) {
 	type dir struct {
 		p     string
 		depth int
 	}
-	var out []string
+	var out []lockFile
 	stack := []dir{{root, 0}}
 	for len(stack) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -128,7 +130,7 @@ func findYarnLocks(ctx context.Context, files FS, root string, budget *npmBudget
 			name := e.Name()
 			switch {
 			case name == yarnLockName && e.Type().IsRegular():
-				out = append(out, path.Join(d.p, name))
+				out = append(out, lockFile{d.p, e})
 			case e.IsDir() && d.depth < maxYarnLockDepth && name != "node_modules" && !strings.HasPrefix(name, ".") && len(stack) < maxYarnLockDirs:
 				stack = append(stack, dir{path.Join(d.p, name), d.depth + 1})
 			}
@@ -137,20 +139,11 @@ func findYarnLocks(ctx context.Context, files FS, root string, budget *npmBudget
 	return out, nil
 }
 
-// readYarnLock reads a lock file within the byte budget.
-func readYarnLock(files FS, p string, budget *npmBudget) ([]byte, error) {
-	ents, err := files.ReadDir(path.Dir(p))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path.Dir(p), err)
-	}
-	for _, e := range ents {
-		if e.Name() == path.Base(p) {
-			data, err := readEntry(files, path.Dir(p), e, min(max(budget.bytes, 0), maxYarnLockFile))
-			budget.bytes -= int64(len(data)) + 1<<10
-			return data, err
-		}
-	}
-	return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+// lockFile is a lock file found, as its directory listed it (readEntry
+// then reads it without listing the directory again).
+type lockFile struct {
+	dir string
+	e   fs.DirEntry
 }
 
 // yarnNPMResolution is a lock entry's resolution of a registry package:
