@@ -39,11 +39,18 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 			return found{}, false
 		}
 	case checkPassword, checkPasswordLax:
-		// In text kept inside a JSON or C string (a package's readme in
-		// yarn's cache metadata, a config file in a JSON document), a
-		// line break is the two bytes \n: the value ends there, as at a
-		// real line break, and none on the line is no value.
-		if i := escapedLineBreak(f.secret); i >= 0 {
+		if !assignmentSyntax(r, rx, w, m, s) {
+			return found{}, false
+		}
+		// In text kept inside a JSON, C or SQL string (a package's readme
+		// in yarn's cache metadata, a config file in a JSON document,
+		// MariaDB's help text in fill_help_tables.sql), a line break is
+		// the two bytes \n and a quote is \' or \": the value ends there,
+		// as at a real line break or quote, and none on the line is no
+		// value.
+		// The byte after the value counts: the value class stops at a
+		// quote, leaving its backslash in the value.
+		if i := escapedEnd(w[f.s:min(len(w), f.e+1)]); i >= 0 && i < len(f.secret) {
 			if i == 0 {
 				return found{}, false
 			}
@@ -110,20 +117,58 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 	return f, true
 }
 
+// escapedEnd returns the offset of the first escaped line break or quote
+// in b (a backslash and n, r, ' or "; an escaped backslash is skipped),
+// or -1.
+func escapedEnd(b []byte) int {
+	return escapeOf(b, "nr'\"")
+}
+
 // escapedLineBreak returns the offset of the first escaped line break in
-// b (a backslash and n or r; an escaped backslash is skipped), or -1.
+// b (a backslash and n or r), or -1.
 func escapedLineBreak(b []byte) int {
+	return escapeOf(b, "nr")
+}
+
+// escapeOf returns the offset of the first backslash escape in b of one
+// of the bytes in which, or -1. Other escapes (\\ included) are skipped
+// whole.
+func escapeOf(b []byte, which string) int {
 	for i := 0; i+1 < len(b); i++ {
 		if b[i] != '\\' {
 			continue
 		}
-		switch b[i+1] {
-		case 'n', 'r':
+		if strings.IndexByte(which, b[i+1]) >= 0 {
 			return i
 		}
 		i++ // the escaped byte, a backslash included
 	}
 	return -1
+}
+
+// assignmentSyntax rejects matches of the password rules whose syntax
+// only looks like an assignment (m is the match in w, s the value's
+// start):
+//   - a key that is the last name of a path is a file, not a setting
+//     ("/etc/passwd: mysql:x:100:101:MariaDB Server" in a maintainer
+//     script's comment);
+//   - a key followed by :: is a scope, not a setting ("Data::Password::
+//     zxcvbn" in a package description), for the key=value rules;
+//   - a command line or key that runs across an escaped line break is two
+//     lines of text kept in a string (a debconf template's "…/var/lib/mysql
+//     …\n\nJos … mariadb-server -paketti"), not one command.
+func assignmentSyntax(r *compiledRule, rx *ruleRegexps, w []byte, m []int, s int) bool {
+	if kg := rx.keyGroup; kg > 0 && m[2*kg] > 0 && w[m[2*kg]-1] == '/' {
+		return false
+	}
+	if r.check == checkPassword && s >= 2 && w[s-1] == ':' && w[s] == ':' {
+		return false
+	}
+	span := w[m[0]:s]
+	if len(span) >= 2 && span[0] == '\\' {
+		span = span[2:] // the escape a regexp's left boundary may take
+	}
+	return escapedLineBreak(span) < 0
 }
 
 var (

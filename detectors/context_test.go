@@ -183,6 +183,21 @@ func TestValueContext(t *testing.T) {
 		{"config-password", `{"config": "user=app\npassword=Xk8pq2vL9\nhost=db"}` + "\n", "Xk8pq2vL9"},
 		{"config-password", `{"config": "password=Xk8pq2vL9\r\n"}` + "\n", "Xk8pq2vL9"},
 		{"config-password", `{"a": "password=Xk8\\npq2vL9"}` + "\n", `Xk8\\npq2vL9`},
+		// escaped quotes end a value as quotes do: SQL in a string
+		// (MariaDB's fill_help_tables.sql), JSON in JSON
+		{"config-password", `'CHANGE MASTER TO \n MASTER_PASSWORD=\'new3cret\';\nSTART SLAVE;'` + "\n", "new3cret"},
+		{"config-password", `{"body": "{\"password\": \"Xk8pq2vL9\"}"}` + "\n", "Xk8pq2vL9"},
+		{"config-secret", `{"body": "{\"client_secret\": \"k8Zq!x2Lm9Pw4Rt7\"}"}` + "\n", "k8Zq!x2Lm9Pw4Rt7"},
+		// a command line in a string: after an escaped line break, but
+		// never across one (a debconf template's Finnish text, where
+		// "mariadb-server -paketti" is "the mariadb-server package")
+		{"shell-mysql-password", `"script": "set -e\nmysql -u root -pXk8pq2vL9 app\n"` + "\n", "Xk8pq2vL9"},
+		{"shell-mysql-password", `Description-fi: hakemisto /var/lib/mysql ollaan poistamassa.\n\nJos joku muu mariadb-server -paketti jo käyttää tietoja` + "\n", ""},
+		// a key that is a file's name, or a scope
+		{"config-password", "# /etc/passwd: mysql:x:100:101:MariaDB Server:/nonexistent:/bin/false\n", ""},
+		{"config-password", " Data::Password::zxcvbn is a Perl port of Dropbox's password strength\n", ""},
+		{"config-password", " Text::Password::Pronounceable generates pronounceable passwords\n", ""},
+		{"config-password", "passwd: Xk8pq2vL9\n", "Xk8pq2vL9"},
 		// paths
 		{"shell-export-secret", "export DB_PASSWORD_FILE=/run/secrets/db_password\n", ""},
 		{"odbc-pwd", "env PWD=/home/app ls\n", ""},
