@@ -19,7 +19,7 @@ func IsRecordFile(p string) bool {
 	p = path.Clean("/" + p)
 	dir := path.Dir(p)
 	switch {
-	case p == dpkgStatusPath, p == dpkgDiversionsPath, p == apkInstalledPath:
+	case p == dpkgStatusPath, p == dpkgDiversionsPath, p == apkInstalledPath, isAptRelease(p):
 		return true
 	case dir == dpkgInfoDir:
 		return strings.HasSuffix(p, ".md5sums")

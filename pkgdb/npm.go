@@ -267,7 +267,8 @@ func validSHA1(sum, js []byte) bool {
 
 // StreamDigest names the digest that the records of the file at p hold
 // when its path alone says so (npm's cache is addressed by each file's
-// SHA-512; yarn's metadata gives its kept tarball's), for a reader that
+// SHA-512; yarn's metadata gives its kept tarball's; apt's Release files
+// give the SHA-256 of its lists), for a reader that
 // must hash a file as it streams, before the records are known: "" for
 // any other path.
 func StreamDigest(p string) string {
@@ -275,6 +276,9 @@ func StreamDigest(p string) string {
 		path.Base(p) == yarnTarball && isYarnMetadata(path.Join(path.Dir(p), yarnMetadata)) ||
 		isYarnZip(p) {
 		return "sha512"
+	}
+	if q := path.Clean("/" + p); path.Dir(q) == aptListsDir && !isAptRelease(q) {
+		return "sha256" // an index of apt's lists (Translation-en: 35 MB)
 	}
 	return ""
 }

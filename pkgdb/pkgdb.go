@@ -37,7 +37,7 @@ type Digest struct {
 
 // Owner is what one package manager records about one installed file.
 type Owner struct {
-	Manager  string // "dpkg", "rpm", "apk", "python", "apt" (a package in apt's cache), "npm" (a tarball in npm's cache), "pnpm" (a file in pnpm's store), "yarn" (a tarball in yarn's cache), "go" (a module zip)
+	Manager  string // "dpkg", "rpm", "apk", "python", "apt" (a package in apt's cache, an index in its lists), "npm" (a tarball in npm's cache), "pnpm" (a file in pnpm's store), "yarn" (a tarball in yarn's cache), "go" (a module zip)
 	Package  string
 	Version  string
 	Arch     string // the package's architecture where the manager records one
@@ -65,7 +65,7 @@ func readers() []managerReader {
 		{"rpm", readRPM},
 		{"apk", readAPK},
 		{"python", readPythonRecords},
-		{"apt", readAptCache},
+		{"apt", readApt},
 		{"npm", readNPMCache},
 		{"pnpm", readPnpmStore},
 		{"yarn", readYarn},

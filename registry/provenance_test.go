@@ -393,3 +393,31 @@ func TestLayerNodeCaches(t *testing.T) {
 		})
 	}
 }
+
+// TestLayerAptLists: a layer that kept apt's lists (a Dockerfile's
+// apt-get update without rm -rf /var/lib/apt/lists) holds Translation-en,
+// whose package descriptions quote example credentials. Its InRelease is
+// among the layer's package records, and the list, larger than the scan
+// window, is hashed with SHA-256 as it streams: the credential is info,
+// with the list's provenance. With --no-downgrade it is not.
+func TestLayerAptLists(t *testing.T) {
+	testutil.RequireTool(t, "tar")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	const cred = "Xk8pq2vL9w"
+	var tr strings.Builder
+	for i := 0; tr.Len() < 9<<20; i++ {
+		fmt.Fprintf(&tr, "Package: acme-%d\nDescription-md5: %032x\nDescription-en: acme module %d\n A module of acme, number %d.\n\n", i, i, i, i)
+	}
+	tr.WriteString("Package: acme-identity\nDescription-md5: 0123456789abcdef0123456789abcdef\nDescription-en: acme identity service\n  connection = mysql://keystone:" + cred + "@127.0.0.1/keystone\n\n")
+	testutil.AptUpdate(t, dir, root, "trixie", map[string][]byte{"main/i18n/Translation-en": []byte(tr.String())}, true)
+	img := testImage(t, "apt", imageOf(t, tarLayer(t, root)))
+	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[fp(cred)]
+	if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "apt" ||
+		fd.Provenance[0].Package != "main/i18n/Translation-en" || fd.Provenance[0].Modified {
+		t.Fatalf("the description's credential: %+v", fd)
+	}
+	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[fp(cred)]; pf == nil || pf.Severity == report.SeverityInfo {
+		t.Errorf("--no-downgrade: %+v", pf)
+	}
+}

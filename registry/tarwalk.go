@@ -267,12 +267,16 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	whole, hits := eof && size >= 0 && int64(n) == size, len(fs.hitsAt[p])
 	// A larger file is hashed as it streams where its path says which
 	// digest its records hold (npm's cache, addressed by SHA-512: an
-	// 11.8 MB aws-sdk tarball is common), since its records may come
-	// later in the layer.
+	// 11.8 MB aws-sdk tarball is common; apt's lists, by the SHA-256 of
+	// their Release file: Translation-en is 35 MB), since its records
+	// may come later in the layer.
 	var streamed hash.Hash
 	algo := pkgdb.StreamDigest(p)
 	if !whole && algo != "" {
 		streamed = sha512.New()
+		if algo == "sha256" {
+			streamed = sha256.New()
+		}
 		streamed.Write(buf[:n])
 		r = io.TeeReader(r, streamed)
 	}

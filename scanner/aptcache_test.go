@@ -68,3 +68,42 @@ func TestAptCachedPackages(t *testing.T) {
 		t.Errorf("--no-downgrade: the vouched package's key at %s %q", l.Path, chainText(l))
 	}
 }
+
+// TestAptLists scans a disk whose /var/lib/apt/lists the real apt-get
+// update filled from a signed repository (InRelease). Package
+// descriptions in Translation-en quote documentation's example
+// credentials, as Debian's do ("connection =
+// mysql://keystone:foobar@127.0.0.1/keystone"): the list still has the
+// SHA-256 its InRelease records, so the credential is public, at info. A
+// credential appended to the Packages list after the update keeps its
+// severity, with a provenance that says the list differs from its record.
+func TestAptLists(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	const shipped, added = "Xk8pq2vL9w", "Zq7wLm2pX4"
+	testutil.AptUpdate(t, dir, root, "trixie", map[string][]byte{
+		"main/binary-amd64/Packages": []byte("Package: acme\nVersion: 1\nArchitecture: all\nDescription-md5: 0123456789abcdef0123456789abcdef\n\n"),
+		"main/i18n/Translation-en":   []byte("Package: acme\nDescription-md5: 0123456789abcdef0123456789abcdef\nDescription-en: acme identity service\n into service config files like this:\n .\n  connection = mysql://keystone:" + shipped + "@127.0.0.1/keystone\n\n"),
+	}, true)
+	packages, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_main_binary-amd64_Packages"))
+	if len(packages) != 1 {
+		t.Fatalf("apt kept %q, want one Packages list", packages)
+	}
+	testutil.Bash(t, dir, "printf 'X-Deploy: postgres://app:"+added+"@db.internal/app\\n' >> "+packages[0]+" && mkfs.ext4 -q -F -d root disk.raw 32M")
+	img := filepath.Join(dir, "disk.raw")
+	before := testutil.FileSnapshot(t, img)
+	rep := scanFile(t, scanner.Options{}, img)
+	if !bytes.Equal(before, testutil.FileSnapshot(t, img)) {
+		t.Fatal("the image changed during the scan")
+	}
+	s := findingOf(t, rep, fp([]byte(shipped)))
+	if s.Severity != report.SeverityInfo || len(s.Provenance) != 1 || s.Provenance[0].Manager != "apt" || s.Provenance[0].Package != "main/i18n/Translation-en" ||
+		s.Provenance[0].Version != "trixie" || s.Provenance[0].Modified || s.Provenance[0].Digest != "sha256" {
+		t.Errorf("the description's credential: severity %s, provenance %+v, reasons %+v", s.Severity, s.Provenance, s.Reasons)
+	}
+	a := findingOf(t, rep, fp([]byte(added)))
+	if a.Severity != report.SeverityCritical || len(a.Provenance) != 1 || a.Provenance[0].Package != "main/binary-amd64/Packages" || !a.Provenance[0].Modified {
+		t.Errorf("the appended credential: severity %s, provenance %+v", a.Severity, a.Provenance)
+	}
+}

@@ -79,6 +79,7 @@ need=(
   dpkg-divert:dpkg
   dpkg-scanpackages:dpkg-dev
   apt-get:apt
+  apt-ftparchive:apt-utils
   md5sum:coreutils
   aeskeyfind:aeskeyfind
   msgfmt:gettext
