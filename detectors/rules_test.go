@@ -238,7 +238,17 @@ func ruleCases() []caseFn {
 		return ruleCase{rule: "kubeconfig-token", secret: tok, text: "users:\n- name: admin\n  user:\n    token: " + tok + "\n", noTrunc: true}
 	})
 	simple("wireguard-private-key", "[Interface]\nAddress = 10.8.0.2/24\nPrivateKey = ", func(g *gen) string { return b64(string(g.bytes(32))) }, "\nListenPort = 51820\n", false)
+	// as slappasswd makes them (SSHA: SHA-1 of the password and a 4-byte
+	// salt), in slapd.conf and in slapd.d's LDIF, where the Debian
+	// package's install keeps olcRootPW base64'd
+	simple("ldap-password-hash", "database mdb\nrootdn \"cn=admin,dc=example,dc=org\"\nrootpw ", func(g *gen) string { return "{SSHA}" + b64(string(g.bytes(24))) }, "\n", true)
+	simple("ldap-password-hash", "dn: uid=alice,ou=people,dc=example,dc=org\nuserPassword: ", func(g *gen) string { return "{CRYPT}$6$" + g.s(csAlnum, 16) + "$" + g.s(csAlnum, 86) }, "\n", true)
+	simple("ldap-password-hash-base64", "olcRootDN: cn=admin,dc=nodomain\nolcRootPW:: ", func(g *gen) string { return b64("{SSHA}" + b64(string(g.bytes(24)))) }, "\n", true)
 	simple("wireguard-preshared-key", "[Peer]\nPresharedKey = ", func(g *gen) string { return b64(string(g.bytes(32))) }, "\n", false)
+	// as rndc-confgen writes /etc/bind/rndc.key at bind9's install, and
+	// as Knot's keymgr -t prints a key
+	simple("dns-tsig-key", "key \"rndc-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"", func(g *gen) string { return b64(string(g.bytes(32))) }, "\";\n};\n", false)
+	simple("dns-tsig-key", "key:\n  - id: xfr\n    algorithm: hmac-sha512\n    secret: ", func(g *gen) string { return b64(string(g.bytes(64))) }, "\n", false)
 	add(func(*gen) ruleCase {
 		return ruleCase{rule: "cloud-init-chpasswd-list", secret: "R00tPass!x", meta: map[string]string{"user": "root"}, noTrunc: true,
 			text: "#cloud-config\nchpasswd:\n  expire: false\n  list: |\n    root:R00tPass!x\n    ubuntu:RANDOM\n"}

@@ -53,7 +53,7 @@ type TimelineRow struct {
 // SharedIdentity is one secret or identity seen in more than one VM.
 type SharedIdentity struct {
 	Fingerprint    string   `json:"fingerprint"`
-	Kind           string   `json:"kind"` // "ssh-host-key", "tls-key", "wireguard-key", "machine-id", "private-key", "secret"
+	Kind           string   `json:"kind"` // "ssh-host-key", "tls-key", "wireguard-key", "tsig-key", "machine-id", "private-key", "secret"
 	Rule           string   `json:"rule"`
 	Preview        string   `json:"preview"`
 	KeyFingerprint string   `json:"key_fingerprint,omitempty"`

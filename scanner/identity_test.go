@@ -2,6 +2,8 @@ package scanner_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,9 +14,9 @@ import (
 	"github.com/imgaudit/imgaudit/scanner"
 )
 
-// Two VMs cloned from one base image keep the base's SSH host key and
-// machine-id: the scan must report them once, as cloned identity across both
-// VMs, with the base read once.
+// Two VMs cloned from one base image keep the base's SSH host key, BIND
+// rndc key and machine-id: the scan must report them once, as cloned
+// identity across both VMs, with the base read once.
 func TestClonedIdentityAcrossVMs(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "qemu-io", "mkfs.ext4", "ssh-keygen")
 	dir := t.TempDir()
@@ -25,6 +27,16 @@ func TestClonedIdentityAcrossVMs(t *testing.T) {
 	key := filepath.Join(root, "etc/ssh/ssh_host_ed25519_key")
 	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "base", "-f", key)
 	if err := os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte("4c6f1a2b3c4d5e6f708192a3b4c5d6e7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// bind9's install writes /etc/bind/rndc.key with rndc-confgen -a: a
+	// TSIG key that controls the name server, the same in every clone.
+	if err := os.MkdirAll(filepath.Join(root, "etc/bind"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tsig := make([]byte, 32)
+	rand.Read(tsig)
+	if err := os.WriteFile(filepath.Join(root, "etc/bind/rndc.key"), []byte("key \"rndc-key\" {\n\talgorithm hmac-sha256;\n\tsecret \""+base64.StdEncoding.EncodeToString(tsig)+"\";\n};\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "images")
@@ -52,7 +64,7 @@ func TestClonedIdentityAcrossVMs(t *testing.T) {
 			t.Errorf("shared host key fingerprint %s, want %s", s.Fingerprint, wantFP)
 		}
 	}
-	for _, k := range []string{"ssh-host-key", "machine-id"} {
+	for _, k := range []string{"ssh-host-key", "tsig-key", "machine-id"} {
 		if !slices.Equal(kinds[k], []string{"vm1", "vm2"}) {
 			t.Errorf("shared %s VMs = %v, want [vm1 vm2]; shared identity %+v", k, kinds[k], rep.SharedIdentity)
 		}
@@ -63,8 +75,8 @@ func TestClonedIdentityAcrossVMs(t *testing.T) {
 			clones++
 		}
 	}
-	if clones != 2 {
-		t.Errorf("cloned-identity findings = %d, want 2 (host key, machine-id)", clones)
+	if clones != 3 {
+		t.Errorf("cloned-identity findings = %d, want 3 (host key, rndc key, machine-id)", clones)
 	}
 	// The base's bytes are scanned once, not once per overlay: both VMs
 	// cost little more than one.

@@ -254,11 +254,14 @@ func pointRank(p report.TimelinePoint) int {
 }
 
 // identityKind names the kind of identity f is (ssh-host-key, tls-key,
-// wireguard-key, private-key), or "" for a secret that is none: the
+// wireguard-key, tsig-key, private-key), or "" for a secret that is none: the
 // shared secrets that make clones, one machine's identity copied into many.
 func identityKind(f *report.Finding) string {
 	if strings.HasPrefix(f.Rule, "wireguard-private") {
 		return "wireguard-key"
+	}
+	if f.Rule == "dns-tsig-key" {
+		return "tsig-key" // rndc.key: control of the name server
 	}
 	if f.Category != "private-key" {
 		return ""

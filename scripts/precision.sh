@@ -21,10 +21,14 @@
 #                                   pnpm, yarn: the same installed by
 #                                   yarn 1, berry: the same installed by
 #                                   yarn 4, go: the server with a Go
-#                                   module cache; and the same of Debian 13
+#                                   module cache, infra: the server with
+#                                   web, database, mail, DNS, VPN, LDAP and
+#                                   other services, after apt-get update;
+#                                   and the same of Debian 13
 #                                   as trixie-minbase, trixie-server,
 #                                   trixie-ram, trixie-server-image,
-#                                   trixie-server-apt, trixie-node, trixie-go;
+#                                   trixie-server-apt, trixie-node, trixie-go,
+#                                   trixie-infra;
 #                                   docker: the server as a Docker host with
 #                                   two Debian images in /var/lib/docker;
 #                                   containerd: the server as a Kubernetes
@@ -42,7 +46,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-berry trixie-go trixie-docker trixie-containerd}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-berry trixie-go trixie-infra trixie-docker trixie-containerd}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -258,6 +262,36 @@ apt_cache() {
   fi
   cp -al "$src" "$root"
   cp -al "$debs"/*.deb "$root/var/cache/apt/archives/"
+  date -u +%FT%TZ > "$root.done"
+}
+
+# infra PREFIX: $cache/PREFIXinfra.root, a copy of the server install with
+# the services a Debian server commonly runs (web and PHP, MariaDB, Redis,
+# mail, DNS, VPN, IPsec, RADIUS, LDAP, Samba, NFS, TLS proxies) and
+# libraries that ship test keys, installed by apt-get in a chroot after an
+# `apt-get update`: its lists (Translation-en included, which debootstrap
+# never fetches) are what a real machine keeps. Services are not started
+# (policy-rc.d); their postinst scripts run, and make what they make at
+# install (bind9's rndc.key, slapd's database). apt-get clean empties the
+# package cache, as server-apt covers a full one.
+infra_pkgs="apache2 libapache2-mod-php php-cli mariadb-server redis-server postfix dovecot-imapd bind9 openvpn easy-rsa strongswan freeradius slapd samba ssl-cert certbot haproxy stunnel4 wireguard-tools gnupg python3-cryptography python3-paramiko python3-twisted python3-tornado python3-openssl libio-socket-ssl-perl ruby nodejs fail2ban rsyslog cron logrotate sudo vim-tiny nfs-kernel-server"
+infra() {
+  local p=$1 src=$cache/$1server.root root=$cache/$1infra.root rc=0
+  [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && return 0
+  echo "== the ${p}server install with infrastructure services (apt-get update and install); several minutes"
+  rm -rf "$root"
+  cp -a "$src" "$root"
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
+  chmod +x "$root/usr/sbin/policy-rc.d"
+  mount -t proc proc "$root/proc"
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c "apt-get -q update && apt-get install -y -q $infra_pkgs && apt-get clean" \
+    > "$cache/${p}infra.apt.log" 2>&1 || rc=$?
+  umount "$root/proc"
+  rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
+  if [ $rc != 0 ]; then
+    echo "installing the services failed; see $cache/${p}infra.apt.log" >&2; tail -20 "$cache/${p}infra.apt.log" >&2; return 1
+  fi
   date -u +%FT%TZ > "$root.done"
 }
 
@@ -508,11 +542,12 @@ build() {
       yarn) bootstrap "${p}server" default "$include"; yarn_app "$p" ;;
       berry) bootstrap "${p}server" default "$include"; berry_app "$p" ;;
       go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
+      infra) bootstrap "${p}server" default "$include"; infra "$p" ;;
       docker)
         bootstrap "${p}minbase" minbase "$minbase_include"
         bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
       containerd) bootstrap "${p}server" default "$include"; container "${p}server"; containerd_host "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]berry, [trixie-]go, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]berry, [trixie-]go, [trixie-]infra, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -551,6 +586,7 @@ for name in $images; do
   case $name in *yarn) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by yarn 1, root's yarn cache kept" ;; esac
   case $name in *pnpm) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by pnpm, root's pnpm store kept" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
+  case $name in *infra) kind="qcow2, Debian $(suite_of "$name"), the server with $(echo $infra_pkgs | wc -w) more services and libraries installed by apt-get after apt-get update" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
   echo "findings: $(jq -r '.summary.findings' "$json"); by severity: $(jq -r '.summary.by_severity as $s | [("critical", "high", "medium", "low", "info") | select($s[.]) | "\(.) \($s[.])"] | join(", ")' "$json")"
