@@ -244,6 +244,15 @@ func ruleCases() []caseFn {
 	simple("ldap-password-hash", "database mdb\nrootdn \"cn=admin,dc=example,dc=org\"\nrootpw ", func(g *gen) string { return "{SSHA}" + b64(string(g.bytes(24))) }, "\n", true)
 	simple("ldap-password-hash", "dn: uid=alice,ou=people,dc=example,dc=org\nuserPassword: ", func(g *gen) string { return "{CRYPT}$6$" + g.s(csAlnum, 16) + "$" + g.s(csAlnum, 86) }, "\n", true)
 	simple("ldap-password-hash-base64", "olcRootDN: cn=admin,dc=nodomain\nolcRootPW:: ", func(g *gen) string { return b64("{SSHA}" + b64(string(g.bytes(24)))) }, "\n", true)
+	// the debian-installer's preseed file (a Packer template's
+	// http/preseed.cfg), and debconf-set-selections' input
+	add(func(g *gen) ruleCase {
+		pw := g.s(csAlnum, 12)
+		return ruleCase{rule: "debconf-preseed-password", secret: pw, noTrunc: true,
+			text: "d-i passwd/root-login boolean true\nd-i passwd/root-password password " + pw + "\nd-i passwd/make-user boolean false\n",
+			neg:  []string{"#d-i passwd/root-password password " + pw + "\n", "d-i passwd/root-password password\n", "Template: mariadb-server/root_password\nType: password\n"}}
+	})
+	simple("debconf-preseed-password", "mariadb-server\tmysql-server/root_password\tpassword\t", func(g *gen) string { return g.s(csAlnum, 10) + "!" }, "\n", true)
 	simple("wireguard-preshared-key", "[Peer]\nPresharedKey = ", func(g *gen) string { return b64(string(g.bytes(32))) }, "\n", false)
 	// as rndc-confgen writes /etc/bind/rndc.key at bind9's install, and
 	// as Knot's keymgr -t prints a key
