@@ -152,11 +152,15 @@ func (cs *chunkScanner) scanChunk(buf []byte, base int64, own Range, opts ScanOp
 	cs.sigs = cs.sigs[:0]
 	clear(cs.seen)
 	lo, hi := int(own.Start-base), int(own.End-base)
-	// Every match overlaps its keyword occurrence and starts at most
-	// hitBefore bytes before it; so only keyword occurrences starting in
-	// (lo-maxKwLen, hi+hitBefore) can produce matches owned by this chunk,
-	// and the prefilter need not look at the rest of the margins.
-	pa := max(0, lo-e.maxKwLen)
+	// Every match starts at most hitBefore bytes before its keyword
+	// occurrence and at most hitAfter bytes after it (a pair rule's
+	// secret follows its keyword); so only keyword occurrences starting
+	// in [lo-hitAfter, hi+hitBefore) can produce matches owned by this
+	// chunk, and the prefilter need not look at the rest of the margins.
+	// (Before 2026-12-07 the lookback was the longest keyword's length:
+	// a pair whose key ID ended one chunk and whose secret began the
+	// next was lost, as FuzzScan found with 61-byte chunks.)
+	pa := max(0, lo-max(e.maxKwLen, e.hitAfter))
 	pb := min(len(buf), hi+e.hitBefore+e.maxKwLen)
 	var probe *sectorProbe
 	if !opts.MemoryOnly && (e.keytab != nil || len(opts.Signatures) > 0 && opts.SignatureAt != nil) {

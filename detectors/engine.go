@@ -160,8 +160,11 @@ type Engine struct {
 	kwRules [][]ruleRef // per prefilter keyword
 	kwLen   []int       // keyword length in bytes (as matched)
 	// A keyword hit at p can only produce matches starting in
-	// (p-hitBefore, p+maxKwLen): see scanChunk.
+	// (p-hitBefore, p+hitAfter]: see scanChunk. A match starts where
+	// its secret does, which for a pair rule is past its keyword
+	// (aws-access-key-pair: the secret up to 200 bytes after the key ID).
 	hitBefore int
+	hitAfter  int
 	maxKwLen  int
 	fullScan  []int // regex rules without keywords
 	// lateCovers: a rule without keywords subsumes others, so its
@@ -291,6 +294,7 @@ func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
 				}
 				margin = max(margin, m)
 				e.hitBefore = max(e.hitBefore, before)
+				e.hitAfter = max(e.hitAfter, m-before)
 				e.maxKwLen = max(e.maxKwLen, len(f.b))
 			}
 		}
