@@ -21,14 +21,10 @@ func AptDownload(t testing.TB, dir, root string, debs, install []string, gzipInd
 	t.Helper()
 	RequireTool(t, "apt-get", "dpkg-scanpackages")
 	repo := filepath.Join(dir, "apt-repo")
-	for _, d := range []string{repo, "var/lib/dpkg", "var/cache/apt/archives/partial", "var/lib/apt/lists/partial", "etc/apt/apt.conf.d", "etc/apt/preferences.d"} {
-		if !filepath.IsAbs(d) {
-			d = filepath.Join(root, d)
-		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	aptRoot(t, root)
 	for _, d := range debs {
 		b, err := os.ReadFile(d)
 		if err != nil {
@@ -38,28 +34,12 @@ func AptDownload(t testing.TB, dir, root string, debs, install []string, gzipInd
 			t.Fatal(err)
 		}
 	}
-	status := filepath.Join(root, "var/lib/dpkg/status")
-	if _, err := os.Stat(status); err != nil {
-		if err := os.WriteFile(status, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	conf := filepath.Join(dir, "apt.conf")
-	lines := []string{
-		`Dir "` + root + `/";`,
-		`Dir::Etc::sourcelist "` + filepath.Join(dir, "sources.list") + `";`,
-		`Dir::Etc::sourceparts "-";`,
-		`Dir::Etc::trusted "/dev/null";`,
-		`Dir::Etc::trustedparts "/dev/null";`,
-		`APT::Sandbox::User "root";`,
-		`Debug::NoLocking "true";`,
-	}
+	var extra []string
 	if gzipIndexes {
-		lines = append(lines, `Acquire::GzipIndexes "true";`)
+		extra = append(extra, `Acquire::GzipIndexes "true";`)
 	}
-	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeAptConf(t, conf, root, filepath.Join(dir, "sources.list"), extra...)
 	if err := os.WriteFile(filepath.Join(dir, "sources.list"), []byte("deb [trusted=yes] copy:"+repo+" ./\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +80,7 @@ func AptUpdate(t testing.TB, dir, root, suite string, indexes map[string][]byte,
 	t.Helper()
 	RequireTool(t, "apt-get", "apt-ftparchive", "xz")
 	repo := filepath.Join(dir, "apt-dists")
-	for _, d := range []string{"var/lib/dpkg", "var/cache/apt/archives/partial", "var/lib/apt/lists/partial", "etc/apt/apt.conf.d", "etc/apt/preferences.d"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aptRoot(t, root)
 	dists := filepath.Join(repo, "dists", suite)
 	for p, b := range indexes {
 		f := filepath.Join(dists, filepath.FromSlash(p))
@@ -151,27 +127,9 @@ func AptUpdate(t testing.TB, dir, root, suite string, indexes map[string][]byte,
 		}
 		source = "[signed-by=" + key + "]"
 	}
-	status := filepath.Join(root, "var/lib/dpkg/status")
-	if _, err := os.Stat(status); err != nil {
-		if err := os.WriteFile(status, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	conf := filepath.Join(dir, "apt-update.conf")
 	sources := filepath.Join(dir, "apt-update.sources.list")
-	lines := []string{
-		`Dir "` + root + `/";`,
-		`Dir::Etc::sourcelist "` + sources + `";`,
-		`Dir::Etc::sourceparts "-";`,
-		`Dir::Etc::trusted "/dev/null";`,
-		`Dir::Etc::trustedparts "/dev/null";`,
-		`APT::Sandbox::User "root";`,
-		`Debug::NoLocking "true";`,
-		`Acquire::Languages { "en"; };`,
-	}
-	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeAptConf(t, conf, root, sources, `Acquire::Languages { "en"; };`)
 	if err := os.WriteFile(sources, []byte("deb "+source+" copy:"+repo+" "+suite+" main\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -181,4 +139,40 @@ func AptUpdate(t testing.TB, dir, root, suite string, indexes map[string][]byte,
 		t.Fatalf("apt-get update: %v\n%s", err, out)
 	}
 	return repo
+}
+
+// aptRoot makes the directories apt needs in a guest root, and an empty
+// dpkg status where there is none.
+func aptRoot(t testing.TB, root string) {
+	t.Helper()
+	for _, d := range []string{"var/lib/dpkg", "var/cache/apt/archives/partial", "var/lib/apt/lists/partial", "etc/apt/apt.conf.d", "etc/apt/preferences.d"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := filepath.Join(root, "var/lib/dpkg/status")
+	if _, err := os.Stat(status); err != nil {
+		if err := os.WriteFile(status, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeAptConf writes an apt configuration (APT_CONFIG) at conf that
+// works on root alone, with sources as its only source list and no
+// keyring of the host's, then the extra lines.
+func writeAptConf(t testing.TB, conf, root, sources string, extra ...string) {
+	t.Helper()
+	lines := append([]string{
+		`Dir "` + root + `/";`,
+		`Dir::Etc::sourcelist "` + sources + `";`,
+		`Dir::Etc::sourceparts "-";`,
+		`Dir::Etc::trusted "/dev/null";`,
+		`Dir::Etc::trustedparts "/dev/null";`,
+		`APT::Sandbox::User "root";`,
+		`Debug::NoLocking "true";`,
+	}, extra...)
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
