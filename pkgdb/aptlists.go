@@ -25,6 +25,15 @@ import (
 // main/i18n/Translation-en, kept as
 // deb.debian.org_debian_dists_trixie_main_i18n_Translation-en).
 //
+// Where apt keeps its lists compressed (Acquire::GzipIndexes, which
+// Debian's and Ubuntu's container images set in docker-gzip-indexes), it
+// decompresses each download and compresses it again itself: apt 2.6 and
+// 3.0 keep Translation-en.lz4, whose bytes no Release file lists. What
+// they decode to is the index the Release file lists uncompressed, so
+// each uncompressed entry is recorded again under each name apt could
+// keep it as (.lz4, .gz, .xz, .zst, .bz2), with a decoded digest
+// (DecodedDigest): the SHA-256 of what the file decompresses to.
+//
 // Every entry is recorded, whether apt downloaded that index or not: a
 // record names a path, and only a file there with that digest is vouched
 // for; in a container layer the lists are not read back to see which
@@ -88,19 +97,37 @@ func readAptLists(ctx context.Context, files FS, maxReleases int) ([]Record, err
 			continue
 		}
 		for _, ix := range rel.indexes {
+			name := path.Join(aptListsDir, prefix+strings.ReplaceAll(ix.path, "/", "_"))
+			owner := Owner{Manager: "apt", Package: ix.path, Version: rel.suite, Digest: Digest{Algo: rel.algo, Sum: ix.sum}}
+			out = append(out, Record{Path: name, Owner: owner})
+			if aptKeptCompressed(ix.path) == "" {
+				owner.Digest.Algo = DecodedDigest(rel.algo)
+				for _, ext := range aptKeptExts {
+					out = append(out, Record{Path: name + ext, Owner: owner})
+				}
+			}
 			if len(out) >= maxRecords {
 				break
 			}
-			out = append(out, Record{
-				Path: path.Join(aptListsDir, prefix+strings.ReplaceAll(ix.path, "/", "_")),
-				Owner: Owner{
-					Manager: "apt", Package: ix.path, Version: rel.suite,
-					Digest: Digest{Algo: rel.algo, Sum: ix.sum},
-				},
-			})
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// aptKeptExts are the names apt gives a list it keeps compressed
+// (APT::Compressor: lz4 first where apt was built with it, as Debian's
+// is), for the compressors the decoders read; lzma's is not one.
+var aptKeptExts = [...]string{".lz4", ".gz", ".xz", ".zst", ".bz2"}
+
+// aptKeptCompressed returns the compressor's extension that name ends
+// with, or "".
+func aptKeptCompressed(name string) string {
+	for _, ext := range aptKeptExts {
+		if strings.HasSuffix(name, ext) {
+			return ext
+		}
+	}
+	return ""
 }
 
 // aptReleasePrefix says whether name is a Release file as apt keeps it

@@ -17,21 +17,29 @@ import (
 // archive serves it). Every list file apt kept is recorded, under its
 // path in the Release file, with the SHA-256 of the bytes apt wrote; the
 // Release file itself is not. A file put in the lists by hand is not
-// recorded.
+// recorded. With Acquire::GzipIndexes (Debian's container images), apt
+// keeps each list compressed by itself (.lz4), and the record holds the
+// decoded digest: the SHA-256 of the index as the repository served it.
 func TestReadAptLists(t *testing.T) {
-	for _, signed := range []bool{false, true} {
-		name := "Release"
-		if signed {
-			name = "InRelease"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		signed  bool
+		conf    []string
+		release string // the Release file apt keeps
+		ext     string // what apt adds to a list's name
+	}{
+		{"Release", false, nil, "Release", ""},
+		{"InRelease", true, nil, "InRelease", ""},
+		{"GzipIndexes", true, []string{`Acquire::GzipIndexes "true";`}, "InRelease", ".lz4"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			root := filepath.Join(dir, "root")
 			indexes := map[string][]byte{
 				"main/binary-amd64/Packages": []byte("Package: acme\nVersion: 1\nArchitecture: all\nDescription-md5: 0123456789abcdef0123456789abcdef\n\n"),
 				"main/i18n/Translation-en":   []byte("Package: acme\nDescription-md5: 0123456789abcdef0123456789abcdef\nDescription-en: acme\n connection = mysql://keystone:foobar@127.0.0.1/keystone\n\n"),
 			}
-			testutil.AptUpdate(t, dir, root, "test", indexes, signed)
+			testutil.AptUpdate(t, dir, root, "test", indexes, c.signed, c.conf...)
 			lists := filepath.Join(root, "var/lib/apt/lists")
 			if err := os.WriteFile(filepath.Join(lists, "by-hand_Packages"), []byte("Package: x\n"), 0o644); err != nil {
 				t.Fatal(err)
@@ -41,44 +49,63 @@ func TestReadAptLists(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			byPath := map[string]Record{}
+			byPath := map[string][]Record{}
 			for _, r := range recs {
-				byPath[r.Path] = r
+				byPath[r.Path] = append(byPath[r.Path], r)
 			}
 			seen := 0
 			for _, f := range kept {
 				base := filepath.Base(f)
-				rec, ok := byPath["/var/lib/apt/lists/"+base]
+				rs, ok := byPath["/var/lib/apt/lists/"+base]
 				switch {
-				case strings.HasSuffix(base, "_"+name):
+				case strings.HasSuffix(base, "_"+c.release):
 					if ok {
 						t.Errorf("the Release file %s is recorded", base)
 					}
 					seen++
 				case base == "by-hand_Packages":
 					if ok {
-						t.Errorf("a list file no Release lists is recorded: %+v", rec)
+						t.Errorf("a list file no Release lists is recorded: %+v", rs)
 					}
 				default:
-					b, err := os.ReadFile(f)
-					if err != nil {
+					index, found := strings.CutSuffix(strings.TrimPrefix(base, strings.SplitAfter(base, "_dists_test_")[0]), c.ext)
+					b := indexes[strings.ReplaceAll(index, "_", "/")]
+					algo := "sha256"
+					if c.ext != "" {
+						algo = "sha256-decoded"
+					} else if b, err = os.ReadFile(f); err != nil {
 						t.Fatal(err)
 					}
 					sum := sha256.Sum256(b)
-					o := rec.Owner
-					if !ok || o.Manager != "apt" || o.Version != "test" || o.Digest.Algo != "sha256" || string(o.Digest.Sum) != string(sum[:]) ||
-						strings.ReplaceAll(o.Package, "/", "_") != strings.TrimPrefix(base, strings.SplitAfter(base, "_dists_test_")[0]) {
-						t.Errorf("list %s: record %+v, want its path in the Release file and its SHA-256", base, rec)
+					if !found || b == nil || len(rs) != 1 {
+						t.Fatalf("list %s: records %+v, want one for index %s", base, rs, index)
+					}
+					o := rs[0].Owner
+					if o.Manager != "apt" || o.Version != "test" || o.Digest.Algo != algo || string(o.Digest.Sum) != string(sum[:]) ||
+						strings.ReplaceAll(o.Package, "/", "_") != index {
+						t.Errorf("list %s: record %+v, want its path in the Release file and the %s of %s", base, rs[0], algo, index)
+					}
+					if c.ext != "" {
+						// What apt kept decodes to what the repository served.
+						fl, err := os.Open(f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got, err := DecodedHash(context.Background(), fl, algo, 1<<20)
+						fl.Close()
+						if err != nil || string(got) != string(sum[:]) {
+							t.Errorf("DecodedHash(%s) = %x, %v; want %x", base, got, err, sum)
+						}
 					}
 					seen++
 				}
 			}
 			if seen != 3 {
-				t.Errorf("apt kept %q, want the %s file and two indexes", kept, name)
+				t.Errorf("apt kept %q, want the %s file and two indexes", kept, c.release)
 			}
 			db := Read(context.Background(), hostRoot(root))
 			for p := range indexes {
-				if owners := db.Lookup("/var/lib/apt/lists/" + strings.ReplaceAll(filepath.Join(dir, "apt-dists", "dists", "test", p), "/", "_")); len(owners) != 1 {
+				if owners := db.Lookup("/var/lib/apt/lists/" + strings.ReplaceAll(filepath.Join(dir, "apt-dists", "dists", "test", p), "/", "_") + c.ext); len(owners) != 1 {
 					t.Errorf("Read: %s has owners %+v, want the apt list", p, owners)
 				}
 			}

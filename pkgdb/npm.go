@@ -268,7 +268,8 @@ func validSHA1(sum, js []byte) bool {
 // StreamDigest names the digest that the records of the file at p hold
 // when its path alone says so (npm's cache is addressed by each file's
 // SHA-512; yarn's metadata gives its kept tarball's; apt's Release files
-// give the SHA-256 of its lists), for a reader that
+// give the SHA-256 of its lists, and of what the lists apt keeps
+// compressed decode to), for a reader that
 // must hash a file as it streams, before the records are known: "" for
 // any other path.
 func StreamDigest(p string) string {
@@ -278,6 +279,10 @@ func StreamDigest(p string) string {
 		return "sha512"
 	}
 	if q := path.Clean("/" + p); path.Dir(q) == aptListsDir && !isAptRelease(q) {
+		if aptKeptCompressed(q) != "" {
+			// kept compressed by apt itself (Translation-en.lz4)
+			return DecodedDigest("sha256")
+		}
 		return "sha256" // an index of apt's lists (Translation-en: 35 MB)
 	}
 	return ""

@@ -399,25 +399,62 @@ func TestLayerNodeCaches(t *testing.T) {
 // whose package descriptions quote example credentials. Its InRelease is
 // among the layer's package records, and the list, larger than the scan
 // window, is hashed with SHA-256 as it streams: the credential is info,
-// with the list's provenance. With --no-downgrade it is not.
+// with the list's provenance. With --no-downgrade it is not. Debian's
+// and Ubuntu's images set Acquire::GzipIndexes, so apt keeps its lists
+// compressed (.lz4): what they decode to is hashed, as the list streams
+// (one larger than the window once compressed) or from the window that
+// holds it whole.
 func TestLayerAptLists(t *testing.T) {
 	testutil.RequireTool(t, "tar")
-	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
-	const cred = "Xk8pq2vL9w"
-	var tr strings.Builder
-	for i := 0; tr.Len() < 9<<20; i++ {
-		fmt.Fprintf(&tr, "Package: acme-%d\nDescription-md5: %032x\nDescription-en: acme module %d\n A module of acme, number %d.\n\n", i, i, i, i)
-	}
-	tr.WriteString("Package: acme-identity\nDescription-md5: 0123456789abcdef0123456789abcdef\nDescription-en: acme identity service\n  connection = mysql://keystone:" + cred + "@127.0.0.1/keystone\n\n")
-	testutil.AptUpdate(t, dir, root, "trixie", map[string][]byte{"main/i18n/Translation-en": []byte(tr.String())}, true)
-	img := testImage(t, "apt", imageOf(t, tarLayer(t, root)))
-	fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[fp(cred)]
-	if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "apt" ||
-		fd.Provenance[0].Package != "main/i18n/Translation-en" || fd.Provenance[0].Modified {
-		t.Fatalf("the description's credential: %+v", fd)
-	}
-	if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[fp(cred)]; pf == nil || pf.Severity == report.SeverityInfo {
-		t.Errorf("--no-downgrade: %+v", pf)
+	for _, c := range []struct {
+		name   string
+		conf   []string
+		size   int  // of Translation-en
+		random bool // descriptions that lz4 cannot compress
+		digest string
+	}{
+		{"plain", nil, 9 << 20, false, "sha256"},
+		{"GzipIndexes streamed", []string{`Acquire::GzipIndexes "true";`}, 9 << 20, true, "sha256-decoded"},
+		{"GzipIndexes whole", []string{`Acquire::GzipIndexes "true";`}, 1 << 20, false, "sha256-decoded"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root := filepath.Join(dir, "root")
+			const cred = "Xk8pq2vL9w"
+			var tr strings.Builder
+			for i := 0; tr.Len() < c.size; i++ {
+				desc := fmt.Sprintf("number %d", i)
+				if c.random {
+					b := make([]byte, 600)
+					rand.Read(b)
+					desc = base64.StdEncoding.EncodeToString(b)
+				}
+				fmt.Fprintf(&tr, "Package: acme-%d\nDescription-md5: %032x\nDescription-en: acme module %d\n A module of acme, %s.\n\n", i, i, i, desc)
+			}
+			tr.WriteString("Package: acme-identity\nDescription-md5: 0123456789abcdef0123456789abcdef\nDescription-en: acme identity service\n  connection = mysql://keystone:" + cred + "@127.0.0.1/keystone\n\n")
+			testutil.AptUpdate(t, dir, root, "trixie", map[string][]byte{"main/i18n/Translation-en": []byte(tr.String())}, true, c.conf...)
+			if c.conf != nil {
+				kept, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_Translation-en.lz4"))
+				if len(kept) != 1 {
+					t.Fatalf("apt kept %q, want Translation-en.lz4", kept)
+				}
+				fi, err := os.Stat(kept[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if large := fi.Size() > scanWindow; large != c.random {
+					t.Fatalf("Translation-en.lz4 is %d bytes: larger than the window %v, want %v", fi.Size(), large, c.random)
+				}
+			}
+			img := testImage(t, "apt", imageOf(t, tarLayer(t, root)))
+			fd := findingsByFP(report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))[fp(cred)]
+			if fd == nil || fd.Severity != report.SeverityInfo || len(fd.Provenance) != 1 || fd.Provenance[0].Manager != "apt" ||
+				fd.Provenance[0].Package != "main/i18n/Translation-en" || fd.Provenance[0].Modified || fd.Provenance[0].Digest != c.digest {
+				t.Fatalf("the description's credential: %+v", fd)
+			}
+			if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[fp(cred)]; pf == nil || pf.Severity == report.SeverityInfo {
+				t.Errorf("--no-downgrade: %+v", pf)
+			}
+		})
 	}
 }

@@ -211,7 +211,7 @@ func (fs *fileScanner) keepLink(p, target string) {
 // keepDigests keeps the digests of a file that holds findings, whose
 // bytes are b, for layerProvenance: every algorithm a package manager
 // records.
-func (fs *fileScanner) keepDigests(p string, b []byte) {
+func (fs *fileScanner) keepDigests(ctx context.Context, p string, b []byte) {
 	if fs.res.Digests == nil {
 		fs.res.Digests = map[string]map[string][]byte{}
 	}
@@ -219,6 +219,13 @@ func (fs *fileScanner) keepDigests(p string, b []byte) {
 	for algo, h := range map[string]hash.Hash{"md5": md5.New(), "sha1": sha1.New(), "sha256": sha256.New(), "sha512": sha512.New()} {
 		h.Write(b)
 		sums[algo] = h.Sum(nil)
+	}
+	if algo := pkgdb.StreamDigest(p); algo != "" {
+		if _, decoded := pkgdb.IsDecodedDigest(algo); decoded {
+			if sum, err := pkgdb.DecodedHash(ctx, bytes.NewReader(b), algo, pkgdb.MaxDecodedDigestBytes); err == nil {
+				sums[algo] = sum
+			}
+		}
 	}
 	if pkgdb.IsGoModZip(p) {
 		if h1, err := pkgdb.ZipHash1(bytes.NewReader(b), int64(len(b)), pkgdb.MaxGoModZipBytes); err == nil {
@@ -270,13 +277,11 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	// 11.8 MB aws-sdk tarball is common; apt's lists, by the SHA-256 of
 	// their Release file: Translation-en is 35 MB), since its records
 	// may come later in the layer.
-	var streamed hash.Hash
+	var streamed *streamHash
 	algo := pkgdb.StreamDigest(p)
 	if !whole && algo != "" {
-		streamed = sha512.New()
-		if algo == "sha256" {
-			streamed = sha256.New()
-		}
+		streamed = newStreamHash(ctx, algo)
+		defer streamed.close()
 		streamed.Write(buf[:n])
 		r = io.TeeReader(r, streamed)
 	}
@@ -288,14 +293,78 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	switch {
 	case err != nil || len(fs.hitsAt[p]) == hits:
 	case whole:
-		fs.keepDigests(p, buf[:n])
+		fs.keepDigests(ctx, p, buf[:n])
 	case streamed != nil:
+		sum, serr := streamed.sum()
+		if serr != nil {
+			// The file's records cannot vouch for it: its findings keep
+			// their severity.
+			fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package provenance: %v", p, serr))
+			break
+		}
 		if fs.res.Digests == nil {
 			fs.res.Digests = map[string]map[string][]byte{}
 		}
-		fs.res.Digests[p] = map[string][]byte{algo: streamed.Sum(nil)}
+		fs.res.Digests[p] = map[string][]byte{algo: sum}
 	}
 	return err
+}
+
+// streamHash computes a file's digest as the file streams through it
+// (Write): the digest of its bytes, or, for a decoded digest (a list apt
+// keeps compressed), of what they decode to, decoded by a goroutine of
+// its own from a pipe, as the layer's tar stream cannot be read twice.
+type streamHash struct {
+	h    hash.Hash // a plain digest
+	pw   *io.PipeWriter
+	done chan struct{}
+	s    []byte
+	err  error
+}
+
+func newStreamHash(ctx context.Context, algo string) *streamHash {
+	if _, decoded := pkgdb.IsDecodedDigest(algo); !decoded {
+		if algo == "sha256" {
+			return &streamHash{h: sha256.New()}
+		}
+		return &streamHash{h: sha512.New()}
+	}
+	pr, pw := io.Pipe()
+	sh := &streamHash{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(sh.done)
+		sh.s, sh.err = pkgdb.DecodedHash(ctx, pr, algo, pkgdb.MaxDecodedDigestBytes)
+		// A stream that stopped decoding (corrupt, a bomb) still takes
+		// the rest of the file, so that the scan's writes never block.
+		io.Copy(io.Discard, pr)
+	}()
+	return sh
+}
+
+// Write never fails: a decoder's error is sum's.
+func (sh *streamHash) Write(p []byte) (int, error) {
+	if sh.h != nil {
+		return sh.h.Write(p)
+	}
+	sh.pw.Write(p)
+	return len(p), nil
+}
+
+// sum ends the stream and returns the digest.
+func (sh *streamHash) sum() ([]byte, error) {
+	if sh.h != nil {
+		return sh.h.Sum(nil), nil
+	}
+	sh.close()
+	return sh.s, sh.err
+}
+
+// close ends the stream, if sum did not, and waits for the decoder.
+func (sh *streamHash) close() {
+	if sh.pw != nil {
+		sh.pw.Close()
+		<-sh.done
+	}
 }
 
 func sizeOr(size, def int64) int64 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -77,33 +78,65 @@ func TestAptCachedPackages(t *testing.T) {
 // SHA-256 its InRelease records, so the credential is public, at info. A
 // credential appended to the Packages list after the update keeps its
 // severity, with a provenance that says the list differs from its record.
+// With Acquire::GzipIndexes, as Debian's container images set it, apt
+// keeps its lists compressed (.lz4): what they decode to is compared, the
+// unmodified list is not decoded, and the one edited (decompressed,
+// appended to, compressed again) is, and keeps its finding's severity.
 func TestAptLists(t *testing.T) {
-	testutil.RequireTool(t, "mkfs.ext4")
-	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
-	const shipped, added = "Xk8pq2vL9w", "Zq7wLm2pX4"
-	testutil.AptUpdate(t, dir, root, "trixie", map[string][]byte{
-		"main/binary-amd64/Packages": []byte("Package: acme\nVersion: 1\nArchitecture: all\nDescription-md5: 0123456789abcdef0123456789abcdef\n\n"),
-		"main/i18n/Translation-en":   []byte("Package: acme\nDescription-md5: 0123456789abcdef0123456789abcdef\nDescription-en: acme identity service\n into service config files like this:\n .\n  connection = mysql://keystone:" + shipped + "@127.0.0.1/keystone\n\n"),
-	}, true)
-	packages, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_main_binary-amd64_Packages"))
-	if len(packages) != 1 {
-		t.Fatalf("apt kept %q, want one Packages list", packages)
-	}
-	testutil.Bash(t, dir, "printf 'X-Deploy: postgres://app:"+added+"@db.internal/app\\n' >> "+packages[0]+" && mkfs.ext4 -q -F -d root disk.raw 32M")
-	img := filepath.Join(dir, "disk.raw")
-	before := testutil.FileSnapshot(t, img)
-	rep := scanFile(t, scanner.Options{}, img)
-	if !bytes.Equal(before, testutil.FileSnapshot(t, img)) {
-		t.Fatal("the image changed during the scan")
-	}
-	s := findingOf(t, rep, fp([]byte(shipped)))
-	if s.Severity != report.SeverityInfo || len(s.Provenance) != 1 || s.Provenance[0].Manager != "apt" || s.Provenance[0].Package != "main/i18n/Translation-en" ||
-		s.Provenance[0].Version != "trixie" || s.Provenance[0].Modified || s.Provenance[0].Digest != "sha256" {
-		t.Errorf("the description's credential: severity %s, provenance %+v, reasons %+v", s.Severity, s.Provenance, s.Reasons)
-	}
-	a := findingOf(t, rep, fp([]byte(added)))
-	if a.Severity != report.SeverityCritical || len(a.Provenance) != 1 || a.Provenance[0].Package != "main/binary-amd64/Packages" || !a.Provenance[0].Modified {
-		t.Errorf("the appended credential: severity %s, provenance %+v", a.Severity, a.Provenance)
+	testutil.RequireTool(t, "mkfs.ext4", "lz4")
+	for _, c := range []struct {
+		name     string
+		conf     []string
+		ext      string // what apt adds to a list's name
+		digest   string
+		packaged int64 // unmodified compressed files left undecoded
+	}{
+		{"plain", nil, "", "sha256", 0},
+		{"GzipIndexes", []string{`Acquire::GzipIndexes "true";`}, ".lz4", "sha256-decoded", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root := filepath.Join(dir, "root")
+			const shipped, added = "Xk8pq2vL9w", "Zq7wLm2pX4"
+			testutil.AptUpdate(t, dir, root, "trixie", map[string][]byte{
+				"main/binary-amd64/Packages": []byte("Package: acme\nVersion: 1\nArchitecture: all\nDescription-md5: 0123456789abcdef0123456789abcdef\n\n"),
+				"main/i18n/Translation-en":   []byte("Package: acme\nDescription-md5: 0123456789abcdef0123456789abcdef\nDescription-en: acme identity service\n into service config files like this:\n .\n  connection = mysql://keystone:" + shipped + "@127.0.0.1/keystone\n\n"),
+			}, true, c.conf...)
+			packages, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_main_binary-amd64_Packages"+c.ext))
+			if len(packages) != 1 {
+				t.Fatalf("apt kept %q, want one Packages list", packages)
+			}
+			edit := "printf 'X-Deploy: postgres://app:" + added + "@db.internal/app\\n' >> " + packages[0]
+			if c.ext == ".lz4" {
+				edit = "lz4 -dc " + packages[0] + " > edited && " + strings.Replace(edit, packages[0], "edited", 1) + " && lz4 -q -f edited " + packages[0]
+			}
+			testutil.Bash(t, dir, edit+" && mkfs.ext4 -q -F -d root disk.raw 32M")
+			img := filepath.Join(dir, "disk.raw")
+			before := testutil.FileSnapshot(t, img)
+			rep := scanFile(t, scanner.Options{}, img)
+			if !bytes.Equal(before, testutil.FileSnapshot(t, img)) {
+				t.Fatal("the image changed during the scan")
+			}
+			s := findingOf(t, rep, fp([]byte(shipped)))
+			if s.Severity != report.SeverityInfo || len(s.Provenance) != 1 || s.Provenance[0].Manager != "apt" || s.Provenance[0].Package != "main/i18n/Translation-en" ||
+				s.Provenance[0].Version != "trixie" || s.Provenance[0].Modified || s.Provenance[0].Digest != c.digest {
+				t.Errorf("the description's credential: severity %s, provenance %+v, reasons %+v", s.Severity, s.Provenance, s.Reasons)
+			}
+			a := findingOf(t, rep, fp([]byte(added)))
+			if a.Severity != report.SeverityCritical || len(a.Provenance) != 1 || a.Provenance[0].Package != "main/binary-amd64/Packages" || !a.Provenance[0].Modified {
+				t.Errorf("the appended credential: severity %s, provenance %+v", a.Severity, a.Provenance)
+			}
+			var got int64
+			for _, tg := range rep.Targets {
+				for _, v := range tg.Views {
+					if v.Decoding != nil {
+						got += v.Decoding.UnmodifiedPackageFiles
+					}
+				}
+			}
+			if got != c.packaged {
+				t.Errorf("%d unmodified package files left undecoded, want %d", got, c.packaged)
+			}
+		})
 	}
 }

@@ -521,7 +521,7 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 		j := &job{c: c, cand: cand}
 		for _, o := range cand.recs {
 			k := fileKey{cand.pk, cand.file, o.Digest.Algo}
-			if _, done := pr.sums[k]; !done && len(o.Digest.Sum) > 0 && newHash(k.algo) != nil && !slices.Contains(j.keys, k) {
+			if _, done := pr.sums[k]; !done && len(o.Digest.Sum) > 0 && streamable(k.algo) && !slices.Contains(j.keys, k) {
 				j.keys = append(j.keys, k)
 			}
 		}

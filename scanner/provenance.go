@@ -412,8 +412,12 @@ func hashFile(ctx context.Context, files *guestfs.Files, path, algo string) ([]b
 	return hashReader(ctx, io.NewSectionReader(fl, 0, fl.Size()), algo, make([]byte, min(fl.Size()+1, 1<<20)))
 }
 
-// hashReader streams f through the named digest, reading into buf.
+// hashReader streams f through the named digest, reading into buf. A
+// decoded digest (apt's lists kept compressed) hashes what f decodes to.
 func hashReader(ctx context.Context, f io.Reader, algo string, buf []byte) ([]byte, error) {
+	if _, ok := pkgdb.IsDecodedDigest(algo); ok {
+		return pkgdb.DecodedHash(ctx, f, algo, pkgdb.MaxDecodedDigestBytes)
+	}
 	h := newHash(algo)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -431,7 +435,13 @@ func hashReader(ctx context.Context, f io.Reader, algo string, buf []byte) ([]by
 }
 
 // checkable reports whether hashFile computes the digest algorithm.
-func checkable(algo string) bool { return newHash(algo) != nil || algo == pkgdb.GoModHashAlgo }
+func checkable(algo string) bool { return streamable(algo) || algo == pkgdb.GoModHashAlgo }
+
+// streamable reports whether hashReader computes the digest algorithm.
+func streamable(algo string) bool {
+	plain, _ := pkgdb.IsDecodedDigest(algo)
+	return newHash(plain) != nil
+}
 
 // newHash returns a hash for a package manager's digest algorithm, or nil
 // for one that cannot be checked.
