@@ -253,6 +253,30 @@ func ruleCases() []caseFn {
 			neg:  []string{"#d-i passwd/root-password password " + pw + "\n", "d-i passwd/root-password password\n", "Template: mariadb-server/root_password\nType: password\n"}}
 	})
 	simple("debconf-preseed-password", "mariadb-server\tmysql-server/root_password\tpassword\t", func(g *gen) string { return g.s(csAlnum, 10) + "!" }, "\n", true)
+	// debconf's passwords.dat as debconf-set-selections and a
+	// package's db_set leave it (the Value of a password question)
+	add(func(g *gen) ruleCase {
+		pw := g.s(csAlnum, 11) + "7"
+		return ruleCase{rule: "debconf-password", secret: pw, noTrunc: true,
+			text: "Name: phpmyadmin/mysql/app-pass\nTemplate: phpmyadmin/mysql/app-pass\nValue: " + pw + "\nOwners: phpmyadmin\nFlags: seen\n\n",
+			neg: []string{
+				"Name: openssh-server/password-authentication\nTemplate: openssh-server/password-authentication\nValue: true\nOwners: openssh-server\n",
+				"Name: slapd/password1\nTemplate: slapd/password1\nValue: \nOwners: slapd\n",
+				"Name: tzdata/Areas\nTemplate: tzdata/Areas\nValue: Europe" + pw + "\nOwners: tzdata\n",
+				"Template: mariadb-server/root_password\nType: password\nDescription: New password for the MariaDB \"root\" user:\n",
+			}}
+	})
+	// dbconfig-common's package configuration (dbc_write_package_config)
+	// and the includes dbconfig-generate-include writes from it
+	add(func(g *gen) ruleCase {
+		pw := g.s(csAlnum, 11) + "7"
+		return ruleCase{rule: "dbconfig-password", secret: pw, noTrunc: true,
+			text: "# dbc_dbpass: database user password\n#\tthe password to use with the above username when connecting\n#\tto a database, if one is required\ndbc_dbpass='" + pw + "'\n\n# dbc_dballow: allowed host to connect from\n",
+			neg:  []string{"dbc_dbpass=''\n", "$dbpass = $_POST['dbpass'];\n", "# dbc_dbpass: database user password\n"}}
+	})
+	simple("dbconfig-password", "<?php\n$dbuser='acme';\n$dbpass='", func(g *gen) string { return g.s(csAlnum, 11) + "7" }, "';\n$basepath='';\n", true)
+	simple("dbconfig-password", "our $dbuser='acme';\nour $dbpass='", func(g *gen) string { return g.s(csAlnum, 11) + "7" }, "';\nour $basepath='';\n", true)
+	simple("dbconfig-password", "dbuser='acme'\ndbpass='", func(g *gen) string { return g.s(csAlnum, 11) + "7" }, "'\nbasepath=''\n", true)
 	simple("wireguard-preshared-key", "[Peer]\nPresharedKey = ", func(g *gen) string { return b64(string(g.bytes(32))) }, "\n", false)
 	// as rndc-confgen writes /etc/bind/rndc.key at bind9's install, and
 	// as Knot's keymgr -t prints a key

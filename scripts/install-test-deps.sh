@@ -80,6 +80,8 @@ need=(
   dpkg-scanpackages:dpkg-dev
   apt-get:apt
   apt-ftparchive:apt-utils
+  debconf-set-selections:debconf
+  dbconfig-generate-include:dbconfig-common
   md5sum:coreutils
   aeskeyfind:aeskeyfind
   msgfmt:gettext
