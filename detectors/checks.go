@@ -164,6 +164,9 @@ func assignmentSyntax(r *compiledRule, rx *ruleRegexps, w []byte, m []int, s int
 	if r.check == checkPassword && s >= 2 && w[s-1] == ':' && w[s] == ':' {
 		return false
 	}
+	if s >= 1 && s < len(w) && w[s-1] == '=' && w[s] == '=' {
+		return false // a comparison: t.password===this.options.password
+	}
 	span := w[m[0]:s]
 	if len(span) >= 2 && span[0] == '\\' {
 		span = span[2:] // the escape a regexp's left boundary may take
@@ -458,6 +461,9 @@ func passwordQuality(b []byte, strict bool, vc valueContext) bool {
 	}
 	if codeName(core) && !vc.quoted && len(core) == len(b) && startsOperator(vc.after) {
 		return false // a name in an expression: password = proxyUser + ":" + proxyPass;
+	}
+	if operand := bytes.TrimRight(core, "|&?"); len(operand) < len(core) && !vc.quoted && (codeName(operand) || isIdentifierChain(operand)) {
+		return false // the same, minified: e.password=r.password||"",
 	}
 	if namesKey(core, vc.key) {
 		return false // password: newPassword, secret: clientSecret

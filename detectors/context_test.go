@@ -169,6 +169,13 @@ func TestValueContext(t *testing.T) {
 		{"config-password", "  $password = $user . ':' . $pass;\n", ""},
 		{"config-password", "password = cfgPassword || defaultPassword\n", ""},
 		{"config-password", "password = Xk8pq2vL9 + suffix\n", "Xk8pq2vL9"},
+		// the same in minified JavaScript (yarn 4's and pnpm's bundles,
+		// installed by npm install -g), and a comparison
+		{"config-password", `e.user=r.username||"",e.password=r.password||"",e.pathname=r.pathname` + "\n", ""},
+		{"config-password", `return{name:t.env.YARN_INJECT_NPM_USER||"",password:t.env.YARN_INJECT_NPM_PASSWORD||""};` + "\n", ""},
+		{"config-password", "function Sgt(t,e){return t.username===this.options.username&&t.password===this.options.password}var h1e=1\n", ""},
+		{"config-password", "password=Xk8pq2vL9||\n", "Xk8pq2vL9||"},
+		{"config-password", "password==Xk8pq2vL9\n", ""},
 		{"config-password", "password = Tr0ub4dor # old\n", "Tr0ub4dor"},
 		// prose and record layouts
 		{"config-password", "        :param password: Unicode password.\n", ""},
