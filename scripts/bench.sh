@@ -26,10 +26,13 @@ range() { printf '%s\n' "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } EN
 CGO_ENABLED=0 go build -trimpath -o "$tmp/imgaudit" ./cmd/imgaudit
 # aeskeyfind and rsakeyfind are the baselines for the memory-key search
 # (make test installs aeskeyfind too: detectors/structural compares its
-# recall with aeskeyfind's).
-for tool in aeskeyfind rsakeyfind; do
+# recall with aeskeyfind's); libdeflate's gunzip is the floor of what
+# decoding costs (bench-decode.sh falls back to GNU gzip, about three
+# times slower, which is no floor).
+for pair in aeskeyfind:aeskeyfind rsakeyfind:rsakeyfind libdeflate-gunzip:libdeflate-tools; do
+  tool=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$tool" >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool") >/dev/null || true
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg") >/dev/null || true
   fi
 done
 
