@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"github.com/imgaudit/imgaudit/decode"
 )
@@ -26,6 +27,43 @@ const decodedSuffix = "-decoded"
 // at most 1 GiB of one (defaultAptLimits).
 const MaxDecodedDigestBytes = 1 << 30
 
+// DecodedDigestCap is what DecodedHash may decode from a file of size
+// compressed bytes (-1: unknown): the decode pass's expansion cap (100
+// bytes per compressed byte, past the first MiB; apt's lz4 lists expand
+// 2.7 times), within MaxDecodedDigestBytes. A hostile guest that names
+// bombs in its Release file so costs what decoding them would, not a
+// GiB each.
+func DecodedDigestCap(size int64) int64 {
+	lim := decode.DefaultLimits()
+	if size < 0 || size > (MaxDecodedDigestBytes-lim.RatioFloor)/lim.MaxRatio {
+		return MaxDecodedDigestBytes
+	}
+	return size*lim.MaxRatio + lim.RatioFloor
+}
+
+// DecodedBudget bounds what DecodedHash decodes over many files (a
+// scan's, a container layer's): each file's cap is proportional to its
+// size, but a guest that names thousands of small bombs in its Release
+// files would otherwise cost a MiB each. Past it, DecodedHash fails, so
+// those files are vouched for by nothing and keep their findings'
+// severity. Safe for concurrent use; a nil budget is unbounded.
+type DecodedBudget struct{ left atomic.Int64 }
+
+// DefaultDecodedBudget is the decode pass's own budget per target.
+const DefaultDecodedBudget = 4 << 30
+
+// NewDecodedBudget returns a budget of n decoded bytes.
+func NewDecodedBudget(n int64) *DecodedBudget {
+	b := &DecodedBudget{}
+	b.left.Store(n)
+	return b
+}
+
+// take charges n bytes, and reports whether the budget covered them.
+func (b *DecodedBudget) take(n int64) bool {
+	return b == nil || b.left.Add(-n) >= 0
+}
+
 // DecodedDigest names the decoded digest of plain algorithm algo.
 func DecodedDigest(algo string) string { return algo + decodedSuffix }
 
@@ -40,9 +78,9 @@ func IsDecodedDigest(algo string) (string, bool) {
 // magic number, not from a name), through the decoders, under their
 // memory cap, and returns the digest of what it decodes to, algo being a
 // decoded digest's name. It fails on anything else, on a stream that does
-// not decode to its end, and past maxBytes decoded (a bomb). Errors name
-// the decoded offset.
-func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64) ([]byte, error) {
+// not decode to its end, past maxBytes decoded (a bomb), and once budget
+// is spent. Errors name the decoded offset.
+func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64, budget *DecodedBudget) ([]byte, error) {
 	plain, ok := IsDecodedDigest(algo)
 	var h hash.Hash
 	switch plain {
@@ -65,11 +103,26 @@ func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64) 
 		return nil, fmt.Errorf("%s at offset 0: %w", codec, err)
 	}
 	defer d.Close()
-	n, err := io.Copy(h, io.LimitReader(d, maxBytes+1))
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%s: decoded offset %d: %w", codec, n, err)
-	case n > maxBytes:
+	lr := io.LimitReader(d, maxBytes+1)
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		k, err := lr.Read(buf)
+		if k > 0 {
+			if !budget.take(int64(k)) {
+				return nil, fmt.Errorf("%s: decoded offset %d: over the budget of decoded digests", codec, n)
+			}
+			h.Write(buf[:k])
+			n += int64(k)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: decoded offset %d: %w", codec, n, err)
+		}
+	}
+	if n > maxBytes {
 		return nil, fmt.Errorf("%s: decodes to over %d bytes", codec, maxBytes)
 	}
 	return h.Sum(nil), nil

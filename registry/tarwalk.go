@@ -71,8 +71,10 @@ type fileScanner struct {
 	// scratch keeps decoders from one file's decoding for the next (the
 	// walks of a blob run one after the other).
 	scratch decode.Scratch
-	// budget bounds what decoding this blob's files yields.
-	budget *decode.Budget
+	// budget bounds what decoding this blob's files yields, and digests
+	// what computing decoded digests (apt's compressed lists) decodes.
+	budget  *decode.Budget
+	digests *pkgdb.DecodedBudget
 
 	// at is the blob when it is read in place, pos the position of the
 	// tar reader in it: the data of the current file starts there. The
@@ -222,7 +224,7 @@ func (fs *fileScanner) keepDigests(ctx context.Context, p string, b []byte) {
 	}
 	if algo := pkgdb.StreamDigest(p); algo != "" {
 		if _, decoded := pkgdb.IsDecodedDigest(algo); decoded {
-			if sum, err := pkgdb.DecodedHash(ctx, bytes.NewReader(b), algo, pkgdb.MaxDecodedDigestBytes); err == nil {
+			if sum, err := pkgdb.DecodedHash(ctx, bytes.NewReader(b), algo, pkgdb.DecodedDigestCap(int64(len(b))), fs.decodedDigests()); err == nil {
 				sums[algo] = sum
 			}
 		}
@@ -280,7 +282,7 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	var streamed *streamHash
 	algo := pkgdb.StreamDigest(p)
 	if !whole && algo != "" {
-		streamed = newStreamHash(ctx, algo)
+		streamed = newStreamHash(ctx, algo, size, fs.decodedDigests())
 		defer streamed.close()
 		streamed.Write(buf[:n])
 		r = io.TeeReader(r, streamed)
@@ -310,10 +312,20 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	return err
 }
 
+// decodedDigests is the blob's budget for decoded digests, made at first
+// use.
+func (fs *fileScanner) decodedDigests() *pkgdb.DecodedBudget {
+	if fs.digests == nil {
+		fs.digests = pkgdb.NewDecodedBudget(pkgdb.DefaultDecodedBudget)
+	}
+	return fs.digests
+}
+
 // streamHash computes a file's digest as the file streams through it
 // (Write): the digest of its bytes, or, for a decoded digest (a list apt
-// keeps compressed), of what they decode to, decoded by a goroutine of
-// its own from a pipe, as the layer's tar stream cannot be read twice.
+// keeps compressed), of what they decode to (within the expansion cap of
+// the file's size), decoded by a goroutine of its own from a pipe, as
+// the layer's tar stream cannot be read twice.
 type streamHash struct {
 	h    hash.Hash // a plain digest
 	pw   *io.PipeWriter
@@ -322,7 +334,7 @@ type streamHash struct {
 	err  error
 }
 
-func newStreamHash(ctx context.Context, algo string) *streamHash {
+func newStreamHash(ctx context.Context, algo string, size int64, budget *pkgdb.DecodedBudget) *streamHash {
 	if _, decoded := pkgdb.IsDecodedDigest(algo); !decoded {
 		if algo == "sha256" {
 			return &streamHash{h: sha256.New()}
@@ -333,7 +345,7 @@ func newStreamHash(ctx context.Context, algo string) *streamHash {
 	sh := &streamHash{pw: pw, done: make(chan struct{})}
 	go func() {
 		defer close(sh.done)
-		sh.s, sh.err = pkgdb.DecodedHash(ctx, pr, algo, pkgdb.MaxDecodedDigestBytes)
+		sh.s, sh.err = pkgdb.DecodedHash(ctx, pr, algo, pkgdb.DecodedDigestCap(size), budget)
 		// A stream that stopped decoding (corrupt, a bomb) still takes
 		// the rest of the file, so that the scan's writes never block.
 		io.Copy(io.Discard, pr)

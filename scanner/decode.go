@@ -538,7 +538,7 @@ func (d *decoder) dropPackaged(ctx context.Context, cs []*container, pr *provena
 		}
 		j := jobs[i]
 		for _, k := range j.keys {
-			sum, err := hashReader(ctx, io.NewSectionReader(j.c.r, 0, j.c.size), k.algo, bufs[w])
+			sum, err := pr.hashReader(ctx, io.NewSectionReader(j.c.r, 0, j.c.size), k.algo, bufs[w])
 			sums[i] = append(sums[i], fileSum{sum, err})
 		}
 	})

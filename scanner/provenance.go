@@ -127,7 +127,7 @@ func (pr *provenanceReader) hashAhead(ctx context.Context, cands [][]candidate) 
 	sums := make([]fileSum, len(jobs))
 	onEveryCore(ctx, len(jobs), func(_, i int) {
 		k := jobs[i]
-		sums[i].sum, sums[i].err = hashFile(ctx, k.v.filesystem(ctx).m.Files(k.part), k.path, k.algo)
+		sums[i].sum, sums[i].err = pr.hashFile(ctx, k.v.filesystem(ctx).m.Files(k.part), k.path, k.algo)
 	})
 	for i, k := range jobs {
 		pr.store(k, sums[i])
@@ -154,10 +154,13 @@ type provenanceReader struct {
 	// directories, per view (maxLayerLookups).
 	layerDBs     map[*viewState]int
 	layerLookups map[*viewState]*layerstore.Budget
+	// decoded bounds the bytes that decoded digests decode, in all.
+	decoded *pkgdb.DecodedBudget
 }
 
 func newProvenanceReader() *provenanceReader {
-	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}, layerDBs: map[*viewState]int{}, layerLookups: map[*viewState]*layerstore.Budget{}}
+	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}, layerDBs: map[*viewState]int{}, layerLookups: map[*viewState]*layerstore.Budget{},
+		decoded: pkgdb.NewDecodedBudget(pkgdb.DefaultDecodedBudget)}
 }
 
 // partKey names a set of package records: a view's partition, or a
@@ -301,7 +304,7 @@ func (pr *provenanceReader) check(ctx context.Context, c candidate) []report.Pro
 			fk := fileKey{c.pk, c.file, o.Digest.Algo}
 			fs, ok := pr.sums[fk]
 			if !ok {
-				fs.sum, fs.err = hashFile(ctx, files, c.file, o.Digest.Algo)
+				fs.sum, fs.err = pr.hashFile(ctx, files, c.file, o.Digest.Algo)
 				pr.store(fk, fs)
 			}
 			prov.Modified = fs.err != nil || !bytes.Equal(fs.sum, o.Digest.Sum)
@@ -401,7 +404,7 @@ func readPackages(ctx context.Context, v *viewState, partition string, layer lay
 
 // hashFile streams the file through the named digest. A Go module zip's
 // "h1" hash reads the zip's members (pkgdb.ZipHash1).
-func hashFile(ctx context.Context, files *guestfs.Files, path, algo string) ([]byte, error) {
+func (pr *provenanceReader) hashFile(ctx context.Context, files *guestfs.Files, path, algo string) ([]byte, error) {
 	fl, err := files.Open(path)
 	if err != nil {
 		return nil, err
@@ -409,14 +412,15 @@ func hashFile(ctx context.Context, files *guestfs.Files, path, algo string) ([]b
 	if algo == pkgdb.GoModHashAlgo {
 		return pkgdb.ZipHash1(fl, fl.Size(), pkgdb.MaxGoModZipBytes)
 	}
-	return hashReader(ctx, io.NewSectionReader(fl, 0, fl.Size()), algo, make([]byte, min(fl.Size()+1, 1<<20)))
+	return pr.hashReader(ctx, io.NewSectionReader(fl, 0, fl.Size()), algo, make([]byte, min(fl.Size()+1, 1<<20)))
 }
 
 // hashReader streams f through the named digest, reading into buf. A
-// decoded digest (apt's lists kept compressed) hashes what f decodes to.
-func hashReader(ctx context.Context, f io.Reader, algo string, buf []byte) ([]byte, error) {
+// decoded digest (apt's lists kept compressed) hashes what f decodes to,
+// within the expansion cap of f's size and the scan's budget.
+func (pr *provenanceReader) hashReader(ctx context.Context, f *io.SectionReader, algo string, buf []byte) ([]byte, error) {
 	if _, ok := pkgdb.IsDecodedDigest(algo); ok {
-		return pkgdb.DecodedHash(ctx, f, algo, pkgdb.MaxDecodedDigestBytes)
+		return pkgdb.DecodedHash(ctx, f, algo, pkgdb.DecodedDigestCap(f.Size()), pr.decoded)
 	}
 	h := newHash(algo)
 	for {
