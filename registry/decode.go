@@ -3,10 +3,14 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"hash"
 	"io"
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/pkgdb"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -29,8 +33,11 @@ type decodedHit struct {
 }
 
 // scanDecoding scans a file whose first n bytes are in buf as scanStream
-// does, and decodes it meanwhile.
-func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte, n int, eof bool, p string, size int64) error {
+// does, and decodes it meanwhile. With digest set (a decoded digest: an
+// apt list kept compressed), it also returns that digest of what the
+// file decodes to, hashed as the walk reads it, when the file decoded
+// whole as one stream, within the walk's caps; nil otherwise.
+func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte, n int, eof bool, p string, size int64, digest string) ([]byte, error) {
 	if fs.budget == nil {
 		fs.budget = decode.NewBudget(layerDecodeBudget)
 	}
@@ -39,6 +46,8 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 	var hits []decodedHit
 	var res decode.Result
 	var walkErr error
+	var leaves int
+	var leaf *leafDigest
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -48,7 +57,12 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 			for i, s := range l.Chain {
 				chain[i] = report.DecodedStep{Codec: s.Codec, Member: s.Member, Offset: s.Offset}
 			}
-			_, err := e.ScanStream(ctx, l.R, fs.s.scanOpts(), func(m detectors.Match) {
+			var lr io.Reader = l.R
+			if leaves++; digest != "" && leaves == 1 && len(l.Chain) == 1 && l.Chain[0].Offset == 0 && decode.IsStream(l.Chain[0].Codec) {
+				leaf = newLeafDigest(lr, digest)
+				lr = leaf
+			}
+			_, err := e.ScanStream(ctx, lr, fs.s.scanOpts(), func(m detectors.Match) {
 				if len(hits) < maxLayerDecodedHits {
 					hits = append(hits, decodedHit{chain, m})
 				}
@@ -76,5 +90,33 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 	if walkErr != nil && ctx.Err() == nil {
 		fs.res.Notes = append(fs.res.Notes, p+": decoding stopped: "+walkErr.Error())
 	}
-	return err
+	if leaf == nil || leaves != 1 || !leaf.eof || walkErr != nil || len(res.Notes()) > 0 {
+		return nil, err
+	}
+	return leaf.h.Sum(nil), err
+}
+
+// leafDigest hashes a decoded leaf as the detectors read it, and notes
+// whether they read it to its end.
+type leafDigest struct {
+	r   io.Reader
+	h   hash.Hash
+	eof bool
+}
+
+func newLeafDigest(r io.Reader, algo string) *leafDigest {
+	h := sha512.New()
+	if plain, _ := pkgdb.IsDecodedDigest(algo); plain == "sha256" {
+		h = sha256.New()
+	}
+	return &leafDigest{r: r, h: h}
+}
+
+func (l *leafDigest) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.h.Write(p[:n])
+	if err == io.EOF {
+		l.eof = true
+	}
+	return n, err
 }

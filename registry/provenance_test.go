@@ -455,6 +455,15 @@ func TestLayerAptLists(t *testing.T) {
 			if pf := findingsByFP(report.Merge(newScanner(t, Options{NoDowngrade: true}).scanImage(context.Background(), img)))[fp(cred)]; pf == nil || pf.Severity == report.SeverityInfo {
 				t.Errorf("--no-downgrade: %+v", pf)
 			}
+			if c.conf == nil {
+				return
+			}
+			// --no-decode: the raw scan reads the credential in lz4's
+			// literals, and the list is decoded only to be hashed.
+			if nd := findingsByFP(report.Merge(newScanner(t, Options{NoDecode: true}).scanImage(context.Background(), img)))[fp(cred)]; nd == nil || nd.Severity != report.SeverityInfo ||
+				len(nd.Provenance) != 1 || nd.Provenance[0].Modified || nd.Provenance[0].Digest != c.digest {
+				t.Errorf("--no-decode: %+v", nd)
+			}
 		})
 	}
 }

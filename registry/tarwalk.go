@@ -279,16 +279,25 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	// 11.8 MB aws-sdk tarball is common; apt's lists, by the SHA-256 of
 	// their Release file: Translation-en is 35 MB), since its records
 	// may come later in the layer.
+	// A list apt keeps compressed, when the decode pass decodes it, is
+	// hashed as that pass reads it, rather than decoded a second time.
 	var streamed *streamHash
 	algo := pkgdb.StreamDigest(p)
-	if !whole && algo != "" {
+	_, decodedDigest := pkgdb.IsDecodedDigest(algo)
+	decoding := !fs.s.opts.NoDecode && decode.Sniff(buf[:min(n, decode.SniffLen)]) != ""
+	if !whole && algo != "" && !(decodedDigest && decoding) {
 		streamed = newStreamHash(ctx, algo, size, fs.decodedDigests())
 		defer streamed.close()
 		streamed.Write(buf[:n])
 		r = io.TeeReader(r, streamed)
 	}
-	if !fs.s.opts.NoDecode && decode.Sniff(buf[:min(n, decode.SniffLen)]) != "" {
-		err = fs.scanDecoding(ctx, r, buf, n, eof, p, size)
+	var leafSum []byte
+	if decoding {
+		leafDigest := ""
+		if !whole && decodedDigest {
+			leafDigest = algo
+		}
+		leafSum, err = fs.scanDecoding(ctx, r, buf, n, eof, p, size, leafDigest)
 	} else {
 		err = fs.scanStream(ctx, r, buf, n, eof, p, size)
 	}
@@ -296,6 +305,13 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	case err != nil || len(fs.hitsAt[p]) == hits:
 	case whole:
 		fs.keepDigests(ctx, p, buf[:n])
+	case leafSum != nil:
+		if fs.res.Digests == nil {
+			fs.res.Digests = map[string]map[string][]byte{}
+		}
+		fs.res.Digests[p] = map[string][]byte{algo: leafSum}
+	case decodedDigest && decoding:
+		fs.res.Notes = append(fs.res.Notes, p+": package provenance: not hashed, as it did not decode whole as one stream")
 	case streamed != nil:
 		sum, serr := streamed.sum()
 		if serr != nil {
