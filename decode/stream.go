@@ -20,7 +20,15 @@ import (
 // at its next xz block or read.
 func NewStreamReader(ctx context.Context, codec string, r io.Reader, maxMemory int64) (io.ReadCloser, error) {
 	if codec == Gzip {
-		z, err := inflate.NewMultiGzipReader(bufio.NewReaderSize(r, 1<<20))
+		// A MiB of buffer for a stream that is read far; as much as
+		// there is for one already in memory (a probe's first 64 KiB:
+		// a layer's thousands of .gz files each allocated and zeroed a
+		// MiB here, most of a registry scan's time).
+		size := 1 << 20
+		if l, ok := r.(interface{ Len() int }); ok {
+			size = max(4<<10, min(size, l.Len()))
+		}
+		z, err := inflate.NewMultiGzipReader(bufio.NewReaderSize(r, size))
 		if err != nil {
 			return nil, err
 		}

@@ -64,7 +64,15 @@ func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
 		if err != nil {
 			return false
 		}
-		b, _ = io.ReadAll(io.LimitReader(d, probeOutput))
+		// The first header says whether it is a tar at all, before a
+		// MiB is decoded: most compressed files are not.
+		b = make([]byte, 512, 64<<10)
+		if _, err := io.ReadFull(d, b); err != nil || !bytes.Equal(b[257:262], []byte("ustar")) {
+			d.Close()
+			return false
+		}
+		rest, _ := io.ReadAll(io.LimitReader(d, probeOutput-512))
+		b = append(b, rest...)
 		d.Close()
 	} else {
 		if len(head) < 512 || !bytes.Equal(head[257:262], []byte("ustar")) {
