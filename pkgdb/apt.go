@@ -3,7 +3,6 @@ package pkgdb
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -12,10 +11,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
-	"github.com/ulikunitz/xz"
-
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
@@ -166,7 +162,7 @@ func readAptIndex(ctx context.Context, files FS, file, codec string, limit int64
 		}
 		raw = bytes.NewReader(b)
 	}
-	r, err := decompressIndex(raw, codec)
+	r, err := decompressIndex(ctx, raw, codec)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
@@ -183,24 +179,23 @@ func readAptIndex(ctx context.Context, files FS, file, codec string, limit int64
 	return nil
 }
 
-// decompressIndex returns r decompressed as codec says.
-func decompressIndex(r io.Reader, codec string) (io.ReadCloser, error) {
-	switch codec {
-	case ".lz4":
-		return io.NopCloser(lz4.NewReader(r)), nil
-	case ".gz":
-		return gzip.NewReader(r)
-	case ".xz":
-		x, err := xz.NewReader(r)
-		return io.NopCloser(x), err
-	case ".zst":
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
+// decompressIndex returns r decompressed, when its name says it is
+// compressed (codec, the name's extension): by the decode package's
+// stream readers, which learn the codec from the magic number and check
+// an xz dictionary or zstd window against their memory cap before
+// allocating it. A guest's 68-byte .xz list declaring a 256 MiB
+// dictionary made the xz and zstd libraries' own readers allocate it.
+func decompressIndex(ctx context.Context, r io.Reader, codec string) (io.ReadCloser, error) {
+	if codec == "" {
+		return io.NopCloser(r), nil
 	}
-	return io.NopCloser(r), nil
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(decode.SniffLen)
+	c := decode.Sniff(head)
+	if !decode.IsStream(c) {
+		return nil, fmt.Errorf("offset 0: named %s, but not a compressed stream", codec)
+	}
+	return decode.NewStreamReader(ctx, c, br, 0)
 }
 
 // parseAptIndex reads the entries of a Packages index: deb822 paragraphs

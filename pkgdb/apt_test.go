@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -160,6 +161,44 @@ func TestAptCacheLimits(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), w) {
 					t.Errorf("error %v, want %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestReadAptCacheHostileIndex: a guest's compressed Packages list whose
+// xz header declares a 256 MiB dictionary (the real xz writes one for
+// 11 bytes of text: 68 bytes in all) is an error that names the list,
+// and nothing near that size is allocated; nor is a list named .xz that
+// is no stream read as one.
+func TestReadAptCacheHostileIndex(t *testing.T) {
+	testutil.RequireTool(t, "xz")
+	for _, c := range []struct{ name, script, err string }{
+		{"dictionary", "printf 'Package: x\\n' | xz --lzma2=dict=256MiB > h_dists_s_main_binary-amd64_Packages.xz", "memory"},
+		{"not xz", "printf 'Package: x\\n' > h_dists_s_main_binary-amd64_Packages.xz", "not a compressed stream"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			lists := filepath.Join(root, "var/lib/apt/lists")
+			cache := filepath.Join(root, "var/cache/apt/archives")
+			for _, d := range []string{lists, cache} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(cache, "x_1_all.deb"), []byte("!<arch>\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Bash(t, lists, c.script)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			recs, err := readAptCache(context.Background(), hostRoot(root))
+			runtime.ReadMemStats(&after)
+			if len(recs) != 0 || err == nil || !strings.Contains(err.Error(), "_Packages.xz") || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("records %+v, error %v; want none, and an error naming the list and %q", recs, err, c.err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+				t.Errorf("reading the list allocated %d MiB", alloc>>20)
 			}
 		})
 	}
