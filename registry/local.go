@@ -88,7 +88,7 @@ func (s *Scanner) resolveLayout(dir string) []image {
 	}
 	// index.json is read as a regular file only (a FIFO would block);
 	// go-containerregistry opens the blobs the same way.
-	raw, err := readRegular(filepath.Join(dir, "index.json"))
+	raw, err := readRegular(filepath.Join(dir, "index.json"), hostfile.OpenRegular, maxMetadataBytes)
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout index.json: %w", err)}}
 	}
@@ -114,7 +114,9 @@ func (s *Scanner) resolveLayout(dir string) []image {
 		var out []image
 		for _, d := range s.selectManifests(im.Manifests) {
 			target := dir + "@" + d.Digest.String()
-			b, err := lp.Bytes(d.Digest)
+			// As go-containerregistry's Path.Bytes reads it (a symlink is
+			// refused), within maxMetadataBytes.
+			b, err := readRegular(filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex), hostfile.OpenRegularNoFollow, maxMetadataBytes)
 			if err != nil {
 				out = append(out, image{Target: target, Err: fmt.Errorf("reading manifest: %w", err)})
 				continue
@@ -145,14 +147,29 @@ func (s *Scanner) resolveLayout(dir string) []image {
 	return out
 }
 
-// readRegular reads a whole file if it is a regular file.
-func readRegular(p string) ([]byte, error) {
-	f, err := hostfile.OpenRegular(p)
+// maxMetadataBytes bounds what is read into memory of an OCI layout's
+// index.json, of each manifest or index it names, and of a save
+// tarball's manifest.json: a registry refuses manifests over 4 MiB
+// (distribution's default), and a stranger's layout could name a blob
+// of any size.
+const maxMetadataBytes = 8 << 20
+
+// readRegular reads a whole file, opened by open (which refuses what is
+// not a regular file), of at most limit bytes.
+func readRegular(p string, open func(string) (*os.File, error), limit int64) ([]byte, error) {
+	f, err := open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: over %d bytes", p, limit)
+	}
+	return b, nil
 }
 
 // resolveTarball lists the images of a docker/podman save tarball. Its
@@ -160,6 +177,15 @@ func readRegular(p string) ([]byte, error) {
 // from the image config), since a tarball has no compressed digests.
 func (s *Scanner) resolveTarball(file string) []image {
 	opener := func() (io.ReadCloser, error) { return os.Open(file) }
+	// go-containerregistry decodes manifest.json whole: its size is
+	// checked first.
+	if mj, err := openTarMember(context.Background(), file, "manifest.json"); err == nil {
+		size := mj.size
+		mj.close()
+		if size > maxMetadataBytes {
+			return []image{{Target: file, Err: fmt.Errorf("docker save tarball: manifest.json is %d bytes, over %d", size, maxMetadataBytes)}}
+		}
+	}
 	m, err := tarball.LoadManifest(opener)
 	if err != nil {
 		return []image{{Target: file, Err: fmt.Errorf("docker save tarball: %w", err)}}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -143,6 +144,71 @@ func TestLayoutBlobsStayInside(t *testing.T) {
 			}
 			if !strings.Contains(strings.Join(errs, "\n"), want) {
 				t.Errorf("errors %q lack %q", errs, want)
+			}
+		})
+	}
+}
+
+// TestMetadataLimits: the JSON a local source makes the scan read whole
+// is bounded. An OCI layout's index.json or a manifest blob it names
+// over maxMetadataBytes (padded with spaces: still valid JSON), a
+// manifest blob that is a symlink, and a docker save tarball whose
+// manifest.json is over the limit are each an image error that says
+// why; nothing over the limit is read.
+func TestMetadataLimits(t *testing.T) {
+	testutil.RequireTool(t, "tar")
+	pad := func(t *testing.T, p string) {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, append(bytes.Repeat([]byte(" "), maxMetadataBytes), b...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ kind, want string }{
+		{"index", "over 8388608 bytes"},
+		{"manifest", "over 8388608 bytes"},
+		{"manifest-symlink", "symlink"},
+		{"save-manifest", "manifest.json is 8388"},
+	} {
+		t.Run(c.kind, func(t *testing.T) {
+			img := imageOf(t, layer(t, "", file("app/env", "A=1\n")))
+			src := writeSource(t, "oci-layout", img)
+			blobs := filepath.Join(src, "blobs", "sha256")
+			digest, err := img.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch c.kind {
+			case "index":
+				pad(t, filepath.Join(src, "index.json"))
+			case "manifest":
+				pad(t, filepath.Join(blobs, digest.Hex))
+			case "manifest-symlink":
+				m := filepath.Join(blobs, digest.Hex)
+				if err := os.Rename(m, m+".moved"); err != nil || os.Symlink(m+".moved", m) != nil {
+					t.Fatal(err)
+				}
+			case "save-manifest":
+				dir := t.TempDir()
+				if err := os.WriteFile(filepath.Join(dir, "manifest.json"), append(bytes.Repeat([]byte(" "), maxMetadataBytes), "[]"...), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				src = filepath.Join(t.TempDir(), "save.tar")
+				testutil.Bash(t, dir, "tar -cf "+src+" manifest.json")
+			}
+			rep, err := newScanner(t, Options{}).ScanLocal(context.Background(), []string{src})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var errs []string
+			for _, tg := range rep.Targets {
+				errs = append(errs, tg.Errors...)
+			}
+			if all := strings.Join(errs, "\n"); !strings.Contains(all, c.want) || rep.Complete {
+				t.Errorf("errors %q, complete %v: want one with %q, and an incomplete run", all, rep.Complete, c.want)
 			}
 		})
 	}
