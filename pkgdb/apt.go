@@ -11,7 +11,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
@@ -189,13 +188,11 @@ func decompressIndex(ctx context.Context, r io.Reader, codec string) (io.ReadClo
 	if codec == "" {
 		return io.NopCloser(r), nil
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(decode.SniffLen)
-	c := decode.Sniff(head)
-	if !decode.IsStream(c) {
-		return nil, fmt.Errorf("offset 0: named %s, but not a compressed stream", codec)
+	d, _, err := openStream(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("named %s: %w", codec, err)
 	}
-	return decode.NewStreamReader(ctx, c, br, 0)
+	return d, nil
 }
 
 // parseAptIndex reads the entries of a Packages index: deb822 paragraphs

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -92,15 +93,9 @@ func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64, 
 	if !ok || h == nil {
 		return nil, fmt.Errorf("%s: not a decoded digest this computes", algo)
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(decode.SniffLen)
-	codec := decode.Sniff(head)
-	if !decode.IsStream(codec) {
-		return nil, fmt.Errorf("offset 0: not a compressed stream")
-	}
-	d, err := decode.NewStreamReader(ctx, codec, br, 0)
+	d, codec, err := openStream(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("%s at offset 0: %w", codec, err)
+		return nil, err
 	}
 	defer d.Close()
 	lr := io.LimitReader(d, maxBytes+1)
@@ -126,4 +121,22 @@ func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64, 
 		return nil, fmt.Errorf("%s: decodes to over %d bytes", codec, maxBytes)
 	}
 	return h.Sum(nil), nil
+}
+
+// openStream returns what the compressed stream r holds decodes to,
+// through the decode package's stream readers: the codec is learnt from
+// the magic number, never from a name, and an xz dictionary or zstd
+// window over their memory cap is an error before it is allocated.
+func openStream(ctx context.Context, r io.Reader) (io.ReadCloser, string, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(decode.SniffLen)
+	codec := decode.Sniff(head)
+	if !decode.IsStream(codec) {
+		return nil, "", errors.New("offset 0: not a compressed stream")
+	}
+	d, err := decode.NewStreamReader(ctx, codec, br, 0)
+	if err != nil {
+		return nil, codec, fmt.Errorf("%s at offset 0: %w", codec, err)
+	}
+	return d, codec, nil
 }
