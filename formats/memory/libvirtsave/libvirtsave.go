@@ -37,6 +37,12 @@ const (
 	// maxXZDict bounds the xz decoder's dictionary (xz -9 and -9e use
 	// 64 MiB; the format allows up to 4 GiB).
 	maxXZDict = 64 << 20
+	// maxZstdWindow bounds the zstd decoder's window: 128 MiB, the
+	// default memory limit of the zstd command libvirt restores through
+	// (zstd -d refuses a frame that needs more without --long or
+	// --memory); zstd -19 uses 8 MiB. A hostile frame header may declare
+	// up to 3.75 TB.
+	maxZstdWindow = 128 << 20
 	// minXZDict is lzma.MinDictCap: ulikunitz/xz treats DictCap as a
 	// floor under each block's own dictionary size, so the smallest
 	// value lets a block's header decide (within maxXZDict, checked by
@@ -262,7 +268,7 @@ func decompress(ctx context.Context, path string, f io.ReaderAt, off, n int64, h
 		}
 		rd = zr
 	case FormatZstd:
-		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, 0, model.Wrapf(err, path, off, "zstd payload")
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/qemufixture"
 	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/klauspost/compress/zstd"
 )
 
 const domXML = "<domain type='kvm'>\n  <name>web01</name>\n  <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid>\n</domain>\n"
@@ -78,6 +79,8 @@ func TestLibvirtSave(t *testing.T) {
 		{"raw-bigendian", Magic, FormatRaw, nil, be, false, nil},
 		{"gzip", Magic, FormatGzip, []string{"gzip", "-c"}, le, false, nil},
 		{"zstd", Magic, FormatZstd, []string{"zstd", "-c", "-q"}, le, false, nil},
+		// streamed, so the frame keeps the 1 GiB window --long=30 asks for
+		{"zstd-window-too-big", Magic, FormatZstd, []string{"zstd", "-c", "-q", "--long=30"}, le, false, zstd.ErrWindowSizeExceeded},
 		{"bzip2", Magic, FormatBzip2, []string{"bzip2", "-c"}, le, false, nil},
 		{"xz", Magic, FormatXZ, []string{"xz", "-c"}, le, false, nil},
 		{"xz-9-multiblock", Magic, FormatXZ, []string{"xz", "-c", "-9", "-T2", "--block-size=256KiB"}, le, false, nil},
