@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -413,8 +414,25 @@ func TestOutputRefusals(t *testing.T) {
 	unchanged(t, linked, links)
 }
 
+// TestMain removes the binary cliBinary built, which would otherwise be
+// left in the temporary directory (22 MB a run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliBuilt.Load() {
+		if bin, err := cliBinary(); err == nil {
+			os.RemoveAll(filepath.Dir(bin))
+		}
+	}
+	os.Exit(code)
+}
+
+// cliBuilt says whether a test asked cliBinary for the binary, so that
+// TestMain does not build it only to remove it.
+var cliBuilt atomic.Bool
+
 // cliBinary builds imgaudit once for the tests that run it as a process.
 var cliBinary = sync.OnceValues(func() (string, error) {
+	cliBuilt.Store(true)
 	dir, err := os.MkdirTemp("", "imgaudit-cli-")
 	if err != nil {
 		return "", err
