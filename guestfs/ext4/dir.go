@@ -60,9 +60,12 @@ func direntTypeMode(t byte) (fs.FileMode, bool) {
 type dirReader struct {
 	f      *FS
 	budget uint64
+	index  *indexBudget // the index blocks of the walk's inodes
 }
 
-func (f *FS) newDirReader() *dirReader { return &dirReader{f: f, budget: f.sb.BlocksCount} }
+func (f *FS) newDirReader() *dirReader {
+	return &dirReader{f: f, budget: f.sb.BlocksCount, index: f.newIndexBudget()}
+}
 
 // entries parses every entry of directory inode in, "." and ".." included.
 // Linear and htree directories both keep plain entries in their leaf
@@ -88,7 +91,7 @@ func (d *dirReader) entries(in *Inode) ([]DirEntry, error) {
 	if in.Size > maxDirSize {
 		return nil, model.Errorf(f.name, -1, "ext4: directory inode %d is %d bytes", in.Ino, in.Size)
 	}
-	runs, err := f.Blocks(in)
+	runs, err := f.blocks(in, d.index)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +334,11 @@ func (f *FS) readAll(in *Inode, limit int64) ([]byte, error) {
 // if hostile entries link it from several places. fn's error stops the
 // walk. Walk (the fsys.FS walk) is built on it.
 func (f *FS) WalkInodes(ctx context.Context, fn func(path string, ino uint32, mode fs.FileMode) error) error {
-	d := f.newDirReader()
+	return f.walkInodes(ctx, f.newDirReader(), fn)
+}
+
+// walkInodes is WalkInodes reading directories with d.
+func (f *FS) walkInodes(ctx context.Context, d *dirReader, fn func(path string, ino uint32, mode fs.FileMode) error) error {
 	visited := map[uint32]bool{rootIno: true}
 	if err := fn("/", rootIno, fs.ModeDir); err != nil {
 		return err

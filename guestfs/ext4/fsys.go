@@ -49,7 +49,9 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			notes = append(notes, err.Error())
 		}
 	}
-	err := f.WalkInodes(ctx, func(p string, ino uint32, mode fs.FileMode) error {
+	// One budget of index blocks for the directories and the files.
+	d := f.newDirReader()
+	err := f.walkInodes(ctx, d, func(p string, ino uint32, mode fs.FileMode) error {
 		if !mode.IsDir() && !mode.IsRegular() && mode&fs.ModeSymlink == 0 {
 			return nil
 		}
@@ -77,7 +79,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 				e.Runs = []fsys.Run{{Off: in.off + iBlockOff, Len: n, Inline: true}}
 			}
 		default:
-			runs, err := f.Blocks(in)
+			runs, err := f.blocks(in, d.index)
 			if err != nil {
 				fileErr(fmt.Errorf("%s: %w", p, err))
 			}
@@ -97,6 +99,10 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	}
 	if skipped > maxWalkFileErrors {
 		notes = append(notes, fmt.Sprintf("and %d more unreadable files", skipped-maxWalkFileErrors))
+	}
+	if d.index.left == 0 {
+		// First, so that a shortened note still says it.
+		notes = append([]string{fmt.Sprintf("ext4: index blocks shared between inodes: the walk read its budget of %d (twice the filesystem's blocks), and the files and directories after were not mapped", d.index.total)}, notes...)
 	}
 	if len(notes) > 0 {
 		return &fsys.PartialError{Notes: notes}

@@ -96,7 +96,23 @@ func (f *FS) InodeBlocks(ino uint32) ([]Run, error) {
 }
 
 // Blocks returns the block runs of an inode already read.
-func (f *FS) Blocks(in *Inode) ([]Run, error) {
+func (f *FS) Blocks(in *Inode) ([]Run, error) { return f.blocks(in, nil) }
+
+// indexBudget bounds the index and indirect blocks that one walk reads
+// over all its inodes. In a real filesystem each belongs to one inode, and
+// a walk reads a directory's twice (for its entries, then for its runs),
+// so twice the block count covers any real walk. Inodes that share one
+// hostile tree stop here, instead of each costing the per-inode cap
+// (20,000 empty files sharing a tree of depth 4 took 20 ms each).
+type indexBudget struct{ left, total uint64 }
+
+func (f *FS) newIndexBudget() *indexBudget {
+	return &indexBudget{left: 2 * f.sb.BlocksCount, total: 2 * f.sb.BlocksCount}
+}
+
+// blocks is Blocks, reading index blocks within walk's budget (nil: only
+// the per-inode cap).
+func (f *FS) blocks(in *Inode, walk *indexBudget) ([]Run, error) {
 	if in.Inline() || in.fastSymlink() {
 		return nil, nil
 	}
@@ -105,7 +121,7 @@ func (f *FS) Blocks(in *Inode) ([]Run, error) {
 	default:
 		return nil, nil // devices, fifos, sockets: i_block holds no blocks
 	}
-	w := blockWalker{f: f, ino: in.Ino}
+	w := blockWalker{f: f, ino: in.Ino, walk: walk}
 	if in.Flags&inodeFlagExtents != 0 {
 		if err := w.extentNode(in.block[:], -1, 0); err != nil {
 			return nil, err
@@ -124,6 +140,7 @@ type blockWalker struct {
 	runs     []Run
 	pointers uint64 // index/indirect blocks read so far
 	mapped   uint64 // data blocks mapped so far
+	walk     *indexBudget
 }
 
 func (w *blockWalker) add(r Run) error {
@@ -158,6 +175,12 @@ func (w *blockWalker) readPointerBlock(blk uint64) ([]byte, error) {
 	w.pointers++
 	if w.pointers > min(maxPointerBlocks, w.f.sb.BlocksCount) {
 		return nil, model.Errorf(w.f.name, -1, "ext4: inode %d needs more than %d index blocks", w.ino, min(maxPointerBlocks, w.f.sb.BlocksCount))
+	}
+	if w.walk != nil {
+		if w.walk.left == 0 {
+			return nil, model.Errorf(w.f.name, -1, "ext4: inode %d: the walk has read %d index blocks, twice the filesystem's blocks: not read (index blocks shared between inodes)", w.ino, w.walk.total)
+		}
+		w.walk.left--
 	}
 	b := make([]byte, w.f.sb.BlockSize)
 	if err := w.f.readBlock(blk, b); err != nil {

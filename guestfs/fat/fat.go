@@ -123,14 +123,27 @@ func (f *FS) next(c uint32) uint32 {
 func (f *FS) valid(c uint32) bool { return c >= 2 && c < f.clusters+2 }
 
 // chain follows a cluster chain, bounded by the cluster count (so a cycle
-// ends it), and returns its clusters.
-func (f *FS) chain(start uint32, maxLen int64) []uint32 {
-	var out []uint32
+// ends it), by maxLen and by the walk's budget of steps, and returns its
+// clusters. cut says that the budget ran out before the chain ended.
+func (f *FS) chain(start uint32, maxLen int64, budget *int64) (out []uint32, cut bool) {
 	for c := start; f.valid(c) && int64(len(out)) < maxLen && len(out) <= int(f.clusters); c = f.next(c) {
+		if *budget <= 0 {
+			return out, true
+		}
+		*budget--
 		out = append(out, c)
 	}
-	return out
+	return out, false
 }
+
+// chainBudget is the number of chain steps one walk may take. In a
+// consistent FAT each cluster is on one chain at most, so a walk follows
+// each once: the budget is the cluster count twice over, plus room for the
+// odd cross-link fsck would repair. A hostile FAT whose directory entries
+// all name one long chain (a thousand entries on a chain of 100,000
+// clusters took a second, and a 16 MiB directory holds half a million)
+// stops here.
+func (f *FS) chainBudget() int64 { return 2*int64(f.clusters) + 1<<16 }
 
 func (f *FS) clusterOff(c uint32) int64 { return f.dataOff + int64(c-2)*f.clusterSize }
 
@@ -240,6 +253,8 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 	var notes []string
 	visited := map[uint32]bool{}
 	budget := f.size // directory bytes read, at most the filesystem's size
+	steps := f.chainBudget()
+	unmapped := 0 // entries whose chains the step budget cut
 	// The root directory: a fixed region on FAT12/16, a chain on FAT32.
 	stack := []dir{{"/", f.rootCluster, 0}}
 	if f.fatType != 32 {
@@ -253,8 +268,11 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 		stack = stack[:len(stack)-1]
 		var raw []byte
 		if d.clust == 0 {
-			if err := fn(fsys.Entry{Path: "/", Mode: fs.ModeDir | 0o755, Size: f.rootDirSize,
-				Runs: []fsys.Run{{Off: f.rootDirOff, Len: f.rootDirSize}}}); err != nil {
+			root := fsys.Entry{Path: "/", Mode: fs.ModeDir | 0o755, Size: f.rootDirSize}
+			if f.rootDirSize > 0 {
+				root.Runs = []fsys.Run{{Off: f.rootDirOff, Len: f.rootDirSize}}
+			}
+			if err := fn(root); err != nil {
 				return err
 			}
 			raw = make([]byte, f.rootDirSize)
@@ -266,7 +284,10 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 				continue
 			}
 			visited[d.clust] = true
-			ch := f.chain(d.clust, maxFATDirSize/f.clusterSize)
+			ch, cut := f.chain(d.clust, maxFATDirSize/f.clusterSize, &steps)
+			if cut {
+				unmapped++
+			}
 			dirBytes := int64(len(ch)) * f.clusterSize
 			if err := fn(fsys.Entry{Path: d.path, Mode: fs.ModeDir | 0o755, Size: dirBytes, Runs: f.runs(ch)}); err != nil {
 				return err
@@ -298,12 +319,20 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			}
 			ent := fsys.Entry{Path: p, Mode: 0o644, Size: e.size}
 			if e.size > 0 && f.valid(e.cluster) {
-				ent.Runs = f.runs(f.chain(e.cluster, (e.size+f.clusterSize-1)/f.clusterSize+1))
+				ch, cut := f.chain(e.cluster, (e.size+f.clusterSize-1)/f.clusterSize+1, &steps)
+				if cut {
+					unmapped++
+				}
+				ent.Runs = f.runs(ch)
 			}
 			if err := fn(ent); err != nil {
 				return err
 			}
 		}
+	}
+	if unmapped > 0 {
+		notes = append(notes, fmt.Sprintf("vfat: cross-linked cluster chains: the walk's %d chain steps (twice the filesystem's %d clusters) ran out, and %d chains were cut or not followed",
+			f.chainBudget(), f.clusters, unmapped))
 	}
 	if len(notes) > 0 {
 		return &fsys.PartialError{Notes: notes}

@@ -55,9 +55,12 @@ func ftypeMode(t uint8) fs.FileMode {
 type dirReader struct {
 	f      *FS
 	budget int64
+	bmbt   *bmbtBudget // the B+tree blocks of the walk's inodes
 }
 
-func (f *FS) newDirReader() *dirReader { return &dirReader{f: f, budget: f.size} }
+func (f *FS) newDirReader() *dirReader {
+	return &dirReader{f: f, budget: f.size, bmbt: f.newBmbtBudget()}
+}
 
 // entries lists directory inode in, "." and ".." left out.
 func (d *dirReader) entries(in *inode) ([]dirent, error) {
@@ -68,7 +71,7 @@ func (d *dirReader) entries(in *inode) ([]dirent, error) {
 	if in.format == fmtLocal {
 		return f.shortformEntries(in)
 	}
-	exts, err := f.extents(in)
+	exts, err := f.extentsWithin(in, d.bmbt)
 	if err != nil {
 		return nil, err
 	}

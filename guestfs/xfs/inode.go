@@ -186,12 +186,28 @@ type extentWalker struct {
 	out    []extent
 	blocks uint64 // B+tree blocks read
 	mapped uint64 // filesystem blocks mapped
+	walk   *bmbtBudget
+}
+
+// bmbtBudget bounds the extent B+tree blocks that one walk reads over all
+// its inodes. In a real filesystem each belongs to one inode, and a walk
+// reads a directory's twice (for its entries, then for its runs), so
+// twice the block count covers any real walk. Inodes that share one
+// hostile tree stop here, instead of each costing the per-inode cap.
+type bmbtBudget struct{ left, total uint64 }
+
+func (f *FS) newBmbtBudget() *bmbtBudget {
+	return &bmbtBudget{left: 2 * f.sb.DBlocks, total: 2 * f.sb.DBlocks}
 }
 
 // extents returns the data fork's extents in file order. Local and device
 // forks have none.
-func (f *FS) extents(in *inode) ([]extent, error) {
-	w := extentWalker{f: f, in: in}
+func (f *FS) extents(in *inode) ([]extent, error) { return f.extentsWithin(in, nil) }
+
+// extentsWithin is extents, reading B+tree blocks within walk's budget
+// (nil: only the per-inode cap).
+func (f *FS) extentsWithin(in *inode, walk *bmbtBudget) ([]extent, error) {
+	w := extentWalker{f: f, in: in, walk: walk}
 	switch in.format {
 	case fmtExtents:
 		if in.nextents > uint64(len(in.fork)/extentLen) {
@@ -278,6 +294,12 @@ func (w *extentWalker) node(fsb uint64, level int) error {
 	w.blocks++
 	if w.blocks > min(maxBmbtBlocks, f.sb.DBlocks) {
 		return model.Errorf(f.name, off, "xfs: inode %d needs more than %d B+tree blocks", in.ino, min(maxBmbtBlocks, f.sb.DBlocks))
+	}
+	if w.walk != nil {
+		if w.walk.left == 0 {
+			return model.Errorf(f.name, off, "xfs: inode %d: the walk has read %d extent B+tree blocks, twice the filesystem's blocks: not read (B+tree blocks shared between inodes)", in.ino, w.walk.total)
+		}
+		w.walk.left--
 	}
 	b := make([]byte, f.sb.BlockSize)
 	if err := f.read(b, off); err != nil {

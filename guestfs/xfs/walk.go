@@ -54,7 +54,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 				e.ID = [2]uint64{0, ino}
 			}
 			if in.flags&diFlagRealtime == 0 {
-				exts, err := f.extents(in)
+				exts, err := f.extentsWithin(in, d.bmbt)
 				if err != nil {
 					note(fmt.Errorf("%s: %w", p, err))
 				}
@@ -70,7 +70,12 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 		InUse: func(ino uint64) bool { return imap.allocated(f, ino) },
 		Link:  func(p string, ino uint64) error { return fn(fsys.LinkEntry(p, ino)) },
 	}
-	return w.Run(ctx)
+	err := w.Run(ctx)
+	if pe, ok := err.(*fsys.PartialError); ok && d.bmbt.left == 0 {
+		// First, so that a shortened note still says it.
+		pe.Notes = append([]string{fmt.Sprintf("xfs: extent B+tree blocks shared between inodes: the walk read its budget of %d (twice the filesystem's blocks), and the files and directories after were not mapped", d.bmbt.total)}, pe.Notes...)
+	}
+	return err
 }
 
 // lookup resolves an absolute path to its inode, following symlinks

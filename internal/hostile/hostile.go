@@ -5,7 +5,8 @@
 // /dev/zero, /proc); small files
 // that claim huge amounts of work (aliased qcow2 tables, ELF cores and kdump
 // files whose segments all read one block, migration streams of fill pages,
-// gzip bombs inside an OVA) and data that attacks the detectors (adversarial
+// gzip bombs inside an OVA, FAT directories whose entries all share one
+// chain, ext4 and XFS inodes that share one extent tree) and data that attacks the detectors (adversarial
 // repetition, millions of matches). Each case is one entry of Cases; the
 // hostile-input suite (suite_test.go) scans every one beside a good target
 // and checks that the scan stays bounded, and `go run
@@ -47,7 +48,8 @@ type Case struct {
 }
 
 // Cases lists every crafted input of issue 16 sections 1 and 2, in the
-// order of the issue.
+// order of the issue, then the filesystems that claim work out of
+// proportion to their size.
 func Cases() []Case {
 	qemu := []string{"qemu-img"}
 	return []Case{
@@ -97,6 +99,12 @@ func Cases() []Case {
 			What: "32 MiB of distinct AWS key IDs, one per line"},
 		{Name: "repeated-line", Make: RepeatedLine,
 			What: "256 MiB of one credentials line matched by several rules"},
+		{Name: "fat-cross-linked", Tools: []string{"mkfs.fat", "mmd"}, Make: FATCrossLinked,
+			What: "a 64 MiB FAT32 whose 524,286 directory entries all start one chain of 96,000 clusters"},
+		{Name: "ext4-shared-index", Tools: []string{"mkfs.ext4", "debugfs"}, Make: Ext4SharedIndex,
+			What: "a 64 MiB ext4 whose 20,000 empty files share one extent tree of depth 4, 4 * 10^7 index blocks each"},
+		{Name: "xfs-shared-btree", Tools: []string{"mkfs.xfs", "xfs_db"}, Make: XFSSharedBtree,
+			What: "a 300 MiB XFS whose 4,000 empty files share one extent B+tree of level 4, 4 * 10^9 blocks each"},
 	}
 }
 

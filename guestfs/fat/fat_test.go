@@ -1,0 +1,236 @@
+package fat
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/internal/hostile"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+)
+
+// walkAll walks f and returns its entries by path, with their runs copied.
+func walkAll(t *testing.T, f *FS) (map[string]fsys.Entry, error) {
+	t.Helper()
+	out := map[string]fsys.Entry{}
+	err := f.Walk(context.Background(), func(e fsys.Entry) error {
+		e.Runs = append([]fsys.Run(nil), e.Runs...)
+		out[e.Path] = e
+		return nil
+	})
+	return out, err
+}
+
+// TestWalkMtools: the paths, sizes and contents of files that mtools
+// wrote into FAT12, FAT16 and FAT32 filesystems that mkfs.fat made, read
+// through the runs Walk gives.
+func TestWalkMtools(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.fat", "mmd", "mcopy")
+	for _, tc := range []struct {
+		name, size, mkfs string
+		fatType          int
+	}{
+		{"fat12", "1M", "-F 12", 12},
+		{"fat16", "8M", "-F 16 -s 1", 16},
+		{"fat32", "40M", "-F 32 -s 1", 32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			testutil.Bash(t, dir, `set -e
+head -c 5000 /dev/urandom > big.bin
+printf 'hello\n' > hello.txt
+truncate -s `+tc.size+` fs.img
+mkfs.fat `+tc.mkfs+` fs.img >/dev/null
+mmd -i fs.img ::/etc ::/etc/deep
+mcopy -i fs.img hello.txt ::/etc/hostname
+mcopy -i fs.img big.bin "::/etc/deep/A long file name.bin"`)
+			img, err := os.Open(filepath.Join(dir, "fs.img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			st, _ := img.Stat()
+			f, err := Open(img, st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.fatType != tc.fatType {
+				t.Errorf("FAT%d, want FAT%d", f.fatType, tc.fatType)
+			}
+			got, err := walkAll(t, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, src := range map[string]string{
+				"/etc/hostname":                  "hello.txt",
+				"/etc/deep/A long file name.bin": "big.bin",
+			} {
+				want, err := os.ReadFile(filepath.Join(dir, src))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e, ok := got[p]
+				if !ok {
+					t.Fatalf("%s missing from the walk", p)
+				}
+				if e.Size != int64(len(want)) {
+					t.Errorf("%s: size %d, want %d", p, e.Size, len(want))
+				}
+				var data []byte
+				for _, r := range e.Runs {
+					b := make([]byte, r.Len)
+					if _, err := img.ReadAt(b, r.Off); err != nil {
+						t.Fatal(err)
+					}
+					data = append(data, b...)
+					if s := f.State(r.Off); s != fsys.StateAllocated {
+						t.Errorf("%s: run at %d is %s", p, r.Off, s)
+					}
+				}
+				if int64(len(data)) < e.Size || !bytes.Equal(data[:e.Size], want) {
+					t.Errorf("%s: the runs do not hold the file mcopy wrote", p)
+				}
+			}
+			if !got["/etc/deep"].Mode.IsDir() {
+				t.Errorf("/etc/deep is not a directory: %v", got["/etc/deep"].Mode)
+			}
+		})
+	}
+}
+
+// TestCrossLinkedChains: a FAT whose directory entries all start the same
+// long chain (hostile.FATCrossLinkedSized) is walked within the step
+// budget, says so, and still maps the first files.
+func TestCrossLinkedChains(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.fat", "mmd")
+	path, err := hostile.FATCrossLinkedSized(context.Background(), t.TempDir(), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	st, _ := img.Stat()
+	f, err := Open(img, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := walkAll(t, f)
+	t.Logf("walked %d entries in %v", len(got), time.Since(start))
+	var pe *fsys.PartialError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "cross-linked cluster chains") {
+		t.Fatalf("walk error %v, want a partial walk that names the cross-linked chains", err)
+	}
+	var mapped int64
+	for _, e := range got {
+		for _, r := range e.Runs {
+			mapped += r.Len
+		}
+	}
+	// Without the budget each of the 1,022 files maps the whole chain
+	// (about 60 MiB): 60 GiB in all. With it, about twice the
+	// filesystem.
+	if limit := 3 * st.Size(); mapped > limit {
+		t.Errorf("the walk mapped %d bytes, over 3 times the %d-byte filesystem", mapped, st.Size())
+	}
+	if e := got["/d/F0000000.TXT"]; len(e.Runs) == 0 || e.Runs[0].Len < 1<<20 {
+		t.Errorf("the first file's chain was not followed: %+v", e.Runs)
+	}
+}
+
+// paddedDisk is data followed by zeros up to size, without allocating
+// them.
+type paddedDisk struct {
+	data []byte
+	size int64
+}
+
+func (d paddedDisk) ReadAt(b []byte, off int64) (int, error) {
+	if off < 0 || off >= d.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(b)), d.size-off))
+	clear(b[:n])
+	if off < int64(len(d.data)) {
+		copy(b[:n], d.data[off:])
+	}
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// FuzzFATOpen reads arbitrary bytes as the head of a FAT filesystem,
+// padded with zeros to the size its boot sector claims (at most 64 MiB):
+// Open, Walk and State must never panic, and the walk must stay within
+// its budgets. The seeds are FAT12, FAT16 and FAT32 filesystems that
+// mkfs.fat makes at fuzz time, with files that mtools writes, cut after
+// their last nonzero byte (the FAT32 one after its first 64 KiB).
+func FuzzFATOpen(f *testing.F) {
+	testutil.RequireTool(f, "mkfs.fat", "mmd", "mcopy")
+	dir := f.TempDir()
+	testutil.Bash(f, dir, `set -e
+printf 'hello\n' > hello.txt
+for spec in "12 1M -F12" "16 8M -F16 -s1" "32 40M -F32 -s1"; do
+  set -- $spec; n=$1 size=$2; shift 2
+  truncate -s $size fat$n.img
+  mkfs.fat "$@" fat$n.img >/dev/null
+  mmd -i fat$n.img ::/etc
+  mcopy -i fat$n.img hello.txt ::/etc/hostname
+  mcopy -i fat$n.img hello.txt "::/etc/a long name.txt"
+done`)
+	for _, n := range []string{"12", "16", "32"} {
+		b := testutil.FileSnapshot(f, filepath.Join(dir, "fat"+n+".img"))
+		if n == "32" {
+			// Its two FATs of 65,525 clusters or more span 640 KiB, which
+			// makes each mutation slow: the boot sectors and the FAT's
+			// first entries (the root directory's chain) are kept, and
+			// the root directory reads as empty.
+			b = b[:64<<10]
+		}
+		f.Add(bytes.TrimRight(b, "\x00"))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		if len(data) >= 512 {
+			le := binary.LittleEndian
+			tot := int64(le.Uint16(data[19:]))
+			if tot == 0 {
+				tot = int64(le.Uint32(data[32:]))
+			}
+			size = max(size, min(tot*int64(le.Uint16(data[11:])), 64<<20))
+		}
+		r := paddedDisk{data, size}
+		fs, err := Open(r, size)
+		if err != nil {
+			return
+		}
+		var mapped int64
+		fs.Walk(context.Background(), func(e fsys.Entry) error {
+			for _, run := range e.Runs {
+				if run.Off < 0 || run.Len <= 0 || run.Off+run.Len > size {
+					t.Fatalf("%s: run %+v outside the %d-byte filesystem", e.Path, run, size)
+				}
+				mapped += run.Len
+			}
+			return nil
+		})
+		if limit := fs.chainBudget() * fs.clusterSize; mapped > limit {
+			t.Fatalf("the walk mapped %d bytes, over its budget of %d", mapped, limit)
+		}
+		for _, off := range []int64{-1, 0, 512, fs.dataOff, size / 2, size - 1, size} {
+			fs.State(off)
+		}
+	})
+}
