@@ -5,13 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/raw"
-	"github.com/imgaudit/imgaudit/guestfs"
+	"github.com/imgaudit/imgaudit/guestfs/btrfs"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 	"github.com/imgaudit/imgaudit/internal/fuzzcorpus"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -36,27 +36,36 @@ func writeBtrfsSeeds(t *testing.T) {
 	for i, codec := range btrfsCodecs() {
 		name := codec[len("btrfs-"):]
 		img := testutil.MakeBtrfs(t, 256<<20, testutil.FSContent{Live: map[string][]byte{"/regular": text, "/inline": text[:600]}}, nil, "compress-force="+name)
-		im, err := raw.Open(context.Background(), img, model.Options{})
+		f, err := os.Open(img)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := guestfs.Analyze(context.Background(), im.Views[0].Disk)
+		st, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// guestfs/btrfs directly, not guestfs: guestfs's squashfs driver
+		// imports this package.
+		fs, err := btrfs.Open(context.Background(), f, st.Size(), img)
 		if err != nil {
 			t.Fatal(err)
 		}
 		seen := map[string]bool{}
-		err = m.CompressedRuns(context.Background(), func(r guestfs.CompressedRun) error {
-			if seen[r.Path] || r.FileOff != 0 {
-				return nil
+		err = fs.Walk(context.Background(), func(e fsys.Entry) error {
+			for _, r := range e.Runs {
+				if !e.Mode.IsRegular() || !r.Compressed || r.FileOff != 0 || seen[e.Path] {
+					continue
+				}
+				seen[e.Path] = true
+				b := make([]byte, r.Len)
+				if _, err := f.ReadAt(b, r.Off); err != nil && err != io.EOF {
+					return err
+				}
+				return fuzzcorpus.Write(filepath.Join("testdata", "fuzz", "FuzzBtrfsExtent"), name+"-"+strings.TrimPrefix(e.Path, "/"), b, uint8(i))
 			}
-			seen[r.Path] = true
-			b := make([]byte, r.Size)
-			if _, err := r.R.ReadAt(b, 0); err != nil && err != io.EOF {
-				return err
-			}
-			return fuzzcorpus.Write(filepath.Join("testdata", "fuzz", "FuzzBtrfsExtent"), name+"-"+strings.TrimPrefix(r.Path, "/"), b, uint8(i))
+			return nil
 		})
-		im.Close()
+		f.Close()
 		if err != nil || len(seen) != 2 {
 			t.Fatalf("%s: %v; extents of %v", codec, err, seen)
 		}

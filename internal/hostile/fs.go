@@ -440,3 +440,66 @@ func XFSSharedBtreeSized(ctx context.Context, dir string, dirs, files int) (stri
 	}
 	return path, nil
 }
+
+// SquashfsMetadataBomb writes a squashfs (mksquashfs -comp zstd) whose
+// id table's only metadata block is replaced by one appended to the
+// image: a zstd frame (the zstd tool's) of 900 MiB of zeros, 29 KB, where
+// a metadata block holds at most 8 KiB. The image is 33 KB. With
+// inodeTable, the frame is of 200 MiB (6 KB, so that it fits the 8 KiB a
+// metadata block may take on disk too), and the inode and directory
+// tables start at it, so that the root inode cannot be read.
+func SquashfsMetadataBomb(ctx context.Context, dir string, inodeTable bool) (string, error) {
+	name := "metadata-bomb.squashfs"
+	if inodeTable {
+		name = "inode-bomb.squashfs"
+	}
+	path := filepath.Join(dir, name)
+	src := filepath.Join(dir, name+".src")
+	defer os.RemoveAll(src)
+	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "etc", "hostname"), []byte("squashed\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := run(ctx, "mksquashfs", src, path, "-noappend", "-comp", "zstd", "-quiet", "-no-progress"); err != nil {
+		return "", err
+	}
+	var frame bytes.Buffer
+	zeros := "900M"
+	if inodeTable {
+		zeros = "200M"
+	}
+	cmd := exec.CommandContext(ctx, "bash", "-c", "head -c "+zeros+" /dev/zero | zstd -19 -c --no-check")
+	cmd.Stdout = &frame
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("zstd: %w", err)
+	}
+	if frame.Len() >= 0x8000 {
+		return "", fmt.Errorf("zstd wrote %d bytes, more than a metadata block holds", frame.Len())
+	}
+	img, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	bomb := int64(len(img))
+	img = le.AppendUint16(img, uint16(frame.Len())) // compressed: the high bit clear
+	img = append(img, frame.Bytes()...)
+	idTable := le.Uint64(img[48:])
+	if idTable+8 > uint64(bomb) {
+		return "", fmt.Errorf("%s: id table at %d", path, idTable)
+	}
+	le.PutUint64(img[idTable:], uint64(bomb)) // the index's first (only) entry
+	le.PutUint64(img[40:], uint64(len(img)))  // bytes_used
+	if inodeTable {
+		le.PutUint64(img[64:], uint64(bomb)) // inode_table_start
+		le.PutUint64(img[72:], uint64(bomb)) // directory_table_start
+		le.PutUint64(img[32:], 0)            // root inode: block 0, offset 0
+	}
+	return path, os.WriteFile(path, img, 0o644)
+}
+
+// SquashfsIDBomb is SquashfsMetadataBomb of the id table.
+func SquashfsIDBomb(ctx context.Context, dir string) (string, error) {
+	return SquashfsMetadataBomb(ctx, dir, false)
+}

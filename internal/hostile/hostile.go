@@ -6,7 +6,8 @@
 // that claim huge amounts of work (aliased qcow2 tables, ELF cores and kdump
 // files whose segments all read one block, migration streams of fill pages,
 // gzip bombs inside an OVA, FAT directories whose entries all share one
-// chain, ext4 and XFS inodes that share one extent tree) and data that attacks the detectors (adversarial
+// chain, ext4 and XFS inodes that share one extent tree, a squashfs
+// metadata block that inflates to 900 MiB) and data that attacks the detectors (adversarial
 // repetition, millions of matches). Each case is one entry of Cases; the
 // hostile-input suite (suite_test.go) scans every one beside a good target
 // and checks that the scan stays bounded, and `go run
@@ -105,6 +106,8 @@ func Cases() []Case {
 			What: "a 64 MiB ext4 whose 20,000 empty files share one extent tree of depth 4, 4 * 10^7 index blocks each"},
 		{Name: "xfs-shared-btree", Tools: []string{"mkfs.xfs", "xfs_db"}, Make: XFSSharedBtree,
 			What: "a 300 MiB XFS whose 4,000 empty files share one extent B+tree of level 4, 4 * 10^9 blocks each"},
+		{Name: "squashfs-id-bomb", Tools: []string{"mksquashfs", "zstd"}, Make: SquashfsIDBomb,
+			What: "a 33 KB squashfs whose id table block is a zstd frame of 900 MiB of zeros"},
 	}
 }
 

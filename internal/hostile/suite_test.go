@@ -86,6 +86,7 @@ var expectations = map[string]expect{
 	"fat-cross-linked":     {note: "vfat: cross-linked cluster chains"},
 	"ext4-shared-index":    {note: "ext4: index blocks shared between inodes"},
 	"xfs-shared-btree":     {note: "xfs: extent B+tree blocks shared between inodes"},
+	"squashfs-id-bomb":     {note: "squashfs: file paths not attributed"},
 }
 
 // TestHostileInputs scans each crafted input beside a good target, each in

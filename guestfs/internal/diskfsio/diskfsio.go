@@ -1,6 +1,7 @@
 // Package diskfsio adapts an io.ReaderAt to go-diskfs's backend.Storage, so
-// that go-diskfs readers (squashfs, and the reference walks of the tests)
-// read a partition through the same read-only reader as everything else.
+// that go-diskfs readers (the reference walks of the tests; squashfs
+// partitions were opened with go-diskfs until 2026-12-07) read a partition
+// through the same read-only reader as everything else.
 package diskfsio
 
 import (
