@@ -44,6 +44,15 @@ func knownPublicSources() []KnownSource {
 			},
 		},
 		{
+			ID:          "go-source-tree",
+			Description: "a test or example key in the Go distribution's source tree (crypto/x509's platform_root_key.pem, crypto/tls's examples, testdata), which the official tarball installs in /usr/local/go/src outside any package",
+			From:        "golang-1.19-src 1.19.8-2: /usr/share/go-1.19/src/crypto/tls/example_test.go, /usr/share/go-1.19/src/crypto/tls/testdata/example-key.pem; golang-1.24-src 1.24.4-1: /usr/share/go-1.24/src/crypto/tls/example_test.go, /usr/share/go-1.24/src/crypto/x509/platform_root_key.pem, /usr/share/go-1.24/src/crypto/tls/testdata/example-key.pem",
+			Keys: []KnownKey{
+				{Rule: "private-key-ec", Fingerprint: "sha256:fc44fb15e87a51076330af4063daa120f53691a939099f9b3ebe96b0c89a4793", KeyFingerprint: "SHA256:hDGrDRQCFhDJe4ek5+l0fYPhNBP2Ypqxp9EyFhtfK3w"},
+				{Rule: "private-key-ec", Fingerprint: "sha256:a3f46e15e8220fc2910e4d486ed8e5d84f394af4c985bb8bae90a255d64538a8", KeyFingerprint: "SHA256:sAOHnI5hFjn5ved9pgQkUKHe6QIoSm4gB5T73/WVLpk"},
+			},
+		},
+		{
 			ID:          "fips-197",
 			Description: "an example key of the AES standard, which self-tests use",
 			From:        "FIPS 197, Appendices A.1 to A.3 and C.1 to C.3",

@@ -3,7 +3,9 @@ package scanner_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/downgrade"
@@ -119,4 +121,58 @@ func severityOf(rep *report.Report, rule, fingerprint string) string {
 func fields(s string) (rule, severity, codes string) {
 	fmt.Sscan(s, &rule, &severity, &codes)
 	return rule, severity, codes
+}
+
+// TestKnownPublicGoSourceTree: the Go distribution's source tree, which
+// go.dev's tarball installs in /usr/local/go outside any package, holds
+// two EC keys (crypto/x509's platform_root_key.pem, crypto/tls's
+// example_test.go). The files of the Go that runs this test, copied to
+// that place in an ext4, are info with the reason known-public-key from
+// source go-source-tree (the list holds Debian's golang-1.19-src and
+// golang-1.24-src: the keys have not changed since), and critical with
+// NoDowngrade.
+func TestKnownPublicGoSourceTree(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4")
+	goroot := runtime.GOROOT()
+	files := []string{"src/crypto/x509/platform_root_key.pem", "src/crypto/tls/example_test.go"}
+	dir := t.TempDir()
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(goroot, f))
+		if err != nil {
+			testutil.Missing(t, "the Go source tree ("+err.Error()+")")
+		}
+		dst := filepath.Join(dir, "root/usr/local/go", f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Bash(t, dir, `mkfs.ext4 -q -F -d root host.raw 16M`)
+	img := filepath.Join(dir, "host.raw")
+	for _, noDowngrade := range []bool{false, true} {
+		rep := scanFile(t, scanner.Options{NoDowngrade: noDowngrade}, img)
+		got := map[string]string{}
+		for _, f := range rep.Findings {
+			var codes []string
+			for _, r := range f.Reasons {
+				codes = append(codes, r.Code)
+			}
+			got[f.Locations[0].Path] = fmt.Sprintf("%s %s %v %s", f.Rule, f.Severity, codes, f.Metadata[report.MetadataPublishedBy])
+		}
+		for _, f := range files {
+			p := "/usr/local/go/" + f
+			want := fmt.Sprintf("private-key-ec info [%s] go-source-tree", report.ReasonKnownPublicKey)
+			if noDowngrade {
+				want = "private-key-ec critical [] "
+			}
+			if got[p] != want {
+				t.Errorf("NoDowngrade %v: %s: %q, want %q", noDowngrade, p, got[p], want)
+			}
+		}
+		if len(got) != len(files) {
+			t.Errorf("NoDowngrade %v: findings %q", noDowngrade, got)
+		}
+	}
 }

@@ -117,18 +117,25 @@ func run(in, out string) error {
 				if err := os.Mkdir(dir, 0o755); err != nil {
 					return err
 				}
-				files, from, err := fetch(a, dir, sp.Package, sp.Files)
+				files, names, pkg, err := fetch(a, dir, sp.Package, sp.Files)
 				if err != nil {
 					return fmt.Errorf("source %s: %w", sp.ID, err)
 				}
-				froms = append(froms, from)
-				for _, f := range files {
+				// From names the files that hold keys, not every file the
+				// globs matched (a source tree has thousands).
+				var held []string
+				for j, f := range files {
 					b, err := contents(f)
 					if err != nil {
 						return fmt.Errorf("source %s: %w", sp.ID, err)
 					}
-					s.keys = appendKeys(s.keys, engine.FindAll(b, detectors.ScanOptions{Memory: true}))
+					n := len(s.keys)
+					ms := engine.FindAll(b, detectors.ScanOptions{Memory: true})
+					if s.keys = appendKeys(s.keys, ms); len(s.keys) > n || len(appendKeys(nil, ms)) > 0 {
+						held = append(held, names[j])
+					}
 				}
+				froms = append(froms, pkg+": "+strings.Join(held, ", "))
 			}
 			s.from = strings.Join(froms, "; ")
 		case len(sp.AESKeys) > 0 && sp.From != "":
@@ -213,29 +220,28 @@ func suiteApt(dir, mirror, suite string) (apt, error) {
 }
 
 // fetch downloads pkg with a, unpacks it under dir and returns the files
-// its globs match, and what they are ("openssl 3.0.17-1~deb12u2:
-// /usr/bin/openssl"). A package without such files is followed to its
-// dependencies.
-func fetch(a apt, dir, pkg string, globs []string) ([]string, string, error) {
+// its globs match, their paths in the package ("/usr/bin/openssl") and
+// the package's name and version ("openssl 3.0.17-1~deb12u2"). A package
+// without such files is followed to its dependencies.
+func fetch(a apt, dir, pkg string, globs []string) (files, names []string, from string, err error) {
 	// "libgnutls30t64 | libgnutls30": the first a suite has (packages
 	// renamed between releases).
 	var deb string
-	var err error
 	for _, alt := range strings.Split(pkg, "|") {
 		if deb, err = download(a, dir, strings.TrimSpace(alt)); err == nil {
 			break
 		}
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	files, from, err := unpack(dir, deb, globs)
+	files, names, from, err = unpack(dir, deb, globs)
 	if err != nil || len(files) > 0 {
-		return files, from, err
+		return files, names, from, err
 	}
 	deps, err := exec.Command("dpkg-deb", "-f", deb, "Depends").Output()
 	if err != nil {
-		return nil, "", fmt.Errorf("dpkg-deb -f %s Depends: %w", deb, err)
+		return nil, nil, "", fmt.Errorf("dpkg-deb -f %s Depends: %w", deb, err)
 	}
 	for _, d := range strings.Split(string(deps), ",") {
 		name := strings.Fields(strings.Split(d, "|")[0])
@@ -244,13 +250,13 @@ func fetch(a apt, dir, pkg string, globs []string) ([]string, string, error) {
 		}
 		deb, err := download(a, dir, name[0])
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		if files, from, err := unpack(dir, deb, globs); err != nil || len(files) > 0 {
-			return files, from, err
+		if files, names, from, err := unpack(dir, deb, globs); err != nil || len(files) > 0 {
+			return files, names, from, err
 		}
 	}
-	return nil, "", fmt.Errorf("%s and its dependencies hold no file matching %q", pkg, globs)
+	return nil, nil, "", fmt.Errorf("%s and its dependencies hold no file matching %q", pkg, globs)
 }
 
 func download(a apt, dir, pkg string) (string, error) {
@@ -266,16 +272,17 @@ func download(a apt, dir, pkg string) (string, error) {
 	return debs[0], nil
 }
 
-func unpack(dir, deb string, globs []string) ([]string, string, error) {
+// unpack unpacks deb under dir and returns the files globs match, their
+// paths in the package, and the package's name and version.
+func unpack(dir, deb string, globs []string) (files, names []string, from string, err error) {
 	root := strings.TrimSuffix(deb, ".deb")
 	if out, err := exec.Command("dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
+		return nil, nil, "", fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
 	}
-	var files, names []string
 	for _, g := range globs {
 		m, err := filepath.Glob(filepath.Join(root, g))
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		for _, f := range m {
 			if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
@@ -286,9 +293,9 @@ func unpack(dir, deb string, globs []string) ([]string, string, error) {
 	}
 	fields, err := exec.Command("dpkg-deb", "-W", "--showformat", "${Package} ${Version}", deb).Output()
 	if err != nil {
-		return nil, "", fmt.Errorf("dpkg-deb -W %s: %w", deb, err)
+		return nil, nil, "", fmt.Errorf("dpkg-deb -W %s: %w", deb, err)
 	}
-	return files, string(fields) + ": " + strings.Join(names, ", "), nil
+	return files, names, string(fields), nil
 }
 
 // contents reads a file; a Linux bzImage is read as the kernel it
