@@ -49,15 +49,19 @@ func (m *Map) Files(partition string) *Files {
 
 // ReadFile reads a regular file of at most MaxReadFile bytes, following
 // symlinks inside the filesystem.
-func (f *Files) ReadFile(p string) ([]byte, error) {
+func (f *Files) ReadFile(p string) ([]byte, error) { return f.ReadFileLimit(p, MaxReadFile) }
+
+// ReadFileLimit is ReadFile with a cap of limit bytes (package databases:
+// an rpm database of a long-lived server is about 100 MB).
+func (f *Files) ReadFileLimit(p string, limit int64) ([]byte, error) {
 	if ent, ok := f.cached(p); ok && ent.Mode.IsRegular() {
-		return f.e.ReadInodeFile(ent.Ino, MaxReadFile)
+		return f.e.ReadInodeFile(ent.Ino, limit)
 	}
 	fl, err := f.r.Open(p)
 	if err != nil {
 		return nil, err
 	}
-	return readWhole(p, fl)
+	return readWhole(p, fl, limit)
 }
 
 // cached looks p up in the last directory listed.

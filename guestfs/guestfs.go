@@ -485,17 +485,21 @@ func (m *Map) Open(path string) (fsys.File, error) {
 
 // ReadFile reads a regular file of at most MaxReadFile bytes from the
 // first filesystem that has it, following symlinks inside that filesystem.
-func (m *Map) ReadFile(path string) ([]byte, error) {
+func (m *Map) ReadFile(path string) ([]byte, error) { return m.ReadFileLimit(path, MaxReadFile) }
+
+// ReadFileLimit is ReadFile with a cap of limit bytes (package databases:
+// an rpm database of a long-lived server is about 100 MB).
+func (m *Map) ReadFileLimit(path string, limit int64) ([]byte, error) {
 	f, err := m.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return readWhole(path, f)
+	return readWhole(path, f, limit)
 }
 
-// readWhole reads an opened file of at most MaxReadFile bytes.
-func readWhole(path string, f fsys.File) ([]byte, error) {
-	if f.Size() > MaxReadFile {
+// readWhole reads an opened file of at most limit bytes.
+func readWhole(path string, f fsys.File, limit int64) ([]byte, error) {
+	if f.Size() > limit {
 		return nil, fmt.Errorf("%s: %d bytes: %w", path, f.Size(), ErrTooLarge)
 	}
 	b := make([]byte, f.Size())

@@ -52,5 +52,29 @@ func readEntry(fsys FS, dir string, e fs.DirEntry, max int64) ([]byte, error) {
 	return b, nil
 }
 
+// LargeFileFS is an FS that reads a file past its ReadFile cap when the
+// caller names a larger limit. guestfs's ReadFile stops at 16 MiB, and an
+// rpm database of a long-lived server is larger (Red Hat shows a
+// Packages of 96 MB): through ReadFile, such a guest's files got no
+// package provenance at all.
+type LargeFileFS interface {
+	FS
+	ReadFileLimit(path string, limit int64) ([]byte, error)
+}
+
+// readBoundedLarge is readBounded through ReadFileLimit where fsys has it,
+// so that max, not the FS's own cap, bounds the file.
+func readBoundedLarge(fsys FS, name string, max int64) ([]byte, error) {
+	lf, ok := fsys.(LargeFileFS)
+	if !ok {
+		return readBounded(fsys, name, max)
+	}
+	b, err := lf.ReadFileLimit(name, max)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return b, nil
+}
+
 // isNotExist says whether err means that a file or directory is absent.
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -31,10 +31,14 @@ import (
 // bounded by the file, never follow a page twice, and are fuzzed.
 
 const (
-	// maxRPMDBBytes caps the database file read into memory. The largest
-	// real rpmdb.sqlite we know of (a Fedora workstation with 5,000
-	// packages) is about 250 MiB.
-	maxRPMDBBytes = 512 << 20
+	// maxRPMDBBytes caps the database file read into memory: 256 MiB, so
+	// that a hostile one (a sparse file behind the right magic costs the
+	// image nothing) keeps a scan under its 512 MiB. Real ones are
+	// smaller: Red Hat shows a RHEL Packages (BerkeleyDB) of 96 MB, SUSE
+	// says "nearly 30 MB" for 1 GB of /usr. Until 2026-12-07 the cap said
+	// 512 MiB, but the file was read through guestfs's ReadFile, which
+	// stops at 16 MiB (readBoundedLarge).
+	maxRPMDBBytes = 256 << 20
 	// maxRPMHeaderBytes caps one header blob: rpm itself refuses a data
 	// store of 16 MiB or more (hdrchkData), plus the index.
 	maxRPMHeaderBytes = 32 << 20
@@ -65,7 +69,7 @@ func readRPM(ctx context.Context, fsys FS) ([]Record, error) {
 	for _, dir := range rpmDBDirs {
 		for _, name := range rpmDBFiles {
 			p := path.Join(dir, name)
-			b, err := readBounded(fsys, p, maxRPMDBBytes)
+			b, err := readBoundedLarge(fsys, p, maxRPMDBBytes)
 			if isNotExist(err) {
 				continue
 			}

@@ -300,13 +300,27 @@ func NewMerged(fsys FS, dirs []string, budget *Budget) *Merged {
 }
 
 // ReadFile reads the topmost layer's file at p.
-func (m *Merged) ReadFile(p string) ([]byte, error) {
+func (m *Merged) ReadFile(p string) ([]byte, error) { return m.readFile(p, m.fsys.ReadFile) }
+
+// ReadFileLimit is ReadFile with a cap of limit bytes, where the
+// underlying FS has a ReadFileLimit (guestfs.Files does); else ReadFile.
+func (m *Merged) ReadFileLimit(p string, limit int64) ([]byte, error) {
+	lf, ok := m.fsys.(interface {
+		ReadFileLimit(string, int64) ([]byte, error)
+	})
+	if !ok {
+		return m.ReadFile(p)
+	}
+	return m.readFile(p, func(name string) ([]byte, error) { return lf.ReadFileLimit(name, limit) })
+}
+
+func (m *Merged) readFile(p string, read func(string) ([]byte, error)) ([]byte, error) {
 	p = path.Clean("/" + p)
 	for _, d := range m.dirs {
 		if !m.budget.take() {
 			return nil, &fs.PathError{Op: "read", Path: p, Err: ErrLookups}
 		}
-		b, err := m.fsys.ReadFile(path.Join(d, p))
+		b, err := read(path.Join(d, p))
 		if err == nil {
 			return b, nil
 		}
