@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/guestfs/fsys"
+	"github.com/imgaudit/imgaudit/guestfs/internal/fstest"
 	"github.com/imgaudit/imgaudit/internal/hostile"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -327,18 +325,6 @@ func TestRejectsNonExt(t *testing.T) {
 	}
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r *os.File
-	n atomic.Int64
-}
-
-func (c *countingReader) ReadAt(b []byte, off int64) (int, error) {
-	n, err := c.r.ReadAt(b, off)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // TestSharedIndexTree: 200 empty files that all share one extent tree of
 // depth 4 (hostile.Ext4SharedIndexSized: mkfs.ext4 -d, then edited) are
 // walked within the walk's budget of index blocks, and the walk says
@@ -356,21 +342,10 @@ func TestSharedIndexTree(t *testing.T) {
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	cr := &countingReader{r: f}
+	cr := &fstest.CountingReader{R: f}
 	e, err := OpenNamed(cr, st.Size(), img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths := 0
-	err = e.Walk(context.Background(), func(fsys.Entry) error { paths++; return nil })
-	var pe *fsys.PartialError
-	if !errors.As(err, &pe) || !strings.Contains(pe.Notes[0], "index blocks shared between inodes") {
-		t.Fatalf("walk: %v, want a partial walk whose first note names the shared index blocks", err)
-	}
-	if paths < 200 {
-		t.Errorf("the walk gave %d paths: the files past the budget must still be listed", paths)
-	}
-	if read := cr.n.Load(); read > 4*st.Size() {
-		t.Errorf("the walk read %d bytes, over 4 times the %d-byte filesystem", read, st.Size())
-	}
+	fstest.BoundedPartialWalk(t, e, cr, st.Size(), "index blocks shared between inodes", 200)
 }

@@ -1,6 +1,7 @@
 // Package fstest holds what the tests of the filesystem packages share:
 // the fuzz targets' common exercise of an opened filesystem, the check
-// that a seed walks down to its files, and run sorting for comparisons.
+// that a seed walks down to its files, run sorting for comparisons, and
+// the check that a walk of hostile shared metadata stays bounded.
 package fstest
 
 import (
@@ -12,6 +13,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
@@ -210,5 +212,41 @@ func (h *HardLinks[K]) Check(t *testing.T, want map[K][]string) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("%s: a Link entry for a file the tool does not list", ls[0].Path)
 		}
+	}
+}
+
+// CountingReader counts the bytes read through it.
+type CountingReader struct {
+	R io.ReaderAt
+	n atomic.Int64
+}
+
+func (c *CountingReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := c.R.ReadAt(b, off)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Read is the number of bytes read so far.
+func (c *CountingReader) Read() int64 { return c.n.Load() }
+
+// BoundedPartialWalk walks f, opened over cr (a device of size bytes), as
+// the filesystem of a hostile image whose files share metadata: the walk
+// must be partial, its first note must contain note (the budget that ran
+// out, named first), it must still give at least minPaths paths, and it
+// must read at most four times the device.
+func BoundedPartialWalk(t *testing.T, f fsys.FS, cr *CountingReader, size int64, note string, minPaths int) {
+	t.Helper()
+	paths := 0
+	err := f.Walk(context.Background(), func(fsys.Entry) error { paths++; return nil })
+	var pe *fsys.PartialError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Notes[0], note) {
+		t.Fatalf("walk: %v, want a partial walk whose first note says %q", err, note)
+	}
+	if paths < minPaths {
+		t.Errorf("the walk gave %d paths, want %d: the files past the budget must still be listed", paths, minPaths)
+	}
+	if read := cr.Read(); read > 4*size {
+		t.Errorf("the walk read %d bytes, over 4 times the %d-byte device", read, size)
 	}
 }
