@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
 	"github.com/imgaudit/imgaudit/formats/memory/kdump"
@@ -103,7 +104,10 @@ func layout(probe func([]byte, io.ReaderAt, int64) bool) func([]byte, io.ReaderA
 // formatTable lists the formats in probe order: magics at offset 0 first,
 // then what needs more than a magic, then what only the name tells; raw,
 // the fallback, is last. A new format is added here, and only here.
-func formatTable() []format {
+//
+// sp answers the tarball and compressed-disk probes of the file being
+// probed from one decoding of its head (ova.StreamProbe).
+func formatTable(sp *ova.StreamProbe) []format {
 	return []format{
 		{"qcow2", FormatDisk, magic(qcow2.Probe), qcow2.New},
 		{"vma", FormatArchive, magic(vma.Probe), vma.New},
@@ -112,13 +116,18 @@ func formatTable() []format {
 		// A tar of VM disks without an OVF, or any gzip-compressed tar of
 		// them (a GCE image's disk.raw, a Vagrant box): its members'
 		// first bytes say so.
-		{"tar", FormatArchive, layout(ova.ProbeTarball), ova.NewTarball},
+		{"tar", FormatArchive, layout(func(head []byte, r io.ReaderAt, size int64) bool {
+			if decode.IsStream(decode.Sniff(head)) {
+				return sp.Tarball(head, r, size)
+			}
+			return ova.ProbeTarball(head, r, size)
+		}), ova.NewTarball},
 		// A zip of VM disks or OVAs (a downloaded appliance): its members'
 		// first bytes say so.
 		{"zip", FormatArchive, layout(ova.ProbeZip), ova.NewZip},
 		// A disk compressed whole (disk.raw.xz, disk.img.gz): its first
 		// decompressed bytes say so.
-		{"compressed", FormatDisk, layout(ova.ProbeCompressed), ova.NewCompressed},
+		{"compressed", FormatDisk, layout(sp.Compressed), ova.NewCompressed},
 		{"vhdx", FormatDisk, magic(vhdx.Probe), vhdx.New},
 		{"libvirt-save", FormatMemory, magic(libvirtsave.Probe), libvirtsave.New},
 		{"qemu-migration", FormatMemory, magic(qemustream.Probe), qemustream.New},
@@ -178,7 +187,8 @@ func probeVHD(head []byte, r io.ReaderAt, size int64, _ string) Confidence {
 // Every file matches: raw, with Confidence Fallback, when nothing else
 // does.
 func Probe(head []byte, r io.ReaderAt, size int64, name string) Match {
-	for _, f := range formatTable() {
+	var sp ova.StreamProbe
+	for _, f := range formatTable(&sp) {
 		if c := f.probe(head, r, size, name); c > 0 {
 			return Match{Name: f.name, Kind: f.kind, Confidence: c, new: f.new}
 		}

@@ -26,20 +26,23 @@ type diskAt struct {
 // diskInPlace sniffs the file p, size bytes, whose data starts at the tar
 // reader's position in a blob read in place. A VM disk or memory image is
 // recorded, to be audited where it lies once the walk is over
-// (scanDisksInPlace), and the caller skips its data.
-func (fs *fileScanner) diskInPlace(p string, size int64) bool {
+// (scanDisksInPlace), and the caller skips its data (inPlace). notDisk
+// says that the file's head was read and is no disk: scanFile, which
+// would read the same head, need not sniff it again (probing a gzip'd
+// file decodes its head twice, a tenth of a registry scan's time).
+func (fs *fileScanner) diskInPlace(p string, size int64) (inPlace, notDisk bool) {
 	off := fs.pos()
 	head := fs.buf[:min(size, sniffHead)]
 	n, err := fs.at.ReadAt(head, off)
 	if err != nil && err != io.EOF {
-		return false // scanFile reads it, and says what is wrong
+		return false, false // scanFile reads it, and says what is wrong
 	}
 	format := sniffDisk(head[:n], size, p)
 	if format == "" {
-		return false
+		return false, true
 	}
 	fs.disks = append(fs.disks, diskAt{path: p, off: off, size: size, format: format})
-	return true
+	return true, false
 }
 
 // scanDisksInPlace audits the disks found in a blob read in place, where

@@ -289,10 +289,14 @@ func (fs *fileScanner) scanContent(ctx context.Context, b blob, r io.Reader, fir
 	ib.add(name, false)
 	res.Index = ib.build()
 	res.Files = 1
-	if fs.at != nil && fs.diskInPlace(name, size) {
-		return
+	notDisk := false
+	if fs.at != nil {
+		var inPlace bool
+		if inPlace, notDisk = fs.diskInPlace(name, size); inPlace {
+			return
+		}
 	}
-	if err := fs.scanFile(ctx, r, name, size, 0); err != nil {
+	if err := fs.scanFile(ctx, r, name, size, notDisk); err != nil {
 		fail("reading blob", err)
 	}
 }

@@ -126,8 +126,12 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 			continue
 		}
 		fs.res.Files++
-		if fs.at != nil && !tarindex.IsSparse(hdr) && fs.diskInPlace(p, hdr.Size) {
-			continue // the tar reader seeks over it
+		notDisk := false
+		if fs.at != nil && !tarindex.IsSparse(hdr) {
+			var inPlace bool
+			if inPlace, notDisk = fs.diskInPlace(p, hdr.Size); inPlace {
+				continue // the tar reader seeks over it
+			}
 		}
 		var r io.Reader = tr
 		if hdr.Typeflag == tar.TypeReg && pkgdb.IsRecordFile(p) {
@@ -140,7 +144,7 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 				r = bytes.NewReader(b)
 			}
 		}
-		if err := fs.scanFile(ctx, r, p, hdr.Size, n); err != nil {
+		if err := fs.scanFile(ctx, r, p, hdr.Size, notDisk); err != nil {
 			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
 			return
 		}
@@ -241,8 +245,10 @@ func (fs *fileScanner) keepDigests(ctx context.Context, p string, b []byte) {
 // a VM disk or memory image is spooled and audited with the disk readers
 // (a blob read in place reads its disks in place instead: diskInPlace),
 // anything else streams through the detectors in windows of the scan
-// buffer, so that memory stays bounded whatever the file size.
-func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size int64, entry int) error {
+// buffer, so that memory stays bounded whatever the file size. notDisk
+// says that diskInPlace sniffed the file's head already, and found no
+// disk.
+func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size int64, notDisk bool) error {
 	buf := fs.buf
 	n, err := io.ReadFull(r, buf[:min(int64(len(buf)), sizeOr(size, int64(len(buf))))])
 	eof := false
@@ -263,7 +269,11 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	if size >= 0 && int64(n) == size {
 		eof = true
 	}
-	if format := sniffDisk(buf[:min(n, sniffHead)], sizeOr(size, int64(n)), p); format != "" && (size >= 0 || eof) {
+	format := "" // notDisk: diskInPlace sniffed these very bytes already
+	if !notDisk {
+		format = sniffDisk(buf[:min(n, sniffHead)], sizeOr(size, int64(n)), p)
+	}
+	if format != "" && (size >= 0 || eof) {
 		handled, err := fs.scanDisk(ctx, r, buf[:n], p, size, format)
 		if handled || err != nil {
 			return err

@@ -1,7 +1,6 @@
 package ova
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -25,20 +24,8 @@ import (
 // diskHead). A compressed tar is a tarball (ProbeTarball), a compressed
 // Proxmox backup a VMA: neither starts like a disk.
 func ProbeCompressed(head []byte, r io.ReaderAt, size int64) bool {
-	codec := decode.Sniff(head)
-	if !decode.IsStream(codec) {
-		return false
-	}
-	in := make([]byte, min(size, probeInput))
-	n, _ := r.ReadAt(in, 0)
-	d, err := decode.NewStreamReader(context.Background(), codec, bytes.NewReader(in[:n]), probeDecoderMemory)
-	if err != nil {
-		return false
-	}
-	defer d.Close()
-	b := make([]byte, 4096)
-	m, _ := io.ReadFull(d, b)
-	return diskHead(b[:m])
+	var p StreamProbe
+	return p.Compressed(head, r, size)
 }
 
 // probeDecoderMemory bounds what probing a compressed file may allocate:

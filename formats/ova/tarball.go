@@ -54,34 +54,22 @@ const (
 // with one is an OVA: Probe). The content decides, never the file's name,
 // so that a source tarball stays a file whose members the decoders read.
 func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
-	codec := decode.Sniff(head)
-	compressed := decode.IsStream(codec)
-	var b []byte
-	if compressed {
-		in := make([]byte, min(size, probeInput))
-		n, _ := r.ReadAt(in, 0)
-		d, err := decode.NewStreamReader(context.Background(), codec, bytes.NewReader(in[:n]), probeDecoderMemory)
-		if err != nil {
-			return false
-		}
-		// The first header says whether it is a tar at all, before a
-		// MiB is decoded: most compressed files are not.
-		b = make([]byte, 512, 64<<10)
-		if _, err := io.ReadFull(d, b); err != nil || !bytes.Equal(b[257:262], []byte("ustar")) {
-			d.Close()
-			return false
-		}
-		rest, _ := io.ReadAll(io.LimitReader(d, probeOutput-512))
-		b = append(b, rest...)
-		d.Close()
-	} else {
-		if len(head) < 512 || !bytes.Equal(head[257:262], []byte("ustar")) {
-			return false
-		}
-		b = make([]byte, min(size, probeOutput))
-		n, _ := r.ReadAt(b, 0)
-		b = b[:n]
+	if decode.IsStream(decode.Sniff(head)) {
+		var p StreamProbe
+		return p.Tarball(head, r, size)
 	}
+	if len(head) < 512 || !bytes.Equal(head[257:262], []byte("ustar")) {
+		return false
+	}
+	b := make([]byte, min(size, probeOutput))
+	n, _ := r.ReadAt(b, 0)
+	return tarOfDisks(b[:n], false)
+}
+
+// tarOfDisks reports whether b, a tar's first bytes (at most
+// probeOutput), holds among its first 16 members one that starts like a
+// disk, or, when the tar was compressed, an .ovf descriptor.
+func tarOfDisks(b []byte, compressed bool) bool {
 	if len(b) < 512 || !bytes.Equal(b[257:262], []byte("ustar")) {
 		return false
 	}
@@ -104,6 +92,62 @@ func ProbeTarball(head []byte, r io.ReaderAt, size int64) bool {
 		}
 	}
 	return false
+}
+
+// StreamProbe answers ProbeTarball and ProbeCompressed for one compressed
+// file from a single decoding of its head: formats.Probe asks both of
+// every file, and a layer holds thousands of gzip'd man pages and
+// changelogs, each of which then had two inflaters built and their
+// buffers zeroed. The zero value is ready; it decodes on the first
+// question, and answers for the file it was first asked about.
+type StreamProbe struct {
+	done          bool
+	tarball, disk bool
+}
+
+// Tarball is ProbeTarball of a compressed file (false for any other).
+func (p *StreamProbe) Tarball(head []byte, r io.ReaderAt, size int64) bool {
+	p.probe(head, r, size)
+	return p.tarball
+}
+
+// Compressed is ProbeCompressed.
+func (p *StreamProbe) Compressed(head []byte, r io.ReaderAt, size int64) bool {
+	p.probe(head, r, size)
+	return p.disk
+}
+
+func (p *StreamProbe) probe(head []byte, r io.ReaderAt, size int64) {
+	if p.done {
+		return
+	}
+	p.done = true
+	codec := decode.Sniff(head)
+	if !decode.IsStream(codec) {
+		return
+	}
+	in := make([]byte, min(size, probeInput))
+	n, _ := r.ReadAt(in, 0)
+	d, err := decode.NewStreamReader(context.Background(), codec, bytes.NewReader(in[:n]), probeDecoderMemory)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	// The first 4 KiB say whether it starts like a disk, and their first
+	// header whether it is a tar at all, before a MiB is decoded: most
+	// compressed files are neither.
+	b := make([]byte, 4096, 64<<10)
+	m, _ := io.ReadFull(d, b)
+	b = b[:m]
+	p.disk = diskHead(b)
+	if m < 512 || !bytes.Equal(b[257:262], []byte("ustar")) {
+		return
+	}
+	if m == 4096 {
+		rest, _ := io.ReadAll(io.LimitReader(d, probeOutput-4096))
+		b = append(b, rest...)
+	}
+	p.tarball = tarOfDisks(b, true)
 }
 
 // diskHead reports whether b, a file's first bytes (up to 4 KiB), starts

@@ -661,3 +661,53 @@ func TestZipMemberBound(t *testing.T) {
 		t.Errorf("the disk was not opened")
 	}
 }
+
+// countingReaderAt counts the ReadAt calls made of it.
+type countingReaderAt struct {
+	r     io.ReaderAt
+	calls int
+}
+
+func (c *countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	c.calls++
+	return c.r.ReadAt(b, off)
+}
+
+// TestStreamProbe: one StreamProbe answers both probes of a compressed
+// file from one read of it, and as ProbeTarball and ProbeCompressed
+// answer alone: a gzip'd and a zstd'd tarball of disks (tar), a gzip'd
+// qcow2 and an xz'd raw disk (compressed whole), a gzip'd text file
+// (neither).
+func TestStreamProbe(t *testing.T) {
+	dir, _ := tarballDisks(t)
+	testutil.Bash(t, dir, `
+gzip -c box.img > box.img.gz
+xz -T1 -c disk.raw > disk.raw.xz
+gzip -c root/etc/app/credentials > credentials.gz`)
+	for _, c := range []struct {
+		file          string
+		tarball, disk bool
+	}{
+		{"gce.tar.gz", true, false},
+		{"libvirt.tar.zst", true, false},
+		{"box.img.gz", false, true},
+		{"disk.raw.xz", false, true},
+		{"credentials.gz", false, false},
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := b[:min(len(b), 4096)]
+		r := &countingReaderAt{r: bytes.NewReader(b)}
+		var p ova.StreamProbe
+		tarball, disk := p.Tarball(head, r, int64(len(b))), p.Compressed(head, r, int64(len(b)))
+		if tarball != c.tarball || disk != c.disk || r.calls != 1 {
+			t.Errorf("%s: tarball %v, disk %v, %d reads; want %v, %v, 1 read", c.file, tarball, disk, r.calls, c.tarball, c.disk)
+		}
+		alone := bytes.NewReader(b)
+		if ova.ProbeTarball(head, alone, int64(len(b))) != tarball || ova.ProbeCompressed(head, alone, int64(len(b))) != disk {
+			t.Errorf("%s: the probes alone answer otherwise", c.file)
+		}
+	}
+}
