@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -96,3 +97,39 @@ func TestOpenStreamsWholeFiles(t *testing.T) {
 }
 
 func sha256OfBytes(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+// TestOpenInlineHugeSize: an inline-data file whose i_size debugfs sets to
+// 1 TiB opens as 1 TiB of its inline bytes then zeros, read in place. Open
+// allocated i_size bytes for inline data before, and a fuzz input ran out
+// of memory that way.
+func TestOpenInlineHugeSize(t *testing.T) {
+	testutil.RequireTool(t, "mke2fs", "debugfs")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `set -e
+mkdir -p root/etc
+printf 'password=inline\n' > root/etc/small.conf
+mke2fs -q -F -t ext4 -O inline_data -d root fs.img 4M
+debugfs -w -R "sif /etc/small.conf size 0x10000000000" fs.img 2>/dev/null`)
+	img := filepath.Join(dir, "fs.img")
+	e, _ := openImage(t, img)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fl, err := e.Open("/etc/small.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 32)
+	n, _ := fl.ReadAt(head, 0)
+	tail := []byte{1, 2, 3}
+	m, err := fl.ReadAt(tail, 1<<40-3)
+	runtime.ReadMemStats(&after)
+	if fl.Size() != 1<<40 || n != 32 || !bytes.HasPrefix(head, []byte("password=inline\n")) || !bytes.Equal(head[16:], make([]byte, 16)) {
+		t.Errorf("size %d, head %q", fl.Size(), head[:n])
+	}
+	if m != 3 || !bytes.Equal(tail, []byte{0, 0, 0}) || (err != nil && err != io.EOF) {
+		t.Errorf("the last 3 bytes: %d, %v, %v", m, tail, err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("opening and reading allocated %d MiB", alloc>>20)
+	}
+}
