@@ -1,10 +1,12 @@
-// Command mkseed makes the committed fuzz seeds of guestfs/btrfs and
-// guestfs/ntfs: it builds small real filesystems with mkfs.btrfs (from a
-// directory, no mount) or mkntfs (populated through an ntfs-3g mount, as
-// root) and writes each, packed by sparseimg, as a Go fuzz corpus file.
+// Command mkseed makes the committed fuzz seeds of guestfs/btrfs,
+// guestfs/ntfs and guestfs/ext4: it builds small real filesystems with
+// mkfs.btrfs (from a directory, no mount), mkntfs (populated through an
+// ntfs-3g mount, as root) or mke2fs -d, and writes each, packed by
+// sparseimg, as a Go fuzz corpus file.
 //
 //	go run ./guestfs/internal/mkseed -fs btrfs -dir guestfs/btrfs/testdata/fuzz/FuzzBtrfsOpen
 //	go run ./guestfs/internal/mkseed -fs ntfs -dir guestfs/ntfs/testdata/fuzz/FuzzNTFSOpen
+//	go run ./guestfs/internal/mkseed -fs ext4 -dir guestfs/ext4/testdata/fuzz/FuzzExt4Open
 //
 // The packages' go:generate lines run it.
 package main
@@ -13,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"log"
 	"math/rand"
 	"os"
@@ -29,7 +32,7 @@ import (
 )
 
 func main() {
-	kind := flag.String("fs", "", "btrfs or ntfs")
+	kind := flag.String("fs", "", "btrfs, ntfs or ext4")
 	dir := flag.String("dir", "", "corpus directory to write the seeds into")
 	flag.Parse()
 	if *dir == "" {
@@ -46,8 +49,10 @@ func main() {
 		seeds = btrfsSeeds(tmp)
 	case "ntfs":
 		seeds = ntfsSeeds(tmp)
+	case "ext4":
+		seeds = ext4Seeds(tmp)
 	default:
-		log.Fatalf("mkseed: -fs %q: want btrfs or ntfs", *kind)
+		log.Fatalf("mkseed: -fs %q: want btrfs, ntfs or ext4", *kind)
 	}
 	for name, img := range seeds {
 		packed := sparseimg.Encode(img, 64)
@@ -115,6 +120,34 @@ func btrfsSeeds(tmp string) map[string][]byte {
 		run("cp", "-a", src+"/.", mnt)
 		must(os.WriteFile(filepath.Join(mnt, "etc/app/log"), bytes.Repeat([]byte("Dec  6 10:00:01 web01 sshd[811]: Accepted publickey\n"), 4000), 0o644))
 		run("umount", mnt)
+		b, err := os.ReadFile(img)
+		must(err)
+		out[name] = b
+	}
+	return out
+}
+
+// ext4Seeds makes ext2 (block pointers), ext4 (extents) and ext4 with
+// inline data from the tree, a symlink /l (FuzzExt4Open reads it), a hard
+// link and a directory of 200 entries (an htree index), in 1 KiB blocks.
+func ext4Seeds(tmp string) map[string][]byte {
+	src := filepath.Join(tmp, "src")
+	tree(src)
+	must(os.Symlink("etc/small.conf", filepath.Join(src, "l")))
+	must(os.Link(filepath.Join(src, "etc/app/credentials"), filepath.Join(src, "etc/hardlink")))
+	must(os.Mkdir(filepath.Join(src, "many"), 0o755))
+	for i := range 200 {
+		must(os.WriteFile(filepath.Join(src, "many", fmt.Sprintf("entry-%03d", i)), []byte{byte(i)}, 0o644))
+	}
+	out := map[string][]byte{}
+	for name, args := range map[string][]string{
+		"mke2fs-ext2":        {"-t", "ext2"},
+		"mke2fs-ext4":        {"-t", "ext4"},
+		"mke2fs-ext4-inline": {"-t", "ext4", "-O", "inline_data"},
+	} {
+		img := filepath.Join(tmp, name)
+		image(img, 2<<20)
+		run("mke2fs", append(append([]string{"-q", "-F", "-b", "1024", "-d", src}, args...), img)...)
 		b, err := os.ReadFile(img)
 		must(err)
 		out[name] = b
