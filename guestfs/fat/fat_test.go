@@ -28,6 +28,25 @@ func walkAll(t *testing.T, f *FS) (map[string]fsys.Entry, error) {
 	return out, err
 }
 
+// openFAT opens the FAT image at path; the file is closed when t ends.
+func openFAT(t *testing.T, path string) (*FS, *os.File) {
+	t.Helper()
+	img, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	st, err := img.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(img, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, img
+}
+
 // TestWalkMtools: the paths, sizes and contents of files that mtools
 // wrote into FAT12, FAT16 and FAT32 filesystems that mkfs.fat made, read
 // through the runs Walk gives.
@@ -51,16 +70,7 @@ mkfs.fat `+tc.mkfs+` fs.img >/dev/null
 mmd -i fs.img ::/etc ::/etc/deep
 mcopy -i fs.img hello.txt ::/etc/hostname
 mcopy -i fs.img big.bin "::/etc/deep/A long file name.bin"`)
-			img, err := os.Open(filepath.Join(dir, "fs.img"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer img.Close()
-			st, _ := img.Stat()
-			f, err := Open(img, st.Size())
-			if err != nil {
-				t.Fatal(err)
-			}
+			f, img := openFAT(t, filepath.Join(dir, "fs.img"))
 			if f.fatType != tc.fatType {
 				t.Errorf("FAT%d, want FAT%d", f.fatType, tc.fatType)
 			}
@@ -114,16 +124,8 @@ func TestCrossLinkedChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
+	f, img := openFAT(t, path)
 	st, _ := img.Stat()
-	f, err := Open(img, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
 	got, err := walkAll(t, f)
 	t.Logf("walked %d entries in %v", len(got), time.Since(start))
