@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/formats"
 )
 
@@ -28,6 +29,15 @@ const minRawDisk = 1 << 20
 // filesystem ("raw-gpt", "raw-mbr", "raw-ext4", ...), or a KubeVirt
 // containerDisk ("raw").
 func sniffDisk(head []byte, size int64, name string) string {
+	if decode.IsStream(decode.Sniff(head)) {
+		// A compressed file is not read in place whatever it holds:
+		// formats.Probe would decode its head only to answer "tar" or
+		// "compressed" with Layout confidence, which is refused below.
+		// That decoding (an inflater and 64 KiB of input for each
+		// compressed file of a layer) was 9 % of the CPU of a one-layer
+		// image's scan (2026-12-07).
+		return ""
+	}
 	m := formats.Probe(head, bytes.NewReader(head), size, "")
 	switch {
 	case m.Name != "raw":
