@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/report"
@@ -23,6 +24,13 @@ type Limiter struct {
 	kept   map[limitKey]int
 	// findings and locations count what the whole scan keeps.
 	findings, locations int
+	// full counts the keys of kept at their limit, plus one once
+	// findings is: while it is 0, as in most scans, Enough answers
+	// without the lock or a map lookup. The detectors ask it for every
+	// rule at the start of every chunk, and a registry layer's files are
+	// chunks of their own: 177 rules times 60,000 files were 12 % of a
+	// one-layer scan's CPU (2026-12-07).
+	full atomic.Int64
 }
 
 type limitKey struct {
@@ -63,6 +71,12 @@ func (l *Limiter) Admit(view any, rule string, sev detectors.Severity) bool {
 	}
 	l.kept[k]++
 	l.findings++
+	if l.kept[k] == l.limits.FindingsPerRulePerView {
+		l.full.Add(1)
+	}
+	if l.findings == l.limits.FindingsPerScan {
+		l.full.Add(1)
+	}
 	return true
 }
 
@@ -71,6 +85,9 @@ func (l *Limiter) Admit(view any, rule string, sev detectors.Severity) bool {
 // detectors need not validate its hits there (detectors.ScanOptions.Enough;
 // they count them instead).
 func (l *Limiter) Enough(view any, rule string) bool {
+	if l.full.Load() == 0 {
+		return false
+	}
 	sev, ok := l.engine.RuleSeverity(rule)
 	if !ok {
 		return false

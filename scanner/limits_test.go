@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -131,6 +132,57 @@ func TestFindingLimits(t *testing.T) {
 				t.Errorf("summary.truncated = %+v, want present: %v", s, cut)
 			} else if s != nil && (s.Limits != tt.limits || s.MatchesDropped < tt.wantDrop || s.LocationsDropped < tt.wantTruncated) {
 				t.Errorf("summary.truncated = %+v, want limits %+v and at least %d dropped, %d truncated", s, tt.limits, tt.wantDrop, tt.wantTruncated)
+			}
+		})
+	}
+}
+
+// TestLimiterEnough: Enough says a rule is full in a view only once its
+// findings at the rule's severity reached the limit there, or the scan's
+// findings reached theirs; until then it says no, for every rule and view.
+func TestLimiterEnough(t *testing.T) {
+	e, err := detectors.NewEngine(detectors.Builtin(), detectors.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rule, other = "aws-access-key-id", "github-pat"
+	sev, ok := e.RuleSeverity(rule)
+	if !ok {
+		t.Fatalf("no rule %s", rule)
+	}
+	type admit struct {
+		view string
+		sev  detectors.Severity
+	}
+	tests := []struct {
+		name   string
+		limits report.Limits
+		admits []admit
+		// want: Enough(view, rule) for views a and b, then Enough(a, other).
+		wantA, wantB, wantOther bool
+	}{
+		{"nothing kept", report.Limits{FindingsPerRulePerView: 2}, nil, false, false, false},
+		{"one under the limit", report.Limits{FindingsPerRulePerView: 2}, []admit{{"a", sev}}, false, false, false},
+		{"the rule full in a", report.Limits{FindingsPerRulePerView: 2}, []admit{{"a", sev}, {"a", sev}}, true, false, false},
+		{"full at another severity only", report.Limits{FindingsPerRulePerView: 2}, []admit{{"a", sev - 1}, {"a", sev - 1}}, false, false, false},
+		{"the scan full", report.Limits{FindingsPerRulePerView: 10, FindingsPerScan: 3}, []admit{{"a", sev}, {"b", sev}, {"b", sev}}, true, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := scanner.NewLimiter(tc.limits, e)
+			for _, a := range tc.admits {
+				if !l.Admit(a.view, rule, a.sev) {
+					t.Fatalf("Admit(%s) refused", a.view)
+				}
+			}
+			if got := l.Enough("a", rule); got != tc.wantA {
+				t.Errorf("Enough(a, %s) = %v, want %v", rule, got, tc.wantA)
+			}
+			if got := l.Enough("b", rule); got != tc.wantB {
+				t.Errorf("Enough(b, %s) = %v, want %v", rule, got, tc.wantB)
+			}
+			if got := l.Enough("a", other); got != tc.wantOther {
+				t.Errorf("Enough(a, %s) = %v, want %v", other, got, tc.wantOther)
 			}
 		})
 	}
