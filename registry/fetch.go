@@ -260,6 +260,7 @@ func (s *Scanner) scanInPlace(ctx context.Context, b blob) *blobResult {
 		return res // an empty blob
 	}
 	c := tarindex.NewCursor(at, at.size)
+	c.ReadAhead(layerReadAhead)
 	fail := func(where string, err error) {
 		res.Errors = append(res.Errors, fmt.Sprintf("%s at compressed byte %d (uncompressed byte %d): %v", where, c.Pos(), c.Pos(), err))
 	}
@@ -269,6 +270,11 @@ func (s *Scanner) scanInPlace(ctx context.Context, b blob) *blobResult {
 	fs.scanDisksInPlace(ctx, fail)
 	return res
 }
+
+// layerReadAhead is how much of an uncompressed layer read in place one
+// read takes at least: the tar reader reads each header alone, and a
+// small file in a few reads, each a pread of the layer file.
+const layerReadAhead = 64 << 10
 
 // scanContent scans a blob's uncompressed bytes r, size bytes (-1:
 // unknown), whose first bytes are first: a layer's tar is walked; an

@@ -13,6 +13,7 @@ import (
 	"archive/tar"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -62,39 +63,96 @@ var _ model.Opener = (*Index)(nil)
 // a member's header the member's data offset is known, and it seeks, so
 // that the reader skips the data it does not read.
 type Cursor struct {
-	r   *io.SectionReader
-	pos int64
+	r    io.ReaderAt
+	size int64
+	pos  int64
 	// block is where the first read of a whole 512-byte block began
 	// since it was last set to -1: the first header block that
 	// tar.Reader.Next reads, once it has skipped the previous member's
 	// data (a seek and reads of one byte) and padding (under 512 bytes).
 	block int64
+	// ahead, when ReadAhead set it, holds aheadN bytes of the archive
+	// from aheadAt, read at once for the reads smaller than it.
+	ahead   []byte
+	aheadAt int64
+	aheadN  int
 }
 
 // NewCursor returns a Cursor at the start of the size bytes r holds.
 func NewCursor(r io.ReaderAt, size int64) *Cursor {
-	return &Cursor{r: io.NewSectionReader(r, 0, size)}
+	return &Cursor{r: r, size: size}
+}
+
+// ReadAhead makes each read smaller than n bytes read n at once, and the
+// reads after it take their bytes from those. It is for a walk that reads
+// every member (a layer scanned file by file): a tar reader reads each
+// header on its own, and a small file in a few reads, each a system call
+// on a file (12 % of a one-layer image's scan, 2026-12-07). A walk that
+// seeks over the members' data (Build) is better without it.
+func (c *Cursor) ReadAhead(n int) {
+	c.ahead, c.aheadN = make([]byte, n), 0
 }
 
 // Pos is the offset of the next byte Read returns.
 func (c *Cursor) Pos() int64 { return c.pos }
 
+// Read reads like an io.SectionReader of the archive: at its end it
+// returns io.EOF, and an error of the ReaderAt as it comes.
 func (c *Cursor) Read(p []byte) (int, error) {
 	if c.block == -1 && len(p) == 512 {
 		c.block = c.pos
 	}
-	n, err := c.r.Read(p)
+	if c.pos >= c.size {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.aheadN > 0 && c.pos >= c.aheadAt && c.pos < c.aheadAt+int64(c.aheadN) {
+		n := copy(p, c.ahead[c.pos-c.aheadAt:c.aheadN])
+		c.pos += int64(n)
+		return n, nil
+	}
+	if len(p) < len(c.ahead) {
+		want := min(int64(len(c.ahead)), c.size-c.pos)
+		n, err := c.r.ReadAt(c.ahead[:want], c.pos)
+		c.aheadAt, c.aheadN = c.pos, n
+		if n == 0 {
+			return 0, err
+		}
+		// An error after n bytes comes again at the next read past them.
+		k := copy(p, c.ahead[:n])
+		c.pos += int64(k)
+		return k, nil
+	}
+	p = p[:min(int64(len(p)), c.size-c.pos)]
+	n, err := c.r.ReadAt(p, c.pos)
 	c.pos += int64(n)
 	return n, err
 }
 
+// Seek sets the position as io.SectionReader's Seek does.
 func (c *Cursor) Seek(off int64, whence int) (int64, error) {
-	n, err := c.r.Seek(off, whence)
-	if err == nil {
-		c.pos = n
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += c.pos
+	case io.SeekEnd:
+		off += c.size
+	default:
+		return 0, errWhence
 	}
-	return n, err
+	if off < 0 {
+		return 0, errOffset
+	}
+	c.pos = off
+	return off, nil
 }
+
+var (
+	errWhence = errors.New("tarindex: Seek: invalid whence")
+	errOffset = errors.New("tarindex: Seek: invalid offset")
+)
 
 // Build indexes the tar archive that r holds, size bytes, named name in
 // errors and member names. It reads at most maxEntries headers; a member
