@@ -282,8 +282,8 @@ func (s *Scanner) run(ctx context.Context, command string, images func(func(imag
 	rep.Summary.Truncated = &report.Truncation{Limits: s.limiter().Limits()}
 	report.Summarize(rep)
 	report.CheckComplete(rep)
-	if err := ctx.Err(); err != nil {
-		report.MarkIncomplete(rep, "interrupted: "+err.Error())
+	if err := scanner.StopCause(ctx); err != nil {
+		report.MarkIncomplete(rep, scanner.StopReason(ctx))
 		return rep, err
 	}
 	return rep, nil

@@ -199,7 +199,7 @@ func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collec
 	var cs []*container
 	for _, v := range views {
 		if err := ctx.Err(); err != nil {
-			return err
+			return StopCause(ctx)
 		}
 		own := hits[v] != nil && (len(hits[v].at) > 0 || len(hits[v].images) > 0)
 		if isDiskKind(v.view.Kind) && !v.t.plainData() && v.view.Disk != nil && (own || (v.view.Kind == model.KindCurrent && len(phys)+len(images) > 0)) {

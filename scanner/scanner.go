@@ -302,11 +302,11 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	}
 	if ctx.Err() != nil && !stopped {
 		// Interrupted: whatever was found so far is reported, marked partial.
-		report.MarkIncomplete(rep, "interrupted: "+ctx.Err().Error())
+		report.MarkIncomplete(rep, StopReason(ctx))
 	}
 	report.CheckComplete(rep)
 	if ctx.Err() != nil {
-		return rep, ctx.Err()
+		return rep, StopCause(ctx)
 	}
 	return rep, nil
 }
@@ -708,7 +708,7 @@ func (s *Scanner) scanViews(ctx context.Context, views []*viewState, col *collec
 		bar.endView(v.alloc)
 		if err != nil {
 			if ctx.Err() != nil {
-				return p.byFile, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, ctx.Err())
+				return p.byFile, fmt.Errorf("interrupted while scanning %s: %w", v.view.ID, StopCause(ctx))
 			}
 			v.fail(err)
 		}

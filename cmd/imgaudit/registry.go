@@ -14,6 +14,7 @@ import (
 
 	"github.com/imgaudit/imgaudit/registry"
 	"github.com/imgaudit/imgaudit/report"
+	"github.com/imgaudit/imgaudit/scanner"
 )
 
 func cmdRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -38,8 +39,8 @@ only the new ones. --shard i/n splits the repository list deterministically
 over n jobs; merge their JSON reports with 'imgaudit merge'.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
-2 incomplete (an image, layer or disk in it could not be read completely),
-a usage error, or no image could be read; 3 incomplete and findings at or
+2 incomplete (an image, layer or disk in it could not be read completely,
+or the run reached --max-time), a usage error, or no image could be read; 3 incomplete and findings at or
 above --fail-on; 130 interrupted (the report is still written, marked
 incomplete).`, stdout)
 	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on layer files")
@@ -73,6 +74,8 @@ incomplete).`, stdout)
 	if err != nil {
 		return exitUsage, err
 	}
+	ctx, cancel := scanner.WithMaxTime(ctx, rf.maxTime)
+	defer cancel()
 	out, err := checkOutput(rf.output, []string{*refsFile, *statePath})
 	if err != nil {
 		return exitUsage, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/internal/outfile"
@@ -22,6 +23,7 @@ type reportFlags struct {
 	noNested                         bool
 	severity                         string
 	ignoreFiles                      stringList
+	maxTime                          time.Duration
 
 	// Set by check and engine.
 	show    []string          // --severity
@@ -46,6 +48,7 @@ func addReportFlags(fs *flagSet, memHelp string) *reportFlags {
 	fs.BoolVar(&rf.noNested, "no-nested-images", false, "do not open the disk and memory images found as files in a guest's filesystem (qcow2, VMDK, VHDX, VHD, VDI by their magic numbers, raw disks by their partition table or filesystem, OVAs, Proxmox .vma backups, disks compressed or archived once (a .qcow2.gz, a Vagrant .box, a zip of disks), libvirt saves, guest-memory dumps and other saved RAM; e.g. a host's /var/lib/libvirt/images and /var/lib/libvirt/qemu/save) as targets of their own: scan them as those files' raw bytes only")
 	fs.BoolVar(&rf.noDowngrade, "no-downgrade", false, "report every finding at its rule's severity: no severity info for secrets that an installed package ships unmodified (dpkg, rpm, apk, Python records), nor for keys that software publishes (kernel and library self-test keys, openssl speed's), no lowering for files in test and documentation directories; compressed files that packages ship unmodified are decoded too")
 	fs.StringVar(&rf.severity, "severity", "", "show only findings of these severities (comma `LIST`, e.g. critical,high); --fail-on still judges every finding")
+	fs.DurationVar(&rf.maxTime, "max-time", 0, "stop the run after `DURATION` (e.g. 45m, 2h; 0: no limit) and write the report of what it read by then, marked incomplete: the exit code is then 2, or 3 with findings at or above --fail-on, as for a target that could not be read completely")
 	fs.Var(&rf.ignoreFiles, "ignore", "ignore `FILE` of accepted fingerprints, one per line with a comment (sha256:... # why; repeatable; default ./"+report.DefaultIgnoreFile+" when present)")
 	return rf
 }
@@ -70,6 +73,9 @@ func (rf *reportFlags) check() (string, map[string]bool, error) {
 		if rf.show, err = report.ParseSeverityList(rf.severity); err != nil {
 			return "", nil, usagef("--severity: %v", err)
 		}
+	}
+	if rf.maxTime < 0 {
+		return "", nil, usagef("--max-time: %v is negative", rf.maxTime)
 	}
 	if rf.ignore, err = report.LoadIgnoreFiles(rf.ignoreFiles); err != nil {
 		return "", nil, usagef("--ignore: %v", err)
@@ -175,7 +181,13 @@ func finishReport(cmdName string, rep *report.Report, rf *reportFlags, out *outf
 	if err := rf.write(rep, out, stdout); err != nil {
 		return exitUsage, err
 	}
-	if runErr != nil {
+	var maxTime scanner.MaxTimeError
+	switch {
+	case errors.As(runErr, &maxTime):
+		// Not an interruption: the report is incomplete, and the gate
+		// fails closed on it (exit 2 or 3).
+		fmt.Fprintf(stderr, "imgaudit %s: %v: the report holds what was read by then, marked incomplete\n", cmdName, runErr)
+	case runErr != nil:
 		return exitInterrupted, runErr
 	}
 	code, verdict, err := gateExit(rep, threshold)

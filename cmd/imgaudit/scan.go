@@ -45,10 +45,11 @@ a guest are scanned again for key schedules and DER keys (the memory
 rules), unless --no-decode.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
-2 incomplete (a target, view or backing file could not be read completely:
-the report says "complete": false and why), a usage error, or no target
-could be read; 3 incomplete and findings at or above --fail-on; 130
-interrupted (the report is still written, marked incomplete).`, stdout)
+2 incomplete (a target, view or backing file could not be read completely,
+or the run reached --max-time: the report says "complete": false and why),
+a usage error, or no target could be read; 3 incomplete and findings at or
+above --fail-on; 130 interrupted (the report is still written, marked
+incomplete).`, stdout)
 	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on disk views; always on for memory views")
 	noProgress := fs.Bool("no-progress", false, "no progress display")
 	showProgress := fs.Bool("progress", false, "show progress when standard error is not a terminal too: a plain line every 5 seconds (on a terminal there is a bar)")
@@ -74,6 +75,8 @@ interrupted (the report is still written, marked incomplete).`, stdout)
 	if err != nil {
 		return exitUsage, err
 	}
+	ctx, cancel := scanner.WithMaxTime(ctx, rf.maxTime)
+	defer cancel()
 	// Before the scan: the report may not overwrite a target or land in a
 	// scanned directory; once the targets are open, before any byte is
 	// scanned, nor any file they name (scanner.Options.Opened); and when
