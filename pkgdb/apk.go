@@ -27,8 +27,11 @@ import (
 const (
 	apkInstalledPath = "/lib/apk/db/installed"
 	// maxAPKDBBytes caps the installed database: a large Alpine system
-	// (1,500 packages) has about 10 MiB.
-	maxAPKDBBytes = 256 << 20
+	// (1,500 packages) has about 10 MiB. The file is read whole, so a
+	// hostile one (sparse, behind the right name) costs up to this much
+	// memory; 256 MiB until 2026-12-07, when the cap in force was in fact
+	// guestfs's 16 MiB ReadFile cap (readBoundedLarge).
+	maxAPKDBBytes = 128 << 20
 	// maxAPKRecords caps the records of the database.
 	maxAPKRecords = 4 << 20
 )
@@ -37,7 +40,7 @@ const (
 // counted: the records of the rest are returned with an error naming the
 // first such lines.
 func readAPK(ctx context.Context, fsys FS) ([]Record, error) {
-	b, err := readBounded(fsys, apkInstalledPath, maxAPKDBBytes)
+	b, err := readBoundedLarge(fsys, apkInstalledPath, maxAPKDBBytes)
 	if isNotExist(err) {
 		return nil, nil
 	}

@@ -21,6 +21,10 @@ type DebPackage struct {
 	Arch          string // "all" when empty
 	MultiArchSame bool   // Multi-Arch: same (info files named NAME:ARCH)
 	Files         []DebFile
+	// LongDescription, when set, is the extended description, one
+	// control continuation line per line (dpkg keeps it in its status
+	// file).
+	LongDescription []string
 }
 
 // BuildDeb builds p with dpkg-deb into dir and returns the .deb's path.
@@ -54,6 +58,9 @@ func BuildDeb(t testing.TB, dir string, p DebPackage) string {
 	}
 	control := "Package: " + p.Name + "\nVersion: " + p.Version + "\nArchitecture: " + arch +
 		"\nMaintainer: imgaudit tests <tests@example.invalid>\nDescription: imgaudit test package\n"
+	if len(p.LongDescription) > 0 {
+		control += " " + strings.Join(p.LongDescription, "\n ") + "\n"
+	}
 	if p.MultiArchSame {
 		control += "Multi-Arch: same\n"
 	}
