@@ -24,11 +24,15 @@
 #                                   module cache, infra: the server with
 #                                   web, database, mail, DNS, VPN, LDAP and
 #                                   other services, after apt-get update;
+#                                   ops: the server with Ansible, the AWS
+#                                   CLI, Django, OpenJDK, Maven, PHP and
+#                                   Ruby, after apt-get update (Debian 13
+#                                   only: OpenJDK 21);
 #                                   and the same of Debian 13
 #                                   as trixie-minbase, trixie-server,
 #                                   trixie-ram, trixie-server-image,
 #                                   trixie-server-apt, trixie-node, trixie-go,
-#                                   trixie-infra;
+#                                   trixie-infra, trixie-ops;
 #                                   docker: the server as a Docker host with
 #                                   two Debian images in /var/lib/docker;
 #                                   containerd: the server as a Kubernetes
@@ -46,7 +50,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-berry trixie-go trixie-infra trixie-docker trixie-containerd}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-berry trixie-go trixie-infra trixie-ops trixie-docker trixie-containerd}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -275,22 +279,37 @@ apt_cache() {
 # install (bind9's rndc.key, slapd's database). apt-get clean empties the
 # package cache, as server-apt covers a full one.
 infra_pkgs="apache2 libapache2-mod-php php-cli mariadb-server redis-server postfix dovecot-imapd bind9 openvpn easy-rsa strongswan freeradius slapd samba ssl-cert certbot haproxy stunnel4 wireguard-tools gnupg python3-cryptography python3-paramiko python3-twisted python3-tornado python3-openssl libio-socket-ssl-perl ruby nodejs fail2ban rsyslog cron logrotate sudo vim-tiny nfs-kernel-server"
-infra() {
-  local p=$1 src=$cache/$1server.root root=$cache/$1infra.root rc=0
+infra() { apt_image "$1" infra "infrastructure services" "$infra_pkgs"; }
+
+# ops PREFIX: $cache/PREFIXops.root, the server as an operator's or
+# developer's machine: configuration management and cloud tools whose
+# modules and documentation are full of example credentials (Ansible with
+# its collections, the AWS CLI, boto3), a web framework (Django, Flask),
+# and the Java, PHP and Ruby toolchains, installed as infra is. Python's
+# modules are byte-compiled by their postinst (py3compile), so each
+# example in a module's source is also in a .pyc no package records.
+ops_pkgs="ansible awscli python3-boto3 python3-django python3-flask python3-jwt python3-oauthlib python3-requests-oauthlib python3-kubernetes python3-pip python3-venv git build-essential openjdk-21-jdk-headless maven php-cli composer ruby-dev"
+ops() { apt_image "$1" ops "operator's and developer's tools" "$ops_pkgs"; }
+
+# apt_image PREFIX KIND WHAT PKGS: $cache/PREFIXKIND.root, a copy of the
+# server install with PKGS installed by apt-get in a chroot after an
+# apt-get update.
+apt_image() {
+  local p=$1 kind=$2 what=$3 pkgs=$4 src=$cache/$1server.root root=$cache/$1$2.root rc=0
   [ -f "$root.done" ] && [ "$root.done" -nt "$src.done" ] && return 0
-  echo "== the ${p}server install with infrastructure services (apt-get update and install); several minutes"
+  echo "== the ${p}server install with $what (apt-get update and install); several minutes"
   rm -rf "$root"
   cp -a "$src" "$root"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
   chmod +x "$root/usr/sbin/policy-rc.d"
   mount -t proc proc "$root/proc"
-  chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c "apt-get -q update && apt-get install -y -q $infra_pkgs && apt-get clean" \
-    > "$cache/${p}infra.apt.log" 2>&1 || rc=$?
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c "apt-get -q update && apt-get install -y -q $pkgs && apt-get clean" \
+    > "$cache/${p}$kind.apt.log" 2>&1 || rc=$?
   umount "$root/proc"
   rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
   if [ $rc != 0 ]; then
-    echo "installing the services failed; see $cache/${p}infra.apt.log" >&2; tail -20 "$cache/${p}infra.apt.log" >&2; return 1
+    echo "installing $what failed; see $cache/${p}$kind.apt.log" >&2; tail -20 "$cache/${p}$kind.apt.log" >&2; return 1
   fi
   date -u +%FT%TZ > "$root.done"
 }
@@ -543,11 +562,12 @@ build() {
       berry) bootstrap "${p}server" default "$include"; berry_app "$p" ;;
       go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
       infra) bootstrap "${p}server" default "$include"; infra "$p" ;;
+      ops) bootstrap "${p}server" default "$include"; ops "$p" ;;
       docker)
         bootstrap "${p}minbase" minbase "$minbase_include"
         bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
       containerd) bootstrap "${p}server" default "$include"; container "${p}server"; containerd_host "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]berry, [trixie-]go, [trixie-]infra, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]berry, [trixie-]go, [trixie-]infra, [trixie-]ops, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -586,6 +606,7 @@ for name in $images; do
   case $name in *yarn) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by yarn 1, root's yarn cache kept" ;; esac
   case $name in *pnpm) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by pnpm, root's pnpm store kept" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
+  case $name in *ops) kind="qcow2, Debian $(suite_of "$name"), the server with $(echo $ops_pkgs | wc -w) operator's and developer's tools (Ansible, AWS CLI, Django, OpenJDK, Maven, PHP, Ruby) installed by apt-get after apt-get update" ;; esac
   case $name in *infra) kind="qcow2, Debian $(suite_of "$name"), the server with $(echo $infra_pkgs | wc -w) more services and libraries installed by apt-get after apt-get update" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
   echo "== $name: $(du -h --apparent-size "$img" | cut -f1) $kind ($(jq -r '[.targets[].views[].allocated_bytes] | add / 1048576 | floor' "$json") MiB allocated), scanned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
