@@ -190,6 +190,10 @@ type Engine struct {
 // 4096-bit key and subkey about 7 KB), doubled for UTF-16LE text.
 func (e *Engine) Margin() int { return e.margin }
 
+// Workers is how many goroutines one Scan runs (EngineOptions.Workers,
+// --workers); callers that run scans side by side take it as theirs.
+func (e *Engine) Workers() int { return e.workers }
+
 // NewEngine compiles rules into an engine.
 func NewEngine(rules []Rule, opts EngineOptions) (*Engine, error) {
 	disabled := map[string]bool{}

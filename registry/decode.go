@@ -38,37 +38,13 @@ type decodedHit struct {
 // file decodes to, hashed as the walk reads it, when the file decoded
 // whole as one stream, within the walk's caps; nil otherwise.
 func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte, n int, eof bool, p string, size int64, digest string) ([]byte, error) {
-	if fs.budget == nil {
-		fs.budget = decode.NewBudget(layerDecodeBudget)
-	}
 	head := bytes.Clone(buf[:n]) // scanStream reuses buf
 	pr, pw := io.Pipe()
-	var hits []decodedHit
-	var res decode.Result
-	var walkErr error
-	var leaves int
-	var leaf *leafDigest
+	var d decodedFile
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e := fs.s.opts.Engine
-		res, walkErr = decode.WalkStream(ctx, io.MultiReader(bytes.NewReader(head), pr), decode.Options{Budget: fs.budget, Scratch: &fs.scratch}, func(l decode.Leaf) error {
-			chain := make([]report.DecodedStep, len(l.Chain))
-			for i, s := range l.Chain {
-				chain[i] = report.DecodedStep{Codec: s.Codec, Member: s.Member, Offset: s.Offset}
-			}
-			var lr io.Reader = l.R
-			if leaves++; digest != "" && leaves == 1 && len(l.Chain) == 1 && l.Chain[0].Offset == 0 && decode.IsStream(l.Chain[0].Codec) {
-				leaf = newLeafDigest(lr, digest)
-				lr = leaf
-			}
-			_, err := e.ScanStream(ctx, lr, fs.s.scanOpts(), func(m detectors.Match) {
-				if len(hits) < maxLayerDecodedHits {
-					hits = append(hits, decodedHit{chain, m})
-				}
-			})
-			return err
-		})
+		d = fs.decodeWalk(ctx, io.MultiReader(bytes.NewReader(head), pr), digest)
 		// The raw scan reads on: take what the walk left.
 		io.Copy(io.Discard, pr)
 	}()
@@ -79,21 +55,72 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 	err := fs.scanStream(ctx, src, buf, n, eof, p, size)
 	pw.CloseWithError(err)
 	<-done
-	for _, h := range hits {
+	fs.addDecoded(ctx, p, &d)
+	if d.leaf == nil || d.leaves != 1 || !d.leaf.eof || d.err != nil || len(d.res.Notes()) > 0 {
+		return nil, err
+	}
+	return d.leaf.h.Sum(nil), err
+}
+
+// decodeWhole runs the decode pass over a file the walk holds whole, b,
+// and applies what it finds: scanDecoding for a file a worker scanned
+// (parallel.go).
+func (fs *fileScanner) decodeWhole(ctx context.Context, p string, b []byte) {
+	d := fs.decodeWalk(ctx, bytes.NewReader(b), "")
+	fs.addDecoded(ctx, p, &d)
+}
+
+// decodedFile is what the decode pass found in one file.
+type decodedFile struct {
+	hits   []decodedHit
+	res    decode.Result
+	err    error
+	leaves int
+	// leaf hashes the first leaf with the file's decoded digest, when it
+	// has one (scanDecoding).
+	leaf *leafDigest
+}
+
+// decodeWalk decodes the file src reads from its start and scans each
+// leaf, keeping the matches; digest, when set, is hashed over the first
+// leaf of a file that is one compressed stream.
+func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest string) decodedFile {
+	if fs.budget == nil {
+		fs.budget = decode.NewBudget(layerDecodeBudget)
+	}
+	var d decodedFile
+	e := fs.s.opts.Engine
+	d.res, d.err = decode.WalkStream(ctx, src, decode.Options{Budget: fs.budget, Scratch: &fs.scratch}, func(l decode.Leaf) error {
+		chain := decodedChain(l.Chain)
+		var lr io.Reader = l.R
+		if d.leaves++; digest != "" && d.leaves == 1 && len(l.Chain) == 1 && l.Chain[0].Offset == 0 && decode.IsStream(l.Chain[0].Codec) {
+			d.leaf = newLeafDigest(lr, digest)
+			lr = d.leaf
+		}
+		_, err := e.ScanStream(ctx, lr, fs.s.scanOpts(), func(m detectors.Match) {
+			if len(d.hits) < maxLayerDecodedHits {
+				d.hits = append(d.hits, decodedHit{chain, m})
+			}
+		})
+		return err
+	})
+	return d
+}
+
+// addDecoded adds the decode pass's matches of the file at p, and its
+// notes.
+func (fs *fileScanner) addDecoded(ctx context.Context, p string, d *decodedFile) {
+	for _, h := range d.hits {
 		off := h.m.Start
 		fs.addLocated(h.m, p, report.Location{ViewKind: "layer", Offset: 0, Length: h.m.End - h.m.Start, Path: p, State: report.StateAllocated,
 			Encoding: h.m.Encoding, Decoded: h.chain, DecodedOffset: &off})
 	}
-	for _, note := range res.Notes() {
+	for _, note := range d.res.Notes() {
 		fs.res.Notes = append(fs.res.Notes, p+": "+note)
 	}
-	if walkErr != nil && ctx.Err() == nil {
-		fs.res.Notes = append(fs.res.Notes, p+": decoding stopped: "+walkErr.Error())
+	if d.err != nil && ctx.Err() == nil {
+		fs.res.Notes = append(fs.res.Notes, p+": decoding stopped: "+d.err.Error())
 	}
-	if leaf == nil || leaves != 1 || !leaf.eof || walkErr != nil || len(res.Notes()) > 0 {
-		return nil, err
-	}
-	return leaf.h.Sum(nil), err
 }
 
 // leafDigest hashes a decoded leaf as the detectors read it, and notes
@@ -119,4 +146,14 @@ func (l *leafDigest) Read(p []byte) (int, error) {
 		l.eof = true
 	}
 	return n, err
+}
+
+// decodedChain is a leaf's chain as the report writes it; the walker
+// reuses l.Chain's array, so this is a copy.
+func decodedChain(steps []decode.Step) []report.DecodedStep {
+	chain := make([]report.DecodedStep, len(steps))
+	for i, s := range steps {
+		chain[i] = report.DecodedStep{Codec: s.Codec, Member: s.Member, Offset: s.Offset}
+	}
+	return chain
 }

@@ -93,18 +93,40 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 	tr := tar.NewReader(r)
 	var ib indexBuilder
 	defer func() { fs.res.Index = ib.build() }()
+	// Small files are scanned by the pipeline's workers (parallel.go);
+	// flush applies what they found, in order, before the walk does
+	// anything that depends on it, and false says a file's scan failed,
+	// which stops the walk as it would have stopped it there.
+	pl := fs.newFilePipeline(ctx, fs.s.opts.Engine.Workers())
+	defer pl.close()
+	failed := func(err error) {
+		fe := err.(*fileError)
+		fail(fmt.Sprintf("reading %q (tar entry %d)", fe.p, fe.n), fe.err)
+	}
+	flush := func() bool {
+		if err := pl.drain(); err != nil {
+			failed(err)
+			return false
+		}
+		return true
+	}
 	prev := "(start of layer)"
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
-			fail("reading tar", err)
+			if flush() {
+				fail("reading tar", err)
+			}
 			return
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			flush()
 			return
 		}
 		if err != nil {
-			fail(fmt.Sprintf("reading tar entry %d (after %q)", n, prev), err)
+			if flush() {
+				fail(fmt.Sprintf("reading tar entry %d (after %q)", n, prev), err)
+			}
 			return
 		}
 		name := hdr.Name
@@ -113,6 +135,9 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 		}
 		p := cleanPath(name)
 		prev = p
+		if pl.holds(p) && !flush() {
+			return
+		}
 		isDir := hdr.Typeflag == tar.TypeDir
 		ib.add(p, isDir)
 		fs.replaced(p)
@@ -133,8 +158,26 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 				continue // the tar reader seeks over it
 			}
 		}
+		record := hdr.Typeflag == tar.TypeReg && pkgdb.IsRecordFile(p)
 		var r io.Reader = tr
-		if hdr.Typeflag == tar.TypeReg && pkgdb.IsRecordFile(p) {
+		var taken []byte
+		if pl.takes(p, hdr.Size, record) {
+			b, err := pl.readWhole(tr, hdr.Size)
+			if err == nil && (notDisk || sniffDisk(b[:min(len(b), sniffHead)], hdr.Size, p) == "") {
+				if err := pl.submit(p, n, b); err != nil {
+					failed(err)
+					return
+				}
+				continue
+			}
+			// A disk, or a read that failed: scanFile takes it from here,
+			// with the bytes read so far.
+			taken, r = b, io.MultiReader(bytes.NewReader(b), tr)
+		}
+		if !flush() {
+			return
+		}
+		if record {
 			b, err := fs.keepRecord(tr, p, hdr.Size)
 			if err != nil {
 				fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
@@ -148,6 +191,7 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
 			return
 		}
+		pl.release(taken)
 	}
 }
 

@@ -1,0 +1,180 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/report"
+)
+
+// TestParallelFilesMatchSequential: a layer's small files scanned on
+// workers (parallel.go) give the report a walk that scans every file
+// itself gives (--workers 1), finding for finding, location for location,
+// with the same notes, bytes and digests: over a layer tarred by the real
+// tar of 400 small files with and without secrets (some repeated), a
+// gzip'd file, a tar.gz and a zip holding secrets, a 5 MiB file (scanned
+// by the walk), a qcow2 of 2 MiB (a disk, spooled or read in place), this
+// machine's dpkg status (a package-record file), and the same path twice
+// in one layer (tar -r: each later entry replaces the one before, the
+// last two adjacent); with the
+// default limits and with limits small enough to cut, in an uncompressed
+// layer read in place and a gzip'd one streamed.
+func TestParallelFilesMatchSequential(t *testing.T) {
+	testutil.RequireTool(t, "tar", "gzip", "zip", "qemu-img", "qemu-io")
+	root := filepath.Join(t.TempDir(), "root")
+	write := func(p, s string) {
+		t.Helper()
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared := npmToken(t)
+	for i := range 400 {
+		switch i % 4 {
+		case 0:
+			write(fmt.Sprintf("srv/app/%03d/.env", i), "NPM_TOKEN="+npmToken(t)+"\n")
+		case 1:
+			write(fmt.Sprintf("srv/app/%03d/config.txt", i), "NPM_TOKEN="+shared+"\n")
+		case 2:
+			write(fmt.Sprintf("srv/app/%03d/README", i), strings.Repeat("nothing secret here\n", i))
+		case 3:
+			write(fmt.Sprintf("srv/app/%03d/empty", i), "")
+		}
+	}
+	write("root/notes.txt", "NPM_TOKEN="+npmToken(t)+"\n")
+	write("srv/big.log", strings.Repeat("x", 5<<20)+"\nNPM_TOKEN="+npmToken(t)+"\n")
+	status, err := os.ReadFile("/var/lib/dpkg/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("var/lib/dpkg/status", string(status))
+	testutil.Bash(t, root, `
+mkdir -p var/log home/dev disk
+printf 'NPM_TOKEN=`+npmToken(t)+`\n' > var/log/app.log && gzip var/log/app.log
+mkdir -p /tmp/$$.b && printf 'NPM_TOKEN=`+npmToken(t)+`\n' > /tmp/$$.b/token && tar -C /tmp/$$.b -czf home/dev/backup.tar.gz token
+printf 'NPM_TOKEN=`+npmToken(t)+`\n' > /tmp/$$.b/z && (cd /tmp/$$.b && zip -q ../$$.zip z) && mv /tmp/$$.zip home/dev/old.zip && rm -rf /tmp/$$.b
+qemu-img create -q -f qcow2 disk/vm.qcow2 8M && qemu-io -f qcow2 -c "write -q -P 0x41 1M 1M" disk/vm.qcow2
+`)
+	tarPath := filepath.Join(t.TempDir(), "layer.tar")
+	testutil.Run(t, "tar", "-C", root, "-cf", tarPath, ".")
+	// The same path again, later in the layer, twice in a row: each entry
+	// replaces the one before, the second while the first may still be
+	// on a worker.
+	for range 2 {
+		write("root/notes.txt", "NPM_TOKEN="+npmToken(t)+"\n")
+		testutil.Run(t, "tar", "-C", root, "-rf", tarPath, "./root/notes.txt")
+	}
+	tarBytes, err := os.ReadFile(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := static.NewLayer(tarBytes, types.OCIUncompressedLayer)
+	gzipped, err := tarball.LayerFromFile(tarPath) // compressed as a registry serves it
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		layer  v1.Layer
+		limits report.Limits
+	}{
+		{"in place", plain, report.Limits{}},
+		{"in place, limits that cut", plain, report.Limits{FindingsPerRulePerView: 20, LocationsPerFinding: 3}},
+		{"gzip", gzipped, report.Limits{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := writeSource(t, "oci-layout", imageOf(t, tc.layer))
+			var reports [2]*report.Report
+			for i, workers := range []int{1, 4} {
+				e, err := detectors.NewEngine(detectors.Builtin(), detectors.EngineOptions{Workers: workers})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, err := newScanner(t, Options{Engine: e, Limits: tc.limits}).ScanLocal(context.Background(), []string{src})
+				if err != nil {
+					t.Fatal(err)
+				}
+				reports[i] = rep
+			}
+			seq, par := reports[0], reports[1]
+			want := 100
+			if tc.limits.FindingsPerRulePerView > 0 {
+				want = tc.limits.FindingsPerRulePerView
+			}
+			if len(seq.Findings) < want {
+				t.Fatalf("%d findings: the layer's secrets were not found", len(seq.Findings))
+			}
+			if tc.limits.FindingsPerRulePerView == 0 && !reportHasDecoded(seq) {
+				t.Fatal("no decoded finding: the compressed files were not decoded")
+			}
+			cut := tc.limits.FindingsPerRulePerView > 0
+			if a, b := findingsOf(t, seq, cut), findingsOf(t, par, cut); a != b {
+				t.Errorf("findings differ:\n--workers 1: %.2000s\n--workers 4: %.2000s", a, b)
+			}
+			for i := range seq.Targets {
+				for j := range seq.Targets[i].Views {
+					sv, pv := seq.Targets[i].Views[j], par.Targets[i].Views[j]
+					// With limits that cut, which hits go unvalidated and
+					// which are dropped after validation depends on timing
+					// (Limiter.Enough is a hint), as in a disk view's scan.
+					sv.Truncated, pv.Truncated = nil, nil
+					if a, b := jsonOf(t, sv), jsonOf(t, pv); a != b {
+						t.Errorf("view %s differs:\n--workers 1: %s\n--workers 4: %s", sv.ID, a, b)
+					}
+				}
+			}
+		})
+	}
+}
+
+// findingsOf is a report's findings as JSON; with cut, only their rules
+// and fingerprints: once a rule has its limit of findings, a hit of it is
+// left unvalidated or validated and dropped depending on timing
+// (Limiter.Enough is a hint), and a validated one may add a location to a
+// finding kept before, as in a disk view's parallel scan.
+func findingsOf(t *testing.T, r *report.Report, cut bool) string {
+	if !cut {
+		return jsonOf(t, r.Findings)
+	}
+	var keys []string
+	for _, f := range r.Findings {
+		keys = append(keys, f.Rule+" "+f.Fingerprint)
+	}
+	return strings.Join(keys, "\n")
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func reportHasDecoded(r *report.Report) bool {
+	for _, f := range r.Findings {
+		for _, l := range f.Locations {
+			if len(l.Decoded) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
