@@ -27,12 +27,15 @@
 #                                   ops: the server with Ansible, the AWS
 #                                   CLI, Django, OpenJDK, Maven, PHP and
 #                                   Ruby, after apt-get update (Debian 13
-#                                   only: OpenJDK 21);
+#                                   only: OpenJDK 21); desktop: the
+#                                   server with Xfce, Firefox,
+#                                   Thunderbird, LibreOffice and other
+#                                   desktop software, after apt-get update;
 #                                   and the same of Debian 13
 #                                   as trixie-minbase, trixie-server,
 #                                   trixie-ram, trixie-server-image,
 #                                   trixie-server-apt, trixie-node, trixie-go,
-#                                   trixie-infra, trixie-ops;
+#                                   trixie-infra, trixie-ops, trixie-desktop;
 #                                   docker: the server as a Docker host with
 #                                   two Debian images in /var/lib/docker;
 #                                   containerd: the server as a Kubernetes
@@ -50,7 +53,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${PRECISION_CACHE:-.cache/precision}
 mirror=${PRECISION_MIRROR:-http://deb.debian.org/debian}
-images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-berry trixie-go trixie-infra trixie-ops trixie-docker trixie-containerd}
+images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image trixie-minbase trixie-server trixie-ram trixie-server-image trixie-server-apt trixie-node trixie-pnpm trixie-yarn trixie-berry trixie-go trixie-infra trixie-ops trixie-desktop trixie-docker trixie-containerd}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -290,6 +293,13 @@ infra() { apt_image "$1" infra "infrastructure services" "$infra_pkgs"; }
 # example in a module's source is also in a .pyc no package records.
 ops_pkgs="ansible awscli python3-boto3 python3-django python3-flask python3-jwt python3-oauthlib python3-requests-oauthlib python3-kubernetes python3-pip python3-venv git build-essential openjdk-21-jdk-headless maven php-cli composer ruby-dev"
 ops() { apt_image "$1" ops "operator's and developer's tools" "$ops_pkgs"; }
+
+# desktop PREFIX: $cache/PREFIXdesktop.root, the server as a desktop (a
+# VDI image, a laptop's disk): Xfce, Firefox, Thunderbird, LibreOffice,
+# CUPS, NetworkManager, the GNOME keyring, Remmina, FileZilla and
+# KeePassXC, with their recommends, installed as infra is.
+desktop_pkgs="task-xfce-desktop firefox-esr thunderbird libreoffice-writer libreoffice-calc cups network-manager gnome-keyring seahorse remmina filezilla keepassxc"
+desktop() { apt_image "$1" desktop "a desktop" "$desktop_pkgs"; }
 
 # apt_image PREFIX KIND WHAT PKGS: $cache/PREFIXKIND.root, a copy of the
 # server install with PKGS installed by apt-get in a chroot after an
@@ -563,11 +573,12 @@ build() {
       go) bootstrap "${p}server" default "$include"; go_dev "$p" ;;
       infra) bootstrap "${p}server" default "$include"; infra "$p" ;;
       ops) bootstrap "${p}server" default "$include"; ops "$p" ;;
+      desktop) bootstrap "${p}server" default "$include"; desktop "$p" ;;
       docker)
         bootstrap "${p}minbase" minbase "$minbase_include"
         bootstrap "${p}server" default "$include"; container "${p}server"; docker_host "$p" ;;
       containerd) bootstrap "${p}server" default "$include"; container "${p}server"; containerd_host "$p" ;;
-      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]berry, [trixie-]go, [trixie-]infra, [trixie-]ops, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
+      *) echo "unknown image $name ([trixie-]minbase, [trixie-]server, usr, [trixie-]ram, [trixie-]minbase-image, [trixie-]server-image, [trixie-]server-apt, [trixie-]node, [trixie-]pnpm, [trixie-]yarn, [trixie-]berry, [trixie-]go, [trixie-]infra, [trixie-]ops, [trixie-]desktop, [trixie-]docker, [trixie-]containerd)" >&2; exit 2 ;;
     esac
     case $kind in ram|*-image) ;; *) pack "$name" ;; esac
     exec 9>&-
@@ -606,6 +617,7 @@ for name in $images; do
   case $name in *yarn) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by yarn 1, root's yarn cache kept" ;; esac
   case $name in *pnpm) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app installed by pnpm, root's pnpm store kept" ;; esac
   case $name in *node) kind="qcow2, Debian $(suite_of "$name"), the server with a Node.js application in /srv/app and root's npm cache" ;; esac
+  case $name in *desktop) kind="qcow2, Debian $(suite_of "$name"), the server as a desktop (Xfce, Firefox, Thunderbird, LibreOffice, CUPS, NetworkManager, GNOME keyring, Remmina, FileZilla, KeePassXC) installed by apt-get after apt-get update" ;; esac
   case $name in *ops) kind="qcow2, Debian $(suite_of "$name"), the server with $(echo $ops_pkgs | wc -w) operator's and developer's tools (Ansible, AWS CLI, Django, OpenJDK, Maven, PHP, Ruby) installed by apt-get after apt-get update" ;; esac
   case $name in *infra) kind="qcow2, Debian $(suite_of "$name"), the server with $(echo $infra_pkgs | wc -w) more services and libraries installed by apt-get after apt-get update" ;; esac
   case $name in *server-apt) kind="qcow2, Debian $(suite_of "$name"), the server with its $(ls "$cache/$name.root/var/cache/apt/archives" | grep -c '\.deb$') packages in apt's cache" ;; esac
