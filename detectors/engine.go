@@ -493,26 +493,46 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 	defer cancel()
 	slicer, _ := r.(Slicer)
 	releaser, _ := r.(Releaser)
+	var total int64
+	for _, rg := range merged {
+		total += rg.End - rg.Start
+	}
 	chunk := int64(e.chunkSize)
 	if slicer != nil && !e.fixedChunk {
-		var total int64
-		for _, rg := range merged {
-			total += rg.End - rg.Start
-		}
 		chunk = lentChunkSize(total, e.workers)
 	}
-	jobs := make(chan job)
-	go func() {
-		defer close(jobs)
+	// inline: bytes that make one chunk are scanned on the caller's
+	// goroutine, with no goroutine started: a registry layer's files are
+	// scanned one Scan each (30,000 in one layer), from goroutines of
+	// their own, and starting this Scan's packer and workers for each was
+	// a fifth of that (2026-12-07).
+	inline := total <= chunk
+	var jobs chan job
+	if inline {
+		var list []job
 		packJobs(merged, size, chunk, int64(e.margin), func(j job) bool {
-			select {
-			case jobs <- j:
-				return true
-			case <-ctx.Done():
-				return false
-			}
+			list = append(list, j)
+			return true
 		})
-	}()
+		jobs = make(chan job, len(list))
+		for _, j := range list {
+			jobs <- j
+		}
+		close(jobs)
+	} else {
+		jobs = make(chan job)
+		go func() {
+			defer close(jobs)
+			packJobs(merged, size, chunk, int64(e.margin), func(j job) bool {
+				select {
+				case jobs <- j:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			})
+		}()
+	}
 	var (
 		emitMu   sync.Mutex
 		scanned  atomic.Int64
@@ -524,9 +544,12 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
 	workers := e.workers
+	if inline {
+		workers = 1
+	}
 	for range workers {
 		wg.Add(1)
-		go func() {
+		worker := func() {
 			defer wg.Done()
 			if slicer != nil {
 				// A fault on lent bytes must not crash the scan; the
@@ -595,7 +618,12 @@ func (e *Engine) Scan(ctx context.Context, r io.ReaderAt, size int64, ranges []R
 					}
 				}
 			}
-		}()
+		}
+		if inline {
+			worker()
+		} else {
+			go worker()
+		}
 	}
 	wg.Wait()
 	if firstErr != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -634,3 +635,66 @@ func TestRejectedMatchesBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestScanInline: bytes that make one chunk are scanned on the caller's
+// goroutine, starting none, with the matches, errors and skips of a scan
+// split over workers; more than a chunk still goes to the workers.
+func TestScanInline(t *testing.T) {
+	g := newGen("inline")
+	var b bytes.Buffer
+	for range 40 {
+		b.Write(boundaryFixture(g))
+	}
+	buf := b.Bytes()
+	ref := testEngine(t, EngineOptions{ChunkSize: 512, Workers: 3})
+	want := keysOf(scanRanges(t, ref, buf, []Range{{0, int64(len(buf))}}, ScanOptions{}))
+	if len(want) < 100 {
+		t.Fatalf("fixture yields %d matches", len(want))
+	}
+	tests := []struct {
+		name      string
+		chunk     int
+		ranges    []Range
+		inline    bool
+		wantMatch map[key3]int
+	}{
+		{"one chunk", len(buf), []Range{{0, int64(len(buf))}}, true, want},
+		{"ranges within one chunk", len(buf), []Range{{0, 1000}, {2000, int64(len(buf))}}, true, nil},
+		{"over a chunk", len(buf) / 3, []Range{{0, int64(len(buf))}}, false, want},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := testEngine(t, EngineOptions{ChunkSize: tc.chunk, Workers: 3})
+			before := runtime.NumGoroutine()
+			most := 0
+			var got []Match
+			_, err := e.Scan(context.Background(), bytes.NewReader(buf), int64(len(buf)), tc.ranges, ScanOptions{}, func(m Match) {
+				most = max(most, runtime.NumGoroutine())
+				got = append(got, m)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inline := most <= before; inline != tc.inline {
+				t.Errorf("%d goroutines during the scan, %d before: inline %v, want %v", most, before, inline, tc.inline)
+			}
+			wantMatch := tc.wantMatch
+			if wantMatch == nil {
+				wantMatch = keysOf(scanRanges(t, ref, buf, tc.ranges, ScanOptions{}))
+			}
+			if k := keysOf(got); fmt.Sprint(k) != fmt.Sprint(wantMatch) {
+				t.Errorf("matches differ from the split scan's:\ngot  %v\nwant %v", k, wantMatch)
+			}
+		})
+	}
+	// A read error inline is the scan's error, as on a worker.
+	e := testEngine(t, EngineOptions{ChunkSize: len(buf), Workers: 3})
+	_, err := e.Scan(context.Background(), failingReaderAt{errors.New("disk gone")}, int64(len(buf)), []Range{{0, int64(len(buf))}}, ScanOptions{}, func(Match) {})
+	if err == nil || !strings.Contains(err.Error(), "disk gone") {
+		t.Errorf("inline read error: %v", err)
+	}
+}
+
+type failingReaderAt struct{ err error }
+
+func (f failingReaderAt) ReadAt([]byte, int64) (int, error) { return 0, f.err }
