@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
@@ -38,6 +39,14 @@ const (
 	// parallelPendingBytes bounds the bytes of the files read and not yet
 	// applied, per layer.
 	parallelPendingBytes = 16 << 20
+	// maxJobMatches bounds the matches a worker keeps for one file. The
+	// walk's Limiter stops validating a rule's hits once the rule is full
+	// (Limiter.Enough), but a worker's file is applied later, so a file of
+	// dense hits (4 MiB of distinct AWS key IDs are 200,000 matches, 80
+	// MB of them) would be kept whole, once per pending file: 416 MB peak
+	// for 16 such files, against 116 MB walked one by one. Past the cap
+	// the worker stops, and the walk scans the file itself, as before.
+	maxJobMatches = 4096
 )
 
 // fileJob is one whole file a worker scans, and what it found.
@@ -50,6 +59,9 @@ type fileJob struct {
 	matches []detectors.Match
 	skips   []detectors.Skip
 	err     error
+	// overflow: the file had more than maxJobMatches matches; the walk
+	// scans it again itself.
+	overflow bool
 }
 
 // fileError is the error that stopped a file's scan on a worker, which
@@ -212,12 +224,31 @@ func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob) {
 	if len(j.b) == 0 {
 		return
 	}
+	// Once the file overflows, every rule has enough: the detectors stop
+	// validating its hits at their next flush (2,048 matches), since the
+	// walk will scan it again.
+	var overflow atomic.Bool
 	opts := fs.s.scanOpts()
 	opts.Skipped = func(sk detectors.Skip) { j.skips = append(j.skips, sk) }
-	opts.Enough = func(rule string) bool { return fs.lim.Enough(layerView, rule) }
-	_, j.err = fs.s.opts.Engine.Scan(ctx, bytes.NewReader(j.b), int64(len(j.b)), []detectors.Range{{Start: 0, End: int64(len(j.b))}}, opts, func(m detectors.Match) {
-		j.matches = append(j.matches, m)
+	opts.Enough = func(rule string) bool { return overflow.Load() || fs.lim.Enough(layerView, rule) }
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, err := fs.s.opts.Engine.Scan(jctx, bytes.NewReader(j.b), int64(len(j.b)), []detectors.Range{{Start: 0, End: int64(len(j.b))}}, opts, func(m detectors.Match) {
+		switch {
+		case j.overflow:
+		case len(j.matches) == maxJobMatches:
+			j.overflow = true
+			overflow.Store(true)
+			cancel()
+		default:
+			j.matches = append(j.matches, m)
+		}
 	})
+	if j.overflow && ctx.Err() == nil {
+		j.matches, j.skips = nil, nil
+		return
+	}
+	j.overflow, j.err = false, err
 }
 
 // applyWhole applies a worker's results for file j.p as scanFile would
@@ -225,6 +256,9 @@ func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob) {
 // file or an archive, the decode pass, here (scanDecoding); then the
 // file's digests if it holds findings.
 func (fs *fileScanner) applyWhole(ctx context.Context, j *fileJob) error {
+	if j.overflow {
+		return fs.scanFile(ctx, bytes.NewReader(j.b), j.p, int64(len(j.b)), true)
+	}
 	for _, sk := range j.skips {
 		fs.res.cuts.Skipped(sk)
 	}

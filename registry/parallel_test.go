@@ -19,18 +19,61 @@ import (
 	"github.com/imgaudit/imgaudit/report"
 )
 
+// distinctKeyIDs is n distinct AWS access key IDs from the from-th, one a
+// line.
+func distinctKeyIDs(from, n int) string {
+	const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		id := []byte("AKIA0000000000000000")
+		for k, v := 19, i; k >= 4; k, v = k-1, v>>5 {
+			id[k] = digits[v&31]
+		}
+		b.Write(id)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// TestScanWholeOverflow: a worker keeps at most maxJobMatches matches of a
+// file; past them it keeps none and says so, and the walk scans the file
+// again (applyWhole), with the walk's own limits, as it would have.
+func TestScanWholeOverflow(t *testing.T) {
+	s := newScanner(t, Options{})
+	fs := s.newFileScanner(&blobResult{}, s.scanBuffer())
+	for _, n := range []int{10, maxJobMatches / 2, maxJobMatches * 2, 50000} {
+		b := []byte(distinctKeyIDs(1<<20, n))
+		want := len(s.opts.Engine.FindAll(b, s.scanOpts()))
+		j := &fileJob{p: "/keys", b: b}
+		fs.scanWhole(context.Background(), j)
+		overflow := want > maxJobMatches
+		if want < n*9/10 {
+			t.Fatalf("%d key IDs make %d matches", n, want)
+		}
+		if j.overflow != overflow || j.err != nil {
+			t.Errorf("%d matches: overflow %v, err %v; want overflow %v", want, j.overflow, j.err, overflow)
+		}
+		if overflow && len(j.matches) != 0 {
+			t.Errorf("%d matches: %d kept past the overflow", want, len(j.matches))
+		}
+		if !overflow && len(j.matches) != want {
+			t.Errorf("%d matches: %d kept", want, len(j.matches))
+		}
+	}
+}
+
 // TestParallelFilesMatchSequential: a layer's small files scanned on
 // workers (parallel.go) give the report a walk that scans every file
 // itself gives (--workers 1), finding for finding, location for location,
-// with the same notes, bytes and digests: over a layer tarred by the real
-// tar of 400 small files with and without secrets (some repeated), a
-// gzip'd file, a tar.gz and a zip holding secrets, a 5 MiB file (scanned
-// by the walk), a qcow2 of 2 MiB (a disk, spooled or read in place), this
-// machine's dpkg status (a package-record file), and the same path twice
-// in one layer (tar -r: each later entry replaces the one before, the
-// last two adjacent); with the
-// default limits and with limits small enough to cut, in an uncompressed
-// layer read in place and a gzip'd one streamed.
+// with the same notes, bytes and digests. The layer, tarred by the real
+// tar, holds 400 small files with and without secrets (some repeated);
+// two files of more matches than a worker keeps (maxJobMatches: the walk
+// scans them again); a gzip'd file, a tar.gz and a zip holding secrets; a
+// 5 MiB file (scanned by the walk); a qcow2 of 2 MiB (a disk, spooled or
+// read in place); this machine's dpkg status (a package-record file); and
+// one path three times (tar -r: each later entry replaces the one before,
+// the last two adjacent). It is scanned with the default limits and with
+// limits small enough to cut, read in place and gzip'd.
 func TestParallelFilesMatchSequential(t *testing.T) {
 	testutil.RequireTool(t, "tar", "gzip", "zip", "qemu-img", "qemu-io")
 	root := filepath.Join(t.TempDir(), "root")
@@ -58,6 +101,11 @@ func TestParallelFilesMatchSequential(t *testing.T) {
 		}
 	}
 	write("root/notes.txt", "NPM_TOKEN="+npmToken(t)+"\n")
+	// Files of more matches than a worker keeps: the walk scans them
+	// again itself.
+	for i := range 2 {
+		write(fmt.Sprintf("srv/keys%d.txt", i), distinctKeyIDs(1<<20+i*10000, maxJobMatches+1000))
+	}
 	write("srv/big.log", strings.Repeat("x", 5<<20)+"\nNPM_TOKEN="+npmToken(t)+"\n")
 	status, err := os.ReadFile("/var/lib/dpkg/status")
 	if err != nil {
