@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/guestfs"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -44,22 +42,7 @@ func TestReadDpkgLargeStatusOnDisk(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(root, dpkgStatusPath)); err != nil || st.Size() <= guestfs.MaxReadFile {
 		t.Fatalf("status: %v, %v: want more than %d bytes", err, st, guestfs.MaxReadFile)
 	}
-	img := filepath.Join(dir, "root.ext4")
-	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, img, "96M")
-	im, err := raw.Open(context.Background(), img, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	m, err := guestfs.Analyze(context.Background(), im.Views[0].Disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := m.Files(guestfs.WholeDisk)
-	if files == nil {
-		t.Fatal("no readable filesystem")
-	}
-	db := Read(context.Background(), files)
+	db := Read(context.Background(), ext4Files(t, root, filepath.Join(dir, "root.ext4")))
 	if len(db.Errors) > 0 {
 		t.Fatalf("errors: %v", db.Errors)
 	}

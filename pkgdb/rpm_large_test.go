@@ -44,21 +44,7 @@ func TestReadRPMLargeOnDisk(t *testing.T) {
 		{"no rpm", empty, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			img := filepath.Join(dir, tc.name+".ext4")
-			testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", tc.root, img, "96M")
-			im, err := raw.Open(context.Background(), img, model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer im.Close()
-			m, err := guestfs.Analyze(context.Background(), im.Views[0].Disk)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files := m.Files(guestfs.WholeDisk)
-			if files == nil {
-				t.Fatal("no readable filesystem")
-			}
+			files := ext4Files(t, tc.root, filepath.Join(dir, tc.name+".ext4"))
 			got, err := readRPM(context.Background(), files)
 			if err != nil {
 				t.Fatal(err)
@@ -69,4 +55,25 @@ func TestReadRPMLargeOnDisk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ext4Files makes img, an ext4 of 96 MiB, from the tree root with
+// mkfs.ext4 -d, and returns its files as guestfs reads them in a scan.
+func ext4Files(t *testing.T, root, img string) FS {
+	t.Helper()
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, img, "96M")
+	im, err := raw.Open(context.Background(), img, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { im.Close() })
+	m, err := guestfs.Analyze(context.Background(), im.Views[0].Disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := m.Files(guestfs.WholeDisk)
+	if files == nil {
+		t.Fatal("no readable filesystem")
+	}
+	return files
 }
