@@ -3,8 +3,9 @@ GO       ?= go
 BIN      ?= bin/imgaudit
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
-# Packages worth the race detector: the concurrent readers and the scanner.
-RACE_PKGS ?= ./formats/... ./detectors/... ./scanner/...
+# Packages worth the race detector: the concurrent readers, the scanner and
+# the decoders (their memory gate).
+RACE_PKGS ?= ./formats/... ./detectors/... ./scanner/... ./decode
 FUZZTIME ?= 5s
 export IMGAUDIT_REQUIRE_TOOLS ?= 1
 

@@ -324,15 +324,17 @@ func (w *walker) zipMember(s *src, in io.Reader, method uint16, name string, dat
 			if cl, ok := r.(io.Closer); ok {
 				cl.Close()
 			}
-			w.mem -= c
+			w.unhold(c)
 		}()
 		dec = r
 	default:
 		w.res.skip(fmt.Sprintf("zip member compressed with method %d (not supported)", method))
 		return nil
 	}
-	w.mem += cost
-	defer func() { w.mem -= cost }()
+	if err := w.hold(cost); err != nil {
+		return err
+	}
+	defer w.unhold(cost)
 	g := &guard{w: w, r: dec, in: s, inStart: dataStart, kind: Zip}
 	err := memberError(w.member(Zip, name, dataStart, size, g, depth))
 	if err != nil {

@@ -307,6 +307,9 @@ type Options struct {
 	// each), and a new DEFLATE reader allocates and zeroes 150 KiB. One
 	// walk at a time may use a Scratch.
 	Scratch *Scratch
+	// Gate, when set, bounds the decoder memory of this walk and the
+	// others that share it, together (MemoryGate).
+	Gate *MemoryGate
 }
 
 // PackagedFiles is a set of files by size and MD5 (Options.Packaged).
@@ -327,7 +330,8 @@ type Scratch struct {
 	probes    []*src // sources that hold moduleProbeLen bytes (kmod.go)
 }
 
-// deadline returns the walk's context, bounded by MaxTime.
-func deadline(ctx context.Context, l Limits) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, l.MaxTime)
+// deadline returns the walk's context, bounded by MaxTime of its own time
+// (walkClock).
+func deadline(ctx context.Context, l Limits) (*walkClock, context.CancelFunc) {
+	return newWalkClock(ctx, l.MaxTime)
 }

@@ -43,10 +43,13 @@ func (w *walker) openBtrfs(kind string, s *src) (r io.Reader, cost int64, exact 
 	if w.mem+cost > w.lim.MaxDecoderMemory {
 		return nil, 0, false, &capError{reason: fmt.Sprintf("%s decoder over the %s decoder memory cap", kind, report.HumanBytes(w.lim.MaxDecoderMemory))}
 	}
-	dec, err := btrfs.NewExtentReader(codec, s.br)
-	if err != nil {
+	if err := w.hold(cost); err != nil {
 		return nil, 0, false, err
 	}
-	w.mem += cost
+	dec, err := btrfs.NewExtentReader(codec, s.br)
+	if err != nil {
+		w.unhold(cost)
+		return nil, 0, false, err
+	}
 	return dec, cost, false, nil
 }

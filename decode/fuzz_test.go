@@ -67,7 +67,10 @@ func (packagedHalfSet) Has(_ int64, sum [md5.Size]byte) bool { return sum[0]&1 =
 // its chain and a digest of its bytes.
 func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode walkMode, scratch *Scratch) (Result, []string) {
 	const budget = 8 << 20
-	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, HeadOnly: mode.headOnly, Packaged: mode.packaged, Scratch: scratch}
+	// The walk holds its decoders' memory through a gate, which it must
+	// leave as it found it, whatever the input.
+	gate := NewMemoryGate(GatePool, GatePerWalk)
+	opts := Options{Limits: fuzzLimits, Budget: NewBudget(budget), Codec: codec, SkipStoredLeaves: mode.skipStored, HeadOnly: mode.headOnly, Packaged: mode.packaged, Scratch: scratch, Gate: gate}
 	var got int64
 	var leaves []string
 	fn := func(l Leaf) error {
@@ -89,6 +92,9 @@ func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode walkMode, scratc
 	}
 	if err != nil {
 		t.Fatalf("walk: %v", err)
+	}
+	if gate.shared != 0 || gate.extra != 0 || len(gate.token) != 0 {
+		t.Fatalf("the walk left the gate holding %d shared, %d extra, token %v", gate.shared, gate.extra, len(gate.token) != 0)
 	}
 	if got > budget {
 		t.Fatalf("decoded %d bytes, over the budget of %d", got, budget)

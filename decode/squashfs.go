@@ -78,15 +78,21 @@ func (w *walker) squashfs(s *src, start int64, depth int, first bool) error {
 		if w.mem+lim > w.lim.MaxDecoderMemory {
 			lim = w.lim.MaxDecoderMemory - w.mem
 		}
+		// Held before it is read: the image is read whole.
+		if err := w.hold(lim); err != nil {
+			return err
+		}
 		b, err := io.ReadAll(io.LimitReader(s, lim+1))
 		if err != nil {
+			w.unhold(lim)
 			return err
 		}
 		if int64(len(b)) > lim {
+			w.unhold(lim)
 			return &capError{reason: fmt.Sprintf("squashfs image inside a stream over the %s spool cap", report.HumanBytes(lim))}
 		}
-		w.mem += int64(len(b))
-		defer func() { w.mem -= int64(len(b)) }()
+		w.unhold(lim - int64(len(b)))
+		defer w.unhold(int64(len(b)))
 		r, size = bytes.NewReader(b), int64(len(b))
 	}
 	q, err := openSquashfs(w, r, size)
@@ -162,11 +168,13 @@ func openSquashfs(w *walker, r io.ReaderAt, size int64) (*sqfs, error) {
 	if w.mem+need > w.lim.MaxDecoderMemory {
 		return nil, &capError{reason: "squashfs reader over the decoder memory cap"}
 	}
-	w.mem += need
+	if err := w.hold(need); err != nil {
+		return nil, err
+	}
 	if q.comp == 6 {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(q.blockSize)), zstd.WithDecoderMaxWindow(uint64(max(q.blockSize, zstd.MinWindowSize))))
 		if err != nil {
-			w.mem -= need
+			w.unhold(need)
 			return nil, err
 		}
 		q.zstd = d
@@ -175,7 +183,7 @@ func openSquashfs(w *walker, r io.ReaderAt, size int64) (*sqfs, error) {
 }
 
 func (q *sqfs) close() {
-	q.w.mem -= 2*q.blockSize + sqMetaCache*sqMetaMax
+	q.w.unhold(2*q.blockSize + sqMetaCache*sqMetaMax)
 	if q.zstd != nil {
 		q.zstd.Close()
 	}
@@ -221,10 +229,19 @@ func (q *sqfs) decompress(dst, in []byte, max int) ([]byte, error) {
 		if len(in) < 13 {
 			return nil, errors.New("squashfs: short lzma block")
 		}
-		if d := int64(binary.LittleEndian.Uint32(in[1:])); d > 64<<20 {
+		d := int64(binary.LittleEndian.Uint32(in[1:]))
+		if d > 64<<20 {
 			return nil, &capError{reason: "squashfs lzma dictionary over 64 MiB"}
 		}
-		z, err := lzma.NewReader(bytes.NewReader(in))
+		// A block of max bytes needs no larger dictionary, and the
+		// decoder allocates the header's whole: mksquashfs writes 8 MiB
+		// (and a hostile image 64) for blocks of 128 KiB.
+		var hdr [13]byte
+		copy(hdr[:], in)
+		if limit := int64(max); d > limit {
+			binary.LittleEndian.PutUint32(hdr[1:], uint32(limit))
+		}
+		z, err := lzma.NewReader(io.MultiReader(bytes.NewReader(hdr[:]), bytes.NewReader(in[13:])))
 		if err != nil {
 			return nil, err
 		}
@@ -247,6 +264,7 @@ func (q *sqfs) decompress(dst, in []byte, max int) ([]byte, error) {
 			return nil, err
 		}
 		x.w = nil
+		x.maxDict = int64(max) // as for lzma above
 		return readAll(x)
 	case 5:
 		out := make([]byte, max)

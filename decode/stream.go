@@ -19,6 +19,18 @@ import (
 // disk.raw.xz), which want the bytes, not a walk. Cancelling ctx ends it
 // at its next xz block or read.
 func NewStreamReader(ctx context.Context, codec string, r io.Reader, maxMemory int64) (io.ReadCloser, error) {
+	return newStreamReader(ctx, codec, r, maxMemory, nil)
+}
+
+// StreamReader is NewStreamReader under the default memory cap, whose
+// decoder's memory g bounds together with its other walks' (a gzip
+// stream's, 160 KiB, is not counted): for readers that decode on every
+// core.
+func (g *MemoryGate) StreamReader(ctx context.Context, codec string, r io.Reader) (io.ReadCloser, error) {
+	return newStreamReader(ctx, codec, r, 0, g)
+}
+
+func newStreamReader(ctx context.Context, codec string, r io.Reader, maxMemory int64, g *MemoryGate) (io.ReadCloser, error) {
 	if codec == Gzip {
 		// A MiB of buffer for a stream that is read far; as much as
 		// there is for one already in memory (a probe's first 64 KiB:
@@ -38,15 +50,24 @@ func NewStreamReader(ctx context.Context, codec string, r io.Reader, maxMemory i
 		return nil, fmt.Errorf("decode: %s is not a stream this reads", codec)
 	}
 	lim := Limits{MaxDecoderMemory: maxMemory}.withDefaults()
-	w := &walker{parent: ctx, ctx: ctx, lim: lim, scratch: &Scratch{}}
-	dec, _, _, err := w.open(codec, newSrc(r))
+	w := &walker{parent: ctx, ctx: ctx, lim: lim, scratch: &Scratch{}, gate: walkGate{g: g}}
+	dec, cost, _, err := w.open(codec, newSrc(r))
 	if err != nil {
 		return nil, err
 	}
-	cs := &ctxStream{ctx: ctx, r: dec, close: func() error { return nil }}
-	if c, ok := dec.(io.Closer); ok {
-		cs.close = c.Close
-	}
+	closed := false
+	cs := &ctxStream{ctx: ctx, r: dec, close: func() error {
+		if closed {
+			return nil
+		}
+		closed = true
+		var err error
+		if c, ok := dec.(io.Closer); ok {
+			err = c.Close() // an xz reader gives its dictionary back itself
+		}
+		w.unhold(cost)
+		return err
+	}}
 	return cs, nil
 }
 

@@ -38,7 +38,7 @@ func (w *walker) stream(kind string, s *src, start int64, depth int) (more bool,
 			c.Close()
 		}
 		w.release(dec)
-		w.mem -= cost
+		w.unhold(cost)
 	}()
 	g := &guard{w: w, r: dec, in: s, inStart: start, kind: kind}
 	inMember := len(w.chain) > 0 && w.chain[len(w.chain)-1].Member != ""
@@ -81,8 +81,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		if w.mem+n > w.lim.MaxDecoderMemory {
 			return &capError{reason: fmt.Sprintf("%s decoder would need %s, over the %s decoder memory cap", kind, report.HumanBytes(n), report.HumanBytes(w.lim.MaxDecoderMemory))}
 		}
-		w.mem += n
-		return nil
+		return w.hold(n)
 	}
 	switch kind {
 	case Gzip:
@@ -92,7 +91,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		}
 		z, err := w.gzipReader(s.br)
 		if err != nil {
-			w.mem -= memInflate
+			w.unhold(memInflate)
 			return nil, 0, false, err
 		}
 		return z, memInflate, true, nil
@@ -112,7 +111,7 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 		}
 		z := lz4.NewReader(s.br)
 		if err := z.Apply(lz4.ConcurrencyOption(1)); err != nil {
-			w.mem -= memLZ4
+			w.unhold(memLZ4)
 			return nil, 0, false, err
 		}
 		return z, memLZ4, false, nil
@@ -130,11 +129,14 @@ func (w *walker) open(kind string, s *src) (r io.Reader, cost int64, exact bool,
 			return nil, 0, false, &capError{reason: fmt.Sprintf("zstd decoder would need %s, over the %s decoder memory cap", report.HumanBytes(win), report.HumanBytes(w.lim.MaxDecoderMemory))}
 		}
 		win = min(win, zstd.MaxWindowSize)
-		z, err := zstd.NewReader(s.br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(uint64(win)))
-		if err != nil {
+		if err := w.hold(win); err != nil {
 			return nil, 0, false, err
 		}
-		w.mem += win
+		z, err := zstd.NewReader(s.br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(uint64(win)))
+		if err != nil {
+			w.unhold(win)
+			return nil, 0, false, err
+		}
 		return &zstdReader{d: z}, win, false, nil
 	case BtrfsZlib, BtrfsLZO, BtrfsZstd:
 		return w.openBtrfs(kind, s)

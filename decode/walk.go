@@ -137,6 +137,7 @@ type walker struct {
 	packagedHeld bool
 	atRead       int64 // container bytes read at random (squashfs)
 	mem          int64 // decoder memory held
+	gate         walkGate
 	decoded      int64 // bytes all streams of the walk decoded
 	// scratch keeps the DEFLATE and gzip readers that streams are done
 	// with (Options.Scratch, or the walk's own).
@@ -155,6 +156,7 @@ func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn fu
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packaged: opts.Packaged, scratch: opts.Scratch}
+	w.gate = walkGate{g: opts.Gate, clock: ctx}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -175,6 +177,7 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packaged: opts.Packaged, scratch: opts.Scratch}
+	w.gate = walkGate{g: opts.Gate, clock: ctx}
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -199,6 +202,22 @@ func (w *walker) outcome(err error) error {
 		return nil
 	}
 	return w.counted(err, w.codec)
+}
+
+// hold charges n more bytes of decoder memory to the walk, once its gate
+// lets it (the walk's own cap is checked where each decoder is opened).
+func (w *walker) hold(n int64) error {
+	if err := w.gate.hold(w.ctx, w.mem, n); err != nil {
+		return err
+	}
+	w.mem += n
+	return nil
+}
+
+// unhold gives back n bytes of decoder memory.
+func (w *walker) unhold(n int64) {
+	w.mem -= n
+	w.gate.release(w.mem)
 }
 
 // callbackError wraps an error returned by the callback, which ends the

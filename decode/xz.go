@@ -24,8 +24,11 @@ type xzReader struct {
 	check  int // bytes of each block's check
 	cur    io.Reader
 	held   int64 // the current block's charged dictionary
-	bstart int64 // position of the current block's header
-	err    error
+	// maxDict, when set, caps the dictionary allocated: a squashfs
+	// block decodes to at most its block size, whatever the header asks.
+	maxDict int64
+	bstart  int64 // position of the current block's header
+	err     error
 }
 
 // newXzReader reads the stream header at s's position.
@@ -96,7 +99,7 @@ func (x *xzReader) Close() error {
 
 func (x *xzReader) release() {
 	if x.held > 0 && x.w != nil {
-		x.w.mem -= x.held
+		x.w.unhold(x.held)
 	}
 	x.held = 0
 }
@@ -155,6 +158,9 @@ func (x *xzReader) next() error {
 		return err
 	}
 	x.held = dict
+	if x.maxDict > 0 {
+		dict = min(dict, x.maxDict)
+	}
 	dictCap := int(max(dict, lzma.MinDictCap))
 	if x.w != nil && x.w.headOnly {
 		dictCap = lzma.MinDictCap // Options.HeadOnly

@@ -188,7 +188,7 @@ func decompressIndex(ctx context.Context, r io.Reader, codec string) (io.ReadClo
 	if codec == "" {
 		return io.NopCloser(r), nil
 	}
-	d, _, err := openStream(ctx, r)
+	d, _, err := openStream(ctx, r, nil) // one list at a time
 	if err != nil {
 		return nil, fmt.Errorf("named %s: %w", codec, err)
 	}

@@ -91,7 +91,7 @@ func TestReadAptLists(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						got, err := DecodedHash(context.Background(), fl, algo, 1<<20, nil)
+						got, err := DecodedHash(context.Background(), fl, algo, 1<<20, nil, nil)
 						fl.Close()
 						if err != nil || string(got) != string(sum[:]) {
 							t.Errorf("DecodedHash(%s) = %x, %v; want %x", base, got, err, sum)

@@ -80,8 +80,10 @@ func IsDecodedDigest(algo string) (string, bool) {
 // memory cap, and returns the digest of what it decodes to, algo being a
 // decoded digest's name. It fails on anything else, on a stream that does
 // not decode to its end, past maxBytes decoded (a bomb), and once budget
-// is spent. Errors name the decoded offset.
-func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64, budget *DecodedBudget) ([]byte, error) {
+// is spent. Errors name the decoded offset. gate, when set, bounds its
+// decoder's memory together with the other walks that share it (a
+// scan hashes on every core).
+func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64, budget *DecodedBudget, gate *decode.MemoryGate) ([]byte, error) {
 	plain, ok := IsDecodedDigest(algo)
 	var h hash.Hash
 	switch plain {
@@ -93,7 +95,7 @@ func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64, 
 	if !ok || h == nil {
 		return nil, fmt.Errorf("%s: not a decoded digest this computes", algo)
 	}
-	d, codec, err := openStream(ctx, r)
+	d, codec, err := openStream(ctx, r, gate)
 	if err != nil {
 		return nil, err
 	}
@@ -127,14 +129,14 @@ func DecodedHash(ctx context.Context, r io.Reader, algo string, maxBytes int64, 
 // through the decode package's stream readers: the codec is learnt from
 // the magic number, never from a name, and an xz dictionary or zstd
 // window over their memory cap is an error before it is allocated.
-func openStream(ctx context.Context, r io.Reader) (io.ReadCloser, string, error) {
+func openStream(ctx context.Context, r io.Reader, gate *decode.MemoryGate) (io.ReadCloser, string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(decode.SniffLen)
 	codec := decode.Sniff(head)
 	if !decode.IsStream(codec) {
 		return nil, "", errors.New("offset 0: not a compressed stream")
 	}
-	d, err := decode.NewStreamReader(ctx, codec, br, 0)
+	d, err := gate.StreamReader(ctx, codec, br) // a nil gate bounds nothing
 	if err != nil {
 		return nil, codec, fmt.Errorf("%s at offset 0: %w", codec, err)
 	}

@@ -66,7 +66,7 @@ func TestDecodedHash(t *testing.T) {
 			}
 			c.max = DecodedDigestCap(fi.Size())
 		}
-		got, err := DecodedHash(context.Background(), f, c.algo, c.max, nil)
+		got, err := DecodedHash(context.Background(), f, c.algo, c.max, nil, nil)
 		f.Close()
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -93,7 +93,7 @@ func TestDecodedBudget(t *testing.T) {
 	budget := NewDecodedBudget(7 << 20)
 	var errs []string
 	for range 4 {
-		_, err := DecodedHash(context.Background(), bytes.NewReader(b), "sha256-decoded", 8<<20, budget)
+		_, err := DecodedHash(context.Background(), bytes.NewReader(b), "sha256-decoded", 8<<20, budget, nil)
 		errs = append(errs, fmt.Sprint(err))
 	}
 	if errs[0] != "<nil>" || errs[1] != "<nil>" || !strings.Contains(errs[2], "over the budget") || !strings.Contains(errs[3], "over the budget") {
@@ -127,7 +127,7 @@ func FuzzDecodedHash(f *testing.F) {
 	f.Add([]byte("BZh91AY&SY"))
 	f.Add([]byte("\xfd7zXZ\x00\x00\x04"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if sum, err := DecodedHash(context.Background(), bytes.NewReader(b), "sha256-decoded", 1<<20, nil); err == nil && len(sum) != sha256.Size {
+		if sum, err := DecodedHash(context.Background(), bytes.NewReader(b), "sha256-decoded", 1<<20, nil, nil); err == nil && len(sum) != sha256.Size {
 			t.Fatalf("a digest of %d bytes", len(sum))
 		}
 	})

@@ -272,7 +272,7 @@ func (fs *fileScanner) keepDigests(ctx context.Context, p string, b []byte) {
 	}
 	if algo := pkgdb.StreamDigest(p); algo != "" {
 		if _, decoded := pkgdb.IsDecodedDigest(algo); decoded {
-			if sum, err := pkgdb.DecodedHash(ctx, bytes.NewReader(b), algo, pkgdb.DecodedDigestCap(int64(len(b))), fs.decodedDigests()); err == nil {
+			if sum, err := pkgdb.DecodedHash(ctx, bytes.NewReader(b), algo, pkgdb.DecodedDigestCap(int64(len(b))), fs.decodedDigests(), nil); err == nil {
 				sums[algo] = sum
 			}
 		}
@@ -415,7 +415,7 @@ func newStreamHash(ctx context.Context, algo string, size int64, budget *pkgdb.D
 	sh := &streamHash{pw: pw, done: make(chan struct{})}
 	go func() {
 		defer close(sh.done)
-		sh.s, sh.err = pkgdb.DecodedHash(ctx, pr, algo, pkgdb.DecodedDigestCap(size), budget)
+		sh.s, sh.err = pkgdb.DecodedHash(ctx, pr, algo, pkgdb.DecodedDigestCap(size), budget, nil)
 		// A stream that stopped decoding (corrupt, a bomb) still takes
 		// the rest of the file, so that the scan's writes never block.
 		io.Copy(io.Discard, pr)

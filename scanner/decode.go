@@ -130,6 +130,9 @@ type decoder struct {
 	col  *collector
 	sigs []decode.Signature
 	lim  decode.Limits
+	// gate bounds the decoders' memory over the walks that run on every
+	// core together (newMemoryGate).
+	gate *decode.MemoryGate
 
 	mu      sync.Mutex // guards col, the views' decoding counts and budgets
 	budgets map[*target]*decode.Budget
@@ -171,8 +174,8 @@ func (h *sigHits) record(off int64, sig int) {
 }
 
 // decodeAll runs the decode pass over the views the raw scan read.
-func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collector, hits map[*viewState]*sigHits, pr *provenanceReader) error {
-	d := &decoder{s: s, col: col, sigs: decode.Signatures(), lim: s.opts.DecodeLimits, budgets: map[*target]*decode.Budget{}}
+func (s *Scanner) decodeAll(ctx context.Context, views []*viewState, col *collector, hits map[*viewState]*sigHits, pr *provenanceReader, gate *decode.MemoryGate) error {
+	d := &decoder{s: s, col: col, sigs: decode.Signatures(), lim: s.opts.DecodeLimits, budgets: map[*target]*decode.Budget{}, gate: gate}
 	phys := map[pos]int{}
 	images := map[pos]bool{} // where a disk or memory image's magic number is
 	for _, v := range views {
@@ -855,6 +858,12 @@ func (d *decoder) run(ctx context.Context, groups [][]*container) error {
 	return ctx.Err()
 }
 
+// newMemoryGate is the gate of a scan's decoders: the walks of the decode
+// pass, one per core, and the decoded digests hashed on every core.
+func newMemoryGate() *decode.MemoryGate {
+	return decode.NewMemoryGate(decode.GatePool, decode.GatePerWalk)
+}
+
 // budget is the target's decoded-bytes budget.
 func (d *decoder) budget(t *target) *decode.Budget {
 	d.mu.Lock()
@@ -918,7 +927,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		consumed = c.size
 	} else {
 		var err error
-		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g), Scratch: scratch}
+		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g), Scratch: scratch, Gate: d.gate}
 		if p := d.packaged[c.v.t]; p != nil {
 			wopts.Packaged = p
 		}

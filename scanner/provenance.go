@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/guestfs"
 	"github.com/imgaudit/imgaudit/guestfs/layerstore"
@@ -45,7 +46,7 @@ func (s *Scanner) downgrade(ctx context.Context, ts []*target, findings []report
 	}
 	machineOf := func(target string) string { return machine[target] }
 	if pr == nil {
-		pr = newProvenanceReader()
+		pr = newProvenanceReader(newMemoryGate())
 	}
 	// A published key (a kernel's self-test vector in RAM, a test key in
 	// a program) is public wherever it lies: no file need be hashed.
@@ -146,6 +147,9 @@ func (pr *provenanceReader) store(k fileKey, fs fileSum) {
 // provenanceReader caches package records per view and partition, and
 // file sizes and digests per view, partition, path (and algorithm).
 type provenanceReader struct {
+	// gate bounds the memory of the decoders that hash decoded digests
+	// on every core, with the decode pass's (newMemoryGate).
+	gate  *decode.MemoryGate
 	dbs   map[partKey]*pkgdb.DB
 	sums  map[fileKey]fileSum
 	sizes map[fileKey]int64
@@ -158,8 +162,8 @@ type provenanceReader struct {
 	decoded *pkgdb.DecodedBudget
 }
 
-func newProvenanceReader() *provenanceReader {
-	return &provenanceReader{dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}, layerDBs: map[*viewState]int{}, layerLookups: map[*viewState]*layerstore.Budget{},
+func newProvenanceReader(gate *decode.MemoryGate) *provenanceReader {
+	return &provenanceReader{gate: gate, dbs: map[partKey]*pkgdb.DB{}, sums: map[fileKey]fileSum{}, sizes: map[fileKey]int64{}, layerDBs: map[*viewState]int{}, layerLookups: map[*viewState]*layerstore.Budget{},
 		decoded: pkgdb.NewDecodedBudget(pkgdb.DefaultDecodedBudget)}
 }
 
@@ -420,7 +424,7 @@ func (pr *provenanceReader) hashFile(ctx context.Context, files *guestfs.Files, 
 // within the expansion cap of f's size and the scan's budget.
 func (pr *provenanceReader) hashReader(ctx context.Context, f *io.SectionReader, algo string, buf []byte) ([]byte, error) {
 	if _, ok := pkgdb.IsDecodedDigest(algo); ok {
-		return pkgdb.DecodedHash(ctx, f, algo, pkgdb.DecodedDigestCap(f.Size()), pr.decoded)
+		return pkgdb.DecodedHash(ctx, f, algo, pkgdb.DecodedDigestCap(f.Size()), pr.decoded, pr.gate)
 	}
 	h := newHash(algo)
 	for {

@@ -259,12 +259,13 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	byFile, err := s.scanViews(ctx, views, col, hits)
 	// Package records and file digests are read once, for decoding and
 	// for the findings' provenance.
+	gate := newMemoryGate()
 	var pr *provenanceReader
 	if !s.opts.NoDowngrade {
-		pr = newProvenanceReader()
+		pr = newProvenanceReader(gate)
 	}
 	if err == nil && !s.opts.NoDecode {
-		if derr := s.decodeAll(ctx, views, col, hits, pr); derr != nil {
+		if derr := s.decodeAll(ctx, views, col, hits, pr, gate); derr != nil {
 			err = fmt.Errorf("interrupted while decoding compressed and archived content: %w", derr)
 		}
 	}

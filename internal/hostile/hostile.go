@@ -7,7 +7,8 @@
 // files whose segments all read one block, migration streams of fill pages,
 // gzip bombs inside an OVA, FAT directories whose entries all share one
 // chain, ext4 and XFS inodes that share one extent tree, a squashfs
-// metadata block that inflates to 900 MiB) and data that attacks the detectors (adversarial
+// metadata block that inflates to 900 MiB, xz files whose dictionaries
+// fill 128 MiB each) and data that attacks the detectors (adversarial
 // repetition, millions of matches). Each case is one entry of Cases; the
 // hostile-input suite (suite_test.go) scans every one beside a good target
 // and checks that the scan stays bounded, and `go run
@@ -108,6 +109,8 @@ func Cases() []Case {
 			What: "a 300 MiB XFS whose 4,000 empty files share one extent B+tree of level 4, 4 * 10^9 blocks each"},
 		{Name: "squashfs-id-bomb", Tools: []string{"mksquashfs", "zstd"}, Make: SquashfsIDBomb,
 			What: "a 33 KB squashfs whose id table block is a zstd frame of 900 MiB of zeros"},
+		{Name: "xz-dictionaries", Tools: []string{"xz", "mkfs.ext4"}, Make: XzDictionaries,
+			What: "a 32 MiB ext4 of 16 xz files whose 128 MiB dictionaries each fill as they decode (150 MB from 1.6 MB)"},
 	}
 }
 

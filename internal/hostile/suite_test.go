@@ -52,6 +52,10 @@ type expect struct {
 	// gate fails closed (complete false, exit code at least 2 even with
 	// --fail-on none). Without it the run must be complete.
 	incomplete bool
+	// decoded is the least the hostile target's views must have decoded
+	// (views[].decoding.decoded_bytes): a case that bounds the decoders
+	// must not pass by decoding nothing.
+	decoded int64
 }
 
 const outsideRoots = "outside the allowed roots: not followed (see --backing-root)"
@@ -87,6 +91,9 @@ var expectations = map[string]expect{
 	"ext4-shared-index":    {note: "ext4: index blocks shared between inodes"},
 	"xfs-shared-btree":     {note: "xfs: extent B+tree blocks shared between inodes"},
 	"squashfs-id-bomb":     {note: "squashfs: file paths not attributed"},
+	// Nothing is cut: each stream decodes whole, one big dictionary at a
+	// time (decode.MemoryGate), within the memory bound.
+	"xz-dictionaries": {decoded: 16 * 150_400_000},
 }
 
 // TestHostileInputs scans each crafted input beside a good target, each in
@@ -277,6 +284,19 @@ func checkReport(t *testing.T, rep *report.Report, target string, want expect) {
 		}
 	} else if !rep.Complete || verdict.Exit != 0 {
 		t.Errorf("complete=%v (%q), exit %d with --fail-on none: want a complete run", rep.Complete, rep.IncompleteReasons, verdict.Exit)
+	}
+	if want.decoded > 0 {
+		var n int64
+		for _, tg := range rep.Targets {
+			for _, v := range tg.Views {
+				if strings.HasPrefix(tg.Path, target) && v.Decoding != nil {
+					n += v.Decoding.DecodedBytes
+				}
+			}
+		}
+		if n < want.decoded {
+			t.Errorf("the hostile target's views decoded %d bytes, want at least %d", n, want.decoded)
+		}
 	}
 	if want.truncated && rep.Summary.Truncated == nil {
 		t.Errorf("summary.truncated is absent, want the cut counted")

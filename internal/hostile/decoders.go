@@ -1,0 +1,54 @@
+package hostile
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// XzDictionaries writes a 32 MiB ext4 (mkfs.ext4 -d) of 16 xz files, each
+// a stream whose LZMA2 dictionary is 128 MiB (the xz tool's, preset 0
+// with dict=128MiB) holding 94 copies of the same 1.6 MB of random bytes:
+// 150 MB decoded from 1.6 MB, under the decoders' 100:1 expansion cap,
+// and written through the whole dictionary. Each file then gets a small
+// xz stream of its own number appended, so that no two are the same
+// content. A decoder's memory cap is per walk, and a scan decodes on
+// every core: before the decode pass shared a memory gate, 2 cores held
+// two such dictionaries at once (722 MB of RSS), 16 cores sixteen (2.4
+// GB).
+func XzDictionaries(ctx context.Context, dir string) (string, error) {
+	src := filepath.Join(dir, "xz.src")
+	defer os.RemoveAll(src)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	block := randomBytes(5, 1_600_000)
+	var stream bytes.Buffer
+	cmd := exec.CommandContext(ctx, "xz", "--format=xz", "--lzma2=preset=0,dict=128MiB", "-T1", "-c")
+	cmd.Stdin = bytes.NewReader(bytes.Repeat(block, 94))
+	cmd.Stdout = &stream
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("xz: %w", err)
+	}
+	for i := range 16 {
+		var tail bytes.Buffer
+		cmd := exec.CommandContext(ctx, "xz", "--format=xz", "-c")
+		cmd.Stdin = bytes.NewReader(fmt.Appendf(nil, "file %d\n", i))
+		cmd.Stdout = &tail
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("xz: %w", err)
+		}
+		b := append(bytes.Clone(stream.Bytes()), tail.Bytes()...)
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("log.%d.xz", i)), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	path := filepath.Join(dir, "xz-dictionaries.ext4")
+	if err := run(ctx, "mkfs.ext4", "-q", "-F", "-d", src, path, "32M"); err != nil {
+		return "", err
+	}
+	return path, nil
+}
