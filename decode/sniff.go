@@ -3,8 +3,6 @@ package decode
 import (
 	"bytes"
 	"encoding/binary"
-	"strconv"
-	"strings"
 )
 
 // SniffLen is how many leading bytes Sniff wants to see (a tar header).
@@ -139,6 +137,32 @@ func isSquashfs(h []byte) bool {
 	return len(h) >= 96 && bytes.HasPrefix(h, magicSquashfs) && binary.LittleEndian.Uint16(h[28:]) == 4
 }
 
+// octal parses a tar header's octal number field, spaces and NULs around
+// it, as strconv.ParseInt(field, 8, 64) would, without allocating: every
+// file a layer's scan meets is sniffed, and ParseInt's error for text
+// cost three allocations a file.
+func octal(field []byte) (int64, bool) {
+	field = bytes.Trim(field, " \x00")
+	neg := false
+	if len(field) > 0 && (field[0] == '+' || field[0] == '-') {
+		neg, field = field[0] == '-', field[1:]
+	}
+	if len(field) == 0 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range field {
+		if c < '0' || c > '7' {
+			return 0, false
+		}
+		n = n<<3 | int64(c-'0') // at most 8 digits: no overflow
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
 // isTar recognises a POSIX (ustar) header, or an old-style one by its
 // checksum.
 func isTar(b []byte) bool {
@@ -151,9 +175,8 @@ func isTar(b []byte) bool {
 	if b[0] == 0 {
 		return false // no name: zeros, or not a header
 	}
-	field := strings.Trim(string(b[148:156]), " \x00")
-	want, err := strconv.ParseInt(field, 8, 64)
-	if err != nil || field == "" {
+	want, ok := octal(b[148:156])
+	if !ok {
 		return false
 	}
 	var sum int64

@@ -43,7 +43,7 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 		// magic into a raw disk.
 		m = probeRaw(nil)
 	}
-	if m.Name == "raw" && vmemFormat.probe(nil, r, size, name) > 0 {
+	if m.Name == "raw" && vmemFormat.probe(nil, r, size, name, nil) > 0 {
 		m = Match{Name: vmemFormat.name, Kind: vmemFormat.kind, Confidence: ByName, new: vmemFormat.new}
 	}
 	if opts.Open == nil {

@@ -1,6 +1,7 @@
 package formats_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -65,5 +66,19 @@ func TestProbe(t *testing.T) {
 				t.Errorf("Probe = %s/%s/%d/%q, want %s/%s/%d/%q", m.Name, m.Kind, m.Confidence, m.Evidence, tc.want, tc.kind, tc.confidence, tc.evidence)
 			}
 		})
+	}
+}
+
+// BenchmarkProbeText probes the head of a small text file, which no
+// format claims: what a container layer's scan asks of every file it
+// meets (registry's sniffDisk), 200,000 times for a layer of small files.
+func BenchmarkProbeText(b *testing.B) {
+	head := bytes.Repeat([]byte("a line of a small text file in a layer\n"), 20)
+	r := bytes.NewReader(head)
+	b.ReportAllocs()
+	for b.Loop() {
+		if m := formats.Probe(head, r, int64(len(head)), "usr/share/doc/x/README"); m.Name != "raw" {
+			b.Fatalf("probed %q", m.Name)
+		}
 	}
 }

@@ -113,6 +113,11 @@ func SwapMagic(b []byte) bool {
 // files ("is this a raw disk?") use it instead of testing magics of their
 // own.
 func Detect(head []byte) string {
-	kind, _ := detectFS(head, drivers())
+	kind, _ := detectFS(head, detectDrivers)
 	return kind
 }
+
+// detectDrivers is drivers(), made once for Detect, which a container
+// layer's scan calls for every file (through formats.Probe); nothing
+// changes it.
+var detectDrivers = drivers()
