@@ -466,6 +466,45 @@ func TestEnoughWithinChunk(t *testing.T) {
 	}
 }
 
+// ScanStream hands on a chunk's matches as Scan's workers do, before the
+// chunk ends: a decoded stream of distinct secrets held a whole chunk's
+// (200,000 in 4 MiB) on every core. The same matches come out; and a
+// rule that gets enough findings within the chunk stops being validated
+// there, which it could only do at a flush.
+func TestScanStreamFlushes(t *testing.T) {
+	buf := denseSecrets(newGen("stream-flush"), 40*flushMatches)
+	e := testEngine(t, EngineOptions{Workers: 1, ChunkSize: len(buf)})
+	want := scanRanges(t, e, buf, []Range{{0, int64(len(buf))}}, ScanOptions{})
+	var got []Match
+	if _, err := e.ScanStream(context.Background(), bytes.NewReader(buf), ScanOptions{}, func(m Match) { got = append(got, m) }); err != nil {
+		t.Fatal(err)
+	}
+	if k, w := keysOf(got), keysOf(want); fmt.Sprint(k) != fmt.Sprint(w) {
+		t.Errorf("ScanStream: %d matches, Scan %d", len(got), len(want))
+	}
+	const enough = 100
+	var emitted, skipped int
+	opts := ScanOptions{
+		Enough: func(rule string) bool { return rule == "github-pat" && emitted >= enough },
+		Skipped: func(sk Skip) {
+			if sk.RuleID == "github-pat" {
+				skipped += sk.Hits
+			}
+		},
+	}
+	if _, err := e.ScanStream(context.Background(), bytes.NewReader(buf), opts, func(m Match) {
+		if m.RuleID == "github-pat" {
+			emitted++
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if emitted < enough || emitted > enough+2*flushMatches || skipped < 30*flushMatches {
+		t.Errorf("one chunk of %d tokens: %d handed on, %d skipped; want %d to %d handed on and the rest skipped",
+			40*flushMatches, emitted, skipped, enough, enough+2*flushMatches)
+	}
+}
+
 // A chunk's keyword hits are taken a window at a time: a keyword across
 // the edge between two windows is found once, whatever byte it starts at.
 func TestHitWindowEdges(t *testing.T) {
