@@ -310,6 +310,10 @@ type Options struct {
 	// Gate, when set, bounds the decoder memory of this walk and the
 	// others that share it, together (MemoryGate).
 	Gate *MemoryGate
+	// Reservation, when set, is the walk's standing at its gate (and
+	// Gate is not used): the caller's, which may hold bytes of its own
+	// in it during the walk (from the callback) and after.
+	Reservation *Reservation
 }
 
 // PackagedFiles is a set of files by size and MD5 (Options.Packaged).

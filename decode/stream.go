@@ -50,7 +50,7 @@ func newStreamReader(ctx context.Context, codec string, r io.Reader, maxMemory i
 		return nil, fmt.Errorf("decode: %s is not a stream this reads", codec)
 	}
 	lim := Limits{MaxDecoderMemory: maxMemory}.withDefaults()
-	w := &walker{parent: ctx, ctx: ctx, lim: lim, scratch: &Scratch{}, gate: walkGate{g: g}}
+	w := &walker{parent: ctx, ctx: ctx, lim: lim, scratch: &Scratch{}, gate: g.Reserve()}
 	dec, cost, _, err := w.open(codec, newSrc(r))
 	if err != nil {
 		return nil, err

@@ -135,10 +135,10 @@ type walker struct {
 	// held in scratch.packaged while it is walked.
 	packaged     PackagedFiles
 	packagedHeld bool
-	atRead       int64 // container bytes read at random (squashfs)
-	mem          int64 // decoder memory held
-	gate         walkGate
-	decoded      int64 // bytes all streams of the walk decoded
+	atRead       int64        // container bytes read at random (squashfs)
+	mem          int64        // decoder memory held
+	gate         *Reservation // nil: no gate
+	decoded      int64        // bytes all streams of the walk decoded
 	// scratch keeps the DEFLATE and gzip readers that streams are done
 	// with (Options.Scratch, or the walk's own).
 	scratch *Scratch
@@ -156,7 +156,7 @@ func Walk(parent context.Context, r io.ReaderAt, size int64, opts Options, fn fu
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, root: r, rootSize: size, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packaged: opts.Packaged, scratch: opts.Scratch}
-	w.gate = walkGate{g: opts.Gate, clock: ctx}
+	defer w.reserve(opts, ctx)()
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -177,7 +177,7 @@ func WalkStream(parent context.Context, r io.Reader, opts Options, fn func(Leaf)
 	ctx, cancel := deadline(parent, lim)
 	defer cancel()
 	w := &walker{parent: parent, ctx: ctx, lim: lim, budget: opts.Budget, res: &res, fn: fn, codec: opts.Codec, skipStored: opts.SkipStoredLeaves, headOnly: opts.HeadOnly, packaged: opts.Packaged, scratch: opts.Scratch}
-	w.gate = walkGate{g: opts.Gate, clock: ctx}
+	defer w.reserve(opts, ctx)()
 	if w.scratch == nil {
 		w.scratch = new(Scratch)
 	}
@@ -204,10 +204,27 @@ func (w *walker) outcome(err error) error {
 	return w.counted(err, w.codec)
 }
 
+// reserve sets the walk's standing at its gate (Options.Reservation, or
+// one of its own at Options.Gate), whose waits pause clock; the function
+// it returns undoes that as the walk ends.
+func (w *walker) reserve(opts Options, clock *walkClock) func() {
+	r := opts.Reservation
+	if r == nil {
+		r = opts.Gate.Reserve()
+	}
+	if r == nil {
+		return func() {}
+	}
+	w.gate = r
+	prev := r.wg.clock
+	r.wg.clock = clock
+	return func() { r.wg.clock = prev }
+}
+
 // hold charges n more bytes of decoder memory to the walk, once its gate
 // lets it (the walk's own cap is checked where each decoder is opened).
 func (w *walker) hold(n int64) error {
-	if err := w.gate.hold(w.ctx, w.mem, n); err != nil {
+	if err := w.gate.Hold(w.ctx, n); err != nil {
 		return err
 	}
 	w.mem += n
@@ -217,7 +234,7 @@ func (w *walker) hold(n int64) error {
 // unhold gives back n bytes of decoder memory.
 func (w *walker) unhold(n int64) {
 	w.mem -= n
-	w.gate.release(w.mem)
+	w.gate.Release(n)
 }
 
 // callbackError wraps an error returned by the callback, which ends the

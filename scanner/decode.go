@@ -60,6 +60,15 @@ const (
 	// maxBufferedMatches bounds the matches one container's decoding keeps
 	// before they are placed (places past the first get them then).
 	maxBufferedMatches = 100000
+	// matchHoldBytes is what a buffered match is held for at the
+	// decoders' memory gate (a detectors.Match with its strings and the
+	// buffer's share: 634 bytes of heap for an AWS key ID), held
+	// matchHoldBatch at a time.
+	matchHoldBytes = 640
+	matchHoldBatch = 256
+	// placeBatch is how many matches of a file's decoding wait before
+	// they are placed.
+	placeBatch = 4096
 	// slackPad is read past twice a freed cluster's size to try one
 	// slack window: a compressed cluster takes at most about a cluster.
 	slackPad = 4096
@@ -885,11 +894,49 @@ func (d *decoder) budget(t *target) *decode.Budget {
 func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *decode.Scratch) {
 	c := g[0]
 	var found []decodedMatch
-	truncated := int64(0)
+	truncated := map[string]int64{} // matches not kept, by rule
+	// Matches wait to be placed, and while they wait they are held at the
+	// decoders' gate with the walk's decoders: a container of dense
+	// secrets holds 100,000 of them, 60 MB, and every core decodes one.
+	held := d.gate.Reserve()
+	defer func() { held.Release(held.Held()) }()
+	// Where a file's bytes are is known before it is decoded, so its
+	// matches are placed a batch at a time (then the Limiter knows when a
+	// rule is full, and the detectors stop validating its hits: a gzip of
+	// 1.6 million distinct AWS key IDs took 6 s of CPU per file). A
+	// stream carved from free space is where its bytes are up to what it
+	// consumed, known at its end: its matches wait for it, up to
+	// maxBufferedMatches.
+	early := !slices.ContainsFunc(g, func(x *container) bool { return x.carved || x.slack != nil })
+	var earlyPlaces []guestPos
+	placeFound := func() {
+		d.mu.Lock()
+		if earlyPlaces == nil {
+			for _, x := range g {
+				earlyPlaces = append(earlyPlaces, d.placesOf(x, 0)...)
+			}
+			earlyPlaces = uniquePlaces(earlyPlaces)
+		}
+		for _, dm := range found {
+			d.col.addDecoded(earlyPlaces, dm.chain, dm.chainKey, dm.m)
+		}
+		d.mu.Unlock()
+		clear(found)
+		found = found[:0]
+		held.Release(held.Held())
+	}
 	keep := func(dm decodedMatch) {
+		if early && len(found) >= placeBatch {
+			placeFound()
+		}
 		if len(found) >= maxBufferedMatches {
-			truncated++
+			truncated[dm.m.RuleID]++
 			return
+		}
+		if len(found)%matchHoldBatch == 0 {
+			// A wait ends with ctx, which ends the walk: nothing more
+			// is placed then.
+			held.Hold(ctx, matchHoldBatch*matchHoldBytes)
 		}
 		found = append(found, dm)
 	}
@@ -897,9 +944,12 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	// (a rule's fruitless windows spent) are counted in the view's
 	// truncation, as the raw scan's are; they went uncounted before.
 	notValidated := map[string]int{}
-	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere, Skipped: func(sk detectors.Skip) { notValidated[sk.RuleID] += sk.Hits }}
+	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere, Skipped: func(sk detectors.Skip) { notValidated[sk.RuleID] += sk.Hits },
+		// A rule full in the container's view (where its new findings
+		// are admitted) is not validated further.
+		Enough: func(rule string) bool { return d.col.lim.Enough(c.v, rule) }}
 	if c.memoryOnly {
-		d.scanMemoryOnly(ctx, g)
+		d.scanMemoryOnly(ctx, g, held)
 		return
 	}
 	// A compressed kernel module found by its magic number is counted and
@@ -927,7 +977,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 		consumed = c.size
 	} else {
 		var err error
-		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g), Scratch: scratch, Gate: d.gate}
+		wopts := decode.Options{Limits: d.lim, Budget: d.budget(c.v.t), SkipStoredLeaves: d.scannedClean(g), Scratch: scratch, Reservation: held}
 		if p := d.packaged[c.v.t]; p != nil {
 			wopts.Packaged = p
 		}
@@ -1003,8 +1053,14 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	if res.Leaves > 0 || len(res.Skipped) > 0 || !c.carved {
 		c.v.containers++
 	}
-	if truncated > 0 {
-		res.Skip(fmt.Sprintf("matches past the first %d of one container not placed", maxBufferedMatches), truncated)
+	if len(truncated) > 0 {
+		// One container cut, and its matches past the cap counted as
+		// dropped, as a full rule's are (before 2026-12-07 the skipped
+		// count said the matches, as if they were members or streams).
+		res.Skip(fmt.Sprintf("matches past the first %d of one container not placed", maxBufferedMatches), 1)
+		for rule, n := range truncated {
+			c.v.cuts.DropN(rule, n)
+		}
 	}
 	for rule, n := range notValidated {
 		c.v.cuts.Skipped(detectors.Skip{RuleID: rule, Hits: n})
@@ -1027,11 +1083,13 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	if len(found) == 0 {
 		return
 	}
-	var places []guestPos
-	for _, x := range g {
-		places = append(places, d.placesOf(x, consumed)...)
+	places := earlyPlaces
+	if places == nil {
+		for _, x := range g {
+			places = append(places, d.placesOf(x, consumed)...)
+		}
+		places = uniquePlaces(places)
 	}
-	places = uniquePlaces(places)
 	for _, dm := range found {
 		d.col.addDecoded(places, dm.chain, dm.chainKey, dm.m)
 	}
@@ -1044,8 +1102,9 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 // the view's allocated bytes there are read, which the raw scan read
 // once already: a swap partition of a sparse disk is not read as zeros,
 // and no budget is needed beyond the view's own size. Its text was the
-// raw scan's.
-func (d *decoder) scanMemoryOnly(ctx context.Context, g []*container) {
+// raw scan's. Its matches are held at the gate (held), as the decode
+// pass's are.
+func (d *decoder) scanMemoryOnly(ctx context.Context, g []*container, held *decode.Reservation) {
 	c := g[0]
 	disk := c.v.view.Disk
 	ranges := allocatedIn(c.runs, c.v.ext)
@@ -1055,6 +1114,9 @@ func (d *decoder) scanMemoryOnly(ctx context.Context, g []*container) {
 	var found []detectors.Match
 	_, err := d.s.opts.Engine.Scan(ctx, disk, disk.Size(), ranges, detectors.ScanOptions{Memory: true, MemoryOnly: true}, func(m detectors.Match) {
 		if m.Category == memoryCategory && len(found) < maxBufferedMatches {
+			if len(found)%matchHoldBatch == 0 {
+				held.Hold(ctx, matchHoldBatch*matchHoldBytes)
+			}
 			found = append(found, m)
 		}
 	})

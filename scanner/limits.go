@@ -121,11 +121,14 @@ type Cuts struct {
 }
 
 // Drop counts a match of rule that was not kept.
-func (c *Cuts) Drop(rule string) {
+func (c *Cuts) Drop(rule string) { c.DropN(rule, 1) }
+
+// DropN counts n matches of rule that were not kept.
+func (c *Cuts) DropN(rule string, n int64) {
 	if c.dropped == nil {
 		c.dropped = map[string]int64{}
 	}
-	c.dropped[rule]++
+	c.dropped[rule] += n
 }
 
 // Skipped counts the hits the detectors left unvalidated.

@@ -9,8 +9,8 @@
 // chain, ext4 and XFS inodes that share one extent tree, a squashfs
 // metadata block that inflates to 900 MiB, xz files whose dictionaries
 // fill 128 MiB each) and data that attacks the detectors (adversarial
-// repetition, millions of matches). Each case is one entry of Cases; the
-// hostile-input suite (suite_test.go) scans every one beside a good target
+// repetition, millions of matches, also inside gzip files). Each case is
+// one entry of Cases; the hostile-input suite (suite_test.go) scans every one beside a good target
 // and checks that the scan stays bounded, and `go run
 // ./internal/hostile/cmd/genhostile DIR` writes them all out for manual
 // trials.
@@ -111,6 +111,8 @@ func Cases() []Case {
 			What: "a 33 KB squashfs whose id table block is a zstd frame of 900 MiB of zeros"},
 		{Name: "xz-dictionaries", Tools: []string{"xz", "mkfs.ext4"}, Make: XzDictionaries,
 			What: "a 32 MiB ext4 of 16 xz files whose 128 MiB dictionaries each fill as they decode (150 MB from 1.6 MB)"},
+		{Name: "gzip-distinct-hits", Tools: []string{"gzip", "mkfs.ext4"}, Make: GzipDistinctHits,
+			What: "a 200 MiB ext4 of 4 gzip files, each of 32 MiB of distinct AWS key IDs"},
 	}
 }
 
