@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
+	"fmt"
 	"hash"
 	"io"
 
@@ -79,6 +80,12 @@ type decodedFile struct {
 	// leaf hashes the first leaf with the file's decoded digest, when it
 	// has one (scanDecoding).
 	leaf *leafDigest
+	// dropped counts, by rule, the matches past maxLayerDecodedHits, and
+	// notValidated the hits the detectors left (a full rule, a dense
+	// keyword): the walk adds both to the blob's cuts (addDecoded),
+	// since the decoding may run on a goroutine of its own.
+	dropped      map[string]int64
+	notValidated map[string]int
 }
 
 // decodeWalk decodes the file src reads from its start and scans each
@@ -97,10 +104,27 @@ func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest str
 			d.leaf = newLeafDigest(lr, digest)
 			lr = d.leaf
 		}
-		_, err := e.ScanStream(ctx, lr, fs.s.scanOpts(), func(m detectors.Match) {
-			if len(d.hits) < maxLayerDecodedHits {
-				d.hits = append(d.hits, decodedHit{chain, m})
+		opts := fs.s.scanOpts()
+		// A rule full in the layer (as the files applied before this one
+		// filled it) is not validated further, as in the raw scan.
+		opts.Enough = func(rule string) bool { return fs.lim.Enough(layerView, rule) }
+		opts.Skipped = func(sk detectors.Skip) {
+			if d.notValidated == nil {
+				d.notValidated = map[string]int{}
 			}
+			d.notValidated[sk.RuleID] += sk.Hits
+		}
+		_, err := e.ScanStream(ctx, lr, opts, func(m detectors.Match) {
+			if len(d.hits) >= maxLayerDecodedHits {
+				// Counted, never silent (before 2026-12-07 they were
+				// neither kept nor counted).
+				if d.dropped == nil {
+					d.dropped = map[string]int64{}
+				}
+				d.dropped[m.RuleID]++
+				return
+			}
+			d.hits = append(d.hits, decodedHit{chain, m})
 		})
 		return err
 	})
@@ -117,6 +141,17 @@ func (fs *fileScanner) addDecoded(ctx context.Context, p string, d *decodedFile)
 	}
 	for _, note := range d.res.Notes() {
 		fs.res.Notes = append(fs.res.Notes, p+": "+note)
+	}
+	var dropped int64
+	for rule, n := range d.dropped {
+		fs.res.cuts.DropN(rule, n)
+		dropped += n
+	}
+	if dropped > 0 {
+		fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: %d decoded matches past the first %d of the file not kept", p, dropped, maxLayerDecodedHits))
+	}
+	for rule, n := range d.notValidated {
+		fs.res.cuts.Skipped(detectors.Skip{RuleID: rule, Hits: n})
 	}
 	if d.err != nil && ctx.Err() == nil {
 		fs.res.Notes = append(fs.res.Notes, p+": decoding stopped: "+d.err.Error())

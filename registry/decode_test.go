@@ -2,12 +2,16 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -159,5 +163,75 @@ func TestContainerDiskNestedImage(t *testing.T) {
 			t.Errorf("incomplete: %s", rep.IncompleteReason)
 		}
 		assertNoLeak(t, rep, tok)
+	}
+}
+
+// TestLayerDecodedMatchesCounted: two gzip files (the gzip tool's) of
+// 120,000 distinct AWS key IDs each, in a layer. The first file's matches
+// past the 100,000 a file keeps are counted as dropped, with a note
+// (before, they were neither kept nor counted); the second file, decoded
+// once the rule is full, is not validated, and its hits are counted as
+// such. Every match is accounted for: kept, dropped or not validated.
+func TestLayerDecodedMatchesCounted(t *testing.T) {
+	testutil.RequireTool(t, "gzip")
+	const ids = 120000
+	const rule = "aws-access-key-id"
+	tmp := t.TempDir()
+	var files []entry
+	first := 0 // the rule's matches in the first file (a few IDs fail its checks)
+	for k := range 2 {
+		var b strings.Builder
+		for i := range ids {
+			v := k*ids + i
+			id := []byte("AKIA0000000000000000")
+			for j := 19; j >= 4; j-- {
+				id[j] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[v&31]
+				v >>= 5
+			}
+			b.Write(id)
+			b.WriteByte('\n')
+		}
+		if k == 0 {
+			for _, m := range testEngine(t).FindAll([]byte(b.String()), detectors.ScanOptions{}) {
+				if m.RuleID == rule {
+					first++
+				}
+			}
+		}
+		path := filepath.Join(tmp, "keys.log")
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gz, err := exec.Command("gzip", "-c", path).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, file("var/log/keys.log."+strconv.Itoa(k+1)+".gz", string(gz)))
+	}
+	img := testImage(t, "app", imageOf(t, layer(t, "", append([]entry{dir("var/log/")}, files...)...)))
+	rep := report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img))
+	kept := 0
+	for _, f := range rep.Findings {
+		if f.Rule == rule {
+			kept++
+		}
+	}
+	var dropped, notValidated int64
+	var notes []string
+	for _, tg := range rep.Targets {
+		for _, v := range tg.Views {
+			notes = append(notes, v.Notes...)
+			if v.Truncated != nil {
+				dropped += v.Truncated.MatchesDropped[rule]
+				notValidated += v.Truncated.HitsNotValidated[rule]
+			}
+		}
+	}
+	if kept != 10000 || int64(kept)+dropped != int64(first) || notValidated != ids {
+		t.Errorf("%d kept, %d dropped, %d not validated: want 10,000 kept, the first file's %d matches kept or dropped, the second's %d hits not validated", kept, dropped, notValidated, first, ids)
+	}
+	want := fmt.Sprintf("keys.log.1.gz: %d decoded matches past the first 100000 of the file not kept", first-100000)
+	if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, want) }) {
+		t.Errorf("no note of the matches past the cap: %q", notes)
 	}
 }
