@@ -946,8 +946,9 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	notValidated := map[string]int{}
 	opts := detectors.ScanOptions{Memory: d.s.opts.MemoryRulesEverywhere, Skipped: func(sk detectors.Skip) { notValidated[sk.RuleID] += sk.Hits },
 		// A rule full in the container's view (where its new findings
-		// are admitted) is not validated further.
-		Enough: func(rule string) bool { return d.col.lim.Enough(c.v, rule) }}
+		// are admitted) is not validated further; nor is any once a
+		// carved stream's buffer is full (nothing more would be placed).
+		Enough: func(rule string) bool { return len(found) >= maxBufferedMatches || d.col.lim.Enough(c.v, rule) }}
 	if c.memoryOnly {
 		d.scanMemoryOnly(ctx, g, held)
 		return
