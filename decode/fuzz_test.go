@@ -93,9 +93,7 @@ func fuzzWalkOnce(t *testing.T, data []byte, codec string, mode walkMode, scratc
 	if err != nil {
 		t.Fatalf("walk: %v", err)
 	}
-	if gate.shared != 0 || gate.extra != 0 || len(gate.token) != 0 {
-		t.Fatalf("the walk left the gate holding %d shared, %d extra, token %v", gate.shared, gate.extra, len(gate.token) != 0)
-	}
+	checkGateEmpty(t, gate, "after the walk")
 	if got > budget {
 		t.Fatalf("decoded %d bytes, over the budget of %d", got, budget)
 	}

@@ -144,12 +144,19 @@ func TestMemoryGateConcurrent(t *testing.T) {
 	if st.Acquired == 0 {
 		t.Error("no walk took the token")
 	}
+	checkGateEmpty(t, g, "after every walk")
+	t.Logf("%+v", st)
+}
+
+// checkGateEmpty fails unless every byte held at g was given back and its
+// token is free.
+func checkGateEmpty(t *testing.T, g *MemoryGate, when string) {
+	t.Helper()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.shared != 0 || g.extra != 0 || len(g.token) != 0 {
-		t.Errorf("after every walk: shared %d, extra %d, token held %v", g.shared, g.extra, len(g.token) != 0)
+		t.Fatalf("%s: the gate holds %d shared, %d extra, token held %v", when, g.shared, g.extra, len(g.token) != 0)
 	}
-	t.Logf("%+v", st)
 }
 
 // TestWalkClock checks that a walk's time cap ends it after its own time,
@@ -236,11 +243,7 @@ func TestWalkWaitsForGate(t *testing.T) {
 	if st := g.Stats(); st.Waits != 1 || st.Acquired != 2 {
 		t.Errorf("stats %+v: want one wait, two tokens taken", st)
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.shared != 0 || g.extra != 0 || len(g.token) != 0 {
-		t.Errorf("after the walk: shared %d, extra %d, token held %v", g.shared, g.extra, len(g.token) != 0)
-	}
+	checkGateEmpty(t, g, "after the walk")
 }
 
 // TestGatedStreamReader checks that a gated stream reader holds its
@@ -274,9 +277,5 @@ func TestGatedStreamReader(t *testing.T) {
 			t.Fatal(fmt.Errorf("close %d: %w", i, err))
 		}
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.shared != 0 || g.extra != 0 || len(g.token) != 0 {
-		t.Errorf("after Close: shared %d, extra %d, token held %v", g.shared, g.extra, len(g.token) != 0)
-	}
+	checkGateEmpty(t, g, "after Close")
 }
