@@ -912,10 +912,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	placeFound := func() {
 		d.mu.Lock()
 		if earlyPlaces == nil {
-			for _, x := range g {
-				earlyPlaces = append(earlyPlaces, d.placesOf(x, 0)...)
-			}
-			earlyPlaces = uniquePlaces(earlyPlaces)
+			earlyPlaces = d.groupPlaces(g, 0)
 		}
 		for _, dm := range found {
 			d.col.addDecoded(earlyPlaces, dm.chain, dm.chainKey, dm.m)
@@ -1086,10 +1083,7 @@ func (d *decoder) decodeGroup(ctx context.Context, g []*container, scratch *deco
 	}
 	places := earlyPlaces
 	if places == nil {
-		for _, x := range g {
-			places = append(places, d.placesOf(x, consumed)...)
-		}
-		places = uniquePlaces(places)
+		places = d.groupPlaces(g, consumed)
 	}
 	for _, dm := range found {
 		d.col.addDecoded(places, dm.chain, dm.chainKey, dm.m)
@@ -1236,6 +1230,16 @@ func (d *decoder) placesOf(c *container, consumed int64) []guestPos {
 		}
 	}
 	return out
+}
+
+// groupPlaces returns the places of every container of group g, once
+// each (consumed: what decoding the first one read, for carved streams).
+func (d *decoder) groupPlaces(g []*container, consumed int64) []guestPos {
+	var ps []guestPos
+	for _, x := range g {
+		ps = append(ps, d.placesOf(x, consumed)...)
+	}
+	return uniquePlaces(ps)
 }
 
 func uniquePlaces(ps []guestPos) []guestPos {
