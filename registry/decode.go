@@ -149,7 +149,11 @@ func (fs *fileScanner) addDecoded(ctx context.Context, p string, d *decodedFile)
 	}
 	if dropped > 0 {
 		fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: %d decoded matches past the first %d of the file not kept", p, dropped, maxLayerDecodedHits))
+		// One container cut, as the disk scanner counts it.
+		d.res.Skip(fmt.Sprintf("matches past the first %d of one container not placed", maxLayerDecodedHits), 1)
 	}
+	fs.res.decoded.Add(d.res)
+	fs.res.decodedFiles++
 	for rule, n := range d.notValidated {
 		fs.res.cuts.Skipped(detectors.Skip{RuleID: rule, Hits: n})
 	}

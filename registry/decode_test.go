@@ -42,6 +42,13 @@ func TestLayerArchivesDecoded(t *testing.T) {
 	for _, noDecode := range []bool{false, true} {
 		rep := report.Merge(newScanner(t, Options{NoDecode: noDecode}).scanImage(context.Background(), img))
 		checkArchivedToken(t, rep, tok, noDecode, "/home/backup.tar.gz", "")
+		// The layer's view says what decoding read, as a disk's does:
+		// one container, whose one leaf is .npmrc.
+		d := rep.Targets[0].Views[0].Decoding
+		npmrc := int64(len("//registry.npmjs.org/:_authToken=" + tok + "\n"))
+		if noDecode != (d == nil) || !noDecode && (d.Containers != 1 || d.Leaves != 1 || d.DecodedBytes != npmrc || len(d.Skipped) != 0) {
+			t.Errorf("NoDecode %v: the layer view's decoding: %+v", noDecode, d)
+		}
 	}
 }
 
@@ -216,11 +223,14 @@ func TestLayerDecodedMatchesCounted(t *testing.T) {
 			kept++
 		}
 	}
-	var dropped, notValidated int64
+	var dropped, notValidated, cut int64
 	var notes []string
 	for _, tg := range rep.Targets {
 		for _, v := range tg.Views {
 			notes = append(notes, v.Notes...)
+			if v.Decoding != nil {
+				cut += v.Decoding.Skipped["matches past the first 100000 of one container not placed"]
+			}
 			if v.Truncated != nil {
 				dropped += v.Truncated.MatchesDropped[rule]
 				notValidated += v.Truncated.HitsNotValidated[rule]
@@ -233,5 +243,8 @@ func TestLayerDecodedMatchesCounted(t *testing.T) {
 	want := fmt.Sprintf("keys.log.1.gz: %d decoded matches past the first 100000 of the file not kept", first-100000)
 	if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, want) }) {
 		t.Errorf("no note of the matches past the cap: %q", notes)
+	}
+	if cut != 1 {
+		t.Errorf("decoding.skipped counts %d containers whose matches were cut, want the first file", cut)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/decode/inflate"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/report"
@@ -61,6 +62,10 @@ type blobResult struct {
 	// Truncated counts what the scan of the blob's files cut to stay
 	// within the scan's limits, as a view's truncated does.
 	Truncated *report.ViewTruncation `json:"truncated,omitempty"`
+	// Decoding counts what decoding the blob's compressed and archived
+	// files read and left out, as a view's decoding does; nil when it
+	// decoded nothing (and in state files written before 2026-12-07).
+	Decoding *report.ViewDecoding `json:"decoding,omitempty"`
 	// Records are the layer's package-record files (pkgdb.IsRecordFile:
 	// dpkg's status and md5sums, an rpm database...), by path, within
 	// maxLayerRecordBytes, and Links its top-level symlinks (merged /usr):
@@ -78,6 +83,10 @@ type blobResult struct {
 	recordBytes int64
 	// cuts counts it while the blob is scanned.
 	cuts scanner.Cuts
+	// decoded and decodedFiles count Decoding while the blob is
+	// scanned: the walks' counts, and the files they decoded.
+	decoded      decode.Result
+	decodedFiles int64
 
 	// transient is set when the blob stream itself failed (network), so
 	// that the scan is retried; not stored.
@@ -130,6 +139,9 @@ func (s *Scanner) scanBlob(ctx context.Context, b blob) *blobResult {
 		res.Findings = []report.Finding{}
 	}
 	res.Truncated = res.cuts.Truncation()
+	if d := res.decoded; res.decodedFiles > 0 || len(d.Skipped) > 0 {
+		res.Decoding = &report.ViewDecoding{Containers: res.decodedFiles, Leaves: d.Leaves, DecodedBytes: d.Decoded, Skipped: d.Skipped, StoredMembersNotRescanned: d.StoredSkipped}
+	}
 	return res
 }
 

@@ -363,7 +363,7 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 			ID: vid, Kind: "layer", Name: fmt.Sprintf("%d:%s", i, shortDigest(b.Digest)),
 			Size: r.Bytes, AllocatedBytes: r.Bytes, Notes: append([]string(nil), r.Notes...),
 			Attrs:     map[string]string{"digest": b.Digest, "files": strconv.Itoa(r.Files), "compressed_size": strconv.FormatInt(r.CompressedSize, 10)},
-			Truncated: r.Truncated,
+			Truncated: r.Truncated, Decoding: cloneDecoding(r.Decoding),
 		}
 		if b.MediaType != "" {
 			v.Attrs["media_type"] = b.MediaType
@@ -473,6 +473,17 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		})
 	}
 	return rep
+}
+
+// cloneDecoding copies a blob's decoding counts into a view: a blob
+// shared by images is one result, and each report owns its views.
+func cloneDecoding(d *report.ViewDecoding) *report.ViewDecoding {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	c.Skipped = maps.Clone(d.Skipped)
+	return &c
 }
 
 // publishedKeys makes the keys that software publishes info (package
