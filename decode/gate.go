@@ -2,6 +2,8 @@ package decode
 
 import (
 	"context"
+	"runtime"
+	"runtime/metrics"
 	"sync"
 	"time"
 )
@@ -54,16 +56,18 @@ func NewMemoryGate(pool, perWalk int64) *MemoryGate {
 }
 
 // GateStats says what a gate saw: the most decoder memory its walks held
-// at once, and how often a walk took the token and waited for it.
+// at once, and how often a walk took the token and waited for it; and
+// what they hold now (nothing, once every walk and its caller let go).
 type GateStats struct {
 	Peak, Acquired, Waits int64
+	Held                  int64
 }
 
 // Stats returns the gate's counts so far.
 func (g *MemoryGate) Stats() GateStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return GateStats{Peak: g.peak, Acquired: g.acquired, Waits: g.waits}
+	return GateStats{Peak: g.peak, Acquired: g.acquired, Waits: g.waits, Held: g.shared + g.extra}
 }
 
 // A Reservation is what one walk, and its caller beside it, hold at a
@@ -139,6 +143,7 @@ func (wg *walkGate) hold(ctx context.Context, mem, n int64) error {
 		g.extra += n
 		g.notePeak()
 		g.mu.Unlock()
+		makeRoom(n)
 		return nil
 	case mem+n <= g.perWalk && g.shared+(mem+n-wg.share) <= g.pool:
 		g.shared += mem + n - wg.share
@@ -169,7 +174,36 @@ func (wg *walkGate) hold(ctx context.Context, mem, n int64) error {
 	g.extra = mem + n - wg.share
 	g.notePeak()
 	g.mu.Unlock()
+	makeRoom(n)
 	return nil
+}
+
+// roomThreshold is the least hold that makeRoom looks at: below it, the
+// runtime's own pacing is close enough.
+const roomThreshold = 8 << 20
+
+// makeRoom collects the garbage before a walk that holds the token grows
+// by n bytes, when the heap's objects (live, and dead ones not yet
+// swept) and n together would pass the collector's heap goal (GOGC's,
+// or lower under a soft memory limit: the CLI sets 384 MiB). The runtime
+// allocates a large block first and collects after, so each 128 MiB xz
+// dictionary allocated while the last walk's lay dead went past the goal
+// by the whole block: two container layers decoding such streams by turns
+// took a scan to 583 MiB of RSS, one layer to 417. A walk reaches here
+// only past its share of the pool, holding the token (rare: an xz -7 to
+// -9 dictionary, a zstd --long window), so the collection is paid seldom.
+func makeRoom(n int64) {
+	if n < roomThreshold {
+		return
+	}
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	if s[0].Value.Uint64()+uint64(n) > s[1].Value.Uint64() {
+		runtime.GC()
+	}
 }
 
 // release is called after the walk's decoders let go of bytes, mem being

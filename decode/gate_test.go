@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"testing"
 	"time"
@@ -278,4 +282,53 @@ func TestGatedStreamReader(t *testing.T) {
 		}
 	}
 	checkGateEmpty(t, g, "after Close")
+}
+
+// TestMakeRoom: a walk that holds the token and grows by a large block
+// while the heap's objects and the block would pass the collector's goal
+// has the garbage collected first; a small hold, or one within the goal,
+// does not. Automatic collection is off and the goal is a soft memory
+// limit set for the test, so that only makeRoom collects.
+func TestMakeRoom(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	runtime.GC()
+	objects := func() int64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(s)
+		return int64(s[0].Value.Uint64())
+	}
+	debug.SetMemoryLimit(objects() + 256<<20)
+	var garbage [][]byte
+	for range 16 { // 128 MiB, dead at once
+		garbage = append(garbage, make([]byte, 8<<20))
+	}
+	garbage = nil
+	g := NewMemoryGate(32<<20, 16<<20)
+	for _, c := range []struct {
+		name    string
+		n       int64
+		collect bool
+	}{
+		{"under the threshold", roomThreshold - 1, false},
+		{"within the goal", 64 << 20, false},
+		{"past the goal", 200 << 20, true},
+	} {
+		r := g.Reserve()
+		before := numGC()
+		if err := r.Hold(context.Background(), c.n); err != nil {
+			t.Fatal(err)
+		}
+		if collected := numGC() > before; collected != c.collect {
+			t.Errorf("%s (%d bytes): collected %v, want %v", c.name, c.n, collected, c.collect)
+		}
+		r.Release(r.Held())
+	}
+	checkGateEmpty(t, g, "after the holds")
+}
+
+func numGC() uint32 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.NumGC
 }
