@@ -28,6 +28,17 @@ const layerDecodeBudget = 4 << 30
 // maxLayerDecodedHits bounds the decoded matches kept per file.
 const maxLayerDecodedHits = 100000
 
+// A file's decoded matches wait for its walk to end, and while they wait
+// they are held at the scan's decoder gate (Scanner.gate) with the walk's
+// decoders: 100,000 of them are about 64 MB, and two layers decode at
+// once (layers.go). Each is held for what the scanner's decode pass holds
+// a match for (a detectors.Match with its strings: 634 bytes of heap for
+// an AWS key ID), hitHoldBatch at a time.
+const (
+	hitHoldBytes = 640
+	hitHoldBatch = 256
+)
+
 type decodedHit struct {
 	chain []report.DecodedStep
 	m     detectors.Match
@@ -86,6 +97,9 @@ type decodedFile struct {
 	// since the decoding may run on a goroutine of its own.
 	dropped      map[string]int64
 	notValidated map[string]int
+	// held is the walk's standing at the gate: its decoders while it
+	// ran, and its hits until addDecoded applies them.
+	held *decode.Reservation
 }
 
 // decodeWalk decodes the file src reads from its start and scans each
@@ -95,9 +109,9 @@ func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest str
 	if fs.budget == nil {
 		fs.budget = decode.NewBudget(layerDecodeBudget)
 	}
-	var d decodedFile
+	d := decodedFile{held: fs.s.gate.Reserve()}
 	e := fs.s.opts.Engine
-	d.res, d.err = decode.WalkStream(ctx, src, decode.Options{Budget: fs.budget, Scratch: &fs.scratch}, func(l decode.Leaf) error {
+	d.res, d.err = decode.WalkStream(ctx, src, decode.Options{Budget: fs.budget, Scratch: &fs.scratch, Reservation: d.held}, func(l decode.Leaf) error {
 		chain := decodedChain(l.Chain)
 		var lr io.Reader = l.R
 		if d.leaves++; digest != "" && d.leaves == 1 && len(l.Chain) == 1 && l.Chain[0].Offset == 0 && decode.IsStream(l.Chain[0].Codec) {
@@ -124,6 +138,10 @@ func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest str
 				d.dropped[m.RuleID]++
 				return
 			}
+			if len(d.hits)%hitHoldBatch == 0 {
+				// A wait ends with ctx, which ends the walk.
+				d.held.Hold(ctx, hitHoldBatch*hitHoldBytes)
+			}
 			d.hits = append(d.hits, decodedHit{chain, m})
 		})
 		return err
@@ -132,8 +150,9 @@ func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest str
 }
 
 // addDecoded adds the decode pass's matches of the file at p, and its
-// notes.
+// notes, and lets go of d's standing at the gate.
 func (fs *fileScanner) addDecoded(ctx context.Context, p string, d *decodedFile) {
+	defer d.held.Release(d.held.Held())
 	for _, h := range d.hits {
 		off := h.m.Start
 		fs.addLocated(h.m, p, report.Location{ViewKind: "layer", Offset: 0, Length: h.m.End - h.m.Start, Path: p, State: report.StateAllocated,

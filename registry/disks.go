@@ -54,6 +54,12 @@ func (fs *fileScanner) scanDisksInPlace(ctx context.Context, fail func(string, e
 	if len(fs.disks) == 0 {
 		return
 	}
+	release, err := fs.s.takeDiskSlot(ctx)
+	if err != nil {
+		fail("waiting to audit the disks in the layer", err)
+		return
+	}
+	defer release()
 	var layer *tarindex.Index
 	if fs.res.Kind == blobTar {
 		x, err := tarindex.Build(ctx, fs.at, fs.res.Bytes, fs.res.Digest, maxTarEntries)
@@ -99,6 +105,11 @@ func (fs *fileScanner) scanDisk(ctx context.Context, r io.Reader, head []byte, p
 		note(fmt.Sprintf("%s disk image of %d bytes exceeds --max-spool-size %d: scanned as plain bytes, without views or exposures", format, size, s.opts.MaxSpoolSize))
 		return false, nil
 	}
+	release, err := s.takeDiskSlot(ctx)
+	if err != nil {
+		return true, err
+	}
+	defer release()
 	if err := os.MkdirAll(s.opts.TmpDir, 0o700); err != nil {
 		return false, fmt.Errorf("--tmp-dir: %w", err)
 	}
@@ -121,6 +132,17 @@ func (fs *fileScanner) scanDisk(ctx context.Context, r io.Reader, head []byte, p
 	defer f.Close()
 	how := fmt.Sprintf("spooled: the layer is read as a stream, so the disk was copied to an unlinked temporary file (%d of its %d bytes written, the zero blocks left as holes)", sp.Written, size)
 	return true, fs.auditDisk(ctx, scanner.Reader{Name: p, R: f, Size: size}, format, how)
+}
+
+// takeDiskSlot waits until no other layer spools or audits a disk
+// (Scanner.diskSlot), or ctx ends; release gives the slot back.
+func (s *Scanner) takeDiskSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case s.diskSlot <- struct{}{}:
+		return func() { <-s.diskSlot }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // auditDisk audits a disk of the layer with the disk scanner and adds its

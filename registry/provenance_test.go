@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -127,10 +128,10 @@ func TestLayerPackageProvenance(t *testing.T) {
 	// A nightly scan's state keeps each layer's records and digests: a
 	// second run, from the state, judges the same.
 	statePath := filepath.Join(dir, "state.json")
-	opened := 0
+	var opened atomic.Int64 // layers are opened side by side
 	for i := range img.Layers {
 		orig := img.Layers[i].open
-		img.Layers[i].open = func(ctx context.Context) (io.ReadCloser, error) { opened++; return orig(ctx) }
+		img.Layers[i].open = func(ctx context.Context) (io.ReadCloser, error) { opened.Add(1); return orig(ctx) }
 		img.Layers[i].openAt = nil
 	}
 	for run := range 2 {
@@ -145,8 +146,8 @@ func TestLayerPackageProvenance(t *testing.T) {
 		if g := got(rep); !maps.Equal(g, want) {
 			t.Errorf("run %d with --state: %v\nwant %v", run, g, want)
 		}
-		if run == 1 && opened != 2 {
-			t.Errorf("layers opened %d times in two runs: the second did not use the state", opened)
+		if run == 1 && opened.Load() != 2 {
+			t.Errorf("layers opened %d times in two runs: the second did not use the state", opened.Load())
 		}
 		if err := st.Save("test"); err != nil {
 			t.Fatal(err)
@@ -207,13 +208,13 @@ func TestLayerPackageProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	openedBefore := opened
+	openedBefore := opened.Load()
 	rep, err = newScanner(t, Options{State: st}).run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := got(rep); !maps.Equal(g, want) || opened != openedBefore {
-		t.Errorf("from a state with unpacked records (%d layers opened): %v\nwant %v", opened-openedBefore, g, want)
+	if g := got(rep); !maps.Equal(g, want) || opened.Load() != openedBefore {
+		t.Errorf("from a state with unpacked records (%d layers opened): %v\nwant %v", opened.Load()-openedBefore, g, want)
 	}
 
 	// Past the run's cap on held records a layer keeps none, says so in
@@ -228,7 +229,7 @@ func TestLayerPackageProvenance(t *testing.T) {
 		}
 		s := newScanner(t, Options{State: st})
 		s.maxRecordBytes = 1
-		openedBefore := opened
+		openedBefore := opened.Load()
 		rep, err := s.run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
 		if err != nil {
 			t.Fatal(err)
@@ -247,8 +248,8 @@ func TestLayerPackageProvenance(t *testing.T) {
 		if note == "" {
 			t.Errorf("run %d: no view notes the records cap", run)
 		}
-		if want := 2 - run; opened-openedBefore != want { // the second run reads the records layer again
-			t.Errorf("run %d past the records cap opened %d layers, want %d", run, opened-openedBefore, want)
+		if want := int64(2 - run); opened.Load()-openedBefore != want { // the second run reads the records layer again
+			t.Errorf("run %d past the records cap opened %d layers, want %d", run, opened.Load()-openedBefore, want)
 		}
 		if err := st.Save("test"); err != nil {
 			t.Fatal(err)

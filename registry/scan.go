@@ -22,12 +22,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/report"
@@ -137,6 +139,18 @@ type Scanner struct {
 	// scan pings a registry's /v2/ once per repository, not before every
 	// manifest and blob.
 	puller *remote.Puller
+
+	// layerJobs is how many layers of an image are read at once
+	// (layers.go; tests set 1 to compare with reading them in turn).
+	layerJobs int
+	// gate bounds the decoders of the layers read at once, and the
+	// decoded matches they hold, together (decode.MemoryGate).
+	gate *decode.MemoryGate
+	// diskSlot lets one layer at a time spool and audit a disk found in
+	// it: a disk scan has its own memory bound, and a spool its own room
+	// in TmpDir, which layers read at once would otherwise add up.
+	diskSlot chan struct{}
+	logMu    sync.Mutex // Log is written by the layers read at once
 }
 
 // New checks opts and returns a Scanner.
@@ -144,7 +158,8 @@ func New(opts Options) (*Scanner, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("registry: no detector engine")
 	}
-	s := &Scanner{opts: opts, blobs: map[string]*blobResult{}, counted: map[string]bool{}, maxRecordBytes: maxRunRecordBytes}
+	s := &Scanner{opts: opts, blobs: map[string]*blobResult{}, counted: map[string]bool{}, maxRecordBytes: maxRunRecordBytes,
+		layerJobs: layerJobs, gate: decode.NewMemoryGate(decode.GatePool, decode.GatePerWalk), diskSlot: make(chan struct{}, 1)}
 	if opts.Platform != "" {
 		p, err := v1.ParsePlatform(opts.Platform)
 		if err != nil || p.OS == "" || p.Architecture == "" {
@@ -220,6 +235,8 @@ func (s *Scanner) scanBuffer() []byte {
 
 func (s *Scanner) logf(format string, args ...any) {
 	if s.opts.Log != nil {
+		s.logMu.Lock()
+		defer s.logMu.Unlock()
 		fmt.Fprintf(s.opts.Log, "imgaudit: "+format+"\n", args...)
 	}
 }
@@ -295,18 +312,44 @@ func (s *Scanner) limiter() *scanner.Limiter { return scanner.NewLimiter(s.opts.
 // blob returns the result of scanning b: from this run, from the state,
 // or by scanning it now. fresh is true when it was read in this run.
 func (s *Scanner) blob(ctx context.Context, b blob) (res *blobResult, fresh bool) {
+	if r, fresh, ok := s.cached(b); ok {
+		return r, fresh
+	}
+	r, err := s.read(ctx, b)
+	s.keep(ctx, b, r, err)
+	return r, true
+}
+
+// cached returns b's result when this run or the state has it; fresh is
+// true when it was read in this run.
+func (s *Scanner) cached(b blob) (r *blobResult, fresh, ok bool) {
 	if r, ok := s.blobs[b.Digest]; ok {
-		return r, true
+		return r, true, true
 	}
 	if st := s.opts.State; st != nil {
 		if r := st.blob(b.Digest); r != nil {
 			s.counted[b.Digest] = true // nothing read this run
-			return r, false
+			return r, false, true
 		}
 	}
+	return nil, false, false
+}
+
+// read scans b and packs its package records: what layers read at once
+// do side by side (layers.go). It changes nothing of s's.
+func (s *Scanner) read(ctx context.Context, b blob) (*blobResult, error) {
 	r := s.scanBlob(ctx, b)
+	return r, r.packRecords()
+}
+
+// keep holds b's result r, read in this run (packErr: packing its
+// records failed), within the run's cap on package records, and keeps it
+// for the rest of the run and the state. The layers of an image are kept
+// in their order, whatever order they were read in, so that which
+// layer's records the cap drops does not depend on timing.
+func (s *Scanner) keep(ctx context.Context, b blob, r *blobResult, packErr error) {
 	store := true
-	if err := r.packRecords(); err != nil {
+	if err := packErr; err != nil {
 		r.dropRecords(err.Error())
 		store = false
 	} else if n := r.packedRecordBytes(); n > 0 && s.heldRecordBytes+n > s.maxRecordBytes {
@@ -321,7 +364,6 @@ func (s *Scanner) blob(ctx context.Context, b blob) (res *blobResult, fresh bool
 			st.putBlob(r)
 		}
 	}
-	return r, true
 }
 
 // scanImage scans one image (one platform's manifest) and returns its part
@@ -338,14 +380,9 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		return rep
 	}
 	s.logf("scanning %s (%d layers)", img.Target, len(img.Layers))
-	results := make([]*blobResult, len(img.Layers))
-	fresh := make([]bool, len(img.Layers))
-	for i, b := range img.Layers {
-		if ctx.Err() != nil {
-			rep.Complete = false
-			break
-		}
-		results[i], fresh[i] = s.blob(ctx, b)
+	results, fresh := s.scanLayers(ctx, img.Layers)
+	if ctx.Err() != nil {
+		rep.Complete = false
 	}
 	indexes := make([]*pathIndex, len(results))
 	for i, r := range results {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -94,17 +95,17 @@ func TestStateRoundTripAndRuleChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened := 0
+	var opened atomic.Int64 // layers are opened side by side
 	img2 := img
 	img2.Layers = append([]blob(nil), img.Layers...)
 	for i := range img2.Layers {
 		orig := img2.Layers[i].open
-		img2.Layers[i].open = func(ctx context.Context) (io.ReadCloser, error) { opened++; return orig(ctx) }
+		img2.Layers[i].open = func(ctx context.Context) (io.ReadCloser, error) { opened.Add(1); return orig(ctx) }
 	}
 	s2 := newScanner(t, Options{State: st2})
 	rep2, _ := s2.run(context.Background(), "registry", func(yield func(image) bool) { yield(img2) })
-	if opened != 0 {
-		t.Errorf("%d layers opened although the state has them", opened)
+	if opened.Load() != 0 {
+		t.Errorf("%d layers opened although the state has them", opened.Load())
 	}
 	if len(rep2.Findings) != 1 || *rep2.Findings[0].New || rep2.Findings[0].Exposure[0] != "layer" {
 		t.Errorf("second run: %+v", rep2.Findings)
@@ -119,7 +120,7 @@ func TestStateRoundTripAndRuleChange(t *testing.T) {
 	st3, _ := LoadState(path)
 	s3 := newScanner(t, Options{State: st3, Engine: e})
 	rep3, _ := s3.run(context.Background(), "registry", func(yield func(image) bool) { yield(img2) })
-	if opened == 0 {
+	if opened.Load() == 0 {
 		t.Errorf("rule change did not invalidate cached blobs")
 	}
 	if len(rep3.Findings) != 1 || *rep3.Findings[0].New {

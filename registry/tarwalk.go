@@ -272,7 +272,7 @@ func (fs *fileScanner) keepDigests(ctx context.Context, p string, b []byte) {
 	}
 	if algo := pkgdb.StreamDigest(p); algo != "" {
 		if _, decoded := pkgdb.IsDecodedDigest(algo); decoded {
-			if sum, err := pkgdb.DecodedHash(ctx, bytes.NewReader(b), algo, pkgdb.DecodedDigestCap(int64(len(b))), fs.decodedDigests(), nil); err == nil {
+			if sum, err := pkgdb.DecodedHash(ctx, bytes.NewReader(b), algo, pkgdb.DecodedDigestCap(int64(len(b))), fs.decodedDigests(), fs.s.gate); err == nil {
 				sums[algo] = sum
 			}
 		}
@@ -340,7 +340,7 @@ func (fs *fileScanner) scanFile(ctx context.Context, r io.Reader, p string, size
 	_, decodedDigest := pkgdb.IsDecodedDigest(algo)
 	decoding := !fs.s.opts.NoDecode && decode.Sniff(buf[:min(n, decode.SniffLen)]) != ""
 	if !whole && algo != "" && !(decodedDigest && decoding) {
-		streamed = newStreamHash(ctx, algo, size, fs.decodedDigests())
+		streamed = newStreamHash(ctx, algo, size, fs.decodedDigests(), fs.s.gate)
 		defer streamed.close()
 		streamed.Write(buf[:n])
 		r = io.TeeReader(r, streamed)
@@ -404,7 +404,7 @@ type streamHash struct {
 	err  error
 }
 
-func newStreamHash(ctx context.Context, algo string, size int64, budget *pkgdb.DecodedBudget) *streamHash {
+func newStreamHash(ctx context.Context, algo string, size int64, budget *pkgdb.DecodedBudget, gate *decode.MemoryGate) *streamHash {
 	if _, decoded := pkgdb.IsDecodedDigest(algo); !decoded {
 		if algo == "sha256" {
 			return &streamHash{h: sha256.New()}
@@ -415,7 +415,7 @@ func newStreamHash(ctx context.Context, algo string, size int64, budget *pkgdb.D
 	sh := &streamHash{pw: pw, done: make(chan struct{})}
 	go func() {
 		defer close(sh.done)
-		sh.s, sh.err = pkgdb.DecodedHash(ctx, pr, algo, pkgdb.DecodedDigestCap(size), budget, nil)
+		sh.s, sh.err = pkgdb.DecodedHash(ctx, pr, algo, pkgdb.DecodedDigestCap(size), budget, gate)
 		// A stream that stopped decoding (corrupt, a bomb) still takes
 		// the rest of the file, so that the scan's writes never block.
 		io.Copy(io.Discard, pr)

@@ -1,12 +1,20 @@
 package hostile
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // XzDictionaries writes a 32 MiB ext4 (mkfs.ext4 -d) of 16 xz files, each
@@ -25,23 +33,11 @@ func XzDictionaries(ctx context.Context, dir string) (string, error) {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return "", err
 	}
-	block := randomBytes(5, 1_600_000)
-	var stream bytes.Buffer
-	cmd := exec.CommandContext(ctx, "xz", "--format=xz", "--lzma2=preset=0,dict=128MiB", "-T1", "-c")
-	cmd.Stdin = bytes.NewReader(bytes.Repeat(block, 94))
-	cmd.Stdout = &stream
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("xz: %w", err)
+	files, err := xzDictionaryFiles(ctx, 16)
+	if err != nil {
+		return "", err
 	}
-	for i := range 16 {
-		var tail bytes.Buffer
-		cmd := exec.CommandContext(ctx, "xz", "--format=xz", "-c")
-		cmd.Stdin = bytes.NewReader(fmt.Appendf(nil, "file %d\n", i))
-		cmd.Stdout = &tail
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("xz: %w", err)
-		}
-		b := append(bytes.Clone(stream.Bytes()), tail.Bytes()...)
+	for i, b := range files {
 		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("log.%d.xz", i)), b, 0o644); err != nil {
 			return "", err
 		}
@@ -51,6 +47,73 @@ func XzDictionaries(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// LayersXzDictionaries writes a docker save tarball of two layers, each
+// of 8 of XzDictionaries' xz files: the registry reads an image's layers
+// side by side, and each layer decodes its files one after the other, so
+// without one memory gate for both the two layers held two 128 MiB
+// dictionaries at once.
+func LayersXzDictionaries(ctx context.Context, dir string) (string, error) {
+	files, err := xzDictionaryFiles(ctx, 16)
+	if err != nil {
+		return "", err
+	}
+	var layers []v1.Layer
+	for l := range 2 {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		for i := l * 8; i < l*8+8; i++ {
+			if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("var/log/app.%d.xz", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[i]))}); err != nil {
+				return "", err
+			}
+			if _, err := tw.Write(files[i]); err != nil {
+				return "", err
+			}
+		}
+		if err := tw.Close(); err != nil {
+			return "", err
+		}
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil })
+		if err != nil {
+			return "", err
+		}
+		layers = append(layers, layer)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		return "", err
+	}
+	tag, err := name.NewTag("example.com/hostile/logs:1")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "layers-xz-dictionaries.tar")
+	return p, tarball.WriteToFile(p, tag, img)
+}
+
+// xzDictionaryFiles returns n distinct xz files of XzDictionaries' kind.
+func xzDictionaryFiles(ctx context.Context, n int) ([][]byte, error) {
+	block := randomBytes(5, 1_600_000)
+	var stream bytes.Buffer
+	cmd := exec.CommandContext(ctx, "xz", "--format=xz", "--lzma2=preset=0,dict=128MiB", "-T1", "-c")
+	cmd.Stdin = bytes.NewReader(bytes.Repeat(block, 94))
+	cmd.Stdout = &stream
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("xz: %w", err)
+	}
+	var files [][]byte
+	for i := range n {
+		var tail bytes.Buffer
+		cmd := exec.CommandContext(ctx, "xz", "--format=xz", "-c")
+		cmd.Stdin = bytes.NewReader(fmt.Appendf(nil, "file %d\n", i))
+		cmd.Stdout = &tail
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		files = append(files, append(bytes.Clone(stream.Bytes()), tail.Bytes()...))
+	}
+	return files, nil
 }
 
 // GzipDistinctHits writes a 200 MiB ext4 (mkfs.ext4 -d) of 4 gzip files

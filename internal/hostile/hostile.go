@@ -8,7 +8,7 @@
 // gzip bombs inside an OVA, FAT directories whose entries all share one
 // chain, ext4 and XFS inodes that share one extent tree, a squashfs
 // metadata block that inflates to 900 MiB, xz files whose dictionaries
-// fill 128 MiB each) and data that attacks the detectors (adversarial
+// fill 128 MiB each, on a disk and in two container layers) and data that attacks the detectors (adversarial
 // repetition, millions of matches, also inside gzip files). Each case is
 // one entry of Cases; the hostile-input suite (suite_test.go) scans every one beside a good target
 // and checks that the scan stays bounded, and `go run
@@ -111,6 +111,8 @@ func Cases() []Case {
 			What: "a 33 KB squashfs whose id table block is a zstd frame of 900 MiB of zeros"},
 		{Name: "xz-dictionaries", Tools: []string{"xz", "mkfs.ext4"}, Make: XzDictionaries,
 			What: "a 32 MiB ext4 of 16 xz files whose 128 MiB dictionaries each fill as they decode (150 MB from 1.6 MB)"},
+		{Name: "layers-xz-dictionaries", Tools: []string{"xz"}, Make: LayersXzDictionaries,
+			What: "a docker save tarball of 2 layers of 8 such xz files each, which the registry reads side by side"},
 		{Name: "gzip-distinct-hits", Tools: []string{"gzip", "mkfs.ext4"}, Make: GzipDistinctHits,
 			What: "a 200 MiB ext4 of 4 gzip files, each of 32 MiB of distinct AWS key IDs"},
 	}

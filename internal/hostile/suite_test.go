@@ -93,7 +93,8 @@ var expectations = map[string]expect{
 	"squashfs-id-bomb":     {note: "squashfs: file paths not attributed"},
 	// Nothing is cut: each stream decodes whole, one big dictionary at a
 	// time (decode.MemoryGate), within the memory bound.
-	"xz-dictionaries": {decoded: 16 * 150_400_000},
+	"xz-dictionaries":        {decoded: 16 * 150_400_000},
+	"layers-xz-dictionaries": {decoded: 16 * 150_400_000},
 	// The rule's findings are capped, and its hits past the cap are not
 	// validated, in what decodes as in raw bytes.
 	"gzip-distinct-hits": {truncated: true, decoded: 4 * 32 << 20},
