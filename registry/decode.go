@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync/atomic"
 
 	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
@@ -56,7 +57,7 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		d = fs.decodeWalk(ctx, io.MultiReader(bytes.NewReader(head), pr), digest)
+		d = fs.decodeWalk(ctx, io.MultiReader(bytes.NewReader(head), pr), digest, &fs.scratch, maxLayerDecodedHits)
 		// The raw scan reads on: take what the walk left.
 		io.Copy(io.Discard, pr)
 	}()
@@ -78,7 +79,7 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 // and applies what it finds: scanDecoding for a file a worker scanned
 // (parallel.go).
 func (fs *fileScanner) decodeWhole(ctx context.Context, p string, b []byte) {
-	d := fs.decodeWalk(ctx, bytes.NewReader(b), "")
+	d := fs.decodeWalk(ctx, bytes.NewReader(b), "", &fs.scratch, maxLayerDecodedHits)
 	fs.addDecoded(ctx, p, &d)
 }
 
@@ -100,18 +101,24 @@ type decodedFile struct {
 	// held is the walk's standing at the gate: its decoders while it
 	// ran, and its hits until addDecoded applies them.
 	held *decode.Reservation
+	// over: the walk had more hits than it was allowed (a worker's, whose
+	// file the walk decodes again itself) and stopped.
+	over bool
 }
 
 // decodeWalk decodes the file src reads from its start and scans each
 // leaf, keeping the matches; digest, when set, is hashed over the first
-// leaf of a file that is one compressed stream.
-func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest string) decodedFile {
-	if fs.budget == nil {
-		fs.budget = decode.NewBudget(layerDecodeBudget)
-	}
+// leaf of a file that is one compressed stream. scratch keeps the
+// caller's decoders. Past maxHits matches: the walk counts the rest as
+// dropped when maxHits is maxLayerDecodedHits, and otherwise (a
+// worker's walk, parallel.go) stops, over.
+func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest string, scratch *decode.Scratch, maxHits int) decodedFile {
 	d := decodedFile{held: fs.s.gate.Reserve()}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var over atomic.Bool
 	e := fs.s.opts.Engine
-	d.res, d.err = decode.WalkStream(ctx, src, decode.Options{Budget: fs.budget, Scratch: &fs.scratch, Reservation: d.held}, func(l decode.Leaf) error {
+	d.res, d.err = decode.WalkStream(wctx, src, decode.Options{Budget: fs.budget, Scratch: scratch, Reservation: d.held}, func(l decode.Leaf) error {
 		chain := decodedChain(l.Chain)
 		var lr io.Reader = l.R
 		if d.leaves++; digest != "" && d.leaves == 1 && len(l.Chain) == 1 && l.Chain[0].Offset == 0 && decode.IsStream(l.Chain[0].Codec) {
@@ -121,15 +128,23 @@ func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest str
 		opts := fs.s.scanOpts()
 		// A rule full in the layer (as the files applied before this one
 		// filled it) is not validated further, as in the raw scan.
-		opts.Enough = func(rule string) bool { return fs.lim.Enough(layerView, rule) }
+		opts.Enough = func(rule string) bool { return over.Load() || fs.lim.Enough(layerView, rule) }
 		opts.Skipped = func(sk detectors.Skip) {
 			if d.notValidated == nil {
 				d.notValidated = map[string]int{}
 			}
 			d.notValidated[sk.RuleID] += sk.Hits
 		}
-		_, err := e.ScanStream(ctx, lr, opts, func(m detectors.Match) {
-			if len(d.hits) >= maxLayerDecodedHits {
+		_, err := e.ScanStream(wctx, lr, opts, func(m detectors.Match) {
+			if len(d.hits) >= maxHits && maxHits < maxLayerDecodedHits {
+				if !d.over {
+					d.over = true
+					over.Store(true)
+					stop()
+				}
+				return
+			}
+			if len(d.hits) >= maxHits {
 				// Counted, never silent (before 2026-12-07 they were
 				// neither kept nor counted).
 				if d.dropped == nil {

@@ -22,10 +22,18 @@ import (
 // sequential walk makes. Most of a layer's files are small
 // (trixie-server-image: 31,447 of its 31,557 files are under 1 MiB), and
 // each one's scan alone cannot use a second core (the detectors split a
-// window in 4 MiB chunks). Decoding stays on the walk's goroutine, one
-// file at a time as before, because its memory cap (an xz dictionary, a
-// zstd window: decode.Limits.MaxDecoderMemory) is per walk: walks on
-// every worker would hold it once per core.
+// window in 4 MiB chunks). A worker also decodes its file when it is a
+// compressed stream or an archive (since 2026-12-07; before, the walk
+// decoded each one, one after the other, and a layer of gzip'd
+// documentation was as slow as one core inflating): the decoders of the
+// workers, of the walk and of the other layer read at the same time all
+// draw on the Scanner's one memory gate, whose cap is what bounded a
+// walk's decoders when only the walk decoded. A worker's walk gives back
+// everything it held at the gate when it ends, and keeps at most
+// maxJobMatches matches, raw and decoded together, for the walk to apply
+// in turn: a job that waits for its turn holds nothing another job's
+// walk could wait for. Past that cap it stops, and the walk decodes the
+// file again itself.
 //
 // What the walk still scans itself, after the workers' results are all
 // applied: files larger than parallelFileMax, package-record files and
@@ -59,6 +67,10 @@ type fileJob struct {
 	matches []detectors.Match
 	skips   []detectors.Skip
 	err     error
+	// decoded is what decoding the file found, when it is compressed or
+	// an archive and its walk kept within the job's matches; nil: the
+	// walk decodes it (applyWhole).
+	decoded *decodedFile
 	// overflow: the file had more than maxJobMatches matches; the walk
 	// scans it again itself.
 	overflow bool
@@ -101,8 +113,9 @@ func (fs *fileScanner) newFilePipeline(ctx context.Context, workers int) *filePi
 	pl := &filePipeline{fs: fs, ctx: ctx, jobs: make(chan *fileJob, workers), paths: map[string]int{}}
 	for range workers {
 		go func() {
+			var scratch decode.Scratch // the worker's decoders, from one file to the next
 			for j := range pl.jobs {
-				fs.scanWhole(ctx, j)
+				fs.scanWhole(ctx, j, &scratch)
 				close(j.done)
 			}
 		}()
@@ -217,10 +230,11 @@ func (pl *filePipeline) applyFirst() error {
 }
 
 // scanWhole is a worker's scan of a whole file: the detectors' pass of
-// scanFile over a file its window holds, with the matches kept in j
-// instead of applied. It reads the blob's limits (Limiter.Enough, a hint,
-// safe for concurrent use) and changes nothing.
-func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob) {
+// scanFile over a file its window holds, and the decode pass of a
+// compressed file or an archive, with the matches kept in j instead of
+// applied. It reads the blob's limits (Limiter.Enough, a hint, safe for
+// concurrent use) and changes nothing but the blob's decoding budget.
+func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob, scratch *decode.Scratch) {
 	if len(j.b) == 0 {
 		return
 	}
@@ -249,6 +263,17 @@ func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob) {
 		return
 	}
 	j.overflow, j.err = false, err
+	if err != nil || fs.s.opts.NoDecode || decode.Sniff(j.b[:min(len(j.b), decode.SniffLen)]) == "" {
+		return
+	}
+	d := fs.decodeWalk(ctx, bytes.NewReader(j.b), "", scratch, maxJobMatches-len(j.matches))
+	// The hits are few (maxJobMatches), and the job may wait for its
+	// turn behind a job whose walk waits for the gate: it holds nothing
+	// there while it waits.
+	d.held.Release(d.held.Held())
+	if !d.over && ctx.Err() == nil {
+		j.decoded = &d
+	}
 }
 
 // applyWhole applies a worker's results for file j.p as scanFile would
@@ -271,7 +296,11 @@ func (fs *fileScanner) applyWhole(ctx context.Context, j *fileJob) error {
 	}
 	fs.res.Scanned += int64(len(j.b))
 	if !fs.s.opts.NoDecode && decode.Sniff(j.b[:min(len(j.b), decode.SniffLen)]) != "" {
-		fs.decodeWhole(ctx, j.p, j.b)
+		if j.decoded != nil {
+			fs.addDecoded(ctx, j.p, j.decoded)
+		} else {
+			fs.decodeWhole(ctx, j.p, j.b)
+		}
 	}
 	if len(fs.hitsAt[j.p]) != hits {
 		fs.keepDigests(ctx, j.p, j.b)

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/detectors"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
@@ -45,7 +46,7 @@ func TestScanWholeOverflow(t *testing.T) {
 		b := []byte(distinctKeyIDs(1<<20, n))
 		want := len(s.opts.Engine.FindAll(b, s.scanOpts()))
 		j := &fileJob{p: "/keys", b: b}
-		fs.scanWhole(context.Background(), j)
+		fs.scanWhole(context.Background(), j, &decode.Scratch{})
 		overflow := want > maxJobMatches
 		if want < n*9/10 {
 			t.Fatalf("%d key IDs make %d matches", n, want)
@@ -62,13 +63,50 @@ func TestScanWholeOverflow(t *testing.T) {
 	}
 }
 
+// TestScanWholeDecodes: a worker decodes a compressed file it scans (the
+// gzip tool's), keeping what decoding found for the walk to apply, when
+// the file's matches, raw and decoded, stay within maxJobMatches; past
+// them it keeps no decoding (the walk decodes the file again). Either
+// way it holds nothing at the gate once done.
+func TestScanWholeDecodes(t *testing.T) {
+	testutil.RequireTool(t, "gzip")
+	s := newScanner(t, Options{})
+	fs := s.newFileScanner(&blobResult{}, s.scanBuffer())
+	for _, n := range []int{10, maxJobMatches / 2, maxJobMatches + 500} {
+		p := filepath.Join(t.TempDir(), "keys.txt")
+		if err := os.WriteFile(p, []byte(distinctKeyIDs(1<<20, n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Run(t, "gzip", "-n", p)
+		b, err := os.ReadFile(p + ".gz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &fileJob{p: "/keys.txt.gz", b: b}
+		fs.scanWhole(context.Background(), j, &decode.Scratch{})
+		if j.overflow || j.err != nil {
+			t.Fatalf("%d keys: overflow %v, err %v", n, j.overflow, j.err)
+		}
+		if over := n > maxJobMatches; over != (j.decoded == nil) {
+			t.Errorf("%d keys: decoding kept %v, want %v", n, j.decoded != nil, !over)
+		}
+		if d := j.decoded; d != nil && (len(d.hits) < n*9/10 || d.res.Leaves != 1 || d.res.Decoded != int64(21*n)) {
+			t.Errorf("%d keys: %d decoded hits, %d leaves, %d bytes decoded", n, len(d.hits), d.res.Leaves, d.res.Decoded)
+		}
+		if st := s.gate.Stats(); st.Held != 0 {
+			t.Errorf("%d keys: the gate holds %d bytes after the job", n, st.Held)
+		}
+	}
+}
+
 // TestParallelFilesMatchSequential: a layer's small files scanned on
 // workers (parallel.go) give the report a walk that scans every file
 // itself gives (--workers 1), finding for finding, location for location,
 // with the same notes, bytes and digests. The layer, tarred by the real
 // tar, holds 400 small files with and without secrets (some repeated);
 // two files of more matches than a worker keeps (maxJobMatches: the walk
-// scans them again); a gzip'd file, a tar.gz and a zip holding secrets; a
+// scans them again), and a gzip'd one (the walk decodes it again); a
+// gzip'd file, a tar.gz and a zip holding secrets (decoded on workers); a
 // 5 MiB file (scanned by the walk); a qcow2 of 2 MiB (a disk, spooled or
 // read in place); this machine's dpkg status (a package-record file); and
 // one path three times (tar -r: each later entry replaces the one before,
@@ -106,6 +144,9 @@ func TestParallelFilesMatchSequential(t *testing.T) {
 	for i := range 2 {
 		write(fmt.Sprintf("srv/keys%d.txt", i), distinctKeyIDs(1<<20+i*10000, maxJobMatches+1000))
 	}
+	// A gzip'd file of more decoded matches than a worker keeps: the
+	// walk decodes it again itself (gzip'd below).
+	write("srv/keys.log", distinctKeyIDs(1<<21, maxJobMatches+1000))
 	write("srv/big.log", strings.Repeat("x", 5<<20)+"\nNPM_TOKEN="+npmToken(t)+"\n")
 	status, err := os.ReadFile("/var/lib/dpkg/status")
 	if err != nil {
@@ -114,6 +155,7 @@ func TestParallelFilesMatchSequential(t *testing.T) {
 	write("var/lib/dpkg/status", string(status))
 	testutil.Bash(t, root, `
 mkdir -p var/log home/dev disk
+gzip srv/keys.log
 printf 'NPM_TOKEN=`+npmToken(t)+`\n' > var/log/app.log && gzip var/log/app.log
 mkdir -p /tmp/$$.b && printf 'NPM_TOKEN=`+npmToken(t)+`\n' > /tmp/$$.b/token && tar -C /tmp/$$.b -czf home/dev/backup.tar.gz token
 printf 'NPM_TOKEN=`+npmToken(t)+`\n' > /tmp/$$.b/z && (cd /tmp/$$.b && zip -q ../$$.zip z) && mv /tmp/$$.zip home/dev/old.zip && rm -rf /tmp/$$.b

@@ -68,11 +68,12 @@ type fileScanner struct {
 	// of those of its latest entry, so that an entry that appears again
 	// later in the same tar marks the earlier copy replaced.
 	hitsAt map[string][][2]int
-	// scratch keeps decoders from one file's decoding for the next (the
-	// walks of a blob run one after the other).
+	// scratch keeps decoders from one file's decoding for the next, on
+	// the walk's goroutine (each pipeline worker has its own).
 	scratch decode.Scratch
-	// budget bounds what decoding this blob's files yields, and digests
-	// what computing decoded digests (apt's compressed lists) decodes.
+	// budget bounds what decoding this blob's files yields, on the walk
+	// and its workers together, and digests what computing decoded
+	// digests (apt's compressed lists) decodes.
 	budget  *decode.Budget
 	digests *pkgdb.DecodedBudget
 
@@ -534,7 +535,8 @@ const layerView = "layer"
 // newFileScanner returns the scanner of res's files, with buf as its
 // detector window (nil for a config, scanned whole).
 func (s *Scanner) newFileScanner(res *blobResult, buf []byte) *fileScanner {
-	return &fileScanner{s: s, res: res, buf: buf, lim: scanner.NewLimiter(s.opts.Limits, s.opts.Engine), byRule: map[string]int{}}
+	return &fileScanner{s: s, res: res, buf: buf, lim: scanner.NewLimiter(s.opts.Limits, s.opts.Engine), byRule: map[string]int{},
+		budget: decode.NewBudget(layerDecodeBudget)}
 }
 
 // keep adds match m, found at loc, to the blob's findings within the
