@@ -57,7 +57,7 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		d = fs.decodeWalk(ctx, io.MultiReader(bytes.NewReader(head), pr), digest, &fs.scratch, maxLayerDecodedHits)
+		d = fs.decodeWalk(ctx, io.MultiReader(bytes.NewReader(head), pr), digest, &fs.scratch, nil)
 		// The raw scan reads on: take what the walk left.
 		io.Copy(io.Discard, pr)
 	}()
@@ -79,7 +79,7 @@ func (fs *fileScanner) scanDecoding(ctx context.Context, r io.Reader, buf []byte
 // and applies what it finds: scanDecoding for a file a worker scanned
 // (parallel.go).
 func (fs *fileScanner) decodeWhole(ctx context.Context, p string, b []byte) {
-	d := fs.decodeWalk(ctx, bytes.NewReader(b), "", &fs.scratch, maxLayerDecodedHits)
+	d := fs.decodeWalk(ctx, bytes.NewReader(b), "", &fs.scratch, nil)
 	fs.addDecoded(ctx, p, &d)
 }
 
@@ -109,10 +109,10 @@ type decodedFile struct {
 // decodeWalk decodes the file src reads from its start and scans each
 // leaf, keeping the matches; digest, when set, is hashed over the first
 // leaf of a file that is one compressed stream. scratch keeps the
-// caller's decoders. Past maxHits matches: the walk counts the rest as
-// dropped when maxHits is maxLayerDecodedHits, and otherwise (a
-// worker's walk, parallel.go) stops, over.
-func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest string, scratch *decode.Scratch, maxHits int) decodedFile {
+// caller's decoders. The walk's own decoding (take nil) keeps
+// maxLayerDecodedHits matches and counts the rest as dropped; a worker's
+// (parallel.go) keeps what take allows, and past that stops, over.
+func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest string, scratch *decode.Scratch, take func() bool) decodedFile {
 	d := decodedFile{held: fs.s.gate.Reserve()}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -136,15 +136,16 @@ func (fs *fileScanner) decodeWalk(ctx context.Context, src io.Reader, digest str
 			d.notValidated[sk.RuleID] += sk.Hits
 		}
 		_, err := e.ScanStream(wctx, lr, opts, func(m detectors.Match) {
-			if len(d.hits) >= maxHits && maxHits < maxLayerDecodedHits {
-				if !d.over {
-					d.over = true
-					over.Store(true)
-					stop()
-				}
+			if d.over {
 				return
 			}
-			if len(d.hits) >= maxHits {
+			if take != nil && !take() {
+				d.over = true
+				over.Store(true)
+				stop()
+				return
+			}
+			if len(d.hits) >= maxLayerDecodedHits {
 				// Counted, never silent (before 2026-12-07 they were
 				// neither kept nor counted).
 				if d.dropped == nil {

@@ -55,6 +55,15 @@ const (
 	// for 16 such files, against 116 MB walked one by one. Past the cap
 	// the worker stops, and the walk scans the file itself, as before.
 	maxJobMatches = 4096
+	// maxPendingMatches bounds the matches the jobs of one layer hold
+	// until the walk applies them, whatever the number of workers: a
+	// layer holds up to two jobs per worker, and each may keep
+	// maxJobMatches, so a layer of small files of dense distinct secrets
+	// (84 KB, 4,000 AWS key IDs each: 2.6 MB of matches) held 83 MB of
+	// them with 16 workers and would hold 333 MB with 64. Past it a job
+	// overflows, as past its own cap, and the walk scans that file
+	// itself. It is what 2 workers' four jobs could hold.
+	maxPendingMatches = 4 * maxJobMatches
 )
 
 // fileJob is one whole file a worker scans, and what it found.
@@ -63,6 +72,10 @@ type fileJob struct {
 	n    int    // its tar entry, for errors
 	b    []byte // its bytes
 	done chan struct{}
+	// pending counts the matches that the pipeline's jobs hold (nil: no
+	// pipeline, a test's job), kept the matches this one counts there.
+	pending *atomic.Int64
+	kept    int
 
 	matches []detectors.Match
 	skips   []detectors.Skip
@@ -74,6 +87,28 @@ type fileJob struct {
 	// overflow: the file had more than maxJobMatches matches; the walk
 	// scans it again itself.
 	overflow bool
+}
+
+// take counts one more match for the job to keep, and says whether it
+// may: within its own maxJobMatches and the pipeline's maxPendingMatches.
+func (j *fileJob) take() bool {
+	if j.kept >= maxJobMatches {
+		return false
+	}
+	if j.pending != nil && j.pending.Add(1) > maxPendingMatches {
+		j.pending.Add(-1)
+		return false
+	}
+	j.kept++
+	return true
+}
+
+// giveBack uncounts n of the job's matches: dropped, or applied.
+func (j *fileJob) giveBack(n int) {
+	j.kept -= n
+	if j.pending != nil {
+		j.pending.Add(-int64(n))
+	}
 }
 
 // fileError is the error that stopped a file's scan on a worker, which
@@ -99,6 +134,8 @@ type filePipeline struct {
 	jobs    chan *fileJob
 	pending []*fileJob
 	bytes   int64
+	// matches counts what the pending jobs hold (fileJob.take).
+	matches atomic.Int64
 	paths   map[string]int // pending jobs per path
 	free    [][]byte       // buffers of applied jobs, for reuse
 	stopped bool
@@ -158,7 +195,7 @@ func (pl *filePipeline) submit(p string, n int, b []byte) error {
 			return err
 		}
 	}
-	j := &fileJob{p: p, n: n, b: b, done: make(chan struct{})}
+	j := &fileJob{p: p, n: n, b: b, done: make(chan struct{}), pending: &pl.matches}
 	pl.pending = append(pl.pending, j)
 	pl.bytes += int64(len(b))
 	pl.paths[p]++
@@ -218,6 +255,7 @@ func (pl *filePipeline) applyFirst() error {
 	<-j.done
 	pl.pending = pl.pending[1:]
 	pl.bytes -= int64(len(j.b))
+	defer j.giveBack(j.kept)
 	if pl.paths[j.p]--; pl.paths[j.p] == 0 {
 		delete(pl.paths, j.p)
 	}
@@ -250,7 +288,7 @@ func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob, scratch *decod
 	_, err := fs.s.opts.Engine.Scan(jctx, bytes.NewReader(j.b), int64(len(j.b)), []detectors.Range{{Start: 0, End: int64(len(j.b))}}, opts, func(m detectors.Match) {
 		switch {
 		case j.overflow:
-		case len(j.matches) == maxJobMatches:
+		case !j.take():
 			j.overflow = true
 			overflow.Store(true)
 			cancel()
@@ -259,6 +297,7 @@ func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob, scratch *decod
 		}
 	})
 	if j.overflow && ctx.Err() == nil {
+		j.giveBack(j.kept)
 		j.matches, j.skips = nil, nil
 		return
 	}
@@ -266,13 +305,15 @@ func (fs *fileScanner) scanWhole(ctx context.Context, j *fileJob, scratch *decod
 	if err != nil || fs.s.opts.NoDecode || decode.Sniff(j.b[:min(len(j.b), decode.SniffLen)]) == "" {
 		return
 	}
-	d := fs.decodeWalk(ctx, bytes.NewReader(j.b), "", scratch, maxJobMatches-len(j.matches))
+	d := fs.decodeWalk(ctx, bytes.NewReader(j.b), "", scratch, j.take)
 	// The hits are few (maxJobMatches), and the job may wait for its
 	// turn behind a job whose walk waits for the gate: it holds nothing
 	// there while it waits.
 	d.held.Release(d.held.Held())
 	if !d.over && ctx.Err() == nil {
 		j.decoded = &d
+	} else {
+		j.giveBack(len(d.hits))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -63,6 +64,42 @@ func TestScanWholeOverflow(t *testing.T) {
 	}
 }
 
+// TestJobTakesWithinPipelineCap: a job keeps at most maxJobMatches
+// matches, and the jobs of one pipeline at most maxPendingMatches
+// together, whatever the number of jobs; what an applied or overflowed
+// job gives back, another may take.
+func TestJobTakesWithinPipelineCap(t *testing.T) {
+	var pending atomic.Int64
+	jobs := make([]*fileJob, 2*maxPendingMatches/maxJobMatches)
+	took := make([]int, len(jobs))
+	for i := range jobs {
+		jobs[i] = &fileJob{pending: &pending}
+		for jobs[i].take() {
+			took[i]++
+		}
+	}
+	total := 0
+	for i, n := range took {
+		total += n
+		if n > maxJobMatches || n != jobs[i].kept {
+			t.Errorf("job %d took %d (kept %d), over its cap %d", i, n, jobs[i].kept, maxJobMatches)
+		}
+	}
+	if total != maxPendingMatches || pending.Load() != maxPendingMatches {
+		t.Errorf("the jobs took %d, pending %d; want the pipeline's cap %d", total, pending.Load(), maxPendingMatches)
+	}
+	first := jobs[0]
+	first.giveBack(first.kept)
+	last := jobs[len(jobs)-1]
+	n := 0
+	for last.take() {
+		n++
+	}
+	if n != took[0] || pending.Load() != maxPendingMatches {
+		t.Errorf("after the first job gave back %d, the last took %d (pending %d)", took[0], n, pending.Load())
+	}
+}
+
 // TestScanWholeDecodes: a worker decodes a compressed file it scans (the
 // gzip tool's), keeping what decoding found for the walk to apply, when
 // the file's matches, raw and decoded, stay within maxJobMatches; past
@@ -105,7 +142,8 @@ func TestScanWholeDecodes(t *testing.T) {
 // with the same notes, bytes and digests. The layer, tarred by the real
 // tar, holds 400 small files with and without secrets (some repeated);
 // two files of more matches than a worker keeps (maxJobMatches: the walk
-// scans them again), and a gzip'd one (the walk decodes it again); a
+// scans them again), and a gzip'd one (the walk decodes it again); 12
+// files of 3,000, more than the pipeline's jobs keep together; a
 // gzip'd file, a tar.gz and a zip holding secrets (decoded on workers); a
 // 5 MiB file (scanned by the walk); a qcow2 of 2 MiB (a disk, spooled or
 // read in place); this machine's dpkg status (a package-record file); and
@@ -147,6 +185,12 @@ func TestParallelFilesMatchSequential(t *testing.T) {
 	// A gzip'd file of more decoded matches than a worker keeps: the
 	// walk decodes it again itself (gzip'd below).
 	write("srv/keys.log", distinctKeyIDs(1<<21, maxJobMatches+1000))
+	// Files each within a job's cap, more of them than the pipeline
+	// holds at once (maxPendingMatches): those past it overflow, and the
+	// walk scans them again.
+	for i := range 12 {
+		write(fmt.Sprintf("srv/dense/%02d.txt", i), distinctKeyIDs(1<<22+i*4000, 3000))
+	}
 	write("srv/big.log", strings.Repeat("x", 5<<20)+"\nNPM_TOKEN="+npmToken(t)+"\n")
 	status, err := os.ReadFile("/var/lib/dpkg/status")
 	if err != nil {
