@@ -24,42 +24,23 @@ import (
 // the layer's index in img (its first, for a layer listed twice).
 func hookedImage(t *testing.T, target string, img v1.Image, hook func(i int, rc io.ReadCloser) io.ReadCloser) image {
 	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	index := map[v1.Hash]int{}
-	for i := len(layers) - 1; i >= 0; i-- {
-		d, err := layers[i].Digest()
-		if err != nil {
-			t.Fatal(err)
+	hooked := testImage(t, target, img)
+	first := map[string]int{}
+	for i := range hooked.Layers {
+		b := &hooked.Layers[i]
+		if _, seen := first[b.Digest]; !seen {
+			first[b.Digest] = i
 		}
-		index[d] = i
-	}
-	plain := testImage(t, target, img)
-	raw, err := img.RawManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mt, _ := img.MediaType()
-	d, _ := img.Digest()
-	return imageFromManifest(target, d.String(), mt, raw, "", func(h v1.Hash) blobSource {
-		i, isLayer := index[h]
-		return blobSource{open: func(ctx context.Context) (io.ReadCloser, error) {
-			for _, b := range append(plain.Layers, *plain.Config) {
-				if b.Digest != h.String() {
-					continue
-				}
-				rc, err := b.open(ctx)
-				if err != nil || !isLayer {
-					return rc, err
-				}
-				return hook(i, rc), nil
+		open, index := b.open, first[b.Digest]
+		b.open = func(ctx context.Context) (io.ReadCloser, error) {
+			rc, err := open(ctx)
+			if err != nil {
+				return rc, err
 			}
-			t.Errorf("no blob %s", h)
-			return nil, io.ErrUnexpectedEOF
-		}}
-	})
+			return hook(index, rc), nil
+		}
+	}
+	return hooked
 }
 
 // hookedStream counts the layer streams open at once, and can hold its

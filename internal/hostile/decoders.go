@@ -1,20 +1,12 @@
 package hostile
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // XzDictionaries writes a 32 MiB ext4 (mkfs.ext4 -d) of 16 xz files, each
@@ -59,37 +51,16 @@ func LayersXzDictionaries(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var layers []v1.Layer
+	var layers [][]layerEntry
 	for l := range 2 {
-		var b bytes.Buffer
-		tw := tar.NewWriter(&b)
+		var entries []layerEntry
 		for i := l * 8; i < l*8+8; i++ {
-			if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("var/log/app.%d.xz", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[i]))}); err != nil {
-				return "", err
-			}
-			if _, err := tw.Write(files[i]); err != nil {
-				return "", err
-			}
+			entries = append(entries, layerEntry{name: fmt.Sprintf("var/log/app.%d.xz", i), body: files[i]})
 		}
-		if err := tw.Close(); err != nil {
-			return "", err
-		}
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil })
-		if err != nil {
-			return "", err
-		}
-		layers = append(layers, layer)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		return "", err
-	}
-	tag, err := name.NewTag("example.com/hostile/logs:1")
-	if err != nil {
-		return "", err
+		layers = append(layers, entries)
 	}
 	p := filepath.Join(dir, "layers-xz-dictionaries.tar")
-	return p, tarball.WriteToFile(p, tag, img)
+	return p, writeDockerSave(p, "example.com/hostile/logs:1", layers...)
 }
 
 // xzDictionaryFiles returns n distinct xz files of XzDictionaries' kind.

@@ -1,19 +1,11 @@
 package hostile
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // The cases of issue 16 section 1 lay out two directories under the case's
@@ -231,34 +223,6 @@ func LayerBackingHost(ctx context.Context, dir string) (string, error) {
 	if err := os.Remove(disk); err != nil {
 		return "", err
 	}
-	var layerTar bytes.Buffer
-	tw := tar.NewWriter(&layerTar)
-	if err := tw.WriteHeader(&tar.Header{Name: "disk/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-		return "", err
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: "disk/disk.qcow2", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
-		return "", err
-	}
-	if _, err := tw.Write(body); err != nil {
-		return "", err
-	}
-	if err := tw.Close(); err != nil {
-		return "", err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar.Bytes())), nil
-	})
-	if err != nil {
-		return "", err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return "", err
-	}
-	tag, err := name.NewTag("example.com/hostile/vm:1")
-	if err != nil {
-		return "", err
-	}
 	p := filepath.Join(images, "image.tar")
-	return p, tarball.WriteToFile(p, tag, img)
+	return p, writeDockerSave(p, "example.com/hostile/vm:1", []layerEntry{{name: "disk/"}, {name: "disk/disk.qcow2", body: body}})
 }
