@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imgaudit/imgaudit/internal/benchdata"
+	"github.com/imgaudit/imgaudit/internal/gctune"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/scanner"
 )
@@ -32,7 +33,7 @@ const (
 // TestDenseDumpMemoryBound scans 32 MiB of nothing but distinct secrets
 // (342,000 AWS key IDs and 28,500 tokens of each of twelve other rules,
 // internal/benchdata's Dense) as a memory dump and as a raw image, each
-// with `imgaudit scan` in a child process, run as main runs it (tuneGC)
+// with `imgaudit scan` in a child process, run as main runs it (gctune.Tune)
 // with 16 detector workers, and checks that the findings stop at the
 // limits, that the report says so, and that the child's peak RSS, which
 // it reads itself, stays under maxScanRSS. Before the bound, the scan of
@@ -113,7 +114,7 @@ func TestDenseDumpChild(t *testing.T) {
 	if target == "" {
 		t.Skip("run by TestDenseDumpMemoryBound")
 	}
-	tuneGC()
+	gctune.Tune()
 	var stderr strings.Builder
 	code := run(context.Background(), []string{"scan", "--no-progress", "--workers", denseWorkers, "--format", "json", "--fail-on", "none", "-o", out, target},
 		os.Stdout, &stderr)

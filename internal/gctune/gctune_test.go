@@ -1,4 +1,4 @@
-package main
+package gctune
 
 import (
 	"math"
@@ -18,7 +18,7 @@ func gcPercent() int {
 // memLimit reads the soft memory limit without changing it.
 func memLimit() int64 { return debug.SetMemoryLimit(-1) }
 
-func TestTuneGC(t *testing.T) {
+func TestTune(t *testing.T) {
 	defer debug.SetGCPercent(gcPercent())
 	defer debug.SetMemoryLimit(memLimit())
 
@@ -27,7 +27,7 @@ func TestTuneGC(t *testing.T) {
 		t.Setenv("GOMEMLIMIT", "1GiB")
 		debug.SetGCPercent(50)
 		debug.SetMemoryLimit(1 << 30)
-		tuneGC()
+		Tune()
 		if p, l := gcPercent(), memLimit(); p != 50 || l != 1<<30 {
 			t.Fatalf("GOGC=50 and GOMEMLIMIT=1GiB in the environment: target %d, limit %d; want both kept", p, l)
 		}
@@ -38,20 +38,20 @@ func TestTuneGC(t *testing.T) {
 		t.Setenv("GOMEMLIMIT", "")
 		debug.SetGCPercent(100)
 		debug.SetMemoryLimit(math.MaxInt64)
-		tuneGC()
-		if p, l := gcPercent(), memLimit(); p != gcStartPercent || l != gcMemLimit {
-			t.Fatalf("after tuneGC: target %d, limit %d; want %d and %d", p, l, gcStartPercent, gcMemLimit)
+		Tune()
+		if p, l := gcPercent(), memLimit(); p != startPercent || l != softLimit {
+			t.Fatalf("after Tune: target %d, limit %d; want %d and %d", p, l, startPercent, softLimit)
 		}
 		// A small live heap keeps the raised target across collections.
 		runtime.GC()
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
-		if p := gcPercent(); p != gcStartPercent {
-			t.Fatalf("small heap, after collections: target %d, want %d", p, gcStartPercent)
+		if p := gcPercent(); p != startPercent {
+			t.Fatalf("small heap, after collections: target %d, want %d", p, startPercent)
 		}
-		// Past gcTunedUntil live, Go's default comes back; the limit
+		// Past tunedUntil live, Go's default comes back; the limit
 		// stays until half of it is live.
-		live := make([]byte, gcTunedUntil+(16<<20))
+		live := make([]byte, tunedUntil+(16<<20))
 		for i := range live {
 			live[i] = byte(i)
 		}
@@ -63,11 +63,11 @@ func TestTuneGC(t *testing.T) {
 			runtime.GC()
 			time.Sleep(time.Millisecond)
 		}
-		if l := memLimit(); l != gcMemLimit {
-			t.Fatalf("live heap of %d MiB: limit %d, want %d kept", len(live)>>20, l, gcMemLimit)
+		if l := memLimit(); l != softLimit {
+			t.Fatalf("live heap of %d MiB: limit %d, want %d kept", len(live)>>20, l, softLimit)
 		}
 		// Past half the limit live, the limit is lifted.
-		more := make([]byte, gcMemLimit/2)
+		more := make([]byte, softLimit/2)
 		for i := range more {
 			more[i] = byte(i)
 		}
