@@ -10,7 +10,7 @@ RACE_PKGS ?= ./formats/... ./detectors/... ./scanner/... ./decode
 # on workers; these of its tests cover that with the disks, errors, state
 # and images around it (the whole package takes 90 s under the race
 # detector, these about 25 s).
-RACE_REGISTRY ?= TestLayersSideBySide|TestScanWholeDecodes|TestJobTakesWithinPipelineCap|TestLayersShareTheGate|TestDisksInPlace|TestParallelFilesMatchSequential|TestStateRoundTripAndRuleChange|TestMultiArchIndexAndPlatform|TestBrokenLayerReportsOthers|TestLayerDiskNamesAreSealed|TestRegistryTagWhiteoutsAndLayerDigest
+RACE_REGISTRY ?= TestLayersSideBySide|TestImagesSideBySide|TestScanWholeDecodes|TestJobTakesWithinPipelineCap|TestLayersShareTheGate|TestDisksInPlace|TestParallelFilesMatchSequential|TestStateRoundTripAndRuleChange|TestMultiArchIndexAndPlatform|TestBrokenLayerReportsOthers|TestLayerDiskNamesAreSealed|TestRegistryTagWhiteoutsAndLayerDigest
 FUZZTIME ?= 5s
 export IMGAUDIT_REQUIRE_TOOLS ?= 1
 

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,5 +230,132 @@ func TestLayersShareTheGate(t *testing.T) {
 	}
 	if rep.Summary.Findings == 0 {
 		t.Errorf("no findings in the decoded tokens")
+	}
+}
+
+// TestImagesSideBySide: the next image's layers start as the current
+// image's last ones end. Of three images, A = [l0 l1], B = [l1 l2] and
+// C = [l2 l3], A's first layer cannot read on until l2, B's own layer,
+// has ended, which only reading ahead allows; every layer is read once,
+// no more than layerJobs at once, and the report is the one reading the
+// images in turn makes (l3 deletes l2's secret: live in B, a layer's in
+// C).
+func TestImagesSideBySide(t *testing.T) {
+	sec := testSecrets(t)
+	l2Token := npmToken(t)
+	layers := []v1.Layer{
+		layer(t, "", file("root/.npmrc", "//registry.npmjs.org/:_authToken="+sec.npm+"\n")),
+		layer(t, "", file("etc/hostname", "web\n")),
+		layer(t, "", file("home/app/.npmrc", "//registry.npmjs.org/:_authToken="+l2Token+"\n")),
+		layer(t, "", whiteout("home/app/.npmrc"), file("etc/motd", "hello\n")),
+	}
+	images := []struct {
+		name   string
+		layers []int
+	}{{"a", []int{0, 1}}, {"b", []int{1, 2}}, {"c", []int{2, 3}}}
+
+	// scan runs the three images, jobs layers at once; image a's first
+	// layer waits for l2 to end where firstWaits; the run is cancelled as
+	// l2 opens where cancelAtL2.
+	scan := func(jobs int, firstWaits, cancelAtL2 bool) (rep *report.Report, err error, opened []int, maxOpen int, timedOut bool) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var mu sync.Mutex
+		open := 0
+		l2Closed := make(chan struct{})
+		var imgs []image
+		for _, im := range images {
+			var ls []v1.Layer
+			for _, k := range im.layers {
+				ls = append(ls, layers[k])
+			}
+			which := im.layers
+			imgs = append(imgs, hookedImage(t, im.name, imageOf(t, ls...), func(i int, rc io.ReadCloser) io.ReadCloser {
+				k := which[i]
+				mu.Lock()
+				defer mu.Unlock()
+				opened = append(opened, k)
+				open++
+				maxOpen = max(maxOpen, open)
+				h := &hookedStream{ReadCloser: rc, timedOut: &timedOut, onClose: func() {
+					mu.Lock()
+					open--
+					mu.Unlock()
+					if k == 2 {
+						close(l2Closed)
+					}
+				}}
+				if k == 0 && firstWaits {
+					h.hold = l2Closed
+				}
+				if k == 2 && cancelAtL2 {
+					cancel()
+				}
+				return h
+			}))
+		}
+		s := newScanner(t, Options{})
+		s.layerJobs = jobs
+		rep, err = s.run(ctx, "scan", func(yield func(image) bool) {
+			for _, img := range imgs {
+				if !yield(img) {
+					return
+				}
+			}
+		})
+		if len(s.ahead) != 0 {
+			t.Errorf("%d layers at once: %d layers read ahead left after the run", jobs, len(s.ahead))
+		}
+		if st := s.gate.Stats(); st.Held != 0 {
+			t.Errorf("%d layers at once: the gate still holds %d bytes", jobs, st.Held)
+		}
+		return rep, err, opened, maxOpen, timedOut
+	}
+	inTurn, err, opened, maxOpen, _ := scan(1, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxOpen != 1 || len(opened) != 4 {
+		t.Errorf("in turn: layers %v opened, %d at most at once; want each of 4 once, one at a time", opened, maxOpen)
+	}
+	ahead, err, opened, maxOpen, timedOut := scan(layerJobs, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timedOut {
+		t.Errorf("image a's first layer waited 20 s for image b's layer to end: b not read ahead")
+	}
+	slices.Sort(opened)
+	if maxOpen > layerJobs || !slices.Equal(opened, []int{0, 1, 2, 3}) {
+		t.Errorf("read ahead: layers %v opened, %d at most at once; want each of 4 once, at most %d at once", opened, maxOpen, layerJobs)
+	}
+	var exposures []string
+	for _, f := range ahead.Findings {
+		if f.Fingerprint == fp(l2Token) {
+			for _, l := range f.Locations {
+				exposures = append(exposures, l.Target+":"+string(l.Exposure))
+			}
+		}
+	}
+	slices.Sort(exposures)
+	if want := []string{"b:live", "c:layer"}; !slices.Equal(exposures, want) {
+		t.Errorf("layer 2's token: locations %v, want %v", exposures, want)
+	}
+	a, b := reportJSON(t, inTurn), reportJSON(t, ahead)
+	if !bytes.Equal(a, b) {
+		t.Errorf("reports differ:\nin turn:    %s\nread ahead: %s", a, b)
+	}
+
+	// Cancelled while b's layer is read ahead: the run ends with a's part
+	// only, marked incomplete, and waits for the layer read ahead (the
+	// checks in scan).
+	cut, err, _, _, timedOut := scan(layerJobs, true, true)
+	if !errors.Is(err, context.Canceled) || cut.Complete || timedOut {
+		t.Errorf("cancelled: error %v, complete %v, timed out %v; want context.Canceled, incomplete, no wait", err, cut.Complete, timedOut)
+	}
+	for _, tg := range cut.Targets {
+		if tg.Path != "a" {
+			t.Errorf("cancelled while image a was read: target %s reported", tg.Path)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"net/http"
 	"os"
@@ -140,9 +141,14 @@ type Scanner struct {
 	// manifest and blob.
 	puller *remote.Puller
 
-	// layerJobs is how many layers of an image are read at once
-	// (layers.go; tests set 1 to compare with reading them in turn).
+	// layerJobs is how many layers are read at once (layers.go; tests
+	// set 1 to compare with reading them in turn); slots holds one token
+	// per layer being read.
 	layerJobs int
+	slots     chan struct{}
+	// ahead holds the layers of the next image that started reading
+	// while the image before it ended, by digest (readAhead).
+	ahead map[string]*layerRead
 	// gate bounds the decoders of the layers read at once, and the
 	// decoded matches they hold, together (decode.MemoryGate).
 	gate *decode.MemoryGate
@@ -276,12 +282,33 @@ func (s *Scanner) ScanLocal(ctx context.Context, paths []string) (*report.Report
 func (s *Scanner) run(ctx context.Context, command string, images func(func(image) bool)) (*report.Report, error) {
 	started := time.Now().UTC()
 	parts := []*report.Report{}
-	for img := range images {
-		if ctx.Err() != nil {
+	// The next images are known before this one is scanned, so that
+	// their layers can start as this one's last layers end (readAhead):
+	// as many images as layers may be read ahead.
+	next, stop := iter.Pull(iter.Seq[image](images))
+	var queue []image
+	for ctx.Err() == nil {
+		for len(queue) <= s.window() {
+			img, ok := next()
+			if !ok {
+				break
+			}
+			queue = append(queue, img)
+		}
+		if len(queue) == 0 {
 			break
 		}
-		parts = append(parts, s.scanImage(ctx, img))
+		var ahead []blob
+		for _, img := range queue[1:] {
+			if img.Err == nil {
+				ahead = append(ahead, img.Layers...)
+			}
+		}
+		parts = append(parts, s.scanImageThen(ctx, queue[0], ahead))
+		queue = queue[1:]
 	}
+	stop()
+	s.endReadAhead()
 	rep := report.Merge(parts...)
 	rep.SchemaVersion = report.SchemaVersion
 	rep.Tool = report.Tool{Name: "imgaudit", Version: s.opts.Version}
@@ -370,6 +397,12 @@ func (s *Scanner) keep(ctx context.Context, b blob, r *blobResult, packErr error
 // of the report: the image target, the targets of disk images found in its
 // layers, and its findings with exposures decided by the layer stack.
 func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
+	return s.scanImageThen(ctx, img, nil)
+}
+
+// scanImageThen is scanImage, given the layers of the images the run scans
+// next, in order, which may start reading as this image's last layers end.
+func (s *Scanner) scanImageThen(ctx context.Context, img image, next []blob) *report.Report {
 	rep := &report.Report{Complete: true}
 	t := report.Target{Path: img.Target, Format: img.Format, Digest: img.Digest, Platform: img.Platform, Views: []report.View{}, Errors: []string{}}
 	if img.Err != nil {
@@ -380,7 +413,7 @@ func (s *Scanner) scanImage(ctx context.Context, img image) *report.Report {
 		return rep
 	}
 	s.logf("scanning %s (%d layers)", img.Target, len(img.Layers))
-	results, fresh := s.scanLayers(ctx, img.Layers)
+	results, fresh := s.scanLayers(ctx, img.Layers, next)
 	if ctx.Err() != nil {
 		rep.Complete = false
 	}
