@@ -47,7 +47,7 @@ func FuzzScanBlob(f *testing.F) {
 				findings[i].Locations[j].Target, findings[i].Locations[j].LayerIndex = "fuzz", new(int)
 			}
 		}
-		layerProvenance(context.Background(), "fuzz", []*blobResult{res}, []*pathIndex{&res.Index}, findings)
+		layerProvenance(context.Background(), "fuzz", []*blobResult{res}, []*pathIndex{&res.Index}, findings, maxImageRecordBytes)
 	})
 }
 

@@ -21,10 +21,21 @@ import (
 // (files of up to the scan window that hold findings). A finding that
 // also lies inside a disk image in a layer is left to the disk scanner's
 // downgrades, and so is one already info (a published key). It returns
-// notes for the image's target: the readers' errors.
-func layerProvenance(ctx context.Context, target string, results []*blobResult, indexes []*pathIndex, findings []report.Finding) []string {
+// notes for the image's target: the readers' errors, and where the
+// image's records passed maxBytes.
+//
+// The merged records are held unpacked while the image is judged, at
+// most maxBytes of them (maxImageRecordBytes): each layer may keep 64 MiB,
+// which zstd packs to almost nothing where they repeat a line, so an
+// image of 16 such layers (2.9 MB of gzip) held a GiB here. The first
+// layer whose records would pass maxBytes, and every layer above it, add
+// none (their whiteouts still hide the records below): the files those
+// records list get no provenance, and keep their findings' severity.
+func layerProvenance(ctx context.Context, target string, results []*blobResult, indexes []*pathIndex, findings []report.Finding, maxBytes int64) []string {
 	files, links := map[string][]byte{}, map[string]string{}
 	var notes []string
+	var held int64 // the bytes of files
+	full := false  // a layer's records passed maxBytes: no more are read
 	var dec *zstd.Decoder
 	defer func() {
 		if dec != nil {
@@ -33,6 +44,20 @@ func layerProvenance(ctx context.Context, target string, results []*blobResult, 
 	}()
 	for i, r := range results {
 		if r == nil || indexes[i] == nil {
+			continue
+		}
+		for p, b := range files {
+			if indexes[i].hides(p) {
+				held -= int64(len(b))
+				delete(files, p)
+			}
+		}
+		for p := range links {
+			if indexes[i].hides(p) {
+				delete(links, p)
+			}
+		}
+		if full {
 			continue
 		}
 		records := r.Records
@@ -48,16 +73,16 @@ func layerProvenance(ctx context.Context, target string, results []*blobResult, 
 				notes = append(notes, fmt.Sprintf("package provenance: layer %d: %v", i, err))
 			}
 		}
-		for p := range files {
-			if indexes[i].hides(p) {
-				delete(files, p)
-			}
+		grows := int64(0)
+		for p, b := range records {
+			grows += int64(len(b)) - int64(len(files[p]))
 		}
-		for p := range links {
-			if indexes[i].hides(p) {
-				delete(links, p)
-			}
+		if held+grows > maxBytes {
+			full = true
+			notes = append(notes, fmt.Sprintf("package provenance: the image's package records pass %d MiB at layer %d: that layer's and those above it are not read, so the files they list get no package provenance", maxBytes>>20, i))
+			continue
 		}
+		held += grows
 		for p, b := range records {
 			files[p] = b
 		}

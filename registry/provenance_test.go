@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 )
@@ -464,6 +466,88 @@ func TestLayerAptLists(t *testing.T) {
 			if nd := findingsByFP(report.Merge(newScanner(t, Options{NoDecode: true}).scanImage(context.Background(), img)))[fp(cred)]; nd == nil || nd.Severity != report.SeverityInfo ||
 				len(nd.Provenance) != 1 || nd.Provenance[0].Modified || nd.Provenance[0].Digest != c.digest {
 				t.Errorf("--no-decode: %+v", nd)
+			}
+		})
+	}
+}
+
+// TestImageRecordsCap: an image's judging holds its merged package
+// records unpacked within a cap. The first layer is dpkg's (a real
+// package shipping a key), the two above it each add a large md5sums of
+// another package. Where the cap fits all, the key is info by the
+// package's record; where it fits the first two layers, the third is
+// not read, with a note, and the key is still info; where it does not
+// fit the first layer's records, none are read and the key keeps its
+// rule's severity.
+func TestImageRecordsCap(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar")
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "key")
+	testutil.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", keyPath)
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	testutil.DpkgInstall(t, root, testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "selftest-keys", Version: "1.0-1",
+		Files: []testutil.DebFile{{Path: "/usr/share/selftest/test.key", Data: key}}}))
+	filler := func(name string) v1.Layer {
+		var b strings.Builder
+		for i := range 20000 {
+			fmt.Fprintf(&b, "%032x  usr/share/%s/file%d\n", i, name, i)
+		}
+		return layer(t, "", file("var/lib/dpkg/info/"+name+".md5sums", b.String()))
+	}
+	img := testImage(t, "app", imageOf(t, tarLayer(t, root), filler("big1"), filler("big2")))
+
+	s := newScanner(t, Options{})
+	s.scanImage(context.Background(), img)
+	var sizes []int64 // each layer's records, unpacked
+	for _, b := range img.Layers {
+		dec, err := newRecordDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := s.blobs[b.Digest].unpackedRecords(dec)
+		dec.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, r := range recs {
+			n += int64(len(r))
+		}
+		sizes = append(sizes, n)
+	}
+	for _, c := range []struct {
+		name     string
+		cap      int64
+		cutAt    int // the layer named in the note; -1: no note
+		severity string
+	}{
+		{"all fit", maxImageRecordBytes, -1, report.SeverityInfo},
+		{"two layers fit", sizes[0] + sizes[1], 2, report.SeverityInfo},
+		{"the first layer does not fit", sizes[0] - 1, 0, report.SeverityCritical},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newScanner(t, Options{})
+			s.maxImageRecordBytes = c.cap
+			rep := report.Merge(s.scanImage(context.Background(), img))
+			var notes []string
+			for _, n := range rep.Targets[0].Notes {
+				if strings.Contains(n, "package records pass") {
+					notes = append(notes, n)
+				}
+			}
+			want := []string(nil)
+			if c.cutAt >= 0 {
+				want = []string{fmt.Sprintf("package provenance: the image's package records pass %d MiB at layer %d: that layer's and those above it are not read, so the files they list get no package provenance", c.cap>>20, c.cutAt)}
+			}
+			if !slices.Equal(notes, want) {
+				t.Errorf("cap %d (layers' records %v): notes %q, want %q", c.cap, sizes, notes, want)
+			}
+			if f := findingsByFP(rep)[fp(strings.TrimRight(string(key), "\n"))]; f == nil || f.Severity != c.severity {
+				t.Errorf("cap %d: the packaged key %+v, want severity %s", c.cap, f, c.severity)
 			}
 		})
 	}

@@ -21,6 +21,13 @@ import (
 // the state, so that a later run reads the layer again.
 const maxRunRecordBytes = 512 << 20
 
+// maxImageRecordBytes bounds the records an image's judging holds
+// unpacked (layerProvenance): a layer's own cap. A large Debian install's
+// dpkg status and md5sums are about 10 MB (make precision's
+// trixie-desktop: 9.4 MB), and an upper layer's copy of a file replaces
+// the lower's.
+const maxImageRecordBytes = maxLayerRecordBytes
+
 // packRecords replaces r.Records by their zstd-packed form,
 // r.PackedRecords.
 func (r *blobResult) packRecords() error {

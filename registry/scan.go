@@ -136,6 +136,9 @@ type Scanner struct {
 	// this run read, up to maxRecordBytes (maxRunRecordBytes; tests
 	// set less).
 	heldRecordBytes, maxRecordBytes int64
+	// maxImageRecordBytes bounds the records an image's judging holds
+	// unpacked (maxImageRecordBytes; tests set less).
+	maxImageRecordBytes int64
 	// puller keeps one authenticated transport per repository, so that a
 	// scan pings a registry's /v2/ once per repository, not before every
 	// manifest and blob.
@@ -164,7 +167,7 @@ func New(opts Options) (*Scanner, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("registry: no detector engine")
 	}
-	s := &Scanner{opts: opts, blobs: map[string]*blobResult{}, counted: map[string]bool{}, maxRecordBytes: maxRunRecordBytes,
+	s := &Scanner{opts: opts, blobs: map[string]*blobResult{}, counted: map[string]bool{}, maxRecordBytes: maxRunRecordBytes, maxImageRecordBytes: maxImageRecordBytes,
 		layerJobs: layerJobs, gate: decode.NewMemoryGate(decode.GatePool, decode.GatePerWalk), diskSlot: make(chan struct{}, 1)}
 	if opts.Platform != "" {
 		p, err := v1.ParsePlatform(opts.Platform)
@@ -536,7 +539,7 @@ func (s *Scanner) scanImageThen(ctx context.Context, img image, next []blob) *re
 	rep.Findings = collapseRules(rep.Findings, s.limiter().Limits().LocationsPerFinding)
 	if !s.opts.NoDowngrade && ctx.Err() == nil {
 		publishedKeys(rep.Findings)
-		notes := layerProvenance(ctx, img.Target, results, indexes, rep.Findings)
+		notes := layerProvenance(ctx, img.Target, results, indexes, rep.Findings, s.maxImageRecordBytes)
 		rep.Targets[0].Notes = append(rep.Targets[0].Notes, notes...)
 		slices.SortStableFunc(rep.Findings, func(a, b report.Finding) int {
 			return report.SeverityRank(a.Severity) - report.SeverityRank(b.Severity)

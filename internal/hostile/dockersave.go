@@ -2,7 +2,6 @@ package hostile
 
 import (
 	"archive/tar"
-	"bytes"
 	"io"
 	"strings"
 
@@ -21,29 +20,18 @@ type layerEntry struct {
 }
 
 // writeDockerSave writes path, a docker save tarball (go-containerregistry's
-// tarball.WriteToFile, as `docker save` lays it out) of an image tagged
-// tag whose layers are tars of the entries given, one list per layer.
+// tarball.WriteToFile, as `docker save` lays it out, its layers gzip'd) of
+// an image tagged tag whose layers are tars of the entries given, one list
+// per layer. Each layer's tar is written as it is read, so that layers of
+// large, repeated bodies (entries may share one) cost no memory here.
 func writeDockerSave(path, tag string, layers ...[]layerEntry) error {
 	var ls []v1.Layer
 	for _, entries := range layers {
-		var b bytes.Buffer
-		tw := tar.NewWriter(&b)
-		for _, e := range entries {
-			h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.body))}
-			if strings.HasSuffix(e.name, "/") {
-				h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
-			}
-			if err := tw.WriteHeader(h); err != nil {
-				return err
-			}
-			if _, err := tw.Write(e.body); err != nil {
-				return err
-			}
-		}
-		if err := tw.Close(); err != nil {
-			return err
-		}
-		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil })
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(writeLayerTar(pw, entries)) }()
+			return pr, nil
+		})
 		if err != nil {
 			return err
 		}
@@ -58,4 +46,22 @@ func writeDockerSave(path, tag string, layers ...[]layerEntry) error {
 		return err
 	}
 	return tarball.WriteToFile(path, t, img)
+}
+
+// writeLayerTar writes a layer's tar of entries to w.
+func writeLayerTar(w io.Writer, entries []layerEntry) error {
+	tw := tar.NewWriter(w)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.body))}
+		if strings.HasSuffix(e.name, "/") {
+			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }

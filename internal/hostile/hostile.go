@@ -113,6 +113,8 @@ func Cases() []Case {
 			What: "a 32 MiB ext4 of 16 xz files whose 128 MiB dictionaries each fill as they decode (150 MB from 1.6 MB)"},
 		{Name: "layers-xz-dictionaries", Tools: []string{"xz"}, Make: LayersXzDictionaries,
 			What: "a docker save tarball of 2 layers of 8 such xz files each, which the registry reads side by side"},
+		{Name: "layers-records", Make: LayersRecords,
+			What: "a docker save tarball of 16 layers, each adding 40 MiB of dpkg md5sums that pack to almost nothing"},
 		{Name: "gzip-distinct-hits", Tools: []string{"gzip", "mkfs.ext4"}, Make: GzipDistinctHits,
 			What: "a 200 MiB ext4 of 4 gzip files, each of 32 MiB of distinct AWS key IDs"},
 	}
