@@ -72,14 +72,15 @@ type blobResult struct {
 	// the image's package records are merged from its layers'
 	// (layerProvenance). Digests are the digests of the layer's files
 	// that hold findings, by path and algorithm, for files the scan
-	// window held whole. Once the blob is scanned its records are held
-	// packed (PackedRecords, zstd per file: records.go); Records is
-	// then empty, unless read from a state file written before packing.
+	// window held whole. The walk packs each record as it reads it
+	// (PackedRecords, zstd per file: records.go); Records is empty,
+	// unless read from a state file written before packing.
 	Records       map[string][]byte            `json:"records,omitempty"`
 	PackedRecords map[string][]byte            `json:"records_zstd,omitempty"`
 	Links         map[string]string            `json:"links,omitempty"`
 	Digests       map[string]map[string][]byte `json:"digests,omitempty"`
-	// recordBytes counts Records' bytes while the blob is scanned.
+	// recordBytes counts the kept records' unpacked bytes while the blob
+	// is scanned.
 	recordBytes int64
 	// cuts counts it while the blob is scanned.
 	cuts scanner.Cuts

@@ -21,9 +21,10 @@ import "context"
 //     (Scanner.diskSlot): a disk scan has its own memory bound, and a
 //     spool its own room in TmpDir;
 //   - what else a layer holds while it is read (its read-ahead, its scan
-//     window, the files its workers hold, its package records before they
-//     are packed) is a few tens of MiB, and at most layerJobs layers hold
-//     it, whatever the number of cores.
+//     window, the files its workers hold, its package records, packed as
+//     the walk reads them) is a few tens of MiB, and at most layerJobs
+//     layers hold it, whatever the number of cores. (Records held
+//     unpacked until a layer's end made it up to 64 MiB more a layer.)
 //
 // Which layer is read when changes nothing in the report: each layer is
 // read as it would be alone, into its own result, and the results are
@@ -45,7 +46,6 @@ const (
 // ends (readAhead).
 type layerRead struct {
 	r    *blobResult
-	err  error // packing the records
 	done chan struct{}
 }
 
@@ -59,7 +59,7 @@ func (s *Scanner) startRead(ctx context.Context, b blob) *layerRead {
 	j := &layerRead{done: make(chan struct{})}
 	go func() {
 		defer func() { <-s.slots; close(j.done) }()
-		j.r, j.err = s.read(ctx, b)
+		j.r = s.scanBlob(ctx, b) // changes nothing of s's
 	}()
 	return j
 }
@@ -115,7 +115,7 @@ func (s *Scanner) scanLayers(ctx context.Context, layers, next []blob) (results 
 		}
 		j := jobs[kept]
 		<-j.read.done
-		s.keep(ctx, layers[j.i], j.read.r, j.read.err)
+		s.keep(ctx, layers[j.i], j.read.r)
 		results[j.i], fresh[j.i] = j.read.r, true
 	}
 	s.readAhead(ctx, next, reading, 0)

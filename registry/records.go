@@ -28,26 +28,6 @@ const maxRunRecordBytes = 512 << 20
 // the lower's.
 const maxImageRecordBytes = maxLayerRecordBytes
 
-// packRecords replaces r.Records by their zstd-packed form,
-// r.PackedRecords.
-func (r *blobResult) packRecords() error {
-	if len(r.Records) == 0 {
-		r.Records = nil
-		return nil
-	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-	if err != nil {
-		return fmt.Errorf("packing package records: %w", err)
-	}
-	defer enc.Close()
-	packed := make(map[string][]byte, len(r.Records))
-	for p, b := range r.Records {
-		packed[p] = enc.EncodeAll(b, nil)
-	}
-	r.PackedRecords, r.Records = packed, nil
-	return nil
-}
-
 // packedRecordBytes is the size of r's packed records.
 func (r *blobResult) packedRecordBytes() int64 {
 	var n int64
@@ -92,6 +72,14 @@ func (r *blobResult) unpackedRecords(dec *zstd.Decoder) (map[string][]byte, erro
 		out[p] = b
 	}
 	return out, nil
+}
+
+// newRecordEncoder returns an encoder that packs records as a layer's
+// walk reads them: one goroutine, and a 1 MiB window (an 8 MiB one held
+// 8 MiB a layer; dpkg's md5sums files are a few KiB each, its status a
+// few MiB).
+func newRecordEncoder() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(1<<20))
 }
 
 // newRecordDecoder returns a decoder for packed records: one goroutine,

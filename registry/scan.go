@@ -345,8 +345,8 @@ func (s *Scanner) blob(ctx context.Context, b blob) (res *blobResult, fresh bool
 	if r, fresh, ok := s.cached(b); ok {
 		return r, fresh
 	}
-	r, err := s.read(ctx, b)
-	s.keep(ctx, b, r, err)
+	r := s.scanBlob(ctx, b)
+	s.keep(ctx, b, r)
 	return r, true
 }
 
@@ -365,24 +365,14 @@ func (s *Scanner) cached(b blob) (r *blobResult, fresh, ok bool) {
 	return nil, false, false
 }
 
-// read scans b and packs its package records: what layers read at once
-// do side by side (layers.go). It changes nothing of s's.
-func (s *Scanner) read(ctx context.Context, b blob) (*blobResult, error) {
-	r := s.scanBlob(ctx, b)
-	return r, r.packRecords()
-}
-
-// keep holds b's result r, read in this run (packErr: packing its
-// records failed), within the run's cap on package records, and keeps it
-// for the rest of the run and the state. The layers of an image are kept
-// in their order, whatever order they were read in, so that which
-// layer's records the cap drops does not depend on timing.
-func (s *Scanner) keep(ctx context.Context, b blob, r *blobResult, packErr error) {
+// keep holds b's result r, read in this run, within the run's cap on
+// package records, and keeps it for the rest of the run and the state.
+// The layers of an image are kept in their order, whatever order they
+// were read in (layers.go), so that which layer's records the cap drops
+// does not depend on timing.
+func (s *Scanner) keep(ctx context.Context, b blob, r *blobResult) {
 	store := true
-	if err := packErr; err != nil {
-		r.dropRecords(err.Error())
-		store = false
-	} else if n := r.packedRecordBytes(); n > 0 && s.heldRecordBytes+n > s.maxRecordBytes {
+	if n := r.packedRecordBytes(); n > 0 && s.heldRecordBytes+n > s.maxRecordBytes {
 		r.dropRecords(fmt.Sprintf("the run already holds %d MiB of other layers' records, packed; its cap is %d MiB", s.heldRecordBytes>>20, s.maxRecordBytes>>20))
 		store = false // a later run, holding less, reads the layer again
 	} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/imgaudit/imgaudit/pkgdb"
 	"github.com/imgaudit/imgaudit/report"
 	"github.com/imgaudit/imgaudit/scanner"
+	"github.com/klauspost/compress/zstd"
 )
 
 // maxFileName bounds a tar entry name that is kept in memory (PAX allows
@@ -86,6 +87,12 @@ type fileScanner struct {
 
 	// recordsCut is set once keepRecord passed its caps (one note).
 	recordsCut bool
+	// recordEnc packs the layer's package records as the walk reads them
+	// (keepRecord), so that no layer holds its records unpacked: two
+	// layers read side by side held 64 MiB each. recordSizes are the
+	// unpacked sizes of those kept, which the layer's caps count.
+	recordEnc   *zstd.Encoder
+	recordSizes map[string]int64
 }
 
 // walkTar reads every entry of a layer tar. Regular files go through the
@@ -178,17 +185,15 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 		if !flush() {
 			return
 		}
+		keep := func() error { return nil }
 		if record {
-			b, err := fs.keepRecord(tr, p, hdr.Size)
-			if err != nil {
-				fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
-				return
-			}
-			if b != nil {
-				r = bytes.NewReader(b)
-			}
+			r, keep = fs.keepRecord(r, p, hdr.Size)
 		}
 		if err := fs.scanFile(ctx, r, p, hdr.Size, notDisk); err != nil {
+			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
+			return
+		}
+		if err := keep(); err != nil {
 			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
 			return
 		}
@@ -206,9 +211,10 @@ func (fs *fileScanner) replaced(p string) {
 	}
 	delete(fs.hitsAt, p)
 	delete(fs.res.Digests, p)
-	if b, ok := fs.res.Records[p]; ok {
-		fs.res.recordBytes -= int64(len(b))
-		delete(fs.res.Records, p)
+	if n, ok := fs.recordSizes[p]; ok {
+		fs.res.recordBytes -= n
+		delete(fs.recordSizes, p)
+		delete(fs.res.PackedRecords, p)
 	}
 	delete(fs.res.Links, p)
 }
@@ -223,28 +229,53 @@ const (
 	maxLayerRecordFiles = 1 << 16
 )
 
-// keepRecord reads the package-record file at p (size bytes) whole and
-// keeps it for layerProvenance; the caller scans the returned bytes. Past
-// maxLayerRecordBytes it keeps nothing and returns nil, with a note: the
-// files those records list get no provenance.
-func (fs *fileScanner) keepRecord(r io.Reader, p string, size int64) ([]byte, error) {
-	if size < 0 || fs.res.recordBytes+size > maxLayerRecordBytes || len(fs.res.Records) >= maxLayerRecordFiles {
+// keepRecord keeps the package-record file at p (size bytes) for
+// layerProvenance, packed as the caller's scan reads it: it returns the
+// reader to scan the file through, and keep, to call once that scan has
+// ended, which reads what the scan left and keeps the record once all its
+// bytes went through. Past maxLayerRecordBytes (unpacked) or
+// maxLayerRecordFiles it keeps nothing, with a note: the files those
+// records list get no provenance.
+func (fs *fileScanner) keepRecord(r io.Reader, p string, size int64) (io.Reader, func() error) {
+	none := func() error { return nil }
+	if size < 0 || fs.res.recordBytes+size > maxLayerRecordBytes || len(fs.recordSizes) >= maxLayerRecordFiles {
 		if !fs.recordsCut {
 			fs.recordsCut = true
 			fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package records over %d MiB or %d files in the layer: this and later ones are not kept, so the files they list get no package provenance", p, maxLayerRecordBytes>>20, maxLayerRecordFiles))
 		}
-		return nil, nil
+		return r, none
 	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
+	if fs.recordEnc == nil {
+		enc, err := newRecordEncoder()
+		if err != nil {
+			fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package records not kept: %v; the files they list get no package provenance", p, err))
+			return r, none
+		}
+		fs.recordEnc = enc
 	}
-	if fs.res.Records == nil {
-		fs.res.Records = map[string][]byte{}
+	packed := &bytes.Buffer{}
+	fs.recordEnc.ResetContentSize(packed, size)
+	src := &io.LimitedReader{R: r, N: size}
+	tee := io.TeeReader(src, fs.recordEnc)
+	return tee, func() error {
+		if _, err := io.Copy(io.Discard, tee); err != nil {
+			return err
+		}
+		if src.N > 0 {
+			return fmt.Errorf("package record: %d of its %d bytes: %w", size-src.N, size, io.ErrUnexpectedEOF)
+		}
+		if err := fs.recordEnc.Close(); err != nil {
+			fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package record not kept: packing it: %v; the files it lists get no package provenance", p, err))
+			return nil
+		}
+		if fs.res.PackedRecords == nil {
+			fs.res.PackedRecords, fs.recordSizes = map[string][]byte{}, map[string]int64{}
+		}
+		fs.res.PackedRecords[p] = packed.Bytes()
+		fs.recordSizes[p] = size
+		fs.res.recordBytes += size
+		return nil
 	}
-	fs.res.Records[p] = b
-	fs.res.recordBytes += size
-	return b, nil
 }
 
 // keepLink keeps a top-level symlink (/lib -> usr/lib), for the package

@@ -115,6 +115,8 @@ func Cases() []Case {
 			What: "a docker save tarball of 2 layers of 8 such xz files each, which the registry reads side by side"},
 		{Name: "layers-records", Make: LayersRecords,
 			What: "a docker save tarball of 16 layers, each adding 40 MiB of dpkg md5sums that pack to almost nothing"},
+		{Name: "layers-records-dictionaries", Tools: []string{"xz"}, Make: LayersRecordsDictionaries,
+			What: "a docker save tarball of 2 layers, each of 63 MiB of dpkg md5sums and 8 such xz files, read side by side"},
 		{Name: "gzip-distinct-hits", Tools: []string{"gzip", "mkfs.ext4"}, Make: GzipDistinctHits,
 			What: "a 200 MiB ext4 of 4 gzip files, each of 32 MiB of distinct AWS key IDs"},
 	}

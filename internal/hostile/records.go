@@ -27,3 +27,27 @@ func LayersRecords(ctx context.Context, dir string) (string, error) {
 	p := filepath.Join(dir, "layers-records.tar")
 	return p, writeDockerSave(p, "example.com/hostile/records:1", layers...)
 }
+
+// LayersRecordsDictionaries writes a docker save tarball of two layers,
+// each a dpkg md5sums file of 63 MiB (within a layer's 64 MiB of records)
+// and 8 of XzDictionaries' xz files: the registry reads the two layers
+// side by side, and each layer held its records unpacked until its walk
+// ended, while the other decoded 128 MiB dictionaries (402–683 MiB).
+func LayersRecordsDictionaries(ctx context.Context, dir string) (string, error) {
+	files, err := xzDictionaryFiles(ctx, 16)
+	if err != nil {
+		return "", err
+	}
+	line := []byte("0123456789abcdef0123456789abcdef  usr/share/doc/hostile/file\n")
+	body := bytes.Repeat(line, (63<<20)/len(line))
+	var layers [][]layerEntry
+	for l := range 2 {
+		entries := []layerEntry{{name: fmt.Sprintf("var/lib/dpkg/info/hostile%d.md5sums", l), body: body}}
+		for i := l * 8; i < l*8+8; i++ {
+			entries = append(entries, layerEntry{name: fmt.Sprintf("var/log/app.%d.xz", i), body: files[i]})
+		}
+		layers = append(layers, entries)
+	}
+	p := filepath.Join(dir, "layers-records-dictionaries.tar")
+	return p, writeDockerSave(p, "example.com/hostile/records:2", layers...)
+}

@@ -102,6 +102,10 @@ var expectations = map[string]expect{
 	// The image's judging holds its records unpacked within a cap, and
 	// says where it stopped reading them.
 	"layers-records": {note: "package provenance: the image's package records pass 64 MiB at layer 1"},
+	// Each layer packs its records as it reads them, beside the other's
+	// dictionaries; the two layers' 126 MiB of records pass the image's
+	// cap at its second layer.
+	"layers-records-dictionaries": {decoded: 16 * 150_400_000, note: "package provenance: the image's package records pass 64 MiB at layer 1"},
 }
 
 // TestHostileInputs scans each crafted input beside a good target, each in
