@@ -7,8 +7,17 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // FuzzScanBlob feeds arbitrary bytes to the layer reader as a blob of a
@@ -72,6 +81,69 @@ func FuzzPathIndex(f *testing.F) {
 			if x.hides(p) != y.hides(p) {
 				t.Fatalf("hides(%q) differs after JSON", p)
 			}
+		}
+	})
+}
+
+// FuzzLocalArchive feeds arbitrary bytes to the readers of local image
+// archives as a file: a docker save tarball or an OCI archive (a tar of
+// an OCI layout), each recognised, resolved into images and scanned as
+// ScanLocal does. They must never panic or hang, whatever the archive's
+// index, manifests and links say; the seeds are both kinds of archive of
+// a one-layer image holding a token.
+func FuzzLocalArchive(f *testing.F) {
+	img := imageOf(f, layer(f, "", file("app/.npmrc", "//registry.npmjs.org/:_authToken="+npmToken(f)+"\n")))
+	var docker bytes.Buffer
+	tag, err := name.NewTag("example.com/app:1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := tarball.Write(tag, img, &docker); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(docker.Bytes())
+	dir := f.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		f.Fatal(err)
+	}
+	var entries []entry
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		entries = append(entries, entry{name: filepath.ToSlash(rel), body: b})
+		return err
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tarBytes(f, entries))
+	e := testEngine(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// A scanner of its own: a run's blob cache would answer for a
+		// layer of an earlier input of the same digest.
+		s := newScanner(t, Options{Engine: e, MaxSpoolSize: 1 << 20})
+		p := filepath.Join(t.TempDir(), "image.tar")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if !IsContainerSource(p) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rep, err := s.ScanLocal(ctx, []string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Targets) == 0 {
+			t.Fatalf("no target for a recognised archive")
 		}
 	})
 }

@@ -28,8 +28,10 @@ const maxTarEntries = 1 << 20
 
 // IsContainerSource reports whether path is a local container image source
 // that ScanLocal reads: an OCI layout directory (it has an "oci-layout"
-// file) or a docker/podman save tarball (a tar with a top-level
-// manifest.json). It reads only tar headers.
+// file), a docker/podman save tarball (a tar with a top-level
+// manifest.json), or an OCI archive (a tar of an OCI layout, with a
+// top-level oci-layout: `podman save --format oci-archive`, skopeo's
+// oci-archive:, BuildKit's type=oci output). It reads only tar headers.
 func IsContainerSource(p string) bool {
 	st, err := os.Stat(p)
 	if err != nil {
@@ -60,11 +62,34 @@ func IsContainerSource(p string) bool {
 		if err != nil {
 			return false
 		}
-		if path.Clean(h.Name) == "manifest.json" {
+		if n := path.Clean(h.Name); n == "manifest.json" || n == "oci-layout" {
 			return true
 		}
 	}
 	return false
+}
+
+// tarKind says what kind of container source the tarball file is:
+// "docker-archive" when it has a top-level manifest.json (Docker 25's
+// `docker save` also lays an OCI layout beside it), else "oci-archive"
+// when it has a top-level oci-layout, else "".
+func tarKind(ctx context.Context, file string) (string, error) {
+	f, err := openFileAt(file, hostfile.OpenRegular)
+	if err != nil {
+		return "", err
+	}
+	defer f.close()
+	x, err := tarindex.Build(ctx, f, f.size, file, maxTarEntries)
+	if err != nil {
+		return "", err
+	}
+	if _, err := x.Member(tarindex.Clean("manifest.json")); err == nil {
+		return "docker-archive", nil
+	}
+	if _, err := x.Member(tarindex.Clean("oci-layout")); err == nil {
+		return "oci-archive", nil
+	}
+	return "", nil
 }
 
 // resolveLocal expands a local source into its images.
@@ -76,31 +101,79 @@ func (s *Scanner) resolveLocal(ctx context.Context, p string) []image {
 	if st.IsDir() {
 		return s.resolveLayout(p)
 	}
+	kind, err := tarKind(ctx, p)
+	if err != nil {
+		return []image{{Target: p, Err: err}}
+	}
+	if kind == "oci-archive" {
+		return s.resolveOCIArchive(p)
+	}
 	return s.resolveTarball(p)
 }
 
-// resolveLayout lists every image of an OCI layout's index.json (nested
-// indexes included, --platform applied).
+// ociLayout reads an OCI layout's files: index.json, manifests and
+// indexes (whole, within maxMetadataBytes), and blobs (as streams, and
+// read in place where they are not compressed).
+type ociLayout struct {
+	name     string // the directory or archive, as targets name it
+	index    func() ([]byte, error)
+	manifest func(h v1.Hash) ([]byte, error)
+	blob     func(h v1.Hash) blobSource
+}
+
+// resolveLayout lists every image of an OCI layout directory.
 func (s *Scanner) resolveLayout(dir string) []image {
 	lp, err := layout.FromPath(dir)
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout: %w", err)}}
 	}
-	// index.json is read as a regular file only (a FIFO would block);
-	// go-containerregistry opens the blobs the same way.
-	raw, err := readRegular(filepath.Join(dir, "index.json"), hostfile.OpenRegular, maxMetadataBytes)
+	return s.resolveOCI(ociLayout{
+		name: dir,
+		// index.json is read as a regular file only (a FIFO would block);
+		// go-containerregistry opens the blobs the same way.
+		index: func() ([]byte, error) {
+			return readRegular(filepath.Join(dir, "index.json"), hostfile.OpenRegular, maxMetadataBytes)
+		},
+		// As go-containerregistry's Path.Bytes reads it (a symlink is
+		// refused), within maxMetadataBytes.
+		manifest: func(h v1.Hash) ([]byte, error) {
+			return readRegular(filepath.Join(dir, "blobs", h.Algorithm, h.Hex), hostfile.OpenRegularNoFollow, maxMetadataBytes)
+		},
+		blob: func(h v1.Hash) blobSource {
+			return blobSource{
+				open: func(context.Context) (io.ReadCloser, error) { return lp.Blob(h) },
+				// The blob is a file of the layout: read in place, unless it
+				// is a link (go-containerregistry refuses those as streams).
+				openAt: func(context.Context) (*blobFileAt, error) {
+					return openFileAt(filepath.Join(dir, "blobs", h.Algorithm, h.Hex), hostfile.OpenRegularNoFollow)
+				},
+			}
+		},
+	})
+}
+
+// resolveOCIArchive lists every image of an OCI archive: a tar of an OCI
+// layout, whose files are its members (links inside the tar followed, as
+// in a docker save tarball; nothing outside it).
+func (s *Scanner) resolveOCIArchive(file string) []image {
+	member := func(h v1.Hash) string { return path.Join("blobs", h.Algorithm, h.Hex) }
+	return s.resolveOCI(ociLayout{
+		name:     file,
+		index:    func() ([]byte, error) { return readTarFile(file, "index.json", maxMetadataBytes) },
+		manifest: func(h v1.Hash) ([]byte, error) { return readTarFile(file, member(h), maxMetadataBytes) },
+		blob: func(h v1.Hash) blobSource {
+			return blobSource{open: tarFileOpener(file, member(h)), openAt: tarMemberAt(file, member(h))}
+		},
+	})
+}
+
+// resolveOCI lists every image of an OCI layout's index.json (nested
+// indexes included, --platform applied).
+func (s *Scanner) resolveOCI(l ociLayout) []image {
+	dir := l.name
+	raw, err := l.index()
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout index.json: %w", err)}}
-	}
-	open := func(h v1.Hash) blobSource {
-		return blobSource{
-			open: func(context.Context) (io.ReadCloser, error) { return lp.Blob(h) },
-			// The blob is a file of the layout: read in place, unless it
-			// is a link (go-containerregistry refuses those as streams).
-			openAt: func(context.Context) (*blobFileAt, error) {
-				return openFileAt(filepath.Join(dir, "blobs", h.Algorithm, h.Hex), hostfile.OpenRegularNoFollow)
-			},
-		}
 	}
 	var walk func(raw []byte, depth int) []image
 	walk = func(raw []byte, depth int) []image {
@@ -114,9 +187,7 @@ func (s *Scanner) resolveLayout(dir string) []image {
 		var out []image
 		for _, d := range s.selectManifests(im.Manifests) {
 			target := dir + "@" + d.Digest.String()
-			// As go-containerregistry's Path.Bytes reads it (a symlink is
-			// refused), within maxMetadataBytes.
-			b, err := readRegular(filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex), hostfile.OpenRegularNoFollow, maxMetadataBytes)
+			b, err := l.manifest(d.Digest)
 			if err != nil {
 				out = append(out, image{Target: target, Err: fmt.Errorf("reading manifest: %w", err)})
 				continue
@@ -133,7 +204,7 @@ func (s *Scanner) resolveLayout(dir string) []image {
 			if mt == "" {
 				mt = types.OCIManifestSchema1
 			}
-			out = append(out, imageFromManifest(target, d.Digest.String(), mt, b, platformString(d.Platform), open))
+			out = append(out, imageFromManifest(target, d.Digest.String(), mt, b, platformString(d.Platform), l.blob))
 			if len(out) >= maxManifests {
 				break
 			}

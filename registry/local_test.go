@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imgaudit/imgaudit/internal/testutil"
 	"github.com/imgaudit/imgaudit/report"
 )
 
@@ -114,6 +117,64 @@ func TestCompressions(t *testing.T) {
 			}
 			if got := rep.Targets[0].Views[0].Attrs["compression"]; got != tt.name {
 				t.Errorf("compression %q", got)
+			}
+		})
+	}
+}
+
+// TestPodmanSaveFormats: the same two-layer image, as the real podman
+// saves it in each of its formats (a docker save tarball, an OCI archive,
+// an OCI layout directory), is recognised and gives the same findings:
+// the token the second layer deletes is a layer's, the other live.
+func TestPodmanSaveFormats(t *testing.T) {
+	deleted, live := npmToken(t), npmToken(t)
+	dir := t.TempDir()
+	write := func(p, body string) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lower, upper := filepath.Join(dir, "lower"), filepath.Join(dir, "upper")
+	write(filepath.Join(lower, "root/.npmrc"), "//registry.npmjs.org/:_authToken="+deleted+"\n")
+	write(filepath.Join(lower, "app/.npmrc"), "//registry.npmjs.org/:_authToken="+live+"\n")
+	write(filepath.Join(upper, "root/.wh..npmrc"), "")
+	var first []string
+	for _, format := range []string{"docker-archive", "oci-archive", "oci-dir"} {
+		t.Run(format, func(t *testing.T) {
+			out := filepath.Join(dir, format)
+			testutil.PodmanSave(t, out, format, "localhost/imgaudit/app:1", lower, upper)
+			if !IsContainerSource(out) {
+				t.Fatalf("IsContainerSource(%s) = false", format)
+			}
+			before := treeDigest(t, out)
+			rep, err := newScanner(t, Options{}).ScanLocal(context.Background(), []string{out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Targets) != 1 || len(rep.Targets[0].Errors) != 0 || len(rep.Targets[0].Views) != 3 {
+				t.Fatalf("targets %+v, want one image of 2 layers and a config, without errors", rep.Targets)
+			}
+			by := findingsByFP(rep)
+			for tok, want := range map[string]string{deleted: report.ExposureLayer, live: report.ExposureLive} {
+				if f := by[fp(tok)]; f == nil || len(f.Exposure) != 1 || f.Exposure[0] != want {
+					t.Errorf("want exposure %s, got %+v", want, f)
+				}
+			}
+			var got []string
+			for _, f := range rep.Findings {
+				got = append(got, f.Fingerprint+" "+strings.Join(f.Exposure, ","))
+			}
+			slices.Sort(got)
+			if first == nil {
+				first = got
+			} else if !slices.Equal(got, first) {
+				t.Errorf("findings %v, want those of docker-archive %v", got, first)
+			}
+			if after := treeDigest(t, out); after != before {
+				t.Errorf("%s changed while scanned", out)
 			}
 		})
 	}

@@ -25,8 +25,8 @@ such disks shipped in a tar, a compressed tar or a zip, as GCE images,
 Vagrant boxes and downloaded appliances are, or compressed whole, as
 disk.raw.xz; or saved RAM: QEMU/libvirt saves, ELF and kdump dumps, LiME,
 VMware .vmem, also inside such archives; all detected by content), an OCI
-layout or docker/podman save
-tarball, or a directory. In a directory every image is scanned, libvirt, Proxmox and
+layout, an OCI archive (podman save --format oci-archive, BuildKit's
+type=oci) or a docker/podman save tarball, or a directory. In a directory every image is scanned, libvirt, Proxmox and
 VMware store layouts are grouped into VMs with per-VM timelines, and each
 backing file is read once however many overlays share it. Images are
 opened read-only.
@@ -94,8 +94,9 @@ incomplete).`, stdout)
 	if !*noProgress && (*showProgress || !style.Plain) {
 		prog = stderr
 	}
-	// Container images (OCI layouts, docker/podman save tarballs) go to the
-	// registry scanner, everything else to the disk scanner.
+	// Container images (OCI layouts and archives, docker/podman save
+	// tarballs) go to the registry scanner, everything else to the disk
+	// scanner.
 	var disks, images []string
 	for _, t := range targets {
 		if registry.IsContainerSource(t) {

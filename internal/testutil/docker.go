@@ -61,6 +61,26 @@ func PodmanLoad(t testing.TB, graphRoot, tag string, layerDirs ...string) {
 	Run(t, "podman", "--root", graphRoot, "--runroot", run, "--storage-driver", "overlay", "load", "-i", image)
 }
 
+// PodmanSave writes out, the image of layerDirs (tar'd by tar, bottom
+// layer first) as the real podman saves it in format ("docker-archive",
+// "oci-archive", "oci-dir" or "docker-dir"): `podman load` of a `docker
+// save` tarball into a private graph root, then `podman save`.
+func PodmanSave(t testing.TB, out, format, tag string, layerDirs ...string) {
+	t.Helper()
+	RequireTool(t, "podman", "tar")
+	image := saveTarball(t, tag, layerDirs, false)
+	root := t.TempDir()
+	// podman refuses a run root path over 50 characters: not t.TempDir.
+	run, err := os.MkdirTemp("/tmp", "podman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	podman := []string{"--root", root, "--runroot", run, "--storage-driver", "vfs"}
+	Run(t, "podman", append(podman, "load", "-q", "-i", image)...)
+	Run(t, "podman", append(podman, "save", "-q", "--format", format, "-o", out, tag)...)
+}
+
 // ContainerdImport lays out a container image in a containerd root as
 // the real containerd does on a host that pulled it (a Kubernetes node,
 // or Docker 29's containerd image store): a private containerd is
