@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -79,6 +80,9 @@ type blobResult struct {
 	PackedRecords map[string][]byte            `json:"records_zstd,omitempty"`
 	Links         map[string]string            `json:"links,omitempty"`
 	Digests       map[string]map[string][]byte `json:"digests,omitempty"`
+	// Used is when a run last took the blob from the --state file or put
+	// it there (State.Prune).
+	Used time.Time `json:"used,omitzero"`
 	// recordBytes counts the kept records' unpacked bytes while the blob
 	// is scanned.
 	recordBytes int64

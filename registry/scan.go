@@ -213,6 +213,14 @@ func New(opts Options) (*Scanner, error) {
 			key = hashStrings([]string{key, "no-decode"})
 		}
 		opts.State.useRules(key)
+		// The state's blobs are in memory for the whole run: their
+		// records count against the run's cap as those read now do.
+		for _, b := range opts.State.Blobs {
+			s.heldRecordBytes += b.packedRecordBytes()
+			for _, r := range b.Records {
+				s.heldRecordBytes += int64(len(r))
+			}
+		}
 	}
 	p, err := remote.NewPuller(s.remoteOptions()...)
 	if err != nil {

@@ -51,7 +51,8 @@ const maxStateBytes = 4 << 30
 //	              stack it under new layers), notes, records_zstd (the
 //	              layer's package-record files, zstd-packed each;
 //	              "records", unpacked, in states written before), links,
-//	              digests
+//	              digests, used (when a run last took it from the state
+//	              or put it there; since 2026-12-07)
 //	fingerprints  secret fingerprint → time first seen
 //
 // Blobs that failed (network, truncated stream) are not stored, so that the
@@ -68,7 +69,14 @@ type State struct {
 	path string
 	// known is the set of fingerprints as loaded: "new" means not in it.
 	known map[string]bool
+	// used holds the blobs this run took from the state or put in it.
+	used map[string]bool
 }
+
+// DefaultStateRetention is how long a state keeps a manifest no run
+// scanned and a blob no run used (Prune): a nightly scan's images that
+// were deleted or retagged a month ago.
+const DefaultStateRetention = 30 * 24 * time.Hour
 
 // StateManifest records one scanned image manifest.
 type StateManifest struct {
@@ -101,6 +109,11 @@ func LoadState(path string) (*State, error) {
 	}
 	st.path = path
 	st.init()
+	for _, b := range st.Blobs {
+		if b.Used.IsZero() { // written before blobs had it: as old as that save
+			b.Used = st.Updated
+		}
+	}
 	return st, nil
 }
 
@@ -114,7 +127,7 @@ func (st *State) init() {
 	if st.Fingerprints == nil {
 		st.Fingerprints = map[string]time.Time{}
 	}
-	st.known = map[string]bool{}
+	st.known, st.used = map[string]bool{}, map[string]bool{}
 	for fp := range st.Fingerprints {
 		st.known[fp] = true
 	}
@@ -130,11 +143,46 @@ func (st *State) useRules(key string) {
 }
 
 func (st *State) blob(digest string) *blobResult {
-	return st.Blobs[digest]
+	r := st.Blobs[digest]
+	if r != nil {
+		st.used[digest] = true
+	}
+	return r
 }
 
 func (st *State) putBlob(r *blobResult) {
 	st.Blobs[r.Digest] = r
+	st.used[r.Digest] = true
+}
+
+// Prune forgets what no run has needed for retention before now: the
+// manifests last scanned before, and the blobs last used before that no
+// manifest left lists (a state otherwise grows with every image a
+// registry ever held, and a run holds all of it in memory). The
+// fingerprints are kept, so a secret seen before is not new when an image
+// comes back. It returns how many manifests and blobs it dropped.
+func (st *State) Prune(now time.Time, retention time.Duration) (manifests, blobs int) {
+	cutoff := now.Add(-retention)
+	for d, m := range st.Manifests {
+		if m.Scanned.Before(cutoff) {
+			delete(st.Manifests, d)
+			manifests++
+		}
+	}
+	listed := map[string]bool{}
+	for _, m := range st.Manifests {
+		for _, l := range m.Layers {
+			listed[l] = true
+		}
+		listed[m.Config] = true
+	}
+	for d, b := range st.Blobs {
+		if !st.used[d] && !listed[d] && b.Used.Before(cutoff) {
+			delete(st.Blobs, d)
+			blobs++
+		}
+	}
+	return manifests, blobs
 }
 
 func (st *State) putManifest(digest, ref, platform, config string, layers []string, at time.Time) {
@@ -162,6 +210,11 @@ func (st *State) remember(fp string, at time.Time) {
 // Save writes the state atomically to the file it was loaded from.
 func (st *State) Save(tool string) error {
 	st.Version, st.Tool, st.Updated = StateVersion, tool, time.Now().UTC()
+	for d := range st.used {
+		if b := st.Blobs[d]; b != nil {
+			b.Used = st.Updated
+		}
+	}
 	dir := filepath.Dir(st.path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(st.path)+".tmp-*")
 	if err != nil {

@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/imgaudit/imgaudit/detectors"
+	"github.com/imgaudit/imgaudit/report"
 )
 
 func TestShardSplitsDeterministically(t *testing.T) {
@@ -157,5 +159,104 @@ func TestPathIndexJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &y); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
+	}
+}
+
+// TestStatePrune: a state forgets the manifests no run scanned, and the
+// blobs no run used, for the retention, and keeps the rest: two images
+// share their base layer; after a run of the second image alone, 40 days
+// later, the first image's manifest, its own layer and its config are
+// forgotten, the shared layer (listed by the second) is kept, and a run of
+// the first image reads its own layer again but finds its secret not new.
+// A state's records count against the run's cap.
+func TestStatePrune(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	base := layer(t, "", file("etc/hostname", "web\n"))
+	tokA, tokB := npmToken(t), npmToken(t)
+	ownA := layer(t, "", file("app/.npmrc", "_authToken="+tokA+"\n"))
+	a := testImage(t, "a", imageOf(t, base, ownA))
+	b := testImage(t, "b", imageOf(t, base, layer(t, "", file("app/.npmrc", "_authToken="+tokB+"\n"))))
+	runOn := func(imgs ...image) (*report.Report, int64) {
+		t.Helper()
+		st, err := LoadState(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opened atomic.Int64
+		for k := range imgs {
+			imgs[k].Layers = append([]blob(nil), imgs[k].Layers...)
+			for i := range imgs[k].Layers {
+				orig := imgs[k].Layers[i].open
+				imgs[k].Layers[i].open = func(ctx context.Context) (io.ReadCloser, error) { opened.Add(1); return orig(ctx) }
+				imgs[k].Layers[i].openAt = nil
+			}
+		}
+		rep, err := newScanner(t, Options{State: st}).run(context.Background(), "registry", func(yield func(image) bool) {
+			for _, img := range imgs {
+				if !yield(img) {
+					return
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Prune(time.Now(), DefaultStateRetention)
+		if err := st.Save("test"); err != nil {
+			t.Fatal(err)
+		}
+		return rep, opened.Load()
+	}
+	runOn(a, b)
+	st, err := LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Manifests) != 2 || len(st.Blobs) != 5 {
+		t.Fatalf("after the first run: %d manifests, %d blobs; want 2 and 5 (3 layers, 2 configs)", len(st.Manifests), len(st.Blobs))
+	}
+	// Forty days on, a run of b alone: a's manifest, own layer and config
+	// are older than the retention.
+	for _, m := range st.Manifests {
+		m.Scanned = m.Scanned.Add(-40 * 24 * time.Hour)
+	}
+	for _, bl := range st.Blobs {
+		bl.Used = bl.Used.Add(-40 * 24 * time.Hour)
+	}
+	st.used = map[string]bool{}
+	if err := st.Save("test"); err != nil {
+		t.Fatal(err)
+	}
+	// Save marks nothing used: the dates stay 40 days back.
+	if _, opened := runOn(b); opened != 0 {
+		t.Errorf("b's layers opened %d times although the state has them", opened)
+	}
+	st, err = LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Manifests) != 1 || len(st.Blobs) != 3 || st.Blobs[layerDigest(t, ownA)] != nil || st.Blobs[layerDigest(t, base)] == nil {
+		t.Errorf("after a run of b: %d manifests, %d blobs (a's own layer kept: %v, the shared one: %v); want 1 and 3, a's own forgotten",
+			len(st.Manifests), len(st.Blobs), st.Blobs[layerDigest(t, ownA)] != nil, st.Blobs[layerDigest(t, base)] != nil)
+	}
+	if len(st.Fingerprints) != 2 {
+		t.Errorf("%d fingerprints kept, want both", len(st.Fingerprints))
+	}
+	rep, opened := runOn(a)
+	if opened != 1 {
+		t.Errorf("a's layers opened %d times, want its own layer once (the shared one is in the state)", opened)
+	}
+	if f := findingsByFP(rep)[fp(tokA)]; f == nil || f.New == nil || *f.New {
+		t.Errorf("a's secret after its layer was forgotten: %+v, want found and not new", f)
+	}
+
+	// The state's records count against the run's cap.
+	st, err = LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Blobs[layerDigest(t, base)].PackedRecords = map[string][]byte{"/var/lib/dpkg/status": make([]byte, 1000)}
+	if s := newScanner(t, Options{State: st}); s.heldRecordBytes < 1000 {
+		t.Errorf("a state with 1000 bytes of records: the run holds %d", s.heldRecordBytes)
 	}
 }

@@ -156,6 +156,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"scan", "--disable-rule", "no-such-rule", "x"}, exitUsage, "no rule"},
 		{[]string{"scan", "--enable-rule", "no-such-rule", "x"}, exitUsage, "--enable-rule: no rule"},
 		{[]string{"registry", "--enable-rule", "no-such-rule", "x"}, exitUsage, "--enable-rule: no rule"},
+		{[]string{"registry", "--state-retention", "-1h", "x"}, exitUsage, "--state-retention: -1h0m0s is negative"},
+		{[]string{"registry", "--state-retention", "30d", "x"}, exitUsage, "state-retention"},
 		{[]string{"scan", "/nonexistent/image.qcow2"}, exitUsage, "no target could be read"},
 	}
 	for _, tt := range tests {

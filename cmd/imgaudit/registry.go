@@ -35,8 +35,10 @@ unless --platform is given. Credentials come from the Docker config
 Nightly scans: --state FILE remembers the manifests and layers already
 scanned (they are not pulled again; their earlier findings are reused) and
 every secret already seen: findings get "new": true/false. --only-new keeps
-only the new ones. --shard i/n splits the repository list deterministically
-over n jobs; merge their JSON reports with 'imgaudit merge'.
+only the new ones. Manifests and layers no run needed for --state-retention
+(30 days) are forgotten, so the file follows the registry. --shard i/n
+splits the repository list deterministically over n jobs; merge their JSON
+reports with 'imgaudit merge'.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 incomplete (an image, layer or disk in it could not be read completely,
@@ -51,6 +53,7 @@ incomplete).`, stdout)
 	retries := fs.Int("retries", registry.DefaultRetries, "retries of a request or a broken blob download on network errors (0 = none)")
 	statePath := fs.String("state", "", "state `FILE` for scheduled scans: skip what was scanned before, mark findings new")
 	onlyNew := fs.Bool("only-new", false, "with --state: report only findings not seen in earlier runs")
+	retention := fs.Duration("state-retention", registry.DefaultStateRetention, "with --state: forget manifests no run scanned, and layers no run used, for this `DURATION` (e.g. 720h; 0 keeps them all); seen secrets are kept")
 	shard := fs.String("shard", "", "scan only shard `i/n` (0 <= i < n) of the repositories, split by a hash of the repository name")
 	refsFile := fs.String("refs-file", "", "read more REFs from `FILE`, one per line (# comments)")
 	tmpDir := fs.String("tmp-dir", "", "`DIR` for spooled disk images (default $TMPDIR)")
@@ -86,6 +89,9 @@ incomplete).`, stdout)
 	}
 	if *onlyNew && *statePath == "" {
 		return exitUsage, usagef("--only-new needs --state")
+	}
+	if *retention < 0 {
+		return exitUsage, usagef("--state-retention: %v is negative", *retention)
 	}
 	if *retries == 0 {
 		*retries = -1 // registry.Options: negative means none
@@ -134,6 +140,11 @@ incomplete).`, stdout)
 		rep, scanErr = sc.ScanRefs(ctx, refs)
 	}
 	if state != nil {
+		if *retention > 0 {
+			if m, b := state.Prune(time.Now().UTC(), *retention); (m > 0 || b > 0) && *verbose {
+				fmt.Fprintf(stderr, "imgaudit: state: forgot %d manifests and %d blobs unused for %v\n", m, b, *retention)
+			}
+		}
 		if err := state.Save("imgaudit " + version); err != nil {
 			fmt.Fprintf(stderr, "imgaudit registry: %v\n", err)
 		}
