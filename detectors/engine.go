@@ -3,6 +3,9 @@ package detectors
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -363,6 +366,27 @@ func (e *Engine) RuleSeverity(id string) (Severity, bool) {
 		return r.Severity, true
 	}
 	return 0, false
+}
+
+// UserRuleDigests returns, for each enabled rule that is not built in (a
+// --rules file's, or one given to NewEngine), "ID:" and the SHA-256 of its
+// definition: a cache of scan results must follow such a rule, which may
+// change under the same ID while the tool's version stays (the built-in
+// rules change only with it).
+func (e *Engine) UserRuleDigests() []string {
+	var out []string
+	for _, r := range e.rules {
+		if r.builtin {
+			continue
+		}
+		def, err := json.Marshal(r.Rule)
+		if err != nil { // no field of a Rule fails to marshal; be safe
+			def = fmt.Appendf(nil, "%#v", r.Rule)
+		}
+		sum := sha256.Sum256(def)
+		out = append(out, r.ID+":"+hex.EncodeToString(sum[:]))
+	}
+	return out
 }
 
 // Rules returns the IDs of the enabled rules.

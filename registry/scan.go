@@ -233,11 +233,16 @@ func New(opts Options) (*Scanner, error) {
 // RulesKey identifies a rule set, its allowlists and the tool version:
 // blob results in a state file made with another key are not reused (a
 // new rule could find something in them, a changed allowlist keep or drop
-// something).
+// something). A --rules file's rules count by their definitions, not
+// only their IDs (since 2026-12-07): an edited pattern under the same ID
+// reads the cached layers again. A built-in set's key is what it was.
 func RulesKey(e *detectors.Engine, version string) string {
 	key := append([]string{"imgaudit " + version}, e.Rules()...)
 	if al := e.AllowlistKeys(); len(al) > 0 {
 		key = append(append(key, "allowlists"), al...)
+	}
+	if ud := e.UserRuleDigests(); len(ud) > 0 {
+		key = append(append(key, "user rules"), ud...)
 	}
 	return hashStrings(key)
 }

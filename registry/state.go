@@ -37,7 +37,8 @@ const maxStateBytes = 4 << 30
 //
 //	version       1
 //	tool          the imgaudit version that wrote it
-//	rules_key     hash of the tool version and enabled rule IDs; blob
+//	rules_key     hash of the tool version, the enabled rule IDs, their
+//	              allowlists and the user rules' definitions (RulesKey); blob
 //	              results made under another key are dropped on load, since
 //	              a new rule could find more in them (fingerprints are kept)
 //	updated       time of the last save (RFC 3339)
