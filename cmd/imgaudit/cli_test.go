@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -156,8 +157,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"scan", "--disable-rule", "no-such-rule", "x"}, exitUsage, "no rule"},
 		{[]string{"scan", "--enable-rule", "no-such-rule", "x"}, exitUsage, "--enable-rule: no rule"},
 		{[]string{"registry", "--enable-rule", "no-such-rule", "x"}, exitUsage, "--enable-rule: no rule"},
-		{[]string{"registry", "--state-retention", "-1h", "x"}, exitUsage, "--state-retention: -1h0m0s is negative"},
-		{[]string{"registry", "--state-retention", "30d", "x"}, exitUsage, "state-retention"},
+		{[]string{"registry", "--state-retention", "-1h", "x"}, exitUsage, `"-1h" is negative`},
+		{[]string{"registry", "--state-retention", "a month", "x"}, exitUsage, `"a month": want days (30d) or a duration (720h, 90m)`},
 		{[]string{"scan", "/nonexistent/image.qcow2"}, exitUsage, "no target could be read"},
 	}
 	for _, tt := range tests {
@@ -197,5 +198,31 @@ func TestFailOnNeverCountsPublicFindings(t *testing.T) {
 				t.Errorf("exit %d (want %d), output lacks %q or has %q: %s\n%s", code, c.code, c.want, c.not, errs, out)
 			}
 		})
+	}
+}
+
+// TestDaysFlag: --state-retention takes whole days or Go durations, and
+// says its value back as it was given.
+func TestDaysFlag(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		str  string
+		err  bool
+	}{
+		{"30d", 30 * 24 * time.Hour, "30d", false},
+		{"720h", 30 * 24 * time.Hour, "30d", false},
+		{"90m", 90 * time.Minute, "1h30m0s", false},
+		{"0", 0, "0s", false},
+		{"1.5d", 0, "", true},
+		{"d", 0, "", true},
+		{"-2d", 0, "", true},
+		{"-1h", 0, "", true},
+	} {
+		var d daysFlag
+		err := d.Set(tt.in)
+		if (err != nil) != tt.err || !tt.err && (time.Duration(d) != tt.want || d.String() != tt.str) {
+			t.Errorf("Set(%q): %v, %v (%s); want %v (%s), error %v", tt.in, time.Duration(d), err, d.String(), tt.want, tt.str, tt.err)
+		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 var errHelp = errors.New("help requested")
@@ -188,5 +190,35 @@ func (s *stringList) Set(v string) error {
 			*s = append(*s, p)
 		}
 	}
+	return nil
+}
+
+// daysFlag is a duration flag that also takes whole days ("30d"), as
+// retention periods are said; Go's durations stop at hours.
+type daysFlag time.Duration
+
+const day = 24 * time.Hour
+
+func (d *daysFlag) String() string {
+	if v := time.Duration(*d); v != 0 && v%day == 0 {
+		return strconv.FormatInt(int64(v/day), 10) + "d"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *daysFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days uint64
+		days, err = strconv.ParseUint(n, 10, 16)
+		v = time.Duration(days) * day
+	}
+	if err != nil {
+		return fmt.Errorf("%q: want days (30d) or a duration (720h, 90m)", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative", s)
+	}
+	*d = daysFlag(v)
 	return nil
 }

@@ -53,7 +53,8 @@ incomplete).`, stdout)
 	retries := fs.Int("retries", registry.DefaultRetries, "retries of a request or a broken blob download on network errors (0 = none)")
 	statePath := fs.String("state", "", "state `FILE` for scheduled scans: skip what was scanned before, mark findings new")
 	onlyNew := fs.Bool("only-new", false, "with --state: report only findings not seen in earlier runs")
-	retention := fs.Duration("state-retention", registry.DefaultStateRetention, "with --state: forget manifests no run scanned, and layers no run used, for this `DURATION` (e.g. 720h; 0 keeps them all); seen secrets are kept")
+	retention := daysFlag(registry.DefaultStateRetention)
+	fs.Var(&retention, "state-retention", "with --state: forget manifests no run scanned, and layers no run used, for this `DURATION` (30d, 720h; 0 keeps them all); seen secrets are kept")
 	shard := fs.String("shard", "", "scan only shard `i/n` (0 <= i < n) of the repositories, split by a hash of the repository name")
 	refsFile := fs.String("refs-file", "", "read more REFs from `FILE`, one per line (# comments)")
 	tmpDir := fs.String("tmp-dir", "", "`DIR` for spooled disk images (default $TMPDIR)")
@@ -89,9 +90,6 @@ incomplete).`, stdout)
 	}
 	if *onlyNew && *statePath == "" {
 		return exitUsage, usagef("--only-new needs --state")
-	}
-	if *retention < 0 {
-		return exitUsage, usagef("--state-retention: %v is negative", *retention)
 	}
 	if *retries == 0 {
 		*retries = -1 // registry.Options: negative means none
@@ -140,9 +138,9 @@ incomplete).`, stdout)
 		rep, scanErr = sc.ScanRefs(ctx, refs)
 	}
 	if state != nil {
-		if *retention > 0 {
-			if m, b := state.Prune(time.Now().UTC(), *retention); (m > 0 || b > 0) && *verbose {
-				fmt.Fprintf(stderr, "imgaudit: state: forgot %d manifests and %d blobs unused for %v\n", m, b, *retention)
+		if retention > 0 {
+			if m, b := state.Prune(time.Now().UTC(), time.Duration(retention)); (m > 0 || b > 0) && *verbose {
+				fmt.Fprintf(stderr, "imgaudit: state: forgot %d manifests and %d blobs unused for %v\n", m, b, &retention)
 			}
 		}
 		if err := state.Save("imgaudit " + version); err != nil {
