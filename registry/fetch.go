@@ -83,6 +83,9 @@ type blobResult struct {
 	// Used is when a run last took the blob from the --state file or put
 	// it there (State.Prune).
 	Used time.Time `json:"used,omitzero"`
+	// unhashed lists the files too large for the scan window to hash
+	// that hold findings, for a second read (rehash.go).
+	unhashed map[string]unhashedFile
 	// recordBytes counts the kept records' unpacked bytes while the blob
 	// is scanned.
 	recordBytes int64
@@ -139,6 +142,9 @@ func (s *Scanner) scanBlob(ctx context.Context, b blob) *blobResult {
 			break
 		}
 		s.logf("retrying %s after: %s", shortDigest(b.Digest), strings.Join(res.Errors, "; "))
+	}
+	if len(res.unhashed) > 0 && len(res.Errors) == 0 && ctx.Err() == nil {
+		s.hashLater(ctx, b, res)
 	}
 	if res.Findings == nil {
 		res.Findings = []report.Finding{}

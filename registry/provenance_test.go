@@ -552,3 +552,77 @@ func TestImageRecordsCap(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeFilesHashedForProvenance: a packaged file too large for the
+// scan window (9 MiB; a browser's omni.ja is 43 MB) that holds a key is
+// judged by the image's package records as a small one is: the layer is
+// read again for its digests, streamed and decompressed (a registry's
+// gzip layer) or in place (podman's docker save tarball). A key in a
+// large file no package ships keeps its severity.
+func TestLargeFilesHashedForProvenance(t *testing.T) {
+	testutil.RequireTool(t, "ssh-keygen", "tar")
+	dir := t.TempDir()
+	packagedKey, ownKey := strings.TrimRight(string(sshKey(t)), "\n"), strings.TrimRight(string(sshKey(t)), "\n")
+	big := func(key string) []byte {
+		var b strings.Builder
+		for b.Len() < 9<<20 {
+			fmt.Fprintf(&b, "filler line %d\n", b.Len())
+		}
+		b.WriteString(key + "\n")
+		return []byte(b.String())
+	}
+	root := filepath.Join(dir, "root")
+	testutil.DpkgInstall(t, root, testutil.BuildDeb(t, dir, testutil.DebPackage{Name: "big-app", Version: "1.0-1",
+		Files: []testutil.DebFile{{Path: "/usr/lib/big-app/omni.ja", Data: big(packagedKey)}}}))
+	if err := os.MkdirAll(filepath.Join(root, "opt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "opt/own.bin"), big(ownKey), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, rep *report.Report) {
+		t.Helper()
+		for key, want := range map[string]string{
+			packagedKey: "info [package-file-unmodified] [dpkg big-app /usr/lib/big-app/omni.ja md5 modified=false]",
+			ownKey:      "critical [] []",
+		} {
+			f := findingsByFP(rep)[fp(key)]
+			if f == nil {
+				t.Errorf("a key was not found")
+				continue
+			}
+			var codes, provs []string
+			for _, r := range f.Reasons {
+				codes = append(codes, r.Code)
+			}
+			for _, p := range f.Provenance {
+				provs = append(provs, fmt.Sprintf("%s %s %s %s modified=%v", p.Manager, p.Package, p.Path, p.Digest, p.Modified))
+			}
+			if got := fmt.Sprintf("%s %v %v", f.Severity, codes, provs); got != want {
+				t.Errorf("the key in %s: %s, want %s", f.Locations[0].Path, got, want)
+			}
+		}
+		for _, tg := range rep.Targets {
+			for _, v := range tg.Views {
+				for _, n := range v.Notes {
+					if strings.Contains(n, "package provenance") {
+						t.Errorf("view %s: %s", v.ID, n)
+					}
+				}
+			}
+		}
+	}
+	t.Run("streamed", func(t *testing.T) {
+		img := testImage(t, "app", imageOf(t, tarLayer(t, root)))
+		check(t, report.Merge(newScanner(t, Options{}).scanImage(context.Background(), img)))
+	})
+	t.Run("in place", func(t *testing.T) {
+		out := filepath.Join(dir, "app.tar")
+		testutil.PodmanSave(t, out, "docker-archive", "localhost/imgaudit/big:1", root)
+		rep, err := newScanner(t, Options{}).ScanLocal(context.Background(), []string{out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, rep)
+	})
+}

@@ -95,6 +95,15 @@ type fileScanner struct {
 	recordSizes map[string]int64
 }
 
+// entryPath is the path a layer's tar entry of that name has in the
+// image: absolute, cleaned, its name cut at maxFileName.
+func entryPath(name string) string {
+	if len(name) > maxFileName {
+		name = name[:maxFileName]
+	}
+	return cleanPath(name)
+}
+
 // walkTar reads every entry of a layer tar. Regular files go through the
 // detectors (or the disk scanner); every entry goes into the path index.
 func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(string, error)) {
@@ -137,11 +146,7 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 			}
 			return
 		}
-		name := hdr.Name
-		if len(name) > maxFileName {
-			name = name[:maxFileName]
-		}
-		p := cleanPath(name)
+		p := entryPath(hdr.Name)
 		prev = p
 		if pl.holds(p) && !flush() {
 			return
@@ -197,6 +202,7 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
 			return
 		}
+		fs.noteUnhashed(p, n, hdr.Size)
 		pl.release(taken)
 	}
 }
@@ -211,6 +217,7 @@ func (fs *fileScanner) replaced(p string) {
 	}
 	delete(fs.hitsAt, p)
 	delete(fs.res.Digests, p)
+	delete(fs.res.unhashed, p)
 	if n, ok := fs.recordSizes[p]; ok {
 		fs.res.recordBytes -= n
 		delete(fs.recordSizes, p)
