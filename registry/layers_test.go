@@ -73,6 +73,48 @@ func (h *hookedStream) Close() error {
 	return h.ReadCloser.Close()
 }
 
+// streamWatch hooks a scan's layer streams (hookedImage's hook, given
+// layer k): it records the layers opened and how many were open at once,
+// holds layer holder's first read until layer releaser's stream has
+// closed, when hold is set, and calls onOpen, when set, as a layer opens.
+type streamWatch struct {
+	holder, releaser int
+	hold             bool
+	onOpen           func(k int)
+
+	mu            sync.Mutex
+	opened        []int
+	open, maxOpen int
+	timedOut      bool
+	released      chan struct{}
+}
+
+func (w *streamWatch) hook(k int, rc io.ReadCloser) io.ReadCloser {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.released == nil {
+		w.released = make(chan struct{})
+	}
+	w.opened = append(w.opened, k)
+	w.open++
+	w.maxOpen = max(w.maxOpen, w.open)
+	h := &hookedStream{ReadCloser: rc, timedOut: &w.timedOut, onClose: func() {
+		w.mu.Lock()
+		w.open--
+		w.mu.Unlock()
+		if k == w.releaser {
+			close(w.released)
+		}
+	}}
+	if k == w.holder && w.hold {
+		h.hold = w.released
+	}
+	if w.onOpen != nil {
+		w.onOpen(k)
+	}
+	return h
+}
+
 // TestLayersSideBySide: an image's layers are read two at a time, and the
 // report is the one reading them in turn makes, whichever layer ends
 // first. The first layer (a secret, a gzip'd log holding a key, 4,000
@@ -121,35 +163,14 @@ func TestLayersSideBySide(t *testing.T) {
 	}
 
 	scan := func(jobs int, firstWaits bool) (rep *report.Report, opened []int, maxOpen int, timedOut bool) {
-		var mu sync.Mutex
-		open := 0
-		secondClosed := make(chan struct{})
-		hook := func(i int, rc io.ReadCloser) io.ReadCloser {
-			mu.Lock()
-			defer mu.Unlock()
-			opened = append(opened, i)
-			open++
-			maxOpen = max(maxOpen, open)
-			h := &hookedStream{ReadCloser: rc, timedOut: &timedOut, onClose: func() {
-				mu.Lock()
-				open--
-				mu.Unlock()
-				if i == 1 {
-					close(secondClosed)
-				}
-			}}
-			if i == 0 && firstWaits {
-				h.hold = secondClosed
-			}
-			return h
-		}
+		w := &streamWatch{holder: 0, releaser: 1, hold: firstWaits}
 		s := newScanner(t, Options{})
 		s.layerJobs, s.maxRecordBytes = jobs, p0+p1-1
-		rep = report.Merge(s.scanImage(context.Background(), hookedImage(t, "app", img, hook)))
+		rep = report.Merge(s.scanImage(context.Background(), hookedImage(t, "app", img, w.hook)))
 		if st := s.gate.Stats(); st.Held != 0 {
 			t.Errorf("%d layers at once: the gate still holds %d bytes", jobs, st.Held)
 		}
-		return rep, opened, maxOpen, timedOut
+		return rep, w.opened, w.maxOpen, w.timedOut
 	}
 	inTurn, opened, maxOpen, _ := scan(1, false)
 	if maxOpen != 1 || len(opened) != 3 {
@@ -260,9 +281,14 @@ func TestImagesSideBySide(t *testing.T) {
 	scan := func(jobs int, firstWaits, cancelAtL2 bool) (rep *report.Report, err error, opened []int, maxOpen int, timedOut bool) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var mu sync.Mutex
-		open := 0
-		l2Closed := make(chan struct{})
+		w := &streamWatch{holder: 0, releaser: 2, hold: firstWaits}
+		if cancelAtL2 {
+			w.onOpen = func(k int) {
+				if k == 2 {
+					cancel()
+				}
+			}
+		}
 		var imgs []image
 		for _, im := range images {
 			var ls []v1.Layer
@@ -271,27 +297,7 @@ func TestImagesSideBySide(t *testing.T) {
 			}
 			which := im.layers
 			imgs = append(imgs, hookedImage(t, im.name, imageOf(t, ls...), func(i int, rc io.ReadCloser) io.ReadCloser {
-				k := which[i]
-				mu.Lock()
-				defer mu.Unlock()
-				opened = append(opened, k)
-				open++
-				maxOpen = max(maxOpen, open)
-				h := &hookedStream{ReadCloser: rc, timedOut: &timedOut, onClose: func() {
-					mu.Lock()
-					open--
-					mu.Unlock()
-					if k == 2 {
-						close(l2Closed)
-					}
-				}}
-				if k == 0 && firstWaits {
-					h.hold = l2Closed
-				}
-				if k == 2 && cancelAtL2 {
-					cancel()
-				}
-				return h
+				return w.hook(which[i], rc)
 			}))
 		}
 		s := newScanner(t, Options{})
@@ -309,7 +315,7 @@ func TestImagesSideBySide(t *testing.T) {
 		if st := s.gate.Stats(); st.Held != 0 {
 			t.Errorf("%d layers at once: the gate still holds %d bytes", jobs, st.Held)
 		}
-		return rep, err, opened, maxOpen, timedOut
+		return rep, err, w.opened, w.maxOpen, w.timedOut
 	}
 	inTurn, err, opened, maxOpen, _ := scan(1, false, false)
 	if err != nil {
