@@ -147,3 +147,23 @@ func FuzzLocalArchive(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHashEntries feeds arbitrary bytes as a layer's tar to the second
+// read that hashes its large files (hashEntries), asked for its first
+// entries: it must never panic or hang, and an entry it hashes has the
+// three digests.
+func FuzzHashEntries(f *testing.F) {
+	f.Add(tarBytes(f, []entry{dir("usr/"), file("usr/lib/app/omni.ja", "a packaged file\n"), file("opt/own.bin", "another\n")}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want := map[int]string{1: "/usr/lib/app/omni.ja", 2: "/opt/own.bin"}
+		res := &blobResult{}
+		if err := hashEntries(context.Background(), bytes.NewReader(data), want, res); err != nil {
+			return
+		}
+		for p, sums := range res.Digests {
+			if len(sums["md5"]) != 16 || len(sums["sha1"]) != 20 || len(sums["sha256"]) != 32 {
+				t.Fatalf("%s: digests %v", p, sums)
+			}
+		}
+	})
+}
