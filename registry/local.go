@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,10 +29,11 @@ const maxTarEntries = 1 << 20
 
 // IsContainerSource reports whether path is a local container image source
 // that ScanLocal reads: an OCI layout directory (it has an "oci-layout"
-// file), a docker/podman save tarball (a tar with a top-level
-// manifest.json), or an OCI archive (a tar of an OCI layout, with a
-// top-level oci-layout: `podman save --format oci-archive`, skopeo's
-// oci-archive:, BuildKit's type=oci output). It reads only tar headers.
+// file), a dir: transport directory (isDirTransport), a docker/podman save
+// tarball (a tar with a top-level manifest.json), or an OCI archive (a tar
+// of an OCI layout, with a top-level oci-layout: `podman save --format
+// oci-archive`, skopeo's oci-archive:, BuildKit's type=oci output). Of a
+// tarball it reads only tar headers.
 func IsContainerSource(p string) bool {
 	st, err := os.Stat(p)
 	if err != nil {
@@ -39,7 +41,7 @@ func IsContainerSource(p string) bool {
 	}
 	if st.IsDir() {
 		_, err := os.Stat(filepath.Join(p, "oci-layout"))
-		return err == nil
+		return err == nil || isDirTransport(p)
 	}
 	if !st.Mode().IsRegular() || st.Size() < 1024 {
 		return false
@@ -99,6 +101,9 @@ func (s *Scanner) resolveLocal(ctx context.Context, p string) []image {
 		return []image{{Target: p, Err: err}}
 	}
 	if st.IsDir() {
+		if _, err := os.Stat(filepath.Join(p, "oci-layout")); err != nil && isDirTransport(p) {
+			return s.resolveDirTransport(p)
+		}
 		return s.resolveLayout(p)
 	}
 	kind, err := tarKind(ctx, p)
@@ -119,6 +124,67 @@ type ociLayout struct {
 	index    func() ([]byte, error)
 	manifest func(h v1.Hash) ([]byte, error)
 	blob     func(h v1.Hash) blobSource
+}
+
+// dirTransportVersion starts the version file of a directory that
+// containers/image's dir: transport wrote (`podman save --format
+// docker-dir`, `skopeo copy ... dir:PATH`): one image's manifest.json,
+// and its blobs named by their SHA-256 in hex.
+const dirTransportVersion = "Directory Transport Version: 1."
+
+// isDirTransport reports whether dir is such a directory.
+func isDirTransport(dir string) bool {
+	b, err := readRegular(filepath.Join(dir, "version"), hostfile.OpenRegularNoFollow, 64)
+	if err != nil || !bytes.HasPrefix(b, []byte(dirTransportVersion)) {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "manifest.json"))
+	return err == nil
+}
+
+// resolveDirTransport lists the image of a dir: transport directory. Its
+// manifest and blobs are read as an OCI layout's are (regular files, not
+// followed through links, the manifest within maxMetadataBytes); a
+// manifest list (skopeo copy --all) is refused.
+func (s *Scanner) resolveDirTransport(dir string) []image {
+	raw, err := readRegular(filepath.Join(dir, "manifest.json"), hostfile.OpenRegularNoFollow, maxMetadataBytes)
+	if err != nil {
+		return []image{{Target: dir, Err: fmt.Errorf("dir: transport manifest.json: %w", err)}}
+	}
+	sum := sha256.Sum256(raw)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	var head struct {
+		MediaType types.MediaType `json:"mediaType"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return []image{{Target: dir, Err: fmt.Errorf("dir: transport manifest.json: %w", err)}}
+	}
+	if head.MediaType.IsIndex() {
+		return []image{{Target: dir, Err: errors.New("dir: transport manifest.json is a manifest list: copy one platform's image (skopeo copy without --all)")}}
+	}
+	mt := head.MediaType
+	if mt == "" {
+		mt = types.OCIManifestSchema1
+	}
+	blob := func(h v1.Hash) string { return filepath.Join(dir, h.Hex) }
+	return []image{imageFromManifest(dir+"@"+digest, digest, mt, raw, "", func(h v1.Hash) blobSource {
+		if h.Algorithm != "sha256" {
+			err := fmt.Errorf("blob %s: the dir: transport names only SHA-256 blobs", h)
+			return blobSource{open: func(context.Context) (io.ReadCloser, error) { return nil, err }}
+		}
+		return blobSource{
+			open: func(context.Context) (io.ReadCloser, error) {
+				f, err := hostfile.OpenRegularNoFollow(blob(h))
+				if err != nil {
+					return nil, err
+				}
+				return f, nil
+			},
+			openAt: func(context.Context) (*blobFileAt, error) {
+				return openFileAt(blob(h), hostfile.OpenRegularNoFollow)
+			},
+		}
+	})}
 }
 
 // resolveLayout lists every image of an OCI layout directory.

@@ -124,7 +124,8 @@ func TestCompressions(t *testing.T) {
 
 // TestPodmanSaveFormats: the same two-layer image, as the real podman
 // saves it in each of its formats (a docker save tarball, an OCI archive,
-// an OCI layout directory), is recognised and gives the same findings:
+// an OCI layout directory, a dir: transport directory), is recognised and
+// gives the same findings:
 // the token the second layer deletes is a layer's, the other live.
 func TestPodmanSaveFormats(t *testing.T) {
 	deleted, live := npmToken(t), npmToken(t)
@@ -142,7 +143,7 @@ func TestPodmanSaveFormats(t *testing.T) {
 	write(filepath.Join(lower, "app/.npmrc"), "//registry.npmjs.org/:_authToken="+live+"\n")
 	write(filepath.Join(upper, "root/.wh..npmrc"), "")
 	var first []string
-	for _, format := range []string{"docker-archive", "oci-archive", "oci-dir"} {
+	for _, format := range []string{"docker-archive", "oci-archive", "oci-dir", "docker-dir"} {
 		t.Run(format, func(t *testing.T) {
 			out := filepath.Join(dir, format)
 			testutil.PodmanSave(t, out, format, "localhost/imgaudit/app:1", lower, upper)

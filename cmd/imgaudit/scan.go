@@ -26,7 +26,8 @@ Vagrant boxes and downloaded appliances are, or compressed whole, as
 disk.raw.xz; or saved RAM: QEMU/libvirt saves, ELF and kdump dumps, LiME,
 VMware .vmem, also inside such archives; all detected by content), an OCI
 layout, an OCI archive (podman save --format oci-archive, BuildKit's
-type=oci) or a docker/podman save tarball, or a directory. In a directory every image is scanned, libvirt, Proxmox and
+type=oci), a docker/podman save tarball or a skopeo/podman dir: directory
+(docker-dir), or a directory. In a directory every image is scanned, libvirt, Proxmox and
 VMware store layouts are grouped into VMs with per-VM timelines, and each
 backing file is read once however many overlays share it. Images are
 opened read-only.
