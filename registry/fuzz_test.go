@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,6 +165,69 @@ func FuzzHashEntries(f *testing.F) {
 			if len(sums["md5"]) != 16 || len(sums["sha1"]) != 20 || len(sums["sha256"]) != 32 {
 				t.Fatalf("%s: digests %v", p, sums)
 			}
+		}
+	})
+}
+
+// FuzzDirTransport feeds arbitrary bytes as the manifest.json of a dir:
+// transport directory that holds one layer and its config: recognised,
+// resolved and scanned as ScanLocal does, it must never panic or hang,
+// whatever blobs the manifest names. The seed is the image's own
+// manifest.
+func FuzzDirTransport(f *testing.F) {
+	img := imageOf(f, layer(f, "", file("app/.npmrc", "//registry.npmjs.org/:_authToken="+npmToken(f)+"\n")))
+	raw, err := img.RawManifest()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	blobs := map[string][]byte{}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		f.Fatal(err)
+	}
+	if blobs[cfgName.Hex], err = img.RawConfigFile(); err != nil {
+		f.Fatal(err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			f.Fatal(err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			f.Fatal(err)
+		}
+		if blobs[d.Hex], err = io.ReadAll(rc); err != nil {
+			f.Fatal(err)
+		}
+		rc.Close()
+	}
+	e := testEngine(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		files := map[string][]byte{"version": []byte(dirTransportVersion + "1\n"), "manifest.json": data}
+		maps.Copy(files, blobs)
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !IsContainerSource(dir) {
+			t.Fatalf("a dir: transport directory is not recognised")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rep, err := newScanner(t, Options{Engine: e, MaxSpoolSize: 1 << 20}).ScanLocal(ctx, []string{dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Targets) == 0 {
+			t.Fatalf("no target for a recognised directory")
 		}
 	})
 }
