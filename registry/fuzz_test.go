@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -181,7 +182,15 @@ func FuzzDirTransport(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(raw)
-	blobs := map[string][]byte{}
+	// A manifest list (skopeo copy --all) names the image's manifest,
+	// which lies beside it as DIGEST.manifest.json.
+	mdigest, err := img.Digest()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` +
+		mdigest.String() + `","size":` + strconv.Itoa(len(raw)) + `,"platform":{"architecture":"amd64","os":"linux"}}]}`))
+	blobs := map[string][]byte{mdigest.Hex + ".manifest.json": raw}
 	cfgName, err := img.ConfigName()
 	if err != nil {
 		f.Fatal(err)

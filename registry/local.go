@@ -144,47 +144,61 @@ func isDirTransport(dir string) bool {
 
 // resolveDirTransport lists the image of a dir: transport directory. Its
 // manifest and blobs are read as an OCI layout's are (regular files, not
-// followed through links, the manifest within maxMetadataBytes); a
-// manifest list (skopeo copy --all) is refused.
+// followed through links, the manifest within maxMetadataBytes). A
+// manifest list there (`skopeo copy --all`, `podman manifest push --all`)
+// is read as an OCI layout's index.json, --platform applied: its images'
+// manifests are the files named DIGEST.manifest.json beside it, as
+// containers/image writes them.
 func (s *Scanner) resolveDirTransport(dir string) []image {
 	raw, err := readRegular(filepath.Join(dir, "manifest.json"), hostfile.OpenRegularNoFollow, maxMetadataBytes)
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("dir: transport manifest.json: %w", err)}}
 	}
-	sum := sha256.Sum256(raw)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
 	var head struct {
 		MediaType types.MediaType `json:"mediaType"`
 	}
 	if err := json.Unmarshal(raw, &head); err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("dir: transport manifest.json: %w", err)}}
 	}
-	if head.MediaType.IsIndex() {
-		return []image{{Target: dir, Err: errors.New("dir: transport manifest.json is a manifest list: copy one platform's image (skopeo copy without --all)")}}
-	}
-	mt := head.MediaType
-	if mt == "" {
-		mt = types.OCIManifestSchema1
-	}
-	blob := func(h v1.Hash) string { return filepath.Join(dir, h.Hex) }
-	return []image{imageFromManifest(dir+"@"+digest, digest, mt, raw, "", func(h v1.Hash) blobSource {
+	blob := func(h v1.Hash) blobSource {
 		if h.Algorithm != "sha256" {
 			err := fmt.Errorf("blob %s: the dir: transport names only SHA-256 blobs", h)
 			return blobSource{open: func(context.Context) (io.ReadCloser, error) { return nil, err }}
 		}
+		p := filepath.Join(dir, h.Hex)
 		return blobSource{
 			open: func(context.Context) (io.ReadCloser, error) {
-				f, err := hostfile.OpenRegularNoFollow(blob(h))
+				f, err := hostfile.OpenRegularNoFollow(p)
 				if err != nil {
 					return nil, err
 				}
 				return f, nil
 			},
 			openAt: func(context.Context) (*blobFileAt, error) {
-				return openFileAt(blob(h), hostfile.OpenRegularNoFollow)
+				return openFileAt(p, hostfile.OpenRegularNoFollow)
 			},
 		}
-	})}
+	}
+	if head.MediaType.IsIndex() {
+		return s.resolveOCI(ociLayout{
+			name:  dir,
+			index: func() ([]byte, error) { return raw, nil },
+			manifest: func(h v1.Hash) ([]byte, error) {
+				if h.Algorithm != "sha256" {
+					return nil, fmt.Errorf("manifest %s: the dir: transport names only SHA-256 manifests", h)
+				}
+				return readRegular(filepath.Join(dir, h.Hex+".manifest.json"), hostfile.OpenRegularNoFollow, maxMetadataBytes)
+			},
+			blob: blob,
+		})
+	}
+	sum := sha256.Sum256(raw)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	mt := head.MediaType
+	if mt == "" {
+		mt = types.OCIManifestSchema1
+	}
+	return []image{imageFromManifest(dir+"@"+digest, digest, mt, raw, "", blob)}
 }
 
 // resolveLayout lists every image of an OCI layout directory.

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +120,72 @@ func TestCompressions(t *testing.T) {
 				t.Errorf("compression %q", got)
 			}
 		})
+	}
+}
+
+// TestDirTransportManifestList: a manifest list that podman pushed to a
+// dir: transport directory is read as an OCI layout's index: each
+// platform's image is a target, and --platform picks one.
+func TestDirTransportManifestList(t *testing.T) {
+	amd, arm := npmToken(t), npmToken(t)
+	dir := t.TempDir()
+	var layers []string
+	for i, tok := range []string{amd, arm} {
+		d := filepath.Join(dir, fmt.Sprintf("layer%d", i))
+		if err := os.MkdirAll(filepath.Join(d, "app"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "app/.npmrc"), []byte("//registry.npmjs.org/:_authToken="+tok+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, d)
+	}
+	out := filepath.Join(dir, "list")
+	testutil.PodmanManifestList(t, out, []string{"linux/amd64", "linux/arm64"}, layers)
+	if !IsContainerSource(out) {
+		t.Fatal("IsContainerSource = false")
+	}
+	before := treeDigest(t, out)
+	for _, tc := range []struct {
+		platform  string
+		platforms []string
+		found     []string
+		absent    []string
+	}{
+		{"", []string{"linux/amd64", "linux/arm64"}, []string{amd, arm}, nil},
+		{"linux/arm64", []string{"linux/arm64"}, []string{arm}, []string{amd}},
+	} {
+		t.Run("platform="+tc.platform, func(t *testing.T) {
+			rep, err := newScanner(t, Options{Platform: tc.platform}).ScanLocal(context.Background(), []string{out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var platforms []string
+			for _, tg := range rep.Targets {
+				if len(tg.Errors) != 0 || !strings.HasPrefix(tg.Path, out+"@sha256:") {
+					t.Errorf("target %s: errors %v", tg.Path, tg.Errors)
+				}
+				platforms = append(platforms, tg.Platform)
+			}
+			slices.Sort(platforms)
+			if !slices.Equal(platforms, tc.platforms) {
+				t.Errorf("platforms %v, want %v", platforms, tc.platforms)
+			}
+			by := findingsByFP(rep)
+			for _, tok := range tc.found {
+				if f := by[fp(tok)]; f == nil || len(f.Exposure) != 1 || f.Exposure[0] != report.ExposureLive {
+					t.Errorf("want a live finding, got %+v", f)
+				}
+			}
+			for _, tok := range tc.absent {
+				if f := by[fp(tok)]; f != nil {
+					t.Errorf("the other platform's token found: %+v", f)
+				}
+			}
+		})
+	}
+	if after := treeDigest(t, out); after != before {
+		t.Errorf("%s changed while scanned", out)
 	}
 }
 

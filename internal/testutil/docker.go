@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -79,6 +80,41 @@ func PodmanSave(t testing.TB, out, format, tag string, layerDirs ...string) {
 	podman := []string{"--root", root, "--runroot", run, "--storage-driver", "vfs"}
 	Run(t, "podman", append(podman, "load", "-q", "-i", image)...)
 	Run(t, "podman", append(podman, "save", "-q", "--format", format, "-o", out, tag)...)
+}
+
+// PodmanManifestList writes out, a dir: transport directory holding a
+// manifest list, as the real podman pushes one (`podman manifest push
+// --all ... dir:OUT`): one image per platform ("os/arch"), whose one
+// layer is layerDirs[i] tar'd by tar and imported by `podman import`
+// into a private graph root.
+func PodmanManifestList(t testing.TB, out string, platforms, layerDirs []string) {
+	t.Helper()
+	RequireTool(t, "podman", "tar")
+	if len(platforms) != len(layerDirs) {
+		t.Fatalf("PodmanManifestList: %d platforms, %d layers", len(platforms), len(layerDirs))
+	}
+	work, root := t.TempDir(), t.TempDir()
+	// podman refuses a run root path over 50 characters: not t.TempDir.
+	run, err := os.MkdirTemp("/tmp", "podman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	podman := []string{"--root", root, "--runroot", run, "--storage-driver", "vfs"}
+	list := "localhost/imgaudit/list:1"
+	Run(t, "podman", append(podman, "manifest", "create", list)...)
+	for i, d := range layerDirs {
+		osName, arch, ok := strings.Cut(platforms[i], "/")
+		if !ok {
+			t.Fatalf("PodmanManifestList: platform %q, want os/arch", platforms[i])
+		}
+		layer := filepath.Join(work, fmt.Sprintf("layer%d.tar", i))
+		Run(t, "tar", "--numeric-owner", "-C", d, "-cf", layer, ".")
+		tag := fmt.Sprintf("localhost/imgaudit/p%d:1", i)
+		Run(t, "podman", append(podman, "import", "-q", "--os", osName, "--arch", arch, layer, tag)...)
+		Run(t, "podman", append(podman, "manifest", "add", list, "containers-storage:"+tag)...)
+	}
+	Run(t, "podman", append(podman, "manifest", "push", "-q", "--all", list, "dir:"+out)...)
 }
 
 // ContainerdImport lays out a container image in a containerd root as
