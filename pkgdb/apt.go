@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
@@ -62,12 +63,15 @@ type Opener interface {
 // apt lists (/var/lib/apt/lists/*_Packages, plain or compressed as
 // Acquire::GzipIndexes leaves them) records for the package, version and
 // architecture its name spells. Nothing is read when the cache holds no
-// package, so a cleaned machine pays one directory listing.
-func readAptCache(ctx context.Context, files FS) ([]Record, error) {
-	return readAptCacheWith(ctx, files, defaultAptLimits())
+// package, so a cleaned machine pays one directory listing. A compressed
+// index's decoder holds its memory at gate (nil: only the decoders'
+// default cap bounds it), so that it counts with the decoders that run
+// beside it.
+func readAptCache(ctx context.Context, files FS, gate *decode.MemoryGate) ([]Record, error) {
+	return readAptCacheWith(ctx, files, defaultAptLimits(), gate)
 }
 
-func readAptCacheWith(ctx context.Context, files FS, lim aptLimits) ([]Record, error) {
+func readAptCacheWith(ctx context.Context, files FS, lim aptLimits, gate *decode.MemoryGate) ([]Record, error) {
 	ents, err := files.ReadDir(aptArchivesDir)
 	if err != nil {
 		if isNotExist(err) {
@@ -115,7 +119,7 @@ func readAptCacheWith(ctx context.Context, files FS, lim aptLimits) ([]Record, e
 			errs = append(errs, fmt.Errorf("%s: package indexes over %d bytes in all, decompressed: the rest are not read", aptListsDir, lim.allBytes))
 			break
 		}
-		err := readAptIndex(ctx, files, file, codec, min(lim.listBytes, left), &left, func(pkg, version, arch string, sum []byte) {
+		err := readAptIndex(ctx, files, file, codec, gate, min(lim.listBytes, left), &left, func(pkg, version, arch string, sum []byte) {
 			name := aptCacheName(pkg, version, arch)
 			if cached[name] && len(out) < maxRecords {
 				out = append(out, Record{Path: path.Join(aptArchivesDir, name), Owner: Owner{
@@ -146,7 +150,7 @@ func aptIndexCodec(name string) (string, bool) {
 // readAptIndex calls fn with the package, version, architecture and
 // SHA-256 of each entry of one Packages index. Entries without all four
 // are skipped. The file is streamed when fsys can open it.
-func readAptIndex(ctx context.Context, files FS, file, codec string, limit int64, left *int64, fn func(pkg, version, arch string, sum []byte)) error {
+func readAptIndex(ctx context.Context, files FS, file, codec string, gate *decode.MemoryGate, limit int64, left *int64, fn func(pkg, version, arch string, sum []byte)) error {
 	var raw io.Reader
 	if o, ok := files.(Opener); ok {
 		f, err := o.Open(file)
@@ -161,7 +165,7 @@ func readAptIndex(ctx context.Context, files FS, file, codec string, limit int64
 		}
 		raw = bytes.NewReader(b)
 	}
-	r, err := decompressIndex(ctx, raw, codec)
+	r, err := decompressIndex(ctx, raw, codec, gate)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
@@ -184,11 +188,11 @@ func readAptIndex(ctx context.Context, files FS, file, codec string, limit int64
 // an xz dictionary or zstd window against their memory cap before
 // allocating it. A guest's 68-byte .xz list declaring a 256 MiB
 // dictionary made the xz and zstd libraries' own readers allocate it.
-func decompressIndex(ctx context.Context, r io.Reader, codec string) (io.ReadCloser, error) {
+func decompressIndex(ctx context.Context, r io.Reader, codec string, gate *decode.MemoryGate) (io.ReadCloser, error) {
 	if codec == "" {
 		return io.NopCloser(r), nil
 	}
-	d, _, err := openStream(ctx, r, nil) // one list at a time
+	d, _, err := openStream(ctx, r, gate) // one list at a time
 	if err != nil {
 		return nil, fmt.Errorf("named %s: %w", codec, err)
 	}

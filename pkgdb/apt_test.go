@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -46,7 +47,7 @@ func TestReadAptCache(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			recs, err := readAptCache(context.Background(), hostRoot(root))
+			recs, err := readAptCache(context.Background(), hostRoot(root), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,9 +69,15 @@ func TestReadAptCache(t *testing.T) {
 					t.Errorf("record %s: %+v, want %q with the file's SHA-256", r.Path, o, want[r.Path])
 				}
 			}
-			db := Read(context.Background(), hostRoot(root))
+			// The lz4 index's decoder holds its memory at the scan's gate,
+			// and gives it back.
+			gate := decode.NewMemoryGate(decode.GatePool, decode.GatePerWalk)
+			db := ReadGated(context.Background(), hostRoot(root), gate)
 			if !slices.Contains(db.Managers, "apt") || len(db.Lookup("/var/cache/apt/archives/hand-made_1_all.deb")) != 0 {
 				t.Errorf("Read: managers %q, the hand-made .deb's owners %+v", db.Managers, db.Lookup("/var/cache/apt/archives/hand-made_1_all.deb"))
+			}
+			if st := gate.Stats(); st.Held != 0 || gzipIndexes != (st.Peak > 0) {
+				t.Errorf("gate %+v: want memory held while the lz4 index was read, and given back", st)
 			}
 
 			// apt-get clean: no .deb left, and no index is read (an
@@ -80,7 +87,7 @@ func TestReadAptCache(t *testing.T) {
 				os.Remove(d)
 			}
 			os.WriteFile(lists[0], []byte("\x00not an index"), 0o644)
-			if recs, err := readAptCache(context.Background(), hostRoot(root)); recs != nil || err != nil {
+			if recs, err := readAptCache(context.Background(), hostRoot(root), nil); recs != nil || err != nil {
 				t.Errorf("an empty cache: %+v, %v", recs, err)
 			}
 		})
@@ -121,7 +128,7 @@ func FuzzReadAptCache(f *testing.F) {
 			"var/cache/apt/archives/b_1_amd64.deb":     {Data: []byte("!<arch>\n")},
 			name:                                       {Data: index},
 		}
-		recs, _ := readAptCache(context.Background(), root)
+		recs, _ := readAptCache(context.Background(), root, nil)
 		for _, r := range recs {
 			if _, ok := root[r.Path[1:]]; !ok || r.Owner.Package == "" || r.Owner.Manager != "apt" || r.Owner.Digest.Algo != "sha256" || len(r.Owner.Digest.Sum) != 32 {
 				t.Fatalf("bad record %+v", r)
@@ -153,7 +160,7 @@ func TestAptCacheLimits(t *testing.T) {
 		{"files", aptLimits{lists: 2, listBytes: 64 << 20, allBytes: 64 << 20}, []string{"over 2 package indexes"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			recs, err := readAptCacheWith(context.Background(), hostRoot(root), c.lim)
+			recs, err := readAptCacheWith(context.Background(), hostRoot(root), c.lim, nil)
 			if len(recs) != 1 || recs[0].Owner.Package != "acme-agent" {
 				t.Errorf("records %+v, want acme-agent's, read before the limits", recs)
 			}
@@ -192,7 +199,7 @@ func TestReadAptCacheHostileIndex(t *testing.T) {
 			testutil.Bash(t, lists, c.script)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			recs, err := readAptCache(context.Background(), hostRoot(root))
+			recs, err := readAptCache(context.Background(), hostRoot(root), nil)
 			runtime.ReadMemStats(&after)
 			if len(recs) != 0 || err == nil || !strings.Contains(err.Error(), "_Packages.xz") || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("records %+v, error %v; want none, and an error naming the list and %q", recs, err, c.err)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/imgaudit/imgaudit/decode"
 )
 
 // apt's lists. `apt-get update` downloads each repository's indexes into
@@ -49,8 +51,8 @@ const (
 
 // readApt reads what apt records: the packages in its cache and the
 // lists `apt-get update` downloaded.
-func readApt(ctx context.Context, files FS) ([]Record, error) {
-	cached, cerr := readAptCache(ctx, files)
+func readApt(ctx context.Context, files FS, gate *decode.MemoryGate) ([]Record, error) {
+	cached, cerr := readAptCache(ctx, files, gate)
 	lists, lerr := readAptLists(ctx, files, defaultAptLimits().lists)
 	return append(cached, lists...), errors.Join(cerr, lerr)
 }

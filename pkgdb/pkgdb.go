@@ -17,6 +17,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/imgaudit/imgaudit/decode"
 )
 
 // FS is the read-only access to a guest filesystem that the readers need.
@@ -58,14 +60,15 @@ type managerReader struct {
 	read func(ctx context.Context, fsys FS) ([]Record, error)
 }
 
-// readers lists every manager's reader. Each lives in its own file.
-func readers() []managerReader {
+// readers lists every manager's reader. Each lives in its own file. The
+// decoders of apt's compressed indexes hold their memory at gate.
+func readers(gate *decode.MemoryGate) []managerReader {
 	return []managerReader{
 		{"dpkg", readDpkg},
 		{"rpm", readRPM},
 		{"apk", readAPK},
 		{"python", readPythonRecords},
-		{"apt", readApt},
+		{"apt", func(ctx context.Context, fsys FS) ([]Record, error) { return readApt(ctx, fsys, gate) }},
 		{"npm", readNPMCache},
 		{"pnpm", readPnpmStore},
 		{"yarn", readYarn},
@@ -96,11 +99,18 @@ type DB struct {
 // records. A path that the guest reaches through a symlinked top-level
 // directory (/lib -> usr/lib on merged-/usr systems) is filed under the
 // path the filesystem index reports, when fsys can read symlinks.
-func Read(ctx context.Context, fsys FS) *DB {
+// Decoders it starts (apt's compressed package indexes) are bounded by
+// their default memory cap only; ReadGated counts them at a gate.
+func Read(ctx context.Context, fsys FS) *DB { return ReadGated(ctx, fsys, nil) }
+
+// ReadGated is Read whose decoders hold their memory at gate, beside the
+// decoders of the scan it serves, so that the scan's memory bound holds
+// whenever it reads package records.
+func ReadGated(ctx context.Context, fsys FS, gate *decode.MemoryGate) *DB {
 	db := &DB{byPath: map[string][]Owner{}}
 	canon := newCanonicalizer(fsys)
 	n := 0
-	for _, r := range readers() {
+	for _, r := range readers(gate) {
 		if err := ctx.Err(); err != nil {
 			db.Errors = append(db.Errors, err)
 			break

@@ -55,7 +55,7 @@ func FuzzScanBlob(f *testing.F) {
 				findings[i].Locations[j].Target, findings[i].Locations[j].LayerIndex = "fuzz", new(int)
 			}
 		}
-		layerProvenance(context.Background(), "fuzz", []*blobResult{res}, []*pathIndex{&res.Index}, findings, maxImageRecordBytes)
+		layerProvenance(context.Background(), "fuzz", []*blobResult{res}, []*pathIndex{&res.Index}, findings, maxImageRecordBytes, nil)
 	})
 }
 

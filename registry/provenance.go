@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/imgaudit/imgaudit/decode"
 	"github.com/imgaudit/imgaudit/downgrade"
 	"github.com/imgaudit/imgaudit/pkgdb"
 	"github.com/imgaudit/imgaudit/report"
@@ -31,7 +32,8 @@ import (
 // layer whose records would pass maxBytes, and every layer above it, add
 // none (their whiteouts still hide the records below): the files those
 // records list get no provenance, and keep their findings' severity.
-func layerProvenance(ctx context.Context, target string, results []*blobResult, indexes []*pathIndex, findings []report.Finding, maxBytes int64) []string {
+// Decoders the records need hold their memory at gate, the layers'.
+func layerProvenance(ctx context.Context, target string, results []*blobResult, indexes []*pathIndex, findings []report.Finding, maxBytes int64, gate *decode.MemoryGate) []string {
 	files, links := map[string][]byte{}, map[string]string{}
 	var notes []string
 	var held int64 // the bytes of files
@@ -92,7 +94,7 @@ func layerProvenance(ctx context.Context, target string, results []*blobResult, 
 	}
 	var db *pkgdb.DB
 	if len(files) > 0 {
-		db = pkgdb.Read(ctx, pkgdb.NewMemFS(files, links))
+		db = pkgdb.ReadGated(ctx, pkgdb.NewMemFS(files, links), gate)
 		for _, err := range db.Errors {
 			notes = append(notes, fmt.Sprintf("package provenance: %v", err))
 		}

@@ -542,7 +542,7 @@ func (s *Scanner) scanImageThen(ctx context.Context, img image, next []blob) *re
 	rep.Findings = collapseRules(rep.Findings, s.limiter().Limits().LocationsPerFinding)
 	if !s.opts.NoDowngrade && ctx.Err() == nil {
 		publishedKeys(rep.Findings)
-		notes := layerProvenance(ctx, img.Target, results, indexes, rep.Findings, s.maxImageRecordBytes)
+		notes := layerProvenance(ctx, img.Target, results, indexes, rep.Findings, s.maxImageRecordBytes, s.gate)
 		rep.Targets[0].Notes = append(rep.Targets[0].Notes, notes...)
 		slices.SortStableFunc(rep.Findings, func(a, b report.Finding) int {
 			return report.SeverityRank(a.Severity) - report.SeverityRank(b.Severity)

@@ -262,12 +262,12 @@ func (pr *provenanceReader) packages(ctx context.Context, pk partKey) *pkgdb.DB 
 	db, ok := pr.dbs[pk]
 	if !ok {
 		if pk.layer.Dir == "" {
-			db = readPackages(ctx, pk.v, pk.part, pk.layer, nil)
+			db = readPackages(ctx, pk.v, pk.part, pk.layer, nil, pr.gate)
 		} else if pr.layerDBs[pk.v]++; pr.layerDBs[pk.v] <= maxLayerDBs {
 			if pr.layerLookups[pk.v] == nil {
 				pr.layerLookups[pk.v] = layerstore.NewBudget(maxLayerLookups)
 			}
-			db = readPackages(ctx, pk.v, pk.part, pk.layer, pr.layerLookups[pk.v])
+			db = readPackages(ctx, pk.v, pk.part, pk.layer, pr.layerLookups[pk.v], pr.gate)
 		} else if pr.layerDBs[pk.v] == maxLayerDBs+1 {
 			pk.v.notes = append(pk.v.notes, fmt.Sprintf("package records of container layers: only the first %d layers holding findings were read; files in others get no provenance", maxLayerDBs))
 		}
@@ -373,8 +373,9 @@ func pycCompiledFrom(files *guestfs.Files, pyc, src string) bool {
 // directory over the layers below it), as the container sees them,
 // within the view's budget of lookups in layer directories. A
 // partition whose filesystem cannot be read has none: its files count as
-// owned by no package.
-func readPackages(ctx context.Context, v *viewState, partition string, layer layerstore.Layer, lookups *layerstore.Budget) *pkgdb.DB {
+// owned by no package. The decoders the records need (apt's compressed
+// indexes) hold their memory at gate, with the decode pass's.
+func readPackages(ctx context.Context, v *viewState, partition string, layer layerstore.Layer, lookups *layerstore.Budget, gate *decode.MemoryGate) *pkgdb.DB {
 	fi := v.filesystem(ctx)
 	if fi == nil || fi.m == nil {
 		return nil
@@ -394,7 +395,7 @@ func readPackages(ctx context.Context, v *viewState, partition string, layer lay
 		}
 		fsys = layerstore.NewMerged(files, dirs, lookups)
 	}
-	db := pkgdb.Read(ctx, fsys)
+	db := pkgdb.ReadGated(ctx, fsys, gate)
 	for _, err := range db.Errors {
 		if !errors.Is(err, context.Canceled) {
 			v.notes = append(v.notes, fmt.Sprintf("%s: %v", where, err))
