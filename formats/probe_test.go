@@ -50,6 +50,7 @@ func TestProbe(t *testing.T) {
 		{"vhd fixed", qemuImg("fixed.vhd", "vpc", "-o", "subformat=fixed"), "vpc", formats.FormatDisk, formats.Layout, ""},
 		{"vhdx", qemuImg("a.vhdx", "vhdx"), "vhdx", formats.FormatDisk, formats.Magic, ""},
 		{"vdi", qemuImg("a.vdi", "vdi"), "vdi", formats.FormatDisk, formats.Magic, ""},
+		{"parallels", qemuImg("a.hds", "parallels"), "parallels", formats.FormatDisk, formats.Magic, ""},
 		{"raw gpt", rawWith("gpt.img", "sgdisk", "-o", "-n", "1:2048:0"), "raw", formats.FormatDisk, formats.Layout, "gpt"},
 		{"raw mbr", mbr, "raw", formats.FormatDisk, formats.Layout, "mbr"},
 		{"raw ext4", rawWith("fs.img", "mkfs.ext4", "-q", "-F"), "raw", formats.FormatDisk, formats.Layout, "ext4"},

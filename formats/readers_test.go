@@ -13,6 +13,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/ova"
+	"github.com/imgaudit/imgaudit/formats/parallels"
 	"github.com/imgaudit/imgaudit/formats/qcow2"
 	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/formats/vdi"
@@ -74,6 +75,7 @@ func TestNewOverSection(t *testing.T) {
 	fixedVHD := convert("fixed.vhd", "vpc", "-o", "subformat=fixed")
 	vhdxPath := convert("a.vhdx", "vhdx")
 	vdiPath := convert("a.vdi", "vdi")
+	parallelsPath := convert("a.hds", "parallels", "-o", "cluster_size=64k")
 
 	// The files are written out whole, without holes: a section of a
 	// larger file has none to report, and the two reads should see the
@@ -109,6 +111,7 @@ func TestNewOverSection(t *testing.T) {
 		{"vhd fixed", fixedVHD, vhd.Open, vhd.New, 1},
 		{"vhdx", vhdxPath, vhdx.Open, vhdx.New, 1},
 		{"vdi", vdiPath, vdi.Open, vdi.New, 1},
+		{"parallels", parallelsPath, parallels.Open, parallels.New, 1},
 		{"raw", pattern, raw.Open, raw.New, 1},
 		{"ova", ovaPath, ova.Open, ova.New, 2},
 		{"vma", vmaPath, vma.Open, vma.New, 1},

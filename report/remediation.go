@@ -191,6 +191,13 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 			return s, true
 		}
 		file := rm.backingFile(t, v, l)
+		if t != nil && t.Format == "parallels" {
+			// A Parallels image names no parent: DiskDescriptor.xml
+			// does, which qemu-img does not read, so a qemu-img
+			// rewrite of one image would drop what its parents hold.
+			s.Action = fmt.Sprintf("delete the Parallels snapshot whose image is %s (prlctl snapshot-delete, or the Snapshot Manager), which merges it into its child; its file keeps the copy until then", file)
+			return s, true
+		}
 		s.Action = fmt.Sprintf("flatten %s off backing file %s, then delete or rewrite %s (every image on it has the copy)", image, file, file)
 		if t != nil && t.Format == "qcow2" {
 			s.Command = "qemu-img rebase -b '' " + shellQuote(image)
@@ -199,6 +206,12 @@ func (rm *remediator) step(f *Finding, l Location) (Remediation, bool) {
 		}
 	case ExposureUnreferenced:
 		file, format := rm.unreferencedFile(t, l)
+		if format == "parallels" && len(t.Backing) > 0 {
+			// qemu-img convert of one image of a snapshot chain reads
+			// its parents' clusters as zeros (see above).
+			s.Action = fmt.Sprintf("rewrite %s so that unreferenced clusters go, with Parallels' own tools (clone the VM, or delete its snapshots first): qemu-img does not read the chain's DiskDescriptor.xml", file)
+			return s, true
+		}
 		s.Action = fmt.Sprintf("rewrite %s so that unreferenced clusters go", file)
 		s.Command = "qemu-img convert -O " + format + " " + shellQuote(file) + " " + shellQuote(file+".new") + " && mv " + shellQuote(file+".new") + " " + shellQuote(file)
 	case ExposureMemory:
@@ -407,7 +420,7 @@ func formatOf(t *Target) string {
 		return ""
 	}
 	switch t.Format {
-	case "qcow2", "vmdk", "vdi", "vhdx", "raw":
+	case "qcow2", "vmdk", "vdi", "vhdx", "parallels", "raw":
 		return t.Format
 	case "vhd":
 		return "vpc"

@@ -24,6 +24,13 @@ func TestRemediate(t *testing.T) {
 			{ID: "web01.qcow2#backing:base.qcow2#unreferenced", Kind: "unreferenced", Name: "base.qcow2"},
 			{ID: "web01.qcow2#unreferenced", Kind: "unreferenced", Name: "web01.qcow2"},
 		}}
+	prl := Target{Path: "/vm/w.hdd/w.hdd.0.{5fbaabe3-6958-40ff-92a7-860e329aab41}.hds", Format: "parallels",
+		Backing: []Backing{{Name: "w.hdd.0.root.hds", Path: "/vm/w.hdd/w.hdd.0.root.hds", Format: "parallels"}},
+		Views: []View{
+			{ID: "top.hds#current", Kind: "current", Name: "current"},
+			{ID: "top.hds#backing:w.hdd.0.root.hds", Kind: "backing", Name: "w.hdd.0.root.hds"},
+			{ID: "top.hds#unreferenced", Kind: "unreferenced", Name: "top.hds"},
+		}}
 	libvirt := Target{Path: "/var/lib/libvirt/images/db.pre", Format: "qcow2",
 		Backing: []Backing{{Name: "/var/lib/libvirt/images/db.qcow2", Path: "/var/lib/libvirt/images/db.qcow2", Format: "qcow2"}},
 		Store:   &StoreInfo{Kind: "libvirt", VM: "db"},
@@ -53,7 +60,7 @@ func TestRemediate(t *testing.T) {
 			{ID: "host.raw#current:p1:/var/lib/libvirt/images/web01.qcow2#snapshot:golden", Kind: "snapshot", Name: "golden"},
 		}}
 	r := &Report{
-		Targets: []Target{web, libvirt, save, vmware, pve, host, vma, vhd, inner, {Path: "reg.example/app:1@sha256:ab"}},
+		Targets: []Target{web, prl, libvirt, save, vmware, pve, host, vma, vhd, inner, {Path: "reg.example/app:1@sha256:ab"}},
 		Timelines: []Timeline{
 			{VM: "db", Points: []TimelinePoint{{View: "db.pre#backing:db.qcow2", Kind: "snapshot", Name: "pre-rotate"}}},
 			{VM: "web", Points: []TimelinePoint{{View: "web-000001.vmdk#backing:web.vmdk", Kind: "snapshot", Name: "clean install"}}},
@@ -90,6 +97,10 @@ func TestRemediate(t *testing.T) {
 			[]Remediation{rotate,
 				{ExposureUnreferenced, "rewrite /srv/base.qcow2 so that unreferenced clusters go", "qemu-img convert -O qcow2 /srv/base.qcow2 /srv/base.qcow2.new && mv /srv/base.qcow2.new /srv/base.qcow2"},
 				{ExposureUnreferenced, "rewrite /srv/web01.qcow2 so that unreferenced clusters go", "qemu-img convert -O qcow2 /srv/web01.qcow2 /srv/web01.qcow2.new && mv /srv/web01.qcow2.new /srv/web01.qcow2"}}},
+		{"Parallels: a parent snapshot image, and the top image's unreferenced clusters: no qemu-img rewrite of one image of the chain", Finding{Category: "cloud", Locations: []Location{loc(prl.Path, "top.hds#backing:w.hdd.0.root.hds", ExposureBacking), loc(prl.Path, "top.hds#unreferenced", ExposureUnreferenced)}},
+			[]Remediation{rotate,
+				{ExposureBacking, "delete the Parallels snapshot whose image is /vm/w.hdd/w.hdd.0.root.hds (prlctl snapshot-delete, or the Snapshot Manager), which merges it into its child; its file keeps the copy until then", ""},
+				{ExposureUnreferenced, "rewrite /vm/w.hdd/w.hdd.0.{5fbaabe3-6958-40ff-92a7-860e329aab41}.hds so that unreferenced clusters go, with Parallels' own tools (clone the VM, or delete its snapshots first): qemu-img does not read the chain's DiskDescriptor.xml", ""}}},
 		{"a snapshot's saved RAM", Finding{Category: "memory", Locations: []Location{loc(web.Path, "web01.qcow2#memory:golden", ExposureMemory)}},
 			[]Remediation{rotate, {ExposureMemory, "delete snapshot golden of /srv/web01.qcow2 (its saved RAM)", "qemu-img snapshot -d golden /srv/web01.qcow2"}}},
 		{"libvirt: external snapshot, internal snapshot, managed save", Finding{Category: "cloud", Locations: []Location{loc(libvirt.Path, "db.pre#backing:db.qcow2", ExposureSnapshot), loc(libvirt.Path, "db.pre#snapshot:s1", ExposureSnapshot), loc(save.Path, "db.save#memory", ExposureMemory)}},

@@ -63,6 +63,8 @@ func imageSignatures() []detectors.Signature {
 		{Magic: []byte("vhdxfile")},                         // VHDX
 		{Magic: []byte("conectix")},                         // dynamic VHD
 		{Magic: []byte("<<< ")},                             // VDI: its pre-header's text ("<<< Oracle VM VirtualBox Disk Image >>>"); Probe checks the signature at 0x40
+		{Magic: []byte("WithoutFreeSpace")},                 // Parallels
+		{Magic: []byte("WithouFreSpacExt")},                 // Parallels (format extension)
 		{Magic: []byte("# Disk DescriptorFile")},            // VMDK text descriptor
 		{Magic: []byte("VMA\x00")},                          // Proxmox backup
 	}, append(rawDiskSignatures(), memorySignatures()...)...)
