@@ -132,6 +132,25 @@ func TestDifferencing(t *testing.T) {
 			blockmaptest.CheckDifferencing(t, Open, opts, child, base, "child.vdi#backing:base.vdi", want, baseData)
 		})
 	}
+	t.Run("missing-grandparent", func(t *testing.T) {
+		// base <- mid <- child, base gone: the child's chain is short,
+		// so the child was not read completely (an error of its own).
+		dir := t.TempDir()
+		base := makeImage(t, dir, "base", "static=off", size)
+		mid := makeImage(t, dir, "mid", "static=off", size, 0)
+		child := makeImage(t, dir, "child", "static=off", size, 512)
+		makeDifferencing(t, mid, base)
+		makeDifferencing(t, child, mid)
+		os.Remove(base)
+		im, err := Open(context.Background(), child, model.Options{Open: New})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer im.Close()
+		if len(im.Errors) != 1 || !strings.Contains(im.Errors[0].Error(), "parent mid.vdi: ") || !strings.Contains(im.Errors[0].Error(), "no .vdi with UUID") {
+			t.Fatalf("errors %v, want the grandparent's, through the parent", im.Errors)
+		}
+	})
 	t.Run("missing-parent", func(t *testing.T) {
 		dir := t.TempDir()
 		base := makeImage(t, dir, "base", "static=off", size)

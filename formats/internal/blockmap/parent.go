@@ -3,6 +3,7 @@ package blockmap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -35,11 +36,18 @@ func OpenParent(ctx context.Context, opts model.Options, f model.File, parent st
 	return im, v.Disk, nil
 }
 
-// Adopt appends a parent's views to im as backing views and records the link.
+// Adopt appends a parent's views to im as backing views and records the
+// link. The parent's errors become im's: a grandparent that could not be
+// opened leaves the chain short, so im was not read completely (before,
+// only the nearest parent's failure reached the image, and a scan of a
+// three-image chain whose root was missing passed as complete).
 func Adopt(im *model.Image, link model.BackingLink, parent *model.Image) {
 	im.Backing = append(im.Backing, link)
 	im.Backing = append(im.Backing, parent.Backing...)
 	im.Views = append(im.Views, model.AdoptBacking(filepath.Base(im.Path), parent)...)
+	for _, e := range parent.Errors {
+		im.Errors = append(im.Errors, fmt.Errorf("parent %s: %w", filepath.Base(parent.Path), e))
+	}
 	im.AddCloser(parent)
 }
 
