@@ -2,6 +2,7 @@ package parallels
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/xml"
 	"fmt"
@@ -91,26 +92,31 @@ func fileOffset(b []byte, file string) int64 {
 	}
 }
 
-// parentOf returns the file name of the image whose GUID is the parent
-// of the image named base, as the descriptor writes it, and the parent's
-// GUID; "" when base is the root image or the descriptor does not list it.
-func (d descriptor) parentOf(base string) (file, guid string, err error) {
-	byGUID := map[string]string{}
+// image is one image a descriptor lists.
+type image struct{ file, typ string }
+
+// parentOf returns the image whose GUID is the parent of the image named
+// base (its file name as the descriptor writes it, and its type:
+// "Compressed", an expanding image, or "Plain", a raw file), and the
+// parent's GUID; a zero image when base is the root image or the
+// descriptor does not list it.
+func (d descriptor) parentOf(base string) (parent image, guid string, err error) {
+	byGUID := map[string]image{}
 	var own string
 	for _, s := range d.Storages {
 		for _, im := range s.Images {
 			g := strings.ToLower(strings.TrimSpace(im.GUID))
-			byGUID[g] = strings.TrimSpace(im.File)
+			byGUID[g] = image{strings.TrimSpace(im.File), strings.TrimSpace(im.Type)}
 			if filepath.Base(strings.TrimSpace(im.File)) == base {
 				own = g
 			}
 		}
 	}
 	if own == "" {
-		return "", "", nil
+		return image{}, "", nil
 	}
 	if len(d.Storages) > 1 {
-		return "", "", fmt.Errorf("%d storages: split disks are not read", len(d.Storages))
+		return image{}, "", fmt.Errorf("%d storages: split disks are not read", len(d.Storages))
 	}
 	for _, sh := range d.Shots {
 		if strings.ToLower(strings.TrimSpace(sh.GUID)) != own {
@@ -118,15 +124,15 @@ func (d descriptor) parentOf(base string) (file, guid string, err error) {
 		}
 		p := strings.ToLower(strings.TrimSpace(sh.ParentGUID))
 		if p == "" || p == zeroGUID {
-			return "", "", nil
+			return image{}, "", nil
 		}
-		f, ok := byGUID[p]
-		if !ok || f == "" {
-			return "", p, fmt.Errorf("parent snapshot %s names no image", p)
+		im, ok := byGUID[p]
+		if !ok || im.file == "" {
+			return image{}, p, fmt.Errorf("parent snapshot %s names no image", p)
 		}
-		return f, p, nil
+		return im, p, nil
 	}
-	return "", "", nil
+	return image{}, "", nil
 }
 
 // openParent wires the parent that the descriptor beside the image names
@@ -139,9 +145,10 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, opts 
 	if !ok {
 		return
 	}
-	var file, guid string
+	var parent image
+	var guid string
 	if err == nil {
-		file, guid, err = d.parentOf(filepath.Base(path))
+		parent, guid, err = d.parentOf(filepath.Base(path))
 		if err != nil {
 			err = model.Errorf(dname, -1, "parallels: %v", err)
 		}
@@ -150,11 +157,18 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, opts 
 		im.Errors = append(im.Errors, err)
 		return
 	}
+	file := parent.file
 	if file == "" {
 		return
 	}
 	im.Attrs["parent_guid"] = guid
-	link := model.BackingLink{Name: file, Format: "parallels"}
+	// A Plain root image is a raw file, read as one whatever its bytes
+	// look like (a guest can write any magic into it).
+	format := ""
+	if strings.EqualFold(parent.typ, "Plain") {
+		format = "raw"
+	}
+	link := model.BackingLink{Name: file, Format: cmp.Or(format, "parallels")}
 	if opts.NoBacking {
 		im.Backing = append(im.Backing, link)
 		return
@@ -162,13 +176,15 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, opts 
 	f, cand, err := opts.Opener.Open(path, file)
 	if err == nil {
 		var pim *model.Image
-		var pd model.Disk
-		pim, pd, err = blockmap.OpenParent(ctx, opts, f, cand)
-		if err == nil {
-			link.Path, link.Format = cand, pim.Format
-			disk.Parent = pd
-			blockmap.Adopt(im, link, pim)
-			return
+		if pim, err = model.OpenLinked(ctx, opts, f, cand, format); err == nil {
+			if cur, ok := pim.Current(); ok {
+				link.Path, link.Format = cand, pim.Format
+				disk.Parent = cur.Disk
+				blockmap.Adopt(im, link, pim)
+				return
+			}
+			pim.Close()
+			err = model.Errorf(cand, -1, "parent image has no current view")
 		}
 		link.Path = cand
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
@@ -214,17 +216,27 @@ const (
 // base, as Parallels does); and returns what the disk reads (qemu-img
 // convert of the same chain) and what base reads.
 func makeSnapshot(t *testing.T, dir string, size int64) (top, base string, want, baseData []byte) {
+	return makeSnapshotOver(t, dir, size, "parallels")
+}
+
+// makeSnapshotOver is makeSnapshot with a root image of the given format:
+// "parallels" (an expanding image), or "raw" (a Plain one, prl-xml.rst's
+// other root image type).
+func makeSnapshotOver(t *testing.T, dir string, size int64, rootFormat string) (top, base string, want, baseData []byte) {
 	t.Helper()
 	base = makeImage(t, dir, "disk.hdd.0.root", "cluster_size=64k", size)
+	if rootFormat == "raw" {
+		base = filepath.Join(dir, "disk.hdd.0.root.raw") // the pattern makeImage converted
+	}
 	top = filepath.Join(dir, "disk.hdd.0."+topGUID+".hds")
 	testutil.Run(t, "qemu-img", "create", "-q", "-f", "parallels", "-o", "cluster_size=64k", top, strconv.FormatInt(size, 10))
-	chain := "driver=parallels,file.filename=" + top + ",backing.driver=parallels,backing.file.filename=" + base
+	chain := "driver=parallels,file.filename=" + top + ",backing.driver=" + rootFormat + ",backing.file.filename=" + base
 	testutil.Run(t, "qemu-io", "--image-opts", "-c", "write -q -P 0x61 1M 4k", "-c", "write -q -P 0x62 3M 100k", chain)
 	out := filepath.Join(dir, "want.raw")
 	testutil.Run(t, "qemu-img", "convert", "--image-opts", chain, "-O", "raw", out)
 	want = testutil.FileSnapshot(t, out)
 	os.Remove(out)
-	return top, base, want, blockmaptest.QemuRaw(t, base, "parallels")
+	return top, base, want, blockmaptest.QemuRaw(t, base, rootFormat)
 }
 
 // TestSnapshotChain: the DiskDescriptor.xml of a Parallels disk names
@@ -233,20 +245,37 @@ func makeSnapshot(t *testing.T, dir string, size int64) (top, base string, want,
 func TestSnapshotChain(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "qemu-io")
 	const size = 6 << 20
-	t.Run("chain", func(t *testing.T) {
-		dir := t.TempDir()
-		top, base, want, baseData := makeSnapshot(t, dir, size)
-		if bytes.Equal(want, baseData) {
-			t.Fatal("the top image changed nothing")
-		}
-		writeDescriptor(t, dir, size/512, [][3]string{{rootGUID, filepath.Base(base), zeroGUID}, {topGUID, filepath.Base(top), rootGUID}})
-		roots, err := hostfile.NewRoots(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blockmaptest.CheckDifferencing(t, Open, model.Options{Open: New, Opener: roots}, top, base,
-			filepath.Base(top)+"#backing:"+filepath.Base(base), want, baseData)
-	})
+	for _, rootFormat := range []string{"parallels", "raw"} {
+		t.Run("chain over a "+rootFormat+" root", func(t *testing.T) {
+			dir := t.TempDir()
+			top, base, want, baseData := makeSnapshotOver(t, dir, size, rootFormat)
+			if bytes.Equal(want, baseData) {
+				t.Fatal("the top image changed nothing")
+			}
+			writeDescriptor(t, dir, size/512, [][3]string{{rootGUID, filepath.Base(base), zeroGUID}, {topGUID, filepath.Base(top), rootGUID}})
+			roots, err := hostfile.NewRoots(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rootFormat == "raw" {
+				// The descriptor calls a raw root Plain; formats.New would
+				// read it as the raw file it is told it is.
+				b := testutil.FileSnapshot(t, filepath.Join(dir, descriptorName))
+				b = bytes.Replace(b, []byte("<Type>Compressed</Type>"), []byte("<Type>Plain</Type>"), 1)
+				if err := os.WriteFile(filepath.Join(dir, descriptorName), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			open := func(ctx context.Context, r io.ReaderAt, size int64, name string, opts model.Options) (*model.Image, error) {
+				if opts.Format == "raw" {
+					return raw.New(ctx, r, size, name, opts)
+				}
+				return New(ctx, r, size, name, opts)
+			}
+			blockmaptest.CheckDifferencing(t, Open, model.Options{Open: open, Opener: roots}, top, base,
+				filepath.Base(top)+"#backing:"+filepath.Base(base), want, baseData)
+		})
+	}
 	for _, tc := range []struct {
 		name   string
 		images func(top, base string) [][3]string
@@ -299,6 +328,27 @@ func TestSnapshotChain(t *testing.T) {
 				t.Errorf("error %v does not name the offset of %q in the descriptor", im.Errors, im.Backing[0].Name)
 			}
 		})
+	}
+}
+
+// TestMissingRoot: root <- mid <- top, the root image gone: the top
+// image's chain is short, so the top image was not read completely, and
+// says so (the parent's error is the image's).
+func TestMissingRoot(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	dir := t.TempDir()
+	for _, name := range []string{"root", "mid", "top"} {
+		testutil.Run(t, "qemu-img", "create", "-q", "-f", "parallels", filepath.Join(dir, name+".hds"), "1M")
+	}
+	writeDescriptor(t, dir, 2048, [][3]string{{"{a}", "root.hds", zeroGUID}, {"{b}", "mid.hds", "{a}"}, {"{c}", "top.hds", "{b}"}})
+	os.Remove(filepath.Join(dir, "root.hds"))
+	im, err := Open(context.Background(), filepath.Join(dir, "top.hds"), model.Options{Open: New})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if len(im.Errors) != 1 || !strings.Contains(im.Errors[0].Error(), "parent mid.hds: ") || !strings.Contains(im.Errors[0].Error(), `parent "root.hds" of mid.hds`) {
+		t.Fatalf("errors %v, want the root's, through mid.hds", im.Errors)
 	}
 }
 
