@@ -19,6 +19,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/ova"
 	"github.com/imgaudit/imgaudit/formats/parallels"
 	"github.com/imgaudit/imgaudit/formats/qcow2"
+	"github.com/imgaudit/imgaudit/formats/qed"
 	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/formats/vdi"
 	"github.com/imgaudit/imgaudit/formats/vhd"
@@ -32,7 +33,7 @@ import (
 type FormatKind string
 
 const (
-	FormatDisk    FormatKind = "disk"    // one guest disk (qcow2, vmdk, vpc, vhdx, vdi, parallels, raw)
+	FormatDisk    FormatKind = "disk"    // one guest disk (qcow2, vmdk, vpc, vhdx, vdi, parallels, qed, raw)
 	FormatMemory  FormatKind = "memory"  // saved guest RAM
 	FormatArchive FormatKind = "archive" // disks and a description in one file (ova, vma)
 )
@@ -57,7 +58,7 @@ const (
 
 // Match is what Probe recognised.
 type Match struct {
-	// Name is the format as the errors of formats.Open name it: "qcow2", "vmdk", "vpc", "vhdx", "vdi", "parallels", "raw", "ova", "vma",
+	// Name is the format as the errors of formats.Open name it: "qcow2", "vmdk", "vpc", "vhdx", "vdi", "parallels", "qed", "raw", "ova", "vma",
 	// "tar", "zip", "compressed", "qemu-migration", "libvirt-save", "elf-core", "kdump", "lime",
 	// "vmware-state", "vmware-vmem", "vbox-sav".
 	Name       string
@@ -155,6 +156,7 @@ func formatTable() []format {
 		{"vbox-sav", FormatMemory, magic(vboxsav.Probe), vboxsav.New},
 		{"vdi", FormatDisk, magic(vdi.Probe), vdi.New},
 		{"parallels", FormatDisk, magic(parallels.Probe), parallels.New},
+		{"qed", FormatDisk, magic(qed.Probe), qed.New},
 		// VHD last before the name-only formats and raw: a fixed VHD is
 		// only recognised by its footer, at the end.
 		{"vpc", FormatDisk, probeVHD, vhd.New},

@@ -51,6 +51,7 @@ func TestProbe(t *testing.T) {
 		{"vhdx", qemuImg("a.vhdx", "vhdx"), "vhdx", formats.FormatDisk, formats.Magic, ""},
 		{"vdi", qemuImg("a.vdi", "vdi"), "vdi", formats.FormatDisk, formats.Magic, ""},
 		{"parallels", qemuImg("a.hds", "parallels"), "parallels", formats.FormatDisk, formats.Magic, ""},
+		{"qed", qemuImg("a.qed", "qed"), "qed", formats.FormatDisk, formats.Magic, ""},
 		{"raw gpt", rawWith("gpt.img", "sgdisk", "-o", "-n", "1:2048:0"), "raw", formats.FormatDisk, formats.Layout, "gpt"},
 		{"raw mbr", mbr, "raw", formats.FormatDisk, formats.Layout, "mbr"},
 		{"raw ext4", rawWith("fs.img", "mkfs.ext4", "-q", "-F"), "raw", formats.FormatDisk, formats.Layout, "ext4"},

@@ -15,6 +15,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/ova"
 	"github.com/imgaudit/imgaudit/formats/parallels"
 	"github.com/imgaudit/imgaudit/formats/qcow2"
+	"github.com/imgaudit/imgaudit/formats/qed"
 	"github.com/imgaudit/imgaudit/formats/raw"
 	"github.com/imgaudit/imgaudit/formats/vdi"
 	"github.com/imgaudit/imgaudit/formats/vhd"
@@ -76,6 +77,10 @@ func TestNewOverSection(t *testing.T) {
 	vhdxPath := convert("a.vhdx", "vhdx")
 	vdiPath := convert("a.vdi", "vdi")
 	parallelsPath := convert("a.hds", "parallels", "-o", "cluster_size=64k")
+	qedPath := convert("a.qed", "qed")
+	qedOverlay := filepath.Join(dir, "overlay.qed")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qed", "-b", "base.qcow2", "-F", "qcow2", qedOverlay)
+	testutil.Run(t, "qemu-io", "-f", "qed", "-c", "write -q -P 0x55 2M 64k", qedOverlay)
 
 	// The files are written out whole, without holes: a section of a
 	// larger file has none to report, and the two reads should see the
@@ -112,6 +117,8 @@ func TestNewOverSection(t *testing.T) {
 		{"vhdx", vhdxPath, vhdx.Open, vhdx.New, 1},
 		{"vdi", vdiPath, vdi.Open, vdi.New, 1},
 		{"parallels", parallelsPath, parallels.Open, parallels.New, 1},
+		{"qed", qedPath, qed.Open, qed.New, 1},
+		{"qed overlay with a qcow2 backing file", qedOverlay, qed.Open, qed.New, 3},
 		{"raw", pattern, raw.Open, raw.New, 1},
 		{"ova", ovaPath, ova.Open, ova.New, 2},
 		{"vma", vmaPath, vma.Open, vma.New, 1},

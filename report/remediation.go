@@ -420,7 +420,7 @@ func formatOf(t *Target) string {
 		return ""
 	}
 	switch t.Format {
-	case "qcow2", "vmdk", "vdi", "vhdx", "parallels", "raw":
+	case "qcow2", "vmdk", "vdi", "vhdx", "parallels", "qed", "raw":
 		return t.Format
 	case "vhd":
 		return "vpc"

@@ -216,7 +216,7 @@ func nameNotes(path, format string) []string {
 // the name formats.Probe gives it.
 func formatOfExtension(p string) (string, bool) {
 	f, ok := map[string]string{
-		".qcow2": "qcow2", ".qcow": "qcow2", ".vmdk": "vmdk", ".vdi": "vdi", ".hds": "parallels", ".vhd": "vpc", ".vhdx": "vhdx",
+		".qcow2": "qcow2", ".qcow": "qcow2", ".vmdk": "vmdk", ".vdi": "vdi", ".hds": "parallels", ".qed": "qed", ".vhd": "vpc", ".vhdx": "vhdx",
 		".ova": "ova", ".vma": "vma", ".lime": "lime", ".vmss": "vmware-state", ".vmsn": "vmware-state",
 	}[extOf(p)]
 	return f, ok

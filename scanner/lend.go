@@ -11,14 +11,14 @@ import (
 // lendsFromHost reports the formats whose views may be lent from mappings
 // of their host files: those whose tests prove that every data extent
 // names the host bytes it holds (checkHostBytes in formats/qcow2 and
-// formats/vmdk, blockmaptest.CheckDisk for VHD, VHDX, VDI and Parallels,
+// formats/vmdk, blockmaptest.CheckDisk for VHD, VHDX, VDI, Parallels and QED,
 // qemufixture.CheckHostBytes for ELF cores, LiME and VMware memory files).
 // Raw images lend their own mapping. Memory files whose pages lie apart
 // (migration streams, whose page records have headers; kdump files) are
 // read with ReadAt: no scan chunk would lie within one run.
 func lendsFromHost(format string) bool {
 	switch format {
-	case "qcow2", "vmdk", "vpc", "vhdx", "vdi", "parallels", "elf-core", "lime", "vmware-memory":
+	case "qcow2", "vmdk", "vpc", "vhdx", "vdi", "parallels", "qed", "elf-core", "lime", "vmware-memory":
 		return true
 	}
 	return false

@@ -20,7 +20,7 @@ import (
 )
 
 // TestLendingDiskLendsGuestBytes: what lendingDisk lends for a range is what
-// the view reads there, on qcow2, VMDK, VHD, VHDX, VDI and Parallels images made by qemu-img and
+// the view reads there, on qcow2, VMDK, VHD, VHDX, VDI, Parallels and QED images made by qemu-img and
 // qemu-io with data, compressed, zero and partly written (subcluster)
 // clusters over a backing file; and images written in one go are lent
 // almost whole, so the test cannot pass by lending nothing.
@@ -54,6 +54,7 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 		{"vhdx written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vhdx", base, p) }, 0.99},
 		{"vdi written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vdi", base, p) }, 0.99},
 		{"parallels written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "parallels", base, p) }, 0.99},
+		{"qed written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "qed", base, p) }, 0.99},
 		{"qcow2 overlay", "", func(p string) {
 			b, err := os.ReadFile(overlay)
 			if err != nil {

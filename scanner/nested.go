@@ -65,6 +65,7 @@ func imageSignatures() []detectors.Signature {
 		{Magic: []byte("<<< ")},                             // VDI: its pre-header's text ("<<< Oracle VM VirtualBox Disk Image >>>"); Probe checks the signature at 0x40
 		{Magic: []byte("WithoutFreeSpace")},                 // Parallels
 		{Magic: []byte("WithouFreSpacExt")},                 // Parallels (format extension)
+		{Magic: []byte("QED\x00")},                          // QED
 		{Magic: []byte("# Disk DescriptorFile")},            // VMDK text descriptor
 		{Magic: []byte("VMA\x00")},                          // Proxmox backup
 	}, append(rawDiskSignatures(), memorySignatures()...)...)

@@ -21,7 +21,7 @@ import (
 // TestNestedImages: a hypervisor host's disk (ext4, mkfs.ext4 -d) holds
 // its guests' images in /var/lib/libvirt/images: a compressed qcow2
 // (qemu-img convert -c), a stream-optimized VMDK, a split VMDK (a text
-// descriptor and its sparse extent), a VDI, a VHDX, a Parallels image, an overlay whose
+// descriptor and its sparse extent), a VDI, a VHDX, a Parallels image, a QED image, an overlay whose
 // backing file is the qcow2 by a relative name, and a qcow2 whose backing
 // file is a host path that only this machine has. The compressed images
 // hold the guest's host key in none of the host disk's raw bytes. Each
@@ -53,6 +53,7 @@ qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse ../../../../../guest.
 qemu-img convert -O vdi ../../../../../guest.raw vm.vdi
 qemu-img convert -O vhdx ../../../../../guest.raw vm.vhdx
 qemu-img convert -O parallels ../../../../../guest.raw vm.hds
+qemu-img convert -O qed ../../../../../guest.raw vm.qed
 test -f split-s001.vmdk
 qemu-img create -q -f qcow2 -b vm.qcow2 -F qcow2 overlay.qcow2
 qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil.qcow2 16M`)
@@ -71,12 +72,14 @@ qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil
 		// Raw, where the images store it uncompressed.
 		"host.raw#current " + images + "split-s001.vmdk live",
 		"host.raw#current " + images + "vm.hds live",
+		"host.raw#current " + images + "vm.qed live",
 		"host.raw#current " + images + "vm.vdi live",
 		"host.raw#current " + images + "vm.vhdx live",
 		prefix + "overlay.qcow2#backing:vm.qcow2 /etc/ssh/ssh_host_ed25519_key backing",
 		prefix + "overlay.qcow2#current /etc/ssh/ssh_host_ed25519_key live",
 		prefix + "split.vmdk#current /etc/ssh/ssh_host_ed25519_key live",
 		prefix + "vm.hds#current /etc/ssh/ssh_host_ed25519_key live",
+		prefix + "vm.qed#current /etc/ssh/ssh_host_ed25519_key live",
 		prefix + "vm.vdi#current /etc/ssh/ssh_host_ed25519_key live",
 		prefix + "vm.vhdx#current /etc/ssh/ssh_host_ed25519_key live",
 		prefix + "vm.vmdk#current /etc/ssh/ssh_host_ed25519_key live",
@@ -98,7 +101,7 @@ qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil
 	for _, tg := range rep.Targets {
 		byPath[tg.Path] = tg
 	}
-	for _, name := range []string{"vm.vmdk", "split.vmdk", "vm.vdi", "vm.vhdx", "vm.hds", "overlay.qcow2", "evil.qcow2"} {
+	for _, name := range []string{"vm.vmdk", "split.vmdk", "vm.vdi", "vm.vhdx", "vm.hds", "vm.qed", "overlay.qcow2", "evil.qcow2"} {
 		tg, ok := byPath[prefix+name]
 		if !ok {
 			t.Errorf("no target %s%s", prefix, name)
@@ -116,8 +119,8 @@ qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil
 			t.Errorf("%s is a target of its own: another image reads it", name)
 		}
 	}
-	if len(rep.Targets) != 8 {
-		t.Errorf("%d targets, want the host disk and 7 images", len(rep.Targets))
+	if len(rep.Targets) != 9 {
+		t.Errorf("%d targets, want the host disk and 8 images", len(rep.Targets))
 	}
 	if ov := byPath[prefix+"overlay.qcow2"]; len(ov.Backing) != 1 || ov.Backing[0].Path != prefix+"vm.qcow2" || ov.Backing[0].Error != "" {
 		t.Errorf("overlay's backing %+v, want the qcow2 beside it in the guest", ov.Backing)
@@ -125,7 +128,7 @@ qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil
 	if rep.Complete {
 		t.Error("complete, with an image whose backing file could not be read")
 	}
-	if host := byPath[img]; host.Views[0].Notes == nil || !slices.ContainsFunc(host.Views[0].Notes, func(n string) bool { return strings.Contains(n, "9 disk or memory images") }) {
+	if host := byPath[img]; host.Views[0].Notes == nil || !slices.ContainsFunc(host.Views[0].Notes, func(n string) bool { return strings.Contains(n, "10 disk or memory images") }) {
 		t.Errorf("host view's notes %q", host.Views[0].Notes)
 	}
 
@@ -138,7 +141,7 @@ qemu-img create -q -f qcow2 -b "$PWD/../../../../../hostfile.raw" -F raw -u evil
 			continue
 		}
 		for _, l := range f.Locations {
-			if l.View != "host.raw#current" || !slices.Contains([]string{"split-s001.vmdk", "vm.vdi", "vm.vhdx", "vm.hds"}, strings.TrimPrefix(l.Path, images)) {
+			if l.View != "host.raw#current" || !slices.Contains([]string{"split-s001.vmdk", "vm.vdi", "vm.vhdx", "vm.hds", "vm.qed"}, strings.TrimPrefix(l.Path, images)) {
 				t.Errorf("NoNestedImages: the key at %s %s, want only the uncompressed images' raw bytes", l.View, l.Path)
 			}
 		}

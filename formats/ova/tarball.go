@@ -24,6 +24,7 @@ import (
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/parallels"
 	"github.com/imgaudit/imgaudit/formats/qcow2"
+	"github.com/imgaudit/imgaudit/formats/qed"
 	"github.com/imgaudit/imgaudit/formats/tarindex"
 	"github.com/imgaudit/imgaudit/formats/vdi"
 	"github.com/imgaudit/imgaudit/formats/vhdx"
@@ -169,7 +170,7 @@ func diskHead(b []byte) bool {
 	case len(b) >= 512 && bytes.Equal(b[257:262], []byte("ustar")):
 		name, _, _ := bytes.Cut(b[:100], []byte{0})
 		return strings.EqualFold(path.Ext(string(name)), ".ovf")
-	case qcow2.Probe(b, nil, 0), vmdk.Probe(b, nil, int64(len(b))), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0), parallels.Probe(b, nil, 0):
+	case qcow2.Probe(b, nil, 0), vmdk.Probe(b, nil, int64(len(b))), vhdx.Probe(b, nil, 0), vdi.Probe(b, nil, 0), parallels.Probe(b, nil, 0), qed.Probe(b, nil, 0):
 		return true // vmdk.Probe: a sparse extent, or a descriptor naming its extents
 	case libvirtsave.Probe(b, nil, 0), qemustream.Probe(b, nil, 0), elfcore.ProbeGuest(b), kdump.Probe(b, nil, 0), lime.Probe(b, nil, 0), vmware.Probe(b, nil, 0):
 		return true // a memory image: opened as what it is (a process's core is none)

@@ -69,6 +69,8 @@ func Cases() []Case {
 			What: "a qcow2 whose external data file is a symlink beside it that leads out of its directory"},
 		{Name: "vmdk-parent-absolute", Tools: qemu, Make: VMDKParentAbsolute,
 			What: "a VMDK delta whose parentFileNameHint is the absolute path of a planted host VMDK"},
+		{Name: "qed-backing-absolute", Tools: qemu, Make: QEDBackingAbsolute,
+			What: "a QED image whose backing file name is the absolute path of a planted host credential"},
 		{Name: "parallels-parent-absolute", Tools: qemu, Make: ParallelsParentAbsolute,
 			What: "a Parallels disk bundle whose DiskDescriptor.xml names the absolute path of a planted host image as the top image's parent"},
 		{Name: "layer-backing-host", Tools: qemu, Make: LayerBackingHost,

@@ -70,6 +70,21 @@ func BackingAbsolute(ctx context.Context, dir string) (string, error) {
 	return backingNamed(ctx, dir, "absolute.qcow2", shadow)
 }
 
+// QEDBackingAbsolute: a QED image (qemu-img create -u) whose backing
+// name is the absolute path of a planted host file.
+func QEDBackingAbsolute(ctx context.Context, dir string) (string, error) {
+	shadow, err := plantHost(dir, "shadow")
+	if err != nil {
+		return "", err
+	}
+	images, err := imagesDir(dir)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(images, "absolute.qed")
+	return p, run(ctx, "qemu-img", "create", "-q", "-f", "qed", "-u", "-b", shadow, "-F", "raw", p, "1M")
+}
+
 // BackingDotDot: a qcow2 whose backing name climbs out of its directory.
 func BackingDotDot(ctx context.Context, dir string) (string, error) {
 	if _, err := plantHost(dir, "shadow"); err != nil {

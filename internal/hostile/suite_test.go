@@ -72,6 +72,7 @@ var expectations = map[string]expect{
 	"data-file-dotdot":          {refused: `external data file "../host/data.raw": ` + outsideRoots, incomplete: true},
 	"data-file-symlink":         {refused: `external data file "data-link.raw": resolves to `, note: "/host/data.raw, " + outsideRoots, incomplete: true},
 	"vmdk-parent-absolute":      {refused: `parent "/`, note: "/host/parent.vmdk\": " + outsideRoots, incomplete: true},
+	"qed-backing-absolute":      {refused: `qed: backing file "/`, note: outsideRoots, incomplete: true},
 	"parallels-parent-absolute": {refused: `parallels: parent "/`, note: "/host/parent.hds\" of disk.hdd.0.{5fbaabe3-6958-40ff-92a7-860e329aab41}.hds: " + outsideRoots, incomplete: true},
 	"parallels-alias":           {note: "aliased tables", truncated: true},
 	"layer-backing-host":        {refused: `disk.qcow2: offset 528 (0x210): backing file "/`, note: "the image lies inside a container layer or archive, whose names are not resolved on this host: not followed", incomplete: true},
