@@ -60,7 +60,7 @@ func readHead(r io.ReaderAt, off, size int64) ([]byte, error) {
 
 // detectFS names what head (a partition's first bytes) holds: a container
 // ("luks", "lvm2"), a filesystem some driver reads (with that driver), one
-// recognised but not read ("btrfs", "ntfs", "swap", "ufs1"), or "".
+// recognised but not read ("btrfs", "ntfs", "swap", "ufs1", "zfs"), or "".
 func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 	at := func(off int, magic string) bool {
 		return len(head) >= off+len(magic) && string(head[off:off+len(magic)]) == magic
@@ -85,6 +85,9 @@ func detectFS(head []byte, drivers []fsys.Driver) (string, *fsys.Driver) {
 		return "swap", nil
 	case ufs.IsUFS1(head):
 		return "ufs1", nil
+	}
+	if _, _, ok := zfsLabel(head); ok {
+		return "zfs", nil
 	}
 	return "", nil
 }

@@ -254,6 +254,8 @@ func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, in
 		err = errors.New("no filesystem recognised")
 	case kind == "swap":
 		err = errors.New("swap space, findings there are unattributed (and may be saved guest memory)")
+	case kind == "zfs":
+		err = fmt.Errorf("%s, whose filesystems are not read (%w): findings there are unattributed", zfsNote(head), model.ErrUnsupported)
 	default:
 		err = fmt.Errorf("%s: filesystem %w, findings there are unattributed", kind, model.ErrUnsupported)
 	}

@@ -32,6 +32,8 @@ need=(
   ntfsls:ntfs-3g
   ntfsinfo:ntfs-3g
   ntfsundelete:ntfs-3g
+  zfs-fuse:zfs-fuse
+  zpool:zfs-fuse
   ssh-keygen:openssh-client
   puttygen:putty-tools
   gpg:gnupg
