@@ -144,6 +144,9 @@ type target struct {
 	notes []string
 	// src is set for a target that is no host file (ScanReaders).
 	src *Reader
+	// named: the user named the target itself (not a directory scan or a
+	// store's configuration), so it may be a block device.
+	named bool
 }
 
 // plainData reports whether the target is a store's non-image file (a
@@ -384,7 +387,7 @@ func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, ski
 			continue
 		}
 		if !st.IsDir() {
-			ts = append(ts, &target{path: arg})
+			ts = append(ts, &target{path: arg, named: true})
 			continue
 		}
 		dirRoot = arg
@@ -487,7 +490,7 @@ func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error
 		}
 		opener = roots.WithLog(s.opts.Names)
 	}
-	return formats.Open(ctx, t.path, model.Options{Opener: opener, MaxInflate: s.opts.MaxInflate})
+	return formats.Open(ctx, t.path, model.Options{Opener: opener, MaxInflate: s.opts.MaxInflate, BlockDevice: t.named})
 }
 
 // accountUnread lists in skipped the regular files found in directories

@@ -36,7 +36,7 @@ FILE may not be the image or one of its backing files.`, stdout)
 	if *outPath == "" {
 		return exitUsage, usagef("-o FILE is required")
 	}
-	im, err := formats.Open(ctx, pos[0], roots.options(pos[0], model.Options{}))
+	im, err := formats.Open(ctx, pos[0], roots.options(pos[0], model.Options{BlockDevice: true}))
 	if err != nil {
 		return exitUsage, err
 	}

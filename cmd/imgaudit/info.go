@@ -36,7 +36,7 @@ opened only inside its own directory or a --backing-root DIR.`, stdout)
 	var out []report.ImageInfo
 	failed := 0
 	for _, p := range paths {
-		ii, err := scanner.Describe(ctx, p, roots.options(p, model.Options{NoBacking: *noBacking}))
+		ii, err := scanner.Describe(ctx, p, roots.options(p, model.Options{NoBacking: *noBacking, BlockDevice: true}))
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitInterrupted, ctx.Err()

@@ -20,17 +20,20 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 current state, deleted but not wiped, kept by an internal snapshot, only in a
 backing file, in unreferenced host clusters, or in saved RAM.
 
-A TARGET is an image file (qcow2, VMDK, OVA, VHD(X), VDI, raw, Proxmox VMA;
-such disks shipped in a tar, a compressed tar or a zip, as GCE images,
-Vagrant boxes and downloaded appliances are, or compressed whole, as
-disk.raw.xz; or saved RAM: QEMU/libvirt saves, ELF and kdump dumps, LiME,
-VMware .vmem, also inside such archives; all detected by content), an OCI
-layout, an OCI archive (podman save --format oci-archive, BuildKit's
-type=oci), a docker/podman save tarball or a skopeo/podman dir: directory
-(docker-dir), or a directory. In a directory every image is scanned, libvirt, Proxmox and
-VMware store layouts are grouped into VMs with per-VM timelines, and each
-backing file is read once however many overlays share it. Images are
-opened read-only.
+A TARGET is an image file (qcow2, VMDK, OVA, VHD(X), VDI, Parallels, QED,
+raw, Proxmox VMA; such disks shipped in a tar, a compressed tar or a zip,
+as GCE images, Vagrant boxes and downloaded appliances are, or compressed
+whole, as disk.raw.xz; or saved RAM: QEMU/libvirt saves, ELF and kdump
+dumps, LiME, VMware .vmem, also inside such archives; all detected by
+content), an OCI layout, an OCI archive (podman save --format
+oci-archive, BuildKit's type=oci), a docker/podman save tarball or a
+skopeo/podman dir: directory (docker-dir), a block device holding an image
+(an LVM logical volume such as /dev/pve/vm-100-disk-0, a ZFS zvol, a disk:
+only when named here, never when found in a directory or named by an
+image), or a directory. In a directory every image is scanned, libvirt,
+Proxmox and VMware store layouts are grouped into VMs with per-VM
+timelines, and each backing file is read once however many overlays share
+it. Images are opened read-only.
 
 The files an image names (backing and data files, extents, parents) are
 opened only if they are regular files inside the image's directory, or the

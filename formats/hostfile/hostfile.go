@@ -35,6 +35,17 @@ func OpenRegular(path string) (*os.File, error) {
 	return openRegular(path, path, 0)
 }
 
+// OpenTarget is OpenRegular that also opens a block device, read-only:
+// for a target the user names (an LVM logical volume, a ZFS zvol, a
+// disk), never for a name an image writes.
+func OpenTarget(path string) (*os.File, error) {
+	return openRegular(path, path, openBlock)
+}
+
+// openBlock, among openRegular's flags (no open flag has this bit: it is
+// taken off before the open), lets the file be a block device.
+const openBlock = 1 << 62
+
 // OpenRegularNoFollow is OpenRegular for a file that must not be a
 // symbolic link (a blob of an OCI layout, named by its digest): a link is
 // refused, whatever it points at.
@@ -45,11 +56,13 @@ func OpenRegularNoFollow(path string) (*os.File, error) {
 // openRegular opens path, naming it name in errors; flags are added to the
 // open flags (O_NOFOLLOW for a path already resolved).
 func openRegular(path, name string, flags int) (*os.File, error) {
+	block := flags&openBlock != 0
+	flags &^= openBlock
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	if what := irregular(st.Mode()); what != "" {
+	if what := irregular(st.Mode()); what != "" && !(block && isBlock(st.Mode())) {
 		return nil, &model.RefusedError{Name: name, Path: name, What: what, Err: model.ErrNotRegular}
 	}
 	if real, err := filepath.EvalSymlinks(path); err == nil && pseudoPath(real) {
@@ -59,7 +72,7 @@ func openRegular(path, name string, flags int) (*os.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	if err := checkFD(fd, name); err != nil {
+	if err := checkFD(fd, name, block); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -74,12 +87,12 @@ func openRegular(path, name string, flags int) (*os.File, error) {
 
 // checkFD refuses an open descriptor that is not a regular file on a real
 // file system (the file may have been swapped after the stat).
-func checkFD(fd int, name string) error {
+func checkFD(fd int, name string, block bool) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return &fs.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && !(block && t == unix.S_IFBLK) {
 		return &model.RefusedError{Name: name, Path: name, What: whatMode(st.Mode & unix.S_IFMT), Err: model.ErrNotRegular}
 	}
 	var sfs unix.Statfs_t
@@ -88,6 +101,9 @@ func checkFD(fd int, name string) error {
 	}
 	return nil
 }
+
+// isBlock reports a block device.
+func isBlock(m fs.FileMode) bool { return m&fs.ModeDevice != 0 && m&fs.ModeCharDevice == 0 }
 
 // irregular names what a non-regular file is, or "" for a regular file.
 func irregular(m fs.FileMode) string {
@@ -414,7 +430,11 @@ func OpenImage(ctx context.Context, what, path string, opts model.Options, newIm
 		}
 		return nil, err
 	}
-	f, err := OpenRegular(path)
+	open := OpenRegular
+	if opts.BlockDevice {
+		open = OpenTarget
+	}
+	f, err := open(path)
 	if err != nil {
 		return fail(err)
 	}
@@ -423,8 +443,16 @@ func OpenImage(ctx context.Context, what, path string, opts model.Options, newIm
 		f.Close()
 		return fail(err)
 	}
+	size := st.Size()
+	if isBlock(st.Mode()) {
+		// A block device's size is where it ends, not its inode's.
+		if size, err = f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return fail(&fs.PathError{Op: "seek", Path: path, Err: err})
+		}
+	}
 	opts.Opener = For(opts, path)
-	im, err := newImage(ctx, f, st.Size(), path, opts)
+	im, err := newImage(ctx, f, size, path, opts)
 	if err != nil {
 		f.Close()
 		return nil, err

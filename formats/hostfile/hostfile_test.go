@@ -1,7 +1,9 @@
 package hostfile
 
 import (
+	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/internal/testutil"
 )
 
 // tree lays out an allowed root beside a directory outside it:
@@ -253,5 +256,49 @@ func TestSealedAndFor(t *testing.T) {
 	}
 	if got := For(model.Options{Opener: s}, img); got != s {
 		t.Errorf("For ignored opts.Opener")
+	}
+}
+
+// TestOpenTarget: a block device opens as a target the user names (a loop
+// device standing for a logical volume), with its size where it ends,
+// and only so: OpenRegular, which opens every name an image writes,
+// refuses it, and OpenTarget refuses what OpenRegular refuses otherwise.
+func TestOpenTarget(t *testing.T) {
+	root, _ := tree(t)
+	img := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(img, make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dev, _ := testutil.LoopDevice(t, img, 0, 0)
+	if _, err := OpenRegular(dev); !errors.Is(err, model.ErrNotRegular) || !strings.Contains(err.Error(), "block device") {
+		t.Errorf("OpenRegular(%s): %v, want a refusal", dev, err)
+	}
+	f, err := OpenTarget(dev)
+	if err != nil {
+		t.Fatalf("OpenTarget(%s): %v", dev, err)
+	}
+	f.Close()
+	for _, p := range []string{"/dev/null", filepath.Join(root, "fifo"), "/proc/self/status", filepath.Join(root, "sub")} {
+		withTimeout(t, func() {
+			if f, err := OpenTarget(p); !errors.Is(err, model.ErrNotRegular) {
+				if f != nil {
+					f.Close()
+				}
+				t.Errorf("OpenTarget(%s): %v, want a refusal", p, err)
+			}
+		})
+	}
+	im, err := OpenImage(context.Background(), "raw", dev, model.Options{BlockDevice: true}, func(_ context.Context, _ io.ReaderAt, size int64, name string, _ model.Options) (*model.Image, error) {
+		return &model.Image{Path: name, VirtualSize: size}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.VirtualSize != 3<<20 {
+		t.Errorf("size %d, want the device's, %d", im.VirtualSize, 3<<20)
+	}
+	if _, err := OpenImage(context.Background(), "raw", dev, model.Options{}, nil); !errors.Is(err, model.ErrNotRegular) {
+		t.Errorf("OpenImage without BlockDevice: %v, want a refusal", err)
 	}
 }

@@ -233,6 +233,11 @@ type Options struct {
 	// reader's default. Past it a disk is cut, and its view says so
 	// (View.Incomplete).
 	MaxInflate int64
+	// BlockDevice lets the top-level path be a block device (an LVM
+	// logical volume, a ZFS zvol, a disk), opened read-only: set for a
+	// target the user named, never for a file an image names, which
+	// Opener refuses unless it is a regular file.
+	BlockDevice bool
 }
 
 // MaxChainDepth bounds backing chains; QEMU itself has no hard limit but a
