@@ -212,6 +212,8 @@ run_bench formats/vhdx .
 run_bench formats/memory/qemustream .
 run_bench formats/vhd .
 run_bench formats/vdi .
+run_bench formats/parallels .
+run_bench formats/qed .
 run_bench formats/vma .
 echo "== registry: scanning a ${LAYER_BENCH_MB:-1024} MiB gzip layer vs gzip -dc of it, same run"
 out=$(IMGAUDIT_BENCH_MB=${LAYER_BENCH_MB:-1024} go test -run '^$' -bench LayerVsGzip -benchtime 1x -timeout 30m ./registry | grep -E '^(Benchmark|ok|FAIL)|ratio|gzip' || true)
