@@ -10,18 +10,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"math"
-	"math/bits"
-	"path/filepath"
-	"slices"
 	"strconv"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/raw"
 )
 
 const (
@@ -129,72 +124,6 @@ func (h header) dataStart(size int64) int64 {
 	return off * sectorSize
 }
 
-// maxUsedRuns bounds the runs of host clusters listed for the
-// unreferenced view (16 bytes each): a written image's clusters lie in a
-// few runs; a hostile BAT of scattered entries in a sparse file could
-// make millions.
-const maxUsedRuns = 1 << 20
-
-// maxBitmapBits bounds the bitmap of host units (clusters, or sectors
-// in WithoutFreeSpace images) that usedRanges marks: 16 MiB, a file of
-// 128 Ti clusters or 64 GiB of sectors. A larger (sparse) file has its
-// BAT's entries sorted instead.
-const maxBitmapBits = 1 << 27
-
-// usedRanges is the host byte ranges the header and BAT (up to start) and
-// the clusters of the BAT's nonzero entries (in units of unit bytes, each
-// cluster bytes long, all inside the file of size bytes) cover, merged
-// into runs in file order. The entries are marked in a bitmap of the
-// file's units, or, past maxBitmapBits, copied and sorted: a BAT of 16 Mi
-// entries listed one range each took a scan to 1.3 GB.
-func usedRanges(bat []byte, start, unit, cluster, size int64) ([]blockmap.Range, error) {
-	used := []blockmap.Range{{Off: 0, Len: start}}
-	add := func(e uint64) error {
-		off := int64(e) * unit
-		last := &used[len(used)-1]
-		if off <= last.End() {
-			last.Len = max(last.Len, off+cluster-last.Off)
-			return nil
-		}
-		if len(used) >= maxUsedRuns {
-			return fmt.Errorf("clusters in over %d separate runs", maxUsedRuns)
-		}
-		used = append(used, blockmap.Range{Off: off, Len: cluster})
-		return nil
-	}
-	le := binary.LittleEndian
-	if nbits := (size + unit - 1) / unit; nbits <= maxBitmapBits {
-		bm := make([]uint64, (nbits+63)/64)
-		for i := 0; i+4 <= len(bat); i += 4 {
-			if e := le.Uint32(bat[i:]); e != 0 && int64(e) < nbits {
-				bm[e/64] |= 1 << (e % 64)
-			}
-		}
-		for w, word := range bm {
-			for word != 0 {
-				if err := add(uint64(w)*64 + uint64(bits.TrailingZeros64(word))); err != nil {
-					return nil, err
-				}
-				word &= word - 1
-			}
-		}
-		return used, nil
-	}
-	var entries []uint32
-	for i := 0; i+4 <= len(bat); i += 4 {
-		if e := le.Uint32(bat[i:]); e != 0 {
-			entries = append(entries, e)
-		}
-	}
-	slices.Sort(entries)
-	for _, e := range entries {
-		if err := add(uint64(e)); err != nil {
-			return nil, err
-		}
-	}
-	return used, nil
-}
-
 // Open opens a Parallels image read-only.
 func Open(ctx context.Context, path string, opts model.Options) (*model.Image, error) {
 	return hostfile.OpenImage(ctx, "parallels", path, opts, New)
@@ -236,7 +165,13 @@ func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model
 			return nil, model.Errorf(path, headerSize+4*i, "parallels: BAT entry %d points at byte %d, outside the data area [%d, %d)", i, host, start, size)
 		}
 	}
-	used, err := usedRanges(bat, start, mult*sectorSize, cluster, size)
+	runs := blockmap.NewRunBuilder(size, mult*sectorSize, cluster)
+	for i := 0; i+4 <= len(bat); i += 4 {
+		if e := binary.LittleEndian.Uint32(bat[i:]); e != 0 {
+			runs.Mark(uint64(e))
+		}
+	}
+	used, err := runs.Runs(start)
 	if h.extOff != 0 && err == nil {
 		used = append(used, blockmap.Range{Off: int64(h.extOff) * sectorSize, Len: cluster}) // NewUnreferenced sorts them
 	}
@@ -272,16 +207,9 @@ func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model
 		im.Errors = append(im.Errors, model.Wrapf(err, path, headerSize, "parallels: unreferenced view not built"))
 		return im, nil
 	}
-	data, err := raw.Extents(f, path, size)
-	if err != nil {
+	if err := blockmap.AddUnreferenced(im, f, path, size, used, "the header, BAT, format extension and mapped clusters"); err != nil {
+		im.Close()
 		return nil, err
-	}
-	u := blockmap.NewUnreferenced(f, path, size, data, used)
-	if len(u.Free) > 0 {
-		im.Views = append(im.Views, model.View{
-			ID: model.ViewID(path, model.KindUnreferenced, ""), Kind: model.KindUnreferenced, Name: filepath.Base(path), Disk: u,
-			Notes: []string{"host bytes outside the header, BAT, format extension and mapped clusters; guest offset = host offset; only non-zero sectors are listed"},
-		})
 	}
 	return im, nil
 }

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
-	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/formats/raw"
@@ -375,38 +374,5 @@ func TestDescriptorBounds(t *testing.T) {
 				t.Errorf("errors %v, want one that says %q", im.Errors, tc.want)
 			}
 		})
-	}
-}
-
-// TestUsedRanges: the clusters the BAT maps are merged into runs (shared
-// and adjacent ones into one), whatever the BAT's order, through the
-// bitmap of a file's units or, for a file too large for one, by sorting;
-// and a BAT whose clusters lie in too many runs is refused rather than
-// listed.
-func TestUsedRanges(t *testing.T) {
-	batOf := func(entries ...uint32) []byte {
-		b := make([]byte, 4*len(entries))
-		for i, e := range entries {
-			binary.LittleEndian.PutUint32(b[4*i:], e)
-		}
-		return b
-	}
-	bat := batOf(9, 0, 2, 3, 3, 7)
-	want := []blockmap.Range{{Off: 0, Len: 1024}, {Off: 2048, Len: 2048}, {Off: 7168, Len: 1024}, {Off: 9216, Len: 1024}}
-	for _, size := range []int64{16 << 10, 1024 * (maxBitmapBits + 1)} {
-		got, err := usedRanges(bat, 1024, 1024, 1024, size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("file of %d bytes: runs %v, want %v", size, got, want)
-		}
-	}
-	scattered := make([]uint32, maxUsedRuns+1)
-	for i := range scattered {
-		scattered[i] = uint32(2*i + 2)
-	}
-	if _, err := usedRanges(batOf(scattered...), 1, 1, 1, 4*int64(len(scattered))); err == nil {
-		t.Errorf("%d separate runs listed, want a refusal", len(scattered))
 	}
 }

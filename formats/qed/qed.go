@@ -9,18 +9,14 @@ package qed
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
-	"math/bits"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/imgaudit/imgaudit/formats/hostfile"
 	"github.com/imgaudit/imgaudit/formats/internal/blockmap"
 	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/raw"
 )
 
 const (
@@ -45,15 +41,6 @@ const (
 	// maxL2Bytes bounds the L2 tables held in memory, all together: a
 	// 1 TiB image of qemu-img's 64 KiB clusters has 128 MiB of them.
 	maxL2Bytes = 128 << 20
-	// maxBitmapBits bounds the bitmap of host clusters the unreferenced
-	// view's runs are made from (16 MiB); past it, cluster offsets are
-	// sorted instead.
-	maxBitmapBits = 1 << 27
-	// maxUsedRuns bounds the runs of used host clusters listed for the
-	// unreferenced view (16 bytes each), and maxSorted the cluster
-	// offsets held to sort (8 bytes each) where no bitmap is kept.
-	maxUsedRuns = 1 << 20
-	maxSorted   = 4 << 20
 )
 
 // Probe recognises the QED magic.
@@ -164,7 +151,7 @@ func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model
 	// Each distinct L2 table is read once, and its entries checked.
 	l2 := map[uint64][]byte{}
 	var held int64
-	used := newUsedClusters(uint64(h.cluster), size) // for the unreferenced view
+	used := blockmap.NewRunBuilder(size, int64(h.cluster), int64(h.cluster)) // for the unreferenced view
 	for i := range h.entries() {
 		off := le.Uint64(l1[8*i:])
 		if off == 0 || l2[off] != nil {
@@ -188,15 +175,15 @@ func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model
 			if !h.clusterAt(e, size) {
 				return nil, model.Errorf(path, int64(off)+8*j, "qed: L2 entry %d: data cluster offset %d is unaligned, inside the header or past the end of the file", j, e)
 			}
-			used.mark(e)
+			used.Mark(e / uint64(h.cluster))
 		}
 		l2[off] = t
 		for c := range uint64(h.tableClusters) {
-			used.mark(off + c*uint64(h.cluster))
+			used.Mark(off/uint64(h.cluster) + c)
 		}
 	}
 	for c := range uint64(h.tableClusters) {
-		used.mark(h.l1Off + c*uint64(h.cluster))
+		used.Mark(h.l1Off/uint64(h.cluster) + c)
 	}
 
 	cluster := int64(h.cluster)
@@ -230,91 +217,16 @@ func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model
 	}
 	im.Views = append([]model.View{cur}, im.Views...)
 
-	runs, err := used.runs(uint64(h.headerClusters) * uint64(h.cluster))
+	runs, err := used.Runs(int64(h.headerClusters) * int64(h.cluster))
 	if err != nil {
 		im.Errors = append(im.Errors, model.Wrapf(err, path, int64(h.l1Off), "qed: unreferenced view not built"))
 		return im, nil
 	}
-	data, err := raw.Extents(f, path, size)
-	if err != nil {
+	if err := blockmap.AddUnreferenced(im, f, path, size, runs, "the header, tables and mapped clusters"); err != nil {
 		im.Close()
 		return nil, err
 	}
-	u := blockmap.NewUnreferenced(f, path, size, data, runs)
-	if len(u.Free) > 0 {
-		im.Views = append(im.Views, model.View{
-			ID: model.ViewID(path, model.KindUnreferenced, ""), Kind: model.KindUnreferenced, Name: filepath.Base(path), Disk: u,
-			Notes: []string{"host bytes outside the header, tables and mapped clusters; guest offset = host offset; only non-zero sectors are listed"},
-		})
-	}
 	return im, nil
-}
-
-// usedClusters collects the host clusters the tables use, for the
-// unreferenced view: in a bitmap of the file's clusters, or, for a file
-// of more than maxBitmapBits clusters (a sparse one), as offsets to sort,
-// at most maxSorted of them.
-type usedClusters struct {
-	cluster uint64
-	bm      []uint64
-	offs    []uint64
-	over    bool // more than maxSorted offsets
-}
-
-func newUsedClusters(cluster uint64, size int64) *usedClusters {
-	u := &usedClusters{cluster: cluster}
-	if nbits := (uint64(size) + cluster - 1) / cluster; nbits <= maxBitmapBits {
-		u.bm = make([]uint64, (nbits+63)/64)
-	}
-	return u
-}
-
-// mark records the cluster at off, which lies inside the file.
-func (u *usedClusters) mark(off uint64) {
-	switch c := off / u.cluster; {
-	case u.bm != nil:
-		u.bm[c/64] |= 1 << (c % 64)
-	case len(u.offs) < maxSorted:
-		u.offs = append(u.offs, off)
-	default:
-		u.over = true
-	}
-}
-
-// runs merges the header (its first start bytes) and the marked clusters
-// into runs in file order.
-func (u *usedClusters) runs(start uint64) ([]blockmap.Range, error) {
-	if u.over {
-		return nil, fmt.Errorf("over %d clusters in a file too large for a bitmap of them", maxSorted)
-	}
-	used := []blockmap.Range{{Off: 0, Len: int64(start)}}
-	add := func(off uint64) error {
-		last := &used[len(used)-1]
-		if int64(off) <= last.End() {
-			last.Len = max(last.Len, int64(off+u.cluster)-last.Off)
-			return nil
-		}
-		if len(used) >= maxUsedRuns {
-			return fmt.Errorf("clusters in over %d separate runs", maxUsedRuns)
-		}
-		used = append(used, blockmap.Range{Off: int64(off), Len: int64(u.cluster)})
-		return nil
-	}
-	for w, word := range u.bm {
-		for word != 0 {
-			if err := add((uint64(w)*64 + uint64(bits.TrailingZeros64(word))) * u.cluster); err != nil {
-				return nil, err
-			}
-			word &= word - 1
-		}
-	}
-	slices.Sort(u.offs)
-	for _, off := range u.offs {
-		if err := add(off); err != nil {
-			return nil, err
-		}
-	}
-	return used, nil
 }
 
 // openBacking opens the backing file the header names through the

@@ -1,66 +1,17 @@
 package vhdx
 
 import (
-	"context"
-	"io"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/imgaudit/imgaudit/formats/model"
-	"github.com/imgaudit/imgaudit/formats/raw"
-	"github.com/imgaudit/imgaudit/internal/testutil"
+	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 )
-
-const benchSize = 64 << 20
-
-// benchFixture writes 64 MiB of incompressible data as raw and as a dynamic
-// VHDX made by qemu-img.
-func benchFixture(b *testing.B) (rawPath, vhdxPath string) {
-	b.Helper()
-	testutil.RequireTool(b, "qemu-img")
-	dir := b.TempDir()
-	rawPath = filepath.Join(dir, "bench.raw")
-	data := make([]byte, benchSize)
-	r := rand.NewChaCha8([32]byte{1})
-	r.Read(data)
-	if err := os.WriteFile(rawPath, data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	vhdxPath = filepath.Join(dir, "bench.vhdx")
-	testutil.Run(b, "qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic", rawPath, vhdxPath)
-	return rawPath, vhdxPath
-}
-
-func benchRead(b *testing.B, open func(context.Context, string, model.Options) (*model.Image, error), path string) {
-	im, err := open(context.Background(), path, model.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer im.Close()
-	cur, _ := im.Current()
-	buf := make([]byte, 1<<20)
-	b.SetBytes(benchSize)
-	b.ResetTimer()
-	for b.Loop() {
-		for off := int64(0); off < benchSize; off += int64(len(buf)) {
-			if _, err := cur.Disk.ReadAt(buf, off); err != nil && err != io.EOF {
-				b.Fatal(err)
-			}
-		}
-	}
-}
 
 // BenchmarkReadVHDX reads a 64 MiB dynamic VHDX sequentially in 1 MiB
 // reads; compare with BenchmarkReadRaw, the same bytes as a raw file.
 func BenchmarkReadVHDX(b *testing.B) {
-	_, v := benchFixture(b)
-	benchRead(b, Open, v)
+	_, v := blockmaptest.BenchFixture(b, "vhdx", "-o", "subformat=dynamic")
+	blockmaptest.BenchRead(b, Open, v)
 }
 
 // BenchmarkReadRaw is BenchmarkReadVHDX's baseline.
-func BenchmarkReadRaw(b *testing.B) {
-	r, _ := benchFixture(b)
-	benchRead(b, raw.Open, r)
-}
+func BenchmarkReadRaw(b *testing.B) { blockmaptest.BenchReadRaw(b, "vhdx", "-o", "subformat=dynamic") }
