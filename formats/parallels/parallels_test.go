@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,22 +94,7 @@ func TestUnreferenced(t *testing.T) {
 func TestInUse(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img")
 	img := makeImage(t, t.TempDir(), "inuse", "cluster_size=64k", 6<<20)
-	b := testutil.FileSnapshot(t, img)
-	binary.LittleEndian.PutUint32(b[44:], inUse)
-	if err := os.WriteFile(img, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	want := blockmaptest.QemuRaw(t, img, "parallels")
-	im, err := Open(context.Background(), img, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	cur, _ := im.Current()
-	blockmaptest.CheckDisk(t, cur.Disk, want)
-	if im.Attrs["in_use"] != "true" || !slices.ContainsFunc(cur.Notes, func(n string) bool { return strings.Contains(n, "marked in use") }) {
-		t.Errorf("attrs %v, notes %q: want the image marked in use", im.Attrs, cur.Notes)
-	}
+	blockmaptest.CheckMarkedDirty(t, Open, img, "parallels", func(b []byte) { binary.LittleEndian.PutUint32(b[44:], inUse) }, "in_use", "marked in use")
 }
 
 func TestHostile(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -131,22 +130,9 @@ func openAny(ctx context.Context, r io.ReaderAt, size int64, name string, opts m
 func TestNeedCheck(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img")
 	img := makeImage(t, t.TempDir(), "dirty", "cluster_size=64k,table_size=4", 6<<20)
-	b := testutil.FileSnapshot(t, img)
-	binary.LittleEndian.PutUint64(b[16:], binary.LittleEndian.Uint64(b[16:])|featureNeedCheck)
-	if err := os.WriteFile(img, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	want := blockmaptest.QemuRaw(t, img, "qed")
-	im, err := Open(context.Background(), img, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	cur, _ := im.Current()
-	blockmaptest.CheckDisk(t, cur.Disk, want)
-	if im.Attrs["need_check"] != "true" || !slices.ContainsFunc(cur.Notes, func(n string) bool { return strings.Contains(n, "consistency check") }) {
-		t.Errorf("attrs %v, notes %q: want the image marked as needing a check", im.Attrs, cur.Notes)
-	}
+	blockmaptest.CheckMarkedDirty(t, Open, img, "qed", func(b []byte) {
+		binary.LittleEndian.PutUint64(b[16:], binary.LittleEndian.Uint64(b[16:])|featureNeedCheck)
+	}, "need_check", "consistency check")
 }
 
 // TestBackingRefused: a backing file that is missing, outside the allowed

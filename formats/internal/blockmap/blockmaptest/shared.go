@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -216,5 +217,29 @@ func CheckRefused(t *testing.T, open OpenFunc, p string, b []byte, want string) 
 	}
 	if !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not mention %q", err, want)
+	}
+}
+
+// CheckMarkedDirty patches img, an image qemu-img made, with mark (the
+// header field its writer sets while it has the image open) and checks
+// that it still opens and reads what qemu-img reads, with attribute attr
+// "true" and a current-view note that mentions note.
+func CheckMarkedDirty(t *testing.T, open OpenFunc, img, format string, mark func([]byte), attr, note string) {
+	t.Helper()
+	b := testutil.FileSnapshot(t, img)
+	mark(b)
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := QemuRaw(t, img, format)
+	im, err := open(context.Background(), img, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	cur, _ := im.Current()
+	CheckDisk(t, cur.Disk, want)
+	if im.Attrs[attr] != "true" || !slices.ContainsFunc(cur.Notes, func(n string) bool { return strings.Contains(n, note) }) {
+		t.Errorf("attrs %v, notes %q: want %s and a note that says %q", im.Attrs, cur.Notes, attr, note)
 	}
 }
