@@ -255,6 +255,10 @@ func (s *Scanner) resolveOCI(l ociLayout) []image {
 	if err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout index.json: %w", err)}}
 	}
+	// At most maxManifests images, over every nested index; past them an
+	// error image says so, so that the run is incomplete (before, a
+	// layout's further manifests were dropped without a word).
+	images, full := 0, false
 	var walk func(raw []byte, depth int) []image
 	walk = func(raw []byte, depth int) []image {
 		if depth >= maxIndexDepth {
@@ -266,6 +270,14 @@ func (s *Scanner) resolveOCI(l ociLayout) []image {
 		}
 		var out []image
 		for _, d := range s.selectManifests(im.Manifests) {
+			if full {
+				break
+			}
+			if images >= maxManifests {
+				full = true
+				out = append(out, image{Target: dir, Err: fmt.Errorf("the layout lists more than %d manifests: the rest are skipped", maxManifests)})
+				break
+			}
 			target := dir + "@" + d.Digest.String()
 			b, err := l.manifest(d.Digest)
 			if err != nil {
@@ -285,9 +297,7 @@ func (s *Scanner) resolveOCI(l ociLayout) []image {
 				mt = types.OCIManifestSchema1
 			}
 			out = append(out, imageFromManifest(target, d.Digest.String(), mt, b, platformString(d.Platform), l.blob))
-			if len(out) >= maxManifests {
-				break
-			}
+			images++
 		}
 		return out
 	}

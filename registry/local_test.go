@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -243,6 +244,51 @@ func TestPodmanSaveFormats(t *testing.T) {
 			}
 			if after := treeDigest(t, out); after != before {
 				t.Errorf("%s changed while scanned", out)
+			}
+		})
+	}
+}
+
+// TestLayoutManifestCap: a layout whose index lists more manifests than a
+// scan reads gives an error image for the rest, so that the run is
+// incomplete (the remote path's rule); it dropped them silently before.
+func TestLayoutManifestCap(t *testing.T) {
+	img := imageOf(t, layer(t, "", file("app/env", "x\n")))
+	dir := filepath.Join(t.TempDir(), "layout")
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	var index map[string]any
+	if err := json.Unmarshal(testutil.FileSnapshot(t, filepath.Join(dir, "index.json")), &index); err != nil {
+		t.Fatal(err)
+	}
+	one := index["manifests"].([]any)[0]
+	for _, n := range []int{maxManifests, maxManifests + 1} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			index["manifests"] = slices.Repeat([]any{one}, n)
+			b, err := json.Marshal(index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			images := newScanner(t, Options{}).resolveLayout(dir)
+			var failed []string
+			for _, im := range images {
+				if im.Err != nil {
+					failed = append(failed, im.Err.Error())
+				}
+			}
+			switch {
+			case n == maxManifests && (len(images) != n || len(failed) != 0):
+				t.Errorf("%d images, errors %q: want %d images", len(images), failed, n)
+			case n > maxManifests && (len(images) != maxManifests+1 || len(failed) != 1 || !strings.Contains(failed[0], "more than 4096 manifests")):
+				t.Errorf("%d images, errors %q: want %d and an error for the rest", len(images), failed, maxManifests)
 			}
 		})
 	}
