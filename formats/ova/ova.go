@@ -94,21 +94,27 @@ type member struct {
 	off, size int64
 }
 
-// members lists the regular members of the tar with their data offsets.
-// Sparse members are left out: their data is not stored in one piece, so
-// it cannot be read in place.
-func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]member, *tarindex.Index, error) {
+// members lists the regular members of the tar with their data offsets,
+// and the names of the GNU sparse ones apart: their data is not stored in
+// one piece, so it cannot be read in place (an OVA is a ustar archive,
+// which has none; one that holds them is an error for each).
+func members(ctx context.Context, f io.ReaderAt, size int64, file string) ([]member, []member, *tarindex.Index, error) {
 	x, err := tarindex.Build(ctx, f, size, file, maxMembers)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var out []member
+	var out, sparse []member
 	for _, e := range x.Entries() {
-		if (e.Type == tar.TypeReg || e.Type == tar.TypeRegA) && !e.Sparse {
-			out = append(out, member{name: strings.TrimPrefix(e.Raw, "./"), off: e.Offset, size: e.Size})
+		if e.Type == tar.TypeReg || e.Type == tar.TypeRegA || e.Sparse {
+			m := member{name: strings.TrimPrefix(e.Raw, "./"), off: e.Offset, size: e.Size}
+			if e.Sparse {
+				sparse = append(sparse, m)
+			} else {
+				out = append(out, m)
+			}
 		}
 	}
-	return out, x, nil
+	return out, sparse, x, nil
 }
 
 // OpenWith opens the OVA at path (see NewWith).
@@ -137,20 +143,24 @@ func NewWith(ctx context.Context, r io.ReaderAt, size int64, name string, opts m
 
 func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, opts model.Options, cfg Config) error {
 	p := im.Path
-	ms, idx, err := members(ctx, f, size, p)
+	ms, sparse, idx, err := members(ctx, f, size, p)
 	if err != nil {
 		return err
+	}
+	for _, m := range sparse {
+		im.Errors = append(im.Errors, model.Errorf(p, m.off, "member %.80q is a GNU sparse file, which an OVA does not hold: not read", m.name))
 	}
 	// The members the disks open by name (a VMDK's extents or parent) are
 	// theirs, not files to scan again on their own.
 	opened := &hostfile.Log{}
 	idx = idx.WithLog(opened)
+	// A name the tar holds twice is the later copy's, as extracting the
+	// tar leaves it and as tarindex opens it; the earlier copy is scanned
+	// as a file of its own (below).
 	byName := map[string]member{}
 	var ovf *member
 	for i, m := range ms {
-		if _, dup := byName[m.name]; !dup {
-			byName[m.name] = m
-		}
+		byName[m.name] = m
 		if ovf == nil && strings.EqualFold(path.Ext(m.name), ".ovf") {
 			ovf = &ms[i]
 		}
@@ -219,31 +229,45 @@ func openInto(ctx context.Context, im *model.Image, f io.ReaderAt, size int64, o
 	// The descriptor is scanned too (vApp properties can hold the
 	// passwords given when the VM was deployed), and so is every other
 	// member no disk reads (a manifest, an NVRAM file, an ISO).
-	used := map[string]bool{tarindex.Clean(ovf.name): true}
+	// What the disks read is known by name; the member each name opens
+	// is its last copy. Every other member, earlier copies of a name
+	// included, is scanned as a file (before, a name's later copy was
+	// never read: a second notes.txt, or a second disk1.vmdk).
+	lastOf := map[string]int64{}
+	for _, m := range ms {
+		lastOf[tarindex.Clean(m.name)] = m.off
+	}
+	used := map[int64]bool{ovf.off: true}
+	markUsed := func(name string) {
+		if off, ok := lastOf[tarindex.Clean(name)]; ok {
+			used[off] = true
+		}
+	}
 	for _, tg := range targets {
-		used[tarindex.Clean(tg.file.Href)] = true
+		markUsed(tg.file.Href)
 		for i := 0; tg.file.ChunkSize > 0 && i < maxMembers; i++ {
 			chunk := fmt.Sprintf("%s.%09d", tg.file.Href, i)
 			if _, ok := byName[chunk]; !ok {
 				break
 			}
-			used[tarindex.Clean(chunk)] = true
+			markUsed(chunk)
 		}
 	}
 	for _, u := range opened.Uses() {
 		if u.Opened {
-			used[u.Real] = true
+			markUsed(u.Real)
 		}
 	}
 	others := &archiveFiles{}
 	others.inPlace(p, ovf.name, f, ovf.off, ovf.size)
 	for _, m := range ms {
-		if name := tarindex.Clean(m.name); !used[name] {
-			used[name] = true // a name the tar holds twice is scanned once
+		if !used[m.off] {
+			used[m.off] = true
 			others.inPlace(p, m.name, f, m.off, m.size)
 		}
 	}
 	others.finish(im, nil)
+	uniqueViewIDs(im.Views)
 	return nil
 }
 

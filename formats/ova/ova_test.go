@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -375,4 +376,58 @@ func noteWith(notes []string, sub string) string {
 		}
 	}
 	return ""
+}
+
+// TestOVAAppendedMembers: members appended to an OVA with tar -r are
+// read. A name the tar holds twice opens as its later copy (what tar x
+// leaves), and the earlier copy is scanned as a file of its own; a GNU
+// sparse member (tar -S), which an OVA cannot hold in place, is an error
+// of the image, so that a scan of it fails closed. Both were skipped
+// without a word before.
+func TestOVAAppendedMembers(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "tar", "truncate")
+	dir := t.TempDir()
+	makeDisk(t, dir)
+	os.WriteFile(filepath.Join(dir, "export.ovf"), []byte(ovfText("disk1.vmdk", "", 3<<20)), 0o644)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("first notes\n"), 0o644)
+	ova := filepath.Join(t.TempDir(), "export.ova")
+	testutil.Run(t, "tar", "--format=ustar", "-cf", ova, "-C", dir, "export.ovf", "disk1.vmdk", "notes.txt")
+	// The later notes.txt holds what the first does not.
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("second notes "+secret+"\n"), 0o644)
+	testutil.Run(t, "tar", "--format=ustar", "-rf", ova, "-C", dir, "notes.txt", "disk1.vmdk")
+
+	im, err := OpenWith(context.Background(), ova, model.Options{}, Config{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, v := range im.Views {
+		if strings.Contains(v.ID, "notes.txt") || strings.HasPrefix(v.ID, "export.ova#current:disk1.vmdk~") {
+			notes = append(notes, v.ID)
+		}
+	}
+	im.Close()
+	if len(im.Errors) != 0 || !slices.Contains(notes, "export.ova#current:notes.txt") || !slices.Contains(notes, "export.ova#current:notes.txt~2") || !slices.ContainsFunc(notes, func(id string) bool { return strings.HasPrefix(id, "export.ova#current:disk1.vmdk~") }) {
+		t.Fatalf("views %q, errors %v: want both notes.txt and the earlier disk1.vmdk as files", notes, im.Errors)
+	}
+
+	// A GNU sparse member appended (an NVRAM file with a hole).
+	nvram := filepath.Join(dir, "nvram.bin")
+	testutil.Run(t, "truncate", "-s", "1M", nvram)
+	f, _ := os.OpenFile(nvram, os.O_WRONLY, 0)
+	f.WriteAt([]byte(secret), 512<<10)
+	f.Close()
+	// Appending to the ustar archive would store it whole: a GNU tar of
+	// the OVA's members, then the member appended with tar -S.
+	sparse := filepath.Join(t.TempDir(), "sparse.ova")
+	testutil.Run(t, "tar", "--format=gnu", "-cf", sparse, "-C", dir, "export.ovf", "disk1.vmdk")
+	testutil.Run(t, "tar", "--format=gnu", "-S", "-rf", sparse, "-C", dir, "nvram.bin")
+	im, err = OpenWith(context.Background(), sparse, model.Options{}, Config{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if len(im.Errors) != 1 || !strings.Contains(im.Errors[0].Error(), `member "nvram.bin" is a GNU sparse file`) {
+		t.Errorf("errors %v, want the sparse member's", im.Errors)
+	}
 }
