@@ -165,9 +165,12 @@ func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model
 			return nil, model.Errorf(path, headerSize+4*i, "parallels: BAT entry %d points at byte %d, outside the data area [%d, %d)", i, host, start, size)
 		}
 	}
+	// The clusters the disk reads are used; one that a BAT entry past the
+	// disk's size maps is read by no view but the unreferenced one.
 	runs := blockmap.NewRunBuilder(size, mult*sectorSize, cluster)
-	for i := 0; i+4 <= len(bat); i += 4 {
-		if e := binary.LittleEndian.Uint32(bat[i:]); e != 0 {
+	inDisk := (int64(h.sectors)*sectorSize + cluster - 1) / cluster
+	for i := int64(0); i < min(int64(h.batEntries), inDisk); i++ {
+		if e := binary.LittleEndian.Uint32(bat[4*i:]); e != 0 {
 			runs.Mark(uint64(e))
 		}
 	}

@@ -360,3 +360,11 @@ func TestDescriptorBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestMappedPastSize: clusters the BAT maps past the disk's size are in
+// the unreferenced view.
+func TestMappedPastSize(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	img := makeImage(t, t.TempDir(), "past", "cluster_size=64k", 6<<20)
+	blockmaptest.CheckMappedPastSize(t, Open, img, "parallels", func(b []byte) { binary.LittleEndian.PutUint64(b[36:], 4<<20/512) })
+}

@@ -175,7 +175,13 @@ func New(ctx context.Context, f io.ReaderAt, size int64, name string, opts model
 			if !h.clusterAt(e, size) {
 				return nil, model.Errorf(path, int64(off)+8*j, "qed: L2 entry %d: data cluster offset %d is unaligned, inside the header or past the end of the file", j, e)
 			}
-			used.Mark(e / uint64(h.cluster))
+			// A cluster mapped past the image size is read by no view
+			// but the unreferenced one. (A table that several L1 entries
+			// share is judged at the first: at worst a cluster is scanned
+			// twice, never not at all.)
+			if uint64(i*h.entries()+j)*uint64(h.cluster) < h.imageSize {
+				used.Mark(e / uint64(h.cluster))
+			}
 		}
 		l2[off] = t
 		for c := range uint64(h.tableClusters) {

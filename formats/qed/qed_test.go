@@ -212,3 +212,11 @@ func TestHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestMappedPastSize: clusters the L2 tables map past the image size are
+// in the unreferenced view.
+func TestMappedPastSize(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	img := makeImage(t, t.TempDir(), "past", "cluster_size=64k,table_size=4", 6<<20)
+	blockmaptest.CheckMappedPastSize(t, Open, img, "qed", func(b []byte) { binary.LittleEndian.PutUint64(b[48:], 4<<20) })
+}

@@ -204,3 +204,11 @@ func TestHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestMappedPastSize: blocks the block map maps past the disk size are in
+// the unreferenced view.
+func TestMappedPastSize(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	img := makeImage(t, t.TempDir(), "past", "static=off", 6<<20)
+	blockmaptest.CheckMappedPastSize(t, Open, img, "vdi", func(b []byte) { binary.LittleEndian.PutUint64(b[0x170:], 4<<20) })
+}

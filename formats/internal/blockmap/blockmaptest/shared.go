@@ -243,3 +243,42 @@ func CheckMarkedDirty(t *testing.T, open OpenFunc, img, format string, mark func
 		t.Errorf("attrs %v, notes %q: want %s and a note that says %q", im.Attrs, cur.Notes, attr, note)
 	}
 }
+
+// CheckMappedPastSize patches img (made by MakeImage with tag "past" and
+// the default markers, 6 MiB) with shrink, which lowers the disk size its
+// header gives to 4 MiB and leaves the tables that map the last 2 MiB:
+// the current view must stop at the new size as qemu-img reads it, and
+// the markers past it, in clusters no view but the unreferenced one
+// reads, must be in that view (an audit found them read by none).
+func CheckMappedPastSize(t *testing.T, open OpenFunc, img, format string, shrink func([]byte)) {
+	t.Helper()
+	b := testutil.FileSnapshot(t, img)
+	shrink(b)
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := QemuRaw(t, img, format)
+	if len(want) != 4<<20 {
+		t.Fatalf("qemu-img reads %d bytes, want the lowered 4 MiB", len(want))
+	}
+	im, err := open(context.Background(), img, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	cur, _ := im.Current()
+	CheckDisk(t, cur.Disk, want)
+	u, ok := im.View(model.ViewID(img, model.KindUnreferenced, ""))
+	if !ok {
+		t.Fatal("no unreferenced view")
+	}
+	got := ExtentBytes(t, u.Disk)
+	for _, off := range []int64{4<<20 + 4096, 6<<20 - 4096} {
+		if !bytes.Contains(got, Marker("past", off)[:32]) {
+			t.Errorf("the marker at guest offset %d, past the disk's size, is in no view", off)
+		}
+	}
+	if bytes.Contains(got, Marker("past", 1<<20)[:32]) {
+		t.Error("a block the disk reads leaks into the unreferenced view")
+	}
+}
