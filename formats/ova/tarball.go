@@ -676,6 +676,10 @@ type archiveFiles struct {
 	held    int64 // bytes held in memory
 	skipped int   // members past maxFileViews
 	firstAt int64 // where the first of them is in the archive
+	// anchored is one more than the last anchor a decompressed member's
+	// extent was given: anchors are the scan's identity of derived bytes,
+	// so no two members may share one.
+	anchored int64
 }
 
 // inPlace adds the member name, size bytes at off in the archive r.
@@ -698,8 +702,15 @@ func (a *archiveFiles) fromStream(ctx context.Context, im *model.Image, name str
 	if !a.room(size, at()) {
 		return 0, false, nil
 	}
+	// The anchor is where the decompression had read to, which reads
+	// ahead: several small members share that position, and the scan,
+	// which reads derived bytes once per file and anchor, skipped all but
+	// the first (an audit found a key in a .tar.gz member unread). It is
+	// made unique, and stays near the member's place.
+	anchor := max(at(), a.anchored)
+	a.anchored = anchor + 1
 	derived := func(n int64) model.ExtentList {
-		return model.ExtentList{{Length: n, Source: model.SourceDerived, File: im.Path, FileOffset: at(), FileLength: n}}
+		return model.ExtentList{{Length: n, Source: model.SourceDerived, File: im.Path, FileOffset: anchor, FileLength: n}}
 	}
 	if size >= 0 && size <= maxHeldBytes && a.held+size <= maxHeldTotal && size <= limit {
 		b, err := io.ReadAll(io.LimitReader(r, size+1)) // to the end: a zip member's CRC-32 is checked there
