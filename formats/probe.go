@@ -149,7 +149,20 @@ func formatTable() []format {
 		{"vhdx", FormatDisk, magic(vhdx.Probe), vhdx.New},
 		{"libvirt-save", FormatMemory, magic(libvirtsave.Probe), libvirtsave.New},
 		{"qemu-migration", FormatMemory, magic(qemustream.Probe), qemustream.New},
-		{"elf-core", FormatMemory, magic(elfcore.Probe), elfcore.New},
+		// A guest-memory dump only: a process's core (gcore, the
+		// kernel's) maps virtual memory with every p_paddr 0, so read as
+		// guest RAM it kept its first segment alone; it is raw bytes,
+		// which the decode pass reads again as a core with the memory
+		// rules.
+		{"elf-core", FormatMemory, func(head []byte, r io.ReaderAt, size int64, _ string, _ *ova.StreamProbe) Confidence {
+			if !elfcore.Probe(head, r, size) {
+				return 0
+			}
+			if segs, err := elfcore.Segments("", r, size); err == nil && len(segs) > 0 && !elfcore.GuestPhysical(segs) {
+				return 0
+			}
+			return Magic
+		}, elfcore.New},
 		{"kdump", FormatMemory, magic(kdump.Probe), kdump.New},
 		{"lime", FormatMemory, magic(lime.Probe), lime.New},
 		{"vmware-state", FormatMemory, magic(vmware.Probe), vmware.New},

@@ -290,3 +290,24 @@ mkfs.ext4 -q -F -d root host.raw 32M`)
 		t.Errorf("incomplete: %q", rep.IncompleteReasons)
 	}
 }
+
+// TestProcessCoreTarget: a process's core named as a target (gcore of
+// openssl enc) is read whole, as a core found in a guest is, and its key
+// schedule found: it is no guest's RAM, and read as one (every segment at
+// guest-physical 0), all but its first segment were dropped and the run
+// passed as complete.
+func TestProcessCoreTarget(t *testing.T) {
+	dir := t.TempDir()
+	core, key := opensslCore(t, dir)
+	rep := scanFile(t, scanner.Options{}, core)
+	st, err := os.Stat(core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Targets) != 1 || !rep.Complete || rep.Targets[0].Views[0].ScannedBytes < st.Size() {
+		t.Fatalf("targets %+v, complete %v: want the whole %d-byte core scanned", rep.Targets, rep.Complete, st.Size())
+	}
+	if got := scheduleAt(rep, key, func(l report.Location) string { return l.View }); len(got) == 0 {
+		t.Errorf("the key schedule was not found in the core")
+	}
+}
