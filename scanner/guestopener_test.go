@@ -18,7 +18,7 @@ import (
 // refused, and a partition with no readable filesystem opens nothing.
 func TestGuestOpenerNames(t *testing.T) {
 	const prefix = "host.qcow2#current:p1:"
-	o := &guestOpener{prefix: prefix, owner: prefix + "/var/lib/libvirt/images/web01.qcow2", reads: &nestedReads{by: map[string][]string{}}}
+	o := &guestOpener{prefix: prefix, owner: prefix + "/var/lib/libvirt/images/web01.qcow2", reads: &nestedReads{by: map[string]map[string]int{}}}
 	from := prefix + "/var/lib/libvirt/images/web01.qcow2"
 	for _, c := range []struct {
 		from, name, want string

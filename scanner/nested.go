@@ -365,7 +365,7 @@ func (s *Scanner) nestedImages(ctx context.Context, ts []*target, hits map[*view
 	var out []Reader
 	var over int
 	head := make([]byte, formats.HeadLen)
-	reads := &nestedReads{by: map[string][]string{}}
+	reads := &nestedReads{by: map[string]map[string]int{}}
 	for v, h := range hits {
 		if h.imagesDropped > 0 {
 			v.notes = append(v.notes, fmt.Sprintf("%d magic numbers of disk or memory images not followed: over the %d a view keeps", h.imagesDropped, maxSignatureHits))
@@ -535,21 +535,38 @@ func (s *Scanner) scanNested(ctx context.Context, rs []Reader, rep *report.Repor
 // files (by the names paths get in views), through their guestOpeners.
 type nestedReads struct {
 	mu sync.Mutex
-	by map[string][]string // path -> the images (Reader.Name) that opened it
+	by map[string]map[string]int // path -> the images (Reader.Name) that hold it open, and how often
 }
 
-func (r *nestedReads) add(path, owner string) {
+// add records that owner opened path, until the returned release is
+// called (once): an image reads what it keeps open (a base, an extent),
+// not what it opened to look at and closed (a VDI's parent candidates).
+func (r *nestedReads) add(path, owner string) (release func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !slices.Contains(r.by[path], owner) {
-		r.by[path] = append(r.by[path], owner)
+	if r.by[path] == nil {
+		r.by[path] = map[string]int{}
 	}
+	r.by[path][owner]++
+	return sync.OnceFunc(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.by[path][owner]--; r.by[path][owner] <= 0 {
+			delete(r.by[path], owner)
+		}
+	})
 }
 
+// readers returns the images that hold path open, in name order.
 func (r *nestedReads) readers(path string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.by[path])
+	out := make([]string, 0, len(r.by[path]))
+	for owner := range r.by[path] {
+		out = append(out, owner)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // readByNone drops the targets that another kept target reads, closing
@@ -650,8 +667,7 @@ func (o *guestOpener) Open(from, name string) (model.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	o.reads.add(u.Path, o.owner)
-	return guestFile{gf, path.Base(p)}, u.Path, nil
+	return guestFile{gf, path.Base(p), o.reads.add(u.Path, o.owner)}, u.Path, nil
 }
 
 // List implements model.Opener: the regular files directly in dir.
@@ -681,8 +697,12 @@ func (o *guestOpener) List(from, dir string) ([]string, error) {
 // guestFile is a guest file as a model.File.
 type guestFile struct {
 	fsys.File
-	name string
+	name    string
+	release func() // ends the owner's hold on the file (nestedReads.add)
 }
 
-func (f guestFile) Close() error               { return nil }
+func (f guestFile) Close() error {
+	f.release()
+	return nil
+}
 func (f guestFile) Stat() (fs.FileInfo, error) { return model.NewFileInfo(f.name, f.Size()), nil }

@@ -556,3 +556,50 @@ mkfs.ext4 -q -F -d host host.raw 96M`)
 		})
 	}
 }
+
+// TestNestedVDIProbedForParent: in a guest's filesystem, a VDI
+// differencing image opens every .vdi beside it to find its parent by
+// UUID; the one it keeps (base.vdi) is read through it, and the one it
+// only looked at (another VM's aaa.vdi) stays a target of its own, its
+// filesystem read (before, it was dropped as if the child read it).
+func TestNestedVDIProbedForParent(t *testing.T) {
+	testutil.RequireTool(t, "mkfs.ext4", "qemu-img", "ssh-keygen")
+	dir := t.TempDir()
+	key := freshKey(t, dir, "other")
+	os.MkdirAll(filepath.Join(dir, "other/etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(dir, "other/etc/ssh/ssh_host_ed25519_key"), key, 0o600)
+	images := filepath.Join(dir, "host/var/lib/vbox")
+	os.MkdirAll(images, 0o755)
+	testutil.Bash(t, dir, `set -e
+mkfs.ext4 -q -F -d other other.raw 16M
+qemu-img convert -O vdi other.raw host/var/lib/vbox/aaa.vdi
+qemu-img create -q -f vdi host/var/lib/vbox/base.vdi 16M
+qemu-img create -q -f vdi host/var/lib/vbox/child.vdi 16M`)
+	child := testutil.FileSnapshot(t, filepath.Join(images, "child.vdi"))
+	base := testutil.FileSnapshot(t, filepath.Join(images, "base.vdi"))
+	child[0x4C] = 4 // differencing, linked to base.vdi (VDICore.h)
+	copy(child[0x1A8:0x1B8], base[0x188:0x198])
+	copy(child[0x1B8:0x1C8], base[0x198:0x1A8])
+	if err := os.WriteFile(filepath.Join(images, "child.vdi"), child, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "host.raw")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(dir, "host"), img, "96M")
+	rep := scanFile(t, scanner.Options{}, img)
+	prefix := "host.raw#current:disk:/var/lib/vbox/"
+	var targets []string
+	for _, tg := range rep.Targets {
+		targets = append(targets, tg.Path)
+	}
+	slices.Sort(targets)
+	if want := []string{img, prefix + "aaa.vdi", prefix + "child.vdi"}; !slices.Equal(targets, want) {
+		t.Errorf("targets %q, want %q", targets, want)
+	}
+	var at []string
+	for _, l := range findingOf(t, rep, fp(bytes.TrimRight(key, "\n"))).Locations {
+		at = append(at, l.View+" "+l.Path)
+	}
+	if !slices.Contains(at, prefix+"aaa.vdi#current /etc/ssh/ssh_host_ed25519_key") {
+		t.Errorf("the key at %q, want it at its path in aaa.vdi", at)
+	}
+}

@@ -168,6 +168,38 @@ func pseudoFS(t int64) bool {
 type Log struct {
 	mu   sync.Mutex
 	uses []model.NameUse
+	held map[string]int // open handles, by the file's real name (Hold)
+}
+
+// Hold records that the file real is open, until the returned release
+// is called (once; later calls do nothing): an Opener whose files can
+// say when they are closed (an archive's members) tells a file an image
+// kept (a parent, an extent) from one it opened to look at and closed
+// (a VDI's parent candidates, compared by UUID).
+func (l *Log) Hold(real string) (release func()) {
+	if l == nil {
+		return func() {}
+	}
+	l.mu.Lock()
+	if l.held == nil {
+		l.held = map[string]int{}
+	}
+	l.held[real]++
+	l.mu.Unlock()
+	return sync.OnceFunc(func() {
+		l.mu.Lock()
+		if l.held[real]--; l.held[real] <= 0 {
+			delete(l.held, real)
+		}
+		l.mu.Unlock()
+	})
+}
+
+// Holds reports whether the file real is open (Hold).
+func (l *Log) Holds(real string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held[real] > 0
 }
 
 // Add records one request; Openers outside this package (an archive's

@@ -577,9 +577,13 @@ func (a *archiveMembers) open(ctx context.Context, im *model.Image, x *tarindex.
 			res[i].err = model.Wrapf(err, im.Path, d.at, "archive member %.80q", d.name)
 			continue
 		}
+		// What the disk reads is what it opened and still holds open (a
+		// parent, an extent): a VDI opens every .vdi beside it to find its
+		// parent by UUID and closes the others, which a disk of their
+		// own must not lose (before, an unrelated .vdi was dropped).
 		res[i].sub, res[i].reads = sub, map[string]bool{}
 		for _, u := range log.Uses() {
-			if u.Opened && u.Real != tarindex.Clean(d.name) {
+			if u.Opened && u.Real != tarindex.Clean(d.name) && log.Holds(u.Real) {
 				res[i].reads[u.Real] = true
 			}
 		}

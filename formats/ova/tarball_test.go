@@ -711,3 +711,49 @@ gzip -c root/etc/app/credentials > credentials.gz`)
 		}
 	}
 }
+
+// TestArchivedDiskProbedForParent: a VDI differencing image in a tar
+// looks for its parent by opening every .vdi beside it and comparing
+// UUIDs: the one it keeps (its parent) is its, and the one it closes
+// (another VM's disk) stays a disk of its own, in a tar, a tar.gz and a
+// zip. Before, every .vdi it had opened counted as read by it, and the
+// other disk was dropped unread.
+func TestArchivedDiskProbedForParent(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "tar", "zip")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `set -e
+qemu-img create -q -f vdi base.vdi 16M
+qemu-img create -q -f vdi child.vdi 16M
+qemu-img create -q -f vdi aaa.vdi 16M`)
+	// child.vdi becomes a differencing image of base.vdi (VDICore.h: image
+	// type 4, linkage UUID = the parent's creation UUID, parent
+	// modification UUID = the parent's modification UUID).
+	child := testutil.FileSnapshot(t, filepath.Join(dir, "child.vdi"))
+	base := testutil.FileSnapshot(t, filepath.Join(dir, "base.vdi"))
+	child[0x4C] = 4
+	copy(child[0x1A8:0x1B8], base[0x188:0x198])
+	copy(child[0x1B8:0x1C8], base[0x198:0x1A8])
+	if err := os.WriteFile(filepath.Join(dir, "child.vdi"), child, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Bash(t, dir, `set -e
+tar cf vms.tar child.vdi base.vdi aaa.vdi
+tar czf vms.tar.gz child.vdi base.vdi aaa.vdi
+zip -q vms.zip child.vdi base.vdi aaa.vdi`)
+	for _, file := range []string{"vms.tar", "vms.tar.gz", "vms.zip"} {
+		t.Run(file, func(t *testing.T) {
+			im := openArchive(t, filepath.Join(dir, file), model.Options{})
+			var ids []string
+			for _, v := range im.Views {
+				if v.Kind == model.KindCurrent || v.Kind == model.KindBacking {
+					ids = append(ids, v.ID)
+				}
+			}
+			slices.Sort(ids)
+			want := []string{file + "#backing:child.vdi#base.vdi", file + "#current:aaa.vdi", file + "#current:child.vdi"}
+			if len(im.Errors) != 0 || !slices.Equal(ids, want) {
+				t.Errorf("views %q, errors %v; want %q", ids, im.Errors, want)
+			}
+		})
+	}
+}

@@ -247,6 +247,9 @@ type Member struct {
 	*io.SectionReader
 	info fs.FileInfo
 	id   string
+	// release, for a member opened through a logged Index, records its
+	// closing in the log (hostfile.Log.Hold).
+	release func()
 }
 
 // Name identifies the member: the archive's name, "!", and the member's
@@ -256,8 +259,14 @@ func (m *Member) Name() string { return m.id }
 // Stat returns the member's size and mode.
 func (m *Member) Stat() (fs.FileInfo, error) { return m.info, nil }
 
-// Close does nothing: the archive stays open.
-func (m *Member) Close() error { return nil }
+// Close releases the member's hold on a logged Index's log; the archive
+// stays open.
+func (m *Member) Close() error {
+	if m.release != nil {
+		m.release()
+	}
+	return nil
+}
 
 // At opens the regular member whose data starts at offset off of the
 // archive: the very copy a walk of the archive found there, even where a
@@ -434,6 +443,9 @@ func (x *Index) Open(from, name string) (model.File, string, error) {
 	if err == nil {
 		m, err = x.open(u.Path, u.Real)
 		u.Opened, u.Err = err == nil, err
+		if err == nil && x.log != nil {
+			m.release = x.log.Hold(u.Real)
+		}
 	}
 	x.log.Add(u)
 	if err != nil {
