@@ -88,8 +88,8 @@ func TestSyntheticRecords(t *testing.T) {
 		}
 		return p
 	}
-	if s.Machine != "pc" || !s.Complete || !s.DeviceStateParsed {
-		t.Errorf("machine %q complete %v device %v", s.Machine, s.Complete, s.DeviceStateParsed)
+	if s.Machine != "pc" || !s.Complete || !s.DeviceStateParsed || s.Tail != nil {
+		t.Errorf("machine %q complete %v device %v tail %v: want the stream read to its end", s.Machine, s.Complete, s.DeviceStateParsed, s.Tail)
 	}
 	if !bytes.Equal(page(s.Physical, 0x1000), make([]byte, 4096)) {
 		t.Error("page zeroed last is not zero")

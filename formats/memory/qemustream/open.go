@@ -50,6 +50,11 @@ func (s *Stream) Views(base, name string) []model.View {
 			Name: sub("superseded"), Disk: s.Superseded,
 			Notes: []string{fmt.Sprintf("older versions of %d pages, %d bytes each, laid out back to back; offsets are not guest-physical", len(s.SupersededRefs), s.PageSize)}})
 	}
+	if s.Tail != nil {
+		views = append(views, model.View{ID: model.ViewID(base, model.KindMemory, sub("device-state")), Kind: model.KindMemory,
+			Name: sub("device-state"), Disk: s.Tail,
+			Notes: []string{fmt.Sprintf("the stream from offset %d, where parsing stopped at a device section, to its end (device state, and any RAM sent after it), scanned as it is; offsets are the stream's, from there", s.Tail.Base)}})
+	}
 	for _, r := range s.Regions {
 		if len(r.Disk.Pieces) == 0 {
 			continue

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -125,6 +126,12 @@ type Stream struct {
 	// file and the offset; nil when it was. Views puts it on the RAM view
 	// as model.View.Incomplete: what was indexed is still scanned.
 	Cut error
+	// Tail is the stream's bytes from where parsing stopped at a device
+	// section (which carries no length) to its end: device state (a TPM
+	// emulator's, a disk controller's), and any RAM sent after a device
+	// section. Views scans them as they are; nil when parsing read the
+	// stream to its end.
+	Tail *model.FileDisk
 }
 
 type vkind uint8
@@ -177,8 +184,9 @@ func ParseWith(ctx context.Context, name string, r io.ReaderAt, size int64, cfg 
 // cursor is chosen.
 func newParser(ctx context.Context, name string, r io.ReaderAt, size int64) *parser {
 	return &parser{
-		s: &Stream{Name: name, PageSize: 4096},
-		r: r,
+		s:    &Stream{Name: name, PageSize: 4096},
+		r:    r,
+		size: size,
 		// Sized for the pages the file can hold (a record is a page and
 		// an 8-byte header), up to 256 Ki, rather than grown a page at
 		// a time.
@@ -220,6 +228,7 @@ type parser struct {
 	s            *Stream
 	c            *cursor
 	r            io.ReaderAt
+	size         int64
 	ctx          context.Context
 	vers         []version
 	latest       map[int64]int32
@@ -357,7 +366,10 @@ func (p *parser) sections() error {
 }
 
 func (p *parser) stopAtDevice(what string, at int64) {
-	p.s.Notes = append(p.s.Notes, fmt.Sprintf("device state not parsed: stopped at %s (offset %d); device sections carry no length", what, at))
+	p.s.Notes = append(p.s.Notes, fmt.Sprintf("device state not parsed: stopped at %s (offset %d); device sections carry no length, and the rest of the stream is scanned as it is (its device-state view)", what, at))
+	if n := p.size - at; n > 0 {
+		p.s.Tail = tailDisk(p.r, p.s.Name, at, n)
+	}
 }
 
 // configuration reads the CONFIGURATION section: be32 len + machine name,
@@ -990,4 +1002,18 @@ func (s *Stream) Attrs() map[string]string {
 		delete(a, "machine")
 	}
 	return a
+}
+
+// tailDisk is the n bytes of the stream r at offset at, as a disk of
+// their own. Where r is the host file itself, its extent names the file
+// and the offset; where it is anything else (a qcow2 snapshot's VM state,
+// the stream inside a libvirt save file), the stream's offsets are no
+// host offsets, and the tail's bytes are its own (never taken for bytes
+// already read elsewhere).
+func tailDisk(r io.ReaderAt, name string, at, n int64) *model.FileDisk {
+	ext := model.Extent{Offset: 0, Length: n, Source: model.SourceDerived, FileOffset: -1, FileLength: n}
+	if _, ok := r.(*os.File); ok {
+		ext.Source, ext.File, ext.FileOffset = model.SourceData, name, at
+	}
+	return &model.FileDisk{R: r, Name: name, Base: at, Len: n, Allocd: model.ExtentList{ext}}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +105,25 @@ func TestMigrationStream(t *testing.T) {
 			checkExtents(t, s.Physical, f)
 			if len(s.Regions) == 0 {
 				t.Errorf("no ROM/BIOS regions exposed")
+			}
+			// The device sections after RAM (which carry no length) are
+			// scanned as they are: the stream's bytes from where parsing
+			// stopped to its end, in a view of their own.
+			if s.Tail == nil || s.Tail.Base+s.Tail.Len != st.Size() || s.Tail.Len <= 0 {
+				t.Errorf("tail %+v, want the stream's device state to its end (%d bytes)", s.Tail, st.Size())
+			} else {
+				got, want := make([]byte, s.Tail.Len), make([]byte, s.Tail.Len)
+				if _, err := s.Tail.ReadAt(got, 0); err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				f.ReadAt(want, s.Tail.Base)
+				if !bytes.Equal(got, want) {
+					t.Error("the device-state view does not read the stream's bytes")
+				}
+				checkExtents(t, s.Tail, f)
+				if !slices.ContainsFunc(s.Views(path, ""), func(v model.View) bool { return v.Name == "device-state" && v.Disk == s.Tail }) {
+					t.Error("no device-state view")
+				}
 			}
 			if qemufixture.FileSum(t, path) != before {
 				t.Fatal("stream file changed")
