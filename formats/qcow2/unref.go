@@ -133,32 +133,60 @@ func (o *opened) walkTables(ctx context.Context) *usage {
 		q.mark(int64(h.snapshotsOff), o.snapTableLen)
 	}
 
-	visited := map[uint64]bool{}
-	walkL1 := func(l1 []uint64, l1Off uint64, what string) {
+	// A data cluster is referenced only where a view reads it: an L2
+	// entry past the disk's size (or, in a snapshot, past its VM state)
+	// maps a cluster that no view reads, which is unreferenced (an audit
+	// planted a key at 3 MiB of a 4 MiB image and lowered its size to
+	// 2 MiB: read by no view). The views read a prefix of each L2 table
+	// (the disk starts at 0, a snapshot's VM state at an L1 boundary), so
+	// marked keeps, per table, how many leading entries are marked: a
+	// table that several L1 entries name is walked again only for more.
+	cover := h.l1Coverage()
+	marked := map[uint64]int64{}
+	walkL1 := func(l1 []uint64, l1Off uint64, what string, size, vmOff, vmEnd int64) {
 		q.mark(int64(l1Off), int64(len(l1))*8)
 		var c cursor
-		for _, e := range l1 {
+		for l1i, e := range l1 {
 			if ctx.Err() != nil {
 				return
 			}
 			l2off := e & offsetMask
-			if l2off == 0 || visited[l2off] {
+			if l2off == 0 {
 				continue
 			}
-			visited[l2off] = true
+			reach := func(end int64) int64 {
+				start := int64(l1i) * cover
+				if start >= end {
+					return 0
+				}
+				return min(m.l2Entries, (end-start+m.clusterSize-1)/m.clusterSize)
+			}
+			k := reach(size)
+			if start := int64(l1i) * cover; vmEnd > vmOff && start >= vmOff {
+				k = reach(vmEnd)
+			}
+			done, seen := marked[l2off]
+			if seen && k <= done {
+				continue
+			}
 			tbl, err := m.table(&c, l2off)
 			if err != nil {
-				fail(fmt.Errorf("%s: %w", what, err))
+				if !seen {
+					fail(fmt.Errorf("%s: %w", what, err))
+				}
 				continue
 			}
-			q.mark(int64(l2off), m.clusterSize)
-			o.walkL2(tbl, int64(l2off), q, data)
+			if !seen {
+				q.mark(int64(l2off), m.clusterSize)
+			}
+			marked[l2off] = max(done, k)
+			o.walkL2(tbl, int64(l2off), q, data, done, k)
 		}
 	}
 	if l1, err := o.activeL1(); err != nil {
 		fail(err)
 	} else {
-		walkL1(l1, h.l1Off, "active")
+		walkL1(l1, h.l1Off, "active", int64(h.size), 0, 0)
 	}
 	for i := range o.snaps {
 		s := &o.snaps[i]
@@ -167,7 +195,16 @@ func (o *opened) walkTables(ctx context.Context) *usage {
 			fail(err)
 			continue
 		}
-		walkL1(l1, s.l1Off, "snapshot "+strconv.Quote(s.name))
+		size := int64(h.size)
+		if s.hasDiskSize {
+			size = int64(s.diskSize)
+		}
+		vmOff := ceilDiv(size, cover) * cover
+		vmEnd := vmOff
+		if s.vmStateSize > 0 && vmOff >= 0 && int64(s.vmStateSize) >= 0 && vmOff <= 1<<62-int64(s.vmStateSize) {
+			vmEnd = vmOff + int64(s.vmStateSize)
+		}
+		walkL1(l1, s.l1Off, "snapshot "+strconv.Quote(s.name), size, vmOff, vmEnd)
 	}
 	o.walkBitmaps(q, fail)
 	if err := ctx.Err(); err != nil {
@@ -176,11 +213,12 @@ func (o *opened) walkTables(ctx context.Context) *usage {
 	return u
 }
 
-// walkL2 marks the data clusters one L2 table references.
-func (o *opened) walkL2(tbl []byte, tblOff int64, q, data *hostUse) {
+// walkL2 marks the data clusters that entries [from, to) of one L2
+// table reference.
+func (o *opened) walkL2(tbl []byte, tblOff int64, q, data *hostUse, from, to int64) {
 	m := o.m
 	scs := m.clusterSize >> 5
-	for i := range m.l2Entries {
+	for i := from; i < to; i++ {
 		e, bm := m.entry(tbl, i)
 		if e&flagCompressed != 0 {
 			coff, clen := m.compressed(e)
