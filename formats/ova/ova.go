@@ -346,6 +346,15 @@ func openDisk(ctx context.Context, im *model.Image, f io.ReaderAt, byName map[st
 		if len(st.parts) == 0 {
 			return nil, model.Errorf(p, -1, "chunked disk %.80q: no member %s.000000000", fl.Href, fl.Href)
 		}
+		// A chunk missing in the middle ends the disk there; the chunks
+		// after it are scanned as files, but the disk is short: an error,
+		// so that the run is incomplete (it passed as complete before).
+		for name, m := range byName {
+			n, ok := strings.CutPrefix(name, fl.Href+".")
+			if i, err := strconv.Atoi(n); ok && err == nil && len(n) == 9 && i > len(st.parts) {
+				return nil, model.Errorf(p, m.off, "chunked disk %.80q: chunk %s.%09d is missing, and later chunks (%s) are not", fl.Href, fl.Href, len(st.parts), name)
+			}
+		}
 	} else {
 		m, ok := byName[fl.Href]
 		if !ok {

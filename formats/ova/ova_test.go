@@ -431,3 +431,35 @@ func TestOVAAppendedMembers(t *testing.T) {
 		t.Errorf("errors %v, want the sparse member's", im.Errors)
 	}
 }
+
+// TestOVAChunkMissing: a chunked disk whose middle chunk is missing is an
+// error (the disk ends there; the chunks after it are no part of it), so
+// that a scan of the OVA fails closed; it read a short disk before.
+func TestOVAChunkMissing(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "tar", "split")
+	dir := t.TempDir()
+	disk, _ := makeDisk(t, dir)
+	testutil.Run(t, "split", "-b", "50000", "-d", "-a", "9", disk, filepath.Join(dir, "disk1.vmdk."))
+	// The chunk before the last: the disk's metadata and first grains are
+	// in the chunks before it.
+	all := chunks(t, dir)
+	if len(all) < 3 {
+		t.Fatalf("%d chunks", len(all))
+	}
+	gone := all[len(all)-2]
+	os.Remove(filepath.Join(dir, gone))
+	os.WriteFile(filepath.Join(dir, "export.ovf"), []byte(ovfText("disk1.vmdk", `ovf:chunkSize="50000"`, 3<<20)), 0o644)
+	ova := filepath.Join(t.TempDir(), "export.ova")
+	testutil.Run(t, "tar", append([]string{"--format=ustar", "-cf", ova, "-C", dir, "export.ovf"}, chunks(t, dir)...)...)
+	im, err := OpenWith(context.Background(), ova, model.Options{}, Config{TempDir: t.TempDir()})
+	if err == nil {
+		defer im.Close()
+	}
+	msg := fmt.Sprint(err)
+	if im != nil {
+		msg += fmt.Sprint(im.Errors)
+	}
+	if !strings.Contains(msg, "chunk "+gone+" is missing") {
+		t.Errorf("open: %s; want the missing chunk named", msg)
+	}
+}
