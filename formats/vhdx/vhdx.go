@@ -271,13 +271,17 @@ func (x *image) lookup(b int64) blockmap.Block {
 			// read these, we read the block whole.
 			return blockmap.Block{State: blockmap.Data, Data: off}
 		}
+		// Without its chunk's sector bitmap nothing says which of the
+		// block's sectors are the child's: the block is read whole, so
+		// that its bytes are read by a view (read as the parent's, they
+		// were read by none); the parent's are in its backing view.
 		sbi := (b/x.chunkRatio)*(x.chunkRatio+1) + x.chunkRatio
 		if 8*sbi+8 > int64(len(x.batRaw)) {
-			return blockmap.Block{State: blockmap.Absent}
+			return blockmap.Block{State: blockmap.Data, Data: off}
 		}
 		sb := x.entry(sbi)
 		if sb&7 != sbPresent {
-			return blockmap.Block{State: blockmap.Absent}
+			return blockmap.Block{State: blockmap.Data, Data: off}
 		}
 		perBlock := x.blockSize / x.lss / 8
 		return blockmap.Block{State: blockmap.Partial, Data: off, Bitmap: int64(sb&batOffsetMask) + (b%x.chunkRatio)*perBlock}

@@ -279,6 +279,17 @@ func TestDifferencing(t *testing.T) {
 		copy(want[s*512:(s+1)*512], baseData[s*512:(s+1)*512])
 	}
 	blockmaptest.CheckDifferencing(t, Open, model.Options{Open: New}, child, base, "child.vhdx#backing:base.vhdx", want, baseData)
+
+	// The partial block's chunk loses its sector bitmap: nothing says
+	// which sectors are the child's, and the block is read whole (read
+	// as the parent's, its own bytes were read by no view).
+	b := testutil.FileSnapshot(t, child)
+	binary.LittleEndian.PutUint64(b[cx.bat.off+8*cx.chunkRatio:], 0)
+	if err := os.WriteFile(child, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	copy(want[:mib], childData[:mib])
+	blockmaptest.CheckDifferencing(t, Open, model.Options{Open: New}, child, base, "child.vhdx#backing:base.vhdx", want, baseData)
 }
 
 func TestHostile(t *testing.T) {
