@@ -391,6 +391,10 @@ func openParent(ctx context.Context, im *model.Image, desc *Descriptor, src sour
 	}
 	cur, ok := pim.Current()
 	if !ok {
+		// Unallocated grains then read as zeros, not as the parent's:
+		// an error, as qcow2's reader makes it, so that the run is
+		// incomplete.
+		im.Errors = append(im.Errors, model.Errorf(src.name, hintAt, "parent %q has no current view: unallocated grains read as zeros here", hint))
 		return nil, model.AdoptBacking(filepath.Base(src.name), pim), notes
 	}
 	return cur.Disk, model.AdoptBacking(filepath.Base(src.name), pim), notes
