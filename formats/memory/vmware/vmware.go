@@ -274,6 +274,9 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 			sfOwn.Close()
 		}
 	}
+	// The state file's bytes besides its memory (device state, the
+	// checkpoint) are a view of their own; before, nothing read them.
+	var stateV *model.View
 	if sf != nil {
 		var err error
 		st, err = ParseState(ctx, statePath, sf, sfSize)
@@ -281,19 +284,20 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 			closeState()
 			return nil, err
 		}
+		if sfOwn != nil {
+			im.AddCloser(sfOwn)
+		}
+		v := stateView(im.Path, statePath, sf, sfSize, st.Embedded, st.EmbeddedLen)
+		stateV = &v
 		if st.Embedded >= 0 {
 			d, n, cut, err := regionDisk(statePath, sf, st.Embedded, st.EmbeddedLen, st.Regions)
 			if err != nil {
-				closeState()
+				im.Close()
 				return nil, err
 			}
-			if sfOwn != nil {
-				im.AddCloser(sfOwn)
-			}
 			notes = append(notes, "memory embedded in "+filepath.Base(statePath))
-			return finish(im, d, append(notes, n...), cut), nil
+			return withState(finish(im, d, append(notes, n...), cut), stateV), nil
 		}
-		closeState()
 		notes = append(notes, "region table from "+filepath.Base(statePath))
 	} else {
 		notes = append(notes, "no .vmss/.vmsn next to the .vmem")
@@ -303,16 +307,18 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 		f, p, err := siblings.Open(path, stem+".vmem")
 		if errors.Is(err, fs.ErrNotExist) && (st == nil || len(st.Regions) == 0) {
 			// A powered-off snapshot: its state file holds no memory and no
-			// .vmem goes with it. Nothing to scan, and nothing wrong.
+			// .vmem goes with it: only the state file to scan.
 			im.Attrs = map[string]string{"memory": "none (snapshot of a powered-off VM)"}
-			return im, nil
+			return withState(im, stateV), nil
 		}
 		if err != nil {
+			im.Close()
 			return nil, fmt.Errorf("vmware: memory file: %w", err)
 		}
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
+			im.Close()
 			return nil, err
 		}
 		im.AddCloser(f)
@@ -327,7 +333,40 @@ func New(ctx context.Context, r io.ReaderAt, size int64, name string, opts model
 		im.Close()
 		return nil, err
 	}
-	return finish(im, d, append(notes, n...), cut), nil
+	return withState(finish(im, d, append(notes, n...), cut), stateV), nil
+}
+
+// stateView is the state file's bytes (size of them, at statePath) but
+// its embedded memory (skipLen bytes at skip; skip -1: none), at their
+// own offsets: a view of the image at path.
+func stateView(path, statePath string, r io.ReaderAt, size, skip, skipLen int64) model.View {
+	var ext model.ExtentList
+	add := func(lo, hi int64) {
+		if hi > lo {
+			ext = append(ext, model.Extent{Offset: lo, Length: hi - lo, Source: model.SourceData, File: statePath, FileOffset: lo, FileLength: hi - lo})
+		}
+	}
+	if skip >= 0 {
+		end := size // a length past the file (or overflowing) ends there
+		if skipLen >= 0 && skip < size && skipLen < size-skip {
+			end = skip + skipLen
+		}
+		add(0, min(skip, size))
+		add(end, size)
+	} else {
+		add(0, size)
+	}
+	return model.View{ID: model.ViewID(path, model.KindMemory, "state"), Kind: model.KindMemory, Name: "state",
+		Disk:  &model.FileDisk{R: r, Name: statePath, Len: size, Allocd: ext},
+		Notes: []string{"the bytes of " + filepath.Base(statePath) + " besides its memory (device state, the checkpoint), scanned as they are; offsets are the file's"}}
+}
+
+// withState adds the state file's view, when there is one.
+func withState(im *model.Image, v *model.View) *model.Image {
+	if v != nil && len(v.Disk.(*model.FileDisk).Allocd) > 0 {
+		im.Views = append(im.Views, *v)
+	}
+	return im
 }
 
 func finish(im *model.Image, d *memdisk.Disk, notes []string, cut error) *model.Image {

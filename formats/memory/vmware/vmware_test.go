@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/imgaudit/imgaudit/formats/internal/blockmap/blockmaptest"
 	"github.com/imgaudit/imgaudit/formats/memory/elfcore"
 	"github.com/imgaudit/imgaudit/formats/model"
 	"github.com/imgaudit/imgaudit/internal/qemufixture"
@@ -138,6 +139,47 @@ func TestVMware(t *testing.T) {
 			qemufixture.CheckHostBytes(t, tc.name, im.Views[0].Disk)
 			if qemufixture.FileSum(t, p) != before {
 				t.Fatal("file changed")
+			}
+		})
+	}
+}
+
+// TestVMwareStateView: the state file's bytes besides its memory (device
+// state, the checkpoint) are a view of their own, whether the state file
+// or its .vmem is opened, and an embedded memory is not in it again.
+// Nothing read them before.
+func TestVMwareStateView(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "VMSS-DEVICE-STATE-PLANTED-7c1e"
+	ram := bytes.Repeat([]byte{0x5a}, 1<<20)
+	withDevice := append(state([][]byte{tag("regionsCount", nil, 0)}, nil), []byte(secret)...)
+	embedded := append(state(nil, ram), []byte(secret)...)
+	for name, b := range map[string][]byte{"suspended.vmem": ram, "suspended.vmss": withDevice, "embedded.vmsn": embedded} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		open      string
+		stateSize int64 // the state view's allocated bytes
+	}{
+		{"suspended.vmss", int64(len(withDevice))},
+		{"suspended.vmem", int64(len(withDevice))},
+		{"embedded.vmsn", int64(len(embedded) - len(ram))},
+	} {
+		t.Run(tc.open, func(t *testing.T) {
+			im, err := Open(context.Background(), filepath.Join(dir, tc.open), model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			v, ok := im.View(model.ViewID(im.Path, model.KindMemory, "state"))
+			if !ok {
+				t.Fatalf("no state view among %d views", len(im.Views))
+			}
+			got := blockmaptest.ExtentBytes(t, v.Disk)
+			if n, _ := model.AllocatedBytes(context.Background(), v.Disk); n != tc.stateSize || !bytes.Contains(got, []byte(secret)) {
+				t.Errorf("state view: %d bytes allocated (want %d), secret found %v", n, tc.stateSize, bytes.Contains(got, []byte(secret)))
 			}
 		})
 	}
