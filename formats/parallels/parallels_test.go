@@ -103,26 +103,20 @@ func TestHostile(t *testing.T) {
 	img := makeImage(t, dir, "h", "cluster_size=64k", 6<<20)
 	orig := testutil.FileSnapshot(t, img)
 	le := binary.LittleEndian
-	put32 := func(off int, v uint32) func([]byte) []byte {
-		return func(b []byte) []byte { le.PutUint32(b[off:], v); return b }
-	}
-	put64 := func(off int, v uint64) func([]byte) []byte {
-		return func(b []byte) []byte { le.PutUint64(b[off:], v); return b }
-	}
 	cases := []struct {
 		name   string
 		mutate func([]byte) []byte
 		want   string
 	}{
 		{"magic", func(b []byte) []byte { copy(b, "WithoutFreeSpacX"); return b }, "bad magic"},
-		{"version", put32(16, 3), "version"},
-		{"tracks-zero", put32(28, 0), "zero sectors per cluster"},
-		{"tracks-huge", put32(28, 1<<23), "over"},
-		{"bat-huge", put32(32, 1<<30), "BAT entries"},
-		{"bat-past-eof", put32(32, 1<<22), "past the end of the file"},
-		{"disk-size", put64(36, 1<<40), "exceeds"},
-		{"ext-off", put64(56, 1<<50), "format extension"},
-		{"bat-entry-past-eof", put32(headerSize, 1<<20), "outside the data area"},
+		{"version", blockmaptest.PutLE32(16, 3), "version"},
+		{"tracks-zero", blockmaptest.PutLE32(28, 0), "zero sectors per cluster"},
+		{"tracks-huge", blockmaptest.PutLE32(28, 1<<23), "over"},
+		{"bat-huge", blockmaptest.PutLE32(32, 1<<30), "BAT entries"},
+		{"bat-past-eof", blockmaptest.PutLE32(32, 1<<22), "past the end of the file"},
+		{"disk-size", blockmaptest.PutLE64(36, 1<<40), "exceeds"},
+		{"ext-off", blockmaptest.PutLE64(56, 1<<50), "format extension"},
+		{"bat-entry-past-eof", blockmaptest.PutLE32(headerSize, 1<<20), "outside the data area"},
 		{"truncated", func(b []byte) []byte { return b[:40] }, "too small"},
 	}
 	for _, tc := range cases {

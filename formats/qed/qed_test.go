@@ -171,12 +171,6 @@ func TestHostile(t *testing.T) {
 	img := makeImage(t, dir, "h", "cluster_size=64k,table_size=4", 6<<20)
 	orig := testutil.FileSnapshot(t, img)
 	le := binary.LittleEndian
-	put32 := func(off int, v uint32) func([]byte) []byte {
-		return func(b []byte) []byte { le.PutUint32(b[off:], v); return b }
-	}
-	put64 := func(off int, v uint64) func([]byte) []byte {
-		return func(b []byte) []byte { le.PutUint64(b[off:], v); return b }
-	}
 	l1 := int(le.Uint64(orig[40:]))
 	at, _ := l2EntryAt(t, orig, 0)
 	cases := []struct {
@@ -184,20 +178,20 @@ func TestHostile(t *testing.T) {
 		mutate func([]byte) []byte
 		want   string
 	}{
-		{"magic", put32(0, 0x12345678), "bad magic"},
-		{"features", put64(16, 0x100), "feature bits"},
-		{"cluster-small", put32(4, 512), "cluster size"},
-		{"cluster-odd", put32(4, 65536+4096), "cluster size"},
-		{"table-size", put32(8, 3), "table size"},
+		{"magic", blockmaptest.PutLE32(0, 0x12345678), "bad magic"},
+		{"features", blockmaptest.PutLE64(16, 0x100), "feature bits"},
+		{"cluster-small", blockmaptest.PutLE32(4, 512), "cluster size"},
+		{"cluster-odd", blockmaptest.PutLE32(4, 65536+4096), "cluster size"},
+		{"table-size", blockmaptest.PutLE32(8, 3), "table size"},
 		{"tables-huge", func(b []byte) []byte { le.PutUint32(b[4:], 64<<20); le.PutUint32(b[8:], 16); return b }, "over"},
-		{"header-past-eof", put32(12, 1<<20), "header of"},
-		{"image-size-odd", put64(48, 6<<20+1), "multiple of 512"},
-		{"image-size-huge", put64(48, 1<<60), "exceeds"},
-		{"l1-unaligned", put64(40, uint64(l1)+512), "L1 table offset"},
-		{"l1-past-eof", put64(40, 1<<40), "L1 table offset"},
-		{"l2-past-eof", put64(l1, 1<<40), "L2 table offset"},
-		{"data-past-eof", put64(int(at), 1<<40), "data cluster offset"},
-		{"data-unaligned", put64(int(at), 65536*3+8), "data cluster offset"},
+		{"header-past-eof", blockmaptest.PutLE32(12, 1<<20), "header of"},
+		{"image-size-odd", blockmaptest.PutLE64(48, 6<<20+1), "multiple of 512"},
+		{"image-size-huge", blockmaptest.PutLE64(48, 1<<60), "exceeds"},
+		{"l1-unaligned", blockmaptest.PutLE64(40, uint64(l1)+512), "L1 table offset"},
+		{"l1-past-eof", blockmaptest.PutLE64(40, 1<<40), "L1 table offset"},
+		{"l2-past-eof", blockmaptest.PutLE64(l1, 1<<40), "L2 table offset"},
+		{"data-past-eof", blockmaptest.PutLE64(int(at), 1<<40), "data cluster offset"},
+		{"data-unaligned", blockmaptest.PutLE64(int(at), 65536*3+8), "data cluster offset"},
 		{"backing-name-outside", func(b []byte) []byte {
 			le.PutUint64(b[16:], featureBackingFile)
 			le.PutUint32(b[56:], 1<<20)

@@ -173,23 +173,20 @@ func TestHostile(t *testing.T) {
 	dir := t.TempDir()
 	img := makeImage(t, dir, "h", "static=off", 6<<20)
 	orig := testutil.FileSnapshot(t, img)
-	put32 := func(off int, v uint32) func([]byte) []byte {
-		return func(b []byte) []byte { binary.LittleEndian.PutUint32(b[off:], v); return b }
-	}
 	cases := []struct {
 		name   string
 		mutate func([]byte) []byte
 		want   string
 	}{
-		{"signature", put32(0x40, 0x12345678), "signature"},
-		{"version", put32(0x44, 0x00020000), "version"},
-		{"type", put32(0x4C, 9), "image type"},
-		{"sector-size", put32(0x168, 4096), "sector size"},
-		{"block-size-zero", put32(0x178, 0), "block size"},
-		{"block-size-huge", put32(0x178, 1<<31), "block size"},
-		{"blocks-huge", put32(0x180, 0xffffff00), "blocks"},
-		{"bmap-past-eof", put32(0x180, 0x3ffffff0), "past the end"},
-		{"bmap-unaligned", put32(0x154, 0x201), "unaligned"},
+		{"signature", blockmaptest.PutLE32(0x40, 0x12345678), "signature"},
+		{"version", blockmaptest.PutLE32(0x44, 0x00020000), "version"},
+		{"type", blockmaptest.PutLE32(0x4C, 9), "image type"},
+		{"sector-size", blockmaptest.PutLE32(0x168, 4096), "sector size"},
+		{"block-size-zero", blockmaptest.PutLE32(0x178, 0), "block size"},
+		{"block-size-huge", blockmaptest.PutLE32(0x178, 1<<31), "block size"},
+		{"blocks-huge", blockmaptest.PutLE32(0x180, 0xffffff00), "blocks"},
+		{"bmap-past-eof", blockmaptest.PutLE32(0x180, 0x3ffffff0), "past the end"},
+		{"bmap-unaligned", blockmaptest.PutLE32(0x154, 0x201), "unaligned"},
 		{"disk-size", func(b []byte) []byte { binary.LittleEndian.PutUint64(b[0x170:], 1<<50); return b }, "exceeds"},
 		{"bmap-entry", func(b []byte) []byte {
 			h := hdrOf(t, b)

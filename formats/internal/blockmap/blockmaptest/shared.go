@@ -3,6 +3,7 @@ package blockmaptest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -281,4 +282,15 @@ func CheckMappedPastSize(t *testing.T, open OpenFunc, img, format string, shrink
 	if bytes.Contains(got, Marker("past", 1<<20)[:32]) {
 		t.Error("a block the disk reads leaks into the unreferenced view")
 	}
+}
+
+// PutLE32 is a hostile-header mutation for CheckRefused: v written
+// little-endian at off.
+func PutLE32(off int, v uint32) func([]byte) []byte {
+	return func(b []byte) []byte { binary.LittleEndian.PutUint32(b[off:], v); return b }
+}
+
+// PutLE64 is PutLE32 for a 64-bit field.
+func PutLE64(off int, v uint64) func([]byte) []byte {
+	return func(b []byte) []byte { binary.LittleEndian.PutUint64(b[off:], v); return b }
 }
