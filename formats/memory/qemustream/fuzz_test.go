@@ -3,6 +3,7 @@ package qemustream
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -113,6 +114,53 @@ func TestSyntheticRecords(t *testing.T) {
 	}
 	if s.XBZRLEPages != 1 || s.SkippedXBZRLE != 0 {
 		t.Errorf("xbzrle %d skipped %d", s.XBZRLEPages, s.SkippedXBZRLE)
+	}
+}
+
+// TestInvalidXBZRLEIsIncomplete: a page whose XBZRLE delta does not
+// decode (QEMU refuses such a stream, so only a hostile or damaged file
+// has one) leaves its literal bytes unread, so the RAM view is incomplete,
+// naming the file and the record's offset, and the rest is still indexed.
+func TestInvalidXBZRLEIsIncomplete(t *testing.T) {
+	b := testutil.FuzzSeed(t, "testdata/fuzz/FuzzQEVMStream/synthetic-all-records")
+	// The seed's one delta: a 4-byte zero run, then 3 literal bytes.
+	at := bytes.Index(b, []byte{0, 5, 4, 3, 'x', 'y', 'z'})
+	if at < 0 || bytes.Count(b, []byte{4, 3, 'x', 'y', 'z'}) != 1 {
+		t.Fatal("the seed's XBZRLE delta is not where this test expects it")
+	}
+	bad := bytes.Clone(b)
+	bad[at+3] = 0 // a literal run of zero bytes: QEMU's decoder fails
+	for _, tc := range []struct {
+		name     string
+		stream   []byte
+		wantSkip int
+	}{
+		{"valid delta", b, 0},
+		{"invalid delta", bad, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse(context.Background(), "tiny", bytes.NewReader(tc.stream), int64(len(tc.stream)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.SkippedXBZRLE != tc.wantSkip {
+				t.Errorf("SkippedXBZRLE = %d, want %d", s.SkippedXBZRLE, tc.wantSkip)
+			}
+			if !s.Complete || s.Pages == 0 {
+				t.Errorf("complete %v, %d pages: the records after the delta are not indexed", s.Complete, s.Pages)
+			}
+			v := s.Views("tiny", "")[0]
+			if tc.wantSkip == 0 {
+				if v.Incomplete != nil {
+					t.Errorf("Incomplete = %v on a valid stream", v.Incomplete)
+				}
+				return
+			}
+			var fe *model.FormatError
+			if !errors.As(v.Incomplete, &fe) || fe.File != "tiny" || fe.Offset < 0 || fe.Offset > int64(at) {
+				t.Errorf("Incomplete = %v, want a FormatError naming tiny at the record, before offset %d", v.Incomplete, at)
+			}
+		})
 	}
 }
 

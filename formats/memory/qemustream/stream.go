@@ -121,10 +121,11 @@ type Stream struct {
 	// Complete is true when the RAM section END or the EOF marker was seen.
 	Complete bool
 	Notes    []string
-	// Cut says why the stream was not read to its end (it breaks off, a
-	// bound stopped it, its state repeats its own host bytes), naming the
-	// file and the offset; nil when it was. Views puts it on the RAM view
-	// as model.View.Incomplete: what was indexed is still scanned.
+	// Cut says why the stream was not read whole (it breaks off, a bound
+	// stopped it, its state repeats its own host bytes, a page's XBZRLE
+	// delta is invalid), naming the file and the offset; nil when it was.
+	// Views puts it on the RAM view as model.View.Incomplete: what was
+	// indexed is still scanned.
 	Cut error
 	// Tail is the stream's bytes from where parsing stopped at a device
 	// section (which carries no length) to its end: device state (a TPM
@@ -216,7 +217,7 @@ func (p *parser) parse(cfg Config, run func(func() error) error) (*Stream, error
 		// Keep what was indexed: a truncated stream (libvirt "Part",
 		// interrupted migration) still holds pages worth scanning.
 		p.s.Notes = append(p.s.Notes, "stream parsing stopped early: "+err.Error())
-		p.s.Cut = fmt.Errorf("stream parsing stopped early, the rest of the saved RAM is not scanned: %w", err)
+		p.s.Cut = errors.Join(p.s.Cut, fmt.Errorf("stream parsing stopped early, the rest of the saved RAM is not scanned: %w", err))
 	}
 	if err := p.build(cfg); err != nil {
 		return nil, err
@@ -544,7 +545,15 @@ func (p *parser) ram(id uint32) error {
 				return err
 			}
 			if xbzrleDecode(delta, nil, int(ps)) < 0 {
-				p.s.SkippedXBZRLE++ // QEMU would fail the migration here
+				// QEMU would fail the migration here, so no stream it
+				// wrote has one. The delta's literal bytes are read by
+				// no view, so the RAM view is incomplete (a gate fails
+				// closed) rather than only counting the page.
+				p.s.SkippedXBZRLE++
+				if p.s.SkippedXBZRLE == 1 {
+					p.s.Cut = errors.Join(p.s.Cut, model.Errorf(p.s.Name, at,
+						"XBZRLE page with an invalid delta (QEMU refuses such a stream): its bytes are not scanned"))
+				}
 				continue
 			}
 			if err := p.add(blk, addr, version{kind: kXBZRLE, recOff: at, fileOff: dataAt, n: uint32(l)}); err != nil {
