@@ -197,6 +197,9 @@ func (l *Log) Hold(real string) (release func()) {
 
 // Holds reports whether the file real is open (Hold).
 func (l *Log) Holds(real string) bool {
+	if l == nil {
+		return false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.held[real] > 0
@@ -215,6 +218,9 @@ func (l *Log) Add(u model.NameUse) {
 
 // Uses returns the requests recorded so far, in order.
 func (l *Log) Uses() []model.NameUse {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]model.NameUse(nil), l.uses...)

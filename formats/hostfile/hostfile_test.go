@@ -302,3 +302,38 @@ func TestOpenTarget(t *testing.T) {
 		t.Errorf("OpenImage without BlockDevice: %v, want a refusal", err)
 	}
 }
+
+// TestLogHolds: Hold counts open handles until each release (a second
+// call of one release does nothing), and a nil *Log, which records
+// nothing, answers every method rather than panicking.
+func TestLogHolds(t *testing.T) {
+	var l Log
+	a, b := l.Hold("/x"), l.Hold("/x")
+	for _, step := range []struct {
+		release func()
+		want    bool
+	}{
+		{nil, true},
+		{a, true},
+		{a, true}, // a second release of the same handle
+		{b, false},
+	} {
+		if step.release != nil {
+			step.release()
+		}
+		if got := l.Holds("/x"); got != step.want {
+			t.Fatalf("Holds = %v, want %v", got, step.want)
+		}
+	}
+	l.Add(model.NameUse{Name: "n"})
+	if u := l.Uses(); len(u) != 1 || u[0].Name != "n" {
+		t.Errorf("Uses = %+v", u)
+	}
+
+	var none *Log
+	none.Hold("/x")()
+	none.Add(model.NameUse{Name: "n"})
+	if none.Holds("/x") || none.Uses() != nil {
+		t.Error("a nil Log holds or records something")
+	}
+}
