@@ -57,6 +57,17 @@ images=${PRECISION_IMAGES:-minbase server usr ram minbase-image server-image tri
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
+# The tools make test does not install (it drives no debootstrap), where
+# they are missing, as make test does: as root on Debian; elsewhere the
+# step that needs one fails and says which.
+for pair in debootstrap:debootstrap; do
+  tool=${pair%%:*} pkg=${pair#*:}
+  if ! command -v "$tool" >/dev/null && [ ! -x "/usr/sbin/$tool" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing $pkg"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg") >/dev/null
+  fi
+done
+
 # Packages of each root filesystem (on top of debootstrap's own set).
 # An image name without a suite is Debian 12 (bookworm), the release this
 # machine runs; "trixie-" names Debian 13's, whose Java is 21.
