@@ -83,8 +83,10 @@ type Report struct {
 	SharedIdentity []SharedIdentity `json:"shared_identity,omitempty"`
 	Summary        Summary          `json:"summary"`
 	// Inputs are the host files the run read (targets, backing files,
-	// extents, data files), by real path: the CLI refuses to write a
-	// report over any of them. Not part of the JSON form.
+	// extents, data files), and those its images were allowed to open
+	// but could not read (since 2026-12-08: a backing file that failed to
+	// decrypt, a Parallels DiskDescriptor.xml), by real path: the CLI
+	// refuses to write a report over any of them. Not part of the JSON form.
 	Inputs []string `json:"-"`
 	// Judged, when set, is the --fail-on verdict on the whole run: a
 	// report that --severity narrowed (ShowSeverities) keeps the verdict

@@ -112,7 +112,7 @@ func lendable(v *viewState, ms *mappings) model.Disk {
 	}
 	var runs []lentRun
 	for i, e := range v.ext {
-		if e.Source != model.SourceData || e.FileOffset < 0 || e.Length <= 0 || v.files[i] == "" {
+		if e.Source != model.SourceData || e.FileOffset < 0 || e.Length <= 0 || v.files[i] == "" || v.internal[v.files[i]] {
 			continue
 		}
 		runs = appendLent(runs, ms, e, v.files[i])

@@ -91,15 +91,18 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			img := filepath.Join(dir, filepath.Base(c.name)+cmp.Or(c.ext, ".img"))
 			c.make(img)
-			im, err := formats.Open(context.Background(), img, model.Options{})
+			s := New(Options{})
+			// Opened as a scan opens a target: the host files its image
+			// opens are known (hostFile), and only they are lent.
+			tg := &target{path: img}
+			im, err := s.openImage(context.Background(), tg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer im.Close()
+			tg.img = im
 			ms := &mappings{m: map[string][]byte{}}
 			defer ms.close()
-			s := New(Options{})
-			tg := &target{path: img, img: im}
 			for _, view := range im.Views {
 				v := s.prepareView(context.Background(), tg, view, newCanonicalizer())
 				if v.err != nil {

@@ -79,12 +79,22 @@ func (s *Scanner) openReader(ctx context.Context, t *target) (*model.Image, erro
 	return im, nil
 }
 
-// hostFile is the canonical host file of an extent of t's views, which
-// tells physical copies apart: the real path of a host file, or the name
-// as the reader gives it for a target that is no host file.
-func (t *target) hostFile(canon canonicalizer, file string) string {
-	if t.src != nil {
-		return file
+// hostFile is the canonical name of the file an extent of t's views lies
+// in, which tells physical copies apart, and whether it is a host file:
+// the real path of the target or of a host file its image was allowed to
+// open (a backing file, an extent); for any other name (an archive's
+// member, "/disk-flat.vmdk" in an OVA, or a spool), a name of it inside
+// the target that no host file has. Such a name is never a host path:
+// an archive that names a member after a host file must neither hide
+// that file's bytes as already scanned nor have it mapped, and two
+// archives with members of one name are two files. For a target that is
+// no host file, the name as the reader gives it (never a host file).
+func (t *target) hostFile(canon canonicalizer, file string) (string, bool) {
+	if t.src != nil || file == "" {
+		return file, false
 	}
-	return canon.path(file)
+	if t.hostNames[file] {
+		return canon.path(file), true
+	}
+	return "inside:" + canon.path(t.path) + "!" + file, false
 }

@@ -71,7 +71,8 @@ type Options struct {
 	// Opened, when set, is called once every target is opened and its
 	// views' extents are listed, before the detectors read any byte, with
 	// the host files the scan reads (what becomes report.Inputs: the
-	// targets, their backing chains, extents and data files). An error it
+	// targets, their backing chains, extents and data files, and any
+	// other file their images were allowed to open). An error it
 	// returns ends the run there: Scan returns it and no report. The CLI
 	// checks its output path here, so that `scan -o` naming a backing file
 	// fails at once rather than after the scan.
@@ -147,6 +148,11 @@ type target struct {
 	// named: the user named the target itself (not a directory scan or a
 	// store's configuration), so it may be a block device.
 	named bool
+	// names records the host files the target's image asked for (nil for
+	// a target that is no host file); hostNames are those the policy
+	// allowed, as named and after symlinks (see hostFile).
+	names     *hostfile.Log
+	hostNames map[string]bool
 }
 
 // plainData reports whether the target is a store's non-image file (a
@@ -162,6 +168,9 @@ type viewState struct {
 	view  model.View
 	ext   []model.Extent // non-zero extents, sorted by guest offset
 	files []string       // canonical host file of each extent
+	// internal holds the names in files that are no host files (hostFile):
+	// never mapped, opened or listed as inputs.
+	internal map[string]bool
 	// reps says how many times each extent repeats back to back (nil:
 	// once each): aliased tables that map a run of guest ranges to one
 	// host range are held as one record, not one per guest range.
@@ -245,7 +254,7 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 	sort.SliceStable(views, func(i, j int) bool { return kindOrder(views[i].view.Kind) < kindOrder(views[j].view.Kind) })
 
 	opened := openedFiles(ts, views)
-	rep.Inputs = slices.Sorted(maps.Keys(opened))
+	rep.Inputs = slices.Sorted(maps.Keys(touchedFiles(ts, opened)))
 	rep.Skipped = accountUnread(ts, dirFiles, opened, skipped)
 	if s.opts.Opened != nil {
 		if err := s.opts.Opened(rep.Inputs); err != nil {
@@ -336,12 +345,26 @@ func openedFiles(ts []*target, views []*viewState) map[string]bool {
 			continue // its files are members of a layer or an archive
 		}
 		for _, f := range v.files {
-			if f != "" {
+			if f != "" && !v.internal[f] {
 				opened[f] = true
 			}
 		}
 	}
 	return opened
+}
+
+// touchedFiles is opened and every other host file the targets' images
+// were allowed to open, read or not (a backing file that then failed to
+// decrypt, a Parallels DiskDescriptor.xml, a VDI's neighbour compared by
+// UUID): the files no report may be written over.
+func touchedFiles(ts []*target, opened map[string]bool) map[string]bool {
+	out := maps.Clone(opened)
+	for _, t := range ts {
+		for _, p := range t.names.Allowed() {
+			out[realPath(p)] = true
+		}
+	}
+	return out
 }
 
 func kindOrder(k model.Kind) int {
@@ -488,9 +511,15 @@ func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error
 		if err != nil {
 			return nil, fmt.Errorf("allowed roots: %w", err)
 		}
-		opener = roots.WithLog(s.opts.Names)
+		t.names = s.opts.Names.Tee()
+		opener = roots.WithLog(t.names)
 	}
-	return formats.Open(ctx, t.path, model.Options{Opener: opener, MaxInflate: s.opts.MaxInflate, BlockDevice: t.named})
+	im, err := formats.Open(ctx, t.path, model.Options{Opener: opener, MaxInflate: s.opts.MaxInflate, BlockDevice: t.named})
+	t.hostNames = map[string]bool{t.path: true}
+	for _, p := range t.names.Allowed() {
+		t.hostNames[p] = true
+	}
+	return im, err
 }
 
 // accountUnread lists in skipped the regular files found in directories
@@ -599,7 +628,14 @@ func (s *Scanner) prepareView(ctx context.Context, t *target, v model.View, cano
 			break
 		}
 		vs.ext = append(vs.ext, e)
-		vs.files = append(vs.files, t.hostFile(canon, e.File))
+		f, host := t.hostFile(canon, e.File)
+		if !host && f != "" {
+			if vs.internal == nil {
+				vs.internal = map[string]bool{}
+			}
+			vs.internal[f] = true
+		}
+		vs.files = append(vs.files, f)
 		vs.reps = append(vs.reps, 1)
 	}
 	if aliased > 0 {

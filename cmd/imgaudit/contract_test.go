@@ -414,6 +414,57 @@ func TestOutputRefusals(t *testing.T) {
 	unchanged(t, linked, links)
 }
 
+// TestOutputRefusalsOfFilesOpened: a file an image opened without then
+// reading it through a view is evidence too: a backing file that could
+// not be decrypted (the run is incomplete) and a Parallels disk's
+// DiskDescriptor.xml. Neither was among the inputs, so scan and extract
+// wrote their output over them (an audit saw both replaced).
+func TestOutputRefusalsOfFilesOpened(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img")
+	dir := t.TempDir()
+	testutil.Bash(t, dir, `set -e
+qemu-img create -q -f qcow2 --object secret,id=s0,data=pw -o encrypt.format=luks,encrypt.key-secret=s0 base.qcow2 16M
+qemu-img create -q -f qcow2 -u -b base.qcow2 -F qcow2 top.qcow2 16M
+mkdir p
+qemu-img create -q -f parallels p/disk.hds 16M`)
+	desc := filepath.Join(dir, "p", "DiskDescriptor.xml")
+	const guid = "{5fbaabe3-6958-40ff-92a7-860e329aab41}"
+	x := `<?xml version='1.0' encoding='UTF-8'?>
+<Parallels_disk_image Version="1.0">
+  <Disk_Parameters><Disk_size>32768</Disk_size><Cylinders>64</Cylinders><Heads>16</Heads><Sectors>32</Sectors><Padding>0</Padding></Disk_Parameters>
+  <StorageData><Storage><Start>0</Start><End>32768</End><Blocksize>2048</Blocksize>
+    <Image><GUID>` + guid + `</GUID><Type>Compressed</Type><File>disk.hds</File></Image>
+  </Storage></StorageData>
+  <Snapshots><Shot><GUID>` + guid + `</GUID><ParentGUID>{00000000-0000-0000-0000-000000000000}</ParentGUID></Shot></Snapshots>
+</Parallels_disk_image>
+`
+	if err := os.WriteFile(desc, []byte(x), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base, top, hds := filepath.Join(dir, "base.qcow2"), filepath.Join(dir, "top.qcow2"), filepath.Join(dir, "p", "disk.hds")
+	if code, out, errs := runCLI(t, "info", hds); code != exitOK || !strings.Contains(out+errs, "parallels") {
+		t.Fatalf("info %s: exit %d %s %s", hds, code, out, errs)
+	}
+	before := snapshotTree(t, dir)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"scan -o a backing file that failed to decrypt", []string{"scan", "--no-progress", "--format", "json", "-o", base, top}, "refusing to write " + base},
+		{"scan -o the DiskDescriptor.xml", []string{"scan", "--no-progress", "--format", "json", "-o", desc, hds}, "refusing to write " + desc},
+		{"extract -o the DiskDescriptor.xml", []string{"extract", hds, "-o", desc}, "refusing to write " + desc},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := runCLI(t, tc.args...)
+			if code != exitUsage || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, stderr %q: want exit %d and %q", code, errs, exitUsage, tc.want)
+			}
+		})
+	}
+	unchanged(t, before, dir)
+}
+
 // TestMain removes the binary cliBinary built, which would otherwise be
 // left in the temporary directory (22 MB a run).
 func TestMain(m *testing.M) {

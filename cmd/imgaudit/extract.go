@@ -36,7 +36,8 @@ FILE may not be the image or one of its backing files.`, stdout)
 	if *outPath == "" {
 		return exitUsage, usagef("-o FILE is required")
 	}
-	im, err := formats.Open(ctx, pos[0], roots.options(pos[0], model.Options{BlockDevice: true}))
+	opts, names := roots.optionsLogged(pos[0], model.Options{BlockDevice: true})
+	im, err := formats.Open(ctx, pos[0], opts)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -65,6 +66,9 @@ FILE may not be the image or one of its backing files.`, stdout)
 	if err != nil {
 		return exitUsage, fmt.Errorf("extract %s: %w", v.ID, err)
 	}
+	// And every other file the image was allowed to open, read or not
+	// (a Parallels DiskDescriptor.xml, a backing file it could not read).
+	inputs = append(inputs, names.Allowed()...)
 	out, err := checkOutput(*outPath, inputs)
 	if err != nil {
 		return exitUsage, err

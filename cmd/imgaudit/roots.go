@@ -39,8 +39,16 @@ func (b backingRoots) check() error {
 // and the --backing-root directories as the allowed roots. Where the
 // image's directory does not exist, formats.Open fails on the image itself.
 func (b backingRoots) options(image string, o model.Options) model.Options {
-	if roots, err := hostfile.NewRoots(append([]string{filepath.Dir(image)}, b...)...); err == nil {
-		o.Opener = roots
-	}
+	o, _ = b.optionsLogged(image, o)
 	return o
+}
+
+// optionsLogged is options with a log of the host files the image asks
+// for: what a command that writes a file must not write over.
+func (b backingRoots) optionsLogged(image string, o model.Options) (model.Options, *hostfile.Log) {
+	log := &hostfile.Log{}
+	if roots, err := hostfile.NewRoots(append([]string{filepath.Dir(image)}, b...)...); err == nil {
+		o.Opener = roots.WithLog(log)
+	}
+	return o, log
 }

@@ -169,6 +169,32 @@ type Log struct {
 	mu   sync.Mutex
 	uses []model.NameUse
 	held map[string]int // open handles, by the file's real name (Hold)
+	also *Log           // records every request too (Tee)
+}
+
+// Tee returns a new Log that records every request in itself and in l: a
+// scan keeps one per target, to know which host files that target's image
+// was allowed (Allowed), while l sees the whole run's.
+func (l *Log) Tee() *Log { return &Log{also: l} }
+
+// Allowed returns the host files the policy allowed (resolved or opened,
+// whether or not the image could then read them), as each request named
+// them (Path) and after symlinks (Real), without repeats.
+func (l *Log) Allowed() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range l.Uses() {
+		if u.Err != nil {
+			continue
+		}
+		for _, p := range []string{u.Path, u.Real} {
+			if p != "" && !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // Hold records that the file real is open, until the returned release
@@ -214,6 +240,7 @@ func (l *Log) Add(u model.NameUse) {
 	l.mu.Lock()
 	l.uses = append(l.uses, u)
 	l.mu.Unlock()
+	l.also.Add(u)
 }
 
 // Uses returns the requests recorded so far, in order.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -335,5 +336,58 @@ func TestLogHolds(t *testing.T) {
 	none.Add(model.NameUse{Name: "n"})
 	if none.Holds("/x") || none.Uses() != nil {
 		t.Error("a nil Log holds or records something")
+	}
+}
+
+// TestLogTeeAndAllowed: a Tee records in itself and in its parent, and
+// Allowed lists the names the policy allowed, as named and after
+// symlinks, whether or not the open then succeeded, and none it refused.
+func TestLogTeeAndAllowed(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"base.img", "other.img"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("other.img", filepath.Join(dir, "link.img")); err != nil {
+		t.Fatal(err)
+	}
+	var run Log
+	target := run.Tee()
+	roots, err := NewRoots(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := roots.WithLog(target)
+	from := filepath.Join(dir, "top.img")
+	for _, name := range []string{"base.img", "link.img", "/etc/passwd", "missing.img"} {
+		if f, _, err := r.Open(from, name); err == nil {
+			f.Close()
+		}
+	}
+	real := func(p string) string {
+		q, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	want := map[string]bool{
+		filepath.Join(dir, "base.img"): true, real(filepath.Join(dir, "base.img")): true,
+		filepath.Join(dir, "link.img"): true, real(filepath.Join(dir, "link.img")): true,
+	}
+	got := map[string]bool{}
+	for _, p := range target.Allowed() {
+		got[p] = true
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("Allowed = %v, want %v", got, want)
+	}
+	if a, b := len(run.Uses()), len(target.Uses()); a != 4 || b != 4 {
+		t.Errorf("the run's log has %d uses and the target's %d, want 4 each", a, b)
+	}
+	var none *Log
+	if none.Allowed() != nil {
+		t.Error("a nil Log allowed something")
 	}
 }
