@@ -255,7 +255,9 @@ func (s *Scanner) scan(ctx context.Context, open func() ([]*target, []report.Ski
 
 	opened := openedFiles(ts, views)
 	rep.Inputs = slices.Sorted(maps.Keys(touchedFiles(ts, opened)))
-	rep.Skipped = accountUnread(ts, dirFiles, opened, skipped)
+	var unread []*target
+	rep.Skipped, unread = accountUnread(ts, dirFiles, opened, skipped)
+	ts = append(ts, unread...)
 	if s.opts.Opened != nil {
 		if err := s.opts.Opened(rep.Inputs); err != nil {
 			return nil, err
@@ -393,6 +395,8 @@ func kindOrder(k model.Kind) int {
 // accountUnread.
 func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, skipped []report.Skipped, dirFiles []walked) {
 	fromDir := map[string]bool{}
+	// unlisted are a store's files that its discovery did not list.
+	var unlisted []*target
 	// dirRoot is the directory being scanned: the allowed root of the
 	// files the images found in it name (a store's own root for its VMs).
 	var dirRoot string
@@ -439,8 +443,14 @@ func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, ski
 				skipped = append(skipped, report.Skipped{Path: w.path, Reason: w.skip})
 			case listed != nil && !w.link:
 				// A store's regular files are its targets, backing files
-				// and extents; accountUnread finds any it did not reach.
+				// and extents; one that none of these turns out to be
+				// (discovery stops at 8 levels and 100000 files) is
+				// scanned on its own, once the targets are open.
 				dirFiles = append(dirFiles, w)
+				if !listed[w.real] {
+					unlisted = append(unlisted, &target{path: w.path, root: dirRoot, storeFile: true,
+						notes: []string{"store discovery did not reach this file (it searches 8 levels and 100000 files), and no image of the store reads it: scanned on its own"}})
+				}
 			case listed != nil && listed[w.real]:
 				skipped = append(skipped, report.Skipped{Path: w.path, Reason: "symlink to " + w.real + ", which is scanned as part of the store"})
 			case listed != nil:
@@ -460,25 +470,48 @@ func (s *Scanner) open(ctx context.Context, targets []string) (ts []*target, ski
 		}
 	}
 	backingOf := map[string]bool{}
-	for _, t := range ts {
-		if t.err != nil {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			t.err = err
-			continue
-		}
-		t.img, t.err = s.openImage(ctx, t)
-		if t.img != nil {
-			t.notes = append(t.notes, nameNotes(t.path, t.img.Format)...)
-			for _, b := range t.img.Backing {
-				// A backing file that could not be opened is not read
-				// through its child: it is scanned on its own.
-				if b.Path != "" && b.Err == nil {
-					backingOf[realPath(b.Path)] = true
+	openAll := func(ts []*target) {
+		for _, t := range ts {
+			if t.err != nil {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				t.err = err
+				continue
+			}
+			t.img, t.err = s.openImage(ctx, t)
+			if t.img != nil {
+				t.notes = append(t.notes, nameNotes(t.path, t.img.Format)...)
+				for _, b := range t.img.Backing {
+					// A backing file that could not be opened is not read
+					// through its child: it is scanned on its own.
+					if b.Path != "" && b.Err == nil {
+						backingOf[realPath(b.Path)] = true
+					}
 				}
 			}
 		}
+	}
+	openAll(ts)
+	if len(unlisted) > 0 {
+		// Those the store's images read (a VMDK's extents) are read
+		// there; the rest are targets of their own.
+		read := map[string]bool{}
+		for _, t := range ts {
+			read[realPath(t.path)] = true
+			for _, p := range t.names.Allowed() {
+				read[realPath(p)] = true
+			}
+		}
+		var more []*target
+		for _, t := range unlisted {
+			if !read[realPath(t.path)] {
+				more = append(more, t)
+				fromDir[t.path] = true
+			}
+		}
+		openAll(more)
+		ts = append(ts, more...)
 	}
 	var out []*target
 	for _, t := range ts {
@@ -522,20 +555,26 @@ func (s *Scanner) openImage(ctx context.Context, t *target) (*model.Image, error
 	return im, err
 }
 
-// accountUnread lists in skipped the regular files found in directories
-// that no target is and no view read: with a store layout, files that
-// discovery did not reach (it searches 8 levels and 100000 files).
-func accountUnread(ts []*target, dirFiles []walked, opened map[string]bool, skipped []report.Skipped) []report.Skipped {
+// accountUnread returns, as targets with an error (so that the run is
+// incomplete), the regular files found in directories that no target is
+// and no view read: in a store, a file that discovery did not list and
+// that an image opened without reading it through a view (open scans the
+// others on their own). Before 2026-12-08 such files, and every file
+// discovery did not reach, were only listed in skipped, and a gate
+// passed.
+func accountUnread(ts []*target, dirFiles []walked, opened map[string]bool, skipped []report.Skipped) ([]report.Skipped, []*target) {
 	seen := map[string]bool{}
 	for _, t := range ts {
 		seen[realPath(t.path)] = true
 	}
+	var unread []*target
 	for _, w := range dirFiles {
 		if !seen[w.real] && !opened[w.real] {
-			skipped = append(skipped, report.Skipped{Path: w.path, Reason: "not read: store discovery did not reach it"})
+			seen[w.real] = true
+			unread = append(unread, &target{path: w.path, err: errors.New("not read: store discovery did not list it, and the store's images opened it without reading it")})
 		}
 	}
-	return skipped
+	return skipped, unread
 }
 
 // looksLikeRawImage reports whether a raw file is a disk image, by its

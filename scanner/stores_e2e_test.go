@@ -737,3 +737,46 @@ nvram = "web01.nvram"
 			present: []string{"mem:save"}},
 	})
 }
+
+// TestStoreFilesDiscoveryDidNotReach: store discovery searches 8 levels
+// and 100,000 files; a disk below that, in a directory that a .vmx makes
+// a VMware store, was listed as skipped ("store discovery did not reach
+// it") and the run passed complete with its key unread (an audit found
+// exit 0). It is now a target of its own, with a note, and its key is
+// found.
+func TestStoreFilesDiscoveryDidNotReach(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "openssl")
+	dir := t.TempDir()
+	deep := "a/b/c/d/e/f/g/h/i"
+	testutil.Bash(t, dir, `set -e
+mkdir -p store/`+deep+`
+printf '.encoding = "UTF-8"\nconfig.version = "8"\ndisplayName = "vm"\n' > store/vm.vmx
+openssl genpkey -algorithm ed25519 > key.pem
+head -c 1048576 /dev/zero > disk.raw
+dd if=key.pem of=disk.raw bs=4096 seek=4 conv=notrunc status=none
+qemu-img convert -f raw -O qcow2 disk.raw store/`+deep+`/disk.qcow2`)
+	rep := scanDir(t, scanner.Options{}, filepath.Join(dir, "store"))
+	var found bool
+	for _, f := range rep.Findings {
+		for _, l := range f.Locations {
+			found = found || f.Rule == "private-key-pkcs8" && strings.HasPrefix(l.View, "disk.qcow2#")
+		}
+	}
+	if !found {
+		t.Errorf("the key in %s/disk.qcow2 was not found; skipped %+v", deep, rep.Skipped)
+	}
+	for _, s := range rep.Skipped {
+		if strings.HasSuffix(s.Path, "disk.qcow2") {
+			t.Errorf("skipped %+v: want the disk scanned", s)
+		}
+	}
+	var noted bool
+	for _, tg := range rep.Targets {
+		if strings.HasSuffix(tg.Path, "disk.qcow2") {
+			noted = slices.ContainsFunc(tg.Notes, func(n string) bool { return strings.Contains(n, "store discovery did not reach") })
+		}
+	}
+	if !noted {
+		t.Error("the disk's target does not say that discovery did not reach it")
+	}
+}
