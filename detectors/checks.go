@@ -26,7 +26,7 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 			if f.meta == nil {
 				f.meta = map[string]string{}
 			}
-			f.meta[rx.metaKeys[mg[1]]] = printable(w[a:b])
+			f.meta[rx.metaKeys[mg[1]]] = metaValue(rx.metaKeys[mg[1]], w[a:b])
 		}
 	}
 	switch r.check {
@@ -74,7 +74,7 @@ func (cs *chunkScanner) regexMatch(r *compiledRule, w []byte, m []int) (found, b
 		if f.meta == nil {
 			f.meta = map[string]string{}
 		}
-		f.meta["user"] = printable(user)
+		f.meta["user"] = metaValue("user", []byte(user))
 	case checkCrypt:
 		if lg := rx.lockedGroup; lg > 0 && m[2*lg+1] > m[2*lg] {
 			if f.meta == nil {
@@ -845,6 +845,42 @@ func isExample(secret []byte, meta map[string]string) bool {
 }
 
 // printable returns s with control and non-ASCII bytes replaced, bounded.
+// metaValue is the metadata value of a regex group (a URL's user name,
+// an account) as a report may show it. A user name can be a secret
+// itself: GitHub documents https://TOKEN:x-oauth-basic@github.com/, and
+// https://TOKEN@host is common. One that looks like a token (20 bytes or
+// more, letters and digits, high entropy) is redacted as previews are,
+// keeping a short prefix up to its first "_" or "-" (ghp_, glpat-); the
+// token's own rule reports it where it has one.
+func metaValue(key string, b []byte) string {
+	if (key == "user" || key == "account") && looksLikeToken(b) {
+		pfx := ""
+		if i := bytes.IndexAny(b, "_-"); i > 0 && i < 8 {
+			pfx = string(b[:i+1])
+		}
+		return printable([]byte(pfx)) + "…(" + strconv.Itoa(len(b)) + " chars)"
+	}
+	return printable(b)
+}
+
+// looksLikeToken reports whether b is long, mixes letters and digits and
+// has the entropy of a random string rather than of a name.
+func looksLikeToken(b []byte) bool {
+	if len(b) < 20 {
+		return false
+	}
+	var letter, digit bool
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+			letter = true
+		}
+	}
+	return letter && digit && shannon(b) >= 3.5
+}
+
 func printable(b []byte) string {
 	if len(b) > 128 {
 		b = b[:128]

@@ -68,3 +68,22 @@ func TestNoLeak(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaValue: a user name that looks like a token is redacted in the
+// metadata, keeping a short prefix; names stay as they are.
+func TestMetaValue(t *testing.T) {
+	for _, tc := range []struct{ key, in, want string }{
+		{"user", "oauth2", "oauth2"},
+		{"user", "x-access-token", "x-access-token"},
+		{"user", "gitlab-ci-token", "gitlab-ci-token"},
+		{"user", "continuous-integration-deployer", "continuous-integration-deployer"},
+		{"user", "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", "ghp_…(40 chars)"},
+		{"user", "3f9a1c0e8b7d4e2fa6c5b1d0e9f8a7b6", "…(32 chars)"},
+		{"account", "glpat-Xk29sLq0PzR7mNv4TbYw", "glpat-…(26 chars)"},
+		{"host", "a1b2c3d4e5f6a7b8c9d0e1f2.example.com", "a1b2c3d4e5f6a7b8c9d0e1f2.example.com"},
+	} {
+		if got := metaValue(tc.key, []byte(tc.in)); got != tc.want {
+			t.Errorf("metaValue(%s, %q) = %q, want %q", tc.key, tc.in, got, tc.want)
+		}
+	}
+}

@@ -90,6 +90,18 @@ func ruleCases() []caseFn {
 			return ruleCase{rule: p.rule, secret: tok, text: "GITHUB_TOKEN=" + tok + "\n", neg: []string{"GITHUB_TOKEN=" + bad + "\n"}}
 		})
 	}
+	// A token as a URL's user name, as GitHub documents it for git over
+	// HTTPS: found after the "//" (a "/" before the prefix is no boundary
+	// elsewhere), and the URL rule's user metadata (its password is
+	// x-oauth-basic) must not carry it in full (TestNoLeak).
+	add(func(g *gen) ruleCase {
+		tok := g.githubToken("ghp_")
+		return ruleCase{rule: "github-pat", secret: tok, text: "\turl = https://" + tok + ":x-oauth-basic@github.com/acme/app.git\n"}
+	})
+	add(func(g *gen) ruleCase {
+		tok := g.githubToken("ghs_")
+		return ruleCase{rule: "github-server-to-server-token", secret: tok, text: "git clone https://" + tok + "@github.com/acme/app.git\n"}
+	})
 	simple("github-fine-grained-pat", "token: ", func(g *gen) string { return "github_pat_" + g.s(csAlnum, 22) + "_" + g.s(csAlnum, 59) }, "\n", false)
 	simple("gitlab-pat", "GITLAB_TOKEN=", func(g *gen) string { return "glpat-" + g.s(csURL, 20) }, "\n", false)
 	simple("gitlab-pipeline-trigger-token", "-F token=", func(g *gen) string { return "glptt-" + g.s(csHex, 40) }, " -F ref=main", false)
