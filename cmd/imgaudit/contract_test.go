@@ -372,6 +372,13 @@ func TestOutputRefusals(t *testing.T) {
 	if err := os.WriteFile(state, []byte(`{}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ign, rules := filepath.Join(links, "accepted.ignore"), filepath.Join(links, "extra.toml")
+	if err := os.WriteFile(ign, []byte("sha256:"+strings.Repeat("0", 64)+" # test fixture\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rules, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	before, linked := snapshotTree(t, f.dir), snapshotTree(t, links)
 	tests := []struct {
 		name string
@@ -384,6 +391,9 @@ func TestOutputRefusals(t *testing.T) {
 		{"scan -o a hard link to the target", []string{"scan", "-o", hard, f.secrets}, "refusing to write " + hard},
 		{"scan -o a symlink to the backing file", []string{"scan", "-o", sym, f.demo}, "refusing to write " + sym},
 		{"scan -o a missing directory", []string{"scan", "-o", filepath.Join(f.dir, "nonexistent", "r.json"), f.secrets}, "nonexistent: no such file or directory"},
+		{"scan -o its --ignore file", []string{"scan", "--ignore", ign, "-o", ign, f.secrets}, "refusing to write " + ign},
+		{"scan -o its --rules file", []string{"scan", "--rules", rules, "-o", rules, f.secrets}, "refusing to write " + rules},
+		{"registry -o its --ignore file", []string{"registry", "--ignore", ign, "-o", ign, "127.0.0.1:1/x:1"}, "refusing to write " + ign},
 		{"merge -o an input", []string{"merge", "-o", rep, rep}, "refusing to write " + rep},
 		{"registry -o its state", []string{"registry", "--state", state, "-o", state, "127.0.0.1:1/x:1"}, "refusing to write " + state},
 		{"extract -o the backing file", []string{"extract", f.demo, "-o", base}, "refusing to write " + base},

@@ -80,7 +80,7 @@ incomplete).`, stdout)
 	}
 	ctx, cancel := scanner.WithMaxTime(ctx, rf.maxTime)
 	defer cancel()
-	out, err := checkOutput(rf.output, []string{*refsFile, *statePath})
+	out, err := checkOutput(rf.output, append(rf.readFiles(), *refsFile, *statePath))
 	if err != nil {
 		return exitUsage, err
 	}

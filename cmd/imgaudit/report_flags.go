@@ -139,6 +139,20 @@ func gateExit(rep *report.Report, threshold string) (int, string, error) {
 
 // checkOutput validates -o before the work starts (see outfile.Check):
 // nil for standard output.
+// readFiles are the files the flags name for reading that no report may
+// be written over: each --rules and --ignore file, and ./.imgauditignore
+// when no --ignore is given. Not --baseline: a report may replace the
+// baseline it was compared with (read whole before the scan; the report
+// is written atomically after it), which is how a baseline is kept.
+func (rf *reportFlags) readFiles() []string {
+	out := append([]string{}, rf.ruleFiles...)
+	out = append(out, rf.ignoreFiles...)
+	if len(rf.ignoreFiles) == 0 {
+		out = append(out, report.DefaultIgnoreFile)
+	}
+	return out
+}
+
 func checkOutput(path string, inputs []string) (*outfile.Output, error) {
 	if path == "" {
 		return nil, nil

@@ -85,7 +85,7 @@ incomplete).`, stdout)
 	// scanned directory; once the targets are open, before any byte is
 	// scanned, nor any file they name (scanner.Options.Opened); and when
 	// the report is written, nor any file the run read.
-	out, err := checkOutput(rf.output, targets)
+	out, err := checkOutput(rf.output, append(rf.readFiles(), targets...))
 	if err != nil {
 		return exitUsage, err
 	}
