@@ -348,14 +348,24 @@ func (r *Roots) Open(from, name string) (model.File, string, error) {
 }
 
 // List implements model.Opener: the regular files of the directory dir
-// names, relative to from's directory. Listing is not opening: the names
-// it returns are each resolved by Open under the policy, which refuses
-// those outside the roots.
+// names, relative to from's directory. The directory is resolved under
+// the policy first (EvalSymlinks): one outside the roots is refused
+// unread, so that an image never makes imgaudit list, or name in an
+// error, what lies beside the roots. Listing is not opening: the names it
+// returns are each resolved by Open under the policy, which refuses those
+// outside the roots.
 func (r *Roots) List(from, dir string) ([]string, error) {
+	if dir == "" || strings.ContainsRune(dir, 0) {
+		return nil, &model.RefusedError{Name: dir, Err: model.ErrBadName}
+	}
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(filepath.Dir(from), dir)
 	}
-	ents, err := os.ReadDir(dir)
+	real, err := r.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(real)
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +376,106 @@ func (r *Roots) List(from, dir string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// maxLinks bounds the symbolic links EvalSymlinks follows for one path
+// (filepath.EvalSymlinks's bound).
+const maxLinks = 255
+
+// EvalSymlinks is filepath.EvalSymlinks for a path that must lead inside
+// the roots, and that never touches the file system outside them. p is
+// made absolute and cleaned, and checked lexically against the roots (as
+// given and after symlinks) before any system call: a path outside them
+// is refused without a stat, a readlink or a mount being triggered, and
+// the refusal names no host path but p. A path inside is then resolved
+// one component at a time from its root's resolved directory; a component
+// is looked at (lstat, readlink) only if it lies under a root or is one
+// of the directories above a root, so a symbolic link inside a root that
+// leads out (to /etc, to an automounted /net/host) is refused before its
+// target is looked at, with the path it leads to as written (Real). The
+// refusal is a *model.RefusedError wrapping model.ErrOutsideRoots; other
+// errors (a missing file) are the file system's, about a path inside the
+// roots.
+func (r *Roots) EvalSymlinks(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	refuse := func(real string) (string, error) {
+		return "", &model.RefusedError{Name: p, Path: abs, Real: real, Err: model.ErrOutsideRoots}
+	}
+	dest, rest, ok := r.lexical(abs)
+	if !ok {
+		return refuse("")
+	}
+	for links := 0; rest != ""; {
+		var comp string
+		comp, rest, _ = strings.Cut(strings.TrimLeft(rest, "/"), "/")
+		switch comp {
+		case "", ".":
+			continue
+		case "..":
+			// dest has no symbolic link: its parent is lexical.
+			dest = filepath.Dir(dest)
+			continue
+		}
+		next := filepath.Join(dest, comp)
+		if !r.mayLook(next) {
+			return refuse(filepath.Join(next, rest))
+		}
+		st, err := os.Lstat(next)
+		if err != nil {
+			return "", err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			dest = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", &fs.PathError{Op: "lstat", Path: abs, Err: unix.ELOOP}
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			dest = "/"
+		}
+		rest = target + "/" + rest
+	}
+	if !r.inside(dest) {
+		return refuse(dest)
+	}
+	return dest, nil
+}
+
+// lexical finds the root abs (absolute and clean) lies under, lexically:
+// the root's resolved directory, and what remains of abs below it.
+func (r *Roots) lexical(abs string) (dir, rest string, ok bool) {
+	for _, x := range r.roots {
+		if under(abs, x.real) {
+			return x.real, strings.TrimPrefix(abs, x.real), true
+		}
+	}
+	for _, x := range r.roots {
+		if under(abs, x.abs) {
+			return x.real, strings.TrimPrefix(abs, x.abs), true
+		}
+	}
+	return "", "", false
+}
+
+// mayLook reports whether EvalSymlinks may look at p (absolute, clean,
+// its directory free of symbolic links): p lies under a root after
+// symlinks, or is a directory above one (whose every component NewRoots
+// has already resolved).
+func (r *Roots) mayLook(p string) bool {
+	for _, x := range r.roots {
+		if under(p, x.real) || under(x.real, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Roots) resolve(from, name string) (model.NameUse, error) {
@@ -388,20 +498,24 @@ func (r *Roots) resolve(from, name string) (model.NameUse, error) {
 		u.Err = err
 		return u, err
 	}
-	real, err := filepath.EvalSymlinks(abs)
+	// A name outside the roots is refused before any system call (a stat
+	// or readlink of /etc/localtime, an automount under /net), and its
+	// refusal names nothing the host resolved: whether a file outside the
+	// roots exists, or where it leads, is none of the image's business.
+	// A name inside that leads out through a symbolic link is refused
+	// with where the link leads (a link under a root is the host's, not
+	// the image's), before that target is looked at.
+	real, err := r.EvalSymlinks(abs)
 	if err != nil {
-		if !r.inside(abs, true) {
-			// Whether a file outside the roots exists is none of the
-			// image's business: the answer is the same either way.
-			return refuse(model.ErrOutsideRoots, "")
+		var re *model.RefusedError
+		if errors.As(err, &re) {
+			u.Real = re.Real
+			return refuse(re.Err, "")
 		}
 		u.Err = err
 		return u, err
 	}
 	u.Real = real
-	if !r.inside(real, false) {
-		return refuse(model.ErrOutsideRoots, "")
-	}
 	if pseudoPath(real) {
 		return refuse(model.ErrNotRegular, "a kernel pseudo file (/proc, /sys)")
 	}
@@ -416,11 +530,10 @@ func (r *Roots) resolve(from, name string) (model.NameUse, error) {
 	return u, nil
 }
 
-// inside reports whether p lies under a root: after symlinks, or (lexical)
-// under a root as given or after symlinks.
-func (r *Roots) inside(p string, lexical bool) bool {
+// inside reports whether p (resolved) lies under a root after symlinks.
+func (r *Roots) inside(p string) bool {
 	for _, x := range r.roots {
-		if under(p, x.real) || (lexical && under(p, x.abs)) {
+		if under(p, x.real) {
 			return true
 		}
 	}

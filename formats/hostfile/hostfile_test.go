@@ -24,7 +24,10 @@ import (
 //	dir/root/img.qcow2, base.qcow2, sub/deep.qcow2, fifo, sock,
 //	         to-outside -> ../outside/secret, to-base -> base.qcow2,
 //	         to-proc -> /proc/self/status, to-null -> /dev/null
-//	dir/outside/secret
+//	dir/outside/secret, to-secret -> secret, to-root -> ../root
+//
+// and in the root, to-outside-dir -> ../outside, to-nowhere ->
+// /nonexistent-imgaudit-test/dir/file.
 func tree(t *testing.T) (root, outside string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -50,6 +53,8 @@ func tree(t *testing.T) (root, outside string) {
 	for name, target := range map[string]string{
 		"to-outside": "../outside/secret", "to-base": "base.qcow2",
 		"to-proc": "/proc/self/status", "to-null": "/dev/null",
+		"to-outside-dir": "../outside", "to-nowhere": "/nonexistent-imgaudit-test/dir/file",
+		"../outside/to-secret": "secret", "../outside/to-root": "../root",
 	} {
 		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
 			t.Fatal(err)
@@ -80,6 +85,7 @@ func TestRootsResolve(t *testing.T) {
 		want     string // resolved path, or
 		wantErr  error  // the refusal
 		wantText string // in the error text
+		notText  string // never in the error text
 	}{
 		{name: "base.qcow2", want: filepath.Join(root, "base.qcow2")},
 		{name: "./sub/deep.qcow2", want: filepath.Join(root, "sub/deep.qcow2")},
@@ -93,6 +99,18 @@ func TestRootsResolve(t *testing.T) {
 		{name: "to-outside", wantErr: model.ErrOutsideRoots, wantText: "resolves to " + secret},
 		{name: "/etc/shadow", wantErr: model.ErrOutsideRoots},
 		{name: "/nonexistent/file", wantErr: model.ErrOutsideRoots},
+		// A name outside the roots is refused before the file system is
+		// asked: the refusal names no path the host resolved.
+		{name: filepath.Join(outside, "to-secret"), wantErr: model.ErrOutsideRoots, notText: secret},
+		{name: "../outside/to-secret", wantErr: model.ErrOutsideRoots, notText: "resolves to"},
+		{name: "/etc/localtime", wantErr: model.ErrOutsideRoots, notText: "zoneinfo"},
+		// ... even one that a symbolic link outside leads back into a root.
+		{name: filepath.Join(outside, "to-root/base.qcow2"), wantErr: model.ErrOutsideRoots, notText: "resolves to"},
+		// A link inside a root that leads out is refused before its
+		// target is looked at: the same answer whether the target exists.
+		{name: "to-outside-dir/secret", wantErr: model.ErrOutsideRoots, wantText: "resolves to " + secret},
+		{name: "to-outside-dir/missing", wantErr: model.ErrOutsideRoots},
+		{name: "to-nowhere", wantErr: model.ErrOutsideRoots, wantText: "resolves to /nonexistent-imgaudit-test/dir/file"},
 		{name: "missing.qcow2", wantErr: fs.ErrNotExist},
 		{name: "fifo", wantErr: model.ErrNotRegular, wantText: "named pipe"},
 		{name: "sock", wantErr: model.ErrNotRegular, wantText: "socket"},
@@ -124,6 +142,9 @@ func TestRootsResolve(t *testing.T) {
 				}
 				if !errors.Is(err, c.wantErr) || !strings.Contains(err.Error(), c.wantText) {
 					t.Errorf("Resolve = %q, %v; want %v with %q", p, err, c.wantErr, c.wantText)
+				}
+				if c.notText != "" && err != nil && strings.Contains(err.Error(), c.notText) {
+					t.Errorf("Resolve error %q names %q", err, c.notText)
 				}
 				of, _, oerr := r.Open(f, c.name)
 				if oerr == nil {
@@ -389,5 +410,98 @@ func TestLogTeeAndAllowed(t *testing.T) {
 	var none *Log
 	if none.Allowed() != nil {
 		t.Error("a nil Log allowed something")
+	}
+}
+
+// TestRootsLexical: which root a name lies under is decided from the
+// name alone, before any system call, against each root as given and
+// after symlinks; and EvalSymlinks looks only at paths under a root or
+// at the directories above one.
+func TestRootsLexical(t *testing.T) {
+	root, outside := tree(t)
+	dir := filepath.Dir(root)
+	alias := filepath.Join(dir, "alias") // a root given through a link
+	if err := os.Symlink("root", alias); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRoots(alias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path     string
+		ok       bool
+		wantRest string
+	}{
+		{path: filepath.Join(root, "base.qcow2"), ok: true, wantRest: "/base.qcow2"},
+		{path: filepath.Join(alias, "sub/deep.qcow2"), ok: true, wantRest: "/sub/deep.qcow2"},
+		{path: root, ok: true},
+		{path: alias, ok: true},
+		{path: filepath.Join(outside, "to-root/base.qcow2")},
+		{path: root + "x/base.qcow2"},
+		{path: dir},
+		{path: "/etc/localtime"},
+		{path: "/net/host/x"},
+	} {
+		d, rest, ok := r.lexical(c.path)
+		if ok != c.ok || (ok && (d != root || rest != c.wantRest)) {
+			t.Errorf("lexical(%s) = %q, %q, %v; want %q, %q, %v", c.path, d, rest, ok, root, c.wantRest, c.ok)
+		}
+	}
+	for p, want := range map[string]bool{
+		"/": true, dir: true, root: true, filepath.Join(root, "sub/x"): true,
+		outside: false, filepath.Join(outside, "secret"): false, alias: false,
+		"/etc": false, "/net": false, "/proc": false,
+	} {
+		if got := r.mayLook(p); got != want {
+			t.Errorf("mayLook(%s) = %v, want %v", p, got, want)
+		}
+	}
+	if got, err := r.EvalSymlinks(filepath.Join(alias, "to-base")); err != nil || got != filepath.Join(root, "base.qcow2") {
+		t.Errorf("EvalSymlinks through the root's link = %q, %v", got, err)
+	}
+}
+
+// TestRootsList: List reads a directory only under the policy; the
+// directory above a root, or one a link leads out to, is refused unread,
+// and the refusal names none of its files.
+func TestRootsList(t *testing.T) {
+	root, outside := tree(t)
+	from := filepath.Join(root, "img.qcow2")
+	r, err := NewRoots(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dir     string
+		want    []string // regular files listed, or
+		wantErr error    // the refusal
+	}{
+		{dir: ".", want: []string{"base.qcow2", "img.qcow2"}},
+		{dir: "sub", want: []string{"deep.qcow2"}},
+		{dir: root, want: []string{"base.qcow2", "img.qcow2"}},
+		{dir: "..", wantErr: model.ErrOutsideRoots},
+		{dir: "../outside", wantErr: model.ErrOutsideRoots},
+		{dir: outside, wantErr: model.ErrOutsideRoots},
+		{dir: "to-outside-dir", wantErr: model.ErrOutsideRoots},
+		{dir: "/etc", wantErr: model.ErrOutsideRoots},
+		{dir: "missing", wantErr: fs.ErrNotExist},
+		{dir: "", wantErr: model.ErrBadName},
+	} {
+		t.Run(strings.ReplaceAll(c.dir, "/", "|"), func(t *testing.T) {
+			got, err := r.List(from, c.dir)
+			if c.wantErr == nil {
+				if err != nil || strings.Join(got, ",") != strings.Join(c.want, ",") {
+					t.Errorf("List = %q, %v; want %q", got, err, c.want)
+				}
+				return
+			}
+			if !errors.Is(err, c.wantErr) || got != nil {
+				t.Errorf("List = %q, %v; want %v", got, err, c.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("List error %q names a file outside the roots", err)
+			}
+		})
 	}
 }
