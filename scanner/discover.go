@@ -3,6 +3,7 @@ package scanner
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/imgaudit/imgaudit/formats"
+	"github.com/imgaudit/imgaudit/formats/hostfile"
+	"github.com/imgaudit/imgaudit/formats/model"
 )
 
 // walked is one entry of a scanned directory. Every entry ends up as a
@@ -37,11 +40,20 @@ type walked struct {
 // itself is an error.
 func walkDir(ctx context.Context, dir string, extra []string) ([]walked, error) {
 	roots := allowedLinkRoots{scanned: realPath(dir)}
+	dirs := []string{dir}
 	for _, r := range extra {
 		roots.extra = append(roots.extra, realPath(r))
+		if st, err := os.Stat(r); err == nil && st.IsDir() {
+			dirs = append(dirs, r)
+		}
 	}
+	names, err := hostfile.NewRoots(dirs...)
+	if err != nil {
+		return nil, err
+	}
+	roots.names = names
 	var out []walked
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == dir {
 				return err
@@ -97,6 +109,9 @@ func walkDir(ctx context.Context, dir string, extra []string) ([]walked, error) 
 type allowedLinkRoots struct {
 	scanned string
 	extra   []string
+	// names resolves a link under the same policy as the names an image
+	// writes: the same roots, checked before the file system is asked.
+	names *hostfile.Roots
 }
 
 // where returns the allowed root that holds dst (resolved) and whether
@@ -121,21 +136,27 @@ func within(dir, p string) bool {
 
 // followLink decides about a symlink of a scanned directory: only a
 // regular file inside an allowed root is followed; one under a
-// --backing-root says so in its note.
+// --backing-root says so in its note. The link is resolved by
+// hostfile.Roots.EvalSymlinks, which looks at nothing outside the roots:
+// a link that leads out (to /etc, to an automounted /net/host) is skipped
+// without its target being looked at, whether or not that target exists.
 func followLink(roots allowedLinkRoots, p string) walked {
-	dst, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return walked{path: p, skip: "broken symlink: not followed"}
-	}
-	if abs, err := filepath.Abs(dst); err == nil {
-		dst = abs
-	}
-	root, scanned, ok := roots.where(dst)
-	if !ok {
+	outside := func() walked {
 		if len(roots.extra) > 0 {
 			return walked{path: p, skip: "symlink to a file outside the scanned directory and every --backing-root: not followed"}
 		}
 		return walked{path: p, skip: "symlink to a file outside the scanned directory: not followed"}
+	}
+	dst, err := roots.names.EvalSymlinks(p)
+	switch {
+	case errors.Is(err, model.ErrOutsideRoots):
+		return outside()
+	case err != nil:
+		return walked{path: p, skip: "broken symlink: not followed"}
+	}
+	root, scanned, ok := roots.where(dst)
+	if !ok {
+		return outside()
 	}
 	st, err := os.Stat(dst)
 	switch {

@@ -28,8 +28,12 @@ func TestDirectoryAccounting(t *testing.T) {
 			"again.qcow2": "symlink to " + filepath.Join(dir, "base.qcow2") + ", which is scanned as " + filepath.Join(dir, "base.qcow2"),
 			"far.qcow2":   "symlink to a file outside the scanned directory: not followed",
 			"gone.qcow2":  "broken symlink: not followed",
-			"sub":         "symlink to a directory: not followed",
-			"pipe":        "not a regular file: named pipe",
+			// A link that leads out is refused before its target is
+			// looked at: the same answer whether or not it exists.
+			"nowhere.qcow2":  "symlink to a file outside the scanned directory: not followed",
+			"out-gone.qcow2": "symlink to a file outside the scanned directory: not followed",
+			"sub":            "symlink to a directory: not followed",
+			"pipe":           "not a regular file: named pipe",
 		}
 	}
 	zipNote := "named .vdi, content is a zip archive: not an image; scanned as raw bytes"
@@ -59,7 +63,9 @@ func TestDirectoryAccounting(t *testing.T) {
 			wantSkipped: func(dir string) map[string]string {
 				m := linkSkips(dir)
 				delete(m, "far.qcow2")
-				m["shadow"] = "symlink to a file outside the scanned directory and every --backing-root: not followed"
+				for _, l := range []string{"shadow", "nowhere.qcow2", "out-gone.qcow2"} {
+					m[l] = "symlink to a file outside the scanned directory and every --backing-root: not followed"
+				}
 				m["notes.txt"] = "not an image: text"
 				return m
 			},
@@ -105,7 +111,8 @@ func TestDirectoryAccounting(t *testing.T) {
 			if err := os.WriteFile(secret, []byte("root:$6$planted:19000:0:99999:7:::\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			for link, to := range map[string]string{"again.qcow2": "base.qcow2", "far.qcow2": "../elsewhere/far.qcow2", "gone.qcow2": "missing.qcow2", "sub": ".", "shadow": secret} {
+			for link, to := range map[string]string{"again.qcow2": "base.qcow2", "far.qcow2": "../elsewhere/far.qcow2", "gone.qcow2": "missing.qcow2", "sub": ".", "shadow": secret,
+				"nowhere.qcow2": "/nonexistent-imgaudit-test/far.qcow2", "out-gone.qcow2": "../missing.qcow2"} {
 				if err := os.Symlink(to, in(link)); err != nil {
 					t.Fatal(err)
 				}
