@@ -224,7 +224,10 @@ func uuidString(u [16]byte) string {
 }
 
 // openParent finds the parent among the .vdi files of the image's directory
-// and the one above, by creation UUID, and wires it under disk.
+// and the one above, by creation UUID, and wires it under disk. Both
+// directories are listed through opts.Opener, under the policy: one
+// outside the allowed roots is not read, and the error says so without
+// naming anything in it.
 func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h header, opts model.Options) {
 	path := im.Path
 	link := model.BackingLink{Name: "{" + uuidString(h.uuidLink) + "}", Format: "vdi"}
@@ -234,10 +237,16 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 	}
 	seen, tried := 0, 0
 	var refused error
-	var refusedName string
+	var refusedName string // `candidate "../x.vdi"` or `directory ".."`
 	for _, sub := range []string{".", ".."} {
 		names, err := opts.Opener.List(path, sub)
 		if err != nil {
+			// A directory outside the roots (the one above an image at
+			// the top of a root) is not read: the search says so, naming
+			// nothing in it.
+			if refused == nil && errors.Is(err, model.ErrOutsideRoots) {
+				refused, refusedName = err, fmt.Sprintf("directory %q", sub)
+			}
 			continue
 		}
 		for _, n := range names {
@@ -253,7 +262,7 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 			f, cand, err := opts.Opener.Open(path, rel)
 			if err != nil {
 				if refused == nil && errors.As(err, new(*model.RefusedError)) {
-					refused, refusedName = err, rel
+					refused, refusedName = err, fmt.Sprintf("candidate %q", rel)
 				}
 				continue
 			}
@@ -285,7 +294,7 @@ func openParent(ctx context.Context, im *model.Image, disk *blockmap.Disk, h hea
 	}
 	msg := fmt.Sprintf("vdi: no .vdi with UUID %s next to the image or in the directory above (%d examined)", uuidString(h.uuidLink), tried)
 	if refused != nil {
-		link.Err = model.Wrapf(refused, path, 0x1A8, "%s; candidate %q", msg, refusedName)
+		link.Err = model.Wrapf(refused, path, 0x1A8, "%s; %s", msg, refusedName)
 	} else {
 		link.Err = model.Errorf(path, 0x1A8, "%s", msg)
 	}

@@ -132,6 +132,61 @@ func TestDifferencing(t *testing.T) {
 			blockmaptest.CheckDifferencing(t, Open, opts, child, base, "child.vdi#backing:base.vdi", want, baseData)
 		})
 	}
+	t.Run("parent-dir-outside-roots", func(t *testing.T) {
+		// outside/images/child.vdi, its parent (the matching UUID) and
+		// another VDI in outside/, the directory above the only root:
+		// that directory is never listed, so neither of its files is
+		// opened, looked at or named, and the refusal still says why.
+		dir := filepath.Join(t.TempDir(), "outside")
+		images := filepath.Join(dir, "images")
+		if err := os.MkdirAll(images, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		base := makeImage(t, dir, "private-payroll", "static=off", size)
+		makeImage(t, dir, "private-other", "static=off", size)
+		child := makeImage(t, images, "child", "static=off", size, 0)
+		makeDifferencing(t, child, base)
+		roots, err := hostfile.NewRoots(images)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name   string
+			opener model.Opener
+		}{{"default", nil}, {"roots", roots}} {
+			t.Run(c.name, func(t *testing.T) {
+				log := &hostfile.Log{}
+				opts := model.Options{Open: New}
+				if c.opener != nil {
+					opts.Opener = roots.WithLog(log)
+				}
+				im, err := Open(context.Background(), child, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer im.Close()
+				if len(im.Backing) != 1 || im.Backing[0].Path != "" || !errors.Is(im.Backing[0].Err, model.ErrOutsideRoots) {
+					t.Fatalf("backing %+v, want the directory above refused", im.Backing)
+				}
+				var texts []string
+				for _, e := range im.Errors {
+					texts = append(texts, e.Error())
+				}
+				texts = append(texts, im.Backing[0].Err.Error())
+				for _, v := range im.Views {
+					texts = append(texts, v.Notes...)
+				}
+				for _, u := range log.Uses() {
+					texts = append(texts, u.Name, u.Path, u.Real)
+				}
+				for _, s := range texts {
+					if strings.Contains(s, "private-") {
+						t.Errorf("%q names a file outside the roots", s)
+					}
+				}
+			})
+		}
+	})
 	t.Run("missing-grandparent", func(t *testing.T) {
 		// base <- mid <- child, base gone: the child's chain is short,
 		// so the child was not read completely (an error of its own).
