@@ -201,31 +201,44 @@ func (s *Scanner) resolveDirTransport(dir string) []image {
 	return []image{imageFromManifest(dir+"@"+digest, digest, mt, raw, "", blob)}
 }
 
-// resolveLayout lists every image of an OCI layout directory.
+// resolveLayout lists every image of an OCI layout directory. Its files
+// (index.json, and blobs/ALG/HEX for manifests and blobs) are read only
+// as regular files inside it: no component below the directory may be a
+// symbolic link (hostfile.OpenBeneath). go-containerregistry refuses a
+// blob that is itself a link, but followed a blobs or blobs/sha256
+// directory that links to another store's, and index.json was followed
+// wherever it led: a layout of its own index.json and a link to another
+// store's blobs read that store's images and reported them as its own.
 func (s *Scanner) resolveLayout(dir string) []image {
-	lp, err := layout.FromPath(dir)
-	if err != nil {
+	if _, err := layout.FromPath(dir); err != nil {
 		return []image{{Target: dir, Err: fmt.Errorf("OCI layout: %w", err)}}
 	}
+	open := func(rel ...string) func(string) (*os.File, error) {
+		return func(string) (*os.File, error) { return hostfile.OpenBeneath(dir, path.Join(rel...)) }
+	}
+	blobPath := func(h v1.Hash) string { return filepath.Join(dir, "blobs", h.Algorithm, h.Hex) }
 	return s.resolveOCI(ociLayout{
 		name: dir,
-		// index.json is read as a regular file only (a FIFO would block);
-		// go-containerregistry opens the blobs the same way.
+		// index.json is read as a regular file only (a FIFO would block).
 		index: func() ([]byte, error) {
-			return readRegular(filepath.Join(dir, "index.json"), hostfile.OpenRegular, maxMetadataBytes)
+			return readRegular(filepath.Join(dir, "index.json"), open("index.json"), maxMetadataBytes)
 		},
-		// As go-containerregistry's Path.Bytes reads it (a symlink is
-		// refused), within maxMetadataBytes.
+		// Within maxMetadataBytes.
 		manifest: func(h v1.Hash) ([]byte, error) {
-			return readRegular(filepath.Join(dir, "blobs", h.Algorithm, h.Hex), hostfile.OpenRegularNoFollow, maxMetadataBytes)
+			return readRegular(blobPath(h), open("blobs", h.Algorithm, h.Hex), maxMetadataBytes)
 		},
 		blob: func(h v1.Hash) blobSource {
 			return blobSource{
-				open: func(context.Context) (io.ReadCloser, error) { return lp.Blob(h) },
-				// The blob is a file of the layout: read in place, unless it
-				// is a link (go-containerregistry refuses those as streams).
+				open: func(context.Context) (io.ReadCloser, error) {
+					f, err := hostfile.OpenBeneath(dir, path.Join("blobs", h.Algorithm, h.Hex))
+					if err != nil {
+						return nil, err
+					}
+					return f, nil
+				},
+				// The blob is a file of the layout: read in place.
 				openAt: func(context.Context) (*blobFileAt, error) {
-					return openFileAt(filepath.Join(dir, "blobs", h.Algorithm, h.Hex), hostfile.OpenRegularNoFollow)
+					return openFileAt(blobPath(h), open("blobs", h.Algorithm, h.Hex))
 				},
 			}
 		},

@@ -149,6 +149,62 @@ func TestLayoutBlobsStayInside(t *testing.T) {
 	}
 }
 
+// TestLayoutLinkedDirsStayInside: an OCI layout with its own oci-layout
+// and index.json whose blobs directory, or blobs/sha256, is a symlink to
+// another store's, or whose index.json links to another store's (its
+// blobs copied in), is refused: the other store's image (and its token)
+// is never read under the layout's name, the layout's image is a target
+// error naming the link, the run is incomplete, and a layout scanned
+// beside it still reports its own secret. Before, only a blob that was
+// itself a link was refused.
+func TestLayoutLinkedDirsStayInside(t *testing.T) {
+	for _, kind := range []string{"blobs", "blobs-sha256", "index"} {
+		t.Run(kind, func(t *testing.T) {
+			token, own := npmToken(t), npmToken(t)
+			other := writeSource(t, "oci-layout", imageOf(t, layer(t, "", file("app/env", "NPM_TOKEN="+token+"\n"))))
+			good := writeSource(t, "oci-layout", imageOf(t, layer(t, "", file("app/env", "NPM_TOKEN="+own+"\n"))))
+			evil := filepath.Join(t.TempDir(), "evil")
+			if err := os.MkdirAll(filepath.Join(evil, "blobs"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Bash(t, evil, "cp "+filepath.Join(other, "oci-layout")+" "+filepath.Join(other, "index.json")+" .")
+			link, target := "", ""
+			switch kind {
+			case "blobs":
+				os.Remove(filepath.Join(evil, "blobs"))
+				link, target = filepath.Join(evil, "blobs"), filepath.Join(other, "blobs")
+			case "blobs-sha256":
+				link, target = filepath.Join(evil, "blobs", "sha256"), filepath.Join(other, "blobs", "sha256")
+			case "index":
+				testutil.Bash(t, evil, "cp -r "+filepath.Join(other, "blobs", "sha256")+" blobs/ && rm index.json")
+				link, target = filepath.Join(evil, "index.json"), filepath.Join(other, "index.json")
+			}
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := newScanner(t, Options{}).ScanLocal(context.Background(), []string{evil, good})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := findingsByFP(rep)[fp(token)]; f != nil {
+				t.Errorf("the other store's token was reported: %+v", f.Locations)
+			}
+			if findingsByFP(rep)[fp(own)] == nil {
+				t.Error("the layout scanned beside it lost its own finding")
+			}
+			var errs []string
+			for _, tg := range rep.Targets {
+				if strings.HasPrefix(tg.Path, evil) {
+					errs = append(errs, tg.Errors...)
+				}
+			}
+			if all := strings.Join(errs, "\n"); !strings.Contains(all, link+" is a symlink") || rep.Complete {
+				t.Errorf("errors %q, complete %v: want one naming %s as a symlink, and an incomplete run", all, rep.Complete, link)
+			}
+		})
+	}
+}
+
 // TestMetadataLimits: the JSON a local source makes the scan read whole
 // is bounded. An OCI layout's index.json or a manifest blob it names
 // over maxMetadataBytes (padded with spaces: still valid JSON), a

@@ -53,6 +53,83 @@ func OpenRegularNoFollow(path string) (*os.File, error) {
 	return openRegular(path, path, unix.O_NOFOLLOW)
 }
 
+// ErrSymlink: a component of a path that must lie inside a directory
+// (OpenBeneath) is a symbolic link.
+var ErrSymlink = errors.New("is a symlink, not followed: the files read must lie inside the directory")
+
+// OpenBeneath is OpenRegularNoFollow for the file at dir/rel whose every
+// component below dir must be what it names, not a symbolic link: the
+// files of an OCI layout directory (index.json, blobs/ALG/HEX), which a
+// layout whose blobs directory links to another store's would otherwise
+// make imgaudit read (and report under the layout's name). dir itself,
+// the directory the user named, is followed. The path is walked one
+// component at a time from a descriptor of dir (openat with O_NOFOLLOW),
+// so that a link swapped in during the walk is refused too; rel's
+// components may not be empty, "." or "..". A link is refused with an
+// error wrapping ErrSymlink that names its path; a last component that
+// is no regular file as OpenRegular refuses it, without opening it.
+func OpenBeneath(dir, rel string) (*os.File, error) {
+	parts := strings.Split(rel, "/")
+	for _, c := range parts {
+		if c == "" || c == "." || c == ".." {
+			return nil, &fs.PathError{Op: "open", Path: filepath.Join(dir, rel), Err: fs.ErrInvalid}
+		}
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	cur := dir
+	for _, c := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, c)
+		next, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			err = linkError(fd, c, cur, err)
+			unix.Close(fd)
+			return nil, err
+		}
+		unix.Close(fd)
+		fd = next
+	}
+	defer unix.Close(fd)
+	last := parts[len(parts)-1]
+	name := filepath.Join(dir, rel)
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, last, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	switch t := st.Mode & unix.S_IFMT; t {
+	case unix.S_IFREG:
+	case unix.S_IFLNK:
+		return nil, fmt.Errorf("%s %w", name, ErrSymlink)
+	default:
+		return nil, &model.RefusedError{Name: name, Path: name, What: whatMode(t), Err: model.ErrNotRegular}
+	}
+	f, err := unix.Openat(fd, last, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, linkError(fd, last, name, err)
+	}
+	if err := checkFD(f, name, false); err != nil {
+		unix.Close(f)
+		return nil, err
+	}
+	if err := unix.SetNonblock(f, false); err != nil {
+		unix.Close(f)
+		return nil, &fs.PathError{Op: "fcntl", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(f), name), nil
+}
+
+// linkError is the error of opening c (at path p) under the directory
+// descriptor dirfd with O_NOFOLLOW: a link is named as such.
+func linkError(dirfd int, c, p string, err error) error {
+	var st unix.Stat_t
+	if errors.Is(err, unix.ELOOP) || unix.Fstatat(dirfd, c, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%s %w", p, ErrSymlink)
+	}
+	return &fs.PathError{Op: "open", Path: p, Err: err}
+}
+
 // openRegular opens path, naming it name in errors; flags are added to the
 // open flags (O_NOFOLLOW for a path already resolved).
 func openRegular(path, name string, flags int) (*os.File, error) {
