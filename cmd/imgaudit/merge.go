@@ -60,5 +60,5 @@ and findings at or above --fail-on.`, stdout)
 	merged.FailOn = *failOn
 	merged.Tool = report.Tool{Name: "imgaudit", Version: version}
 	merged.Inputs = paths // the merged reports themselves, not the images they name
-	return finishReport("merge", merged, rf, out, threshold, nil, stdout, stderr)
+	return finishReport("merge", merged, rf, out, threshold, nil, nil, stdout, stderr)
 }

@@ -42,9 +42,10 @@ reports with 'imgaudit merge'.
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it;
 2 incomplete (an image, layer or disk in it could not be read completely,
-or the run reached --max-time), a usage error, or no image could be read; 3 incomplete and findings at or
-above --fail-on; 130 interrupted (the report is still written, marked
-incomplete).`, stdout)
+or the run reached --max-time), a usage error, no image could be read, or
+the report or the --state file could not be written (the state is saved
+only after the report); 3 incomplete and findings at or above --fail-on;
+130 interrupted (the report is still written, marked incomplete).`, stdout)
 	rf := addReportFlags(fs, "also run memory-structure rules (AES key schedules, DER keys) on layer files")
 	allTags := fs.Bool("all-tags", false, "scan every tag of each REF's repository")
 	platform := fs.String("platform", "", "scan only this platform of multi-platform indexes (`os/arch[/variant]`)")
@@ -137,23 +138,27 @@ incomplete).`, stdout)
 	} else {
 		rep, scanErr = sc.ScanRefs(ctx, refs)
 	}
-	if state != nil {
-		if retention > 0 {
-			if m, b := state.Prune(time.Now().UTC(), time.Duration(retention)); (m > 0 || b > 0) && *verbose {
-				fmt.Fprintf(stderr, "imgaudit: state: forgot %d manifests and %d blobs unused for %v\n", m, b, &retention)
-			}
-		}
-		if err := state.Save("imgaudit " + version); err != nil {
-			fmt.Fprintf(stderr, "imgaudit registry: %v\n", err)
-		}
-	}
 	if known != nil {
 		report.SuppressBaseline(rep, known)
 	}
 	if *onlyNew {
 		report.KeepOnlyNew(rep)
 	}
-	return finishReport("registry", rep, rf, out, threshold, scanErr, stdout, stderr)
+	// The state is saved only once the report is written: saved first, a
+	// run whose report failed (-o on a full disk) marked its findings
+	// seen, and the next --only-new run reported none of them.
+	var saveState func() error
+	if state != nil {
+		saveState = func() error {
+			if retention > 0 {
+				if m, b := state.Prune(time.Now().UTC(), time.Duration(retention)); (m > 0 || b > 0) && *verbose {
+					fmt.Fprintf(stderr, "imgaudit: state: forgot %d manifests and %d blobs unused for %v\n", m, b, &retention)
+				}
+			}
+			return state.Save("imgaudit " + version)
+		}
+	}
+	return finishReport("registry", rep, rf, out, threshold, scanErr, saveState, stdout, stderr)
 }
 
 // readRefsFile reads REFs one per line; blank lines and # comments are

@@ -189,11 +189,20 @@ func writeReport(rep *report.Report, format string, out *outfile.Output, maxLocs
 
 // finishReport writes the report, applies the gate and, when the report
 // went to a file or is not a table, says the summary and the verdict on
-// stderr so that a CI log shows why a run failed.
+// stderr so that a CI log shows why a run failed. afterWrite, when set,
+// runs only once the report is written (registry's --state: a state that
+// remembered findings whose report was never written would mark them
+// seen, and a later --only-new run would drop them); its error fails the
+// run as a failed report write does (exit 2).
 func finishReport(cmdName string, rep *report.Report, rf *reportFlags, out *outfile.Output, threshold string,
-	runErr error, stdout, stderr io.Writer) (int, error) {
+	runErr error, afterWrite func() error, stdout, stderr io.Writer) (int, error) {
 	if err := rf.write(rep, out, stdout); err != nil {
 		return exitUsage, err
+	}
+	if afterWrite != nil {
+		if err := afterWrite(); err != nil {
+			return exitUsage, err
+		}
 	}
 	var maxTime scanner.MaxTimeError
 	switch {

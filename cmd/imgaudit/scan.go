@@ -150,7 +150,7 @@ incomplete).`, stdout)
 	if known != nil {
 		report.SuppressBaseline(rep, known)
 	}
-	return finishReport("scan", rep, rf, out, threshold, scanErr, stdout, stderr)
+	return finishReport("scan", rep, rf, out, threshold, scanErr, nil, stdout, stderr)
 }
 
 // loadRules reads the built-in rules and the --rules files.
