@@ -157,7 +157,10 @@ func TestLayerPackageProvenance(t *testing.T) {
 	}
 
 	// The state holds the records packed. One written before they were
-	// packed holds them raw, under "records": it judges the same.
+	// packed holds them raw, under "records", and one of version 1
+	// (before 2026-12-08) holds them unscrubbed: such blobs are dropped
+	// on load, with a note, and their layers read again: it judges the
+	// same.
 	raw, err := os.ReadFile(statePath)
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +201,7 @@ func TestLayerPackageProvenance(t *testing.T) {
 	if packedLayers != 1 {
 		t.Errorf("%d layers with packed records in the state, want 1 (the dpkg layer)", packedLayers)
 	}
+	state["version"] = 1
 	legacyPath := filepath.Join(dir, "legacy-state.json")
 	legacy, err := json.Marshal(state)
 	if err != nil {
@@ -210,13 +214,16 @@ func TestLayerPackageProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if notes := st.LoadNotes(); len(notes) != 1 || !strings.Contains(notes[0], "1 cached layers whose package records were stored unscrubbed are dropped") {
+		t.Errorf("version 1 state: notes %q", notes)
+	}
 	openedBefore := opened.Load()
 	rep, err = newScanner(t, Options{State: st}).run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := got(rep); !maps.Equal(g, want) || opened.Load() != openedBefore {
-		t.Errorf("from a state with unpacked records (%d layers opened): %v\nwant %v", opened.Load()-openedBefore, g, want)
+	if g := got(rep); !maps.Equal(g, want) || opened.Load() != openedBefore+1 {
+		t.Errorf("from a version 1 state with unpacked records (%d layers opened, want the records' 1): %v\nwant %v", opened.Load()-openedBefore, g, want)
 	}
 
 	// Past the run's cap on held records a layer keeps none, says so in

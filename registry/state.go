@@ -14,8 +14,12 @@ import (
 	"time"
 )
 
-// StateVersion is the version of the --state file format.
-const StateVersion = 1
+// StateVersion is the version of the --state file format: 2 since
+// 2026-12-08, when the package records it stores were first scrubbed of
+// secrets (scrubRecord). A version 1 file still loads: its blobs that
+// hold records, which may hold secrets in clear, are dropped (their
+// layers are read again), the rest kept, with a note (LoadNotes).
+const StateVersion = 2
 
 // maxStateBytes bounds what LoadState reads.
 const maxStateBytes = 4 << 30
@@ -35,7 +39,7 @@ const maxStateBytes = 4 << 30
 //
 // Format (JSON object):
 //
-//	version       1
+//	version       2 (1 before 2026-12-08: records not scrubbed)
 //	tool          the imgaudit version that wrote it
 //	rules_key     hash of the tool version, the enabled rule IDs, their
 //	              allowlists and the user rules' definitions (RulesKey); blob
@@ -50,7 +54,8 @@ const maxStateBytes = 4 << 30
 //	              the sorted 8-byte hashes of the blob's paths, whiteouts
 //	              and opaque directories, to decide exposures in images that
 //	              stack it under new layers), notes, records_zstd (the
-//	              layer's package-record files, zstd-packed each;
+//	              layer's package-record files, scrubbed of what the
+//	              detectors find and of URLs' userinfo, zstd-packed each;
 //	              "records", unpacked, in states written before), links,
 //	              digests, used (when a run last took it from the state
 //	              or put it there; since 2026-12-07)
@@ -72,6 +77,8 @@ type State struct {
 	known map[string]bool
 	// used holds the blobs this run took from the state or put in it.
 	used map[string]bool
+	// notes say what loading the file changed (an older version's).
+	notes []string
 }
 
 // DefaultStateRetention is how long a state keeps a manifest no run
@@ -105,8 +112,24 @@ func LoadState(path string) (*State, error) {
 	if err := dec.Decode(st); err != nil {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
-	if st.Version != StateVersion {
+	if st.Version != StateVersion && st.Version != 1 {
 		return nil, fmt.Errorf("state %s: version %d, want %d", path, st.Version, StateVersion)
+	}
+	// A version 1 file stored its records as the layers held them: a
+	// password in a yarn.lock's URL, a token in a record, in clear; and
+	// records stored unpacked ("records") were never scrubbed, whatever
+	// the version says. Those blobs go (the next run reads their layers
+	// again, and the save leaves no copy); fingerprints, manifests and
+	// the other blobs stay.
+	dropped := 0
+	for d, b := range st.Blobs {
+		if len(b.Records) > 0 || st.Version == 1 && len(b.PackedRecords) > 0 {
+			delete(st.Blobs, d)
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		st.notes = append(st.notes, fmt.Sprintf("state %s (version %d): %d cached layers whose package records were stored unscrubbed are dropped, and will be read again", path, st.Version, dropped))
 	}
 	st.path = path
 	st.init()
@@ -117,6 +140,10 @@ func LoadState(path string) (*State, error) {
 	}
 	return st, nil
 }
+
+// LoadNotes says what LoadState changed in the file it read (an older
+// version's blobs it dropped), for the run's log.
+func (st *State) LoadNotes() []string { return st.notes }
 
 func (st *State) init() {
 	if st.Manifests == nil {

@@ -1,12 +1,14 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -258,5 +260,109 @@ func TestStatePrune(t *testing.T) {
 	st.Blobs[layerDigest(t, base)].PackedRecords = map[string][]byte{"/var/lib/dpkg/status": make([]byte, 1000)}
 	if s := newScanner(t, Options{State: st}); s.heldRecordBytes < 1000 {
 		t.Errorf("a state with 1000 bytes of records: the run holds %d", s.heldRecordBytes)
+	}
+}
+
+// TestStateHoldsNoSecret: the --state file holds no secret value, package
+// records included. A layer's yarn.lock (a record file wherever it lies)
+// names a private registry's tarball with its password, a second URL with
+// a password no detector would call a secret, and holds a token and a
+// private key; its dpkg status holds a token; ordinary files hold the
+// same token and key. The state's bytes, and every record it stores
+// unpacked, hold none of them; the records are still stored, their
+// package names, versions and URLs' hosts and paths intact.
+func TestStateHoldsNoSecret(t *testing.T) {
+	sec, inLock, inStatus := testSecrets(t), npmToken(t), npmToken(t)
+	password, weak := randAlnum(t, 24), "hunter2"
+	lock := "# yarn lockfile v1\n# " + inLock + "\n" + sec.rsaPEM + "\n" +
+		"left-pad@^1.3.0:\n  version \"1.3.0\"\n  resolved \"https://deploy:" + password + "@npm.example.com/left-pad/-/left-pad-1.3.0.tgz#5b8a3a7765dfe001261dde915589e782f8c94d1e\"\n" +
+		"right-pad@^1.0.1:\n  version \"1.0.1\"\n  resolved \"https://ci:" + weak + "@npm.example.com/right-pad/-/right-pad-1.0.1.tgz\"\n"
+	status := "Package: demo\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nDescription: demo\n " + inStatus + "\n\n"
+	img := testImage(t, "nl", imageOf(t, layer(t, "",
+		file("app/yarn.lock", lock),
+		file("var/lib/dpkg/status", status),
+		file("app/.env", "NPM_TOKEN="+inLock+"\nNPM_TOKEN2="+inStatus+"\n"),
+		file("etc/ssl/private/app.key", sec.rsaPEM),
+	)))
+	path := filepath.Join(t.TempDir(), "state.json")
+	st, err := LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := newScanner(t, Options{State: st}).run(context.Background(), "registry", func(yield func(image) bool) { yield(img) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, f := range rep.Findings {
+		for _, l := range f.Locations {
+			found[l.Path] = true
+		}
+	}
+	for _, p := range []string{"/app/yarn.lock", "/var/lib/dpkg/status", "/app/.env", "/etc/ssl/private/app.key"} {
+		if !found[p] {
+			t.Errorf("no finding in %s", p)
+		}
+	}
+	if f := findingsByFP(rep)[fp(inLock)]; f == nil || len(f.Locations) != 2 {
+		t.Errorf("the yarn.lock's token: %+v, want it in the lock and in .env", f)
+	}
+	if err := st.Save("test"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var needles []string
+	for _, s := range []string{password, weak, inLock, inStatus} {
+		needles = append(needles, s)
+	}
+	for _, line := range strings.Split(sec.rsaPEM, "\n") {
+		if len(line) >= 40 && !strings.HasPrefix(line, "-----") {
+			needles = append(needles, line)
+		}
+	}
+	check := func(what string, b []byte) {
+		t.Helper()
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				t.Errorf("%s holds the secret %q…", what, n[:4])
+			}
+		}
+	}
+	check("the state file", raw)
+	var state struct {
+		Version int `json:"version"`
+		Blobs   map[string]struct {
+			Records map[string][]byte `json:"records_zstd"`
+		} `json:"blobs"`
+	}
+	if err := json.Unmarshal(raw, &state); err != nil {
+		t.Fatal(err)
+	}
+	if state.Version != StateVersion || StateVersion < 2 {
+		t.Errorf("state version %d", state.Version)
+	}
+	dec, err := newRecordDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	records := map[string][]byte{}
+	for _, b := range state.Blobs {
+		for p, z := range b.Records {
+			if records[p], err = dec.DecodeAll(z, nil); err != nil {
+				t.Fatal(err)
+			}
+			check("record "+p, records[p])
+		}
+	}
+	if got := records["/app/yarn.lock"]; len(got) != len(lock) || !bytes.Contains(got, []byte("@npm.example.com/left-pad/-/left-pad-1.3.0.tgz#5b8a3a7765dfe001261dde915589e782f8c94d1e\"")) ||
+		!bytes.Contains(got, []byte("left-pad@^1.3.0:\n  version \"1.3.0\"\n")) || bytes.Contains(got, []byte("deploy")) {
+		t.Errorf("the stored yarn.lock is not the scrubbed file:\n%s", got)
+	}
+	if got := records["/var/lib/dpkg/status"]; !bytes.HasPrefix(got, []byte("Package: demo\nStatus: install ok installed\nVersion: 1.0\n")) {
+		t.Errorf("the stored dpkg status is not the scrubbed file:\n%s", got)
 	}
 }

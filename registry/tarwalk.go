@@ -88,8 +88,9 @@ type fileScanner struct {
 	// recordsCut is set once keepRecord passed its caps (one note).
 	recordsCut bool
 	// recordEnc packs the layer's package records as the walk reads them
-	// (keepRecord), so that no layer holds its records unpacked: two
-	// layers read side by side held 64 MiB each. recordSizes are the
+	// (keepRecord: each file once it is read and scrubbed), so that no
+	// layer holds its records unpacked: two layers read side by side held
+	// 64 MiB each. recordSizes are the
 	// unpacked sizes of those kept, which the layer's caps count.
 	recordEnc   *zstd.Encoder
 	recordSizes map[string]int64
@@ -192,7 +193,7 @@ func (fs *fileScanner) walkTar(ctx context.Context, r io.Reader, fail func(strin
 		}
 		keep := func() error { return nil }
 		if record {
-			r, keep = fs.keepRecord(r, p, hdr.Size)
+			r, keep = fs.keepRecord(ctx, r, p, hdr.Size)
 		}
 		if err := fs.scanFile(ctx, r, p, hdr.Size, notDisk); err != nil {
 			fail(fmt.Sprintf("reading %q (tar entry %d)", p, n), err)
@@ -237,13 +238,17 @@ const (
 )
 
 // keepRecord keeps the package-record file at p (size bytes) for
-// layerProvenance, packed as the caller's scan reads it: it returns the
-// reader to scan the file through, and keep, to call once that scan has
-// ended, which reads what the scan left and keeps the record once all its
-// bytes went through. Past maxLayerRecordBytes (unpacked) or
+// layerProvenance, scrubbed and packed: it returns the reader to scan the
+// file through, and keep, to call once that scan has ended, which reads
+// what the scan left and keeps the record once all its bytes went
+// through. The record is held unpacked only until keep has scrubbed it
+// (scrubRecord: what the detectors find in it, and the userinfo of its
+// URLs, masked) and packed it: the state file stores it, and it may not
+// hold a secret the report redacts (a yarn.lock's resolved URL with a
+// registry password). Past maxLayerRecordBytes (unpacked) or
 // maxLayerRecordFiles it keeps nothing, with a note: the files those
 // records list get no provenance.
-func (fs *fileScanner) keepRecord(r io.Reader, p string, size int64) (io.Reader, func() error) {
+func (fs *fileScanner) keepRecord(ctx context.Context, r io.Reader, p string, size int64) (io.Reader, func() error) {
 	none := func() error { return nil }
 	if size < 0 || fs.res.recordBytes+size > maxLayerRecordBytes || len(fs.recordSizes) >= maxLayerRecordFiles {
 		if !fs.recordsCut {
@@ -260,10 +265,9 @@ func (fs *fileScanner) keepRecord(r io.Reader, p string, size int64) (io.Reader,
 		}
 		fs.recordEnc = enc
 	}
-	packed := &bytes.Buffer{}
-	fs.recordEnc.ResetContentSize(packed, size)
+	raw := bytes.NewBuffer(make([]byte, 0, size))
 	src := &io.LimitedReader{R: r, N: size}
-	tee := io.TeeReader(src, fs.recordEnc)
+	tee := io.TeeReader(src, raw)
 	return tee, func() error {
 		if _, err := io.Copy(io.Discard, tee); err != nil {
 			return err
@@ -271,14 +275,15 @@ func (fs *fileScanner) keepRecord(r io.Reader, p string, size int64) (io.Reader,
 		if src.N > 0 {
 			return fmt.Errorf("package record: %d of its %d bytes: %w", size-src.N, size, io.ErrUnexpectedEOF)
 		}
-		if err := fs.recordEnc.Close(); err != nil {
-			fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package record not kept: packing it: %v; the files it lists get no package provenance", p, err))
+		b := raw.Bytes()
+		if err := fs.s.scrubRecord(ctx, b); err != nil {
+			fs.res.Notes = append(fs.res.Notes, fmt.Sprintf("%s: package record not kept: %v; the files it lists get no package provenance", p, err))
 			return nil
 		}
 		if fs.res.PackedRecords == nil {
 			fs.res.PackedRecords, fs.recordSizes = map[string][]byte{}, map[string]int64{}
 		}
-		fs.res.PackedRecords[p] = packed.Bytes()
+		fs.res.PackedRecords[p] = fs.recordEnc.EncodeAll(b, nil)
 		fs.recordSizes[p] = size
 		fs.res.recordBytes += size
 		return nil

@@ -115,6 +115,9 @@ only after the report); 3 incomplete and findings at or above --fail-on;
 		if state, err = registry.LoadState(*statePath); err != nil {
 			return exitUsage, err
 		}
+		for _, note := range state.LoadNotes() {
+			fmt.Fprintf(stderr, "imgaudit registry: %s\n", note)
+		}
 	}
 	opts := registry.Options{
 		Engine: engine, MemoryRules: rf.memRules, PlainHTTP: *plainHTTP, Platform: *platform, AllTags: *allTags,
