@@ -46,7 +46,7 @@ func IsContainerSource(p string) bool {
 	if !st.Mode().IsRegular() || st.Size() < 1024 {
 		return false
 	}
-	f, err := os.Open(p)
+	f, err := hostfile.OpenRegular(p) // still regular, and never blocks
 	if err != nil {
 		return false
 	}
@@ -350,7 +350,7 @@ func readRegular(p string, open func(string) (*os.File, error), limit int64) ([]
 // layers are keyed by their diff ID (the digest of the uncompressed tar,
 // from the image config), since a tarball has no compressed digests.
 func (s *Scanner) resolveTarball(file string) []image {
-	opener := func() (io.ReadCloser, error) { return os.Open(file) }
+	opener := func() (io.ReadCloser, error) { return hostfile.OpenRegular(file) }
 	// go-containerregistry decodes manifest.json whole: its size is
 	// checked first.
 	if mj, err := openTarMember(context.Background(), file, "manifest.json"); err == nil {

@@ -4,7 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/imgaudit/imgaudit/formats/model"
 )
@@ -47,5 +51,39 @@ func TestDescribe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDescribeContentNeverBlocks: the walk of a scanned directory sees a
+// regular file, and describeContent opens it later to say what it holds;
+// a file swapped for a FIFO in between (or one named directly) must not
+// block the scan waiting for a writer, as os.Open does.
+func TestDescribeContentNeverBlocks(t *testing.T) {
+	dir := t.TempDir()
+	text, fifo := filepath.Join(dir, "notes.txt"), filepath.Join(dir, "swapped")
+	if err := os.WriteFile(text, []byte("plain words\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, wantPrefix string }{
+		{text, "text"},
+		{fifo, "unreadable: "},
+	} {
+		got := make(chan string, 1)
+		go func() { got <- describeContent(tc.path) }()
+		select {
+		case g := <-got:
+			if !strings.HasPrefix(g, tc.wantPrefix) {
+				t.Errorf("describeContent(%s) = %q, want %q…", filepath.Base(tc.path), g, tc.wantPrefix)
+			}
+		case <-time.After(10 * time.Second):
+			// Unblock the open so that the test binary can end.
+			if w, err := os.OpenFile(tc.path, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				w.Close()
+			}
+			t.Fatalf("describeContent(%s) blocked for 10 s", filepath.Base(tc.path))
+		}
 	}
 }

@@ -248,7 +248,9 @@ func extOf(p string) string { return strings.ToLower(filepath.Ext(p)) }
 // describeContent names what a file that is no image holds, from its
 // first bytes: "text", "zip archive", "empty file", ... or "data".
 func describeContent(p string) string {
-	f, err := os.Open(p)
+	// Opened as a regular file only, without blocking: the walk saw a
+	// regular file, but one swapped for a FIFO since would block os.Open.
+	f, err := hostfile.OpenRegular(p)
 	if err != nil {
 		return "unreadable: " + err.Error()
 	}
