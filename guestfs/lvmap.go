@@ -246,7 +246,9 @@ func (m *Map) analyzeVG(ctx context.Context, pvs []*pvLayout, owner map[*pvLayou
 		m.addLV(ctx, vg, lv, byName, roles[lv.Name])
 	}
 	m.addThinVolumes(ctx, vg)
-	m.addRemovedLVs(vg, pvs, byName, current)
+	if err := m.addRemovedLVs(ctx, vg, pvs, owner, byName, current); err != nil {
+		return err
+	}
 	for _, l := range pvs {
 		slices.SortFunc(l.areas, func(a, b pvArea) int { return cmp.Compare(a.off, b.off) })
 	}
@@ -375,73 +377,151 @@ func (m *Map) addLV(ctx context.Context, vg *lvm.VG, lv lvm.LV, byName map[strin
 	m.analyzeVolume(ctx, p.lv, p, true)
 }
 
+// Bounds on what removed logical volumes add. Hostile metadata can name,
+// in an older copy, an LV over extents that a current LV splits into a
+// million one-extent stripes (the 16 MiB metadata area holds that many),
+// and many such LVs.
+var maxRemovedAreas = 1 << 20 // PV areas of one VG's removed LVs, together (a var: tests lower it)
+
+const maxRemovedNoteRanges = 16 // disk ranges a removed LV's note lists
+
 // addRemovedLVs lists the LVs that older metadata copies name and the
-// current metadata does not, with their extents that no current LV uses.
-func (m *Map) addRemovedLVs(vg *lvm.VG, pvs []*pvLayout, byName map[string]*pvLayout, current map[string]bool) {
+// current metadata does not, with their extents that no current LV uses,
+// in at most maxRemovedAreas areas for the VG; past them, the note of the
+// PV's partition (owner) says how many volumes were not mapped (their
+// bytes are still scanned, and located as free space of the VG).
+func (m *Map) addRemovedLVs(ctx context.Context, vg *lvm.VG, pvs []*pvLayout, owner map[*pvLayout]*partition, byName map[string]*pvLayout, current map[string]bool) error {
 	done := map[string]bool{}
+	covered := map[*pvLayout]coverage{} // each PV's current LV areas, merged once
+	left := maxRemovedAreas
+	unmapped := 0 // removed LVs not mapped once the areas ran out
+	steps := 0
+	tick := func() error { // a cancelled scan stops within 1,024 steps
+		steps++
+		if steps%1024 == 1 {
+			return ctx.Err()
+		}
+		return nil
+	}
 	for _, l := range pvs {
 		for _, old := range l.pv.Old {
 			for _, lv := range old.LVs {
+				if err := tick(); err != nil {
+					return err
+				}
 				if current[lv.ID] || done[lv.ID] {
 					continue
 				}
 				done[lv.ID] = true
+				if left == 0 {
+					unmapped++
+					continue
+				}
 				p := &partition{info: PartitionInfo{
 					Name: vg.Name + "/" + lv.Name, Type: "lvm2:removed", Start: -1,
 					Note: fmt.Sprintf("removed logical volume: in metadata seqno %d, gone from seqno %d; its extents no current volume uses are free space of the VG, findings there are reported free", old.Seqno, vg.Seqno),
 				}}
 				segs, _, _ := segments(old, lv, byName)
 				var ranges []string
+				listed, cut := 0, false
 				for _, s := range segs {
 					for _, st := range s.stripes {
-						if st.pv == nil {
+						if err := tick(); err != nil {
+							return err
+						}
+						if st.pv == nil || cut {
 							continue
 						}
-						for _, r := range st.pv.unused(st.off, s.stripeLen()) {
-							st.pv.areas = append(st.pv.areas, pvArea{off: r[0], n: r[1] - r[0], lv: p})
-							p.info.Size += r[1] - r[0]
-							start := m.diskOffset(st.pv, r[0])
-							if p.info.Start < 0 {
-								p.info.Start = start
-							}
-							ranges = append(ranges, fmt.Sprintf("%d-%d", start, start+r[1]-r[0]-1))
+						c, ok := covered[st.pv]
+						if !ok {
+							c = st.pv.coverage()
+							covered[st.pv] = c
 						}
+						cut = c.unused(st.off, s.stripeLen(), func(a, z int64) bool {
+							if left == 0 {
+								return false
+							}
+							left--
+							st.pv.areas = append(st.pv.areas, pvArea{off: a, n: z - a, lv: p})
+							p.info.Size += z - a
+							if listed++; listed <= maxRemovedNoteRanges {
+								start := m.diskOffset(st.pv, a)
+								if p.info.Start < 0 {
+									p.info.Start = start
+								}
+								ranges = append(ranges, fmt.Sprintf("%d-%d", start, start+z-a-1))
+							}
+							return true
+						})
 					}
 				}
-				if len(ranges) == 0 {
+				if listed == 0 {
 					continue // every extent reused, or on other disks
 				}
-				p.info.Note += " (disk bytes " + strings.Join(ranges, ", ") + ")"
+				p.info.Note += " (disk bytes " + strings.Join(ranges, ", ")
+				if listed > maxRemovedNoteRanges {
+					p.info.Note += fmt.Sprintf(" and %d more ranges", listed-maxRemovedNoteRanges)
+				}
+				p.info.Note += ")"
+				if cut {
+					p.info.Note += fmt.Sprintf("; the VG's removed volumes reached their cap of %d PV areas: this volume's further extents are not mapped (their bytes are scanned, and located as free space of the VG)", maxRemovedAreas)
+				}
 				m.lvs = append(m.lvs, p)
 			}
 		}
 	}
+	if unmapped > 0 {
+		p := owner[pvs[0]]
+		p.info.Note = joinNote(p.info.Note, fmt.Sprintf("%d more removed logical volumes of VG %s are not listed: the removed volumes reached their cap of %d PV areas (their bytes are scanned, and located as free space of the VG)", unmapped, vg.Name, maxRemovedAreas))
+	}
+	return nil
 }
 
-// unused returns the parts of PV bytes [off, off+n) that no current LV
-// area covers.
-func (l *pvLayout) unused(off, n int64) [][2]int64 {
-	out := [][2]int64{{off, off + n}}
+// coverage is the PV byte ranges [start, end) that current LVs use, sorted
+// and merged: starts and ends both increase.
+type coverage [][2]int64
+
+// coverage merges the PV's current LV areas (one sort, one sweep).
+func (l *pvLayout) coverage() coverage {
+	var c coverage
 	for _, a := range l.areas {
-		if a.seg == nil {
-			continue // another removed LV
+		if a.seg != nil && a.n > 0 { // a nil seg: another removed LV
+			c = append(c, [2]int64{a.off, a.off + a.n})
 		}
-		var next [][2]int64
-		for _, r := range out {
-			if a.off >= r[1] || a.off+a.n <= r[0] {
-				next = append(next, r)
-				continue
-			}
-			if r[0] < a.off {
-				next = append(next, [2]int64{r[0], a.off})
-			}
-			if a.off+a.n < r[1] {
-				next = append(next, [2]int64{a.off + a.n, r[1]})
-			}
+	}
+	slices.SortFunc(c, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	out := c[:0]
+	for _, r := range c {
+		if n := len(out); n > 0 && r[0] <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], r[1])
+			continue
 		}
-		out = next
+		out = append(out, r)
 	}
 	return out
+}
+
+// unused calls fn, in order, with each part [a, z) of PV bytes [off,
+// off+n) that c does not cover, until fn returns false; then it returns
+// true (cut). Each covered range it visits ends one part, so it takes
+// O(log len(c)) steps plus one per part.
+func (c coverage) unused(off, n int64, fn func(a, z int64) bool) (cut bool) {
+	if n <= 0 {
+		return false
+	}
+	end := off + n
+	i, _ := slices.BinarySearchFunc(c, off+1, func(r [2]int64, t int64) int { return cmp.Compare(r[1], t) }) // the first range that ends past off
+	pos := off
+	for ; i < len(c) && c[i][0] < end; i++ {
+		if c[i][0] > pos && !fn(pos, c[i][0]) {
+			return true
+		}
+		pos = max(pos, c[i][1])
+	}
+	if pos < end && !fn(pos, end) {
+		return true
+	}
+	return false
 }
 
 // diskOffset converts a PV offset to a guest offset.
