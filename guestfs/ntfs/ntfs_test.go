@@ -539,7 +539,7 @@ func TestStatesAndRead(t *testing.T) {
 func TestDeletedRunsReallocated(t *testing.T) {
 	f := &FS{clusterSize: 4096, bitmap: []byte{0b0011_0100}} // clusters 2, 4, 5 used
 	runs := []fsys.Run{{Off: 0, Len: 8 * 4096, FileOff: 0}, {Off: 100, Len: 50, Inline: true}}
-	got := f.entryRuns(nil, runs, -1, true)
+	got := f.entryRuns(nil, runs, -1, true, nil)
 	want := []fsys.Run{
 		{Off: 0, Len: 2 * 4096, FileOff: 0},
 		{Off: 3 * 4096, Len: 4096, FileOff: 3 * 4096},
@@ -549,7 +549,7 @@ func TestDeletedRunsReallocated(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("deleted runs %+v, want %+v", got, want)
 	}
-	if live := f.entryRuns(nil, runs, 4096+10, false); len(live) != 3 || !live[1].Unwritten || live[1].Off != 4096+10 {
+	if live := f.entryRuns(nil, runs, 4096+10, false, nil); len(live) != 3 || !live[1].Unwritten || live[1].Off != 4096+10 {
 		t.Errorf("live runs split at the initialized size: %+v", live)
 	}
 }

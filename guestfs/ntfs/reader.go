@@ -104,7 +104,7 @@ func (f *FS) Open(p string) (fsys.File, error) {
 		}
 		return c, nil
 	}
-	runs := f.entryRuns(nil, s.runs, s.zeroFrom(), false)
+	runs := f.entryRuns(nil, s.runs, s.zeroFrom(), false, nil)
 	return fsys.NewRunFile(f.r, s.size, runs), nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math/bits"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
@@ -88,6 +89,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 		depth int
 	}
 	var buf []fsys.Run
+	budget := f.newClusterBudget()
 	emitRecord := func(i int, p string) error {
 		r := &f.recs[i]
 		deleted := r.flags&recInUse == 0
@@ -96,7 +98,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			id = recordID(i)
 		}
 		if r.flags&recDir != 0 {
-			buf = f.entryRuns(buf[:0], r.index, -1, deleted)
+			buf = f.entryRuns(buf[:0], r.index, -1, deleted, budget)
 			if err := fn(fsys.Entry{Path: p, Mode: fs.ModeDir | 0o755, Runs: buf, Deleted: deleted}); err != nil {
 				return err
 			}
@@ -114,7 +116,7 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			}
 			buf = buf[:0]
 			if i != recMFT || s.name != "" {
-				buf = f.entryRuns(buf, s.runs, s.zeroFrom(), deleted)
+				buf = f.entryRuns(buf, s.runs, s.zeroFrom(), deleted, budget)
 			}
 			e := fsys.Entry{Path: sp, Mode: 0o644, Size: s.size, Runs: buf, Deleted: deleted}
 			if s.name == "" {
@@ -143,6 +145,9 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			if seen[c] {
 				continue
 			}
+			if err := ctx.Err(); err != nil { // a directory may hold a million records
+				return err
+			}
 			seen[c] = true
 			p := fsys.Join(j.path, f.recs[c].name)
 			if err := emitRecord(int(c), p); err != nil {
@@ -165,6 +170,9 @@ func (f *FS) Walk(ctx context.Context, fn func(fsys.Entry) error) error {
 			}
 		}
 	}
+	if n := budget.note(); n != "" {
+		notes = append([]string{n}, notes...) // first, so that a shortened note still says it
+	}
 	if len(notes) > 0 {
 		return &fsys.PartialError{Notes: notes[:min(len(notes), 8)]}
 	}
@@ -183,46 +191,114 @@ func (s *stream) zeroFrom() int64 {
 	return s.init
 }
 
+// clusterBudget bounds the clusters of deleted records' runs that one walk
+// tests in $Bitmap to twice the volume's clusters: a hostile record can
+// repeat a run over the whole volume a hundred times (delta 0), and a
+// thousand records can. Past it, the deleted entries after keep no runs:
+// their bytes are still scanned, located by $Bitmap without a path.
+type clusterBudget struct {
+	left, total int64
+	out         bool // a run did not fit: it and the deleted runs after were dropped
+}
+
+func (f *FS) newClusterBudget() *clusterBudget {
+	return &clusterBudget{left: 2 * f.clusters, total: 2 * f.clusters}
+}
+
+// note says that the budget ran out, or is "".
+func (b *clusterBudget) note() string {
+	if b == nil || !b.out {
+		return ""
+	}
+	return fmt.Sprintf("ntfs: deleted records' runs: the walk tested its budget of %d clusters in $Bitmap (twice the volume's clusters), and the deleted files and directories after were listed without their clusters", b.total)
+}
+
 // entryRuns appends runs to dst for an entry: bytes from init (see
 // zeroFrom; -1 for none) on read as zeros, so they are Unwritten;
-// a deleted entry keeps only the clusters $Bitmap has free.
-func (f *FS) entryRuns(dst, runs []fsys.Run, init int64, deleted bool) []fsys.Run {
+// a deleted entry keeps only the clusters $Bitmap has free, tested within
+// budget b (nil: none).
+func (f *FS) entryRuns(dst, runs []fsys.Run, init int64, deleted bool, b *clusterBudget) []fsys.Run {
 	for _, r := range runs {
 		if init >= 0 && !r.Inline && !r.Compressed && r.FileOff+r.Len > init {
 			if cut := init - r.FileOff; cut > 0 {
 				head := r
 				head.Len = cut
-				dst = f.appendRun(dst, head, deleted)
+				dst = f.appendRun(dst, head, deleted, b)
 				r.Off, r.FileOff, r.Len = r.Off+cut, r.FileOff+cut, r.Len-cut
 			}
 			r.Unwritten = true
 		}
-		dst = f.appendRun(dst, r, deleted)
+		dst = f.appendRun(dst, r, deleted, b)
 	}
 	return dst
 }
 
-func (f *FS) appendRun(dst []fsys.Run, r fsys.Run, deleted bool) []fsys.Run {
+func (f *FS) appendRun(dst []fsys.Run, r fsys.Run, deleted bool, b *clusterBudget) []fsys.Run {
 	if !deleted || r.Inline || f.bitmap == nil {
 		return append(dst, r)
 	}
-	// Split at cluster granularity into the stretches $Bitmap has free.
+	if r.Len <= 0 {
+		return dst
+	}
+	// Split into the stretches of clusters $Bitmap has free.
 	cs := f.clusterSize
-	start := int64(-1)
-	for off := r.Off; off < r.Off+r.Len; off += cs {
-		free := !f.clusterUsed(off / cs)
-		switch {
-		case free && start < 0:
-			start = off
-		case !free && start >= 0:
-			dst = append(dst, sub(r, start, off))
-			start = -1
+	end := r.Off + r.Len
+	c0, c1 := r.Off/cs, (end+cs-1)/cs
+	if b != nil {
+		if b.out || c1-c0 > b.left {
+			b.out, b.left = true, 0
+			return dst
 		}
+		b.left -= c1 - c0
 	}
-	if start >= 0 {
-		dst = append(dst, sub(r, start, r.Off+r.Len))
-	}
+	f.freeClusters(c0, c1, func(a, z int64) {
+		dst = append(dst, sub(r, max(a*cs, r.Off), min(z*cs, end)))
+	})
 	return dst
+}
+
+// freeClusters calls fn with each stretch [a, z) of clusters in [c0, c1)
+// that $Bitmap has free, in order, testing 64 clusters at a time.
+// Clusters past $Bitmap are in use.
+func (f *FS) freeClusters(c0, c1 int64, fn func(a, z int64)) {
+	limit := min(c1, int64(len(f.bitmap))*8)
+	for c := max(c0, 0); c < limit; {
+		a := f.nextCluster(c, limit, false)
+		if a >= limit {
+			return
+		}
+		z := f.nextCluster(a, limit, true)
+		fn(a, z)
+		c = z
+	}
+}
+
+// nextCluster is the first cluster from c on, before limit (at most
+// $Bitmap's clusters), that is in use (used) or free (!used); limit when
+// none is.
+func (f *FS) nextCluster(c, limit int64, used bool) int64 {
+	for c < limit {
+		w := f.bitmapWord(c / 64)
+		if !used {
+			w = ^w
+		}
+		if w >>= uint(c % 64); w != 0 {
+			return min(c+int64(bits.TrailingZeros64(w)), limit)
+		}
+		c = (c/64 + 1) * 64
+	}
+	return limit
+}
+
+// bitmapWord is word i of $Bitmap: the bits of clusters 64i to 64i+63,
+// the first in bit 0; zeros past its end.
+func (f *FS) bitmapWord(i int64) uint64 {
+	if o := i * 8; o+8 <= int64(len(f.bitmap)) {
+		return le.Uint64(f.bitmap[o:])
+	}
+	var w [8]byte
+	copy(w[:], f.bitmap[i*8:])
+	return le.Uint64(w[:])
 }
 
 // sub is the part [a, z) of run r (device offsets).
