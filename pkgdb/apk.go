@@ -39,7 +39,7 @@ const (
 // readAPK reads apk's installed database. Lines it cannot use are
 // counted: the records of the rest are returned with an error naming the
 // first such lines.
-func readAPK(ctx context.Context, fsys FS) ([]Record, error) {
+func readAPK(ctx context.Context, fsys FS, paths *pathBudget) ([]Record, error) {
 	b, err := readBoundedLarge(fsys, apkInstalledPath, maxAPKDBBytes)
 	if isNotExist(err) {
 		return nil, nil
@@ -47,10 +47,12 @@ func readAPK(ctx context.Context, fsys FS) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apk: %w", err)
 	}
-	return parseAPKInstalled(ctx, apkInstalledPath, b)
+	return parseAPKInstalled(ctx, apkInstalledPath, b, paths)
 }
 
-func parseAPKInstalled(ctx context.Context, name string, db []byte) ([]Record, error) {
+// parseAPKInstalled reads the database db, the file name. A path is built
+// only if paths lets it: one F: directory serves every R: after it.
+func parseAPKInstalled(ctx context.Context, name string, db []byte, paths *pathBudget) ([]Record, error) {
 	var (
 		recs         []Record
 		pending      []Record // the current package's files, stamped when it ends
@@ -118,12 +120,23 @@ func parseAPKInstalled(ctx context.Context, name string, db []byte) ([]Record, e
 				badLine(lineOff, "file %q", val)
 				continue
 			}
+			if len(recs)+len(pending) >= maxAPKRecords {
+				return recs, fmt.Errorf("apk: %s: more than %d files", name, maxAPKRecords)
+			}
+			n := 1 + len(val)
+			if dir != "" {
+				n += len(dir) + 1
+			}
+			fit, err := paths.fit(n, func() string { return fmt.Sprintf("%s: offset %d (%d bytes)", name, lineOff, n) })
+			if err != nil {
+				return recs, fmt.Errorf("apk: %s: offset %d: %w", name, lineOff, err)
+			}
+			if !fit {
+				continue
+			}
 			p := "/" + val
 			if dir != "" {
 				p = "/" + dir + "/" + val
-			}
-			if len(recs)+len(pending) >= maxAPKRecords {
-				return recs, fmt.Errorf("apk: %s: more than %d files", name, maxAPKRecords)
 			}
 			pending = append(pending, Record{Path: p, Owner: Owner{Manager: "apk", Conffile: apkProtected(p)}})
 			fileOK = true

@@ -117,7 +117,7 @@ func apkChecksum(form string, b []byte) string {
 func TestReadAPK(t *testing.T) {
 	root := t.TempDir()
 	db := writeAPKRoot(t, root, apkTestPackages)
-	got, err := readAPK(context.Background(), newHostRootFS(t, root))
+	got, err := readAPK(context.Background(), newHostRootFS(t, root), newPathBudget())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestReadAPK(t *testing.T) {
 		t.Error("the installed database changed while it was read")
 	}
 
-	if recs, err := readAPK(context.Background(), newHostRootFS(t, t.TempDir())); recs != nil || err != nil {
+	if recs, err := readAPK(context.Background(), newHostRootFS(t, t.TempDir()), newPathBudget()); recs != nil || err != nil {
 		t.Fatalf("no database: got %v, %v; want nil, nil", recs, err)
 	}
 }
@@ -181,7 +181,7 @@ func TestAPKInstalledDamaged(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, err := parseAPKInstalled(context.Background(), apkInstalledPath, []byte(tc.db))
+			recs, err := parseAPKInstalled(context.Background(), apkInstalledPath, []byte(tc.db), newPathBudget())
 			var paths []string
 			for _, r := range recs {
 				paths = append(paths, r.Path)
@@ -203,7 +203,7 @@ func TestAPKInstalledDamaged(t *testing.T) {
 // writeAPKRoot writes for apkTestPackages.
 func FuzzAPKInstalled(f *testing.F) {
 	f.Fuzz(func(t *testing.T, db []byte) {
-		recs, _ := parseAPKInstalled(context.Background(), apkInstalledPath, db)
+		recs, _ := parseAPKInstalled(context.Background(), apkInstalledPath, db, newPathBudget())
 		for _, r := range recs {
 			if !strings.HasPrefix(r.Path, "/") || strings.Contains(r.Path, "/../") || strings.HasSuffix(r.Path, "/..") {
 				t.Fatalf("path %q leaves the root", r.Path)

@@ -57,23 +57,28 @@ type Record struct {
 // the manager's database is absent from the filesystem.
 type managerReader struct {
 	name string
-	read func(ctx context.Context, fsys FS) ([]Record, error)
+	read func(ctx context.Context, fsys FS, paths *pathBudget) ([]Record, error)
 }
 
 // readers lists every manager's reader. Each lives in its own file. The
 // decoders of apt's compressed indexes hold their memory at gate.
 func readers(gate *decode.MemoryGate) []managerReader {
 	return []managerReader{
-		{"dpkg", readDpkg},
+		{"dpkg", unbounded(readDpkg)},
 		{"rpm", readRPM},
 		{"apk", readAPK},
-		{"python", readPythonRecords},
-		{"apt", func(ctx context.Context, fsys FS) ([]Record, error) { return readApt(ctx, fsys, gate) }},
-		{"npm", readNPMCache},
-		{"pnpm", readPnpmStore},
-		{"yarn", readYarn},
-		{"go", readGoModCache},
+		{"python", unbounded(readPythonRecords)},
+		{"apt", unbounded(func(ctx context.Context, fsys FS) ([]Record, error) { return readApt(ctx, fsys, gate) })},
+		{"npm", unbounded(readNPMCache)},
+		{"pnpm", unbounded(readPnpmStore)},
+		{"yarn", unbounded(readYarn)},
+		{"go", unbounded(readGoModCache)},
 	}
+}
+
+// unbounded is a reader that builds its paths without a pathBudget.
+func unbounded(read func(context.Context, FS) ([]Record, error)) func(context.Context, FS, *pathBudget) ([]Record, error) {
+	return func(ctx context.Context, fsys FS, _ *pathBudget) ([]Record, error) { return read(ctx, fsys) }
 }
 
 // maxRecords bounds the records one filesystem may contribute, and so
@@ -109,14 +114,22 @@ func Read(ctx context.Context, fsys FS) *DB { return ReadGated(ctx, fsys, nil) }
 func ReadGated(ctx context.Context, fsys FS, gate *decode.MemoryGate) *DB {
 	db := &DB{byPath: map[string][]Owner{}}
 	canon := newCanonicalizer(fsys)
+	paths := newPathBudget()
 	n := 0
 	for _, r := range readers(gate) {
 		if err := ctx.Err(); err != nil {
 			db.Errors = append(db.Errors, err)
 			break
 		}
-		recs, err := r.read(ctx, fsys)
+		if paths.spent {
+			db.Errors = append(db.Errors, fmt.Errorf("pkgdb: %s: not read: %w of %d bytes", r.name, errPathBudget, paths.total))
+			continue
+		}
+		recs, err := r.read(ctx, fsys, paths)
 		if err != nil {
+			db.Errors = append(db.Errors, fmt.Errorf("pkgdb: %s: %w", r.name, err))
+		}
+		if err := paths.skipped(); err != nil {
 			db.Errors = append(db.Errors, fmt.Errorf("pkgdb: %s: %w", r.name, err))
 		}
 		if len(recs) > 0 {
@@ -173,7 +186,14 @@ func newCanonicalizer(fsys FS) *canonicalizer {
 }
 
 func (c *canonicalizer) path(p string) string {
-	p = path.Clean("/" + p)
+	// A clean absolute path is kept as it is, not copied: the map then
+	// shares the reader's string, and the paths held stay within the
+	// readers' budget (pathBudget).
+	if strings.HasPrefix(p, "/") {
+		p = path.Clean(p)
+	} else {
+		p = path.Clean("/" + p)
+	}
 	if c.lr == nil {
 		return p
 	}

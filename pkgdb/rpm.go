@@ -65,7 +65,7 @@ var rpmDBFiles = []string{"rpmdb.sqlite", "Packages.db", "Packages"}
 // readRPM reads rpm's database. It returns the records of every header it
 // could read; when some headers were unreadable it returns those records
 // together with an error that counts the others.
-func readRPM(ctx context.Context, fsys FS) ([]Record, error) {
+func readRPM(ctx context.Context, fsys FS, paths *pathBudget) ([]Record, error) {
 	for _, dir := range rpmDBDirs {
 		for _, name := range rpmDBFiles {
 			p := path.Join(dir, name)
@@ -76,7 +76,7 @@ func readRPM(ctx context.Context, fsys FS) ([]Record, error) {
 			if err != nil {
 				return nil, fmt.Errorf("rpm: %w", err)
 			}
-			return rpmRecordsFromDB(ctx, p, b)
+			return rpmRecordsFromDB(ctx, p, b, paths)
 		}
 	}
 	return nil, nil
@@ -84,7 +84,7 @@ func readRPM(ctx context.Context, fsys FS) ([]Record, error) {
 
 // rpmRecordsFromDB reads the header blobs of one database file, whose
 // container it recognises by content, not by name.
-func rpmRecordsFromDB(ctx context.Context, name string, db []byte) ([]Record, error) {
+func rpmRecordsFromDB(ctx context.Context, name string, db []byte, paths *pathBudget) ([]Record, error) {
 	var recs []Record
 	var bad []error
 	nbad := 0
@@ -94,10 +94,13 @@ func rpmRecordsFromDB(ctx context.Context, name string, db []byte) ([]Record, er
 		}
 		pkg, err := parseRPMHeader(blob)
 		if err == nil {
-			recs, err = pkg.appendRecords(recs)
+			recs, err = pkg.appendRecords(recs, paths, fmt.Sprintf("%s: header at offset %d", name, off))
 		}
 		if errors.Is(err, errTooManyRecords) {
 			return fmt.Errorf("%s: %w", name, err)
+		}
+		if errors.Is(err, errPathBudget) {
+			return fmt.Errorf("header at offset %d: %w", off, err)
 		}
 		if err != nil {
 			nbad++
@@ -201,57 +204,79 @@ func (p *rpmPackage) evr() string {
 	return v
 }
 
-// paths lists the package's file paths: directory index + base name, or
-// the legacy full names of headers from before rpm 4.0.
-func (p *rpmPackage) paths() ([]string, error) {
+// files checks the file list: the number of files, each a directory index
+// and a base name, or a legacy full name of a header from before rpm 4.0.
+func (p *rpmPackage) files() (int, error) {
 	if len(p.baseNames) == 0 {
-		return p.oldFileNames, nil
+		return len(p.oldFileNames), nil
 	}
 	if len(p.dirIndexes) != len(p.baseNames) {
-		return nil, fmt.Errorf("%d base names but %d dir indexes", len(p.baseNames), len(p.dirIndexes))
+		return 0, fmt.Errorf("%d base names but %d dir indexes", len(p.baseNames), len(p.dirIndexes))
 	}
-	out := make([]string, len(p.baseNames))
-	for i, base := range p.baseNames {
-		di := p.dirIndexes[i]
+	for i, di := range p.dirIndexes {
 		if uint64(di) >= uint64(len(p.dirNames)) {
-			return nil, fmt.Errorf("file %d: dir index %d of %d dirs", i, di, len(p.dirNames))
+			return 0, fmt.Errorf("file %d: dir index %d of %d dirs", i, di, len(p.dirNames))
 		}
-		out[i] = p.dirNames[di] + base
 	}
-	return out, nil
+	return len(p.baseNames), nil
+}
+
+// file is file i's path in two parts, directory and base name, that files
+// checked; the path is not built, since one directory name serves many
+// files (pathBudget).
+func (p *rpmPackage) file(i int) (dir, base string) {
+	if len(p.baseNames) == 0 {
+		return "", p.oldFileNames[i]
+	}
+	return p.dirNames[p.dirIndexes[i]], p.baseNames[i]
 }
 
 // appendRecords appends a record per file of the package that can hold
-// content: directories and symlinks are left out.
-func (p *rpmPackage) appendRecords(recs []Record) ([]Record, error) {
-	paths, err := p.paths()
+// content: directories and symlinks are left out. A path is built only if
+// paths lets it (where: the database file and the header's offset in it).
+func (p *rpmPackage) appendRecords(recs []Record, paths *pathBudget, where string) ([]Record, error) {
+	n, err := p.files()
 	if err != nil {
 		return recs, err
 	}
 	algo, ok := rpmDigestAlgos[p.digestAlgo]
 	version := p.evr()
-	for i, name := range paths {
+	for i := range n {
 		if i < len(p.modes) {
 			if t := p.modes[i] & modeTypeMask; t == modeDir || t == modeSymlink {
 				continue
 			}
 		}
-		if len(name) == 0 || name[0] != '/' {
+		dir, base := p.file(i)
+		lead := dir
+		if lead == "" {
+			lead = base
+		}
+		if lead == "" || lead[0] != '/' {
 			continue // rpm stores absolute paths only
+		}
+		if len(recs) >= maxRPMRecords {
+			return recs, errTooManyRecords
+		}
+		fit, err := paths.fit(len(dir)+len(base), func() string {
+			return fmt.Sprintf("%s, file %d (%d + %d bytes)", where, i, len(dir), len(base))
+		})
+		if err != nil {
+			return recs, err
+		}
+		if !fit {
+			continue
 		}
 		o := Owner{Manager: "rpm", Package: p.name, Version: version}
 		if i < len(p.flags) {
 			o.Conffile = p.flags[i]&rpmFileConfig != 0
 		}
-		if ok && i < len(p.digests) && len(p.digests) == len(paths) {
+		if ok && i < len(p.digests) && len(p.digests) == n {
 			if sum, err := hex.DecodeString(p.digests[i]); err == nil && len(sum) == algo.size {
 				o.Digest = Digest{Algo: algo.name, Sum: sum}
 			}
 		}
-		if len(recs) >= maxRPMRecords {
-			return recs, errTooManyRecords
-		}
-		recs = append(recs, Record{Path: path.Clean(name), Owner: o})
+		recs = append(recs, Record{Path: path.Clean(dir + base), Owner: o})
 	}
 	return recs, nil
 }

@@ -45,7 +45,7 @@ func TestReadRPMLargeOnDisk(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := ext4Files(t, tc.root, filepath.Join(dir, tc.name+".ext4"))
-			got, err := readRPM(context.Background(), files)
+			got, err := readRPM(context.Background(), files, newPathBudget())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -282,7 +282,7 @@ func TestReadRPM(t *testing.T) {
 			for _, e := range entries {
 				before[e.Name()] = testutil.FileSnapshot(t, filepath.Join(dir, e.Name()))
 			}
-			got, err := readRPM(context.Background(), newHostRootFS(t, root))
+			got, err := readRPM(context.Background(), newHostRootFS(t, root), newPathBudget())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -318,7 +318,7 @@ func recordEqual(a, b Record) bool {
 }
 
 func TestReadRPMAbsent(t *testing.T) {
-	recs, err := readRPM(context.Background(), newHostRootFS(t, t.TempDir()))
+	recs, err := readRPM(context.Background(), newHostRootFS(t, t.TempDir()), newPathBudget())
 	if recs != nil || err != nil {
 		t.Fatalf("no database: got %v, %v; want nil, nil", recs, err)
 	}
@@ -407,7 +407,7 @@ func TestRPMDBDamaged(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, tc.db), tc.data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := readRPM(context.Background(), newHostRootFS(t, root))
+			_, err := readRPM(context.Background(), newHostRootFS(t, root), newPathBudget())
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.db) {
 				t.Fatalf("error %v; want one naming %s and saying %q", err, tc.db, tc.want)
 			}
@@ -423,7 +423,7 @@ func TestRPMDBDamaged(t *testing.T) {
 
 func FuzzRPMDB(f *testing.F) {
 	f.Fuzz(func(t *testing.T, db []byte) {
-		recs, _ := rpmRecordsFromDB(context.Background(), "fuzz", db)
+		recs, _ := rpmRecordsFromDB(context.Background(), "fuzz", db, newPathBudget())
 		if len(recs) > len(db) {
 			t.Fatalf("%d records from %d bytes", len(recs), len(db))
 		}
@@ -436,7 +436,7 @@ func FuzzRPMHeader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		recs, _ := p.appendRecords(nil)
+		recs, _ := p.appendRecords(nil, newPathBudget(), "fuzz")
 		for _, r := range recs {
 			if r.Path == "" || r.Path[0] != '/' || r.Owner.Package == "" {
 				t.Fatalf("bad record %+v", r)
