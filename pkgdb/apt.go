@@ -67,11 +67,11 @@ type Opener interface {
 // index's decoder holds its memory at gate (nil: only the decoders'
 // default cap bounds it), so that it counts with the decoders that run
 // beside it.
-func readAptCache(ctx context.Context, files FS, gate *decode.MemoryGate) ([]Record, error) {
-	return readAptCacheWith(ctx, files, defaultAptLimits(), gate)
+func readAptCache(ctx context.Context, files FS, gate *decode.MemoryGate, paths *pathBudget) ([]Record, error) {
+	return readAptCacheWith(ctx, files, defaultAptLimits(), gate, paths)
 }
 
-func readAptCacheWith(ctx context.Context, files FS, lim aptLimits, gate *decode.MemoryGate) ([]Record, error) {
+func readAptCacheWith(ctx context.Context, files FS, lim aptLimits, gate *decode.MemoryGate, paths *pathBudget) ([]Record, error) {
 	ents, err := files.ReadDir(aptArchivesDir)
 	if err != nil {
 		if isNotExist(err) {
@@ -119,9 +119,19 @@ func readAptCacheWith(ctx context.Context, files FS, lim aptLimits, gate *decode
 			errs = append(errs, fmt.Errorf("%s: package indexes over %d bytes in all, decompressed: the rest are not read", aptListsDir, lim.allBytes))
 			break
 		}
+		var stop error // paths spent: the index's further entries are not kept
 		err := readAptIndex(ctx, files, file, codec, gate, min(lim.listBytes, left), &left, func(pkg, version, arch string, sum []byte) {
 			name := aptCacheName(pkg, version, arch)
-			if cached[name] && len(out) < maxRecords {
+			if cached[name] && len(out) < maxRecords && stop == nil {
+				// The name is one the cache directory lists.
+				n := len(aptArchivesDir) + 1 + len(name)
+				fit, err := paths.fit(n, func() string { return fmt.Sprintf("%s: the package %s (%d bytes)", file, truncated(name, 256), n) })
+				if err != nil {
+					stop = fmt.Errorf("%s: %w", file, err)
+				}
+				if !fit {
+					return
+				}
 				out = append(out, Record{Path: path.Join(aptArchivesDir, name), Owner: Owner{
 					Manager: "apt", Package: pkg, Version: version, Arch: arch,
 					Digest: Digest{Algo: "sha256", Sum: sum},
@@ -130,6 +140,9 @@ func readAptCacheWith(ctx context.Context, files FS, lim aptLimits, gate *decode
 		})
 		if err != nil && len(errs) < 8 {
 			errs = append(errs, err)
+		}
+		if stop != nil {
+			return out, errors.Join(append(errs, stop)...)
 		}
 	}
 	return out, errors.Join(errs...)

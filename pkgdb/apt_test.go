@@ -47,7 +47,7 @@ func TestReadAptCache(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			recs, err := readAptCache(context.Background(), hostRoot(root), nil)
+			recs, err := readAptCache(context.Background(), hostRoot(root), nil, newPathBudget())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +87,7 @@ func TestReadAptCache(t *testing.T) {
 				os.Remove(d)
 			}
 			os.WriteFile(lists[0], []byte("\x00not an index"), 0o644)
-			if recs, err := readAptCache(context.Background(), hostRoot(root), nil); recs != nil || err != nil {
+			if recs, err := readAptCache(context.Background(), hostRoot(root), nil, newPathBudget()); recs != nil || err != nil {
 				t.Errorf("an empty cache: %+v, %v", recs, err)
 			}
 		})
@@ -128,7 +128,7 @@ func FuzzReadAptCache(f *testing.F) {
 			"var/cache/apt/archives/b_1_amd64.deb":     {Data: []byte("!<arch>\n")},
 			name:                                       {Data: index},
 		}
-		recs, _ := readAptCache(context.Background(), root, nil)
+		recs, _ := readAptCache(context.Background(), root, nil, newPathBudget())
 		for _, r := range recs {
 			if _, ok := root[r.Path[1:]]; !ok || r.Owner.Package == "" || r.Owner.Manager != "apt" || r.Owner.Digest.Algo != "sha256" || len(r.Owner.Digest.Sum) != 32 {
 				t.Fatalf("bad record %+v", r)
@@ -160,7 +160,7 @@ func TestAptCacheLimits(t *testing.T) {
 		{"files", aptLimits{lists: 2, listBytes: 64 << 20, allBytes: 64 << 20}, []string{"over 2 package indexes"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			recs, err := readAptCacheWith(context.Background(), hostRoot(root), c.lim, nil)
+			recs, err := readAptCacheWith(context.Background(), hostRoot(root), c.lim, nil, newPathBudget())
 			if len(recs) != 1 || recs[0].Owner.Package != "acme-agent" {
 				t.Errorf("records %+v, want acme-agent's, read before the limits", recs)
 			}
@@ -199,7 +199,7 @@ func TestReadAptCacheHostileIndex(t *testing.T) {
 			testutil.Bash(t, lists, c.script)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			recs, err := readAptCache(context.Background(), hostRoot(root), nil)
+			recs, err := readAptCache(context.Background(), hostRoot(root), nil, newPathBudget())
 			runtime.ReadMemStats(&after)
 			if len(recs) != 0 || err == nil || !strings.Contains(err.Error(), "_Packages.xz") || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("records %+v, error %v; want none, and an error naming the list and %q", recs, err, c.err)

@@ -51,17 +51,21 @@ const (
 
 // readApt reads what apt records: the packages in its cache and the
 // lists `apt-get update` downloaded.
-func readApt(ctx context.Context, files FS, gate *decode.MemoryGate) ([]Record, error) {
-	cached, cerr := readAptCache(ctx, files, gate)
-	lists, lerr := readAptLists(ctx, files, defaultAptLimits().lists)
+func readApt(ctx context.Context, files FS, gate *decode.MemoryGate, paths *pathBudget) ([]Record, error) {
+	cached, cerr := readAptCache(ctx, files, gate, paths)
+	if paths.spent {
+		return cached, cerr
+	}
+	lists, lerr := readAptLists(ctx, files, defaultAptLimits().lists, paths)
 	return append(cached, lists...), errors.Join(cerr, lerr)
 }
 
 // readAptLists records the indexes that each Release file in apt's lists
 // directory lists, at the path apt keeps them, with their SHA-256 (or
 // SHA-512, for a Release file without SHA-256). At most maxReleases
-// Release files are read.
-func readAptLists(ctx context.Context, files FS, maxReleases int) ([]Record, error) {
+// Release files are read, and the paths are built within paths (the
+// Release file's name is in each of its indexes', six times over).
+func readAptLists(ctx context.Context, files FS, maxReleases int, paths *pathBudget) ([]Record, error) {
 	ents, err := files.ReadDir(aptListsDir)
 	if err != nil {
 		if isNotExist(err) {
@@ -98,15 +102,35 @@ func readAptLists(ctx context.Context, files FS, maxReleases int) ([]Record, err
 			}
 			continue
 		}
+		release := path.Join(aptListsDir, e.Name())
 		for _, ix := range rel.indexes {
-			name := path.Join(aptListsDir, prefix+strings.ReplaceAll(ix.path, "/", "_"))
+			// aptListsDir/PREFIX+path, each "/" made "_": one component.
+			base := len(aptListsDir) + 1 + len(prefix) + len(ix.path)
+			name := ""
+			add := func(ext string, owner Owner) error {
+				m := base + len(ext)
+				fit, err := paths.fit(m, func() string { return fmt.Sprintf("%s: the index %s (%d bytes)", release, truncated(ix.path, 256), m) })
+				if !fit {
+					return err
+				}
+				if name == "" {
+					name = path.Join(aptListsDir, prefix+strings.ReplaceAll(ix.path, "/", "_"))
+				}
+				out = append(out, Record{Path: name + ext, Owner: owner})
+				return nil
+			}
 			owner := Owner{Manager: "apt", Package: ix.path, Version: rel.suite, Digest: Digest{Algo: rel.algo, Sum: ix.sum}}
-			out = append(out, Record{Path: name, Owner: owner})
+			err := add("", owner)
 			if aptKeptCompressed(ix.path) == "" {
 				owner.Digest.Algo = DecodedDigest(rel.algo)
 				for _, ext := range aptKeptExts {
-					out = append(out, Record{Path: name + ext, Owner: owner})
+					if err == nil {
+						err = add(ext, owner)
+					}
 				}
+			}
+			if err != nil {
+				return out, errors.Join(append(errs, fmt.Errorf("%s: %w", release, err))...)
 			}
 			if len(out) >= maxRecords {
 				break

@@ -45,7 +45,7 @@ func TestReadAptLists(t *testing.T) {
 				t.Fatal(err)
 			}
 			kept, _ := filepath.Glob(filepath.Join(lists, "*_*"))
-			recs, err := readAptLists(context.Background(), hostRoot(root), 256)
+			recs, err := readAptLists(context.Background(), hostRoot(root), 256, newPathBudget())
 			if err != nil {
 				t.Fatal(err)
 			}

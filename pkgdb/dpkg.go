@@ -37,8 +37,10 @@ var dpkgFileStates = map[string]bool{
 // readDpkg reads dpkg: /var/lib/dpkg/status (installed packages, their
 // versions and the md5 of each conffile as shipped), info/<pkg>[:arch].md5sums
 // (the md5 of every other file, paths relative to /) and diversions (a
-// diverted file of a package lives at the diversion's target).
-func readDpkg(ctx context.Context, fsys FS) ([]Record, error) {
+// diverted file of a package lives at the diversion's target). Its paths
+// are each a line of its own, but a diversion's target serves every line
+// that names the diverted path: they are kept within paths.
+func readDpkg(ctx context.Context, fsys FS, paths *pathBudget) ([]Record, error) {
 	status, err := readBoundedLarge(fsys, dpkgStatusPath, maxDpkgStatusBytes)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -69,17 +71,27 @@ func readDpkg(ctx context.Context, fsys FS) ([]Record, error) {
 		}
 		return o
 	}
-	add := func(p *DpkgPackage, file string, sum []byte, conffile bool) bool {
+	var stop error // paths spent
+	add := func(p *DpkgPackage, file string, sum []byte, conffile bool, where func() string) bool {
 		if len(out) >= maxRecords {
 			return false
 		}
-		out = append(out, Record{Path: div.target(file, p.Name), Owner: owner(p, sum, conffile)})
+		target := div.target(file, p.Name)
+		fit, err := paths.fit(len(target), func() string { return fmt.Sprintf("%s (%d bytes)", where(), len(target)) })
+		if err != nil {
+			stop = fmt.Errorf("%s: %w", where(), err)
+			return false
+		}
+		if fit {
+			out = append(out, Record{Path: target, Owner: owner(p, sum, conffile)})
+		}
 		return true
 	}
 	for i := range pkgs {
-		for _, c := range pkgs[i].Conffiles {
-			if !add(&pkgs[i], c.Path, c.MD5, true) {
-				return out, nil
+		p := &pkgs[i]
+		for _, c := range p.Conffiles {
+			if !add(p, c.Path, c.MD5, true, func() string { return fmt.Sprintf("%s: the package at line %d", dpkgStatusPath, p.Line) }) {
+				return out, stop
 			}
 		}
 	}
@@ -115,23 +127,26 @@ func readDpkg(ctx context.Context, fsys FS) ([]Record, error) {
 			break
 		}
 		full := false
-		parseMD5Sums(b, func(file string, sum []byte) bool {
-			full = !add(p, file, sum, false)
+		parseMD5Sums(b, func(f string, sum []byte, off int) bool {
+			full = !add(p, f, sum, false, func() string { return fmt.Sprintf("%s: offset %d", file, off) })
 			return !full
 		})
 		if full {
 			break
 		}
 	}
-	return out, errors.Join(errs...)
+	return out, errors.Join(append(errs, stop)...)
 }
 
 // parseMD5Sums calls fn with each "md5hex  path" line of an md5sums file
 // (paths relative to /, as md5sum writes them; "*" marks binary mode),
-// with the path made absolute. Malformed lines are skipped; fn's false
-// stops the parse.
-func parseMD5Sums(b []byte, fn func(path string, sum []byte) bool) {
+// with the path made absolute and the line's offset. Malformed lines are
+// skipped; fn's false stops the parse.
+func parseMD5Sums(b []byte, fn func(path string, sum []byte, off int) bool) {
+	off := 0
 	for line := range bytes.Lines(b) {
+		lineOff := off
+		off += len(line)
 		line = bytes.TrimRight(line, "\r\n")
 		if len(line) < 35 || line[32] != ' ' || (line[33] != ' ' && line[33] != '*') {
 			continue
@@ -144,7 +159,7 @@ func parseMD5Sums(b []byte, fn func(path string, sum []byte) bool) {
 		if p == "" || strings.ContainsRune(p, 0) {
 			continue
 		}
-		if !fn(path.Clean("/"+p), sum) {
+		if !fn(path.Clean("/"+p), sum, lineOff) {
 			return
 		}
 	}

@@ -113,7 +113,7 @@ func TestParseMD5Sums(t *testing.T) {
 		"short\n\n" +
 		"b1946ac92492d2347c6235b4d2611184  ../../etc/escape\n"
 	var got []string
-	parseMD5Sums([]byte(in), func(p string, sum []byte) bool {
+	parseMD5Sums([]byte(in), func(p string, sum []byte, _ int) bool {
 		if len(sum) != 16 {
 			t.Errorf("%s: %d-byte sum", p, len(sum))
 		}
@@ -150,7 +150,7 @@ func FuzzReadDpkg(f *testing.F) {
 			"var/lib/dpkg/info/a:amd64.md5sums": {Data: sums},
 			"var/lib/dpkg/diversions":           {Data: div},
 		}
-		recs, _ := readDpkg(context.Background(), root)
+		recs, _ := readDpkg(context.Background(), root, newPathBudget())
 		for _, r := range recs {
 			if !strings.HasPrefix(r.Path, "/") || r.Owner.Package == "" || r.Owner.Manager != "dpkg" ||
 				r.Owner.Digest.Sum != nil && (r.Owner.Digest.Algo != "md5" || len(r.Owner.Digest.Sum) != 16) {

@@ -108,6 +108,6 @@ func FuzzDpkgStatus(f *testing.F) {
 			}
 		}
 		ParseDpkgStatus(b)
-		parseMD5Sums(b, func(string, []byte) bool { return true })
+		parseMD5Sums(b, func(string, []byte, int) bool { return true })
 	})
 }

@@ -48,9 +48,9 @@ const (
 
 // readGoModCache reads the module caches under /root/go and each home
 // under /home.
-func readGoModCache(ctx context.Context, files FS) ([]Record, error) {
+func readGoModCache(ctx context.Context, files FS, paths *pathBudget) ([]Record, error) {
 	homes := userHomes(files)
-	w := &goModWalk{ctx: ctx, files: files, dirs: maxGoModDirs}
+	w := &goModWalk{ctx: ctx, files: files, dirs: maxGoModDirs, paths: paths}
 	for _, h := range homes {
 		root := path.Join(h, goModDownload)
 		if _, err := files.ReadDir(root); err != nil {
@@ -67,6 +67,7 @@ type goModWalk struct {
 	ctx   context.Context
 	files FS
 	dirs  int
+	paths *pathBudget
 	out   []Record
 	errs  []error
 }
@@ -94,7 +95,9 @@ func (w *goModWalk) walk(dir, prefix string, depth int) error {
 		sub := path.Join(dir, e.Name())
 		if e.Name() == "@v" {
 			if prefix != "" {
-				w.versions(sub, prefix)
+				if err := w.versions(sub, prefix); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -113,19 +116,20 @@ func (w *goModWalk) walk(dir, prefix string, depth int) error {
 }
 
 // versions records VERSION.zip for each VERSION.ziphash of an @v
-// directory.
-func (w *goModWalk) versions(dir, escaped string) {
+// directory, within the walk's paths; past them, the error stops the
+// walk.
+func (w *goModWalk) versions(dir, escaped string) error {
 	mod, err := module.UnescapePath(escaped)
 	if err != nil {
-		return
+		return nil
 	}
 	ents, err := w.files.ReadDir(dir)
 	if err != nil {
-		return
+		return nil
 	}
 	for _, e := range ents {
 		if len(w.out) >= maxRecords {
-			return
+			return nil
 		}
 		// The zip itself need not be listed: a container layer's
 		// records hold the ziphash files alone.
@@ -145,10 +149,19 @@ func (w *goModWalk) versions(dir, escaped string) {
 		if sum == nil {
 			continue
 		}
+		n := len(dir) + 1 + len(ev) + len(".zip")
+		fit, err := w.paths.fit(n, func() string { return fmt.Sprintf("%s (%d bytes)", truncated(path.Join(dir, e.Name()), 256), n) })
+		if err != nil {
+			return fmt.Errorf("%s: %w", truncated(path.Join(dir, e.Name()), 256), err)
+		}
+		if !fit {
+			continue
+		}
 		w.out = append(w.out, Record{Path: path.Join(dir, ev+".zip"), Owner: Owner{
 			Manager: "go", Package: mod, Version: version, Digest: Digest{Algo: GoModHashAlgo, Sum: sum},
 		}})
 	}
+	return nil
 }
 
 // parseH1 returns the SHA-256 of an "h1:BASE64" hash, or nil.

@@ -23,7 +23,7 @@ func TestReadGoModCache(t *testing.T) {
 		{Path: "example.com/acme", Version: "v1.2.0", Files: map[string][]byte{"testdata/id_rsa": []byte("fixture\n"), "acme.go": []byte("package acme\n")}},
 		{Path: "example.com/Big/Tools", Version: "v0.0.0-20260101000000-abcdef123456", Files: map[string][]byte{"tools.go": []byte("package tools\n")}},
 	})
-	recs, err := readGoModCache(context.Background(), hostRoot(root))
+	recs, err := readGoModCache(context.Background(), hostRoot(root), newPathBudget())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -62,7 +63,7 @@ func userHomes(files FS) []string {
 
 // readNPMCache reads the npm caches of root and of each home directory
 // under /home.
-func readNPMCache(ctx context.Context, files FS) ([]Record, error) {
+func readNPMCache(ctx context.Context, files FS, paths *pathBudget) ([]Record, error) {
 	homes := userHomes(files)
 	budget := &npmBudget{files: maxNPMIndexFiles, bytes: maxNPMIndexBytes}
 	var out []Record
@@ -71,10 +72,13 @@ func readNPMCache(ctx context.Context, files FS) ([]Record, error) {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		recs, err := readNPMCacheDir(ctx, files, path.Join(h, npmCacheDir), budget)
+		recs, err := readNPMCacheDir(ctx, files, path.Join(h, npmCacheDir), budget, paths)
 		out = append(out, recs...)
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if paths.spent {
+			break
 		}
 		if budget.spent() {
 			errs = append(errs, fmt.Errorf("npm caches: index over %d files or %d bytes: the rest is not read", maxNPMIndexFiles, maxNPMIndexBytes))
@@ -89,7 +93,7 @@ type npmBudget struct{ files, bytes int64 }
 func (b *npmBudget) spent() bool { return b.files < 0 || b.bytes < 0 }
 
 // readNPMCacheDir reads one cacache directory's index.
-func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudget) ([]Record, error) {
+func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudget, paths *pathBudget) ([]Record, error) {
 	index := path.Join(dir, "index-v5")
 	l1, err := files.ReadDir(index)
 	if err != nil {
@@ -100,6 +104,10 @@ func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudge
 	}
 	entries := map[string]npmEntry{} // by key: the bucket's last word
 	var errs []error
+	records := func() ([]Record, error) {
+		recs, err := npmRecords(dir, entries, paths)
+		return recs, errors.Join(append(errs, err)...)
+	}
 	for _, a := range l1 {
 		// Directories count toward the files budget too: an index of
 		// empty directories costs a listing each.
@@ -107,7 +115,7 @@ func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudge
 			continue
 		}
 		if budget.files--; budget.spent() {
-			return npmRecords(dir, entries), errors.Join(errs...)
+			return records()
 		}
 		l2, err := files.ReadDir(path.Join(index, a.Name()))
 		if err != nil {
@@ -121,7 +129,7 @@ func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudge
 				continue
 			}
 			if budget.files--; budget.spent() {
-				return npmRecords(dir, entries), errors.Join(errs...)
+				return records()
 			}
 			sub := path.Join(index, a.Name(), b.Name())
 			buckets, err := files.ReadDir(sub)
@@ -139,7 +147,7 @@ func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudge
 					continue
 				}
 				if budget.files--; budget.spent() {
-					return npmRecords(dir, entries), errors.Join(errs...)
+					return records()
 				}
 				data, err := readEntry(files, sub, f, max(budget.bytes, 0))
 				if err != nil {
@@ -154,7 +162,7 @@ func readNPMCacheDir(ctx context.Context, files FS, dir string, budget *npmBudge
 			}
 		}
 	}
-	return npmRecords(dir, entries), errors.Join(errs...)
+	return records()
 }
 
 // npmEntry is what the index says of one key.
@@ -186,9 +194,11 @@ func parseNPMBucket(data []byte, entries map[string]npmEntry) {
 }
 
 // npmRecords turns the index's registry tarballs into records of their
-// content files.
-func npmRecords(dir string, entries map[string]npmEntry) []Record {
+// content files, within paths (dir is joined to each).
+func npmRecords(dir string, entries map[string]npmEntry, paths *pathBudget) ([]Record, error) {
 	var out []Record
+	// dir/content-v2/sha512/XX/XX/<the other 124 hex digits>
+	n := len(dir) + len("/content-v2/sha512/") + 2*sha512.Size + 2
 	for key, e := range entries {
 		pkg, version, ok := npmTarballURL(strings.TrimPrefix(key, npmKeyPrefix))
 		if !ok {
@@ -201,13 +211,22 @@ func npmRecords(dir string, entries map[string]npmEntry) []Record {
 		if len(out) >= maxRecords {
 			break
 		}
+		fit, err := paths.fit(n, func() string {
+			return fmt.Sprintf("%s: the entry of %s (%d bytes)", path.Join(dir, "index-v5"), truncated(key, 256), n)
+		})
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", path.Join(dir, "index-v5"), err)
+		}
+		if !fit {
+			continue
+		}
 		h := hex.EncodeToString(sum)
 		out = append(out, Record{
 			Path:  path.Join(dir, "content-v2", "sha512", h[:2], h[2:4], h[4:]),
 			Owner: Owner{Manager: "npm", Package: pkg, Version: version, Digest: Digest{Algo: "sha512", Sum: sum}},
 		})
 	}
-	return out
+	return out, nil
 }
 
 // npmTarballURL parses a registry tarball's URL, as every npm registry

@@ -27,7 +27,7 @@ func TestReadNPMCache(t *testing.T) {
 		{Name: "acme-keys", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_rsa": []byte("fixture\n")}},
 		{Name: "@acme/tools", Version: "2.0.0-rc.1", Files: map[string][]byte{"index.js": []byte("module.exports = 1\n")}},
 	})
-	recs, err := readNPMCache(context.Background(), hostRoot(root))
+	recs, err := readNPMCache(context.Background(), hostRoot(root), newPathBudget())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,8 @@ func FuzzNPMBucket(f *testing.F) {
 	f.Fuzz(func(t *testing.T, bucket []byte) {
 		entries := map[string]npmEntry{}
 		parseNPMBucket(bucket, entries)
-		for _, r := range npmRecords("/root/.npm/_cacache", entries) {
+		recs, _ := npmRecords("/root/.npm/_cacache", entries, newPathBudget())
+		for _, r := range recs {
 			if len(r.Owner.Digest.Sum) != 64 || r.Owner.Package == "" || filepath.Dir(filepath.Dir(filepath.Dir(r.Path))) != "/root/.npm/_cacache/content-v2/sha512" {
 				t.Fatalf("bad record %+v", r)
 			}
@@ -106,7 +107,7 @@ func TestNPMBucketOrder(t *testing.T) {
 	} {
 		entries := map[string]npmEntry{}
 		parseNPMBucket([]byte(c.bucket), entries)
-		recs := npmRecords("/root/.npm/_cacache", entries)
+		recs, _ := npmRecords("/root/.npm/_cacache", entries, newPathBudget())
 		if c.want == 0 && len(recs) != 0 || c.want != 0 && (len(recs) != 1 || recs[0].Owner.Digest.Sum[0] != c.want) {
 			t.Errorf("%s: records %+v, want digest of %d", c.name, recs, c.want)
 		}

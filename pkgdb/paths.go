@@ -81,3 +81,12 @@ func (b *pathBudget) skipped() error {
 	b.long, b.first = 0, ""
 	return err
 }
+
+// truncated is s cut at n bytes, for a message that names a path or a key
+// of any length, saying how long it was.
+func truncated(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:n], len(s))
+}

@@ -304,6 +304,105 @@ func TestAPKPathBudget(t *testing.T) {
 	}
 }
 
+// TestOtherReadersLongPaths: the other readers that join a directory to
+// each name skip a path longer than PATH_MAX, and count it, and stop at
+// the budget: yarn 2+ (the lock file's cache key is in every zip's name,
+// in every cache directory), Python (the site directory and each RECORD
+// row) and dpkg (a diversion's target serves every line of the diverted
+// path).
+func TestOtherReadersLongPaths(t *testing.T) {
+	sum := strings.Repeat("ab", 64)
+	// lock is a yarn 2+ lock file of n packages and "ok", with the
+	// offsets of the packages' entries.
+	lock := func(cacheKey string, n int) ([]byte, []int) {
+		var b strings.Builder
+		var offs []int
+		fmt.Fprintf(&b, "__metadata:\n  version: 8\n  cacheKey: %s\n\n", cacheKey)
+		for i := range n {
+			offs = append(offs, b.Len())
+			fmt.Fprintf(&b, "\"p%d@npm:1.0.0\":\n  resolution: \"p%d@npm:1.0.0\"\n  checksum: %s\n\n", i, i, sum)
+		}
+		b.WriteString("\"ok@npm:1.0.0\":\n  resolution: \"ok@npm:1.0.0\"\n  checksum: 10c0/" + sum + "\n")
+		return []byte(b.String()), offs
+	}
+	longLock, longOffs := lock(strings.Repeat("k", 8<<10), 3)
+	shortLock, shortOffs := lock("10c0", 3)
+	okZip := "/c/" + yarnZipName("", "ok", "1.0.0", "10c0")
+	status := "Package: a\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n"
+	md5 := strings.Repeat("0", 32)
+	dpkgRoot := func(target string, n int) memRoot {
+		sums := ""
+		for range n {
+			sums += md5 + "  usr/bin/a\n"
+		}
+		return memRoot{
+			"var/lib/dpkg/status":         {Data: []byte(status)},
+			"var/lib/dpkg/info/a.md5sums": {Data: []byte(sums + md5 + "  usr/bin/b\n")},
+			"var/lib/dpkg/diversions":     {Data: []byte("/usr/bin/a\n" + target + "\nother\n")},
+		}
+	}
+	const site = "/usr/lib/python3/dist-packages"
+	cases := []struct {
+		name      string
+		budget    int64
+		read      func(*pathBudget) ([]Record, error)
+		wantPaths []string
+		skipped   int
+		note      string // where the first skipped one is, or the budget error's place
+	}{
+		{"yarn: a cache key of 8 KiB", maxPathBytes, func(p *pathBudget) ([]Record, error) {
+			return yarnBerryRecords("/srv/app/yarn.lock", longLock, []string{"/c"}, 100, p)
+		}, []string{okZip}, 3, fmt.Sprintf("/srv/app/yarn.lock: offset %d ", longOffs[0])},
+		{"yarn: the budget", 100, func(p *pathBudget) ([]Record, error) { // 35 bytes a path
+			return yarnBerryRecords("/srv/app/yarn.lock", shortLock, []string{"/c", "/d"}, 100, p)
+		}, []string{"/c/" + yarnZipName("", "p0", "1.0.0", "10c0"), "/d/" + yarnZipName("", "p0", "1.0.0", "10c0")},
+			0, fmt.Sprintf("offset %d: file paths over the budget", shortOffs[1])},
+		{"python: a RECORD row of 5,000 bytes", maxPathBytes, func(p *pathBudget) ([]Record, error) {
+			recs, errs := parsePythonRecord("RECORD", site, []byte("ok.py,,\n"+strings.Repeat("x", 5000)+",,\nok2.py,,\n"), p)
+			return recs, errors.Join(errs...)
+		}, []string{site + "/ok.py", site + "/ok2.py"}, 1, "RECORD: offset 8 "},
+		{"python: the budget", 80, func(p *pathBudget) ([]Record, error) {
+			recs, errs := parsePythonRecord("RECORD", site, []byte("ok.py,,\nok2.py,,\nok3.py,,\n"), p)
+			return recs, errors.Join(errs...)
+		}, []string{site + "/ok.py", site + "/ok2.py"}, 0, "RECORD: offset 17: file paths over the budget"},
+		{"dpkg: a diversion's target of 5,000 bytes", maxPathBytes, func(p *pathBudget) ([]Record, error) {
+			return readDpkg(context.Background(), dpkgRoot("/"+strings.Repeat("t", 4999), 100), p)
+		}, []string{"/usr/bin/b"}, 100, "/var/lib/dpkg/info/a.md5sums: offset 0 "},
+		{"dpkg: the budget", 20, func(p *pathBudget) ([]Record, error) {
+			return readDpkg(context.Background(), dpkgRoot("/usr/bin/a.real", 2), p)
+		}, []string{"/usr/bin/a.real"}, 0, "/var/lib/dpkg/info/a.md5sums: offset 44: file paths over the budget"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			paths := newPathBudgetOf(tc.budget)
+			recs, err := tc.read(paths)
+			var got []string
+			total := 0
+			for _, r := range recs {
+				got = append(got, r.Path)
+				total += len(r.Path)
+			}
+			if !slices.Equal(got, tc.wantPaths) {
+				t.Errorf("paths %q, want %q", got, tc.wantPaths)
+			}
+			if int64(total) > tc.budget {
+				t.Errorf("%d bytes of paths, over the budget of %d", total, tc.budget)
+			}
+			note := paths.skipped()
+			if tc.skipped > 0 {
+				want := fmt.Sprintf("%d file paths longer than 4096 bytes skipped, the first at %s", tc.skipped, tc.note)
+				if err != nil || note == nil || !strings.HasPrefix(note.Error(), want) {
+					t.Errorf("error %v, note %v; want no error and a note saying %q", err, note, want)
+				}
+				return
+			}
+			if note != nil || !errors.Is(err, errPathBudget) || !strings.Contains(err.Error(), tc.note) {
+				t.Errorf("error %v, note %v; want the budget's error saying %q", err, note, tc.note)
+			}
+		})
+	}
+}
+
 // TestReadStopsAtPathBudget: once a reader spends the budget of one
 // filesystem, Read names each reader after it as not read.
 func TestReadStopsAtPathBudget(t *testing.T) {

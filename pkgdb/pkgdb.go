@@ -64,21 +64,18 @@ type managerReader struct {
 // decoders of apt's compressed indexes hold their memory at gate.
 func readers(gate *decode.MemoryGate) []managerReader {
 	return []managerReader{
-		{"dpkg", unbounded(readDpkg)},
+		{"dpkg", readDpkg},
 		{"rpm", readRPM},
 		{"apk", readAPK},
-		{"python", unbounded(readPythonRecords)},
-		{"apt", unbounded(func(ctx context.Context, fsys FS) ([]Record, error) { return readApt(ctx, fsys, gate) })},
-		{"npm", unbounded(readNPMCache)},
-		{"pnpm", unbounded(readPnpmStore)},
-		{"yarn", unbounded(readYarn)},
-		{"go", unbounded(readGoModCache)},
+		{"python", readPythonRecords},
+		{"apt", func(ctx context.Context, fsys FS, paths *pathBudget) ([]Record, error) {
+			return readApt(ctx, fsys, gate, paths)
+		}},
+		{"npm", readNPMCache},
+		{"pnpm", readPnpmStore},
+		{"yarn", readYarn},
+		{"go", readGoModCache},
 	}
-}
-
-// unbounded is a reader that builds its paths without a pathBudget.
-func unbounded(read func(context.Context, FS) ([]Record, error)) func(context.Context, FS, *pathBudget) ([]Record, error) {
-	return func(ctx context.Context, fsys FS, _ *pathBudget) ([]Record, error) { return read(ctx, fsys) }
 }
 
 // maxRecords bounds the records one filesystem may contribute, and so

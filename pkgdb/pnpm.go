@@ -46,7 +46,7 @@ const (
 
 // readPnpmStore reads the pnpm stores of root and of each home directory
 // under /home.
-func readPnpmStore(ctx context.Context, files FS) ([]Record, error) {
+func readPnpmStore(ctx context.Context, files FS, paths *pathBudget) ([]Record, error) {
 	storeDirs := []string{".local/share/pnpm/store", ".pnpm-store"}
 	// The store layouts read, and where their index files are.
 	versions := []struct{ version, index, suffix string }{
@@ -63,10 +63,13 @@ func readPnpmStore(ctx context.Context, files FS) ([]Record, error) {
 					return out, err
 				}
 				store := path.Join(h, d, v.version)
-				recs, err := readPnpmIndex(ctx, files, store, v.index, v.suffix, budget, maxRecords-len(out))
+				recs, err := readPnpmIndex(ctx, files, store, v.index, v.suffix, budget, paths, maxRecords-len(out))
 				out = append(out, recs...)
 				if err != nil {
 					errs = append(errs, err)
+				}
+				if paths.spent {
+					return out, errors.Join(errs...)
 				}
 				if budget.spent() {
 					errs = append(errs, fmt.Errorf("pnpm stores: index over %d files or %d bytes: the rest is not read", maxPnpmIndexFiles, maxPnpmIndexBytes))
@@ -83,8 +86,8 @@ func readPnpmStore(ctx context.Context, files FS) ([]Record, error) {
 
 // readPnpmIndex reads the index files NAME+suffix in the two-level
 // directory store/index, and returns the records of the store files they
-// name, at most room of them.
-func readPnpmIndex(ctx context.Context, files FS, store, index, suffix string, budget *npmBudget, room int) ([]Record, error) {
+// name, at most room of them, within paths.
+func readPnpmIndex(ctx context.Context, files FS, store, index, suffix string, budget *npmBudget, paths *pathBudget, room int) ([]Record, error) {
 	dir := path.Join(store, index)
 	l1, err := files.ReadDir(dir)
 	if err != nil {
@@ -129,7 +132,11 @@ func readPnpmIndex(ctx context.Context, files FS, store, index, suffix string, b
 				continue
 			}
 			budget.bytes -= int64(len(data))
-			recs, err := pnpmRecords(store, data)
+			recs, err := pnpmRecords(store, path.Join(sub, e.Name()), data, paths)
+			if errors.Is(err, errPathBudget) {
+				out = append(out, recs[:min(len(recs), room-len(out))]...)
+				return out, errors.Join(append(errs, err)...)
+			}
 			if err != nil {
 				if len(errs) < 8 {
 					errs = append(errs, fmt.Errorf("%s: %w", path.Join(sub, e.Name()), err))
@@ -156,9 +163,10 @@ type pnpmIndex struct {
 }
 
 // pnpmRecords returns the records of the store files that one index file
-// names. A file whose integrity is not a SHA-512 has none: its store name
-// comes from that digest.
-func pnpmRecords(store string, data []byte) ([]Record, error) {
+// (name) names, within paths (store is joined to each). A file whose
+// integrity is not a SHA-512 has none: its store name comes from that
+// digest.
+func pnpmRecords(store, name string, data []byte, paths *pathBudget) ([]Record, error) {
 	var ix pnpmIndex
 	if err := json.Unmarshal(data, &ix); err != nil {
 		return nil, err
@@ -173,13 +181,26 @@ func pnpmRecords(store string, data []byte) ([]Record, error) {
 		if sum == nil {
 			continue
 		}
+		// store/files/XX/<the other 126 hex digits>[-exec]
+		n := len(store) + len("/files/") + 2*len(sum) + 1
+		exec := f.Mode&0o111 != 0
+		if exec {
+			n += len("-exec")
+		}
+		fit, err := paths.fit(n, func() string { return fmt.Sprintf("%s: the file %s (%d bytes)", name, truncated(p, 256), n) })
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", name, err)
+		}
+		if !fit {
+			continue
+		}
 		h := hex.EncodeToString(sum)
-		name := h[2:]
-		if f.Mode&0o111 != 0 {
-			name += "-exec"
+		file := h[2:]
+		if exec {
+			file += "-exec"
 		}
 		out = append(out, Record{
-			Path:  path.Join(store, "files", h[:2], name),
+			Path:  path.Join(store, "files", h[:2], file),
 			Owner: Owner{Manager: "pnpm", Package: ix.Name, Version: ix.Version, Digest: Digest{Algo: "sha512", Sum: sum}},
 		})
 	}

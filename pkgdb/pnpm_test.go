@@ -24,7 +24,7 @@ func TestReadPnpmStore(t *testing.T) {
 		{Name: "acme-keys", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_rsa": []byte("fixture\n"), "bin/cli.js": []byte("#!/usr/bin/env node\n")}, Executable: []string{"bin/cli.js"}},
 		{Name: "@acme/tools", Version: "2.0.0-rc.1", Files: map[string][]byte{"index.js": []byte("module.exports = 1\n")}},
 	})
-	recs, err := readPnpmStore(context.Background(), hostRoot(root))
+	recs, err := readPnpmStore(context.Background(), hostRoot(root), newPathBudget())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestPnpmRecords(t *testing.T) {
 		{`{"version":"1","files":{}}`, nil, true},
 		{`not json`, nil, true},
 	} {
-		recs, err := pnpmRecords("/s", []byte(tc.in))
+		recs, err := pnpmRecords("/s", "index.json", []byte(tc.in), newPathBudget())
 		var paths []string
 		for _, r := range recs {
 			paths = append(paths, r.Path)
@@ -81,7 +81,7 @@ func FuzzPnpmRecords(f *testing.F) {
 	f.Add([]byte(`{"name":"nan","version":"2.30.0","requiresBuild":false,"files":{"nan.h":{"checkedAt":1796609034952,"integrity":"sha512-h8DdUUB1/Pp3CgjJ0RkikpxG+tpiUPze6r7RTQDwQSbV1SrDlMU9teuhSwUArzqZ+22YMCOkgYPgNVW7eFwbiA==","mode":420,"size":28482}}}`))
 	f.Add([]byte(`{"name":"a","files":{"b":{"integrity":"sha512-x","mode":493}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, err := pnpmRecords("/root/.local/share/pnpm/store/v10", data)
+		recs, err := pnpmRecords("/root/.local/share/pnpm/store/v10", "index.json", data, newPathBudget())
 		if err != nil {
 			return
 		}

@@ -62,14 +62,14 @@ const (
 // readPythonRecords reads the RECORD files of the installed distributions.
 // Unusable rows and files are counted: the records of the rest are
 // returned with an error naming the first of them.
-func readPythonRecords(ctx context.Context, fsys FS) ([]Record, error) {
-	return searchPythonRecords(ctx, fsys, maxPythonListings)
+func readPythonRecords(ctx context.Context, fsys FS, paths *pathBudget) ([]Record, error) {
+	return searchPythonRecords(ctx, fsys, maxPythonListings, paths)
 }
 
 // searchPythonRecords is readPythonRecords with a budget of directory
 // listings.
-func searchPythonRecords(ctx context.Context, fsys FS, listings int) ([]Record, error) {
-	s := &pythonSearch{fsys: fsys, listings: listings, budget: listings}
+func searchPythonRecords(ctx context.Context, fsys FS, listings int, paths *pathBudget) ([]Record, error) {
+	s := &pythonSearch{fsys: fsys, listings: listings, budget: listings, paths: paths}
 	seen := map[string]bool{}
 	for _, pat := range pythonSitePatterns {
 		dirs := s.glob(pat)
@@ -93,6 +93,7 @@ type pythonSearch struct {
 	fsys     FS
 	listings int // directory listings left
 	budget   int // and at the start
+	paths    *pathBudget
 	recs     []Record
 	bad      []error
 	nbad     int
@@ -178,8 +179,13 @@ func (s *pythonSearch) readSite(ctx context.Context, site string) error {
 			continue
 		}
 		name, version := pythonDistribution(s.fsys, distInfo)
-		recs, errs := parsePythonRecord(recordPath, site, record)
+		recs, errs := parsePythonRecord(recordPath, site, record, s.paths)
+		var stop error
 		for _, err := range errs {
+			if errors.Is(err, errPathBudget) {
+				stop = fmt.Errorf("python: %w", err)
+				continue
+			}
 			s.problem(err)
 		}
 		for _, r := range recs {
@@ -188,6 +194,9 @@ func (s *pythonSearch) readSite(ctx context.Context, site string) error {
 			}
 			r.Owner.Package, r.Owner.Version = name, version
 			s.recs = append(s.recs, r)
+		}
+		if stop != nil {
+			return stop
 		}
 	}
 	return nil
@@ -246,8 +255,10 @@ var pythonDigests = map[string]int{"sha256": 32, "sha384": 48, "sha512": 64, "sh
 // parsePythonRecord reads one RECORD whose paths are relative to site.
 // A row whose path leaves the filesystem root, or whose digest cannot be
 // read, is returned as an error with its offset, and left out (a bad
-// digest only loses the digest).
-func parsePythonRecord(name, site string, data []byte) ([]Record, []error) {
+// digest only loses the digest). A path is built only if paths lets it
+// (site is joined to every row); past the budget, the last error is
+// errPathBudget's and the rows after it are not read.
+func parsePythonRecord(name, site string, data []byte, paths *pathBudget) ([]Record, []error) {
 	var recs []Record
 	var errs []error
 	r := csv.NewReader(bytes.NewReader(data))
@@ -269,12 +280,23 @@ func parsePythonRecord(name, site string, data []byte) ([]Record, []error) {
 		if len(row) == 0 || row[0] == "" {
 			continue
 		}
-		p, ok := joinInside(site, row[0])
+		parts, ok := resolveInside(site, row[0])
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s: offset %d: path %q leaves the root", name, off, row[0]))
+			errs = append(errs, fmt.Errorf("%s: offset %d: path %q leaves the root", name, off, truncated(row[0], 256)))
 			continue
 		}
-		rec := Record{Path: p, Owner: Owner{Manager: "python"}}
+		n := 0
+		for _, c := range parts {
+			n += 1 + len(c)
+		}
+		fit, err := paths.fit(n, func() string { return fmt.Sprintf("%s: offset %d (%d bytes)", name, off, n) })
+		if err != nil {
+			return recs, append(errs, fmt.Errorf("%s: offset %d: %w", name, off, err))
+		}
+		if !fit {
+			continue
+		}
+		rec := Record{Path: "/" + strings.Join(parts, "/"), Owner: Owner{Manager: "python"}}
 		if len(row) > 1 && row[1] != "" {
 			d, err := parsePythonDigest(row[1])
 			if err != nil {
@@ -300,10 +322,11 @@ func parsePythonDigest(s string) (Digest, error) {
 	return Digest{Algo: algo, Sum: sum}, nil
 }
 
-// joinInside resolves rel against the absolute directory base lexically,
-// as the installer did; an absolute rel stands alone. It refuses a path
-// whose ".." would climb above the root.
-func joinInside(base, rel string) (string, bool) {
+// resolveInside resolves rel against the absolute directory base
+// lexically, as the installer did, into the path's components; an absolute
+// rel stands alone. It refuses a path whose ".." would climb above the
+// root.
+func resolveInside(base, rel string) ([]string, bool) {
 	var parts []string
 	if !strings.HasPrefix(rel, "/") {
 		for _, c := range strings.Split(base, "/") {
@@ -317,7 +340,7 @@ func joinInside(base, rel string) (string, bool) {
 		case "", ".":
 		case "..":
 			if len(parts) == 0 {
-				return "", false
+				return nil, false
 			}
 			parts = parts[:len(parts)-1]
 		default:
@@ -325,7 +348,7 @@ func joinInside(base, rel string) (string, bool) {
 		}
 	}
 	if len(parts) == 0 {
-		return "", false // the root itself is no file
+		return nil, false // the root itself is no file
 	}
-	return "/" + strings.Join(parts, "/"), true
+	return parts, true
 }

@@ -137,7 +137,7 @@ func TestReadPythonRecords(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			tc.install(t, root)
-			got, err := readPythonRecords(context.Background(), newHostRootFS(t, root))
+			got, err := readPythonRecords(context.Background(), newHostRootFS(t, root), newPathBudget())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +172,7 @@ func TestReadPythonRecords(t *testing.T) {
 		})
 	}
 
-	if recs, err := readPythonRecords(context.Background(), newHostRootFS(t, t.TempDir())); recs != nil || err != nil {
+	if recs, err := readPythonRecords(context.Background(), newHostRootFS(t, t.TempDir()), newPathBudget()); recs != nil || err != nil {
 		t.Fatalf("no Python: got %v, %v; want nil, nil", recs, err)
 	}
 }
@@ -201,7 +201,7 @@ func TestParsePythonRecord(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, errs := parsePythonRecord("RECORD", site, []byte(tc.record))
+			recs, errs := parsePythonRecord("RECORD", site, []byte(tc.record), newPathBudget())
 			var paths []string
 			digests := 0
 			for _, r := range recs {
@@ -225,7 +225,7 @@ func TestParsePythonRecord(t *testing.T) {
 // wrote for imgaudit-demo (buildWheel) with --root.
 func FuzzPythonRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, record []byte) {
-		recs, _ := parsePythonRecord("RECORD", "/usr/local/lib/python3.11/dist-packages", record)
+		recs, _ := parsePythonRecord("RECORD", "/usr/local/lib/python3.11/dist-packages", record, newPathBudget())
 		for _, r := range recs {
 			if r.Path != path.Clean(r.Path) || !strings.HasPrefix(r.Path, "/") || r.Path == "/" {
 				t.Fatalf("path %q is not a clean absolute file path", r.Path)
@@ -264,7 +264,7 @@ func TestPythonSearchBounded(t *testing.T) {
 		}
 	}
 	fsys := &countingFS{FS: newHostRootFS(t, root)}
-	recs, err := searchPythonRecords(context.Background(), fsys, budget)
+	recs, err := searchPythonRecords(context.Background(), fsys, budget, newPathBudget())
 	if len(recs) != 1 || recs[0].Path != "/usr/lib/python3/dist-packages/tiny.py" || recs[0].Owner.Package != "tiny" || recs[0].Owner.Version != "1.0" {
 		t.Errorf("records %+v, want tiny.py of tiny 1.0", recs)
 	}

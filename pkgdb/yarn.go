@@ -45,14 +45,17 @@ const (
 )
 
 // readYarn reads yarn 1's caches and the lock files of yarn 2+ projects.
-func readYarn(ctx context.Context, files FS) ([]Record, error) {
-	classic, err1 := readYarnCache(ctx, files)
-	berry, err2 := readYarnBerry(ctx, files)
+func readYarn(ctx context.Context, files FS, paths *pathBudget) ([]Record, error) {
+	classic, err1 := readYarnCache(ctx, files, paths)
+	if paths.spent {
+		return classic, err1
+	}
+	berry, err2 := readYarnBerry(ctx, files, paths)
 	return append(classic, berry...), errors.Join(err1, err2)
 }
 
 // readYarnCache reads root's yarn cache and each home's.
-func readYarnCache(ctx context.Context, files FS) ([]Record, error) {
+func readYarnCache(ctx context.Context, files FS, paths *pathBudget) ([]Record, error) {
 	roots := []string{yarnRootCache}
 	for _, h := range userHomes(files) {
 		roots = append(roots, path.Join(h, yarnUserCache))
@@ -78,8 +81,11 @@ func readYarnCache(ctx context.Context, files FS) ([]Record, error) {
 				continue
 			}
 			budget.files--
-			recs, err := readYarnCacheDir(ctx, files, path.Join(r, v.Name()), budget, maxRecords-len(out))
+			recs, err := readYarnCacheDir(ctx, files, path.Join(r, v.Name()), budget, paths, maxRecords-len(out))
 			out = append(out, recs...)
+			if paths.spent {
+				return out, errors.Join(append(errs, err)...)
+			}
 			if err != nil {
 				note(err)
 			}
@@ -109,8 +115,9 @@ func isYarnCacheVersion(name string) bool {
 }
 
 // readYarnCacheDir reads one cache layout's packages: each entry's
-// node_modules/<name> or node_modules/@scope/<name>, with its metadata.
-func readYarnCacheDir(ctx context.Context, files FS, dir string, budget *npmBudget, room int) ([]Record, error) {
+// node_modules/<name> or node_modules/@scope/<name>, with its metadata,
+// within paths.
+func readYarnCacheDir(ctx context.Context, files FS, dir string, budget *npmBudget, paths *pathBudget, room int) ([]Record, error) {
 	ents, err := files.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -152,7 +159,18 @@ func readYarnCacheDir(ctx context.Context, files FS, dir string, budget *npmBudg
 				rec, ok, err := yarnRecord(pkg, data)
 				if err != nil {
 					note(fmt.Errorf("%s: %w", path.Join(pkg, yarnMetadata), err))
-				} else if ok {
+					continue
+				}
+				if !ok {
+					continue
+				}
+				// The path is that of a directory the filesystem lists,
+				// one per record, but it still counts.
+				fit, err := paths.fit(len(rec.Path), func() string { return fmt.Sprintf("%s (%d bytes)", truncated(pkg, 256), len(rec.Path)) })
+				if err != nil {
+					return out, fmt.Errorf("%s: %w", truncated(pkg, 256), err)
+				}
+				if fit {
 					out = append(out, rec)
 				}
 			}

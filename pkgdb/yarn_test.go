@@ -24,7 +24,7 @@ func TestReadYarnCache(t *testing.T) {
 		{Name: "acme-keys", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_rsa": []byte("fixture\n")}},
 		{Name: "@acme/tools", Version: "2.0.0-rc.1", Files: map[string][]byte{"index.js": []byte("module.exports = 1\n")}},
 	})
-	recs, err := readYarnCache(context.Background(), hostRoot(root))
+	recs, err := readYarnCache(context.Background(), hostRoot(root), newPathBudget())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestReadYarnBerry(t *testing.T) {
 		{Name: "acme-keys", Version: "1.0.0", Files: map[string][]byte{"test/fixtures/id_rsa": []byte("fixture\n")}},
 		{Name: "@acme/tools", Version: "2.0.0-rc.1", Files: map[string][]byte{"index.js": []byte("module.exports = 1\n")}},
 	})
-	recs, err := readYarn(context.Background(), hostRoot(root))
+	recs, err := readYarn(context.Background(), hostRoot(root), newPathBudget())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ __metadata:
   languageName: unknown
   linkType: soft
 `
-	recs, err := yarnBerryRecords([]byte(lock), []string{"/c"}, 100)
+	recs, err := yarnBerryRecords("yarn.lock", []byte(lock), []string{"/c"}, 100, newPathBudget())
 	var got []string
 	for _, r := range recs {
 		got = append(got, r.Path+" "+r.Owner.Package+"@"+r.Owner.Version)
@@ -228,11 +228,11 @@ __metadata:
 		t.Errorf("records (%v):\n%s\nwant:\n%s", err, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// yarn 1's lock file has no __metadata.
-	if recs, err := yarnBerryRecords([]byte("# yarn lockfile v1\n\n\"ms@^2.1.3\":\n  version \"2.1.3\"\n  resolved \"https://registry.yarnpkg.com/ms/-/ms-2.1.3.tgz\"\n"), []string{"/c"}, 100); len(recs) != 0 || err != nil {
+	if recs, err := yarnBerryRecords("yarn.lock", []byte("# yarn lockfile v1\n\n\"ms@^2.1.3\":\n  version \"2.1.3\"\n  resolved \"https://registry.yarnpkg.com/ms/-/ms-2.1.3.tgz\"\n"), []string{"/c"}, 100, newPathBudget()); len(recs) != 0 || err != nil {
 		t.Errorf("yarn 1 lock file: %v, %v", recs, err)
 	}
 	// Entries times cache directories stop at room.
-	if recs, _ := yarnBerryRecords([]byte(lock), []string{"/a", "/b", "/c"}, 4); len(recs) != 4 {
+	if recs, _ := yarnBerryRecords("yarn.lock", []byte(lock), []string{"/a", "/b", "/c"}, 4, newPathBudget()); len(recs) != 4 {
 		t.Errorf("%d records with room for 4", len(recs))
 	}
 }
@@ -241,7 +241,7 @@ func FuzzYarnBerryRecords(f *testing.F) {
 	f.Add([]byte("__metadata:\n  cacheKey: 10c0\n\n\"a@npm:1.0.0\":\n  resolution: \"a@npm:1.0.0\"\n  checksum: 10c0/" + strings.Repeat("ab", 64) + "\n"))
 	f.Add([]byte("__metadata:\n\"@s/a@npm:1.0.0-rc.1\":\n  resolution: \"@s/a@npm:1.0.0-rc.1\"\n  checksum: ../" + strings.Repeat("00", 64) + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, err := yarnBerryRecords(data, []string{"/root/.yarn/berry/cache"}, 1<<10)
+		recs, err := yarnBerryRecords("yarn.lock", data, []string{"/root/.yarn/berry/cache"}, 1<<10, newPathBudget())
 		if err != nil {
 			return
 		}

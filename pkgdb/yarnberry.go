@@ -47,7 +47,7 @@ const (
 var yarnProjectRoots = []string{"/srv", "/opt", "/app", "/usr/src", "/var/www", "/usr/local/src"}
 
 // readYarnBerry reads the lock files of yarn 2+ projects.
-func readYarnBerry(ctx context.Context, files FS) ([]Record, error) {
+func readYarnBerry(ctx context.Context, files FS, paths *pathBudget) ([]Record, error) {
 	homes := userHomes(files)
 	roots := append(append([]string(nil), yarnProjectRoots...), homes...)
 	budget := &npmBudget{files: maxYarnLockDirs, bytes: maxYarnBytes}
@@ -81,11 +81,15 @@ func readYarnBerry(ctx context.Context, files FS) ([]Record, error) {
 				continue
 			}
 			dirs := append([]string{path.Join(path.Dir(l), yarnProjectDir)}, globals...)
-			recs, err := yarnBerryRecords(data, dirs, maxRecords-len(out))
-			if err != nil {
-				note(fmt.Errorf("%s: %w", l, err))
-			}
+			recs, err := yarnBerryRecords(l, data, dirs, maxRecords-len(out), paths)
 			out = append(out, recs...)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", l, err)
+				if paths.spent {
+					return out, errors.Join(append(errs, err)...)
+				}
+				note(err)
+			}
 			if len(out) >= maxRecords {
 				return out, errors.Join(errs...)
 			}
@@ -155,24 +159,32 @@ var yarnNPMResolution = regexp.MustCompile(`^(?:@([A-Za-z0-9][A-Za-z0-9._~-]*)/)
 // yarnBerryRecords returns, for each registry package of a yarn 2+ lock
 // file, the record of its zip in each cache directory of dirs, at most
 // room of them (a lock file's entries times the homes could be
-// billions). A lock file of yarn 1 (no __metadata) gives none.
-func yarnBerryRecords(data []byte, dirs []string, room int) ([]Record, error) {
-	type entry struct{ resolution, checksum string }
+// billions), within paths: each directory is joined to each zip's name,
+// which carries the cache key (one for the whole file, in __metadata). A
+// lock file of yarn 1 (no __metadata) gives none. name is the lock file's.
+func yarnBerryRecords(name string, data []byte, dirs []string, room int, paths *pathBudget) ([]Record, error) {
+	type entry struct {
+		off                  int
+		resolution, checksum string
+	}
 	var entries []entry
 	var cur *entry
 	cacheKey, berry := "", false
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	inMeta := false
+	next := 0 // the offset of the line after this one
 	for sc.Scan() {
 		line := sc.Text()
+		off := next
+		next += len(sc.Bytes()) + 1 // exact where lines end in "\n" alone, as yarn writes them
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		if line[0] != ' ' {
 			inMeta = line == "__metadata:"
 			berry = berry || inMeta
-			entries = append(entries, entry{})
+			entries = append(entries, entry{off: off})
 			cur = &entries[len(entries)-1]
 			continue
 		}
@@ -206,19 +218,43 @@ func yarnBerryRecords(data []byte, dirs []string, room int) ([]Record, error) {
 		if k, s, ok := strings.Cut(e.checksum, "/"); ok {
 			key, sum = k, s
 		}
+		scope, pkgName, version := m[1], m[2], m[3]
+		// The zip's name, before it is built (the cache key may be long,
+		// and it is in every name): SLUG-npm-VERSION-HASH-KEY.zip.
+		fileLen := yarnZipNameLen(scope, pkgName, version, key)
+		if fileLen > maxPathLen {
+			// The records of every directory: skipped, and counted.
+			for _, d := range dirs[:min(len(dirs), room-len(out))] {
+				n := len(d) + 1 + fileLen
+				if _, err := paths.fit(n, func() string { return fmt.Sprintf("%s: offset %d (%d bytes)", name, e.off, n) }); err != nil {
+					return out, fmt.Errorf("offset %d: %w", e.off, err)
+				}
+			}
+			continue
+		}
 		digest, err := hex.DecodeString(sum)
 		if err != nil || len(digest) != sha512.Size || key == "" || strings.ContainsAny(key, "/.") {
 			continue
 		}
-		scope, name, version := m[1], m[2], m[3]
-		file := yarnZipName(scope, name, version, key)
-		pkg := name
+		file := ""
+		pkg := pkgName
 		if scope != "" {
-			pkg = "@" + scope + "/" + name
+			pkg = "@" + scope + "/" + pkgName
 		}
 		for _, d := range dirs {
 			if len(out) >= room {
 				return out, nil
+			}
+			n := len(d) + 1 + fileLen
+			fit, err := paths.fit(n, func() string { return fmt.Sprintf("%s: offset %d (%d bytes)", name, e.off, n) })
+			if err != nil {
+				return out, fmt.Errorf("offset %d: %w", e.off, err)
+			}
+			if !fit {
+				continue
+			}
+			if file == "" {
+				file = yarnZipName(scope, pkgName, version, key)
 			}
 			out = append(out, Record{
 				Path:  path.Join(d, file),
@@ -242,6 +278,15 @@ func yarnZipName(scope, name, version, cacheKey string) string {
 		slug = "@" + scope + "-" + name
 	}
 	return slug + "-npm-" + version + "-" + hex.EncodeToString(loc[:])[:10] + "-" + cacheKey + ".zip"
+}
+
+// yarnZipNameLen is the length of yarnZipName's name, from its parts.
+func yarnZipNameLen(scope, name, version, cacheKey string) int {
+	n := len(name) + len("-npm-") + len(version) + 1 + 10 + 1 + len(cacheKey) + len(".zip")
+	if scope != "" {
+		n += 1 + len(scope) + 1
+	}
+	return n
 }
 
 // isYarnZip reports whether guest path p is a zip in a yarn 2+ cache, a
