@@ -643,11 +643,25 @@ func (p *parser) memSize(total int64, at int64) error {
 
 // add records a page version. Zero pages are only recorded when they hide an
 // earlier non-zero version; a page never sent reads as zero anyway.
+//
+// A zero or same-byte page that follows one of the same page takes its
+// place: build keeps only the final version of a page, and of the
+// versions before it only the ones with bytes of their own (data,
+// compressed, XBZRLE), never a zero or same-byte one, and an XBZRLE
+// delta after it applies to the page's last state either way. One version
+// a record (main until 2026-12-08) let a 297 MB stream of 33 M zero
+// records for one page, 9 bytes each, index 33 M versions, 6.5 GB.
 func (p *parser) add(blk int, addr int64, v version) error {
 	v.page = p.s.Blocks[blk].base + addr/p.s.PageSize
 	prev, seen := p.latest[v.page]
 	if v.kind == kZero && !seen {
 		return nil
+	}
+	if seen && (v.kind == kZero || v.kind == kFill) {
+		if last := &p.vers[prev]; last.kind == kZero || last.kind == kFill {
+			last.kind, last.n, last.recOff, last.fileOff = v.kind, v.n, v.recOff, v.fileOff
+			return nil
+		}
 	}
 	if v.kind == kFill && !seen {
 		if n := len(p.fills) - 1; n >= 0 && p.fills[n].blk == blk && p.fills[n].b == byte(v.n) && p.fills[n].page+p.fills[n].count == v.page {
