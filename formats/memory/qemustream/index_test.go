@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"slices"
 	"testing"
+
+	"github.com/imgaudit/imgaudit/formats/model"
 )
 
 // streamBuilder writes a synthetic migration stream, for the records a
@@ -166,5 +170,38 @@ func TestZeroRecordsAfterSeenPage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPageIndexBound: a stream with more page records than the index's
+// memory bound holds (each an empty XBZRLE delta for a page of its own,
+// 11 bytes) is indexed up to the bound and cut there, with an error
+// naming the file and the offset of the first record left out, on the
+// RAM view; before, the bound was 32 Mi records, 4 GiB and more once
+// built.
+func TestPageIndexBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a stream of 2 Mi records")
+	}
+	const recLen = 11
+	records := maxVersions + 1000
+	w := newStreamBuilder(int64(records) * 4096)
+	w.page(0, make([]byte, 4096)) // names the block for the CONTINUE records
+	first := int64(len(w.b))
+	w.b = slices.Grow(w.b, records*recLen+16)
+	for i := 1; i < records; i++ {
+		w.xbzrle(int64(i)*4096, nil)
+	}
+	_, s := parseIndex(t, w.end())
+	if got := len(s.Physical.Pieces); got != maxVersions {
+		t.Errorf("%d pages indexed, want the bound's %d", got, maxVersions)
+	}
+	want := first + int64(maxVersions-1)*recLen
+	var fe *model.FormatError
+	if !errors.As(s.Cut, &fe) || fe.File != "synthetic" || fe.Offset != want {
+		t.Errorf("cut %v, want a FormatError naming synthetic at offset %d", s.Cut, want)
+	}
+	if v := s.Views("synthetic", "")[0]; v.Incomplete == nil {
+		t.Error("the RAM view is not incomplete")
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/imgaudit/imgaudit/formats/memory/memdisk"
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -66,13 +67,25 @@ const (
 const (
 	maxBlocks      = 4096
 	maxTotalRAM    = int64(1) << 42 // 4 TiB
-	maxVersions    = 1 << 25        // page records indexed (~1 GiB of index)
 	maxXBZRLEChain = 256
 	maxConfigName  = 4096
 	maxVMDesc      = 64 << 20
 	// maxFillRuns bounds the runs of same-byte pages kept for reading
 	// back (24 bytes each); pages past it read as zeros, said in a note.
 	maxFillRuns = 1 << 20
+)
+
+// maxIndexBytes bounds the memory of a stream's page index: the page
+// versions, and what build makes of each (a superseded version's Piece
+// and PageRef, or a final version's Piece, map entry and page number,
+// about as much). maxVersions, the versions indexed, follows from it
+// (2 Mi: 8 GiB of pages each sent once); a stream with more page records
+// is cut there, with an error. A fixed count of 32 Mi (main until
+// 2026-12-08) let a hostile stream take 4 GiB and more before the cut.
+const (
+	maxIndexBytes = 256 << 20
+	versionCost   = int(unsafe.Sizeof(version{}) + unsafe.Sizeof(memdisk.Piece{}) + unsafe.Sizeof(PageRef{}))
+	maxVersions   = maxIndexBytes / versionCost
 )
 
 // Block is one RAMBlock from the MEM_SIZE record.
@@ -676,7 +689,7 @@ func (p *parser) add(blk int, addr int64, v version) error {
 		return nil
 	}
 	if len(p.vers) >= maxVersions {
-		return model.Errorf(p.s.Name, v.recOff, "more than %d page records", maxVersions)
+		return model.Errorf(p.s.Name, v.recOff, "more than %d page records (the page index's %d MiB bound)", maxVersions, maxIndexBytes>>20)
 	}
 	v.prev = -1
 	if seen {
