@@ -259,6 +259,10 @@ type parser struct {
 	lostFills int64
 	// zlibPages inflates compressed pages, for the Disks' decoders.
 	zlibPages memdisk.Inflater
+	// delta holds the XBZRLE delta being validated; id, the block id of
+	// the record being read.
+	delta []byte
+	id    [255]byte
 }
 
 // fillRun is count same-byte pages from global page page, all of byte b,
@@ -552,7 +556,11 @@ func (p *parser) ram(id uint32) error {
 				return model.Errorf(p.s.Name, at, "xbzrle page: encoding %d, length %d", enc, l)
 			}
 			p.s.XBZRLEPages++
-			delta := make([]byte, l)
+			// Validated only, then dropped: one buffer for them all.
+			if len(p.delta) < int(l) {
+				p.delta = make([]byte, ps)
+			}
+			delta := p.delta[:l]
 			dataAt := c.pos
 			if err := c.full(delta, "xbzrle delta"); err != nil {
 				return err
@@ -593,12 +601,18 @@ func (p *parser) block(flags int64, at int64) (int, error) {
 		}
 		return p.cur, nil
 	}
-	id, err := p.c.str("block id")
+	// Read into a buffer: a record that names its block, rather than
+	// saying CONTINUE, made a string of each name.
+	n, err := p.c.u8("block id")
 	if err != nil {
 		return 0, err
 	}
+	id := p.id[:n]
+	if err := p.c.full(id, "block id"); err != nil {
+		return 0, err
+	}
 	for i := range p.s.Blocks {
-		if p.s.Blocks[i].ID == id {
+		if p.s.Blocks[i].ID == string(id) {
 			p.cur = i
 			return i, nil
 		}
@@ -724,7 +738,7 @@ func (p *parser) build(cfg Config) error {
 		pages = append(pages, pg)
 	}
 	slices.Sort(pages)
-	var phys []memdisk.Piece
+	phys := make([]memdisk.Piece, 0, len(pages))
 	regions := map[int][]memdisk.Piece{}
 	for _, pg := range pages {
 		vi := p.latest[pg]
@@ -758,8 +772,20 @@ func (p *parser) build(cfg Config) error {
 		}
 		s.Regions = append(s.Regions, Region{Block: s.Blocks[b].ID, Disk: d})
 	}
-	// Superseded versions, in stream order.
+	// Superseded versions, in stream order, counted first so that the
+	// slices are made once, at their size: each version but a page's
+	// last is the prev of the one after it.
+	nsup := 0
+	for i := range p.vers {
+		if pv := p.vers[i].prev; pv >= 0 && p.vers[pv].kind != kZero && p.vers[pv].kind != kFill {
+			nsup++
+		}
+	}
 	var sup []memdisk.Piece
+	if nsup > 0 {
+		sup = make([]memdisk.Piece, 0, nsup)
+		s.SupersededRefs = make([]PageRef, 0, nsup)
+	}
 	for i := range p.vers {
 		v := &p.vers[i]
 		if p.latest[v.page] == int32(i) || v.kind == kZero || v.kind == kFill {
