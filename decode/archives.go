@@ -381,7 +381,22 @@ func (w *walker) zipError(err error) error {
 const (
 	arHeaderLen = 60
 	maxArNames  = 1 << 20 // the GNU long-name table
+	maxArName   = 4096    // one name in it, as cpio's
 )
+
+// arLongName is the name that starts rest, a suffix of the GNU long-name
+// table: up to its "/\n", or to the table's end, and at most maxArName
+// bytes (a longer one is cut there; its member is still read). Only the
+// name is copied: a string of the rest of the table, for each member,
+// made 2,000 members named "/0" in a 1 MiB table 2 GB (main until
+// 2026-12-08), and the names kept for findings held each copy.
+func arLongName(rest []byte) string {
+	rest = rest[:min(len(rest), maxArName+2)]
+	if j := bytes.Index(rest, []byte("/\n")); j >= 0 {
+		rest = rest[:j]
+	}
+	return string(rest[:min(len(rest), maxArName)])
+}
 
 // arMembers walks the members of an ar archive (a .deb: debian-binary,
 // control.tar.*, data.tar.*), with GNU and BSD long names.
@@ -438,7 +453,7 @@ func (w *walker) arMembers(s *src, depth int) error {
 			if err != nil || i < 0 || i >= len(names) {
 				return fmt.Errorf("ar: bad long name at offset %d", s.pos()-arHeaderLen)
 			}
-			name, _, _ = strings.Cut(string(names[i:]), "/\n")
+			name = arLongName(names[i:])
 		default:
 			name = strings.TrimSuffix(name, "/")
 		}
