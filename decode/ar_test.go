@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
 )
@@ -109,6 +110,31 @@ func TestArLongNames(t *testing.T) {
 				t.Errorf("%d bytes allocated per member, want at most 64 KiB", n)
 			}
 			t.Logf("%d leaves, %d bytes allocated per member", len(leaves), n)
+		})
+	}
+}
+
+// TestCleanNameCopiesLongNames: a name that cleanName shortens from more
+// than 1 KiB is a copy, so that a finding that keeps it does not keep the
+// whole name (a tar's PAX path of 1 MiB) alive.
+func TestCleanNameCopiesLongNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"short", "./etc/shadow", "etc/shadow"},
+		{"over 1 KiB", strings.Repeat("d/", 1<<19), strings.Repeat("d/", 512)},
+		{"1 MiB of slashes before the name", strings.Repeat("/", 1<<20) + "key.pem", "key.pem"},
+		{"control characters", "a\nb\x7f", "a?b?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cleanName(tc.in)
+			if got != tc.want {
+				t.Fatalf("cleanName = %.40q (%d bytes), want %.40q (%d bytes)", got, len(got), tc.want, len(tc.want))
+			}
+			in, out := uintptr(unsafe.Pointer(unsafe.StringData(tc.in))), uintptr(unsafe.Pointer(unsafe.StringData(got)))
+			if len(tc.in) > 1024 && out >= in && out < in+uintptr(len(tc.in)) {
+				t.Error("the cleaned name points into the whole name, and keeps it alive")
+			}
 		})
 	}
 }

@@ -545,10 +545,17 @@ func memberError(err error) error {
 
 // cleanName makes an archive member's name fit for a report: no leading
 // "./" or "/", no control characters, no invalid UTF-8, at most 1 KiB.
+// A name longer than that is copied, so that what a finding keeps of it
+// never holds the rest alive (a tar's PAX path can be 1 MiB, a zip's
+// name 64 KiB).
 func cleanName(n string) string {
+	whole := len(n)
 	n = strings.TrimLeft(strings.TrimPrefix(n, "./"), "/")
 	if len(n) > 1024 {
 		n = n[:1024]
+	}
+	if whole > 1024 {
+		n = strings.Clone(n)
 	}
 	if !utf8.ValidString(n) {
 		n = strings.ToValidUTF8(n, "?")
