@@ -205,3 +205,23 @@ func TestPageIndexBound(t *testing.T) {
 		t.Error("the RAM view is not incomplete")
 	}
 }
+
+// TestVersionCap: a stream gets the fixed bound whatever its size, and a
+// bigger one a version per page of its bytes, up to 32 Mi: a guest of
+// 64 GiB saved page by page is not cut, a small stream of tiny records is.
+func TestVersionCap(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		want int
+	}{
+		{0, maxVersions},
+		{33 << 20, maxVersions},
+		{int64(maxVersions) * pageBytes, maxVersions},
+		{64 << 30, 16 << 20},
+		{1 << 40, maxVersionsCap},
+	} {
+		if got := versionCap(tc.size); got != tc.want {
+			t.Errorf("versionCap(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+	}
+}

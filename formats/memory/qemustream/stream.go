@@ -75,18 +75,33 @@ const (
 	maxFillRuns = 1 << 20
 )
 
-// maxIndexBytes bounds the memory of a stream's page index: the page
-// versions, and what build makes of each (a superseded version's Piece
-// and PageRef, or a final version's Piece, map entry and page number,
-// about as much). maxVersions, the versions indexed, follows from it
-// (2 Mi: 8 GiB of pages each sent once); a stream with more page records
-// is cut there, with an error. A fixed count of 32 Mi (main until
-// 2026-12-08) let a hostile stream take 4 GiB and more before the cut.
+// maxIndexBytes bounds the memory of a stream's page index that a stream
+// gets whatever its size: the page versions, and what build makes of each
+// (a superseded version's Piece and PageRef, or a final version's Piece,
+// map entry and page number, about as much). maxVersions, the versions
+// indexed, follows from it (2 Mi: 8 GiB of pages each sent once).
+//
+// A bigger stream gets one more version per pageBytes of its own bytes,
+// up to maxVersionsCap (32 Mi, 128 GiB of pages): a data page record
+// holds a whole page, so a real guest's saved RAM needs no more, and its
+// index stays under 1/32 of the stream; the small records (XBZRLE deltas,
+// compressed pages) that a hostile stream would repeat cannot buy more
+// than the fixed part. A stream with more page records is cut there, with
+// an error. A fixed count of 32 Mi whatever the size (main until
+// 2026-12-08) let a 33 MB stream take 4 GiB and more before the cut.
 const (
-	maxIndexBytes = 256 << 20
-	versionCost   = int(unsafe.Sizeof(version{}) + unsafe.Sizeof(memdisk.Piece{}) + unsafe.Sizeof(PageRef{}))
-	maxVersions   = maxIndexBytes / versionCost
+	maxIndexBytes  = 256 << 20
+	versionCost    = int(unsafe.Sizeof(version{}) + unsafe.Sizeof(memdisk.Piece{}) + unsafe.Sizeof(PageRef{}))
+	maxVersions    = maxIndexBytes / versionCost
+	pageBytes      = 4096
+	maxVersionsCap = 1 << 25
 )
+
+// versionCap is the number of page versions a stream of size bytes may
+// index (see maxIndexBytes).
+func versionCap(size int64) int {
+	return int(min(max(int64(maxVersions), size/pageBytes), maxVersionsCap))
+}
 
 // Block is one RAMBlock from the MEM_SIZE record.
 type Block struct {
@@ -702,8 +717,8 @@ func (p *parser) add(blk int, addr int64, v version) error {
 		p.fills = append(p.fills, fillRun{page: v.page, count: 1, recOff: v.recOff, blk: blk, b: byte(v.n)})
 		return nil
 	}
-	if len(p.vers) >= maxVersions {
-		return model.Errorf(p.s.Name, v.recOff, "more than %d page records (the page index's %d MiB bound)", maxVersions, maxIndexBytes>>20)
+	if n := versionCap(p.size); len(p.vers) >= n {
+		return model.Errorf(p.s.Name, v.recOff, "more than %d page records (the page index's bound for a stream of %d bytes: %d MiB, and one record per %d bytes of stream beyond)", n, p.size, maxIndexBytes>>20, pageBytes)
 	}
 	v.prev = -1
 	if seen {
