@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/imgaudit/imgaudit/formats/model"
+	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
 
 const (
@@ -328,7 +329,8 @@ func (f *FS) readAll(in *Inode, limit int64) ([]byte, error) {
 }
 
 // WalkInodes visits every reachable entry below the root, depth first,
-// directories before their contents, calling fn with the absolute path, the
+// directories before their contents, calling fn with the absolute path
+// ("" past fsys.MaxPath bytes, and below such a directory), the
 // inode number and the entry's type (from the directory entry, or the inode
 // where the filesystem has no file types). A directory is entered once even
 // if hostile entries link it from several places. fn's error stops the
@@ -387,7 +389,7 @@ func (f *FS) walkInodes(ctx context.Context, d *dirReader, fn func(path string, 
 				}
 				mode = ein.FileMode().Type()
 			}
-			p := path.Join(fr.path, e.Name)
+			p := fsys.Join(fr.path, e.Name) // "" past fsys.MaxPath
 			if err := fn(p, e.Ino, mode); err != nil {
 				return err
 			}

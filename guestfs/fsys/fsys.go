@@ -54,7 +54,10 @@ type Run struct {
 
 // Entry is one directory, regular file or symlink that a walk visits.
 type Entry struct {
-	Path string      // absolute and "/"-separated; the root is "/"
+	// Path is absolute and "/"-separated; the root is "/". It is "" for
+	// an entry whose path would be longer than MaxPath bytes: the entry
+	// is listed, its runs kept, without a path.
+	Path string
 	Mode fs.FileMode // the type bits matter: directory, regular, symlink
 	Size int64       // the logical size; bytes of its runs past it are slack
 	Runs []Run

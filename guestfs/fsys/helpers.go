@@ -26,10 +26,26 @@ func ValidName(n string) bool {
 	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\x00")
 }
 
-// Join appends a name to a directory path ("/" for the root).
+// MaxPath bounds, in bytes, the paths that walks give: PATH_MAX, as Linux
+// has it. A guest's directories can nest past it (a chain of 2,048
+// directories of 255-byte names is half a megabyte of path), and a walk
+// that built such paths would copy them for every entry below: an entry
+// whose path would be longer is given with Path "" (see Entry.Path), and
+// so is everything below it.
+const MaxPath = 4096
+
+// Join appends a name to a directory path ("/" for the root). It returns
+// "", no path, when dir is "" (a directory past MaxPath) or when the
+// result would be longer than MaxPath bytes.
 func Join(dir, name string) string {
-	if dir == "/" || dir == "" {
+	switch {
+	case dir == "/":
+		if 1+len(name) > MaxPath {
+			return ""
+		}
 		return "/" + name
+	case dir == "" || len(dir)+1+len(name) > MaxPath:
+		return ""
 	}
 	return dir + "/" + name
 }

@@ -279,7 +279,8 @@ func (t *walker) records(d dirRecord) ([]dirRecord, error) {
 }
 
 // walk calls fn for every file and directory under the root, with its
-// path ("/a/b") and the extents that hold its bytes, in tree order.
+// path ("/a/b", or "" past fsys.MaxPath bytes) and the extents that hold
+// its bytes, in tree order.
 func (f *FS) walk(ctx context.Context, fn func(path string, rec dirRecord, extents []dirRecord) error) (notes []string, err error) {
 	t := &walker{f, max(f.size, maxISODirSize)}
 	type frame struct {
@@ -319,7 +320,11 @@ func (f *FS) walk(ctx context.Context, fn func(path string, rec dirRecord, exten
 			if !fsys.ValidName(rec.name) {
 				continue
 			}
-			p := fr.path + "/" + rec.name
+			dir := fr.path
+			if fr.depth == 0 {
+				dir = "/"
+			}
+			p := fsys.Join(dir, rec.name) // "" past fsys.MaxPath
 			if err := fn(p, rec, exts); err != nil {
 				return notes, err
 			}
