@@ -358,9 +358,21 @@ func (m *Map) Scheme() string { return m.scheme }
 func (m *Map) Partitions() []PartitionInfo {
 	out := make([]PartitionInfo, 0, len(m.parts)+len(m.lvs))
 	for _, p := range m.all() {
-		out = append(out, p.info)
+		out = append(out, p.infoNow())
 	}
 	return out
+}
+
+// infoNow is p's info with what Locate has noted since Analyze: places
+// given without their path (see maxPlaceBytes).
+func (p *partition) infoNow() PartitionInfo {
+	info := p.info
+	if p.idx != nil {
+		if n := p.idx.placeNote(); n != "" {
+			info.Note = joinNote(info.Note, n)
+		}
+	}
+	return info
 }
 
 // all lists the partitions, then the logical volumes.
@@ -376,9 +388,9 @@ func (m *Map) Unattributed() []string {
 		out = append(out, "partition table: "+n)
 	}
 	for _, p := range m.all() {
-		if p.info.Attributed || p.idx != nil {
-			if p.info.Note != "" {
-				out = append(out, fmt.Sprintf("%s: %s: partial: %s", p.info.Name, p.info.FS, p.info.Note))
+		if info := p.infoNow(); p.info.Attributed || p.idx != nil {
+			if info.Note != "" {
+				out = append(out, fmt.Sprintf("%s: %s: partial: %s", info.Name, info.FS, info.Note))
 			}
 			continue
 		}

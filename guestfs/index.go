@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/imgaudit/imgaudit/guestfs/fsys"
 )
@@ -25,6 +27,30 @@ const (
 	// hundreds of daily copies).
 	MaxLinkNames = 64
 )
+
+// Budgets of the bytes of names an index keeps (variables for tests).
+var (
+	// maxNameBytes bounds the bytes of the names the nodes keep, each
+	// once (4 Mi nodes of 16 bytes; a Linux or Windows install's names
+	// average under 30). The entries past it are listed without a
+	// path, and the partition's note says so.
+	maxNameBytes = 64 << 20
+	// maxPlaceBytes bounds the paths locate builds and hands out with
+	// places (a file's path and its other names, each file's once,
+	// shared by every location in it): the paths of up to 500,000
+	// locations, in as many files, each up to fsys.MaxPath bytes and
+	// with MaxLinkNames links, would take gigabytes. Past it, places
+	// are given without a path, and the partition's note says so.
+	maxPlaceBytes int64 = 32 << 20
+)
+
+// sizeText is a budget in words: "64 MiB", "200 bytes".
+func sizeText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // Run flags, from fsys.Run and fsys.Entry.
 const (
@@ -82,10 +108,17 @@ type node struct {
 	parent uint32
 	// alias, when not 0, is the node of the file's entry with runs: this
 	// node is another name of that file (a hard link).
-	alias   uint32
+	alias uint32
+	// name is the node's own name, never a substring of the path the
+	// walk gave (which would keep the whole path alive: a chain of
+	// 2,048 directories of 255-byte names kept half a gigabyte of
+	// paths); "" for a node without a path.
 	name    string
 	size    int64 // file size, for slack
 	regular bool  // a regular file (RegularFiles lists those)
+	// noPath marks an entry listed without a path (see
+	// indexBuilder.addNode): its runs are indexed, its path is "".
+	noPath bool
 }
 
 // fileIndex attributes the bytes of one filesystem: the runs its walk gave,
@@ -103,6 +136,23 @@ type fileIndex struct {
 	noPaths bool
 	// truncated: some entries or runs are not indexed (over the caps).
 	truncated bool
+
+	// names are the names locate gives, by file (see maxPlaceBytes);
+	// namesBytes charges them, and namesCut says that a place was given
+	// without its path, the budget spent. mu guards them: the Map is
+	// used concurrently.
+	mu         sync.Mutex
+	names      map[uint32]fileNames
+	namesBytes int64
+	namesCut   bool
+}
+
+// fileNames are a file's path and other names (hard links) as locate
+// gives them (see place).
+type fileNames struct {
+	path    string
+	links   []string
+	omitted int
 }
 
 // dataOf returns the byte ranges of the regular file at path p that hold
@@ -130,7 +180,7 @@ func (x *fileIndex) dataOf(p string) ([][2]int64, bool) {
 // map one to one onto the file (compressed, inline). Preallocated runs
 // (unwritten) read as zeros, so they are no data.
 func (x *fileIndex) dataRuns(p string) ([]run, bool) {
-	if x.truncated || x.noPaths || !path.IsAbs(p) {
+	if x.truncated || x.noPaths || !path.IsAbs(p) || len(p) > fsys.MaxPath {
 		return nil, false
 	}
 	// One pass over the nodes for the file's name, each match checked by
@@ -184,8 +234,8 @@ func (x *fileIndex) locate(off int64) place {
 	if i > 0 {
 		r := x.runs[i-1]
 		if off < r.off+r.n {
-			pl := place{path: x.path(r.node), state: StateAllocated}
-			pl.links, pl.linksOmitted = x.linkNames(r.node, pl.path)
+			fn := x.namesOf(r.node)
+			pl := place{path: fn.path, state: StateAllocated, links: fn.links, linksOmitted: fn.omitted}
 			switch {
 			case r.flags&runDeleted != 0:
 				pl.state = StateDeletedRecord
@@ -206,44 +256,128 @@ func (x *fileIndex) locate(off int64) place {
 	return place{state: x.fs.State(off)}
 }
 
-// linkNames lists the other names of node n's file, whose own path is
-// p: at most MaxLinkNames, sorted, and how many more there are.
-func (x *fileIndex) linkNames(n uint32, p string) ([]string, int) {
+// namesOf returns the path and other names of node n's file, built once
+// and shared by every place in the file (callers must not modify them).
+// A file listed without a path takes the first of its other names that
+// has one. Past maxPlaceBytes, a file not named yet gets none.
+func (x *fileIndex) namesOf(n uint32) fileNames {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fn, ok := x.names[n]; ok {
+		return fn
+	}
+	ids, omitted := x.linkIDs(n)
+	cost := int64(64 + x.pathLen(n) + 16*len(ids))
+	for _, a := range ids {
+		cost += int64(x.pathLen(a))
+	}
+	if x.namesBytes+cost > maxPlaceBytes {
+		x.namesCut = true
+		return fileNames{}
+	}
+	x.namesBytes += cost
+	fn := fileNames{path: x.path(n), omitted: omitted}
+	if len(ids) > 0 {
+		fn.links = make([]string, len(ids))
+		for i, a := range ids {
+			fn.links[i] = x.path(a)
+		}
+		slices.Sort(fn.links)
+		if fn.path == "" {
+			fn.path, fn.links = fn.links[0], fn.links[1:]
+		}
+		if len(fn.links) == 0 {
+			fn.links = nil
+		}
+	}
+	if x.names == nil {
+		x.names = map[uint32]fileNames{}
+	}
+	x.names[n] = fn
+	return fn
+}
+
+// placeNote says what namesOf left without a path, for the partition's
+// note; "" when nothing.
+func (x *fileIndex) placeNote() string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.namesCut {
+		return ""
+	}
+	return fmt.Sprintf("walk incomplete: the index's budget of %s of paths given to findings is spent: findings in further files have no path", sizeText(maxPlaceBytes))
+}
+
+// linkIDs lists the nodes of the other names of node n's file: at most
+// MaxLinkNames, one per path (a corrupt directory may name the file
+// twice), and how many more there are. Two nodes have the same path when
+// they have the same parent and name (the builder keys directories so),
+// so no path is built to tell.
+func (x *fileIndex) linkIDs(n uint32) ([]uint32, int) {
 	ids := x.links[n]
 	if len(ids) == 0 {
 		return nil, 0
 	}
-	seen := map[string]bool{p: true}
-	var out []string
+	own := x.nodes[n]
+	seen := map[dirKey]bool{}
+	if !own.noPath {
+		seen[dirKey{own.parent, own.name}] = true
+	}
+	var out []uint32
 	omitted := 0
 	for _, a := range ids {
-		q := x.path(a)
-		if seen[q] {
-			continue // a corrupt directory naming the file twice
+		nd := x.nodes[a]
+		if k := (dirKey{nd.parent, nd.name}); nd.noPath || seen[k] {
+			continue
+		} else {
+			seen[k] = true
 		}
-		seen[q] = true
 		if len(out) == MaxLinkNames {
 			omitted++
 			continue
 		}
-		out = append(out, q)
+		out = append(out, a)
 	}
-	slices.Sort(out)
 	return out, omitted
 }
 
+// path is node n's path: "/" for the root, "" for a node without a path.
 func (x *fileIndex) path(n uint32) string {
-	if n == 0 {
+	size := x.pathLen(n)
+	switch {
+	case n == 0:
 		return "/"
+	case size == 0:
+		return ""
 	}
-	var parts []string
-	for i := 0; n != 0 && i < maxPathDepth; i++ {
-		nd := x.nodes[n]
-		parts = append(parts, nd.name)
+	b := make([]byte, size)
+	for at := size; n != 0; n = x.nodes[n].parent {
+		nd := &x.nodes[n]
+		at -= len(nd.name)
+		copy(b[at:], nd.name)
+		at--
+		b[at] = '/'
+	}
+	return string(b)
+}
+
+// pathLen is the length of node n's path, 0 for a node without a path
+// (or for a parent chain longer than maxPathDepth, which the builder
+// never makes).
+func (x *fileIndex) pathLen(n uint32) int {
+	if n == 0 {
+		return 1
+	}
+	size := 0
+	for i := 0; n != 0; i++ {
+		nd := &x.nodes[n]
+		if nd.noPath || i == maxPathDepth {
+			return 0
+		}
+		size += 1 + len(nd.name)
 		n = nd.parent
 	}
-	slices.Reverse(parts)
-	return "/" + strings.Join(parts, "/")
+	return size
 }
 
 // buildIndex walks f and indexes every entry's runs. A partial walk (a
@@ -253,7 +387,7 @@ func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
 	visited := 0
 	err := f.Walk(ctx, func(e fsys.Entry) error {
 		visited++
-		id, ok := b.addNode(e.Path, e.Size, e.Mode)
+		id, ok := b.addNode(e.Path, e.Size, e.Mode, e.Link)
 		if !ok {
 			return nil
 		}
@@ -289,6 +423,7 @@ func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
 		return nil
 	})
 	var notes []string
+	var walkNotes []string
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -297,7 +432,16 @@ func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
 		if !errors.As(err, &pe) {
 			return nil, nil, err
 		}
-		notes = append(notes, shortErr(pe))
+		walkNotes = pe.Notes
+	}
+	if ns := b.pathNotes(); len(ns) > 0 {
+		// After the walk's first note (a budget of block maps, named
+		// first), so that a shortened note still says both.
+		k := min(1, len(walkNotes))
+		walkNotes = slices.Concat(walkNotes[:k], ns, walkNotes[k:])
+	}
+	if len(walkNotes) > 0 {
+		notes = append(notes, shortErr(&fsys.PartialError{Notes: walkNotes}))
 	}
 	if b.truncated {
 		notes = append(notes, "index truncated: some paths are not attributed")
@@ -320,14 +464,32 @@ func shortErr(err error) string {
 // indexBuilder collects nodes and runs during a walk. Walks visit a
 // directory before its entries, so a parent's node always exists.
 type indexBuilder struct {
-	x         fileIndex
-	dirs      map[string]uint32 // directory path -> node, during the build only
-	truncated bool
+	x fileIndex
+	// dirs are the directories' nodes by parent and name, during the
+	// build only. Keyed by path, they held every directory's path: the
+	// square of the depth.
+	dirs map[dirKey]uint32
+	// lastDir is the last directory path resolved (a walk gives a
+	// directory's entries together), and lastID its node.
+	lastDir   string
+	lastID    uint32
+	lastOK    bool
+	nameBytes int // the names the nodes keep (maxNameBytes)
+	// The entries listed without a path, by why (see addNode), and the
+	// further names of files (Link entries) not listed.
+	deep, overBudget, orphans, linksDropped int
+	truncated                               bool
 	// byID is the node of each regular file with runs, by Entry.ID, and
 	// pending the Link entries to tie to them once the walk is done (a
 	// walk may give a link before the file's entry with runs).
 	byID    map[[2]uint64]uint32
 	pending []pendingLink
+}
+
+// dirKey is a directory entry: the directory's node and the name.
+type dirKey struct {
+	parent uint32
+	name   string
 }
 
 // pendingLink is a Link entry's node and the ID of the file it names.
@@ -339,40 +501,114 @@ type pendingLink struct {
 func newIndexBuilder() *indexBuilder {
 	return &indexBuilder{
 		x:    fileIndex{nodes: []node{{}}},
-		dirs: map[string]uint32{"/": 0},
+		dirs: map[dirKey]uint32{},
 		byID: map[[2]uint64]uint32{},
 	}
 }
 
-// addNode adds the node for absolute path p and returns its id.
-func (b *indexBuilder) addNode(p string, size int64, mode iofs.FileMode) (uint32, bool) {
-	isDir := mode.IsDir()
+// addNode adds the node for absolute path p and returns its id. An entry
+// it cannot give a path is listed without one (its runs are still
+// indexed, unattributed): a path longer than fsys.MaxPath bytes (which
+// walks give as ""), a name past maxNameBytes, a parent directory that
+// has no node (it has no path, or was not indexed). A Link entry
+// (link) without a path is not listed: it is only a name.
+func (b *indexBuilder) addNode(p string, size int64, mode iofs.FileMode, link bool) (uint32, bool) {
 	if p == "/" {
 		b.x.nodes[0].size = size
 		return 0, true
-	}
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return 0, false // not absolute
 	}
 	if len(b.x.nodes) >= maxNodes {
 		b.truncated = true
 		return 0, false
 	}
-	parentPath, name := p[:i], p[i+1:]
-	if parentPath == "" {
-		parentPath = "/"
+	parent, name := uint32(0), ""
+	var why *int // the count of entries without a path this one is in
+	switch i := strings.LastIndexByte(p, '/'); {
+	case i < 0 || p[0] != '/' || len(p) > fsys.MaxPath:
+		why = &b.deep // "", or a stream of such an entry (NTFS's ":name")
+	case i == len(p)-1:
+		why = &b.orphans // no name: no walk gives such a path
+	default:
+		name = p[i+1:]
+		var ok bool
+		switch parent, ok = b.dir(p[:i]); {
+		case !ok:
+			why = &b.orphans
+		case b.nameBytes+len(name) > maxNameBytes:
+			why = &b.overBudget
+		}
 	}
-	parent, ok := b.dirs[parentPath]
-	if !ok {
-		return 0, false // parent not indexed (truncated or unreadable)
+	if why != nil {
+		if link {
+			b.linksDropped++
+			return 0, false
+		}
+		*why++
+		id := uint32(len(b.x.nodes))
+		b.x.nodes = append(b.x.nodes, node{size: size, regular: mode.IsRegular(), noPath: true})
+		return id, true
 	}
+	name = strings.Clone(name)
+	b.nameBytes += len(name)
 	id := uint32(len(b.x.nodes))
 	b.x.nodes = append(b.x.nodes, node{parent: parent, name: name, size: size, regular: mode.IsRegular()})
-	if isDir {
-		b.dirs[p] = id
+	if mode.IsDir() {
+		k := dirKey{parent, name}
+		if _, dup := b.dirs[k]; dup {
+			b.lastOK = false // a directory named twice: the later one holds the entries after
+		}
+		b.dirs[k] = id
 	}
 	return id, true
+}
+
+// dir returns the node of directory path dir ("" for the root), resolved
+// name by name from the root.
+func (b *indexBuilder) dir(dir string) (uint32, bool) {
+	if dir == "" {
+		return 0, true
+	}
+	if b.lastOK && dir == b.lastDir {
+		return b.lastID, true
+	}
+	id := uint32(0)
+	for rest := dir[1:]; ; {
+		name, tail, more := strings.Cut(rest, "/")
+		next, ok := b.dirs[dirKey{id, name}]
+		if !ok {
+			return 0, false
+		}
+		id = next
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	b.lastDir, b.lastID, b.lastOK = dir, id, true
+	return id, true
+}
+
+// pathNotes say which entries the index lists without a path, for the
+// walk's note.
+func (b *indexBuilder) pathNotes() []string {
+	var why []string
+	if b.deep > 0 {
+		why = append(why, fmt.Sprintf("%d deeper than PATH_MAX (%d bytes of path)", b.deep, fsys.MaxPath))
+	}
+	if b.overBudget > 0 {
+		why = append(why, fmt.Sprintf("%d past the index's budget of %s of names", b.overBudget, sizeText(int64(maxNameBytes))))
+	}
+	if b.orphans > 0 {
+		why = append(why, fmt.Sprintf("%d in a directory that has no path", b.orphans))
+	}
+	var out []string
+	if len(why) > 0 {
+		out = append(out, fmt.Sprintf("%d entries listed without a path: %s", b.deep+b.overBudget+b.orphans, strings.Join(why, ", ")))
+	}
+	if b.linksDropped > 0 {
+		out = append(out, fmt.Sprintf("%d further names of files (hard links) without a path not listed", b.linksDropped))
+	}
+	return out
 }
 
 func (b *indexBuilder) addRun(r run) {
@@ -400,6 +636,6 @@ func (b *indexBuilder) finish() *fileIndex {
 	slices.SortFunc(b.x.runs, func(a, c run) int { return cmp.Compare(a.off, c.off) })
 	b.x.runs = slices.Clip(b.x.runs)
 	b.x.nodes = slices.Clip(b.x.nodes)
-	b.dirs = nil
+	b.dirs, b.lastDir = nil, ""
 	return &b.x
 }

@@ -190,7 +190,7 @@ func (m *Map) CompressedRuns(ctx context.Context, fn func(CompressedRun) error) 
 // compressed (LZNT1), with File reading its bytes decompressed through
 // the filesystem's reader: a live file opened by its path, a deleted one
 // (whose record is intact) from the clusters of it that are still free
-// (fsys.CompressedRunReader). An error from fn stops the walk.
+// (fsys.CompressedRunReader), as is a live one listed without a path. An error from fn stops the walk.
 func (m *Map) CompressedFiles(ctx context.Context, minSize int64, fn func(RegularFile) error) error {
 	for _, p := range m.all() {
 		x := p.idx
@@ -224,7 +224,9 @@ func (m *Map) CompressedFiles(ctx context.Context, minSize int64, fn func(Regula
 			path, runs := x.path(n), byNode[n]
 			f := RegularFile{Partition: p.info.Name, Path: path, Size: x.nodes[n].size, Deleted: runs[0].flags&runDeleted != 0}
 			var err error
-			if f.Deleted {
+			if f.Deleted || path == "" {
+				// No path opens it: a deleted file, or one listed
+				// without a path (see indexBuilder.addNode).
 				cr, ok := x.fs.(fsys.CompressedRunReader)
 				if !ok {
 					continue
