@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"unicode/utf16"
 
 	"github.com/imgaudit/imgaudit/formats/model"
@@ -305,17 +306,63 @@ func (f *FS) readMFTRuns() error {
 	if size < f.recordSize || len(runs) == 0 {
 		return fmt.Errorf("record 0 at byte %d: no $DATA: %w", at, errCorrupt)
 	}
+	f.mftCut = -1
 	f.setMFT(runs, size)
 	if list != nil {
 		f.extendMFTRuns(list, runs, size)
 	}
+	if f.mftCut >= 0 {
+		f.notes = append(f.notes, fmt.Sprintf("$MFT's runs map clusters twice (from byte %d of $MFT on): records from %d on are not read", f.mftCut, f.mftCut/f.recordSize))
+	}
 	return nil
 }
 
+// setMFT makes runs (of a stream of size bytes) $MFT's data, up to the
+// first run whose clusters an earlier run (in file order) maps too:
+// records there would be read again, and a small volume whose $MFT repeats
+// its clusters could present a million records. f.mftCut says where.
 func (f *FS) setMFT(runs []fsys.Run, size int64) {
 	slices.SortFunc(runs, func(a, b fsys.Run) int { return cmp.Compare(a.FileOff, b.FileOff) })
+	if k := firstRepeat(runs); k < len(runs) {
+		cut := runs[k].FileOff
+		if f.mftCut < 0 || cut < f.mftCut {
+			f.mftCut = cut
+		}
+		runs = runs[:k]
+	}
+	if f.mftCut >= 0 {
+		size = min(size, f.mftCut)
+	}
 	f.mftRuns = runs
 	f.mft = fsys.NewRunFile(f.r, size, runs)
+}
+
+// firstRepeat returns the index of the first of runs (sorted by file
+// offset) whose device bytes overlap those of a run before it, or
+// len(runs): the longest prefix whose runs are disjoint on the device,
+// by binary search over its length, each probe one pass over the runs
+// in device order.
+func firstRepeat(runs []fsys.Run) int {
+	byOff := make([]int, len(runs))
+	for i := range byOff {
+		byOff[i] = i
+	}
+	slices.SortFunc(byOff, func(a, b int) int { return cmp.Compare(runs[a].Off, runs[b].Off) })
+	disjoint := func(k int) bool { // runs[:k]
+		end := int64(-1)
+		for _, i := range byOff {
+			if i >= k {
+				continue
+			}
+			if runs[i].Off < end {
+				return false
+			}
+			end = runs[i].Off + runs[i].Len
+		}
+		return true
+	}
+	// The first k for which runs[:k+1] overlap.
+	return sort.Search(len(runs), func(k int) bool { return !disjoint(k + 1) })
 }
 
 // extendMFTRuns adds the $DATA runs that $MFT's attribute list places in

@@ -94,6 +94,7 @@ type FS struct {
 	recordSize  int64
 	mft         *fsys.RunFile // the $MFT data stream
 	mftRuns     []fsys.Run
+	mftCut      int64  // where $MFT's runs start to repeat clusters (setMFT), or -1
 	bitmap      []byte // $Bitmap; nil when unreadable or too large
 	recs        []record
 	// firstChild and next link each record into its parent's children
