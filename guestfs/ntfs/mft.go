@@ -497,6 +497,7 @@ func (f *FS) readRecords(ctx context.Context) error {
 				}
 				continue
 			}
+			f.keepNames(&rec)
 			for _, s := range rec.streams {
 				total += len(s.runs)
 			}
@@ -521,6 +522,9 @@ func (f *FS) readRecords(ctx context.Context) error {
 	if bad > 0 {
 		f.notes = append(f.notes, fmt.Sprintf("%d MFT records unreadable (first: %v)", bad, badErr))
 	}
+	if f.namesCut > 0 {
+		f.notes = append(f.notes, fmt.Sprintf("names past the budget of %d bytes: %d MFT records keep fewer names than they have (those without a name are not walked: their bytes are scanned, unattributed)", maxNameBytes, f.namesCut))
+	}
 	for _, e := range exts {
 		if e.base >= int64(len(f.recs)) {
 			continue
@@ -536,6 +540,30 @@ func (f *FS) readRecords(ctx context.Context) error {
 
 // maxLinks bounds the names kept per record.
 const maxLinks = 64
+
+// keepNames charges the names record r keeps to maxNameBytes: past it, r
+// keeps no other names, and no name when that does not fit either.
+func (f *FS) keepNames(r *record) {
+	n := 0
+	if r.flags&recNamed != 0 {
+		n = len(r.name)
+	}
+	for _, l := range r.links {
+		n += len(l.name)
+	}
+	if f.nameBytes+n <= maxNameBytes {
+		f.nameBytes += n
+		return
+	}
+	f.namesCut++
+	r.links = nil
+	if r.flags&recNamed != 0 && f.nameBytes+len(r.name) <= maxNameBytes {
+		f.nameBytes += len(r.name)
+		return
+	}
+	r.name = ""
+	r.flags &^= recNamed
+}
 
 // addName records a $FILE_NAME of attribute instance inst. The record's
 // name is its oldest long name (the lowest instance: names are numbered as

@@ -181,8 +181,17 @@ func TestMFTBounded(t *testing.T) {
 			},
 			walked: 1200, maxWalked: 1200,
 		},
+		{
+			name: "names over budget", nameBytes: 100 * 765,
+			note:   func(int64) string { return "names past the budget of 76500 bytes: " },
+			walked: 90, maxWalked: 102,
+		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.nameBytes > 0 {
+				defer func(n int) { maxNameBytes = n }(maxNameBytes)
+				maxNameBytes = c.nameBytes
+			}
 			img := bytes.Clone(base)
 			var mft int64
 			if c.runs != nil {

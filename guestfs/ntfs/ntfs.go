@@ -45,13 +45,21 @@ var le = binary.LittleEndian
 const (
 	maxClusterSize = 2 << 20
 	maxRecordSize  = 64 << 10
-	maxRecords     = 1 << 20  // MFT records read (1 GiB of 1 KiB records; ~100 bytes each kept)
+	maxRecords     = 1 << 20  // MFT records read (1 GiB of 1 KiB records; ~100 bytes each kept, and their names: maxNameBytes)
 	maxBitmapBytes = 64 << 20 // $Bitmap read: 512M clusters, 2 TiB at 4 KiB
 	maxMFTRuns     = 1 << 16
 	maxTotalRuns   = 8 << 20
 	maxDepth       = 4096
 	maxAttrList    = 256 << 10
 )
+
+// maxNameBytes bounds the bytes of the names ($FILE_NAME) the records
+// keep, all together (a variable for tests). A record keeps its name and
+// up to maxLinks others, each up to 765 bytes (255 UTF-16 units): a
+// million records could keep 50 GB. A million records of a Windows
+// install keep about 30 MB. Past it, a record's other names, then its
+// name, are not kept (the record is not walked), and a note says so.
+var maxNameBytes = 64 << 20
 
 // Well-known MFT records.
 const (
@@ -102,6 +110,9 @@ type FS struct {
 	firstChild, next []int32
 	links            map[int32][]namedChild // by directory: live records' other names
 	notes            []string
+	// nameBytes are the bytes of names the records keep (maxNameBytes);
+	// namesCut counts the records that keep fewer than they have.
+	nameBytes, namesCut int
 }
 
 // Open reads the boot sector, the MFT (every record, through $MFT's own
