@@ -92,8 +92,8 @@ func TestDeepPathsBounded(t *testing.T) {
 		links      int    // more names of the bottom file, at the bottom
 		topLink    string // another name of the bottom file, near the root
 		secrets    []secret
-		nameBytes  int   // maxNameBytes for the case (0: as is)
-		placeBytes int64 // maxPlaceBytes for the case (0: as is)
+		nameBytes  int   // budgets.nameBytes for the case (0: maxNameBytes)
+		placeBytes int64 // budgets.placeBytes for the case (0: maxPlaceBytes)
 		note       []string
 		noNote     string
 	}{
@@ -124,13 +124,12 @@ func TestDeepPathsBounded(t *testing.T) {
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			bud := defaultBudgets()
 			if c.nameBytes > 0 {
-				defer func(n int) { maxNameBytes = n }(maxNameBytes)
-				maxNameBytes = c.nameBytes
+				bud.nameBytes = c.nameBytes
 			}
 			if c.placeBytes > 0 {
-				defer func(n int64) { maxPlaceBytes = n }(maxPlaceBytes)
-				maxPlaceBytes = c.placeBytes
+				bud.placeBytes = c.placeBytes
 			}
 			src := t.TempDir()
 			paths := map[string]string{}
@@ -189,7 +188,7 @@ func TestDeepPathsBounded(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			start := time.Now()
-			m, err := Analyze(context.Background(), im.Views[0].Disk)
+			m, err := analyze(context.Background(), im.Views[0].Disk, bud)
 			took := time.Since(start)
 			if err != nil {
 				t.Fatal(err)

@@ -114,7 +114,7 @@ dd if=fs.img of=mbr.img bs=512 seek=64 conv=notrunc status=none`)
 		}
 		layout := &pvLayout{r: memDisk{data, n}, size: n}
 		seg := &lvSegment{start: 0, n: n, stripes: []lvStripe{{pv: layout, pvName: "pv0"}}}
-		m := &Map{size: n}
+		m := &Map{size: n, budgets: defaultBudgets()}
 		m.parts = []*partition{{info: PartitionInfo{Name: WholeDisk, Size: n}, pv: layout}}
 		lv := &partition{info: PartitionInfo{Name: "vg/lv", Size: n}}
 		layout.areas = []pvArea{{off: 0, n: n, lv: lv, seg: seg}}

@@ -105,6 +105,21 @@ type Map struct {
 	// nestingOrigin when it is set.
 	nesting       bool
 	nestingOrigin string
+	// budgets bound what the analysis keeps (Analyze: defaultBudgets).
+	budgets budgets
+}
+
+// budgets are the bounds an analysis holds to. Analyze gives the
+// package's constants; tests give less through analyze, and no
+// package state changes.
+type budgets struct {
+	nameBytes  int   // maxNameBytes: names a filesystem's index keeps
+	placeBytes int64 // maxPlaceBytes: paths an index gives to findings
+}
+
+// defaultBudgets are Analyze's budgets.
+func defaultBudgets() budgets {
+	return budgets{nameBytes: maxNameBytes, placeBytes: maxPlaceBytes}
 }
 
 // SnapshotOf says, for a partition as Location names it, the logical
@@ -157,8 +172,13 @@ type partition struct {
 
 // Analyze reads d's partition table and filesystems and builds the index.
 func Analyze(ctx context.Context, d model.Disk) (*Map, error) {
+	return analyze(ctx, d, defaultBudgets())
+}
+
+// analyze is Analyze within the budgets bud.
+func analyze(ctx context.Context, d model.Disk, bud budgets) (*Map, error) {
 	size := d.Size()
-	m := &Map{size: size}
+	m := &Map{size: size, budgets: bud}
 	pt, err := readPartitionTable(d, size)
 	if err != nil {
 		return nil, fmt.Errorf("guestfs: partition table: %w", err)
@@ -222,7 +242,7 @@ func (m *Map) analyzeVolume(ctx context.Context, r io.ReaderAt, p *partition, in
 		if err == nil {
 			p.info.FS = f.Kind()
 			var more []string
-			p.idx, more, err = buildIndex(ctx, f)
+			p.idx, more, err = buildIndex(ctx, f, m.budgets)
 			notes = append(notes, more...)
 		}
 	case kind == "lvm2" && (!inLV || p.parent != nil && !p.parent.nested):

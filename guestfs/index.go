@@ -28,8 +28,9 @@ const (
 	MaxLinkNames = 64
 )
 
-// Budgets of the bytes of names an index keeps (variables for tests).
-var (
+// Budgets of the bytes of names an index keeps: an analysis holds to
+// its budgets (Map.budgets), these unless a test gives less.
+const (
 	// maxNameBytes bounds the bytes of the names the nodes keep, each
 	// once (4 Mi nodes of 16 bytes; a Linux or Windows install's names
 	// average under 30). The entries past it are listed without a
@@ -137,14 +138,15 @@ type fileIndex struct {
 	// truncated: some entries or runs are not indexed (over the caps).
 	truncated bool
 
-	// names are the names locate gives, by file (see maxPlaceBytes);
-	// namesBytes charges them, and namesCut says that a place was given
-	// without its path, the budget spent. mu guards them: the Map is
-	// used concurrently.
-	mu         sync.Mutex
-	names      map[uint32]fileNames
-	namesBytes int64
-	namesCut   bool
+	// names are the names locate gives, by file; namesBytes charges
+	// them to placeBudget (maxPlaceBytes), and namesCut says that a
+	// place was given without its path, the budget spent. mu guards
+	// them: the Map is used concurrently.
+	mu          sync.Mutex
+	names       map[uint32]fileNames
+	namesBytes  int64
+	placeBudget int64
+	namesCut    bool
 }
 
 // fileNames are a file's path and other names (hard links) as locate
@@ -259,7 +261,7 @@ func (x *fileIndex) locate(off int64) place {
 // namesOf returns the path and other names of node n's file, built once
 // and shared by every place in the file (callers must not modify them).
 // A file listed without a path takes the first of its other names that
-// has one. Past maxPlaceBytes, a file not named yet gets none.
+// has one. Past x.placeBudget, a file not named yet gets none.
 func (x *fileIndex) namesOf(n uint32) fileNames {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -271,7 +273,7 @@ func (x *fileIndex) namesOf(n uint32) fileNames {
 	for _, a := range ids {
 		cost += int64(x.pathLen(a))
 	}
-	if x.namesBytes+cost > maxPlaceBytes {
+	if x.namesBytes+cost > x.placeBudget {
 		x.namesCut = true
 		return fileNames{}
 	}
@@ -305,7 +307,7 @@ func (x *fileIndex) placeNote() string {
 	if !x.namesCut {
 		return ""
 	}
-	return fmt.Sprintf("walk incomplete: the index's budget of %s of paths given to findings is spent: findings in further files have no path", sizeText(maxPlaceBytes))
+	return fmt.Sprintf("walk incomplete: the index's budget of %s of paths given to findings is spent: findings in further files have no path", sizeText(x.placeBudget))
 }
 
 // linkIDs lists the nodes of the other names of node n's file: at most
@@ -380,10 +382,11 @@ func (x *fileIndex) pathLen(n uint32) int {
 	return size
 }
 
-// buildIndex walks f and indexes every entry's runs. A partial walk (a
-// *fsys.PartialError) gives an index and notes; any other error, none.
-func buildIndex(ctx context.Context, f fsys.FS) (*fileIndex, []string, error) {
-	b := newIndexBuilder()
+// buildIndex walks f and indexes every entry's runs, within the budgets
+// bud. A partial walk (a *fsys.PartialError) gives an index and notes;
+// any other error, none.
+func buildIndex(ctx context.Context, f fsys.FS, bud budgets) (*fileIndex, []string, error) {
+	b := newIndexBuilder(bud)
 	visited := 0
 	err := f.Walk(ctx, func(e fsys.Entry) error {
 		visited++
@@ -471,10 +474,11 @@ type indexBuilder struct {
 	dirs map[dirKey]uint32
 	// lastDir is the last directory path resolved (a walk gives a
 	// directory's entries together), and lastID its node.
-	lastDir   string
-	lastID    uint32
-	lastOK    bool
-	nameBytes int // the names the nodes keep (maxNameBytes)
+	lastDir    string
+	lastID     uint32
+	lastOK     bool
+	nameBytes  int // the names the nodes keep, at most nameBudget
+	nameBudget int // maxNameBytes
 	// The entries listed without a path, by why (see addNode), and the
 	// further names of files (Link entries) not listed.
 	deep, overBudget, orphans, linksDropped int
@@ -498,18 +502,19 @@ type pendingLink struct {
 	id   [2]uint64
 }
 
-func newIndexBuilder() *indexBuilder {
+func newIndexBuilder(bud budgets) *indexBuilder {
 	return &indexBuilder{
-		x:    fileIndex{nodes: []node{{}}},
-		dirs: map[dirKey]uint32{},
-		byID: map[[2]uint64]uint32{},
+		x:          fileIndex{nodes: []node{{}}, placeBudget: bud.placeBytes},
+		dirs:       map[dirKey]uint32{},
+		byID:       map[[2]uint64]uint32{},
+		nameBudget: bud.nameBytes,
 	}
 }
 
 // addNode adds the node for absolute path p and returns its id. An entry
 // it cannot give a path is listed without one (its runs are still
 // indexed, unattributed): a path longer than fsys.MaxPath bytes (which
-// walks give as ""), a name past maxNameBytes, a parent directory that
+// walks give as ""), a name past b.nameBudget, a parent directory that
 // has no node (it has no path, or was not indexed). A Link entry
 // (link) without a path is not listed: it is only a name.
 func (b *indexBuilder) addNode(p string, size int64, mode iofs.FileMode, link bool) (uint32, bool) {
@@ -534,7 +539,7 @@ func (b *indexBuilder) addNode(p string, size int64, mode iofs.FileMode, link bo
 		switch parent, ok = b.dir(p[:i]); {
 		case !ok:
 			why = &b.orphans
-		case b.nameBytes+len(name) > maxNameBytes:
+		case b.nameBytes+len(name) > b.nameBudget:
 			why = &b.overBudget
 		}
 	}
@@ -596,7 +601,7 @@ func (b *indexBuilder) pathNotes() []string {
 		why = append(why, fmt.Sprintf("%d deeper than PATH_MAX (%d bytes of path)", b.deep, fsys.MaxPath))
 	}
 	if b.overBudget > 0 {
-		why = append(why, fmt.Sprintf("%d past the index's budget of %s of names", b.overBudget, sizeText(int64(maxNameBytes))))
+		why = append(why, fmt.Sprintf("%d past the index's budget of %s of names", b.overBudget, sizeText(int64(b.nameBudget))))
 	}
 	if b.orphans > 0 {
 		why = append(why, fmt.Sprintf("%d in a directory that has no path", b.orphans))
