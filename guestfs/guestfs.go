@@ -113,13 +113,14 @@ type Map struct {
 // package's constants; tests give less through analyze, and no
 // package state changes.
 type budgets struct {
-	nameBytes  int   // maxNameBytes: names a filesystem's index keeps
-	placeBytes int64 // maxPlaceBytes: paths an index gives to findings
+	nameBytes    int   // maxNameBytes: names a filesystem's index keeps
+	placeBytes   int64 // maxPlaceBytes: paths an index gives to findings
+	removedAreas int   // maxRemovedAreas: PV areas of a VG's removed LVs
 }
 
 // defaultBudgets are Analyze's budgets.
 func defaultBudgets() budgets {
-	return budgets{nameBytes: maxNameBytes, placeBytes: maxPlaceBytes}
+	return budgets{nameBytes: maxNameBytes, placeBytes: maxPlaceBytes, removedAreas: maxRemovedAreas}
 }
 
 // SnapshotOf says, for a partition as Location names it, the logical

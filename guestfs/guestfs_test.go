@@ -56,13 +56,19 @@ func writeTree(t *testing.T) string {
 // checking that the file did not change.
 func analyzeFile(t *testing.T, path string) (*Map, []byte) {
 	t.Helper()
+	return analyzeFileWithin(t, path, defaultBudgets())
+}
+
+// analyzeFileWithin is analyzeFile within the budgets bud.
+func analyzeFileWithin(t *testing.T, path string, bud budgets) (*Map, []byte) {
+	t.Helper()
 	before := sha256.Sum256(testutil.FileSnapshot(t, path))
 	im, err := raw.Open(context.Background(), path, model.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { im.Close() }) // the Map reads through the open image
-	m, err := Analyze(context.Background(), im.Views[0].Disk)
+	m, err := analyze(context.Background(), im.Views[0].Disk, bud)
 	if err != nil {
 		t.Fatalf("Analyze: %v", err)
 	}

@@ -61,7 +61,7 @@ func TestLVMRemovedAreas(t *testing.T) {
 	for _, c := range []struct {
 		name         string
 		removed, n   int
-		cap          int   // maxRemovedAreas; 0: as is
+		cap          int   // budgets.removedAreas; 0: maxRemovedAreas
 		areas        []int // areas of each removed LV listed
 		cut          string
 		unlisted     int // removed LVs not listed
@@ -71,15 +71,14 @@ func TestLVMRemovedAreas(t *testing.T) {
 		{name: "three removed LVs past the cap of areas", removed: 3, n: 400, cap: 600, areas: []int{400, 200}, cut: "old1", unlisted: 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			bud := defaultBudgets()
 			if c.cap > 0 {
-				saved := maxRemovedAreas
-				maxRemovedAreas = c.cap
-				defer func() { maxRemovedAreas = saved }()
+				bud.removedAreas = c.cap
 			}
 			vg := fmt.Sprintf("imgauditrm%d", os.Getpid())
 			path := filepath.Join(t.TempDir(), "pv.img")
 			peStart := removedLVDisk(t, path, vg, c.removed, c.n)
-			m, _ := analyzeFile(t, path)
+			m, _ := analyzeFileWithin(t, path, bud)
 			parts := map[string]PartitionInfo{}
 			for _, p := range m.Partitions() {
 				parts[p.Name] = p
@@ -124,7 +123,7 @@ func TestLVMRemovedAreas(t *testing.T) {
 				if !strings.Contains(p.Note, wantRanges) || !strings.Contains(p.Note, more) || strings.Count(p.Note, "-") != maxRemovedNoteRanges {
 					t.Errorf("%s: note lists more than %d ranges or not the first: %.300q", name, maxRemovedNoteRanges, p.Note)
 				}
-				if cut := strings.Contains(p.Note, fmt.Sprintf("reached their cap of %d PV areas", maxRemovedAreas)); cut != (c.cut == fmt.Sprintf("old%d", i)) {
+				if cut := strings.Contains(p.Note, fmt.Sprintf("reached their cap of %d PV areas", bud.removedAreas)); cut != (c.cut == fmt.Sprintf("old%d", i)) {
 					t.Errorf("%s: cut %v in note %q", name, cut, p.Note)
 				}
 			}

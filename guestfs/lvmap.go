@@ -381,19 +381,20 @@ func (m *Map) addLV(ctx context.Context, vg *lvm.VG, lv lvm.LV, byName map[strin
 // in an older copy, an LV over extents that a current LV splits into a
 // million one-extent stripes (the 16 MiB metadata area holds that many),
 // and many such LVs.
-var maxRemovedAreas = 1 << 20 // PV areas of one VG's removed LVs, together (a var: tests lower it)
+const maxRemovedAreas = 1 << 20 // PV areas of one VG's removed LVs, together (the default of budgets.removedAreas)
 
 const maxRemovedNoteRanges = 16 // disk ranges a removed LV's note lists
 
 // addRemovedLVs lists the LVs that older metadata copies name and the
 // current metadata does not, with their extents that no current LV uses,
-// in at most maxRemovedAreas areas for the VG; past them, the note of the
-// PV's partition (owner) says how many volumes were not mapped (their
-// bytes are still scanned, and located as free space of the VG).
+// in at most m.budgets.removedAreas areas for the VG; past them, the
+// note of the PV's partition (owner) says how many volumes were not
+// mapped (their bytes are still scanned, and located as free space of
+// the VG).
 func (m *Map) addRemovedLVs(ctx context.Context, vg *lvm.VG, pvs []*pvLayout, owner map[*pvLayout]*partition, byName map[string]*pvLayout, current map[string]bool) error {
 	done := map[string]bool{}
 	covered := map[*pvLayout]coverage{} // each PV's current LV areas, merged once
-	left := maxRemovedAreas
+	left := m.budgets.removedAreas
 	unmapped := 0 // removed LVs not mapped once the areas ran out
 	steps := 0
 	tick := func() error { // a cancelled scan stops within 1,024 steps
@@ -464,7 +465,7 @@ func (m *Map) addRemovedLVs(ctx context.Context, vg *lvm.VG, pvs []*pvLayout, ow
 				}
 				p.info.Note += ")"
 				if cut {
-					p.info.Note += fmt.Sprintf("; the VG's removed volumes reached their cap of %d PV areas: this volume's further extents are not mapped (their bytes are scanned, and located as free space of the VG)", maxRemovedAreas)
+					p.info.Note += fmt.Sprintf("; the VG's removed volumes reached their cap of %d PV areas: this volume's further extents are not mapped (their bytes are scanned, and located as free space of the VG)", m.budgets.removedAreas)
 				}
 				m.lvs = append(m.lvs, p)
 			}
@@ -472,7 +473,7 @@ func (m *Map) addRemovedLVs(ctx context.Context, vg *lvm.VG, pvs []*pvLayout, ow
 	}
 	if unmapped > 0 {
 		p := owner[pvs[0]]
-		p.info.Note = joinNote(p.info.Note, fmt.Sprintf("%d more removed logical volumes of VG %s are not listed: the removed volumes reached their cap of %d PV areas (their bytes are scanned, and located as free space of the VG)", unmapped, vg.Name, maxRemovedAreas))
+		p.info.Note = joinNote(p.info.Note, fmt.Sprintf("%d more removed logical volumes of VG %s are not listed: the removed volumes reached their cap of %d PV areas (their bytes are scanned, and located as free space of the VG)", unmapped, vg.Name, m.budgets.removedAreas))
 	}
 	return nil
 }
