@@ -523,7 +523,7 @@ func (f *FS) readRecords(ctx context.Context) error {
 		f.notes = append(f.notes, fmt.Sprintf("%d MFT records unreadable (first: %v)", bad, badErr))
 	}
 	if f.namesCut > 0 {
-		f.notes = append(f.notes, fmt.Sprintf("names past the budget of %d bytes: %d MFT records keep fewer names than they have (those without a name are not walked: their bytes are scanned, unattributed)", maxNameBytes, f.namesCut))
+		f.notes = append(f.notes, fmt.Sprintf("names past the budget of %d bytes: %d MFT records keep fewer names than they have (those without a name are not walked: their bytes are scanned, unattributed)", f.nameBudget, f.namesCut))
 	}
 	for _, e := range exts {
 		if e.base >= int64(len(f.recs)) {
@@ -541,7 +541,7 @@ func (f *FS) readRecords(ctx context.Context) error {
 // maxLinks bounds the names kept per record.
 const maxLinks = 64
 
-// keepNames charges the names record r keeps to maxNameBytes: past it, r
+// keepNames charges the names record r keeps to f.nameBudget: past it, r
 // keeps no other names, and no name when that does not fit either.
 func (f *FS) keepNames(r *record) {
 	n := 0
@@ -551,13 +551,13 @@ func (f *FS) keepNames(r *record) {
 	for _, l := range r.links {
 		n += len(l.name)
 	}
-	if f.nameBytes+n <= maxNameBytes {
+	if f.nameBytes+n <= f.nameBudget {
 		f.nameBytes += n
 		return
 	}
 	f.namesCut++
 	r.links = nil
-	if r.flags&recNamed != 0 && f.nameBytes+len(r.name) <= maxNameBytes {
+	if r.flags&recNamed != 0 && f.nameBytes+len(r.name) <= f.nameBudget {
 		f.nameBytes += len(r.name)
 		return
 	}

@@ -151,7 +151,7 @@ func TestMFTBounded(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		runs      func(own [][2]int64, clusters int64) [][2]int64 // nil: as made
-		nameBytes int                                             // maxNameBytes (0: as is)
+		nameBytes int                                             // the budget of names (0: maxNameBytes)
 		note      func(mft int64) string                          // the notes say it (mft: the bytes $MFT's own runs map); nil: none
 		walked    int                                             // files walked under /names at least
 		maxWalked int                                             // and at most
@@ -188,9 +188,9 @@ func TestMFTBounded(t *testing.T) {
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			nameBudget := maxNameBytes
 			if c.nameBytes > 0 {
-				defer func(n int) { maxNameBytes = n }(maxNameBytes)
-				maxNameBytes = c.nameBytes
+				nameBudget = c.nameBytes
 			}
 			img := bytes.Clone(base)
 			var mft int64
@@ -200,7 +200,7 @@ func TestMFTBounded(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			f, err := Open(context.Background(), bytes.NewReader(img), int64(len(img)), "p1")
+			f, err := open(context.Background(), bytes.NewReader(img), int64(len(img)), "p1", nameBudget)
 			if err != nil {
 				t.Fatal(err)
 			}

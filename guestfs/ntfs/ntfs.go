@@ -54,12 +54,13 @@ const (
 )
 
 // maxNameBytes bounds the bytes of the names ($FILE_NAME) the records
-// keep, all together (a variable for tests). A record keeps its name and
-// up to maxLinks others, each up to 765 bytes (255 UTF-16 units): a
-// million records could keep 50 GB. A million records of a Windows
-// install keep about 30 MB. Past it, a record's other names, then its
-// name, are not kept (the record is not walked), and a note says so.
-var maxNameBytes = 64 << 20
+// keep, all together (FS.nameBudget, as Open sets it). A record keeps
+// its name and up to maxLinks others, each up to 765 bytes (255 UTF-16
+// units): a million records could keep 50 GB. A million records of a
+// Windows install keep about 30 MB. Past it, a record's other names,
+// then its name, are not kept (the record is not walked), and a note
+// says so.
+const maxNameBytes = 64 << 20
 
 // Well-known MFT records.
 const (
@@ -110,16 +111,23 @@ type FS struct {
 	firstChild, next []int32
 	links            map[int32][]namedChild // by directory: live records' other names
 	notes            []string
-	// nameBytes are the bytes of names the records keep (maxNameBytes);
-	// namesCut counts the records that keep fewer than they have.
-	nameBytes, namesCut int
+	// nameBytes are the bytes of names the records keep, at most
+	// nameBudget (maxNameBytes); namesCut counts the records that keep
+	// fewer than they have.
+	nameBytes, nameBudget, namesCut int
 }
 
 // Open reads the boot sector, the MFT (every record, through $MFT's own
 // runlist) and $Bitmap of the NTFS in r[0:size). name ("p1", "disk")
 // names the partition in errors and notes.
 func Open(ctx context.Context, r io.ReaderAt, size int64, name string) (*FS, error) {
-	f := &FS{r: r, size: size, name: name}
+	return open(ctx, r, size, name, maxNameBytes)
+}
+
+// open is Open with a budget of nameBudget bytes for the names the
+// records keep (tests give less than maxNameBytes).
+func open(ctx context.Context, r io.ReaderAt, size int64, name string, nameBudget int) (*FS, error) {
+	f := &FS{r: r, size: size, name: name, nameBudget: nameBudget}
 	if err := f.readBoot(); err != nil {
 		return nil, err
 	}
