@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -79,9 +80,9 @@ func TestScanContainerTarballAndMerge(t *testing.T) {
 	}
 }
 
-// writeImageTar writes a docker save tarball of an image with one layer
-// holding one file.
-func writeImageTar(t *testing.T, path, ref, file string, data []byte) {
+// oneFileImage is an image with one layer holding one file.
+func oneFileImage(t *testing.T, file string, data []byte) v1.Image {
+	t.Helper()
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
 	tw.WriteHeader(&tar.Header{Name: file, Mode: 0o600, Size: int64(len(data)), Typeflag: tar.TypeReg})
@@ -95,6 +96,13 @@ func writeImageTar(t *testing.T, path, ref, file string, data []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return img
+}
+
+// writeImageTar writes a docker save tarball of an image with one layer
+// holding one file.
+func writeImageTar(t *testing.T, path, ref, file string, data []byte) {
+	img := oneFileImage(t, file, data)
 	tag, _ := name.NewTag(ref)
 	if err := tarball.WriteToFile(path, tag, img); err != nil {
 		t.Fatal(err)
