@@ -50,6 +50,11 @@ func TestLendingDiskLendsGuestBytes(t *testing.T) {
 	}{
 		{"qcow2 written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "qcow2", base, p) }, 0.99},
 		{"vmdk written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", base, p) }, 0.99},
+		// Its data in an extent file of its own, which the image opens
+		// through the allowed roots: a host file, lent too.
+		{"vmdk with a flat extent", ".vmdk", func(p string) {
+			testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", "-o", "subformat=monolithicFlat", base, p)
+		}, 0.99},
 		{"vhd written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vpc", base, p) }, 0.99},
 		{"vhdx written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vhdx", base, p) }, 0.99},
 		{"vdi written in one go", "", func(p string) { testutil.Run(t, "qemu-img", "convert", "-O", "vdi", base, p) }, 0.99},
