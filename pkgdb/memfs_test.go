@@ -2,10 +2,12 @@ package pkgdb
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/imgaudit/imgaudit/internal/testutil"
@@ -113,4 +115,35 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestReaderAtRecordCapTruncates: a reader stops at maxRecords without an
+// error; the DB says it is truncated, so that the caller's note says the
+// files past the cap are vouched for by nothing (dpkg's stop went unsaid
+// when no other reader's records followed). One package's md5sums of one
+// line more than the cap, with a line fewer as the control.
+func TestReaderAtRecordCapTruncates(t *testing.T) {
+	for _, tc := range []struct {
+		lines int
+		want  bool
+	}{
+		{maxRecords - 1, false},
+		{maxRecords + 1, true},
+	} {
+		var sums strings.Builder
+		for i := range tc.lines {
+			fmt.Fprintf(&sums, "0123456789abcdef0123456789abcdef  usr/share/big/%d\n", i)
+		}
+		files := map[string][]byte{
+			"var/lib/dpkg/status":           []byte("Package: big\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"),
+			"var/lib/dpkg/info/big.md5sums": []byte(sums.String()),
+		}
+		db := Read(context.Background(), NewMemFS(files, nil))
+		if n := db.Len(); n != min(tc.lines, maxRecords) {
+			t.Errorf("%d lines: %d records", tc.lines, n)
+		}
+		if db.Truncated != tc.want {
+			t.Errorf("%d lines: Truncated = %v, want %v", tc.lines, db.Truncated, tc.want)
+		}
+	}
 }

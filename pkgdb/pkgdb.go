@@ -92,8 +92,10 @@ type DB struct {
 	// Errors are the readers' errors: a reader that fails contributes what
 	// it read before failing, and the others still run.
 	Errors []error
-	// Truncated is set when the records passed maxRecords: paths past the
-	// cap are not owned as far as Lookup knows.
+	// Truncated is set when the records passed maxRecords, all readers
+	// together or one reader alone (since 2026-12-08: before, a reader
+	// that stopped at the cap, dpkg's, went unsaid): paths past the cap
+	// are not owned as far as Lookup knows.
 	Truncated bool
 }
 
@@ -131,6 +133,12 @@ func ReadGated(ctx context.Context, fsys FS, gate *decode.MemoryGate) *DB {
 		}
 		if len(recs) > 0 {
 			db.Managers = append(db.Managers, r.name)
+		}
+		if len(recs) >= maxRecords {
+			// The reader stopped at the cap (each stops there without an
+			// error): the files past it are vouched for by nothing, which
+			// the caller's note says.
+			db.Truncated = true
 		}
 		for _, rec := range recs {
 			if n >= maxRecords {
