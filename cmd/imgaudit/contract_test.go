@@ -428,12 +428,15 @@ func TestOutputRefusals(t *testing.T) {
 // reading it through a view is evidence too: a backing file that could
 // not be decrypted (the run is incomplete) and a Parallels disk's
 // DiskDescriptor.xml. Neither was among the inputs, so scan and extract
-// wrote their output over them (an audit saw both replaced).
+// wrote their output over them (an audit saw both replaced). The base
+// uses qcow2's legacy AES encryption: LUKS has qemu-img time PBKDF2 by
+// thread CPU time, which on a loaded machine reads none and fails
+// ("Unable to get accurate CPU usage"; TestEncrypted retries for it).
 func TestOutputRefusalsOfFilesOpened(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img")
 	dir := t.TempDir()
 	testutil.Bash(t, dir, `set -e
-qemu-img create -q -f qcow2 --object secret,id=s0,data=pw -o encrypt.format=luks,encrypt.key-secret=s0 base.qcow2 16M
+qemu-img create -q -f qcow2 --object secret,id=s0,data=pw -o encrypt.format=aes,encrypt.key-secret=s0 base.qcow2 16M
 qemu-img create -q -f qcow2 -u -b base.qcow2 -F qcow2 top.qcow2 16M
 mkdir p
 qemu-img create -q -f parallels p/disk.hds 16M`)
